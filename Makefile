@@ -1,0 +1,182 @@
+# kcpsocks - one make for everything. `make help` lists the targets.
+#
+# Layout: src/base and src/core build libkscore.a (sans-I/O, no libev, no
+# sockets); src/io builds libksio.a; src/local, src/server and each
+# tools/*.c link against both. Every tests/unit/test_*.c, tests/sim/sim_*.c,
+# tests/fuzz/fuzz_*.c and bench/bench_*.c is picked up by its name, so a new
+# module needs no Makefile edit.
+
+BUILD    ?= build
+CC       ?= cc
+CLANG    ?= clang
+OPT      ?= -O2
+SAN      ?=
+WERROR   ?= $(if $(CI),-Werror)
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+            -Wno-missing-field-initializers $(WERROR)
+CFLAGS   ?=
+CPPFLAGS := -Isrc -D_GNU_SOURCE
+ALLCFLAGS = -std=c17 $(OPT) -g $(WARN) $(SAN) -MMD -MP $(CFLAGS)
+LDLIBS_CORE := -lsodium
+LDLIBS_IO   := -lev -lcares -linih -lsodium -lm
+LDLIBS_TEST := -lcmocka
+FUZZ_SECONDS ?= 20
+
+BASE_SRC  := $(sort $(wildcard src/base/*.c))
+CORE_SRC  := $(sort $(wildcard src/core/*.c))
+IO_SRC    := $(sort $(wildcard src/io/*.c))
+LOCAL_SRC := $(sort $(wildcard src/local/*.c))
+SERVER_SRC:= $(sort $(wildcard src/server/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+SIM_SRC   := $(sort $(wildcard tests/sim/sim_*.c))
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+CORE_OBJ  := $(call obj,$(BASE_SRC) $(CORE_SRC))
+IO_OBJ    := $(call obj,$(IO_SRC))
+LIBCORE   := $(BUILD)/libkscore.a
+LIBIO     := $(BUILD)/libksio.a
+
+BINS  := $(if $(LOCAL_SRC),$(BUILD)/kcpsocks-local) $(if $(SERVER_SRC),$(BUILD)/kcpsocks-server)
+TOOLS := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRC))
+UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+SIMS  := $(patsubst tests/sim/%.c,$(BUILD)/tests/%,$(SIM_SRC))
+REPLAYS := $(patsubst tests/fuzz/%.c,$(BUILD)/replay/%,$(FUZZ_SRC))
+FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+DEPS_STAMP := $(BUILD)/.deps-build
+
+.PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
+        test-socks5-realistic asan fuzz fuzz-run check check-format check-layering format \
+        bench bench-kcp clean run
+
+all: $(BINS) $(TOOLS)
+
+help:
+	@echo 'make                       build the daemons and tools into $(BUILD)/'
+	@echo 'make test                  unit, simulation, fuzz-corpus replay and fast integration tests'
+	@echo 'make test-all              make test + realistic suite + ASan/UBSan run + short fuzzing'
+	@echo 'make test-socks5-realistic curl and nginx through the lossy relay'
+	@echo 'make asan                  the unit/sim/replay tests under ASan+UBSan (build/asan)'
+	@echo 'make fuzz                  build libFuzzer targets into build/fuzz; fuzz-run runs each $(FUZZ_SECONDS)s'
+	@echo 'make bench                 benchmarks; writes docs/BENCHMARKS.md'
+	@echo 'make check                 formatting and the sans-I/O layering rule'
+	@echo 'make format                apply .clang-format'
+
+# Install missing Debian packages (as root) or say exactly what is missing.
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh
+	@mkdir -p $(@D)
+	@scripts/deps.sh build
+	@touch $@
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c -o $@ $<
+
+$(LIBCORE): $(CORE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIBIO): $(IO_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $(if $^,$^,)
+
+LINK = $(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@
+
+$(BUILD)/kcpsocks-local: $(call obj,$(LOCAL_SRC)) $(LIBIO) $(LIBCORE)
+	$(LINK) $^ $(LDLIBS_IO)
+
+$(BUILD)/kcpsocks-server: $(call obj,$(SERVER_SRC)) $(LIBIO) $(LIBCORE)
+	$(LINK) $^ $(LDLIBS_IO)
+
+$(TOOLS): $(BUILD)/%: $(BUILD)/obj/tools/%.o $(LIBIO) $(LIBCORE)
+	$(LINK) $^ $(LDLIBS_IO)
+
+$(UNITS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBIO) $(LIBCORE)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(LDLIBS_TEST) $(LDLIBS_IO)
+
+$(SIMS): $(BUILD)/tests/sim_%: $(BUILD)/obj/tests/sim/sim_%.o $(LIBIO) $(LIBCORE)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(LDLIBS_TEST) $(LDLIBS_IO)
+
+$(BENCHES): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBIO) $(LIBCORE)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(LDLIBS_IO)
+
+# Fuzz targets use public headers only; replay links them with a main that
+# feeds each corpus file once, so `make test` needs no libFuzzer.
+$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBCORE)
+	@mkdir -p $(@D)
+	$(LINK) $^ $(LDLIBS_CORE)
+
+FUZZ_CFLAGS = -std=c17 -O1 -g -Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=all -fno-omit-frame-pointer
+$(FUZZERS): build/fuzz/%: tests/fuzz/%.c $(BASE_SRC) $(CORE_SRC) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(BASE_SRC) $(CORE_SRC) $(LDLIBS_CORE)
+
+# --- tests -----------------------------------------------------------------
+
+test: check-layering test-unit test-sim test-replay test-integration
+
+test-unit: $(UNITS)
+	@scripts/run-tests.sh unit $(UNITS)
+
+test-sim: $(SIMS)
+	@scripts/run-tests.sh sim $(SIMS)
+
+test-replay: $(REPLAYS)
+	@scripts/replay-corpus.sh $(REPLAYS)
+
+test-integration: all
+	@scripts/run-integration.sh fast $(BUILD)
+
+test-socks5-realistic: all
+	@scripts/deps.sh realistic
+	@scripts/run-integration.sh realistic $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build/asan OPT=-O1 \
+	  SAN='-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' \
+	  test-unit test-sim test-replay
+
+fuzz: $(FUZZERS)
+
+fuzz-run: $(FUZZERS)
+	@scripts/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZERS)
+
+test-all: test asan fuzz-run
+	@echo 'test-all: every suite passed'
+
+# --- checks ----------------------------------------------------------------
+
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+check: check-format check-layering
+
+check-format:
+	@clang-format --dry-run -Werror $(FORMAT_FILES) && echo 'check-format: ok'
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+check-layering: $(CORE_OBJ)
+	@scripts/check-layering.sh $(CORE_OBJ)
+
+# --- benchmarks ------------------------------------------------------------
+
+bench: bench-kcp
+
+bench-kcp: $(BENCHES)
+	@scripts/bench.sh kcp $(BUILD)
+
+run: all
+	@scripts/demo.sh $(BUILD)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# bench.sh NAME BUILD - run BUILD/bench/bench_NAME, keep its markdown report
+# in docs/bench/NAME.md, and rebuild docs/BENCHMARKS.md from all reports with
+# a description of the machine they ran on.
+set -euo pipefail
+name=$1
+build=$2
+mkdir -p docs/bench
+out=docs/bench/$name.md
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+{
+	echo "## $name"
+	echo
+	echo "Command: \`make bench-$name\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo none))"
+	echo
+	"$build/bench/bench_$name"
+} >"$tmp"
+mv "$tmp" "$out"
+cat "$out"
+{
+	echo "# Benchmarks"
+	echo
+	echo "Written by \`make bench\`; do not edit by hand. Each section names the command"
+	echo "that produced it. Numbers are from one shared 2-core machine and vary"
+	echo "run to run; ratios measured in the same run are what count."
+	echo
+	echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
+	echo "$(free -g | awk '/Mem:/{print $2}') GiB RAM, kernel $(uname -r), $(cc --version | head -n1)."
+	echo
+	for f in docs/bench/*.md; do
+		cat "$f"
+		echo
+	done
+} >docs/BENCHMARKS.md

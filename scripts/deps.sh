@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# deps.sh SET... - make sure the Debian packages a task needs are installed.
+# SET is one of: build (compile + unit tests), realistic (curl, nginx, the
+# realistic and soak suites), bench (the peers make bench compares against).
+# As root, missing packages are installed with apt-get; otherwise the exact
+# apt-get line is printed and the script fails.
+set -euo pipefail
+
+pkgs_build="gcc make clang libclang-rt-14-dev pkg-config libsodium-dev libev-dev libc-ares-dev libcmocka-dev libinih-dev clang-format"
+pkgs_realistic="curl nginx-light gnuplot-nox iproute2 procps"
+pkgs_bench="curl nginx-light gnuplot-nox kcptun microsocks shadowsocks-libev v2ray valgrind"
+
+want=()
+for set in "$@"; do
+	var="pkgs_$set"
+	if [ -z "${!var:-}" ]; then
+		echo "deps.sh: unknown set '$set' (build, realistic, bench)" >&2
+		exit 2
+	fi
+	want+=(${!var})
+done
+
+missing=()
+for p in "${want[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$status" in
+	*"install ok installed"*) ;;
+	*) missing+=("$p") ;;
+	esac
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: missing packages; run as root:" >&2
+	echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# nginx must not start a system instance: the tests start their own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
