@@ -49,7 +49,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
-        test-socks5-realistic asan fuzz fuzz-run check check-format check-layering format \
+        test-socks5-realistic test-integration-full asan fuzz fuzz-run check check-format check-layering format \
         bench bench-kcp clean run
 
 all: $(BINS) $(TOOLS)
@@ -149,8 +149,12 @@ fuzz: $(FUZZERS)
 fuzz-run: $(FUZZERS)
 	@scripts/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
-test-all: test asan fuzz-run
+test-all: test test-integration-full asan fuzz-run
 	@echo 'test-all: every suite passed'
+
+# Longer integration tests (large transfers); part of test-all only.
+test-integration-full: all
+	@scripts/run-integration.sh full $(BUILD)
 
 # --- checks ----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ shopt -s nullglob
 scripts=(tests/integration/"$kind"_*.sh)
 if [ ${#scripts[@]} -eq 0 ]; then
 	echo "integration $kind: no tests of this kind exist yet" >&2
-	[ "$kind" = fast ] && exit 0
+	[ "$kind" = fast ] || [ "$kind" = full ] && exit 0
 	exit 1
 fi
 pass=0
