@@ -7,6 +7,7 @@
  */
 #include "core/socks5.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -45,6 +46,39 @@ bool socks5_fault_reply(enum socks5_fault f, uint8_t *rep)
 	case SOCKS5_FAULT_ATYP: *rep = SOCKS5_REP_ATYP_UNSUPPORTED; return true;
 	default: *rep = SOCKS5_REP_GENERAL_FAILURE; return true;
 	}
+}
+
+const char *socks5_rep_name(uint8_t rep)
+{
+	switch (rep) {
+	case SOCKS5_REP_SUCCEEDED: return "succeeded";
+	case SOCKS5_REP_GENERAL_FAILURE: return "general failure";
+	case SOCKS5_REP_NOT_ALLOWED: return "not allowed by ruleset";
+	case SOCKS5_REP_NET_UNREACHABLE: return "network unreachable";
+	case SOCKS5_REP_HOST_UNREACHABLE: return "host unreachable";
+	case SOCKS5_REP_CONN_REFUSED: return "connection refused";
+	case SOCKS5_REP_TTL_EXPIRED: return "TTL expired";
+	case SOCKS5_REP_CMD_UNSUPPORTED: return "command not supported";
+	case SOCKS5_REP_ATYP_UNSUPPORTED: return "address type not supported";
+	}
+	return "unassigned";
+}
+
+uint8_t socks5_rep_from_errno(int err)
+{
+	switch (err) {
+	case 0: return SOCKS5_REP_SUCCEEDED;
+	case ENETUNREACH:
+	case ENETDOWN: return SOCKS5_REP_NET_UNREACHABLE;
+	case EHOSTUNREACH:
+	case EHOSTDOWN: return SOCKS5_REP_HOST_UNREACHABLE;
+	case ECONNREFUSED: return SOCKS5_REP_CONN_REFUSED;
+	/* RFC 1928 has no "timed out"; 06 is what clients show for it. */
+	case ETIMEDOUT: return SOCKS5_REP_TTL_EXPIRED;
+	case EACCES:
+	case EPERM: return SOCKS5_REP_NOT_ALLOWED;
+	}
+	return SOCKS5_REP_GENERAL_FAILURE;
 }
 
 /* fail records f and returns the code for it: the two "valid but not ours"

@@ -104,6 +104,17 @@ const char *socks5_fault_name(enum socks5_fault f);
  * reply would mean nothing to it). NONE gives true with 01. */
 bool socks5_fault_reply(enum socks5_fault f, uint8_t *rep);
 
+/* socks5_rep_name returns a static name for a REP code ("succeeded",
+ * "connection refused", ...; "unassigned" above 8). */
+const char *socks5_rep_name(uint8_t rep);
+
+/* socks5_rep_from_errno maps the errno of a failed outbound connect (or 0)
+ * to the REP code the daemons send (docs/protocol/socks5.md, S5):
+ * 0 -> 00, ENETUNREACH/ENETDOWN -> 03, EHOSTUNREACH/EHOSTDOWN -> 04,
+ * ECONNREFUSED -> 05, ETIMEDOUT -> 06, EACCES/EPERM -> 02, anything else
+ * -> 01. A pure function: errno values are constants, no I/O. */
+uint8_t socks5_rep_from_errno(int err);
+
 /* --- addresses ------------------------------------------------------- */
 
 /* A SOCKS5 address: ATYP, the address bytes and the port. */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -445,6 +446,36 @@ static void fault_reply_maps_every_fault(void **state)
 		assert_true(socks5_fault_reply((enum socks5_fault)f, &rep));
 		assert_int_equal(rep, f == SOCKS5_FAULT_CMD ? 7 : f == SOCKS5_FAULT_ATYP ? 8 : 1);
 	}
+}
+
+static void rep_codes_have_names_and_errno_map(void **state)
+{
+	(void)state;
+	static const struct {
+		int err;
+		uint8_t rep;
+	} map[] = {
+		{ 0, 0 },
+		{ EPIPE, 1 },
+		{ EACCES, 2 },
+		{ EPERM, 2 },
+		{ ENETUNREACH, 3 },
+		{ ENETDOWN, 3 },
+		{ EHOSTUNREACH, 4 },
+		{ EHOSTDOWN, 4 },
+		{ ECONNREFUSED, 5 },
+		{ ETIMEDOUT, 6 },
+		{ ENOMEM, 1 },
+	};
+
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		assert_int_equal(socks5_rep_from_errno(map[i].err), map[i].rep);
+	assert_string_equal(socks5_rep_name(0), "succeeded");
+	assert_string_equal(socks5_rep_name(5), "connection refused");
+	assert_string_equal(socks5_rep_name(8), "address type not supported");
+	for (int rep = 0; rep <= SOCKS5_REP_LAST; rep++)
+		assert_string_not_equal(socks5_rep_name((uint8_t)rep), "unassigned");
+	assert_string_equal(socks5_rep_name(9), "unassigned");
 }
 
 /* --- encoders -------------------------------------------------------------- */
@@ -976,6 +1007,7 @@ int main(void)
 		cmocka_unit_test(udp_header_prefixes_are_truncated),
 		cmocka_unit_test(failed_parse_leaves_output_alone),
 		cmocka_unit_test(fault_reply_maps_every_fault),
+		cmocka_unit_test(rep_codes_have_names_and_errno_map),
 		cmocka_unit_test(reply_encodes_every_code_and_address),
 		cmocka_unit_test(encoders_write_golden_bytes),
 		cmocka_unit_test(encoders_refuse_what_the_wire_cannot_carry),
