@@ -489,8 +489,10 @@ static int connstr_query(struct rd *r, struct config_connstr *c, bool *has_key, 
 	const char *v, *eq;
 	size_t n;
 
-	while (rd_left(r)) {
-		take_until(r, '&', &v, &n);
+	bool more = rd_left(r) > 0;
+
+	while (more) {
+		more = take_until(r, '&', &v, &n);
 		eq = memchr(v, '=', n);
 		if (eq && (size_t)(eq - v) == 3 && memcmp(v, "key", 3) == 0 && !*has_key) {
 			if (!parse_key32(eq + 1, (size_t)(v + n - eq - 1), c->server_key)) {
@@ -506,7 +508,7 @@ static int connstr_query(struct rd *r, struct config_connstr *c, bool *has_key, 
 				return KS_ERR_INVAL;
 			}
 		} else {
-			say(m, "unknown or repeated parameter '%.*s'", (int)(n > 32 ? 32 : n), v);
+			say(m, "unknown or repeated parameter '%.*s'", (int)(n > 64 ? 64 : n), v);
 			return KS_ERR_INVAL;
 		}
 	}
@@ -842,15 +844,20 @@ static const struct key *find_key(enum section sec, const char *name)
 	return NULL;
 }
 
-/* targets lists the keys that `connect` sets, for duplicate checks. */
-static size_t targets(const struct key *out[static 5])
+/* targets lists the keys that `connect` (value v) sets, for duplicate
+ * checks: profile only if the string names one. */
+static size_t targets(const struct key *out[static 5], const char *v)
 {
+	struct config_connstr c;
+	bool named = config_connstr_parse(v, &c, NULL, 0) == 0 && c.profile[0];
+
+	sodium_memzero(&c, sizeof c);
 	out[0] = find_key(SEC_LOCAL, "server");
 	out[1] = find_key(SEC_LOCAL, "server_public_key");
 	out[2] = find_key(SEC_LOCAL, "user");
 	out[3] = find_key(SEC_LOCAL, "psk");
 	out[4] = find_key(SEC_COMMON, "profile");
-	return 5;
+	return named ? 5 : 4;
 }
 
 /* parse_section maps "local", "user alice", ... to a section; for users,
@@ -927,7 +934,7 @@ struct load {
 	struct msg m;
 };
 
-__attribute__((format(printf, 3, 4))) static int fail(struct load *ld, uint32_t line,
+__attribute__((format(printf, 3, 4))) static int load_fail(struct load *ld, uint32_t line,
                                                       const char *fmt, ...)
 {
 	char what[CONFIG_ERR_MAX];
@@ -958,11 +965,11 @@ static char *next_line(char *str, int num, void *stream)
 	n = nl ? (size_t)(nl - p) : left;
 	ld->line++;
 	if (memchr(p, '\0', n)) {
-		fail(ld, ld->line, "NUL byte in the line");
+		load_fail(ld, ld->line, "NUL byte in the line");
 		return NULL;
 	}
 	if (n > CONFIG_LINE_MAX || n > cap) {
-		fail(ld, ld->line, "line longer than %d characters",
+		load_fail(ld, ld->line, "line longer than %d characters",
 		     (int)(cap < CONFIG_LINE_MAX ? cap : CONFIG_LINE_MAX));
 		return NULL;
 	}
@@ -992,10 +999,10 @@ static int file_user(struct load *ld, const char *uname, size_t un, const char *
 
 	memcpy(nm, uname, un);
 	if (!k)
-		return fail(ld, ld->line, "unknown key '%.64s' in [user %s]", name, nm);
+		return load_fail(ld, ld->line, "unknown key '%.64s' in [user %s]", name, nm);
 	u = (struct config_user *)config_find_user(cfg, nm);
 	if (u && u->has_psk)
-		return fail(ld, ld->line, "duplicate key '%s' in [user %s] (first on line %u)",
+		return load_fail(ld, ld->line, "duplicate key '%s' in [user %s] (first on line %u)",
 		            name, nm, u->line);
 	rc = set_value(cfg, k, &tmp, v, LIST_FILE, (struct msg){ why, sizeof why });
 	if (rc == 0 && !u && !(u = add_user(cfg, nm, un)))
@@ -1008,13 +1015,13 @@ static int file_user(struct load *ld, const char *uname, size_t un, const char *
 	sodium_memzero(&tmp, sizeof tmp);
 	if (rc == KS_ERR_LIMIT || rc == KS_ERR_NOMEM) {
 		if (rc == KS_ERR_NOMEM)
-			fail(ld, ld->line, "out of memory");
+			load_fail(ld, ld->line, "out of memory");
 		else
-			fail(ld, ld->line, "more than %d users", CONFIG_USERS_MAX);
+			load_fail(ld, ld->line, "more than %d users", CONFIG_USERS_MAX);
 		ld->rc = rc;
 		return 0;
 	}
-	return rc ? fail(ld, ld->line, "%s: %s", name, why) : 1;
+	return rc ? load_fail(ld, ld->line, "%s: %s", name, why) : 1;
 }
 
 static int file_transport(struct load *ld, const char *name, const char *v)
@@ -1025,19 +1032,19 @@ static int file_transport(struct load *ld, const char *name, const char *v)
 	size_t i;
 
 	if (!f)
-		return fail(ld, ld->line, "unknown key '%.64s' in [transport]", name);
+		return load_fail(ld, ld->line, "unknown key '%.64s' in [transport]", name);
 	i = (size_t)(f - profile_field_at(0));
 	if (pv->ovr_line[i])
-		return fail(ld, ld->line, "duplicate key '%s' in [transport] (first on line %u)",
+		return load_fail(ld, ld->line, "duplicate key '%s' in [transport] (first on line %u)",
 		            name, pv->ovr_line[i]);
 	if (set_override(ld->cfg, f, v, (struct msg){ why, sizeof why }) != 0)
-		return fail(ld, ld->line, "%s: %s", name, why);
+		return load_fail(ld, ld->line, "%s: %s", name, why);
 	pv->ovr_line[i] = ld->line;
 	return 1;
 }
 
 /* dup_check: has the file set k (or, for connect, any key it sets)? */
-static int dup_check(struct load *ld, const struct key *k)
+static int dup_check(struct load *ld, const struct key *k, const char *v)
 {
 	struct config_private *pv = ld->cfg->priv;
 	const struct key *t[5];
@@ -1045,15 +1052,15 @@ static int dup_check(struct load *ld, const struct key *k)
 
 	t[0] = k;
 	if (k->type == T_CONNSTR)
-		n = targets(t);
+		n = targets(t, v);
 	for (size_t j = 0; j < n; j++) {
 		idx = (size_t)(t[j] - keys);
 		if (!pv->line[idx] || t[j]->type == T_RULES)
 			continue;
 		if (k->type == T_CONNSTR)
-			return fail(ld, ld->line, "connect: '%s' is already set on line %u",
+			return load_fail(ld, ld->line, "connect: '%s' is already set on line %u",
 			            t[j]->name, pv->line[idx]);
-		return fail(ld, ld->line, "duplicate key '%s' in [%s] (%s on line %u)", k->name,
+		return load_fail(ld, ld->line, "duplicate key '%s' in [%s] (%s on line %u)", k->name,
 		            section_names[k->sec],
 		            pv->via_connect[idx] ? "already set by connect" : "first",
 		            pv->line[idx]);
@@ -1061,7 +1068,7 @@ static int dup_check(struct load *ld, const struct key *k)
 	return 1;
 }
 
-static void mark(struct load *ld, const struct key *k)
+static void mark(struct load *ld, const struct key *k, const char *v)
 {
 	struct config_private *pv = ld->cfg->priv;
 	const struct key *t[5];
@@ -1069,7 +1076,7 @@ static void mark(struct load *ld, const struct key *k)
 
 	t[0] = k;
 	if (k->type == T_CONNSTR)
-		n = targets(t);
+		n = targets(t, v);
 	for (size_t j = 0; j < n; j++) {
 		pv->line[t[j] - keys] = ld->line;
 		pv->via_connect[t[j] - keys] = k->type == T_CONNSTR;
@@ -1089,26 +1096,26 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (ld->fail_line)
 		return 1;
 	if (!parse_section(section, &sec, &uname, &un))
-		return fail(ld, ld->section_line, "unknown section [%.64s]", section);
+		return load_fail(ld, ld->section_line, "unknown section [%.64s]", section);
 	if (sec == SEC_USER)
 		return file_user(ld, uname, un, name, value);
 	if (sec == SEC_TRANSPORT)
 		return file_transport(ld, name, value);
 	k = find_key(sec, name);
 	if (!k)
-		return fail(ld, ld->line, "unknown key '%.64s' in [%s]", name, section_names[sec]);
-	if (!dup_check(ld, k))
+		return load_fail(ld, ld->line, "unknown key '%.64s' in [%s]", name, section_names[sec]);
+	if (!dup_check(ld, k, value))
 		return 0;
 	if (set_value(ld->cfg, k, ld->cfg, value, LIST_FILE, (struct msg){ why, sizeof why }))
-		return fail(ld, ld->line, "%s: %s", k->name, why);
-	mark(ld, k);
+		return load_fail(ld, ld->line, "%s: %s", k->name, why);
+	mark(ld, k, value);
 	return 1;
 }
 
 int config_load(struct config *cfg, const char *name, const char *text, size_t len, char *err,
                 size_t errlen)
 {
-	struct load ld = { .cfg = cfg, .text = rd_init(text, len), .m = { err, errlen } };
+	struct load ld = { .cfg = cfg, .m = { err, errlen } };
 	int e;
 
 	snprintf(cfg->priv->name, sizeof cfg->priv->name, "%s", name);
@@ -1116,6 +1123,7 @@ int config_load(struct config *cfg, const char *name, const char *text, size_t l
 		say(ld.m, "%s: larger than %d bytes", cfg->priv->name, CONFIG_TEXT_MAX);
 		return KS_ERR_TOOBIG;
 	}
+	ld.text = rd_init(text, len);
 	e = ini_parse_stream(next_line, &ld, on_key, &ld);
 	if (e < 0) {
 		say(ld.m, "%s: out of memory", cfg->priv->name);

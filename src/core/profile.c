@@ -134,7 +134,7 @@ static const struct profile_field fields[PROFILE_F_COUNT] = {
 	      PROFILE_IDLE_MIN, PROFILE_IDLE_MAX,
 	      "drop the session after this long without a datagram (>= 2 x keepalive_ms)"),
 	FIELD(PROFILE_F_NODELAY, "nodelay", "", nodelay, false, 0, PROFILE_NODELAY_MAX,
-	      "KCP nodelay: 0 normal RTO, 1 fast RTO, 2 fast RTO and gentle backoff"),
+	      "KCP nodelay: 0 off, 1 on, 2 on with a slower RTO backoff"),
 	FIELD(PROFILE_F_INTERVAL, "interval_ms", "ms", interval_ms, false, PROFILE_INTERVAL_MIN,
 	      PROFILE_INTERVAL_MAX, "KCP flush interval"),
 	FIELD(PROFILE_F_RESEND, "resend", "", resend, false, 0, PROFILE_RESEND_MAX,
