@@ -1390,10 +1390,9 @@ static void doc_transport(config_writer w, void *ctx)
 
 void config_write_doc(config_writer w, void *ctx)
 {
-	out(w, ctx, "## Profiles\n\n| Profile | Use it for |\n| --- | --- |\n");
+	out(w, ctx, "### Profiles\n\n| Profile | Use it for |\n| --- | --- |\n");
 	for (size_t i = 0; i < profile_count(); i++)
 		out(w, ctx, "| `%s` | %s |\n", profile_at(i)->name, profile_at(i)->summary);
-	out(w, ctx, "\n## Keys\n");
 	doc_section(SEC_COMMON, w, ctx);
 	doc_section(SEC_LOCAL, w, ctx);
 	doc_section(SEC_SERVER, w, ctx);
