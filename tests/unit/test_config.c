@@ -894,6 +894,37 @@ static void docs_match_the_table(void **state)
 	free(doc);
 }
 
+static void examples_are_valid(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *path;
+		enum config_role role;
+	} t[] = { { "examples/kcpsocks-local.conf", CONFIG_ROLE_LOCAL },
+		  { "examples/kcpsocks-server.conf", CONFIG_ROLE_SERVER } };
+	char err[CONFIG_ERR_MAX];
+
+	for (size_t i = 0; i < 2; i++) {
+		char *text = read_file(t[i].path);
+		struct config *cfg = config_new(), *fresh = config_new();
+		if (!text)
+			fail_msg("%s not found: run the tests from the top of the tree", t[i].path);
+		if (config_load(cfg, t[i].path, text, strlen(text), err, sizeof err) != 0 ||
+		    config_finish(cfg, t[i].role, err, sizeof err) != 0)
+			fail_msg("%s", err);
+		if (t[i].role == CONFIG_ROLE_SERVER) {
+			/* The example spells out the default deny list, plus *:25. */
+			assert_int_equal(cfg->n_deny, fresh->n_deny + 1);
+			assert_memory_equal(cfg->deny, fresh->deny,
+					    fresh->n_deny * sizeof fresh->deny[0]);
+			assert_non_null(config_find_user(cfg, "alice"));
+		}
+		config_free(fresh);
+		config_free(cfg);
+		free(text);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -919,6 +950,7 @@ int main(void)
 		cmocka_unit_test(too_big_is_refused),
 		cmocka_unit_test(help_lists_each_roles_options),
 		cmocka_unit_test(docs_match_the_table),
+		cmocka_unit_test(examples_are_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
