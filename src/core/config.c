@@ -935,7 +935,7 @@ struct load {
 };
 
 __attribute__((format(printf, 3, 4))) static int load_fail(struct load *ld, uint32_t line,
-                                                      const char *fmt, ...)
+                                                           const char *fmt, ...)
 {
 	char what[CONFIG_ERR_MAX];
 	va_list ap;
@@ -970,7 +970,7 @@ static char *next_line(char *str, int num, void *stream)
 	}
 	if (n > CONFIG_LINE_MAX || n > cap) {
 		load_fail(ld, ld->line, "line longer than %d characters",
-		     (int)(cap < CONFIG_LINE_MAX ? cap : CONFIG_LINE_MAX));
+		          (int)(cap < CONFIG_LINE_MAX ? cap : CONFIG_LINE_MAX));
 		return NULL;
 	}
 	/* Leading blanks go: libinih would read an indented line as the
@@ -1003,7 +1003,7 @@ static int file_user(struct load *ld, const char *uname, size_t un, const char *
 	u = (struct config_user *)config_find_user(cfg, nm);
 	if (u && u->has_psk)
 		return load_fail(ld, ld->line, "duplicate key '%s' in [user %s] (first on line %u)",
-		            name, nm, u->line);
+		                 name, nm, u->line);
 	rc = set_value(cfg, k, &tmp, v, LIST_FILE, (struct msg){ why, sizeof why });
 	if (rc == 0 && !u && !(u = add_user(cfg, nm, un)))
 		rc = cfg->n_users == CONFIG_USERS_MAX ? KS_ERR_LIMIT : KS_ERR_NOMEM;
@@ -1035,8 +1035,9 @@ static int file_transport(struct load *ld, const char *name, const char *v)
 		return load_fail(ld, ld->line, "unknown key '%.64s' in [transport]", name);
 	i = (size_t)(f - profile_field_at(0));
 	if (pv->ovr_line[i])
-		return load_fail(ld, ld->line, "duplicate key '%s' in [transport] (first on line %u)",
-		            name, pv->ovr_line[i]);
+		return load_fail(ld, ld->line,
+		                 "duplicate key '%s' in [transport] (first on line %u)", name,
+		                 pv->ovr_line[i]);
 	if (set_override(ld->cfg, f, v, (struct msg){ why, sizeof why }) != 0)
 		return load_fail(ld, ld->line, "%s: %s", name, why);
 	pv->ovr_line[i] = ld->line;
@@ -1059,11 +1060,11 @@ static int dup_check(struct load *ld, const struct key *k, const char *v)
 			continue;
 		if (k->type == T_CONNSTR)
 			return load_fail(ld, ld->line, "connect: '%s' is already set on line %u",
-			            t[j]->name, pv->line[idx]);
-		return load_fail(ld, ld->line, "duplicate key '%s' in [%s] (%s on line %u)", k->name,
-		            section_names[k->sec],
-		            pv->via_connect[idx] ? "already set by connect" : "first",
-		            pv->line[idx]);
+			                 t[j]->name, pv->line[idx]);
+		return load_fail(ld, ld->line, "duplicate key '%s' in [%s] (%s on line %u)",
+		                 k->name, section_names[k->sec],
+		                 pv->via_connect[idx] ? "already set by connect" : "first",
+		                 pv->line[idx]);
 	}
 	return 1;
 }
@@ -1103,7 +1104,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		return file_transport(ld, name, value);
 	k = find_key(sec, name);
 	if (!k)
-		return load_fail(ld, ld->line, "unknown key '%.64s' in [%s]", name, section_names[sec]);
+		return load_fail(ld, ld->line, "unknown key '%.64s' in [%s]", name,
+		                 section_names[sec]);
 	if (!dup_check(ld, k, value))
 		return 0;
 	if (set_value(ld->cfg, k, ld->cfg, value, LIST_FILE, (struct msg){ why, sizeof why }))

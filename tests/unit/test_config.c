@@ -71,8 +71,8 @@ static const struct bad bad_files[] = {
 	  "t.conf:2: listen: '::1:1080' is not HOST:PORT (IPv6 as [ADDR]:PORT, port 1..65535)" },
 	{ "[local]\nlisten = 127.0.0.1:0\n",
 	  "t.conf:2: listen: '127.0.0.1:0' is not HOST:PORT (IPv6 as [ADDR]:PORT, port 1..65535)" },
-	{ "[local]\nserver = [1.2.3.4]:80\n",
-	  "t.conf:2: server: '[1.2.3.4]:80' is not HOST:PORT (IPv6 as [ADDR]:PORT, port 1..65535)" },
+	{ "[local]\nserver = [1.2.3.4]:80\n", "t.conf:2: server: '[1.2.3.4]:80' is not HOST:PORT "
+	                                      "(IPv6 as [ADDR]:PORT, port 1..65535)" },
 	{ "[local]\nlisten =\n", "t.conf:2: listen: empty value" },
 	{ "[local]\npsk = short\n", "t.conf:2: psk: not a base64url 32-byte key (43 characters)" },
 	{ "[local]\npsk = " K1 "A\n",
@@ -81,7 +81,8 @@ static const struct bad bad_files[] = {
 	  "t.conf:2: server_public_key: '" K1 "=' is not a base64url 32-byte key (43 characters)" },
 	{ "[local]\nuser = al ice\n",
 	  "t.conf:2: user: 'al ice' is not a name (1..32 of A-Z a-z 0-9 . _ -)" },
-	{ "[local]\nsocks_password = a\x01" "b\n",
+	{ "[local]\nsocks_password = a\x01"
+	  "b\n",
 	  "t.conf:2: socks_password: value holds control characters" },
 	{ "metrics_listen = 10.0.0.1:9100\n",
 	  "t.conf:1: metrics_listen: '10.0.0.1:9100' is not on a loopback address (127.0.0.0/8, "
@@ -105,7 +106,8 @@ static const struct bad bad_files[] = {
 	  "t.conf:3: connect: 'server' is already set on line 2" },
 	{ "profile = fast\n[local]\nconnect = " CS "&profile=lossy\n",
 	  "t.conf:3: connect: 'profile' is already set on line 1" },
-	{ "[local]\nconnect = kcpsocks://alice@x:1\n", "t.conf:2: connect: bad or missing user name" },
+	{ "[local]\nconnect = kcpsocks://alice@x:1\n",
+	  "t.conf:2: connect: bad or missing user name" },
 	{ "[local]\nlisten = 127.0.0.1:1\0\n", NULL }, /* see nul_byte_is_an_error */
 };
 
@@ -120,7 +122,7 @@ static void bad_files_give_exact_messages(void **state)
 		int rc = load(bad_files[i].text, NULL, err);
 		if (rc != KS_ERR_INVAL || strcmp(err, bad_files[i].msg) != 0)
 			fail_msg("case %zu: rc %d\n  got  '%s'\n  want '%s'", i, rc, err,
-				 bad_files[i].msg);
+			         bad_files[i].msg);
 	}
 }
 
@@ -132,7 +134,7 @@ static void nul_byte_is_an_error(void **state)
 	char err[CONFIG_ERR_MAX];
 
 	assert_int_equal(config_load(cfg, "t.conf", text, sizeof text - 1, err, sizeof err),
-			 KS_ERR_INVAL);
+	                 KS_ERR_INVAL);
 	assert_string_equal(err, "t.conf:2: NUL byte in the line");
 	config_free(cfg);
 }
@@ -162,7 +164,8 @@ static void finish_errors(void **state)
 		const char *text;
 		const char *msg;
 	} t[] = {
-		{ CONFIG_ROLE_LOCAL, "", "t.conf: missing key 'server' in [local] (or set connect)" },
+		{ CONFIG_ROLE_LOCAL, "",
+		  "t.conf: missing key 'server' in [local] (or set connect)" },
 		{ CONFIG_ROLE_LOCAL, "[local]\nserver = h:1\n",
 		  "t.conf: missing key 'server_public_key' in [local] (or set connect)" },
 		{ CONFIG_ROLE_LOCAL,
@@ -177,8 +180,10 @@ static void finish_errors(void **state)
 		  "t.conf: set one of private_key and private_key_file in [server], not both" },
 		{ CONFIG_ROLE_SERVER, "[server]\nprivate_key = " K1 "\n",
 		  "t.conf: no [user NAME] section: nobody could connect" },
-		{ CONFIG_ROLE_LOCAL, "[local]\nconnect = " CS "\n[transport]\nidle_timeout_ms = 10000\n",
-		  "t.conf: profile 'default' with its [transport] overrides: idle_timeout_ms: 10000 "
+		{ CONFIG_ROLE_LOCAL,
+		  "[local]\nconnect = " CS "\n[transport]\nidle_timeout_ms = 10000\n",
+		  "t.conf: profile 'default' with its [transport] overrides: idle_timeout_ms: "
+		  "10000 "
 		  "must be at least twice keepalive_ms (25000)" },
 	};
 	char err[CONFIG_ERR_MAX];
@@ -193,24 +198,23 @@ static void finish_errors(void **state)
 	}
 }
 
-static const char local_conf[] =
-	"# kcpsocks-local\n"
-	"\xef\xbb\xbf"
-	"profile = mobile ; comments after a blank and ';'\n"
-	"[local]\n"
-	"  listen = [::1]:1081\n"
-	"server = example.org:8443\n"
-	"server_public_key = " K2 "\n"
-	"user = alice\n"
-	"psk = " K1 "\n"
-	"socks_user = bob\n"
-	"socks_password = s3cret pass\n"
-	"[common]\n"
-	"log_level = debug\n"
-	"log_target = syslog\n"
-	"metrics_listen = 127.0.0.1:9100\n"
-	"run_as = nobody\n"
-	"max_fds = 8192\n";
+static const char local_conf[] = "# kcpsocks-local\n"
+                                 "\xef\xbb\xbf"
+                                 "profile = mobile ; comments after a blank and ';'\n"
+                                 "[local]\n"
+                                 "  listen = [::1]:1081\n"
+                                 "server = example.org:8443\n"
+                                 "server_public_key = " K2 "\n"
+                                 "user = alice\n"
+                                 "psk = " K1 "\n"
+                                 "socks_user = bob\n"
+                                 "socks_password = s3cret pass\n"
+                                 "[common]\n"
+                                 "log_level = debug\n"
+                                 "log_target = syslog\n"
+                                 "metrics_listen = 127.0.0.1:9100\n"
+                                 "run_as = nobody\n"
+                                 "max_fds = 8192\n";
 
 static void good_local_file(void **state)
 {
@@ -301,15 +305,15 @@ static void server_file_and_users(void **state)
 {
 	(void)state;
 	static const char text[] = "[server]\n"
-				   "listen = 127.0.0.1:9443\n"
-				   "private_key_file = /etc/kcpsocks/server.key\n"
-				   "allow = 127.0.0.0/8:1-65535\n"
-				   "allow = ::1\n"
-				   "deny = *:25\n"
-				   "profiles = default, lossy\n"
-				   "max_streams_per_session = 64\n"
-				   "[user alice]\npsk = " K1 "\n"
-				   "[ user bob ]\npsk = " K2 "\n";
+	                           "listen = 127.0.0.1:9443\n"
+	                           "private_key_file = /etc/kcpsocks/server.key\n"
+	                           "allow = 127.0.0.0/8:1-65535\n"
+	                           "allow = ::1\n"
+	                           "deny = *:25\n"
+	                           "profiles = default, lossy\n"
+	                           "max_streams_per_session = 64\n"
+	                           "[user alice]\npsk = " K1 "\n"
+	                           "[ user bob ]\npsk = " K2 "\n";
 	struct config *cfg;
 	char err[CONFIG_ERR_MAX];
 
@@ -376,9 +380,8 @@ static void overrides_apply_over_the_profile_in_any_order(void **state)
 		assert_int_equal(cfg->profile.keepalive_ms, profile_find("mobile")->keepalive_ms);
 		assert_int_equal(cfg->profile.max_streams, profile_find("mobile")->max_streams);
 		/* An option after the file changes the base; overrides stay. */
-		assert_int_equal(config_set(cfg, CONFIG_ROLE_LOCAL, "profile", "lossy", err,
-					    sizeof err),
-				 0);
+		assert_int_equal(
+		        config_set(cfg, CONFIG_ROLE_LOCAL, "profile", "lossy", err, sizeof err), 0);
 		assert_int_equal(config_finish(cfg, CONFIG_ROLE_LOCAL, err, sizeof err), 0);
 		assert_int_equal(cfg->profile.snd_wnd, profile_find("lossy")->snd_wnd);
 		assert_int_equal(cfg->profile.mtu, 1300);
@@ -410,7 +413,7 @@ static void same_config(const struct config *a, const struct config *b)
 	assert_string_equal(a->profile_name, b->profile_name);
 	for (size_t i = 0; i < PROFILE_F_COUNT; i++)
 		assert_int_equal(profile_get(&a->profile, profile_field_at(i)),
-				 profile_get(&b->profile, profile_field_at(i)));
+		                 profile_get(&b->profile, profile_field_at(i)));
 	assert_int_equal(a->log_level, b->log_level);
 	assert_int_equal(a->log_target, b->log_target);
 	assert_memory_equal(&a->metrics_listen, &b->metrics_listen, sizeof a->metrics_listen);
@@ -477,7 +480,7 @@ static void flag_path_equals_file_path(void **state)
 			assert_string_equal(ef + strlen("t.conf:2: "), eo + 2);
 		} else {
 			assert_int_equal(config_finish(f, t[i].role, ef, sizeof ef),
-					 config_finish(o, t[i].role, eo, sizeof eo));
+			                 config_finish(o, t[i].role, eo, sizeof eo));
 			same_config(f, o);
 		}
 		config_free(f);
@@ -492,19 +495,19 @@ static void options_replace_file_values(void **state)
 	char err[CONFIG_ERR_MAX];
 
 	assert_int_equal(load("[server]\nallow = 1.0.0.0/8\nallow = 3.0.0.0/8\nlisten = "
-			      "127.0.0.1:1\n",
-			      &cfg, err),
-			 0);
+	                      "127.0.0.1:1\n",
+	                      &cfg, err),
+	                 0);
 	assert_int_equal(cfg->n_allow, 2);
 	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "allow", "2.0.0.0/8", err, sizeof err),
-			 0);
+	                 0);
 	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "allow", "4.0.0.0/8", err, sizeof err),
-			 0);
+	                 0);
 	assert_int_equal(cfg->n_allow, 2);
 	assert_int_equal(cfg->allow[0].addr[0], 2);
 	assert_int_equal(cfg->allow[1].addr[0], 4);
-	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "listen", "127.0.0.1:2", err, sizeof err),
-			 0);
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_SERVER, "listen", "127.0.0.1:2", err, sizeof err), 0);
 	assert_int_equal(cfg->server_listen.port, 2);
 	config_free(cfg);
 }
@@ -516,26 +519,26 @@ static void options_are_scoped_by_role(void **state)
 	char err[CONFIG_ERR_MAX];
 
 	assert_int_equal(config_set(cfg, CONFIG_ROLE_LOCAL, "allow", "*", err, sizeof err),
-			 KS_ERR_INVAL);
+	                 KS_ERR_INVAL);
 	assert_string_equal(err, "unknown option '--allow'");
 	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "socks_user", "u", err, sizeof err),
-			 KS_ERR_INVAL);
+	                 KS_ERR_INVAL);
 	assert_string_equal(err, "unknown option '--socks_user'");
-	assert_int_equal(config_set(cfg, CONFIG_ROLE_LOCAL, "listen", "127.0.0.1:7", err, sizeof err),
-			 0);
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_LOCAL, "listen", "127.0.0.1:7", err, sizeof err), 0);
 	assert_int_equal(cfg->local_listen.port, 7);
 	assert_int_equal(cfg->server_listen.port, 8443);
-	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "listen", "127.0.0.1:9", err, sizeof err),
-			 0);
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_SERVER, "listen", "127.0.0.1:9", err, sizeof err), 0);
 	assert_int_equal(cfg->server_listen.port, 9);
 	assert_int_equal(cfg->local_listen.port, 7);
 	/* A failing option leaves the config unchanged. */
 	assert_int_equal(config_set(cfg, CONFIG_ROLE_LOCAL, "listen", "x", err, sizeof err),
-			 KS_ERR_INVAL);
+	                 KS_ERR_INVAL);
 	assert_int_equal(cfg->local_listen.port, 7);
-	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "allow", "1.0.0.0/8, bad", err,
-				    sizeof err),
-			 KS_ERR_INVAL);
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_SERVER, "allow", "1.0.0.0/8, bad", err, sizeof err),
+	        KS_ERR_INVAL);
 	assert_int_equal(cfg->n_allow, 0);
 	config_free(cfg);
 
@@ -580,10 +583,26 @@ static void rules_parse(void **state)
 		{ "::ffff:1.2.3.4", 6, 128, 0, 65535, "::ffff:1.2.3.4" },
 	};
 	static const char *const bad[] = {
-		"",	      "10.0.0.0/33", "::/129",	     "1.2.3.4:0",    "1.2.3.4:70000",
-		"1.2.3.4:90-80", "*/8",	      "[::1",	     "[1.2.3.4]",    "host.example",
-		"1.2.3.4/",   "1.2.3.4:",    "1.2.3",	     "10.0.0.0/8:",  "10.0.0.0/-1",
-		"[::1]80",    "1.2.3.4:80x", "10.0.0.0/0008", "*:1-2-3",     "1.2.3.4 :80",
+		"",
+		"10.0.0.0/33",
+		"::/129",
+		"1.2.3.4:0",
+		"1.2.3.4:70000",
+		"1.2.3.4:90-80",
+		"*/8",
+		"[::1",
+		"[1.2.3.4]",
+		"host.example",
+		"1.2.3.4/",
+		"1.2.3.4:",
+		"1.2.3",
+		"10.0.0.0/8:",
+		"10.0.0.0/-1",
+		"[::1]80",
+		"1.2.3.4:80x",
+		"10.0.0.0/0008",
+		"*:1-2-3",
+		"1.2.3.4 :80",
 	};
 	struct config_rule r;
 	uint8_t want[16];
@@ -600,8 +619,8 @@ static void rules_parse(void **state)
 		memset(want, 0, sizeof want);
 		if (good[i].addr)
 			assert_int_equal(inet_pton(good[i].family == 4 ? AF_INET : AF_INET6,
-						   good[i].addr, want),
-					 1);
+			                           good[i].addr, want),
+			                 1);
 		assert_memory_equal(r.addr, want, 16);
 	}
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -650,13 +669,25 @@ static void default_deny_list(void **state)
 		const char *addr;
 		bool allowed;
 	} t[] = {
-		{ 4, "127.0.0.1", false },    { 4, "10.1.2.3", false },	  { 4, "172.16.0.1", false },
-		{ 4, "172.32.0.1", true },    { 4, "192.168.1.1", false }, { 4, "169.254.169.254", false },
-		{ 4, "100.64.0.1", false },   { 4, "0.0.0.0", false },	  { 4, "224.0.0.1", false },
-		{ 4, "255.255.255.255", false }, { 4, "8.8.8.8", true },	  { 4, "1.1.1.1", true },
-		{ 6, "::1", false },	      { 6, "::", false },	  { 6, "fe80::1", false },
-		{ 6, "fd00::1", false },      { 6, "::ffff:127.0.0.1", false },
-		{ 6, "ff02::1", false },      { 6, "2606:4700::1111", true },
+		{ 4, "127.0.0.1", false },
+		{ 4, "10.1.2.3", false },
+		{ 4, "172.16.0.1", false },
+		{ 4, "172.32.0.1", true },
+		{ 4, "192.168.1.1", false },
+		{ 4, "169.254.169.254", false },
+		{ 4, "100.64.0.1", false },
+		{ 4, "0.0.0.0", false },
+		{ 4, "224.0.0.1", false },
+		{ 4, "255.255.255.255", false },
+		{ 4, "8.8.8.8", true },
+		{ 4, "1.1.1.1", true },
+		{ 6, "::1", false },
+		{ 6, "::", false },
+		{ 6, "fe80::1", false },
+		{ 6, "fd00::1", false },
+		{ 6, "::ffff:127.0.0.1", false },
+		{ 6, "ff02::1", false },
+		{ 6, "2606:4700::1111", true },
 	};
 	struct config *cfg = config_new();
 	char err[CONFIG_ERR_MAX];
@@ -711,7 +742,7 @@ static void connstr_round_trip(void **state)
 	for (size_t len = 0; len <= strlen(good[1]); len++)
 		assert_int_equal(config_connstr_format(&c, buf, len), KS_ERR_FULL);
 	assert_int_equal(config_connstr_format(&c, buf, strlen(good[1]) + 1),
-			 (ssize_t)strlen(good[1]));
+	                 (ssize_t)strlen(good[1]));
 	c.server.port = 0;
 	assert_int_equal(config_connstr_format(&c, buf, sizeof buf), KS_ERR_INVAL);
 }
@@ -783,8 +814,9 @@ static void too_big_is_refused(void **state)
 	char err[CONFIG_ERR_MAX];
 	char *big = calloc(1, (size_t)CONFIG_TEXT_MAX + 1);
 
-	assert_int_equal(config_load(cfg, "t.conf", big, (size_t)CONFIG_TEXT_MAX + 1, err, sizeof err),
-			 KS_ERR_TOOBIG);
+	assert_int_equal(
+	        config_load(cfg, "t.conf", big, (size_t)CONFIG_TEXT_MAX + 1, err, sizeof err),
+	        KS_ERR_TOOBIG);
 	free(big);
 	assert_string_equal(err, "t.conf: larger than 1048576 bytes");
 	config_free(cfg);
@@ -859,7 +891,7 @@ static char *read_file(const char *path)
 }
 
 #define DOC_BEGIN "<!-- BEGIN generated by tools/gen-config-doc: do not edit -->\n"
-#define DOC_END "<!-- END generated -->\n"
+#define DOC_END   "<!-- END generated -->\n"
 
 static void docs_match_the_table(void **state)
 {
@@ -916,7 +948,7 @@ static void examples_are_valid(void **state)
 			/* The example spells out the default deny list, plus *:25. */
 			assert_int_equal(cfg->n_deny, fresh->n_deny + 1);
 			assert_memory_equal(cfg->deny, fresh->deny,
-					    fresh->n_deny * sizeof fresh->deny[0]);
+			                    fresh->n_deny * sizeof fresh->deny[0]);
 			assert_non_null(config_find_user(cfg, "alice"));
 		}
 		config_free(fresh);

@@ -51,8 +51,8 @@ static void profiles_keep_their_promises(void **state)
 {
 	(void)state;
 	const struct profile *d = profile_find("default"), *f = profile_find("fast"),
-			     *l = profile_find("lossy"), *m = profile_find("mobile"),
-			     *s = profile_find("low-memory");
+	                     *l = profile_find("lossy"), *m = profile_find("mobile"),
+	                     *s = profile_find("low-memory");
 
 	for (size_t i = 0; i < profile_count(); i++)
 		assert_int_equal(profile_at(i)->idle_timeout_ms, 120000);
@@ -118,7 +118,7 @@ static void set_checks_bounds_and_leaves_profile_unchanged(void **state)
 	}
 	for (size_t i = 0; i < PROFILE_F_COUNT; i++)
 		assert_int_equal(profile_get(&p, profile_field_at(i)),
-				 profile_get(profile_default(), profile_field_at(i)));
+		                 profile_get(profile_default(), profile_field_at(i)));
 }
 
 static void set_reaches_the_named_member(void **state)
@@ -171,7 +171,8 @@ static void validate_ties_idle_to_keepalive(void **state)
 	assert_int_equal(profile_validate(&p, err, sizeof err), 0);
 	p.idle_timeout_ms = 29999;
 	assert_int_equal(profile_validate(&p, err, sizeof err), KS_ERR_INVAL);
-	assert_string_equal(err, "idle_timeout_ms: 29999 must be at least twice keepalive_ms (15000)");
+	assert_string_equal(err,
+	                    "idle_timeout_ms: 29999 must be at least twice keepalive_ms (15000)");
 	/* A tiny buffer truncates, never overflows. */
 	char small[8];
 	assert_int_equal(profile_validate(&p, small, sizeof small), KS_ERR_INVAL);
