@@ -137,9 +137,9 @@ static const struct key keys[] = {
 enum list_src { LIST_DEFAULT, LIST_FILE, LIST_OPTION };
 
 struct config_private {
-	char name[64];               /* file name for messages; "" before config_load */
-	uint32_t line[KEY_COUNT];    /* where the file set key i; 0: not by the file */
-	bool via_connect[KEY_COUNT]; /* ... and whether it was through connect */
+	char name[CONFIG_FILE_NAME_MAX + 1]; /* for messages; "" before config_load */
+	uint32_t line[KEY_COUNT];            /* where the file set key i; 0: not by the file */
+	bool via_connect[KEY_COUNT];         /* ... and whether it was through connect */
 	enum list_src list_src[KEY_COUNT];
 	uint32_t ovr[PROFILE_F_COUNT]; /* [transport] overrides */
 	bool ovr_set[PROFILE_F_COUNT];
@@ -190,7 +190,7 @@ static bool printable(const char *s, size_t n)
 	return true;
 }
 
-/* parse_u32 reads a plain decimal of at most 10 digits. */
+/* parse_u64 reads a plain decimal of at most 10 digits (no sign, no blanks). */
 static bool parse_u64(const char *s, size_t n, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -1018,7 +1018,7 @@ static int file_user(struct load *ld, const char *uname, size_t un, const char *
 			load_fail(ld, ld->line, "out of memory");
 		else
 			load_fail(ld, ld->line, "more than %d users", CONFIG_USERS_MAX);
-		ld->rc = rc;
+		ld->rc = rc == KS_ERR_NOMEM ? KS_ERR_NOMEM : KS_ERR_INVAL;
 		return 0;
 	}
 	return rc ? load_fail(ld, ld->line, "%s: %s", name, why) : 1;
