@@ -1301,9 +1301,35 @@ static void field_value(const struct profile_field *f, uint32_t v, char *buf, si
 		snprintf(buf, n, "%u", v);
 }
 
+enum { HELP_WIDTH = 79, HELP_INDENT = 31 };
+
+/* help_item writes "  --opt ARG   text", the text wrapped at blanks to
+ * HELP_WIDTH columns, continuation lines indented to HELP_INDENT. */
+static void help_item(config_writer w, void *ctx, const char *opt, const char *text)
+{
+	size_t col = (size_t)snprintf(NULL, 0, "  %s", opt), n;
+
+	out(w, ctx, "  %s", opt);
+	while (*text) {
+		n = strcspn(text, " ");
+		if (col >= HELP_INDENT && col + 1 + n > HELP_WIDTH) {
+			out(w, ctx, "\n%*s", HELP_INDENT, "");
+			col = HELP_INDENT;
+		} else {
+			out(w, ctx, "%*s", col < HELP_INDENT ? (int)(HELP_INDENT - col) : 1, "");
+			col = col < HELP_INDENT ? HELP_INDENT : col + 1;
+		}
+		out(w, ctx, "%.*s", (int)n, text);
+		col += n;
+		text += n;
+		text += strspn(text, " ");
+	}
+	out(w, ctx, "\n");
+}
+
 static void help_section(enum section sec, config_writer w, void *ctx)
 {
-	char opt[64];
+	char opt[64], text[512];
 
 	out(w, ctx, "\n[%s]\n", section_names[sec]);
 	for (size_t i = 0; i < KEY_COUNT; i++) {
@@ -1312,18 +1338,19 @@ static void help_section(enum section sec, config_writer w, void *ctx)
 			continue;
 		snprintf(opt, sizeof opt, "--%s %s", k->name, k->metavar);
 		if (k->type == T_U32)
-			out(w, ctx, "  %-32s %s (%u..%u%s%s)\n", opt, k->help, k->min, k->max,
-			    k->def ? ", default " : "", k->def ? k->def : "");
+			snprintf(text, sizeof text, "%s [%u..%u, default %s]", k->help, k->min,
+			         k->max, k->def);
 		else if (k->def && k->def[0])
-			out(w, ctx, "  %-32s %s (default %s)\n", opt, k->help, k->def);
+			snprintf(text, sizeof text, "%s [default %s]", k->help, k->def);
 		else
-			out(w, ctx, "  %-32s %s\n", opt, k->help);
+			snprintf(text, sizeof text, "%s", k->help);
+		help_item(w, ctx, opt, text);
 	}
 }
 
 void config_write_help(enum config_role role, config_writer w, void *ctx)
 {
-	char opt[64];
+	char opt[64], text[512];
 
 	out(w, ctx, "Every option is also a key of the config file, in the section shown.\n");
 	help_section(SEC_COMMON, w, ctx);
@@ -1333,14 +1360,15 @@ void config_write_help(enum config_role role, config_writer w, void *ctx)
 		const struct profile_field *f = profile_field_at(i);
 		snprintf(opt, sizeof opt, "--%s %s", f->key, f->is_bool ? "BOOL" : "N");
 		if (f->is_bool)
-			out(w, ctx, "  %-32s %s\n", opt, f->help);
+			snprintf(text, sizeof text, "%s", f->help);
 		else
-			out(w, ctx, "  %-32s %s (%u..%u%s%s)\n", opt, f->help, f->min, f->max,
-			    f->unit[0] ? " " : "", f->unit);
+			snprintf(text, sizeof text, "%s [%u..%u%s%s]", f->help, f->min, f->max,
+			         f->unit[0] ? " " : "", f->unit);
+		help_item(w, ctx, opt, text);
 	}
 	out(w, ctx, "\nProfiles (--profile NAME):\n");
 	for (size_t i = 0; i < profile_count(); i++)
-		out(w, ctx, "  %-12s %s\n", profile_at(i)->name, profile_at(i)->summary);
+		help_item(w, ctx, profile_at(i)->name, profile_at(i)->summary);
 }
 
 static void doc_section(enum section sec, config_writer w, void *ctx)
