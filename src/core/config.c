@@ -1307,7 +1307,7 @@ enum { HELP_WIDTH = 79, HELP_INDENT = 31 };
  * HELP_WIDTH columns, continuation lines indented to HELP_INDENT. */
 static void help_item(config_writer w, void *ctx, const char *opt, const char *text)
 {
-	size_t col = (size_t)snprintf(NULL, 0, "  %s", opt), n;
+	size_t col = 2 + strlen(opt), n;
 
 	out(w, ctx, "  %s", opt);
 	while (*text) {
