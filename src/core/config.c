@@ -1152,8 +1152,10 @@ int config_set(struct config *cfg, enum config_role role, const char *key, const
 	const struct profile_field *f;
 	int rc;
 
-	if (role != CONFIG_ROLE_LOCAL && role != CONFIG_ROLE_SERVER)
+	if (role != CONFIG_ROLE_LOCAL && role != CONFIG_ROLE_SERVER) {
+		say(m, "unknown role %d", (int)role);
 		return KS_ERR_INVAL;
+	}
 	if (!k)
 		k = find_key(role == CONFIG_ROLE_LOCAL ? SEC_LOCAL : SEC_SERVER, key);
 	if (k)
@@ -1267,8 +1269,10 @@ int config_finish(struct config *cfg, enum config_role role, char *err, size_t e
 	struct profile p;
 	int rc;
 
-	if (role != CONFIG_ROLE_LOCAL && role != CONFIG_ROLE_SERVER)
+	if (role != CONFIG_ROLE_LOCAL && role != CONFIG_ROLE_SERVER) {
+		say(m, "unknown role %d", (int)role);
 		return KS_ERR_INVAL;
+	}
 	rc = build_profile(cfg, &p, m);
 	if (rc == 0)
 		rc = role == CONFIG_ROLE_LOCAL ? finish_local(cfg, m) : finish_server(cfg, m);

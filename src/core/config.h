@@ -123,7 +123,7 @@ struct config {
 	size_t n_deny;
 	uint32_t accepted_profiles; /* bit i: profile_at(i) is accepted */
 	uint32_t max_sessions;
-	uint32_t max_streams_per_session;
+	uint32_t max_streams_per_session; /* a client gets min(this, profile max_streams) */
 	uint32_t connect_timeout_ms;
 
 	/* [user NAME] */
@@ -154,19 +154,22 @@ KS_MUST_CHECK int config_load(struct config *cfg, const char *name, const char *
 /* config_set applies the command-line option `--key value` for role: key
  * (without the dashes) is looked up in [common], then the role's section,
  * then [transport]. An option replaces a value from the file (lists: the
- * option's entries replace the file's). Returns 0; KS_ERR_INVAL with e.g.
- * "--mtu: 70000 is out of range 576..1500" (cfg unchanged); KS_ERR_NOMEM. */
+ * option's entries replace the file's). Returns 0, or KS_ERR_INVAL with
+ * e.g. "--mtu: 70000 is out of range 576..1500" or "unknown option
+ * '--mtuu'" (cfg unchanged). */
 KS_MUST_CHECK int config_set(struct config *cfg, enum config_role role, const char *key,
                              const char *value, char *err, size_t errlen);
 
 /* config_finish applies the chosen profile and then the [transport]
- * overrides (in any order they came), validates the result, and checks what
- * role needs: for local, server + server_public_key + user + psk (directly or
- * via connect), and socks_user and socks_password together; for server, one
- * of private_key / private_key_file, at least one [user], a psk for each user,
- * and the chosen profile among `profiles`. This is what --check-config runs.
- * Returns 0 or KS_ERR_INVAL with the message in err. May be called again
- * after more config_set calls. */
+ * overrides (in whatever order they came), validates the result (ranges, and
+ * idle_timeout_ms >= 2 * keepalive_ms), and checks what role needs: for
+ * local, server + server_public_key + user + psk (directly or via connect),
+ * and socks_user and socks_password together; for server, exactly one of
+ * private_key / private_key_file and at least one [user NAME] (each has a
+ * psk: a user exists only once its psk parsed). The daemons' --check-config
+ * runs this. Returns 0 (cfg->profile is then set) or KS_ERR_INVAL with the
+ * message in err, e.g. "kcpsocks.conf: missing key 'server' in [local] (or
+ * set connect)". May be called again after more config_set calls. */
 KS_MUST_CHECK int config_finish(struct config *cfg, enum config_role role, char *err,
                                 size_t errlen);
 
