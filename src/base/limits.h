@@ -44,4 +44,51 @@ enum {
 
 /* --- daemons --- */
 
+/* Config and profiles (src/core/config.c, src/core/profile.c). The PROFILE_*
+ * pairs are the ranges every transport key is checked against, after the
+ * profile's overrides are applied; docs/CONFIG.md prints them. */
+enum {
+	PROFILE_MTU_MIN = 576,                /* the IPv4 minimum reassembly size */
+	PROFILE_MTU_MAX = 1500,               /* an Ethernet payload; larger only fragments */
+	PROFILE_PAD_BUCKET_MAX = 256,         /* round datagrams up to a multiple of this */
+	PROFILE_PAD_MAX_MAX = 256,            /* random extra padding per datagram */
+	PROFILE_KEEPALIVE_MIN = 1000,         /* ms */
+	PROFILE_KEEPALIVE_MAX = 300000,       /* ms */
+	PROFILE_IDLE_MIN = 5000,              /* ms */
+	PROFILE_IDLE_MAX = 86400000,          /* ms, one day */
+	PROFILE_NODELAY_MAX = 2,              /* KCP nodelay: 0, 1 or 2 */
+	PROFILE_INTERVAL_MIN = 1,             /* ms, KCP flush interval */
+	PROFILE_INTERVAL_MAX = 1000,          /* ms */
+	PROFILE_RESEND_MAX = 32,              /* KCP fast-resend threshold; 0 turns it off */
+	PROFILE_WND_MIN = 16,                 /* KCP window, segments */
+	PROFILE_WND_MAX = 8192,               /* segments */
+	PROFILE_MIN_RTO_MIN = 10,             /* ms */
+	PROFILE_MIN_RTO_MAX = 5000,           /* ms */
+	PROFILE_DEAD_LINK_MIN = 5,            /* retransmissions of one segment */
+	PROFILE_DEAD_LINK_MAX = 100,          /* before the link is declared dead */
+	PROFILE_STREAM_WINDOW_MIN = 4096,     /* bytes of mux credit per stream */
+	PROFILE_STREAM_WINDOW_MAX = 16777216, /* 16 MiB */
+	PROFILE_STREAMS_MIN = 1,              /* mux streams per session */
+	PROFILE_STREAMS_MAX = 4096,
+	PROFILE_NAME_MAX = 31, /* characters of a profile name */
+
+	CONFIG_TEXT_MAX = 1048576,  /* bytes of one config file */
+	CONFIG_LINE_MAX = 197,      /* characters per line (libinih's 200 less \r\n\0) */
+	CONFIG_ERR_MAX = 256,       /* a message buffer that holds any config error */
+	CONFIG_FILE_NAME_MAX = 127, /* of the config file, as quoted in messages */
+	CONFIG_NAME_MAX = 32,       /* user names, run_as, socks_user */
+	CONFIG_HOST_MAX = 253,      /* a DNS name */
+	CONFIG_PATH_MAX = 255,      /* private_key_file */
+	CONFIG_PASSWORD_MAX = 255,  /* RFC 1929 */
+	CONFIG_KEY_LEN = 32,        /* psk, X25519 public and private keys */
+	CONFIG_KEY_B64_LEN = 43,    /* base64url without padding of 32 bytes */
+	CONFIG_CONNSTR_MAX = 512,   /* a kcpsocks:// string, NUL included */
+	CONFIG_USERS_MAX = 4096,    /* [user NAME] sections */
+	CONFIG_RULES_MAX = 256,     /* entries of allow, and of deny */
+	CONFIG_MAX_FDS_MAX = 1048576,
+	CONFIG_SESSIONS_MAX = 65536,
+	CONFIG_CONNECT_TIMEOUT_MIN = 1000,   /* ms */
+	CONFIG_CONNECT_TIMEOUT_MAX = 120000, /* ms */
+};
+
 #endif

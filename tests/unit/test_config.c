@@ -1,0 +1,988 @@
+/* test_config.c - the config file, the options, rules, connection strings
+ * and the generated docs. Most tests are tables: a text and the exact
+ * message a user would see. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+
+#include "core/config.c"
+
+#define K1 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+#define K2 "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1-f4CBgoM"
+#define CS "kcpsocks://alice:" K1 "@127.0.0.1:8443?key=" K2
+
+/* load parses text as "t.conf" into a fresh config; err gets the message. */
+static int load(const char *text, struct config **out, char err[CONFIG_ERR_MAX])
+{
+	struct config *cfg = config_new();
+	int rc;
+
+	assert_non_null(cfg);
+	err[0] = '\0';
+	rc = config_load(cfg, "t.conf", text, strlen(text), err, CONFIG_ERR_MAX);
+	if (out)
+		*out = cfg;
+	else
+		config_free(cfg);
+	return rc;
+}
+
+struct bad {
+	const char *text;
+	const char *msg;
+};
+
+static const struct bad bad_files[] = {
+	{ "[local]\nmtuu = 1\n", "t.conf:2: unknown key 'mtuu' in [local]" },
+	{ "[local]\nmtu = 1300\n", "t.conf:2: unknown key 'mtu' in [local]" },
+	{ "[transport]\nmtu = 70000\n", "t.conf:2: mtu: 70000 is out of range 576..1500" },
+	{ "[transport]\nmtu = 99999999999\n", "t.conf:2: mtu: '99999999999' is not a number" },
+	{ "[transport]\nsnd_wnd = 8\n", "t.conf:2: snd_wnd: 8 is out of range 16..8192" },
+	{ "[transport]\nnc = maybe\n", "t.conf:2: nc: 'maybe' is not true or false" },
+	{ "[transport]\nmtu = 1300\nmtu = 1200\n",
+	  "t.conf:3: duplicate key 'mtu' in [transport] (first on line 2)" },
+	{ "[transport]\nwindow = 3\n", "t.conf:2: unknown key 'window' in [transport]" },
+	{ "[foo]\n\nx = 1\n", "t.conf:1: unknown section [foo]" },
+	{ "[user]\npsk = " K1 "\n", "t.conf:1: unknown section [user]" },
+	{ "[user bad name!]\npsk = " K1 "\n", "t.conf:1: unknown section [user bad name!]" },
+	{ "[local]\nlisten = 127.0.0.1:1\nlisten = 127.0.0.1:2\n",
+	  "t.conf:3: duplicate key 'listen' in [local] (first on line 2)" },
+	{ "garbage\n", "t.conf:1: expected [section] or key = value" },
+	{ "# comment\n[local\nlisten = 127.0.0.1:1\n",
+	  "t.conf:2: expected [section] or key = value" },
+	{ "junk\n[local]\nmtuu = 1\n", "t.conf:1: expected [section] or key = value" },
+	{ "[local]\nmtuu = 1\njunk\n", "t.conf:2: unknown key 'mtuu' in [local]" },
+	{ "log_level = loud\n",
+	  "t.conf:1: log_level: 'loud' is not one of: error, warn, info or debug" },
+	{ "[common]\nlog_target = file\n",
+	  "t.conf:2: log_target: 'file' is not one of: stderr or syslog" },
+	{ "max_fds = -1\n", "t.conf:1: max_fds: '-1' is not a number" },
+	{ "max_fds = 2000000\n", "t.conf:1: max_fds: 2000000 is out of range 0..1048576" },
+	{ "[local]\nlisten = 1080\n",
+	  "t.conf:2: listen: '1080' is not HOST:PORT (IPv6 as [ADDR]:PORT, port 1..65535)" },
+	{ "[local]\nlisten = ::1:1080\n",
+	  "t.conf:2: listen: '::1:1080' is not HOST:PORT (IPv6 as [ADDR]:PORT, port 1..65535)" },
+	{ "[local]\nlisten = 127.0.0.1:0\n",
+	  "t.conf:2: listen: '127.0.0.1:0' is not HOST:PORT (IPv6 as [ADDR]:PORT, port 1..65535)" },
+	{ "[local]\nserver = [1.2.3.4]:80\n", "t.conf:2: server: '[1.2.3.4]:80' is not HOST:PORT "
+	                                      "(IPv6 as [ADDR]:PORT, port 1..65535)" },
+	{ "[local]\nlisten =\n", "t.conf:2: listen: empty value" },
+	{ "[local]\npsk = short\n", "t.conf:2: psk: not a base64url 32-byte key (43 characters)" },
+	{ "[local]\npsk = " K1 "A\n",
+	  "t.conf:2: psk: not a base64url 32-byte key (43 characters)" },
+	{ "[local]\nserver_public_key = " K1 "=\n",
+	  "t.conf:2: server_public_key: '" K1 "=' is not a base64url 32-byte key (43 characters)" },
+	{ "[local]\nuser = al ice\n",
+	  "t.conf:2: user: 'al ice' is not a name (1..32 of A-Z a-z 0-9 . _ -)" },
+	{ "[local]\nsocks_password = a\x01"
+	  "b\n",
+	  "t.conf:2: socks_password: value holds control characters" },
+	{ "metrics_listen = 10.0.0.1:9100\n",
+	  "t.conf:1: metrics_listen: '10.0.0.1:9100' is not on a loopback address (127.0.0.0/8, "
+	  "[::1], localhost)" },
+	{ "profile = turbo\n", "t.conf:1: profile: unknown profile 'turbo'" },
+	{ "[server]\nprofiles = fast, turbo\n", "t.conf:2: profiles: unknown profile 'turbo'" },
+	{ "[server]\nprofiles = ,\n", "t.conf:2: profiles: unknown profile ''" },
+	{ "[server]\nallow = 10.0.0.0/33\n",
+	  "t.conf:2: allow: '10.0.0.0/33' is not ADDR[/PREFIX][:PORT[-PORT]] or *" },
+	{ "[server]\ndeny = 10.0.0.0/8, , 1.2.3.4\n",
+	  "t.conf:2: deny: '' is not ADDR[/PREFIX][:PORT[-PORT]] or *" },
+	{ "[server]\nmax_sessions = 0\n", "t.conf:2: max_sessions: 0 is out of range 1..65536" },
+	{ "[user alice]\npsk = " K1 "\npsk = " K2 "\n",
+	  "t.conf:3: duplicate key 'psk' in [user alice] (first on line 2)" },
+	{ "[user alice]\npsk = nope\n",
+	  "t.conf:2: psk: not a base64url 32-byte key (43 characters)" },
+	{ "[user alice]\nname = x\n", "t.conf:2: unknown key 'name' in [user alice]" },
+	{ "[local]\nconnect = " CS "\nserver = 1.2.3.4:5\n",
+	  "t.conf:3: duplicate key 'server' in [local] (already set by connect on line 2)" },
+	{ "[local]\nserver = 1.2.3.4:5\nconnect = " CS "\n",
+	  "t.conf:3: connect: 'server' is already set on line 2" },
+	{ "profile = fast\n[local]\nconnect = " CS "&profile=lossy\n",
+	  "t.conf:3: connect: 'profile' is already set on line 1" },
+	{ "[local]\nconnect = kcpsocks://alice@x:1\n",
+	  "t.conf:2: connect: bad or missing user name" },
+	{ "[local]\nlisten = 127.0.0.1:1\0\n", NULL }, /* see nul_byte_is_an_error */
+};
+
+static void bad_files_give_exact_messages(void **state)
+{
+	(void)state;
+	char err[CONFIG_ERR_MAX];
+
+	for (size_t i = 0; i < sizeof bad_files / sizeof bad_files[0]; i++) {
+		if (!bad_files[i].msg)
+			continue;
+		int rc = load(bad_files[i].text, NULL, err);
+		if (rc != KS_ERR_INVAL || strcmp(err, bad_files[i].msg) != 0)
+			fail_msg("case %zu: rc %d\n  got  '%s'\n  want '%s'", i, rc, err,
+			         bad_files[i].msg);
+	}
+}
+
+static void nul_byte_is_an_error(void **state)
+{
+	(void)state;
+	static const char text[] = "[local]\nlisten = 127.0.0.1:1\0\n";
+	struct config *cfg = config_new();
+	char err[CONFIG_ERR_MAX];
+
+	assert_int_equal(config_load(cfg, "t.conf", text, sizeof text - 1, err, sizeof err),
+	                 KS_ERR_INVAL);
+	assert_string_equal(err, "t.conf:2: NUL byte in the line");
+	config_free(cfg);
+}
+
+static void long_lines_are_refused_not_split(void **state)
+{
+	(void)state;
+	char text[400], err[CONFIG_ERR_MAX];
+
+	/* 197 characters is the longest line; 198 is refused with its number. */
+	memset(text, 0, sizeof text);
+	strcpy(text, "[server]\n#");
+	memset(text + strlen(text), 'x', CONFIG_LINE_MAX - 1);
+	strcat(text, "\nallow = *\n");
+	assert_int_equal(load(text, NULL, err), 0);
+	memcpy(strchr(text + 9, '\n'), "x\n", 2);
+	strcat(text, "\n");
+	assert_int_equal(load(text, NULL, err), KS_ERR_INVAL);
+	assert_string_equal(err, "t.conf:2: line longer than 197 characters");
+}
+
+static void finish_errors(void **state)
+{
+	(void)state;
+	static const struct {
+		enum config_role role;
+		const char *text;
+		const char *msg;
+	} t[] = {
+		{ CONFIG_ROLE_LOCAL, "",
+		  "t.conf: missing key 'server' in [local] (or set connect)" },
+		{ CONFIG_ROLE_LOCAL, "[local]\nserver = h:1\n",
+		  "t.conf: missing key 'server_public_key' in [local] (or set connect)" },
+		{ CONFIG_ROLE_LOCAL,
+		  "[local]\nserver = h:1\nserver_public_key = " K1 "\nuser = a\n",
+		  "t.conf: missing key 'psk' in [local] (or set connect)" },
+		{ CONFIG_ROLE_LOCAL, "[local]\nconnect = " CS "\nsocks_user = u\n",
+		  "t.conf: socks_user and socks_password go together" },
+		{ CONFIG_ROLE_SERVER, "[user a]\npsk = " K1 "\n",
+		  "t.conf: missing key 'private_key' or 'private_key_file' in [server]" },
+		{ CONFIG_ROLE_SERVER,
+		  "[server]\nprivate_key = " K1 "\nprivate_key_file = /k\n[user a]\npsk = " K1 "\n",
+		  "t.conf: set one of private_key and private_key_file in [server], not both" },
+		{ CONFIG_ROLE_SERVER, "[server]\nprivate_key = " K1 "\n",
+		  "t.conf: no [user NAME] section: nobody could connect" },
+		{ CONFIG_ROLE_LOCAL,
+		  "[local]\nconnect = " CS "\n[transport]\nidle_timeout_ms = 10000\n",
+		  "t.conf: profile 'default' with its [transport] overrides: idle_timeout_ms: "
+		  "10000 "
+		  "must be at least twice keepalive_ms (25000)" },
+	};
+	char err[CONFIG_ERR_MAX];
+	struct config *cfg;
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		assert_int_equal(load(t[i].text, &cfg, err), 0);
+		int rc = config_finish(cfg, t[i].role, err, sizeof err);
+		if (rc != KS_ERR_INVAL || strcmp(err, t[i].msg) != 0)
+			fail_msg("case %zu: rc %d\n  got  '%s'\n  want '%s'", i, rc, err, t[i].msg);
+		config_free(cfg);
+	}
+}
+
+static const char local_conf[] = "# kcpsocks-local\n"
+                                 "\xef\xbb\xbf"
+                                 "profile = mobile ; comments after a blank and ';'\n"
+                                 "[local]\n"
+                                 "  listen = [::1]:1081\n"
+                                 "server = example.org:8443\n"
+                                 "server_public_key = " K2 "\n"
+                                 "user = alice\n"
+                                 "psk = " K1 "\n"
+                                 "socks_user = bob\n"
+                                 "socks_password = s3cret pass\n"
+                                 "[common]\n"
+                                 "log_level = debug\n"
+                                 "log_target = syslog\n"
+                                 "metrics_listen = 127.0.0.1:9100\n"
+                                 "run_as = nobody\n"
+                                 "max_fds = 8192\n";
+
+static void good_local_file(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char err[CONFIG_ERR_MAX];
+	uint8_t k1[32], k2[32];
+
+	for (int i = 0; i < 32; i++) {
+		k1[i] = (uint8_t)i;
+		k2[i] = (uint8_t)(100 + i);
+	}
+	/* The BOM is only honoured on line 1: here it makes line 2 a key named
+	 * "\xef\xbb\xbfprofile", so take it out for the good case. */
+	char text[sizeof local_conf];
+	const char *bom = strstr(local_conf, "\xef\xbb\xbf");
+	size_t pre = (size_t)(bom - local_conf);
+	memcpy(text, local_conf, pre);
+	strcpy(text + pre, bom + 3);
+	assert_int_equal(load(text, &cfg, err), 0);
+	assert_int_equal(config_finish(cfg, CONFIG_ROLE_LOCAL, err, sizeof err), 0);
+	assert_string_equal(cfg->profile_name, "mobile");
+	assert_string_equal(cfg->profile.name, "mobile");
+	assert_int_equal(cfg->profile.mtu, 1200);
+	assert_true(cfg->local_listen.set);
+	assert_string_equal(cfg->local_listen.host, "::1");
+	assert_int_equal(cfg->local_listen.port, 1081);
+	assert_string_equal(cfg->server.host, "example.org");
+	assert_int_equal(cfg->server.port, 8443);
+	assert_memory_equal(cfg->server_public_key, k2, 32);
+	assert_memory_equal(cfg->psk, k1, 32);
+	assert_string_equal(cfg->user, "alice");
+	assert_string_equal(cfg->socks_user, "bob");
+	assert_string_equal(cfg->socks_password, "s3cret pass");
+	assert_int_equal(cfg->log_level, CONFIG_LOG_DEBUG);
+	assert_int_equal(cfg->log_target, CONFIG_LOG_SYSLOG);
+	assert_true(cfg->metrics_listen.set);
+	assert_int_equal(cfg->metrics_listen.port, 9100);
+	assert_string_equal(cfg->run_as, "nobody");
+	assert_int_equal(cfg->max_fds, 8192);
+	config_free(cfg);
+
+	/* A BOM on line 1 is skipped. */
+	char bommed[64];
+	snprintf(bommed, sizeof bommed, "\xef\xbb\xbfprofile = lossy\n");
+	assert_int_equal(load(bommed, &cfg, err), 0);
+	assert_string_equal(cfg->profile_name, "lossy");
+	config_free(cfg);
+}
+
+static void defaults_come_from_the_table(void **state)
+{
+	(void)state;
+	struct config *cfg = config_new();
+	uint8_t a[16] = { 127, 0, 0, 1 };
+
+	assert_non_null(cfg);
+	assert_string_equal(cfg->profile_name, "default");
+	assert_string_equal(cfg->local_listen.host, "127.0.0.1");
+	assert_int_equal(cfg->local_listen.port, 1080);
+	assert_string_equal(cfg->server_listen.host, "0.0.0.0");
+	assert_int_equal(cfg->server_listen.port, 8443);
+	assert_false(cfg->metrics_listen.set);
+	assert_int_equal(cfg->log_level, CONFIG_LOG_INFO);
+	assert_int_equal(cfg->log_target, CONFIG_LOG_STDERR);
+	assert_int_equal(cfg->max_sessions, 1024);
+	assert_int_equal(cfg->connect_timeout_ms, 10000);
+	assert_int_equal(cfg->accepted_profiles, (1u << profile_count()) - 1);
+	assert_int_equal(cfg->n_allow, 0);
+	assert_true(cfg->n_deny >= 10);
+	assert_false(config_dest_allowed(cfg, 4, a, 80));
+	assert_int_equal(cfg->profile.mtu, profile_default()->mtu);
+	/* Every default in the table passes its own setter (config_new would
+	 * fail otherwise), and every key with a range has its default in it. */
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		uint64_t v = 0;
+		if (keys[i].type == T_U32) {
+			assert_non_null(keys[i].def);
+			assert_true(parse_u64(keys[i].def, strlen(keys[i].def), &v));
+			assert_true(v >= keys[i].min && v <= keys[i].max);
+		}
+	}
+	config_free(cfg);
+	config_free(NULL);
+}
+
+static void server_file_and_users(void **state)
+{
+	(void)state;
+	static const char text[] = "[server]\n"
+	                           "listen = 127.0.0.1:9443\n"
+	                           "private_key_file = /etc/kcpsocks/server.key\n"
+	                           "allow = 127.0.0.0/8:1-65535\n"
+	                           "allow = ::1\n"
+	                           "deny = *:25\n"
+	                           "profiles = default, lossy\n"
+	                           "max_streams_per_session = 64\n"
+	                           "[user alice]\npsk = " K1 "\n"
+	                           "[ user bob ]\npsk = " K2 "\n";
+	struct config *cfg;
+	char err[CONFIG_ERR_MAX];
+
+	assert_int_equal(load(text, &cfg, err), 0);
+	assert_int_equal(config_finish(cfg, CONFIG_ROLE_SERVER, err, sizeof err), 0);
+	assert_string_equal(cfg->server_listen.host, "127.0.0.1");
+	assert_int_equal(cfg->server_listen.port, 9443);
+	assert_string_equal(cfg->private_key_file, "/etc/kcpsocks/server.key");
+	assert_int_equal(cfg->n_allow, 2);
+	assert_int_equal(cfg->n_deny, 1); /* the file's deny replaced the default */
+	assert_int_equal(cfg->accepted_profiles, 1u << 0 | 1u << 2);
+	assert_int_equal(cfg->max_streams_per_session, 64);
+	assert_int_equal(cfg->n_users, 2);
+	assert_non_null(config_find_user(cfg, "alice"));
+	assert_non_null(config_find_user(cfg, "bob"));
+	assert_null(config_find_user(cfg, "carol"));
+	assert_int_equal(config_find_user(cfg, "bob")->psk[0], 100);
+	assert_int_equal(config_find_user(cfg, "bob")->line, 12);
+
+	uint8_t lo[16] = { 127, 0, 0, 1 }, pub[16] = { 8, 8, 8, 8 }, six[16] = { [15] = 1 };
+	assert_true(config_dest_allowed(cfg, 4, lo, 80));
+	assert_true(config_dest_allowed(cfg, 4, lo, 25)); /* allow wins over deny */
+	assert_true(config_dest_allowed(cfg, 4, pub, 443));
+	assert_false(config_dest_allowed(cfg, 4, pub, 25));
+	assert_true(config_dest_allowed(cfg, 6, six, 25));
+	config_free(cfg);
+}
+
+static void many_users_grow_the_array(void **state)
+{
+	(void)state;
+	size_t n = 100, cap = n * 64;
+	char *text = malloc(cap), err[CONFIG_ERR_MAX];
+	size_t len = 0;
+	struct config *cfg;
+
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, cap - len, "[user u%zu]\npsk = %s\n", i, K1);
+	assert_int_equal(load(text, &cfg, err), 0);
+	assert_int_equal(cfg->n_users, n);
+	assert_string_equal(cfg->users[99].name, "u99");
+	assert_string_equal(config_find_user(cfg, "u42")->name, "u42");
+	config_free(cfg);
+	free(text);
+}
+
+static void overrides_apply_over_the_profile_in_any_order(void **state)
+{
+	(void)state;
+	static const char *const texts[] = {
+		"[transport]\nmtu = 1300\nnc = off\n[common]\nprofile = mobile\n[local]\n"
+		"connect = " CS "\n",
+		"profile = mobile\n[local]\nconnect = " CS "\n[transport]\nnc = false\nmtu=1300\n",
+	};
+	char err[CONFIG_ERR_MAX];
+	struct config *cfg;
+
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(load(texts[i], &cfg, err), 0);
+		assert_int_equal(config_finish(cfg, CONFIG_ROLE_LOCAL, err, sizeof err), 0);
+		assert_string_equal(cfg->profile.name, "mobile");
+		assert_int_equal(cfg->profile.mtu, 1300);
+		assert_false(cfg->profile.nc);
+		assert_int_equal(cfg->profile.keepalive_ms, profile_find("mobile")->keepalive_ms);
+		assert_int_equal(cfg->profile.max_streams, profile_find("mobile")->max_streams);
+		/* An option after the file changes the base; overrides stay. */
+		assert_int_equal(
+		        config_set(cfg, CONFIG_ROLE_LOCAL, "profile", "lossy", err, sizeof err), 0);
+		assert_int_equal(config_finish(cfg, CONFIG_ROLE_LOCAL, err, sizeof err), 0);
+		assert_int_equal(cfg->profile.snd_wnd, profile_find("lossy")->snd_wnd);
+		assert_int_equal(cfg->profile.mtu, 1300);
+		config_free(cfg);
+	}
+}
+
+static void connect_fills_local_keys(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char err[CONFIG_ERR_MAX];
+
+	assert_int_equal(load("[local]\nconnect = " CS "&profile=fast\n", &cfg, err), 0);
+	assert_int_equal(config_finish(cfg, CONFIG_ROLE_LOCAL, err, sizeof err), 0);
+	assert_string_equal(cfg->user, "alice");
+	assert_string_equal(cfg->server.host, "127.0.0.1");
+	assert_int_equal(cfg->server.port, 8443);
+	assert_int_equal(cfg->psk[1], 1);
+	assert_int_equal(cfg->server_public_key[0], 100);
+	assert_string_equal(cfg->profile.name, "fast");
+	config_free(cfg);
+}
+
+/* ---- the command line goes through the same setters ------------------- */
+
+static void same_config(const struct config *a, const struct config *b)
+{
+	assert_string_equal(a->profile_name, b->profile_name);
+	for (size_t i = 0; i < PROFILE_F_COUNT; i++)
+		assert_int_equal(profile_get(&a->profile, profile_field_at(i)),
+		                 profile_get(&b->profile, profile_field_at(i)));
+	assert_int_equal(a->log_level, b->log_level);
+	assert_int_equal(a->log_target, b->log_target);
+	assert_memory_equal(&a->metrics_listen, &b->metrics_listen, sizeof a->metrics_listen);
+	assert_string_equal(a->run_as, b->run_as);
+	assert_int_equal(a->max_fds, b->max_fds);
+	assert_memory_equal(&a->local_listen, &b->local_listen, sizeof a->local_listen);
+	assert_memory_equal(&a->server, &b->server, sizeof a->server);
+	assert_memory_equal(a->server_public_key, b->server_public_key, 32);
+	assert_string_equal(a->user, b->user);
+	assert_memory_equal(a->psk, b->psk, 32);
+	assert_string_equal(a->socks_user, b->socks_user);
+	assert_string_equal(a->socks_password, b->socks_password);
+	assert_memory_equal(&a->server_listen, &b->server_listen, sizeof a->server_listen);
+	assert_memory_equal(a->private_key, b->private_key, 32);
+	assert_string_equal(a->private_key_file, b->private_key_file);
+	assert_int_equal(a->n_allow, b->n_allow);
+	assert_memory_equal(a->allow, b->allow, a->n_allow * sizeof a->allow[0]);
+	assert_int_equal(a->n_deny, b->n_deny);
+	assert_memory_equal(a->deny, b->deny, a->n_deny * sizeof a->deny[0]);
+	assert_int_equal(a->accepted_profiles, b->accepted_profiles);
+	assert_int_equal(a->max_sessions, b->max_sessions);
+	assert_int_equal(a->max_streams_per_session, b->max_streams_per_session);
+	assert_int_equal(a->connect_timeout_ms, b->connect_timeout_ms);
+}
+
+static void flag_path_equals_file_path(void **state)
+{
+	(void)state;
+	static const struct {
+		enum config_role role;
+		const char *section, *key, *value;
+	} t[] = {
+		{ CONFIG_ROLE_LOCAL, "common", "profile", "lossy" },
+		{ CONFIG_ROLE_LOCAL, "common", "log_level", "warn" },
+		{ CONFIG_ROLE_SERVER, "common", "metrics_listen", "[::1]:9100" },
+		{ CONFIG_ROLE_LOCAL, "common", "max_fds", "100" },
+		{ CONFIG_ROLE_LOCAL, "local", "listen", "127.0.0.2:1" },
+		{ CONFIG_ROLE_LOCAL, "local", "psk", K2 },
+		{ CONFIG_ROLE_LOCAL, "local", "connect", CS "&profile=mobile" },
+		{ CONFIG_ROLE_LOCAL, "local", "socks_password", "pw" },
+		{ CONFIG_ROLE_SERVER, "server", "listen", "[::]:443" },
+		{ CONFIG_ROLE_SERVER, "server", "allow", "10.0.0.0/8:80-90, [::1]:22" },
+		{ CONFIG_ROLE_SERVER, "server", "deny", "" },
+		{ CONFIG_ROLE_SERVER, "server", "profiles", "fast" },
+		{ CONFIG_ROLE_SERVER, "server", "private_key", K1 },
+		{ CONFIG_ROLE_LOCAL, "transport", "mtu", "1400" },
+		{ CONFIG_ROLE_SERVER, "transport", "fast_open", "yes" },
+		/* and bad values give the same reason */
+		{ CONFIG_ROLE_LOCAL, "transport", "mtu", "70000" },
+		{ CONFIG_ROLE_LOCAL, "local", "listen", "nope" },
+		{ CONFIG_ROLE_LOCAL, "common", "profile", "turbo" },
+		{ CONFIG_ROLE_SERVER, "server", "allow", "1.2.3.4:99999" },
+	};
+	char text[512], ef[CONFIG_ERR_MAX], eo[CONFIG_ERR_MAX];
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		struct config *f, *o = config_new();
+		snprintf(text, sizeof text, "[%s]\n%s = %s\n", t[i].section, t[i].key, t[i].value);
+		int rf = load(text, &f, ef);
+		int ro = config_set(o, t[i].role, t[i].key, t[i].value, eo, sizeof eo);
+		assert_int_equal(rf, ro);
+		if (rf) {
+			/* "t.conf:2: KEY: why" and "--KEY: why" */
+			assert_string_equal(ef + strlen("t.conf:2: "), eo + 2);
+		} else {
+			assert_int_equal(config_finish(f, t[i].role, ef, sizeof ef),
+			                 config_finish(o, t[i].role, eo, sizeof eo));
+			same_config(f, o);
+		}
+		config_free(f);
+		config_free(o);
+	}
+}
+
+static void options_replace_file_values(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char err[CONFIG_ERR_MAX];
+
+	assert_int_equal(load("[server]\nallow = 1.0.0.0/8\nallow = 3.0.0.0/8\nlisten = "
+	                      "127.0.0.1:1\n",
+	                      &cfg, err),
+	                 0);
+	assert_int_equal(cfg->n_allow, 2);
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "allow", "2.0.0.0/8", err, sizeof err),
+	                 0);
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "allow", "4.0.0.0/8", err, sizeof err),
+	                 0);
+	assert_int_equal(cfg->n_allow, 2);
+	assert_int_equal(cfg->allow[0].addr[0], 2);
+	assert_int_equal(cfg->allow[1].addr[0], 4);
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_SERVER, "listen", "127.0.0.1:2", err, sizeof err), 0);
+	assert_int_equal(cfg->server_listen.port, 2);
+	config_free(cfg);
+}
+
+static void options_are_scoped_by_role(void **state)
+{
+	(void)state;
+	struct config *cfg = config_new();
+	char err[CONFIG_ERR_MAX];
+
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_LOCAL, "allow", "*", err, sizeof err),
+	                 KS_ERR_INVAL);
+	assert_string_equal(err, "unknown option '--allow'");
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "socks_user", "u", err, sizeof err),
+	                 KS_ERR_INVAL);
+	assert_string_equal(err, "unknown option '--socks_user'");
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_LOCAL, "listen", "127.0.0.1:7", err, sizeof err), 0);
+	assert_int_equal(cfg->local_listen.port, 7);
+	assert_int_equal(cfg->server_listen.port, 8443);
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_SERVER, "listen", "127.0.0.1:9", err, sizeof err), 0);
+	assert_int_equal(cfg->server_listen.port, 9);
+	assert_int_equal(cfg->local_listen.port, 7);
+	/* A failing option leaves the config unchanged. */
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_LOCAL, "listen", "x", err, sizeof err),
+	                 KS_ERR_INVAL);
+	assert_int_equal(cfg->local_listen.port, 7);
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_SERVER, "allow", "1.0.0.0/8, bad", err, sizeof err),
+	        KS_ERR_INVAL);
+	assert_int_equal(cfg->n_allow, 0);
+	config_free(cfg);
+
+	/* Option names are unique across the sections one binary reads. */
+	for (int role = CONFIG_ROLE_LOCAL; role <= CONFIG_ROLE_SERVER; role++) {
+		enum section own = role == CONFIG_ROLE_LOCAL ? SEC_LOCAL : SEC_SERVER;
+		for (size_t i = 0; i < KEY_COUNT; i++) {
+			if (keys[i].sec != SEC_COMMON && keys[i].sec != own)
+				continue;
+			assert_null(profile_field_find(keys[i].name));
+			for (size_t j = 0; j < i; j++)
+				if (keys[j].sec == SEC_COMMON || keys[j].sec == own)
+					assert_string_not_equal(keys[i].name, keys[j].name);
+		}
+	}
+}
+
+/* ---- rules -------------------------------------------------------------- */
+
+static void rules_parse(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		int family, prefix, lo, hi;
+		const char *addr; /* expected masked address, or NULL for `*` */
+	} good[] = {
+		{ "10.0.0.0/8", 4, 8, 0, 65535, "10.0.0.0" },
+		{ "10.1.2.3/8", 4, 8, 0, 65535, "10.0.0.0" },
+		{ " 192.168.1.7 ", 4, 32, 0, 65535, "192.168.1.7" },
+		{ "127.0.0.0/8:1-65535", 4, 8, 1, 65535, "127.0.0.0" },
+		{ "1.2.3.4:80", 4, 32, 80, 80, "1.2.3.4" },
+		{ "0.0.0.0/0", 4, 0, 0, 65535, "0.0.0.0" },
+		{ "*", 0, 0, 0, 65535, NULL },
+		{ "*:25", 0, 0, 25, 25, NULL },
+		{ "::1", 6, 128, 0, 65535, "::1" },
+		{ "[::1]:80", 6, 128, 80, 80, "::1" },
+		{ "[2001:db8::]/32:443-444", 6, 32, 443, 444, "2001:db8::" },
+		{ "2001:db8::/32:443", 6, 32, 443, 443, "2001:db8::" },
+		{ "2001:db8:ffff::/33", 6, 33, 0, 65535, "2001:db8:8000::" },
+		{ "fe80::/10", 6, 10, 0, 65535, "fe80::" },
+		{ "::ffff:1.2.3.4", 6, 128, 0, 65535, "::ffff:1.2.3.4" },
+	};
+	static const char *const bad[] = {
+		"",
+		"10.0.0.0/33",
+		"::/129",
+		"1.2.3.4:0",
+		"1.2.3.4:70000",
+		"1.2.3.4:90-80",
+		"*/8",
+		"[::1",
+		"[1.2.3.4]",
+		"host.example",
+		"1.2.3.4/",
+		"1.2.3.4:",
+		"1.2.3",
+		"10.0.0.0/8:",
+		"10.0.0.0/-1",
+		"[::1]80",
+		"1.2.3.4:80x",
+		"10.0.0.0/0008",
+		"*:1-2-3",
+		"1.2.3.4 :80",
+	};
+	struct config_rule r;
+	uint8_t want[16];
+	char buf[64];
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		memset(&r, 0xaa, sizeof r);
+		if (config_rule_parse(good[i].text, strlen(good[i].text), &r) != 0)
+			fail_msg("good case %zu '%s' refused", i, good[i].text);
+		assert_int_equal(r.family, good[i].family);
+		assert_int_equal(r.prefix, good[i].prefix);
+		assert_int_equal(r.port_lo, good[i].lo);
+		assert_int_equal(r.port_hi, good[i].hi);
+		memset(want, 0, sizeof want);
+		if (good[i].addr)
+			assert_int_equal(inet_pton(good[i].family == 4 ? AF_INET : AF_INET6,
+			                           good[i].addr, want),
+			                 1);
+		assert_memory_equal(r.addr, want, 16);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		memset(&r, 0x55, sizeof r);
+		struct config_rule before = r;
+		snprintf(buf, sizeof buf, "%s", bad[i]);
+		if (config_rule_parse(buf, strlen(buf), &r) != KS_ERR_INVAL)
+			fail_msg("bad case %zu '%s' accepted", i, bad[i]);
+		assert_memory_equal(&r, &before, sizeof r);
+	}
+}
+
+static void rules_match(void **state)
+{
+	(void)state;
+	struct config_rule r;
+	uint8_t a[16] = { 0 };
+
+	assert_int_equal(config_rule_parse("10.0.0.0/8:80-90", 16, &r), 0);
+	a[0] = 10, a[1] = 255, a[3] = 1;
+	assert_true(config_rule_match(&r, 4, a, 80));
+	assert_true(config_rule_match(&r, 4, a, 90));
+	assert_false(config_rule_match(&r, 4, a, 79));
+	assert_false(config_rule_match(&r, 4, a, 91));
+	assert_false(config_rule_match(&r, 6, a, 80));
+	a[0] = 11;
+	assert_false(config_rule_match(&r, 4, a, 80));
+
+	assert_int_equal(config_rule_parse("2001:db8:8000::/33", 18, &r), 0);
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8:ffff::1", a), 1);
+	assert_true(config_rule_match(&r, 6, a, 1));
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8:7fff::1", a), 1);
+	assert_false(config_rule_match(&r, 6, a, 1));
+	assert_false(config_rule_match(&r, 4, a, 1));
+
+	assert_int_equal(config_rule_parse("*", 1, &r), 0);
+	assert_true(config_rule_match(&r, 4, a, 0));
+	assert_true(config_rule_match(&r, 6, a, 65535));
+}
+
+static void default_deny_list(void **state)
+{
+	(void)state;
+	static const struct {
+		int family;
+		const char *addr;
+		bool allowed;
+	} t[] = {
+		{ 4, "127.0.0.1", false },
+		{ 4, "10.1.2.3", false },
+		{ 4, "172.16.0.1", false },
+		{ 4, "172.32.0.1", true },
+		{ 4, "192.168.1.1", false },
+		{ 4, "169.254.169.254", false },
+		{ 4, "100.64.0.1", false },
+		{ 4, "0.0.0.0", false },
+		{ 4, "224.0.0.1", false },
+		{ 4, "255.255.255.255", false },
+		{ 4, "8.8.8.8", true },
+		{ 4, "1.1.1.1", true },
+		{ 6, "::1", false },
+		{ 6, "::", false },
+		{ 6, "fe80::1", false },
+		{ 6, "fd00::1", false },
+		{ 6, "::ffff:127.0.0.1", false },
+		{ 6, "ff02::1", false },
+		{ 6, "2606:4700::1111", true },
+	};
+	struct config *cfg = config_new();
+	char err[CONFIG_ERR_MAX];
+	uint8_t a[16];
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		memset(a, 0, sizeof a);
+		assert_int_equal(inet_pton(t[i].family == 4 ? AF_INET : AF_INET6, t[i].addr, a), 1);
+		if (config_dest_allowed(cfg, t[i].family, a, 443) != t[i].allowed)
+			fail_msg("%s: want %s", t[i].addr, t[i].allowed ? "allowed" : "denied");
+	}
+	/* An empty deny removes the defaults. */
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "deny", "", err, sizeof err), 0);
+	assert_int_equal(cfg->n_deny, 0);
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.1", a), 1);
+	assert_true(config_dest_allowed(cfg, 4, a, 22));
+	config_free(cfg);
+}
+
+/* ---- connection strings -------------------------------------------------- */
+
+static void connstr_round_trip(void **state)
+{
+	(void)state;
+	static const char *const good[] = {
+		CS,
+		CS "&profile=low-memory",
+		"kcpsocks://bob.b-2:" K2 "@[2001:db8::1]:443?key=" K1,
+		"kcpsocks://x:" K1 "@vpn.example.org:1?profile=fast&key=" K2,
+	};
+	struct config_connstr c, d;
+	char buf[CONFIG_CONNSTR_MAX], again[CONFIG_CONNSTR_MAX], err[CONFIG_ERR_MAX];
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		if (config_connstr_parse(good[i], &c, err, sizeof err) != 0)
+			fail_msg("'%s': %s", good[i], err);
+		ssize_t n = config_connstr_format(&c, buf, sizeof buf);
+		assert_true(n > 0);
+		assert_int_equal((size_t)n, strlen(buf));
+		assert_int_equal(config_connstr_parse(buf, &d, err, sizeof err), 0);
+		assert_memory_equal(&c, &d, sizeof c);
+		assert_int_equal(config_connstr_format(&d, again, sizeof again), n);
+		assert_string_equal(buf, again);
+		if (i < 3)
+			assert_string_equal(buf, good[i]);
+	}
+	assert_int_equal(config_connstr_parse(good[2], &c, err, sizeof err), 0);
+	assert_string_equal(c.server.host, "2001:db8::1");
+	assert_string_equal(c.user, "bob.b-2");
+	/* Too small a buffer: every length below the needed one. */
+	assert_int_equal(config_connstr_parse(good[1], &c, err, sizeof err), 0);
+	for (size_t len = 0; len <= strlen(good[1]); len++)
+		assert_int_equal(config_connstr_format(&c, buf, len), KS_ERR_FULL);
+	assert_int_equal(config_connstr_format(&c, buf, strlen(good[1]) + 1),
+	                 (ssize_t)strlen(good[1]));
+	c.server.port = 0;
+	assert_int_equal(config_connstr_format(&c, buf, sizeof buf), KS_ERR_INVAL);
+}
+
+static void connstr_bad(void **state)
+{
+	(void)state;
+	static const struct bad t[] = {
+		{ "http://alice:" K1 "@h:1?key=" K2,
+		  "not a kcpsocks://USER:PSK@HOST:PORT?key=KEY string" },
+		{ "kcpsocks://", "bad or missing user name" },
+		{ "kcpsocks://:" K1 "@h:1?key=" K2, "bad or missing user name" },
+		{ "kcpsocks://alice:" K1 "h:1?key=" K2, "the psk is not a base64url 32-byte key" },
+		{ "kcpsocks://alice:abc@h:1?key=" K2, "the psk is not a base64url 32-byte key" },
+		{ "kcpsocks://alice:" K1 "@h?key=" K2, "bad or missing HOST:PORT" },
+		{ "kcpsocks://alice:" K1 "@h:1", "bad or missing HOST:PORT" },
+		{ "kcpsocks://alice:" K1 "@h:65536?key=" K2, "bad or missing HOST:PORT" },
+		{ "kcpsocks://alice:" K1 "@::1:5?key=" K2, "bad or missing HOST:PORT" },
+		{ "kcpsocks://alice:" K1 "@h:1?", "missing key=SERVERPUB" },
+		{ "kcpsocks://alice:" K1 "@h:1?profile=fast", "missing key=SERVERPUB" },
+		{ "kcpsocks://alice:" K1 "@h:1?key=abc", "key is not a base64url 32-byte key" },
+		{ CS "&profile=turbo", "unknown profile 'turbo'" },
+		{ CS "&key=" K2, "unknown or repeated parameter 'key=" K2 "'" },
+		{ CS "&mtu=1300", "unknown or repeated parameter 'mtu=1300'" },
+		{ CS "&", "unknown or repeated parameter ''" },
+	};
+	struct config_connstr c;
+	char err[CONFIG_ERR_MAX];
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		memset(&c, 0x33, sizeof c);
+		int rc = config_connstr_parse(t[i].text, &c, err, sizeof err);
+		if (rc != KS_ERR_INVAL || strcmp(err, t[i].msg) != 0)
+			fail_msg("case %zu: rc %d\n  got  '%s'\n  want '%s'", i, rc, err, t[i].msg);
+		for (size_t j = 0; j < sizeof c; j++)
+			assert_int_equal(((uint8_t *)&c)[j], 0x33);
+	}
+	/* Longer than any real string. */
+	char *huge = malloc(CONFIG_CONNSTR_MAX + 10);
+	memset(huge, 'a', CONFIG_CONNSTR_MAX + 9);
+	memcpy(huge, CS "&profile=", strlen(CS "&profile="));
+	huge[CONFIG_CONNSTR_MAX + 9] = '\0';
+	assert_int_equal(config_connstr_parse(huge, &c, err, sizeof err), KS_ERR_INVAL);
+	free(huge);
+}
+
+/* ---- every prefix of a good file is handled ---------------------------- */
+
+static void every_prefix_of_a_file(void **state)
+{
+	(void)state;
+	char err[CONFIG_ERR_MAX];
+	size_t n = strlen(local_conf);
+
+	for (size_t len = 0; len <= n; len++) {
+		struct config *cfg = config_new();
+		int rc = config_load(cfg, "t.conf", local_conf, len, err, sizeof err);
+		assert_true(rc == 0 || rc == KS_ERR_INVAL);
+		if (rc)
+			assert_memory_equal(err, "t.conf:", 7);
+		config_free(cfg);
+	}
+}
+
+static void too_big_is_refused(void **state)
+{
+	(void)state;
+	struct config *cfg = config_new();
+	char err[CONFIG_ERR_MAX];
+	char *big = calloc(1, (size_t)CONFIG_TEXT_MAX + 1);
+
+	assert_int_equal(
+	        config_load(cfg, "t.conf", big, (size_t)CONFIG_TEXT_MAX + 1, err, sizeof err),
+	        KS_ERR_TOOBIG);
+	free(big);
+	assert_string_equal(err, "t.conf: larger than 1048576 bytes");
+	config_free(cfg);
+}
+
+/* ---- --help and docs/CONFIG.md ------------------------------------------ */
+
+struct text {
+	char *p;
+	size_t n, cap;
+};
+
+static void collect(void *ctx, const char *s, size_t n)
+{
+	struct text *t = ctx;
+
+	if (t->n + n + 1 > t->cap) {
+		t->cap = (t->n + n + 1) * 2;
+		t->p = realloc(t->p, t->cap);
+		assert_non_null(t->p);
+	}
+	memcpy(t->p + t->n, s, n);
+	t->n += n;
+	t->p[t->n] = '\0';
+}
+
+static void help_lists_each_roles_options(void **state)
+{
+	(void)state;
+	struct text l = { 0 }, s = { 0 };
+
+	config_write_help(CONFIG_ROLE_LOCAL, collect, &l);
+	config_write_help(CONFIG_ROLE_SERVER, collect, &s);
+	assert_non_null(strstr(l.p, "--socks_user NAME"));
+	assert_non_null(strstr(l.p, "--listen HOST:PORT"));
+	assert_non_null(strstr(l.p, "127.0.0.1:1080]"));
+	assert_null(strstr(l.p, "--allow"));
+	assert_non_null(strstr(s.p, "--allow RULES"));
+	assert_non_null(strstr(s.p, "0.0.0.0:8443]"));
+	assert_null(strstr(s.p, "--socks_user"));
+	for (size_t i = 0; i < PROFILE_F_COUNT; i++) {
+		char opt[64];
+		snprintf(opt, sizeof opt, "--%s ", profile_field_at(i)->key);
+		assert_non_null(strstr(l.p, opt));
+		assert_non_null(strstr(s.p, opt));
+	}
+	assert_non_null(strstr(l.p, "--mtu N"));
+	assert_non_null(strstr(l.p, "[576..1500 bytes]"));
+	/* Lines fit 79 columns, unless one word is longer. */
+	for (char *line = s.p, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+		if (nl - line > 79 && memchr(line + 31, ' ', (size_t)(nl - line - 31)))
+			fail_msg("long help line: %.*s", (int)(nl - line), line);
+	assert_non_null(strstr(s.p, "  low-memory"));
+	free(l.p);
+	free(s.p);
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void docs_match_the_table(void **state)
+{
+	(void)state;
+	struct text g = { 0 };
+	char *doc = read_file("docs/CONFIG.md");
+	char *b, *e;
+
+	if (!doc)
+		fail_msg("docs/CONFIG.md not found: run the tests from the top of the tree");
+	b = strstr(doc, CONFIG_DOC_BEGIN);
+	assert_non_null(b);
+	b += strlen(CONFIG_DOC_BEGIN);
+	e = strstr(b, CONFIG_DOC_END);
+	assert_non_null(e);
+	*e = '\0';
+	config_write_doc(collect, &g);
+	if (strcmp(b, g.p) != 0)
+		fail_msg("docs/CONFIG.md is out of date: run build/gen-config-doc docs/CONFIG.md");
+	/* And every key is in it, by name. */
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "| `%s` |", keys[i].name);
+		assert_non_null(strstr(b, name));
+	}
+	for (size_t i = 0; i < PROFILE_F_COUNT; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "| `%s` |", profile_field_at(i)->key);
+		assert_non_null(strstr(b, name));
+	}
+	free(g.p);
+	free(doc);
+}
+
+static void examples_are_valid(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *path;
+		enum config_role role;
+	} t[] = { { "examples/kcpsocks-local.conf", CONFIG_ROLE_LOCAL },
+		  { "examples/kcpsocks-server.conf", CONFIG_ROLE_SERVER } };
+	char err[CONFIG_ERR_MAX];
+
+	for (size_t i = 0; i < 2; i++) {
+		char *text = read_file(t[i].path);
+		struct config *cfg = config_new(), *fresh = config_new();
+		if (!text)
+			fail_msg("%s not found: run the tests from the top of the tree", t[i].path);
+		if (config_load(cfg, t[i].path, text, strlen(text), err, sizeof err) != 0 ||
+		    config_finish(cfg, t[i].role, err, sizeof err) != 0)
+			fail_msg("%s", err);
+		if (t[i].role == CONFIG_ROLE_SERVER) {
+			/* The example spells out the default deny list, plus *:25. */
+			assert_int_equal(cfg->n_deny, fresh->n_deny + 1);
+			assert_memory_equal(cfg->deny, fresh->deny,
+			                    fresh->n_deny * sizeof fresh->deny[0]);
+			assert_non_null(config_find_user(cfg, "alice"));
+		}
+		config_free(fresh);
+		config_free(cfg);
+		free(text);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(bad_files_give_exact_messages),
+		cmocka_unit_test(nul_byte_is_an_error),
+		cmocka_unit_test(long_lines_are_refused_not_split),
+		cmocka_unit_test(finish_errors),
+		cmocka_unit_test(good_local_file),
+		cmocka_unit_test(defaults_come_from_the_table),
+		cmocka_unit_test(server_file_and_users),
+		cmocka_unit_test(many_users_grow_the_array),
+		cmocka_unit_test(overrides_apply_over_the_profile_in_any_order),
+		cmocka_unit_test(connect_fills_local_keys),
+		cmocka_unit_test(flag_path_equals_file_path),
+		cmocka_unit_test(options_replace_file_values),
+		cmocka_unit_test(options_are_scoped_by_role),
+		cmocka_unit_test(rules_parse),
+		cmocka_unit_test(rules_match),
+		cmocka_unit_test(default_deny_list),
+		cmocka_unit_test(connstr_round_trip),
+		cmocka_unit_test(connstr_bad),
+		cmocka_unit_test(every_prefix_of_a_file),
+		cmocka_unit_test(too_big_is_refused),
+		cmocka_unit_test(help_lists_each_roles_options),
+		cmocka_unit_test(docs_match_the_table),
+		cmocka_unit_test(examples_are_valid),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

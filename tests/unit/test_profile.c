@@ -1,0 +1,195 @@
+/* test_profile.c - the built-in profiles and the field table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/limits.h"
+#include "core/profile.h"
+
+static void every_builtin_validates(void **state)
+{
+	(void)state;
+	char err[128];
+
+	assert_true(profile_count() >= 5);
+	for (size_t i = 0; i < profile_count(); i++) {
+		const struct profile *p = profile_at(i);
+		err[0] = '\0';
+		assert_int_equal(profile_validate(p, err, sizeof err), 0);
+		assert_string_equal(err, "");
+		assert_non_null(p->summary);
+		assert_true(strlen(p->name) <= PROFILE_NAME_MAX);
+		assert_ptr_equal(profile_find(p->name), p);
+		for (size_t j = 0; j < i; j++)
+			assert_string_not_equal(profile_at(j)->name, p->name);
+	}
+	assert_null(profile_at(profile_count()));
+}
+
+static void lookup_by_name(void **state)
+{
+	(void)state;
+	static const char *const names[] = { "default", "fast", "lossy", "mobile", "low-memory" };
+
+	for (size_t i = 0; i < 5; i++) {
+		assert_non_null(profile_find(names[i]));
+		assert_string_equal(profile_find(names[i])->name, names[i]);
+	}
+	assert_string_equal(profile_default()->name, "default");
+	assert_ptr_equal(profile_at(0), profile_default());
+	assert_null(profile_find("Default"));
+	assert_null(profile_find(""));
+	assert_null(profile_find("lossy "));
+}
+
+/* The properties the task and docs/CONFIG.md promise for each profile. */
+static void profiles_keep_their_promises(void **state)
+{
+	(void)state;
+	const struct profile *d = profile_find("default"), *f = profile_find("fast"),
+	                     *l = profile_find("lossy"), *m = profile_find("mobile"),
+	                     *s = profile_find("low-memory");
+
+	for (size_t i = 0; i < profile_count(); i++)
+		assert_int_equal(profile_at(i)->idle_timeout_ms, 120000);
+	assert_false(d->fast_open);
+	assert_true(f->fast_open);
+	assert_true(m->fast_open);
+	assert_false(l->fast_open);
+	assert_false(s->fast_open);
+	assert_true(l->nc);
+	assert_true(l->resend <= d->resend && l->resend > 0);
+	assert_true(l->snd_wnd > d->snd_wnd && l->rcv_wnd > d->rcv_wnd);
+	assert_int_equal(m->mtu, 1200);
+	assert_true(m->keepalive_ms <= 15000);
+	assert_true(s->snd_wnd < d->snd_wnd && s->max_streams < d->max_streams);
+	assert_true(s->stream_window < d->stream_window);
+	assert_true(f->interval_ms < d->interval_ms);
+}
+
+static void field_table_is_consistent(void **state)
+{
+	(void)state;
+
+	for (size_t i = 0; i < PROFILE_F_COUNT; i++) {
+		const struct profile_field *f = profile_field_at(i);
+		assert_non_null(f);
+		assert_true(f->min <= f->max);
+		assert_ptr_equal(profile_field_find(f->key), f);
+		if (f->is_bool)
+			assert_true(f->min == 0 && f->max == 1);
+		for (size_t j = 0; j < i; j++)
+			assert_string_not_equal(profile_field_at(j)->key, f->key);
+	}
+	assert_null(profile_field_at(PROFILE_F_COUNT));
+	assert_null(profile_field_find("mtuu"));
+	assert_int_equal(profile_field_find("mtu")->min, PROFILE_MTU_MIN);
+	assert_int_equal(profile_field_find("mtu")->max, PROFILE_MTU_MAX);
+	assert_int_equal(profile_field_find("snd_wnd")->min, PROFILE_WND_MIN);
+	assert_int_equal(profile_field_find("snd_wnd")->max, PROFILE_WND_MAX);
+	assert_int_equal(profile_field_find("interval_ms")->min, 1);
+	assert_int_equal(profile_field_find("interval_ms")->max, 1000);
+}
+
+static void set_checks_bounds_and_leaves_profile_unchanged(void **state)
+{
+	(void)state;
+	struct profile p = *profile_default();
+
+	for (size_t i = 0; i < PROFILE_F_COUNT; i++) {
+		const struct profile_field *f = profile_field_at(i);
+		uint32_t before = profile_get(&p, f);
+
+		assert_int_equal(profile_set(&p, f, f->min), 0);
+		assert_int_equal(profile_get(&p, f), f->min);
+		assert_int_equal(profile_set(&p, f, f->max), 0);
+		assert_int_equal(profile_get(&p, f), f->max);
+		if (f->min > 0) {
+			assert_int_equal(profile_set(&p, f, f->min - 1), KS_ERR_INVAL);
+			assert_int_equal(profile_get(&p, f), f->max);
+		}
+		assert_int_equal(profile_set(&p, f, f->max + 1), KS_ERR_INVAL);
+		assert_int_equal(profile_get(&p, f), f->max);
+		assert_int_equal(profile_set(&p, f, before), 0);
+	}
+	for (size_t i = 0; i < PROFILE_F_COUNT; i++)
+		assert_int_equal(profile_get(&p, profile_field_at(i)),
+		                 profile_get(profile_default(), profile_field_at(i)));
+}
+
+static void set_reaches_the_named_member(void **state)
+{
+	(void)state;
+	struct profile p = *profile_default();
+
+	assert_int_equal(profile_set(&p, profile_field_find("mtu"), 1300), 0);
+	assert_int_equal(p.mtu, 1300);
+	assert_int_equal(profile_set(&p, profile_field_find("nc"), 1), 0);
+	assert_true(p.nc);
+	assert_int_equal(profile_set(&p, profile_field_find("rcv_wnd"), 999), 0);
+	assert_int_equal(p.rcv_wnd, 999);
+	assert_int_equal(p.snd_wnd, profile_default()->snd_wnd);
+	assert_int_equal(profile_set(&p, profile_field_find("fast_open"), 1), 0);
+	assert_true(p.fast_open);
+	assert_int_equal(profile_get(&p, profile_field_find("fast_open")), 1);
+}
+
+static void validate_names_the_field(void **state)
+{
+	(void)state;
+	struct profile p = *profile_default();
+	char err[128];
+
+	p.mtu = 70000;
+	assert_int_equal(profile_validate(&p, err, sizeof err), KS_ERR_INVAL);
+	assert_string_equal(err, "mtu: 70000 is out of range 576..1500");
+	p = *profile_default();
+	p.snd_wnd = 15;
+	assert_int_equal(profile_validate(&p, err, sizeof err), KS_ERR_INVAL);
+	assert_string_equal(err, "snd_wnd: 15 is out of range 16..8192");
+	p = *profile_default();
+	p.nodelay = 3;
+	assert_int_equal(profile_validate(&p, NULL, 0), KS_ERR_INVAL);
+	p = *profile_default();
+	p.interval_ms = 0;
+	assert_int_equal(profile_validate(&p, err, sizeof err), KS_ERR_INVAL);
+	assert_string_equal(err, "interval_ms: 0 is out of range 1..1000");
+}
+
+static void validate_ties_idle_to_keepalive(void **state)
+{
+	(void)state;
+	struct profile p = *profile_default();
+	char err[128];
+
+	p.keepalive_ms = 15000;
+	p.idle_timeout_ms = 30000;
+	assert_int_equal(profile_validate(&p, err, sizeof err), 0);
+	p.idle_timeout_ms = 29999;
+	assert_int_equal(profile_validate(&p, err, sizeof err), KS_ERR_INVAL);
+	assert_string_equal(err,
+	                    "idle_timeout_ms: 29999 must be at least twice keepalive_ms (15000)");
+	/* A tiny buffer truncates, never overflows. */
+	char small[8];
+	assert_int_equal(profile_validate(&p, small, sizeof small), KS_ERR_INVAL);
+	assert_string_equal(small, "idle_ti");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_builtin_validates),
+		cmocka_unit_test(lookup_by_name),
+		cmocka_unit_test(profiles_keep_their_promises),
+		cmocka_unit_test(field_table_is_consistent),
+		cmocka_unit_test(set_checks_bounds_and_leaves_profile_unchanged),
+		cmocka_unit_test(set_reaches_the_named_member),
+		cmocka_unit_test(validate_names_the_field),
+		cmocka_unit_test(validate_ties_idle_to_keepalive),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
