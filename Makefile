@@ -17,7 +17,7 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wfo
 CFLAGS   ?=
 CPPFLAGS := -Isrc -D_GNU_SOURCE
 ALLCFLAGS = -std=c17 $(OPT) -g $(WARN) $(SAN) -MMD -MP $(CFLAGS)
-LDLIBS_CORE := -lsodium
+LDLIBS_CORE := -lsodium -linih
 LDLIBS_IO   := -lev -lcares -linih -lsodium -lm
 LDLIBS_TEST := -lcmocka
 FUZZ_SECONDS ?= 20
@@ -121,7 +121,7 @@ $(FUZZERS): build/fuzz/%: tests/fuzz/%.c $(BASE_SRC) $(CORE_SRC) | $(DEPS_STAMP)
 
 # --- tests -----------------------------------------------------------------
 
-test: check-layering test-unit test-sim test-replay test-integration
+test: check test-unit test-sim test-replay test-integration
 
 test-unit: $(UNITS)
 	@scripts/run-tests.sh unit $(UNITS)

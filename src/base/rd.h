@@ -85,8 +85,7 @@ static inline bool rd_u32be(struct rd *r, uint32_t *v)
 {
 	if (rd_left(r) < 4)
 		return false;
-	*v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 |
-	     r->p[3];
+	*v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 | r->p[3];
 	r->p += 4;
 	return true;
 }
@@ -95,8 +94,7 @@ static inline bool rd_u32le(struct rd *r, uint32_t *v)
 {
 	if (rd_left(r) < 4)
 		return false;
-	*v = (uint32_t)r->p[3] << 24 | (uint32_t)r->p[2] << 16 | (uint32_t)r->p[1] << 8 |
-	     r->p[0];
+	*v = (uint32_t)r->p[3] << 24 | (uint32_t)r->p[2] << 16 | (uint32_t)r->p[1] << 8 | r->p[0];
 	r->p += 4;
 	return true;
 }

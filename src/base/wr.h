@@ -14,8 +14,8 @@
 
 struct wr {
 	uint8_t *start; /* borrowed: first byte of the buffer */
-	uint8_t *p;	/* borrowed: next byte to write */
-	uint8_t *end;	/* borrowed: one past the last byte */
+	uint8_t *p;     /* borrowed: next byte to write */
+	uint8_t *end;   /* borrowed: one past the last byte */
 };
 
 static inline struct wr wr_init(void *buf, size_t cap)
