@@ -113,11 +113,14 @@ int netsim_link_new(struct netsim_link **out, const struct netsim_config *cfg, u
 	return 0;
 }
 
+static void pool_trim(struct netsim_link *l);
+
 int netsim_link_set_config(struct netsim_link *l, const struct netsim_config *cfg)
 {
 	if (!config_ok(cfg))
 		return KS_ERR_INVAL;
 	l->cfg = config_resolve(cfg);
+	pool_trim(l);
 	return 0;
 }
 
@@ -166,6 +169,19 @@ static void slot_put(struct netsim_link *l, struct slot *s)
 	l->pooled_bytes += sz;
 }
 
+/* Free pooled buffers, largest first, until the pool fits limit_bytes. */
+static void pool_trim(struct netsim_link *l)
+{
+	for (unsigned c = NCLASS; c-- > 0 && l->pooled_bytes > l->cfg.limit_bytes;) {
+		while (l->pool[c] && l->pooled_bytes > l->cfg.limit_bytes) {
+			struct slot *s = l->pool[c];
+			l->pool[c] = s->next;
+			l->pooled_bytes -= class_size(c);
+			free(s);
+		}
+	}
+}
+
 /* --- heap ---------------------------------------------------------------- */
 
 static bool before(const struct entry *a, const struct entry *b)
@@ -205,8 +221,8 @@ static void sift_down(struct entry *h, size_t n, size_t i)
 	h[i] = e;
 }
 
-/* Room for `more` entries; the heap never grows past limit_datagrams
- * entries plus one duplicate's slack. */
+/* Room for `more` entries. The hold limit keeps n <= limit_datagrams, so
+ * the array never exceeds twice that (or HEAP_INITIAL). */
 static int heap_reserve(struct netsim_link *l, size_t more)
 {
 	size_t want = l->n + more, cap = l->cap ? l->cap : HEAP_INITIAL;
@@ -453,6 +469,21 @@ ssize_t netsim_link_recv(struct netsim_link *l, uint64_t now, void *buf, size_t 
 uint64_t netsim_link_next_deadline(const struct netsim_link *l)
 {
 	return l->n ? l->heap[0].at : UINT64_MAX;
+}
+
+/* The invariants, for tests and debug builds: a heap ordered by (at, seq)
+ * whose slots add up to the held counters, within the hold limits. */
+bool netsim_link_check(const struct netsim_link *l)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (i && before(&l->heap[i], &l->heap[(i - 1) / 2]))
+			return false;
+		bytes += l->heap[i].s->len;
+	}
+	return l->n <= l->cap && l->n == l->st.held_datagrams && bytes == l->st.held_bytes &&
+	       l->pooled_bytes <= l->cfg.limit_bytes && l->st.held_bytes <= l->st.max_held_bytes;
 }
 
 void netsim_link_stats(const struct netsim_link *l, struct netsim_stats *st) { *st = l->st; }

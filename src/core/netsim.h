@@ -148,4 +148,8 @@ uint64_t netsim_link_next_deadline(const struct netsim_link *l);
 /* netsim_link_stats copies the counters into *st. */
 void netsim_link_stats(const struct netsim_link *l, struct netsim_stats *st);
 
+/* netsim_link_check verifies the link's internal invariants (heap order,
+ * held counters, pool within limit_bytes). O(n): for tests and debugging. */
+bool netsim_link_check(const struct netsim_link *l);
+
 #endif

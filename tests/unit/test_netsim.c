@@ -101,6 +101,7 @@ static void assert_conserved(const struct netsim_link *l)
 {
 	struct netsim_stats st = stats(l);
 
+	assert_true(netsim_link_check(l));
 	assert_true(st.sent + st.dup == st.delivered + st.held_datagrams + st.lost_blackhole +
 	                                        st.lost_burst + st.lost_random + st.queue_dropped +
 	                                        st.limit_dropped);
@@ -520,7 +521,7 @@ static void hold_limits_bound_memory(void **state)
 		assert_true(stats(l).held_bytes <= 10000);
 		while (netsim_link_recv(l, t / 10, b, sizeof b) >= 0)
 			;
-		assert_true(l->pooled_bytes <= 10000);
+		assert_true(netsim_link_check(l));
 	}
 	assert_true(stats(l).limit_dropped > 0);
 	assert_true(stats(l).max_held_bytes <= 10000);
@@ -534,6 +535,20 @@ static void hold_limits_bound_memory(void **state)
 	assert_int_equal(stats(l).held_datagrams, 50);
 	assert_int_equal(stats(l).limit_dropped, 950);
 	assert_true(l->cap <= 2 * 50 + HEAP_INITIAL);
+	netsim_link_free(l);
+
+	/* lowering the limit at runtime shrinks the pool too */
+	c = (struct netsim_config){ 0 };
+	l = mk(&c, SEED);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(netsim_link_send(l, b, 1000, 0), 0);
+	while (netsim_link_recv(l, 0, b, sizeof b) >= 0)
+		;
+	assert_int_equal(l->pooled_bytes, 100 * 1024);
+	c.limit_bytes = 5000;
+	assert_int_equal(netsim_link_set_config(l, &c), 0);
+	assert_true(l->pooled_bytes <= 5000);
+	assert_true(netsim_link_check(l));
 	netsim_link_free(l);
 }
 
