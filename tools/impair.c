@@ -295,7 +295,8 @@ static const char *set_seed(struct opts *o, const char *v)
 
 	errno = 0;
 	o->seed = strtoull(v, &end, 0);
-	return (*v && !*end && !errno) ? NULL : "an unsigned 64-bit number";
+	/* strtoull would wrap "-1" around silently */
+	return (*v && *v != '-' && !*end && !errno) ? NULL : "an unsigned 64-bit number";
 }
 
 static const char *set_rebind(struct opts *o, const char *v)
