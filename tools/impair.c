@@ -154,8 +154,11 @@ static int local_addr(int fd, struct addr *a)
 #define STR_(x)            #x
 #define STR(x)             STR_(x)
 
+enum only { ONLY_BOTH, ONLY_UP, ONLY_DOWN };
+
 struct opts {
 	struct addr listen, upstream;
+	enum only only; /* which directions the model impairs */
 	bool have_listen, have_upstream;
 	struct netsim_config cfg;
 	uint64_t seed;
@@ -333,6 +336,17 @@ static const char *set_stats(struct opts *o, const char *v)
 	return NULL;
 }
 
+static const char *set_only(struct opts *o, const char *v)
+{
+	if (!strcmp(v, "up"))
+		o->only = ONLY_UP;
+	else if (!strcmp(v, "down"))
+		o->only = ONLY_DOWN;
+	else
+		return "up or down";
+	return NULL;
+}
+
 static const char *set_no_gso(struct opts *o, const char *v)
 {
 	(void)v;
@@ -367,6 +381,9 @@ static const struct option_def options[] = {
 	  set_queue },
 	{ "limit", "BYTES", "bytes held per direction, tail drop beyond",
 	  NETSIM_DEFAULT_LIMIT_BYTES, set_limit },
+	{ "only", "up|down",
+	  "impair one direction only (up: client->upstream); blackholes still cut both", NODEF,
+	  set_only },
 	{ "seed", "N", "seed of the model; the down link uses N+1", DEFAULT_SEED, set_seed },
 	{ "rebind-every", "SECONDS",
 	  "new upstream socket (source port) every SECONDS; also SIGUSR1", NODEF, set_rebind },
@@ -886,10 +903,14 @@ static int open_listen(struct relay *r)
 
 static int make_links(struct relay *r)
 {
-	int err = netsim_link_new(&r->up.link, &r->o->cfg, r->o->seed);
+	/* with --only, the other direction is a clean link of the same size */
+	const struct netsim_config clean = { .limit_bytes = r->o->cfg.limit_bytes };
+	const struct netsim_config *up = r->o->only == ONLY_DOWN ? &clean : &r->o->cfg;
+	const struct netsim_config *down = r->o->only == ONLY_UP ? &clean : &r->o->cfg;
+	int err = netsim_link_new(&r->up.link, up, r->o->seed);
 
 	if (err == 0)
-		err = netsim_link_new(&r->down.link, &r->o->cfg, r->o->seed + 1);
+		err = netsim_link_new(&r->down.link, down, r->o->seed + 1);
 	if (err < 0)
 		fprintf(stderr, "impair: impairment model: %s\n", ks_strerror(err));
 	return err;

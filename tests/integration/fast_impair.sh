@@ -230,6 +230,15 @@ stop_impair
 [ "$(counter up lost_random)" = 100 ] || fail "--loss 1: up lost_random=$(counter up lost_random)"
 echo "--loss 1: 100/100 dropped"
 
+# 4b. --only down: the same loss on the way back only.
+start_impair --loss 1 --only down
+read -r got _ _ < <(pings 50 0.02)
+[ "$got" = 0 ] || fail "--loss 1 --only down: $got replies"
+stop_impair
+[ "$(counter up delivered)" = 50 ] || fail "--only down: up delivered=$(counter up delivered)"
+[ "$(counter down lost_random)" = 50 ] || fail "--only down: down lost=$(counter down lost_random)"
+echo "--loss 1 --only down: 50/50 reached the server, 50/50 replies dropped"
+
 # 5. --delay applies to each direction.
 start_impair --delay 60 --seed 7
 read -r got _ high low < <(pings 5 2)
