@@ -553,6 +553,7 @@ static void txq_finish(struct txq *q, const struct addr *to)
 			.msg_iovlen = 1,
 		};
 		if (q->segs[i] > 1) {
+			memset(q->ctl[i].buf, 0, sizeof q->ctl[i].buf); /* padding too */
 			h->msg_control = q->ctl[i].buf;
 			h->msg_controllen = sizeof q->ctl[i].buf;
 			struct cmsghdr *c = CMSG_FIRSTHDR(h);
