@@ -138,7 +138,7 @@ wait_file() {
 }
 
 python3 "$tmp/udp.py" echo "$tmp/echo.port" &
-pids+=($!)
+pids+=("$!")
 wait_file "$tmp/echo.port" .
 eport=$(cat "$tmp/echo.port")
 
@@ -148,7 +148,7 @@ start_impair() {
 	"$IMPAIR" --listen 127.0.0.1:0 --upstream "127.0.0.1:$eport" --stats-file "$tmp/stats" \
 		"$@" 2>"$tmp/impair.log" &
 	ipid=$!
-	pids+=($ipid)
+	pids+=("$ipid")
 	wait_file "$tmp/impair.log" 'listening on'
 	iport=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/impair.log")
 	[ -n "$iport" ] || fail "no port in impair's log"
@@ -182,7 +182,7 @@ first_port=$ports
 # 1b. a burst of mixed sizes keeps every datagram whole, with and without
 # UDP GSO batching on the relay's sends.
 read -r got bad < <(python3 "$tmp/udp.py" burst "$iport" 400)
-[ "$got" = 400 ] && [ "$bad" = 0 ] || fail "burst: $got/400 back, $bad wrong"
+if [ "$got" != 400 ] || [ "$bad" != 0 ]; then fail "burst: $got/400 back, $bad wrong"; fi
 echo "burst: 400/400 datagrams of mixed sizes back intact"
 
 # 2. SIGUSR1: the server sees the client move to a new source port.
@@ -213,12 +213,12 @@ stop_impair
 up=$(counter up delivered)
 down=$(counter down delivered)
 [ "$up" = $((620 + tries)) ] || fail "up delivered=$up, want $((620 + tries))"
-[ "$down" -ge 620 ] && [ "$down" -le "$up" ] || fail "down delivered=$down (up $up)"
+if [ "$down" -lt 620 ] || [ "$down" -gt "$up" ]; then fail "down delivered=$down (up $up)"; fi
 echo "blackhole: 20/20 dropped, then 20/20 through; counters agree"
 
 start_impair --no-gso
 read -r got bad < <(python3 "$tmp/udp.py" burst "$iport" 400)
-[ "$got" = 400 ] && [ "$bad" = 0 ] || fail "burst --no-gso: $got/400 back, $bad wrong"
+if [ "$got" != 400 ] || [ "$bad" != 0 ]; then fail "burst --no-gso: $got/400 back, $bad wrong"; fi
 stop_impair
 echo "burst --no-gso: 400/400 back intact"
 
@@ -271,13 +271,13 @@ echo "--blackhole and --rebind-every 0.3: ok (rebinds=$(counter relay rebinds))"
 # 7. throughput, unimpaired, 1400-byte datagrams (python endpoints bound it).
 python3 "$tmp/udp.py" sink "$tmp/sink.port" 2 >"$tmp/sink.out" &
 spid=$!
-pids+=($spid)
+pids+=("$spid")
 wait_file "$tmp/sink.port" .
 eport=$(cat "$tmp/sink.port")
 start_impair
 python3 "$tmp/udp.py" blast "$iport" 2.5 1400 &
 bpid=$!
-pids+=($bpid)
+pids+=("$bpid")
 wait "$spid" || fail "sink failed"
 wait "$bpid" || true
 stop_impair
