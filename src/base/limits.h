@@ -16,6 +16,17 @@
 
 /* --- socks5 --- */
 
+/* --- io --- */
+enum {
+	UDP_DATAGRAM_MAX = 2048,	    /* largest datagram sent or received; longer ones
+					     * arriving are dropped and counted as truncated */
+	UDP_BATCH_MAX = 64,		    /* datagrams per recvmmsg wakeup and per sendmmsg call */
+	UDP_TX_QUEUE_DEFAULT = 1024,	    /* datagrams a send queue holds unless told otherwise */
+	UDP_TX_QUEUE_MAX = 16384,	    /* hard cap on a send queue's capacity */
+	UDP_SOCKBUF_DEFAULT = 4 << 20,	    /* SO_RCVBUF/SO_SNDBUF requested by default */
+	UDP_SOCKBUF_MAX = 64 << 20,	    /* largest socket buffer one may request */
+};
+
 /* --- daemons --- */
 
 #endif
