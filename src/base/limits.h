@@ -9,6 +9,31 @@
 #define KCPSOCKS_LIMITS_H
 
 /* --- kcp --- */
+enum {
+	KCP_MTU_DEFAULT = 1400,     /* bytes per datagram */
+	KCP_MTU_MIN = 50,           /* header + 26 bytes of data */
+	KCP_MTU_MAX = 9216,         /* segment buffers are mtu - 24 bytes each */
+	KCP_SND_WND_DEFAULT = 32,   /* segments */
+	KCP_RCV_WND_DEFAULT = 128,  /* segments */
+	KCP_RCV_WND_MIN = 128,      /* >= KCP_MAX_FRAGMENTS: a whole message fits */
+	KCP_WND_MAX = 32768,        /* either window; the wire field is 16 bits */
+	KCP_MAX_FRAGMENTS = 128,    /* segments per message (message mode) */
+	KCP_INTERVAL_DEFAULT = 100, /* ms */
+	KCP_INTERVAL_MIN = 1,       /* ms */
+	KCP_INTERVAL_MAX = 5000,    /* ms */
+	KCP_RTO_INIT = 200,         /* ms, before the first RTT sample */
+	KCP_RTO_MIN_NORMAL = 100,   /* ms, nodelay 0 */
+	KCP_RTO_MIN_NODELAY = 30,   /* ms, nodelay 1 and 2 */
+	KCP_RTO_MAX = 60000,        /* ms */
+	KCP_DEAD_LINK_DEFAULT = 20, /* transmissions of one segment */
+	KCP_DEAD_LINK_MAX = 1000,   /* transmissions */
+	KCP_FASTACK_LIMIT = 5,      /* no fast retransmit after this many sends */
+	KCP_PROBE_INIT = 7000,      /* ms, first window probe after a zero window */
+	KCP_PROBE_MAX = 120000,     /* ms, probe backoff cap */
+	KCP_CWND_INIT = 2,          /* segments */
+	KCP_SSTHRESH_MIN = 2,       /* segments */
+	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
+};
 
 /* --- envelope, replay, handshake --- */
 
