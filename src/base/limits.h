@@ -43,13 +43,22 @@ enum {
 
 /* --- io --- */
 enum {
-	UDP_DATAGRAM_MAX = 2048,	    /* largest datagram sent or received; longer ones
-					     * arriving are dropped and counted as truncated */
-	UDP_BATCH_MAX = 64,		    /* datagrams per recvmmsg wakeup and per sendmmsg call */
-	UDP_TX_QUEUE_DEFAULT = 1024,	    /* datagrams a send queue holds unless told otherwise */
-	UDP_TX_QUEUE_MAX = 16384,	    /* hard cap on a send queue's capacity */
-	UDP_SOCKBUF_DEFAULT = 4 << 20,	    /* SO_RCVBUF/SO_SNDBUF requested by default */
-	UDP_SOCKBUF_MAX = 64 << 20,	    /* largest socket buffer one may request */
+	UDP_DATAGRAM_MAX = 2048,       /* largest datagram sent or received; longer ones
+	                                * arriving are dropped and counted as truncated */
+	UDP_BATCH_MAX = 64,            /* datagrams per recvmmsg wakeup and per sendmmsg call */
+	UDP_TX_QUEUE_DEFAULT = 1024,   /* datagrams a send queue holds unless told otherwise */
+	UDP_TX_QUEUE_MAX = 16384,      /* hard cap on a send queue's capacity */
+	UDP_SOCKBUF_DEFAULT = 4 << 20, /* SO_RCVBUF/SO_SNDBUF requested by default */
+	UDP_SOCKBUF_MAX = 64 << 20,    /* largest socket buffer one may request */
+};
+
+/* --- tools/kcpcat --- */
+enum {
+	KCPCAT_CHUNK = 64 * 1024,    /* bytes read from stdin at once (one message) */
+	KCPCAT_OUT_MAX = 512 * 1024, /* stdout buffer; holds the largest message */
+	KCPCAT_LINGER_MIN_MS = 200,  /* quiet time before exit, to re-ack a lost end */
+	KCPCAT_LINGER_MAX_MS = 3000,
+	KCPCAT_IDLE_MAX_S = 86400, /* largest -w */
 };
 
 /* --- daemons --- */
