@@ -486,6 +486,11 @@ static void conn_on_read(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (c->rend - c->rstart == c->rcap) {
+		/* Full: a zero-length recv would look like EOF. */
+		conn_update_read(c);
+		return;
+	}
 	if (c->rend == c->rcap && c->rstart > 0) {
 		memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
 		c->rend -= c->rstart;

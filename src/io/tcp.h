@@ -130,7 +130,9 @@ void tcp_connect_cancel(struct tcp_connect *c);
 
 enum tcp_conn_event_type {
 	TCP_CONN_DATA = 1, /* bytes arrived: n = bytes now in the read buffer */
-	TCP_CONN_EOF,      /* the peer shut down its side: no more DATA; reading stopped */
+	TCP_CONN_EOF,      /* the peer shut down its side: no more DATA; reading stopped.
+	                    * Bytes may still be buffered: hand them on (peek/consume)
+	                    * before acting on the EOF */
 	TCP_CONN_SENT,     /* n bytes left the write buffer for the kernel */
 	TCP_CONN_SHUTDOWN, /* write buffer drained after tcp_conn_shutdown; our FIN is sent */
 	TCP_CONN_ERROR,    /* err is the errno (ECONNRESET, EPIPE, ...); the connection is
@@ -167,9 +169,12 @@ struct tcp_conn *tcp_conn_new(struct ev_loop *loop, int fd, const struct tcp_con
 
 /* tcp_conn_close, step one of two: stops the watchers, closes the socket
  * (an unsent write buffer is lost; a pending tcp_conn_shutdown did not
- * happen) and queues c to be freed by the loop at the end of this
- * iteration, after every callback on the stack has returned. No callback
- * comes after it. NULL and a second call are no-ops. */
+ * happen) and starts an ev_check watcher that frees c (step two) in a
+ * later phase of the loop, after every callback on the stack has returned.
+ * No callback comes after it; accessors stay usable until the free. The
+ * loop must run once more for the free: at exit, after ev_break, one
+ * ev_run(loop, EVRUN_NOWAIT) reaps closed connections. NULL and a second
+ * call are no-ops. */
 void tcp_conn_close(struct tcp_conn *c);
 
 /* tcp_conn_read_start/stop say whether the caller wants data. The read

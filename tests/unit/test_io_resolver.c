@@ -276,6 +276,22 @@ static void hosts_file_localhost(void **state)
 	assert_int_equal(resolver_pending(f->r), 0);
 }
 
+/* "fb": a name in the hosts file never reaches DNS. */
+static void files_before_dns(void **state)
+{
+	struct fix *f = *state;
+	struct got g = { 0 };
+	struct resolver_cb cb = { on_done, &g };
+
+	f->dns.mode = FAKE_ANSWER;
+	make(f, "fb", 1000);
+	assert_int_equal(resolver_resolve(f->r, "localhost", 80, RESOLVER_IPV4_ONLY, &cb, NULL), 0);
+	run_until(f, &g.done);
+	assert_int_equal(g.status, RESOLVER_OK);
+	expect_addr(&g.addrs[0], "127.0.0.1:80");
+	assert_int_equal(f->dns.queries, 0);
+}
+
 static void nxdomain_is_not_found(void **state)
 {
 	struct fix *f = *state;
@@ -457,6 +473,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(numeric_needs_no_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(hosts_file_localhost, setup, teardown),
+		cmocka_unit_test_setup_teardown(files_before_dns, setup, teardown),
 		cmocka_unit_test_setup_teardown(nxdomain_is_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(dns_answers_in_family_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(silent_server_times_out, setup, teardown),

@@ -59,7 +59,7 @@ static void run_until(struct fix *f, const bool *flag)
 static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
 {
 	struct fix *f = arg;
-	assert_int_equal(peer->ss_family, AF_INET);
+	assert_true(peer->ss_family == AF_INET || peer->ss_family == AF_INET6);
 	assert_true(f->naccepted < 4);
 	f->accepted[f->naccepted++] = fd;
 	if (f->auto_release)
@@ -602,6 +602,59 @@ static void conn_reset_is_an_error(void **state)
 	tcp_conn_close(cli.c);
 }
 
+/* Writing into a reset connection is an error event, never a SIGPIPE. */
+static void conn_write_after_reset_is_an_error(void **state)
+{
+	struct fix *f = *state;
+	static struct side cli, srv;
+	static uint8_t junk[4096];
+	struct linger lg = { 1, 0 };
+
+	memset(&cli, 0, sizeof cli);
+	memset(&srv, 0, sizeof srv);
+	pair(f, &cli, &srv, NULL);
+	assert_int_equal(setsockopt(tcp_conn_fd(srv.c), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	tcp_conn_close(srv.c);
+	f->expired = false;
+	ev_timer_set(&f->guard, GUARD_MS / 1000.0, 0.);
+	ev_timer_start(f->loop, &f->guard);
+	while (!cli.error && !f->expired) {
+		ssize_t n = tcp_conn_write(cli.c, junk, sizeof junk);
+		assert_true(n > 0 || n == KS_ERR_FULL || (n == KS_ERR_CLOSED && cli.error));
+		ev_run(f->loop, EVRUN_ONCE);
+	}
+	ev_timer_stop(f->loop, &f->guard);
+	assert_true(cli.error);
+	assert_true(cli.err == EPIPE || cli.err == ECONNRESET);
+	assert_int_equal(tcp_conn_write_space(cli.c), 0);
+	tcp_conn_close(cli.c);
+}
+
+/* The same over IPv6 loopback: listener, connect, local address. */
+static void ipv6_loopback(void **state)
+{
+	struct fix *f = *state;
+	struct tcp_listener_cb cb = { on_accept, f };
+	struct sockaddr_storage any, addr;
+	struct cres r = { 0 };
+	struct tcp_connect_cb ccb = { on_done, &r };
+	char err[128] = "", text[ADDR_TEXT_MAX];
+	struct tcp_listener *l;
+
+	assert_int_equal(addr_parse("[::1]:0", NULL, &any, NULL, 0), 0);
+	l = tcp_listener_new(f->loop, &any, NULL, &cb, err, sizeof err);
+	if (!l)
+		skip(); /* no IPv6 on this host */
+	assert_int_equal(tcp_listener_addr(l, &addr), 0);
+	assert_non_null(tcp_connect_start(f->loop, &addr, 1, 2000, &ccb));
+	run_until(f, &r.done);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.local.ss_family, AF_INET6);
+	assert_int_equal(strncmp(addr_format(&r.local, text), "[::1]:", 6), 0);
+	close(r.fd);
+	tcp_listener_free(l);
+}
+
 static void conn_bad_options(void **state)
 {
 	struct fix *f = *state;
@@ -719,6 +772,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(conn_close_in_callback_is_deferred, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(conn_reset_is_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(conn_write_after_reset_is_an_error, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(ipv6_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(conn_bad_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(listener_connection_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(listener_rests_on_emfile, setup, teardown),
