@@ -87,6 +87,42 @@ enum {
 	KCPCAT_IDLE_MAX_S = 86400, /* largest -w */
 };
 
+/* --- io: tcp, resolver, metrics, daemon --- */
+enum {
+	TCP_BACKLOG_DEFAULT = 511,   /* listen(2) backlog */
+	TCP_ACCEPT_BATCH = 32,       /* accept4 calls per listener wakeup */
+	TCP_CONNS_DEFAULT = 1024,    /* accepted connections alive at once */
+	TCP_CONNS_MAX = 1 << 20,     /* hard cap on that limit */
+	TCP_ACCEPT_PAUSE_MS = 500,   /* accept watcher rest after EMFILE/ENFILE */
+	TCP_BUF_DEFAULT = 32 * 1024, /* read and write buffer of one connection */
+	TCP_BUF_MIN = 512,           /* smallest buffer one may ask for */
+	TCP_BUF_MAX = 4 << 20,       /* largest buffer one may ask for */
+	TCP_CONNECT_ADDRS_MAX = 16,  /* addresses one connect tries in order */
+	TCP_CONNECT_TIMEOUT_DEFAULT_MS = 10000,
+	TCP_CONNECT_TIMEOUT_MAX_MS = 300000,
+	TCP_CONNECT_ATTEMPT_MIN_MS = 250, /* smallest share of the budget per address */
+
+	RESOLVER_ADDRS_MAX = 16,         /* addresses reported per lookup */
+	RESOLVER_SERVERS_MAX = 8,        /* DNS servers in the option */
+	RESOLVER_SOCKETS_MAX = 32,       /* c-ares sockets watched at once */
+	RESOLVER_PENDING_DEFAULT = 1024, /* lookups in flight, including timed-out ones */
+	RESOLVER_PENDING_MAX = 65536,
+	RESOLVER_TIMEOUT_DEFAULT_MS = 5000, /* per lookup */
+	RESOLVER_TIMEOUT_MAX_MS = 60000,
+	RESOLVER_NAME_MAX = 255, /* a DNS name in text (SOCKS5 caps it too) */
+
+	METRICS_REQUEST_MAX = 2048,        /* request line + headers; more is refused (431) */
+	METRICS_BODY_DEFAULT = 256 * 1024, /* /metrics output bound */
+	METRICS_BODY_MAX = 16 << 20,
+	METRICS_CLIENTS_MAX = 16,  /* scrapes served at once */
+	METRICS_TIMEOUT_MS = 5000, /* whole exchange of one client */
+	METRICS_HEAD_MAX = 256,    /* status line and headers of a response */
+
+	DAEMON_DRAIN_DEFAULT_MS = 10000, /* graceful stop budget after SIGTERM/SIGINT */
+	DAEMON_DRAIN_MAX_MS = 600000,
+	DAEMON_PWBUF_MAX = 1 << 20, /* getpwnam_r buffer growth cap */
+};
+
 /* --- daemons --- */
 
 /* Config and profiles (src/core/config.c, src/core/profile.c). The PROFILE_*
