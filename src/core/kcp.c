@@ -40,6 +40,7 @@ struct sseg {          /* send window slot, index sn & smask */
 	bool live; /* sent and not yet acknowledged */
 	bool fq;   /* an fq entry with base fbase exists */
 	bool pend; /* a pend entry with this fence exists */
+	bool fast; /* the last retransmission was a fast one */
 };
 
 struct rseg {          /* receive window slot, index sn & rmask */
@@ -78,9 +79,11 @@ struct kcp {
 	uint32_t ack_hi; /* segments below it were skipped by some ACK */
 	uint32_t *heap;  /* owned: sn of live segments, min resendts first */
 	uint32_t nheap;
-	struct fifo fq;      /* fast retransmit candidates, by fbase */
-	struct fifo pend;    /* retransmitted, waiting for their fence */
-	uint64_t ack_events; /* input datagrams that carried an ACK */
+	struct fifo fq;        /* fast retransmit candidates, by fbase */
+	struct fifo pend;      /* retransmitted, waiting for their fence */
+	uint64_t ack_events;   /* input datagrams that carried an ACK */
+	uint64_t ack_event_at; /* now of the last counted ACK event */
+	uint32_t reo_extra;    /* learned reordering, added to cfg.resend */
 
 	uint32_t srtt, rttvar, rto;
 	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
@@ -351,6 +354,10 @@ static void fence_mark(struct kcp *k, struct sseg *g)
 	fifo_push(k, &k->pend, (struct fentry){ g->sn, k->snd_nxt }, pend_valid);
 }
 
+/* resend_at: skips that make a segment lost. cfg.resend, raised by one
+ * each time a fast retransmission proves spurious (K5). */
+static uint32_t resend_at(const struct kcp *k) { return k->cfg.resend + k->reo_extra; }
+
 static bool fast_due(const struct kcp *k)
 {
 	const struct fentry *e;
@@ -358,7 +365,7 @@ static bool fast_due(const struct kcp *k)
 	if (!k->fq.count)
 		return false;
 	e = fifo_at(&k->fq, 0);
-	return fq_valid(k, e) && k->ack_events - e->base >= k->cfg.resend;
+	return fq_valid(k, e) && k->ack_events - e->base >= resend_at(k);
 }
 
 /* ------------------------------------------------------------------ */
@@ -414,7 +421,7 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
 	k->snd_una = k->snd_nxt = k->ack_hi = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
-	k->flush_at = k->probe_at = KCP_NEVER;
+	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
 	k->last_now = now;
 	*out = k;
 	return 0;
@@ -619,8 +626,13 @@ static bool retx_timeouts(struct kcp *k, uint64_t now)
 			k->dead = true;
 			break;
 		}
+		/* Skipped often enough for the configured threshold but not
+		 * for the learned one: the learned one is too high. */
+		if (g->fq && k->reo_extra && k->ack_events - g->fbase >= k->cfg.resend)
+			k->reo_extra--;
 		g->rto = backoff(k, g->rto);
 		g->resendts = now + g->rto;
+		g->fast = false;
 		heap_down(k, 0);
 		fence_mark(k, g);
 		k->st.seg_retx_timeout++;
@@ -638,7 +650,7 @@ static bool retx_fast(struct kcp *k, uint64_t now)
 	while (!k->dead && k->fq.count) {
 		struct fentry e = *fifo_at(&k->fq, 0);
 		struct sseg *g = sslot(k, e.sn);
-		if (fq_valid(k, &e) && k->ack_events - e.base < k->cfg.resend)
+		if (fq_valid(k, &e) && k->ack_events - e.base < resend_at(k))
 			break;
 		fifo_pop(&k->fq);
 		if (!fq_valid(k, &e))
@@ -647,6 +659,7 @@ static bool retx_fast(struct kcp *k, uint64_t now)
 		if (g->xmit > KCP_FASTACK_LIMIT)
 			continue; /* leave it to the RTO */
 		g->resendts = now + g->rto;
+		g->fast = true;
 		heap_down(k, g->heap);
 		heap_up(k, g->heap);
 		fence_mark(k, g);
@@ -1096,23 +1109,32 @@ struct apply_result {
 	uint32_t maxack;
 };
 
-/* rtt_from_ack samples the RTT from an ACK's echoed ts, before the una of
- * the same segment can retire the segment it names (K4). Only an echo of a
- * transmission we made (not newer than the last one) counts. */
-static void rtt_from_ack(struct kcp *k, const struct hdr *h, uint64_t now)
+/* ack_echo reads an ACK's echoed ts before the una of the same segment can
+ * retire the segment it names. The echo samples the RTT (K4); only an echo
+ * of a transmission we made (not newer than the last one) counts. An echo
+ * of a transmission older than a fast retransmission shows that the
+ * retransmission was spurious: the path reorders more than resend allows,
+ * so the threshold learns (K5). */
+static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now)
 {
-	const struct sseg *g = sslot(k, h->sn);
+	struct sseg *g = sslot(k, h->sn);
 	int32_t rtt = seq_diff((uint32_t)now, h->ts);
 
-	if (rtt >= 0 && g->live && g->sn == h->sn && seq_le(h->ts, g->ts))
+	if (!g->live || g->sn != h->sn || seq_gt(h->ts, g->ts))
+		return;
+	if (rtt >= 0)
 		rtt_sample(k, (uint32_t)rtt);
+	if (g->fast && seq_lt(h->ts, g->ts)) {
+		g->fast = false;
+		k->st.seg_retx_spurious++;
+		if (k->reo_extra < KCP_REORDER_MAX)
+			k->reo_extra++;
+	}
 }
 
-static void apply_seg(struct kcp *k, const struct hdr *h, uint64_t now, struct apply_result *a)
+static void apply_seg(struct kcp *k, const struct hdr *h, struct apply_result *a)
 {
 	k->rmt_wnd = h->wnd;
-	if (h->cmd == KCP_CMD_ACK)
-		rtt_from_ack(k, h, now);
 	a->acked += apply_una(k, h->una);
 	switch (h->cmd) {
 	case KCP_CMD_ACK:
@@ -1135,11 +1157,22 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	struct apply_result a = { 0 };
 	struct hdr h;
 
+	/* Echoes first: a una earlier in the datagram must not retire the
+	 * segment an ACK further on names. */
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
-		apply_seg(k, &h, now, &a);
+		if (h.cmd == KCP_CMD_ACK)
+			ack_echo(k, &h, now);
+	r = rd_init(dgram, len);
+	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
+		apply_seg(k, &h, &a);
 	if (a.has_ack) {
 		cross(k, a.maxack);
-		k->ack_events++;
+		/* K5: datagrams that arrive in the same millisecond (one read
+		 * batch) count as one skip: their order says little. */
+		if (now != k->ack_event_at) {
+			k->ack_events++;
+			k->ack_event_at = now;
+		}
 	}
 	cwnd_grow(k, a.acked);
 	fifo_prune(k, &k->fq, fq_valid);
@@ -1187,6 +1220,7 @@ void kcp_stats(const struct kcp *k, struct kcp_stats *st)
 	st->rmt_wnd = k->rmt_wnd;
 	st->rcv_free = wnd_free(k);
 	st->inflight = k->inflight;
+	st->resend = resend_at(k);
 	st->waitsnd = kcp_waitsnd(k);
 }
 
