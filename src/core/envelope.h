@@ -110,7 +110,8 @@ KS_MUST_CHECK ssize_t envelope_seal(struct envelope *e, const struct rng_source 
  * fills *rx; the replay window and last_rx_ms advance. Order of checks,
  * cheapest first: length, session id, replay window, then one AEAD
  * verification. Errors leave the window unchanged, count in dropped (and
- * forgeries for a failed AEAD) and write nothing to out: KS_ERR_PROTO
+ * forgeries for a failed AEAD) and leave no plaintext in out (untouched,
+ * or zeroed after a failed verification): KS_ERR_PROTO
  * (length, or a malformed padding length), KS_ERR_AUTH (another session id,
  * or the AEAD failed), KS_ERR_REPLAY, KS_ERR_LIMIT (forgery limit reached),
  * KS_ERR_FULL (cap too small). */
