@@ -31,16 +31,16 @@ enum {
 	ENVELOPE_TAG_LEN = 16,
 	ENVELOPE_OVERHEAD = ENVELOPE_HDR_LEN + ENVELOPE_PADLEN_LEN + ENVELOPE_TAG_LEN, /* 32 */
 	ENVELOPE_SAMPLE_LEN = 16,
-	ENVELOPE_MIN_LEN = ENVELOPE_OVERHEAD,	/* an empty payload, no padding */
-	ENVELOPE_MAX_DATAGRAM = 1500,		/* largest datagram sealed or opened */
-	ENVELOPE_PEER_SILENT_MS = 5000,		/* unacked data and no reply: rehandshake */
+	ENVELOPE_MIN_LEN = ENVELOPE_OVERHEAD, /* an empty payload, no padding */
+	ENVELOPE_MAX_DATAGRAM = 1500,         /* largest datagram sealed or opened */
+	ENVELOPE_PEER_SILENT_MS = 5000,       /* unacked data and no reply: rehandshake */
 };
 /* Counters are 48 bits on the wire: the sealer stops before the last value,
  * so a key/nonce pair is never used twice (KS_ERR_LIMIT: rehandshake). */
 #define ENVELOPE_CTR_LIMIT ((1ULL << 48) - 1)
 /* Soft limits: past either, envelope_status() says a rekey is due. */
 #define ENVELOPE_REKEY_AFTER_PACKETS (1ULL << 40)
-#define ENVELOPE_REKEY_AFTER_MS (24ULL * 3600 * 1000)
+#define ENVELOPE_REKEY_AFTER_MS      (24ULL * 3600 * 1000)
 /* Failed AEAD verifications tolerated per session key (the ChaCha20-Poly1305
  * integrity limit of RFC 9001 section 6.6); past it the session refuses. */
 #define ENVELOPE_FORGERY_LIMIT (1ULL << 36)
@@ -54,10 +54,10 @@ enum {
 
 /* Handshake. */
 enum {
-	HANDSHAKE_CLOCK_SKEW_MS = 120000,  /* init timestamps within +-120 s */
-	HANDSHAKE_REPLAY_CACHE = 4096,	   /* remembered init ephemerals */
-	HANDSHAKE_PAD_MAX = 256,	   /* random padding on handshake messages */
-	HANDSHAKE_MAX_USERS = 65536,	   /* users one server may list */
+	HANDSHAKE_CLOCK_SKEW_MS = 120000, /* init timestamps within +-120 s */
+	HANDSHAKE_REPLAY_CACHE = 4096,    /* remembered init ephemerals */
+	HANDSHAKE_PAD_MAX = 256,          /* random padding on handshake messages */
+	HANDSHAKE_MAX_USERS = 65536,      /* users one server may list */
 };
 
 /* Transport parameters: the hard validity range of each field (a decoded
@@ -79,9 +79,9 @@ enum {
 
 /* Server session table. */
 enum {
-	SESSIONS_MAX = 65536,	  /* slot index lives in the low 16 bits of a sid */
+	SESSIONS_MAX = 65536,      /* slot index lives in the low 16 bits of a sid */
 	SESSIONS_PER_USER_MAX = 8, /* more sessions of one user evict its idlest */
-	SESSIONS_ADDR_MAX = 28,	  /* an opaque peer address: sockaddr_in6 fits */
+	SESSIONS_ADDR_MAX = 28,    /* an opaque peer address: sockaddr_in6 fits */
 };
 
 /* --- mux --- */

@@ -11,7 +11,7 @@
 /* mask: ChaCha20 (IETF) keyed by key, block counter = first 4 sample bytes
  * (LE), nonce = the other 12; the first n bytes of keystream (2.3). */
 static void mask(uint8_t *m, size_t n, const uint8_t key[static KEYS_LEN],
-		 const uint8_t sample[static ENVELOPE_SAMPLE_LEN])
+                 const uint8_t sample[static ENVELOPE_SAMPLE_LEN])
 {
 	static const uint8_t zero[ENVELOPE_SID_LEN] = { 0 };
 	struct rd r = rd_init(sample, ENVELOPE_SAMPLE_LEN);
@@ -32,7 +32,7 @@ void envelope_mask_sid(const uint8_t hdr[static KEYS_LEN], uint8_t *d, size_t le
 }
 
 int envelope_peek_sid(const uint8_t hdr[static KEYS_LEN], const uint8_t *d, size_t len,
-		      uint64_t *sid)
+                      uint64_t *sid)
 {
 	uint8_t f[ENVELOPE_SID_LEN];
 	struct rd r = rd_init(f, sizeof f);
@@ -47,8 +47,8 @@ int envelope_peek_sid(const uint8_t hdr[static KEYS_LEN], const uint8_t *d, size
 }
 
 void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint64_t sid,
-		   const struct envelope_dir *tx, const struct envelope_dir *rx,
-		   const struct transport_params *p, uint64_t now)
+                   const struct envelope_dir *tx, const struct envelope_dir *rx,
+                   const struct transport_params *p, uint64_t now)
 {
 	memset(e, 0, sizeof *e);
 	memcpy(e->hdr, hdr, KEYS_LEN);
@@ -69,7 +69,7 @@ void envelope_wipe(struct envelope *e) { sodium_memzero(e, sizeof *e); }
 /* The AEAD nonce: the direction's IV with the counter XORed into its last
  * eight bytes, little-endian (2.2). */
 static void nonce_of(uint8_t n[static ENVELOPE_IV_LEN], const uint8_t iv[static ENVELOPE_IV_LEN],
-		     uint64_t ctr)
+                     uint64_t ctr)
 {
 	memcpy(n, iv, ENVELOPE_IV_LEN);
 	for (size_t i = 0; i < 8; i++)
@@ -89,7 +89,7 @@ static void header_of(uint8_t h[static ENVELOPE_HDR_LEN], uint64_t sid, uint64_t
 /* pad_len picks the padding of one datagram whose unpadded size is need,
  * never letting it grow past room (2.4). */
 static size_t pad_len(const struct envelope *e, const struct rng_source *rng, size_t need,
-		      size_t room)
+                      size_t room)
 {
 	size_t pad = 0, spare = room - need;
 
@@ -105,7 +105,7 @@ static size_t pad_len(const struct envelope *e, const struct rng_source *rng, si
 }
 
 ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const uint8_t *payload,
-		      size_t len, uint8_t *out, size_t cap)
+                      size_t len, uint8_t *out, size_t cap)
 {
 	size_t room = cap < e->mtu ? cap : e->mtu;
 	size_t need = ENVELOPE_OVERHEAD + len, pad, ptlen;
@@ -129,7 +129,7 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 	header_of(h, e->sid, e->send_ctr);
 	nonce_of(n, e->tx.iv, e->send_ctr);
 	crypto_aead_chacha20poly1305_ietf_encrypt(pt, NULL, pt, ptlen, h, sizeof h, NULL, n,
-						  e->tx.key);
+	                                          e->tx.key);
 	/* 2.3: header protection from the ciphertext sample. */
 	mask(m, ENVELOPE_SID_LEN, e->hdr, pt);
 	mask(m + ENVELOPE_SID_LEN, ENVELOPE_CTR_LEN, e->tx.hp, pt);
@@ -140,8 +140,7 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 }
 
 /* unmask_header recovers sid and counter of d (2.5 steps 2 and 4). */
-static void unmask_header(const struct envelope *e, const uint8_t *d, uint64_t *sid,
-			  uint64_t *ctr)
+static void unmask_header(const struct envelope *e, const uint8_t *d, uint64_t *sid, uint64_t *ctr)
 {
 	uint8_t m[ENVELOPE_HDR_LEN], h[ENVELOPE_HDR_LEN];
 	struct rd r = rd_init(h, sizeof h);
@@ -164,8 +163,8 @@ static ssize_t refuse(struct envelope *e, int err)
 	return err;
 }
 
-ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t now,
-		      uint8_t *out, size_t cap, struct envelope_rx *rx)
+ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t now, uint8_t *out,
+                      size_t cap, struct envelope_rx *rx)
 {
 	uint8_t h[ENVELOPE_HDR_LEN], n[ENVELOPE_IV_LEN];
 	uint64_t sid, ctr;
@@ -192,8 +191,8 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 	header_of(h, sid, ctr);
 	nonce_of(n, e->rx.iv, ctr);
 	if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, d + ENVELOPE_HDR_LEN,
-							       ptlen, d + len - ENVELOPE_TAG_LEN,
-							       h, sizeof h, n, e->rx.key) != 0) {
+	                                                       ptlen, d + len - ENVELOPE_TAG_LEN, h,
+	                                                       sizeof h, n, e->rx.key) != 0) {
 		e->forgeries++;
 		return refuse(e, KS_ERR_AUTH);
 	}
@@ -212,8 +211,7 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 	return (ssize_t)(ptlen - ENVELOPE_PADLEN_LEN - pad);
 }
 
-enum envelope_status envelope_status(const struct envelope *e, uint64_t now,
-				     uint64_t unacked_since)
+enum envelope_status envelope_status(const struct envelope *e, uint64_t now, uint64_t unacked_since)
 {
 	if (e->send_ctr >= ENVELOPE_CTR_LIMIT || e->forgeries >= ENVELOPE_FORGERY_LIMIT)
 		return ENVELOPE_EXHAUSTED;

@@ -35,26 +35,26 @@ enum { ENVELOPE_IV_LEN = 12 };
 
 /* The keys of one direction, from the handshake's key schedule. */
 struct envelope_dir {
-	uint8_t key[KEYS_LEN];	      /* AEAD key */
+	uint8_t key[KEYS_LEN];       /* AEAD key */
 	uint8_t iv[ENVELOPE_IV_LEN]; /* XORed with the counter into the nonce */
-	uint8_t hp[KEYS_LEN];	      /* counter-field mask key */
+	uint8_t hp[KEYS_LEN];        /* counter-field mask key */
 };
 
 struct envelope {
 	uint8_t hdr[KEYS_LEN]; /* session-id mask key, shared by the server's clients */
-	uint64_t sid;	       /* never 0 */
+	uint64_t sid;          /* never 0 */
 	struct envelope_dir tx, rx;
 	uint16_t mtu; /* from the agreed transport parameters */
 	uint8_t pad_mode;
 	uint16_t pad_max;
 	uint64_t send_ctr; /* next counter to seal */
 	struct replay rx_win;
-	uint64_t created_ms;  /* now at envelope_init */
-	uint64_t last_rx_ms;  /* now of the last datagram that opened */
-	uint32_t silent_ms;   /* envelope_status threshold, ENVELOPE_PEER_SILENT_MS */
-	uint64_t forgeries;   /* datagrams for this sid that failed the AEAD */
-	uint64_t opened;      /* datagrams accepted */
-	uint64_t dropped;     /* datagrams refused, any reason */
+	uint64_t created_ms; /* now at envelope_init */
+	uint64_t last_rx_ms; /* now of the last datagram that opened */
+	uint32_t silent_ms;  /* envelope_status threshold, ENVELOPE_PEER_SILENT_MS */
+	uint64_t forgeries;  /* datagrams for this sid that failed the AEAD */
+	uint64_t opened;     /* datagrams accepted */
+	uint64_t dropped;    /* datagrams refused, any reason */
 };
 
 /* What envelope_open learnt besides the payload. */
@@ -76,8 +76,8 @@ enum envelope_status {
  * keys from the handshake, the header key of the server (keys_public.hdr)
  * and the agreed parameters p (valid). now is the current time in ms. */
 void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint64_t sid,
-		   const struct envelope_dir *tx, const struct envelope_dir *rx,
-		   const struct transport_params *p, uint64_t now);
+                   const struct envelope_dir *tx, const struct envelope_dir *rx,
+                   const struct transport_params *p, uint64_t now);
 
 /* envelope_wipe zeroes e, keys included. */
 void envelope_wipe(struct envelope *e);
@@ -86,8 +86,8 @@ void envelope_wipe(struct envelope *e);
  * server header key and stores the session id (0: a handshake message) in
  * *sid. Costs one ChaCha20 block, changes nothing. Returns 0, or
  * KS_ERR_PROTO when len is outside [ENVELOPE_MIN_LEN, ENVELOPE_MAX_DATAGRAM]. */
-KS_MUST_CHECK int envelope_peek_sid(const uint8_t hdr[static KEYS_LEN], const uint8_t *d, size_t len,
-				    uint64_t *sid);
+KS_MUST_CHECK int envelope_peek_sid(const uint8_t hdr[static KEYS_LEN], const uint8_t *d,
+                                    size_t len, uint64_t *sid);
 
 /* envelope_mask_sid XORs the session-id mask into d[0..8), the mask being
  * computed from d[14..30) (so it is its own inverse). len must be at least
@@ -102,7 +102,7 @@ void envelope_mask_sid(const uint8_t hdr[static KEYS_LEN], uint8_t *d, size_t le
  * undefined): KS_ERR_TOOBIG when ENVELOPE_OVERHEAD + len does not fit;
  * KS_ERR_LIMIT when the counter is spent (rehandshake). */
 KS_MUST_CHECK ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng,
-				    const uint8_t *payload, size_t len, uint8_t *out, size_t cap);
+                                    const uint8_t *payload, size_t len, uint8_t *out, size_t cap);
 
 /* envelope_open authenticates datagram d and writes its payload to out
  * (not overlapping d; cap >= len - ENVELOPE_HDR_LEN - ENVELOPE_TAG_LEN,
@@ -116,7 +116,7 @@ KS_MUST_CHECK ssize_t envelope_seal(struct envelope *e, const struct rng_source 
  * or the AEAD failed), KS_ERR_REPLAY, KS_ERR_LIMIT (forgery limit reached),
  * KS_ERR_FULL (cap too small). */
 KS_MUST_CHECK ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t now,
-				    uint8_t *out, size_t cap, struct envelope_rx *rx);
+                                    uint8_t *out, size_t cap, struct envelope_rx *rx);
 
 /* envelope_status tells the caller whether to handshake again. unacked_since
  * is when the oldest data still unacknowledged was first sent (the KCP
@@ -124,6 +124,6 @@ KS_MUST_CHECK ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t
  * outstanding for silent_ms and nothing authenticated arrived for silent_ms
  * (the server restarted, or the path is gone). */
 enum envelope_status envelope_status(const struct envelope *e, uint64_t now,
-				     uint64_t unacked_since);
+                                     uint64_t unacked_since);
 
 #endif

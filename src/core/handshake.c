@@ -30,7 +30,7 @@ static void mix_key(struct sym *s, uint8_t *k, const uint8_t *ikm, size_t n)
 }
 
 static void mix_key_and_hash(struct sym *s, uint8_t k[static KEYS_LEN],
-			     const uint8_t psk[static KEYS_LEN])
+                             const uint8_t psk[static KEYS_LEN])
 {
 	uint8_t t[KEYS_LEN];
 	uint8_t *o[3] = { s->ck, t, k };
@@ -49,27 +49,28 @@ static void sym_start(struct sym *s, const uint8_t spub[static KEYS_LEN])
 }
 
 /* Each key encrypts exactly one message, so the nonce is always zero. */
-static void seal0(uint8_t *c, const uint8_t k[static KEYS_LEN], const uint8_t *ad,
-		  const uint8_t *m, size_t n)
+static void seal0(uint8_t *c, const uint8_t k[static KEYS_LEN], const uint8_t *ad, const uint8_t *m,
+                  size_t n)
 {
 	static const uint8_t zero[ENVELOPE_IV_LEN] = { 0 };
 
 	crypto_aead_chacha20poly1305_ietf_encrypt(c, NULL, m, n, ad, KEYS_LEN, NULL, zero, k);
 }
 
-static int open0(uint8_t *m, const uint8_t k[static KEYS_LEN], const uint8_t *ad,
-		 const uint8_t *c, size_t clen)
+static int open0(uint8_t *m, const uint8_t k[static KEYS_LEN], const uint8_t *ad, const uint8_t *c,
+                 size_t clen)
 {
 	static const uint8_t zero[ENVELOPE_IV_LEN] = { 0 };
 
-	return crypto_aead_chacha20poly1305_ietf_decrypt(m, NULL, NULL, c, clen, ad, KEYS_LEN,
-							 zero, k);
+	return crypto_aead_chacha20poly1305_ietf_decrypt(m, NULL, NULL, c, clen, ad, KEYS_LEN, zero,
+	                                                 k);
 }
 
 /* 4.2: an ephemeral is XORed with ChaCha20(obf key), counter and nonce from
  * the message's 16 random bytes; its own inverse. */
 static void obfuscate(uint8_t out[static KEYS_LEN], const uint8_t in[static KEYS_LEN],
-		      const uint8_t r[static HANDSHAKE_RAND_LEN], const uint8_t obf[static KEYS_LEN])
+                      const uint8_t r[static HANDSHAKE_RAND_LEN],
+                      const uint8_t obf[static KEYS_LEN])
 {
 	struct rd rr = rd_init(r, HANDSHAKE_RAND_LEN);
 	uint32_t ic;
@@ -79,7 +80,7 @@ static void obfuscate(uint8_t out[static KEYS_LEN], const uint8_t in[static KEYS
 }
 
 static void mac(uint8_t out[static HANDSHAKE_MAC_LEN], const uint8_t key[static KEYS_LEN],
-		const uint8_t *d, size_t n)
+                const uint8_t *d, size_t n)
 {
 	crypto_generichash(out, HANDSHAKE_MAC_LEN, d, n, key, KEYS_LEN);
 }
@@ -110,7 +111,7 @@ static size_t hs_pad(const struct rng_source *rng, size_t spare)
 
 /* write_payload: u64le word || tparams || zeros || u16le pad (4.2.6, 4.3.4). */
 static size_t write_payload(uint8_t *buf, size_t cap, uint64_t word,
-			    const struct transport_params *p, size_t pad)
+                            const struct transport_params *p, size_t pad)
 {
 	struct wr w = wr_init(buf, cap);
 	ssize_t n;
@@ -124,8 +125,7 @@ static size_t write_payload(uint8_t *buf, size_t cap, uint64_t word,
 	return wr_len(&w);
 }
 
-static int read_payload(const uint8_t *buf, size_t len, uint64_t *word,
-			struct transport_params *p)
+static int read_payload(const uint8_t *buf, size_t len, uint64_t *word, struct transport_params *p)
 {
 	struct rd r = rd_init(buf, len);
 	struct rd tail;
@@ -172,7 +172,7 @@ static void split(struct handshake_result *res, const uint8_t ck[static KEYS_LEN
 /* --- client ------------------------------------------------------------- */
 
 int handshake_client_init(struct handshake_client *c, const uint8_t spub[static KEYS_LEN],
-			  const struct keys_user *u, const struct transport_params *proposal)
+                          const struct keys_user *u, const struct transport_params *proposal)
 {
 	size_t n = strnlen(u->name, KEYS_NAME_MAX + 1);
 
@@ -191,8 +191,8 @@ void handshake_client_wipe(struct handshake_client *c) { sodium_memzero(c, sizeo
 
 /* 4.2: the init, built in out; returns its length. */
 static size_t build_init(struct handshake_client *c, struct sym *s,
-			 const uint8_t e_pub[static KEYS_LEN], const uint8_t dh[static KEYS_LEN],
-			 uint64_t now_unix_ms, size_t pad, uint8_t *out)
+                         const uint8_t e_pub[static KEYS_LEN], const uint8_t dh[static KEYS_LEN],
+                         uint64_t now_unix_ms, size_t pad, uint8_t *out)
 {
 	uint8_t k[KEYS_LEN], pt[HANDSHAKE_PAYLOAD_MIN + HANDSHAKE_PAD_MAX];
 	uint8_t *id = out + HANDSHAKE_BODY_OFF;
@@ -201,7 +201,7 @@ static size_t build_init(struct handshake_client *c, struct sym *s,
 
 	mix_hash(s, e_pub, KEYS_LEN); /* 4.2.1 */
 	mix_key(s, NULL, e_pub, KEYS_LEN);
-	mix_key(s, k, dh, KEYS_LEN); /* 4.2.2 es */
+	mix_key(s, k, dh, KEYS_LEN);                /* 4.2.2 es */
 	seal0(id, k, s->h, c->name, KEYS_NAME_MAX); /* 4.2.3 */
 	mix_hash(s, id, KEYS_NAME_MAX + ENVELOPE_TAG_LEN);
 	mix_key_and_hash(s, k, c->psk); /* 4.2.4 */
@@ -218,7 +218,7 @@ static size_t build_init(struct handshake_client *c, struct sym *s,
 }
 
 ssize_t handshake_client_write_init(struct handshake_client *c, const struct rng_source *rng,
-				    uint64_t now_unix_ms, uint8_t *out, size_t cap)
+                                    uint64_t now_unix_ms, uint8_t *out, size_t cap)
 {
 	uint8_t e_sec[KEYS_LEN], e_pub[KEYS_LEN], dh[KEYS_LEN];
 	struct sym s;
@@ -236,8 +236,7 @@ ssize_t handshake_client_write_init(struct handshake_client *c, const struct rng
 	rng_fill(rng, out + ENVELOPE_SID_LEN, HANDSHAKE_RAND_LEN);
 	obfuscate(out + HANDSHAKE_EPH_OFF, e_pub, out + ENVELOPE_SID_LEN, c->pub.obf);
 	sym_start(&s, c->pub.spub);
-	len = build_init(c, &s, e_pub, dh, now_unix_ms,
-			 hs_pad(rng, cap - HANDSHAKE_INIT_MIN), out);
+	len = build_init(c, &s, e_pub, dh, now_unix_ms, hs_pad(rng, cap - HANDSHAKE_INIT_MIN), out);
 	/* Commit: this init's ephemeral and Noise state replace any older. */
 	memcpy(c->e_sec, e_sec, KEYS_LEN);
 	memcpy(c->e_pub, e_pub, KEYS_LEN);
@@ -255,7 +254,7 @@ out:
 
 /* 4.3 from the client's side: everything on locals, committed by caller. */
 static int read_response(const struct handshake_client *c, const uint8_t *d, size_t len,
-			 struct sym *s, struct handshake_result *res)
+                         struct sym *s, struct handshake_result *res)
 {
 	uint8_t e_s[KEYS_LEN], dh[KEYS_LEN], k[KEYS_LEN], pt[HANDSHAKE_RESP_MAX];
 	const uint8_t *body = d + HANDSHAKE_BODY_OFF;
@@ -288,7 +287,7 @@ out:
 }
 
 int handshake_client_read_response(struct handshake_client *c, const uint8_t *d, size_t len,
-				   struct handshake_result *res)
+                                   struct handshake_result *res)
 {
 	struct handshake_result r;
 	struct sym s;
@@ -318,9 +317,9 @@ int handshake_client_read_response(struct handshake_client *c, const uint8_t *d,
 /* --- server ------------------------------------------------------------- */
 
 int handshake_server_init(struct handshake_server *s, const struct keys_server *k,
-			  const struct keys_user *users, size_t n_users,
-			  const struct transport_params *min, const struct transport_params *max,
-			  const struct transport_params *def)
+                          const struct keys_user *users, size_t n_users,
+                          const struct transport_params *min, const struct transport_params *max,
+                          const struct transport_params *def)
 {
 	if (n_users == 0 || n_users > HANDSHAKE_MAX_USERS || !tparams_valid(min) ||
 	    !tparams_valid(max) || !tparams_valid(def))
@@ -372,7 +371,7 @@ static bool name_eq(const uint8_t field[static KEYS_NAME_MAX], const struct keys
 }
 
 static int find_user(const struct handshake_server *s, const uint8_t name[static KEYS_NAME_MAX],
-		     uint32_t *idx)
+                     uint32_t *idx)
 {
 	for (size_t i = 0; i < s->n_users; i++) {
 		if (name_eq(name, &s->users[i])) {
@@ -386,8 +385,8 @@ static int find_user(const struct handshake_server *s, const uint8_t name[static
 /* 4.2 from the server's side after the cheap checks: DH, identity, PSK,
  * payload. Works on locals; counts its own failures. */
 static int open_init(struct handshake_server *s, const uint8_t *d, size_t len,
-		     const uint8_t e_c[static KEYS_LEN], struct sym *y,
-		     struct handshake_pending *p, uint64_t *ts)
+                     const uint8_t e_c[static KEYS_LEN], struct sym *y, struct handshake_pending *p,
+                     uint64_t *ts)
 {
 	uint8_t dh[KEYS_LEN], k[KEYS_LEN], name[KEYS_NAME_MAX], pt[HANDSHAKE_INIT_MAX];
 	const uint8_t *id = d + HANDSHAKE_BODY_OFF;
@@ -427,7 +426,7 @@ out:
 
 /* The cheap checks of 4.4 steps 1-4, before any public-key work. */
 static int precheck(struct handshake_server *s, const uint8_t *d, size_t len,
-		    uint8_t e_c[static KEYS_LEN])
+                    uint8_t e_c[static KEYS_LEN])
 {
 	uint64_t sid;
 
@@ -456,7 +455,7 @@ static bool ts_fresh(const struct handshake_server *s, uint64_t ts, uint64_t now
 }
 
 int handshake_server_read_init(struct handshake_server *s, const uint8_t *d, size_t len,
-			       uint64_t now_unix_ms, struct handshake_pending *p)
+                               uint64_t now_unix_ms, struct handshake_pending *p)
 {
 	uint8_t e_c[KEYS_LEN];
 	struct handshake_pending q;
@@ -487,9 +486,10 @@ int handshake_server_read_init(struct handshake_server *s, const uint8_t *d, siz
 
 /* 4.3: the response, built in out; returns its length. */
 static size_t build_response(struct handshake_server *s, struct sym *y,
-			     const struct handshake_pending *p, const uint8_t e_pub[static KEYS_LEN],
-			     const uint8_t dh[static KEYS_LEN], uint64_t sid,
-			     const struct transport_params *acc, size_t pad, uint8_t *out)
+                             const struct handshake_pending *p,
+                             const uint8_t e_pub[static KEYS_LEN],
+                             const uint8_t dh[static KEYS_LEN], uint64_t sid,
+                             const struct transport_params *acc, size_t pad, uint8_t *out)
 {
 	uint8_t k[KEYS_LEN], mk[KEYS_LEN], pt[HANDSHAKE_PAYLOAD_MIN + HANDSHAKE_PAD_MAX];
 	uint8_t *body = out + HANDSHAKE_BODY_OFF;
@@ -514,8 +514,8 @@ static size_t build_response(struct handshake_server *s, struct sym *y,
 }
 
 ssize_t handshake_server_write_response(struct handshake_server *s, struct handshake_pending *p,
-					const struct rng_source *rng, uint64_t sid, uint8_t *out,
-					size_t cap, struct handshake_result *res)
+                                        const struct rng_source *rng, uint64_t sid, uint8_t *out,
+                                        size_t cap, struct handshake_result *res)
 {
 	uint8_t e_sec[KEYS_LEN], e_pub[KEYS_LEN], dh[KEYS_LEN];
 	struct transport_params acc;
@@ -528,14 +528,13 @@ ssize_t handshake_server_write_response(struct handshake_server *s, struct hands
 	if (sid == 0)
 		return KS_ERR_INVAL;
 	rng_fill(rng, e_sec, sizeof e_sec);
-	if (crypto_scalarmult_base(e_pub, e_sec) != 0 ||
-	    crypto_scalarmult(dh, e_sec, p->e_c) != 0)
+	if (crypto_scalarmult_base(e_pub, e_sec) != 0 || crypto_scalarmult(dh, e_sec, p->e_c) != 0)
 		goto out;
 	tparams_clamp(&acc, &p->proposal, &s->min, &s->max, &s->def);
 	rng_fill(rng, out + ENVELOPE_SID_LEN, HANDSHAKE_RAND_LEN);
 	obfuscate(out + HANDSHAKE_EPH_OFF, e_pub, out + ENVELOPE_SID_LEN, s->pub.obf);
 	len = build_response(s, &y, p, e_pub, dh, sid, &acc, hs_pad(rng, cap - HANDSHAKE_RESP_MIN),
-			     out);
+	                     out);
 	split(res, y.ck, false);
 	res->sid = sid;
 	res->params = acc;

@@ -43,30 +43,30 @@ enum {
 	HANDSHAKE_RAND_LEN = 16,
 	HANDSHAKE_MAC_LEN = 16,
 	HANDSHAKE_EPH_OFF = ENVELOPE_SID_LEN + HANDSHAKE_RAND_LEN, /* 24 */
-	HANDSHAKE_BODY_OFF = HANDSHAKE_EPH_OFF + KEYS_LEN,	    /* 56 */
+	HANDSHAKE_BODY_OFF = HANDSHAKE_EPH_OFF + KEYS_LEN,         /* 56 */
 	/* u64le timestamp or session id || tparams || u16le pad length */
 	HANDSHAKE_PAYLOAD_MIN = 8 + TPARAMS_WIRE_LEN + ENVELOPE_PADLEN_LEN,
 	HANDSHAKE_INIT_MIN = HANDSHAKE_BODY_OFF + KEYS_NAME_MAX + ENVELOPE_TAG_LEN +
-			     HANDSHAKE_PAYLOAD_MIN + ENVELOPE_TAG_LEN + HANDSHAKE_MAC_LEN,
-	HANDSHAKE_RESP_MIN = HANDSHAKE_BODY_OFF + HANDSHAKE_PAYLOAD_MIN + ENVELOPE_TAG_LEN +
-			     HANDSHAKE_MAC_LEN,
+	                     HANDSHAKE_PAYLOAD_MIN + ENVELOPE_TAG_LEN + HANDSHAKE_MAC_LEN,
+	HANDSHAKE_RESP_MIN =
+	        HANDSHAKE_BODY_OFF + HANDSHAKE_PAYLOAD_MIN + ENVELOPE_TAG_LEN + HANDSHAKE_MAC_LEN,
 	HANDSHAKE_INIT_MAX = HANDSHAKE_INIT_MIN + HANDSHAKE_PAD_MAX,
 	HANDSHAKE_RESP_MAX = HANDSHAKE_RESP_MIN + HANDSHAKE_PAD_MAX,
 };
 
 /* What both sides hold after a handshake, each from its own viewpoint. */
 struct handshake_result {
-	uint64_t sid;			/* chosen by the server, never 0 */
-	uint32_t conv;			/* KCP conversation id */
+	uint64_t sid;                   /* chosen by the server, never 0 */
+	uint32_t conv;                  /* KCP conversation id */
 	struct transport_params params; /* what the server accepted */
-	struct envelope_dir tx, rx;	/* this side's send and receive keys */
-	uint32_t user;			/* server: index into its users; client: 0 */
+	struct envelope_dir tx, rx;     /* this side's send and receive keys */
+	uint32_t user;                  /* server: index into its users; client: 0 */
 };
 
 enum handshake_client_state {
 	HANDSHAKE_CLIENT_IDLE = 0, /* configured, nothing sent */
-	HANDSHAKE_CLIENT_SENT,	   /* an init is out, its ephemeral is held */
-	HANDSHAKE_CLIENT_DONE,	   /* a response was accepted; secrets wiped */
+	HANDSHAKE_CLIENT_SENT,     /* an init is out, its ephemeral is held */
+	HANDSHAKE_CLIENT_DONE,     /* a response was accepted; secrets wiped */
 };
 
 struct handshake_client {
@@ -76,15 +76,16 @@ struct handshake_client {
 	uint8_t psk[KEYS_LEN];
 	struct transport_params proposal;
 	uint8_t e_sec[KEYS_LEN], e_pub[KEYS_LEN]; /* SENT: this init's ephemeral */
-	uint8_t ck[KEYS_LEN], h[KEYS_LEN];	  /* SENT: Noise state after the init */
-	uint8_t mac2[KEYS_LEN];			  /* SENT: key of the response MAC */
+	uint8_t ck[KEYS_LEN], h[KEYS_LEN];        /* SENT: Noise state after the init */
+	uint8_t mac2[KEYS_LEN];                   /* SENT: key of the response MAC */
 };
 
 /* handshake_client_init configures c for server public key spub, user u
  * and a proposal (valid). Returns 0 or KS_ERR_INVAL. */
-KS_MUST_CHECK int handshake_client_init(struct handshake_client *c, const uint8_t spub[static KEYS_LEN],
-					const struct keys_user *u,
-					const struct transport_params *proposal);
+KS_MUST_CHECK int handshake_client_init(struct handshake_client *c,
+                                        const uint8_t spub[static KEYS_LEN],
+                                        const struct keys_user *u,
+                                        const struct transport_params *proposal);
 
 /* handshake_client_write_init writes a fresh init (new ephemeral, random
  * padding) for the unix time now_unix_ms into out and returns its length
@@ -93,15 +94,15 @@ KS_MUST_CHECK int handshake_client_init(struct handshake_client *c, const uint8_
  * KS_ERR_FULL (cap < HANDSHAKE_INIT_MIN), KS_ERR_STATE (DONE), KS_ERR_INVAL
  * (the rng gave an unusable key). */
 KS_MUST_CHECK ssize_t handshake_client_write_init(struct handshake_client *c,
-						  const struct rng_source *rng,
-						  uint64_t now_unix_ms, uint8_t *out, size_t cap);
+                                                  const struct rng_source *rng,
+                                                  uint64_t now_unix_ms, uint8_t *out, size_t cap);
 
 /* handshake_client_read_response accepts the server's answer to the last
  * init and fills *res. State becomes DONE and the ephemeral is wiped.
  * Errors (c unchanged, res untouched): KS_ERR_STATE (not SENT), KS_ERR_PROTO
  * (length, session id field not 0, bad payload), KS_ERR_AUTH (mac2 or AEAD). */
 KS_MUST_CHECK int handshake_client_read_response(struct handshake_client *c, const uint8_t *d,
-						 size_t len, struct handshake_result *res);
+                                                 size_t len, struct handshake_result *res);
 
 /* handshake_client_wipe zeroes c, secrets included. */
 void handshake_client_wipe(struct handshake_client *c);
@@ -109,7 +110,7 @@ void handshake_client_wipe(struct handshake_client *c);
 /* Why inits were refused, and how many were accepted. */
 struct handshake_counters {
 	uint64_t bad_len, bad_mac1, replay, bad_dh, bad_user, bad_auth, bad_payload, stale,
-	    accepted;
+	        accepted;
 };
 
 struct handshake_server {
@@ -139,10 +140,10 @@ struct handshake_pending {
  * the parameters the server accepts (valid, min <= def <= max). Returns 0
  * or KS_ERR_INVAL. */
 KS_MUST_CHECK int handshake_server_init(struct handshake_server *s, const struct keys_server *k,
-					const struct keys_user *users, size_t n_users,
-					const struct transport_params *min,
-					const struct transport_params *max,
-					const struct transport_params *def);
+                                        const struct keys_user *users, size_t n_users,
+                                        const struct transport_params *min,
+                                        const struct transport_params *max,
+                                        const struct transport_params *def);
 
 /* handshake_server_read_init checks init d at unix time now_unix_ms. Cheap
  * checks first: length and session id 0, mac1, replay-cache lookup, then
@@ -153,8 +154,8 @@ KS_MUST_CHECK int handshake_server_init(struct handshake_server *s, const struct
  * AEAD), KS_ERR_REPLAY, KS_ERR_STALE (timestamp outside +-
  * HANDSHAKE_CLOCK_SKEW_MS, or older than the replay-cache floor). */
 KS_MUST_CHECK int handshake_server_read_init(struct handshake_server *s, const uint8_t *d,
-					     size_t len, uint64_t now_unix_ms,
-					     struct handshake_pending *p);
+                                             size_t len, uint64_t now_unix_ms,
+                                             struct handshake_pending *p);
 
 /* handshake_server_write_response answers pending init p with session id
  * sid (non-zero, unique, chosen by the caller), writes the response into
@@ -162,9 +163,9 @@ KS_MUST_CHECK int handshake_server_read_init(struct handshake_server *s, const u
  * HANDSHAKE_RESP_MAX), or KS_ERR_FULL (cap < HANDSHAKE_RESP_MIN),
  * KS_ERR_INVAL (sid 0, or the rng gave an unusable key); p is kept then. */
 KS_MUST_CHECK ssize_t handshake_server_write_response(struct handshake_server *s,
-						      struct handshake_pending *p,
-						      const struct rng_source *rng, uint64_t sid,
-						      uint8_t *out, size_t cap,
-						      struct handshake_result *res);
+                                                      struct handshake_pending *p,
+                                                      const struct rng_source *rng, uint64_t sid,
+                                                      uint8_t *out, size_t cap,
+                                                      struct handshake_result *res);
 
 #endif

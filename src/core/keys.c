@@ -28,7 +28,7 @@ void keys_psk_generate(uint8_t psk[static KEYS_LEN], const struct rng_source *rn
 void keys_encode(char text[static KEYS_TEXT_LEN + 1], const uint8_t key[static KEYS_LEN])
 {
 	sodium_bin2base64(text, KEYS_TEXT_LEN + 1, key, KEYS_LEN,
-			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
 int keys_decode(uint8_t key[static KEYS_LEN], const char *text, size_t len)
@@ -43,7 +43,7 @@ int keys_decode(uint8_t key[static KEYS_LEN], const char *text, size_t len)
 		return KS_ERR_INVAL;
 	/* No ignore set: any whitespace or padding character is an error. */
 	if (sodium_base642bin(bin, sizeof bin, text, len, NULL, &binlen, &end,
-			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
 		goto out;
 	if (binlen != KEYS_LEN || end != text + len)
 		goto out;
@@ -82,7 +82,7 @@ int keys_user_set(struct keys_user *u, const char *name, const uint8_t psk[stati
 }
 
 void keys_hash(uint8_t out[static KEYS_LEN], const uint8_t *a, size_t alen, const uint8_t *b,
-	       size_t blen)
+               size_t blen)
 {
 	crypto_generichash_state st;
 
@@ -95,7 +95,7 @@ void keys_hash(uint8_t out[static KEYS_LEN], const uint8_t *a, size_t alen, cons
 }
 
 void keys_kdf(uint8_t *out[], size_t n, const uint8_t ck[static KEYS_LEN], const uint8_t *ikm,
-	      size_t ikmlen)
+              size_t ikmlen)
 {
 	uint8_t prk[KEYS_LEN], t[KEYS_LEN + 1];
 	crypto_generichash_state st;
@@ -116,8 +116,7 @@ void keys_kdf(uint8_t *out[], size_t n, const uint8_t ck[static KEYS_LEN], const
 	sodium_memzero(&st, sizeof st);
 }
 
-void keys_label(uint8_t out[static KEYS_LEN], const uint8_t key[static KEYS_LEN],
-		const char *label)
+void keys_label(uint8_t out[static KEYS_LEN], const uint8_t key[static KEYS_LEN], const char *label)
 {
 	crypto_generichash(out, KEYS_LEN, (const uint8_t *)label, strlen(label), key, KEYS_LEN);
 }

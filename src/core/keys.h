@@ -60,7 +60,8 @@ KS_MUST_CHECK int keys_decode(uint8_t key[static KEYS_LEN], const char *text, si
 
 /* keys_user_set validates name (1..KEYS_NAME_MAX bytes of [A-Za-z0-9._-])
  * and fills u. Returns 0 or KS_ERR_INVAL (u unchanged). */
-KS_MUST_CHECK int keys_user_set(struct keys_user *u, const char *name, const uint8_t psk[static KEYS_LEN]);
+KS_MUST_CHECK int keys_user_set(struct keys_user *u, const char *name,
+                                const uint8_t psk[static KEYS_LEN]);
 
 /* keys_derive_public computes the keys of struct keys_public from spub. */
 void keys_derive_public(struct keys_public *kp, const uint8_t spub[static KEYS_LEN]);
@@ -69,16 +70,16 @@ void keys_derive_public(struct keys_public *kp, const uint8_t spub[static KEYS_L
 
 /* keys_hash: out = BLAKE2b-256(a || b); b may be NULL when blen is 0. */
 void keys_hash(uint8_t out[static KEYS_LEN], const uint8_t *a, size_t alen, const uint8_t *b,
-	       size_t blen);
+               size_t blen);
 
 /* keys_kdf: HKDF with keyed BLAKE2b-256: prk = B(key=ck, ikm), then
  * out[i] = B(key=prk, out[i-1] || i+1) for i < n (n in 1..3). Each out[i]
  * is KEYS_LEN bytes; outputs may alias ck. */
 void keys_kdf(uint8_t *out[], size_t n, const uint8_t ck[static KEYS_LEN], const uint8_t *ikm,
-	      size_t ikmlen);
+              size_t ikmlen);
 
 /* keys_label: out = BLAKE2b-256(key=key, label), a labelled sub-key. */
 void keys_label(uint8_t out[static KEYS_LEN], const uint8_t key[static KEYS_LEN],
-		const char *label);
+                const char *label);
 
 #endif

@@ -19,8 +19,8 @@ int sessions_new(struct sessions **out, const struct sessions_config *cfg)
 	t = calloc(1, sizeof *t);
 	if (!t)
 		return KS_ERR_NOMEM;
-	rc = handshake_server_init(&t->hs, cfg->key, cfg->users, cfg->n_users, &cfg->min,
-				   &cfg->max, &cfg->def);
+	rc = handshake_server_init(&t->hs, cfg->key, cfg->users, cfg->n_users, &cfg->min, &cfg->max,
+	                           &cfg->def);
 	if (rc != 0)
 		goto err;
 	rc = KS_ERR_NOMEM;
@@ -119,7 +119,7 @@ static uint64_t new_sid(const struct rng_source *rng, uint32_t slot)
 
 /* Commit a new session into slot s from the handshake result. */
 static void fill(struct sessions *t, struct sessions_slot *s, const struct handshake_result *res,
-		 const struct sessions_addr *from, uint64_t now)
+                 const struct sessions_addr *from, uint64_t now)
 {
 	memset(s, 0, sizeof *s);
 	s->used = true;
@@ -133,8 +133,8 @@ static void fill(struct sessions *t, struct sessions_slot *s, const struct hands
 
 /* 6.1 steps 3-5: an init. Nothing changes until the response is written. */
 static int on_init(struct sessions *t, const struct sessions_addr *from, const uint8_t *d,
-		   size_t len, uint64_t now, uint64_t now_unix_ms, const struct rng_source *rng,
-		   uint8_t *out, size_t cap, struct sessions_event *ev)
+                   size_t len, uint64_t now, uint64_t now_unix_ms, const struct rng_source *rng,
+                   uint8_t *out, size_t cap, struct sessions_event *ev)
 {
 	struct handshake_pending p;
 	struct handshake_result res;
@@ -182,8 +182,8 @@ static bool addr_eq(const struct sessions_addr *a, const struct sessions_addr *b
 
 /* 6.1 step 6 and the roaming rule 6.2. */
 static int on_data(struct sessions *t, const struct sessions_addr *from, uint64_t sid,
-		   const uint8_t *d, size_t len, uint64_t now, uint8_t *out, size_t cap,
-		   struct sessions_event *ev)
+                   const uint8_t *d, size_t len, uint64_t now, uint8_t *out, size_t cap,
+                   struct sessions_event *ev)
 {
 	struct sessions_slot *s = find(t, sid);
 	struct envelope_rx rx;
@@ -210,9 +210,9 @@ static int on_data(struct sessions *t, const struct sessions_addr *from, uint64_
 }
 
 int sessions_on_datagram(struct sessions *t, const struct sessions_addr *from, const uint8_t *d,
-			 size_t len, uint64_t now, uint64_t now_unix_ms,
-			 const struct rng_source *rng, uint8_t *out, size_t cap,
-			 struct sessions_event *ev)
+                         size_t len, uint64_t now, uint64_t now_unix_ms,
+                         const struct rng_source *rng, uint8_t *out, size_t cap,
+                         struct sessions_event *ev)
 {
 	uint64_t sid;
 
@@ -230,8 +230,8 @@ int sessions_on_datagram(struct sessions *t, const struct sessions_addr *from, c
 }
 
 ssize_t sessions_seal(struct sessions *t, uint64_t sid, const struct rng_source *rng,
-		      const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
-		      const struct sessions_addr **to)
+                      const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
+                      const struct sessions_addr **to)
 {
 	struct sessions_slot *s = find(t, sid);
 	ssize_t n;

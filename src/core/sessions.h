@@ -35,8 +35,8 @@ struct sessions_addr {
 
 struct sessions_slot {
 	bool used;
-	uint32_t user;	 /* index into the configured users */
-	uint32_t conv;	 /* KCP conv agreed in the handshake */
+	uint32_t user; /* index into the configured users */
+	uint32_t conv; /* KCP conv agreed in the handshake */
 	struct transport_params params;
 	struct sessions_addr peer; /* where replies go; moves by the roaming rule */
 	uint64_t created_ms;
@@ -48,7 +48,7 @@ struct sessions_config {
 	const struct keys_user *users; /* borrowed array of n_users */
 	size_t n_users;
 	struct transport_params min, max, def; /* what the server accepts */
-	size_t capacity;		       /* 1..SESSIONS_MAX slots */
+	size_t capacity;                       /* 1..SESSIONS_MAX slots */
 };
 
 struct sessions_counters {
@@ -56,14 +56,14 @@ struct sessions_counters {
 	uint64_t no_session;   /* session id of no live session */
 	uint64_t refused;      /* did not open: auth, replay, malformed */
 	uint64_t init_refused; /* session id 0 that the handshake refused */
-	uint64_t full;	       /* authenticated init, no free slot */
+	uint64_t full;         /* authenticated init, no free slot */
 	uint64_t created, superseded, expired, closed, moved, opened;
 };
 
 struct sessions {
 	struct handshake_server hs;
 	struct sessions_slot *slots; /* owned, capacity entries */
-	uint32_t *free_ids;	     /* owned, stack of free slot indices */
+	uint32_t *free_ids;          /* owned, stack of free slot indices */
 	size_t cap, n_free;
 	struct sessions_counters n;
 };
@@ -78,9 +78,9 @@ struct sessions_event {
 	enum sessions_event_kind kind;
 	uint64_t sid;
 	size_t len;
-	bool moved;	       /* DATA: the peer address moved to from */
-	uint64_t superseded;   /* NEW: sid of an older session of the same user that
-				  was closed to make room (0: none) */
+	bool moved;          /* DATA: the peer address moved to from */
+	uint64_t superseded; /* NEW: sid of an older session of the same user that
+	                        was closed to make room (0: none) */
 };
 
 /* sessions_new allocates a table. Returns 0 and sets *out, or KS_ERR_INVAL
@@ -100,17 +100,17 @@ void sessions_free(struct sessions *t);
  * KS_ERR_INVAL (from longer than SESSIONS_ADDR_MAX). The caller sends
  * nothing for any error. */
 KS_MUST_CHECK int sessions_on_datagram(struct sessions *t, const struct sessions_addr *from,
-				       const uint8_t *d, size_t len, uint64_t now,
-				       uint64_t now_unix_ms, const struct rng_source *rng,
-				       uint8_t *out, size_t cap, struct sessions_event *ev);
+                                       const uint8_t *d, size_t len, uint64_t now,
+                                       uint64_t now_unix_ms, const struct rng_source *rng,
+                                       uint8_t *out, size_t cap, struct sessions_event *ev);
 
 /* sessions_seal seals payload for session sid (envelope_seal) and sets *to
  * to its current peer address (valid until the next call on t). Returns
  * the datagram length, KS_ERR_CLOSED (no such session), or envelope_seal's
  * errors. */
 KS_MUST_CHECK ssize_t sessions_seal(struct sessions *t, uint64_t sid, const struct rng_source *rng,
-				    const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
-				    const struct sessions_addr **to);
+                                    const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
+                                    const struct sessions_addr **to);
 
 /* sessions_get returns the live session sid, or NULL (view valid until the
  * next call that changes t). */

@@ -75,11 +75,14 @@ ssize_t tparams_decode(struct transport_params *p, const uint8_t *in_, size_t le
 	return TPARAMS_WIRE_LEN;
 }
 
-static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
 
 void tparams_clamp(struct transport_params *out, const struct transport_params *pr,
-		   const struct transport_params *min, const struct transport_params *max,
-		   const struct transport_params *def)
+                   const struct transport_params *min, const struct transport_params *max,
+                   const struct transport_params *def)
 {
 	struct transport_params t;
 

@@ -20,7 +20,7 @@
 
 /* How the envelope pads each datagram (inside the ciphertext). */
 enum tparams_pad_mode {
-	TPARAMS_PAD_NONE = 0,	/* no padding */
+	TPARAMS_PAD_NONE = 0,   /* no padding */
 	TPARAMS_PAD_RANDOM = 1, /* uniform random 0..pad_max bytes */
 	TPARAMS_PAD_BUCKET = 2, /* round the datagram up to a multiple of pad_max */
 	TPARAMS_PAD_MODES = 3,
@@ -32,18 +32,18 @@ enum {
 };
 
 struct transport_params {
-	uint16_t mtu;		   /* largest datagram on the wire, envelope included */
-	uint8_t pad_mode;	   /* enum tparams_pad_mode */
-	uint16_t pad_max;	   /* RANDOM: most pad bytes; BUCKET: bucket size */
-	uint16_t interval;	   /* KCP flush interval, ms */
-	uint8_t nodelay;	   /* KCP nodelay, 0 or 1 */
-	uint8_t resend;		   /* KCP fast resend threshold, 0 = off */
-	uint8_t nc;		   /* 1 = KCP congestion control off */
-	uint16_t snd_wnd;	   /* KCP send window, segments */
-	uint16_t rcv_wnd;	   /* KCP receive window, segments */
-	uint32_t keepalive_ms;	   /* keepalive interval */
+	uint16_t mtu;             /* largest datagram on the wire, envelope included */
+	uint8_t pad_mode;         /* enum tparams_pad_mode */
+	uint16_t pad_max;         /* RANDOM: most pad bytes; BUCKET: bucket size */
+	uint16_t interval;        /* KCP flush interval, ms */
+	uint8_t nodelay;          /* KCP nodelay, 0 or 1 */
+	uint8_t resend;           /* KCP fast resend threshold, 0 = off */
+	uint8_t nc;               /* 1 = KCP congestion control off */
+	uint16_t snd_wnd;         /* KCP send window, segments */
+	uint16_t rcv_wnd;         /* KCP receive window, segments */
+	uint32_t keepalive_ms;    /* keepalive interval */
 	uint32_t idle_timeout_ms; /* session closes after this long without input */
-	uint8_t profile;	   /* profile id, opaque here, echoed by the server */
+	uint8_t profile;          /* profile id, opaque here, echoed by the server */
 };
 
 /* tparams_valid says whether every field is inside the hard range of
@@ -65,8 +65,8 @@ KS_MUST_CHECK ssize_t tparams_decode(struct transport_params *p, const uint8_t *
  * is not, or above max.pad_mode, becomes def's; profile echoed. min, max
  * and def must be valid and min <= def <= max field by field. */
 void tparams_clamp(struct transport_params *out, const struct transport_params *proposal,
-		   const struct transport_params *min, const struct transport_params *max,
-		   const struct transport_params *def);
+                   const struct transport_params *min, const struct transport_params *max,
+                   const struct transport_params *def);
 
 /* tparams_default fills p with the built-in defaults (valid). */
 void tparams_default(struct transport_params *p);
