@@ -126,3 +126,12 @@ void tparams_default(struct transport_params *p)
 		.profile = 0,
 	};
 }
+
+bool tparams_equal(const struct transport_params *a, const struct transport_params *b)
+{
+	return a->mtu == b->mtu && a->pad_mode == b->pad_mode && a->pad_max == b->pad_max &&
+	       a->interval == b->interval && a->nodelay == b->nodelay && a->resend == b->resend &&
+	       a->nc == b->nc && a->snd_wnd == b->snd_wnd && a->rcv_wnd == b->rcv_wnd &&
+	       a->keepalive_ms == b->keepalive_ms && a->idle_timeout_ms == b->idle_timeout_ms &&
+	       a->profile == b->profile;
+}

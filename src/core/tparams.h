@@ -68,6 +68,9 @@ void tparams_clamp(struct transport_params *out, const struct transport_params *
                    const struct transport_params *min, const struct transport_params *max,
                    const struct transport_params *def);
 
+/* tparams_equal compares field by field (never the struct's padding). */
+bool tparams_equal(const struct transport_params *a, const struct transport_params *b);
+
 /* tparams_default fills p with the built-in defaults (valid). */
 void tparams_default(struct transport_params *p);
 

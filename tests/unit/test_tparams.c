@@ -23,7 +23,9 @@ static void round_trip_and_layout(void **state)
 	assert_int_equal(tparams_encode(&p, b, sizeof b), TPARAMS_WIRE_LEN);
 	assert_memory_equal(b, want, TPARAMS_WIRE_LEN);
 	assert_int_equal(tparams_decode(&q, b, TPARAMS_WIRE_LEN), TPARAMS_WIRE_LEN);
-	assert_memory_equal(&p, &q, sizeof p);
+	assert_true(tparams_equal(&p, &q));
+	q.profile++;
+	assert_false(tparams_equal(&p, &q));
 	assert_int_equal(tparams_encode(&p, b, TPARAMS_WIRE_LEN - 1), KS_ERR_FULL);
 }
 
