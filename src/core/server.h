@@ -75,9 +75,8 @@ void server_free(struct server *srv);
  * table's refusal code (sessions_on_datagram: nothing was sent), or
  * KS_ERR_NOMEM (a new session could not be made; the handshake is dropped
  * unanswered and the client retries). */
-KS_MUST_CHECK int server_on_datagram(struct server *srv, const struct sessions_addr *from,
-                                     const uint8_t *d, size_t len, uint64_t now,
-                                     uint64_t now_unix_ms);
+int server_on_datagram(struct server *srv, const struct sessions_addr *from, const uint8_t *d,
+                       size_t len, uint64_t now, uint64_t now_unix_ms);
 
 /* server_on_timer runs every session whose deadline is at or before now. */
 void server_on_timer(struct server *srv, uint64_t now);

@@ -118,6 +118,9 @@ static void kcp_config_from(struct kcp_config *c, const struct transport_params 
 	c->nc = p->nc != 0;
 	c->snd_wnd = snd;
 	c->rcv_wnd = rcv < KCP_RCV_WND_MIN ? KCP_RCV_WND_MIN : rcv;
+	/* What waits below the mux stays small, so the mux's fair scheduler
+	 * decides the order; the pump refills it after every input. */
+	c->snd_queue = snd < SESSION_KCP_QUEUE ? snd : SESSION_KCP_QUEUE;
 	c->mtu = (uint32_t)p->mtu - ENVELOPE_OVERHEAD;
 	c->stream = true;
 	/* The pump flushes once after filling KCP, so full segments go out
@@ -202,9 +205,13 @@ static void track_outstanding(struct session *s, uint64_t now)
 		s->outstanding_since = now;
 }
 
+/* L2: a keepalive interval not below the idle window would let the server
+ * expire a healthy session; a third of it leaves room for a lost PING. */
 static uint64_t keepalive_at(const struct session *s)
 {
-	return after(max64(s->last_tx, s->last_ka), s->params.keepalive_ms);
+	uint32_t ka = s->params.keepalive_ms, cap = s->params.idle_timeout_ms / 3;
+
+	return after(max64(s->last_tx, s->last_ka), ka < cap ? ka : cap);
 }
 
 static uint64_t silent_at(const struct session *s)

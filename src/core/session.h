@@ -149,8 +149,8 @@ void session_free(struct session *s);
  * is sent, and the code says why: KS_ERR_AUTH, KS_ERR_PROTO, KS_ERR_REPLAY,
  * KS_ERR_LIMIT (envelope_open / handshake_client_read_response), KS_ERR_STATE
  * (server role: use server_on_datagram). now_unix_ms is wall-clock ms. */
-KS_MUST_CHECK int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now,
-                                      uint64_t now_unix_ms);
+int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now,
+                        uint64_t now_unix_ms);
 
 /* session_on_timer does what is due at now: handshake (re)transmission
  * and timeout, KCP retransmissions and flushes, keepalive PING, idle and
