@@ -32,12 +32,106 @@ enum {
 	KCP_PROBE_MAX = 120000,     /* ms, probe backoff cap */
 	KCP_CWND_INIT = 2,          /* segments */
 	KCP_SSTHRESH_MIN = 2,       /* segments */
+	KCP_REORDER_MAX = 32,       /* learned reordering added to resend, max */
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
 };
 
 /* --- envelope, replay, handshake --- */
 
+/* Sliding anti-replay window (RFC 6479): a ring of 64-bit words; one word is
+ * kept as slack so that a forward jump clears whole words, which leaves
+ * REPLAY_WINDOW usable positions behind the newest counter. */
+enum {
+	REPLAY_BITMAP_WORDS = 64,
+	REPLAY_BITMAP_BITS = REPLAY_BITMAP_WORDS * 64,
+	REPLAY_WINDOW = REPLAY_BITMAP_BITS - 64, /* 4032 >= 2048 */
+};
+
+/* Envelope: 8-byte session id + 6-byte counter (both masked) in front, a
+ * 2-byte padding length and the 16-byte AEAD tag inside the ciphertext. */
+enum {
+	ENVELOPE_SID_LEN = 8,
+	ENVELOPE_CTR_LEN = 6,
+	ENVELOPE_HDR_LEN = ENVELOPE_SID_LEN + ENVELOPE_CTR_LEN,
+	ENVELOPE_PADLEN_LEN = 2,
+	ENVELOPE_TAG_LEN = 16,
+	ENVELOPE_OVERHEAD = ENVELOPE_HDR_LEN + ENVELOPE_PADLEN_LEN + ENVELOPE_TAG_LEN, /* 32 */
+	ENVELOPE_SAMPLE_LEN = 16,
+	ENVELOPE_MIN_LEN = ENVELOPE_OVERHEAD, /* an empty payload, no padding */
+	ENVELOPE_MAX_DATAGRAM = 1500,         /* largest datagram sealed or opened */
+	ENVELOPE_PEER_SILENT_MS = 5000,       /* unacked data and no reply: rehandshake */
+};
+/* Counters are 48 bits on the wire: the sealer stops before the last value,
+ * so a key/nonce pair is never used twice (KS_ERR_LIMIT: rehandshake). */
+#define ENVELOPE_CTR_LIMIT ((1ULL << 48) - 1)
+/* Soft limits: past either, envelope_status() says a rekey is due. */
+#define ENVELOPE_REKEY_AFTER_PACKETS (1ULL << 40)
+#define ENVELOPE_REKEY_AFTER_MS      (24ULL * 3600 * 1000)
+/* Failed AEAD verifications tolerated per session key (the ChaCha20-Poly1305
+ * integrity limit of RFC 9001 section 6.6); past it the session refuses. */
+#define ENVELOPE_FORGERY_LIMIT (1ULL << 36)
+
+/* Keys and users. */
+enum {
+	KEYS_LEN = 32,
+	KEYS_TEXT_LEN = 43, /* base64url, no padding, of 32 bytes */
+	KEYS_NAME_MAX = 32, /* user names: 1..32 bytes of [A-Za-z0-9._-] */
+};
+
+/* Handshake. */
+enum {
+	HANDSHAKE_CLOCK_SKEW_MS = 120000, /* init timestamps within +-120 s */
+	HANDSHAKE_REPLAY_CACHE = 4096,    /* remembered init ephemerals */
+	HANDSHAKE_PAD_MAX = 256,          /* random padding on handshake messages */
+	HANDSHAKE_MAX_USERS = 65536,      /* users one server may list */
+};
+
+/* Transport parameters: the hard validity range of each field (a decoded
+ * value outside it is a protocol error; the server clamps further). */
+enum {
+	TPARAMS_MTU_MIN = 576,
+	TPARAMS_MTU_MAX = ENVELOPE_MAX_DATAGRAM,
+	TPARAMS_PAD_MAX = 1024,
+	TPARAMS_INTERVAL_MIN = 5,
+	TPARAMS_INTERVAL_MAX = 1000,
+	TPARAMS_RESEND_MAX = 255,
+	TPARAMS_WND_MIN = 16,
+	TPARAMS_WND_MAX = 32768,
+	TPARAMS_KEEPALIVE_MIN_MS = 1000,
+	TPARAMS_KEEPALIVE_MAX_MS = 600000,
+	TPARAMS_IDLE_MIN_MS = 5000,
+	TPARAMS_IDLE_MAX_MS = 3600000,
+};
+
+/* Server session table. */
+enum {
+	SESSIONS_MAX = 65536,      /* slot index lives in the low 16 bits of a sid */
+	SESSIONS_PER_USER_MAX = 8, /* more sessions of one user evict its idlest */
+	SESSIONS_ADDR_MAX = 28,    /* an opaque peer address: sockaddr_in6 fits */
+};
+
 /* --- mux --- */
+/* Wire bounds are protocol constants (docs/protocol/mux.md); the defaults
+ * and caps of the per-session knobs are struct mux_config's. */
+enum {
+	MUX_FRAME_PAYLOAD_MAX = 16384, /* largest payload the decoder accepts */
+	MUX_REQUEST_MAX = 512,         /* SOCKS5 request bytes in one OPEN */
+	MUX_REPLY_MAX = 512,           /* SOCKS5 reply bytes in one REPLY */
+	MUX_WINDOW_MIN = 4096,         /* smallest per-stream receive window */
+	MUX_WINDOW_DEFAULT = 262144,   /* per-stream receive window (256 KiB) */
+	MUX_WINDOW_MAX = 16777216,     /* largest window or credit a peer may hold */
+	MUX_SNDBUF_MIN = 4096,         /* smallest per-stream send buffer */
+	MUX_SNDBUF_DEFAULT = 65536,    /* per-stream send buffer in the mux */
+	MUX_SNDBUF_MAX = 16777216,     /* largest per-stream send buffer */
+	MUX_STREAMS_DEFAULT = 256,     /* concurrent streams per session */
+	MUX_STREAMS_MAX = 65536,       /* cap on the configurable stream count */
+	MUX_QUANTUM_MIN = 512,         /* smallest scheduler quantum */
+	MUX_QUANTUM_DEFAULT = 4096,    /* bytes a stream may send per round */
+	MUX_REFUSE_MAX = 64,           /* refusals (RST limit) waiting to be sent */
+	MUX_SPLIT_MIN = 256,           /* smallest DATA cut made only to fit room */
+	MUX_WRITABLE_MIN = 4096,       /* room that makes a blocked stream writable */
+	MUX_RING_INITIAL = 4096,       /* first allocation of a stream buffer */
+};
 
 /* --- socks5 --- */
 
@@ -121,6 +215,24 @@ enum {
 	DAEMON_DRAIN_DEFAULT_MS = 10000, /* graceful stop budget after SIGTERM/SIGINT */
 	DAEMON_DRAIN_MAX_MS = 600000,
 	DAEMON_PWBUF_MAX = 1 << 20, /* getpwnam_r buffer growth cap */
+};
+
+/* --- session --- */
+/* One peer's stack (docs/protocol/session.md). Handshake attempts: inits at
+ * +0, +RTO, +3 RTO, ... (doubling up to the cap) until the attempt times
+ * out; then a backoff between attempts, doubling from MIN to MAX with up to
+ * a quarter of random jitter. */
+enum {
+	SESSION_HS_RTO_MS = 1000,         /* first init retransmission */
+	SESSION_HS_RTO_MAX_MS = 4000,     /* retransmission interval cap */
+	SESSION_HS_TIMEOUT_MS = 10000,    /* one attempt, default */
+	SESSION_HS_TIMEOUT_MIN_MS = 1000, /* smallest configurable attempt */
+	SESSION_RETRY_MIN_MS = 1000,      /* first backoff after a failed attempt */
+	SESSION_RETRY_MAX_MS = 30000,     /* backoff cap */
+	SESSION_SILENT_MS_DEFAULT = 3000, /* restart detection: server silent with data out */
+	SESSION_SILENT_MS_MIN = 200,      /* smallest configurable silent_ms */
+	SESSION_PUMP_CHUNK = 16384,       /* bytes moved mux <-> KCP per step */
+	SESSION_KCP_QUEUE = 64,           /* KCP segments queued below the mux, max */
 };
 
 /* --- daemons --- */

@@ -35,9 +35,12 @@ struct sseg {          /* send window slot, index sn & smask */
 	uint32_t heap;     /* index in the RTO heap while live */
 	uint64_t resendts; /* retransmit when now reaches this */
 	uint64_t fbase;    /* ACK event from which skips are counted */
+	uint32_t fence;    /* skips count after an ACK for sn >= fence */
 	uint8_t frg;
 	bool live; /* sent and not yet acknowledged */
-	bool fq;   /* a fast-queue entry with base fbase exists */
+	bool fq;   /* an fq entry with base fbase exists */
+	bool pend; /* a pend entry with this fence exists */
+	bool fast; /* the last retransmission was a fast one */
 };
 
 struct rseg {          /* receive window slot, index sn & rmask */
@@ -56,6 +59,11 @@ struct ackent {
 	uint32_t sn, ts;
 };
 
+struct fifo {             /* ring of fentry */
+	struct fentry *e; /* owned */
+	uint32_t cap, head, count;
+};
+
 struct kcp {
 	struct kcp_config cfg;
 	uint32_t conv, mss, minrto;
@@ -71,9 +79,11 @@ struct kcp {
 	uint32_t ack_hi; /* segments below it were skipped by some ACK */
 	uint32_t *heap;  /* owned: sn of live segments, min resendts first */
 	uint32_t nheap;
-	struct fentry *fq; /* owned: fast retransmit candidates, ring */
-	uint32_t fqcap, fqhead, fqcount;
-	uint64_t ack_events; /* input datagrams that carried an ACK */
+	struct fifo fq;        /* fast retransmit candidates, by fbase */
+	struct fifo pend;      /* retransmitted, waiting for their fence */
+	uint64_t ack_events;   /* input datagrams that carried an ACK */
+	uint64_t ack_event_at; /* now of the last counted ACK event */
+	uint32_t reo_extra;    /* learned reordering, added to cfg.resend */
 
 	uint32_t srtt, rttvar, rto;
 	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
@@ -262,7 +272,18 @@ static void heap_remove(struct kcp *k, uint32_t i)
 }
 
 /* ------------------------------------------------------------------ */
-/* fast retransmit queue (K5)                                         */
+/* fast retransmit bookkeeping (K5)                                   */
+/*                                                                    */
+/* A live segment is "skipped" by every ACK datagram after the first  */
+/* one that acknowledged a higher sn. Instead of a per-segment counter */
+/* bumped by a window scan on each ACK, a segment records the ACK      */
+/* event from which its skips count (fbase); k->ack_events - fbase is  */
+/* its skip count. Candidates wait in `fq`, ordered by fbase. After a  */
+/* retransmission, skips count again only once an ACK arrives for a    */
+/* segment sent after it (sn >= fence): ACKs already on their way must */
+/* not trigger a second retransmission. Such segments wait in `pend`,  */
+/* ordered by fence. Entries go stale when their segment is acked or   */
+/* re-marked; stale entries are skipped and compacted away.            */
 
 static bool fq_valid(const struct kcp *k, const struct fentry *e)
 {
@@ -270,51 +291,81 @@ static bool fq_valid(const struct kcp *k, const struct fentry *e)
 	return g->live && g->sn == e->sn && g->fq && g->fbase == e->base;
 }
 
-static struct fentry *fq_at(const struct kcp *k, uint32_t i)
+static bool pend_valid(const struct kcp *k, const struct fentry *e)
 {
-	return &k->fq[(k->fqhead + i) % k->fqcap];
+	const struct sseg *g = sslot(k, e->sn);
+	return g->live && g->sn == e->sn && g->pend && g->fence == (uint32_t)e->base;
 }
 
-/* fq_compact drops stale entries; at most one per live slot stays valid, so
- * afterwards at least half the ring is free. Amortized O(1) per push. */
-static void fq_compact(struct kcp *k)
+typedef bool (*valid_fn)(const struct kcp *k, const struct fentry *e);
+
+static struct fentry *fifo_at(const struct fifo *f, uint32_t i)
 {
-	uint32_t n = 0;
-	for (uint32_t i = 0; i < k->fqcount; i++) {
-		struct fentry e = *fq_at(k, i);
-		if (fq_valid(k, &e))
-			*fq_at(k, n++) = e;
+	return &f->e[(f->head + i) % f->cap];
+}
+
+static void fifo_pop(struct fifo *f)
+{
+	f->head = (f->head + 1) % f->cap;
+	f->count--;
+}
+
+/* fifo_push appends e; when full, stale entries are dropped first. At most
+ * one entry per live slot is valid, so that frees at least half the ring:
+ * amortized O(1) per push. */
+static void fifo_push(const struct kcp *k, struct fifo *f, struct fentry e, valid_fn ok)
+{
+	if (f->count == f->cap) {
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < f->count; i++)
+			if (ok(k, fifo_at(f, i)))
+				*fifo_at(f, n++) = *fifo_at(f, i);
+		f->count = n;
 	}
-	k->fqcount = n;
+	*fifo_at(f, f->count++) = e;
 }
 
-/* fq_mark starts counting skips of a live segment below ack_hi from the
- * current ACK event. */
-static void fq_mark(struct kcp *k, uint32_t sn)
+static void fifo_prune(const struct kcp *k, struct fifo *f, valid_fn ok)
 {
-	struct sseg *g = sslot(k, sn);
+	while (f->count && !ok(k, fifo_at(f, 0)))
+		fifo_pop(f);
+}
+
+/* fq_mark starts counting skips of segment g from the current ACK event. */
+static void fq_mark(struct kcp *k, struct sseg *g)
+{
 	if (k->cfg.resend == 0 || (g->fq && g->fbase == k->ack_events))
 		return;
-	if (k->fqcount == k->fqcap)
-		fq_compact(k);
-	*fq_at(k, k->fqcount++) = (struct fentry){ sn, k->ack_events };
+	g->pend = false;
 	g->fbase = k->ack_events;
 	g->fq = true;
+	fifo_push(k, &k->fq, (struct fentry){ g->sn, k->ack_events }, fq_valid);
 }
 
-static void fq_prune(struct kcp *k)
+/* fence_mark: g was just retransmitted; its skips count again only after an
+ * ACK for a segment sent from now on. */
+static void fence_mark(struct kcp *k, struct sseg *g)
 {
-	while (k->fqcount && !fq_valid(k, fq_at(k, 0))) {
-		k->fqhead = (k->fqhead + 1) % k->fqcap;
-		k->fqcount--;
-	}
+	g->fq = false;
+	if (k->cfg.resend == 0 || (g->pend && g->fence == k->snd_nxt))
+		return;
+	g->pend = true;
+	g->fence = k->snd_nxt;
+	fifo_push(k, &k->pend, (struct fentry){ g->sn, k->snd_nxt }, pend_valid);
 }
+
+/* resend_at: skips that make a segment lost. cfg.resend, raised by one
+ * each time a fast retransmission proves spurious (K5). */
+static uint32_t resend_at(const struct kcp *k) { return k->cfg.resend + k->reo_extra; }
 
 static bool fast_due(const struct kcp *k)
 {
-	if (!k->fqcount || !fq_valid(k, fq_at(k, 0)))
+	const struct fentry *e;
+
+	if (!k->fq.count)
 		return false;
-	return k->ack_events - fq_at(k, 0)->base >= k->cfg.resend;
+	e = fifo_at(&k->fq, 0);
+	return fq_valid(k, e) && k->ack_events - e->base >= resend_at(k);
 }
 
 /* ------------------------------------------------------------------ */
@@ -328,16 +379,17 @@ static int alloc_rings(struct kcp *k)
 	k->qmask = qcap - 1;
 	k->smask = scap - 1;
 	k->rmask = rcap - 1;
-	k->fqcap = 2 * scap;
+	k->fq.cap = k->pend.cap = 2 * scap;
 	k->ackcap = rcap;
 	k->q = calloc(qcap, sizeof *k->q);
 	k->s = calloc(scap, sizeof *k->s);
 	k->heap = calloc(scap, sizeof *k->heap);
-	k->fq = calloc(k->fqcap, sizeof *k->fq);
+	k->fq.e = calloc(k->fq.cap, sizeof *k->fq.e);
+	k->pend.e = calloc(k->pend.cap, sizeof *k->pend.e);
 	k->r = calloc(rcap, sizeof *k->r);
 	k->acks = calloc(k->ackcap, sizeof *k->acks);
 	k->obuf = malloc(k->cfg.mtu);
-	if (!k->q || !k->s || !k->heap || !k->fq || !k->r || !k->acks || !k->obuf)
+	if (!k->q || !k->s || !k->heap || !k->fq.e || !k->pend.e || !k->r || !k->acks || !k->obuf)
 		return KS_ERR_NOMEM;
 	return 0;
 }
@@ -369,7 +421,7 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
 	k->snd_una = k->snd_nxt = k->ack_hi = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
-	k->flush_at = k->probe_at = KCP_NEVER;
+	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
 	k->last_now = now;
 	*out = k;
 	return 0;
@@ -391,7 +443,8 @@ void kcp_free(struct kcp *k)
 	free(k->q);
 	free(k->s);
 	free(k->heap);
-	free(k->fq);
+	free(k->fq.e);
+	free(k->pend.e);
 	free(k->r);
 	free(k->acks);
 	free(k->obuf);
@@ -573,11 +626,15 @@ static bool retx_timeouts(struct kcp *k, uint64_t now)
 			k->dead = true;
 			break;
 		}
+		/* Skipped often enough for the configured threshold but not
+		 * for the learned one: the learned one is too high. */
+		if (g->fq && k->reo_extra && k->ack_events - g->fbase >= k->cfg.resend)
+			k->reo_extra--;
 		g->rto = backoff(k, g->rto);
 		g->resendts = now + g->rto;
+		g->fast = false;
 		heap_down(k, 0);
-		if (seq_lt(g->sn, k->ack_hi))
-			fq_mark(k, g->sn);
+		fence_mark(k, g);
 		k->st.seg_retx_timeout++;
 		k->st.data_bytes_retx += g->len;
 		lost = true;
@@ -590,22 +647,22 @@ static bool retx_fast(struct kcp *k, uint64_t now)
 {
 	bool change = false;
 
-	while (!k->dead && k->fqcount) {
-		struct fentry e = *fq_at(k, 0);
+	while (!k->dead && k->fq.count) {
+		struct fentry e = *fifo_at(&k->fq, 0);
 		struct sseg *g = sslot(k, e.sn);
-		if (fq_valid(k, &e) && k->ack_events - e.base < k->cfg.resend)
+		if (fq_valid(k, &e) && k->ack_events - e.base < resend_at(k))
 			break;
-		k->fqhead = (k->fqhead + 1) % k->fqcap;
-		k->fqcount--;
+		fifo_pop(&k->fq);
 		if (!fq_valid(k, &e))
 			continue;
 		g->fq = false;
 		if (g->xmit > KCP_FASTACK_LIMIT)
 			continue; /* leave it to the RTO */
 		g->resendts = now + g->rto;
+		g->fast = true;
 		heap_down(k, g->heap);
 		heap_up(k, g->heap);
-		fq_mark(k, g->sn);
+		fence_mark(k, g);
 		k->st.seg_retx_fast++;
 		k->st.data_bytes_retx += g->len;
 		change = true;
@@ -669,7 +726,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	change = retx_fast(k, now);
 	send_new(k, now);
 	emit(k);
-	fq_prune(k);
+	fifo_prune(k, &k->fq, fq_valid);
 	cwnd_on_loss(k, change, lost);
 	k->flush_at = KCP_NEVER;
 }
@@ -1024,15 +1081,26 @@ static void apply_push(struct kcp *k, const struct hdr *h)
 		k->rcv_bytes += rslot(k, k->rcv_nxt++)->len;
 }
 
-/* cross marks the live segments that an ACK for maxack skipped (K5). */
+/* cross marks the live segments that an ACK for maxack skipped for the
+ * first time, and the retransmitted ones whose fence it passed (K5). */
 static void cross(struct kcp *k, uint32_t maxack)
 {
 	if (!seq_ge(maxack, k->ack_hi))
 		return;
-	for (uint32_t sn = k->ack_hi; sn != maxack; sn++)
-		if (sslot(k, sn)->live)
-			fq_mark(k, sn);
+	for (uint32_t sn = k->ack_hi; sn != maxack; sn++) {
+		struct sseg *g = sslot(k, sn);
+		if (g->live && !g->pend)
+			fq_mark(k, g);
+	}
 	k->ack_hi = maxack + 1;
+	while (k->pend.count) {
+		struct fentry e = *fifo_at(&k->pend, 0);
+		if (pend_valid(k, &e) && !seq_lt((uint32_t)e.base, k->ack_hi))
+			break;
+		fifo_pop(&k->pend);
+		if (pend_valid(k, &e))
+			fq_mark(k, sslot(k, e.sn));
+	}
 }
 
 struct apply_result {
@@ -1041,24 +1109,42 @@ struct apply_result {
 	uint32_t maxack;
 };
 
-static void apply_seg(struct kcp *k, const struct hdr *h, uint64_t now, struct apply_result *a)
+/* ack_echo reads an ACK's echoed ts before the una of the same segment can
+ * retire the segment it names. The echo samples the RTT (K4); only an echo
+ * of a transmission we made (not newer than the last one) counts. An echo
+ * of a transmission older than a fast retransmission shows that the
+ * retransmission was spurious: the path reorders more than resend allows,
+ * so the threshold learns (K5). */
+static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now)
+{
+	struct sseg *g = sslot(k, h->sn);
+	int32_t rtt = seq_diff((uint32_t)now, h->ts);
+
+	if (!g->live || g->sn != h->sn || seq_gt(h->ts, g->ts))
+		return;
+	if (rtt >= 0)
+		rtt_sample(k, (uint32_t)rtt);
+	if (g->fast && seq_lt(h->ts, g->ts)) {
+		g->fast = false;
+		k->st.seg_retx_spurious++;
+		if (k->reo_extra < KCP_REORDER_MAX)
+			k->reo_extra++;
+	}
+}
+
+static void apply_seg(struct kcp *k, const struct hdr *h, struct apply_result *a)
 {
 	k->rmt_wnd = h->wnd;
 	a->acked += apply_una(k, h->una);
 	switch (h->cmd) {
-	case KCP_CMD_ACK: {
-		struct sseg *g = sslot(k, h->sn);
-		int32_t rtt = seq_diff((uint32_t)now, h->ts);
+	case KCP_CMD_ACK:
 		k->st.ack_recv++;
-		if (rtt >= 0 && g->live && g->sn == h->sn && seq_le(h->ts, g->ts))
-			rtt_sample(k, (uint32_t)rtt);
 		a->acked += ack_sn(k, h->sn);
 		advance_una(k);
 		if (!a->has_ack || seq_gt(h->sn, a->maxack))
 			a->maxack = h->sn;
 		a->has_ack = true;
 		break;
-	}
 	case KCP_CMD_PUSH: apply_push(k, h); break;
 	case KCP_CMD_WASK: k->tell = true; break;
 	default: break; /* WINS: the window field above is the message */
@@ -1071,14 +1157,25 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	struct apply_result a = { 0 };
 	struct hdr h;
 
+	/* Echoes first: a una earlier in the datagram must not retire the
+	 * segment an ACK further on names. */
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
-		apply_seg(k, &h, now, &a);
+		if (h.cmd == KCP_CMD_ACK)
+			ack_echo(k, &h, now);
+	r = rd_init(dgram, len);
+	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
+		apply_seg(k, &h, &a);
 	if (a.has_ack) {
 		cross(k, a.maxack);
-		k->ack_events++;
+		/* K5: datagrams that arrive in the same millisecond (one read
+		 * batch) count as one skip: their order says little. */
+		if (now != k->ack_event_at) {
+			k->ack_events++;
+			k->ack_event_at = now;
+		}
 	}
 	cwnd_grow(k, a.acked);
-	fq_prune(k);
+	fifo_prune(k, &k->fq, fq_valid);
 }
 
 int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
@@ -1123,6 +1220,7 @@ void kcp_stats(const struct kcp *k, struct kcp_stats *st)
 	st->rmt_wnd = k->rmt_wnd;
 	st->rcv_free = wnd_free(k);
 	st->inflight = k->inflight;
+	st->resend = resend_at(k);
 	st->waitsnd = kcp_waitsnd(k);
 }
 
@@ -1132,7 +1230,7 @@ size_t kcp_mem_bytes(const struct kcp *k)
 
 	n += (size_t)(k->qmask + 1) * sizeof *k->q;
 	n += (size_t)(k->smask + 1) * (sizeof *k->s + sizeof *k->heap);
-	n += (size_t)k->fqcap * sizeof *k->fq;
+	n += (size_t)(k->fq.cap + k->pend.cap) * sizeof *k->fq.e;
 	n += (size_t)(k->rmask + 1) * sizeof *k->r;
 	n += (size_t)k->ackcap * sizeof *k->acks;
 	return n + k->cfg.mtu + k->nbufs * k->mss;
@@ -1162,7 +1260,7 @@ static bool check_send(const struct kcp *k)
 		if (heap_less(k, i, (i - 1) / 2))
 			return false;
 	return live == k->inflight && k->nheap == k->inflight && k->qcount <= qmax(k) &&
-	       k->fqcount <= k->fqcap;
+	       k->fq.count <= k->fq.cap && k->pend.count <= k->pend.cap;
 }
 
 static bool check_recv(const struct kcp *k)
