@@ -114,3 +114,10 @@ metric() {
 
 # tcurl ARGS...: curl through the tunnel, bounded.
 tcurl() { curl -sS -m 20 --socks5-hostname "127.0.0.1:$SOCKS_PORT" "$@"; }
+
+# metric_with PORT NAME LABEL: the sample of NAME whose labels contain LABEL
+# (e.g. reason="superseded").
+metric_with() {
+	curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" -v l="$3" '
+		{ split($1, a, "{") } a[1] == n && index($1, l) { print $2; exit }'
+}
