@@ -109,7 +109,7 @@ start_http() {
 # metric PORT NAME: the first sample of NAME (labels ignored).
 metric() {
 	curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '
-		{ split($1, a, "{") } a[1] == n { print $2; exit }'
+		{ split($1, a, "{") } !d && a[1] == n { print $2; d = 1 }'
 }
 
 # tcurl ARGS...: curl through the tunnel, bounded.
@@ -119,5 +119,5 @@ tcurl() { curl -sS -m 20 --socks5-hostname "127.0.0.1:$SOCKS_PORT" "$@"; }
 # (e.g. reason="superseded").
 metric_with() {
 	curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" -v l="$3" '
-		{ split($1, a, "{") } a[1] == n && index($1, l) { print $2; exit }'
+		{ split($1, a, "{") } !d && a[1] == n && index($1, l) { print $2; d = 1 }'
 }
