@@ -43,11 +43,14 @@ die() {
 	exit 1
 }
 
-# free_port tcp|udp: a port the kernel has just handed out on 127.0.0.1.
-free_port() {
+# free_ports KIND...: for each KIND (tcp or udp) a port the kernel has just
+# handed out on 127.0.0.1 (all held until every one is picked, so they
+# differ), one python start for all.
+free_ports() {
 	python3 -c 'import socket,sys
-s=socket.socket(socket.AF_INET, socket.SOCK_STREAM if sys.argv[1]=="tcp" else socket.SOCK_DGRAM)
-s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"
+ss=[socket.socket(socket.AF_INET, socket.SOCK_STREAM if k=="tcp" else socket.SOCK_DGRAM) for k in sys.argv[1:]]
+for s in ss: s.bind(("127.0.0.1",0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$@"
 }
 
 # wait_for WHAT CMD...: poll CMD for up to 10 s.
@@ -64,11 +67,7 @@ wait_for() {
 # 1. keys and config
 "$server_bin" keygen --out "$tmp/server.key" >"$tmp/keygen.out"
 pub=$(sed -n 's/^public key: //p' "$tmp/keygen.out")
-udp_port=$(free_port udp)
-socks_port=$(free_port tcp)
-smetrics_port=$(free_port tcp)
-lmetrics_port=$(free_port tcp)
-http_port=$(free_port tcp)
+read -r udp_port socks_port smetrics_port lmetrics_port http_port < <(free_ports udp tcp tcp tcp tcp)
 cat >"$tmp/server.conf" <<EOF
 metrics_listen = 127.0.0.1:$smetrics_port
 [server]

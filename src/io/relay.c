@@ -7,8 +7,6 @@
 #include "io/log.h"
 #include "io/tcp.h"
 
-enum { RELAY_CHUNK = 16384 };
-
 /* One copy buffer for every relay: the loop runs one callback at a time
  * and no relay keeps bytes in it across calls. */
 static uint8_t chunk[RELAY_CHUNK];

@@ -44,8 +44,6 @@ struct tcp_conn;
 struct tcp_conn_event;
 struct relay;
 
-enum { RELAY_BUCKETS = 256 }; /* hash buckets of a host's stream table */
-
 /* mux_of returns the session's current mux, or NULL once the session this
  * host belongs to has ended, even before the daemon has taken its LOST
  * event (the core frees the mux at once), and never the mux of a newer

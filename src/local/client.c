@@ -53,6 +53,7 @@ struct lconn {
 	struct relay relay;             /* in the session's table from OPENING on */
 	struct lconn *prev, *next;      /* all live lconns */
 	struct lconn *next_wait;        /* LC_WAIT queue, or the zombie list */
+	ev_timer negotiate_timer;       /* runs while LC_NEGOTIATE */
 	uint64_t id;
 };
 
@@ -99,6 +100,7 @@ static void lconn_kill(struct lconn *lc)
 
 	if (lc->phase == LC_ZOMBIE)
 		return;
+	ev_timer_stop(cl->loop, &lc->negotiate_timer);
 	if (lc->phase == LC_WAIT) {
 		struct lconn **pp = &cl->wait_head;
 
@@ -227,6 +229,7 @@ static void on_request(struct lconn *lc, const struct socks5_request *rq)
 {
 	struct client *cl = lc->cl;
 
+	ev_timer_stop(cl->loop, &lc->negotiate_timer);
 	if (socks5_addr_format(&rq->dst, lc->dst, sizeof lc->dst) < 0)
 		snprintf(lc->dst, sizeof lc->dst, "?");
 	if (rq->cmd != SOCKS5_CMD_CONNECT) {
@@ -329,6 +332,18 @@ static void on_tcp(struct tcp_conn *c, const struct tcp_conn_event *ev, void *ar
 	}
 }
 
+/* A client that does not finish SOCKS5 in time loses its slot. */
+static void on_negotiate_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct lconn *lc = w->data;
+
+	(void)loop, (void)revents;
+	log_debug("conn#%llu: no SOCKS5 request within %d ms", (unsigned long long)lc->id,
+	          LOCAL_NEGOTIATE_TIMEOUT_MS);
+	lc->cl->socks_failed++;
+	lconn_kill(lc);
+}
+
 static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
 {
 	struct client *cl = arg;
@@ -354,6 +369,10 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
 	cl->nconns++;
 	cl->accepted++;
 	log_debug("conn#%llu from %s", (unsigned long long)lc->id, addr_format(peer, a));
+	ev_timer_init(&lc->negotiate_timer, on_negotiate_timeout,
+	              LOCAL_NEGOTIATE_TIMEOUT_MS / 1000.0, 0.0);
+	lc->negotiate_timer.data = lc;
+	ev_timer_start(cl->loop, &lc->negotiate_timer);
 	tcp_conn_read_start(lc->tcp);
 }
 
@@ -417,6 +436,11 @@ static void on_stream_event(struct client *cl, const struct mux_event *ev)
 	if (ev->type == MUX_EV_REPLY)
 		on_reply(lc, ev);
 	else if (ev->type == MUX_EV_RESET) {
+		if (ev->reason == MUX_RST_LIMIT || ev->reason == MUX_RST_RESOURCE)
+			log_limited(LOG_LEVEL_WARN, "stream to %s refused by the server: %s",
+			            lc->dst,
+			            ev->reason == MUX_RST_LIMIT ? "max_streams reached"
+			                                        : "out of memory");
 		relay_remove(r);
 		lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE);
 	}
@@ -490,8 +514,6 @@ static void on_timer(void *arg, uint64_t now)
 	session_on_timer(cl->sess, now, clock_wall_ms());
 }
 
-enum { EVENT_ROUNDS = 8 }; /* event/pump rounds per loop iteration */
-
 /* Before the loop sleeps: events, one pump per round, reaping. */
 static uint64_t before_sleep(void *arg, uint64_t now)
 {
@@ -499,7 +521,7 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 	struct session_event ev;
 	bool any = true;
 
-	for (int round = 0; round < EVENT_ROUNDS && any; round++) {
+	for (int round = 0; round < DAEMON_EVENT_ROUNDS && any; round++) {
 		any = false;
 
 		while (session_next_event(cl->sess, &ev) == 0) {

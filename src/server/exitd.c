@@ -31,8 +31,6 @@
 #include "io/sysrng.h"
 #include "io/tcp.h"
 
-enum { TUNNEL_BUCKETS = 1024, EVENT_ROUNDS = 8 };
-
 enum estream_phase { ES_RESOLVE, ES_CONNECT, ES_RELAY, ES_ZOMBIE };
 
 struct tunnel {
@@ -64,7 +62,7 @@ struct exitd {
 	struct peer *peer;              /* owned */
 	struct resolver *res;           /* owned */
 	struct metrics_server *metrics; /* owned, may be NULL */
-	struct tunnel *tunnels[TUNNEL_BUCKETS];
+	struct tunnel *tunnels[EXITD_TUNNEL_BUCKETS];
 	size_t ntunnels, nstreams;
 	struct estream *zombies;
 	bool draining;
@@ -84,7 +82,7 @@ static void reply_count(struct exitd *x, uint8_t rep)
 
 static struct tunnel **tunnel_slot(struct exitd *x, uint64_t sid)
 {
-	struct tunnel **pp = &x->tunnels[(sid ^ sid >> 16) % TUNNEL_BUCKETS];
+	struct tunnel **pp = &x->tunnels[(sid ^ sid >> 16) % EXITD_TUNNEL_BUCKETS];
 
 	while (*pp && (*pp)->sid != sid)
 		pp = &(*pp)->next;
@@ -469,7 +467,7 @@ static bool pump_dirty(struct exitd *x, uint64_t now)
 {
 	bool any = false;
 
-	for (size_t i = 0; i < TUNNEL_BUCKETS; i++)
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
 		for (struct tunnel *t = x->tunnels[i]; t; t = t->next) {
 			struct session *s;
 
@@ -491,7 +489,7 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 	struct server_event ev;
 	bool any = true;
 
-	for (int round = 0; round < EVENT_ROUNDS && any; round++) {
+	for (int round = 0; round < DAEMON_EVENT_ROUNDS && any; round++) {
 		any = false;
 		while (server_next_event(x->core, &ev) == 0) {
 			on_event(x, &ev);
@@ -527,7 +525,13 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 		return;
 	from.len = (uint8_t)l;
 	memcpy(from.bytes, d->from, l);
-	(void)server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms());
+	if (server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms()) ==
+	    KS_ERR_FULL) {
+		char a[ADDR_TEXT_MAX];
+
+		log_limited(LOG_LEVEL_WARN, "handshake from %s refused: max_sessions (%u) reached",
+		            addr_format(d->from, a), (unsigned)x->cfg->max_sessions);
+	}
 }
 
 static void on_timer(void *arg, uint64_t now)
@@ -546,7 +550,7 @@ static void write_sessions(struct exitd *x, struct metrics_buf *b)
 
 	if (!v)
 		return;
-	for (size_t i = 0; i < TUNNEL_BUCKETS; i++)
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
 		for (struct tunnel *t = x->tunnels[i]; t && n < x->ntunnels; t = t->next) {
 			struct session *s = server_session(x->core, t->sid);
 
@@ -578,7 +582,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 
 	server_stats(x->core, &st);
 	peer_stats(x->peer, &ps);
-	for (size_t i = 0; i < TUNNEL_BUCKETS; i++)
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
 		for (struct tunnel *t = x->tunnels[i]; t; t = t->next) {
 			up += t->host.bytes_up;
 			down += t->host.bytes_down;
@@ -612,9 +616,9 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 		snprintf(rep, sizeof rep, "%d", i);
 		metrics_sample_u64(b, "kcpsocks_server_replies_total", &l, 1, x->replies[i]);
 	}
-	metrics_counter(b, "kcpsocks_relay_up_bytes_total", "bytes from streams to destinations",
+	metrics_counter(b, "kcpsocks_relay_up_bytes_total", "bytes from destinations into streams",
 	                up);
-	metrics_counter(b, "kcpsocks_relay_down_bytes_total", "bytes from destinations to streams",
+	metrics_counter(b, "kcpsocks_relay_down_bytes_total", "bytes from streams to destinations",
 	                down);
 	metrics_counter(b, "kcpsocks_udp_received_datagrams_total", "datagrams received",
 	                ps.rx->datagrams);
@@ -776,7 +780,7 @@ void exitd_free(struct exitd *x)
 {
 	if (!x)
 		return;
-	for (size_t i = 0; i < TUNNEL_BUCKETS; i++)
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
 		while (x->tunnels[i])
 			on_lost(x, x->tunnels[i]->sid, SESSION_LOST_CLOSED);
 	x->on_empty = NULL;

@@ -22,8 +22,6 @@
 	"       kcpsocks-server keygen [--out FILE]\n"                                             \
 	"       kcpsocks-server adduser NAME --config FILE [--host HOST]"
 
-enum { KEYFILE_MAX = 256 };
-
 /* --- keys --------------------------------------------------------------------------- */
 
 /* load_key fills k from private_key or private_key_file. */
