@@ -287,6 +287,7 @@ enum {
  * io/relay, io/peer) --- */
 enum {
 	LOCAL_NEGOTIATE_TIMEOUT_MS = 10000, /* SOCKS5 greeting..request from a client */
+	LOCAL_PROBE_MIN_MS = 1000,          /* first stall probe of open streams (client.c) */
 	RELAY_CHUNK = 16384,                /* bytes moved mux -> TCP per read */
 	RELAY_BUCKETS = 256,                /* stream-id hash buckets per session */
 	EXITD_TUNNEL_BUCKETS = 1024,        /* session-id hash buckets (server) */

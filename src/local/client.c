@@ -82,6 +82,10 @@ struct client {
 	uint64_t accepted, socks_failed, streams_opened, replies[SOCKS5_REP_LAST + 1];
 	uint64_t established, hs_failed, lost;
 	uint64_t relay_up, relay_down; /* of sessions already gone */
+	/* stall probes (probe_due): */
+	uint64_t last_rx, last_probe, probe_down; /* ms, ms, bytes_down at the last probe */
+	uint32_t probe_gap;                       /* ms until the next probe */
+	uint64_t probes;
 };
 
 /* The host's mux: the session's, as long as it is the same session. */
@@ -470,6 +474,7 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 	case SESSION_EV_ESTABLISHED:
 		cl->established++;
 		cl->sid = session_sid(cl->sess);
+		cl->probe_gap = LOCAL_PROBE_MIN_MS;
 		relay_host_init(&cl->host, host_mux, cl);
 		log_info("session %016llx established", (unsigned long long)session_sid(cl->sess));
 		wait_flush(cl, true);
@@ -504,7 +509,46 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 {
 	struct client *cl = arg;
 
-	(void)session_on_datagram(cl->sess, d->data, d->len, now, clock_wall_ms());
+	if (session_on_datagram(cl->sess, d->data, d->len, now, clock_wall_ms()) == 0)
+		cl->last_rx = now;
+}
+
+/* Stall probes. The server can only reach us at the address our last
+ * datagram came from; when a NAT moves our source port while we only
+ * receive, its data goes to the old port and we, hearing nothing, send
+ * nothing. So while streams are open and nothing came for probe_gap, a
+ * PING goes out (its datagram moves the session's address on the server).
+ * The gap starts at LOCAL_PROBE_MIN_MS and doubles up to the keepalive
+ * interval while no stream byte arrives between probes, so a quiet but
+ * healthy connection costs few probes. */
+static uint64_t probe_due(const struct client *cl)
+{
+	uint64_t base = cl->last_rx > cl->last_probe ? cl->last_rx : cl->last_probe;
+
+	if (cl->host.count == 0 || !relay_host_mux(&cl->host))
+		return PEER_NEVER;
+	return base + cl->probe_gap;
+}
+
+static void probe(struct client *cl, uint64_t now)
+{
+	struct mux *m = relay_host_mux(&cl->host);
+	uint32_t cap = cl->cfg->profile.keepalive_ms;
+
+	if (!m || now < probe_due(cl))
+		return;
+	if (cl->host.bytes_down != cl->probe_down || cl->probe_gap == 0)
+		cl->probe_gap = LOCAL_PROBE_MIN_MS;
+	else
+		cl->probe_gap = cl->probe_gap * 2 < cap ? cl->probe_gap * 2 : cap;
+	cl->probe_down = cl->host.bytes_down;
+	cl->last_probe = now;
+	log_debug("no datagram for %llu ms with %zu stream(s) open: probing",
+	          (unsigned long long)(now - cl->last_rx), cl->host.count);
+	if (mux_ping(m) == 0) {
+		cl->probes++;
+		cl->host.dirty = true;
+	}
 }
 
 static void on_timer(void *arg, uint64_t now)
@@ -512,6 +556,7 @@ static void on_timer(void *arg, uint64_t now)
 	struct client *cl = arg;
 
 	session_on_timer(cl->sess, now, clock_wall_ms());
+	probe(cl, now);
 }
 
 /* Before the loop sleeps: events, one pump per round, reaping. */
@@ -536,7 +581,10 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 	}
 	reap(cl);
 	/* Work left after the last round: come back at once. */
-	return any ? now : session_next_deadline(cl->sess);
+	if (any)
+		return now;
+	return session_next_deadline(cl->sess) < probe_due(cl) ? session_next_deadline(cl->sess)
+	                                                       : probe_due(cl);
 }
 
 /* --- metrics ---------------------------------------------------------------------- */
@@ -546,7 +594,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	struct client *cl = arg;
 	struct smetrics_session s = { .user = cl->cfg->user };
 	struct peer_stats ps;
-	char rep[4];
+	char rep[12];
 
 	metrics_counter(b, "kcpsocks_local_connections_accepted_total",
 	                "SOCKS5 connections accepted", cl->accepted);
@@ -583,6 +631,8 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_counter(b, "kcpsocks_udp_recvmmsg_calls_total", "recvmmsg calls", ps.rx->calls);
 	metrics_counter(b, "kcpsocks_timer_wakeups_total", "session timer expiries",
 	                ps.timer_fires);
+	metrics_counter(b, "kcpsocks_local_stall_probes_total",
+	                "PINGs sent because open streams heard nothing", cl->probes);
 	metrics_family(b, "kcpsocks_dropped_datagrams_total", METRICS_COUNTER,
 	               "datagrams dropped, by reason");
 	{

@@ -578,7 +578,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	struct server_stats st;
 	struct peer_stats ps;
 	uint64_t up = x->relay_up, down = x->relay_down;
-	char rep[4];
+	char rep[12];
 
 	server_stats(x->core, &st);
 	peer_stats(x->peer, &ps);

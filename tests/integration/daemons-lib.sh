@@ -19,6 +19,10 @@ cleanup() {
 	local p
 	for p in "${pids[@]}" $server_pid $local_pid; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}" $server_pid $local_pid; do wait "$p" 2>/dev/null || true; done
+	# KEEP_LOGS=DIR keeps the daemons' logs (e.g. to grep sanitizer reports).
+	if [ -n "${KEEP_LOGS:-}" ]; then
+		for f in "$tmp"/*.log; do cp "$f" "$KEEP_LOGS/$NAME-$(basename "$f")"; done
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -26,6 +30,10 @@ trap cleanup EXIT
 fail() {
 	echo "$NAME: FAIL: $*" >&2
 	local f
+	if [ -n "${KEEP_LOGS:-}" ]; then
+		curl -s -m 2 "http://127.0.0.1:$SMETRICS_PORT/metrics" >"$tmp/server-metrics.log" || true
+		curl -s -m 2 "http://127.0.0.1:$LMETRICS_PORT/metrics" >"$tmp/local-metrics.log" || true
+	fi
 	for f in server local impair http; do
 		[ -s "$tmp/$f.log" ] && { echo "--- $f.log" >&2; tail -n 25 "$tmp/$f.log" >&2; }
 	done
