@@ -87,13 +87,15 @@ struct kcp {
 
 	uint32_t srtt, rttvar, rto;
 	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
+	uint32_t recover; /* losses below it belong to the last reduction */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
 	size_t rcv_bytes;    /* in-order bytes not yet read */
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
-	bool tell; /* send WINS at the next flush */
+	bool tell;        /* send WINS at the next flush */
+	uint32_t adv_wnd; /* window in the last segment we sent */
 
 	uint64_t flush_at, probe_at;
 	uint32_t probe_wait;
@@ -419,10 +421,11 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->cwnd = min32(KCP_CWND_INIT, cfg->snd_wnd);
 	k->ssthresh = cfg->snd_wnd;
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
-	k->snd_una = k->snd_nxt = k->ack_hi = cfg->initial_sn;
+	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
 	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
 	k->last_now = now;
+	k->adv_wnd = cfg->rcv_wnd;
 	*out = k;
 	return 0;
 }
@@ -478,7 +481,8 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
 	wr_u32le(&w, k->conv);
 	wr_u8(&w, cmd);
 	wr_u8(&w, frg);
-	wr_u16le(&w, (uint16_t)min32(wnd_free(k), 0xffff));
+	k->adv_wnd = min32(wnd_free(k), 0xffff);
+	wr_u16le(&w, (uint16_t)k->adv_wnd);
 	wr_u32le(&w, ts);
 	wr_u32le(&w, sn);
 	wr_u32le(&w, k->rcv_nxt);
@@ -542,20 +546,23 @@ static void cwnd_grow(struct kcp *k, uint32_t acked)
 	}
 }
 
+/* cwnd_on_loss reacts once per loss episode: losses of segments sent
+ * before the last reduction (sn < recover) are part of the same episode. */
 static void cwnd_on_loss(struct kcp *k, bool fast, bool timeout)
 {
-	if (fast) {
-		uint32_t inflight = k->snd_nxt - k->snd_una;
-		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
-		k->cwnd = k->ssthresh + k->cfg.resend;
-		k->ca_acc = 0;
-	}
+	if (!fast && !timeout)
+		return;
 	if (timeout) {
 		k->ssthresh = max32(k->cwnd / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = 1;
-		k->ca_acc = 0;
+	} else {
+		uint32_t inflight = k->snd_nxt - k->snd_una;
+		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
+		k->cwnd = k->ssthresh + k->cfg.resend;
 	}
+	k->ca_acc = 0;
 	k->cwnd = min32(max32(k->cwnd, 1), k->cfg.snd_wnd);
+	k->recover = k->snd_nxt;
 }
 
 /* ------------------------------------------------------------------ */
@@ -637,7 +644,7 @@ static bool retx_timeouts(struct kcp *k, uint64_t now)
 		fence_mark(k, g);
 		k->st.seg_retx_timeout++;
 		k->st.data_bytes_retx += g->len;
-		lost = true;
+		lost = lost || seq_ge(g->sn, k->recover);
 		transmit(k, g, now);
 	}
 	return lost;
@@ -665,7 +672,7 @@ static bool retx_fast(struct kcp *k, uint64_t now)
 		fence_mark(k, g);
 		k->st.seg_retx_fast++;
 		k->st.data_bytes_retx += g->len;
-		change = true;
+		change = change || seq_ge(g->sn, k->recover);
 		transmit(k, g, now);
 	}
 	return change;
@@ -927,9 +934,11 @@ ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap)
 			return KS_ERR_TOOBIG;
 		got = read_message(k, buf);
 	}
-	/* K8: a window that was closed has opened; tell the peer rather
-	 * than leave it waiting for its next probe. */
-	if (before == 0 && wnd_free(k) > 0 && !k->dead) {
+	/* K8: a window that was closed has opened, or has grown by half the
+	 * receive window since we last advertised it: tell the peer rather than
+	 * leave it waiting for its next probe or for our next ACK. */
+	if (!k->dead && ((before == 0 && wnd_free(k) > 0) ||
+	                 wnd_free(k) - min32(k->adv_wnd, wnd_free(k)) >= k->cfg.rcv_wnd / 2)) {
 		k->tell = true;
 		if (k->cfg.ack_immediate)
 			k->flush_at = k->last_now;

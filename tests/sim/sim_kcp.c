@@ -88,16 +88,14 @@ static void drain(struct sim *s, struct netsim_link *l, struct kcp *k)
 	assert_int_equal(n, KS_ERR_AGAIN);
 }
 
-/* sim_advance delivers what is due, runs the timers, then moves the clock
- * to the next event. Returns false when nothing at all is scheduled. */
+/* sim_advance moves the clock to the next event (engine deadline or
+ * datagram arrival) and processes everything due then; the caller's
+ * application code then runs at that same instant. Returns false when
+ * nothing at all is scheduled. */
 static bool sim_advance(struct sim *s)
 {
 	uint64_t t = KCP_NEVER, d;
 
-	drain(s, s->a.tx, s->b.k);
-	drain(s, s->b.tx, s->a.k);
-	kcp_update(s->a.k, s->now);
-	kcp_update(s->b.k, s->now);
 	d = kcp_next_deadline(s->a.k, s->now);
 	t = d < t ? d : t;
 	d = kcp_next_deadline(s->b.k, s->now);
@@ -112,6 +110,10 @@ static bool sim_advance(struct sim *s)
 		return false;
 	if (t > s->now)
 		s->now = t;
+	drain(s, s->a.tx, s->b.k);
+	drain(s, s->b.tx, s->a.k);
+	kcp_update(s->a.k, s->now);
+	kcp_update(s->b.k, s->now);
 	return true;
 }
 
@@ -196,12 +198,13 @@ static void stream_run(double loss, uint64_t seed)
 	kcp_stats(s.b.k, &sb);
 	netsim_link_stats(s.a.tx, &ns);
 	printf("# loss %2.0f%%: %llu bytes in %.1f s virtual, %llu segs, retx %llu timeout + %llu "
-	       "fast (%llu spurious, resend now %u), dups at receiver %llu, link dropped %llu dup %llu reordered %llu\n",
+	       "fast (%llu spurious, resend now %u), dups at receiver %llu, link dropped %llu dup "
+	       "%llu reordered %llu\n",
 	       loss * 100, (unsigned long long)got, (double)(s.now - 1000) / 1000,
 	       (unsigned long long)sa.seg_sent, (unsigned long long)sa.seg_retx_timeout,
-	       (unsigned long long)sa.seg_retx_fast, (unsigned long long)sa.seg_retx_spurious, sa.resend, (unsigned long long)sb.seg_dup,
-	       (unsigned long long)(ns.lost_random), (unsigned long long)ns.dup,
-	       (unsigned long long)ns.reordered);
+	       (unsigned long long)sa.seg_retx_fast, (unsigned long long)sa.seg_retx_spurious,
+	       sa.resend, (unsigned long long)sb.seg_dup, (unsigned long long)(ns.lost_random),
+	       (unsigned long long)ns.dup, (unsigned long long)ns.reordered);
 	assert_int_equal(sb.seg_recv, sa.seg_sent); /* each segment accepted once */
 	if (loss > 0)
 		assert_true(sa.seg_retx_timeout + sa.seg_retx_fast > 0);
