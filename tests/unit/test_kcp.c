@@ -402,7 +402,7 @@ static void pair_delivers_messages_with_boundaries(void **state)
 {
 	(void)state;
 	static const size_t sizes[] = { 0, 1, 1375, 1376, 1377, 5000, 128 * 1376, 3 };
-	static uint8_t msg[128 * 1376 + 1], out[128 * 1376 + 1];
+	static uint8_t msg[128 * 1376 + 16], out[128 * 1376 + 16];
 	struct kcp_config c;
 	struct pair p;
 
