@@ -145,7 +145,10 @@ static uint32_t collect(struct sim *s, uint64_t *sum, uint64_t *max)
 static void latency_one(const struct kcp_config *kc, uint64_t seed, struct lat *out, uint64_t *sum,
                         uint32_t *count)
 {
-	struct netsim_config nc = { .loss = 0.10, .delay_ms = 30, .jitter_ms = 32 };
+	struct netsim_config nc = { .loss = getenv("BENCH_LOSS") ? atof(getenv("BENCH_LOSS"))
+		                                                 : 0.10,
+		                    .delay_ms = 30,
+		                    .jitter_ms = 32 };
 	struct kcp_stats st;
 	struct sim s;
 	uint32_t sent = 0, got = 0;

@@ -731,19 +731,20 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	}
 	lost = retx_timeouts(k, now);
 	change = retx_fast(k, now);
+	/* React to loss before sending new data, so that what the new window
+	 * allows goes out now and nothing is left wanting a flush. */
+	cwnd_on_loss(k, change, lost);
 	send_new(k, now);
 	emit(k);
 	fifo_prune(k, &k->fq, fq_valid);
-	cwnd_on_loss(k, change, lost);
 	k->flush_at = KCP_NEVER;
 }
 
 void kcp_update(struct kcp *k, uint64_t now)
 {
-	if (k->dead)
-		return;
-	if ((wanted(k) && k->flush_at <= now) || k->probe_at <= now ||
-	    (k->nheap && sslot(k, k->heap[0])->resendts <= now))
+	/* One rule for "due", shared with kcp_next_deadline, so a caller that
+	 * follows the deadline can never spin. */
+	if (kcp_next_deadline(k, now) <= now)
 		kcp_flush(k, now);
 }
 

@@ -130,6 +130,8 @@ static void tick(struct session *s, uint64_t dt)
 	s->now += dt;
 	kcp_update(s->a, s->now);
 	kcp_update(s->b, s->now);
+	if (kcp_next_deadline(s->a, s->now) <= s->now || kcp_next_deadline(s->b, s->now) <= s->now)
+		abort(); /* kcp_update did what was due */
 }
 
 static void op(struct session *s, uint8_t code, uint8_t arg)

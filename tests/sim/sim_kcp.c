@@ -114,6 +114,8 @@ static bool sim_advance(struct sim *s)
 	drain(s, s->b.tx, s->a.k);
 	kcp_update(s->a.k, s->now);
 	kcp_update(s->b.k, s->now);
+	assert_true(kcp_next_deadline(s->a.k, s->now) > s->now);
+	assert_true(kcp_next_deadline(s->b.k, s->now) > s->now);
 	return true;
 }
 

@@ -130,6 +130,9 @@ static bool pair_step(struct pair *p)
 	p->now = t + (t == p->now); /* a deadline at now is served, then time moves */
 	kcp_update(p->a, p->now);
 	kcp_update(p->b, p->now);
+	/* whatever was due has been done: no engine asks to run again now */
+	assert_true(kcp_next_deadline(p->a, p->now) > p->now);
+	assert_true(kcp_next_deadline(p->b, p->now) > p->now);
 	return true;
 }
 
