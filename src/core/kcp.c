@@ -36,6 +36,7 @@ struct sseg {          /* send window slot, index sn & smask */
 	uint64_t resendts; /* retransmit when now reaches this */
 	uint64_t fbase;    /* ACK event from which skips are counted */
 	uint32_t fence;    /* skips count after an ACK for sn >= fence */
+	uint32_t mgen;     /* bumped per fq/pend entry pushed */
 	uint8_t frg;
 	bool live; /* sent and not yet acknowledged */
 	bool fq;   /* an fq entry with base fbase exists */
@@ -52,7 +53,8 @@ struct rseg {          /* receive window slot, index sn & rmask */
 
 struct fentry {
 	uint32_t sn;
-	uint64_t base;
+	uint32_t gen;  /* the slot's mgen when pushed: only the latest counts */
+	uint64_t base; /* fq: ACK event; pend: fence sn */
 };
 
 struct ackent {
@@ -290,13 +292,13 @@ static void heap_remove(struct kcp *k, uint32_t i)
 static bool fq_valid(const struct kcp *k, const struct fentry *e)
 {
 	const struct sseg *g = sslot(k, e->sn);
-	return g->live && g->sn == e->sn && g->fq && g->fbase == e->base;
+	return g->live && g->sn == e->sn && g->fq && g->mgen == e->gen;
 }
 
 static bool pend_valid(const struct kcp *k, const struct fentry *e)
 {
 	const struct sseg *g = sslot(k, e->sn);
-	return g->live && g->sn == e->sn && g->pend && g->fence == (uint32_t)e->base;
+	return g->live && g->sn == e->sn && g->pend && g->mgen == e->gen;
 }
 
 typedef bool (*valid_fn)(const struct kcp *k, const struct fentry *e);
@@ -312,9 +314,9 @@ static void fifo_pop(struct fifo *f)
 	f->count--;
 }
 
-/* fifo_push appends e; when full, stale entries are dropped first. At most
- * one entry per live slot is valid, so that frees at least half the ring:
- * amortized O(1) per push. */
+/* fifo_push appends e; when full, stale entries are dropped first. Only a
+ * slot's latest entry (by mgen) is valid, so at most one per live slot and
+ * compaction frees at least half the ring: amortized O(1) per push. */
 static void fifo_push(const struct kcp *k, struct fifo *f, struct fentry e, valid_fn ok)
 {
 	if (f->count == f->cap) {
@@ -324,6 +326,8 @@ static void fifo_push(const struct kcp *k, struct fifo *f, struct fentry e, vali
 				*fifo_at(f, n++) = *fifo_at(f, i);
 		f->count = n;
 	}
+	if (f->count == f->cap)
+		fifo_pop(f); /* cannot happen (see above); a lost hint only */
 	*fifo_at(f, f->count++) = e;
 }
 
@@ -341,7 +345,8 @@ static void fq_mark(struct kcp *k, struct sseg *g)
 	g->pend = false;
 	g->fbase = k->ack_events;
 	g->fq = true;
-	fifo_push(k, &k->fq, (struct fentry){ g->sn, k->ack_events }, fq_valid);
+	g->mgen++;
+	fifo_push(k, &k->fq, (struct fentry){ g->sn, g->mgen, k->ack_events }, fq_valid);
 }
 
 /* fence_mark: g was just retransmitted; its skips count again only after an
@@ -353,7 +358,8 @@ static void fence_mark(struct kcp *k, struct sseg *g)
 		return;
 	g->pend = true;
 	g->fence = k->snd_nxt;
-	fifo_push(k, &k->pend, (struct fentry){ g->sn, k->snd_nxt }, pend_valid);
+	g->mgen++;
+	fifo_push(k, &k->pend, (struct fentry){ g->sn, g->mgen, k->snd_nxt }, pend_valid);
 }
 
 /* resend_at: skips that make a segment lost. cfg.resend, raised by one
@@ -1249,6 +1255,16 @@ size_t kcp_mem_bytes(const struct kcp *k)
 /* ------------------------------------------------------------------ */
 /* invariants                                                         */
 
+/* count_valid: at most one valid entry per live segment (the mgen rule). */
+static uint32_t count_valid(const struct kcp *k, const struct fifo *f, valid_fn ok)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < f->count; i++)
+		n += ok(k, fifo_at(f, i));
+	return n;
+}
+
 static bool check_send(const struct kcp *k)
 {
 	uint32_t live = 0;
@@ -1269,6 +1285,8 @@ static bool check_send(const struct kcp *k)
 	for (uint32_t i = 1; i < k->nheap; i++)
 		if (heap_less(k, i, (i - 1) / 2))
 			return false;
+	if (count_valid(k, &k->fq, fq_valid) + count_valid(k, &k->pend, pend_valid) > live)
+		return false;
 	return live == k->inflight && k->nheap == k->inflight && k->qcount <= qmax(k) &&
 	       k->fq.count <= k->fq.cap && k->pend.count <= k->pend.cap;
 }
