@@ -121,7 +121,7 @@ static size_t hs_pad(const struct rng_source *rng, size_t spare)
 	return pad < spare ? pad : spare;
 }
 
-/* write_payload: u64le word || tparams || zeros || u16le pad (4.2.6, 4.3.4). */
+/* write_payload: u64le word || tparams || zeros || u16le pad (4.2.5, 4.3.3). */
 static size_t write_payload(uint8_t *buf, size_t cap, uint64_t word,
                             const struct transport_params *p, size_t pad)
 {
