@@ -132,7 +132,7 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 		return KS_ERR_TOOBIG;
 	pad = pad_len(e, rng, need, room);
 	/* 2.1: payload || zeros || u16le pad length, encrypted in place. */
-	if (payload != pt)
+	if (len && payload != pt)
 		memmove(pt, payload, len);
 	w = wr_init(pt + len, pad + ENVELOPE_PADLEN_LEN);
 	memset(w.p, 0, pad);

@@ -468,6 +468,37 @@ static void init_lengths_vary(void **state)
 	world_free(w);
 }
 
+/* Inits look random too: byte values over 2000 inits pass chi-square
+ * (df 255, p = 0.001 bound 330.5), and the top bit of the hidden
+ * ephemeral's last byte, always 0 in an X25519 public key, is set in
+ * about half of them. */
+static void inits_look_uniform(void **state)
+{
+	(void)state;
+	struct world *w = world_new(15);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	uint64_t count[256] = { 0 }, bytes = 0, top = 0;
+	double x = 0;
+
+	for (int i = 0; i < 2000; i++) {
+		ssize_t n = write_init(w, NOW, init);
+		for (ssize_t j = 0; j < n; j++)
+			count[init[j]]++;
+		bytes += (uint64_t)n;
+		top += init[HANDSHAKE_EPH_OFF + KEYS_LEN - 1] >> 7;
+		assert_int_equal(w->cli.e_pub[KEYS_LEN - 1] >> 7, 0);
+	}
+	for (int v = 0; v < 256; v++) {
+		double e = (double)bytes / 256;
+		x += ((double)count[v] - e) * ((double)count[v] - e) / e;
+	}
+	printf("# 2000 inits, %llu bytes: chi2 %.1f (bound 330.5), ephemeral top bit set %.3f\n",
+	       (unsigned long long)bytes, x, (double)top / 2000);
+	assert_true(x < 330.52);
+	assert_true(top > 900 && top < 1100);
+	world_free(w);
+}
+
 static void bad_configuration_is_refused(void **state)
 {
 	(void)state;
@@ -502,6 +533,7 @@ int main(void)
 		cmocka_unit_test(response_to_an_older_init_is_refused),
 		cmocka_unit_test(server_answer_is_clamped),
 		cmocka_unit_test(init_lengths_vary),
+		cmocka_unit_test(inits_look_uniform),
 		cmocka_unit_test(bad_configuration_is_refused),
 	};
 	if (sodium_init() < 0)
