@@ -397,9 +397,12 @@ static void every_flipped_response_byte_is_refused(void **state)
 	                                    &s);
 	assert_true(m > 0);
 	for (ssize_t i = 0; i < m; i++) {
-		memcpy(bad, resp, (size_t)m);
-		bad[i] ^= 0x80;
-		assert_true(handshake_client_read_response(&w->cli, bad, (size_t)m, &c) < 0);
+		for (int bit = 0; bit < 8; bit++) {
+			memcpy(bad, resp, (size_t)m);
+			bad[i] ^= (uint8_t)(1u << bit);
+			assert_true(handshake_client_read_response(&w->cli, bad, (size_t)m, &c) <
+			            0);
+		}
 	}
 	for (ssize_t l = 0; l < m; l++)
 		assert_true(handshake_client_read_response(&w->cli, resp, (size_t)l, &c) < 0);
