@@ -302,7 +302,7 @@ static size_t server_script(uint8_t *out, size_t cap, bool bad_tail)
 {
 	static const uint8_t win[] = { 0, 4, 0, 0 }, inc[] = { 0, 0, 1, 0 };
 	static const uint8_t ping[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, rst = MUX_RST_CONNECT;
-	uint8_t hello[4 + sizeof rep5], data[700];
+	uint8_t hello[4 + sizeof rep5], data[705];
 	size_t n = 0;
 
 	memcpy(hello, win, 4);
