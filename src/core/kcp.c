@@ -40,6 +40,7 @@ struct sseg {          /* send window slot, index sn & smask */
 	bool live; /* sent and not yet acknowledged */
 	bool fq;   /* an fq entry with base fbase exists */
 	bool pend; /* a pend entry with this fence exists */
+	bool fast; /* the last retransmission was a fast one */
 };
 
 struct rseg {          /* receive window slot, index sn & rmask */
@@ -78,19 +79,23 @@ struct kcp {
 	uint32_t ack_hi; /* segments below it were skipped by some ACK */
 	uint32_t *heap;  /* owned: sn of live segments, min resendts first */
 	uint32_t nheap;
-	struct fifo fq;      /* fast retransmit candidates, by fbase */
-	struct fifo pend;    /* retransmitted, waiting for their fence */
-	uint64_t ack_events; /* input datagrams that carried an ACK */
+	struct fifo fq;        /* fast retransmit candidates, by fbase */
+	struct fifo pend;      /* retransmitted, waiting for their fence */
+	uint64_t ack_events;   /* input datagrams that carried an ACK */
+	uint64_t ack_event_at; /* now of the last counted ACK event */
+	uint32_t reo_extra;    /* learned reordering, added to cfg.resend */
 
 	uint32_t srtt, rttvar, rto;
 	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
+	uint32_t recover; /* losses below it belong to the last reduction */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
 	size_t rcv_bytes;    /* in-order bytes not yet read */
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
-	bool tell; /* send WINS at the next flush */
+	bool tell;        /* send WINS at the next flush */
+	uint32_t adv_wnd; /* window in the last segment we sent */
 
 	uint64_t flush_at, probe_at;
 	uint32_t probe_wait;
@@ -351,6 +356,10 @@ static void fence_mark(struct kcp *k, struct sseg *g)
 	fifo_push(k, &k->pend, (struct fentry){ g->sn, k->snd_nxt }, pend_valid);
 }
 
+/* resend_at: skips that make a segment lost. cfg.resend, raised by one
+ * each time a fast retransmission proves spurious (K5). */
+static uint32_t resend_at(const struct kcp *k) { return k->cfg.resend + k->reo_extra; }
+
 static bool fast_due(const struct kcp *k)
 {
 	const struct fentry *e;
@@ -358,7 +367,7 @@ static bool fast_due(const struct kcp *k)
 	if (!k->fq.count)
 		return false;
 	e = fifo_at(&k->fq, 0);
-	return fq_valid(k, e) && k->ack_events - e->base >= k->cfg.resend;
+	return fq_valid(k, e) && k->ack_events - e->base >= resend_at(k);
 }
 
 /* ------------------------------------------------------------------ */
@@ -412,10 +421,11 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->cwnd = min32(KCP_CWND_INIT, cfg->snd_wnd);
 	k->ssthresh = cfg->snd_wnd;
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
-	k->snd_una = k->snd_nxt = k->ack_hi = cfg->initial_sn;
+	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
-	k->flush_at = k->probe_at = KCP_NEVER;
+	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
 	k->last_now = now;
+	k->adv_wnd = cfg->rcv_wnd;
 	*out = k;
 	return 0;
 }
@@ -471,7 +481,8 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
 	wr_u32le(&w, k->conv);
 	wr_u8(&w, cmd);
 	wr_u8(&w, frg);
-	wr_u16le(&w, (uint16_t)min32(wnd_free(k), 0xffff));
+	k->adv_wnd = min32(wnd_free(k), 0xffff);
+	wr_u16le(&w, (uint16_t)k->adv_wnd);
 	wr_u32le(&w, ts);
 	wr_u32le(&w, sn);
 	wr_u32le(&w, k->rcv_nxt);
@@ -535,20 +546,23 @@ static void cwnd_grow(struct kcp *k, uint32_t acked)
 	}
 }
 
+/* cwnd_on_loss reacts once per loss episode: losses of segments sent
+ * before the last reduction (sn < recover) are part of the same episode. */
 static void cwnd_on_loss(struct kcp *k, bool fast, bool timeout)
 {
-	if (fast) {
-		uint32_t inflight = k->snd_nxt - k->snd_una;
-		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
-		k->cwnd = k->ssthresh + k->cfg.resend;
-		k->ca_acc = 0;
-	}
+	if (!fast && !timeout)
+		return;
 	if (timeout) {
 		k->ssthresh = max32(k->cwnd / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = 1;
-		k->ca_acc = 0;
+	} else {
+		uint32_t inflight = k->snd_nxt - k->snd_una;
+		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
+		k->cwnd = k->ssthresh + k->cfg.resend;
 	}
+	k->ca_acc = 0;
 	k->cwnd = min32(max32(k->cwnd, 1), k->cfg.snd_wnd);
+	k->recover = k->snd_nxt;
 }
 
 /* ------------------------------------------------------------------ */
@@ -619,13 +633,18 @@ static bool retx_timeouts(struct kcp *k, uint64_t now)
 			k->dead = true;
 			break;
 		}
+		/* Skipped often enough for the configured threshold but not
+		 * for the learned one: the learned one is too high. */
+		if (g->fq && k->reo_extra && k->ack_events - g->fbase >= k->cfg.resend)
+			k->reo_extra--;
 		g->rto = backoff(k, g->rto);
 		g->resendts = now + g->rto;
+		g->fast = false;
 		heap_down(k, 0);
 		fence_mark(k, g);
 		k->st.seg_retx_timeout++;
 		k->st.data_bytes_retx += g->len;
-		lost = true;
+		lost = lost || seq_ge(g->sn, k->recover);
 		transmit(k, g, now);
 	}
 	return lost;
@@ -638,7 +657,7 @@ static bool retx_fast(struct kcp *k, uint64_t now)
 	while (!k->dead && k->fq.count) {
 		struct fentry e = *fifo_at(&k->fq, 0);
 		struct sseg *g = sslot(k, e.sn);
-		if (fq_valid(k, &e) && k->ack_events - e.base < k->cfg.resend)
+		if (fq_valid(k, &e) && k->ack_events - e.base < resend_at(k))
 			break;
 		fifo_pop(&k->fq);
 		if (!fq_valid(k, &e))
@@ -647,12 +666,13 @@ static bool retx_fast(struct kcp *k, uint64_t now)
 		if (g->xmit > KCP_FASTACK_LIMIT)
 			continue; /* leave it to the RTO */
 		g->resendts = now + g->rto;
+		g->fast = true;
 		heap_down(k, g->heap);
 		heap_up(k, g->heap);
 		fence_mark(k, g);
 		k->st.seg_retx_fast++;
 		k->st.data_bytes_retx += g->len;
-		change = true;
+		change = change || seq_ge(g->sn, k->recover);
 		transmit(k, g, now);
 	}
 	return change;
@@ -914,9 +934,11 @@ ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap)
 			return KS_ERR_TOOBIG;
 		got = read_message(k, buf);
 	}
-	/* K8: a window that was closed has opened; tell the peer rather
-	 * than leave it waiting for its next probe. */
-	if (before == 0 && wnd_free(k) > 0 && !k->dead) {
+	/* K8: a window that was closed has opened, or has grown by half the
+	 * receive window since we last advertised it: tell the peer rather than
+	 * leave it waiting for its next probe or for our next ACK. */
+	if (!k->dead && ((before == 0 && wnd_free(k) > 0) ||
+	                 wnd_free(k) - min32(k->adv_wnd, wnd_free(k)) >= k->cfg.rcv_wnd / 2)) {
 		k->tell = true;
 		if (k->cfg.ack_immediate)
 			k->flush_at = k->last_now;
@@ -1096,23 +1118,32 @@ struct apply_result {
 	uint32_t maxack;
 };
 
-/* rtt_from_ack samples the RTT from an ACK's echoed ts, before the una of
- * the same segment can retire the segment it names (K4). Only an echo of a
- * transmission we made (not newer than the last one) counts. */
-static void rtt_from_ack(struct kcp *k, const struct hdr *h, uint64_t now)
+/* ack_echo reads an ACK's echoed ts before the una of the same segment can
+ * retire the segment it names. The echo samples the RTT (K4); only an echo
+ * of a transmission we made (not newer than the last one) counts. An echo
+ * of a transmission older than a fast retransmission shows that the
+ * retransmission was spurious: the path reorders more than resend allows,
+ * so the threshold learns (K5). */
+static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now)
 {
-	const struct sseg *g = sslot(k, h->sn);
+	struct sseg *g = sslot(k, h->sn);
 	int32_t rtt = seq_diff((uint32_t)now, h->ts);
 
-	if (rtt >= 0 && g->live && g->sn == h->sn && seq_le(h->ts, g->ts))
+	if (!g->live || g->sn != h->sn || seq_gt(h->ts, g->ts))
+		return;
+	if (rtt >= 0)
 		rtt_sample(k, (uint32_t)rtt);
+	if (g->fast && seq_lt(h->ts, g->ts)) {
+		g->fast = false;
+		k->st.seg_retx_spurious++;
+		if (k->reo_extra < KCP_REORDER_MAX)
+			k->reo_extra++;
+	}
 }
 
-static void apply_seg(struct kcp *k, const struct hdr *h, uint64_t now, struct apply_result *a)
+static void apply_seg(struct kcp *k, const struct hdr *h, struct apply_result *a)
 {
 	k->rmt_wnd = h->wnd;
-	if (h->cmd == KCP_CMD_ACK)
-		rtt_from_ack(k, h, now);
 	a->acked += apply_una(k, h->una);
 	switch (h->cmd) {
 	case KCP_CMD_ACK:
@@ -1135,11 +1166,22 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	struct apply_result a = { 0 };
 	struct hdr h;
 
+	/* Echoes first: a una earlier in the datagram must not retire the
+	 * segment an ACK further on names. */
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
-		apply_seg(k, &h, now, &a);
+		if (h.cmd == KCP_CMD_ACK)
+			ack_echo(k, &h, now);
+	r = rd_init(dgram, len);
+	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
+		apply_seg(k, &h, &a);
 	if (a.has_ack) {
 		cross(k, a.maxack);
-		k->ack_events++;
+		/* K5: datagrams that arrive in the same millisecond (one read
+		 * batch) count as one skip: their order says little. */
+		if (now != k->ack_event_at) {
+			k->ack_events++;
+			k->ack_event_at = now;
+		}
 	}
 	cwnd_grow(k, a.acked);
 	fifo_prune(k, &k->fq, fq_valid);
@@ -1187,6 +1229,7 @@ void kcp_stats(const struct kcp *k, struct kcp_stats *st)
 	st->rmt_wnd = k->rmt_wnd;
 	st->rcv_free = wnd_free(k);
 	st->inflight = k->inflight;
+	st->resend = resend_at(k);
 	st->waitsnd = kcp_waitsnd(k);
 }
 

@@ -91,6 +91,8 @@ struct kcp_stats {
 	uint64_t bytes_in;                  /* datagram bytes accepted */
 	uint64_t data_bytes_sent;           /* payload bytes, first transmissions */
 	uint64_t data_bytes_retx;           /* payload bytes, retransmissions */
+	uint64_t seg_retx_spurious;         /* fast retransmissions an older echo
+	                                       proved unnecessary (reordering) */
 	uint64_t output_errors;             /* output callback returned < 0 */
 	uint64_t dropped[KCP_DROP_REASONS]; /* whole datagrams, by reason */
 	/* gauges */
@@ -98,6 +100,7 @@ struct kcp_stats {
 	uint32_t cwnd, ssthresh;    /* segments */
 	uint32_t rmt_wnd;           /* last window the peer advertised */
 	uint32_t rcv_free;          /* window we advertise now */
+	uint32_t resend;            /* fast retransmit threshold now (learned) */
 	uint32_t inflight;          /* sent, not yet acknowledged */
 	uint32_t waitsnd;           /* queued + in flight */
 };

@@ -491,8 +491,10 @@ static void pair_fast_retransmit(void **state)
 	assert_int_equal(p.ab->n, 6);
 	wire_take(p.ab, 1, buf); /* sn 1 lost */
 	p.now = 5;
-	while (p.ab->n || p.ba->n)
+	while (p.ab->n || p.ba->n) { /* one millisecond per exchange */
+		p.now++;
 		pair_step(&p);
+	}
 	kcp_stats(p.a, &st);
 	assert_int_equal(st.seg_retx_fast, 1);
 	assert_int_equal(st.seg_retx_timeout, 0);
