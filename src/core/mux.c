@@ -53,7 +53,7 @@ struct stream {
 	bool fin_req;       /* we shut down: FIN after the buffered data */
 	bool fin_sent;      /* our FIN is in the output */
 	bool fin_rcvd;      /* the peer's FIN arrived */
-	bool eof_seen;      /* the application saw the end (FIN event or read 0) */
+	bool eof_seen;      /* the application read the end (read returned 0) */
 	bool want_write;    /* a write was refused: WRITABLE when room opens */
 	bool dead;          /* the peer reset it; kept only to deliver EVF_RESET */
 	uint8_t *hello;     /* owned: request (client until OPEN sent; server) */
