@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -131,6 +132,15 @@ static int udp_open(int family)
 	return fd;
 }
 
+/* gso_works: does the kernel know UDP_SEGMENT (Linux 4.18+)? Setting the
+ * socket default to 0 changes nothing but fails where it is unknown. */
+static bool gso_works(int fd)
+{
+	int zero = 0;
+
+	return setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+}
+
 static int local_addr(int fd, struct addr *a)
 {
 	a->len = sizeof a->ss;
@@ -144,8 +154,11 @@ static int local_addr(int fd, struct addr *a)
 #define STR_(x)            #x
 #define STR(x)             STR_(x)
 
+enum only { ONLY_BOTH, ONLY_UP, ONLY_DOWN };
+
 struct opts {
 	struct addr listen, upstream;
+	enum only only; /* which directions the model impairs */
 	bool have_listen, have_upstream;
 	struct netsim_config cfg;
 	uint64_t seed;
@@ -153,6 +166,7 @@ struct opts {
 	double bh_start, bh_len;
 	bool bh;
 	const char *stats_file; /* borrowed from argv */
+	bool no_gso;
 	bool help;
 };
 
@@ -322,6 +336,24 @@ static const char *set_stats(struct opts *o, const char *v)
 	return NULL;
 }
 
+static const char *set_only(struct opts *o, const char *v)
+{
+	if (!strcmp(v, "up"))
+		o->only = ONLY_UP;
+	else if (!strcmp(v, "down"))
+		o->only = ONLY_DOWN;
+	else
+		return "up or down";
+	return NULL;
+}
+
+static const char *set_no_gso(struct opts *o, const char *v)
+{
+	(void)v;
+	o->no_gso = true;
+	return NULL;
+}
+
 static const char *set_help(struct opts *o, const char *v)
 {
 	(void)v;
@@ -349,12 +381,17 @@ static const struct option_def options[] = {
 	  set_queue },
 	{ "limit", "BYTES", "bytes held per direction, tail drop beyond",
 	  NETSIM_DEFAULT_LIMIT_BYTES, set_limit },
+	{ "only", "up|down",
+	  "impair one direction only (up: client->upstream); blackholes still cut both", NODEF,
+	  set_only },
 	{ "seed", "N", "seed of the model; the down link uses N+1", DEFAULT_SEED, set_seed },
 	{ "rebind-every", "SECONDS",
 	  "new upstream socket (source port) every SECONDS; also SIGUSR1", NODEF, set_rebind },
 	{ "blackhole", "START_S,DURATION_S",
 	  "drop everything from START_S for DURATION_S; SIGUSR2 toggles", NODEF, set_blackhole },
 	{ "stats-file", "FILE", "also write the exit counters to FILE", NODEF, set_stats },
+	{ "no-gso", NULL, "send datagrams one by one, without UDP GSO batching", NODEF,
+	  set_no_gso },
 	{ "help", NULL, "this text", NODEF, set_help },
 };
 
@@ -423,12 +460,31 @@ static int parse_args(struct opts *o, int argc, char **argv)
 
 /* ==== the relay ========================================================== */
 
-/* One batch of datagrams for recvmmsg or sendmmsg, allocated once. */
+/* One batch of datagrams for recvmmsg, allocated once. */
 struct batch {
 	struct mmsghdr msg[IMPAIR_BATCH];
 	struct iovec iov[IMPAIR_BATCH];
 	struct sockaddr_storage from[IMPAIR_BATCH];
 	uint8_t buf[IMPAIR_BATCH][NETSIM_MAX_DATAGRAM + 1];
+};
+
+/* Datagrams due for one socket, packed back to back in `area` so that a
+ * run of equal-sized datagrams (the last may be shorter) leaves as one
+ * message with UDP_SEGMENT (UDP GSO): one trip through the kernel's send
+ * path for up to IMPAIR_GSO_SEGS datagrams. Allocated once. */
+struct txq {
+	struct mmsghdr msg[IMPAIR_BATCH];
+	struct iovec iov[IMPAIR_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl[IMPAIR_BATCH];
+	uint16_t segs[IMPAIR_BATCH];     /* datagrams in msg[i] */
+	uint16_t seg_size[IMPAIR_BATCH]; /* size of each but the last */
+	bool open[IMPAIR_BATCH];         /* msg[i] may take another datagram */
+	int n;                           /* messages queued */
+	size_t used;                     /* bytes of area queued */
+	uint8_t area[IMPAIR_TX_AREA];
 };
 
 /* One direction: its link and what the sockets did with its datagrams. */
@@ -455,53 +511,144 @@ struct relay {
 	bool blackhole;
 	struct dir up, down;
 	uint64_t rebinds, rx_errors;
-	struct batch *rx, *tx; /* owned */
+	bool gso;         /* UDP GSO works here */
+	struct batch *rx; /* owned */
+	struct txq *tx;   /* owned */
 };
 
-static void send_batch(int fd, struct batch *b, int n, struct dir *d)
+/* Add the datagram of len bytes just written at q->area + q->used: to the
+ * last message if it continues its run, else as a new message. The caller
+ * made sure a new message fits. */
+static void txq_add(struct txq *q, size_t len, bool gso)
+{
+	int i = q->n - 1;
+
+	/* an empty datagram never joins a run: as a GSO segment it would
+	 * vanish (it adds no bytes) */
+	if (gso && i >= 0 && q->open[i] && len > 0 && len <= q->seg_size[i] &&
+	    q->iov[i].iov_len + len <= IMPAIR_GSO_BYTES && q->segs[i] < IMPAIR_GSO_SEGS) {
+		q->iov[i].iov_len += len;
+		q->segs[i]++;
+		q->open[i] = len == q->seg_size[i]; /* a shorter one ends the run */
+	} else {
+		i = q->n++;
+		q->iov[i] = (struct iovec){ q->area + q->used, len };
+		q->segs[i] = 1;
+		q->seg_size[i] = (uint16_t)len;
+		q->open[i] = len > 0;
+	}
+	q->used += len;
+}
+
+/* Fill in the message headers: destination, and UDP_SEGMENT where a
+ * message carries more than one datagram. */
+static void txq_finish(struct txq *q, const struct addr *to)
+{
+	for (int i = 0; i < q->n; i++) {
+		struct msghdr *h = &q->msg[i].msg_hdr;
+		*h = (struct msghdr){
+			.msg_name = to ? (void *)&to->ss : NULL,
+			.msg_namelen = to ? to->len : 0,
+			.msg_iov = &q->iov[i],
+			.msg_iovlen = 1,
+		};
+		if (q->segs[i] > 1) {
+			memset(q->ctl[i].buf, 0, sizeof q->ctl[i].buf); /* padding too */
+			h->msg_control = q->ctl[i].buf;
+			h->msg_controllen = sizeof q->ctl[i].buf;
+			struct cmsghdr *c = CMSG_FIRSTHDR(h);
+			c->cmsg_level = SOL_UDP;
+			c->cmsg_type = UDP_SEGMENT;
+			c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+			memcpy(CMSG_DATA(c), &q->seg_size[i], sizeof(uint16_t));
+		}
+	}
+}
+
+static void gso_off(struct relay *r)
+{
+	if (r->gso)
+		fprintf(stderr, "impair: UDP GSO refused here, sending datagrams one by one\n");
+	r->gso = false;
+}
+
+/* Send msg[i]'s datagrams one by one: the fallback when the kernel or the
+ * route refuses a GSO message (EIO, EINVAL: e.g. a segment over the MTU). */
+static void send_split(int fd, struct txq *q, int i, struct dir *d)
+{
+	struct msghdr h = q->msg[i].msg_hdr;
+	uint8_t *p = q->iov[i].iov_base;
+	size_t left = q->iov[i].iov_len;
+
+	h.msg_control = NULL;
+	h.msg_controllen = 0;
+	for (int k = 0; k < q->segs[i]; k++) {
+		struct iovec v = { p, left < q->seg_size[i] ? left : q->seg_size[i] };
+		h.msg_iov = &v;
+		if (sendmsg(fd, &h, MSG_DONTWAIT) >= 0)
+			d->tx++;
+		else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+			d->tx_dropped++;
+		else
+			d->tx_errors++;
+		p += v.iov_len;
+		left -= v.iov_len;
+	}
+}
+
+static uint64_t segs_from(const struct txq *q, int i)
+{
+	uint64_t n = 0;
+
+	for (; i < q->n; i++)
+		n += q->segs[i];
+	return n;
+}
+
+static void txq_send(struct relay *r, int fd, struct txq *q, const struct addr *to, struct dir *d)
 {
 	int i = 0;
 
-	while (i < n) {
-		int k = sendmmsg(fd, b->msg + i, (unsigned)(n - i), MSG_DONTWAIT);
+	txq_finish(q, to);
+	while (i < q->n) {
+		int k = sendmmsg(fd, q->msg + i, (unsigned)(q->n - i), MSG_DONTWAIT);
 		if (k > 0) {
-			d->tx += (uint64_t)k;
+			for (int j = i; j < i + k; j++)
+				d->tx += q->segs[j];
 			i += k;
-		} else if (k < 0 && errno == EINTR) {
+		} else if (errno == EINTR) {
 			continue;
-		} else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-			d->tx_dropped += (uint64_t)(n - i);
-			return;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+			d->tx_dropped += segs_from(q, i);
+			break;
+		} else if (q->segs[i] > 1 && (errno == EIO || errno == EINVAL)) {
+			gso_off(r);
+			send_split(fd, q, i++, d);
 		} else {
 			/* e.g. ECONNREFUSED from an earlier ICMP: skip that one */
-			d->tx_errors++;
-			i++;
+			d->tx_errors += q->segs[i++];
 		}
 	}
+	q->n = 0;
+	q->used = 0;
 }
 
 /* Send everything d's link has due at now to `to` (NULL: fd is connected). */
 static void flush_dir(struct relay *r, struct dir *d, int fd, const struct addr *to, uint64_t now)
 {
-	struct batch *b = r->tx;
-	int n = 0;
+	struct txq *q = r->tx;
 	ssize_t len;
 
-	while ((len = netsim_link_recv(d->link, now, b->buf[n], sizeof b->buf[n])) >= 0) {
-		b->iov[n] = (struct iovec){ b->buf[n], (size_t)len };
-		b->msg[n].msg_hdr = (struct msghdr){
-			.msg_name = to ? (void *)&to->ss : NULL,
-			.msg_namelen = to ? to->len : 0,
-			.msg_iov = &b->iov[n],
-			.msg_iovlen = 1,
-		};
-		if (++n == IMPAIR_BATCH) {
-			send_batch(fd, b, n, d);
-			n = 0;
-		}
+	for (;;) {
+		if (q->n == IMPAIR_BATCH || q->used + NETSIM_MAX_DATAGRAM > IMPAIR_TX_AREA)
+			txq_send(r, fd, q, to, d);
+		len = netsim_link_recv(d->link, now, q->area + q->used, NETSIM_MAX_DATAGRAM);
+		if (len < 0)
+			break;
+		txq_add(q, (size_t)len, r->gso);
 	}
-	if (n)
-		send_batch(fd, b, n, d);
+	if (q->n)
+		txq_send(r, fd, q, to, d);
 }
 
 static void rearm(struct relay *r, uint64_t now)
@@ -529,8 +676,8 @@ static void flush(struct relay *r)
 		flush_dir(r, &r->down, r->lfd, &r->client, now);
 	} else {
 		/* nobody to reply to yet: take them out and count them */
-		uint8_t *scratch = r->tx->buf[0];
-		while (netsim_link_recv(r->down.link, now, scratch, NETSIM_MAX_DATAGRAM + 1) >= 0)
+		uint8_t *scratch = r->tx->area;
+		while (netsim_link_recv(r->down.link, now, scratch, NETSIM_MAX_DATAGRAM) >= 0)
 			r->down.tx_errors++;
 	}
 	rearm(r, now);
@@ -757,10 +904,14 @@ static int open_listen(struct relay *r)
 
 static int make_links(struct relay *r)
 {
-	int err = netsim_link_new(&r->up.link, &r->o->cfg, r->o->seed);
+	/* with --only, the other direction is a clean link of the same size */
+	const struct netsim_config clean = { .limit_bytes = r->o->cfg.limit_bytes };
+	const struct netsim_config *up = r->o->only == ONLY_DOWN ? &clean : &r->o->cfg;
+	const struct netsim_config *down = r->o->only == ONLY_UP ? &clean : &r->o->cfg;
+	int err = netsim_link_new(&r->up.link, up, r->o->seed);
 
 	if (err == 0)
-		err = netsim_link_new(&r->down.link, &r->o->cfg, r->o->seed + 1);
+		err = netsim_link_new(&r->down.link, down, r->o->seed + 1);
 	if (err < 0)
 		fprintf(stderr, "impair: impairment model: %s\n", ks_strerror(err));
 	return err;
@@ -802,6 +953,8 @@ static int run(const struct opts *o)
 		fprintf(stderr, "impair: out of memory\n");
 		goto out;
 	}
+	r.tx->n = 0;
+	r.tx->used = 0;
 	ev_io_init(&r.lio, on_listen, -1, EV_READ);
 	ev_io_init(&r.uio, on_upstream, -1, EV_READ);
 	ev_timer_init(&r.deliver, on_deliver, 0.0, 0.0);
@@ -813,6 +966,7 @@ static int run(const struct opts *o)
 		err = open_upstream(&r);
 	if (err < 0)
 		goto out;
+	r.gso = !o->no_gso && gso_works(r.lfd) && gso_works(r.ufd);
 	start_watchers(&r);
 	ev_run(r.loop, 0);
 	err = report(&r);

@@ -193,6 +193,9 @@ enum {
 	NETSIM_MAX_LIMIT_DATAGRAMS = 1 << 22,          /* cap on limit_datagrams */
 	IMPAIR_BATCH = 64,                             /* datagrams per recvmmsg/sendmmsg call */
 	IMPAIR_READ_BUDGET = 16,                       /* recvmmsg calls per socket per wakeup */
+	IMPAIR_TX_AREA = 4 * 1024 * 1024, /* bytes of datagrams queued for one sendmmsg */
+	IMPAIR_GSO_SEGS = 64,             /* datagrams per UDP GSO message (kernel max) */
+	IMPAIR_GSO_BYTES = 65000,         /* bytes per UDP GSO message (< 64 KiB) */
 };
 #define NETSIM_MAX_RATE 1000000000000ULL /* bytes/s cap (1 TB/s), keeps the arithmetic exact */
 
