@@ -40,6 +40,7 @@ struct flow {
 	uint64_t up_sent, up_rcvd, down_sent, down_rcvd;
 	bool open, opened_s, replied, c_shut, s_shut, c_eof, s_eof;
 	bool c_gone;           /* its client session ended: the id means nothing now */
+	bool c_stall;          /* the client application never reads the download */
 	bool reset_c, reset_s; /* a side learnt the stream is gone */
 };
 
@@ -305,8 +306,9 @@ static void client_events(struct world *w)
 				f->replied = true;
 			} else if (ev.stream.type == MUX_EV_RESET) {
 				f->reset_c = true;
-			} else if (ev.stream.type == MUX_EV_READABLE ||
-			           ev.stream.type == MUX_EV_FIN) {
+			} else if ((ev.stream.type == MUX_EV_READABLE ||
+			            ev.stream.type == MUX_EV_FIN) &&
+			           !f->c_stall) {
 				read_all(w, m, f->cid, f, 1);
 			}
 			break;
@@ -754,6 +756,43 @@ static void test_client_restart(void **state)
 	client_restart(false);
 }
 
+/* A client application that stops reading one download: that stream
+ * stops at its credit window, the others complete, and neither end's
+ * memory grows while the server keeps writing. */
+static void test_stalled_reader(void **state)
+{
+	struct setup su = { .loss = 0.01, .delay_ms = 20, .seed = 10 };
+	struct world *w = world_new(&su);
+	struct flow *stalled;
+	struct session *ss;
+	size_t c_mem, s_mem;
+
+	(void)state;
+	establish(w);
+	stalled = add_flow(w, 100, 50000000);
+	stalled->c_stall = true;
+	for (int i = 0; i < 5; i++)
+		add_flow(w, 200000, 200000);
+	run_until(w, w->now + 5000);
+	for (size_t i = 1; i < w->nf; i++)
+		assert_true(flow_done(&w->f[i]));
+	ss = server_session(w->srv, session_sid(w->cli));
+	assert_non_null(ss);
+	c_mem = session_mem_bytes(w->cli);
+	s_mem = session_mem_bytes(ss);
+	run_until(w, w->now + 20000);
+	print_message("stalled reader: client mem %zu -> %zu, server mem %zu -> %zu, "
+	              "%llu of %llu bytes written\n",
+	              c_mem, session_mem_bytes(w->cli), s_mem, session_mem_bytes(ss),
+	              (unsigned long long)stalled->down_sent, (unsigned long long)stalled->down);
+	assert_true(session_mem_bytes(w->cli) <= c_mem);
+	assert_true(session_mem_bytes(ss) <= s_mem);
+	/* The stream holds at most its window and send buffer. */
+	assert_true(stalled->down_sent <= MUX_WINDOW_DEFAULT + MUX_SNDBUF_DEFAULT);
+	assert_int_equal(w->c_lost + w->s_lost, 0);
+	world_free(w);
+}
+
 /* Determinism: the same seed gives the same run, datagram for datagram. */
 static void test_deterministic(void **state)
 {
@@ -783,7 +822,8 @@ int main(void)
 		cmocka_unit_test(test_transfer_clean), cmocka_unit_test(test_transfer_loss5),
 		cmocka_unit_test(test_keepalive),      cmocka_unit_test(test_idle_expiry),
 		cmocka_unit_test(test_roaming),        cmocka_unit_test(test_server_restart),
-		cmocka_unit_test(test_client_restart), cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_client_restart), cmocka_unit_test(test_stalled_reader),
+		cmocka_unit_test(test_deterministic),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
