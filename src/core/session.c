@@ -274,17 +274,22 @@ static uint64_t established_deadline(const struct session *s, uint64_t now)
 	return d;
 }
 
-static void finish(struct session *s, uint64_t now)
+static uint64_t deadline_of(const struct session *s, uint64_t now)
 {
 	switch (s->state) {
-	case SESSION_HANDSHAKING: s->deadline = handshake_deadline(s); break;
-	case SESSION_BACKOFF: s->deadline = s->retry_at; break;
-	case SESSION_ESTABLISHED:
-		track_outstanding(s, now);
-		s->deadline = established_deadline(s, now);
-		break;
-	case SESSION_CLOSED: s->deadline = SESSION_NEVER; break;
+	case SESSION_HANDSHAKING: return handshake_deadline(s);
+	case SESSION_BACKOFF: return s->retry_at;
+	case SESSION_ESTABLISHED: return established_deadline(s, now);
+	case SESSION_CLOSED: break;
 	}
+	return SESSION_NEVER;
+}
+
+static void finish(struct session *s, uint64_t now)
+{
+	if (s->state == SESSION_ESTABLISHED)
+		track_outstanding(s, now);
+	s->deadline = deadline_of(s, now);
 }
 
 /* --- the pump ---------------------------------------------------------------- */
@@ -820,4 +825,22 @@ void session_stats(const struct session *s, struct session_stats *st)
 		kcp_stats(s->kcp, &st->kcp);
 	st->streams = s->mux ? mux_stream_count(s->mux) : 0;
 	st->mem_bytes = session_mem_bytes(s);
+}
+
+bool session_check(const struct session *s)
+{
+	bool up = s->state == SESSION_ESTABLISHED;
+
+	if (up != (s->kcp != NULL) || up != (s->mux != NULL) || up != (s->sid != 0))
+		return false;
+	if (s->probe != PROBE_NONE && (!up || s->role != SESSION_CLIENT))
+		return false;
+	if (s->role == SESSION_SERVER &&
+	    (s->state == SESSION_HANDSHAKING || s->state == SESSION_BACKOFF))
+		return false;
+	if (s->role == SESSION_CLIENT && s->state == SESSION_CLOSED)
+		return false;
+	if (up && !kcp_check(s->kcp))
+		return false;
+	return s->deadline == deadline_of(s, s->now);
 }

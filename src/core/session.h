@@ -199,6 +199,11 @@ uint64_t session_sid(const struct session *s);
 void session_stats(const struct session *s, struct session_stats *st);
 size_t session_mem_bytes(const struct session *s);
 
+/* session_check verifies the session's invariants (state against the
+ * objects it holds, KCP's own kcp_check, the cached deadline); for tests
+ * and fuzzing. Returns true when they hold. */
+bool session_check(const struct session *s);
+
 /* --- for struct server (server.c) ---------------------------------------- */
 
 /* Scratch buffers one session uses inside a call. A client owns its own;

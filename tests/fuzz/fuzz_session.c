@@ -246,6 +246,8 @@ static void feed(struct world *w, int mode, const uint8_t *p, size_t len, uint32
 		server_app(w);
 	}
 	run_timers(w, to_client);
+	if (to_client ? !session_check(w->cli) : !server_check(w->srv))
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

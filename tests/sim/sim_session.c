@@ -441,6 +441,8 @@ static void step(struct world *w, uint64_t until)
 	}
 	client_events(w);
 	server_events(w);
+	assert_true(session_check(w->cli));
+	assert_true(server_check(w->srv));
 }
 
 static void run_until(struct world *w, uint64_t until)

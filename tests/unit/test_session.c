@@ -116,6 +116,8 @@ static void exchange(struct fix *f, struct session *c, struct server *srv,
 		for (size_t i = 0; i < n; i++)
 			(void)session_on_datagram(c, f->s2c.d[i], f->s2c.len[i], now, UNIX0 + now);
 	}
+	assert_true(session_check(c));
+	assert_true(server_check(srv));
 }
 
 static int next_type(struct session *s)
