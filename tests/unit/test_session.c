@@ -603,6 +603,50 @@ static void test_server_close(void **state)
 	free(f);
 }
 
+/* The table's per-user cap: a user's ninth session supersedes its idlest;
+ * the server ends that session (LOST SUPERSEDED) before the new one's
+ * ESTABLISHED. */
+static void test_server_table_supersede(void **state)
+{
+	struct fix *f = fix_new(14);
+	struct server *srv;
+	struct session *c[SESSIONS_PER_USER_MAX + 1];
+	struct server_event sev;
+	uint64_t first;
+
+	(void)state;
+	assert_int_equal(server_new(&srv, &f->scfg), 0);
+	for (int i = 0; i <= SESSIONS_PER_USER_MAX; i++) {
+		struct sessions_addr a = addr_of((uint8_t)(40 + i));
+		uint64_t now = (uint64_t)i * 100;
+
+		assert_int_equal(session_client_new(&c[i], &f->ccfg, now), 0);
+		session_on_timer(c[i], now, UNIX0 + now);
+		exchange(f, c[i], srv, &a, now);
+		assert_int_equal(session_state(c[i]), SESSION_ESTABLISHED);
+		if (i < SESSIONS_PER_USER_MAX) {
+			assert_int_equal(server_next_event(srv, &sev), 0);
+			assert_int_equal(sev.ev.type, SESSION_EV_ESTABLISHED);
+		}
+	}
+	first = session_sid(c[0]);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_LOST);
+	assert_int_equal(sev.ev.reason, SESSION_LOST_SUPERSEDED);
+	assert_int_equal(sev.sid, first);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_ESTABLISHED);
+	assert_int_equal(sev.sid, session_sid(c[SESSIONS_PER_USER_MAX]));
+	assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
+	assert_null(server_session(srv, first));
+	assert_int_equal(sessions_live(server_table(srv)), SESSIONS_PER_USER_MAX);
+	assert_true(server_check(srv));
+	for (int i = 0; i <= SESSIONS_PER_USER_MAX; i++)
+		session_free(c[i]);
+	server_free(srv);
+	free(f);
+}
+
 static void test_server_new_checks(void **state)
 {
 	struct fix *f = fix_new(11);
@@ -638,6 +682,7 @@ int main(void)
 		cmocka_unit_test(test_server_garbage),
 		cmocka_unit_test(test_server_heap),
 		cmocka_unit_test(test_server_close),
+		cmocka_unit_test(test_server_table_supersede),
 		cmocka_unit_test(test_server_new_checks),
 	};
 
