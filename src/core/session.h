@@ -173,8 +173,10 @@ uint64_t session_next_deadline(const struct session *s);
  * the session (SESSION_EV_LOST). */
 void session_pump(struct session *s, uint64_t now);
 
-/* session_mux returns the session's mux (borrowed; valid until the next
- * SESSION_EV_LOST or session_free), or NULL while not established. Use it
+/* session_mux returns the session's mux, or NULL while not established.
+ * Borrowed: a loss frees it inside session_on_datagram, session_on_timer,
+ * session_pump or server_* calls, so fetch it again after any of them
+ * instead of keeping the pointer (it is NULL or a new mux then). Use it
  * for mux_open_stream, mux_stream_* and mux_ping, never for mux_input,
  * mux_produce or mux_next_event (the session does those). */
 struct mux *session_mux(struct session *s);
