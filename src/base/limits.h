@@ -231,6 +231,7 @@ enum {
 	SESSION_RETRY_MAX_MS = 30000,     /* backoff cap */
 	SESSION_SILENT_MS_DEFAULT = 3000, /* restart detection: server silent with data out */
 	SESSION_SILENT_MS_MIN = 200,      /* smallest configurable silent_ms */
+	SESSION_SWITCH_GRACE_MS = 200,    /* extra wait for a silent session's answer */
 	SESSION_PUMP_CHUNK = 16384,       /* bytes moved mux <-> KCP per step */
 	SESSION_KCP_QUEUE = 64,           /* KCP segments queued below the mux, max */
 };

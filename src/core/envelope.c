@@ -132,7 +132,7 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 		return KS_ERR_TOOBIG;
 	pad = pad_len(e, rng, need, room);
 	/* 2.1: payload || zeros || u16le pad length, encrypted in place. */
-	if (payload != pt)
+	if (len && payload != pt)
 		memmove(pt, payload, len);
 	w = wr_init(pt + len, pad + ENVELOPE_PADLEN_LEN);
 	memset(w.p, 0, pad);
@@ -152,7 +152,7 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 	return (ssize_t)(need + pad);
 }
 
-/* unmask_header recovers sid and counter of d (2.5 steps 2 and 4). */
+/* unmask_header recovers sid and counter of d (2.5 steps 2 and 3). */
 static void unmask_header(const struct envelope *e, const uint8_t *d, uint64_t *sid, uint64_t *ctr)
 {
 	uint8_t m[ENVELOPE_HDR_LEN], h[ENVELOPE_HDR_LEN];
@@ -201,7 +201,7 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 		return refuse(e, KS_ERR_AUTH);
 	if (replay_check(&e->rx_win, ctr) != 0)
 		return refuse(e, KS_ERR_REPLAY);
-	/* Step 5: one AEAD verification; libsodium writes nothing on failure. */
+	/* Step 5: one AEAD verification; libsodium zeroes out on failure. */
 	header_of(h, sid, ctr);
 	nonce_of(n, e->rx.iv, ctr);
 	if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, d + ENVELOPE_HDR_LEN,

@@ -12,6 +12,11 @@
  * header protection does. Session id 0 is reserved: it marks a handshake
  * message (handshake.h), which shares the same first-8-byte masking.
  *
+ * Receiving, a client tells datagrams apart the same way the server does
+ * (secure.md 6.4): envelope_peek_sid with the server header key; 0 is a
+ * handshake response (handshake_client_read_response), its own session id
+ * goes to envelope_open, anything else is dropped.
+ *
  * Overhead is ENVELOPE_OVERHEAD (32) bytes plus the padding the session's
  * transport parameters ask for. Nothing here allocates. Not thread-safe:
  * one struct envelope belongs to one caller.

@@ -78,9 +78,10 @@ static int open0(uint8_t *m, const uint8_t k[static KEYS_LEN], const uint8_t *ad
 	                                                 k);
 }
 
-/* 4.2: an ephemeral is XORed with ChaCha20(obf key), counter and nonce from
- * the message's 16 random bytes; its own inverse. */
-static void obfuscate(uint8_t out[static KEYS_LEN], const uint8_t in[static KEYS_LEN],
+/* 4.2: an ephemeral (and the init's timestamp) is XORed with ChaCha20(obf
+ * key), counter and nonce from the message's 16 random bytes; n <= 64 so
+ * one keystream block covers it. Its own inverse. */
+static void obfuscate(uint8_t *out, const uint8_t *in, size_t n,
                       const uint8_t r[static HANDSHAKE_RAND_LEN],
                       const uint8_t obf[static KEYS_LEN])
 {
@@ -88,7 +89,7 @@ static void obfuscate(uint8_t out[static KEYS_LEN], const uint8_t in[static KEYS
 	uint32_t ic = 0;
 
 	rd_u32le(&rr, &ic);
-	crypto_stream_chacha20_ietf_xor_ic(out, in, KEYS_LEN, rr.p, ic, obf);
+	crypto_stream_chacha20_ietf_xor_ic(out, in, n, rr.p, ic, obf);
 }
 
 static void mac(uint8_t out[static HANDSHAKE_MAC_LEN], const uint8_t key[static KEYS_LEN],
@@ -121,7 +122,7 @@ static size_t hs_pad(const struct rng_source *rng, size_t spare)
 	return pad < spare ? pad : spare;
 }
 
-/* write_payload: u64le word || tparams || zeros || u16le pad (4.2.6, 4.3.4). */
+/* write_payload: u64le word || tparams || zeros || u16le pad (4.2.5, 4.3.3). */
 static size_t write_payload(uint8_t *buf, size_t cap, uint64_t word,
                             const struct transport_params *p, size_t pad)
 {
@@ -208,7 +209,7 @@ static size_t build_init(struct handshake_client *c, struct sym *s,
                          uint64_t now_unix_ms, size_t pad, uint8_t *out)
 {
 	uint8_t k[KEYS_LEN], pt[HANDSHAKE_PAYLOAD_MIN + HANDSHAKE_PAD_MAX];
-	uint8_t *id = out + HANDSHAKE_BODY_OFF;
+	uint8_t *id = out + HANDSHAKE_INIT_BODY_OFF;
 	uint8_t *body = id + KEYS_NAME_MAX + ENVELOPE_TAG_LEN;
 	size_t ptlen, len;
 
@@ -233,7 +234,8 @@ static size_t build_init(struct handshake_client *c, struct sym *s,
 ssize_t handshake_client_write_init(struct handshake_client *c, const struct rng_source *rng,
                                     uint64_t now_unix_ms, uint8_t *out, size_t cap)
 {
-	uint8_t e_sec[KEYS_LEN], e_pub[KEYS_LEN], dh[KEYS_LEN];
+	uint8_t e_sec[KEYS_LEN], e_pub[KEYS_LEN], dh[KEYS_LEN], et[KEYS_LEN + 8];
+	struct wr w = wr_init(et, sizeof et);
 	struct sym s;
 	size_t len;
 	ssize_t rc = KS_ERR_INVAL;
@@ -247,7 +249,9 @@ ssize_t handshake_client_write_init(struct handshake_client *c, const struct rng
 	    crypto_scalarmult(dh, e_sec, c->pub.spub) != 0)
 		goto out;
 	rng_fill(rng, out + ENVELOPE_SID_LEN, HANDSHAKE_RAND_LEN);
-	obfuscate(out + HANDSHAKE_EPH_OFF, e_pub, out + ENVELOPE_SID_LEN, c->pub.obf);
+	wr_bytes(&w, e_pub, KEYS_LEN);
+	wr_u64le(&w, now_unix_ms);
+	obfuscate(out + HANDSHAKE_EPH_OFF, et, sizeof et, out + ENVELOPE_SID_LEN, c->pub.obf);
 	sym_start(&s, c->pub.spub);
 	len = build_init(c, &s, e_pub, dh, now_unix_ms, hs_pad(rng, cap - HANDSHAKE_INIT_MIN), out);
 	/* Commit: this init's ephemeral and Noise state replace any older. */
@@ -274,7 +278,7 @@ static int read_response(const struct handshake_client *c, const uint8_t *d, siz
 	size_t clen = len - HANDSHAKE_BODY_OFF - HANDSHAKE_MAC_LEN;
 	int rc = KS_ERR_AUTH;
 
-	obfuscate(e_s, d + HANDSHAKE_EPH_OFF, d + ENVELOPE_SID_LEN, c->pub.obf);
+	obfuscate(e_s, d + HANDSHAKE_EPH_OFF, KEYS_LEN, d + ENVELOPE_SID_LEN, c->pub.obf);
 	memcpy(s->ck, c->ck, KEYS_LEN);
 	memcpy(s->h, c->h, KEYS_LEN);
 	mix_hash(s, e_s, KEYS_LEN); /* 4.3.1 */
@@ -395,14 +399,16 @@ static int find_user(const struct handshake_server *s, const uint8_t name[static
 	return KS_ERR_AUTH;
 }
 
-/* 4.2 from the server's side after the cheap checks: DH, identity, PSK,
- * payload. Works on locals; counts its own failures. */
+/* 4.4 steps 6-8, after the cheap checks: DH, identity, PSK, payload, whose
+ * timestamp must be the one the cheap checks saw. Works on locals; counts
+ * its own failures. */
 static int open_init(struct handshake_server *s, const uint8_t *d, size_t len,
-                     const uint8_t e_c[static KEYS_LEN], struct sym *y, struct handshake_pending *p,
-                     uint64_t *ts)
+                     const uint8_t e_c[static KEYS_LEN], uint64_t ts, struct sym *y,
+                     struct handshake_pending *p)
 {
 	uint8_t dh[KEYS_LEN], k[KEYS_LEN], name[KEYS_NAME_MAX], pt[HANDSHAKE_INIT_MAX];
-	const uint8_t *id = d + HANDSHAKE_BODY_OFF;
+	const uint8_t *id = d + HANDSHAKE_INIT_BODY_OFF;
+	uint64_t inner = 0;
 	const uint8_t *body = id + KEYS_NAME_MAX + ENVELOPE_TAG_LEN;
 	size_t clen = len - (size_t)(body - d) - HANDSHAKE_MAC_LEN;
 	int rc = KS_ERR_AUTH;
@@ -427,7 +433,9 @@ static int open_init(struct handshake_server *s, const uint8_t *d, size_t len,
 		goto out;
 	}
 	mix_hash(y, body, clen);
-	rc = read_payload(pt, clen - ENVELOPE_TAG_LEN, ts, &p->proposal);
+	rc = read_payload(pt, clen - ENVELOPE_TAG_LEN, &inner, &p->proposal);
+	if (rc == 0 && inner != ts)
+		rc = KS_ERR_PROTO;
 	if (rc != 0)
 		s->n.bad_payload++;
 out:
@@ -437,10 +445,19 @@ out:
 	return rc;
 }
 
-/* The cheap checks of 4.4 steps 1-4, before any public-key work. */
-static int precheck(struct handshake_server *s, const uint8_t *d, size_t len,
-                    uint8_t e_c[static KEYS_LEN])
+static bool ts_fresh(const struct handshake_server *s, uint64_t ts, uint64_t now)
 {
+	uint64_t skew = ts > now ? ts - now : now - ts;
+
+	return skew <= HANDSHAKE_CLOCK_SKEW_MS && ts > s->floor_ts;
+}
+
+/* The cheap checks of 4.4 steps 1-5, before any public-key work. */
+static int precheck(struct handshake_server *s, const uint8_t *d, size_t len, uint64_t now,
+                    uint8_t e_c[static KEYS_LEN], uint64_t *ts)
+{
+	uint8_t et[KEYS_LEN + 8];
+	struct rd r;
 	uint64_t sid;
 
 	if (len < HANDSHAKE_INIT_MIN || len > HANDSHAKE_INIT_MAX ||
@@ -452,19 +469,20 @@ static int precheck(struct handshake_server *s, const uint8_t *d, size_t len,
 		s->n.bad_mac1++;
 		return KS_ERR_AUTH;
 	}
-	obfuscate(e_c, d + HANDSHAKE_EPH_OFF, d + ENVELOPE_SID_LEN, s->pub.obf);
+	obfuscate(et, d + HANDSHAKE_EPH_OFF, sizeof et, d + ENVELOPE_SID_LEN, s->pub.obf);
+	r = rd_init(et, sizeof et);
+	rd_bytes(&r, e_c, KEYS_LEN);
+	rd_u64(&r, ts);
+	/* An old init replayed after it left the cache stops here, as stale. */
+	if (!ts_fresh(s, *ts, now)) {
+		s->n.stale++;
+		return KS_ERR_STALE;
+	}
 	if (cache_has(s, e_c)) {
 		s->n.replay++;
 		return KS_ERR_REPLAY;
 	}
 	return 0;
-}
-
-static bool ts_fresh(const struct handshake_server *s, uint64_t ts, uint64_t now)
-{
-	uint64_t skew = ts > now ? ts - now : now - ts;
-
-	return skew <= HANDSHAKE_CLOCK_SKEW_MS && ts > s->floor_ts;
 }
 
 int handshake_server_read_init(struct handshake_server *s, const uint8_t *d, size_t len,
@@ -476,15 +494,11 @@ int handshake_server_read_init(struct handshake_server *s, const uint8_t *d, siz
 	uint64_t ts = 0;
 	int rc;
 
-	rc = precheck(s, d, len, e_c);
+	rc = precheck(s, d, len, now_unix_ms, e_c, &ts);
 	if (rc == 0)
-		rc = open_init(s, d, len, e_c, &y, &q, &ts);
-	if (rc == 0 && !ts_fresh(s, ts, now_unix_ms)) {
-		s->n.stale++;
-		rc = KS_ERR_STALE;
-	}
+		rc = open_init(s, d, len, e_c, ts, &y, &q);
 	if (rc == 0) {
-		/* 4.4 step 8: commit. */
+		/* 4.4 step 9: commit. */
 		cache_add(s, e_c, ts);
 		memcpy(q.e_c, e_c, KEYS_LEN);
 		memcpy(q.ck, y.ck, KEYS_LEN);
@@ -545,7 +559,7 @@ ssize_t handshake_server_write_response(struct handshake_server *s, struct hands
 		goto out;
 	tparams_clamp(&acc, &p->proposal, &s->min, &s->max, &s->def);
 	rng_fill(rng, out + ENVELOPE_SID_LEN, HANDSHAKE_RAND_LEN);
-	obfuscate(out + HANDSHAKE_EPH_OFF, e_pub, out + ENVELOPE_SID_LEN, s->pub.obf);
+	obfuscate(out + HANDSHAKE_EPH_OFF, e_pub, KEYS_LEN, out + ENVELOPE_SID_LEN, s->pub.obf);
 	len = build_response(s, &y, p, e_pub, dh, sid, &acc, hs_pad(rng, cap - HANDSHAKE_RESP_MIN),
 	                     out);
 	split(res, y.ck, false);

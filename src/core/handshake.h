@@ -14,7 +14,8 @@
  * reserved session id 0, so after unmasking the server tells an init from
  * a data datagram with no visible marker. The ephemerals are XORed with a
  * ChaCha20 stream keyed from the server public key and 16 random bytes of
- * the message, so they are not visible as curve points. A keyed BLAKE2b
+ * the message, so they are not visible as curve points; the init's
+ * timestamp rides along, so a stale init is refused before any X25519. A keyed BLAKE2b
  * MAC (mac1, key from the server public key) ends an init and is checked
  * before the one X25519 an init costs; the response ends in mac2, keyed
  * from the client ephemeral.
@@ -43,13 +44,14 @@ enum {
 	HANDSHAKE_RAND_LEN = 16,
 	HANDSHAKE_MAC_LEN = 16,
 	HANDSHAKE_EPH_OFF = ENVELOPE_SID_LEN + HANDSHAKE_RAND_LEN, /* 24 */
-	HANDSHAKE_BODY_OFF = HANDSHAKE_EPH_OFF + KEYS_LEN,         /* 56 */
+	HANDSHAKE_BODY_OFF = HANDSHAKE_EPH_OFF + KEYS_LEN,         /* 56, response */
+	HANDSHAKE_INIT_BODY_OFF = HANDSHAKE_BODY_OFF + 8,          /* 64: after the timestamp */
 	/* u64le timestamp or session id || tparams || u16le pad length */
 	HANDSHAKE_PAYLOAD_MIN = 8 + TPARAMS_WIRE_LEN + ENVELOPE_PADLEN_LEN,
-	HANDSHAKE_INIT_MIN = HANDSHAKE_BODY_OFF + KEYS_NAME_MAX + ENVELOPE_TAG_LEN +
-	                     HANDSHAKE_PAYLOAD_MIN + ENVELOPE_TAG_LEN + HANDSHAKE_MAC_LEN,
-	HANDSHAKE_RESP_MIN =
-	        HANDSHAKE_BODY_OFF + HANDSHAKE_PAYLOAD_MIN + ENVELOPE_TAG_LEN + HANDSHAKE_MAC_LEN,
+	HANDSHAKE_INIT_MIN = HANDSHAKE_INIT_BODY_OFF + KEYS_NAME_MAX + ENVELOPE_TAG_LEN +
+	                     HANDSHAKE_PAYLOAD_MIN + ENVELOPE_TAG_LEN + HANDSHAKE_MAC_LEN, /* 182 */
+	HANDSHAKE_RESP_MIN = HANDSHAKE_BODY_OFF + HANDSHAKE_PAYLOAD_MIN + ENVELOPE_TAG_LEN +
+	                     HANDSHAKE_MAC_LEN, /* 126 */
 	HANDSHAKE_INIT_MAX = HANDSHAKE_INIT_MIN + HANDSHAKE_PAD_MAX,
 	HANDSHAKE_RESP_MAX = HANDSHAKE_RESP_MIN + HANDSHAKE_PAD_MAX,
 };
@@ -146,8 +148,9 @@ KS_MUST_CHECK int handshake_server_init(struct handshake_server *s, const struct
                                         const struct transport_params *def);
 
 /* handshake_server_read_init checks init d at unix time now_unix_ms. Cheap
- * checks first: length and session id 0, mac1, replay-cache lookup, then
- * one X25519 and at most two AEAD verifications, then the timestamp. On
+ * checks first: length and session id 0, mac1, the (obfuscated) timestamp,
+ * replay-cache lookup; then one X25519 and at most two AEAD verifications,
+ * the second of which covers the timestamp again. On
  * success the init is recorded in the replay cache, *p is filled and 0
  * returned. Errors (only a counter changes, *p untouched): KS_ERR_PROTO
  * (length, session id, payload), KS_ERR_AUTH (mac1, DH, unknown user,

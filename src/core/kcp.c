@@ -36,6 +36,7 @@ struct sseg {          /* send window slot, index sn & smask */
 	uint64_t resendts; /* retransmit when now reaches this */
 	uint64_t fbase;    /* ACK event from which skips are counted */
 	uint32_t fence;    /* skips count after an ACK for sn >= fence */
+	uint32_t mgen;     /* bumped per fq/pend entry pushed */
 	uint8_t frg;
 	bool live; /* sent and not yet acknowledged */
 	bool fq;   /* an fq entry with base fbase exists */
@@ -52,7 +53,8 @@ struct rseg {          /* receive window slot, index sn & rmask */
 
 struct fentry {
 	uint32_t sn;
-	uint64_t base;
+	uint32_t gen;  /* the slot's mgen when pushed: only the latest counts */
+	uint64_t base; /* fq: ACK event; pend: fence sn */
 };
 
 struct ackent {
@@ -87,13 +89,15 @@ struct kcp {
 
 	uint32_t srtt, rttvar, rto;
 	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
+	uint32_t recover; /* losses below it belong to the last reduction */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
 	size_t rcv_bytes;    /* in-order bytes not yet read */
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
-	bool tell; /* send WINS at the next flush */
+	bool tell;        /* send WINS at the next flush */
+	uint32_t adv_wnd; /* window in the last segment we sent */
 
 	uint64_t flush_at, probe_at;
 	uint32_t probe_wait;
@@ -288,13 +292,13 @@ static void heap_remove(struct kcp *k, uint32_t i)
 static bool fq_valid(const struct kcp *k, const struct fentry *e)
 {
 	const struct sseg *g = sslot(k, e->sn);
-	return g->live && g->sn == e->sn && g->fq && g->fbase == e->base;
+	return g->live && g->sn == e->sn && g->fq && g->mgen == e->gen;
 }
 
 static bool pend_valid(const struct kcp *k, const struct fentry *e)
 {
 	const struct sseg *g = sslot(k, e->sn);
-	return g->live && g->sn == e->sn && g->pend && g->fence == (uint32_t)e->base;
+	return g->live && g->sn == e->sn && g->pend && g->mgen == e->gen;
 }
 
 typedef bool (*valid_fn)(const struct kcp *k, const struct fentry *e);
@@ -310,9 +314,9 @@ static void fifo_pop(struct fifo *f)
 	f->count--;
 }
 
-/* fifo_push appends e; when full, stale entries are dropped first. At most
- * one entry per live slot is valid, so that frees at least half the ring:
- * amortized O(1) per push. */
+/* fifo_push appends e; when full, stale entries are dropped first. Only a
+ * slot's latest entry (by mgen) is valid, so at most one per live slot and
+ * compaction frees at least half the ring: amortized O(1) per push. */
 static void fifo_push(const struct kcp *k, struct fifo *f, struct fentry e, valid_fn ok)
 {
 	if (f->count == f->cap) {
@@ -322,6 +326,8 @@ static void fifo_push(const struct kcp *k, struct fifo *f, struct fentry e, vali
 				*fifo_at(f, n++) = *fifo_at(f, i);
 		f->count = n;
 	}
+	if (f->count == f->cap)
+		fifo_pop(f); /* cannot happen (see above); a lost hint only */
 	*fifo_at(f, f->count++) = e;
 }
 
@@ -339,7 +345,8 @@ static void fq_mark(struct kcp *k, struct sseg *g)
 	g->pend = false;
 	g->fbase = k->ack_events;
 	g->fq = true;
-	fifo_push(k, &k->fq, (struct fentry){ g->sn, k->ack_events }, fq_valid);
+	g->mgen++;
+	fifo_push(k, &k->fq, (struct fentry){ g->sn, g->mgen, k->ack_events }, fq_valid);
 }
 
 /* fence_mark: g was just retransmitted; its skips count again only after an
@@ -351,7 +358,8 @@ static void fence_mark(struct kcp *k, struct sseg *g)
 		return;
 	g->pend = true;
 	g->fence = k->snd_nxt;
-	fifo_push(k, &k->pend, (struct fentry){ g->sn, k->snd_nxt }, pend_valid);
+	g->mgen++;
+	fifo_push(k, &k->pend, (struct fentry){ g->sn, g->mgen, k->snd_nxt }, pend_valid);
 }
 
 /* resend_at: skips that make a segment lost. cfg.resend, raised by one
@@ -419,10 +427,11 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->cwnd = min32(KCP_CWND_INIT, cfg->snd_wnd);
 	k->ssthresh = cfg->snd_wnd;
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
-	k->snd_una = k->snd_nxt = k->ack_hi = cfg->initial_sn;
+	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
 	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
 	k->last_now = now;
+	k->adv_wnd = cfg->rcv_wnd;
 	*out = k;
 	return 0;
 }
@@ -478,7 +487,8 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
 	wr_u32le(&w, k->conv);
 	wr_u8(&w, cmd);
 	wr_u8(&w, frg);
-	wr_u16le(&w, (uint16_t)min32(wnd_free(k), 0xffff));
+	k->adv_wnd = min32(wnd_free(k), 0xffff);
+	wr_u16le(&w, (uint16_t)k->adv_wnd);
 	wr_u32le(&w, ts);
 	wr_u32le(&w, sn);
 	wr_u32le(&w, k->rcv_nxt);
@@ -542,20 +552,23 @@ static void cwnd_grow(struct kcp *k, uint32_t acked)
 	}
 }
 
+/* cwnd_on_loss reacts once per loss episode: losses of segments sent
+ * before the last reduction (sn < recover) are part of the same episode. */
 static void cwnd_on_loss(struct kcp *k, bool fast, bool timeout)
 {
-	if (fast) {
-		uint32_t inflight = k->snd_nxt - k->snd_una;
-		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
-		k->cwnd = k->ssthresh + k->cfg.resend;
-		k->ca_acc = 0;
-	}
+	if (!fast && !timeout)
+		return;
 	if (timeout) {
 		k->ssthresh = max32(k->cwnd / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = 1;
-		k->ca_acc = 0;
+	} else {
+		uint32_t inflight = k->snd_nxt - k->snd_una;
+		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
+		k->cwnd = k->ssthresh + k->cfg.resend;
 	}
+	k->ca_acc = 0;
 	k->cwnd = min32(max32(k->cwnd, 1), k->cfg.snd_wnd);
+	k->recover = k->snd_nxt;
 }
 
 /* ------------------------------------------------------------------ */
@@ -637,7 +650,7 @@ static bool retx_timeouts(struct kcp *k, uint64_t now)
 		fence_mark(k, g);
 		k->st.seg_retx_timeout++;
 		k->st.data_bytes_retx += g->len;
-		lost = true;
+		lost = lost || seq_ge(g->sn, k->recover);
 		transmit(k, g, now);
 	}
 	return lost;
@@ -665,7 +678,7 @@ static bool retx_fast(struct kcp *k, uint64_t now)
 		fence_mark(k, g);
 		k->st.seg_retx_fast++;
 		k->st.data_bytes_retx += g->len;
-		change = true;
+		change = change || seq_ge(g->sn, k->recover);
 		transmit(k, g, now);
 	}
 	return change;
@@ -724,19 +737,20 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	}
 	lost = retx_timeouts(k, now);
 	change = retx_fast(k, now);
+	/* React to loss before sending new data, so that what the new window
+	 * allows goes out now and nothing is left wanting a flush. */
+	cwnd_on_loss(k, change, lost);
 	send_new(k, now);
 	emit(k);
 	fifo_prune(k, &k->fq, fq_valid);
-	cwnd_on_loss(k, change, lost);
 	k->flush_at = KCP_NEVER;
 }
 
 void kcp_update(struct kcp *k, uint64_t now)
 {
-	if (k->dead)
-		return;
-	if ((wanted(k) && k->flush_at <= now) || k->probe_at <= now ||
-	    (k->nheap && sslot(k, k->heap[0])->resendts <= now))
+	/* One rule for "due", shared with kcp_next_deadline, so a caller that
+	 * follows the deadline can never spin. */
+	if (kcp_next_deadline(k, now) <= now)
 		kcp_flush(k, now);
 }
 
@@ -927,9 +941,11 @@ ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap)
 			return KS_ERR_TOOBIG;
 		got = read_message(k, buf);
 	}
-	/* K8: a window that was closed has opened; tell the peer rather
-	 * than leave it waiting for its next probe. */
-	if (before == 0 && wnd_free(k) > 0 && !k->dead) {
+	/* K8: a window that was closed has opened, or has grown by half the
+	 * receive window since we last advertised it: tell the peer rather than
+	 * leave it waiting for its next probe or for our next ACK. */
+	if (!k->dead && ((before == 0 && wnd_free(k) > 0) ||
+	                 wnd_free(k) - min32(k->adv_wnd, wnd_free(k)) >= k->cfg.rcv_wnd / 2)) {
 		k->tell = true;
 		if (k->cfg.ack_immediate)
 			k->flush_at = k->last_now;
@@ -1239,6 +1255,16 @@ size_t kcp_mem_bytes(const struct kcp *k)
 /* ------------------------------------------------------------------ */
 /* invariants                                                         */
 
+/* count_valid: at most one valid entry per live segment (the mgen rule). */
+static uint32_t count_valid(const struct kcp *k, const struct fifo *f, valid_fn ok)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < f->count; i++)
+		n += ok(k, fifo_at(f, i));
+	return n;
+}
+
 static bool check_send(const struct kcp *k)
 {
 	uint32_t live = 0;
@@ -1259,6 +1285,8 @@ static bool check_send(const struct kcp *k)
 	for (uint32_t i = 1; i < k->nheap; i++)
 		if (heap_less(k, i, (i - 1) / 2))
 			return false;
+	if (count_valid(k, &k->fq, fq_valid) + count_valid(k, &k->pend, pend_valid) > live)
+		return false;
 	return live == k->inflight && k->nheap == k->inflight && k->qcount <= qmax(k) &&
 	       k->fq.count <= k->fq.cap && k->pend.count <= k->pend.cap;
 }

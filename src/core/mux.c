@@ -53,7 +53,7 @@ struct stream {
 	bool fin_req;       /* we shut down: FIN after the buffered data */
 	bool fin_sent;      /* our FIN is in the output */
 	bool fin_rcvd;      /* the peer's FIN arrived */
-	bool eof_seen;      /* the application saw the end (FIN event or read 0) */
+	bool eof_seen;      /* the application read the end (read returned 0) */
 	bool want_write;    /* a write was refused: WRITABLE when room opens */
 	bool dead;          /* the peer reset it; kept only to deliver EVF_RESET */
 	uint8_t *hello;     /* owned: request (client until OPEN sent; server) */
@@ -66,7 +66,7 @@ struct stream {
 	uint64_t rx_limit;  /* our grant as sent, as an absolute offset */
 	uint32_t deficit;   /* round-robin budget left this turn */
 	struct link ctl_l;  /* on mux.ctl while ctl != 0 */
-	struct link act_l;  /* on mux.act while it has DATA and credit */
+	struct link act_l;  /* on mux.fresh or mux.act while it has DATA and credit */
 	struct link ev_l;   /* on mux.evq while ev != 0 */
 };
 
@@ -94,7 +94,10 @@ struct mux {
 	bool ping_due, ping_out, pong_due, pong_ev;
 	uint64_t ping_val, ping_at, pong_val, rtt;
 
-	struct link ctl, act, evq;
+	struct link ctl;   /* streams with control frames due */
+	struct link fresh; /* streams that just got DATA to send: served first */
+	struct link act;   /* the round-robin ring of the other sending streams */
+	struct link evq;   /* streams with undelivered events */
 
 	size_t asm_len; /* bytes of a partial frame in asm_buf */
 	uint8_t asm_buf[MUX_HDR_LEN + MUX_FRAME_PAYLOAD_MAX];
@@ -290,6 +293,7 @@ int mux_new(struct mux **out, enum mux_role role, const struct mux_config *cfg)
 	m->next_id = 1;
 	m->mem = sizeof *m + c.max_streams * sizeof *m->tab + m->rst_cap * sizeof *m->rstq;
 	list_init(&m->ctl);
+	list_init(&m->fresh);
 	list_init(&m->act);
 	list_init(&m->evq);
 	*out = m;
@@ -414,8 +418,8 @@ static void act_update(struct mux *m, struct stream *s)
 	bool want = s->tx.len > 0 && credit(s) > 0;
 
 	if (want && !linked(&s->act_l)) {
-		s->deficit = 0;
-		list_add_tail(&m->act, &s->act_l);
+		s->deficit = 0; /* step 5.3: a stream that was idle starts fresh */
+		list_add_tail(&m->fresh, &s->act_l);
 	} else if (!want) {
 		list_del(&s->act_l);
 	}
@@ -816,11 +820,13 @@ static bool emit_ctl(struct mux *m, struct wr *w)
 	return true;
 }
 
-/* emit_data_one sends one DATA frame from the head of the round-robin ring
- * (step 5.2). Returns false when nothing more fits. */
+/* emit_data_one sends one DATA frame from the head of the sending streams
+ * (step 5.2), the fresh list first (step 5.3). Returns false when nothing
+ * more fits. */
 static bool emit_data_one(struct mux *m, struct wr *w)
 {
-	struct stream *s = CONTAINER(m->act.next, struct stream, act_l);
+	struct link *head = list_empty(&m->fresh) ? m->act.next : m->fresh.next;
+	struct stream *s = CONTAINER(head, struct stream, act_l);
 	size_t want, n;
 
 	if (s->deficit == 0)
@@ -859,7 +865,7 @@ ssize_t mux_produce(struct mux *m, uint8_t *out, size_t room, uint64_t now)
 	for (int pass = 0; pass < 2; pass++) {
 		if (!emit_session(m, &w, now) || !emit_ctl(m, &w))
 			break;
-		while (!list_empty(&m->act) && emit_data_one(m, &w))
+		while ((!list_empty(&m->fresh) || !list_empty(&m->act)) && emit_data_one(m, &w))
 			;
 	}
 	return (ssize_t)wr_len(&w);
@@ -868,7 +874,7 @@ ssize_t mux_produce(struct mux *m, uint8_t *out, size_t room, uint64_t now)
 bool mux_want_produce(const struct mux *m)
 {
 	return !m->err && (m->pong_due || m->ping_due || m->rst_len > 0 || !list_empty(&m->ctl) ||
-	                   !list_empty(&m->act));
+	                   !list_empty(&m->fresh) || !list_empty(&m->act));
 }
 
 /* --- the application side (step 4) ----------------------------------------- */

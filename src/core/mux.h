@@ -11,8 +11,9 @@
  *            anywhere; the result does not depend on the split.
  * Bytes out: mux_produce() writes whole frames into at most `room` bytes
  *            (the caller passes what KCP will take now), so nothing piles up
- *            below the mux; control frames first, then DATA from the streams
- *            in deficit round robin.
+ *            below the mux; control frames first, then DATA: streams that
+ *            just became active first (one quantum), the busy ones in
+ *            deficit round robin.
  * Events:    mux_next_event() polls what happened (new stream, reply,
  *            readable, writable, FIN, RST, PONG). The mux makes no callbacks,
  *            so every function may be called at any time, also while the
@@ -122,8 +123,9 @@ void mux_free(struct mux *m);
 KS_MUST_CHECK int mux_input(struct mux *m, const uint8_t *data, size_t len, uint64_t now);
 
 /* mux_produce writes whole frames into out, at most room bytes: control
- * frames first, then DATA by deficit round robin. Returns the number of
- * bytes written (0 if nothing is due or nothing fits), or the sticky error. */
+ * frames first, then DATA (newly active streams, then deficit round robin).
+ * `now` timestamps a PING sent. Returns the number of bytes written (0 if
+ * nothing is due or nothing fits), or the sticky error. */
 KS_MUST_CHECK ssize_t mux_produce(struct mux *m, uint8_t *out, size_t room, uint64_t now);
 
 /* mux_want_produce says whether mux_produce has anything to write. */

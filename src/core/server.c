@@ -417,3 +417,28 @@ size_t server_mem_bytes(const struct server *srv)
 		n += sizeof(struct entry) + session_mem_bytes(srv->heap[i]->s);
 	return n;
 }
+
+static bool entry_ok(const struct server *srv, const struct entry *e, size_t i)
+{
+	size_t slot = (size_t)(e->sid & SLOT_MASK);
+
+	return !e->closed && e->heap_idx == i && slot < srv->cap && srv->slots[slot] == e &&
+	       sessions_get(srv->table, e->sid) != NULL &&
+	       session_state(e->s) == SESSION_ESTABLISHED && session_check(e->s) &&
+	       (i == 0 || key(srv, (i - 1) / 2) <= key(srv, i));
+}
+
+bool server_check(const struct server *srv)
+{
+	size_t in_slots = 0;
+
+	for (size_t i = 0; i < srv->nheap; i++)
+		if (!entry_ok(srv, srv->heap[i], i))
+			return false;
+	for (size_t i = 0; i < srv->cap; i++)
+		in_slots += srv->slots[i] != NULL;
+	for (const struct entry *e = srv->ev_head; e; e = e->next_ev)
+		if (!e->queued || (e->closed && session_state(e->s) != SESSION_CLOSED))
+			return false;
+	return in_slots == srv->nheap && sessions_live(srv->table) == srv->nheap;
+}

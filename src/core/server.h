@@ -106,6 +106,11 @@ int server_close(struct server *srv, uint64_t sid);
 void server_stats(const struct server *srv, struct server_stats *st);
 size_t server_mem_bytes(const struct server *srv);
 
+/* server_check verifies the collection's invariants (heap order and
+ * positions, slots against the table, closed sessions only on the event
+ * queue, every session's session_check). O(n); for tests and fuzzing. */
+bool server_check(const struct server *srv);
+
 /* server_table gives read access to the session table (addresses, users). */
 const struct sessions *server_table(const struct server *srv);
 

@@ -14,6 +14,15 @@
 #include "core/envelope.h"
 #include "core/handshake.h"
 
+/* Restart detection (L3): silent server -> a new handshake goes out while
+ * the old session stays -> the answer is held while the old session gets a
+ * last chance to speak -> the new session replaces it. */
+enum probe {
+	PROBE_NONE,
+	PROBE_HANDSHAKE, /* inits out, waiting for a response */
+	PROBE_CONFIRM,   /* response held until switch_at */
+};
+
 struct session {
 	enum session_role role;
 	enum session_state state;
@@ -27,6 +36,7 @@ struct session {
 
 	/* client: what a handshake needs, kept for the next one */
 	uint8_t spub[KEYS_LEN];
+	uint8_t hdr[KEYS_LEN]; /* the server's session-id mask key */
 	struct keys_user user; /* secret: wiped on free */
 	struct transport_params proposal;
 	struct handshake_client hs;
@@ -47,7 +57,11 @@ struct session {
 	struct kcp *kcp; /* owned */
 	struct mux *mux; /* owned */
 	uint64_t last_rx, last_tx, last_ka;
-	uint64_t outstanding_since; /* SESSION_NEVER: nothing unacknowledged */
+	uint64_t outstanding_since;      /* SESSION_NEVER: nothing unacknowledged */
+	enum probe probe;                /* client: restart detection phase (L3) */
+	uint64_t switch_at;              /* PROBE_CONFIRM: adopt `pending` at this time */
+	uint64_t last_init_at;           /* when the last handshake init went out */
+	struct handshake_result pending; /* PROBE_CONFIRM: the new session (secret) */
 
 	/* undelivered session-level events */
 	bool ev_established, ev_failed, ev_lost;
@@ -158,10 +172,9 @@ static int establish(struct session *s, uint64_t sid, uint32_t conv,
 	return 0;
 }
 
-/* C1: a new attempt; the first init goes out at the next timer (now). */
-static void start_attempt(struct session *s, uint64_t now)
+/* C1: arm a handshake attempt; its first init is due now. */
+static void arm_handshake(struct session *s, uint64_t now)
 {
-	s->state = SESSION_HANDSHAKING;
 	s->hs_start = now;
 	s->hs_next = now;
 	s->hs_rto = SESSION_HS_RTO_MS;
@@ -171,12 +184,16 @@ static void start_attempt(struct session *s, uint64_t now)
 		s->hs_next = SESSION_NEVER;
 }
 
-/* L5: the session ended. KCP, mux and streams go at once; the client
- * starts handshaking again, a server session waits to be collected. */
-static void lose(struct session *s, enum session_lost_reason reason)
+static void start_attempt(struct session *s, uint64_t now)
 {
-	if (s->state != SESSION_ESTABLISHED)
-		return;
+	s->state = SESSION_HANDSHAKING;
+	arm_handshake(s, now);
+}
+
+/* L5: the session ended. KCP, mux and streams go at once, and the daemon
+ * hears of it before anything else. */
+static void teardown(struct session *s, enum session_lost_reason reason)
+{
 	mux_free(s->mux);
 	kcp_free(s->kcp);
 	s->mux = NULL;
@@ -186,12 +203,23 @@ static void lose(struct session *s, enum session_lost_reason reason)
 	s->ev_established = false;
 	s->lost_reason = reason;
 	s->sid = 0;
-	if (s->role == SESSION_CLIENT) {
+	s->probe = PROBE_NONE;
+	sodium_memzero(&s->pending, sizeof s->pending);
+	if (s->role == SESSION_CLIENT)
 		envelope_wipe(&s->env);
+}
+
+/* L5: the client starts handshaking again at once; a server session waits
+ * to be collected. */
+static void lose(struct session *s, enum session_lost_reason reason)
+{
+	if (s->state != SESSION_ESTABLISHED)
+		return;
+	teardown(s, reason);
+	if (s->role == SESSION_CLIENT)
 		start_attempt(s, s->now);
-	} else {
+	else
 		s->state = SESSION_CLOSED;
-	}
 }
 
 /* --- the deadline ---------------------------------------------------------- */
@@ -221,29 +249,47 @@ static uint64_t silent_at(const struct session *s)
 	return after(max64(s->last_rx, s->outstanding_since), s->silent_ms);
 }
 
+static uint64_t handshake_deadline(const struct session *s)
+{
+	return min64(s->hs_next, after(s->hs_start, s->hs_timeout_ms));
+}
+
+static uint64_t probe_deadline(const struct session *s)
+{
+	switch (s->probe) {
+	case PROBE_HANDSHAKE: return handshake_deadline(s);
+	case PROBE_CONFIRM: return s->switch_at;
+	case PROBE_NONE: break;
+	}
+	return silent_at(s);
+}
+
 static uint64_t established_deadline(const struct session *s, uint64_t now)
 {
 	uint64_t d = kcp_next_deadline(s->kcp, now);
 
 	d = min64(d, after(s->last_rx, s->params.idle_timeout_ms));
 	if (s->role == SESSION_CLIENT)
-		d = min64(d, min64(keepalive_at(s), silent_at(s)));
+		d = min64(d, min64(keepalive_at(s), probe_deadline(s)));
 	return d;
+}
+
+static uint64_t deadline_of(const struct session *s, uint64_t now)
+{
+	switch (s->state) {
+	case SESSION_HANDSHAKING: return handshake_deadline(s);
+	case SESSION_BACKOFF: return s->retry_at;
+	case SESSION_ESTABLISHED: return established_deadline(s, now);
+	case SESSION_CLOSED: break;
+	}
+	return SESSION_NEVER;
 }
 
 static void finish(struct session *s, uint64_t now)
 {
-	switch (s->state) {
-	case SESSION_HANDSHAKING:
-		s->deadline = min64(s->hs_next, after(s->hs_start, s->hs_timeout_ms));
-		break;
-	case SESSION_BACKOFF: s->deadline = s->retry_at; break;
-	case SESSION_ESTABLISHED:
+	if (s->state == SESSION_ESTABLISHED)
 		track_outstanding(s, now);
-		s->deadline = established_deadline(s, now);
-		break;
-	case SESSION_CLOSED: s->deadline = SESSION_NEVER; break;
-	}
+	s->deadline = deadline_of(s, now);
 }
 
 /* --- the pump ---------------------------------------------------------------- */
@@ -342,6 +388,7 @@ static void send_init(struct session *s, uint64_t now, uint64_t now_unix_ms)
 		s->st.output_drops++;
 	else {
 		s->st.hs_inits++;
+		s->last_init_at = now;
 		emit(s, s->scratch->seal, (size_t)n, NULL);
 	}
 	s->hs_next = after(now, s->hs_rto);
@@ -364,6 +411,40 @@ static void attempt_failed(struct session *s, uint64_t now)
 	s->ev_failed = true;
 }
 
+/* C3: take the agreed session: envelope, KCP, mux. res is wiped. */
+static int adopt(struct session *s, struct handshake_result *res, uint64_t now)
+{
+	int rc;
+
+	envelope_init(&s->env, s->hdr, res->sid, &res->tx, &res->rx, &res->params, now);
+	s->env.silent_ms = s->silent_ms;
+	rc = establish(s, res->sid, res->conv, &res->params, now);
+	sodium_memzero(res, sizeof *res);
+	if (rc != 0) {
+		envelope_wipe(&s->env);
+		attempt_failed(s, now);
+		return rc;
+	}
+	s->st.hs_ok++;
+	s->retry_delay = 0;
+	return 0;
+}
+
+/* L3: a response while probing. The path works, but a live old session
+ * may simply not have been heard yet (its retransmissions back off in an
+ * outage): hold the answer until the old session's next retransmission
+ * had two handshake round trips to be answered, and ask with a PING. */
+static void hold(struct session *s, const struct handshake_result *res, uint64_t now)
+{
+	uint64_t rtt = now - s->last_init_at, retx = kcp_next_deadline(s->kcp, now);
+
+	s->pending = *res;
+	s->probe = PROBE_CONFIRM;
+	s->switch_at = after(retx == KCP_NEVER ? now : retx, 2 * rtt + SESSION_SWITCH_GRACE_MS);
+	if (mux_ping(s->mux) == 0)
+		pump(s, now);
+}
+
 /* C3: a response to our init. A late one is still taken during the
  * backoff: the init it answers is the last one sent. */
 static int on_response(struct session *s, const uint8_t *d, size_t len, uint64_t now)
@@ -375,20 +456,14 @@ static int on_response(struct session *s, const uint8_t *d, size_t len, uint64_t
 		s->st.dropped++;
 		return rc;
 	}
-	envelope_init(&s->env, s->hs.pub.hdr, res.sid, &res.tx, &res.rx, &res.params, now);
-	s->env.silent_ms = s->silent_ms;
-	rc = establish(s, res.sid, res.conv, &res.params, now);
-	sodium_memzero(&res, sizeof res);
-	if (rc != 0) {
-		envelope_wipe(&s->env);
-		attempt_failed(s, now);
-		return rc;
-	}
-	s->st.hs_ok++;
 	s->st.dgram_in++;
 	s->st.bytes_in += len;
-	s->retry_delay = 0;
-	return 0;
+	if (s->state == SESSION_ESTABLISHED) {
+		hold(s, &res, now);
+		sodium_memzero(&res, sizeof res);
+		return 0;
+	}
+	return adopt(s, &res, now);
 }
 
 /* --- public: life cycle ------------------------------------------------------ */
@@ -426,6 +501,27 @@ static int mux_config_set(struct mux_config *dst, const struct mux_config *src)
 	return rc;
 }
 
+/* Fill a new client from its checked configuration. */
+static void client_fill(struct session *s, const struct session_client_config *cfg, uint64_t now)
+{
+	struct keys_public kp;
+
+	s->role = SESSION_CLIENT;
+	s->rng = cfg->rng;
+	s->output = cfg->output;
+	s->output_user = cfg->output_user;
+	memcpy(s->spub, cfg->server_pub, KEYS_LEN);
+	keys_derive_public(&kp, s->spub);
+	memcpy(s->hdr, kp.hdr, KEYS_LEN);
+	s->user = *cfg->user;
+	s->proposal = cfg->proposal;
+	s->silent_ms = cfg->silent_ms ? cfg->silent_ms : SESSION_SILENT_MS_DEFAULT;
+	s->hs_timeout_ms = cfg->hs_timeout_ms ? cfg->hs_timeout_ms : SESSION_HS_TIMEOUT_MS;
+	s->now = now;
+	start_attempt(s, now);
+	finish(s, now);
+}
+
 int session_client_new(struct session **out, const struct session_client_config *cfg, uint64_t now)
 {
 	struct session *s;
@@ -444,18 +540,7 @@ int session_client_new(struct session **out, const struct session_client_config 
 		free(s);
 		return rc;
 	}
-	s->role = SESSION_CLIENT;
-	s->rng = cfg->rng;
-	s->output = cfg->output;
-	s->output_user = cfg->output_user;
-	memcpy(s->spub, cfg->server_pub, KEYS_LEN);
-	s->user = *cfg->user;
-	s->proposal = cfg->proposal;
-	s->silent_ms = cfg->silent_ms ? cfg->silent_ms : SESSION_SILENT_MS_DEFAULT;
-	s->hs_timeout_ms = cfg->hs_timeout_ms ? cfg->hs_timeout_ms : SESSION_HS_TIMEOUT_MS;
-	s->now = now;
-	start_attempt(s, now);
-	finish(s, now);
+	client_fill(s, cfg, now);
 	*out = s;
 	return 0;
 }
@@ -519,32 +604,53 @@ void session_end(struct session *s, enum session_lost_reason reason)
 
 /* --- public: entry points ---------------------------------------------------- */
 
-int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now,
-                        uint64_t now_unix_ms)
+/* The client's dispatch (secure.md 6.4): session id 0 is a handshake
+ * response, our own id goes to the envelope, anything else is dropped. */
+static int client_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now)
 {
 	struct envelope_rx rx;
+	uint64_t sid;
 	ssize_t n;
-	int rc;
 
-	(void)now_unix_ms;
-	if (s->role != SESSION_CLIENT)
-		return KS_ERR_STATE;
-	s->now = now;
-	if (s->state != SESSION_ESTABLISHED) {
-		rc = on_response(s, d, len, now);
-		finish(s, now);
-		return rc;
+	if (envelope_peek_sid(s->hdr, d, len, &sid) != 0) {
+		s->st.dropped++;
+		return KS_ERR_PROTO;
+	}
+	if (sid == 0 && (s->state != SESSION_ESTABLISHED || s->probe == PROBE_HANDSHAKE))
+		return on_response(s, d, len, now);
+	if (s->state != SESSION_ESTABLISHED || sid != s->sid) {
+		s->st.dropped++;
+		return KS_ERR_AUTH;
 	}
 	n = envelope_open(&s->env, d, len, now, s->scratch->open, sizeof s->scratch->open, &rx);
 	if (n < 0) {
 		s->st.dropped++;
 		return (int)n;
 	}
+	/* L3: the old session lives after all; a held or late response is
+	 * dropped (the server expires that session). */
+	if (s->probe != PROBE_NONE) {
+		s->probe = PROBE_NONE;
+		sodium_memzero(&s->pending, sizeof s->pending);
+	}
 	/* An authenticated datagram that KCP finds malformed is counted by
 	 * KCP; the peer is alive all the same. */
 	(void)input(s, s->scratch->open, (size_t)n, now);
-	finish(s, now);
 	return 0;
+}
+
+int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now,
+                        uint64_t now_unix_ms)
+{
+	int rc;
+
+	(void)now_unix_ms;
+	if (s->role != SESSION_CLIENT)
+		return KS_ERR_STATE;
+	s->now = now;
+	rc = client_datagram(s, d, len, now);
+	finish(s, now);
+	return rc;
 }
 
 int session_on_payload(struct session *s, const uint8_t *p, size_t len, uint64_t now)
@@ -558,15 +664,40 @@ int session_on_payload(struct session *s, const uint8_t *p, size_t len, uint64_t
 	return rc;
 }
 
+/* L3: a silent server. A new handshake goes out while the old session
+ * stays: if the old session speaks first, the probe is dropped; if the
+ * response comes first and the old session stays silent past switch_at,
+ * the new session replaces it. An unanswered probe is re-armed, so a dark
+ * path costs inits at the handshake's pace and ends by the idle window. */
+static void probe(struct session *s, uint64_t now, uint64_t now_unix_ms)
+{
+	struct handshake_result res;
+
+	if (s->probe == PROBE_NONE && now >= silent_at(s)) {
+		s->probe = PROBE_HANDSHAKE;
+		arm_handshake(s, now);
+	}
+	if (s->probe == PROBE_CONFIRM && now >= s->switch_at) {
+		res = s->pending;
+		teardown(s, SESSION_LOST_SILENT);
+		(void)adopt(s, &res, now);
+		return;
+	}
+	if (s->probe != PROBE_HANDSHAKE)
+		return;
+	if (now >= after(s->hs_start, s->hs_timeout_ms)) {
+		s->st.hs_failed++;
+		arm_handshake(s, now);
+	}
+	if (now >= s->hs_next)
+		send_init(s, now, now_unix_ms);
+}
+
 /* L1-L3 for an established session. */
-static void established_timer(struct session *s, uint64_t now)
+static void established_timer(struct session *s, uint64_t now, uint64_t now_unix_ms)
 {
 	if (now >= after(s->last_rx, s->params.idle_timeout_ms)) {
 		lose(s, SESSION_LOST_IDLE);
-		return;
-	}
-	if (s->role == SESSION_CLIENT && now >= silent_at(s)) {
-		lose(s, SESSION_LOST_SILENT);
 		return;
 	}
 	kcp_update(s->kcp, now);
@@ -574,6 +705,10 @@ static void established_timer(struct session *s, uint64_t now)
 		lose(s, SESSION_LOST_DEAD);
 		return;
 	}
+	if (s->role == SESSION_CLIENT)
+		probe(s, now, now_unix_ms);
+	if (s->state != SESSION_ESTABLISHED)
+		return;
 	/* L2: nothing sent for a keepalive interval: PING. While one is still
 	 * unanswered KCP retransmits it; last_ka keeps this from spinning. */
 	if (s->role == SESSION_CLIENT && now >= keepalive_at(s)) {
@@ -589,7 +724,7 @@ void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms)
 {
 	s->now = now;
 	switch (s->state) {
-	case SESSION_ESTABLISHED: established_timer(s, now); break;
+	case SESSION_ESTABLISHED: established_timer(s, now, now_unix_ms); break;
 	case SESSION_BACKOFF:
 		if (now >= s->retry_at)
 			start_attempt(s, now);
@@ -690,4 +825,22 @@ void session_stats(const struct session *s, struct session_stats *st)
 		kcp_stats(s->kcp, &st->kcp);
 	st->streams = s->mux ? mux_stream_count(s->mux) : 0;
 	st->mem_bytes = session_mem_bytes(s);
+}
+
+bool session_check(const struct session *s)
+{
+	bool up = s->state == SESSION_ESTABLISHED;
+
+	if (up != (s->kcp != NULL) || up != (s->mux != NULL) || up != (s->sid != 0))
+		return false;
+	if (s->probe != PROBE_NONE && (!up || s->role != SESSION_CLIENT))
+		return false;
+	if (s->role == SESSION_SERVER &&
+	    (s->state == SESSION_HANDSHAKING || s->state == SESSION_BACKOFF))
+		return false;
+	if (s->role == SESSION_CLIENT && s->state == SESSION_CLOSED)
+		return false;
+	if (up && !kcp_check(s->kcp))
+		return false;
+	return s->deadline == deadline_of(s, s->now);
 }

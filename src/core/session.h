@@ -62,8 +62,10 @@ enum session_state {
 /* Why a session ended (SESSION_EV_LOST). */
 enum session_lost_reason {
 	SESSION_LOST_IDLE,       /* nothing authenticated for idle_timeout_ms */
-	SESSION_LOST_SILENT,     /* client: data or a PING outstanding and the
-	                            server silent for silent_ms (restart, path gone) */
+	SESSION_LOST_SILENT,     /* client: the server went silent with data
+	                            outstanding and answered a new handshake
+	                            while the old session stayed silent (it
+	                            restarted); the new session follows at once */
 	SESSION_LOST_DEAD,       /* KCP dead link: a segment sent dead_link times */
 	SESSION_LOST_PROTO,      /* the peer broke the KCP stream or mux protocol */
 	SESSION_LOST_NOMEM,      /* an allocation failed */
@@ -153,9 +155,11 @@ int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_
                         uint64_t now_unix_ms);
 
 /* session_on_timer does what is due at now: handshake (re)transmission
- * and timeout, KCP retransmissions and flushes, keepalive PING, idle and
- * restart detection (which raise SESSION_EV_LOST and, for a client, start
- * a new handshake). Calling it early is harmless. */
+ * and timeout, KCP retransmissions and flushes, keepalive PING, idle
+ * expiry, restart detection (a probing handshake while the old session
+ * stays; docs/protocol/session.md L3). A lost session raises
+ * SESSION_EV_LOST and a client handshakes again. Calling it early is
+ * harmless. */
 void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms);
 
 /* session_next_deadline returns when session_on_timer must run next, as of
@@ -169,8 +173,10 @@ uint64_t session_next_deadline(const struct session *s);
  * the session (SESSION_EV_LOST). */
 void session_pump(struct session *s, uint64_t now);
 
-/* session_mux returns the session's mux (borrowed; valid until the next
- * SESSION_EV_LOST or session_free), or NULL while not established. Use it
+/* session_mux returns the session's mux, or NULL while not established.
+ * Borrowed: a loss frees it inside session_on_datagram, session_on_timer,
+ * session_pump or server_* calls, so fetch it again after any of them
+ * instead of keeping the pointer (it is NULL or a new mux then). Use it
  * for mux_open_stream, mux_stream_* and mux_ping, never for mux_input,
  * mux_produce or mux_next_event (the session does those). */
 struct mux *session_mux(struct session *s);
@@ -194,6 +200,11 @@ uint64_t session_sid(const struct session *s);
  * holds on the heap (struct, KCP, mux), borrowed scratch excluded. */
 void session_stats(const struct session *s, struct session_stats *st);
 size_t session_mem_bytes(const struct session *s);
+
+/* session_check verifies the session's invariants (state against the
+ * objects it holds, KCP's own kcp_check, the cached deadline); for tests
+ * and fuzzing. Returns true when they hold. */
+bool session_check(const struct session *s);
 
 /* --- for struct server (server.c) ---------------------------------------- */
 

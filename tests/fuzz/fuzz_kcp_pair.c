@@ -18,7 +18,7 @@
 #include "base/rd.h"
 #include "core/kcp.h"
 
-enum { QCAP = 64, DMAX = 512, MTU = 120, MAXMSG = 1024, HEAL_STEPS = 20000 };
+enum { QCAP = 64, DMAX = 512, MTU = 120, MAXMSG = 1024, HEAL_STEPS = 20000, RBUF = 2048 };
 
 struct queue { /* datagrams on the wire in one direction */
 	uint8_t d[QCAP][DMAX];
@@ -101,7 +101,7 @@ static void do_send(struct session *s, uint32_t arg)
 
 static void do_read(struct session *s, size_t cap)
 {
-	static uint8_t buf[MTU * 8];
+	static uint8_t buf[RBUF];
 	ssize_t r = kcp_recv(s->b, buf, cap);
 
 	if (r == KS_ERR_AGAIN || r == KS_ERR_TOOBIG)
@@ -130,6 +130,8 @@ static void tick(struct session *s, uint64_t dt)
 	s->now += dt;
 	kcp_update(s->a, s->now);
 	kcp_update(s->b, s->now);
+	if (kcp_next_deadline(s->a, s->now) <= s->now || kcp_next_deadline(s->b, s->now) <= s->now)
+		abort(); /* kcp_update did what was due */
 }
 
 static void op(struct session *s, uint8_t code, uint8_t arg)
@@ -165,7 +167,7 @@ static void op(struct session *s, uint8_t code, uint8_t arg)
 	case 8: tick(s, arg); break;
 	case 9: tick(s, (uint64_t)arg * 250); break;
 	case 10: do_read(s, (size_t)arg * 4 + 1); break;
-	case 11: do_read(s, sizeof(uint8_t[MTU * 8])); break;
+	case 11: do_read(s, RBUF); break;
 	default: deliver(s, &s->ab, s->b, false); break;
 	}
 }
@@ -182,7 +184,7 @@ static void heal(struct session *s)
 			deliver(s, &s->ba, s->a, false);
 		}
 		while (!drained(s) && kcp_peek_size(s->b) >= 0)
-			do_read(s, sizeof(uint8_t[MTU * 8]));
+			do_read(s, RBUF);
 		if (drained(s) || kcp_is_dead(s->a) || kcp_is_dead(s->b))
 			return;
 		t = kcp_next_deadline(s->a, s->now);

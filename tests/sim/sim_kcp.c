@@ -88,16 +88,14 @@ static void drain(struct sim *s, struct netsim_link *l, struct kcp *k)
 	assert_int_equal(n, KS_ERR_AGAIN);
 }
 
-/* sim_advance delivers what is due, runs the timers, then moves the clock
- * to the next event. Returns false when nothing at all is scheduled. */
+/* sim_advance moves the clock to the next event (engine deadline or
+ * datagram arrival) and processes everything due then; the caller's
+ * application code then runs at that same instant. Returns false when
+ * nothing at all is scheduled. */
 static bool sim_advance(struct sim *s)
 {
 	uint64_t t = KCP_NEVER, d;
 
-	drain(s, s->a.tx, s->b.k);
-	drain(s, s->b.tx, s->a.k);
-	kcp_update(s->a.k, s->now);
-	kcp_update(s->b.k, s->now);
 	d = kcp_next_deadline(s->a.k, s->now);
 	t = d < t ? d : t;
 	d = kcp_next_deadline(s->b.k, s->now);
@@ -112,6 +110,12 @@ static bool sim_advance(struct sim *s)
 		return false;
 	if (t > s->now)
 		s->now = t;
+	drain(s, s->a.tx, s->b.k);
+	drain(s, s->b.tx, s->a.k);
+	kcp_update(s->a.k, s->now);
+	kcp_update(s->b.k, s->now);
+	assert_true(kcp_next_deadline(s->a.k, s->now) > s->now);
+	assert_true(kcp_next_deadline(s->b.k, s->now) > s->now);
 	return true;
 }
 
@@ -148,63 +152,83 @@ static void link_cfg(struct netsim_config *n, double loss)
 /* ------------------------------------------------------------------ */
 /* stream: exact in-order delivery                                    */
 
-static void stream_run(double loss, uint64_t seed)
+/* write_all fills A's send queue with the next bytes of the stream. */
+static void write_all(struct sim *s, uint64_t seed, uint64_t *sent)
 {
 	static uint8_t chunk[1 << 16];
+
+	while (*sent < STREAM_BYTES && kcp_send_room(s->a.k) > 0) {
+		size_t n = kcp_send_room(s->a.k);
+		if (n > sizeof chunk)
+			n = sizeof chunk;
+		if (n > STREAM_BYTES - *sent)
+			n = (size_t)(STREAM_BYTES - *sent);
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = byte_at(seed, *sent + i);
+		assert_int_equal(kcp_send(s->a.k, chunk, n, s->now), (ssize_t)n);
+		*sent += n;
+	}
+}
+
+/* read_all takes everything B has in order and checks every byte. */
+static void read_all(struct sim *s, uint64_t seed, uint64_t *got)
+{
+	static uint8_t chunk[1 << 16];
+	ssize_t r;
+
+	while ((r = kcp_recv(s->b.k, chunk, sizeof chunk)) != KS_ERR_AGAIN) {
+		assert_true(r > 0);
+		for (ssize_t i = 0; i < r; i++)
+			if (chunk[i] != byte_at(seed, *got + (uint64_t)i))
+				fail_msg("byte %llu differs",
+				         (unsigned long long)(*got + (uint64_t)i));
+		*got += (uint64_t)r;
+	}
+}
+
+static void report(const struct sim *s, double loss, uint64_t got)
+{
+	struct kcp_stats sa, sb;
+	struct netsim_stats ns;
+
+	kcp_stats(s->a.k, &sa);
+	kcp_stats(s->b.k, &sb);
+	netsim_link_stats(s->a.tx, &ns);
+	printf("# loss %2.0f%%: %llu bytes in %.1f s virtual, %llu segs, retx %llu timeout + %llu "
+	       "fast (%llu spurious, resend now %u), dups at receiver %llu, link dropped %llu dup "
+	       "%llu reordered %llu\n",
+	       loss * 100, (unsigned long long)got, (double)(s->now - 1000) / 1000,
+	       (unsigned long long)sa.seg_sent, (unsigned long long)sa.seg_retx_timeout,
+	       (unsigned long long)sa.seg_retx_fast, (unsigned long long)sa.seg_retx_spurious,
+	       sa.resend, (unsigned long long)sb.seg_dup, (unsigned long long)(ns.lost_random),
+	       (unsigned long long)ns.dup, (unsigned long long)ns.reordered);
+	assert_int_equal(sb.seg_recv, sa.seg_sent); /* each segment accepted once */
+	if (loss > 0)
+		assert_true(sa.seg_retx_timeout + sa.seg_retx_fast > 0);
+}
+
+static void stream_run(double loss, uint64_t seed)
+{
 	uint64_t sent = 0, got = 0;
 	struct kcp_config kc;
 	struct netsim_config nc;
-	struct kcp_stats sa, sb;
-	struct netsim_stats ns;
 	struct sim s;
 
 	cfg_sim(&kc, true);
 	link_cfg(&nc, loss);
 	sim_init(&s, &kc, &nc, seed);
-	while (got < STREAM_BYTES) {
-		while (sent < STREAM_BYTES && kcp_send_room(s.a.k) > 0) {
-			size_t n = kcp_send_room(s.a.k);
-			ssize_t w;
-			if (n > sizeof chunk)
-				n = sizeof chunk;
-			if (n > STREAM_BYTES - sent)
-				n = (size_t)(STREAM_BYTES - sent);
-			for (size_t i = 0; i < n; i++)
-				chunk[i] = byte_at(seed, sent + i);
-			w = kcp_send(s.a.k, chunk, n, s.now);
-			assert_int_equal(w, (ssize_t)n);
-			sent += n;
-		}
-		for (;;) {
-			ssize_t r = kcp_recv(s.b.k, chunk, sizeof chunk);
-			if (r == KS_ERR_AGAIN)
-				break;
-			assert_true(r > 0);
-			for (ssize_t i = 0; i < r; i++)
-				if (chunk[i] != byte_at(seed, got + (uint64_t)i))
-					fail_msg("loss %.2f: byte %llu differs", loss,
-					         (unsigned long long)(got + (uint64_t)i));
-			got += (uint64_t)r;
-		}
+	for (;;) {
+		write_all(&s, seed, &sent);
+		read_all(&s, seed, &got);
 		assert_false(kcp_is_dead(s.a.k));
-		if (got < STREAM_BYTES && !sim_advance(&s))
+		if (got == STREAM_BYTES)
+			break;
+		if (!sim_advance(&s))
 			fail_msg("loss %.2f: stalled at %llu bytes", loss, (unsigned long long)got);
 	}
 	assert_true(kcp_check(s.a.k));
 	assert_true(kcp_check(s.b.k));
-	kcp_stats(s.a.k, &sa);
-	kcp_stats(s.b.k, &sb);
-	netsim_link_stats(s.a.tx, &ns);
-	printf("# loss %2.0f%%: %llu bytes in %.1f s virtual, %llu segs, retx %llu timeout + %llu "
-	       "fast (%llu spurious, resend now %u), dups at receiver %llu, link dropped %llu dup %llu reordered %llu\n",
-	       loss * 100, (unsigned long long)got, (double)(s.now - 1000) / 1000,
-	       (unsigned long long)sa.seg_sent, (unsigned long long)sa.seg_retx_timeout,
-	       (unsigned long long)sa.seg_retx_fast, (unsigned long long)sa.seg_retx_spurious, sa.resend, (unsigned long long)sb.seg_dup,
-	       (unsigned long long)(ns.lost_random), (unsigned long long)ns.dup,
-	       (unsigned long long)ns.reordered);
-	assert_int_equal(sb.seg_recv, sa.seg_sent); /* each segment accepted once */
-	if (loss > 0)
-		assert_true(sa.seg_retx_timeout + sa.seg_retx_fast > 0);
+	report(&s, loss, got);
 	sim_free(&s);
 }
 

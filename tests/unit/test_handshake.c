@@ -129,17 +129,17 @@ static void hex(char *out, const uint8_t *b, size_t n) { sodium_bin2hex(out, 2 *
 #define KAT_SPUB "fb76480f1acbd742cd389300cd298680f816a65fa535b04b1bb6e77c0df3d237"
 #define KAT_INIT                                                                                   \
 	"b371cec00ec46dc5d998bb9d53adc5172bdea5ab5a70d42df96e6d15a1e15e02"                         \
-	"58225302d7b317a319ad1b82bc76e8f0ae3b4fa407225965d5ebf17ce30c3228"                         \
-	"e9379a5c88629aa7df03ab741b244527933dc817255a1fdeeecf7a710de5102a"                         \
-	"ae6584a669847b98b61ee05186bb9f4a9ecb96eb1e193c116470d19779865ffe"                         \
-	"ddf3e1a9230eba13617106ce23f428a58bba4e6265cff2ee698290bc7be5f143"                         \
-	"819428f7ac17f9fdacab91148f7d357784d611ed8e8e5cb8692882d321a9bf23"                         \
-	"da3d0279d8cbdf7786423f368a29d5f10bb74c3e0c22cde695bf8cc67c0cce85"                         \
-	"820c6c9daf65e91b3f4c12ab6a7e6216caa4b32163456824e44645cd270077e8"                         \
-	"b6a3a5fa4360cced9f83dd71f818d0e59047b92cae9b096df0e6d2dfb45ca37e"                         \
-	"76bc2037b3382aa5636bff4fc5ddcc6d0a35ff19ecb7b29bfddb8ab496079631"                         \
-	"cb4bba690e2c088c0bfd54e0db0989ac5370a8e14b5e3bed3e1c867afebe9edb"                         \
-	"352e8ef5e4452f67ec88d4"
+	"58225302d7b317a319ad1b82bc76e8f0ae3b4fa4072259653b12ca554324d40c"                         \
+	"d5ebf17ce30c3228e9379a5c88629aa7df03ab741b244527933dc817255a1fde"                         \
+	"eecf7a710de5102aae6584a669847b98b61ee05186bb9f4a9ecb96eb1e193c11"                         \
+	"6470d19779865ffeddf3e1a9230eba13617106ce23f428a58bba4e6265cff2ee"                         \
+	"698290bc7be5f143819428f7ac17f9fdacab91148f7d357784d611ed8e8e5cb8"                         \
+	"692882d321a9bf23da3d0279d8cbdf7786423f368a29d5f10bb74c3e0c22cde6"                         \
+	"95bf8cc67c0cce85820c6c9daf65e91b3f4c12ab6a7e6216caa4b32163456824"                         \
+	"e44645cd270077e8b6a3a5fa4360cced9f83dd71f818d0e59047b92cae9b096d"                         \
+	"f0e6d2dfb45ca37e76bc2037b3382aa5636bff4fc5ddcc6d0a35ff19ecb7b29b"                         \
+	"fddb8ab496079631cb4bba690e2c088c0bfd54e0db0989ac5370a8e14b5e3bed"                         \
+	"3e1c86c9d7d17e272f90e67df3f31d92c2b21b"
 #define KAT_RESP                                                                                   \
 	"0e0b405c70092518b844c01500e503cafad33b4f4f1493a2450ddf6c3a2cc92c"                         \
 	"078853b28342a9295e3c1755bb838e0139da58ad10fdf374ee846cf7405030f8"                         \
@@ -246,7 +246,28 @@ static void stale_inits_are_refused(void **state)
 	n = write_init(w, NOW - HANDSHAKE_CLOCK_SKEW_MS, init);
 	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW, &p), 0);
 	assert_int_equal(w->srv->n.stale, 2);
+	/* Refused before any public-key work. */
+	assert_int_equal(w->srv->n.bad_dh + w->srv->n.bad_user + w->srv->n.bad_auth, 0);
 	assert_int_equal(w->srv->cache_len, 1);
+	world_free(w);
+}
+
+/* The obfuscated timestamp is bound to the encrypted one: someone with the
+ * server public key who rewrites it (and recomputes mac1) is refused. */
+static void rewritten_timestamp_is_refused(void **state)
+{
+	(void)state;
+	struct world *w = world_new(14);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	struct handshake_pending p;
+	ssize_t n = write_init(w, NOW, init);
+
+	init[HANDSHAKE_BODY_OFF] ^= 0x10; /* lowest timestamp byte: +-16 ms */
+	mac(init + n - HANDSHAKE_MAC_LEN, w->srv->pub.mac1, init, (size_t)n - HANDSHAKE_MAC_LEN);
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW, &p),
+	                 KS_ERR_PROTO);
+	assert_int_equal(w->srv->n.bad_payload, 1);
+	assert_int_equal(w->srv->cache_len, 0);
 	world_free(w);
 }
 
@@ -376,9 +397,12 @@ static void every_flipped_response_byte_is_refused(void **state)
 	                                    &s);
 	assert_true(m > 0);
 	for (ssize_t i = 0; i < m; i++) {
-		memcpy(bad, resp, (size_t)m);
-		bad[i] ^= 0x80;
-		assert_true(handshake_client_read_response(&w->cli, bad, (size_t)m, &c) < 0);
+		for (int bit = 0; bit < 8; bit++) {
+			memcpy(bad, resp, (size_t)m);
+			bad[i] ^= (uint8_t)(1u << bit);
+			assert_true(handshake_client_read_response(&w->cli, bad, (size_t)m, &c) <
+			            0);
+		}
 	}
 	for (ssize_t l = 0; l < m; l++)
 		assert_true(handshake_client_read_response(&w->cli, resp, (size_t)l, &c) < 0);
@@ -447,6 +471,37 @@ static void init_lengths_vary(void **state)
 	world_free(w);
 }
 
+/* Inits look random too: byte values over 2000 inits pass chi-square
+ * (df 255, p = 0.001 bound 330.5), and the top bit of the hidden
+ * ephemeral's last byte, always 0 in an X25519 public key, is set in
+ * about half of them. */
+static void inits_look_uniform(void **state)
+{
+	(void)state;
+	struct world *w = world_new(15);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	uint64_t count[256] = { 0 }, bytes = 0, top = 0;
+	double x = 0;
+
+	for (int i = 0; i < 2000; i++) {
+		ssize_t n = write_init(w, NOW, init);
+		for (ssize_t j = 0; j < n; j++)
+			count[init[j]]++;
+		bytes += (uint64_t)n;
+		top += init[HANDSHAKE_EPH_OFF + KEYS_LEN - 1] >> 7;
+		assert_int_equal(w->cli.e_pub[KEYS_LEN - 1] >> 7, 0);
+	}
+	for (int v = 0; v < 256; v++) {
+		double e = (double)bytes / 256;
+		x += ((double)count[v] - e) * ((double)count[v] - e) / e;
+	}
+	printf("# 2000 inits, %llu bytes: chi2 %.1f (bound 330.5), ephemeral top bit set %.3f\n",
+	       (unsigned long long)bytes, x, (double)top / 2000);
+	assert_true(x < 330.52);
+	assert_true(top > 900 && top < 1100);
+	world_free(w);
+}
+
 static void bad_configuration_is_refused(void **state)
 {
 	(void)state;
@@ -471,6 +526,7 @@ int main(void)
 		cmocka_unit_test(transcript_is_pinned),
 		cmocka_unit_test(init_hides_a_real_ephemeral),
 		cmocka_unit_test(stale_inits_are_refused),
+		cmocka_unit_test(rewritten_timestamp_is_refused),
 		cmocka_unit_test(replayed_init_is_refused),
 		cmocka_unit_test(evicted_init_stays_refused),
 		cmocka_unit_test(wrong_server_key_is_refused),
@@ -480,6 +536,7 @@ int main(void)
 		cmocka_unit_test(response_to_an_older_init_is_refused),
 		cmocka_unit_test(server_answer_is_clamped),
 		cmocka_unit_test(init_lengths_vary),
+		cmocka_unit_test(inits_look_uniform),
 		cmocka_unit_test(bad_configuration_is_refused),
 	};
 	if (sodium_init() < 0)

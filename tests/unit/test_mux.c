@@ -302,7 +302,7 @@ static size_t server_script(uint8_t *out, size_t cap, bool bad_tail)
 {
 	static const uint8_t win[] = { 0, 4, 0, 0 }, inc[] = { 0, 0, 1, 0 };
 	static const uint8_t ping[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, rst = MUX_RST_CONNECT;
-	uint8_t hello[4 + sizeof rep5], data[700];
+	uint8_t hello[4 + sizeof rep5], data[705];
 	size_t n = 0;
 
 	memcpy(hello, win, 4);
@@ -735,6 +735,67 @@ static void streams_share_bytes_evenly(void **state)
 	pair_free(&p);
 }
 
+/* frames_of tallies the DATA bytes per stream in one produce output and
+ * returns the offset where stream `first` first appears (or -1). */
+static ssize_t frames_of(const uint8_t *buf, ssize_t n, uint32_t base, size_t *bytes,
+                         uint32_t first)
+{
+	ssize_t at = -1;
+	struct mux_frame f;
+
+	for (ssize_t off = 0, k; off < n; off += k) {
+		k = mux_frame_decode(buf + off, (size_t)(n - off), &f);
+		assert_true(k > 0);
+		if (f.type != MUX_DATA)
+			continue;
+		if (f.id == first && at < 0)
+			at = off;
+		bytes[f.id - base] += f.len;
+	}
+	return at;
+}
+
+static void newly_active_stream_goes_first_then_takes_turns(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[MUX_SNDBUF_DEFAULT];
+	uint32_t id[9];
+	size_t bytes[9] = { 0 };
+	ssize_t n;
+
+	pair_init(&p, NULL, NULL);
+	for (int i = 0; i < 9; i++)
+		id[i] = open_ok(&p);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(mux_stream_write(p.c, id[i], big, sizeof big), sizeof big);
+	/* Each bulk stream had its first quantum: all are in the ring now. */
+	for (int i = 0; i < 30; i++)
+		assert_true(mux_produce(p.c, p.buf, 1400, 0) > 0);
+	/* Eight bulk streams are busy; a small message goes out first in the
+	 * very next output, ahead of all of them. */
+	assert_int_equal(mux_stream_write(p.c, id[8], "ls\n", 3), 3);
+	n = mux_produce(p.c, p.buf, 1400, 0);
+	assert_int_equal(frames_of(p.buf, n, id[0], bytes, id[8]), 0);
+	assert_int_equal(bytes[8], 3);
+	/* A newly active bulk stream gets one quantum first, then joins the
+	 * ring: it cannot starve the others by staying fresh. */
+	assert_int_equal(mux_stream_write(p.c, id[8], big, sizeof big), sizeof big);
+	memset(bytes, 0, sizeof bytes);
+	n = mux_produce(p.c, p.buf, MUX_QUANTUM_DEFAULT + MUX_HDR_LEN, 0);
+	assert_int_equal(frames_of(p.buf, n, id[0], bytes, id[8]), 0);
+	assert_int_equal(bytes[8], MUX_QUANTUM_DEFAULT);
+	for (int i = 0; i < 9 * 6; i++) {
+		n = mux_produce(p.c, p.buf, 1400, 0);
+		frames_of(p.buf, n, id[0], bytes, 0);
+	}
+	for (int i = 0; i < 9; i++) { /* shares within two quanta of each other */
+		for (int j = 0; j < 9; j++)
+			assert_true(bytes[i] <= bytes[j] + 2 * MUX_QUANTUM_DEFAULT);
+	}
+	pair_free(&p);
+}
+
 static void control_frames_go_first(void **state)
 {
 	(void)state;
@@ -1091,6 +1152,7 @@ int main(void)
 		cmocka_unit_test(send_buffer_bounds_the_writer),
 		cmocka_unit_test(small_message_is_not_stuck_behind_bulk),
 		cmocka_unit_test(streams_share_bytes_evenly),
+		cmocka_unit_test(newly_active_stream_goes_first_then_takes_turns),
 		cmocka_unit_test(control_frames_go_first),
 		cmocka_unit_test(half_close_each_direction),
 		cmocka_unit_test(reset_mid_transfer_frees_everything),

@@ -116,6 +116,8 @@ static void exchange(struct fix *f, struct session *c, struct server *srv,
 		for (size_t i = 0; i < n; i++)
 			(void)session_on_datagram(c, f->s2c.d[i], f->s2c.len[i], now, UNIX0 + now);
 	}
+	assert_true(session_check(c));
+	assert_true(server_check(srv));
 }
 
 static int next_type(struct session *s)
@@ -361,8 +363,8 @@ static void test_lost_order(void **state)
 	(void)state;
 	connect_pair(f, &c, &srv, 0);
 	idle = session_params(c)->idle_timeout_ms;
-	/* Nothing comes back: the server is gone. Run the timers to the idle
-	 * window (restart detection first: a PING is out). */
+	/* Nothing comes back: the path is gone. Restart detection probes with
+	 * handshakes (no answer), and the idle window ends the session. */
 	for (uint64_t now = 0; session_state(c) == SESSION_ESTABLISHED;) {
 		now = session_next_deadline(c);
 		assert_true(now <= idle);
@@ -370,10 +372,122 @@ static void test_lost_order(void **state)
 	}
 	assert_int_equal(session_next_event(c, &ev), 0);
 	assert_int_equal(ev.type, SESSION_EV_LOST);
-	assert_int_equal(ev.reason, SESSION_LOST_SILENT);
+	assert_int_equal(ev.reason, SESSION_LOST_IDLE);
 	assert_int_equal(next_type(c), -1);
 	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
 	assert_null(session_mux(c));
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* Run the client's timers with nothing delivered (datagrams other than
+ * handshake inits are dropped) until it has sent n inits in all. */
+static uint64_t run_silent(struct fix *f, struct session *c, uint64_t now, uint64_t n)
+{
+	struct session_stats st;
+
+	for (int i = 0; i < 1000; i++) {
+		size_t keep = 0;
+
+		session_stats(c, &st);
+		if (st.hs_inits >= n)
+			return now;
+		now = session_next_deadline(c);
+		session_on_timer(c, now, UNIX0 + now);
+		for (size_t k = 0; k < f->c2s.n; k++) {
+			uint64_t sid;
+
+			if (envelope_peek_sid(c->hdr, f->c2s.d[k], f->c2s.len[k], &sid) == 0 &&
+			    sid == 0) {
+				memmove(f->c2s.d[keep], f->c2s.d[k], f->c2s.len[k]);
+				f->c2s.len[keep++] = f->c2s.len[k];
+			}
+		}
+		f->c2s.n = keep;
+	}
+	fail();
+	return now;
+}
+
+/* L3 with a restarted server: the probe is answered, the old session stays
+ * silent through the hold, and the new session replaces it. */
+static void test_probe_switch(void **state)
+{
+	struct fix *f = fix_new(12);
+	struct session *c;
+	struct server *old, *fresh;
+	struct sessions_addr a = addr_of(3);
+	uint64_t now, sid;
+	struct session_event ev;
+
+	(void)state;
+	connect_pair(f, &c, &old, 0);
+	sid = session_sid(c);
+	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED);
+	assert_int_equal(server_new(&fresh, &f->scfg), 0);
+	now = run_silent(f, c, 0, 2);
+	/* keepalive (10 s) + silent_ms (3 s) */
+	assert_int_equal(now, 10000 + SESSION_SILENT_MS_DEFAULT);
+	assert_int_equal(c->probe, PROBE_HANDSHAKE);
+	assert_int_equal(f->c2s.n, 1);
+	exchange(f, c, fresh, &a, now + 20);
+	assert_int_equal(c->probe, PROBE_CONFIRM);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	assert_int_equal(session_sid(c), sid);
+	assert_true(c->switch_at > now + 20);
+	assert_int_equal(session_next_deadline(c) <= c->switch_at, true);
+	while (session_sid(c) == sid) {
+		now = session_next_deadline(c);
+		assert_true(now <= c->switch_at);
+		session_on_timer(c, now, UNIX0 + now);
+		f->c2s.n = 0;
+	}
+	assert_int_equal(session_next_event(c, &ev), 0);
+	assert_int_equal(ev.type, SESSION_EV_LOST);
+	assert_int_equal(ev.reason, SESSION_LOST_SILENT);
+	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	assert_non_null(server_session(fresh, session_sid(c)));
+	server_free(old);
+	server_free(fresh);
+	session_free(c);
+	free(f);
+}
+
+/* L3 after an outage: the probe is answered, but the old session's next
+ * retransmission is answered during the hold: the old session stays. */
+static void test_probe_old_alive(void **state)
+{
+	struct fix *f = fix_new(13);
+	struct session *c;
+	struct server *srv;
+	struct sessions_addr a = { .len = 4, .bytes = { 127, 0, 0, 9 } };
+	uint64_t now, sid;
+	struct session_stats st;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	sid = session_sid(c);
+	now = run_silent(f, c, 0, 2);
+	exchange(f, c, srv, &a, now + 20); /* only the init: answered */
+	assert_int_equal(c->probe, PROBE_CONFIRM);
+	/* The old session's retransmission now gets through. */
+	while (c->probe == PROBE_CONFIRM) {
+		now = session_next_deadline(c);
+		assert_true(now < c->switch_at);
+		session_on_timer(c, now, UNIX0 + now);
+		exchange(f, c, srv, &a, now + 20);
+	}
+	assert_int_equal(c->probe, PROBE_NONE);
+	assert_int_equal(session_sid(c), sid);
+	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED); /* the first one */
+	assert_int_equal(next_type(c), -1);
+	session_stats(c, &st);
+	assert_int_equal(st.hs_ok, 1);
+	assert_int_equal(st.lost[SESSION_LOST_SILENT], 0);
+	/* The server holds the orphan of the probe until its idle window. */
+	assert_int_equal(sessions_live(server_table(srv)), 2);
 	server_free(srv);
 	session_free(c);
 	free(f);
@@ -489,6 +603,50 @@ static void test_server_close(void **state)
 	free(f);
 }
 
+/* The table's per-user cap: a user's ninth session supersedes its idlest;
+ * the server ends that session (LOST SUPERSEDED) before the new one's
+ * ESTABLISHED. */
+static void test_server_table_supersede(void **state)
+{
+	struct fix *f = fix_new(14);
+	struct server *srv;
+	struct session *c[SESSIONS_PER_USER_MAX + 1];
+	struct server_event sev;
+	uint64_t first;
+
+	(void)state;
+	assert_int_equal(server_new(&srv, &f->scfg), 0);
+	for (int i = 0; i <= SESSIONS_PER_USER_MAX; i++) {
+		struct sessions_addr a = addr_of((uint8_t)(40 + i));
+		uint64_t now = (uint64_t)i * 100;
+
+		assert_int_equal(session_client_new(&c[i], &f->ccfg, now), 0);
+		session_on_timer(c[i], now, UNIX0 + now);
+		exchange(f, c[i], srv, &a, now);
+		assert_int_equal(session_state(c[i]), SESSION_ESTABLISHED);
+		if (i < SESSIONS_PER_USER_MAX) {
+			assert_int_equal(server_next_event(srv, &sev), 0);
+			assert_int_equal(sev.ev.type, SESSION_EV_ESTABLISHED);
+		}
+	}
+	first = session_sid(c[0]);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_LOST);
+	assert_int_equal(sev.ev.reason, SESSION_LOST_SUPERSEDED);
+	assert_int_equal(sev.sid, first);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_ESTABLISHED);
+	assert_int_equal(sev.sid, session_sid(c[SESSIONS_PER_USER_MAX]));
+	assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
+	assert_null(server_session(srv, first));
+	assert_int_equal(sessions_live(server_table(srv)), SESSIONS_PER_USER_MAX);
+	assert_true(server_check(srv));
+	for (int i = 0; i <= SESSIONS_PER_USER_MAX; i++)
+		session_free(c[i]);
+	server_free(srv);
+	free(f);
+}
+
 static void test_server_new_checks(void **state)
 {
 	struct fix *f = fix_new(11);
@@ -519,9 +677,12 @@ int main(void)
 		cmocka_unit_test(test_established_deadline),
 		cmocka_unit_test(test_late_response),
 		cmocka_unit_test(test_lost_order),
+		cmocka_unit_test(test_probe_switch),
+		cmocka_unit_test(test_probe_old_alive),
 		cmocka_unit_test(test_server_garbage),
 		cmocka_unit_test(test_server_heap),
 		cmocka_unit_test(test_server_close),
+		cmocka_unit_test(test_server_table_supersede),
 		cmocka_unit_test(test_server_new_checks),
 	};
 

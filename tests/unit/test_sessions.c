@@ -444,6 +444,59 @@ static void full_table_answers_nothing(void **state)
 	sessions_free(s.t);
 }
 
+/* Stale, wrong-key, wrong-PSK and unknown-user inits: refused through the
+ * table with no output at all (out untouched) and no session. */
+static void bad_inits_get_no_answer(void **state)
+{
+	(void)state;
+	struct server s, other;
+	struct client c;
+	struct keys_user bad;
+	struct transport_params tp;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	ssize_t n;
+
+	server_start(&s, 9, 8);
+	server_start(&other, 10, 1);
+	tparams_default(&tp);
+	memset(out, 0xa5, sizeof out);
+	for (int k = 0; k < 4; k++) {
+		uint64_t ts = NOW_UNIX;
+
+		client_init(&c, &s, 0, 600 + (uint64_t)k);
+		bad = s.users[0];
+		if (k == 0)
+			ts -= HANDSHAKE_CLOCK_SKEW_MS + 1000; /* stale */
+		if (k == 1)                                   /* another server's key */
+			assert_int_equal(handshake_client_init(&c.hc, other.key.pub, &bad, &tp), 0);
+		if (k == 2) { /* wrong PSK */
+			bad.psk[31] ^= 0x40;
+			assert_int_equal(handshake_client_init(&c.hc, s.key.pub, &bad, &tp), 0);
+		}
+		if (k == 3) { /* a user the server does not list */
+			assert_int_equal(keys_user_set(&bad, "stranger", s.users[0].psk), 0);
+			assert_int_equal(handshake_client_init(&c.hc, s.key.pub, &bad, &tp), 0);
+		}
+		n = handshake_client_write_init(&c.hc, &c.rng, ts, init, sizeof init);
+		assert_true(n > 0);
+		assert_true(deliver(&s, &c.addr, init, (size_t)n, 0, &ev, out) < 0);
+		assert_int_equal(ev.kind, SESSIONS_EV_NONE);
+	}
+	for (size_t i = 0; i < sizeof out; i++)
+		assert_int_equal(out[i], 0xa5);
+	assert_int_equal(sessions_live(s.t), 0);
+	/* Under another server's key the session-id field does not unmask to
+	 * 0: that init is just a datagram of no session. */
+	assert_int_equal(s.t->n.init_refused, 3);
+	assert_int_equal(s.t->n.no_session, 1);
+	assert_int_equal(s.t->hs.n.stale, 1);
+	assert_int_equal(s.t->hs.n.bad_auth, 1);
+	assert_int_equal(s.t->hs.n.bad_user, 1);
+	sessions_free(s.t);
+	sessions_free(other.t);
+}
+
 static void bad_configuration_is_refused(void **state)
 {
 	(void)state;
@@ -475,6 +528,7 @@ int main(void)
 		cmocka_unit_test(user_sessions_are_capped),
 		cmocka_unit_test(idle_sessions_expire),
 		cmocka_unit_test(full_table_answers_nothing),
+		cmocka_unit_test(bad_inits_get_no_answer),
 		cmocka_unit_test(bad_configuration_is_refused),
 	};
 	if (sodium_init() < 0)
