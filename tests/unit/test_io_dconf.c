@@ -1,0 +1,189 @@
+/* test_io_dconf.c - the daemons' command line and the profile mapping:
+ * every built-in profile maps to valid transport parameters and mux
+ * settings, options override in order, bad input gives a message that
+ * names it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/dconf.h"
+
+static void every_profile_maps_to_valid_params(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < profile_count(); i++) {
+		const struct profile *p = profile_at(i);
+		struct transport_params t;
+		struct mux_config m;
+		struct mux *probe = NULL;
+
+		dconf_tparams(p, &t);
+		assert_true(tparams_valid(&t));
+		assert_int_equal(t.profile, i);
+		assert_int_equal(t.mtu, p->mtu);
+		assert_int_equal(t.nodelay, p->nodelay ? 1 : 0);
+		assert_int_equal(t.keepalive_ms, p->keepalive_ms);
+		dconf_mux(p, 0, &m);
+		assert_int_equal(m.window, p->stream_window);
+		assert_int_equal(m.max_streams, p->max_streams);
+		assert_int_equal(mux_new(&probe, MUX_SERVER, &m), 0);
+		mux_free(probe);
+		dconf_mux(p, 7, &m);
+		assert_int_equal(m.max_streams, 7);
+	}
+}
+
+static void padding_modes(void **state)
+{
+	struct profile p = *profile_default();
+	struct transport_params t;
+
+	(void)state;
+	p.pad_bucket = 32;
+	dconf_tparams(&p, &t);
+	assert_int_equal(t.pad_mode, TPARAMS_PAD_BUCKET);
+	assert_int_equal(t.pad_max, 32);
+	p.pad_bucket = 4; /* below the wire's bucket floor */
+	dconf_tparams(&p, &t);
+	assert_true(tparams_valid(&t));
+	p.pad_bucket = 0;
+	p.pad_max = 20;
+	dconf_tparams(&p, &t);
+	assert_int_equal(t.pad_mode, TPARAMS_PAD_RANDOM);
+	assert_int_equal(t.pad_max, 20);
+	p.pad_max = 0;
+	p.interval_ms = 1; /* below the wire's minimum: clamped */
+	dconf_tparams(&p, &t);
+	assert_int_equal(t.pad_mode, TPARAMS_PAD_NONE);
+	assert_true(tparams_valid(&t));
+	assert_int_equal(dconf_profile_id("lossy"), dconf_profile_id("lossy"));
+	assert_int_equal(dconf_profile_id("no-such"), 0);
+}
+
+/* A connection string with fixed keys. */
+static void make_url(char *url, size_t cap)
+{
+	struct config_connstr c = { .user = "alice", .server = { true, "127.0.0.1", 8443 } };
+
+	memset(c.psk, 1, sizeof c.psk);
+	memset(c.server_key, 9, sizeof c.server_key);
+	assert_true(config_connstr_format(&c, url, cap) > 0);
+}
+
+static int parse(int argc, char **argv, struct config **cfg, enum dconf_action *act, char *err)
+{
+	return dconf_parse(argc, argv, 1, CONFIG_ROLE_LOCAL, "usage", cfg, act, err, 256);
+}
+
+static void options_apply_in_order(void **state)
+{
+	char url[CONFIG_CONNSTR_MAX], err[256];
+	char *argv[] = { "x",    "--connect", url,     "--listen=127.0.0.1:1099", "--mtu",
+		         "1200", "--profile", "lossy", "--check-config" };
+	struct config *cfg;
+	enum dconf_action act;
+
+	(void)state;
+	make_url(url, sizeof url);
+	assert_int_equal(parse(9, argv, &cfg, &act, err), 0);
+	assert_int_equal(act, DCONF_CHECK);
+	assert_int_equal(cfg->local_listen.port, 1099);
+	assert_string_equal(cfg->user, "alice");
+	assert_string_equal(cfg->profile.name, "lossy");
+	assert_int_equal(cfg->profile.mtu, 1200); /* override wins over the profile */
+	config_free(cfg);
+}
+
+static void bad_command_lines(void **state)
+{
+	char url[CONFIG_CONNSTR_MAX], err[256];
+	struct config *cfg = (struct config *)1;
+	enum dconf_action act;
+	char *unknown[] = { "x", "--connect", url, "--mtuu", "1" };
+	char *range[] = { "x", "--connect", url, "--mtu", "70000" };
+	char *novalue[] = { "x", "--connect", url, "--mtu" };
+	char *stray[] = { "x", "stray" };
+	char *nofile[] = { "x", "--config", "/nonexistent/kcpsocks.conf" };
+	char *missing[] = { "x", "--listen", "127.0.0.1:1080" };
+
+	(void)state;
+	make_url(url, sizeof url);
+	assert_int_equal(parse(5, unknown, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, "mtuu"));
+	assert_null(cfg);
+	assert_int_equal(parse(5, range, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, "70000"));
+	assert_int_equal(parse(4, novalue, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, "--mtu"));
+	assert_int_equal(parse(2, stray, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, "stray"));
+	assert_int_equal(parse(3, nofile, &cfg, &act, err), KS_ERR_IO);
+	assert_non_null(strstr(err, "/nonexistent/kcpsocks.conf"));
+	assert_int_equal(parse(3, missing, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, "server"));
+}
+
+static void config_file_and_options(void **state)
+{
+	char path[] = "/tmp/test_io_dconf_XXXXXX", err[256], url[CONFIG_CONNSTR_MAX];
+	char line[CONFIG_CONNSTR_MAX + 64];
+	char *argv[] = { "x", "--config", path, "--listen", "127.0.0.1:2000" };
+	struct config *cfg;
+	enum dconf_action act;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	make_url(url, sizeof url);
+	snprintf(line, sizeof line, "[local]\nconnect = %s\nlisten = 127.0.0.1:1999\n", url);
+	assert_int_equal(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+	close(fd);
+	assert_int_equal(parse(5, argv, &cfg, &act, err), 0);
+	assert_int_equal(act, DCONF_RUN);
+	assert_int_equal(cfg->local_listen.port, 2000); /* the option replaces the file */
+	config_free(cfg);
+	unlink(path);
+}
+
+static void read_file_bounds(void **state)
+{
+	char path[] = "/tmp/test_io_dconf_XXXXXX", err[256];
+	int fd = mkstemp(path);
+	size_t len;
+	char *t;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789", 10), 10);
+	close(fd);
+	t = dconf_read_file(path, 10, &len, err, sizeof err);
+	assert_non_null(t);
+	assert_int_equal(len, 10);
+	assert_string_equal(t, "0123456789");
+	free(t);
+	assert_null(dconf_read_file(path, 9, &len, err, sizeof err));
+	assert_non_null(strstr(err, "too large"));
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_profile_maps_to_valid_params),
+		cmocka_unit_test(padding_modes),
+		cmocka_unit_test(options_apply_in_order),
+		cmocka_unit_test(bad_command_lines),
+		cmocka_unit_test(config_file_and_options),
+		cmocka_unit_test(read_file_bounds),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
