@@ -85,7 +85,7 @@ struct client {
 	/* stall probes (probe_due): */
 	uint64_t last_rx, last_probe, probe_down; /* ms, ms, bytes_down at the last probe */
 	uint32_t probe_gap;                       /* ms until the next probe */
-	uint64_t probes;
+	uint64_t probes, replayed;
 };
 
 /* The host's mux: the session's, as long as it is the same session. */
@@ -457,6 +457,24 @@ static void pending_lost(struct relay *r, void *arg)
 	lconn_fail(of_relay(r), SOCKS5_REP_GENERAL_FAILURE);
 }
 
+/* The server restarted (SESSION_LOST_SILENT: it answered a new handshake
+ * while the old session stayed silent) and the new session follows at
+ * once. A request still waiting for its reply went to a server that no
+ * longer exists and no application byte followed it (reading stops at
+ * the request), so it is sent again on the new session rather than
+ * failed. */
+static void pending_replay(struct relay *r, void *arg)
+{
+	struct client *cl = arg;
+	struct lconn *lc = of_relay(r);
+
+	relay_remove(r);
+	cl->replayed++;
+	log_debug("conn#%llu %s: server restarted; request sent again", (unsigned long long)lc->id,
+	          lc->dst);
+	wait_push(cl, lc);
+}
+
 static const char *const lost_names[SESSION_LOST_REASONS] = {
 	[SESSION_LOST_IDLE] = "idle",
 	[SESSION_LOST_SILENT] = "server silent",
@@ -488,7 +506,9 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 	case SESSION_EV_LOST:
 		cl->lost++;
 		log_info("session lost: %s; handshaking again", lost_names[ev->reason]);
-		relay_host_lost(&cl->host, pending_lost, cl);
+		relay_host_lost(&cl->host,
+		                ev->reason == SESSION_LOST_SILENT ? pending_replay : pending_lost,
+		                cl);
 		cl->relay_up += cl->host.bytes_up;
 		cl->relay_down += cl->host.bytes_down;
 		cl->host.bytes_up = cl->host.bytes_down = 0;
@@ -633,6 +653,9 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	                ps.timer_fires);
 	metrics_counter(b, "kcpsocks_local_stall_probes_total",
 	                "PINGs sent because open streams heard nothing", cl->probes);
+	metrics_counter(b, "kcpsocks_local_requests_replayed_total",
+	                "requests sent again on a new session after a server restart",
+	                cl->replayed);
 	metrics_family(b, "kcpsocks_dropped_datagrams_total", METRICS_COUNTER,
 	               "datagrams dropped, by reason");
 	{

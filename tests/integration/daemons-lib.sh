@@ -88,15 +88,19 @@ start_server() {
 }
 
 # start_local [OPTIONS...]: start kcpsocks-local, wait for its session.
+# Every instance appends to local.log; LOCAL_LOG_FROM is the line this one
+# starts at (local_log shows only its lines).
 start_local() {
-	: >"$tmp/local.log.new"
+	LOCAL_LOG_FROM=$(($(wc -l <"$tmp/local.log" 2>/dev/null || echo 0) + 1))
 	"$LOCAL_BIN" --connect "$URL" --listen "127.0.0.1:$SOCKS_PORT" \
 		--metrics_listen "127.0.0.1:$LMETRICS_PORT" --log_level debug "$@" \
-		>"$tmp/local.log.new" 2>&1 &
+		>>"$tmp/local.log" 2>&1 &
 	local_pid=$!
-	wait_until "the local session" 10 grep -q 'session .* established' "$tmp/local.log.new"
-	cat "$tmp/local.log.new" >>"$tmp/local.log"
+	wait_until "the local session" 10 bash -c "tail -n +$LOCAL_LOG_FROM '$tmp/local.log' | grep -q 'session .* established'"
 }
+local_log() { tail -n +"$LOCAL_LOG_FROM" "$tmp/local.log"; }
+# local_has PATTERN: does this instance's log have a matching line?
+local_has() { [ "$(local_log | grep -c -- "$1" || true)" -gt 0 ]; }
 
 # stop PID: SIGTERM and a bounded wait for a clean exit.
 stop_pid() {

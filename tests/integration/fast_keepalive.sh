@@ -13,12 +13,12 @@ start_http
 head -c 100000 /dev/urandom >"$tmp/www/f.bin"
 start_server --idle_timeout_ms 5000 --keepalive_ms 1000
 start_local --idle_timeout_ms 5000 --keepalive_ms 1000
-sid=$(sed -n 's/.*session \([0-9a-f]*\) established.*/\1/p' "$tmp/local.log.new" | head -n 1)
+sid=$(local_log | sed -n 's/.*session \([0-9a-f]*\) established.*/\1/p' | head -n 1)
 w0=$(metric "$SMETRICS_PORT" kcpsocks_timer_wakeups_total)
 
 deadline=$(($(date +%s) + 8))
 while [ "$(date +%s)" -lt $deadline ]; do
-	grep -q 'session lost' "$tmp/local.log.new" && fail "the session was lost while idle"
+	local_has 'session lost' && fail "the session was lost while idle"
 	sleep 0.5
 done
 w1=$(metric "$SMETRICS_PORT" kcpsocks_timer_wakeups_total)
@@ -28,7 +28,7 @@ tcurl -o "$tmp/got.bin" "http://127.0.0.1:$HTTP_PORT/f.bin" || fail "fetch after
 cmp -s "$tmp/got.bin" "$tmp/www/f.bin" || fail "f.bin differs"
 [ "$(metric "$SMETRICS_PORT" kcpsocks_handshakes_ok_total)" = 1 ] || fail "a new handshake happened"
 grep -q "session $sid of user alice ended" "$tmp/server.log" && fail "the server ended the session"
-grep -q 'session lost' "$tmp/local.log.new" && fail "the client lost the session"
+local_has 'session lost' && fail "the client lost the session"
 ok "session $sid alive after 8 s idle with a 5 s window ($ka keepalives)"
 ok "server timer wakeups while idle: $((w1 - w0)) in 8 s"
 [ $((w1 - w0)) -lt 100 ] || fail "too many wakeups while idle"

@@ -31,7 +31,7 @@ until fetch; do
 done
 elapsed=$((($(date +%s%N) - t0) / 1000000))
 [ $elapsed -lt 5000 ] || fail "first success after ${elapsed} ms (> 5 s)"
-grep -q 'session lost' "$tmp/local.log.new" || fail "the client did not log the lost session"
+local_has 'session lost' || fail "the client did not log the lost session"
 ok "server restarted: new connections succeed after ${elapsed} ms"
 
 # 2. client restart (SIGKILL: no goodbye reaches the server)
