@@ -22,6 +22,7 @@
  * lets go of it; it still counts against max_pending. */
 struct resolver_query {
 	struct resolver *r; /* borrowed */
+	uint64_t id;        /* for debug lines: "dns#ID" */
 	struct resolver_query *prev, *next;
 	ev_timer timer; /* the lookup deadline, or 0 s to deliver a result */
 	struct resolver_cb cb;
@@ -150,6 +151,7 @@ static void query_free(struct resolver_query *q)
 	if (q->next)
 		q->next->prev = q->prev;
 	r->pending--;
+	log_debug("dns#%llu freed", (unsigned long long)q->id);
 	free(q);
 }
 
@@ -272,6 +274,8 @@ static void on_query_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		q->n = 0;
 	}
 	res = (struct resolver_result){ q->status, q->n, q->addrs };
+	log_debug("dns#%llu %s, %zu addresses", (unsigned long long)q->id,
+	          resolver_status_name(q->status), q->n);
 	q->user_done = true;
 	q->cb.on_done(q->cb.arg, &res);
 	if (q->ares_done)
@@ -304,6 +308,20 @@ static int hints_family(enum resolver_family f)
 	return AF_UNSPEC;
 }
 
+static uint64_t next_id = 1;
+
+/* printable copies name for a log line, with bytes outside printable ASCII
+ * (a remote client chose them) shown as '?'. */
+static const char *printable(const char *name, char out[static RESOLVER_NAME_MAX + 1])
+{
+	size_t i;
+
+	for (i = 0; name[i] && i < RESOLVER_NAME_MAX; i++)
+		out[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
+	out[i] = '\0';
+	return out;
+}
+
 static struct resolver_query *query_new(struct resolver *r, uint16_t port,
                                         enum resolver_family family, const struct resolver_cb *cb)
 {
@@ -312,6 +330,7 @@ static struct resolver_query *query_new(struct resolver *r, uint16_t port,
 	if (!q)
 		return NULL;
 	q->r = r;
+	q->id = next_id++;
 	q->cb = *cb;
 	q->port = port;
 	q->family = family;
@@ -343,6 +362,11 @@ int resolver_resolve(struct resolver *r, const char *name, uint16_t port,
 		return KS_ERR_NOMEM;
 	if (out)
 		*out = q;
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char shown[RESOLVER_NAME_MAX + 1];
+		log_debug("dns#%llu lookup '%s' port %u", (unsigned long long)q->id,
+		          printable(name, shown), (unsigned)port);
+	}
 	if (numeric(q, name))
 		return 0;
 	ev_timer_start(r->loop, &q->timer);
