@@ -516,7 +516,8 @@ struct metrics_server *metrics_server_new(struct ev_loop *loop, const struct soc
 	char text[ADDR_TEXT_MAX], why[160] = "";
 	struct metrics_server *s;
 
-	if (!h || !h->write || o.body_max > METRICS_BODY_MAX || o.timeout_ms > 600000) {
+	if (!h || !h->write || o.body_max > METRICS_BODY_MAX ||
+	    o.timeout_ms > METRICS_TIMEOUT_MAX_MS) {
 		if (err && errlen)
 			snprintf(err, errlen, "metrics: invalid options");
 		return NULL;

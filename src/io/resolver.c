@@ -494,8 +494,9 @@ static int channel_init(struct resolver *r, const struct resolver_opts *o, const
 	ao.sock_state_cb_data = r;
 	/* c-ares retries within our deadline: two tries of half each (it
 	 * doubles the second), our timer reports the timeout first. */
-	ao.timeout = (int)(r->timeout_ms / 2 > 50 ? r->timeout_ms / 2 : 50);
-	ao.tries = 2;
+	ao.timeout = (int)(r->timeout_ms / 2 > RESOLVER_ARES_TRY_MIN_MS ? r->timeout_ms / 2
+	                                                                : RESOLVER_ARES_TRY_MIN_MS);
+	ao.tries = RESOLVER_ARES_TRIES;
 	ao.ndomains = 0;
 	if (o->servers && *o->servers) {
 		/* Explicit servers: none from resolv.conf, not even briefly. */

@@ -137,7 +137,8 @@ static void listener_on_rest(struct ev_loop *loop, ev_timer *w, int revents)
 
 static bool listener_opts_ok(const struct tcp_listener_opts *o)
 {
-	return o->backlog >= 0 && o->max_conns <= TCP_CONNS_MAX && o->pause_ms <= 60000;
+	return o->backlog >= 0 && o->max_conns <= TCP_CONNS_MAX &&
+	       o->pause_ms <= TCP_ACCEPT_PAUSE_MAX_MS;
 }
 
 /* listener_socket opens, binds and listens; returns the fd or -1 with err. */
