@@ -368,6 +368,7 @@ struct app {
 
 	uint64_t bytes_read, bytes_written;
 	uint64_t foreign, refused; /* datagrams: from elsewhere, refused by KCP */
+	uint64_t timer_fires;
 };
 
 static void finish(struct app *a, int code)
@@ -656,6 +657,7 @@ static void on_timer(EV_P_ ev_timer *w, int revents)
 	uint64_t now = clock_mono_ms();
 
 	(void)loop, (void)revents;
+	a->timer_fires++;
 	a->timer_at = KCP_NEVER;
 	check_idle(a, now);
 	kcp_update(a->kcp, now);
@@ -806,12 +808,13 @@ static void print_stats(const struct app *a)
 	fprintf(stderr,
 	        "kcpcat stats: udp_sent=%llu sendmmsg_calls=%llu blocked=%llu queue_full=%llu "
 	        "send_errors=%llu udp_recv=%llu recvmmsg_calls=%llu truncated=%llu "
-	        "foreign=%llu refused=%llu\n",
+	        "foreign=%llu refused=%llu loop_iterations=%u timer_fires=%llu\n",
 	        (unsigned long long)t->sent, (unsigned long long)t->calls,
 	        (unsigned long long)t->blocked, (unsigned long long)t->full_drops,
 	        (unsigned long long)t->errors, (unsigned long long)r->datagrams,
 	        (unsigned long long)r->calls, (unsigned long long)r->truncated,
-	        (unsigned long long)a->foreign, (unsigned long long)a->refused);
+	        (unsigned long long)a->foreign, (unsigned long long)a->refused,
+	        ev_iteration(a->loop), (unsigned long long)a->timer_fires);
 }
 
 static void teardown(struct app *a)
