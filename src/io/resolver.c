@@ -1,6 +1,7 @@
 /* resolver.c - c-ares on libev: socket watchers, one timeout timer, and
  * per-lookup handles that outlive their user when cancelled or timed out. */
 #include "io/resolver.h"
+#include "io/errbuf.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -52,20 +53,6 @@ struct resolver {
 	struct resolver_query *queries; /* owned: every live lookup */
 	struct resolver_sock socks[RESOLVER_SOCKETS_MAX];
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- c-ares <-> libev ---- */
 
@@ -425,7 +412,7 @@ static int parse_server(const char *text, struct ares_addr_port_node *node, char
 
 	if (addr_parse(text, NULL, &ss, NULL, 0) < 0 &&
 	    addr_parse_host_port(text, "53", &ss, why, sizeof why) < 0) {
-		set_err(err, errlen, "resolver servers: %s", why);
+		errbuf_set(err, errlen, "resolver servers: %s", why);
 		return KS_ERR_INVAL;
 	}
 	memset(node, 0, sizeof *node);
@@ -436,7 +423,7 @@ static int parse_server(const char *text, struct ares_addr_port_node *node, char
 		memcpy(&node->addr.addr6, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
 	node->udp_port = node->tcp_port = addr_port(&ss);
 	if (node->udp_port == 0) {
-		set_err(err, errlen, "resolver servers: '%s': port 0", text);
+		errbuf_set(err, errlen, "resolver servers: '%s': port 0", text);
 		return KS_ERR_INVAL;
 	}
 	return 0;
@@ -452,14 +439,14 @@ static int set_servers(struct resolver *r, const char *list, char *err, size_t e
 	if (!list || !*list)
 		return 0;
 	if (strlen(list) >= sizeof copy) {
-		set_err(err, errlen, "resolver servers: list too long");
+		errbuf_set(err, errlen, "resolver servers: list too long");
 		return KS_ERR_INVAL;
 	}
 	strcpy(copy, list);
 	for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
 		if (n == RESOLVER_SERVERS_MAX) {
-			set_err(err, errlen, "resolver servers: more than %d",
-			        RESOLVER_SERVERS_MAX);
+			errbuf_set(err, errlen, "resolver servers: more than %d",
+			           RESOLVER_SERVERS_MAX);
 			return KS_ERR_INVAL;
 		}
 		if (parse_server(tok, &nodes[n], err, errlen) < 0)
@@ -469,11 +456,11 @@ static int set_servers(struct resolver *r, const char *list, char *err, size_t e
 		n++;
 	}
 	if (n == 0) {
-		set_err(err, errlen, "resolver servers: '%s': no address", list);
+		errbuf_set(err, errlen, "resolver servers: '%s': no address", list);
 		return KS_ERR_INVAL;
 	}
 	if (ares_set_servers_ports(r->channel, nodes) != ARES_SUCCESS) {
-		set_err(err, errlen, "resolver servers: %s", "c-ares refused the list");
+		errbuf_set(err, errlen, "resolver servers: %s", "c-ares refused the list");
 		return KS_ERR_INVAL;
 	}
 	return 0;
@@ -505,7 +492,7 @@ static int channel_init(struct resolver *r, const struct resolver_opts *o, const
 	}
 	st = ares_init_options(&r->channel, &ao, mask);
 	if (st != ARES_SUCCESS) {
-		set_err(err, errlen, "resolver: c-ares init: %s", ares_strerror(st));
+		errbuf_set(err, errlen, "resolver: c-ares init: %s", ares_strerror(st));
 		return KS_ERR_INVAL;
 	}
 	return 0;
@@ -519,16 +506,16 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct resolver_opts *
 	struct resolver *r;
 
 	if (lookups_letters(o.lookups, &lookups) < 0) {
-		set_err(err, errlen, "resolver lookups '%s': want files, fb or b", o.lookups);
+		errbuf_set(err, errlen, "resolver lookups '%s': want files, fb or b", o.lookups);
 		return NULL;
 	}
 	if (o.timeout_ms > RESOLVER_TIMEOUT_MAX_MS || o.max_pending > RESOLVER_PENDING_MAX) {
-		set_err(err, errlen, "resolver: %s", "timeout or max_pending out of range");
+		errbuf_set(err, errlen, "resolver: %s", "timeout or max_pending out of range");
 		return NULL;
 	}
 	r = calloc(1, sizeof *r);
 	if (!r) {
-		set_err(err, errlen, "resolver: %s", strerror(ENOMEM));
+		errbuf_set(err, errlen, "resolver: %s", strerror(ENOMEM));
 		return NULL;
 	}
 	r->loop = loop;
@@ -542,7 +529,7 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct resolver_opts *
 		r->socks[i].io.data = r;
 	}
 	if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
-		set_err(err, errlen, "resolver: %s", "c-ares library init failed");
+		errbuf_set(err, errlen, "resolver: %s", "c-ares library init failed");
 		free(r);
 		return NULL;
 	}
