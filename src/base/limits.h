@@ -221,6 +221,25 @@ enum {
 	DAEMON_PWBUF_MAX = 1 << 20, /* getpwnam_r buffer growth cap */
 };
 
+/* --- session --- */
+/* One peer's stack (docs/protocol/session.md). Handshake attempts: inits at
+ * +0, +RTO, +3 RTO, ... (doubling up to the cap) until the attempt times
+ * out; then a backoff between attempts, doubling from MIN to MAX with up to
+ * a quarter of random jitter. */
+enum {
+	SESSION_HS_RTO_MS = 1000,         /* first init retransmission */
+	SESSION_HS_RTO_MAX_MS = 4000,     /* retransmission interval cap */
+	SESSION_HS_TIMEOUT_MS = 10000,    /* one attempt, default */
+	SESSION_HS_TIMEOUT_MIN_MS = 1000, /* smallest configurable attempt */
+	SESSION_RETRY_MIN_MS = 1000,      /* first backoff after a failed attempt */
+	SESSION_RETRY_MAX_MS = 30000,     /* backoff cap */
+	SESSION_SILENT_MS_DEFAULT = 3000, /* restart detection: server silent with data out */
+	SESSION_SILENT_MS_MIN = 200,      /* smallest configurable silent_ms */
+	SESSION_SWITCH_GRACE_MS = 200,    /* extra wait for a silent session's answer */
+	SESSION_PUMP_CHUNK = 16384,       /* bytes moved mux <-> KCP per step */
+	SESSION_KCP_QUEUE = 64,           /* KCP segments queued below the mux, max */
+};
+
 /* --- daemons --- */
 
 /* Config and profiles (src/core/config.c, src/core/profile.c). The PROFILE_*
