@@ -35,9 +35,13 @@ struct sseg {          /* send window slot, index sn & smask */
 	uint32_t heap;     /* index in the RTO heap while live */
 	uint64_t resendts; /* retransmit when now reaches this */
 	uint64_t fbase;    /* ACK event from which skips are counted */
+	uint32_t fence;    /* skips count after an ACK for sn >= fence */
+	uint32_t mgen;     /* bumped per fq/pend entry pushed */
 	uint8_t frg;
 	bool live; /* sent and not yet acknowledged */
-	bool fq;   /* a fast-queue entry with base fbase exists */
+	bool fq;   /* an fq entry with base fbase exists */
+	bool pend; /* a pend entry with this fence exists */
+	bool fast; /* the last retransmission was a fast one */
 };
 
 struct rseg {          /* receive window slot, index sn & rmask */
@@ -49,11 +53,17 @@ struct rseg {          /* receive window slot, index sn & rmask */
 
 struct fentry {
 	uint32_t sn;
-	uint64_t base;
+	uint32_t gen;  /* the slot's mgen when pushed: only the latest counts */
+	uint64_t base; /* fq: ACK event; pend: fence sn */
 };
 
 struct ackent {
 	uint32_t sn, ts;
+};
+
+struct fifo {             /* ring of fentry */
+	struct fentry *e; /* owned */
+	uint32_t cap, head, count;
 };
 
 struct kcp {
@@ -71,19 +81,23 @@ struct kcp {
 	uint32_t ack_hi; /* segments below it were skipped by some ACK */
 	uint32_t *heap;  /* owned: sn of live segments, min resendts first */
 	uint32_t nheap;
-	struct fentry *fq; /* owned: fast retransmit candidates, ring */
-	uint32_t fqcap, fqhead, fqcount;
-	uint64_t ack_events; /* input datagrams that carried an ACK */
+	struct fifo fq;        /* fast retransmit candidates, by fbase */
+	struct fifo pend;      /* retransmitted, waiting for their fence */
+	uint64_t ack_events;   /* input datagrams that carried an ACK */
+	uint64_t ack_event_at; /* now of the last counted ACK event */
+	uint32_t reo_extra;    /* learned reordering, added to cfg.resend */
 
 	uint32_t srtt, rttvar, rto;
 	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
+	uint32_t recover; /* losses below it belong to the last reduction */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
 	size_t rcv_bytes;    /* in-order bytes not yet read */
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
-	bool tell; /* send WINS at the next flush */
+	bool tell;        /* send WINS at the next flush */
+	uint32_t adv_wnd; /* window in the last segment we sent */
 
 	uint64_t flush_at, probe_at;
 	uint32_t probe_wait;
@@ -262,59 +276,104 @@ static void heap_remove(struct kcp *k, uint32_t i)
 }
 
 /* ------------------------------------------------------------------ */
-/* fast retransmit queue (K5)                                         */
+/* fast retransmit bookkeeping (K5)                                   */
+/*                                                                    */
+/* A live segment is "skipped" by every ACK datagram after the first  */
+/* one that acknowledged a higher sn. Instead of a per-segment counter */
+/* bumped by a window scan on each ACK, a segment records the ACK      */
+/* event from which its skips count (fbase); k->ack_events - fbase is  */
+/* its skip count. Candidates wait in `fq`, ordered by fbase. After a  */
+/* retransmission, skips count again only once an ACK arrives for a    */
+/* segment sent after it (sn >= fence): ACKs already on their way must */
+/* not trigger a second retransmission. Such segments wait in `pend`,  */
+/* ordered by fence. Entries go stale when their segment is acked or   */
+/* re-marked; stale entries are skipped and compacted away.            */
 
 static bool fq_valid(const struct kcp *k, const struct fentry *e)
 {
 	const struct sseg *g = sslot(k, e->sn);
-	return g->live && g->sn == e->sn && g->fq && g->fbase == e->base;
+	return g->live && g->sn == e->sn && g->fq && g->mgen == e->gen;
 }
 
-static struct fentry *fq_at(const struct kcp *k, uint32_t i)
+static bool pend_valid(const struct kcp *k, const struct fentry *e)
 {
-	return &k->fq[(k->fqhead + i) % k->fqcap];
+	const struct sseg *g = sslot(k, e->sn);
+	return g->live && g->sn == e->sn && g->pend && g->mgen == e->gen;
 }
 
-/* fq_compact drops stale entries; at most one per live slot stays valid, so
- * afterwards at least half the ring is free. Amortized O(1) per push. */
-static void fq_compact(struct kcp *k)
+typedef bool (*valid_fn)(const struct kcp *k, const struct fentry *e);
+
+static struct fentry *fifo_at(const struct fifo *f, uint32_t i)
 {
-	uint32_t n = 0;
-	for (uint32_t i = 0; i < k->fqcount; i++) {
-		struct fentry e = *fq_at(k, i);
-		if (fq_valid(k, &e))
-			*fq_at(k, n++) = e;
+	return &f->e[(f->head + i) % f->cap];
+}
+
+static void fifo_pop(struct fifo *f)
+{
+	f->head = (f->head + 1) % f->cap;
+	f->count--;
+}
+
+/* fifo_push appends e; when full, stale entries are dropped first. Only a
+ * slot's latest entry (by mgen) is valid, so at most one per live slot and
+ * compaction frees at least half the ring: amortized O(1) per push. */
+static void fifo_push(const struct kcp *k, struct fifo *f, struct fentry e, valid_fn ok)
+{
+	if (f->count == f->cap) {
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < f->count; i++)
+			if (ok(k, fifo_at(f, i)))
+				*fifo_at(f, n++) = *fifo_at(f, i);
+		f->count = n;
 	}
-	k->fqcount = n;
+	if (f->count == f->cap)
+		fifo_pop(f); /* cannot happen (see above); a lost hint only */
+	*fifo_at(f, f->count++) = e;
 }
 
-/* fq_mark starts counting skips of a live segment below ack_hi from the
- * current ACK event. */
-static void fq_mark(struct kcp *k, uint32_t sn)
+static void fifo_prune(const struct kcp *k, struct fifo *f, valid_fn ok)
 {
-	struct sseg *g = sslot(k, sn);
+	while (f->count && !ok(k, fifo_at(f, 0)))
+		fifo_pop(f);
+}
+
+/* fq_mark starts counting skips of segment g from the current ACK event. */
+static void fq_mark(struct kcp *k, struct sseg *g)
+{
 	if (k->cfg.resend == 0 || (g->fq && g->fbase == k->ack_events))
 		return;
-	if (k->fqcount == k->fqcap)
-		fq_compact(k);
-	*fq_at(k, k->fqcount++) = (struct fentry){ sn, k->ack_events };
+	g->pend = false;
 	g->fbase = k->ack_events;
 	g->fq = true;
+	g->mgen++;
+	fifo_push(k, &k->fq, (struct fentry){ g->sn, g->mgen, k->ack_events }, fq_valid);
 }
 
-static void fq_prune(struct kcp *k)
+/* fence_mark: g was just retransmitted; its skips count again only after an
+ * ACK for a segment sent from now on. */
+static void fence_mark(struct kcp *k, struct sseg *g)
 {
-	while (k->fqcount && !fq_valid(k, fq_at(k, 0))) {
-		k->fqhead = (k->fqhead + 1) % k->fqcap;
-		k->fqcount--;
-	}
+	g->fq = false;
+	if (k->cfg.resend == 0 || (g->pend && g->fence == k->snd_nxt))
+		return;
+	g->pend = true;
+	g->fence = k->snd_nxt;
+	g->mgen++;
+	fifo_push(k, &k->pend, (struct fentry){ g->sn, g->mgen, k->snd_nxt }, pend_valid);
 }
+
+/* resend_at: skips that make a segment lost. cfg.resend, raised by one
+ * each time a fast retransmission proves spurious (K5). */
+static uint32_t resend_at(const struct kcp *k) { return k->cfg.resend + k->reo_extra; }
 
 static bool fast_due(const struct kcp *k)
 {
-	if (!k->fqcount || !fq_valid(k, fq_at(k, 0)))
+	const struct fentry *e;
+
+	if (!k->fq.count)
 		return false;
-	return k->ack_events - fq_at(k, 0)->base >= k->cfg.resend;
+	e = fifo_at(&k->fq, 0);
+	return fq_valid(k, e) && k->ack_events - e->base >= resend_at(k);
 }
 
 /* ------------------------------------------------------------------ */
@@ -328,16 +387,17 @@ static int alloc_rings(struct kcp *k)
 	k->qmask = qcap - 1;
 	k->smask = scap - 1;
 	k->rmask = rcap - 1;
-	k->fqcap = 2 * scap;
+	k->fq.cap = k->pend.cap = 2 * scap;
 	k->ackcap = rcap;
 	k->q = calloc(qcap, sizeof *k->q);
 	k->s = calloc(scap, sizeof *k->s);
 	k->heap = calloc(scap, sizeof *k->heap);
-	k->fq = calloc(k->fqcap, sizeof *k->fq);
+	k->fq.e = calloc(k->fq.cap, sizeof *k->fq.e);
+	k->pend.e = calloc(k->pend.cap, sizeof *k->pend.e);
 	k->r = calloc(rcap, sizeof *k->r);
 	k->acks = calloc(k->ackcap, sizeof *k->acks);
 	k->obuf = malloc(k->cfg.mtu);
-	if (!k->q || !k->s || !k->heap || !k->fq || !k->r || !k->acks || !k->obuf)
+	if (!k->q || !k->s || !k->heap || !k->fq.e || !k->pend.e || !k->r || !k->acks || !k->obuf)
 		return KS_ERR_NOMEM;
 	return 0;
 }
@@ -367,10 +427,11 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->cwnd = min32(KCP_CWND_INIT, cfg->snd_wnd);
 	k->ssthresh = cfg->snd_wnd;
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
-	k->snd_una = k->snd_nxt = k->ack_hi = cfg->initial_sn;
+	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
-	k->flush_at = k->probe_at = KCP_NEVER;
+	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
 	k->last_now = now;
+	k->adv_wnd = cfg->rcv_wnd;
 	*out = k;
 	return 0;
 }
@@ -391,7 +452,8 @@ void kcp_free(struct kcp *k)
 	free(k->q);
 	free(k->s);
 	free(k->heap);
-	free(k->fq);
+	free(k->fq.e);
+	free(k->pend.e);
 	free(k->r);
 	free(k->acks);
 	free(k->obuf);
@@ -425,7 +487,8 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
 	wr_u32le(&w, k->conv);
 	wr_u8(&w, cmd);
 	wr_u8(&w, frg);
-	wr_u16le(&w, (uint16_t)min32(wnd_free(k), 0xffff));
+	k->adv_wnd = min32(wnd_free(k), 0xffff);
+	wr_u16le(&w, (uint16_t)k->adv_wnd);
 	wr_u32le(&w, ts);
 	wr_u32le(&w, sn);
 	wr_u32le(&w, k->rcv_nxt);
@@ -489,20 +552,23 @@ static void cwnd_grow(struct kcp *k, uint32_t acked)
 	}
 }
 
+/* cwnd_on_loss reacts once per loss episode: losses of segments sent
+ * before the last reduction (sn < recover) are part of the same episode. */
 static void cwnd_on_loss(struct kcp *k, bool fast, bool timeout)
 {
-	if (fast) {
-		uint32_t inflight = k->snd_nxt - k->snd_una;
-		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
-		k->cwnd = k->ssthresh + k->cfg.resend;
-		k->ca_acc = 0;
-	}
+	if (!fast && !timeout)
+		return;
 	if (timeout) {
 		k->ssthresh = max32(k->cwnd / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = 1;
-		k->ca_acc = 0;
+	} else {
+		uint32_t inflight = k->snd_nxt - k->snd_una;
+		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
+		k->cwnd = k->ssthresh + k->cfg.resend;
 	}
+	k->ca_acc = 0;
 	k->cwnd = min32(max32(k->cwnd, 1), k->cfg.snd_wnd);
+	k->recover = k->snd_nxt;
 }
 
 /* ------------------------------------------------------------------ */
@@ -573,14 +639,18 @@ static bool retx_timeouts(struct kcp *k, uint64_t now)
 			k->dead = true;
 			break;
 		}
+		/* Skipped often enough for the configured threshold but not
+		 * for the learned one: the learned one is too high. */
+		if (g->fq && k->reo_extra && k->ack_events - g->fbase >= k->cfg.resend)
+			k->reo_extra--;
 		g->rto = backoff(k, g->rto);
 		g->resendts = now + g->rto;
+		g->fast = false;
 		heap_down(k, 0);
-		if (seq_lt(g->sn, k->ack_hi))
-			fq_mark(k, g->sn);
+		fence_mark(k, g);
 		k->st.seg_retx_timeout++;
 		k->st.data_bytes_retx += g->len;
-		lost = true;
+		lost = lost || seq_ge(g->sn, k->recover);
 		transmit(k, g, now);
 	}
 	return lost;
@@ -590,25 +660,25 @@ static bool retx_fast(struct kcp *k, uint64_t now)
 {
 	bool change = false;
 
-	while (!k->dead && k->fqcount) {
-		struct fentry e = *fq_at(k, 0);
+	while (!k->dead && k->fq.count) {
+		struct fentry e = *fifo_at(&k->fq, 0);
 		struct sseg *g = sslot(k, e.sn);
-		if (fq_valid(k, &e) && k->ack_events - e.base < k->cfg.resend)
+		if (fq_valid(k, &e) && k->ack_events - e.base < resend_at(k))
 			break;
-		k->fqhead = (k->fqhead + 1) % k->fqcap;
-		k->fqcount--;
+		fifo_pop(&k->fq);
 		if (!fq_valid(k, &e))
 			continue;
 		g->fq = false;
 		if (g->xmit > KCP_FASTACK_LIMIT)
 			continue; /* leave it to the RTO */
 		g->resendts = now + g->rto;
+		g->fast = true;
 		heap_down(k, g->heap);
 		heap_up(k, g->heap);
-		fq_mark(k, g->sn);
+		fence_mark(k, g);
 		k->st.seg_retx_fast++;
 		k->st.data_bytes_retx += g->len;
-		change = true;
+		change = change || seq_ge(g->sn, k->recover);
 		transmit(k, g, now);
 	}
 	return change;
@@ -667,19 +737,20 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	}
 	lost = retx_timeouts(k, now);
 	change = retx_fast(k, now);
+	/* React to loss before sending new data, so that what the new window
+	 * allows goes out now and nothing is left wanting a flush. */
+	cwnd_on_loss(k, change, lost);
 	send_new(k, now);
 	emit(k);
-	fq_prune(k);
-	cwnd_on_loss(k, change, lost);
+	fifo_prune(k, &k->fq, fq_valid);
 	k->flush_at = KCP_NEVER;
 }
 
 void kcp_update(struct kcp *k, uint64_t now)
 {
-	if (k->dead)
-		return;
-	if ((wanted(k) && k->flush_at <= now) || k->probe_at <= now ||
-	    (k->nheap && sslot(k, k->heap[0])->resendts <= now))
+	/* One rule for "due", shared with kcp_next_deadline, so a caller that
+	 * follows the deadline can never spin. */
+	if (kcp_next_deadline(k, now) <= now)
 		kcp_flush(k, now);
 }
 
@@ -870,9 +941,11 @@ ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap)
 			return KS_ERR_TOOBIG;
 		got = read_message(k, buf);
 	}
-	/* K8: a window that was closed has opened; tell the peer rather
-	 * than leave it waiting for its next probe. */
-	if (before == 0 && wnd_free(k) > 0 && !k->dead) {
+	/* K8: a window that was closed has opened, or has grown by half the
+	 * receive window since we last advertised it: tell the peer rather than
+	 * leave it waiting for its next probe or for our next ACK. */
+	if (!k->dead && ((before == 0 && wnd_free(k) > 0) ||
+	                 wnd_free(k) - min32(k->adv_wnd, wnd_free(k)) >= k->cfg.rcv_wnd / 2)) {
 		k->tell = true;
 		if (k->cfg.ack_immediate)
 			k->flush_at = k->last_now;
@@ -1024,15 +1097,26 @@ static void apply_push(struct kcp *k, const struct hdr *h)
 		k->rcv_bytes += rslot(k, k->rcv_nxt++)->len;
 }
 
-/* cross marks the live segments that an ACK for maxack skipped (K5). */
+/* cross marks the live segments that an ACK for maxack skipped for the
+ * first time, and the retransmitted ones whose fence it passed (K5). */
 static void cross(struct kcp *k, uint32_t maxack)
 {
 	if (!seq_ge(maxack, k->ack_hi))
 		return;
-	for (uint32_t sn = k->ack_hi; sn != maxack; sn++)
-		if (sslot(k, sn)->live)
-			fq_mark(k, sn);
+	for (uint32_t sn = k->ack_hi; sn != maxack; sn++) {
+		struct sseg *g = sslot(k, sn);
+		if (g->live && !g->pend)
+			fq_mark(k, g);
+	}
 	k->ack_hi = maxack + 1;
+	while (k->pend.count) {
+		struct fentry e = *fifo_at(&k->pend, 0);
+		if (pend_valid(k, &e) && !seq_lt((uint32_t)e.base, k->ack_hi))
+			break;
+		fifo_pop(&k->pend);
+		if (pend_valid(k, &e))
+			fq_mark(k, sslot(k, e.sn));
+	}
 }
 
 struct apply_result {
@@ -1041,24 +1125,42 @@ struct apply_result {
 	uint32_t maxack;
 };
 
-static void apply_seg(struct kcp *k, const struct hdr *h, uint64_t now, struct apply_result *a)
+/* ack_echo reads an ACK's echoed ts before the una of the same segment can
+ * retire the segment it names. The echo samples the RTT (K4); only an echo
+ * of a transmission we made (not newer than the last one) counts. An echo
+ * of a transmission older than a fast retransmission shows that the
+ * retransmission was spurious: the path reorders more than resend allows,
+ * so the threshold learns (K5). */
+static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now)
+{
+	struct sseg *g = sslot(k, h->sn);
+	int32_t rtt = seq_diff((uint32_t)now, h->ts);
+
+	if (!g->live || g->sn != h->sn || seq_gt(h->ts, g->ts))
+		return;
+	if (rtt >= 0)
+		rtt_sample(k, (uint32_t)rtt);
+	if (g->fast && seq_lt(h->ts, g->ts)) {
+		g->fast = false;
+		k->st.seg_retx_spurious++;
+		if (k->reo_extra < KCP_REORDER_MAX)
+			k->reo_extra++;
+	}
+}
+
+static void apply_seg(struct kcp *k, const struct hdr *h, struct apply_result *a)
 {
 	k->rmt_wnd = h->wnd;
 	a->acked += apply_una(k, h->una);
 	switch (h->cmd) {
-	case KCP_CMD_ACK: {
-		struct sseg *g = sslot(k, h->sn);
-		int32_t rtt = seq_diff((uint32_t)now, h->ts);
+	case KCP_CMD_ACK:
 		k->st.ack_recv++;
-		if (rtt >= 0 && g->live && g->sn == h->sn && seq_le(h->ts, g->ts))
-			rtt_sample(k, (uint32_t)rtt);
 		a->acked += ack_sn(k, h->sn);
 		advance_una(k);
 		if (!a->has_ack || seq_gt(h->sn, a->maxack))
 			a->maxack = h->sn;
 		a->has_ack = true;
 		break;
-	}
 	case KCP_CMD_PUSH: apply_push(k, h); break;
 	case KCP_CMD_WASK: k->tell = true; break;
 	default: break; /* WINS: the window field above is the message */
@@ -1071,14 +1173,25 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	struct apply_result a = { 0 };
 	struct hdr h;
 
+	/* Echoes first: a una earlier in the datagram must not retire the
+	 * segment an ACK further on names. */
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
-		apply_seg(k, &h, now, &a);
+		if (h.cmd == KCP_CMD_ACK)
+			ack_echo(k, &h, now);
+	r = rd_init(dgram, len);
+	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
+		apply_seg(k, &h, &a);
 	if (a.has_ack) {
 		cross(k, a.maxack);
-		k->ack_events++;
+		/* K5: datagrams that arrive in the same millisecond (one read
+		 * batch) count as one skip: their order says little. */
+		if (now != k->ack_event_at) {
+			k->ack_events++;
+			k->ack_event_at = now;
+		}
 	}
 	cwnd_grow(k, a.acked);
-	fq_prune(k);
+	fifo_prune(k, &k->fq, fq_valid);
 }
 
 int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
@@ -1123,6 +1236,7 @@ void kcp_stats(const struct kcp *k, struct kcp_stats *st)
 	st->rmt_wnd = k->rmt_wnd;
 	st->rcv_free = wnd_free(k);
 	st->inflight = k->inflight;
+	st->resend = resend_at(k);
 	st->waitsnd = kcp_waitsnd(k);
 }
 
@@ -1132,7 +1246,7 @@ size_t kcp_mem_bytes(const struct kcp *k)
 
 	n += (size_t)(k->qmask + 1) * sizeof *k->q;
 	n += (size_t)(k->smask + 1) * (sizeof *k->s + sizeof *k->heap);
-	n += (size_t)k->fqcap * sizeof *k->fq;
+	n += (size_t)(k->fq.cap + k->pend.cap) * sizeof *k->fq.e;
 	n += (size_t)(k->rmask + 1) * sizeof *k->r;
 	n += (size_t)k->ackcap * sizeof *k->acks;
 	return n + k->cfg.mtu + k->nbufs * k->mss;
@@ -1140,6 +1254,16 @@ size_t kcp_mem_bytes(const struct kcp *k)
 
 /* ------------------------------------------------------------------ */
 /* invariants                                                         */
+
+/* count_valid: at most one valid entry per live segment (the mgen rule). */
+static uint32_t count_valid(const struct kcp *k, const struct fifo *f, valid_fn ok)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < f->count; i++)
+		n += ok(k, fifo_at(f, i));
+	return n;
+}
 
 static bool check_send(const struct kcp *k)
 {
@@ -1161,8 +1285,10 @@ static bool check_send(const struct kcp *k)
 	for (uint32_t i = 1; i < k->nheap; i++)
 		if (heap_less(k, i, (i - 1) / 2))
 			return false;
+	if (count_valid(k, &k->fq, fq_valid) + count_valid(k, &k->pend, pend_valid) > live)
+		return false;
 	return live == k->inflight && k->nheap == k->inflight && k->qcount <= qmax(k) &&
-	       k->fqcount <= k->fqcap;
+	       k->fq.count <= k->fq.cap && k->pend.count <= k->pend.cap;
 }
 
 static bool check_recv(const struct kcp *k)

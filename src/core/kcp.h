@@ -44,7 +44,9 @@ struct kcp_config {
 	uint32_t interval;   /* [100] ms, KCP_INTERVAL_MIN..MAX: upper bound on
 	                        how long ACKs and queued data wait for a flush */
 	uint32_t resend;     /* [0] fast retransmit after this many ACK datagrams
-	                        that skipped a segment; 0 = off */
+	                        (arrivals in one ms count once) that skipped a
+	                        segment; raised when it proves too eager on a
+	                        reordering path (docs K5); 0 = off */
 	bool nc;             /* [false] true: no congestion window, send window
 	                        is min(snd_wnd, remote window) */
 	uint32_t snd_wnd;    /* [KCP_SND_WND_DEFAULT] segments in flight, max */
@@ -91,6 +93,8 @@ struct kcp_stats {
 	uint64_t bytes_in;                  /* datagram bytes accepted */
 	uint64_t data_bytes_sent;           /* payload bytes, first transmissions */
 	uint64_t data_bytes_retx;           /* payload bytes, retransmissions */
+	uint64_t seg_retx_spurious;         /* fast retransmissions an older echo
+	                                       proved unnecessary (reordering) */
 	uint64_t output_errors;             /* output callback returned < 0 */
 	uint64_t dropped[KCP_DROP_REASONS]; /* whole datagrams, by reason */
 	/* gauges */
@@ -98,6 +102,7 @@ struct kcp_stats {
 	uint32_t cwnd, ssthresh;    /* segments */
 	uint32_t rmt_wnd;           /* last window the peer advertised */
 	uint32_t rcv_free;          /* window we advertise now */
+	uint32_t resend;            /* fast retransmit threshold now (learned) */
 	uint32_t inflight;          /* sent, not yet acknowledged */
 	uint32_t waitsnd;           /* queued + in flight */
 };
@@ -164,8 +169,8 @@ ssize_t kcp_peek_size(const struct kcp *k);
  * The whole datagram is validated first; if any segment is malformed
  * nothing is applied, stats.dropped[reason] goes up and KS_ERR_PROTO is
  * returned. Returns 0, KS_ERR_PROTO, KS_ERR_DEAD (engine dead, ignored),
- * KS_ERR_NOMEM (nothing applied). With ack_immediate / flush_on_send,
- * datagrams may be output before it returns. */
+ * KS_ERR_NOMEM (nothing applied), KS_ERR_INVAL (dgram NULL with len > 0). With ack_immediate /
+ * flush_on_send, datagrams may be output before it returns. */
 KS_MUST_CHECK int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now);
 
 /* kcp_update does whatever is due at now: delayed ACKs and data after the
