@@ -93,9 +93,14 @@ struct kcp_stats {
 	uint64_t bytes_in;                  /* datagram bytes accepted */
 	uint64_t data_bytes_sent;           /* payload bytes, first transmissions */
 	uint64_t data_bytes_retx;           /* payload bytes, retransmissions */
-	uint64_t seg_retx_spurious;         /* fast retransmissions an older echo
-	                                       proved unnecessary (reordering) */
+	uint64_t seg_retx_spurious;         /* fast or isolated-RTO retransmissions
+	                                       an older echo proved unnecessary */
 	uint64_t output_errors;             /* output callback returned < 0 */
+	uint64_t seg_retx_isolated;         /* of seg_retx_timeout: while later
+	                                       data was acknowledged (no backoff) */
+	uint64_t cwnd_undo;                 /* reductions undone: spurious */
+	uint64_t loss_random;               /* loss episodes without queueing
+	                                       delay: window kept (K7) */
 	uint64_t dropped[KCP_DROP_REASONS]; /* whole datagrams, by reason */
 	/* gauges */
 	uint32_t srtt, rttvar, rto; /* ms */
