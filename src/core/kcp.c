@@ -62,6 +62,12 @@ struct ackent {
 	uint32_t sn, ts;
 };
 
+struct rackent { /* an out-of-order arrival whose ACK is repeated */
+	uint32_t sn, ts;
+	uint32_t left; /* copies still to send in later flushes */
+	uint64_t gen;  /* flush that carries the first copy */
+};
+
 struct fifo {             /* ring of fentry */
 	struct fentry *e; /* owned */
 	uint32_t cap, head, count;
@@ -100,8 +106,11 @@ struct kcp {
 	size_t rcv_bytes;    /* in-order bytes not yet read */
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
-	bool tell;        /* send WINS at the next flush */
-	uint32_t adv_wnd; /* window in the last segment we sent */
+	struct rackent rep[KCP_ACK_REPEAT_SLOTS]; /* ring, K3 repeats */
+	uint32_t rep_head;
+	uint64_t flush_gen; /* ACK flushes so far */
+	bool tell;          /* send WINS at the next flush */
+	uint32_t adv_wnd;   /* window in the last segment we sent */
 
 	uint64_t flush_at, probe_at;
 	uint32_t probe_wait;
@@ -507,12 +516,48 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
 	k->olen += wr_len(&w);
 }
 
+/* repeat_acks sends again the ACKs of recent out-of-order arrivals that
+ * una does not cover yet, each in up to KCP_ACK_REPEAT later flushes (K3):
+ * without SACK, a lost ACK would otherwise make the sender resend a segment
+ * the receiver holds. Only flushes that carry fresh ACKs repeat, so an
+ * idle receiver sends nothing more. */
+static void repeat_acks(struct kcp *k)
+{
+	for (uint32_t i = 0; i < KCP_ACK_REPEAT_SLOTS; i++) {
+		struct rackent *e = &k->rep[i];
+		if (!e->left || e->gen == k->flush_gen)
+			continue;
+		if (!seq_ge(e->sn, k->rcv_nxt)) {
+			e->left = 0;
+			continue;
+		}
+		put_seg(k, KCP_CMD_ACK, 0, e->ts, e->sn, NULL, 0);
+		e->left--;
+		k->st.ack_repeated++;
+	}
+}
+
 static void flush_acks(struct kcp *k)
 {
+	if (!k->nacks)
+		return;
 	for (uint32_t i = 0; i < k->nacks; i++)
 		put_seg(k, KCP_CMD_ACK, 0, k->acks[i].ts, k->acks[i].sn, NULL, 0);
 	k->st.ack_sent += k->nacks;
 	k->nacks = 0;
+	repeat_acks(k);
+	k->flush_gen++;
+}
+
+/* remember_ooo notes an out-of-order arrival for repeat_acks. */
+static void remember_ooo(struct kcp *k, uint32_t sn, uint32_t ts)
+{
+	struct rackent *e = &k->rep[k->rep_head];
+
+	if (KCP_ACK_REPEAT == 0)
+		return;
+	*e = (struct rackent){ sn, ts, KCP_ACK_REPEAT, k->flush_gen };
+	k->rep_head = (k->rep_head + 1) % KCP_ACK_REPEAT_SLOTS;
 }
 
 static void queue_ack(struct kcp *k, uint32_t sn, uint32_t ts)
@@ -688,15 +733,16 @@ static void loss_seen(struct kcp *k, const struct sseg *g, bool *episode)
 }
 
 /* retx_timeouts resends the segments whose RTO expired (K4, K7). An expiry
- * while the path is alive (an ACK has echoed a transmission made after this
- * segment's last one) is an isolated loss: resent without backoff and
+ * while the path is alive (an ACK has echoed a transmission made in the
+ * same millisecond as this segment's last one or later; g's own is not
+ * among them, g is unacknowledged) is an isolated loss: resent without backoff and
  * reported in *isolated. Only an expiry with no such echo (the whole flight
  * after it is unanswered) backs off and is reported in *flight. */
 static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *flight)
 {
 	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
 		struct sseg *g = sslot(k, k->heap[0]);
-		bool alive = seq_gt(k->echo_hi, g->ts);
+		bool alive = seq_ge(k->echo_hi, g->ts);
 		if (g->xmit >= k->cfg.dead_link) {
 			/* K7: its last allowed transmission went unanswered
 			 * for a whole RTO. */
@@ -1155,6 +1201,8 @@ static void apply_push(struct kcp *k, const struct hdr *h)
 	r->frg = h->frg;
 	r->present = true;
 	k->st.seg_recv++;
+	if (h->sn != k->rcv_nxt)
+		remember_ooo(k, h->sn, h->ts);
 	while (seq_lt(k->rcv_nxt, k->rd_sn + k->cfg.rcv_wnd) && rslot(k, k->rcv_nxt)->present)
 		k->rcv_bytes += rslot(k, k->rcv_nxt++)->len;
 }
@@ -1194,7 +1242,7 @@ struct apply_result {
  * of a transmission older than a fast retransmission shows that the
  * retransmission was spurious: the path reorders more than resend allows,
  * so the threshold learns (K5). */
-static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now)
+static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now, int32_t *best)
 {
 	struct sseg *g = sslot(k, h->sn);
 	int32_t rtt = seq_diff((uint32_t)now, h->ts);
@@ -1205,8 +1253,8 @@ static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now)
 		k->echo_hi = h->ts;
 	if (!g->live || g->sn != h->sn || seq_gt(h->ts, g->ts))
 		return;
-	if (rtt >= 0)
-		rtt_sample(k, (uint32_t)rtt);
+	if (rtt >= 0 && (*best < 0 || rtt < *best))
+		*best = rtt;
 	if (g->spur && seq_lt(h->ts, g->ts)) {
 		g->spur = false;
 		k->st.seg_retx_spurious++;
@@ -1241,12 +1289,17 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	struct rd r = rd_init(dgram, len);
 	struct apply_result a = { 0 };
 	struct hdr h;
+	int32_t rtt = -1;
 
 	/* Echoes first: a una earlier in the datagram must not retire the
-	 * segment an ACK further on names. */
+	 * segment an ACK further on names. One RTT sample per datagram, the
+	 * smallest: a repeated ACK (K3) echoes a ts that has waited for a
+	 * later flush at the receiver, which the first copy did not. */
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
 		if (h.cmd == KCP_CMD_ACK)
-			ack_echo(k, &h, now);
+			ack_echo(k, &h, now, &rtt);
+	if (rtt >= 0)
+		rtt_sample(k, (uint32_t)rtt);
 	r = rd_init(dgram, len);
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
 		apply_seg(k, &h, &a);

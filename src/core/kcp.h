@@ -83,7 +83,7 @@ struct kcp_stats {
 	uint64_t seg_retx_fast;             /* fast retransmissions */
 	uint64_t seg_recv;                  /* data segments accepted (new) */
 	uint64_t seg_dup;                   /* data segments received again */
-	uint64_t ack_sent;                  /* ACK segments sent */
+	uint64_t ack_sent;                  /* ACK segments sent (first copies) */
 	uint64_t ack_recv;                  /* ACK segments received */
 	uint64_t probe_sent;                /* WASK sent */
 	uint64_t tell_sent;                 /* WINS sent */
@@ -99,6 +99,7 @@ struct kcp_stats {
 	uint64_t seg_retx_isolated;         /* of seg_retx_timeout: while later
 	                                       data was acknowledged (no backoff) */
 	uint64_t cwnd_undo;                 /* reductions undone: spurious */
+	uint64_t ack_repeated;              /* ACK copies repeated (K3) */
 	uint64_t loss_random;               /* loss episodes without queueing
 	                                       delay: window kept (K7) */
 	uint64_t dropped[KCP_DROP_REASONS]; /* whole datagrams, by reason */
