@@ -87,6 +87,8 @@ struct kcp {
 	uint32_t smask, snd_una, snd_nxt, inflight;
 	uint32_t ack_hi;  /* segments below it were skipped by some ACK */
 	uint32_t echo_hi; /* latest transmission ts an ACK has echoed */
+	uint32_t echo_sn; /* highest sn echoed with ts echo_hi */
+	uint64_t echo_at; /* now when an ACK last echoed a transmission */
 	uint32_t *heap;   /* owned: sn of live segments, min resendts first */
 	uint32_t nheap;
 	struct fifo fq;        /* fast retransmit candidates, by fbase */
@@ -449,6 +451,8 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
 	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
 	k->echo_hi = (uint32_t)now;
+	k->echo_sn = cfg->initial_sn - 1;
+	k->echo_at = KCP_NEVER;
 	k->last_now = now;
 	k->adv_wnd = cfg->rcv_wnd;
 	*out = k;
@@ -732,6 +736,25 @@ static void loss_seen(struct kcp *k, const struct sseg *g, bool *episode)
 	k->undo_sn = g->sn;
 }
 
+/* passed: an ACK has echoed a transmission made after g's last one (a
+ * later ms, or the same ms and a higher sn: sent after g in one flush), so
+ * in a FIFO path g should have arrived before it. */
+static bool passed(const struct kcp *k, const struct sseg *g)
+{
+	return seq_gt(k->echo_hi, g->ts) || (k->echo_hi == g->ts && seq_gt(k->echo_sn, g->sn));
+}
+
+/* queued: g's RTO expired, but the ACKs arriving right now (within a
+ * quarter RTT) are for segments sent in the same flush just before g: g
+ * is most likely still waiting behind them in a bottleneck queue (a burst
+ * after the window reopened). Its RTO is deferred rather than fired
+ * spuriously, until ACKs pass it or stop coming (K4). */
+static bool queued(const struct kcp *k, const struct sseg *g, uint64_t now)
+{
+	return k->echo_hi == g->ts && !passed(k, g) && k->echo_at != KCP_NEVER &&
+	       now < k->echo_at + max32(k->srtt / 4, 1);
+}
+
 /* retx_timeouts resends the segments whose RTO expired (K4, K7). An expiry
  * while the path is alive (an ACK has echoed a transmission made in the
  * same millisecond as this segment's last one or later; g's own is not
@@ -743,6 +766,11 @@ static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *fli
 	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
 		struct sseg *g = sslot(k, k->heap[0]);
 		bool alive = seq_ge(k->echo_hi, g->ts);
+		if (queued(k, g, now)) {
+			g->resendts = k->echo_at + max32(k->srtt / 4, 1);
+			heap_down(k, 0);
+			continue;
+		}
 		if (g->xmit >= k->cfg.dead_link) {
 			/* K7: its last allowed transmission went unanswered
 			 * for a whole RTO. */
@@ -1249,8 +1277,13 @@ static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now, int32_t *
 
 	/* Any echo of a past transmission (never of a future one) moves the
 	 * fence line of K5 forward. */
-	if (rtt >= 0 && seq_gt(h->ts, k->echo_hi))
-		k->echo_hi = h->ts;
+	if (rtt >= 0) {
+		if (seq_gt(h->ts, k->echo_hi) || (h->ts == k->echo_hi && seq_gt(h->sn, k->echo_sn)))
+			k->echo_sn = h->sn;
+		if (seq_gt(h->ts, k->echo_hi))
+			k->echo_hi = h->ts;
+		k->echo_at = now;
+	}
 	if (!g->live || g->sn != h->sn || seq_gt(h->ts, g->ts))
 		return;
 	if (rtt >= 0 && (*best < 0 || rtt < *best))
