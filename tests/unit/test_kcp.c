@@ -657,6 +657,85 @@ static void spurious_retransmit_undone(void **state)
 	pair_free(&p);
 }
 
+/* K4: the tail of a burst whose head is being acknowledged right now is
+ * still queued: its RTO is deferred, then fires once ACKs stop. */
+static void burst_tail_rto_deferred(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+
+	cfg_fast(&c); /* nodelay 1: first RTO = 200 ms after sending */
+	pair_init(&p, &c, &c, 0, 6);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	p.now = 199;
+	deliver_one(&p, p.ab, p.b); /* sn 0 arrives late; sn 1..3 still queued */
+	deliver_one(&p, p.ba, p.a);
+	p.ab->n = 0;
+	kcp_update(p.a, 200);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 0); /* deferred */
+	assert_true(kcp_next_deadline(p.a, 200) > 200);
+	p.now = kcp_next_deadline(p.a, 200);
+	assert_true(p.now <= 199 + 199 / 4); /* a quarter RTT after the ACK */
+	kcp_update(p.a, p.now);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 3);
+	assert_int_equal(st.seg_retx_isolated, 3); /* sn 0, same flush, arrived */
+	pair_free(&p);
+}
+
+/* K4, K7: an RTO while later data is acknowledged is an isolated loss:
+ * no backoff and no collapse; with the whole flight unanswered, both. */
+static void isolated_timeout_vs_flight(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+	uint64_t t;
+
+	kcp_config_default(&c);
+	assert_int_equal(kcp_config_preset(&c, "normal"), 0); /* resend 0, cc on */
+	pair_init(&p, &c, &c, 0, 7);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	p.ab->n--; /* sn 1 lost */
+	p.now = 1;
+	deliver_one(&p, p.ab, p.b); /* sn 0 */
+	deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.cwnd, 3);
+	t = kcp_next_deadline(p.a, p.now);
+	kcp_update(p.a, t);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_isolated, 1);
+	assert_int_equal(st.loss_random, 1);
+	assert_int_equal(st.cwnd, 3);                            /* no queueing delay: kept */
+	assert_int_equal(kcp_next_deadline(p.a, t), t + st.rto); /* no backoff */
+	p.now = t + 1;
+	deliver_one(&p, p.ab, p.b); /* the resend arrives: all acknowledged */
+	deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.inflight, 0);
+	for (int i = 0; i < 2; i++) /* a new episode: both lost */
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	p.ab->n = 0;
+	t = kcp_next_deadline(p.a, p.now);
+	kcp_update(p.a, t);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 3);
+	assert_int_equal(st.seg_retx_isolated, 1);
+	assert_int_equal(st.cwnd, 1);
+	/* backed off: the next expiry is at least 2 RTOs away (nodelay 0) */
+	assert_true(kcp_next_deadline(p.a, t) >= t + 2 * (uint64_t)st.rto);
+	pair_free(&p);
+}
+
 static void pair_zero_window_probe(void **state)
 {
 	(void)state;
@@ -1012,6 +1091,8 @@ int main(void)
 		cmocka_unit_test(lost_ack_repeated_no_retransmit),
 		cmocka_unit_test(cwnd_survives_random_loss),
 		cmocka_unit_test(spurious_retransmit_undone),
+		cmocka_unit_test(burst_tail_rto_deferred),
+		cmocka_unit_test(isolated_timeout_vs_flight),
 		cmocka_unit_test(pair_zero_window_probe),
 		cmocka_unit_test(dead_link_after_n_transmissions),
 		cmocka_unit_test(deadline_exact),
