@@ -32,6 +32,9 @@ enum {
 	KCP_PROBE_MAX = 120000,     /* ms, probe backoff cap */
 	KCP_CWND_INIT = 2,          /* segments */
 	KCP_SSTHRESH_MIN = 2,       /* segments */
+	KCP_ACK_REPEAT = 2,         /* extra copies of an out-of-order ACK */
+	KCP_ACK_REPEAT_SLOTS = 32,  /* recent out-of-order arrivals remembered */
+	KCP_BACKLOG_CONGESTED = 3,  /* segments queued: a loss is congestion */
 	KCP_REORDER_MAX = 32,       /* learned reordering added to resend, max */
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
 };
