@@ -112,16 +112,19 @@ $(BENCHES): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBIO) $(LIBCORE)
 
 # Fuzz targets use public headers only; replay links them with a main that
 # feeds each corpus file once, so `make test` needs no libFuzzer.
-$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBCORE)
+$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBIO) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(LINK) $^ $(LDLIBS_CORE)
+	$(LINK) $^ $(LDLIBS_IO)
 
 FUZZ_CFLAGS = -std=c17 -O1 -g -Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all -fno-omit-frame-pointer
-$(FUZZERS): build/fuzz/%: tests/fuzz/%.c $(BASE_SRC) $(CORE_SRC) | $(DEPS_STAMP)
+# fuzz_io_* targets also get the io sources (parsers of config/CLI text there).
+fuzz_src = $(BASE_SRC) $(CORE_SRC) $(if $(filter fuzz_io_%,$(1)),$(IO_SRC))
+.SECONDEXPANSION:
+$(FUZZERS): build/fuzz/%: tests/fuzz/%.c $$(call fuzz_src,$$*) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo '  FUZZ    $@')
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(BASE_SRC) $(CORE_SRC) $(LDLIBS_CORE)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(call fuzz_src,$*) $(LDLIBS_IO)
 
 # --- tests -----------------------------------------------------------------
 

@@ -11,7 +11,8 @@
  *     retransmission overhead.
  * Virtual time throughout: results do not depend on the machine's load,
  * except the CPU figures. BENCH_LOSS=<fraction> overrides (a)'s loss rate
- * for experiments.
+ * for experiments; BENCH_DEBUG=1 prints (a)'s per-seed sender counters
+ * (learned resend, retransmissions by kind, srtt, rto) to stderr.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -180,6 +181,14 @@ static void latency_one(const struct kcp_config *kc, uint64_t seed, struct lat *
 	}
 	kcp_stats(s.a.k, &st);
 	out->dgrams += st.dgram_out;
+	if (getenv("BENCH_DEBUG"))
+		fprintf(stderr,
+		        "seed %llu: resend %u retx to %llu fast %llu spurious %llu srtt %u rto "
+		        "%u\n",
+		        (unsigned long long)seed, st.resend,
+		        (unsigned long long)st.seg_retx_timeout,
+		        (unsigned long long)st.seg_retx_fast,
+		        (unsigned long long)st.seg_retx_spurious, st.srtt, st.rto);
 	*count += got;
 	sim_free(&s);
 }

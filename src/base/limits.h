@@ -32,6 +32,9 @@ enum {
 	KCP_PROBE_MAX = 120000,     /* ms, probe backoff cap */
 	KCP_CWND_INIT = 2,          /* segments */
 	KCP_SSTHRESH_MIN = 2,       /* segments */
+	KCP_ACK_REPEAT = 2,         /* extra copies of an out-of-order ACK */
+	KCP_ACK_REPEAT_SLOTS = 32,  /* recent out-of-order arrivals remembered */
+	KCP_BACKLOG_CONGESTED = 3,  /* segments queued: a loss is congestion */
 	KCP_REORDER_MAX = 32,       /* learned reordering added to resend, max */
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
 };
@@ -183,11 +186,12 @@ enum {
 
 /* --- io: tcp, resolver, metrics, daemon --- */
 enum {
-	TCP_BACKLOG_DEFAULT = 511,   /* listen(2) backlog */
-	TCP_ACCEPT_BATCH = 32,       /* accept4 calls per listener wakeup */
-	TCP_CONNS_DEFAULT = 1024,    /* accepted connections alive at once */
-	TCP_CONNS_MAX = 1 << 20,     /* hard cap on that limit */
-	TCP_ACCEPT_PAUSE_MS = 500,   /* accept watcher rest after EMFILE/ENFILE */
+	TCP_BACKLOG_DEFAULT = 511, /* listen(2) backlog */
+	TCP_ACCEPT_BATCH = 32,     /* accept4 calls per listener wakeup */
+	TCP_CONNS_DEFAULT = 1024,  /* accepted connections alive at once */
+	TCP_CONNS_MAX = 1 << 20,   /* hard cap on that limit */
+	TCP_ACCEPT_PAUSE_MS = 500, /* accept watcher rest after EMFILE/ENFILE */
+	TCP_ACCEPT_PAUSE_MAX_MS = 60000,
 	TCP_BUF_DEFAULT = 32 * 1024, /* read and write buffer of one connection */
 	TCP_BUF_MIN = 512,           /* smallest buffer one may ask for */
 	TCP_BUF_MAX = 4 << 20,       /* largest buffer one may ask for */
@@ -203,14 +207,17 @@ enum {
 	RESOLVER_PENDING_MAX = 65536,
 	RESOLVER_TIMEOUT_DEFAULT_MS = 5000, /* per lookup */
 	RESOLVER_TIMEOUT_MAX_MS = 60000,
-	RESOLVER_NAME_MAX = 255, /* a DNS name in text (SOCKS5 caps it too) */
+	RESOLVER_NAME_MAX = 255,       /* a DNS name in text (SOCKS5 caps it too) */
+	RESOLVER_ARES_TRIES = 2,       /* c-ares tries per server within one lookup */
+	RESOLVER_ARES_TRY_MIN_MS = 50, /* shortest first c-ares try */
 
 	METRICS_REQUEST_MAX = 2048,        /* request line + headers; more is refused (431) */
 	METRICS_BODY_DEFAULT = 256 * 1024, /* /metrics output bound */
 	METRICS_BODY_MAX = 16 << 20,
 	METRICS_CLIENTS_MAX = 16,  /* scrapes served at once */
 	METRICS_TIMEOUT_MS = 5000, /* whole exchange of one client */
-	METRICS_HEAD_MAX = 256,    /* status line and headers of a response */
+	METRICS_TIMEOUT_MAX_MS = 600000,
+	METRICS_HEAD_MAX = 256, /* status line and headers of a response */
 
 	DAEMON_DRAIN_DEFAULT_MS = 10000, /* graceful stop budget after SIGTERM/SIGINT */
 	DAEMON_DRAIN_MAX_MS = 600000,

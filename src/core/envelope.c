@@ -8,18 +8,6 @@
 #include "base/rd.h"
 #include "base/wr.h"
 
-/* rd_u64: rd_u64le for a reader whose length the caller has checked, built
- * from two initialised 32-bit reads so that gcc -O1 sees no uninitialised
- * use (it cannot follow rd_u64le's early return). */
-static void rd_u64(struct rd *r, uint64_t *v)
-{
-	uint32_t lo = 0, hi = 0;
-
-	rd_u32le(r, &lo);
-	rd_u32le(r, &hi);
-	*v = (uint64_t)hi << 32 | lo;
-}
-
 /* mask: ChaCha20 (IETF) keyed by key, block counter = first 4 sample bytes
  * (LE), nonce = the other 12; the first n bytes of keystream (2.3). */
 static void mask(uint8_t *m, size_t n, const uint8_t key[static KEYS_LEN],
@@ -55,7 +43,7 @@ int envelope_peek_sid(const uint8_t hdr[static KEYS_LEN], const uint8_t *d, size
 	for (size_t i = 0; i < ENVELOPE_SID_LEN; i++)
 		f[i] ^= d[i];
 	r = rd_init(f, sizeof f);
-	rd_u64(&r, sid);
+	rd_u64le(&r, sid);
 	return 0;
 }
 
@@ -165,7 +153,7 @@ static void unmask_header(const struct envelope *e, const uint8_t *d, uint64_t *
 	for (size_t i = 0; i < ENVELOPE_HDR_LEN; i++)
 		h[i] = d[i] ^ m[i];
 	r = rd_init(h, sizeof h);
-	rd_u64(&r, sid);
+	rd_u64le(&r, sid);
 	rd_u32le(&r, &lo);
 	rd_u16le(&r, &hi);
 	*ctr = (uint64_t)hi << 32 | lo;

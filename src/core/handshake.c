@@ -8,18 +8,6 @@
 #include "base/rd.h"
 #include "base/wr.h"
 
-/* rd_u64: rd_u64le for a reader whose length the caller has checked, built
- * from two initialised 32-bit reads so that gcc -O1 sees no uninitialised
- * use (it cannot follow rd_u64le's early return). */
-static void rd_u64(struct rd *r, uint64_t *v)
-{
-	uint32_t lo = 0, hi = 0;
-
-	rd_u32le(r, &lo);
-	rd_u32le(r, &hi);
-	*v = (uint64_t)hi << 32 | lo;
-}
-
 static const char PROTOCOL_NAME[] = "kcpsocks v1 Noise_NKpsk1_25519_ChaChaPoly_BLAKE2b";
 
 /* --- Noise symmetric state ---------------------------------------------- */
@@ -150,7 +138,7 @@ static int read_payload(const uint8_t *buf, size_t len, uint64_t *word, struct t
 	rd_u16le(&tail, &pad);
 	if (pad != len - HANDSHAKE_PAYLOAD_MIN)
 		return KS_ERR_PROTO;
-	rd_u64(&r, word);
+	rd_u64le(&r, word);
 	if (tparams_decode(p, r.p, rd_left(&r)) != TPARAMS_WIRE_LEN)
 		return KS_ERR_PROTO;
 	return 0;
@@ -472,7 +460,7 @@ static int precheck(struct handshake_server *s, const uint8_t *d, size_t len, ui
 	obfuscate(et, d + HANDSHAKE_EPH_OFF, sizeof et, d + ENVELOPE_SID_LEN, s->pub.obf);
 	r = rd_init(et, sizeof et);
 	rd_bytes(&r, e_c, KEYS_LEN);
-	rd_u64(&r, ts);
+	rd_u64le(&r, ts);
 	/* An old init replayed after it left the cache stops here, as stale. */
 	if (!ts_fresh(s, *ts, now)) {
 		s->n.stale++;

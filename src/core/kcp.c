@@ -35,13 +35,14 @@ struct sseg {          /* send window slot, index sn & smask */
 	uint32_t heap;     /* index in the RTO heap while live */
 	uint64_t resendts; /* retransmit when now reaches this */
 	uint64_t fbase;    /* ACK event from which skips are counted */
-	uint32_t fence;    /* skips count after an ACK for sn >= fence */
+	uint32_t fence;    /* skips count after an echo of a ts > fence */
 	uint32_t mgen;     /* bumped per fq/pend entry pushed */
 	uint8_t frg;
 	bool live; /* sent and not yet acknowledged */
 	bool fq;   /* an fq entry with base fbase exists */
 	bool pend; /* a pend entry with this fence exists */
 	bool fast; /* the last retransmission was a fast one */
+	bool spur; /* ...or an isolated RTO: an older echo shows it spurious */
 };
 
 struct rseg {          /* receive window slot, index sn & rmask */
@@ -61,6 +62,12 @@ struct ackent {
 	uint32_t sn, ts;
 };
 
+struct rackent { /* an out-of-order arrival whose ACK is repeated */
+	uint32_t sn, ts;
+	uint32_t left; /* copies still to send in later flushes */
+	uint64_t gen;  /* flush that carries the first copy */
+};
+
 struct fifo {             /* ring of fentry */
 	struct fentry *e; /* owned */
 	uint32_t cap, head, count;
@@ -78,8 +85,11 @@ struct kcp {
 
 	struct sseg *s; /* owned: send window ring */
 	uint32_t smask, snd_una, snd_nxt, inflight;
-	uint32_t ack_hi; /* segments below it were skipped by some ACK */
-	uint32_t *heap;  /* owned: sn of live segments, min resendts first */
+	uint32_t ack_hi;  /* segments below it were skipped by some ACK */
+	uint32_t echo_hi; /* latest transmission ts an ACK has echoed */
+	uint32_t echo_sn; /* highest sn echoed with ts echo_hi */
+	uint64_t echo_at; /* now when an ACK last echoed a transmission */
+	uint32_t *heap;   /* owned: sn of live segments, min resendts first */
 	uint32_t nheap;
 	struct fifo fq;        /* fast retransmit candidates, by fbase */
 	struct fifo pend;      /* retransmitted, waiting for their fence */
@@ -87,17 +97,22 @@ struct kcp {
 	uint64_t ack_event_at; /* now of the last counted ACK event */
 	uint32_t reo_extra;    /* learned reordering, added to cfg.resend */
 
-	uint32_t srtt, rttvar, rto;
+	uint32_t srtt, rttvar, rto, min_rtt;
 	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
-	uint32_t recover; /* losses below it belong to the last reduction */
+	uint32_t recover;                  /* losses below it belong to the last reduction */
+	uint32_t undo_sn;                  /* segment whose resend opened the episode */
+	uint32_t undo_cwnd, undo_ssthresh; /* before it; undo_cwnd 0: none */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
 	size_t rcv_bytes;    /* in-order bytes not yet read */
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
-	bool tell;        /* send WINS at the next flush */
-	uint32_t adv_wnd; /* window in the last segment we sent */
+	struct rackent rep[KCP_ACK_REPEAT_SLOTS]; /* ring, K3 repeats */
+	uint32_t rep_head;
+	uint64_t flush_gen; /* ACK flushes so far */
+	bool tell;          /* send WINS at the next flush */
+	uint32_t adv_wnd;   /* window in the last segment we sent */
 
 	uint64_t flush_at, probe_at;
 	uint32_t probe_wait;
@@ -283,10 +298,13 @@ static void heap_remove(struct kcp *k, uint32_t i)
 /* bumped by a window scan on each ACK, a segment records the ACK      */
 /* event from which its skips count (fbase); k->ack_events - fbase is  */
 /* its skip count. Candidates wait in `fq`, ordered by fbase. After a  */
-/* retransmission, skips count again only once an ACK arrives for a    */
-/* segment sent after it (sn >= fence): ACKs already on their way must */
-/* not trigger a second retransmission. Such segments wait in `pend`,  */
-/* ordered by fence. Entries go stale when their segment is acked or   */
+/* retransmission, skips count again only once an ACK echoes a        */
+/* transmission made after it (echoed ts > fence, the retransmission's */
+/* clock): ACKs already on their way must not trigger a second         */
+/* retransmission, but one that echoes a later transmission (a new     */
+/* segment or another retransmission) shows that the retransmission    */
+/* itself was lost. Such segments wait in `pend`, ordered by fence     */
+/* (time order). Entries go stale when their segment is acked or       */
 /* re-marked; stale entries are skipped and compacted away.            */
 
 static bool fq_valid(const struct kcp *k, const struct fentry *e)
@@ -349,17 +367,19 @@ static void fq_mark(struct kcp *k, struct sseg *g)
 	fifo_push(k, &k->fq, (struct fentry){ g->sn, g->mgen, k->ack_events }, fq_valid);
 }
 
-/* fence_mark: g was just retransmitted; its skips count again only after an
- * ACK for a segment sent from now on. */
-static void fence_mark(struct kcp *k, struct sseg *g)
+/* fence_mark: g was just retransmitted at now; its skips count again only
+ * after an ACK echoes a transmission made after this millisecond. */
+static void fence_mark(struct kcp *k, struct sseg *g, uint64_t now)
 {
+	uint32_t t = (uint32_t)now;
+
 	g->fq = false;
-	if (k->cfg.resend == 0 || (g->pend && g->fence == k->snd_nxt))
+	if (k->cfg.resend == 0 || (g->pend && g->fence == t))
 		return;
 	g->pend = true;
-	g->fence = k->snd_nxt;
+	g->fence = t;
 	g->mgen++;
-	fifo_push(k, &k->pend, (struct fentry){ g->sn, g->mgen, k->snd_nxt }, pend_valid);
+	fifo_push(k, &k->pend, (struct fentry){ g->sn, g->mgen, t }, pend_valid);
 }
 
 /* resend_at: skips that make a segment lost. cfg.resend, raised by one
@@ -430,6 +450,9 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
 	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
+	k->echo_hi = (uint32_t)now;
+	k->echo_sn = cfg->initial_sn - 1;
+	k->echo_at = KCP_NEVER;
 	k->last_now = now;
 	k->adv_wnd = cfg->rcv_wnd;
 	*out = k;
@@ -497,12 +520,48 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
 	k->olen += wr_len(&w);
 }
 
+/* repeat_acks sends again the ACKs of recent out-of-order arrivals that
+ * una does not cover yet, each in up to KCP_ACK_REPEAT later flushes (K3):
+ * without SACK, a lost ACK would otherwise make the sender resend a segment
+ * the receiver holds. Only flushes that carry fresh ACKs repeat, so an
+ * idle receiver sends nothing more. */
+static void repeat_acks(struct kcp *k)
+{
+	for (uint32_t i = 0; i < KCP_ACK_REPEAT_SLOTS; i++) {
+		struct rackent *e = &k->rep[i];
+		if (!e->left || e->gen == k->flush_gen)
+			continue;
+		if (!seq_ge(e->sn, k->rcv_nxt)) {
+			e->left = 0;
+			continue;
+		}
+		put_seg(k, KCP_CMD_ACK, 0, e->ts, e->sn, NULL, 0);
+		e->left--;
+		k->st.ack_repeated++;
+	}
+}
+
 static void flush_acks(struct kcp *k)
 {
+	if (!k->nacks)
+		return;
 	for (uint32_t i = 0; i < k->nacks; i++)
 		put_seg(k, KCP_CMD_ACK, 0, k->acks[i].ts, k->acks[i].sn, NULL, 0);
 	k->st.ack_sent += k->nacks;
 	k->nacks = 0;
+	repeat_acks(k);
+	k->flush_gen++;
+}
+
+/* remember_ooo notes an out-of-order arrival for repeat_acks. */
+static void remember_ooo(struct kcp *k, uint32_t sn, uint32_t ts)
+{
+	struct rackent *e = &k->rep[k->rep_head];
+
+	if (KCP_ACK_REPEAT == 0)
+		return;
+	*e = (struct rackent){ sn, ts, KCP_ACK_REPEAT, k->flush_gen };
+	k->rep_head = (k->rep_head + 1) % KCP_ACK_REPEAT_SLOTS;
 }
 
 static void queue_ack(struct kcp *k, uint32_t sn, uint32_t ts)
@@ -524,6 +583,8 @@ static void rtt_sample(struct kcp *k, uint32_t rtt)
 	uint32_t g = k->cfg.ack_immediate ? 1 : k->cfg.interval;
 	uint64_t rto;
 
+	if (k->min_rtt == 0 || max32(rtt, 1) < k->min_rtt)
+		k->min_rtt = max32(rtt, 1);
 	if (k->srtt == 0) {
 		k->srtt = max32(rtt, 1);
 		k->rttvar = rtt / 2;
@@ -552,13 +613,38 @@ static void cwnd_grow(struct kcp *k, uint32_t acked)
 	}
 }
 
-/* cwnd_on_loss reacts once per loss episode: losses of segments sent
- * before the last reduction (sn < recover) are part of the same episode. */
-static void cwnd_on_loss(struct kcp *k, bool fast, bool timeout)
+/* queueing: does the RTT show that our own data waits in a queue? The
+ * backlog estimate is cwnd * (srtt - min_rtt) / srtt segments (the Veno
+ * rule). Below KCP_BACKLOG_CONGESTED segments, a loss is taken as random
+ * (a lossy link, not a full queue) and does not reduce the window: halving
+ * once per RTT on every random loss drives the window to a few segments at
+ * a few percent loss, whatever the capacity (K7). */
+static bool queueing(const struct kcp *k)
 {
-	if (!fast && !timeout)
+	if (!k->srtt || !k->min_rtt || k->srtt <= k->min_rtt)
+		return false;
+	return (uint64_t)k->cwnd * (k->srtt - k->min_rtt) >=
+	       (uint64_t)KCP_BACKLOG_CONGESTED * k->srtt;
+}
+
+/* cwnd_on_loss reacts once per loss episode: losses of segments sent
+ * before the last reduction (sn < recover) are part of the same episode.
+ * Only a timeout with the whole flight unanswered collapses cwnd to 1; an
+ * isolated loss (fast retransmit, or an RTO while later data is being
+ * acknowledged) halves it. The values before the reduction are kept for
+ * cwnd_undo. */
+static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
+{
+	if (!isolated && !flight)
 		return;
-	if (timeout) {
+	if (!flight && !queueing(k)) {
+		k->st.loss_random++;
+		k->recover = k->snd_nxt;
+		return;
+	}
+	k->undo_cwnd = k->cwnd;
+	k->undo_ssthresh = k->ssthresh;
+	if (flight) {
 		k->ssthresh = max32(k->cwnd / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = 1;
 	} else {
@@ -569,6 +655,19 @@ static void cwnd_on_loss(struct kcp *k, bool fast, bool timeout)
 	k->ca_acc = 0;
 	k->cwnd = min32(max32(k->cwnd, 1), k->cfg.snd_wnd);
 	k->recover = k->snd_nxt;
+}
+
+/* cwnd_undo: the retransmission that opened the current loss episode was
+ * spurious (the original arrived, its ACK was late or lost): restore the
+ * window as it was before the reduction (K7). */
+static void cwnd_undo(struct kcp *k, uint32_t sn)
+{
+	if (!k->undo_cwnd || sn != k->undo_sn)
+		return;
+	k->cwnd = max32(k->cwnd, k->undo_cwnd);
+	k->ssthresh = max32(k->ssthresh, k->undo_ssthresh);
+	k->undo_cwnd = 0;
+	k->st.cwnd_undo++;
 }
 
 /* ------------------------------------------------------------------ */
@@ -627,12 +726,51 @@ static uint32_t backoff(const struct kcp *k, uint32_t rto)
 	return (uint32_t)min64(r, KCP_RTO_MAX);
 }
 
-static bool retx_timeouts(struct kcp *k, uint64_t now)
+/* loss_seen notes that g is about to be resent: the first one of a new
+ * loss episode (sn >= recover) names the episode for a later undo (K7). */
+static void loss_seen(struct kcp *k, const struct sseg *g, bool *episode)
 {
-	bool lost = false;
+	if (!seq_ge(g->sn, k->recover) || *episode)
+		return;
+	*episode = true;
+	k->undo_sn = g->sn;
+}
 
+/* passed: an ACK has echoed a transmission made after g's last one (a
+ * later ms, or the same ms and a higher sn: sent after g in one flush), so
+ * in a FIFO path g should have arrived before it. */
+static bool passed(const struct kcp *k, const struct sseg *g)
+{
+	return seq_gt(k->echo_hi, g->ts) || (k->echo_hi == g->ts && seq_gt(k->echo_sn, g->sn));
+}
+
+/* queued: g's RTO expired, but the ACKs arriving right now (within a
+ * quarter RTT) are for segments sent in the same flush just before g: g
+ * is most likely still waiting behind them in a bottleneck queue (a burst
+ * after the window reopened). Its RTO is deferred rather than fired
+ * spuriously, until ACKs pass it or stop coming (K4). */
+static bool queued(const struct kcp *k, const struct sseg *g, uint64_t now)
+{
+	return k->echo_hi == g->ts && !passed(k, g) && k->echo_at != KCP_NEVER &&
+	       now < k->echo_at + max32(k->srtt / 4, 1);
+}
+
+/* retx_timeouts resends the segments whose RTO expired (K4, K7). An expiry
+ * while the path is alive (an ACK has echoed a transmission made in the
+ * same millisecond as this segment's last one or later; g's own is not
+ * among them, g is unacknowledged) is an isolated loss: resent without backoff and
+ * reported in *isolated. Only an expiry with no such echo (the whole flight
+ * after it is unanswered) backs off and is reported in *flight. */
+static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *flight)
+{
 	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
 		struct sseg *g = sslot(k, k->heap[0]);
+		bool alive = seq_ge(k->echo_hi, g->ts);
+		if (queued(k, g, now)) {
+			g->resendts = k->echo_at + max32(k->srtt / 4, 1);
+			heap_down(k, 0);
+			continue;
+		}
 		if (g->xmit >= k->cfg.dead_link) {
 			/* K7: its last allowed transmission went unanswered
 			 * for a whole RTO. */
@@ -643,23 +781,22 @@ static bool retx_timeouts(struct kcp *k, uint64_t now)
 		 * for the learned one: the learned one is too high. */
 		if (g->fq && k->reo_extra && k->ack_events - g->fbase >= k->cfg.resend)
 			k->reo_extra--;
-		g->rto = backoff(k, g->rto);
+		g->rto = alive ? k->rto : backoff(k, g->rto);
 		g->resendts = now + g->rto;
 		g->fast = false;
+		g->spur = alive;
 		heap_down(k, 0);
-		fence_mark(k, g);
+		fence_mark(k, g, now);
 		k->st.seg_retx_timeout++;
+		k->st.seg_retx_isolated += alive;
 		k->st.data_bytes_retx += g->len;
-		lost = lost || seq_ge(g->sn, k->recover);
+		loss_seen(k, g, alive ? isolated : flight);
 		transmit(k, g, now);
 	}
-	return lost;
 }
 
-static bool retx_fast(struct kcp *k, uint64_t now)
+static void retx_fast(struct kcp *k, uint64_t now, bool *isolated)
 {
-	bool change = false;
-
 	while (!k->dead && k->fq.count) {
 		struct fentry e = *fifo_at(&k->fq, 0);
 		struct sseg *g = sslot(k, e.sn);
@@ -672,16 +809,15 @@ static bool retx_fast(struct kcp *k, uint64_t now)
 		if (g->xmit > KCP_FASTACK_LIMIT)
 			continue; /* leave it to the RTO */
 		g->resendts = now + g->rto;
-		g->fast = true;
+		g->fast = g->spur = true;
 		heap_down(k, g->heap);
 		heap_up(k, g->heap);
-		fence_mark(k, g);
+		fence_mark(k, g, now);
 		k->st.seg_retx_fast++;
 		k->st.data_bytes_retx += g->len;
-		change = change || seq_ge(g->sn, k->recover);
+		loss_seen(k, g, isolated);
 		transmit(k, g, now);
 	}
-	return change;
 }
 
 /* probe_update arms or disarms window probing (K8): only while the peer
@@ -722,7 +858,7 @@ static void arm(struct kcp *k, uint64_t now)
 
 void kcp_flush(struct kcp *k, uint64_t now)
 {
-	bool lost, change;
+	bool isolated = false, flight = false;
 
 	if (k->dead)
 		return;
@@ -735,11 +871,11 @@ void kcp_flush(struct kcp *k, uint64_t now)
 		k->st.tell_sent++;
 		k->tell = false;
 	}
-	lost = retx_timeouts(k, now);
-	change = retx_fast(k, now);
+	retx_timeouts(k, now, &isolated, &flight);
+	retx_fast(k, now, &isolated);
 	/* React to loss before sending new data, so that what the new window
 	 * allows goes out now and nothing is left wanting a flush. */
-	cwnd_on_loss(k, change, lost);
+	cwnd_on_loss(k, isolated, flight);
 	send_new(k, now);
 	emit(k);
 	fifo_prune(k, &k->fq, fq_valid);
@@ -1093,25 +1229,28 @@ static void apply_push(struct kcp *k, const struct hdr *h)
 	r->frg = h->frg;
 	r->present = true;
 	k->st.seg_recv++;
+	if (h->sn != k->rcv_nxt)
+		remember_ooo(k, h->sn, h->ts);
 	while (seq_lt(k->rcv_nxt, k->rd_sn + k->cfg.rcv_wnd) && rslot(k, k->rcv_nxt)->present)
 		k->rcv_bytes += rslot(k, k->rcv_nxt++)->len;
 }
 
 /* cross marks the live segments that an ACK for maxack skipped for the
- * first time, and the retransmitted ones whose fence it passed (K5). */
+ * first time, and the retransmitted ones whose fence the latest echo passed
+ * (K5). */
 static void cross(struct kcp *k, uint32_t maxack)
 {
-	if (!seq_ge(maxack, k->ack_hi))
-		return;
-	for (uint32_t sn = k->ack_hi; sn != maxack; sn++) {
-		struct sseg *g = sslot(k, sn);
-		if (g->live && !g->pend)
-			fq_mark(k, g);
+	if (seq_ge(maxack, k->ack_hi)) {
+		for (uint32_t sn = k->ack_hi; sn != maxack; sn++) {
+			struct sseg *g = sslot(k, sn);
+			if (g->live && !g->pend)
+				fq_mark(k, g);
+		}
+		k->ack_hi = maxack + 1;
 	}
-	k->ack_hi = maxack + 1;
 	while (k->pend.count) {
 		struct fentry e = *fifo_at(&k->pend, 0);
-		if (pend_valid(k, &e) && !seq_lt((uint32_t)e.base, k->ack_hi))
+		if (pend_valid(k, &e) && !seq_gt(k->echo_hi, (uint32_t)e.base))
 			break;
 		fifo_pop(&k->pend);
 		if (pend_valid(k, &e))
@@ -1131,20 +1270,31 @@ struct apply_result {
  * of a transmission older than a fast retransmission shows that the
  * retransmission was spurious: the path reorders more than resend allows,
  * so the threshold learns (K5). */
-static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now)
+static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now, int32_t *best)
 {
 	struct sseg *g = sslot(k, h->sn);
 	int32_t rtt = seq_diff((uint32_t)now, h->ts);
 
+	/* Any echo of a past transmission (never of a future one) moves the
+	 * fence line of K5 forward. */
+	if (rtt >= 0) {
+		if (seq_gt(h->ts, k->echo_hi) || (h->ts == k->echo_hi && seq_gt(h->sn, k->echo_sn)))
+			k->echo_sn = h->sn;
+		if (seq_gt(h->ts, k->echo_hi))
+			k->echo_hi = h->ts;
+		k->echo_at = now;
+	}
 	if (!g->live || g->sn != h->sn || seq_gt(h->ts, g->ts))
 		return;
-	if (rtt >= 0)
-		rtt_sample(k, (uint32_t)rtt);
-	if (g->fast && seq_lt(h->ts, g->ts)) {
-		g->fast = false;
+	if (rtt >= 0 && (*best < 0 || rtt < *best))
+		*best = rtt;
+	if (g->spur && seq_lt(h->ts, g->ts)) {
+		g->spur = false;
 		k->st.seg_retx_spurious++;
-		if (k->reo_extra < KCP_REORDER_MAX)
+		if (g->fast && k->reo_extra < KCP_REORDER_MAX)
 			k->reo_extra++;
+		g->fast = false;
+		cwnd_undo(k, g->sn);
 	}
 }
 
@@ -1172,12 +1322,17 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	struct rd r = rd_init(dgram, len);
 	struct apply_result a = { 0 };
 	struct hdr h;
+	int32_t rtt = -1;
 
 	/* Echoes first: a una earlier in the datagram must not retire the
-	 * segment an ACK further on names. */
+	 * segment an ACK further on names. One RTT sample per datagram, the
+	 * smallest: a repeated ACK (K3) echoes a ts that has waited for a
+	 * later flush at the receiver, which the first copy did not. */
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
 		if (h.cmd == KCP_CMD_ACK)
-			ack_echo(k, &h, now);
+			ack_echo(k, &h, now, &rtt);
+	if (rtt >= 0)
+		rtt_sample(k, (uint32_t)rtt);
 	r = rd_init(dgram, len);
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
 		apply_seg(k, &h, &a);

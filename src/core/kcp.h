@@ -83,7 +83,7 @@ struct kcp_stats {
 	uint64_t seg_retx_fast;             /* fast retransmissions */
 	uint64_t seg_recv;                  /* data segments accepted (new) */
 	uint64_t seg_dup;                   /* data segments received again */
-	uint64_t ack_sent;                  /* ACK segments sent */
+	uint64_t ack_sent;                  /* ACK segments sent (first copies) */
 	uint64_t ack_recv;                  /* ACK segments received */
 	uint64_t probe_sent;                /* WASK sent */
 	uint64_t tell_sent;                 /* WINS sent */
@@ -93,9 +93,15 @@ struct kcp_stats {
 	uint64_t bytes_in;                  /* datagram bytes accepted */
 	uint64_t data_bytes_sent;           /* payload bytes, first transmissions */
 	uint64_t data_bytes_retx;           /* payload bytes, retransmissions */
-	uint64_t seg_retx_spurious;         /* fast retransmissions an older echo
-	                                       proved unnecessary (reordering) */
+	uint64_t seg_retx_spurious;         /* fast or isolated-RTO retransmissions
+	                                       an older echo proved unnecessary */
 	uint64_t output_errors;             /* output callback returned < 0 */
+	uint64_t seg_retx_isolated;         /* of seg_retx_timeout: while later
+	                                       data was acknowledged (no backoff) */
+	uint64_t cwnd_undo;                 /* reductions undone: spurious */
+	uint64_t ack_repeated;              /* ACK copies repeated (K3) */
+	uint64_t loss_random;               /* loss episodes without queueing
+	                                       delay: window kept (K7) */
 	uint64_t dropped[KCP_DROP_REASONS]; /* whole datagrams, by reason */
 	/* gauges */
 	uint32_t srtt, rttvar, rto; /* ms */

@@ -1,5 +1,6 @@
 /* daemon.c - signals, graceful stop, privilege drop, open-files limit. */
 #include "io/daemon.h"
+#include "io/errbuf.h"
 
 #include <errno.h>
 #include <ev.h>
@@ -14,20 +15,6 @@
 #include <unistd.h>
 
 #include "io/log.h"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int daemon_ignore_sigpipe(void)
 {
@@ -55,7 +42,7 @@ int daemon_raise_nofile(rlim_t want, struct daemon_nofile *out, char *err, size_
 	struct daemon_nofile got;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		set_err(err, errlen, "getrlimit RLIMIT_NOFILE: %s", strerror(errno));
+		errbuf_set(err, errlen, "getrlimit RLIMIT_NOFILE: %s", strerror(errno));
 		return KS_ERR_IO;
 	}
 	got = (struct daemon_nofile){ rl.rlim_cur, rl.rlim_cur, rl.rlim_max };
@@ -92,7 +79,7 @@ static int lookup_user(const char *user, struct passwd *pw, char **buf, char *er
 	for (;;) {
 		*buf = malloc(len);
 		if (!*buf) {
-			set_err(err, errlen, "--user %s: %s", user, strerror(ENOMEM));
+			errbuf_set(err, errlen, "--user %s: %s", user, strerror(ENOMEM));
 			return KS_ERR_NOMEM;
 		}
 		e = getpwnam_r(user, pw, *buf, len, &res);
@@ -104,9 +91,9 @@ static int lookup_user(const char *user, struct passwd *pw, char **buf, char *er
 	if (res)
 		return 0;
 	if (e == 0 || e == ENOENT || e == ESRCH)
-		set_err(err, errlen, "--user %s: no such user", user);
+		errbuf_set(err, errlen, "--user %s: no such user", user);
 	else
-		set_err(err, errlen, "--user %s: getpwnam: %s", user, strerror(e));
+		errbuf_set(err, errlen, "--user %s: getpwnam: %s", user, strerror(e));
 	free(*buf);
 	*buf = NULL;
 	return KS_ERR_INVAL;
@@ -115,25 +102,25 @@ static int lookup_user(const char *user, struct passwd *pw, char **buf, char *er
 static int switch_ids(const char *user, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
 	if (initgroups(user, gid) < 0) {
-		set_err(err, errlen, "--user %s: initgroups: %s", user, strerror(errno));
+		errbuf_set(err, errlen, "--user %s: initgroups: %s", user, strerror(errno));
 		return KS_ERR_IO;
 	}
 	if (setgid(gid) < 0) {
-		set_err(err, errlen, "--user %s: setgid %u: %s", user, (unsigned)gid,
-		        strerror(errno));
+		errbuf_set(err, errlen, "--user %s: setgid %u: %s", user, (unsigned)gid,
+		           strerror(errno));
 		return KS_ERR_IO;
 	}
 	if (setuid(uid) < 0) {
-		set_err(err, errlen, "--user %s: setuid %u: %s", user, (unsigned)uid,
-		        strerror(errno));
+		errbuf_set(err, errlen, "--user %s: setuid %u: %s", user, (unsigned)uid,
+		           strerror(errno));
 		return KS_ERR_IO;
 	}
 	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid) {
-		set_err(err, errlen, "--user %s: ids did not change", user);
+		errbuf_set(err, errlen, "--user %s: ids did not change", user);
 		return KS_ERR_IO;
 	}
 	if (setuid(0) == 0) {
-		set_err(err, errlen, "--user %s: root could be regained after setuid", user);
+		errbuf_set(err, errlen, "--user %s: root could be regained after setuid", user);
 		return KS_ERR_IO;
 	}
 	return 0;
@@ -151,11 +138,12 @@ int daemon_drop_privileges(const char *user, char *err, size_t errlen)
 	if (rc < 0)
 		return rc;
 	if (pw.pw_uid == 0) {
-		set_err(err, errlen, "--user %s: not an unprivileged user", user);
+		errbuf_set(err, errlen, "--user %s: not an unprivileged user", user);
 		rc = KS_ERR_INVAL;
 	} else if (geteuid() != 0) {
 		if (geteuid() != pw.pw_uid || getegid() != pw.pw_gid) {
-			set_err(err, errlen,
+			errbuf_set(
+			        err, errlen,
 			        "--user %s: must start as root to switch user (running as uid %u)",
 			        user, (unsigned)geteuid());
 			rc = KS_ERR_STATE;

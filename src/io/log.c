@@ -90,6 +90,7 @@ static size_t stamp(char *buf, size_t len)
 
 /* put_line formats a whole line into one buffer so that one write(2) puts
  * it out: lines from several processes sharing a stderr never interleave. */
+LOG_PRINTF(3, 0)
 static void put_line(enum log_level level, const char *suffix, const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX];
@@ -117,6 +118,7 @@ static void put_line(enum log_level level, const char *suffix, const char *fmt, 
 	(void)w;
 }
 
+LOG_PRINTF(3, 0)
 static void emit(enum log_level level, const char *suffix, const char *fmt, va_list ap)
 {
 	int saved = errno; /* callers often log, then look at errno again */

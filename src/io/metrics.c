@@ -371,33 +371,42 @@ static struct rd request_line(const char *req, size_t n)
 	return rd_init(req, len);
 }
 
-/* handle parses "METHOD SP TARGET SP HTTP/1.x" and answers it. */
-static void handle(struct client *c)
+enum metrics_route metrics_route(const char *req, size_t n, bool *head)
 {
-	struct rd r = request_line(c->req, c->rlen);
+	struct rd r = request_line(req, n);
 	const uint8_t *method, *target, *version;
 	size_t mlen, tlen, plen;
-	bool head;
 
+	*head = false;
 	if (!token(&r, ' ', &method, &mlen) || !token(&r, ' ', &target, &tlen) ||
-	    !rd_view(&r, &version, 8) || rd_left(&r) != 0 || memcmp(version, "HTTP/1.", 7) != 0) {
-		respond_text(c, 400, "bad request\n", false);
-		return;
-	}
-	head = tok_is(method, mlen, "HEAD");
-	if (!head && !tok_is(method, mlen, "GET")) {
-		respond_text(c, 405, "method not allowed\n", false);
-		return;
-	}
+	    !rd_view(&r, &version, 8) || rd_left(&r) != 0 || memcmp(version, "HTTP/1.", 7) != 0)
+		return METRICS_ROUTE_BAD_REQUEST;
+	*head = tok_is(method, mlen, "HEAD");
+	if (!*head && !tok_is(method, mlen, "GET"))
+		return METRICS_ROUTE_BAD_METHOD;
 	for (plen = 0; plen < tlen && target[plen] != '?'; plen++)
 		;
-	if (tok_is(target, plen, "/metrics")) {
-		serve_metrics(c, head);
-	} else if (tok_is(target, plen, "/healthz")) {
-		bool ok = !c->s->h.healthy || c->s->h.healthy(c->s->h.arg);
+	if (tok_is(target, plen, "/metrics"))
+		return METRICS_ROUTE_METRICS;
+	if (tok_is(target, plen, "/healthz"))
+		return METRICS_ROUTE_HEALTHZ;
+	return METRICS_ROUTE_NOT_FOUND;
+}
+
+/* handle answers one complete request head. */
+static void handle(struct client *c)
+{
+	bool head, ok;
+
+	switch (metrics_route(c->req, c->rlen, &head)) {
+	case METRICS_ROUTE_BAD_REQUEST: respond_text(c, 400, "bad request\n", false); break;
+	case METRICS_ROUTE_BAD_METHOD: respond_text(c, 405, "method not allowed\n", false); break;
+	case METRICS_ROUTE_METRICS: serve_metrics(c, head); break;
+	case METRICS_ROUTE_HEALTHZ:
+		ok = !c->s->h.healthy || c->s->h.healthy(c->s->h.arg);
 		respond_text(c, ok ? 200 : 503, ok ? "ok\n" : "unhealthy\n", head);
-	} else {
-		respond_text(c, 404, "not found\n", head);
+		break;
+	case METRICS_ROUTE_NOT_FOUND: respond_text(c, 404, "not found\n", head); break;
 	}
 }
 
@@ -516,7 +525,8 @@ struct metrics_server *metrics_server_new(struct ev_loop *loop, const struct soc
 	char text[ADDR_TEXT_MAX], why[160] = "";
 	struct metrics_server *s;
 
-	if (!h || !h->write || o.body_max > METRICS_BODY_MAX || o.timeout_ms > 600000) {
+	if (!h || !h->write || o.body_max > METRICS_BODY_MAX ||
+	    o.timeout_ms > METRICS_TIMEOUT_MAX_MS) {
 		if (err && errlen)
 			snprintf(err, errlen, "metrics: invalid options");
 		return NULL;

@@ -120,4 +120,19 @@ KS_MUST_CHECK int metrics_server_addr(const struct metrics_server *s, struct soc
 
 const struct metrics_server_stats *metrics_server_stats(const struct metrics_server *s);
 
+/* What a request asks for; the parse behind it is pure, so it is fuzzed
+ * (tests/fuzz/fuzz_io_metrics.c). */
+enum metrics_route {
+	METRICS_ROUTE_BAD_REQUEST, /* not "METHOD SP TARGET SP HTTP/1.x": 400 */
+	METRICS_ROUTE_BAD_METHOD,  /* neither GET nor HEAD: 405 */
+	METRICS_ROUTE_METRICS,     /* /metrics (a query string is ignored) */
+	METRICS_ROUTE_HEALTHZ,     /* /healthz */
+	METRICS_ROUTE_NOT_FOUND,   /* any other target: 404 */
+};
+
+/* metrics_route parses the first line of a request head req[0..n) (ended
+ * by "\r\n" or "\n"; none means a bad request) and says how to answer it;
+ * *head is set when the method is HEAD. Reads only req[0..n). */
+enum metrics_route metrics_route(const char *req, size_t n, bool *head);
+
 #endif

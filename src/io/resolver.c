@@ -1,6 +1,7 @@
 /* resolver.c - c-ares on libev: socket watchers, one timeout timer, and
  * per-lookup handles that outlive their user when cancelled or timed out. */
 #include "io/resolver.h"
+#include "io/errbuf.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -22,6 +23,7 @@
  * lets go of it; it still counts against max_pending. */
 struct resolver_query {
 	struct resolver *r; /* borrowed */
+	uint64_t id;        /* for debug lines: "dns#ID" */
 	struct resolver_query *prev, *next;
 	ev_timer timer; /* the lookup deadline, or 0 s to deliver a result */
 	struct resolver_cb cb;
@@ -51,20 +53,6 @@ struct resolver {
 	struct resolver_query *queries; /* owned: every live lookup */
 	struct resolver_sock socks[RESOLVER_SOCKETS_MAX];
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- c-ares <-> libev ---- */
 
@@ -150,6 +138,7 @@ static void query_free(struct resolver_query *q)
 	if (q->next)
 		q->next->prev = q->prev;
 	r->pending--;
+	log_debug("dns#%llu freed", (unsigned long long)q->id);
 	free(q);
 }
 
@@ -272,6 +261,8 @@ static void on_query_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		q->n = 0;
 	}
 	res = (struct resolver_result){ q->status, q->n, q->addrs };
+	log_debug("dns#%llu %s, %zu addresses", (unsigned long long)q->id,
+	          resolver_status_name(q->status), q->n);
 	q->user_done = true;
 	q->cb.on_done(q->cb.arg, &res);
 	if (q->ares_done)
@@ -304,6 +295,20 @@ static int hints_family(enum resolver_family f)
 	return AF_UNSPEC;
 }
 
+static uint64_t next_id = 1;
+
+/* printable copies name for a log line, with bytes outside printable ASCII
+ * (a remote client chose them) shown as '?'. */
+static const char *printable(const char *name, char out[static RESOLVER_NAME_MAX + 1])
+{
+	size_t i;
+
+	for (i = 0; name[i] && i < RESOLVER_NAME_MAX; i++)
+		out[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
+	out[i] = '\0';
+	return out;
+}
+
 static struct resolver_query *query_new(struct resolver *r, uint16_t port,
                                         enum resolver_family family, const struct resolver_cb *cb)
 {
@@ -312,6 +317,7 @@ static struct resolver_query *query_new(struct resolver *r, uint16_t port,
 	if (!q)
 		return NULL;
 	q->r = r;
+	q->id = next_id++;
 	q->cb = *cb;
 	q->port = port;
 	q->family = family;
@@ -343,6 +349,11 @@ int resolver_resolve(struct resolver *r, const char *name, uint16_t port,
 		return KS_ERR_NOMEM;
 	if (out)
 		*out = q;
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char shown[RESOLVER_NAME_MAX + 1];
+		log_debug("dns#%llu lookup '%s' port %u", (unsigned long long)q->id,
+		          printable(name, shown), (unsigned)port);
+	}
 	if (numeric(q, name))
 		return 0;
 	ev_timer_start(r->loop, &q->timer);
@@ -401,7 +412,7 @@ static int parse_server(const char *text, struct ares_addr_port_node *node, char
 
 	if (addr_parse(text, NULL, &ss, NULL, 0) < 0 &&
 	    addr_parse_host_port(text, "53", &ss, why, sizeof why) < 0) {
-		set_err(err, errlen, "resolver servers: %s", why);
+		errbuf_set(err, errlen, "resolver servers: %s", why);
 		return KS_ERR_INVAL;
 	}
 	memset(node, 0, sizeof *node);
@@ -412,7 +423,7 @@ static int parse_server(const char *text, struct ares_addr_port_node *node, char
 		memcpy(&node->addr.addr6, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
 	node->udp_port = node->tcp_port = addr_port(&ss);
 	if (node->udp_port == 0) {
-		set_err(err, errlen, "resolver servers: '%s': port 0", text);
+		errbuf_set(err, errlen, "resolver servers: '%s': port 0", text);
 		return KS_ERR_INVAL;
 	}
 	return 0;
@@ -428,14 +439,14 @@ static int set_servers(struct resolver *r, const char *list, char *err, size_t e
 	if (!list || !*list)
 		return 0;
 	if (strlen(list) >= sizeof copy) {
-		set_err(err, errlen, "resolver servers: list too long");
+		errbuf_set(err, errlen, "resolver servers: list too long");
 		return KS_ERR_INVAL;
 	}
 	strcpy(copy, list);
 	for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
 		if (n == RESOLVER_SERVERS_MAX) {
-			set_err(err, errlen, "resolver servers: more than %d",
-			        RESOLVER_SERVERS_MAX);
+			errbuf_set(err, errlen, "resolver servers: more than %d",
+			           RESOLVER_SERVERS_MAX);
 			return KS_ERR_INVAL;
 		}
 		if (parse_server(tok, &nodes[n], err, errlen) < 0)
@@ -445,11 +456,11 @@ static int set_servers(struct resolver *r, const char *list, char *err, size_t e
 		n++;
 	}
 	if (n == 0) {
-		set_err(err, errlen, "resolver servers: '%s': no address", list);
+		errbuf_set(err, errlen, "resolver servers: '%s': no address", list);
 		return KS_ERR_INVAL;
 	}
 	if (ares_set_servers_ports(r->channel, nodes) != ARES_SUCCESS) {
-		set_err(err, errlen, "resolver servers: %s", "c-ares refused the list");
+		errbuf_set(err, errlen, "resolver servers: %s", "c-ares refused the list");
 		return KS_ERR_INVAL;
 	}
 	return 0;
@@ -470,8 +481,9 @@ static int channel_init(struct resolver *r, const struct resolver_opts *o, const
 	ao.sock_state_cb_data = r;
 	/* c-ares retries within our deadline: two tries of half each (it
 	 * doubles the second), our timer reports the timeout first. */
-	ao.timeout = (int)(r->timeout_ms / 2 > 50 ? r->timeout_ms / 2 : 50);
-	ao.tries = 2;
+	ao.timeout = (int)(r->timeout_ms / 2 > RESOLVER_ARES_TRY_MIN_MS ? r->timeout_ms / 2
+	                                                                : RESOLVER_ARES_TRY_MIN_MS);
+	ao.tries = RESOLVER_ARES_TRIES;
 	ao.ndomains = 0;
 	if (o->servers && *o->servers) {
 		/* Explicit servers: none from resolv.conf, not even briefly. */
@@ -480,7 +492,7 @@ static int channel_init(struct resolver *r, const struct resolver_opts *o, const
 	}
 	st = ares_init_options(&r->channel, &ao, mask);
 	if (st != ARES_SUCCESS) {
-		set_err(err, errlen, "resolver: c-ares init: %s", ares_strerror(st));
+		errbuf_set(err, errlen, "resolver: c-ares init: %s", ares_strerror(st));
 		return KS_ERR_INVAL;
 	}
 	return 0;
@@ -494,16 +506,16 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct resolver_opts *
 	struct resolver *r;
 
 	if (lookups_letters(o.lookups, &lookups) < 0) {
-		set_err(err, errlen, "resolver lookups '%s': want files, fb or b", o.lookups);
+		errbuf_set(err, errlen, "resolver lookups '%s': want files, fb or b", o.lookups);
 		return NULL;
 	}
 	if (o.timeout_ms > RESOLVER_TIMEOUT_MAX_MS || o.max_pending > RESOLVER_PENDING_MAX) {
-		set_err(err, errlen, "resolver: %s", "timeout or max_pending out of range");
+		errbuf_set(err, errlen, "resolver: %s", "timeout or max_pending out of range");
 		return NULL;
 	}
 	r = calloc(1, sizeof *r);
 	if (!r) {
-		set_err(err, errlen, "resolver: %s", strerror(ENOMEM));
+		errbuf_set(err, errlen, "resolver: %s", strerror(ENOMEM));
 		return NULL;
 	}
 	r->loop = loop;
@@ -517,7 +529,7 @@ struct resolver *resolver_new(struct ev_loop *loop, const struct resolver_opts *
 		r->socks[i].io.data = r;
 	}
 	if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS) {
-		set_err(err, errlen, "resolver: %s", "c-ares library init failed");
+		errbuf_set(err, errlen, "resolver: %s", "c-ares library init failed");
 		free(r);
 		return NULL;
 	}

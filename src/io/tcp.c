@@ -1,6 +1,7 @@
 /* tcp.c - non-blocking TCP listener, connect and buffered connection. */
 #include "io/tcp.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <ev.h>
 #include <netinet/in.h>
@@ -34,6 +35,8 @@ struct tcp_listener {
 	ev_timer rest; /* running while accepting rests after EMFILE & co */
 	bool paused;   /* tcp_listener_pause */
 	bool resting;  /* out of descriptors or memory: wait for the timer */
+	bool in_cb;    /* on_accept is running */
+	bool freed;    /* tcp_listener_free came from inside on_accept */
 	size_t max_conns;
 	uint32_t pause_ms;
 	struct tcp_listener_cb cb;
@@ -93,8 +96,10 @@ static bool accept_one(struct tcp_listener *l)
 	}
 	l->st.accepted++;
 	l->st.active++;
+	l->in_cb = true;
 	l->cb.on_accept(l->cb.arg, fd, &peer);
-	return true;
+	l->in_cb = false;
+	return !l->freed;
 }
 
 static void listener_on_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -113,6 +118,10 @@ static void listener_on_io(struct ev_loop *loop, ev_io *w, int revents)
 		if (!accept_one(l))
 			break;
 	}
+	if (l->freed) {
+		free(l); /* step two of a free from inside on_accept */
+		return;
+	}
 	listener_update(l);
 }
 
@@ -128,7 +137,8 @@ static void listener_on_rest(struct ev_loop *loop, ev_timer *w, int revents)
 
 static bool listener_opts_ok(const struct tcp_listener_opts *o)
 {
-	return o->backlog >= 0 && o->max_conns <= TCP_CONNS_MAX && o->pause_ms <= 60000;
+	return o->backlog >= 0 && o->max_conns <= TCP_CONNS_MAX &&
+	       o->pause_ms <= TCP_ACCEPT_PAUSE_MAX_MS;
 }
 
 /* listener_socket opens, binds and listens; returns the fd or -1 with err. */
@@ -200,6 +210,11 @@ void tcp_listener_free(struct tcp_listener *l)
 	ev_io_stop(l->loop, &l->io);
 	ev_timer_stop(l->loop, &l->rest);
 	close(l->fd);
+	l->fd = -1;
+	if (l->in_cb) {
+		l->freed = true; /* the accept loop up the stack frees it */
+		return;
+	}
 	free(l);
 }
 
@@ -451,6 +466,16 @@ struct tcp_conn {
 
 static uint64_t conn_next_id = 1;
 
+/* conn_check asserts the buffer invariants (debug builds). */
+static void conn_check(const struct tcp_conn *c)
+{
+	assert(c->rstart <= c->rend && c->rend <= c->rcap);
+	assert(c->wstart <= c->wend && c->wend <= c->wcap);
+	assert(!c->shut_done || c->shut_wanted);
+	assert(!c->closing || c->fd == -1);
+	(void)c;
+}
+
 static bool conn_live(const struct tcp_conn *c) { return !c->closing && !c->failed; }
 
 static void conn_update_read(struct tcp_conn *c)
@@ -510,6 +535,7 @@ static void conn_on_read(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	c->rend += (size_t)n;
 	c->st.bytes_in += (uint64_t)n;
+	conn_check(c);
 	conn_update_read(c); /* stops reading when now full */
 	conn_emit(c, TCP_CONN_DATA, 0, c->rend - c->rstart);
 }
@@ -547,6 +573,7 @@ static void conn_on_write(struct ev_loop *loop, ev_io *w, int revents)
 		if (c->wstart == c->wend)
 			c->wstart = c->wend = 0;
 		c->st.bytes_out += (uint64_t)n;
+		conn_check(c);
 		conn_emit(c, TCP_CONN_SENT, 0, (size_t)n);
 		if (!conn_live(c))
 			return;
@@ -643,6 +670,7 @@ void tcp_conn_consume(struct tcp_conn *c, size_t n)
 	c->rstart += n < have ? n : have;
 	if (c->rstart == c->rend)
 		c->rstart = c->rend = 0;
+	conn_check(c);
 	conn_update_read(c);
 }
 
@@ -665,6 +693,7 @@ ssize_t tcp_conn_write(struct tcp_conn *c, const void *data, size_t len)
 	}
 	memcpy(c->wbuf + c->wend, data, take);
 	c->wend += take;
+	conn_check(c);
 	ev_io_start(c->loop, &c->wio);
 	return (ssize_t)take;
 }

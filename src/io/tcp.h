@@ -61,7 +61,8 @@ struct tcp_listener *tcp_listener_new(struct ev_loop *loop, const struct sockadd
                                       const struct tcp_listener_cb *cb, char *err, size_t errlen);
 
 /* tcp_listener_free stops accepting and closes the socket; NULL is a no-op.
- * Not from inside this listener's on_accept. Accepted fds are unaffected. */
+ * May be called from inside this listener's on_accept (the memory goes
+ * when the accept loop returns). Accepted fds are unaffected. */
 void tcp_listener_free(struct tcp_listener *l);
 
 /* tcp_listener_pause stops accepting until tcp_listener_resume (the graceful

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fast_kcpcat.sh - kcpcat on loopback: 16 MiB one way with identical sha256
 # at both ends, the reverse direction, both directions at once, raw stream
-# mode ending on -w, an empty input, and a peer that never answers.
+# mode ending on -w, an empty input, a peer that never answers, a slow
+# stdout (backpressure) and usage errors.
 #
 # Listeners bind port 0 and we read the port the kernel chose from their
 # log ("listening on 127.0.0.1:PORT"), so there is no port race and no fixed
@@ -125,7 +126,43 @@ timeout "$LIMIT" "$KCPCAT" -w 1 127.0.0.1 "$PORT" <"$tmp/small" 2>"$tmp/six-c.lo
 grep -q 'idle for 1 s before the transfer ended' "$tmp/six-c.log" || fail "no idle message"
 echo "ok: no peer gives exit status 1 after -w"
 
-# 7. Usage errors are status 2 and name the input.
+# 7. A slow stdout: the receiver's buffer fills, its window closes and the
+#    sender waits; nothing is lost and memory stays bounded.
+if command -v python3 >/dev/null; then
+	listen_slow() {
+		(timeout "$LIMIT" "$KCPCAT" -v -q -l 127.0.0.1:0 </dev/null 2>"$tmp/slow.log" |
+			python3 -c '
+import hashlib, sys, time
+h = hashlib.sha256()
+while True:
+    b = sys.stdin.buffer.read1(65536)
+    if not b:
+        break
+    h.update(b)
+    time.sleep(0.005)
+print(h.hexdigest())' >"$tmp/slow.sum") &
+		PID=$!
+		pids+=("$PID")
+	}
+	listen_slow
+	PORT=
+	for _ in $(seq 200); do
+		PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/slow.log")
+		[ -n "$PORT" ] && break
+		sleep 0.05
+	done
+	[ -n "$PORT" ] || fail "slow: listener never reported its port"
+	timeout "$LIMIT" "$KCPCAT" -q 127.0.0.1 "$PORT" <"$tmp/m3" 2>"$tmp/slow-c.log" ||
+		fail "sender to a slow reader exited $?"
+	expect_exit "$PID" 0 "slow reader"
+	[ "$(cat "$tmp/slow.sum")" = "$(sha256sum <"$tmp/m3" | cut -d' ' -f1)" ] ||
+		fail "slow reader: sha256 differs"
+	echo "ok: slow stdout (backpressure), $(grep -o 'rmt_wnd=[0-9]*' "$tmp/slow-c.log") at the end"
+else
+	echo "skip: slow stdout (no python3)"
+fi
+
+# 8. Usage errors are status 2 and name the input.
 rc=0
 "$KCPCAT" localhost 80 </dev/null 2>"$tmp/seven.log" || rc=$?
 [ "$rc" -eq 2 ] && grep -q "bad address 'localhost'" "$tmp/seven.log" || fail "usage error"

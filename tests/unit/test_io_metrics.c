@@ -374,6 +374,43 @@ static void refuses_remote_and_busy_addresses(void **state)
 	metrics_server_free(NULL);
 }
 
+/* Random requests built from request-like pieces (seeded, so a failure
+ * reproduces): every one gets a well-formed answer with a known status. */
+static void random_requests_get_an_answer(void **state)
+{
+	struct fix *f = *state;
+	static struct fetch x;
+	static const char *const pieces[] = { "GET",      "HEAD",     "POST", " ",  "  ",
+		                              "/metrics", "/healthz", "/",    "?",  "HTTP/1.0",
+		                              "HTTP/1.1", "HTTP/1.",  "\r\n", "\n", "\r",
+		                              "\0",       "x",        "%%" };
+	uint64_t seed = 0x9e3779b97f4a7c15u;
+	char req[256];
+
+	start(f, NULL);
+	for (int i = 0; i < 200; i++) {
+		size_t len = 0;
+		int n = 1 + (int)(seed % 12);
+		for (int k = 0; k < n; k++) {
+			seed = seed * 6364136223846793005u + 1442695040888963407u;
+			const char *p = pieces[(seed >> 33) % (sizeof pieces / sizeof pieces[0])];
+			size_t pl = p[0] ? strlen(p) : 1;
+			memcpy(req + len, p, pl);
+			len += pl;
+		}
+		memcpy(req + len, "\r\n\r\n", 4);
+		len += 4;
+		fetch(f, req, len, &x);
+		if (x.len == 0)
+			fail_msg("request %d: no answer", i);
+		assert_int_equal(strncmp(x.resp, "HTTP/1.0 ", 9), 0);
+		assert_non_null(strstr(x.resp, "\r\nConnection: close\r\n\r\n"));
+	}
+	const struct metrics_server_stats *st = metrics_server_stats(f->s);
+	assert_int_equal(st->requests, 200);
+	assert_int_equal(st->ok + st->not_found + st->refused + st->errors, 200);
+}
+
 /* A client left open is closed by metrics_server_free without leaks. */
 static void free_with_clients_open(void **state)
 {
@@ -402,6 +439,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(body_too_large_is_500, setup, teardown),
 		cmocka_unit_test_setup_teardown(silent_client_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(refuses_remote_and_busy_addresses, setup, teardown),
+		cmocka_unit_test_setup_teardown(random_requests_get_an_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(free_with_clients_open, setup, teardown),
 	};
 	log_set_level(LOG_LEVEL_ERROR);

@@ -33,6 +33,7 @@ struct fix {
 	int accepted[4];
 	size_t naccepted;
 	bool auto_release;
+	bool free_in_cb;
 };
 
 static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
@@ -64,6 +65,10 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
 	f->accepted[f->naccepted++] = fd;
 	if (f->auto_release)
 		tcp_listener_release(f->l);
+	if (f->free_in_cb) {
+		tcp_listener_free(f->l);
+		f->l = NULL;
+	}
 }
 
 static struct sockaddr_storage loopback(uint16_t port)
@@ -713,6 +718,33 @@ static void listener_connection_limit(void **state)
 	close(r2.fd);
 }
 
+/* Freeing the listener from inside on_accept is safe (ASan checks). */
+static void listener_free_inside_on_accept(void **state)
+{
+	struct fix *f = *state;
+	struct cres r1 = { 0 }, r2 = { 0 };
+	struct tcp_connect_cb c1 = { on_done, &r1 }, c2 = { on_done, &r2 };
+	bool got = false;
+
+	f->free_in_cb = true;
+	/* Two queued connections: the accept loop must stop after the free. */
+	assert_non_null(tcp_connect_start(f->loop, &f->laddr, 1, 2000, &c1));
+	assert_non_null(tcp_connect_start(f->loop, &f->laddr, 1, 2000, &c2));
+	for (int i = 0; i < 50 && !got; i++) {
+		ev_run(f->loop, EVRUN_ONCE);
+		got = f->naccepted > 0;
+	}
+	assert_true(got);
+	assert_null(f->l);
+	assert_int_equal(f->naccepted, 1);
+	run_until(f, &r1.done);
+	run_until(f, &r2.done);
+	if (r1.fd >= 0)
+		close(r1.fd);
+	if (r2.fd >= 0)
+		close(r2.fd);
+}
+
 /* Out of descriptors: accepting rests on a timer instead of spinning. */
 static void listener_rests_on_emfile(void **state)
 {
@@ -777,6 +809,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(ipv6_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(conn_bad_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(listener_connection_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(listener_free_inside_on_accept, setup, teardown),
 		cmocka_unit_test_setup_teardown(listener_rests_on_emfile, setup, teardown),
 	};
 	log_set_level(LOG_LEVEL_ERROR);

@@ -509,6 +509,233 @@ static void pair_fast_retransmit(void **state)
 
 /* Zero window: the receiver stops reading, the sender fills its window,
  * stops, probes with WASK; reading reopens it with a WINS. */
+/* K3: the ACK of an out-of-order arrival is lost; its repeated copy in the
+ * next ACK datagram retires the segment, so only the real hole is resent. */
+static void lost_ack_repeated_no_retransmit(void **state)
+{
+	(void)state;
+	static uint8_t buf[WIRE_MTU];
+	struct kcp_config c;
+	struct kcp_stats sa, sb;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+
+	cfg_fast(&c); /* resend 2 */
+	pair_init(&p, &c, &c, 0, 4);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	wire_take(p.ab, 0, buf); /* sn 0 lost: sn 1.. arrive out of order */
+	p.now = 1;
+	deliver_one(&p, p.ab, p.b); /* sn 1 */
+	assert_int_equal(p.ba->n, 1);
+	wire_take(p.ba, 0, buf); /* ...and its ACK lost */
+	while (p.ab->n || p.ba->n) {
+		p.now++;
+		pair_step(&p);
+	}
+	run_until_idle(&p, 1000);
+	kcp_stats(p.a, &sa);
+	kcp_stats(p.b, &sb);
+	assert_true(sb.ack_repeated >= 1);
+	assert_int_equal(sa.seg_retx_fast + sa.seg_retx_timeout, 1); /* sn 0 only */
+	assert_int_equal(sa.data_bytes_retx, sizeof msg);
+	assert_int_equal(sa.inflight, 0);
+	pair_free(&p);
+}
+
+/* K7: 5% random loss on a path without queueing delay does not drive cwnd
+ * down: loss episodes are counted as random and the window keeps growing. */
+static void cwnd_survives_random_loss(void **state)
+{
+	(void)state;
+	enum { TOTAL = 1 << 20 };
+	static uint8_t src[4096], dst[8192];
+	size_t sent = 0, got = 0;
+	uint64_t cwnd_sum = 0, samples = 0;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+
+	kcp_config_default(&c);
+	assert_int_equal(kcp_config_preset(&c, "normal"), 0); /* nc off */
+	c.stream = true;
+	c.snd_wnd = c.rcv_wnd = 256;
+	pair_init(&p, &c, &c, 1, 9);
+	p.loss_pct = 5;
+	for (int step = 0; got < TOTAL && step < 1000000; step++) {
+		ssize_t r;
+		if (sent < TOTAL && kcp_send_room(p.a) > 0) {
+			ssize_t n = kcp_send(p.a, src, sizeof src, p.now);
+			assert_true(n > 0);
+			sent += (size_t)n;
+		}
+		while ((r = kcp_recv(p.b, dst, sizeof dst)) > 0)
+			got += (size_t)r;
+		pair_step(&p);
+		if (got >= TOTAL / 2) { /* the second half: cwnd sampled per step */
+			kcp_stats(p.a, &st);
+			cwnd_sum += st.cwnd;
+			samples++;
+		}
+	}
+	assert_true(got >= TOTAL);
+	kcp_stats(p.a, &st);
+	assert_true(st.seg_retx_timeout > 0);
+	assert_true(st.loss_random > 0);
+	/* Reno halving once per episode averages under 20 segments here */
+	assert_true(samples > 0 && cwnd_sum / samples >= 128);
+	pair_free(&p);
+}
+
+static bool fast_resent(const struct kcp *k)
+{
+	struct kcp_stats st;
+	kcp_stats(k, &st);
+	return st.seg_retx_fast > 0;
+}
+
+/* step_ms delivers everything on both wires, advancing one ms per exchange. */
+static void step_ms(struct pair *p)
+{
+	while (p->ab->n || p->ba->n) {
+		p->now++;
+		pair_step(p);
+	}
+}
+
+/* K7: a fast retransmission that reduced cwnd (the RTT shows queueing) is
+ * proved spurious when the ACK echoes the original's ts (it was only late):
+ * the reduction is undone. */
+static void spurious_retransmit_undone(void **state)
+{
+	(void)state;
+	static uint8_t held[WIRE_MTU];
+	struct kcp_config c;
+	struct kcp_stats before, mid, after;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+	size_t held_len;
+
+	cfg_fast(&c);
+	c.nc = false;
+	pair_init(&p, &c, &c, 0, 5);
+	/* one quick exchange (min RTT 1 ms), then slow ones: srtt ~40 ms */
+	assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	step_ms(&p);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+		p.now++;
+		deliver_one(&p, p.ab, p.b);
+		p.now += 40;
+		deliver_one(&p, p.ba, p.a);
+	}
+	kcp_stats(p.a, &before);
+	assert_true(before.cwnd >= 8 && before.srtt >= 20);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	assert_int_equal(p.ab->n, 8);
+	held_len = wire_take(p.ab, 0, held); /* the first segment is late */
+	p.now++;
+	for (int i = 0; i < 7; i++)
+		deliver_one(&p, p.ab, p.b);
+	assert_int_equal(p.ba->n, 7);
+	while (p.ba->n && !fast_resent(p.a)) {
+		p.now++;
+		deliver_one(&p, p.ba, p.a);
+	}
+	kcp_stats(p.a, &mid);
+	assert_int_equal(mid.seg_retx_fast, 1);
+	assert_true(mid.cwnd < before.cwnd);
+	p.ab->n = 0; /* the retransmission is lost; the original arrives */
+	assert_int_equal(kcp_input(p.b, held, held_len, p.now), 0);
+	while (p.ba->n)
+		deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &after);
+	assert_int_equal(after.seg_retx_spurious, 1);
+	assert_int_equal(after.cwnd_undo, 1);
+	assert_true(after.cwnd >= before.cwnd);
+	pair_free(&p);
+}
+
+/* K4: the tail of a burst whose head is being acknowledged right now is
+ * still queued: its RTO is deferred, then fires once ACKs stop. */
+static void burst_tail_rto_deferred(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+
+	cfg_fast(&c); /* nodelay 1: first RTO = 200 ms after sending */
+	pair_init(&p, &c, &c, 0, 6);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	p.now = 199;
+	deliver_one(&p, p.ab, p.b); /* sn 0 arrives late; sn 1..3 still queued */
+	deliver_one(&p, p.ba, p.a);
+	p.ab->n = 0;
+	kcp_update(p.a, 200);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 0); /* deferred */
+	assert_true(kcp_next_deadline(p.a, 200) > 200);
+	p.now = kcp_next_deadline(p.a, 200);
+	assert_true(p.now <= 199 + 199 / 4); /* a quarter RTT after the ACK */
+	kcp_update(p.a, p.now);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 3);
+	assert_int_equal(st.seg_retx_isolated, 3); /* sn 0, same flush, arrived */
+	pair_free(&p);
+}
+
+/* K4, K7: an RTO while later data is acknowledged is an isolated loss:
+ * no backoff and no collapse; with the whole flight unanswered, both. */
+static void isolated_timeout_vs_flight(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+	uint64_t t;
+
+	kcp_config_default(&c);
+	assert_int_equal(kcp_config_preset(&c, "normal"), 0); /* resend 0, cc on */
+	pair_init(&p, &c, &c, 0, 7);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	p.ab->n--; /* sn 1 lost */
+	p.now = 1;
+	deliver_one(&p, p.ab, p.b); /* sn 0 */
+	deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.cwnd, 3);
+	t = kcp_next_deadline(p.a, p.now);
+	kcp_update(p.a, t);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_isolated, 1);
+	assert_int_equal(st.loss_random, 1);
+	assert_int_equal(st.cwnd, 3);                            /* no queueing delay: kept */
+	assert_int_equal(kcp_next_deadline(p.a, t), t + st.rto); /* no backoff */
+	p.now = t + 1;
+	deliver_one(&p, p.ab, p.b); /* the resend arrives: all acknowledged */
+	deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.inflight, 0);
+	for (int i = 0; i < 2; i++) /* a new episode: both lost */
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	p.ab->n = 0;
+	t = kcp_next_deadline(p.a, p.now);
+	kcp_update(p.a, t);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 3);
+	assert_int_equal(st.seg_retx_isolated, 1);
+	assert_int_equal(st.cwnd, 1);
+	/* backed off: the next expiry is at least 2 RTOs away (nodelay 0) */
+	assert_true(kcp_next_deadline(p.a, t) >= t + 2 * (uint64_t)st.rto);
+	pair_free(&p);
+}
+
 static void pair_zero_window_probe(void **state)
 {
 	(void)state;
@@ -861,6 +1088,11 @@ int main(void)
 		cmocka_unit_test(pair_delivers_messages_with_boundaries),
 		cmocka_unit_test(pair_stream_large_writes),
 		cmocka_unit_test(pair_fast_retransmit),
+		cmocka_unit_test(lost_ack_repeated_no_retransmit),
+		cmocka_unit_test(cwnd_survives_random_loss),
+		cmocka_unit_test(spurious_retransmit_undone),
+		cmocka_unit_test(burst_tail_rto_deferred),
+		cmocka_unit_test(isolated_timeout_vs_flight),
 		cmocka_unit_test(pair_zero_window_probe),
 		cmocka_unit_test(dead_link_after_n_transmissions),
 		cmocka_unit_test(deadline_exact),
