@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fast_socks5.sh - curl through kcpsocks-local + kcpsocks-server on loopback:
 # content verified by sha256 (one large file, then 50 parallel downloads),
-# a domain name resolved by the server, the SOCKS5 reply of every error
+# a domain name resolved by the server, an IPv6 destination, the SOCKS5 reply of every error
 # path (refused 05, unknown name 04, denied destination 02, BIND and UDP
 # ASSOCIATE 07), RFC 1929 (right password works, wrong one refused),
 # --check-config, and a clean SIGTERM stop of both daemons.
@@ -9,8 +9,11 @@ set -euo pipefail
 NAME=fast_socks5
 . "$(dirname "$0")/daemons-lib.sh"
 
-make_keys
+make_keys "allow = [::1]:$HTTP_PORT"
 start_http
+# the same page on [::1] (same port number, another address)
+(cd "$tmp/www" && exec python3 -m http.server "$HTTP_PORT" --bind ::1) >"$tmp/http6.log" 2>&1 &
+pids+=("$!")
 head -c 4194304 /dev/urandom >"$tmp/www/big.bin"
 for i in $(seq 50); do head -c $((20000 + i * 997)) /dev/urandom >"$tmp/www/f$i.bin"; done
 start_server
@@ -28,6 +31,10 @@ ok "4 MiB through the tunnel, sha256 identical"
 tcurl -o "$tmp/got.bin" "http://localhost:$HTTP_PORT/big.bin" || fail "curl by name"
 cmp -s "$tmp/got.bin" "$tmp/www/big.bin" || fail "big.bin by name differs"
 ok "domain name resolved by the server (hosts file)"
+wait_until "the IPv6 web server" 20 curl -sf -o /dev/null "http://[::1]:$HTTP_PORT/"
+tcurl -o "$tmp/got.bin" "http://[::1]:$HTTP_PORT/big.bin" || fail "curl to [::1]"
+cmp -s "$tmp/got.bin" "$tmp/www/big.bin" || fail "big.bin over IPv6 differs"
+ok "CONNECT to an IPv6 address ([::1], allowed for this port only)"
 
 # 2. 50 parallel connections, each verified
 for i in $(seq 50); do
@@ -55,7 +62,7 @@ closed=$(free_ports tcp)
 expect_rep "http://127.0.0.1:$closed/" 5 "closed port"
 expect_rep "http://no-such-host.invalid/" 4 "unresolvable name"
 expect_rep "http://10.9.8.7/" 2 "denied destination (default deny list)"
-expect_rep "http://[::1]:$HTTP_PORT/" 2 "denied destination (IPv6 loopback)"
+expect_rep "http://[::1]:$closed/" 2 "denied destination (IPv6 loopback, other port)"
 
 cat >"$tmp/s5.py" <<'PY'
 # s5.py PORT CMD ATYP: one raw SOCKS5 request; prints the REP byte.
