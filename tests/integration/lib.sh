@@ -426,6 +426,7 @@ start_server() {
 	"$KS_SERVER" --config "$SERVER_CONF" --listen "127.0.0.1:$SERVER_PORT" \
 		--metrics_listen "127.0.0.1:$SERVER_METRICS" "$@" >"$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
+	echo "$SERVER_PID" >"$T/server.pid"
 	lib_track "$SERVER_PID" kcpsocks-server "$SERVER_LOG"
 	wait_for_udp_port "$SERVER_PORT" 10 "$SERVER_PID"
 	wait_for_tcp_port "$SERVER_METRICS" 10 "$SERVER_PID"
@@ -447,6 +448,7 @@ start_local() {
 		--metrics_listen "127.0.0.1:$LOCAL_METRICS" --log_level "$KS_LOG_LEVEL" \
 		"$@" >"$LOCAL_LOG" 2>&1 &
 	LOCAL_PID=$!
+	echo "$LOCAL_PID" >"$T/local.pid"
 	lib_track "$LOCAL_PID" kcpsocks-local "$LOCAL_LOG"
 	wait_for_tcp_port "$LOCAL_PORT" 10 "$LOCAL_PID"
 	wait_for_tcp_port "$LOCAL_METRICS" 10 "$LOCAL_PID"
@@ -511,4 +513,138 @@ metric_value() {
 	fi
 	rm -f "$f"
 	echo "$v"
+}
+
+# ---- load: concurrent curl clients -----------------------------------------
+
+# The request mix of load_start: file sizes drawn uniformly from this list
+# (repeats weight it towards small files). start_nginx must serve them all.
+LOAD_MIX=${LOAD_MIX:-1K 1K 4K 16K 16K 64K 256K 1M 4M 8M}
+LOAD_PIDS=()
+
+# load_start CLIENTS SECONDS DIR: CLIENTS background loops, each until
+# SECONDS from now: pick 1 to 3 files from LOAD_MIX and fetch them in one
+# curl through the SOCKS5 daemon (one file: a new connection; several: one
+# reused keep-alive connection), then check every body's sha256. Each
+# client appends "START_MS END_MS RESULT FILES" lines to DIR/cN.log, RESULT
+# ok, bad (a body did not match) or curl=EXIT. A curl that moves less than
+# 1 byte/s for LOAD_STALL_S (default 15) seconds gives up with exit 28:
+# that is what a hung stream looks like. LOAD_MAXTIME (default 90) bounds
+# each curl.
+load_start() {
+	local n=$1 end i
+	end=$(($(now_ms) + $2 * 1000))
+	mkdir -p "$3"
+	for ((i = 0; i < n; i++)); do
+		load_client "$i" "$end" "$3" &
+		LOAD_PIDS+=("$!")
+		lib_track "$!" "client$i"
+	done
+}
+
+load_client() {
+	local id=$1 end=$2 dir=$3 mix k j rc t0 names args res
+	read -r -a mix <<<"$LOAD_MIX"
+	RANDOM=$((id * 7919 + ${SEED:-1}))
+	while [ "$(now_ms)" -lt "$end" ]; do
+		k=$((RANDOM % 2 ? 1 : 2 + RANDOM % 2))
+		names=()
+		args=()
+		for ((j = 0; j < k; j++)); do
+			names+=("${mix[RANDOM % ${#mix[@]}]}")
+			args+=(-o "$dir/c$id.$j" "$(url "${names[j]}")")
+		done
+		t0=$(now_ms)
+		rc=0
+		curl -sS --fail --max-time "${LOAD_MAXTIME:-90}" --speed-limit 1 \
+			--speed-time "${LOAD_STALL_S:-15}" --socks5-hostname "127.0.0.1:$LOCAL_PORT" \
+			"${args[@]}" 2>>"$dir/c$id.err" || rc=$?
+		res=ok
+		if [ "$rc" -ne 0 ]; then
+			res=curl=$rc
+		else
+			for ((j = 0; j < k; j++)); do
+				check_file "$dir/c$id.$j" "${names[j]}" || res=bad
+			done
+		fi
+		rm -f "$dir/c$id".[0-9]
+		echo "$t0 $(now_ms) $res ${names[*]}" >>"$dir/c$id.log"
+	done
+}
+
+# load_wait SECONDS: wait for every client loop to end (bounded). Fails if
+# one is still running after SECONDS.
+load_wait() {
+	local p
+	for p in "${LOAD_PIDS[@]}"; do
+		poll "$1" not_alive "$p" || die "load client $p still running after $1 s (a hung transfer)"
+		wait "$p" 2>/dev/null || true
+	done
+	LOAD_PIDS=()
+}
+
+# load_count DIR [FROM_MS TO_MS]: sets LOAD_OK, LOAD_BAD, LOAD_FAIL,
+# LOAD_HUNG (curl exit 28) over the requests that ENDED in [FROM, TO]
+# (default all), and LOAD_BYTES (bytes of the ok ones).
+load_count() {
+	local r
+	r=$(cat "$1"/c*.log 2>/dev/null | awk -v from="${2:-0}" -v to="${3:-99999999999999}" '
+		function bytes(s) { n = s + 0; if (s ~ /K$/) n *= 1024; if (s ~ /M$/) n *= 1048576; return n }
+		$2 < from || $2 > to { next }
+		$3 == "ok" { ok++; for (i = 4; i <= NF; i++) b += bytes($i); next }
+		$3 == "bad" { bad++; next }
+		$3 == "curl=28" { hung++ }
+		{ fail++ }
+		END { printf "%d %d %d %d %d\n", ok, bad, fail, hung, b }')
+	read -r LOAD_OK LOAD_BAD LOAD_FAIL LOAD_HUNG LOAD_BYTES <<<"$r"
+}
+
+# load_failures DIR: the lines of failed requests and curl's messages.
+load_failures() {
+	grep -h -v ' ok ' "$1"/c*.log 2>/dev/null | head -n 20 || true
+	cat "$1"/c*.err 2>/dev/null | sort | uniq -c | sort -rn | head -n 10 || true
+}
+
+# ---- sampling ------------------------------------------------------------
+
+SAMPLE_HEADER=t_s,local_rtt_ms,server_rtt_ms,local_retrans,server_retrans,local_rss_kb,server_rss_kb,local_fds,server_fds
+
+# sampler_start CSV: every second, one row of SAMPLE_HEADER (NaN for a
+# metric the daemon does not export) until sampler_stop. Reads
+# LOCAL_PID/SERVER_PID and the metrics ports when each row is taken, so
+# a restarted daemon is followed.
+sampler_start() {
+	echo "$SAMPLE_HEADER" >"$1"
+	sampler_loop "$1" &
+	SAMPLER_PID=$!
+	lib_track "$SAMPLER_PID" sampler
+}
+sampler_loop() {
+	local csv=$1 t0 t
+	t0=$(now_ms)
+	while :; do
+		t=$(($(now_ms) - t0))
+		printf '%d.%03d,%s,%s,%s,%s,%s,%s,%s,%s\n' $((t / 1000)) $((t % 1000)) \
+			"$(nan "$(metric_value "$LOCAL_METRICS" max METRIC_RTT)")" \
+			"$(nan "$(metric_value "$SERVER_METRICS" max METRIC_RTT)")" \
+			"$(nan "$(metric_value "$LOCAL_METRICS" sum METRIC_RETRANS)")" \
+			"$(nan "$(metric_value "$SERVER_METRICS" sum METRIC_RETRANS)")" \
+			"$(rss_kb "$(cat "$T/local.pid" 2>/dev/null || echo "$LOCAL_PID")")" \
+			"$(rss_kb "$(cat "$T/server.pid" 2>/dev/null || echo "$SERVER_PID")")" \
+			"$(fd_count "$(cat "$T/local.pid" 2>/dev/null || echo "$LOCAL_PID")")" \
+			"$(fd_count "$(cat "$T/server.pid" 2>/dev/null || echo "$SERVER_PID")")" >>"$csv"
+		sleep "$(awk -v t="$(($(now_ms) - t0))" 'BEGIN { r = 1 - (t % 1000) / 1000; printf "%.3f", r }')"
+	done
+}
+sampler_stop() { stop_pid "$SAMPLER_PID" 5 || true; }
+nan() { if [ -n "$1" ]; then echo "$1"; else echo NaN; fi; }
+
+# csv_max CSV COLUMN FROM_S TO_S: the largest value of COLUMN (a name from
+# SAMPLE_HEADER) in rows with FROM_S <= t_s <= TO_S; empty if none.
+csv_max() {
+	awk -F, -v col="$2" -v from="$3" -v to="$4" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+		$1 + 0 >= from && $1 + 0 <= to && $c != "NaN" && $c != "" {
+			if (!seen || $c + 0 > m) m = $c + 0; seen = 1 }
+		END { if (seen) print m }' "$1"
 }
