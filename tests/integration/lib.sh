@@ -62,6 +62,15 @@ lib_init() {
 	trap lib_cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	# KS_MOCK=1: the stand-in daemons of mockd.py (harness tests only).
+	if [ "${KS_MOCK:-0}" = 1 ]; then
+		KS_SERVER=$T/mock-server
+		KS_LOCAL=$T/mock-local
+		printf '#!/bin/sh\nexec python3 %s server "$@"\n' "$LIB_DIR/mockd.py" >"$KS_SERVER"
+		printf '#!/bin/sh\nexec python3 %s local "$@"\n' "$LIB_DIR/mockd.py" >"$KS_LOCAL"
+		chmod +x "$KS_SERVER" "$KS_LOCAL"
+		echo "$LIB_NAME: KS_MOCK=1: stand-in daemons, this run tests the harness only" >&2
+	fi
 }
 
 note() { echo "$LIB_NAME: $*"; }
@@ -113,6 +122,7 @@ lib_cleanup() {
 # failure can be read after the temp dir is gone.
 lib_save_logs() {
 	local entry dir
+	[ ${#LIB_LOGS[@]} -gt 0 ] || return 0
 	dir=$(report_dir "$LIB_NAME-failed") || return 0
 	for entry in "${LIB_LOGS[@]}"; do
 		[ -f "${entry#*=}" ] && cp "${entry#*=}" "$dir/${entry%%=*}.$(basename "${entry#*=}")"
@@ -159,7 +169,10 @@ kill_hard() {
 
 # ---- waiting ---------------------------------------------------------------
 
-now_ms() { date +%s%3N; }
+now_ms() {
+	local us=${EPOCHREALTIME//[!0-9]/}
+	echo $((us / 1000))
+}
 
 # poll SECONDS CMD ARGS...: run CMD every 50 ms until it succeeds (0) or
 # SECONDS pass (1).
@@ -464,13 +477,48 @@ start_stack() {
 	start_local "$IMPAIR_PORT" "$profile"
 }
 
+# fetch_try NAME: one quick attempt (FETCH_TRY_S, default 1.5 s) to fetch
+# f_NAME through the tunnel intact; quiet. For polling after a fault.
+fetch_try() {
+	local out=$T/try.$BASHPID
+	curl -s --fail --max-time "${FETCH_TRY_S:-1.5}" --socks5-hostname "127.0.0.1:$LOCAL_PORT" \
+		-o "$out" "$(url "$1")" 2>/dev/null && check_file "$out" "$1"
+	local rc=$?
+	rm -f "$out"
+	return "$rc"
+}
+
+# time_to_fetch SECONDS NAME: poll fetch_try until it works; prints the ms
+# it took, or fails the test after SECONDS.
+time_to_fetch() {
+	local t0
+	t0=$(now_ms)
+	poll "$1" fetch_try "$2" || die "no fetch of $2 through the tunnel within $1 s"
+	echo $(($(now_ms) - t0))
+}
+
 # ---- resources and metrics ---------------------------------------------------
 
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+# rss_kb PID, fd_count PID: VmRSS in kB and open fds (0 when PID is gone).
+# Builtins only: the sampler calls them every second on a loaded machine.
+rss_kb() {
+	local k v _
+	if [ -r "/proc/$1/status" ]; then
+		while read -r k v _; do
+			[ "$k" = VmRSS: ] && echo "$v" && return 0
+		done <"/proc/$1/status" 2>/dev/null
+	fi
+	echo 0
+}
+fd_count() {
+	local fds
+	fds=("/proc/$1/fd"/*)
+	[ -e "${fds[0]}" ] || fds=()
+	echo "${#fds[@]}"
+}
 
 # scrape PORT: the /metrics text (empty on failure, bounded to 2 s).
-scrape() { curl -sS --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null || true; }
+scrape() { curl -sS --max-time "${SCRAPE_TIMEOUT:-2}" "http://127.0.0.1:$1/metrics" 2>/dev/null || true; }
 healthz() { curl -sS --fail --max-time 2 "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
 
 # metric_from TEXT_FILE AGG NAMES...: sum (AGG=sum) or max (AGG=max) of
@@ -494,24 +542,30 @@ metric_guess() {
 }
 
 # metric_value PORT AGG VAR: the value of the family list in variable VAR
-# (e.g. METRIC_RTT), scraped now; falls back to ${VAR}_GUESS (see above).
-declare -A LIB_GUESSED=()
+# (e.g. METRIC_RTT), scraped now; see metric_value_in.
 metric_value() {
-	local port=$1 agg=$2 var=$3 f=$T/scrape.$BASHPID v guess
-	scrape "$port" >"$f"
+	local f=$T/scrape.$BASHPID
+	scrape "$1" >"$f"
+	metric_value_in "$f" "$2" "$3"
+	rm -f "$f"
+}
+
+# metric_value_in TEXT_FILE AGG VAR: the same from a saved scrape; falls
+# back to the families matching ${VAR}_GUESS (see above), saying so once.
+declare -A LIB_GUESSED=()
+metric_value_in() {
+	local f=$1 agg=$2 var=$3 v guess names
 	v=$(metric_from "$f" "$agg" ${!var})
 	guess=${var}_GUESS
 	if [ -z "$v" ] && [ -n "${!guess:-}" ]; then
-		local names
-		names=$(metric_guess "$f" "${!guess}" | grep -v -E 'var|min|max' | tr '\n' ' ')
+		names=$(metric_guess "$f" "${!guess}" | grep -v -E 'var|min|max' | tr '\n' ' ' || true)
 		if [ -n "$names" ]; then
-			[ -z "${LIB_GUESSED[$var$port]:-}" ] &&
-				echo "$LIB_NAME: note: $var (${!var}) not exported on :$port; using $names" >&2
-			LIB_GUESSED[$var$port]=1
+			[ -z "${LIB_GUESSED[$var]:-}" ] &&
+				echo "$LIB_NAME: note: $var (${!var}) not exported; using $names" >&2
+			LIB_GUESSED[$var]=1
 			v=$(metric_from "$f" "$agg" $names)
 		fi
 	fi
-	rm -f "$f"
 	echo "$v"
 }
 
@@ -584,13 +638,14 @@ load_wait() {
 }
 
 # load_count DIR [FROM_MS TO_MS]: sets LOAD_OK, LOAD_BAD, LOAD_FAIL,
-# LOAD_HUNG (curl exit 28) over the requests that ENDED in [FROM, TO]
-# (default all), and LOAD_BYTES (bytes of the ok ones).
+# LOAD_HUNG (curl exit 28) over the requests that started at or after FROM
+# and ended at or before TO (default: all), and LOAD_BYTES (bytes of the
+# ok ones).
 load_count() {
 	local r
 	r=$(cat "$1"/c*.log 2>/dev/null | awk -v from="${2:-0}" -v to="${3:-99999999999999}" '
 		function bytes(s) { n = s + 0; if (s ~ /K$/) n *= 1024; if (s ~ /M$/) n *= 1048576; return n }
-		$2 < from || $2 > to { next }
+		$1 < from || $2 > to { next }
 		$3 == "ok" { ok++; for (i = 4; i <= NF; i++) b += bytes($i); next }
 		$3 == "bad" { bad++; next }
 		$3 == "curl=28" { hung++ }
@@ -620,21 +675,52 @@ sampler_start() {
 	lib_track "$SAMPLER_PID" sampler
 }
 sampler_loop() {
-	local csv=$1 t0 t
+	local csv=$1 t0 t lp sp lm=$T/sample.local sm=$T/sample.server vals
 	t0=$(now_ms)
 	while :; do
 		t=$(($(now_ms) - t0))
-		printf '%d.%03d,%s,%s,%s,%s,%s,%s,%s,%s\n' $((t / 1000)) $((t % 1000)) \
-			"$(nan "$(metric_value "$LOCAL_METRICS" max METRIC_RTT)")" \
-			"$(nan "$(metric_value "$SERVER_METRICS" max METRIC_RTT)")" \
-			"$(nan "$(metric_value "$LOCAL_METRICS" sum METRIC_RETRANS)")" \
-			"$(nan "$(metric_value "$SERVER_METRICS" sum METRIC_RETRANS)")" \
-			"$(rss_kb "$(cat "$T/local.pid" 2>/dev/null || echo "$LOCAL_PID")")" \
-			"$(rss_kb "$(cat "$T/server.pid" 2>/dev/null || echo "$SERVER_PID")")" \
-			"$(fd_count "$(cat "$T/local.pid" 2>/dev/null || echo "$LOCAL_PID")")" \
-			"$(fd_count "$(cat "$T/server.pid" 2>/dev/null || echo "$SERVER_PID")")" >>"$csv"
-		sleep "$(awk -v t="$(($(now_ms) - t0))" 'BEGIN { r = 1 - (t % 1000) / 1000; printf "%.3f", r }')"
+		lp=$(<"$T/local.pid")
+		sp=$(<"$T/server.pid")
+		: >"$lm"
+		: >"$sm"
+		curl -s --parallel --max-time 0.8 -o "$lm" "http://127.0.0.1:$LOCAL_METRICS/metrics" \
+			-o "$sm" "http://127.0.0.1:$SERVER_METRICS/metrics" 2>/dev/null || true
+		vals=$(sample_metrics "$lm" "$sm")
+		printf '%d.%03d,%s,%s,%s,%s,%s\n' $((t / 1000)) $((t % 1000)) "$vals" \
+			"$(rss_kb "$lp")" "$(rss_kb "$sp")" "$(fd_count "$lp")" "$(fd_count "$sp")" >>"$csv"
+		t=$(($(now_ms) - t0))
+		sleep "0.$(printf %03d $((999 - t % 1000)))"
 	done
+}
+
+# sample_metrics LOCAL_SCRAPE SERVER_SCRAPE: "rtt_l,rtt_s,retx_l,retx_s"
+# in one awk (the sampler's budget is one second), the same names and
+# fallbacks as metric_value_in; NaN where absent.
+sample_metrics() {
+	awk -v rtt="$METRIC_RTT" -v rttg="$METRIC_RTT_GUESS" -v retx="$METRIC_RETRANS" \
+		-v retxg="$METRIC_RETRANS_GUESS" '
+		BEGIN { split(rtt, a, " "); for (i in a) W["rtt", a[i]] = 1
+			split(retx, a, " "); for (i in a) W["retx", a[i]] = 1 }
+		{ f = (FILENAME == ARGV[1]) ? 1 : 2 }
+		/^#/ { next }
+		{ n = $1; sub(/\{.*/, "", n); v = $NF + 0
+		  add(f, "rtt", n, v, rttg, "max"); add(f, "retx", n, v, retxg, "sum") }
+		function add(f, k, n, v, g, agg) {
+			if ((k, n) in W) { put(f, k, "x", v, agg); return }
+			if (n ~ g && n !~ /var|min|max/) put(f, k, "g", v, agg)
+		}
+		function put(f, k, how, v, agg) {
+			if (!((f, k, how) in R)) R[f, k, how] = v
+			else if (agg == "max") { if (v > R[f, k, how]) R[f, k, how] = v }
+			else R[f, k, how] += v
+		}
+		function get(f, k) {
+			if ((f, k, "x") in R) return R[f, k, "x"]
+			if ((f, k, "g") in R) return R[f, k, "g"]
+			return "NaN"
+		}
+		END { printf "%s,%s,%s,%s\n", get(1, "rtt"), get(2, "rtt"), get(1, "retx"), get(2, "retx") }
+	' "$1" "$2"
 }
 sampler_stop() { stop_pid "$SAMPLER_PID" 5 || true; }
 nan() { if [ -n "$1" ]; then echo "$1"; else echo NaN; fi; }
@@ -647,4 +733,11 @@ csv_max() {
 		$1 + 0 >= from && $1 + 0 <= to && $c != "NaN" && $c != "" {
 			if (!seen || $c + 0 > m) m = $c + 0; seen = 1 }
 		END { if (seen) print m }' "$1"
+}
+
+# csv_first_after CSV COLUMN T_S: COLUMN of the first row at or after T_S.
+csv_first_after() {
+	awk -F, -v col="$2" -v from="$3" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+		$1 + 0 >= from && $c != "NaN" { print $c; exit }' "$1"
 }
