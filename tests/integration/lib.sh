@@ -441,8 +441,8 @@ start_server() {
 	SERVER_PID=$!
 	echo "$SERVER_PID" >"$T/server.pid"
 	lib_track "$SERVER_PID" kcpsocks-server "$SERVER_LOG"
-	wait_for_udp_port "$SERVER_PORT" 10 "$SERVER_PID"
-	wait_for_tcp_port "$SERVER_METRICS" 10 "$SERVER_PID"
+	wait_for_udp_port "$SERVER_PORT" "${DAEMON_START_S:-20}" "$SERVER_PID"
+	wait_for_tcp_port "$SERVER_METRICS" "${DAEMON_START_S:-20}" "$SERVER_PID"
 }
 
 # start_local UDP_PORT [PROFILE] [EXTRA_ARGS...]: kcpsocks-local whose
@@ -463,8 +463,8 @@ start_local() {
 	LOCAL_PID=$!
 	echo "$LOCAL_PID" >"$T/local.pid"
 	lib_track "$LOCAL_PID" kcpsocks-local "$LOCAL_LOG"
-	wait_for_tcp_port "$LOCAL_PORT" 10 "$LOCAL_PID"
-	wait_for_tcp_port "$LOCAL_METRICS" 10 "$LOCAL_PID"
+	wait_for_tcp_port "$LOCAL_PORT" "${DAEMON_START_S:-20}" "$LOCAL_PID"
+	wait_for_tcp_port "$LOCAL_METRICS" "${DAEMON_START_S:-20}" "$LOCAL_PID"
 }
 
 # start_stack [PROFILE] [IMPAIR_ARGS...]: keys, server, relay, local.
@@ -577,7 +577,7 @@ LOAD_MIX=${LOAD_MIX:-1K 1K 4K 16K 16K 64K 256K 1M 4M 8M}
 LOAD_PIDS=()
 
 # load_start CLIENTS SECONDS DIR: CLIENTS background loops, each until
-# SECONDS from now: pick 1 to 3 files from LOAD_MIX and fetch them in one
+# SECONDS from now or load_stop DIR: pick 1 to 3 files from LOAD_MIX and fetch them in one
 # curl through the SOCKS5 daemon (one file: a new connection; several: one
 # reused keep-alive connection), then check every body's sha256. Each
 # client appends "START_MS END_MS RESULT FILES" lines to DIR/cN.log, RESULT
@@ -600,7 +600,7 @@ load_client() {
 	local id=$1 end=$2 dir=$3 mix k j rc t0 names args res
 	read -r -a mix <<<"$LOAD_MIX"
 	RANDOM=$((id * 7919 + ${SEED:-1}))
-	while [ "$(now_ms)" -lt "$end" ]; do
+	while [ "$(now_ms)" -lt "$end" ] && [ ! -e "$dir/stop" ]; do
 		k=$((RANDOM % 2 ? 1 : 2 + RANDOM % 2))
 		names=()
 		args=()
@@ -625,6 +625,9 @@ load_client() {
 		echo "$t0 $(now_ms) $res ${names[*]}" >>"$dir/c$id.log"
 	done
 }
+
+# load_stop DIR: the clients of DIR start no new request (see load_wait).
+load_stop() { touch "$1/stop"; }
 
 # load_wait SECONDS: wait for every client loop to end (bounded). Fails if
 # one is still running after SECONDS.
