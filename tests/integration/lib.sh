@@ -36,17 +36,17 @@ KSTOOL=$LIB_DIR/kstool.py
 KS_LOG_LEVEL=${KS_LOG_LEVEL:-info}
 LOG_LINES=${LOG_LINES:-60}
 
-# Metric names of the daemons' /metrics (to be confirmed when they land;
-# each may be a space-separated list, summed). RTT is a gauge per session:
+# Metric names of the daemons' /metrics (src/io/smetrics.c, the server's
+# exitd.c; each may be a space-separated list, summed). RTT is a gauge per session:
 # the largest sample is taken. When none of the names is exported,
 # metric_value falls back to the first family matching METRIC_*_GUESS (an
 # extended regex) and says so once on stderr; the handshake count has no
 # fallback, a test that needs it fails and lists the candidates.
-METRIC_RTT=${METRIC_RTT:-kcpsocks_kcp_srtt_ms}
+METRIC_RTT=${METRIC_RTT:-kcpsocks_session_srtt_ms}
 METRIC_RTT_GUESS=${METRIC_RTT_GUESS:-'s?rtt(_ms)?$'}
-METRIC_RETRANS=${METRIC_RETRANS:-kcpsocks_kcp_seg_retx_timeout_total kcpsocks_kcp_seg_retx_fast_total}
+METRIC_RETRANS=${METRIC_RETRANS:-kcpsocks_session_retransmits_timeout_total kcpsocks_session_retransmits_fast_total}
 METRIC_RETRANS_GUESS=${METRIC_RETRANS_GUESS:-'retx|retrans|resen'}
-METRIC_HANDSHAKES=${METRIC_HANDSHAKES:-kcpsocks_handshakes_total}
+METRIC_HANDSHAKES=${METRIC_HANDSHAKES:-kcpsocks_handshakes_ok_total}
 
 LIB_NAME="test"
 LIB_PIDS=()     # every PID we started, in order
@@ -419,7 +419,7 @@ make_keys() {
 	} >"$SERVER_CONF"
 	"$KS_SERVER" adduser "$user" --config "$SERVER_CONF" >"$d/adduser.out" 2>&1 ||
 		die "kcpsocks-server adduser failed: $(cat "$d/adduser.out")"
-	CONNSTR=$(grep -oE 'kcpsocks://[^[:space:]]+' "$d/adduser.out" | head -n 1 || true)
+	CONNSTR=$(grep -oE "kcpsocks://[^[:space:]'\"]+" "$d/adduser.out" | head -n 1 || true)
 	[ -n "$CONNSTR" ] || die "no connection string in adduser's output: $(cat "$d/adduser.out")"
 	# adduser prints the user; add the section ourselves if it did not.
 	if ! grep -q "^\[user $user\]" "$SERVER_CONF"; then

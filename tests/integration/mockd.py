@@ -58,8 +58,8 @@ def metrics_server(addr):
             if self.path == "/healthz":
                 body = b"ok\n"
             elif self.path == "/metrics":
-                body = ("# TYPE kcpsocks_kcp_srtt_ms gauge\nkcpsocks_kcp_srtt_ms %d\n"
-                        "kcpsocks_kcp_seg_retx_fast_total %d\nkcpsocks_handshakes_total 1\n"
+                body = ("# TYPE kcpsocks_session_srtt_ms gauge\nkcpsocks_session_srtt_ms %d\n"
+                        "kcpsocks_session_retransmits_fast_total %d\nkcpsocks_handshakes_ok_total 1\n"
                         "kcpsocks_datagrams_in_total %d\n"
                         % (random.randint(10, 40), Stats.conns * 3, Stats.dgrams)).encode()
             else:

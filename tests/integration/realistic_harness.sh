@@ -52,18 +52,18 @@ note "impair relay: 20/20 echoes, counters read back"
 
 # metrics parsing
 cat >"$T/m.txt" <<'EOF'
-# HELP kcpsocks_kcp_srtt_ms smoothed RTT
-# TYPE kcpsocks_kcp_srtt_ms gauge
-kcpsocks_kcp_srtt_ms{session="1"} 12
-kcpsocks_kcp_srtt_ms{session="2"} 31
-kcpsocks_kcp_seg_retx_fast_total{session="1"} 5
-kcpsocks_kcp_seg_retx_timeout_total 7
-kcpsocks_handshakes_total 1
+# HELP kcpsocks_session_srtt_ms smoothed RTT
+# TYPE kcpsocks_session_srtt_ms gauge
+kcpsocks_session_srtt_ms{session="1"} 12
+kcpsocks_session_srtt_ms{session="2"} 31
+kcpsocks_session_retransmits_fast_total{session="1"} 5
+kcpsocks_session_retransmits_timeout_total 7
+kcpsocks_handshakes_ok_total 1
 EOF
-[ "$(metric_from "$T/m.txt" max kcpsocks_kcp_srtt_ms)" = 31 ] || die "metric max"
+[ "$(metric_from "$T/m.txt" max kcpsocks_session_srtt_ms)" = 31 ] || die "metric max"
 [ "$(metric_from "$T/m.txt" sum $METRIC_RETRANS)" = 12 ] || die "metric sum"
 [ -z "$(metric_from "$T/m.txt" sum nope_total)" ] || die "absent metric not empty"
-[ "$(metric_guess "$T/m.txt" 'retx' | wc -l)" = 2 ] || die "metric_guess"
+[ "$(metric_guess "$T/m.txt" 'retrans' | wc -l)" = 2 ] || die "metric_guess"
 note "metrics parser: max, sum over names and labels, absent, guess"
 
 # samplers and stop_pid
