@@ -581,7 +581,9 @@ LOAD_PIDS=()
 # curl through the SOCKS5 daemon (one file: a new connection; several: one
 # reused keep-alive connection), then check every body's sha256. Each
 # client appends "START_MS END_MS RESULT FILES" lines to DIR/cN.log, RESULT
-# ok, bad (a body did not match) or curl=EXIT. A curl that moves less than
+# ok, bad (a body of the right size did not match: corruption), short (curl
+# said 0 but a body is short) or curl=EXIT (the first failed transfer's,
+# --fail-early). A curl that moves less than
 # 1 byte/s for LOAD_STALL_S (default 15) seconds gives up with exit 28:
 # that is what a hung stream looks like. LOAD_MAXTIME (default 90) bounds
 # each curl.
@@ -610,7 +612,7 @@ load_client() {
 		done
 		t0=$(now_ms)
 		rc=0
-		curl -sS --fail --max-time "${LOAD_MAXTIME:-90}" --speed-limit 1 \
+		curl -sS --fail --fail-early --max-time "${LOAD_MAXTIME:-90}" --speed-limit 1 \
 			--speed-time "${LOAD_STALL_S:-15}" --socks5-hostname "127.0.0.1:$LOCAL_PORT" \
 			"${args[@]}" 2>>"$dir/c$id.err" || rc=$?
 		res=ok
@@ -618,7 +620,11 @@ load_client() {
 			res=curl=$rc
 		else
 			for ((j = 0; j < k; j++)); do
-				check_file "$dir/c$id.$j" "${names[j]}" || res=bad
+				if [ "$(stat -c %s "$dir/c$id.$j" 2>/dev/null)" != "$(size_bytes "${names[j]}")" ]; then
+					res=short
+				elif ! check_file "$dir/c$id.$j" "${names[j]}"; then
+					res=bad
+				fi
 			done
 		fi
 		rm -f "$dir/c$id".[0-9]
