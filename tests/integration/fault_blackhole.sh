@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fault_blackhole.sh - the path goes silent for BLACKHOLE_S (10 s) in the
 # middle of a download, in both directions, then comes back: the download
-# must complete intact, within BLACKHOLE_RECOVER_S (60 s) of the link's
+# must complete intact, within BLACKHOLE_RECOVER_S (90 s) of the link's
 # return, and a new request must work afterwards.
 #
 # kcpsocks-local -> impair (--rate BLACKHOLE_RATE bytes/s, 10 ms each way)
@@ -13,11 +13,11 @@ lib_init fault_blackhole
 require_daemons
 
 BLACKHOLE_S=${BLACKHOLE_S:-10}
-BLACKHOLE_RECOVER_S=${BLACKHOLE_RECOVER_S:-60}
+BLACKHOLE_RECOVER_S=${BLACKHOLE_RECOVER_S:-90}
 BLACKHOLE_RATE=${BLACKHOLE_RATE:-2000000}
 
 start_nginx 1K 16M
-start_stack default --delay 10 --rate "$BLACKHOLE_RATE"
+start_stack default --delay 10 --rate "$BLACKHOLE_RATE" --queue 1048576
 fetch_verify 1K >/dev/null || die "first fetch through the tunnel failed"
 
 curl -sS --fail --max-time $((BLACKHOLE_S + BLACKHOLE_RECOVER_S + 60)) \

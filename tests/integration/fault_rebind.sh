@@ -3,7 +3,8 @@
 # download: the relay moves its upstream socket to a new source port, so
 # the server sees the client's datagrams come from a new address (and its
 # replies to the old one are lost, as behind a real NAT). The download
-# (24 MiB at REBIND_RATE bytes/s, so about 16 s: at least 2 rebinds) must
+# (24 MiB at REBIND_RATE bytes/s with a 1 MiB relay queue: 17 s at best,
+# about 35 s measured, as each rebind loses replies in flight) must
 # complete intact, and the session must survive: the server's handshake
 # counter (METRIC_HANDSHAKES, $METRIC_HANDSHAKES) stays at 1.
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +15,7 @@ REBIND_S=${REBIND_S:-5}
 REBIND_RATE=${REBIND_RATE:-1500000}
 
 start_nginx 1K 24M
-start_stack default --delay 5 --rate "$REBIND_RATE" --rebind-every "$REBIND_S"
+start_stack default --delay 5 --rate "$REBIND_RATE" --queue 1048576 --rebind-every "$REBIND_S"
 fetch_verify 1K >/dev/null || die "first fetch through the tunnel failed"
 
 # handshakes: the server's handshake count now (must be 1 and stay 1).
