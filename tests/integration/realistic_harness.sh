@@ -20,7 +20,9 @@ fi
 # keep-alive: one curl, three URLs over one reused connection.
 curl -sS --fail --max-time 10 -o "$T/a" "$(url 1K)" -o "$T/b" "$(url 64K)" -o "$T/c" "$(url 1M)" ||
 	die "keep-alive fetch"
-check_file "$T/a" 1K && check_file "$T/b" 64K && check_file "$T/c" 1M || die "keep-alive: sha256"
+if ! check_file "$T/a" 1K || ! check_file "$T/b" 64K || ! check_file "$T/c" 1M; then
+	die "keep-alive: sha256"
+fi
 # a corrupted copy must be caught
 python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[1000] ^= 1
 open(sys.argv[1], "wb").write(b)' "$T/c"
@@ -61,6 +63,7 @@ kcpsocks_session_retransmits_timeout_total 7
 kcpsocks_handshakes_ok_total 1
 EOF
 [ "$(metric_from "$T/m.txt" max kcpsocks_session_srtt_ms)" = 31 ] || die "metric max"
+# shellcheck disable=SC2086  # METRIC_RETRANS is a list of names
 [ "$(metric_from "$T/m.txt" sum $METRIC_RETRANS)" = 12 ] || die "metric sum"
 [ -z "$(metric_from "$T/m.txt" sum nope_total)" ] || die "absent metric not empty"
 [ "$(metric_guess "$T/m.txt" 'retrans' | wc -l)" = 2 ] || die "metric_guess"
@@ -70,7 +73,7 @@ note "metrics parser: max, sum over names and labels, absent, guess"
 sleep 30 &
 sp=$!
 lib_track "$sp" sleeper
-[ "$(rss_kb "$sp")" -gt 0 ] && [ "$(fd_count "$sp")" -ge 3 ] || die "rss_kb/fd_count"
+if [ "$(rss_kb "$sp")" -le 0 ] || [ "$(fd_count "$sp")" -lt 3 ]; then die "rss_kb/fd_count"; fi
 rc=0
 stop_pid "$sp" 5 || rc=$?
 alive "$sp" && die "stop_pid left $sp running"

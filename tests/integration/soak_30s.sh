@@ -48,7 +48,7 @@ warm() {
 }
 wl_fd=$(warm local_fds)
 ws_fd=$(warm server_fds)
-[ -n "$wl_fd" ] && [ -n "$ws_fd" ] || die "no samples around ${SOAK_WARM_S}s"
+if [ -z "$wl_fd" ] || [ -z "$ws_fd" ]; then die "no samples around ${SOAK_WARM_S}s"; fi
 fds_settled() {
 	[ "$(fd_count "$LOCAL_PID")" -le $((wl_fd + SOAK_FD_MARGIN)) ] &&
 		[ "$(fd_count "$SERVER_PID")" -le $((ws_fd + SOAK_FD_MARGIN)) ]
