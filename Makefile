@@ -21,6 +21,8 @@ LDLIBS_CORE := -lsodium -linih
 LDLIBS_IO   := -lev -lcares -linih -lsodium -lm
 LDLIBS_TEST := -lcmocka
 FUZZ_SECONDS ?= 20
+# V=1 shows every command
+Q        := $(if $(V),,@)
 
 BASE_SRC  := $(sort $(wildcard src/base/*.c))
 CORE_SRC  := $(sort $(wildcard src/core/*.c))
@@ -74,17 +76,18 @@ $(DEPS_STAMP): scripts/deps.sh
 
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c -o $@ $<
+	$(if $(Q),@echo '  CC      $<')
+	$(Q)$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c -o $@ $<
 
 $(LIBCORE): $(CORE_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(LIBIO): $(IO_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $(if $^,$^,)
 
-LINK = $(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@
+LINK = $(Q)$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@
 
 $(BUILD)/kcpsocks-local: $(call obj,$(LOCAL_SRC)) $(LIBIO) $(LIBCORE)
 	$(LINK) $^ $(LDLIBS_IO)
@@ -109,15 +112,19 @@ $(BENCHES): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBIO) $(LIBCORE)
 
 # Fuzz targets use public headers only; replay links them with a main that
 # feeds each corpus file once, so `make test` needs no libFuzzer.
-$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBCORE)
+$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBIO) $(LIBCORE)
 	@mkdir -p $(@D)
-	$(LINK) $^ $(LDLIBS_CORE)
+	$(LINK) $^ $(LDLIBS_IO)
 
 FUZZ_CFLAGS = -std=c17 -O1 -g -Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all -fno-omit-frame-pointer
-$(FUZZERS): build/fuzz/%: tests/fuzz/%.c $(BASE_SRC) $(CORE_SRC) | $(DEPS_STAMP)
+# fuzz_io_* targets also get the io sources (parsers of config/CLI text there).
+fuzz_src = $(BASE_SRC) $(CORE_SRC) $(if $(filter fuzz_io_%,$(1)),$(IO_SRC))
+.SECONDEXPANSION:
+$(FUZZERS): build/fuzz/%: tests/fuzz/%.c $$(call fuzz_src,$$*) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(BASE_SRC) $(CORE_SRC) $(LDLIBS_CORE)
+	$(if $(Q),@echo '  FUZZ    $@')
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(call fuzz_src,$*) $(LDLIBS_IO)
 
 # --- tests -----------------------------------------------------------------
 

@@ -9,10 +9,132 @@
 #define KCPSOCKS_LIMITS_H
 
 /* --- kcp --- */
+enum {
+	KCP_MTU_DEFAULT = 1400,     /* bytes per datagram */
+	KCP_MTU_MIN = 50,           /* header + 26 bytes of data */
+	KCP_MTU_MAX = 9216,         /* segment buffers are mtu - 24 bytes each */
+	KCP_SND_WND_DEFAULT = 32,   /* segments */
+	KCP_RCV_WND_DEFAULT = 128,  /* segments */
+	KCP_RCV_WND_MIN = 128,      /* >= KCP_MAX_FRAGMENTS: a whole message fits */
+	KCP_WND_MAX = 32768,        /* either window; the wire field is 16 bits */
+	KCP_MAX_FRAGMENTS = 128,    /* segments per message (message mode) */
+	KCP_INTERVAL_DEFAULT = 100, /* ms */
+	KCP_INTERVAL_MIN = 1,       /* ms */
+	KCP_INTERVAL_MAX = 5000,    /* ms */
+	KCP_RTO_INIT = 200,         /* ms, before the first RTT sample */
+	KCP_RTO_MIN_NORMAL = 100,   /* ms, nodelay 0 */
+	KCP_RTO_MIN_NODELAY = 30,   /* ms, nodelay 1 and 2 */
+	KCP_RTO_MAX = 60000,        /* ms */
+	KCP_DEAD_LINK_DEFAULT = 20, /* transmissions of one segment */
+	KCP_DEAD_LINK_MAX = 1000,   /* transmissions */
+	KCP_FASTACK_LIMIT = 5,      /* no fast retransmit after this many sends */
+	KCP_PROBE_INIT = 7000,      /* ms, first window probe after a zero window */
+	KCP_PROBE_MAX = 120000,     /* ms, probe backoff cap */
+	KCP_CWND_INIT = 2,          /* segments */
+	KCP_SSTHRESH_MIN = 2,       /* segments */
+	KCP_ACK_REPEAT = 2,         /* extra copies of an out-of-order ACK */
+	KCP_ACK_REPEAT_SLOTS = 32,  /* recent out-of-order arrivals remembered */
+	KCP_BACKLOG_CONGESTED = 3,  /* segments queued: a loss is congestion */
+	KCP_REORDER_MAX = 32,       /* learned reordering added to resend, max */
+	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
+};
 
 /* --- envelope, replay, handshake --- */
 
+/* Sliding anti-replay window (RFC 6479): a ring of 64-bit words; one word is
+ * kept as slack so that a forward jump clears whole words, which leaves
+ * REPLAY_WINDOW usable positions behind the newest counter. */
+enum {
+	REPLAY_BITMAP_WORDS = 64,
+	REPLAY_BITMAP_BITS = REPLAY_BITMAP_WORDS * 64,
+	REPLAY_WINDOW = REPLAY_BITMAP_BITS - 64, /* 4032 >= 2048 */
+};
+
+/* Envelope: 8-byte session id + 6-byte counter (both masked) in front, a
+ * 2-byte padding length and the 16-byte AEAD tag inside the ciphertext. */
+enum {
+	ENVELOPE_SID_LEN = 8,
+	ENVELOPE_CTR_LEN = 6,
+	ENVELOPE_HDR_LEN = ENVELOPE_SID_LEN + ENVELOPE_CTR_LEN,
+	ENVELOPE_PADLEN_LEN = 2,
+	ENVELOPE_TAG_LEN = 16,
+	ENVELOPE_OVERHEAD = ENVELOPE_HDR_LEN + ENVELOPE_PADLEN_LEN + ENVELOPE_TAG_LEN, /* 32 */
+	ENVELOPE_SAMPLE_LEN = 16,
+	ENVELOPE_MIN_LEN = ENVELOPE_OVERHEAD, /* an empty payload, no padding */
+	ENVELOPE_MAX_DATAGRAM = 1500,         /* largest datagram sealed or opened */
+	ENVELOPE_PEER_SILENT_MS = 5000,       /* unacked data and no reply: rehandshake */
+};
+/* Counters are 48 bits on the wire: the sealer stops before the last value,
+ * so a key/nonce pair is never used twice (KS_ERR_LIMIT: rehandshake). */
+#define ENVELOPE_CTR_LIMIT ((1ULL << 48) - 1)
+/* Soft limits: past either, envelope_status() says a rekey is due. */
+#define ENVELOPE_REKEY_AFTER_PACKETS (1ULL << 40)
+#define ENVELOPE_REKEY_AFTER_MS      (24ULL * 3600 * 1000)
+/* Failed AEAD verifications tolerated per session key (the ChaCha20-Poly1305
+ * integrity limit of RFC 9001 section 6.6); past it the session refuses. */
+#define ENVELOPE_FORGERY_LIMIT (1ULL << 36)
+
+/* Keys and users. */
+enum {
+	KEYS_LEN = 32,
+	KEYS_TEXT_LEN = 43, /* base64url, no padding, of 32 bytes */
+	KEYS_NAME_MAX = 32, /* user names: 1..32 bytes of [A-Za-z0-9._-] */
+};
+
+/* Handshake. */
+enum {
+	HANDSHAKE_CLOCK_SKEW_MS = 120000, /* init timestamps within +-120 s */
+	HANDSHAKE_REPLAY_CACHE = 4096,    /* remembered init ephemerals */
+	HANDSHAKE_PAD_MAX = 256,          /* random padding on handshake messages */
+	HANDSHAKE_MAX_USERS = 65536,      /* users one server may list */
+};
+
+/* Transport parameters: the hard validity range of each field (a decoded
+ * value outside it is a protocol error; the server clamps further). */
+enum {
+	TPARAMS_MTU_MIN = 576,
+	TPARAMS_MTU_MAX = ENVELOPE_MAX_DATAGRAM,
+	TPARAMS_PAD_MAX = 1024,
+	TPARAMS_INTERVAL_MIN = 5,
+	TPARAMS_INTERVAL_MAX = 1000,
+	TPARAMS_RESEND_MAX = 255,
+	TPARAMS_WND_MIN = 16,
+	TPARAMS_WND_MAX = 32768,
+	TPARAMS_KEEPALIVE_MIN_MS = 1000,
+	TPARAMS_KEEPALIVE_MAX_MS = 600000,
+	TPARAMS_IDLE_MIN_MS = 5000,
+	TPARAMS_IDLE_MAX_MS = 3600000,
+};
+
+/* Server session table. */
+enum {
+	SESSIONS_MAX = 65536,      /* slot index lives in the low 16 bits of a sid */
+	SESSIONS_PER_USER_MAX = 8, /* more sessions of one user evict its idlest */
+	SESSIONS_ADDR_MAX = 28,    /* an opaque peer address: sockaddr_in6 fits */
+};
+
 /* --- mux --- */
+/* Wire bounds are protocol constants (docs/protocol/mux.md); the defaults
+ * and caps of the per-session knobs are struct mux_config's. */
+enum {
+	MUX_FRAME_PAYLOAD_MAX = 16384, /* largest payload the decoder accepts */
+	MUX_REQUEST_MAX = 512,         /* SOCKS5 request bytes in one OPEN */
+	MUX_REPLY_MAX = 512,           /* SOCKS5 reply bytes in one REPLY */
+	MUX_WINDOW_MIN = 4096,         /* smallest per-stream receive window */
+	MUX_WINDOW_DEFAULT = 262144,   /* per-stream receive window (256 KiB) */
+	MUX_WINDOW_MAX = 16777216,     /* largest window or credit a peer may hold */
+	MUX_SNDBUF_MIN = 4096,         /* smallest per-stream send buffer */
+	MUX_SNDBUF_DEFAULT = 65536,    /* per-stream send buffer in the mux */
+	MUX_SNDBUF_MAX = 16777216,     /* largest per-stream send buffer */
+	MUX_STREAMS_DEFAULT = 256,     /* concurrent streams per session */
+	MUX_STREAMS_MAX = 65536,       /* cap on the configurable stream count */
+	MUX_QUANTUM_MIN = 512,         /* smallest scheduler quantum */
+	MUX_QUANTUM_DEFAULT = 4096,    /* bytes a stream may send per round */
+	MUX_REFUSE_MAX = 64,           /* refusals (RST limit) waiting to be sent */
+	MUX_SPLIT_MIN = 256,           /* smallest DATA cut made only to fit room */
+	MUX_WRITABLE_MIN = 4096,       /* room that makes a blocked stream writable */
+	MUX_RING_INITIAL = 4096,       /* first allocation of a stream buffer */
+};
 
 /* --- socks5 --- */
 
@@ -40,6 +162,85 @@ enum {
 	/* socks5_server_feed output: method selection, auth reply and a
 	 * failure reply (IPv4 zero address) in one step. */
 	SOCKS5_SERVER_OUT_MAX = 2 + 2 + 10,
+};
+
+/* --- io --- */
+enum {
+	UDP_DATAGRAM_MAX = 2048,       /* largest datagram sent or received; longer ones
+	                                * arriving are dropped and counted as truncated */
+	UDP_BATCH_MAX = 64,            /* datagrams per recvmmsg wakeup and per sendmmsg call */
+	UDP_TX_QUEUE_DEFAULT = 1024,   /* datagrams a send queue holds unless told otherwise */
+	UDP_TX_QUEUE_MAX = 16384,      /* hard cap on a send queue's capacity */
+	UDP_SOCKBUF_DEFAULT = 4 << 20, /* SO_RCVBUF/SO_SNDBUF requested by default */
+	UDP_SOCKBUF_MAX = 64 << 20,    /* largest socket buffer one may request */
+};
+
+/* --- tools/kcpcat --- */
+enum {
+	KCPCAT_CHUNK = 64 * 1024,    /* bytes read from stdin at once (one message) */
+	KCPCAT_OUT_MAX = 512 * 1024, /* stdout buffer; holds the largest message */
+	KCPCAT_LINGER_MIN_MS = 200,  /* quiet time before exit, to re-ack a lost end */
+	KCPCAT_LINGER_MAX_MS = 3000,
+	KCPCAT_IDLE_MAX_S = 86400, /* largest -w */
+};
+
+/* --- io: tcp, resolver, metrics, daemon --- */
+enum {
+	TCP_BACKLOG_DEFAULT = 511, /* listen(2) backlog */
+	TCP_ACCEPT_BATCH = 32,     /* accept4 calls per listener wakeup */
+	TCP_CONNS_DEFAULT = 1024,  /* accepted connections alive at once */
+	TCP_CONNS_MAX = 1 << 20,   /* hard cap on that limit */
+	TCP_ACCEPT_PAUSE_MS = 500, /* accept watcher rest after EMFILE/ENFILE */
+	TCP_ACCEPT_PAUSE_MAX_MS = 60000,
+	TCP_BUF_DEFAULT = 32 * 1024, /* read and write buffer of one connection */
+	TCP_BUF_MIN = 512,           /* smallest buffer one may ask for */
+	TCP_BUF_MAX = 4 << 20,       /* largest buffer one may ask for */
+	TCP_CONNECT_ADDRS_MAX = 16,  /* addresses one connect tries in order */
+	TCP_CONNECT_TIMEOUT_DEFAULT_MS = 10000,
+	TCP_CONNECT_TIMEOUT_MAX_MS = 300000,
+	TCP_CONNECT_ATTEMPT_MIN_MS = 250, /* smallest share of the budget per address */
+
+	RESOLVER_ADDRS_MAX = 16,         /* addresses reported per lookup */
+	RESOLVER_SERVERS_MAX = 8,        /* DNS servers in the option */
+	RESOLVER_SOCKETS_MAX = 32,       /* c-ares sockets watched at once */
+	RESOLVER_PENDING_DEFAULT = 1024, /* lookups in flight, including timed-out ones */
+	RESOLVER_PENDING_MAX = 65536,
+	RESOLVER_TIMEOUT_DEFAULT_MS = 5000, /* per lookup */
+	RESOLVER_TIMEOUT_MAX_MS = 60000,
+	RESOLVER_NAME_MAX = 255,       /* a DNS name in text (SOCKS5 caps it too) */
+	RESOLVER_ARES_TRIES = 2,       /* c-ares tries per server within one lookup */
+	RESOLVER_ARES_TRY_MIN_MS = 50, /* shortest first c-ares try */
+
+	METRICS_REQUEST_MAX = 2048,        /* request line + headers; more is refused (431) */
+	METRICS_BODY_DEFAULT = 256 * 1024, /* /metrics output bound */
+	METRICS_BODY_MAX = 16 << 20,
+	METRICS_CLIENTS_MAX = 16,  /* scrapes served at once */
+	METRICS_TIMEOUT_MS = 5000, /* whole exchange of one client */
+	METRICS_TIMEOUT_MAX_MS = 600000,
+	METRICS_HEAD_MAX = 256, /* status line and headers of a response */
+
+	DAEMON_DRAIN_DEFAULT_MS = 10000, /* graceful stop budget after SIGTERM/SIGINT */
+	DAEMON_DRAIN_MAX_MS = 600000,
+	DAEMON_PWBUF_MAX = 1 << 20, /* getpwnam_r buffer growth cap */
+};
+
+/* --- session --- */
+/* One peer's stack (docs/protocol/session.md). Handshake attempts: inits at
+ * +0, +RTO, +3 RTO, ... (doubling up to the cap) until the attempt times
+ * out; then a backoff between attempts, doubling from MIN to MAX with up to
+ * a quarter of random jitter. */
+enum {
+	SESSION_HS_RTO_MS = 1000,         /* first init retransmission */
+	SESSION_HS_RTO_MAX_MS = 4000,     /* retransmission interval cap */
+	SESSION_HS_TIMEOUT_MS = 10000,    /* one attempt, default */
+	SESSION_HS_TIMEOUT_MIN_MS = 1000, /* smallest configurable attempt */
+	SESSION_RETRY_MIN_MS = 1000,      /* first backoff after a failed attempt */
+	SESSION_RETRY_MAX_MS = 30000,     /* backoff cap */
+	SESSION_SILENT_MS_DEFAULT = 3000, /* restart detection: server silent with data out */
+	SESSION_SILENT_MS_MIN = 200,      /* smallest configurable silent_ms */
+	SESSION_SWITCH_GRACE_MS = 200,    /* extra wait for a silent session's answer */
+	SESSION_PUMP_CHUNK = 16384,       /* bytes moved mux <-> KCP per step */
+	SESSION_KCP_QUEUE = 64,           /* KCP segments queued below the mux, max */
 };
 
 /* --- daemons --- */

@@ -101,7 +101,7 @@ static inline bool rd_u32le(struct rd *r, uint32_t *v)
 
 static inline bool rd_u64be(struct rd *r, uint64_t *v)
 {
-	uint32_t hi, lo;
+	uint32_t hi = 0, lo = 0;
 	if (rd_left(r) < 8)
 		return false;
 	rd_u32be(r, &hi);
@@ -112,7 +112,7 @@ static inline bool rd_u64be(struct rd *r, uint64_t *v)
 
 static inline bool rd_u64le(struct rd *r, uint64_t *v)
 {
-	uint32_t hi, lo;
+	uint32_t hi = 0, lo = 0;
 	if (rd_left(r) < 8)
 		return false;
 	rd_u32le(r, &lo);

@@ -1,0 +1,134 @@
+/* envelope.h - seal and open one datagram of an established session.
+ *
+ * Every kcpsocks datagram is an envelope (docs/protocol/secure.md 2):
+ *
+ *   0   8  session id, masked with the server header key (keys_public.hdr)
+ *   8   6  48-bit packet counter, masked with the session's hp key
+ *  14   n  ChaCha20-Poly1305 (IETF) of payload || zero padding || u16le pad
+ *          length, tag last; the unmasked 14 header bytes are the AD
+ *
+ * Both masks come from ChaCha20 keyed by the mask key with the 16 bytes at
+ * offset 14 (the start of the ciphertext) as counter and nonce, as QUIC
+ * header protection does. Session id 0 is reserved: it marks a handshake
+ * message (handshake.h), which shares the same first-8-byte masking.
+ *
+ * Receiving, a client tells datagrams apart the same way the server does
+ * (secure.md 6.4): envelope_peek_sid with the server header key; 0 is a
+ * handshake response (handshake_client_read_response), its own session id
+ * goes to envelope_open, anything else is dropped.
+ *
+ * Overhead is ENVELOPE_OVERHEAD (32) bytes plus the padding the session's
+ * transport parameters ask for. Nothing here allocates. Not thread-safe:
+ * one struct envelope belongs to one caller.
+ */
+#ifndef KCPSOCKS_ENVELOPE_H
+#define KCPSOCKS_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/rng.h"
+#include "core/keys.h"
+#include "core/replay.h"
+#include "core/tparams.h"
+
+enum { ENVELOPE_IV_LEN = 12 };
+
+/* The keys of one direction, from the handshake's key schedule. */
+struct envelope_dir {
+	uint8_t key[KEYS_LEN];       /* AEAD key */
+	uint8_t iv[ENVELOPE_IV_LEN]; /* XORed with the counter into the nonce */
+	uint8_t hp[KEYS_LEN];        /* counter-field mask key */
+};
+
+struct envelope {
+	uint8_t hdr[KEYS_LEN]; /* session-id mask key, shared by the server's clients */
+	uint64_t sid;          /* never 0 */
+	struct envelope_dir tx, rx;
+	uint16_t mtu; /* from the agreed transport parameters */
+	uint8_t pad_mode;
+	uint16_t pad_max;
+	uint64_t send_ctr; /* next counter to seal */
+	struct replay rx_win;
+	uint64_t created_ms; /* now at envelope_init */
+	uint64_t last_rx_ms; /* now of the last datagram that opened */
+	uint32_t silent_ms;  /* envelope_status threshold, ENVELOPE_PEER_SILENT_MS */
+	uint64_t forgeries;  /* datagrams for this sid that failed the AEAD */
+	uint64_t opened;     /* datagrams accepted */
+	uint64_t dropped;    /* datagrams refused, any reason */
+};
+
+/* What envelope_open learnt besides the payload. */
+struct envelope_rx {
+	uint64_t ctr; /* the datagram's counter */
+	bool newest;  /* the highest counter accepted so far */
+};
+
+enum envelope_status {
+	ENVELOPE_OK = 0,
+	ENVELOPE_REKEY_DUE,   /* soft limit passed: handshake again soon */
+	ENVELOPE_PEER_SILENT, /* data outstanding, no reply: handshake again now */
+	ENVELOPE_EXHAUSTED,   /* hard limit: seal/open refuse; handshake again */
+};
+
+#define ENVELOPE_NOTHING_UNACKED UINT64_MAX
+
+/* envelope_init sets up e for session sid (non-zero) with the direction
+ * keys from the handshake, the header key of the server (keys_public.hdr)
+ * and the agreed parameters p (valid). now is the current time in ms. */
+void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint64_t sid,
+                   const struct envelope_dir *tx, const struct envelope_dir *rx,
+                   const struct transport_params *p, uint64_t now);
+
+/* envelope_wipe zeroes e, keys included. */
+void envelope_wipe(struct envelope *e);
+
+/* envelope_peek_sid removes the session-id mask of datagram d with the
+ * server header key and stores the session id (0: a handshake message) in
+ * *sid. Costs one ChaCha20 block, changes nothing. Returns 0, or
+ * KS_ERR_PROTO when len is outside [ENVELOPE_MIN_LEN, ENVELOPE_MAX_DATAGRAM]. */
+KS_MUST_CHECK int envelope_peek_sid(const uint8_t hdr[static KEYS_LEN], const uint8_t *d,
+                                    size_t len, uint64_t *sid);
+
+/* envelope_mask_sid XORs the session-id mask into d[0..8), the mask being
+ * computed from d[14..30) (so it is its own inverse). len must be at least
+ * ENVELOPE_HDR_LEN + ENVELOPE_SAMPLE_LEN. Used by the handshake to write the
+ * reserved session id 0. */
+void envelope_mask_sid(const uint8_t hdr[static KEYS_LEN], uint8_t *d, size_t len);
+
+/* envelope_seal writes payload as one datagram into out and returns its
+ * length: ENVELOPE_OVERHEAD + len + padding, never more than min(cap, mtu).
+ * payload may be out + ENVELOPE_HDR_LEN (in place); otherwise the buffers
+ * must not overlap. rng draws the padding length. Errors (e unchanged, out
+ * undefined): KS_ERR_TOOBIG when ENVELOPE_OVERHEAD + len does not fit;
+ * KS_ERR_LIMIT when the counter is spent (rehandshake). */
+KS_MUST_CHECK ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng,
+                                    const uint8_t *payload, size_t len, uint8_t *out, size_t cap);
+
+/* envelope_open authenticates datagram d and writes its payload to out
+ * (not overlapping d; cap >= len - ENVELOPE_HDR_LEN - ENVELOPE_TAG_LEN,
+ * ENVELOPE_MAX_DATAGRAM always suffices). Returns the payload length and
+ * fills *rx; the replay window and last_rx_ms advance. Order of checks,
+ * cheapest first: length, session id, replay window, then one AEAD
+ * verification. Errors leave the window unchanged, count in dropped (and
+ * forgeries for a failed AEAD) and leave no plaintext in out (untouched,
+ * or zeroed after a failed verification): KS_ERR_PROTO
+ * (length, or a malformed padding length), KS_ERR_AUTH (another session id,
+ * or the AEAD failed), KS_ERR_REPLAY, KS_ERR_LIMIT (forgery limit reached),
+ * KS_ERR_FULL (cap too small). */
+KS_MUST_CHECK ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t now,
+                                    uint8_t *out, size_t cap, struct envelope_rx *rx);
+
+/* envelope_status tells the caller whether to handshake again. unacked_since
+ * is when the oldest data still unacknowledged was first sent (the KCP
+ * layer knows), or ENVELOPE_NOTHING_UNACKED. PEER_SILENT: data has been
+ * outstanding for silent_ms and nothing authenticated arrived for silent_ms
+ * (the server restarted, or the path is gone). */
+enum envelope_status envelope_status(const struct envelope *e, uint64_t now,
+                                     uint64_t unacked_since);
+
+#endif

@@ -1,0 +1,1482 @@
+/* kcp.c - the KCP engine. Step numbers (K1..K9) refer to docs/protocol/kcp.md.
+ *
+ * Storage is indexed by sequence number: the send window and the receive
+ * window are rings of power-of-two capacity indexed by sn & mask, so an ACK,
+ * a una or a received segment costs O(1) (amortized over the segments it
+ * covers), never a scan of the window. RTO expiries live in a binary heap
+ * keyed by resend time; fast-retransmit candidates in a FIFO ordered by the
+ * ACK event from which their skips are counted. Each ring slot owns at most
+ * one segment buffer, allocated on first use and kept; moving a segment from
+ * the send queue into the send window swaps buffer pointers, so steady state
+ * allocates nothing and memory is bounded by the ring sizes.
+ */
+#include "core/kcp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/rd.h"
+#include "base/seq.h"
+#include "base/wr.h"
+
+struct qseg {          /* queued by kcp_send, no sn yet */
+	uint8_t *data; /* owned: mss bytes, NULL until first use */
+	uint32_t len;
+	uint8_t frg;
+};
+
+struct sseg {          /* send window slot, index sn & smask */
+	uint8_t *data; /* owned: mss bytes, NULL until first use */
+	uint32_t len;
+	uint32_t sn;
+	uint32_t ts;       /* clock at the last transmission */
+	uint32_t rto;      /* this segment's RTO, backed off per timeout */
+	uint32_t xmit;     /* transmissions so far */
+	uint32_t heap;     /* index in the RTO heap while live */
+	uint64_t resendts; /* retransmit when now reaches this */
+	uint64_t fbase;    /* ACK event from which skips are counted */
+	uint32_t fence;    /* skips count after an echo of a ts > fence */
+	uint32_t mgen;     /* bumped per fq/pend entry pushed */
+	uint8_t frg;
+	bool live; /* sent and not yet acknowledged */
+	bool fq;   /* an fq entry with base fbase exists */
+	bool pend; /* a pend entry with this fence exists */
+	bool fast; /* the last retransmission was a fast one */
+	bool spur; /* ...or an isolated RTO: an older echo shows it spurious */
+};
+
+struct rseg {          /* receive window slot, index sn & rmask */
+	uint8_t *data; /* owned: mss bytes, NULL until first use */
+	uint32_t len;
+	uint8_t frg;
+	bool present;
+};
+
+struct fentry {
+	uint32_t sn;
+	uint32_t gen;  /* the slot's mgen when pushed: only the latest counts */
+	uint64_t base; /* fq: ACK event; pend: fence sn */
+};
+
+struct ackent {
+	uint32_t sn, ts;
+};
+
+struct rackent { /* an out-of-order arrival whose ACK is repeated */
+	uint32_t sn, ts;
+	uint32_t left; /* copies still to send in later flushes */
+	uint64_t gen;  /* flush that carries the first copy */
+};
+
+struct fifo {             /* ring of fentry */
+	struct fentry *e; /* owned */
+	uint32_t cap, head, count;
+};
+
+struct kcp {
+	struct kcp_config cfg;
+	uint32_t conv, mss, minrto;
+	kcp_output_fn output;
+	void *user; /* borrowed: passed to output */
+	bool dead;
+
+	struct qseg *q; /* owned: send queue ring */
+	uint32_t qmask, qhead, qcount;
+
+	struct sseg *s; /* owned: send window ring */
+	uint32_t smask, snd_una, snd_nxt, inflight;
+	uint32_t ack_hi;  /* segments below it were skipped by some ACK */
+	uint32_t echo_hi; /* latest transmission ts an ACK has echoed */
+	uint32_t echo_sn; /* highest sn echoed with ts echo_hi */
+	uint64_t echo_at; /* now when an ACK last echoed a transmission */
+	uint32_t *heap;   /* owned: sn of live segments, min resendts first */
+	uint32_t nheap;
+	struct fifo fq;        /* fast retransmit candidates, by fbase */
+	struct fifo pend;      /* retransmitted, waiting for their fence */
+	uint64_t ack_events;   /* input datagrams that carried an ACK */
+	uint64_t ack_event_at; /* now of the last counted ACK event */
+	uint32_t reo_extra;    /* learned reordering, added to cfg.resend */
+
+	uint32_t srtt, rttvar, rto, min_rtt;
+	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
+	uint32_t recover;                  /* losses below it belong to the last reduction */
+	uint32_t undo_sn;                  /* segment whose resend opened the episode */
+	uint32_t undo_cwnd, undo_ssthresh; /* before it; undo_cwnd 0: none */
+
+	struct rseg *r; /* owned: receive window ring */
+	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
+	size_t rcv_bytes;    /* in-order bytes not yet read */
+	struct ackent *acks; /* owned: ACKs to send */
+	uint32_t nacks, ackcap;
+	struct rackent rep[KCP_ACK_REPEAT_SLOTS]; /* ring, K3 repeats */
+	uint32_t rep_head;
+	uint64_t flush_gen; /* ACK flushes so far */
+	bool tell;          /* send WINS at the next flush */
+	uint32_t adv_wnd;   /* window in the last segment we sent */
+
+	uint64_t flush_at, probe_at;
+	uint32_t probe_wait;
+	uint64_t last_now; /* latest now seen, for kcp_recv's window tell */
+
+	uint8_t *obuf; /* owned: datagram being built, mtu bytes */
+	size_t olen;
+	size_t nbufs; /* segment buffers allocated */
+	struct kcp_stats st;
+};
+
+/* ------------------------------------------------------------------ */
+/* configuration                                                      */
+
+void kcp_config_default(struct kcp_config *cfg)
+{
+	*cfg = (struct kcp_config){
+		.nodelay = 0,
+		.interval = KCP_INTERVAL_DEFAULT,
+		.resend = 0,
+		.nc = false,
+		.snd_wnd = KCP_SND_WND_DEFAULT,
+		.rcv_wnd = KCP_RCV_WND_DEFAULT,
+		.snd_queue = 0,
+		.mtu = KCP_MTU_DEFAULT,
+		.min_rto = 0,
+		.dead_link = KCP_DEAD_LINK_DEFAULT,
+		.stream = false,
+		.flush_on_send = true,
+		.ack_immediate = true,
+		.initial_sn = 0,
+	};
+}
+
+static const struct {
+	const char *name;
+	uint32_t nodelay, interval, resend;
+	bool nc;
+} presets[] = {
+	{ "normal", 0, 40, 0, false },
+	{ "fast", 0, 30, 2, true },
+	{ "fast2", 1, 20, 2, true },
+	{ "fast3", 1, 10, 2, true },
+};
+
+int kcp_config_preset(struct kcp_config *cfg, const char *name)
+{
+	for (size_t i = 0; name && i < sizeof presets / sizeof presets[0]; i++) {
+		if (strcmp(presets[i].name, name) == 0) {
+			cfg->nodelay = presets[i].nodelay;
+			cfg->interval = presets[i].interval;
+			cfg->resend = presets[i].resend;
+			cfg->nc = presets[i].nc;
+			return 0;
+		}
+	}
+	return KS_ERR_INVAL;
+}
+
+int kcp_config_check(const struct kcp_config *c)
+{
+	if (!c || c->nodelay > 2 || c->interval < KCP_INTERVAL_MIN ||
+	    c->interval > KCP_INTERVAL_MAX)
+		return KS_ERR_INVAL;
+	if (c->snd_wnd < 1 || c->snd_wnd > KCP_WND_MAX || c->rcv_wnd < KCP_RCV_WND_MIN ||
+	    c->rcv_wnd > KCP_WND_MAX || c->snd_queue > KCP_WND_MAX)
+		return KS_ERR_INVAL;
+	if (c->mtu < KCP_MTU_MIN || c->mtu > KCP_MTU_MAX || c->min_rto > KCP_RTO_MAX)
+		return KS_ERR_INVAL;
+	if (c->dead_link < 1 || c->dead_link > KCP_DEAD_LINK_MAX || c->resend > 0xffff)
+		return KS_ERR_INVAL;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                      */
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+	uint32_t c = 1;
+	while (c < n)
+		c <<= 1;
+	return c;
+}
+
+static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint32_t min32(uint32_t a, uint32_t b) { return a < b ? a : b; }
+static uint32_t max32(uint32_t a, uint32_t b) { return a > b ? a : b; }
+
+static struct sseg *sslot(const struct kcp *k, uint32_t sn) { return &k->s[sn & k->smask]; }
+static struct rseg *rslot(const struct kcp *k, uint32_t sn) { return &k->r[sn & k->rmask]; }
+static struct qseg *qslot(const struct kcp *k, uint32_t i)
+{
+	return &k->q[(k->qhead + i) & k->qmask];
+}
+
+static uint32_t qmax(const struct kcp *k)
+{
+	return k->cfg.snd_queue ? k->cfg.snd_queue : k->cfg.snd_wnd;
+}
+
+/* The window we advertise: receive window minus in-order segments the
+ * application has not read yet (K6). */
+static uint32_t wnd_free(const struct kcp *k) { return k->cfg.rcv_wnd - (k->rcv_nxt - k->rd_sn); }
+
+/* ensure_buf gives *slot an mss-byte buffer; a slot keeps it for life. */
+static int ensure_buf(struct kcp *k, uint8_t **slot)
+{
+	if (*slot)
+		return 0;
+	*slot = malloc(k->mss);
+	if (!*slot)
+		return KS_ERR_NOMEM;
+	k->nbufs++;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* RTO heap: min-heap of live sn keyed by resendts                    */
+
+static bool heap_less(const struct kcp *k, uint32_t i, uint32_t j)
+{
+	return sslot(k, k->heap[i])->resendts < sslot(k, k->heap[j])->resendts;
+}
+
+static void heap_put(struct kcp *k, uint32_t i, uint32_t sn)
+{
+	k->heap[i] = sn;
+	sslot(k, sn)->heap = i;
+}
+
+static void heap_up(struct kcp *k, uint32_t i)
+{
+	uint32_t sn = k->heap[i];
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+		if (sslot(k, k->heap[p])->resendts <= sslot(k, sn)->resendts)
+			break;
+		heap_put(k, i, k->heap[p]);
+		i = p;
+	}
+	heap_put(k, i, sn);
+}
+
+static void heap_down(struct kcp *k, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, m = i;
+		if (l < k->nheap && heap_less(k, l, m))
+			m = l;
+		if (l + 1 < k->nheap && heap_less(k, l + 1, m))
+			m = l + 1;
+		if (m == i)
+			return;
+		uint32_t t = k->heap[i];
+		heap_put(k, i, k->heap[m]);
+		heap_put(k, m, t);
+		i = m;
+	}
+}
+
+static void heap_push(struct kcp *k, uint32_t sn)
+{
+	heap_put(k, k->nheap++, sn);
+	heap_up(k, k->nheap - 1);
+}
+
+static void heap_remove(struct kcp *k, uint32_t i)
+{
+	uint32_t last = k->heap[--k->nheap];
+	if (i == k->nheap)
+		return;
+	heap_put(k, i, last);
+	heap_up(k, i);
+	heap_down(k, sslot(k, last)->heap);
+}
+
+/* ------------------------------------------------------------------ */
+/* fast retransmit bookkeeping (K5)                                   */
+/*                                                                    */
+/* A live segment is "skipped" by every ACK datagram after the first  */
+/* one that acknowledged a higher sn. Instead of a per-segment counter */
+/* bumped by a window scan on each ACK, a segment records the ACK      */
+/* event from which its skips count (fbase); k->ack_events - fbase is  */
+/* its skip count. Candidates wait in `fq`, ordered by fbase. After a  */
+/* retransmission, skips count again only once an ACK echoes a        */
+/* transmission made after it (echoed ts > fence, the retransmission's */
+/* clock): ACKs already on their way must not trigger a second         */
+/* retransmission, but one that echoes a later transmission (a new     */
+/* segment or another retransmission) shows that the retransmission    */
+/* itself was lost. Such segments wait in `pend`, ordered by fence     */
+/* (time order). Entries go stale when their segment is acked or       */
+/* re-marked; stale entries are skipped and compacted away.            */
+
+static bool fq_valid(const struct kcp *k, const struct fentry *e)
+{
+	const struct sseg *g = sslot(k, e->sn);
+	return g->live && g->sn == e->sn && g->fq && g->mgen == e->gen;
+}
+
+static bool pend_valid(const struct kcp *k, const struct fentry *e)
+{
+	const struct sseg *g = sslot(k, e->sn);
+	return g->live && g->sn == e->sn && g->pend && g->mgen == e->gen;
+}
+
+typedef bool (*valid_fn)(const struct kcp *k, const struct fentry *e);
+
+static struct fentry *fifo_at(const struct fifo *f, uint32_t i)
+{
+	return &f->e[(f->head + i) % f->cap];
+}
+
+static void fifo_pop(struct fifo *f)
+{
+	f->head = (f->head + 1) % f->cap;
+	f->count--;
+}
+
+/* fifo_push appends e; when full, stale entries are dropped first. Only a
+ * slot's latest entry (by mgen) is valid, so at most one per live slot and
+ * compaction frees at least half the ring: amortized O(1) per push. */
+static void fifo_push(const struct kcp *k, struct fifo *f, struct fentry e, valid_fn ok)
+{
+	if (f->count == f->cap) {
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < f->count; i++)
+			if (ok(k, fifo_at(f, i)))
+				*fifo_at(f, n++) = *fifo_at(f, i);
+		f->count = n;
+	}
+	if (f->count == f->cap)
+		fifo_pop(f); /* cannot happen (see above); a lost hint only */
+	*fifo_at(f, f->count++) = e;
+}
+
+static void fifo_prune(const struct kcp *k, struct fifo *f, valid_fn ok)
+{
+	while (f->count && !ok(k, fifo_at(f, 0)))
+		fifo_pop(f);
+}
+
+/* fq_mark starts counting skips of segment g from the current ACK event. */
+static void fq_mark(struct kcp *k, struct sseg *g)
+{
+	if (k->cfg.resend == 0 || (g->fq && g->fbase == k->ack_events))
+		return;
+	g->pend = false;
+	g->fbase = k->ack_events;
+	g->fq = true;
+	g->mgen++;
+	fifo_push(k, &k->fq, (struct fentry){ g->sn, g->mgen, k->ack_events }, fq_valid);
+}
+
+/* fence_mark: g was just retransmitted at now; its skips count again only
+ * after an ACK echoes a transmission made after this millisecond. */
+static void fence_mark(struct kcp *k, struct sseg *g, uint64_t now)
+{
+	uint32_t t = (uint32_t)now;
+
+	g->fq = false;
+	if (k->cfg.resend == 0 || (g->pend && g->fence == t))
+		return;
+	g->pend = true;
+	g->fence = t;
+	g->mgen++;
+	fifo_push(k, &k->pend, (struct fentry){ g->sn, g->mgen, t }, pend_valid);
+}
+
+/* resend_at: skips that make a segment lost. cfg.resend, raised by one
+ * each time a fast retransmission proves spurious (K5). */
+static uint32_t resend_at(const struct kcp *k) { return k->cfg.resend + k->reo_extra; }
+
+static bool fast_due(const struct kcp *k)
+{
+	const struct fentry *e;
+
+	if (!k->fq.count)
+		return false;
+	e = fifo_at(&k->fq, 0);
+	return fq_valid(k, e) && k->ack_events - e->base >= resend_at(k);
+}
+
+/* ------------------------------------------------------------------ */
+/* lifetime                                                           */
+
+static int alloc_rings(struct kcp *k)
+{
+	uint32_t qcap = pow2_at_least(qmax(k)), scap = pow2_at_least(k->cfg.snd_wnd);
+	uint32_t rcap = pow2_at_least(k->cfg.rcv_wnd);
+
+	k->qmask = qcap - 1;
+	k->smask = scap - 1;
+	k->rmask = rcap - 1;
+	k->fq.cap = k->pend.cap = 2 * scap;
+	k->ackcap = rcap;
+	k->q = calloc(qcap, sizeof *k->q);
+	k->s = calloc(scap, sizeof *k->s);
+	k->heap = calloc(scap, sizeof *k->heap);
+	k->fq.e = calloc(k->fq.cap, sizeof *k->fq.e);
+	k->pend.e = calloc(k->pend.cap, sizeof *k->pend.e);
+	k->r = calloc(rcap, sizeof *k->r);
+	k->acks = calloc(k->ackcap, sizeof *k->acks);
+	k->obuf = malloc(k->cfg.mtu);
+	if (!k->q || !k->s || !k->heap || !k->fq.e || !k->pend.e || !k->r || !k->acks || !k->obuf)
+		return KS_ERR_NOMEM;
+	return 0;
+}
+
+int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint64_t now,
+            kcp_output_fn output, void *user)
+{
+	struct kcp *k;
+
+	if (!out || !output || kcp_config_check(cfg) != 0)
+		return KS_ERR_INVAL;
+	k = calloc(1, sizeof *k);
+	if (!k)
+		return KS_ERR_NOMEM;
+	k->cfg = *cfg;
+	k->conv = conv;
+	k->mss = cfg->mtu - KCP_HEADER_LEN;
+	k->output = output;
+	k->user = user;
+	if (alloc_rings(k) != 0) {
+		kcp_free(k);
+		return KS_ERR_NOMEM;
+	}
+	k->minrto = cfg->min_rto ? cfg->min_rto
+	                         : (cfg->nodelay ? KCP_RTO_MIN_NODELAY : KCP_RTO_MIN_NORMAL);
+	k->rto = max32(KCP_RTO_INIT, k->minrto);
+	k->cwnd = min32(KCP_CWND_INIT, cfg->snd_wnd);
+	k->ssthresh = cfg->snd_wnd;
+	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
+	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
+	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
+	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
+	k->echo_hi = (uint32_t)now;
+	k->echo_sn = cfg->initial_sn - 1;
+	k->echo_at = KCP_NEVER;
+	k->last_now = now;
+	k->adv_wnd = cfg->rcv_wnd;
+	*out = k;
+	return 0;
+}
+
+void kcp_free(struct kcp *k)
+{
+	if (!k)
+		return;
+	if (k->q)
+		for (uint32_t i = 0; i <= k->qmask; i++)
+			free(k->q[i].data);
+	if (k->s)
+		for (uint32_t i = 0; i <= k->smask; i++)
+			free(k->s[i].data);
+	if (k->r)
+		for (uint32_t i = 0; i <= k->rmask; i++)
+			free(k->r[i].data);
+	free(k->q);
+	free(k->s);
+	free(k->heap);
+	free(k->fq.e);
+	free(k->pend.e);
+	free(k->r);
+	free(k->acks);
+	free(k->obuf);
+	free(k);
+}
+
+/* ------------------------------------------------------------------ */
+/* output: segments packed into datagrams up to the MTU (K1)          */
+
+static void emit(struct kcp *k)
+{
+	if (!k->olen)
+		return;
+	if (k->output(k->obuf, k->olen, k->user) < 0)
+		k->st.output_errors++;
+	k->st.dgram_out++;
+	k->st.bytes_out += k->olen;
+	k->olen = 0;
+}
+
+/* put_seg appends one segment; wnd and una are always the current ones. */
+static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32_t sn,
+                    const uint8_t *data, uint32_t len)
+{
+	struct wr w;
+
+	if (k->olen + KCP_HEADER_LEN + len > k->cfg.mtu)
+		emit(k);
+	w = wr_init(k->obuf + k->olen, k->cfg.mtu - k->olen);
+	/* Cannot fail: len <= mss and the buffer was emptied if needed. */
+	wr_u32le(&w, k->conv);
+	wr_u8(&w, cmd);
+	wr_u8(&w, frg);
+	k->adv_wnd = min32(wnd_free(k), 0xffff);
+	wr_u16le(&w, (uint16_t)k->adv_wnd);
+	wr_u32le(&w, ts);
+	wr_u32le(&w, sn);
+	wr_u32le(&w, k->rcv_nxt);
+	wr_u32le(&w, len);
+	wr_bytes(&w, data, len);
+	k->olen += wr_len(&w);
+}
+
+/* repeat_acks sends again the ACKs of recent out-of-order arrivals that
+ * una does not cover yet, each in up to KCP_ACK_REPEAT later flushes (K3):
+ * without SACK, a lost ACK would otherwise make the sender resend a segment
+ * the receiver holds. Only flushes that carry fresh ACKs repeat, so an
+ * idle receiver sends nothing more. */
+static void repeat_acks(struct kcp *k)
+{
+	for (uint32_t i = 0; i < KCP_ACK_REPEAT_SLOTS; i++) {
+		struct rackent *e = &k->rep[i];
+		if (!e->left || e->gen == k->flush_gen)
+			continue;
+		if (!seq_ge(e->sn, k->rcv_nxt)) {
+			e->left = 0;
+			continue;
+		}
+		put_seg(k, KCP_CMD_ACK, 0, e->ts, e->sn, NULL, 0);
+		e->left--;
+		k->st.ack_repeated++;
+	}
+}
+
+static void flush_acks(struct kcp *k)
+{
+	if (!k->nacks)
+		return;
+	for (uint32_t i = 0; i < k->nacks; i++)
+		put_seg(k, KCP_CMD_ACK, 0, k->acks[i].ts, k->acks[i].sn, NULL, 0);
+	k->st.ack_sent += k->nacks;
+	k->nacks = 0;
+	repeat_acks(k);
+	k->flush_gen++;
+}
+
+/* remember_ooo notes an out-of-order arrival for repeat_acks. */
+static void remember_ooo(struct kcp *k, uint32_t sn, uint32_t ts)
+{
+	struct rackent *e = &k->rep[k->rep_head];
+
+	if (KCP_ACK_REPEAT == 0)
+		return;
+	*e = (struct rackent){ sn, ts, KCP_ACK_REPEAT, k->flush_gen };
+	k->rep_head = (k->rep_head + 1) % KCP_ACK_REPEAT_SLOTS;
+}
+
+static void queue_ack(struct kcp *k, uint32_t sn, uint32_t ts)
+{
+	if (k->nacks == k->ackcap) {
+		/* More ACKs than the list holds (a huge datagram): send what
+		 * we have now rather than forget any. */
+		flush_acks(k);
+		emit(k);
+	}
+	k->acks[k->nacks++] = (struct ackent){ sn, ts };
+}
+
+/* ------------------------------------------------------------------ */
+/* RTO and congestion window (K4, K7)                                 */
+
+static void rtt_sample(struct kcp *k, uint32_t rtt)
+{
+	uint32_t g = k->cfg.ack_immediate ? 1 : k->cfg.interval;
+	uint64_t rto;
+
+	if (k->min_rtt == 0 || max32(rtt, 1) < k->min_rtt)
+		k->min_rtt = max32(rtt, 1);
+	if (k->srtt == 0) {
+		k->srtt = max32(rtt, 1);
+		k->rttvar = rtt / 2;
+	} else {
+		uint32_t delta = rtt > k->srtt ? rtt - k->srtt : k->srtt - rtt;
+		k->rttvar = (3 * k->rttvar + delta) / 4;
+		k->srtt = max32((7 * k->srtt + rtt) / 8, 1);
+	}
+	rto = (uint64_t)k->srtt + max32(g, 4 * k->rttvar);
+	k->rto = (uint32_t)(rto < k->minrto ? k->minrto : min64(rto, KCP_RTO_MAX));
+}
+
+static void cwnd_grow(struct kcp *k, uint32_t acked)
+{
+	uint32_t cap = min32(k->cfg.snd_wnd, max32(k->rmt_wnd, 1));
+
+	if (k->cfg.nc)
+		return;
+	while (acked-- && k->cwnd < cap) {
+		if (k->cwnd < k->ssthresh) {
+			k->cwnd++;
+		} else if (++k->ca_acc >= k->cwnd) {
+			k->ca_acc = 0;
+			k->cwnd++;
+		}
+	}
+}
+
+/* queueing: does the RTT show that our own data waits in a queue? The
+ * backlog estimate is cwnd * (srtt - min_rtt) / srtt segments (the Veno
+ * rule). Below KCP_BACKLOG_CONGESTED segments, a loss is taken as random
+ * (a lossy link, not a full queue) and does not reduce the window: halving
+ * once per RTT on every random loss drives the window to a few segments at
+ * a few percent loss, whatever the capacity (K7). */
+static bool queueing(const struct kcp *k)
+{
+	if (!k->srtt || !k->min_rtt || k->srtt <= k->min_rtt)
+		return false;
+	return (uint64_t)k->cwnd * (k->srtt - k->min_rtt) >=
+	       (uint64_t)KCP_BACKLOG_CONGESTED * k->srtt;
+}
+
+/* cwnd_on_loss reacts once per loss episode: losses of segments sent
+ * before the last reduction (sn < recover) are part of the same episode.
+ * Only a timeout with the whole flight unanswered collapses cwnd to 1; an
+ * isolated loss (fast retransmit, or an RTO while later data is being
+ * acknowledged) halves it. The values before the reduction are kept for
+ * cwnd_undo. */
+static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
+{
+	if (!isolated && !flight)
+		return;
+	if (!flight && !queueing(k)) {
+		k->st.loss_random++;
+		k->recover = k->snd_nxt;
+		return;
+	}
+	k->undo_cwnd = k->cwnd;
+	k->undo_ssthresh = k->ssthresh;
+	if (flight) {
+		k->ssthresh = max32(k->cwnd / 2, KCP_SSTHRESH_MIN);
+		k->cwnd = 1;
+	} else {
+		uint32_t inflight = k->snd_nxt - k->snd_una;
+		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
+		k->cwnd = k->ssthresh + k->cfg.resend;
+	}
+	k->ca_acc = 0;
+	k->cwnd = min32(max32(k->cwnd, 1), k->cfg.snd_wnd);
+	k->recover = k->snd_nxt;
+}
+
+/* cwnd_undo: the retransmission that opened the current loss episode was
+ * spurious (the original arrived, its ACK was late or lost): restore the
+ * window as it was before the reduction (K7). */
+static void cwnd_undo(struct kcp *k, uint32_t sn)
+{
+	if (!k->undo_cwnd || sn != k->undo_sn)
+		return;
+	k->cwnd = max32(k->cwnd, k->undo_cwnd);
+	k->ssthresh = max32(k->ssthresh, k->undo_ssthresh);
+	k->undo_cwnd = 0;
+	k->st.cwnd_undo++;
+}
+
+/* ------------------------------------------------------------------ */
+/* sending (K3, K5, K8)                                               */
+
+static uint32_t send_limit(const struct kcp *k)
+{
+	uint32_t lim = min32(k->cfg.snd_wnd, k->rmt_wnd);
+	return k->cfg.nc ? lim : min32(lim, k->cwnd);
+}
+
+static bool sendable(const struct kcp *k)
+{
+	return k->qcount && seq_lt(k->snd_nxt, k->snd_una + send_limit(k));
+}
+
+static void transmit(struct kcp *k, struct sseg *g, uint64_t now)
+{
+	g->ts = (uint32_t)now;
+	g->xmit++;
+	put_seg(k, KCP_CMD_PUSH, g->frg, g->ts, g->sn, g->data, g->len);
+}
+
+static void send_new(struct kcp *k, uint64_t now)
+{
+	while (!k->dead && sendable(k)) {
+		struct qseg *qs = qslot(k, 0);
+		struct sseg *g = sslot(k, k->snd_nxt);
+		uint8_t *spare = g->data;
+
+		*g = (struct sseg){ .data = qs->data, .len = qs->len, .frg = qs->frg };
+		qs->data = spare;
+		k->qhead = (k->qhead + 1) & k->qmask;
+		k->qcount--;
+		g->sn = k->snd_nxt++;
+		g->rto = k->rto;
+		g->resendts = now + k->rto + (k->cfg.nodelay ? 0 : k->rto / 8);
+		g->live = true;
+		k->inflight++;
+		heap_push(k, g->sn);
+		k->st.seg_sent++;
+		k->st.data_bytes_sent += g->len;
+		transmit(k, g, now);
+	}
+}
+
+static uint32_t backoff(const struct kcp *k, uint32_t rto)
+{
+	uint64_t r = rto;
+	if (k->cfg.nodelay == 0)
+		r += max32(rto, k->rto);
+	else if (k->cfg.nodelay == 1)
+		r += rto / 2;
+	else
+		r += k->rto / 2;
+	return (uint32_t)min64(r, KCP_RTO_MAX);
+}
+
+/* loss_seen notes that g is about to be resent: the first one of a new
+ * loss episode (sn >= recover) names the episode for a later undo (K7). */
+static void loss_seen(struct kcp *k, const struct sseg *g, bool *episode)
+{
+	if (!seq_ge(g->sn, k->recover) || *episode)
+		return;
+	*episode = true;
+	k->undo_sn = g->sn;
+}
+
+/* passed: an ACK has echoed a transmission made after g's last one (a
+ * later ms, or the same ms and a higher sn: sent after g in one flush), so
+ * in a FIFO path g should have arrived before it. */
+static bool passed(const struct kcp *k, const struct sseg *g)
+{
+	return seq_gt(k->echo_hi, g->ts) || (k->echo_hi == g->ts && seq_gt(k->echo_sn, g->sn));
+}
+
+/* queued: g's RTO expired, but the ACKs arriving right now (within a
+ * quarter RTT) are for segments sent in the same flush just before g: g
+ * is most likely still waiting behind them in a bottleneck queue (a burst
+ * after the window reopened). Its RTO is deferred rather than fired
+ * spuriously, until ACKs pass it or stop coming (K4). */
+static bool queued(const struct kcp *k, const struct sseg *g, uint64_t now)
+{
+	return k->echo_hi == g->ts && !passed(k, g) && k->echo_at != KCP_NEVER &&
+	       now < k->echo_at + max32(k->srtt / 4, 1);
+}
+
+/* retx_timeouts resends the segments whose RTO expired (K4, K7). An expiry
+ * while the path is alive (an ACK has echoed a transmission made in the
+ * same millisecond as this segment's last one or later; g's own is not
+ * among them, g is unacknowledged) is an isolated loss: resent without backoff and
+ * reported in *isolated. Only an expiry with no such echo (the whole flight
+ * after it is unanswered) backs off and is reported in *flight. */
+static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *flight)
+{
+	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
+		struct sseg *g = sslot(k, k->heap[0]);
+		bool alive = seq_ge(k->echo_hi, g->ts);
+		if (queued(k, g, now)) {
+			g->resendts = k->echo_at + max32(k->srtt / 4, 1);
+			heap_down(k, 0);
+			continue;
+		}
+		if (g->xmit >= k->cfg.dead_link) {
+			/* K7: its last allowed transmission went unanswered
+			 * for a whole RTO. */
+			k->dead = true;
+			break;
+		}
+		/* Skipped often enough for the configured threshold but not
+		 * for the learned one: the learned one is too high. */
+		if (g->fq && k->reo_extra && k->ack_events - g->fbase >= k->cfg.resend)
+			k->reo_extra--;
+		g->rto = alive ? k->rto : backoff(k, g->rto);
+		g->resendts = now + g->rto;
+		g->fast = false;
+		g->spur = alive;
+		heap_down(k, 0);
+		fence_mark(k, g, now);
+		k->st.seg_retx_timeout++;
+		k->st.seg_retx_isolated += alive;
+		k->st.data_bytes_retx += g->len;
+		loss_seen(k, g, alive ? isolated : flight);
+		transmit(k, g, now);
+	}
+}
+
+static void retx_fast(struct kcp *k, uint64_t now, bool *isolated)
+{
+	while (!k->dead && k->fq.count) {
+		struct fentry e = *fifo_at(&k->fq, 0);
+		struct sseg *g = sslot(k, e.sn);
+		if (fq_valid(k, &e) && k->ack_events - e.base < resend_at(k))
+			break;
+		fifo_pop(&k->fq);
+		if (!fq_valid(k, &e))
+			continue;
+		g->fq = false;
+		if (g->xmit > KCP_FASTACK_LIMIT)
+			continue; /* leave it to the RTO */
+		g->resendts = now + g->rto;
+		g->fast = g->spur = true;
+		heap_down(k, g->heap);
+		heap_up(k, g->heap);
+		fence_mark(k, g, now);
+		k->st.seg_retx_fast++;
+		k->st.data_bytes_retx += g->len;
+		loss_seen(k, g, isolated);
+		transmit(k, g, now);
+	}
+}
+
+/* probe_update arms or disarms window probing (K8): only while the peer
+ * says its window is zero and we have data waiting for it. */
+static void probe_update(struct kcp *k, uint64_t now)
+{
+	if (k->rmt_wnd == 0 && k->qcount) {
+		if (k->probe_at == KCP_NEVER) {
+			k->probe_wait = KCP_PROBE_INIT;
+			k->probe_at = now + k->probe_wait;
+		}
+	} else {
+		k->probe_at = KCP_NEVER;
+		k->probe_wait = 0;
+	}
+}
+
+static void probe_step(struct kcp *k, uint64_t now)
+{
+	if (k->probe_at > now)
+		return;
+	put_seg(k, KCP_CMD_WASK, 0, 0, 0, NULL, 0);
+	k->st.probe_sent++;
+	k->probe_wait = min32(k->probe_wait + k->probe_wait / 2, KCP_PROBE_MAX);
+	k->probe_at = now + k->probe_wait;
+}
+
+static bool wanted(const struct kcp *k)
+{
+	return k->nacks || k->tell || sendable(k) || fast_due(k);
+}
+
+static void arm(struct kcp *k, uint64_t now)
+{
+	if (wanted(k) && k->flush_at == KCP_NEVER)
+		k->flush_at = now + k->cfg.interval;
+}
+
+void kcp_flush(struct kcp *k, uint64_t now)
+{
+	bool isolated = false, flight = false;
+
+	if (k->dead)
+		return;
+	k->last_now = now;
+	flush_acks(k);
+	probe_update(k, now);
+	probe_step(k, now);
+	if (k->tell) {
+		put_seg(k, KCP_CMD_WINS, 0, 0, 0, NULL, 0);
+		k->st.tell_sent++;
+		k->tell = false;
+	}
+	retx_timeouts(k, now, &isolated, &flight);
+	retx_fast(k, now, &isolated);
+	/* React to loss before sending new data, so that what the new window
+	 * allows goes out now and nothing is left wanting a flush. */
+	cwnd_on_loss(k, isolated, flight);
+	send_new(k, now);
+	emit(k);
+	fifo_prune(k, &k->fq, fq_valid);
+	k->flush_at = KCP_NEVER;
+}
+
+void kcp_update(struct kcp *k, uint64_t now)
+{
+	/* One rule for "due", shared with kcp_next_deadline, so a caller that
+	 * follows the deadline can never spin. */
+	if (kcp_next_deadline(k, now) <= now)
+		kcp_flush(k, now);
+}
+
+uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now)
+{
+	uint64_t d = KCP_NEVER;
+
+	if (k->dead)
+		return KCP_NEVER;
+	if (wanted(k))
+		d = k->flush_at == KCP_NEVER ? now : k->flush_at;
+	if (k->nheap)
+		d = min64(d, sslot(k, k->heap[0])->resendts);
+	d = min64(d, k->probe_at);
+	return d == KCP_NEVER ? d : (d < now ? now : d);
+}
+
+/* ------------------------------------------------------------------ */
+/* kcp_send (K2)                                                      */
+
+static size_t tail_room(const struct kcp *k)
+{
+	if (!k->cfg.stream || !k->qcount)
+		return 0;
+	return k->mss - qslot(k, k->qcount - 1)->len;
+}
+
+size_t kcp_send_room(const struct kcp *k)
+{
+	uint32_t free_segs = qmax(k) - k->qcount;
+
+	if (k->dead)
+		return 0;
+	if (k->cfg.stream)
+		return (size_t)free_segs * k->mss + tail_room(k);
+	return (size_t)min32(free_segs, KCP_MAX_FRAGMENTS) * k->mss;
+}
+
+/* fill_queue appends len bytes as nseg new segments (buffers already there). */
+static void fill_queue(struct kcp *k, const uint8_t *p, size_t len, uint32_t nseg)
+{
+	for (uint32_t i = 0; i < nseg; i++) {
+		struct qseg *qs = qslot(k, k->qcount);
+		uint32_t n = (uint32_t)(len < k->mss ? len : k->mss);
+		if (n)
+			memcpy(qs->data, p, n);
+		qs->len = n;
+		qs->frg = k->cfg.stream ? 0 : (uint8_t)(nseg - 1 - i);
+		p += n;
+		len -= n;
+		k->qcount++;
+	}
+}
+
+static ssize_t enqueue(struct kcp *k, const uint8_t *p, size_t len)
+{
+	size_t take = len, tail = tail_room(k);
+	uint32_t nseg;
+
+	if (k->cfg.stream) {
+		take = len < kcp_send_room(k) ? len : kcp_send_room(k);
+		if (take == 0)
+			return KS_ERR_FULL;
+		nseg = (uint32_t)((take - min64(take, tail) + k->mss - 1) / k->mss);
+	} else {
+		nseg = len ? (uint32_t)((len + k->mss - 1) / k->mss) : 1;
+		if (len > (size_t)KCP_MAX_FRAGMENTS * k->mss)
+			return KS_ERR_TOOBIG;
+		if (nseg > qmax(k) - k->qcount)
+			return KS_ERR_FULL;
+	}
+	for (uint32_t i = 0; i < nseg; i++)
+		if (ensure_buf(k, &qslot(k, k->qcount + i)->data) != 0)
+			return KS_ERR_NOMEM;
+	if (tail) {
+		struct qseg *t = qslot(k, k->qcount - 1);
+		size_t n = take < tail ? take : tail;
+		memcpy(t->data + t->len, p, n);
+		t->len += (uint32_t)n;
+		fill_queue(k, p + n, take - n, nseg);
+	} else {
+		fill_queue(k, p, take, nseg);
+	}
+	return (ssize_t)take;
+}
+
+ssize_t kcp_send(struct kcp *k, const void *buf, size_t len, uint64_t now)
+{
+	ssize_t n;
+
+	if ((!buf && len) || (k->cfg.stream && len == 0))
+		return KS_ERR_INVAL;
+	if (k->dead)
+		return KS_ERR_DEAD;
+	k->last_now = now;
+	n = enqueue(k, buf, len);
+	if (n < 0)
+		return n;
+	probe_update(k, now);
+	if (k->cfg.flush_on_send && sendable(k))
+		kcp_flush(k, now);
+	else
+		arm(k, now);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* kcp_recv (K9)                                                      */
+
+ssize_t kcp_peek_size(const struct kcp *k)
+{
+	uint32_t ready = k->rcv_nxt - k->rd_sn, n;
+	size_t size = 0;
+
+	if (ready == 0)
+		return KS_ERR_AGAIN;
+	if (k->cfg.stream)
+		return (ssize_t)k->rcv_bytes;
+	n = (uint32_t)rslot(k, k->rd_sn)->frg + 1;
+	if (ready < n)
+		return KS_ERR_AGAIN;
+	for (uint32_t i = 0; i < n; i++)
+		size += rslot(k, k->rd_sn + i)->len;
+	return (ssize_t)size;
+}
+
+static void consume(struct kcp *k)
+{
+	k->rcv_bytes -= rslot(k, k->rd_sn)->len - k->rd_off;
+	rslot(k, k->rd_sn)->present = false;
+	k->rd_sn++;
+	k->rd_off = 0;
+}
+
+static size_t read_stream(struct kcp *k, uint8_t *out, size_t cap)
+{
+	size_t got = 0;
+
+	while (k->rd_sn != k->rcv_nxt && got < cap) {
+		struct rseg *r = rslot(k, k->rd_sn);
+		size_t n = r->len - k->rd_off;
+		if (n > cap - got)
+			n = cap - got;
+		if (n)
+			memcpy(out + got, r->data + k->rd_off, n);
+		got += n;
+		if (k->rd_off + n == r->len) {
+			consume(k);
+		} else {
+			k->rd_off += (uint32_t)n;
+			k->rcv_bytes -= n;
+		}
+	}
+	return got;
+}
+
+static size_t read_message(struct kcp *k, uint8_t *out)
+{
+	uint32_t n = (uint32_t)rslot(k, k->rd_sn)->frg + 1;
+	size_t got = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct rseg *r = rslot(k, k->rd_sn);
+		if (r->len)
+			memcpy(out + got, r->data, r->len);
+		got += r->len;
+		consume(k);
+	}
+	return got;
+}
+
+ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap)
+{
+	uint32_t before = wnd_free(k);
+	ssize_t size = kcp_peek_size(k);
+	size_t got;
+
+	if (!buf && cap)
+		return KS_ERR_INVAL;
+	if (size < 0)
+		return size;
+	if (k->cfg.stream) {
+		got = read_stream(k, buf, cap);
+		if (got == 0)
+			return KS_ERR_AGAIN;
+	} else {
+		if ((size_t)size > cap)
+			return KS_ERR_TOOBIG;
+		got = read_message(k, buf);
+	}
+	/* K8: a window that was closed has opened, or has grown by half the
+	 * receive window since we last advertised it: tell the peer rather than
+	 * leave it waiting for its next probe or for our next ACK. */
+	if (!k->dead && ((before == 0 && wnd_free(k) > 0) ||
+	                 wnd_free(k) - min32(k->adv_wnd, wnd_free(k)) >= k->cfg.rcv_wnd / 2)) {
+		k->tell = true;
+		if (k->cfg.ack_immediate)
+			k->flush_at = k->last_now;
+		else
+			arm(k, k->last_now);
+	}
+	return (ssize_t)got;
+}
+
+/* ------------------------------------------------------------------ */
+/* kcp_input: validate the whole datagram (K1), then apply (K3..K8)   */
+
+struct hdr {
+	uint32_t conv, ts, sn, una, len;
+	uint8_t cmd, frg;
+	uint16_t wnd;
+	const uint8_t *data; /* view into the datagram */
+};
+
+static bool read_hdr(struct rd *r, struct hdr *h)
+{
+	return rd_u32le(r, &h->conv) && rd_u8(r, &h->cmd) && rd_u8(r, &h->frg) &&
+	       rd_u16le(r, &h->wnd) && rd_u32le(r, &h->ts) && rd_u32le(r, &h->sn) &&
+	       rd_u32le(r, &h->una) && rd_u32le(r, &h->len);
+}
+
+/* check_seg returns -1 if the segment may be applied, else a kcp_drop. */
+static int check_seg(const struct kcp *k, const struct hdr *h)
+{
+	int32_t d;
+
+	if (h->conv != k->conv)
+		return KCP_DROP_CONV;
+	if (h->cmd < KCP_CMD_PUSH || h->cmd > KCP_CMD_WINS)
+		return KCP_DROP_CMD;
+	if (h->cmd != KCP_CMD_PUSH && h->len != 0)
+		return KCP_DROP_CMD;
+	if (h->cmd != KCP_CMD_PUSH && h->frg != 0)
+		return KCP_DROP_FRG;
+	if (seq_gt(h->una, k->snd_nxt) || seq_diff(h->una, k->snd_una) < -KCP_SEQ_SLACK)
+		return KCP_DROP_ACK;
+	if (h->cmd == KCP_CMD_ACK &&
+	    (seq_ge(h->sn, k->snd_nxt) || seq_diff(h->sn, k->snd_una) < -KCP_SEQ_SLACK))
+		return KCP_DROP_ACK;
+	if (h->cmd != KCP_CMD_PUSH)
+		return -1;
+	if (h->len > k->mss)
+		return KCP_DROP_LEN;
+	if (h->frg >= (k->cfg.stream ? 1 : KCP_MAX_FRAGMENTS))
+		return KCP_DROP_FRG;
+	d = seq_diff(h->sn, k->rcv_nxt);
+	if (d < -KCP_SEQ_SLACK || d >= (int32_t)k->cfg.rcv_wnd + KCP_SEQ_SLACK)
+		return KCP_DROP_SN;
+	return -1;
+}
+
+/* will_store: a PUSH with this sn is new and inside the receive window. */
+static bool will_store(const struct kcp *k, uint32_t sn)
+{
+	return seq_ge(sn, k->rcv_nxt) && seq_lt(sn, k->rd_sn + k->cfg.rcv_wnd) &&
+	       !rslot(k, sn)->present;
+}
+
+/* validate parses every segment; it changes nothing but may give empty
+ * receive slots their buffers, which is not observable state. */
+static int validate(struct kcp *k, const uint8_t *dgram, size_t len)
+{
+	struct rd r = rd_init(dgram, len);
+	struct hdr h;
+	int why;
+
+	if (len == 0) {
+		k->st.dropped[KCP_DROP_SHORT]++;
+		return KS_ERR_PROTO;
+	}
+	while (rd_left(&r)) {
+		if (!read_hdr(&r, &h)) {
+			k->st.dropped[KCP_DROP_SHORT]++;
+			return KS_ERR_PROTO;
+		}
+		why = check_seg(k, &h);
+		if (why < 0 && !rd_view(&r, &h.data, h.len))
+			why = KCP_DROP_LEN;
+		if (why >= 0) {
+			k->st.dropped[why]++;
+			return KS_ERR_PROTO;
+		}
+		if (h.cmd == KCP_CMD_PUSH && will_store(k, h.sn) &&
+		    ensure_buf(k, &rslot(k, h.sn)->data) != 0)
+			return KS_ERR_NOMEM;
+	}
+	return 0;
+}
+
+/* ack_sn removes one live segment from the send window. */
+static uint32_t ack_sn(struct kcp *k, uint32_t sn)
+{
+	struct sseg *g = sslot(k, sn);
+
+	if (!seq_ge(sn, k->snd_una) || !seq_lt(sn, k->snd_nxt) || !g->live || g->sn != sn)
+		return 0;
+	g->live = false;
+	g->fq = false;
+	heap_remove(k, g->heap);
+	k->inflight--;
+	return 1;
+}
+
+/* advance_una moves snd_una past acknowledged slots (K3). */
+static void advance_una(struct kcp *k)
+{
+	while (k->snd_una != k->snd_nxt && !sslot(k, k->snd_una)->live)
+		k->snd_una++;
+	if (seq_lt(k->ack_hi, k->snd_una))
+		k->ack_hi = k->snd_una;
+}
+
+static uint32_t apply_una(struct kcp *k, uint32_t una)
+{
+	uint32_t acked = 0;
+
+	while (seq_lt(k->snd_una, una)) {
+		acked += ack_sn(k, k->snd_una);
+		k->snd_una++;
+	}
+	advance_una(k);
+	return acked;
+}
+
+static void apply_push(struct kcp *k, const struct hdr *h)
+{
+	struct rseg *r;
+
+	if (!seq_lt(h->sn, k->rd_sn + k->cfg.rcv_wnd))
+		return; /* beyond our window: no room, no ACK; it comes again */
+	queue_ack(k, h->sn, h->ts);
+	if (!seq_ge(h->sn, k->rcv_nxt) || rslot(k, h->sn)->present) {
+		k->st.seg_dup++;
+		return;
+	}
+	r = rslot(k, h->sn);
+	if (h->len)
+		memcpy(r->data, h->data, h->len);
+	r->len = h->len;
+	r->frg = h->frg;
+	r->present = true;
+	k->st.seg_recv++;
+	if (h->sn != k->rcv_nxt)
+		remember_ooo(k, h->sn, h->ts);
+	while (seq_lt(k->rcv_nxt, k->rd_sn + k->cfg.rcv_wnd) && rslot(k, k->rcv_nxt)->present)
+		k->rcv_bytes += rslot(k, k->rcv_nxt++)->len;
+}
+
+/* cross marks the live segments that an ACK for maxack skipped for the
+ * first time, and the retransmitted ones whose fence the latest echo passed
+ * (K5). */
+static void cross(struct kcp *k, uint32_t maxack)
+{
+	if (seq_ge(maxack, k->ack_hi)) {
+		for (uint32_t sn = k->ack_hi; sn != maxack; sn++) {
+			struct sseg *g = sslot(k, sn);
+			if (g->live && !g->pend)
+				fq_mark(k, g);
+		}
+		k->ack_hi = maxack + 1;
+	}
+	while (k->pend.count) {
+		struct fentry e = *fifo_at(&k->pend, 0);
+		if (pend_valid(k, &e) && !seq_gt(k->echo_hi, (uint32_t)e.base))
+			break;
+		fifo_pop(&k->pend);
+		if (pend_valid(k, &e))
+			fq_mark(k, sslot(k, e.sn));
+	}
+}
+
+struct apply_result {
+	uint32_t acked;
+	bool has_ack;
+	uint32_t maxack;
+};
+
+/* ack_echo reads an ACK's echoed ts before the una of the same segment can
+ * retire the segment it names. The echo samples the RTT (K4); only an echo
+ * of a transmission we made (not newer than the last one) counts. An echo
+ * of a transmission older than a fast retransmission shows that the
+ * retransmission was spurious: the path reorders more than resend allows,
+ * so the threshold learns (K5). */
+static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now, int32_t *best)
+{
+	struct sseg *g = sslot(k, h->sn);
+	int32_t rtt = seq_diff((uint32_t)now, h->ts);
+
+	/* Any echo of a past transmission (never of a future one) moves the
+	 * fence line of K5 forward. */
+	if (rtt >= 0) {
+		if (seq_gt(h->ts, k->echo_hi) || (h->ts == k->echo_hi && seq_gt(h->sn, k->echo_sn)))
+			k->echo_sn = h->sn;
+		if (seq_gt(h->ts, k->echo_hi))
+			k->echo_hi = h->ts;
+		k->echo_at = now;
+	}
+	if (!g->live || g->sn != h->sn || seq_gt(h->ts, g->ts))
+		return;
+	if (rtt >= 0 && (*best < 0 || rtt < *best))
+		*best = rtt;
+	if (g->spur && seq_lt(h->ts, g->ts)) {
+		g->spur = false;
+		k->st.seg_retx_spurious++;
+		if (g->fast && k->reo_extra < KCP_REORDER_MAX)
+			k->reo_extra++;
+		g->fast = false;
+		cwnd_undo(k, g->sn);
+	}
+}
+
+static void apply_seg(struct kcp *k, const struct hdr *h, struct apply_result *a)
+{
+	k->rmt_wnd = h->wnd;
+	a->acked += apply_una(k, h->una);
+	switch (h->cmd) {
+	case KCP_CMD_ACK:
+		k->st.ack_recv++;
+		a->acked += ack_sn(k, h->sn);
+		advance_una(k);
+		if (!a->has_ack || seq_gt(h->sn, a->maxack))
+			a->maxack = h->sn;
+		a->has_ack = true;
+		break;
+	case KCP_CMD_PUSH: apply_push(k, h); break;
+	case KCP_CMD_WASK: k->tell = true; break;
+	default: break; /* WINS: the window field above is the message */
+	}
+}
+
+static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
+{
+	struct rd r = rd_init(dgram, len);
+	struct apply_result a = { 0 };
+	struct hdr h;
+	int32_t rtt = -1;
+
+	/* Echoes first: a una earlier in the datagram must not retire the
+	 * segment an ACK further on names. One RTT sample per datagram, the
+	 * smallest: a repeated ACK (K3) echoes a ts that has waited for a
+	 * later flush at the receiver, which the first copy did not. */
+	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
+		if (h.cmd == KCP_CMD_ACK)
+			ack_echo(k, &h, now, &rtt);
+	if (rtt >= 0)
+		rtt_sample(k, (uint32_t)rtt);
+	r = rd_init(dgram, len);
+	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
+		apply_seg(k, &h, &a);
+	if (a.has_ack) {
+		cross(k, a.maxack);
+		/* K5: datagrams that arrive in the same millisecond (one read
+		 * batch) count as one skip: their order says little. */
+		if (now != k->ack_event_at) {
+			k->ack_events++;
+			k->ack_event_at = now;
+		}
+	}
+	cwnd_grow(k, a.acked);
+	fifo_prune(k, &k->fq, fq_valid);
+}
+
+int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
+{
+	int rc;
+
+	if (k->dead)
+		return KS_ERR_DEAD;
+	if (!dgram && len)
+		return KS_ERR_INVAL;
+	k->last_now = now;
+	rc = validate(k, dgram, len);
+	if (rc != 0)
+		return rc;
+	k->st.dgram_in++;
+	k->st.bytes_in += len;
+	apply(k, dgram, len, now);
+	probe_update(k, now);
+	if ((k->cfg.ack_immediate && (k->nacks || k->tell)) ||
+	    (k->cfg.flush_on_send && (sendable(k) || fast_due(k))))
+		kcp_flush(k, now);
+	else
+		arm(k, now);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* state queries                                                      */
+
+uint32_t kcp_waitsnd(const struct kcp *k) { return k->qcount + k->inflight; }
+
+bool kcp_is_dead(const struct kcp *k) { return k->dead; }
+
+void kcp_stats(const struct kcp *k, struct kcp_stats *st)
+{
+	*st = k->st;
+	st->srtt = k->srtt;
+	st->rttvar = k->rttvar;
+	st->rto = k->rto;
+	st->cwnd = k->cwnd;
+	st->ssthresh = k->ssthresh;
+	st->rmt_wnd = k->rmt_wnd;
+	st->rcv_free = wnd_free(k);
+	st->inflight = k->inflight;
+	st->resend = resend_at(k);
+	st->waitsnd = kcp_waitsnd(k);
+}
+
+size_t kcp_mem_bytes(const struct kcp *k)
+{
+	size_t n = sizeof *k;
+
+	n += (size_t)(k->qmask + 1) * sizeof *k->q;
+	n += (size_t)(k->smask + 1) * (sizeof *k->s + sizeof *k->heap);
+	n += (size_t)(k->fq.cap + k->pend.cap) * sizeof *k->fq.e;
+	n += (size_t)(k->rmask + 1) * sizeof *k->r;
+	n += (size_t)k->ackcap * sizeof *k->acks;
+	return n + k->cfg.mtu + k->nbufs * k->mss;
+}
+
+/* ------------------------------------------------------------------ */
+/* invariants                                                         */
+
+/* count_valid: at most one valid entry per live segment (the mgen rule). */
+static uint32_t count_valid(const struct kcp *k, const struct fifo *f, valid_fn ok)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < f->count; i++)
+		n += ok(k, fifo_at(f, i));
+	return n;
+}
+
+static bool check_send(const struct kcp *k)
+{
+	uint32_t live = 0;
+
+	if (seq_gt(k->snd_una, k->snd_nxt) || k->snd_nxt - k->snd_una > k->cfg.snd_wnd)
+		return false;
+	if (k->snd_una != k->snd_nxt && !sslot(k, k->snd_una)->live)
+		return false;
+	for (uint32_t sn = k->snd_una; sn != k->snd_nxt; sn++) {
+		const struct sseg *g = sslot(k, sn);
+		if (!g->live)
+			continue;
+		live++;
+		if (g->sn != sn || g->heap >= k->nheap || k->heap[g->heap] != sn ||
+		    g->len > k->mss || g->xmit == 0)
+			return false;
+	}
+	for (uint32_t i = 1; i < k->nheap; i++)
+		if (heap_less(k, i, (i - 1) / 2))
+			return false;
+	if (count_valid(k, &k->fq, fq_valid) + count_valid(k, &k->pend, pend_valid) > live)
+		return false;
+	return live == k->inflight && k->nheap == k->inflight && k->qcount <= qmax(k) &&
+	       k->fq.count <= k->fq.cap && k->pend.count <= k->pend.cap;
+}
+
+static bool check_recv(const struct kcp *k)
+{
+	uint32_t used = k->rcv_nxt - k->rd_sn;
+	size_t bytes = 0;
+
+	if (seq_gt(k->rd_sn, k->rcv_nxt) || used > k->cfg.rcv_wnd)
+		return false;
+	for (uint32_t i = 0; i < used; i++)
+		bytes += rslot(k, k->rd_sn + i)->len;
+	if (bytes - k->rd_off != k->rcv_bytes)
+		return false;
+	for (uint32_t i = 0; i <= k->rmask; i++) {
+		uint32_t sn = k->rd_sn + i;
+		const struct rseg *r = rslot(k, sn);
+		if (i < used && (!r->present || r->len > k->mss))
+			return false;
+		if ((i == used || i >= k->cfg.rcv_wnd) && r->present)
+			return false;
+	}
+	if (k->rd_off && (!used || k->rd_off >= rslot(k, k->rd_sn)->len))
+		return false;
+	return k->nacks <= k->ackcap;
+}
+
+bool kcp_check(const struct kcp *k)
+{
+	size_t maxbufs = (size_t)k->qmask + 1 + k->smask + 1 + k->rmask + 1;
+
+	if (!check_send(k) || !check_recv(k) || k->nbufs > maxbufs)
+		return false;
+	if (k->rto < k->minrto || k->rto > KCP_RTO_MAX || k->cwnd < 1)
+		return false;
+	return true;
+}

@@ -1,0 +1,1076 @@
+/* mux.c - stream multiplexing over one KCP byte stream.
+ *
+ * Steps refer to docs/protocol/mux.md. The streams live in an array sorted
+ * by id (ids only grow, so insertion appends); three intrusive lists thread
+ * through them: streams with control frames due, streams with DATA to send
+ * (the round-robin ring) and streams with undelivered events. Events are
+ * flags on the stream, not a queue, so no peer behaviour can grow them.
+ */
+#include "core/mux.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/limits.h"
+#include "base/rd.h"
+#include "base/wr.h"
+
+struct link {
+	struct link *prev, *next; /* NULL while not on a list */
+};
+
+/* A byte ring that grows by doubling up to a cap and never shrinks while
+ * the stream lives: no allocation per frame in steady state. */
+struct ring {
+	uint8_t *buf; /* owned */
+	size_t cap, head, len;
+};
+
+/* Control frames a stream has due (step 5.1). */
+enum ctl_flag {
+	CTL_OPEN = 1,
+	CTL_REPLY = 2,
+	CTL_WINDOW = 4,
+	CTL_FIN = 8,
+};
+
+/* Undelivered events of a stream. */
+enum ev_flag {
+	EVF_OPEN = 1,
+	EVF_REPLY = 2,
+	EVF_READABLE = 4,
+	EVF_FIN = 8,
+	EVF_WRITABLE = 16,
+	EVF_RESET = 32,
+};
+
+struct stream {
+	uint32_t id;
+	uint8_t ctl;        /* CTL_* due */
+	uint8_t ev;         /* EVF_* undelivered */
+	uint8_t reason;     /* RST reason received */
+	bool replied;       /* server: REPLY queued; client: REPLY received */
+	bool fin_req;       /* we shut down: FIN after the buffered data */
+	bool fin_sent;      /* our FIN is in the output */
+	bool fin_rcvd;      /* the peer's FIN arrived */
+	bool eof_seen;      /* the application read the end (read returned 0) */
+	bool want_write;    /* a write was refused: WRITABLE when room opens */
+	bool dead;          /* the peer reset it; kept only to deliver EVF_RESET */
+	uint8_t *hello;     /* owned: request (client until OPEN sent; server) */
+	size_t hello_len;   /* ... or the reply (client: received; server: until sent) */
+	struct ring tx, rx; /* owned: bytes to send; bytes received, not read */
+	uint64_t tx_off;    /* DATA bytes sent */
+	uint64_t tx_limit;  /* the peer's grant, as an absolute offset */
+	uint64_t rx_off;    /* DATA bytes received */
+	uint64_t rx_read;   /* DATA bytes read by the application */
+	uint64_t rx_limit;  /* our grant as sent, as an absolute offset */
+	uint32_t deficit;   /* round-robin budget left this turn */
+	struct link ctl_l;  /* on mux.ctl while ctl != 0 */
+	struct link act_l;  /* on mux.fresh or mux.act while it has DATA and credit */
+	struct link ev_l;   /* on mux.evq while ev != 0 */
+};
+
+struct rst_entry {
+	uint32_t id;
+	uint8_t reason;
+	bool refusal; /* counts against MUX_REFUSE_MAX, not max_streams */
+};
+
+struct mux {
+	enum mux_role role;
+	struct mux_config cfg;
+	int err; /* sticky session error, 0 while healthy */
+	size_t mem;
+
+	struct stream **tab; /* owned array of owned streams, sorted by id */
+	size_t ntab;
+	uint32_t next_id;     /* client: next id to open */
+	uint32_t peer_max_id; /* server: highest id the client opened */
+
+	struct rst_entry *rstq; /* owned ring of RSTs to send */
+	size_t rst_head, rst_len, rst_cap;
+	size_t n_rst_local, n_rst_refuse;
+
+	bool ping_due, ping_out, pong_due, pong_ev;
+	uint64_t ping_val, ping_at, pong_val, rtt;
+
+	struct link ctl;   /* streams with control frames due */
+	struct link fresh; /* streams that just got DATA to send: served first */
+	struct link act;   /* the round-robin ring of the other sending streams */
+	struct link evq;   /* streams with undelivered events */
+
+	size_t asm_len; /* bytes of a partial frame in asm_buf */
+	uint8_t asm_buf[MUX_HDR_LEN + MUX_FRAME_PAYLOAD_MAX];
+};
+
+#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* --- lists ----------------------------------------------------------------- */
+
+static void list_init(struct link *h) { h->prev = h->next = h; }
+static bool list_empty(const struct link *h) { return h->next == h; }
+static bool linked(const struct link *l) { return l->next != NULL; }
+
+static void list_add_tail(struct link *h, struct link *l)
+{
+	l->prev = h->prev;
+	l->next = h;
+	h->prev->next = l;
+	h->prev = l;
+}
+
+static void list_del(struct link *l)
+{
+	if (!linked(l))
+		return;
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	l->prev = l->next = NULL;
+}
+
+/* --- rings ----------------------------------------------------------------- */
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+/* ring_reserve makes room for n more bytes without passing max. */
+static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
+{
+	size_t want = r->len + n, cap = r->cap ? r->cap : MUX_RING_INITIAL;
+	uint8_t *nb;
+
+	if (want <= r->cap)
+		return 0;
+	if (want > max)
+		return KS_ERR_FULL;
+	while (cap < want)
+		cap *= 2;
+	cap = min_sz(cap, max);
+	nb = malloc(cap);
+	if (!nb)
+		return KS_ERR_NOMEM;
+	for (size_t i = 0; i < r->len; i++)
+		nb[i] = r->buf[(r->head + i) % r->cap];
+	free(r->buf);
+	m->mem = m->mem - r->cap + cap;
+	r->buf = nb;
+	r->cap = cap;
+	r->head = 0;
+	return 0;
+}
+
+static void ring_put(struct ring *r, const uint8_t *p, size_t n)
+{
+	size_t tail = (r->head + r->len) % r->cap, first = min_sz(n, r->cap - tail);
+
+	memcpy(r->buf + tail, p, first);
+	memcpy(r->buf, p + first, n - first);
+	r->len += n;
+}
+
+static void ring_get(struct ring *r, uint8_t *out, size_t n)
+{
+	size_t first = min_sz(n, r->cap - r->head);
+
+	memcpy(out, r->buf + r->head, first);
+	memcpy(out + first, r->buf, n - first);
+	r->head = (r->head + n) % r->cap;
+	r->len -= n;
+}
+
+static void ring_release(struct mux *m, struct ring *r)
+{
+	m->mem -= r->cap;
+	free(r->buf);
+	*r = (struct ring){ 0 };
+}
+
+/* --- frames (step 1) ------------------------------------------------------- */
+
+struct frame_rule {
+	uint16_t min, max;
+	bool session; /* stream id 0 required; otherwise forbidden */
+};
+
+static const struct frame_rule rules[] = {
+	[MUX_OPEN] = { MUX_WINDOW_FIELD_LEN + 1, MUX_WINDOW_FIELD_LEN + MUX_REQUEST_MAX, false },
+	[MUX_REPLY] = { MUX_WINDOW_FIELD_LEN + 1, MUX_WINDOW_FIELD_LEN + MUX_REPLY_MAX, false },
+	[MUX_DATA] = { 1, MUX_FRAME_PAYLOAD_MAX, false },
+	[MUX_FIN] = { 0, 0, false },
+	[MUX_RST] = { 1, 1, false },
+	[MUX_WINDOW] = { 4, 4, false },
+	[MUX_PING] = { 8, 8, true },
+	[MUX_PONG] = { 8, 8, true },
+};
+
+int mux_frame_encode(struct wr *w, const struct mux_frame *f)
+{
+	if (wr_room(w) < (size_t)MUX_HDR_LEN + f->len)
+		return KS_ERR_FULL;
+	wr_u8(w, f->type);
+	wr_u8(w, f->flags);
+	wr_u16be(w, f->len);
+	wr_u32be(w, f->id);
+	wr_bytes(w, f->payload, f->len);
+	return 0;
+}
+
+/* hdr_check applies the per-type rules of step 1.2 to a parsed header. */
+static int hdr_check(const struct mux_frame *f)
+{
+	const struct frame_rule *r;
+
+	if (f->type < MUX_OPEN || f->type > MUX_PONG || f->flags != 0)
+		return KS_ERR_PROTO;
+	r = &rules[f->type];
+	if (f->len < r->min || f->len > r->max)
+		return KS_ERR_PROTO;
+	if (r->session != (f->id == 0))
+		return KS_ERR_PROTO;
+	return 0;
+}
+
+ssize_t mux_frame_decode(const uint8_t *buf, size_t len, struct mux_frame *f)
+{
+	struct rd r = rd_init(buf, len);
+	struct mux_frame t = { 0 };
+	int rc;
+
+	if (!rd_u8(&r, &t.type) || !rd_u8(&r, &t.flags) || !rd_u16be(&r, &t.len) ||
+	    !rd_u32be(&r, &t.id))
+		return KS_ERR_AGAIN;
+	rc = hdr_check(&t);
+	if (rc < 0)
+		return rc;
+	if (!rd_view(&r, &t.payload, t.len))
+		return KS_ERR_AGAIN;
+	*f = t;
+	return (ssize_t)(MUX_HDR_LEN + t.len);
+}
+
+/* --- configuration and lifetime -------------------------------------------- */
+
+void mux_config_default(struct mux_config *c)
+{
+	*c = (struct mux_config){ .window = MUX_WINDOW_DEFAULT,
+		                  .send_buffer = MUX_SNDBUF_DEFAULT,
+		                  .max_streams = MUX_STREAMS_DEFAULT,
+		                  .quantum = MUX_QUANTUM_DEFAULT };
+}
+
+static bool config_ok(const struct mux_config *c)
+{
+	return c->window >= MUX_WINDOW_MIN && c->window <= MUX_WINDOW_MAX &&
+	       c->send_buffer >= MUX_SNDBUF_MIN && c->send_buffer <= MUX_SNDBUF_MAX &&
+	       c->max_streams >= 1 && c->max_streams <= MUX_STREAMS_MAX &&
+	       c->quantum >= MUX_QUANTUM_MIN && c->quantum <= MUX_FRAME_PAYLOAD_MAX;
+}
+
+int mux_new(struct mux **out, enum mux_role role, const struct mux_config *cfg)
+{
+	struct mux_config c;
+	struct mux *m;
+
+	if (cfg)
+		c = *cfg;
+	else
+		mux_config_default(&c);
+	if (!config_ok(&c) || (role != MUX_CLIENT && role != MUX_SERVER))
+		return KS_ERR_INVAL;
+	m = calloc(1, sizeof *m);
+	if (!m)
+		return KS_ERR_NOMEM;
+	m->tab = calloc(c.max_streams, sizeof *m->tab);
+	m->rst_cap = (size_t)c.max_streams + MUX_REFUSE_MAX;
+	m->rstq = calloc(m->rst_cap, sizeof *m->rstq);
+	if (!m->tab || !m->rstq) {
+		free(m->tab);
+		free(m->rstq);
+		free(m);
+		return KS_ERR_NOMEM;
+	}
+	m->role = role;
+	m->cfg = c;
+	m->next_id = 1;
+	m->mem = sizeof *m + c.max_streams * sizeof *m->tab + m->rst_cap * sizeof *m->rstq;
+	list_init(&m->ctl);
+	list_init(&m->fresh);
+	list_init(&m->act);
+	list_init(&m->evq);
+	*out = m;
+	return 0;
+}
+
+static void stream_destroy(struct mux *m, struct stream *s)
+{
+	ring_release(m, &s->tx);
+	ring_release(m, &s->rx);
+	m->mem -= s->hello_len + sizeof *s;
+	free(s->hello);
+	free(s);
+}
+
+void mux_free(struct mux *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->ntab; i++)
+		stream_destroy(m, m->tab[i]);
+	free(m->tab);
+	free(m->rstq);
+	free(m);
+}
+
+/* --- the stream table ------------------------------------------------------ */
+
+/* tab_pos is the index of the first stream with an id >= id. */
+static size_t tab_pos(const struct mux *m, uint32_t id)
+{
+	size_t lo = 0, hi = m->ntab;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->tab[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct stream *tab_get(const struct mux *m, uint32_t id)
+{
+	size_t i = tab_pos(m, id);
+	return i < m->ntab && m->tab[i]->id == id ? m->tab[i] : NULL;
+}
+
+static void tab_insert(struct mux *m, struct stream *s)
+{
+	size_t i = tab_pos(m, s->id);
+
+	memmove(&m->tab[i + 1], &m->tab[i], (m->ntab - i) * sizeof *m->tab);
+	m->tab[i] = s;
+	m->ntab++;
+}
+
+/* stream_free makes s unreachable (table and lists) and frees it. */
+static void stream_free(struct mux *m, struct stream *s)
+{
+	size_t i = tab_pos(m, s->id);
+
+	memmove(&m->tab[i], &m->tab[i + 1], (m->ntab - i - 1) * sizeof *m->tab);
+	m->ntab--;
+	list_del(&s->ctl_l);
+	list_del(&s->act_l);
+	list_del(&s->ev_l);
+	stream_destroy(m, s);
+}
+
+static struct stream *stream_alloc(struct mux *m, uint32_t id, const uint8_t *hello, size_t n)
+{
+	struct stream *s = calloc(1, sizeof *s);
+
+	if (!s)
+		return NULL;
+	s->hello = malloc(n);
+	if (!s->hello) {
+		free(s);
+		return NULL;
+	}
+	memcpy(s->hello, hello, n);
+	s->hello_len = n;
+	s->id = id;
+	m->mem += sizeof *s + n;
+	return s;
+}
+
+/* slots_used counts what max_streams bounds: streams held plus local RSTs
+ * not yet sent (a reset stream's slot is free only once its RST is out). */
+static size_t slots_used(const struct mux *m) { return m->ntab + m->n_rst_local; }
+
+/* --- stream state helpers -------------------------------------------------- */
+
+static void ctl_set(struct mux *m, struct stream *s, uint8_t flag)
+{
+	s->ctl |= flag;
+	if (!linked(&s->ctl_l))
+		list_add_tail(&m->ctl, &s->ctl_l);
+}
+
+static void ev_set(struct mux *m, struct stream *s, uint8_t flag)
+{
+	s->ev |= flag;
+	if (!linked(&s->ev_l))
+		list_add_tail(&m->evq, &s->ev_l);
+}
+
+static uint64_t credit(const struct stream *s) { return s->tx_limit - s->tx_off; }
+
+/* tx_room is what mux_stream_write may accept: the send buffer and the
+ * peer's credit both bound the bytes held (step 4.2). */
+static size_t tx_room(const struct mux *m, const struct stream *s)
+{
+	uint64_t cap = credit(s) < m->cfg.send_buffer ? credit(s) : m->cfg.send_buffer;
+	return cap > s->tx.len ? (size_t)(cap - s->tx.len) : 0;
+}
+
+static void act_update(struct mux *m, struct stream *s)
+{
+	bool want = s->tx.len > 0 && credit(s) > 0;
+
+	if (want && !linked(&s->act_l)) {
+		s->deficit = 0; /* step 5.3: a stream that was idle starts fresh */
+		list_add_tail(&m->fresh, &s->act_l);
+	} else if (!want) {
+		list_del(&s->act_l);
+	}
+}
+
+/* writable_check raises WRITABLE once enough room opened after a refusal. */
+static void writable_check(struct mux *m, struct stream *s)
+{
+	size_t room = tx_room(m, s);
+
+	if (s->want_write && !s->fin_req &&
+	    (room >= MUX_WRITABLE_MIN || (room > 0 && s->tx.len == 0))) {
+		s->want_write = false;
+		ev_set(m, s, EVF_WRITABLE);
+	}
+}
+
+/* fin_check queues the FIN once shut down and the send buffer is empty. */
+static void fin_check(struct mux *m, struct stream *s)
+{
+	if (s->fin_req && !s->fin_sent && s->tx.len == 0)
+		ctl_set(m, s, CTL_FIN);
+}
+
+/* grant_check queues a WINDOW once the application has read half a window
+ * beyond what we last granted (step 4.3). */
+static void grant_check(struct mux *m, struct stream *s)
+{
+	uint64_t grant = s->rx_read + m->cfg.window - s->rx_limit;
+
+	if (!s->fin_rcvd && s->rx_limit > 0 && grant >= m->cfg.window / 2)
+		ctl_set(m, s, CTL_WINDOW);
+}
+
+/* done_check frees a stream closed in both directions and fully read
+ * (step 6). */
+static void done_check(struct mux *m, struct stream *s)
+{
+	if (s->fin_sent && s->fin_rcvd && s->eof_seen && s->rx.len == 0 && s->ctl == 0)
+		stream_free(m, s);
+}
+
+/* --- input (steps 2 and 3) ------------------------------------------------- */
+
+/* known_id says whether id was ever opened in this session, so that a frame
+ * for a freed stream can be told from one for a stream that never was. */
+static bool known_id(const struct mux *m, uint32_t id)
+{
+	return m->role == MUX_CLIENT ? id < m->next_id : id <= m->peer_max_id;
+}
+
+static int rst_push(struct mux *m, uint32_t id, uint8_t reason, bool refusal)
+{
+	if (refusal && m->n_rst_refuse >= MUX_REFUSE_MAX)
+		return KS_ERR_PROTO;
+	m->rstq[(m->rst_head + m->rst_len) % m->rst_cap] =
+	        (struct rst_entry){ .id = id, .reason = reason, .refusal = refusal };
+	m->rst_len++;
+	if (refusal)
+		m->n_rst_refuse++;
+	else
+		m->n_rst_local++;
+	return 0;
+}
+
+/* on_open: step 3.1, server side. */
+static int on_open(struct mux *m, const struct mux_frame *f)
+{
+	struct rd r = rd_init(f->payload, f->len);
+	struct stream *s;
+	uint32_t window = 0;
+
+	if (m->role != MUX_SERVER || f->id <= m->peer_max_id)
+		return KS_ERR_PROTO;
+	rd_u32be(&r, &window);
+	if (window > MUX_WINDOW_MAX)
+		return KS_ERR_PROTO;
+	m->peer_max_id = f->id;
+	if (slots_used(m) >= m->cfg.max_streams)
+		return rst_push(m, f->id, MUX_RST_LIMIT, true);
+	s = stream_alloc(m, f->id, r.p, rd_left(&r));
+	if (!s)
+		return rst_push(m, f->id, MUX_RST_RESOURCE, true);
+	s->tx_limit = window;
+	tab_insert(m, s);
+	ev_set(m, s, EVF_OPEN);
+	return 0;
+}
+
+/* on_reply: step 3.2, client side. */
+static int on_reply(struct mux *m, struct stream *s, const struct mux_frame *f)
+{
+	struct rd r = rd_init(f->payload, f->len);
+	uint32_t window = 0;
+	uint8_t *rep;
+
+	if (m->role != MUX_CLIENT || s->replied || (s->ctl & CTL_OPEN))
+		return KS_ERR_PROTO;
+	rd_u32be(&r, &window);
+	if (window > MUX_WINDOW_MAX)
+		return KS_ERR_PROTO;
+	rep = malloc(rd_left(&r));
+	if (!rep)
+		return KS_ERR_NOMEM;
+	memcpy(rep, r.p, rd_left(&r));
+	m->mem += rd_left(&r);
+	s->hello = rep; /* the request was freed when OPEN went out */
+	s->hello_len = rd_left(&r);
+	s->replied = true;
+	s->tx_limit = window;
+	act_update(m, s);
+	ev_set(m, s, EVF_REPLY);
+	writable_check(m, s);
+	return 0;
+}
+
+/* on_data: step 3.3; DATA beyond our grant is a protocol error. */
+static int on_data(struct mux *m, struct stream *s, const struct mux_frame *f)
+{
+	int rc;
+
+	if (s->fin_rcvd || f->len > s->rx_limit - s->rx_off)
+		return KS_ERR_PROTO;
+	rc = ring_reserve(m, &s->rx, f->len, m->cfg.window);
+	if (rc < 0)
+		return rc == KS_ERR_FULL ? KS_ERR_PROTO : rc;
+	ring_put(&s->rx, f->payload, f->len);
+	s->rx_off += f->len;
+	ev_set(m, s, EVF_READABLE);
+	return 0;
+}
+
+static int on_fin(struct mux *m, struct stream *s)
+{
+	if (s->fin_rcvd)
+		return KS_ERR_PROTO;
+	s->fin_rcvd = true;
+	s->ctl &= (uint8_t)~CTL_WINDOW; /* no more DATA will come */
+	ev_set(m, s, EVF_FIN);
+	return 0;
+}
+
+/* on_rst: step 3.5; everything goes at once, the event stays. */
+static void on_rst(struct mux *m, struct stream *s, const struct mux_frame *f)
+{
+	struct rd r = rd_init(f->payload, f->len);
+
+	rd_u8(&r, &s->reason);
+	ring_release(m, &s->tx);
+	ring_release(m, &s->rx);
+	list_del(&s->ctl_l);
+	list_del(&s->act_l);
+	s->ctl = 0;
+	s->dead = true;
+	s->ev = 0;
+	ev_set(m, s, EVF_RESET);
+}
+
+static int on_window(struct mux *m, struct stream *s, const struct mux_frame *f)
+{
+	struct rd r = rd_init(f->payload, f->len);
+	uint32_t inc = 0;
+
+	rd_u32be(&r, &inc);
+	if (inc == 0 || credit(s) + inc > MUX_WINDOW_MAX)
+		return KS_ERR_PROTO;
+	s->tx_limit += inc;
+	act_update(m, s);
+	writable_check(m, s);
+	return 0;
+}
+
+static void on_pong(struct mux *m, const struct mux_frame *f, uint64_t now)
+{
+	struct rd r = rd_init(f->payload, f->len);
+	uint64_t v = 0;
+
+	rd_u64be(&r, &v);
+	if (!m->ping_out || v != m->ping_val)
+		return; /* stale or unsolicited: ignored */
+	m->ping_out = false;
+	m->rtt = now >= m->ping_at ? now - m->ping_at : 0;
+	m->pong_ev = true;
+}
+
+static int on_session_frame(struct mux *m, const struct mux_frame *f, uint64_t now)
+{
+	struct rd r = rd_init(f->payload, f->len);
+
+	if (f->type == MUX_PING) {
+		rd_u64be(&r, &m->pong_val); /* only the latest PING is answered */
+		m->pong_due = true;
+	} else {
+		on_pong(m, f, now);
+	}
+	return 0;
+}
+
+/* dispatch: step 3. The header rules already hold (hdr_check). */
+static int dispatch(struct mux *m, const struct mux_frame *f, uint64_t now)
+{
+	struct stream *s;
+
+	if (f->id == 0)
+		return on_session_frame(m, f, now);
+	if (f->type == MUX_OPEN)
+		return on_open(m, f);
+	if (!known_id(m, f->id))
+		return KS_ERR_PROTO;
+	s = tab_get(m, f->id);
+	if (!s || s->dead)
+		return 0; /* step 3.6: closed or reset stream, dropped */
+	/* Step 3.2: on the client, a stream's first frame is REPLY or RST. */
+	if (m->role == MUX_CLIENT && !s->replied && f->type != MUX_REPLY && f->type != MUX_RST)
+		return KS_ERR_PROTO;
+	switch (f->type) {
+	case MUX_REPLY: return on_reply(m, s, f);
+	case MUX_DATA: return on_data(m, s, f);
+	case MUX_FIN: return on_fin(m, s);
+	case MUX_RST: on_rst(m, s, f); return 0;
+	case MUX_WINDOW: return on_window(m, s, f);
+	}
+	return KS_ERR_PROTO;
+}
+
+/* assemble takes bytes of a frame split across inputs into asm_buf, and
+ * dispatches it when whole. Header rules are checked as soon as the header
+ * is complete, exactly as mux_frame_decode would on the whole frame. */
+static int assemble(struct mux *m, const uint8_t **data, size_t *len, uint64_t now)
+{
+	struct mux_frame f;
+	size_t need = MUX_HDR_LEN, take;
+	ssize_t n;
+
+	if (m->asm_len >= MUX_HDR_LEN)
+		need += (size_t)m->asm_buf[2] << 8 | m->asm_buf[3];
+	take = min_sz(need - m->asm_len, *len);
+	memcpy(m->asm_buf + m->asm_len, *data, take);
+	m->asm_len += take;
+	*data += take;
+	*len -= take;
+	n = mux_frame_decode(m->asm_buf, m->asm_len, &f);
+	if (n == KS_ERR_AGAIN)
+		return 0;
+	if (n < 0)
+		return (int)n;
+	m->asm_len = 0; /* we never take more than one frame's bytes */
+	return dispatch(m, &f, now);
+}
+
+int mux_input(struct mux *m, const uint8_t *data, size_t len, uint64_t now)
+{
+	struct mux_frame f;
+	ssize_t n;
+	int rc = 0;
+
+	while (!m->err && len > 0) {
+		if (m->asm_len == 0) {
+			n = mux_frame_decode(data, len, &f);
+			if (n > 0) {
+				rc = dispatch(m, &f, now);
+				data += n;
+				len -= (size_t)n;
+			} else if (n == KS_ERR_PROTO) {
+				rc = (int)n;
+			} else {
+				rc = assemble(m, &data, &len, now);
+			}
+		} else {
+			rc = assemble(m, &data, &len, now);
+		}
+		if (rc < 0)
+			m->err = rc;
+	}
+	return m->err;
+}
+
+/* --- output (step 5) ------------------------------------------------------- */
+
+/* put_hdr writes a header whose payload the caller writes next. */
+static void put_hdr(struct wr *w, uint8_t type, uint32_t id, size_t n)
+{
+	wr_u8(w, type);
+	wr_u8(w, 0);
+	wr_u16be(w, (uint16_t)n);
+	wr_u32be(w, id);
+}
+
+static bool put_frame(struct wr *w, uint8_t type, uint32_t id, const uint8_t *p, size_t n)
+{
+	struct mux_frame f = { .type = type, .id = id, .len = (uint16_t)n, .payload = p };
+	return mux_frame_encode(w, &f) == 0;
+}
+
+static bool put_u64(struct wr *w, uint8_t type, uint64_t v)
+{
+	uint8_t b[8];
+	struct wr bw = wr_init(b, sizeof b);
+
+	wr_u64be(&bw, v);
+	return put_frame(w, type, 0, b, sizeof b);
+}
+
+/* put_hello writes OPEN or REPLY: our window, then the SOCKS5 bytes. */
+static bool put_hello(struct mux *m, struct wr *w, uint8_t type, const struct stream *s)
+{
+	uint8_t b[MUX_WINDOW_FIELD_LEN + MUX_REQUEST_MAX];
+	struct wr bw = wr_init(b, sizeof b);
+
+	wr_u32be(&bw, m->cfg.window);
+	wr_bytes(&bw, s->hello, s->hello_len);
+	return put_frame(w, type, s->id, b, wr_len(&bw));
+}
+
+/* Step 5.1: session control frames, PONG, PING, then RSTs in order. */
+static bool emit_session(struct mux *m, struct wr *w, uint64_t now)
+{
+	if (m->pong_due) {
+		if (!put_u64(w, MUX_PONG, m->pong_val))
+			return false;
+		m->pong_due = false;
+	}
+	if (m->ping_due) {
+		if (!put_u64(w, MUX_PING, m->ping_val))
+			return false;
+		m->ping_due = false;
+		m->ping_out = true;
+		m->ping_at = now;
+	}
+	while (m->rst_len > 0) {
+		struct rst_entry *e = &m->rstq[m->rst_head];
+		if (!put_frame(w, MUX_RST, e->id, &e->reason, 1))
+			return false;
+		if (e->refusal)
+			m->n_rst_refuse--;
+		else
+			m->n_rst_local--;
+		m->rst_head = (m->rst_head + 1) % m->rst_cap;
+		m->rst_len--;
+	}
+	return true;
+}
+
+/* emit_hello sends a due OPEN or REPLY, then drops the bytes it carried
+ * and opens our receive window: the peer may send once it has the frame. */
+static bool emit_hello(struct mux *m, struct stream *s, struct wr *w)
+{
+	uint8_t flag = m->role == MUX_CLIENT ? CTL_OPEN : CTL_REPLY;
+
+	if (!(s->ctl & flag))
+		return true;
+	if (!put_hello(m, w, flag == CTL_OPEN ? MUX_OPEN : MUX_REPLY, s))
+		return false;
+	s->ctl &= (uint8_t)~flag;
+	m->mem -= s->hello_len;
+	free(s->hello);
+	s->hello = NULL;
+	s->hello_len = 0;
+	s->rx_limit = m->cfg.window;
+	return true;
+}
+
+/* emit_stream_ctl writes s's due control frames; false if one did not fit. */
+static bool emit_stream_ctl(struct mux *m, struct stream *s, struct wr *w)
+{
+	if (!emit_hello(m, s, w))
+		return false;
+	if (s->ctl & CTL_WINDOW) {
+		uint8_t b[4];
+		struct wr bw = wr_init(b, sizeof b);
+		uint64_t inc = s->rx_read + m->cfg.window - s->rx_limit;
+
+		wr_u32be(&bw, (uint32_t)inc);
+		if (!put_frame(w, MUX_WINDOW, s->id, b, sizeof b))
+			return false;
+		s->ctl &= (uint8_t)~CTL_WINDOW;
+		s->rx_limit += inc;
+	}
+	if (s->ctl & CTL_FIN) {
+		if (!put_frame(w, MUX_FIN, s->id, NULL, 0))
+			return false;
+		s->ctl &= (uint8_t)~CTL_FIN;
+		s->fin_sent = true;
+	}
+	return true;
+}
+
+/* Step 5.1: stream control frames in the order they became due. */
+static bool emit_ctl(struct mux *m, struct wr *w)
+{
+	while (!list_empty(&m->ctl)) {
+		struct stream *s = CONTAINER(m->ctl.next, struct stream, ctl_l);
+		if (!emit_stream_ctl(m, s, w))
+			return false;
+		list_del(&s->ctl_l);
+		done_check(m, s);
+	}
+	return true;
+}
+
+/* emit_data_one sends one DATA frame from the head of the sending streams
+ * (step 5.2), the fresh list first (step 5.3). Returns false when nothing
+ * more fits. */
+static bool emit_data_one(struct mux *m, struct wr *w)
+{
+	struct link *head = list_empty(&m->fresh) ? m->act.next : m->fresh.next;
+	struct stream *s = CONTAINER(head, struct stream, act_l);
+	size_t want, n;
+
+	if (s->deficit == 0)
+		s->deficit = m->cfg.quantum;
+	want = min_sz(min_sz(s->tx.len, (size_t)credit(s)), s->deficit);
+	if (wr_room(w) <= MUX_HDR_LEN)
+		return false;
+	n = min_sz(want, wr_room(w) - MUX_HDR_LEN);
+	if (n < want && n < MUX_SPLIT_MIN)
+		return false;
+	put_hdr(w, MUX_DATA, s->id, n); /* the payload is copied from the ring */
+	ring_get(&s->tx, w->p, n);
+	w->p += n;
+	s->tx_off += n;
+	s->deficit -= (uint32_t)n;
+	if (s->tx.len == 0 || credit(s) == 0) {
+		list_del(&s->act_l);
+	} else if (s->deficit == 0) {
+		list_del(&s->act_l);
+		list_add_tail(&m->act, &s->act_l);
+	}
+	writable_check(m, s);
+	fin_check(m, s);
+	return true;
+}
+
+ssize_t mux_produce(struct mux *m, uint8_t *out, size_t room, uint64_t now)
+{
+	struct wr w = wr_init(out, room);
+
+	if (m->err)
+		return m->err;
+	/* Control frames first; DATA only when all of them are out, so that
+	 * OPEN/REPLY precede their DATA and a FIN follows it. A FIN made due
+	 * by the last DATA of a stream goes out in the next pass. */
+	for (int pass = 0; pass < 2; pass++) {
+		if (!emit_session(m, &w, now) || !emit_ctl(m, &w))
+			break;
+		while ((!list_empty(&m->fresh) || !list_empty(&m->act)) && emit_data_one(m, &w))
+			;
+	}
+	return (ssize_t)wr_len(&w);
+}
+
+bool mux_want_produce(const struct mux *m)
+{
+	return !m->err && (m->pong_due || m->ping_due || m->rst_len > 0 || !list_empty(&m->ctl) ||
+	                   !list_empty(&m->fresh) || !list_empty(&m->act));
+}
+
+/* --- the application side (step 4) ----------------------------------------- */
+
+static struct stream *live(const struct mux *m, uint32_t id)
+{
+	struct stream *s = tab_get(m, id);
+	return s && !s->dead ? s : NULL;
+}
+
+int mux_open_stream(struct mux *m, const uint8_t *req, size_t len, uint32_t *id)
+{
+	struct stream *s;
+
+	if (m->err)
+		return m->err;
+	if (m->role != MUX_CLIENT)
+		return KS_ERR_STATE;
+	if (len == 0 || len > MUX_REQUEST_MAX)
+		return KS_ERR_INVAL;
+	if (slots_used(m) >= m->cfg.max_streams || m->next_id == UINT32_MAX)
+		return KS_ERR_LIMIT;
+	s = stream_alloc(m, m->next_id, req, len);
+	if (!s)
+		return KS_ERR_NOMEM;
+	m->next_id++;
+	tab_insert(m, s);
+	ctl_set(m, s, CTL_OPEN);
+	*id = s->id;
+	return 0;
+}
+
+int mux_stream_reply(struct mux *m, uint32_t id, const uint8_t *rep, size_t len)
+{
+	struct stream *s = live(m, id);
+	uint8_t *copy;
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	if (m->role != MUX_SERVER || s->replied)
+		return KS_ERR_STATE;
+	if (len == 0 || len > MUX_REPLY_MAX)
+		return KS_ERR_INVAL;
+	copy = malloc(len);
+	if (!copy)
+		return KS_ERR_NOMEM;
+	memcpy(copy, rep, len);
+	m->mem = m->mem - s->hello_len + len; /* the request view ends here */
+	free(s->hello);
+	s->hello = copy;
+	s->hello_len = len;
+	s->replied = true;
+	ctl_set(m, s, CTL_REPLY);
+	act_update(m, s);
+	return 0;
+}
+
+ssize_t mux_stream_write(struct mux *m, uint32_t id, const void *buf, size_t len)
+{
+	struct stream *s = live(m, id);
+	size_t n;
+	int rc;
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	if (s->fin_req || (m->role == MUX_SERVER && !s->replied))
+		return KS_ERR_STATE;
+	if (len == 0)
+		return KS_ERR_INVAL;
+	n = min_sz(len, tx_room(m, s));
+	if (n == 0) {
+		s->want_write = true;
+		return KS_ERR_FULL;
+	}
+	rc = ring_reserve(m, &s->tx, n, m->cfg.send_buffer);
+	if (rc < 0)
+		return rc;
+	ring_put(&s->tx, buf, n);
+	if (n < len)
+		s->want_write = true;
+	act_update(m, s);
+	return (ssize_t)n;
+}
+
+ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap)
+{
+	struct stream *s = live(m, id);
+	size_t n;
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	if (cap == 0)
+		return KS_ERR_INVAL;
+	if (s->rx.len == 0) {
+		if (!s->fin_rcvd)
+			return KS_ERR_AGAIN;
+		s->eof_seen = true;
+		done_check(m, s);
+		return 0;
+	}
+	n = min_sz(cap, s->rx.len);
+	ring_get(&s->rx, buf, n);
+	s->rx_read += n;
+	grant_check(m, s);
+	return (ssize_t)n;
+}
+
+int mux_stream_shutdown(struct mux *m, uint32_t id)
+{
+	struct stream *s = live(m, id);
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	if (s->fin_req || (m->role == MUX_SERVER && !s->replied))
+		return KS_ERR_STATE;
+	s->fin_req = true;
+	s->want_write = false;
+	fin_check(m, s);
+	return 0;
+}
+
+int mux_stream_reset(struct mux *m, uint32_t id, uint8_t reason)
+{
+	struct stream *s = tab_get(m, id);
+	bool peer_knows;
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	/* The peer knows the stream unless our OPEN never left, and needs no
+	 * RST for a stream it reset itself. */
+	peer_knows = !s->dead && !(s->ctl & CTL_OPEN);
+	stream_free(m, s);
+	if (peer_knows)
+		(void)rst_push(m, id, reason, false); /* the freed slot holds it */
+	return 0;
+}
+
+size_t mux_stream_room(const struct mux *m, uint32_t id)
+{
+	const struct stream *s = live(m, id);
+
+	if (!s || s->fin_req || (m->role == MUX_SERVER && !s->replied))
+		return 0;
+	return tx_room(m, s);
+}
+
+int mux_ping(struct mux *m)
+{
+	if (m->err)
+		return m->err;
+	if (m->ping_due || m->ping_out)
+		return KS_ERR_AGAIN;
+	m->ping_val++;
+	m->ping_due = true;
+	return 0;
+}
+
+/* --- events ---------------------------------------------------------------- */
+
+static const struct {
+	uint8_t flag;
+	enum mux_event_type type;
+} ev_order[] = {
+	{ EVF_RESET, MUX_EV_RESET }, { EVF_OPEN, MUX_EV_OPEN },
+	{ EVF_REPLY, MUX_EV_REPLY }, { EVF_READABLE, MUX_EV_READABLE },
+	{ EVF_FIN, MUX_EV_FIN },     { EVF_WRITABLE, MUX_EV_WRITABLE },
+};
+
+int mux_next_event(struct mux *m, struct mux_event *ev)
+{
+	struct stream *s;
+	size_t i = 0;
+
+	if (m->pong_ev) {
+		m->pong_ev = false;
+		*ev = (struct mux_event){ .type = MUX_EV_PONG, .rtt_ms = m->rtt };
+		return 0;
+	}
+	if (list_empty(&m->evq))
+		return KS_ERR_AGAIN;
+	s = CONTAINER(m->evq.next, struct stream, ev_l);
+	while (!(s->ev & ev_order[i].flag))
+		i++;
+	s->ev &= (uint8_t)~ev_order[i].flag;
+	*ev = (struct mux_event){ .type = ev_order[i].type, .id = s->id, .reason = s->reason };
+	if (ev->type == MUX_EV_OPEN || ev->type == MUX_EV_REPLY) {
+		ev->data = s->hello;
+		ev->len = s->hello_len;
+	}
+	if (s->ev == 0)
+		list_del(&s->ev_l);
+	if (ev->type == MUX_EV_RESET)
+		stream_free(m, s); /* the application has been told; the id ends */
+	return 0;
+}
+
+size_t mux_mem_bytes(const struct mux *m) { return m->mem; }
+
+size_t mux_stream_count(const struct mux *m) { return m->ntab; }

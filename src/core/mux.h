@@ -1,0 +1,223 @@
+/* mux.h - stream multiplexing over one KCP byte stream (sans-I/O).
+ *
+ * One struct mux per session end. The client opens streams (one per SOCKS5
+ * connection) with the client's SOCKS5 request; the server answers each with
+ * its SOCKS5 reply; then both sides exchange DATA with per-stream credit
+ * windows, half-close with FIN, abort with RST. The wire format, the credit
+ * rules, the scheduler and the state diagram are in docs/protocol/mux.md;
+ * "step N" comments in mux.c refer to its numbered steps.
+ *
+ * Bytes in:  mux_input() with whatever the KCP byte stream delivered, split
+ *            anywhere; the result does not depend on the split.
+ * Bytes out: mux_produce() writes whole frames into at most `room` bytes
+ *            (the caller passes what KCP will take now), so nothing piles up
+ *            below the mux; control frames first, then DATA: streams that
+ *            just became active first (one quantum), the busy ones in
+ *            deficit round robin.
+ * Events:    mux_next_event() polls what happened (new stream, reply,
+ *            readable, writable, FIN, RST, PONG). The mux makes no callbacks,
+ *            so every function may be called at any time, also while the
+ *            caller is handling an event.
+ *
+ * Memory is accounted (mux_mem_bytes) and bounded by the configuration:
+ * per stream at most its receive window plus its send buffer, at most
+ * max_streams streams, plus a fixed part. mux_input() never needs to refuse
+ * bytes: everything a well-behaved peer may send fits these bounds, and
+ * anything else is a protocol error.
+ *
+ * Errors from mux_input() and mux_produce() are fatal to the session: they
+ * are sticky and every later call returns the same code; the caller tears
+ * the session down. Stream-level trouble never becomes a session error
+ * unless the peer broke the protocol.
+ */
+#ifndef KCPSOCKS_MUX_H
+#define KCPSOCKS_MUX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+
+struct wr;
+
+/* --- frames (step 1) ------------------------------------------------------ */
+
+enum {
+	MUX_HDR_LEN = 8, /* type u8, flags u8, length u16be, stream id u32be */
+	MUX_WINDOW_FIELD_LEN = 4,
+};
+
+enum mux_frame_type {
+	MUX_OPEN = 1,   /* client -> server: u32be window, SOCKS5 request */
+	MUX_REPLY = 2,  /* server -> client: u32be window, SOCKS5 reply */
+	MUX_DATA = 3,   /* stream bytes, 1..MUX_FRAME_PAYLOAD_MAX */
+	MUX_FIN = 4,    /* no more DATA in this direction; empty */
+	MUX_RST = 5,    /* abort the stream; u8 reason */
+	MUX_WINDOW = 6, /* u32be credit increment, > 0 */
+	MUX_PING = 7,   /* stream id 0; u64be opaque value */
+	MUX_PONG = 8,   /* stream id 0; echoes a PING's value */
+};
+
+/* RST reasons. Other values are passed through to the application. */
+enum mux_rst_reason {
+	MUX_RST_CANCEL = 0,   /* the application aborted the stream */
+	MUX_RST_LIMIT = 1,    /* OPEN refused: too many streams */
+	MUX_RST_RESOURCE = 2, /* OPEN refused: out of memory */
+	MUX_RST_CONNECT = 3,  /* the server could not reach the destination */
+};
+
+/* A decoded frame. payload is a view into the decoded buffer, valid as long
+ * as that buffer. */
+struct mux_frame {
+	uint8_t type;
+	uint8_t flags;
+	uint32_t id;
+	uint16_t len;
+	const uint8_t *payload; /* view into the decoded buffer */
+};
+
+/* mux_frame_encode appends f (header, then f->len bytes from f->payload) to
+ * w. It does not check the per-type rules, so tests can build bad frames.
+ * Returns 0, or KS_ERR_FULL if it does not fit (w is then unchanged). */
+KS_MUST_CHECK int mux_frame_encode(struct wr *w, const struct mux_frame *f);
+
+/* mux_frame_decode reads one frame from the start of buf and checks the
+ * header against the per-type rules (type known, flags zero, stream id 0
+ * exactly for PING and PONG, length exact or within the type's range).
+ * Returns the frame's size (> 0) with *f filled, KS_ERR_AGAIN if buf holds
+ * only part of a valid frame, KS_ERR_PROTO if the header breaks a rule. */
+KS_MUST_CHECK ssize_t mux_frame_decode(const uint8_t *buf, size_t len, struct mux_frame *f);
+
+/* --- a session end -------------------------------------------------------- */
+
+enum mux_role { MUX_CLIENT, MUX_SERVER };
+
+/* Per-session knobs; bounds and defaults in base/limits.h ("mux"). */
+struct mux_config {
+	uint32_t window;      /* receive window per stream, announced in OPEN/REPLY */
+	uint32_t send_buffer; /* bytes a stream may hold in the mux before sending */
+	uint32_t max_streams; /* concurrent streams (including resets not yet sent) */
+	uint32_t quantum;     /* scheduler quantum and largest DATA frame emitted */
+};
+
+/* mux_config_default fills c with the defaults from limits.h. */
+void mux_config_default(struct mux_config *c);
+
+struct mux;
+
+/* mux_new creates a session end. cfg NULL means the defaults; it is copied.
+ * Returns 0 with *out set (owned by the caller, release with mux_free),
+ * KS_ERR_INVAL for a value outside its bounds, KS_ERR_NOMEM. */
+KS_MUST_CHECK int mux_new(struct mux **out, enum mux_role role, const struct mux_config *cfg);
+
+/* mux_free releases m and every stream. NULL is a no-op. */
+void mux_free(struct mux *m);
+
+/* mux_input feeds bytes of the incoming byte stream; all of them are
+ * consumed (a partial frame is kept inside). `now` is in milliseconds.
+ * Returns 0, or a sticky session error: KS_ERR_PROTO (the peer broke the
+ * protocol: see docs/protocol/mux.md section 7), KS_ERR_NOMEM. Frames for a
+ * stream that is already closed are dropped silently. */
+KS_MUST_CHECK int mux_input(struct mux *m, const uint8_t *data, size_t len, uint64_t now);
+
+/* mux_produce writes whole frames into out, at most room bytes: control
+ * frames first, then DATA (newly active streams, then deficit round robin).
+ * `now` timestamps a PING sent. Returns the number of bytes written (0 if
+ * nothing is due or nothing fits), or the sticky error. */
+KS_MUST_CHECK ssize_t mux_produce(struct mux *m, uint8_t *out, size_t room, uint64_t now);
+
+/* mux_want_produce says whether mux_produce has anything to write. */
+bool mux_want_produce(const struct mux *m);
+
+/* --- streams -------------------------------------------------------------- */
+
+/* mux_open_stream (client) opens a stream whose OPEN frame carries the
+ * SOCKS5 request req (copied; 1..MUX_REQUEST_MAX bytes). Sets *id. Returns
+ * 0, KS_ERR_STATE on a server, KS_ERR_INVAL for a bad length, KS_ERR_LIMIT
+ * when max_streams are open or every id is used, KS_ERR_NOMEM, or the
+ * session error. On failure nothing changes and no id is used. */
+KS_MUST_CHECK int mux_open_stream(struct mux *m, const uint8_t *req, size_t len, uint32_t *id);
+
+/* mux_stream_reply (server) queues the REPLY carrying the SOCKS5 reply rep
+ * (copied; 1..MUX_REPLY_MAX bytes), once per stream. Returns 0,
+ * KS_ERR_STATE (client, or already replied), KS_ERR_INVAL, KS_ERR_CLOSED
+ * (no such stream), KS_ERR_NOMEM. */
+KS_MUST_CHECK int mux_stream_reply(struct mux *m, uint32_t id, const uint8_t *rep, size_t len);
+
+/* mux_stream_write copies up to len bytes into the stream's send buffer,
+ * as many as both the buffer and the peer's credit allow. Returns the count
+ * accepted (> 0), KS_ERR_FULL when none fit (a WRITABLE event follows when
+ * room opens: stop reading the TCP socket until then), KS_ERR_STATE (after
+ * mux_stream_shutdown, or a server stream not yet replied), KS_ERR_CLOSED,
+ * KS_ERR_NOMEM (nothing accepted), KS_ERR_INVAL for len 0. */
+KS_MUST_CHECK ssize_t mux_stream_write(struct mux *m, uint32_t id, const void *buf, size_t len);
+
+/* mux_stream_read moves up to cap received bytes into buf and returns the
+ * count (> 0); 0 at the end of the stream (the peer's FIN, all read);
+ * KS_ERR_AGAIN when nothing is buffered yet; KS_ERR_CLOSED (no such stream,
+ * or reset); KS_ERR_INVAL for cap 0. Reading returns credit to the peer. */
+KS_MUST_CHECK ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap);
+
+/* mux_stream_shutdown half-closes the sending direction: FIN follows the
+ * buffered data. Returns 0, KS_ERR_STATE (already shut down, or a server
+ * stream not yet replied), KS_ERR_CLOSED. */
+KS_MUST_CHECK int mux_stream_shutdown(struct mux *m, uint32_t id);
+
+/* mux_stream_reset aborts the stream at once: its buffers are freed, the id
+ * is invalid on return, and an RST with reason is sent if the peer knows
+ * the stream. Returns 0 or KS_ERR_CLOSED. */
+int mux_stream_reset(struct mux *m, uint32_t id, uint8_t reason);
+
+/* mux_stream_room returns how many bytes mux_stream_write would accept now
+ * (0 for an unknown stream). */
+size_t mux_stream_room(const struct mux *m, uint32_t id);
+
+/* --- liveness ------------------------------------------------------------- */
+
+/* mux_ping queues a PING; its PONG produces a MUX_EV_PONG with the RTT
+ * between the mux_produce that sent it and the mux_input that got the
+ * answer. Returns 0, or KS_ERR_AGAIN while a PING is outstanding. */
+KS_MUST_CHECK int mux_ping(struct mux *m);
+
+/* --- events --------------------------------------------------------------- */
+
+enum mux_event_type {
+	MUX_EV_OPEN,     /* server: a new stream; data/len = SOCKS5 request */
+	MUX_EV_REPLY,    /* client: the server's reply; data/len = SOCKS5 reply */
+	MUX_EV_READABLE, /* bytes (or the end) can be read; edge-triggered:
+	                  * read until KS_ERR_AGAIN or 0 */
+	MUX_EV_FIN,      /* the peer will send nothing more; read until 0:
+	                  * the stream is freed only once the end was read */
+	MUX_EV_WRITABLE, /* after KS_ERR_FULL: room opened; write again */
+	MUX_EV_RESET,    /* the peer aborted (reason); the id is invalid now */
+	MUX_EV_PONG,     /* id 0; rtt_ms is the measured round trip */
+};
+
+struct mux_event {
+	enum mux_event_type type;
+	uint32_t id;
+	uint8_t reason;
+	uint64_t rtt_ms;
+	const uint8_t *data; /* view owned by the stream: OPEN's until
+	                      * mux_stream_reply, REPLY's until the stream
+	                      * is freed */
+	size_t len;
+};
+
+/* mux_next_event takes the next event. Events of one stream come in the
+ * order OPEN/REPLY, READABLE, FIN, and WRITABLE whenever room opens; a
+ * RESET replaces the stream's undelivered events. Returns 0 with *ev set,
+ * or KS_ERR_AGAIN when there is none. */
+KS_MUST_CHECK int mux_next_event(struct mux *m, struct mux_event *ev);
+
+/* --- accounting ----------------------------------------------------------- */
+
+/* mux_mem_bytes is every byte m holds on the heap, streams included. */
+size_t mux_mem_bytes(const struct mux *m);
+
+/* mux_stream_count is the number of streams m holds (not yet freed). */
+size_t mux_stream_count(const struct mux *m);
+
+#endif

@@ -1,0 +1,444 @@
+/* server.c - the server's sessions: table, per-sid sessions, one deadline,
+ * one event queue. Steps S1.. refer to docs/protocol/session.md section 5.
+ *
+ * Each live session has an entry: in slots[] at its table slot (the low 16
+ * bits of its sid, limits.h), in the deadline heap, and on the event queue
+ * while it may have events. Ending a session is two steps: it leaves
+ * slots[] and the heap at once (unreachable for datagrams and timers), and
+ * its memory goes only after its LOST event was taken.
+ */
+#include "core/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+	struct server *srv; /* borrowed: the owner */
+	struct session *s;  /* owned */
+	uint64_t sid;
+	uint32_t user;
+	size_t heap_idx; /* position in srv->heap while live */
+	bool closed;     /* out of slots[] and the heap; waiting for LOST */
+	bool queued;     /* on the event queue */
+	struct entry *next_ev;
+};
+
+struct server {
+	struct sessions *table; /* owned */
+	struct mux_config mux;
+	bool mux_set;
+	const struct rng_source *rng; /* borrowed */
+	session_output_fn output;
+	void *output_user; /* borrowed */
+	bool one_per_user;
+	struct entry **slots; /* owned array of cap; entries owned */
+	struct entry **heap;  /* owned array of cap; views of slots[] entries */
+	size_t cap, nheap;
+	struct entry *ev_head, *ev_tail; /* event queue, FIFO */
+	uint64_t dropped, created, lost[SESSION_LOST_REASONS];
+	struct session_scratch scratch; /* shared by every session, one call at a time */
+};
+
+enum { SLOT_MASK = 0xFFFF }; /* sessions.h: the slot is the sid's low 16 bits */
+
+/* --- the deadline heap ------------------------------------------------------ */
+
+static uint64_t key(const struct server *srv, size_t i)
+{
+	return session_next_deadline(srv->heap[i]->s);
+}
+
+static void put(struct server *srv, size_t i, struct entry *e)
+{
+	srv->heap[i] = e;
+	e->heap_idx = i;
+}
+
+static void sift_up(struct server *srv, size_t i)
+{
+	struct entry *e = srv->heap[i];
+	uint64_t k = session_next_deadline(e->s);
+
+	while (i > 0 && key(srv, (i - 1) / 2) > k) {
+		put(srv, i, srv->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	put(srv, i, e);
+}
+
+static void sift_down(struct server *srv, size_t i)
+{
+	struct entry *e = srv->heap[i];
+	uint64_t k = session_next_deadline(e->s);
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= srv->nheap)
+			break;
+		if (c + 1 < srv->nheap && key(srv, c + 1) < key(srv, c))
+			c++;
+		if (key(srv, c) >= k)
+			break;
+		put(srv, i, srv->heap[c]);
+		i = c;
+	}
+	put(srv, i, e);
+}
+
+/* refile restores heap order after e's deadline changed. */
+static void refile(struct server *srv, struct entry *e)
+{
+	sift_up(srv, e->heap_idx);
+	sift_down(srv, e->heap_idx);
+}
+
+static void heap_remove(struct server *srv, struct entry *e)
+{
+	size_t i = e->heap_idx;
+	struct entry *last = srv->heap[--srv->nheap];
+
+	if (last == e)
+		return;
+	put(srv, i, last);
+	refile(srv, last);
+}
+
+/* --- entries ---------------------------------------------------------------- */
+
+static void enqueue(struct server *srv, struct entry *e)
+{
+	if (e->queued)
+		return;
+	e->queued = true;
+	e->next_ev = NULL;
+	if (srv->ev_tail)
+		srv->ev_tail->next_ev = e;
+	else
+		srv->ev_head = e;
+	srv->ev_tail = e;
+}
+
+static struct entry *lookup(const struct server *srv, uint64_t sid)
+{
+	size_t i = (size_t)(sid & SLOT_MASK);
+	struct entry *e = i < srv->cap ? srv->slots[i] : NULL;
+
+	return e && e->sid == sid ? e : NULL;
+}
+
+/* S5: unreachable now, freed when its LOST has been taken. */
+static void close_entry(struct server *srv, struct entry *e, enum session_lost_reason reason)
+{
+	if (e->closed)
+		return;
+	session_end(e->s, reason);
+	(void)sessions_close(srv->table, e->sid); /* already gone if superseded */
+	heap_remove(srv, e);
+	srv->slots[e->sid & SLOT_MASK] = NULL;
+	e->closed = true;
+	srv->lost[reason]++;
+	enqueue(srv, e);
+}
+
+/* touched: a session was touched; re-file it or collect it. */
+static void touched(struct server *srv, struct entry *e)
+{
+	if (e->closed)
+		return;
+	if (session_state(e->s) == SESSION_CLOSED) {
+		/* The session ended itself (idle, dead link, protocol). */
+		close_entry(srv, e, session_last_lost(e->s));
+		return;
+	}
+	refile(srv, e);
+	enqueue(srv, e);
+}
+
+static void on_changed(void *ctx, struct session *s)
+{
+	struct entry *e = ctx;
+
+	(void)s;
+	touched(e->srv, e);
+}
+
+/* --- life cycle ---------------------------------------------------------------- */
+
+int server_new(struct server **out, const struct server_config *cfg)
+{
+	struct server *srv;
+	struct mux *probe = NULL;
+	int rc;
+
+	if (!cfg->rng || !cfg->output)
+		return KS_ERR_INVAL;
+	if (cfg->mux) {
+		rc = mux_new(&probe, MUX_SERVER, cfg->mux); /* the bounds live there */
+		mux_free(probe);
+		if (rc != 0)
+			return rc;
+	}
+	srv = calloc(1, sizeof *srv);
+	if (!srv)
+		return KS_ERR_NOMEM;
+	rc = sessions_new(&srv->table, &cfg->table);
+	if (rc != 0)
+		goto err;
+	rc = KS_ERR_NOMEM;
+	srv->cap = cfg->table.capacity;
+	srv->slots = calloc(srv->cap, sizeof *srv->slots);
+	srv->heap = calloc(srv->cap, sizeof *srv->heap);
+	if (!srv->slots || !srv->heap)
+		goto err;
+	if (cfg->mux) {
+		srv->mux = *cfg->mux;
+		srv->mux_set = true;
+	}
+	srv->rng = cfg->rng;
+	srv->output = cfg->output;
+	srv->output_user = cfg->output_user;
+	srv->one_per_user = cfg->one_session_per_user;
+	*out = srv;
+	return 0;
+err:
+	free(srv->slots);
+	free(srv->heap);
+	sessions_free(srv->table);
+	free(srv);
+	return rc;
+}
+
+void server_free(struct server *srv)
+{
+	if (!srv)
+		return;
+	for (struct entry *e = srv->ev_head, *n; e; e = n) {
+		n = e->next_ev;
+		if (e->closed) {
+			session_free(e->s);
+			free(e);
+		}
+	}
+	for (size_t i = 0; i < srv->cap; i++) {
+		if (srv->slots[i]) {
+			session_free(srv->slots[i]->s);
+			free(srv->slots[i]);
+		}
+	}
+	free(srv->slots);
+	free(srv->heap);
+	sessions_free(srv->table);
+	free(srv);
+}
+
+/* --- datagrams -------------------------------------------------------------- */
+
+/* S3: one user, one session (when configured): older ones of the user go. */
+static void close_user_others(struct server *srv, struct entry *keep)
+{
+	bool again = true;
+
+	/* Closing re-orders the heap, so rescan after each; a user holds at
+	 * most SESSIONS_PER_USER_MAX sessions. */
+	while (again) {
+		again = false;
+		for (size_t i = 0; i < srv->nheap; i++) {
+			struct entry *e = srv->heap[i];
+
+			if (e != keep && e->user == keep->user) {
+				close_entry(srv, e, SESSION_LOST_SUPERSEDED);
+				again = true;
+				break;
+			}
+		}
+	}
+}
+
+static int make_entry(struct server *srv, uint64_t sid, uint64_t now, struct entry **out)
+{
+	struct entry *e = calloc(1, sizeof *e);
+	struct session_server_config sc = {
+		.table = srv->table,
+		.sid = sid,
+		.mux = srv->mux_set ? &srv->mux : NULL,
+		.rng = srv->rng,
+		.scratch = &srv->scratch,
+		.output = srv->output,
+		.output_user = srv->output_user,
+		.changed = on_changed,
+		.changed_ctx = e,
+	};
+	int rc;
+
+	if (!e)
+		return KS_ERR_NOMEM;
+	rc = session_server_new(&e->s, &sc, now);
+	if (rc != 0) {
+		free(e);
+		return rc;
+	}
+	e->srv = srv;
+	e->sid = sid;
+	e->user = sessions_get(srv->table, sid)->user;
+	*out = e;
+	return 0;
+}
+
+/* S2: a handshake was accepted: the superseded session goes first, then
+ * the new one is made, and only then does the response leave. */
+static int on_new(struct server *srv, const struct sessions_event *ev,
+                  const struct sessions_addr *from, uint64_t now)
+{
+	struct entry *e, *old = ev->superseded ? lookup(srv, ev->superseded) : NULL;
+	int rc;
+
+	if (old)
+		close_entry(srv, old, SESSION_LOST_SUPERSEDED);
+	rc = make_entry(srv, ev->sid, now, &e);
+	if (rc != 0) {
+		(void)sessions_close(srv->table, ev->sid);
+		srv->dropped++;
+		return rc;
+	}
+	srv->slots[ev->sid & SLOT_MASK] = e;
+	put(srv, srv->nheap++, e);
+	sift_up(srv, e->heap_idx);
+	enqueue(srv, e);
+	srv->created++;
+	if (srv->one_per_user)
+		close_user_others(srv, e);
+	if (srv->output(srv->output_user, srv->scratch.open, ev->len, from) < 0)
+		srv->dropped++; /* the client retries its init */
+	return 0;
+}
+
+int server_on_datagram(struct server *srv, const struct sessions_addr *from, const uint8_t *d,
+                       size_t len, uint64_t now, uint64_t now_unix_ms)
+{
+	struct sessions_event ev;
+	struct entry *e;
+	int rc;
+
+	/* S1: the table authenticates; nothing is sent for a refusal. */
+	rc = sessions_on_datagram(srv->table, from, d, len, now, now_unix_ms, srv->rng,
+	                          srv->scratch.open, sizeof srv->scratch.open, &ev);
+	if (rc != 0) {
+		srv->dropped++;
+		return rc;
+	}
+	if (ev.kind == SESSIONS_EV_NEW)
+		return on_new(srv, &ev, from, now);
+	/* S4: the payload of an established session. */
+	e = lookup(srv, ev.sid);
+	if (!e)
+		return KS_ERR_CLOSED;
+	(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);
+	touched(srv, e);
+	return 0;
+}
+
+void server_on_timer(struct server *srv, uint64_t now)
+{
+	/* Each live session is run at most once per call. */
+	for (size_t n = srv->nheap; n > 0 && srv->nheap > 0; n--) {
+		struct entry *e = srv->heap[0];
+
+		if (session_next_deadline(e->s) > now)
+			break;
+		session_on_timer(e->s, now, 0);
+		touched(srv, e);
+	}
+}
+
+uint64_t server_next_deadline(const struct server *srv)
+{
+	return srv->nheap ? session_next_deadline(srv->heap[0]->s) : SESSION_NEVER;
+}
+
+/* --- events and access ---------------------------------------------------------- */
+
+int server_next_event(struct server *srv, struct server_event *ev)
+{
+	struct entry *e;
+
+	while ((e = srv->ev_head) != NULL) {
+		if (session_next_event(e->s, &ev->ev) == 0) {
+			ev->sid = e->sid;
+			ev->session = e->closed ? NULL : e->s;
+			return 0;
+		}
+		srv->ev_head = e->next_ev;
+		if (!srv->ev_head)
+			srv->ev_tail = NULL;
+		e->queued = false;
+		if (e->closed) {
+			session_free(e->s);
+			free(e);
+		}
+	}
+	return KS_ERR_AGAIN;
+}
+
+struct session *server_session(struct server *srv, uint64_t sid)
+{
+	struct entry *e = lookup(srv, sid);
+
+	return e ? e->s : NULL;
+}
+
+int server_close(struct server *srv, uint64_t sid)
+{
+	struct entry *e = lookup(srv, sid);
+
+	if (!e)
+		return KS_ERR_CLOSED;
+	close_entry(srv, e, SESSION_LOST_CLOSED);
+	return 0;
+}
+
+const struct sessions *server_table(const struct server *srv) { return srv->table; }
+
+void server_stats(const struct server *srv, struct server_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	st->table = srv->table->n;
+	st->dropped = srv->dropped;
+	st->created = srv->created;
+	memcpy(st->lost, srv->lost, sizeof st->lost);
+	st->live = srv->nheap;
+}
+
+size_t server_mem_bytes(const struct server *srv)
+{
+	size_t n = sizeof *srv + srv->cap * 2 * sizeof(struct entry *);
+
+	for (size_t i = 0; i < srv->nheap; i++)
+		n += sizeof(struct entry) + session_mem_bytes(srv->heap[i]->s);
+	return n;
+}
+
+static bool entry_ok(const struct server *srv, const struct entry *e, size_t i)
+{
+	size_t slot = (size_t)(e->sid & SLOT_MASK);
+
+	return !e->closed && e->heap_idx == i && slot < srv->cap && srv->slots[slot] == e &&
+	       sessions_get(srv->table, e->sid) != NULL &&
+	       session_state(e->s) == SESSION_ESTABLISHED && session_check(e->s) &&
+	       (i == 0 || key(srv, (i - 1) / 2) <= key(srv, i));
+}
+
+bool server_check(const struct server *srv)
+{
+	size_t in_slots = 0;
+
+	for (size_t i = 0; i < srv->nheap; i++)
+		if (!entry_ok(srv, srv->heap[i], i))
+			return false;
+	for (size_t i = 0; i < srv->cap; i++)
+		in_slots += srv->slots[i] != NULL;
+	for (const struct entry *e = srv->ev_head; e; e = e->next_ev)
+		if (!e->queued || (e->closed && session_state(e->s) != SESSION_CLOSED))
+			return false;
+	return in_slots == srv->nheap && sessions_live(srv->table) == srv->nheap;
+}

@@ -1,0 +1,846 @@
+/* session.c - one peer's stack: envelope -> handshake -> KCP -> mux.
+ *
+ * Steps (C1.. for the client's handshake, E1.. for an established session,
+ * L1.. for liveness) refer to docs/protocol/session.md. Every public entry
+ * point records `now`, does its work, and ends in finish(), which
+ * recomputes the one deadline; nothing else schedules anything.
+ */
+#include "core/session.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/envelope.h"
+#include "core/handshake.h"
+
+/* Restart detection (L3): silent server -> a new handshake goes out while
+ * the old session stays -> the answer is held while the old session gets a
+ * last chance to speak -> the new session replaces it. */
+enum probe {
+	PROBE_NONE,
+	PROBE_HANDSHAKE, /* inits out, waiting for a response */
+	PROBE_CONFIRM,   /* response held until switch_at */
+};
+
+struct session {
+	enum session_role role;
+	enum session_state state;
+	const struct rng_source *rng; /* borrowed */
+	session_output_fn output;
+	void *output_user;               /* borrowed */
+	struct mux_config mux_cfg;       /* copied */
+	struct session_scratch *scratch; /* owned (client) or borrowed (server) */
+	uint64_t now;                    /* of the current entry point */
+	uint64_t deadline;
+
+	/* client: what a handshake needs, kept for the next one */
+	uint8_t spub[KEYS_LEN];
+	uint8_t hdr[KEYS_LEN]; /* the server's session-id mask key */
+	struct keys_user user; /* secret: wiped on free */
+	struct transport_params proposal;
+	struct handshake_client hs;
+	struct envelope env; /* established: keys of this session */
+	uint32_t silent_ms, hs_timeout_ms;
+	uint64_t hs_start, hs_next, retry_at;
+	uint32_t hs_rto, retry_delay;
+
+	/* server */
+	struct sessions *table; /* borrowed */
+	session_changed_fn changed;
+	void *changed_ctx; /* borrowed */
+
+	/* established */
+	uint64_t sid;
+	uint32_t conv;
+	struct transport_params params;
+	struct kcp *kcp; /* owned */
+	struct mux *mux; /* owned */
+	uint64_t last_rx, last_tx, last_ka;
+	uint64_t outstanding_since;      /* SESSION_NEVER: nothing unacknowledged */
+	enum probe probe;                /* client: restart detection phase (L3) */
+	uint64_t switch_at;              /* PROBE_CONFIRM: adopt `pending` at this time */
+	uint64_t last_init_at;           /* when the last handshake init went out */
+	struct handshake_result pending; /* PROBE_CONFIRM: the new session (secret) */
+
+	/* undelivered session-level events */
+	bool ev_established, ev_failed, ev_lost;
+	enum session_lost_reason lost_reason;
+
+	struct session_stats st; /* counters; gauges filled by session_stats */
+};
+
+static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+/* Saturating a + b for deadlines. */
+static uint64_t after(uint64_t a, uint64_t b)
+{
+	return a > SESSION_NEVER - b ? SESSION_NEVER : a + b;
+}
+
+/* --- output ---------------------------------------------------------------- */
+
+static void emit(struct session *s, const uint8_t *d, size_t len, const struct sessions_addr *to)
+{
+	if (s->output(s->output_user, d, len, to) < 0) {
+		s->st.output_drops++;
+		return;
+	}
+	s->st.dgram_out++;
+	s->st.bytes_out += len;
+	s->last_tx = s->now;
+}
+
+/* E4: every KCP datagram is sealed here, by our own envelope (client) or
+ * by the server's table, which also knows where the peer is now. */
+static int kcp_out(const uint8_t *dgram, size_t len, void *user)
+{
+	struct session *s = user;
+	const struct sessions_addr *to = NULL;
+	uint8_t *out = s->scratch->seal;
+	ssize_t n;
+
+	if (s->role == SESSION_CLIENT)
+		n = envelope_seal(&s->env, s->rng, dgram, len, out, sizeof s->scratch->seal);
+	else
+		n = sessions_seal(s->table, s->sid, s->rng, dgram, len, out,
+		                  sizeof s->scratch->seal, &to);
+	if (n < 0) {
+		s->st.output_drops++;
+		return (int)n;
+	}
+	emit(s, out, (size_t)n, to);
+	return 0;
+}
+
+/* --- establishing ---------------------------------------------------------- */
+
+/* E1: the KCP engine from the agreed parameters. The windows are named from
+ * the client's side; the server mirrors them, so the client's receive
+ * window is the server's send window. */
+static void kcp_config_from(struct kcp_config *c, const struct transport_params *p,
+                            enum session_role role)
+{
+	uint32_t snd = role == SESSION_CLIENT ? p->snd_wnd : p->rcv_wnd;
+	uint32_t rcv = role == SESSION_CLIENT ? p->rcv_wnd : p->snd_wnd;
+
+	kcp_config_default(c);
+	c->nodelay = p->nodelay;
+	c->interval = p->interval;
+	c->resend = p->resend;
+	c->nc = p->nc != 0;
+	c->snd_wnd = snd;
+	c->rcv_wnd = rcv < KCP_RCV_WND_MIN ? KCP_RCV_WND_MIN : rcv;
+	/* What waits below the mux stays small, so the mux's fair scheduler
+	 * decides the order; the pump refills it after every input. */
+	c->snd_queue = snd < SESSION_KCP_QUEUE ? snd : SESSION_KCP_QUEUE;
+	c->mtu = (uint32_t)p->mtu - ENVELOPE_OVERHEAD;
+	c->stream = true;
+	/* The pump flushes once after filling KCP, so full segments go out
+	 * together; ACKs still leave at the end of each input. */
+	c->flush_on_send = false;
+	c->ack_immediate = true;
+}
+
+/* E1-E2: build KCP and mux; nothing changes on failure. */
+static int establish(struct session *s, uint64_t sid, uint32_t conv,
+                     const struct transport_params *p, uint64_t now)
+{
+	struct kcp_config kc;
+	struct kcp *k = NULL;
+	struct mux *m = NULL;
+	int rc;
+
+	kcp_config_from(&kc, p, s->role);
+	rc = kcp_new(&k, conv, &kc, now, kcp_out, s);
+	if (rc == 0)
+		rc = mux_new(&m, s->role == SESSION_CLIENT ? MUX_CLIENT : MUX_SERVER, &s->mux_cfg);
+	if (rc != 0) {
+		kcp_free(k);
+		return rc;
+	}
+	s->kcp = k;
+	s->mux = m;
+	s->sid = sid;
+	s->conv = conv;
+	s->params = *p;
+	s->last_rx = s->last_tx = s->last_ka = now;
+	s->outstanding_since = SESSION_NEVER;
+	s->state = SESSION_ESTABLISHED;
+	s->ev_established = true;
+	return 0;
+}
+
+/* C1: arm a handshake attempt; its first init is due now. */
+static void arm_handshake(struct session *s, uint64_t now)
+{
+	s->hs_start = now;
+	s->hs_next = now;
+	s->hs_rto = SESSION_HS_RTO_MS;
+	/* The same values passed at creation, so this does not fail; if it
+	 * did, no init would go out and the attempt would time out. */
+	if (handshake_client_init(&s->hs, s->spub, &s->user, &s->proposal) != 0)
+		s->hs_next = SESSION_NEVER;
+}
+
+static void start_attempt(struct session *s, uint64_t now)
+{
+	s->state = SESSION_HANDSHAKING;
+	arm_handshake(s, now);
+}
+
+/* L5: the session ended. KCP, mux and streams go at once, and the daemon
+ * hears of it before anything else. */
+static void teardown(struct session *s, enum session_lost_reason reason)
+{
+	mux_free(s->mux);
+	kcp_free(s->kcp);
+	s->mux = NULL;
+	s->kcp = NULL;
+	s->st.lost[reason]++;
+	s->ev_lost = true;
+	s->ev_established = false;
+	s->lost_reason = reason;
+	s->sid = 0;
+	s->probe = PROBE_NONE;
+	sodium_memzero(&s->pending, sizeof s->pending);
+	if (s->role == SESSION_CLIENT)
+		envelope_wipe(&s->env);
+}
+
+/* L5: the client starts handshaking again at once; a server session waits
+ * to be collected. */
+static void lose(struct session *s, enum session_lost_reason reason)
+{
+	if (s->state != SESSION_ESTABLISHED)
+		return;
+	teardown(s, reason);
+	if (s->role == SESSION_CLIENT)
+		start_attempt(s, s->now);
+	else
+		s->state = SESSION_CLOSED;
+}
+
+/* --- the deadline ---------------------------------------------------------- */
+
+/* L3: restart detection needs to know since when something is unanswered. */
+static void track_outstanding(struct session *s, uint64_t now)
+{
+	if (kcp_waitsnd(s->kcp) == 0)
+		s->outstanding_since = SESSION_NEVER;
+	else if (s->outstanding_since == SESSION_NEVER)
+		s->outstanding_since = now;
+}
+
+/* L2: a keepalive interval not below the idle window would let the server
+ * expire a healthy session; a third of it leaves room for a lost PING. */
+static uint64_t keepalive_at(const struct session *s)
+{
+	uint32_t ka = s->params.keepalive_ms, cap = s->params.idle_timeout_ms / 3;
+
+	return after(max64(s->last_tx, s->last_ka), ka < cap ? ka : cap);
+}
+
+static uint64_t silent_at(const struct session *s)
+{
+	if (s->outstanding_since == SESSION_NEVER)
+		return SESSION_NEVER;
+	return after(max64(s->last_rx, s->outstanding_since), s->silent_ms);
+}
+
+static uint64_t handshake_deadline(const struct session *s)
+{
+	return min64(s->hs_next, after(s->hs_start, s->hs_timeout_ms));
+}
+
+static uint64_t probe_deadline(const struct session *s)
+{
+	switch (s->probe) {
+	case PROBE_HANDSHAKE: return handshake_deadline(s);
+	case PROBE_CONFIRM: return s->switch_at;
+	case PROBE_NONE: break;
+	}
+	return silent_at(s);
+}
+
+static uint64_t established_deadline(const struct session *s, uint64_t now)
+{
+	uint64_t d = kcp_next_deadline(s->kcp, now);
+
+	d = min64(d, after(s->last_rx, s->params.idle_timeout_ms));
+	if (s->role == SESSION_CLIENT)
+		d = min64(d, min64(keepalive_at(s), probe_deadline(s)));
+	return d;
+}
+
+static uint64_t deadline_of(const struct session *s, uint64_t now)
+{
+	switch (s->state) {
+	case SESSION_HANDSHAKING: return handshake_deadline(s);
+	case SESSION_BACKOFF: return s->retry_at;
+	case SESSION_ESTABLISHED: return established_deadline(s, now);
+	case SESSION_CLOSED: break;
+	}
+	return SESSION_NEVER;
+}
+
+static void finish(struct session *s, uint64_t now)
+{
+	if (s->state == SESSION_ESTABLISHED)
+		track_outstanding(s, now);
+	s->deadline = deadline_of(s, now);
+}
+
+/* --- the pump ---------------------------------------------------------------- */
+
+/* E5: mux output into KCP, never more than KCP takes now (so nothing piles
+ * up below the mux), then one flush. */
+static void pump(struct session *s, uint64_t now)
+{
+	uint8_t *buf = s->scratch->pump;
+	bool queued = false;
+
+	while (s->state == SESSION_ESTABLISHED && mux_want_produce(s->mux)) {
+		size_t room = kcp_send_room(s->kcp);
+		ssize_t n, w;
+
+		if (room == 0)
+			break;
+		n = mux_produce(s->mux, buf, room < SESSION_PUMP_CHUNK ? room : SESSION_PUMP_CHUNK,
+		                now);
+		if (n <= 0) {
+			if (n < 0)
+				lose(s,
+				     n == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_PROTO);
+			break;
+		}
+		/* room >= n, and a stream-mode engine takes all it has room for. */
+		w = kcp_send(s->kcp, buf, (size_t)n, now);
+		if (w != n) {
+			lose(s, w == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_DEAD);
+			break;
+		}
+		queued = true;
+	}
+	if (queued && s->state == SESSION_ESTABLISHED)
+		kcp_flush(s->kcp, now);
+}
+
+/* E3: stream bytes KCP delivered, in order, into the mux. */
+static void drain(struct session *s, uint64_t now)
+{
+	uint8_t *buf = s->scratch->pump;
+	ssize_t n;
+
+	while (s->state == SESSION_ESTABLISHED &&
+	       (n = kcp_recv(s->kcp, buf, SESSION_PUMP_CHUNK)) > 0) {
+		int rc = mux_input(s->mux, buf, (size_t)n, now);
+
+		if (rc != 0)
+			lose(s, rc == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_PROTO);
+	}
+}
+
+/* L4: envelope limits. A due rekey waits until no stream would be cut. */
+static void check_rekey(struct session *s, uint64_t now)
+{
+	enum envelope_status es;
+
+	if (s->role != SESSION_CLIENT || s->state != SESSION_ESTABLISHED)
+		return;
+	es = envelope_status(&s->env, now, ENVELOPE_NOTHING_UNACKED);
+	if (es == ENVELOPE_EXHAUSTED || (es == ENVELOPE_REKEY_DUE && mux_stream_count(s->mux) == 0))
+		lose(s, SESSION_LOST_REKEY);
+}
+
+/* E3: an authenticated payload. */
+static int input(struct session *s, const uint8_t *p, size_t len, uint64_t now)
+{
+	int rc;
+
+	s->last_rx = now;
+	s->st.dgram_in++;
+	s->st.bytes_in += len;
+	rc = kcp_input(s->kcp, p, len, now);
+	if (rc == KS_ERR_NOMEM) {
+		lose(s, SESSION_LOST_NOMEM);
+		return rc;
+	}
+	drain(s, now);
+	pump(s, now);
+	if (s->state == SESSION_ESTABLISHED && kcp_is_dead(s->kcp))
+		lose(s, SESSION_LOST_DEAD);
+	check_rekey(s, now);
+	return rc == KS_ERR_PROTO ? rc : 0;
+}
+
+/* --- client: handshake ------------------------------------------------------ */
+
+/* C2: send a fresh init (a server never accepts the same one twice) and
+ * double the retransmission interval. */
+static void send_init(struct session *s, uint64_t now, uint64_t now_unix_ms)
+{
+	ssize_t n = handshake_client_write_init(&s->hs, s->rng, now_unix_ms, s->scratch->seal,
+	                                        sizeof s->scratch->seal);
+
+	if (n < 0)
+		s->st.output_drops++;
+	else {
+		s->st.hs_inits++;
+		s->last_init_at = now;
+		emit(s, s->scratch->seal, (size_t)n, NULL);
+	}
+	s->hs_next = after(now, s->hs_rto);
+	s->hs_rto = s->hs_rto * 2 > SESSION_HS_RTO_MAX_MS ? SESSION_HS_RTO_MAX_MS : s->hs_rto * 2;
+}
+
+/* C4: the attempt timed out; the next one starts after a backoff with
+ * jitter, so clients of a restarted server do not come back in step. */
+static void attempt_failed(struct session *s, uint64_t now)
+{
+	uint32_t d = s->retry_delay ? s->retry_delay * 2 : SESSION_RETRY_MIN_MS, jitter;
+
+	if (d > SESSION_RETRY_MAX_MS)
+		d = SESSION_RETRY_MAX_MS;
+	s->retry_delay = d;
+	rng_fill(s->rng, &jitter, sizeof jitter);
+	s->retry_at = now + d + jitter % (d / 4 + 1);
+	s->state = SESSION_BACKOFF;
+	s->st.hs_failed++;
+	s->ev_failed = true;
+}
+
+/* C3: take the agreed session: envelope, KCP, mux. res is wiped. */
+static int adopt(struct session *s, struct handshake_result *res, uint64_t now)
+{
+	int rc;
+
+	envelope_init(&s->env, s->hdr, res->sid, &res->tx, &res->rx, &res->params, now);
+	s->env.silent_ms = s->silent_ms;
+	rc = establish(s, res->sid, res->conv, &res->params, now);
+	sodium_memzero(res, sizeof *res);
+	if (rc != 0) {
+		envelope_wipe(&s->env);
+		attempt_failed(s, now);
+		return rc;
+	}
+	s->st.hs_ok++;
+	s->retry_delay = 0;
+	return 0;
+}
+
+/* L3: a response while probing. The path works, but a live old session
+ * may simply not have been heard yet (its retransmissions back off in an
+ * outage): hold the answer until the old session's next retransmission
+ * had two handshake round trips to be answered, and ask with a PING. */
+static void hold(struct session *s, const struct handshake_result *res, uint64_t now)
+{
+	uint64_t rtt = now - s->last_init_at, retx = kcp_next_deadline(s->kcp, now);
+
+	s->pending = *res;
+	s->probe = PROBE_CONFIRM;
+	s->switch_at = after(retx == KCP_NEVER ? now : retx, 2 * rtt + SESSION_SWITCH_GRACE_MS);
+	if (mux_ping(s->mux) == 0)
+		pump(s, now);
+}
+
+/* C3: a response to our init. A late one is still taken during the
+ * backoff: the init it answers is the last one sent. */
+static int on_response(struct session *s, const uint8_t *d, size_t len, uint64_t now)
+{
+	struct handshake_result res;
+	int rc = handshake_client_read_response(&s->hs, d, len, &res);
+
+	if (rc != 0) {
+		s->st.dropped++;
+		return rc;
+	}
+	s->st.dgram_in++;
+	s->st.bytes_in += len;
+	if (s->state == SESSION_ESTABLISHED) {
+		hold(s, &res, now);
+		sodium_memzero(&res, sizeof res);
+		return 0;
+	}
+	return adopt(s, &res, now);
+}
+
+/* --- public: life cycle ------------------------------------------------------ */
+
+static int client_config_check(const struct session_client_config *cfg)
+{
+	struct handshake_client hs;
+	int rc;
+
+	if (!cfg->server_pub || !cfg->user || !cfg->rng || !cfg->output)
+		return KS_ERR_INVAL;
+	if (cfg->silent_ms && cfg->silent_ms < SESSION_SILENT_MS_MIN)
+		return KS_ERR_INVAL;
+	if (cfg->hs_timeout_ms && cfg->hs_timeout_ms < SESSION_HS_TIMEOUT_MIN_MS)
+		return KS_ERR_INVAL;
+	rc = handshake_client_init(&hs, cfg->server_pub, cfg->user, &cfg->proposal);
+	handshake_client_wipe(&hs);
+	return rc;
+}
+
+static int mux_config_set(struct mux_config *dst, const struct mux_config *src)
+{
+	struct mux *probe = NULL;
+	int rc;
+
+	if (!src) {
+		mux_config_default(dst);
+		return 0;
+	}
+	/* mux_new is the one place that knows the bounds. */
+	rc = mux_new(&probe, MUX_CLIENT, src);
+	mux_free(probe);
+	if (rc == 0)
+		*dst = *src;
+	return rc;
+}
+
+/* Fill a new client from its checked configuration. */
+static void client_fill(struct session *s, const struct session_client_config *cfg, uint64_t now)
+{
+	struct keys_public kp;
+
+	s->role = SESSION_CLIENT;
+	s->rng = cfg->rng;
+	s->output = cfg->output;
+	s->output_user = cfg->output_user;
+	memcpy(s->spub, cfg->server_pub, KEYS_LEN);
+	keys_derive_public(&kp, s->spub);
+	memcpy(s->hdr, kp.hdr, KEYS_LEN);
+	s->user = *cfg->user;
+	s->proposal = cfg->proposal;
+	s->silent_ms = cfg->silent_ms ? cfg->silent_ms : SESSION_SILENT_MS_DEFAULT;
+	s->hs_timeout_ms = cfg->hs_timeout_ms ? cfg->hs_timeout_ms : SESSION_HS_TIMEOUT_MS;
+	s->now = now;
+	start_attempt(s, now);
+	finish(s, now);
+}
+
+int session_client_new(struct session **out, const struct session_client_config *cfg, uint64_t now)
+{
+	struct session *s;
+	int rc = client_config_check(cfg);
+
+	if (rc != 0)
+		return rc;
+	s = calloc(1, sizeof *s);
+	if (!s || !(s->scratch = malloc(sizeof *s->scratch))) {
+		free(s);
+		return KS_ERR_NOMEM;
+	}
+	rc = mux_config_set(&s->mux_cfg, cfg->mux);
+	if (rc != 0) {
+		free(s->scratch);
+		free(s);
+		return rc;
+	}
+	client_fill(s, cfg, now);
+	*out = s;
+	return 0;
+}
+
+int session_server_new(struct session **out, const struct session_server_config *cfg, uint64_t now)
+{
+	const struct sessions_slot *slot;
+	struct session *s;
+	int rc;
+
+	if (!cfg->table || !cfg->rng || !cfg->scratch || !cfg->output)
+		return KS_ERR_INVAL;
+	slot = sessions_get(cfg->table, cfg->sid);
+	if (!slot)
+		return KS_ERR_CLOSED;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return KS_ERR_NOMEM;
+	rc = mux_config_set(&s->mux_cfg, cfg->mux);
+	s->role = SESSION_SERVER;
+	s->rng = cfg->rng;
+	s->scratch = cfg->scratch;
+	s->output = cfg->output;
+	s->output_user = cfg->output_user;
+	s->table = cfg->table;
+	s->changed = cfg->changed;
+	s->changed_ctx = cfg->changed_ctx;
+	s->now = now;
+	if (rc == 0)
+		rc = establish(s, cfg->sid, slot->conv, &slot->params, now);
+	if (rc != 0) {
+		free(s);
+		return rc;
+	}
+	finish(s, now);
+	*out = s;
+	return 0;
+}
+
+void session_free(struct session *s)
+{
+	if (!s)
+		return;
+	mux_free(s->mux);
+	kcp_free(s->kcp);
+	if (s->role == SESSION_CLIENT) {
+		sodium_memzero(s->scratch, sizeof *s->scratch);
+		free(s->scratch);
+	}
+	sodium_memzero(s, sizeof *s);
+	free(s);
+}
+
+void session_end(struct session *s, enum session_lost_reason reason)
+{
+	if (s->role != SESSION_SERVER)
+		return;
+	lose(s, reason);
+	finish(s, s->now);
+}
+
+/* --- public: entry points ---------------------------------------------------- */
+
+/* The client's dispatch (secure.md 6.4): session id 0 is a handshake
+ * response, our own id goes to the envelope, anything else is dropped. */
+static int client_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now)
+{
+	struct envelope_rx rx;
+	uint64_t sid;
+	ssize_t n;
+
+	if (envelope_peek_sid(s->hdr, d, len, &sid) != 0) {
+		s->st.dropped++;
+		return KS_ERR_PROTO;
+	}
+	if (sid == 0 && (s->state != SESSION_ESTABLISHED || s->probe == PROBE_HANDSHAKE))
+		return on_response(s, d, len, now);
+	if (s->state != SESSION_ESTABLISHED || sid != s->sid) {
+		s->st.dropped++;
+		return KS_ERR_AUTH;
+	}
+	n = envelope_open(&s->env, d, len, now, s->scratch->open, sizeof s->scratch->open, &rx);
+	if (n < 0) {
+		s->st.dropped++;
+		return (int)n;
+	}
+	/* L3: the old session lives after all; a held or late response is
+	 * dropped (the server expires that session). */
+	if (s->probe != PROBE_NONE) {
+		s->probe = PROBE_NONE;
+		sodium_memzero(&s->pending, sizeof s->pending);
+	}
+	/* An authenticated datagram that KCP finds malformed is counted by
+	 * KCP; the peer is alive all the same. */
+	(void)input(s, s->scratch->open, (size_t)n, now);
+	return 0;
+}
+
+int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now,
+                        uint64_t now_unix_ms)
+{
+	int rc;
+
+	(void)now_unix_ms;
+	if (s->role != SESSION_CLIENT)
+		return KS_ERR_STATE;
+	s->now = now;
+	rc = client_datagram(s, d, len, now);
+	finish(s, now);
+	return rc;
+}
+
+int session_on_payload(struct session *s, const uint8_t *p, size_t len, uint64_t now)
+{
+	int rc = 0;
+
+	s->now = now;
+	if (s->state == SESSION_ESTABLISHED)
+		rc = input(s, p, len, now);
+	finish(s, now);
+	return rc;
+}
+
+/* L3: a silent server. A new handshake goes out while the old session
+ * stays: if the old session speaks first, the probe is dropped; if the
+ * response comes first and the old session stays silent past switch_at,
+ * the new session replaces it. An unanswered probe is re-armed, so a dark
+ * path costs inits at the handshake's pace and ends by the idle window. */
+static void probe(struct session *s, uint64_t now, uint64_t now_unix_ms)
+{
+	struct handshake_result res;
+
+	if (s->probe == PROBE_NONE && now >= silent_at(s)) {
+		s->probe = PROBE_HANDSHAKE;
+		arm_handshake(s, now);
+	}
+	if (s->probe == PROBE_CONFIRM && now >= s->switch_at) {
+		res = s->pending;
+		teardown(s, SESSION_LOST_SILENT);
+		(void)adopt(s, &res, now);
+		return;
+	}
+	if (s->probe != PROBE_HANDSHAKE)
+		return;
+	if (now >= after(s->hs_start, s->hs_timeout_ms)) {
+		s->st.hs_failed++;
+		arm_handshake(s, now);
+	}
+	if (now >= s->hs_next)
+		send_init(s, now, now_unix_ms);
+}
+
+/* L1-L3 for an established session. */
+static void established_timer(struct session *s, uint64_t now, uint64_t now_unix_ms)
+{
+	if (now >= after(s->last_rx, s->params.idle_timeout_ms)) {
+		lose(s, SESSION_LOST_IDLE);
+		return;
+	}
+	kcp_update(s->kcp, now);
+	if (kcp_is_dead(s->kcp)) {
+		lose(s, SESSION_LOST_DEAD);
+		return;
+	}
+	if (s->role == SESSION_CLIENT)
+		probe(s, now, now_unix_ms);
+	if (s->state != SESSION_ESTABLISHED)
+		return;
+	/* L2: nothing sent for a keepalive interval: PING. While one is still
+	 * unanswered KCP retransmits it; last_ka keeps this from spinning. */
+	if (s->role == SESSION_CLIENT && now >= keepalive_at(s)) {
+		s->last_ka = now;
+		if (mux_ping(s->mux) == 0)
+			s->st.keepalives++;
+	}
+	pump(s, now);
+	check_rekey(s, now);
+}
+
+void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms)
+{
+	s->now = now;
+	switch (s->state) {
+	case SESSION_ESTABLISHED: established_timer(s, now, now_unix_ms); break;
+	case SESSION_BACKOFF:
+		if (now >= s->retry_at)
+			start_attempt(s, now);
+		break;
+	case SESSION_HANDSHAKING:
+	case SESSION_CLOSED: break;
+	}
+	/* A client that just lost its session handshakes again at once. */
+	if (s->state == SESSION_HANDSHAKING) {
+		if (now >= after(s->hs_start, s->hs_timeout_ms))
+			attempt_failed(s, now);
+		else if (now >= s->hs_next)
+			send_init(s, now, now_unix_ms);
+	}
+	finish(s, now);
+}
+
+uint64_t session_next_deadline(const struct session *s) { return s->deadline; }
+
+void session_pump(struct session *s, uint64_t now)
+{
+	s->now = now;
+	pump(s, now);
+	check_rekey(s, now);
+	finish(s, now);
+	if (s->changed)
+		s->changed(s->changed_ctx, s);
+}
+
+struct mux *session_mux(struct session *s)
+{
+	return s->state == SESSION_ESTABLISHED ? s->mux : NULL;
+}
+
+int session_next_event(struct session *s, struct session_event *ev)
+{
+	struct mux_event me;
+
+	memset(ev, 0, sizeof *ev);
+	if (s->ev_lost) {
+		s->ev_lost = false;
+		ev->type = SESSION_EV_LOST;
+		ev->reason = s->lost_reason;
+		return 0;
+	}
+	if (s->ev_failed) {
+		s->ev_failed = false;
+		ev->type = SESSION_EV_HANDSHAKE_FAILED;
+		return 0;
+	}
+	if (s->ev_established) {
+		s->ev_established = false;
+		ev->type = SESSION_EV_ESTABLISHED;
+		return 0;
+	}
+	while (s->mux && mux_next_event(s->mux, &me) == 0) {
+		if (me.type == MUX_EV_PONG) {
+			s->st.rtt_ms = me.rtt_ms;
+			continue;
+		}
+		ev->type = SESSION_EV_STREAM;
+		ev->stream = me;
+		return 0;
+	}
+	return KS_ERR_AGAIN;
+}
+
+/* --- public: accessors --------------------------------------------------------- */
+
+enum session_role session_role(const struct session *s) { return s->role; }
+enum session_state session_state(const struct session *s) { return s->state; }
+uint64_t session_sid(const struct session *s) { return s->sid; }
+enum session_lost_reason session_last_lost(const struct session *s) { return s->lost_reason; }
+
+const struct transport_params *session_params(const struct session *s)
+{
+	return s->state == SESSION_ESTABLISHED ? &s->params : NULL;
+}
+
+size_t session_mem_bytes(const struct session *s)
+{
+	size_t n = sizeof *s;
+
+	if (s->role == SESSION_CLIENT)
+		n += sizeof *s->scratch;
+	if (s->kcp)
+		n += kcp_mem_bytes(s->kcp);
+	if (s->mux)
+		n += mux_mem_bytes(s->mux);
+	return n;
+}
+
+void session_stats(const struct session *s, struct session_stats *st)
+{
+	*st = s->st;
+	memset(&st->kcp, 0, sizeof st->kcp);
+	if (s->kcp)
+		kcp_stats(s->kcp, &st->kcp);
+	st->streams = s->mux ? mux_stream_count(s->mux) : 0;
+	st->mem_bytes = session_mem_bytes(s);
+}
+
+bool session_check(const struct session *s)
+{
+	bool up = s->state == SESSION_ESTABLISHED;
+
+	if (up != (s->kcp != NULL) || up != (s->mux != NULL) || up != (s->sid != 0))
+		return false;
+	if (s->probe != PROBE_NONE && (!up || s->role != SESSION_CLIENT))
+		return false;
+	if (s->role == SESSION_SERVER &&
+	    (s->state == SESSION_HANDSHAKING || s->state == SESSION_BACKOFF))
+		return false;
+	if (s->role == SESSION_CLIENT && s->state == SESSION_CLOSED)
+		return false;
+	if (up && !kcp_check(s->kcp))
+		return false;
+	return s->deadline == deadline_of(s, s->now);
+}

@@ -1,0 +1,257 @@
+/* session.h - one peer's stack: envelope -> handshake -> KCP -> mux, with one
+ * deadline (docs/protocol/session.md; "step N" comments in session.c refer
+ * to its numbered steps).
+ *
+ * A struct session is either end of one KCP session:
+ *   - client role (kcpsocks-local, one per server): created with the server
+ *     public key, a user and a transport parameter proposal. It runs the
+ *     handshake itself (init, retransmit with backoff, timeout), then builds
+ *     the KCP engine and the mux from the agreed parameters, keeps the path
+ *     alive with PINGs, notices a dead or restarted server, and handshakes
+ *     again on its own (with backoff) after a loss.
+ *   - server role: made by struct server (server.h) when the session table
+ *     accepts a handshake; the table opens and seals its datagrams.
+ *
+ * Sans-I/O: bytes and `now` (uint64_t ms, monotonic, never decreasing) in;
+ * sealed datagrams out through the output callback; events out through
+ * session_next_event; session_next_deadline says when session_on_timer
+ * must run next. An idle session has no deadline before its next keepalive
+ * (client) or idle expiry. Nothing here reads a clock or a random source of
+ * its own: randomness comes from the injected rng_source.
+ *
+ * Calling pattern (the daemon, one loop iteration):
+ *   session_on_datagram(...) for each datagram received, or
+ *   session_on_timer(...) when now >= session_next_deadline();
+ *   drain session_next_event() (stream events included);
+ *   write to / read from streams through session_mux(), then session_pump();
+ *   re-arm the timer from session_next_deadline().
+ *
+ * Re-entrancy: the output callback must not call any session_*, server_*,
+ * kcp_* or mux_* function of this session; every other function may be
+ * called at any time, also while handling an event.
+ */
+#ifndef KCPSOCKS_SESSION_H
+#define KCPSOCKS_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/rng.h"
+#include "core/kcp.h"
+#include "core/keys.h"
+#include "core/mux.h"
+#include "core/sessions.h"
+#include "core/tparams.h"
+
+/* session_next_deadline's answer when nothing is scheduled. */
+#define SESSION_NEVER UINT64_MAX
+
+enum session_role { SESSION_CLIENT, SESSION_SERVER };
+
+enum session_state {
+	SESSION_HANDSHAKING, /* client: an init is out, waiting for the response */
+	SESSION_BACKOFF,     /* client: the last attempt timed out; next one later */
+	SESSION_ESTABLISHED, /* keys agreed; KCP and mux exist */
+	SESSION_CLOSED,      /* server: ended; only its LOST event is left */
+};
+
+/* Why a session ended (SESSION_EV_LOST). */
+enum session_lost_reason {
+	SESSION_LOST_IDLE,       /* nothing authenticated for idle_timeout_ms */
+	SESSION_LOST_SILENT,     /* client: the server went silent with data
+	                            outstanding and answered a new handshake
+	                            while the old session stayed silent (it
+	                            restarted); the new session follows at once */
+	SESSION_LOST_DEAD,       /* KCP dead link: a segment sent dead_link times */
+	SESSION_LOST_PROTO,      /* the peer broke the KCP stream or mux protocol */
+	SESSION_LOST_NOMEM,      /* an allocation failed */
+	SESSION_LOST_REKEY,      /* client: envelope limits reached, new handshake */
+	SESSION_LOST_SUPERSEDED, /* server: a newer session of the user replaced it */
+	SESSION_LOST_CLOSED,     /* server: closed by server_close */
+	SESSION_LOST_REASONS
+};
+
+enum session_event_type {
+	SESSION_EV_ESTABLISHED,      /* client: handshake done, session_mux() is a
+	                                fresh mux; server: a new session */
+	SESSION_EV_HANDSHAKE_FAILED, /* client: an attempt got no valid response
+	                                within the handshake timeout; the next
+	                                attempt follows with backoff */
+	SESSION_EV_LOST,             /* the session ended (reason). Every stream
+	                                of it is reset: their ids are invalid,
+	                                treat each as a MUX_EV_RESET. The client
+	                                handshakes again by itself. */
+	SESSION_EV_STREAM,           /* .stream holds a mux event */
+};
+
+struct session_event {
+	enum session_event_type type;
+	enum session_lost_reason reason; /* LOST */
+	struct mux_event stream;         /* STREAM: as from mux_next_event */
+};
+
+/* output gets each sealed datagram to send (a view valid during the call).
+ * to: NULL for a client (send to its server), the peer's current address
+ * for a server session (a view valid during the call). Return 0, or a
+ * negative code when the datagram was dropped (counted; KCP retransmits).
+ * Must not call back into the session. */
+typedef int (*session_output_fn)(void *user, const uint8_t *d, size_t len,
+                                 const struct sessions_addr *to);
+
+struct session_client_config {
+	const uint8_t *server_pub;        /* KEYS_LEN bytes, copied */
+	const struct keys_user *user;     /* name and PSK, copied */
+	struct transport_params proposal; /* from the profile; must be valid */
+	const struct mux_config *mux;     /* NULL: defaults; copied */
+	const struct rng_source *rng;     /* borrowed, outlives the session */
+	session_output_fn output;         /* required */
+	void *output_user;                /* borrowed, passed to output */
+	uint32_t silent_ms;               /* restart detection, 0: SESSION_SILENT_MS_DEFAULT */
+	uint32_t hs_timeout_ms;           /* one handshake attempt, 0: SESSION_HS_TIMEOUT_MS */
+};
+
+struct session_stats {
+	struct kcp_stats kcp; /* the current KCP engine (zero before the first) */
+	uint64_t dgram_in;    /* datagrams that authenticated */
+	uint64_t dgram_out;   /* datagrams handed to output */
+	uint64_t bytes_in, bytes_out;
+	uint64_t dropped;      /* datagrams that did not open, or a bad response */
+	uint64_t output_drops; /* output returned < 0, or sealing failed */
+	uint64_t hs_inits;     /* client: handshake inits sent */
+	uint64_t hs_ok;        /* client: handshakes completed */
+	uint64_t hs_failed;    /* client: attempts that timed out */
+	uint64_t keepalives;   /* PINGs sent for keepalive */
+	uint64_t lost[SESSION_LOST_REASONS];
+	uint64_t rtt_ms;  /* last PING round trip, 0 before the first */
+	size_t streams;   /* streams the mux holds now */
+	size_t mem_bytes; /* session_mem_bytes */
+};
+
+struct session;
+
+/* session_client_new makes a client session at now. It sends nothing yet:
+ * its deadline is now, and the first session_on_timer sends the init.
+ * Returns 0 with *out set (release with session_free), KS_ERR_INVAL (bad
+ * config: proposal not valid, bad user, missing output), KS_ERR_NOMEM. */
+KS_MUST_CHECK int session_client_new(struct session **out, const struct session_client_config *cfg,
+                                     uint64_t now);
+
+/* session_free releases the session, its KCP engine, mux and streams, and
+ * wipes its keys. No event or output is produced. NULL is a no-op. */
+void session_free(struct session *s);
+
+/* session_on_datagram (client) handles one datagram received from the
+ * server: a handshake response while handshaking, else an envelope that
+ * is opened, fed to KCP, and whose stream bytes go to the mux. Returns 0
+ * when it authenticated; otherwise nothing changed but a counter, nothing
+ * is sent, and the code says why: KS_ERR_AUTH, KS_ERR_PROTO, KS_ERR_REPLAY,
+ * KS_ERR_LIMIT (envelope_open / handshake_client_read_response), KS_ERR_STATE
+ * (server role: use server_on_datagram). now_unix_ms is wall-clock ms. */
+int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now,
+                        uint64_t now_unix_ms);
+
+/* session_on_timer does what is due at now: handshake (re)transmission
+ * and timeout, KCP retransmissions and flushes, keepalive PING, idle
+ * expiry, restart detection (a probing handshake while the old session
+ * stays; docs/protocol/session.md L3). A lost session raises
+ * SESSION_EV_LOST and a client handshakes again. Calling it early is
+ * harmless. */
+void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms);
+
+/* session_next_deadline returns when session_on_timer must run next, as of
+ * the last call into the session (SESSION_NEVER: not before the next
+ * datagram). Recomputed by every entry point; O(1). */
+uint64_t session_next_deadline(const struct session *s);
+
+/* session_pump moves mux output into KCP (as much as KCP takes now) and
+ * flushes it. Call it after writing to, reading from, shutting down or
+ * resetting streams through session_mux(). A fatal mux or KCP error ends
+ * the session (SESSION_EV_LOST). */
+void session_pump(struct session *s, uint64_t now);
+
+/* session_mux returns the session's mux, or NULL while not established.
+ * Borrowed: a loss frees it inside session_on_datagram, session_on_timer,
+ * session_pump or server_* calls, so fetch it again after any of them
+ * instead of keeping the pointer (it is NULL or a new mux then). Use it
+ * for mux_open_stream, mux_stream_* and mux_ping, never for mux_input,
+ * mux_produce or mux_next_event (the session does those). */
+struct mux *session_mux(struct session *s);
+
+/* session_next_event takes the next event: first ended/established
+ * notices, then stream events of the current mux (MUX_EV_PONG is consumed
+ * here for the RTT). A LOST is delivered before the ESTABLISHED of the
+ * next session; a LOST clears an undelivered ESTABLISHED of the session it
+ * ends. Returns 0 with *ev set, or KS_ERR_AGAIN when there is none. */
+KS_MUST_CHECK int session_next_event(struct session *s, struct session_event *ev);
+
+/* Accessors. session_params returns the agreed parameters (NULL while not
+ * established). session_sid returns the session id (0 while not
+ * established). */
+enum session_role session_role(const struct session *s);
+enum session_state session_state(const struct session *s);
+const struct transport_params *session_params(const struct session *s);
+uint64_t session_sid(const struct session *s);
+
+/* session_stats fills *st; session_mem_bytes is every byte the session
+ * holds on the heap (struct, KCP, mux), borrowed scratch excluded. */
+void session_stats(const struct session *s, struct session_stats *st);
+size_t session_mem_bytes(const struct session *s);
+
+/* session_check verifies the session's invariants (state against the
+ * objects it holds, KCP's own kcp_check, the cached deadline); for tests
+ * and fuzzing. Returns true when they hold. */
+bool session_check(const struct session *s);
+
+/* --- for struct server (server.c) ---------------------------------------- */
+
+/* Scratch buffers one session uses inside a call. A client owns its own;
+ * server sessions share their server's (one call at a time). */
+struct session_scratch {
+	uint8_t seal[ENVELOPE_MAX_DATAGRAM]; /* sealed output datagram */
+	uint8_t open[ENVELOPE_MAX_DATAGRAM]; /* opened input payload */
+	uint8_t pump[SESSION_PUMP_CHUNK];    /* mux <-> KCP bytes */
+};
+
+/* Called at the end of session_pump on a server session so its server
+ * can re-file its deadline and poll its events. */
+typedef void (*session_changed_fn)(void *ctx, struct session *s);
+
+struct session_server_config {
+	struct sessions *table;          /* borrowed: seals for sid, gives addresses */
+	uint64_t sid;                    /* a live session of table */
+	const struct mux_config *mux;    /* NULL: defaults; copied */
+	const struct rng_source *rng;    /* borrowed */
+	struct session_scratch *scratch; /* borrowed */
+	session_output_fn output;
+	void *output_user;
+	session_changed_fn changed;
+	void *changed_ctx;
+};
+
+/* session_server_new makes the server end of table session sid (agreed
+ * parameters and conv from sessions_get), established at now, with an
+ * undelivered SESSION_EV_ESTABLISHED. Returns 0, KS_ERR_CLOSED (no such
+ * sid), KS_ERR_INVAL, KS_ERR_NOMEM. */
+KS_MUST_CHECK int session_server_new(struct session **out, const struct session_server_config *cfg,
+                                     uint64_t now);
+
+/* session_on_payload (server) takes the opened payload of one datagram of
+ * this session (the table authenticated it) at now: into KCP, stream
+ * bytes into the mux, then a pump. Returns 0, or KCP's KS_ERR_PROTO (the
+ * payload was dropped, counted). */
+int session_on_payload(struct session *s, const uint8_t *p, size_t len, uint64_t now);
+
+/* session_end (server) ends an established session for reason: its KCP
+ * engine, mux and streams are freed, state becomes CLOSED and a
+ * SESSION_EV_LOST is queued. No-op when already closed. */
+void session_end(struct session *s, enum session_lost_reason reason);
+
+/* session_last_lost returns the reason the session last ended (meaningful
+ * once it has ended at least once). */
+enum session_lost_reason session_last_lost(const struct session *s);
+
+#endif

@@ -1,0 +1,275 @@
+/* sessions.c - the server's session table and its datagram dispatch. */
+#include "core/sessions.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The slot index lives in the low 16 bits of a session id, the rest is
+ * random: lookup is one array access, ids are not reused in practice. */
+enum { SLOT_BITS = 16, SLOT_MASK = (1 << SLOT_BITS) - 1 };
+
+int sessions_new(struct sessions **out, const struct sessions_config *cfg)
+{
+	struct sessions *t;
+	int rc;
+
+	if (cfg->capacity == 0 || cfg->capacity > SESSIONS_MAX)
+		return KS_ERR_INVAL;
+	t = calloc(1, sizeof *t);
+	if (!t)
+		return KS_ERR_NOMEM;
+	rc = handshake_server_init(&t->hs, cfg->key, cfg->users, cfg->n_users, &cfg->min, &cfg->max,
+	                           &cfg->def);
+	if (rc != 0)
+		goto err;
+	rc = KS_ERR_NOMEM;
+	t->slots = calloc(cfg->capacity, sizeof *t->slots);
+	t->free_ids = calloc(cfg->capacity, sizeof *t->free_ids);
+	if (!t->slots || !t->free_ids)
+		goto err;
+	t->cap = cfg->capacity;
+	/* Pop order: slot 0 first. */
+	for (size_t i = 0; i < t->cap; i++)
+		t->free_ids[i] = (uint32_t)(t->cap - 1 - i);
+	t->n_free = t->cap;
+	*out = t;
+	return 0;
+err:
+	free(t->slots);
+	free(t->free_ids);
+	free(t);
+	return rc;
+}
+
+void sessions_free(struct sessions *t)
+{
+	if (!t)
+		return;
+	sodium_memzero(t->slots, t->cap * sizeof *t->slots);
+	free(t->slots);
+	free(t->free_ids);
+	sodium_memzero(t, sizeof *t);
+	free(t);
+}
+
+static struct sessions_slot *find(const struct sessions *t, uint64_t sid)
+{
+	size_t i = (size_t)(sid & SLOT_MASK);
+
+	if (sid == 0 || i >= t->cap || !t->slots[i].used || t->slots[i].env.sid != sid)
+		return NULL;
+	return &t->slots[i];
+}
+
+const struct sessions_slot *sessions_get(const struct sessions *t, uint64_t sid)
+{
+	return find(t, sid);
+}
+
+size_t sessions_live(const struct sessions *t) { return t->cap - t->n_free; }
+
+static void release(struct sessions *t, struct sessions_slot *s)
+{
+	sodium_memzero(s, sizeof *s);
+	t->free_ids[t->n_free++] = (uint32_t)(s - t->slots);
+}
+
+int sessions_close(struct sessions *t, uint64_t sid)
+{
+	struct sessions_slot *s = find(t, sid);
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	release(t, s);
+	t->n.closed++;
+	return 0;
+}
+
+/* 6.3: a user holds at most SESSIONS_PER_USER_MAX sessions; a new one
+ * supersedes the one of that user that was quiet the longest. Returns that
+ * victim, or NULL while the user has room. */
+static struct sessions_slot *victim_of(struct sessions *t, uint32_t user)
+{
+	struct sessions_slot *idlest = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->cap; i++) {
+		struct sessions_slot *s = &t->slots[i];
+
+		if (!s->used || s->user != user)
+			continue;
+		n++;
+		if (!idlest || s->env.last_rx_ms < idlest->env.last_rx_ms)
+			idlest = s;
+	}
+	return n < SESSIONS_PER_USER_MAX ? NULL : idlest;
+}
+
+static uint64_t new_sid(const struct rng_source *rng, uint32_t slot)
+{
+	uint64_t r;
+
+	rng_fill(rng, &r, sizeof r);
+	r &= ~(uint64_t)SLOT_MASK;
+	if (r == 0)
+		r = 1ULL << SLOT_BITS; /* never 0, even for slot 0 */
+	return r | slot;
+}
+
+/* Commit a new session into slot s from the handshake result. */
+static void fill(struct sessions *t, struct sessions_slot *s, const struct handshake_result *res,
+                 const struct sessions_addr *from, uint64_t now)
+{
+	memset(s, 0, sizeof *s);
+	s->used = true;
+	s->user = res->user;
+	s->conv = res->conv;
+	s->params = res->params;
+	s->peer = *from;
+	s->created_ms = now;
+	envelope_init(&s->env, t->hs.pub.hdr, res->sid, &res->tx, &res->rx, &res->params, now);
+}
+
+/* 6.1 steps 3-5: an init. Nothing changes until the response is written. */
+static int on_init(struct sessions *t, const struct sessions_addr *from, const uint8_t *d,
+                   size_t len, uint64_t now, uint64_t now_unix_ms, const struct rng_source *rng,
+                   uint8_t *out, size_t cap, struct sessions_event *ev)
+{
+	struct handshake_pending p;
+	struct handshake_result res;
+	struct sessions_slot *victim;
+	uint64_t superseded = 0;
+	uint32_t slot;
+	ssize_t n;
+	int rc;
+
+	if (cap < HANDSHAKE_RESP_MAX)
+		return KS_ERR_FULL;
+	rc = handshake_server_read_init(&t->hs, d, len, now_unix_ms, &p);
+	if (rc != 0) {
+		t->n.init_refused++;
+		return rc;
+	}
+	victim = victim_of(t, p.user);
+	if (!victim && t->n_free == 0) {
+		sodium_memzero(&p, sizeof p);
+		t->n.full++;
+		return KS_ERR_FULL;
+	}
+	slot = victim ? (uint32_t)(victim - t->slots) : t->free_ids[t->n_free - 1];
+	n = handshake_server_write_response(&t->hs, &p, rng, new_sid(rng, slot), out, cap, &res);
+	sodium_memzero(&p, sizeof p);
+	if (n < 0)
+		return (int)n;
+	if (victim) {
+		superseded = victim->env.sid;
+		t->n.superseded++;
+	} else {
+		t->n_free--;
+	}
+	fill(t, &t->slots[slot], &res, from, now);
+	*ev = (struct sessions_event){ SESSIONS_EV_NEW, res.sid, (size_t)n, false, superseded };
+	sodium_memzero(&res, sizeof res);
+	t->n.created++;
+	return 0;
+}
+
+static bool addr_eq(const struct sessions_addr *a, const struct sessions_addr *b)
+{
+	return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+/* 6.1 step 6 and the roaming rule 6.2. */
+static int on_data(struct sessions *t, const struct sessions_addr *from, uint64_t sid,
+                   const uint8_t *d, size_t len, uint64_t now, uint8_t *out, size_t cap,
+                   struct sessions_event *ev)
+{
+	struct sessions_slot *s = find(t, sid);
+	struct envelope_rx rx;
+	ssize_t n;
+	bool moved;
+
+	if (!s) {
+		t->n.no_session++;
+		return KS_ERR_AUTH;
+	}
+	n = envelope_open(&s->env, d, len, now, out, cap, &rx);
+	if (n < 0) {
+		t->n.refused++;
+		return (int)n;
+	}
+	moved = rx.newest && !addr_eq(&s->peer, from);
+	if (moved) {
+		s->peer = *from;
+		t->n.moved++;
+	}
+	t->n.opened++;
+	*ev = (struct sessions_event){ SESSIONS_EV_DATA, sid, (size_t)n, moved, 0 };
+	return 0;
+}
+
+int sessions_on_datagram(struct sessions *t, const struct sessions_addr *from, const uint8_t *d,
+                         size_t len, uint64_t now, uint64_t now_unix_ms,
+                         const struct rng_source *rng, uint8_t *out, size_t cap,
+                         struct sessions_event *ev)
+{
+	uint64_t sid;
+
+	ev->kind = SESSIONS_EV_NONE;
+	if (from->len > SESSIONS_ADDR_MAX)
+		return KS_ERR_INVAL;
+	/* 6.1 steps 1-2: length, then the session id under the server mask. */
+	if (envelope_peek_sid(t->hs.pub.hdr, d, len, &sid) != 0) {
+		t->n.bad_len++;
+		return KS_ERR_PROTO;
+	}
+	if (sid == 0)
+		return on_init(t, from, d, len, now, now_unix_ms, rng, out, cap, ev);
+	return on_data(t, from, sid, d, len, now, out, cap, ev);
+}
+
+ssize_t sessions_seal(struct sessions *t, uint64_t sid, const struct rng_source *rng,
+                      const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
+                      const struct sessions_addr **to)
+{
+	struct sessions_slot *s = find(t, sid);
+	ssize_t n;
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	n = envelope_seal(&s->env, rng, payload, len, out, cap);
+	if (n >= 0)
+		*to = &s->peer;
+	return n;
+}
+
+static uint64_t idle_deadline(const struct sessions_slot *s)
+{
+	return s->env.last_rx_ms + s->params.idle_timeout_ms;
+}
+
+int sessions_expire(struct sessions *t, uint64_t now, uint64_t *sid)
+{
+	for (size_t i = 0; i < t->cap; i++) {
+		struct sessions_slot *s = &t->slots[i];
+
+		if (s->used && idle_deadline(s) <= now) {
+			*sid = s->env.sid;
+			release(t, s);
+			t->n.expired++;
+			return 0;
+		}
+	}
+	return KS_ERR_AGAIN;
+}
+
+uint64_t sessions_deadline(const struct sessions *t)
+{
+	uint64_t best = UINT64_MAX;
+
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->slots[i].used && idle_deadline(&t->slots[i]) < best)
+			best = idle_deadline(&t->slots[i]);
+	return best;
+}

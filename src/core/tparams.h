@@ -1,0 +1,77 @@
+/* tparams.h - the transport parameters agreed in the handshake.
+ *
+ * The client proposes a struct transport_params in its init; the server
+ * answers with what it accepts: tparams_clamp() moves every numeric field
+ * into the server's [min, max] range and replaces a padding mode the server
+ * does not allow with its own (secure.md 5). Both sides then use the
+ * answer. The encoding is versioned (first byte TPARAMS_VERSION), fixed
+ * length, little-endian, written with wr.h and read with rd.h.
+ */
+#ifndef KCPSOCKS_TPARAMS_H
+#define KCPSOCKS_TPARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+#include "base/limits.h"
+
+/* How the envelope pads each datagram (inside the ciphertext). */
+enum tparams_pad_mode {
+	TPARAMS_PAD_NONE = 0,   /* no padding */
+	TPARAMS_PAD_RANDOM = 1, /* uniform random 0..pad_max bytes */
+	TPARAMS_PAD_BUCKET = 2, /* round the datagram up to a multiple of pad_max */
+	TPARAMS_PAD_MODES = 3,
+};
+
+enum {
+	TPARAMS_VERSION = 1,
+	TPARAMS_WIRE_LEN = 28, /* the encoding of version 1 */
+};
+
+struct transport_params {
+	uint16_t mtu;             /* largest datagram on the wire, envelope included */
+	uint8_t pad_mode;         /* enum tparams_pad_mode */
+	uint16_t pad_max;         /* RANDOM: most pad bytes; BUCKET: bucket size */
+	uint16_t interval;        /* KCP flush interval, ms */
+	uint8_t nodelay;          /* KCP nodelay, 0 or 1 */
+	uint8_t resend;           /* KCP fast resend threshold, 0 = off */
+	uint8_t nc;               /* 1 = KCP congestion control off */
+	uint16_t snd_wnd;         /* KCP send window, segments */
+	uint16_t rcv_wnd;         /* KCP receive window, segments */
+	uint32_t keepalive_ms;    /* keepalive interval */
+	uint32_t idle_timeout_ms; /* session closes after this long without input */
+	uint8_t profile;          /* profile id, opaque here, echoed by the server */
+};
+
+/* tparams_valid says whether every field is inside the hard range of
+ * limits.h (TPARAMS_*), nodelay and nc are 0/1 and pad_mode is known. */
+bool tparams_valid(const struct transport_params *p);
+
+/* tparams_encode writes TPARAMS_WIRE_LEN bytes. Returns the byte count, or
+ * KS_ERR_FULL if cap is too small, KS_ERR_INVAL if p is not valid. */
+KS_MUST_CHECK ssize_t tparams_encode(const struct transport_params *p, uint8_t *out, size_t cap);
+
+/* tparams_decode reads exactly TPARAMS_WIRE_LEN bytes at in. Returns the
+ * byte count, KS_ERR_PROTO for a short input or out-of-range field, or
+ * KS_ERR_UNSUPPORTED for another version. p is written only on success. */
+KS_MUST_CHECK ssize_t tparams_decode(struct transport_params *p, const uint8_t *in, size_t len);
+
+/* tparams_clamp computes the server's answer to a proposal: each numeric
+ * field clamped into [min, max]; booleans limited to max's value (a server
+ * with max.nodelay 0 forces 0); a pad_mode that is NONE while min.pad_mode
+ * is not, or above max.pad_mode, becomes def's; profile echoed. min, max
+ * and def must be valid and min <= def <= max field by field. */
+void tparams_clamp(struct transport_params *out, const struct transport_params *proposal,
+                   const struct transport_params *min, const struct transport_params *max,
+                   const struct transport_params *def);
+
+/* tparams_equal compares field by field (never the struct's padding). */
+bool tparams_equal(const struct transport_params *a, const struct transport_params *b);
+
+/* tparams_default fills p with the built-in defaults (valid). */
+void tparams_default(struct transport_params *p);
+
+#endif

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""gen_mux_corpus.py - write the seed corpus of fuzz_mux_frames.
+
+Each seed is a small script in the fuzz target's op format (see the comment
+at the top of tests/fuzz/fuzz_mux_frames.c): a role/config byte, then ops
+that feed well-formed frames, take events, write, produce, close.
+Run from the repository root: tests/fuzz/gen_mux_corpus.py
+"""
+import os
+import struct
+
+OPEN, REPLY, DATA, FIN, RST, WINDOW, PING, PONG = range(1, 9)
+REQ = bytes([5, 1, 0, 1, 10, 0, 0, 1, 0, 80])
+REP = bytes([5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+OUT = "tests/fuzz/corpus/mux_frames"
+
+
+def frame(ftype, sid, payload=b""):
+    return struct.pack(">BBHI", ftype, 0, len(payload), sid) + payload
+
+
+def feed(data, chunk=256):
+    out = b""
+    for i in range(0, len(data), chunk):
+        part = data[i:i + chunk]
+        out += bytes([0, len(part) - 1]) + part
+    return out
+
+
+def produce(room=255):
+    return bytes([1, room])
+
+
+EVENTS = bytes([2])
+
+
+def server_seed(chunk):
+    s = bytes([1])
+    s += feed(frame(OPEN, 1, struct.pack(">I", 262144) + REQ), chunk)
+    s += EVENTS + produce()
+    s += feed(frame(DATA, 1, b"GET / HTTP/1.0\r\n\r\n"), chunk) + EVENTS
+    s += bytes([3, 0, 4]) + produce() + produce(3)
+    s += feed(frame(PING, 0, bytes(range(8))), chunk) + produce()
+    s += feed(frame(WINDOW, 1, struct.pack(">I", 4096)), chunk)
+    s += feed(frame(FIN, 1), chunk) + EVENTS + bytes([4, 0]) + produce()
+    s += feed(frame(OPEN, 2, struct.pack(">I", 4096) + REQ), chunk) + EVENTS + produce()
+    s += feed(frame(RST, 2, bytes([0])), chunk) + EVENTS
+    return s
+
+
+def client_seed():
+    s = bytes([0, 6, 6]) + produce()
+    s += feed(frame(REPLY, 1, struct.pack(">I", 65536) + REP) + frame(DATA, 1, b"x" * 300))
+    s += EVENTS + bytes([3, 0, 10]) + produce()
+    s += feed(frame(REPLY, 2, struct.pack(">I", 4096) + REP) + frame(WINDOW, 2, struct.pack(">I", 100)))
+    s += bytes([6]) + produce() + feed(frame(PONG, 0, struct.pack(">Q", 1)))
+    s += feed(frame(FIN, 1)) + EVENTS + bytes([4, 0, 5, 1, 0]) + produce()
+    s += feed(frame(RST, 2, bytes([1])) + frame(DATA, 2, b"late")) + EVENTS
+    return s
+
+
+def bad_seed():
+    return bytes([1]) + feed(frame(OPEN, 1, struct.pack(">I", 4096) + REQ) + frame(9, 1, b"?"))
+
+
+def limit_seed():
+    s = bytes([1])
+    for i in range(1, 12):
+        s += feed(frame(OPEN, i, struct.pack(">I", 4096) + REQ))
+    return s + EVENTS + produce()
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    seeds = {
+        "server_whole": server_seed(256),
+        "server_split": server_seed(3),
+        "client": client_seed(),
+        "bad_type": bad_seed(),
+        "limit": limit_seed(),
+    }
+    for name, data in seeds.items():
+        with open(os.path.join(OUT, name), "wb") as f:
+            f.write(data)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,868 @@
+/* sim_session.c - a client session and a server through two netsim links on
+ * virtual time: handshake, many streams with every byte checked, loss,
+ * keepalive and idle expiry, roaming, server and client restarts.
+ *
+ * The world owns the clock. step() jumps to the earliest of the two
+ * deadlines and the two links' next deliveries, delivers, runs what is
+ * due, and lets both applications act. The applications are a fake
+ * SOCKS5 pair: the client opens a stream per flow with a SOCKS5 request
+ * naming the flow, the server answers with a SOCKS5 reply, then both send
+ * their bytes (a function of flow, direction and offset) and shut down.
+ * Seeded: a failing seed reproduces exactly. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/limits.h"
+#include "base/rng.h"
+#include "core/keys.h"
+#include "core/mux.h"
+#include "core/netsim.h"
+#include "core/server.h"
+#include "core/session.h"
+#include "core/sessions.h"
+
+enum { MAXF = 64, BUF = 65536 };
+#define UNIX0 1764000000000ULL
+
+static const uint8_t rep5[] = { 5, 0, 0, 1, 0, 0, 0, 0, 0, 0 };
+
+struct flow {
+	uint32_t cid, sid_stream; /* stream ids at the client and the server */
+	uint64_t ssid;            /* the server session it belongs to */
+	uint64_t up, down;        /* bytes each way */
+	uint64_t up_sent, up_rcvd, down_sent, down_rcvd;
+	bool open, opened_s, replied, c_shut, s_shut, c_eof, s_eof;
+	bool c_gone;           /* its client session ended: the id means nothing now */
+	bool c_stall;          /* the client application never reads the download */
+	bool reset_c, reset_s; /* a side learnt the stream is gone */
+};
+
+struct world {
+	uint64_t now;
+	struct prng gc, gs, gapp;
+	struct rng_source rc, rs;
+	struct keys_server key;
+	struct keys_user users[2];
+	struct server_config scfg;
+	struct server *srv;
+	struct session_client_config ccfg;
+	struct session *cli;
+	struct netsim_link *c2s, *s2c;
+	struct sessions_addr caddr;   /* where the server sees the client's datagrams from */
+	struct sessions_addr last_to; /* where the server last sent */
+	bool c_mute;                  /* the client's datagrams are dropped at the source */
+	uint64_t c_timers, s_timers;  /* on_timer calls */
+	uint64_t c_est, c_lost, s_est, s_lost, c_failed;
+	enum session_lost_reason c_lost_reason, s_lost_reason;
+	uint64_t s_lost_sid;
+	uint8_t last_c2s[ENVELOPE_MAX_DATAGRAM]; /* the last datagram the server got */
+	size_t last_c2s_len;
+	struct flow f[MAXF];
+	size_t nf;
+	uint8_t buf[BUF];
+};
+
+static uint8_t pattern(size_t flow, int dir, uint64_t off)
+{
+	uint64_t x = (off + 1) * 0x9e3779b97f4a7c15ULL ^ ((uint64_t)flow << 8 | (uint64_t)dir);
+	return (uint8_t)(x >> 29 ^ x >> 7);
+}
+
+static struct sessions_addr addr_of(uint8_t last)
+{
+	struct sessions_addr a = { .len = 16 };
+
+	memcpy(a.bytes, "\x02\x00\x1f\x90\x7f\x00\x00", 7);
+	a.bytes[7] = last;
+	return a;
+}
+
+static int c_out(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+{
+	struct world *w = user;
+
+	assert_null(to);
+	if (w->c_mute)
+		return 0;
+	return netsim_link_send(w->c2s, d, len, w->now);
+}
+
+static int s_out(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+{
+	struct world *w = user;
+
+	assert_non_null(to);
+	w->last_to = *to;
+	return netsim_link_send(w->s2c, d, len, w->now);
+}
+
+/* --- setup ------------------------------------------------------------------ */
+
+struct setup {
+	double loss;
+	uint32_t delay_ms;
+	uint32_t keepalive_ms, idle_ms, silent_ms;
+	bool one_per_user;
+	uint64_t seed;
+};
+
+static void server_start(struct world *w) { assert_int_equal(server_new(&w->srv, &w->scfg), 0); }
+
+static void client_start(struct world *w)
+{
+	assert_int_equal(session_client_new(&w->cli, &w->ccfg, w->now), 0);
+}
+
+static struct world *world_new(const struct setup *su)
+{
+	struct world *w = calloc(1, sizeof *w);
+	struct netsim_config nc = { .loss = su->loss, .delay_ms = su->delay_ms, .jitter_ms = 2 };
+	struct transport_params *min, *max, *def;
+	uint8_t psk[KEYS_LEN];
+
+	assert_non_null(w);
+	prng_seed(&w->gc, su->seed * 3 + 1);
+	prng_seed(&w->gs, su->seed * 3 + 2);
+	prng_seed(&w->gapp, su->seed * 3 + 3);
+	w->rc = prng_source(&w->gc);
+	w->rs = prng_source(&w->gs);
+	assert_int_equal(keys_server_generate(&w->key, &w->rs), 0);
+	memset(psk, 'k', sizeof psk);
+	assert_int_equal(keys_user_set(&w->users[0], "alice", psk), 0);
+	memset(psk, 'b', sizeof psk);
+	assert_int_equal(keys_user_set(&w->users[1], "bob", psk), 0);
+
+	min = &w->scfg.table.min, max = &w->scfg.table.max, def = &w->scfg.table.def;
+	w->scfg.table.key = &w->key;
+	w->scfg.table.users = w->users;
+	w->scfg.table.n_users = 2;
+	w->scfg.table.capacity = 16;
+	tparams_default(def);
+	*min = *max = *def;
+	min->keepalive_ms = TPARAMS_KEEPALIVE_MIN_MS;
+	min->idle_timeout_ms = TPARAMS_IDLE_MIN_MS;
+	max->keepalive_ms = TPARAMS_KEEPALIVE_MAX_MS;
+	max->idle_timeout_ms = TPARAMS_IDLE_MAX_MS;
+	w->scfg.rng = &w->rs;
+	w->scfg.output = s_out;
+	w->scfg.output_user = w;
+	w->scfg.one_session_per_user = su->one_per_user;
+	server_start(w);
+
+	w->ccfg.server_pub = w->key.pub;
+	w->ccfg.user = &w->users[0];
+	tparams_default(&w->ccfg.proposal);
+	if (su->keepalive_ms)
+		w->ccfg.proposal.keepalive_ms = su->keepalive_ms;
+	if (su->idle_ms)
+		w->ccfg.proposal.idle_timeout_ms = su->idle_ms;
+	w->ccfg.silent_ms = su->silent_ms;
+	w->ccfg.rng = &w->rc;
+	w->ccfg.output = c_out;
+	w->ccfg.output_user = w;
+	client_start(w);
+
+	assert_int_equal(netsim_link_new(&w->c2s, &nc, su->seed * 2 + 1), 0);
+	assert_int_equal(netsim_link_new(&w->s2c, &nc, su->seed * 2 + 2), 0);
+	w->caddr = addr_of(10);
+	return w;
+}
+
+static void world_free(struct world *w)
+{
+	session_free(w->cli);
+	server_free(w->srv);
+	netsim_link_free(w->c2s);
+	netsim_link_free(w->s2c);
+	free(w);
+}
+
+/* --- the applications ---------------------------------------------------------- */
+
+static struct flow *add_flow(struct world *w, uint64_t up, uint64_t down)
+{
+	struct flow *f = &w->f[w->nf++];
+
+	assert_true(w->nf <= MAXF);
+	*f = (struct flow){ .up = up, .down = down };
+	return f;
+}
+
+static struct flow *by_cid(struct world *w, uint32_t id)
+{
+	for (size_t i = 0; i < w->nf; i++)
+		if (w->f[i].open && !w->f[i].c_gone && w->f[i].cid == id)
+			return &w->f[i];
+	return NULL;
+}
+
+static struct flow *by_sid(struct world *w, uint64_t ssid, uint32_t id)
+{
+	for (size_t i = 0; i < w->nf; i++)
+		if (w->f[i].opened_s && !w->f[i].reset_s && w->f[i].ssid == ssid &&
+		    w->f[i].sid_stream == id)
+			return &w->f[i];
+	return NULL;
+}
+
+/* Read everything readable; every byte is checked against the pattern. */
+static void read_all(struct world *w, struct mux *m, uint32_t id, struct flow *f, int dir)
+{
+	uint64_t *rcvd = dir == 0 ? &f->up_rcvd : &f->down_rcvd;
+	ssize_t n;
+
+	while ((n = mux_stream_read(m, id, w->buf, BUF)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			assert_int_equal(w->buf[i],
+			                 pattern((size_t)(f - w->f), dir, *rcvd + (uint64_t)i));
+		*rcvd += (uint64_t)n;
+	}
+	if (n == 0) {
+		if (dir == 0)
+			f->s_eof = true;
+		else
+			f->c_eof = true;
+	}
+}
+
+/* Write what the stream takes, then FIN once everything went. */
+static void write_some(struct world *w, struct mux *m, uint32_t id, struct flow *f, int dir)
+{
+	uint64_t total = dir == 0 ? f->up : f->down, *sent = dir == 0 ? &f->up_sent : &f->down_sent;
+	bool *shut = dir == 0 ? &f->c_shut : &f->s_shut;
+
+	while (*sent < total) {
+		size_t n = total - *sent < BUF ? (size_t)(total - *sent) : BUF;
+		ssize_t k;
+
+		for (size_t i = 0; i < n; i++)
+			w->buf[i] = pattern((size_t)(f - w->f), dir, *sent + i);
+		k = mux_stream_write(m, id, w->buf, n);
+		if (k == KS_ERR_FULL)
+			return;
+		assert_true(k > 0);
+		*sent += (uint64_t)k;
+	}
+	if (!*shut) {
+		assert_int_equal(mux_stream_shutdown(m, id), 0);
+		*shut = true;
+	}
+}
+
+static void client_open_flows(struct world *w)
+{
+	struct mux *m = session_mux(w->cli);
+	uint8_t req[16] = { 5, 1, 0, 3, 4, 'f', 0, 0, 0, 0, 80 };
+
+	if (!m)
+		return;
+	for (size_t i = 0; i < w->nf; i++) {
+		struct flow *f = &w->f[i];
+
+		if (f->open || f->reset_c || f->c_gone)
+			continue;
+		req[6] = (uint8_t)('0' + i / 100);
+		req[7] = (uint8_t)('0' + i / 10 % 10);
+		req[8] = (uint8_t)('0' + i % 10);
+		if (mux_open_stream(m, req, 11, &f->cid) != 0)
+			return;
+		f->open = true;
+	}
+}
+
+static void client_events(struct world *w)
+{
+	struct session_event ev;
+
+	while (session_next_event(w->cli, &ev) == 0) {
+		struct mux *m = session_mux(w->cli);
+		struct flow *f;
+
+		switch (ev.type) {
+		case SESSION_EV_ESTABLISHED: w->c_est++; break;
+		case SESSION_EV_HANDSHAKE_FAILED: w->c_failed++; break;
+		case SESSION_EV_LOST:
+			/* Every stream of the session is gone. */
+			w->c_lost++;
+			w->c_lost_reason = ev.reason;
+			for (size_t i = 0; i < w->nf; i++) {
+				if (w->f[i].open && !(w->f[i].c_eof && w->f[i].c_shut))
+					w->f[i].reset_c = true;
+				w->f[i].c_gone = w->f[i].open;
+			}
+			break;
+		case SESSION_EV_STREAM:
+			f = by_cid(w, ev.stream.id);
+			assert_non_null(f);
+			if (ev.stream.type == MUX_EV_REPLY) {
+				assert_memory_equal(ev.stream.data, rep5, sizeof rep5);
+				f->replied = true;
+			} else if (ev.stream.type == MUX_EV_RESET) {
+				f->reset_c = true;
+			} else if ((ev.stream.type == MUX_EV_READABLE ||
+			            ev.stream.type == MUX_EV_FIN) &&
+			           !f->c_stall) {
+				read_all(w, m, f->cid, f, 1);
+			}
+			break;
+		}
+	}
+}
+
+static void server_events(struct world *w)
+{
+	struct server_event ev;
+
+	while (server_next_event(w->srv, &ev) == 0) {
+		struct mux *m = ev.session ? session_mux(ev.session) : NULL;
+		struct flow *f;
+		unsigned idx;
+
+		switch (ev.ev.type) {
+		case SESSION_EV_ESTABLISHED: w->s_est++; break;
+		case SESSION_EV_HANDSHAKE_FAILED:
+			fail_msg("server sessions do not handshake");
+			break;
+		case SESSION_EV_LOST:
+			w->s_lost++;
+			w->s_lost_reason = ev.ev.reason;
+			w->s_lost_sid = ev.sid;
+			assert_null(ev.session);
+			for (size_t i = 0; i < w->nf; i++)
+				if (w->f[i].opened_s && w->f[i].ssid == ev.sid &&
+				    !(w->f[i].s_eof && w->f[i].s_shut))
+					w->f[i].reset_s = true;
+			break;
+		case SESSION_EV_STREAM:
+			if (ev.ev.stream.type == MUX_EV_OPEN) {
+				const uint8_t *r = ev.ev.stream.data;
+
+				assert_int_equal(ev.ev.stream.len, 11);
+				assert_int_equal(r[0], 5);
+				idx = (unsigned)(r[6] - '0') * 100 + (unsigned)(r[7] - '0') * 10 +
+				      (unsigned)(r[8] - '0');
+				assert_true(idx < w->nf);
+				f = &w->f[idx];
+				f->opened_s = true;
+				f->ssid = ev.sid;
+				f->sid_stream = ev.ev.stream.id;
+				assert_int_equal(
+				        mux_stream_reply(m, f->sid_stream, rep5, sizeof rep5), 0);
+				break;
+			}
+			f = by_sid(w, ev.sid, ev.ev.stream.id);
+			assert_non_null(f);
+			if (ev.ev.stream.type == MUX_EV_RESET)
+				f->reset_s = true;
+			else if (ev.ev.stream.type == MUX_EV_READABLE ||
+			         ev.ev.stream.type == MUX_EV_FIN)
+				read_all(w, m, f->sid_stream, f, 0);
+			break;
+		}
+	}
+}
+
+/* Both applications write what they can, then pump. */
+static void apps_write(struct world *w)
+{
+	struct mux *cm = session_mux(w->cli);
+
+	for (size_t i = 0; i < w->nf; i++) {
+		struct flow *f = &w->f[i];
+		struct session *ss =
+		        f->opened_s && !f->reset_s ? server_session(w->srv, f->ssid) : NULL;
+
+		if (cm && f->open && f->replied && !f->reset_c)
+			write_some(w, cm, f->cid, f, 0);
+		if (ss && session_mux(ss))
+			write_some(w, session_mux(ss), f->sid_stream, f, 1);
+	}
+	session_pump(w->cli, w->now);
+	for (size_t i = 0; i < w->nf; i++) {
+		struct session *ss = w->f[i].opened_s ? server_session(w->srv, w->f[i].ssid) : NULL;
+
+		if (ss)
+			session_pump(ss, w->now);
+	}
+}
+
+/* --- the clock -------------------------------------------------------------------- */
+
+static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static void deliver(struct world *w)
+{
+	ssize_t n;
+
+	while ((n = netsim_link_recv(w->c2s, w->now, w->buf, BUF)) >= 0) {
+		memcpy(w->last_c2s, w->buf, (size_t)n);
+		w->last_c2s_len = (size_t)n;
+		(void)server_on_datagram(w->srv, &w->caddr, w->buf, (size_t)n, w->now,
+		                         UNIX0 + w->now);
+		server_events(w);
+	}
+	while ((n = netsim_link_recv(w->s2c, w->now, w->buf, BUF)) >= 0) {
+		(void)session_on_datagram(w->cli, w->buf, (size_t)n, w->now, UNIX0 + w->now);
+		client_events(w);
+	}
+}
+
+/* One step: the applications act on what changed (a test may just have
+ * added work), then the clock moves to the next thing that happens (at
+ * most `until`), which is delivered or run. */
+static void step(struct world *w, uint64_t until)
+{
+	uint64_t t;
+
+	client_events(w);
+	server_events(w);
+	client_open_flows(w);
+	apps_write(w);
+	t = min64(session_next_deadline(w->cli), server_next_deadline(w->srv));
+	t = min64(t, min64(netsim_link_next_deadline(w->c2s), netsim_link_next_deadline(w->s2c)));
+	t = min64(t, until);
+	if (t > w->now)
+		w->now = t;
+	deliver(w);
+	if (w->now >= session_next_deadline(w->cli)) {
+		w->c_timers++;
+		session_on_timer(w->cli, w->now, UNIX0 + w->now);
+	}
+	if (w->now >= server_next_deadline(w->srv)) {
+		w->s_timers++;
+		server_on_timer(w->srv, w->now);
+	}
+	client_events(w);
+	server_events(w);
+	assert_true(session_check(w->cli));
+	assert_true(server_check(w->srv));
+}
+
+static void run_until(struct world *w, uint64_t until)
+{
+	for (uint64_t i = 0; w->now < until; i++) {
+		assert_true(i < 10000000);
+		step(w, until);
+	}
+}
+
+static bool flow_done(const struct flow *f)
+{
+	return f->up_rcvd == f->up && f->down_rcvd == f->down && f->c_eof && f->s_eof;
+}
+
+static bool all_done(const struct world *w)
+{
+	for (size_t i = 0; i < w->nf; i++)
+		if (!flow_done(&w->f[i]))
+			return false;
+	return true;
+}
+
+/* Run until every flow is done; returns the virtual time it took. */
+static uint64_t run_flows(struct world *w, uint64_t limit)
+{
+	uint64_t t0 = w->now;
+
+	for (uint64_t i = 0; !all_done(w); i++) {
+		assert_true(w->now - t0 < limit);
+		assert_true(i < 10000000);
+		step(w, w->now + limit);
+	}
+	return w->now - t0;
+}
+
+static void establish(struct world *w)
+{
+	for (int i = 0; session_state(w->cli) != SESSION_ESTABLISHED; i++) {
+		assert_true(i < 100000);
+		step(w, w->now + 60000);
+	}
+	run_until(w, w->now + 100); /* the server's events too */
+	assert_int_equal(w->c_est, 1);
+	assert_int_equal(w->s_est, 1);
+}
+
+/* --- the cases ------------------------------------------------------------------------ */
+
+static void transfer(double loss, uint64_t seed)
+{
+	struct setup su = { .loss = loss, .delay_ms = 20, .seed = seed };
+	struct world *w = world_new(&su);
+	struct session_stats st;
+	uint64_t took;
+
+	establish(w);
+	for (int i = 0; i < 20; i++)
+		add_flow(w, prng_below(&w->gapp, 200000), 1 + prng_below(&w->gapp, 400000));
+	took = run_flows(w, 600000);
+	session_stats(w->cli, &st);
+	print_message(
+	        "loss %.0f%%: 20 streams in %llu ms virtual, %llu datagrams out, "
+	        "retransmitted %llu by timeout, %llu fast, srtt %u, cwnd %u, client mem %zu\n",
+	        loss * 100, (unsigned long long)took, (unsigned long long)st.dgram_out,
+	        (unsigned long long)st.kcp.seg_retx_timeout,
+	        (unsigned long long)st.kcp.seg_retx_fast, st.kcp.srtt, st.kcp.cwnd, st.mem_bytes);
+	assert_int_equal(w->c_lost, 0);
+	assert_int_equal(w->s_lost, 0);
+	assert_int_equal(st.hs_ok, 1);
+	for (size_t i = 0; i < w->nf; i++)
+		assert_false(w->f[i].reset_c || w->f[i].reset_s);
+	/* Streams that ended are freed on both sides. */
+	run_until(w, w->now + 1000);
+	assert_int_equal(mux_stream_count(session_mux(w->cli)), 0);
+	world_free(w);
+}
+
+static void test_transfer_clean(void **state)
+{
+	(void)state;
+	transfer(0.0, 1);
+}
+
+static void test_transfer_loss5(void **state)
+{
+	(void)state;
+	transfer(0.05, 2);
+	transfer(0.05, 3);
+}
+
+/* Keepalive: an idle session outlives its idle window many times over, and
+ * costs only a handful of wakeups per keepalive interval. */
+static void test_keepalive(void **state)
+{
+	struct setup su = { .delay_ms = 20, .keepalive_ms = 3000, .idle_ms = 10000, .seed = 4 };
+	struct world *w = world_new(&su);
+	struct session_stats st;
+	uint64_t c0, s0;
+
+	(void)state;
+	establish(w);
+	add_flow(w, 1000, 1000);
+	run_flows(w, 10000);
+	run_until(w, w->now + 1000);
+	c0 = w->c_timers;
+	s0 = w->s_timers;
+	run_until(w, w->now + 60000);
+	session_stats(w->cli, &st);
+	print_message("60 s idle: client %llu timer calls, server %llu, %llu keepalives\n",
+	              (unsigned long long)(w->c_timers - c0),
+	              (unsigned long long)(w->s_timers - s0), (unsigned long long)st.keepalives);
+	assert_int_equal(w->c_lost, 0);
+	assert_int_equal(w->s_lost, 0);
+	assert_int_equal(session_state(w->cli), SESSION_ESTABLISHED);
+	assert_true(st.keepalives >= 60 / 3 - 1 && st.keepalives <= 60 / 3 + 1);
+	/* One wakeup per keepalive at the client; the server is woken only by
+	 * datagrams. The run loop wakes for nothing else (no polling). */
+	assert_true(w->c_timers - c0 <= 60 / 3 + 2);
+	assert_true(w->s_timers - s0 <= 2);
+	/* And the session still carries a new stream. */
+	add_flow(w, 5000, 5000);
+	run_flows(w, 10000);
+	assert_int_equal(st.hs_ok, 1);
+	world_free(w);
+}
+
+/* Idle expiry: the path goes dark both ways; each side closes by its idle
+ * window and the streams are reset on both. */
+static void idle_expiry(uint32_t silent_ms, enum session_lost_reason client_reason)
+{
+	struct setup su = { .delay_ms = 20,
+		            .keepalive_ms = 3000,
+		            .idle_ms = 10000,
+		            .silent_ms = silent_ms,
+		            .seed = 5 };
+	struct world *w = world_new(&su);
+	uint64_t t0;
+
+	establish(w);
+	add_flow(w, 10000, 1000000); /* still running when the path goes */
+	run_until(w, w->now + 100);
+	assert_true(w->f[0].opened_s && w->f[0].replied);
+	netsim_link_set_blackhole(w->c2s, true);
+	netsim_link_set_blackhole(w->s2c, true);
+	t0 = w->now;
+	run_until(w, t0 + 15000);
+	print_message("dark path: client lost (reason %d), server lost (reason %d)\n",
+	              (int)w->c_lost_reason, (int)w->s_lost_reason);
+	assert_int_equal(w->c_lost, 1);
+	assert_int_equal(w->c_lost_reason, client_reason);
+	assert_int_equal(w->s_lost, 1);
+	assert_int_equal(w->s_lost_reason, SESSION_LOST_IDLE);
+	assert_true(w->f[0].reset_c && w->f[0].reset_s);
+	assert_null(server_session(w->srv, w->f[0].ssid));
+	assert_int_equal(sessions_live(server_table(w->srv)), 0);
+	/* The client keeps trying, with backoff, and gets back once the path
+	 * returns. */
+	assert_true(session_state(w->cli) != SESSION_ESTABLISHED);
+	netsim_link_set_blackhole(w->c2s, false);
+	netsim_link_set_blackhole(w->s2c, false);
+	run_until(w, w->now + 40000);
+	assert_int_equal(session_state(w->cli), SESSION_ESTABLISHED);
+	assert_int_equal(w->c_est, 2);
+	add_flow(w, 3000, 3000);
+	run_until(w, w->now + 5000);
+	assert_true(flow_done(&w->f[1]));
+	world_free(w);
+}
+
+static void test_idle_expiry(void **state)
+{
+	(void)state;
+	/* Restart detection off (longer than the idle window). */
+	idle_expiry(60000, SESSION_LOST_IDLE);
+	/* Default restart detection: its probing handshakes get no answer on a
+	 * dark path, so the session ends by the idle window here too. */
+	idle_expiry(0, SESSION_LOST_IDLE);
+}
+
+/* A path outage shorter than the idle window: restart detection probes
+ * with a handshake, gets no answer, keeps the old session; when the path
+ * returns the old session speaks first and every stream completes. */
+static void test_outage_survives(void **state)
+{
+	struct setup su = { .delay_ms = 20, .keepalive_ms = 3000, .idle_ms = 20000, .seed = 11 };
+	struct world *w = world_new(&su);
+	struct session_stats st;
+
+	(void)state;
+	establish(w);
+	for (int i = 0; i < 4; i++)
+		add_flow(w, 300000, 3000000);
+	run_until(w, w->now + 200);
+	assert_false(all_done(w));
+	netsim_link_set_blackhole(w->c2s, true);
+	netsim_link_set_blackhole(w->s2c, true);
+	run_until(w, w->now + 8000);
+	netsim_link_set_blackhole(w->c2s, false);
+	netsim_link_set_blackhole(w->s2c, false);
+	run_flows(w, 120000);
+	session_stats(w->cli, &st);
+	print_message("8 s outage: %llu probe inits, streams all complete\n",
+	              (unsigned long long)st.hs_inits - 1);
+	assert_true(st.hs_inits > 1); /* it did probe */
+	assert_int_equal(st.hs_ok, 1);
+	assert_int_equal(w->c_lost + w->s_lost, 0);
+	assert_int_equal(w->c_est, 1);
+	for (size_t i = 0; i < w->nf; i++)
+		assert_false(w->f[i].reset_c || w->f[i].reset_s);
+	world_free(w);
+}
+
+/* Roaming: mid-transfer the client's datagrams come from a new address;
+ * the transfer completes without a new handshake and replies follow. A
+ * replayed datagram from a third address does not move the session. */
+static void test_roaming(void **state)
+{
+	struct setup su = { .loss = 0.01, .delay_ms = 15, .seed = 6 };
+	struct world *w = world_new(&su);
+	struct sessions_addr moved = addr_of(77), third = addr_of(99);
+	const struct sessions_slot *slot;
+	uint8_t replay[ENVELOPE_MAX_DATAGRAM];
+	size_t rlen;
+	uint64_t sid;
+
+	(void)state;
+	establish(w);
+	sid = session_sid(w->cli);
+	for (int i = 0; i < 5; i++)
+		add_flow(w, 300000, 300000);
+	run_until(w, w->now + 300);
+	assert_false(all_done(w));
+	memcpy(replay, w->last_c2s, w->last_c2s_len);
+	rlen = w->last_c2s_len;
+	w->caddr = moved;
+	run_flows(w, 600000);
+	slot = sessions_get(server_table(w->srv), sid);
+	assert_non_null(slot);
+	assert_memory_equal(&slot->peer, &moved, sizeof moved);
+	assert_memory_equal(&w->last_to, &moved, sizeof moved);
+	assert_int_equal(w->c_est, 1);
+	assert_int_equal(w->s_est, 1);
+	/* The replay: refused, nothing sent, the address stays. */
+	assert_true(server_on_datagram(w->srv, &third, replay, rlen, w->now, UNIX0 + w->now) < 0);
+	slot = sessions_get(server_table(w->srv), sid);
+	assert_memory_equal(&slot->peer, &moved, sizeof moved);
+	add_flow(w, 1000, 1000);
+	run_flows(w, 10000);
+	assert_memory_equal(&w->last_to, &moved, sizeof moved);
+	world_free(w);
+}
+
+/* Server restart: the new server has the same keys but no sessions, and
+ * stays silent to the old session. The client notices within its silent
+ * window, handshakes again, and a new stream works. */
+static void server_restart(bool idle)
+{
+	struct setup su = { .delay_ms = 20, .keepalive_ms = 5000, .seed = 7 };
+	struct world *w = world_new(&su);
+	uint64_t t0, took;
+
+	establish(w);
+	add_flow(w, 1000, 1000);
+	run_flows(w, 10000);
+	server_free(w->srv);
+	server_start(w);
+	t0 = w->now;
+	if (!idle) /* a stream opened right after the restart */
+		add_flow(w, 1000, 1000);
+	while (w->c_est < 2) {
+		assert_true(w->now - t0 < 20000);
+		step(w, t0 + 20000);
+	}
+	took = w->now - t0;
+	print_message("server restart (%s): re-established after %llu ms\n", idle ? "idle" : "busy",
+	              (unsigned long long)took);
+	assert_int_equal(w->c_lost, 1);
+	assert_int_equal(w->c_lost_reason, SESSION_LOST_SILENT);
+	/* Busy: the OPEN goes unanswered for silent_ms; idle: the next
+	 * keepalive does, silent_ms later. Then a probe handshake, and the
+	 * answer is held while the old session gets its last chance (its next
+	 * retransmission plus two round trips). */
+	assert_true(took <= (idle ? 5000u : 0u) + SESSION_SILENT_MS_DEFAULT + 2000);
+	if (!idle)
+		assert_true(w->f[1].reset_c);
+	add_flow(w, 20000, 20000);
+	run_until(w, w->now + 5000);
+	assert_true(flow_done(&w->f[w->nf - 1]));
+	world_free(w);
+}
+
+static void test_server_restart(void **state)
+{
+	(void)state;
+	server_restart(false);
+	server_restart(true);
+}
+
+/* Client restart: a new client of the same user handshakes; the server
+ * replaces the old session (one_session_per_user) and resets its streams.
+ * Without that option the old session ends by idle expiry. */
+static void client_restart(bool one_per_user)
+{
+	struct setup su = {
+		.delay_ms = 20, .idle_ms = 10000, .one_per_user = one_per_user, .seed = 8
+	};
+	struct world *w = world_new(&su);
+	uint64_t old_sid;
+
+	establish(w);
+	add_flow(w, 1000, 10000000); /* stays open */
+	run_until(w, w->now + 500);
+	assert_true(w->f[0].opened_s);
+	old_sid = w->f[0].ssid;
+	session_free(w->cli);
+	client_start(w);
+	w->caddr = addr_of(11);                  /* a new source port */
+	w->f[0].reset_c = w->f[0].c_gone = true; /* gone with the old process */
+	while (w->c_est < 2) {
+		assert_true(w->now < 60000);
+		step(w, w->now + 60000);
+	}
+	run_until(w, w->now + 200);
+	assert_int_equal(w->s_est, 2);
+	if (one_per_user) {
+		assert_int_equal(w->s_lost, 1);
+		assert_int_equal(w->s_lost_reason, SESSION_LOST_SUPERSEDED);
+	} else {
+		assert_int_equal(w->s_lost, 0);
+		run_until(w, w->now + 11000);
+		assert_int_equal(w->s_lost, 1);
+		assert_int_equal(w->s_lost_reason, SESSION_LOST_IDLE);
+	}
+	assert_int_equal(w->s_lost_sid, old_sid);
+	assert_true(w->f[0].reset_s);
+	assert_null(server_session(w->srv, old_sid));
+	assert_int_equal(sessions_live(server_table(w->srv)), 1);
+	add_flow(w, 5000, 5000);
+	run_until(w, w->now + 5000);
+	assert_true(flow_done(&w->f[1]));
+	world_free(w);
+}
+
+static void test_client_restart(void **state)
+{
+	(void)state;
+	client_restart(true);
+	client_restart(false);
+}
+
+/* A client application that stops reading one download: that stream
+ * stops at its credit window, the others complete, and neither end's
+ * memory grows while the server keeps writing. */
+static void test_stalled_reader(void **state)
+{
+	struct setup su = { .loss = 0.01, .delay_ms = 20, .seed = 10 };
+	struct world *w = world_new(&su);
+	struct flow *stalled;
+	struct session *ss;
+	size_t c_mem, s_mem;
+
+	(void)state;
+	establish(w);
+	stalled = add_flow(w, 100, 50000000);
+	stalled->c_stall = true;
+	for (int i = 0; i < 5; i++)
+		add_flow(w, 200000, 200000);
+	run_until(w, w->now + 5000);
+	for (size_t i = 1; i < w->nf; i++)
+		assert_true(flow_done(&w->f[i]));
+	ss = server_session(w->srv, session_sid(w->cli));
+	assert_non_null(ss);
+	c_mem = session_mem_bytes(w->cli);
+	s_mem = session_mem_bytes(ss);
+	run_until(w, w->now + 20000);
+	print_message("stalled reader: client mem %zu -> %zu, server mem %zu -> %zu, "
+	              "%llu of %llu bytes written\n",
+	              c_mem, session_mem_bytes(w->cli), s_mem, session_mem_bytes(ss),
+	              (unsigned long long)stalled->down_sent, (unsigned long long)stalled->down);
+	assert_true(session_mem_bytes(w->cli) <= c_mem);
+	assert_true(session_mem_bytes(ss) <= s_mem);
+	/* The stream holds at most its window and send buffer. */
+	assert_true(stalled->down_sent <= MUX_WINDOW_DEFAULT + MUX_SNDBUF_DEFAULT);
+	assert_int_equal(w->c_lost + w->s_lost, 0);
+	world_free(w);
+}
+
+/* Determinism: the same seed gives the same run, datagram for datagram. */
+static void test_deterministic(void **state)
+{
+	uint64_t out[2], t[2];
+
+	(void)state;
+	for (int r = 0; r < 2; r++) {
+		struct setup su = { .loss = 0.05, .delay_ms = 10, .seed = 9 };
+		struct world *w = world_new(&su);
+		struct session_stats st;
+
+		establish(w);
+		for (int i = 0; i < 5; i++)
+			add_flow(w, 50000, 50000);
+		t[r] = run_flows(w, 60000);
+		session_stats(w->cli, &st);
+		out[r] = st.dgram_out;
+		world_free(w);
+	}
+	assert_int_equal(out[0], out[1]);
+	assert_int_equal(t[0], t[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_transfer_clean),  cmocka_unit_test(test_transfer_loss5),
+		cmocka_unit_test(test_keepalive),       cmocka_unit_test(test_idle_expiry),
+		cmocka_unit_test(test_outage_survives), cmocka_unit_test(test_roaming),
+		cmocka_unit_test(test_server_restart),  cmocka_unit_test(test_client_restart),
+		cmocka_unit_test(test_stalled_reader),  cmocka_unit_test(test_deterministic),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

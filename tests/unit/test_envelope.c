@@ -1,0 +1,416 @@
+/* test_envelope.c - seal/open: round trips, every flipped byte, truncation,
+ * extension, replay, limits, liveness, padding policies, and the statistics
+ * of sealed bytes (chi-square, popcount, printable first bytes). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "core/envelope.c"
+
+struct pair {
+	struct prng g;
+	struct rng_source rng;
+	struct envelope cli, srv;
+};
+
+/* Two ends of one session with keys drawn from a seeded prng. */
+static void pair_init(struct pair *p, uint64_t seed, uint8_t pad_mode, uint16_t pad_max)
+{
+	uint8_t hdr[KEYS_LEN];
+	struct envelope_dir a, b;
+	struct transport_params tp;
+
+	prng_seed(&p->g, seed);
+	p->rng = prng_source(&p->g);
+	rng_fill(&p->rng, hdr, sizeof hdr);
+	rng_fill(&p->rng, &a, sizeof a);
+	rng_fill(&p->rng, &b, sizeof b);
+	tparams_default(&tp);
+	tp.mtu = 1400;
+	tp.pad_mode = pad_mode;
+	tp.pad_max = pad_max;
+	envelope_init(&p->cli, hdr, 0x0102030405060708ULL, &a, &b, &tp, 0);
+	envelope_init(&p->srv, hdr, 0x0102030405060708ULL, &b, &a, &tp, 0);
+}
+
+static ssize_t seal(struct pair *p, const void *pl, size_t len, uint8_t *out)
+{
+	ssize_t n = envelope_seal(&p->cli, &p->rng, pl, len, out, ENVELOPE_MAX_DATAGRAM);
+
+	assert_true(n >= (ssize_t)(len + ENVELOPE_OVERHEAD));
+	return n;
+}
+
+static void round_trip_and_overhead(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	const char msg[] = "a KCP datagram";
+	ssize_t n;
+	uint64_t sid;
+
+	pair_init(&p, 1, TPARAMS_PAD_NONE, 0);
+	for (size_t len = 0; len < 100; len++) {
+		n = seal(&p, msg, len % sizeof msg, d);
+		assert_int_equal(n, len % sizeof msg + ENVELOPE_OVERHEAD);
+		assert_int_equal(envelope_peek_sid(p.cli.hdr, d, (size_t)n, &sid), 0);
+		assert_true(sid == p.cli.sid);
+		assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 5, out, sizeof out, &rx),
+		                 (ssize_t)(len % sizeof msg));
+		assert_memory_equal(out, msg, len % sizeof msg);
+		assert_true(rx.ctr == len && rx.newest);
+	}
+	/* In place: the payload already sits after the header. */
+	memcpy(d + ENVELOPE_HDR_LEN, msg, sizeof msg);
+	n = envelope_seal(&p.cli, &p.rng, d + ENVELOPE_HDR_LEN, sizeof msg, d, sizeof d);
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 6, out, sizeof out, &rx), sizeof msg);
+	assert_string_equal((char *)out, msg);
+	assert_int_equal(p.srv.last_rx_ms, 6);
+	/* The other direction works and is keyed differently. */
+	n = envelope_seal(&p.srv, &p.rng, (const uint8_t *)msg, sizeof msg, d, sizeof d);
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 7, out, sizeof out, &rx), KS_ERR_AUTH);
+	assert_int_equal(envelope_open(&p.cli, d, (size_t)n, 7, out, sizeof out, &rx), sizeof msg);
+}
+
+static void every_flipped_bit_is_refused(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], bad[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
+
+	pair_init(&p, 2, TPARAMS_PAD_RANDOM, 32);
+	n = seal(&p, "flip me", 7, d);
+	for (ssize_t i = 0; i < n; i++) {
+		for (int v = 1; v < 256; v++) {
+			memcpy(bad, d, (size_t)n);
+			bad[i] ^= (uint8_t)v;
+			assert_true(envelope_open(&p.srv, bad, (size_t)n, 1, out, sizeof out, &rx) <
+			            0);
+		}
+	}
+	assert_int_equal(p.srv.opened, 0);
+	assert_int_equal(p.srv.rx_win.next, 0);
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), 7);
+}
+
+static void truncation_and_extension_are_refused(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM + 8], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
+
+	pair_init(&p, 3, TPARAMS_PAD_RANDOM, 32);
+	n = seal(&p, "cut me", 6, d);
+	for (ssize_t l = 0; l < n; l++)
+		assert_true(envelope_open(&p.srv, d, (size_t)l, 1, out, sizeof out, &rx) < 0);
+	for (size_t extra = 1; extra <= 8; extra++) {
+		memset(d + n, 0, extra);
+		assert_true(envelope_open(&p.srv, d, (size_t)n + extra, 1, out, sizeof out, &rx) <
+		            0);
+	}
+	assert_int_equal(
+	        envelope_open(&p.srv, d, ENVELOPE_MAX_DATAGRAM + 1, 1, out, sizeof out, &rx),
+	        KS_ERR_PROTO);
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), 6);
+}
+
+static void replays_are_refused(void **state)
+{
+	(void)state;
+	struct pair p;
+	static uint8_t d[REPLAY_WINDOW + 10][64];
+	uint8_t out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n[3];
+
+	pair_init(&p, 4, TPARAMS_PAD_NONE, 0);
+	for (int i = 0; i < 3; i++)
+		n[i] = seal(&p, "r", 1, d[i]);
+	/* Out of order inside the window is fine, the same counter twice is not. */
+	assert_int_equal(envelope_open(&p.srv, d[2], (size_t)n[2], 1, out, sizeof out, &rx), 1);
+	assert_true(rx.newest);
+	assert_int_equal(envelope_open(&p.srv, d[0], (size_t)n[0], 1, out, sizeof out, &rx), 1);
+	assert_false(rx.newest);
+	assert_int_equal(envelope_open(&p.srv, d[0], (size_t)n[0], 1, out, sizeof out, &rx),
+	                 KS_ERR_REPLAY);
+	assert_int_equal(envelope_open(&p.srv, d[2], (size_t)n[2], 1, out, sizeof out, &rx),
+	                 KS_ERR_REPLAY);
+	/* Push the window REPLAY_WINDOW past counter 1: it becomes too old. */
+	for (size_t i = 3; i < REPLAY_WINDOW + 2; i++) {
+		ssize_t m = seal(&p, "r", 1, d[3]);
+		assert_int_equal(envelope_open(&p.srv, d[3], (size_t)m, 1, out, sizeof out, &rx),
+		                 1);
+	}
+	assert_int_equal(envelope_open(&p.srv, d[1], (size_t)n[1], 1, out, sizeof out, &rx),
+	                 KS_ERR_REPLAY);
+}
+
+static void counter_limit_refuses_to_seal(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
+
+	pair_init(&p, 5, TPARAMS_PAD_NONE, 0);
+	p.cli.send_ctr = ENVELOPE_CTR_LIMIT - 1;
+	n = seal(&p, "last", 4, d);
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), 4);
+	assert_true(rx.ctr == ENVELOPE_CTR_LIMIT - 1);
+	assert_int_equal(envelope_seal(&p.cli, &p.rng, (const uint8_t *)"x", 1, d, sizeof d),
+	                 KS_ERR_LIMIT);
+	assert_true(p.cli.send_ctr == ENVELOPE_CTR_LIMIT);
+	assert_int_equal(envelope_status(&p.cli, 1, ENVELOPE_NOTHING_UNACKED), ENVELOPE_EXHAUSTED);
+}
+
+static void forgery_limit_stops_opening(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
+
+	pair_init(&p, 6, TPARAMS_PAD_NONE, 0);
+	n = seal(&p, "ok", 2, d);
+	p.srv.forgeries = ENVELOPE_FORGERY_LIMIT;
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx),
+	                 KS_ERR_LIMIT);
+	assert_int_equal(envelope_status(&p.srv, 1, ENVELOPE_NOTHING_UNACKED), ENVELOPE_EXHAUSTED);
+}
+
+static void status_reports_silence_and_rekey(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
+
+	pair_init(&p, 7, TPARAMS_PAD_NONE, 0);
+	/* Nothing outstanding: silence alone is not a reason. */
+	assert_int_equal(envelope_status(&p.cli, 100000, ENVELOPE_NOTHING_UNACKED), ENVELOPE_OK);
+	/* Data outstanding since 100000, last reply at 0: silent 5 s later. */
+	assert_int_equal(envelope_status(&p.cli, 104999, 100000), ENVELOPE_OK);
+	assert_int_equal(envelope_status(&p.cli, 105000, 100000), ENVELOPE_PEER_SILENT);
+	/* A reply at 104000 postpones it. */
+	n = envelope_seal(&p.srv, &p.rng, (const uint8_t *)"ack", 3, d, sizeof d);
+	assert_int_equal(envelope_open(&p.cli, d, (size_t)n, 104000, out, sizeof out, &rx), 3);
+	assert_int_equal(envelope_status(&p.cli, 105000, 100000), ENVELOPE_OK);
+	assert_int_equal(envelope_status(&p.cli, 109000, 100000), ENVELOPE_PEER_SILENT);
+	assert_int_equal(envelope_status(&p.cli, ENVELOPE_REKEY_AFTER_MS, ENVELOPE_NOTHING_UNACKED),
+	                 ENVELOPE_REKEY_DUE);
+	p.cli.send_ctr = ENVELOPE_REKEY_AFTER_PACKETS;
+	assert_int_equal(envelope_status(&p.cli, 105000, ENVELOPE_NOTHING_UNACKED),
+	                 ENVELOPE_REKEY_DUE);
+}
+
+static void too_big_is_refused(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t pl[ENVELOPE_MAX_DATAGRAM] = { 0 }, d[ENVELOPE_MAX_DATAGRAM];
+
+	pair_init(&p, 8, TPARAMS_PAD_RANDOM, 64);
+	/* mtu 1400: 1368 bytes fit exactly, without room for padding. */
+	assert_int_equal(envelope_seal(&p.cli, &p.rng, pl, 1368, d, sizeof d), 1400);
+	assert_int_equal(envelope_seal(&p.cli, &p.rng, pl, 1369, d, sizeof d), KS_ERR_TOOBIG);
+	assert_int_equal(envelope_seal(&p.cli, &p.rng, pl, 10, d, 41), KS_ERR_TOOBIG);
+	assert_int_equal(envelope_seal(&p.cli, &p.rng, pl, 10, d, 42), 42);
+	assert_int_equal(p.cli.send_ctr, 2);
+}
+
+static void failed_open_changes_no_window(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
+
+	pair_init(&p, 9, TPARAMS_PAD_NONE, 0);
+	n = seal(&p, "once", 4, d);
+	d[n - 1] ^= 1;
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), KS_ERR_AUTH);
+	assert_int_equal(p.srv.forgeries, 1);
+	d[n - 1] ^= 1;
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, 3, &rx), KS_ERR_FULL);
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), 4);
+	assert_int_equal(p.srv.dropped, 2);
+}
+
+static void bucket_padding_rounds_up(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t pl[ENVELOPE_MAX_DATAGRAM] = { 0 }, d[ENVELOPE_MAX_DATAGRAM];
+	uint8_t out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+
+	pair_init(&p, 10, TPARAMS_PAD_BUCKET, 128);
+	for (size_t len = 0; len <= 1368; len += 7) {
+		ssize_t n = envelope_seal(&p.cli, &p.rng, pl, len, d, sizeof d);
+		assert_true(n > 0);
+		assert_true(n % 128 == 0 || n == 1400);
+		assert_true(n - (ssize_t)len - ENVELOPE_OVERHEAD < 128);
+		assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx),
+		                 (ssize_t)len);
+	}
+}
+
+/* One sealed datagram under fixed keys and prng, pinned byte for byte. */
+#define KAT_DGRAM                                                                                  \
+	"e7469b383da217385fe46162bfd969063cd6dbc09db7456c297c9e9d75a6bfbb"                         \
+	"08eb3d6e4d76eb9d91173f7eb31e285cb4b8d3e3"
+
+static void sealed_datagram_is_pinned(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM];
+	char h[2 * ENVELOPE_MAX_DATAGRAM + 1];
+	ssize_t n;
+
+	pair_init(&p, 11, TPARAMS_PAD_RANDOM, 16);
+	p.cli.send_ctr = 0x0000123456789aULL;
+	n = seal(&p, "kcpsocks", 8, d);
+	sodium_bin2hex(h, sizeof h, d, (size_t)n);
+	if (getenv("KAT_PRINT"))
+		printf("KAT_DGRAM %s\n", h);
+	assert_string_equal(h, KAT_DGRAM);
+}
+
+/* The same datagram taken apart with libsodium calls only, following
+ * secure.md 2 by hand: the layout is what the document says. */
+static void datagram_opens_by_hand(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], m[14], zero[14] = { 0 }, ad[14], nonce[12], pt[64];
+	unsigned long long ptlen;
+	uint32_t ic;
+	ssize_t n;
+
+	pair_init(&p, 11, TPARAMS_PAD_RANDOM, 16);
+	p.cli.send_ctr = 0x0000123456789aULL;
+	n = seal(&p, "kcpsocks", 8, d);
+	memcpy(&ic, d + 14, 4); /* little-endian host assumed by this test */
+	crypto_stream_chacha20_ietf_xor_ic(m, zero, 8, d + 18, ic, p.srv.hdr);
+	crypto_stream_chacha20_ietf_xor_ic(m + 8, zero, 6, d + 18, ic, p.srv.rx.hp);
+	for (int i = 0; i < 14; i++)
+		ad[i] = d[i] ^ m[i];
+	assert_memory_equal(ad, "\x08\x07\x06\x05\x04\x03\x02\x01\x9a\x78\x56\x34\x12\x00", 14);
+	memcpy(nonce, p.srv.rx.iv, 12);
+	for (int i = 0; i < 6; i++)
+		nonce[4 + i] ^= ad[8 + i];
+	assert_int_equal(crypto_aead_chacha20poly1305_ietf_decrypt(pt, &ptlen, NULL, d + 14,
+	                                                           (unsigned long long)n - 14, ad,
+	                                                           14, nonce, p.srv.rx.key),
+	                 0);
+	assert_int_equal(ptlen, (unsigned long long)n - 30);
+	assert_memory_equal(pt, "kcpsocks", 8);
+	assert_int_equal(pt[ptlen - 2] | pt[ptlen - 1] << 8, ptlen - 10);
+}
+
+/* --- statistics over 10,000 datagrams ----------------------------------- */
+
+enum { STAT_N = 10000 };
+
+static double chi2(const uint64_t *count, size_t bins, uint64_t total)
+{
+	double e = (double)total / (double)bins, x = 0;
+
+	for (size_t i = 0; i < bins; i++)
+		x += ((double)count[i] - e) * ((double)count[i] - e) / e;
+	return x;
+}
+
+/* Critical value of chi-square with 255 degrees of freedom at p = 0.001
+ * (Wilson-Hilferty gives 330.5), and with 64 at p = 0.001 (104.7). */
+#define CHI2_255_P001 330.52
+#define CHI2_64_P001  104.72
+
+static void sealed_bytes_look_uniform(void **state)
+{
+	(void)state;
+	static uint8_t d[ENVELOPE_MAX_DATAGRAM];
+	uint8_t pl[1200];
+	uint64_t all[256] = { 0 }, first[256] = { 0 }, lens[65] = { 0 }, bytes = 0, bits = 0;
+	uint64_t printable = 0;
+	struct pair p;
+
+	pair_init(&p, 12, TPARAMS_PAD_RANDOM, 64);
+	/* A payload as structured as it gets: ASCII text and zero runs. */
+	for (size_t i = 0; i < sizeof pl; i++)
+		pl[i] = i % 3 ? (uint8_t)('a' + i % 26) : 0;
+	for (int k = 0; k < STAT_N; k++) {
+		size_t len = k % 2 ? 100 : 1200;
+		ssize_t n = seal(&p, pl, len, d);
+		size_t pad = (size_t)n - len - ENVELOPE_OVERHEAD;
+
+		assert_true(pad <= 64);
+		lens[pad]++;
+		for (ssize_t i = 0; i < n; i++) {
+			all[d[i]]++;
+			bits += (uint64_t)__builtin_popcount(d[i]);
+		}
+		bytes += (uint64_t)n;
+		first[d[0]]++;
+		printable += d[0] >= 0x20 && d[0] < 0x7f;
+	}
+	double x_all = chi2(all, 256, bytes), x_first = chi2(first, 256, STAT_N);
+	double x_len = chi2(lens, 65, STAT_N);
+	double pop = (double)bits / (double)bytes, pr = (double)printable / STAT_N;
+
+	printf("# envelope statistics, %d datagrams, %llu bytes\n", STAT_N,
+	       (unsigned long long)bytes);
+	printf("#   chi2 all bytes (df 255)      %.1f (p=0.001 bound %.1f)\n", x_all,
+	       CHI2_255_P001);
+	printf("#   chi2 first byte (df 255)     %.1f\n", x_first);
+	printf("#   mean popcount per byte       %.4f (ideal 4)\n", pop);
+	printf("#   first byte printable ASCII   %.4f (uniform 95/256 = %.4f)\n", pr, 95.0 / 256);
+	printf("#   chi2 padding lengths (df 64) %.1f (p=0.001 bound %.1f)\n", x_len, CHI2_64_P001);
+	assert_true(x_all < CHI2_255_P001);
+	assert_true(x_first < CHI2_255_P001);
+	assert_true(fabs(pop - 4.0) < 0.01);
+	assert_true(fabs(pr - 95.0 / 256) < 0.02);
+	assert_true(x_len < CHI2_64_P001);
+	for (int i = 0; i <= 64; i++)
+		assert_true(lens[i] > 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(round_trip_and_overhead),
+		cmocka_unit_test(every_flipped_bit_is_refused),
+		cmocka_unit_test(truncation_and_extension_are_refused),
+		cmocka_unit_test(replays_are_refused),
+		cmocka_unit_test(counter_limit_refuses_to_seal),
+		cmocka_unit_test(forgery_limit_stops_opening),
+		cmocka_unit_test(status_reports_silence_and_rekey),
+		cmocka_unit_test(too_big_is_refused),
+		cmocka_unit_test(failed_open_changes_no_window),
+		cmocka_unit_test(bucket_padding_rounds_up),
+		cmocka_unit_test(sealed_datagram_is_pinned),
+		cmocka_unit_test(datagram_opens_by_hand),
+		cmocka_unit_test(sealed_bytes_look_uniform),
+	};
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

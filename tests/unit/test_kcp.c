@@ -1,0 +1,1105 @@
+/* test_kcp.c - the KCP engine: golden bytes, malformed input, two engines
+ * wired together on virtual time, windows, dead link, wraparound, deadlines,
+ * and random operations against a naive model (a byte FIFO). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/rng.h"
+#include "core/kcp.h"
+
+/* ------------------------------------------------------------------ */
+/* a wire: datagrams captured from one engine's output                */
+
+enum { WIRE_CAP = 4096, WIRE_MTU = 2048 };
+
+struct wire {
+	uint8_t d[WIRE_CAP][WIRE_MTU];
+	size_t len[WIRE_CAP];
+	size_t n;       /* datagrams held */
+	size_t total;   /* datagrams ever output */
+	bool blackhole; /* drop everything */
+};
+
+static int wire_out(const uint8_t *dgram, size_t len, void *user)
+{
+	struct wire *w = user;
+
+	assert_true(len > 0 && len <= WIRE_MTU);
+	w->total++;
+	if (w->blackhole || w->n == WIRE_CAP)
+		return 0;
+	memcpy(w->d[w->n], dgram, len);
+	w->len[w->n++] = len;
+	return 0;
+}
+
+/* wire_take removes datagram i into out (caller's buffer). */
+static size_t wire_take(struct wire *w, size_t i, uint8_t *out)
+{
+	size_t len = w->len[i];
+
+	memcpy(out, w->d[i], len);
+	memmove(&w->d[i], &w->d[i + 1], (w->n - i - 1) * sizeof w->d[0]);
+	memmove(&w->len[i], &w->len[i + 1], (w->n - i - 1) * sizeof w->len[0]);
+	w->n--;
+	return len;
+}
+
+static struct kcp *mk(uint32_t conv, const struct kcp_config *cfg, uint64_t now, struct wire *w)
+{
+	struct kcp *k = NULL;
+
+	assert_int_equal(kcp_new(&k, conv, cfg, now, wire_out, w), 0);
+	return k;
+}
+
+/* ------------------------------------------------------------------ */
+/* a pair of engines and an impaired, zero-latency path between them  */
+
+struct pair {
+	struct kcp *a, *b;
+	struct wire *ab, *ba; /* a's output, b's output */
+	uint64_t now;
+	struct prng g;
+	uint32_t loss_pct, dup_pct;
+	bool reorder;
+};
+
+static void pair_init(struct pair *p, const struct kcp_config *ca, const struct kcp_config *cb,
+                      uint64_t now, uint64_t seed)
+{
+	memset(p, 0, sizeof *p);
+	p->ab = calloc(1, sizeof *p->ab);
+	p->ba = calloc(1, sizeof *p->ba);
+	assert_non_null(p->ab);
+	assert_non_null(p->ba);
+	p->now = now;
+	prng_seed(&p->g, seed);
+	p->a = mk(7, ca, now, p->ab);
+	p->b = mk(7, cb, now, p->ba);
+}
+
+static void pair_free(struct pair *p)
+{
+	kcp_free(p->a);
+	kcp_free(p->b);
+	free(p->ab);
+	free(p->ba);
+}
+
+/* deliver_one moves one datagram from w into k, with the pair's impairments. */
+static void deliver_one(struct pair *p, struct wire *w, struct kcp *k)
+{
+	static uint8_t buf[WIRE_MTU];
+	size_t i = p->reorder ? prng_below(&p->g, (uint32_t)w->n) : 0;
+	size_t len = wire_take(w, i, buf);
+
+	if (prng_below(&p->g, 100) < p->loss_pct)
+		return;
+	if (prng_below(&p->g, 100) < p->dup_pct && w->n < WIRE_CAP)
+		wire_out(buf, len, w);
+	assert_int_equal(kcp_input(k, buf, len, p->now), 0);
+	assert_true(kcp_check(k));
+}
+
+/* pair_step delivers what is on the wires, or else advances virtual time
+ * to the earliest deadline. Returns false when nothing is left to happen. */
+static bool pair_step(struct pair *p)
+{
+	uint64_t t;
+
+	if (p->ab->n || p->ba->n) {
+		if (p->ab->n)
+			deliver_one(p, p->ab, p->b);
+		if (p->ba->n)
+			deliver_one(p, p->ba, p->a);
+		return true;
+	}
+	t = kcp_next_deadline(p->a, p->now);
+	if (kcp_next_deadline(p->b, p->now) < t)
+		t = kcp_next_deadline(p->b, p->now);
+	if (t == KCP_NEVER)
+		return false;
+	assert_true(t >= p->now);
+	p->now = t + (t == p->now); /* a deadline at now is served, then time moves */
+	kcp_update(p->a, p->now);
+	kcp_update(p->b, p->now);
+	/* whatever was due has been done: no engine asks to run again now */
+	assert_true(kcp_next_deadline(p->a, p->now) > p->now);
+	assert_true(kcp_next_deadline(p->b, p->now) > p->now);
+	return true;
+}
+
+static void cfg_fast(struct kcp_config *c)
+{
+	kcp_config_default(c);
+	assert_int_equal(kcp_config_preset(c, "fast3"), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* golden bytes                                                       */
+
+static void golden_push_encoding(void **state)
+{
+	(void)state;
+	static const uint8_t want[] = {
+		0x44, 0x33, 0x22, 0x11, /* conv */
+		0x51, 0x00,             /* cmd PUSH, frg 0 */
+		0x80, 0x00,             /* wnd 128 */
+		0x04, 0x03, 0x02, 0x01, /* ts = now mod 2^32 */
+		0x0d, 0x0c, 0x0b, 0x0a, /* sn = initial_sn */
+		0x0d, 0x0c, 0x0b, 0x0a, /* una = what we expect next */
+		0x03, 0x00, 0x00, 0x00, /* len */
+		'a',  'b',  'c',
+	};
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp *k;
+
+	kcp_config_default(&c);
+	c.initial_sn = 0x0a0b0c0d;
+	k = mk(0x11223344, &c, 0x501020304ULL, w);
+	assert_int_equal(kcp_send(k, "abc", 3, 0x501020304ULL), 3);
+	assert_int_equal(w->n, 1);
+	assert_int_equal(w->len[0], sizeof want);
+	assert_memory_equal(w->d[0], want, sizeof want);
+	kcp_free(k);
+	free(w);
+}
+
+static void golden_fragments_count_down(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp *k;
+	uint8_t msg[100];
+
+	kcp_config_default(&c);
+	c.mtu = 50; /* mss 26: 100 bytes are 4 fragments */
+	memset(msg, 'x', sizeof msg);
+	k = mk(1, &c, 0, w);
+	assert_int_equal(kcp_send(k, msg, sizeof msg, 0), 100);
+	/* cwnd starts at 2 segments: two datagrams of one segment each */
+	assert_int_equal(w->n, 2);
+	assert_int_equal(w->d[0][5], 3); /* frg: fragments remaining */
+	assert_int_equal(w->d[1][5], 2);
+	assert_int_equal(w->d[0][20], 26); /* len */
+	assert_int_equal(w->d[1][12], 1);  /* sn */
+	kcp_free(k);
+	free(w);
+}
+
+static void golden_push_decoding_and_ack(void **state)
+{
+	(void)state;
+	static const uint8_t in[] = {
+		0x07, 0x00, 0x00, 0x00, 0x51, 0x00, 0x20, 0x00, 0x78, 0x56, 0x34, 0x12, 0x00,
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 'h',  'i',
+	};
+	static const uint8_t ack[] = {
+		0x07, 0x00, 0x00, 0x00, /* conv */
+		0x52, 0x00,             /* ACK */
+		0x7f, 0x00,             /* wnd 127: one unread segment */
+		0x78, 0x56, 0x34, 0x12, /* ts echoed */
+		0x00, 0x00, 0x00, 0x00, /* sn acknowledged */
+		0x01, 0x00, 0x00, 0x00, /* una: next expected */
+		0x00, 0x00, 0x00, 0x00, /* len */
+	};
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp *k;
+	struct kcp_stats st;
+	char out[8];
+
+	kcp_config_default(&c);
+	k = mk(7, &c, 1000, w);
+	assert_int_equal(kcp_input(k, in, sizeof in, 1000), 0);
+	assert_int_equal(w->n, 1);
+	assert_int_equal(w->len[0], sizeof ack);
+	assert_memory_equal(w->d[0], ack, sizeof ack);
+	assert_int_equal(kcp_peek_size(k), 2);
+	assert_int_equal(kcp_recv(k, out, sizeof out), 2);
+	assert_memory_equal(out, "hi", 2);
+	kcp_stats(k, &st);
+	assert_int_equal(st.rmt_wnd, 0x20);
+	assert_int_equal(st.ack_sent, 1);
+	assert_int_equal(st.seg_recv, 1);
+	kcp_free(k);
+	free(w);
+}
+
+/* An ACK and a PUSH in one datagram: the ACK's echoed ts gives the RTT. */
+static void golden_packed_ack_and_push(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp *k;
+	struct kcp_stats st;
+	uint8_t in[2 * 24 + 1] = {
+		7, 0, 0, 0, 0x52, 0, 0x80, 0, 0xe8, 0x03, 0, 0,    0, 0,    0,   0,    1,
+		0, 0, 0, 0, 0,    0, 0,    7, 0,    0,    0, 0x51, 0, 0x80, 0,   0x00, 0x00,
+		0, 0, 0, 0, 0,    0, 1,    0, 0,    0,    1, 0,    0, 0,    'z',
+	};
+	char out[4];
+
+	kcp_config_default(&c);
+	k = mk(7, &c, 1000, w);
+	assert_int_equal(kcp_send(k, "q", 1, 1000), 1); /* sn 0 sent at ts 1000 */
+	w->n = 0;
+	assert_int_equal(kcp_input(k, in, sizeof in, 1060), 0);
+	kcp_stats(k, &st);
+	assert_int_equal(st.ack_recv, 1);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.srtt, 60);
+	assert_int_equal(st.rttvar, 30);
+	assert_int_equal(st.rto, 180); /* srtt + 4 rttvar, above the 100 ms floor */
+	assert_int_equal(kcp_recv(k, out, sizeof out), 1);
+	assert_int_equal(out[0], 'z');
+	assert_int_equal(kcp_next_deadline(k, 1060), KCP_NEVER);
+	kcp_free(k);
+	free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* malformed input: dropped whole, counted, nothing changes           */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* seg writes a header at p: conv 7, wnd 128, ts 0. */
+static size_t seg(uint8_t *p, uint8_t cmd, uint8_t frg, uint32_t sn, uint32_t una, uint32_t len)
+{
+	memset(p, 0, 24 + len);
+	put32(p, 7);
+	p[4] = cmd;
+	p[5] = frg;
+	p[6] = 0x80;
+	put32(p + 12, sn);
+	put32(p + 16, una);
+	put32(p + 20, len);
+	memset(p + 24, 'd', len);
+	return 24 + len;
+}
+
+struct bad_case {
+	const char *name;
+	enum kcp_drop why;
+	bool stream;
+	size_t (*build)(uint8_t *p);
+};
+
+static size_t b_empty(uint8_t *p)
+{
+	(void)p;
+	return 0;
+}
+static size_t b_short(uint8_t *p) { return seg(p, 81, 0, 0, 0, 0) - 1; }
+static size_t b_len_past_end(uint8_t *p) { return seg(p, 81, 0, 0, 0, 10) - 1; }
+static size_t b_len_over_mss(uint8_t *p) { return seg(p, 81, 0, 0, 0, 1377); }
+static size_t b_cmd_80(uint8_t *p) { return seg(p, 80, 0, 0, 0, 0); }
+static size_t b_cmd_85(uint8_t *p) { return seg(p, 85, 0, 0, 0, 0); }
+static size_t b_ack_with_data(uint8_t *p) { return seg(p, 82, 0, 0, 0, 1); }
+static size_t b_conv(uint8_t *p)
+{
+	size_t n = seg(p, 81, 0, 0, 0, 1);
+	p[0] = 8;
+	return n;
+}
+static size_t b_frg_stream(uint8_t *p) { return seg(p, 81, 1, 0, 0, 1); }
+static size_t b_frg_too_many(uint8_t *p) { return seg(p, 81, 128, 0, 0, 1); }
+static size_t b_frg_on_wask(uint8_t *p) { return seg(p, 83, 1, 0, 0, 0); }
+static size_t b_sn_far_ahead(uint8_t *p) { return seg(p, 81, 0, 1000000, 0, 1); }
+static size_t b_sn_far_behind(uint8_t *p) { return seg(p, 81, 0, 0u - 1000000u, 0, 1); }
+static size_t b_ack_never_sent(uint8_t *p) { return seg(p, 82, 0, 5, 0, 0); }
+static size_t b_una_ahead(uint8_t *p) { return seg(p, 83, 0, 0, 3, 0); }
+static size_t b_trailing(uint8_t *p) { return seg(p, 81, 0, 0, 0, 1) + 3; }
+/* A valid first segment does not save a bad second one. */
+static size_t b_good_then_bad(uint8_t *p)
+{
+	size_t n = seg(p, 81, 0, 0, 0, 4);
+	return n + seg(p + n, 81, 0, 1, 0, 4) - 2;
+}
+
+static const struct bad_case bad_cases[] = {
+	{ "empty", KCP_DROP_SHORT, false, b_empty },
+	{ "short header", KCP_DROP_SHORT, false, b_short },
+	{ "len past end", KCP_DROP_LEN, false, b_len_past_end },
+	{ "len over mss", KCP_DROP_LEN, false, b_len_over_mss },
+	{ "cmd 80", KCP_DROP_CMD, false, b_cmd_80 },
+	{ "cmd 85", KCP_DROP_CMD, false, b_cmd_85 },
+	{ "ack with data", KCP_DROP_CMD, false, b_ack_with_data },
+	{ "wrong conv", KCP_DROP_CONV, false, b_conv },
+	{ "frg in stream mode", KCP_DROP_FRG, true, b_frg_stream },
+	{ "frg >= max fragments", KCP_DROP_FRG, false, b_frg_too_many },
+	{ "frg on wask", KCP_DROP_FRG, false, b_frg_on_wask },
+	{ "sn far ahead", KCP_DROP_SN, false, b_sn_far_ahead },
+	{ "sn far behind", KCP_DROP_SN, false, b_sn_far_behind },
+	{ "ack for sn never sent", KCP_DROP_ACK, false, b_ack_never_sent },
+	{ "una ahead of snd_nxt", KCP_DROP_ACK, false, b_una_ahead },
+	{ "trailing bytes", KCP_DROP_SHORT, false, b_trailing },
+	{ "good then bad", KCP_DROP_LEN, false, b_good_then_bad },
+};
+
+static void malformed_dropped_whole_state_unchanged(void **state)
+{
+	(void)state;
+	static uint8_t buf[4096];
+	struct wire *w = calloc(1, sizeof *w);
+
+	for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+		const struct bad_case *bc = &bad_cases[i];
+		struct kcp_config c;
+		struct kcp_stats before, after;
+		struct kcp *k;
+		size_t len;
+
+		kcp_config_default(&c);
+		c.stream = bc->stream;
+		w->n = 0;
+		k = mk(7, &c, 100, w);
+		assert_int_equal(kcp_send(k, "x", 1, 100), 1); /* something in flight */
+		w->n = w->total = 0;
+		kcp_stats(k, &before);
+		len = bc->build(buf);
+		if (kcp_input(k, buf, len, 150) != KS_ERR_PROTO)
+			fail_msg("case '%s' not rejected", bc->name);
+		kcp_stats(k, &after);
+		if (after.dropped[bc->why] != before.dropped[bc->why] + 1)
+			fail_msg("case '%s' counted under the wrong reason", bc->name);
+		after.dropped[bc->why]--;
+		assert_memory_equal(&before, &after, sizeof before);
+		assert_int_equal(w->total, 0);
+		assert_int_equal(kcp_peek_size(k), KS_ERR_AGAIN);
+		assert_int_equal(kcp_next_deadline(k, 150), 100 + 225); /* the RTO */
+		assert_true(kcp_check(k));
+		kcp_free(k);
+	}
+	free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* two engines                                                        */
+
+static void run_until_idle(struct pair *p, int max_steps)
+{
+	for (int i = 0; i < max_steps; i++)
+		if (!pair_step(p))
+			return;
+	fail_msg("pair did not go idle in %d steps", max_steps);
+}
+
+static void pair_delivers_messages_with_boundaries(void **state)
+{
+	(void)state;
+	static const size_t sizes[] = { 0, 1, 1375, 1376, 1377, 5000, 128 * 1376, 3 };
+	static uint8_t msg[128 * 1376 + 16], out[128 * 1376 + 16];
+	struct kcp_config c;
+	struct pair p;
+
+	kcp_config_default(&c);
+	c.snd_wnd = 256;
+	c.snd_queue = 256;
+	c.rcv_wnd = 256;
+	pair_init(&p, &c, &c, 0, 1);
+	for (size_t i = 0; i < sizeof msg; i++)
+		msg[i] = (uint8_t)(i * 7 + 3);
+	assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), KS_ERR_TOOBIG);
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+		assert_int_equal(kcp_send(p.a, msg + i, sizes[i], p.now), (ssize_t)sizes[i]);
+	run_until_idle(&p, 100000);
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		assert_int_equal(kcp_peek_size(p.b), (ssize_t)sizes[i]);
+		if (sizes[i] > 0)
+			assert_int_equal(kcp_recv(p.b, out, sizes[i] - 1), KS_ERR_TOOBIG);
+		assert_int_equal(kcp_recv(p.b, out, sizeof out), (ssize_t)sizes[i]);
+		assert_memory_equal(out, msg + i, sizes[i]);
+	}
+	assert_int_equal(kcp_recv(p.b, out, sizeof out), KS_ERR_AGAIN);
+	assert_int_equal(kcp_waitsnd(p.a), 0);
+	pair_free(&p);
+}
+
+/* Stream mode: 2 MiB in writes far larger than the window, limited by
+ * kcp_send_room (backpressure), read in odd-sized pieces. */
+static void pair_stream_large_writes(void **state)
+{
+	(void)state;
+	enum { TOTAL = 2 << 20 };
+	uint8_t *src = malloc(TOTAL), *dst = malloc(TOTAL);
+	size_t sent = 0, got = 0;
+	struct kcp_config c;
+	struct pair p;
+
+	cfg_fast(&c);
+	c.stream = true;
+	c.snd_wnd = 128;
+	pair_init(&p, &c, &c, 5, 2);
+	for (size_t i = 0; i < TOTAL; i++)
+		src[i] = (uint8_t)(i ^ (i >> 9));
+	for (int step = 0; got < TOTAL && step < 1000000; step++) {
+		if (sent < TOTAL) {
+			size_t room = kcp_send_room(p.a), want = TOTAL - sent;
+			ssize_t n = kcp_send(p.a, src + sent, want, p.now);
+			if (room == 0) {
+				assert_int_equal(n, KS_ERR_FULL);
+			} else {
+				assert_int_equal(n, (ssize_t)(want < room ? want : room));
+				sent += (size_t)n;
+			}
+		}
+		ssize_t r = kcp_recv(p.b, dst + got, 7777);
+		if (r > 0)
+			got += (size_t)r;
+		else
+			assert_int_equal(r, KS_ERR_AGAIN);
+		if (!pair_step(&p) && sent == TOTAL && got < TOTAL && kcp_peek_size(p.b) < 0)
+			fail_msg("stalled at %zu", got);
+	}
+	assert_int_equal(got, TOTAL);
+	assert_memory_equal(src, dst, TOTAL);
+	pair_free(&p);
+	free(src);
+	free(dst);
+}
+
+/* Loss: fast retransmit repairs a hole before the RTO. */
+static void pair_fast_retransmit(void **state)
+{
+	(void)state;
+	static uint8_t buf[WIRE_MTU];
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+	char out[16];
+
+	cfg_fast(&c); /* resend 2 */
+	c.snd_wnd = 64;
+	pair_init(&p, &c, &c, 0, 3);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	assert_int_equal(p.ab->n, 6);
+	wire_take(p.ab, 1, buf); /* sn 1 lost */
+	p.now = 5;
+	while (p.ab->n || p.ba->n) { /* one millisecond per exchange */
+		p.now++;
+		pair_step(&p);
+	}
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_fast, 1);
+	assert_int_equal(st.seg_retx_timeout, 0);
+	assert_int_equal(st.inflight, 0);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(kcp_recv(p.b, out, sizeof out), (ssize_t)sizeof msg);
+	pair_free(&p);
+}
+
+/* Zero window: the receiver stops reading, the sender fills its window,
+ * stops, probes with WASK; reading reopens it with a WINS. */
+/* K3: the ACK of an out-of-order arrival is lost; its repeated copy in the
+ * next ACK datagram retires the segment, so only the real hole is resent. */
+static void lost_ack_repeated_no_retransmit(void **state)
+{
+	(void)state;
+	static uint8_t buf[WIRE_MTU];
+	struct kcp_config c;
+	struct kcp_stats sa, sb;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+
+	cfg_fast(&c); /* resend 2 */
+	pair_init(&p, &c, &c, 0, 4);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	wire_take(p.ab, 0, buf); /* sn 0 lost: sn 1.. arrive out of order */
+	p.now = 1;
+	deliver_one(&p, p.ab, p.b); /* sn 1 */
+	assert_int_equal(p.ba->n, 1);
+	wire_take(p.ba, 0, buf); /* ...and its ACK lost */
+	while (p.ab->n || p.ba->n) {
+		p.now++;
+		pair_step(&p);
+	}
+	run_until_idle(&p, 1000);
+	kcp_stats(p.a, &sa);
+	kcp_stats(p.b, &sb);
+	assert_true(sb.ack_repeated >= 1);
+	assert_int_equal(sa.seg_retx_fast + sa.seg_retx_timeout, 1); /* sn 0 only */
+	assert_int_equal(sa.data_bytes_retx, sizeof msg);
+	assert_int_equal(sa.inflight, 0);
+	pair_free(&p);
+}
+
+/* K7: 5% random loss on a path without queueing delay does not drive cwnd
+ * down: loss episodes are counted as random and the window keeps growing. */
+static void cwnd_survives_random_loss(void **state)
+{
+	(void)state;
+	enum { TOTAL = 1 << 20 };
+	static uint8_t src[4096], dst[8192];
+	size_t sent = 0, got = 0;
+	uint64_t cwnd_sum = 0, samples = 0;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+
+	kcp_config_default(&c);
+	assert_int_equal(kcp_config_preset(&c, "normal"), 0); /* nc off */
+	c.stream = true;
+	c.snd_wnd = c.rcv_wnd = 256;
+	pair_init(&p, &c, &c, 1, 9);
+	p.loss_pct = 5;
+	for (int step = 0; got < TOTAL && step < 1000000; step++) {
+		ssize_t r;
+		if (sent < TOTAL && kcp_send_room(p.a) > 0) {
+			ssize_t n = kcp_send(p.a, src, sizeof src, p.now);
+			assert_true(n > 0);
+			sent += (size_t)n;
+		}
+		while ((r = kcp_recv(p.b, dst, sizeof dst)) > 0)
+			got += (size_t)r;
+		pair_step(&p);
+		if (got >= TOTAL / 2) { /* the second half: cwnd sampled per step */
+			kcp_stats(p.a, &st);
+			cwnd_sum += st.cwnd;
+			samples++;
+		}
+	}
+	assert_true(got >= TOTAL);
+	kcp_stats(p.a, &st);
+	assert_true(st.seg_retx_timeout > 0);
+	assert_true(st.loss_random > 0);
+	/* Reno halving once per episode averages under 20 segments here */
+	assert_true(samples > 0 && cwnd_sum / samples >= 128);
+	pair_free(&p);
+}
+
+static bool fast_resent(const struct kcp *k)
+{
+	struct kcp_stats st;
+	kcp_stats(k, &st);
+	return st.seg_retx_fast > 0;
+}
+
+/* step_ms delivers everything on both wires, advancing one ms per exchange. */
+static void step_ms(struct pair *p)
+{
+	while (p->ab->n || p->ba->n) {
+		p->now++;
+		pair_step(p);
+	}
+}
+
+/* K7: a fast retransmission that reduced cwnd (the RTT shows queueing) is
+ * proved spurious when the ACK echoes the original's ts (it was only late):
+ * the reduction is undone. */
+static void spurious_retransmit_undone(void **state)
+{
+	(void)state;
+	static uint8_t held[WIRE_MTU];
+	struct kcp_config c;
+	struct kcp_stats before, mid, after;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+	size_t held_len;
+
+	cfg_fast(&c);
+	c.nc = false;
+	pair_init(&p, &c, &c, 0, 5);
+	/* one quick exchange (min RTT 1 ms), then slow ones: srtt ~40 ms */
+	assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	step_ms(&p);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+		p.now++;
+		deliver_one(&p, p.ab, p.b);
+		p.now += 40;
+		deliver_one(&p, p.ba, p.a);
+	}
+	kcp_stats(p.a, &before);
+	assert_true(before.cwnd >= 8 && before.srtt >= 20);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	assert_int_equal(p.ab->n, 8);
+	held_len = wire_take(p.ab, 0, held); /* the first segment is late */
+	p.now++;
+	for (int i = 0; i < 7; i++)
+		deliver_one(&p, p.ab, p.b);
+	assert_int_equal(p.ba->n, 7);
+	while (p.ba->n && !fast_resent(p.a)) {
+		p.now++;
+		deliver_one(&p, p.ba, p.a);
+	}
+	kcp_stats(p.a, &mid);
+	assert_int_equal(mid.seg_retx_fast, 1);
+	assert_true(mid.cwnd < before.cwnd);
+	p.ab->n = 0; /* the retransmission is lost; the original arrives */
+	assert_int_equal(kcp_input(p.b, held, held_len, p.now), 0);
+	while (p.ba->n)
+		deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &after);
+	assert_int_equal(after.seg_retx_spurious, 1);
+	assert_int_equal(after.cwnd_undo, 1);
+	assert_true(after.cwnd >= before.cwnd);
+	pair_free(&p);
+}
+
+/* K4: the tail of a burst whose head is being acknowledged right now is
+ * still queued: its RTO is deferred, then fires once ACKs stop. */
+static void burst_tail_rto_deferred(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+
+	cfg_fast(&c); /* nodelay 1: first RTO = 200 ms after sending */
+	pair_init(&p, &c, &c, 0, 6);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	p.now = 199;
+	deliver_one(&p, p.ab, p.b); /* sn 0 arrives late; sn 1..3 still queued */
+	deliver_one(&p, p.ba, p.a);
+	p.ab->n = 0;
+	kcp_update(p.a, 200);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 0); /* deferred */
+	assert_true(kcp_next_deadline(p.a, 200) > 200);
+	p.now = kcp_next_deadline(p.a, 200);
+	assert_true(p.now <= 199 + 199 / 4); /* a quarter RTT after the ACK */
+	kcp_update(p.a, p.now);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 3);
+	assert_int_equal(st.seg_retx_isolated, 3); /* sn 0, same flush, arrived */
+	pair_free(&p);
+}
+
+/* K4, K7: an RTO while later data is acknowledged is an isolated loss:
+ * no backoff and no collapse; with the whole flight unanswered, both. */
+static void isolated_timeout_vs_flight(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+	uint64_t t;
+
+	kcp_config_default(&c);
+	assert_int_equal(kcp_config_preset(&c, "normal"), 0); /* resend 0, cc on */
+	pair_init(&p, &c, &c, 0, 7);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	p.ab->n--; /* sn 1 lost */
+	p.now = 1;
+	deliver_one(&p, p.ab, p.b); /* sn 0 */
+	deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.cwnd, 3);
+	t = kcp_next_deadline(p.a, p.now);
+	kcp_update(p.a, t);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_isolated, 1);
+	assert_int_equal(st.loss_random, 1);
+	assert_int_equal(st.cwnd, 3);                            /* no queueing delay: kept */
+	assert_int_equal(kcp_next_deadline(p.a, t), t + st.rto); /* no backoff */
+	p.now = t + 1;
+	deliver_one(&p, p.ab, p.b); /* the resend arrives: all acknowledged */
+	deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.inflight, 0);
+	for (int i = 0; i < 2; i++) /* a new episode: both lost */
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	p.ab->n = 0;
+	t = kcp_next_deadline(p.a, p.now);
+	kcp_update(p.a, t);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 3);
+	assert_int_equal(st.seg_retx_isolated, 1);
+	assert_int_equal(st.cwnd, 1);
+	/* backed off: the next expiry is at least 2 RTOs away (nodelay 0) */
+	assert_true(kcp_next_deadline(p.a, t) >= t + 2 * (uint64_t)st.rto);
+	pair_free(&p);
+}
+
+static void pair_zero_window_probe(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats sa, sb;
+	struct pair p;
+	uint8_t msg[100] = { 1 };
+	char out[200];
+	int queued = 0, read = 0;
+
+	cfg_fast(&c);
+	c.snd_wnd = 256;
+	c.snd_queue = 64;
+	pair_init(&p, &c, &c, 0, 4);
+	while (kcp_send(p.a, msg, sizeof msg, p.now) > 0)
+		queued++;
+	while (p.now < 40000) /* probes at 7 s, 17.5 s, 33.25 s */
+		assert_true(pair_step(&p));
+	kcp_stats(p.a, &sa);
+	kcp_stats(p.b, &sb);
+	assert_int_equal(sb.rcv_free, 0);
+	assert_int_equal(sa.rmt_wnd, 0);
+	assert_true(kcp_waitsnd(p.a) > 0);
+	assert_true(sa.probe_sent >= 2); /* probes went out while it waited */
+	/* nothing more arrives while the application does not read */
+	assert_int_equal(sb.seg_recv, 128);
+	while (kcp_recv(p.b, out, sizeof out) > 0)
+		read++;
+	assert_int_equal(read, 128);
+	assert_true(kcp_next_deadline(p.b, p.now) == p.now); /* window tell due */
+	for (int i = 0; i < 100000 && read < queued; i++) {
+		pair_step(&p);
+		while (kcp_recv(p.b, out, sizeof out) > 0)
+			read++;
+	}
+	assert_int_equal(read, queued);
+	kcp_stats(p.b, &sb);
+	assert_true(sb.tell_sent >= 1);
+	pair_free(&p);
+}
+
+/* ------------------------------------------------------------------ */
+/* dead link, deadlines, wraparound                                   */
+
+static void dead_link_after_n_transmissions(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp_stats st;
+	struct kcp *k;
+	uint64_t now = 0;
+	int steps = 0;
+
+	kcp_config_default(&c);
+	c.dead_link = 5;
+	w->blackhole = true;
+	k = mk(1, &c, 0, w);
+	assert_int_equal(kcp_send(k, "x", 1, 0), 1);
+	while (!kcp_is_dead(k) && steps++ < 100) {
+		now = kcp_next_deadline(k, now);
+		assert_true(now != KCP_NEVER);
+		kcp_update(k, now);
+	}
+	assert_true(kcp_is_dead(k));
+	kcp_stats(k, &st);
+	assert_int_equal(st.seg_sent, 1);
+	assert_int_equal(st.seg_retx_timeout, 4); /* 5 transmissions in all */
+	assert_int_equal(w->total, 5);
+	assert_int_equal(kcp_next_deadline(k, now), KCP_NEVER);
+	assert_int_equal(kcp_send(k, "y", 1, now), KS_ERR_DEAD);
+	assert_int_equal(kcp_send_room(k), 0);
+	kcp_free(k);
+	free(w);
+}
+
+static void deadline_exact(void **state)
+{
+	(void)state;
+	static uint8_t buf[WIRE_MTU];
+	struct kcp_config c;
+	struct pair p;
+	size_t len;
+
+	kcp_config_default(&c);
+	c.flush_on_send = false;
+	c.ack_immediate = false;
+	c.interval = 40;
+	pair_init(&p, &c, &c, 1000, 5);
+	assert_int_equal(kcp_next_deadline(p.a, 1000), KCP_NEVER);
+	assert_int_equal(kcp_next_deadline(p.b, 1000), KCP_NEVER);
+	assert_int_equal(kcp_send(p.a, "abc", 3, 1010), 3);
+	assert_int_equal(p.ab->n, 0);
+	assert_int_equal(kcp_next_deadline(p.a, 1010), 1050); /* interval flush */
+	kcp_update(p.a, 1049);
+	assert_int_equal(p.ab->n, 0);
+	kcp_update(p.a, 1050);
+	assert_int_equal(p.ab->n, 1);
+	/* first RTO: 200 ms + 200/8 (nodelay 0) */
+	assert_int_equal(kcp_next_deadline(p.a, 1050), 1050 + 225);
+	len = wire_take(p.ab, 0, buf);
+	assert_int_equal(kcp_input(p.b, buf, len, 1060), 0);
+	assert_int_equal(kcp_next_deadline(p.b, 1060), 1100); /* delayed ACK */
+	kcp_update(p.b, 1100);
+	len = wire_take(p.ba, 0, buf);
+	assert_int_equal(kcp_input(p.a, buf, len, 1110), 0);
+	assert_int_equal(kcp_next_deadline(p.a, 1110), KCP_NEVER); /* idle again */
+	assert_int_equal(kcp_next_deadline(p.b, 1110), KCP_NEVER);
+	pair_free(&p);
+
+	/* nodelay: no extra rto/8, and flush_on_send sends at once */
+	kcp_config_default(&c);
+	c.nodelay = 1;
+	pair_init(&p, &c, &c, 0, 6);
+	assert_int_equal(kcp_send(p.a, "abc", 3, 7), 3);
+	assert_int_equal(p.ab->n, 1);
+	assert_int_equal(kcp_next_deadline(p.a, 7), 207);
+	assert_int_equal(kcp_next_deadline(p.a, 300), 300); /* overdue: now */
+	pair_free(&p);
+}
+
+static void wraparound_sn_and_clock(void **state)
+{
+	(void)state;
+	enum { TOTAL = 600000 };
+	uint8_t *src = malloc(TOTAL), *dst = malloc(TOTAL);
+	size_t sent = 0, got = 0;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+
+	cfg_fast(&c);
+	c.stream = true;
+	c.initial_sn = 0xffffff00u;
+	pair_init(&p, &c, &c, 0xffffffffULL - 20, 7); /* ts wraps after 20 ms */
+	p.loss_pct = 10;
+	p.reorder = true;
+	for (size_t i = 0; i < TOTAL; i++)
+		src[i] = (uint8_t)(i * 13);
+	for (int step = 0; got < TOTAL && step < 2000000; step++) {
+		if (sent < TOTAL) {
+			ssize_t n = kcp_send(p.a, src + sent, TOTAL - sent, p.now);
+			if (n > 0)
+				sent += (size_t)n;
+		}
+		ssize_t r = kcp_recv(p.b, dst + got, TOTAL - got);
+		if (r > 0)
+			got += (size_t)r;
+		pair_step(&p);
+		if (step % 4 == 0) { /* the clock also moves between deadlines */
+			p.now++;
+			kcp_update(p.a, p.now);
+			kcp_update(p.b, p.now);
+		}
+	}
+	assert_int_equal(got, TOTAL);
+	assert_memory_equal(src, dst, TOTAL);
+	kcp_stats(p.a, &st);
+	assert_true(st.seg_sent > 256); /* sn went through 2^32 */
+	if (p.now <= 0x100000000ULL)
+		fail_msg("clock ended at %llu", (unsigned long long)p.now);
+	assert_true(st.seg_retx_fast + st.seg_retx_timeout > 0);
+	pair_free(&p);
+	free(src);
+	free(dst);
+}
+
+/* ------------------------------------------------------------------ */
+/* random operations against a naive model                            */
+
+/* The naive model: every byte accepted by kcp_send, in order; reads must
+ * return its next bytes. */
+struct fifo_model {
+	uint8_t *buf; /* owned */
+	size_t head, tail, cap;
+};
+
+static void random_config(struct prng *g, bool stream, struct kcp_config *c)
+{
+	cfg_fast(c);
+	c->stream = stream;
+	c->snd_wnd = 1 + prng_below(g, 200);
+	c->rcv_wnd = 128 + prng_below(g, 200);
+	c->snd_queue = 128 + prng_below(g, 64);
+	c->mtu = 50 + prng_below(g, 1400);
+	c->nodelay = prng_below(g, 3);
+	c->resend = prng_below(g, 4);
+	c->nc = prng_below(g, 2);
+	c->flush_on_send = prng_below(g, 2);
+	c->ack_immediate = prng_below(g, 2);
+	c->interval = 1 + prng_below(g, 60);
+	c->initial_sn = (uint32_t)prng_next(g);
+	c->dead_link = 1000;
+}
+
+static void model_send(struct pair *p, struct prng *g, struct fifo_model *m, size_t max)
+{
+	static uint8_t in[1 << 16];
+	size_t n = prng_below(g, (uint32_t)max);
+	ssize_t r;
+
+	if (m->tail + sizeof in > m->cap)
+		return;
+	prng_fill(g, in, n);
+	r = kcp_send(p->a, in, n, p->now);
+	if (r == KS_ERR_FULL || r == KS_ERR_INVAL)
+		return; /* INVAL: a 0-byte write in stream mode */
+	assert_true(r >= 0);
+	memcpy(m->buf + m->tail, in, (size_t)r);
+	m->tail += (size_t)r;
+}
+
+static bool model_read(struct pair *p, size_t cap, struct fifo_model *m)
+{
+	static uint8_t out[1 << 16];
+	ssize_t r = kcp_recv(p->b, out, cap);
+
+	if (r == KS_ERR_AGAIN || r == KS_ERR_TOOBIG)
+		return false;
+	assert_true(r >= 0 && (size_t)r <= m->tail - m->head);
+	assert_memory_equal(out, m->buf + m->head, (size_t)r);
+	m->head += (size_t)r;
+	return true;
+}
+
+static void random_ops_one(uint64_t seed, struct fifo_model *m)
+{
+	struct kcp_config c;
+	struct pair p;
+	struct prng g;
+
+	prng_seed(&g, seed * 977);
+	random_config(&g, seed & 1, &c);
+	pair_init(&p, &c, &c, prng_next(&g) >> 20, seed);
+	p.loss_pct = prng_below(&g, 30);
+	p.dup_pct = prng_below(&g, 10);
+	p.reorder = prng_below(&g, 2);
+	m->head = m->tail = 0;
+	for (int op = 0; op < 20000; op++) {
+		uint32_t what = prng_below(&g, 10);
+		if (what < 3)
+			model_send(&p, &g, m, c.stream ? 20000 : 3 * c.mtu);
+		else if (what < 6)
+			model_read(&p, 1 + prng_below(&g, 1 << 16), m);
+		else
+			pair_step(&p);
+		assert_true(kcp_check(p.a));
+		assert_true(kcp_check(p.b));
+	}
+	/* drain on a loss-free path: everything sent arrives, in order */
+	p.loss_pct = 0;
+	for (int i = 0; i < 200000 && m->head < m->tail; i++)
+		if (!model_read(&p, 1 << 16, m))
+			pair_step(&p);
+	assert_int_equal(m->head, m->tail);
+	assert_false(kcp_is_dead(p.a));
+	pair_free(&p);
+}
+
+static void random_ops_match_byte_fifo(void **state)
+{
+	(void)state;
+	struct fifo_model m = { .cap = 1 << 22 };
+
+	m.buf = malloc(m.cap);
+	assert_non_null(m.buf);
+	for (uint64_t seed = 1; seed <= 6; seed++)
+		random_ops_one(seed, &m);
+	free(m.buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* config and memory                                                  */
+
+static void config_presets_and_checks(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp *k = NULL;
+
+	kcp_config_default(&c);
+	assert_int_equal(kcp_config_check(&c), 0);
+	assert_int_equal(kcp_config_preset(&c, "fast2"), 0);
+	assert_int_equal(c.nodelay, 1);
+	assert_int_equal(c.interval, 20);
+	assert_int_equal(c.resend, 2);
+	assert_true(c.nc);
+	assert_int_equal(kcp_config_preset(&c, "normal"), 0);
+	assert_int_equal(c.interval, 40);
+	assert_false(c.nc);
+	assert_int_equal(kcp_config_preset(&c, "turbo"), KS_ERR_INVAL);
+	assert_int_equal(c.interval, 40);
+	c.rcv_wnd = KCP_RCV_WND_MIN - 1;
+	assert_int_equal(kcp_config_check(&c), KS_ERR_INVAL);
+	assert_int_equal(kcp_new(&k, 1, &c, 0, wire_out, NULL), KS_ERR_INVAL);
+	assert_null(k);
+	kcp_config_default(&c);
+	c.mtu = KCP_MTU_MIN - 1;
+	assert_int_equal(kcp_config_check(&c), KS_ERR_INVAL);
+	c.mtu = KCP_MTU_DEFAULT;
+	c.nodelay = 3;
+	assert_int_equal(kcp_config_check(&c), KS_ERR_INVAL);
+	kcp_config_default(&c);
+	assert_int_equal(kcp_new(&k, 1, &c, 0, NULL, NULL), KS_ERR_INVAL);
+	kcp_free(NULL);
+}
+
+/* A peer that never reads and never ACKs: the sender's queue fills, sends
+ * are refused, memory stays under the bound its windows imply. */
+static void memory_bounded_with_stalled_peer(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp *k;
+	uint8_t chunk[4096] = { 0 };
+	uint64_t now = 0;
+	size_t bound, seg = KCP_MTU_DEFAULT - 24;
+	int full = 0;
+
+	kcp_config_default(&c);
+	c.stream = true;
+	c.nc = true;
+	c.dead_link = 1000;
+	k = mk(1, &c, 0, w);
+	bound = kcp_mem_bytes(k) + (size_t)(32 + 32 + 128) * seg;
+	for (int i = 0; i < 5000; i++) {
+		w->n = 0;
+		if (kcp_send(k, chunk, sizeof chunk, now) == KS_ERR_FULL)
+			full++;
+		now += 50;
+		kcp_update(k, now);
+		assert_true(kcp_mem_bytes(k) <= bound);
+	}
+	assert_true(full > 4000);
+	assert_int_equal(kcp_send_room(k), 0);
+	assert_int_equal(kcp_waitsnd(k), 64);
+	kcp_free(k);
+	free(w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(golden_push_encoding),
+		cmocka_unit_test(golden_fragments_count_down),
+		cmocka_unit_test(golden_push_decoding_and_ack),
+		cmocka_unit_test(golden_packed_ack_and_push),
+		cmocka_unit_test(malformed_dropped_whole_state_unchanged),
+		cmocka_unit_test(pair_delivers_messages_with_boundaries),
+		cmocka_unit_test(pair_stream_large_writes),
+		cmocka_unit_test(pair_fast_retransmit),
+		cmocka_unit_test(lost_ack_repeated_no_retransmit),
+		cmocka_unit_test(cwnd_survives_random_loss),
+		cmocka_unit_test(spurious_retransmit_undone),
+		cmocka_unit_test(burst_tail_rto_deferred),
+		cmocka_unit_test(isolated_timeout_vs_flight),
+		cmocka_unit_test(pair_zero_window_probe),
+		cmocka_unit_test(dead_link_after_n_transmissions),
+		cmocka_unit_test(deadline_exact),
+		cmocka_unit_test(wraparound_sn_and_clock),
+		cmocka_unit_test(random_ops_match_byte_fifo),
+		cmocka_unit_test(config_presets_and_checks),
+		cmocka_unit_test(memory_bounded_with_stalled_peer),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1163 @@
+/* test_mux.c - the mux frame codec, streams, credit, scheduler, lifecycle,
+ * and random operations against a naive model of two byte pipes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/limits.h"
+#include "base/rng.h"
+#include "base/wr.h"
+#include "core/mux.c"
+
+/* --- helpers ---------------------------------------------------------------- */
+
+enum { PIPE_CAP = 1 << 20, MAXID = 512 };
+
+static const uint8_t req5[] = { 5, 1, 0, 1, 127, 0, 0, 1, 0, 80 };
+static const uint8_t rep5[] = { 5, 0, 0, 1, 0, 0, 0, 0, 0, 0 };
+
+struct pair {
+	struct mux *c, *s;
+	uint8_t buf[PIPE_CAP];
+};
+
+static struct mux *mk(enum mux_role role, const struct mux_config *cfg)
+{
+	struct mux *m = NULL;
+	assert_int_equal(mux_new(&m, role, cfg), 0);
+	return m;
+}
+
+static void pair_init(struct pair *p, const struct mux_config *cc, const struct mux_config *sc)
+{
+	p->c = mk(MUX_CLIENT, cc);
+	p->s = mk(MUX_SERVER, sc);
+}
+
+static void pair_free(struct pair *p)
+{
+	mux_free(p->c);
+	mux_free(p->s);
+}
+
+/* move sends what `from` produces, in chunks of at most room, into `to`. */
+static size_t move(struct mux *from, struct mux *to, uint8_t *buf, size_t room, uint64_t now)
+{
+	size_t total = 0;
+	ssize_t n;
+
+	while ((n = mux_produce(from, buf, room, now)) > 0) {
+		assert_int_equal(mux_input(to, buf, (size_t)n, now), 0);
+		total += (size_t)n;
+	}
+	assert_true(n == 0);
+	return total;
+}
+
+static void pump(struct pair *p)
+{
+	for (int i = 0; i < 64; i++)
+		if (move(p->c, p->s, p->buf, PIPE_CAP, 0) + move(p->s, p->c, p->buf, PIPE_CAP, 0) ==
+		    0)
+			return;
+	fail_msg("pump did not settle");
+}
+
+static struct mux_event next_ev(struct mux *m)
+{
+	struct mux_event ev;
+	assert_int_equal(mux_next_event(m, &ev), 0);
+	return ev;
+}
+
+static void no_ev(struct mux *m)
+{
+	struct mux_event ev;
+	assert_int_equal(mux_next_event(m, &ev), KS_ERR_AGAIN);
+}
+
+/* open_ok opens a stream from the client and completes OPEN/REPLY. */
+static uint32_t open_ok(struct pair *p)
+{
+	uint32_t id = 0;
+	struct mux_event ev;
+
+	assert_int_equal(mux_open_stream(p->c, req5, sizeof req5, &id), 0);
+	pump(p);
+	ev = next_ev(p->s);
+	assert_int_equal(ev.type, MUX_EV_OPEN);
+	assert_int_equal(ev.id, id);
+	assert_int_equal(ev.len, sizeof req5);
+	assert_memory_equal(ev.data, req5, sizeof req5);
+	assert_int_equal(mux_stream_reply(p->s, id, rep5, sizeof rep5), 0);
+	pump(p);
+	ev = next_ev(p->c);
+	assert_int_equal(ev.type, MUX_EV_REPLY);
+	assert_int_equal(ev.id, id);
+	assert_memory_equal(ev.data, rep5, sizeof rep5);
+	return id;
+}
+
+static uint8_t pattern(uint32_t id, int dir, uint64_t off)
+{
+	uint64_t x = (off + 1) * 0x9e3779b97f4a7c15ULL ^ ((uint64_t)id << 8 | (uint64_t)dir);
+	return (uint8_t)(x >> 29 ^ x >> 7);
+}
+
+static size_t frame(uint8_t *out, size_t cap, uint8_t type, uint32_t id, const void *p, size_t n)
+{
+	struct wr w = wr_init(out, cap);
+	struct mux_frame f = { .type = type, .id = id, .len = (uint16_t)n, .payload = p };
+	assert_int_equal(mux_frame_encode(&w, &f), 0);
+	return wr_len(&w);
+}
+
+/* --- the codec ---------------------------------------------------------------- */
+
+static void golden_bytes_for_every_type(void **state)
+{
+	(void)state;
+	static const struct {
+		uint8_t type;
+		uint32_t id;
+		uint8_t payload[12];
+		uint16_t len;
+		uint8_t wire[20];
+	} v[] = {
+		{ MUX_OPEN,
+		  1,
+		  { 0, 4, 0, 0, 5, 1 },
+		  6,
+		  { 1, 0, 0, 6, 0, 0, 0, 1, 0, 4, 0, 0, 5, 1 } },
+		{ MUX_REPLY,
+		  0x01020304,
+		  { 0, 0, 16, 0, 5 },
+		  5,
+		  { 2, 0, 0, 5, 1, 2, 3, 4, 0, 0, 16, 0, 5 } },
+		{ MUX_DATA, 7, { 'h', 'i' }, 2, { 3, 0, 0, 2, 0, 0, 0, 7, 'h', 'i' } },
+		{ MUX_FIN, 0xfffffffe, { 0 }, 0, { 4, 0, 0, 0, 0xff, 0xff, 0xff, 0xfe } },
+		{ MUX_RST, 9, { MUX_RST_LIMIT }, 1, { 5, 0, 0, 1, 0, 0, 0, 9, 1 } },
+		{ MUX_WINDOW, 3, { 0, 2, 0, 0 }, 4, { 6, 0, 0, 4, 0, 0, 0, 3, 0, 2, 0, 0 } },
+		{ MUX_PING,
+		  0,
+		  { 1, 2, 3, 4, 5, 6, 7, 8 },
+		  8,
+		  { 7, 0, 0, 8, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8 } },
+		{ MUX_PONG,
+		  0,
+		  { 8, 7, 6, 5, 4, 3, 2, 1 },
+		  8,
+		  { 8, 0, 0, 8, 0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1 } },
+	};
+
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		uint8_t out[64];
+		struct mux_frame f;
+		size_t n = frame(out, sizeof out, v[i].type, v[i].id, v[i].payload, v[i].len);
+
+		assert_int_equal(n, MUX_HDR_LEN + v[i].len);
+		assert_memory_equal(out, v[i].wire, n);
+		assert_int_equal(mux_frame_decode(out, n, &f), (ssize_t)n);
+		assert_int_equal(f.type, v[i].type);
+		assert_int_equal(f.id, v[i].id);
+		assert_int_equal(f.len, v[i].len);
+		assert_ptr_equal(f.payload, out + MUX_HDR_LEN);
+		for (size_t k = 0; k < n; k++) /* every proper prefix: need more */
+			assert_int_equal(mux_frame_decode(out, k, &f), KS_ERR_AGAIN);
+	}
+}
+
+static void encode_refuses_what_does_not_fit(void **state)
+{
+	(void)state;
+	uint8_t out[9] = { 0 }, zero[9] = { 0 };
+	struct wr w = wr_init(out, sizeof out);
+	struct mux_frame f = {
+		.type = MUX_DATA, .id = 1, .len = 2, .payload = (const uint8_t *)"ab"
+	};
+
+	assert_int_equal(mux_frame_encode(&w, &f), KS_ERR_FULL);
+	assert_int_equal(wr_len(&w), 0);
+	assert_memory_equal(out, zero, sizeof out);
+}
+
+static void bad_headers_are_protocol_errors(void **state)
+{
+	(void)state;
+	static const struct {
+		uint8_t type, flags;
+		uint16_t len;
+		uint32_t id;
+	} bad[] = {
+		{ 0, 0, 1, 1 },
+		{ 9, 0, 1, 1 },
+		{ 255, 0, 0, 1 },
+		{ MUX_DATA, 1, 1, 1 },
+		{ MUX_DATA, 0, 0, 1 },
+		{ MUX_DATA, 0, MUX_FRAME_PAYLOAD_MAX + 1, 1 },
+		{ MUX_DATA, 0, 1, 0 },
+		{ MUX_OPEN, 0, 4, 1 },
+		{ MUX_OPEN, 0, 4 + MUX_REQUEST_MAX + 1, 1 },
+		{ MUX_REPLY, 0, 3, 1 },
+		{ MUX_REPLY, 0, 4 + MUX_REPLY_MAX + 1, 1 },
+		{ MUX_FIN, 0, 1, 1 },
+		{ MUX_RST, 0, 0, 1 },
+		{ MUX_RST, 0, 2, 1 },
+		{ MUX_WINDOW, 0, 3, 1 },
+		{ MUX_WINDOW, 0, 5, 1 },
+		{ MUX_PING, 0, 7, 0 },
+		{ MUX_PING, 0, 8, 1 },
+		{ MUX_PONG, 0, 9, 0 },
+		{ MUX_PONG, 0, 8, 3 },
+	};
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		uint8_t b[MUX_HDR_LEN];
+		struct wr w = wr_init(b, sizeof b);
+		struct mux_frame f;
+		struct mux *m = mk(MUX_SERVER, NULL);
+
+		wr_u8(&w, bad[i].type);
+		wr_u8(&w, bad[i].flags);
+		wr_u16be(&w, bad[i].len);
+		wr_u32be(&w, bad[i].id);
+		/* The header alone decides: no payload needed to reject it. */
+		assert_int_equal(mux_frame_decode(b, sizeof b, &f), KS_ERR_PROTO);
+		for (size_t k = 0; k < sizeof b - 1; k++)
+			assert_int_equal(mux_input(m, b + k, 1, 0), 0);
+		assert_int_equal(mux_input(m, b + sizeof b - 1, 1, 0), KS_ERR_PROTO);
+		/* Sticky: the session stays failed. */
+		assert_int_equal(mux_input(m, b, 1, 0), KS_ERR_PROTO);
+		assert_int_equal(mux_produce(m, b, sizeof b, 0), KS_ERR_PROTO);
+		mux_free(m);
+	}
+}
+
+static void config_bounds_are_checked(void **state)
+{
+	(void)state;
+	struct mux_config c;
+	struct mux *m = NULL;
+
+	mux_config_default(&c);
+	c.window = MUX_WINDOW_MIN - 1;
+	assert_int_equal(mux_new(&m, MUX_CLIENT, &c), KS_ERR_INVAL);
+	mux_config_default(&c);
+	c.quantum = MUX_FRAME_PAYLOAD_MAX + 1;
+	assert_int_equal(mux_new(&m, MUX_CLIENT, &c), KS_ERR_INVAL);
+	mux_config_default(&c);
+	c.max_streams = 0;
+	assert_int_equal(mux_new(&m, MUX_CLIENT, &c), KS_ERR_INVAL);
+	assert_int_equal(mux_new(&m, (enum mux_role)7, NULL), KS_ERR_INVAL);
+	assert_null(m);
+	mux_free(NULL);
+}
+
+/* --- the decoder and splits ------------------------------------------------- */
+
+struct outcome {
+	int err;
+	uint8_t got[4][4096];
+	size_t got_len[4];
+	bool fin[4], reset[4], reply[4];
+	uint8_t reason[4];
+	int pongs;
+};
+
+/* client_app drains events and reads everything, recording the outcome. */
+static void client_app(struct mux *m, struct outcome *o)
+{
+	struct mux_event ev;
+
+	while (mux_next_event(m, &ev) == 0) {
+		uint32_t i = ev.id;
+		ssize_t n;
+
+		if (ev.type == MUX_EV_PONG) {
+			o->pongs++;
+			continue;
+		}
+		assert_true(i >= 1 && i <= 3);
+		if (ev.type == MUX_EV_REPLY)
+			o->reply[i] = true;
+		if (ev.type == MUX_EV_RESET) {
+			o->reset[i] = true;
+			o->reason[i] = ev.reason;
+		}
+		if (ev.type == MUX_EV_FIN)
+			o->fin[i] = true;
+		while ((n = mux_stream_read(m, i, o->got[i] + o->got_len[i],
+		                            sizeof o->got[i] - o->got_len[i])) > 0)
+			o->got_len[i] += (size_t)n;
+	}
+}
+
+/* server_script is what a server sends a client with streams 1..3 open. */
+static size_t server_script(uint8_t *out, size_t cap, bool bad_tail)
+{
+	static const uint8_t win[] = { 0, 4, 0, 0 }, inc[] = { 0, 0, 1, 0 };
+	static const uint8_t ping[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, rst = MUX_RST_CONNECT;
+	uint8_t hello[4 + sizeof rep5], data[705];
+	size_t n = 0;
+
+	memcpy(hello, win, 4);
+	memcpy(hello + 4, rep5, sizeof rep5);
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	n += frame(out + n, cap - n, MUX_REPLY, 1, hello, sizeof hello);
+	n += frame(out + n, cap - n, MUX_REPLY, 2, hello, sizeof hello);
+	n += frame(out + n, cap - n, MUX_DATA, 1, data, 300);
+	n += frame(out + n, cap - n, MUX_PING, 0, ping, 8);
+	n += frame(out + n, cap - n, MUX_DATA, 2, data + 5, 700);
+	n += frame(out + n, cap - n, MUX_WINDOW, 1, inc, 4);
+	n += frame(out + n, cap - n, MUX_DATA, 1, data + 300, 1);
+	n += frame(out + n, cap - n, MUX_FIN, 1, NULL, 0);
+	n += frame(out + n, cap - n, MUX_REPLY, 3, hello, sizeof hello);
+	n += frame(out + n, cap - n, MUX_DATA, 3, data, 10);
+	n += frame(out + n, cap - n, MUX_RST, 2, &rst, 1);
+	n += frame(out + n, cap - n, MUX_DATA, 2, data, 3); /* after RST: dropped */
+	if (bad_tail)
+		n += frame(out + n, cap - n, MUX_DATA, 1, data, 3); /* after FIN: error */
+	n += frame(out + n, cap - n, MUX_DATA, 3, data + 10, 20);
+	return n;
+}
+
+/* run_split feeds the script to a fresh client, cut at the given points:
+ * whole (mode 0), one byte at a time (1), random cuts (2). */
+static void run_split(struct outcome *o, const uint8_t *in, size_t len, struct prng *g, int mode)
+{
+	struct mux *m = mk(MUX_CLIENT, NULL);
+	uint8_t out[4096];
+	uint32_t id;
+	size_t off = 0;
+
+	memset(o, 0, sizeof *o);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mux_open_stream(m, req5, sizeof req5, &id), 0);
+	assert_true(mux_produce(m, out, sizeof out, 0) > 0);
+	while (off < len && o->err == 0) {
+		size_t n = mode == 0 ? len - off : mode == 1 ? 1 : 1 + prng_below(g, 40);
+		n = n > len - off ? len - off : n;
+		o->err = mux_input(m, in + off, n, 0);
+		off += n;
+	}
+	client_app(m, o); /* the state after the input, not its timing */
+	mux_free(m);
+}
+
+static void outcome_equal(const struct outcome *a, const struct outcome *b)
+{
+	assert_int_equal(a->err, b->err);
+	assert_int_equal(a->pongs, b->pongs);
+	for (int i = 1; i <= 3; i++) {
+		assert_int_equal(a->got_len[i], b->got_len[i]);
+		assert_memory_equal(a->got[i], b->got[i], a->got_len[i]);
+		assert_int_equal(a->fin[i], b->fin[i]);
+		assert_int_equal(a->reset[i], b->reset[i]);
+		assert_int_equal(a->reply[i], b->reply[i]);
+		assert_int_equal(a->reason[i], b->reason[i]);
+	}
+}
+
+static void any_split_gives_the_same_result(void **state)
+{
+	(void)state;
+	static uint8_t in[8192];
+	static struct outcome whole, other;
+	struct prng g;
+
+	prng_seed(&g, 11);
+	for (int bad = 0; bad <= 1; bad++) {
+		size_t len = server_script(in, sizeof in, bad);
+
+		run_split(&whole, in, len, &g, 0);
+		assert_int_equal(whole.err, bad ? KS_ERR_PROTO : 0);
+		assert_int_equal(whole.got_len[1], 301);
+		assert_int_equal(whole.pongs, 0);
+		assert_true(whole.reply[1] && !whole.reply[2] && whole.reply[3]); /* RST replaces */
+		assert_true(whole.fin[1]);
+		assert_true(whole.reset[2]);
+		assert_int_equal(whole.reason[2], MUX_RST_CONNECT);
+		assert_int_equal(whole.got_len[3], bad ? 10 : 30);
+		run_split(&other, in, len, &g, 1);
+		outcome_equal(&whole, &other);
+		for (int r = 0; r < 20; r++) {
+			run_split(&other, in, len, &g, 2);
+			outcome_equal(&whole, &other);
+		}
+	}
+}
+
+/* --- stream rules ---------------------------------------------------------- */
+
+static void frames_breaking_stream_rules_are_session_errors(void **state)
+{
+	(void)state;
+	static const uint8_t win[] = { 0, 0, 0x10, 0 }, one[] = { 0, 0, 0, 1 };
+	uint8_t b[256], hello[4 + sizeof req5];
+	size_t n;
+	struct mux *s;
+
+	memcpy(hello, win, 4);
+	memcpy(hello + 4, req5, sizeof req5);
+	/* OPEN reusing an id, or going backwards. */
+	s = mk(MUX_SERVER, NULL);
+	n = frame(b, sizeof b, MUX_OPEN, 5, hello, sizeof hello);
+	assert_int_equal(mux_input(s, b, n, 0), 0);
+	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
+	mux_free(s);
+	/* DATA for a stream never opened; DATA before our REPLY gave credit. */
+	s = mk(MUX_SERVER, NULL);
+	n = frame(b, sizeof b, MUX_DATA, 1, "x", 1);
+	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
+	mux_free(s);
+	s = mk(MUX_SERVER, NULL);
+	n = frame(b, sizeof b, MUX_OPEN, 1, hello, sizeof hello);
+	n += frame(b + n, sizeof b - n, MUX_DATA, 1, "x", 1);
+	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
+	mux_free(s);
+	/* OPEN or REPLY sent the wrong way; REPLY twice. */
+	s = mk(MUX_CLIENT, NULL);
+	n = frame(b, sizeof b, MUX_OPEN, 1, hello, sizeof hello);
+	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
+	mux_free(s);
+	s = mk(MUX_SERVER, NULL);
+	n = frame(b, sizeof b, MUX_OPEN, 1, hello, sizeof hello);
+	n += frame(b + n, sizeof b - n, MUX_REPLY, 1, hello, sizeof hello);
+	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
+	mux_free(s);
+	/* WINDOW increment of zero, and credit above MUX_WINDOW_MAX. */
+	s = mk(MUX_SERVER, NULL);
+	n = frame(b, sizeof b, MUX_OPEN, 1, hello, sizeof hello);
+	n += frame(b + n, sizeof b - n, MUX_WINDOW, 1, one, 4);
+	assert_int_equal(mux_input(s, b, n, 0), 0);
+	n = frame(b, sizeof b, MUX_WINDOW, 1, "\0\0\0\0", 4);
+	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
+	mux_free(s);
+	s = mk(MUX_SERVER, NULL);
+	n = frame(b, sizeof b, MUX_OPEN, 1, hello, sizeof hello);
+	n += frame(b + n, sizeof b - n, MUX_WINDOW, 1, "\x00\xff\xf0\x01", 4);
+	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
+	mux_free(s);
+}
+
+static void bad_frame_leaves_other_streams_alone(void **state)
+{
+	(void)state;
+	static struct pair p;
+	uint8_t b[64], got[16];
+	uint32_t a, z;
+	size_t n;
+
+	pair_init(&p, NULL, NULL);
+	a = open_ok(&p);
+	z = open_ok(&p);
+	assert_int_equal(mux_stream_write(p.c, a, "hello", 5), 5);
+	pump(&p);
+	/* A frame for a stream that is gone is dropped: no error, no effect. */
+	assert_int_equal(mux_stream_reset(p.s, z, MUX_RST_CANCEL), 0);
+	n = frame(b, sizeof b, MUX_DATA, z, "zz", 2);
+	assert_int_equal(mux_input(p.s, b, n, 0), 0);
+	/* A frame breaking the rules fails the session, but stream a's bytes
+	 * are exactly as they were. */
+	n = frame(b, sizeof b, MUX_DATA, 99, "zz", 2);
+	assert_int_equal(mux_input(p.s, b, n, 0), KS_ERR_PROTO);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_READABLE);
+	assert_int_equal(mux_stream_read(p.s, a, got, sizeof got), 5);
+	assert_memory_equal(got, "hello", 5);
+	assert_int_equal(mux_stream_read(p.s, a, got, sizeof got), KS_ERR_AGAIN);
+	pair_free(&p);
+}
+
+static void stream_limit_refuses_cleanly(void **state)
+{
+	(void)state;
+	static struct pair p;
+	struct mux_config cc, sc;
+	struct mux_event ev;
+	uint32_t ids[4], extra;
+
+	mux_config_default(&cc);
+	mux_config_default(&sc);
+	cc.max_streams = 4;
+	sc.max_streams = 2;
+	pair_init(&p, &cc, &sc);
+	ids[0] = open_ok(&p);
+	ids[1] = open_ok(&p);
+	/* The server refuses the third with RST limit; the others go on. */
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &ids[2]), 0);
+	pump(&p);
+	no_ev(p.s);
+	ev = next_ev(p.c);
+	assert_int_equal(ev.type, MUX_EV_RESET);
+	assert_int_equal(ev.id, ids[2]);
+	assert_int_equal(ev.reason, MUX_RST_LIMIT);
+	assert_int_equal(mux_stream_write(p.c, ids[2], "x", 1), KS_ERR_CLOSED);
+	assert_int_equal(mux_stream_write(p.c, ids[0], "x", 1), 1);
+	pump(&p);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_READABLE);
+	/* The client's own limit: mux_open_stream says KS_ERR_LIMIT. */
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &ids[2]), 0);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &ids[3]), 0);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &extra), KS_ERR_LIMIT);
+	assert_int_equal(mux_stream_count(p.c), 4);
+	pair_free(&p);
+}
+
+static void refusal_flood_is_bounded(void **state)
+{
+	(void)state;
+	static const uint8_t hello[] = { 0, 0, 0x10, 0, 5 };
+	struct mux_config sc;
+	uint8_t b[64];
+	struct mux *s;
+	int rc = 0;
+	uint32_t id;
+
+	mux_config_default(&sc);
+	sc.max_streams = 1;
+	s = mk(MUX_SERVER, &sc);
+	/* A peer that keeps opening while we cannot send its refusals is
+	 * cut off once MUX_REFUSE_MAX refusals wait. */
+	for (id = 1; id <= MUX_REFUSE_MAX + 2 && rc == 0; id++) {
+		size_t n = frame(b, sizeof b, MUX_OPEN, id, hello, sizeof hello);
+		rc = mux_input(s, b, n, 0);
+	}
+	assert_int_equal(rc, KS_ERR_PROTO);
+	assert_int_equal(id - 1, MUX_REFUSE_MAX + 2);
+	mux_free(s);
+}
+
+static void ids_are_never_reused(void **state)
+{
+	(void)state;
+	static struct pair p;
+	uint32_t last = 0, id;
+
+	pair_init(&p, NULL, NULL);
+	for (int i = 0; i < 50; i++) {
+		id = open_ok(&p);
+		assert_true(id > last);
+		last = id;
+		if (i % 2)
+			assert_int_equal(mux_stream_reset(p.c, id, MUX_RST_CANCEL), 0);
+		else
+			assert_int_equal(mux_stream_reset(p.s, id, MUX_RST_CANCEL), 0);
+		pump(&p);
+		while (mux_next_event(p.c, &(struct mux_event){ 0 }) == 0)
+			;
+		while (mux_next_event(p.s, &(struct mux_event){ 0 }) == 0)
+			;
+		assert_int_equal(mux_stream_count(p.c), 0);
+		assert_int_equal(mux_stream_count(p.s), 0);
+	}
+	/* An id reset before its OPEN left is burned too. */
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &id), 0);
+	assert_int_equal(mux_stream_reset(p.c, id, MUX_RST_CANCEL), 0);
+	assert_false(mux_want_produce(p.c));
+	assert_int_equal(open_ok(&p), id + 1);
+	pair_free(&p);
+}
+
+static void server_cannot_write_before_reply(void **state)
+{
+	(void)state;
+	static struct pair p;
+	uint32_t id;
+
+	pair_init(&p, NULL, NULL);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &id), 0);
+	assert_int_equal(mux_stream_reply(p.c, id, rep5, sizeof rep5), KS_ERR_STATE);
+	pump(&p);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_OPEN);
+	assert_int_equal(mux_stream_write(p.s, id, "x", 1), KS_ERR_STATE);
+	assert_int_equal(mux_stream_shutdown(p.s, id), KS_ERR_STATE);
+	assert_int_equal(mux_stream_room(p.s, id), 0);
+	/* The client has no credit before the REPLY either. */
+	assert_int_equal(mux_stream_write(p.c, id, "x", 1), KS_ERR_FULL);
+	assert_int_equal(mux_stream_reply(p.s, id, rep5, sizeof rep5), 0);
+	assert_int_equal(mux_stream_reply(p.s, id, rep5, sizeof rep5), KS_ERR_STATE);
+	pump(&p);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_REPLY);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_WRITABLE);
+	assert_int_equal(mux_stream_write(p.c, id, "x", 1), 1);
+	pair_free(&p);
+}
+
+/* --- credit ------------------------------------------------------------------ */
+
+static void writer_stops_at_window_and_resumes(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[3 * MUX_WINDOW_MIN], got[3 * MUX_WINDOW_MIN];
+	struct mux_config sc;
+	size_t sent = 0, rcvd = 0;
+	ssize_t n;
+	uint32_t id;
+
+	mux_config_default(&sc);
+	sc.window = MUX_WINDOW_MIN;
+	pair_init(&p, NULL, &sc);
+	id = open_ok(&p);
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = pattern(id, 0, i);
+	n = mux_stream_write(p.c, id, big, sizeof big);
+	assert_int_equal(n, MUX_WINDOW_MIN); /* the server's window, no more */
+	sent += (size_t)n;
+	assert_int_equal(mux_stream_write(p.c, id, big, 1), KS_ERR_FULL);
+	pump(&p);
+	assert_int_equal(mux_stream_write(p.c, id, big, 1), KS_ERR_FULL);
+	no_ev(p.c);
+	/* Reading less than half the window grants nothing yet. */
+	assert_int_equal(mux_stream_read(p.s, id, got, MUX_WINDOW_MIN / 2 - 1),
+	                 MUX_WINDOW_MIN / 2 - 1);
+	rcvd += MUX_WINDOW_MIN / 2 - 1;
+	assert_false(mux_want_produce(p.s));
+	n = mux_stream_read(p.s, id, got + rcvd, 1);
+	assert_int_equal(n, 1);
+	rcvd++;
+	assert_true(mux_want_produce(p.s));
+	pump(&p);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_WRITABLE);
+	assert_int_equal(mux_stream_room(p.c, id), MUX_WINDOW_MIN / 2);
+	while (sent < sizeof big) {
+		n = mux_stream_write(p.c, id, big + sent, sizeof big - sent);
+		if (n > 0)
+			sent += (size_t)n;
+		pump(&p);
+		while ((n = mux_stream_read(p.s, id, got + rcvd, sizeof got - rcvd)) > 0)
+			rcvd += (size_t)n;
+		pump(&p);
+	}
+	assert_int_equal(rcvd, sizeof big);
+	assert_memory_equal(got, big, sizeof big);
+	pair_free(&p);
+}
+
+static void send_buffer_bounds_the_writer(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[1 << 17];
+	struct mux_config cc;
+	uint32_t id;
+
+	mux_config_default(&cc);
+	cc.send_buffer = MUX_SNDBUF_MIN;
+	pair_init(&p, &cc, NULL);
+	id = open_ok(&p);
+	assert_int_equal(mux_stream_write(p.c, id, big, sizeof big), MUX_SNDBUF_MIN);
+	assert_int_equal(mux_stream_write(p.c, id, big, sizeof big), KS_ERR_FULL);
+	/* Room below the transport: produce drains, WRITABLE follows. */
+	assert_int_equal(mux_produce(p.c, p.buf, 1000, 0), 1000);
+	no_ev(p.c);
+	assert_int_equal(move(p.c, p.s, p.buf, PIPE_CAP, 0),
+	                 MUX_SNDBUF_MIN - 1000 + 2 * MUX_HDR_LEN);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_WRITABLE);
+	pair_free(&p);
+}
+
+/* --- the scheduler ------------------------------------------------------------ */
+
+static void small_message_is_not_stuck_behind_bulk(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[MUX_SNDBUF_DEFAULT];
+	uint32_t bulk, small;
+	int frames_before = 0;
+	bool seen = false;
+
+	pair_init(&p, NULL, NULL);
+	bulk = open_ok(&p);
+	small = open_ok(&p);
+	assert_int_equal(mux_stream_write(p.c, bulk, big, sizeof big), sizeof big);
+	/* The transport takes 1400 bytes at a time: a few bulk frames leave. */
+	for (int i = 0; i < 5; i++)
+		assert_true(mux_produce(p.c, p.buf, 1400, 0) > 0);
+	assert_int_equal(mux_stream_write(p.c, small, "GET /", 5), 5);
+	for (int i = 0; i < 64 && !seen; i++) {
+		ssize_t n = mux_produce(p.c, p.buf, 1400, 0);
+		struct mux_frame f;
+
+		assert_true(n > 0);
+		for (ssize_t off = 0; off < n;) {
+			ssize_t k = mux_frame_decode(p.buf + off, (size_t)(n - off), &f);
+			assert_true(k > 0);
+			if (f.id == small) {
+				seen = true;
+				break;
+			}
+			frames_before++;
+			off += k;
+		}
+	}
+	assert_true(seen);
+	/* At most the rest of the bulk stream's quantum (cut into pieces by
+	 * the 1400-byte room) goes first. */
+	assert_true(frames_before <= 4);
+	pair_free(&p);
+}
+
+static void streams_share_bytes_evenly(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[MUX_SNDBUF_DEFAULT];
+	uint32_t id[3];
+	size_t bytes[3] = { 0 };
+
+	pair_init(&p, NULL, NULL);
+	for (int i = 0; i < 3; i++)
+		id[i] = open_ok(&p);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mux_stream_write(p.c, id[i], big, sizeof big), sizeof big);
+	for (int i = 0; i < 30; i++) {
+		ssize_t n = mux_produce(p.c, p.buf, 1200, 0);
+		struct mux_frame f;
+
+		for (ssize_t off = 0; off < n;) {
+			ssize_t k = mux_frame_decode(p.buf + off, (size_t)(n - off), &f);
+			assert_true(k > 0);
+			bytes[f.id - id[0]] += f.len;
+			off += k;
+		}
+	}
+	for (int i = 0; i < 3; i++) { /* within one quantum of each other */
+		assert_true(bytes[i] + MUX_QUANTUM_DEFAULT >= bytes[(i + 1) % 3]);
+	}
+	pair_free(&p);
+}
+
+/* frames_of tallies the DATA bytes per stream in one produce output and
+ * returns the offset where stream `first` first appears (or -1). */
+static ssize_t frames_of(const uint8_t *buf, ssize_t n, uint32_t base, size_t *bytes,
+                         uint32_t first)
+{
+	ssize_t at = -1;
+	struct mux_frame f;
+
+	for (ssize_t off = 0, k; off < n; off += k) {
+		k = mux_frame_decode(buf + off, (size_t)(n - off), &f);
+		assert_true(k > 0);
+		if (f.type != MUX_DATA)
+			continue;
+		if (f.id == first && at < 0)
+			at = off;
+		bytes[f.id - base] += f.len;
+	}
+	return at;
+}
+
+static void newly_active_stream_goes_first_then_takes_turns(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[MUX_SNDBUF_DEFAULT];
+	uint32_t id[9];
+	size_t bytes[9] = { 0 };
+	ssize_t n;
+
+	pair_init(&p, NULL, NULL);
+	for (int i = 0; i < 9; i++)
+		id[i] = open_ok(&p);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(mux_stream_write(p.c, id[i], big, sizeof big), sizeof big);
+	/* Each bulk stream had its first quantum: all are in the ring now. */
+	for (int i = 0; i < 30; i++)
+		assert_true(mux_produce(p.c, p.buf, 1400, 0) > 0);
+	/* Eight bulk streams are busy; a small message goes out first in the
+	 * very next output, ahead of all of them. */
+	assert_int_equal(mux_stream_write(p.c, id[8], "ls\n", 3), 3);
+	n = mux_produce(p.c, p.buf, 1400, 0);
+	assert_int_equal(frames_of(p.buf, n, id[0], bytes, id[8]), 0);
+	assert_int_equal(bytes[8], 3);
+	/* A newly active bulk stream gets one quantum first, then joins the
+	 * ring: it cannot starve the others by staying fresh. */
+	assert_int_equal(mux_stream_write(p.c, id[8], big, sizeof big), sizeof big);
+	memset(bytes, 0, sizeof bytes);
+	n = mux_produce(p.c, p.buf, MUX_QUANTUM_DEFAULT + MUX_HDR_LEN, 0);
+	assert_int_equal(frames_of(p.buf, n, id[0], bytes, id[8]), 0);
+	assert_int_equal(bytes[8], MUX_QUANTUM_DEFAULT);
+	for (int i = 0; i < 9 * 6; i++) {
+		n = mux_produce(p.c, p.buf, 1400, 0);
+		frames_of(p.buf, n, id[0], bytes, 0);
+	}
+	for (int i = 0; i < 9; i++) { /* shares within two quanta of each other */
+		for (int j = 0; j < 9; j++)
+			assert_true(bytes[i] <= bytes[j] + 2 * MUX_QUANTUM_DEFAULT);
+	}
+	pair_free(&p);
+}
+
+static void control_frames_go_first(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[MUX_SNDBUF_DEFAULT];
+	struct mux_frame f;
+	uint32_t id;
+
+	pair_init(&p, NULL, NULL);
+	id = open_ok(&p);
+	assert_int_equal(mux_stream_write(p.c, id, big, sizeof big), sizeof big);
+	assert_true(mux_produce(p.c, p.buf, 1400, 0) > 0);
+	assert_int_equal(mux_ping(p.c), 0);
+	assert_int_equal(mux_ping(p.c), KS_ERR_AGAIN);
+	assert_true(mux_produce(p.c, p.buf, 1400, 0) > 0);
+	assert_true(mux_frame_decode(p.buf, 1400, &f) > 0);
+	assert_int_equal(f.type, MUX_PING);
+	pair_free(&p);
+}
+
+/* --- lifecycle ------------------------------------------------------------- */
+
+static void half_close_each_direction(void **state)
+{
+	(void)state;
+	static struct pair p;
+	uint8_t got[64];
+	uint32_t id;
+
+	pair_init(&p, NULL, NULL);
+	id = open_ok(&p);
+	assert_int_equal(mux_stream_write(p.c, id, "request", 7), 7);
+	assert_int_equal(mux_stream_shutdown(p.c, id), 0);
+	assert_int_equal(mux_stream_shutdown(p.c, id), KS_ERR_STATE);
+	assert_int_equal(mux_stream_write(p.c, id, "x", 1), KS_ERR_STATE);
+	pump(&p);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_READABLE);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_FIN);
+	assert_int_equal(mux_stream_read(p.s, id, got, sizeof got), 7);
+	assert_int_equal(mux_stream_read(p.s, id, got, sizeof got), 0);
+	assert_int_equal(mux_stream_read(p.s, id, got, sizeof got), 0);
+	/* The other direction still flows. */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mux_stream_write(p.s, id, "response", 8), 8);
+		pump(&p);
+		assert_int_equal(next_ev(p.c).type, MUX_EV_READABLE);
+		assert_int_equal(mux_stream_read(p.c, id, got, sizeof got), 8);
+		assert_memory_equal(got, "response", 8);
+	}
+	assert_int_equal(mux_stream_count(p.s), 1);
+	assert_int_equal(mux_stream_shutdown(p.s, id), 0);
+	pump(&p);
+	assert_int_equal(mux_stream_count(p.s), 0); /* both ways closed, all read */
+	assert_int_equal(next_ev(p.c).type, MUX_EV_FIN);
+	assert_int_equal(mux_stream_count(p.c), 1);
+	assert_int_equal(mux_stream_read(p.c, id, got, sizeof got), 0);
+	assert_int_equal(mux_stream_count(p.c), 0);
+	assert_int_equal(mux_stream_read(p.c, id, got, sizeof got), KS_ERR_CLOSED);
+	pair_free(&p);
+}
+
+static void reset_mid_transfer_frees_everything(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[1 << 16];
+	size_t c0, s0;
+	struct mux_event ev;
+	uint32_t id, other;
+
+	pair_init(&p, NULL, NULL);
+	other = open_ok(&p);
+	c0 = mux_mem_bytes(p.c);
+	s0 = mux_mem_bytes(p.s);
+	id = open_ok(&p);
+	assert_int_equal(mux_stream_write(p.c, id, big, sizeof big), sizeof big);
+	assert_int_equal(mux_stream_write(p.s, id, big, sizeof big), sizeof big);
+	assert_true(mux_produce(p.c, p.buf, 20000, 0) > 0);
+	pump(&p);
+	assert_true(mux_mem_bytes(p.s) > s0 + sizeof big);
+	assert_int_equal(mux_stream_reset(p.c, id, MUX_RST_CANCEL), 0);
+	assert_int_equal(mux_mem_bytes(p.c), c0);
+	assert_int_equal(mux_stream_write(p.c, id, big, 1), KS_ERR_CLOSED);
+	pump(&p);
+	while ((ev = next_ev(p.s)).type != MUX_EV_RESET)
+		;
+	assert_int_equal(ev.id, id);
+	assert_int_equal(ev.reason, MUX_RST_CANCEL);
+	assert_int_equal(mux_mem_bytes(p.s), s0);
+	assert_int_equal(mux_stream_count(p.s), 1);
+	assert_int_equal(mux_stream_write(p.s, other, "ok", 2), 2);
+	pair_free(&p);
+}
+
+static void ping_measures_rtt(void **state)
+{
+	(void)state;
+	static struct pair p;
+	struct mux_event ev;
+	ssize_t n;
+
+	pair_init(&p, NULL, NULL);
+	assert_int_equal(mux_ping(p.c), 0);
+	n = mux_produce(p.c, p.buf, PIPE_CAP, 1000);
+	assert_int_equal(n, MUX_HDR_LEN + 8);
+	assert_int_equal(mux_input(p.s, p.buf, (size_t)n, 1020), 0);
+	n = mux_produce(p.s, p.buf, PIPE_CAP, 1020);
+	assert_int_equal(n, MUX_HDR_LEN + 8);
+	assert_int_equal(p.buf[0], MUX_PONG);
+	no_ev(p.c);
+	assert_int_equal(mux_input(p.c, p.buf, (size_t)n, 1042), 0);
+	ev = next_ev(p.c);
+	assert_int_equal(ev.type, MUX_EV_PONG);
+	assert_int_equal(ev.rtt_ms, 42);
+	/* A repeated PONG is stale and ignored. */
+	assert_int_equal(mux_input(p.c, p.buf, (size_t)n, 1050), 0);
+	no_ev(p.c);
+	pair_free(&p);
+}
+
+/* --- random operations vs a naive model ---------------------------------- */
+
+/* The model: each stream is two byte pipes whose bytes are pattern(id, dir,
+ * offset); a side may write, read, shut its direction, or reset. */
+struct mstream {
+	uint32_t id;
+	bool open, replied, reset, gone[2];
+	bool shut[2], eof[2];
+	uint64_t wrote[2], read[2];
+};
+
+struct model {
+	struct mstream st[MAXID];
+	size_t n;
+};
+
+static struct mux *side(struct pair *p, int s) { return s == 0 ? p->c : p->s; }
+
+static struct mstream *mfind(struct model *md, uint32_t id)
+{
+	for (size_t i = 0; i < md->n; i++)
+		if (md->st[i].id == id)
+			return &md->st[i];
+	fail_msg("unknown id %u", id);
+	return NULL;
+}
+
+/* mread reads side s of stream ms and checks every byte against the model. */
+static void mread(struct pair *p, struct mstream *ms, int s, size_t cap)
+{
+	uint8_t b[3000];
+	ssize_t n = mux_stream_read(side(p, s), ms->id, b, cap < sizeof b ? cap : sizeof b);
+	int dir = 1 - s; /* bytes read on side s were written by the other */
+
+	if (n == KS_ERR_AGAIN)
+		return;
+	if (n == KS_ERR_CLOSED) {
+		assert_true(ms->gone[s] || ms->eof[s] || (s == 1 && !ms->open));
+		return;
+	}
+	assert_true(n >= 0);
+	if (n == 0) {
+		assert_true(ms->shut[dir]);
+		assert_int_equal(ms->read[dir], ms->wrote[dir]);
+		ms->eof[s] = true;
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++)
+		assert_int_equal(b[i], pattern(ms->id, dir, ms->read[dir] + (uint64_t)i));
+	ms->read[dir] += (uint64_t)n;
+	assert_true(ms->read[dir] <= ms->wrote[dir]);
+}
+
+static void mwrite(struct pair *p, struct mstream *ms, int s, size_t len)
+{
+	uint8_t b[9000];
+	ssize_t n;
+
+	len = len < sizeof b ? len : sizeof b;
+	for (size_t i = 0; i < len; i++)
+		b[i] = pattern(ms->id, s, ms->wrote[s] + i);
+	n = mux_stream_write(side(p, s), ms->id, b, len);
+	if (n == KS_ERR_CLOSED) {
+		assert_true(ms->gone[s] || ms->eof[s] || (s == 1 && !ms->open));
+		return;
+	}
+	if (ms->shut[s] || (s == 1 && !ms->replied)) {
+		assert_int_equal(n, KS_ERR_STATE);
+		return;
+	}
+	assert_true(n > 0 || n == KS_ERR_FULL);
+	if (n > 0)
+		ms->wrote[s] += (uint64_t)n;
+}
+
+/* mevents drains side s's events and keeps the model in step. */
+static void mevents(struct pair *p, struct model *md, int s)
+{
+	struct mux_event ev;
+
+	while (mux_next_event(side(p, s), &ev) == 0) {
+		struct mstream *ms = mfind(md, ev.id);
+
+		switch (ev.type) {
+		case MUX_EV_OPEN:
+			assert_int_equal(s, 1);
+			assert_memory_equal(ev.data, req5, sizeof req5);
+			ms->open = true;
+			break;
+		case MUX_EV_REPLY: assert_int_equal(s, 0); break;
+		case MUX_EV_RESET:
+			if (ev.reason == MUX_RST_LIMIT) { /* refused: never opened */
+				assert_int_equal(s, 0);
+				assert_false(ms->open);
+				ms->gone[1] = ms->reset = true;
+			}
+			assert_true(ms->reset);
+			ms->gone[s] = true;
+			break;
+		case MUX_EV_READABLE:
+		case MUX_EV_FIN: mread(p, ms, s, 1 << 20); break;
+		default: break;
+		}
+	}
+}
+
+/* mpump moves bytes both ways with random room and random splits. */
+static void mpump(struct pair *p, struct prng *g)
+{
+	for (int dir = 0; dir < 2; dir++) {
+		struct mux *from = side(p, dir), *to = side(p, 1 - dir);
+		ssize_t n = mux_produce(from, p->buf, 64 + prng_below(g, 20000), 0);
+
+		assert_true(n >= 0);
+		for (ssize_t off = 0; off < n;) {
+			size_t k = 1 + prng_below(g, 3000);
+			k = k < (size_t)(n - off) ? k : (size_t)(n - off);
+			assert_int_equal(mux_input(to, p->buf + off, k, 0), 0);
+			off += (ssize_t)k;
+		}
+	}
+}
+
+static void mstep(struct pair *p, struct model *md, struct prng *g)
+{
+	uint32_t op = prng_below(g, 100), id;
+	struct mstream *ms = md->n ? &md->st[prng_below(g, (uint32_t)md->n)] : NULL;
+	int s = (int)prng_below(g, 2);
+
+	if (op < 6 && md->n < MAXID) {
+		int rc = mux_open_stream(p->c, req5, sizeof req5, &id);
+		if (rc == 0)
+			md->st[md->n++] = (struct mstream){ .id = id };
+		else
+			assert_int_equal(rc, KS_ERR_LIMIT);
+	} else if (!ms) {
+		return;
+	} else if (op < 12) {
+		if (ms->open && !ms->replied && !ms->gone[1]) {
+			assert_int_equal(mux_stream_reply(p->s, ms->id, rep5, sizeof rep5), 0);
+			ms->replied = true;
+		}
+	} else if (op < 50) {
+		mwrite(p, ms, s, 1 + prng_below(g, 9000));
+	} else if (op < 80) {
+		mread(p, ms, s, 1 + prng_below(g, 3000));
+	} else if (op < 90) {
+		int rc = mux_stream_shutdown(side(p, s), ms->id);
+		if (rc == 0)
+			ms->shut[s] = true;
+	} else if (op < 92) {
+		if (mux_stream_reset(side(p, s), ms->id, MUX_RST_CANCEL) == 0 && !ms->gone[s]) {
+			ms->gone[s] = true;
+			ms->reset = true;
+		}
+	} else {
+		mpump(p, g);
+		mevents(p, md, 0);
+		mevents(p, md, 1);
+	}
+}
+
+static void random_operations_match_model(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static struct model md;
+	struct mux_config c;
+
+	for (uint64_t seed = 1; seed <= 12; seed++) {
+		struct prng g;
+
+		prng_seed(&g, seed);
+		mux_config_default(&c);
+		c.window = MUX_WINDOW_MIN << prng_below(&g, 4);
+		c.send_buffer = MUX_SNDBUF_MIN << prng_below(&g, 4);
+		c.max_streams = 1 + prng_below(&g, 12);
+		c.quantum = MUX_QUANTUM_MIN << prng_below(&g, 4);
+		memset(&md, 0, sizeof md);
+		pair_init(&p, &c, &c);
+		for (int i = 0; i < 6000; i++)
+			mstep(&p, &md, &g);
+		/* Wind down: everyone replies, reads everything and shuts. */
+		for (int round = 0; round < 200; round++) {
+			for (size_t i = 0; i < md.n; i++) {
+				struct mstream *ms = &md.st[i];
+				if (ms->open && !ms->replied && !ms->gone[1] &&
+				    mux_stream_reply(p.s, ms->id, rep5, sizeof rep5) == 0)
+					ms->replied = true;
+				for (int s = 0; s < 2; s++) {
+					if (!ms->shut[s] &&
+					    mux_stream_shutdown(side(&p, s), ms->id) == 0)
+						ms->shut[s] = true;
+					mread(&p, ms, s, 1 << 20);
+				}
+			}
+			pump(&p);
+			mevents(&p, &md, 0);
+			mevents(&p, &md, 1);
+		}
+		/* Every stream ended: no leak of streams or bytes. */
+		assert_int_equal(mux_stream_count(p.c), 0);
+		assert_int_equal(mux_stream_count(p.s), 0);
+		uint64_t total = 0;
+		size_t clean = 0;
+		for (size_t i = 0; i < md.n; i++) {
+			total += md.st[i].read[0] + md.st[i].read[1];
+			if (md.st[i].reset)
+				continue;
+			clean++;
+			for (int d = 0; d < 2; d++)
+				assert_int_equal(md.st[i].read[d], md.st[i].wrote[d]);
+		}
+		assert_true(clean >= 5 && total >= 100000); /* the run did real work */
+		pair_free(&p);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(golden_bytes_for_every_type),
+		cmocka_unit_test(encode_refuses_what_does_not_fit),
+		cmocka_unit_test(bad_headers_are_protocol_errors),
+		cmocka_unit_test(config_bounds_are_checked),
+		cmocka_unit_test(any_split_gives_the_same_result),
+		cmocka_unit_test(frames_breaking_stream_rules_are_session_errors),
+		cmocka_unit_test(bad_frame_leaves_other_streams_alone),
+		cmocka_unit_test(stream_limit_refuses_cleanly),
+		cmocka_unit_test(refusal_flood_is_bounded),
+		cmocka_unit_test(ids_are_never_reused),
+		cmocka_unit_test(server_cannot_write_before_reply),
+		cmocka_unit_test(writer_stops_at_window_and_resumes),
+		cmocka_unit_test(send_buffer_bounds_the_writer),
+		cmocka_unit_test(small_message_is_not_stuck_behind_bulk),
+		cmocka_unit_test(streams_share_bytes_evenly),
+		cmocka_unit_test(newly_active_stream_goes_first_then_takes_turns),
+		cmocka_unit_test(control_frames_go_first),
+		cmocka_unit_test(half_close_each_direction),
+		cmocka_unit_test(reset_mid_transfer_frees_everything),
+		cmocka_unit_test(ping_measures_rtt),
+		cmocka_unit_test(random_operations_match_model),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,690 @@
+/* test_session.c - the session state machines in small steps: the client's
+ * handshake schedule (retransmission, backoff, timeout), what it does with
+ * garbage, the established deadline, event order, configuration checks;
+ * the server collection's deadline heap, dispatch and close. Datagrams go
+ * through in-memory queues; time is virtual. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/session.c"
+
+#include "core/server.h"
+
+#define UNIX0 1764000000000ULL
+
+enum { QMAX = 64 };
+
+struct queue {
+	uint8_t d[QMAX][ENVELOPE_MAX_DATAGRAM];
+	size_t len[QMAX];
+	struct sessions_addr to[QMAX];
+	size_t n, sent; /* queued now; handed to output ever */
+};
+
+struct fix {
+	struct prng gc, gs;
+	struct rng_source rc, rs;
+	struct keys_server key;
+	struct keys_user users[3];
+	struct server_config scfg;
+	struct session_client_config ccfg;
+	struct queue c2s, s2c;
+};
+
+static int q_out(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+{
+	struct queue *q = user;
+
+	q->sent++;
+	if (q->n == QMAX)
+		return KS_ERR_FULL;
+	memcpy(q->d[q->n], d, len);
+	q->len[q->n] = len;
+	if (to)
+		q->to[q->n] = *to;
+	q->n++;
+	return 0;
+}
+
+static struct sessions_addr addr_of(uint8_t last)
+{
+	struct sessions_addr a = { .len = 4, .bytes = { 127, 0, 0, last } };
+	return a;
+}
+
+static struct fix *fix_new(uint64_t seed)
+{
+	struct fix *f = calloc(1, sizeof *f);
+	struct transport_params *min, *max, *def;
+	uint8_t psk[KEYS_LEN];
+	static const char *names[] = { "u0", "u1", "u2" };
+
+	assert_non_null(f);
+	prng_seed(&f->gc, seed * 2 + 1);
+	prng_seed(&f->gs, seed * 2 + 2);
+	f->rc = prng_source(&f->gc);
+	f->rs = prng_source(&f->gs);
+	assert_int_equal(keys_server_generate(&f->key, &f->rs), 0);
+	for (int i = 0; i < 3; i++) {
+		memset(psk, 'a' + i, sizeof psk);
+		assert_int_equal(keys_user_set(&f->users[i], names[i], psk), 0);
+	}
+	min = &f->scfg.table.min, max = &f->scfg.table.max, def = &f->scfg.table.def;
+	f->scfg.table.key = &f->key;
+	f->scfg.table.users = f->users;
+	f->scfg.table.n_users = 3;
+	f->scfg.table.capacity = 8;
+	tparams_default(def);
+	*min = *max = *def;
+	min->keepalive_ms = TPARAMS_KEEPALIVE_MIN_MS;
+	min->idle_timeout_ms = TPARAMS_IDLE_MIN_MS;
+	max->keepalive_ms = TPARAMS_KEEPALIVE_MAX_MS;
+	max->idle_timeout_ms = TPARAMS_IDLE_MAX_MS;
+	f->scfg.rng = &f->rs;
+	f->scfg.output = q_out;
+	f->scfg.output_user = &f->s2c;
+
+	f->ccfg.server_pub = f->key.pub;
+	f->ccfg.user = &f->users[0];
+	tparams_default(&f->ccfg.proposal);
+	f->ccfg.rng = &f->rc;
+	f->ccfg.output = q_out;
+	f->ccfg.output_user = &f->c2s;
+	return f;
+}
+
+/* Deliver everything queued, both ways, at now. */
+static void exchange(struct fix *f, struct session *c, struct server *srv,
+                     const struct sessions_addr *from, uint64_t now)
+{
+	for (int round = 0; round < 8 && (f->c2s.n || f->s2c.n); round++) {
+		size_t n = f->c2s.n;
+
+		f->c2s.n = 0;
+		for (size_t i = 0; i < n; i++)
+			(void)server_on_datagram(srv, from, f->c2s.d[i], f->c2s.len[i], now,
+			                         UNIX0 + now);
+		n = f->s2c.n;
+		f->s2c.n = 0;
+		for (size_t i = 0; i < n; i++)
+			(void)session_on_datagram(c, f->s2c.d[i], f->s2c.len[i], now, UNIX0 + now);
+	}
+	assert_true(session_check(c));
+	assert_true(server_check(srv));
+}
+
+static int next_type(struct session *s)
+{
+	struct session_event ev;
+
+	return session_next_event(s, &ev) == 0 ? (int)ev.type : -1;
+}
+
+/* --- client handshake schedule --------------------------------------------------- */
+
+static void test_client_starts_quiet(void **state)
+{
+	struct fix *f = fix_new(1);
+	struct session *c;
+
+	(void)state;
+	assert_int_equal(session_client_new(&c, &f->ccfg, 500), 0);
+	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
+	assert_int_equal(session_next_deadline(c), 500);
+	assert_int_equal(f->c2s.sent, 0);
+	assert_null(session_mux(c));
+	assert_null(session_params(c));
+	assert_int_equal(session_sid(c), 0);
+	assert_int_equal(session_role(c), SESSION_CLIENT);
+	session_on_timer(c, 500, UNIX0);
+	assert_int_equal(f->c2s.sent, 1);
+	assert_in_range(f->c2s.len[0], HANDSHAKE_INIT_MIN, HANDSHAKE_INIT_MAX);
+	assert_int_equal(session_next_deadline(c), 500 + SESSION_HS_RTO_MS);
+	/* Early calls send nothing. */
+	session_on_timer(c, 900, UNIX0);
+	assert_int_equal(f->c2s.sent, 1);
+	assert_int_equal(next_type(c), -1);
+	session_free(c);
+	session_free(NULL);
+	free(f);
+}
+
+/* Inits at +0, +1, +3, +7 s (doubling, capped at 4 s), the attempt fails at
+ * 10 s; backoffs double from 1 s to 30 s with at most a quarter of jitter. */
+static void test_client_retransmit_backoff(void **state)
+{
+	struct fix *f = fix_new(2);
+	struct session *c;
+	uint64_t sent_at[64], now = 0, attempt_start = 0, backoff = 0;
+	size_t n = 0;
+	int failures = 0;
+
+	(void)state;
+	assert_int_equal(session_client_new(&c, &f->ccfg, 0), 0);
+	while (failures < 8) {
+		uint64_t before = f->c2s.sent;
+
+		now = session_next_deadline(c);
+		session_on_timer(c, now, UNIX0 + now);
+		if (f->c2s.sent > before) {
+			assert_true(n < 64);
+			assert_true(now < attempt_start + SESSION_HS_TIMEOUT_MS);
+			sent_at[n++] = now;
+		}
+		if (next_type(c) == SESSION_EV_HANDSHAKE_FAILED) {
+			uint64_t want = backoff ? backoff * 2 : SESSION_RETRY_MIN_MS;
+
+			failures++;
+			assert_int_equal(now, attempt_start + SESSION_HS_TIMEOUT_MS);
+			assert_int_equal(session_state(c), SESSION_BACKOFF);
+			backoff = want > SESSION_RETRY_MAX_MS ? SESSION_RETRY_MAX_MS : want;
+			assert_in_range(session_next_deadline(c), now + backoff,
+			                now + backoff + backoff / 4);
+			attempt_start = session_next_deadline(c);
+		}
+	}
+	/* The first attempt's inits. */
+	assert_int_equal(sent_at[0], 0);
+	assert_int_equal(sent_at[1], 1000);
+	assert_int_equal(sent_at[2], 3000);
+	assert_int_equal(sent_at[3], 7000);
+	assert_true(sent_at[4] > 10000);
+	assert_int_equal(backoff, SESSION_RETRY_MAX_MS);
+	/* Each init is fresh. */
+	assert_memory_not_equal(f->c2s.d[0], f->c2s.d[1], f->c2s.len[0]);
+	{
+		struct session_stats st;
+
+		session_stats(c, &st);
+		assert_int_equal(st.hs_inits, n);
+		assert_int_equal(st.hs_failed, 8);
+		assert_int_equal(st.hs_ok, 0);
+	}
+	session_free(c);
+	free(f);
+}
+
+static void test_client_ignores_garbage(void **state)
+{
+	struct fix *f = fix_new(3);
+	struct session *c;
+	uint8_t junk[600];
+	struct session_stats st;
+
+	(void)state;
+	assert_int_equal(session_client_new(&c, &f->ccfg, 0), 0);
+	session_on_timer(c, 0, UNIX0);
+	for (size_t len = 0; len < sizeof junk; len += 37) {
+		prng_fill(&f->gs, junk, len);
+		assert_true(session_on_datagram(c, junk, len, 10, UNIX0) < 0);
+	}
+	/* Its own init echoed back is no response either. */
+	assert_true(session_on_datagram(c, f->c2s.d[0], f->c2s.len[0], 10, UNIX0) < 0);
+	assert_int_equal(f->c2s.sent, 1);
+	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
+	assert_int_equal(session_next_deadline(c), SESSION_HS_RTO_MS);
+	assert_int_equal(next_type(c), -1);
+	session_stats(c, &st);
+	assert_int_equal(st.dropped, sizeof junk / 37 + 1 + 1);
+	session_free(c);
+	free(f);
+}
+
+static void test_client_config_checks(void **state)
+{
+	struct fix *f = fix_new(4);
+	struct session_client_config cfg;
+	struct session *c = NULL;
+	struct mux_config mc;
+
+	(void)state;
+	cfg = f->ccfg;
+	cfg.output = NULL;
+	assert_int_equal(session_client_new(&c, &cfg, 0), KS_ERR_INVAL);
+	cfg = f->ccfg;
+	cfg.proposal.mtu = 10;
+	assert_int_equal(session_client_new(&c, &cfg, 0), KS_ERR_INVAL);
+	cfg = f->ccfg;
+	cfg.silent_ms = SESSION_SILENT_MS_MIN - 1;
+	assert_int_equal(session_client_new(&c, &cfg, 0), KS_ERR_INVAL);
+	cfg = f->ccfg;
+	cfg.hs_timeout_ms = 10;
+	assert_int_equal(session_client_new(&c, &cfg, 0), KS_ERR_INVAL);
+	cfg = f->ccfg;
+	mux_config_default(&mc);
+	mc.window = 1;
+	cfg.mux = &mc;
+	assert_int_equal(session_client_new(&c, &cfg, 0), KS_ERR_INVAL);
+	assert_null(c);
+	free(f);
+}
+
+/* --- established ---------------------------------------------------------------- */
+
+static void connect_pair(struct fix *f, struct session **c, struct server **srv, uint64_t now)
+{
+	assert_int_equal(server_new(srv, &f->scfg), 0);
+	assert_int_equal(session_client_new(c, &f->ccfg, now), 0);
+	session_on_timer(*c, now, UNIX0 + now);
+	exchange(f, *c, *srv, &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } }, now);
+	assert_int_equal(session_state(*c), SESSION_ESTABLISHED);
+}
+
+static void test_established_deadline(void **state)
+{
+	struct fix *f = fix_new(5);
+	struct session *c;
+	struct server *srv;
+	struct server_event sev;
+	const struct transport_params *p;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 1000);
+	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED);
+	assert_int_equal(next_type(c), -1);
+	assert_non_null(session_mux(c));
+	p = session_params(c);
+	assert_non_null(p);
+	assert_int_equal(p->keepalive_ms, f->ccfg.proposal.keepalive_ms);
+	assert_int_not_equal(session_sid(c), 0);
+	/* The server made the matching session. */
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_ESTABLISHED);
+	assert_int_equal(sev.sid, session_sid(c));
+	assert_ptr_equal(sev.session, server_session(srv, sev.sid));
+	assert_int_equal(session_role(sev.session), SESSION_SERVER);
+	assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
+	/* Idle: nothing before the keepalive at the client, nothing before the
+	 * idle window at the server. */
+	assert_int_equal(session_next_deadline(c), 1000 + p->keepalive_ms);
+	assert_int_equal(server_next_deadline(srv), 1000 + p->idle_timeout_ms);
+	/* The keepalive PING: KCP's retransmission timer now, until the
+	 * server's answer clears it. */
+	session_on_timer(c, 1000 + p->keepalive_ms, UNIX0);
+	assert_int_equal(f->c2s.n, 1);
+	assert_true(session_next_deadline(c) < 1000 + 2 * p->keepalive_ms);
+	exchange(f, c, srv, &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } },
+	         1000 + p->keepalive_ms + 20);
+	assert_int_equal(session_next_deadline(c), 1000 + 2 * p->keepalive_ms + 20);
+	assert_int_equal(server_next_deadline(srv),
+	                 1000 + p->keepalive_ms + 20 + p->idle_timeout_ms);
+	assert_true(session_mem_bytes(c) > sizeof(struct session));
+	assert_true(server_mem_bytes(srv) > 0);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* A response that arrives after its attempt timed out is still taken. */
+static void test_late_response(void **state)
+{
+	struct fix *f = fix_new(6);
+	struct session *c;
+	struct server *srv;
+	struct sessions_addr a = addr_of(7);
+
+	(void)state;
+	assert_int_equal(server_new(&srv, &f->scfg), 0);
+	assert_int_equal(session_client_new(&c, &f->ccfg, 0), 0);
+	for (uint64_t now = 0; session_state(c) != SESSION_BACKOFF;) {
+		session_on_timer(c, now, UNIX0 + now);
+		now = session_next_deadline(c);
+	}
+	/* Only the last init gets through, after the attempt timed out. */
+	assert_int_equal(f->c2s.n, 4);
+	memcpy(f->c2s.d[0], f->c2s.d[3], f->c2s.len[3]);
+	f->c2s.len[0] = f->c2s.len[3];
+	f->c2s.n = 1;
+	exchange(f, c, srv, &a, 10500);
+	assert_int_equal(next_type(c), SESSION_EV_HANDSHAKE_FAILED);
+	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* A LOST clears an undelivered ESTABLISHED; the client handshakes again. */
+static void test_lost_order(void **state)
+{
+	struct fix *f = fix_new(7);
+	struct session *c;
+	struct server *srv;
+	struct session_event ev;
+	uint64_t idle;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	idle = session_params(c)->idle_timeout_ms;
+	/* Nothing comes back: the path is gone. Restart detection probes with
+	 * handshakes (no answer), and the idle window ends the session. */
+	for (uint64_t now = 0; session_state(c) == SESSION_ESTABLISHED;) {
+		now = session_next_deadline(c);
+		assert_true(now <= idle);
+		session_on_timer(c, now, UNIX0 + now);
+	}
+	assert_int_equal(session_next_event(c, &ev), 0);
+	assert_int_equal(ev.type, SESSION_EV_LOST);
+	assert_int_equal(ev.reason, SESSION_LOST_IDLE);
+	assert_int_equal(next_type(c), -1);
+	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
+	assert_null(session_mux(c));
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* Run the client's timers with nothing delivered (datagrams other than
+ * handshake inits are dropped) until it has sent n inits in all. */
+static uint64_t run_silent(struct fix *f, struct session *c, uint64_t now, uint64_t n)
+{
+	struct session_stats st;
+
+	for (int i = 0; i < 1000; i++) {
+		size_t keep = 0;
+
+		session_stats(c, &st);
+		if (st.hs_inits >= n)
+			return now;
+		now = session_next_deadline(c);
+		session_on_timer(c, now, UNIX0 + now);
+		for (size_t k = 0; k < f->c2s.n; k++) {
+			uint64_t sid;
+
+			if (envelope_peek_sid(c->hdr, f->c2s.d[k], f->c2s.len[k], &sid) == 0 &&
+			    sid == 0) {
+				memmove(f->c2s.d[keep], f->c2s.d[k], f->c2s.len[k]);
+				f->c2s.len[keep++] = f->c2s.len[k];
+			}
+		}
+		f->c2s.n = keep;
+	}
+	fail();
+	return now;
+}
+
+/* L3 with a restarted server: the probe is answered, the old session stays
+ * silent through the hold, and the new session replaces it. */
+static void test_probe_switch(void **state)
+{
+	struct fix *f = fix_new(12);
+	struct session *c;
+	struct server *old, *fresh;
+	struct sessions_addr a = addr_of(3);
+	uint64_t now, sid;
+	struct session_event ev;
+
+	(void)state;
+	connect_pair(f, &c, &old, 0);
+	sid = session_sid(c);
+	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED);
+	assert_int_equal(server_new(&fresh, &f->scfg), 0);
+	now = run_silent(f, c, 0, 2);
+	/* keepalive (10 s) + silent_ms (3 s) */
+	assert_int_equal(now, 10000 + SESSION_SILENT_MS_DEFAULT);
+	assert_int_equal(c->probe, PROBE_HANDSHAKE);
+	assert_int_equal(f->c2s.n, 1);
+	exchange(f, c, fresh, &a, now + 20);
+	assert_int_equal(c->probe, PROBE_CONFIRM);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	assert_int_equal(session_sid(c), sid);
+	assert_true(c->switch_at > now + 20);
+	assert_int_equal(session_next_deadline(c) <= c->switch_at, true);
+	while (session_sid(c) == sid) {
+		now = session_next_deadline(c);
+		assert_true(now <= c->switch_at);
+		session_on_timer(c, now, UNIX0 + now);
+		f->c2s.n = 0;
+	}
+	assert_int_equal(session_next_event(c, &ev), 0);
+	assert_int_equal(ev.type, SESSION_EV_LOST);
+	assert_int_equal(ev.reason, SESSION_LOST_SILENT);
+	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	assert_non_null(server_session(fresh, session_sid(c)));
+	server_free(old);
+	server_free(fresh);
+	session_free(c);
+	free(f);
+}
+
+/* L3 after an outage: the probe is answered, but the old session's next
+ * retransmission is answered during the hold: the old session stays. */
+static void test_probe_old_alive(void **state)
+{
+	struct fix *f = fix_new(13);
+	struct session *c;
+	struct server *srv;
+	struct sessions_addr a = { .len = 4, .bytes = { 127, 0, 0, 9 } };
+	uint64_t now, sid;
+	struct session_stats st;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	sid = session_sid(c);
+	now = run_silent(f, c, 0, 2);
+	exchange(f, c, srv, &a, now + 20); /* only the init: answered */
+	assert_int_equal(c->probe, PROBE_CONFIRM);
+	/* The old session's retransmission now gets through. */
+	while (c->probe == PROBE_CONFIRM) {
+		now = session_next_deadline(c);
+		assert_true(now < c->switch_at);
+		session_on_timer(c, now, UNIX0 + now);
+		exchange(f, c, srv, &a, now + 20);
+	}
+	assert_int_equal(c->probe, PROBE_NONE);
+	assert_int_equal(session_sid(c), sid);
+	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED); /* the first one */
+	assert_int_equal(next_type(c), -1);
+	session_stats(c, &st);
+	assert_int_equal(st.hs_ok, 1);
+	assert_int_equal(st.lost[SESSION_LOST_SILENT], 0);
+	/* The server holds the orphan of the probe until its idle window. */
+	assert_int_equal(sessions_live(server_table(srv)), 2);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* --- server ----------------------------------------------------------------------- */
+
+static void test_server_garbage(void **state)
+{
+	struct fix *f = fix_new(8);
+	struct server *srv;
+	struct server_event sev;
+	struct server_stats st;
+	uint8_t junk[1500];
+	struct sessions_addr a = addr_of(1);
+
+	(void)state;
+	assert_int_equal(server_new(&srv, &f->scfg), 0);
+	assert_int_equal(server_next_deadline(srv), SESSION_NEVER);
+	for (size_t len = 0; len <= sizeof junk; len += 29) {
+		prng_fill(&f->gc, junk, len);
+		assert_true(server_on_datagram(srv, &a, junk, len, 5, UNIX0) < 0);
+	}
+	assert_int_equal(f->s2c.sent, 0);
+	assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
+	server_stats(srv, &st);
+	assert_int_equal(st.dropped, sizeof junk / 29 + 1);
+	assert_int_equal(st.live, 0);
+	assert_int_equal(server_close(srv, 12345), KS_ERR_CLOSED);
+	assert_null(server_session(srv, 12345));
+	server_free(srv);
+	server_free(NULL);
+	free(f);
+}
+
+/* Three clients with different idle windows: the server's one deadline is
+ * the earliest, and they expire in that order, each with its LOST. */
+static void test_server_heap(void **state)
+{
+	struct fix *f = fix_new(9);
+	struct server *srv;
+	struct session *c[3];
+	struct server_event sev;
+	uint64_t sid[3], idle[3] = { 30000, 10000, 20000 };
+
+	(void)state;
+	assert_int_equal(server_new(&srv, &f->scfg), 0);
+	for (int i = 0; i < 3; i++) {
+		struct sessions_addr a = addr_of((uint8_t)(20 + i));
+
+		f->ccfg.user = &f->users[i];
+		f->ccfg.proposal.idle_timeout_ms = (uint32_t)idle[i];
+		assert_int_equal(session_client_new(&c[i], &f->ccfg, 0), 0);
+		session_on_timer(c[i], 0, UNIX0);
+		exchange(f, c[i], srv, &a, 0);
+		assert_int_equal(session_state(c[i]), SESSION_ESTABLISHED);
+		sid[i] = session_sid(c[i]);
+	}
+	while (server_next_event(srv, &sev) == 0)
+		assert_int_equal(sev.ev.type, SESSION_EV_ESTABLISHED);
+	assert_int_equal(server_next_deadline(srv), 10000);
+	int order[3] = { 1, 2, 0 };
+	for (int k = 0; k < 3; k++) {
+		uint64_t t = server_next_deadline(srv);
+
+		assert_int_equal(t, idle[order[k]]);
+		server_on_timer(srv, t - 1);
+		assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
+		server_on_timer(srv, t);
+		assert_int_equal(server_next_event(srv, &sev), 0);
+		assert_int_equal(sev.ev.type, SESSION_EV_LOST);
+		assert_int_equal(sev.ev.reason, SESSION_LOST_IDLE);
+		assert_int_equal(sev.sid, sid[order[k]]);
+		assert_null(sev.session);
+		assert_null(server_session(srv, sid[order[k]]));
+		assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
+	}
+	assert_int_equal(server_next_deadline(srv), SESSION_NEVER);
+	assert_int_equal(sessions_live(server_table(srv)), 0);
+	for (int i = 0; i < 3; i++)
+		session_free(c[i]);
+	server_free(srv);
+	free(f);
+}
+
+/* server_close: LOST(CLOSED), nothing sent; the client notices later. */
+static void test_server_close(void **state)
+{
+	struct fix *f = fix_new(10);
+	struct session *c;
+	struct server *srv;
+	struct server_event sev;
+	struct server_stats st;
+	uint64_t sid, sent;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	sid = session_sid(c);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	sent = f->s2c.sent;
+	assert_int_equal(server_close(srv, sid), 0);
+	assert_int_equal(server_close(srv, sid), KS_ERR_CLOSED);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_LOST);
+	assert_int_equal(sev.ev.reason, SESSION_LOST_CLOSED);
+	assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
+	assert_int_equal(f->s2c.sent, sent);
+	server_stats(srv, &st);
+	assert_int_equal(st.lost[SESSION_LOST_CLOSED], 1);
+	assert_int_equal(st.created, 1);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* The table's per-user cap: a user's ninth session supersedes its idlest;
+ * the server ends that session (LOST SUPERSEDED) before the new one's
+ * ESTABLISHED. */
+static void test_server_table_supersede(void **state)
+{
+	struct fix *f = fix_new(14);
+	struct server *srv;
+	struct session *c[SESSIONS_PER_USER_MAX + 1];
+	struct server_event sev;
+	uint64_t first;
+
+	(void)state;
+	assert_int_equal(server_new(&srv, &f->scfg), 0);
+	for (int i = 0; i <= SESSIONS_PER_USER_MAX; i++) {
+		struct sessions_addr a = addr_of((uint8_t)(40 + i));
+		uint64_t now = (uint64_t)i * 100;
+
+		assert_int_equal(session_client_new(&c[i], &f->ccfg, now), 0);
+		session_on_timer(c[i], now, UNIX0 + now);
+		exchange(f, c[i], srv, &a, now);
+		assert_int_equal(session_state(c[i]), SESSION_ESTABLISHED);
+		if (i < SESSIONS_PER_USER_MAX) {
+			assert_int_equal(server_next_event(srv, &sev), 0);
+			assert_int_equal(sev.ev.type, SESSION_EV_ESTABLISHED);
+		}
+	}
+	first = session_sid(c[0]);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_LOST);
+	assert_int_equal(sev.ev.reason, SESSION_LOST_SUPERSEDED);
+	assert_int_equal(sev.sid, first);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_ESTABLISHED);
+	assert_int_equal(sev.sid, session_sid(c[SESSIONS_PER_USER_MAX]));
+	assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
+	assert_null(server_session(srv, first));
+	assert_int_equal(sessions_live(server_table(srv)), SESSIONS_PER_USER_MAX);
+	assert_true(server_check(srv));
+	for (int i = 0; i <= SESSIONS_PER_USER_MAX; i++)
+		session_free(c[i]);
+	server_free(srv);
+	free(f);
+}
+
+static void test_server_new_checks(void **state)
+{
+	struct fix *f = fix_new(11);
+	struct server *srv = NULL;
+	struct server_config cfg = f->scfg;
+	struct session *s = NULL;
+	struct session_server_config sc = { 0 };
+
+	(void)state;
+	cfg.output = NULL;
+	assert_int_equal(server_new(&srv, &cfg), KS_ERR_INVAL);
+	cfg = f->scfg;
+	cfg.table.capacity = 0;
+	assert_int_equal(server_new(&srv, &cfg), KS_ERR_INVAL);
+	assert_null(srv);
+	assert_int_equal(session_server_new(&s, &sc, 0), KS_ERR_INVAL);
+	assert_null(s);
+	free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_client_starts_quiet),
+		cmocka_unit_test(test_client_retransmit_backoff),
+		cmocka_unit_test(test_client_ignores_garbage),
+		cmocka_unit_test(test_client_config_checks),
+		cmocka_unit_test(test_established_deadline),
+		cmocka_unit_test(test_late_response),
+		cmocka_unit_test(test_lost_order),
+		cmocka_unit_test(test_probe_switch),
+		cmocka_unit_test(test_probe_old_alive),
+		cmocka_unit_test(test_server_garbage),
+		cmocka_unit_test(test_server_heap),
+		cmocka_unit_test(test_server_close),
+		cmocka_unit_test(test_server_table_supersede),
+		cmocka_unit_test(test_server_new_checks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,537 @@
+/* test_sessions.c - the server's session table: handshake to data, the
+ * roaming rule, the probe storm that must get no answer and no allocation,
+ * server restart, per-user supersede, idle expiry, a full table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+/* Count the table's allocations: sessions.c is the only allocating module
+ * of the secure layer, and it must allocate only in sessions_new. */
+static size_t n_allocs, n_frees;
+static void *counting_calloc(size_t n, size_t size)
+{
+	n_allocs++;
+	return calloc(n, size);
+}
+static void counting_free(void *p)
+{
+	if (p)
+		n_frees++;
+	free(p);
+}
+#define calloc counting_calloc
+#define free   counting_free
+#include "core/sessions.c"
+#undef calloc
+#undef free
+
+#define NOW_UNIX 1764000000000ULL
+
+struct server {
+	struct prng g;
+	struct rng_source rng;
+	struct keys_server key;
+	struct keys_user users[4];
+	struct sessions_config cfg;
+	struct sessions *t;
+};
+
+struct client {
+	struct prng g;
+	struct rng_source rng;
+	struct handshake_client hc;
+	struct envelope env;
+	struct sessions_addr addr;
+	const struct keys_user *user;
+	uint8_t spub[KEYS_LEN];
+};
+
+static struct sessions_addr addr_of(uint8_t last)
+{
+	struct sessions_addr a = { .len = 16 };
+
+	memcpy(a.bytes, "\x02\x00\x1f\x90\x7f\x00\x00", 7);
+	a.bytes[7] = last;
+	return a;
+}
+
+static void server_start(struct server *s, uint64_t seed, size_t cap)
+{
+	static const char *names[] = { "u0", "u1", "u2", "u3" };
+	uint8_t psk[KEYS_LEN];
+
+	memset(s, 0, sizeof *s);
+	prng_seed(&s->g, seed);
+	s->rng = prng_source(&s->g);
+	assert_int_equal(keys_server_generate(&s->key, &s->rng), 0);
+	for (int i = 0; i < 4; i++) {
+		memset(psk, 'a' + i, sizeof psk);
+		assert_int_equal(keys_user_set(&s->users[i], names[i], psk), 0);
+	}
+	s->cfg = (struct sessions_config){ &s->key, s->users, 4 };
+	tparams_default(&s->cfg.def);
+	s->cfg.min = s->cfg.max = s->cfg.def;
+	s->cfg.capacity = cap;
+	assert_int_equal(sessions_new(&s->t, &s->cfg), 0);
+}
+
+/* A restart: a new table with the same keys and users, no sessions. */
+static void server_restart(struct server *s)
+{
+	sessions_free(s->t);
+	assert_int_equal(sessions_new(&s->t, &s->cfg), 0);
+}
+
+static void client_init(struct client *c, const struct server *s, int user, uint64_t seed)
+{
+	struct transport_params tp;
+
+	prng_seed(&c->g, seed);
+	c->rng = prng_source(&c->g);
+	tparams_default(&tp);
+	assert_int_equal(handshake_client_init(&c->hc, s->key.pub, &s->users[user], &tp), 0);
+	c->user = &s->users[user];
+	memcpy(c->spub, s->key.pub, KEYS_LEN);
+	c->addr = addr_of((uint8_t)(10 + user));
+}
+
+/* After a completed handshake, a new one starts from a fresh client. */
+static void client_rearm(struct client *c)
+{
+	struct transport_params tp;
+
+	tparams_default(&tp);
+	if (c->hc.state == HANDSHAKE_CLIENT_DONE)
+		assert_int_equal(handshake_client_init(&c->hc, c->spub, c->user, &tp), 0);
+}
+
+/* Run a handshake through the table; returns the new session id. */
+static uint64_t client_connect(struct client *c, struct server *s, uint64_t now)
+{
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	struct handshake_result res;
+	ssize_t n;
+
+	client_rearm(c);
+	n = handshake_client_write_init(&c->hc, &c->rng, NOW_UNIX + now, init, sizeof init);
+	assert_true(n > 0);
+	assert_int_equal(sessions_on_datagram(s->t, &c->addr, init, (size_t)n, now, NOW_UNIX + now,
+	                                      &s->rng, out, sizeof out, &ev),
+	                 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_NEW);
+	assert_int_equal(handshake_client_read_response(&c->hc, out, ev.len, &res), 0);
+	envelope_init(&c->env, c->hc.pub.hdr, res.sid, &res.tx, &res.rx, &res.params, now);
+	assert_true(res.sid == ev.sid);
+	assert_int_equal(res.conv, sessions_get(s->t, ev.sid)->conv);
+	return res.sid;
+}
+
+static ssize_t client_seal(struct client *c, const char *msg, uint8_t *d)
+{
+	ssize_t n = envelope_seal(&c->env, &c->rng, (const uint8_t *)msg, strlen(msg), d,
+	                          ENVELOPE_MAX_DATAGRAM);
+
+	assert_true(n > 0);
+	return n;
+}
+
+static int deliver(struct server *s, const struct sessions_addr *from, const uint8_t *d, size_t n,
+                   uint64_t now, struct sessions_event *ev, uint8_t *out)
+{
+	return sessions_on_datagram(s->t, from, d, n, now, NOW_UNIX + now, &s->rng, out,
+	                            ENVELOPE_MAX_DATAGRAM, ev);
+}
+
+static void data_flows_both_ways(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	const struct sessions_addr *to;
+	struct sessions_event ev;
+	struct envelope_rx rx;
+	uint64_t sid;
+	ssize_t n;
+
+	server_start(&s, 1, 16);
+	client_init(&c, &s, 2, 100);
+	sid = client_connect(&c, &s, 1000);
+	assert_int_equal(sessions_live(s.t), 1);
+	assert_int_equal(sessions_get(s.t, sid)->user, 2);
+	n = client_seal(&c, "hello", d);
+	assert_int_equal(deliver(&s, &c.addr, d, (size_t)n, 1001, &ev, out), 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_DATA);
+	assert_true(ev.sid == sid && !ev.moved);
+	assert_int_equal(ev.len, 5);
+	assert_memory_equal(out, "hello", 5);
+	n = sessions_seal(s.t, sid, &s.rng, (const uint8_t *)"world", 5, d, sizeof d, &to);
+	assert_true(n > 0);
+	assert_memory_equal(to, &c.addr, sizeof c.addr);
+	assert_int_equal(envelope_open(&c.env, d, (size_t)n, 1002, out, sizeof out, &rx), 5);
+	assert_memory_equal(out, "world", 5);
+	assert_int_equal(sessions_close(s.t, sid), 0);
+	assert_int_equal(sessions_close(s.t, sid), KS_ERR_CLOSED);
+	assert_int_equal(sessions_seal(s.t, sid, &s.rng, out, 1, d, sizeof d, &to), KS_ERR_CLOSED);
+	sessions_free(s.t);
+}
+
+/* 6.2: only an authenticated, fresh, newest datagram moves the peer. */
+static void roaming_moves_only_on_newest(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	uint8_t d0[ENVELOPE_MAX_DATAGRAM], d1[ENVELOPE_MAX_DATAGRAM], d2[ENVELOPE_MAX_DATAGRAM];
+	uint8_t out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_addr b = addr_of(200), third = addr_of(66);
+	const struct sessions_addr *to;
+	struct sessions_event ev;
+	ssize_t n0, n1, n2;
+	uint64_t sid;
+
+	server_start(&s, 2, 16);
+	client_init(&c, &s, 0, 101);
+	sid = client_connect(&c, &s, 0);
+	n0 = client_seal(&c, "zero", d0);
+	n1 = client_seal(&c, "one", d1);
+	n2 = client_seal(&c, "two", d2);
+	assert_int_equal(deliver(&s, &c.addr, d0, (size_t)n0, 1, &ev, out), 0);
+	/* The client's NAT rebinds: its next datagram comes from b. */
+	assert_int_equal(deliver(&s, &b, d2, (size_t)n2, 2, &ev, out), 0);
+	assert_true(ev.moved);
+	assert_memory_equal(&sessions_get(s.t, sid)->peer, &b, sizeof b);
+	/* A replay from a third address: refused, nothing moves. */
+	assert_int_equal(deliver(&s, &third, d2, (size_t)n2, 3, &ev, out), KS_ERR_REPLAY);
+	assert_int_equal(deliver(&s, &third, d0, (size_t)n0, 3, &ev, out), KS_ERR_REPLAY);
+	assert_int_equal(ev.kind, SESSIONS_EV_NONE);
+	/* A late (older, unseen) datagram opens but does not move the peer. */
+	assert_int_equal(deliver(&s, &third, d1, (size_t)n1, 4, &ev, out), 0);
+	assert_false(ev.moved);
+	assert_memory_equal(&sessions_get(s.t, sid)->peer, &b, sizeof b);
+	/* A forged datagram from the third address does not either. */
+	n0 = client_seal(&c, "three", d0);
+	d0[n0 - 1] ^= 1;
+	assert_int_equal(deliver(&s, &third, d0, (size_t)n0, 5, &ev, out), KS_ERR_AUTH);
+	d0[n0 - 1] ^= 1;
+	/* And the session carries on from b, replies going to b. */
+	assert_int_equal(deliver(&s, &b, d0, (size_t)n0, 6, &ev, out), 0);
+	assert_false(ev.moved);
+	assert_true(sessions_seal(s.t, sid, &s.rng, out, 3, d1, sizeof d1, &to) > 0);
+	assert_memory_equal(to, &b, sizeof b);
+	assert_int_equal(s.t->n.moved, 1);
+	sessions_free(s.t);
+}
+
+/* 100,000 probes: random, truncated, bit-flipped and replayed datagrams of
+ * both kinds. The server must emit nothing, allocate nothing, and keep its
+ * sessions as they were. */
+static void probes_get_no_answer(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	struct prng g;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], data[ENVELOPE_MAX_DATAGRAM];
+	uint8_t p[ENVELOPE_MAX_DATAGRAM + 64], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_addr from = addr_of(99);
+	struct sessions_event ev;
+	size_t allocs, live;
+	ssize_t ni, nd;
+	uint64_t sid;
+
+	server_start(&s, 3, 64);
+	client_init(&c, &s, 1, 102);
+	sid = client_connect(&c, &s, 0);
+	client_rearm(&c);
+	ni = handshake_client_write_init(&c.hc, &c.rng, NOW_UNIX, init, sizeof init);
+	assert_int_equal(deliver(&s, &c.addr, init, (size_t)ni, 0, &ev, out), 0); /* now a replay */
+	nd = client_seal(&c, "payload", data);
+	assert_int_equal(deliver(&s, &c.addr, data, (size_t)nd, 0, &ev, out), 0);
+	allocs = n_allocs;
+	live = sessions_live(s.t);
+	struct sessions_counters before = s.t->n;
+	prng_seed(&g, 12345);
+	memset(out, 0xa5, sizeof out);
+	for (int i = 0; i < 100000; i++) {
+		const uint8_t *src = i % 2 ? init : data;
+		size_t n = (size_t)(i % 2 ? ni : nd), len;
+
+		switch (i % 5) {
+		case 0: /* random bytes, random length */
+			len = prng_below(&g, sizeof p);
+			prng_fill(&g, p, len);
+			break;
+		case 1: /* truncated */
+			len = prng_below(&g, (uint32_t)n);
+			memcpy(p, src, len);
+			break;
+		case 2: /* one or more bits flipped */
+			len = n;
+			memcpy(p, src, n);
+			for (uint32_t k = 0; k <= prng_below(&g, 3); k++)
+				p[prng_below(&g, (uint32_t)n)] ^=
+				        (uint8_t)(1u << prng_below(&g, 8));
+			break;
+		case 3: /* replayed as is */
+			len = n;
+			memcpy(p, src, n);
+			break;
+		default: /* extended with random bytes */
+			len = n + 1 + prng_below(&g, 63);
+			memcpy(p, src, n);
+			prng_fill(&g, p + n, len - n);
+			break;
+		}
+		assert_true(deliver(&s, &from, p, len, 10 + (uint64_t)i / 100, &ev, out) < 0);
+		assert_int_equal(ev.kind, SESSIONS_EV_NONE);
+	}
+	/* No plaintext ever reached out: libsodium zeroes it after a failed
+	 * verification, otherwise it is untouched. */
+	for (size_t i = 0; i < sizeof out; i++)
+		assert_true(out[i] == 0xa5 || out[i] == 0);
+	assert_int_equal(n_allocs, allocs);
+	assert_int_equal(sessions_live(s.t), live);
+	assert_true(s.t->n.created == before.created && s.t->n.opened == before.opened);
+	assert_true(s.t->n.moved == 0);
+	uint64_t refused =
+	        (s.t->n.bad_len - before.bad_len) + (s.t->n.no_session - before.no_session) +
+	        (s.t->n.refused - before.refused) + (s.t->n.init_refused - before.init_refused);
+	printf("# probes: 100000 sent, %llu refused (bad_len %llu, no_session %llu, refused %llu, "
+	       "init_refused %llu), 0 answered\n",
+	       (unsigned long long)refused, (unsigned long long)(s.t->n.bad_len - before.bad_len),
+	       (unsigned long long)(s.t->n.no_session - before.no_session),
+	       (unsigned long long)(s.t->n.refused - before.refused),
+	       (unsigned long long)(s.t->n.init_refused - before.init_refused));
+	assert_int_equal(refused, 100000);
+	/* The session is intact: the client's next datagram opens. */
+	nd = client_seal(&c, "still here", data);
+	assert_int_equal(deliver(&s, &c.addr, data, (size_t)nd, 2000, &ev, out), 0);
+	assert_true(ev.sid == sid);
+	sessions_free(s.t);
+}
+
+/* secure.md 7: after a server restart the client's data gets no answer;
+ * the client notices within ENVELOPE_PEER_SILENT_MS of outstanding data
+ * and handshakes again. */
+static void restart_is_noticed_and_healed(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	uint64_t now = 0, sent_at = 0, old;
+	ssize_t n;
+
+	server_start(&s, 4, 16);
+	client_init(&c, &s, 3, 103);
+	old = client_connect(&c, &s, now);
+	server_restart(&s);
+	/* The client sends every 100 ms; nothing authenticated comes back. */
+	for (now = 1000; now < 20000; now += 100) {
+		n = client_seal(&c, "data", d);
+		if (sent_at == 0)
+			sent_at = now;
+		assert_int_equal(deliver(&s, &c.addr, d, (size_t)n, now, &ev, out), KS_ERR_AUTH);
+		assert_int_equal(ev.kind, SESSIONS_EV_NONE);
+		if (envelope_status(&c.env, now, sent_at) == ENVELOPE_PEER_SILENT)
+			break;
+	}
+	assert_int_equal(now, sent_at + ENVELOPE_PEER_SILENT_MS);
+	assert_true(client_connect(&c, &s, now) != old);
+	n = client_seal(&c, "again", d);
+	assert_int_equal(deliver(&s, &c.addr, d, (size_t)n, now + 1, &ev, out), 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_DATA);
+	sessions_free(s.t);
+}
+
+static void user_sessions_are_capped(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c[SESSIONS_PER_USER_MAX + 1];
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	uint64_t sid[SESSIONS_PER_USER_MAX + 1];
+	ssize_t n;
+
+	server_start(&s, 5, 64);
+	for (int i = 0; i < SESSIONS_PER_USER_MAX; i++) {
+		client_init(&c[i], &s, 0, 200 + (uint64_t)i);
+		sid[i] = client_connect(&c[i], &s, 10 + (uint64_t)i);
+	}
+	/* Session 3 is the quietest: all others send later. */
+	for (int i = 0; i < SESSIONS_PER_USER_MAX; i++) {
+		if (i == 3)
+			continue;
+		n = client_seal(&c[i], "x", d);
+		assert_int_equal(deliver(&s, &c[i].addr, d, (size_t)n, 100, &ev, out), 0);
+	}
+	client_init(&c[8], &s, 0, 300);
+	n = handshake_client_write_init(&c[8].hc, &c[8].rng, NOW_UNIX + 200, init, sizeof init);
+	assert_int_equal(deliver(&s, &c[8].addr, init, (size_t)n, 200, &ev, out), 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_NEW);
+	assert_true(ev.superseded == sid[3]);
+	assert_null(sessions_get(s.t, sid[3]));
+	assert_int_equal(sessions_live(s.t), SESSIONS_PER_USER_MAX);
+	/* Another user is not affected. */
+	client_init(&c[0], &s, 1, 301);
+	client_connect(&c[0], &s, 300);
+	assert_int_equal(sessions_live(s.t), SESSIONS_PER_USER_MAX + 1);
+	sessions_free(s.t);
+}
+
+static void idle_sessions_expire(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client a, b;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	uint64_t sa, sb, gone;
+	uint32_t idle;
+	ssize_t n;
+
+	server_start(&s, 6, 4);
+	assert_true(sessions_deadline(s.t) == UINT64_MAX);
+	client_init(&a, &s, 0, 400);
+	client_init(&b, &s, 1, 401);
+	sa = client_connect(&a, &s, 0);
+	sb = client_connect(&b, &s, 0);
+	idle = sessions_get(s.t, sa)->params.idle_timeout_ms;
+	n = client_seal(&b, "alive", d);
+	assert_int_equal(deliver(&s, &b.addr, d, (size_t)n, 1000, &ev, out), 0);
+	assert_true(sessions_deadline(s.t) == idle);
+	assert_int_equal(sessions_expire(s.t, idle - 1, &gone), KS_ERR_AGAIN);
+	assert_int_equal(sessions_expire(s.t, idle, &gone), 0);
+	assert_true(gone == sa);
+	assert_int_equal(sessions_expire(s.t, idle, &gone), KS_ERR_AGAIN);
+	assert_true(sessions_deadline(s.t) == 1000 + (uint64_t)idle);
+	assert_non_null(sessions_get(s.t, sb));
+	sessions_free(s.t);
+}
+
+static void full_table_answers_nothing(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client a, b, c;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	ssize_t n;
+
+	server_start(&s, 7, 2);
+	client_init(&a, &s, 0, 500);
+	client_init(&b, &s, 1, 501);
+	client_init(&c, &s, 2, 502);
+	client_connect(&a, &s, 0);
+	client_connect(&b, &s, 0);
+	n = handshake_client_write_init(&c.hc, &c.rng, NOW_UNIX, init, sizeof init);
+	assert_int_equal(deliver(&s, &c.addr, init, (size_t)n, 0, &ev, out), KS_ERR_FULL);
+	assert_int_equal(ev.kind, SESSIONS_EV_NONE);
+	assert_int_equal(s.t->n.full, 1);
+	struct sessions_addr huge = { .len = SESSIONS_ADDR_MAX + 1 };
+	assert_int_equal(deliver(&s, &huge, init, (size_t)n, 0, &ev, out), KS_ERR_INVAL);
+	sessions_free(s.t);
+}
+
+/* Stale, wrong-key, wrong-PSK and unknown-user inits: refused through the
+ * table with no output at all (out untouched) and no session. */
+static void bad_inits_get_no_answer(void **state)
+{
+	(void)state;
+	struct server s, other;
+	struct client c;
+	struct keys_user bad;
+	struct transport_params tp;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	ssize_t n;
+
+	server_start(&s, 9, 8);
+	server_start(&other, 10, 1);
+	tparams_default(&tp);
+	memset(out, 0xa5, sizeof out);
+	for (int k = 0; k < 4; k++) {
+		uint64_t ts = NOW_UNIX;
+
+		client_init(&c, &s, 0, 600 + (uint64_t)k);
+		bad = s.users[0];
+		if (k == 0)
+			ts -= HANDSHAKE_CLOCK_SKEW_MS + 1000; /* stale */
+		if (k == 1)                                   /* another server's key */
+			assert_int_equal(handshake_client_init(&c.hc, other.key.pub, &bad, &tp), 0);
+		if (k == 2) { /* wrong PSK */
+			bad.psk[31] ^= 0x40;
+			assert_int_equal(handshake_client_init(&c.hc, s.key.pub, &bad, &tp), 0);
+		}
+		if (k == 3) { /* a user the server does not list */
+			assert_int_equal(keys_user_set(&bad, "stranger", s.users[0].psk), 0);
+			assert_int_equal(handshake_client_init(&c.hc, s.key.pub, &bad, &tp), 0);
+		}
+		n = handshake_client_write_init(&c.hc, &c.rng, ts, init, sizeof init);
+		assert_true(n > 0);
+		assert_true(deliver(&s, &c.addr, init, (size_t)n, 0, &ev, out) < 0);
+		assert_int_equal(ev.kind, SESSIONS_EV_NONE);
+	}
+	for (size_t i = 0; i < sizeof out; i++)
+		assert_int_equal(out[i], 0xa5);
+	assert_int_equal(sessions_live(s.t), 0);
+	/* Under another server's key the session-id field does not unmask to
+	 * 0: that init is just a datagram of no session. */
+	assert_int_equal(s.t->n.init_refused, 3);
+	assert_int_equal(s.t->n.no_session, 1);
+	assert_int_equal(s.t->hs.n.stale, 1);
+	assert_int_equal(s.t->hs.n.bad_auth, 1);
+	assert_int_equal(s.t->hs.n.bad_user, 1);
+	sessions_free(s.t);
+	sessions_free(other.t);
+}
+
+static void bad_configuration_is_refused(void **state)
+{
+	(void)state;
+	struct server s;
+	struct sessions *t = NULL;
+	size_t frees = n_frees;
+
+	server_start(&s, 8, 1);
+	s.cfg.capacity = 0;
+	assert_int_equal(sessions_new(&t, &s.cfg), KS_ERR_INVAL);
+	s.cfg.capacity = SESSIONS_MAX + 1;
+	assert_int_equal(sessions_new(&t, &s.cfg), KS_ERR_INVAL);
+	s.cfg.capacity = 4;
+	s.cfg.n_users = 0;
+	assert_int_equal(sessions_new(&t, &s.cfg), KS_ERR_INVAL);
+	assert_null(t);
+	sessions_free(NULL);
+	sessions_free(s.t);
+	assert_true(n_frees > frees);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(data_flows_both_ways),
+		cmocka_unit_test(roaming_moves_only_on_newest),
+		cmocka_unit_test(probes_get_no_answer),
+		cmocka_unit_test(restart_is_noticed_and_healed),
+		cmocka_unit_test(user_sessions_are_capped),
+		cmocka_unit_test(idle_sessions_expire),
+		cmocka_unit_test(full_table_answers_nothing),
+		cmocka_unit_test(bad_inits_get_no_answer),
+		cmocka_unit_test(bad_configuration_is_refused),
+	};
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
