@@ -179,8 +179,10 @@ const struct config_user *config_find_user(const struct config *cfg, const char 
 /* config_dest_allowed applies the server's destination policy to an address
  * (family 4 or 6, addr in network order, 4 or 16 bytes) and port: a match in
  * allow permits; otherwise a match in deny refuses; otherwise it is allowed.
- * The default deny list holds loopback, private, link-local and other
- * special-purpose blocks; setting deny replaces it. */
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is also judged as the IPv4
+ * address a.b.c.d, where a dual-stack socket would connect. Any other
+ * family is refused. The default deny list holds loopback, private,
+ * link-local and other special-purpose blocks; setting deny replaces it. */
 bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr, uint16_t port);
 
 /* config_rule_parse parses one rule: `*`, an IPv4 or IPv6 address, with an
