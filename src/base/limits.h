@@ -95,9 +95,11 @@ enum {
 	TPARAMS_MTU_MIN = 576,
 	TPARAMS_MTU_MAX = ENVELOPE_MAX_DATAGRAM,
 	TPARAMS_PAD_MAX = 1024,
+	TPARAMS_BUCKET_MIN = 16, /* smallest bucket of TPARAMS_PAD_BUCKET */
 	TPARAMS_INTERVAL_MIN = 5,
 	TPARAMS_INTERVAL_MAX = 1000,
 	TPARAMS_RESEND_MAX = 255,
+	TPARAMS_NODELAY_MAX = 2, /* KCP nodelay 0, 1 or 2 (kcp.h) */
 	TPARAMS_WND_MIN = 16,
 	TPARAMS_WND_MAX = 32768,
 	TPARAMS_KEEPALIVE_MIN_MS = 1000,
@@ -249,27 +251,27 @@ enum {
  * pairs are the ranges every transport key is checked against, after the
  * profile's overrides are applied; docs/CONFIG.md prints them. */
 enum {
-	PROFILE_MTU_MIN = 576,                /* the IPv4 minimum reassembly size */
-	PROFILE_MTU_MAX = 1500,               /* an Ethernet payload; larger only fragments */
-	PROFILE_PAD_BUCKET_MAX = 256,         /* round datagrams up to a multiple of this */
-	PROFILE_PAD_MAX_MAX = 256,            /* random extra padding per datagram */
-	PROFILE_KEEPALIVE_MIN = 1000,         /* ms */
-	PROFILE_KEEPALIVE_MAX = 300000,       /* ms */
-	PROFILE_IDLE_MIN = 5000,              /* ms */
-	PROFILE_IDLE_MAX = 86400000,          /* ms, one day */
-	PROFILE_NODELAY_MAX = 2,              /* KCP nodelay: 0, 1 or 2 */
-	PROFILE_INTERVAL_MIN = 1,             /* ms, KCP flush interval */
-	PROFILE_INTERVAL_MAX = 1000,          /* ms */
-	PROFILE_RESEND_MAX = 32,              /* KCP fast-resend threshold; 0 turns it off */
-	PROFILE_WND_MIN = 16,                 /* KCP window, segments */
-	PROFILE_WND_MAX = 8192,               /* segments */
-	PROFILE_MIN_RTO_MIN = 10,             /* ms */
-	PROFILE_MIN_RTO_MAX = 5000,           /* ms */
-	PROFILE_DEAD_LINK_MIN = 5,            /* retransmissions of one segment */
-	PROFILE_DEAD_LINK_MAX = 100,          /* before the link is declared dead */
-	PROFILE_STREAM_WINDOW_MIN = 4096,     /* bytes of mux credit per stream */
-	PROFILE_STREAM_WINDOW_MAX = 16777216, /* 16 MiB */
-	PROFILE_STREAMS_MIN = 1,              /* mux streams per session */
+	PROFILE_MTU_MIN = 576,                     /* the IPv4 minimum reassembly size */
+	PROFILE_MTU_MAX = 1500,                    /* an Ethernet payload; larger only fragments */
+	PROFILE_PAD_BUCKET_MAX = 256,              /* round datagrams up to a multiple of this */
+	PROFILE_PAD_MAX_MAX = 256,                 /* random extra padding per datagram */
+	PROFILE_KEEPALIVE_MIN = 1000,              /* ms */
+	PROFILE_KEEPALIVE_MAX = 300000,            /* ms */
+	PROFILE_IDLE_MIN = 5000,                   /* ms */
+	PROFILE_IDLE_MAX = TPARAMS_IDLE_MAX_MS,    /* ms: what the handshake carries */
+	PROFILE_NODELAY_MAX = TPARAMS_NODELAY_MAX, /* KCP nodelay: 0, 1 or 2 */
+	PROFILE_INTERVAL_MIN = TPARAMS_INTERVAL_MIN, /* ms, KCP flush interval */
+	PROFILE_INTERVAL_MAX = 1000,                 /* ms */
+	PROFILE_RESEND_MAX = 32,                     /* KCP fast-resend threshold; 0 turns it off */
+	PROFILE_WND_MIN = 16,                        /* KCP window, segments */
+	PROFILE_WND_MAX = 8192,                      /* segments */
+	PROFILE_MIN_RTO_MIN = 10,                    /* ms */
+	PROFILE_MIN_RTO_MAX = 5000,                  /* ms */
+	PROFILE_DEAD_LINK_MIN = 5,                   /* retransmissions of one segment */
+	PROFILE_DEAD_LINK_MAX = 100,                 /* before the link is declared dead */
+	PROFILE_STREAM_WINDOW_MIN = 4096,            /* bytes of mux credit per stream */
+	PROFILE_STREAM_WINDOW_MAX = 16777216,        /* 16 MiB */
+	PROFILE_STREAMS_MIN = 1,                     /* mux streams per session */
 	PROFILE_STREAMS_MAX = 4096,
 	PROFILE_NAME_MAX = 31, /* characters of a profile name */
 

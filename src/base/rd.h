@@ -21,7 +21,8 @@ struct rd {
 static inline struct rd rd_init(const void *buf, size_t len)
 {
 	const uint8_t *b = buf;
-	return (struct rd){ b, b + len };
+	/* An empty view may have no buffer: never offset a NULL base. */
+	return (struct rd){ b, len ? b + len : b };
 }
 
 static inline size_t rd_left(const struct rd *r) { return (size_t)(r->end - r->p); }
@@ -30,7 +31,8 @@ static inline bool rd_skip(struct rd *r, size_t n)
 {
 	if (rd_left(r) < n)
 		return false;
-	r->p += n;
+	if (n)
+		r->p += n;
 	return true;
 }
 
@@ -41,7 +43,8 @@ static inline bool rd_view(struct rd *r, const uint8_t **v, size_t n)
 	if (rd_left(r) < n)
 		return false;
 	*v = r->p;
-	r->p += n;
+	if (n)
+		r->p += n;
 	return true;
 }
 
@@ -49,9 +52,10 @@ static inline bool rd_bytes(struct rd *r, void *out, size_t n)
 {
 	if (rd_left(r) < n)
 		return false;
-	if (n)
+	if (n) {
 		memcpy(out, r->p, n);
-	r->p += n;
+		r->p += n;
+	}
 	return true;
 }
 

@@ -21,7 +21,8 @@ struct wr {
 static inline struct wr wr_init(void *buf, size_t cap)
 {
 	uint8_t *b = buf;
-	return (struct wr){ b, b, b + cap };
+	/* An empty window may have no buffer: never offset a NULL base. */
+	return (struct wr){ b, b, cap ? b + cap : b };
 }
 
 static inline size_t wr_room(const struct wr *w) { return (size_t)(w->end - w->p); }
@@ -31,9 +32,10 @@ static inline bool wr_bytes(struct wr *w, const void *src, size_t n)
 {
 	if (wr_room(w) < n)
 		return false;
-	if (n)
+	if (n) {
 		memcpy(w->p, src, n);
-	w->p += n;
+		w->p += n;
+	}
 	return true;
 }
 

@@ -458,11 +458,35 @@ static bool any_match(const struct config_rule *rs, size_t n, int family, const 
 	return false;
 }
 
+/* mapped_v4 says whether addr is an IPv4-mapped IPv6 address ::ffff:a.b.c.d
+ * and copies a.b.c.d into v4: a dual-stack socket reaches that IPv4 host. */
+static bool mapped_v4(const uint8_t addr[static 16], uint8_t v4[static 16])
+{
+	static const uint8_t prefix[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (memcmp(addr, prefix, sizeof prefix) != 0)
+		return false;
+	memset(v4, 0, 16);
+	memcpy(v4, addr + 12, 4);
+	return true;
+}
+
+/* The destination is judged in each form it can be reached by: an
+ * IPv4-mapped address meets both the IPv6 and the IPv4 rules. An address
+ * family the rules do not know is refused (fail closed). */
 bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr, uint16_t port)
 {
-	if (any_match(cfg->allow, cfg->n_allow, family, addr, port))
+	uint8_t v4[16];
+	bool mapped;
+
+	if (family != 4 && family != 6)
+		return false;
+	mapped = family == 6 && mapped_v4(addr, v4);
+	if (any_match(cfg->allow, cfg->n_allow, family, addr, port) ||
+	    (mapped && any_match(cfg->allow, cfg->n_allow, 4, v4, port)))
 		return true;
-	return !any_match(cfg->deny, cfg->n_deny, family, addr, port);
+	return !any_match(cfg->deny, cfg->n_deny, family, addr, port) &&
+	       !(mapped && any_match(cfg->deny, cfg->n_deny, 4, v4, port));
 }
 
 /* ---- connection strings ------------------------------------------------ */

@@ -179,9 +179,12 @@ const struct config_user *config_find_user(const struct config *cfg, const char 
 /* config_dest_allowed applies the server's destination policy to an address
  * (family 4 or 6, addr in network order, 4 or 16 bytes) and port: a match in
  * allow permits; otherwise a match in deny refuses; otherwise it is allowed.
- * The default deny list holds loopback, private, link-local and other
- * special-purpose blocks; setting deny replaces it. */
-bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr, uint16_t port);
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is also judged as the IPv4
+ * address a.b.c.d, where a dual-stack socket would connect. Any other
+ * family is refused. The default deny list holds loopback, private,
+ * link-local and other special-purpose blocks; setting deny replaces it. */
+KS_MUST_CHECK bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr,
+                                       uint16_t port);
 
 /* config_rule_parse parses one rule: `*`, an IPv4 or IPv6 address, with an
  * optional /PREFIX, then an optional :PORT or :LO-HI. IPv6 with a port and
@@ -190,7 +193,8 @@ bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *ad
 KS_MUST_CHECK int config_rule_parse(const char *text, size_t len, struct config_rule *out);
 
 /* config_rule_match: does the rule cover (family, addr, port)? */
-bool config_rule_match(const struct config_rule *r, int family, const uint8_t *addr, uint16_t port);
+KS_MUST_CHECK bool config_rule_match(const struct config_rule *r, int family, const uint8_t *addr,
+                                     uint16_t port);
 
 /* config_connstr_parse parses
  *   kcpsocks://USER:PSK@HOST:PORT?key=SERVERPUB[&profile=NAME]

@@ -125,7 +125,8 @@ static const struct profile_field fields[PROFILE_F_COUNT] = {
 	FIELD(PROFILE_F_MTU, "mtu", "bytes", mtu, false, PROFILE_MTU_MIN, PROFILE_MTU_MAX,
 	      "UDP payload per datagram, envelope and padding included"),
 	FIELD(PROFILE_F_PAD_BUCKET, "pad_bucket", "bytes", pad_bucket, false, 0,
-	      PROFILE_PAD_BUCKET_MAX, "pad each datagram to a multiple of this (0: off)"),
+	      PROFILE_PAD_BUCKET_MAX,
+	      "pad each datagram to a multiple of this (0: off, else >= 16)"),
 	FIELD(PROFILE_F_PAD_MAX, "pad_max", "bytes", pad_max, false, 0, PROFILE_PAD_MAX_MAX,
 	      "then add 0..pad_max random bytes, never past mtu"),
 	FIELD(PROFILE_F_KEEPALIVE, "keepalive_ms", "ms", keepalive_ms, false, PROFILE_KEEPALIVE_MIN,
@@ -229,6 +230,12 @@ int profile_validate(const struct profile *p, char *err, size_t errlen)
 			         f->max);
 			return KS_ERR_INVAL;
 		}
+	}
+	/* The handshake carries a bucket only from TPARAMS_BUCKET_MIN up. */
+	if (p->pad_bucket != 0 && p->pad_bucket < TPARAMS_BUCKET_MIN) {
+		snprintf(err, errlen, "pad_bucket: %u must be 0 or at least %d", p->pad_bucket,
+		         TPARAMS_BUCKET_MIN);
+		return KS_ERR_INVAL;
 	}
 	/* One probe may be lost; the idle window must hold at least two. */
 	if (p->idle_timeout_ms / 2 < p->keepalive_ms) {

@@ -752,6 +752,8 @@ int socks5_server_feed(struct socks5_server *s, uint8_t *in, size_t len, struct 
 	memset(st, 0, sizeof *st);
 	if (state == SOCKS5_SERVER_DONE || state == SOCKS5_SERVER_FAILED)
 		return KS_ERR_STATE;
+	if (len == 0)
+		return KS_ERR_AGAIN; /* in may be NULL: nothing to offset */
 	/* At most three messages (greeting, auth, request): each success moves
 	 * the state forward, and DONE ends the loop. */
 	while (state != SOCKS5_SERVER_DONE) {

@@ -252,7 +252,8 @@ KS_MUST_CHECK ssize_t socks5_encode_udp_header(uint8_t *out, size_t cap, uint8_t
  * compared whole with sodium_memcmp. What remains is the copy time of each
  * input, which depends only on its own length (known to whoever sent it,
  * fixed for a stored one). Longer inputs compare unequal. */
-bool socks5_secret_equal(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len);
+KS_MUST_CHECK bool socks5_secret_equal(const uint8_t *a, size_t a_len, const uint8_t *b,
+                                       size_t b_len);
 
 /* One user of a credential table. All borrowed from the caller. */
 struct socks5_cred {
@@ -271,8 +272,8 @@ struct socks5_cred_table {
  * arg a const struct socks5_cred_table *. It checks every entry, user and
  * password, without stopping at a match, so its time depends on the table
  * size and not on which entry (if any) matched. */
-bool socks5_cred_table_verify(void *arg, const uint8_t *user, size_t user_len, const uint8_t *pass,
-                              size_t pass_len);
+KS_MUST_CHECK bool socks5_cred_table_verify(void *arg, const uint8_t *user, size_t user_len,
+                                            const uint8_t *pass, size_t pass_len);
 
 /* socks5_wipe zeroes n bytes in a way the compiler keeps (sodium_memzero). */
 void socks5_wipe(void *p, size_t n);

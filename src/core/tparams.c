@@ -10,9 +10,10 @@ bool tparams_valid(const struct transport_params *p)
 {
 	return in(p->mtu, TPARAMS_MTU_MIN, TPARAMS_MTU_MAX) && p->pad_mode < TPARAMS_PAD_MODES &&
 	       p->pad_max <= TPARAMS_PAD_MAX &&
-	       (p->pad_mode != TPARAMS_PAD_BUCKET || p->pad_max >= 16) &&
-	       in(p->interval, TPARAMS_INTERVAL_MIN, TPARAMS_INTERVAL_MAX) && p->nodelay <= 1 &&
-	       p->nc <= 1 && in(p->snd_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX) &&
+	       (p->pad_mode != TPARAMS_PAD_BUCKET || p->pad_max >= TPARAMS_BUCKET_MIN) &&
+	       in(p->interval, TPARAMS_INTERVAL_MIN, TPARAMS_INTERVAL_MAX) &&
+	       p->nodelay <= TPARAMS_NODELAY_MAX && p->nc <= 1 &&
+	       in(p->snd_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX) &&
 	       in(p->rcv_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX) &&
 	       in(p->keepalive_ms, TPARAMS_KEEPALIVE_MIN_MS, TPARAMS_KEEPALIVE_MAX_MS) &&
 	       in(p->idle_timeout_ms, TPARAMS_IDLE_MIN_MS, TPARAMS_IDLE_MAX_MS);
@@ -95,8 +96,8 @@ void tparams_clamp(struct transport_params *out, const struct transport_params *
 		t.pad_mode = pr->pad_mode;
 		t.pad_max = (uint16_t)clamp(pr->pad_max, min->pad_max, max->pad_max);
 	}
-	if (t.pad_mode == TPARAMS_PAD_BUCKET && t.pad_max < 16)
-		t.pad_max = 16;
+	if (t.pad_mode == TPARAMS_PAD_BUCKET && t.pad_max < TPARAMS_BUCKET_MIN)
+		t.pad_max = TPARAMS_BUCKET_MIN;
 	t.interval = (uint16_t)clamp(pr->interval, min->interval, max->interval);
 	t.nodelay = (uint8_t)clamp(pr->nodelay, min->nodelay, max->nodelay);
 	t.resend = (uint8_t)clamp(pr->resend, min->resend, max->resend);

@@ -36,7 +36,7 @@ struct transport_params {
 	uint8_t pad_mode;         /* enum tparams_pad_mode */
 	uint16_t pad_max;         /* RANDOM: most pad bytes; BUCKET: bucket size */
 	uint16_t interval;        /* KCP flush interval, ms */
-	uint8_t nodelay;          /* KCP nodelay, 0 or 1 */
+	uint8_t nodelay;          /* KCP nodelay, 0..TPARAMS_NODELAY_MAX (kcp.h) */
 	uint8_t resend;           /* KCP fast resend threshold, 0 = off */
 	uint8_t nc;               /* 1 = KCP congestion control off */
 	uint16_t snd_wnd;         /* KCP send window, segments */
@@ -47,7 +47,7 @@ struct transport_params {
 };
 
 /* tparams_valid says whether every field is inside the hard range of
- * limits.h (TPARAMS_*), nodelay and nc are 0/1 and pad_mode is known. */
+ * limits.h (TPARAMS_*), nc is 0/1 and pad_mode is known. */
 bool tparams_valid(const struct transport_params *p);
 
 /* tparams_encode writes TPARAMS_WIRE_LEN bytes. Returns the byte count, or
@@ -60,8 +60,8 @@ KS_MUST_CHECK ssize_t tparams_encode(const struct transport_params *p, uint8_t *
 KS_MUST_CHECK ssize_t tparams_decode(struct transport_params *p, const uint8_t *in, size_t len);
 
 /* tparams_clamp computes the server's answer to a proposal: each numeric
- * field clamped into [min, max]; booleans limited to max's value (a server
- * with max.nodelay 0 forces 0); a pad_mode that is NONE while min.pad_mode
+ * field clamped into [min, max], nodelay and nc included (a server with
+ * max.nodelay 0 forces 0); a pad_mode that is NONE while min.pad_mode
  * is not, or above max.pad_mode, becomes def's; profile echoed. min, max
  * and def must be valid and min <= def <= max field by field. */
 void tparams_clamp(struct transport_params *out, const struct transport_params *proposal,

@@ -72,10 +72,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    config_finish(cfg, CONFIG_ROLE_SERVER, err, sizeof err) == 0)
 			config_write_help(CONFIG_ROLE_SERVER, sink, &total);
 	}
-	if (config_rule_parse(s, strlen(s), &rule) == 0) {
-		uint8_t addr[16] = { 0 };
-		(void)config_rule_match(&rule, rule.family, addr, rule.port_lo);
-	}
+	/* A parsed rule covers its own (masked) address at its ports. */
+	if (config_rule_parse(s, strlen(s), &rule) == 0 &&
+	    (!config_rule_match(&rule, rule.family, rule.addr, rule.port_lo) ||
+	     !config_rule_match(&rule, rule.family, rule.addr, rule.port_hi)))
+		abort();
 	fuzz_connstr(s);
 out:
 	free(s);

@@ -160,6 +160,28 @@ static void strerror_names_every_code(void **state)
 	assert_string_equal(ks_strerror(KS_ERR_AUTH), "authentication failed");
 }
 
+/* Regression: an empty view may have no buffer at all (a caller with
+ * nothing to parse passes NULL, 0). rd_init and wr_init computed NULL + 0,
+ * undefined in C (clang -fsanitize=undefined: "applying zero offset to null
+ * pointer"); now they never offset a NULL base. */
+static void empty_views_may_be_null(void **state)
+{
+	(void)state;
+	struct rd r = rd_init(NULL, 0);
+	struct wr w = wr_init(NULL, 0);
+	const uint8_t *v = NULL;
+	uint8_t b = 0;
+
+	assert_int_equal(rd_left(&r), 0);
+	assert_false(rd_u8(&r, &b));
+	assert_true(rd_view(&r, &v, 0));
+	assert_true(rd_skip(&r, 0));
+	assert_int_equal(wr_room(&w), 0);
+	assert_int_equal(wr_len(&w), 0);
+	assert_false(wr_u8(&w, 1));
+	assert_true(wr_bytes(&w, NULL, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +191,7 @@ int main(void)
 		cmocka_unit_test(seq_compares_across_the_wrap),
 		cmocka_unit_test(prng_is_reproducible_and_in_range),
 		cmocka_unit_test(strerror_names_every_code),
+		cmocka_unit_test(empty_views_may_be_null),
 	};
 	return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

@@ -957,6 +957,58 @@ static void examples_are_valid(void **state)
 	}
 }
 
+/* Regression: an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4
+ * destination a.b.c.d (a dual-stack socket connects there over IPv4), so
+ * the IPv4 rules apply to it. With a custom deny list of IPv4 blocks, a
+ * SOCKS5 request for ::ffff:10.0.0.1 (or a name whose AAAA record is that)
+ * used to pass the policy and reach 10.0.0.1. */
+static void mapped_ipv4_meets_the_ipv4_rules(void **state)
+{
+	(void)state;
+	static const char text[] = "[server]\n"
+	                           "deny = 10.0.0.0/8, 192.168.0.0/16:22\n"
+	                           "allow = 10.9.0.0/16\n";
+	uint8_t m[16] = { [10] = 0xff, [11] = 0xff, [12] = 10, [13] = 0, [14] = 0, [15] = 1 };
+	uint8_t v4[16] = { 10, 0, 0, 1 };
+	struct config *cfg;
+	char err[CONFIG_ERR_MAX];
+
+	assert_int_equal(load(text, &cfg, err), 0);
+	assert_false(config_dest_allowed(cfg, 4, v4, 80));
+	assert_false(config_dest_allowed(cfg, 6, m, 80));
+	m[12] = 192;
+	m[13] = 168;
+	assert_false(config_dest_allowed(cfg, 6, m, 22));
+	assert_true(config_dest_allowed(cfg, 6, m, 80));
+	m[12] = 10; /* allow, through the mapped form too */
+	m[13] = 9;
+	assert_true(config_dest_allowed(cfg, 6, m, 80));
+	memset(m + 12, 8, 4);
+	assert_true(config_dest_allowed(cfg, 6, m, 80));
+	/* The default deny list still refuses every mapped address. */
+	config_free(cfg);
+	cfg = config_new();
+	assert_non_null(cfg);
+	assert_false(config_dest_allowed(cfg, 6, m, 80));
+	config_free(cfg);
+}
+
+/* Regression: the policy failed open for a family other than 4 and 6
+ * (e.g. a caller passing AF_INET6, 10, by mistake): no deny rule matched,
+ * so loopback was allowed. It now refuses what it cannot classify. */
+static void unknown_family_is_refused(void **state)
+{
+	(void)state;
+	struct config *cfg = config_new();
+	uint8_t lo6[16] = { [15] = 1 }, lo4[16] = { 127, 0, 0, 1 };
+
+	assert_non_null(cfg);
+	assert_false(config_dest_allowed(cfg, 10, lo6, 80));
+	assert_false(config_dest_allowed(cfg, 2, lo4, 80));
+	assert_false(config_dest_allowed(cfg, 0, lo4, 80));
+	config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -983,6 +1035,8 @@ int main(void)
 		cmocka_unit_test(help_lists_each_roles_options),
 		cmocka_unit_test(docs_match_the_table),
 		cmocka_unit_test(examples_are_valid),
+		cmocka_unit_test(mapped_ipv4_meets_the_ipv4_rules),
+		cmocka_unit_test(unknown_family_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 
 #include "base/limits.h"
 #include "core/profile.h"
+#include "core/tparams.h"
 
 static void every_builtin_validates(void **state)
 {
@@ -91,7 +92,7 @@ static void field_table_is_consistent(void **state)
 	assert_int_equal(profile_field_find("mtu")->max, PROFILE_MTU_MAX);
 	assert_int_equal(profile_field_find("snd_wnd")->min, PROFILE_WND_MIN);
 	assert_int_equal(profile_field_find("snd_wnd")->max, PROFILE_WND_MAX);
-	assert_int_equal(profile_field_find("interval_ms")->min, 1);
+	assert_int_equal(profile_field_find("interval_ms")->min, TPARAMS_INTERVAL_MIN);
 	assert_int_equal(profile_field_find("interval_ms")->max, 1000);
 }
 
@@ -157,7 +158,7 @@ static void validate_names_the_field(void **state)
 	p = *profile_default();
 	p.interval_ms = 0;
 	assert_int_equal(profile_validate(&p, err, sizeof err), KS_ERR_INVAL);
-	assert_string_equal(err, "interval_ms: 0 is out of range 1..1000");
+	assert_string_equal(err, "interval_ms: 0 is out of range 5..1000");
 }
 
 static void validate_ties_idle_to_keepalive(void **state)
@@ -179,6 +180,63 @@ static void validate_ties_idle_to_keepalive(void **state)
 	assert_string_equal(small, "idle_ti");
 }
 
+/* carry is the plain mapping of the handshake-carried fields of a profile
+ * onto transport parameters (padding: the bucket if set, else random). */
+static void carry(const struct profile *p, struct transport_params *t)
+{
+	tparams_default(t);
+	t->mtu = (uint16_t)p->mtu;
+	t->pad_mode = p->pad_bucket ? TPARAMS_PAD_BUCKET
+	              : p->pad_max  ? TPARAMS_PAD_RANDOM
+	                            : TPARAMS_PAD_NONE;
+	t->pad_max = (uint16_t)(p->pad_bucket ? p->pad_bucket : p->pad_max);
+	t->interval = (uint16_t)p->interval_ms;
+	t->nodelay = (uint8_t)p->nodelay;
+	t->resend = (uint8_t)p->resend;
+	t->nc = p->nc;
+	t->snd_wnd = (uint16_t)p->snd_wnd;
+	t->rcv_wnd = (uint16_t)p->rcv_wnd;
+	t->keepalive_ms = p->keepalive_ms;
+	t->idle_timeout_ms = p->idle_timeout_ms;
+}
+
+/* Regression: every profile that validates must be one the handshake can
+ * carry. The built-in `lossy` (nodelay 2) and overrides such as
+ * interval_ms = 1, idle_timeout_ms above an hour or pad_bucket = 8 passed
+ * profile_validate but were refused by tparams_valid, so the client could
+ * not even start a handshake with them. */
+static void profiles_fit_the_transport_parameters(void **state)
+{
+	(void)state;
+	struct transport_params t;
+
+	for (size_t i = 0; i < profile_count(); i++) {
+		carry(profile_at(i), &t);
+		if (!tparams_valid(&t))
+			fail_msg("built-in profile '%s' cannot be carried", profile_at(i)->name);
+	}
+	for (size_t i = 0; i < PROFILE_F_COUNT; i++) {
+		const struct profile_field *f = profile_field_at(i);
+		const uint32_t probe[] = { f->min, f->min + 1, 8, 15, 16, f->max };
+
+		for (size_t j = 0; j < sizeof probe / sizeof probe[0]; j++) {
+			struct profile p = *profile_default();
+
+			if (profile_set(&p, f, probe[j]) != 0)
+				continue;
+			if (f == profile_field_find("keepalive_ms") &&
+			    p.idle_timeout_ms / 2 < probe[j])
+				p.idle_timeout_ms = 2 * probe[j];
+			if (profile_validate(&p, NULL, 0) != 0)
+				continue;
+			carry(&p, &t);
+			if (!tparams_valid(&t))
+				fail_msg("%s = %u validates but cannot be carried", f->key,
+				         probe[j]);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -190,6 +248,7 @@ int main(void)
 		cmocka_unit_test(set_reaches_the_named_member),
 		cmocka_unit_test(validate_names_the_field),
 		cmocka_unit_test(validate_ties_idle_to_keepalive),
+		cmocka_unit_test(profiles_fit_the_transport_parameters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -998,6 +998,32 @@ static void server_init_checks_config(void **state)
 	assert_int_equal(s.state, SOCKS5_SERVER_GREETING);
 }
 
+/* Regression: an empty input may come without a buffer. Every parser and
+ * the server step take (NULL, 0) as "need more" without offsetting the
+ * NULL (socks5_server_feed computed in + 0, undefined in C; clang
+ * -fsanitize=undefined reported it). */
+static void empty_input_without_a_buffer(void **state)
+{
+	(void)state;
+	struct socks5_server_config cfg = { .method = SOCKS5_METHOD_NONE };
+	struct socks5_server s;
+	struct socks5_step st;
+	struct socks5_greeting g;
+	struct socks5_request q;
+	struct socks5_udp_header h;
+	enum socks5_fault f;
+
+	assert_int_equal(socks5_server_init(&s, &cfg), 0);
+	assert_int_equal(socks5_server_feed(&s, NULL, 0, &st), KS_ERR_AGAIN);
+	assert_int_equal(st.consumed, 0);
+	assert_int_equal(st.out_len, 0);
+	assert_int_equal(s.state, SOCKS5_SERVER_GREETING);
+	assert_int_equal(socks5_parse_greeting(NULL, 0, &g, &f), KS_ERR_AGAIN);
+	assert_int_equal(socks5_parse_request(NULL, 0, &q, &f), KS_ERR_AGAIN);
+	assert_int_equal(socks5_parse_udp_header(NULL, 0, &h, &f), KS_ERR_PROTO);
+	assert_int_equal(f, SOCKS5_FAULT_TRUNCATED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1020,6 +1046,7 @@ int main(void)
 		cmocka_unit_test(server_userpass_ok_and_wiped),
 		cmocka_unit_test(server_refuses_with_the_right_answer),
 		cmocka_unit_test(server_init_checks_config),
+		cmocka_unit_test(empty_input_without_a_buffer),
 	};
 	return cmocka_run_group_tests_name("socks5", tests, NULL, NULL);
 }

@@ -52,8 +52,11 @@ static void decode_is_strict(void **state)
 	c[3] = TPARAMS_PAD_MODES;
 	assert_int_equal(tparams_decode(&q, c, sizeof c), KS_ERR_PROTO);
 	memcpy(c, b, sizeof b);
-	c[8] = 2; /* nodelay */
+	c[8] = TPARAMS_NODELAY_MAX + 1; /* nodelay */
 	assert_int_equal(tparams_decode(&q, c, sizeof c), KS_ERR_PROTO);
+	c[8] = TPARAMS_NODELAY_MAX; /* KCP's nodelay 2 is carried (profile lossy) */
+	assert_int_equal(tparams_decode(&q, c, sizeof c), TPARAMS_WIRE_LEN);
+	assert_int_equal(q.nodelay, TPARAMS_NODELAY_MAX);
 	p.pad_mode = TPARAMS_PAD_BUCKET;
 	p.pad_max = 8;
 	assert_false(tparams_valid(&p));
