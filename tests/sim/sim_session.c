@@ -58,7 +58,7 @@ struct world {
 	struct sessions_addr caddr;   /* where the server sees the client's datagrams from */
 	struct sessions_addr last_to; /* where the server last sent */
 	bool c_mute;                  /* the client's datagrams are dropped at the source */
-	uint64_t c_timers, s_timers;  /* on_timer calls */
+	uint64_t c_timers, s_timers;  /* wakeups: the clock reached a deadline */
 	uint64_t c_dgrams, s_dgrams;  /* datagrams handed to the links */
 	uint64_t c_est, c_lost, s_est, s_lost, c_failed;
 	enum session_lost_reason c_lost_reason, s_lost_reason;
@@ -433,21 +433,24 @@ static void step(struct world *w, uint64_t until)
 	t = min64(t, until);
 	if (t > w->now)
 		w->now = t;
+	/* A wakeup: the clock reached a deadline (every batch was flushed at
+	 * the end of the step before, so these are real timers). */
+	w->c_timers += w->now >= session_next_deadline(w->cli);
+	w->s_timers += w->now >= server_next_deadline(w->srv);
 	deliver(w);
 	/* What a daemon does before it sleeps: the applications answer what
-	 * arrived, then the pumps run; only then are timers looked at. */
+	 * arrived, the pumps run, the batch ends with one flush; then the
+	 * timers that are due. */
 	client_events(w);
 	server_events(w);
 	client_open_flows(w);
 	apps_write(w);
-	if (w->now >= session_next_deadline(w->cli)) {
-		w->c_timers++;
+	session_flush(w->cli, w->now);
+	server_flush(w->srv, w->now);
+	if (w->now >= session_next_deadline(w->cli))
 		session_on_timer(w->cli, w->now, UNIX0 + w->now);
-	}
-	if (w->now >= server_next_deadline(w->srv)) {
-		w->s_timers++;
+	if (w->now >= server_next_deadline(w->srv))
 		server_on_timer(w->srv, w->now);
-	}
 	client_events(w);
 	server_events(w);
 	assert_true(session_check(w->cli));
