@@ -562,7 +562,7 @@ static void test_keepalive(void **state)
 	struct setup su = { .delay_ms = 20, .keepalive_ms = 3000, .idle_ms = 10000, .seed = 4 };
 	struct world *w = world_new(&su);
 	struct session_stats st;
-	uint64_t c0, s0;
+	uint64_t c0, s0, cd0, sd0, ka0;
 
 	(void)state;
 	establish(w);
@@ -571,11 +571,22 @@ static void test_keepalive(void **state)
 	run_until(w, w->now + 1000);
 	c0 = w->c_timers;
 	s0 = w->s_timers;
+	cd0 = w->c_dgrams;
+	sd0 = w->s_dgrams;
+	session_stats(w->cli, &st);
+	ka0 = st.keepalives;
 	run_until(w, w->now + 60000);
 	session_stats(w->cli, &st);
-	print_message("60 s idle: client %llu timer calls, server %llu, %llu keepalives\n",
+	print_message("60 s idle: client %llu timer calls, server %llu, %llu keepalives; "
+	              "datagrams: client %llu, server %llu\n",
 	              (unsigned long long)(w->c_timers - c0),
-	              (unsigned long long)(w->s_timers - s0), (unsigned long long)st.keepalives);
+	              (unsigned long long)(w->s_timers - s0), (unsigned long long)st.keepalives,
+	              (unsigned long long)(w->c_dgrams - cd0),
+	              (unsigned long long)(w->s_dgrams - sd0));
+	/* The server only answers: one datagram (PONG and its ACK together)
+	 * per PING; the client sends the PING and the ACK of the PONG. */
+	assert_int_equal(w->s_dgrams - sd0, st.keepalives - ka0);
+	assert_int_equal(w->c_dgrams - cd0, 2 * (st.keepalives - ka0));
 	assert_int_equal(w->c_lost, 0);
 	assert_int_equal(w->s_lost, 0);
 	assert_int_equal(session_state(w->cli), SESSION_ESTABLISHED);
