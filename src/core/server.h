@@ -78,8 +78,17 @@ void server_free(struct server *srv);
 int server_on_datagram(struct server *srv, const struct sessions_addr *from, const uint8_t *d,
                        size_t len, uint64_t now, uint64_t now_unix_ms);
 
-/* server_on_timer runs every session whose deadline is at or before now. */
+/* server_on_timer runs every session whose deadline is at or before now.
+ * A session that took datagrams owes their ACKs (session.md E6) and is due
+ * at once until a session_pump or session_flush sends them: a daemon ends
+ * its batch with server_flush below, in the same loop iteration. */
 void server_on_timer(struct server *srv, uint64_t now);
+
+/* server_flush ends a batch: every session that owes a flush (ACKs of
+ * the datagrams it took since its last pump) sends it now, and every
+ * other session already due runs as in server_on_timer. Call it before
+ * the loop sleeps, after the pumps. */
+void server_flush(struct server *srv, uint64_t now);
 
 /* server_next_deadline: when server_on_timer must run next (SESSION_NEVER:
  * no session has anything scheduled). O(1). */

@@ -58,6 +58,7 @@ struct session {
 	struct mux *mux; /* owned */
 	uint64_t last_rx, last_tx, last_ka;
 	uint64_t outstanding_since;      /* SESSION_NEVER: nothing unacknowledged */
+	bool flush_owed;                 /* E6: KCP holds ACKs or data for this batch */
 	enum probe probe;                /* client: restart detection phase (L3) */
 	uint64_t switch_at;              /* PROBE_CONFIRM: adopt `pending` at this time */
 	uint64_t last_init_at;           /* when the last handshake init went out */
@@ -137,10 +138,11 @@ static void kcp_config_from(struct kcp_config *c, const struct transport_params 
 	c->snd_queue = snd < SESSION_KCP_QUEUE ? snd : SESSION_KCP_QUEUE;
 	c->mtu = (uint32_t)p->mtu - ENVELOPE_OVERHEAD;
 	c->stream = true;
-	/* The pump flushes once after filling KCP, so full segments go out
-	 * together; ACKs still leave at the end of each input. */
+	/* E6: the session flushes KCP once per batch (the pump after the
+	 * daemon's writes, or session_flush), so the ACKs of a batch of
+	 * received datagrams and the data answering them share datagrams. */
 	c->flush_on_send = false;
-	c->ack_immediate = true;
+	c->ack_immediate = false;
 }
 
 /* E1-E2: build KCP and mux; nothing changes on failure. */
@@ -203,6 +205,7 @@ static void teardown(struct session *s, enum session_lost_reason reason)
 	s->ev_established = false;
 	s->lost_reason = reason;
 	s->sid = 0;
+	s->flush_owed = false;
 	s->probe = PROBE_NONE;
 	sodium_memzero(&s->pending, sizeof s->pending);
 	if (s->role == SESSION_CLIENT)
@@ -268,6 +271,12 @@ static uint64_t established_deadline(const struct session *s, uint64_t now)
 {
 	uint64_t d = kcp_next_deadline(s->kcp, now);
 
+	/* E6: a batch that was never flushed is due now, never at KCP's
+	 * interval: a daemon that follows the deadline sends the ACKs before
+	 * it sleeps. */
+	if (s->flush_owed)
+		return now;
+
 	d = min64(d, after(s->last_rx, s->params.idle_timeout_ms));
 	if (s->role == SESSION_CLIENT)
 		d = min64(d, min64(keepalive_at(s), probe_deadline(s)));
@@ -294,9 +303,17 @@ static void finish(struct session *s, uint64_t now)
 
 /* --- the pump ---------------------------------------------------------------- */
 
+/* E6: output what KCP holds for this batch (ACKs, window tells, data). */
+static void flush(struct session *s, uint64_t now)
+{
+	if (s->flush_owed && s->state == SESSION_ESTABLISHED)
+		kcp_flush(s->kcp, now);
+	s->flush_owed = false;
+}
+
 /* E5: mux output into KCP, never more than KCP takes now (so nothing piles
- * up below the mux), then one flush. */
-static void pump(struct session *s, uint64_t now)
+ * up below the mux). The flush is left to the caller (E6). */
+static void fill(struct session *s, uint64_t now)
 {
 	uint8_t *buf = s->scratch->pump;
 	bool queued = false;
@@ -324,7 +341,14 @@ static void pump(struct session *s, uint64_t now)
 		queued = true;
 	}
 	if (queued && s->state == SESSION_ESTABLISHED)
-		kcp_flush(s->kcp, now);
+		s->flush_owed = true;
+}
+
+/* E5-E6: fill, then flush what is owed. */
+static void pump(struct session *s, uint64_t now)
+{
+	fill(s, now);
+	flush(s, now);
 }
 
 /* E3: stream bytes KCP delivered, in order, into the mux. */
@@ -367,8 +391,11 @@ static int input(struct session *s, const uint8_t *p, size_t len, uint64_t now)
 		lose(s, SESSION_LOST_NOMEM);
 		return rc;
 	}
+	/* E6: ACKs wait for the end of the batch (KCP holds them). */
+	if (rc == 0)
+		s->flush_owed = true;
 	drain(s, now);
-	pump(s, now);
+	fill(s, now);
 	if (s->state == SESSION_ESTABLISHED && kcp_is_dead(s->kcp))
 		lose(s, SESSION_LOST_DEAD);
 	check_rekey(s, now);
@@ -749,6 +776,15 @@ void session_pump(struct session *s, uint64_t now)
 	s->now = now;
 	pump(s, now);
 	check_rekey(s, now);
+	finish(s, now);
+	if (s->changed)
+		s->changed(s->changed_ctx, s);
+}
+
+void session_flush(struct session *s, uint64_t now)
+{
+	s->now = now;
+	flush(s, now);
 	finish(s, now);
 	if (s->changed)
 		s->changed(s->changed_ctx, s);

@@ -20,11 +20,19 @@
  * its own: randomness comes from the injected rng_source.
  *
  * Calling pattern (the daemon, one loop iteration):
- *   session_on_datagram(...) for each datagram received, or
+ *   session_on_datagram(...) for each datagram received (a batch), or
  *   session_on_timer(...) when now >= session_next_deadline();
  *   drain session_next_event() (stream events included);
  *   write to / read from streams through session_mux(), then session_pump();
- *   re-arm the timer from session_next_deadline().
+ *   before sleeping: session_flush() (the batch's ACKs, if no pump sent
+ *   them), then re-arm the timer from session_next_deadline().
+ *
+ * Batching (docs/protocol/session.md E6): received datagrams are
+ * acknowledged once per batch, not one by one. session_on_datagram leaves
+ * the ACKs in KCP; the next session_pump or session_flush sends them
+ * together with whatever data is ready, in as few datagrams as fit. Until
+ * then session_next_deadline() is `now`, so a daemon that only follows the
+ * deadline still sends them before it sleeps (one loop turn later).
  *
  * Re-entrancy: the output callback must not call any session_*, server_*,
  * kcp_* or mux_* function of this session; every other function may be
@@ -146,7 +154,8 @@ void session_free(struct session *s);
 
 /* session_on_datagram (client) handles one datagram received from the
  * server: a handshake response while handshaking, else an envelope that
- * is opened, fed to KCP, and whose stream bytes go to the mux. Returns 0
+ * is opened, fed to KCP, and whose stream bytes go to the mux; its ACK
+ * waits for the batch's flush (session_pump / session_flush). Returns 0
  * when it authenticated; otherwise nothing changed but a counter, nothing
  * is sent, and the code says why: KS_ERR_AUTH, KS_ERR_PROTO, KS_ERR_REPLAY,
  * KS_ERR_LIMIT (envelope_open / handshake_client_read_response), KS_ERR_STATE
@@ -168,10 +177,19 @@ void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms);
 uint64_t session_next_deadline(const struct session *s);
 
 /* session_pump moves mux output into KCP (as much as KCP takes now) and
- * flushes it. Call it after writing to, reading from, shutting down or
+ * flushes it, with the ACKs still owed for datagrams received since the
+ * last flush. Call it after writing to, reading from, shutting down or
  * resetting streams through session_mux(). A fatal mux or KCP error ends
  * the session (SESSION_EV_LOST). */
 void session_pump(struct session *s, uint64_t now);
+
+/* session_flush ends a batch: it outputs what KCP holds for the datagrams
+ * received since the last pump or flush (ACKs, window updates, data their
+ * ACKs let out), in as few datagrams as fit. Nothing when nothing is owed.
+ * Call it before the loop sleeps, after the pumps; calling it more often
+ * only splits datagrams. Works for both roles (a server session is
+ * re-filed in its server like after session_pump). */
+void session_flush(struct session *s, uint64_t now);
 
 /* session_mux returns the session's mux, or NULL while not established.
  * Borrowed: a loss frees it inside session_on_datagram, session_on_timer,
@@ -241,8 +259,8 @@ KS_MUST_CHECK int session_server_new(struct session **out, const struct session_
 
 /* session_on_payload (server) takes the opened payload of one datagram of
  * this session (the table authenticated it) at now: into KCP, stream
- * bytes into the mux, then a pump. Returns 0, or KCP's KS_ERR_PROTO (the
- * payload was dropped, counted). */
+ * bytes into the mux, mux output into KCP; the flush is owed (E6). Returns 0, or KCP's KS_ERR_PROTO
+ * (the payload was dropped, counted). */
 int session_on_payload(struct session *s, const uint8_t *p, size_t len, uint64_t now);
 
 /* session_end (server) ends an established session for reason: its KCP

@@ -58,7 +58,8 @@ struct world {
 	struct sessions_addr caddr;   /* where the server sees the client's datagrams from */
 	struct sessions_addr last_to; /* where the server last sent */
 	bool c_mute;                  /* the client's datagrams are dropped at the source */
-	uint64_t c_timers, s_timers;  /* on_timer calls */
+	uint64_t c_timers, s_timers;  /* wakeups: the clock reached a deadline */
+	uint64_t c_dgrams, s_dgrams;  /* datagrams handed to the links */
 	uint64_t c_est, c_lost, s_est, s_lost, c_failed;
 	enum session_lost_reason c_lost_reason, s_lost_reason;
 	uint64_t s_lost_sid;
@@ -91,6 +92,7 @@ static int c_out(void *user, const uint8_t *d, size_t len, const struct sessions
 	assert_null(to);
 	if (w->c_mute)
 		return 0;
+	w->c_dgrams++;
 	return netsim_link_send(w->c2s, d, len, w->now);
 }
 
@@ -100,6 +102,7 @@ static int s_out(void *user, const uint8_t *d, size_t len, const struct sessions
 
 	assert_non_null(to);
 	w->last_to = *to;
+	w->s_dgrams++;
 	return netsim_link_send(w->s2c, d, len, w->now);
 }
 
@@ -430,15 +433,24 @@ static void step(struct world *w, uint64_t until)
 	t = min64(t, until);
 	if (t > w->now)
 		w->now = t;
+	/* A wakeup: the clock reached a deadline (every batch was flushed at
+	 * the end of the step before, so these are real timers). */
+	w->c_timers += w->now >= session_next_deadline(w->cli);
+	w->s_timers += w->now >= server_next_deadline(w->srv);
 	deliver(w);
-	if (w->now >= session_next_deadline(w->cli)) {
-		w->c_timers++;
+	/* What a daemon does before it sleeps: the applications answer what
+	 * arrived, the pumps run, the batch ends with one flush; then the
+	 * timers that are due. */
+	client_events(w);
+	server_events(w);
+	client_open_flows(w);
+	apps_write(w);
+	session_flush(w->cli, w->now);
+	server_flush(w->srv, w->now);
+	if (w->now >= session_next_deadline(w->cli))
 		session_on_timer(w->cli, w->now, UNIX0 + w->now);
-	}
-	if (w->now >= server_next_deadline(w->srv)) {
-		w->s_timers++;
+	if (w->now >= server_next_deadline(w->srv))
 		server_on_timer(w->srv, w->now);
-	}
 	client_events(w);
 	server_events(w);
 	assert_true(session_check(w->cli));
@@ -497,12 +509,21 @@ static void transfer(double loss, uint64_t seed)
 	struct setup su = { .loss = loss, .delay_ms = 20, .seed = seed };
 	struct world *w = world_new(&su);
 	struct session_stats st;
-	uint64_t took;
+	uint64_t took, d0, bytes = 0;
 
 	establish(w);
+	d0 = w->c_dgrams + w->s_dgrams;
 	for (int i = 0; i < 20; i++)
 		add_flow(w, prng_below(&w->gapp, 200000), 1 + prng_below(&w->gapp, 400000));
 	took = run_flows(w, 600000);
+	for (size_t i = 0; i < w->nf; i++)
+		bytes += w->f[i].up + w->f[i].down;
+	print_message("loss %.0f%%: %llu datagrams both ways (client %llu, server %llu) for %llu "
+	              "bytes: %.2f datagrams per KiB\n",
+	              loss * 100, (unsigned long long)(w->c_dgrams + w->s_dgrams - d0),
+	              (unsigned long long)w->c_dgrams, (unsigned long long)w->s_dgrams,
+	              (unsigned long long)bytes,
+	              (double)(w->c_dgrams + w->s_dgrams - d0) * 1024.0 / (double)bytes);
 	session_stats(w->cli, &st);
 	print_message(
 	        "loss %.0f%%: 20 streams in %llu ms virtual, %llu datagrams out, "
@@ -541,7 +562,7 @@ static void test_keepalive(void **state)
 	struct setup su = { .delay_ms = 20, .keepalive_ms = 3000, .idle_ms = 10000, .seed = 4 };
 	struct world *w = world_new(&su);
 	struct session_stats st;
-	uint64_t c0, s0;
+	uint64_t c0, s0, cd0, sd0, ka0;
 
 	(void)state;
 	establish(w);
@@ -550,11 +571,22 @@ static void test_keepalive(void **state)
 	run_until(w, w->now + 1000);
 	c0 = w->c_timers;
 	s0 = w->s_timers;
+	cd0 = w->c_dgrams;
+	sd0 = w->s_dgrams;
+	session_stats(w->cli, &st);
+	ka0 = st.keepalives;
 	run_until(w, w->now + 60000);
 	session_stats(w->cli, &st);
-	print_message("60 s idle: client %llu timer calls, server %llu, %llu keepalives\n",
+	print_message("60 s idle: client %llu timer calls, server %llu, %llu keepalives; "
+	              "datagrams: client %llu, server %llu\n",
 	              (unsigned long long)(w->c_timers - c0),
-	              (unsigned long long)(w->s_timers - s0), (unsigned long long)st.keepalives);
+	              (unsigned long long)(w->s_timers - s0), (unsigned long long)st.keepalives,
+	              (unsigned long long)(w->c_dgrams - cd0),
+	              (unsigned long long)(w->s_dgrams - sd0));
+	/* The server only answers: one datagram (PONG and its ACK together)
+	 * per PING; the client sends the PING and the ACK of the PONG. */
+	assert_int_equal(w->s_dgrams - sd0, st.keepalives - ka0);
+	assert_int_equal(w->c_dgrams - cd0, 2 * (st.keepalives - ka0));
 	assert_int_equal(w->c_lost, 0);
 	assert_int_equal(w->s_lost, 0);
 	assert_int_equal(session_state(w->cli), SESSION_ESTABLISHED);
@@ -674,7 +706,7 @@ static void test_roaming(void **state)
 	sid = session_sid(w->cli);
 	for (int i = 0; i < 5; i++)
 		add_flow(w, 300000, 300000);
-	run_until(w, w->now + 300);
+	run_until(w, w->now + 100);
 	assert_false(all_done(w));
 	memcpy(replay, w->last_c2s, w->last_c2s_len);
 	rlen = w->last_c2s_len;

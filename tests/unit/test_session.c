@@ -111,10 +111,12 @@ static void exchange(struct fix *f, struct session *c, struct server *srv,
 		for (size_t i = 0; i < n; i++)
 			(void)server_on_datagram(srv, from, f->c2s.d[i], f->c2s.len[i], now,
 			                         UNIX0 + now);
+		server_flush(srv, now); /* the batch ends (E6) */
 		n = f->s2c.n;
 		f->s2c.n = 0;
 		for (size_t i = 0; i < n; i++)
 			(void)session_on_datagram(c, f->s2c.d[i], f->s2c.len[i], now, UNIX0 + now);
+		session_flush(c, now);
 	}
 	assert_true(session_check(c));
 	assert_true(server_check(srv));
@@ -317,6 +319,106 @@ static void test_established_deadline(void **state)
 	                 1000 + p->keepalive_ms + 20 + p->idle_timeout_ms);
 	assert_true(session_mem_bytes(c) > sizeof(struct session));
 	assert_true(server_mem_bytes(srv) > 0);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* Deliver what the client queued to the server as one batch, without
+ * ending it. */
+static void deliver_c2s(struct fix *f, struct server *srv, uint64_t now)
+{
+	struct sessions_addr from = addr_of(9);
+	size_t n = f->c2s.n;
+
+	f->c2s.n = 0;
+	for (size_t i = 0; i < n; i++)
+		(void)server_on_datagram(srv, &from, f->c2s.d[i], f->c2s.len[i], now, UNIX0 + now);
+}
+
+/* The server session of the one stream the client opened, with that
+ * stream's OPEN taken from its events. */
+static struct session *take_open(struct server *srv, uint32_t *id)
+{
+	struct server_event sev;
+	struct session *ss = NULL;
+
+	while (server_next_event(srv, &sev) == 0)
+		if (sev.ev.type == SESSION_EV_STREAM && sev.ev.stream.type == MUX_EV_OPEN) {
+			ss = server_session(srv, sev.sid);
+			*id = sev.ev.stream.id;
+		}
+	assert_non_null(ss);
+	return ss;
+}
+
+/* E6: ACK batching. A data datagram is not acknowledged by itself: its ACK
+ * waits in KCP (deadline now) and leaves in the same datagram as the data
+ * the application writes in answer. Without an answer, the batch's end
+ * sends the ACK alone, still before the loop would sleep. */
+static void test_ack_rides_with_data(void **state)
+{
+	static const uint8_t req[] = { 5, 1, 0, 1, 127, 0, 0, 1, 0, 80 };
+	static const uint8_t rep[] = { 5, 0, 0, 1, 0, 0, 0, 0, 0, 0 };
+	struct fix *f = fix_new(11);
+	struct session *c, *ss;
+	struct server *srv;
+	struct session_stats before, after;
+	uint32_t cid, sid = 0;
+	size_t sent;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 1000);
+	while (next_type(c) != -1)
+		;
+	/* The client opens a stream: one datagram with the OPEN frame. */
+	assert_int_equal(mux_open_stream(session_mux(c), req, sizeof req, &cid), 0);
+	session_pump(c, 1010);
+	assert_int_equal(f->c2s.n, 1);
+	/* The server takes it: nothing leaves yet, the ACK is due now. */
+	sent = f->s2c.sent;
+	deliver_c2s(f, srv, 1030);
+	assert_int_equal(f->s2c.sent, sent);
+	assert_int_equal(server_next_deadline(srv), 1030);
+	/* The application answers: reply and data, then one pump. */
+	ss = take_open(srv, &sid);
+	assert_int_equal(mux_stream_reply(session_mux(ss), sid, rep, sizeof rep), 0);
+	assert_int_equal(mux_stream_write(session_mux(ss), sid, "hello", 5), 5);
+	session_pump(ss, 1030);
+	assert_int_equal(f->s2c.sent, sent + 1);
+	assert_true(server_next_deadline(srv) > 1030);
+	server_flush(srv, 1030);
+	assert_int_equal(f->s2c.sent, sent + 1);
+	/* That one datagram carries both: the client's OPEN is acknowledged
+	 * (nothing left in flight) and the reply's bytes arrive. */
+	session_stats(c, &before);
+	assert_int_equal(f->s2c.n, 1);
+	f->s2c.n = 0;
+	assert_int_equal(session_on_datagram(c, f->s2c.d[0], f->s2c.len[0], 1050, UNIX0), 0);
+	session_stats(c, &after);
+	assert_int_equal(after.kcp.ack_recv, before.kcp.ack_recv + 1);
+	assert_int_equal(after.kcp.seg_recv, before.kcp.seg_recv + 1);
+	assert_int_equal(kcp_waitsnd(c->kcp), 0);
+	assert_int_equal(next_type(c), SESSION_EV_STREAM);
+	/* No answer this time: the client's batch ends with the ACK alone. */
+	sent = f->c2s.sent;
+	assert_int_equal(session_next_deadline(c), 1050);
+	session_flush(c, 1050);
+	assert_int_equal(f->c2s.sent, sent + 1);
+	assert_true(session_next_deadline(c) > 1050);
+	/* A daemon that only follows the deadline gets the ACK from the timer,
+	 * at once, not after KCP's interval. */
+	f->c2s.n = 0;
+	assert_int_equal(mux_stream_write(session_mux(c), cid, "x", 1), 1);
+	session_pump(c, 1060);
+	assert_int_equal(f->c2s.n, 1);
+	sent = f->s2c.sent;
+	deliver_c2s(f, srv, 1070);
+	assert_int_equal(f->s2c.sent, sent);
+	assert_int_equal(server_next_deadline(srv), 1070);
+	server_on_timer(srv, 1070);
+	assert_int_equal(f->s2c.sent, sent + 1);
+	assert_true(server_next_deadline(srv) > 1070);
 	server_free(srv);
 	session_free(c);
 	free(f);
@@ -675,6 +777,7 @@ int main(void)
 		cmocka_unit_test(test_client_ignores_garbage),
 		cmocka_unit_test(test_client_config_checks),
 		cmocka_unit_test(test_established_deadline),
+		cmocka_unit_test(test_ack_rides_with_data),
 		cmocka_unit_test(test_late_response),
 		cmocka_unit_test(test_lost_order),
 		cmocka_unit_test(test_probe_switch),
