@@ -288,6 +288,17 @@ enum {
 	CONFIG_CONNECT_TIMEOUT_MIN = 1000,   /* ms */
 	CONFIG_CONNECT_TIMEOUT_MAX = 120000, /* ms */
 };
+/* --- daemons: kcpsocks-local, kcpsocks-server (src/local, src/server,
+ * io/relay, io/peer) --- */
+enum {
+	LOCAL_NEGOTIATE_TIMEOUT_MS = 10000, /* SOCKS5 greeting..request from a client */
+	RELAY_CHUNK = 16384,                /* bytes moved mux -> TCP per read */
+	RELAY_BUCKETS = 256,                /* stream-id hash buckets per session */
+	EXITD_TUNNEL_BUCKETS = 1024,        /* session-id hash buckets (server) */
+	DAEMON_EVENT_ROUNDS = 8,            /* event/pump rounds per loop iteration */
+	KEYFILE_MAX = 256,                  /* bytes of a private key file */
+};
+
 /* --- netsim / impair --- */
 enum {
 	NETSIM_MAX_DATAGRAM = 65535,             /* largest datagram a link carries */

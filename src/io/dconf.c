@@ -1,0 +1,276 @@
+/* dconf.c - command line and config for both daemons (see dconf.h). */
+#include "io/dconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/addr.h"
+#include "io/log.h"
+
+/* say writes "A: B" into err. */
+static void say(char *err, size_t errlen, const char *a, const char *b)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "%s: %s", a, b);
+}
+
+char *dconf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *buf = NULL;
+	size_t n = 0;
+
+	if (fd < 0) {
+		say(err, errlen, path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(max + 2);
+	if (!buf) {
+		say(err, errlen, path, strerror(ENOMEM));
+		goto out;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + n, max + 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			say(err, errlen, path, strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max) {
+			say(err, errlen, path, "file too large");
+			goto fail;
+		}
+	}
+	buf[n] = '\0';
+	*len = n;
+	goto out;
+fail:
+	free(buf);
+	buf = NULL;
+out:
+	close(fd);
+	return buf;
+}
+
+static void help_out(void *ctx, const char *text, size_t len) { fwrite(text, 1, len, ctx); }
+
+static void print_help(enum config_role role, const char *usage)
+{
+	printf("%s\n\n", usage);
+	printf("  --config FILE      read settings from FILE (INI; docs/CONFIG.md)\n"
+	       "  --check-config     validate the settings and exit\n"
+	       "  --help             this text\n"
+	       "  --version          print the version and exit\n\n");
+	config_write_help(role, help_out, stdout);
+}
+
+/* Splits "--key=value" or "--key value"; returns the index after it. */
+static int option_at(int argc, char **argv, int i, char *key, size_t keycap, const char **value)
+{
+	const char *a = argv[i] + 2, *eq = strchr(a, '=');
+	size_t klen = eq ? (size_t)(eq - a) : strlen(a);
+
+	if (klen >= keycap)
+		klen = keycap - 1;
+	memcpy(key, a, klen);
+	key[klen] = '\0';
+	if (eq) {
+		*value = eq + 1;
+		return i + 1;
+	}
+	*value = i + 1 < argc ? argv[i + 1] : NULL;
+	return i + 2;
+}
+
+static int load_file(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	size_t len;
+	char *text = dconf_read_file(path, CONFIG_TEXT_MAX, &len, err, errlen);
+	int rc;
+
+	if (!text)
+		return KS_ERR_IO;
+	rc = config_load(cfg, path, text, len, err, errlen);
+	explicit_bzero(text, len);
+	free(text);
+	return rc;
+}
+
+/* First pass: the flags that are not config keys. */
+static int scan_flags(int argc, char **argv, int first, const char **path,
+                      enum dconf_action *action, char *err, size_t errlen)
+{
+	for (int i = first; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+			*action = DCONF_HELP;
+		else if (!strcmp(a, "--version"))
+			*action = DCONF_VERSION;
+		else if (!strcmp(a, "--check-config"))
+			*action = *action == DCONF_RUN ? DCONF_CHECK : *action;
+		else if (!strcmp(a, "--config") && i + 1 < argc)
+			*path = argv[++i];
+		else if (!strncmp(a, "--config=", 9))
+			*path = a + 9;
+		else if (strncmp(a, "--", 2) != 0 || !strcmp(a, "--config")) {
+			say(err, errlen, a,
+			    strcmp(a, "--config") ? "unexpected argument" : "needs a value");
+			return KS_ERR_INVAL;
+		} else if (!strchr(a, '='))
+			i++; /* --key value */
+	}
+	return 0;
+}
+
+static int apply_options(struct config *cfg, enum config_role role, int argc, char **argv,
+                         int first, char *err, size_t errlen)
+{
+	char key[64];
+
+	for (int i = first; i < argc;) {
+		const char *a = argv[i], *value;
+		int rc;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "--version") ||
+		    !strcmp(a, "--check-config")) {
+			i++;
+			continue;
+		}
+		if (!strcmp(a, "--config")) {
+			i += 2;
+			continue;
+		}
+		if (!strncmp(a, "--config=", 9)) {
+			i++;
+			continue;
+		}
+		i = option_at(argc, argv, i, key, sizeof key, &value);
+		if (!value) {
+			snprintf(err, errlen, "--%s: needs a value", key);
+			return KS_ERR_INVAL;
+		}
+		rc = config_set(cfg, role, key, value, err, errlen);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int dconf_parse(int argc, char **argv, int first, enum config_role role, const char *usage,
+                struct config **out, enum dconf_action *action, char *err, size_t errlen)
+{
+	const char *path = NULL;
+	struct config *cfg;
+	int rc;
+
+	*out = NULL;
+	*action = DCONF_RUN;
+	rc = scan_flags(argc, argv, first, &path, action, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (*action == DCONF_HELP) {
+		print_help(role, usage);
+		return 0;
+	}
+	if (*action == DCONF_VERSION) {
+		printf("kcpsocks %s\n", KCPSOCKS_VERSION);
+		return 0;
+	}
+	cfg = config_new();
+	if (!cfg) {
+		say(err, errlen, "config", "out of memory");
+		return KS_ERR_NOMEM;
+	}
+	rc = path ? load_file(cfg, path, err, errlen) : 0;
+	if (rc == 0)
+		rc = apply_options(cfg, role, argc, argv, first, err, errlen);
+	if (rc == 0)
+		rc = config_finish(cfg, role, err, errlen);
+	if (rc != 0) {
+		config_free(cfg);
+		return rc;
+	}
+	*out = cfg;
+	return 0;
+}
+
+void dconf_log_open(const char *ident, const struct config *cfg)
+{
+	static const enum log_level lv[] = {
+		[CONFIG_LOG_ERROR] = LOG_LEVEL_ERROR,
+		[CONFIG_LOG_WARN] = LOG_LEVEL_WARN,
+		[CONFIG_LOG_INFO] = LOG_LEVEL_INFO,
+		[CONFIG_LOG_DEBUG] = LOG_LEVEL_DEBUG,
+	};
+
+	log_open(ident, lv[cfg->log_level],
+	         cfg->log_target == CONFIG_LOG_SYSLOG ? LOG_SINK_SYSLOG : LOG_SINK_STDERR);
+}
+
+uint8_t dconf_profile_id(const char *name)
+{
+	for (size_t i = 0; i < profile_count(); i++)
+		if (name && !strcmp(profile_at(i)->name, name))
+			return (uint8_t)i;
+	return 0;
+}
+
+static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+void dconf_tparams(const struct profile *p, struct transport_params *out)
+{
+	tparams_default(out);
+	out->mtu = (uint16_t)clamp(p->mtu, TPARAMS_MTU_MIN, TPARAMS_MTU_MAX);
+	if (p->pad_bucket) {
+		out->pad_mode = TPARAMS_PAD_BUCKET;
+		out->pad_max =
+		        (uint16_t)clamp(p->pad_bucket, 16, TPARAMS_PAD_MAX); /* bucket floor */
+	} else if (p->pad_max) {
+		out->pad_mode = TPARAMS_PAD_RANDOM;
+		out->pad_max = (uint16_t)clamp(p->pad_max, 1, TPARAMS_PAD_MAX);
+	} else {
+		out->pad_mode = TPARAMS_PAD_NONE;
+		out->pad_max = 0;
+	}
+	out->interval = (uint16_t)clamp(p->interval_ms, TPARAMS_INTERVAL_MIN, TPARAMS_INTERVAL_MAX);
+	out->nodelay = p->nodelay ? 1 : 0;
+	out->resend = (uint8_t)clamp(p->resend, 0, TPARAMS_RESEND_MAX);
+	out->nc = p->nc ? 1 : 0;
+	out->snd_wnd = (uint16_t)clamp(p->snd_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX);
+	out->rcv_wnd = (uint16_t)clamp(p->rcv_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX);
+	out->keepalive_ms =
+	        clamp(p->keepalive_ms, TPARAMS_KEEPALIVE_MIN_MS, TPARAMS_KEEPALIVE_MAX_MS);
+	out->idle_timeout_ms = clamp(p->idle_timeout_ms, TPARAMS_IDLE_MIN_MS, TPARAMS_IDLE_MAX_MS);
+	out->profile = dconf_profile_id(p->name);
+}
+
+void dconf_mux(const struct profile *p, uint32_t cap, struct mux_config *out)
+{
+	mux_config_default(out);
+	out->window = clamp(p->stream_window, MUX_WINDOW_MIN, MUX_WINDOW_MAX);
+	out->max_streams = clamp(p->max_streams, 1, MUX_STREAMS_MAX);
+	if (cap && out->max_streams > cap)
+		out->max_streams = cap;
+}
+
+int dconf_endpoint_addr(const struct config_endpoint *e, struct sockaddr_storage *out, char *err,
+                        size_t errlen)
+{
+	char port[8];
+
+	snprintf(port, sizeof port, "%u", (unsigned)e->port);
+	return addr_parse_host_port(e->host, port, out, err, errlen);
+}

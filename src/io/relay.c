@@ -1,0 +1,250 @@
+/* relay.c - mux stream <-> tcp_conn glue (see relay.h). */
+#include "io/relay.h"
+
+#include <string.h>
+
+#include "core/mux.h"
+#include "io/log.h"
+#include "io/tcp.h"
+
+/* One copy buffer for every relay: the loop runs one callback at a time
+ * and no relay keeps bytes in it across calls. */
+static uint8_t chunk[RELAY_CHUNK];
+
+static size_t slot_of(uint32_t id) { return id % RELAY_BUCKETS; }
+
+void relay_host_init(struct relay_host *h, relay_mux_fn mux_of, void *ctx)
+{
+	memset(h, 0, sizeof *h);
+	h->mux_of = mux_of;
+	h->mux_ctx = ctx;
+}
+
+struct mux *relay_host_mux(const struct relay_host *h)
+{
+	return h->gone || !h->mux_of ? NULL : h->mux_of(h->mux_ctx);
+}
+
+int relay_add(struct relay_host *h, struct relay *r, uint32_t id, const struct relay_ops *ops)
+{
+	size_t s = slot_of(id);
+
+	if (relay_find(h, id))
+		return KS_ERR_STATE;
+	memset(r, 0, sizeof *r);
+	r->host = h;
+	r->id = id;
+	r->ops = *ops;
+	r->phase = RELAY_PENDING;
+	r->next = h->bucket[s];
+	h->bucket[s] = r;
+	h->count++;
+	return 0;
+}
+
+struct relay *relay_find(const struct relay_host *h, uint32_t id)
+{
+	struct relay *r = h->bucket[slot_of(id)];
+
+	while (r && r->id != id)
+		r = r->next;
+	return r;
+}
+
+static void unlink_relay(struct relay *r)
+{
+	struct relay **pp = &r->host->bucket[slot_of(r->id)];
+
+	while (*pp && *pp != r)
+		pp = &(*pp)->next;
+	if (*pp) {
+		*pp = r->next;
+		r->host->count--;
+	}
+	r->next = NULL;
+}
+
+void relay_remove(struct relay *r)
+{
+	if (r->phase == RELAY_PENDING)
+		unlink_relay(r);
+	r->phase = RELAY_DONE;
+}
+
+/* finish: unreachable (table, socket), then tell the owner. Last call. */
+static void finish(struct relay *r)
+{
+	if (r->phase == RELAY_DONE)
+		return;
+	unlink_relay(r);
+	r->phase = RELAY_DONE;
+	tcp_conn_close(r->conn);
+	r->conn = NULL;
+	r->ops.done(r, r->ops.arg);
+}
+
+void relay_abort(struct relay *r, bool reset)
+{
+	struct mux *m = relay_host_mux(r->host);
+
+	if (r->phase == RELAY_DONE)
+		return;
+	if (reset && m) {
+		(void)mux_stream_reset(m, r->id, MUX_RST_CANCEL);
+		r->host->dirty = true;
+	}
+	finish(r);
+}
+
+static void check_done(struct relay *r)
+{
+	if (r->up_done && r->down_done)
+		finish(r);
+}
+
+/* TCP -> mux: as much as the stream's credit and send buffer take. */
+static void push_up(struct relay *r)
+{
+	struct mux *m = relay_host_mux(r->host);
+	const uint8_t *data;
+	size_t n;
+
+	if (!m) {
+		relay_abort(r, false); /* the session ended; its LOST is on the way */
+		return;
+	}
+	while ((n = tcp_conn_peek(r->conn, &data)) > 0) {
+		ssize_t w = mux_stream_write(m, r->id, data, n);
+
+		if (w == KS_ERR_FULL)
+			return; /* MUX_EV_WRITABLE resumes; the full buffer stops reading */
+		if (w < 0) {
+			relay_abort(r, true);
+			return;
+		}
+		tcp_conn_consume(r->conn, (size_t)w);
+		r->host->bytes_up += (uint64_t)w;
+		r->host->dirty = true;
+	}
+	if (tcp_conn_eof(r->conn) && !r->up_done) {
+		if (mux_stream_shutdown(m, r->id) != 0) {
+			relay_abort(r, true);
+			return;
+		}
+		r->up_done = true;
+		r->host->dirty = true;
+		check_done(r);
+	}
+}
+
+/* mux -> TCP: as much as the write buffer has room for. */
+static void push_down(struct relay *r)
+{
+	struct mux *m = relay_host_mux(r->host);
+	size_t room;
+
+	if (!m) {
+		relay_abort(r, false);
+		return;
+	}
+	while (!r->down_end && (room = tcp_conn_write_space(r->conn)) > 0) {
+		ssize_t n =
+		        mux_stream_read(m, r->id, chunk, room < sizeof chunk ? room : sizeof chunk);
+
+		if (n == KS_ERR_AGAIN)
+			return;
+		if (n < 0) {
+			relay_abort(r, false);
+			return;
+		}
+		r->host->dirty = true; /* credit goes back to the peer */
+		if (n == 0) {
+			r->down_end = true;
+			if (tcp_conn_shutdown(r->conn) != 0)
+				relay_abort(r, false);
+			return;
+		}
+		/* room >= n, so the write takes everything. */
+		if (tcp_conn_write(r->conn, chunk, (size_t)n) != n) {
+			relay_abort(r, true);
+			return;
+		}
+		r->host->bytes_down += (uint64_t)n;
+	}
+}
+
+void relay_start(struct relay *r, struct tcp_conn *c)
+{
+	r->conn = c;
+	r->phase = RELAY_RUNNING;
+	tcp_conn_read_start(c);
+	push_up(r);
+	if (r->phase == RELAY_RUNNING)
+		push_down(r);
+}
+
+void relay_on_mux_event(struct relay *r, const struct mux_event *ev)
+{
+	if (r->phase != RELAY_RUNNING)
+		return;
+	switch (ev->type) {
+	case MUX_EV_READABLE:
+	case MUX_EV_FIN: push_down(r); break;
+	case MUX_EV_WRITABLE: push_up(r); break;
+	case MUX_EV_RESET: finish(r); break;
+	case MUX_EV_OPEN:
+	case MUX_EV_REPLY:
+	case MUX_EV_PONG: break;
+	}
+}
+
+void relay_on_tcp_event(struct relay *r, const struct tcp_conn_event *ev)
+{
+	if (r->phase != RELAY_RUNNING)
+		return;
+	switch (ev->type) {
+	case TCP_CONN_DATA:
+	case TCP_CONN_EOF: push_up(r); break;
+	case TCP_CONN_SENT: push_down(r); break;
+	case TCP_CONN_SHUTDOWN:
+		r->down_done = true;
+		check_done(r);
+		break;
+	case TCP_CONN_ERROR:
+		log_debug("stream %u: tcp#%llu: %s", r->id,
+		          (unsigned long long)tcp_conn_id(r->conn), strerror(ev->err));
+		relay_abort(r, true);
+		break;
+	}
+}
+
+void relay_host_lost(struct relay_host *h, void (*pending_lost)(struct relay *r, void *arg),
+                     void *arg)
+{
+	h->gone = true;
+	for (size_t i = 0; i < RELAY_BUCKETS; i++) {
+		struct relay *r;
+
+		/* Each call takes r out of the chain, so restart at the head. */
+		while ((r = h->bucket[i]) != NULL) {
+			if (r->phase == RELAY_PENDING) {
+				pending_lost(r, arg);
+				if (h->bucket[i] == r) /* the owner kept it: drop it here */
+					relay_remove(r);
+			} else {
+				finish(r);
+			}
+		}
+	}
+}
+
+void relay_host_drain_orphan(struct relay_host *h, const struct mux_event *ev)
+{
+	struct mux *m = relay_host_mux(h);
+	ssize_t n;
+
+	if (!m || (ev->type != MUX_EV_READABLE && ev->type != MUX_EV_FIN))
+		return;
+	while ((n = mux_stream_read(m, ev->id, chunk, sizeof chunk)) > 0)
+		h->dirty = true;
+}

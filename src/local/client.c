@@ -1,0 +1,750 @@
+/* client.c - kcpsocks-local (see client.h).
+ *
+ * Objects: struct client (the process: listener, UDP peer, session,
+ * metrics) and struct lconn (one accepted SOCKS5 connection). An lconn
+ * goes NEGOTIATE -> WAIT (for the session) -> OPENING (OPEN sent) ->
+ * RELAY (io/relay.c moves the bytes), or to CLOSING (a SOCKS5 failure
+ * reply is being flushed) from any of them. Teardown is two steps: an
+ * lconn leaves every list and its socket is closed at once (zombie), and
+ * its memory goes in before_sleep, when no callback can still hold it.
+ */
+#include "local/client.h"
+
+#include <ev.h>
+#include <netdb.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/session.h"
+#include "core/socks5.h"
+#include "io/addr.h"
+#include "io/clock.h"
+#include "io/dconf.h"
+#include "io/log.h"
+#include "io/metrics.h"
+#include "io/peer.h"
+#include "io/relay.h"
+#include "io/smetrics.h"
+#include "io/sysrng.h"
+#include "io/tcp.h"
+
+enum lconn_phase {
+	LC_NEGOTIATE, /* SOCKS5 greeting, auth, request */
+	LC_WAIT,      /* request read; waiting for the session */
+	LC_OPENING,   /* OPEN sent; waiting for the server's reply */
+	LC_RELAY,     /* the relay owns the bytes */
+	LC_CLOSING,   /* a failure reply is being flushed, then close */
+	LC_ZOMBIE,    /* closed; freed before the loop sleeps */
+};
+
+enum { LCONN_IN_MAX = 2 * SOCKS5_MESSAGE_MAX + SOCKS5_REQUEST_MAX };
+
+struct lconn {
+	struct client *cl;    /* borrowed: the owner */
+	struct tcp_conn *tcp; /* owned until RELAY (then the relay's), closed at zombie */
+	enum lconn_phase phase;
+	struct socks5_server s5;
+	uint8_t req[SOCKS5_REQUEST_MAX]; /* the request, verbatim */
+	size_t req_len;
+	char dst[SOCKS5_ADDR_TEXT_MAX]; /* for log lines */
+	struct relay relay;             /* in the session's table from OPENING on */
+	struct lconn *prev, *next;      /* all live lconns */
+	struct lconn *next_wait;        /* LC_WAIT queue, or the zombie list */
+	ev_timer negotiate_timer;       /* runs while LC_NEGOTIATE */
+	uint64_t id;
+};
+
+struct client {
+	struct ev_loop *loop;     /* borrowed */
+	const struct config *cfg; /* borrowed */
+	struct rng_source rng;
+	struct peer *peer;              /* owned */
+	struct session *sess;           /* owned */
+	struct relay_host host;         /* the session's streams */
+	uint64_t sid;                   /* of the session host belongs to */
+	struct tcp_listener *listener;  /* owned */
+	struct metrics_server *metrics; /* owned, may be NULL */
+	struct socks5_cred cred;
+	struct socks5_cred_table creds;
+	struct socks5_server_config s5cfg;
+	struct lconn *conns;                 /* live, doubly linked */
+	struct lconn *wait_head, *wait_tail; /* LC_WAIT, FIFO */
+	struct lconn *zombies;
+	size_t nconns;
+	uint64_t next_id;
+	bool draining;
+	void (*on_empty)(void *arg);
+	void *on_empty_arg;
+	/* counters for /metrics */
+	uint64_t accepted, socks_failed, streams_opened, replies[SOCKS5_REP_LAST + 1];
+	uint64_t established, hs_failed, lost;
+	uint64_t relay_up, relay_down; /* of sessions already gone */
+};
+
+/* The host's mux: the session's, as long as it is the same session. */
+static struct mux *host_mux(void *ctx)
+{
+	struct client *cl = ctx;
+
+	return session_sid(cl->sess) == cl->sid ? session_mux(cl->sess) : NULL;
+}
+
+/* --- lconn life cycle ------------------------------------------------------- */
+
+static void lconn_kill(struct lconn *lc)
+{
+	struct client *cl = lc->cl;
+
+	if (lc->phase == LC_ZOMBIE)
+		return;
+	ev_timer_stop(cl->loop, &lc->negotiate_timer);
+	if (lc->phase == LC_WAIT) {
+		struct lconn **pp = &cl->wait_head;
+
+		while (*pp && *pp != lc)
+			pp = &(*pp)->next_wait;
+		if (*pp)
+			*pp = lc->next_wait;
+		cl->wait_tail = NULL;
+		for (struct lconn *w = cl->wait_head; w; w = w->next_wait)
+			cl->wait_tail = w;
+	}
+	if (lc->relay.phase == RELAY_PENDING && lc->relay.host)
+		relay_remove(&lc->relay);
+	if (lc->phase != LC_RELAY)
+		tcp_conn_close(lc->tcp);
+	lc->tcp = NULL;
+	lc->phase = LC_ZOMBIE;
+	if (lc->prev)
+		lc->prev->next = lc->next;
+	else
+		cl->conns = lc->next;
+	if (lc->next)
+		lc->next->prev = lc->prev;
+	cl->nconns--;
+	lc->next_wait = cl->zombies;
+	cl->zombies = lc;
+	tcp_listener_release(cl->listener);
+	log_debug("conn#%llu closed", (unsigned long long)lc->id);
+}
+
+static void reap(struct client *cl)
+{
+	while (cl->zombies) {
+		struct lconn *lc = cl->zombies;
+
+		cl->zombies = lc->next_wait;
+		socks5_wipe(lc->req, sizeof lc->req);
+		free(lc);
+	}
+	if (cl->draining && cl->nconns == 0 && cl->on_empty) {
+		void (*f)(void *) = cl->on_empty;
+
+		cl->on_empty = NULL;
+		f(cl->on_empty_arg);
+	}
+}
+
+/* A SOCKS5 failure: send REP rep (IPv4 zero address), then close. */
+static void lconn_fail(struct lconn *lc, uint8_t rep)
+{
+	uint8_t out[SOCKS5_REPLY_MAX];
+	ssize_t n = socks5_encode_reply(out, sizeof out, rep, NULL);
+
+	lc->cl->replies[rep <= SOCKS5_REP_LAST ? rep : SOCKS5_REP_GENERAL_FAILURE]++;
+	log_debug("conn#%llu %s: %s", (unsigned long long)lc->id, lc->dst, socks5_rep_name(rep));
+	if (n < 0 || tcp_conn_write(lc->tcp, out, (size_t)n) != n || tcp_conn_shutdown(lc->tcp)) {
+		lconn_kill(lc);
+		return;
+	}
+	tcp_conn_read_stop(lc->tcp);
+	lc->phase = LC_CLOSING;
+}
+
+static void relay_done(struct relay *r, void *arg)
+{
+	struct lconn *lc = arg;
+
+	(void)r;
+	lconn_kill(lc);
+}
+
+/* --- opening streams --------------------------------------------------------- */
+
+static void lconn_open(struct lconn *lc)
+{
+	struct client *cl = lc->cl;
+	struct relay_ops ops = { .done = relay_done, .arg = lc };
+	uint32_t id;
+	int rc = mux_open_stream(relay_host_mux(&cl->host), lc->req, lc->req_len, &id);
+
+	if (rc != 0) {
+		log_limited(LOG_LEVEL_WARN, "open stream to %s: %s", lc->dst, ks_strerror(rc));
+		lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE);
+		return;
+	}
+	if (relay_add(&cl->host, &lc->relay, id, &ops) != 0) {
+		(void)mux_stream_reset(relay_host_mux(&cl->host), id, MUX_RST_CANCEL);
+		lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE);
+		return;
+	}
+	cl->host.dirty = true;
+	cl->streams_opened++;
+	lc->phase = LC_OPENING;
+}
+
+static void wait_push(struct client *cl, struct lconn *lc)
+{
+	lc->phase = LC_WAIT;
+	lc->next_wait = NULL;
+	if (cl->wait_tail)
+		cl->wait_tail->next_wait = lc;
+	else
+		cl->wait_head = lc;
+	cl->wait_tail = lc;
+}
+
+/* The session changed state: open (or fail) what waits. */
+static void wait_flush(struct client *cl, bool open)
+{
+	struct lconn *lc;
+
+	while ((lc = cl->wait_head) != NULL) {
+		cl->wait_head = lc->next_wait;
+		if (!cl->wait_head)
+			cl->wait_tail = NULL;
+		lc->phase = LC_NEGOTIATE; /* off the queue */
+		if (open)
+			lconn_open(lc);
+		else
+			lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE);
+	}
+}
+
+/* The request is complete: CONNECT goes to the server, the rest is 07. */
+static void on_request(struct lconn *lc, const struct socks5_request *rq)
+{
+	struct client *cl = lc->cl;
+
+	ev_timer_stop(cl->loop, &lc->negotiate_timer);
+	if (socks5_addr_format(&rq->dst, lc->dst, sizeof lc->dst) < 0)
+		snprintf(lc->dst, sizeof lc->dst, "?");
+	if (rq->cmd != SOCKS5_CMD_CONNECT) {
+		lconn_fail(lc, SOCKS5_REP_CMD_UNSUPPORTED);
+		return;
+	}
+	memcpy(lc->req, rq->raw, rq->raw_len);
+	lc->req_len = rq->raw_len;
+	/* Bytes after the request wait in the read buffer for the relay. */
+	tcp_conn_read_stop(lc->tcp);
+	if (relay_host_mux(&cl->host))
+		lconn_open(lc);
+	else if (session_state(cl->sess) == SESSION_BACKOFF)
+		lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE); /* unreachable: fail fast */
+	else
+		wait_push(cl, lc); /* handshaking, or its ESTABLISHED is not taken yet */
+}
+
+/* --- SOCKS5 negotiation ---------------------------------------------------------- */
+
+static void negotiate(struct lconn *lc)
+{
+	uint8_t in[LCONN_IN_MAX];
+	const uint8_t *data;
+	size_t n = tcp_conn_peek(lc->tcp, &data);
+	struct socks5_step st;
+	int rc;
+
+	if (n > sizeof in)
+		n = sizeof in;
+	memcpy(in, data, n);
+	rc = socks5_server_feed(&lc->s5, in, n, &st);
+	tcp_conn_consume(lc->tcp, st.consumed);
+	if (st.out_len && tcp_conn_write(lc->tcp, st.out, st.out_len) != (ssize_t)st.out_len)
+		rc = KS_ERR_FULL;
+	if (rc == 0)
+		on_request(lc, &st.request);
+	socks5_wipe(in, sizeof in);
+	if (rc == 0 || rc == KS_ERR_AGAIN) {
+		if (rc == KS_ERR_AGAIN && n == sizeof in)
+			lconn_kill(lc); /* cannot happen: a message fits in */
+		else if (rc == KS_ERR_AGAIN && tcp_conn_eof(lc->tcp))
+			lconn_kill(lc);
+		return;
+	}
+	lc->cl->socks_failed++;
+	log_debug("conn#%llu socks5: %s (%s)", (unsigned long long)lc->id, ks_strerror(rc),
+	          socks5_fault_name(st.fault));
+	if (rc == KS_ERR_AUTH) {
+		/* the method reply or auth failure is in step.out already */
+		if (tcp_conn_shutdown(lc->tcp) != 0)
+			lconn_kill(lc);
+		else
+			lc->phase = LC_CLOSING;
+		return;
+	}
+	{
+		uint8_t rep;
+
+		if ((rc == KS_ERR_PROTO || rc == KS_ERR_UNSUPPORTED) &&
+		    lc->s5.state != SOCKS5_SERVER_GREETING && socks5_fault_reply(st.fault, &rep))
+			lconn_fail(lc, rep);
+		else
+			lconn_kill(lc);
+	}
+}
+
+static void on_tcp(struct tcp_conn *c, const struct tcp_conn_event *ev, void *arg)
+{
+	struct lconn *lc = arg;
+
+	(void)c;
+	switch (lc->phase) {
+	case LC_NEGOTIATE:
+		if (ev->type == TCP_CONN_ERROR)
+			lconn_kill(lc);
+		else if (ev->type == TCP_CONN_DATA || ev->type == TCP_CONN_EOF)
+			negotiate(lc);
+		break;
+	case LC_WAIT:
+	case LC_OPENING:
+		if (ev->type == TCP_CONN_ERROR) {
+			struct mux *m = relay_host_mux(&lc->cl->host);
+
+			if (lc->phase == LC_OPENING && m) {
+				(void)mux_stream_reset(m, lc->relay.id, MUX_RST_CANCEL);
+				lc->cl->host.dirty = true;
+			}
+			lconn_kill(lc);
+		}
+		break;
+	case LC_RELAY: relay_on_tcp_event(&lc->relay, ev); break;
+	case LC_CLOSING:
+		if (ev->type == TCP_CONN_SHUTDOWN || ev->type == TCP_CONN_ERROR)
+			lconn_kill(lc);
+		else if (ev->type == TCP_CONN_DATA)
+			tcp_conn_consume(lc->tcp, ev->n);
+		break;
+	case LC_ZOMBIE: break;
+	}
+}
+
+/* A client that does not finish SOCKS5 in time loses its slot. */
+static void on_negotiate_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct lconn *lc = w->data;
+
+	(void)loop, (void)revents;
+	log_debug("conn#%llu: no SOCKS5 request within %d ms", (unsigned long long)lc->id,
+	          LOCAL_NEGOTIATE_TIMEOUT_MS);
+	lc->cl->socks_failed++;
+	lconn_kill(lc);
+}
+
+static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
+{
+	struct client *cl = arg;
+	struct lconn *lc = calloc(1, sizeof *lc);
+	struct tcp_conn_cb cb = { .on_event = on_tcp, .arg = lc };
+	char a[ADDR_TEXT_MAX];
+
+	if (!lc || socks5_server_init(&lc->s5, &cl->s5cfg) != 0 ||
+	    !(lc->tcp = tcp_conn_new(cl->loop, fd, NULL, &cb))) {
+		log_limited(LOG_LEVEL_WARN, "accept %s: out of memory", addr_format(peer, a));
+		free(lc);
+		close(fd);
+		tcp_listener_release(cl->listener);
+		return;
+	}
+	lc->cl = cl;
+	lc->id = ++cl->next_id;
+	lc->phase = LC_NEGOTIATE;
+	lc->next = cl->conns;
+	if (cl->conns)
+		cl->conns->prev = lc;
+	cl->conns = lc;
+	cl->nconns++;
+	cl->accepted++;
+	log_debug("conn#%llu from %s", (unsigned long long)lc->id, addr_format(peer, a));
+	ev_timer_init(&lc->negotiate_timer, on_negotiate_timeout,
+	              LOCAL_NEGOTIATE_TIMEOUT_MS / 1000.0, 0.0);
+	lc->negotiate_timer.data = lc;
+	ev_timer_start(cl->loop, &lc->negotiate_timer);
+	tcp_conn_read_start(lc->tcp);
+}
+
+/* --- the session ------------------------------------------------------------------- */
+
+static struct lconn *of_relay(struct relay *r)
+{
+	return (struct lconn *)((char *)r - offsetof(struct lconn, relay));
+}
+
+/* The server's reply to our OPEN, passed on verbatim. */
+static void on_reply(struct lconn *lc, const struct mux_event *ev)
+{
+	struct client *cl = lc->cl;
+	struct socks5_reply rep;
+	ssize_t n = socks5_parse_reply(ev->data, ev->len, &rep, NULL);
+
+	if (n <= 0 || (size_t)n != ev->len) {
+		log_limited(LOG_LEVEL_WARN, "stream %u: bad SOCKS5 reply from the server", ev->id);
+		(void)mux_stream_reset(relay_host_mux(&cl->host), ev->id, MUX_RST_CANCEL);
+		cl->host.dirty = true;
+		relay_remove(&lc->relay);
+		lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE);
+		return;
+	}
+	cl->replies[rep.rep]++;
+	log_debug("conn#%llu %s: %s", (unsigned long long)lc->id, lc->dst,
+	          socks5_rep_name(rep.rep));
+	if (tcp_conn_write(lc->tcp, ev->data, ev->len) != (ssize_t)ev->len) {
+		relay_abort(&lc->relay, true); /* done() kills lc */
+		return;
+	}
+	if (rep.rep != SOCKS5_REP_SUCCEEDED) {
+		(void)mux_stream_reset(relay_host_mux(&cl->host), ev->id, MUX_RST_CANCEL);
+		cl->host.dirty = true;
+		relay_remove(&lc->relay);
+		if (tcp_conn_shutdown(lc->tcp) != 0)
+			lconn_kill(lc);
+		else
+			lc->phase = LC_CLOSING;
+		return;
+	}
+	lc->phase = LC_RELAY;
+	relay_start(&lc->relay, lc->tcp); /* the relay owns the socket now */
+}
+
+static void on_stream_event(struct client *cl, const struct mux_event *ev)
+{
+	struct relay *r = relay_find(&cl->host, ev->id);
+	struct lconn *lc;
+
+	if (!r) {
+		relay_host_drain_orphan(&cl->host, ev);
+		return;
+	}
+	lc = of_relay(r);
+	if (r->phase == RELAY_RUNNING) {
+		relay_on_mux_event(r, ev);
+		return;
+	}
+	if (ev->type == MUX_EV_REPLY)
+		on_reply(lc, ev);
+	else if (ev->type == MUX_EV_RESET) {
+		if (ev->reason == MUX_RST_LIMIT || ev->reason == MUX_RST_RESOURCE)
+			log_limited(LOG_LEVEL_WARN, "stream to %s refused by the server: %s",
+			            lc->dst,
+			            ev->reason == MUX_RST_LIMIT ? "max_streams reached"
+			                                        : "out of memory");
+		relay_remove(r);
+		lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE);
+	}
+}
+
+static void pending_lost(struct relay *r, void *arg)
+{
+	(void)arg;
+	relay_remove(r);
+	lconn_fail(of_relay(r), SOCKS5_REP_GENERAL_FAILURE);
+}
+
+static const char *const lost_names[SESSION_LOST_REASONS] = {
+	[SESSION_LOST_IDLE] = "idle",
+	[SESSION_LOST_SILENT] = "server silent",
+	[SESSION_LOST_DEAD] = "dead link",
+	[SESSION_LOST_PROTO] = "protocol error",
+	[SESSION_LOST_NOMEM] = "out of memory",
+	[SESSION_LOST_REKEY] = "rekey",
+	[SESSION_LOST_SUPERSEDED] = "superseded",
+	[SESSION_LOST_CLOSED] = "closed",
+};
+
+static void on_session_event(struct client *cl, const struct session_event *ev)
+{
+	switch (ev->type) {
+	case SESSION_EV_ESTABLISHED:
+		cl->established++;
+		cl->sid = session_sid(cl->sess);
+		relay_host_init(&cl->host, host_mux, cl);
+		log_info("session %016llx established", (unsigned long long)session_sid(cl->sess));
+		wait_flush(cl, true);
+		break;
+	case SESSION_EV_HANDSHAKE_FAILED:
+		cl->hs_failed++;
+		log_limited(LOG_LEVEL_WARN, "handshake with %s:%u: no answer; retrying",
+		            cl->cfg->server.host, (unsigned)cl->cfg->server.port);
+		wait_flush(cl, false);
+		break;
+	case SESSION_EV_LOST:
+		cl->lost++;
+		log_info("session lost: %s; handshaking again", lost_names[ev->reason]);
+		relay_host_lost(&cl->host, pending_lost, cl);
+		cl->relay_up += cl->host.bytes_up;
+		cl->relay_down += cl->host.bytes_down;
+		cl->host.bytes_up = cl->host.bytes_down = 0;
+		break;
+	case SESSION_EV_STREAM: on_stream_event(cl, &ev->stream); break;
+	}
+}
+
+static int on_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+{
+	struct client *cl = user;
+
+	(void)to;
+	return peer_send(cl->peer, d, len, NULL);
+}
+
+static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
+{
+	struct client *cl = arg;
+
+	(void)session_on_datagram(cl->sess, d->data, d->len, now, clock_wall_ms());
+}
+
+static void on_timer(void *arg, uint64_t now)
+{
+	struct client *cl = arg;
+
+	session_on_timer(cl->sess, now, clock_wall_ms());
+}
+
+/* Before the loop sleeps: events, one pump per round, reaping. */
+static uint64_t before_sleep(void *arg, uint64_t now)
+{
+	struct client *cl = arg;
+	struct session_event ev;
+	bool any = true;
+
+	for (int round = 0; round < DAEMON_EVENT_ROUNDS && any; round++) {
+		any = false;
+
+		while (session_next_event(cl->sess, &ev) == 0) {
+			on_session_event(cl, &ev);
+			any = true;
+		}
+		if (cl->host.dirty) {
+			cl->host.dirty = false;
+			session_pump(cl->sess, now);
+			any = true;
+		}
+	}
+	reap(cl);
+	/* Work left after the last round: come back at once. */
+	return any ? now : session_next_deadline(cl->sess);
+}
+
+/* --- metrics ---------------------------------------------------------------------- */
+
+static void write_metrics(struct metrics_buf *b, void *arg)
+{
+	struct client *cl = arg;
+	struct smetrics_session s = { .user = cl->cfg->user };
+	struct peer_stats ps;
+	char rep[4];
+
+	metrics_counter(b, "kcpsocks_local_connections_accepted_total",
+	                "SOCKS5 connections accepted", cl->accepted);
+	metrics_gauge(b, "kcpsocks_local_connections", "SOCKS5 connections open",
+	              (double)cl->nconns);
+	metrics_counter(b, "kcpsocks_local_socks_failed_total",
+	                "SOCKS5 negotiations refused (bad message, method or password)",
+	                cl->socks_failed);
+	metrics_counter(b, "kcpsocks_local_streams_opened_total", "mux streams opened",
+	                cl->streams_opened);
+	metrics_family(b, "kcpsocks_local_replies_total", METRICS_COUNTER,
+	               "SOCKS5 replies given to applications, by REP code");
+	for (int i = 0; i <= SOCKS5_REP_LAST; i++) {
+		struct metrics_label l = { "rep", rep };
+
+		snprintf(rep, sizeof rep, "%d", i);
+		metrics_sample_u64(b, "kcpsocks_local_replies_total", &l, 1, cl->replies[i]);
+	}
+	metrics_counter(b, "kcpsocks_handshakes_ok_total", "handshakes completed", cl->established);
+	metrics_counter(b, "kcpsocks_handshakes_failed_total", "handshake attempts that timed out",
+	                cl->hs_failed);
+	metrics_counter(b, "kcpsocks_sessions_lost_total", "sessions that ended", cl->lost);
+	metrics_gauge(b, "kcpsocks_sessions", "sessions established now",
+	              session_state(cl->sess) == SESSION_ESTABLISHED ? 1 : 0);
+	metrics_counter(b, "kcpsocks_relay_up_bytes_total", "bytes from applications into streams",
+	                cl->relay_up + cl->host.bytes_up);
+	metrics_counter(b, "kcpsocks_relay_down_bytes_total", "bytes from streams to applications",
+	                cl->relay_down + cl->host.bytes_down);
+	peer_stats(cl->peer, &ps);
+	metrics_counter(b, "kcpsocks_udp_received_datagrams_total", "datagrams received",
+	                ps.rx->datagrams);
+	metrics_counter(b, "kcpsocks_udp_sent_datagrams_total", "datagrams sent", ps.tx->sent);
+	metrics_counter(b, "kcpsocks_udp_sendmmsg_calls_total", "sendmmsg calls", ps.tx->calls);
+	metrics_counter(b, "kcpsocks_udp_recvmmsg_calls_total", "recvmmsg calls", ps.rx->calls);
+	metrics_counter(b, "kcpsocks_timer_wakeups_total", "session timer expiries",
+	                ps.timer_fires);
+	metrics_family(b, "kcpsocks_dropped_datagrams_total", METRICS_COUNTER,
+	               "datagrams dropped, by reason");
+	{
+		struct session_stats st;
+		struct metrics_label l = { "reason", "" };
+
+		session_stats(cl->sess, &st);
+		l.value = "truncated";
+		metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, ps.rx->truncated);
+		l.value = "send_queue_full";
+		metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, ps.tx->full_drops);
+		l.value = "send_error";
+		metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, ps.tx->errors);
+		l.value = "not_authentic";
+		metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, st.dropped);
+		s.st = st;
+	}
+	snprintf(s.sid, sizeof s.sid, "%016llx", (unsigned long long)session_sid(cl->sess));
+	smetrics_sessions(b, &s, session_state(cl->sess) == SESSION_ESTABLISHED ? 1 : 0);
+}
+
+static bool healthy(void *arg)
+{
+	struct client *cl = arg;
+
+	return session_state(cl->sess) == SESSION_ESTABLISHED;
+}
+
+/* --- set-up ------------------------------------------------------------------------ */
+
+static int resolve_server(const struct config_endpoint *e, struct sockaddr_storage *out, char *err,
+                          size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
+	char port[8];
+	int rc;
+
+	/* Once, before the loop runs: the only blocking lookup we make. */
+	snprintf(port, sizeof port, "%u", (unsigned)e->port);
+	rc = getaddrinfo(e->host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(err, errlen, "server %s:%u: %s", e->host, (unsigned)e->port,
+		         rc ? gai_strerror(rc) : "no address");
+		return KS_ERR_INVAL;
+	}
+	memset(out, 0, sizeof *out);
+	memcpy(out, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int make_session(struct client *cl, char *err, size_t errlen)
+{
+	struct session_client_config sc = { 0 };
+	struct keys_user user;
+	struct mux_config mc;
+	int rc;
+
+	if (keys_user_set(&user, cl->cfg->user, cl->cfg->psk) != 0) {
+		snprintf(err, errlen, "user '%s': not a valid user name", cl->cfg->user);
+		return KS_ERR_INVAL;
+	}
+	dconf_tparams(&cl->cfg->profile, &sc.proposal);
+	dconf_mux(&cl->cfg->profile, 0, &mc);
+	sc.server_pub = cl->cfg->server_public_key;
+	sc.user = &user;
+	sc.mux = &mc;
+	sc.rng = &cl->rng;
+	sc.output = on_output;
+	sc.output_user = cl;
+	rc = session_client_new(&cl->sess, &sc, clock_mono_ms());
+	socks5_wipe(&user, sizeof user);
+	if (rc != 0)
+		snprintf(err, errlen, "session: %s", ks_strerror(rc));
+	return rc;
+}
+
+static int open_sockets(struct client *cl, char *err, size_t errlen)
+{
+	struct sockaddr_storage srv, any, la;
+	struct peer_cb pcb = { on_datagram, on_timer, before_sleep, cl };
+	struct tcp_listener_cb lcb = { on_accept, cl };
+	struct metrics_handlers mh = { write_metrics, healthy, cl };
+
+	if (resolve_server(&cl->cfg->server, &srv, err, errlen) != 0)
+		return KS_ERR_INVAL;
+	memset(&any, 0, sizeof any);
+	any.ss_family = srv.ss_family;
+	cl->peer = peer_new(cl->loop, &any, &pcb, err, errlen);
+	if (!cl->peer || peer_connect(cl->peer, &srv, err, errlen) != 0)
+		return KS_ERR_IO;
+	if (dconf_endpoint_addr(&cl->cfg->local_listen, &la, err, errlen) != 0)
+		return KS_ERR_INVAL;
+	cl->listener = tcp_listener_new(cl->loop, &la, NULL, &lcb, err, errlen);
+	if (!cl->listener)
+		return KS_ERR_IO;
+	if (cl->cfg->metrics_listen.set) {
+		if (dconf_endpoint_addr(&cl->cfg->metrics_listen, &la, err, errlen) != 0)
+			return KS_ERR_INVAL;
+		cl->metrics = metrics_server_new(cl->loop, &la, NULL, &mh, err, errlen);
+		if (!cl->metrics)
+			return KS_ERR_IO;
+	}
+	return 0;
+}
+
+struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t errlen)
+{
+	struct client *cl = calloc(1, sizeof *cl);
+
+	if (!cl) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	cl->loop = loop;
+	cl->cfg = cfg;
+	cl->rng = sysrng_source();
+	cl->s5cfg.method = SOCKS5_METHOD_NONE;
+	if (cfg->socks_user[0]) {
+		cl->cred = (struct socks5_cred){ (const uint8_t *)cfg->socks_user,
+			                         strlen(cfg->socks_user),
+			                         (const uint8_t *)cfg->socks_password,
+			                         strlen(cfg->socks_password) };
+		cl->creds = (struct socks5_cred_table){ &cl->cred, 1 };
+		cl->s5cfg = (struct socks5_server_config){ SOCKS5_METHOD_USERPASS,
+			                                   socks5_cred_table_verify, &cl->creds };
+	}
+	relay_host_init(&cl->host, host_mux, cl);
+	if (make_session(cl, err, errlen) != 0 || open_sockets(cl, err, errlen) != 0) {
+		client_free(cl);
+		return NULL;
+	}
+	return cl;
+}
+
+void client_drain(struct client *cl, void (*on_empty)(void *arg), void *arg)
+{
+	cl->draining = true;
+	tcp_listener_pause(cl->listener);
+	cl->on_empty = on_empty;
+	cl->on_empty_arg = arg;
+	log_info("draining: %zu connection(s) open", cl->nconns);
+	reap(cl);
+}
+
+void client_free(struct client *cl)
+{
+	if (!cl)
+		return;
+	while (cl->conns) {
+		struct lconn *lc = cl->conns;
+
+		if (lc->phase == LC_RELAY)
+			relay_abort(&lc->relay, false);
+		else
+			lconn_kill(lc);
+	}
+	cl->on_empty = NULL;
+	reap(cl);
+	metrics_server_free(cl->metrics);
+	tcp_listener_free(cl->listener);
+	peer_free(cl->peer);
+	session_free(cl->sess);
+	free(cl);
+}

@@ -1,0 +1,797 @@
+/* exitd.c - kcpsocks-server's loop side (see exitd.h).
+ *
+ * Objects: struct exitd (the process), struct tunnel (one established
+ * session: its streams by id, found by session id) and struct estream
+ * (one stream: RESOLVE -> CONNECT -> RELAY). Teardown is two steps: an
+ * estream leaves its tunnel's table and cancels its lookup/connect at
+ * once (zombie) and is freed before the loop sleeps.
+ */
+#include "server/exitd.h"
+
+#include <arpa/inet.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/server.h"
+#include "core/socks5.h"
+#include "io/addr.h"
+#include "io/clock.h"
+#include "io/dconf.h"
+#include "io/log.h"
+#include "io/metrics.h"
+#include "io/peer.h"
+#include "io/relay.h"
+#include "io/resolver.h"
+#include "io/smetrics.h"
+#include "io/sysrng.h"
+#include "io/tcp.h"
+
+enum estream_phase { ES_RESOLVE, ES_CONNECT, ES_RELAY, ES_ZOMBIE };
+
+struct tunnel {
+	struct exitd *x; /* borrowed */
+	uint64_t sid;
+	const char *user; /* borrowed from the config */
+	struct relay_host host;
+	struct tunnel *next; /* hash chain */
+};
+
+struct estream {
+	struct exitd *x;  /* borrowed */
+	struct tunnel *t; /* borrowed; NULL once the session is gone */
+	enum estream_phase phase;
+	struct relay relay;
+	struct resolver_query *q; /* owned while RESOLVE */
+	struct tcp_connect *tc;   /* owned while CONNECT */
+	struct socks5_addr dst;
+	char dst_text[SOCKS5_ADDR_TEXT_MAX];
+	struct estream *next_zombie;
+};
+
+struct exitd {
+	struct ev_loop *loop;     /* borrowed */
+	const struct config *cfg; /* borrowed */
+	struct rng_source rng;
+	struct keys_user *users;        /* owned, cfg->n_users */
+	struct server *core;            /* owned */
+	struct peer *peer;              /* owned */
+	struct resolver *res;           /* owned */
+	struct metrics_server *metrics; /* owned, may be NULL */
+	struct tunnel *tunnels[EXITD_TUNNEL_BUCKETS];
+	size_t ntunnels, nstreams;
+	struct estream *zombies;
+	bool draining;
+	void (*on_empty)(void *arg);
+	void *on_empty_arg;
+	/* counters for /metrics */
+	uint64_t streams_total, replies[SOCKS5_REP_LAST + 1], handshakes_ok;
+	uint64_t relay_up, relay_down; /* of tunnels already gone */
+};
+
+static void reply_count(struct exitd *x, uint8_t rep)
+{
+	x->replies[rep <= SOCKS5_REP_LAST ? rep : SOCKS5_REP_GENERAL_FAILURE]++;
+}
+
+/* --- tunnels ---------------------------------------------------------------------- */
+
+static struct tunnel **tunnel_slot(struct exitd *x, uint64_t sid)
+{
+	struct tunnel **pp = &x->tunnels[(sid ^ sid >> 16) % EXITD_TUNNEL_BUCKETS];
+
+	while (*pp && (*pp)->sid != sid)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static struct tunnel *tunnel_find(struct exitd *x, uint64_t sid) { return *tunnel_slot(x, sid); }
+
+/* The mux of a tunnel, fresh from the core (NULL once it ended). */
+static struct mux *tunnel_mux(void *ctx)
+{
+	struct tunnel *t = ctx;
+	struct session *s = server_session(t->x->core, t->sid);
+
+	return s ? session_mux(s) : NULL;
+}
+
+/* --- streams --------------------------------------------------------------------- */
+
+static void estream_kill(struct estream *es)
+{
+	struct exitd *x = es->x;
+
+	if (es->phase == ES_ZOMBIE)
+		return;
+	resolver_cancel(es->q);
+	tcp_connect_cancel(es->tc);
+	es->q = NULL;
+	es->tc = NULL;
+	if (es->relay.phase == RELAY_PENDING && es->relay.host)
+		relay_remove(&es->relay);
+	es->phase = ES_ZOMBIE;
+	x->nstreams--;
+	es->next_zombie = x->zombies;
+	x->zombies = es;
+}
+
+/* The SOCKS5 reply on the stream; a failure also ends our direction. */
+static void stream_reply(struct exitd *x, struct relay_host *h, uint32_t id, uint8_t rep,
+                         const struct socks5_addr *bnd)
+{
+	uint8_t out[SOCKS5_REPLY_MAX];
+	ssize_t n = socks5_encode_reply(out, sizeof out, rep, bnd);
+	struct mux *m = relay_host_mux(h);
+
+	reply_count(x, rep);
+	if (!m)
+		return;
+	if (n < 0 || mux_stream_reply(m, id, out, (size_t)n) != 0)
+		(void)mux_stream_reset(m, id, MUX_RST_CONNECT);
+	else if (rep != SOCKS5_REP_SUCCEEDED && mux_stream_shutdown(m, id) != 0)
+		(void)mux_stream_reset(m, id, MUX_RST_CONNECT);
+	h->dirty = true;
+}
+
+static void estream_fail(struct estream *es, uint8_t rep, const char *why)
+{
+	log_debug("stream %u to %s: %s (%s)", es->relay.id, es->dst_text, socks5_rep_name(rep),
+	          why);
+	if (es->t)
+		stream_reply(es->x, &es->t->host, es->relay.id, rep, NULL);
+	else
+		reply_count(es->x, rep);
+	estream_kill(es);
+}
+
+static void relay_done(struct relay *r, void *arg)
+{
+	(void)r;
+	estream_kill(arg);
+}
+
+static void on_tcp(struct tcp_conn *c, const struct tcp_conn_event *ev, void *arg)
+{
+	struct estream *es = arg;
+
+	(void)c;
+	if (es->phase == ES_RELAY)
+		relay_on_tcp_event(&es->relay, ev);
+}
+
+static void bound_addr(const struct sockaddr_storage *ss, struct socks5_addr *out)
+{
+	if (ss && ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+		socks5_addr_ipv4(out, (const uint8_t *)&a->sin_addr, ntohs(a->sin_port));
+	} else if (ss && ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+		socks5_addr_ipv6(out, a->sin6_addr.s6_addr, ntohs(a->sin6_port));
+	} else {
+		static const uint8_t zero[4];
+
+		socks5_addr_ipv4(out, zero, 0);
+	}
+}
+
+static void on_connected(void *arg, const struct tcp_connect_result *res)
+{
+	struct estream *es = arg;
+	struct tcp_conn_cb cb = { on_tcp, es };
+	struct socks5_addr bnd;
+	struct tcp_conn *c;
+
+	es->tc = NULL;
+	if (res->err) {
+		estream_fail(es, socks5_rep_from_errno(res->err), strerror(res->err));
+		return;
+	}
+	c = tcp_conn_new(es->x->loop, res->fd, NULL, &cb);
+	if (!c) {
+		close(res->fd);
+		estream_fail(es, SOCKS5_REP_GENERAL_FAILURE, "out of memory");
+		return;
+	}
+	bound_addr(res->local, &bnd);
+	stream_reply(es->x, &es->t->host, es->relay.id, SOCKS5_REP_SUCCEEDED, &bnd);
+	log_debug("stream %u to %s: connected", es->relay.id, es->dst_text);
+	es->phase = ES_RELAY;
+	relay_start(&es->relay, c);
+}
+
+/* Keeps the addresses the policy allows, in order. */
+static size_t allowed(const struct config *cfg, const struct sockaddr_storage *in, size_t n,
+                      struct sockaddr_storage *out)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k < TCP_CONNECT_ADDRS_MAX; i++) {
+		const uint8_t *a;
+		int fam;
+
+		if (in[i].ss_family == AF_INET) {
+			a = (const uint8_t *)&((const struct sockaddr_in *)&in[i])->sin_addr;
+			fam = 4;
+		} else if (in[i].ss_family == AF_INET6) {
+			a = ((const struct sockaddr_in6 *)&in[i])->sin6_addr.s6_addr;
+			fam = 6;
+		} else
+			continue;
+		if (config_dest_allowed(cfg, fam, a, addr_port(&in[i])))
+			out[k++] = in[i];
+	}
+	return k;
+}
+
+static void connect_to(struct estream *es, const struct sockaddr_storage *addrs, size_t n)
+{
+	struct sockaddr_storage ok[TCP_CONNECT_ADDRS_MAX];
+	struct tcp_connect_cb cb = { on_connected, es };
+	size_t k = allowed(es->x->cfg, addrs, n, ok);
+
+	if (k == 0) {
+		estream_fail(es, SOCKS5_REP_NOT_ALLOWED, "destination policy");
+		return;
+	}
+	es->tc = tcp_connect_start(es->x->loop, ok, k, es->x->cfg->connect_timeout_ms, &cb);
+	if (!es->tc) {
+		estream_fail(es, SOCKS5_REP_GENERAL_FAILURE, "connect: out of memory");
+		return;
+	}
+	es->phase = ES_CONNECT;
+}
+
+static void on_resolved(void *arg, const struct resolver_result *res)
+{
+	struct estream *es = arg;
+
+	es->q = NULL;
+	if (res->status != RESOLVER_OK) {
+		estream_fail(es, socks5_rep_from_errno(resolver_status_errno(res->status)),
+		             resolver_status_name(res->status));
+		return;
+	}
+	connect_to(es, res->addrs, res->n);
+}
+
+static void start_stream(struct estream *es)
+{
+	struct sockaddr_storage ss;
+	struct resolver_cb cb = { on_resolved, es };
+	int rc;
+
+	memset(&ss, 0, sizeof ss);
+	switch (es->dst.type) {
+	case SOCKS5_ATYP_IPV4: {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(es->dst.port);
+		memcpy(&a->sin_addr, es->dst.ipv4, 4);
+		connect_to(es, &ss, 1);
+		return;
+	}
+	case SOCKS5_ATYP_IPV6: {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(es->dst.port);
+		memcpy(&a->sin6_addr, es->dst.ipv6, 16);
+		connect_to(es, &ss, 1);
+		return;
+	}
+	default: break;
+	}
+	rc = resolver_resolve(es->x->res, es->dst.domain, es->dst.port, RESOLVER_ANY, &cb, &es->q);
+	if (rc != 0)
+		estream_fail(es, SOCKS5_REP_GENERAL_FAILURE, ks_strerror(rc));
+}
+
+/* MUX_EV_OPEN: the client's SOCKS5 request, verbatim. */
+static void on_open(struct exitd *x, struct tunnel *t, const struct mux_event *ev)
+{
+	struct relay_ops ops = { relay_done, NULL };
+	struct socks5_request rq;
+	enum socks5_fault fault;
+	struct estream *es;
+	ssize_t n = socks5_parse_request(ev->data, ev->len, &rq, &fault);
+	uint8_t rep = SOCKS5_REP_GENERAL_FAILURE;
+
+	x->streams_total++;
+	if (n < 0 || (size_t)n != ev->len) {
+		(void)socks5_fault_reply(fault, &rep);
+		stream_reply(x, &t->host, ev->id, rep, NULL);
+		return;
+	}
+	if (rq.cmd != SOCKS5_CMD_CONNECT || x->draining) {
+		stream_reply(x, &t->host, ev->id,
+		             x->draining ? SOCKS5_REP_GENERAL_FAILURE : SOCKS5_REP_CMD_UNSUPPORTED,
+		             NULL);
+		return;
+	}
+	es = calloc(1, sizeof *es);
+	ops.arg = es;
+	if (!es || relay_add(&t->host, &es->relay, ev->id, &ops) != 0) {
+		free(es);
+		stream_reply(x, &t->host, ev->id, SOCKS5_REP_GENERAL_FAILURE, NULL);
+		return;
+	}
+	es->x = x;
+	es->t = t;
+	es->dst = rq.dst;
+	es->phase = ES_RESOLVE;
+	if (socks5_addr_format(&rq.dst, es->dst_text, sizeof es->dst_text) < 0)
+		snprintf(es->dst_text, sizeof es->dst_text, "?");
+	x->nstreams++;
+	start_stream(es);
+}
+
+/* --- session events ------------------------------------------------------------------ */
+
+static struct estream *of_relay(struct relay *r)
+{
+	return (struct estream *)((char *)r - offsetof(struct estream, relay));
+}
+
+static void on_stream_event(struct exitd *x, struct tunnel *t, const struct mux_event *ev)
+{
+	struct relay *r;
+
+	if (ev->type == MUX_EV_OPEN) {
+		on_open(x, t, ev);
+		return;
+	}
+	r = relay_find(&t->host, ev->id);
+	if (!r) {
+		relay_host_drain_orphan(&t->host, ev);
+		return;
+	}
+	if (r->phase == RELAY_RUNNING)
+		relay_on_mux_event(r, ev);
+	else if (ev->type == MUX_EV_RESET)
+		estream_kill(of_relay(r)); /* the client gave up before our reply */
+}
+
+static void pending_lost(struct relay *r, void *arg)
+{
+	struct estream *es = of_relay(r);
+
+	(void)arg;
+	es->t = NULL;
+	estream_kill(es);
+}
+
+static void profile_check(struct exitd *x, struct session *s, uint64_t sid)
+{
+	const struct transport_params *p = session_params(s);
+	const struct profile *pr = p ? profile_at(p->profile) : NULL;
+
+	if (pr && !(x->cfg->accepted_profiles & (1u << p->profile)))
+		log_warn("session %016llx: profile %s is not accepted here; its parameters were "
+		         "clamped to the accepted profiles' ranges",
+		         (unsigned long long)sid, pr->name);
+}
+
+static void on_established(struct exitd *x, uint64_t sid, struct session *s)
+{
+	struct tunnel **pp = tunnel_slot(x, sid), *t;
+	const struct sessions_slot *slot = sessions_get(server_table(x->core), sid);
+
+	if (*pp)
+		return;
+	t = calloc(1, sizeof *t);
+	if (!t) {
+		log_error("session %016llx: out of memory", (unsigned long long)sid);
+		(void)server_close(x->core, sid);
+		return;
+	}
+	t->x = x;
+	t->sid = sid;
+	t->user = slot && slot->user < x->cfg->n_users ? x->cfg->users[slot->user].name : "?";
+	relay_host_init(&t->host, tunnel_mux, t);
+	*pp = t;
+	x->ntunnels++;
+	x->handshakes_ok++;
+	log_info("session %016llx of user %s established", (unsigned long long)sid, t->user);
+	profile_check(x, s, sid);
+}
+
+static const char *const lost_names[SESSION_LOST_REASONS] = {
+	[SESSION_LOST_IDLE] = "idle",
+	[SESSION_LOST_SILENT] = "silent",
+	[SESSION_LOST_DEAD] = "dead link",
+	[SESSION_LOST_PROTO] = "protocol error",
+	[SESSION_LOST_NOMEM] = "out of memory",
+	[SESSION_LOST_REKEY] = "rekey",
+	[SESSION_LOST_SUPERSEDED] = "superseded",
+	[SESSION_LOST_CLOSED] = "closed",
+};
+
+static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reason)
+{
+	struct tunnel **pp = tunnel_slot(x, sid), *t = *pp;
+
+	if (!t)
+		return;
+	*pp = t->next;
+	x->ntunnels--;
+	log_info("session %016llx of user %s ended: %s", (unsigned long long)sid, t->user,
+	         lost_names[reason]);
+	x->relay_up += t->host.bytes_up;
+	x->relay_down += t->host.bytes_down;
+	relay_host_lost(&t->host, pending_lost, x);
+	free(t);
+}
+
+static void on_event(struct exitd *x, const struct server_event *ev)
+{
+	struct tunnel *t;
+
+	switch (ev->ev.type) {
+	case SESSION_EV_ESTABLISHED: on_established(x, ev->sid, ev->session); break;
+	case SESSION_EV_LOST: on_lost(x, ev->sid, ev->ev.reason); break;
+	case SESSION_EV_HANDSHAKE_FAILED: break;
+	case SESSION_EV_STREAM:
+		t = tunnel_find(x, ev->sid);
+		if (t && ev->session)
+			on_stream_event(x, t, &ev->ev.stream);
+		break;
+	}
+}
+
+static void reap(struct exitd *x)
+{
+	while (x->zombies) {
+		struct estream *es = x->zombies;
+
+		x->zombies = es->next_zombie;
+		free(es);
+	}
+	if (x->draining && x->nstreams == 0 && x->on_empty) {
+		void (*f)(void *) = x->on_empty;
+
+		x->on_empty = NULL;
+		f(x->on_empty_arg);
+	}
+}
+
+/* Pumps every session whose streams moved bytes. */
+static bool pump_dirty(struct exitd *x, uint64_t now)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
+		for (struct tunnel *t = x->tunnels[i]; t; t = t->next) {
+			struct session *s;
+
+			if (!t->host.dirty)
+				continue;
+			t->host.dirty = false;
+			s = server_session(x->core, t->sid);
+			if (s) {
+				session_pump(s, now);
+				any = true;
+			}
+		}
+	return any;
+}
+
+static uint64_t before_sleep(void *arg, uint64_t now)
+{
+	struct exitd *x = arg;
+	struct server_event ev;
+	bool any = true;
+
+	for (int round = 0; round < DAEMON_EVENT_ROUNDS && any; round++) {
+		any = false;
+		while (server_next_event(x->core, &ev) == 0) {
+			on_event(x, &ev);
+			any = true;
+		}
+		any = pump_dirty(x, now) || any;
+	}
+	reap(x);
+	return any ? now : server_next_deadline(x->core);
+}
+
+/* --- datagrams ------------------------------------------------------------------------ */
+
+static int on_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+{
+	struct exitd *x = user;
+	struct sockaddr_storage ss;
+
+	if (!to || to->len > sizeof ss)
+		return KS_ERR_INVAL;
+	memset(&ss, 0, sizeof ss);
+	memcpy(&ss, to->bytes, to->len);
+	return peer_send(x->peer, d, len, &ss);
+}
+
+static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
+{
+	struct exitd *x = arg;
+	struct sessions_addr from;
+	socklen_t l = addr_len(d->from);
+
+	if (l == 0 || l > sizeof from.bytes)
+		return;
+	from.len = (uint8_t)l;
+	memcpy(from.bytes, d->from, l);
+	if (server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms()) ==
+	    KS_ERR_FULL) {
+		char a[ADDR_TEXT_MAX];
+
+		log_limited(LOG_LEVEL_WARN, "handshake from %s refused: max_sessions (%u) reached",
+		            addr_format(d->from, a), (unsigned)x->cfg->max_sessions);
+	}
+}
+
+static void on_timer(void *arg, uint64_t now)
+{
+	struct exitd *x = arg;
+
+	server_on_timer(x->core, now);
+}
+
+/* --- metrics ------------------------------------------------------------------------- */
+
+static void write_sessions(struct exitd *x, struct metrics_buf *b)
+{
+	struct smetrics_session *v = calloc(x->ntunnels ? x->ntunnels : 1, sizeof *v);
+	size_t n = 0;
+
+	if (!v)
+		return;
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
+		for (struct tunnel *t = x->tunnels[i]; t && n < x->ntunnels; t = t->next) {
+			struct session *s = server_session(x->core, t->sid);
+
+			if (!s)
+				continue;
+			snprintf(v[n].sid, sizeof v[n].sid, "%016llx", (unsigned long long)t->sid);
+			v[n].user = t->user;
+			session_stats(s, &v[n].st);
+			n++;
+		}
+	smetrics_sessions(b, v, n);
+	free(v);
+}
+
+static void drop_sample(struct metrics_buf *b, const char *reason, uint64_t v)
+{
+	struct metrics_label l = { "reason", reason };
+
+	metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, v);
+}
+
+static void write_metrics(struct metrics_buf *b, void *arg)
+{
+	struct exitd *x = arg;
+	struct server_stats st;
+	struct peer_stats ps;
+	uint64_t up = x->relay_up, down = x->relay_down;
+	char rep[4];
+
+	server_stats(x->core, &st);
+	peer_stats(x->peer, &ps);
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
+		for (struct tunnel *t = x->tunnels[i]; t; t = t->next) {
+			up += t->host.bytes_up;
+			down += t->host.bytes_down;
+		}
+	metrics_gauge(b, "kcpsocks_sessions", "sessions established now", (double)st.live);
+	metrics_counter(b, "kcpsocks_handshakes_ok_total", "handshakes accepted (sessions made)",
+	                st.created);
+	metrics_counter(b, "kcpsocks_handshakes_failed_total",
+	                "handshake inits refused (bad, replayed, stale)", st.table.init_refused);
+	metrics_counter(b, "kcpsocks_sessions_full_total",
+	                "handshakes refused: max_sessions reached", st.table.full);
+	metrics_counter(b, "kcpsocks_sessions_superseded_total",
+	                "sessions replaced by a newer one of the same user", st.table.superseded);
+	metrics_counter(b, "kcpsocks_sessions_roamed_total",
+	                "times a session's peer address moved (NAT rebinding)", st.table.moved);
+	metrics_family(b, "kcpsocks_sessions_lost_total", METRICS_COUNTER,
+	               "sessions that ended, by reason");
+	for (int i = 0; i < SESSION_LOST_REASONS; i++) {
+		struct metrics_label l = { "reason", lost_names[i] };
+
+		metrics_sample_u64(b, "kcpsocks_sessions_lost_total", &l, 1, st.lost[i]);
+	}
+	metrics_gauge(b, "kcpsocks_streams", "streams being resolved, connected or relayed",
+	              (double)x->nstreams);
+	metrics_counter(b, "kcpsocks_streams_total", "streams opened by clients", x->streams_total);
+	metrics_family(b, "kcpsocks_server_replies_total", METRICS_COUNTER,
+	               "SOCKS5 replies sent, by REP code");
+	for (int i = 0; i <= SOCKS5_REP_LAST; i++) {
+		struct metrics_label l = { "rep", rep };
+
+		snprintf(rep, sizeof rep, "%d", i);
+		metrics_sample_u64(b, "kcpsocks_server_replies_total", &l, 1, x->replies[i]);
+	}
+	metrics_counter(b, "kcpsocks_relay_up_bytes_total", "bytes from destinations into streams",
+	                up);
+	metrics_counter(b, "kcpsocks_relay_down_bytes_total", "bytes from streams to destinations",
+	                down);
+	metrics_counter(b, "kcpsocks_udp_received_datagrams_total", "datagrams received",
+	                ps.rx->datagrams);
+	metrics_counter(b, "kcpsocks_udp_sent_datagrams_total", "datagrams sent", ps.tx->sent);
+	metrics_counter(b, "kcpsocks_udp_sendmmsg_calls_total", "sendmmsg calls", ps.tx->calls);
+	metrics_counter(b, "kcpsocks_udp_recvmmsg_calls_total", "recvmmsg calls", ps.rx->calls);
+	metrics_counter(b, "kcpsocks_timer_wakeups_total", "session timer expiries",
+	                ps.timer_fires);
+	metrics_gauge(b, "kcpsocks_resolver_pending", "name lookups in flight",
+	              (double)resolver_pending(x->res));
+	metrics_family(b, "kcpsocks_dropped_datagrams_total", METRICS_COUNTER,
+	               "datagrams dropped, by reason");
+	drop_sample(b, "bad_length", st.table.bad_len);
+	drop_sample(b, "no_session", st.table.no_session);
+	drop_sample(b, "not_authentic", st.table.refused);
+	drop_sample(b, "handshake_refused", st.table.init_refused);
+	drop_sample(b, "table_full", st.table.full);
+	drop_sample(b, "truncated", ps.rx->truncated);
+	drop_sample(b, "send_queue_full", ps.tx->full_drops);
+	drop_sample(b, "send_error", ps.tx->errors);
+	write_sessions(x, b);
+}
+
+/* --- set-up ---------------------------------------------------------------------------- */
+
+/* Transport parameter ranges: those of the accepted profiles and of our
+ * own (with overrides). Timing (keepalive, idle) is the client's to pick
+ * within the wire's hard range: it costs the server one slot either way. */
+static void param_ranges(const struct config *cfg, struct transport_params *min,
+                         struct transport_params *max, struct transport_params *def)
+{
+	dconf_tparams(&cfg->profile, def);
+	*min = *max = *def;
+	for (size_t i = 0; i < profile_count(); i++) {
+		struct transport_params p;
+
+		if (!(cfg->accepted_profiles & (1u << i)))
+			continue;
+		dconf_tparams(profile_at(i), &p);
+#define FOLD(f)                                                                                    \
+	do {                                                                                       \
+		if (p.f < min->f)                                                                  \
+			min->f = p.f;                                                              \
+		if (p.f > max->f)                                                                  \
+			max->f = p.f;                                                              \
+	} while (0)
+		FOLD(mtu);
+		FOLD(pad_mode);
+		FOLD(pad_max);
+		FOLD(interval);
+		FOLD(nodelay);
+		FOLD(resend);
+		FOLD(nc);
+		FOLD(snd_wnd);
+		FOLD(rcv_wnd);
+		FOLD(profile);
+#undef FOLD
+	}
+	min->keepalive_ms = TPARAMS_KEEPALIVE_MIN_MS;
+	max->keepalive_ms = TPARAMS_KEEPALIVE_MAX_MS;
+	min->idle_timeout_ms = TPARAMS_IDLE_MIN_MS;
+	max->idle_timeout_ms = TPARAMS_IDLE_MAX_MS;
+}
+
+static int make_core(struct exitd *x, const struct keys_server *key, char *err, size_t errlen)
+{
+	struct server_config sc = { 0 };
+	struct mux_config mc;
+	int rc;
+
+	x->users = calloc(x->cfg->n_users ? x->cfg->n_users : 1, sizeof *x->users);
+	if (!x->users) {
+		snprintf(err, errlen, "out of memory");
+		return KS_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < x->cfg->n_users; i++)
+		if (keys_user_set(&x->users[i], x->cfg->users[i].name, x->cfg->users[i].psk) != 0) {
+			snprintf(err, errlen, "[user %s]: not a valid user name",
+			         x->cfg->users[i].name);
+			return KS_ERR_INVAL;
+		}
+	sc.table.key = key;
+	sc.table.users = x->users;
+	sc.table.n_users = x->cfg->n_users;
+	sc.table.capacity = x->cfg->max_sessions;
+	param_ranges(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
+	dconf_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
+	sc.mux = &mc;
+	sc.rng = &x->rng;
+	sc.output = on_output;
+	sc.output_user = x;
+	/* Each user is one client (adduser makes one per client): a restarted
+	 * client's new session frees the old one's streams at once. */
+	sc.one_session_per_user = true;
+	rc = server_new(&x->core, &sc);
+	if (rc != 0)
+		snprintf(err, errlen, "server: %s", ks_strerror(rc));
+	return rc;
+}
+
+static int open_sockets(struct exitd *x, char *err, size_t errlen)
+{
+	struct sockaddr_storage sa;
+	struct peer_cb pcb = { on_datagram, on_timer, before_sleep, x };
+	struct metrics_handlers mh = { write_metrics, NULL, x };
+	struct resolver_opts ro = { 0 };
+
+	/* Not config keys yet: the environment names the resolver's sources
+	 * (docs/OPERATIONS.md). */
+	ro.lookups = getenv("KCPSOCKS_RESOLVER_LOOKUPS");
+	ro.servers = getenv("KCPSOCKS_RESOLVER_SERVERS");
+	x->res = resolver_new(x->loop, &ro, err, errlen);
+	if (!x->res)
+		return KS_ERR_INVAL;
+	if (dconf_endpoint_addr(&x->cfg->server_listen, &sa, err, errlen) != 0)
+		return KS_ERR_INVAL;
+	x->peer = peer_new(x->loop, &sa, &pcb, err, errlen);
+	if (!x->peer)
+		return KS_ERR_IO;
+	if (x->cfg->metrics_listen.set) {
+		if (dconf_endpoint_addr(&x->cfg->metrics_listen, &sa, err, errlen) != 0)
+			return KS_ERR_INVAL;
+		x->metrics = metrics_server_new(x->loop, &sa, NULL, &mh, err, errlen);
+		if (!x->metrics)
+			return KS_ERR_IO;
+	}
+	return 0;
+}
+
+struct exitd *exitd_new(struct ev_loop *loop, const struct config *cfg,
+                        const struct keys_server *key, char *err, size_t errlen)
+{
+	struct exitd *x = calloc(1, sizeof *x);
+
+	if (!x) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	x->loop = loop;
+	x->cfg = cfg;
+	x->rng = sysrng_source();
+	if (make_core(x, key, err, errlen) != 0 || open_sockets(x, err, errlen) != 0) {
+		exitd_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+void exitd_drain(struct exitd *x, void (*on_empty)(void *arg), void *arg)
+{
+	x->draining = true;
+	x->on_empty = on_empty;
+	x->on_empty_arg = arg;
+	log_info("draining: %zu stream(s) open", x->nstreams);
+	reap(x);
+}
+
+void exitd_free(struct exitd *x)
+{
+	if (!x)
+		return;
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
+		while (x->tunnels[i])
+			on_lost(x, x->tunnels[i]->sid, SESSION_LOST_CLOSED);
+	x->on_empty = NULL;
+	reap(x);
+	metrics_server_free(x->metrics);
+	peer_free(x->peer);
+	resolver_free(x->res);
+	server_free(x->core);
+	if (x->users)
+		sodium_memzero(x->users,
+		               (x->cfg->n_users ? x->cfg->n_users : 1) * sizeof *x->users);
+	free(x->users);
+	free(x);
+}
