@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# soak_30s.sh - SOAK_CLIENTS (32) concurrent curl clients loop over mixed
+# requests (1 KiB .. 8 MiB; new connections and keep-alive) through
+# kcpsocks-local -> impair (2% loss, 10 ms +-5 ms, 2% reordered by 15 ms)
+# -> kcpsocks-server -> nginx for SOAK_SECONDS (30). Passes when:
+#   - not one request failed or came back corrupted, and there were some;
+#   - after the load, each daemon's open fds return to within SOAK_FD_MARGIN
+#     of their value after warm-up (the largest sample around SOAK_WARM_S),
+#     and its RSS is within SOAK_RSS_PCT % + SOAK_RSS_KB of it.
+# Every second the RTT and retransmission metrics of both daemons and their
+# RSS and fds go to a CSV; scripts/soak-report.sh plots it. The report
+# directory (under build/reports/) is printed at the end, pass or fail.
+. "$(dirname "$0")/lib.sh"
+lib_init soak_30s
+require_daemons
+
+SOAK_CLIENTS=${SOAK_CLIENTS:-32}
+SOAK_SECONDS=${SOAK_SECONDS:-30}
+SOAK_WARM_S=${SOAK_WARM_S:-8}
+SOAK_FD_MARGIN=${SOAK_FD_MARGIN:-4}
+SOAK_RSS_PCT=${SOAK_RSS_PCT:-20}
+SOAK_RSS_KB=${SOAK_RSS_KB:-4096}
+SEED=${SEED:-$(date +%s)}
+REPORT=$(report_dir soak)
+
+start_nginx 1K 4K 16K 64K 256K 1M 4M 8M
+start_stack default --seed "$SEED" --loss 0.02 --delay 10 --jitter 5 --reorder 0.02,15
+fetch_verify 1K >/dev/null || die "first fetch through the tunnel failed"
+note "seed $SEED; $SOAK_CLIENTS clients for $SOAK_SECONDS s; report in $REPORT"
+
+sampler_start "$REPORT/soak.csv"
+load_start "$SOAK_CLIENTS" "$SOAK_SECONDS" "$REPORT/clients"
+load_wait $((SOAK_SECONDS + ${LOAD_MAXTIME:-90} + 10))
+end_s=$(tail -n 1 "$REPORT/soak.csv" | cut -d, -f1)
+
+# After the load: wait (bounded) for the streams to close, then compare.
+# warm COLUMN: the largest sample within 2 s of SOAK_WARM_S, else the
+# first one after it (a loaded machine may sample late).
+warm() {
+	local v
+	v=$(csv_max "$REPORT/soak.csv" "$1" $((SOAK_WARM_S - 2)) $((SOAK_WARM_S + 2)))
+	[ -n "$v" ] || v=$(csv_first_after "$REPORT/soak.csv" "$1" "$SOAK_WARM_S")
+	echo "$v"
+}
+wl_fd=$(warm local_fds)
+ws_fd=$(warm server_fds)
+[ -n "$wl_fd" ] && [ -n "$ws_fd" ] || die "no samples around ${SOAK_WARM_S}s"
+fds_settled() {
+	[ "$(fd_count "$LOCAL_PID")" -le $((wl_fd + SOAK_FD_MARGIN)) ] &&
+		[ "$(fd_count "$SERVER_PID")" -le $((ws_fd + SOAK_FD_MARGIN)) ]
+}
+poll 15 fds_settled || true
+sleep 1 # one more sample row of the idle state for the plot
+sampler_stop
+
+load_count "$REPORT/clients"
+{
+	echo "seed=$SEED clients=$SOAK_CLIENTS seconds=$SOAK_SECONDS"
+	echo "requests ok=$LOAD_OK bad=$LOAD_BAD failed=$LOAD_FAIL hung=$LOAD_HUNG bytes=$LOAD_BYTES"
+	echo "local  fds warm=$wl_fd end=$(fd_count "$LOCAL_PID")" \
+		"rss_kb warm=$(warm local_rss_kb) end=$(rss_kb "$LOCAL_PID")"
+	echo "server fds warm=$ws_fd end=$(fd_count "$SERVER_PID")" \
+		"rss_kb warm=$(warm server_rss_kb) end=$(rss_kb "$SERVER_PID")"
+} | tee "$REPORT/summary.txt"
+scripts/soak-report.sh "$REPORT/soak.csv" "$REPORT/soak.png" | tee -a "$REPORT/summary.txt" ||
+	note "soak-report.sh failed (the CSV is still in $REPORT)"
+stop_impair
+sed 's/^/relay /' "$IMPAIR_STATS" >>"$REPORT/summary.txt"
+note "report: $REPORT (load ended at ${end_s}s)"
+
+if [ "$LOAD_BAD" -ne 0 ] || [ "$LOAD_FAIL" -ne 0 ]; then
+	load_failures "$REPORT/clients" >&2
+	die "$LOAD_FAIL failed and $LOAD_BAD corrupted requests of $((LOAD_OK + LOAD_FAIL + LOAD_BAD))"
+fi
+[ "$LOAD_OK" -ge "$SOAK_CLIENTS" ] || die "only $LOAD_OK requests completed"
+fds_settled || die "open fds did not return within $SOAK_FD_MARGIN of warm-up" \
+	"(local $(fd_count "$LOCAL_PID") vs $wl_fd, server $(fd_count "$SERVER_PID") vs $ws_fd)"
+rss_ok() {
+	local w
+	w=$(warm "$1_rss_kb")
+	[ "$(rss_kb "$2")" -le $((w + w * SOAK_RSS_PCT / 100 + SOAK_RSS_KB)) ] ||
+		die "$1 RSS $(rss_kb "$2") kB vs $w kB after warm-up (margin $SOAK_RSS_PCT% + $SOAK_RSS_KB kB)"
+}
+rss_ok local "$LOCAL_PID"
+rss_ok server "$SERVER_PID"
+stop_pid "$LOCAL_PID" 10 || die "kcpsocks-local did not stop cleanly on SIGTERM"
+stop_pid "$SERVER_PID" 10 || die "kcpsocks-server did not stop cleanly on SIGTERM"
+note "ok: $LOAD_OK requests, $((LOAD_BYTES / 1048576)) MiB, none failed"
