@@ -195,7 +195,10 @@ kcptun_retx() {
 }
 
 # mkcp SCENARIO KCPSETTINGS_JSON: v2ray with a SOCKS5 inbound, VMess
-# (aes-128-gcm) over mKCP to a v2ray server with a freedom outbound.
+# (aes-128-gcm) over mKCP to a v2ray server with a freedom outbound. Mux
+# is on: without it v2ray opens one mKCP connection (one UDP socket) per
+# TCP connection, and the relay, which serves one client address at a
+# time, would flap between a closing connection's socket and the new one.
 mkcp() {
 	local scen=$1 kcp=$2 up cp
 	command -v v2ray >/dev/null || return 1
@@ -214,7 +217,8 @@ mkcp() {
 		  "outbounds": [{ "protocol": "vmess",
 		    "settings": { "vnext": [{ "address": "127.0.0.1", "port": RELAY,
 		      "users": [{ "id": "$V2_UUID", "alterId": 0, "security": "aes-128-gcm" }] }] },
-		    "streamSettings": { "network": "kcp", "kcpSettings": $kcp } }] }
+		    "streamSettings": { "network": "kcp", "kcpSettings": $kcp },
+		    "mux": { "enabled": true, "concurrency": 8 } }] }
 	EOF
 	spawn v2ray-server v2ray -config "$PEER_DIR/server.json"
 	ready_udp "$up" || return 1
