@@ -206,8 +206,10 @@ def kcptun_bulk_floor(pairs, s):
 def sections(pairs, meta):
     md = []
     scen = [s for s in SCENARIOS if any(k[0] == s for k in pairs)]
-    md.append("### Bulk throughput, MB/s (median, min-max of %s runs of %s)\n"
-              % (meta.get("bulk_runs", "?"), meta.get("bulk_size", "?")))
+    md.append("### Bulk throughput, MB/s (median, min-max; %s runs of %s on the "
+              "clean path, %s under impairment)\n"
+              % (meta.get("bulk_runs", "?"), meta.get("bulk_size", "?"),
+                 meta.get("bulk_runs_lossy", meta.get("bulk_runs", "?"))))
     rows = []
     for c in CONTENDERS:
         if not any((s, c) in pairs for s in scen):

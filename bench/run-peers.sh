@@ -8,7 +8,8 @@
 # shadowsocks-libev over TCP) cannot be impaired by it and run on the clean
 # path only, as ceilings. Per contender and scenario, fresh processes:
 #
-#   bulk   BULK_SIZE download, BULK_RUNS times (a transfer capped at
+#   bulk   BULK_SIZE download, BULK_RUNS times on the clean path and
+#          BULK_RUNS_LOSSY times under impairment (a transfer capped at
 #          BULK_CAP_S is a "timeout"; later runs of that pair are skipped)
 #   ttfb   TTFB_N new connections, time to first byte of a 1K file
 #   ka     KA_N 1K requests on one keep-alive connection
@@ -35,10 +36,12 @@ lib_init bench-peers
 
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-	BULK_SIZE=${BULK_SIZE:-16M} BULK_RUNS=${BULK_RUNS:-1} BULK_CAP_S=${BULK_CAP_S:-30}
+	BULK_SIZE=${BULK_SIZE:-16M} BULK_RUNS=${BULK_RUNS:-1} BULK_RUNS_LOSSY=${BULK_RUNS_LOSSY:-1}
+	BULK_CAP_S=${BULK_CAP_S:-30}
 	TTFB_N=${TTFB_N:-10} KA_N=${KA_N:-20}
 else
-	BULK_SIZE=${BULK_SIZE:-256M} BULK_RUNS=${BULK_RUNS:-3} BULK_CAP_S=${BULK_CAP_S:-60}
+	BULK_SIZE=${BULK_SIZE:-256M} BULK_RUNS=${BULK_RUNS:-3} BULK_RUNS_LOSSY=${BULK_RUNS_LOSSY:-2}
+	BULK_CAP_S=${BULK_CAP_S:-60}
 	TTFB_N=${TTFB_N:-50} KA_N=${KA_N:-100}
 fi
 SMALL=1K
@@ -305,12 +308,12 @@ warm() {
 	done
 }
 
-# bulk OUT: BULK_RUNS downloads; lines "ok BYTES SECONDS" or "timeout BYTES SECONDS"
+# bulk OUT RUNS: RUNS downloads; lines "ok BYTES SECONDS" or "timeout BYTES SECONDS"
 # or "fail BYTES SECONDS CURL_EXIT".
 bulk() {
 	local i w rc want
 	want=$(size_bytes "$BULK_SIZE")
-	for ((i = 0; i < BULK_RUNS; i++)); do
+	for ((i = 0; i < $2; i++)); do
 		rc=0
 		w=$(curl -sS --fail --max-time "$BULK_CAP_S" $(curl_socks) -o /dev/null \
 			-w '%{size_download} %{time_total}' "$(url "$BULK_SIZE")" 2>>"$PEER_DIR/curl.err") || rc=$?
@@ -370,7 +373,7 @@ pair() {
 	fi
 	[ -n "$PEER_PROFILE" ] && echo "$PEER_PROFILE" >"$d/profile"
 	u0=$(udp_snmp) t0=$(cpu_ticks)
-	bulk "$d/bulk"
+	bulk "$d/bulk" "$([ "$s" = clean ] && echo "$BULK_RUNS" || echo "$BULK_RUNS_LOSSY")"
 	t1=$(cpu_ticks)
 	echo "$(((t1 - t0))) $(getconf CLK_TCK)" >"$d/cpu"
 	ttfb "$d/ttfb"
@@ -382,7 +385,7 @@ pair() {
 		retx=$($PEER_RETX || true)
 		[ -n "$retx" ] && echo "$retx" >"$d/retx"
 	fi
-	cp "$d/bulk" /dev/stderr 2>/dev/null || true
+	note "$s / $c: bulk $(tr '\n' ' ' <"$d/bulk")"
 	peer_stop
 }
 
@@ -412,6 +415,7 @@ main() {
 		echo "quick $QUICK"
 		echo "bulk_size $BULK_SIZE"
 		echo "bulk_runs $BULK_RUNS"
+		echo "bulk_runs_lossy $BULK_RUNS_LOSSY"
 		echo "bulk_cap_s $BULK_CAP_S"
 		echo "ttfb_n $TTFB_N"
 		echo "ka_n $KA_N"
