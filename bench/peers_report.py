@@ -92,6 +92,20 @@ class Pair:
         if udp:
             a = [int(x) for x in udp.split()]
             self.drops = (a[3] - a[1], a[2] - a[0])
+        sd = read(os.path.join(d, "sockdrops"))
+        dl = read(os.path.join(d, "delivered"))
+        self.sockdrops = None
+        if sd and dl and int(sd.split()[1]) > 0:
+            self.sockdrops = (int(sd.split()[0]), int(dl))
+
+    def drop_fraction(self):
+        """(fraction, how): the contender's own socket drops per datagram
+        the relay delivered when measured, else the host-wide counters."""
+        if self.sockdrops and self.sockdrops[1]:
+            return self.sockdrops[0] / float(self.sockdrops[1]), "socket"
+        if self.drops and self.drops[1]:
+            return self.drops[0] / float(self.drops[1]), "host-wide"
+        return None, None
 
     @staticmethod
     def samples(d, name):
@@ -269,25 +283,32 @@ def sections(pairs, meta):
               "moved. RSS: VmHWM summed over those processes. Retransmissions: "
               "segments resent / segments sent by the sending end over the whole "
               "pair (kcpsocks: server metrics; kcptun: kcptun-server's snmp log). "
-              "UDP drops: RcvbufErrors / InDatagrams deltas of /proc/net/snmp over "
-              "the pair (host-wide: other programs on the machine count too).\n")
+              "Socket drops: the drops column of /proc/net/udp summed over the "
+              "contender's UDP sockets at the end of the pair, against the datagrams "
+              "the relay delivered to them. Host: RcvbufErrors / InDatagrams deltas "
+              "of /proc/net/snmp over the pair (host-wide: other programs on the "
+              "machine count too).\n")
     rows = []
     for s in scen:
         for c in present(pairs, s):
             p = pairs[(s, c)]
-            if not p.ok():
+            if not p.ok() or c == "direct":
                 continue
             retx = "n/a"
             if p.retx and p.retx[1] > 0:
                 retx = "%.2f%% (%d)" % (100.0 * p.retx[0] / p.retx[1], p.retx[0])
-            drops = "n/a"
-            if p.drops:
-                d, n = p.drops
-                drops = "%d / %d" % (d, n) + (" (%.3f%%)" % (100.0 * d / n) if n else "")
+            cols = []
+            for v in (p.sockdrops, p.drops):
+                if not v:
+                    cols.append("n/a")
+                    continue
+                d, n = v
+                cols.append("%d / %d" % (d, n) + (" (%.3f%%)" % (100.0 * d / n) if n else ""))
             rows.append([s, label(pairs, s, c), fmt(p.cpu_per_gb()),
-                         fmt(p.rss_mb), retx, drops])
+                         fmt(p.rss_mb), retx] + cols)
     md.append(table(["scenario", "contender", "CPU s/GB", "peak RSS MB",
-                     "retransmitted", "UDP rcvbuf drops / datagrams"], rows))
+                     "retransmitted", "socket drops / delivered",
+                     "host rcvbuf errors / datagrams"], rows))
     md.append("")
     return md
 
@@ -352,10 +373,9 @@ def targets(pairs):
     add("bulk, 1% loss + 10 ms: >= 4x mKCP tuned", a, ac, b, "mkcp-tuned", "loss1", 4)
     worst, wc = None, None
     for (s, c), p in pairs.items():
-        if c in KCPSOCKS and p.ok() and p.drops and p.drops[1]:
-            f = p.drops[0] / p.drops[1]
-            if worst is None or f > worst:
-                worst, wc = f, "%s/%s" % (s, label(pairs, s, c))
+        f, how = p.drop_fraction() if c in KCPSOCKS and p.ok() else (None, None)
+        if f is not None and (worst is None or f > worst):
+            worst, wc = f, "%s/%s (%s counters)" % (s, label(pairs, s, c), how)
     if worst is None:
         rows.append(["UDP rcvbuf drops <= 0.1% of datagrams", "no kcpsocks run", "not measured"])
     else:
@@ -391,7 +411,7 @@ def plots(pairs, out, docdir):
     conts = [c for c in CONTENDERS if any((s, c) in pairs for s in scen)]
     # throughput: one row per scenario, median/min/max per contender
     with open(os.path.join(pdir, "bulk.dat"), "w") as f:
-        f.write("scenario " + " ".join("%s_med %s_min %s_max" % (c, c, c) for c in conts) + "\n")
+        f.write("# scenario " + " ".join("%s_med %s_min %s_max" % (c, c, c) for c in conts) + "\n")
         for s in scen:
             cells = [s]
             for c in conts:

@@ -16,7 +16,9 @@
 #   cpu    utime+stime of the contender's own processes over the bulk runs
 #   rss    VmHWM of those processes (summed) at the end
 #   retx   retransmitted / sent segments of the sending side, if exposed
-#   drops  RcvbufErrors and InDatagrams deltas of /proc/net/snmp (whole host)
+#   drops  receive-buffer drops of the contender's UDP sockets (/proc/net/udp)
+#          against the datagrams the relay delivered; and the host-wide
+#          RcvbufErrors / InDatagrams deltas of /proc/net/snmp
 #
 # Raw results go to $BENCH_OUT/results (one file per pair); bench/peers_report.py
 # turns them into docs/bench/peers.md and docs/bench/*.png.
@@ -126,6 +128,16 @@ relay() {
 	start_impair "$1" --seed 1 ${SCEN_ARGS[$2]}
 	AUX_PIDS+=("$IMPAIR_PID")
 	RELAY_PORT=$IMPAIR_PORT
+	RELAY_STATS=$IMPAIR_STATS
+}
+
+# relay_delivered: datagrams the relay delivered, both directions (read
+# after it stopped: it writes its counters on SIGTERM).
+relay_delivered() {
+	[ -n "$RELAY_STATS" ] && [ -s "$RELAY_STATS" ] || return 0
+	awk '$1 == "up" || $1 == "down" { for (i = 2; i <= NF; i++)
+		if (split($i, a, "=") == 2 && a[1] == "delivered") n += a[2] }
+		END { print n + 0 }' "$RELAY_STATS"
 }
 
 # ---- contenders: each start_* takes the scenario, sets PEER_SOCKS ------------
@@ -293,6 +305,23 @@ hwm_kb() {
 	echo "$t"
 }
 
+# sock_drops: "DROPS SOCKETS": the drops column of /proc/net/udp{,6}
+# (datagrams the kernel discarded because the socket's receive buffer was
+# full, counted from the socket's creation) summed over every UDP socket
+# the contender's processes hold now.
+sock_drops() {
+	local p l
+	for p in "${PEER_PIDS[@]}"; do
+		for l in /proc/"$p"/fd/*; do
+			l=$(readlink "$l" 2>/dev/null) || continue
+			case $l in "socket:["*) l=${l#socket:[} && echo "${l%]}" ;; esac
+		done
+	done >"$PEER_DIR/inodes"
+	awk 'NR == FNR { want[$1] = 1; next }
+		FNR > 1 && ($10 in want) { d += $NF; n++ }
+		END { print d + 0, n + 0 }' "$PEER_DIR/inodes" /proc/net/udp /proc/net/udp6
+}
+
 # udp_snmp: "InDatagrams RcvbufErrors" of the host.
 udp_snmp() {
 	awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
@@ -360,7 +389,7 @@ pair() {
 	mkdir -p "$d"
 	PEER_DIR=$T/run.$s.${c//\//+}
 	mkdir -p "$PEER_DIR"
-	PEER_PROFILE=
+	PEER_PROFILE= RELAY_STATS=
 	echo "$c" >"$d/contender"
 	echo "$s" >"$d/scenario"
 	note "$s / $c"
@@ -380,6 +409,7 @@ pair() {
 	ka "$d/ka"
 	u1=$(udp_snmp)
 	hwm_kb >"$d/rss_kb"
+	sock_drops >"$d/sockdrops"
 	echo "$u0 $u1" >"$d/udp"
 	if [ -n "$PEER_RETX" ]; then
 		retx=$($PEER_RETX || true)
@@ -387,6 +417,7 @@ pair() {
 	fi
 	note "$s / $c: bulk $(tr '\n' ' ' <"$d/bulk")"
 	peer_stop
+	relay_delivered >"$d/delivered"
 }
 
 # ---- main -----------------------------------------------------------------
