@@ -125,7 +125,9 @@ peer_stop() {
 # relay UDP_PORT SCENARIO: the impairment relay in front of UDP_PORT; sets
 # RELAY_PORT.
 relay() {
+	rm -f "$T"/impair.*.stats # the names repeat once stopped PIDs are untracked
 	start_impair "$1" --seed 1 ${SCEN_ARGS[$2]}
+	mv "$IMPAIR_LOG" "$PEER_DIR/impair.log" # the open log follows the rename
 	AUX_PIDS+=("$IMPAIR_PID")
 	RELAY_PORT=$IMPAIR_PORT
 	RELAY_STATS=$IMPAIR_STATS
@@ -257,9 +259,11 @@ kcpsocks() {
 	unset SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS
 	start_server
 	PEER_PIDS+=("$SERVER_PID")
+	mv "$SERVER_LOG" "$PEER_DIR/kcpsocks-server.log"
 	relay "$SERVER_PORT" "$scen"
 	start_local "$RELAY_PORT" "$profile"
 	PEER_PIDS+=("$LOCAL_PID")
+	mv "$LOCAL_LOG" "$PEER_DIR/kcpsocks-local.log"
 	PEER_SOCKS=$LOCAL_PORT
 	PEER_RETX="kcpsocks_retx $SERVER_METRICS"
 	PEER_PROFILE=$profile
