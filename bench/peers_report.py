@@ -26,6 +26,11 @@ CONTENDERS = ["direct", "ss-tcp", "kcpsocks-default", "kcpsocks-profile",
               "kcptun/microsocks", "kcptun/ss", "kcptun-fast3/microsocks",
               "kcptun-fast3/ss", "mkcp-default", "mkcp-tuned"]
 KCPSOCKS = ["kcpsocks-default", "kcpsocks-profile"]
+# One colour per contender in every figure; kcpsocks in warm colours.
+COLOUR = {"direct": "#7f7f7f", "ss-tcp": "#8c564b", "kcpsocks-default": "#d62728",
+          "kcpsocks-profile": "#ff7f0e", "kcptun/microsocks": "#1f77b4",
+          "kcptun/ss": "#aec7e8", "kcptun-fast3/microsocks": "#2ca02c",
+          "kcptun-fast3/ss": "#98df8a", "mkcp-default": "#9467bd", "mkcp-tuned": "#c5b0d5"}
 KCPTUN = [c for c in CONTENDERS if c.startswith("kcptun")]
 
 
@@ -433,8 +438,8 @@ def plots(pairs, out, docdir):
     cmds = []
     for i, c in enumerate(conts):
         col = 2 + 3 * i
-        cmds.append("'%s' using %d:%d:%d:xtic(1) title '%s'"
-                    % (os.path.join(pdir, "bulk.dat"), col, col + 1, col + 2, c))
+        cmds.append("'%s' using %d:%d:%d:xtic(1) title '%s' lc rgb '%s'"
+                    % (os.path.join(pdir, "bulk.dat"), col, col + 1, col + 2, c, COLOUR[c]))
     gp.append("plot " + ", ".join(cmds))
     run_gnuplot(pdir, "bulk.gp", gp)
     for attr, fname, title in (("ttfb", "peers-ttfb.png", "Time to first byte, new connections"),
@@ -455,8 +460,8 @@ def plots(pairs, out, docdir):
                 with open(dat, "w") as f:
                     for i, x in enumerate(xs):
                         f.write("%g %g\n" % (max(x, 0.01), (i + 1) / float(len(xs))))
-                cmds.append("'%s' using 1:2 with steps lw 2 title '%s'"
-                            % (dat, label(pairs, s, c)))
+                cmds.append("'%s' using 1:2 with steps lw 2 lc rgb '%s' title '%s'"
+                            % (dat, COLOUR[c], label(pairs, s, c)))
             gp.append("set title '%s'" % SCEN_TITLE[s])
             gp.append("plot " + ", ".join(cmds) if cmds else "clear")
         gp.append("unset multiplot")
