@@ -66,7 +66,7 @@ class Pair:
         self.s = read(os.path.join(d, "scenario"))
         self.skipped = read(os.path.join(d, "skipped"))
         self.profile = read(os.path.join(d, "profile"))
-        self.rates, self.timeout, self.fail, self.bytes = [], None, None, 0
+        self.rates, self.timeout, self.fails, self.bytes = [], None, [], 0
         for line in (read(os.path.join(d, "bulk"), "") or "").splitlines():
             f = line.split()
             size, secs = int(f[1] or 0), float(f[2] or 0)
@@ -77,7 +77,7 @@ class Pair:
             elif f[0] == "timeout":
                 self.timeout = rate
             else:
-                self.fail = "curl exit %s" % (f[3] if len(f) > 3 else "?")
+                self.fails.append((f[3] if len(f) > 3 else "?", size, rate))
         self.ttfb, self.ttfb_fail = self.samples(d, "ttfb")
         self.ka, self.ka_fail = self.samples(d, "ka")
         cpu = read(os.path.join(d, "cpu"))
@@ -127,24 +127,37 @@ class Pair:
         return not self.skipped
 
     def bulk_median(self):
-        """Median MB/s of the completed runs, or None (timeout/fail/skip)."""
-        if self.timeout is not None or self.fail or not self.rates:
+        """Median MB/s of the completed runs, or None (timeout/skip/none)."""
+        if self.timeout is not None or not self.rates:
             return None
         return median(self.rates)
+
+    def bulk_floor(self):
+        """A figure for comparisons: the median, else the rate a capped or
+        broken transfer had reached."""
+        if self.bulk_median() is not None:
+            return self.bulk_median()
+        if self.timeout is not None:
+            return self.timeout
+        return max((r for _, _, r in self.fails), default=None)
 
     def bulk_cell(self):
         if self.skipped:
             return "skipped"
-        if self.fail:
-            return "fail (%s)" % self.fail
+        fails = "; ".join("broken: curl exit %s after %.0f MB (%.2f MB/s)"
+                          % (rc, size / 1e6, rate) for rc, size, rate in self.fails)
         if self.timeout is not None:
-            return "timeout (%.2f before the cap)" % self.timeout
-        if not self.rates:
-            return "n/a"
-        m = median(self.rates)
-        if len(self.rates) == 1:
-            return "%s" % fmt(m)
-        return "%s (%s-%s)" % (fmt(m), fmt(min(self.rates)), fmt(max(self.rates)))
+            cell = "timeout (%.2f before the cap)" % self.timeout
+        elif not self.rates:
+            cell = "n/a"
+        elif len(self.rates) == 1:
+            cell = fmt(median(self.rates))
+        else:
+            cell = "%s (%s-%s)" % (fmt(median(self.rates)), fmt(min(self.rates)),
+                                   fmt(max(self.rates)))
+        if fails:
+            cell = fails if cell == "n/a" else cell + "; " + fails
+        return cell
 
     def cpu_per_gb(self):
         if self.cpu_s is None or self.bytes == 0:
@@ -175,10 +188,13 @@ def load(out):
         p = Pair(os.path.join(rdir, name))
         if p.c and p.s:
             pairs[(p.s, p.c)] = p
-    meta = {}
+    meta = {"rerun": []}
     for line in (read(os.path.join(out, "meta"), "") or "").splitlines():
         k, _, v = line.partition(" ")
-        meta[k] = v
+        if k == "rerun":
+            meta[k].append(v)
+        else:
+            meta[k] = v
     return pairs, meta
 
 
@@ -219,7 +235,7 @@ def kcptun_bulk_floor(pairs, s):
     v, c = best(pairs, s, KCPTUN, lambda p: p.bulk_median())
     if v is not None:
         return v, c
-    return best(pairs, s, KCPTUN, lambda p: p.timeout)
+    return best(pairs, s, KCPTUN, lambda p: p.bulk_floor())
 
 
 def sections(pairs, meta):
@@ -374,7 +390,7 @@ def targets(pairs):
         cmp_lower=True)
     a, ac = kbest("loss1", bulk)
     p = pairs.get(("loss1", "mkcp-tuned"))
-    b = (p.bulk_median() if p.bulk_median() is not None else p.timeout) if p and p.ok() else None
+    b = p.bulk_floor() if p and p.ok() else None
     add("bulk, 1% loss + 10 ms: >= 4x mKCP tuned", a, ac, b, "mkcp-tuned", "loss1", 4)
     worst, wc = None, None
     for (s, c), p in pairs.items():
@@ -422,8 +438,8 @@ def plots(pairs, out, docdir):
             for c in conts:
                 p = pairs.get((s, c))
                 m = p.bulk_median() if p and p.ok() else None
-                if m is None and p and p.ok() and p.timeout is not None:
-                    cells += ["%g" % p.timeout] * 3
+                if m is None and p and p.ok() and p.bulk_floor() is not None:
+                    cells += ["%g" % p.bulk_floor()] * 3
                 elif m is None:
                     cells += ["NaN"] * 3
                 else:
@@ -498,6 +514,8 @@ def main():
         if "scen_" + s in meta:
             md.append("- `%s`: %s" % (s, meta["scen_" + s]))
     md.append("")
+    for r in meta["rerun"]:
+        md.append("Pairs rerun on %s (BENCH_KEEP=1; their earlier results replaced).\n" % r)
     skipped = [(s, c, p.skipped) for (s, c), p in sorted(pairs.items()) if p.skipped]
     if skipped:
         md.append("Skipped: " + "; ".join("%s/%s (%s)" % x for x in skipped) + ".")

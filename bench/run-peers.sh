@@ -341,8 +341,9 @@ warm() {
 	done
 }
 
-# bulk OUT RUNS: RUNS downloads; lines "ok BYTES SECONDS" or "timeout BYTES SECONDS"
-# or "fail BYTES SECONDS CURL_EXIT".
+# bulk OUT RUNS: RUNS downloads; lines "ok BYTES SECONDS", "timeout BYTES
+# SECONDS" (the cap hit: the pair's remaining runs are skipped) or "fail
+# BYTES SECONDS CURL_EXIT".
 bulk() {
 	local i w rc want
 	want=$(size_bytes "$BULK_SIZE")
@@ -356,8 +357,9 @@ bulk() {
 			echo "timeout $w" >>"$1"
 			return 0
 		else
+			# A broken transfer (e.g. the contender reset the connection)
+			# is recorded; the next run gets its chance.
 			echo "fail $w $rc" >>"$1"
-			return 0
 		fi
 	done
 }
@@ -440,30 +442,39 @@ missing_note() {
 	return 0
 }
 
+# write_meta: the run's settings, date, commit and peer versions (BENCH_OUT/meta).
+write_meta() {
+	echo "quick $QUICK"
+	echo "bulk_size $BULK_SIZE"
+	echo "bulk_runs $BULK_RUNS"
+	echo "bulk_runs_lossy $BULK_RUNS_LOSSY"
+	echo "bulk_cap_s $BULK_CAP_S"
+	echo "ttfb_n $TTFB_N"
+	echo "ka_n $KA_N"
+	echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+	for s in "${SCENARIOS[@]}"; do echo "scen_$s ${SCEN_ARGS[$s]:-none}"; done
+	echo "versions kcptun $(dpkg-query -W -f='${Version}' kcptun 2>/dev/null || echo -)," \
+		"shadowsocks-libev $(dpkg-query -W -f='${Version}' shadowsocks-libev 2>/dev/null || echo -)," \
+		"microsocks $(dpkg-query -W -f='${Version}' microsocks 2>/dev/null || echo -)," \
+		"v2ray $(dpkg-query -W -f='${Version}' v2ray 2>/dev/null || echo -)," \
+		"nginx-light $(dpkg-query -W -f='${Version}' nginx-light 2>/dev/null || echo -)," \
+		"curl $(dpkg-query -W -f='${Version}' curl 2>/dev/null || echo -)"
+}
+
 main() {
 	local c s why
 	[ -x "$IMPAIR" ] || die "$IMPAIR not built (make $IMPAIR)"
 	[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$RES"
 	mkdir -p "$RES"
 	start_nginx "$SMALL" "$BULK_SIZE"
-	{
-		echo "quick $QUICK"
-		echo "bulk_size $BULK_SIZE"
-		echo "bulk_runs $BULK_RUNS"
-		echo "bulk_runs_lossy $BULK_RUNS_LOSSY"
-		echo "bulk_cap_s $BULK_CAP_S"
-		echo "ttfb_n $TTFB_N"
-		echo "ka_n $KA_N"
-		echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
-		echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
-		for s in "${SCENARIOS[@]}"; do echo "scen_$s ${SCEN_ARGS[$s]:-none}"; done
-		echo "versions kcptun $(dpkg-query -W -f='${Version}' kcptun 2>/dev/null || echo -)," \
-			"shadowsocks-libev $(dpkg-query -W -f='${Version}' shadowsocks-libev 2>/dev/null || echo -)," \
-			"microsocks $(dpkg-query -W -f='${Version}' microsocks 2>/dev/null || echo -)," \
-			"v2ray $(dpkg-query -W -f='${Version}' v2ray 2>/dev/null || echo -)," \
-			"nginx-light $(dpkg-query -W -f='${Version}' nginx-light 2>/dev/null || echo -)," \
-			"curl $(dpkg-query -W -f='${Version}' curl 2>/dev/null || echo -)"
-	} >"$BENCH_OUT/meta"
+	if [ "${BENCH_KEEP:-0}" = 1 ] && [ -s "$BENCH_OUT/meta" ]; then
+		echo "rerun $(date -u '+%Y-%m-%d %H:%M UTC'), commit" \
+			"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none):" \
+			"contenders /$ONLY/, scenarios /$SCEN_ONLY/" >>"$BENCH_OUT/meta"
+	else
+		write_meta >"$BENCH_OUT/meta"
+	fi
 	for s in "${SCENARIOS[@]}"; do
 		[[ $s =~ $SCEN_ONLY ]] || continue
 		for c in "${CONTENDERS[@]}"; do
