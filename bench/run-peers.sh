@@ -119,7 +119,7 @@ peer_stop() {
 	for p in "${PEER_PIDS[@]}" "${AUX_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${PEER_PIDS[@]}" "${AUX_PIDS[@]}"; do stop_pid "$p" 5 >/dev/null 2>&1 || true; done
 	untrack "${PEER_PIDS[@]}" "${AUX_PIDS[@]}"
-	PEER_PIDS=() AUX_PIDS=() PEER_SOCKS= PEER_RETX=
+	PEER_PIDS=() AUX_PIDS=() PEER_SOCKS='' PEER_RETX=''
 }
 
 # relay UDP_PORT SCENARIO: the impairment relay in front of UDP_PORT; sets
@@ -284,8 +284,13 @@ kcpsocks_retx() {
 
 # ---- measurements -----------------------------------------------------------
 
-# curl_socks: the proxy option for the current contender (none for direct).
-curl_socks() { [ -n "$PEER_SOCKS" ] && echo "--socks5-hostname 127.0.0.1:$PEER_SOCKS"; }
+# proxy_opts: PROXY, curl's proxy options for the current contender (none
+# for direct).
+PROXY=()
+proxy_opts() {
+	PROXY=()
+	[ -z "$PEER_SOCKS" ] || PROXY=(--socks5-hostname "127.0.0.1:$PEER_SOCKS")
+}
 
 # cpu_ticks: utime+stime of every contender process, in clock ticks.
 cpu_ticks() {
@@ -335,7 +340,7 @@ udp_snmp() {
 # warm: one small fetch must work within READY_S (kcptun and mKCP dial lazily).
 warm() {
 	local end=$(($(now_ms) + READY_S * 1000))
-	until curl -s --fail --max-time 5 $(curl_socks) -o /dev/null "$(url $SMALL)"; do
+	until curl -s --fail --max-time 5 "${PROXY[@]}" -o /dev/null "$(url $SMALL)"; do
 		[ "$(now_ms)" -ge "$end" ] && return 1
 		sleep 0.2
 	done
@@ -349,7 +354,7 @@ bulk() {
 	want=$(size_bytes "$BULK_SIZE")
 	for ((i = 0; i < $2; i++)); do
 		rc=0
-		w=$(curl -sS --fail --max-time "$BULK_CAP_S" $(curl_socks) -o /dev/null \
+		w=$(curl -sS --fail --max-time "$BULK_CAP_S" "${PROXY[@]}" -o /dev/null \
 			-w '%{size_download} %{time_total}' "$(url "$BULK_SIZE")" 2>>"$PEER_DIR/curl.err") || rc=$?
 		if [ "$rc" = 0 ] && [ "${w% *}" = "$want" ]; then
 			echo "ok $w" >>"$1"
@@ -369,7 +374,7 @@ bulk() {
 ttfb() {
 	local i w
 	for ((i = 0; i < TTFB_N; i++)); do
-		if w=$(curl -s --fail --max-time 10 $(curl_socks) -o /dev/null \
+		if w=$(curl -s --fail --max-time 10 "${PROXY[@]}" -o /dev/null \
 			-w '%{time_starttransfer}' "$(url $SMALL)"); then
 			echo "$w" >>"$1"
 		else
@@ -383,7 +388,7 @@ ttfb() {
 ka() {
 	local args=() i
 	for ((i = 0; i <= KA_N; i++)); do args+=(-o /dev/null "$(url $SMALL)"); done
-	curl -s --max-time 60 $(curl_socks) -w '%{time_total} %{num_connects}\n' \
+	curl -s --max-time 60 "${PROXY[@]}" -w '%{time_total} %{num_connects}\n' \
 		"${args[@]}" | tail -n +2 >"$1" || true
 }
 
@@ -395,11 +400,11 @@ pair() {
 	mkdir -p "$d"
 	PEER_DIR=$T/run.$s.${c//\//+}
 	mkdir -p "$PEER_DIR"
-	PEER_PROFILE= RELAY_STATS=
+	PEER_PROFILE='' RELAY_STATS=''
 	echo "$c" >"$d/contender"
 	echo "$s" >"$d/scenario"
 	note "$s / $c"
-	if ! "start_$c" "$s" || ! warm; then
+	if ! "start_$c" "$s" || ! proxy_opts || ! warm; then
 		note "$s / $c: did not start or carry a first request; skipped"
 		echo "contender did not start or carry a first request" >"$d/skipped"
 		tail -n 5 "$PEER_DIR"/*.log >"$d/logs.tail" 2>/dev/null || true
@@ -410,7 +415,7 @@ pair() {
 	u0=$(udp_snmp) t0=$(cpu_ticks)
 	bulk "$d/bulk" "$([ "$s" = clean ] && echo "$BULK_RUNS" || echo "$BULK_RUNS_LOSSY")"
 	t1=$(cpu_ticks)
-	echo "$(((t1 - t0))) $(getconf CLK_TCK)" >"$d/cpu"
+	echo "$((t1 - t0)) $(getconf CLK_TCK)" >"$d/cpu"
 	ttfb "$d/ttfb"
 	ka "$d/ka"
 	u1=$(udp_snmp)
