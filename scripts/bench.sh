@@ -2,22 +2,36 @@
 # bench.sh NAME BUILD - run BUILD/bench/bench_NAME, keep its markdown report
 # in docs/bench/NAME.md, and rebuild docs/BENCHMARKS.md from all reports with
 # a description of the machine they ran on.
+#
+# bench.sh peers BUILD - kcpsocks against kcptun, shadowsocks-libev and v2ray
+# mKCP on loopback (bench/run-peers.sh; docs/benchmarking.md): installs the
+# peers (scripts/deps.sh bench) when it can, writes docs/bench/peers.md and
+# the docs/bench/peers-*.png plots, then rebuilds docs/BENCHMARKS.md.
+# BENCH_QUICK=1 makes it a short smoke run.
 set -euo pipefail
 name=$1
 build=$2
 mkdir -p docs/bench
 out=docs/bench/$name.md
-tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
-{
-	echo "## $name"
-	echo
-	echo "Command: \`make bench-$name\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo none))"
-	echo
-	"$build/bench/bench_$name"
-} >"$tmp"
-mv "$tmp" "$out"
-cat "$out"
+if [ "$name" = peers ]; then
+	scripts/deps.sh bench || echo "bench.sh: some peers are missing; they will be skipped" >&2
+	export BENCH_OUT=${BENCH_OUT:-$build/bench-peers}
+	bench/run-peers.sh "$build"
+	python3 bench/peers_report.py "$BENCH_OUT" docs/bench
+	cat "$out"
+else
+	tmp=$(mktemp)
+	trap 'rm -f "$tmp"' EXIT
+	{
+		echo "## $name"
+		echo
+		echo "Command: \`make bench-$name\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo none))"
+		echo
+		"$build/bench/bench_$name"
+	} >"$tmp"
+	mv "$tmp" "$out"
+	cat "$out"
+fi
 {
 	echo "# Benchmarks"
 	echo

@@ -1,0 +1,502 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2086
+# run-peers.sh BUILD - kcpsocks against its peers on loopback (make bench-peers).
+#
+# Every contender is a SOCKS5 endpoint on 127.0.0.1 that curl drives to the
+# same nginx (generated files). UDP contenders go through the same
+# impairment relay (BUILD/impair) in every scenario; TCP ones (direct, and
+# shadowsocks-libev over TCP) cannot be impaired by it and run on the clean
+# path only, as ceilings. Per contender and scenario, fresh processes:
+#
+#   bulk   BULK_SIZE download, BULK_RUNS times on the clean path and
+#          BULK_RUNS_LOSSY times under impairment (a transfer capped at
+#          BULK_CAP_S is a "timeout"; later runs of that pair are skipped)
+#   ttfb   TTFB_N new connections, time to first byte of a 1K file
+#   ka     KA_N 1K requests on one keep-alive connection
+#   cpu    utime+stime of the contender's own processes over the bulk runs
+#   rss    VmHWM of those processes (summed) at the end
+#   retx   retransmitted / sent segments of the sending side, if exposed
+#   drops  receive-buffer drops of the contender's UDP sockets (/proc/net/udp)
+#          against the datagrams the relay delivered; and the host-wide
+#          RcvbufErrors / InDatagrams deltas of /proc/net/snmp
+#
+# Raw results go to $BENCH_OUT/results (one file per pair); bench/peers_report.py
+# turns them into docs/bench/peers.md and docs/bench/*.png.
+#
+# Knobs: BENCH_QUICK=1 (smoke: small sizes, one run), BENCH_ONLY and
+# BENCH_SCENARIOS (extended regexes on contender / scenario names),
+# BENCH_KEEP=1 (keep earlier results, e.g. to rerun one contender),
+# BENCH_OUT (default BUILD/bench-peers), KEEP_TMP=1.
+set -euo pipefail
+
+BUILD=${1:-${BUILD:-build}}
+export BUILD
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+. "$ROOT/tests/integration/lib.sh"
+lib_init bench-peers
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	BULK_SIZE=${BULK_SIZE:-16M} BULK_RUNS=${BULK_RUNS:-1} BULK_RUNS_LOSSY=${BULK_RUNS_LOSSY:-1}
+	BULK_CAP_S=${BULK_CAP_S:-30}
+	TTFB_N=${TTFB_N:-10} KA_N=${KA_N:-20}
+else
+	BULK_SIZE=${BULK_SIZE:-256M} BULK_RUNS=${BULK_RUNS:-3} BULK_RUNS_LOSSY=${BULK_RUNS_LOSSY:-2}
+	BULK_CAP_S=${BULK_CAP_S:-60}
+	TTFB_N=${TTFB_N:-50} KA_N=${KA_N:-100}
+fi
+SMALL=1K
+BENCH_OUT=${BENCH_OUT:-$BUILD/bench-peers}
+RES=$BENCH_OUT/results
+ONLY=${BENCH_ONLY:-.}
+SCEN_ONLY=${BENCH_SCENARIOS:-.}
+SS_METHOD=chacha20-ietf-poly1305
+SS_PASS=bench-$RANDOM$RANDOM
+KCPTUN_KEY=bench-$RANDOM$RANDOM
+V2_UUID=$(python3 -c 'import uuid; print(uuid.uuid4())')
+READY_S=20
+
+# Scenarios: name, impair arguments, the kcpsocks profile suited to it.
+SCENARIOS=(clean loss1 loss5 burst)
+declare -A SCEN_ARGS=(
+	[clean]=""
+	[loss1]="--loss 0.01 --delay 10"
+	[loss5]="--loss 0.05 --delay 30 --jitter 5 --reorder 0.01"
+	[burst]="--burst 0.005,0.25 --delay 10"
+)
+declare -A SCEN_PROFILE=([clean]=fast [loss1]=lossy [loss5]=lossy [burst]=lossy)
+
+# Contenders: name -> kind (tcp: clean path only; udp: through impair).
+CONTENDERS=(direct ss-tcp kcpsocks-default kcpsocks-profile
+	kcptun/microsocks kcptun/ss kcptun-fast3/microsocks kcptun-fast3/ss
+	mkcp-default mkcp-tuned)
+
+# ---- bookkeeping ----------------------------------------------------------
+
+PEER_PIDS=() # the contender's own processes (CPU, RSS); stopped after each pair
+AUX_PIDS=()  # the relay and the like: stopped too, not measured
+PEER_SOCKS=  # the SOCKS5 port curl uses
+PEER_RETX=   # command that prints "retransmitted sent" segment counts, or empty
+PEER_DIR=    # scratch dir of the current pair
+
+# untrack PID...: forget stopped PIDs so the exit trap never signals a
+# number the kernel may have handed to someone else since.
+untrack() {
+	local p keep=()
+	for p in "${LIB_PIDS[@]}"; do
+		[[ " $* " == *" $p "* ]] || keep+=("$p")
+	done
+	LIB_PIDS=("${keep[@]}")
+}
+
+# spawn LABEL CMD...: start CMD in the background (cwd $PEER_DIR, log
+# $PEER_DIR/LABEL.log); the PID is measured as part of the contender.
+spawn() {
+	local label=$1 pid
+	shift
+	(cd "$PEER_DIR" && exec "$@") >"$PEER_DIR/$label.log" 2>&1 &
+	pid=$!
+	lib_track "$pid" "$label" "$PEER_DIR/$label.log"
+	PEER_PIDS+=("$pid")
+}
+
+# ready_tcp PORT / ready_udp PORT: poll for the listening socket, bounded;
+# fails (does not exit) if a contender process died.
+ready_tcp() { ready tcp_listening "$1"; }
+ready_udp() { ready udp_bound "$1"; }
+ready() {
+	local p end=$(($(now_ms) + READY_S * 1000))
+	until "$1" "$2"; do
+		for p in "${PEER_PIDS[@]}"; do alive "$p" || return 1; done
+		[ "$(now_ms)" -ge "$end" ] && return 1
+		sleep 0.05
+	done
+}
+
+peer_stop() {
+	local p
+	for p in "${PEER_PIDS[@]}" "${AUX_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${PEER_PIDS[@]}" "${AUX_PIDS[@]}"; do stop_pid "$p" 5 >/dev/null 2>&1 || true; done
+	untrack "${PEER_PIDS[@]}" "${AUX_PIDS[@]}"
+	PEER_PIDS=() AUX_PIDS=() PEER_SOCKS='' PEER_RETX=''
+}
+
+# relay UDP_PORT SCENARIO: the impairment relay in front of UDP_PORT; sets
+# RELAY_PORT.
+relay() {
+	rm -f "$T"/impair.*.stats # the names repeat once stopped PIDs are untracked
+	start_impair "$1" --seed 1 ${SCEN_ARGS[$2]}
+	mv "$IMPAIR_LOG" "$PEER_DIR/impair.log" # the open log follows the rename
+	AUX_PIDS+=("$IMPAIR_PID")
+	RELAY_PORT=$IMPAIR_PORT
+	RELAY_STATS=$IMPAIR_STATS
+}
+
+# relay_delivered: datagrams the relay delivered, both directions (read
+# after it stopped: it writes its counters on SIGTERM).
+relay_delivered() {
+	[ -n "$RELAY_STATS" ] && [ -s "$RELAY_STATS" ] || return 0
+	awk '$1 == "up" || $1 == "down" { for (i = 2; i <= NF; i++)
+		if (split($i, a, "=") == 2 && a[1] == "delivered") n += a[2] }
+		END { print n + 0 }' "$RELAY_STATS"
+}
+
+# ---- contenders: each start_* takes the scenario, sets PEER_SOCKS ------------
+
+start_direct() { PEER_SOCKS=; }
+
+start_ss-tcp() {
+	local sp lp
+	sp=$(free_port) lp=$(free_port)
+	spawn ss-server ss-server -s 127.0.0.1 -p "$sp" -k "$SS_PASS" -m "$SS_METHOD" --no-delay
+	ready_tcp "$sp" || return 1
+	spawn ss-local ss-local -s 127.0.0.1 -p "$sp" -b 127.0.0.1 -l "$lp" \
+		-k "$SS_PASS" -m "$SS_METHOD" --no-delay
+	ready_tcp "$lp" || return 1
+	PEER_SOCKS=$lp
+}
+
+# backend KIND: the SOCKS5 server behind kcptun-server (microsocks, or
+# ss-server whose client ss-local then sits in front of kcptun-client).
+# Sets BACKEND_PORT.
+backend() {
+	BACKEND_PORT=$(free_port)
+	if [ "$1" = microsocks ]; then
+		spawn microsocks microsocks -i 127.0.0.1 -p "$BACKEND_PORT"
+	else
+		spawn ss-server ss-server -s 127.0.0.1 -p "$BACKEND_PORT" \
+			-k "$SS_PASS" -m "$SS_METHOD" --no-delay
+	fi
+	ready_tcp "$BACKEND_PORT"
+}
+
+# kcptun SCENARIO BACKEND ARGS...: kcptun-server -> BACKEND, kcptun-client
+# through the relay; ARGS go to both ends (they must agree).
+kcptun() {
+	local scen=$1 kind=$2 up cp
+	shift 2
+	backend "$kind" || return 1
+	up=$(free_port) cp=$(free_port)
+	spawn kcptun-server kcptun-server -l "127.0.0.1:$up" -t "127.0.0.1:$BACKEND_PORT" \
+		--key "$KCPTUN_KEY" --quiet --snmplog snmp.csv --snmpperiod 1 "$@"
+	ready_udp "$up" || return 1
+	relay "$up" "$scen"
+	spawn kcptun-client kcptun-client -l "127.0.0.1:$cp" -r "127.0.0.1:$RELAY_PORT" \
+		--key "$KCPTUN_KEY" --quiet "$@"
+	ready_tcp "$cp" || return 1
+	PEER_RETX="kcptun_retx $PEER_DIR/snmp.csv"
+	if [ "$kind" = microsocks ]; then
+		PEER_SOCKS=$cp
+	else
+		PEER_SOCKS=$(free_port)
+		spawn ss-local ss-local -s 127.0.0.1 -p "$cp" -b 127.0.0.1 -l "$PEER_SOCKS" \
+			-k "$SS_PASS" -m "$SS_METHOD" --no-delay
+		ready_tcp "$PEER_SOCKS"
+	fi
+}
+FAST3=(--mode fast3 --nocomp --datashard 0 --parityshard 0 --sndwnd 1024 --rcvwnd 1024)
+start_kcptun/microsocks() { kcptun "$1" microsocks; }
+start_kcptun/ss() { kcptun "$1" ss; }
+start_kcptun-fast3/microsocks() { kcptun "$1" microsocks "${FAST3[@]}"; }
+start_kcptun-fast3/ss() { kcptun "$1" ss "${FAST3[@]}"; }
+
+# kcptun_retx SNMP_CSV: "RetransSegs OutSegs" of kcptun-server (the sender
+# of the downloads), from the last row of its snmp log (one row of
+# cumulative counters per second).
+kcptun_retx() {
+	[ -s "$1" ] || return 0
+	awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+		{ r = $col["RetransSegs"]; o = $col["OutSegs"] }
+		END { if (NR > 1) print r + 0, o + 0 }' "$1"
+}
+
+# mkcp SCENARIO KCPSETTINGS_JSON: v2ray with a SOCKS5 inbound, VMess
+# (aes-128-gcm) over mKCP to a v2ray server with a freedom outbound. Mux
+# is on: without it v2ray opens one mKCP connection (one UDP socket) per
+# TCP connection, and the relay, which serves one client address at a
+# time, would flap between a closing connection's socket and the new one.
+mkcp() {
+	local scen=$1 kcp=$2 up cp
+	command -v v2ray >/dev/null || return 1
+	up=$(free_port) cp=$(free_port)
+	cat >"$PEER_DIR/server.json" <<-EOF
+		{ "log": { "loglevel": "warning" },
+		  "inbounds": [{ "listen": "127.0.0.1", "port": $up, "protocol": "vmess",
+		    "settings": { "clients": [{ "id": "$V2_UUID", "alterId": 0 }] },
+		    "streamSettings": { "network": "kcp", "kcpSettings": $kcp } }],
+		  "outbounds": [{ "protocol": "freedom" }] }
+	EOF
+	cat >"$PEER_DIR/client.json" <<-EOF
+		{ "log": { "loglevel": "warning" },
+		  "inbounds": [{ "listen": "127.0.0.1", "port": $cp, "protocol": "socks",
+		    "settings": { "auth": "noauth", "udp": false } }],
+		  "outbounds": [{ "protocol": "vmess",
+		    "settings": { "vnext": [{ "address": "127.0.0.1", "port": RELAY,
+		      "users": [{ "id": "$V2_UUID", "alterId": 0, "security": "aes-128-gcm" }] }] },
+		    "streamSettings": { "network": "kcp", "kcpSettings": $kcp },
+		    "mux": { "enabled": true, "concurrency": 8 } }] }
+	EOF
+	spawn v2ray-server v2ray -config "$PEER_DIR/server.json"
+	ready_udp "$up" || return 1
+	relay "$up" "$scen"
+	sed -i "s/RELAY/$RELAY_PORT/" "$PEER_DIR/client.json"
+	spawn v2ray-client v2ray -config "$PEER_DIR/client.json"
+	ready_tcp "$cp" || return 1
+	PEER_SOCKS=$cp
+}
+start_mkcp-default() { mkcp "$1" '{}'; }
+start_mkcp-tuned() {
+	mkcp "$1" '{ "uplinkCapacity": 1000, "downlinkCapacity": 1000, "tti": 10,
+		"congestion": false, "readBufferSize": 8, "writeBufferSize": 8 }'
+}
+
+# kcpsocks SCENARIO PROFILE: the lib.sh daemons (their command lines live
+# there), the local one pointed at the relay.
+kcpsocks() {
+	local scen=$1 profile=$2
+	[ -n "${CONNSTR:-}" ] || make_keys bench
+	unset SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS
+	start_server
+	PEER_PIDS+=("$SERVER_PID")
+	mv "$SERVER_LOG" "$PEER_DIR/kcpsocks-server.log"
+	relay "$SERVER_PORT" "$scen"
+	start_local "$RELAY_PORT" "$profile"
+	PEER_PIDS+=("$LOCAL_PID")
+	mv "$LOCAL_LOG" "$PEER_DIR/kcpsocks-local.log"
+	PEER_SOCKS=$LOCAL_PORT
+	PEER_RETX="kcpsocks_retx $SERVER_METRICS"
+	PEER_PROFILE=$profile
+}
+start_kcpsocks-default() { kcpsocks "$1" default; }
+start_kcpsocks-profile() { kcpsocks "$1" "${SCEN_PROFILE[$1]}"; }
+
+# kcpsocks_retx PORT: "retransmitted sent" segments of the server's sessions.
+kcpsocks_retx() {
+	local f=$PEER_DIR/metrics.txt r s
+	scrape "$1" >"$f"
+	r=$(metric_from "$f" sum kcpsocks_session_retransmits_timeout_total \
+		kcpsocks_session_retransmits_fast_total)
+	s=$(metric_from "$f" sum kcpsocks_session_segments_sent_total)
+	[ -n "$r" ] && [ -n "$s" ] && echo "$r $s"
+	return 0
+}
+
+# ---- measurements -----------------------------------------------------------
+
+# proxy_opts: PROXY, curl's proxy options for the current contender (none
+# for direct).
+PROXY=()
+proxy_opts() {
+	PROXY=()
+	[ -z "$PEER_SOCKS" ] || PROXY=(--socks5-hostname "127.0.0.1:$PEER_SOCKS")
+}
+
+# cpu_ticks: utime+stime of every contender process, in clock ticks.
+cpu_ticks() {
+	local p t=0 f
+	for p in "${PEER_PIDS[@]}"; do
+		f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		f=${f##*) }
+		set -- $f
+		t=$((t + ${12} + ${13}))
+	done
+	echo "$t"
+}
+
+hwm_kb() {
+	local p k v _ t=0
+	for p in "${PEER_PIDS[@]}"; do
+		while read -r k v _; do
+			[ "$k" = VmHWM: ] && t=$((t + v))
+		done <"/proc/$p/status" 2>/dev/null || true
+	done
+	echo "$t"
+}
+
+# sock_drops: "DROPS SOCKETS": the drops column of /proc/net/udp{,6}
+# (datagrams the kernel discarded because the socket's receive buffer was
+# full, counted from the socket's creation) summed over every UDP socket
+# the contender's processes hold now.
+sock_drops() {
+	local p l
+	for p in "${PEER_PIDS[@]}"; do
+		for l in /proc/"$p"/fd/*; do
+			l=$(readlink "$l" 2>/dev/null) || continue
+			case $l in "socket:["*) l=${l#socket:[} && echo "${l%]}" ;; esac
+		done
+	done >"$PEER_DIR/inodes"
+	awk 'NR == FNR { want[$1] = 1; next }
+		FNR > 1 && ($10 in want) { d += $NF; n++ }
+		END { print d + 0, n + 0 }' "$PEER_DIR/inodes" /proc/net/udp /proc/net/udp6
+}
+
+# udp_snmp: "InDatagrams RcvbufErrors" of the host.
+udp_snmp() {
+	awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next }
+		print $c["InDatagrams"], $c["RcvbufErrors"] }' /proc/net/snmp
+}
+
+# warm: one small fetch must work within READY_S (kcptun and mKCP dial lazily).
+warm() {
+	local end=$(($(now_ms) + READY_S * 1000))
+	until curl -s --fail --max-time 5 "${PROXY[@]}" -o /dev/null "$(url $SMALL)"; do
+		[ "$(now_ms)" -ge "$end" ] && return 1
+		sleep 0.2
+	done
+}
+
+# bulk OUT RUNS: RUNS downloads; lines "ok BYTES SECONDS", "timeout BYTES
+# SECONDS" (the cap hit: the pair's remaining runs are skipped) or "fail
+# BYTES SECONDS CURL_EXIT".
+bulk() {
+	local i w rc want
+	want=$(size_bytes "$BULK_SIZE")
+	for ((i = 0; i < $2; i++)); do
+		rc=0
+		w=$(curl -sS --fail --max-time "$BULK_CAP_S" "${PROXY[@]}" -o /dev/null \
+			-w '%{size_download} %{time_total}' "$(url "$BULK_SIZE")" 2>>"$PEER_DIR/curl.err") || rc=$?
+		if [ "$rc" = 0 ] && [ "${w% *}" = "$want" ]; then
+			echo "ok $w" >>"$1"
+		elif [ "$rc" = 28 ]; then
+			echo "timeout $w" >>"$1"
+			return 0
+		else
+			# A broken transfer (e.g. the contender reset the connection)
+			# is recorded; the next run gets its chance.
+			echo "fail $w $rc" >>"$1"
+		fi
+	done
+}
+
+# ttfb OUT: TTFB_N new connections (one curl each), seconds to first byte;
+# "fail" for one that did not complete within 10 s.
+ttfb() {
+	local i w
+	for ((i = 0; i < TTFB_N; i++)); do
+		if w=$(curl -s --fail --max-time 10 "${PROXY[@]}" -o /dev/null \
+			-w '%{time_starttransfer}' "$(url $SMALL)"); then
+			echo "$w" >>"$1"
+		else
+			echo fail >>"$1"
+		fi
+	done
+}
+
+# ka OUT: KA_N+1 requests in one curl (one keep-alive connection); the
+# first, which opens the connection, is dropped. Lines "SECONDS CONNECTS".
+ka() {
+	local args=() i
+	for ((i = 0; i <= KA_N; i++)); do args+=(-o /dev/null "$(url $SMALL)"); done
+	curl -s --max-time 60 "${PROXY[@]}" -w '%{time_total} %{num_connects}\n' \
+		"${args[@]}" | tail -n +2 >"$1" || true
+}
+
+# pair CONTENDER SCENARIO: start, measure, stop; raw results in $RES/SCEN.NAME/.
+pair() {
+	local c=$1 s=$2 d t0 t1 u0 u1 retx
+	d=$RES/$s.${c//\//+}
+	rm -rf "$d"
+	mkdir -p "$d"
+	PEER_DIR=$T/run.$s.${c//\//+}
+	mkdir -p "$PEER_DIR"
+	PEER_PROFILE='' RELAY_STATS=''
+	echo "$c" >"$d/contender"
+	echo "$s" >"$d/scenario"
+	note "$s / $c"
+	if ! "start_$c" "$s" || ! proxy_opts || ! warm; then
+		note "$s / $c: did not start or carry a first request; skipped"
+		echo "contender did not start or carry a first request" >"$d/skipped"
+		tail -n 5 "$PEER_DIR"/*.log >"$d/logs.tail" 2>/dev/null || true
+		peer_stop
+		return 0
+	fi
+	[ -n "$PEER_PROFILE" ] && echo "$PEER_PROFILE" >"$d/profile"
+	u0=$(udp_snmp) t0=$(cpu_ticks)
+	bulk "$d/bulk" "$([ "$s" = clean ] && echo "$BULK_RUNS" || echo "$BULK_RUNS_LOSSY")"
+	t1=$(cpu_ticks)
+	echo "$((t1 - t0)) $(getconf CLK_TCK)" >"$d/cpu"
+	ttfb "$d/ttfb"
+	ka "$d/ka"
+	u1=$(udp_snmp)
+	hwm_kb >"$d/rss_kb"
+	sock_drops >"$d/sockdrops"
+	echo "$u0 $u1" >"$d/udp"
+	if [ -n "$PEER_RETX" ]; then
+		retx=$($PEER_RETX || true)
+		[ -n "$retx" ] && echo "$retx" >"$d/retx"
+	fi
+	note "$s / $c: bulk $(tr '\n' ' ' <"$d/bulk")"
+	peer_stop
+	relay_delivered >"$d/delivered"
+}
+
+# ---- main -----------------------------------------------------------------
+
+missing_note() {
+	local c=$1
+	case $c in
+	kcpsocks-*) [ -x "$KS_SERVER" ] && [ -x "$KS_LOCAL" ] || echo "$KS_SERVER or $KS_LOCAL not built" ;;
+	kcptun*/microsocks) command -v kcptun-client >/dev/null && command -v microsocks >/dev/null ||
+		echo "kcptun or microsocks not installed" ;;
+	kcptun*/ss) command -v kcptun-client >/dev/null && command -v ss-server >/dev/null ||
+		echo "kcptun or shadowsocks-libev not installed" ;;
+	ss-tcp) command -v ss-server >/dev/null || echo "shadowsocks-libev not installed" ;;
+	mkcp-*) command -v v2ray >/dev/null || echo "v2ray not installed" ;;
+	esac
+	return 0
+}
+
+# write_meta: the run's settings, date, commit and peer versions (BENCH_OUT/meta).
+write_meta() {
+	echo "quick $QUICK"
+	echo "bulk_size $BULK_SIZE"
+	echo "bulk_runs $BULK_RUNS"
+	echo "bulk_runs_lossy $BULK_RUNS_LOSSY"
+	echo "bulk_cap_s $BULK_CAP_S"
+	echo "ttfb_n $TTFB_N"
+	echo "ka_n $KA_N"
+	echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+	for s in "${SCENARIOS[@]}"; do echo "scen_$s ${SCEN_ARGS[$s]:-none}"; done
+	echo "versions kcptun $(dpkg-query -W -f='${Version}' kcptun 2>/dev/null || echo -)," \
+		"shadowsocks-libev $(dpkg-query -W -f='${Version}' shadowsocks-libev 2>/dev/null || echo -)," \
+		"microsocks $(dpkg-query -W -f='${Version}' microsocks 2>/dev/null || echo -)," \
+		"v2ray $(dpkg-query -W -f='${Version}' v2ray 2>/dev/null || echo -)," \
+		"nginx-light $(dpkg-query -W -f='${Version}' nginx-light 2>/dev/null || echo -)," \
+		"curl $(dpkg-query -W -f='${Version}' curl 2>/dev/null || echo -)"
+}
+
+main() {
+	local c s why
+	[ -x "$IMPAIR" ] || die "$IMPAIR not built (make $IMPAIR)"
+	[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$RES"
+	mkdir -p "$RES"
+	start_nginx "$SMALL" "$BULK_SIZE"
+	if [ "${BENCH_KEEP:-0}" = 1 ] && [ -s "$BENCH_OUT/meta" ]; then
+		echo "rerun $(date -u '+%Y-%m-%d %H:%M UTC'), commit" \
+			"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none):" \
+			"contenders /$ONLY/, scenarios /$SCEN_ONLY/" >>"$BENCH_OUT/meta"
+	else
+		write_meta >"$BENCH_OUT/meta"
+	fi
+	for s in "${SCENARIOS[@]}"; do
+		[[ $s =~ $SCEN_ONLY ]] || continue
+		for c in "${CONTENDERS[@]}"; do
+			[[ $c =~ $ONLY ]] || continue
+			case $c in direct | ss-tcp) [ "$s" = clean ] || continue ;; esac
+			why=$(missing_note "$c")
+			if [ -n "$why" ]; then
+				mkdir -p "$RES/$s.${c//\//+}"
+				echo "$c" >"$RES/$s.${c//\//+}/contender"
+				echo "$s" >"$RES/$s.${c//\//+}/scenario"
+				echo "$why" >"$RES/$s.${c//\//+}/skipped"
+				note "$s / $c: skipped: $why"
+				continue
+			fi
+			pair "$c" "$s"
+		done
+	done
+}
+
+main
