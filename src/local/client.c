@@ -598,6 +598,8 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 			session_pump(cl->sess, now);
 			any = true;
 		}
+		/* One flush per batch: ACKs of what was read ride with the answers. */
+		session_flush(cl->sess, now);
 	}
 	reap(cl);
 	/* Work left after the last round: come back at once. */

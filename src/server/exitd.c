@@ -496,6 +496,9 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 			any = true;
 		}
 		any = pump_dirty(x, now) || any;
+		/* One flush per batch: ACKs of what was read ride with the answers;
+		 * events it raises are taken in the next round. */
+		server_flush(x->core, now);
 	}
 	reap(x);
 	return any ? now : server_next_deadline(x->core);
