@@ -116,7 +116,7 @@ enum {
 };
 
 /* --- mux --- */
-/* Wire bounds are protocol constants (docs/protocol/mux.md); the defaults
+/* Wire bounds are protocol constants (docs/PROTOCOL.md (mux)); the defaults
  * and caps of the per-session knobs are struct mux_config's. */
 enum {
 	MUX_FRAME_PAYLOAD_MAX = 16384, /* largest payload the decoder accepts */
@@ -227,7 +227,7 @@ enum {
 };
 
 /* --- session --- */
-/* One peer's stack (docs/protocol/session.md). Handshake attempts: inits at
+/* One peer's stack (docs/PROTOCOL.md (session)). Handshake attempts: inits at
  * +0, +RTO, +3 RTO, ... (doubling up to the cap) until the attempt times
  * out; then a backoff between attempts, doubling from MIN to MAX with up to
  * a quarter of random jitter. */

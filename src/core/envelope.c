@@ -1,5 +1,5 @@
 /* envelope.c - AEAD, header protection and padding of one datagram.
- * Step numbers refer to docs/protocol/secure.md section 2. */
+ * Step numbers refer to docs/PROTOCOL.md (secure layer) section 2. */
 #include "core/envelope.h"
 
 #include <sodium.h>

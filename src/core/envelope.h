@@ -1,6 +1,6 @@
 /* envelope.h - seal and open one datagram of an established session.
  *
- * Every kcpsocks datagram is an envelope (docs/protocol/secure.md 2):
+ * Every kcpsocks datagram is an envelope (docs/PROTOCOL.md (secure layer) 2):
  *
  *   0   8  session id, masked with the server header key (keys_public.hdr)
  *   8   6  48-bit packet counter, masked with the session's hp key

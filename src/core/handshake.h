@@ -1,5 +1,5 @@
 /* handshake.h - one round trip that agrees keys and transport parameters
- * before any KCP state exists (docs/protocol/secure.md section 4).
+ * before any KCP state exists (docs/PROTOCOL.md (secure layer) section 4).
  *
  * Noise-style NK with a pre-shared key: the client knows the server's
  * static X25519 key, sends an ephemeral (e, es), its user name encrypted

@@ -1,5 +1,5 @@
 /* kcp.h - our KCP engine: a sans-I/O ARQ, wire-compatible with the reference
- * KCP segment format (docs/protocol/kcp.md).
+ * KCP segment format (docs/PROTOCOL.md (KCP)).
  *
  * The engine owns one KCP session (one conv): a send queue, a send window of
  * segments in flight, a receive window, the RTO estimate and the congestion

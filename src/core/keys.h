@@ -3,7 +3,7 @@
  *
  * Cryptography is libsodium: X25519 (crypto_scalarmult), BLAKE2b
  * (crypto_generichash). The KDF is HKDF (RFC 5869) with keyed BLAKE2b-256
- * in place of HMAC; docs/protocol/secure.md section 3 gives every label.
+ * in place of HMAC; docs/PROTOCOL.md (secure layer) section 3 gives every label.
  * Nothing here allocates; every secret that passes through a local is wiped.
  */
 #ifndef KCPSOCKS_KEYS_H

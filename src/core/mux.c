@@ -1,6 +1,6 @@
 /* mux.c - stream multiplexing over one KCP byte stream.
  *
- * Steps refer to docs/protocol/mux.md. The streams live in an array sorted
+ * Steps refer to docs/PROTOCOL.md (mux). The streams live in an array sorted
  * by id (ids only grow, so insertion appends); three intrusive lists thread
  * through them: streams with control frames due, streams with DATA to send
  * (the round-robin ring) and streams with undelivered events. Events are

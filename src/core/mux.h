@@ -4,7 +4,7 @@
  * connection) with the client's SOCKS5 request; the server answers each with
  * its SOCKS5 reply; then both sides exchange DATA with per-stream credit
  * windows, half-close with FIN, abort with RST. The wire format, the credit
- * rules, the scheduler and the state diagram are in docs/protocol/mux.md;
+ * rules, the scheduler and the state diagram are in docs/PROTOCOL.md (mux);
  * "step N" comments in mux.c refer to its numbered steps.
  *
  * Bytes in:  mux_input() with whatever the KCP byte stream delivered, split
@@ -118,7 +118,7 @@ void mux_free(struct mux *m);
 /* mux_input feeds bytes of the incoming byte stream; all of them are
  * consumed (a partial frame is kept inside). `now` is in milliseconds.
  * Returns 0, or a sticky session error: KS_ERR_PROTO (the peer broke the
- * protocol: see docs/protocol/mux.md section 7), KS_ERR_NOMEM. Frames for a
+ * protocol: see docs/PROTOCOL.md (mux) section 7), KS_ERR_NOMEM. Frames for a
  * stream that is already closed are dropped silently. */
 KS_MUST_CHECK int mux_input(struct mux *m, const uint8_t *data, size_t len, uint64_t now);
 

@@ -1,5 +1,5 @@
 /* server.c - the server's sessions: table, per-sid sessions, one deadline,
- * one event queue. Steps S1.. refer to docs/protocol/session.md section 5.
+ * one event queue. Steps S1.. refer to docs/PROTOCOL.md (session) section 5.
  *
  * Each live session has an entry: in slots[] at its table slot (the low 16
  * bits of its sid, limits.h), in the deadline heap, and on the event queue

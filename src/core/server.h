@@ -1,6 +1,6 @@
 /* server.h - the server's sessions: the session table (sessions.h) plus
  * one struct session per established session, one deadline for all of
- * them, and one event queue (docs/protocol/session.md, section 5).
+ * them, and one event queue (docs/PROTOCOL.md (session), section 5).
  *
  * Every datagram the server receives goes to server_on_datagram: the table
  * authenticates it (or answers a handshake) and the session it belongs to

@@ -1,7 +1,7 @@
 /* session.c - one peer's stack: envelope -> handshake -> KCP -> mux.
  *
  * Steps (C1.. for the client's handshake, E1.. for an established session,
- * L1.. for liveness) refer to docs/protocol/session.md. Every public entry
+ * L1.. for liveness) refer to docs/PROTOCOL.md (session). Every public entry
  * point records `now`, does its work, and ends in finish(), which
  * recomputes the one deadline; nothing else schedules anything.
  */

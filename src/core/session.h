@@ -1,5 +1,5 @@
 /* session.h - one peer's stack: envelope -> handshake -> KCP -> mux, with one
- * deadline (docs/protocol/session.md; "step N" comments in session.c refer
+ * deadline (docs/PROTOCOL.md (session); "step N" comments in session.c refer
  * to its numbered steps).
  *
  * A struct session is either end of one KCP session:
@@ -27,7 +27,7 @@
  *   before sleeping: session_flush() (the batch's ACKs, if no pump sent
  *   them), then re-arm the timer from session_next_deadline().
  *
- * Batching (docs/protocol/session.md E6): received datagrams are
+ * Batching (docs/PROTOCOL.md (session) E6): received datagrams are
  * acknowledged once per batch, not one by one. session_on_datagram leaves
  * the ACKs in KCP; the next session_pump or session_flush sends them
  * together with whatever data is ready, in as few datagrams as fit. Until
@@ -166,7 +166,7 @@ int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_
 /* session_on_timer does what is due at now: handshake (re)transmission
  * and timeout, KCP retransmissions and flushes, keepalive PING, idle
  * expiry, restart detection (a probing handshake while the old session
- * stays; docs/protocol/session.md L3). A lost session raises
+ * stays; docs/PROTOCOL.md (session) L3). A lost session raises
  * SESSION_EV_LOST and a client handshakes again. Calling it early is
  * harmless. */
 void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms);

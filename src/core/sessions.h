@@ -1,5 +1,5 @@
 /* sessions.h - the server's table of secure sessions: the one entry point
- * for every datagram the server receives (docs/protocol/secure.md 6).
+ * for every datagram the server receives (docs/PROTOCOL.md (secure layer) 6).
  *
  * A datagram's session is found from the session id inside its envelope,
  * never from its source address. Session id 0 is a handshake init: it is

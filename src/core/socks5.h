@@ -1,7 +1,7 @@
 /* socks5.h - sans-I/O parser and encoder for SOCKS5 (RFC 1928) and its
  * username/password sub-negotiation (RFC 1929), plus a small server-side
  * state machine (greeting -> [auth] -> request) that the daemons drive with
- * bytes. docs/protocol/socks5.md describes what we accept; the step numbers
+ * bytes. docs/PROTOCOL.md (SOCKS5) describes what we accept; the step numbers
  * (S1..S5) in comments refer to it.
  *
  * Parsers. Every socks5_parse_* takes (in, len) and returns:
@@ -109,7 +109,7 @@ bool socks5_fault_reply(enum socks5_fault f, uint8_t *rep);
 const char *socks5_rep_name(uint8_t rep);
 
 /* socks5_rep_from_errno maps the errno of a failed outbound connect (or 0)
- * to the REP code the daemons send (docs/protocol/socks5.md, S5):
+ * to the REP code the daemons send (docs/PROTOCOL.md (SOCKS5), S5):
  * 0 -> 00, ENETUNREACH/ENETDOWN -> 03, EHOSTUNREACH/EHOSTDOWN -> 04,
  * ECONNREFUSED -> 05, ETIMEDOUT -> 06, EACCES/EPERM -> 02, anything else
  * -> 01. A pure function: errno values are constants, no I/O. */

@@ -3,7 +3,7 @@
 fuzz_kcp_pair (tests/fuzz/corpus/kcp_input, kcp_pair). Run from the repo root.
 
 kcp_input seeds: a flags byte, then datagrams as [len u16le][bytes], built
-from the segment layout in docs/protocol/kcp.md (conv 1, the engine has sn
+from the segment layout in docs/PROTOCOL.md (KCP) (conv 1, the engine has sn
 0..9 in flight and expects sn 0).
 kcp_pair seeds: flags byte, initial sn u32le, then (op, arg) byte pairs.
 """

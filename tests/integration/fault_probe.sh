@@ -14,7 +14,7 @@
 lib_init fault_probe
 require_daemons
 
-SEED=${SEED:-$(date +%s)}
+SEED=${SEED:-20261125} # fixed by default so a failure reproduces
 start_nginx 1K 64K 1M
 make_keys
 start_server
