@@ -20,6 +20,7 @@ struct entry {
 	size_t heap_idx; /* position in srv->heap while live */
 	bool closed;     /* out of slots[] and the heap; waiting for LOST */
 	bool queued;     /* on the event queue */
+	bool supersede;  /* one_per_user: close the user's others on first payload */
 	struct entry *next_ev;
 };
 
@@ -306,8 +307,11 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 	sift_up(srv, e->heap_idx);
 	enqueue(srv, e);
 	srv->created++;
-	if (srv->one_per_user)
-		close_user_others(srv, e);
+	/* One session per user: the older ones close when this one carries
+	 * its first payload, not now. A client that merely probed during an
+	 * outage (session.md, restart detection) keeps using its old session,
+	 * and this one idles out; a restarted client sends at once. */
+	e->supersede = srv->one_per_user;
 	if (srv->output(srv->output_user, srv->scratch.open, ev->len, from) < 0)
 		srv->dropped++; /* the client retries its init */
 	return 0;
@@ -333,6 +337,10 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 	e = lookup(srv, ev.sid);
 	if (!e)
 		return KS_ERR_CLOSED;
+	if (e->supersede) {
+		e->supersede = false;
+		close_user_others(srv, e);
+	}
 	(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);
 	touched(srv, e);
 	return 0;

@@ -40,7 +40,9 @@ struct server_config {
 	 * (a restarted client frees its old streams at once). false: only the
 	 * table's cap of SESSIONS_PER_USER_MAX supersedes, and a restarted
 	 * client's old session ends by idle expiry. Use true only when each
-	 * user runs one client. */
+	 * user runs one client. The older sessions close when the new one
+	 * carries its first payload, so a handshake a client sent only to
+	 * probe during an outage does not end the session it still uses. */
 	bool one_session_per_user;
 };
 
