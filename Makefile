@@ -51,7 +51,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
-        test-socks5-realistic test-integration-full asan fuzz fuzz-run check check-format check-layering format \
+        test-socks5-realistic test-soak test-fault test-integration-full bench-envelope bench-mux bench-peers asan fuzz fuzz-run check check-format check-layering format \
         bench bench-kcp clean run
 
 all: $(BINS) $(TOOLS)
@@ -59,11 +59,14 @@ all: $(BINS) $(TOOLS)
 help:
 	@echo 'make                       build the daemons and tools into $(BUILD)/'
 	@echo 'make test                  unit, simulation, fuzz-corpus replay and fast integration tests'
-	@echo 'make test-all              make test + realistic suite + ASan/UBSan run + short fuzzing'
+	@echo 'make test-all              make test + realistic, soak and fault suites + ASan/UBSan + short fuzzing'
 	@echo 'make test-socks5-realistic curl and nginx through the lossy relay'
 	@echo 'make asan                  the unit/sim/replay tests under ASan+UBSan (build/asan)'
 	@echo 'make fuzz                  build libFuzzer targets into build/fuzz; fuzz-run runs each $(FUZZ_SECONDS)s'
-	@echo 'make bench                 benchmarks; writes docs/BENCHMARKS.md'
+	@echo 'make test-soak / test-fault  the 30 s soak / the fault suites through the relay'
+	@echo 'make bench                 all benchmarks; writes docs/BENCHMARKS.md'
+	@echo 'make bench-kcp|bench-envelope|bench-mux  one core benchmark (simulated, no network)'
+	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
 	@echo 'make check                 formatting and the sans-I/O layering rule'
 	@echo 'make format                apply .clang-format'
 
@@ -156,8 +159,18 @@ fuzz: $(FUZZERS)
 fuzz-run: $(FUZZERS)
 	@scripts/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
-test-all: test test-integration-full asan fuzz-run
+test-all: test test-integration-full test-socks5-realistic test-soak test-fault asan fuzz-run
 	@echo 'test-all: every suite passed'
+
+# The 30 s soak and the fault suites (restart, blackhole, rebinding, slow
+# reader, probing) through the impairment relay; part of test-all.
+test-soak: all
+	@scripts/deps.sh realistic
+	@scripts/run-integration.sh soak $(BUILD)
+
+test-fault: all
+	@scripts/deps.sh realistic
+	@scripts/run-integration.sh fault $(BUILD)
 
 # Longer integration tests (large transfers); part of test-all only.
 test-integration-full: all
@@ -179,10 +192,13 @@ check-layering: $(CORE_OBJ)
 
 # --- benchmarks ------------------------------------------------------------
 
-bench: bench-kcp
+bench: bench-kcp bench-envelope bench-mux bench-peers
 
-bench-kcp: $(BENCHES)
-	@scripts/bench.sh kcp $(BUILD)
+bench-kcp bench-envelope bench-mux: bench-%: $(BENCHES)
+	@scripts/bench.sh $* $(BUILD)
+
+bench-peers: all
+	@scripts/bench.sh peers $(BUILD)
 
 run: all
 	@scripts/demo.sh $(BUILD)

@@ -27,7 +27,11 @@ else
 		echo
 		echo "Command: \`make bench-$name\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo none))"
 		echo
-		"$build/bench/bench_$name"
+		report=$("$build/bench/bench_$name")
+	case "$report" in
+	"#"* | "|"*) printf '%s\n' "$report" ;;
+	*) printf '```text\n%s\n```\n' "$report" ;;
+	esac
 	} >"$tmp"
 	mv "$tmp" "$out"
 	cat "$out"
