@@ -6,7 +6,7 @@
 # apt-get line is printed and the script fails.
 set -euo pipefail
 
-pkgs_build="gcc make python3 clang libclang-rt-14-dev pkg-config libsodium-dev libev-dev libc-ares-dev libcmocka-dev libinih-dev clang-format"
+pkgs_build="gcc make python3 curl iproute2 procps clang libclang-rt-14-dev pkg-config libsodium-dev libev-dev libc-ares-dev libcmocka-dev libinih-dev clang-format"
 pkgs_realistic="curl nginx-light gnuplot-nox iproute2 procps"
 pkgs_bench="curl nginx-light gnuplot-nox kcptun microsocks shadowsocks-libev v2ray valgrind"
 
