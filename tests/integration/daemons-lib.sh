@@ -91,7 +91,7 @@ start_server() {
 # Every instance appends to local.log; LOCAL_LOG_FROM is the line this one
 # starts at (local_log shows only its lines).
 start_local() {
-	LOCAL_LOG_FROM=$(($(wc -l <"$tmp/local.log" 2>/dev/null || echo 0) + 1))
+	LOCAL_LOG_FROM=$(($({ wc -l <"$tmp/local.log"; } 2>/dev/null || echo 0) + 1))
 	"$LOCAL_BIN" --connect "$URL" --listen "127.0.0.1:$SOCKS_PORT" \
 		--metrics_listen "127.0.0.1:$LMETRICS_PORT" --log_level debug "$@" \
 		>>"$tmp/local.log" 2>&1 &
