@@ -8,7 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "io/addr.h"
+#include "io/daemon.h"
 #include "io/log.h"
 
 /* say writes "A: B" into err. */
@@ -273,4 +276,65 @@ int dconf_endpoint_addr(const struct config_endpoint *e, struct sockaddr_storage
 
 	snprintf(port, sizeof port, "%u", (unsigned)e->port);
 	return addr_parse_host_port(e->host, port, out, err, errlen);
+}
+
+/* dconf_serve's state: the daemon object and its signal watchers. */
+struct served {
+	const struct dconf_service *svc;
+	void *obj;
+	struct daemon_signals *sig;
+};
+
+static void served_empty(void *arg)
+{
+	struct served *s = arg;
+
+	daemon_drained(s->sig);
+}
+
+static void served_drain(void *arg)
+{
+	struct served *s = arg;
+
+	s->svc->drain(s->obj, served_empty, s);
+}
+
+int dconf_serve(const struct config *cfg, const struct dconf_service *svc)
+{
+	struct ev_loop *loop = ev_default_loop(0);
+	struct served s = { .svc = svc };
+	struct daemon_stop_cb stop = { served_drain, &s };
+	char err[512];
+	int rc = EXIT_FAILURE;
+
+	if (daemon_ignore_sigpipe() != 0) {
+		log_error("SIGPIPE cannot be ignored");
+		return EXIT_FAILURE;
+	}
+	if (cfg->max_fds && daemon_raise_nofile(cfg->max_fds, NULL, err, sizeof err) != 0) {
+		log_error("%s", err);
+		return EXIT_FAILURE;
+	}
+	s.obj = svc->start(loop, cfg, svc->arg, err, sizeof err);
+	if (!s.obj) {
+		log_error("%s", err);
+		return EXIT_FAILURE;
+	}
+	if (daemon_drop_privileges(cfg->run_as, err, sizeof err) != 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	s.sig = daemon_signals_new(loop, 0, &stop);
+	if (!s.sig) {
+		log_error("signals: out of memory");
+		goto out;
+	}
+	ev_run(loop, 0);
+	rc = EXIT_SUCCESS;
+	log_info("stopped");
+out:
+	svc->stop(s.obj);
+	daemon_signals_free(s.sig);
+	ev_run(loop, EVRUN_NOWAIT); /* reap closed connections */
+	return rc;
 }

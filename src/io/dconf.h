@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+struct ev_loop;
+
 #include "core/config.h"
 #include "core/mux.h"
 #include "core/profile.h"
@@ -46,6 +48,24 @@ char *dconf_read_file(const char *path, size_t max, size_t *len, char *err, size
 
 /* dconf_log_open applies log_level and log_target. */
 void dconf_log_open(const char *ident, const struct config *cfg);
+
+/* What a daemon is to dconf_serve: start builds it on loop (NULL with the
+ * reason in err), drain stops taking work and calls on_empty(arg) once
+ * nothing is left (possibly at once), stop frees it (NULL is a no-op). */
+struct dconf_service {
+	void *(*start)(struct ev_loop *loop, const struct config *cfg, void *arg, char *err,
+	               size_t errlen);
+	void (*drain)(void *obj, void (*on_empty)(void *arg), void *arg);
+	void (*stop)(void *obj);
+	void *arg; /* passed to start */
+};
+
+/* dconf_serve runs a daemon on the default loop, the same way for both
+ * binaries: ignore SIGPIPE, raise RLIMIT_NOFILE to max_fds, start, drop
+ * privileges to run_as, drain on SIGTERM/SIGINT (daemon_signals_new), run
+ * until stopped, free. Errors are logged. Returns EXIT_SUCCESS after a
+ * stop, EXIT_FAILURE when a step failed. */
+int dconf_serve(const struct config *cfg, const struct dconf_service *svc);
 
 /* dconf_profile_id returns the index of the built-in profile named name
  * (profile_at), or 0 when there is none. */

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 
 #include "core/config.h"
-#include "io/daemon.h"
 #include "io/dconf.h"
 #include "io/log.h"
 #include "io/sysrng.h"
@@ -12,64 +11,25 @@
 
 #define USAGE "usage: kcpsocks-local [--config FILE] [--check-config] [--KEY VALUE]..."
 
-struct app {
-	struct client *cl;
-	struct daemon_signals *sig;
-};
-
-static void on_empty(void *arg)
+static void *start(struct ev_loop *loop, const struct config *cfg, void *arg, char *err,
+                   size_t errlen)
 {
-	struct app *a = arg;
+	struct client *cl = client_new(loop, cfg, err, errlen);
 
-	daemon_drained(a->sig);
+	(void)arg;
+	if (cl)
+		log_info("kcpsocks-local %s: SOCKS5 on %s:%u, server %s:%u, profile %s",
+		         KCPSOCKS_VERSION, cfg->local_listen.host, (unsigned)cfg->local_listen.port,
+		         cfg->server.host, (unsigned)cfg->server.port, cfg->profile.name);
+	return cl;
 }
 
-static void on_drain(void *arg)
+static void drain(void *obj, void (*on_empty)(void *), void *arg)
 {
-	struct app *a = arg;
-
-	client_drain(a->cl, on_empty, a);
+	client_drain(obj, on_empty, arg);
 }
 
-static int run(struct config *cfg)
-{
-	struct ev_loop *loop = ev_default_loop(0);
-	struct app a = { 0 };
-	struct daemon_stop_cb stop = { on_drain, &a };
-	char err[512];
-	int rc = EXIT_FAILURE;
-
-	if (daemon_ignore_sigpipe() != 0 ||
-	    (cfg->max_fds && daemon_raise_nofile(cfg->max_fds, NULL, err, sizeof err) != 0)) {
-		log_error("%s", cfg->max_fds ? err : "SIGPIPE");
-		return EXIT_FAILURE;
-	}
-	a.cl = client_new(loop, cfg, err, sizeof err);
-	if (!a.cl) {
-		log_error("%s", err);
-		return EXIT_FAILURE;
-	}
-	if (daemon_drop_privileges(cfg->run_as, err, sizeof err) != 0) {
-		log_error("%s", err);
-		goto out;
-	}
-	a.sig = daemon_signals_new(loop, 0, &stop);
-	if (!a.sig) {
-		log_error("signals: out of memory");
-		goto out;
-	}
-	log_info("kcpsocks-local %s: SOCKS5 on %s:%u, server %s:%u, profile %s", KCPSOCKS_VERSION,
-	         cfg->local_listen.host, (unsigned)cfg->local_listen.port, cfg->server.host,
-	         (unsigned)cfg->server.port, cfg->profile.name);
-	ev_run(loop, 0);
-	rc = EXIT_SUCCESS;
-	log_info("stopped");
-out:
-	client_free(a.cl);
-	daemon_signals_free(a.sig);
-	ev_run(loop, EVRUN_NOWAIT); /* reap closed connections */
-	return rc;
-}
+static void stop(void *obj) { client_free(obj); }
 
 int main(int argc, char **argv)
 {
@@ -95,7 +55,7 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 	dconf_log_open("kcpsocks-local", cfg);
-	rc = run(cfg);
+	rc = dconf_serve(cfg, &(struct dconf_service){ start, drain, stop, NULL });
 	config_free(cfg);
 	return rc;
 }

@@ -11,7 +11,6 @@
 
 #include "core/config.h"
 #include "core/keys.h"
-#include "io/daemon.h"
 #include "io/dconf.h"
 #include "io/log.h"
 #include "io/sysrng.h"
@@ -196,68 +195,41 @@ out:
 
 /* --- the daemon ------------------------------------------------------------------------- */
 
-struct app {
-	struct exitd *x;
-	struct daemon_signals *sig;
-};
-
-static void on_empty(void *arg)
+static void *start(struct ev_loop *loop, const struct config *cfg, void *arg, char *err,
+                   size_t errlen)
 {
-	struct app *a = arg;
+	const struct keys_server *key = arg;
+	struct exitd *x = exitd_new(loop, cfg, key, err, errlen);
+	char pub[KEYS_TEXT_LEN + 1];
 
-	daemon_drained(a->sig);
+	if (x) {
+		keys_encode(pub, key->pub);
+		log_info("kcpsocks-server %s: UDP %s:%u, %zu user(s), profile %s, public key %s",
+		         KCPSOCKS_VERSION, cfg->server_listen.host,
+		         (unsigned)cfg->server_listen.port, cfg->n_users, cfg->profile.name, pub);
+	}
+	return x;
 }
 
-static void on_drain(void *arg)
+static void drain(void *obj, void (*on_empty)(void *), void *arg)
 {
-	struct app *a = arg;
-
-	exitd_drain(a->x, on_empty, a);
+	exitd_drain(obj, on_empty, arg);
 }
 
-static int run(struct config *cfg)
+static void stop(void *obj) { exitd_free(obj); }
+
+/* run loads the server key, serves, and wipes the key. */
+static int run(const struct config *cfg)
 {
-	struct ev_loop *loop = ev_default_loop(0);
-	struct app a = { 0 };
-	struct daemon_stop_cb stop = { on_drain, &a };
 	struct keys_server key;
-	char err[512], pub[KEYS_TEXT_LEN + 1];
-	int rc = EXIT_FAILURE;
+	char err[512];
+	int rc;
 
 	if (load_key(cfg, &key, err, sizeof err) != 0) {
 		log_error("%s", err);
 		return EXIT_FAILURE;
 	}
-	if (daemon_ignore_sigpipe() != 0 ||
-	    (cfg->max_fds && daemon_raise_nofile(cfg->max_fds, NULL, err, sizeof err) != 0)) {
-		log_error("%s", cfg->max_fds ? err : "SIGPIPE");
-		goto out;
-	}
-	a.x = exitd_new(loop, cfg, &key, err, sizeof err);
-	if (!a.x) {
-		log_error("%s", err);
-		goto out;
-	}
-	if (daemon_drop_privileges(cfg->run_as, err, sizeof err) != 0) {
-		log_error("%s", err);
-		goto out;
-	}
-	a.sig = daemon_signals_new(loop, 0, &stop);
-	if (!a.sig) {
-		log_error("signals: out of memory");
-		goto out;
-	}
-	keys_encode(pub, key.pub);
-	log_info("kcpsocks-server %s: UDP %s:%u, %zu user(s), profile %s, public key %s",
-	         KCPSOCKS_VERSION, cfg->server_listen.host, (unsigned)cfg->server_listen.port,
-	         cfg->n_users, cfg->profile.name, pub);
-	ev_run(loop, 0);
-	rc = EXIT_SUCCESS;
-	log_info("stopped");
-out:
-	exitd_free(a.x);
-	daemon_signals_free(a.sig);
-	ev_run(loop, EVRUN_NOWAIT); /* reap closed connections */
+	rc = dconf_serve(cfg, &(struct dconf_service){ start, drain, stop, &key });
 	sodium_memzero(&key, sizeof key);
 	return rc;
 }
