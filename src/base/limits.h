@@ -283,6 +283,7 @@ enum {
 	CONFIG_HOST_MAX = 253,      /* a DNS name */
 	CONFIG_PATH_MAX = 255,      /* private_key_file */
 	CONFIG_PASSWORD_MAX = 255,  /* RFC 1929 */
+	CONFIG_DNS_TEXT_MAX = 191,  /* resolver_servers (a config line holds no more) */
 	CONFIG_KEY_LEN = 32,        /* psk, X25519 public and private keys */
 	CONFIG_KEY_B64_LEN = 43,    /* base64url without padding of 32 bytes */
 	CONFIG_CONNSTR_MAX = 512,   /* a kcpsocks:// string, NUL included */

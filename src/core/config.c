@@ -61,6 +61,7 @@ struct key {
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_targets[] = { "stderr", "syslog", NULL };
+static const char *const lookups[] = { "fb", "files", "b", NULL }; /* config_resolver_lookups */
 
 #define DEFAULT_DENY                                                                               \
 	"0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, "       \
@@ -127,6 +128,12 @@ static const struct key keys[] = {
 	{ SEC_SERVER, "connect_timeout_ms", T_U32, OFF(connect_timeout_ms), NO_FLAG,
 	  CONFIG_CONNECT_TIMEOUT_MIN, CONFIG_CONNECT_TIMEOUT_MAX, NULL, "MS", "10000",
 	  "give up a TCP connect to a destination after this long" },
+	{ SEC_SERVER, "resolver_lookups", T_ENUM, OFF(resolver_lookups), NO_FLAG, 0, 0, lookups,
+	  "ORDER", "fb",
+	  "name lookups: fb (hosts file, then DNS), files (hosts file only) or b (DNS only)" },
+	{ SEC_SERVER, "resolver_servers", T_STR, OFF(resolver_servers), NO_FLAG, 0,
+	  STRMAX(resolver_servers), NULL, "IP[:PORT],...", NULL,
+	  "DNS servers to ask instead of /etc/resolv.conf's (at most 8)" },
 
 	{ SEC_USER, "psk", T_SECRET_KEY, UOFF(psk), UOFF(has_psk), 0, 0, NULL, "KEY", NULL,
 	  "this user's pre-shared key, base64url; required; secret" },

@@ -7,7 +7,8 @@
  *   [local]         listen, server, server_public_key, user, psk, socks_user,
  *                   socks_password, connect
  *   [server]        listen, private_key, private_key_file, allow, deny, profiles,
- *                   max_sessions, max_streams_per_session, connect_timeout_ms
+ *                   max_sessions, max_streams_per_session, connect_timeout_ms,
+ *                   resolver_lookups, resolver_servers
  *   [transport]     overrides of any profile field (profile.h), e.g. mtu = 1300
  *   [user NAME]     psk (one section per user the server accepts)
  *
@@ -55,6 +56,13 @@ enum config_log_level {
 enum config_log_target {
 	CONFIG_LOG_STDERR,
 	CONFIG_LOG_SYSLOG,
+};
+
+/* Where the server looks names up (c-ares lookup orders). */
+enum config_resolver_lookups {
+	CONFIG_LOOKUPS_FB,    /* "fb": the hosts file, then DNS */
+	CONFIG_LOOKUPS_FILES, /* "files": the hosts file only; DNS is never asked */
+	CONFIG_LOOKUPS_B,     /* "b": DNS only */
 };
 
 /* HOST:PORT. host is a DNS name, an IPv4 literal or an IPv6 literal (written
@@ -125,6 +133,8 @@ struct config {
 	uint32_t max_sessions;
 	uint32_t max_streams_per_session; /* a client gets min(this, profile max_streams) */
 	uint32_t connect_timeout_ms;
+	enum config_resolver_lookups resolver_lookups;
+	char resolver_servers[CONFIG_DNS_TEXT_MAX + 1]; /* "": resolv.conf's */
 
 	/* [user NAME] */
 	struct config_user *users; /* owned; n_users entries */

@@ -729,10 +729,12 @@ static int open_sockets(struct exitd *x, char *err, size_t errlen)
 	struct metrics_handlers mh = { write_metrics, NULL, x };
 	struct resolver_opts ro = { 0 };
 
-	/* Not config keys yet: the environment names the resolver's sources
-	 * (docs/OPERATIONS.md). */
-	ro.lookups = getenv("KCPSOCKS_RESOLVER_LOOKUPS");
-	ro.servers = getenv("KCPSOCKS_RESOLVER_SERVERS");
+	static const char *const lookups[] = { [CONFIG_LOOKUPS_FB] = "fb",
+		                               [CONFIG_LOOKUPS_FILES] = "files",
+		                               [CONFIG_LOOKUPS_B] = "b" };
+
+	ro.lookups = lookups[x->cfg->resolver_lookups];
+	ro.servers = x->cfg->resolver_servers;
 	x->res = resolver_new(x->loop, &ro, err, errlen);
 	if (!x->res)
 		return KS_ERR_INVAL;

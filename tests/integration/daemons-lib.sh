@@ -3,14 +3,13 @@
 # Loopback only. Every port comes from the kernel (free_ports), every wait
 # polls with a bound, and the EXIT trap kills only the PIDs started here.
 # The server's resolver reads the hosts file only
-# (KCPSOCKS_RESOLVER_LOOKUPS=files), so no DNS query leaves the machine.
+# (resolver_lookups = files), so no DNS query leaves the machine.
 # The caller sets NAME before sourcing.
 
 BUILD=${BUILD:-build}
 SERVER_BIN=$BUILD/kcpsocks-server
 LOCAL_BIN=$BUILD/kcpsocks-local
 [ -x "$SERVER_BIN" ] && [ -x "$LOCAL_BIN" ] || { echo "$NAME: daemons not built" >&2; exit 1; }
-export KCPSOCKS_RESOLVER_LOOKUPS=files
 
 tmp=$(mktemp -d)
 pids=()
@@ -72,6 +71,7 @@ make_keys() {
 		echo "listen = 127.0.0.1:$UDP_PORT"
 		echo "private_key_file = $tmp/server.key"
 		echo "allow = 127.0.0.0/8"
+		echo "resolver_lookups = files"
 		for kv in "$@"; do echo "$kv"; done
 	} >"$tmp/server.conf"
 	"$SERVER_BIN" adduser alice --config "$tmp/server.conf" >"$tmp/adduser.out" || fail "adduser"

@@ -512,6 +512,43 @@ static void options_replace_file_values(void **state)
 	config_free(cfg);
 }
 
+static void resolver_keys(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char err[CONFIG_ERR_MAX], long_list[CONFIG_DNS_TEXT_MAX + 2];
+
+	assert_int_equal(load("[server]\nresolver_lookups = files\n"
+	                      "resolver_servers = 127.0.0.53, [::1]:5353\n",
+	                      &cfg, err),
+	                 0);
+	assert_int_equal(cfg->resolver_lookups, CONFIG_LOOKUPS_FILES);
+	assert_string_equal(cfg->resolver_servers, "127.0.0.53, [::1]:5353");
+	/* A bad order is named; the value stays what it was. */
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_SERVER, "resolver_lookups", "dns", err, sizeof err),
+	        KS_ERR_INVAL);
+	assert_non_null(strstr(err, "resolver_lookups"));
+	assert_int_equal(cfg->resolver_lookups, CONFIG_LOOKUPS_FILES);
+	memset(long_list, '1', sizeof long_list - 1);
+	long_list[sizeof long_list - 1] = '\0';
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_SERVER, "resolver_servers", long_list, err, sizeof err),
+	        KS_ERR_INVAL);
+	assert_string_equal(cfg->resolver_servers, "127.0.0.53, [::1]:5353");
+	/* Server-only keys. */
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_LOCAL, "resolver_lookups", "b", err, sizeof err),
+	        KS_ERR_INVAL);
+	config_free(cfg);
+
+	cfg = config_new();
+	assert_non_null(cfg);
+	assert_int_equal(cfg->resolver_lookups, CONFIG_LOOKUPS_FB);
+	assert_string_equal(cfg->resolver_servers, "");
+	config_free(cfg);
+}
+
 static void options_are_scoped_by_role(void **state)
 {
 	(void)state;
@@ -1025,6 +1062,7 @@ int main(void)
 		cmocka_unit_test(flag_path_equals_file_path),
 		cmocka_unit_test(options_replace_file_values),
 		cmocka_unit_test(options_are_scoped_by_role),
+		cmocka_unit_test(resolver_keys),
 		cmocka_unit_test(rules_parse),
 		cmocka_unit_test(rules_match),
 		cmocka_unit_test(default_deny_list),
