@@ -16,7 +16,6 @@
  * earliest deadline of the two links (no fixed tick). Time is
  * CLOCK_MONOTONIC in milliseconds, the `now` that netsim expects.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -30,93 +29,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/err.h"
 #include "base/limits.h"
 #include "core/netsim.h"
+#include "io/addr.h"
+#include "io/clock.h"
 
-/* ==== small I/O helpers (self-contained, to move to src/io/) ============ */
+/* ==== sockets ============================================================ */
 
-enum { SOCKBUF_BYTES = 4 * 1024 * 1024, ADDR_STRLEN = INET6_ADDRSTRLEN + 8 };
-
-static uint64_t clock_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-struct addr {
-	struct sockaddr_storage ss;
-	socklen_t len;
-};
-
-/* addr_parse reads "IPv4:PORT" or "[IPv6]:PORT" (numeric only, no names).
- * Returns 0 or KS_ERR_INVAL. */
-static int addr_parse(struct addr *a, const char *s)
-{
-	char host[INET6_ADDRSTRLEN];
-	const char *colon = strrchr(s, ':'), *h = s;
-	size_t hlen;
-	char *end;
-	unsigned long port;
-
-	if (!colon)
-		return KS_ERR_INVAL;
-	hlen = (size_t)(colon - s);
-	if (*s == '[') {
-		if (hlen < 2 || s[hlen - 1] != ']')
-			return KS_ERR_INVAL;
-		h = s + 1;
-		hlen -= 2;
-	}
-	if (hlen == 0 || hlen >= sizeof host)
-		return KS_ERR_INVAL;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || port > 65535)
-		return KS_ERR_INVAL;
-	memset(a, 0, sizeof *a);
-	struct sockaddr_in *v4 = (struct sockaddr_in *)&a->ss;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a->ss;
-	if (*s != '[' && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons((uint16_t)port);
-		a->len = sizeof *v4;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons((uint16_t)port);
-		a->len = sizeof *v6;
-		return 0;
-	}
-	return KS_ERR_INVAL;
-}
-
-static uint16_t addr_port(const struct addr *a)
-{
-	if (a->ss.ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
-	return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
-}
-
-static const char *addr_str(const struct addr *a, char buf[static ADDR_STRLEN])
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	bool v4 = a->ss.ss_family == AF_INET;
-	const void *src = v4 ? (const void *)&((const struct sockaddr_in *)&a->ss)->sin_addr
-	                     : (const void *)&((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
-
-	inet_ntop(a->ss.ss_family, src, host, sizeof host);
-	snprintf(buf, ADDR_STRLEN, v4 ? "%s:%u" : "[%s]:%u", host, addr_port(a));
-	return buf;
-}
+enum { SOCKBUF_BYTES = 4 * 1024 * 1024 };
 
 /* udp_open makes a non-blocking, close-on-exec UDP socket with large
  * buffers (best effort: the kernel caps them at rmem_max/wmem_max). */
@@ -141,10 +64,11 @@ static bool gso_works(int fd)
 	return setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
 }
 
-static int local_addr(int fd, struct addr *a)
+static int local_addr(int fd, struct sockaddr_storage *a)
 {
-	a->len = sizeof a->ss;
-	return getsockname(fd, (struct sockaddr *)&a->ss, &a->len);
+	socklen_t len = sizeof *a;
+
+	return getsockname(fd, (struct sockaddr *)a, &len);
 }
 
 /* ==== options ============================================================ */
@@ -157,7 +81,7 @@ static int local_addr(int fd, struct addr *a)
 enum only { ONLY_BOTH, ONLY_UP, ONLY_DOWN };
 
 struct opts {
-	struct addr listen, upstream;
+	struct sockaddr_storage listen, upstream;
 	enum only only; /* which directions the model impairs */
 	bool have_listen, have_upstream;
 	struct netsim_config cfg;
@@ -211,13 +135,13 @@ static int nums(const char *s, double *out, int n, double lo, double hi)
 
 static const char *set_listen(struct opts *o, const char *v)
 {
-	o->have_listen = addr_parse(&o->listen, v) == 0;
+	o->have_listen = addr_parse(v, NULL, &o->listen, NULL, 0) == 0;
 	return o->have_listen ? NULL : "a numeric IPv4:PORT or [IPv6]:PORT";
 }
 
 static const char *set_upstream(struct opts *o, const char *v)
 {
-	o->have_upstream = addr_parse(&o->upstream, v) == 0;
+	o->have_upstream = addr_parse(v, NULL, &o->upstream, NULL, 0) == 0;
 	return o->have_upstream ? NULL : "a numeric IPv4:PORT or [IPv6]:PORT";
 }
 
@@ -506,7 +430,7 @@ struct relay {
 	uint64_t armed;   /* the deadline it is armed for, UINT64_MAX if idle */
 	ev_timer rebind_timer, bh_timer;
 	ev_signal sig[4];
-	struct addr client;
+	struct sockaddr_storage client;
 	bool have_client;
 	bool blackhole;
 	struct dir up, down;
@@ -542,13 +466,13 @@ static void txq_add(struct txq *q, size_t len, bool gso)
 
 /* Fill in the message headers: destination, and UDP_SEGMENT where a
  * message carries more than one datagram. */
-static void txq_finish(struct txq *q, const struct addr *to)
+static void txq_finish(struct txq *q, const struct sockaddr_storage *to)
 {
 	for (int i = 0; i < q->n; i++) {
 		struct msghdr *h = &q->msg[i].msg_hdr;
 		*h = (struct msghdr){
-			.msg_name = to ? (void *)&to->ss : NULL,
-			.msg_namelen = to ? to->len : 0,
+			.msg_name = (void *)to,
+			.msg_namelen = to ? addr_len(to) : 0,
 			.msg_iov = &q->iov[i],
 			.msg_iovlen = 1,
 		};
@@ -605,7 +529,8 @@ static uint64_t segs_from(const struct txq *q, int i)
 	return n;
 }
 
-static void txq_send(struct relay *r, int fd, struct txq *q, const struct addr *to, struct dir *d)
+static void txq_send(struct relay *r, int fd, struct txq *q, const struct sockaddr_storage *to,
+                     struct dir *d)
 {
 	int i = 0;
 
@@ -634,7 +559,8 @@ static void txq_send(struct relay *r, int fd, struct txq *q, const struct addr *
 }
 
 /* Send everything d's link has due at now to `to` (NULL: fd is connected). */
-static void flush_dir(struct relay *r, struct dir *d, int fd, const struct addr *to, uint64_t now)
+static void flush_dir(struct relay *r, struct dir *d, int fd, const struct sockaddr_storage *to,
+                      uint64_t now)
 {
 	struct txq *q = r->tx;
 	ssize_t len;
@@ -669,7 +595,7 @@ static void rearm(struct relay *r, uint64_t now)
 
 static void flush(struct relay *r)
 {
-	uint64_t now = clock_ms();
+	uint64_t now = clock_mono_ms();
 
 	flush_dir(r, &r->up, r->ufd, NULL, now);
 	if (r->have_client) {
@@ -706,7 +632,7 @@ static void read_into(struct relay *r, int fd, struct dir *d, bool from_client)
 				r->rx_errors++; /* ECONNREFUSED and the like */
 			return;
 		}
-		uint64_t now = clock_ms();
+		uint64_t now = clock_mono_ms();
 		for (int i = 0; i < n; i++) {
 			/* the buffer is one byte over the largest datagram, so
 			 * nothing is ever truncated to fit */
@@ -715,8 +641,7 @@ static void read_into(struct relay *r, int fd, struct dir *d, bool from_client)
 		}
 		d->rx += (uint64_t)n;
 		if (from_client && n > 0) {
-			memcpy(&r->client.ss, &b->from[n - 1], b->msg[n - 1].msg_hdr.msg_namelen);
-			r->client.len = b->msg[n - 1].msg_hdr.msg_namelen;
+			memcpy(&r->client, &b->from[n - 1], b->msg[n - 1].msg_hdr.msg_namelen);
 			r->have_client = true;
 		}
 		if (n < IMPAIR_BATCH)
@@ -759,15 +684,15 @@ static void on_deliver(struct ev_loop *loop, ev_timer *w, int revents)
  * server sends to the old port are lost, as behind a NAT that rebinds. */
 static int open_upstream(struct relay *r)
 {
-	char as[ADDR_STRLEN], ls[ADDR_STRLEN];
-	struct addr local;
-	int fd = udp_open(r->o->upstream.ss.ss_family);
+	char as[ADDR_TEXT_MAX], ls[ADDR_TEXT_MAX];
+	struct sockaddr_storage local;
+	int fd = udp_open(r->o->upstream.ss_family);
 
 	if (fd < 0 ||
-	    connect(fd, (const struct sockaddr *)&r->o->upstream.ss, r->o->upstream.len) < 0 ||
+	    connect(fd, (const struct sockaddr *)&r->o->upstream, addr_len(&r->o->upstream)) < 0 ||
 	    local_addr(fd, &local) < 0) {
 		fprintf(stderr, "impair: upstream socket to %s: %s\n",
-		        addr_str(&r->o->upstream, as), strerror(errno));
+		        addr_format(&r->o->upstream, as), strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return KS_ERR_IO;
@@ -780,8 +705,8 @@ static int open_upstream(struct relay *r)
 	r->ufd = fd;
 	ev_io_set(&r->uio, fd, EV_READ);
 	ev_io_start(r->loop, &r->uio);
-	fprintf(stderr, "impair: upstream %s from %s\n", addr_str(&r->o->upstream, as),
-	        addr_str(&local, ls));
+	fprintf(stderr, "impair: upstream %s from %s\n", addr_format(&r->o->upstream, as),
+	        addr_format(&local, ls));
 	return 0;
 }
 
@@ -883,13 +808,14 @@ static int report(const struct relay *r)
 
 static int open_listen(struct relay *r)
 {
-	char as[ADDR_STRLEN];
-	struct addr bound;
-	int fd = udp_open(r->o->listen.ss.ss_family);
+	char as[ADDR_TEXT_MAX];
+	struct sockaddr_storage bound;
+	int fd = udp_open(r->o->listen.ss_family);
 
-	if (fd < 0 || bind(fd, (const struct sockaddr *)&r->o->listen.ss, r->o->listen.len) < 0 ||
+	if (fd < 0 ||
+	    bind(fd, (const struct sockaddr *)&r->o->listen, addr_len(&r->o->listen)) < 0 ||
 	    local_addr(fd, &bound) < 0) {
-		fprintf(stderr, "impair: bind %s: %s\n", addr_str(&r->o->listen, as),
+		fprintf(stderr, "impair: bind %s: %s\n", addr_format(&r->o->listen, as),
 		        strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -898,7 +824,7 @@ static int open_listen(struct relay *r)
 	r->lfd = fd;
 	ev_io_set(&r->lio, fd, EV_READ);
 	ev_io_start(r->loop, &r->lio);
-	fprintf(stderr, "impair: listening on %s\n", addr_str(&bound, as));
+	fprintf(stderr, "impair: listening on %s\n", addr_format(&bound, as));
 	return 0;
 }
 
