@@ -585,7 +585,6 @@ static void server_cannot_write_before_reply(void **state)
 	pair_free(&p);
 }
 
-
 /* --- early data (step 4.4) -------------------------------------------------- */
 
 /* server_raw_open returns a fresh server that got OPEN of stream 1 with a
@@ -896,8 +895,7 @@ static void writer_stops_at_window_and_resumes(void **state)
 	assert_int_equal(mux_stream_write(p.c, id, big, 1), KS_ERR_FULL);
 	no_ev(p.c);
 	/* Reading less than half the window grants nothing yet. */
-	assert_int_equal(mux_stream_read(p.s, id, got, W / 2 - 1),
-	                 W / 2 - 1);
+	assert_int_equal(mux_stream_read(p.s, id, got, W / 2 - 1), W / 2 - 1);
 	rcvd += W / 2 - 1;
 	assert_false(mux_want_produce(p.s));
 	n = mux_stream_read(p.s, id, got + rcvd, 1);
