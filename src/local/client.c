@@ -474,6 +474,9 @@ static void on_fast_answer(struct lconn *lc, const struct mux_event *ev)
 		else
 			log_limited(LOG_LEVEL_WARN, "stream %u: bad SOCKS5 reply from the server",
 			            ev->id);
+	} else if (ev->reason == MUX_RST_LIMIT || ev->reason == MUX_RST_RESOURCE) {
+		log_limited(LOG_LEVEL_WARN, "stream to %s refused by the server: %s", lc->dst,
+		            ev->reason == MUX_RST_LIMIT ? "max_streams reached" : "out of memory");
 	}
 	if (code == SOCKS5_REP_SUCCEEDED)
 		return;
