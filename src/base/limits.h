@@ -136,6 +136,7 @@ enum {
 	MUX_SPLIT_MIN = 256,           /* smallest DATA cut made only to fit room */
 	MUX_WRITABLE_MIN = 4096,       /* room that makes a blocked stream writable */
 	MUX_RING_INITIAL = 4096,       /* first allocation of a stream buffer */
+	MUX_EARLY_DATA_MAX = 65536,    /* DATA a client may send before REPLY (step 4.4) */
 };
 
 /* --- socks5 --- */

@@ -50,6 +50,7 @@ struct stream {
 	uint8_t ev;         /* EVF_* undelivered */
 	uint8_t reason;     /* RST reason received */
 	bool replied;       /* server: REPLY queued; client: REPLY received */
+	bool hello_sent;    /* our OPEN or REPLY is in the output */
 	bool fin_req;       /* we shut down: FIN after the buffered data */
 	bool fin_sent;      /* our FIN is in the output */
 	bool fin_rcvd;      /* the peer's FIN arrived */
@@ -405,6 +406,21 @@ static void ev_set(struct mux *m, struct stream *s, uint8_t flag)
 
 static uint64_t credit(const struct stream *s) { return s->tx_limit - s->tx_off; }
 
+/* first_limit is the send limit, as an absolute offset, that a REPLY
+ * announcing window gives (step 4.4.3): never below the early allowance,
+ * so the early bytes already sent can never exceed it. */
+static uint64_t first_limit(uint32_t window)
+{
+	return window > MUX_EARLY_DATA_MAX ? window : MUX_EARLY_DATA_MAX;
+}
+
+/* rx_max bounds a stream's receive buffer: the window, and on the server
+ * at least the early allowance (step 4.4.2). */
+static size_t rx_max(const struct mux *m)
+{
+	return m->role == MUX_SERVER ? (size_t)first_limit(m->cfg.window) : m->cfg.window;
+}
+
 /* tx_room is what mux_stream_write may accept: the send buffer and the
  * peer's credit both bound the bytes held (step 4.2). */
 static size_t tx_room(const struct mux *m, const struct stream *s)
@@ -445,12 +461,15 @@ static void fin_check(struct mux *m, struct stream *s)
 }
 
 /* grant_check queues a WINDOW once the application has read half a window
- * beyond what we last granted (step 4.3). */
+ * beyond what we last granted (step 4.3), never before our OPEN or REPLY
+ * (step 4.4.4). The first grant may exceed read + window (step 4.4.3), so
+ * the difference is taken only when positive. */
 static void grant_check(struct mux *m, struct stream *s)
 {
-	uint64_t grant = s->rx_read + m->cfg.window - s->rx_limit;
+	uint64_t want = s->rx_read + m->cfg.window;
 
-	if (!s->fin_rcvd && s->rx_limit > 0 && grant >= m->cfg.window / 2)
+	if (!s->fin_rcvd && s->hello_sent && want > s->rx_limit &&
+	    want - s->rx_limit >= m->cfg.window / 2)
 		ctl_set(m, s, CTL_WINDOW);
 }
 
@@ -504,6 +523,7 @@ static int on_open(struct mux *m, const struct mux_frame *f)
 	if (!s)
 		return rst_push(m, f->id, MUX_RST_RESOURCE, true);
 	s->tx_limit = window;
+	s->rx_limit = MUX_EARLY_DATA_MAX; /* step 4.4.2: early DATA may follow */
 	tab_insert(m, s);
 	ev_set(m, s, EVF_OPEN);
 	return 0;
@@ -529,7 +549,7 @@ static int on_reply(struct mux *m, struct stream *s, const struct mux_frame *f)
 	s->hello = rep; /* the request was freed when OPEN went out */
 	s->hello_len = rd_left(&r);
 	s->replied = true;
-	s->tx_limit = window;
+	s->tx_limit = first_limit(window); /* step 4.4.3: >= tx_off, no wrap */
 	act_update(m, s);
 	ev_set(m, s, EVF_REPLY);
 	writable_check(m, s);
@@ -543,7 +563,7 @@ static int on_data(struct mux *m, struct stream *s, const struct mux_frame *f)
 
 	if (s->fin_rcvd || f->len > s->rx_limit - s->rx_off)
 		return KS_ERR_PROTO;
-	rc = ring_reserve(m, &s->rx, f->len, m->cfg.window);
+	rc = ring_reserve(m, &s->rx, f->len, rx_max(m));
 	if (rc < 0)
 		return rc == KS_ERR_FULL ? KS_ERR_PROTO : rc;
 	ring_put(&s->rx, f->payload, f->len);
@@ -764,7 +784,10 @@ static bool emit_session(struct mux *m, struct wr *w, uint64_t now)
 }
 
 /* emit_hello sends a due OPEN or REPLY, then drops the bytes it carried
- * and opens our receive window: the peer may send once it has the frame. */
+ * and opens our receive window: the peer may send once it has the frame.
+ * A server's first grant counts from offset 0 and covers the early bytes
+ * (step 4.4.3); if its application read them already, a WINDOW may be due
+ * at once and follows in this pass (step 4.4.4). */
 static bool emit_hello(struct mux *m, struct stream *s, struct wr *w)
 {
 	uint8_t flag = m->role == MUX_CLIENT ? CTL_OPEN : CTL_REPLY;
@@ -778,7 +801,9 @@ static bool emit_hello(struct mux *m, struct stream *s, struct wr *w)
 	free(s->hello);
 	s->hello = NULL;
 	s->hello_len = 0;
-	s->rx_limit = m->cfg.window;
+	s->hello_sent = true;
+	s->rx_limit = m->role == MUX_SERVER ? first_limit(m->cfg.window) : m->cfg.window;
+	grant_check(m, s);
 	return true;
 }
 
@@ -901,6 +926,7 @@ int mux_open_stream(struct mux *m, const uint8_t *req, size_t len, uint32_t *id)
 	if (!s)
 		return KS_ERR_NOMEM;
 	m->next_id++;
+	s->tx_limit = MUX_EARLY_DATA_MAX; /* step 4.4.1: early DATA after OPEN */
 	tab_insert(m, s);
 	ctl_set(m, s, CTL_OPEN);
 	*id = s->id;

@@ -19,8 +19,13 @@
  *            so every function may be called at any time, also while the
  *            caller is handling an event.
  *
+ * Early data: a client stream may carry up to MUX_EARLY_DATA_MAX bytes of
+ * DATA (and a FIN) right behind its OPEN, before the REPLY; the server
+ * buffers them on the stream (docs/PROTOCOL.md (mux) step 4.4).
+ *
  * Memory is accounted (mux_mem_bytes) and bounded by the configuration:
- * per stream at most its receive window plus its send buffer, at most
+ * per stream at most its receive window (on a server at least
+ * MUX_EARLY_DATA_MAX) plus its send buffer, at most
  * max_streams streams, plus a fixed part. mux_input() never needs to refuse
  * bytes: everything a well-behaved peer may send fits these bounds, and
  * anything else is a protocol error.
@@ -147,7 +152,10 @@ KS_MUST_CHECK int mux_open_stream(struct mux *m, const uint8_t *req, size_t len,
 KS_MUST_CHECK int mux_stream_reply(struct mux *m, uint32_t id, const uint8_t *rep, size_t len);
 
 /* mux_stream_write copies up to len bytes into the stream's send buffer,
- * as many as both the buffer and the peer's credit allow. Returns the count
+ * as many as both the buffer and the peer's credit allow. A client stream
+ * has MUX_EARLY_DATA_MAX bytes of credit from mux_open_stream on, before
+ * the REPLY (early data, step 4.4); the REPLY's window replaces it, counted
+ * from the stream's first byte. Returns the count
  * accepted (> 0), KS_ERR_FULL when none fit (a WRITABLE event follows when
  * room opens: stop reading the TCP socket until then), KS_ERR_STATE (after
  * mux_stream_shutdown, or a server stream not yet replied), KS_ERR_CLOSED,

@@ -155,7 +155,7 @@ static const struct profile_field fields[PROFILE_F_COUNT] = {
 	FIELD(PROFILE_F_MAX_STREAMS, "max_streams", "", max_streams, false, PROFILE_STREAMS_MIN,
 	      PROFILE_STREAMS_MAX, "mux streams open at once per session"),
 	FIELD(PROFILE_F_FAST_OPEN, "fast_open", "bool", fast_open, true, 0, 1,
-	      "carry the first stream bytes with the open (reserved; carried only)"),
+	      "client: answer CONNECT at once, send first bytes with the open (failure: reset)"),
 };
 
 size_t profile_count(void) { return sizeof profiles / sizeof profiles[0]; }

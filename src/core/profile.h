@@ -41,7 +41,7 @@ struct profile {
 	uint32_t dead_link;       /* KCP: retransmissions of one segment before dead */
 	uint32_t stream_window;   /* mux credit per stream, bytes */
 	uint32_t max_streams;     /* mux concurrent streams per session */
-	bool fast_open;           /* send the first stream data with the open (later) */
+	bool fast_open;           /* client: SUCCEEDED at once, early data (mux 4.4) */
 };
 
 /* The fields, in table order; config.c stores overrides by this index. */

@@ -71,17 +71,23 @@ void relay_remove(struct relay *r)
 	r->phase = RELAY_DONE;
 }
 
-/* finish: unreachable (table, socket), then tell the owner. Last call. */
-static void finish(struct relay *r)
+/* finish_how: unreachable (table, socket: closed, or reset if abort),
+ * then tell the owner. Last call. */
+static void finish_how(struct relay *r, bool abort)
 {
 	if (r->phase == RELAY_DONE)
 		return;
 	unlink_relay(r);
 	r->phase = RELAY_DONE;
-	tcp_conn_close(r->conn);
+	if (abort)
+		tcp_conn_abort(r->conn);
+	else
+		tcp_conn_close(r->conn);
 	r->conn = NULL;
 	r->ops.done(r, r->ops.arg);
 }
+
+static void finish(struct relay *r) { finish_how(r, false); }
 
 void relay_abort(struct relay *r, bool reset)
 {
@@ -94,6 +100,19 @@ void relay_abort(struct relay *r, bool reset)
 		r->host->dirty = true;
 	}
 	finish(r);
+}
+
+void relay_reset(struct relay *r)
+{
+	struct mux *m = relay_host_mux(r->host);
+
+	if (r->phase != RELAY_RUNNING)
+		return;
+	if (m) {
+		(void)mux_stream_reset(m, r->id, MUX_RST_CANCEL);
+		r->host->dirty = true;
+	}
+	finish_how(r, true);
 }
 
 static void check_done(struct relay *r)

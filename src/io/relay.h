@@ -123,6 +123,11 @@ void relay_on_tcp_event(struct relay *r, const struct tcp_conn_event *ev);
  * and reset is true), the tcp_conn closed, done called. */
 void relay_abort(struct relay *r, bool reset);
 
+/* relay_reset ends r now like relay_abort(r, true), but the TCP side is
+ * aborted with a reset (tcp_conn_abort): its peer sees ECONNRESET, not an
+ * orderly end. May be called on a RUNNING relay only; calls done. */
+void relay_reset(struct relay *r);
+
 /* relay_host_lost: the session is gone (its mux freed). Every RUNNING
  * relay is aborted without touching the mux; PENDING ones are handed to
  * pending_lost (the owner answers its client), which must take them out

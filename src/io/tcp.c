@@ -645,6 +645,17 @@ void tcp_conn_close(struct tcp_conn *c)
 	ev_check_start(c->loop, &c->reap);
 }
 
+void tcp_conn_abort(struct tcp_conn *c)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (!c || c->closing)
+		return;
+	/* Best effort: if it fails the close is merely orderly. */
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	tcp_conn_close(c);
+}
+
 void tcp_conn_read_start(struct tcp_conn *c)
 {
 	c->read_wanted = true;

@@ -178,6 +178,12 @@ struct tcp_conn *tcp_conn_new(struct ev_loop *loop, int fd, const struct tcp_con
  * call are no-ops. */
 void tcp_conn_close(struct tcp_conn *c);
 
+/* tcp_conn_abort closes like tcp_conn_close, but abortively: SO_LINGER
+ * {1, 0} first, so the kernel drops unsent data and sends RST, and the
+ * peer sees a connection reset (ECONNRESET) rather than an orderly end.
+ * NULL and a call after close are no-ops. */
+void tcp_conn_abort(struct tcp_conn *c);
+
 /* tcp_conn_read_start/stop say whether the caller wants data. The read
  * watcher runs while wanted, the read buffer has room, and no EOF or error
  * came. Data already buffered gives no new DATA event on start. */

@@ -4,7 +4,9 @@
  * metrics) and struct lconn (one accepted SOCKS5 connection). An lconn
  * goes NEGOTIATE -> WAIT (for the session) -> OPENING (OPEN sent) ->
  * RELAY (io/relay.c moves the bytes), or to CLOSING (a SOCKS5 failure
- * reply is being flushed) from any of them. Teardown is two steps: an
+ * reply is being flushed) from any of them. With fast open it goes from
+ * the OPEN straight to RELAY (fast_start) and takes the server's reply
+ * there (on_fast_answer). Teardown is two steps: an
  * lconn leaves every list and its socket is closed at once (zombie), and
  * its memory goes in before_sleep, when no callback can still hold it.
  */
@@ -55,6 +57,7 @@ struct lconn {
 	struct lconn *next_wait;        /* LC_WAIT queue, or the zombie list */
 	ev_timer negotiate_timer;       /* runs while LC_NEGOTIATE */
 	uint64_t id;
+	bool fast_pending; /* fast open: SUCCEEDED given, the server's reply not yet */
 };
 
 struct client {
@@ -86,6 +89,7 @@ struct client {
 	uint64_t last_rx, last_probe, probe_down; /* ms, ms, bytes_down at the last probe */
 	uint32_t probe_gap;                       /* ms until the next probe */
 	uint64_t probes, replayed;
+	uint64_t fast_opened, fast_failed[SOCKS5_REP_LAST + 1]; /* fast open */
 };
 
 /* The host's mux: the session's, as long as it is the same session. */
@@ -178,6 +182,31 @@ static void relay_done(struct relay *r, void *arg)
 
 /* --- opening streams --------------------------------------------------------- */
 
+/* Fast open: the application gets SUCCEEDED (IPv4 zero address, as RFC
+ * 1928 allows when the bound address means nothing to it) right behind the
+ * OPEN, and its first bytes follow as early data (docs/PROTOCOL.md (mux)
+ * 4.4). The server's real reply comes later: on_fast_answer. */
+static void fast_start(struct lconn *lc)
+{
+	struct client *cl = lc->cl;
+	uint8_t out[SOCKS5_REPLY_MAX];
+	ssize_t n = socks5_encode_reply(out, sizeof out, SOCKS5_REP_SUCCEEDED, NULL);
+
+	if (n < 0 || tcp_conn_write(lc->tcp, out, (size_t)n) != n) {
+		(void)mux_stream_reset(relay_host_mux(&cl->host), lc->relay.id, MUX_RST_CANCEL);
+		cl->host.dirty = true;
+		relay_remove(&lc->relay);
+		lconn_kill(lc);
+		return;
+	}
+	cl->fast_opened++;
+	cl->replies[SOCKS5_REP_SUCCEEDED]++;
+	log_debug("conn#%llu %s: fast open", (unsigned long long)lc->id, lc->dst);
+	lc->fast_pending = true;
+	lc->phase = LC_RELAY;
+	relay_start(&lc->relay, lc->tcp); /* may end lc at once */
+}
+
 static void lconn_open(struct lconn *lc)
 {
 	struct client *cl = lc->cl;
@@ -197,7 +226,10 @@ static void lconn_open(struct lconn *lc)
 	}
 	cl->host.dirty = true;
 	cl->streams_opened++;
-	lc->phase = LC_OPENING;
+	if (cl->cfg->profile.fast_open)
+		fast_start(lc);
+	else
+		lc->phase = LC_OPENING;
 }
 
 static void wait_push(struct client *cl, struct lconn *lc)
@@ -423,6 +455,54 @@ static void on_reply(struct lconn *lc, const struct mux_event *ev)
 	relay_start(&lc->relay, lc->tcp); /* the relay owns the socket now */
 }
 
+/* The server's answer to a fast-open stream (REPLY or RST). Success is
+ * dropped: the application had its reply. A failure cannot be told as a
+ * SOCKS5 code any more, so the application's connection is reset; it sees
+ * ECONNRESET, never a hang. RST counts as a general failure. */
+static void on_fast_answer(struct lconn *lc, const struct mux_event *ev)
+{
+	struct client *cl = lc->cl;
+	struct socks5_reply rep;
+	uint8_t code = SOCKS5_REP_GENERAL_FAILURE;
+
+	lc->fast_pending = false;
+	if (ev->type == MUX_EV_REPLY) {
+		ssize_t n = socks5_parse_reply(ev->data, ev->len, &rep, NULL);
+
+		if (n > 0 && (size_t)n == ev->len)
+			code = rep.rep;
+		else
+			log_limited(LOG_LEVEL_WARN, "stream %u: bad SOCKS5 reply from the server",
+			            ev->id);
+	} else if (ev->reason == MUX_RST_LIMIT || ev->reason == MUX_RST_RESOURCE) {
+		log_limited(LOG_LEVEL_WARN, "stream to %s refused by the server: %s", lc->dst,
+		            ev->reason == MUX_RST_LIMIT ? "max_streams reached" : "out of memory");
+	}
+	if (code == SOCKS5_REP_SUCCEEDED)
+		return;
+	cl->fast_failed[code <= SOCKS5_REP_LAST ? code : SOCKS5_REP_GENERAL_FAILURE]++;
+	log_debug("conn#%llu %s: %s after fast open: connection reset", (unsigned long long)lc->id,
+	          lc->dst, socks5_rep_name(code));
+	relay_reset(&lc->relay); /* done() kills lc */
+}
+
+/* The session ended under fast-open streams still waiting for their reply:
+ * their destination never answered, so they end like a failure (reset),
+ * not with an orderly EOF. Before relay_host_lost, which closes the rest. */
+static void fast_lost(struct client *cl)
+{
+	struct lconn *lc = cl->conns, *next;
+
+	for (; lc; lc = next) {
+		next = lc->next;
+		if (lc->phase == LC_RELAY && lc->fast_pending) {
+			lc->fast_pending = false;
+			cl->fast_failed[SOCKS5_REP_GENERAL_FAILURE]++;
+			relay_reset(&lc->relay); /* the mux is gone: no RST is queued */
+		}
+	}
+}
+
 static void on_stream_event(struct client *cl, const struct mux_event *ev)
 {
 	struct relay *r = relay_find(&cl->host, ev->id);
@@ -433,6 +513,10 @@ static void on_stream_event(struct client *cl, const struct mux_event *ev)
 		return;
 	}
 	lc = of_relay(r);
+	if (lc->fast_pending && (ev->type == MUX_EV_REPLY || ev->type == MUX_EV_RESET)) {
+		on_fast_answer(lc, ev);
+		return;
+	}
 	if (r->phase == RELAY_RUNNING) {
 		relay_on_mux_event(r, ev);
 		return;
@@ -506,6 +590,7 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 	case SESSION_EV_LOST:
 		cl->lost++;
 		log_info("session lost: %s; handshaking again", lost_names[ev->reason]);
+		fast_lost(cl);
 		relay_host_lost(&cl->host,
 		                ev->reason == SESSION_LOST_SILENT ? pending_replay : pending_lost,
 		                cl);
@@ -634,6 +719,19 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 
 		snprintf(rep, sizeof rep, "%d", i);
 		metrics_sample_u64(b, "kcpsocks_local_replies_total", &l, 1, cl->replies[i]);
+	}
+	metrics_counter(b, "kcpsocks_local_fast_open_streams_total",
+	                "streams opened with fast open (SUCCEEDED given before the server's reply)",
+	                cl->fast_opened);
+	metrics_family(b, "kcpsocks_local_fast_open_failed_total", METRICS_COUNTER,
+	               "fast-open streams the server failed, so the application's connection was "
+	               "reset, by the server's REP code (1 also for a reset or lost session)");
+	for (int i = 1; i <= SOCKS5_REP_LAST; i++) {
+		struct metrics_label l = { "rep", rep };
+
+		snprintf(rep, sizeof rep, "%d", i);
+		metrics_sample_u64(b, "kcpsocks_local_fast_open_failed_total", &l, 1,
+		                   cl->fast_failed[i]);
 	}
 	metrics_counter(b, "kcpsocks_handshakes_ok_total", "handshakes completed", cl->established);
 	metrics_counter(b, "kcpsocks_handshakes_failed_total", "handshake attempts that timed out",

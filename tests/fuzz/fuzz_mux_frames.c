@@ -66,9 +66,13 @@ static void take_events(struct fz *z)
 	}
 }
 
+/* A server stream's receive buffer may hold the early allowance even when
+ * its window is smaller (docs/PROTOCOL.md (mux) 4.4.3). */
 static size_t bound(const struct mux_config *c)
 {
-	return (size_t)c->max_streams * (c->window + c->send_buffer + 2 * MUX_RING_INITIAL + 4096) +
+	size_t rx = c->window > MUX_EARLY_DATA_MAX ? c->window : MUX_EARLY_DATA_MAX;
+
+	return (size_t)c->max_streams * (rx + c->send_buffer + 2 * MUX_RING_INITIAL + 4096) +
 	       (1u << 20);
 }
 

@@ -59,6 +59,24 @@ def client_seed():
     return s
 
 
+def early_seed():
+    """Early data: DATA and FIN right behind OPEN, before the REPLY, then a
+    client that writes before its REPLY arrives."""
+    s = bytes([1])
+    s += feed(frame(OPEN, 1, struct.pack(">I", 4096) + REQ) +
+              frame(DATA, 1, b"GET / HTTP/1.0\r\n\r\n") + frame(DATA, 1, b"y" * 200) +
+              frame(FIN, 1))
+    s += EVENTS + produce() + feed(frame(OPEN, 2, struct.pack(">I", 4096) + REQ) +
+                                   frame(DATA, 2, b"z" * 100) + frame(RST, 2, bytes([0])))
+    return s + EVENTS + produce()
+
+
+def early_client_seed():
+    s = bytes([0, 6, 3, 0, 20]) + produce() + produce(2)
+    s += feed(frame(REPLY, 1, struct.pack(">I", 4096) + REP)) + EVENTS + bytes([3, 0, 200])
+    return s + produce()
+
+
 def bad_seed():
     return bytes([1]) + feed(frame(OPEN, 1, struct.pack(">I", 4096) + REQ) + frame(9, 1, b"?"))
 
@@ -78,6 +96,8 @@ def main():
         "client": client_seed(),
         "bad_type": bad_seed(),
         "limit": limit_seed(),
+        "early": early_seed(),
+        "early_client": early_client_seed(),
     }
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:

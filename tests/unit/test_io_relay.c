@@ -1,7 +1,7 @@
 /* test_io_relay.c - a relay between a real mux stream and a tcp_conn over a
  * socketpair: bytes both ways (checked against a pattern), backpressure
  * when the application does not read, half-close both ways, reset, the
- * host table, and a lost session. The two muxes are wired directly
+ * host table, an abortive reset, and a lost session. The two muxes are wired directly
  * (mux_produce -> mux_input); the loop runs with EVRUN_NOWAIT, bounded.
  */
 #include <setjmp.h>
@@ -269,6 +269,34 @@ static void socket_error_resets_stream(void **state)
 	assert_int_equal(f->done, 1);
 }
 
+/* relay_reset ends both sides: the stream is reset towards the peer, the
+ * socket aborted (its RST is tcp_conn_abort's, tested in test_io_tcp; a
+ * socketpair has none), done is called once. */
+static void relay_reset_ends_both(void **state)
+{
+	struct fix *f = *state;
+	struct mux_event ev;
+	bool reset = false;
+	ssize_t n = 1;
+
+	relay_reset(&f->relay);
+	assert_int_equal(f->done, 1);
+	assert_int_equal(f->relay.phase, RELAY_DONE);
+	assert_int_equal(f->host.count, 0);
+	assert_true(f->host.dirty);
+	relay_reset(&f->relay); /* not running any more: no-op */
+	assert_int_equal(f->done, 1);
+	for (int i = 0; i < 10 && !reset; i++) {
+		spin(f);
+		while (mux_next_event(f->cli, &ev) == 0)
+			reset = reset || (ev.type == MUX_EV_RESET && ev.id == f->cid);
+	}
+	assert_true(reset);
+	for (int i = 0; i < ROUNDS && n > 0; i++)
+		n = read(f->app, f->buf, sizeof f->buf);
+	assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
+}
+
 static void pending_gone(struct relay *r, void *arg)
 {
 	int *n = arg;
@@ -306,6 +334,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(half_close_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(reset_closes_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(socket_error_resets_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(relay_reset_ends_both, setup, teardown),
 		cmocka_unit_test_setup_teardown(host_lost, setup, teardown),
 	};
 

@@ -607,6 +607,28 @@ static void conn_reset_is_an_error(void **state)
 	tcp_conn_close(cli.c);
 }
 
+/* tcp_conn_abort resets the connection: the peer gets ECONNRESET even
+ * with bytes still unsent, not an EOF. */
+static void conn_abort_sends_reset(void **state)
+{
+	struct fix *f = *state;
+	static struct side cli, srv;
+
+	memset(&cli, 0, sizeof cli);
+	memset(&srv, 0, sizeof srv);
+	pair(f, &cli, &srv, NULL);
+	tcp_conn_read_start(cli.c);
+	assert_int_equal(tcp_conn_write(srv.c, "unsent", 6), 6);
+	tcp_conn_abort(srv.c);
+	assert_int_equal(tcp_conn_fd(srv.c), -1);
+	tcp_conn_abort(srv.c); /* second call: no-op */
+	tcp_conn_abort(NULL);
+	run_until(f, &cli.error);
+	assert_int_equal(cli.err, ECONNRESET);
+	assert_false(cli.eof);
+	tcp_conn_close(cli.c);
+}
+
 /* Writing into a reset connection is an error event, never a SIGPIPE. */
 static void conn_write_after_reset_is_an_error(void **state)
 {
@@ -808,6 +830,7 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(ipv6_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(conn_bad_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(conn_abort_sends_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(listener_connection_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(listener_free_inside_on_accept, setup, teardown),
 		cmocka_unit_test_setup_teardown(listener_rests_on_emfile, setup, teardown),

@@ -411,14 +411,10 @@ static void frames_breaking_stream_rules_are_session_errors(void **state)
 	assert_int_equal(mux_input(s, b, n, 0), 0);
 	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
 	mux_free(s);
-	/* DATA for a stream never opened; DATA before our REPLY gave credit. */
+	/* DATA for a stream never opened. (DATA before our REPLY is early
+	 * data, fine up to the allowance: early_allowance_is_enforced.) */
 	s = mk(MUX_SERVER, NULL);
 	n = frame(b, sizeof b, MUX_DATA, 1, "x", 1);
-	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
-	mux_free(s);
-	s = mk(MUX_SERVER, NULL);
-	n = frame(b, sizeof b, MUX_OPEN, 1, hello, sizeof hello);
-	n += frame(b + n, sizeof b - n, MUX_DATA, 1, "x", 1);
 	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
 	mux_free(s);
 	/* OPEN or REPLY sent the wrong way; REPLY twice. */
@@ -578,15 +574,294 @@ static void server_cannot_write_before_reply(void **state)
 	assert_int_equal(mux_stream_write(p.s, id, "x", 1), KS_ERR_STATE);
 	assert_int_equal(mux_stream_shutdown(p.s, id), KS_ERR_STATE);
 	assert_int_equal(mux_stream_room(p.s, id), 0);
-	/* The client has no credit before the REPLY either. */
-	assert_int_equal(mux_stream_write(p.c, id, "x", 1), KS_ERR_FULL);
+	/* The client may: early data (step 4.4). */
+	assert_int_equal(mux_stream_write(p.c, id, "x", 1), 1);
 	assert_int_equal(mux_stream_reply(p.s, id, rep5, sizeof rep5), 0);
 	assert_int_equal(mux_stream_reply(p.s, id, rep5, sizeof rep5), KS_ERR_STATE);
 	pump(&p);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_READABLE);
 	assert_int_equal(next_ev(p.c).type, MUX_EV_REPLY);
-	assert_int_equal(next_ev(p.c).type, MUX_EV_WRITABLE);
-	assert_int_equal(mux_stream_write(p.c, id, "x", 1), 1);
+	assert_int_equal(mux_stream_write(p.c, id, "y", 1), 1);
 	pair_free(&p);
+}
+
+/* --- early data (step 4.4) -------------------------------------------------- */
+
+/* server_raw_open returns a fresh server that got OPEN of stream 1 with a
+ * 64 KiB window. */
+static struct mux *server_raw_open(const struct mux_config *sc)
+{
+	uint8_t b[64], hello[4 + sizeof req5] = { 0, 1, 0, 0 };
+	struct mux *s = mk(MUX_SERVER, sc);
+	size_t n;
+
+	memcpy(hello + 4, req5, sizeof req5);
+	n = frame(b, sizeof b, MUX_OPEN, 1, hello, sizeof hello);
+	assert_int_equal(mux_input(s, b, n, 0), 0);
+	return s;
+}
+
+static void early_data_arrives_in_order_after_open(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[20000], got[20000];
+	struct mux_event ev;
+	uint32_t id;
+	size_t rcvd = 0;
+	ssize_t n;
+
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = pattern(1, 0, i);
+	pair_init(&p, NULL, NULL);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &id), 0);
+	/* Written before the OPEN even left: the frames keep OPEN first. */
+	assert_int_equal(mux_stream_write(p.c, id, big, sizeof big), sizeof big);
+	assert_int_equal(mux_stream_shutdown(p.c, id), 0);
+	n = mux_produce(p.c, p.buf, PIPE_CAP, 0);
+	assert_true(n > (ssize_t)sizeof big);
+	assert_int_equal(p.buf[0], MUX_OPEN);
+	assert_int_equal(mux_input(p.s, p.buf, (size_t)n, 0), 0);
+	pump(&p); /* the FIN follows the last DATA */
+	assert_int_equal(next_ev(p.s).type, MUX_EV_OPEN);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_READABLE);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_FIN);
+	no_ev(p.s);
+	/* Held on the stream until the server reads, after its reply. */
+	assert_int_equal(mux_stream_reply(p.s, id, rep5, sizeof rep5), 0);
+	pump(&p);
+	ev = next_ev(p.c);
+	assert_int_equal(ev.type, MUX_EV_REPLY);
+	while ((n = mux_stream_read(p.s, id, got + rcvd, 1000)) > 0)
+		rcvd += (size_t)n;
+	assert_int_equal(n, 0);
+	assert_int_equal(rcvd, sizeof big);
+	assert_memory_equal(got, big, sizeof big);
+	assert_int_equal(mux_stream_shutdown(p.s, id), 0);
+	pump(&p);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_FIN);
+	assert_int_equal(mux_stream_read(p.c, id, got, sizeof got), 0);
+	pump(&p);
+	assert_int_equal(mux_stream_count(p.c), 0);
+	assert_int_equal(mux_stream_count(p.s), 0);
+	pair_free(&p);
+}
+
+static void early_allowance_is_enforced(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[2 * MUX_EARLY_DATA_MAX], b[MUX_FRAME_PAYLOAD_MAX + 64];
+	struct mux_config cc;
+	struct mux *s;
+	uint32_t id;
+	size_t off = 0, n;
+
+	/* The client's writer stops at the allowance, not at its buffer. */
+	mux_config_default(&cc);
+	cc.send_buffer = 4 * MUX_EARLY_DATA_MAX;
+	pair_init(&p, &cc, NULL);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &id), 0);
+	assert_int_equal(mux_stream_write(p.c, id, big, sizeof big), MUX_EARLY_DATA_MAX);
+	assert_int_equal(mux_stream_write(p.c, id, big, 1), KS_ERR_FULL);
+	assert_int_equal(mux_stream_room(p.c, id), 0);
+	pair_free(&p);
+	/* A server takes exactly the allowance before its REPLY; one byte
+	 * more is a protocol error, whatever its own (small) window. */
+	mux_config_default(&cc);
+	cc.window = MUX_WINDOW_MIN;
+	s = server_raw_open(&cc);
+	while (off < MUX_EARLY_DATA_MAX) {
+		n = frame(b, sizeof b, MUX_DATA, 1, big, MUX_FRAME_PAYLOAD_MAX);
+		assert_int_equal(mux_input(s, b, n, 0), 0);
+		off += MUX_FRAME_PAYLOAD_MAX;
+	}
+	n = frame(b, sizeof b, MUX_DATA, 1, big, 1);
+	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
+	mux_free(s);
+	/* So is early data beyond the allowance after an early FIN... */
+	s = server_raw_open(NULL);
+	n = frame(b, sizeof b, MUX_FIN, 1, NULL, 0);
+	n += frame(b + n, sizeof b - n, MUX_DATA, 1, "x", 1);
+	assert_int_equal(mux_input(s, b, n, 0), KS_ERR_PROTO);
+	mux_free(s);
+}
+
+/* credit_check opens a stream, sends k early bytes, replies with the
+ * server's window and checks the client's room afterwards. */
+static void credit_check(uint32_t window, size_t k, uint64_t want_room)
+{
+	static struct pair p;
+	static uint8_t big[MUX_EARLY_DATA_MAX];
+	struct mux_config cc, sc;
+	uint32_t id;
+
+	mux_config_default(&cc);
+	mux_config_default(&sc);
+	cc.send_buffer = MUX_SNDBUF_MAX;
+	sc.window = window;
+	pair_init(&p, &cc, &sc);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &id), 0);
+	assert_int_equal(mux_stream_write(p.c, id, big, k), (ssize_t)k);
+	pump(&p);
+	assert_int_equal(mux_stream_room(p.c, id), MUX_EARLY_DATA_MAX - k);
+	assert_int_equal(mux_stream_reply(p.s, id, rep5, sizeof rep5), 0);
+	pump(&p);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_REPLY);
+	assert_int_equal(mux_stream_room(p.c, id), want_room);
+	pair_free(&p);
+}
+
+static void credit_after_reply_counts_early_bytes(void **state)
+{
+	(void)state;
+	/* A window above the allowance: window minus what went early. */
+	credit_check(MUX_WINDOW_DEFAULT, 1000, MUX_WINDOW_DEFAULT - 1000);
+	credit_check(MUX_WINDOW_DEFAULT, MUX_EARLY_DATA_MAX,
+	             MUX_WINDOW_DEFAULT - MUX_EARLY_DATA_MAX);
+	/* A window below it: the allowance is the first limit, never less
+	 * than what was sent, so the credit cannot go negative or wrap. */
+	credit_check(MUX_WINDOW_MIN, 1000, MUX_EARLY_DATA_MAX - 1000);
+	credit_check(MUX_WINDOW_MIN, MUX_EARLY_DATA_MAX, 0);
+	credit_check(MUX_EARLY_DATA_MAX, MUX_EARLY_DATA_MAX, 0);
+}
+
+/* With a window below the allowance, a transfer that starts with a full
+ * allowance of early data, read before the reply, still completes. */
+static void small_window_after_early_data_does_not_stall(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[3 * MUX_EARLY_DATA_MAX], got[3 * MUX_EARLY_DATA_MAX];
+	struct mux_config cc, sc;
+	size_t sent = 0, rcvd = 0;
+	ssize_t n;
+	uint32_t id;
+
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = pattern(7, 0, i);
+	mux_config_default(&cc);
+	mux_config_default(&sc);
+	sc.window = MUX_WINDOW_MIN;
+	pair_init(&p, &cc, &sc);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &id), 0);
+	sent = (size_t)mux_stream_write(p.c, id, big, sizeof big);
+	assert_int_equal(sent, MUX_EARLY_DATA_MAX);
+	pump(&p);
+	assert_true(mux_mem_bytes(p.s) >= MUX_EARLY_DATA_MAX); /* held, bounded */
+	while ((n = mux_stream_read(p.s, id, got + rcvd, sizeof got - rcvd)) > 0)
+		rcvd += (size_t)n;
+	assert_int_equal(rcvd, MUX_EARLY_DATA_MAX);
+	assert_false(mux_want_produce(p.s)); /* no WINDOW before the REPLY */
+	assert_int_equal(mux_stream_reply(p.s, id, rep5, sizeof rep5), 0);
+	for (int round = 0; round < 1000 && rcvd < sizeof big; round++) {
+		pump(&p);
+		n = mux_stream_write(p.c, id, big + sent, sizeof big - sent);
+		if (n > 0)
+			sent += (size_t)n;
+		pump(&p);
+		while ((n = mux_stream_read(p.s, id, got + rcvd, sizeof got - rcvd)) > 0)
+			rcvd += (size_t)n;
+	}
+	assert_int_equal(rcvd, sizeof big);
+	assert_memory_equal(got, big, sizeof big);
+	pair_free(&p);
+}
+
+static void reset_discards_early_data(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t big[MUX_EARLY_DATA_MAX];
+	struct mux_config sc;
+	struct mux_event ev;
+	size_t s0;
+	uint32_t id, other;
+
+	/* The server refuses (connect failed): the buffered early bytes go. */
+	pair_init(&p, NULL, NULL);
+	other = open_ok(&p);
+	s0 = mux_mem_bytes(p.s);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &id), 0);
+	assert_int_equal(mux_stream_write(p.c, id, big, 30000), 30000);
+	assert_true(mux_produce(p.c, p.buf, 20000, 0) > 0); /* part in flight */
+	assert_int_equal(mux_input(p.s, p.buf, 20000, 0), 0);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_OPEN);
+	assert_int_equal(mux_stream_reset(p.s, id, MUX_RST_CONNECT), 0);
+	assert_int_equal(mux_mem_bytes(p.s), s0);
+	pump(&p); /* the rest of the early bytes arrive after the RST: dropped */
+	ev = next_ev(p.c);
+	assert_int_equal(ev.type, MUX_EV_RESET);
+	assert_int_equal(ev.reason, MUX_RST_CONNECT);
+	assert_int_equal(mux_mem_bytes(p.s), s0);
+	assert_int_equal(mux_stream_count(p.c), 1);
+	assert_int_equal(mux_stream_write(p.c, other, "ok", 2), 2);
+	pair_free(&p);
+	/* A stream refused at OPEN (limit): its early DATA is dropped. */
+	mux_config_default(&sc);
+	sc.max_streams = 1;
+	pair_init(&p, NULL, &sc);
+	other = open_ok(&p);
+	s0 = mux_mem_bytes(p.s);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &id), 0);
+	assert_int_equal(mux_stream_write(p.c, id, big, sizeof big), sizeof big);
+	pump(&p);
+	assert_int_equal(mux_mem_bytes(p.s), s0);
+	no_ev(p.s);
+	ev = next_ev(p.c);
+	assert_int_equal(ev.type, MUX_EV_RESET);
+	assert_int_equal(ev.reason, MUX_RST_LIMIT);
+	assert_int_equal(mux_stream_count(p.c), 1);
+	pair_free(&p);
+}
+
+/* The server's view of OPEN + early DATA + FIN does not depend on the
+ * split of the byte stream. */
+static void early_data_split_invariance(void **state)
+{
+	(void)state;
+	static uint8_t in[8192], data[3000];
+	uint8_t hello[4 + sizeof req5] = { 0, 1, 0, 0 }, got[4096];
+	struct prng g;
+	size_t len = 0, whole_len = 0;
+	uint8_t whole[4096];
+
+	memcpy(hello + 4, req5, sizeof req5);
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = pattern(1, 0, i);
+	len += frame(in + len, sizeof in - len, MUX_OPEN, 1, hello, sizeof hello);
+	len += frame(in + len, sizeof in - len, MUX_DATA, 1, data, 1000);
+	len += frame(in + len, sizeof in - len, MUX_DATA, 1, data + 1000, 2000);
+	len += frame(in + len, sizeof in - len, MUX_FIN, 1, NULL, 0);
+	prng_seed(&g, 5);
+	for (int mode = 0; mode < 22; mode++) {
+		struct mux *s = mk(MUX_SERVER, NULL);
+		size_t off = 0, rcvd = 0;
+		struct mux_event ev;
+		ssize_t n;
+		int evs = 0;
+
+		while (off < len) {
+			size_t k = mode == 0 ? len : mode == 1 ? 1 : 1 + prng_below(&g, 40);
+			k = k < len - off ? k : len - off;
+			assert_int_equal(mux_input(s, in + off, k, 0), 0);
+			off += k;
+		}
+		while (mux_next_event(s, &ev) == 0)
+			evs++;
+		assert_int_equal(evs, 3); /* OPEN, READABLE, FIN */
+		while ((n = mux_stream_read(s, 1, got + rcvd, sizeof got - rcvd)) > 0)
+			rcvd += (size_t)n;
+		assert_int_equal(n, 0);
+		if (mode == 0) {
+			memcpy(whole, got, rcvd);
+			whole_len = rcvd;
+		}
+		assert_int_equal(rcvd, whole_len);
+		assert_memory_equal(got, whole, rcvd);
+		assert_memory_equal(got, data, sizeof data);
+		mux_free(s);
+	}
 }
 
 /* --- credit ------------------------------------------------------------------ */
@@ -594,30 +869,34 @@ static void server_cannot_write_before_reply(void **state)
 static void writer_stops_at_window_and_resumes(void **state)
 {
 	(void)state;
+	/* Above the early allowance, so the window alone bounds the first
+	 * flight (below it the allowance does: step 4.4.3). */
+	enum { W = 2 * MUX_EARLY_DATA_MAX };
 	static struct pair p;
-	static uint8_t big[3 * MUX_WINDOW_MIN], got[3 * MUX_WINDOW_MIN];
-	struct mux_config sc;
+	static uint8_t big[3 * W], got[3 * W];
+	struct mux_config cc, sc;
 	size_t sent = 0, rcvd = 0;
 	ssize_t n;
 	uint32_t id;
 
+	mux_config_default(&cc);
 	mux_config_default(&sc);
-	sc.window = MUX_WINDOW_MIN;
-	pair_init(&p, NULL, &sc);
+	cc.send_buffer = 4 * W;
+	sc.window = W;
+	pair_init(&p, &cc, &sc);
 	id = open_ok(&p);
 	for (size_t i = 0; i < sizeof big; i++)
 		big[i] = pattern(id, 0, i);
 	n = mux_stream_write(p.c, id, big, sizeof big);
-	assert_int_equal(n, MUX_WINDOW_MIN); /* the server's window, no more */
+	assert_int_equal(n, W); /* the server's window, no more */
 	sent += (size_t)n;
 	assert_int_equal(mux_stream_write(p.c, id, big, 1), KS_ERR_FULL);
 	pump(&p);
 	assert_int_equal(mux_stream_write(p.c, id, big, 1), KS_ERR_FULL);
 	no_ev(p.c);
 	/* Reading less than half the window grants nothing yet. */
-	assert_int_equal(mux_stream_read(p.s, id, got, MUX_WINDOW_MIN / 2 - 1),
-	                 MUX_WINDOW_MIN / 2 - 1);
-	rcvd += MUX_WINDOW_MIN / 2 - 1;
+	assert_int_equal(mux_stream_read(p.s, id, got, W / 2 - 1), W / 2 - 1);
+	rcvd += W / 2 - 1;
 	assert_false(mux_want_produce(p.s));
 	n = mux_stream_read(p.s, id, got + rcvd, 1);
 	assert_int_equal(n, 1);
@@ -625,7 +904,7 @@ static void writer_stops_at_window_and_resumes(void **state)
 	assert_true(mux_want_produce(p.s));
 	pump(&p);
 	assert_int_equal(next_ev(p.c).type, MUX_EV_WRITABLE);
-	assert_int_equal(mux_stream_room(p.c, id), MUX_WINDOW_MIN / 2);
+	assert_int_equal(mux_stream_room(p.c, id), W / 2);
 	while (sent < sizeof big) {
 		n = mux_stream_write(p.c, id, big + sent, sizeof big - sent);
 		if (n > 0)
@@ -1148,6 +1427,12 @@ int main(void)
 		cmocka_unit_test(refusal_flood_is_bounded),
 		cmocka_unit_test(ids_are_never_reused),
 		cmocka_unit_test(server_cannot_write_before_reply),
+		cmocka_unit_test(early_data_arrives_in_order_after_open),
+		cmocka_unit_test(early_allowance_is_enforced),
+		cmocka_unit_test(credit_after_reply_counts_early_bytes),
+		cmocka_unit_test(small_window_after_early_data_does_not_stall),
+		cmocka_unit_test(reset_discards_early_data),
+		cmocka_unit_test(early_data_split_invariance),
 		cmocka_unit_test(writer_stops_at_window_and_resumes),
 		cmocka_unit_test(send_buffer_bounds_the_writer),
 		cmocka_unit_test(small_message_is_not_stuck_behind_bulk),

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# fast_fastopen.sh - kcpsocks-local with fast_open on (issue 9): curl gets
+# pages byte-exact; a CONNECT to a closed port, already answered SUCCEEDED,
+# ends in a prompt connection reset (not a hang) that the metrics count;
+# bytes a client sends with its request or right behind the SOCKS5 reply
+# (early data) reach an echo server intact, more than the early allowance
+# included.
+set -euo pipefail
+NAME=fast_fastopen
+. "$(dirname "$0")/daemons-lib.sh"
+
+make_keys
+start_http
+head -c 1048576 /dev/urandom >"$tmp/www/big.bin"
+echo "small page" >"$tmp/www/small.txt"
+start_server
+start_local --fast_open true
+ECHO_PORT=$(free_ports tcp)
+
+# 1. pages through the tunnel, byte-exact
+tcurl -o "$tmp/got.bin" "http://127.0.0.1:$HTTP_PORT/big.bin" || fail "curl big.bin"
+cmp -s "$tmp/got.bin" "$tmp/www/big.bin" || fail "big.bin differs"
+tcurl -o "$tmp/got.txt" "http://localhost:$HTTP_PORT/small.txt" || fail "curl small.txt by name"
+cmp -s "$tmp/got.txt" "$tmp/www/small.txt" || fail "small.txt differs"
+[ "$(metric "$LMETRICS_PORT" kcpsocks_local_fast_open_streams_total)" -ge 2 ] ||
+	fail "fast-open streams not counted"
+local_has "fast open" || fail "no fast open in the local log"
+ok "1 MiB and a small page with fast open, identical"
+
+# 2. a closed port: SUCCEEDED was given, so the failure is a reset, promptly
+closed=$(free_ports tcp)
+start=$(date +%s%N)
+rc=0
+out=$(curl -sS -m 15 --socks5-hostname "127.0.0.1:$SOCKS_PORT" -o /dev/null \
+	"http://127.0.0.1:$closed/" 2>&1) || rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+[ $rc -ne 0 ] || fail "curl to a closed port succeeded"
+[ $rc -ne 28 ] || fail "curl to a closed port hung until its timeout"
+[ $ms -lt 5000 ] || fail "the reset took ${ms} ms"
+# 52 empty reply, 55 send failure (the reset can come before curl's first
+# write), 56 receive failure (connection reset by peer)
+case $rc in 52 | 55 | 56) ;; *) fail "closed port: curl exit $rc: $out" ;; esac
+wait_until "the fast-open failure metric" 5 bash -c \
+	"[ \"\$(curl -s http://127.0.0.1:$LMETRICS_PORT/metrics | grep -c '^kcpsocks_local_fast_open_failed_total{rep=\"5\"} 1')\" = 1 ]"
+ok "closed port -> connection reset after ${ms} ms (curl exit $rc), counted as rep 5"
+
+# 3. early data to an echo server: sent with the request, and right behind
+# the reply; 200 KB is more than the early allowance, so the rest flows on
+# the REPLY's credit.
+cat >"$tmp/echo.py" <<'PY'
+# echo.py PORT READYFILE: echo every connection until its EOF, then close.
+import socket, sys, threading
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", int(sys.argv[1])))
+ls.listen(16)
+open(sys.argv[2], "w").close()
+def serve(c):
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        c.sendall(b)
+    c.shutdown(socket.SHUT_WR)
+    c.close()
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+cat >"$tmp/early.py" <<'PY'
+# early.py SOCKS_PORT ECHO_PORT MODE: MODE "with" sends the first bytes in
+# the same write as the request, "after" right behind the reply.
+import os, socket, struct, sys, threading
+sp, ep, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+data = os.urandom(200000)
+s = socket.create_connection(("127.0.0.1", sp), timeout=10)
+s.sendall(b"\x05\x01\x00")
+assert s.recv(2) == b"\x05\x00"
+req = b"\x05\x01\x00\x01\x7f\x00\x00\x01" + struct.pack(">H", ep)
+head, rest = data[:1500], data[1500:]
+s.sendall(req + head if mode == "with" else req)
+rep = b""
+while len(rep) < 10:
+    b = s.recv(10 - len(rep))
+    assert b, "EOF in the reply"
+    rep += b
+assert rep[:2] == b"\x05\x00", rep
+if mode != "with":
+    s.sendall(head)
+def send():
+    s.sendall(rest)
+    s.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=send)
+t.start()
+got = bytearray()
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    got += b
+t.join()
+assert bytes(got) == data, "echo differs: %d of %d bytes" % (len(got), len(data))
+print("ok")
+PY
+python3 "$tmp/echo.py" "$ECHO_PORT" "$tmp/echo.ready" >"$tmp/echo.log" 2>&1 &
+pids+=("$!")
+wait_until "the echo server" 10 test -e "$tmp/echo.ready"
+for mode in with after; do
+	[ "$(timeout 30 python3 "$tmp/early.py" "$SOCKS_PORT" "$ECHO_PORT" $mode)" = ok ] ||
+		fail "early data ($mode the request) did not come back intact"
+done
+ok "early data sent with the request and right behind the reply came back intact (200 KB)"
+[ "$(metric "$SMETRICS_PORT" kcpsocks_handshakes_ok_total)" = 1 ] || fail "the session was replaced"
+ok "one session throughout (no protocol error)"
