@@ -74,6 +74,8 @@ class Pair:
         self.skipped = read(os.path.join(d, "skipped"))
         self.profile = read(os.path.join(d, "profile"))
         self.fast_open = read(os.path.join(d, "fast_open"))
+        planned = read(os.path.join(d, "bulk_planned"))
+        self.planned = int(planned) if planned and planned.isdigit() else None
         self.fast_open_note = read(os.path.join(d, "fast_open_note"))
         self.timing = {}
         f = (read(os.path.join(d, "timing"), "") or "").split()
@@ -168,10 +170,13 @@ class Pair:
         elif not self.rates:
             cell = "n/a"
         elif len(self.rates) == 1:
-            cell = fmt(median(self.rates)) + " (1 run)"
+            cell = fmt(median(self.rates))
         else:
             cell = "%s (%s-%s)" % (fmt(median(self.rates)), fmt(min(self.rates)),
                                    fmt(max(self.rates)))
+        done = len(self.rates) + len(self.fails)
+        if self.rates and self.timeout is None and self.planned and done < self.planned:
+            cell += " (%d of %d runs)" % (done, self.planned)
         if fails:
             cell = fails if cell == "n/a" else cell + "; " + fails
         return cell
@@ -260,7 +265,7 @@ def kcptun_bulk_floor(pairs, s):
 def sections(pairs, meta):
     md = []
     scen = [s for s in SCENARIOS if any(k[0] == s for k in pairs)]
-    md.append("### Bulk throughput, MB/s (median, min-max; %s runs of %s on the "
+    md.append("### Bulk throughput, MB/s (median, min-max; %s run(s) of %s on the "
               "clean path, %s under impairment)\n"
               % (meta.get("bulk_runs", "?"), meta.get("bulk_size", "?"),
                  meta.get("bulk_runs_lossy", meta.get("bulk_runs", "?"))))
@@ -274,9 +279,9 @@ def sections(pairs, meta):
     md.append("\nA timeout shows the rate reached when the %s s cap ended the "
               "transfer; \"cut slow\" one that stayed below the rate needed to finish "
               "within the cap (%s / %s s) for %s s, and the rate it had reached. Either "
-              "way the pair's later runs are skipped. \"(1 run)\": one more run of that "
-              "length would have taken the pair's transfers past %s s, so it was not "
-              "repeated. kcpsocks-fastopen runs %s bulk transfer(s): fast open changes "
+              "way the pair's later runs are skipped. \"(1 of 3 runs)\": one more run "
+              "as long as the last would have taken the pair's transfers past %s s, so "
+              "the pair stopped there. kcpsocks-fastopen runs %s bulk transfer(s): fast open changes "
               "only how a connection opens. direct and ss-tcp are TCP: the UDP relay "
               "cannot impair them, so they run on the clean path only.\n"
               % (meta.get("bulk_cap_s", "?"), meta.get("bulk_size", "?"),
@@ -300,8 +305,8 @@ def sections(pairs, meta):
                         + ["%s / it" % label(pairs, s, k) for k in ks], rows))
         md.append("")
     for name, attr, what in (("Time to first byte, new connection", "ttfb",
-                              "%s new connections, one curl each, 1 KiB file"
-                              % meta.get("ttfb_n", "?")),
+                              "%s fetches of a 1 KiB file, each on a new connection "
+                              "(one curl, `Connection: close`)" % meta.get("ttfb_n", "?")),
                              ("Small-request latency on a keep-alive connection", "ka",
                               "%s 1 KiB requests in one curl, the first (connect) dropped"
                               % meta.get("ka_n", "?"))):
@@ -413,7 +418,7 @@ class Targets:
             return None, None, ""
         return key(p), label(self.pairs, s, c), ""
 
-    def add(self, issue, target, k, r, unit, op, want, note=""):
+    def add(self, issue, target, k, r, unit, op, want, note="", kname="kcpsocks"):
         """k, r: (value, label, how) of kcpsocks and the reference. op:
         'ge' (k/r >= want), 'le' (k/r <= want) or 'plus' (k - r <= want)."""
         kv, kl, _ = k
@@ -427,7 +432,7 @@ class Targets:
         else:
             req = "%s %sx" % (">=" if op == "ge" else "<=", fmt(want))
         if kv is None or rv is None:
-            missing = "no kcpsocks figure" if kv is None else "no reference figure"
+            missing = ("no %s figure" % kname) if kv is None else "no reference figure"
             self.rows.append([issue, target, kcell, rcell, "-", req, "not measured (%s)" % missing])
             return
         if op == "plus":
@@ -481,7 +486,8 @@ class Targets:
             note = "fast_open not active in this build"
         mk = self.pick("loss1", MKCP, p50, True)
         self.add("9", "TTFB p50, 1% loss + 10 ms, fast open, vs mKCP's best",
-                 self.one("loss1", "kcpsocks-fastopen", p50), mk, "ms", "le", 1, note)
+                 self.one("loss1", "kcpsocks-fastopen", p50), mk, "ms", "le", 1, note,
+                 "kcpsocks-fastopen")
         rtt = one_rtt_ms(self.meta, "loss1")
         self.add("9", "TTFB p50, 1% loss + 10 ms, no fast open, vs mKCP's best + one RTT",
                  self.pick("loss1", KCPSOCKS_NO_FO, p50, True), mk, "ms", "plus",
@@ -557,7 +563,7 @@ def fast_open_section(pairs):
         if a and b and a.ok() and b.ok() and a.ttfb and b.ttfb:
             d = "%+.1f" % (pct(b.ttfb, 50) - pct(a.ttfb, 50))
         cells.append(d)
-        cells.append(fast_open_counters(b) if b else "n/a")
+        cells.append(fast_open_counters(b) if b and b.ok() else "n/a")
         rows.append(cells)
         if b and b.fast_open_note:
             notes.add(b.fast_open_note)
@@ -626,13 +632,17 @@ def plots(pairs, out, docdir):
     pdir = os.path.join(out, "plot")
     os.makedirs(pdir, exist_ok=True)
     scen = [s for s in SCENARIOS if any(k[0] == s for k in pairs)]
-    conts = [c for c in CONTENDERS if any((s, c) in pairs for s in scen)]
+    conts = [c for c in CONTENDERS
+             if any((s, c) in pairs and pairs[(s, c)].ok() for s in scen)]
+    bconts = [c for c in conts if any((s, c) in pairs and pairs[(s, c)].ok()
+                                      and pairs[(s, c)].bulk_floor() is not None
+                                      for s in scen)]
     # throughput: one row per scenario, median/min/max per contender
     with open(os.path.join(pdir, "bulk.dat"), "w") as f:
-        f.write("# scenario " + " ".join("%s_med %s_min %s_max" % (c, c, c) for c in conts) + "\n")
+        f.write("# scenario " + " ".join("%s_med %s_min %s_max" % (c, c, c) for c in bconts) + "\n")
         for s in scen:
             cells = [s]
-            for c in conts:
+            for c in bconts:
                 p = pairs.get((s, c))
                 m = p.bulk_median() if p and p.ok() else None
                 if m is None and p and p.ok() and p.bulk_floor() is not None:
@@ -649,12 +659,13 @@ def plots(pairs, out, docdir):
           "set style fill solid 0.8 border -1", "set logscale y", "set ylabel 'MB/s (log)'",
           "set key outside right", "set grid ytics", "set yrange [0.1:*]"]
     cmds = []
-    for i, c in enumerate(conts):
+    for i, c in enumerate(bconts):
         col = 2 + 3 * i
         cmds.append("'%s' using %d:%d:%d:xtic(1) title '%s' lc rgb '%s'"
                     % (os.path.join(pdir, "bulk.dat"), col, col + 1, col + 2, c, COLOUR[c]))
-    gp.append("plot " + ", ".join(cmds))
-    run_gnuplot(pdir, "bulk.gp", gp)
+    if cmds:
+        gp.append("plot " + ", ".join(cmds))
+        run_gnuplot(pdir, "bulk.gp", gp)
     for attr, fname, title in (("ttfb", "peers-ttfb.png", "Time to first byte, new connections"),
                                ("ka", "peers-latency.png", "1 KiB request on a keep-alive connection")):
         gp = ["set terminal pngcairo size 1200,900 font ',9'",

@@ -488,6 +488,7 @@ pair() {
 	runs=$BULK_RUNS
 	[ "$s" = clean ] || runs=$BULK_RUNS_LOSSY
 	[ "$c" = kcpsocks-fastopen ] && runs=$BULK_RUNS_FASTOPEN
+	echo "$runs" >"$d/bulk_planned"
 	m1=$(now_ms)
 	u0=$(udp_snmp) t0=$(cpu_ticks)
 	bulk "$d/bulk" "$runs"
