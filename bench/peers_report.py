@@ -167,6 +167,8 @@ class Pair:
             cell = "cut slow (%.2f)" % self.timeout
         elif self.timeout is not None:
             cell = "timeout (%.2f before the cap)" % self.timeout
+        elif self.planned == 0:
+            cell = "not run"
         elif not self.rates:
             cell = "n/a"
         elif len(self.rates) == 1:
@@ -281,12 +283,15 @@ def sections(pairs, meta):
               "within the cap (%s / %s s) for %s s, and the rate it had reached. Either "
               "way the pair's later runs are skipped. \"(1 of 3 runs)\": one more run "
               "as long as the last would have taken the pair's transfers past %s s, so "
-              "the pair stopped there. kcpsocks-fastopen runs %s bulk transfer(s): fast open changes "
-              "only how a connection opens. direct and ss-tcp are TCP: the UDP relay "
+              "the pair stopped there (peers only; kcpsocks-default and -profile always "
+              "get their runs). kcpsocks-fastopen runs %s bulk transfer(s) on the clean "
+              "path and %s under impairment: fast open changes only how a connection "
+              "opens. direct and ss-tcp are TCP: the UDP relay "
               "cannot impair them, so they run on the clean path only.\n"
               % (meta.get("bulk_cap_s", "?"), meta.get("bulk_size", "?"),
                  meta.get("bulk_cap_s", "?"), meta.get("bulk_floor_s", "?"),
-                 meta.get("bulk_budget_s", "?"), meta.get("bulk_runs_fastopen", "?")))
+                 meta.get("bulk_budget_s", "?"), meta.get("bulk_runs_fastopen", "?"),
+                 meta.get("bulk_runs_fastopen_lossy", "?")))
     md.append("### Bulk ratios: kcpsocks / contender\n")
     for s in scen:
         rows = []

@@ -9,12 +9,14 @@
 # path only, as ceilings. Per contender and scenario, fresh processes:
 #
 #   bulk   BULK_SIZE download, BULK_RUNS times on the clean path and
-#          BULK_RUNS_LOSSY times under impairment (BULK_RUNS_FASTOPEN for
-#          kcpsocks-fastopen). A transfer capped at BULK_CAP_S is a
-#          "timeout"; one that stays for BULK_FLOOR_S below the rate that
-#          would finish within the cap is cut as "slow"; either way the
-#          pair's later runs are skipped. Runs also stop once one more of
-#          the last run's length would take the pair past BULK_BUDGET_S.
+#          BULK_RUNS_LOSSY times under impairment (kcpsocks-fastopen:
+#          BULK_RUNS_FASTOPEN and BULK_RUNS_FASTOPEN_LOSSY; fast open only
+#          changes how a connection opens). A transfer capped at BULK_CAP_S
+#          is a "timeout"; one that stays for BULK_FLOOR_S below the rate
+#          that would finish within the cap is cut as "slow"; either way the
+#          pair's later runs are skipped. A peer's runs also stop once one
+#          more of the last run's length would take the pair past
+#          BULK_BUDGET_S (kcpsocks-default and -profile always get theirs).
 #   ttfb   TTFB_N new connections (one curl, Connection: close), time to
 #          first byte of a 1K file
 #   ka     KA_N 1K requests on one keep-alive connection
@@ -53,7 +55,7 @@ else
 	BULK_CAP_S=${BULK_CAP_S:-60} BULK_BUDGET_S=${BULK_BUDGET_S:-60}
 	TTFB_N=${TTFB_N:-100} KA_N=${KA_N:-100}
 fi
-BULK_RUNS_FASTOPEN=${BULK_RUNS_FASTOPEN:-1}
+BULK_RUNS_FASTOPEN=${BULK_RUNS_FASTOPEN:-1} BULK_RUNS_FASTOPEN_LOSSY=${BULK_RUNS_FASTOPEN_LOSSY:-0}
 BULK_FLOOR_S=${BULK_FLOOR_S:-15}
 TTFB_MAX_S=10
 SMALL=1K
@@ -395,16 +397,17 @@ warm() {
 	done
 }
 
-# bulk OUT RUNS: up to RUNS downloads; lines "ok BYTES SECONDS", "timeout
+# bulk OUT RUNS BUDGET_S: up to RUNS downloads; lines "ok BYTES SECONDS", "timeout
 # BYTES SECONDS" (the cap hit), "slow BYTES SECONDS" (below the floor rate,
 # BULK_SIZE / BULK_CAP_S, for BULK_FLOOR_S: it could not have finished
 # within the cap) or "fail BYTES SECONDS CURL_EXIT". After a timeout or a
 # slow cut the pair's remaining runs are skipped; after any run, they stop
-# when one more of that run's length would take the pair past
-# BULK_BUDGET_S of transfers.
+# when one more of that run's length would take the pair past BUDGET_S of
+# transfers.
 bulk() {
 	local i w rc want secs used=0 floor=()
 	want=$(size_bytes "$BULK_SIZE")
+	: >>"$1"
 	[ "$BULK_FLOOR_S" -gt 0 ] &&
 		floor=(--speed-limit $((want / BULK_CAP_S)) --speed-time "$BULK_FLOOR_S")
 	for ((i = 0; i < $2; i++)); do
@@ -427,7 +430,7 @@ bulk() {
 			# is recorded; the next run gets its chance.
 			echo "fail $w $rc" >>"$1"
 		fi
-		awk -v u="$used" -v s="${secs:-0}" -v b="$BULK_BUDGET_S" 'BEGIN { exit !(u + s > b) }' &&
+		awk -v u="$used" -v s="${secs:-0}" -v b="$3" 'BEGIN { exit !(u + s > b) }' &&
 			break
 	done
 	return 0
@@ -462,7 +465,7 @@ ka() {
 
 # pair CONTENDER SCENARIO: start, measure, stop; raw results in $RES/SCEN.NAME/.
 pair() {
-	local c=$1 s=$2 d t0 t1 u0 u1 retx runs m0 mw m1 m2 m3 m4 m5
+	local c=$1 s=$2 d t0 t1 u0 u1 retx runs budget m0 mw m1 m2 m3 m4 m5
 	m0=$(now_ms) mw=$m0
 	d=$RES/$s.${c//\//+}
 	rm -rf "$d"
@@ -485,13 +488,18 @@ pair() {
 		echo "$PEER_FASTOPEN" >"$d/fast_open"
 		[ "$PEER_FASTOPEN" = true ] && fast_open_note >"$d/fast_open_note"
 	fi
-	runs=$BULK_RUNS
+	runs=$BULK_RUNS budget=$BULK_BUDGET_S
 	[ "$s" = clean ] || runs=$BULK_RUNS_LOSSY
-	[ "$c" = kcpsocks-fastopen ] && runs=$BULK_RUNS_FASTOPEN
+	if [ "$c" = kcpsocks-fastopen ]; then
+		runs=$BULK_RUNS_FASTOPEN
+		[ "$s" = clean ] || runs=$BULK_RUNS_FASTOPEN_LOSSY
+	fi
+	# kcpsocks' own rows are what the targets measure: no budget cut
+	case $c in kcpsocks-default | kcpsocks-profile) budget=$((runs * BULK_CAP_S)) ;; esac
 	echo "$runs" >"$d/bulk_planned"
 	m1=$(now_ms)
 	u0=$(udp_snmp) t0=$(cpu_ticks)
-	bulk "$d/bulk" "$runs"
+	bulk "$d/bulk" "$runs" "$budget"
 	t1=$(cpu_ticks)
 	echo "$((t1 - t0)) $(getconf CLK_TCK)" >"$d/cpu"
 	m2=$(now_ms)
@@ -557,6 +565,7 @@ write_meta() {
 	echo "bulk_budget_s $BULK_BUDGET_S"
 	echo "bulk_floor_s $BULK_FLOOR_S"
 	echo "bulk_runs_fastopen $BULK_RUNS_FASTOPEN"
+	echo "bulk_runs_fastopen_lossy $BULK_RUNS_FASTOPEN_LOSSY"
 	echo "ttfb_n $TTFB_N"
 	echo "ka_n $KA_N"
 	echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
