@@ -58,6 +58,10 @@ fi
 BULK_RUNS_FASTOPEN=${BULK_RUNS_FASTOPEN:-1} BULK_RUNS_FASTOPEN_LOSSY=${BULK_RUNS_FASTOPEN_LOSSY:-0}
 BULK_FLOOR_S=${BULK_FLOOR_S:-15}
 TTFB_MAX_S=10
+# A contender that stalls every connection must not hold the run: the TTFB
+# and keep-alive curls are killed after this long (what they measured so
+# far is kept; the TTFB samples still missing count as failures).
+PHASE_MAX_S=${PHASE_MAX_S:-180}
 SMALL=1K
 BENCH_OUT=${BENCH_OUT:-$BUILD/bench-peers}
 RES=$BENCH_OUT/results
@@ -445,7 +449,7 @@ bulk() {
 ttfb() {
 	local args=() i
 	for ((i = 0; i < TTFB_N; i++)); do args+=(-o /dev/null "$(url $SMALL)"); done
-	curl -s --max-time "$TTFB_MAX_S" -H 'Connection: close' "${PROXY[@]}" \
+	stdbuf -oL timeout "$PHASE_MAX_S" curl -s --max-time "$TTFB_MAX_S" -H 'Connection: close' "${PROXY[@]}" \
 		-w '%{time_starttransfer} %{http_code} %{num_connects} %{exitcode}\n' \
 		"${args[@]}" 2>/dev/null |
 		awk '{ print ($2 == 200 && $4 == 0) ? $1 " " $3 : "fail" }' >"$1" || true
@@ -459,7 +463,8 @@ ttfb() {
 ka() {
 	local args=() i
 	for ((i = 0; i <= KA_N; i++)); do args+=(-o /dev/null "$(url $SMALL)"); done
-	curl -s --max-time 60 "${PROXY[@]}" -w '%{time_total} %{num_connects}\n' \
+	stdbuf -oL timeout "$PHASE_MAX_S" curl -s --max-time 60 "${PROXY[@]}" \
+		-w '%{time_total} %{num_connects}\n' \
 		"${args[@]}" | tail -n +2 >"$1" || true
 }
 
