@@ -10,6 +10,7 @@ Units: MB = 10^6 bytes, GB = 10^9 bytes; latencies in ms; percentiles are
 nearest-rank over the samples of one run of the pair.
 """
 import math
+import re
 import os
 import platform
 import subprocess
@@ -295,7 +296,8 @@ def sections(pairs, meta):
     md.append("### Bulk ratios: kcpsocks / contender\n")
     for s in scen:
         rows = []
-        ks = [k for k in KCPSOCKS if (s, k) in pairs and pairs[(s, k)].ok()]
+        ks = [k for k in KCPSOCKS if (s, k) in pairs and pairs[(s, k)].ok()
+              and pairs[(s, k)].bulk_median() is not None]
         for c in present(pairs, s):
             p = pairs[(s, c)]
             v = p.bulk_median()
@@ -581,11 +583,13 @@ def fast_open_section(pairs):
 
 
 def fast_open_counters(p):
-    """The kcpsocks-local metric samples whose name mentions fast open."""
+    """The kcpsocks-local metric samples whose name mentions fast open
+    (fast_open or fastopen)."""
     text = read(os.path.join(p.dir, "metrics.local"), "") or ""
     out = []
     for line in text.splitlines():
-        if line.startswith("#") or "fast_open" not in line.split(" ")[0]:
+        name = line.split(" ")[0].split("{")[0]
+        if line.startswith("#") or not re.search("fast_?open", name):
             continue
         f = line.split()
         if len(f) >= 2:
