@@ -609,11 +609,17 @@ def time_section(pairs, meta):
     if not n:
         return []
     el = meta.get("elapsed_s", "").split()
+    wall = "?"
+    if el and el[0].isdigit():
+        wall = "%.1f min" % (int(el[0]) / 60.0)
+        if len(el) > 1:
+            wall += " (the last invocation: %s)" % " ".join(el[1:])
     md = ["### Run time\n",
-          "%s pairs in %s; seconds summed over the pairs: %s.\n"
-          % (n, "%.1f min" % (int(el[0]) / 60.0) if el and el[0].isdigit() else "?",
-             ", ".join("%s %.0f" % (k, tot[k]) for k in
-                       ("start", "warm", "bulk", "ttfb", "ka", "stop", "total") if k in tot))]
+          "Wall time %s. %d pairs; seconds summed over them (start, first request, "
+          "bulk, TTFB, keep-alive, stop and counters): %s.\n"
+          % (wall, n, ", ".join("%s %.0f" % (k, tot[k]) for k in
+                                ("start", "warm", "bulk", "ttfb", "ka", "stop", "total")
+                                if k in tot))]
     return md
 
 
