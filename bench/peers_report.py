@@ -489,8 +489,12 @@ class Targets:
         cpu = lambda p: p.cpu_per_gb()  # noqa: E731
         fo = self.pairs.get(("loss1", "kcpsocks-fastopen"))
         note = ""
-        if fo and fo.fast_open_note:
+        sums = fast_open_counters(fo) if fo and fo.ok() else {}
+        used = sum(v for k, v in sums.items() if "stream" in k)
+        if fo and fo.fast_open_note and not any(sums.values()):
             note = "fast_open not active in this build"
+        elif sums:
+            note = "%d streams opened with fast open" % used
         mk = self.pick("loss1", MKCP, p50, True)
         self.add("9", "TTFB p50, 1% loss + 10 ms, fast open, vs mKCP's best",
                  self.one("loss1", "kcpsocks-fastopen", p50), mk, "ms", "le", 1, note,
@@ -570,9 +574,9 @@ def fast_open_section(pairs):
         if a and b and a.ok() and b.ok() and a.ttfb and b.ttfb:
             d = "%+.1f" % (pct(b.ttfb, 50) - pct(a.ttfb, 50))
         cells.append(d)
-        cells.append(fast_open_counters(b) if b and b.ok() else "n/a")
+        cells.append(fast_open_cell(b) if b and b.ok() else "n/a")
         rows.append(cells)
-        if b and b.fast_open_note:
+        if b and b.ok() and b.fast_open_note and not any(fast_open_counters(b).values()):
             notes.add(b.fast_open_note)
     md.append(table(["scenario"] + KCPSOCKS + ["p50 change with fast open",
                                                "fast-open counters (local metrics)"], rows))
@@ -583,18 +587,30 @@ def fast_open_section(pairs):
 
 
 def fast_open_counters(p):
-    """The kcpsocks-local metric samples whose name mentions fast open
-    (fast_open or fastopen)."""
+    """The kcpsocks-local metric families whose name mentions fast open
+    (fast_open or fastopen), each summed over its labels; {} if none."""
     text = read(os.path.join(p.dir, "metrics.local"), "") or ""
-    out = []
+    sums = {}
     for line in text.splitlines():
-        name = line.split(" ")[0].split("{")[0]
-        if line.startswith("#") or not re.search("fast_?open", name):
-            continue
         f = line.split()
-        if len(f) >= 2:
-            out.append("%s %s" % (f[0].replace("kcpsocks_", ""), f[-1]))
-    return ", ".join(out) if out else "none exposed"
+        if line.startswith("#") or len(f) < 2:
+            continue
+        name = f[0].split("{")[0]
+        if not re.search("fast_?open", name):
+            continue
+        try:
+            sums[name] = sums.get(name, 0.0) + float(f[-1])
+        except ValueError:
+            continue
+    return sums
+
+
+def fast_open_cell(p):
+    sums = fast_open_counters(p)
+    if not sums:
+        return "none exposed"
+    return ", ".join("%s %s" % (k.replace("kcpsocks_", ""), fmt(v))
+                     for k, v in sorted(sums.items()))
 
 
 def time_section(pairs, meta):
