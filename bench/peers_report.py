@@ -10,6 +10,7 @@ Units: MB = 10^6 bytes, GB = 10^9 bytes; latencies in ms; percentiles are
 nearest-rank over the samples of one run of the pair.
 """
 import math
+import re
 import os
 import platform
 import subprocess
@@ -23,12 +24,18 @@ SCEN_TITLE = {
     "burst": "burst loss (Gilbert-Elliott), 10 ms",
 }
 CONTENDERS = ["direct", "ss-tcp", "kcpsocks-default", "kcpsocks-profile",
-              "kcptun/microsocks", "kcptun/ss", "kcptun-fast3/microsocks",
+              "kcpsocks-fastopen", "kcptun/microsocks", "kcptun/ss", "kcptun-fast3/microsocks",
               "kcptun-fast3/ss", "mkcp-default", "mkcp-tuned"]
-KCPSOCKS = ["kcpsocks-default", "kcpsocks-profile"]
+KCPSOCKS = ["kcpsocks-default", "kcpsocks-profile", "kcpsocks-fastopen"]
+# The rows with the full bulk run count and fast open off: bulk, CPU and
+# RSS targets use these; latency targets may use any kcpsocks row.
+KCPSOCKS_FULL = ["kcpsocks-default", "kcpsocks-profile"]
+KCPSOCKS_NO_FO = ["kcpsocks-default", "kcpsocks-profile"]
+MKCP = ["mkcp-default", "mkcp-tuned"]
 # One colour per contender in every figure; kcpsocks in warm colours.
 COLOUR = {"direct": "#7f7f7f", "ss-tcp": "#8c564b", "kcpsocks-default": "#d62728",
-          "kcpsocks-profile": "#ff7f0e", "kcptun/microsocks": "#1f77b4",
+          "kcpsocks-profile": "#ff7f0e", "kcpsocks-fastopen": "#e6ab02",
+          "kcptun/microsocks": "#1f77b4",
           "kcptun/ss": "#aec7e8", "kcptun-fast3/microsocks": "#2ca02c",
           "kcptun-fast3/ss": "#98df8a", "mkcp-default": "#9467bd", "mkcp-tuned": "#c5b0d5"}
 KCPTUN = [c for c in CONTENDERS if c.startswith("kcptun")]
@@ -62,20 +69,31 @@ class Pair:
     """The raw results of one contender in one scenario."""
 
     def __init__(self, d):
+        self.dir = d
         self.c = read(os.path.join(d, "contender"))
         self.s = read(os.path.join(d, "scenario"))
         self.skipped = read(os.path.join(d, "skipped"))
         self.profile = read(os.path.join(d, "profile"))
-        self.rates, self.timeout, self.fails, self.bytes = [], None, [], 0
+        self.fast_open = read(os.path.join(d, "fast_open"))
+        planned = read(os.path.join(d, "bulk_planned"))
+        self.planned = int(planned) if planned and planned.isdigit() else None
+        self.fast_open_note = read(os.path.join(d, "fast_open_note"))
+        self.timing = {}
+        f = (read(os.path.join(d, "timing"), "") or "").split()
+        for k, v in zip(f[0::2], f[1::2]):
+            self.timing[k] = float(v)
+        self.rates, self.timeout, self.cut, self.fails, self.bytes = [], None, None, [], 0
         for line in (read(os.path.join(d, "bulk"), "") or "").splitlines():
             f = line.split()
+            if len(f) < 3:
+                continue
             size, secs = int(f[1] or 0), float(f[2] or 0)
             self.bytes += size
             rate = size / 1e6 / secs if secs > 0 else 0.0
             if f[0] == "ok":
                 self.rates.append(rate)
-            elif f[0] == "timeout":
-                self.timeout = rate
+            elif f[0] in ("timeout", "slow"):
+                self.timeout, self.cut = rate, f[0]
             else:
                 self.fails.append((f[3] if len(f) > 3 else "?", size, rate))
         self.ttfb, self.ttfb_fail = self.samples(d, "ttfb")
@@ -146,8 +164,12 @@ class Pair:
             return "skipped"
         fails = "; ".join("broken: curl exit %s after %.0f MB (%.2f MB/s)"
                           % (rc, size / 1e6, rate) for rc, size, rate in self.fails)
-        if self.timeout is not None:
+        if self.timeout is not None and self.cut == "slow":
+            cell = "cut slow (%.2f)" % self.timeout
+        elif self.timeout is not None:
             cell = "timeout (%.2f before the cap)" % self.timeout
+        elif self.planned == 0:
+            cell = "not run"
         elif not self.rates:
             cell = "n/a"
         elif len(self.rates) == 1:
@@ -155,6 +177,9 @@ class Pair:
         else:
             cell = "%s (%s-%s)" % (fmt(median(self.rates)), fmt(min(self.rates)),
                                    fmt(max(self.rates)))
+        done = len(self.rates) + len(self.fails)
+        if self.rates and self.timeout is None and self.planned and done < self.planned:
+            cell += " (%d of %d runs)" % (done, self.planned)
         if fails:
             cell = fails if cell == "n/a" else cell + "; " + fails
         return cell
@@ -203,9 +228,11 @@ def present(pairs, s):
 
 
 def label(pairs, s, c):
-    p = pairs[(s, c)]
-    if c == "kcpsocks-profile" and p.profile:
+    p = pairs.get((s, c))
+    if p and c == "kcpsocks-profile" and p.profile:
         return "kcpsocks-%s" % p.profile
+    if p and c == "kcpsocks-fastopen" and p.profile:
+        return "kcpsocks-%s+fastopen" % p.profile
     return c
 
 
@@ -241,7 +268,7 @@ def kcptun_bulk_floor(pairs, s):
 def sections(pairs, meta):
     md = []
     scen = [s for s in SCENARIOS if any(k[0] == s for k in pairs)]
-    md.append("### Bulk throughput, MB/s (median, min-max; %s runs of %s on the "
+    md.append("### Bulk throughput, MB/s (median, min-max; %s run(s) of %s on the "
               "clean path, %s under impairment)\n"
               % (meta.get("bulk_runs", "?"), meta.get("bulk_size", "?"),
                  meta.get("bulk_runs_lossy", meta.get("bulk_runs", "?"))))
@@ -253,13 +280,24 @@ def sections(pairs, meta):
                            for s in scen])
     md.append(table(["contender"] + scen, rows))
     md.append("\nA timeout shows the rate reached when the %s s cap ended the "
-              "transfer (later runs of that pair are skipped). direct and ss-tcp "
-              "are TCP: the UDP relay cannot impair them, so they run on the clean "
-              "path only.\n" % meta.get("bulk_cap_s", "?"))
+              "transfer; \"cut slow\" one that stayed below the rate needed to finish "
+              "within the cap (%s / %s s) for %s s, and the rate it had reached. Either "
+              "way the pair's later runs are skipped. \"(1 of 3 runs)\": one more run "
+              "as long as the last would have taken the pair's transfers past %s s, so "
+              "the pair stopped there (peers only; kcpsocks-default and -profile always "
+              "get their runs). kcpsocks-fastopen runs %s bulk transfer(s) on the clean "
+              "path and %s under impairment: fast open changes only how a connection "
+              "opens. direct and ss-tcp are TCP: the UDP relay "
+              "cannot impair them, so they run on the clean path only.\n"
+              % (meta.get("bulk_cap_s", "?"), meta.get("bulk_size", "?"),
+                 meta.get("bulk_cap_s", "?"), meta.get("bulk_floor_s", "?"),
+                 meta.get("bulk_budget_s", "?"), meta.get("bulk_runs_fastopen", "?"),
+                 meta.get("bulk_runs_fastopen_lossy", "?")))
     md.append("### Bulk ratios: kcpsocks / contender\n")
     for s in scen:
         rows = []
-        ks = [k for k in KCPSOCKS if (s, k) in pairs and pairs[(s, k)].ok()]
+        ks = [k for k in KCPSOCKS if (s, k) in pairs and pairs[(s, k)].ok()
+              and pairs[(s, k)].bulk_median() is not None]
         for c in present(pairs, s):
             p = pairs[(s, c)]
             v = p.bulk_median()
@@ -274,8 +312,8 @@ def sections(pairs, meta):
                         + ["%s / it" % label(pairs, s, k) for k in ks], rows))
         md.append("")
     for name, attr, what in (("Time to first byte, new connection", "ttfb",
-                              "%s new connections, one curl each, 1 KiB file"
-                              % meta.get("ttfb_n", "?")),
+                              "%s fetches of a 1 KiB file, each on a new connection "
+                              "(one curl, `Connection: close`)" % meta.get("ttfb_n", "?")),
                              ("Small-request latency on a keep-alive connection", "ka",
                               "%s 1 KiB requests in one curl, the first (connect) dropped"
                               % meta.get("ka_n", "?"))):
@@ -334,75 +372,271 @@ def sections(pairs, meta):
     return md
 
 
-def verdict(v, ok):
-    return "met" if ok else "NOT met"
+def one_rtt_ms(meta, s):
+    """The round trip the relay adds in scenario s (twice its one-way
+    --delay), or None when the scenario's arguments are not known."""
+    args = meta.get("scen_" + s)
+    if args is None:
+        return None
+    a = args.split()
+    for i, w in enumerate(a[:-1]):
+        if w == "--delay":
+            try:
+                return 2 * float(a[i + 1])
+            except ValueError:
+                return None
+    return 0.0
 
 
-def targets(pairs):
-    """The issue's targets; each row: target, measured, verdict."""
-    rows = []
+class Targets:
+    """The targets of issues 8 and 9, each a row: issue, target, kcpsocks
+    (row and value), reference (row and value), measured, required,
+    verdict. Every figure comes from this run's pairs."""
 
-    def kbest(s, key, lower=False):
-        return best(pairs, s, KCPSOCKS, key, lower)
+    HEAD = ["issue", "target", "kcpsocks", "reference", "measured", "required", "verdict"]
 
-    def lab(s, c):
-        return label(pairs, s, c) if c else "-"
+    def __init__(self, pairs, meta):
+        self.pairs, self.meta, self.rows = pairs, meta, []
 
-    def add(target, a, ac, b, bc, s, want, cmp_lower=False, scale=1.0):
-        if a is None or b is None:
-            rows.append([target, "kcpsocks %s, reference %s" % (fmt(a), fmt(b)), "not measured"])
+    def pick(self, s, names, key, lower=False):
+        """(value, label, how) of the best of names in s for key."""
+        v, c = best(self.pairs, s, names, key, lower)
+        if v is None:
+            return None, None, ""
+        live = [n for n in names if (s, n) in self.pairs and self.pairs[(s, n)].ok()]
+        how = " (best of %d)" % len(live) if len(live) > 1 else ""
+        return v, label(self.pairs, s, c), how
+
+    def kcptun_bulk(self, s):
+        """kcptun's best bulk figure in s as (value, label, how); a rate
+        before the cap when no kcptun row completed a transfer."""
+        v, c = kcptun_bulk_floor(self.pairs, s)
+        if v is None:
+            return None, None, ""
+        live = [n for n in KCPTUN if (s, n) in self.pairs and self.pairs[(s, n)].ok()]
+        how = " (best of %d)" % len(live) if len(live) > 1 else ""
+        if self.pairs[(s, c)].bulk_median() is None:
+            how += ", rate before the cap"
+        return v, label(self.pairs, s, c), how
+
+    def one(self, s, c, key):
+        p = self.pairs.get((s, c))
+        if not p or not p.ok():
+            return None, None, ""
+        return key(p), label(self.pairs, s, c), ""
+
+    def add(self, issue, target, k, r, unit, op, want, note="", kname="kcpsocks"):
+        """k, r: (value, label, how) of kcpsocks and the reference. op:
+        'ge' (k/r >= want), 'le' (k/r <= want) or 'plus' (k - r <= want)."""
+        kv, kl, _ = k
+        rv, rl, rhow = r
+        kcell = "%s %s %s" % (kl, fmt(kv), unit) if kv is not None else "n/a"
+        rcell = "%s %s %s%s" % (rl, fmt(rv), unit, rhow) if rv is not None else "n/a"
+        if note:
+            kcell += " (%s)" % note
+        if op == "plus":
+            req = "<= reference + %s %s" % (fmt(want), unit)
+        else:
+            req = "%s %sx" % (">=" if op == "ge" else "<=", fmt(want))
+        if kv is None or rv is None:
+            missing = ("no %s figure" % kname) if kv is None else "no reference figure"
+            self.rows.append([issue, target, kcell, rcell, "-", req, "not measured (%s)" % missing])
             return
-        r = a / b if b else float("inf")
-        ok = r <= want if cmp_lower else r >= want
-        rows.append([target, "%s %s vs %s %s: ratio %s" % (lab(s, ac), fmt(a), lab(s, bc),
-                                                           fmt(b), fmt(r)),
-                     verdict(r, ok)])
+        if op == "plus":
+            d = kv - rv
+            measured = "%+.1f %s" % (d, unit)
+            ok = d <= want
+            gap = "missed by %.1f %s" % (d - want, unit)
+        else:
+            r = kv / rv if rv else float("inf")
+            measured = "ratio %s" % fmt(r)
+            ok = r >= want if op == "ge" else r <= want
+            if not ok:
+                f = want / r if op == "ge" and r > 0 else (r / want if op == "le" else float("inf"))
+                gap = "missed: %sx %s" % (fmt(f), "short" if op == "ge" else "over")
+        self.rows.append([issue, target, kcell, rcell, measured, req, "met" if ok else gap])
 
-    bulk = lambda p: p.bulk_median()  # noqa: E731
-    a, ac = kbest("clean", bulk)
-    b, bc = kcptun_bulk_floor(pairs, "clean")
-    add("bulk, clean: >= 5x kcptun's best", a, ac, b, bc, "clean", 5)
-    p = pairs.get(("clean", "ss-tcp"))
-    add("bulk, clean: >= shadowsocks-libev over TCP", a, ac,
-        p.bulk_median() if p and p.ok() else None, "ss-tcp", "clean", 1)
-    a, ac = kbest("loss1", bulk)
-    b, bc = kcptun_bulk_floor(pairs, "loss1")
-    add("bulk, 1% loss + 10 ms: >= 10x kcptun's best", a, ac, b, bc, "loss1", 10)
-    p50 = lambda p: pct(p.ttfb, 50) if p.ttfb else None  # noqa: E731
-    p99 = lambda p: pct(p.ttfb, 99) if p.ttfb else None  # noqa: E731
-    a, ac = kbest("clean", p50, lower=True)
-    p = pairs.get(("clean", "ss-tcp"))
-    add("TTFB p50, clean: <= shadowsocks-libev over TCP", a, ac,
-        p50(p) if p and p.ok() else None, "ss-tcp", "clean", 1, cmp_lower=True)
-    for s in ("loss1", "loss5", "burst"):
-        a, ac = kbest(s, p99, lower=True)
-        b, bc = best(pairs, s, KCPTUN, p99, lower=True)
-        add("TTFB p99, %s: <= 1/2 of kcptun's best" % s, a, ac, b, bc, s, 0.5, cmp_lower=True)
-    cpu = lambda p: p.cpu_per_gb()  # noqa: E731
-    a, ac = kbest("clean", cpu, lower=True)
-    b, bc = best(pairs, "clean", KCPTUN, cpu, lower=True)
-    add("CPU s/GB, clean: <= 1/3 of kcptun's best", a, ac, b, bc, "clean", 1 / 3.0,
-        cmp_lower=True)
-    rss = lambda p: p.rss_mb  # noqa: E731
-    a, ac = kbest("clean", rss, lower=True)
-    b, bc = best(pairs, "clean", KCPTUN, rss, lower=True)
-    add("peak RSS, clean: <= 1/4 of kcptun's best", a, ac, b, bc, "clean", 0.25,
-        cmp_lower=True)
-    a, ac = kbest("loss1", bulk)
-    p = pairs.get(("loss1", "mkcp-tuned"))
-    b = p.bulk_floor() if p and p.ok() else None
-    add("bulk, 1% loss + 10 ms: >= 4x mKCP tuned", a, ac, b, "mkcp-tuned", "loss1", 4)
-    worst, wc = None, None
-    for (s, c), p in pairs.items():
-        f, how = p.drop_fraction() if c in KCPSOCKS and p.ok() else (None, None)
-        if f is not None and (worst is None or f > worst):
-            worst, wc = f, "%s/%s (%s counters)" % (s, label(pairs, s, c), how)
-    if worst is None:
-        rows.append(["UDP rcvbuf drops <= 0.1% of datagrams", "no kcpsocks run", "not measured"])
-    else:
-        rows.append(["UDP rcvbuf drops <= 0.1% of datagrams",
-                     "worst %s: %.4f%%" % (wc, 100 * worst), verdict(worst, worst <= 0.001)])
-    return table(["target", "measured", "verdict"], rows)
+    def issue8(self):
+        bulk = lambda p: p.bulk_median()  # noqa: E731
+        p50 = lambda p: pct(p.ttfb, 50) if p.ttfb else None  # noqa: E731
+        p99 = lambda p: pct(p.ttfb, 99) if p.ttfb else None  # noqa: E731
+        cpu = lambda p: p.cpu_per_gb()  # noqa: E731
+        rss = lambda p: p.rss_mb  # noqa: E731
+        kt = self.kcptun_bulk
+        k = self.pick("clean", KCPSOCKS_FULL, bulk)
+        self.add("8", "bulk, clean, vs kcptun's best", k, kt("clean"), "MB/s", "ge", 5)
+        self.add("8", "bulk, clean, vs shadowsocks-libev over TCP", k,
+                 self.one("clean", "ss-tcp", bulk), "MB/s", "ge", 1)
+        self.add("8", "bulk, 1% loss + 10 ms, vs kcptun's best",
+                 self.pick("loss1", KCPSOCKS_FULL, bulk), kt("loss1"), "MB/s", "ge", 10)
+        self.add("8", "TTFB p50, clean, vs shadowsocks-libev over TCP",
+                 self.pick("clean", KCPSOCKS, p50, True),
+                 self.one("clean", "ss-tcp", p50), "ms", "le", 1)
+        for s in ("loss1", "loss5", "burst"):
+            self.add("8", "TTFB p99, %s, vs kcptun's best" % s,
+                     self.pick(s, KCPSOCKS, p99, True),
+                     self.pick(s, KCPTUN, p99, True), "ms", "le", 0.5)
+        self.add("8", "CPU s/GB, clean, vs kcptun's best",
+                 self.pick("clean", KCPSOCKS_FULL, cpu, True),
+                 self.pick("clean", KCPTUN, cpu, True), "s/GB", "le", 1 / 3.0)
+        self.add("8", "peak RSS, clean, vs kcptun's best",
+                 self.pick("clean", KCPSOCKS_FULL, rss, True),
+                 self.pick("clean", KCPTUN, rss, True), "MB", "le", 0.25)
+
+    def issue9(self):
+        p50 = lambda p: pct(p.ttfb, 50) if p.ttfb else None  # noqa: E731
+        bulk = lambda p: p.bulk_median()  # noqa: E731
+        cpu = lambda p: p.cpu_per_gb()  # noqa: E731
+        fo = self.pairs.get(("loss1", "kcpsocks-fastopen"))
+        note = ""
+        sums = fast_open_counters(fo) if fo and fo.ok() else {}
+        used = sum(v for k, v in sums.items() if "stream" in k)
+        if fo and fo.fast_open_note and not any(sums.values()):
+            note = "fast_open not active in this build"
+        elif sums:
+            note = "%d streams opened with fast open" % used
+        mk = self.pick("loss1", MKCP, p50, True)
+        self.add("9", "TTFB p50, 1% loss + 10 ms, fast open, vs mKCP's best",
+                 self.one("loss1", "kcpsocks-fastopen", p50), mk, "ms", "le", 1, note,
+                 "kcpsocks-fastopen")
+        rtt = one_rtt_ms(self.meta, "loss1")
+        self.add("9", "TTFB p50, 1% loss + 10 ms, no fast open, vs mKCP's best + one RTT",
+                 self.pick("loss1", KCPSOCKS_NO_FO, p50, True), mk, "ms", "plus",
+                 rtt if rtt is not None else 20.0)
+        k = self.pick("loss1", KCPSOCKS_FULL, bulk)
+        p = self.pairs.get(("loss1", "mkcp-tuned"))
+        self.add("9", "bulk, 1% loss + 10 ms, vs mKCP tuned", k,
+                 (p.bulk_floor(), "mkcp-tuned", "") if p and p.ok() else (None, None, ""),
+                 "MB/s", "ge", 4)
+        self.add("9", "bulk, 1% loss + 10 ms, vs kcptun's best (as issue 8)", k,
+                 self.kcptun_bulk("loss1"), "MB/s", "ge", 10)
+        k = self.pick("loss1", KCPSOCKS_FULL, cpu, True)
+        self.add("9", "CPU s/GB, 1% loss + 10 ms, vs kcptun's best", k,
+                 self.pick("loss1", KCPTUN, cpu, True), "s/GB", "le", 1 / 3.0)
+        self.drops()
+
+    def drops(self):
+        """UDP receive-buffer drops <= 0.1% of datagrams: the worst kcpsocks
+        pair, with the worst mKCP pair beside it for contrast."""
+        def worst(names):
+            w = (None, None)
+            for (s, c), p in sorted(self.pairs.items()):
+                if c not in names or not p.ok():
+                    continue
+                f, how = p.drop_fraction()
+                if f is not None and (w[0] is None or f > w[0]):
+                    w = (f, "%s %s (%s counters)" % (s, label(self.pairs, s, c), how))
+            return w
+        f, where = worst(KCPSOCKS)
+        mf, mwhere = worst(MKCP)
+        ref = "%s %.3f%%" % (mwhere, 100 * mf) if mf is not None else "n/a"
+        if f is None:
+            self.rows.append(["9", "UDP rcvbuf drops, every scenario, worst kcpsocks pair",
+                              "n/a", ref, "-", "<= 0.1% of datagrams",
+                              "not measured (no kcpsocks counters)"])
+            return
+        self.rows.append(["9", "UDP rcvbuf drops, every scenario, worst kcpsocks pair",
+                          where, ref, "%.4f%%" % (100 * f), "<= 0.1% of datagrams",
+                          "met" if f <= 0.001 else "missed: %sx over" % fmt(f / 0.001)])
+
+    def table(self):
+        self.issue8()
+        self.issue9()
+        return table(self.HEAD, self.rows)
+
+
+def targets(pairs, meta):
+    return Targets(pairs, meta).table()
+
+
+def fast_open_section(pairs):
+    """Fast open beside the same profile without it: TTFB p50/p99."""
+    scen = [s for s in SCENARIOS if (s, "kcpsocks-fastopen") in pairs]
+    if not scen:
+        return []
+    md = ["### Fast open\n",
+          "kcpsocks-PROFILE and kcpsocks-PROFILE+fastopen run the same profile "
+          "with `fast_open = false` and `fast_open = true` in the `[transport]` "
+          "section of the local config; kcpsocks-default is the default profile "
+          "as shipped. Time to first byte, ms, p50 / p99:\n"]
+    rows, notes = [], set()
+    for s in scen:
+        cells = [s]
+        for c in KCPSOCKS:
+            p = pairs.get((s, c))
+            if not p or not p.ok() or not p.ttfb:
+                cells.append("-" if not p else ("skipped" if not p.ok() else "n/a"))
+                continue
+            cells.append("%s: %s / %s" % (label(pairs, s, c), fmt(pct(p.ttfb, 50)),
+                                          fmt(pct(p.ttfb, 99))))
+        a, b = pairs.get((s, "kcpsocks-profile")), pairs.get((s, "kcpsocks-fastopen"))
+        d = "n/a"
+        if a and b and a.ok() and b.ok() and a.ttfb and b.ttfb:
+            d = "%+.1f" % (pct(b.ttfb, 50) - pct(a.ttfb, 50))
+        cells.append(d)
+        cells.append(fast_open_cell(b) if b and b.ok() else "n/a")
+        rows.append(cells)
+        if b and b.ok() and b.fast_open_note and not any(fast_open_counters(b).values()):
+            notes.add(b.fast_open_note)
+    md.append(table(["scenario"] + KCPSOCKS + ["p50 change with fast open",
+                                               "fast-open counters (local metrics)"], rows))
+    md.append("")
+    for n in sorted(notes):
+        md.append("Note: %s, so the fast-open rows measure the profile without it.\n" % n)
+    return md
+
+
+def fast_open_counters(p):
+    """The kcpsocks-local metric families whose name mentions fast open
+    (fast_open or fastopen), each summed over its labels; {} if none."""
+    text = read(os.path.join(p.dir, "metrics.local"), "") or ""
+    sums = {}
+    for line in text.splitlines():
+        f = line.split()
+        if line.startswith("#") or len(f) < 2:
+            continue
+        name = f[0].split("{")[0]
+        if not re.search("fast_?open", name):
+            continue
+        try:
+            sums[name] = sums.get(name, 0.0) + float(f[-1])
+        except ValueError:
+            continue
+    return sums
+
+
+def fast_open_cell(p):
+    sums = fast_open_counters(p)
+    if not sums:
+        return "none exposed"
+    return ", ".join("%s %s" % (k.replace("kcpsocks_", ""), fmt(v))
+                     for k, v in sorted(sums.items()))
+
+
+def time_section(pairs, meta):
+    """Where the run's time went, from each pair's timing file."""
+    tot, n = {}, 0
+    for p in pairs.values():
+        if not p.timing:
+            continue
+        n += 1
+        for k, v in p.timing.items():
+            tot[k] = tot.get(k, 0.0) + v
+    if not n:
+        return []
+    el = meta.get("elapsed_s", "").split()
+    wall = "?"
+    if el and el[0].isdigit():
+        wall = "%.1f min" % (int(el[0]) / 60.0)
+        if len(el) > 1:
+            wall += " (the last invocation: %s)" % " ".join(el[1:])
+    md = ["### Run time\n",
+          "Wall time %s. %d pairs; seconds summed over them (start, first request, "
+          "bulk, TTFB, keep-alive, stop and counters): %s.\n"
+          % (wall, n, ", ".join("%s %.0f" % (k, tot[k]) for k in
+                                ("start", "warm", "bulk", "ttfb", "ka", "stop", "total")
+                                if k in tot))]
+    return md
 
 
 def machine():
@@ -429,13 +663,17 @@ def plots(pairs, out, docdir):
     pdir = os.path.join(out, "plot")
     os.makedirs(pdir, exist_ok=True)
     scen = [s for s in SCENARIOS if any(k[0] == s for k in pairs)]
-    conts = [c for c in CONTENDERS if any((s, c) in pairs for s in scen)]
+    conts = [c for c in CONTENDERS
+             if any((s, c) in pairs and pairs[(s, c)].ok() for s in scen)]
+    bconts = [c for c in conts if any((s, c) in pairs and pairs[(s, c)].ok()
+                                      and pairs[(s, c)].bulk_floor() is not None
+                                      for s in scen)]
     # throughput: one row per scenario, median/min/max per contender
     with open(os.path.join(pdir, "bulk.dat"), "w") as f:
-        f.write("# scenario " + " ".join("%s_med %s_min %s_max" % (c, c, c) for c in conts) + "\n")
+        f.write("# scenario " + " ".join("%s_med %s_min %s_max" % (c, c, c) for c in bconts) + "\n")
         for s in scen:
             cells = [s]
-            for c in conts:
+            for c in bconts:
                 p = pairs.get((s, c))
                 m = p.bulk_median() if p and p.ok() else None
                 if m is None and p and p.ok() and p.bulk_floor() is not None:
@@ -452,12 +690,13 @@ def plots(pairs, out, docdir):
           "set style fill solid 0.8 border -1", "set logscale y", "set ylabel 'MB/s (log)'",
           "set key outside right", "set grid ytics", "set yrange [0.1:*]"]
     cmds = []
-    for i, c in enumerate(conts):
+    for i, c in enumerate(bconts):
         col = 2 + 3 * i
         cmds.append("'%s' using %d:%d:%d:xtic(1) title '%s' lc rgb '%s'"
                     % (os.path.join(pdir, "bulk.dat"), col, col + 1, col + 2, c, COLOUR[c]))
-    gp.append("plot " + ", ".join(cmds))
-    run_gnuplot(pdir, "bulk.gp", gp)
+    if cmds:
+        gp.append("plot " + ", ".join(cmds))
+        run_gnuplot(pdir, "bulk.gp", gp)
     for attr, fname, title in (("ttfb", "peers-ttfb.png", "Time to first byte, new connections"),
                                ("ka", "peers-latency.png", "1 KiB request on a keep-alive connection")):
         gp = ["set terminal pngcairo size 1200,900 font ',9'",
@@ -520,16 +759,27 @@ def main():
     if skipped:
         md.append("Skipped: " + "; ".join("%s/%s (%s)" % x for x in skipped) + ".")
         md.append("")
-    md.append("### Targets (issue 8, and mKCP from issue 9)\n")
-    md.append(targets(pairs))
+    md.append("### Targets (issues 8 and 9)\n")
+    md.append(targets(pairs, meta))
     md.append("")
-    md.append("kcpsocks: the better of its default profile and the profile suited to "
-              "the scenario. kcptun's best: the best of its four set-ups.\n")
+    md.append("Every figure is from this run. kcpsocks: for bulk, CPU and RSS the "
+              "better of kcpsocks-default and kcpsocks-PROFILE (the profile suited to "
+              "the scenario, fast open off); for time to first byte the best of every "
+              "kcpsocks row, fast open included, except where the target says "
+              "otherwise. The cell names the row. kcptun's best: the best of its "
+              "four set-ups (default and fast3, each behind microsocks and behind "
+              "shadowsocks-libev) for that metric; mKCP's best: the better of "
+              "mkcp-default and mkcp-tuned. Bulk references that never completed a "
+              "transfer use the rate reached before the cap. One RTT at 1% loss + "
+              "10 ms is 20 ms (the relay's delay both ways). \"missed: Nx\" is the "
+              "factor by which the ratio falls short of the requirement.\n")
+    md += fast_open_section(pairs)
     md += sections(pairs, meta)
     plots(pairs, out, docdir)
     md.append("![throughput](bench/peers-throughput.png)\n")
     md.append("![ttfb](bench/peers-ttfb.png)\n")
     md.append("![latency](bench/peers-latency.png)\n")
+    md += time_section(pairs, meta)
     with open(os.path.join(docdir, "peers.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 

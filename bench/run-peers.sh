@@ -9,9 +9,16 @@
 # path only, as ceilings. Per contender and scenario, fresh processes:
 #
 #   bulk   BULK_SIZE download, BULK_RUNS times on the clean path and
-#          BULK_RUNS_LOSSY times under impairment (a transfer capped at
-#          BULK_CAP_S is a "timeout"; later runs of that pair are skipped)
-#   ttfb   TTFB_N new connections, time to first byte of a 1K file
+#          BULK_RUNS_LOSSY times under impairment (kcpsocks-fastopen:
+#          BULK_RUNS_FASTOPEN and BULK_RUNS_FASTOPEN_LOSSY; fast open only
+#          changes how a connection opens). A transfer capped at BULK_CAP_S
+#          is a "timeout"; one that stays for BULK_FLOOR_S below the rate
+#          that would finish within the cap is cut as "slow"; either way the
+#          pair's later runs are skipped. A peer's runs also stop once one
+#          more of the last run's length would take the pair past
+#          BULK_BUDGET_S (kcpsocks-default and -profile always get theirs).
+#   ttfb   TTFB_N new connections (one curl, Connection: close), time to
+#          first byte of a 1K file
 #   ka     KA_N 1K requests on one keep-alive connection
 #   cpu    utime+stime of the contender's own processes over the bulk runs
 #   rss    VmHWM of those processes (summed) at the end
@@ -23,7 +30,8 @@
 # Raw results go to $BENCH_OUT/results (one file per pair); bench/peers_report.py
 # turns them into docs/bench/peers.md and docs/bench/*.png.
 #
-# Knobs: BENCH_QUICK=1 (smoke: small sizes, one run), BENCH_ONLY and
+# Knobs (docs/benchmarking.md): the sizes and counts above,
+# BENCH_QUICK=1 (smoke: small sizes, one run), BENCH_ONLY and
 # BENCH_SCENARIOS (extended regexes on contender / scenario names),
 # BENCH_KEEP=1 (keep earlier results, e.g. to rerun one contender),
 # BENCH_OUT (default BUILD/bench-peers), KEEP_TMP=1.
@@ -33,19 +41,27 @@ BUILD=${1:-${BUILD:-build}}
 export BUILD
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source=tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
 lib_init bench-peers
 
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
 	BULK_SIZE=${BULK_SIZE:-16M} BULK_RUNS=${BULK_RUNS:-1} BULK_RUNS_LOSSY=${BULK_RUNS_LOSSY:-1}
-	BULK_CAP_S=${BULK_CAP_S:-30}
+	BULK_CAP_S=${BULK_CAP_S:-30} BULK_BUDGET_S=${BULK_BUDGET_S:-30}
 	TTFB_N=${TTFB_N:-10} KA_N=${KA_N:-20}
 else
 	BULK_SIZE=${BULK_SIZE:-256M} BULK_RUNS=${BULK_RUNS:-3} BULK_RUNS_LOSSY=${BULK_RUNS_LOSSY:-2}
-	BULK_CAP_S=${BULK_CAP_S:-60}
-	TTFB_N=${TTFB_N:-50} KA_N=${KA_N:-100}
+	BULK_CAP_S=${BULK_CAP_S:-60} BULK_BUDGET_S=${BULK_BUDGET_S:-60}
+	TTFB_N=${TTFB_N:-100} KA_N=${KA_N:-100}
 fi
+BULK_RUNS_FASTOPEN=${BULK_RUNS_FASTOPEN:-1} BULK_RUNS_FASTOPEN_LOSSY=${BULK_RUNS_FASTOPEN_LOSSY:-0}
+BULK_FLOOR_S=${BULK_FLOOR_S:-15}
+TTFB_MAX_S=10
+# A contender that stalls every connection must not hold the run: the TTFB
+# and keep-alive curls are killed after this long (what they measured so
+# far is kept; the TTFB samples still missing count as failures).
+PHASE_MAX_S=${PHASE_MAX_S:-180}
 SMALL=1K
 BENCH_OUT=${BENCH_OUT:-$BUILD/bench-peers}
 RES=$BENCH_OUT/results
@@ -68,11 +84,32 @@ declare -A SCEN_ARGS=(
 declare -A SCEN_PROFILE=([clean]=fast [loss1]=lossy [loss5]=lossy [burst]=lossy)
 
 # Contenders: name -> kind (tcp: clean path only; udp: through impair).
-CONTENDERS=(direct ss-tcp kcpsocks-default kcpsocks-profile
+CONTENDERS=(direct ss-tcp kcpsocks-default kcpsocks-profile kcpsocks-fastopen
 	kcptun/microsocks kcptun/ss kcptun-fast3/microsocks kcptun-fast3/ss
 	mkcp-default mkcp-tuned)
 
 # ---- bookkeeping ----------------------------------------------------------
+
+# free_port: replaces lib.sh's, which starts a Python interpreter (half a
+# second a call on a loaded 2-core machine, about ten calls a pair). Ports
+# are handed out in order from a random start below the ephemeral range
+# (32768 up), skipping any a TCP or UDP socket on the host uses, and never
+# twice in one run (the counter lives in a file: callers use $(free_port)).
+# Like lib.sh's, it can race with another program binding the port later.
+PORT_FILE=$T/next-port
+echo $((20000 + RANDOM % 8000)) >"$PORT_FILE"
+free_port() {
+	local p i
+	read -r p <"$PORT_FILE"
+	for ((i = 0; i < 256; i++, p++)); do
+		[ "$p" -lt 32768 ] || p=20000
+		[ -z "$(ss -Htuan "sport = :$p" 2>/dev/null)" ] || continue
+		echo $((p + 1)) >"$PORT_FILE"
+		echo "$p"
+		return 0
+	done
+	python3 "$KSTOOL" freeport
+}
 
 PEER_PIDS=() # the contender's own processes (CPU, RSS); stopped after each pair
 AUX_PIDS=()  # the relay and the like: stopped too, not measured
@@ -251,25 +288,43 @@ start_mkcp-tuned() {
 		"congestion": false, "readBufferSize": 8, "writeBufferSize": 8 }'
 }
 
-# kcpsocks SCENARIO PROFILE: the lib.sh daemons (their command lines live
-# there), the local one pointed at the relay.
+# kcpsocks SCENARIO PROFILE [FAST_OPEN]: the lib.sh daemons (their command
+# lines live there), the local one pointed at the relay. FAST_OPEN (true or
+# false) goes into the [transport] section of a local config file, which
+# overrides the profile's own setting; without it the profile decides.
 kcpsocks() {
-	local scen=$1 profile=$2
+	local scen=$1 profile=$2 fo=${3:-} conf=()
 	[ -n "${CONNSTR:-}" ] || make_keys bench
 	unset SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS
 	start_server
 	PEER_PIDS+=("$SERVER_PID")
 	mv "$SERVER_LOG" "$PEER_DIR/kcpsocks-server.log"
 	relay "$SERVER_PORT" "$scen"
-	start_local "$RELAY_PORT" "$profile"
+	if [ -n "$fo" ]; then
+		printf '[transport]\nfast_open = %s\n' "$fo" >"$PEER_DIR/kcpsocks-local.conf"
+		conf=(--config "$PEER_DIR/kcpsocks-local.conf")
+		PEER_FASTOPEN=$fo
+	fi
+	start_local "$RELAY_PORT" "$profile" "${conf[@]}"
 	PEER_PIDS+=("$LOCAL_PID")
 	mv "$LOCAL_LOG" "$PEER_DIR/kcpsocks-local.log"
 	PEER_SOCKS=$LOCAL_PORT
 	PEER_RETX="kcpsocks_retx $SERVER_METRICS"
 	PEER_PROFILE=$profile
+	PEER_METRICS="$SERVER_METRICS $LOCAL_METRICS"
 }
 start_kcpsocks-default() { kcpsocks "$1" default; }
-start_kcpsocks-profile() { kcpsocks "$1" "${SCEN_PROFILE[$1]}"; }
+start_kcpsocks-profile() { kcpsocks "$1" "${SCEN_PROFILE[$1]}" false; }
+start_kcpsocks-fastopen() { kcpsocks "$1" "${SCEN_PROFILE[$1]}" true; }
+
+# fast_open_note: why this build's fast_open may not act (its --help says
+# the key is reserved), or nothing.
+fast_open_note() {
+	if "$KS_LOCAL" --help 2>&1 | grep -A1 -- '--fast_open' | grep -q 'reserved'; then
+		echo "this kcpsocks-local build parses fast_open but does not act on it yet (--help: reserved)"
+	fi
+	return 0
+}
 
 # kcpsocks_retx PORT: "retransmitted sent" segments of the server's sessions.
 kcpsocks_retx() {
@@ -346,41 +401,61 @@ warm() {
 	done
 }
 
-# bulk OUT RUNS: RUNS downloads; lines "ok BYTES SECONDS", "timeout BYTES
-# SECONDS" (the cap hit: the pair's remaining runs are skipped) or "fail
-# BYTES SECONDS CURL_EXIT".
+# bulk OUT RUNS BUDGET_S: up to RUNS downloads; lines "ok BYTES SECONDS", "timeout
+# BYTES SECONDS" (the cap hit), "slow BYTES SECONDS" (below the floor rate,
+# BULK_SIZE / BULK_CAP_S, for BULK_FLOOR_S: it could not have finished
+# within the cap) or "fail BYTES SECONDS CURL_EXIT". After a timeout or a
+# slow cut the pair's remaining runs are skipped; after any run, they stop
+# when one more of that run's length would take the pair past BUDGET_S of
+# transfers.
 bulk() {
-	local i w rc want
+	local i w rc want secs used=0 floor=()
 	want=$(size_bytes "$BULK_SIZE")
+	: >>"$1"
+	[ "$BULK_FLOOR_S" -gt 0 ] &&
+		floor=(--speed-limit $((want / BULK_CAP_S)) --speed-time "$BULK_FLOOR_S")
 	for ((i = 0; i < $2; i++)); do
 		rc=0
-		w=$(curl -sS --fail --max-time "$BULK_CAP_S" "${PROXY[@]}" -o /dev/null \
+		w=$(curl -sS --fail --max-time "$BULK_CAP_S" "${floor[@]}" "${PROXY[@]}" -o /dev/null \
 			-w '%{size_download} %{time_total}' "$(url "$BULK_SIZE")" 2>>"$PEER_DIR/curl.err") || rc=$?
+		secs=${w#* }
+		used=$(awk -v u="$used" -v s="${secs:-0}" 'BEGIN { print u + s }')
 		if [ "$rc" = 0 ] && [ "${w% *}" = "$want" ]; then
 			echo "ok $w" >>"$1"
 		elif [ "$rc" = 28 ]; then
-			echo "timeout $w" >>"$1"
+			if awk -v s="${secs:-0}" -v c="$BULK_CAP_S" 'BEGIN { exit !(s < c - 1) }'; then
+				echo "slow $w" >>"$1"
+			else
+				echo "timeout $w" >>"$1"
+			fi
 			return 0
 		else
 			# A broken transfer (e.g. the contender reset the connection)
 			# is recorded; the next run gets its chance.
 			echo "fail $w $rc" >>"$1"
 		fi
+		awk -v u="$used" -v s="${secs:-0}" -v b="$3" 'BEGIN { exit !(u + s > b) }' &&
+			break
 	done
+	return 0
 }
 
-# ttfb OUT: TTFB_N new connections (one curl each), seconds to first byte;
-# "fail" for one that did not complete within 10 s.
+# ttfb OUT: TTFB_N new connections, seconds to first byte; "fail" for one
+# that did not answer 200 within TTFB_MAX_S. One curl fetches the file
+# TTFB_N times with "Connection: close": nginx closes each connection, so
+# every transfer opens a new one (a new SOCKS5 CONNECT; num_connects says
+# so) without a curl process start per sample (tens of ms on a loaded
+# machine, outside the measured time but not outside the run's).
 ttfb() {
-	local i w
-	for ((i = 0; i < TTFB_N; i++)); do
-		if w=$(curl -s --fail --max-time 10 "${PROXY[@]}" -o /dev/null \
-			-w '%{time_starttransfer}' "$(url $SMALL)"); then
-			echo "$w" >>"$1"
-		else
-			echo fail >>"$1"
-		fi
-	done
+	local args=() i
+	for ((i = 0; i < TTFB_N; i++)); do args+=(-o /dev/null "$(url $SMALL)"); done
+	stdbuf -oL timeout "$PHASE_MAX_S" curl -s --max-time "$TTFB_MAX_S" -H 'Connection: close' "${PROXY[@]}" \
+		-w '%{time_starttransfer} %{http_code} %{num_connects} %{exitcode}\n' \
+		"${args[@]}" 2>/dev/null |
+		awk '{ print ($2 == 200 && $4 == 0) ? $1 " " $3 : "fail" }' >"$1" || true
+	# a curl that died early left samples unwritten: they failed
+	i=$(wc -l <"$1")
+	for (( ; i < TTFB_N; i++)); do echo fail >>"$1"; done
 }
 
 # ka OUT: KA_N+1 requests in one curl (one keep-alive connection); the
@@ -388,23 +463,25 @@ ttfb() {
 ka() {
 	local args=() i
 	for ((i = 0; i <= KA_N; i++)); do args+=(-o /dev/null "$(url $SMALL)"); done
-	curl -s --max-time 60 "${PROXY[@]}" -w '%{time_total} %{num_connects}\n' \
+	stdbuf -oL timeout "$PHASE_MAX_S" curl -s --max-time 60 "${PROXY[@]}" \
+		-w '%{time_total} %{num_connects}\n' \
 		"${args[@]}" | tail -n +2 >"$1" || true
 }
 
 # pair CONTENDER SCENARIO: start, measure, stop; raw results in $RES/SCEN.NAME/.
 pair() {
-	local c=$1 s=$2 d t0 t1 u0 u1 retx
+	local c=$1 s=$2 d t0 t1 u0 u1 retx runs budget m0 mw m1 m2 m3 m4 m5
+	m0=$(now_ms) mw=$m0
 	d=$RES/$s.${c//\//+}
 	rm -rf "$d"
 	mkdir -p "$d"
 	PEER_DIR=$T/run.$s.${c//\//+}
 	mkdir -p "$PEER_DIR"
-	PEER_PROFILE='' RELAY_STATS=''
+	PEER_PROFILE='' PEER_FASTOPEN='' PEER_METRICS='' RELAY_STATS=''
 	echo "$c" >"$d/contender"
 	echo "$s" >"$d/scenario"
 	note "$s / $c"
-	if ! "start_$c" "$s" || ! proxy_opts || ! warm; then
+	if ! "start_$c" "$s" || ! proxy_opts || ! { mw=$(now_ms) && warm; }; then
 		note "$s / $c: did not start or carry a first request; skipped"
 		echo "contender did not start or carry a first request" >"$d/skipped"
 		tail -n 5 "$PEER_DIR"/*.log >"$d/logs.tail" 2>/dev/null || true
@@ -412,12 +489,29 @@ pair() {
 		return 0
 	fi
 	[ -n "$PEER_PROFILE" ] && echo "$PEER_PROFILE" >"$d/profile"
+	if [ -n "$PEER_FASTOPEN" ]; then
+		echo "$PEER_FASTOPEN" >"$d/fast_open"
+		[ "$PEER_FASTOPEN" = true ] && fast_open_note >"$d/fast_open_note"
+	fi
+	runs=$BULK_RUNS budget=$BULK_BUDGET_S
+	[ "$s" = clean ] || runs=$BULK_RUNS_LOSSY
+	if [ "$c" = kcpsocks-fastopen ]; then
+		runs=$BULK_RUNS_FASTOPEN
+		[ "$s" = clean ] || runs=$BULK_RUNS_FASTOPEN_LOSSY
+	fi
+	# kcpsocks' own rows are what the targets measure: no budget cut
+	case $c in kcpsocks-default | kcpsocks-profile) budget=$((runs * BULK_CAP_S)) ;; esac
+	echo "$runs" >"$d/bulk_planned"
+	m1=$(now_ms)
 	u0=$(udp_snmp) t0=$(cpu_ticks)
-	bulk "$d/bulk" "$([ "$s" = clean ] && echo "$BULK_RUNS" || echo "$BULK_RUNS_LOSSY")"
+	bulk "$d/bulk" "$runs" "$budget"
 	t1=$(cpu_ticks)
 	echo "$((t1 - t0)) $(getconf CLK_TCK)" >"$d/cpu"
+	m2=$(now_ms)
 	ttfb "$d/ttfb"
+	m3=$(now_ms)
 	ka "$d/ka"
+	m4=$(now_ms)
 	u1=$(udp_snmp)
 	hwm_kb >"$d/rss_kb"
 	sock_drops >"$d/sockdrops"
@@ -426,9 +520,28 @@ pair() {
 		retx=$($PEER_RETX || true)
 		[ -n "$retx" ] && echo "$retx" >"$d/retx"
 	fi
+	metrics_snapshot "$d"
 	note "$s / $c: bulk $(tr '\n' ' ' <"$d/bulk")"
 	peer_stop
 	relay_delivered >"$d/delivered"
+	m5=$(now_ms)
+	# seconds spent: start, first request, bulk, ttfb, ka, the rest (stop,
+	# counters)
+	awk -v a="$m0" -v w="$mw" -v b="$m1" -v c="$m2" -v d="$m3" -v e="$m4" -v f="$m5" 'BEGIN {
+		printf "start %.1f warm %.1f bulk %.1f ttfb %.1f ka %.1f stop %.1f total %.1f\n",
+			(w - a) / 1e3, (b - w) / 1e3, (c - b) / 1e3, (d - c) / 1e3, (e - d) / 1e3,
+			(f - e) / 1e3, (f - a) / 1e3 }' >"$d/timing"
+}
+
+# metrics_snapshot DIR: kcpsocks' /metrics of both ends at the end of the
+# pair (DIR/metrics.server, DIR/metrics.local), so counters such as the
+# fast-open ones can be read afterwards.
+metrics_snapshot() {
+	local ports
+	read -r -a ports <<<"$PEER_METRICS"
+	[ "${#ports[@]}" = 2 ] || return 0
+	scrape "${ports[0]}" >"$1/metrics.server" 2>/dev/null || true
+	scrape "${ports[1]}" >"$1/metrics.local" 2>/dev/null || true
 }
 
 # ---- main -----------------------------------------------------------------
@@ -454,6 +567,10 @@ write_meta() {
 	echo "bulk_runs $BULK_RUNS"
 	echo "bulk_runs_lossy $BULK_RUNS_LOSSY"
 	echo "bulk_cap_s $BULK_CAP_S"
+	echo "bulk_budget_s $BULK_BUDGET_S"
+	echo "bulk_floor_s $BULK_FLOOR_S"
+	echo "bulk_runs_fastopen $BULK_RUNS_FASTOPEN"
+	echo "bulk_runs_fastopen_lossy $BULK_RUNS_FASTOPEN_LOSSY"
 	echo "ttfb_n $TTFB_N"
 	echo "ka_n $KA_N"
 	echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -468,7 +585,8 @@ write_meta() {
 }
 
 main() {
-	local c s why
+	local c s why start
+	start=$(now_ms)
 	[ -x "$IMPAIR" ] || die "$IMPAIR not built (make $IMPAIR)"
 	[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$RES"
 	mkdir -p "$RES"
@@ -497,6 +615,8 @@ main() {
 			pair "$c" "$s"
 		done
 	done
+	echo "elapsed_s $((($(now_ms) - start) / 1000)) contenders /$ONLY/ scenarios /$SCEN_ONLY/" \
+		>>"$BENCH_OUT/meta"
 }
 
 main

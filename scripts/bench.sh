@@ -28,10 +28,11 @@ else
 		echo "Command: \`make bench-$name\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo none))"
 		echo
 		report=$("$build/bench/bench_$name")
-	case "$report" in
-	"#"* | "|"*) printf '%s\n' "$report" ;;
-	*) printf '```text\n%s\n```\n' "$report" ;;
-	esac
+		# shellcheck disable=SC2016 # the backquotes are markdown
+		case "$report" in
+		"#"* | "|"*) printf '%s\n' "$report" ;;
+		*) printf '```text\n%s\n```\n' "$report" ;;
+		esac
 	} >"$tmp"
 	mv "$tmp" "$out"
 	cat "$out"
