@@ -6,12 +6,13 @@
 # "fast" profile), started through tests/integration/lib.sh, then three
 # measurements of one download each:
 #
-#   stat      PROFILE_RUNS downloads of PROFILE_SIZE: wall MB/s (median), the
-#             daemons' CPU seconds per GB (utime+stime from /proc), their
-#             system calls counted by perf's syscall tracepoints (per call
-#             kind, and per datagram from the daemons' own
-#             kcpsocks_udp_*_datagrams_total counters), and a cpu-clock
-#             sample profile (user and kernel) of both daemons.
+#   stat      PROFILE_RUNS downloads of PROFILE_SIZE: wall MB/s (median) and
+#             the daemons' CPU seconds per GB (utime+stime from /proc);
+#             then one more with perf attached: the daemons' system calls
+#             counted by perf's syscall tracepoints (per call kind, and per
+#             datagram from their own kcpsocks_udp_*_datagrams_total
+#             counters), and a cpu-clock sample profile (user and kernel,
+#             kernel call chains) of both daemons.
 #   callgrind one download of PROFILE_CG_SIZE with one daemon under
 #             valgrind --tool=callgrind (counters zeroed after the warm-up
 #             fetch, dumped after the download): user-space instructions
@@ -112,19 +113,7 @@ pass_stat() {
 	local i s0 l0 r0 w
 	PERF_PIDS=()
 	stack
-	scrape "$SERVER_METRICS" >"$OUT/server.metrics.0"
-	scrape "$LOCAL_METRICS" >"$OUT/local.metrics.0"
-	if have_perf; then
-		perf_stat_start server "$SERVER_PID"
-		perf_stat_start local "$LOCAL_PID"
-		perf record -q -e cpu-clock -F 1999 -g -p "$SERVER_PID,$LOCAL_PID" \
-			-o "$OUT/perf.data" 2>"$OUT/perf-record.log" &
-		PERF_PIDS+=("$!")
-		lib_track "$!" perf-record "$OUT/perf-record.log"
-		sleep 0.5 # perf attaches asynchronously; give it a moment
-	else
-		note "perf with syscall tracepoints not available: no syscall counts or samples"
-	fi
+	# Plain runs first: wall MB/s and CPU without perf attached.
 	s0=$(ticks "$SERVER_PID") l0=$(ticks "$LOCAL_PID") r0=$(ticks "${AUX[0]:-0}")
 	: >"$OUT/downloads"
 	for ((i = 0; i < RUNS; i++)); do
@@ -136,15 +125,29 @@ pass_stat() {
 	echo "local $(($(ticks "$LOCAL_PID") - l0))" >>"$OUT/cpu"
 	[ -n "${AUX[0]:-}" ] && echo "relay $(($(ticks "${AUX[0]}") - r0))" >>"$OUT/cpu"
 	echo "clk_tck $(getconf CLK_TCK)" >>"$OUT/cpu"
-	perf_stop
-	scrape "$SERVER_METRICS" >"$OUT/server.metrics.1"
-	scrape "$LOCAL_METRICS" >"$OUT/local.metrics.1"
+	# Then one more download with perf counting syscalls and sampling.
+	if have_perf; then
+		scrape "$SERVER_METRICS" >"$OUT/server.metrics.0"
+		scrape "$LOCAL_METRICS" >"$OUT/local.metrics.0"
+		perf_stat_start server "$SERVER_PID"
+		perf_stat_start local "$LOCAL_PID"
+		perf record -q -e cpu-clock -F 1999 -g -p "$SERVER_PID,$LOCAL_PID" \
+			-o "$OUT/perf.data" 2>"$OUT/perf-record.log" &
+		PERF_PIDS+=("$!")
+		lib_track "$!" perf-record "$OUT/perf-record.log"
+		sleep 0.5 # perf attaches asynchronously; give it a moment
+		w=$(download "$SIZE") || die "download of $SIZE under perf failed"
+		echo "$w" >"$OUT/perf.download"
+		note "download under perf: $w"
+		perf_stop
+		scrape "$SERVER_METRICS" >"$OUT/server.metrics.1"
+		scrape "$LOCAL_METRICS" >"$OUT/local.metrics.1"
+	else
+		note "perf with syscall tracepoints not available: no syscall counts or samples"
+	fi
 	stack_stop
 	if [ -s "$OUT/perf.data" ]; then
-		perf report -i "$OUT/perf.data" --stdio --no-children --sort comm,dso,sym \
-			-g none --percent-limit 0.05 >"$OUT/perf.txt" 2>/dev/null || true
-		perf report -i "$OUT/perf.data" --stdio --children --sort comm,sym \
-			-g none --percent-limit 0.5 >"$OUT/perf-children.txt" 2>/dev/null || true
+		perf script -i "$OUT/perf.data" -F comm,ip,sym,dso >"$OUT/perf.script" 2>/dev/null || true
 	fi
 }
 

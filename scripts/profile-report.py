@@ -167,7 +167,8 @@ def section_syscalls(md):
     data = {d: syscalls(d) for d in DAEMONS}
     if not any(data.values()):
         return
-    md.append("### System calls per datagram (stat pass, perf syscall tracepoints)\n")
+    md.append("### System calls per datagram (stat pass, perf syscall tracepoints, the "
+              "download under perf)\n")
     kinds = ["all", "recvmmsg", "sendmmsg", "recvfrom", "sendto", "read", "write",
              "epoll_wait", "epoll_pwait", "epoll_ctl"]
     rows = []
@@ -195,54 +196,95 @@ def section_syscalls(md):
 
 # ---- perf samples ----------------------------------------------------------------
 
+KERNEL_CONTEXT = [
+    ("kernel: context switches", r"^(finish_task_switch|__schedule$|schedule$)"),
+    ("kernel: waking another process", r"^(try_to_wake_up|__wake_up|sock_def_readable|ep_poll_callback)"),
+    ("kernel: loopback delivery (softirq)", r"^(handle_softirqs|net_rx_action|process_backlog)"),
+    ("kernel: page faults", r"^asm_exc_page_fault"),
+    ("kernel: sendmmsg (UDP output)", r"^__x64_sys_sendmmsg"),
+    ("kernel: recvmmsg (UDP input)", r"^__x64_sys_recvmmsg"),
+    ("kernel: TCP send/recv", r"^__x64_sys_(sendto|recvfrom|read|write)$"),
+    ("kernel: epoll", r"^__x64_sys_epoll"),
+    ("kernel: other syscalls", r"^__x64_sys_"),
+]
+
+
+def kernel_category(stack):
+    """Category of a kernel sample from its call chain, leaf first: copies
+    by the leaf, the rest by the innermost frame that says what it was."""
+    if re.search(KERNEL_RULES[0][1], stack[0]):
+        return "kernel: copies to/from user"
+    for sym in stack:
+        for cat, rx in KERNEL_CONTEXT:
+            if re.search(rx, sym):
+                return cat
+    return "kernel: other (interrupts, timers)"
+
+
 def perf_samples():
-    """{daemon: [(pct_of_all, dso, sym, kernel)]} and the sample count."""
-    t = read("perf.txt")
+    """{daemon: {category: samples}}, {daemon: {(dso, leaf symbol): samples}}."""
+    t = read("perf.script")
     if not t:
-        return None, 0
-    total = 0
-    m = re.search(r"# Samples: (\d+)", t)
-    if m:
-        total = int(m.group(1))
-    out = {d: [] for d in DAEMONS}
+        return None, None
+    cats = {d: {} for d in DAEMONS}
+    leaves = {d: {} for d in DAEMONS}
+
+    def add(comm, stack):
+        d = next((d for d in DAEMONS if comm and comm.startswith(COMM[d])), None)
+        if not d or not stack:
+            return
+        sym, dso = stack[0]
+        kernel = "kernel" in dso
+        cat = kernel_category([f[0] for f in stack]) if kernel else categorise(sym, dso, False)
+        cats[d][cat] = cats[d].get(cat, 0) + 1
+        leaves[d][(dso, sym, cat)] = leaves[d].get((dso, sym, cat), 0) + 1
+
+    comm, stack = None, []
     for line in t.splitlines():
-        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+(\S+)\s+\[([.k])\]\s+(.*?)\s*$", line)
-        if not m:
+        if not line.strip():
             continue
-        pct, comm, dso, kind, sym = m.groups()
-        for d in DAEMONS:
-            if comm.startswith(COMM[d]):
-                out[d].append((float(pct), dso, sym, kind == "k"))
-    return out, total
+        if not line[0].isspace():
+            add(comm, stack)
+            comm, stack = line.split()[0], []
+            continue
+        m = re.match(r"\s*[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$", line)
+        if m:
+            stack.append((m.group(1), os.path.basename(m.group(2))))
+    add(comm, stack)
+    return cats, leaves
+
+
+def perf_rate():
+    t = (read("perf.download") or "").split()
+    return fmt(int(t[0]) / float(t[1]) / 1e6) if len(t) == 2 and float(t[1]) > 0 else "?"
 
 
 def section_perf(md):
-    samples, total = perf_samples()
-    if not samples:
+    cats, leaves = perf_samples()
+    if not cats:
         return
+    total = sum(sum(c.values()) for c in cats.values())
     md.append("### Where the CPU time goes (stat pass, perf record -e cpu-clock, user + kernel)\n")
-    md.append("%d samples at 1999 Hz over both daemons. Shares are of each daemon's own "
-              "samples.\n" % total)
-    cats = {}
-    for d in DAEMONS:
-        tot = sum(p for p, *_ in samples[d]) or 1.0
-        c = {}
-        for p, dso, sym, k in samples[d]:
-            cat = categorise(sym, dso, k)
-            c[cat] = c.get(cat, 0.0) + p / tot * 100
-        cats[d] = c
-    names = sorted(set(k for c in cats.values() for k in c),
-                   key=lambda k: -sum(c.get(k, 0) for c in cats.values()))
+    md.append("%d samples at 1999 Hz over both daemons, one download of %s (%s MB/s with "
+              "perf attached). Shares are of each daemon's own samples. A kernel sample "
+              "is filed by its call chain: copies by the leaf, the rest by the innermost "
+              "frame that names the work (this paravirtualised guest books irq-off time "
+              "at `pvm_irq_enable`, so the leaf alone says little).\n" % (
+                  total, kv("meta").get("size", "?"), perf_rate()))
+    share = {d: {k: v * 100.0 / (sum(cats[d].values()) or 1) for k, v in cats[d].items()}
+             for d in DAEMONS}
+    names = sorted(set(k for c in share.values() for k in c),
+                   key=lambda k: -sum(c.get(k, 0) for c in share.values()))
     md.append(table(["category"] + ["%s %%" % d for d in DAEMONS],
-                    [[k] + [fmt(cats[d].get(k, 0), 3) for d in DAEMONS] for k in names]))
+                    [[k] + [fmt(share[d].get(k, 0), 3) for d in DAEMONS] for k in names]))
     md.append("")
     for d in DAEMONS:
-        tot = sum(p for p, *_ in samples[d]) or 1.0
-        top = sorted(samples[d], key=lambda s: -s[0])[:20]
-        md.append("Top symbols, %s:\n" % d)
+        n = sum(cats[d].values()) or 1
+        top = sorted(leaves[d].items(), key=lambda x: -x[1])[:15]
+        md.append("Top leaf symbols, %s:\n" % d)
         md.append(table(["%", "object", "symbol", "category"],
-                        [[fmt(p / tot * 100), os.path.basename(dso), sym.replace("|", "\\|"),
-                          categorise(sym, dso, k)] for p, dso, sym, k in top]))
+                        [[fmt(c * 100.0 / n), dso, sym.replace("|", "\\|"), cat]
+                         for (dso, sym, cat), c in top]))
         md.append("")
 
 
