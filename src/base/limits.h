@@ -203,6 +203,7 @@ enum {
 	TCP_ACCEPT_PAUSE_MS = 500, /* accept watcher rest after EMFILE/ENFILE */
 	TCP_ACCEPT_PAUSE_MAX_MS = 60000,
 	TCP_BUF_DEFAULT = 32 * 1024, /* read and write buffer of one connection */
+	TCP_IO_ROUNDS = 4,           /* recv (send) calls per wakeup of one connection */
 	TCP_BUF_MIN = 512,           /* smallest buffer one may ask for */
 	TCP_BUF_MAX = 4 << 20,       /* largest buffer one may ask for */
 	TCP_CONNECT_ADDRS_MAX = 16,  /* addresses one connect tries in order */
