@@ -95,8 +95,13 @@ KERNEL_RULES = [
 ]
 
 
+FILE_OF = {}  # function -> source file (src/...), from the callgrind dumps
+
+
 def categorise(sym, dso, kernel):
     name = sym
+    if not kernel and sym in FILE_OF:
+        name = FILE_OF[sym] + ":" + sym
     if kernel:
         for cat, rx in KERNEL_RULES:
             if re.search(rx, name):
@@ -108,7 +113,7 @@ def categorise(sym, dso, kernel):
     if "libev" in (dso or ""):
         return "libev"
     for cat, rx in USER_RULES:
-        if re.search(rx, name) or re.search(rx, key):
+        if re.search(rx, sym) or re.search(rx, name) or re.search(rx, key):
             return cat
     return "other (user)"
 
@@ -201,11 +206,13 @@ KERNEL_CONTEXT = [
     ("kernel: waking another process", r"^(try_to_wake_up|__wake_up|sock_def_readable|ep_poll_callback)"),
     ("kernel: loopback delivery (softirq)", r"^(handle_softirqs|net_rx_action|process_backlog)"),
     ("kernel: page faults", r"^asm_exc_page_fault"),
+    ("kernel: preemption (reschedule IPI)", r"^asm_sysvec_reschedule_ipi"),
     ("kernel: sendmmsg (UDP output)", r"^__x64_sys_sendmmsg"),
     ("kernel: recvmmsg (UDP input)", r"^__x64_sys_recvmmsg"),
     ("kernel: TCP send/recv", r"^__x64_sys_(sendto|recvfrom|read|write)$"),
     ("kernel: epoll", r"^__x64_sys_epoll"),
     ("kernel: other syscalls", r"^__x64_sys_"),
+    ("kernel: syscall entry/exit", r"^(do_syscall_64|entry_SYSCALL)"),
 ]
 
 
@@ -352,6 +359,9 @@ def callgrind(d):
     funcs = [(ir, re.sub(r"^.*?/(src|tests|tools)/", r"\1/", fl_), fn_, ob_)
              for (fl_, fn_, ob_), ir in cost.items()]
     CALLS[d] = calls
+    for _, fl_, fn_, _ in funcs:
+        if fl_.startswith("src/"):
+            FILE_OF[fn_] = fl_
     return total or sum(f[0] for f in funcs), funcs
 
 
@@ -439,6 +449,8 @@ def main():
                                      "build/impair" if meta.get("relay") == "1" else "none",
                                      meta.get("runs", "?"), meta.get("size", "?"),
                                      meta.get("cg_size", "?"))]
+    for d in DAEMONS:  # fills FILE_OF for the perf section
+        callgrind(d)
     section_rate(md)
     section_syscalls(md)
     section_perf(md)
