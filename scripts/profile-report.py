@@ -82,7 +82,7 @@ USER_RULES = [
     ("I/O glue (peer/udp/tcp/relay/daemon)", r"^src/(io|local|server)/"),
     ("libev", r"libev|^ev_|epoll_wait"),
     ("allocator", r"^_*(malloc|free|calloc|realloc|_int_malloc|_int_free|cfree)"),
-    ("syscall wrappers (libc)", r"^_*(recvmmsg|sendmmsg|recv|send|recvfrom|sendto|read|write|epoll_ctl|epoll_pwait|syscall)$"),
+    ("syscall wrappers (libc)", r"^_*(libc_)?(recvmmsg|sendmmsg|recv|send|recvfrom|sendto|read|write|epoll_ctl|epoll_pwait|syscall)$"),
 ]
 KERNEL_RULES = [
     ("kernel: copies to/from user", r"copy_user|copy_to_user|copy_from_user|_copy_to_iter|_copy_from_iter|copyin|copyout|rep_movs|memcpy|memmove|csum_partial_copy"),
