@@ -391,6 +391,14 @@ static void drop_failed_head(struct udp_tx *tx, int e)
 	drop_head(tx, 1);
 }
 
+/* gso_refused: errno says the path cannot take a GSO message at all, as
+ * opposed to a transient error (ECONNREFUSED, ENOBUFS, ...) that would
+ * hit a single datagram just the same. */
+static bool gso_refused(int e)
+{
+	return e == EIO || e == EINVAL || e == EOPNOTSUPP || e == ENOPROTOOPT;
+}
+
 int udp_tx_flush(struct udp_tx *tx)
 {
 	struct send_batch b;
@@ -401,8 +409,7 @@ int udp_tx_flush(struct udp_tx *tx)
 	 * (once), or returns, so the loop ends within count + 1 passes. */
 	while (tx->count) {
 		int r = send_some(tx, &b, &gso_failed);
-		if (r < 0 && gso_failed && errno != EAGAIN && errno != EWOULDBLOCK &&
-		    errno != EINTR) {
+		if (r < 0 && gso_failed && gso_refused(errno)) {
 			/* The path refused a GSO message (no checksum offload: EIO;
 			 * a datagram above the device MTU: EINVAL): send one
 			 * datagram per message from now on, and lose nothing. */

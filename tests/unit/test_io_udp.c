@@ -220,6 +220,39 @@ static void tx_groups_runs_and_datagrams_arrive_whole(void **state)
 	close(c);
 }
 
+/* A path that refuses GSO (here: UDP checksums off, which GSO needs)
+ * turns it off for good and every datagram still arrives, in order. */
+static void tx_falls_back_when_gso_is_refused(void **state)
+{
+	(void)state;
+	struct sockaddr_storage a_addr, b_addr;
+	int a = open_loopback(&a_addr), b = open_loopback(&b_addr), one = 1;
+	struct udp_tx *tx;
+	uint8_t buf[UDP_DATAGRAM_MAX];
+	enum { N = 10, LEN = 1000 };
+
+	assert_int_equal(setsockopt(a, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one), 0);
+	tx = udp_tx_new(a, 2 * N);
+	assert_non_null(tx);
+	log_set_level(LOG_LEVEL_ERROR); /* the fallback's info line */
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < N; i++) {
+			memset(buf, i + 1, LEN);
+			assert_int_equal(udp_tx_queue(tx, buf, LEN, &b_addr), 0);
+		}
+		assert_int_equal(udp_tx_flush(tx), 0);
+		for (int i = 0; i < N; i++)
+			recv_expect(b, LEN, (uint8_t)(i + 1));
+	}
+	assert_int_equal(udp_tx_stats(tx)->sent, 2 * N);
+	assert_int_equal(udp_tx_stats(tx)->gso_messages, 0);
+	assert_int_equal(udp_tx_stats(tx)->errors, 0);
+	assert_int_equal(recv(b, buf, sizeof buf, MSG_DONTWAIT), -1);
+	udp_tx_free(tx);
+	close(a);
+	close(b);
+}
+
 /* fill_until_blocked queues numbered datagrams of len bytes on a socket
  * whose peer never reads, flushing after each, until the kernel says
  * EAGAIN. Returns the next number. */
@@ -340,6 +373,7 @@ int main(void)
 		cmocka_unit_test(rx_hands_out_a_batch_and_drops_truncated),
 		cmocka_unit_test(rx_takes_at_most_one_batch_per_call),
 		cmocka_unit_test(tx_groups_runs_and_datagrams_arrive_whole),
+		cmocka_unit_test(tx_falls_back_when_gso_is_refused),
 		cmocka_unit_test(tx_queue_is_bounded_keeps_order_and_counts_drops),
 		cmocka_unit_test(tx_refuses_bad_sizes_and_drops_failed_sends),
 	};
