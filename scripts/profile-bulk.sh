@@ -49,7 +49,7 @@ REAL_LOCAL=$KS_LOCAL
 SYSCALLS=(recvmmsg sendmmsg recvfrom sendto read write epoll_wait epoll_pwait epoll_ctl)
 
 # stack [SERVER_BIN LOCAL_BIN]: server, relay (PROFILE_RELAY=1), local; one
-# warm-up fetch. Sets STACK_PIDS (the daemons) and AUX (the relay).
+# warm-up fetch. Sets AUX (the relay; SERVER_PID and LOCAL_PID come from lib.sh).
 stack() {
 	KS_SERVER=${1:-$REAL_SERVER} KS_LOCAL=${2:-$REAL_LOCAL}
 	unset SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS
@@ -62,7 +62,6 @@ stack() {
 	else
 		start_local "$SERVER_PORT" "$KPROF"
 	fi
-	STACK_PIDS=("$SERVER_PID" "$LOCAL_PID")
 	poll "${DAEMON_START_S:-20}" fetch_try 1K || die "no first fetch through the tunnel"
 }
 

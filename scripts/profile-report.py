@@ -84,29 +84,16 @@ USER_RULES = [
     ("allocator", r"^_*(malloc|free|calloc|realloc|_int_malloc|_int_free|cfree)"),
     ("syscall wrappers (libc)", r"^_*(libc_)?(recvmmsg|sendmmsg|recv|send|recvfrom|sendto|read|write|epoll_ctl|epoll_pwait|syscall)$"),
 ]
-KERNEL_RULES = [
-    ("kernel: copies to/from user", r"copy_user|copy_to_user|copy_from_user|_copy_to_iter|_copy_from_iter|copyin|copyout|rep_movs|memcpy|memmove|csum_partial_copy"),
-    ("kernel: syscall entry/exit", r"entry_SYSCALL|syscall_exit|do_syscall|syscall_return|__x64_sys|exit_to_user|syscall_enter|srso|retbleed|clear_bhb|entry_|__fdget|fput|fget"),
-    ("kernel: epoll", r"^ep_|epoll|__pollwait"),
-    ("kernel: TCP", r"^tcp_|^__tcp|inet_csk|tcp"),
-    ("kernel: UDP/IP/loopback", r"udp|^ip_|^__ip|^ip6|net_rx|netif|loopback|^dev_|skb|^sock_|^__sock|^sk_|__dev|inet|nf_|^__udp|fib|neigh|dst_|rt_|raw_local|softirq|do_softirq|__napi|napi|process_backlog|csum|sendmsg|recvmsg|___sys|__sys_|____sys"),
-    ("kernel: scheduler/wakeups", r"schedule|switch|wake|try_to_wake|enqueue|dequeue|update_curr|pick_next|ttwu|futex|hrtimer|finish_task|select_task|__rseq|rseq"),
-    ("kernel: memory (alloc, pages)", r"kmem|kmalloc|kfree|slab|page|alloc|__free|mm_|lru|folio"),
-]
+# Kernel leaf symbols that copy between user and kernel memory.
+KERNEL_COPY = r"copy_user|copy_to_user|copy_from_user|_copy_to_iter|_copy_from_iter|copyin|copyout|rep_movs|memcpy|memmove|csum_partial_copy"
 
 
 FILE_OF = {}  # function -> source file (src/...), from the callgrind dumps
 
 
-def categorise(sym, dso, kernel):
-    name = sym
-    if not kernel and sym in FILE_OF:
-        name = FILE_OF[sym] + ":" + sym
-    if kernel:
-        for cat, rx in KERNEL_RULES:
-            if re.search(rx, name):
-                return cat
-        return "kernel: other"
+def categorise(sym, dso):
+    """Category of a user-space symbol (dso: its object's file name)."""
+    name = FILE_OF[sym] + ":" + sym if sym in FILE_OF else sym
     key = name + " " + (dso or "")
     if "libsodium" in (dso or ""):
         return "crypto"
@@ -219,7 +206,7 @@ KERNEL_CONTEXT = [
 def kernel_category(stack):
     """Category of a kernel sample from its call chain, leaf first: copies
     by the leaf, the rest by the innermost frame that says what it was."""
-    if re.search(KERNEL_RULES[0][1], stack[0]):
+    if re.search(KERNEL_COPY, stack[0]):
         return "kernel: copies to/from user"
     for sym in stack:
         for cat, rx in KERNEL_CONTEXT:
@@ -242,7 +229,7 @@ def perf_samples():
             return
         sym, dso = stack[0]
         kernel = "kernel" in dso
-        cat = kernel_category([f[0] for f in stack]) if kernel else categorise(sym, dso, False)
+        cat = kernel_category([f[0] for f in stack]) if kernel else categorise(sym, dso)
         cats[d][cat] = cats[d].get(cat, 0) + 1
         leaves[d][(dso, sym, cat)] = leaves[d].get((dso, sym, cat), 0) + 1
 
