@@ -52,7 +52,7 @@ DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
         test-socks5-realistic test-soak test-fault test-integration-full bench-envelope bench-mux bench-peers asan fuzz fuzz-run check check-format check-layering format \
-        bench bench-kcp clean run
+        bench bench-kcp clean run profile
 
 all: $(BINS) $(TOOLS)
 
@@ -67,6 +67,7 @@ help:
 	@echo 'make bench                 all benchmarks; writes docs/BENCHMARKS.md'
 	@echo 'make bench-kcp|bench-envelope|bench-mux  one core benchmark (simulated, no network)'
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
+	@echo 'make profile               where the CPU goes on the bulk path (perf, callgrind): build/profile/report.md'
 	@echo 'make check                 formatting and the sans-I/O layering rule'
 	@echo 'make format                apply .clang-format'
 
@@ -199,6 +200,10 @@ bench-kcp bench-envelope bench-mux: bench-%: $(BENCHES)
 
 bench-peers: all
 	@scripts/bench.sh peers $(BUILD)
+
+# The bulk-path profile (scripts/profile-bulk.sh; docs/bench/profile.md).
+profile: all
+	@scripts/profile-bulk.sh $(BUILD)
 
 run: all
 	@scripts/demo.sh $(BUILD)

@@ -176,6 +176,14 @@ enum {
 	UDP_TX_QUEUE_MAX = 16384,      /* hard cap on a send queue's capacity */
 	UDP_SOCKBUF_DEFAULT = 4 << 20, /* SO_RCVBUF/SO_SNDBUF requested by default */
 	UDP_SOCKBUF_MAX = 64 << 20,    /* largest socket buffer one may request */
+	/* UDP GSO (UDP_SEGMENT): datagrams and bytes one sendmmsg message may
+	 * carry. The kernel takes at most 64 segments and an IP packet's
+	 * 65535 bytes less the headers; we stay under both. */
+	UDP_GSO_SEGMENTS_MAX = 64,
+	UDP_GSO_BYTES_MAX = 65000,
+	/* Datagrams one sendmmsg call covers when GSO groups them (the iovec
+	 * array of one call lives on the stack). */
+	UDP_SEND_SLOTS_MAX = 1024,
 };
 
 /* --- tools/kcpcat --- */
@@ -196,6 +204,7 @@ enum {
 	TCP_ACCEPT_PAUSE_MS = 500, /* accept watcher rest after EMFILE/ENFILE */
 	TCP_ACCEPT_PAUSE_MAX_MS = 60000,
 	TCP_BUF_DEFAULT = 32 * 1024, /* read and write buffer of one connection */
+	TCP_IO_ROUNDS = 4,           /* recv (send) calls per wakeup of one connection */
 	TCP_BUF_MIN = 512,           /* smallest buffer one may ask for */
 	TCP_BUF_MAX = 4 << 20,       /* largest buffer one may ask for */
 	TCP_CONNECT_ADDRS_MAX = 16,  /* addresses one connect tries in order */

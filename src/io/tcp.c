@@ -504,40 +504,59 @@ static void conn_fail(struct tcp_conn *c, int err)
 	conn_emit(c, TCP_CONN_ERROR, err, 0);
 }
 
-static void conn_on_read(struct ev_loop *loop, ev_io *w, int revents)
+/* read_once makes one recv into the free end of the read buffer and
+ * reports it. Returns true when it filled all the space it offered, the
+ * DATA handler drained some, and the connection still reads: more may be
+ * waiting, worth another recv in this wakeup. */
+static bool read_once(struct tcp_conn *c)
 {
-	struct tcp_conn *c = w->data;
+	size_t want;
 	ssize_t n;
 
-	(void)loop;
-	(void)revents;
 	if (c->rend - c->rstart == c->rcap) {
 		/* Full: a zero-length recv would look like EOF. */
 		conn_update_read(c);
-		return;
+		return false;
 	}
 	if (c->rend == c->rcap && c->rstart > 0) {
 		memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
 		c->rend -= c->rstart;
 		c->rstart = 0;
 	}
-	n = recv(c->fd, c->rbuf + c->rend, c->rcap - c->rend, 0);
+	want = c->rcap - c->rend;
+	n = recv(c->fd, c->rbuf + c->rend, want, 0);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			conn_fail(c, errno);
-		return;
+		return false;
 	}
 	if (n == 0) {
 		c->eof = true;
 		conn_update_read(c);
 		conn_emit(c, TCP_CONN_EOF, 0, 0);
-		return;
+		return false;
 	}
 	c->rend += (size_t)n;
 	c->st.bytes_in += (uint64_t)n;
 	conn_check(c);
 	conn_update_read(c); /* stops reading when now full */
 	conn_emit(c, TCP_CONN_DATA, 0, c->rend - c->rstart);
+	/* The handler may have closed c (freed later, from the loop). */
+	return (size_t)n == want && conn_live(c) && ev_is_active(&c->rio) &&
+	       c->rend - c->rstart < c->rcap;
+}
+
+/* Up to TCP_IO_ROUNDS reads per wakeup: a bulk sender fills our buffer
+ * faster than one loop turn drains it, and each extra turn costs an
+ * epoll_wait and a sendmmsg of a smaller batch. */
+static void conn_on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct tcp_conn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < TCP_IO_ROUNDS && read_once(c); i++)
+		;
 }
 
 /* conn_drained runs when the write buffer is empty: the FIN if asked. */
@@ -554,31 +573,43 @@ static void conn_drained(struct tcp_conn *c)
 	conn_emit(c, TCP_CONN_SHUTDOWN, 0, 0);
 }
 
+/* write_once makes one send of the buffered bytes and reports it.
+ * Returns true when the kernel took all of them, the SENT handler queued
+ * more, and the connection is still alive: worth another send now. */
+static bool write_once(struct tcp_conn *c)
+{
+	size_t len = c->wend - c->wstart;
+	ssize_t n;
+
+	if (len == 0)
+		return false;
+	/* MSG_NOSIGNAL: a reset peer is an error here, never a SIGPIPE. */
+	n = send(c->fd, c->wbuf + c->wstart, len, MSG_NOSIGNAL);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			conn_fail(c, errno);
+		return false;
+	}
+	c->wstart += (size_t)n;
+	if (c->wstart == c->wend)
+		c->wstart = c->wend = 0;
+	c->st.bytes_out += (uint64_t)n;
+	conn_check(c);
+	conn_emit(c, TCP_CONN_SENT, 0, (size_t)n);
+	return (size_t)n == len && conn_live(c) && c->wend > c->wstart;
+}
+
+/* Up to TCP_IO_ROUNDS sends per wakeup while the kernel takes whole
+ * buffers (the mirror of conn_on_read). */
 static void conn_on_write(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct tcp_conn *c = w->data;
-	ssize_t n = 0;
 
 	(void)loop;
 	(void)revents;
-	if (c->wend > c->wstart) {
-		/* MSG_NOSIGNAL: a reset peer is an error here, never a SIGPIPE. */
-		n = send(c->fd, c->wbuf + c->wstart, c->wend - c->wstart, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				conn_fail(c, errno);
-			return;
-		}
-		c->wstart += (size_t)n;
-		if (c->wstart == c->wend)
-			c->wstart = c->wend = 0;
-		c->st.bytes_out += (uint64_t)n;
-		conn_check(c);
-		conn_emit(c, TCP_CONN_SENT, 0, (size_t)n);
-		if (!conn_live(c))
-			return;
-	}
-	if (c->wend == c->wstart)
+	for (int i = 0; i < TCP_IO_ROUNDS && write_once(c); i++)
+		;
+	if (conn_live(c) && c->wend == c->wstart)
 		conn_drained(c);
 }
 

@@ -2,6 +2,8 @@
 #include "io/udp.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,9 +187,24 @@ struct udp_tx {
 	size_t head;  /* oldest queued slot */
 	size_t count; /* queued slots */
 	bool blocked; /* the last flush stopped on EAGAIN */
+	bool gso;     /* group datagrams with UDP_SEGMENT (a UDP socket, kernel >= 4.18) */
 	struct udp_tx_stats stats;
 	struct tx_slot slots[]; /* owned, cap of them: a ring */
 };
+
+/* gso_usable: fd is a UDP socket whose kernel knows UDP_SEGMENT. Other
+ * datagram sockets (AF_UNIX pairs in the tests) would ignore the control
+ * message and deliver the group as one datagram, so they never get it. */
+static bool gso_usable(int fd)
+{
+	int proto = 0, v = 0;
+	socklen_t len = sizeof proto;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0 || proto != IPPROTO_UDP)
+		return false;
+	len = sizeof v;
+	return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &len) == 0;
+}
 
 struct udp_tx *udp_tx_new(int fd, size_t capacity)
 {
@@ -202,6 +219,7 @@ struct udp_tx *udp_tx_new(int fd, size_t capacity)
 		return NULL;
 	tx->fd = fd;
 	tx->cap = capacity;
+	tx->gso = gso_usable(fd);
 	return tx;
 }
 
@@ -262,28 +280,103 @@ static void drop_head(struct udp_tx *tx, size_t n)
 	tx->count -= n;
 }
 
-/* send_some makes one sendmmsg call over up to UDP_BATCH_MAX queued
- * datagrams; returns how many the kernel took, or -1 with errno. */
-static int send_some(struct udp_tx *tx)
-{
+/* One sendmmsg call being built: each message carries one datagram, or,
+ * with GSO, a run of queued datagrams to the same address, all of the
+ * run's first length except a shorter last one, which the kernel cuts
+ * back into datagrams of that length (UDP_SEGMENT). */
+struct send_batch {
 	struct mmsghdr msgs[UDP_BATCH_MAX];
-	struct iovec iov[UDP_BATCH_MAX];
-	size_t n = tx->count < UDP_BATCH_MAX ? tx->count : UDP_BATCH_MAX;
+	struct iovec iov[UDP_SEND_SLOTS_MAX];
+	uint16_t segs[UDP_BATCH_MAX]; /* datagrams in each message */
+	union {                       /* cmsg buffers, aligned as cmsghdr needs */
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl[UDP_BATCH_MAX];
+	size_t nmsg, nslots;
+};
 
-	memset(msgs, 0, n * sizeof msgs[0]);
-	for (size_t k = 0; k < n; k++) {
-		struct tx_slot *s = slot_at(tx, k);
-		iov[k] = (struct iovec){ s->data, s->len };
-		msgs[k].msg_hdr.msg_iov = &iov[k];
-		msgs[k].msg_hdr.msg_iovlen = 1;
-		msgs[k].msg_hdr.msg_name = s->tolen ? &s->to : NULL;
-		msgs[k].msg_hdr.msg_namelen = s->tolen;
+static bool same_dest(const struct tx_slot *a, const struct tx_slot *b)
+{
+	return a->tolen == b->tolen && (a->tolen == 0 || memcmp(&a->to, &b->to, a->tolen) == 0);
+}
+
+/* run_len: how many queued datagrams from slot k on one message carries. */
+static size_t run_len(struct udp_tx *tx, size_t k, size_t room)
+{
+	struct tx_slot *first = slot_at(tx, k);
+	size_t n = 1, bytes = first->len;
+
+	if (!tx->gso)
+		return 1;
+	while (n < room && n < UDP_GSO_SEGMENTS_MAX && k + n < tx->count) {
+		struct tx_slot *s = slot_at(tx, k + n);
+		if (s->len > first->len || !same_dest(first, s) ||
+		    bytes + s->len > UDP_GSO_BYTES_MAX)
+			break;
+		bytes += s->len;
+		n++;
+		if (s->len < first->len) /* only the last may be shorter */
+			break;
+	}
+	return n;
+}
+
+static void add_message(struct send_batch *b, struct udp_tx *tx, size_t k, size_t n)
+{
+	struct tx_slot *first = slot_at(tx, k);
+	struct msghdr *h = &b->msgs[b->nmsg].msg_hdr;
+
+	memset(h, 0, sizeof *h);
+	for (size_t i = 0; i < n; i++) {
+		struct tx_slot *s = slot_at(tx, k + i);
+		b->iov[b->nslots + i] = (struct iovec){ s->data, s->len };
+	}
+	h->msg_iov = &b->iov[b->nslots];
+	h->msg_iovlen = n;
+	h->msg_name = first->tolen ? &first->to : NULL;
+	h->msg_namelen = first->tolen;
+	if (n > 1) {
+		struct cmsghdr *c;
+		uint16_t size = first->len;
+
+		h->msg_control = b->ctl[b->nmsg].buf;
+		h->msg_controllen = sizeof b->ctl[b->nmsg].buf;
+		c = CMSG_FIRSTHDR(h);
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof size);
+		memcpy(CMSG_DATA(c), &size, sizeof size);
+	}
+	b->segs[b->nmsg++] = (uint16_t)n;
+	b->nslots += n;
+}
+
+/* send_some makes one sendmmsg call over up to UDP_BATCH_MAX messages of
+ * queued datagrams; returns how many datagrams the kernel took, or -1 with
+ * errno. *gso_failed: the call failed on a message of several datagrams. */
+static int send_some(struct udp_tx *tx, struct send_batch *b, bool *gso_failed)
+{
+	size_t k = 0, sent = 0;
+	int r;
+
+	b->nmsg = b->nslots = 0;
+	while (k < tx->count && b->nmsg < UDP_BATCH_MAX && b->nslots < UDP_SEND_SLOTS_MAX) {
+		size_t n = run_len(tx, k, UDP_SEND_SLOTS_MAX - b->nslots);
+		add_message(b, tx, k, n);
+		k += n;
 	}
 	tx->stats.calls++;
-	int r = sendmmsg(tx->fd, msgs, (unsigned)n, MSG_DONTWAIT);
-	for (int k = 0; k < r; k++)
-		tx->stats.bytes += msgs[k].msg_len;
-	return r;
+	r = sendmmsg(tx->fd, b->msgs, (unsigned)b->nmsg, MSG_DONTWAIT);
+	*gso_failed = r < 0 && b->segs[0] > 1;
+	if (r < 0)
+		return -1;
+	for (int i = 0; i < r; i++) {
+		tx->stats.bytes += b->msgs[i].msg_len;
+		sent += b->segs[i];
+		if (b->segs[i] > 1)
+			tx->stats.gso_messages++;
+	}
+	return (int)sent;
 }
 
 static void drop_failed_head(struct udp_tx *tx, int e)
@@ -298,13 +391,34 @@ static void drop_failed_head(struct udp_tx *tx, int e)
 	drop_head(tx, 1);
 }
 
+/* gso_refused: errno says the path cannot take a GSO message at all, as
+ * opposed to a transient error (ECONNREFUSED, ENOBUFS, ...) that would
+ * hit a single datagram just the same. */
+static bool gso_refused(int e)
+{
+	return e == EIO || e == EINVAL || e == EOPNOTSUPP || e == ENOPROTOOPT;
+}
+
 int udp_tx_flush(struct udp_tx *tx)
 {
+	struct send_batch b;
+	bool gso_failed;
+
 	tx->blocked = false;
-	/* Each pass sends at least one datagram, drops one, or returns, so
-	 * the loop ends within count passes. */
+	/* Each pass sends at least one datagram, drops one, turns GSO off
+	 * (once), or returns, so the loop ends within count + 1 passes. */
 	while (tx->count) {
-		int r = send_some(tx);
+		int r = send_some(tx, &b, &gso_failed);
+		if (r < 0 && gso_failed && gso_refused(errno)) {
+			/* The path refused a GSO message (no checksum offload: EIO;
+			 * a datagram above the device MTU: EINVAL): send one
+			 * datagram per message from now on, and lose nothing. */
+			log_limited(LOG_LEVEL_INFO,
+			            "sendmmsg with UDP_SEGMENT: %s; sending without GSO",
+			            strerror(errno));
+			tx->gso = false;
+			continue;
+		}
 		if (r > 0) {
 			tx->stats.sent += (uint64_t)r;
 			drop_head(tx, (size_t)r);

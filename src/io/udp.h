@@ -103,13 +103,14 @@ const struct udp_rx_stats *udp_rx_stats(const struct udp_rx *rx);
 /* ---- send ---- */
 
 struct udp_tx_stats {
-	uint64_t queued;     /* datagrams accepted into the queue */
-	uint64_t sent;       /* datagrams the kernel took */
-	uint64_t bytes;      /* bytes the kernel took */
-	uint64_t calls;      /* sendmmsg calls */
-	uint64_t full_drops; /* refused by udp_tx_commit: queue full */
-	uint64_t errors;     /* dropped after a send error other than EAGAIN */
-	uint64_t blocked;    /* flushes that stopped on EAGAIN */
+	uint64_t queued;       /* datagrams accepted into the queue */
+	uint64_t sent;         /* datagrams the kernel took */
+	uint64_t bytes;        /* bytes the kernel took */
+	uint64_t calls;        /* sendmmsg calls */
+	uint64_t gso_messages; /* messages that carried several datagrams (UDP GSO) */
+	uint64_t full_drops;   /* refused by udp_tx_commit: queue full */
+	uint64_t errors;       /* dropped after a send error other than EAGAIN */
+	uint64_t blocked;      /* flushes that stopped on EAGAIN */
 };
 
 struct udp_tx;
@@ -140,8 +141,14 @@ KS_MUST_CHECK int udp_tx_commit(struct udp_tx *tx, size_t len, const struct sock
 KS_MUST_CHECK int udp_tx_queue(struct udp_tx *tx, const void *data, size_t len,
                                const struct sockaddr_storage *to);
 
-/* udp_tx_flush sends queued datagrams with sendmmsg, UDP_BATCH_MAX per
- * call, oldest first, until the queue is empty or the kernel says EAGAIN.
+/* udp_tx_flush sends queued datagrams with sendmmsg, UDP_BATCH_MAX
+ * messages per call, oldest first, until the queue is empty or the kernel
+ * says EAGAIN. On a UDP socket whose kernel has UDP GSO, a message carries
+ * a run of up to UDP_GSO_SEGMENTS_MAX queued datagrams to the same address
+ * of one length (the last may be shorter), which the kernel sends as those
+ * same datagrams at the cost of one; if the path refuses that (no checksum
+ * offload, a datagram above the device MTU), the queue falls back to one
+ * datagram per message for good, losing nothing.
  * Returns 0 (queue empty) or KS_ERR_AGAIN (some remain: wait for the fd to
  * be writable, then flush again). Datagrams that fail otherwise are dropped
  * and counted. */

@@ -125,8 +125,13 @@ static void rx_takes_at_most_one_batch_per_call(void **state)
 	for (uint32_t i = 0; i < total; i++)
 		assert_int_equal(udp_tx_queue(tx, &i, sizeof i, &b_addr), 0);
 	assert_int_equal(udp_tx_flush(tx), 0);
-	/* sendmmsg takes UDP_BATCH_MAX per call */
-	assert_int_equal(udp_tx_stats(tx)->calls, 2);
+	/* sendmmsg takes UDP_BATCH_MAX messages per call; with GSO one
+	 * message carries up to UDP_GSO_SEGMENTS_MAX equal datagrams. */
+	if (udp_tx_stats(tx)->gso_messages)
+		assert_int_equal(udp_tx_stats(tx)->calls, 1);
+	else
+		assert_int_equal(udp_tx_stats(tx)->calls, 2);
+	assert_int_equal(udp_tx_stats(tx)->sent, total);
 
 	size_t got = 0;
 	uint32_t expect = 0;
@@ -146,6 +151,104 @@ static void rx_takes_at_most_one_batch_per_call(void **state)
 	assert_int_equal(got, total);
 	udp_tx_free(tx);
 	udp_rx_free(rx);
+	close(a);
+	close(b);
+}
+
+/* recv_expect reads one datagram from fd (waiting for it) and checks it
+ * is len bytes of byte value tag. */
+static void recv_expect(int fd, size_t len, uint8_t tag)
+{
+	uint8_t in[UDP_DATAGRAM_MAX + 1];
+	ssize_t n;
+
+	wait_readable(fd);
+	n = recv(fd, in, sizeof in, 0);
+	assert_int_equal(n, len);
+	for (size_t i = 0; i < len; i++)
+		assert_int_equal(in[i], tag);
+}
+
+/* GSO groups only runs to one address whose datagrams have the first's
+ * length, a shorter one ending the run; whatever the grouping, every
+ * datagram arrives as itself, in order. */
+static void tx_groups_runs_and_datagrams_arrive_whole(void **state)
+{
+	(void)state;
+	struct sockaddr_storage a_addr, b_addr, c_addr;
+	int a = open_loopback(&a_addr), b = open_loopback(&b_addr), c = open_loopback(&c_addr);
+	struct udp_tx *tx = udp_tx_new(a, 4 * UDP_GSO_SEGMENTS_MAX);
+	static const struct {
+		uint16_t len;
+		char to;
+	} plan[] = {
+		{ 1200, 'b' }, { 1200, 'b' }, { 1200, 'b' }, { 700, 'b' }, /* a run, short last */
+		{ 1200, 'b' }, { 1300, 'b' },                              /* longer: a new run */
+		{ 1300, 'c' }, { 1300, 'c' },                              /* another address */
+		{ 1300, 'b' }, { 9, 'b' },    { 9, 'b' },
+	};
+	enum { N = sizeof plan / sizeof plan[0] };
+	uint8_t buf[UDP_DATAGRAM_MAX];
+
+	assert_non_null(tx);
+	for (size_t i = 0; i < N; i++) {
+		memset(buf, (int)i + 1, plan[i].len);
+		assert_int_equal(
+		        udp_tx_queue(tx, buf, plan[i].len, plan[i].to == 'b' ? &b_addr : &c_addr),
+		        0);
+	}
+	/* More equal datagrams than one GSO message holds. */
+	for (size_t i = 0; i < UDP_GSO_SEGMENTS_MAX + 3; i++) {
+		memset(buf, 0xee, 1000);
+		assert_int_equal(udp_tx_queue(tx, buf, 1000, &b_addr), 0);
+	}
+	assert_int_equal(udp_tx_flush(tx), 0);
+	assert_int_equal(udp_tx_stats(tx)->sent, N + UDP_GSO_SEGMENTS_MAX + 3);
+	/* Runs of several: 4 at 1200 (700 last), 2 to c, 1300 + 9, and the
+	 * 67 equal ones as 64 + 3. The rest go alone. */
+	if (udp_tx_stats(tx)->gso_messages)
+		assert_int_equal(udp_tx_stats(tx)->gso_messages, 5);
+	for (size_t i = 0; i < N; i++)
+		recv_expect(plan[i].to == 'b' ? b : c, plan[i].len, (uint8_t)(i + 1));
+	for (size_t i = 0; i < UDP_GSO_SEGMENTS_MAX + 3; i++)
+		recv_expect(b, 1000, 0xee);
+	assert_int_equal(recv(b, buf, sizeof buf, MSG_DONTWAIT), -1);
+	assert_int_equal(recv(c, buf, sizeof buf, MSG_DONTWAIT), -1);
+	udp_tx_free(tx);
+	close(a);
+	close(b);
+	close(c);
+}
+
+/* A path that refuses GSO (here: UDP checksums off, which GSO needs)
+ * turns it off for good and every datagram still arrives, in order. */
+static void tx_falls_back_when_gso_is_refused(void **state)
+{
+	(void)state;
+	struct sockaddr_storage a_addr, b_addr;
+	int a = open_loopback(&a_addr), b = open_loopback(&b_addr), one = 1;
+	struct udp_tx *tx;
+	uint8_t buf[UDP_DATAGRAM_MAX];
+	enum { N = 10, LEN = 1000 };
+
+	assert_int_equal(setsockopt(a, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one), 0);
+	tx = udp_tx_new(a, 2 * N);
+	assert_non_null(tx);
+	log_set_level(LOG_LEVEL_ERROR); /* the fallback's info line */
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < N; i++) {
+			memset(buf, i + 1, LEN);
+			assert_int_equal(udp_tx_queue(tx, buf, LEN, &b_addr), 0);
+		}
+		assert_int_equal(udp_tx_flush(tx), 0);
+		for (int i = 0; i < N; i++)
+			recv_expect(b, LEN, (uint8_t)(i + 1));
+	}
+	assert_int_equal(udp_tx_stats(tx)->sent, 2 * N);
+	assert_int_equal(udp_tx_stats(tx)->gso_messages, 0);
+	assert_int_equal(udp_tx_stats(tx)->errors, 0);
+	assert_int_equal(recv(b, buf, sizeof buf, MSG_DONTWAIT), -1);
+	udp_tx_free(tx);
 	close(a);
 	close(b);
 }
@@ -269,6 +372,8 @@ int main(void)
 		cmocka_unit_test(bind_conflict_names_the_address_and_the_error),
 		cmocka_unit_test(rx_hands_out_a_batch_and_drops_truncated),
 		cmocka_unit_test(rx_takes_at_most_one_batch_per_call),
+		cmocka_unit_test(tx_groups_runs_and_datagrams_arrive_whole),
+		cmocka_unit_test(tx_falls_back_when_gso_is_refused),
 		cmocka_unit_test(tx_queue_is_bounded_keeps_order_and_counts_drops),
 		cmocka_unit_test(tx_refuses_bad_sizes_and_drops_failed_sends),
 	};
