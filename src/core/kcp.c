@@ -621,10 +621,17 @@ static void cwnd_grow(struct kcp *k, uint32_t acked)
  * a few percent loss, whatever the capacity (K7). */
 static bool queueing(const struct kcp *k)
 {
+	uint32_t q;
+
 	if (!k->srtt || !k->min_rtt || k->srtt <= k->min_rtt)
 		return false;
-	return (uint64_t)k->cwnd * (k->srtt - k->min_rtt) >=
-	       (uint64_t)KCP_BACKLOG_CONGESTED * k->srtt;
+	q = k->srtt - k->min_rtt;
+	/* With a large window, a few ms of path jitter alone look like a
+	 * backlog of many segments: the queueing delay must also be a real
+	 * part of the path's RTT (K7). */
+	if (q < k->min_rtt / KCP_QUEUE_FRACTION)
+		return false;
+	return (uint64_t)k->cwnd * q >= (uint64_t)KCP_BACKLOG_CONGESTED * k->srtt;
 }
 
 /* cwnd_on_loss reacts once per loss episode: losses of segments sent
