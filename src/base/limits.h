@@ -35,6 +35,7 @@ enum {
 	KCP_ACK_REPEAT = 2,         /* extra copies of an out-of-order ACK */
 	KCP_ACK_REPEAT_SLOTS = 32,  /* recent out-of-order arrivals remembered */
 	KCP_BACKLOG_CONGESTED = 3,  /* segments queued: a loss is congestion */
+	KCP_LOSS_HEAVY_PCT = 25,    /* or this share of a flight lost at once */
 	KCP_QUEUE_FRACTION = 4,     /* ...and queueing delay >= min RTT / this */
 	KCP_REORDER_MAX = 32,       /* learned reordering added to resend, max */
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */

@@ -102,6 +102,10 @@ struct kcp {
 	uint32_t recover;                  /* losses below it belong to the last reduction */
 	uint32_t undo_sn;                  /* segment whose resend opened the episode */
 	uint32_t undo_cwnd, undo_ssthresh; /* before it; undo_cwnd 0: none */
+	uint32_t wmax;                     /* cwnd before a timeout collapse; 0: none */
+	uint32_t ep_size, ep_lost;         /* episode: flight at its start, originals lost */
+	bool ep_cut;                       /* the episode has reduced cwnd */
+	uint32_t flush_lost;               /* originals found lost in this flush */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
@@ -597,22 +601,6 @@ static void rtt_sample(struct kcp *k, uint32_t rtt)
 	k->rto = (uint32_t)(rto < k->minrto ? k->minrto : min64(rto, KCP_RTO_MAX));
 }
 
-static void cwnd_grow(struct kcp *k, uint32_t acked)
-{
-	uint32_t cap = min32(k->cfg.snd_wnd, max32(k->rmt_wnd, 1));
-
-	if (k->cfg.nc)
-		return;
-	while (acked-- && k->cwnd < cap) {
-		if (k->cwnd < k->ssthresh) {
-			k->cwnd++;
-		} else if (++k->ca_acc >= k->cwnd) {
-			k->ca_acc = 0;
-			k->cwnd++;
-		}
-	}
-}
-
 /* queueing: does the RTT show that our own data waits in a queue? The
  * backlog estimate is cwnd * (srtt - min_rtt) / srtt segments (the Veno
  * rule). Below KCP_BACKLOG_CONGESTED segments, a loss is taken as random
@@ -634,23 +622,47 @@ static bool queueing(const struct kcp *k)
 	return (uint64_t)k->cwnd * q >= (uint64_t)KCP_BACKLOG_CONGESTED * k->srtt;
 }
 
-/* cwnd_on_loss reacts once per loss episode: losses of segments sent
- * before the last reduction (sn < recover) are part of the same episode.
- * Only a timeout with the whole flight unanswered collapses cwnd to 1; an
- * isolated loss (fast retransmit, or an RTO while later data is being
- * acknowledged) halves it. The values before the reduction are kept for
- * cwnd_undo. */
-static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
+static void cwnd_grow(struct kcp *k, uint32_t acked)
 {
-	if (!isolated && !flight)
+	uint32_t cap = min32(k->cfg.snd_wnd, max32(k->rmt_wnd, 1));
+	bool refill;
+
+	if (k->cfg.nc)
 		return;
-	if (!flight && !queueing(k)) {
-		k->st.loss_random++;
-		k->recover = k->snd_nxt;
-		return;
+	/* K7: below the window held before a timeout collapsed it, while the
+	 * RTT shows no queue, grow back at slow-start speed: one timeout must
+	 * not cost hundreds of RTTs of linear growth on a long fat path. */
+	refill = k->cwnd < k->wmax && !queueing(k);
+	while (acked-- && k->cwnd < cap) {
+		if (k->cwnd < k->ssthresh || (refill && k->cwnd < k->wmax)) {
+			k->cwnd++;
+		} else if (++k->ca_acc >= k->cwnd) {
+			k->ca_acc = 0;
+			k->cwnd++;
+		}
 	}
+}
+
+/* heavy: the current episode has lost a large share of the flight it
+ * began with. Tail drop at a shallow bottleneck queue shows almost no
+ * queueing delay but loses many segments at once; random loss of a few
+ * percent does not (K7). */
+static bool heavy(const struct kcp *k)
+{
+	return k->ep_lost >= KCP_BACKLOG_CONGESTED &&
+	       (uint64_t)k->ep_lost * 100 >= (uint64_t)k->ep_size * KCP_LOSS_HEAVY_PCT;
+}
+
+/* cwnd_cut: only a timeout with the whole flight unanswered collapses cwnd
+ * to 1; congestion seen otherwise halves it. The values before the
+ * reduction are kept for cwnd_undo. */
+static void cwnd_cut(struct kcp *k, bool flight)
+{
 	k->undo_cwnd = k->cwnd;
 	k->undo_ssthresh = k->ssthresh;
+	/* A timeout says nothing about the capacity, a queue or a heavy loss
+	 * does: only the former may refill (cwnd_grow). */
+	k->wmax = flight ? k->cwnd : 0;
 	if (flight) {
 		k->ssthresh = max32(k->cwnd / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = 1;
@@ -662,6 +674,31 @@ static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
 	k->ca_acc = 0;
 	k->cwnd = min32(max32(k->cwnd, 1), k->cfg.snd_wnd);
 	k->recover = k->snd_nxt;
+	k->ep_cut = true;
+}
+
+/* cwnd_on_loss reacts once per loss episode: losses of segments sent
+ * before the last reduction (sn < recover) are part of the same episode.
+ * A new episode cuts cwnd when the whole flight went unanswered, when the
+ * RTT shows a queue, or when it is heavy already; otherwise it is random
+ * loss and the window is kept, unless the episode turns heavy later. */
+static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
+{
+	if (!isolated && !flight) {
+		k->ep_lost += k->flush_lost;
+		if (!k->ep_cut && heavy(k))
+			cwnd_cut(k, false);
+		return;
+	}
+	k->ep_size = max32(k->snd_nxt - k->snd_una, 1);
+	k->ep_lost = k->flush_lost;
+	k->ep_cut = false;
+	if (!flight && !queueing(k) && !heavy(k)) {
+		k->st.loss_random++;
+		k->recover = k->snd_nxt;
+		return;
+	}
+	cwnd_cut(k, flight);
 }
 
 /* cwnd_undo: the retransmission that opened the current loss episode was
@@ -737,6 +774,8 @@ static uint32_t backoff(const struct kcp *k, uint32_t rto)
  * loss episode (sn >= recover) names the episode for a later undo (K7). */
 static void loss_seen(struct kcp *k, const struct sseg *g, bool *episode)
 {
+	if (g->xmit == 1)
+		k->flush_lost++;
 	if (!seq_ge(g->sn, k->recover) || *episode)
 		return;
 	*episode = true;
@@ -762,17 +801,28 @@ static bool queued(const struct kcp *k, const struct sseg *g, uint64_t now)
 	       now < k->echo_at + max32(k->srtt / 4, 1);
 }
 
+/* path_alive: the path answered while g was out. Either an ACK has echoed a
+ * transmission made in the same millisecond as g's last one or later (g's
+ * own is not among them, g is unacknowledged), or an ACK arrived after g's
+ * last transmission: a burst whose tail was dropped, with nothing sent
+ * after it (the window waits for a hole), is answered only by echoes of
+ * older data, yet the path is working (K4). */
+static bool path_alive(const struct kcp *k, const struct sseg *g)
+{
+	return seq_ge(k->echo_hi, g->ts) ||
+	       (k->echo_at != KCP_NEVER && seq_gt((uint32_t)k->echo_at, g->ts));
+}
+
 /* retx_timeouts resends the segments whose RTO expired (K4, K7). An expiry
- * while the path is alive (an ACK has echoed a transmission made in the
- * same millisecond as this segment's last one or later; g's own is not
- * among them, g is unacknowledged) is an isolated loss: resent without backoff and
- * reported in *isolated. Only an expiry with no such echo (the whole flight
- * after it is unanswered) backs off and is reported in *flight. */
+ * while the path is alive is an isolated loss: resent without backoff and
+ * reported in *isolated. Only an expiry with the path silent since g went
+ * out (the whole flight after it is unanswered) backs off and is reported
+ * in *flight. */
 static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *flight)
 {
 	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
 		struct sseg *g = sslot(k, k->heap[0]);
-		bool alive = seq_ge(k->echo_hi, g->ts);
+		bool alive = path_alive(k, g);
 		if (queued(k, g, now)) {
 			g->resendts = k->echo_at + max32(k->srtt / 4, 1);
 			heap_down(k, 0);
@@ -870,6 +920,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	if (k->dead)
 		return;
 	k->last_now = now;
+	k->flush_lost = 0;
 	flush_acks(k);
 	probe_update(k, now);
 	probe_step(k, now);
