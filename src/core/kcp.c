@@ -106,6 +106,7 @@ struct kcp {
 	uint32_t ep_size, ep_lost;         /* episode: flight at its start, originals lost */
 	bool ep_cut;                       /* the episode has reduced cwnd */
 	uint32_t flush_lost;               /* originals found lost in this flush */
+	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
@@ -147,6 +148,7 @@ void kcp_config_default(struct kcp_config *cfg)
 		.stream = false,
 		.flush_on_send = true,
 		.ack_immediate = true,
+		.pace = false,
 		.initial_sn = 0,
 	};
 }
@@ -203,6 +205,7 @@ static uint32_t pow2_at_least(uint32_t n)
 }
 
 static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 static uint32_t min32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 static uint32_t max32(uint32_t a, uint32_t b) { return a > b ? a : b; }
 
@@ -454,6 +457,8 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
 	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
+	k->pace_t = now;
+	k->pace_tok = (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE;
 	k->echo_hi = (uint32_t)now;
 	k->echo_sn = cfg->initial_sn - 1;
 	k->echo_at = KCP_NEVER;
@@ -601,6 +606,15 @@ static void rtt_sample(struct kcp *k, uint32_t rtt)
 	k->rto = (uint32_t)(rto < k->minrto ? k->minrto : min64(rto, KCP_RTO_MAX));
 }
 
+/* queue_delay: how long our data waits in a queue, by the RTT: srtt above
+ * the smallest sample seen; 0 before there are samples. */
+static uint32_t queue_delay(const struct kcp *k)
+{
+	if (!k->srtt || !k->min_rtt || k->srtt <= k->min_rtt)
+		return 0;
+	return k->srtt - k->min_rtt;
+}
+
 /* queueing: does the RTT show that our own data waits in a queue? The
  * backlog estimate is cwnd * (srtt - min_rtt) / srtt segments (the Veno
  * rule). Below KCP_BACKLOG_CONGESTED segments, a loss is taken as random
@@ -609,34 +623,47 @@ static void rtt_sample(struct kcp *k, uint32_t rtt)
  * a few percent loss, whatever the capacity (K7). */
 static bool queueing(const struct kcp *k)
 {
-	uint32_t q;
+	uint32_t q = queue_delay(k);
 
-	if (!k->srtt || !k->min_rtt || k->srtt <= k->min_rtt)
-		return false;
-	q = k->srtt - k->min_rtt;
 	/* With a large window, a few ms of path jitter alone look like a
 	 * backlog of many segments: the queueing delay must also be a real
 	 * part of the path's RTT (K7). */
-	if (q < k->min_rtt / KCP_QUEUE_FRACTION)
+	if (q == 0 || q < k->min_rtt / KCP_QUEUE_FRACTION)
 		return false;
 	return (uint64_t)k->cwnd * q >= (uint64_t)KCP_BACKLOG_CONGESTED * k->srtt;
+}
+
+/* grow_step: acknowledged segments per +1 of cwnd (K7). Slow start: 1.
+ * Below the window held before a timeout collapsed it, while the RTT shows
+ * no queue: 1 as well; a timeout says nothing about the capacity, and one
+ * must not cost hundreds of RTTs of linear growth on a long fat path.
+ * Otherwise Reno, one per window: regrowing fast after a cut for
+ * congestion floods a shallow queue again at once. */
+static uint32_t grow_step(const struct kcp *k, bool queue)
+{
+	if (k->cwnd < k->ssthresh || (k->cwnd < k->wmax && !queue))
+		return 1;
+	return k->cwnd;
 }
 
 static void cwnd_grow(struct kcp *k, uint32_t acked)
 {
 	uint32_t cap = min32(k->cfg.snd_wnd, max32(k->rmt_wnd, 1));
-	bool refill;
+	bool queue;
 
 	if (k->cfg.nc)
 		return;
-	/* K7: below the window held before a timeout collapsed it, while the
-	 * RTT shows no queue, grow back at slow-start speed: one timeout must
-	 * not cost hundreds of RTTs of linear growth on a long fat path. */
-	refill = k->cwnd < k->wmax && !queueing(k);
+	/* K7: a queue of a fraction of the base RTT is enough: hold the
+	 * window, so it stays below what overflows a receiver's socket buffer
+	 * (or any bottleneck queue) instead of growing until loss says so.
+	 * Slow start ends as soon as a queue shows. */
+	queue = queueing(k);
+	if (queue && queue_delay(k) >= k->min_rtt / KCP_QUEUE_HOLD)
+		return;
+	if (queue && k->cwnd < k->ssthresh)
+		k->ssthresh = k->cwnd;
 	while (acked-- && k->cwnd < cap) {
-		if (k->cwnd < k->ssthresh || (refill && k->cwnd < k->wmax)) {
-			k->cwnd++;
-		} else if (++k->ca_acc >= k->cwnd) {
+		if (++k->ca_acc >= grow_step(k, queue)) {
 			k->ca_acc = 0;
 			k->cwnd++;
 		}
@@ -723,21 +750,97 @@ static uint32_t send_limit(const struct kcp *k)
 	return k->cfg.nc ? lim : min32(lim, k->cwnd);
 }
 
-static bool sendable(const struct kcp *k)
+/* K10 pacing: new data leaves at about send_limit / srtt (x KCP_PACE_GAIN
+ * / 4; x KCP_PACE_GAIN_SS / 4 in slow start), from a token bucket that
+ * holds at most KCP_PACE_BURST_MS of that rate (at least
+ * KCP_PACE_BURST_MIN segments). A window opening all at once (una jumping
+ * over a repaired hole, slow start doubling) would otherwise leave as one
+ * burst and overflow a shallow queue or the receiver's socket buffer: the
+ * queue sees the rate, not the window. pace_rate is in 1/KCP_PACE_ONE
+ * segments per ms; 0 means not paced (off, or no RTT sample yet). */
+static uint64_t pace_rate(const struct kcp *k)
+{
+	uint64_t gain = !k->cfg.nc && k->cwnd < k->ssthresh ? KCP_PACE_GAIN_SS : KCP_PACE_GAIN;
+
+	if (!k->cfg.pace || !k->srtt)
+		return 0;
+	return max64((uint64_t)send_limit(k) * KCP_PACE_ONE * gain / 4 / k->srtt, 1);
+}
+
+static uint64_t pace_cap(uint64_t rate)
+{
+	return max64(rate * KCP_PACE_BURST_MS, (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE);
+}
+
+/* pace_avail: tokens at time t (>= pace_t), without changing anything. The
+ * bucket's cap bounds the sum; dt is bounded first only so that the product
+ * cannot overflow. */
+static uint64_t pace_avail(const struct kcp *k, uint64_t rate, uint64_t t)
+{
+	uint64_t dt = t > k->pace_t ? min64(t - k->pace_t, KCP_RTO_MAX) : 0;
+
+	return min64(k->pace_tok + dt * rate, pace_cap(rate));
+}
+
+static void pace_refill(struct kcp *k, uint64_t now)
+{
+	uint64_t rate = pace_rate(k);
+
+	k->pace_tok = rate ? pace_avail(k, rate, now) : 0;
+	k->pace_t = now;
+}
+
+/* pace_take spends one segment's tokens; false when there are none. */
+static bool pace_take(struct kcp *k)
+{
+	if (!pace_rate(k))
+		return true;
+	if (k->pace_tok < KCP_PACE_ONE)
+		return false;
+	k->pace_tok -= KCP_PACE_ONE;
+	return true;
+}
+
+/* window_open: queued data that the window would let out now. */
+static bool window_open(const struct kcp *k)
 {
 	return k->qcount && seq_lt(k->snd_nxt, k->snd_una + send_limit(k));
+}
+
+static bool sendable(const struct kcp *k)
+{
+	uint64_t rate = pace_rate(k);
+
+	return window_open(k) && (!rate || pace_avail(k, rate, k->last_now) >= KCP_PACE_ONE);
+}
+
+/* pace_deadline: when the bucket holds a segment again, if the window is
+ * open but the pace holds the data back; KCP_NEVER otherwise. */
+static uint64_t pace_deadline(const struct kcp *k, uint64_t now)
+{
+	uint64_t rate = pace_rate(k), have;
+
+	if (!rate || !window_open(k))
+		return KCP_NEVER;
+	have = pace_avail(k, rate, now);
+	if (have >= KCP_PACE_ONE)
+		return now;
+	return now + max64((KCP_PACE_ONE - have + rate - 1) / rate, 1);
 }
 
 static void transmit(struct kcp *k, struct sseg *g, uint64_t now)
 {
 	g->ts = (uint32_t)now;
 	g->xmit++;
+	/* Retransmissions are not held back, but they use the pace too. */
+	if (g->xmit > 1)
+		k->pace_tok = k->pace_tok > KCP_PACE_ONE ? k->pace_tok - KCP_PACE_ONE : 0;
 	put_seg(k, KCP_CMD_PUSH, g->frg, g->ts, g->sn, g->data, g->len);
 }
 
 static void send_new(struct kcp *k, uint64_t now)
 {
-	while (!k->dead && sendable(k)) {
+	while (!k->dead && window_open(k) && pace_take(k)) {
 		struct qseg *qs = qslot(k, 0);
 		struct sseg *g = sslot(k, k->snd_nxt);
 		uint8_t *spare = g->data;
@@ -797,8 +900,7 @@ static bool passed(const struct kcp *k, const struct sseg *g)
  * spuriously, until ACKs pass it or stop coming (K4). */
 static bool queued(const struct kcp *k, const struct sseg *g, uint64_t now)
 {
-	return k->echo_hi == g->ts && !passed(k, g) && k->echo_at != KCP_NEVER &&
-	       now < k->echo_at + max32(k->srtt / 4, 1);
+	return !passed(k, g) && k->echo_at != KCP_NEVER && now < k->echo_at + max32(k->srtt / 4, 1);
 }
 
 /* path_alive: the path answered while g was out. Either an ACK has echoed a
@@ -921,6 +1023,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 		return;
 	k->last_now = now;
 	k->flush_lost = 0;
+	pace_refill(k, now);
 	flush_acks(k);
 	probe_update(k, now);
 	probe_step(k, now);
@@ -959,6 +1062,7 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now)
 	if (k->nheap)
 		d = min64(d, sslot(k, k->heap[0])->resendts);
 	d = min64(d, k->probe_at);
+	d = min64(d, pace_deadline(k, now));
 	return d == KCP_NEVER ? d : (d < now ? now : d);
 }
 
