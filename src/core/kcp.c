@@ -1,4 +1,4 @@
-/* kcp.c - the KCP engine. Step numbers (K1..K9) refer to docs/PROTOCOL.md (KCP).
+/* kcp.c - the KCP engine. Step numbers (K1..K10) refer to docs/PROTOCOL.md (KCP).
  *
  * Storage is indexed by sequence number: the send window and the receive
  * window are rings of power-of-two capacity indexed by sn & mask, so an ACK,
