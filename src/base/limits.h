@@ -33,8 +33,16 @@ enum {
 	KCP_CWND_INIT = 2,          /* segments */
 	KCP_SSTHRESH_MIN = 2,       /* segments */
 	KCP_ACK_REPEAT = 2,         /* extra copies of an out-of-order ACK */
-	KCP_ACK_REPEAT_SLOTS = 32,  /* recent out-of-order arrivals remembered */
+	KCP_ACK_REPEAT_SLOTS = 128, /* recent out-of-order arrivals remembered */
 	KCP_BACKLOG_CONGESTED = 3,  /* segments queued: a loss is congestion */
+	KCP_LOSS_HEAVY_PCT = 25,    /* or this share of a flight lost at once */
+	KCP_QUEUE_FRACTION = 4,     /* ...and queueing delay >= min RTT / this */
+	KCP_QUEUE_HOLD = 2,         /* queueing delay >= min RTT / this: no growth */
+	KCP_PACE_ONE = 1024,        /* pacing tokens per segment (fixed point) */
+	KCP_PACE_GAIN = 5,          /* pace at send limit / srtt x this / 4 ... */
+	KCP_PACE_GAIN_SS = 8,       /* ... and x this / 4 in slow start */
+	KCP_PACE_BURST_MS = 2,      /* tokens held, at most, in ms of the pace */
+	KCP_PACE_BURST_MIN = 16,    /* ... and at least this many segments */
 	KCP_REORDER_MAX = 32,       /* learned reordering added to resend, max */
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
 };

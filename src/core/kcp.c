@@ -1,4 +1,4 @@
-/* kcp.c - the KCP engine. Step numbers (K1..K9) refer to docs/PROTOCOL.md (KCP).
+/* kcp.c - the KCP engine. Step numbers (K1..K10) refer to docs/PROTOCOL.md (KCP).
  *
  * Storage is indexed by sequence number: the send window and the receive
  * window are rings of power-of-two capacity indexed by sn & mask, so an ACK,
@@ -102,6 +102,11 @@ struct kcp {
 	uint32_t recover;                  /* losses below it belong to the last reduction */
 	uint32_t undo_sn;                  /* segment whose resend opened the episode */
 	uint32_t undo_cwnd, undo_ssthresh; /* before it; undo_cwnd 0: none */
+	uint32_t wmax;                     /* cwnd before a timeout collapse; 0: none */
+	uint32_t ep_size, ep_lost;         /* episode: flight at its start, originals lost */
+	bool ep_cut;                       /* the episode has reduced cwnd */
+	uint32_t flush_lost;               /* originals found lost in this flush */
+	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
@@ -143,6 +148,7 @@ void kcp_config_default(struct kcp_config *cfg)
 		.stream = false,
 		.flush_on_send = true,
 		.ack_immediate = true,
+		.pace = false,
 		.initial_sn = 0,
 	};
 }
@@ -199,6 +205,7 @@ static uint32_t pow2_at_least(uint32_t n)
 }
 
 static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 static uint32_t min32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 static uint32_t max32(uint32_t a, uint32_t b) { return a > b ? a : b; }
 
@@ -450,6 +457,8 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
 	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
+	k->pace_t = now;
+	k->pace_tok = (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE;
 	k->echo_hi = (uint32_t)now;
 	k->echo_sn = cfg->initial_sn - 1;
 	k->echo_at = KCP_NEVER;
@@ -597,20 +606,13 @@ static void rtt_sample(struct kcp *k, uint32_t rtt)
 	k->rto = (uint32_t)(rto < k->minrto ? k->minrto : min64(rto, KCP_RTO_MAX));
 }
 
-static void cwnd_grow(struct kcp *k, uint32_t acked)
+/* queue_delay: how long our data waits in a queue, by the RTT: srtt above
+ * the smallest sample seen; 0 before there are samples. */
+static uint32_t queue_delay(const struct kcp *k)
 {
-	uint32_t cap = min32(k->cfg.snd_wnd, max32(k->rmt_wnd, 1));
-
-	if (k->cfg.nc)
-		return;
-	while (acked-- && k->cwnd < cap) {
-		if (k->cwnd < k->ssthresh) {
-			k->cwnd++;
-		} else if (++k->ca_acc >= k->cwnd) {
-			k->ca_acc = 0;
-			k->cwnd++;
-		}
-	}
+	if (!k->srtt || !k->min_rtt || k->srtt <= k->min_rtt)
+		return 0;
+	return k->srtt - k->min_rtt;
 }
 
 /* queueing: does the RTT show that our own data waits in a queue? The
@@ -621,29 +623,73 @@ static void cwnd_grow(struct kcp *k, uint32_t acked)
  * a few percent loss, whatever the capacity (K7). */
 static bool queueing(const struct kcp *k)
 {
-	if (!k->srtt || !k->min_rtt || k->srtt <= k->min_rtt)
+	uint32_t q = queue_delay(k);
+
+	/* With a large window, a few ms of path jitter alone look like a
+	 * backlog of many segments: the queueing delay must also be a real
+	 * part of the path's RTT (K7). */
+	if (q == 0 || q < k->min_rtt / KCP_QUEUE_FRACTION)
 		return false;
-	return (uint64_t)k->cwnd * (k->srtt - k->min_rtt) >=
-	       (uint64_t)KCP_BACKLOG_CONGESTED * k->srtt;
+	return (uint64_t)k->cwnd * q >= (uint64_t)KCP_BACKLOG_CONGESTED * k->srtt;
 }
 
-/* cwnd_on_loss reacts once per loss episode: losses of segments sent
- * before the last reduction (sn < recover) are part of the same episode.
- * Only a timeout with the whole flight unanswered collapses cwnd to 1; an
- * isolated loss (fast retransmit, or an RTO while later data is being
- * acknowledged) halves it. The values before the reduction are kept for
- * cwnd_undo. */
-static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
+/* grow_step: acknowledged segments per +1 of cwnd (K7). Slow start: 1.
+ * Below the window held before a timeout collapsed it, while the RTT shows
+ * no queue: 1 as well; a timeout says nothing about the capacity, and one
+ * must not cost hundreds of RTTs of linear growth on a long fat path.
+ * Otherwise Reno, one per window: regrowing fast after a cut for
+ * congestion floods a shallow queue again at once. */
+static uint32_t grow_step(const struct kcp *k, bool queue)
 {
-	if (!isolated && !flight)
+	if (k->cwnd < k->ssthresh || (k->cwnd < k->wmax && !queue))
+		return 1;
+	return k->cwnd;
+}
+
+static void cwnd_grow(struct kcp *k, uint32_t acked)
+{
+	uint32_t cap = min32(k->cfg.snd_wnd, max32(k->rmt_wnd, 1));
+	bool queue;
+
+	if (k->cfg.nc)
 		return;
-	if (!flight && !queueing(k)) {
-		k->st.loss_random++;
-		k->recover = k->snd_nxt;
+	/* K7: a queue of a fraction of the base RTT is enough: hold the
+	 * window, so it stays below what overflows a receiver's socket buffer
+	 * (or any bottleneck queue) instead of growing until loss says so.
+	 * Slow start ends as soon as a queue shows. */
+	queue = queueing(k);
+	if (queue && queue_delay(k) >= k->min_rtt / KCP_QUEUE_HOLD)
 		return;
+	if (queue && k->cwnd < k->ssthresh)
+		k->ssthresh = k->cwnd;
+	while (acked-- && k->cwnd < cap) {
+		if (++k->ca_acc >= grow_step(k, queue)) {
+			k->ca_acc = 0;
+			k->cwnd++;
+		}
 	}
+}
+
+/* heavy: the current episode has lost a large share of the flight it
+ * began with. Tail drop at a shallow bottleneck queue shows almost no
+ * queueing delay but loses many segments at once; random loss of a few
+ * percent does not (K7). */
+static bool heavy(const struct kcp *k)
+{
+	return k->ep_lost >= KCP_BACKLOG_CONGESTED &&
+	       (uint64_t)k->ep_lost * 100 >= (uint64_t)k->ep_size * KCP_LOSS_HEAVY_PCT;
+}
+
+/* cwnd_cut: only a timeout with the whole flight unanswered collapses cwnd
+ * to 1; congestion seen otherwise halves it. The values before the
+ * reduction are kept for cwnd_undo. */
+static void cwnd_cut(struct kcp *k, bool flight)
+{
 	k->undo_cwnd = k->cwnd;
 	k->undo_ssthresh = k->ssthresh;
+	/* A timeout says nothing about the capacity, a queue or a heavy loss
+	 * does: only the former may refill (cwnd_grow). */
+	k->wmax = flight ? k->cwnd : 0;
 	if (flight) {
 		k->ssthresh = max32(k->cwnd / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = 1;
@@ -655,6 +701,31 @@ static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
 	k->ca_acc = 0;
 	k->cwnd = min32(max32(k->cwnd, 1), k->cfg.snd_wnd);
 	k->recover = k->snd_nxt;
+	k->ep_cut = true;
+}
+
+/* cwnd_on_loss reacts once per loss episode: losses of segments sent
+ * before the last reduction (sn < recover) are part of the same episode.
+ * A new episode cuts cwnd when the whole flight went unanswered, when the
+ * RTT shows a queue, or when it is heavy already; otherwise it is random
+ * loss and the window is kept, unless the episode turns heavy later. */
+static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
+{
+	if (!isolated && !flight) {
+		k->ep_lost += k->flush_lost;
+		if (!k->ep_cut && heavy(k))
+			cwnd_cut(k, false);
+		return;
+	}
+	k->ep_size = max32(k->snd_nxt - k->snd_una, 1);
+	k->ep_lost = k->flush_lost;
+	k->ep_cut = false;
+	if (!flight && !queueing(k) && !heavy(k)) {
+		k->st.loss_random++;
+		k->recover = k->snd_nxt;
+		return;
+	}
+	cwnd_cut(k, flight);
 }
 
 /* cwnd_undo: the retransmission that opened the current loss episode was
@@ -679,21 +750,97 @@ static uint32_t send_limit(const struct kcp *k)
 	return k->cfg.nc ? lim : min32(lim, k->cwnd);
 }
 
-static bool sendable(const struct kcp *k)
+/* K10 pacing: new data leaves at about send_limit / srtt (x KCP_PACE_GAIN
+ * / 4; x KCP_PACE_GAIN_SS / 4 in slow start), from a token bucket that
+ * holds at most KCP_PACE_BURST_MS of that rate (at least
+ * KCP_PACE_BURST_MIN segments). A window opening all at once (una jumping
+ * over a repaired hole, slow start doubling) would otherwise leave as one
+ * burst and overflow a shallow queue or the receiver's socket buffer: the
+ * queue sees the rate, not the window. pace_rate is in 1/KCP_PACE_ONE
+ * segments per ms; 0 means not paced (off, or no RTT sample yet). */
+static uint64_t pace_rate(const struct kcp *k)
+{
+	uint64_t gain = !k->cfg.nc && k->cwnd < k->ssthresh ? KCP_PACE_GAIN_SS : KCP_PACE_GAIN;
+
+	if (!k->cfg.pace || !k->srtt)
+		return 0;
+	return max64((uint64_t)send_limit(k) * KCP_PACE_ONE * gain / 4 / k->srtt, 1);
+}
+
+static uint64_t pace_cap(uint64_t rate)
+{
+	return max64(rate * KCP_PACE_BURST_MS, (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE);
+}
+
+/* pace_avail: tokens at time t (>= pace_t), without changing anything. The
+ * bucket's cap bounds the sum; dt is bounded first only so that the product
+ * cannot overflow. */
+static uint64_t pace_avail(const struct kcp *k, uint64_t rate, uint64_t t)
+{
+	uint64_t dt = t > k->pace_t ? min64(t - k->pace_t, KCP_RTO_MAX) : 0;
+
+	return min64(k->pace_tok + dt * rate, pace_cap(rate));
+}
+
+static void pace_refill(struct kcp *k, uint64_t now)
+{
+	uint64_t rate = pace_rate(k);
+
+	k->pace_tok = rate ? pace_avail(k, rate, now) : 0;
+	k->pace_t = now;
+}
+
+/* pace_take spends one segment's tokens; false when there are none. */
+static bool pace_take(struct kcp *k)
+{
+	if (!pace_rate(k))
+		return true;
+	if (k->pace_tok < KCP_PACE_ONE)
+		return false;
+	k->pace_tok -= KCP_PACE_ONE;
+	return true;
+}
+
+/* window_open: queued data that the window would let out now. */
+static bool window_open(const struct kcp *k)
 {
 	return k->qcount && seq_lt(k->snd_nxt, k->snd_una + send_limit(k));
+}
+
+static bool sendable(const struct kcp *k)
+{
+	uint64_t rate = pace_rate(k);
+
+	return window_open(k) && (!rate || pace_avail(k, rate, k->last_now) >= KCP_PACE_ONE);
+}
+
+/* pace_deadline: when the bucket holds a segment again, if the window is
+ * open but the pace holds the data back; KCP_NEVER otherwise. */
+static uint64_t pace_deadline(const struct kcp *k, uint64_t now)
+{
+	uint64_t rate = pace_rate(k), have;
+
+	if (!rate || !window_open(k))
+		return KCP_NEVER;
+	have = pace_avail(k, rate, now);
+	if (have >= KCP_PACE_ONE)
+		return now;
+	return now + max64((KCP_PACE_ONE - have + rate - 1) / rate, 1);
 }
 
 static void transmit(struct kcp *k, struct sseg *g, uint64_t now)
 {
 	g->ts = (uint32_t)now;
 	g->xmit++;
+	/* Retransmissions are not held back, but they use the pace too. */
+	if (g->xmit > 1)
+		k->pace_tok = k->pace_tok > KCP_PACE_ONE ? k->pace_tok - KCP_PACE_ONE : 0;
 	put_seg(k, KCP_CMD_PUSH, g->frg, g->ts, g->sn, g->data, g->len);
 }
 
 static void send_new(struct kcp *k, uint64_t now)
 {
-	while (!k->dead && sendable(k)) {
+	while (!k->dead && window_open(k) && pace_take(k)) {
 		struct qseg *qs = qslot(k, 0);
 		struct sseg *g = sslot(k, k->snd_nxt);
 		uint8_t *spare = g->data;
@@ -730,6 +877,8 @@ static uint32_t backoff(const struct kcp *k, uint32_t rto)
  * loss episode (sn >= recover) names the episode for a later undo (K7). */
 static void loss_seen(struct kcp *k, const struct sseg *g, bool *episode)
 {
+	if (g->xmit == 1)
+		k->flush_lost++;
 	if (!seq_ge(g->sn, k->recover) || *episode)
 		return;
 	*episode = true;
@@ -751,21 +900,31 @@ static bool passed(const struct kcp *k, const struct sseg *g)
  * spuriously, until ACKs pass it or stop coming (K4). */
 static bool queued(const struct kcp *k, const struct sseg *g, uint64_t now)
 {
-	return k->echo_hi == g->ts && !passed(k, g) && k->echo_at != KCP_NEVER &&
-	       now < k->echo_at + max32(k->srtt / 4, 1);
+	return !passed(k, g) && k->echo_at != KCP_NEVER && now < k->echo_at + max32(k->srtt / 4, 1);
+}
+
+/* path_alive: the path answered while g was out. Either an ACK has echoed a
+ * transmission made in the same millisecond as g's last one or later (g's
+ * own is not among them, g is unacknowledged), or an ACK arrived after g's
+ * last transmission: a burst whose tail was dropped, with nothing sent
+ * after it (the window waits for a hole), is answered only by echoes of
+ * older data, yet the path is working (K4). */
+static bool path_alive(const struct kcp *k, const struct sseg *g)
+{
+	return seq_ge(k->echo_hi, g->ts) ||
+	       (k->echo_at != KCP_NEVER && seq_gt((uint32_t)k->echo_at, g->ts));
 }
 
 /* retx_timeouts resends the segments whose RTO expired (K4, K7). An expiry
- * while the path is alive (an ACK has echoed a transmission made in the
- * same millisecond as this segment's last one or later; g's own is not
- * among them, g is unacknowledged) is an isolated loss: resent without backoff and
- * reported in *isolated. Only an expiry with no such echo (the whole flight
- * after it is unanswered) backs off and is reported in *flight. */
+ * while the path is alive is an isolated loss: resent without backoff and
+ * reported in *isolated. Only an expiry with the path silent since g went
+ * out (the whole flight after it is unanswered) backs off and is reported
+ * in *flight. */
 static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *flight)
 {
 	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
 		struct sseg *g = sslot(k, k->heap[0]);
-		bool alive = seq_ge(k->echo_hi, g->ts);
+		bool alive = path_alive(k, g);
 		if (queued(k, g, now)) {
 			g->resendts = k->echo_at + max32(k->srtt / 4, 1);
 			heap_down(k, 0);
@@ -863,6 +1022,8 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	if (k->dead)
 		return;
 	k->last_now = now;
+	k->flush_lost = 0;
+	pace_refill(k, now);
 	flush_acks(k);
 	probe_update(k, now);
 	probe_step(k, now);
@@ -901,6 +1062,7 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now)
 	if (k->nheap)
 		d = min64(d, sslot(k, k->heap[0])->resendts);
 	d = min64(d, k->probe_at);
+	d = min64(d, pace_deadline(k, now));
 	return d == KCP_NEVER ? d : (d < now ? now : d);
 }
 

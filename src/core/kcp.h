@@ -62,6 +62,10 @@ struct kcp_config {
 	                        once instead of waiting up to interval */
 	bool ack_immediate;  /* [true] ACKs (and window tells) go out at the end
 	                        of kcp_input instead of waiting up to interval */
+	bool pace;           /* [false] spread new data over the RTT instead of
+	                        sending what the window allows at once (K10);
+	                        kcp_next_deadline then asks for calls between
+	                        flushes */
 	uint32_t initial_sn; /* [0] first sn sent and expected (both peers) */
 };
 

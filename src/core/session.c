@@ -143,6 +143,9 @@ static void kcp_config_from(struct kcp_config *c, const struct transport_params 
 	 * received datagrams and the data answering them share datagrams. */
 	c->flush_on_send = false;
 	c->ack_immediate = false;
+	/* K10: what one batch of ACKs opens leaves spread over the RTT, not as
+	 * one burst into the receiver's socket buffer. */
+	c->pace = true;
 }
 
 /* E1-E2: build KCP and mux; nothing changes on failure. */

@@ -24,11 +24,13 @@
 #include "core/keys.h"
 #include "core/mux.h"
 #include "core/netsim.h"
+#include "core/profile.h"
 #include "core/server.h"
 #include "core/session.h"
 #include "core/sessions.h"
+#include "io/dconf.h"
 
-enum { MAXF = 64, BUF = 65536 };
+enum { MAXF = 64, BUF = 65536, GREEDY_ROUNDS = 1000 };
 #define UNIX0 1764000000000ULL
 
 static const uint8_t rep5[] = { 5, 0, 0, 1, 0, 0, 0, 0, 0, 0 };
@@ -51,6 +53,7 @@ struct world {
 	struct keys_server key;
 	struct keys_user users[2];
 	struct server_config scfg;
+	struct mux_config mcfg;
 	struct server *srv;
 	struct session_client_config ccfg;
 	struct session *cli;
@@ -67,6 +70,7 @@ struct world {
 	size_t last_c2s_len;
 	struct flow f[MAXF];
 	size_t nf;
+	bool greedy; /* the applications write until the streams refuse (bulk) */
 	uint8_t buf[BUF];
 };
 
@@ -114,6 +118,9 @@ struct setup {
 	uint32_t keepalive_ms, idle_ms, silent_ms;
 	bool one_per_user;
 	uint64_t seed;
+	const struct transport_params *tp; /* both ends' parameters; NULL: defaults */
+	const struct netsim_config *link;  /* both links; NULL: loss, delay_ms, 2 ms jitter */
+	uint32_t window;                   /* mux stream window both ends; 0: default */
 };
 
 static void server_start(struct world *w) { assert_int_equal(server_new(&w->srv, &w->scfg), 0); }
@@ -131,6 +138,8 @@ static struct world *world_new(const struct setup *su)
 	uint8_t psk[KEYS_LEN];
 
 	assert_non_null(w);
+	if (su->link)
+		nc = *su->link;
 	prng_seed(&w->gc, su->seed * 3 + 1);
 	prng_seed(&w->gs, su->seed * 3 + 2);
 	prng_seed(&w->gapp, su->seed * 3 + 3);
@@ -148,6 +157,8 @@ static struct world *world_new(const struct setup *su)
 	w->scfg.table.n_users = 2;
 	w->scfg.table.capacity = 16;
 	tparams_default(def);
+	if (su->tp)
+		*def = *su->tp;
 	*min = *max = *def;
 	min->keepalive_ms = TPARAMS_KEEPALIVE_MIN_MS;
 	min->idle_timeout_ms = TPARAMS_IDLE_MIN_MS;
@@ -157,11 +168,16 @@ static struct world *world_new(const struct setup *su)
 	w->scfg.output = s_out;
 	w->scfg.output_user = w;
 	w->scfg.one_session_per_user = su->one_per_user;
+	mux_config_default(&w->mcfg);
+	if (su->window)
+		w->mcfg.window = su->window;
+	w->scfg.mux = &w->mcfg;
+	w->ccfg.mux = &w->mcfg;
 	server_start(w);
 
 	w->ccfg.server_pub = w->key.pub;
 	w->ccfg.user = &w->users[0];
-	tparams_default(&w->ccfg.proposal);
+	w->ccfg.proposal = *def;
 	if (su->keepalive_ms)
 		w->ccfg.proposal.keepalive_ms = su->keepalive_ms;
 	if (su->idle_ms)
@@ -372,8 +388,17 @@ static void server_events(struct world *w)
 	}
 }
 
+static uint64_t written(const struct world *w)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < w->nf; i++)
+		n += w->f[i].up_sent + w->f[i].down_sent;
+	return n;
+}
+
 /* Both applications write what they can, then pump. */
-static void apps_write(struct world *w)
+static void apps_write_once(struct world *w)
 {
 	struct mux *cm = session_mux(w->cli);
 
@@ -393,6 +418,19 @@ static void apps_write(struct world *w)
 
 		if (ss)
 			session_pump(ss, w->now);
+	}
+}
+
+/* A greedy application goes on while the pump makes room, as a daemon's
+ * relay reads its TCP socket again when the stream turns writable. */
+static void apps_write(struct world *w)
+{
+	for (int i = 0; i < GREEDY_ROUNDS; i++) {
+		uint64_t before = written(w);
+
+		apps_write_once(w);
+		if (!w->greedy || written(w) == before)
+			break;
 	}
 }
 
@@ -867,6 +905,156 @@ static void test_stalled_reader(void **state)
 	world_free(w);
 }
 
+/* --- bulk throughput (K7) ------------------------------------------------------------- */
+
+/* bench/run-peers.sh's clean and loss1 scenarios as the daemons meet them on
+ * loopback: 10 ms each way, about the rate the daemons move (100 MB/s), and a
+ * queue the size of their 4 MiB socket buffers. */
+#define LOOPBACK(p)                                                                                \
+	{                                                                                          \
+		.loss = (p), .delay_ms = 10, .rate = 100000000, .queue_bytes = 4 << 20             \
+	}
+/* The same delay and loss with no rate limit: only the protocol limits. */
+#define OPEN(p)                                                                                    \
+	{                                                                                          \
+		.loss = (p), .delay_ms = 10                                                        \
+	}
+/* A real bottleneck: 10 MB/s behind a shallow queue (10 ms of it). */
+#define BOTTLENECK(p)                                                                              \
+	{                                                                                          \
+		.loss = (p), .delay_ms = 10, .rate = 10000000, .queue_bytes = 100000               \
+	}
+/* bench/run-peers.sh's loss5 scenario. */
+#define LOSS5                                                                                      \
+	{                                                                                          \
+		.loss = 0.05, .delay_ms = 30, .jitter_ms = 5, .reorder = 0.01, .reorder_ms = 10,   \
+		.rate = 100000000, .queue_bytes = 4 << 20                                          \
+	}
+
+struct bulk {
+	double mbps;          /* MB/s of virtual time */
+	double retx;          /* retransmitted / sent segments */
+	uint32_t snd_wnd;     /* the sender's configured window */
+	struct kcp_stats kcp; /* the sender's (the server's) engine at the end */
+};
+
+/* bulk downloads `bytes` on one stream between two ends configured from
+ * the built-in profile `name` exactly as the daemons configure themselves
+ * (dconf_tparams, dconf_mux), over `link` both ways. The applications are
+ * greedy, as a daemon's relay is: they write while the stream takes data. */
+static struct bulk bulk_run(const char *name, const struct netsim_config *link, uint64_t bytes,
+                            uint64_t seed)
+{
+	const struct profile *pr = profile_find(name);
+	struct transport_params tp;
+	struct mux_config mc;
+	struct setup su = { .link = link, .seed = seed, .tp = &tp };
+	struct session_stats st;
+	struct world *w;
+	struct bulk b;
+	uint64_t took;
+
+	assert_non_null(pr);
+	dconf_tparams(pr, &tp);
+	dconf_mux(pr, 0, &mc);
+	su.window = mc.window;
+	w = world_new(&su);
+	w->greedy = true;
+	establish(w);
+	add_flow(w, 100, bytes);
+	took = run_flows(w, 600000);
+	session_stats(server_session(w->srv, session_sid(w->cli)), &st);
+	assert_int_equal(w->c_lost + w->s_lost, 0);
+	b.mbps = (double)bytes / 1000.0 / (double)took;
+	b.kcp = st.kcp;
+	b.retx = (double)(st.kcp.seg_retx_timeout + st.kcp.seg_retx_fast) / (double)st.kcp.seg_sent;
+	b.snd_wnd = tp.rcv_wnd; /* the server sends: the client's rcv_wnd */
+	print_message("bulk %s, loss %.0f%%, %u ms one way, rate %llu: %.2f MB/s, retransmitted "
+	              "%.2f%% (%llu timeout, %llu fast, %llu spurious), %llu random-loss "
+	              "episodes, cwnd %u of %u, srtt %u\n",
+	              name, link->loss * 100, link->delay_ms, (unsigned long long)link->rate,
+	              b.mbps, b.retx * 100, (unsigned long long)st.kcp.seg_retx_timeout,
+	              (unsigned long long)st.kcp.seg_retx_fast,
+	              (unsigned long long)st.kcp.seg_retx_spurious,
+	              (unsigned long long)st.kcp.loss_random, st.kcp.cwnd, b.snd_wnd, st.kcp.srtt);
+	world_free(w);
+	return b;
+}
+
+/* K7, random loss is not congestion: with the default and the lossy
+ * profile, 1% random loss on the bench's loopback path keeps at least half
+ * of the clean rate (the rest is the receive window waiting for repairs),
+ * and retransmits little more than what was lost. (With windows of 256
+ * segments and 256 KiB of credit the default profile kept a fifth of it;
+ * halving cwnd per loss took it to almost nothing.) */
+static void test_bulk_loss1(void **state)
+{
+	static const struct netsim_config clean = LOOPBACK(0), loss1 = LOOPBACK(0.01);
+	static const char *const names[] = { "default", "lossy" };
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct bulk c = bulk_run(names[i], &clean, 32 << 20, 31);
+		struct bulk l = bulk_run(names[i], &loss1, 32 << 20, 32);
+
+		assert_true(c.mbps >= 50);
+		assert_true(l.mbps >= 0.5 * c.mbps);
+		assert_true(l.retx <= 0.03);
+		assert_true(l.kcp.loss_random > 0 || names[i][0] == 'l');
+	}
+}
+
+/* K7: on a path whose only limit is the window, 1% random loss does not
+ * shrink cwnd at all: every episode is taken as random. */
+static void test_bulk_loss_keeps_window(void **state)
+{
+	static const struct netsim_config open1 = OPEN(0.01);
+	struct bulk b;
+
+	(void)state;
+	b = bulk_run("default", &open1, 32 << 20, 33);
+	assert_int_equal(b.kcp.cwnd, b.snd_wnd);
+	assert_true(b.kcp.loss_random > 0);
+	assert_true(b.mbps >= 35);
+	assert_true(b.retx <= 0.03);
+}
+
+/* K7, congestion is still congestion: through a 10 MB/s bottleneck with a
+ * shallow queue (little queueing delay to see) the default profile backs
+ * off instead of flooding it: most of the rate, few retransmissions. With
+ * 1% loss on top it still gets most of the rate, but slow start overshoots
+ * and the repairs cost far more than what was lost (docs/PROTOCOL.md K10,
+ * known limits): only the rate is asserted there. */
+static void test_bulk_bottleneck(void **state)
+{
+	static const struct netsim_config clean = BOTTLENECK(0), loss1 = BOTTLENECK(0.01);
+	struct bulk c, l;
+
+	(void)state;
+	c = bulk_run("default", &clean, 8 << 20, 34);
+	l = bulk_run("default", &loss1, 8 << 20, 35);
+	assert_true(c.mbps >= 6);
+	assert_true(c.retx <= 0.08);
+	assert_true(l.mbps >= 4);
+}
+
+/* The bench's loss5 path (5% loss, jitter, reordering): the lossy profile
+ * is the one for it, at more than ten times the rate of the default one,
+ * whose window, cut once early in slow start, grows back by one segment
+ * per RTT; the default session still survives and completes. */
+static void test_bulk_loss5(void **state)
+{
+	static const struct netsim_config loss5 = LOSS5;
+	struct bulk d, l;
+
+	(void)state;
+	d = bulk_run("default", &loss5, 8 << 20, 36);
+	l = bulk_run("lossy", &loss5, 8 << 20, 37);
+	assert_true(d.mbps >= 0.4);
+	assert_true(l.mbps >= 7);
+	assert_true(l.mbps >= 10 * d.mbps);
+}
+
 /* Determinism: the same seed gives the same run, datagram for datagram. */
 static void test_deterministic(void **state)
 {
@@ -893,11 +1081,20 @@ static void test_deterministic(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_transfer_clean),  cmocka_unit_test(test_transfer_loss5),
-		cmocka_unit_test(test_keepalive),       cmocka_unit_test(test_idle_expiry),
-		cmocka_unit_test(test_outage_survives), cmocka_unit_test(test_roaming),
-		cmocka_unit_test(test_server_restart),  cmocka_unit_test(test_client_restart),
-		cmocka_unit_test(test_stalled_reader),  cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_transfer_clean),
+		cmocka_unit_test(test_transfer_loss5),
+		cmocka_unit_test(test_keepalive),
+		cmocka_unit_test(test_idle_expiry),
+		cmocka_unit_test(test_outage_survives),
+		cmocka_unit_test(test_roaming),
+		cmocka_unit_test(test_server_restart),
+		cmocka_unit_test(test_client_restart),
+		cmocka_unit_test(test_stalled_reader),
+		cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_bulk_loss1),
+		cmocka_unit_test(test_bulk_loss_keeps_window),
+		cmocka_unit_test(test_bulk_bottleneck),
+		cmocka_unit_test(test_bulk_loss5),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -603,6 +603,52 @@ static void step_ms(struct pair *p)
 	}
 }
 
+/* K10: with pacing on, a window that opens all at once (here: 200 segments
+ * queued with 256 allowed) leaves as a burst of at most the bucket, then at
+ * about send limit / srtt x 1.25 per ms, and the deadline asks for the
+ * calls in between. Everything still arrives. */
+static void paced_window(void **state)
+{
+	(void)state;
+	static uint8_t msg[KCP_MTU_DEFAULT - KCP_HEADER_LEN];
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint64_t rate, t0;
+
+	cfg_fast(&c);
+	c.pace = true;
+	c.snd_wnd = c.rcv_wnd = 256;
+	pair_init(&p, &c, &c, 0, 9);
+	/* one exchange at RTT 20 ms gives the first RTT sample */
+	assert_int_equal(kcp_send(p.a, msg, 10, p.now), 10);
+	p.now += 10;
+	deliver_one(&p, p.ab, p.b);
+	p.now += 10;
+	deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, 20);
+	rate = 256 * 5 / 4 / 20; /* segments per ms: 16 */
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	assert_true(p.ab->n >= 16 && p.ab->n <= 2 * rate);
+	assert_true(kcp_next_deadline(p.a, p.now) > p.now);
+	t0 = p.now;
+	while (p.ab->n < 200 && p.now < t0 + 100) {
+		p.now = kcp_next_deadline(p.a, p.now);
+		kcp_update(p.a, p.now);
+		assert_true(p.ab->n <= 2 * rate + (p.now - t0) * rate);
+	}
+	assert_int_equal(p.ab->n, 200);
+	assert_true(p.now - t0 >= (200 - 2 * rate) / rate);
+	for (int i = 0; i < 100000 && pair_step(&p); i++)
+		;
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.waitsnd, 0);
+	pair_free(&p);
+}
+
 /* K7: a fast retransmission that reduced cwnd (the RTT shows queueing) is
  * proved spurious when the ACK echoes the original's ts (it was only late):
  * the reduction is undone. */
@@ -619,9 +665,13 @@ static void spurious_retransmit_undone(void **state)
 	cfg_fast(&c);
 	c.nc = false;
 	pair_init(&p, &c, &c, 0, 5);
-	/* one quick exchange (min RTT 1 ms), then slow ones: srtt ~40 ms */
-	assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
-	step_ms(&p);
+	/* quick exchanges (min RTT 1 ms) grow cwnd in slow start; then slow
+	 * ones raise srtt to ~40 ms: a queue, which holds cwnd where it is */
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+		step_ms(&p);
+		step_ms(&p);
+	}
 	for (int i = 0; i < 20; i++) {
 		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
 		p.now++;
@@ -1091,6 +1141,7 @@ int main(void)
 		cmocka_unit_test(lost_ack_repeated_no_retransmit),
 		cmocka_unit_test(cwnd_survives_random_loss),
 		cmocka_unit_test(spurious_retransmit_undone),
+		cmocka_unit_test(paced_window),
 		cmocka_unit_test(burst_tail_rto_deferred),
 		cmocka_unit_test(isolated_timeout_vs_flight),
 		cmocka_unit_test(pair_zero_window_probe),

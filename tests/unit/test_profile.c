@@ -64,7 +64,12 @@ static void profiles_keep_their_promises(void **state)
 	assert_false(s->fast_open);
 	assert_true(l->nc);
 	assert_true(l->resend <= d->resend && l->resend > 0);
-	assert_true(l->snd_wnd > d->snd_wnd && l->rcv_wnd > d->rcv_wnd);
+	/* lossy's windows are never smaller than default's; not larger either
+	 * since default's grew to what a loopback receiver's socket buffer
+	 * absorbs (docs/CONFIG.md): more would only overflow it, and nc does
+	 * not back off. */
+	assert_true(l->snd_wnd >= d->snd_wnd && l->rcv_wnd >= d->rcv_wnd);
+	assert_true(l->stream_window >= d->stream_window);
 	assert_int_equal(m->mtu, 1200);
 	assert_true(m->keepalive_ms <= 15000);
 	assert_true(s->snd_wnd < d->snd_wnd && s->max_streams < d->max_streams);
