@@ -272,6 +272,21 @@ pick_ports() {
 	done
 }
 
+# listen_port WHAT LOG PID [SECONDS]: wait (default 10 s) for "listening on
+# 127.0.0.1:PORT" in LOG (our tools bind port 0 and say so) and print PORT;
+# fails the test if PID exits first or after SECONDS.
+listen_port() {
+	local what=$1 log=$2 pid=$3 secs=${4:-10} port end
+	end=$(($(now_ms) + secs * 1000))
+	while :; do
+		port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" 2>/dev/null | head -n 1)
+		[ -n "$port" ] && echo "$port" && return 0
+		alive "$pid" || die "$what exited before it reported its port"
+		[ "$(now_ms)" -ge "$end" ] && die "$what did not report its port within ${secs}s"
+		sleep 0.05
+	done
+}
+
 tcp_listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null || true)" ]; }
 udp_bound() { [ -n "$(ss -Huan "sport = :$1" 2>/dev/null || true)" ]; }
 
@@ -446,7 +461,7 @@ start_http() {
 	pick_ports HTTP_PORT
 	mkdir -p "$HTTP_DIR"
 	(cd "$HTTP_DIR" && exec python3 -m http.server "$HTTP_PORT" --bind "$addr") >"$log" 2>&1 &
-	lib_track "$!" "http $addr" "$log"
+	lib_track "$!" http "$log"
 	wait_until "the web server on $host" 20 curl -sf -o /dev/null "http://$host:$HTTP_PORT/"
 }
 
@@ -469,9 +484,7 @@ start_impair() {
 		"$@" 2>"$IMPAIR_LOG" &
 	IMPAIR_PID=$!
 	lib_track "$IMPAIR_PID" impair "$IMPAIR_LOG"
-	poll 10 grep -q 'listening on' "$IMPAIR_LOG" || die "impair did not start"
-	IMPAIR_PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$IMPAIR_LOG")
-	[ -n "$IMPAIR_PORT" ] || die "no port in impair's log"
+	IMPAIR_PORT=$(listen_port impair "$IMPAIR_LOG" "$IMPAIR_PID") || exit 1
 }
 
 # stop_impair: SIGTERM, wait for its counters (in $IMPAIR_STATS).
