@@ -259,7 +259,10 @@ lib_quiet() { "$@" >/dev/null 2>&1; }
 free_port() { python3 "$KSTOOL" freeport; }
 
 # pick_ports VAR...: set each of the named variables that is empty to a
-# free port (all in one python3 run: it takes a while on a loaded machine).
+# free port, all in one python3 run (one run takes a while on a loaded
+# machine): e.g. SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS
+# HTTP_PORT before the start_* functions, which pick only the empty ones
+# (with free_port, which a caller may replace).
 pick_ports() {
 	local _v _need=() _ports _i=0
 	for _v in "$@"; do [ -n "${!_v:-}" ] || _need+=("$_v"); done
@@ -458,7 +461,7 @@ start_http() {
 	local addr=${1:-127.0.0.1} host=${1:-127.0.0.1} log=$T/http.$LIB_STARTED.log
 	[[ $addr == *:* ]] && host="[$addr]"
 	HTTP_DIR=$T/www
-	pick_ports HTTP_PORT
+	HTTP_PORT=${HTTP_PORT:-$(free_port)}
 	mkdir -p "$HTTP_DIR"
 	(cd "$HTTP_DIR" && exec python3 -m http.server "$HTTP_PORT" --bind "$addr") >"$log" 2>&1 &
 	lib_track "$!" http "$log"
@@ -557,7 +560,8 @@ make_keys() {
 # (UDP; chosen on the first call and kept, so a restart uses the same
 # port), metrics on 127.0.0.1:$SERVER_METRICS. Sets SERVER_PID, SERVER_LOG.
 start_server() {
-	pick_ports SERVER_PORT SERVER_METRICS
+	SERVER_PORT=${SERVER_PORT:-$(free_port)}
+	SERVER_METRICS=${SERVER_METRICS:-$(free_port)}
 	SERVER_LOG=$T/server.$LIB_STARTED.log
 	"$KS_SERVER" --config "$SERVER_CONF" --listen "127.0.0.1:$SERVER_PORT" \
 		--metrics_listen "127.0.0.1:$SERVER_METRICS" "$@" >"$SERVER_LOG" 2>&1 &
@@ -586,7 +590,8 @@ local_connstr() {
 start_local() {
 	local target=$1 profile=${2:-} cs
 	shift $(($# >= 2 ? 2 : 1))
-	pick_ports LOCAL_PORT LOCAL_METRICS
+	LOCAL_PORT=${LOCAL_PORT:-$(free_port)}
+	LOCAL_METRICS=${LOCAL_METRICS:-$(free_port)}
 	LOCAL_LOG=$T/local.$LIB_STARTED.log
 	cs=$(local_connstr "$target" "$profile")
 	"$KS_LOCAL" --connect "$cs" --listen "127.0.0.1:$LOCAL_PORT" \
