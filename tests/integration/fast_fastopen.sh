@@ -6,48 +6,51 @@
 # (early data) reach an echo server intact, more than the early allowance
 # included.
 set -euo pipefail
-NAME=fast_fastopen
-. "$(dirname "$0")/daemons-lib.sh"
+KS_LOG_LEVEL=debug
+. "$(dirname "$0")/lib.sh"
+lib_init fast_fastopen
+require_daemons
+pick_ports SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS HTTP_PORT ECHO_PORT
 
 make_keys
 start_http
-head -c 1048576 /dev/urandom >"$tmp/www/big.bin"
-echo "small page" >"$tmp/www/small.txt"
+head -c 1048576 /dev/urandom >"$HTTP_DIR/big.bin"
+echo "small page" >"$HTTP_DIR/small.txt"
 start_server
-start_local --fast_open true
-ECHO_PORT=$(free_ports tcp)
+start_local "$SERVER_PORT" "" --fast_open true
+wait_session
 
 # 1. pages through the tunnel, byte-exact
-tcurl -o "$tmp/got.bin" "http://127.0.0.1:$HTTP_PORT/big.bin" || fail "curl big.bin"
-cmp -s "$tmp/got.bin" "$tmp/www/big.bin" || fail "big.bin differs"
-tcurl -o "$tmp/got.txt" "http://localhost:$HTTP_PORT/small.txt" || fail "curl small.txt by name"
-cmp -s "$tmp/got.txt" "$tmp/www/small.txt" || fail "small.txt differs"
-[ "$(metric "$LMETRICS_PORT" kcpsocks_local_fast_open_streams_total)" -ge 2 ] ||
-	fail "fast-open streams not counted"
-local_has "fast open" || fail "no fast open in the local log"
+tcurl -o "$T/got.bin" "http://127.0.0.1:$HTTP_PORT/big.bin" || die "curl big.bin"
+cmp -s "$T/got.bin" "$HTTP_DIR/big.bin" || die "big.bin differs"
+tcurl -o "$T/got.txt" "http://localhost:$HTTP_PORT/small.txt" || die "curl small.txt by name"
+cmp -s "$T/got.txt" "$HTTP_DIR/small.txt" || die "small.txt differs"
+[ "$(metric "$LOCAL_METRICS" kcpsocks_local_fast_open_streams_total)" -ge 2 ] ||
+	die "fast-open streams not counted"
+grep -q "fast open" "$LOCAL_LOG" || die "no fast open in the local log"
 ok "1 MiB and a small page with fast open, identical"
 
 # 2. a closed port: SUCCEEDED was given, so the failure is a reset, promptly
-closed=$(free_ports tcp)
+closed=$(free_port)
 start=$(date +%s%N)
 rc=0
-out=$(curl -sS -m 15 --socks5-hostname "127.0.0.1:$SOCKS_PORT" -o /dev/null \
+out=$(curl -sS -m 15 --socks5-hostname "127.0.0.1:$LOCAL_PORT" -o /dev/null \
 	"http://127.0.0.1:$closed/" 2>&1) || rc=$?
 ms=$((($(date +%s%N) - start) / 1000000))
-[ $rc -ne 0 ] || fail "curl to a closed port succeeded"
-[ $rc -ne 28 ] || fail "curl to a closed port hung until its timeout"
-[ $ms -lt 5000 ] || fail "the reset took ${ms} ms"
+[ $rc -ne 0 ] || die "curl to a closed port succeeded"
+[ $rc -ne 28 ] || die "curl to a closed port hung until its timeout"
+[ $ms -lt 5000 ] || die "the reset took ${ms} ms"
 # 52 empty reply, 55 send failure (the reset can come before curl's first
 # write), 56 receive failure (connection reset by peer)
-case $rc in 52 | 55 | 56) ;; *) fail "closed port: curl exit $rc: $out" ;; esac
+case $rc in 52 | 55 | 56) ;; *) die "closed port: curl exit $rc: $out" ;; esac
 wait_until "the fast-open failure metric" 5 bash -c \
-	"[ \"\$(curl -s http://127.0.0.1:$LMETRICS_PORT/metrics | grep -c '^kcpsocks_local_fast_open_failed_total{rep=\"5\"} 1')\" = 1 ]"
+	"[ \"\$(curl -s http://127.0.0.1:$LOCAL_METRICS/metrics | grep -c '^kcpsocks_local_fast_open_failed_total{rep=\"5\"} 1')\" = 1 ]"
 ok "closed port -> connection reset after ${ms} ms (curl exit $rc), counted as rep 5"
 
 # 3. early data to an echo server: sent with the request, and right behind
 # the reply; 200 KB is more than the early allowance, so the rest flows on
 # the REPLY's credit.
-cat >"$tmp/echo.py" <<'PY'
+cat >"$T/echo.py" <<'PY'
 # echo.py PORT READYFILE: echo every connection until its EOF, then close.
 import socket, sys, threading
 ls = socket.socket()
@@ -67,7 +70,7 @@ while True:
     c, _ = ls.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 PY
-cat >"$tmp/early.py" <<'PY'
+cat >"$T/early.py" <<'PY'
 # early.py SOCKS_PORT ECHO_PORT MODE: MODE "with" sends the first bytes in
 # the same write as the request, "after" right behind the reply.
 import os, socket, struct, sys, threading
@@ -102,13 +105,13 @@ t.join()
 assert bytes(got) == data, "echo differs: %d of %d bytes" % (len(got), len(data))
 print("ok")
 PY
-python3 "$tmp/echo.py" "$ECHO_PORT" "$tmp/echo.ready" >"$tmp/echo.log" 2>&1 &
-pids+=("$!")
-wait_until "the echo server" 10 test -e "$tmp/echo.ready"
+python3 "$T/echo.py" "$ECHO_PORT" "$T/echo.ready" >"$T/echo.log" 2>&1 &
+lib_track "$!" echo "$T/echo.log"
+wait_until "the echo server" 10 test -e "$T/echo.ready"
 for mode in with after; do
-	[ "$(timeout 30 python3 "$tmp/early.py" "$SOCKS_PORT" "$ECHO_PORT" $mode)" = ok ] ||
-		fail "early data ($mode the request) did not come back intact"
+	[ "$(timeout 30 python3 "$T/early.py" "$LOCAL_PORT" "$ECHO_PORT" $mode)" = ok ] ||
+		die "early data ($mode the request) did not come back intact"
 done
 ok "early data sent with the request and right behind the reply came back intact (200 KB)"
-[ "$(metric "$SMETRICS_PORT" kcpsocks_handshakes_ok_total)" = 1 ] || fail "the session was replaced"
+[ "$(metric "$SERVER_METRICS" kcpsocks_handshakes_ok_total)" = 1 ] || die "the session was replaced"
 ok "one session throughout (no protocol error)"

@@ -6,22 +6,11 @@
 # then a short throughput figure.
 # Every port is ephemeral, every wait bounded, every child killed by PID.
 set -euo pipefail
-BUILD=${BUILD:-build}
-IMPAIR=$BUILD/impair
-[ -x "$IMPAIR" ] || { echo "fast_impair: $IMPAIR not built" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+lib_init fast_impair
+[ -x "$IMPAIR" ] || die "$IMPAIR not built"
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() { echo "fast_impair: FAIL: $*" >&2; [ -f "$tmp/impair.log" ] && cat "$tmp/impair.log" >&2; exit 1; }
-
-cat >"$tmp/udp.py" <<'EOF'
+cat >"$T/udp.py" <<'EOF'
 # udp.py MODE ... - small UDP endpoints for fast_impair.sh (loopback only).
 import socket, sys, time
 
@@ -129,64 +118,40 @@ def blast(port, seconds, size):
 EOF
 
 # wait_file FILE PATTERN: poll (bounded, 10 s) until FILE contains PATTERN.
-wait_file() {
-	for _ in $(seq 200); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	fail "timed out waiting for '$2' in $1"
+wait_file() { wait_until "'$2' in $1" 10 grep -q "$2" "$1"; }
+
+python3 "$T/udp.py" echo "$T/echo.port" &
+lib_track "$!" echo
+wait_file "$T/echo.port" .
+eport=$(cat "$T/echo.port")
+
+# start_relay ARGS...: lib.sh's start_impair in front of the echo server
+# ($eport); sets IMPAIR_PID, IMPAIR_PORT, IMPAIR_LOG, IMPAIR_STATS.
+start_relay() { start_impair "$eport" "$@"; }
+
+# stop_relay: stop_impair (a clean exit on SIGTERM, bounded) and its stats file.
+stop_relay() {
+	stop_impair
+	[ -s "$IMPAIR_STATS" ] || die "no stats file"
 }
 
-python3 "$tmp/udp.py" echo "$tmp/echo.port" &
-pids+=("$!")
-wait_file "$tmp/echo.port" .
-eport=$(cat "$tmp/echo.port")
-
-# start_impair ARGS...: run impair in the background, set $ipid and $iport.
-start_impair() {
-	: >"$tmp/impair.log"
-	"$IMPAIR" --listen 127.0.0.1:0 --upstream "127.0.0.1:$eport" --stats-file "$tmp/stats" \
-		"$@" 2>"$tmp/impair.log" &
-	ipid=$!
-	pids+=("$ipid")
-	wait_file "$tmp/impair.log" 'listening on'
-	iport=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/impair.log")
-	[ -n "$iport" ] || fail "no port in impair's log"
-}
-
-# stop_impair: SIGTERM, bounded wait for a clean exit and the stats file.
-stop_impair() {
-	rm -f "$tmp/stats"
-	kill -TERM "$ipid"
-	for _ in $(seq 200); do
-		kill -0 "$ipid" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -0 "$ipid" 2>/dev/null && fail "impair did not exit on SIGTERM"
-	wait "$ipid" || fail "impair exited with status $?"
-	[ -s "$tmp/stats" ] || fail "no stats file"
-}
-
-# counter DIR NAME: a value from the stats file.
-counter() { sed -n "s/^$1 .*\b$2=\([0-9]*\).*/\1/p" "$tmp/stats"; }
-
-pings() { python3 "$tmp/udp.py" ping "$iport" "$@"; }
+pings() { python3 "$T/udp.py" ping "$IMPAIR_PORT" "$@"; }
 
 # 1. clean path: every datagram comes back, and the counters agree.
-start_impair
+start_relay
 read -r got ports rtt _ < <(pings 200 2)
-[ "$got" = 200 ] || fail "clean path: $got/200 replies"
+[ "$got" = 200 ] || die "clean path: $got/200 replies"
 echo "clean path: 200/200 replies, max rtt ${rtt} ms, server saw port $ports"
 first_port=$ports
 
 # 1b. a burst of mixed sizes keeps every datagram whole, with and without
 # UDP GSO batching on the relay's sends.
-read -r got bad < <(python3 "$tmp/udp.py" burst "$iport" 400)
-if [ "$got" != 400 ] || [ "$bad" != 0 ]; then fail "burst: $got/400 back, $bad wrong"; fi
+read -r got bad < <(python3 "$T/udp.py" burst "$IMPAIR_PORT" 400)
+if [ "$got" != 400 ] || [ "$bad" != 0 ]; then die "burst: $got/400 back, $bad wrong"; fi
 echo "burst: 400/400 datagrams of mixed sizes back intact"
 
 # 2. SIGUSR1: the server sees the client move to a new source port.
-kill -USR1 "$ipid"
+kill -USR1 "$IMPAIR_PID"
 moved=
 tries=0
 for _ in $(seq 50); do
@@ -194,95 +159,95 @@ for _ in $(seq 50); do
 	read -r got p _ _ < <(pings 1 2)
 	if [ "$got" = 1 ] && [ "$p" != "$first_port" ]; then moved=$p; break; fi
 done
-[ -n "$moved" ] || fail "SIGUSR1 did not change the upstream source port"
+[ -n "$moved" ] || die "SIGUSR1 did not change the upstream source port"
 echo "rebind: upstream source port $first_port -> $moved"
 
 # 3. SIGUSR2: blackhole on drops everything, off lets it through again.
-kill -USR2 "$ipid"
-wait_file "$tmp/impair.log" 'blackhole on'
+kill -USR2 "$IMPAIR_PID"
+wait_file "$IMPAIR_LOG" 'blackhole on'
 read -r got _ _ < <(pings 20 0.1)
-[ "$got" = 0 ] || fail "blackhole: $got replies"
-kill -USR2 "$ipid"
-wait_file "$tmp/impair.log" 'blackhole off'
+[ "$got" = 0 ] || die "blackhole: $got replies"
+kill -USR2 "$IMPAIR_PID"
+wait_file "$IMPAIR_LOG" 'blackhole off'
 read -r got _ _ < <(pings 20 2)
-[ "$got" = 20 ] || fail "after blackhole: $got/20 replies"
-stop_impair
-[ "$(counter relay rebinds)" = 1 ] || fail "rebinds counter: $(counter relay rebinds)"
-[ "$(counter up lost_blackhole)" = 20 ] || fail "up lost_blackhole=$(counter up lost_blackhole)"
+[ "$got" = 20 ] || die "after blackhole: $got/20 replies"
+stop_relay
+[ "$(impair_counter relay rebinds)" = 1 ] || die "rebinds counter: $(impair_counter relay rebinds)"
+[ "$(impair_counter up lost_blackhole)" = 20 ] || die "up lost_blackhole=$(impair_counter up lost_blackhole)"
 # a reply in flight to the old port at the rebind is lost, as behind a NAT
-up=$(counter up delivered)
-down=$(counter down delivered)
-[ "$up" = $((620 + tries)) ] || fail "up delivered=$up, want $((620 + tries))"
-if [ "$down" -lt 620 ] || [ "$down" -gt "$up" ]; then fail "down delivered=$down (up $up)"; fi
+up=$(impair_counter up delivered)
+down=$(impair_counter down delivered)
+[ "$up" = $((620 + tries)) ] || die "up delivered=$up, want $((620 + tries))"
+if [ "$down" -lt 620 ] || [ "$down" -gt "$up" ]; then die "down delivered=$down (up $up)"; fi
 echo "blackhole: 20/20 dropped, then 20/20 through; counters agree"
 
-start_impair --no-gso
-read -r got bad < <(python3 "$tmp/udp.py" burst "$iport" 400)
-if [ "$got" != 400 ] || [ "$bad" != 0 ]; then fail "burst --no-gso: $got/400 back, $bad wrong"; fi
-stop_impair
+start_relay --no-gso
+read -r got bad < <(python3 "$T/udp.py" burst "$IMPAIR_PORT" 400)
+if [ "$got" != 400 ] || [ "$bad" != 0 ]; then die "burst --no-gso: $got/400 back, $bad wrong"; fi
+stop_relay
 echo "burst --no-gso: 400/400 back intact"
 
 # 4. --loss 1 drops everything.
-start_impair --loss 1
+start_relay --loss 1
 read -r got _ _ < <(pings 100 0.02)
-[ "$got" = 0 ] || fail "--loss 1: $got replies"
-stop_impair
-[ "$(counter up lost_random)" = 100 ] || fail "--loss 1: up lost_random=$(counter up lost_random)"
+[ "$got" = 0 ] || die "--loss 1: $got replies"
+stop_relay
+[ "$(impair_counter up lost_random)" = 100 ] || die "--loss 1: up lost_random=$(impair_counter up lost_random)"
 echo "--loss 1: 100/100 dropped"
 
 # 4b. --only down: the same loss on the way back only.
-start_impair --loss 1 --only down
+start_relay --loss 1 --only down
 read -r got _ _ < <(pings 50 0.02)
-[ "$got" = 0 ] || fail "--loss 1 --only down: $got replies"
-stop_impair
-[ "$(counter up delivered)" = 50 ] || fail "--only down: up delivered=$(counter up delivered)"
-[ "$(counter down lost_random)" = 50 ] || fail "--only down: down lost=$(counter down lost_random)"
+[ "$got" = 0 ] || die "--loss 1 --only down: $got replies"
+stop_relay
+[ "$(impair_counter up delivered)" = 50 ] || die "--only down: up delivered=$(impair_counter up delivered)"
+[ "$(impair_counter down lost_random)" = 50 ] || die "--only down: down lost=$(impair_counter down lost_random)"
 echo "--loss 1 --only down: 50/50 reached the server, 50/50 replies dropped"
 
 # 5. --delay applies to each direction.
-start_impair --delay 60 --seed 7
+start_relay --delay 60 --seed 7
 read -r got _ high low < <(pings 5 2)
-[ "$got" = 5 ] || fail "--delay: $got/5 replies"
-[ "$low" -ge 120 ] || fail "--delay 60: a round trip took only ${low} ms"
-stop_impair
+[ "$got" = 5 ] || die "--delay: $got/5 replies"
+[ "$low" -ge 120 ] || die "--delay 60: a round trip took only ${low} ms"
+stop_relay
 echo "--delay 60: round trips between ${low} and ${high} ms (>= 120)"
 
 # 6. the scheduled forms: --blackhole START,DURATION and --rebind-every.
 # A long blackhole, so that a slow start of python cannot outlast it...
-start_impair --blackhole 0,600
-wait_file "$tmp/impair.log" 'blackhole on'
+start_relay --blackhole 0,600
+wait_file "$IMPAIR_LOG" 'blackhole on'
 read -r got _ _ < <(pings 3 0.05)
-[ "$got" = 0 ] || fail "--blackhole 0,600: $got replies while on"
-stop_impair
-[ "$(counter up lost_blackhole)" = 3 ] || fail "--blackhole: lost_blackhole=$(counter up lost_blackhole)"
+[ "$got" = 0 ] || die "--blackhole 0,600: $got replies while on"
+stop_relay
+[ "$(impair_counter up lost_blackhole)" = 3 ] || die "--blackhole: lost_blackhole=$(impair_counter up lost_blackhole)"
 # ...and a short one, checked after it ended.
-start_impair --blackhole 0,0.2 --rebind-every 0.3
-wait_file "$tmp/impair.log" 'blackhole off'
+start_relay --blackhole 0,0.2 --rebind-every 0.3
+wait_file "$IMPAIR_LOG" 'blackhole off'
 read -r got _ _ < <(pings 3 2)
-[ "$got" = 3 ] || fail "--blackhole 0,0.2: $got/3 replies after it ended"
+[ "$got" = 3 ] || die "--blackhole 0,0.2: $got/3 replies after it ended"
 for _ in $(seq 200); do
-	[ "$(grep -c ' from 127' "$tmp/impair.log")" -ge 4 ] && break
+	[ "$(grep -c ' from 127' "$IMPAIR_LOG")" -ge 4 ] && break
 	sleep 0.05
 done
-stop_impair
-[ "$(counter relay rebinds)" -ge 3 ] || fail "--rebind-every: rebinds=$(counter relay rebinds)"
-echo "--blackhole and --rebind-every 0.3: ok (rebinds=$(counter relay rebinds))"
+stop_relay
+[ "$(impair_counter relay rebinds)" -ge 3 ] || die "--rebind-every: rebinds=$(impair_counter relay rebinds)"
+echo "--blackhole and --rebind-every 0.3: ok (rebinds=$(impair_counter relay rebinds))"
 
 # 7. throughput, unimpaired, 1400-byte datagrams (python endpoints bound it).
-python3 "$tmp/udp.py" sink "$tmp/sink.port" 2 >"$tmp/sink.out" &
+python3 "$T/udp.py" sink "$T/sink.port" 2 >"$T/sink.out" &
 spid=$!
-pids+=("$spid")
-wait_file "$tmp/sink.port" .
-eport=$(cat "$tmp/sink.port")
-start_impair
-python3 "$tmp/udp.py" blast "$iport" 2.5 1400 &
+lib_track "$spid" sink
+wait_file "$T/sink.port" .
+eport=$(cat "$T/sink.port")
+start_relay
+python3 "$T/udp.py" blast "$IMPAIR_PORT" 2.5 1400 &
 bpid=$!
-pids+=("$bpid")
-wait "$spid" || fail "sink failed"
-wait "$bpid" || true
-stop_impair
-rate=$(cat "$tmp/sink.out")
+lib_track "$bpid" blast
+reap "$spid" || die "sink failed"
+reap "$bpid" || true
+stop_relay
+rate=$(cat "$T/sink.out")
 echo "throughput: $((rate / 1000000)) MB/s through impair (python sender and sink)," \
-	"up tx=$(counter up tx) tx_dropped=$(counter up tx_dropped)"
-[ "$rate" -gt 1000000 ] || fail "throughput below 1 MB/s"
+	"up tx=$(impair_counter up tx) tx_dropped=$(impair_counter up tx_dropped)"
+[ "$rate" -gt 1000000 ] || die "throughput below 1 MB/s"
 echo "fast_impair: ok"

@@ -6,34 +6,31 @@
 # identical, with no new handshake (server metrics: one handshake, the
 # session's address moved each time).
 set -euo pipefail
-NAME=fast_rebind
-. "$(dirname "$0")/daemons-lib.sh"
-IMPAIR=$BUILD/impair
-[ -x "$IMPAIR" ] || fail "$IMPAIR not built"
+KS_LOG_LEVEL=debug
+. "$(dirname "$0")/lib.sh"
+lib_init fast_rebind
+require_daemons
+pick_ports SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS HTTP_PORT
 
 make_keys
 start_http
-head -c 4194304 /dev/urandom >"$tmp/www/big.bin"
+head -c 4194304 /dev/urandom >"$HTTP_DIR/big.bin"
 start_server
-"$IMPAIR" --listen 127.0.0.1:0 --upstream "127.0.0.1:$UDP_PORT" --rebind-every 1 \
-	--rate 1000000 --queue 4194304 --stats-file "$tmp/impair.stats" 2>"$tmp/impair.log" &
-ipid=$!
-pids+=("$ipid")
-wait_until "impair" 10 grep -q 'listening on' "$tmp/impair.log"
-iport=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/impair.log")
-start_local --server "127.0.0.1:$iport"
+start_impair "$SERVER_PORT" --rebind-every 1 --rate 1000000 --queue 4194304
+start_local "$IMPAIR_PORT"
+wait_session
 
-tcurl -m 60 -o "$tmp/got.bin" "http://127.0.0.1:$HTTP_PORT/big.bin" &
+tcurl -m 60 -o "$T/got.bin" "http://127.0.0.1:$HTTP_PORT/big.bin" &
 cpid=$!
-pids+=("$cpid")
+lib_track "$cpid" curl
 sleep 0.8
-kill -USR1 "$ipid"
+kill -USR1 "$IMPAIR_PID"
 sleep 1.5
-kill -USR1 "$ipid"
-wait "$cpid" || fail "download through the rebinding path failed"
-cmp -s "$tmp/got.bin" "$tmp/www/big.bin" || fail "bytes differ after rebinding"
-hs=$(metric "$SMETRICS_PORT" kcpsocks_handshakes_ok_total)
-moved=$(metric "$SMETRICS_PORT" kcpsocks_sessions_roamed_total)
-[ "$hs" = 1 ] || fail "handshakes: want 1, got $hs"
-[ "${moved:-0}" -ge 4 ] || fail "the session's address moved ${moved:-0} times, want >= 4"
+kill -USR1 "$IMPAIR_PID"
+reap "$cpid" || die "download through the rebinding path failed"
+cmp -s "$T/got.bin" "$HTTP_DIR/big.bin" || die "bytes differ after rebinding"
+hs=$(metric "$SERVER_METRICS" kcpsocks_handshakes_ok_total)
+moved=$(metric "$SERVER_METRICS" kcpsocks_sessions_roamed_total)
+[ "$hs" = 1 ] || die "handshakes: want 1, got $hs"
+[ "${moved:-0}" -ge 4 ] || die "the session's address moved ${moved:-0} times, want >= 4"
 ok "4 MiB identical across $moved source-port changes, one handshake"

@@ -6,65 +6,69 @@
 # ASSOCIATE 07), RFC 1929 (right password works, wrong one refused),
 # --check-config, and a clean SIGTERM stop of both daemons.
 set -euo pipefail
-NAME=fast_socks5
-. "$(dirname "$0")/daemons-lib.sh"
+KS_LOG_LEVEL=debug
+# ::1 only on the web server's port (below), so another port there is denied
+SERVER_ALLOW=127.0.0.0/8
+. "$(dirname "$0")/lib.sh"
+lib_init fast_socks5
+require_daemons
+pick_ports SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS HTTP_PORT
 
-make_keys "allow = [::1]:$HTTP_PORT"
+make_keys alice "allow = [::1]:$HTTP_PORT"
 start_http
 # the same page on [::1] (same port number, another address)
-(cd "$tmp/www" && exec python3 -m http.server "$HTTP_PORT" --bind ::1) >"$tmp/http6.log" 2>&1 &
-pids+=("$!")
-head -c 4194304 /dev/urandom >"$tmp/www/big.bin"
-for i in $(seq 50); do head -c $((20000 + i * 997)) /dev/urandom >"$tmp/www/f$i.bin"; done
+start_http ::1
+head -c 4194304 /dev/urandom >"$HTTP_DIR/big.bin"
+for i in $(seq 50); do head -c $((20000 + i * 997)) /dev/urandom >"$HTTP_DIR/f$i.bin"; done
 start_server
-start_local
+start_local "$SERVER_PORT"
+wait_session
 
-"$SERVER_BIN" --config "$tmp/server.conf" --check-config >/dev/null || fail "server --check-config"
-"$LOCAL_BIN" --connect "$URL" --check-config >/dev/null || fail "local --check-config"
-"$LOCAL_BIN" --connect "$URL" --mtu 70000 --check-config 2>/dev/null && fail "bad --mtu accepted"
+url=$(local_connstr "$SERVER_PORT")
+"$KS_SERVER" --config "$SERVER_CONF" --check-config >/dev/null || die "server --check-config"
+"$KS_LOCAL" --connect "$url" --check-config >/dev/null || die "local --check-config"
+"$KS_LOCAL" --connect "$url" --mtu 70000 --check-config 2>/dev/null && die "bad --mtu accepted"
 
 # 1. one large file, by IP address and by name
-tcurl -o "$tmp/got.bin" "http://127.0.0.1:$HTTP_PORT/big.bin" || fail "curl big.bin"
-cmp -s "$tmp/got.bin" "$tmp/www/big.bin" || fail "big.bin differs"
-[ "$(sha256sum <"$tmp/got.bin")" = "$(sha256sum <"$tmp/www/big.bin")" ] || fail "sha256"
+tcurl -o "$T/got.bin" "http://127.0.0.1:$HTTP_PORT/big.bin" || die "curl big.bin"
+cmp -s "$T/got.bin" "$HTTP_DIR/big.bin" || die "big.bin differs"
+[ "$(sha256sum <"$T/got.bin")" = "$(sha256sum <"$HTTP_DIR/big.bin")" ] || die "sha256"
 ok "4 MiB through the tunnel, sha256 identical"
-tcurl -o "$tmp/got.bin" "http://localhost:$HTTP_PORT/big.bin" || fail "curl by name"
-cmp -s "$tmp/got.bin" "$tmp/www/big.bin" || fail "big.bin by name differs"
+tcurl -o "$T/got.bin" "http://localhost:$HTTP_PORT/big.bin" || die "curl by name"
+cmp -s "$T/got.bin" "$HTTP_DIR/big.bin" || die "big.bin by name differs"
 ok "domain name resolved by the server (hosts file)"
-wait_until "the IPv6 web server" 20 curl -sf -o /dev/null "http://[::1]:$HTTP_PORT/"
-tcurl -o "$tmp/got.bin" "http://[::1]:$HTTP_PORT/big.bin" || fail "curl to [::1]"
-cmp -s "$tmp/got.bin" "$tmp/www/big.bin" || fail "big.bin over IPv6 differs"
+tcurl -o "$T/got.bin" "http://[::1]:$HTTP_PORT/big.bin" || die "curl to [::1]"
+cmp -s "$T/got.bin" "$HTTP_DIR/big.bin" || die "big.bin over IPv6 differs"
 ok "CONNECT to an IPv6 address ([::1], allowed for this port only)"
 
 # 2. 50 parallel connections, each verified
+curls=()
 for i in $(seq 50); do
-	tcurl -o "$tmp/p$i.bin" "http://127.0.0.1:$HTTP_PORT/f$i.bin" 2>"$tmp/p$i.err" &
-	pids+=("$!")
+	tcurl -o "$T/p$i.bin" "http://127.0.0.1:$HTTP_PORT/f$i.bin" 2>"$T/p$i.err" &
+	curls+=("$!")
+	lib_track "$!" "curl $i"
 done
 bad=0
+for p in "${curls[@]}"; do reap "$p" 2>/dev/null || true; done
 for i in $(seq 50); do
-	wait "${pids[-1]}" 2>/dev/null || true
-	unset 'pids[-1]'
+	cmp -s "$T/p$i.bin" "$HTTP_DIR/f$i.bin" || { bad=$((bad + 1)); cat "$T/p$i.err" >&2; }
 done
-for i in $(seq 50); do
-	cmp -s "$tmp/p$i.bin" "$tmp/www/f$i.bin" || { bad=$((bad + 1)); cat "$tmp/p$i.err" >&2; }
-done
-[ $bad -eq 0 ] || fail "$bad of 50 parallel downloads differ"
+[ $bad -eq 0 ] || die "$bad of 50 parallel downloads differ"
 ok "50 parallel downloads identical"
 
 # 3. error paths: curl reports the server's REP code in parentheses
 expect_rep() { # URL REP WHAT
 	local out
-	out=$(tcurl -o /dev/null "$1" 2>&1) && fail "$3: curl succeeded"
-	case $out in *"($2)"*) ok "$3 -> REP $2" ;; *) fail "$3: want REP $2, curl said: $out" ;; esac
+	out=$(tcurl -o /dev/null "$1" 2>&1) && die "$3: curl succeeded"
+	case $out in *"($2)"*) ok "$3 -> REP $2" ;; *) die "$3: want REP $2, curl said: $out" ;; esac
 }
-closed=$(free_ports tcp)
+closed=$(free_port)
 expect_rep "http://127.0.0.1:$closed/" 5 "closed port"
 expect_rep "http://no-such-host.invalid/" 4 "unresolvable name"
 expect_rep "http://10.9.8.7/" 2 "denied destination (default deny list)"
 expect_rep "http://[::1]:$closed/" 2 "denied destination (IPv6 loopback, other port)"
 
-cat >"$tmp/s5.py" <<'PY'
+cat >"$T/s5.py" <<'PY'
 # s5.py PORT CMD ATYP: one raw SOCKS5 request; prints the REP byte.
 import socket, struct, sys
 port, cmd, atyp = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -79,30 +83,28 @@ s.sendall(bytes([5, cmd, 0, atyp]) + addr + struct.pack(">H", 9))
 r = s.recv(4)
 print(r[1] if len(r) >= 2 and r[0] == 5 else "bad")
 PY
-[ "$(python3 "$tmp/s5.py" "$SOCKS_PORT" 2 1)" = 7 ] || fail "BIND: want REP 7"
-[ "$(python3 "$tmp/s5.py" "$SOCKS_PORT" 3 1)" = 7 ] || fail "UDP ASSOCIATE: want REP 7"
+[ "$(python3 "$T/s5.py" "$LOCAL_PORT" 2 1)" = 7 ] || die "BIND: want REP 7"
+[ "$(python3 "$T/s5.py" "$LOCAL_PORT" 3 1)" = 7 ] || die "UDP ASSOCIATE: want REP 7"
 ok "BIND and UDP ASSOCIATE -> REP 7"
-[ "$(python3 "$tmp/s5.py" "$SOCKS_PORT" 1 3)" = 5 ] || fail "CONNECT localhost:9: want REP 5"
+[ "$(python3 "$T/s5.py" "$LOCAL_PORT" 1 3)" = 5 ] || die "CONNECT localhost:9: want REP 5"
 ok "CONNECT by domain to a closed port -> REP 5"
-[ "$(metric "$SMETRICS_PORT" kcpsocks_handshakes_ok_total)" = 1 ] || fail "more than one handshake"
+[ "$(metric "$SERVER_METRICS" kcpsocks_handshakes_ok_total)" = 1 ] || die "more than one handshake"
 
 # 4. RFC 1929 on a second local daemon
-stop_pid "$local_pid"
-local_pid=
-start_local --socks_user bob --socks_password 's3cret pass'
-curl -sS -m 20 -o "$tmp/got.bin" --proxy "socks5h://bob:s3cret%20pass@127.0.0.1:$SOCKS_PORT" \
-	"http://127.0.0.1:$HTTP_PORT/f1.bin" || fail "right password refused"
-cmp -s "$tmp/got.bin" "$tmp/www/f1.bin" || fail "f1.bin with auth differs"
-out=$(curl -sS -m 20 -o /dev/null --proxy "socks5h://bob:wrong@127.0.0.1:$SOCKS_PORT" \
-	"http://127.0.0.1:$HTTP_PORT/f1.bin" 2>&1) && fail "wrong password accepted"
-case $out in *rejected*) ;; *) fail "wrong password: curl said: $out" ;; esac
-tcurl -o /dev/null "http://127.0.0.1:$HTTP_PORT/f1.bin" 2>/dev/null && fail "no password accepted"
+stop_daemon "$LOCAL_PID"
+start_local "$SERVER_PORT" "" --socks_user bob --socks_password 's3cret pass'
+wait_session
+curl -sS -m 20 -o "$T/got.bin" --proxy "socks5h://bob:s3cret%20pass@127.0.0.1:$LOCAL_PORT" \
+	"http://127.0.0.1:$HTTP_PORT/f1.bin" || die "right password refused"
+cmp -s "$T/got.bin" "$HTTP_DIR/f1.bin" || die "f1.bin with auth differs"
+out=$(curl -sS -m 20 -o /dev/null --proxy "socks5h://bob:wrong@127.0.0.1:$LOCAL_PORT" \
+	"http://127.0.0.1:$HTTP_PORT/f1.bin" 2>&1) && die "wrong password accepted"
+case $out in *rejected*) ;; *) die "wrong password: curl said: $out" ;; esac
+tcurl -o /dev/null "http://127.0.0.1:$HTTP_PORT/f1.bin" 2>/dev/null && die "no password accepted"
 ok "RFC 1929: right password works, wrong and missing ones refused"
 
 # 5. clean stop
-stop_pid "$local_pid"
-local_pid=
-stop_pid "$server_pid"
-server_pid=
-grep -q 'stopped' "$tmp/server.log" || fail "server did not log its stop"
+stop_daemon "$LOCAL_PID"
+stop_daemon "$SERVER_PID"
+grep -q 'stopped' "$SERVER_LOG" || die "server did not log its stop"
 ok "both daemons stopped on SIGTERM"

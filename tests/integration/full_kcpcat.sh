@@ -4,33 +4,12 @@
 # Prints wall and CPU time of each end and the throughput. Not part of
 # `make test` (it takes a while); `make test-all` runs it.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+lib_init full_kcpcat
 
-BUILD=${BUILD:-build}
 KCPCAT=$BUILD/kcpcat
 SIZE_MIB=${SIZE_MIB:-100}
 LIMIT=300 # seconds, per kcpcat process
-tmp=$(mktemp -d)
-pids=()
-
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$tmp"/*.log; do
-		[ -e "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
-	done
-	exit 1
-}
 
 # GNU time when present (CPU times of each end), else the shell's clock.
 timed() {
@@ -41,36 +20,30 @@ timed() {
 	fi
 }
 
-head -c $((SIZE_MIB << 20)) /dev/urandom >"$tmp/in"
+head -c $((SIZE_MIB << 20)) /dev/urandom >"$T/in"
 
-timed "$tmp/recv.time" timeout "$LIMIT" "$KCPCAT" -v -q -l 127.0.0.1:0 </dev/null \
-	>"$tmp/out" 2>"$tmp/recv.log" &
+timed "$T/recv.time" timeout "$LIMIT" "$KCPCAT" -v -q -l 127.0.0.1:0 </dev/null \
+	>"$T/out" 2>"$T/recv.log" &
 pid=$!
-pids+=("$pid")
-port=
-for _ in $(seq 200); do
-	port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/recv.log")
-	[ -n "$port" ] && break
-	kill -0 "$pid" 2>/dev/null || fail "listener exited early"
-	sleep 0.05
-done
-[ -n "$port" ] || fail "listener never reported its port"
+lib_track "$pid" receiver "$T/recv.log"
+lib_log sender "$T/send.log"
+port=$(listen_port listener "$T/recv.log" "$pid")
 
 start=$(date +%s.%N)
-timed "$tmp/send.time" timeout "$LIMIT" "$KCPCAT" -q 127.0.0.1 "$port" <"$tmp/in" \
-	2>"$tmp/send.log" || fail "sender exited $?"
+timed "$T/send.time" timeout "$LIMIT" "$KCPCAT" -q 127.0.0.1 "$port" <"$T/in" \
+	2>"$T/send.log" || die "sender exited $?"
 rc=0
-wait "$pid" || rc=$?
+reap "$pid" || rc=$?
 end=$(date +%s.%N)
-[ "$rc" -eq 0 ] || fail "receiver exited $rc"
+[ "$rc" -eq 0 ] || die "receiver exited $rc"
 
-a=$(sha256sum <"$tmp/in" | cut -d' ' -f1)
-b=$(sha256sum <"$tmp/out" | cut -d' ' -f1)
-[ "$a" = "$b" ] || fail "sha256 differs: $a vs $b"
+a=$(sha256sum <"$T/in" | cut -d' ' -f1)
+b=$(sha256sum <"$T/out" | cut -d' ' -f1)
+[ "$a" = "$b" ] || die "sha256 differs: $a vs $b"
 echo "ok: $SIZE_MIB MiB over kcpcat on loopback, sha256 $a at both ends"
 awk -v s="$start" -v e="$end" -v m="$SIZE_MIB" \
 	'BEGIN { t = e - s; printf "transfer: %.2f s wall, %.1f MiB/s (%.0f Mbit/s)\n", t, m / t, m * 8.388608 / t }'
-[ -e "$tmp/send.time" ] && echo "sender:   $(cat "$tmp/send.time")"
-[ -e "$tmp/recv.time" ] && echo "receiver: $(cat "$tmp/recv.time")"
-grep -h 'kcpcat stats' "$tmp/send.log" | sed 's/^/sender   /'
-grep -h 'kcpcat stats' "$tmp/recv.log" | sed 's/^/receiver /'
+[ -e "$T/send.time" ] && echo "sender:   $(cat "$T/send.time")"
+[ -e "$T/recv.time" ] && echo "receiver: $(cat "$T/recv.time")"
+grep -h 'kcpcat stats' "$T/send.log" | sed 's/^/sender   /'
+grep -h 'kcpcat stats' "$T/recv.log" | sed 's/^/receiver /'

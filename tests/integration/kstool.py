@@ -3,8 +3,9 @@
 
 Subcommands (every socket is on 127.0.0.1 or ::1, every wait bounded):
 
-  freeport
-      Print a port that is free for both TCP and UDP on 127.0.0.1.
+  freeport [N]
+      Print N (default 1) distinct ports, each free for both TCP and UDP on
+      127.0.0.1, on one line.
   tap PORTFILE UPSTREAM_PORT RECORD MAX
       A plain UDP relay: the client sends to our port (written to PORTFILE
       once bound), we forward to 127.0.0.1:UPSTREAM_PORT and relay replies
@@ -38,8 +39,11 @@ LOOPBACK = "127.0.0.1"
 QUIET_S = 1.5  # a reply later than this after the last probe is not counted
 
 
-def freeport():
-    for _ in range(64):
+def freeport(n="1"):
+    held, ports = [], []
+    for _ in range(64 * int(n)):
+        if len(ports) == int(n):
+            break
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         t.bind((LOOPBACK, 0))
         port = t.getsockname()[1]
@@ -49,11 +53,13 @@ def freeport():
         except OSError:
             t.close()
             continue
-        u.close()
-        t.close()
-        print(port)
-        return
-    sys.exit("kstool freeport: no port free for both TCP and UDP")
+        held += [t, u]
+        ports.append(port)
+    for s in held:
+        s.close()
+    if len(ports) < int(n):
+        sys.exit("kstool freeport: no port free for both TCP and UDP")
+    print(" ".join(map(str, ports)))
 
 
 def write_atomic(path, text):

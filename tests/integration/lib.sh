@@ -1,5 +1,6 @@
 # shellcheck shell=bash disable=SC2034,SC2119,SC2120,SC2086
-# lib.sh - the shared harness of the realistic, soak and fault suites.
+# lib.sh - the one harness of the integration tests: the fast_*.sh tests,
+# the realistic, soak and fault suites, and bench/run-peers.sh.
 #
 # Source it, then call lib_init NAME:
 #
@@ -14,16 +15,19 @@
 #     registered log (daemons, relay, nginx);
 #   - free ports, readiness by polling with a deadline (never fixed sleeps);
 #   - nginx serving generated files of known sha256, curl fetches through
-#     the SOCKS5 daemon with sha256 checks;
+#     the SOCKS5 daemon with sha256 checks; python3's http.server for the
+#     fast tests (start_http: no nginx needed) and tcurl;
 #   - the daemons and the impairment relay: start_server, start_local,
 #     make_keys and start_impair are the ONLY places that know their
 #     command lines, so a changed flag is a one-line fix here;
 #   - RSS / fd sampling of a PID and Prometheus metrics scraping.
 #
 # Network: 127.0.0.1 and ::1 only. Environment knobs: BUILD (default build),
-# KEEP_TMP=1, KS_LOG_LEVEL (daemons' log_level, default info), LOG_LINES
-# (lines of each log printed on failure, default 60), and the METRIC_*
-# names below.
+# KEEP_TMP=1, KEEP_LOGS=DIR (every registered log copied to DIR at exit,
+# e.g. to grep sanitizer reports; on failure the daemons' metrics too),
+# KS_LOG_LEVEL (daemons' log_level, default info), LOG_LINES (lines of each
+# log printed on failure, default 60), SERVER_ALLOW (the server's allow
+# list), and the METRIC_* names below.
 
 set -euo pipefail
 
@@ -34,6 +38,7 @@ IMPAIR=${IMPAIR:-$BUILD/impair}
 LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KSTOOL=$LIB_DIR/kstool.py
 KS_LOG_LEVEL=${KS_LOG_LEVEL:-info}
+SERVER_ALLOW=${SERVER_ALLOW:-127.0.0.0/8, ::1}
 LOG_LINES=${LOG_LINES:-60}
 
 # Metric names of the daemons' /metrics (src/io/smetrics.c, the server's
@@ -49,7 +54,8 @@ METRIC_RETRANS_GUESS=${METRIC_RETRANS_GUESS:-'retx|retrans|resen'}
 METRIC_HANDSHAKES=${METRIC_HANDSHAKES:-kcpsocks_handshakes_ok_total}
 
 LIB_NAME="test"
-LIB_PIDS=()     # every PID we started, in order
+LIB_PIDS=()     # every PID we started and have not reaped, in order
+LIB_STARTED=0   # how many were tracked so far (numbers the logs)
 LIB_LOGS=()     # "label=path" pairs printed on failure
 LIB_TMPROOT=${TMPDIR:-/tmp}
 
@@ -74,6 +80,7 @@ lib_init() {
 }
 
 note() { echo "$LIB_NAME: $*"; }
+ok() { note "ok: $*"; }
 die() {
 	echo "$LIB_NAME: FAIL: $*" >&2
 	exit 1
@@ -82,8 +89,20 @@ die() {
 # lib_track PID LABEL [LOG]: remember a process we started (and its log).
 lib_track() {
 	LIB_PIDS+=("$1")
+	LIB_STARTED=$((LIB_STARTED + 1))
 	[ $# -ge 3 ] && LIB_LOGS+=("$2=$3")
 	return 0
+}
+
+# lib_untrack PID...: forget reaped PIDs, so the exit trap never signals a
+# number the kernel may since have given to another process. stop_pid,
+# kill_hard and reap call it.
+lib_untrack() {
+	local p keep=()
+	for p in "${LIB_PIDS[@]}"; do
+		[[ " $* " == *" $p "* ]] || keep+=("$p")
+	done
+	LIB_PIDS=("${keep[@]}")
 }
 
 # lib_log LABEL PATH: print this file on failure too.
@@ -106,9 +125,11 @@ lib_cleanup() {
 	if [ "$rc" -ne 0 ]; then
 		echo "$LIB_NAME: failed (exit $rc); logs follow" >&2
 		lib_dump_logs
+		[ -n "${KEEP_LOGS:-}" ] && lib_scrape_daemons
 	fi
 	for p in "${LIB_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${LIB_PIDS[@]}"; do stop_pid "$p" 5 >/dev/null 2>&1 || true; done
+	[ -n "${KEEP_LOGS:-}" ] && lib_copy_logs "$KEEP_LOGS" "$LIB_NAME-"
 	[ "$rc" -ne 0 ] && lib_save_logs
 	if [ "${KEEP_TMP:-0}" = 1 ]; then
 		echo "$LIB_NAME: temp dir kept: $T" >&2
@@ -121,13 +142,32 @@ lib_cleanup() {
 # lib_save_logs: copy every registered log to a report dir (printed), so a
 # failure can be read after the temp dir is gone.
 lib_save_logs() {
-	local entry dir
+	local dir
 	[ ${#LIB_LOGS[@]} -gt 0 ] || return 0
 	dir=$(report_dir "$LIB_NAME-failed") || return 0
-	for entry in "${LIB_LOGS[@]}"; do
-		[ -f "${entry#*=}" ] && cp "${entry#*=}" "$dir/${entry%%=*}.$(basename "${entry#*=}")"
-	done
+	lib_copy_logs "$dir" ""
 	echo "$LIB_NAME: logs saved in $dir" >&2
+}
+
+# lib_copy_logs DIR PREFIX: every registered log to DIR/PREFIXLABEL.FILE.
+lib_copy_logs() {
+	local entry
+	for entry in "${LIB_LOGS[@]}"; do
+		[ -f "${entry#*=}" ] && cp "${entry#*=}" "$1/$2${entry%%=*}.$(basename "${entry#*=}")"
+	done
+	return 0
+}
+
+# lib_scrape_daemons: both daemons' /metrics into registered logs (KEEP_LOGS).
+lib_scrape_daemons() {
+	if [ -n "${SERVER_METRICS:-}" ]; then
+		scrape "$SERVER_METRICS" >"$T/server-metrics.log"
+		lib_log server-metrics "$T/server-metrics.log"
+	fi
+	if [ -n "${LOCAL_METRICS:-}" ]; then
+		scrape "$LOCAL_METRICS" >"$T/local-metrics.log"
+		lib_log local-metrics "$T/local-metrics.log"
+	fi
 }
 
 # report_dir NAME: a new directory $REPORT_ROOT/NAME-YYYYmmdd-HHMMSS (printed).
@@ -154,17 +194,37 @@ stop_pid() {
 	if ! poll "$secs" not_alive "$pid"; then
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
+		lib_untrack "$pid"
 		return 124
 	fi
 	wait "$pid" 2>/dev/null || rc=$?
+	lib_untrack "$pid"
 	return "$rc"
 }
 not_alive() { ! alive "$1"; }
+
+# stop_daemon PID [SECONDS]: SIGTERM and a bounded wait (default 15 s); the
+# test fails if PID had to be killed. Its exit status is not checked.
+stop_daemon() {
+	local rc=0
+	stop_pid "$1" "${2:-15}" || rc=$?
+	[ "$rc" -ne 124 ] || die "pid $1 did not exit within ${2:-15} s of SIGTERM"
+}
 
 # kill_hard PID: SIGKILL and reap (a crash, for the fault suites).
 kill_hard() {
 	kill -KILL "$1" 2>/dev/null || true
 	wait "$1" 2>/dev/null || true
+	lib_untrack "$1"
+}
+
+# reap PID: wait for a child that ends by itself (no signal; bound it with
+# timeout or curl -m) and forget it. Returns its exit status.
+reap() {
+	local rc=0
+	wait "$1" || rc=$?
+	lib_untrack "$1"
+	return "$rc"
 }
 
 # ---- waiting ---------------------------------------------------------------
@@ -187,7 +247,48 @@ poll() {
 	done
 }
 
+# wait_until WHAT SECONDS CMD ARGS...: poll CMD (output discarded) until it
+# succeeds; after SECONDS the test fails, naming WHAT.
+wait_until() {
+	local what=$1 secs=$2
+	shift 2
+	poll "$secs" lib_quiet "$@" || die "timed out after ${secs}s waiting for $what"
+}
+lib_quiet() { "$@" >/dev/null 2>&1; }
+
 free_port() { python3 "$KSTOOL" freeport; }
+
+# pick_ports VAR...: set each of the named variables that is empty to a
+# free port, all in one python3 run (one run takes a while on a loaded
+# machine): e.g. SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS
+# HTTP_PORT before the start_* functions, which pick only the empty ones
+# (with free_port, which a caller may replace).
+pick_ports() {
+	local _v _need=() _ports _i=0
+	for _v in "$@"; do [ -n "${!_v:-}" ] || _need+=("$_v"); done
+	[ ${#_need[@]} -gt 0 ] || return 0
+	read -r -a _ports < <(python3 "$KSTOOL" freeport "${#_need[@]}")
+	[ ${#_ports[@]} -eq ${#_need[@]} ] || die "no free ports for ${_need[*]}"
+	for _v in "${_need[@]}"; do
+		printf -v "$_v" '%s' "${_ports[_i]}"
+		_i=$((_i + 1))
+	done
+}
+
+# listen_port WHAT LOG PID [SECONDS]: wait (default 10 s) for "listening on
+# 127.0.0.1:PORT" in LOG (our tools bind port 0 and say so) and print PORT;
+# fails the test if PID exits first or after SECONDS.
+listen_port() {
+	local what=$1 log=$2 pid=$3 secs=${4:-10} port end
+	end=$(($(now_ms) + secs * 1000))
+	while :; do
+		port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" 2>/dev/null | head -n 1)
+		[ -n "$port" ] && echo "$port" && return 0
+		alive "$pid" || die "$what exited before it reported its port"
+		[ "$(now_ms)" -ge "$end" ] && die "$what did not report its port within ${secs}s"
+		sleep 0.05
+	done
+}
 
 tcp_listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null || true)" ]; }
 udp_bound() { [ -n "$(ss -Huan "sport = :$1" 2>/dev/null || true)" ]; }
@@ -352,6 +453,25 @@ fetch_keepalive() {
 	rm -rf "$dir"
 }
 
+# start_http [ADDRESS]: python3's http.server (no nginx needed) serving
+# $HTTP_DIR ($T/www) on ADDRESS (default 127.0.0.1), port $HTTP_PORT (chosen
+# on the first call and kept: a second call with ::1 serves the same files
+# there). Waits until it answers.
+start_http() {
+	local addr=${1:-127.0.0.1} host=${1:-127.0.0.1} log=$T/http.$LIB_STARTED.log
+	[[ $addr == *:* ]] && host="[$addr]"
+	HTTP_DIR=$T/www
+	HTTP_PORT=${HTTP_PORT:-$(free_port)}
+	mkdir -p "$HTTP_DIR"
+	(cd "$HTTP_DIR" && exec python3 -m http.server "$HTTP_PORT" --bind "$addr") >"$log" 2>&1 &
+	lib_track "$!" http "$log"
+	wait_until "the web server on $host" 20 curl -sf -o /dev/null "http://$host:$HTTP_PORT/"
+}
+
+# tcurl CURL_ARGS...: curl through the local daemon ($LOCAL_PORT; names
+# resolved by the server), bounded to 20 s (a later -m wins).
+tcurl() { curl -sS -m 20 --socks5-hostname "127.0.0.1:$LOCAL_PORT" "$@"; }
+
 # ---- the impairment relay --------------------------------------------------
 
 # start_impair UPSTREAM_PORT [IMPAIR_ARGS...]: build/impair from a free
@@ -361,15 +481,13 @@ start_impair() {
 	local up=$1
 	shift
 	[ -x "$IMPAIR" ] || die "$IMPAIR not built (make $IMPAIR)"
-	IMPAIR_LOG=$T/impair.$((${#LIB_PIDS[@]})).log
+	IMPAIR_LOG=$T/impair.$LIB_STARTED.log
 	IMPAIR_STATS=$IMPAIR_LOG.stats
 	"$IMPAIR" --listen 127.0.0.1:0 --upstream "127.0.0.1:$up" --stats-file "$IMPAIR_STATS" \
 		"$@" 2>"$IMPAIR_LOG" &
 	IMPAIR_PID=$!
 	lib_track "$IMPAIR_PID" impair "$IMPAIR_LOG"
-	poll 10 grep -q 'listening on' "$IMPAIR_LOG" || die "impair did not start"
-	IMPAIR_PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$IMPAIR_LOG")
-	[ -n "$IMPAIR_PORT" ] || die "no port in impair's log"
+	IMPAIR_PORT=$(listen_port impair "$IMPAIR_LOG" "$IMPAIR_PID") || exit 1
 }
 
 # stop_impair: SIGTERM, wait for its counters (in $IMPAIR_STATS).
@@ -393,16 +511,23 @@ require_daemons() {
 b64key() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
 key_token() { grep -oE '(^|[^A-Za-z0-9_-])[A-Za-z0-9_-]{43}([^A-Za-z0-9_-]|$)' | grep -oE '[A-Za-z0-9_-]{43}' | head -n 1; }
 
-# make_keys [USER]: server key pair, server config and one user. Sets
-# SERVER_CONF, SERVER_PUB, KS_USER, CONNSTR (the connection string adduser
-# printed; start_local points it elsewhere). Server config: loopback-only
-# allow list (the default deny holds loopback, where nginx is), metrics on.
+# make_keys [USER [LINE...]]: server key pair, server config and one user.
+# Sets SERVER_KEY, SERVER_CONF, SERVER_PUB, KS_USER, CONNSTR (the connection
+# string adduser printed; start_local points it elsewhere). Server config:
+# allow list $SERVER_ALLOW (loopback only; the default deny holds loopback,
+# where the web servers are), each LINE (e.g. "allow = [::1]:8080") in the
+# [server] section, and a resolver that reads the hosts file only
+# (resolver_lookups = files), so no DNS query leaves the machine. Fails if
+# the key file is not mode 0600.
 make_keys() {
 	local user=${1:-alice} d=$T/keys out priv line psk
+	shift $(($# >= 1 ? 1 : 0))
 	mkdir -p "$d"
 	KS_USER=$user
+	SERVER_KEY=$d/server.key
 	"$KS_SERVER" keygen --out "$d/server.key" >"$d/keygen.out" 2>&1 ||
 		die "kcpsocks-server keygen failed: $(cat "$d/keygen.out")"
+	[ "$(stat -c %a "$d/server.key")" = 600 ] || die "key file mode is not 0600"
 	# The public key: a line naming it on stdout, or a .pub file beside.
 	line=$(grep -i 'pub' "$d/keygen.out" "$d/server.key" "$d/server.key.pub" 2>/dev/null || true)
 	SERVER_PUB=$(printf '%s\n' "$line" | key_token || true)
@@ -415,7 +540,9 @@ make_keys() {
 		echo "log_target = stderr"
 		echo "[server]"
 		if [ -n "$priv" ]; then echo "private_key = $priv"; else echo "private_key_file = $d/server.key"; fi
-		echo "allow = 127.0.0.0/8, ::1"
+		echo "allow = $SERVER_ALLOW"
+		echo "resolver_lookups = files"
+		for line in "$@"; do echo "$line"; done
 	} >"$SERVER_CONF"
 	"$KS_SERVER" adduser "$user" --config "$SERVER_CONF" >"$d/adduser.out" 2>&1 ||
 		die "kcpsocks-server adduser failed: $(cat "$d/adduser.out")"
@@ -435,7 +562,7 @@ make_keys() {
 start_server() {
 	SERVER_PORT=${SERVER_PORT:-$(free_port)}
 	SERVER_METRICS=${SERVER_METRICS:-$(free_port)}
-	SERVER_LOG=$T/server.${#LIB_PIDS[@]}.log
+	SERVER_LOG=$T/server.$LIB_STARTED.log
 	"$KS_SERVER" --config "$SERVER_CONF" --listen "127.0.0.1:$SERVER_PORT" \
 		--metrics_listen "127.0.0.1:$SERVER_METRICS" "$@" >"$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
@@ -445,18 +572,28 @@ start_server() {
 	wait_for_tcp_port "$SERVER_METRICS" "${DAEMON_START_S:-20}" "$SERVER_PID"
 }
 
+# local_connstr UDP_PORT [PROFILE]: the connection string adduser printed,
+# pointed at 127.0.0.1:UDP_PORT, with PROFILE (when given) for its own.
+local_connstr() {
+	local cs
+	cs=$(printf '%s' "$CONNSTR" | sed -e "s#@[^?]*?#@127.0.0.1:$1?#" -e 's#&profile=[^&]*##')
+	[ -n "${2:-}" ] && cs="$cs&profile=$2"
+	echo "$cs"
+}
+
 # start_local UDP_PORT [PROFILE] [EXTRA_ARGS...]: kcpsocks-local whose
 # connection string points at 127.0.0.1:UDP_PORT (the relay, or the server
 # itself), SOCKS5 on 127.0.0.1:$LOCAL_PORT (chosen once, kept across
-# restarts), metrics on 127.0.0.1:$LOCAL_METRICS. Sets LOCAL_PID, LOCAL_LOG.
+# restarts), metrics on 127.0.0.1:$LOCAL_METRICS. Sets LOCAL_PID, LOCAL_LOG
+# (this instance's log alone). Waits for its ports, not for its session
+# (wait_session).
 start_local() {
 	local target=$1 profile=${2:-} cs
 	shift $(($# >= 2 ? 2 : 1))
 	LOCAL_PORT=${LOCAL_PORT:-$(free_port)}
 	LOCAL_METRICS=${LOCAL_METRICS:-$(free_port)}
-	LOCAL_LOG=$T/local.${#LIB_PIDS[@]}.log
-	cs=$(printf '%s' "$CONNSTR" | sed -e "s#@[^?]*?#@127.0.0.1:$target?#" -e 's#&profile=[^&]*##')
-	[ -n "$profile" ] && cs="$cs&profile=$profile"
+	LOCAL_LOG=$T/local.$LIB_STARTED.log
+	cs=$(local_connstr "$target" "$profile")
 	"$KS_LOCAL" --connect "$cs" --listen "127.0.0.1:$LOCAL_PORT" \
 		--metrics_listen "127.0.0.1:$LOCAL_METRICS" --log_level "$KS_LOG_LEVEL" \
 		"$@" >"$LOCAL_LOG" 2>&1 &
@@ -465,6 +602,12 @@ start_local() {
 	lib_track "$LOCAL_PID" kcpsocks-local "$LOCAL_LOG"
 	wait_for_tcp_port "$LOCAL_PORT" "${DAEMON_START_S:-20}" "$LOCAL_PID"
 	wait_for_tcp_port "$LOCAL_METRICS" "${DAEMON_START_S:-20}" "$LOCAL_PID"
+}
+
+# wait_session [SECONDS]: wait (default 10 s) until the local daemon
+# started last logs its session as established.
+wait_session() {
+	wait_until "the local session" "${1:-10}" grep -q 'session .* established' "$LOCAL_LOG"
 }
 
 # start_stack [PROFILE] [IMPAIR_ARGS...]: keys, server, relay, local.
@@ -520,6 +663,14 @@ fd_count() {
 # scrape PORT: the /metrics text (empty on failure, bounded to 2 s).
 scrape() { curl -sS --max-time "${SCRAPE_TIMEOUT:-2}" "http://127.0.0.1:$1/metrics" 2>/dev/null || true; }
 healthz() { curl -sS --fail --max-time 2 "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
+
+# metric PORT NAME [LABEL]: the first sample of NAME scraped now, as
+# exported (labels ignored, or the first whose labels contain LABEL, e.g.
+# 'reason="superseded"'); empty if none.
+metric() {
+	scrape "$1" | awk -v n="$2" -v l="${3:-}" '
+		{ split($1, a, "{") } !d && a[1] == n && (l == "" || index($1, l)) { print $2; d = 1 }'
+}
 
 # metric_from TEXT_FILE AGG NAMES...: sum (AGG=sum) or max (AGG=max) of
 # every sample of the named families (labels ignored); empty if none.

@@ -161,7 +161,8 @@ def server_cmd(argv):
     pos = o.get("_", [])
     if pos[:1] == ["keygen"]:
         priv = os.urandom(32)
-        with open(o["out"], "w") as f:
+        fd = os.open(o["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
             f.write(b64(priv) + "\n")
         print("public key: " + b64(hashlib.sha256(priv).digest()))
     elif pos[:1] == ["adduser"]:
