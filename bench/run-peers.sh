@@ -90,42 +90,11 @@ CONTENDERS=(direct ss-tcp kcpsocks-default kcpsocks-profile kcpsocks-fastopen
 
 # ---- bookkeeping ----------------------------------------------------------
 
-# free_port: replaces lib.sh's, which starts a Python interpreter (half a
-# second a call on a loaded 2-core machine, about ten calls a pair). Ports
-# are handed out in order from a random start below the ephemeral range
-# (32768 up), skipping any a TCP or UDP socket on the host uses, and never
-# twice in one run (the counter lives in a file: callers use $(free_port)).
-# Like lib.sh's, it can race with another program binding the port later.
-PORT_FILE=$T/next-port
-echo $((20000 + RANDOM % 8000)) >"$PORT_FILE"
-free_port() {
-	local p i
-	read -r p <"$PORT_FILE"
-	for ((i = 0; i < 256; i++, p++)); do
-		[ "$p" -lt 32768 ] || p=20000
-		[ -z "$(ss -Htuan "sport = :$p" 2>/dev/null)" ] || continue
-		echo $((p + 1)) >"$PORT_FILE"
-		echo "$p"
-		return 0
-	done
-	python3 "$KSTOOL" freeport
-}
-
 PEER_PIDS=() # the contender's own processes (CPU, RSS); stopped after each pair
 AUX_PIDS=()  # the relay and the like: stopped too, not measured
 PEER_SOCKS=  # the SOCKS5 port curl uses
 PEER_RETX=   # command that prints "retransmitted sent" segment counts, or empty
 PEER_DIR=    # scratch dir of the current pair
-
-# untrack PID...: forget stopped PIDs so the exit trap never signals a
-# number the kernel may have handed to someone else since.
-untrack() {
-	local p keep=()
-	for p in "${LIB_PIDS[@]}"; do
-		[[ " $* " == *" $p "* ]] || keep+=("$p")
-	done
-	LIB_PIDS=("${keep[@]}")
-}
 
 # spawn LABEL CMD...: start CMD in the background (cwd $PEER_DIR, log
 # $PEER_DIR/LABEL.log); the PID is measured as part of the contender.
@@ -155,14 +124,13 @@ peer_stop() {
 	local p
 	for p in "${PEER_PIDS[@]}" "${AUX_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${PEER_PIDS[@]}" "${AUX_PIDS[@]}"; do stop_pid "$p" 5 >/dev/null 2>&1 || true; done
-	untrack "${PEER_PIDS[@]}" "${AUX_PIDS[@]}"
+	lib_untrack "${PEER_PIDS[@]}" "${AUX_PIDS[@]}"
 	PEER_PIDS=() AUX_PIDS=() PEER_SOCKS='' PEER_RETX=''
 }
 
 # relay UDP_PORT SCENARIO: the impairment relay in front of UDP_PORT; sets
 # RELAY_PORT.
 relay() {
-	rm -f "$T"/impair.*.stats # the names repeat once stopped PIDs are untracked
 	start_impair "$1" --seed 1 ${SCEN_ARGS[$2]}
 	mv "$IMPAIR_LOG" "$PEER_DIR/impair.log" # the open log follows the rename
 	AUX_PIDS+=("$IMPAIR_PID")

@@ -3,9 +3,6 @@
 
 Subcommands (every socket is on 127.0.0.1 or ::1, every wait bounded):
 
-  freeport [N]
-      Print N (default 1) distinct ports, each free for both TCP and UDP on
-      127.0.0.1, on one line.
   tap PORTFILE UPSTREAM_PORT RECORD MAX
       A plain UDP relay: the client sends to our port (written to PORTFILE
       once bound), we forward to 127.0.0.1:UPSTREAM_PORT and relay replies
@@ -37,29 +34,6 @@ import time
 
 LOOPBACK = "127.0.0.1"
 QUIET_S = 1.5  # a reply later than this after the last probe is not counted
-
-
-def freeport(n="1"):
-    held, ports = [], []
-    for _ in range(64 * int(n)):
-        if len(ports) == int(n):
-            break
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind((LOOPBACK, 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind((LOOPBACK, port))
-        except OSError:
-            t.close()
-            continue
-        held += [t, u]
-        ports.append(port)
-    for s in held:
-        s.close()
-    if len(ports) < int(n):
-        sys.exit("kstool freeport: no port free for both TCP and UDP")
-    print(" ".join(map(str, ports)))
 
 
 def write_atomic(path, text):
@@ -212,9 +186,9 @@ def slowread(socks_port, host, port, path, read_bytes, hold_s, readyfile):
 
 
 def main():
-    cmds = {"freeport": freeport, "tap": tap, "probe": probe, "slowread": slowread}
+    cmds = {"tap": tap, "probe": probe, "slowread": slowread}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
-        sys.exit("usage: kstool.py freeport|tap|probe|slowread ARGS (see the file's header)")
+        sys.exit("usage: kstool.py tap|probe|slowread ARGS (see the file's header)")
     cmds[sys.argv[1]](*sys.argv[2:])
 
 

@@ -256,22 +256,35 @@ wait_until() {
 }
 lib_quiet() { "$@" >/dev/null 2>&1; }
 
-free_port() { python3 "$KSTOOL" freeport; }
+# free_port: print a port that no TCP or UDP socket on the host uses, below
+# the ephemeral range (32768 up, so no outgoing connection takes it in the
+# meantime), never the same twice in one test (the counter is a file:
+# callers use $(free_port)). One ss call, not a Python start (half a second
+# on a loaded 2-core machine). Like any such pick it can race with a
+# program that binds the port later.
+free_port() {
+	local p i
+	[ -s "$T/next-port" ] || echo $((20000 + RANDOM % 8000)) >"$T/next-port"
+	read -r p <"$T/next-port"
+	for ((i = 0; i < 512; i++, p++)); do
+		[ "$p" -lt 32768 ] || p=20000
+		[ -z "$(ss -Htuan "sport = :$p" 2>/dev/null)" ] || continue
+		echo $((p + 1)) >"$T/next-port"
+		echo "$p"
+		return 0
+	done
+	die "no free port below 32768"
+}
 
 # pick_ports VAR...: set each of the named variables that is empty to a
-# free port, all in one python3 run (one run takes a while on a loaded
-# machine): e.g. SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS
-# HTTP_PORT before the start_* functions, which pick only the empty ones
-# (with free_port, which a caller may replace).
+# free port, e.g. SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS
+# HTTP_PORT before the start_* functions, which pick only the empty ones.
 pick_ports() {
-	local _v _need=() _ports _i=0
-	for _v in "$@"; do [ -n "${!_v:-}" ] || _need+=("$_v"); done
-	[ ${#_need[@]} -gt 0 ] || return 0
-	read -r -a _ports < <(python3 "$KSTOOL" freeport "${#_need[@]}")
-	[ ${#_ports[@]} -eq ${#_need[@]} ] || die "no free ports for ${_need[*]}"
-	for _v in "${_need[@]}"; do
-		printf -v "$_v" '%s' "${_ports[_i]}"
-		_i=$((_i + 1))
+	local _v _p
+	for _v in "$@"; do
+		[ -z "${!_v:-}" ] || continue
+		_p=$(free_port) || die "no free port for $_v"
+		printf -v "$_v" '%s' "$_p"
 	done
 }
 
