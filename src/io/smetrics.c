@@ -82,3 +82,17 @@ void smetrics_sessions(struct metrics_buf *b, const struct smetrics_session *v, 
 		}
 	}
 }
+
+void smetrics_udp(struct metrics_buf *b, const struct peer_stats *ps)
+{
+	metrics_counter(b, "kcpsocks_udp_received_datagrams_total", "datagrams received",
+	                ps->rx->datagrams);
+	metrics_counter(b, "kcpsocks_udp_sent_datagrams_total", "datagrams sent", ps->tx->sent);
+	metrics_counter(b, "kcpsocks_udp_sendmmsg_calls_total", "sendmmsg calls", ps->tx->calls);
+	metrics_counter(b, "kcpsocks_udp_gso_messages_total",
+	                "sendmmsg messages that carried several datagrams (UDP GSO)",
+	                ps->tx->gso_messages);
+	metrics_counter(b, "kcpsocks_udp_recvmmsg_calls_total", "recvmmsg calls", ps->rx->calls);
+	metrics_counter(b, "kcpsocks_timer_wakeups_total", "session timer expiries",
+	                ps->timer_fires);
+}

@@ -744,13 +744,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_counter(b, "kcpsocks_relay_down_bytes_total", "bytes from streams to applications",
 	                cl->relay_down + cl->host.bytes_down);
 	peer_stats(cl->peer, &ps);
-	metrics_counter(b, "kcpsocks_udp_received_datagrams_total", "datagrams received",
-	                ps.rx->datagrams);
-	metrics_counter(b, "kcpsocks_udp_sent_datagrams_total", "datagrams sent", ps.tx->sent);
-	metrics_counter(b, "kcpsocks_udp_sendmmsg_calls_total", "sendmmsg calls", ps.tx->calls);
-	metrics_counter(b, "kcpsocks_udp_recvmmsg_calls_total", "recvmmsg calls", ps.rx->calls);
-	metrics_counter(b, "kcpsocks_timer_wakeups_total", "session timer expiries",
-	                ps.timer_fires);
+	smetrics_udp(b, &ps);
 	metrics_counter(b, "kcpsocks_local_stall_probes_total",
 	                "PINGs sent because open streams heard nothing", cl->probes);
 	metrics_counter(b, "kcpsocks_local_requests_replayed_total",

@@ -623,13 +623,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	                up);
 	metrics_counter(b, "kcpsocks_relay_down_bytes_total", "bytes from streams to destinations",
 	                down);
-	metrics_counter(b, "kcpsocks_udp_received_datagrams_total", "datagrams received",
-	                ps.rx->datagrams);
-	metrics_counter(b, "kcpsocks_udp_sent_datagrams_total", "datagrams sent", ps.tx->sent);
-	metrics_counter(b, "kcpsocks_udp_sendmmsg_calls_total", "sendmmsg calls", ps.tx->calls);
-	metrics_counter(b, "kcpsocks_udp_recvmmsg_calls_total", "recvmmsg calls", ps.rx->calls);
-	metrics_counter(b, "kcpsocks_timer_wakeups_total", "session timer expiries",
-	                ps.timer_fires);
+	smetrics_udp(b, &ps);
 	metrics_gauge(b, "kcpsocks_resolver_pending", "name lookups in flight",
 	              (double)resolver_pending(x->res));
 	metrics_family(b, "kcpsocks_dropped_datagrams_total", METRICS_COUNTER,

@@ -40,6 +40,13 @@ ok "domain name resolved by the server (hosts file)"
 tcurl -o "$T/got.bin" "http://[::1]:$HTTP_PORT/big.bin" || die "curl to [::1]"
 cmp -s "$T/got.bin" "$HTTP_DIR/big.bin" || die "big.bin over IPv6 differs"
 ok "CONNECT to an IPv6 address ([::1], allowed for this port only)"
+# 12 MiB went down: the server's datagrams and how it batched them.
+sent=$(metric "$SERVER_METRICS" kcpsocks_udp_sent_datagrams_total)
+calls=$(metric "$SERVER_METRICS" kcpsocks_udp_sendmmsg_calls_total)
+gso=$(metric "$SERVER_METRICS" kcpsocks_udp_gso_messages_total)
+[ "${sent:-0}" -gt 8000 ] && [ -n "$calls" ] && [ -n "$gso" ] && [ "$calls" -le "$sent" ] ||
+	die "UDP counters: sent=${sent:-none} sendmmsg=${calls:-none} gso=${gso:-none}"
+ok "server UDP: $sent datagrams in $calls sendmmsg calls, $gso GSO messages"
 
 # 2. 50 parallel connections, each verified
 curls=()
