@@ -253,6 +253,11 @@ static void config_bounds_are_checked(void **state)
 	mux_config_default(&c);
 	c.max_streams = 0;
 	assert_int_equal(mux_new(&m, MUX_CLIENT, &c), KS_ERR_INVAL);
+	mux_config_default(&c);
+	c.budget = MUX_BUDGET_MIN - 1;
+	assert_int_equal(mux_new(&m, MUX_CLIENT, &c), KS_ERR_INVAL);
+	c.budget = (uint32_t)MUX_BUDGET_MAX + 1;
+	assert_int_equal(mux_new(&m, MUX_CLIENT, &c), KS_ERR_INVAL);
 	assert_int_equal(mux_new(&m, (enum mux_role)7, NULL), KS_ERR_INVAL);
 	assert_null(m);
 	mux_free(NULL);
