@@ -145,6 +145,13 @@ enum {
 	MUX_WRITABLE_MIN = 4096,       /* room that makes a blocked stream writable */
 	MUX_RING_INITIAL = 4096,       /* first allocation of a stream buffer */
 	MUX_EARLY_DATA_MAX = 65536,    /* DATA a client may send before REPLY (step 4.4) */
+	/* Session receive budget (step 4.5): the windows a session end's live
+	 * streams announced, summed, stay below budget + streams x floor. */
+	MUX_WINDOW_FLOOR = 65536,      /* a stream's window while the budget is short */
+	MUX_BUDGET_SHARE = 4,          /* a new stream takes 1/this of the budget left */
+	MUX_BUDGET_MIN = 65536,        /* smallest session receive budget */
+	MUX_BUDGET_DEFAULT = 16777216, /* 16 MiB */
+	MUX_BUDGET_MAX = 1073741824,   /* 1 GiB */
 };
 
 /* --- socks5 --- */
@@ -289,6 +296,8 @@ enum {
 	PROFILE_DEAD_LINK_MAX = 100,                 /* before the link is declared dead */
 	PROFILE_STREAM_WINDOW_MIN = 4096,            /* bytes of mux credit per stream */
 	PROFILE_STREAM_WINDOW_MAX = 16777216,        /* 16 MiB */
+	PROFILE_SESSION_WINDOW_MIN = MUX_BUDGET_MIN, /* bytes of mux credit per session */
+	PROFILE_SESSION_WINDOW_MAX = MUX_BUDGET_MAX, /* 1 GiB */
 	PROFILE_STREAMS_MIN = 1,                     /* mux streams per session */
 	PROFILE_STREAMS_MAX = 4096,
 	PROFILE_NAME_MAX = 31, /* characters of a profile name */

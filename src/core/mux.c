@@ -65,6 +65,8 @@ struct stream {
 	uint64_t rx_off;    /* DATA bytes received */
 	uint64_t rx_read;   /* DATA bytes read by the application */
 	uint64_t rx_limit;  /* our grant as sent, as an absolute offset */
+	uint32_t win;       /* our receive window, chosen when announced (4.5);
+	                     * 0 on a server stream not yet replied */
 	uint32_t deficit;   /* round-robin budget left this turn */
 	struct link ctl_l;  /* on mux.ctl while ctl != 0 */
 	struct link act_l;  /* on mux.fresh or mux.act while it has DATA and credit */
@@ -82,6 +84,7 @@ struct mux {
 	struct mux_config cfg;
 	int err; /* sticky session error, 0 while healthy */
 	size_t mem;
+	uint64_t committed; /* rx_max of every stream held, summed (step 4.5) */
 
 	struct stream **tab; /* owned array of owned streams, sorted by id */
 	size_t ntab;
@@ -248,6 +251,28 @@ ssize_t mux_frame_decode(const uint8_t *buf, size_t len, struct mux_frame *f)
 	return (ssize_t)(MUX_HDR_LEN + t.len);
 }
 
+/* --- receive limits ------------------------------------------------------ */
+
+/* first_limit is the send limit, as an absolute offset, that a REPLY
+ * announcing window gives (step 4.4.3): never below the early allowance,
+ * so the early bytes already sent can never exceed it. */
+static uint64_t first_limit(uint32_t window)
+{
+	return window > MUX_EARLY_DATA_MAX ? window : MUX_EARLY_DATA_MAX;
+}
+
+/* rx_max bounds a stream's receive buffer: its window, and on the server
+ * at least the early allowance (step 4.4.2), also before the REPLY (win 0).
+ * It is what the stream holds of the session's budget (step 4.5). */
+static size_t rx_max(const struct mux *m, const struct stream *s)
+{
+	return m->role == MUX_SERVER ? (size_t)first_limit(s->win) : s->win;
+}
+
+/* A stream at the floor holds no more than a server stream before its
+ * REPLY, so the bound of step 4.5 covers both. */
+_Static_assert(MUX_WINDOW_FLOOR >= MUX_EARLY_DATA_MAX, "the floor covers early data");
+
 /* --- configuration and lifetime -------------------------------------------- */
 
 void mux_config_default(struct mux_config *c)
@@ -255,7 +280,8 @@ void mux_config_default(struct mux_config *c)
 	*c = (struct mux_config){ .window = MUX_WINDOW_DEFAULT,
 		                  .send_buffer = MUX_SNDBUF_DEFAULT,
 		                  .max_streams = MUX_STREAMS_DEFAULT,
-		                  .quantum = MUX_QUANTUM_DEFAULT };
+		                  .quantum = MUX_QUANTUM_DEFAULT,
+		                  .budget = MUX_BUDGET_DEFAULT };
 }
 
 static bool config_ok(const struct mux_config *c)
@@ -263,7 +289,8 @@ static bool config_ok(const struct mux_config *c)
 	return c->window >= MUX_WINDOW_MIN && c->window <= MUX_WINDOW_MAX &&
 	       c->send_buffer >= MUX_SNDBUF_MIN && c->send_buffer <= MUX_SNDBUF_MAX &&
 	       c->max_streams >= 1 && c->max_streams <= MUX_STREAMS_MAX &&
-	       c->quantum >= MUX_QUANTUM_MIN && c->quantum <= MUX_FRAME_PAYLOAD_MAX;
+	       c->quantum >= MUX_QUANTUM_MIN && c->quantum <= MUX_FRAME_PAYLOAD_MAX &&
+	       c->budget >= MUX_BUDGET_MIN && c->budget <= MUX_BUDGET_MAX;
 }
 
 int mux_new(struct mux **out, enum mux_role role, const struct mux_config *cfg)
@@ -305,6 +332,7 @@ static void stream_destroy(struct mux *m, struct stream *s)
 {
 	ring_release(m, &s->tx);
 	ring_release(m, &s->rx);
+	m->committed -= rx_max(m, s); /* step 4.5: the budget comes back */
 	m->mem -= s->hello_len + sizeof *s;
 	free(s->hello);
 	free(s);
@@ -406,19 +434,25 @@ static void ev_set(struct mux *m, struct stream *s, uint8_t flag)
 
 static uint64_t credit(const struct stream *s) { return s->tx_limit - s->tx_off; }
 
-/* first_limit is the send limit, as an absolute offset, that a REPLY
- * announcing window gives (step 4.4.3): never below the early allowance,
- * so the early bytes already sent can never exceed it. */
-static uint64_t first_limit(uint32_t window)
+/* pick_window chooses the window a stream announces (step 4.5): a share of
+ * the budget left by the other streams, never below the floor nor above
+ * the configured window. `others` is what they hold. */
+static uint32_t pick_window(const struct mux *m, uint64_t others)
 {
-	return window > MUX_EARLY_DATA_MAX ? window : MUX_EARLY_DATA_MAX;
+	uint64_t left = others < m->cfg.budget ? m->cfg.budget - others : 0;
+	uint64_t share = left / MUX_BUDGET_SHARE;
+
+	if (share < MUX_WINDOW_FLOOR)
+		share = MUX_WINDOW_FLOOR;
+	return share < m->cfg.window ? (uint32_t)share : m->cfg.window;
 }
 
-/* rx_max bounds a stream's receive buffer: the window, and on the server
- * at least the early allowance (step 4.4.2). */
-static size_t rx_max(const struct mux *m)
+/* win_set changes s's window and the session's committed sum with it. */
+static void win_set(struct mux *m, struct stream *s, uint32_t win)
 {
-	return m->role == MUX_SERVER ? (size_t)first_limit(m->cfg.window) : m->cfg.window;
+	m->committed -= rx_max(m, s);
+	s->win = win;
+	m->committed += rx_max(m, s);
 }
 
 /* tx_room is what mux_stream_write may accept: the send buffer and the
@@ -466,10 +500,9 @@ static void fin_check(struct mux *m, struct stream *s)
  * the difference is taken only when positive. */
 static void grant_check(struct mux *m, struct stream *s)
 {
-	uint64_t want = s->rx_read + m->cfg.window;
+	uint64_t want = s->rx_read + s->win;
 
-	if (!s->fin_rcvd && s->hello_sent && want > s->rx_limit &&
-	    want - s->rx_limit >= m->cfg.window / 2)
+	if (!s->fin_rcvd && s->hello_sent && want > s->rx_limit && want - s->rx_limit >= s->win / 2)
 		ctl_set(m, s, CTL_WINDOW);
 }
 
@@ -524,6 +557,7 @@ static int on_open(struct mux *m, const struct mux_frame *f)
 		return rst_push(m, f->id, MUX_RST_RESOURCE, true);
 	s->tx_limit = window;
 	s->rx_limit = MUX_EARLY_DATA_MAX; /* step 4.4.2: early DATA may follow */
+	m->committed += rx_max(m, s);     /* win 0: the allowance (step 4.5) */
 	tab_insert(m, s);
 	ev_set(m, s, EVF_OPEN);
 	return 0;
@@ -563,7 +597,7 @@ static int on_data(struct mux *m, struct stream *s, const struct mux_frame *f)
 
 	if (s->fin_rcvd || f->len > s->rx_limit - s->rx_off)
 		return KS_ERR_PROTO;
-	rc = ring_reserve(m, &s->rx, f->len, rx_max(m));
+	rc = ring_reserve(m, &s->rx, f->len, rx_max(m, s));
 	if (rc < 0)
 		return rc == KS_ERR_FULL ? KS_ERR_PROTO : rc;
 	ring_put(&s->rx, f->payload, f->len);
@@ -744,12 +778,12 @@ static bool put_u64(struct wr *w, uint8_t type, uint64_t v)
 }
 
 /* put_hello writes OPEN or REPLY: our window, then the SOCKS5 bytes. */
-static bool put_hello(struct mux *m, struct wr *w, uint8_t type, const struct stream *s)
+static bool put_hello(struct wr *w, uint8_t type, const struct stream *s)
 {
 	uint8_t b[MUX_WINDOW_FIELD_LEN + MUX_REQUEST_MAX];
 	struct wr bw = wr_init(b, sizeof b);
 
-	wr_u32be(&bw, m->cfg.window);
+	wr_u32be(&bw, s->win);
 	wr_bytes(&bw, s->hello, s->hello_len);
 	return put_frame(w, type, s->id, b, wr_len(&bw));
 }
@@ -794,7 +828,7 @@ static bool emit_hello(struct mux *m, struct stream *s, struct wr *w)
 
 	if (!(s->ctl & flag))
 		return true;
-	if (!put_hello(m, w, flag == CTL_OPEN ? MUX_OPEN : MUX_REPLY, s))
+	if (!put_hello(w, flag == CTL_OPEN ? MUX_OPEN : MUX_REPLY, s))
 		return false;
 	s->ctl &= (uint8_t)~flag;
 	m->mem -= s->hello_len;
@@ -802,7 +836,7 @@ static bool emit_hello(struct mux *m, struct stream *s, struct wr *w)
 	s->hello = NULL;
 	s->hello_len = 0;
 	s->hello_sent = true;
-	s->rx_limit = m->role == MUX_SERVER ? first_limit(m->cfg.window) : m->cfg.window;
+	s->rx_limit = rx_max(m, s);
 	grant_check(m, s);
 	return true;
 }
@@ -815,7 +849,7 @@ static bool emit_stream_ctl(struct mux *m, struct stream *s, struct wr *w)
 	if (s->ctl & CTL_WINDOW) {
 		uint8_t b[4];
 		struct wr bw = wr_init(b, sizeof b);
-		uint64_t inc = s->rx_read + m->cfg.window - s->rx_limit;
+		uint64_t inc = s->rx_read + s->win - s->rx_limit;
 
 		wr_u32be(&bw, (uint32_t)inc);
 		if (!put_frame(w, MUX_WINDOW, s->id, b, sizeof b))
@@ -926,7 +960,8 @@ int mux_open_stream(struct mux *m, const uint8_t *req, size_t len, uint32_t *id)
 	if (!s)
 		return KS_ERR_NOMEM;
 	m->next_id++;
-	s->tx_limit = MUX_EARLY_DATA_MAX; /* step 4.4.1: early DATA after OPEN */
+	s->tx_limit = MUX_EARLY_DATA_MAX;            /* step 4.4.1: early DATA after OPEN */
+	win_set(m, s, pick_window(m, m->committed)); /* step 4.5 */
 	tab_insert(m, s);
 	ctl_set(m, s, CTL_OPEN);
 	*id = s->id;
@@ -953,6 +988,7 @@ int mux_stream_reply(struct mux *m, uint32_t id, const uint8_t *rep, size_t len)
 	s->hello = copy;
 	s->hello_len = len;
 	s->replied = true;
+	win_set(m, s, pick_window(m, m->committed - rx_max(m, s))); /* step 4.5 */
 	ctl_set(m, s, CTL_REPLY);
 	act_update(m, s);
 	return 0;

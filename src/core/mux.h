@@ -26,7 +26,14 @@
  * Memory is accounted (mux_mem_bytes) and bounded by the configuration:
  * per stream at most its receive window (on a server at least
  * MUX_EARLY_DATA_MAX) plus its send buffer, at most
- * max_streams streams, plus a fixed part. mux_input() never needs to refuse
+ * max_streams streams, plus a fixed part. A stream's window is chosen when
+ * it is announced, from the session's budget (step 4.5):
+ * min(window, max(MUX_WINDOW_FLOOR, (budget - committed) / MUX_BUDGET_SHARE))
+ * where committed is what the other live streams hold; it comes back when
+ * a stream is freed. So all receive buffers together hold at most
+ * min(max_streams x max(window, floor), budget + max_streams x
+ * MUX_WINDOW_FLOOR): with the default profile 32 MiB + 256 x 64 KiB =
+ * 48 MiB instead of 256 x 4 MiB = 1 GiB. mux_input() never needs to refuse
  * bytes: everything a well-behaved peer may send fits these bounds, and
  * anything else is a protocol error.
  *
@@ -105,6 +112,7 @@ struct mux_config {
 	uint32_t send_buffer; /* bytes a stream may hold in the mux before sending */
 	uint32_t max_streams; /* concurrent streams (including resets not yet sent) */
 	uint32_t quantum;     /* scheduler quantum and largest DATA frame emitted */
+	uint32_t budget;      /* receive windows all streams may hold together (4.5) */
 };
 
 /* mux_config_default fills c with the defaults from limits.h. */

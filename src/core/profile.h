@@ -40,6 +40,7 @@ struct profile {
 	uint32_t min_rto_ms;      /* KCP lower bound on the retransmission timeout */
 	uint32_t dead_link;       /* KCP: retransmissions of one segment before dead */
 	uint32_t stream_window;   /* mux credit per stream, bytes */
+	uint32_t session_window;  /* mux credit all streams share, bytes (local only) */
 	uint32_t max_streams;     /* mux concurrent streams per session */
 	bool fast_open;           /* client: SUCCEEDED at once, early data (mux 4.4) */
 };
@@ -60,6 +61,7 @@ enum profile_field_id {
 	PROFILE_F_MIN_RTO,
 	PROFILE_F_DEAD_LINK,
 	PROFILE_F_STREAM_WINDOW,
+	PROFILE_F_SESSION_WINDOW,
 	PROFILE_F_MAX_STREAMS,
 	PROFILE_F_FAST_OPEN,
 	PROFILE_F_COUNT

@@ -264,6 +264,7 @@ void dconf_mux(const struct profile *p, uint32_t cap, struct mux_config *out)
 {
 	mux_config_default(out);
 	out->window = clamp(p->stream_window, MUX_WINDOW_MIN, MUX_WINDOW_MAX);
+	out->budget = clamp(p->session_window, MUX_BUDGET_MIN, MUX_BUDGET_MAX);
 	out->max_streams = clamp(p->max_streams, 1, MUX_STREAMS_MAX);
 	if (cap && out->max_streams > cap)
 		out->max_streams = cap;

@@ -1,7 +1,7 @@
 /* fuzz_mux_frames.c - a mux fed arbitrary peer bytes, split anywhere, while
  * an application drives it; public API only.
  *
- * Input: byte 0 picks the role (bit 0) and the configuration (bits 1-2);
+ * Input: byte 0 picks the role (bit 0) and the configuration (bits 1-3);
  * the rest is a list of operations, each an op byte and its arguments:
  *   0 n bytes...  feed the next n+1 bytes to mux_input
  *   1 r           mux_produce into 16*r+8 bytes of room
@@ -67,13 +67,17 @@ static void take_events(struct fz *z)
 }
 
 /* A server stream's receive buffer may hold the early allowance even when
- * its window is smaller (docs/PROTOCOL.md (mux) 4.4.3). */
+ * its window is smaller (docs/PROTOCOL.md (mux) 4.4.3); all receive buffers
+ * together hold at most budget + max_streams x floor (4.5). */
 static size_t bound(const struct mux_config *c)
 {
+	size_t n = c->max_streams;
 	size_t rx = c->window > MUX_EARLY_DATA_MAX ? c->window : MUX_EARLY_DATA_MAX;
+	size_t rx_all = (size_t)c->budget + n * MUX_WINDOW_FLOOR;
 
-	return (size_t)c->max_streams * (rx + c->send_buffer + 2 * MUX_RING_INITIAL + 4096) +
-	       (1u << 20);
+	if (rx_all > n * rx)
+		rx_all = n * rx;
+	return rx_all + n * (c->send_buffer + 2 * MUX_RING_INITIAL + 4096) + (1u << 20);
 }
 
 /* produce checks that the output is whole, well-formed frames. */
@@ -161,6 +165,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		z.cfg.window = MUX_WINDOW_MIN;
 	if (data[0] & 4)
 		z.cfg.send_buffer = MUX_SNDBUF_MIN;
+	if (data[0] & 8)
+		z.cfg.budget = 8 * MUX_WINDOW_FLOOR; /* windows shrink from the second */
 	z.role = data[0] & 1 ? MUX_SERVER : MUX_CLIENT;
 	if (mux_new(&z.m, z.role, &z.cfg) != 0)
 		return 0;

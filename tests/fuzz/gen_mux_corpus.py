@@ -88,6 +88,19 @@ def limit_seed():
     return s + EVENTS + produce()
 
 
+def budget_seed():
+    """Byte 0 = 13: a server with 7 streams and a 512 KiB budget (bit 3):
+    the windows in its REPLYs shrink; each stream then gets DATA."""
+    s = bytes([13])
+    for i in range(1, 8):
+        s += feed(frame(OPEN, i, struct.pack(">I", 262144) + REQ))
+    s += EVENTS + produce() + produce()
+    for i in range(1, 8):
+        s += feed(frame(DATA, i, b"d" * 200))
+    s += bytes([5, 0]) + produce() + feed(frame(OPEN, 8, struct.pack(">I", 4096) + REQ))
+    return s + EVENTS + produce()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     seeds = {
@@ -98,6 +111,7 @@ def main():
         "limit": limit_seed(),
         "early": early_seed(),
         "early_client": early_client_seed(),
+        "budget": budget_seed(),
     }
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:

@@ -33,6 +33,7 @@ static void every_profile_maps_to_valid_params(void **state)
 		assert_int_equal(t.keepalive_ms, p->keepalive_ms);
 		dconf_mux(p, 0, &m);
 		assert_int_equal(m.window, p->stream_window);
+		assert_int_equal(m.budget, p->session_window);
 		assert_int_equal(m.max_streams, p->max_streams);
 		assert_int_equal(mux_new(&probe, MUX_SERVER, &m), 0);
 		mux_free(probe);

@@ -253,6 +253,11 @@ static void config_bounds_are_checked(void **state)
 	mux_config_default(&c);
 	c.max_streams = 0;
 	assert_int_equal(mux_new(&m, MUX_CLIENT, &c), KS_ERR_INVAL);
+	mux_config_default(&c);
+	c.budget = MUX_BUDGET_MIN - 1;
+	assert_int_equal(mux_new(&m, MUX_CLIENT, &c), KS_ERR_INVAL);
+	c.budget = (uint32_t)MUX_BUDGET_MAX + 1;
+	assert_int_equal(mux_new(&m, MUX_CLIENT, &c), KS_ERR_INVAL);
 	assert_int_equal(mux_new(&m, (enum mux_role)7, NULL), KS_ERR_INVAL);
 	assert_null(m);
 	mux_free(NULL);
@@ -1413,6 +1418,248 @@ static void random_operations_match_model(void **state)
 	}
 }
 
+/* --- the session budget (step 4.5) ------------------------------------------ */
+
+enum { BW = 1 << 20, BB = 4 << 20, BN = 48 };
+
+static void budget_config(struct mux_config *c)
+{
+	mux_config_default(c);
+	c->window = BW;
+	c->budget = BB;
+	c->max_streams = BN;
+}
+
+/* announced collects the windows of the OPEN or REPLY frames m produces,
+ * by stream id (ids below MAXID); returns how many it saw. */
+static size_t announced(struct mux *m, uint8_t *buf, uint32_t *win)
+{
+	ssize_t n = mux_produce(m, buf, PIPE_CAP, 0), k;
+	struct mux_frame f;
+	size_t seen = 0;
+
+	assert_true(n >= 0);
+	for (ssize_t off = 0; off < n; off += k) {
+		k = mux_frame_decode(buf + off, (size_t)(n - off), &f);
+		assert_true(k > 0);
+		if (f.type == MUX_OPEN || f.type == MUX_REPLY) {
+			struct rd r = rd_init(f.payload, f.len);
+			assert_true(f.id < MAXID && rd_u32be(&r, &win[f.id]));
+			seen++;
+		}
+	}
+	return seen;
+}
+
+/* committed_sum adds up what m's streams may hold, from the streams. */
+static uint64_t committed_sum(const struct mux *m)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < m->ntab; i++)
+		sum += rx_max(m, m->tab[i]);
+	assert_int_equal(sum, m->committed);
+	return sum;
+}
+
+static void budget_shrinks_windows_and_comes_back(void **state)
+{
+	(void)state;
+	static uint8_t buf[PIPE_CAP];
+	static uint32_t win[MAXID];
+	struct mux_config c;
+	struct mux *m;
+	uint32_t id, prev = BW;
+	uint64_t left;
+
+	budget_config(&c);
+	m = mk(MUX_CLIENT, &c);
+	for (size_t n = 1; n <= BN; n++) {
+		assert_int_equal(mux_open_stream(m, req5, sizeof req5, &id), 0);
+		assert_int_equal(announced(m, buf, win), 1);
+		assert_true(win[id] <= prev && win[id] >= MUX_WINDOW_FLOOR);
+		assert_true(committed_sum(m) <= BB + (uint64_t)n * MUX_WINDOW_FLOOR);
+		prev = win[id];
+	}
+	/* The first stream has the whole window; each later one a quarter of
+	 * what is left (3 MiB / 4), down to the floor. */
+	assert_int_equal(win[1], BW);
+	assert_int_equal(win[2], 768 << 10);
+	assert_int_equal(win[3], 576 << 10);
+	assert_int_equal(win[BN], MUX_WINDOW_FLOOR);
+	/* Freed streams return what they held: without the three biggest and
+	 * the ones at the floor, a new stream gets a big window again. */
+	for (uint32_t i = 1; i <= BN; i++)
+		if (i <= 3 || win[i] == MUX_WINDOW_FLOOR)
+			assert_int_equal(mux_stream_reset(m, i, MUX_RST_CANCEL), 0);
+	assert_true(mux_produce(m, buf, PIPE_CAP, 0) > 0); /* the RSTs free slots */
+	left = BB - committed_sum(m);
+	assert_true(left >= BW + (768 << 10) + (576 << 10));
+	assert_int_equal(mux_open_stream(m, req5, sizeof req5, &id), 0);
+	assert_int_equal(announced(m, buf, win), 1);
+	assert_int_equal(win[id], left / MUX_BUDGET_SHARE);
+	assert_true(committed_sum(m) <= BB + (uint64_t)BN * MUX_WINDOW_FLOOR);
+	/* Every stream freed: nothing stays committed. */
+	for (uint32_t i = 4; i <= id; i++)
+		if (tab_get(m, i))
+			assert_int_equal(mux_stream_reset(m, i, MUX_RST_CANCEL), 0);
+	assert_int_equal(committed_sum(m), 0);
+	assert_int_equal(m->committed, 0);
+	mux_free(m);
+}
+
+/* A client that fills every stream to the window the server announced
+ * stays within budget + streams x floor; one byte more is a protocol error. */
+static void filling_every_window_is_bounded(void **state)
+{
+	(void)state;
+	static uint8_t buf[PIPE_CAP], in[MUX_HDR_LEN + MUX_FRAME_PAYLOAD_MAX];
+	static uint32_t win[MAXID];
+	static const uint8_t zero[MUX_FRAME_PAYLOAD_MAX];
+	uint8_t hello[4 + sizeof req5] = { 0, 0x10, 0, 0 }; /* 1 MiB */
+	struct mux_config c;
+	struct mux *m;
+	size_t mem0, rx = 0;
+
+	memcpy(hello + 4, req5, sizeof req5);
+	budget_config(&c);
+	m = mk(MUX_SERVER, &c);
+	mem0 = mux_mem_bytes(m);
+	for (uint32_t id = 1; id <= BN; id++) {
+		struct mux_event ev;
+		size_t n = frame(in, sizeof in, MUX_OPEN, id, hello, sizeof hello);
+		assert_int_equal(mux_input(m, in, n, 0), 0);
+		ev = next_ev(m);
+		assert_int_equal(ev.type, MUX_EV_OPEN);
+		assert_int_equal(mux_stream_reply(m, id, rep5, sizeof rep5), 0);
+		assert_int_equal(announced(m, buf, win), 1);
+	}
+	assert_int_equal(win[1], BW);
+	assert_int_equal(win[BN], MUX_WINDOW_FLOOR);
+	for (uint32_t id = 1; id <= BN; id++) {
+		for (uint64_t left = win[id]; left > 0;) {
+			size_t k = min_sz((size_t)left, sizeof zero);
+			size_t n = frame(in, sizeof in, MUX_DATA, id, zero, k);
+			assert_int_equal(mux_input(m, in, n, 0), 0);
+			left -= k;
+		}
+		rx += win[id];
+	}
+	assert_true(rx <= BB + (uint64_t)BN * MUX_WINDOW_FLOOR);
+	assert_int_equal(committed_sum(m), rx);
+	/* Buffers, stream structs and reply copies on top of the fixed part. */
+	assert_true(mux_mem_bytes(m) <= mem0 + rx + BN * (sizeof(struct stream) + sizeof rep5));
+	assert_true(mux_mem_bytes(m) >= mem0 + rx);
+	assert_int_equal(mux_input(m, in, frame(in, sizeof in, MUX_DATA, BN, zero, 1), 0),
+	                 KS_ERR_PROTO);
+	mux_free(m);
+}
+
+/* On the server an exhausted budget still lets every stream take the full
+ * early allowance before its REPLY, and announces at least that much. */
+static void early_data_fits_an_exhausted_budget(void **state)
+{
+	(void)state;
+	static uint8_t buf[PIPE_CAP], in[MUX_HDR_LEN + MUX_FRAME_PAYLOAD_MAX];
+	static uint32_t win[MAXID];
+	static const uint8_t zero[MUX_FRAME_PAYLOAD_MAX];
+	uint8_t hello[4 + sizeof req5] = { 0, 1, 0, 0 };
+	struct mux_config c;
+	struct mux *m;
+	const uint32_t n_streams = 8;
+
+	memcpy(hello + 4, req5, sizeof req5);
+	mux_config_default(&c);
+	c.window = BW;
+	c.budget = MUX_BUDGET_MIN;
+	m = mk(MUX_SERVER, &c);
+	for (uint32_t id = 1; id <= n_streams; id++) {
+		size_t n = frame(in, sizeof in, MUX_OPEN, id, hello, sizeof hello);
+		assert_int_equal(mux_input(m, in, n, 0), 0);
+		for (size_t sent = 0; sent < MUX_EARLY_DATA_MAX; sent += sizeof zero) {
+			n = frame(in, sizeof in, MUX_DATA, id, zero, sizeof zero);
+			assert_int_equal(mux_input(m, in, n, 0), 0);
+		}
+	}
+	assert_true(committed_sum(m) <= MUX_BUDGET_MIN + n_streams * MUX_WINDOW_FLOOR);
+	for (uint32_t id = 1; id <= n_streams; id++) {
+		assert_int_equal(next_ev(m).type, MUX_EV_OPEN);
+		assert_int_equal(next_ev(m).type, MUX_EV_READABLE);
+	}
+	for (uint32_t id = 1; id <= n_streams; id++) {
+		assert_int_equal(mux_stream_reply(m, id, rep5, sizeof rep5), 0);
+		assert_int_equal(announced(m, buf, win), 1);
+		assert_true(win[id] >= MUX_EARLY_DATA_MAX && win[id] < BW);
+	}
+	assert_true(committed_sum(m) <= MUX_BUDGET_MIN + n_streams * MUX_WINDOW_FLOOR);
+	mux_free(m);
+	/* One byte beyond the allowance before the REPLY is still an error. */
+	m = mk(MUX_SERVER, &c);
+	assert_int_equal(
+	        mux_input(m, in, frame(in, sizeof in, MUX_OPEN, 1, hello, sizeof hello), 0), 0);
+	for (size_t sent = 0; sent < MUX_EARLY_DATA_MAX; sent += sizeof zero)
+		assert_int_equal(
+		        mux_input(m, in, frame(in, sizeof in, MUX_DATA, 1, zero, sizeof zero), 0),
+		        0);
+	assert_int_equal(mux_input(m, in, frame(in, sizeof in, MUX_DATA, 1, zero, 1), 0),
+	                 KS_ERR_PROTO);
+	mux_free(m);
+}
+
+/* A pair with a small budget and many streams still moves every byte, and
+ * memory returns to the start once the streams are gone. */
+static void budgeted_streams_complete(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t data[256 << 10], got[256 << 10];
+	struct mux_config c;
+	uint32_t ids[16];
+	size_t sent[16] = { 0 }, rcvd[16] = { 0 }, c0, s0;
+	ssize_t n;
+
+	mux_config_default(&c);
+	c.window = BW;
+	c.budget = 512 << 10;
+	c.send_buffer = MUX_SNDBUF_MAX;
+	pair_init(&p, &c, &c);
+	c0 = mux_mem_bytes(p.c);
+	s0 = mux_mem_bytes(p.s);
+	for (size_t i = 0; i < 16; i++)
+		ids[i] = open_ok(&p);
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = pattern(3, 0, i);
+	for (int round = 0; round < 1000; round++) {
+		bool done = true;
+		for (size_t i = 0; i < 16; i++) {
+			if (sent[i] < sizeof data &&
+			    (n = mux_stream_write(p.c, ids[i], data + sent[i],
+			                          sizeof data - sent[i])) > 0)
+				sent[i] += (size_t)n;
+			while ((n = mux_stream_read(p.s, ids[i], got, sizeof got)) > 0) {
+				assert_memory_equal(got, data + rcvd[i], (size_t)n);
+				rcvd[i] += (size_t)n;
+			}
+			done = done && rcvd[i] == sizeof data;
+		}
+		assert_true(committed_sum(p.s) <= c.budget + 16 * MUX_WINDOW_FLOOR);
+		if (done)
+			break;
+		pump(&p);
+	}
+	for (size_t i = 0; i < 16; i++) {
+		assert_int_equal(rcvd[i], sizeof data);
+		assert_int_equal(mux_stream_reset(p.c, ids[i], MUX_RST_CANCEL), 0);
+	}
+	pump(&p);
+	for (size_t i = 0; i < 16; i++)
+		assert_int_equal(next_ev(p.s).type, MUX_EV_RESET);
+	assert_int_equal(mux_mem_bytes(p.c), c0);
+	assert_int_equal(mux_mem_bytes(p.s), s0);
+	assert_int_equal(p.s->committed, 0);
+	pair_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1443,6 +1690,10 @@ int main(void)
 		cmocka_unit_test(reset_mid_transfer_frees_everything),
 		cmocka_unit_test(ping_measures_rtt),
 		cmocka_unit_test(random_operations_match_model),
+		cmocka_unit_test(budget_shrinks_windows_and_comes_back),
+		cmocka_unit_test(filling_every_window_is_bounded),
+		cmocka_unit_test(early_data_fits_an_exhausted_budget),
+		cmocka_unit_test(budgeted_streams_complete),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

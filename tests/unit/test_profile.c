@@ -75,6 +75,16 @@ static void profiles_keep_their_promises(void **state)
 	assert_true(s->snd_wnd < d->snd_wnd && s->max_streams < d->max_streams);
 	assert_true(s->stream_window < d->stream_window);
 	assert_true(f->interval_ms < d->interval_ms);
+	assert_true(s->session_window < m->session_window && m->session_window < d->session_window);
+	/* The first stream of a session gets the whole stream_window (mux
+	 * 4.5.1), and no peer makes a session hold more than 64 MiB unread. */
+	for (size_t i = 0; i < profile_count(); i++) {
+		const struct profile *p = profile_at(i);
+		assert_true(p->session_window / MUX_BUDGET_SHARE >= p->stream_window);
+		assert_true((uint64_t)p->session_window +
+		                    (uint64_t)p->max_streams * MUX_WINDOW_FLOOR <=
+		            64u << 20);
+	}
 }
 
 static void field_table_is_consistent(void **state)
