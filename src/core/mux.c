@@ -425,7 +425,7 @@ static void ctl_set(struct mux *m, struct stream *s, uint8_t flag)
 		list_add_tail(&m->ctl, &s->ctl_l);
 }
 
-static void ev_set(struct mux *m, struct stream *s, uint8_t flag)
+static void event_raise(struct mux *m, struct stream *s, uint8_t flag)
 {
 	s->ev |= flag;
 	if (!linked(&s->ev_l))
@@ -483,7 +483,7 @@ static void writable_check(struct mux *m, struct stream *s)
 	if (s->want_write && !s->fin_req &&
 	    (room >= MUX_WRITABLE_MIN || (room > 0 && s->tx.len == 0))) {
 		s->want_write = false;
-		ev_set(m, s, EVF_WRITABLE);
+		event_raise(m, s, EVF_WRITABLE);
 	}
 }
 
@@ -559,7 +559,7 @@ static int on_open(struct mux *m, const struct mux_frame *f)
 	s->rx_limit = MUX_EARLY_DATA_MAX; /* step 4.4.2: early DATA may follow */
 	m->committed += rx_max(m, s);     /* win 0: the allowance (step 4.5) */
 	tab_insert(m, s);
-	ev_set(m, s, EVF_OPEN);
+	event_raise(m, s, EVF_OPEN);
 	return 0;
 }
 
@@ -585,7 +585,7 @@ static int on_reply(struct mux *m, struct stream *s, const struct mux_frame *f)
 	s->replied = true;
 	s->tx_limit = first_limit(window); /* step 4.4.3: >= tx_off, no wrap */
 	act_update(m, s);
-	ev_set(m, s, EVF_REPLY);
+	event_raise(m, s, EVF_REPLY);
 	writable_check(m, s);
 	return 0;
 }
@@ -602,7 +602,7 @@ static int on_data(struct mux *m, struct stream *s, const struct mux_frame *f)
 		return rc == KS_ERR_FULL ? KS_ERR_PROTO : rc;
 	ring_put(&s->rx, f->payload, f->len);
 	s->rx_off += f->len;
-	ev_set(m, s, EVF_READABLE);
+	event_raise(m, s, EVF_READABLE);
 	return 0;
 }
 
@@ -612,7 +612,7 @@ static int on_fin(struct mux *m, struct stream *s)
 		return KS_ERR_PROTO;
 	s->fin_rcvd = true;
 	s->ctl &= (uint8_t)~CTL_WINDOW; /* no more DATA will come */
-	ev_set(m, s, EVF_FIN);
+	event_raise(m, s, EVF_FIN);
 	return 0;
 }
 
@@ -629,7 +629,7 @@ static void on_rst(struct mux *m, struct stream *s, const struct mux_frame *f)
 	s->ctl = 0;
 	s->dead = true;
 	s->ev = 0;
-	ev_set(m, s, EVF_RESET);
+	event_raise(m, s, EVF_RESET);
 }
 
 static int on_window(struct mux *m, struct stream *s, const struct mux_frame *f)
