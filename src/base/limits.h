@@ -45,6 +45,7 @@ enum {
 	KCP_PACE_BURST_MIN = 16,    /* ... and at least this many segments */
 	KCP_REORDER_MAX = 32,       /* learned reordering added to resend, max */
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
+	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
 };
 
 /* --- envelope, replay, handshake --- */

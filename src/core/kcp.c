@@ -107,6 +107,8 @@ struct kcp {
 	bool ep_cut;                       /* the episode has reduced cwnd */
 	uint32_t flush_lost;               /* originals found lost in this flush */
 	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
+	uint32_t fresh[KCP_THIN_FLIGHT];   /* K11: sn first sent in this flush */
+	uint32_t nfresh;                   /* ...count; KCP_THIN_FLIGHT + 1: too many */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
@@ -149,6 +151,7 @@ void kcp_config_default(struct kcp_config *cfg)
 		.flush_on_send = true,
 		.ack_immediate = true,
 		.pace = false,
+		.dup_thin = false,
 		.initial_sn = 0,
 	};
 }
@@ -858,7 +861,32 @@ static void send_new(struct kcp *k, uint64_t now)
 		k->st.seg_sent++;
 		k->st.data_bytes_sent += g->len;
 		transmit(k, g, now);
+		if (k->nfresh < KCP_THIN_FLIGHT)
+			k->fresh[k->nfresh] = g->sn;
+		if (k->nfresh <= KCP_THIN_FLIGHT)
+			k->nfresh++;
 	}
+}
+
+/* dup_thin sends the segments first sent in this flush once more, in
+ * datagrams of their own, when the whole flight is thin and nothing waits
+ * behind it (K11). A lost request or response then costs nothing instead
+ * of an RTO, and the copy's ACK repairs a lost ACK. The copy repeats the
+ * original's ts and leaves xmit alone: it is not a retransmission, so RTT
+ * samples stay valid and congestion control does not see it. Bulk data
+ * never qualifies: its flight is larger or data is queued behind it. */
+static void dup_thin(struct kcp *k)
+{
+	if (!k->cfg.dup_thin || !k->nfresh || k->nfresh > KCP_THIN_FLIGHT || k->qcount ||
+	    k->inflight > KCP_THIN_FLIGHT)
+		return;
+	for (uint32_t i = 0; i < k->nfresh; i++) {
+		const struct sseg *g = sslot(k, k->fresh[i]);
+
+		put_seg(k, KCP_CMD_PUSH, g->frg, g->ts, g->sn, g->data, g->len);
+		k->st.seg_dup_thin++;
+	}
+	emit(k);
 }
 
 static uint32_t backoff(const struct kcp *k, uint32_t rto)
@@ -1023,6 +1051,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 		return;
 	k->last_now = now;
 	k->flush_lost = 0;
+	k->nfresh = 0;
 	pace_refill(k, now);
 	flush_acks(k);
 	probe_update(k, now);
@@ -1039,6 +1068,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	cwnd_on_loss(k, isolated, flight);
 	send_new(k, now);
 	emit(k);
+	dup_thin(k);
 	fifo_prune(k, &k->fq, fq_valid);
 	k->flush_at = KCP_NEVER;
 }

@@ -66,6 +66,10 @@ struct kcp_config {
 	                        sending what the window allows at once (K10);
 	                        kcp_next_deadline then asks for calls between
 	                        flushes */
+	bool dup_thin;       /* [false] K11: send new data twice, in two
+	                        datagrams, when the flight is thin (at most
+	                        KCP_THIN_FLIGHT segments) and nothing is queued
+	                        behind it; local, the peer needs no support */
 	uint32_t initial_sn; /* [0] first sn sent and expected (both peers) */
 };
 
@@ -106,6 +110,8 @@ struct kcp_stats {
 	uint64_t ack_repeated;              /* ACK copies repeated (K3) */
 	uint64_t loss_random;               /* loss episodes without queueing
 	                                       delay: window kept (K7) */
+	uint64_t seg_dup_thin;              /* K11 copies of thin-flight data
+	                                       (not retransmissions) */
 	uint64_t dropped[KCP_DROP_REASONS]; /* whole datagrams, by reason */
 	/* gauges */
 	uint32_t srtt, rttvar, rto; /* ms */

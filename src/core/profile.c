@@ -30,6 +30,7 @@ static const struct profile profiles[] = {
 	        .session_window = 32768 * KB,
 	        .max_streams = 256,
 	        .fast_open = false,
+	        .dup_thin = false,
 	},
 	{
 	        .name = "fast",
@@ -51,6 +52,7 @@ static const struct profile profiles[] = {
 	        .session_window = 32768 * KB,
 	        .max_streams = 256,
 	        .fast_open = true,
+	        .dup_thin = true,
 	},
 	{
 	        .name = "lossy",
@@ -72,6 +74,7 @@ static const struct profile profiles[] = {
 	        .session_window = 32768 * KB,
 	        .max_streams = 256,
 	        .fast_open = false,
+	        .dup_thin = true,
 	},
 	{
 	        .name = "mobile",
@@ -93,6 +96,7 @@ static const struct profile profiles[] = {
 	        .session_window = 8192 * KB,
 	        .max_streams = 128,
 	        .fast_open = true,
+	        .dup_thin = true,
 	},
 	{
 	        .name = "low-memory",
@@ -114,6 +118,7 @@ static const struct profile profiles[] = {
 	        .session_window = 1024 * KB,
 	        .max_streams = 32,
 	        .fast_open = false,
+	        .dup_thin = false,
 	},
 };
 
@@ -164,6 +169,8 @@ static const struct profile_field fields[PROFILE_F_COUNT] = {
 	      PROFILE_STREAMS_MAX, "mux streams open at once per session"),
 	FIELD(PROFILE_F_FAST_OPEN, "fast_open", "bool", fast_open, true, 0, 1,
 	      "client: answer CONNECT at once, send first bytes with the open (failure: reset)"),
+	FIELD(PROFILE_F_DUP_THIN, "dup_thin", "bool", dup_thin, true, 0, 1,
+	      "KCP: send small flights twice, a lost request or reply costs no timeout"),
 };
 
 size_t profile_count(void) { return sizeof profiles / sizeof profiles[0]; }

@@ -43,6 +43,7 @@ struct profile {
 	uint32_t session_window;  /* mux credit all streams share, bytes (local only) */
 	uint32_t max_streams;     /* mux concurrent streams per session */
 	bool fast_open;           /* client: SUCCEEDED at once, early data (mux 4.4) */
+	bool dup_thin;            /* KCP K11: send thin flights twice (local) */
 };
 
 /* The fields, in table order; config.c stores overrides by this index. */
@@ -64,6 +65,7 @@ enum profile_field_id {
 	PROFILE_F_SESSION_WINDOW,
 	PROFILE_F_MAX_STREAMS,
 	PROFILE_F_FAST_OPEN,
+	PROFILE_F_DUP_THIN,
 	PROFILE_F_COUNT
 };
 

@@ -13,6 +13,7 @@
 
 #include "core/envelope.h"
 #include "core/handshake.h"
+#include "core/profile.h"
 
 /* Restart detection (L3): silent server -> a new handshake goes out while
  * the old session stays -> the answer is held while the old session gets a
@@ -42,6 +43,7 @@ struct session {
 	struct handshake_client hs;
 	struct envelope env; /* established: keys of this session */
 	uint32_t silent_ms, hs_timeout_ms;
+	bool dup_thin; /* K11 for this side's sends */
 	uint64_t hs_start, hs_next, retry_at;
 	uint32_t hs_rto, retry_delay;
 
@@ -121,8 +123,11 @@ static int kcp_out(const uint8_t *dgram, size_t len, void *user)
  * the client's side; the server mirrors them, so the client's receive
  * window is the server's send window. */
 static void kcp_config_from(struct kcp_config *c, const struct transport_params *p,
-                            enum session_role role)
+                            const struct session *s)
 {
+	enum session_role role = s->role;
+	const struct profile *pr = profile_at(p->profile);
+
 	uint32_t snd = role == SESSION_CLIENT ? p->snd_wnd : p->rcv_wnd;
 	uint32_t rcv = role == SESSION_CLIENT ? p->rcv_wnd : p->snd_wnd;
 
@@ -146,6 +151,10 @@ static void kcp_config_from(struct kcp_config *c, const struct transport_params 
 	/* K10: what one batch of ACKs opens leaves spread over the RTT, not as
 	 * one burst into the receiver's socket buffer. */
 	c->pace = true;
+	/* K11 is local (nothing to negotiate). The client's own setting
+	 * decides for its requests; a server session has no profile of its
+	 * own, so the profile the client proposed decides for the replies. */
+	c->dup_thin = role == SESSION_CLIENT ? s->dup_thin : pr && pr->dup_thin;
 }
 
 /* E1-E2: build KCP and mux; nothing changes on failure. */
@@ -157,7 +166,7 @@ static int establish(struct session *s, uint64_t sid, uint32_t conv,
 	struct mux *m = NULL;
 	int rc;
 
-	kcp_config_from(&kc, p, s->role);
+	kcp_config_from(&kc, p, s);
 	rc = kcp_new(&k, conv, &kc, now, kcp_out, s);
 	if (rc == 0)
 		rc = mux_new(&m, s->role == SESSION_CLIENT ? MUX_CLIENT : MUX_SERVER, &s->mux_cfg);
@@ -547,6 +556,7 @@ static void client_fill(struct session *s, const struct session_client_config *c
 	s->proposal = cfg->proposal;
 	s->silent_ms = cfg->silent_ms ? cfg->silent_ms : SESSION_SILENT_MS_DEFAULT;
 	s->hs_timeout_ms = cfg->hs_timeout_ms ? cfg->hs_timeout_ms : SESSION_HS_TIMEOUT_MS;
+	s->dup_thin = cfg->dup_thin;
 	s->now = now;
 	start_attempt(s, now);
 	finish(s, now);

@@ -120,6 +120,9 @@ struct session_client_config {
 	void *output_user;                /* borrowed, passed to output */
 	uint32_t silent_ms;               /* restart detection, 0: SESSION_SILENT_MS_DEFAULT */
 	uint32_t hs_timeout_ms;           /* one handshake attempt, 0: SESSION_HS_TIMEOUT_MS */
+	bool dup_thin;                    /* KCP K11 for what the client sends; a
+	                                     server session follows the built-in
+	                                     profile the client proposed */
 };
 
 struct session_stats {

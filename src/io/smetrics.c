@@ -23,6 +23,7 @@ GET(g_retx_fast, st->kcp.seg_retx_fast)
 GET(g_retx_spurious, st->kcp.seg_retx_spurious)
 GET(g_dup, st->kcp.seg_dup)
 GET(g_seg_sent, st->kcp.seg_sent)
+GET(g_dup_thin, st->kcp.seg_dup_thin)
 GET(g_bytes_in, st->bytes_in)
 GET(g_bytes_out, st->bytes_out)
 GET(g_dgram_in, st->dgram_in)
@@ -53,6 +54,8 @@ static const struct family fams[] = {
 	  "KCP data segments received more than once", g_dup },
 	{ "kcpsocks_session_segments_sent_total", METRICS_COUNTER,
 	  "KCP data segments sent (first transmissions)", g_seg_sent },
+	{ "kcpsocks_session_thin_copies_total", METRICS_COUNTER,
+	  "KCP second copies of thin-flight segments (K11)", g_dup_thin },
 	{ "kcpsocks_session_received_bytes_total", METRICS_COUNTER,
 	  "bytes of authenticated datagrams received", g_bytes_in },
 	{ "kcpsocks_session_sent_bytes_total", METRICS_COUNTER, "bytes of datagrams sent",

@@ -817,6 +817,7 @@ static int make_session(struct client *cl, char *err, size_t errlen)
 	sc.server_pub = cl->cfg->server_public_key;
 	sc.user = &user;
 	sc.mux = &mc;
+	sc.dup_thin = cl->cfg->profile.dup_thin;
 	sc.rng = &cl->rng;
 	sc.output = on_output;
 	sc.output_user = cl;

@@ -100,6 +100,7 @@ static struct kcp *setup(uint8_t flags, uint64_t now)
 	c.nc = flags & 8;
 	c.nodelay = (flags >> 4) % 3;
 	c.resend = (flags >> 6);
+	c.dup_thin = flags & 0x40; /* K11: shares the byte's last free bit with resend */
 	c.snd_wnd = 16;
 	if (kcp_new(&k, CONV, &c, now, check_output, NULL) != 0)
 		abort();

@@ -213,7 +213,8 @@ static int setup(struct session *s, uint8_t flags, uint32_t isn)
 	c.snd_wnd = 8;
 	c.interval = 10;
 	c.initial_sn = isn;
-	c.pace = isn & 1; /* K10: the flags byte is full; the sn's parity is free */
+	c.pace = isn & 1;     /* K10: the flags byte is full; the sn's parity is free */
+	c.dup_thin = isn & 2; /* K11: the next bit of the sn */
 	s->now = 0xfffff000u;
 	if (kcp_new(&s->a, 9, &c, s->now, out_queue, &s->ab) != 0 ||
 	    kcp_new(&s->b, 9, &c, s->now, out_queue, &s->ba) != 0)

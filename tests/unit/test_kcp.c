@@ -1127,6 +1127,139 @@ static void memory_bounded_with_stalled_peer(void **state)
 	free(w);
 }
 
+/* ------------------------------------------------------------------ */
+/* K11: thin-flight copies                                            */
+
+static uint32_t dgram_sn(const struct wire *w, size_t i)
+{
+	const uint8_t *d = w->d[i];
+
+	return (uint32_t)d[12] | (uint32_t)d[13] << 8 | (uint32_t)d[14] << 16 |
+	       (uint32_t)d[15] << 24;
+}
+
+static void dup_thin_sends_two_datagrams(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp_stats st;
+	struct kcp *k;
+
+	cfg_fast(&c);
+	c.dup_thin = true;
+	k = mk(1, &c, 0, w);
+	assert_int_equal(kcp_send(k, "req", 3, 0), 3);
+	/* the segment twice, in two datagrams, same bytes (same ts and sn) */
+	assert_int_equal(w->n, 2);
+	assert_int_equal(w->d[0][4], KCP_CMD_PUSH);
+	assert_int_equal(w->len[0], w->len[1]);
+	assert_memory_equal(w->d[0], w->d[1], w->len[0]);
+	kcp_stats(k, &st);
+	assert_int_equal(st.seg_sent, 1);
+	assert_int_equal(st.seg_dup_thin, 1);
+	assert_int_equal(st.seg_retx_timeout + st.seg_retx_fast, 0);
+	assert_int_equal(st.inflight, 1);
+	kcp_free(k);
+	free(w);
+}
+
+static void dup_thin_not_for_bulk(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	static uint8_t big[64 * 1024];
+	struct kcp_stats st;
+	struct kcp *k;
+
+	cfg_fast(&c);
+	c.dup_thin = true;
+	c.stream = true;
+	k = mk(1, &c, 0, w);
+	/* the window lets part of many queued segments out: data waits
+	 * behind, every datagram is a new full segment */
+	assert_true(kcp_send(k, big, sizeof big, 0) > 0);
+	kcp_stats(k, &st);
+	assert_true(w->n > KCP_THIN_FLIGHT);
+	assert_int_equal(st.seg_sent, w->n);
+	for (size_t i = 0; i < w->n; i++)
+		assert_int_equal(dgram_sn(w, i), i);
+	assert_int_equal(st.seg_dup_thin, 0);
+	kcp_free(k);
+	free(w);
+
+	/* off by default */
+	w = calloc(1, sizeof *w);
+	cfg_fast(&c);
+	k = mk(1, &c, 0, w);
+	assert_int_equal(kcp_send(k, "req", 3, 0), 3);
+	assert_int_equal(w->n, 1);
+	kcp_free(k);
+	free(w);
+}
+
+/* The copy is not a retransmission: cwnd, rto and the RTT sample are what
+ * they are without it, the receiver delivers once and ACKs both copies,
+ * and the copy alone carries the exchange when the original is lost. */
+static void dup_thin_receiver_and_congestion(void **state)
+{
+	(void)state;
+	struct kcp_config c, plain;
+	struct pair p, q;
+	struct kcp_stats sa, sb, qa;
+	uint8_t buf[16];
+	uint8_t tmp[WIRE_MTU];
+
+	cfg_fast(&c);
+	plain = c;
+	c.dup_thin = true;
+	pair_init(&p, &c, &c, 0, 1);
+	pair_init(&q, &plain, &plain, 0, 1);
+	assert_int_equal(kcp_send(p.a, "hello", 5, 0), 5);
+	assert_int_equal(kcp_send(q.a, "hello", 5, 0), 5);
+	assert_int_equal(p.ab->n, 2);
+	/* both copies arrive 10 ms later; each is ACKed */
+	p.now = q.now = 10;
+	wire_take(p.ab, 0, tmp);
+	assert_int_equal(kcp_input(p.b, tmp, p.ab->len[0], p.now), 0);
+	assert_int_equal(kcp_input(p.b, p.ab->d[0], p.ab->len[0], p.now), 0);
+	assert_int_equal(kcp_input(q.b, q.ab->d[0], q.ab->len[0], q.now), 0);
+	assert_int_equal(kcp_recv(p.b, buf, sizeof buf), 5);
+	assert_int_equal(kcp_recv(p.b, buf, sizeof buf), KS_ERR_AGAIN);
+	kcp_stats(p.b, &sb);
+	assert_int_equal(sb.seg_recv, 1);
+	assert_int_equal(sb.seg_dup, 1);
+	assert_int_equal(sb.ack_sent, 2);
+	assert_int_equal(p.ba->n, 2);
+	/* ACKs back 10 ms later: same RTT sample, cwnd and rto as without */
+	p.now = q.now = 20;
+	assert_int_equal(kcp_input(p.a, p.ba->d[0], p.ba->len[0], p.now), 0);
+	assert_int_equal(kcp_input(p.a, p.ba->d[1], p.ba->len[1], p.now), 0);
+	assert_int_equal(kcp_input(q.a, q.ba->d[0], q.ba->len[0], q.now), 0);
+	kcp_stats(p.a, &sa);
+	kcp_stats(q.a, &qa);
+	assert_int_equal(sa.srtt, qa.srtt);
+	assert_int_equal(sa.rto, qa.rto);
+	assert_int_equal(sa.cwnd, qa.cwnd);
+	assert_int_equal(sa.inflight, 0);
+	assert_int_equal(sa.seg_retx_timeout + sa.seg_retx_fast + sa.seg_retx_spurious, 0);
+	assert_int_equal(sa.data_bytes_retx, 0);
+	pair_free(&p);
+	pair_free(&q);
+
+	/* the original is lost: the copy delivers without any retransmission */
+	pair_init(&p, &c, &c, 0, 2);
+	assert_int_equal(kcp_send(p.a, "hello", 5, 0), 5);
+	wire_take(p.ab, 0, tmp);
+	while (pair_step(&p) && kcp_waitsnd(p.a))
+		;
+	assert_int_equal(kcp_recv(p.b, buf, sizeof buf), 5);
+	kcp_stats(p.a, &sa);
+	assert_int_equal(sa.seg_retx_timeout + sa.seg_retx_fast, 0);
+	pair_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1151,6 +1284,9 @@ int main(void)
 		cmocka_unit_test(random_ops_match_byte_fifo),
 		cmocka_unit_test(config_presets_and_checks),
 		cmocka_unit_test(memory_bounded_with_stalled_peer),
+		cmocka_unit_test(dup_thin_sends_two_datagrams),
+		cmocka_unit_test(dup_thin_not_for_bulk),
+		cmocka_unit_test(dup_thin_receiver_and_congestion),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
