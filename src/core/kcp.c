@@ -107,8 +107,6 @@ struct kcp {
 	bool ep_cut;                       /* the episode has reduced cwnd */
 	uint32_t flush_lost;               /* originals found lost in this flush */
 	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
-	uint32_t fresh[KCP_THIN_FLIGHT];   /* K11: sn first sent in this flush */
-	uint32_t nfresh;                   /* ...count; KCP_THIN_FLIGHT + 1: too many */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
@@ -861,10 +859,6 @@ static void send_new(struct kcp *k, uint64_t now)
 		k->st.seg_sent++;
 		k->st.data_bytes_sent += g->len;
 		transmit(k, g, now);
-		if (k->nfresh < KCP_THIN_FLIGHT)
-			k->fresh[k->nfresh] = g->sn;
-		if (k->nfresh <= KCP_THIN_FLIGHT)
-			k->nfresh++;
 	}
 }
 
@@ -875,13 +869,14 @@ static void send_new(struct kcp *k, uint64_t now)
  * original's ts and leaves xmit alone: it is not a retransmission, so RTT
  * samples stay valid and congestion control does not see it. Bulk data
  * never qualifies: its flight is larger or data is queued behind it. */
-static void dup_thin(struct kcp *k)
+static void dup_thin(struct kcp *k, uint32_t first)
 {
-	if (!k->cfg.dup_thin || !k->nfresh || k->nfresh > KCP_THIN_FLIGHT || k->qcount ||
-	    k->inflight > KCP_THIN_FLIGHT)
+	/* send_new hands out sn in order, so this flush's new segments are
+	 * [first, snd_nxt); all are in flight, so inflight bounds their count. */
+	if (!k->cfg.dup_thin || first == k->snd_nxt || k->qcount || k->inflight > KCP_THIN_FLIGHT)
 		return;
-	for (uint32_t i = 0; i < k->nfresh; i++) {
-		const struct sseg *g = sslot(k, k->fresh[i]);
+	for (uint32_t sn = first; sn != k->snd_nxt; sn++) {
+		const struct sseg *g = sslot(k, sn);
 
 		put_seg(k, KCP_CMD_PUSH, g->frg, g->ts, g->sn, g->data, g->len);
 		k->st.seg_dup_thin++;
@@ -1046,12 +1041,12 @@ static void arm(struct kcp *k, uint64_t now)
 void kcp_flush(struct kcp *k, uint64_t now)
 {
 	bool isolated = false, flight = false;
+	uint32_t first;
 
 	if (k->dead)
 		return;
 	k->last_now = now;
 	k->flush_lost = 0;
-	k->nfresh = 0;
 	pace_refill(k, now);
 	flush_acks(k);
 	probe_update(k, now);
@@ -1066,9 +1061,10 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	/* React to loss before sending new data, so that what the new window
 	 * allows goes out now and nothing is left wanting a flush. */
 	cwnd_on_loss(k, isolated, flight);
+	first = k->snd_nxt;
 	send_new(k, now);
 	emit(k);
-	dup_thin(k);
+	dup_thin(k, first);
 	fifo_prune(k, &k->fq, fq_valid);
 	k->flush_at = KCP_NEVER;
 }
