@@ -115,7 +115,7 @@ static int s_out(void *user, const uint8_t *d, size_t len, const struct sessions
 struct setup {
 	double loss;
 	uint32_t delay_ms;
-	uint32_t keepalive_ms, idle_ms, silent_ms;
+	uint32_t keepalive_ms, idle_ms, silent_ms, dead_path_ms;
 	bool one_per_user;
 	uint64_t seed;
 	const struct transport_params *tp; /* both ends' parameters; NULL: defaults */
@@ -183,6 +183,7 @@ static struct world *world_new(const struct setup *su)
 	if (su->idle_ms)
 		w->ccfg.proposal.idle_timeout_ms = su->idle_ms;
 	w->ccfg.silent_ms = su->silent_ms;
+	w->ccfg.dead_path_ms = su->dead_path_ms;
 	w->ccfg.rng = &w->rc;
 	w->ccfg.output = c_out;
 	w->ccfg.output_user = w;
@@ -683,6 +684,41 @@ static void idle_expiry(uint32_t silent_ms, enum session_lost_reason client_reas
 	world_free(w);
 }
 
+/* Dead path (L6): a download runs, the path goes dark for good. The
+ * client, which only sent ACKs, probes the stall (L7), and declares the
+ * session down dead_path_ms after that probe, long before the idle
+ * window; its streams are reset. The path returns: a new session. */
+static void test_dead_path(void **state)
+{
+	struct setup su = { .delay_ms = 20, .idle_ms = 120000, .seed = 15 };
+	struct world *w = world_new(&su);
+	uint64_t t0, bound = SESSION_STALL_MIN_MS + SESSION_DEAD_PATH_MS_DEFAULT + 500;
+
+	(void)state;
+	establish(w);
+	add_flow(w, 100, 50000000); /* a long download */
+	run_until(w, w->now + 300);
+	assert_true(w->f[0].replied);
+	netsim_link_set_blackhole(w->c2s, true);
+	netsim_link_set_blackhole(w->s2c, true);
+	t0 = w->now;
+	while (w->c_lost == 0 && w->now < t0 + 30000)
+		run_until(w, w->now + 100);
+	print_message("dead path: client lost after %llu ms (reason %d)\n",
+	              (unsigned long long)(w->now - t0), (int)w->c_lost_reason);
+	assert_int_equal(w->c_lost, 1);
+	assert_int_equal(w->c_lost_reason, SESSION_LOST_NO_ANSWER);
+	assert_true(w->now - t0 <= bound);
+	assert_true(w->f[0].reset_c);
+	assert_int_equal(w->s_lost, 0); /* the server keeps it until its idle window */
+	netsim_link_set_blackhole(w->c2s, false);
+	netsim_link_set_blackhole(w->s2c, false);
+	run_until(w, w->now + 15000);
+	assert_int_equal(session_state(w->cli), SESSION_ESTABLISHED);
+	assert_int_equal(w->c_est, 2);
+	world_free(w);
+}
+
 static void test_idle_expiry(void **state)
 {
 	(void)state;
@@ -1085,6 +1121,7 @@ int main(void)
 		cmocka_unit_test(test_transfer_loss5),
 		cmocka_unit_test(test_keepalive),
 		cmocka_unit_test(test_idle_expiry),
+		cmocka_unit_test(test_dead_path),
 		cmocka_unit_test(test_outage_survives),
 		cmocka_unit_test(test_roaming),
 		cmocka_unit_test(test_server_restart),
