@@ -924,6 +924,9 @@ void session_on_demand(struct session *s, uint64_t now)
 	s->now = now;
 	if (s->state == SESSION_BACKOFF)
 		start_attempt(s, now);
+	else if (s->state == SESSION_HANDSHAKING &&
+	         now >= after(s->last_init_at, SESSION_HS_RTO_MS))
+		s->hs_next = now; /* the next init now, not at its backed-off time */
 	finish(s, now);
 }
 

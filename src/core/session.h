@@ -189,9 +189,11 @@ void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms);
 void session_on_unreachable(struct session *s, uint64_t now);
 
 /* session_on_demand (client): a stream is wanted. A client backing off
- * after failed attempts starts the next attempt now (C4), so a server
- * that came back is found when an application asks, not at the end of a
- * backoff of up to SESSION_RETRY_MAX_MS. No-op in any other state. */
+ * after failed attempts starts the next attempt now (C4); one handshaking
+ * sends its next init now when the last one is at least SESSION_HS_RTO_MS
+ * old. So a server that came back is found when an application asks, not
+ * at the end of a backoff of up to SESSION_RETRY_MAX_MS. No-op when
+ * established. */
 void session_on_demand(struct session *s, uint64_t now);
 
 /* session_close (either role) ends an established session on purpose: one

@@ -139,7 +139,8 @@ static void lconn_kill(struct lconn *lc)
 	cl->nconns--;
 	lc->next_wait = cl->zombies;
 	cl->zombies = lc;
-	tcp_listener_release(cl->listener);
+	if (cl->listener)
+		tcp_listener_release(cl->listener);
 	log_debug("conn#%llu closed", (unsigned long long)lc->id);
 }
 
@@ -425,7 +426,8 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
 		log_limited(LOG_LEVEL_WARN, "accept %s: out of memory", addr_format(peer, a));
 		free(lc);
 		close(fd);
-		tcp_listener_release(cl->listener);
+		if (cl->listener)
+			tcp_listener_release(cl->listener);
 		return;
 	}
 	lc->cl = cl;
@@ -983,7 +985,12 @@ struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *
 void client_drain(struct client *cl, void (*on_empty)(void *arg), void *arg)
 {
 	cl->draining = true;
-	tcp_listener_pause(cl->listener);
+	/* Closed, not paused: a new instance can bind the port at once, and
+	 * a new connection is refused instead of waiting in the backlog. */
+	tcp_listener_free(cl->listener);
+	cl->listener = NULL;
+	metrics_server_free(cl->metrics);
+	cl->metrics = NULL;
 	cl->on_empty = on_empty;
 	cl->on_empty_arg = arg;
 	log_info("draining: %zu connection(s) open", cl->nconns);
@@ -1004,6 +1011,11 @@ void client_free(struct client *cl)
 	}
 	cl->on_empty = NULL;
 	reap(cl);
+	/* L8: tell the server, so it frees the session and its streams now. */
+	if (cl->sess && cl->peer && session_state(cl->sess) == SESSION_ESTABLISHED) {
+		session_close(cl->sess, clock_mono_ms());
+		peer_flush(cl->peer);
+	}
 	metrics_server_free(cl->metrics);
 	tcp_listener_free(cl->listener);
 	peer_free(cl->peer);

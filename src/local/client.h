@@ -27,11 +27,15 @@ struct client;
  * must outlive the client. Returns NULL with the reason in err. */
 struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t errlen);
 
-/* client_drain stops accepting; returns true when no connection is left.
+/* client_drain closes the SOCKS5 listener and the metrics endpoint at
+ * once (a new instance can bind both) and lets open connections finish.
  * on_empty is called once the last one closes (may be at once). */
 void client_drain(struct client *c, void (*on_empty)(void *arg), void *arg);
 
-/* client_free closes every connection and socket. NULL is a no-op. */
+/* client_free resets every connection still open (the application sees
+ * a reset, not an end), sends the server a close for the session
+ * (docs/PROTOCOL.md (session) L8) and closes every socket. NULL is a
+ * no-op. */
 void client_free(struct client *c);
 
 #endif

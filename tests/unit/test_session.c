@@ -916,8 +916,14 @@ static void test_on_demand(void **state)
 	session_on_demand(c, now + 1);
 	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
 	assert_int_equal(session_next_deadline(c), now + 1);
-	session_on_demand(c, now + 2); /* no-op while handshaking */
-	assert_int_equal(session_next_deadline(c), now + 1);
+	session_on_timer(c, now + 1, UNIX0 + now + 1); /* the init */
+	assert_int_equal(session_next_deadline(c), now + 1 + SESSION_HS_RTO_MS);
+	session_on_demand(c, now + 2); /* the last init is too recent */
+	assert_int_equal(session_next_deadline(c), now + 1 + SESSION_HS_RTO_MS);
+	session_on_timer(c, now + 1 + SESSION_HS_RTO_MS, UNIX0); /* the second, 2 s to the third */
+	assert_int_equal(session_next_deadline(c), now + 1 + 3 * SESSION_HS_RTO_MS);
+	session_on_demand(c, now + 1 + 2 * SESSION_HS_RTO_MS); /* a request: sooner */
+	assert_int_equal(session_next_deadline(c), now + 1 + 2 * SESSION_HS_RTO_MS);
 	assert_true(session_check(c));
 	session_free(c);
 	free(f);
