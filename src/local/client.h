@@ -5,11 +5,11 @@
  * or RFC 1929), then its CONNECT request becomes a mux stream whose OPEN
  * carries the request bytes verbatim. The server's SOCKS5 reply is passed
  * to the application as it came; on success the connection becomes a
- * relay (io/relay.h). BIND and UDP ASSOCIATE get REP 07 here. Requests
- * that arrive while the session handshakes wait for it; while it backs
- * off after failed attempts they fail at once (REP 01); when the session
- * is lost every stream fails (REP 01 before the reply, a closed
- * connection after it).
+ * relay (io/relay.h). BIND and UDP ASSOCIATE get REP 07 here. A request
+ * that finds no session asks for one (session_on_demand) and waits up to
+ * LOCAL_SESSION_WAIT_MS, then fails (REP 01). When the session is lost
+ * every stream fails (REP 01 before the reply, a reset connection after
+ * it). /healthz is 503 with the reason while no session is up.
  */
 #ifndef KCPSOCKS_CLIENT_H
 #define KCPSOCKS_CLIENT_H
