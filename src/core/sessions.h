@@ -49,6 +49,8 @@ struct sessions_config {
 	size_t n_users;
 	struct transport_params min, max, def; /* what the server accepts */
 	size_t capacity;                       /* 1..SESSIONS_MAX slots */
+	uint32_t per_user; /* sessions one user may hold, 1..SESSIONS_PER_USER_MAX;
+	                      0: SESSIONS_PER_USER_MAX */
 };
 
 struct sessions_counters {
@@ -65,6 +67,7 @@ struct sessions {
 	struct sessions_slot *slots; /* owned, capacity entries */
 	uint32_t *free_ids;          /* owned, stack of free slot indices */
 	size_t cap, n_free;
+	uint32_t per_user; /* 6.3 cap */
 	struct sessions_counters n;
 };
 

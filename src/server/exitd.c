@@ -709,9 +709,11 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.rng = &x->rng;
 	sc.output = on_output;
 	sc.output_user = x;
-	/* Each user is one client (adduser makes one per client): a restarted
-	 * client's new session frees the old one's streams at once. */
-	sc.one_session_per_user = true;
+	/* Several devices of one user coexist up to sessions_per_user (the
+	 * idlest is superseded beyond it). With 1, a user is one client: a
+	 * restarted client's new session frees the old one's streams at once. */
+	sc.table.per_user = x->cfg->sessions_per_user;
+	sc.one_session_per_user = x->cfg->sessions_per_user == 1;
 	rc = server_new(&x->core, &sc);
 	if (rc != 0)
 		snprintf(err, errlen, "server: %s", ks_strerror(rc));
