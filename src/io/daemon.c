@@ -142,10 +142,10 @@ int daemon_drop_privileges(const char *user, char *err, size_t errlen)
 		rc = KS_ERR_INVAL;
 	} else if (geteuid() != 0) {
 		if (geteuid() != pw.pw_uid || getegid() != pw.pw_gid) {
-			errbuf_set(
-			        err, errlen,
-			        "run_as = %s: must start as root to switch user (running as uid %u)",
-			        user, (unsigned)geteuid());
+			errbuf_set(err, errlen,
+			           "run_as = %s: must start as root to switch user (running as uid "
+			           "%u)",
+			           user, (unsigned)geteuid());
 			rc = KS_ERR_STATE;
 		}
 	} else {
