@@ -96,7 +96,9 @@ static const struct key keys[] = {
 	{ SEC_LOCAL, "user", T_NAME, OFF(user), NO_FLAG, 0, CONFIG_NAME_MAX, NULL, "NAME", NULL,
 	  "our user name on the server; required" },
 	{ SEC_LOCAL, "psk", T_SECRET_KEY, OFF(psk), OFF(has_psk), 0, 0, NULL, "KEY", NULL,
-	  "our pre-shared key, base64url (43 characters); required; secret" },
+	  "our pre-shared key, base64url (43 characters); required (or psk_file); secret" },
+	{ SEC_LOCAL, "psk_file", T_STR, OFF(psk_file), NO_FLAG, 0, STRMAX(psk_file), NULL, "PATH",
+	  NULL, "file holding the psk (keeps it off the command line); mode 0600" },
 	{ SEC_LOCAL, "socks_user", T_STR, OFF(socks_user), NO_FLAG, 0, STRMAX(socks_user), NULL,
 	  "NAME", NULL,
 	  "require RFC 1929 username/password from SOCKS5 clients (with socks_password)" },
@@ -104,7 +106,9 @@ static const struct key keys[] = {
 	  STRMAX(socks_password), NULL, "PASSWORD", NULL, "the RFC 1929 password; secret" },
 	{ SEC_LOCAL, "connect", T_CONNSTR, 0, NO_FLAG, 0, 0, NULL, "URL", NULL,
 	  "kcpsocks://USER:PSK@HOST:PORT?key=SERVERPUB[&profile=NAME]: sets server, user, psk, "
-	  "server_public_key and profile at once" },
+	  "server_public_key and profile at once; - reads it from standard input" },
+	{ SEC_LOCAL, "connect_file", T_STR, OFF(connect_file), NO_FLAG, 0, STRMAX(connect_file),
+	  NULL, "PATH", NULL, "file holding the connect string (- for standard input); mode 0600" },
 
 	{ SEC_SERVER, "listen", T_ENDPOINT, OFF(server_listen), NO_FLAG, 0, 0, NULL, "HOST:PORT",
 	  "0.0.0.0:8443", "UDP listen address" },
@@ -769,11 +773,26 @@ static int set_str(void *dst, const struct key *k, const char *v, size_t n, stru
 	return 0;
 }
 
+/* placeholder: a value that cannot be a key and has no lower-case letter,
+ * like the PASTE_PSK_HERE of the examples. */
+static bool placeholder(const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] >= 'a' && v[i] <= 'z')
+			return false;
+	return n > 0;
+}
+
 static int set_key32(void *dst, bool *has, const struct key *k, const char *v, size_t n,
                      struct msg m)
 {
 	if (!parse_key32(v, n, dst)) {
-		if (k->type == T_SECRET_KEY)
+		if (placeholder(v, n))
+			say(m,
+			    "'%.*s' is a placeholder: put the real key here (kcpsocks-server "
+			    "keygen and adduser print them)",
+			    shown(v, n), v);
+		else if (k->type == T_SECRET_KEY)
 			say(m, "not a base64url 32-byte key (%d characters)", CONFIG_KEY_B64_LEN);
 		else
 			say(m, "'%.64s' is not a base64url 32-byte key (%d characters)", v,
@@ -1331,7 +1350,8 @@ static int finish_local(const struct config *cfg, struct msg m)
 	                                                    : NULL;
 
 	if (missing) {
-		say(m, "%s: missing key '%s' in [local] (or set connect)", cfg_name(cfg), missing);
+		say(m, "%s: missing key '%s' in [local] (or set %sconnect)", cfg_name(cfg), missing,
+		    strcmp(missing, "psk") ? "" : "psk_file or ");
 		return KS_ERR_INVAL;
 	}
 	if (!cfg->socks_user[0] != !cfg->socks_password[0]) {
@@ -1354,7 +1374,10 @@ static int finish_server(const struct config *cfg, struct msg m)
 		return KS_ERR_INVAL;
 	}
 	if (cfg->n_users == 0) {
-		say(m, "%s: no [user NAME] section: nobody could connect", cfg_name(cfg));
+		say(m,
+		    "%s: no [user NAME] section: nobody could connect (kcpsocks-server adduser "
+		    "NAME -c FILE prints one)",
+		    cfg_name(cfg));
 		return KS_ERR_INVAL;
 	}
 	return 0;
