@@ -96,7 +96,8 @@ static const struct key keys[] = {
 	{ SEC_LOCAL, "user", T_NAME, OFF(user), NO_FLAG, 0, CONFIG_NAME_MAX, NULL, "NAME", NULL,
 	  "our user name on the server; required" },
 	{ SEC_LOCAL, "psk", T_SECRET_KEY, OFF(psk), OFF(has_psk), 0, 0, NULL, "KEY", NULL,
-	  "our pre-shared key, base64url (43 characters); required (or psk_file); secret" },
+	  "our pre-shared key, base64url (43 characters); required (or psk_file); secret: "
+	  "as an option it shows in ps, prefer psk_file" },
 	{ SEC_LOCAL, "psk_file", T_STR, OFF(psk_file), NO_FLAG, 0, STRMAX(psk_file), NULL, "PATH",
 	  NULL, "file holding the psk (keeps it off the command line); mode 0600" },
 	{ SEC_LOCAL, "socks_user", T_STR, OFF(socks_user), NO_FLAG, 0, STRMAX(socks_user), NULL,

@@ -61,7 +61,7 @@ for c in "${cmds[@]}"; do
 	if [[ $c =~ \&[[:space:]]*(#.*)?$ ]]; then
 		eval "$c" >"$out" 2>&1
 		pid=$!
-		lib_track "$pid" "README command $n" "$out"
+		lib_track "$pid" "readme-cmd$n" "$out"
 		case $c in
 		kcpsocks-server*) wait_for_udp_port "$SP" 10 "$pid" ;;
 		kcpsocks-local*) wait_for_tcp_port "$LP" 10 "$pid" ;;
@@ -70,7 +70,7 @@ for c in "${cmds[@]}"; do
 		esac
 	else
 		# In this shell, as in a terminal: umask and the like carry over.
-		lib_log "README command $n" "$out"
+		lib_log "readme-cmd$n" "$out"
 		eval "$c" >"$out" 2>&1 || die "README command $n failed: $c"
 	fi
 done

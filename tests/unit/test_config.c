@@ -1048,9 +1048,10 @@ static void examples_hold_placeholders(void **state)
 	assert_non_null(strstr(err, "no [user NAME] section"));
 	assert_int_equal(cfg->log_target, CONFIG_LOG_STDERR);
 	config_free(cfg);
-	a = malloc(strlen(server) + 64);
+	size_t cap = strlen(server) + 128;
+	a = malloc(cap);
 	assert_non_null(a);
-	sprintf(a, "%s\n[user alice]\npsk = %s\n", server, K1);
+	snprintf(a, cap, "%s\n[user alice]\npsk = %s\n", server, K1);
 	cfg = config_new();
 	if (config_load(cfg, "s.conf", a, strlen(a), err, sizeof err) != 0 ||
 	    config_finish(cfg, CONFIG_ROLE_SERVER, err, sizeof err) != 0)
