@@ -76,6 +76,8 @@ struct session {
 	enum probe probe;                /* client: restart detection phase (L3) */
 	uint64_t switch_at;              /* PROBE_CONFIRM: adopt `pending` at this time */
 	uint64_t last_init_at;           /* when the last handshake init went out */
+	uint64_t hint_at;                /* the last probe an ICMP hint started */
+	bool hinted;                     /* hint_at is set */
 	struct handshake_result pending; /* PROBE_CONFIRM: the new session (secret) */
 
 	/* undelivered session-level events */
@@ -910,7 +912,12 @@ void session_on_unreachable(struct session *s, uint64_t now)
 	if (s->role != SESSION_CLIENT)
 		return;
 	s->now = now;
-	if (s->state == SESSION_ESTABLISHED && s->probe == PROBE_NONE) {
+	/* At most one hinted probe per silent_ms: forged ICMP must not buy a
+	 * handshake per packet. */
+	if (s->state == SESSION_ESTABLISHED && s->probe == PROBE_NONE &&
+	    (!s->hinted || now >= after(s->hint_at, s->silent_ms))) {
+		s->hinted = true;
+		s->hint_at = now;
 		s->probe = PROBE_HANDSHAKE;
 		arm_handshake(s, now);
 	}

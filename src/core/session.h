@@ -185,7 +185,8 @@ void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms);
  * is not authenticated (anyone on the path can forge one), so it kills
  * nothing: an established session starts its restart probe (L3) now
  * instead of after silent_ms, which brings a restarted server back
- * sooner. Dead-path detection (L6) still needs dead_path_ms of silence. */
+ * sooner; at most one such probe per silent_ms. Dead-path detection (L6)
+ * still needs dead_path_ms of silence. */
 void session_on_unreachable(struct session *s, uint64_t now);
 
 /* session_on_demand (client): a stream is wanted. A client backing off

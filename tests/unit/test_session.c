@@ -891,6 +891,15 @@ static void test_unreachable_hint(void **state)
 	session_on_unreachable(c, 150);
 	assert_int_equal(c->probe, PROBE_HANDSHAKE);
 	assert_true(session_check(c));
+	/* The old session spoke: the probe ended. A hint within silent_ms of
+	 * the last hinted probe starts none (forged ICMP buys little). */
+	f->c2s.n = 0;
+	c->probe = PROBE_NONE; /* as if the old session had answered */
+	session_on_unreachable(c, 100 + SESSION_SILENT_MS_DEFAULT - 1);
+	assert_int_equal(c->probe, PROBE_NONE);
+	session_on_unreachable(c, 100 + SESSION_SILENT_MS_DEFAULT);
+	assert_int_equal(c->probe, PROBE_HANDSHAKE);
+	assert_true(session_check(c));
 	server_free(srv);
 	session_free(c);
 	free(f);
