@@ -8,6 +8,9 @@
  *               so KCP and the mux see arbitrary authenticated bytes
  *   mode bit 2: (sealed) wrap each record in one KCP PUSH segment of the
  *               session's conv, sn = record index, so the mux sees them
+ *   mode bit 3: (sealed, not wrapped) the record's first 4 bytes become
+ *               the session's conv, so KCP-shaped records (and the close
+ *               of docs/PROTOCOL.md (session) L8) get past the conv check
  * Between sealed records the clock moves (by the record's first byte, in
  * 10 ms units) and due timers run; the applications answer OPENs, read
  * everything and pump. Invariants: raw input never produces output;
@@ -211,7 +214,7 @@ static void run_timers(struct world *w, bool to_client)
 
 static void feed(struct world *w, int mode, const uint8_t *p, size_t len, uint32_t idx)
 {
-	bool to_client = mode & 1, sealed = mode & 2, push = mode & 4;
+	bool to_client = mode & 1, sealed = mode & 2, push = mode & 4, conv = mode & 8;
 	uint8_t seg[ENVELOPE_MAX_DATAGRAM], dg[ENVELOPE_MAX_DATAGRAM];
 	const struct sessions_addr *to;
 	uint64_t before = w->outputs;
@@ -231,6 +234,14 @@ static void feed(struct world *w, int mode, const uint8_t *p, size_t len, uint32
 		len = wrap_push(seg, sizeof seg - ENVELOPE_OVERHEAD - 64,
 		                to_client ? sessions_get(w->table, w->tsid)->conv : w->cconv, idx,
 		                (uint32_t)w->now, p, len);
+		p = seg;
+	} else if (conv && len >= 4 && len <= sizeof seg) {
+		const struct sessions_slot *slot = sessions_get(w->table, w->tsid);
+		uint32_t c = to_client ? (slot ? slot->conv : 0) : w->cconv;
+		struct wr cw = wr_init(seg, 4);
+
+		memcpy(seg, p, len);
+		(void)wr_u32le(&cw, c);
 		p = seg;
 	}
 	if (to_client) {
