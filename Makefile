@@ -233,7 +233,7 @@ uninstall:
 
 # Builds the Debian package from this tree, lints, installs, runs and
 # purges it (tests/integration/pkg_deb.sh); part of test-all. As root.
-test-package:
+test-package: all
 	@scripts/deps.sh build package
 	@scripts/run-integration.sh pkg $(BUILD)
 
