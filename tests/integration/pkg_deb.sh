@@ -55,9 +55,16 @@ trap 'rc=$?; pkg_cleanup; (exit $rc); lib_cleanup' EXIT
 # ---- 1. build -------------------------------------------------------------
 SRC=$T/src/$PKG
 mkdir -p "$SRC"
-tar -C "$ROOT" --exclude=./.git --exclude=./build --exclude=./debian/build \
-	--exclude=./debian/.debhelper --exclude="./debian/$PKG" --exclude="./debian/$PKG-dbgsym" \
-	-cf - . | tar -C "$SRC" -xf -
+# The tree as git sees it (tracked and new files, none it ignores: no
+# build/, no leftovers of an earlier package build); all of it without git.
+if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+	git -C "$ROOT" ls-files -z -co --exclude-standard |
+		tar -C "$ROOT" --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -C "$SRC" -xf -
+else
+	tar -C "$ROOT" --exclude=./build --exclude=./debian/build --exclude=./debian/.debhelper \
+		--exclude="./debian/$PKG" -cf - . | tar -C "$SRC" -xf -
+fi
+[ -x "$SRC/debian/rules" ] || die "copy of the tree in $SRC has no debian/rules"
 lib_log dpkg-buildpackage "$T/build.log"
 t0=$(now_ms)
 (cd "$SRC" && DEB_BUILD_OPTIONS="nocheck parallel=2" dpkg-buildpackage -us -uc) \
