@@ -181,7 +181,7 @@ test-integration-full: all
 # make install [PREFIX=/usr/local] [DESTDIR=]: the two daemons, their man
 # pages, the systemd units (contrib/, their /usr/bin paths rewritten to
 # BINDIR), the sysusers.d and tmpfiles.d entries, the example configs under
-# DOCDIR/examples. No config is written to /etc and nothing is enabled or
+# DOCDIR/examples and the operator's docs in DOCDIR. No config is written to /etc and nothing is enabled or
 # started. Without DESTDIR, as root, the kcpsocks user and the empty config
 # directory /etc/kcpsocks (root:kcpsocks 0750) are created at once by
 # systemd-sysusers and systemd-tmpfiles. docs/OPERATIONS.md, "Install".
@@ -197,6 +197,7 @@ INSTALL     ?= install
 DAEMONS     := kcpsocks-server kcpsocks-local
 UNIT_FILES  := $(notdir $(wildcard contrib/*.service))
 EXAMPLES    := $(notdir $(wildcard examples/*.conf))
+DOC_FILES   := README.md docs/OPERATIONS.md docs/CONFIG.md docs/METRICS.md
 
 .PHONY: install uninstall test-package
 
@@ -211,6 +212,7 @@ install: $(BINS)
 	$(INSTALL) -m 0644 contrib/kcpsocks.sysusers $(DESTDIR)$(SYSUSERSDIR)/kcpsocks.conf
 	$(INSTALL) -m 0644 contrib/kcpsocks.tmpfiles $(DESTDIR)$(TMPFILESDIR)/kcpsocks.conf
 	$(INSTALL) -m 0644 $(addprefix examples/,$(EXAMPLES)) $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
 	  echo 'install: creating the kcpsocks user and $(SYSCONFDIR)/kcpsocks'; \
 	  systemd-sysusers $(SYSUSERSDIR)/kcpsocks.conf && \
@@ -227,7 +229,8 @@ uninstall:
 	  $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(addsuffix .1,$(DAEMONS))) \
 	  $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNIT_FILES)) \
 	  $(DESTDIR)$(SYSUSERSDIR)/kcpsocks.conf $(DESTDIR)$(TMPFILESDIR)/kcpsocks.conf \
-	  $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(EXAMPLES))
+	  $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(EXAMPLES)) \
+	  $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOC_FILES)))
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo 'uninstall: kept $(SYSCONFDIR)/kcpsocks and the kcpsocks user'
 

@@ -46,11 +46,18 @@ pkg_cleanup() {
 	fi
 	if [ "$USER_EXISTED" = 0 ] && getent passwd kcpsocks >/dev/null; then
 		userdel kcpsocks 2>/dev/null || true
-		getent group kcpsocks >/dev/null && groupdel kcpsocks 2>/dev/null || true
+		if getent group kcpsocks >/dev/null; then groupdel kcpsocks 2>/dev/null || true; fi
 	fi
 	return 0
 }
-trap 'rc=$?; pkg_cleanup; (exit $rc); lib_cleanup' EXIT
+# lib_cleanup reads the exit status from $?: hand it on.
+pkg_exit() {
+	local rc=$?
+	pkg_cleanup
+	(exit "$rc")
+	lib_cleanup
+}
+trap pkg_exit EXIT
 
 # ---- 1. build -------------------------------------------------------------
 SRC=$T/src/$PKG
@@ -69,8 +76,9 @@ lib_log dpkg-buildpackage "$T/build.log"
 t0=$(now_ms)
 (cd "$SRC" && DEB_BUILD_OPTIONS="nocheck parallel=2" dpkg-buildpackage -us -uc) \
 	>"$T/build.log" 2>&1 || die "dpkg-buildpackage failed"
-DEB=$(ls "$T"/src/${PKG}_*.deb)
-CHANGES=$(ls "$T"/src/${PKG}_*.changes | head -n 1)
+DEB=$(find "$T/src" -maxdepth 1 -name "${PKG}_*.deb" | head -n 1)
+CHANGES=$(find "$T/src" -maxdepth 1 -name "${PKG}_*.changes" | head -n 1)
+[ -n "$DEB" ] && [ -n "$CHANGES" ] || die "no .deb or .changes in $T/src"
 ok "dpkg-buildpackage -us -uc: $(basename "$DEB") in $((($(now_ms) - t0) / 1000)) s"
 
 # ---- 2. lintian -----------------------------------------------------------
@@ -145,8 +153,9 @@ start_local "$SERVER_PORT"
 wait_session 20
 tcurl -o "$T/got.bin" "http://127.0.0.1:$HTTP_PORT/page.bin" || die "curl through the installed daemons"
 cmp -s "$T/got.bin" "$HTTP_DIR/page.bin" || die "the fetched page differs"
-[ "$(stat -c %U "/proc/$SERVER_PID")" = kcpsocks ] && [ "$(stat -c %U "/proc/$LOCAL_PID")" = kcpsocks ] ||
-	die "the daemons do not run as kcpsocks"
+for p in "$SERVER_PID" "$LOCAL_PID"; do
+	[ "$(stat -c %U "/proc/$p")" = kcpsocks ] || die "pid $p does not run as kcpsocks"
+done
 ok "1 MiB through /usr/bin/kcpsocks-local -> /usr/bin/kcpsocks-server (both as kcpsocks), identical"
 stop_daemon "$LOCAL_PID"
 stop_daemon "$SERVER_PID"
@@ -171,7 +180,9 @@ systemd-analyze verify "${verify_flags[@]}" $UNITS >"$T/verify.out" 2>&1 || {
 	cat "$T/verify.out" >&2
 	die "systemd-analyze verify printed warnings"
 }
-ok "systemd-analyze verify ${verify_flags[*]}: clean for $(echo $UNITS | wc -w) units"
+man_note="man pages checked"
+[ ${#verify_flags[@]} -eq 0 ] || man_note="no man command: --man=false"
+ok "systemd-analyze verify: clean for $(echo "$UNITS" | wc -l) units ($man_note)"
 
 # ---- 6. purge -------------------------------------------------------------
 dpkg --purge "$PKG" >"$T/purge.log" 2>&1 || die "dpkg --purge: $(cat "$T/purge.log")"

@@ -24,6 +24,10 @@ want="./opt/kcpsocks/bin/kcpsocks-local
 ./opt/kcpsocks/lib/systemd/system/kcpsocks-server.service
 ./opt/kcpsocks/lib/sysusers.d/kcpsocks.conf
 ./opt/kcpsocks/lib/tmpfiles.d/kcpsocks.conf
+./opt/kcpsocks/share/doc/kcpsocks/CONFIG.md
+./opt/kcpsocks/share/doc/kcpsocks/METRICS.md
+./opt/kcpsocks/share/doc/kcpsocks/OPERATIONS.md
+./opt/kcpsocks/share/doc/kcpsocks/README.md
 ./opt/kcpsocks/share/doc/kcpsocks/examples/kcpsocks-local.conf
 ./opt/kcpsocks/share/doc/kcpsocks/examples/kcpsocks-server.conf
 ./opt/kcpsocks/share/man/man1/kcpsocks-local.1
