@@ -3,14 +3,15 @@
 # SET is one of: build (compile + unit tests), realistic (curl, nginx, the
 # realistic and soak suites), bench (the peers make bench compares against),
 # package (make test-package: build, lint and install the Debian package;
-# systemd for systemd-analyze and systemd-sysusers, man-db for its man check).
+# systemd for systemd-analyze and systemd-sysusers, man-db for its man check,
+# strace for the system calls the daemons make).
 # As root, missing packages are installed with apt-get; otherwise the exact
 # apt-get line is printed and the script fails.
 set -euo pipefail
 
 pkgs_build="gcc make python3 curl iproute2 procps clang libclang-rt-14-dev pkg-config libsodium-dev libev-dev libc-ares-dev libcmocka-dev libinih-dev clang-format"
 pkgs_realistic="curl nginx-light gnuplot-nox iproute2 procps"
-pkgs_package="build-essential debhelper dpkg-dev lintian systemd man-db"
+pkgs_package="build-essential debhelper dpkg-dev lintian systemd man-db strace"
 pkgs_bench="curl nginx-light gnuplot-nox kcptun microsocks shadowsocks-libev v2ray valgrind"
 
 want=()

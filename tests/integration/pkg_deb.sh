@@ -8,7 +8,8 @@
 #   4. a key and config in /etc/kcpsocks as an operator makes them
 #      (root:kcpsocks 0640), --check-config and a loopback fetch through the
 #      installed /usr/bin daemons running as the kcpsocks user, as the units
-#      run them;
+#      run them, under strace: every system call they made must pass the
+#      units' SystemCallFilter (no CI machine runs systemd to enforce it);
 #   5. systemd-analyze security --offline=true (exposure <= 2.0) and
 #      systemd-analyze verify of every installed unit;
 #   6. dpkg --purge: no file of the package, no /etc/kcpsocks left.
@@ -24,7 +25,7 @@ PKG=kcpsocks
 MAX_EXPOSURE=${MAX_EXPOSURE:-2.0}
 
 [ "$(id -u)" = 0 ] || die "needs root (dpkg -i, the kcpsocks user); make test-package as root"
-for t in dpkg-buildpackage dh lintian systemd-analyze systemd-sysusers setpriv; do
+for t in dpkg-buildpackage dh lintian systemd-analyze systemd-sysusers setpriv strace; do
 	command -v "$t" >/dev/null || die "$t missing (scripts/deps.sh package)"
 done
 # Never touch an operator's installation or configs.
@@ -36,8 +37,27 @@ USER_EXISTED=0
 getent passwd kcpsocks >/dev/null && USER_EXISTED=1
 INSTALLED=0
 
+# children PID: the PIDs of PID's children (a traced daemon under strace).
+children() { cat /proc/"$1"/task/*/children 2>/dev/null || true; }
+
+# stop_traced PID: SIGTERM to the daemon strace (PID) runs, then a bounded
+# wait for both; strace ignores SIGTERM itself and would leave the daemon.
+stop_traced() {
+	local c
+	for c in $(children "$1"); do kill -TERM "$c" 2>/dev/null || true; done
+	if ! poll 15 not_alive "$1"; then
+		for c in $(children "$1"); do kill -KILL "$c" 2>/dev/null || true; done
+		stop_pid "$1" 5 >/dev/null 2>&1 || true
+		die "pid $1's daemon did not exit within 15 s of SIGTERM"
+	fi
+	stop_pid "$1" 5 >/dev/null 2>&1 || true
+}
+
 pkg_cleanup() {
-	local p
+	local p c
+	for p in "${LIB_PIDS[@]}"; do
+		for c in $(children "$p"); do kill -TERM "$c" 2>/dev/null || true; done
+	done
 	for p in "${LIB_PIDS[@]}"; do stop_pid "$p" 5 >/dev/null 2>&1 || true; done
 	if [ "$INSTALLED" = 1 ]; then
 		dpkg --purge "$PKG" >"$T/purge-on-exit.log" 2>&1 ||
@@ -109,11 +129,16 @@ cmp -s "$ROOT/examples/kcpsocks-server.conf" /usr/share/doc/kcpsocks/examples/kc
 ok "installed: user $(getent passwd kcpsocks | cut -d: -f1,3,4,6,7), /etc/kcpsocks 0750 root:kcpsocks, nothing enabled or running"
 
 # ---- 4. configure as an operator, check and fetch -------------------------
-# The daemons run as kcpsocks, like the units (User=kcpsocks), through
-# wrappers whose exec keeps the PID the harness tracks.
+# The daemons run as kcpsocks, like the units (User=kcpsocks), under
+# strace (one trace file per process in $TR), through wrappers whose exec
+# keeps the PID the harness tracks (strace's; the daemon is its child).
+TR=$T/trace
+mkdir -p "$TR"
+chown kcpsocks "$TR"
+chmod 0711 "$T" # kcpsocks may pass through to $TR, not list $T
 for d in server local; do
-	printf '#!/bin/sh\nexec setpriv --reuid=kcpsocks --regid=kcpsocks --init-groups /usr/bin/kcpsocks-%s "$@"\n' \
-		"$d" >"$T/as-kcpsocks-$d"
+	printf '#!/bin/sh\nexec setpriv --reuid=kcpsocks --regid=kcpsocks --init-groups strace -ff -qq -o %s/%s /usr/bin/kcpsocks-%s "$@"\n' \
+		"$TR" "$d" "$d" >"$T/as-kcpsocks-$d"
 	chmod 0755 "$T/as-kcpsocks-$d"
 done
 KS_SERVER=$T/as-kcpsocks-server
@@ -153,12 +178,49 @@ start_local "$SERVER_PORT"
 wait_session 20
 tcurl -o "$T/got.bin" "http://127.0.0.1:$HTTP_PORT/page.bin" || die "curl through the installed daemons"
 cmp -s "$T/got.bin" "$HTTP_DIR/page.bin" || die "the fetched page differs"
-for p in "$SERVER_PID" "$LOCAL_PID"; do
+for p in $(children "$SERVER_PID") $(children "$LOCAL_PID"); do
 	[ "$(stat -c %U "/proc/$p")" = kcpsocks ] || die "pid $p does not run as kcpsocks"
 done
 ok "1 MiB through /usr/bin/kcpsocks-local -> /usr/bin/kcpsocks-server (both as kcpsocks), identical"
-stop_daemon "$LOCAL_PID"
-stop_daemon "$SERVER_PID"
+stop_traced "$LOCAL_PID"
+stop_traced "$SERVER_PID"
+
+# Every call either daemon made (start, --check-config, the fetch, the
+# drain on SIGTERM) against the units' filter: allowed by @system-service,
+# not in the ~@privileged @resources the units take away.
+systemd-analyze syscall-filter >"$T/filter-sets.txt" 2>&1 || die "systemd-analyze syscall-filter"
+python3 - "$T/filter-sets.txt" "$TR" >"$T/syscalls.out" <<-'PY' || { cat "$T/syscalls.out" >&2; die "a system call outside the units' SystemCallFilter"; }
+	import glob, re, sys
+	groups, cur = {}, None
+	for line in open(sys.argv[1]):
+	    s = line.strip()
+	    if not s or s.startswith("#"):
+	        continue
+	    if not line[0].isspace() and s.startswith("@"):
+	        cur = groups.setdefault(s, [])
+	    elif cur is not None:
+	        cur.append(s)
+	def expand(g):
+	    out = set()
+	    for m in groups.get(g, []):
+	        out |= expand(m) if m.startswith("@") else {m}
+	    return out
+	allowed = expand("@system-service") - expand("@privileged") - expand("@resources")
+	used = {}
+	for f in glob.glob(sys.argv[2] + "/*"):
+	    for line in open(f, errors="replace"):
+	        m = re.match(r"([a-z_0-9]+)\(", line)
+	        if m:
+	            used.setdefault(m.group(1), f.rsplit("/", 1)[1].split(".")[0])
+	bad = sorted(c for c in used if c not in allowed)
+	if not used:
+	    sys.exit("no system calls traced")
+	for c in bad:
+	    print(f"  {used[c]}: {c}")
+	print(f"{len(used)} distinct system calls traced")
+	sys.exit(1 if bad else 0)
+PY
+ok "strace of both daemons: $(tail -n 1 "$T/syscalls.out"), all allowed by the units' SystemCallFilter"
 
 # ---- 5. the units ---------------------------------------------------------
 for u in $UNITS; do
