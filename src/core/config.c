@@ -96,7 +96,10 @@ static const struct key keys[] = {
 	{ SEC_LOCAL, "user", T_NAME, OFF(user), NO_FLAG, 0, CONFIG_NAME_MAX, NULL, "NAME", NULL,
 	  "our user name on the server; required" },
 	{ SEC_LOCAL, "psk", T_SECRET_KEY, OFF(psk), OFF(has_psk), 0, 0, NULL, "KEY", NULL,
-	  "our pre-shared key, base64url (43 characters); required; secret" },
+	  "our pre-shared key, base64url (43 characters); required (or psk_file); secret: "
+	  "as an option it shows in ps, prefer psk_file" },
+	{ SEC_LOCAL, "psk_file", T_STR, OFF(psk_file), NO_FLAG, 0, STRMAX(psk_file), NULL, "PATH",
+	  NULL, "file holding the psk (keeps it off the command line); mode 0600" },
 	{ SEC_LOCAL, "socks_user", T_STR, OFF(socks_user), NO_FLAG, 0, STRMAX(socks_user), NULL,
 	  "NAME", NULL,
 	  "require RFC 1929 username/password from SOCKS5 clients (with socks_password)" },
@@ -104,7 +107,9 @@ static const struct key keys[] = {
 	  STRMAX(socks_password), NULL, "PASSWORD", NULL, "the RFC 1929 password; secret" },
 	{ SEC_LOCAL, "connect", T_CONNSTR, 0, NO_FLAG, 0, 0, NULL, "URL", NULL,
 	  "kcpsocks://USER:PSK@HOST:PORT?key=SERVERPUB[&profile=NAME]: sets server, user, psk, "
-	  "server_public_key and profile at once" },
+	  "server_public_key and profile at once; - reads it from standard input" },
+	{ SEC_LOCAL, "connect_file", T_STR, OFF(connect_file), NO_FLAG, 0, STRMAX(connect_file),
+	  NULL, "PATH", NULL, "file holding the connect string (- for standard input); mode 0600" },
 
 	{ SEC_SERVER, "listen", T_ENDPOINT, OFF(server_listen), NO_FLAG, 0, 0, NULL, "HOST:PORT",
 	  "0.0.0.0:8443", "UDP listen address" },
@@ -527,7 +532,10 @@ static int connstr_query(struct rd *r, struct config_connstr *c, bool *has_key, 
 		eq = memchr(v, '=', n);
 		if (eq && (size_t)(eq - v) == 3 && memcmp(v, "key", 3) == 0 && !*has_key) {
 			if (!parse_key32(eq + 1, (size_t)(v + n - eq - 1), c->server_key)) {
-				say(m, "key is not a base64url 32-byte key");
+				say(m,
+				    "key=: the server's public key is not a base64url 32-byte key "
+				    "(%d characters)",
+				    CONFIG_KEY_B64_LEN);
 				return KS_ERR_INVAL;
 			}
 			*has_key = true;
@@ -546,6 +554,69 @@ static int connstr_query(struct rd *r, struct config_connstr *c, bool *has_key, 
 	return 0;
 }
 
+/* shown quotes n bytes of s in a message when they are printable (at most
+ * 64 of them), else nothing: a message must not carry control bytes. */
+static int shown(const char *s, size_t n) { return printable(s, n) ? (int)(n > 64 ? 64 : n) : 0; }
+
+/* connstr_userinfo parses USER:PSK (the part before '@'). The psk is never
+ * quoted in a message. */
+static int connstr_userinfo(const char *s, size_t n, struct config_connstr *c, struct msg m)
+{
+	const char *colon = memchr(s, ':', n);
+	size_t un = colon ? (size_t)(colon - s) : n, pn = colon ? n - un - 1 : 0;
+
+	if (un == 0) {
+		say(m, "missing user name (kcpsocks://USER:PSK@...)");
+		return KS_ERR_INVAL;
+	}
+	if (!valid_name(s, un)) {
+		say(m, "bad user name '%.*s': 1..%d of A-Z a-z 0-9 . _ -", shown(s, un), s,
+		    CONFIG_NAME_MAX);
+		return KS_ERR_INVAL;
+	}
+	if (!colon || pn == 0) {
+		say(m, "missing psk after the user name (kcpsocks://USER:PSK@...)");
+		return KS_ERR_INVAL;
+	}
+	if (!parse_key32(colon + 1, pn, c->psk)) {
+		say(m, "the psk is not a base64url 32-byte key (%d characters; %zu given)",
+		    CONFIG_KEY_B64_LEN, pn);
+		return KS_ERR_INVAL;
+	}
+	memcpy(c->user, s, un);
+	c->user[un] = '\0';
+	return 0;
+}
+
+/* connstr_server parses HOST:PORT (between '@' and '?'), saying which part
+ * is wrong. */
+static int connstr_server(const char *s, size_t n, struct config_endpoint *e, struct msg m)
+{
+	const char *close = n && s[0] == '[' ? memchr(s, ']', n) : NULL;
+	const char *colon = close ? (close + 1 < s + n && close[1] == ':' ? close + 1 : NULL)
+	                          : memrchr(s, ':', n);
+	size_t hn = colon ? (size_t)(colon - s) : n;
+
+	if (parse_endpoint(s, n, e))
+		return 0;
+	if (n == 0)
+		say(m, "missing HOST:PORT after '@'");
+	else if (s[0] == '[' && !close)
+		say(m, "unclosed '[' in the server address '%.*s'", shown(s, n), s);
+	else if (!colon && s[0] != '[' && memchr(s, ':', n))
+		say(m, "an IPv6 server address goes in brackets: [ADDR]:PORT");
+	else if (!colon)
+		say(m, "missing :PORT after the server address '%.*s'", shown(s, n), s);
+	else if (s[0] != '[' && memchr(s, ':', hn))
+		say(m, "an IPv6 server address goes in brackets: [ADDR]:PORT");
+	else if (s[0] == '[' || hn == 0 || !valid_hostname(s, hn))
+		say(m, "bad server host '%.*s'", shown(s, hn), s);
+	else
+		say(m, "bad server port '%.*s': 1..65535",
+		    shown(colon + 1, (size_t)(s + n - colon - 1)), colon + 1);
+	return KS_ERR_INVAL;
+}
+
 int config_connstr_parse(const char *s, struct config_connstr *out, char *err, size_t errlen)
 {
 	struct msg m = { err, errlen };
@@ -554,41 +625,41 @@ int config_connstr_parse(const char *s, struct config_connstr *out, char *err, s
 	struct rd r = rd_init(s, len);
 	const char *v;
 	size_t n;
-	bool has_key = false;
-	int rc;
+	bool has_key = false, query;
+	int rc = KS_ERR_INVAL;
 
-	if (len == CONFIG_CONNSTR_MAX || len < sizeof scheme - 1 ||
-	    strncasecmp(s, scheme, sizeof scheme - 1) != 0) {
-		say(m, "not a kcpsocks://USER:PSK@HOST:PORT?key=KEY string");
+	if (len == CONFIG_CONNSTR_MAX) {
+		say(m, "connection string longer than %d characters", CONFIG_CONNSTR_MAX - 1);
+		return KS_ERR_INVAL;
+	}
+	if (len < sizeof scheme - 1 || strncasecmp(s, scheme, sizeof scheme - 1) != 0) {
+		say(m, "does not start with kcpsocks:// (kcpsocks://USER:PSK@HOST:PORT?key=KEY)");
 		return KS_ERR_INVAL;
 	}
 	rd_skip(&r, sizeof scheme - 1);
-	if (!take_until(&r, ':', &v, &n) || !valid_name(v, n)) {
-		say(m, "bad or missing user name");
+	if (!take_until(&r, '@', &v, &n)) {
+		say(m, "missing '@' between USER:PSK and HOST:PORT");
 		return KS_ERR_INVAL;
 	}
-	memcpy(c.user, v, n);
-	if (!take_until(&r, '@', &v, &n) || !parse_key32(v, n, c.psk)) {
-		say(m, "the psk is not a base64url 32-byte key");
-		goto fail;
-	}
-	if (!take_until(&r, '?', &v, &n) || !parse_endpoint(v, n, &c.server)) {
-		say(m, "bad or missing HOST:PORT");
-		goto fail;
+	if (connstr_userinfo(v, n, &c, m) != 0)
+		goto out;
+	query = take_until(&r, '?', &v, &n);
+	if (connstr_server(v, n, &c.server, m) != 0)
+		goto out;
+	if (!query) {
+		say(m, "missing ?key=SERVERPUB (the server's public key) after HOST:PORT");
+		goto out;
 	}
 	rc = connstr_query(&r, &c, &has_key, m);
 	if (rc == 0 && !has_key) {
-		say(m, "missing key=SERVERPUB");
+		say(m, "missing key=SERVERPUB (the server's public key) after '?'");
 		rc = KS_ERR_INVAL;
 	}
-	if (rc)
-		goto fail;
-	*out = c;
+	if (rc == 0)
+		*out = c;
+out:
 	sodium_memzero(&c, sizeof c);
-	return 0;
-fail:
-	sodium_memzero(&c, sizeof c);
-	return KS_ERR_INVAL;
+	return rc == 0 ? 0 : KS_ERR_INVAL;
 }
 
 static bool wr_str(struct wr *w, const char *s) { return wr_bytes(w, s, strlen(s)); }
@@ -703,11 +774,26 @@ static int set_str(void *dst, const struct key *k, const char *v, size_t n, stru
 	return 0;
 }
 
+/* placeholder: a value that cannot be a key and has no lower-case letter,
+ * like the PASTE_PSK_HERE of the examples. */
+static bool placeholder(const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] >= 'a' && v[i] <= 'z')
+			return false;
+	return n > 0;
+}
+
 static int set_key32(void *dst, bool *has, const struct key *k, const char *v, size_t n,
                      struct msg m)
 {
 	if (!parse_key32(v, n, dst)) {
-		if (k->type == T_SECRET_KEY)
+		if (placeholder(v, n))
+			say(m,
+			    "'%.*s' is a placeholder: put the real key here (kcpsocks-server "
+			    "keygen and adduser print them)",
+			    shown(v, n), v);
+		else if (k->type == T_SECRET_KEY)
 			say(m, "not a base64url 32-byte key (%d characters)", CONFIG_KEY_B64_LEN);
 		else
 			say(m, "'%.64s' is not a base64url 32-byte key (%d characters)", v,
@@ -1265,7 +1351,8 @@ static int finish_local(const struct config *cfg, struct msg m)
 	                                                    : NULL;
 
 	if (missing) {
-		say(m, "%s: missing key '%s' in [local] (or set connect)", cfg_name(cfg), missing);
+		say(m, "%s: missing key '%s' in [local] (or set %sconnect)", cfg_name(cfg), missing,
+		    strcmp(missing, "psk") ? "" : "psk_file or ");
 		return KS_ERR_INVAL;
 	}
 	if (!cfg->socks_user[0] != !cfg->socks_password[0]) {
@@ -1288,7 +1375,10 @@ static int finish_server(const struct config *cfg, struct msg m)
 		return KS_ERR_INVAL;
 	}
 	if (cfg->n_users == 0) {
-		say(m, "%s: no [user NAME] section: nobody could connect", cfg_name(cfg));
+		say(m,
+		    "%s: no [user NAME] section: nobody could connect (kcpsocks-server adduser "
+		    "NAME -c FILE prints one)",
+		    cfg_name(cfg));
 		return KS_ERR_INVAL;
 	}
 	return 0;

@@ -4,8 +4,8 @@
  *
  *   [common]        profile, log_level, log_target, metrics_listen, run_as, max_fds
  *                   (keys before any section belong here too)
- *   [local]         listen, server, server_public_key, user, psk, socks_user,
- *                   socks_password, connect
+ *   [local]         listen, server, server_public_key, user, psk, psk_file,
+ *                   socks_user, socks_password, connect, connect_file
  *   [server]        listen, private_key, private_key_file, allow, deny, profiles,
  *                   max_sessions, max_streams_per_session, connect_timeout_ms,
  *                   resolver_lookups, resolver_servers
@@ -119,6 +119,10 @@ struct config {
 	bool has_psk;
 	char socks_user[CONFIG_PASSWORD_MAX + 1];
 	char socks_password[CONFIG_PASSWORD_MAX + 1]; /* secret */
+	/* Files the daemon reads (this module does no I/O) and hands to
+	 * config_set as psk and connect before config_finish ("-": stdin). */
+	char psk_file[CONFIG_PATH_MAX + 1];
+	char connect_file[CONFIG_PATH_MAX + 1];
 
 	/* [server] */
 	struct config_endpoint server_listen;

@@ -2,10 +2,14 @@
  * options to a finished struct config, --help/--version, logging set-up,
  * and the mapping of a profile onto the cores' parameter structs.
  *
- * Command line: `--config FILE`, `--check-config`, `--help`, `--version`,
- * and every config key as `--key value` or `--key=value` (config_set, so
- * the help printed by config_write_help is the truth). Options replace the
- * file's values whatever their order on the line.
+ * Command line: `--config FILE` (or `-c FILE`), `--check-config`, `--help`,
+ * `--version`, and every config key as `--key value` or `--key=value`
+ * (config_set, so the help printed by config_write_help is the truth).
+ * Options replace the file's values whatever their order on the line.
+ * kcpsocks-local also takes `--connect -` (the string from standard input);
+ * its connect_file and psk_file are read here into connect and psk.
+ * Secret files open to group or others get a warning; the example keys once
+ * published with the source are refused.
  */
 #ifndef KCPSOCKS_DCONF_H
 #define KCPSOCKS_DCONF_H
@@ -34,7 +38,8 @@ enum dconf_action {
 /* dconf_parse reads argv[first..argc) for role: loads the --config file
  * (at most CONFIG_TEXT_MAX bytes), applies the options, runs
  * config_finish. Returns 0 with *out set (config_free it) and *action
- * set, or KS_ERR_INVAL / KS_ERR_IO with the message in err. For HELP and
+ * set, or KS_ERR_INVAL / KS_ERR_IO with the message in err (warnings go
+ * to the log as they are found). For HELP and
  * VERSION *out is NULL. usage is the first help line, e.g.
  * "usage: kcpsocks-local [--config FILE] [--key value]...". */
 KS_MUST_CHECK int dconf_parse(int argc, char **argv, int first, enum config_role role,
@@ -45,6 +50,11 @@ KS_MUST_CHECK int dconf_parse(int argc, char **argv, int first, enum config_role
  * malloc'ed NUL-terminated buffer. Returns it with *len set, or NULL with
  * "PATH: strerror" in err. */
 char *dconf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
+/* dconf_read_secret_file is dconf_read_file for a file that holds a secret:
+ * it logs a warning when the file is open to group or others. "-" reads
+ * standard input (both functions). Wipe the buffer before freeing it. */
+char *dconf_read_secret_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 
 /* dconf_log_open applies log_level and log_target. */
 void dconf_log_open(const char *ident, const struct config *cfg);
