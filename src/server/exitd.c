@@ -605,6 +605,15 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	                "sessions replaced by a newer one of the same user", st.table.superseded);
 	metrics_counter(b, "kcpsocks_sessions_roamed_total",
 	                "times a session's peer address moved (NAT rebinding)", st.table.moved);
+	metrics_counter(b, "kcpsocks_path_challenges_total",
+	                "PATH_CHALLENGEs sent to a session's new address",
+	                st.table.path_challenges);
+	metrics_counter(b, "kcpsocks_path_challenges_refused_total",
+	                "PATH_CHALLENGEs not sent: over the 3x anti-amplification budget",
+	                st.table.path_refused);
+	metrics_counter(b, "kcpsocks_path_kept_total",
+	                "candidate addresses dropped because the proven path spoke",
+	                st.table.path_kept);
 	metrics_family(b, "kcpsocks_sessions_lost_total", METRICS_COUNTER,
 	               "sessions that ended, by reason");
 	for (int i = 0; i < SESSION_LOST_REASONS; i++) {

@@ -66,6 +66,10 @@ roamed=$(metric "$SERVER_METRICS" kcpsocks_sessions_roamed_total)
 [ "$hs" = 1 ] || die "handshakes: want 1 (the session survived the race), got $hs"
 [ "$roamed" = 0 ] || die "the session moved $roamed time(s)"
 ok "one session throughout, never moved to the attacker"
+ch=$(metric "$SERVER_METRICS" kcpsocks_path_challenges_total)
+kept=$(metric "$SERVER_METRICS" kcpsocks_path_kept_total)
+[ "${ch:-0}" -gt 0 ] || die "the server sent no PATH_CHALLENGE to the racer"
+note "server: $ch challenges to the racer's address, $kept candidates dropped by the proven path"
 stop_daemon "$LOCAL_PID"
 stop_daemon "$SERVER_PID"
 ok "all checks passed"
