@@ -9,8 +9,10 @@
  * racing, a copy of it goes to the server from the attacker socket first,
  * so the copy arrives ahead of the original. What the server sends to the
  * attacker's address is counted and never forwarded: this attacker can see
- * and inject, not relay. SIGUSR1 steps the mode: off -> race -> race and
- * drop every original -> off. SIGTERM/SIGINT write the counters to
+ * and inject, not relay. SIGUSR1 steps the mode: off -> sparse (a copy of
+ * one datagram in SPARSE_EVERY, as in issue 14's 22-datagram attack) ->
+ * race (a copy of every datagram) -> race and drop every original -> off. SIGTERM/SIGINT write the
+ * counters to
  * --stats-file (and stderr) and exit 0. The counters are also written at
  * every mode step.
  *
@@ -33,8 +35,9 @@
 #include "base/err.h"
 #include "io/addr.h"
 
-enum mode { MODE_OFF, MODE_RACE, MODE_RACE_DROP, MODE_COUNT };
-static const char *const mode_names[MODE_COUNT] = { "off", "race", "race+drop" };
+enum mode { MODE_OFF, MODE_SPARSE, MODE_RACE, MODE_RACE_DROP, MODE_COUNT };
+static const char *const mode_names[MODE_COUNT] = { "off", "sparse", "race", "race+drop" };
+enum { SPARSE_EVERY = 64 };
 
 struct racer {
 	struct ev_loop *loop;
@@ -107,7 +110,8 @@ static void on_listen(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		r->have_client = true;
 		r->up_dgrams++;
-		if (r->mode != MODE_OFF) {
+		if (r->mode == MODE_RACE || r->mode == MODE_RACE_DROP ||
+		    (r->mode == MODE_SPARSE && r->up_dgrams % SPARSE_EVERY == 0)) {
 			/* The copy first, from the attacker's own address. */
 			send_to(r->afd, r->buf, (size_t)n, &r->upstream);
 			r->raced++;
@@ -208,9 +212,10 @@ static void start(struct racer *r)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: racer --listen ADDR:PORT --upstream ADDR:PORT [--stats-file PATH] "
-	           "[--race]\n"
+	           "\n"
 	           "  a relay that races copies of the client's datagrams to the server from\n"
-	           "  an address of its own; SIGUSR1: off -> race -> race+drop originals -> off\n");
+	           "  an address of its own; SIGUSR1: off -> sparse -> race -> race+drop originals "
+	           "-> off\n");
 }
 
 int main(int argc, char **argv)
@@ -229,8 +234,6 @@ int main(int argc, char **argv)
 			have_up = addr_parse(argv[++i], NULL, &r.upstream, err, sizeof err) == 0;
 		} else if (strcmp(argv[i], "--stats-file") == 0 && !last) {
 			r.stats = argv[++i];
-		} else if (strcmp(argv[i], "--race") == 0) {
-			r.mode = MODE_RACE;
 		} else if (strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return 0;

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # race.sh - issue 14 attack 4: a man-on-the-side races copies of the
 # client's datagrams to the server from an address of its own (build/racer,
-# between kcpsocks-local and kcpsocks-server on loopback). Two phases on
-# one session: copies ahead of the originals, then copies with every
-# original dropped. Must hold: each download arrives intact (sha256), the
+# between kcpsocks-local and kcpsocks-server on loopback). Three phases on
+# one session: a copy of one datagram in 64 ahead of its original, a copy
+# of every datagram ahead of the originals, then copies with every original
+# dropped. Must hold: each download arrives intact (sha256), the
 # session is never rebuilt or moved to the attacker (one handshake, zero
 # roams), and the server sends the attacker's address at most 3x the bytes
 # the attacker sent it (path validation's anti-amplification limit). Before
 # path validation the session followed the first copy and the server sent
-# the attacker hundreds of times what it sent.
+# the attacker hundreds of times what it sent (and the racing phases cut
+# the download off).
 #   RACE_MB   size of each download in MiB (default 8)
 set -euo pipefail
 KS_LOG_LEVEL=info
@@ -47,11 +49,28 @@ fetch_intact() { # WHAT
 	ok "$1: $RACE_MB MiB intact"
 }
 
+# phase_report WHAT: the attacker's bytes in the phase just ended (the
+# stats file is rewritten at every mode step).
+last_sent=0
+last_got=0
+phase_report() {
+	local sent got
+	sent=$(stat_of attacker_sent_bytes)
+	got=$(stat_of attacker_recv_bytes)
+	note "$1: the attacker sent $((sent - last_sent)) bytes, the server sent it $((got - last_got))"
+	last_sent=$sent
+	last_got=$got
+}
+next_mode sparse
+fetch_intact "a copy of one datagram in 64 raced ahead"
 next_mode race
+phase_report sparse
 fetch_intact "copies raced ahead of every original"
 next_mode race+drop
+phase_report race
 fetch_intact "copies raced, every original dropped"
 next_mode off
+phase_report race+drop
 stop_pid "$RACER_PID" 10 || die "racer did not exit on SIGTERM"
 
 sent=$(stat_of attacker_sent_bytes)
