@@ -172,9 +172,9 @@ static int on_init(struct sessions *t, const struct sessions_addr *from, const u
 		t->n_free--;
 	}
 	fill(t, &t->slots[slot], &res, from, now);
-	*ev =
-	        (struct sessions_event){ SESSIONS_EV_NEW, res.sid, (size_t)n,
-		                         false,           false,   superseded };
+	*ev = (struct sessions_event){
+		.kind = SESSIONS_EV_NEW, .sid = res.sid, .len = (size_t)n, .superseded = superseded
+	};
 	sodium_memzero(&res, sizeof res);
 	t->n.created++;
 	return 0;
@@ -308,7 +308,11 @@ static int on_data(struct sessions *t, const struct sessions_addr *from, uint64_
 	} else {
 		challenge = on_other_path(s, from, len, rx.newest, now, rng);
 	}
-	*ev = (struct sessions_event){ SESSIONS_EV_DATA, sid, (size_t)n, moved, challenge, 0 };
+	*ev = (struct sessions_event){ .kind = SESSIONS_EV_DATA,
+		                       .sid = sid,
+		                       .len = (size_t)n,
+		                       .moved = moved,
+		                       .challenge = challenge };
 	return 0;
 }
 
