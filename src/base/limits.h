@@ -317,6 +317,7 @@ enum {
 	CONFIG_CONNSTR_MAX = 512,   /* a kcpsocks:// string, NUL included */
 	CONFIG_USERS_MAX = 4096,    /* [user NAME] sections */
 	CONFIG_RULES_MAX = 256,     /* entries of allow, and of deny */
+	CONFIG_SELF_MAX = 256,      /* own interface addresses a `self` rule knows */
 	CONFIG_MAX_FDS_MAX = 1048576,
 	CONFIG_SESSIONS_MAX = 65536,
 	CONFIG_CONNECT_TIMEOUT_MIN = 1000,   /* ms */

@@ -317,6 +317,18 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 	return 0;
 }
 
+/* S4, secure 6.2: a new address spoke for a session; ask it to prove it
+ * receives, within the table's anti-amplification budget. */
+static void challenge(struct server *srv, uint64_t sid, uint64_t now)
+{
+	const struct sessions_addr *to;
+	ssize_t n = sessions_seal_challenge(srv->table, sid, srv->rng, now, srv->scratch.seal,
+	                                    sizeof srv->scratch.seal, &to);
+
+	if (n > 0 && srv->output(srv->output_user, srv->scratch.seal, (size_t)n, to) < 0)
+		srv->dropped++;
+}
+
 int server_on_datagram(struct server *srv, const struct sessions_addr *from, const uint8_t *d,
                        size_t len, uint64_t now, uint64_t now_unix_ms)
 {
@@ -341,8 +353,11 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 		e->supersede = false;
 		close_user_others(srv, e);
 	}
-	(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);
+	if (ev.len)
+		(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);
 	touched(srv, e);
+	if (ev.challenge && !e->closed)
+		challenge(srv, ev.sid, now);
 	return 0;
 }
 

@@ -644,10 +644,27 @@ void session_end(struct session *s, enum session_lost_reason reason)
 
 /* --- public: entry points ---------------------------------------------------- */
 
+/* secure 6.2: echo a PATH_CHALLENGE's token at once, in an envelope of
+ * its own (it must come from the address the challenge reached). */
+static void path_response(struct session *s, const uint8_t *token)
+{
+	uint8_t frame[SESSIONS_PATH_LEN];
+	ssize_t n;
+
+	sessions_path_write(frame, s->conv, SESSIONS_PATH_RESPONSE, token);
+	n = envelope_seal(&s->env, s->rng, frame, sizeof frame, s->scratch->seal,
+	                  sizeof s->scratch->seal);
+	if (n < 0)
+		s->st.output_drops++;
+	else
+		emit(s, s->scratch->seal, (size_t)n, NULL);
+}
+
 /* The client's dispatch (secure.md 6.4): session id 0 is a handshake
  * response, our own id goes to the envelope, anything else is dropped. */
 static int client_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now)
 {
+	uint8_t token[SESSIONS_TOKEN_LEN];
 	struct envelope_rx rx;
 	uint64_t sid;
 	ssize_t n;
@@ -672,6 +689,12 @@ static int client_datagram(struct session *s, const uint8_t *d, size_t len, uint
 	if (s->probe != PROBE_NONE) {
 		s->probe = PROBE_NONE;
 		sodium_memzero(&s->pending, sizeof s->pending);
+	}
+	/* secure 6.2: the server asks whether we receive at this address. */
+	if (sessions_path_read(s->scratch->open, (size_t)n, s->conv, token) ==
+	    SESSIONS_PATH_CHALLENGE) {
+		path_response(s, token);
+		return 0;
 	}
 	/* An authenticated datagram that KCP finds malformed is counted by
 	 * KCP; the peer is alive all the same. */

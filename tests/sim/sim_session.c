@@ -61,8 +61,12 @@ struct world {
 	struct sessions_addr caddr;   /* where the server sees the client's datagrams from */
 	struct sessions_addr last_to; /* where the server last sent */
 	bool c_mute;                  /* the client's datagrams are dropped at the source */
-	uint64_t c_timers, s_timers;  /* wakeups: the clock reached a deadline */
-	uint64_t c_dgrams, s_dgrams;  /* datagrams handed to the links */
+	int race;                     /* 1: a racer copies every client datagram from
+	                                 `evil` ahead of it; 2: and drops the original */
+	struct sessions_addr evil;
+	uint64_t evil_in, evil_out;  /* bytes the racer sent / the server sent it */
+	uint64_t c_timers, s_timers; /* wakeups: the clock reached a deadline */
+	uint64_t c_dgrams, s_dgrams; /* datagrams handed to the links */
 	uint64_t c_est, c_lost, s_est, s_lost, c_failed;
 	enum session_lost_reason c_lost_reason, s_lost_reason;
 	uint64_t s_lost_sid;
@@ -105,6 +109,10 @@ static int s_out(void *user, const uint8_t *d, size_t len, const struct sessions
 	struct world *w = user;
 
 	assert_non_null(to);
+	if (w->race && memcmp(to, &w->evil, sizeof *to) == 0) {
+		w->evil_out += len; /* the racer only listens */
+		return 0;
+	}
 	w->last_to = *to;
 	w->s_dgrams++;
 	return netsim_link_send(w->s2c, d, len, w->now);
@@ -445,8 +453,15 @@ static void deliver(struct world *w)
 	while ((n = netsim_link_recv(w->c2s, w->now, w->buf, BUF)) >= 0) {
 		memcpy(w->last_c2s, w->buf, (size_t)n);
 		w->last_c2s_len = (size_t)n;
-		(void)server_on_datagram(w->srv, &w->caddr, w->buf, (size_t)n, w->now,
-		                         UNIX0 + w->now);
+		if (w->race) {
+			w->evil_in += (uint64_t)n;
+			(void)server_on_datagram(w->srv, &w->evil, w->buf, (size_t)n, w->now,
+			                         UNIX0 + w->now);
+			server_events(w);
+		}
+		if (w->race != 2)
+			(void)server_on_datagram(w->srv, &w->caddr, w->buf, (size_t)n, w->now,
+			                         UNIX0 + w->now);
 		server_events(w);
 	}
 	while ((n = netsim_link_recv(w->s2c, w->now, w->buf, BUF)) >= 0) {
@@ -737,7 +752,7 @@ static void test_roaming(void **state)
 	const struct sessions_slot *slot;
 	uint8_t replay[ENVELOPE_MAX_DATAGRAM];
 	size_t rlen;
-	uint64_t sid;
+	uint64_t sid, t0;
 
 	(void)state;
 	establish(w);
@@ -749,6 +764,16 @@ static void test_roaming(void **state)
 	memcpy(replay, w->last_c2s, w->last_c2s_len);
 	rlen = w->last_c2s_len;
 	w->caddr = moved;
+	/* Path validation (secure 6.2): the new address is proven about one
+	 * round trip (30 ms here) after it first speaks. */
+	t0 = w->now;
+	while (memcmp(&sessions_get(server_table(w->srv), sid)->peer, &moved, sizeof moved) != 0) {
+		assert_true(w->now - t0 < 1000);
+		step(w, w->now + 1000);
+	}
+	printf("roaming: new address proven %llu ms after the move\n",
+	       (unsigned long long)(w->now - t0));
+	assert_true(w->now - t0 <= 200);
 	run_flows(w, 600000);
 	slot = sessions_get(server_table(w->srv), sid);
 	assert_non_null(slot);
@@ -763,6 +788,42 @@ static void test_roaming(void **state)
 	add_flow(w, 1000, 1000);
 	run_flows(w, 10000);
 	assert_memory_equal(&w->last_to, &moved, sizeof moved);
+	world_free(w);
+}
+
+/* Racing (secure 6.2, issue 14 attack 4): a man-on-the-side sends a copy
+ * of every client datagram from his own address ahead of it, then also
+ * drops the originals. The transfers complete on the one session, which
+ * stays on the client's address; the racer gets challenges only, at most
+ * 3x what it sent. */
+static void test_racer(void **state)
+{
+	struct setup su = { .loss = 0.01, .delay_ms = 15, .seed = 16 };
+	struct world *w = world_new(&su);
+	struct sessions_addr home;
+	const struct sessions_slot *slot;
+	uint64_t sid;
+
+	(void)state;
+	establish(w);
+	sid = session_sid(w->cli);
+	home = w->caddr;
+	w->evil = addr_of(66);
+	for (int race = 1; race <= 2; race++) {
+		w->race = race;
+		for (int i = 0; i < 4; i++)
+			add_flow(w, 200000, 400000);
+		run_flows(w, 600000);
+		slot = sessions_get(server_table(w->srv), sid);
+		assert_non_null(slot);
+		assert_memory_equal(&slot->peer, &home, sizeof home);
+		assert_memory_equal(&w->last_to, &home, sizeof home);
+		assert_true(w->evil_out <= 3 * w->evil_in);
+	}
+	assert_true(w->evil_in > 0 && w->evil_out > 0); /* it raced, it was challenged */
+	assert_int_equal(w->c_est, 1);
+	assert_int_equal(w->s_est, 1);
+	assert_int_equal(server_table(w->srv)->n.moved, 0);
 	world_free(w);
 }
 
@@ -1087,6 +1148,7 @@ int main(void)
 		cmocka_unit_test(test_idle_expiry),
 		cmocka_unit_test(test_outage_survives),
 		cmocka_unit_test(test_roaming),
+		cmocka_unit_test(test_racer),
 		cmocka_unit_test(test_server_restart),
 		cmocka_unit_test(test_client_restart),
 		cmocka_unit_test(test_stalled_reader),
