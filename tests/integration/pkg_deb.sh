@@ -5,11 +5,12 @@
 #   2. lintian on the .changes: no error, no warning (overrides are listed);
 #   3. dpkg -i: the kcpsocks user exists (sysusers.d), /etc/kcpsocks is
 #      root:kcpsocks 0750 (tmpfiles.d), no unit is enabled, no daemon runs;
-#   4. a key and config in /etc/kcpsocks as an operator makes them
-#      (root:kcpsocks 0640), --check-config and a loopback fetch through the
+#   4. a key and configs in /etc/kcpsocks as OPERATIONS.md's "Deploy" makes
+#      them (kcpsocks, 0600), --check-config and a loopback fetch through the
 #      installed /usr/bin daemons running as the kcpsocks user, as the units
-#      run them, under strace: every system call they made must pass the
-#      units' SystemCallFilter (no CI machine runs systemd to enforce it);
+#      run them, under strace: every system call and socket family they
+#      used must pass their unit's SystemCallFilter and
+#      RestrictAddressFamilies (no CI machine runs systemd to enforce them);
 #   5. systemd-analyze security --offline=true (exposure <= 2.0) and
 #      systemd-analyze verify of every installed unit;
 #   6. dpkg --purge: no file of the package, no /etc/kcpsocks left.
@@ -129,70 +130,83 @@ cmp -s "$ROOT/examples/kcpsocks-server.conf" /usr/share/doc/kcpsocks/examples/kc
 ok "installed: user $(getent passwd kcpsocks | cut -d: -f1,3,4,6,7), /etc/kcpsocks 0750 root:kcpsocks, nothing enabled or running"
 
 # ---- 4. configure as an operator, check and fetch -------------------------
-# The daemons run as kcpsocks, like the units (User=kcpsocks), under
+# The daemons run as kcpsocks with the units' open-files limit, like the
+# units (User=kcpsocks, LimitNOFILE=), under
 # strace (one trace file per process in $TR), through wrappers whose exec
 # keeps the PID the harness tracks (strace's; the daemon is its child).
 TR=$T/trace
 mkdir -p "$TR"
 chown kcpsocks "$TR"
 chmod 0711 "$T" # kcpsocks may pass through to $TR, not list $T
+UNITDIR=$(dirname "$(echo "$UNITS" | head -n 1)")
+WARN_OK='^$' # warnings this machine causes, not the package
 for d in server local; do
-	printf '#!/bin/sh\nexec setpriv --reuid=kcpsocks --regid=kcpsocks --init-groups strace -ff -qq -o %s/%s /usr/bin/kcpsocks-%s "$@"\n' \
-		"$TR" "$d" "$d" >"$T/as-kcpsocks-$d"
+	# the unit's LimitNOFILE too (the example's max_fds asks for it)
+	nofile=$(sed -n 's/^LimitNOFILE=//p' "$UNITDIR/kcpsocks-$d.service")
+	[ -n "$nofile" ] || die "no LimitNOFILE in kcpsocks-$d.service"
+	hard=$(ulimit -Hn)
+	if [ "$hard" != unlimited ] && [ "$hard" -lt "$nofile" ]; then
+		note "this machine caps open files at $hard, below the unit's $nofile: the $d runs with $hard"
+		nofile=$hard
+		WARN_OK='open files limit'
+	fi
+	printf '#!/bin/sh\nexec prlimit --nofile=%s setpriv --reuid=kcpsocks --regid=kcpsocks --init-groups strace -ff -qq -o %s/%s /usr/bin/kcpsocks-%s "$@"\n' \
+		"$nofile" "$TR" "$d" "$d" >"$T/as-kcpsocks-$d"
 	chmod 0755 "$T/as-kcpsocks-$d"
 done
 KS_SERVER=$T/as-kcpsocks-server
 KS_LOCAL=$T/as-kcpsocks-local
+# OPERATIONS.md's "Deploy", as written (the installed example, adduser
+# writing the client's config), on loopback ports given on the command line.
 SERVER_CONF=/etc/kcpsocks/server.conf
+LOCAL_CONF=/etc/kcpsocks/local.conf
 /usr/bin/kcpsocks-server keygen --out /etc/kcpsocks/server.key >"$T/keygen.out" 2>&1 ||
 	die "keygen: $(cat "$T/keygen.out")"
-cat >"$SERVER_CONF" <<-EOF
-	log_level = info
-	log_target = stderr
-	[server]
-	private_key_file = /etc/kcpsocks/server.key
-	allow = 127.0.0.0/8
-	resolver_lookups = files
-EOF
-/usr/bin/kcpsocks-server adduser alice --config "$SERVER_CONF" --host 127.0.0.1 >"$T/adduser.out" 2>&1 ||
-	die "adduser: $(cat "$T/adduser.out")"
-CONNSTR=$(grep -oE "kcpsocks://[^[:space:]'\"]+" "$T/adduser.out" | head -n 1 || true)
-[ -n "$CONNSTR" ] || die "no connection string from adduser: $(cat "$T/adduser.out")"
-if ! grep -q '^\[user alice\]' "$SERVER_CONF"; then
-	psk=${CONNSTR#kcpsocks://*:}
-	printf '[user alice]\npsk = %s\n' "${psk%%@*}" >>"$SERVER_CONF"
-fi
-chgrp kcpsocks "$SERVER_CONF" /etc/kcpsocks/server.key
-chmod 0640 "$SERVER_CONF" /etc/kcpsocks/server.key
-"$KS_SERVER" --config "$SERVER_CONF" --check-config >"$T/check.out" 2>&1 ||
+install -m 0600 /usr/share/doc/kcpsocks/examples/kcpsocks-server.conf "$SERVER_CONF"
+/usr/bin/kcpsocks-server adduser alice -c "$SERVER_CONF" --host 127.0.0.1 \
+	--client-config "$LOCAL_CONF" >>"$SERVER_CONF" 2>"$T/adduser.err" ||
+	die "adduser: $(cat "$T/adduser.err")"
+grep -q '^\[user alice\]' "$SERVER_CONF" || die "adduser appended no [user alice] to server.conf"
+[ -s "$LOCAL_CONF" ] || die "adduser wrote no client config: $(cat "$T/adduser.err")"
+chown kcpsocks:kcpsocks /etc/kcpsocks/server.key "$SERVER_CONF" "$LOCAL_CONF"
+"$KS_SERVER" -c "$SERVER_CONF" --check-config >"$T/check.out" 2>&1 ||
 	die "kcpsocks-server --check-config as kcpsocks: $(cat "$T/check.out")"
-ok "installed kcpsocks-server --check-config, as the kcpsocks user, on /etc/kcpsocks/server.conf"
+"$KS_LOCAL" -c "$LOCAL_CONF" --check-config >>"$T/check.out" 2>&1 ||
+	die "kcpsocks-local --check-config as kcpsocks: $(cat "$T/check.out")"
+! grep -i 'warn' "$T/check.out" | grep -v "$WARN_OK" || die "--check-config warned (above)"
+ok "installed daemons' --check-config as the kcpsocks user: /etc/kcpsocks/server.conf and local.conf, no warning"
 
 pick_ports SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS HTTP_PORT
 start_http
 head -c 1048576 /dev/urandom >"$HTTP_DIR/page.bin"
-start_server
-start_local "$SERVER_PORT"
-"$KS_LOCAL" --connect "$(local_connstr "$SERVER_PORT")" --check-config >"$T/check.out" 2>&1 ||
-	die "kcpsocks-local --check-config: $(cat "$T/check.out")"
+start_server --allow "127.0.0.1:$HTTP_PORT"
+LOCAL_LOG=$T/local.log
+"$KS_LOCAL" -c "$LOCAL_CONF" --server "127.0.0.1:$SERVER_PORT" --listen "127.0.0.1:$LOCAL_PORT" \
+	--metrics_listen "127.0.0.1:$LOCAL_METRICS" >"$LOCAL_LOG" 2>&1 &
+LOCAL_PID=$!
+lib_track "$LOCAL_PID" kcpsocks-local "$LOCAL_LOG"
+wait_for_tcp_port "$LOCAL_PORT" 20 "$LOCAL_PID"
 wait_session 20
 tcurl -o "$T/got.bin" "http://127.0.0.1:$HTTP_PORT/page.bin" || die "curl through the installed daemons"
 cmp -s "$T/got.bin" "$HTTP_DIR/page.bin" || die "the fetched page differs"
 for p in $(children "$SERVER_PID") $(children "$LOCAL_PID"); do
 	[ "$(stat -c %U "/proc/$p")" = kcpsocks ] || die "pid $p does not run as kcpsocks"
 done
-ok "1 MiB through /usr/bin/kcpsocks-local -> /usr/bin/kcpsocks-server (both as kcpsocks), identical"
+! grep -i 'warn' "$SERVER_LOG" "$LOCAL_LOG" | grep -v "$WARN_OK" || die "a daemon warned (above)"
+ok "1 MiB through /usr/bin/kcpsocks-local -> /usr/bin/kcpsocks-server (both as kcpsocks), identical, no warning"
 stop_traced "$LOCAL_PID"
 stop_traced "$SERVER_PID"
 
-# Every call either daemon made (start, --check-config, the fetch, the
-# drain on SIGTERM) against the units' filter: allowed by @system-service,
-# not in the ~@privileged @resources the units take away.
+# Every system call and socket family either daemon used (start,
+# --check-config, the fetch, the drain on SIGTERM) against its installed
+# unit: SystemCallFilter= (allow lists minus ~deny lists, groups expanded by
+# systemd-analyze) and RestrictAddressFamilies=.
 systemd-analyze syscall-filter >"$T/filter-sets.txt" 2>&1 || die "systemd-analyze syscall-filter"
-python3 - "$T/filter-sets.txt" "$TR" >"$T/syscalls.out" <<-'PY' || { cat "$T/syscalls.out" >&2; die "a system call outside the units' SystemCallFilter"; }
+python3 - "$T/filter-sets.txt" "$TR" "$UNITDIR" >"$T/syscalls.out" <<-'PY' || {
 	import glob, re, sys
+	sets, trace_dir, unit_dir = sys.argv[1:4]
 	groups, cur = {}, None
-	for line in open(sys.argv[1]):
+	for line in open(sets):
 	    s = line.strip()
 	    if not s or s.startswith("#"):
 	        continue
@@ -200,27 +214,47 @@ python3 - "$T/filter-sets.txt" "$TR" >"$T/syscalls.out" <<-'PY' || { cat "$T/sys
 	        cur = groups.setdefault(s, [])
 	    elif cur is not None:
 	        cur.append(s)
-	def expand(g):
+	def expand(names):
 	    out = set()
-	    for m in groups.get(g, []):
-	        out |= expand(m) if m.startswith("@") else {m}
+	    for n in names:
+	        out |= expand(groups.get(n, [])) if n.startswith("@") else {n}
 	    return out
-	allowed = expand("@system-service") - expand("@privileged") - expand("@resources")
-	used = {}
-	for f in glob.glob(sys.argv[2] + "/*"):
-	    for line in open(f, errors="replace"):
-	        m = re.match(r"([a-z_0-9]+)\(", line)
-	        if m:
-	            used.setdefault(m.group(1), f.rsplit("/", 1)[1].split(".")[0])
-	bad = sorted(c for c in used if c not in allowed)
-	if not used:
-	    sys.exit("no system calls traced")
-	for c in bad:
-	    print(f"  {used[c]}: {c}")
-	print(f"{len(used)} distinct system calls traced")
+	def unit_rules(path):
+	    allow, deny, families = set(), set(), set()
+	    for line in open(path):
+	        key, _, val = line.strip().partition("=")
+	        if key == "SystemCallFilter":
+	            if val.startswith("~"):
+	                deny |= expand(val[1:].split())
+	            else:
+	                allow |= expand(val.split())
+	        elif key == "RestrictAddressFamilies":
+	            families |= set(val.split())
+	    return allow - deny, families
+	bad, ncalls = [], 0
+	for daemon in ("server", "local"):
+	    calls, fams = unit_rules(f"{unit_dir}/kcpsocks-{daemon}.service")
+	    used, used_fams = set(), set()
+	    for f in glob.glob(f"{trace_dir}/{daemon}.*"):
+	        for line in open(f, errors="replace"):
+	            m = re.match(r"([a-z_0-9]+)\((AF_[A-Z0-9]+)?", line)
+	            if m:
+	                used.add(m.group(1))
+	                if m.group(1) == "socket" and m.group(2):
+	                    used_fams.add(m.group(2))
+	    if not used:
+	        sys.exit(f"no system calls traced for {daemon}")
+	    ncalls = max(ncalls, len(used))
+	    bad += [f"  {daemon}: system call {c}" for c in sorted(used - calls)]
+	    bad += [f"  {daemon}: socket family {a}" for a in sorted(used_fams - fams)]
+	    print(f"{daemon}: {len(used)} calls, families {' '.join(sorted(used_fams))}")
+	print("\n".join(bad))
 	sys.exit(1 if bad else 0)
 PY
-ok "strace of both daemons: $(tail -n 1 "$T/syscalls.out"), all allowed by the units' SystemCallFilter"
+	cat "$T/syscalls.out" >&2
+	die "a daemon used a system call or socket family its unit forbids"
+}
+ok "strace: $(grep -h '^[a-z]*: [0-9]* calls' "$T/syscalls.out" | paste -sd ';' -), all allowed by the units"
 
 # ---- 5. the units ---------------------------------------------------------
 for u in $UNITS; do
