@@ -28,7 +28,7 @@
 #include "core/server.h"
 #include "core/session.h"
 #include "core/sessions.h"
-#include "io/dconf.h"
+#include "core/transport.h"
 
 enum { MAXF = 64, BUF = 65536, GREEDY_ROUNDS = 1000 };
 #define UNIX0 1764000000000ULL
@@ -121,6 +121,7 @@ struct setup {
 	const struct transport_params *tp; /* both ends' parameters; NULL: defaults */
 	const struct netsim_config *link;  /* both links; NULL: loss, delay_ms, 2 ms jitter */
 	uint32_t window;                   /* mux stream window both ends; 0: default */
+	struct transport_local local;      /* both ends' KCP policy; zero: engine defaults */
 };
 
 static void server_start(struct world *w) { assert_int_equal(server_new(&w->srv, &w->scfg), 0); }
@@ -168,6 +169,7 @@ static struct world *world_new(const struct setup *su)
 	w->scfg.output = s_out;
 	w->scfg.output_user = w;
 	w->scfg.one_session_per_user = su->one_per_user;
+	w->scfg.local = su->local;
 	mux_config_default(&w->mcfg);
 	if (su->window)
 		w->mcfg.window = su->window;
@@ -183,6 +185,7 @@ static struct world *world_new(const struct setup *su)
 	if (su->idle_ms)
 		w->ccfg.proposal.idle_timeout_ms = su->idle_ms;
 	w->ccfg.silent_ms = su->silent_ms;
+	w->ccfg.local = su->local;
 	w->ccfg.rng = &w->rc;
 	w->ccfg.output = c_out;
 	w->ccfg.output_user = w;
@@ -940,7 +943,8 @@ struct bulk {
 
 /* bulk downloads `bytes` on one stream between two ends configured from
  * the built-in profile `name` exactly as the daemons configure themselves
- * (dconf_tparams, dconf_mux), over `link` both ways. The applications are
+ * (transport_proposal, transport_local_of, transport_mux), over `link`
+ * both ways. The applications are
  * greedy, as a daemon's relay is: they write while the stream takes data. */
 static struct bulk bulk_run(const char *name, const struct netsim_config *link, uint64_t bytes,
                             uint64_t seed)
@@ -955,8 +959,9 @@ static struct bulk bulk_run(const char *name, const struct netsim_config *link, 
 	uint64_t took;
 
 	assert_non_null(pr);
-	dconf_tparams(pr, &tp);
-	dconf_mux(pr, 0, &mc);
+	transport_proposal(pr, &tp);
+	transport_local_of(pr, &su.local);
+	transport_mux(pr, 0, &mc);
 	su.window = mc.window;
 	w = world_new(&su);
 	w->greedy = true;
