@@ -6,6 +6,9 @@
 
 #include "base/limits.h"
 
+/* The engine takes every window the handshake may agree. */
+_Static_assert((int)TPARAMS_WND_MAX <= (int)KCP_WND_MAX, "KCP must take the agreed windows");
+
 static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
 {
 	return v < lo ? lo : v > hi ? hi : v;

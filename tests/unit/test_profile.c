@@ -104,10 +104,10 @@ static void field_table_is_consistent(void **state)
 	}
 	assert_null(profile_field_at(PROFILE_F_COUNT));
 	assert_null(profile_field_find("mtuu"));
-	assert_int_equal(profile_field_find("mtu")->min, PROFILE_MTU_MIN);
-	assert_int_equal(profile_field_find("mtu")->max, PROFILE_MTU_MAX);
-	assert_int_equal(profile_field_find("snd_wnd")->min, PROFILE_WND_MIN);
-	assert_int_equal(profile_field_find("snd_wnd")->max, PROFILE_WND_MAX);
+	assert_int_equal(profile_field_find("mtu")->min, TPARAMS_MTU_MIN);
+	assert_int_equal(profile_field_find("mtu")->max, TPARAMS_MTU_MAX);
+	assert_int_equal(profile_field_find("snd_wnd")->min, TPARAMS_WND_MIN);
+	assert_int_equal(profile_field_find("snd_wnd")->max, TPARAMS_WND_MAX);
 	assert_int_equal(profile_field_find("interval_ms")->min, TPARAMS_INTERVAL_MIN);
 	assert_int_equal(profile_field_find("interval_ms")->max, 1000);
 }
