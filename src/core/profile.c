@@ -135,7 +135,8 @@ static const struct profile_field fields[PROFILE_F_COUNT] = {
 	FIELD(PROFILE_F_MTU, "mtu", "bytes", mtu, false, TPARAMS_MTU_MIN, TPARAMS_MTU_MAX,
 	      "UDP payload per datagram, envelope and padding included"),
 	FIELD(PROFILE_F_PAD_BUCKET, "pad_bucket", "bytes", pad_bucket, false, 0, TPARAMS_PAD_MAX,
-	      "pad each datagram to a multiple of this (0: off, else >= 16; then pad_max is unused)"),
+	      "pad each datagram to a multiple of this (0: off, else >= 16; then pad_max is "
+	      "unused)"),
 	FIELD(PROFILE_F_PAD_MAX, "pad_max", "bytes", pad_max, false, 0, TPARAMS_PAD_MAX,
 	      "with pad_bucket 0: add 0..pad_max random bytes, never past mtu"),
 	FIELD(PROFILE_F_KEEPALIVE, "keepalive_ms", "ms", keepalive_ms, false,
