@@ -15,7 +15,7 @@ static const struct profile profiles[] = {
 	        .summary = "balanced: ordinary broadband and Wi-Fi, some loss, shared links",
 	        .mtu = 1350,
 	        .pad_bucket = 32,
-	        .pad_max = 32,
+	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 25000,
 	        .idle_timeout_ms = 120000,
 	        .nodelay = 1,
@@ -37,7 +37,7 @@ static const struct profile profiles[] = {
 	        .summary = "low latency on good links (wired, low loss, short RTT)",
 	        .mtu = 1350,
 	        .pad_bucket = 16,
-	        .pad_max = 0,
+	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 25000,
 	        .idle_timeout_ms = 120000,
 	        .nodelay = 1,
@@ -59,7 +59,7 @@ static const struct profile profiles[] = {
 	        .summary = "links losing 5-20% of datagrams to noise, not to congestion",
 	        .mtu = 1350,
 	        .pad_bucket = 32,
-	        .pad_max = 32,
+	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 20000,
 	        .idle_timeout_ms = 120000,
 	        .nodelay = 2,
@@ -81,7 +81,7 @@ static const struct profile profiles[] = {
 	        .summary = "cellular: small MTU, frequent keepalive for carrier NAT, radio loss",
 	        .mtu = 1200,
 	        .pad_bucket = 32,
-	        .pad_max = 32,
+	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 15000,
 	        .idle_timeout_ms = 120000,
 	        .nodelay = 1,
@@ -103,7 +103,7 @@ static const struct profile profiles[] = {
 	        .summary = "routers and small boxes: small windows, few streams, fewer wakeups",
 	        .mtu = 1350,
 	        .pad_bucket = 16,
-	        .pad_max = 0,
+	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 25000,
 	        .idle_timeout_ms = 120000,
 	        .nodelay = 0,
@@ -251,6 +251,13 @@ int profile_validate(const struct profile *p, char *err, size_t errlen)
 	if (p->pad_bucket != 0 && p->pad_bucket < TPARAMS_BUCKET_MIN) {
 		snprintf(err, errlen, "pad_bucket: %u must be 0 or at least %d", p->pad_bucket,
 		         TPARAMS_BUCKET_MIN);
+		return KS_ERR_INVAL;
+	}
+	/* The handshake carries one padding mode: a bucket or random bytes. */
+	if (p->pad_bucket != 0 && p->pad_max != 0) {
+		snprintf(err, errlen,
+		         "pad_max: %u needs pad_bucket = 0 (one padding mode: %u is set)",
+		         p->pad_max, p->pad_bucket);
 		return KS_ERR_INVAL;
 	}
 	/* One probe may be lost; the idle window must hold at least two. */

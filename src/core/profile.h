@@ -105,7 +105,8 @@ KS_MUST_CHECK int profile_set(struct profile *p, const struct profile_field *f, 
 /* profile_validate checks every field against its range and the rules that
  * tie fields together (idle_timeout_ms >= 2 * keepalive_ms, so that one lost
  * probe does not end a session; pad_bucket 0 or >= TPARAMS_BUCKET_MIN, the
- * smallest bucket the handshake carries). Returns 0, or KS_ERR_INVAL with a message in
+ * smallest bucket the handshake carries; pad_max 0 when pad_bucket is set,
+ * since the handshake carries one padding mode). Returns 0, or KS_ERR_INVAL with a message in
  * err (NUL-terminated, truncated to errlen) naming the field and the value,
  * e.g. "mtu: 70000 is out of range 576..1500". err may be NULL. */
 KS_MUST_CHECK int profile_validate(const struct profile *p, char *err, size_t errlen);

@@ -175,6 +175,14 @@ static void validate_names_the_field(void **state)
 	p.interval_ms = 0;
 	assert_int_equal(profile_validate(&p, err, sizeof err), KS_ERR_INVAL);
 	assert_string_equal(err, "interval_ms: 0 is out of range 5..1000");
+	/* The handshake carries one padding mode: a key that could not reach
+	 * the envelope is refused, not ignored. */
+	p = *profile_default();
+	p.pad_max = 64;
+	assert_int_equal(profile_validate(&p, err, sizeof err), KS_ERR_INVAL);
+	assert_string_equal(err, "pad_max: 64 needs pad_bucket = 0 (one padding mode: 32 is set)");
+	p.pad_bucket = 0;
+	assert_int_equal(profile_validate(&p, err, sizeof err), 0);
 }
 
 static void validate_ties_idle_to_keepalive(void **state)
