@@ -4,6 +4,11 @@
  * sees, in one file, how much memory and how many objects the program can
  * ever hold. Values that users may need to change are also config keys
  * (docs/CONFIG.md); the value here is then the default or the hard cap.
+ * Each bound is written once: where two modules share a bound, the later
+ * name is defined from the earlier one (or both use one name), so the two
+ * cannot drift apart. An engine's own capability (KCP_WND_MAX,
+ * KCP_MTU_MAX, KCP_DEAD_LINK_MAX) is a different bound from what a tunnel
+ * configures (TPARAMS_*, PROFILE_*), and is at least as wide.
  */
 #ifndef KCPSOCKS_LIMITS_H
 #define KCPSOCKS_LIMITS_H
@@ -95,7 +100,7 @@ enum {
 	HANDSHAKE_CLOCK_SKEW_MS = 120000, /* init timestamps within +-120 s */
 	HANDSHAKE_REPLAY_CACHE = 4096,    /* remembered init ephemerals */
 	HANDSHAKE_PAD_MAX = 256,          /* random padding on handshake messages */
-	HANDSHAKE_MAX_USERS = 65536,      /* users one server may list */
+	HANDSHAKE_MAX_USERS = 4096,       /* users one server may list ([user] sections) */
 };
 
 /* Transport parameters: the one range of each transport setting. The
@@ -228,8 +233,8 @@ enum {
 	TCP_BUF_MAX = 4 << 20,       /* largest buffer one may ask for */
 	TCP_CONNECT_ADDRS_MAX = 16,  /* addresses one connect tries in order */
 	TCP_CONNECT_TIMEOUT_DEFAULT_MS = 10000,
-	TCP_CONNECT_TIMEOUT_MAX_MS = 300000,
-	TCP_CONNECT_ATTEMPT_MIN_MS = 250, /* smallest share of the budget per address */
+	TCP_CONNECT_TIMEOUT_MAX_MS = 120000, /* also the connect_timeout_ms key's */
+	TCP_CONNECT_ATTEMPT_MIN_MS = 250,    /* smallest share of the budget per address */
 
 	RESOLVER_ADDRS_MAX = 16,         /* addresses reported per lookup */
 	RESOLVER_SERVERS_MAX = 8,        /* DNS servers in the option */
@@ -289,23 +294,23 @@ enum {
 	        100,           /* before the link is declared dead (engine: KCP_DEAD_LINK_MAX) */
 	PROFILE_NAME_MAX = 31, /* characters of a profile name */
 
-	CONFIG_TEXT_MAX = 1048576,  /* bytes of one config file */
-	CONFIG_LINE_MAX = 197,      /* characters per line (libinih's 200 less \r\n\0) */
-	CONFIG_ERR_MAX = 256,       /* a message buffer that holds any config error */
-	CONFIG_FILE_NAME_MAX = 127, /* of the config file, as quoted in messages */
-	CONFIG_NAME_MAX = 32,       /* user names, run_as, socks_user */
-	CONFIG_HOST_MAX = 253,      /* a DNS name */
-	CONFIG_PATH_MAX = 255,      /* private_key_file */
-	CONFIG_PASSWORD_MAX = 255,  /* RFC 1929 */
-	CONFIG_DNS_TEXT_MAX = 191,  /* resolver_servers (a config line holds no more) */
-	CONFIG_KEY_LEN = 32,        /* psk, X25519 public and private keys */
-	CONFIG_KEY_B64_LEN = 43,    /* base64url without padding of 32 bytes */
-	CONFIG_CONNSTR_MAX = 512,   /* a kcpsocks:// string, NUL included */
-	CONFIG_USERS_MAX = 4096,    /* [user NAME] sections */
-	CONFIG_RULES_MAX = 256,     /* entries of allow, and of deny */
+	CONFIG_TEXT_MAX = 1048576,             /* bytes of one config file */
+	CONFIG_LINE_MAX = 197,                 /* characters per line (libinih's 200 less \r\n\0) */
+	CONFIG_ERR_MAX = 256,                  /* a message buffer that holds any config error */
+	CONFIG_FILE_NAME_MAX = 127,            /* of the config file, as quoted in messages */
+	CONFIG_NAME_MAX = 32,                  /* user names, run_as, socks_user */
+	CONFIG_HOST_MAX = 253,                 /* a DNS name */
+	CONFIG_PATH_MAX = 255,                 /* private_key_file */
+	CONFIG_PASSWORD_MAX = SOCKS5_CRED_MAX, /* RFC 1929 */
+	CONFIG_DNS_TEXT_MAX = 191,             /* resolver_servers (a config line holds no more) */
+	CONFIG_KEY_LEN = KEYS_LEN,             /* psk, X25519 public and private keys */
+	CONFIG_KEY_B64_LEN = KEYS_TEXT_LEN,    /* base64url without padding of 32 bytes */
+	CONFIG_CONNSTR_MAX = 512,              /* a kcpsocks:// string, NUL included */
+	CONFIG_USERS_MAX = HANDSHAKE_MAX_USERS, /* [user NAME] sections */
+	CONFIG_RULES_MAX = 256,                 /* entries of allow, and of deny */
 	CONFIG_MAX_FDS_MAX = 1048576,
-	CONFIG_CONNECT_TIMEOUT_MIN = 1000,   /* ms */
-	CONFIG_CONNECT_TIMEOUT_MAX = 120000, /* ms */
+	CONFIG_CONNECT_TIMEOUT_MIN = 1000,                       /* ms */
+	CONFIG_CONNECT_TIMEOUT_MAX = TCP_CONNECT_TIMEOUT_MAX_MS, /* ms */
 };
 /* --- daemons: kcpsocks-local, kcpsocks-server (src/local, src/server,
  * io/relay, io/peer) --- */
@@ -329,7 +334,7 @@ enum {
 	NETSIM_MAX_LIMIT_BYTES = 1 << 30,              /* cap on limit_bytes */
 	NETSIM_DEFAULT_LIMIT_DATAGRAMS = 1 << 16,      /* datagrams a link may hold by default */
 	NETSIM_MAX_LIMIT_DATAGRAMS = 1 << 22,          /* cap on limit_datagrams */
-	IMPAIR_BATCH = 64,                             /* datagrams per recvmmsg/sendmmsg call */
+	IMPAIR_BATCH = UDP_BATCH_MAX,                  /* datagrams per recvmmsg/sendmmsg call */
 	IMPAIR_READ_BUDGET = 16,                       /* recvmmsg calls per socket per wakeup */
 	IMPAIR_TX_AREA = 4 * 1024 * 1024, /* bytes of datagrams queued for one sendmmsg */
 };
