@@ -248,12 +248,9 @@ static void published_keys_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(options_apply_in_order),
-		cmocka_unit_test(bad_command_lines),
-		cmocka_unit_test(config_file_and_options),
-		cmocka_unit_test(read_file_bounds),
-		cmocka_unit_test(secrets_from_files),
-		cmocka_unit_test(published_keys_refused),
+		cmocka_unit_test(options_apply_in_order),  cmocka_unit_test(bad_command_lines),
+		cmocka_unit_test(config_file_and_options), cmocka_unit_test(read_file_bounds),
+		cmocka_unit_test(secrets_from_files),      cmocka_unit_test(published_keys_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
