@@ -17,8 +17,9 @@ pkgs_cross="make pkg-config qemu-user gcc-aarch64-linux-gnu gcc-arm-linux-gnueab
 # The libraries come as multiarch packages (pkg:ARCH). libc is the cross
 # toolchain's libc6-dev-ARCH-cross: bookworm's multiarch libc6-dev:ARCH needs
 # linux-libc-dev:ARCH at exactly the native version, which mipsel lags.
+# libc6:ARCH is the run-time libc qemu-user loads (make test-cross).
 for a in $cross_arches; do
-	pkgs_cross+=" libc6-dev-$a-cross"
+	pkgs_cross+=" libc6-dev-$a-cross libc6:$a"
 	for l in libsodium-dev libev-dev libc-ares-dev libinih-dev libcmocka-dev; do
 		pkgs_cross+=" $l:$a"
 	done
