@@ -57,7 +57,7 @@ DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
         test-socks5-realistic test-soak test-fault test-integration-full bench-envelope bench-mux bench-peers asan fuzz fuzz-run check check-format check-layering format \
-        bench bench-kcp clean run profile cross test-cross test-cross-e2e test-cross-all
+        bench bench-kcp clean run profile cross test-cross test-cross-replay test-cross-e2e test-cross-all
 
 all: $(BINS) $(TOOLS)
 
@@ -74,7 +74,7 @@ help:
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
 	@echo 'make profile               where the CPU goes on the bulk path (perf, callgrind): build/profile/report.md'
 	@echo 'make cross ARCH=A          the daemons for A = arm64, armhf or mipsel into build/cross-A/ (Debian cross gcc)'
-	@echo 'make test-cross [ARCH=A]   the unit tests cross-built for A (default armhf), run under qemu-user'
+	@echo 'make test-cross [ARCH=A]   the unit tests and corpus replay cross-built for A (default armhf), run under qemu-user'
 	@echo 'make test-cross-e2e        a $(CROSS32) server + local pair under qemu-user through the lossy relay, and mixed with native'
 	@echo 'make test-cross-all        all three cross builds, test-cross and test-cross-e2e (part of test-all)'
 	@echo 'make check                 formatting and the sans-I/O layering rule'
@@ -216,10 +216,17 @@ cross:
 	+$(Q)$(call cross_make,$(ARCH)) build/cross-$(ARCH)/kcpsocks-local build/cross-$(ARCH)/kcpsocks-server
 	@echo 'cross: build/cross-$(ARCH)/kcpsocks-local and kcpsocks-server ($(call cross_triplet,$(ARCH)))'
 
-test-cross:
-	+$(Q)$(call cross_make,$(ARCH)) $(patsubst $(BUILD)/%,build/cross-$(ARCH)/%,$(UNITS))
-	@TEST_WRAPPER='$(call cross_run,$(ARCH))' scripts/run-tests.sh unit-$(ARCH) \
-	  $(patsubst $(BUILD)/%,build/cross-$(ARCH)/%,$(UNITS))
+cross_dir = $(patsubst $(BUILD)/%,build/cross-$(ARCH)/%,$(1))
+
+test-cross: test-cross-replay
+	+$(Q)$(call cross_make,$(ARCH)) $(call cross_dir,$(UNITS))
+	@TEST_WRAPPER='$(call cross_run,$(ARCH))' scripts/run-tests.sh unit-$(ARCH) $(call cross_dir,$(UNITS))
+
+# every parser's checked-in corpus, cross-built (under qemu-mipsel an
+# unaligned load is a SIGBUS, as on the real CPU)
+test-cross-replay:
+	+$(Q)$(call cross_make,$(ARCH)) $(call cross_dir,$(REPLAYS))
+	@TEST_WRAPPER='$(call cross_run,$(ARCH))' scripts/replay-corpus.sh $(call cross_dir,$(REPLAYS))
 
 test-cross-e2e: all
 	$(Q)$(MAKE) --no-print-directory cross ARCH=$(CROSS32)
@@ -233,6 +240,7 @@ test-cross-all: all
 	$(Q)$(MAKE) --no-print-directory cross ARCH=mipsel
 	$(Q)$(MAKE) --no-print-directory cross ARCH=armhf
 	$(Q)$(MAKE) --no-print-directory test-cross ARCH=armhf
+	$(Q)$(MAKE) --no-print-directory test-cross-replay ARCH=mipsel
 	$(Q)$(MAKE) --no-print-directory test-cross-e2e
 
 # --- checks ----------------------------------------------------------------

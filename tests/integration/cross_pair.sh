@@ -2,7 +2,7 @@
 # cross_pair.sh - the cross-built daemons (make cross ARCH=$CROSS32, 32-bit)
 # under qemu-user, on 127.0.0.1 only:
 #   1. a cross server + cross local pair, profile low-memory, through the
-#      native impairment relay at 1 % loss each way: a 2 MiB download, sha256
+#      native impairment relay at 1 % loss each way: a 4 MiB download, sha256
 #      checked; both daemons' guest RSS idle and at the peak of the download;
 #   2. the native server with the cross local, and 3. the cross server with
 #      the native local: the word size does not leak into the wire.
@@ -54,6 +54,21 @@ guest_rss() {
 		END { printf "%d %d\n", t, an }' "/proc/$1/smaps" 2>/dev/null || echo "0 0"
 }
 
+# guest_map PID: "LABEL KB" per kind of guest mapping: the daemon's binary,
+# libc, libsodium, the other shared libraries (ld.so included), anonymous.
+guest_map() {
+	awk '
+		/^[0-9a-f]+-[0-9a-f]+ / { split($1, a, "-"); in_g = length(a[1]) == 9 && a[1] ~ /^1/
+			f = $6; k = "anon"
+			if (f ~ /kcpsocks-/) k = "binary"
+			else if (f ~ /\/libc\.so/) k = "libc"
+			else if (f ~ /libsodium/) k = "libsodium"
+			else if (f ~ /^\//) k = "other_libs"
+			next }
+		in_g && $1 == "Rss:" { kb[k] += $2 }
+		END { for (k in kb) printf "%s %d\n", k, kb[k] }' "/proc/$1/smaps" 2>/dev/null | sort
+}
+
 FOOT=()
 record() {
 	FOOT+=("$1 $2")
@@ -61,8 +76,7 @@ record() {
 }
 
 start_http
-head -c $((2 * 1024 * 1024)) /dev/urandom >"$HTTP_DIR/big.bin"
-head -c $((256 * 1024)) /dev/urandom >"$HTTP_DIR/small.bin"
+head -c $((4 * 1024 * 1024)) /dev/urandom >"$HTTP_DIR/big.bin"
 
 # fetch NAME WHAT: NAME through the local daemon, sha256 checked.
 fetch() {
@@ -83,18 +97,27 @@ start_server --profile low-memory
 start_impair "$SERVER_PORT" --loss 0.01 --seed 18
 start_local "$IMPAIR_PORT" low-memory
 wait_session 40
-fetch small.bin 60 # the first stream: both sides have set up their buffers
 
-# idle: the session up, no stream open; the largest of a few samples
-idle_s=0 idle_l=0 idle_sa=0 idle_la=0
-for _ in 1 2 3 4 5; do
-	read -r t a < <(guest_rss "$SERVER_PID")
-	[ "$t" -gt "$idle_s" ] && idle_s=$t idle_sa=$a
-	read -r t a < <(guest_rss "$LOCAL_PID")
-	[ "$t" -gt "$idle_l" ] && idle_l=$t idle_la=$a
-	sleep 0.2
-done
+# sample_max PID...: the largest guest RSS of each PID over 5 samples, 0.2 s
+# apart, as "TOTAL ANON" lines in PID order.
+sample_max() {
+	local p t a i
+	for p in "$@"; do
+		local mt=0 ma=0
+		for i in 1 2 3 4 5; do
+			read -r t a < <(guest_rss "$p")
+			[ "$t" -gt "$mt" ] && mt=$t ma=$a
+			[ "$i" = 5 ] || sleep 0.2
+		done
+		echo "$mt $ma"
+	done
+}
+
+# idle: the session up, no stream opened yet
+{ read -r idle_s idle_sa; read -r idle_l idle_la; } < <(sample_max "$SERVER_PID" "$LOCAL_PID")
 [ "$idle_s" -gt 0 ] && [ "$idle_l" -gt 0 ] || die "no guest mappings found at $GUEST_BASE (QEMU_GUEST_BASE ignored?)"
+while read -r k v; do record "server_idle_map_$k" "$v"; done < <(guest_map "$SERVER_PID")
+while read -r k v; do record "local_idle_map_$k" "$v"; done < <(guest_map "$LOCAL_PID")
 
 # the download, sampled every 0.2 s
 sample_peak() {
@@ -113,6 +136,8 @@ lib_track "$SAMPLER" rss-sampler
 fetch big.bin 150
 stop_pid "$SAMPLER" 5 || true
 peak() { awk -v w="$1" -v c="$2" '$1 == w && $c > m { m = $c } END { print m + 0 }' "$T/rss.samples"; }
+# and idle again once the stream is gone (the heap keeps its high-water mark)
+{ read -r after_s after_sa; read -r after_l after_la; } < <(sample_max "$SERVER_PID" "$LOCAL_PID")
 
 record server_idle_rss_kb "$idle_s"
 record server_idle_anon_kb "$idle_sa"
@@ -122,13 +147,18 @@ record server_download_rss_kb "$(peak s 2)"
 record server_download_anon_kb "$(peak s 3)"
 record local_download_rss_kb "$(peak l 2)"
 record local_download_anon_kb "$(peak l 3)"
+record server_after_rss_kb "$after_s"
+record server_after_anon_kb "$after_sa"
+record local_after_rss_kb "$after_l"
+record local_after_anon_kb "$after_la"
 record emulator_vmrss_server_kb "$(rss_kb "$SERVER_PID")"
+record emulator_vmrss_local_kb "$(rss_kb "$LOCAL_PID")"
 stop_daemon "$LOCAL_PID"
 stop_daemon "$SERVER_PID"
 stop_impair
 lost=$(($(impair_counter up lost_random) + $(impair_counter down lost_random)))
 [ "$lost" -gt 0 ] || die "the relay dropped nothing: was the loss applied?"
-ok "cross pair: 2 MiB through 1 % loss each way ($lost datagrams dropped)"
+ok "cross pair: 4 MiB through 1 % loss each way ($lost datagrams dropped)"
 record relay_dropped "$lost"
 
 # ---- 2. native server, cross local ---------------------------------------
