@@ -57,7 +57,7 @@ DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
         test-socks5-realistic test-soak test-fault test-integration-full bench-envelope bench-mux bench-peers asan fuzz fuzz-run check check-format check-layering format \
-        bench bench-kcp clean run profile cross test-cross test-cross-replay test-cross-e2e test-cross-all
+        bench bench-kcp clean run profile cross test-cross test-cross-replay test-cross-e2e test-cross-all bench-cross
 
 all: $(BINS) $(TOOLS)
 
@@ -71,6 +71,7 @@ help:
 	@echo 'make test-soak / test-fault  the 30 s soak / the fault suites through the relay'
 	@echo 'make bench                 all benchmarks; writes docs/BENCHMARKS.md'
 	@echo 'make bench-kcp|bench-envelope|bench-mux  one core benchmark (simulated, no network)'
+	@echo 'make bench-cross           sizes, libraries and 32-bit RSS of the cross-built daemons (docs/bench/cross.md)'
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
 	@echo 'make profile               where the CPU goes on the bulk path (perf, callgrind): build/profile/report.md'
 	@echo 'make cross ARCH=A          the daemons for A = arm64, armhf or mipsel into build/cross-A/ (Debian cross gcc)'
@@ -259,10 +260,17 @@ check-layering: $(CORE_OBJ) $(SIMLIB_OBJ)
 
 # --- benchmarks ------------------------------------------------------------
 
-bench: bench-kcp bench-envelope bench-mux bench-peers
+bench: bench-kcp bench-envelope bench-mux bench-peers bench-cross
 
 bench-kcp bench-envelope bench-mux: bench-%: $(BENCHES)
 	@scripts/bench.sh $* $(BUILD)
+
+# sizes, libraries and 32-bit RSS of the cross-built daemons (docs/bench/cross.md)
+bench-cross: all
+	$(Q)$(MAKE) --no-print-directory cross ARCH=arm64
+	$(Q)$(MAKE) --no-print-directory cross ARCH=armhf
+	$(Q)$(MAKE) --no-print-directory cross ARCH=mipsel
+	@scripts/bench.sh cross $(BUILD)
 
 bench-peers: all
 	@scripts/bench.sh peers $(BUILD)
