@@ -74,7 +74,7 @@ help:
 	@echo 'make bench-cross           sizes, libraries and 32-bit RSS of the cross-built daemons (docs/bench/cross.md)'
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
 	@echo 'make profile               where the CPU goes on the bulk path (perf, callgrind): build/profile/report.md'
-	@echo 'make cross ARCH=A          the daemons for A = arm64, armhf or mipsel into build/cross-A/ (Debian cross gcc)'
+	@echo 'make cross ARCH=A          the daemons for A = arm64, armhf or mipsel into build/cross-A/ (Debian cross gcc; STATIC=1: -static)'
 	@echo 'make test-cross [ARCH=A]   the unit tests and corpus replay cross-built for A (default armhf), run under qemu-user'
 	@echo 'make test-cross-e2e        a $(CROSS32) server + local pair under qemu-user through the lossy relay, and mixed with native'
 	@echo 'make test-cross-all        all three cross builds, test-cross and test-cross-e2e (part of test-all)'
@@ -208,14 +208,16 @@ cross_qemu    = $(if $(filter arm64,$(1)),qemu-aarch64,$(if $(filter armhf,$(1))
 # (the cross toolchain's older libc under /usr/TRIPLET crashes in fork()
 # under qemu 7.2); binfmt_misc need not be registered.
 cross_run     = $(call cross_qemu,$(1))
-cross_make    = $(MAKE) --no-print-directory BUILD=build/cross-$(1) DEPS_SET='build cross' \
+# STATIC=1: linked statically into build/cross-ARCH-static (docs/OPERATIONS.md)
+CROSS_SUFFIX  = $(if $(STATIC),-static)
+cross_make    = $(MAKE) --no-print-directory BUILD=build/cross-$(1)$(CROSS_SUFFIX) DEPS_SET='build cross' \
                 CC=$(call cross_triplet,$(1))-gcc AR=$(call cross_triplet,$(1))-ar \
                 PKG_CONFIG_LIBDIR=/usr/lib/$(call cross_triplet,$(1))/pkgconfig \
-                LDFLAGS='-L/usr/lib/$(call cross_triplet,$(1))'
+                LDFLAGS='$(if $(STATIC),-static )-L/usr/lib/$(call cross_triplet,$(1))'
 
 cross:
-	+$(Q)$(call cross_make,$(ARCH)) build/cross-$(ARCH)/kcpsocks-local build/cross-$(ARCH)/kcpsocks-server
-	@echo 'cross: build/cross-$(ARCH)/kcpsocks-local and kcpsocks-server ($(call cross_triplet,$(ARCH)))'
+	+$(Q)$(call cross_make,$(ARCH)) build/cross-$(ARCH)$(CROSS_SUFFIX)/kcpsocks-local build/cross-$(ARCH)$(CROSS_SUFFIX)/kcpsocks-server
+	@echo 'cross: build/cross-$(ARCH)$(CROSS_SUFFIX)/kcpsocks-local and kcpsocks-server ($(call cross_triplet,$(ARCH)))'
 
 cross_dir = $(patsubst $(BUILD)/%,build/cross-$(ARCH)/%,$(1))
 
@@ -270,6 +272,7 @@ bench-cross: all
 	$(Q)$(MAKE) --no-print-directory cross ARCH=arm64
 	$(Q)$(MAKE) --no-print-directory cross ARCH=armhf
 	$(Q)$(MAKE) --no-print-directory cross ARCH=mipsel
+	$(Q)$(MAKE) --no-print-directory cross ARCH=mipsel STATIC=1
 	@scripts/bench.sh cross $(BUILD)
 
 bench-peers: all
