@@ -39,7 +39,8 @@ done
 CROSS_SERVER=$T/x-kcpsocks-server
 CROSS_LOCAL=$T/x-kcpsocks-local
 note "$($CROSS_RUN "$CROSS_BUILD/kcpsocks-local" --version) under $CROSS_RUN: $(file -b "$CROSS_BUILD/kcpsocks-local" | cut -d, -f1-2)"
-# qemu starts slowly on a loaded machine
+# qemu starts slowly on a loaded machine (read by lib.sh's start_*)
+# shellcheck disable=SC2034
 DAEMON_START_S=40
 
 # guest_rss PID: "TOTAL_KB ANON_KB" resident in the guest window of PID
@@ -115,7 +116,9 @@ sample_max() {
 
 # idle: the session up, no stream opened yet
 { read -r idle_s idle_sa; read -r idle_l idle_la; } < <(sample_max "$SERVER_PID" "$LOCAL_PID")
-[ "$idle_s" -gt 0 ] && [ "$idle_l" -gt 0 ] || die "no guest mappings found at $GUEST_BASE (QEMU_GUEST_BASE ignored?)"
+if [ "$idle_s" -eq 0 ] || [ "$idle_l" -eq 0 ]; then
+	die "no guest mappings found at $GUEST_BASE (QEMU_GUEST_BASE ignored?)"
+fi
 while read -r k v; do record "server_idle_map_$k" "$v"; done < <(guest_map "$SERVER_PID")
 while read -r k v; do record "local_idle_map_$k" "$v"; done < <(guest_map "$LOCAL_PID")
 
