@@ -5,7 +5,8 @@
 #      native impairment relay at 1 % loss each way: a 4 MiB download, sha256
 #      checked; both daemons' guest RSS idle and at the peak of the download;
 #   2. the native server with the cross local, and 3. the cross server with
-#      the native local: the word size does not leak into the wire.
+#      the native local: the word size does not leak into the wire;
+# and that neither daemon (cross or native) contains the link simulator.
 # Run by `make test-cross-e2e` (part of test-all), which sets CROSS_BUILD
 # (the cross build dir) and CROSS_RUN (the emulator, e.g. qemu-mipsel).
 # CROSS_FOOTPRINT=FILE: the measurements as "key value" lines (make
@@ -35,6 +36,10 @@ for b in kcpsocks-server kcpsocks-local; do
 	printf '#!/bin/sh\nQEMU_GUEST_BASE=%s exec %s %s "$@"\n' "$GUEST_BASE" "$CROSS_RUN" \
 		"$(cd "$CROSS_BUILD" && pwd)/$b" >"$T/x-$b"
 	chmod +x "$T/x-$b"
+done
+# The daemons link only what they use: the link simulator is not in them.
+for b in "$CROSS_BUILD/kcpsocks-server" "$CROSS_BUILD/kcpsocks-local" "$NATIVE_SERVER" "$NATIVE_LOCAL"; do
+	if readelf -Ws "$b" | grep -q 'netsim_'; then die "$b contains netsim symbols"; fi
 done
 CROSS_SERVER=$T/x-kcpsocks-server
 CROSS_LOCAL=$T/x-kcpsocks-local
