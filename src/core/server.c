@@ -28,6 +28,7 @@ struct server {
 	struct sessions *table; /* owned */
 	struct mux_config mux;
 	bool mux_set;
+	struct transport_local local; /* every session's KCP policy */
 	const struct rng_source *rng; /* borrowed */
 	session_output_fn output;
 	void *output_user; /* borrowed */
@@ -169,17 +170,12 @@ static void on_changed(void *ctx, struct session *s)
 int server_new(struct server **out, const struct server_config *cfg)
 {
 	struct server *srv;
-	struct mux *probe = NULL;
 	int rc;
 
 	if (!cfg->rng || !cfg->output)
 		return KS_ERR_INVAL;
-	if (cfg->mux) {
-		rc = mux_new(&probe, MUX_SERVER, cfg->mux); /* the bounds live there */
-		mux_free(probe);
-		if (rc != 0)
-			return rc;
-	}
+	if (cfg->mux && (rc = mux_config_check(cfg->mux)) != 0)
+		return rc;
 	srv = calloc(1, sizeof *srv);
 	if (!srv)
 		return KS_ERR_NOMEM;
@@ -196,6 +192,7 @@ int server_new(struct server **out, const struct server_config *cfg)
 		srv->mux = *cfg->mux;
 		srv->mux_set = true;
 	}
+	srv->local = cfg->local;
 	srv->rng = cfg->rng;
 	srv->output = cfg->output;
 	srv->output_user = cfg->output_user;
@@ -263,6 +260,7 @@ static int make_entry(struct server *srv, uint64_t sid, uint64_t now, struct ent
 		.table = srv->table,
 		.sid = sid,
 		.mux = srv->mux_set ? &srv->mux : NULL,
+		.local = srv->local,
 		.rng = srv->rng,
 		.scratch = &srv->scratch,
 		.output = srv->output,

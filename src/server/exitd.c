@@ -19,6 +19,7 @@
 
 #include "core/server.h"
 #include "core/socks5.h"
+#include "core/transport.h"
 #include "io/addr.h"
 #include "io/clock.h"
 #include "io/dconf.h"
@@ -654,45 +655,6 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 
 /* --- set-up ---------------------------------------------------------------------------- */
 
-/* Transport parameter ranges: those of the accepted profiles and of our
- * own (with overrides). Timing (keepalive, idle) is the client's to pick
- * within the wire's hard range: it costs the server one slot either way. */
-static void param_ranges(const struct config *cfg, struct transport_params *min,
-                         struct transport_params *max, struct transport_params *def)
-{
-	dconf_tparams(&cfg->profile, def);
-	*min = *max = *def;
-	for (size_t i = 0; i < profile_count(); i++) {
-		struct transport_params p;
-
-		if (!(cfg->accepted_profiles & (1u << i)))
-			continue;
-		dconf_tparams(profile_at(i), &p);
-#define FOLD(f)                                                                                    \
-	do {                                                                                       \
-		if (p.f < min->f)                                                                  \
-			min->f = p.f;                                                              \
-		if (p.f > max->f)                                                                  \
-			max->f = p.f;                                                              \
-	} while (0)
-		FOLD(mtu);
-		FOLD(pad_mode);
-		FOLD(pad_max);
-		FOLD(interval);
-		FOLD(nodelay);
-		FOLD(resend);
-		FOLD(nc);
-		FOLD(snd_wnd);
-		FOLD(rcv_wnd);
-		FOLD(profile);
-#undef FOLD
-	}
-	min->keepalive_ms = TPARAMS_KEEPALIVE_MIN_MS;
-	max->keepalive_ms = TPARAMS_KEEPALIVE_MAX_MS;
-	min->idle_timeout_ms = TPARAMS_IDLE_MIN_MS;
-	max->idle_timeout_ms = TPARAMS_IDLE_MAX_MS;
-}
-
 static int make_core(struct exitd *x, const struct keys_server *key, char *err, size_t errlen)
 {
 	struct server_config sc = { 0 };
@@ -714,8 +676,13 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.table.users = x->users;
 	sc.table.n_users = x->cfg->n_users;
 	sc.table.capacity = x->cfg->max_sessions;
-	param_ranges(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
-	dconf_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
+	/* The server's own policy: the ranges a proposal is clamped into, the
+	 * mux and every session's KCP settings come from its configured
+	 * profile (and the accepted list), never from the client's. */
+	transport_ranges(&x->cfg->profile, x->cfg->accepted_profiles, &sc.table.min, &sc.table.max,
+	                 &sc.table.def);
+	transport_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
+	transport_local_of(&x->cfg->profile, &sc.local);
 	sc.mux = &mc;
 	sc.rng = &x->rng;
 	sc.output = on_output;
