@@ -8,6 +8,9 @@
 # peers (scripts/deps.sh bench) when it can, writes docs/bench/peers.md and
 # the docs/bench/peers-*.png plots, then rebuilds docs/BENCHMARKS.md.
 # BENCH_QUICK=1 makes it a short smoke run.
+#
+# bench.sh cross BUILD - the footprint of the cross-built daemons
+# (scripts/cross-footprint.sh; make bench-cross builds them first).
 set -euo pipefail
 name=$1
 build=$2
@@ -18,6 +21,10 @@ if [ "$name" = peers ]; then
 	export BENCH_OUT=${BENCH_OUT:-$build/bench-peers}
 	bench/run-peers.sh "$build"
 	python3 bench/peers_report.py "$BENCH_OUT" docs/bench
+	cat "$out"
+elif [ "$name" = cross ]; then
+	# the cross-built daemons' sizes, libraries and RSS under qemu-user
+	scripts/cross-footprint.sh "$build" >"$out.tmp" && mv "$out.tmp" "$out"
 	cat "$out"
 else
 	tmp=$(mktemp)

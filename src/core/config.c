@@ -63,10 +63,18 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 static const char *const log_targets[] = { "stderr", "syslog", NULL };
 static const char *const lookups[] = { "fb", "files", "b", NULL }; /* config_resolver_lookups */
 
+/* The host's own addresses, then the IANA special-purpose blocks (RFC 6890
+ * and the registries it set up) that are not the public Internet:
+ * "this network", private, shared (CGN), loopback, link-local, IETF
+ * protocol assignments, the documentation nets, benchmarking, multicast
+ * and reserved; IPv4-compatible and IPv4-mapped IPv6, NAT64 (well-known and
+ * local-use), 6to4, unique-local, site-local (deprecated), link-local,
+ * documentation, multicast. */
 #define DEFAULT_DENY                                                                               \
-	"0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, "       \
-	"192.168.0.0/16, 224.0.0.0/3, ::/127, ::ffff:0:0/96, 64:ff9b::/96, fc00::/7, fe80::/10, "  \
-	"ff00::/8"
+	"self, 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, " \
+	"192.0.0.0/24, 192.0.2.0/24, 192.168.0.0/16, 198.18.0.0/15, 198.51.100.0/24, "             \
+	"203.0.113.0/24, 224.0.0.0/3, ::/96, ::ffff:0:0/96, 64:ff9b::/96, 64:ff9b:1::/48, "        \
+	"2001:db8::/32, 2002::/16, fc00::/7, fe80::/10, fec0::/10, ff00::/8"
 
 #define OFF(f)    offsetof(struct config, f)
 #define UOFF(f)   offsetof(struct config_user, f)
@@ -119,21 +127,20 @@ static const struct key keys[] = {
 	  STRMAX(private_key_file), NULL, "PATH", NULL,
 	  "file holding the private key in base64url (or private_key)" },
 	{ SEC_SERVER, "allow", T_RULES, OFF(allow), OFF(n_allow), 0, 0, NULL, "RULES", "",
-	  "destinations always allowed: comma-separated ADDR[/PREFIX][:PORT[-PORT]] or *" },
+	  "destinations always allowed: comma-separated ADDR[/PREFIX][:PORT[-PORT]], * or self" },
 	{ SEC_SERVER, "deny", T_RULES, OFF(deny), OFF(n_deny), 0, 0, NULL, "RULES", DEFAULT_DENY,
 	  "destinations refused unless allowed; setting it replaces the default" },
 	{ SEC_SERVER, "profiles", T_PROFILE_LIST, OFF(accepted_profiles), NO_FLAG, 0, 0, NULL,
 	  "NAMES", "default, fast, lossy, mobile, low-memory",
 	  "profiles a client may ask for (comma-separated)" },
-	{ SEC_SERVER, "max_sessions", T_U32, OFF(max_sessions), NO_FLAG, 1, CONFIG_SESSIONS_MAX,
-	  NULL, "N", "1024", "client sessions at once" },
+	{ SEC_SERVER, "max_sessions", T_U32, OFF(max_sessions), NO_FLAG, 1, SESSIONS_MAX, NULL, "N",
+	  "1024", "client sessions at once" },
 	{ SEC_SERVER, "sessions_per_user", T_U32, OFF(sessions_per_user), NO_FLAG, 1,
 	  SESSIONS_PER_USER_MAX, NULL, "N", "8",
 	  "sessions one user may hold at once (devices); beyond, the idlest goes; 1: a new "
 	  "session replaces the old one at once" },
-	{ SEC_SERVER, "max_streams_per_session", T_U32, OFF(max_streams_per_session), NO_FLAG,
-	  PROFILE_STREAMS_MIN, PROFILE_STREAMS_MAX, NULL, "N", "1024",
-	  "cap on any profile's max_streams" },
+	{ SEC_SERVER, "max_streams_per_session", T_U32, OFF(max_streams_per_session), NO_FLAG, 1,
+	  MUX_STREAMS_MAX, NULL, "N", "1024", "cap on any profile's max_streams" },
 	{ SEC_SERVER, "connect_timeout_ms", T_U32, OFF(connect_timeout_ms), NO_FLAG,
 	  CONFIG_CONNECT_TIMEOUT_MIN, CONFIG_CONNECT_TIMEOUT_MAX, NULL, "MS", "10000",
 	  "give up a TCP connect to a destination after this long" },
@@ -387,6 +394,10 @@ static bool rule_addr(struct rd *r, struct config_rule *o)
 		o->family = 0;
 		return rd_skip(r, 1);
 	}
+	if (n >= 4 && memcmp(s, "self", 4) == 0 && (n == 4 || s[4] == ':')) {
+		o->family = CONFIG_RULE_SELF;
+		return rd_skip(r, 4);
+	}
 	if (n && s[0] == '[') {
 		rd_skip(r, 1);
 		o->family = 6;
@@ -436,7 +447,7 @@ int config_rule_parse(const char *text, size_t len, struct config_rule *out)
 	if (rd_left(&r) && *r.p == '/') {
 		rd_skip(&r, 1);
 		bool has_port = take_until(&r, ':', &v, &vn);
-		if (o.family == 0 || !parse_u64(v, vn, &prefix) || vn > 3 || prefix > o.prefix)
+		if (o.prefix == 0 || !parse_u64(v, vn, &prefix) || vn > 3 || prefix > o.prefix)
 			return KS_ERR_INVAL;
 		o.prefix = (uint8_t)prefix;
 		if (has_port && !rule_ports((const char *)r.p, rd_left(&r), &o))
@@ -450,7 +461,20 @@ int config_rule_parse(const char *text, size_t len, struct config_rule *out)
 	return 0;
 }
 
-bool config_rule_match(const struct config_rule *r, int family, const uint8_t *addr, uint16_t port)
+bool config_self_has(const struct config_self *self, int family, const uint8_t *addr)
+{
+	size_t len = family == 4 ? 4 : 16;
+
+	if (!self || (family != 4 && family != 6))
+		return false;
+	for (size_t i = 0; i < self->n && i < CONFIG_SELF_MAX; i++)
+		if (self->a[i].family == family && memcmp(self->a[i].addr, addr, len) == 0)
+			return true;
+	return false;
+}
+
+static bool rule_match(const struct config_rule *r, const struct config_self *self, int family,
+                       const uint8_t *addr, uint16_t port)
 {
 	uint8_t a[16] = { 0 };
 
@@ -458,6 +482,8 @@ bool config_rule_match(const struct config_rule *r, int family, const uint8_t *a
 		return false;
 	if (r->family == 0)
 		return true;
+	if (r->family == CONFIG_RULE_SELF)
+		return config_self_has(self, family, addr);
 	if (r->family != family || (family != 4 && family != 6))
 		return false;
 	memcpy(a, addr, family == 4 ? 4 : 16);
@@ -465,11 +491,16 @@ bool config_rule_match(const struct config_rule *r, int family, const uint8_t *a
 	return memcmp(a, r->addr, 16) == 0;
 }
 
-static bool any_match(const struct config_rule *rs, size_t n, int family, const uint8_t *addr,
-                      uint16_t port)
+bool config_rule_match(const struct config_rule *r, int family, const uint8_t *addr, uint16_t port)
+{
+	return rule_match(r, NULL, family, addr, port);
+}
+
+static bool any_match(const struct config_rule *rs, size_t n, const struct config_self *self,
+                      int family, const uint8_t *addr, uint16_t port)
 {
 	for (size_t i = 0; i < n; i++)
-		if (config_rule_match(&rs[i], family, addr, port))
+		if (rule_match(&rs[i], self, family, addr, port))
 			return true;
 	return false;
 }
@@ -490,7 +521,8 @@ static bool mapped_v4(const uint8_t addr[static 16], uint8_t v4[static 16])
 /* The destination is judged in each form it can be reached by: an
  * IPv4-mapped address meets both the IPv6 and the IPv4 rules. An address
  * family the rules do not know is refused (fail closed). */
-bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr, uint16_t port)
+bool config_dest_allowed_with(const struct config *cfg, const struct config_self *self, int family,
+                              const uint8_t *addr, uint16_t port)
 {
 	uint8_t v4[16];
 	bool mapped;
@@ -498,11 +530,16 @@ bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *ad
 	if (family != 4 && family != 6)
 		return false;
 	mapped = family == 6 && mapped_v4(addr, v4);
-	if (any_match(cfg->allow, cfg->n_allow, family, addr, port) ||
-	    (mapped && any_match(cfg->allow, cfg->n_allow, 4, v4, port)))
+	if (any_match(cfg->allow, cfg->n_allow, self, family, addr, port) ||
+	    (mapped && any_match(cfg->allow, cfg->n_allow, self, 4, v4, port)))
 		return true;
-	return !any_match(cfg->deny, cfg->n_deny, family, addr, port) &&
-	       !(mapped && any_match(cfg->deny, cfg->n_deny, 4, v4, port));
+	return !any_match(cfg->deny, cfg->n_deny, self, family, addr, port) &&
+	       !(mapped && any_match(cfg->deny, cfg->n_deny, self, 4, v4, port));
+}
+
+bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr, uint16_t port)
+{
+	return config_dest_allowed_with(cfg, NULL, family, addr, port);
 }
 
 /* ---- connection strings ------------------------------------------------ */

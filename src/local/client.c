@@ -22,6 +22,7 @@
 
 #include "core/session.h"
 #include "core/socks5.h"
+#include "core/transport.h"
 #include "io/addr.h"
 #include "io/clock.h"
 #include "io/dconf.h"
@@ -915,12 +916,12 @@ static int make_session(struct client *cl, char *err, size_t errlen)
 		snprintf(err, errlen, "user '%s': not a valid user name", cl->cfg->user);
 		return KS_ERR_INVAL;
 	}
-	dconf_tparams(&cl->cfg->profile, &sc.proposal);
-	dconf_mux(&cl->cfg->profile, 0, &mc);
+	transport_proposal(&cl->cfg->profile, &sc.proposal);
+	transport_local_of(&cl->cfg->profile, &sc.local);
+	transport_mux(&cl->cfg->profile, 0, &mc);
 	sc.server_pub = cl->cfg->server_public_key;
 	sc.user = &user;
 	sc.mux = &mc;
-	sc.dup_thin = cl->cfg->profile.dup_thin;
 	sc.dead_path_ms = cl->cfg->profile.dead_path_ms;
 	sc.rng = &cl->rng;
 	sc.output = on_output;

@@ -17,7 +17,7 @@ REP = bytes([5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
 OUT = "tests/fuzz/corpus/session"
 
 TO_SERVER, TO_CLIENT = 0, 1
-RAW, SEALED, PUSH, CONV = 0, 2, 6, 10
+RAW, SEALED, PUSH, PATH, CONV = 0, 2, 6, 10, 18
 KCP_CLOSE = 85  # docs/PROTOCOL.md (session) L8
 
 
@@ -64,6 +64,14 @@ def main():
             struct.pack("<IBBHIIII", 0, 81, 0, 128, 0, 0, 0, 0),
             struct.pack("<IBBHIIII", 0, KCP_CLOSE, 0, 0, 0, 0, 0, 0),
             struct.pack("<IBBHIIII", 0, KCP_CLOSE, 0, 0, 0, 0, 0, 0),
+        ]),
+        # path frames (mode bit 3): from the second address (bit 1 of the
+        # first byte) a challenge-provoking frame, then responses with tokens
+        "path_server": records(PATH | TO_SERVER, [
+            b"\x02" + bytes(16), b"\x03" + bytes(range(16)), b"\x01" + bytes(16), b"\x02",
+        ]),
+        "path_client": records(PATH | TO_CLIENT, [
+            b"\x00" + bytes(range(16)), b"\x01" + bytes(16), b"\x00",
         ]),
         "push_bad_frame_server": records(PUSH | TO_SERVER, [
             frame(DATA, 9, b"no such stream") + b"\xff\xff",

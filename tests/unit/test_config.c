@@ -751,6 +751,131 @@ static void default_deny_list(void **state)
 	config_free(cfg);
 }
 
+/* Issue 14 item 5: every IANA special-purpose block of the default deny
+ * list, at its first and last address, and its public neighbours. */
+static void special_purpose_blocks(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *addr;
+		bool allowed;
+	} t[] = {
+		{ "192.0.0.0", false },
+		{ "192.0.0.255", false },
+		{ "191.255.255.255", true },
+		{ "192.0.1.0", true },
+		{ "192.0.2.0", false },
+		{ "192.0.2.255", false },
+		{ "192.0.3.0", true },
+		{ "198.18.0.0", false },
+		{ "198.19.255.255", false },
+		{ "198.17.255.255", true },
+		{ "198.20.0.0", true },
+		{ "198.51.100.0", false },
+		{ "198.51.100.255", false },
+		{ "198.51.99.255", true },
+		{ "198.51.101.0", true },
+		{ "203.0.113.0", false },
+		{ "203.0.113.255", false },
+		{ "203.0.112.255", true },
+		{ "203.0.114.0", true },
+		{ "::", false },
+		{ "::1.2.3.4", false },
+		{ "::ffff:ffff", false },
+		{ "::1:0:0", true },
+		{ "64:ff9b:1::", false },
+		{ "64:ff9b:1:ffff::1", false },
+		{ "64:ff9b:2::1", true },
+		{ "64:ff9b::8.8.8.8", false },
+		{ "2002::", false },
+		{ "2002:c000:201::1", false },
+		{ "2002:ffff:ffff::1", false },
+		{ "2001:ffff::1", true },
+		{ "2003::1", true },
+		{ "fec0::", false },
+		{ "feff:ffff::1", false },
+		{ "febf::1", false }, /* link-local fe80::/10 */
+		{ "2001:db8::", false },
+		{ "2001:db8:ffff:ffff::1", false },
+		{ "2001:db7:ffff::1", true },
+		{ "2001:db9::1", true },
+		{ "::ffff:192.0.2.1", false },
+		{ "::ffff:198.18.0.1", false },
+		{ "2606:4700::1111", true },
+	};
+	struct config *cfg = config_new();
+	uint8_t a[16];
+
+	assert_non_null(cfg);
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		int fam = strchr(t[i].addr, ':') ? 6 : 4;
+		memset(a, 0, sizeof a);
+		assert_int_equal(inet_pton(fam == 4 ? AF_INET : AF_INET6, t[i].addr, a), 1);
+		if (config_dest_allowed(cfg, fam, a, 443) != t[i].allowed)
+			fail_msg("%s: want %s", t[i].addr, t[i].allowed ? "allowed" : "denied");
+	}
+	config_free(cfg);
+}
+
+/* The `self` rule: the host's own addresses, handed in as data. */
+static void self_rule(void **state)
+{
+	(void)state;
+	struct config_self self = { .n = 2 };
+	struct config *cfg = config_new();
+	struct config_rule r;
+	char err[CONFIG_ERR_MAX];
+	uint8_t mine4[16] = { 0 }, mine6[16] = { 0 }, other[16] = { 0 }, mapped[16] = { 0 };
+
+	assert_non_null(cfg);
+	assert_int_equal(inet_pton(AF_INET, "203.0.114.7", mine4), 1);
+	assert_int_equal(inet_pton(AF_INET6, "2606:4700::7", mine6), 1);
+	assert_int_equal(inet_pton(AF_INET, "203.0.114.8", other), 1);
+	assert_int_equal(inet_pton(AF_INET6, "::ffff:203.0.114.7", mapped), 1);
+	self.a[0].family = 4;
+	memcpy(self.a[0].addr, mine4, 16);
+	self.a[1].family = 6;
+	memcpy(self.a[1].addr, mine6, 16);
+
+	/* Parsing. */
+	assert_int_equal(config_rule_parse("self", 4, &r), 0);
+	assert_int_equal(r.family, CONFIG_RULE_SELF);
+	assert_int_equal(r.port_lo, 0);
+	assert_int_equal(r.port_hi, 65535);
+	assert_int_equal(config_rule_parse(" self:80-90 ", 12, &r), 0);
+	assert_int_equal(r.port_lo, 80);
+	assert_int_equal(r.port_hi, 90);
+	assert_int_equal(config_rule_parse("self/8", 6, &r), KS_ERR_INVAL);
+	assert_int_equal(config_rule_parse("*/8", 3, &r), KS_ERR_INVAL);
+	assert_int_equal(config_rule_parse("selfx", 5, &r), KS_ERR_INVAL);
+	assert_int_equal(config_rule_parse("self:", 5, &r), KS_ERR_INVAL);
+	assert_int_equal(config_rule_parse("sel", 3, &r), KS_ERR_INVAL);
+	assert_false(config_rule_match(&r, 4, mine4, 80)); /* needs the set */
+
+	/* The default deny holds self: own addresses refused, in every form. */
+	assert_false(config_dest_allowed_with(cfg, &self, 4, mine4, 443));
+	assert_false(config_dest_allowed_with(cfg, &self, 6, mine6, 443));
+	assert_false(config_dest_allowed_with(cfg, &self, 6, mapped, 443));
+	assert_true(config_dest_allowed_with(cfg, &self, 4, other, 443));
+	assert_true(config_dest_allowed_with(cfg, NULL, 4, mine4, 443));
+	assert_true(config_dest_allowed(cfg, 4, mine4, 443));
+	assert_true(config_self_has(&self, 4, mine4));
+	assert_false(config_self_has(&self, 6, mine4));
+	assert_false(config_self_has(NULL, 4, mine4));
+
+	/* allow wins, port by port. */
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "allow", "self:8080", err, sizeof err),
+	                 0);
+	assert_true(config_dest_allowed_with(cfg, &self, 4, mine4, 8080));
+	assert_false(config_dest_allowed_with(cfg, &self, 4, mine4, 8081));
+
+	/* A deny that leaves self out no longer refuses them. */
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "deny", "10.0.0.0/8", err, sizeof err),
+	                 0);
+	assert_true(config_dest_allowed_with(cfg, &self, 4, mine4, 443));
+	config_free(cfg);
+}
+
 /* ---- connection strings -------------------------------------------------- */
 
 static void connstr_round_trip(void **state)
@@ -1139,6 +1264,8 @@ int main(void)
 		cmocka_unit_test(rules_parse),
 		cmocka_unit_test(rules_match),
 		cmocka_unit_test(default_deny_list),
+		cmocka_unit_test(special_purpose_blocks),
+		cmocka_unit_test(self_rule),
 		cmocka_unit_test(connstr_round_trip),
 		cmocka_unit_test(connstr_bad),
 		cmocka_unit_test(every_prefix_of_a_file),
