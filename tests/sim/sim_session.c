@@ -997,8 +997,11 @@ static void test_stalled_reader(void **state)
 	              "%llu of %llu bytes written\n",
 	              c_mem, session_mem_bytes(w->cli), s_mem, session_mem_bytes(ss),
 	              (unsigned long long)stalled->down_sent, (unsigned long long)stalled->down);
-	assert_true(session_mem_bytes(w->cli) <= c_mem);
-	assert_true(session_mem_bytes(ss) <= s_mem);
+	/* The stall probes (L7) of the silent stream use a few more KCP slots,
+	 * whose buffers KCP gives lazily (a handful of segments in 20 s as
+	 * the probe gap doubles, bounded by the windows): nothing more. */
+	assert_true(session_mem_bytes(w->cli) <= c_mem + 8 * ENVELOPE_MAX_DATAGRAM);
+	assert_true(session_mem_bytes(ss) <= s_mem + 8 * ENVELOPE_MAX_DATAGRAM);
 	/* The stream holds at most its window and send buffer. */
 	assert_true(stalled->down_sent <= MUX_WINDOW_DEFAULT + MUX_SNDBUF_DEFAULT);
 	assert_int_equal(w->c_lost + w->s_lost, 0);
