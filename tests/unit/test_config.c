@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "core/config.c"
+#include "core/configdoc.h"
 
 #define K1 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
 #define K2 "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1-f4CBgoM"
@@ -298,10 +299,11 @@ static void defaults_come_from_the_table(void **state)
 	 * fail otherwise), and every key with a range has its default in it. */
 	for (size_t i = 0; i < KEY_COUNT; i++) {
 		uint64_t v = 0;
-		if (keys[i].type == T_U32) {
-			assert_non_null(keys[i].def);
-			assert_true(parse_u64(keys[i].def, strlen(keys[i].def), &v));
-			assert_true(v >= keys[i].min && v <= keys[i].max);
+		if (config_keys[i].type == T_U32) {
+			assert_non_null(config_keys[i].def);
+			assert_true(cfgtext_parse_u64(config_keys[i].def,
+			                              strlen(config_keys[i].def), &v));
+			assert_true(v >= config_keys[i].min && v <= config_keys[i].max);
 		}
 	}
 	config_free(cfg);
@@ -590,12 +592,13 @@ static void options_are_scoped_by_role(void **state)
 	for (int role = CONFIG_ROLE_LOCAL; role <= CONFIG_ROLE_SERVER; role++) {
 		enum section own = role == CONFIG_ROLE_LOCAL ? SEC_LOCAL : SEC_SERVER;
 		for (size_t i = 0; i < KEY_COUNT; i++) {
-			if (keys[i].sec != SEC_COMMON && keys[i].sec != own)
+			if (config_keys[i].sec != SEC_COMMON && config_keys[i].sec != own)
 				continue;
-			assert_null(profile_field_find(keys[i].name));
+			assert_null(profile_field_find(config_keys[i].name));
 			for (size_t j = 0; j < i; j++)
-				if (keys[j].sec == SEC_COMMON || keys[j].sec == own)
-					assert_string_not_equal(keys[i].name, keys[j].name);
+				if (config_keys[j].sec == SEC_COMMON || config_keys[j].sec == own)
+					assert_string_not_equal(config_keys[i].name,
+					                        config_keys[j].name);
 		}
 	}
 }
@@ -1112,7 +1115,7 @@ static void docs_match_the_table(void **state)
 	/* And every key is in it, by name. */
 	for (size_t i = 0; i < KEY_COUNT; i++) {
 		char name[64];
-		snprintf(name, sizeof name, "| `%s` |", keys[i].name);
+		snprintf(name, sizeof name, "| `%s` |", config_keys[i].name);
 		assert_non_null(strstr(b, name));
 	}
 	for (size_t i = 0; i < PROFILE_F_COUNT; i++) {
