@@ -107,7 +107,8 @@ $(LIBSIM): $(SIMLIB_OBJ)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
-# tests/lib: helpers several unit tests share (included as "lib/NAME.h").
+# tests/lib: helpers the unit tests and fuzz targets share (included as
+# "lib/NAME.h"; no cmocka, so fuzzers can link them too).
 $(BUILD)/obj/tests/%.o: CPPFLAGS += -Itests
 $(LIBTEST): $(call obj,$(TESTLIB_SRC))
 	@rm -f $@
@@ -138,14 +139,15 @@ $(BENCHES): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBSIM) $(LIBIO) $(LIBCOR
 
 # Fuzz targets use public headers only; replay links them with a main that
 # feeds each corpus file once, so `make test` needs no libFuzzer.
-$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBSIM) $(LIBIO) $(LIBCORE)
+$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBTEST) $(LIBSIM) $(LIBIO) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(LDLIBS_IO)
 
-FUZZ_CFLAGS = -std=c17 -O1 -g -Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+FUZZ_CFLAGS = -std=c17 -O1 -g -Isrc -Itests -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all -fno-omit-frame-pointer
 # fuzz_io_* targets also get the io sources (parsers of config/CLI text there).
-fuzz_src = $(BASE_SRC) $(CORE_SRC) $(SIMLIB_SRC) $(if $(filter fuzz_io_%,$(1)),$(IO_SRC))
+# Every target gets tests/lib (test-only helpers, e.g. the SOCKS5 client encoders).
+fuzz_src = $(BASE_SRC) $(CORE_SRC) $(SIMLIB_SRC) $(TESTLIB_SRC) $(if $(filter fuzz_io_%,$(1)),$(IO_SRC))
 .SECONDEXPANSION:
 $(FUZZERS): build/fuzz/%: tests/fuzz/%.c $$(call fuzz_src,$$*) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
