@@ -92,10 +92,19 @@ enum {
 
 /* Handshake. */
 enum {
-	HANDSHAKE_CLOCK_SKEW_MS = 120000, /* init timestamps within +-120 s */
-	HANDSHAKE_REPLAY_CACHE = 4096,    /* remembered init ephemerals */
+	HANDSHAKE_CLOCK_SKEW_MS = 120000, /* init timestamps at most 120 s old */
+	HANDSHAKE_FUTURE_MS = 5000,       /* ... and at most 5 s ahead of the server */
+	HANDSHAKE_REPLAY_CACHE = 4096,    /* remembered accepted init ephemerals */
+	HANDSHAKE_REFUSED_CACHE = 8192,   /* remembered refused inits (mac1) */
 	HANDSHAKE_PAD_MAX = 256,          /* random padding on handshake messages */
 	HANDSHAKE_MAX_USERS = 65536,      /* users one server may list */
+	/* X25519 budgets of the server (token buckets): in total, and per
+	 * source host (the address without its port). */
+	HANDSHAKE_DH_RATE = 2000, /* per second */
+	HANDSHAKE_DH_BURST = 1000,
+	HANDSHAKE_SRC_DH_RATE = 50, /* per second and source host */
+	HANDSHAKE_SRC_DH_BURST = 100,
+	HANDSHAKE_SRC_SLOTS = 4096, /* source buckets, hashed */
 };
 
 /* Transport parameters: the hard validity range of each field (a decoded

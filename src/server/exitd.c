@@ -399,7 +399,13 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	*pp = t;
 	x->ntunnels++;
 	x->handshakes_ok++;
-	log_info("session %016llx of user %s established", (unsigned long long)sid, t->user);
+	/* Rate-limited: one user's flood of inits must not flood the log. */
+	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s established (wire version %u%s)",
+	            (unsigned long long)sid, t->user,
+	            session_params(s) ? session_params(s)->wire : 0,
+	            session_params(s) && session_params(s)->wire < HANDSHAKE_WIRE_VERSION
+	                    ? ", an older client: no fast open offered"
+	                    : "");
 	profile_check(x, s, sid);
 }
 
@@ -422,8 +428,8 @@ static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reas
 		return;
 	*pp = t->next;
 	x->ntunnels--;
-	log_info("session %016llx of user %s ended: %s", (unsigned long long)sid, t->user,
-	         lost_names[reason]);
+	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s ended: %s", (unsigned long long)sid,
+	            t->user, lost_names[reason]);
 	x->relay_up += t->host.bytes_up;
 	x->relay_down += t->host.bytes_down;
 	relay_host_lost(&t->host, pending_lost, x);
@@ -523,17 +529,27 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 	struct exitd *x = arg;
 	struct sessions_addr from;
 	socklen_t l = addr_len(d->from);
+	char a[ADDR_TEXT_MAX];
+	int rc;
 
 	if (l == 0 || l > sizeof from.bytes)
 		return;
 	from.len = (uint8_t)l;
 	memcpy(from.bytes, d->from, l);
-	if (server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms()) ==
-	    KS_ERR_FULL) {
-		char a[ADDR_TEXT_MAX];
-
+	rc = server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms());
+	if (rc == KS_ERR_FULL) {
 		log_limited(LOG_LEVEL_WARN, "handshake from %s refused: max_sessions (%u) reached",
 		            addr_format(d->from, a), (unsigned)x->cfg->max_sessions);
+	} else if (rc == KS_ERR_UNSUPPORTED) {
+		const struct handshake_refusal *r = &server_table(x->core)->hs.last_refusal;
+
+		log_limited(LOG_LEVEL_WARN,
+		            "handshake from %s (user %s) refused: it speaks wire versions %u..%u, "
+		            "this server %u..%u; the client was told",
+		            addr_format(d->from, a),
+		            r->user < x->cfg->n_users ? x->cfg->users[r->user].name : "?",
+		            (unsigned)r->client_min, (unsigned)r->client_max,
+		            (unsigned)r->server_min, (unsigned)r->server_max);
 	}
 }
 
@@ -701,6 +717,9 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.table.users = x->users;
 	sc.table.n_users = x->cfg->n_users;
 	sc.table.capacity = x->cfg->max_sessions;
+	/* Inits stamped before this process started are refused: a restart
+	 * does not reopen the replay window (docs/PROTOCOL.md security). */
+	sc.table.start_unix_ms = clock_wall_ms();
 	param_ranges(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
 	dconf_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
 	sc.mux = &mc;
