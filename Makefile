@@ -51,7 +51,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
-        test-socks5-realistic test-soak test-fault test-integration-full bench-envelope bench-mux bench-peers asan fuzz fuzz-run check check-format check-layering format \
+        test-socks5-realistic test-soak test-fault test-adversarial test-integration-full bench-envelope bench-mux bench-peers asan fuzz fuzz-run check check-format check-layering format \
         bench bench-kcp clean run profile
 
 all: $(BINS) $(TOOLS)
@@ -64,6 +64,7 @@ help:
 	@echo 'make asan                  the unit/sim/replay tests under ASan+UBSan (build/asan)'
 	@echo 'make fuzz                  build libFuzzer targets into build/fuzz; fuzz-run runs each $(FUZZ_SECONDS)s'
 	@echo 'make test-soak / test-fault  the 30 s soak / the fault suites through the relay'
+	@echo 'make test-adversarial      hostile peers: handshake floods, replays, racing relays'
 	@echo 'make bench                 all benchmarks; writes docs/BENCHMARKS.md'
 	@echo 'make bench-kcp|bench-envelope|bench-mux  one core benchmark (simulated, no network)'
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
@@ -160,7 +161,7 @@ fuzz: $(FUZZERS)
 fuzz-run: $(FUZZERS)
 	@scripts/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
-test-all: test test-integration-full test-socks5-realistic test-soak test-fault asan fuzz-run
+test-all: test test-integration-full test-socks5-realistic test-soak test-fault test-adversarial asan fuzz-run
 	@echo 'test-all: every suite passed'
 
 # The 30 s soak and the fault suites (restart, blackhole, rebinding, slow
@@ -172,6 +173,11 @@ test-soak: all
 test-fault: all
 	@scripts/deps.sh realistic
 	@scripts/run-integration.sh fault $(BUILD)
+
+# Hostile peers (tests/adversarial): handshake floods, replays, racing
+# relays; each test passes only when its attack fails. Part of test-all.
+test-adversarial: all
+	@scripts/run-integration.sh adversarial $(BUILD)
 
 # Longer integration tests (large transfers); part of test-all only.
 test-integration-full: all

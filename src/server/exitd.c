@@ -690,10 +690,18 @@ static void param_ranges(const struct config *cfg, struct transport_params *min,
 		FOLD(profile);
 #undef FOLD
 	}
+	/* A client holds its slot for its idle timeout: max_idle_timeout_ms
+	 * bounds that, and the keepalive with it (two fit in the window). */
 	min->keepalive_ms = TPARAMS_KEEPALIVE_MIN_MS;
 	max->keepalive_ms = TPARAMS_KEEPALIVE_MAX_MS;
+	if (max->keepalive_ms > cfg->max_idle_timeout_ms / 2)
+		max->keepalive_ms = cfg->max_idle_timeout_ms / 2;
 	min->idle_timeout_ms = TPARAMS_IDLE_MIN_MS;
-	max->idle_timeout_ms = TPARAMS_IDLE_MAX_MS;
+	max->idle_timeout_ms = cfg->max_idle_timeout_ms;
+	if (def->idle_timeout_ms > max->idle_timeout_ms)
+		def->idle_timeout_ms = max->idle_timeout_ms;
+	if (def->keepalive_ms > max->keepalive_ms)
+		def->keepalive_ms = max->keepalive_ms;
 }
 
 static int make_core(struct exitd *x, const struct keys_server *key, char *err, size_t errlen)
