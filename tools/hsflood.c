@@ -73,7 +73,7 @@ struct flood {
 	uint32_t nfd;
 	struct rng_source rng;
 	struct keys_public pub;
-	struct handshake_client cli;
+	struct handshake_client cli, cli0; /* cli0: as configured, for the next init */
 	uint8_t replay[ENVELOPE_MAX_DATAGRAM];
 	size_t replay_len;
 	uint8_t last[ENVELOPE_MAX_DATAGRAM];
@@ -296,6 +296,8 @@ static void on_reply(struct flood *f, const uint8_t *d, size_t len)
 	if (f->o.kind != K_VALID || f->cli.state != HANDSHAKE_CLIENT_SENT)
 		return;
 	rc = handshake_client_read_response(&f->cli, d, len, &res);
+	if (rc == 0)
+		f->cli = f->cli0; /* DONE: the next init starts afresh */
 	if (rc == 0) {
 		f->st.accepted++;
 		f->st.params = res.params;
@@ -335,6 +337,10 @@ static void send_batch(struct flood *f, uint64_t n)
 	for (k = 0; k < (int)n; k++) {
 		size_t len = build(f, bufs[k]);
 
+		if (len == 0) {
+			fprintf(stderr, "hsflood: could not build a datagram\n");
+			exit(1);
+		}
 		iov[k] = (struct iovec){ bufs[k], len };
 		m[k] = (struct mmsghdr){ 0 };
 		m[k].msg_hdr.msg_iov = &iov[k];
@@ -424,6 +430,7 @@ static int setup(struct flood *f)
 			f->cli.wire_min = (uint8_t)f->o.wire_min;
 			f->cli.wire_max = (uint8_t)f->o.wire_max;
 		}
+		f->cli0 = f->cli;
 		sodium_memzero(psk, sizeof psk);
 		sodium_memzero(&u, sizeof u);
 	}
@@ -497,5 +504,6 @@ out:
 	for (uint32_t i = 0; i < f.nfd; i++)
 		close(f.fd[i]);
 	handshake_client_wipe(&f.cli);
+	handshake_client_wipe(&f.cli0);
 	return rc;
 }

@@ -591,6 +591,41 @@ static void drop_sample(struct metrics_buf *b, const char *reason, uint64_t v)
 	metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, v);
 }
 
+/* Why handshake inits were refused (docs/PROTOCOL.md security): the
+ * cost-control counters show a flood and what it cost. */
+static void write_handshake(struct metrics_buf *b, const struct handshake_counters *n)
+{
+	static const char name[] = "kcpsocks_handshake_inits_total";
+	const struct {
+		const char *result;
+		uint64_t v;
+	} r[] = {
+		{ "accepted", n->accepted },
+		{ "bad_length", n->bad_len },
+		{ "bad_mac1", n->bad_mac1 },
+		{ "known_bad", n->known_bad },
+		{ "stale", n->stale },
+		{ "replay", n->replay },
+		{ "over_budget", n->budget },
+		{ "bad_dh", n->bad_dh },
+		{ "unknown_user", n->bad_user },
+		{ "bad_psk", n->bad_auth },
+		{ "bad_payload", n->bad_payload },
+		{ "version_refused", n->refused },
+	};
+
+	metrics_family(b, name, METRICS_COUNTER,
+	               "handshake inits by outcome (bad_dh, unknown_user, bad_psk and bad_payload "
+	               "cost an X25519 each; the others did not)");
+	for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+		struct metrics_label l = { "result", r[i].result };
+
+		metrics_sample_u64(b, name, &l, 1, r[i].v);
+	}
+	metrics_counter(b, "kcpsocks_handshake_legacy_clients_total",
+	                "handshakes accepted from wire version 1 clients", n->legacy);
+}
+
 static void write_metrics(struct metrics_buf *b, void *arg)
 {
 	struct exitd *x = arg;
@@ -652,6 +687,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	drop_sample(b, "truncated", ps.rx->truncated);
 	drop_sample(b, "send_queue_full", ps.tx->full_drops);
 	drop_sample(b, "send_error", ps.tx->errors);
+	write_handshake(b, &server_table(x->core)->hs.n);
 	write_sessions(x, b);
 }
 
