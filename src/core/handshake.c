@@ -515,7 +515,12 @@ static void refused_add(struct handshake_server *s, const uint8_t *d, size_t len
 /* GCRA: one X25519 every 1e6/rate us, up to burst at once. */
 static bool bucket_take(struct handshake_bucket *b, uint64_t now_us, uint64_t rate, uint64_t burst)
 {
-	uint64_t step = 1000000 / rate, tat = b->tat > now_us ? b->tat : now_us;
+	uint64_t step = 1000000 / rate, tat;
+
+	/* Further ahead than a full burst: the wall clock stepped back. */
+	if (b->tat > now_us + burst * step)
+		b->tat = now_us;
+	tat = b->tat > now_us ? b->tat : now_us;
 
 	if (tat - now_us > (burst - 1) * step)
 		return false;
@@ -523,21 +528,44 @@ static bool bucket_take(struct handshake_bucket *b, uint64_t now_us, uint64_t ra
 	return true;
 }
 
-/* The bucket of a source host: the address without its port (bytes 2-3
- * of a sockaddr_in/in6). A hash collision shares a bucket. */
+/* The host part of a sockaddr, port and flow label left out: an IPv4
+ * address (sockaddr_in, 16 bytes: address at 4..7), or an IPv6 /64
+ * (sockaddr_in6, 28 bytes: address at 8..23), since one IPv6 host holds a
+ * whole /64; addresses in ::/64 (IPv4-mapped, loopback) count whole. */
+static size_t src_host(uint8_t out[static 18], const uint8_t *src, size_t n)
+{
+	static const uint8_t zero[8] = { 0 };
+	size_t k = 0;
+
+	if (n >= 2) {
+		memcpy(out, src, 2); /* the family */
+		k = 2;
+	}
+	if (n >= 24) {
+		size_t a = memcmp(src + 8, zero, 8) == 0 ? 16 : 8;
+
+		memcpy(out + k, src + 8, a);
+		return k + a;
+	}
+	if (n >= 8) {
+		memcpy(out + k, src + 4, 4);
+		return k + 4;
+	}
+	memcpy(out, src, n);
+	return n;
+}
+
+/* The bucket of a source host (src_host), hashed with a secret key into
+ * HANDSHAKE_SRC_SLOTS; a collision shares a bucket. */
 static struct handshake_bucket *src_bucket(struct handshake_server *s, const uint8_t *src, size_t n)
 {
-	uint8_t a[SESSIONS_ADDR_MAX] = { 0 };
+	uint8_t a[18];
 	uint8_t h[crypto_shorthash_BYTES];
 	struct rd r = rd_init(h, sizeof h);
 	struct handshake_bucket *b;
 	uint64_t tag = 0;
 
-	n = n < sizeof a ? n : sizeof a;
-	memcpy(a, src, n);
-	if (n >= 4)
-		a[2] = a[3] = 0;
-	crypto_shorthash(h, a, n, s->src_key);
+	crypto_shorthash(h, a, src_host(a, src, n), s->src_key);
 	rd_u64le(&r, &tag);
 	tag |= 1; /* never 0, the empty tag */
 	b = &s->src[tag % HANDSHAKE_SRC_SLOTS];
@@ -657,9 +685,11 @@ out:
  * before this server started (4.4). */
 static bool ts_fresh(const struct handshake_server *s, uint64_t ts, uint64_t now)
 {
+	if (ts < s->start_ms)
+		return false;
 	if (ts > now)
 		return ts - now <= HANDSHAKE_FUTURE_MS;
-	return now - ts <= HANDSHAKE_CLOCK_SKEW_MS && ts >= s->start_ms;
+	return now - ts <= HANDSHAKE_CLOCK_SKEW_MS;
 }
 
 /* The cheap checks of 4.4 steps 1-5, before any public-key work. */

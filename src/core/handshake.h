@@ -248,8 +248,10 @@ KS_MUST_CHECK int handshake_server_read_init(struct handshake_server *s, const u
                                              struct handshake_pending *p);
 
 /* handshake_server_read_init_from is read_init with the sender's address
- * (src_len bytes, a struct sockaddr_in or sockaddr_in6: bytes 2-3, the
- * port, are ignored) for the per-source budget. src NULL: total only. */
+ * (src_len bytes, a struct sockaddr_in or sockaddr_in6) for the per-source
+ * budget, which counts per host: the IPv4 address, or the IPv6 /64 (the
+ * whole address within ::/64, e.g. IPv4-mapped); the port and flow label
+ * are ignored. src NULL: the total budget only. */
 KS_MUST_CHECK int handshake_server_read_init_from(struct handshake_server *s, const uint8_t *d,
                                                   size_t len, uint64_t now_unix_ms,
                                                   const uint8_t *src, size_t src_len,

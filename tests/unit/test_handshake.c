@@ -849,6 +849,60 @@ static void response_never_longer_than_init(void **state)
 	world_free(w);
 }
 
+/* The per-source budget counts an IPv6 /64 as one host (one host holds a
+ * whole /64), an IPv4-mapped address as its IPv4 host, and recovers when
+ * the wall clock steps back. */
+static void dh_budget_hosts_and_clock_steps(void **state)
+{
+	(void)state;
+	struct world *w = world_new(31);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	uint8_t v6[28] = { 10, 0, 0, 1, 0, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1 };
+	uint8_t m1[28] = { 10, 0, 0, 1 }, m2[28] = { 10, 0, 0, 1 };
+	struct keys_user nobody;
+	struct handshake_pending p;
+	ssize_t n;
+	int i;
+
+	assert_int_equal(keys_user_set(&nobody, "mallory", w->users[0].psk), 0);
+	assert_int_equal(handshake_client_init(&w->cli, w->key.pub, &nobody, &w->def), 0);
+	for (i = 0; i < HANDSHAKE_SRC_DH_BURST; i++) {
+		v6[23] = (uint8_t)i; /* another address in the same /64 */
+		v6[5] = (uint8_t)i;  /* and another flow label */
+		n = write_init(w, NOW, init);
+		assert_int_equal(handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, v6,
+		                                                 sizeof v6, &p),
+		                 KS_ERR_AUTH);
+	}
+	v6[20] = 2; /* still the same /64 */
+	n = write_init(w, NOW, init);
+	assert_int_equal(
+	        handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, v6, sizeof v6, &p),
+	        KS_ERR_LIMIT);
+	/* ::ffff:192.0.2.1 and ::ffff:192.0.2.2 are two hosts. */
+	m1[18] = m1[19] = m2[18] = m2[19] = 0xff;
+	m1[20] = m2[20] = 192;
+	m1[22] = m2[22] = 2;
+	m1[23] = 1;
+	m2[23] = 2;
+	for (i = 0; i < HANDSHAKE_SRC_DH_BURST; i++) {
+		n = write_init(w, NOW, init);
+		assert_int_equal(handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, m1,
+		                                                 sizeof m1, &p),
+		                 KS_ERR_AUTH);
+	}
+	n = write_init(w, NOW, init);
+	assert_int_equal(
+	        handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, m2, sizeof m2, &p),
+	        KS_ERR_AUTH);
+	/* The wall clock steps back an hour: the budget is not stuck. */
+	n = write_init(w, NOW - 3600000, init);
+	assert_int_equal(handshake_server_read_init_from(w->srv, init, (size_t)n, NOW - 3600000, m1,
+	                                                 sizeof m1, &p),
+	                 KS_ERR_AUTH);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -879,6 +933,7 @@ int main(void)
 		cmocka_unit_test(refused_inits_are_remembered),
 		cmocka_unit_test(dh_budget_per_source_and_total),
 		cmocka_unit_test(response_never_longer_than_init),
+		cmocka_unit_test(dh_budget_hosts_and_clock_steps),
 	};
 	if (sodium_init() < 0)
 		return 1;
