@@ -51,7 +51,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
-        test-socks5-realistic test-soak test-fault test-adversarial test-integration-full bench-envelope bench-mux bench-peers asan fuzz fuzz-run check check-format check-layering format \
+        test-socks5-realistic test-soak test-fault test-adversarial test-integration-full bench-envelope bench-mux bench-peers bench-handshake asan fuzz fuzz-run check check-format check-layering format \
         bench bench-kcp clean run profile
 
 all: $(BINS) $(TOOLS)
@@ -67,6 +67,7 @@ help:
 	@echo 'make test-adversarial      hostile peers: handshake floods, replays, racing relays'
 	@echo 'make bench                 all benchmarks; writes docs/BENCHMARKS.md'
 	@echo 'make bench-kcp|bench-envelope|bench-mux  one core benchmark (simulated, no network)'
+	@echo 'make bench-handshake       the server under handshake floods (real daemons, loopback)'
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
 	@echo 'make profile               where the CPU goes on the bulk path (perf, callgrind): build/profile/report.md'
 	@echo 'make check                 formatting and the sans-I/O layering rule'
@@ -199,13 +200,17 @@ check-layering: $(CORE_OBJ)
 
 # --- benchmarks ------------------------------------------------------------
 
-bench: bench-kcp bench-envelope bench-mux bench-peers
+bench: bench-kcp bench-envelope bench-mux bench-handshake bench-peers
 
 bench-kcp bench-envelope bench-mux: bench-%: $(BENCHES)
 	@scripts/bench.sh $* $(BUILD)
 
 bench-peers: all
 	@scripts/bench.sh peers $(BUILD)
+
+# Handshakes/s, the CPU of a refused init, a session during a flood.
+bench-handshake: all
+	@scripts/bench.sh handshake $(BUILD)
 
 # The bulk-path profile (scripts/profile-bulk.sh; docs/bench/profile.md).
 profile: all
