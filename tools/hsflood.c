@@ -71,7 +71,9 @@ struct flood {
 	socklen_t tolen;
 	int fd[SOURCES_MAX];
 	uint32_t nfd;
-	struct rng_source rng;
+	struct rng_source rng;  /* keys and inits: the system's */
+	struct prng fast_g;     /* bulk bytes of junk datagrams: xoshiro, seeded */
+	struct rng_source fast; /* from the system's (the server cannot tell) */
 	struct keys_public pub;
 	struct handshake_client cli, cli0; /* cli0: as configured, for the next init */
 	uint8_t replay[ENVELOPE_MAX_DATAGRAM];
@@ -235,10 +237,10 @@ static size_t build_unknown(struct flood *f, uint8_t *out, bool good_mac)
 	size_t len;
 	uint32_t ic;
 
-	rng_fill(&f->rng, &pad, 1);
+	rng_fill(&f->fast, &pad, 1);
 	len = HANDSHAKE_INIT_OWN_MIN + pad;
-	rng_fill(&f->rng, out, len);
-	rng_fill(&f->rng, et, KEYS_LEN);
+	rng_fill(&f->fast, out, len);
+	rng_fill(&f->fast, et, KEYS_LEN);
 	for (int i = 0; i < 8; i++)
 		et[KEYS_LEN + i] = (uint8_t)(ts >> (8 * i));
 	memcpy(&ic, out + ENVELOPE_SID_LEN, 4);
@@ -267,14 +269,14 @@ static size_t build(struct flood *f, uint8_t *out)
 	case K_UNKNOWN: return build_unknown(f, out, true);
 	case K_BADMAC: return build_unknown(f, out, false);
 	case K_GARBAGE:
-		rng_fill(&f->rng, &r, sizeof r);
+		rng_fill(&f->fast, &r, sizeof r);
 		r = (uint16_t)(1 + r % 1400);
-		rng_fill(&f->rng, out, r);
+		rng_fill(&f->fast, out, r);
 		return r;
 	case K_DATA:
-		rng_fill(&f->rng, &r, sizeof r);
+		rng_fill(&f->fast, &r, sizeof r);
 		r = (uint16_t)(ENVELOPE_SID_LEN + 40 + r % 1300);
-		rng_fill(&f->rng, out, r);
+		rng_fill(&f->fast, out, r);
 		if (out[0] == 0)
 			out[0] = 1; /* not session id 0 (after unmasking, most likely) */
 		envelope_mask_sid(f->pub.hdr, out, r);
@@ -479,6 +481,13 @@ int main(int argc, char **argv)
 	if (sysrng_init() != 0)
 		return 1;
 	f.rng = sysrng_source();
+	{
+		uint64_t seed;
+
+		rng_fill(&f.rng, &seed, sizeof seed);
+		prng_seed(&f.fast_g, seed);
+		f.fast = prng_source(&f.fast_g);
+	}
 	if (parse_server(f.o.server, &f.to, &f.tolen) != 0) {
 		fprintf(stderr, "hsflood: --server: a numeric loopback HOST:PORT only\n");
 		return EXIT_USAGE;
