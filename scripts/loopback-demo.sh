@@ -75,10 +75,11 @@ listen = 127.0.0.1:$udp_port
 private_key_file = $tmp/server.key
 allow = 127.0.0.0/8
 EOF
-"$server_bin" adduser demo --config "$tmp/server.conf" >"$tmp/adduser.out"
-sed -n '/^\[user demo\]/,/^psk/p' "$tmp/adduser.out" >>"$tmp/server.conf"
-url=$(sed -n "s/^kcpsocks-local --connect '\(.*\)'$/\1/p" "$tmp/adduser.out")
-[ -n "$url" ] || die "adduser printed no connection string"
+chmod 600 "$tmp/server.conf" # it will hold the user's psk
+# adduser appends the [user demo] section and writes the client's config.
+"$server_bin" adduser demo -c "$tmp/server.conf" --host 127.0.0.1 \
+	--client-config "$tmp/demo.conf" >>"$tmp/server.conf" 2>"$tmp/adduser.err" ||
+	die "adduser failed: $(cat "$tmp/adduser.err")"
 
 # 2. the page
 mkdir -p "$tmp/www"
@@ -117,7 +118,7 @@ pids+=("$http_pid")
 "$server_bin" --config "$tmp/server.conf" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 wait_for "kcpsocks-server" grep -q 'kcpsocks-server .*: UDP' "$tmp/server.log"
-"$local_bin" --connect "$url" --listen "127.0.0.1:$socks_port" \
+"$local_bin" -c "$tmp/demo.conf" --listen "127.0.0.1:$socks_port" \
 	--metrics_listen "127.0.0.1:$lmetrics_port" >"$tmp/local.log" 2>&1 &
 local_pid=$!
 wait_for "the session" grep -q 'established' "$tmp/local.log"

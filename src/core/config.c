@@ -63,10 +63,18 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 static const char *const log_targets[] = { "stderr", "syslog", NULL };
 static const char *const lookups[] = { "fb", "files", "b", NULL }; /* config_resolver_lookups */
 
+/* The host's own addresses, then the IANA special-purpose blocks (RFC 6890
+ * and the registries it set up) that are not the public Internet:
+ * "this network", private, shared (CGN), loopback, link-local, IETF
+ * protocol assignments, the documentation nets, benchmarking, multicast
+ * and reserved; IPv4-compatible and IPv4-mapped IPv6, NAT64 (well-known and
+ * local-use), 6to4, unique-local, site-local (deprecated), link-local,
+ * documentation, multicast. */
 #define DEFAULT_DENY                                                                               \
-	"0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, "       \
-	"192.168.0.0/16, 224.0.0.0/3, ::/127, ::ffff:0:0/96, 64:ff9b::/96, fc00::/7, fe80::/10, "  \
-	"ff00::/8"
+	"self, 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, " \
+	"192.0.0.0/24, 192.0.2.0/24, 192.168.0.0/16, 198.18.0.0/15, 198.51.100.0/24, "             \
+	"203.0.113.0/24, 224.0.0.0/3, ::/96, ::ffff:0:0/96, 64:ff9b::/96, 64:ff9b:1::/48, "        \
+	"2001:db8::/32, 2002::/16, fc00::/7, fe80::/10, fec0::/10, ff00::/8"
 
 #define OFF(f)    offsetof(struct config, f)
 #define UOFF(f)   offsetof(struct config_user, f)
@@ -96,7 +104,10 @@ static const struct key keys[] = {
 	{ SEC_LOCAL, "user", T_NAME, OFF(user), NO_FLAG, 0, CONFIG_NAME_MAX, NULL, "NAME", NULL,
 	  "our user name on the server; required" },
 	{ SEC_LOCAL, "psk", T_SECRET_KEY, OFF(psk), OFF(has_psk), 0, 0, NULL, "KEY", NULL,
-	  "our pre-shared key, base64url (43 characters); required; secret" },
+	  "our pre-shared key, base64url (43 characters); required (or psk_file); secret: "
+	  "as an option it shows in ps, prefer psk_file" },
+	{ SEC_LOCAL, "psk_file", T_STR, OFF(psk_file), NO_FLAG, 0, STRMAX(psk_file), NULL, "PATH",
+	  NULL, "file holding the psk (keeps it off the command line); mode 0600" },
 	{ SEC_LOCAL, "socks_user", T_STR, OFF(socks_user), NO_FLAG, 0, STRMAX(socks_user), NULL,
 	  "NAME", NULL,
 	  "require RFC 1929 username/password from SOCKS5 clients (with socks_password)" },
@@ -104,7 +115,9 @@ static const struct key keys[] = {
 	  STRMAX(socks_password), NULL, "PASSWORD", NULL, "the RFC 1929 password; secret" },
 	{ SEC_LOCAL, "connect", T_CONNSTR, 0, NO_FLAG, 0, 0, NULL, "URL", NULL,
 	  "kcpsocks://USER:PSK@HOST:PORT?key=SERVERPUB[&profile=NAME]: sets server, user, psk, "
-	  "server_public_key and profile at once" },
+	  "server_public_key and profile at once; - reads it from standard input" },
+	{ SEC_LOCAL, "connect_file", T_STR, OFF(connect_file), NO_FLAG, 0, STRMAX(connect_file),
+	  NULL, "PATH", NULL, "file holding the connect string (- for standard input); mode 0600" },
 
 	{ SEC_SERVER, "listen", T_ENDPOINT, OFF(server_listen), NO_FLAG, 0, 0, NULL, "HOST:PORT",
 	  "0.0.0.0:8443", "UDP listen address" },
@@ -114,17 +127,16 @@ static const struct key keys[] = {
 	  STRMAX(private_key_file), NULL, "PATH", NULL,
 	  "file holding the private key in base64url (or private_key)" },
 	{ SEC_SERVER, "allow", T_RULES, OFF(allow), OFF(n_allow), 0, 0, NULL, "RULES", "",
-	  "destinations always allowed: comma-separated ADDR[/PREFIX][:PORT[-PORT]] or *" },
+	  "destinations always allowed: comma-separated ADDR[/PREFIX][:PORT[-PORT]], * or self" },
 	{ SEC_SERVER, "deny", T_RULES, OFF(deny), OFF(n_deny), 0, 0, NULL, "RULES", DEFAULT_DENY,
 	  "destinations refused unless allowed; setting it replaces the default" },
 	{ SEC_SERVER, "profiles", T_PROFILE_LIST, OFF(accepted_profiles), NO_FLAG, 0, 0, NULL,
 	  "NAMES", "default, fast, lossy, mobile, low-memory",
 	  "profiles a client may ask for (comma-separated)" },
-	{ SEC_SERVER, "max_sessions", T_U32, OFF(max_sessions), NO_FLAG, 1, CONFIG_SESSIONS_MAX,
-	  NULL, "N", "1024", "client sessions at once" },
-	{ SEC_SERVER, "max_streams_per_session", T_U32, OFF(max_streams_per_session), NO_FLAG,
-	  PROFILE_STREAMS_MIN, PROFILE_STREAMS_MAX, NULL, "N", "1024",
-	  "cap on any profile's max_streams" },
+	{ SEC_SERVER, "max_sessions", T_U32, OFF(max_sessions), NO_FLAG, 1, SESSIONS_MAX, NULL, "N",
+	  "1024", "client sessions at once" },
+	{ SEC_SERVER, "max_streams_per_session", T_U32, OFF(max_streams_per_session), NO_FLAG, 1,
+	  MUX_STREAMS_MAX, NULL, "N", "1024", "cap on any profile's max_streams" },
 	{ SEC_SERVER, "max_idle_timeout_ms", T_U32, OFF(max_idle_timeout_ms), NO_FLAG,
 	  TPARAMS_IDLE_MIN_MS, TPARAMS_IDLE_MAX_MS, NULL, "MS", "600000",
 	  "longest idle timeout a client may ask for (its session's slot is held that long)" },
@@ -381,6 +393,10 @@ static bool rule_addr(struct rd *r, struct config_rule *o)
 		o->family = 0;
 		return rd_skip(r, 1);
 	}
+	if (n >= 4 && memcmp(s, "self", 4) == 0 && (n == 4 || s[4] == ':')) {
+		o->family = CONFIG_RULE_SELF;
+		return rd_skip(r, 4);
+	}
 	if (n && s[0] == '[') {
 		rd_skip(r, 1);
 		o->family = 6;
@@ -430,7 +446,7 @@ int config_rule_parse(const char *text, size_t len, struct config_rule *out)
 	if (rd_left(&r) && *r.p == '/') {
 		rd_skip(&r, 1);
 		bool has_port = take_until(&r, ':', &v, &vn);
-		if (o.family == 0 || !parse_u64(v, vn, &prefix) || vn > 3 || prefix > o.prefix)
+		if (o.prefix == 0 || !parse_u64(v, vn, &prefix) || vn > 3 || prefix > o.prefix)
 			return KS_ERR_INVAL;
 		o.prefix = (uint8_t)prefix;
 		if (has_port && !rule_ports((const char *)r.p, rd_left(&r), &o))
@@ -444,7 +460,20 @@ int config_rule_parse(const char *text, size_t len, struct config_rule *out)
 	return 0;
 }
 
-bool config_rule_match(const struct config_rule *r, int family, const uint8_t *addr, uint16_t port)
+bool config_self_has(const struct config_self *self, int family, const uint8_t *addr)
+{
+	size_t len = family == 4 ? 4 : 16;
+
+	if (!self || (family != 4 && family != 6))
+		return false;
+	for (size_t i = 0; i < self->n && i < CONFIG_SELF_MAX; i++)
+		if (self->a[i].family == family && memcmp(self->a[i].addr, addr, len) == 0)
+			return true;
+	return false;
+}
+
+static bool rule_match(const struct config_rule *r, const struct config_self *self, int family,
+                       const uint8_t *addr, uint16_t port)
 {
 	uint8_t a[16] = { 0 };
 
@@ -452,6 +481,8 @@ bool config_rule_match(const struct config_rule *r, int family, const uint8_t *a
 		return false;
 	if (r->family == 0)
 		return true;
+	if (r->family == CONFIG_RULE_SELF)
+		return config_self_has(self, family, addr);
 	if (r->family != family || (family != 4 && family != 6))
 		return false;
 	memcpy(a, addr, family == 4 ? 4 : 16);
@@ -459,11 +490,16 @@ bool config_rule_match(const struct config_rule *r, int family, const uint8_t *a
 	return memcmp(a, r->addr, 16) == 0;
 }
 
-static bool any_match(const struct config_rule *rs, size_t n, int family, const uint8_t *addr,
-                      uint16_t port)
+bool config_rule_match(const struct config_rule *r, int family, const uint8_t *addr, uint16_t port)
+{
+	return rule_match(r, NULL, family, addr, port);
+}
+
+static bool any_match(const struct config_rule *rs, size_t n, const struct config_self *self,
+                      int family, const uint8_t *addr, uint16_t port)
 {
 	for (size_t i = 0; i < n; i++)
-		if (config_rule_match(&rs[i], family, addr, port))
+		if (rule_match(&rs[i], self, family, addr, port))
 			return true;
 	return false;
 }
@@ -484,7 +520,8 @@ static bool mapped_v4(const uint8_t addr[static 16], uint8_t v4[static 16])
 /* The destination is judged in each form it can be reached by: an
  * IPv4-mapped address meets both the IPv6 and the IPv4 rules. An address
  * family the rules do not know is refused (fail closed). */
-bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr, uint16_t port)
+bool config_dest_allowed_with(const struct config *cfg, const struct config_self *self, int family,
+                              const uint8_t *addr, uint16_t port)
 {
 	uint8_t v4[16];
 	bool mapped;
@@ -492,11 +529,16 @@ bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *ad
 	if (family != 4 && family != 6)
 		return false;
 	mapped = family == 6 && mapped_v4(addr, v4);
-	if (any_match(cfg->allow, cfg->n_allow, family, addr, port) ||
-	    (mapped && any_match(cfg->allow, cfg->n_allow, 4, v4, port)))
+	if (any_match(cfg->allow, cfg->n_allow, self, family, addr, port) ||
+	    (mapped && any_match(cfg->allow, cfg->n_allow, self, 4, v4, port)))
 		return true;
-	return !any_match(cfg->deny, cfg->n_deny, family, addr, port) &&
-	       !(mapped && any_match(cfg->deny, cfg->n_deny, 4, v4, port));
+	return !any_match(cfg->deny, cfg->n_deny, self, family, addr, port) &&
+	       !(mapped && any_match(cfg->deny, cfg->n_deny, self, 4, v4, port));
+}
+
+bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr, uint16_t port)
+{
+	return config_dest_allowed_with(cfg, NULL, family, addr, port);
 }
 
 /* ---- connection strings ------------------------------------------------ */
@@ -530,7 +572,10 @@ static int connstr_query(struct rd *r, struct config_connstr *c, bool *has_key, 
 		eq = memchr(v, '=', n);
 		if (eq && (size_t)(eq - v) == 3 && memcmp(v, "key", 3) == 0 && !*has_key) {
 			if (!parse_key32(eq + 1, (size_t)(v + n - eq - 1), c->server_key)) {
-				say(m, "key is not a base64url 32-byte key");
+				say(m,
+				    "key=: the server's public key is not a base64url 32-byte key "
+				    "(%d characters)",
+				    CONFIG_KEY_B64_LEN);
 				return KS_ERR_INVAL;
 			}
 			*has_key = true;
@@ -549,6 +594,69 @@ static int connstr_query(struct rd *r, struct config_connstr *c, bool *has_key, 
 	return 0;
 }
 
+/* shown quotes n bytes of s in a message when they are printable (at most
+ * 64 of them), else nothing: a message must not carry control bytes. */
+static int shown(const char *s, size_t n) { return printable(s, n) ? (int)(n > 64 ? 64 : n) : 0; }
+
+/* connstr_userinfo parses USER:PSK (the part before '@'). The psk is never
+ * quoted in a message. */
+static int connstr_userinfo(const char *s, size_t n, struct config_connstr *c, struct msg m)
+{
+	const char *colon = memchr(s, ':', n);
+	size_t un = colon ? (size_t)(colon - s) : n, pn = colon ? n - un - 1 : 0;
+
+	if (un == 0) {
+		say(m, "missing user name (kcpsocks://USER:PSK@...)");
+		return KS_ERR_INVAL;
+	}
+	if (!valid_name(s, un)) {
+		say(m, "bad user name '%.*s': 1..%d of A-Z a-z 0-9 . _ -", shown(s, un), s,
+		    CONFIG_NAME_MAX);
+		return KS_ERR_INVAL;
+	}
+	if (!colon || pn == 0) {
+		say(m, "missing psk after the user name (kcpsocks://USER:PSK@...)");
+		return KS_ERR_INVAL;
+	}
+	if (!parse_key32(colon + 1, pn, c->psk)) {
+		say(m, "the psk is not a base64url 32-byte key (%d characters; %zu given)",
+		    CONFIG_KEY_B64_LEN, pn);
+		return KS_ERR_INVAL;
+	}
+	memcpy(c->user, s, un);
+	c->user[un] = '\0';
+	return 0;
+}
+
+/* connstr_server parses HOST:PORT (between '@' and '?'), saying which part
+ * is wrong. */
+static int connstr_server(const char *s, size_t n, struct config_endpoint *e, struct msg m)
+{
+	const char *close = n && s[0] == '[' ? memchr(s, ']', n) : NULL;
+	const char *colon = close ? (close + 1 < s + n && close[1] == ':' ? close + 1 : NULL)
+	                          : memrchr(s, ':', n);
+	size_t hn = colon ? (size_t)(colon - s) : n;
+
+	if (parse_endpoint(s, n, e))
+		return 0;
+	if (n == 0)
+		say(m, "missing HOST:PORT after '@'");
+	else if (s[0] == '[' && !close)
+		say(m, "unclosed '[' in the server address '%.*s'", shown(s, n), s);
+	else if (!colon && s[0] != '[' && memchr(s, ':', n))
+		say(m, "an IPv6 server address goes in brackets: [ADDR]:PORT");
+	else if (!colon)
+		say(m, "missing :PORT after the server address '%.*s'", shown(s, n), s);
+	else if (s[0] != '[' && memchr(s, ':', hn))
+		say(m, "an IPv6 server address goes in brackets: [ADDR]:PORT");
+	else if (s[0] == '[' || hn == 0 || !valid_hostname(s, hn))
+		say(m, "bad server host '%.*s'", shown(s, hn), s);
+	else
+		say(m, "bad server port '%.*s': 1..65535",
+		    shown(colon + 1, (size_t)(s + n - colon - 1)), colon + 1);
+	return KS_ERR_INVAL;
+}
+
 int config_connstr_parse(const char *s, struct config_connstr *out, char *err, size_t errlen)
 {
 	struct msg m = { err, errlen };
@@ -557,41 +665,41 @@ int config_connstr_parse(const char *s, struct config_connstr *out, char *err, s
 	struct rd r = rd_init(s, len);
 	const char *v;
 	size_t n;
-	bool has_key = false;
-	int rc;
+	bool has_key = false, query;
+	int rc = KS_ERR_INVAL;
 
-	if (len == CONFIG_CONNSTR_MAX || len < sizeof scheme - 1 ||
-	    strncasecmp(s, scheme, sizeof scheme - 1) != 0) {
-		say(m, "not a kcpsocks://USER:PSK@HOST:PORT?key=KEY string");
+	if (len == CONFIG_CONNSTR_MAX) {
+		say(m, "connection string longer than %d characters", CONFIG_CONNSTR_MAX - 1);
+		return KS_ERR_INVAL;
+	}
+	if (len < sizeof scheme - 1 || strncasecmp(s, scheme, sizeof scheme - 1) != 0) {
+		say(m, "does not start with kcpsocks:// (kcpsocks://USER:PSK@HOST:PORT?key=KEY)");
 		return KS_ERR_INVAL;
 	}
 	rd_skip(&r, sizeof scheme - 1);
-	if (!take_until(&r, ':', &v, &n) || !valid_name(v, n)) {
-		say(m, "bad or missing user name");
+	if (!take_until(&r, '@', &v, &n)) {
+		say(m, "missing '@' between USER:PSK and HOST:PORT");
 		return KS_ERR_INVAL;
 	}
-	memcpy(c.user, v, n);
-	if (!take_until(&r, '@', &v, &n) || !parse_key32(v, n, c.psk)) {
-		say(m, "the psk is not a base64url 32-byte key");
-		goto fail;
-	}
-	if (!take_until(&r, '?', &v, &n) || !parse_endpoint(v, n, &c.server)) {
-		say(m, "bad or missing HOST:PORT");
-		goto fail;
+	if (connstr_userinfo(v, n, &c, m) != 0)
+		goto out;
+	query = take_until(&r, '?', &v, &n);
+	if (connstr_server(v, n, &c.server, m) != 0)
+		goto out;
+	if (!query) {
+		say(m, "missing ?key=SERVERPUB (the server's public key) after HOST:PORT");
+		goto out;
 	}
 	rc = connstr_query(&r, &c, &has_key, m);
 	if (rc == 0 && !has_key) {
-		say(m, "missing key=SERVERPUB");
+		say(m, "missing key=SERVERPUB (the server's public key) after '?'");
 		rc = KS_ERR_INVAL;
 	}
-	if (rc)
-		goto fail;
-	*out = c;
+	if (rc == 0)
+		*out = c;
+out:
 	sodium_memzero(&c, sizeof c);
-	return 0;
-fail:
-	sodium_memzero(&c, sizeof c);
-	return KS_ERR_INVAL;
+	return rc == 0 ? 0 : KS_ERR_INVAL;
 }
 
 static bool wr_str(struct wr *w, const char *s) { return wr_bytes(w, s, strlen(s)); }
@@ -706,11 +814,26 @@ static int set_str(void *dst, const struct key *k, const char *v, size_t n, stru
 	return 0;
 }
 
+/* placeholder: a value that cannot be a key and has no lower-case letter,
+ * like the PASTE_PSK_HERE of the examples. */
+static bool placeholder(const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] >= 'a' && v[i] <= 'z')
+			return false;
+	return n > 0;
+}
+
 static int set_key32(void *dst, bool *has, const struct key *k, const char *v, size_t n,
                      struct msg m)
 {
 	if (!parse_key32(v, n, dst)) {
-		if (k->type == T_SECRET_KEY)
+		if (placeholder(v, n))
+			say(m,
+			    "'%.*s' is a placeholder: put the real key here (kcpsocks-server "
+			    "keygen and adduser print them)",
+			    shown(v, n), v);
+		else if (k->type == T_SECRET_KEY)
 			say(m, "not a base64url 32-byte key (%d characters)", CONFIG_KEY_B64_LEN);
 		else
 			say(m, "'%.64s' is not a base64url 32-byte key (%d characters)", v,
@@ -1268,7 +1391,8 @@ static int finish_local(const struct config *cfg, struct msg m)
 	                                                    : NULL;
 
 	if (missing) {
-		say(m, "%s: missing key '%s' in [local] (or set connect)", cfg_name(cfg), missing);
+		say(m, "%s: missing key '%s' in [local] (or set %sconnect)", cfg_name(cfg), missing,
+		    strcmp(missing, "psk") ? "" : "psk_file or ");
 		return KS_ERR_INVAL;
 	}
 	if (!cfg->socks_user[0] != !cfg->socks_password[0]) {
@@ -1291,7 +1415,10 @@ static int finish_server(const struct config *cfg, struct msg m)
 		return KS_ERR_INVAL;
 	}
 	if (cfg->n_users == 0) {
-		say(m, "%s: no [user NAME] section: nobody could connect", cfg_name(cfg));
+		say(m,
+		    "%s: no [user NAME] section: nobody could connect (kcpsocks-server adduser "
+		    "NAME -c FILE prints one)",
+		    cfg_name(cfg));
 		return KS_ERR_INVAL;
 	}
 	return 0;

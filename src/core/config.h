@@ -4,8 +4,8 @@
  *
  *   [common]        profile, log_level, log_target, metrics_listen, run_as, max_fds
  *                   (keys before any section belong here too)
- *   [local]         listen, server, server_public_key, user, psk, socks_user,
- *                   socks_password, connect
+ *   [local]         listen, server, server_public_key, user, psk, psk_file,
+ *                   socks_user, socks_password, connect, connect_file
  *   [server]        listen, private_key, private_key_file, allow, deny, profiles,
  *                   max_sessions, max_streams_per_session, connect_timeout_ms,
  *                   max_idle_timeout_ms,
@@ -76,10 +76,25 @@ struct config_endpoint {
 
 /* One destination rule: an address block and a port range. */
 struct config_rule {
-	uint8_t family;   /* 0: any address (written `*`), 4 or 6 */
+	uint8_t family;   /* 0: any address (written `*`), 4 or 6, or
+	                     CONFIG_RULE_SELF (written `self`): every address of
+	                     the host's own interfaces (struct config_self) */
 	uint8_t prefix;   /* bits of addr that must match: 0..32 or 0..128 */
 	uint8_t addr[16]; /* network order; IPv4 in the first 4 bytes */
 	uint16_t port_lo, port_hi;
+};
+
+enum { CONFIG_RULE_SELF = 1 };
+
+/* The exit host's own interface addresses as the I/O layer last read them
+ * (src/io/ifaddrs.c): the data a `self` rule matches. IPv4 in the first 4
+ * bytes of addr, network order. */
+struct config_self {
+	size_t n;
+	struct config_self_addr {
+		uint8_t family; /* 4 or 6 */
+		uint8_t addr[16];
+	} a[CONFIG_SELF_MAX];
 };
 
 struct config_user {
@@ -120,6 +135,10 @@ struct config {
 	bool has_psk;
 	char socks_user[CONFIG_PASSWORD_MAX + 1];
 	char socks_password[CONFIG_PASSWORD_MAX + 1]; /* secret */
+	/* Files the daemon reads (this module does no I/O) and hands to
+	 * config_set as psk and connect before config_finish ("-": stdin). */
+	char psk_file[CONFIG_PATH_MAX + 1];
+	char connect_file[CONFIG_PATH_MAX + 1];
 
 	/* [server] */
 	struct config_endpoint server_listen;
@@ -188,23 +207,37 @@ KS_MUST_CHECK int config_finish(struct config *cfg, enum config_role role, char 
 /* config_find_user returns the [user NAME] entry, or NULL. */
 const struct config_user *config_find_user(const struct config *cfg, const char *name);
 
-/* config_dest_allowed applies the server's destination policy to an address
- * (family 4 or 6, addr in network order, 4 or 16 bytes) and port: a match in
- * allow permits; otherwise a match in deny refuses; otherwise it is allowed.
- * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is also judged as the IPv4
- * address a.b.c.d, where a dual-stack socket would connect. Any other
- * family is refused. The default deny list holds loopback, private,
- * link-local and other special-purpose blocks; setting deny replaces it. */
+/* config_dest_allowed_with applies the server's destination policy to an
+ * address (family 4 or 6, addr in network order, 4 or 16 bytes) and port: a
+ * match in allow permits; otherwise a match in deny refuses; otherwise it is
+ * allowed. An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is also judged as
+ * the IPv4 address a.b.c.d, where a dual-stack socket would connect. Any
+ * other family is refused. A `self` rule matches the addresses in self
+ * (borrowed; NULL: none known). The default deny list holds `self`,
+ * loopback, private, link-local and the other IANA special-purpose blocks
+ * (docs/CONFIG.md lists them); setting deny replaces it. */
+KS_MUST_CHECK bool config_dest_allowed_with(const struct config *cfg,
+                                            const struct config_self *self, int family,
+                                            const uint8_t *addr, uint16_t port);
+
+/* config_dest_allowed is config_dest_allowed_with without own addresses
+ * (a `self` rule matches nothing). */
 KS_MUST_CHECK bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr,
                                        uint16_t port);
 
-/* config_rule_parse parses one rule: `*`, an IPv4 or IPv6 address, with an
- * optional /PREFIX, then an optional :PORT or :LO-HI. IPv6 with a port and
+/* config_self_has: is (family, addr) one of self's addresses? NULL: no. */
+KS_MUST_CHECK bool config_self_has(const struct config_self *self, int family, const uint8_t *addr);
+
+/* config_rule_parse parses one rule: `*`, `self`, an IPv4 or IPv6 address,
+ * with an optional /PREFIX (not after `*` or `self`), then an optional :PORT
+ * or :LO-HI. IPv6 with a port and
  * no prefix goes in brackets: `[::1]:80`, `2001:db8::/32:443`.
  * Returns 0 or KS_ERR_INVAL (out unchanged). */
 KS_MUST_CHECK int config_rule_parse(const char *text, size_t len, struct config_rule *out);
 
-/* config_rule_match: does the rule cover (family, addr, port)? */
+/* config_rule_match: does the rule cover (family, addr, port)? A `self`
+ * rule matches nothing here (it needs the own addresses: see
+ * config_dest_allowed_with). */
 KS_MUST_CHECK bool config_rule_match(const struct config_rule *r, int family, const uint8_t *addr,
                                      uint16_t port);
 

@@ -33,6 +33,9 @@
 struct server_config {
 	struct sessions_config table; /* copied; its key and users stay borrowed */
 	const struct mux_config *mux; /* NULL: defaults; copied */
+	struct transport_local local; /* this server's own KCP policy for every
+	                                 session (transport_local_of of its
+	                                 profile); zero: engine defaults */
 	const struct rng_source *rng; /* borrowed, outlives the server */
 	session_output_fn output;     /* required */
 	void *output_user;            /* borrowed */

@@ -5,10 +5,15 @@
  * never from its source address. Session id 0 is a handshake init: it is
  * checked by the handshake and, once it authenticates, gets a slot and a
  * response. Anything else that does not open is dropped without output;
- * only a counter moves. Roaming rule (6.2): the peer address of a session
- * moves to a datagram's source only if the datagram opened (authenticated),
- * passed the replay window and carries the newest counter seen so far, so
- * a replayed datagram from a third address never moves it.
+ * only a counter moves. Roaming with path validation (6.2): the peer
+ * address of a session (the proven path: every datagram of the session
+ * goes there) moves only to an address that proved it receives: an
+ * authenticated, newest datagram from another address makes that address
+ * the candidate; the table asks for a PATH_CHALLENGE to it (sent within an
+ * anti-amplification budget of 3x the bytes received from it), and the
+ * peer moves there when the client's PATH_RESPONSE with the challenge's
+ * token comes back from it. An authenticated datagram from the proven path
+ * (a raced copy's original included) drops the candidate at once.
  *
  * Memory: sessions_new allocates the whole table (capacity slots); nothing
  * is allocated per datagram or per session afterwards. Not thread-safe.
@@ -33,12 +38,37 @@ struct sessions_addr {
 	uint8_t bytes[SESSIONS_ADDR_MAX];
 };
 
+/* 6.2: a path frame is a whole envelope payload in place of a KCP
+ * datagram: u32le conv || u8 type || 3 zero bytes || 16-byte token. Its
+ * type byte sits where a KCP segment has its command (0x51..0x54), so it
+ * never reads as KCP, and a peer that does not know it drops it as a
+ * malformed KCP datagram. */
+enum {
+	SESSIONS_PATH_LEN = 24,
+	SESSIONS_TOKEN_LEN = 16,
+	SESSIONS_PATH_CHALLENGE = 0x58, /* server -> client, to the candidate */
+	SESSIONS_PATH_RESPONSE = 0x59,  /* client -> server, the same token */
+	SESSIONS_AMPLIFY = 3,           /* bytes to a candidate <= 3x bytes from it */
+	SESSIONS_CHALLENGE_GAP_MS = 20, /* at most one challenge per candidate per gap */
+};
+
+/* A candidate path: an address that sent an authenticated datagram but has
+ * not proved it receives. */
+struct sessions_path {
+	bool active;
+	struct sessions_addr addr;
+	uint8_t token[SESSIONS_TOKEN_LEN]; /* kept while addr stays the same */
+	uint64_t rx_bytes, tx_bytes;       /* authenticated bytes from / all bytes to addr */
+	uint64_t challenged_ms;            /* last challenge sent; 0: none yet */
+};
+
 struct sessions_slot {
 	bool used;
 	uint32_t user; /* index into the configured users */
 	uint32_t conv; /* KCP conv agreed in the handshake */
 	struct transport_params params;
-	struct sessions_addr peer; /* where replies go; moves by the roaming rule */
+	struct sessions_addr peer; /* the proven path: where replies go (6.2) */
+	struct sessions_path cand; /* a path being validated */
 	uint64_t created_ms;
 	struct envelope env;
 };
@@ -61,6 +91,9 @@ struct sessions_counters {
 	uint64_t init_refused; /* session id 0 that the handshake refused */
 	uint64_t full;         /* authenticated init, no free slot */
 	uint64_t created, superseded, expired, closed, moved, opened;
+	uint64_t path_challenges; /* PATH_CHALLENGEs sealed */
+	uint64_t path_refused;    /* challenges not sent: over the 3x budget */
+	uint64_t path_kept;       /* candidates dropped: the proven path spoke */
 };
 
 struct sessions {
@@ -83,7 +116,8 @@ struct sessions_event {
 	enum sessions_event_kind kind;
 	uint64_t sid;
 	size_t len;
-	bool moved;          /* DATA: the peer address moved to from */
+	bool moved;          /* DATA: the peer address moved to from (validated) */
+	bool challenge;      /* DATA: send sessions_seal_challenge for sid now */
 	uint64_t superseded; /* NEW: sid of an older session of the same user that
 	                        was closed to make room (0: none) */
 };
@@ -116,6 +150,26 @@ KS_MUST_CHECK int sessions_on_datagram(struct sessions *t, const struct sessions
 KS_MUST_CHECK ssize_t sessions_seal(struct sessions *t, uint64_t sid, const struct rng_source *rng,
                                     const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
                                     const struct sessions_addr **to);
+
+/* sessions_seal_challenge seals a PATH_CHALLENGE for session sid's
+ * candidate address (*to) if the anti-amplification budget allows it: all
+ * bytes sent to the candidate stay <= SESSIONS_AMPLIFY x the authenticated
+ * bytes received from it. Returns the datagram length, KS_ERR_CLOSED (no
+ * such session), KS_ERR_STATE (no candidate), KS_ERR_LIMIT (over budget:
+ * nothing to send), or envelope_seal's errors. */
+KS_MUST_CHECK ssize_t sessions_seal_challenge(struct sessions *t, uint64_t sid,
+                                              const struct rng_source *rng, uint64_t now,
+                                              uint8_t *out, size_t cap,
+                                              const struct sessions_addr **to);
+
+/* sessions_path_read: is payload p (len bytes) a path frame of conv? Returns
+ * its type (SESSIONS_PATH_CHALLENGE or _RESPONSE) and copies its token, or
+ * 0 (not a path frame: a KCP datagram). sessions_path_write writes one
+ * (SESSIONS_PATH_LEN bytes). */
+int sessions_path_read(const uint8_t *p, size_t len, uint32_t conv,
+                       uint8_t token[static SESSIONS_TOKEN_LEN]);
+void sessions_path_write(uint8_t out[static SESSIONS_PATH_LEN], uint32_t conv, uint8_t type,
+                         const uint8_t token[static SESSIONS_TOKEN_LEN]);
 
 /* sessions_get returns the live session sid, or NULL (view valid until the
  * next call that changes t). */

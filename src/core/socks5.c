@@ -737,6 +737,7 @@ static ssize_t on_request(const uint8_t *in, size_t len, struct socks5_step *st,
 		if (w < 0)
 			return w;
 		st->out_len += (size_t)w;
+		st->rep = rep;
 		return n;
 	}
 	*next = SOCKS5_SERVER_DONE;
@@ -750,6 +751,7 @@ int socks5_server_feed(struct socks5_server *s, uint8_t *in, size_t len, struct 
 	ssize_t n;
 
 	memset(st, 0, sizeof *st);
+	st->rep = -1;
 	if (state == SOCKS5_SERVER_DONE || state == SOCKS5_SERVER_FAILED)
 		return KS_ERR_STATE;
 	if (len == 0)

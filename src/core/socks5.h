@@ -309,6 +309,7 @@ struct socks5_step {
 	size_t out_len;                /* bytes of out to send to the client, in order */
 	struct socks5_request request; /* filled when feed returned 0 */
 	enum socks5_fault fault;       /* why feed failed, else NONE */
+	int rep; /* a refused request (S4): the REP code of the reply out ends with; else -1 */
 };
 
 /* socks5_server_init readies s for a new connection. Returns 0, or
@@ -320,7 +321,10 @@ KS_MUST_CHECK int socks5_server_init(struct socks5_server *s,
 /* socks5_server_feed handles as many whole messages at the front of in as it
  * can (a client may send greeting, auth and request back to back). Every
  * outcome fills *step: first send step->out_len bytes of step->out, then drop
- * step->consumed bytes of in. Returns:
+ * step->consumed bytes of in. After a failure step->out is the whole and only
+ * answer (05 FF to a greeting, 01 01 to an RFC 1929 request, one S5 reply to
+ * a request, or nothing to a wrong VER): the caller sends it and closes,
+ * adding no reply of its own. Returns:
  *   0                   the request is in step->request (its raw view points
  *                       into in); state is DONE. Bytes after it are stream
  *                       data for the caller. The reply (S5) is the caller's,

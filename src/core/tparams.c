@@ -3,6 +3,7 @@
 
 #include "base/rd.h"
 #include "base/wr.h"
+#include "core/transport.h"
 
 static bool in(uint32_t v, uint32_t lo, uint32_t hi) { return v >= lo && v <= hi; }
 
@@ -112,23 +113,8 @@ void tparams_clamp(struct transport_params *out, const struct transport_params *
 	*out = t;
 }
 
-void tparams_default(struct transport_params *p)
-{
-	*p = (struct transport_params){
-		.mtu = 1350,
-		.pad_mode = TPARAMS_PAD_RANDOM,
-		.pad_max = 64,
-		.interval = 20,
-		.nodelay = 1,
-		.resend = 2,
-		.nc = 1,
-		.snd_wnd = 512,
-		.rcv_wnd = 512,
-		.keepalive_ms = 10000,
-		.idle_timeout_ms = 120000,
-		.profile = 0,
-	};
-}
+/* The one default set is the built-in profile `default` (transport.h). */
+void tparams_default(struct transport_params *p) { transport_proposal(profile_default(), p); }
 
 bool tparams_equal(const struct transport_params *a, const struct transport_params *b)
 {

@@ -79,7 +79,7 @@ static int lookup_user(const char *user, struct passwd *pw, char **buf, char *er
 	for (;;) {
 		*buf = malloc(len);
 		if (!*buf) {
-			errbuf_set(err, errlen, "--user %s: %s", user, strerror(ENOMEM));
+			errbuf_set(err, errlen, "run_as = %s: %s", user, strerror(ENOMEM));
 			return KS_ERR_NOMEM;
 		}
 		e = getpwnam_r(user, pw, *buf, len, &res);
@@ -91,9 +91,9 @@ static int lookup_user(const char *user, struct passwd *pw, char **buf, char *er
 	if (res)
 		return 0;
 	if (e == 0 || e == ENOENT || e == ESRCH)
-		errbuf_set(err, errlen, "--user %s: no such user", user);
+		errbuf_set(err, errlen, "run_as = %s: no such user", user);
 	else
-		errbuf_set(err, errlen, "--user %s: getpwnam: %s", user, strerror(e));
+		errbuf_set(err, errlen, "run_as = %s: getpwnam: %s", user, strerror(e));
 	free(*buf);
 	*buf = NULL;
 	return KS_ERR_INVAL;
@@ -102,25 +102,25 @@ static int lookup_user(const char *user, struct passwd *pw, char **buf, char *er
 static int switch_ids(const char *user, uid_t uid, gid_t gid, char *err, size_t errlen)
 {
 	if (initgroups(user, gid) < 0) {
-		errbuf_set(err, errlen, "--user %s: initgroups: %s", user, strerror(errno));
+		errbuf_set(err, errlen, "run_as = %s: initgroups: %s", user, strerror(errno));
 		return KS_ERR_IO;
 	}
 	if (setgid(gid) < 0) {
-		errbuf_set(err, errlen, "--user %s: setgid %u: %s", user, (unsigned)gid,
+		errbuf_set(err, errlen, "run_as = %s: setgid %u: %s", user, (unsigned)gid,
 		           strerror(errno));
 		return KS_ERR_IO;
 	}
 	if (setuid(uid) < 0) {
-		errbuf_set(err, errlen, "--user %s: setuid %u: %s", user, (unsigned)uid,
+		errbuf_set(err, errlen, "run_as = %s: setuid %u: %s", user, (unsigned)uid,
 		           strerror(errno));
 		return KS_ERR_IO;
 	}
 	if (getuid() != uid || geteuid() != uid || getgid() != gid || getegid() != gid) {
-		errbuf_set(err, errlen, "--user %s: ids did not change", user);
+		errbuf_set(err, errlen, "run_as = %s: ids did not change", user);
 		return KS_ERR_IO;
 	}
 	if (setuid(0) == 0) {
-		errbuf_set(err, errlen, "--user %s: root could be regained after setuid", user);
+		errbuf_set(err, errlen, "run_as = %s: root could be regained after setuid", user);
 		return KS_ERR_IO;
 	}
 	return 0;
@@ -138,14 +138,14 @@ int daemon_drop_privileges(const char *user, char *err, size_t errlen)
 	if (rc < 0)
 		return rc;
 	if (pw.pw_uid == 0) {
-		errbuf_set(err, errlen, "--user %s: not an unprivileged user", user);
+		errbuf_set(err, errlen, "run_as = %s: not an unprivileged user", user);
 		rc = KS_ERR_INVAL;
 	} else if (geteuid() != 0) {
 		if (geteuid() != pw.pw_uid || getegid() != pw.pw_gid) {
-			errbuf_set(
-			        err, errlen,
-			        "--user %s: must start as root to switch user (running as uid %u)",
-			        user, (unsigned)geteuid());
+			errbuf_set(err, errlen,
+			           "run_as = %s: must start as root to switch user (running as uid "
+			           "%u)",
+			           user, (unsigned)geteuid());
 			rc = KS_ERR_STATE;
 		}
 	} else {

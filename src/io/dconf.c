@@ -21,9 +21,14 @@ static void say(char *err, size_t errlen, const char *a, const char *b)
 		snprintf(err, errlen, "%s: %s", a, b);
 }
 
-char *dconf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+/* read_text reads a whole small file ("-": standard input) and reports its
+ * permission bits in *mode (0 for stdin or anything not a regular file). */
+static char *read_text(const char *path, size_t max, size_t *len, mode_t *mode, char *err,
+                       size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool in = !strcmp(path, "-");
+	int fd = in ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
 	char *buf = NULL;
 	size_t n = 0;
 
@@ -31,6 +36,7 @@ char *dconf_read_file(const char *path, size_t max, size_t *len, char *err, size
 		say(err, errlen, path, strerror(errno));
 		return NULL;
 	}
+	*mode = !in && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0;
 	buf = malloc(max + 2);
 	if (!buf) {
 		say(err, errlen, path, strerror(ENOMEM));
@@ -57,11 +63,39 @@ char *dconf_read_file(const char *path, size_t max, size_t *len, char *err, size
 	*len = n;
 	goto out;
 fail:
+	explicit_bzero(buf, max + 2);
 	free(buf);
 	buf = NULL;
 out:
-	close(fd);
+	if (!in)
+		close(fd);
 	return buf;
+}
+
+char *dconf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+	mode_t mode;
+
+	return read_text(path, max, len, &mode, err, errlen);
+}
+
+/* warn_open: a file holding a secret should be for its owner only. */
+static void warn_open(const char *path, mode_t mode)
+{
+	if (mode & (S_IRWXG | S_IRWXO))
+		log_warn("%s holds a secret but is open to group or others (mode %04o): chmod 600 "
+		         "%s",
+		         path, (unsigned)mode, path);
+}
+
+char *dconf_read_secret_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+	mode_t mode;
+	char *text = read_text(path, max, len, &mode, err, errlen);
+
+	if (text)
+		warn_open(path, mode);
+	return text;
 }
 
 static void help_out(void *ctx, const char *text, size_t len) { fwrite(text, 1, len, ctx); }
@@ -69,7 +103,7 @@ static void help_out(void *ctx, const char *text, size_t len) { fwrite(text, 1, 
 static void print_help(enum config_role role, const char *usage)
 {
 	printf("%s\n\n", usage);
-	printf("  --config FILE      read settings from FILE (INI; docs/CONFIG.md)\n"
+	printf("  -c, --config FILE  read settings from FILE (INI; docs/CONFIG.md)\n"
 	       "  --check-config     validate the settings and exit\n"
 	       "  --help             this text\n"
 	       "  --version          print the version and exit\n\n");
@@ -94,10 +128,16 @@ static int option_at(int argc, char **argv, int i, char *key, size_t keycap, con
 	return i + 2;
 }
 
+static bool holds_secret(const struct config *cfg)
+{
+	return cfg->has_psk || cfg->has_private_key || cfg->socks_password[0] || cfg->n_users;
+}
+
 static int load_file(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	size_t len;
-	char *text = dconf_read_file(path, CONFIG_TEXT_MAX, &len, err, errlen);
+	mode_t mode;
+	char *text = read_text(path, CONFIG_TEXT_MAX, &len, &mode, err, errlen);
 	int rc;
 
 	if (!text)
@@ -105,8 +145,114 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
 	rc = config_load(cfg, path, text, len, err, errlen);
 	explicit_bzero(text, len);
 	free(text);
+	if (rc == 0 && holds_secret(cfg))
+		warn_open(path, mode);
 	return rc;
 }
+
+/* set_from_text hands the trimmed text to config_set as --key; a message
+ * names where the text came from (src) instead of the option. */
+static int set_from_text(struct config *cfg, enum config_role role, const char *key, char *text,
+                         size_t len, const char *src, char *err, size_t errlen)
+{
+	char sub[CONFIG_ERR_MAX];
+	char *p = text;
+	size_t skip = strlen(key) + 4; /* "--KEY: " */
+	int rc;
+
+	while (len && (p[len - 1] == '\n' || p[len - 1] == '\r' || p[len - 1] == ' ' ||
+	               p[len - 1] == '\t'))
+		p[--len] = '\0';
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	rc = config_set(cfg, role, key, p, sub, sizeof sub);
+	if (rc != 0)
+		snprintf(err, errlen, "%s: %s", src,
+		         strlen(sub) > skip && !strncmp(sub, "--", 2) ? sub + skip : sub);
+	explicit_bzero(sub, sizeof sub);
+	return rc;
+}
+
+/* set_from_file reads path ("-": stdin) and sets key from it. */
+static int set_from_file(struct config *cfg, enum config_role role, const char *key,
+                         const char *path, char *err, size_t errlen)
+{
+	char src[CONFIG_PATH_MAX + 32];
+	size_t len;
+	char *text = dconf_read_secret_file(path, CONFIG_CONNSTR_MAX, &len, err, errlen);
+	int rc;
+
+	if (!text)
+		return KS_ERR_IO;
+	snprintf(src, sizeof src, "%s", !strcmp(path, "-") ? "standard input" : path);
+	rc = set_from_text(cfg, role, key, text, len, src, err, errlen);
+	explicit_bzero(text, len);
+	free(text);
+	return rc;
+}
+
+/* read_secret_files turns connect_file and psk_file into connect and psk
+ * (local only); each refuses to meet what it would set. */
+static int read_secret_files(struct config *cfg, enum config_role role, char *err, size_t errlen)
+{
+	int rc;
+
+	if (role != CONFIG_ROLE_LOCAL)
+		return 0;
+	if (cfg->connect_file[0]) {
+		if (cfg->server.set || cfg->user[0] || cfg->has_psk || cfg->has_server_public_key) {
+			say(err, errlen, "connect_file",
+			    "server, user, psk or server_public_key is set too: keep one of them");
+			return KS_ERR_INVAL;
+		}
+		if ((rc = set_from_file(cfg, role, "connect", cfg->connect_file, err, errlen)) != 0)
+			return rc;
+	}
+	if (cfg->psk_file[0]) {
+		if (cfg->has_psk) {
+			say(err, errlen, "psk_file", "a psk is set too (psk or connect): keep one");
+			return KS_ERR_INVAL;
+		}
+		return set_from_file(cfg, role, "psk", cfg->psk_file, err, errlen);
+	}
+	return 0;
+}
+
+/* The example keys once published with the source (bytes 0..31 and
+ * 0x64..0x83): anyone could use them, so no daemon takes them. */
+static bool published_key(const uint8_t k[static CONFIG_KEY_LEN])
+{
+	bool a = true, b = true;
+
+	for (size_t i = 0; i < CONFIG_KEY_LEN; i++) {
+		a = a && k[i] == i;
+		b = b && k[i] == 0x64 + i;
+	}
+	return a || b;
+}
+
+static int refuse_published(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *which = cfg->has_psk && published_key(cfg->psk) ? "psk"
+	                    : cfg->has_server_public_key && published_key(cfg->server_public_key)
+	                            ? "server_public_key"
+	                    : cfg->has_private_key && published_key(cfg->private_key)
+	                            ? "private_key"
+	                            : NULL;
+
+	for (size_t i = 0; !which && i < cfg->n_users; i++)
+		if (published_key(cfg->users[i].psk))
+			which = "a [user] psk";
+	if (!which)
+		return 0;
+	say(err, errlen, which,
+	    "this is the example key published with kcpsocks' source: make your own "
+	    "(kcpsocks-server keygen, kcpsocks-server adduser)");
+	return KS_ERR_INVAL;
+}
+
+/* is_config_flag: -c is short for --config. */
+static bool is_config_flag(const char *a) { return !strcmp(a, "--config") || !strcmp(a, "-c"); }
 
 /* First pass: the flags that are not config keys. */
 static int scan_flags(int argc, char **argv, int first, const char **path,
@@ -121,13 +267,13 @@ static int scan_flags(int argc, char **argv, int first, const char **path,
 			*action = DCONF_VERSION;
 		else if (!strcmp(a, "--check-config"))
 			*action = *action == DCONF_RUN ? DCONF_CHECK : *action;
-		else if (!strcmp(a, "--config") && i + 1 < argc)
+		else if (is_config_flag(a) && i + 1 < argc)
 			*path = argv[++i];
 		else if (!strncmp(a, "--config=", 9))
 			*path = a + 9;
-		else if (strncmp(a, "--", 2) != 0 || !strcmp(a, "--config")) {
+		else if (strncmp(a, "--", 2) != 0 || is_config_flag(a)) {
 			say(err, errlen, a,
-			    strcmp(a, "--config") ? "unexpected argument" : "needs a value");
+			    is_config_flag(a) ? "needs a value" : "unexpected argument");
 			return KS_ERR_INVAL;
 		} else if (!strchr(a, '='))
 			i++; /* --key value */
@@ -149,7 +295,7 @@ static int apply_options(struct config *cfg, enum config_role role, int argc, ch
 			i++;
 			continue;
 		}
-		if (!strcmp(a, "--config")) {
+		if (is_config_flag(a)) {
 			i += 2;
 			continue;
 		}
@@ -162,7 +308,10 @@ static int apply_options(struct config *cfg, enum config_role role, int argc, ch
 			snprintf(err, errlen, "--%s: needs a value", key);
 			return KS_ERR_INVAL;
 		}
-		rc = config_set(cfg, role, key, value, err, errlen);
+		if (role == CONFIG_ROLE_LOCAL && !strcmp(key, "connect") && !strcmp(value, "-"))
+			rc = set_from_file(cfg, role, "connect", "-", err, errlen);
+		else
+			rc = config_set(cfg, role, key, value, err, errlen);
 		if (rc != 0)
 			return rc;
 	}
@@ -198,7 +347,11 @@ int dconf_parse(int argc, char **argv, int first, enum config_role role, const c
 	if (rc == 0)
 		rc = apply_options(cfg, role, argc, argv, first, err, errlen);
 	if (rc == 0)
+		rc = read_secret_files(cfg, role, err, errlen);
+	if (rc == 0)
 		rc = config_finish(cfg, role, err, errlen);
+	if (rc == 0)
+		rc = refuse_published(cfg, err, errlen);
 	if (rc != 0) {
 		config_free(cfg);
 		return rc;
@@ -218,56 +371,6 @@ void dconf_log_open(const char *ident, const struct config *cfg)
 
 	log_open(ident, lv[cfg->log_level],
 	         cfg->log_target == CONFIG_LOG_SYSLOG ? LOG_SINK_SYSLOG : LOG_SINK_STDERR);
-}
-
-uint8_t dconf_profile_id(const char *name)
-{
-	for (size_t i = 0; i < profile_count(); i++)
-		if (name && !strcmp(profile_at(i)->name, name))
-			return (uint8_t)i;
-	return 0;
-}
-
-static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
-void dconf_tparams(const struct profile *p, struct transport_params *out)
-{
-	tparams_default(out);
-	out->mtu = (uint16_t)clamp(p->mtu, TPARAMS_MTU_MIN, TPARAMS_MTU_MAX);
-	if (p->pad_bucket) {
-		out->pad_mode = TPARAMS_PAD_BUCKET;
-		out->pad_max =
-		        (uint16_t)clamp(p->pad_bucket, 16, TPARAMS_PAD_MAX); /* bucket floor */
-	} else if (p->pad_max) {
-		out->pad_mode = TPARAMS_PAD_RANDOM;
-		out->pad_max = (uint16_t)clamp(p->pad_max, 1, TPARAMS_PAD_MAX);
-	} else {
-		out->pad_mode = TPARAMS_PAD_NONE;
-		out->pad_max = 0;
-	}
-	out->interval = (uint16_t)clamp(p->interval_ms, TPARAMS_INTERVAL_MIN, TPARAMS_INTERVAL_MAX);
-	out->nodelay = p->nodelay ? 1 : 0;
-	out->resend = (uint8_t)clamp(p->resend, 0, TPARAMS_RESEND_MAX);
-	out->nc = p->nc ? 1 : 0;
-	out->snd_wnd = (uint16_t)clamp(p->snd_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX);
-	out->rcv_wnd = (uint16_t)clamp(p->rcv_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX);
-	out->keepalive_ms =
-	        clamp(p->keepalive_ms, TPARAMS_KEEPALIVE_MIN_MS, TPARAMS_KEEPALIVE_MAX_MS);
-	out->idle_timeout_ms = clamp(p->idle_timeout_ms, TPARAMS_IDLE_MIN_MS, TPARAMS_IDLE_MAX_MS);
-	out->profile = dconf_profile_id(p->name);
-}
-
-void dconf_mux(const struct profile *p, uint32_t cap, struct mux_config *out)
-{
-	mux_config_default(out);
-	out->window = clamp(p->stream_window, MUX_WINDOW_MIN, MUX_WINDOW_MAX);
-	out->budget = clamp(p->session_window, MUX_BUDGET_MIN, MUX_BUDGET_MAX);
-	out->max_streams = clamp(p->max_streams, 1, MUX_STREAMS_MAX);
-	if (cap && out->max_streams > cap)
-		out->max_streams = cap;
 }
 
 int dconf_endpoint_addr(const struct config_endpoint *e, struct sockaddr_storage *out, char *err,
@@ -308,6 +411,9 @@ int dconf_serve(const struct config *cfg, const struct dconf_service *svc)
 	char err[512];
 	int rc = EXIT_FAILURE;
 
+	if (geteuid() == 0 && !cfg->run_as[0])
+		log_warn("running as root without run_as: set run_as = USER (e.g. nobody) to drop "
+		         "root after binding");
 	if (daemon_ignore_sigpipe() != 0) {
 		log_error("SIGPIPE cannot be ignored");
 		return EXIT_FAILURE;

@@ -1,11 +1,15 @@
 /* dconf.h - what both daemons do with their command line and config:
- * options to a finished struct config, --help/--version, logging set-up,
- * and the mapping of a profile onto the cores' parameter structs.
+ * options to a finished struct config, --help/--version, logging set-up.
+ * (What a profile becomes in the cores is core/transport.h's.)
  *
- * Command line: `--config FILE`, `--check-config`, `--help`, `--version`,
- * and every config key as `--key value` or `--key=value` (config_set, so
- * the help printed by config_write_help is the truth). Options replace the
- * file's values whatever their order on the line.
+ * Command line: `--config FILE` (or `-c FILE`), `--check-config`, `--help`,
+ * `--version`, and every config key as `--key value` or `--key=value`
+ * (config_set, so the help printed by config_write_help is the truth).
+ * Options replace the file's values whatever their order on the line.
+ * kcpsocks-local also takes `--connect -` (the string from standard input);
+ * its connect_file and psk_file are read here into connect and psk.
+ * Secret files open to group or others get a warning; the example keys once
+ * published with the source are refused.
  */
 #ifndef KCPSOCKS_DCONF_H
 #define KCPSOCKS_DCONF_H
@@ -18,9 +22,6 @@
 struct ev_loop;
 
 #include "core/config.h"
-#include "core/mux.h"
-#include "core/profile.h"
-#include "core/tparams.h"
 
 #define KCPSOCKS_VERSION "0.1.0"
 
@@ -34,7 +35,8 @@ enum dconf_action {
 /* dconf_parse reads argv[first..argc) for role: loads the --config file
  * (at most CONFIG_TEXT_MAX bytes), applies the options, runs
  * config_finish. Returns 0 with *out set (config_free it) and *action
- * set, or KS_ERR_INVAL / KS_ERR_IO with the message in err. For HELP and
+ * set, or KS_ERR_INVAL / KS_ERR_IO with the message in err (warnings go
+ * to the log as they are found). For HELP and
  * VERSION *out is NULL. usage is the first help line, e.g.
  * "usage: kcpsocks-local [--config FILE] [--key value]...". */
 KS_MUST_CHECK int dconf_parse(int argc, char **argv, int first, enum config_role role,
@@ -45,6 +47,11 @@ KS_MUST_CHECK int dconf_parse(int argc, char **argv, int first, enum config_role
  * malloc'ed NUL-terminated buffer. Returns it with *len set, or NULL with
  * "PATH: strerror" in err. */
 char *dconf_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
+
+/* dconf_read_secret_file is dconf_read_file for a file that holds a secret:
+ * it logs a warning when the file is open to group or others. "-" reads
+ * standard input (both functions). Wipe the buffer before freeing it. */
+char *dconf_read_secret_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 
 /* dconf_log_open applies log_level and log_target. */
 void dconf_log_open(const char *ident, const struct config *cfg);
@@ -66,19 +73,6 @@ struct dconf_service {
  * until stopped, free. Errors are logged. Returns EXIT_SUCCESS after a
  * stop, EXIT_FAILURE when a step failed. */
 int dconf_serve(const struct config *cfg, const struct dconf_service *svc);
-
-/* dconf_profile_id returns the index of the built-in profile named name
- * (profile_at), or 0 when there is none. */
-uint8_t dconf_profile_id(const char *name);
-
-/* dconf_tparams maps a profile onto the handshake's transport parameters
- * (clamped into the wire's hard ranges: nodelay 2 is sent as 1, padding
- * picks bucket when pad_bucket is set, else random when pad_max is). */
-void dconf_tparams(const struct profile *p, struct transport_params *out);
-
-/* dconf_mux maps a profile onto the mux settings; max_streams is capped
- * by cap (0: no cap). */
-void dconf_mux(const struct profile *p, uint32_t cap, struct mux_config *out);
 
 /* dconf_endpoint_addr turns a numeric config endpoint into a sockaddr.
  * Returns 0 or KS_ERR_INVAL ("HOST is not a numeric address"). */

@@ -6,6 +6,7 @@
 #include <ev.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -714,6 +715,14 @@ void tcp_conn_consume(struct tcp_conn *c, size_t n)
 		c->rstart = c->rend = 0;
 	conn_check(c);
 	conn_update_read(c);
+}
+
+void tcp_conn_consume_wipe(struct tcp_conn *c, size_t n)
+{
+	size_t have = c->rend - c->rstart;
+
+	sodium_memzero(c->rbuf + c->rstart, n < have ? n : have);
+	tcp_conn_consume(c, n);
 }
 
 ssize_t tcp_conn_write(struct tcp_conn *c, const void *data, size_t len)

@@ -198,6 +198,12 @@ size_t tcp_conn_peek(const struct tcp_conn *c, const uint8_t **data);
  * it stopped because the buffer was full. */
 void tcp_conn_consume(struct tcp_conn *c, size_t n);
 
+/* tcp_conn_consume_wipe is tcp_conn_consume after overwriting the dropped
+ * bytes with zeros where they lie in the read buffer (a secret such as an
+ * RFC 1929 password must not outlive its check there). n may exceed what is
+ * buffered: everything is then wiped and dropped. */
+void tcp_conn_consume_wipe(struct tcp_conn *c, size_t n);
+
 /* tcp_conn_write copies up to the write buffer's free space and returns the
  * bytes taken (0 <= r <= len); the loop sends them when the socket is
  * writable. Returns KS_ERR_FULL when len > 0 and nothing fitted,

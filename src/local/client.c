@@ -22,6 +22,7 @@
 
 #include "core/session.h"
 #include "core/socks5.h"
+#include "core/transport.h"
 #include "io/addr.h"
 #include "io/clock.h"
 #include "io/dconf.h"
@@ -122,6 +123,8 @@ static void lconn_kill(struct lconn *lc)
 	}
 	if (lc->relay.phase == RELAY_PENDING && lc->relay.host)
 		relay_remove(&lc->relay);
+	if (lc->phase == LC_NEGOTIATE)
+		tcp_conn_consume_wipe(lc->tcp, SIZE_MAX); /* a partial RFC 1929 request */
 	if (lc->phase != LC_RELAY)
 		tcp_conn_close(lc->tcp);
 	lc->tcp = NULL;
@@ -295,6 +298,29 @@ static void on_request(struct lconn *lc, const struct socks5_request *rq)
 
 /* --- SOCKS5 negotiation ---------------------------------------------------------- */
 
+/* A refused negotiation: the codec's step holds the one answer it gets
+ * (05 FF, 01 01, one S5 reply, or nothing for a wrong VER). Send that and
+ * close; nothing is added here, so each failure gets exactly one answer. */
+static void negotiate_failed(struct lconn *lc, int rc, const struct socks5_step *st)
+{
+	struct client *cl = lc->cl;
+
+	cl->socks_failed++;
+	if (st->rep >= 0 && st->rep <= SOCKS5_REP_LAST)
+		cl->replies[st->rep]++;
+	log_debug("conn#%llu socks5: %s (%s)", (unsigned long long)lc->id, ks_strerror(rc),
+	          socks5_fault_name(st->fault));
+	/* A refused RFC 1929 request may still sit in the read buffer. */
+	tcp_conn_consume_wipe(lc->tcp, SIZE_MAX);
+	if (st->out_len == 0 || rc == KS_ERR_FULL || tcp_conn_shutdown(lc->tcp) != 0) {
+		lconn_kill(lc);
+		return;
+	}
+	/* Reading on (and discarding) until the answer is out: a close with
+	 * unread bytes would send a reset that can overtake it. */
+	lc->phase = LC_CLOSING;
+}
+
 static void negotiate(struct lconn *lc)
 {
 	uint8_t in[LCONN_IN_MAX];
@@ -307,7 +333,9 @@ static void negotiate(struct lconn *lc)
 		n = sizeof in;
 	memcpy(in, data, n);
 	rc = socks5_server_feed(&lc->s5, in, n, &st);
-	tcp_conn_consume(lc->tcp, st.consumed);
+	/* The codec wiped a checked password in its copy; wipe the original
+	 * in the read buffer too (docs/PROTOCOL.md (SOCKS5), S3). */
+	tcp_conn_consume_wipe(lc->tcp, st.consumed);
 	if (st.out_len && tcp_conn_write(lc->tcp, st.out, st.out_len) != (ssize_t)st.out_len)
 		rc = KS_ERR_FULL;
 	if (rc == 0)
@@ -320,26 +348,7 @@ static void negotiate(struct lconn *lc)
 			lconn_kill(lc);
 		return;
 	}
-	lc->cl->socks_failed++;
-	log_debug("conn#%llu socks5: %s (%s)", (unsigned long long)lc->id, ks_strerror(rc),
-	          socks5_fault_name(st.fault));
-	if (rc == KS_ERR_AUTH) {
-		/* the method reply or auth failure is in step.out already */
-		if (tcp_conn_shutdown(lc->tcp) != 0)
-			lconn_kill(lc);
-		else
-			lc->phase = LC_CLOSING;
-		return;
-	}
-	{
-		uint8_t rep;
-
-		if ((rc == KS_ERR_PROTO || rc == KS_ERR_UNSUPPORTED) &&
-		    lc->s5.state != SOCKS5_SERVER_GREETING && socks5_fault_reply(st.fault, &rep))
-			lconn_fail(lc, rep);
-		else
-			lconn_kill(lc);
-	}
+	negotiate_failed(lc, rc, &st);
 }
 
 static void on_tcp(struct tcp_conn *c, const struct tcp_conn_event *ev, void *arg)
@@ -371,7 +380,7 @@ static void on_tcp(struct tcp_conn *c, const struct tcp_conn_event *ev, void *ar
 		if (ev->type == TCP_CONN_SHUTDOWN || ev->type == TCP_CONN_ERROR)
 			lconn_kill(lc);
 		else if (ev->type == TCP_CONN_DATA)
-			tcp_conn_consume(lc->tcp, ev->n);
+			tcp_conn_consume_wipe(lc->tcp, ev->n);
 		break;
 	case LC_ZOMBIE: break;
 	}
@@ -837,12 +846,12 @@ static int make_session(struct client *cl, char *err, size_t errlen)
 		snprintf(err, errlen, "user '%s': not a valid user name", cl->cfg->user);
 		return KS_ERR_INVAL;
 	}
-	dconf_tparams(&cl->cfg->profile, &sc.proposal);
-	dconf_mux(&cl->cfg->profile, 0, &mc);
+	transport_proposal(&cl->cfg->profile, &sc.proposal);
+	transport_local_of(&cl->cfg->profile, &sc.local);
+	transport_mux(&cl->cfg->profile, 0, &mc);
 	sc.server_pub = cl->cfg->server_public_key;
 	sc.user = &user;
 	sc.mux = &mc;
-	sc.dup_thin = cl->cfg->profile.dup_thin;
 	sc.rng = &cl->rng;
 	sc.output = on_output;
 	sc.output_user = cl;

@@ -9,7 +9,7 @@
 #include "io/sysrng.h"
 #include "local/client.h"
 
-#define USAGE "usage: kcpsocks-local [--config FILE] [--check-config] [--KEY VALUE]..."
+#define USAGE "usage: kcpsocks-local [-c|--config FILE] [--check-config] [--KEY VALUE]..."
 
 static void *start(struct ev_loop *loop, const struct config *cfg, void *arg, char *err,
                    size_t errlen)

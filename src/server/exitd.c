@@ -19,9 +19,11 @@
 
 #include "core/server.h"
 #include "core/socks5.h"
+#include "core/transport.h"
 #include "io/addr.h"
 #include "io/clock.h"
 #include "io/dconf.h"
+#include "io/ifaddrs.h"
 #include "io/log.h"
 #include "io/metrics.h"
 #include "io/peer.h"
@@ -65,6 +67,7 @@ struct exitd {
 	struct tunnel *tunnels[EXITD_TUNNEL_BUCKETS];
 	size_t ntunnels, nstreams;
 	struct estream *zombies;
+	struct ifaddrs_cache self; /* own addresses for the policy's `self` rule */
 	bool draining;
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
@@ -206,10 +209,12 @@ static void on_connected(void *arg, const struct tcp_connect_result *res)
 	relay_start(&es->relay, c);
 }
 
-/* Keeps the addresses the policy allows, in order. */
-static size_t allowed(const struct config *cfg, const struct sockaddr_storage *in, size_t n,
+/* Keeps the addresses the policy allows, in order. The host's own
+ * addresses are re-read when the copy is over a second old. */
+static size_t allowed(struct exitd *x, const struct sockaddr_storage *in, size_t n,
                       struct sockaddr_storage *out)
 {
+	const struct config_self *self = ifaddrs_current(&x->self, clock_mono_ms());
 	size_t k = 0;
 
 	for (size_t i = 0; i < n && k < TCP_CONNECT_ADDRS_MAX; i++) {
@@ -224,7 +229,7 @@ static size_t allowed(const struct config *cfg, const struct sockaddr_storage *i
 			fam = 6;
 		} else
 			continue;
-		if (config_dest_allowed(cfg, fam, a, addr_port(&in[i])))
+		if (config_dest_allowed_with(x->cfg, self, fam, a, addr_port(&in[i])))
 			out[k++] = in[i];
 	}
 	return k;
@@ -234,7 +239,7 @@ static void connect_to(struct estream *es, const struct sockaddr_storage *addrs,
 {
 	struct sockaddr_storage ok[TCP_CONNECT_ADDRS_MAX];
 	struct tcp_connect_cb cb = { on_connected, es };
-	size_t k = allowed(es->x->cfg, addrs, n, ok);
+	size_t k = allowed(es->x, addrs, n, ok);
 
 	if (k == 0) {
 		estream_fail(es, SOCKS5_REP_NOT_ALLOWED, "destination policy");
@@ -652,6 +657,15 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	                "sessions replaced by a newer one of the same user", st.table.superseded);
 	metrics_counter(b, "kcpsocks_sessions_roamed_total",
 	                "times a session's peer address moved (NAT rebinding)", st.table.moved);
+	metrics_counter(b, "kcpsocks_path_challenges_total",
+	                "PATH_CHALLENGEs sent to a session's new address",
+	                st.table.path_challenges);
+	metrics_counter(b, "kcpsocks_path_challenges_refused_total",
+	                "PATH_CHALLENGEs not sent: over the 3x anti-amplification budget",
+	                st.table.path_refused);
+	metrics_counter(b, "kcpsocks_path_kept_total",
+	                "candidate addresses dropped because the proven path spoke",
+	                st.table.path_kept);
 	metrics_family(b, "kcpsocks_sessions_lost_total", METRICS_COUNTER,
 	               "sessions that ended, by reason");
 	for (int i = 0; i < SESSION_LOST_REASONS; i++) {
@@ -693,47 +707,18 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 
 /* --- set-up ---------------------------------------------------------------------------- */
 
-/* Transport parameter ranges: those of the accepted profiles and of our
- * own (with overrides). Timing (keepalive, idle) is the client's to pick
- * within the wire's hard range: it costs the server one slot either way. */
-static void param_ranges(const struct config *cfg, struct transport_params *min,
-                         struct transport_params *max, struct transport_params *def)
+/* A client holds its session slot for its idle timeout:
+ * max_idle_timeout_ms bounds what it may ask for, and the keepalive with
+ * it (two fit in the window). */
+static void idle_cap(const struct config *cfg, struct transport_params *min,
+                     struct transport_params *max, struct transport_params *def)
 {
-	dconf_tparams(&cfg->profile, def);
-	*min = *max = *def;
-	for (size_t i = 0; i < profile_count(); i++) {
-		struct transport_params p;
-
-		if (!(cfg->accepted_profiles & (1u << i)))
-			continue;
-		dconf_tparams(profile_at(i), &p);
-#define FOLD(f)                                                                                    \
-	do {                                                                                       \
-		if (p.f < min->f)                                                                  \
-			min->f = p.f;                                                              \
-		if (p.f > max->f)                                                                  \
-			max->f = p.f;                                                              \
-	} while (0)
-		FOLD(mtu);
-		FOLD(pad_mode);
-		FOLD(pad_max);
-		FOLD(interval);
-		FOLD(nodelay);
-		FOLD(resend);
-		FOLD(nc);
-		FOLD(snd_wnd);
-		FOLD(rcv_wnd);
-		FOLD(profile);
-#undef FOLD
-	}
-	/* A client holds its slot for its idle timeout: max_idle_timeout_ms
-	 * bounds that, and the keepalive with it (two fit in the window). */
-	min->keepalive_ms = TPARAMS_KEEPALIVE_MIN_MS;
-	max->keepalive_ms = TPARAMS_KEEPALIVE_MAX_MS;
-	if (max->keepalive_ms > cfg->max_idle_timeout_ms / 2)
-		max->keepalive_ms = cfg->max_idle_timeout_ms / 2;
-	min->idle_timeout_ms = TPARAMS_IDLE_MIN_MS;
-	max->idle_timeout_ms = cfg->max_idle_timeout_ms;
+	if (max->idle_timeout_ms > cfg->max_idle_timeout_ms)
+		max->idle_timeout_ms = cfg->max_idle_timeout_ms;
+	if (max->keepalive_ms > max->idle_timeout_ms / 2)
+		max->keepalive_ms = max->idle_timeout_ms / 2;
+	if (min->keepalive_ms > max->keepalive_ms)
+		min->keepalive_ms = max->keepalive_ms;
 	if (def->idle_timeout_ms > max->idle_timeout_ms)
 		def->idle_timeout_ms = max->idle_timeout_ms;
 	if (def->keepalive_ms > max->keepalive_ms)
@@ -764,8 +749,14 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	/* Inits stamped before this process started are refused: a restart
 	 * does not reopen the replay window (docs/PROTOCOL.md security). */
 	sc.table.start_unix_ms = clock_wall_ms();
-	param_ranges(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
-	dconf_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
+	/* The server's own policy: the ranges a proposal is clamped into, the
+	 * mux and every session's KCP settings come from its configured
+	 * profile (and the accepted list), never from the client's. */
+	transport_ranges(&x->cfg->profile, x->cfg->accepted_profiles, &sc.table.min, &sc.table.max,
+	                 &sc.table.def);
+	idle_cap(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
+	transport_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
+	transport_local_of(&x->cfg->profile, &sc.local);
 	sc.mux = &mc;
 	sc.rng = &x->rng;
 	sc.output = on_output;
@@ -826,6 +817,12 @@ struct exitd *exitd_new(struct ev_loop *loop, const struct config *cfg,
 		exitd_free(x);
 		return NULL;
 	}
+	(void)ifaddrs_current(&x->self, clock_mono_ms());
+	if (x->self.last_errno)
+		log_warn("getifaddrs: %s: the policy's 'self' rule matches nothing until it works",
+		         strerror(x->self.last_errno));
+	else
+		log_debug("policy: %zu own interface address(es) for 'self'", x->self.self.n);
 	return x;
 }
 

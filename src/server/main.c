@@ -17,9 +17,9 @@
 #include "server/exitd.h"
 
 #define USAGE                                                                                      \
-	"usage: kcpsocks-server [--config FILE] [--check-config] [--KEY VALUE]...\n"               \
+	"usage: kcpsocks-server [-c|--config FILE] [--check-config] [--KEY VALUE]...\n"            \
 	"       kcpsocks-server keygen [--out FILE]\n"                                             \
-	"       kcpsocks-server adduser NAME --config FILE [--host HOST]"
+	"       kcpsocks-server adduser NAME -c|--config FILE [--host HOST] [--client-config OUT]"
 
 /* --- keys --------------------------------------------------------------------------- */
 
@@ -32,7 +32,8 @@ static int load_key(const struct config *cfg, struct keys_server *k, char *err, 
 		memcpy(k->sec, cfg->private_key, KEYS_LEN);
 	} else {
 		size_t len;
-		char *text = dconf_read_file(cfg->private_key_file, KEYFILE_MAX, &len, err, errlen);
+		char *text = dconf_read_secret_file(cfg->private_key_file, KEYFILE_MAX, &len, err,
+		                                    errlen);
 
 		if (!text)
 			return KS_ERR_IO;
@@ -115,80 +116,175 @@ static int cmd_keygen(int argc, char **argv)
 	return rc;
 }
 
-/* adduser needs the file's key and listen address but no user yet, so it
- * loads the file without config_finish. */
+/* adduser's command line. */
+struct adduser_args {
+	const char *name, *path, *host, *client_out;
+};
+
+static int adduser_parse(int argc, char **argv, struct adduser_args *a)
+{
+	memset(a, 0, sizeof *a);
+	a->name = argc > 2 ? argv[2] : NULL;
+	for (int i = 3; i < argc; i += 2) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!v)
+			return KS_ERR_INVAL;
+		if (!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c"))
+			a->path = v;
+		else if (!strcmp(argv[i], "--host"))
+			a->host = v;
+		else if (!strcmp(argv[i], "--client-config"))
+			a->client_out = v;
+		else
+			return KS_ERR_INVAL;
+	}
+	return a->name && a->name[0] != '-' && a->path ? 0 : KS_ERR_INVAL;
+}
+
+static bool unspecified_host(const char *h) { return !strcmp(h, "0.0.0.0") || !strcmp(h, "::"); }
+
+/* client_config writes the client's config file text for cs into buf. The
+ * server address goes through the connection-string parser, so a bad
+ * --host is refused here with the parser's message. */
+static int client_config(const struct config_connstr *cs, char *buf, size_t len, char *err,
+                         size_t errlen)
+{
+	char url[CONFIG_CONNSTR_MAX], pub[KEYS_TEXT_LEN + 1], psk[KEYS_TEXT_LEN + 1];
+	struct config_connstr back;
+	bool v6 = strchr(cs->server.host, ':') != NULL;
+	int n, rc = KS_ERR_INVAL;
+
+	if (config_connstr_format(cs, url, sizeof url) < 0) {
+		snprintf(err, errlen, "host '%s': not usable in a client config", cs->server.host);
+		goto out;
+	}
+	if (config_connstr_parse(url, &back, err, errlen) != 0)
+		goto out;
+	keys_encode(pub, cs->server_key);
+	keys_encode(psk, cs->psk);
+	n = snprintf(buf, len,
+	             "# kcpsocks-local config for user %s: kcpsocks-local -c FILE\n"
+	             "# It holds the user's psk: keep it mode 0600.\n"
+	             "%s%s%s"
+	             "[local]\n"
+	             "listen = 127.0.0.1:1080\n"
+	             "server = %s%s%s:%u\n"
+	             "server_public_key = %s\n"
+	             "user = %s\n"
+	             "psk = %s\n",
+	             cs->user, cs->profile[0] ? "profile = " : "", cs->profile,
+	             cs->profile[0] ? "\n" : "", v6 ? "[" : "", cs->server.host, v6 ? "]" : "",
+	             (unsigned)cs->server.port, pub, cs->user, psk);
+	rc = n > 0 && (size_t)n < len ? 0 : KS_ERR_FULL;
+	if (rc)
+		snprintf(err, errlen, "client config: too long");
+out:
+	sodium_memzero(url, sizeof url);
+	sodium_memzero(psk, sizeof psk);
+	sodium_memzero(&back, sizeof back);
+	return rc;
+}
+
+/* adduser_load reads the server's config without config_finish (it may
+ * have no user yet) and its key. */
+static struct config *adduser_load(const char *path, struct keys_server *k, char *err,
+                                   size_t errlen)
+{
+	struct config *cfg = config_new();
+	size_t len;
+	char *text = cfg ? dconf_read_file(path, CONFIG_TEXT_MAX, &len, err, errlen) : NULL;
+	int rc;
+
+	if (!text) {
+		if (!cfg)
+			snprintf(err, errlen, "out of memory");
+		config_free(cfg);
+		return NULL;
+	}
+	rc = config_load(cfg, path, text, len, err, errlen);
+	sodium_memzero(text, len);
+	free(text);
+	if (rc != 0 || load_key(cfg, k, err, errlen) != 0) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+/* adduser prints the [user NAME] section for the server's file on stdout
+ * (so `>>FILE` appends it) and the client's config file: into
+ * --client-config OUT (created mode 0600), else on stdout after the section.
+ * No PSK ever goes on a command line. */
 static int cmd_adduser(int argc, char **argv)
 {
 	struct rng_source rng = sysrng_source();
-	const char *name = argc > 2 ? argv[2] : NULL, *path = NULL, *host = NULL;
+	struct adduser_args a;
 	struct config *cfg = NULL;
 	struct config_connstr cs = { 0 };
 	struct keys_server k;
 	struct keys_user u;
-	char err[CONFIG_ERR_MAX + 64], psk[KEYS_TEXT_LEN + 1], url[CONFIG_CONNSTR_MAX];
+	char err[CONFIG_ERR_MAX + 64], psk[KEYS_TEXT_LEN + 1], client[1024];
 	int rc = EXIT_FAILURE;
-	size_t len;
-	char *text;
 
-	for (int i = 3; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--config"))
-			path = argv[i + 1];
-		else if (!strcmp(argv[i], "--host"))
-			host = argv[i + 1];
-	}
-	if (!name || !path || argc % 2 == 0) {
+	if (adduser_parse(argc, argv, &a) != 0) {
 		fprintf(stderr, "%s\n", USAGE);
 		return 2;
 	}
 	keys_psk_generate(cs.psk, &rng);
-	if (keys_user_set(&u, name, cs.psk) != 0) {
-		log_error("adduser: '%s': a name is 1..%d of A-Z a-z 0-9 . _ -", name,
+	if (keys_user_set(&u, a.name, cs.psk) != 0) {
+		log_error("adduser: '%s': a name is 1..%d of A-Z a-z 0-9 . _ -", a.name,
 		          KEYS_NAME_MAX);
 		goto out;
 	}
-	cfg = config_new();
-	text = cfg ? dconf_read_file(path, CONFIG_TEXT_MAX, &len, err, sizeof err) : NULL;
-	if (!text) {
-		log_error("adduser: %s", cfg ? err : "out of memory");
-		goto out;
-	}
-	rc = config_load(cfg, path, text, len, err, sizeof err);
-	sodium_memzero(text, len);
-	free(text);
-	if (rc != 0 || load_key(cfg, &k, err, sizeof err) != 0) {
+	if (!(cfg = adduser_load(a.path, &k, err, sizeof err))) {
 		log_error("adduser: %s", err);
-		rc = EXIT_FAILURE;
 		goto out;
 	}
-	rc = EXIT_FAILURE;
-	if (config_find_user(cfg, name)) {
-		log_error("adduser: %s: user '%s' exists already", path, name);
+	if (config_find_user(cfg, a.name)) {
+		log_error("adduser: %s: user '%s' exists already", a.path, a.name);
 		goto out;
 	}
-	snprintf(cs.user, sizeof cs.user, "%s", name);
+	snprintf(cs.user, sizeof cs.user, "%s", a.name);
 	snprintf(cs.server.host, sizeof cs.server.host, "%s",
-	         host ? host : cfg->server_listen.host);
+	         a.host ? a.host : cfg->server_listen.host);
 	cs.server.port = cfg->server_listen.port;
 	memcpy(cs.server_key, k.pub, KEYS_LEN);
 	if (strcmp(cfg->profile_name, "default") != 0)
 		snprintf(cs.profile, sizeof cs.profile, "%s", cfg->profile_name);
-	if (config_connstr_format(&cs, url, sizeof url) < 0) {
-		log_error("adduser: cannot make a connection string for host '%s'", cs.server.host);
+	if (client_config(&cs, client, sizeof client, err, sizeof err) != 0) {
+		log_error("adduser: --host: %s", err);
+		goto out;
+	}
+	if (unspecified_host(cs.server.host))
+		log_warn("adduser: the client config names %s (the server's listen address), "
+		         "which no client can reach: pass --host with the server's public name or "
+		         "address",
+		         cs.server.host);
+	if (a.client_out && write_secret_file(a.client_out, client, err, sizeof err) != 0) {
+		log_error("adduser: %s", err);
 		goto out;
 	}
 	keys_encode(psk, cs.psk);
-	printf("# add to %s:\n[user %s]\npsk = %s\n\n", path, name, psk);
-	if (!host && (!strcmp(cs.server.host, "0.0.0.0") || !strcmp(cs.server.host, "::")))
-		printf("# replace %s with the server's public address (or use --host HOST)\n",
-		       cs.server.host);
-	printf("# the client runs:\nkcpsocks-local --connect '%s'\n", url);
+	printf("\n# added by kcpsocks-server adduser\n[user %s]\npsk = %s\n", a.name, psk);
+	if (a.client_out)
+		fprintf(stderr, "adduser: the client config of '%s' is in %s (mode 0600)\n", a.name,
+		        a.client_out);
+	else
+		printf("\n# ---- the client's config file (kcpsocks-local -c FILE) ----\n%s",
+		       client);
+	if (!a.client_out)
+		fprintf(stderr,
+		        "adduser: add the [user %s] section to %s; give the client its "
+		        "config file (it holds the psk) by a private channel\n",
+		        a.name, a.path);
 	rc = EXIT_SUCCESS;
 out:
 	sodium_memzero(&k, sizeof k);
 	sodium_memzero(&u, sizeof u);
 	sodium_memzero(&cs, sizeof cs);
 	sodium_memzero(psk, sizeof psk);
-	sodium_memzero(url, sizeof url);
+	sodium_memzero(client, sizeof client);
 	config_free(cfg);
 	return rc;
 }

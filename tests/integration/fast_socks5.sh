@@ -3,7 +3,8 @@
 # content verified by sha256 (one large file, then 50 parallel downloads),
 # a domain name resolved by the server, an IPv6 destination, the SOCKS5 reply of every error
 # path (refused 05, unknown name 04, denied destination 02, BIND and UDP
-# ASSOCIATE 07), RFC 1929 (right password works, wrong one refused),
+# ASSOCIATE 07), exactly one answer per refused negotiation (raw bytes),
+# RFC 1929 (right password works, wrong one refused),
 # --check-config, and a clean SIGTERM stop of both daemons.
 set -euo pipefail
 KS_LOG_LEVEL=debug
@@ -97,6 +98,25 @@ ok "BIND and UDP ASSOCIATE -> REP 7"
 ok "CONNECT by domain to a closed port -> REP 5"
 [ "$(metric "$SERVER_METRICS" kcpsocks_handshakes_ok_total)" = 1 ] || die "more than one handshake"
 
+# 3b. each refused negotiation gets exactly one answer, then the close
+expect_bytes() { # PORT SEND_HEX WANT_HEX WHAT
+	local got
+	got=$(python3 "$KSTOOL" s5raw "$1" "$2" | tr '\n' ' ')
+	[ "$got" = "$3 closed " ] || die "$4: sent $2, want '$3' then close, got '$got'"
+	ok "$4: $2 -> ${3:-nothing}, closed"
+}
+rep() { echo "050005${1}0001000000000000"; } # method 00, then VER REP RSV 0.0.0.0:0
+expect_bytes "$LOCAL_PORT" 0500 05ff "NMETHODS 0"
+expect_bytes "$LOCAL_PORT" 040100507f00000100 "" "SOCKS4 greeting"
+expect_bytes "$LOCAL_PORT" 050100050101017f0000010050 "$(rep 01)" "RSV 1"
+expect_bytes "$LOCAL_PORT" 05010005010002 "$(rep 08)" "ATYP 2"
+expect_bytes "$LOCAL_PORT" 05010005090001 "$(rep 07)" "CMD 9"
+expect_bytes "$LOCAL_PORT" 050100050200017f0000010050 "$(rep 07)" "BIND"
+expect_bytes "$LOCAL_PORT" 0501000501000300 "$(rep 01)" "empty domain"
+expect_bytes "$LOCAL_PORT" 05010005010003036100620050 "$(rep 01)" "domain with NUL"
+expect_bytes "$LOCAL_PORT" 050100050100030361620d0050 "$(rep 01)" "domain with CR"
+expect_bytes "$LOCAL_PORT" 050100050100030361620a0050 "$(rep 01)" "domain with LF"
+
 # 4. RFC 1929 on a second local daemon
 stop_daemon "$LOCAL_PID"
 start_local "$SERVER_PORT" "" --socks_user bob --socks_password 's3cret pass'
@@ -108,6 +128,10 @@ out=$(curl -sS -m 20 -o /dev/null --proxy "socks5h://bob:wrong@127.0.0.1:$LOCAL_
 	"http://127.0.0.1:$HTTP_PORT/f1.bin" 2>&1) && die "wrong password accepted"
 case $out in *rejected*) ;; *) die "wrong password: curl said: $out" ;; esac
 tcurl -o /dev/null "http://127.0.0.1:$HTTP_PORT/f1.bin" 2>/dev/null && die "no password accepted"
+expect_bytes "$LOCAL_PORT" 0501020100 05020101 "RFC 1929 empty user"
+expect_bytes "$LOCAL_PORT" 05010201026d6500 05020101 "RFC 1929 empty password"
+expect_bytes "$LOCAL_PORT" 0501020103626f6203626164 05020101 "RFC 1929 wrong password"
+expect_bytes "$LOCAL_PORT" 050100 05ff "RFC 1929 required, not offered"
 ok "RFC 1929: right password works, wrong and missing ones refused"
 
 # 5. clean stop

@@ -22,6 +22,11 @@ Subcommands (every socket is on 127.0.0.1 or ::1, every wait bounded):
       http://HOST:PORT/PATH, reads READ_BYTES of the answer, writes READYFILE,
       then holds the connection open for HOLD_S seconds WITHOUT reading,
       with a small receive buffer, and closes. Exit 0 if it got the bytes.
+  s5raw SOCKS_PORT HEX
+      Send the bytes HEX (spaces allowed) to 127.0.0.1:SOCKS_PORT in one
+      write, read until the daemon closes (at most 10 s), and print every
+      byte received as hex (an empty line for none), then "closed" or
+      "open" on a second line.
 """
 import os
 import random
@@ -185,10 +190,33 @@ def slowread(socks_port, host, port, path, read_bytes, hold_s, readyfile):
     s.close()
 
 
+def s5raw(socks_port, hexbytes):
+    s = socket.create_connection((LOOPBACK, int(socks_port)), timeout=10)
+    s.sendall(bytes.fromhex(hexbytes))
+    got, state = b"", "open"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(4096)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            state = "closed"
+            break
+        if not chunk:
+            state = "closed"
+            break
+        got += chunk
+    s.close()
+    print(got.hex())
+    print(state)
+
+
 def main():
-    cmds = {"tap": tap, "probe": probe, "slowread": slowread}
+    cmds = {"tap": tap, "probe": probe, "slowread": slowread, "s5raw": s5raw}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
-        sys.exit("usage: kstool.py tap|probe|slowread ARGS (see the file's header)")
+        sys.exit("usage: kstool.py tap|probe|slowread|s5raw ARGS (see the file's header)")
     cmds[sys.argv[1]](*sys.argv[2:])
 
 

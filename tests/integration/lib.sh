@@ -526,7 +526,8 @@ key_token() { grep -oE '(^|[^A-Za-z0-9_-])[A-Za-z0-9_-]{43}([^A-Za-z0-9_-]|$)' |
 
 # make_keys [USER [LINE...]]: server key pair, server config and one user.
 # Sets SERVER_KEY, SERVER_CONF, SERVER_PUB, KS_USER, CONNSTR (the connection
-# string adduser printed; start_local points it elsewhere). Server config:
+# string made from the client config adduser printed; start_local points it
+# elsewhere). Server config:
 # allow list $SERVER_ALLOW (loopback only; the default deny holds loopback,
 # where the web servers are), each LINE (e.g. "allow = [::1]:8080") in the
 # [server] section, and a resolver that reads the hosts file only
@@ -560,7 +561,14 @@ make_keys() {
 	"$KS_SERVER" adduser "$user" --config "$SERVER_CONF" >"$d/adduser.out" 2>&1 ||
 		die "kcpsocks-server adduser failed: $(cat "$d/adduser.out")"
 	CONNSTR=$(grep -oE "kcpsocks://[^[:space:]'\"]+" "$d/adduser.out" | head -n 1 || true)
-	[ -n "$CONNSTR" ] || die "no connection string in adduser's output: $(cat "$d/adduser.out")"
+	# adduser prints the client's config file (no connection string): the
+	# tests still pass one on the command line, made from its keys.
+	if [ -z "$CONNSTR" ]; then
+		psk=$(sed -n 's/^psk = //p' "$d/adduser.out" | head -n 1)
+		line=$(sed -n 's/^server_public_key = //p' "$d/adduser.out" | head -n 1)
+		[ -n "$psk" ] && [ -n "$line" ] && CONNSTR="kcpsocks://$user:$psk@127.0.0.1:1?key=$line"
+	fi
+	[ -n "$CONNSTR" ] || die "no keys in adduser's output: $(cat "$d/adduser.out")"
 	# adduser prints the user; add the section ourselves if it did not.
 	if ! grep -q "^\[user $user\]" "$SERVER_CONF"; then
 		psk=${CONNSTR#kcpsocks://*:}

@@ -97,6 +97,12 @@ static const struct bad bad_files[] = {
 	{ "[server]\nmax_sessions = 0\n", "t.conf:2: max_sessions: 0 is out of range 1..65536" },
 	{ "[user alice]\npsk = " K1 "\npsk = " K2 "\n",
 	  "t.conf:3: duplicate key 'psk' in [user alice] (first on line 2)" },
+	{ "[local]\npsk = PASTE_PSK_HERE\n",
+	  "t.conf:2: psk: 'PASTE_PSK_HERE' is a placeholder: put the real key here "
+	  "(kcpsocks-server keygen and adduser print them)" },
+	{ "[local]\nserver_public_key = <SERVERPUB>\n",
+	  "t.conf:2: server_public_key: '<SERVERPUB>' is a placeholder: put the real key here "
+	  "(kcpsocks-server keygen and adduser print them)" },
 	{ "[user alice]\npsk = nope\n",
 	  "t.conf:2: psk: not a base64url 32-byte key (43 characters)" },
 	{ "[user alice]\nname = x\n", "t.conf:2: unknown key 'name' in [user alice]" },
@@ -107,7 +113,7 @@ static const struct bad bad_files[] = {
 	{ "profile = fast\n[local]\nconnect = " CS "&profile=lossy\n",
 	  "t.conf:3: connect: 'profile' is already set on line 1" },
 	{ "[local]\nconnect = kcpsocks://alice@x:1\n",
-	  "t.conf:2: connect: bad or missing user name" },
+	  "t.conf:2: connect: missing psk after the user name (kcpsocks://USER:PSK@...)" },
 	{ "[local]\nlisten = 127.0.0.1:1\0\n", NULL }, /* see nul_byte_is_an_error */
 };
 
@@ -170,7 +176,7 @@ static void finish_errors(void **state)
 		  "t.conf: missing key 'server_public_key' in [local] (or set connect)" },
 		{ CONFIG_ROLE_LOCAL,
 		  "[local]\nserver = h:1\nserver_public_key = " K1 "\nuser = a\n",
-		  "t.conf: missing key 'psk' in [local] (or set connect)" },
+		  "t.conf: missing key 'psk' in [local] (or set psk_file or connect)" },
 		{ CONFIG_ROLE_LOCAL, "[local]\nconnect = " CS "\nsocks_user = u\n",
 		  "t.conf: socks_user and socks_password go together" },
 		{ CONFIG_ROLE_SERVER, "[user a]\npsk = " K1 "\n",
@@ -179,7 +185,8 @@ static void finish_errors(void **state)
 		  "[server]\nprivate_key = " K1 "\nprivate_key_file = /k\n[user a]\npsk = " K1 "\n",
 		  "t.conf: set one of private_key and private_key_file in [server], not both" },
 		{ CONFIG_ROLE_SERVER, "[server]\nprivate_key = " K1 "\n",
-		  "t.conf: no [user NAME] section: nobody could connect" },
+		  "t.conf: no [user NAME] section: nobody could connect (kcpsocks-server adduser "
+		  "NAME -c FILE prints one)" },
 		{ CONFIG_ROLE_LOCAL,
 		  "[local]\nconnect = " CS "\n[transport]\nidle_timeout_ms = 10000\n",
 		  "t.conf: profile 'default' with its [transport] overrides: idle_timeout_ms: "
@@ -748,6 +755,131 @@ static void default_deny_list(void **state)
 	config_free(cfg);
 }
 
+/* Issue 14 item 5: every IANA special-purpose block of the default deny
+ * list, at its first and last address, and its public neighbours. */
+static void special_purpose_blocks(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *addr;
+		bool allowed;
+	} t[] = {
+		{ "192.0.0.0", false },
+		{ "192.0.0.255", false },
+		{ "191.255.255.255", true },
+		{ "192.0.1.0", true },
+		{ "192.0.2.0", false },
+		{ "192.0.2.255", false },
+		{ "192.0.3.0", true },
+		{ "198.18.0.0", false },
+		{ "198.19.255.255", false },
+		{ "198.17.255.255", true },
+		{ "198.20.0.0", true },
+		{ "198.51.100.0", false },
+		{ "198.51.100.255", false },
+		{ "198.51.99.255", true },
+		{ "198.51.101.0", true },
+		{ "203.0.113.0", false },
+		{ "203.0.113.255", false },
+		{ "203.0.112.255", true },
+		{ "203.0.114.0", true },
+		{ "::", false },
+		{ "::1.2.3.4", false },
+		{ "::ffff:ffff", false },
+		{ "::1:0:0", true },
+		{ "64:ff9b:1::", false },
+		{ "64:ff9b:1:ffff::1", false },
+		{ "64:ff9b:2::1", true },
+		{ "64:ff9b::8.8.8.8", false },
+		{ "2002::", false },
+		{ "2002:c000:201::1", false },
+		{ "2002:ffff:ffff::1", false },
+		{ "2001:ffff::1", true },
+		{ "2003::1", true },
+		{ "fec0::", false },
+		{ "feff:ffff::1", false },
+		{ "febf::1", false }, /* link-local fe80::/10 */
+		{ "2001:db8::", false },
+		{ "2001:db8:ffff:ffff::1", false },
+		{ "2001:db7:ffff::1", true },
+		{ "2001:db9::1", true },
+		{ "::ffff:192.0.2.1", false },
+		{ "::ffff:198.18.0.1", false },
+		{ "2606:4700::1111", true },
+	};
+	struct config *cfg = config_new();
+	uint8_t a[16];
+
+	assert_non_null(cfg);
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		int fam = strchr(t[i].addr, ':') ? 6 : 4;
+		memset(a, 0, sizeof a);
+		assert_int_equal(inet_pton(fam == 4 ? AF_INET : AF_INET6, t[i].addr, a), 1);
+		if (config_dest_allowed(cfg, fam, a, 443) != t[i].allowed)
+			fail_msg("%s: want %s", t[i].addr, t[i].allowed ? "allowed" : "denied");
+	}
+	config_free(cfg);
+}
+
+/* The `self` rule: the host's own addresses, handed in as data. */
+static void self_rule(void **state)
+{
+	(void)state;
+	struct config_self self = { .n = 2 };
+	struct config *cfg = config_new();
+	struct config_rule r;
+	char err[CONFIG_ERR_MAX];
+	uint8_t mine4[16] = { 0 }, mine6[16] = { 0 }, other[16] = { 0 }, mapped[16] = { 0 };
+
+	assert_non_null(cfg);
+	assert_int_equal(inet_pton(AF_INET, "203.0.114.7", mine4), 1);
+	assert_int_equal(inet_pton(AF_INET6, "2606:4700::7", mine6), 1);
+	assert_int_equal(inet_pton(AF_INET, "203.0.114.8", other), 1);
+	assert_int_equal(inet_pton(AF_INET6, "::ffff:203.0.114.7", mapped), 1);
+	self.a[0].family = 4;
+	memcpy(self.a[0].addr, mine4, 16);
+	self.a[1].family = 6;
+	memcpy(self.a[1].addr, mine6, 16);
+
+	/* Parsing. */
+	assert_int_equal(config_rule_parse("self", 4, &r), 0);
+	assert_int_equal(r.family, CONFIG_RULE_SELF);
+	assert_int_equal(r.port_lo, 0);
+	assert_int_equal(r.port_hi, 65535);
+	assert_int_equal(config_rule_parse(" self:80-90 ", 12, &r), 0);
+	assert_int_equal(r.port_lo, 80);
+	assert_int_equal(r.port_hi, 90);
+	assert_int_equal(config_rule_parse("self/8", 6, &r), KS_ERR_INVAL);
+	assert_int_equal(config_rule_parse("*/8", 3, &r), KS_ERR_INVAL);
+	assert_int_equal(config_rule_parse("selfx", 5, &r), KS_ERR_INVAL);
+	assert_int_equal(config_rule_parse("self:", 5, &r), KS_ERR_INVAL);
+	assert_int_equal(config_rule_parse("sel", 3, &r), KS_ERR_INVAL);
+	assert_false(config_rule_match(&r, 4, mine4, 80)); /* needs the set */
+
+	/* The default deny holds self: own addresses refused, in every form. */
+	assert_false(config_dest_allowed_with(cfg, &self, 4, mine4, 443));
+	assert_false(config_dest_allowed_with(cfg, &self, 6, mine6, 443));
+	assert_false(config_dest_allowed_with(cfg, &self, 6, mapped, 443));
+	assert_true(config_dest_allowed_with(cfg, &self, 4, other, 443));
+	assert_true(config_dest_allowed_with(cfg, NULL, 4, mine4, 443));
+	assert_true(config_dest_allowed(cfg, 4, mine4, 443));
+	assert_true(config_self_has(&self, 4, mine4));
+	assert_false(config_self_has(&self, 6, mine4));
+	assert_false(config_self_has(NULL, 4, mine4));
+
+	/* allow wins, port by port. */
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "allow", "self:8080", err, sizeof err),
+	                 0);
+	assert_true(config_dest_allowed_with(cfg, &self, 4, mine4, 8080));
+	assert_false(config_dest_allowed_with(cfg, &self, 4, mine4, 8081));
+
+	/* A deny that leaves self out no longer refuses them. */
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "deny", "10.0.0.0/8", err, sizeof err),
+	                 0);
+	assert_true(config_dest_allowed_with(cfg, &self, 4, mine4, 443));
+	config_free(cfg);
+}
+
 /* ---- connection strings -------------------------------------------------- */
 
 static void connstr_round_trip(void **state)
@@ -793,18 +925,47 @@ static void connstr_bad(void **state)
 	(void)state;
 	static const struct bad t[] = {
 		{ "http://alice:" K1 "@h:1?key=" K2,
-		  "not a kcpsocks://USER:PSK@HOST:PORT?key=KEY string" },
-		{ "kcpsocks://", "bad or missing user name" },
-		{ "kcpsocks://:" K1 "@h:1?key=" K2, "bad or missing user name" },
-		{ "kcpsocks://alice:" K1 "h:1?key=" K2, "the psk is not a base64url 32-byte key" },
-		{ "kcpsocks://alice:abc@h:1?key=" K2, "the psk is not a base64url 32-byte key" },
-		{ "kcpsocks://alice:" K1 "@h?key=" K2, "bad or missing HOST:PORT" },
-		{ "kcpsocks://alice:" K1 "@h:1", "bad or missing HOST:PORT" },
-		{ "kcpsocks://alice:" K1 "@h:65536?key=" K2, "bad or missing HOST:PORT" },
-		{ "kcpsocks://alice:" K1 "@::1:5?key=" K2, "bad or missing HOST:PORT" },
-		{ "kcpsocks://alice:" K1 "@h:1?", "missing key=SERVERPUB" },
-		{ "kcpsocks://alice:" K1 "@h:1?profile=fast", "missing key=SERVERPUB" },
-		{ "kcpsocks://alice:" K1 "@h:1?key=abc", "key is not a base64url 32-byte key" },
+		  "does not start with kcpsocks:// (kcpsocks://USER:PSK@HOST:PORT?key=KEY)" },
+		{ "kcpsocks://", "missing '@' between USER:PSK and HOST:PORT" },
+		{ "kcpsocks://alice:" K1 "h:1?key=" K2,
+		  "missing '@' between USER:PSK and HOST:PORT" },
+		{ "kcpsocks://:" K1 "@h:1?key=" K2, "missing user name (kcpsocks://USER:PSK@...)" },
+		{ "kcpsocks://al ice:" K1 "@h:1?key=" K2,
+		  "bad user name 'al ice': 1..32 of A-Z a-z 0-9 . _ -" },
+		{ "kcpsocks://al\nice:" K1 "@h:1?key=" K2,
+		  "bad user name '': 1..32 of A-Z a-z 0-9 . _ -" },
+		{ "kcpsocks://alice@h:1?key=" K2,
+		  "missing psk after the user name (kcpsocks://USER:PSK@...)" },
+		{ "kcpsocks://alice:@h:1?key=" K2,
+		  "missing psk after the user name (kcpsocks://USER:PSK@...)" },
+		{ "kcpsocks://alice:abc@h:1?key=" K2,
+		  "the psk is not a base64url 32-byte key (43 characters; 3 given)" },
+		{ "kcpsocks://alice:PSK@vpn.example.org:8443?key=SERVERPUB",
+		  "the psk is not a base64url 32-byte key (43 characters; 3 given)" },
+		{ "kcpsocks://alice:" K1 "@?key=" K2, "missing HOST:PORT after '@'" },
+		{ "kcpsocks://alice:" K1 "@h?key=" K2,
+		  "missing :PORT after the server address 'h'" },
+		{ "kcpsocks://alice:" K1 "@h:1",
+		  "missing ?key=SERVERPUB (the server's public key) after HOST:PORT" },
+		{ "kcpsocks://alice:" K1 "@h:65536?key=" K2, "bad server port '65536': 1..65535" },
+		{ "kcpsocks://alice:" K1 "@h:?key=" K2, "bad server port '': 1..65535" },
+		{ "kcpsocks://alice:" K1 "@h_x:1?key=" K2, "bad server host 'h_x'" },
+		{ "kcpsocks://alice:" K1 "@:1?key=" K2, "bad server host ''" },
+		{ "kcpsocks://alice:" K1 "@::1:5?key=" K2,
+		  "an IPv6 server address goes in brackets: [ADDR]:PORT" },
+		{ "kcpsocks://alice:" K1 "@::1?key=" K2,
+		  "an IPv6 server address goes in brackets: [ADDR]:PORT" },
+		{ "kcpsocks://alice:" K1 "@[::1?key=" K2,
+		  "unclosed '[' in the server address '[::1'" },
+		{ "kcpsocks://alice:" K1 "@[::1]?key=" K2,
+		  "missing :PORT after the server address '[::1]'" },
+		{ "kcpsocks://alice:" K1 "@[::g]:5?key=" K2, "bad server host '[::g]'" },
+		{ "kcpsocks://alice:" K1 "@h:1?",
+		  "missing key=SERVERPUB (the server's public key) after '?'" },
+		{ "kcpsocks://alice:" K1 "@h:1?profile=fast",
+		  "missing key=SERVERPUB (the server's public key) after '?'" },
+		{ "kcpsocks://alice:" K1 "@h:1?key=abc",
+		  "key=: the server's public key is not a base64url 32-byte key (43 characters)" },
 		{ CS "&profile=turbo", "unknown profile 'turbo'" },
 		{ CS "&key=" K2, "unknown or repeated parameter 'key=" K2 "'" },
 		{ CS "&mtu=1300", "unknown or repeated parameter 'mtu=1300'" },
@@ -967,35 +1128,72 @@ static void docs_match_the_table(void **state)
 	free(doc);
 }
 
-static void examples_are_valid(void **state)
+/* The examples hold placeholders, never keys: loaded as shipped they are
+ * refused with a message that says so (the server's: no user yet). With the
+ * placeholders filled in (and a user added) they are valid. */
+static char *fill(const char *text, const char *what, const char *with)
+{
+	const char *at = strstr(text, what);
+	char *out;
+
+	assert_non_null(at);
+	out = malloc(strlen(text) + strlen(with) + 1);
+	assert_non_null(out);
+	memcpy(out, text, (size_t)(at - text));
+	strcpy(out + (at - text), with);
+	strcat(out, at + strlen(what));
+	return out;
+}
+
+static void examples_hold_placeholders(void **state)
 {
 	(void)state;
-	static const struct {
-		const char *path;
-		enum config_role role;
-	} t[] = { { "examples/kcpsocks-local.conf", CONFIG_ROLE_LOCAL },
-		  { "examples/kcpsocks-server.conf", CONFIG_ROLE_SERVER } };
 	char err[CONFIG_ERR_MAX];
+	char *local = read_file("examples/kcpsocks-local.conf");
+	char *server = read_file("examples/kcpsocks-server.conf");
+	struct config *cfg, *fresh = config_new();
+	char *a, *b;
 
-	for (size_t i = 0; i < 2; i++) {
-		char *text = read_file(t[i].path);
-		struct config *cfg = config_new(), *fresh = config_new();
-		if (!text)
-			fail_msg("%s not found: run the tests from the top of the tree", t[i].path);
-		if (config_load(cfg, t[i].path, text, strlen(text), err, sizeof err) != 0 ||
-		    config_finish(cfg, t[i].role, err, sizeof err) != 0)
-			fail_msg("%s", err);
-		if (t[i].role == CONFIG_ROLE_SERVER) {
-			/* The example spells out the default deny list, plus *:25. */
-			assert_int_equal(cfg->n_deny, fresh->n_deny + 1);
-			assert_memory_equal(cfg->deny, fresh->deny,
-			                    fresh->n_deny * sizeof fresh->deny[0]);
-			assert_non_null(config_find_user(cfg, "alice"));
-		}
-		config_free(fresh);
-		config_free(cfg);
-		free(text);
-	}
+	if (!local || !server)
+		fail_msg("examples not found: run the tests from the top of the tree");
+	cfg = config_new();
+	assert_int_equal(config_load(cfg, "l.conf", local, strlen(local), err, sizeof err),
+	                 KS_ERR_INVAL);
+	assert_non_null(strstr(err, "is a placeholder"));
+	config_free(cfg);
+	a = fill(local, "PASTE_SERVER_PUBLIC_KEY_HERE", K2);
+	b = fill(a, "PASTE_PSK_HERE", K1);
+	cfg = config_new();
+	if (config_load(cfg, "l.conf", b, strlen(b), err, sizeof err) != 0 ||
+	    config_finish(cfg, CONFIG_ROLE_LOCAL, err, sizeof err) != 0)
+		fail_msg("%s", err);
+	config_free(cfg);
+	free(a);
+	free(b);
+
+	cfg = config_new();
+	assert_int_equal(config_load(cfg, "s.conf", server, strlen(server), err, sizeof err), 0);
+	assert_int_equal(config_finish(cfg, CONFIG_ROLE_SERVER, err, sizeof err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, "no [user NAME] section"));
+	assert_int_equal(cfg->log_target, CONFIG_LOG_STDERR);
+	config_free(cfg);
+	size_t cap = strlen(server) + 128;
+	a = malloc(cap);
+	assert_non_null(a);
+	snprintf(a, cap, "%s\n[user alice]\npsk = %s\n", server, K1);
+	cfg = config_new();
+	if (config_load(cfg, "s.conf", a, strlen(a), err, sizeof err) != 0 ||
+	    config_finish(cfg, CONFIG_ROLE_SERVER, err, sizeof err) != 0)
+		fail_msg("%s", err);
+	/* The example spells out the default deny list, plus *:25. */
+	assert_int_equal(cfg->n_deny, fresh->n_deny + 1);
+	assert_memory_equal(cfg->deny, fresh->deny, fresh->n_deny * sizeof fresh->deny[0]);
+	assert_non_null(config_find_user(cfg, "alice"));
+	config_free(cfg);
+	config_free(fresh);
+	free(a);
+	free(local);
+	free(server);
 }
 
 /* Regression: an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4
@@ -1070,13 +1268,15 @@ int main(void)
 		cmocka_unit_test(rules_parse),
 		cmocka_unit_test(rules_match),
 		cmocka_unit_test(default_deny_list),
+		cmocka_unit_test(special_purpose_blocks),
+		cmocka_unit_test(self_rule),
 		cmocka_unit_test(connstr_round_trip),
 		cmocka_unit_test(connstr_bad),
 		cmocka_unit_test(every_prefix_of_a_file),
 		cmocka_unit_test(too_big_is_refused),
 		cmocka_unit_test(help_lists_each_roles_options),
 		cmocka_unit_test(docs_match_the_table),
-		cmocka_unit_test(examples_are_valid),
+		cmocka_unit_test(examples_hold_placeholders),
 		cmocka_unit_test(mapped_ipv4_meets_the_ipv4_rules),
 		cmocka_unit_test(unknown_family_is_refused),
 	};

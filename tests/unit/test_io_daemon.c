@@ -82,9 +82,9 @@ static void drop_privileges_errors(void **state)
 	assert_int_equal(daemon_drop_privileges("", err, sizeof err), 0);
 	assert_int_equal(daemon_drop_privileges("no-such-user-kcpsocks", err, sizeof err),
 	                 KS_ERR_INVAL);
-	assert_string_equal(err, "--user no-such-user-kcpsocks: no such user");
+	assert_string_equal(err, "run_as = no-such-user-kcpsocks: no such user");
 	assert_int_equal(daemon_drop_privileges("root", err, sizeof err), KS_ERR_INVAL);
-	assert_string_equal(err, "--user root: not an unprivileged user");
+	assert_string_equal(err, "run_as = root: not an unprivileged user");
 }
 
 /* The real drop runs in a child: it cannot be undone. */

@@ -1,7 +1,6 @@
-/* test_io_dconf.c - the daemons' command line and the profile mapping:
- * every built-in profile maps to valid transport parameters and mux
- * settings, options override in order, bad input gives a message that
- * names it. */
+/* test_io_dconf.c - the daemons' command line: options override in order,
+ * bad input gives a message that names it. (The profile mapping is
+ * core/transport's: test_transport.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,65 +8,14 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "io/dconf.h"
-
-static void every_profile_maps_to_valid_params(void **state)
-{
-	(void)state;
-	for (size_t i = 0; i < profile_count(); i++) {
-		const struct profile *p = profile_at(i);
-		struct transport_params t;
-		struct mux_config m;
-		struct mux *probe = NULL;
-
-		dconf_tparams(p, &t);
-		assert_true(tparams_valid(&t));
-		assert_int_equal(t.profile, i);
-		assert_int_equal(t.mtu, p->mtu);
-		assert_int_equal(t.nodelay, p->nodelay ? 1 : 0);
-		assert_int_equal(t.keepalive_ms, p->keepalive_ms);
-		dconf_mux(p, 0, &m);
-		assert_int_equal(m.window, p->stream_window);
-		assert_int_equal(m.budget, p->session_window);
-		assert_int_equal(m.max_streams, p->max_streams);
-		assert_int_equal(mux_new(&probe, MUX_SERVER, &m), 0);
-		mux_free(probe);
-		dconf_mux(p, 7, &m);
-		assert_int_equal(m.max_streams, 7);
-	}
-}
-
-static void padding_modes(void **state)
-{
-	struct profile p = *profile_default();
-	struct transport_params t;
-
-	(void)state;
-	p.pad_bucket = 32;
-	dconf_tparams(&p, &t);
-	assert_int_equal(t.pad_mode, TPARAMS_PAD_BUCKET);
-	assert_int_equal(t.pad_max, 32);
-	p.pad_bucket = 4; /* below the wire's bucket floor */
-	dconf_tparams(&p, &t);
-	assert_true(tparams_valid(&t));
-	p.pad_bucket = 0;
-	p.pad_max = 20;
-	dconf_tparams(&p, &t);
-	assert_int_equal(t.pad_mode, TPARAMS_PAD_RANDOM);
-	assert_int_equal(t.pad_max, 20);
-	p.pad_max = 0;
-	p.interval_ms = 1; /* below the wire's minimum: clamped */
-	dconf_tparams(&p, &t);
-	assert_int_equal(t.pad_mode, TPARAMS_PAD_NONE);
-	assert_true(tparams_valid(&t));
-	assert_int_equal(dconf_profile_id("lossy"), dconf_profile_id("lossy"));
-	assert_int_equal(dconf_profile_id("no-such"), 0);
-}
 
 /* A connection string with fixed keys. */
 static void make_url(char *url, size_t cap)
@@ -175,15 +123,134 @@ static void read_file_bounds(void **state)
 	unlink(path);
 }
 
+/* A temporary file holding text, mode 0600; returns its path in path. */
+static void temp_file(char path[static 32], const char *text)
+{
+	int fd;
+
+	strcpy(path, "/tmp/test_io_dconf_XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+static void b64(char out[static 44], uint8_t fill)
+{
+	uint8_t k[32];
+
+	memset(k, fill, sizeof k);
+	sodium_bin2base64(out, 44, k, sizeof k, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+/* psk_file, connect_file and --connect - keep secrets off the command
+ * line: each is read into psk or connect, trimmed; a clash with what it
+ * sets and a bad file are refused with the file's name; -c is --config. */
+static void secrets_from_files(void **state)
+{
+	char url[CONFIG_CONNSTR_MAX], err[256], pub[44], psk[44], text[CONFIG_CONNSTR_MAX + 64];
+	char pskf[32], urlf[32], conf[32], badf[32];
+	struct config *cfg;
+	enum dconf_action act;
+	uint8_t ones[32];
+
+	(void)state;
+	memset(ones, 1, sizeof ones);
+	make_url(url, sizeof url);
+	b64(pub, 9);
+	b64(psk, 1);
+	snprintf(text, sizeof text, "  %s\n", psk);
+	temp_file(pskf, text);
+	snprintf(text, sizeof text, "%s\r\n", url);
+	temp_file(urlf, text);
+	snprintf(text, sizeof text, "[local]\nconnect_file = %s\n", urlf);
+	temp_file(conf, text);
+	temp_file(badf, "nope\n");
+
+	char *with_psk_file[] = { "x", "--server", "127.0.0.1:1", "--server_public_key",
+		                  pub, "--user",   "bob",         "--psk_file",
+		                  pskf };
+	assert_int_equal(parse(9, with_psk_file, &cfg, &act, err), 0);
+	assert_true(cfg->has_psk);
+	assert_memory_equal(cfg->psk, ones, 32);
+	config_free(cfg);
+
+	char *with_conf[] = { "x", "-c", conf, "--listen", "127.0.0.1:2001" };
+	assert_int_equal(parse(5, with_conf, &cfg, &act, err), 0);
+	assert_string_equal(cfg->user, "alice");
+	assert_memory_equal(cfg->psk, ones, 32);
+	assert_int_equal(cfg->local_listen.port, 2001);
+	config_free(cfg);
+
+	char *clash[] = { "x", "--connect", url, "--psk_file", pskf };
+	assert_int_equal(parse(5, clash, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, "psk_file"));
+	char *clash2[] = { "x", "-c", conf, "--user", "bob" };
+	assert_int_equal(parse(5, clash2, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, "connect_file"));
+	char *bad[] = { "x", "--connect_file", badf };
+	assert_int_equal(parse(3, bad, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, badf));
+	assert_non_null(strstr(err, "does not start with kcpsocks://"));
+	char *badpsk[] = { "x",   "--server",   "127.0.0.1:1", "--server_public_key", pub, "--user",
+		           "bob", "--psk_file", badf };
+	assert_int_equal(parse(9, badpsk, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, badf));
+	assert_non_null(strstr(err, "base64url"));
+	char *nofile[] = { "x", "--psk_file", "/nonexistent/psk" };
+	assert_int_equal(parse(3, nofile, &cfg, &act, err), KS_ERR_IO);
+	assert_non_null(strstr(err, "/nonexistent/psk"));
+
+	/* --connect - reads standard input */
+	int saved = dup(STDIN_FILENO), fd = open(urlf, O_RDONLY);
+	assert_true(saved >= 0 && fd >= 0);
+	assert_int_equal(dup2(fd, STDIN_FILENO), STDIN_FILENO);
+	close(fd);
+	char *from_stdin[] = { "x", "--connect", "-" };
+	int rc = parse(3, from_stdin, &cfg, &act, err);
+	assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
+	close(saved);
+	assert_int_equal(rc, 0);
+	assert_string_equal(cfg->user, "alice");
+	config_free(cfg);
+
+	unlink(pskf);
+	unlink(urlf);
+	unlink(conf);
+	unlink(badf);
+}
+
+/* The example keys once published with the source are refused. */
+static void published_keys_refused(void **state)
+{
+	struct config_connstr c = { .user = "alice", .server = { true, "127.0.0.1", 8443 } };
+	char url[CONFIG_CONNSTR_MAX], err[256];
+	char *argv[] = { "x", "--connect", url };
+	struct config *cfg;
+	enum dconf_action act;
+
+	(void)state;
+	for (size_t i = 0; i < 32; i++) {
+		c.psk[i] = (uint8_t)i;
+		c.server_key[i] = 7;
+	}
+	assert_true(config_connstr_format(&c, url, sizeof url) > 0);
+	assert_int_equal(parse(3, argv, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, "psk: this is the example key published"));
+	memset(c.psk, 3, 32);
+	for (size_t i = 0; i < 32; i++)
+		c.server_key[i] = (uint8_t)(0x64 + i);
+	assert_true(config_connstr_format(&c, url, sizeof url) > 0);
+	assert_int_equal(parse(3, argv, &cfg, &act, err), KS_ERR_INVAL);
+	assert_non_null(strstr(err, "server_public_key: this is the example key published"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(every_profile_maps_to_valid_params),
-		cmocka_unit_test(padding_modes),
-		cmocka_unit_test(options_apply_in_order),
-		cmocka_unit_test(bad_command_lines),
-		cmocka_unit_test(config_file_and_options),
-		cmocka_unit_test(read_file_bounds),
+		cmocka_unit_test(options_apply_in_order),  cmocka_unit_test(bad_command_lines),
+		cmocka_unit_test(config_file_and_options), cmocka_unit_test(read_file_bounds),
+		cmocka_unit_test(secrets_from_files),      cmocka_unit_test(published_keys_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

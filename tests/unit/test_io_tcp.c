@@ -449,6 +449,33 @@ static void conn_nodelay_and_echo(void **state)
 	tcp_conn_close(srv.c);
 }
 
+/* consume_wipe zeroes the dropped bytes where they lay in the read buffer
+ * (an RFC 1929 password must not stay there), keeps the rest, and takes a
+ * count larger than what is buffered as "all". */
+static void conn_consume_wipe(void **state)
+{
+	struct fix *f = *state;
+	static struct side cli, srv;
+	const uint8_t *p, *q;
+
+	memset(&cli, 0, sizeof cli);
+	memset(&srv, 0, sizeof srv);
+	pair(f, &cli, &srv, NULL);
+	tcp_conn_read_start(srv.c);
+	assert_int_equal(tcp_conn_write(cli.c, "secretGET", 9), 9);
+	run_until(f, &srv.data);
+	assert_int_equal(tcp_conn_peek(srv.c, &p), 9);
+	tcp_conn_consume_wipe(srv.c, 6);
+	assert_memory_equal(p, "\0\0\0\0\0\0GET", 9);
+	assert_int_equal(tcp_conn_peek(srv.c, &q), 3);
+	assert_memory_equal(q, "GET", 3);
+	tcp_conn_consume_wipe(srv.c, SIZE_MAX);
+	assert_memory_equal(p, "\0\0\0\0\0\0\0\0\0", 9);
+	assert_int_equal(tcp_conn_peek(srv.c, &q), 0);
+	tcp_conn_close(cli.c);
+	tcp_conn_close(srv.c);
+}
+
 static uint8_t pattern(size_t i) { return (uint8_t)(i * 31 + (i >> 8)); }
 
 /* The writer fills its buffer and gets KS_ERR_FULL while the reader does not
@@ -822,6 +849,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(connect_cancel_before_completion, setup, teardown),
 		cmocka_unit_test_setup_teardown(conn_nodelay_and_echo, setup, teardown),
 		cmocka_unit_test_setup_teardown(conn_backpressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(conn_consume_wipe, setup, teardown),
 		cmocka_unit_test_setup_teardown(conn_half_close_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(conn_close_in_callback_is_deferred, setup,
 		                                teardown),

@@ -183,50 +183,168 @@ static void data_flows_both_ways(void **state)
 	sessions_free(s.t);
 }
 
-/* 6.2: only an authenticated, fresh, newest datagram moves the peer. */
-static void roaming_moves_only_on_newest(void **state)
+/* The client's side of 6.2: open a PATH_CHALLENGE (its token into token),
+ * and seal a PATH_RESPONSE carrying a token into r. */
+static void client_open_challenge(struct client *c, uint32_t conv, const uint8_t *d, size_t n,
+                                  uint8_t token[static SESSIONS_TOKEN_LEN])
+{
+	uint8_t pt[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t m = envelope_open(&c->env, d, n, 0, pt, sizeof pt, &rx);
+
+	assert_int_equal(m, SESSIONS_PATH_LEN);
+	assert_int_equal(sessions_path_read(pt, (size_t)m, conv, token), SESSIONS_PATH_CHALLENGE);
+}
+
+static ssize_t client_respond(struct client *c, uint32_t conv, const uint8_t *token, uint8_t *r)
+{
+	uint8_t frame[SESSIONS_PATH_LEN];
+	ssize_t m;
+
+	sessions_path_write(frame, conv, SESSIONS_PATH_RESPONSE, token);
+	m = envelope_seal(&c->env, &c->rng, frame, sizeof frame, r, ENVELOPE_MAX_DATAGRAM);
+	assert_true(m > 0);
+	return m;
+}
+
+/* 6.2: a new address gets a challenge, and the peer moves only when the
+ * challenge's token comes back from that address. */
+static void roaming_needs_path_validation(void **state)
 {
 	(void)state;
 	struct server s;
 	struct client c;
 	uint8_t d0[ENVELOPE_MAX_DATAGRAM], d1[ENVELOPE_MAX_DATAGRAM], d2[ENVELOPE_MAX_DATAGRAM];
-	uint8_t out[ENVELOPE_MAX_DATAGRAM];
-	struct sessions_addr b = addr_of(200), third = addr_of(66);
+	uint8_t out[ENVELOPE_MAX_DATAGRAM], ch[ENVELOPE_MAX_DATAGRAM], r[ENVELOPE_MAX_DATAGRAM];
+	uint8_t token[SESSIONS_TOKEN_LEN], wrong[SESSIONS_TOKEN_LEN];
+	struct sessions_addr a, b = addr_of(200), third = addr_of(66);
 	const struct sessions_addr *to;
 	struct sessions_event ev;
-	ssize_t n0, n1, n2;
+	ssize_t n0, n1, n2, nc, nr;
 	uint64_t sid;
+	uint32_t conv;
 
 	server_start(&s, 2, 16);
 	client_init(&c, &s, 0, 101);
+	a = c.addr;
 	sid = client_connect(&c, &s, 0);
+	conv = sessions_get(s.t, sid)->conv;
 	n0 = client_seal(&c, "zero", d0);
 	n1 = client_seal(&c, "one", d1);
 	n2 = client_seal(&c, "two", d2);
-	assert_int_equal(deliver(&s, &c.addr, d0, (size_t)n0, 1, &ev, out), 0);
-	/* The client's NAT rebinds: its next datagram comes from b. */
+	assert_int_equal(deliver(&s, &a, d0, (size_t)n0, 1, &ev, out), 0);
+	assert_false(ev.challenge);
+	assert_int_equal(sessions_seal_challenge(s.t, sid, &s.rng, 1, ch, sizeof ch, &to),
+	                 KS_ERR_STATE);
+	/* The client's NAT rebinds: its next datagram comes from b. It is
+	 * delivered, but the peer stays until b proves it receives. */
 	assert_int_equal(deliver(&s, &b, d2, (size_t)n2, 2, &ev, out), 0);
-	assert_true(ev.moved);
-	assert_memory_equal(&sessions_get(s.t, sid)->peer, &b, sizeof b);
+	assert_int_equal(ev.len, 3);
+	assert_false(ev.moved);
+	assert_true(ev.challenge);
+	assert_memory_equal(&sessions_get(s.t, sid)->peer, &a, sizeof a);
+	nc = sessions_seal_challenge(s.t, sid, &s.rng, 2, ch, sizeof ch, &to);
+	assert_true(nc > 0);
+	assert_memory_equal(to, &b, sizeof b);
+	assert_true((uint64_t)nc <= SESSIONS_AMPLIFY * (uint64_t)n2);
+	client_open_challenge(&c, conv, ch, (size_t)nc, token);
+	/* Data still goes to the proven address. */
+	assert_true(sessions_seal(s.t, sid, &s.rng, (const uint8_t *)"x", 1, out, sizeof out, &to) >
+	            0);
+	assert_memory_equal(to, &a, sizeof a);
 	/* A replay from a third address: refused, nothing moves. */
 	assert_int_equal(deliver(&s, &third, d2, (size_t)n2, 3, &ev, out), KS_ERR_REPLAY);
 	assert_int_equal(deliver(&s, &third, d0, (size_t)n0, 3, &ev, out), KS_ERR_REPLAY);
 	assert_int_equal(ev.kind, SESSIONS_EV_NONE);
-	/* A late (older, unseen) datagram opens but does not move the peer. */
+	/* A late (older, unseen) datagram opens but does not make its source
+	 * the candidate. */
 	assert_int_equal(deliver(&s, &third, d1, (size_t)n1, 4, &ev, out), 0);
 	assert_false(ev.moved);
-	assert_memory_equal(&sessions_get(s.t, sid)->peer, &b, sizeof b);
-	/* A forged datagram from the third address does not either. */
-	n0 = client_seal(&c, "three", d0);
-	d0[n0 - 1] ^= 1;
-	assert_int_equal(deliver(&s, &third, d0, (size_t)n0, 5, &ev, out), KS_ERR_AUTH);
-	d0[n0 - 1] ^= 1;
-	/* And the session carries on from b, replies going to b. */
-	assert_int_equal(deliver(&s, &b, d0, (size_t)n0, 6, &ev, out), 0);
+	assert_false(ev.challenge);
+	/* The response from another address does not validate b... */
+	nr = client_respond(&c, conv, token, r);
+	assert_int_equal(deliver(&s, &third, r, (size_t)nr, 5, &ev, out), 0);
 	assert_false(ev.moved);
-	assert_true(sessions_seal(s.t, sid, &s.rng, out, 3, d1, sizeof d1, &to) > 0);
+	assert_int_equal(ev.len, 0);
+	/* ...nor a wrong token from b, nor a forged datagram. */
+	memcpy(wrong, token, sizeof wrong);
+	wrong[0] ^= 1;
+	nr = client_respond(&c, conv, wrong, r);
+	assert_int_equal(deliver(&s, &b, r, (size_t)nr, 5, &ev, out), 0);
+	assert_false(ev.moved);
+	nr = client_respond(&c, conv, token, r);
+	r[nr - 1] ^= 1;
+	assert_int_equal(deliver(&s, &b, r, (size_t)nr, 5, &ev, out), KS_ERR_AUTH);
+	r[nr - 1] ^= 1;
+	assert_memory_equal(&sessions_get(s.t, sid)->peer, &a, sizeof a);
+	/* The right token from b moves the peer; replies go to b. */
+	assert_int_equal(deliver(&s, &b, r, (size_t)nr, 6, &ev, out), 0);
+	assert_true(ev.moved);
+	assert_int_equal(ev.len, 0);
+	assert_memory_equal(&sessions_get(s.t, sid)->peer, &b, sizeof b);
+	assert_true(sessions_seal(s.t, sid, &s.rng, (const uint8_t *)"x", 1, out, sizeof out, &to) >
+	            0);
 	assert_memory_equal(to, &b, sizeof b);
 	assert_int_equal(s.t->n.moved, 1);
+	sessions_free(s.t);
+}
+
+/* 6.2 against a racer: copies of the client's datagrams from the
+ * attacker's address arrive first. The session stays on the proven path,
+ * the attacker's address gets challenges only, never more than 3x what it
+ * sent, and the originals (duplicates now) keep dropping the candidate. */
+static void racer_gets_at_most_three_times(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM], ch[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_addr evil = addr_of(99);
+	const struct sessions_addr *to;
+	struct sessions_event ev;
+	uint64_t sid, sent = 0, got = 0, delivered = 0;
+	ssize_t n;
+
+	server_start(&s, 3, 16);
+	client_init(&c, &s, 1, 102);
+	sid = client_connect(&c, &s, 0);
+	for (uint64_t i = 0; i < 200; i++) {
+		uint64_t now = 10 + i * 7;
+
+		n = client_seal(&c, i % 3 ? "a small ack" : "a longer datagram with stream data",
+		                d);
+		/* The copy first, from the attacker. */
+		assert_int_equal(deliver(&s, &evil, d, (size_t)n, now, &ev, out), 0);
+		sent += (uint64_t)n;
+		delivered += ev.len > 0;
+		if (ev.challenge) {
+			ssize_t m =
+			        sessions_seal_challenge(s.t, sid, &s.rng, now, ch, sizeof ch, &to);
+
+			if (m > 0) {
+				assert_memory_equal(to, &evil, sizeof evil);
+				got += (uint64_t)m;
+			} else {
+				assert_int_equal(m, KS_ERR_LIMIT);
+			}
+		}
+		assert_true(got <= 3 * sent);
+		/* Then the original: a genuine duplicate from the proven path. */
+		assert_int_equal(deliver(&s, &c.addr, d, (size_t)n, now + 1, &ev, out),
+		                 KS_ERR_REPLAY);
+		assert_false(sessions_get(s.t, sid)->cand.active);
+		assert_memory_equal(&sessions_get(s.t, sid)->peer, &c.addr, sizeof c.addr);
+	}
+	assert_int_equal(delivered, 200); /* nothing lost: the copies carried it */
+	assert_int_equal(s.t->n.moved, 0);
+	assert_true(s.t->n.path_kept >= 200);
+	assert_true(got > 0);
+	/* A forged duplicate from the proven path does not count. */
+	n = client_seal(&c, "x", d);
+	assert_int_equal(deliver(&s, &evil, d, (size_t)n, 5000, &ev, out), 0);
+	d[n - 1] ^= 1;
+	assert_int_equal(deliver(&s, &c.addr, d, (size_t)n, 5001, &ev, out), KS_ERR_REPLAY);
+	assert_true(sessions_get(s.t, sid)->cand.active);
 	sessions_free(s.t);
 }
 
@@ -578,7 +696,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(data_flows_both_ways),
-		cmocka_unit_test(roaming_moves_only_on_newest),
+		cmocka_unit_test(roaming_needs_path_validation),
+		cmocka_unit_test(racer_gets_at_most_three_times),
 		cmocka_unit_test(probes_get_no_answer),
 		cmocka_unit_test(restart_is_noticed_and_healed),
 		cmocka_unit_test(user_sessions_are_capped),

@@ -768,6 +768,7 @@ static void cred_table_checks_user_and_password_together(void **state)
 struct run {
 	int rc;
 	enum socks5_fault fault;
+	int rep;         /* step.rep of the last feed */
 	uint8_t out[64]; /* everything sent to the client */
 	size_t out_len;
 	uint8_t raw[SOCKS5_REQUEST_MAX]; /* the request's raw bytes */
@@ -786,6 +787,7 @@ static void take_step(struct run *u, const struct socks5_step *st, int rc)
 	u->out_len += st->out_len;
 	u->rc = rc;
 	u->fault = st->fault;
+	u->rep = st->rep;
 	if (rc == 0) {
 		memcpy(u->raw, st->request.raw, st->request.raw_len);
 		u->raw_len = st->request.raw_len;
@@ -834,6 +836,7 @@ static void assert_same_run(const struct run *a, const struct run *b)
 {
 	assert_int_equal(a->rc, b->rc);
 	assert_int_equal(a->fault, b->fault);
+	assert_int_equal(a->rep, b->rep);
 	assert_int_equal(a->out_len, b->out_len);
 	assert_memory_equal(a->out, b->out, a->out_len);
 	assert_int_equal(a->raw_len, b->raw_len);
@@ -980,6 +983,18 @@ static void server_refuses_with_the_right_answer(void **state)
 		assert_int_equal(u.fault, c->fault);
 		assert_int_equal(u.out_len, c->out_len);
 		assert_memory_equal(u.out, c->out, c->out_len);
+		/* out is the one answer: a refused request ends with one S5
+		 * reply whose REP step.rep names; anything else has no REP */
+		if (u.rc == KS_ERR_PROTO || u.rc == KS_ERR_UNSUPPORTED || u.rc == KS_ERR_AUTH) {
+			bool request = c->out_len >= 10 && c->out[c->out_len - 10] == 0x05 &&
+			               c->fault != SOCKS5_FAULT_AUTH &&
+			               c->fault != SOCKS5_FAULT_NMETHODS &&
+			               c->fault != SOCKS5_FAULT_ULEN &&
+			               c->fault != SOCKS5_FAULT_PLEN;
+			assert_int_equal(u.rep, request ? c->out[c->out_len - 9] : -1);
+		} else {
+			assert_int_equal(u.rep, -1);
+		}
 	}
 }
 
