@@ -110,6 +110,10 @@ enum {
 	HANDSHAKE_SRC_DH_RATE = 50, /* per second and source host */
 	HANDSHAKE_SRC_DH_BURST = 100,
 	HANDSHAKE_SRC_SLOTS = 4096, /* source buckets, hashed */
+	/* ... and a reserve for hosts that hardly used their own bucket lately
+	 * (new clients), taken only when the total is spent. */
+	HANDSHAKE_DH_RESERVE_RATE = 200,
+	HANDSHAKE_DH_RESERVE_BURST = 20,
 };
 
 /* Transport parameters: the one range of each transport setting. The

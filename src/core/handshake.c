@@ -576,14 +576,26 @@ static struct handshake_bucket *src_bucket(struct handshake_server *s, const uin
 	return b;
 }
 
+/* Per source host, then in total. A host that has hardly used its own
+ * bucket lately (a new client, one retrying now and then) may also draw
+ * on a small reserve when the total is spent, so a flood from hosts that
+ * each send fast cannot keep a new client out. */
 static bool budget_ok(struct handshake_server *s, uint64_t now_ms, const uint8_t *src, size_t n)
 {
 	uint64_t now_us = now_ms * 1000;
+	struct handshake_bucket *b;
+	bool light;
 
-	if (src && !bucket_take(src_bucket(s, src, n), now_us, HANDSHAKE_SRC_DH_RATE,
-	                        HANDSHAKE_SRC_DH_BURST))
+	if (!src)
+		return bucket_take(&s->total, now_us, HANDSHAKE_DH_RATE, HANDSHAKE_DH_BURST);
+	b = src_bucket(s, src, n);
+	light = b->tat <= now_us + 1000000 / HANDSHAKE_SRC_DH_RATE;
+	if (!bucket_take(b, now_us, HANDSHAKE_SRC_DH_RATE, HANDSHAKE_SRC_DH_BURST))
 		return false;
-	return bucket_take(&s->total, now_us, HANDSHAKE_DH_RATE, HANDSHAKE_DH_BURST);
+	if (bucket_take(&s->total, now_us, HANDSHAKE_DH_RATE, HANDSHAKE_DH_BURST))
+		return true;
+	return light && bucket_take(&s->reserve, now_us, HANDSHAKE_DH_RESERVE_RATE,
+	                            HANDSHAKE_DH_RESERVE_BURST);
 }
 
 /* --- 4.4: reading an init ---------------------------------------------------- */

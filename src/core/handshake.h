@@ -203,7 +203,7 @@ struct handshake_server {
 	uint8_t refused[HANDSHAKE_REFUSED_CACHE][HANDSHAKE_MAC_LEN];
 	/* X25519 budgets. */
 	uint8_t src_key[16];
-	struct handshake_bucket total, src[HANDSHAKE_SRC_SLOTS];
+	struct handshake_bucket total, reserve, src[HANDSHAKE_SRC_SLOTS];
 	struct handshake_refusal last_refusal; /* the latest refusal sent */
 	struct handshake_counters n;
 };

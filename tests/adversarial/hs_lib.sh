@@ -10,17 +10,23 @@ user_psk() {
 }
 
 # add_user NAME: a second user in $SERVER_CONF (before the server starts).
+# Sets USER_CONNSTR (a connection string for it, as lib.sh's CONNSTR).
 add_user() {
+	local cs psk
 	"$KS_SERVER" adduser "$1" --config "$SERVER_CONF" >"$T/adduser.$1.out" 2>&1 ||
 		die "adduser $1: $(cat "$T/adduser.$1.out")"
-	if ! grep -q "^\[user $1\]" "$SERVER_CONF"; then
-		local cs psk
-		cs=$(grep -oE "kcpsocks://[^[:space:]'\"]+" "$T/adduser.$1.out" | head -n 1)
+	# adduser prints a connection string, or (newer) config snippets.
+	cs=$(grep -oE "kcpsocks://[^[:space:]'\"]+" "$T/adduser.$1.out" | head -n 1 || true)
+	if [ -n "$cs" ]; then
 		psk=${cs#kcpsocks://*:}
 		psk=${psk%%@*}
-		printf '[user %s]\npsk = %s\n' "$1" "$psk" >>"$SERVER_CONF"
+	else
+		psk=$(sed -n 's/^psk = //p' "$T/adduser.$1.out" | head -n 1)
 	fi
-	[ -n "$(user_psk "$1")" ] || die "no psk for $1"
+	[ -n "$psk" ] || die "no psk for $1 in adduser's output: $(cat "$T/adduser.$1.out")"
+	grep -q "^\[user $1\]" "$SERVER_CONF" || printf '[user %s]\npsk = %s\n' "$1" "$psk" >>"$SERVER_CONF"
+	[ "$(user_psk "$1")" = "$psk" ] || die "the psk of $1 in $SERVER_CONF is not the one adduser gave"
+	USER_CONNSTR="kcpsocks://$1:$psk@127.0.0.1:1?key=$SERVER_PUB"
 }
 
 # hs KIND [ARGS...]: run hsflood at the server; prints its key=value line.

@@ -17,6 +17,7 @@ pick_ports SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS HTTP_PORT
 
 make_keys alice
 add_user bob
+BOB_CONNSTR=$USER_CONNSTR
 start_http
 head -c 1048576 /dev/urandom >"$HTTP_DIR/f.bin"
 start_server
@@ -47,8 +48,7 @@ flood_ms=$(($(now_ms) - t0))
 ok "during the flood: alice's established session fetched 1 MiB in $flood_ms ms"
 
 # A new client (bob) connects during the flood.
-bob_cs=$(grep -oE "kcpsocks://[^[:space:]'\"]+" "$T/adduser.bob.out" | head -n 1)
-CONNSTR=$bob_cs
+CONNSTR=$BOB_CONNSTR
 LOCAL_PORT='' LOCAL_METRICS=''
 t0=$(now_ms)
 start_local "$SERVER_PORT"

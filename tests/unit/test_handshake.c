@@ -817,10 +817,9 @@ static void dh_budget_per_source_and_total(void **state)
 	                                                 NOW + 1000 / HANDSHAKE_SRC_DH_RATE, a,
 	                                                 sizeof a, &p),
 	                 0);
-	/* The total: spend it from many hosts, then even a new host waits. */
+	/* The total: spend it from hosts that each send 90 at once. */
 	for (i = 0; i < 2 * HANDSHAKE_DH_BURST; i++) {
-		b[4] = (uint8_t)(i >> 8);
-		b[5] = (uint8_t)i;
+		b[4] = (uint8_t)(i / 90);
 		n = write_init(w, NOW, init);
 		rc = handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, b, sizeof b, &p);
 		if (rc == KS_ERR_LIMIT)
@@ -829,10 +828,25 @@ static void dh_budget_per_source_and_total(void **state)
 	}
 	assert_int_equal(rc, KS_ERR_LIMIT);
 	assert_true(i > HANDSHAKE_DH_BURST - HANDSHAKE_SRC_DH_BURST - 10 && i < HANDSHAKE_DH_BURST);
-	b[4] = b[5] = 0xee;
+	/* A host that spent its own bucket gets nothing more... */
 	n = write_init(w, NOW, init);
-	assert_true(handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, b, sizeof b,
-	                                            &p) == KS_ERR_LIMIT);
+	assert_int_equal(
+	        handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, a, sizeof a, &p),
+	        KS_ERR_LIMIT);
+	/* ...a new host still gets in, from the reserve, until that is spent. */
+	for (i = 0; i < HANDSHAKE_DH_RESERVE_BURST; i++) {
+		b[4] = 0xee;
+		b[5] = (uint8_t)i;
+		n = write_init(w, NOW, init);
+		assert_int_equal(handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, b,
+		                                                 sizeof b, &p),
+		                 0);
+	}
+	b[5] = 0xff;
+	n = write_init(w, NOW, init);
+	assert_int_equal(
+	        handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, b, sizeof b, &p),
+	        KS_ERR_LIMIT);
 	world_free(w);
 }
 
