@@ -38,7 +38,7 @@
  *
  * Sans-I/O: the caller passes the unix time in ms and an rng_source.
  * Nothing allocates; struct handshake_server is large (replay caches,
- * per-user floors, about 1 MiB), so put it on the heap.
+ * per-user floors, budgets: about 370 KiB), so put it on the heap.
  */
 #ifndef KCPSOCKS_HANDSHAKE_H
 #define KCPSOCKS_HANDSHAKE_H
