@@ -7,7 +7,8 @@
 # 96 % CPU and an established session's 1 MiB fetch took 7.6 s. Now: the
 # established session fetches 1 MiB during the flood (time reported, not
 # asserted), a new client of another user connects and fetches, and not
-# one byte goes back to the flood.
+# one byte goes back to the flood. HS_FLOOD_RATE (50000) and
+# HS_FLOOD_SOURCES (100) change the flood.
 set -euo pipefail
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/hs_lib.sh"
@@ -36,7 +37,7 @@ quiet_ms=$(($(now_ms) - t0))
 ok "alice's session up; 1 MiB in $quiet_ms ms without a flood"
 
 "$HSFLOOD" --server "127.0.0.1:$SERVER_PORT" --key "$SERVER_PUB" --kind unknown \
-	--count 0 --duration 10 --rate "${HS_FLOOD_RATE:-50000}" --sources 100 --wait 1000 \
+	--count 0 --duration 10 --rate "${HS_FLOOD_RATE:-50000}" --sources "${HS_FLOOD_SOURCES:-100}" --wait 1000 \
 	>"$T/flood.out" 2>&1 &
 FLOOD=$!
 lib_track "$FLOOD" hsflood "$T/flood.out"
