@@ -11,6 +11,9 @@
 #
 # bench.sh handshake BUILD - the daemons under handshake floods
 # (bench/run-handshake.sh): docs/bench/handshake.md.
+#
+# bench.sh cross BUILD - the footprint of the cross-built daemons
+# (scripts/cross-footprint.sh; make bench-cross builds them first).
 set -euo pipefail
 name=$1
 build=$2
@@ -32,6 +35,10 @@ elif [ "$name" = peers ]; then
 	export BENCH_OUT=${BENCH_OUT:-$build/bench-peers}
 	bench/run-peers.sh "$build"
 	python3 bench/peers_report.py "$BENCH_OUT" docs/bench
+	cat "$out"
+elif [ "$name" = cross ]; then
+	# the cross-built daemons' sizes, libraries and RSS under qemu-user
+	scripts/cross-footprint.sh "$build" >"$out.tmp" && mv "$out.tmp" "$out"
 	cat "$out"
 else
 	tmp=$(mktemp)

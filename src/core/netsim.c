@@ -287,6 +287,40 @@ static bool lose(const struct netsim_link *l, struct fate *f)
 	return false;
 }
 
+/* a * b as a 128-bit (hi, lo) pair in plain C: 32-bit targets have no
+ * unsigned __int128. */
+struct wide {
+	uint64_t hi, lo;
+};
+
+static struct wide mul_wide(uint64_t a, uint64_t b)
+{
+	uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
+	uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+	uint64_t mid = (p00 >> 32) + (uint32_t)p01 + (uint32_t)p10;
+
+	return (struct wide){ p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32),
+		              (mid << 32) | (uint32_t)p00 };
+}
+
+/* True if `len` more bytes overflow the queue that holds the bytes still
+ * to serialize in `ahead_ns` at `rate`: floor(ahead_ns * rate / 1e9) + len >
+ * queue. With room = queue - len that is ahead_ns * rate >= (room + 1) * 1e9,
+ * i.e. ahead_ns * rate > room * 1e9 + 1e9 - 1, exact in 128 bits. */
+static bool queue_full(uint64_t ahead_ns, uint64_t rate, size_t len, size_t queue)
+{
+	struct wide have, limit;
+
+	if (len > queue)
+		return true;
+	have = mul_wide(ahead_ns, rate);
+	limit = mul_wide(queue - len, NS_PER_S);
+	limit.lo += NS_PER_S - 1;
+	if (limit.lo < NS_PER_S - 1)
+		limit.hi++;
+	return have.hi > limit.hi || (have.hi == limit.hi && have.lo > limit.lo);
+}
+
 /* Step 4: serialize at cfg.rate on the limiter clock (ns since epoch, an
  * integer remainder carried so long runs give the exact rate). Returns the
  * departure time in ms, or UINT64_MAX when the queue is full. */
@@ -298,9 +332,7 @@ static uint64_t serialize(const struct netsim_link *l, struct fate *f, size_t le
 	if (!c->rate)
 		return now;
 	if (f->free_ns > now_ns) {
-		unsigned __int128 backlog =
-		        (unsigned __int128)(f->free_ns - now_ns) * c->rate / NS_PER_S;
-		if (backlog + len > c->queue_bytes)
+		if (queue_full(f->free_ns - now_ns, c->rate, len, c->queue_bytes))
 			return UINT64_MAX;
 		start = f->free_ns;
 		rem = f->free_rem;

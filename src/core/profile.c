@@ -30,7 +30,7 @@ static const struct profile profiles[] = {
 	        .session_window = MUX_BUDGET_DEFAULT,
 	        .max_streams = MUX_STREAMS_DEFAULT,
 	        .fast_open = false,
-	        .dup_thin = false,
+	        .dup_thin = true,
 	},
 	{
 	        .name = "fast",

@@ -1105,9 +1105,10 @@ static void test_bulk_bottleneck(void **state)
 }
 
 /* The bench's loss5 path (5% loss, jitter, reordering): the lossy profile
- * is the one for it, at more than ten times the rate of the default one,
- * whose window, cut once early in slow start, grows back by one segment
- * per RTT; the default session still survives and completes. */
+ * is the one for it and is at least as fast as the default one. The
+ * default profile sends thin flights twice (dup_thin), so a loss early in
+ * slow start no longer cuts its window to a crawl (0.59 MB/s without, 4.7
+ * with, seed 36); it survives and completes either way. */
 static void test_bulk_loss5(void **state)
 {
 	static const struct netsim_config loss5 = LOSS5;
@@ -1118,7 +1119,7 @@ static void test_bulk_loss5(void **state)
 	l = bulk_run("lossy", &loss5, 8 << 20, 37);
 	assert_true(d.mbps >= 0.4);
 	assert_true(l.mbps >= 7);
-	assert_true(l.mbps >= 10 * d.mbps);
+	assert_true(l.mbps >= d.mbps);
 }
 
 /* What the profile keys that are not carried by the handshake do in a
