@@ -56,7 +56,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
-        test-socks5-realistic test-soak test-fault test-integration-full bench-envelope bench-mux bench-peers asan fuzz fuzz-run check check-format check-layering format \
+        test-socks5-realistic test-soak test-fault test-adversarial test-integration-full bench-envelope bench-mux bench-peers bench-handshake asan fuzz fuzz-run check check-format check-layering format \
         bench bench-kcp clean run profile cross test-cross test-cross-replay test-cross-e2e test-cross-all bench-cross
 
 all: $(BINS) $(TOOLS)
@@ -69,8 +69,10 @@ help:
 	@echo 'make asan                  the unit/sim/replay tests under ASan+UBSan (build/asan)'
 	@echo 'make fuzz                  build libFuzzer targets into build/fuzz; fuzz-run runs each $(FUZZ_SECONDS)s'
 	@echo 'make test-soak / test-fault  the 30 s soak / the fault suites through the relay'
+	@echo 'make test-adversarial      hostile peers: handshake floods, replays, racing relays'
 	@echo 'make bench                 all benchmarks; writes docs/BENCHMARKS.md'
 	@echo 'make bench-kcp|bench-envelope|bench-mux  one core benchmark (simulated, no network)'
+	@echo 'make bench-handshake       the server under handshake floods (real daemons, loopback)'
 	@echo 'make bench-cross           sizes, libraries and 32-bit RSS of the cross-built daemons (docs/bench/cross.md)'
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
 	@echo 'make profile               where the CPU goes on the bulk path (perf, callgrind): build/profile/report.md'
@@ -175,7 +177,7 @@ fuzz: $(FUZZERS)
 fuzz-run: $(FUZZERS)
 	@scripts/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
-test-all: test test-integration-full test-socks5-realistic test-soak test-fault test-cross-all asan fuzz-run test-package
+test-all: test test-integration-full test-socks5-realistic test-soak test-fault test-adversarial test-cross-all asan fuzz-run test-package
 	@echo 'test-all: every suite passed'
 
 # The 30 s soak and the fault suites (restart, blackhole, rebinding, slow
@@ -187,6 +189,11 @@ test-soak: all
 test-fault: all
 	@scripts/deps.sh realistic
 	@scripts/run-integration.sh fault $(BUILD)
+
+# Hostile peers (tests/adversarial): handshake floods, replays, racing
+# relays; each test passes only when its attack fails. Part of test-all.
+test-adversarial: all
+	@scripts/run-integration.sh adversarial $(BUILD)
 
 # Longer integration tests (large transfers); part of test-all only.
 test-integration-full: all
@@ -327,7 +334,7 @@ check-layering: $(CORE_OBJ) $(SIMLIB_OBJ)
 
 # --- benchmarks ------------------------------------------------------------
 
-bench: bench-kcp bench-envelope bench-mux bench-peers bench-cross
+bench: bench-kcp bench-envelope bench-mux bench-handshake bench-peers bench-cross
 
 bench-kcp bench-envelope bench-mux: bench-%: $(BENCHES)
 	@scripts/bench.sh $* $(BUILD)
@@ -342,6 +349,10 @@ bench-cross: all
 
 bench-peers: all
 	@scripts/bench.sh peers $(BUILD)
+
+# Handshakes/s, the CPU of a refused init, a session during a flood.
+bench-handshake: all
+	@scripts/bench.sh handshake $(BUILD)
 
 # The bulk-path profile (scripts/profile-bulk.sh; docs/bench/profile.md).
 profile: all

@@ -108,6 +108,8 @@ void tparams_clamp(struct transport_params *out, const struct transport_params *
 	t.keepalive_ms = clamp(pr->keepalive_ms, min->keepalive_ms, max->keepalive_ms);
 	t.idle_timeout_ms = clamp(pr->idle_timeout_ms, min->idle_timeout_ms, max->idle_timeout_ms);
 	t.profile = pr->profile;
+	t.wire = 0;
+	t.features = 0;
 	*out = t;
 }
 
