@@ -57,7 +57,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
-        test-socks5-realistic test-soak test-fault test-integration-full bench-envelope bench-mux bench-peers asan fuzz fuzz-run check check-format check-layering format \
+        test-socks5-realistic test-soak test-fault test-adversarial test-integration-full bench-envelope bench-mux bench-peers bench-handshake asan fuzz fuzz-run check check-format check-layering format \
         bench bench-kcp clean run profile cross test-cross test-cross-replay test-cross-e2e test-cross-all bench-cross
 
 all: $(BINS) $(TOOLS)
@@ -70,8 +70,10 @@ help:
 	@echo 'make asan                  the unit/sim/replay tests under ASan+UBSan (build/asan)'
 	@echo 'make fuzz                  build libFuzzer targets into build/fuzz; fuzz-run runs each $(FUZZ_SECONDS)s'
 	@echo 'make test-soak / test-fault  the 30 s soak / the fault suites through the relay'
+	@echo 'make test-adversarial      hostile peers: handshake floods, replays, racing relays'
 	@echo 'make bench                 all benchmarks; writes docs/BENCHMARKS.md'
 	@echo 'make bench-kcp|bench-envelope|bench-mux  one core benchmark (simulated, no network)'
+	@echo 'make bench-handshake       the server under handshake floods (real daemons, loopback)'
 	@echo 'make bench-cross           sizes, libraries and 32-bit RSS of the cross-built daemons (docs/bench/cross.md)'
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
 	@echo 'make profile               where the CPU goes on the bulk path (perf, callgrind): build/profile/report.md'
@@ -184,7 +186,7 @@ fuzz: $(FUZZERS)
 fuzz-run: $(FUZZERS)
 	@scripts/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
-test-all: test test-integration-full test-socks5-realistic test-soak test-fault test-cross-all asan fuzz-run
+test-all: test test-integration-full test-socks5-realistic test-soak test-fault test-adversarial test-cross-all asan fuzz-run test-package
 	@echo 'test-all: every suite passed'
 
 # The 30 s soak and the fault suites (restart, blackhole, rebinding, slow
@@ -197,9 +199,78 @@ test-fault: all
 	@scripts/deps.sh realistic
 	@scripts/run-integration.sh fault $(BUILD)
 
+# Hostile peers (tests/adversarial): handshake floods, replays, racing
+# relays; each test passes only when its attack fails. Part of test-all.
+test-adversarial: all
+	@scripts/run-integration.sh adversarial $(BUILD)
+
 # Longer integration tests (large transfers); part of test-all only.
 test-integration-full: all
 	@scripts/run-integration.sh full $(BUILD)
+
+# --- install ---------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=]: the two daemons, their man
+# pages, the systemd units (contrib/, their /usr/bin paths rewritten to
+# BINDIR), the sysusers.d and tmpfiles.d entries, the example configs under
+# DOCDIR/examples and the operator's docs in DOCDIR. No config is written
+# to /etc and nothing is enabled or started. Without DESTDIR, as root, the
+# kcpsocks user and the empty config directory /etc/kcpsocks (root:kcpsocks
+# 0750) are created at once by systemd-sysusers and systemd-tmpfiles.
+# docs/OPERATIONS.md, "Install".
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/kcpsocks
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+SYSCONFDIR  ?= /etc
+INSTALL     ?= install
+DAEMONS     := kcpsocks-server kcpsocks-local
+UNIT_FILES  := $(notdir $(wildcard contrib/*.service))
+EXAMPLES    := $(notdir $(wildcard examples/*.conf))
+DOC_FILES   := README.md docs/OPERATIONS.md docs/CONFIG.md docs/METRICS.md
+
+.PHONY: install uninstall test-package
+
+install: $(BINS)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 0755 $(addprefix $(BUILD)/,$(DAEMONS)) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0644 $(addprefix man/,$(addsuffix .1,$(DAEMONS))) $(DESTDIR)$(MANDIR)/man1/
+	for u in $(UNIT_FILES); do \
+	  sed 's|/usr/bin/|$(BINDIR)/|g' contrib/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	$(INSTALL) -m 0644 contrib/kcpsocks.sysusers $(DESTDIR)$(SYSUSERSDIR)/kcpsocks.conf
+	$(INSTALL) -m 0644 contrib/kcpsocks.tmpfiles $(DESTDIR)$(TMPFILESDIR)/kcpsocks.conf
+	$(INSTALL) -m 0644 $(addprefix examples/,$(EXAMPLES)) $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+	  echo 'install: creating the kcpsocks user and $(SYSCONFDIR)/kcpsocks'; \
+	  systemd-sysusers $(SYSUSERSDIR)/kcpsocks.conf && \
+	  systemd-tmpfiles --create $(TMPFILESDIR)/kcpsocks.conf; \
+	else \
+	  echo 'install: then, as root: systemd-sysusers $(SYSUSERSDIR)/kcpsocks.conf &&' \
+	    'systemd-tmpfiles --create $(TMPFILESDIR)/kcpsocks.conf'; fi
+	@echo 'install: nothing enabled; docs/OPERATIONS.md, "Install" has the next steps'
+
+# Removes what install wrote. Kept: /etc/kcpsocks (configs and keys) and
+# the kcpsocks user (files may still belong to it); remove them by hand.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(DAEMONS)) \
+	  $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(addsuffix .1,$(DAEMONS))) \
+	  $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNIT_FILES)) \
+	  $(DESTDIR)$(SYSUSERSDIR)/kcpsocks.conf $(DESTDIR)$(TMPFILESDIR)/kcpsocks.conf \
+	  $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(EXAMPLES)) \
+	  $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOC_FILES)))
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@echo 'uninstall: kept $(SYSCONFDIR)/kcpsocks and the kcpsocks user'
+
+# Builds the Debian package from this tree, lints, installs, runs and
+# purges it (tests/integration/pkg_deb.sh); part of test-all. As root.
+test-package: all
+	@scripts/deps.sh build package
+	@scripts/run-integration.sh pkg $(BUILD)
 
 # --- cross builds (docs/OPERATIONS.md, "Building for a router") ------------
 # Debian's cross compilers and multiarch -dev packages (scripts/deps.sh
@@ -272,7 +343,7 @@ check-layering: $(CORE_OBJ) $(SIMLIB_OBJ)
 
 # --- benchmarks ------------------------------------------------------------
 
-bench: bench-kcp bench-envelope bench-mux bench-peers bench-cross
+bench: bench-kcp bench-envelope bench-mux bench-handshake bench-peers bench-cross
 
 bench-kcp bench-envelope bench-mux: bench-%: $(BENCHES)
 	@scripts/bench.sh $* $(BUILD)
@@ -287,6 +358,10 @@ bench-cross: all
 
 bench-peers: all
 	@scripts/bench.sh peers $(BUILD)
+
+# Handshakes/s, the CPU of a refused init, a session during a flood.
+bench-handshake: all
+	@scripts/bench.sh handshake $(BUILD)
 
 # The bulk-path profile (scripts/profile-bulk.sh; docs/bench/profile.md).
 profile: all

@@ -2,6 +2,9 @@
 # deps.sh SET... - make sure the Debian packages a task needs are installed.
 # SET is one of: build (compile + unit tests), realistic (curl, nginx, the
 # realistic and soak suites), bench (the peers make bench compares against),
+# package (make test-package: build, lint and install the Debian package;
+# systemd for systemd-analyze and systemd-sysusers, man-db for its man check,
+# strace for the system calls the daemons make),
 # cross (Debian's cross compilers, the multiarch -dev libraries for arm64,
 # armhf and mipsel, and qemu-user to run what they build: make cross,
 # make test-cross).
@@ -11,6 +14,7 @@ set -euo pipefail
 
 pkgs_build="gcc make python3 curl iproute2 procps clang libclang-rt-14-dev pkg-config libsodium-dev libev-dev libc-ares-dev libcmocka-dev libinih-dev clang-format"
 pkgs_realistic="curl nginx-light gnuplot-nox iproute2 procps"
+pkgs_package="build-essential debhelper dpkg-dev lintian systemd man-db strace"
 pkgs_bench="curl nginx-light gnuplot-nox kcptun microsocks shadowsocks-libev v2ray valgrind"
 cross_arches="arm64 armhf mipsel"
 pkgs_cross="make pkg-config qemu-user gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-mipsel-linux-gnu"
@@ -29,7 +33,7 @@ want=()
 for set in "$@"; do
 	var="pkgs_$set"
 	if [ -z "${!var:-}" ]; then
-		echo "deps.sh: unknown set '$set' (build, realistic, bench, cross)" >&2
+		echo "deps.sh: unknown set '$set' (build, realistic, bench, package, cross)" >&2
 		exit 2
 	fi
 	want+=(${!var})

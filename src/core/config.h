@@ -9,6 +9,7 @@
  *                   socks_user, socks_password, connect, connect_file
  *   [server]        listen, private_key, private_key_file, allow, deny, profiles,
  *                   max_sessions, max_streams_per_session, connect_timeout_ms,
+ *                   max_idle_timeout_ms,
  *                   resolver_lookups, resolver_servers
  *   [transport]     overrides of any profile field (profile.h), e.g. mtu = 1300
  *   [user NAME]     psk (one section per user the server accepts)
@@ -120,6 +121,7 @@ struct config {
 	uint32_t max_sessions;
 	uint32_t max_streams_per_session; /* a client gets min(this, profile max_streams) */
 	uint32_t connect_timeout_ms;
+	uint32_t max_idle_timeout_ms; /* clamp on the idle timeout a client asks for */
 	enum config_resolver_lookups resolver_lookups;
 	char resolver_servers[CONFIG_DNS_TEXT_MAX + 1]; /* "": resolv.conf's */
 

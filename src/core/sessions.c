@@ -26,6 +26,7 @@ int sessions_new(struct sessions **out, const struct sessions_config *cfg)
 	                           &cfg->def);
 	if (rc != 0)
 		goto err;
+	t->hs.start_ms = cfg->start_unix_ms;
 	rc = KS_ERR_NOMEM;
 	t->slots = calloc(cfg->capacity, sizeof *t->slots);
 	t->free_ids = calloc(cfg->capacity, sizeof *t->free_ids);
@@ -149,7 +150,18 @@ static int on_init(struct sessions *t, const struct sessions_addr *from, const u
 
 	if (cap < HANDSHAKE_RESP_MAX)
 		return KS_ERR_FULL;
-	rc = handshake_server_read_init(&t->hs, d, len, now_unix_ms, &p);
+	rc = handshake_server_read_init_from(&t->hs, d, len, now_unix_ms, from->bytes, from->len,
+	                                     &p);
+	if (rc == KS_ERR_UNSUPPORTED) {
+		/* Authenticated, but no wire version fits: a refusal is sent. */
+		n = handshake_server_write_refusal(&t->hs, &p, rng, out, cap);
+		sodium_memzero(&p, sizeof p);
+		t->n.init_refused++;
+		if (n < 0)
+			return (int)n;
+		*ev = (struct sessions_event){ SESSIONS_EV_REFUSED, 0, (size_t)n, false, 0 };
+		return 0;
+	}
 	if (rc != 0) {
 		t->n.init_refused++;
 		return rc;

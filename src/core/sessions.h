@@ -79,6 +79,9 @@ struct sessions_config {
 	size_t n_users;
 	struct transport_params min, max, def; /* what the server accepts */
 	size_t capacity;                       /* 1..SESSIONS_MAX slots */
+	/* Unix time (ms) the server started: inits stamped earlier are
+	 * refused, so a restart does not reopen the replay window (0: none). */
+	uint64_t start_unix_ms;
 };
 
 struct sessions_counters {
@@ -103,8 +106,10 @@ struct sessions {
 
 enum sessions_event_kind {
 	SESSIONS_EV_NONE = 0,
-	SESSIONS_EV_DATA, /* out holds len payload bytes of session sid */
-	SESSIONS_EV_NEW,  /* new session sid; out holds the len-byte response for from */
+	SESSIONS_EV_DATA,    /* out holds len payload bytes of session sid */
+	SESSIONS_EV_NEW,     /* new session sid; out holds the len-byte response for from */
+	SESSIONS_EV_REFUSED, /* an authenticated init was refused (handshake 4.6);
+	                        out holds the len-byte refusal for from */
 };
 
 struct sessions_event {
@@ -127,7 +132,7 @@ void sessions_free(struct sessions *t);
 /* sessions_on_datagram handles one received datagram d from address from
  * at time now (ms, monotonic) and unix time now_unix_ms. out (cap bytes,
  * ENVELOPE_MAX_DATAGRAM suffices) receives the payload or the handshake
- * response, see ev. Returns 0 with ev->kind DATA or NEW, or a negative
+ * response, see ev. Returns 0 with ev->kind DATA, NEW or REFUSED, or a negative
  * code with ev->kind NONE and nothing to send: KS_ERR_PROTO, KS_ERR_AUTH,
  * KS_ERR_REPLAY, KS_ERR_STALE, KS_ERR_LIMIT (see envelope_open and
  * handshake_server_read_init), KS_ERR_FULL (no free slot, or cap too small),

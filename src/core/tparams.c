@@ -105,6 +105,8 @@ void tparams_clamp(struct transport_params *out, const struct transport_params *
 	t.idle_timeout_ms =
 	        clamp_u32(pr->idle_timeout_ms, min->idle_timeout_ms, max->idle_timeout_ms);
 	t.profile = pr->profile;
+	t.wire = 0;
+	t.features = 0;
 	*out = t;
 }
 

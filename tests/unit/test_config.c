@@ -291,6 +291,7 @@ static void defaults_come_from_the_table(void **state)
 	assert_int_equal(cfg->log_target, CONFIG_LOG_STDERR);
 	assert_int_equal(cfg->max_sessions, 1024);
 	assert_int_equal(cfg->connect_timeout_ms, 10000);
+	assert_int_equal(cfg->max_idle_timeout_ms, 600000);
 	assert_int_equal(cfg->accepted_profiles, (1u << profile_count()) - 1);
 	assert_int_equal(cfg->n_allow, 0);
 	assert_true(cfg->n_deny >= 10);
@@ -447,6 +448,7 @@ static void same_config(const struct config *a, const struct config *b)
 	assert_int_equal(a->max_sessions, b->max_sessions);
 	assert_int_equal(a->max_streams_per_session, b->max_streams_per_session);
 	assert_int_equal(a->connect_timeout_ms, b->connect_timeout_ms);
+	assert_int_equal(a->max_idle_timeout_ms, b->max_idle_timeout_ms);
 }
 
 static void flag_path_equals_file_path(void **state)
@@ -471,7 +473,9 @@ static void flag_path_equals_file_path(void **state)
 		{ CONFIG_ROLE_SERVER, "server", "private_key", K1 },
 		{ CONFIG_ROLE_LOCAL, "transport", "mtu", "1400" },
 		{ CONFIG_ROLE_SERVER, "transport", "fast_open", "yes" },
+		{ CONFIG_ROLE_SERVER, "server", "max_idle_timeout_ms", "300000" },
 		/* and bad values give the same reason */
+		{ CONFIG_ROLE_SERVER, "server", "max_idle_timeout_ms", "4000" },
 		{ CONFIG_ROLE_LOCAL, "transport", "mtu", "70000" },
 		{ CONFIG_ROLE_LOCAL, "local", "listen", "nope" },
 		{ CONFIG_ROLE_LOCAL, "common", "profile", "turbo" },
