@@ -19,7 +19,6 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wfo
 CFLAGS   ?=
 CPPFLAGS := -Isrc -D_GNU_SOURCE
 ALLCFLAGS = -std=c17 $(OPT) -g $(WARN) $(SAN) -MMD -MP $(CFLAGS)
-LDLIBS_CORE := -lsodium -linih
 LDLIBS_IO   := -lev -lcares -linih -lsodium -lm
 LDLIBS_TEST := -lcmocka
 FUZZ_SECONDS ?= 20
@@ -34,6 +33,7 @@ LOCAL_SRC := $(sort $(wildcard src/local/*.c))
 SERVER_SRC:= $(sort $(wildcard src/server/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
 SIM_SRC   := $(sort $(wildcard tests/sim/sim_*.c))
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
@@ -45,6 +45,7 @@ SIMLIB_OBJ:= $(call obj,$(SIMLIB_SRC))
 LIBCORE   := $(BUILD)/libkscore.a
 LIBIO     := $(BUILD)/libksio.a
 LIBSIM    := $(BUILD)/libkssim.a
+LIBTEST   := $(BUILD)/libkstest.a
 
 BINS  := $(if $(LOCAL_SRC),$(BUILD)/kcpsocks-local) $(if $(SERVER_SRC),$(BUILD)/kcpsocks-server)
 TOOLS := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRC))
@@ -108,6 +109,13 @@ $(LIBSIM): $(SIMLIB_OBJ)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
+# tests/lib: helpers the unit tests and fuzz targets share (included as
+# "lib/NAME.h"; no cmocka, so fuzzers can link them too).
+$(BUILD)/obj/tests/%.o: CPPFLAGS += -Itests
+$(LIBTEST): $(call obj,$(TESTLIB_SRC))
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
 LINK = $(Q)$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@
 
 $(BUILD)/kcpsocks-local: $(call obj,$(LOCAL_SRC)) $(LIBIO) $(LIBCORE)
@@ -119,7 +127,7 @@ $(BUILD)/kcpsocks-server: $(call obj,$(SERVER_SRC)) $(LIBIO) $(LIBCORE)
 $(TOOLS): $(BUILD)/%: $(BUILD)/obj/tools/%.o $(LIBSIM) $(LIBIO) $(LIBCORE)
 	$(LINK) $^ $(LDLIBS_IO)
 
-$(UNITS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBSIM) $(LIBIO) $(LIBCORE)
+$(UNITS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBTEST) $(LIBSIM) $(LIBIO) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(LDLIBS_TEST) $(LDLIBS_IO)
 
@@ -133,14 +141,15 @@ $(BENCHES): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBSIM) $(LIBIO) $(LIBCOR
 
 # Fuzz targets use public headers only; replay links them with a main that
 # feeds each corpus file once, so `make test` needs no libFuzzer.
-$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBSIM) $(LIBIO) $(LIBCORE)
+$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBTEST) $(LIBSIM) $(LIBIO) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(LDLIBS_IO)
 
-FUZZ_CFLAGS = -std=c17 -O1 -g -Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+FUZZ_CFLAGS = -std=c17 -O1 -g -Isrc -Itests -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all -fno-omit-frame-pointer
 # fuzz_io_* targets also get the io sources (parsers of config/CLI text there).
-fuzz_src = $(BASE_SRC) $(CORE_SRC) $(SIMLIB_SRC) $(if $(filter fuzz_io_%,$(1)),$(IO_SRC))
+# Every target gets tests/lib (test-only helpers, e.g. the SOCKS5 client encoders).
+fuzz_src = $(BASE_SRC) $(CORE_SRC) $(SIMLIB_SRC) $(TESTLIB_SRC) $(if $(filter fuzz_io_%,$(1)),$(IO_SRC))
 .SECONDEXPANSION:
 $(FUZZERS): build/fuzz/%: tests/fuzz/%.c $$(call fuzz_src,$$*) | $(DEPS_STAMP)
 	@mkdir -p $(@D)

@@ -390,33 +390,3 @@ ssize_t sessions_seal_challenge(struct sessions *t, uint64_t sid, const struct r
 	*to = &s->cand.addr;
 	return n;
 }
-
-static uint64_t idle_deadline(const struct sessions_slot *s)
-{
-	return s->env.last_rx_ms + s->params.idle_timeout_ms;
-}
-
-int sessions_expire(struct sessions *t, uint64_t now, uint64_t *sid)
-{
-	for (size_t i = 0; i < t->cap; i++) {
-		struct sessions_slot *s = &t->slots[i];
-
-		if (s->used && idle_deadline(s) <= now) {
-			*sid = s->env.sid;
-			release(t, s);
-			t->n.expired++;
-			return 0;
-		}
-	}
-	return KS_ERR_AGAIN;
-}
-
-uint64_t sessions_deadline(const struct sessions *t)
-{
-	uint64_t best = UINT64_MAX;
-
-	for (size_t i = 0; i < t->cap; i++)
-		if (t->slots[i].used && idle_deadline(&t->slots[i]) < best)
-			best = idle_deadline(&t->slots[i]);
-	return best;
-}

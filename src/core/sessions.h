@@ -90,7 +90,7 @@ struct sessions_counters {
 	uint64_t refused;      /* did not open: auth, replay, malformed */
 	uint64_t init_refused; /* session id 0 that the handshake refused */
 	uint64_t full;         /* authenticated init, no free slot */
-	uint64_t created, superseded, expired, closed, moved, opened;
+	uint64_t created, superseded, closed, moved, opened;
 	uint64_t path_challenges; /* PATH_CHALLENGEs sealed */
 	uint64_t path_refused;    /* challenges not sent: over the 3x budget */
 	uint64_t path_kept;       /* candidates dropped: the proven path spoke */
@@ -178,15 +178,6 @@ const struct sessions_slot *sessions_get(const struct sessions *t, uint64_t sid)
 /* sessions_close ends session sid and wipes its keys. Returns 0 or
  * KS_ERR_CLOSED. */
 int sessions_close(struct sessions *t, uint64_t sid);
-
-/* sessions_expire closes one session idle (no datagram opened) for its
- * idle_timeout_ms at now, stores its id in *sid and returns 0; returns
- * KS_ERR_AGAIN when none is idle. O(capacity). */
-KS_MUST_CHECK int sessions_expire(struct sessions *t, uint64_t now, uint64_t *sid);
-
-/* sessions_deadline returns when sessions_expire next has work, or
- * UINT64_MAX with no session. O(capacity). */
-uint64_t sessions_deadline(const struct sessions *t);
 
 /* sessions_live returns the number of live sessions. */
 size_t sessions_live(const struct sessions *t);

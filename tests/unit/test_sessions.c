@@ -508,36 +508,6 @@ static void user_sessions_are_capped(void **state)
 	sessions_free(s.t);
 }
 
-static void idle_sessions_expire(void **state)
-{
-	(void)state;
-	struct server s;
-	struct client a, b;
-	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
-	struct sessions_event ev;
-	uint64_t sa, sb, gone;
-	uint32_t idle;
-	ssize_t n;
-
-	server_start(&s, 6, 4);
-	assert_true(sessions_deadline(s.t) == UINT64_MAX);
-	client_init(&a, &s, 0, 400);
-	client_init(&b, &s, 1, 401);
-	sa = client_connect(&a, &s, 0);
-	sb = client_connect(&b, &s, 0);
-	idle = sessions_get(s.t, sa)->params.idle_timeout_ms;
-	n = client_seal(&b, "alive", d);
-	assert_int_equal(deliver(&s, &b.addr, d, (size_t)n, 1000, &ev, out), 0);
-	assert_true(sessions_deadline(s.t) == idle);
-	assert_int_equal(sessions_expire(s.t, idle - 1, &gone), KS_ERR_AGAIN);
-	assert_int_equal(sessions_expire(s.t, idle, &gone), 0);
-	assert_true(gone == sa);
-	assert_int_equal(sessions_expire(s.t, idle, &gone), KS_ERR_AGAIN);
-	assert_true(sessions_deadline(s.t) == 1000 + (uint64_t)idle);
-	assert_non_null(sessions_get(s.t, sb));
-	sessions_free(s.t);
-}
-
 static void full_table_answers_nothing(void **state)
 {
 	(void)state;
@@ -701,7 +671,6 @@ int main(void)
 		cmocka_unit_test(probes_get_no_answer),
 		cmocka_unit_test(restart_is_noticed_and_healed),
 		cmocka_unit_test(user_sessions_are_capped),
-		cmocka_unit_test(idle_sessions_expire),
 		cmocka_unit_test(full_table_answers_nothing),
 		cmocka_unit_test(bad_inits_get_no_answer),
 		cmocka_unit_test(bad_configuration_is_refused),
