@@ -19,7 +19,6 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wfo
 CFLAGS   ?=
 CPPFLAGS := -Isrc -D_GNU_SOURCE
 ALLCFLAGS = -std=c17 $(OPT) -g $(WARN) $(SAN) -MMD -MP $(CFLAGS)
-LDLIBS_CORE := -lsodium -linih
 LDLIBS_IO   := -lev -lcares -linih -lsodium -lm
 LDLIBS_TEST := -lcmocka
 FUZZ_SECONDS ?= 20
@@ -34,6 +33,7 @@ LOCAL_SRC := $(sort $(wildcard src/local/*.c))
 SERVER_SRC:= $(sort $(wildcard src/server/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
 SIM_SRC   := $(sort $(wildcard tests/sim/sim_*.c))
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
@@ -45,6 +45,7 @@ SIMLIB_OBJ:= $(call obj,$(SIMLIB_SRC))
 LIBCORE   := $(BUILD)/libkscore.a
 LIBIO     := $(BUILD)/libksio.a
 LIBSIM    := $(BUILD)/libkssim.a
+LIBTEST   := $(BUILD)/libkstest.a
 
 BINS  := $(if $(LOCAL_SRC),$(BUILD)/kcpsocks-local) $(if $(SERVER_SRC),$(BUILD)/kcpsocks-server)
 TOOLS := $(patsubst tools/%.c,$(BUILD)/%,$(TOOL_SRC))
@@ -56,7 +57,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
-        test-socks5-realistic test-soak test-fault test-integration-full bench-envelope bench-mux bench-peers asan fuzz fuzz-run check check-format check-layering format \
+        test-socks5-realistic test-soak test-fault test-adversarial test-integration-full bench-envelope bench-mux bench-peers bench-handshake asan fuzz fuzz-run check check-format check-layering format \
         bench bench-kcp clean run profile cross test-cross test-cross-replay test-cross-e2e test-cross-all bench-cross
 
 all: $(BINS) $(TOOLS)
@@ -69,8 +70,10 @@ help:
 	@echo 'make asan                  the unit/sim/replay tests under ASan+UBSan (build/asan)'
 	@echo 'make fuzz                  build libFuzzer targets into build/fuzz; fuzz-run runs each $(FUZZ_SECONDS)s'
 	@echo 'make test-soak / test-fault  the 30 s soak / the fault suites through the relay'
+	@echo 'make test-adversarial      hostile peers: handshake floods, replays, racing relays'
 	@echo 'make bench                 all benchmarks; writes docs/BENCHMARKS.md'
 	@echo 'make bench-kcp|bench-envelope|bench-mux  one core benchmark (simulated, no network)'
+	@echo 'make bench-handshake       the server under handshake floods (real daemons, loopback)'
 	@echo 'make bench-cross           sizes, libraries and 32-bit RSS of the cross-built daemons (docs/bench/cross.md)'
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
 	@echo 'make profile               where the CPU goes on the bulk path (perf, callgrind): build/profile/report.md'
@@ -106,6 +109,13 @@ $(LIBSIM): $(SIMLIB_OBJ)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
+# tests/lib: helpers the unit tests and fuzz targets share (included as
+# "lib/NAME.h"; no cmocka, so fuzzers can link them too).
+$(BUILD)/obj/tests/%.o: CPPFLAGS += -Itests
+$(LIBTEST): $(call obj,$(TESTLIB_SRC))
+	@rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
 LINK = $(Q)$(CC) $(ALLCFLAGS) $(LDFLAGS) -o $@
 
 $(BUILD)/kcpsocks-local: $(call obj,$(LOCAL_SRC)) $(LIBIO) $(LIBCORE)
@@ -117,7 +127,7 @@ $(BUILD)/kcpsocks-server: $(call obj,$(SERVER_SRC)) $(LIBIO) $(LIBCORE)
 $(TOOLS): $(BUILD)/%: $(BUILD)/obj/tools/%.o $(LIBSIM) $(LIBIO) $(LIBCORE)
 	$(LINK) $^ $(LDLIBS_IO)
 
-$(UNITS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBSIM) $(LIBIO) $(LIBCORE)
+$(UNITS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBTEST) $(LIBSIM) $(LIBIO) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(LDLIBS_TEST) $(LDLIBS_IO)
 
@@ -131,14 +141,15 @@ $(BENCHES): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBSIM) $(LIBIO) $(LIBCOR
 
 # Fuzz targets use public headers only; replay links them with a main that
 # feeds each corpus file once, so `make test` needs no libFuzzer.
-$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBSIM) $(LIBIO) $(LIBCORE)
+$(REPLAYS): $(BUILD)/replay/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(LIBTEST) $(LIBSIM) $(LIBIO) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(LDLIBS_IO)
 
-FUZZ_CFLAGS = -std=c17 -O1 -g -Isrc -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+FUZZ_CFLAGS = -std=c17 -O1 -g -Isrc -Itests -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all -fno-omit-frame-pointer
 # fuzz_io_* targets also get the io sources (parsers of config/CLI text there).
-fuzz_src = $(BASE_SRC) $(CORE_SRC) $(SIMLIB_SRC) $(if $(filter fuzz_io_%,$(1)),$(IO_SRC))
+# Every target gets tests/lib (test-only helpers, e.g. the SOCKS5 client encoders).
+fuzz_src = $(BASE_SRC) $(CORE_SRC) $(SIMLIB_SRC) $(TESTLIB_SRC) $(if $(filter fuzz_io_%,$(1)),$(IO_SRC))
 .SECONDEXPANSION:
 $(FUZZERS): build/fuzz/%: tests/fuzz/%.c $$(call fuzz_src,$$*) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -175,7 +186,7 @@ fuzz: $(FUZZERS)
 fuzz-run: $(FUZZERS)
 	@scripts/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZERS)
 
-test-all: test test-integration-full test-socks5-realistic test-soak test-fault test-cross-all asan fuzz-run test-package
+test-all: test test-integration-full test-socks5-realistic test-soak test-fault test-adversarial test-cross-all asan fuzz-run test-package
 	@echo 'test-all: every suite passed'
 
 # The 30 s soak and the fault suites (restart, blackhole, rebinding, slow
@@ -187,6 +198,11 @@ test-soak: all
 test-fault: all
 	@scripts/deps.sh realistic
 	@scripts/run-integration.sh fault $(BUILD)
+
+# Hostile peers (tests/adversarial): handshake floods, replays, racing
+# relays; each test passes only when its attack fails. Part of test-all.
+test-adversarial: all
+	@scripts/run-integration.sh adversarial $(BUILD)
 
 # Longer integration tests (large transfers); part of test-all only.
 test-integration-full: all
@@ -327,7 +343,7 @@ check-layering: $(CORE_OBJ) $(SIMLIB_OBJ)
 
 # --- benchmarks ------------------------------------------------------------
 
-bench: bench-kcp bench-envelope bench-mux bench-peers bench-cross
+bench: bench-kcp bench-envelope bench-mux bench-handshake bench-peers bench-cross
 
 bench-kcp bench-envelope bench-mux: bench-%: $(BENCHES)
 	@scripts/bench.sh $* $(BUILD)
@@ -342,6 +358,10 @@ bench-cross: all
 
 bench-peers: all
 	@scripts/bench.sh peers $(BUILD)
+
+# Handshakes/s, the CPU of a refused init, a session during a flood.
+bench-handshake: all
+	@scripts/bench.sh handshake $(BUILD)
 
 # The bulk-path profile (scripts/profile-bulk.sh; docs/bench/profile.md).
 profile: all

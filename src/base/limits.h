@@ -97,10 +97,23 @@ enum {
 
 /* Handshake. */
 enum {
-	HANDSHAKE_CLOCK_SKEW_MS = 120000, /* init timestamps within +-120 s */
-	HANDSHAKE_REPLAY_CACHE = 4096,    /* remembered init ephemerals */
+	HANDSHAKE_CLOCK_SKEW_MS = 120000, /* init timestamps at most 120 s old */
+	HANDSHAKE_FUTURE_MS = 5000,       /* ... and at most 5 s ahead of the server */
+	HANDSHAKE_REPLAY_CACHE = 4096,    /* remembered accepted init ephemerals */
+	HANDSHAKE_REFUSED_CACHE = 8192,   /* remembered refused inits (mac1) */
 	HANDSHAKE_PAD_MAX = 256,          /* random padding on handshake messages */
 	HANDSHAKE_MAX_USERS = 4096,       /* users one server may list ([user] sections) */
+	/* X25519 budgets of the server (token buckets): in total, and per
+	 * source host (IPv4 address or IPv6 /64; handshake.h). */
+	HANDSHAKE_DH_RATE = 2000, /* per second */
+	HANDSHAKE_DH_BURST = 1000,
+	HANDSHAKE_SRC_DH_RATE = 50, /* per second and source host */
+	HANDSHAKE_SRC_DH_BURST = 100,
+	HANDSHAKE_SRC_SLOTS = 4096, /* source buckets, hashed */
+	/* ... and a reserve for hosts that hardly used their own bucket lately
+	 * (new clients), taken only when the total is spent. */
+	HANDSHAKE_DH_RESERVE_RATE = 200,
+	HANDSHAKE_DH_RESERVE_BURST = 20,
 };
 
 /* Transport parameters: the one range of each transport setting. The

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/heap.h"
 #include "base/rng.h"
 
 /* Buffers come in power-of-two size classes from 256 bytes to 64 KiB, so a
@@ -42,8 +43,8 @@ struct netsim_link {
 	uint64_t free_ns;  /* limiter clock: when the last accepted datagram is serialized */
 	uint64_t free_rem; /* remainder of the last serialization time, in 1/rate ns */
 	uint64_t seq;
-	struct entry *heap; /* owned, cap entries */
-	size_t n, cap;
+	struct heap q; /* q.a: owned array of cap struct entry; q.n held */
+	size_t cap;
 	struct slot *pool[NCLASS]; /* owned free lists, one per class */
 	size_t pooled_bytes;       /* capacity of the pooled buffers */
 	struct netsim_stats st;
@@ -184,79 +185,42 @@ static void pool_trim(struct netsim_link *l)
 
 /* --- heap ---------------------------------------------------------------- */
 
-static bool before(const struct entry *a, const struct entry *b)
+static bool before(const void *x, const void *y, void *ctx)
 {
+	const struct entry *a = x, *b = y;
+
+	(void)ctx;
 	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
 }
 
-static void sift_up(struct entry *h, size_t i)
-{
-	struct entry e = h[i];
+static const struct heap_ops by_time = { sizeof(struct entry), before, NULL };
 
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!before(&e, &h[p]))
-			break;
-		h[i] = h[p];
-		i = p;
-	}
-	h[i] = e;
-}
-
-static void sift_down(struct entry *h, size_t n, size_t i)
-{
-	struct entry e = h[i];
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= n)
-			break;
-		if (c + 1 < n && before(&h[c + 1], &h[c]))
-			c++;
-		if (!before(&h[c], &e))
-			break;
-		h[i] = h[c];
-		i = c;
-	}
-	h[i] = e;
-}
+static struct entry *entries(const struct netsim_link *l) { return l->q.a; }
 
 /* Room for `more` entries. The hold limit keeps n <= limit_datagrams, so
  * the array never exceeds twice that (or HEAP_INITIAL). */
 static int heap_reserve(struct netsim_link *l, size_t more)
 {
-	size_t want = l->n + more, cap = l->cap ? l->cap : HEAP_INITIAL;
+	size_t want = l->q.n + more, cap = l->cap ? l->cap : HEAP_INITIAL;
 	struct entry *h;
 
 	if (want <= l->cap)
 		return 0;
 	while (cap < want)
 		cap *= 2;
-	h = realloc(l->heap, cap * sizeof *h);
+	h = realloc(l->q.a, cap * sizeof *h);
 	if (!h)
 		return KS_ERR_NOMEM;
-	l->heap = h;
+	l->q.a = h;
 	l->cap = cap;
 	return 0;
 }
 
-static void heap_push(struct netsim_link *l, uint64_t at, struct slot *s)
+static void heap_push_slot(struct netsim_link *l, uint64_t at, struct slot *s)
 {
-	l->heap[l->n] = (struct entry){ at, l->seq++, s };
-	sift_up(l->heap, l->n);
-	l->n++;
-}
+	struct entry e = { at, l->seq++, s };
 
-static struct slot *heap_pop(struct netsim_link *l)
-{
-	struct slot *s = l->heap[0].s;
-
-	l->n--;
-	if (l->n) {
-		l->heap[0] = l->heap[l->n];
-		sift_down(l->heap, l->n, 0);
-	}
-	return s;
+	heap_push(&l->q, &by_time, NULL, &e);
 }
 
 /* --- the model ----------------------------------------------------------- */
@@ -443,7 +407,7 @@ static void commit(struct netsim_link *l, const struct fate *f, struct slot *s[2
 		s[i]->len = (uint32_t)len;
 		if (len)
 			memcpy(s[i]->data, buf, len);
-		heap_push(l, f->at[i], s[i]);
+		heap_push_slot(l, f->at[i], s[i]);
 		l->st.reordered += f->reordered[i];
 		l->st.held_bytes += len;
 		l->st.held_datagrams++;
@@ -481,13 +445,13 @@ ssize_t netsim_link_recv(struct netsim_link *l, uint64_t now, void *buf, size_t 
 	struct slot *s;
 	size_t len;
 
-	if (!l->n || l->heap[0].at > now)
+	if (!l->q.n || entries(l)[0].at > now)
 		return KS_ERR_AGAIN;
-	s = l->heap[0].s;
+	s = entries(l)[0].s;
 	len = s->len;
 	if (cap < len)
 		return KS_ERR_TOOBIG;
-	heap_pop(l);
+	heap_remove(&l->q, &by_time, NULL, 0, NULL);
 	if (len)
 		memcpy(buf, s->data, len);
 	slot_put(l, s);
@@ -500,7 +464,7 @@ ssize_t netsim_link_recv(struct netsim_link *l, uint64_t now, void *buf, size_t 
 
 uint64_t netsim_link_next_deadline(const struct netsim_link *l)
 {
-	return l->n ? l->heap[0].at : UINT64_MAX;
+	return l->q.n ? entries(l)[0].at : UINT64_MAX;
 }
 
 /* The invariants, for tests and debug builds: a heap ordered by (at, seq)
@@ -509,12 +473,11 @@ bool netsim_link_check(const struct netsim_link *l)
 {
 	uint64_t bytes = 0;
 
-	for (size_t i = 0; i < l->n; i++) {
-		if (i && before(&l->heap[i], &l->heap[(i - 1) / 2]))
-			return false;
-		bytes += l->heap[i].s->len;
-	}
-	return l->n <= l->cap && l->n == l->st.held_datagrams && bytes == l->st.held_bytes &&
+	if (!heap_ordered(&l->q, &by_time, NULL))
+		return false;
+	for (size_t i = 0; i < l->q.n; i++)
+		bytes += entries(l)[i].s->len;
+	return l->q.n <= l->cap && l->q.n == l->st.held_datagrams && bytes == l->st.held_bytes &&
 	       l->pooled_bytes <= l->cfg.limit_bytes && l->st.held_bytes <= l->st.max_held_bytes;
 }
 
@@ -524,8 +487,8 @@ void netsim_link_free(struct netsim_link *l)
 {
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->n; i++)
-		free(l->heap[i].s);
+	for (size_t i = 0; i < l->q.n; i++)
+		free(entries(l)[i].s);
 	for (unsigned c = 0; c < NCLASS; c++) {
 		while (l->pool[c]) {
 			struct slot *s = l->pool[c];
@@ -533,6 +496,6 @@ void netsim_link_free(struct netsim_link *l)
 			free(s);
 		}
 	}
-	free(l->heap);
+	free(l->q.a);
 	free(l);
 }

@@ -343,6 +343,12 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 	}
 	if (ev.kind == SESSIONS_EV_NEW)
 		return on_new(srv, &ev, from, now);
+	if (ev.kind == SESSIONS_EV_REFUSED) {
+		/* The sender proved its PSK: it hears why (handshake 4.6). */
+		if (srv->output(srv->output_user, srv->scratch.open, ev.len, from) < 0)
+			srv->dropped++;
+		return KS_ERR_UNSUPPORTED;
+	}
 	/* S4: the payload of an established session. */
 	e = lookup(srv, ev.sid);
 	if (!e)

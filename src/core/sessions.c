@@ -27,6 +27,7 @@ int sessions_new(struct sessions **out, const struct sessions_config *cfg)
 	                           &cfg->def);
 	if (rc != 0)
 		goto err;
+	t->hs.start_ms = cfg->start_unix_ms;
 	rc = KS_ERR_NOMEM;
 	t->slots = calloc(cfg->capacity, sizeof *t->slots);
 	t->free_ids = calloc(cfg->capacity, sizeof *t->free_ids);
@@ -151,7 +152,18 @@ static int on_init(struct sessions *t, const struct sessions_addr *from, const u
 
 	if (cap < HANDSHAKE_RESP_MAX)
 		return KS_ERR_FULL;
-	rc = handshake_server_read_init(&t->hs, d, len, now_unix_ms, &p);
+	rc = handshake_server_read_init_from(&t->hs, d, len, now_unix_ms, from->bytes, from->len,
+	                                     &p);
+	if (rc == KS_ERR_UNSUPPORTED) {
+		/* Authenticated, but no wire version fits: a refusal is sent. */
+		n = handshake_server_write_refusal(&t->hs, &p, rng, out, cap);
+		sodium_memzero(&p, sizeof p);
+		t->n.init_refused++;
+		if (n < 0)
+			return (int)n;
+		*ev = (struct sessions_event){ SESSIONS_EV_REFUSED, 0, (size_t)n, false, 0 };
+		return 0;
+	}
 	if (rc != 0) {
 		t->n.init_refused++;
 		return rc;
@@ -379,34 +391,4 @@ ssize_t sessions_seal_challenge(struct sessions *t, uint64_t sid, const struct r
 	t->n.path_challenges++;
 	*to = &s->cand.addr;
 	return n;
-}
-
-static uint64_t idle_deadline(const struct sessions_slot *s)
-{
-	return s->env.last_rx_ms + s->params.idle_timeout_ms;
-}
-
-int sessions_expire(struct sessions *t, uint64_t now, uint64_t *sid)
-{
-	for (size_t i = 0; i < t->cap; i++) {
-		struct sessions_slot *s = &t->slots[i];
-
-		if (s->used && idle_deadline(s) <= now) {
-			*sid = s->env.sid;
-			release(t, s);
-			t->n.expired++;
-			return 0;
-		}
-	}
-	return KS_ERR_AGAIN;
-}
-
-uint64_t sessions_deadline(const struct sessions *t)
-{
-	uint64_t best = UINT64_MAX;
-
-	for (size_t i = 0; i < t->cap; i++)
-		if (t->slots[i].used && idle_deadline(&t->slots[i]) < best)
-			best = idle_deadline(&t->slots[i]);
-	return best;
 }

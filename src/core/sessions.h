@@ -81,6 +81,9 @@ struct sessions_config {
 	size_t capacity;                       /* 1..SESSIONS_MAX slots */
 	uint32_t per_user; /* sessions one user may hold, 1..SESSIONS_PER_USER_MAX;
 	                      0: SESSIONS_PER_USER_MAX */
+	/* Unix time (ms) the server started: inits stamped earlier are
+	 * refused, so a restart does not reopen the replay window (0: none). */
+	uint64_t start_unix_ms;
 };
 
 struct sessions_counters {
@@ -89,7 +92,7 @@ struct sessions_counters {
 	uint64_t refused;      /* did not open: auth, replay, malformed */
 	uint64_t init_refused; /* session id 0 that the handshake refused */
 	uint64_t full;         /* authenticated init, no free slot */
-	uint64_t created, superseded, expired, closed, moved, opened;
+	uint64_t created, superseded, closed, moved, opened;
 	uint64_t path_challenges; /* PATH_CHALLENGEs sealed */
 	uint64_t path_refused;    /* challenges not sent: over the 3x budget */
 	uint64_t path_kept;       /* candidates dropped: the proven path spoke */
@@ -106,8 +109,10 @@ struct sessions {
 
 enum sessions_event_kind {
 	SESSIONS_EV_NONE = 0,
-	SESSIONS_EV_DATA, /* out holds len payload bytes of session sid */
-	SESSIONS_EV_NEW,  /* new session sid; out holds the len-byte response for from */
+	SESSIONS_EV_DATA,    /* out holds len payload bytes of session sid */
+	SESSIONS_EV_NEW,     /* new session sid; out holds the len-byte response for from */
+	SESSIONS_EV_REFUSED, /* an authenticated init was refused (handshake 4.6);
+	                        out holds the len-byte refusal for from */
 };
 
 struct sessions_event {
@@ -130,7 +135,7 @@ void sessions_free(struct sessions *t);
 /* sessions_on_datagram handles one received datagram d from address from
  * at time now (ms, monotonic) and unix time now_unix_ms. out (cap bytes,
  * ENVELOPE_MAX_DATAGRAM suffices) receives the payload or the handshake
- * response, see ev. Returns 0 with ev->kind DATA or NEW, or a negative
+ * response, see ev. Returns 0 with ev->kind DATA, NEW or REFUSED, or a negative
  * code with ev->kind NONE and nothing to send: KS_ERR_PROTO, KS_ERR_AUTH,
  * KS_ERR_REPLAY, KS_ERR_STALE, KS_ERR_LIMIT (see envelope_open and
  * handshake_server_read_init), KS_ERR_FULL (no free slot, or cap too small),
@@ -176,15 +181,6 @@ const struct sessions_slot *sessions_get(const struct sessions *t, uint64_t sid)
 /* sessions_close ends session sid and wipes its keys. Returns 0 or
  * KS_ERR_CLOSED. */
 int sessions_close(struct sessions *t, uint64_t sid);
-
-/* sessions_expire closes one session idle (no datagram opened) for its
- * idle_timeout_ms at now, stores its id in *sid and returns 0; returns
- * KS_ERR_AGAIN when none is idle. O(capacity). */
-KS_MUST_CHECK int sessions_expire(struct sessions *t, uint64_t now, uint64_t *sid);
-
-/* sessions_deadline returns when sessions_expire next has work, or
- * UINT64_MAX with no session. O(capacity). */
-uint64_t sessions_deadline(const struct sessions *t);
 
 /* sessions_live returns the number of live sessions. */
 size_t sessions_live(const struct sessions *t);

@@ -5,14 +5,10 @@
 #include <string.h>
 
 #include "base/limits.h"
+#include "base/minmax.h"
 
 /* The engine takes every window the handshake may agree. */
 _Static_assert((int)TPARAMS_WND_MAX <= (int)KCP_WND_MAX, "KCP must take the agreed windows");
-
-static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
 
 uint8_t transport_profile_id(const char *name)
 {
@@ -26,10 +22,11 @@ static void padding(const struct profile *p, struct transport_params *out)
 {
 	if (p->pad_bucket) {
 		out->pad_mode = TPARAMS_PAD_BUCKET;
-		out->pad_max = (uint16_t)clamp(p->pad_bucket, TPARAMS_BUCKET_MIN, TPARAMS_PAD_MAX);
+		out->pad_max =
+		        (uint16_t)clamp_u32(p->pad_bucket, TPARAMS_BUCKET_MIN, TPARAMS_PAD_MAX);
 	} else if (p->pad_max) {
 		out->pad_mode = TPARAMS_PAD_RANDOM;
-		out->pad_max = (uint16_t)clamp(p->pad_max, 1, TPARAMS_PAD_MAX);
+		out->pad_max = (uint16_t)clamp_u32(p->pad_max, 1, TPARAMS_PAD_MAX);
 	} else {
 		out->pad_mode = TPARAMS_PAD_NONE;
 		out->pad_max = 0;
@@ -40,16 +37,18 @@ void transport_proposal(const struct profile *p, struct transport_params *out)
 {
 	struct transport_params t = { 0 };
 
-	t.mtu = (uint16_t)clamp(p->mtu, TPARAMS_MTU_MIN, TPARAMS_MTU_MAX);
+	t.mtu = (uint16_t)clamp_u32(p->mtu, TPARAMS_MTU_MIN, TPARAMS_MTU_MAX);
 	padding(p, &t);
-	t.interval = (uint16_t)clamp(p->interval_ms, TPARAMS_INTERVAL_MIN, TPARAMS_INTERVAL_MAX);
-	t.nodelay = (uint8_t)clamp(p->nodelay, 0, TPARAMS_NODELAY_MAX);
-	t.resend = (uint8_t)clamp(p->resend, 0, TPARAMS_RESEND_MAX);
+	t.interval =
+	        (uint16_t)clamp_u32(p->interval_ms, TPARAMS_INTERVAL_MIN, TPARAMS_INTERVAL_MAX);
+	t.nodelay = (uint8_t)clamp_u32(p->nodelay, 0, TPARAMS_NODELAY_MAX);
+	t.resend = (uint8_t)clamp_u32(p->resend, 0, TPARAMS_RESEND_MAX);
 	t.nc = p->nc ? 1 : 0;
-	t.snd_wnd = (uint16_t)clamp(p->snd_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX);
-	t.rcv_wnd = (uint16_t)clamp(p->rcv_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX);
-	t.keepalive_ms = clamp(p->keepalive_ms, TPARAMS_KEEPALIVE_MIN_MS, TPARAMS_KEEPALIVE_MAX_MS);
-	t.idle_timeout_ms = clamp(p->idle_timeout_ms, TPARAMS_IDLE_MIN_MS, TPARAMS_IDLE_MAX_MS);
+	t.snd_wnd = (uint16_t)clamp_u32(p->snd_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX);
+	t.rcv_wnd = (uint16_t)clamp_u32(p->rcv_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX);
+	t.keepalive_ms =
+	        clamp_u32(p->keepalive_ms, TPARAMS_KEEPALIVE_MIN_MS, TPARAMS_KEEPALIVE_MAX_MS);
+	t.idle_timeout_ms = clamp_u32(p->idle_timeout_ms, TPARAMS_IDLE_MIN_MS, TPARAMS_IDLE_MAX_MS);
 	t.profile = transport_profile_id(p->name);
 	*out = t;
 }
@@ -57,8 +56,8 @@ void transport_proposal(const struct profile *p, struct transport_params *out)
 void transport_local_of(const struct profile *p, struct transport_local *out)
 {
 	*out = (struct transport_local){
-		.min_rto_ms = clamp(p->min_rto_ms, 1, KCP_RTO_MAX),
-		.dead_link = clamp(p->dead_link, 1, KCP_DEAD_LINK_MAX),
+		.min_rto_ms = clamp_u32(p->min_rto_ms, 1, KCP_RTO_MAX),
+		.dead_link = clamp_u32(p->dead_link, 1, KCP_DEAD_LINK_MAX),
 		.dup_thin = p->dup_thin,
 	};
 }
@@ -143,9 +142,9 @@ void transport_kcp(struct kcp_config *c, const struct transport_params *p,
 void transport_mux(const struct profile *p, uint32_t cap, struct mux_config *out)
 {
 	mux_config_default(out);
-	out->window = clamp(p->stream_window, MUX_WINDOW_MIN, MUX_WINDOW_MAX);
-	out->budget = clamp(p->session_window, MUX_BUDGET_MIN, MUX_BUDGET_MAX);
-	out->max_streams = clamp(p->max_streams, 1, MUX_STREAMS_MAX);
+	out->window = clamp_u32(p->stream_window, MUX_WINDOW_MIN, MUX_WINDOW_MAX);
+	out->budget = clamp_u32(p->session_window, MUX_BUDGET_MIN, MUX_BUDGET_MAX);
+	out->max_streams = clamp_u32(p->max_streams, 1, MUX_STREAMS_MAX);
 	if (cap && out->max_streams > cap)
 		out->max_streams = cap;
 }

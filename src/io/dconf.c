@@ -10,6 +10,7 @@
 
 #include <ev.h>
 
+#include "core/configdoc.h"
 #include "io/addr.h"
 #include "io/daemon.h"
 #include "io/log.h"

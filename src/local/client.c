@@ -215,6 +215,15 @@ static void fast_start(struct lconn *lc)
 	relay_start(&lc->relay, lc->tcp); /* may end lc at once */
 }
 
+/* Fast open only when the server advertised it in the handshake (an
+ * older server would end the session on early data). */
+static bool fast_open_agreed(const struct client *cl)
+{
+	const struct transport_params *p = session_params(cl->sess);
+
+	return p && (p->features & TPARAMS_FEAT_FAST_OPEN);
+}
+
 static void lconn_open(struct lconn *lc)
 {
 	struct client *cl = lc->cl;
@@ -234,7 +243,7 @@ static void lconn_open(struct lconn *lc)
 	}
 	cl->host.dirty = true;
 	cl->streams_opened++;
-	if (cl->cfg->profile.fast_open)
+	if (cl->cfg->profile.fast_open && fast_open_agreed(cl))
 		fast_start(lc);
 	else
 		lc->phase = LC_OPENING;
@@ -647,7 +656,15 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		outage_end(cl, clock_mono_ms());
 		cl->refused_logged = false; /* heard the server: log the next refusal */
 		relay_host_init(&cl->host, host_mux, cl);
-		log_info("session %016llx established", (unsigned long long)session_sid(cl->sess));
+		log_info("session %016llx established (wire version %u%s%s)",
+		         (unsigned long long)session_sid(cl->sess),
+		         (unsigned)session_params(cl->sess)->wire,
+		         session_params(cl->sess)->wire < HANDSHAKE_WIRE_VERSION
+		                 ? ", an older server"
+		                 : "",
+		         cl->cfg->profile.fast_open && !fast_open_agreed(cl)
+		                 ? "; fast open off: the server does not offer it"
+		                 : "");
 		wait_flush(cl, true);
 		break;
 	case SESSION_EV_HANDSHAKE_FAILED:
@@ -688,7 +705,14 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 {
 	struct client *cl = arg;
 
-	(void)session_on_datagram(cl->sess, d->data, d->len, now, clock_wall_ms());
+	int rc = session_on_datagram(cl->sess, d->data, d->len, now, clock_wall_ms());
+
+	if (rc == KS_ERR_UNSUPPORTED) /* authenticated: the server said so */
+		log_limited(LOG_LEVEL_ERROR,
+		            "handshake with %s:%u refused by the server: no wire version in common "
+		            "(this build speaks %d..%d); upgrade one side",
+		            cl->cfg->server.host, (unsigned)cl->cfg->server.port,
+		            HANDSHAKE_WIRE_MIN, HANDSHAKE_WIRE_VERSION);
 }
 
 /* The kernel reported that the server's address refused our datagrams

@@ -404,7 +404,13 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	*pp = t;
 	x->ntunnels++;
 	x->handshakes_ok++;
-	log_info("session %016llx of user %s established", (unsigned long long)sid, t->user);
+	/* Rate-limited: one user's flood of inits must not flood the log. */
+	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s established (wire version %u%s)",
+	            (unsigned long long)sid, t->user,
+	            session_params(s) ? session_params(s)->wire : 0,
+	            session_params(s) && session_params(s)->wire < HANDSHAKE_WIRE_VERSION
+	                    ? ", an older client: no fast open offered"
+	                    : "");
 	profile_check(x, s, sid);
 }
 
@@ -429,8 +435,8 @@ static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reas
 		return;
 	*pp = t->next;
 	x->ntunnels--;
-	log_info("session %016llx of user %s ended: %s", (unsigned long long)sid, t->user,
-	         lost_names[reason]);
+	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s ended: %s", (unsigned long long)sid,
+	            t->user, lost_names[reason]);
 	x->relay_up += t->host.bytes_up;
 	x->relay_down += t->host.bytes_down;
 	relay_host_lost(&t->host, pending_lost, x);
@@ -530,17 +536,27 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 	struct exitd *x = arg;
 	struct sessions_addr from;
 	socklen_t l = addr_len(d->from);
+	char a[ADDR_TEXT_MAX];
+	int rc;
 
 	if (l == 0 || l > sizeof from.bytes)
 		return;
 	from.len = (uint8_t)l;
 	memcpy(from.bytes, d->from, l);
-	if (server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms()) ==
-	    KS_ERR_FULL) {
-		char a[ADDR_TEXT_MAX];
-
+	rc = server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms());
+	if (rc == KS_ERR_FULL) {
 		log_limited(LOG_LEVEL_WARN, "handshake from %s refused: max_sessions (%u) reached",
 		            addr_format(d->from, a), (unsigned)x->cfg->max_sessions);
+	} else if (rc == KS_ERR_UNSUPPORTED) {
+		const struct handshake_refusal *r = &server_table(x->core)->hs.last_refusal;
+
+		log_limited(LOG_LEVEL_WARN,
+		            "handshake from %s (user %s) refused: it speaks wire versions %u..%u, "
+		            "this server %u..%u; the client was told",
+		            addr_format(d->from, a),
+		            r->user < x->cfg->n_users ? x->cfg->users[r->user].name : "?",
+		            (unsigned)r->client_min, (unsigned)r->client_max,
+		            (unsigned)r->server_min, (unsigned)r->server_max);
 	}
 }
 
@@ -580,6 +596,41 @@ static void drop_sample(struct metrics_buf *b, const char *reason, uint64_t v)
 	struct metrics_label l = { "reason", reason };
 
 	metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, v);
+}
+
+/* Why handshake inits were refused (docs/PROTOCOL.md security): the
+ * cost-control counters show a flood and what it cost. */
+static void write_handshake(struct metrics_buf *b, const struct handshake_counters *n)
+{
+	static const char name[] = "kcpsocks_handshake_inits_total";
+	const struct {
+		const char *result;
+		uint64_t v;
+	} r[] = {
+		{ "accepted", n->accepted },
+		{ "bad_length", n->bad_len },
+		{ "bad_mac1", n->bad_mac1 },
+		{ "known_bad", n->known_bad },
+		{ "stale", n->stale },
+		{ "replay", n->replay },
+		{ "over_budget", n->budget },
+		{ "bad_dh", n->bad_dh },
+		{ "unknown_user", n->bad_user },
+		{ "bad_psk", n->bad_auth },
+		{ "bad_payload", n->bad_payload },
+		{ "version_refused", n->refused },
+	};
+
+	metrics_family(b, name, METRICS_COUNTER,
+	               "handshake inits by outcome (bad_dh, unknown_user, bad_psk and bad_payload "
+	               "cost an X25519 each; the others did not)");
+	for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+		struct metrics_label l = { "result", r[i].result };
+
+		metrics_sample_u64(b, name, &l, 1, r[i].v);
+	}
+	metrics_counter(b, "kcpsocks_handshake_legacy_clients_total",
+	                "handshakes accepted from wire version 1 clients", n->legacy);
 }
 
 static void write_metrics(struct metrics_buf *b, void *arg)
@@ -652,10 +703,29 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	drop_sample(b, "truncated", ps.rx->truncated);
 	drop_sample(b, "send_queue_full", ps.tx->full_drops);
 	drop_sample(b, "send_error", ps.tx->errors);
+	write_handshake(b, &server_table(x->core)->hs.n);
 	write_sessions(x, b);
 }
 
 /* --- set-up ---------------------------------------------------------------------------- */
+
+/* A client holds its session slot for its idle timeout:
+ * max_idle_timeout_ms bounds what it may ask for, and the keepalive with
+ * it (two fit in the window). */
+static void idle_cap(const struct config *cfg, struct transport_params *min,
+                     struct transport_params *max, struct transport_params *def)
+{
+	if (max->idle_timeout_ms > cfg->max_idle_timeout_ms)
+		max->idle_timeout_ms = cfg->max_idle_timeout_ms;
+	if (max->keepalive_ms > max->idle_timeout_ms / 2)
+		max->keepalive_ms = max->idle_timeout_ms / 2;
+	if (min->keepalive_ms > max->keepalive_ms)
+		min->keepalive_ms = max->keepalive_ms;
+	if (def->idle_timeout_ms > max->idle_timeout_ms)
+		def->idle_timeout_ms = max->idle_timeout_ms;
+	if (def->keepalive_ms > max->keepalive_ms)
+		def->keepalive_ms = max->keepalive_ms;
+}
 
 static int make_core(struct exitd *x, const struct keys_server *key, char *err, size_t errlen)
 {
@@ -678,11 +748,15 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.table.users = x->users;
 	sc.table.n_users = x->cfg->n_users;
 	sc.table.capacity = x->cfg->max_sessions;
+	/* Inits stamped before this process started are refused: a restart
+	 * does not reopen the replay window (docs/PROTOCOL.md security). */
+	sc.table.start_unix_ms = clock_wall_ms();
 	/* The server's own policy: the ranges a proposal is clamped into, the
 	 * mux and every session's KCP settings come from its configured
 	 * profile (and the accepted list), never from the client's. */
 	transport_ranges(&x->cfg->profile, x->cfg->accepted_profiles, &sc.table.min, &sc.table.max,
 	                 &sc.table.def);
+	idle_cap(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
 	transport_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
 	transport_local_of(&x->cfg->profile, &sc.local);
 	sc.mux = &mc;

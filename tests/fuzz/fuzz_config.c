@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/configdoc.h"
 
 static void sink(void *ctx, const char *text, size_t len)
 {

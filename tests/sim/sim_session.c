@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "base/limits.h"
+#include "base/minmax.h"
 #include "base/rng.h"
 #include "core/keys.h"
 #include "core/mux.h"
@@ -448,8 +449,6 @@ static void apps_write(struct world *w)
 
 /* --- the clock -------------------------------------------------------------------- */
 
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-
 static void deliver(struct world *w)
 {
 	ssize_t n;
@@ -485,9 +484,10 @@ static void step(struct world *w, uint64_t until)
 	server_events(w);
 	client_open_flows(w);
 	apps_write(w);
-	t = min64(session_next_deadline(w->cli), server_next_deadline(w->srv));
-	t = min64(t, min64(netsim_link_next_deadline(w->c2s), netsim_link_next_deadline(w->s2c)));
-	t = min64(t, until);
+	t = min_u64(session_next_deadline(w->cli), server_next_deadline(w->srv));
+	t = min_u64(t,
+	            min_u64(netsim_link_next_deadline(w->c2s), netsim_link_next_deadline(w->s2c)));
+	t = min_u64(t, until);
 	if (t > w->now)
 		w->now = t;
 	/* A wakeup: the clock reached a deadline (every batch was flushed at

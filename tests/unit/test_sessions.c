@@ -544,36 +544,6 @@ static void user_cap_is_configurable(void **state)
 	sessions_free(s.t);
 }
 
-static void idle_sessions_expire(void **state)
-{
-	(void)state;
-	struct server s;
-	struct client a, b;
-	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
-	struct sessions_event ev;
-	uint64_t sa, sb, gone;
-	uint32_t idle;
-	ssize_t n;
-
-	server_start(&s, 6, 4);
-	assert_true(sessions_deadline(s.t) == UINT64_MAX);
-	client_init(&a, &s, 0, 400);
-	client_init(&b, &s, 1, 401);
-	sa = client_connect(&a, &s, 0);
-	sb = client_connect(&b, &s, 0);
-	idle = sessions_get(s.t, sa)->params.idle_timeout_ms;
-	n = client_seal(&b, "alive", d);
-	assert_int_equal(deliver(&s, &b.addr, d, (size_t)n, 1000, &ev, out), 0);
-	assert_true(sessions_deadline(s.t) == idle);
-	assert_int_equal(sessions_expire(s.t, idle - 1, &gone), KS_ERR_AGAIN);
-	assert_int_equal(sessions_expire(s.t, idle, &gone), 0);
-	assert_true(gone == sa);
-	assert_int_equal(sessions_expire(s.t, idle, &gone), KS_ERR_AGAIN);
-	assert_true(sessions_deadline(s.t) == 1000 + (uint64_t)idle);
-	assert_non_null(sessions_get(s.t, sb));
-	sessions_free(s.t);
-}
-
 static void full_table_answers_nothing(void **state)
 {
 	(void)state;
@@ -672,6 +642,62 @@ static void bad_configuration_is_refused(void **state)
 	assert_true(n_frees > frees);
 }
 
+/* handshake 4.6 through the table: an authenticated init of a wire version
+ * the server does not speak gets a REFUSED event with the refusal, no
+ * slot; the client reads it as a refusal. */
+static void version_mismatch_gets_a_refusal_and_no_slot(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	struct handshake_result res;
+	ssize_t n;
+
+	server_start(&s, 40, 4);
+	client_init(&c, &s, 1, 140);
+	c.hc.wire_min = c.hc.wire_max = 7;
+	n = handshake_client_write_init(&c.hc, &c.rng, NOW_UNIX, init, sizeof init);
+	assert_true(n > 0);
+	assert_int_equal(deliver(&s, &c.addr, init, (size_t)n, 0, &ev, out), 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_REFUSED);
+	assert_true(ev.len > 0 && ev.len <= (size_t)n);
+	assert_int_equal(sessions_live(s.t), 0);
+	assert_int_equal(s.t->n.init_refused, 1);
+	assert_int_equal(handshake_client_read_response(&c.hc, out, ev.len, &res),
+	                 KS_ERR_UNSUPPORTED);
+	assert_int_equal(c.hc.refusal.server_max, HANDSHAKE_WIRE_VERSION);
+	sessions_free(s.t);
+}
+
+/* Issue 14, attack 3 through the table: a table started at start_unix_ms
+ * answers no init stamped before it, so a capture from before a restart
+ * gets nothing; a fresh init gets in. */
+static void restart_does_not_reopen_the_replay_window(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	ssize_t n;
+
+	server_start(&s, 41, 4);
+	client_init(&c, &s, 2, 141);
+	n = handshake_client_write_init(&c.hc, &c.rng, NOW_UNIX, init, sizeof init);
+	assert_int_equal(deliver(&s, &c.addr, init, (size_t)n, 0, &ev, out), 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_NEW);
+	s.cfg.start_unix_ms = NOW_UNIX + 21000;
+	server_restart(&s);
+	assert_int_equal(deliver(&s, &c.addr, init, (size_t)n, 21000, &ev, out), KS_ERR_STALE);
+	assert_int_equal(ev.kind, SESSIONS_EV_NONE);
+	assert_int_equal(sessions_live(s.t), 0);
+	client_connect(&c, &s, 21001);
+	assert_int_equal(sessions_live(s.t), 1);
+	sessions_free(s.t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -682,10 +708,11 @@ int main(void)
 		cmocka_unit_test(restart_is_noticed_and_healed),
 		cmocka_unit_test(user_sessions_are_capped),
 		cmocka_unit_test(user_cap_is_configurable),
-		cmocka_unit_test(idle_sessions_expire),
 		cmocka_unit_test(full_table_answers_nothing),
 		cmocka_unit_test(bad_inits_get_no_answer),
 		cmocka_unit_test(bad_configuration_is_refused),
+		cmocka_unit_test(version_mismatch_gets_a_refusal_and_no_slot),
+		cmocka_unit_test(restart_does_not_reopen_the_replay_window),
 	};
 	if (sodium_init() < 0)
 		return 1;
