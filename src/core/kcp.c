@@ -1566,6 +1566,8 @@ int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 
 uint32_t kcp_waitsnd(const struct kcp *k) { return k->qcount + k->inflight; }
 
+uint32_t kcp_inflight(const struct kcp *k) { return k->inflight; }
+
 bool kcp_is_dead(const struct kcp *k) { return k->dead; }
 
 void kcp_stats(const struct kcp *k, struct kcp_stats *st)

@@ -206,6 +206,9 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now);
 /* kcp_waitsnd returns segments queued plus in flight (unacknowledged). */
 uint32_t kcp_waitsnd(const struct kcp *k);
 
+/* kcp_inflight returns segments sent and not yet acknowledged. */
+uint32_t kcp_inflight(const struct kcp *k);
+
 /* kcp_is_dead: a segment reached dead_link transmissions. Terminal: sends
  * and inputs are refused, no more deadlines; received data stays readable. */
 bool kcp_is_dead(const struct kcp *k);

@@ -393,19 +393,36 @@ enum metrics_route metrics_route(const char *req, size_t n, bool *head)
 	return METRICS_ROUTE_NOT_FOUND;
 }
 
+/* /healthz: 200 "ok", or 503 with the handler's reason. */
+static void serve_healthz(struct client *c, bool head)
+{
+	char why[METRICS_HEALTH_REASON_MAX], body[METRICS_HEALTH_REASON_MAX + 16];
+	bool ok;
+
+	why[0] = '\0';
+	ok = !c->s->h.healthy || c->s->h.healthy(c->s->h.arg, why, sizeof why);
+	if (ok) {
+		respond_text(c, 200, "ok\n", head);
+		return;
+	}
+	why[sizeof why - 1] = '\0';
+	for (char *p = why; *p; p++)
+		if (*p == '\r' || *p == '\n')
+			*p = ' ';
+	snprintf(body, sizeof body, why[0] ? "unhealthy: %s\n" : "unhealthy\n", why);
+	respond_text(c, 503, body, head);
+}
+
 /* handle answers one complete request head. */
 static void handle(struct client *c)
 {
-	bool head, ok;
+	bool head;
 
 	switch (metrics_route(c->req, c->rlen, &head)) {
 	case METRICS_ROUTE_BAD_REQUEST: respond_text(c, 400, "bad request\n", false); break;
 	case METRICS_ROUTE_BAD_METHOD: respond_text(c, 405, "method not allowed\n", false); break;
 	case METRICS_ROUTE_METRICS: serve_metrics(c, head); break;
-	case METRICS_ROUTE_HEALTHZ:
-		ok = !c->s->h.healthy || c->s->h.healthy(c->s->h.arg);
-		respond_text(c, ok ? 200 : 503, ok ? "ok\n" : "unhealthy\n", head);
-		break;
+	case METRICS_ROUTE_HEALTHZ: serve_healthz(c, head); break;
 	case METRICS_ROUTE_NOT_FOUND: respond_text(c, 404, "not found\n", head); break;
 	}
 }

@@ -78,9 +78,11 @@ struct metrics_handlers {
 	/* Writes the /metrics body. Called from the loop for each scrape;
 	 * must not block. Required. */
 	void (*write)(struct metrics_buf *b, void *arg);
-	/* /healthz: true gives 200 "ok\n", false 503 "unhealthy\n". NULL means
-	 * always healthy. */
-	bool (*healthy)(void *arg);
+	/* /healthz: true gives 200 "ok\n", false 503 "unhealthy\n", or
+	 * "unhealthy: <why>\n" when it wrote a reason into why (a
+	 * NUL-terminated line of at most whylen bytes, empty on entry). NULL
+	 * means always healthy. */
+	bool (*healthy)(void *arg, char *why, size_t whylen);
 	void *arg;
 };
 

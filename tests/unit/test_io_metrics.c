@@ -110,6 +110,7 @@ struct fix {
 	struct metrics_server *s;
 	struct sockaddr_storage addr;
 	bool healthy;
+	const char *why;
 	int scrapes;
 	size_t fill; /* extra bytes the writer tries to add */
 };
@@ -134,7 +135,16 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 		metrics_sample_u64(b, "ks_fill", NULL, 0, i);
 }
 
-static bool healthy(void *arg) { return ((struct fix *)arg)->healthy; }
+/* Unhealthy with a reason when f->why is set (a CR LF in it must not
+ * reach the response as a line break). */
+static bool healthy(void *arg, char *why, size_t whylen)
+{
+	struct fix *f = arg;
+
+	if (!f->healthy && f->why)
+		snprintf(why, whylen, "%s", f->why);
+	return f->healthy;
+}
 
 static void start(struct fix *f, const struct metrics_server_opts *o)
 {
@@ -271,6 +281,11 @@ static void healthz(void **state)
 	get(f, "GET /healthz HTTP/1.0\r\n\r\n", &x);
 	assert_non_null(strstr(x.resp, "HTTP/1.0 503 Service Unavailable\r\n"));
 	assert_string_equal(strstr(x.resp, "\r\n\r\n") + 4, "unhealthy\n");
+	f->why = "no session for 12 ms\r\nX: y";
+	get(f, "GET /healthz HTTP/1.0\r\n\r\n", &x);
+	assert_non_null(strstr(x.resp, "HTTP/1.0 503 Service Unavailable\r\n"));
+	assert_string_equal(strstr(x.resp, "\r\n\r\n") + 4,
+	                    "unhealthy: no session for 12 ms  X: y\n");
 	assert_int_equal(f->scrapes, 0);
 }
 
