@@ -307,7 +307,7 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 	srv->created++;
 	/* One session per user: the older ones close when this one carries
 	 * its first payload, not now. A client that merely probed during an
-	 * outage (session.md, restart detection) keeps using its old session,
+	 * outage (docs/PROTOCOL.md, session L3) keeps using its old session,
 	 * and this one idles out; a restarted client sends at once. */
 	e->supersede = srv->one_per_user;
 	if (srv->output(srv->output_user, srv->scratch.open, ev->len, from) < 0)

@@ -712,7 +712,7 @@ static void path_response(struct session *s, const uint8_t *token)
 		emit(s, s->scratch->seal, (size_t)n, NULL);
 }
 
-/* The client's dispatch (secure.md 6.4): session id 0 is a handshake
+/* The client's dispatch (docs/PROTOCOL.md, secure layer 6.4): session id 0 is a handshake
  * response, our own id goes to the envelope, anything else is dropped. */
 static int client_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now)
 {

@@ -436,7 +436,7 @@ static void probes_get_no_answer(void **state)
 	sessions_free(s.t);
 }
 
-/* secure.md 7: after a server restart the client's data gets no answer;
+/* PROTOCOL.md (secure layer) 7: after a server restart the client's data gets no answer;
  * the client notices within ENVELOPE_PEER_SILENT_MS of outstanding data
  * and handshakes again. */
 static void restart_is_noticed_and_healed(void **state)
