@@ -49,7 +49,7 @@ static const struct family fams[] = {
 	{ "kcpsocks_session_retransmits_fast_total", METRICS_COUNTER,
 	  "KCP segments retransmitted by fast retransmit", g_retx_fast },
 	{ "kcpsocks_session_retransmits_spurious_total", METRICS_COUNTER,
-	  "fast retransmissions found unnecessary (reordering)", g_retx_spurious },
+	  "retransmissions found unnecessary (the original arrived)", g_retx_spurious },
 	{ "kcpsocks_session_duplicate_segments_total", METRICS_COUNTER,
 	  "KCP data segments received more than once", g_dup },
 	{ "kcpsocks_session_segments_sent_total", METRICS_COUNTER,

@@ -71,6 +71,10 @@ struct world {
 	struct flow f[MAXF];
 	size_t nf;
 	bool greedy; /* the applications write until the streams refuse (bulk) */
+	/* The client daemon is descheduled for stall_ms of every stall_every
+	 * ms (0: never): it reads, runs timers and sends nothing meanwhile,
+	 * and what arrives waits in its socket buffer (the link). */
+	uint32_t stall_every, stall_ms;
 	uint8_t buf[BUF];
 };
 
@@ -397,6 +401,11 @@ static uint64_t written(const struct world *w)
 	return n;
 }
 
+static bool c_asleep(const struct world *w)
+{
+	return w->stall_every && w->now % w->stall_every < w->stall_ms;
+}
+
 /* Both applications write what they can, then pump. */
 static void apps_write_once(struct world *w)
 {
@@ -407,12 +416,13 @@ static void apps_write_once(struct world *w)
 		struct session *ss =
 		        f->opened_s && !f->reset_s ? server_session(w->srv, f->ssid) : NULL;
 
-		if (cm && f->open && f->replied && !f->reset_c)
+		if (cm && f->open && f->replied && !f->reset_c && !c_asleep(w))
 			write_some(w, cm, f->cid, f, 0);
 		if (ss && session_mux(ss))
 			write_some(w, session_mux(ss), f->sid_stream, f, 1);
 	}
-	session_pump(w->cli, w->now);
+	if (!c_asleep(w))
+		session_pump(w->cli, w->now);
 	for (size_t i = 0; i < w->nf; i++) {
 		struct session *ss = w->f[i].opened_s ? server_session(w->srv, w->f[i].ssid) : NULL;
 
@@ -438,6 +448,16 @@ static void apps_write(struct world *w)
 
 static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
+/* The client's next wakeup: when its stall ends (asleep) or its deadline. */
+static uint64_t c_deadline(const struct world *w)
+{
+	uint64_t t = session_next_deadline(w->cli);
+
+	if (!c_asleep(w))
+		return min64(t, netsim_link_next_deadline(w->s2c));
+	return w->now - w->now % w->stall_every + w->stall_ms;
+}
+
 static void deliver(struct world *w)
 {
 	ssize_t n;
@@ -449,7 +469,7 @@ static void deliver(struct world *w)
 		                         UNIX0 + w->now);
 		server_events(w);
 	}
-	while ((n = netsim_link_recv(w->s2c, w->now, w->buf, BUF)) >= 0) {
+	while (!c_asleep(w) && (n = netsim_link_recv(w->s2c, w->now, w->buf, BUF)) >= 0) {
 		(void)session_on_datagram(w->cli, w->buf, (size_t)n, w->now, UNIX0 + w->now);
 		client_events(w);
 	}
@@ -466,8 +486,8 @@ static void step(struct world *w, uint64_t until)
 	server_events(w);
 	client_open_flows(w);
 	apps_write(w);
-	t = min64(session_next_deadline(w->cli), server_next_deadline(w->srv));
-	t = min64(t, min64(netsim_link_next_deadline(w->c2s), netsim_link_next_deadline(w->s2c)));
+	t = min64(c_deadline(w), server_next_deadline(w->srv));
+	t = min64(t, netsim_link_next_deadline(w->c2s));
 	t = min64(t, until);
 	if (t > w->now)
 		w->now = t;
@@ -483,9 +503,10 @@ static void step(struct world *w, uint64_t until)
 	server_events(w);
 	client_open_flows(w);
 	apps_write(w);
-	session_flush(w->cli, w->now);
+	if (!c_asleep(w))
+		session_flush(w->cli, w->now);
 	server_flush(w->srv, w->now);
-	if (w->now >= session_next_deadline(w->cli))
+	if (!c_asleep(w) && w->now >= session_next_deadline(w->cli))
 		session_on_timer(w->cli, w->now, UNIX0 + w->now);
 	if (w->now >= server_next_deadline(w->srv))
 		server_on_timer(w->srv, w->now);
@@ -1039,9 +1060,10 @@ static void test_bulk_bottleneck(void **state)
 }
 
 /* The bench's loss5 path (5% loss, jitter, reordering): the lossy profile
- * is the one for it, at more than ten times the rate of the default one,
- * whose window, cut once early in slow start, grows back by one segment
- * per RTT; the default session still survives and completes. */
+ * is the one for it, at more than twice the rate of the default one. (It
+ * was ten times until K12: the default profile's window collapsed on
+ * timeouts of the whole flight and grew back one segment per RTT.) The
+ * default session survives and completes. */
 static void test_bulk_loss5(void **state)
 {
 	static const struct netsim_config loss5 = LOSS5;
@@ -1050,9 +1072,116 @@ static void test_bulk_loss5(void **state)
 	(void)state;
 	d = bulk_run("default", &loss5, 8 << 20, 36);
 	l = bulk_run("lossy", &loss5, 8 << 20, 37);
-	assert_true(d.mbps >= 0.4);
+	assert_true(d.mbps >= 2);
 	assert_true(l.mbps >= 7);
-	assert_true(l.mbps >= 10 * d.mbps);
+	assert_true(l.mbps >= 2 * d.mbps);
+}
+
+/* --- many streams (issue 19) ------------------------------------------------------ */
+
+/* Loopback as the daemons meet it: 1 ms each way, 100 MB/s, their 4 MiB
+ * socket buffers. */
+#define LOOPBACK1                                                                                  \
+	{                                                                                          \
+		.delay_ms = 1, .rate = 100000000, .queue_bytes = 4 << 20                           \
+	}
+
+struct conc {
+	double mbps;          /* all streams together, MB/s of virtual time */
+	double jain;          /* fairness of the bytes received when the first stream ended */
+	struct kcp_stats kcp; /* the sender's (the server's) engine at the end */
+};
+
+/* jain: Jain's fairness index of the download progress, 1/n .. 1. */
+static double jain(const struct world *w)
+{
+	double sum = 0, sq = 0;
+
+	for (size_t i = 0; i < w->nf; i++) {
+		double x = (double)w->f[i].down_rcvd;
+		sum += x;
+		sq += x * x;
+	}
+	return sq > 0 ? sum * sum / ((double)w->nf * sq) : 1;
+}
+
+/* conc_run downloads `bytes` in total over n parallel streams, configured
+ * from the profile `name` as the daemons do, while the client daemon is
+ * descheduled for stall_ms of every stall_every ms (0: never), as on a
+ * busy machine. */
+static struct conc conc_run(const char *name, const struct netsim_config *link, uint64_t bytes,
+                            size_t n, uint32_t stall_every, uint32_t stall_ms, uint64_t seed)
+{
+	const struct profile *pr = profile_find(name);
+	struct transport_params tp;
+	struct mux_config mc;
+	struct setup su = { .link = link, .seed = seed, .tp = &tp };
+	struct session_stats st;
+	struct world *w;
+	struct conc c = { .jain = -1 };
+	uint64_t t0;
+
+	assert_non_null(pr);
+	dconf_tparams(pr, &tp);
+	dconf_mux(pr, 0, &mc);
+	su.window = mc.window;
+	w = world_new(&su);
+	w->greedy = true;
+	establish(w);
+	w->stall_every = stall_every;
+	w->stall_ms = stall_ms;
+	for (size_t i = 0; i < n; i++)
+		add_flow(w, 100, bytes / n);
+	t0 = w->now;
+	for (uint64_t i = 0; !all_done(w); i++) {
+		assert_true(w->now - t0 < 600000);
+		assert_true(i < 10000000);
+		step(w, w->now + 600000);
+		for (size_t j = 0; j < n && c.jain < 0; j++)
+			if (flow_done(&w->f[j]))
+				c.jain = jain(w);
+	}
+	session_stats(server_session(w->srv, session_sid(w->cli)), &st);
+	assert_int_equal(w->c_lost + w->s_lost, 0);
+	c.mbps = (double)bytes / 1000.0 / (double)(w->now - t0);
+	c.kcp = st.kcp;
+	print_message("%s, %zu streams, stalls %u of %u ms: %.2f MB/s, fairness %.3f, "
+	              "retransmitted %llu by timeout (%llu isolated), %llu fast, %llu spurious "
+	              "of %llu, cwnd %u, srtt %u\n",
+	              name, n, stall_ms, stall_every, c.mbps, c.jain,
+	              (unsigned long long)st.kcp.seg_retx_timeout,
+	              (unsigned long long)st.kcp.seg_retx_isolated,
+	              (unsigned long long)st.kcp.seg_retx_fast,
+	              (unsigned long long)st.kcp.seg_retx_spurious,
+	              (unsigned long long)st.kcp.seg_sent, st.kcp.cwnd, st.kcp.srtt);
+	world_free(w);
+	return c;
+}
+
+/* Issue 19, K12: a receiver that is descheduled now and then for longer
+ * than the RTO (a busy machine; on loopback the RTO is tens of ms) does
+ * not make the sender resend its whole flight at each stall: one probe per
+ * silent RTO, a handful of timeouts in all. (Before K12: 1,774 timeout
+ * retransmissions for one stream with 40 ms stalls, 4,151 for 32 streams
+ * with 60 ms ones, nearly the whole flight each time; the copies cost a
+ * real receiver CPU right when it is behind, and the flight timeouts cut
+ * cwnd to 1.) 32 streams move the bytes as fast as one does. */
+static void test_conc_stalled_receiver(void **state)
+{
+	static const struct netsim_config lo = LOOPBACK1;
+	struct conc one, many, clean;
+	uint64_t stalls;
+
+	(void)state;
+	clean = conc_run("default", &lo, 16 << 20, 32, 0, 0, 50);
+	one = conc_run("default", &lo, 16 << 20, 1, 200, 60, 51);
+	many = conc_run("default", &lo, 16 << 20, 32, 200, 60, 52);
+	assert_int_equal(clean.kcp.seg_retx_timeout + clean.kcp.seg_retx_fast, 0);
+	stalls = (uint64_t)(16.0 * 1.048576 / many.mbps * 1000.0 / 200.0) + 1;
+	assert_true(one.kcp.seg_retx_timeout <= 2 * stalls);
+	assert_true(many.kcp.seg_retx_timeout <= 2 * stalls);
+	assert_true(many.mbps >= 0.9 * one.mbps);
+	assert_true(clean.mbps >= 50);
 }
 
 /* Determinism: the same seed gives the same run, datagram for datagram. */
@@ -1081,6 +1210,7 @@ static void test_deterministic(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_conc_stalled_receiver),
 		cmocka_unit_test(test_transfer_clean),
 		cmocka_unit_test(test_transfer_loss5),
 		cmocka_unit_test(test_keepalive),

@@ -708,7 +708,9 @@ static void spurious_retransmit_undone(void **state)
 }
 
 /* K4: the tail of a burst whose head is being acknowledged right now is
- * still queued: its RTO is deferred, then fires once ACKs stop. */
+ * still queued: its RTO is deferred, then fires once ACKs stop. K12: the
+ * ACKs have stopped, so the oldest segment alone probes the path; once its
+ * answer comes, the other two (really lost) go at once, as isolated. */
 static void burst_tail_rto_deferred(void **state)
 {
 	(void)state;
@@ -733,8 +735,17 @@ static void burst_tail_rto_deferred(void **state)
 	assert_true(p.now <= 199 + 199 / 4); /* a quarter RTT after the ACK */
 	kcp_update(p.a, p.now);
 	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 1);
+	assert_int_equal(st.seg_retx_isolated, 1); /* sn 0, same flush, arrived */
+	assert_int_equal(p.ab->n, 1);
+	p.now++;
+	deliver_one(&p, p.ab, p.b); /* the probe (sn 1) and its ACK */
+	deliver_one(&p, p.ba, p.a);
+	assert_int_equal(kcp_next_deadline(p.a, p.now), p.now); /* released */
+	kcp_update(p.a, p.now);
+	kcp_stats(p.a, &st);
 	assert_int_equal(st.seg_retx_timeout, 3);
-	assert_int_equal(st.seg_retx_isolated, 3); /* sn 0, same flush, arrived */
+	assert_int_equal(st.seg_retx_isolated, 3);
 	pair_free(&p);
 }
 
@@ -778,11 +789,52 @@ static void isolated_timeout_vs_flight(void **state)
 	t = kcp_next_deadline(p.a, p.now);
 	kcp_update(p.a, t);
 	kcp_stats(p.a, &st);
-	assert_int_equal(st.seg_retx_timeout, 3);
+	assert_int_equal(st.seg_retx_timeout, 2); /* K12: one probe, one held */
 	assert_int_equal(st.seg_retx_isolated, 1);
 	assert_int_equal(st.cwnd, 1);
 	/* backed off: the next expiry is at least 2 RTOs away (nodelay 0) */
 	assert_true(kcp_next_deadline(p.a, t) >= t + 2 * (uint64_t)st.rto);
+	pair_free(&p);
+}
+
+/* K12: a receiver that stops reading (everything arrives, nothing is
+ * answered) past the RTO gets one probe, the oldest segment, not the whole
+ * flight again; when it reads again its ACKs retire everything, the held
+ * segments are never sent twice, and the probe shows itself spurious. */
+static void silent_receiver_one_probe(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+	uint64_t t;
+
+	cfg_fast(&c);
+	pair_init(&p, &c, &c, 0, 9);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	assert_int_equal(p.ab->n, 8);
+	t = kcp_next_deadline(p.a, 0);
+	kcp_update(p.a, t);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 1);
+	assert_int_equal(p.ab->n, 9);
+	/* Still silent at the next expiry: the probe backs off alone. */
+	t = kcp_next_deadline(p.a, t);
+	kcp_update(p.a, t);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 2);
+	assert_int_equal(p.ab->n, 10);
+	p.now = t + 1;
+	while (p.ab->n)
+		deliver_one(&p, p.ab, p.b);
+	while (p.ba->n)
+		deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.seg_retx_spurious, 1);
+	assert_int_equal(kcp_next_deadline(p.a, p.now), KCP_NEVER);
 	pair_free(&p);
 }
 
@@ -1276,6 +1328,7 @@ int main(void)
 		cmocka_unit_test(spurious_retransmit_undone),
 		cmocka_unit_test(paced_window),
 		cmocka_unit_test(burst_tail_rto_deferred),
+		cmocka_unit_test(silent_receiver_one_probe),
 		cmocka_unit_test(isolated_timeout_vs_flight),
 		cmocka_unit_test(pair_zero_window_probe),
 		cmocka_unit_test(dead_link_after_n_transmissions),
