@@ -494,6 +494,35 @@ static void fin_check(struct mux *m, struct stream *s)
 		ctl_set(m, s, CTL_FIN);
 }
 
+/* rebalance moves a stream's window towards the fair share of the budget,
+ * budget / streams held (never below the floor nor above the configured
+ * window), as its application reads (step 4.5.3). The windows chosen at
+ * announce time shrink geometrically (4.5.1): with 32 bulk streams the
+ * first few held 4 MiB and the rest 64 KiB, and the rest ran at 64 KiB
+ * per RTT (issue 19: Jain's index 0.88). A window above the share shrinks,
+ * but never below what is already granted and unread, so the buffer bound
+ * always covers what the peer may send; one below grows by what the budget
+ * has left, so the streams together still never hold more than the budget.
+ * Local only: the peer just sees smaller or larger WINDOW increments. */
+static void rebalance(struct mux *m, struct stream *s)
+{
+	uint64_t share = m->cfg.budget / (m->ntab ? m->ntab : 1), out, want;
+
+	if (!s->hello_sent || s->fin_rcvd || m->role != MUX_CLIENT)
+		return;
+	share = share < MUX_WINDOW_FLOOR ? MUX_WINDOW_FLOOR : share;
+	share = share < m->cfg.window ? share : m->cfg.window;
+	out = s->rx_limit > s->rx_read ? s->rx_limit - s->rx_read : 0;
+	if (s->win > share) {
+		want = out > share ? out : share;
+		if (want < s->win)
+			win_set(m, s, (uint32_t)want);
+	} else if (s->win < share && m->committed < m->cfg.budget) {
+		want = s->win + (m->cfg.budget - m->committed);
+		win_set(m, s, (uint32_t)(want < share ? want : share));
+	}
+}
+
 /* grant_check queues a WINDOW once the application has read half a window
  * beyond what we last granted (step 4.3), never before our OPEN or REPLY
  * (step 4.4.4). The first grant may exceed read + window (step 4.4.3), so
@@ -1040,6 +1069,7 @@ ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap)
 	n = min_sz(cap, s->rx.len);
 	ring_get(&s->rx, buf, n);
 	s->rx_read += n;
+	rebalance(m, s);
 	grant_check(m, s);
 	return (ssize_t)n;
 }
