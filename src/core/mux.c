@@ -181,6 +181,18 @@ static void ring_get(struct ring *r, uint8_t *out, size_t n)
 	r->len -= n;
 }
 
+static void ring_release(struct mux *m, struct ring *r);
+
+/* ring_take is ring_get, and a ring it empties gives its memory back: an
+ * idle stream holds no buffer, whatever its last burst needed (issue 19);
+ * the next bytes allocate again from MUX_RING_INITIAL. */
+static void ring_take(struct mux *m, struct ring *r, uint8_t *out, size_t n)
+{
+	ring_get(r, out, n);
+	if (r->len == 0)
+		ring_release(m, r);
+}
+
 static void ring_release(struct mux *m, struct ring *r)
 {
 	m->mem -= r->cap;
@@ -926,7 +938,7 @@ static bool emit_data_one(struct mux *m, struct wr *w)
 	if (n < want && n < MUX_SPLIT_MIN)
 		return false;
 	put_hdr(w, MUX_DATA, s->id, n); /* the payload is copied from the ring */
-	ring_get(&s->tx, w->p, n);
+	ring_take(m, &s->tx, w->p, n);
 	w->p += n;
 	s->tx_off += n;
 	s->deficit -= (uint32_t)n;
@@ -1067,7 +1079,7 @@ ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap)
 		return 0;
 	}
 	n = min_sz(cap, s->rx.len);
-	ring_get(&s->rx, buf, n);
+	ring_take(m, &s->rx, buf, n);
 	s->rx_read += n;
 	rebalance(m, s);
 	grant_check(m, s);
