@@ -229,7 +229,8 @@ static uint32_t qmax(const struct kcp *k)
  * application has not read yet (K6). */
 static uint32_t wnd_free(const struct kcp *k) { return k->cfg.rcv_wnd - (k->rcv_nxt - k->rd_sn); }
 
-/* ensure_buf gives *slot an mss-byte buffer; a slot keeps it for life. */
+/* ensure_buf gives *slot an mss-byte buffer; a slot keeps it until the
+ * engine goes idle after a burst (trim_idle). */
 static int ensure_buf(struct kcp *k, uint8_t **slot)
 {
 	if (*slot)
@@ -1302,6 +1303,34 @@ ssize_t kcp_peek_size(const struct kcp *k)
 	return (ssize_t)size;
 }
 
+static void drop_buf(struct kcp *k, uint8_t **slot)
+{
+	if (!*slot)
+		return;
+	free(*slot);
+	*slot = NULL;
+	k->nbufs--;
+}
+
+/* trim_idle gives the segment buffers back once nothing is queued, in
+ * flight or unread, if a burst left more than KCP_IDLE_BUFS of them: an
+ * idle session holds its rings and no data (issue 19). Small exchanges
+ * stay below the threshold and never allocate again; O(windows), once per
+ * burst. Out-of-order segments still held keep their buffers. */
+static void trim_idle(struct kcp *k)
+{
+	if (k->nbufs <= KCP_IDLE_BUFS || k->inflight || k->qcount || k->rcv_bytes)
+		return;
+	for (uint32_t i = 0; i <= k->smask; i++)
+		if (!k->s[i].live)
+			drop_buf(k, &k->s[i].data);
+	for (uint32_t i = 0; i <= k->qmask; i++)
+		drop_buf(k, &k->q[i].data);
+	for (uint32_t i = 0; i <= k->rmask; i++)
+		if (!k->r[i].present)
+			drop_buf(k, &k->r[i].data);
+}
+
 static void consume(struct kcp *k)
 {
 	k->rcv_bytes -= rslot(k, k->rd_sn)->len - k->rd_off;
@@ -1377,6 +1406,7 @@ ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap)
 		else
 			arm(k, k->last_now);
 	}
+	trim_idle(k);
 	return (ssize_t)got;
 }
 
@@ -1637,6 +1667,7 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	cwnd_grow(k, a.acked);
 	fifo_prune(k, &k->fq, fq_valid);
 	silent_release(k, now);
+	trim_idle(k);
 }
 
 int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)

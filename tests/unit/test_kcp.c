@@ -838,6 +838,50 @@ static void silent_receiver_one_probe(void **state)
 	pair_free(&p);
 }
 
+/* Issue 19: a burst's segment buffers go back once the engine is idle
+ * (nothing queued, in flight or unread); an engine that never needed more
+ * than KCP_IDLE_BUFS keeps them. */
+static void idle_engine_returns_buffers(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct pair p;
+	static uint8_t msg[1000], out[2000];
+	size_t a0, b0, mss;
+	int sent = 0, got = 0;
+
+	cfg_fast(&c);
+	mss = c.mtu - KCP_HEADER_LEN;
+	pair_init(&p, &c, &c, 0, 10);
+	a0 = kcp_mem_bytes(p.a);
+	b0 = kcp_mem_bytes(p.b);
+	for (int round = 0; got < 300; round++) {
+		assert_true(round < 1000);
+		while (sent < 300 && kcp_send(p.a, msg, sizeof msg, p.now) > 0)
+			sent++;
+		assert_true(kcp_mem_bytes(p.a) <= a0 + (size_t)(2 * c.snd_wnd) * mss);
+		p.now++;
+		while (p.ab->n)
+			deliver_one(&p, p.ab, p.b);
+		while (kcp_recv(p.b, out, sizeof out) > 0)
+			got++;
+		kcp_flush(p.b, p.now);
+		while (p.ba->n)
+			deliver_one(&p, p.ba, p.a);
+		kcp_flush(p.a, p.now);
+	}
+	assert_int_equal(kcp_waitsnd(p.a), 0);
+	assert_true(kcp_check(p.a) && kcp_check(p.b));
+	assert_int_equal(kcp_mem_bytes(p.a), a0); /* a burst of 64 buffers: all back */
+	assert_true(kcp_mem_bytes(p.b) <= b0 + KCP_IDLE_BUFS * mss);
+	/* And it still works afterwards. */
+	assert_true(kcp_send(p.a, msg, sizeof msg, p.now) > 0);
+	p.now++;
+	deliver_one(&p, p.ab, p.b);
+	assert_int_equal(kcp_recv(p.b, out, sizeof out), (ssize_t)sizeof msg);
+	pair_free(&p);
+}
+
 static void pair_zero_window_probe(void **state)
 {
 	(void)state;
@@ -1329,6 +1373,7 @@ int main(void)
 		cmocka_unit_test(paced_window),
 		cmocka_unit_test(burst_tail_rto_deferred),
 		cmocka_unit_test(silent_receiver_one_probe),
+		cmocka_unit_test(idle_engine_returns_buffers),
 		cmocka_unit_test(isolated_timeout_vs_flight),
 		cmocka_unit_test(pair_zero_window_probe),
 		cmocka_unit_test(dead_link_after_n_transmissions),
