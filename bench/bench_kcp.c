@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/minmax.h"
 #include "core/kcp.h"
 #include "core/netsim.h"
 
@@ -78,19 +79,17 @@ static void drain(struct sim *s, struct netsim_link *l, struct kcp *k)
 			die("input rejected");
 }
 
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-
 /* advance moves the clock to the next event, or to `limit` if that comes
  * first, and processes what is due then; the caller's application code runs
  * at that same instant. Returns false when nothing is scheduled before
  * limit (UINT64_MAX: at all). */
 static bool advance(struct sim *s, uint64_t limit)
 {
-	uint64_t t = min64(
-	        min64(kcp_next_deadline(s->a.k, s->now), kcp_next_deadline(s->b.k, s->now)),
-	        min64(netsim_link_next_deadline(s->a.tx), netsim_link_next_deadline(s->b.tx)));
+	uint64_t t = min_u64(
+	        min_u64(kcp_next_deadline(s->a.k, s->now), kcp_next_deadline(s->b.k, s->now)),
+	        min_u64(netsim_link_next_deadline(s->a.tx), netsim_link_next_deadline(s->b.tx)));
 
-	t = min64(t, limit);
+	t = min_u64(t, limit);
 	if (t == UINT64_MAX)
 		return false;
 	if (t > s->now)

@@ -257,14 +257,16 @@ start_mkcp-tuned() {
 }
 
 # kcpsocks SCENARIO PROFILE [FAST_OPEN]: the lib.sh daemons (their command
-# lines live there), the local one pointed at the relay. FAST_OPEN (true or
+# lines live there), the local one pointed at the relay. Both run PROFILE:
+# the server applies its own profile's local settings (min_rto_ms,
+# dead_link, dup_thin, mux limits), not the one the client proposes. FAST_OPEN (true or
 # false) goes into the [transport] section of a local config file, which
 # overrides the profile's own setting; without it the profile decides.
 kcpsocks() {
 	local scen=$1 profile=$2 fo=${3:-} conf=()
 	[ -n "${CONNSTR:-}" ] || make_keys bench
 	unset SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS
-	start_server
+	start_server --profile "$profile"
 	PEER_PIDS+=("$SERVER_PID")
 	mv "$SERVER_LOG" "$PEER_DIR/kcpsocks-server.log"
 	relay "$SERVER_PORT" "$scen"

@@ -8,16 +8,37 @@
 # peers (scripts/deps.sh bench) when it can, writes docs/bench/peers.md and
 # the docs/bench/peers-*.png plots, then rebuilds docs/BENCHMARKS.md.
 # BENCH_QUICK=1 makes it a short smoke run.
+#
+# bench.sh handshake BUILD - the daemons under handshake floods
+# (bench/run-handshake.sh): docs/bench/handshake.md.
+#
+# bench.sh cross BUILD - the footprint of the cross-built daemons
+# (scripts/cross-footprint.sh; make bench-cross builds them first).
 set -euo pipefail
 name=$1
 build=$2
 mkdir -p docs/bench
 out=docs/bench/$name.md
-if [ "$name" = peers ]; then
+if [ "$name" = handshake ]; then
+	# The daemons under a handshake flood (bench/run-handshake.sh).
+	tmp=$(mktemp)
+	trap 'rm -f "$tmp"' EXIT
+	{
+		echo "Command: \`make bench-handshake\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo none))"
+		echo
+		bench/run-handshake.sh "$build"
+	} >"$tmp"
+	mv "$tmp" "$out"
+	cat "$out"
+elif [ "$name" = peers ]; then
 	scripts/deps.sh bench || echo "bench.sh: some peers are missing; they will be skipped" >&2
 	export BENCH_OUT=${BENCH_OUT:-$build/bench-peers}
 	bench/run-peers.sh "$build"
 	python3 bench/peers_report.py "$BENCH_OUT" docs/bench
+	cat "$out"
+elif [ "$name" = cross ]; then
+	# the cross-built daemons' sizes, libraries and RSS under qemu-user
+	scripts/cross-footprint.sh "$build" >"$out.tmp" && mv "$out.tmp" "$out"
 	cat "$out"
 else
 	tmp=$(mktemp)

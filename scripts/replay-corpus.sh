@@ -13,7 +13,8 @@ for bin in "$@"; do
 		fail=$((fail + 1))
 		continue
 	fi
-	if timeout 300 "$bin" "$dir"/*; then
+	# TEST_WRAPPER: a command to run each binary with (make test-cross: qemu-user)
+	if timeout 300 ${TEST_WRAPPER:-} "$bin" "$dir"/*; then
 		pass=$((pass + 1))
 	else
 		echo "replay: $name failed" >&2

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run-integration.sh KIND BUILD - run every tests/integration/KIND_*.sh with
+# run-integration.sh KIND BUILD - run every tests/integration/KIND_*.sh (for
+# KIND adversarial: tests/adversarial/*.sh but *_lib.sh) with
 # a time bound. Each script gets BUILD in its environment, starts only
 # processes it owns, and cleans them up in a trap.
 set -uo pipefail
@@ -8,6 +9,13 @@ export BUILD=$2
 limit=${TEST_TIMEOUT:-600}
 shopt -s nullglob
 scripts=(tests/integration/"$kind"_*.sh)
+# The adversarial suite has a directory of its own (helpers: *_lib.sh).
+if [ "$kind" = adversarial ]; then
+	scripts=()
+	for s in tests/adversarial/*.sh; do
+		[[ $s == *_lib.sh ]] || scripts+=("$s")
+	done
+fi
 if [ ${#scripts[@]} -eq 0 ]; then
 	echo "integration $kind: no tests of this kind exist yet" >&2
 	[ "$kind" = fast ] || [ "$kind" = full ] && exit 0

@@ -9,7 +9,8 @@ pass=0
 fail=0
 failed=()
 for t in "$@"; do
-	if timeout --kill-after=10 "$limit" "$t"; then
+	# TEST_WRAPPER: a command to run each binary with (make test-cross: qemu-user)
+	if timeout --kill-after=10 "$limit" ${TEST_WRAPPER:-} "$t"; then
 		pass=$((pass + 1))
 	else
 		rc=$?

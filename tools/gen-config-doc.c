@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/configdoc.h"
 
 struct text {
 	char *p;

@@ -395,7 +395,7 @@ struct batch {
 /* Datagrams due for one socket, packed back to back in `area` so that a
  * run of equal-sized datagrams (the last may be shorter) leaves as one
  * message with UDP_SEGMENT (UDP GSO): one trip through the kernel's send
- * path for up to IMPAIR_GSO_SEGS datagrams. Allocated once. */
+ * path for up to UDP_GSO_SEGMENTS_MAX datagrams. Allocated once. */
 struct txq {
 	struct mmsghdr msg[IMPAIR_BATCH];
 	struct iovec iov[IMPAIR_BATCH];
@@ -450,7 +450,7 @@ static void txq_add(struct txq *q, size_t len, bool gso)
 	/* an empty datagram never joins a run: as a GSO segment it would
 	 * vanish (it adds no bytes) */
 	if (gso && i >= 0 && q->open[i] && len > 0 && len <= q->seg_size[i] &&
-	    q->iov[i].iov_len + len <= IMPAIR_GSO_BYTES && q->segs[i] < IMPAIR_GSO_SEGS) {
+	    q->iov[i].iov_len + len <= UDP_GSO_BYTES_MAX && q->segs[i] < UDP_GSO_SEGMENTS_MAX) {
 		q->iov[i].iov_len += len;
 		q->segs[i]++;
 		q->open[i] = len == q->seg_size[i]; /* a shorter one ends the run */

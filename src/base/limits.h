@@ -4,6 +4,11 @@
  * sees, in one file, how much memory and how many objects the program can
  * ever hold. Values that users may need to change are also config keys
  * (docs/CONFIG.md); the value here is then the default or the hard cap.
+ * Each bound is written once: where two modules share a bound, the later
+ * name is defined from the earlier one (or both use one name), so the two
+ * cannot drift apart. An engine's own capability (KCP_WND_MAX,
+ * KCP_MTU_MAX, KCP_DEAD_LINK_MAX) is a different bound from what a tunnel
+ * configures (TPARAMS_*, PROFILE_*), and is at least as wide.
  */
 #ifndef KCPSOCKS_LIMITS_H
 #define KCPSOCKS_LIMITS_H
@@ -94,27 +99,43 @@ enum {
 
 /* Handshake. */
 enum {
-	HANDSHAKE_CLOCK_SKEW_MS = 120000, /* init timestamps within +-120 s */
-	HANDSHAKE_REPLAY_CACHE = 4096,    /* remembered init ephemerals */
+	HANDSHAKE_CLOCK_SKEW_MS = 120000, /* init timestamps at most 120 s old */
+	HANDSHAKE_FUTURE_MS = 5000,       /* ... and at most 5 s ahead of the server */
+	HANDSHAKE_REPLAY_CACHE = 4096,    /* remembered accepted init ephemerals */
+	HANDSHAKE_REFUSED_CACHE = 8192,   /* remembered refused inits (mac1) */
 	HANDSHAKE_PAD_MAX = 256,          /* random padding on handshake messages */
-	HANDSHAKE_MAX_USERS = 65536,      /* users one server may list */
+	HANDSHAKE_MAX_USERS = 4096,       /* users one server may list ([user] sections) */
+	/* X25519 budgets of the server (token buckets): in total, and per
+	 * source host (IPv4 address or IPv6 /64; handshake.h). */
+	HANDSHAKE_DH_RATE = 2000, /* per second */
+	HANDSHAKE_DH_BURST = 1000,
+	HANDSHAKE_SRC_DH_RATE = 50, /* per second and source host */
+	HANDSHAKE_SRC_DH_BURST = 100,
+	HANDSHAKE_SRC_SLOTS = 4096, /* source buckets, hashed */
+	/* ... and a reserve for hosts that hardly used their own bucket lately
+	 * (new clients), taken only when the total is spent. */
+	HANDSHAKE_DH_RESERVE_RATE = 200,
+	HANDSHAKE_DH_RESERVE_BURST = 20,
 };
 
-/* Transport parameters: the hard validity range of each field (a decoded
- * value outside it is a protocol error; the server clamps further). */
+/* Transport parameters: the one range of each transport setting. The
+ * handshake refuses a decoded value outside it (tparams_valid), the server
+ * clamps further (tparams_clamp), and the profile keys that set these fields
+ * (profile.c) are checked against the same names, so every profile that
+ * validates can be carried as it is. */
 enum {
-	TPARAMS_MTU_MIN = 576,
-	TPARAMS_MTU_MAX = ENVELOPE_MAX_DATAGRAM,
-	TPARAMS_PAD_MAX = 1024,
-	TPARAMS_BUCKET_MIN = 16, /* smallest bucket of TPARAMS_PAD_BUCKET */
-	TPARAMS_INTERVAL_MIN = 5,
+	TPARAMS_MTU_MIN = 576,                   /* the IPv4 minimum reassembly size */
+	TPARAMS_MTU_MAX = ENVELOPE_MAX_DATAGRAM, /* an Ethernet payload; larger only fragments */
+	TPARAMS_PAD_MAX = 256,    /* random pad bytes, or the bucket size, per datagram */
+	TPARAMS_BUCKET_MIN = 16,  /* smallest bucket of TPARAMS_PAD_BUCKET */
+	TPARAMS_INTERVAL_MIN = 5, /* ms, KCP flush interval */
 	TPARAMS_INTERVAL_MAX = 1000,
-	TPARAMS_RESEND_MAX = 255,
+	TPARAMS_RESEND_MAX = 32, /* KCP fast-resend threshold; 0 turns it off */
 	TPARAMS_NODELAY_MAX = 2, /* KCP nodelay 0, 1 or 2 (kcp.h) */
-	TPARAMS_WND_MIN = 16,
-	TPARAMS_WND_MAX = 32768,
+	TPARAMS_WND_MIN = 16,    /* KCP windows, segments */
+	TPARAMS_WND_MAX = 8192,  /* (the engine itself takes up to KCP_WND_MAX) */
 	TPARAMS_KEEPALIVE_MIN_MS = 1000,
-	TPARAMS_KEEPALIVE_MAX_MS = 600000,
+	TPARAMS_KEEPALIVE_MAX_MS = 300000,
 	TPARAMS_IDLE_MIN_MS = 5000,
 	TPARAMS_IDLE_MAX_MS = 3600000,
 };
@@ -134,13 +155,13 @@ enum {
 	MUX_REQUEST_MAX = 512,         /* SOCKS5 request bytes in one OPEN */
 	MUX_REPLY_MAX = 512,           /* SOCKS5 reply bytes in one REPLY */
 	MUX_WINDOW_MIN = 4096,         /* smallest per-stream receive window */
-	MUX_WINDOW_DEFAULT = 262144,   /* per-stream receive window (256 KiB) */
+	MUX_WINDOW_DEFAULT = 4194304,  /* per-stream receive window (4 MiB, profile default) */
 	MUX_WINDOW_MAX = 16777216,     /* largest window or credit a peer may hold */
 	MUX_SNDBUF_MIN = 4096,         /* smallest per-stream send buffer */
 	MUX_SNDBUF_DEFAULT = 65536,    /* per-stream send buffer in the mux */
 	MUX_SNDBUF_MAX = 16777216,     /* largest per-stream send buffer */
-	MUX_STREAMS_DEFAULT = 256,     /* concurrent streams per session */
-	MUX_STREAMS_MAX = 65536,       /* cap on the configurable stream count */
+	MUX_STREAMS_DEFAULT = 256,     /* concurrent streams per session (profile default) */
+	MUX_STREAMS_MAX = 4096,        /* cap on the configurable stream count */
 	MUX_QUANTUM_MIN = 512,         /* smallest scheduler quantum */
 	MUX_QUANTUM_DEFAULT = 4096,    /* bytes a stream may send per round */
 	MUX_REFUSE_MAX = 64,           /* refusals (RST limit) waiting to be sent */
@@ -153,7 +174,7 @@ enum {
 	MUX_WINDOW_FLOOR = 65536,      /* a stream's window while the budget is short */
 	MUX_BUDGET_SHARE = 4,          /* a new stream takes 1/this of the budget left */
 	MUX_BUDGET_MIN = 65536,        /* smallest session receive budget */
-	MUX_BUDGET_DEFAULT = 16777216, /* 16 MiB */
+	MUX_BUDGET_DEFAULT = 33554432, /* 32 MiB (profile default) */
 	MUX_BUDGET_MAX = 1073741824,   /* 1 GiB */
 };
 
@@ -227,8 +248,8 @@ enum {
 	TCP_BUF_MAX = 4 << 20,       /* largest buffer one may ask for */
 	TCP_CONNECT_ADDRS_MAX = 16,  /* addresses one connect tries in order */
 	TCP_CONNECT_TIMEOUT_DEFAULT_MS = 10000,
-	TCP_CONNECT_TIMEOUT_MAX_MS = 300000,
-	TCP_CONNECT_ATTEMPT_MIN_MS = 250, /* smallest share of the budget per address */
+	TCP_CONNECT_TIMEOUT_MAX_MS = 120000, /* also the connect_timeout_ms key's */
+	TCP_CONNECT_ATTEMPT_MIN_MS = 250,    /* smallest share of the budget per address */
 
 	RESOLVER_ADDRS_MAX = 16,         /* addresses reported per lookup */
 	RESOLVER_SERVERS_MAX = 8,        /* DNS servers in the option */
@@ -276,54 +297,37 @@ enum {
 
 /* --- daemons --- */
 
-/* Config and profiles (src/core/config.c, src/core/profile.c). The PROFILE_*
- * pairs are the ranges every transport key is checked against, after the
- * profile's overrides are applied; docs/CONFIG.md prints them. */
+/* Config and profiles (src/core/config.c, src/core/profile.c). A profile
+ * key that sets a transport parameter or a mux setting is checked against
+ * that setting's range (TPARAMS_*, MUX_*); the PROFILE_* pairs are the
+ * ranges of the keys that exist only in a profile. docs/CONFIG.md prints
+ * them all. */
 enum {
-	PROFILE_MTU_MIN = 576,                     /* the IPv4 minimum reassembly size */
-	PROFILE_MTU_MAX = 1500,                    /* an Ethernet payload; larger only fragments */
-	PROFILE_PAD_BUCKET_MAX = 256,              /* round datagrams up to a multiple of this */
-	PROFILE_PAD_MAX_MAX = 256,                 /* random extra padding per datagram */
-	PROFILE_KEEPALIVE_MIN = 1000,              /* ms */
-	PROFILE_KEEPALIVE_MAX = 300000,            /* ms */
-	PROFILE_IDLE_MIN = 5000,                   /* ms */
-	PROFILE_IDLE_MAX = TPARAMS_IDLE_MAX_MS,    /* ms: what the handshake carries */
-	PROFILE_NODELAY_MAX = TPARAMS_NODELAY_MAX, /* KCP nodelay: 0, 1 or 2 */
-	PROFILE_INTERVAL_MIN = TPARAMS_INTERVAL_MIN, /* ms, KCP flush interval */
-	PROFILE_INTERVAL_MAX = 1000,                 /* ms */
-	PROFILE_RESEND_MAX = 32,                     /* KCP fast-resend threshold; 0 turns it off */
-	PROFILE_WND_MIN = 16,                        /* KCP window, segments */
-	PROFILE_WND_MAX = 8192,                      /* segments */
-	PROFILE_MIN_RTO_MIN = 10,                    /* ms */
-	PROFILE_MIN_RTO_MAX = 5000,                  /* ms */
-	PROFILE_DEAD_LINK_MIN = 5,                   /* retransmissions of one segment */
-	PROFILE_DEAD_LINK_MAX = 100,                 /* before the link is declared dead */
-	PROFILE_STREAM_WINDOW_MIN = 4096,            /* bytes of mux credit per stream */
-	PROFILE_STREAM_WINDOW_MAX = 16777216,        /* 16 MiB */
-	PROFILE_SESSION_WINDOW_MIN = MUX_BUDGET_MIN, /* bytes of mux credit per session */
-	PROFILE_SESSION_WINDOW_MAX = MUX_BUDGET_MAX, /* 1 GiB */
-	PROFILE_STREAMS_MIN = 1,                     /* mux streams per session */
-	PROFILE_STREAMS_MAX = 4096,
+	PROFILE_MIN_RTO_MIN = 10,   /* ms */
+	PROFILE_MIN_RTO_MAX = 5000, /* ms (the engine takes up to KCP_RTO_MAX) */
+	PROFILE_DEAD_LINK_MIN = 5,  /* retransmissions of one segment */
+	PROFILE_DEAD_LINK_MAX =
+	        100,           /* before the link is declared dead (engine: KCP_DEAD_LINK_MAX) */
 	PROFILE_NAME_MAX = 31, /* characters of a profile name */
 
-	CONFIG_TEXT_MAX = 1048576,  /* bytes of one config file */
-	CONFIG_LINE_MAX = 197,      /* characters per line (libinih's 200 less \r\n\0) */
-	CONFIG_ERR_MAX = 256,       /* a message buffer that holds any config error */
-	CONFIG_FILE_NAME_MAX = 127, /* of the config file, as quoted in messages */
-	CONFIG_NAME_MAX = 32,       /* user names, run_as, socks_user */
-	CONFIG_HOST_MAX = 253,      /* a DNS name */
-	CONFIG_PATH_MAX = 255,      /* private_key_file */
-	CONFIG_PASSWORD_MAX = 255,  /* RFC 1929 */
-	CONFIG_DNS_TEXT_MAX = 191,  /* resolver_servers (a config line holds no more) */
-	CONFIG_KEY_LEN = 32,        /* psk, X25519 public and private keys */
-	CONFIG_KEY_B64_LEN = 43,    /* base64url without padding of 32 bytes */
-	CONFIG_CONNSTR_MAX = 512,   /* a kcpsocks:// string, NUL included */
-	CONFIG_USERS_MAX = 4096,    /* [user NAME] sections */
-	CONFIG_RULES_MAX = 256,     /* entries of allow, and of deny */
+	CONFIG_TEXT_MAX = 1048576,             /* bytes of one config file */
+	CONFIG_LINE_MAX = 197,                 /* characters per line (libinih's 200 less \r\n\0) */
+	CONFIG_ERR_MAX = 256,                  /* a message buffer that holds any config error */
+	CONFIG_FILE_NAME_MAX = 127,            /* of the config file, as quoted in messages */
+	CONFIG_NAME_MAX = 32,                  /* user names, run_as, socks_user */
+	CONFIG_HOST_MAX = 253,                 /* a DNS name */
+	CONFIG_PATH_MAX = 255,                 /* private_key_file */
+	CONFIG_PASSWORD_MAX = SOCKS5_CRED_MAX, /* RFC 1929 */
+	CONFIG_DNS_TEXT_MAX = 191,             /* resolver_servers (a config line holds no more) */
+	CONFIG_KEY_LEN = KEYS_LEN,             /* psk, X25519 public and private keys */
+	CONFIG_KEY_B64_LEN = KEYS_TEXT_LEN,    /* base64url without padding of 32 bytes */
+	CONFIG_CONNSTR_MAX = 512,              /* a kcpsocks:// string, NUL included */
+	CONFIG_USERS_MAX = HANDSHAKE_MAX_USERS, /* [user NAME] sections */
+	CONFIG_RULES_MAX = 256,                 /* entries of allow, and of deny */
+	CONFIG_SELF_MAX = 256,                  /* own interface addresses a `self` rule knows */
 	CONFIG_MAX_FDS_MAX = 1048576,
-	CONFIG_SESSIONS_MAX = 65536,
-	CONFIG_CONNECT_TIMEOUT_MIN = 1000,   /* ms */
-	CONFIG_CONNECT_TIMEOUT_MAX = 120000, /* ms */
+	CONFIG_CONNECT_TIMEOUT_MIN = 1000,                       /* ms */
+	CONFIG_CONNECT_TIMEOUT_MAX = TCP_CONNECT_TIMEOUT_MAX_MS, /* ms */
 };
 /* --- daemons: kcpsocks-local, kcpsocks-server (src/local, src/server,
  * io/relay, io/peer) --- */
@@ -347,11 +351,9 @@ enum {
 	NETSIM_MAX_LIMIT_BYTES = 1 << 30,              /* cap on limit_bytes */
 	NETSIM_DEFAULT_LIMIT_DATAGRAMS = 1 << 16,      /* datagrams a link may hold by default */
 	NETSIM_MAX_LIMIT_DATAGRAMS = 1 << 22,          /* cap on limit_datagrams */
-	IMPAIR_BATCH = 64,                             /* datagrams per recvmmsg/sendmmsg call */
+	IMPAIR_BATCH = UDP_BATCH_MAX,                  /* datagrams per recvmmsg/sendmmsg call */
 	IMPAIR_READ_BUDGET = 16,                       /* recvmmsg calls per socket per wakeup */
 	IMPAIR_TX_AREA = 4 * 1024 * 1024, /* bytes of datagrams queued for one sendmmsg */
-	IMPAIR_GSO_SEGS = 64,             /* datagrams per UDP GSO message (kernel max) */
-	IMPAIR_GSO_BYTES = 65000,         /* bytes per UDP GSO message (< 64 KiB) */
 };
 #define NETSIM_MAX_RATE 1000000000000ULL /* bytes/s cap (1 TB/s), keeps the arithmetic exact */
 

@@ -1,16 +1,15 @@
 /* config.c - the config file and options of both daemons, from one table.
  *
- * Shape: `keys[]` below is the table. config_new applies each key's default
- * through the same setter the file and the options use; config_load feeds
- * libinih line by line from the caller's text (a reader that counts lines,
- * so every message carries FILE:LINE); config_set is the command line;
- * config_finish applies profile + overrides and checks what a role needs.
- * The rule (CIDR) and connection-string parsers live here because only the
- * config reads them from users.
+ * Shape: `config_keys[]` below is the table. config_new applies each key's
+ * default through the same setter the file and the options use; config_load
+ * feeds libinih line by line from the caller's text (a reader that counts
+ * lines, so every message carries FILE:LINE); config_set is the command
+ * line; config_finish applies profile + overrides and checks what a role
+ * needs. The value syntaxes are cfgtext.c's, the connection string
+ * connstr.c's, the rules policy.c's; --help and CONFIG.md are configdoc.c's.
  */
 #include "core/config.h"
 
-#include <arpa/inet.h>
 #include <ini.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -18,61 +17,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include "base/rd.h"
-#include "base/wr.h"
+#include "core/config_keys.h"
 
-enum section { SEC_COMMON, SEC_LOCAL, SEC_SERVER, SEC_TRANSPORT, SEC_USER, SEC_COUNT };
-
-static const char *const section_names[SEC_COUNT] = { "common", "local", "server", "transport",
+const char *const config_section_names[SEC_COUNT] = { "common", "local", "server", "transport",
 	                                              "user NAME" };
-
-enum ktype {
-	T_U32,          /* decimal in [min, max] */
-	T_ENUM,         /* one of values[], stored as int */
-	T_ENDPOINT,     /* HOST:PORT */
-	T_LOOPBACK,     /* off, or HOST:PORT on a loopback address */
-	T_NAME,         /* 1..CONFIG_NAME_MAX of [A-Za-z0-9._-] */
-	T_STR,          /* 1..max printable bytes */
-	T_SECRET_STR,   /* T_STR never echoed in messages */
-	T_KEY,          /* base64url of CONFIG_KEY_LEN bytes */
-	T_SECRET_KEY,   /* T_KEY never echoed */
-	T_RULES,        /* comma-separated config_rule list, accumulates */
-	T_PROFILE,      /* a built-in profile name */
-	T_PROFILE_LIST, /* comma-separated built-in names, stored as a bit set */
-	T_CONNSTR,      /* kcpsocks://..., sets server, user, psk, key, profile */
-};
-
-#define NO_FLAG ((size_t)-1)
-
-struct key {
-	enum section sec;
-	const char *name;
-	enum ktype type;
-	size_t off;        /* of the value in struct config (struct config_user for SEC_USER) */
-	size_t has_off;    /* of a bool set with the value, or NO_FLAG */
-	uint32_t min, max; /* T_U32 range; string types: max length */
-	const char *const *values; /* T_ENUM names, NULL-terminated */
-	const char *metavar;
-	const char *def; /* default, as text through the setter; NULL: none */
-	const char *help;
-};
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_targets[] = { "stderr", "syslog", NULL };
 static const char *const lookups[] = { "fb", "files", "b", NULL }; /* config_resolver_lookups */
 
-#define DEFAULT_DENY                                                                               \
-	"0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, "       \
-	"192.168.0.0/16, 224.0.0.0/3, ::/127, ::ffff:0:0/96, 64:ff9b::/96, fc00::/7, fe80::/10, "  \
-	"ff00::/8"
-
 #define OFF(f)    offsetof(struct config, f)
 #define UOFF(f)   offsetof(struct config_user, f)
 #define STRMAX(f) (uint32_t)(sizeof(((struct config *)0)->f) - 1)
 
-static const struct key keys[] = {
+const struct config_key config_keys[] = {
 	{ SEC_COMMON, "profile", T_PROFILE, OFF(profile_name), NO_FLAG, 0, PROFILE_NAME_MAX, NULL,
 	  "NAME", "default", "transport profile (see Profiles); [transport] keys override it" },
 	{ SEC_COMMON, "log_level", T_ENUM, OFF(log_level), NO_FLAG, 0, 0, log_levels, "LEVEL",
@@ -119,17 +79,20 @@ static const struct key keys[] = {
 	  STRMAX(private_key_file), NULL, "PATH", NULL,
 	  "file holding the private key in base64url (or private_key)" },
 	{ SEC_SERVER, "allow", T_RULES, OFF(allow), OFF(n_allow), 0, 0, NULL, "RULES", "",
-	  "destinations always allowed: comma-separated ADDR[/PREFIX][:PORT[-PORT]] or *" },
-	{ SEC_SERVER, "deny", T_RULES, OFF(deny), OFF(n_deny), 0, 0, NULL, "RULES", DEFAULT_DENY,
+	  "destinations always allowed: comma-separated ADDR[/PREFIX][:PORT[-PORT]], * or self" },
+	{ SEC_SERVER, "deny", T_RULES, OFF(deny), OFF(n_deny), 0, 0, NULL, "RULES",
+	  CONFIG_DEFAULT_DENY,
 	  "destinations refused unless allowed; setting it replaces the default" },
 	{ SEC_SERVER, "profiles", T_PROFILE_LIST, OFF(accepted_profiles), NO_FLAG, 0, 0, NULL,
 	  "NAMES", "default, fast, lossy, mobile, low-memory",
 	  "profiles a client may ask for (comma-separated)" },
-	{ SEC_SERVER, "max_sessions", T_U32, OFF(max_sessions), NO_FLAG, 1, CONFIG_SESSIONS_MAX,
-	  NULL, "N", "1024", "client sessions at once" },
-	{ SEC_SERVER, "max_streams_per_session", T_U32, OFF(max_streams_per_session), NO_FLAG,
-	  PROFILE_STREAMS_MIN, PROFILE_STREAMS_MAX, NULL, "N", "1024",
-	  "cap on any profile's max_streams" },
+	{ SEC_SERVER, "max_sessions", T_U32, OFF(max_sessions), NO_FLAG, 1, SESSIONS_MAX, NULL, "N",
+	  "1024", "client sessions at once" },
+	{ SEC_SERVER, "max_streams_per_session", T_U32, OFF(max_streams_per_session), NO_FLAG, 1,
+	  MUX_STREAMS_MAX, NULL, "N", "1024", "cap on any profile's max_streams" },
+	{ SEC_SERVER, "max_idle_timeout_ms", T_U32, OFF(max_idle_timeout_ms), NO_FLAG,
+	  TPARAMS_IDLE_MIN_MS, TPARAMS_IDLE_MAX_MS, NULL, "MS", "600000",
+	  "longest idle timeout a client may ask for (its session's slot is held that long)" },
 	{ SEC_SERVER, "connect_timeout_ms", T_U32, OFF(connect_timeout_ms), NO_FLAG,
 	  CONFIG_CONNECT_TIMEOUT_MIN, CONFIG_CONNECT_TIMEOUT_MAX, NULL, "MS", "10000",
 	  "give up a TCP connect to a destination after this long" },
@@ -144,7 +107,9 @@ static const struct key keys[] = {
 	  "this user's pre-shared key, base64url; required; secret" },
 };
 
-#define KEY_COUNT (sizeof keys / sizeof keys[0])
+#define KEY_COUNT (sizeof config_keys / sizeof config_keys[0])
+
+const size_t config_key_count = KEY_COUNT;
 
 enum list_src { LIST_DEFAULT, LIST_FILE, LIST_OPTION };
 
@@ -158,65 +123,6 @@ struct config_private {
 	uint32_t ovr_line[PROFILE_F_COUNT];
 	size_t cap_users;
 };
-
-/* A message buffer: cores cannot print, they format into the caller's. */
-struct msg {
-	char *p;
-	size_t n;
-};
-
-__attribute__((format(printf, 2, 3))) static void say(struct msg m, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!m.p || !m.n)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(m.p, m.n, fmt, ap);
-	va_end(ap);
-}
-
-/* ---- small text helpers ------------------------------------------------ */
-
-static bool is_name_char(int c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '_' || c == '-';
-}
-
-static bool valid_name(const char *s, size_t n)
-{
-	if (n == 0 || n > CONFIG_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_name_char((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
-static bool printable(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	return true;
-}
-
-/* parse_u64 reads a plain decimal of at most 10 digits (no sign, no blanks). */
-static bool parse_u64(const char *s, size_t n, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (n == 0 || n > 10)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
 
 static bool parse_bool(const char *s, uint32_t *out)
 {
@@ -236,119 +142,6 @@ static bool parse_bool(const char *s, uint32_t *out)
 	return false;
 }
 
-static bool parse_key32(const char *s, size_t n, uint8_t out[static CONFIG_KEY_LEN])
-{
-	uint8_t tmp[CONFIG_KEY_LEN];
-	size_t got = 0;
-	const char *end = NULL;
-	bool ok;
-
-	if (n != CONFIG_KEY_B64_LEN)
-		return false;
-	ok = sodium_base642bin(tmp, sizeof tmp, s, n, NULL, &got, &end,
-	                       sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
-	     got == CONFIG_KEY_LEN && end == s + n;
-	if (ok)
-		memcpy(out, tmp, sizeof tmp);
-	sodium_memzero(tmp, sizeof tmp);
-	return ok;
-}
-
-/* take_until returns in *v, *n the bytes before the first c (or all that is
- * left) and consumes them and the c. */
-static bool take_until(struct rd *r, uint8_t c, const char **v, size_t *n)
-{
-	const uint8_t *hit = memchr(r->p, c, rd_left(r));
-	size_t len = hit ? (size_t)(hit - r->p) : rd_left(r);
-	const uint8_t *view;
-
-	if (!rd_view(r, &view, len))
-		return false;
-	*v = (const char *)view;
-	*n = len;
-	if (hit)
-		rd_skip(r, 1);
-	return hit != NULL;
-}
-
-static void trim(const char **s, size_t *n)
-{
-	while (*n && (**s == ' ' || **s == '\t')) {
-		(*s)++;
-		(*n)--;
-	}
-	while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
-		(*n)--;
-}
-
-/* ---- addresses --------------------------------------------------------- */
-
-/* pton parses an IPv4 (family 4) or IPv6 (family 6) literal of n bytes. */
-static bool pton(int family, const char *s, size_t n, uint8_t out[static 16])
-{
-	char buf[INET6_ADDRSTRLEN];
-
-	if (n == 0 || n >= sizeof buf)
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	memset(out, 0, 16);
-	return inet_pton(family == 4 ? AF_INET : AF_INET6, buf, out) == 1;
-}
-
-static bool valid_hostname(const char *s, size_t n)
-{
-	if (n == 0 || n > CONFIG_HOST_MAX || s[0] == '-' || s[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_name_char((unsigned char)s[i]) || s[i] == '_')
-			return false;
-	return true;
-}
-
-static bool parse_port(const char *s, size_t n, uint16_t *out)
-{
-	uint64_t v;
-
-	if (!parse_u64(s, n, &v) || v < 1 || v > 65535)
-		return false;
-	*out = (uint16_t)v;
-	return true;
-}
-
-/* parse_endpoint reads HOST:PORT, [V6]:PORT. */
-static bool parse_endpoint(const char *s, size_t n, struct config_endpoint *out)
-{
-	struct config_endpoint e = { .set = true };
-	const char *host = s, *colon;
-	size_t hn;
-	uint8_t a[16];
-
-	if (n && s[0] == '[') {
-		const char *close = memchr(s, ']', n);
-		if (!close || close + 1 == s + n || close[1] != ':')
-			return false;
-		host = s + 1;
-		hn = (size_t)(close - host);
-		if (!pton(6, host, hn, a))
-			return false;
-		colon = close + 1;
-	} else {
-		colon = memrchr(s, ':', n);
-		if (!colon)
-			return false;
-		hn = (size_t)(colon - s);
-		if (memchr(s, ':', hn) || !valid_hostname(s, hn))
-			return false; /* a bare IPv6 literal needs its brackets */
-	}
-	if (!parse_port(colon + 1, (size_t)(s + n - colon - 1), &e.port))
-		return false;
-	memcpy(e.host, host, hn);
-	e.host[hn] = '\0';
-	*out = e;
-	return true;
-}
-
 static bool is_loopback(const char *host)
 {
 	uint8_t a[16];
@@ -356,364 +149,25 @@ static bool is_loopback(const char *host)
 
 	if (strcmp(host, "localhost") == 0)
 		return true;
-	if (pton(4, host, strlen(host), a))
+	if (cfgtext_pton(4, host, strlen(host), a))
 		return a[0] == 127;
-	return pton(6, host, strlen(host), a) && memcmp(a, one6, 16) == 0;
-}
-
-/* ---- destination rules ------------------------------------------------- */
-
-static void mask_addr(uint8_t addr[static 16], unsigned prefix)
-{
-	for (unsigned i = 0; i < 16; i++) {
-		unsigned keep = prefix >= 8 * (i + 1) ? 8 : prefix > 8 * i ? prefix - 8 * i : 0;
-		addr[i] &= (uint8_t)(0xff00u >> keep);
-	}
-}
-
-/* rule_addr reads the address part; leaves r at what follows it. */
-static bool rule_addr(struct rd *r, struct config_rule *o)
-{
-	const char *s = (const char *)r->p;
-	size_t n = rd_left(r);
-	const char *v;
-	size_t vn;
-
-	if (n && s[0] == '*') {
-		o->family = 0;
-		return rd_skip(r, 1);
-	}
-	if (n && s[0] == '[') {
-		rd_skip(r, 1);
-		o->family = 6;
-		return take_until(r, ']', &v, &vn) && pton(6, v, vn, o->addr);
-	}
-	/* Bare: the address runs to '/', or is the whole text, or is IPv4
-	 * before the last ':'. */
-	const char *slash = memchr(s, '/', n);
-	if (slash)
-		vn = (size_t)(slash - s);
-	else if (pton(4, s, n, o->addr) || pton(6, s, n, o->addr))
-		vn = n;
-	else
-		vn = memrchr(s, ':', n) ? (size_t)((const char *)memrchr(s, ':', n) - s) : n;
-	o->family = pton(4, s, vn, o->addr) ? 4 : pton(6, s, vn, o->addr) ? 6 : 0;
-	return o->family != 0 && rd_skip(r, vn);
-}
-
-static bool rule_ports(const char *s, size_t n, struct config_rule *o)
-{
-	const char *dash = memchr(s, '-', n);
-
-	if (!dash) {
-		if (!parse_port(s, n, &o->port_lo))
-			return false;
-		o->port_hi = o->port_lo;
-		return true;
-	}
-	return parse_port(s, (size_t)(dash - s), &o->port_lo) &&
-	       parse_port(dash + 1, (size_t)(s + n - dash - 1), &o->port_hi) &&
-	       o->port_lo <= o->port_hi;
-}
-
-int config_rule_parse(const char *text, size_t len, struct config_rule *out)
-{
-	struct config_rule o = { .port_lo = 0, .port_hi = 65535 };
-	struct rd r;
-	uint64_t prefix;
-	const char *v;
-	size_t vn;
-
-	trim(&text, &len);
-	r = rd_init(text, len);
-	if (!rule_addr(&r, &o))
-		return KS_ERR_INVAL;
-	o.prefix = o.family == 4 ? 32 : o.family == 6 ? 128 : 0;
-	if (rd_left(&r) && *r.p == '/') {
-		rd_skip(&r, 1);
-		bool has_port = take_until(&r, ':', &v, &vn);
-		if (o.family == 0 || !parse_u64(v, vn, &prefix) || vn > 3 || prefix > o.prefix)
-			return KS_ERR_INVAL;
-		o.prefix = (uint8_t)prefix;
-		if (has_port && !rule_ports((const char *)r.p, rd_left(&r), &o))
-			return KS_ERR_INVAL;
-	} else if (rd_left(&r)) {
-		if (*r.p != ':' || !rule_ports((const char *)r.p + 1, rd_left(&r) - 1, &o))
-			return KS_ERR_INVAL;
-	}
-	mask_addr(o.addr, o.prefix);
-	*out = o;
-	return 0;
-}
-
-bool config_rule_match(const struct config_rule *r, int family, const uint8_t *addr, uint16_t port)
-{
-	uint8_t a[16] = { 0 };
-
-	if (port < r->port_lo || port > r->port_hi)
-		return false;
-	if (r->family == 0)
-		return true;
-	if (r->family != family || (family != 4 && family != 6))
-		return false;
-	memcpy(a, addr, family == 4 ? 4 : 16);
-	mask_addr(a, r->prefix);
-	return memcmp(a, r->addr, 16) == 0;
-}
-
-static bool any_match(const struct config_rule *rs, size_t n, int family, const uint8_t *addr,
-                      uint16_t port)
-{
-	for (size_t i = 0; i < n; i++)
-		if (config_rule_match(&rs[i], family, addr, port))
-			return true;
-	return false;
-}
-
-/* mapped_v4 says whether addr is an IPv4-mapped IPv6 address ::ffff:a.b.c.d
- * and copies a.b.c.d into v4: a dual-stack socket reaches that IPv4 host. */
-static bool mapped_v4(const uint8_t addr[static 16], uint8_t v4[static 16])
-{
-	static const uint8_t prefix[12] = { [10] = 0xff, [11] = 0xff };
-
-	if (memcmp(addr, prefix, sizeof prefix) != 0)
-		return false;
-	memset(v4, 0, 16);
-	memcpy(v4, addr + 12, 4);
-	return true;
-}
-
-/* The destination is judged in each form it can be reached by: an
- * IPv4-mapped address meets both the IPv6 and the IPv4 rules. An address
- * family the rules do not know is refused (fail closed). */
-bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr, uint16_t port)
-{
-	uint8_t v4[16];
-	bool mapped;
-
-	if (family != 4 && family != 6)
-		return false;
-	mapped = family == 6 && mapped_v4(addr, v4);
-	if (any_match(cfg->allow, cfg->n_allow, family, addr, port) ||
-	    (mapped && any_match(cfg->allow, cfg->n_allow, 4, v4, port)))
-		return true;
-	return !any_match(cfg->deny, cfg->n_deny, family, addr, port) &&
-	       !(mapped && any_match(cfg->deny, cfg->n_deny, 4, v4, port));
-}
-
-/* ---- connection strings ------------------------------------------------ */
-
-static const char scheme[] = "kcpsocks://";
-
-/* copy_profile_name copies s (n bytes) into out if it names a built-in. */
-static bool copy_profile_name(char out[static PROFILE_NAME_MAX + 1], const char *s, size_t n)
-{
-	char tmp[PROFILE_NAME_MAX + 1];
-
-	if (n > PROFILE_NAME_MAX)
-		return false;
-	memcpy(tmp, s, n);
-	tmp[n] = '\0';
-	if (!profile_find(tmp))
-		return false;
-	memcpy(out, tmp, n + 1);
-	return true;
-}
-
-static int connstr_query(struct rd *r, struct config_connstr *c, bool *has_key, struct msg m)
-{
-	const char *v, *eq;
-	size_t n;
-
-	bool more = rd_left(r) > 0;
-
-	while (more) {
-		more = take_until(r, '&', &v, &n);
-		eq = memchr(v, '=', n);
-		if (eq && (size_t)(eq - v) == 3 && memcmp(v, "key", 3) == 0 && !*has_key) {
-			if (!parse_key32(eq + 1, (size_t)(v + n - eq - 1), c->server_key)) {
-				say(m,
-				    "key=: the server's public key is not a base64url 32-byte key "
-				    "(%d characters)",
-				    CONFIG_KEY_B64_LEN);
-				return KS_ERR_INVAL;
-			}
-			*has_key = true;
-		} else if (eq && (size_t)(eq - v) == 7 && memcmp(v, "profile", 7) == 0 &&
-		           !c->profile[0]) {
-			size_t pn = (size_t)(v + n - eq - 1);
-			if (!copy_profile_name(c->profile, eq + 1, pn)) {
-				say(m, "unknown profile '%.*s'", (int)(pn > 32 ? 32 : pn), eq + 1);
-				return KS_ERR_INVAL;
-			}
-		} else {
-			say(m, "unknown or repeated parameter '%.*s'", (int)(n > 64 ? 64 : n), v);
-			return KS_ERR_INVAL;
-		}
-	}
-	return 0;
-}
-
-/* shown quotes n bytes of s in a message when they are printable (at most
- * 64 of them), else nothing: a message must not carry control bytes. */
-static int shown(const char *s, size_t n) { return printable(s, n) ? (int)(n > 64 ? 64 : n) : 0; }
-
-/* connstr_userinfo parses USER:PSK (the part before '@'). The psk is never
- * quoted in a message. */
-static int connstr_userinfo(const char *s, size_t n, struct config_connstr *c, struct msg m)
-{
-	const char *colon = memchr(s, ':', n);
-	size_t un = colon ? (size_t)(colon - s) : n, pn = colon ? n - un - 1 : 0;
-
-	if (un == 0) {
-		say(m, "missing user name (kcpsocks://USER:PSK@...)");
-		return KS_ERR_INVAL;
-	}
-	if (!valid_name(s, un)) {
-		say(m, "bad user name '%.*s': 1..%d of A-Z a-z 0-9 . _ -", shown(s, un), s,
-		    CONFIG_NAME_MAX);
-		return KS_ERR_INVAL;
-	}
-	if (!colon || pn == 0) {
-		say(m, "missing psk after the user name (kcpsocks://USER:PSK@...)");
-		return KS_ERR_INVAL;
-	}
-	if (!parse_key32(colon + 1, pn, c->psk)) {
-		say(m, "the psk is not a base64url 32-byte key (%d characters; %zu given)",
-		    CONFIG_KEY_B64_LEN, pn);
-		return KS_ERR_INVAL;
-	}
-	memcpy(c->user, s, un);
-	c->user[un] = '\0';
-	return 0;
-}
-
-/* connstr_server parses HOST:PORT (between '@' and '?'), saying which part
- * is wrong. */
-static int connstr_server(const char *s, size_t n, struct config_endpoint *e, struct msg m)
-{
-	const char *close = n && s[0] == '[' ? memchr(s, ']', n) : NULL;
-	const char *colon = close ? (close + 1 < s + n && close[1] == ':' ? close + 1 : NULL)
-	                          : memrchr(s, ':', n);
-	size_t hn = colon ? (size_t)(colon - s) : n;
-
-	if (parse_endpoint(s, n, e))
-		return 0;
-	if (n == 0)
-		say(m, "missing HOST:PORT after '@'");
-	else if (s[0] == '[' && !close)
-		say(m, "unclosed '[' in the server address '%.*s'", shown(s, n), s);
-	else if (!colon && s[0] != '[' && memchr(s, ':', n))
-		say(m, "an IPv6 server address goes in brackets: [ADDR]:PORT");
-	else if (!colon)
-		say(m, "missing :PORT after the server address '%.*s'", shown(s, n), s);
-	else if (s[0] != '[' && memchr(s, ':', hn))
-		say(m, "an IPv6 server address goes in brackets: [ADDR]:PORT");
-	else if (s[0] == '[' || hn == 0 || !valid_hostname(s, hn))
-		say(m, "bad server host '%.*s'", shown(s, hn), s);
-	else
-		say(m, "bad server port '%.*s': 1..65535",
-		    shown(colon + 1, (size_t)(s + n - colon - 1)), colon + 1);
-	return KS_ERR_INVAL;
-}
-
-int config_connstr_parse(const char *s, struct config_connstr *out, char *err, size_t errlen)
-{
-	struct msg m = { err, errlen };
-	struct config_connstr c = { 0 };
-	size_t len = strnlen(s, CONFIG_CONNSTR_MAX);
-	struct rd r = rd_init(s, len);
-	const char *v;
-	size_t n;
-	bool has_key = false, query;
-	int rc = KS_ERR_INVAL;
-
-	if (len == CONFIG_CONNSTR_MAX) {
-		say(m, "connection string longer than %d characters", CONFIG_CONNSTR_MAX - 1);
-		return KS_ERR_INVAL;
-	}
-	if (len < sizeof scheme - 1 || strncasecmp(s, scheme, sizeof scheme - 1) != 0) {
-		say(m, "does not start with kcpsocks:// (kcpsocks://USER:PSK@HOST:PORT?key=KEY)");
-		return KS_ERR_INVAL;
-	}
-	rd_skip(&r, sizeof scheme - 1);
-	if (!take_until(&r, '@', &v, &n)) {
-		say(m, "missing '@' between USER:PSK and HOST:PORT");
-		return KS_ERR_INVAL;
-	}
-	if (connstr_userinfo(v, n, &c, m) != 0)
-		goto out;
-	query = take_until(&r, '?', &v, &n);
-	if (connstr_server(v, n, &c.server, m) != 0)
-		goto out;
-	if (!query) {
-		say(m, "missing ?key=SERVERPUB (the server's public key) after HOST:PORT");
-		goto out;
-	}
-	rc = connstr_query(&r, &c, &has_key, m);
-	if (rc == 0 && !has_key) {
-		say(m, "missing key=SERVERPUB (the server's public key) after '?'");
-		rc = KS_ERR_INVAL;
-	}
-	if (rc == 0)
-		*out = c;
-out:
-	sodium_memzero(&c, sizeof c);
-	return rc == 0 ? 0 : KS_ERR_INVAL;
-}
-
-static bool wr_str(struct wr *w, const char *s) { return wr_bytes(w, s, strlen(s)); }
-
-static bool wr_key(struct wr *w, const uint8_t key[static CONFIG_KEY_LEN])
-{
-	char b64[sodium_base64_ENCODED_LEN(CONFIG_KEY_LEN,
-	                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
-	bool ok;
-
-	sodium_bin2base64(b64, sizeof b64, key, CONFIG_KEY_LEN,
-	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	ok = wr_str(w, b64);
-	sodium_memzero(b64, sizeof b64);
-	return ok;
-}
-
-ssize_t config_connstr_format(const struct config_connstr *c, char *buf, size_t len)
-{
-	struct wr w = wr_init(buf, len);
-	bool v6 = strchr(c->server.host, ':') != NULL;
-	char port[8];
-	bool ok;
-
-	if (!valid_name(c->user, strnlen(c->user, sizeof c->user)) || !c->server.host[0] ||
-	    c->server.port == 0 || (c->profile[0] && !profile_find(c->profile)))
-		return KS_ERR_INVAL;
-	snprintf(port, sizeof port, "%u", c->server.port);
-	ok = wr_str(&w, scheme) && wr_str(&w, c->user) && wr_u8(&w, ':') && wr_key(&w, c->psk) &&
-	     wr_u8(&w, '@') && (!v6 || wr_u8(&w, '[')) && wr_str(&w, c->server.host) &&
-	     (!v6 || wr_u8(&w, ']')) && wr_u8(&w, ':') && wr_str(&w, port) && wr_str(&w, "?key=") &&
-	     wr_key(&w, c->server_key) &&
-	     (!c->profile[0] || (wr_str(&w, "&profile=") && wr_str(&w, c->profile))) &&
-	     wr_u8(&w, '\0');
-	if (!ok) {
-		sodium_memzero(buf, len);
-		return KS_ERR_FULL;
-	}
-	return (ssize_t)wr_len(&w) - 1;
+	return cfgtext_pton(6, host, strlen(host), a) && memcmp(a, one6, 16) == 0;
 }
 
 /* ---- the setters: one per key type, each all-or-nothing ---------------- */
 
-static int set_u32(void *dst, const struct key *k, const char *v, size_t n, struct msg m)
+static int set_u32(void *dst, const struct config_key *k, const char *v, size_t n,
+                   struct cfgtext_msg m)
 {
 	uint64_t x;
 	uint32_t x32;
 
-	if (!parse_u64(v, n, &x)) {
-		say(m, "'%.32s' is not a number", v);
+	if (!cfgtext_parse_u64(v, n, &x)) {
+		cfgtext_say(m, "'%.32s' is not a number", v);
 		return KS_ERR_INVAL;
 	}
 	if (x < k->min || x > k->max) {
-		say(m, "%s is out of range %u..%u", v, k->min, k->max);
+		cfgtext_say(m, "%s is out of range %u..%u", v, k->min, k->max);
 		return KS_ERR_INVAL;
 	}
 	x32 = (uint32_t)x;
@@ -721,7 +175,7 @@ static int set_u32(void *dst, const struct key *k, const char *v, size_t n, stru
 	return 0;
 }
 
-static int set_enum(void *dst, const struct key *k, const char *v, struct msg m)
+static int set_enum(void *dst, const struct config_key *k, const char *v, struct cfgtext_msg m)
 {
 	for (int i = 0; k->values[i]; i++) {
 		if (strcmp(v, k->values[i]) == 0) {
@@ -729,11 +183,12 @@ static int set_enum(void *dst, const struct key *k, const char *v, struct msg m)
 			return 0;
 		}
 	}
-	say(m, "'%.32s' is not one of: %s", v, k->help);
+	cfgtext_say(m, "'%.32s' is not one of: %s", v, k->help);
 	return KS_ERR_INVAL;
 }
 
-static int set_endpoint(void *dst, const struct key *k, const char *v, size_t n, struct msg m)
+static int set_endpoint(void *dst, const struct config_key *k, const char *v, size_t n,
+                        struct cfgtext_msg m)
 {
 	struct config_endpoint e = { .set = false };
 
@@ -741,33 +196,37 @@ static int set_endpoint(void *dst, const struct key *k, const char *v, size_t n,
 		memcpy(dst, &e, sizeof e);
 		return 0;
 	}
-	if (!parse_endpoint(v, n, &e)) {
-		say(m, "'%.64s' is not HOST:PORT (IPv6 as [ADDR]:PORT, port 1..65535)", v);
+	if (!cfgtext_parse_endpoint(v, n, &e)) {
+		cfgtext_say(m, "'%.64s' is not HOST:PORT (IPv6 as [ADDR]:PORT, port 1..65535)", v);
 		return KS_ERR_INVAL;
 	}
 	if (k->type == T_LOOPBACK && !is_loopback(e.host)) {
-		say(m, "'%.64s' is not on a loopback address (127.0.0.0/8, [::1], localhost)", v);
+		cfgtext_say(m,
+		            "'%.64s' is not on a loopback address (127.0.0.0/8, [::1], localhost)",
+		            v);
 		return KS_ERR_INVAL;
 	}
 	memcpy(dst, &e, sizeof e);
 	return 0;
 }
 
-static int set_str(void *dst, const struct key *k, const char *v, size_t n, struct msg m)
+static int set_str(void *dst, const struct config_key *k, const char *v, size_t n,
+                   struct cfgtext_msg m)
 {
 	bool secret = k->type == T_SECRET_STR;
 
-	if (k->type == T_NAME && !valid_name(v, n)) {
-		say(m, "'%.64s' is not a name (1..%d of A-Z a-z 0-9 . _ -)", v, CONFIG_NAME_MAX);
+	if (k->type == T_NAME && !cfgtext_valid_name(v, n)) {
+		cfgtext_say(m, "'%.64s' is not a name (1..%d of A-Z a-z 0-9 . _ -)", v,
+		            CONFIG_NAME_MAX);
 		return KS_ERR_INVAL;
 	}
 	if (n > k->max) {
-		say(m, "longer than %u characters", k->max);
+		cfgtext_say(m, "longer than %u characters", k->max);
 		return KS_ERR_INVAL;
 	}
-	if (!printable(v, n)) {
-		say(m, "%s%.64s%s holds control characters", secret ? "" : "'",
-		    secret ? "value" : v, secret ? "" : "'");
+	if (!cfgtext_printable(v, n)) {
+		cfgtext_say(m, "%s%.64s%s holds control characters", secret ? "" : "'",
+		            secret ? "value" : v, secret ? "" : "'");
 		return KS_ERR_INVAL;
 	}
 	memcpy(dst, v, n + 1);
@@ -784,27 +243,29 @@ static bool placeholder(const char *v, size_t n)
 	return n > 0;
 }
 
-static int set_key32(void *dst, bool *has, const struct key *k, const char *v, size_t n,
-                     struct msg m)
+static int set_key32(void *dst, bool *has, const struct config_key *k, const char *v, size_t n,
+                     struct cfgtext_msg m)
 {
-	if (!parse_key32(v, n, dst)) {
+	if (!cfgtext_parse_key32(v, n, dst)) {
 		if (placeholder(v, n))
-			say(m,
-			    "'%.*s' is a placeholder: put the real key here (kcpsocks-server "
-			    "keygen and adduser print them)",
-			    shown(v, n), v);
+			cfgtext_say(
+			        m,
+			        "'%.*s' is a placeholder: put the real key here (kcpsocks-server "
+			        "keygen and adduser print them)",
+			        cfgtext_shown(v, n), v);
 		else if (k->type == T_SECRET_KEY)
-			say(m, "not a base64url 32-byte key (%d characters)", CONFIG_KEY_B64_LEN);
+			cfgtext_say(m, "not a base64url 32-byte key (%d characters)",
+			            CONFIG_KEY_B64_LEN);
 		else
-			say(m, "'%.64s' is not a base64url 32-byte key (%d characters)", v,
-			    CONFIG_KEY_B64_LEN);
+			cfgtext_say(m, "'%.64s' is not a base64url 32-byte key (%d characters)", v,
+			            CONFIG_KEY_B64_LEN);
 		return KS_ERR_INVAL;
 	}
 	*has = true;
 	return 0;
 }
 
-static int set_profile_list(void *dst, const char *v, size_t n, struct msg m)
+static int set_profile_list(void *dst, const char *v, size_t n, struct cfgtext_msg m)
 {
 	struct rd r = rd_init(v, n);
 	uint32_t set = 0;
@@ -813,10 +274,10 @@ static int set_profile_list(void *dst, const char *v, size_t n, struct msg m)
 
 	while (rd_left(&r)) {
 		char name[PROFILE_NAME_MAX + 1];
-		take_until(&r, ',', &item, &in);
-		trim(&item, &in);
-		if (!copy_profile_name(name, item, in)) {
-			say(m, "unknown profile '%.*s'", (int)(in > 32 ? 32 : in), item);
+		cfgtext_take_until(&r, ',', &item, &in);
+		cfgtext_trim(&item, &in);
+		if (!cfgtext_profile_name(name, item, in)) {
+			cfgtext_say(m, "unknown profile '%.*s'", (int)(in > 32 ? 32 : in), item);
 			return KS_ERR_INVAL;
 		}
 		for (size_t i = 0; i < profile_count(); i++)
@@ -824,7 +285,7 @@ static int set_profile_list(void *dst, const char *v, size_t n, struct msg m)
 				set |= 1u << i;
 	}
 	if (!set) {
-		say(m, "empty list");
+		cfgtext_say(m, "empty list");
 		return KS_ERR_INVAL;
 	}
 	memcpy(dst, &set, sizeof set);
@@ -833,11 +294,11 @@ static int set_profile_list(void *dst, const char *v, size_t n, struct msg m)
 
 /* set_rules parses a comma-separated list. A list keeps growing while the
  * same source (file or options) adds to it; a new source starts it over. */
-static int set_rules(struct config *cfg, const struct key *k, const char *v, size_t n,
-                     enum list_src src, struct msg m)
+static int set_rules(struct config *cfg, const struct config_key *k, const char *v, size_t n,
+                     enum list_src src, struct cfgtext_msg m)
 {
 	_Static_assert(CONFIG_RULES_MAX <= 256, "the parse buffer is on the stack");
-	size_t idx = (size_t)(k - keys), have, got = 0;
+	size_t idx = (size_t)(k - config_keys), have, got = 0;
 	struct config_rule tmp[CONFIG_RULES_MAX];
 	size_t *count = (size_t *)((char *)cfg + k->has_off);
 	struct rd r = rd_init(v, n);
@@ -846,15 +307,15 @@ static int set_rules(struct config *cfg, const struct key *k, const char *v, siz
 
 	have = cfg->priv->list_src[idx] == src ? *count : 0;
 	while (rd_left(&r)) {
-		take_until(&r, ',', &item, &in);
+		cfgtext_take_until(&r, ',', &item, &in);
 		if (have + got == CONFIG_RULES_MAX) {
-			say(m, "more than %d rules", CONFIG_RULES_MAX);
+			cfgtext_say(m, "more than %d rules", CONFIG_RULES_MAX);
 			return KS_ERR_LIMIT;
 		}
 		if (config_rule_parse(item, in, &tmp[got]) != 0) {
-			trim(&item, &in);
-			say(m, "'%.*s' is not ADDR[/PREFIX][:PORT[-PORT]] or *",
-			    (int)(in > 64 ? 64 : in), item);
+			cfgtext_trim(&item, &in);
+			cfgtext_say(m, "'%.*s' is not ADDR[/PREFIX][:PORT[-PORT]] or *",
+			            (int)(in > 64 ? 64 : in), item);
 			return KS_ERR_INVAL;
 		}
 		got++;
@@ -867,7 +328,7 @@ static int set_rules(struct config *cfg, const struct key *k, const char *v, siz
 
 /* set_connect commits a connection string over server, user, psk,
  * server_public_key and (if named) profile. */
-static int set_connect(struct config *cfg, const char *v, struct msg m)
+static int set_connect(struct config *cfg, const char *v, struct cfgtext_msg m)
 {
 	struct config_connstr c;
 
@@ -887,15 +348,15 @@ static int set_connect(struct config *cfg, const char *v, struct msg m)
 
 /* set_value stores text v for key k into base (cfg, or a config_user).
  * On failure nothing changes and m holds the reason. */
-static int set_value(struct config *cfg, const struct key *k, void *base, const char *v,
-                     enum list_src src, struct msg m)
+static int set_value(struct config *cfg, const struct config_key *k, void *base, const char *v,
+                     enum list_src src, struct cfgtext_msg m)
 {
 	char *dst = (char *)base + k->off;
 	size_t n = strlen(v);
 	bool dummy;
 
 	if (n == 0 && k->type != T_RULES) {
-		say(m, "empty value");
+		cfgtext_say(m, "empty value");
 		return KS_ERR_INVAL;
 	}
 	switch (k->type) {
@@ -913,8 +374,8 @@ static int set_value(struct config *cfg, const struct key *k, void *base, const 
 		        k, v, n, m);
 	case T_RULES: return set_rules(cfg, k, v, n, src, m);
 	case T_PROFILE:
-		if (!copy_profile_name(dst, v, n)) {
-			say(m, "unknown profile '%.32s'", v);
+		if (!cfgtext_profile_name(dst, v, n)) {
+			cfgtext_say(m, "unknown profile '%.32s'", v);
 			return KS_ERR_INVAL;
 		}
 		return 0;
@@ -927,7 +388,7 @@ static int set_value(struct config *cfg, const struct key *k, void *base, const 
 /* set_override parses a [transport] value for field f (range-checked now,
  * applied over the profile by config_finish). */
 static int set_override(struct config *cfg, const struct profile_field *f, const char *v,
-                        struct msg m)
+                        struct cfgtext_msg m)
 {
 	size_t i = (size_t)(f - profile_field_at(0));
 	uint64_t x;
@@ -935,15 +396,15 @@ static int set_override(struct config *cfg, const struct profile_field *f, const
 
 	if (f->is_bool) {
 		if (!parse_bool(v, &b)) {
-			say(m, "'%.32s' is not true or false", v);
+			cfgtext_say(m, "'%.32s' is not true or false", v);
 			return KS_ERR_INVAL;
 		}
 		x = b;
-	} else if (!parse_u64(v, strlen(v), &x)) {
-		say(m, "'%.32s' is not a number", v);
+	} else if (!cfgtext_parse_u64(v, strlen(v), &x)) {
+		cfgtext_say(m, "'%.32s' is not a number", v);
 		return KS_ERR_INVAL;
 	} else if (x < f->min || x > f->max) {
-		say(m, "%s is out of range %u..%u", v, f->min, f->max);
+		cfgtext_say(m, "%s is out of range %u..%u", v, f->min, f->max);
 		return KS_ERR_INVAL;
 	}
 	cfg->priv->ovr[i] = (uint32_t)x;
@@ -953,17 +414,17 @@ static int set_override(struct config *cfg, const struct profile_field *f, const
 
 /* ---- lookups ----------------------------------------------------------- */
 
-static const struct key *find_key(enum section sec, const char *name)
+static const struct config_key *find_key(enum section sec, const char *name)
 {
 	for (size_t i = 0; i < KEY_COUNT; i++)
-		if (keys[i].sec == sec && strcmp(keys[i].name, name) == 0)
-			return &keys[i];
+		if (config_keys[i].sec == sec && strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
 	return NULL;
 }
 
 /* targets lists the keys that `connect` (value v) sets, for duplicate
  * checks: profile only if the string names one. */
-static size_t targets(const struct key *out[static 5], const char *v)
+static size_t targets(const struct config_key *out[static 5], const char *v)
 {
 	struct config_connstr c;
 	bool named = config_connstr_parse(v, &c, NULL, 0) == 0 && c.profile[0];
@@ -983,7 +444,7 @@ static bool parse_section(const char *s, enum section *sec, const char **uname, 
 {
 	size_t n = strlen(s);
 
-	trim(&s, &n);
+	cfgtext_trim(&s, &n);
 	if (n == 0 || (n == 6 && memcmp(s, "common", 6) == 0))
 		*sec = SEC_COMMON;
 	else if (n == 5 && memcmp(s, "local", 5) == 0)
@@ -995,9 +456,9 @@ static bool parse_section(const char *s, enum section *sec, const char **uname, 
 	else if (n > 5 && memcmp(s, "user", 4) == 0 && (s[4] == ' ' || s[4] == '\t')) {
 		*uname = s + 5;
 		*un = n - 5;
-		trim(uname, un);
+		cfgtext_trim(uname, un);
 		*sec = SEC_USER;
-		return valid_name(*uname, *un);
+		return cfgtext_valid_name(*uname, *un);
 	} else
 		return false;
 	return true;
@@ -1048,7 +509,7 @@ struct load {
 	uint32_t section_line; /* of the last [section] header */
 	uint32_t fail_line;    /* of our first error; 0: none */
 	int rc;
-	struct msg m;
+	struct cfgtext_msg m;
 };
 
 __attribute__((format(printf, 3, 4))) static int load_fail(struct load *ld, uint32_t line,
@@ -1060,7 +521,7 @@ __attribute__((format(printf, 3, 4))) static int load_fail(struct load *ld, uint
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	say(ld->m, "%s:%u: %s", ld->cfg->priv->name, line, what);
+	cfgtext_say(ld->m, "%s:%u: %s", ld->cfg->priv->name, line, what);
 	ld->fail_line = ld->line;
 	if (!ld->rc)
 		ld->rc = KS_ERR_INVAL;
@@ -1108,7 +569,7 @@ static char *next_line(char *str, int num, void *stream)
 static int file_user(struct load *ld, const char *uname, size_t un, const char *name, const char *v)
 {
 	struct config *cfg = ld->cfg;
-	const struct key *k = find_key(SEC_USER, name);
+	const struct config_key *k = find_key(SEC_USER, name);
 	char nm[CONFIG_NAME_MAX + 1] = { 0 };
 	struct config_user tmp = { 0 }, *u;
 	char why[CONFIG_ERR_MAX];
@@ -1121,7 +582,7 @@ static int file_user(struct load *ld, const char *uname, size_t un, const char *
 	if (u && u->has_psk)
 		return load_fail(ld, ld->line, "duplicate key '%s' in [user %s] (first on line %u)",
 		                 name, nm, u->line);
-	rc = set_value(cfg, k, &tmp, v, LIST_FILE, (struct msg){ why, sizeof why });
+	rc = set_value(cfg, k, &tmp, v, LIST_FILE, (struct cfgtext_msg){ why, sizeof why });
 	if (rc == 0 && !u && !(u = add_user(cfg, nm, un)))
 		rc = cfg->n_users == CONFIG_USERS_MAX ? KS_ERR_LIMIT : KS_ERR_NOMEM;
 	if (rc == 0) {
@@ -1155,51 +616,51 @@ static int file_transport(struct load *ld, const char *name, const char *v)
 		return load_fail(ld, ld->line,
 		                 "duplicate key '%s' in [transport] (first on line %u)", name,
 		                 pv->ovr_line[i]);
-	if (set_override(ld->cfg, f, v, (struct msg){ why, sizeof why }) != 0)
+	if (set_override(ld->cfg, f, v, (struct cfgtext_msg){ why, sizeof why }) != 0)
 		return load_fail(ld, ld->line, "%s: %s", name, why);
 	pv->ovr_line[i] = ld->line;
 	return 1;
 }
 
 /* dup_check: has the file set k (or, for connect, any key it sets)? */
-static int dup_check(struct load *ld, const struct key *k, const char *v)
+static int dup_check(struct load *ld, const struct config_key *k, const char *v)
 {
 	struct config_private *pv = ld->cfg->priv;
-	const struct key *t[5];
+	const struct config_key *t[5];
 	size_t n = 1, idx;
 
 	t[0] = k;
 	if (k->type == T_CONNSTR)
 		n = targets(t, v);
 	for (size_t j = 0; j < n; j++) {
-		idx = (size_t)(t[j] - keys);
+		idx = (size_t)(t[j] - config_keys);
 		if (!pv->line[idx] || t[j]->type == T_RULES)
 			continue;
 		if (k->type == T_CONNSTR)
 			return load_fail(ld, ld->line, "connect: '%s' is already set on line %u",
 			                 t[j]->name, pv->line[idx]);
 		return load_fail(ld, ld->line, "duplicate key '%s' in [%s] (%s on line %u)",
-		                 k->name, section_names[k->sec],
+		                 k->name, config_section_names[k->sec],
 		                 pv->via_connect[idx] ? "already set by connect" : "first",
 		                 pv->line[idx]);
 	}
 	return 1;
 }
 
-static void mark(struct load *ld, const struct key *k, const char *v)
+static void mark(struct load *ld, const struct config_key *k, const char *v)
 {
 	struct config_private *pv = ld->cfg->priv;
-	const struct key *t[5];
+	const struct config_key *t[5];
 	size_t n = 1;
 
 	t[0] = k;
 	if (k->type == T_CONNSTR)
 		n = targets(t, v);
 	for (size_t j = 0; j < n; j++) {
-		pv->line[t[j] - keys] = ld->line;
-		pv->via_connect[t[j] - keys] = k->type == T_CONNSTR;
+		pv->line[t[j] - config_keys] = ld->line;
+		pv->via_connect[t[j] - config_keys] = k->type == T_CONNSTR;
 	}
-	pv->line[k - keys] = ld->line;
+	pv->line[k - config_keys] = ld->line;
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -1208,7 +669,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	enum section sec;
 	const char *uname = NULL;
 	size_t un = 0;
-	const struct key *k;
+	const struct config_key *k;
 	char why[CONFIG_ERR_MAX];
 
 	if (ld->fail_line)
@@ -1222,10 +683,11 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	k = find_key(sec, name);
 	if (!k)
 		return load_fail(ld, ld->line, "unknown key '%.64s' in [%s]", name,
-		                 section_names[sec]);
+		                 config_section_names[sec]);
 	if (!dup_check(ld, k, value))
 		return 0;
-	if (set_value(ld->cfg, k, ld->cfg, value, LIST_FILE, (struct msg){ why, sizeof why }))
+	if (set_value(ld->cfg, k, ld->cfg, value, LIST_FILE,
+	              (struct cfgtext_msg){ why, sizeof why }))
 		return load_fail(ld, ld->line, "%s: %s", k->name, why);
 	mark(ld, k, value);
 	return 1;
@@ -1239,19 +701,19 @@ int config_load(struct config *cfg, const char *name, const char *text, size_t l
 
 	snprintf(cfg->priv->name, sizeof cfg->priv->name, "%s", name);
 	if (len > CONFIG_TEXT_MAX) {
-		say(ld.m, "%s: larger than %d bytes", cfg->priv->name, CONFIG_TEXT_MAX);
+		cfgtext_say(ld.m, "%s: larger than %d bytes", cfg->priv->name, CONFIG_TEXT_MAX);
 		return KS_ERR_TOOBIG;
 	}
 	ld.text = rd_init(text, len);
 	e = ini_parse_stream(next_line, &ld, on_key, &ld);
 	if (e < 0) {
-		say(ld.m, "%s: out of memory", cfg->priv->name);
+		cfgtext_say(ld.m, "%s: out of memory", cfg->priv->name);
 		return KS_ERR_NOMEM;
 	}
 	/* libinih reports the first bad line; if it comes before ours it is a
 	 * line that is neither a [section] nor a key = value. */
 	if (e > 0 && (!ld.fail_line || (uint32_t)e < ld.fail_line)) {
-		say(ld.m, "%s:%d: expected [section] or key = value", cfg->priv->name, e);
+		cfgtext_say(ld.m, "%s:%d: expected [section] or key = value", cfg->priv->name, e);
 		return KS_ERR_INVAL;
 	}
 	return ld.rc;
@@ -1262,15 +724,15 @@ int config_load(struct config *cfg, const char *name, const char *text, size_t l
 int config_set(struct config *cfg, enum config_role role, const char *key, const char *value,
                char *err, size_t errlen)
 {
-	struct msg m = { err, errlen };
+	struct cfgtext_msg m = { err, errlen };
 	char why[CONFIG_ERR_MAX];
-	struct msg w = { why, sizeof why };
-	const struct key *k = find_key(SEC_COMMON, key);
+	struct cfgtext_msg w = { why, sizeof why };
+	const struct config_key *k = find_key(SEC_COMMON, key);
 	const struct profile_field *f;
 	int rc;
 
 	if (role != CONFIG_ROLE_LOCAL && role != CONFIG_ROLE_SERVER) {
-		say(m, "unknown role %d", (int)role);
+		cfgtext_say(m, "unknown role %d", (int)role);
 		return KS_ERR_INVAL;
 	}
 	if (!k)
@@ -1280,11 +742,11 @@ int config_set(struct config *cfg, enum config_role role, const char *key, const
 	else if ((f = profile_field_find(key)))
 		rc = set_override(cfg, f, value, w);
 	else {
-		say(m, "unknown option '--%.64s'", key);
+		cfgtext_say(m, "unknown option '--%.64s'", key);
 		return KS_ERR_INVAL;
 	}
 	if (rc)
-		say(m, "--%s: %s", key, why);
+		cfgtext_say(m, "--%s: %s", key, why);
 	return rc == KS_ERR_LIMIT ? KS_ERR_INVAL : rc;
 }
 
@@ -1297,8 +759,8 @@ struct config *config_new(void)
 		return NULL;
 	}
 	for (size_t i = 0; i < KEY_COUNT; i++) {
-		if (keys[i].def &&
-		    set_value(cfg, &keys[i], cfg, keys[i].def, LIST_DEFAULT, (struct msg){ 0 })) {
+		if (config_keys[i].def && set_value(cfg, &config_keys[i], cfg, config_keys[i].def,
+		                                    LIST_DEFAULT, (struct cfgtext_msg){ 0 })) {
 			config_free(cfg);
 			return NULL;
 		}
@@ -1326,7 +788,7 @@ static const char *cfg_name(const struct config *cfg)
 	return cfg->priv->name[0] ? cfg->priv->name : "options";
 }
 
-static int build_profile(struct config *cfg, struct profile *p, struct msg m)
+static int build_profile(struct config *cfg, struct profile *p, struct cfgtext_msg m)
 {
 	char why[CONFIG_ERR_MAX];
 
@@ -1335,14 +797,14 @@ static int build_profile(struct config *cfg, struct profile *p, struct msg m)
 		if (cfg->priv->ovr_set[i] && profile_set(p, profile_field_at(i), cfg->priv->ovr[i]))
 			return KS_ERR_INVAL; /* unreachable: set_override checked the range */
 	if (profile_validate(p, why, sizeof why) != 0) {
-		say(m, "%s: profile '%s' with its [transport] overrides: %s", cfg_name(cfg),
-		    p->name, why);
+		cfgtext_say(m, "%s: profile '%s' with its [transport] overrides: %s", cfg_name(cfg),
+		            p->name, why);
 		return KS_ERR_INVAL;
 	}
 	return 0;
 }
 
-static int finish_local(const struct config *cfg, struct msg m)
+static int finish_local(const struct config *cfg, struct cfgtext_msg m)
 {
 	const char *missing = !cfg->server.set              ? "server"
 	                      : !cfg->has_server_public_key ? "server_public_key"
@@ -1351,34 +813,36 @@ static int finish_local(const struct config *cfg, struct msg m)
 	                                                    : NULL;
 
 	if (missing) {
-		say(m, "%s: missing key '%s' in [local] (or set %sconnect)", cfg_name(cfg), missing,
-		    strcmp(missing, "psk") ? "" : "psk_file or ");
+		cfgtext_say(m, "%s: missing key '%s' in [local] (or set %sconnect)", cfg_name(cfg),
+		            missing, strcmp(missing, "psk") ? "" : "psk_file or ");
 		return KS_ERR_INVAL;
 	}
 	if (!cfg->socks_user[0] != !cfg->socks_password[0]) {
-		say(m, "%s: socks_user and socks_password go together", cfg_name(cfg));
+		cfgtext_say(m, "%s: socks_user and socks_password go together", cfg_name(cfg));
 		return KS_ERR_INVAL;
 	}
 	return 0;
 }
 
-static int finish_server(const struct config *cfg, struct msg m)
+static int finish_server(const struct config *cfg, struct cfgtext_msg m)
 {
 	if (cfg->has_private_key && cfg->private_key_file[0]) {
-		say(m, "%s: set one of private_key and private_key_file in [server], not both",
-		    cfg_name(cfg));
+		cfgtext_say(m,
+		            "%s: set one of private_key and private_key_file in [server], not both",
+		            cfg_name(cfg));
 		return KS_ERR_INVAL;
 	}
 	if (!cfg->has_private_key && !cfg->private_key_file[0]) {
-		say(m, "%s: missing key 'private_key' or 'private_key_file' in [server]",
-		    cfg_name(cfg));
+		cfgtext_say(m, "%s: missing key 'private_key' or 'private_key_file' in [server]",
+		            cfg_name(cfg));
 		return KS_ERR_INVAL;
 	}
 	if (cfg->n_users == 0) {
-		say(m,
-		    "%s: no [user NAME] section: nobody could connect (kcpsocks-server adduser "
-		    "NAME -c FILE prints one)",
-		    cfg_name(cfg));
+		cfgtext_say(
+		        m,
+		        "%s: no [user NAME] section: nobody could connect (kcpsocks-server adduser "
+		        "NAME -c FILE prints one)",
+		        cfg_name(cfg));
 		return KS_ERR_INVAL;
 	}
 	return 0;
@@ -1386,12 +850,12 @@ static int finish_server(const struct config *cfg, struct msg m)
 
 int config_finish(struct config *cfg, enum config_role role, char *err, size_t errlen)
 {
-	struct msg m = { err, errlen };
+	struct cfgtext_msg m = { err, errlen };
 	struct profile p;
 	int rc;
 
 	if (role != CONFIG_ROLE_LOCAL && role != CONFIG_ROLE_SERVER) {
-		say(m, "unknown role %d", (int)role);
+		cfgtext_say(m, "unknown role %d", (int)role);
 		return KS_ERR_INVAL;
 	}
 	rc = build_profile(cfg, &p, m);
@@ -1400,157 +864,4 @@ int config_finish(struct config *cfg, enum config_role role, char *err, size_t e
 	if (rc == 0)
 		cfg->profile = p;
 	return rc;
-}
-
-/* ---- --help and docs/CONFIG.md, from the same tables ------------------- */
-
-__attribute__((format(printf, 3, 4))) static void out(config_writer w, void *ctx, const char *fmt,
-                                                      ...)
-{
-	char line[1024];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		w(ctx, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
-static void field_value(const struct profile_field *f, uint32_t v, char *buf, size_t n)
-{
-	if (f->is_bool)
-		snprintf(buf, n, "%s", v ? "true" : "false");
-	else
-		snprintf(buf, n, "%u", v);
-}
-
-enum { HELP_WIDTH = 79, HELP_INDENT = 31 };
-
-/* help_item writes "  --opt ARG   text", the text wrapped at blanks to
- * HELP_WIDTH columns, continuation lines indented to HELP_INDENT. */
-static void help_item(config_writer w, void *ctx, const char *opt, const char *text)
-{
-	size_t col = 2 + strlen(opt), n;
-
-	out(w, ctx, "  %s", opt);
-	while (*text) {
-		n = strcspn(text, " ");
-		if (col >= HELP_INDENT && col + 1 + n > HELP_WIDTH) {
-			out(w, ctx, "\n%*s", HELP_INDENT, "");
-			col = HELP_INDENT;
-		} else {
-			out(w, ctx, "%*s", col < HELP_INDENT ? (int)(HELP_INDENT - col) : 1, "");
-			col = col < HELP_INDENT ? HELP_INDENT : col + 1;
-		}
-		out(w, ctx, "%.*s", (int)n, text);
-		col += n;
-		text += n;
-		text += strspn(text, " ");
-	}
-	out(w, ctx, "\n");
-}
-
-static void help_section(enum section sec, config_writer w, void *ctx)
-{
-	char opt[64], text[512];
-
-	out(w, ctx, "\n[%s]\n", section_names[sec]);
-	for (size_t i = 0; i < KEY_COUNT; i++) {
-		const struct key *k = &keys[i];
-		if (k->sec != sec)
-			continue;
-		snprintf(opt, sizeof opt, "--%s %s", k->name, k->metavar);
-		if (k->type == T_U32)
-			snprintf(text, sizeof text, "%s [%u..%u, default %s]", k->help, k->min,
-			         k->max, k->def);
-		else if (k->def && k->def[0])
-			snprintf(text, sizeof text, "%s [default %s]", k->help, k->def);
-		else
-			snprintf(text, sizeof text, "%s", k->help);
-		help_item(w, ctx, opt, text);
-	}
-}
-
-void config_write_help(enum config_role role, config_writer w, void *ctx)
-{
-	char opt[64], text[512];
-
-	out(w, ctx, "Every option is also a key of the config file, in the section shown.\n");
-	help_section(SEC_COMMON, w, ctx);
-	help_section(role == CONFIG_ROLE_SERVER ? SEC_SERVER : SEC_LOCAL, w, ctx);
-	out(w, ctx, "\n[transport] (each overrides the chosen profile)\n");
-	for (size_t i = 0; i < PROFILE_F_COUNT; i++) {
-		const struct profile_field *f = profile_field_at(i);
-		snprintf(opt, sizeof opt, "--%s %s", f->key, f->is_bool ? "BOOL" : "N");
-		if (f->is_bool)
-			snprintf(text, sizeof text, "%s", f->help);
-		else
-			snprintf(text, sizeof text, "%s [%u..%u%s%s]", f->help, f->min, f->max,
-			         f->unit[0] ? " " : "", f->unit);
-		help_item(w, ctx, opt, text);
-	}
-	out(w, ctx, "\nProfiles (--profile NAME):\n");
-	for (size_t i = 0; i < profile_count(); i++)
-		help_item(w, ctx, profile_at(i)->name, profile_at(i)->summary);
-}
-
-static void doc_section(enum section sec, config_writer w, void *ctx)
-{
-	out(w, ctx,
-	    "\n### [%s]\n\n| Key | Value | Default | Description |\n"
-	    "| --- | --- | --- | --- |\n",
-	    section_names[sec]);
-	for (size_t i = 0; i < KEY_COUNT; i++) {
-		const struct key *k = &keys[i];
-		char val[64];
-		if (k->sec != sec)
-			continue;
-		if (k->type == T_U32)
-			snprintf(val, sizeof val, "%s (%u..%u)", k->metavar, k->min, k->max);
-		else
-			snprintf(val, sizeof val, "%s", k->metavar);
-		out(w, ctx, "| `%s` | %s | %s%s%s | %s |\n", k->name, val,
-		    k->def && k->def[0] ? "`" : "", k->def && k->def[0] ? k->def : "-",
-		    k->def && k->def[0] ? "`" : "", k->help);
-	}
-}
-
-static void doc_transport(config_writer w, void *ctx)
-{
-	char v[32];
-
-	out(w, ctx, "\n### [transport]\n\n| Key | Range |");
-	for (size_t j = 0; j < profile_count(); j++)
-		out(w, ctx, " %s |", profile_at(j)->name);
-	out(w, ctx, " Description |\n| --- | --- |");
-	for (size_t j = 0; j < profile_count(); j++)
-		out(w, ctx, " --- |");
-	out(w, ctx, " --- |\n");
-	for (size_t i = 0; i < PROFILE_F_COUNT; i++) {
-		const struct profile_field *f = profile_field_at(i);
-		if (f->is_bool)
-			out(w, ctx, "| `%s` | true, false |", f->key);
-		else
-			out(w, ctx, "| `%s` | %u..%u%s%s |", f->key, f->min, f->max,
-			    f->unit[0] ? " " : "", f->unit);
-		for (size_t j = 0; j < profile_count(); j++) {
-			field_value(f, profile_get(profile_at(j), f), v, sizeof v);
-			out(w, ctx, " %s |", v);
-		}
-		out(w, ctx, " %s |\n", f->help);
-	}
-}
-
-void config_write_doc(config_writer w, void *ctx)
-{
-	out(w, ctx, "### Profiles\n\n| Profile | Use it for |\n| --- | --- |\n");
-	for (size_t i = 0; i < profile_count(); i++)
-		out(w, ctx, "| `%s` | %s |\n", profile_at(i)->name, profile_at(i)->summary);
-	doc_section(SEC_COMMON, w, ctx);
-	doc_section(SEC_LOCAL, w, ctx);
-	doc_section(SEC_SERVER, w, ctx);
-	doc_section(SEC_USER, w, ctx);
-	doc_transport(w, ctx);
 }

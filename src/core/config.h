@@ -1,4 +1,5 @@
-/* config.h - the kcpsocks config file and command-line options, from one table.
+/* config.h - the kcpsocks config file and command-line options, from one table:
+ * the key table, the setters, the file loader and the checks a role needs.
  *
  * kcpsocks-local and kcpsocks-server read the same INI format:
  *
@@ -8,15 +9,20 @@
  *                   socks_user, socks_password, connect, connect_file
  *   [server]        listen, private_key, private_key_file, allow, deny, profiles,
  *                   max_sessions, max_streams_per_session, connect_timeout_ms,
+ *                   max_idle_timeout_ms,
  *                   resolver_lookups, resolver_servers
  *   [transport]     overrides of any profile field (profile.h), e.g. mtu = 1300
  *   [user NAME]     psk (one section per user the server accepts)
  *
  * One table (config.c) gives each key its section, type, range or values,
  * default and help; it drives the parser, validation, defaults, --help
- * (config_write_help) and docs/CONFIG.md (config_write_doc). Every key of
+ * and docs/CONFIG.md (configdoc.h). Every key of
  * [common], of the binary's own section and of [transport] is also a
  * command-line option `--key value` (config_set), through the same code.
+ *
+ * The value syntaxes live in cfgtext.h, the connect string in connstr.h and
+ * the destination rules (allow, deny) and their verdict in policy.h; this
+ * header includes them, so their users need only config.h.
  *
  * Lifetime: config_new, then config_load (the file) and config_set (the
  * options, which replace file values), then config_finish, then read the
@@ -39,6 +45,9 @@
 
 #include "base/err.h"
 #include "base/limits.h"
+#include "core/cfgtext.h"
+#include "core/connstr.h"
+#include "core/policy.h"
 #include "core/profile.h"
 
 enum config_role {
@@ -65,36 +74,11 @@ enum config_resolver_lookups {
 	CONFIG_LOOKUPS_B,     /* "b": DNS only */
 };
 
-/* HOST:PORT. host is a DNS name, an IPv4 literal or an IPv6 literal (written
- * in brackets in the file, stored without them). */
-struct config_endpoint {
-	bool set; /* false: not configured (e.g. metrics_listen = off) */
-	char host[CONFIG_HOST_MAX + 1];
-	uint16_t port;
-};
-
-/* One destination rule: an address block and a port range. */
-struct config_rule {
-	uint8_t family;   /* 0: any address (written `*`), 4 or 6 */
-	uint8_t prefix;   /* bits of addr that must match: 0..32 or 0..128 */
-	uint8_t addr[16]; /* network order; IPv4 in the first 4 bytes */
-	uint16_t port_lo, port_hi;
-};
-
 struct config_user {
 	char name[CONFIG_NAME_MAX + 1];
 	uint8_t psk[CONFIG_KEY_LEN]; /* secret; wiped by config_free */
 	bool has_psk;
 	uint32_t line; /* of the section's first key, for messages */
-};
-
-/* A kcpsocks:// connection string, parsed. */
-struct config_connstr {
-	char user[CONFIG_NAME_MAX + 1];
-	uint8_t psk[CONFIG_KEY_LEN]; /* secret */
-	struct config_endpoint server;
-	uint8_t server_key[CONFIG_KEY_LEN];
-	char profile[PROFILE_NAME_MAX + 1]; /* "" if the string names none */
 };
 
 /* Read the fields after config_finish returned 0. Strings are NUL-terminated;
@@ -137,6 +121,7 @@ struct config {
 	uint32_t max_sessions;
 	uint32_t max_streams_per_session; /* a client gets min(this, profile max_streams) */
 	uint32_t connect_timeout_ms;
+	uint32_t max_idle_timeout_ms; /* clamp on the idle timeout a client asks for */
 	enum config_resolver_lookups resolver_lookups;
 	char resolver_servers[CONFIG_DNS_TEXT_MAX + 1]; /* "": resolv.conf's */
 
@@ -189,52 +174,5 @@ KS_MUST_CHECK int config_finish(struct config *cfg, enum config_role role, char 
 
 /* config_find_user returns the [user NAME] entry, or NULL. */
 const struct config_user *config_find_user(const struct config *cfg, const char *name);
-
-/* config_dest_allowed applies the server's destination policy to an address
- * (family 4 or 6, addr in network order, 4 or 16 bytes) and port: a match in
- * allow permits; otherwise a match in deny refuses; otherwise it is allowed.
- * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is also judged as the IPv4
- * address a.b.c.d, where a dual-stack socket would connect. Any other
- * family is refused. The default deny list holds loopback, private,
- * link-local and other special-purpose blocks; setting deny replaces it. */
-KS_MUST_CHECK bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr,
-                                       uint16_t port);
-
-/* config_rule_parse parses one rule: `*`, an IPv4 or IPv6 address, with an
- * optional /PREFIX, then an optional :PORT or :LO-HI. IPv6 with a port and
- * no prefix goes in brackets: `[::1]:80`, `2001:db8::/32:443`.
- * Returns 0 or KS_ERR_INVAL (out unchanged). */
-KS_MUST_CHECK int config_rule_parse(const char *text, size_t len, struct config_rule *out);
-
-/* config_rule_match: does the rule cover (family, addr, port)? */
-KS_MUST_CHECK bool config_rule_match(const struct config_rule *r, int family, const uint8_t *addr,
-                                     uint16_t port);
-
-/* config_connstr_parse parses
- *   kcpsocks://USER:PSK@HOST:PORT?key=SERVERPUB[&profile=NAME]
- * with PSK and SERVERPUB in unpadded base64url (32 bytes each) and NAME a
- * built-in profile. Returns 0 or KS_ERR_INVAL with the reason in err (out is
- * then unchanged). */
-KS_MUST_CHECK int config_connstr_parse(const char *s, struct config_connstr *out, char *err,
-                                       size_t errlen);
-
-/* config_connstr_format writes c as a NUL-terminated string into buf.
- * Returns its length (without the NUL), KS_ERR_FULL if buf is too small
- * (CONFIG_CONNSTR_MAX always suffices), or KS_ERR_INVAL if a field is
- * unusable (empty user or host, port 0, unknown profile). */
-KS_MUST_CHECK ssize_t config_connstr_format(const struct config_connstr *c, char *buf, size_t len);
-
-/* A sink for generated text: called with pieces of the output in order. */
-typedef void (*config_writer)(void *ctx, const char *text, size_t len);
-
-/* config_write_help writes the options of role (one line each: option,
- * argument, help, default or range), then the profiles, for --help. */
-void config_write_help(enum config_role role, config_writer w, void *ctx);
-
-/* config_write_doc writes the Markdown key and profile reference that
- * docs/CONFIG.md carries between these two marker lines (each ends in \n). */
-#define CONFIG_DOC_BEGIN "<!-- BEGIN generated by tools/gen-config-doc: do not edit -->\n"
-#define CONFIG_DOC_END   "<!-- END generated -->\n"
-void config_write_doc(config_writer w, void *ctx);
 
 #endif

@@ -123,6 +123,15 @@ KS_MUST_CHECK ssize_t envelope_seal(struct envelope *e, const struct rng_source 
 KS_MUST_CHECK ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t now,
                                     uint8_t *out, size_t cap, struct envelope_rx *rx);
 
+/* envelope_verify authenticates d like envelope_open but ignores and keeps
+ * the replay window, writes no payload out and changes nothing but the
+ * counters (dropped, forgeries). For a datagram envelope_open refused as
+ * KS_ERR_REPLAY: is it a genuine copy? (The session table uses it to see
+ * the proven path speak while a raced copy took the counter first,
+ * PROTOCOL.md (secure) 6.2.) Returns 0 (genuine), KS_ERR_PROTO,
+ * KS_ERR_AUTH, KS_ERR_LIMIT. */
+KS_MUST_CHECK int envelope_verify(struct envelope *e, const uint8_t *d, size_t len);
+
 /* envelope_status tells the caller whether to handshake again. unacked_since
  * is when the oldest data still unacknowledged was first sent (the KCP
  * layer knows), or ENVELOPE_NOTHING_UNACKED. PEER_SILENT: data has been

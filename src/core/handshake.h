@@ -20,9 +20,25 @@
  * before the one X25519 an init costs; the response ends in mac2, keyed
  * from the client ephemeral.
  *
+ * Versioning (4.6): both messages may carry extensions at the start of
+ * their (encrypted) padding, which the release before them (wire version
+ * 1) fills with zeros and never reads. The version extension carries a
+ * range of wire versions and a feature bitmap (TPARAMS_FEAT_*); the server
+ * answers with the version and the intersection of features, or, when no
+ * version fits, with an authenticated refusal (session id 0, reason and
+ * its own range). A peer without the extension is a version 1 peer with
+ * no features, so both directions work with the previous release.
+ *
+ * Hostile peers (4.4, docs/PROTOCOL.md security section): replay floors
+ * are per user, timestamps may be at most HANDSHAKE_FUTURE_MS ahead,
+ * nothing stamped before the server's start is taken, refused inits are
+ * remembered by their mac1 so re-sent bytes cost no X25519, and X25519
+ * work is budgeted per source host and in total. Nothing is ever sent
+ * for an init that did not prove a valid PSK.
+ *
  * Sans-I/O: the caller passes the unix time in ms and an rng_source.
- * Nothing allocates; struct handshake_server is large (replay cache), so
- * put it on the heap.
+ * Nothing allocates; struct handshake_server is large (replay caches,
+ * per-user floors, budgets: about 370 KiB), so put it on the heap.
  */
 #ifndef KCPSOCKS_HANDSHAKE_H
 #define KCPSOCKS_HANDSHAKE_H
@@ -54,6 +70,30 @@ enum {
 	                     HANDSHAKE_MAC_LEN, /* 126 */
 	HANDSHAKE_INIT_MAX = HANDSHAKE_INIT_MIN + HANDSHAKE_PAD_MAX,
 	HANDSHAKE_RESP_MAX = HANDSHAKE_RESP_MIN + HANDSHAKE_PAD_MAX,
+	/* 4.6: extensions, type || length || value, at the start of the pad. */
+	HANDSHAKE_EXT_VERSION = 1, /* u8 max || u8 min || u32le features */
+	HANDSHAKE_EXT_REFUSE = 2,  /* u8 reason (response with session id 0) */
+	HANDSHAKE_EXT_VERSION_LEN = 2 + 6,
+	HANDSHAKE_EXT_REFUSE_LEN = 2 + 1,
+	/* Wire versions: 1 is the release without extensions. */
+	HANDSHAKE_WIRE_MIN = 1,
+	HANDSHAKE_WIRE_VERSION = 2, /* this build */
+	/* What this build's client writes at least. */
+	HANDSHAKE_INIT_OWN_MIN = HANDSHAKE_INIT_MIN + HANDSHAKE_EXT_VERSION_LEN,
+};
+
+/* Why a server refused an authenticated init (HANDSHAKE_EXT_REFUSE). */
+enum handshake_refuse_reason {
+	HANDSHAKE_REFUSE_NONE = 0,
+	HANDSHAKE_REFUSE_VERSION = 1, /* no wire version both sides speak */
+};
+
+/* What a refusal said, or what a server refused (for log lines). */
+struct handshake_refusal {
+	uint8_t reason;                 /* enum handshake_refuse_reason */
+	uint8_t server_min, server_max; /* the server's wire versions */
+	uint8_t client_min, client_max; /* the client's */
+	uint32_t user;                  /* server side: whose init it was */
 };
 
 /* What both sides hold after a handshake, each from its own viewpoint. */
@@ -80,6 +120,13 @@ struct handshake_client {
 	uint8_t e_sec[KEYS_LEN], e_pub[KEYS_LEN]; /* SENT: this init's ephemeral */
 	uint8_t ck[KEYS_LEN], h[KEYS_LEN];        /* SENT: Noise state after the init */
 	uint8_t mac2[KEYS_LEN];                   /* SENT: key of the response MAC */
+	/* 4.6: the wire versions and features this client advertises (set by
+	 * handshake_client_init to HANDSHAKE_WIRE_MIN..HANDSHAKE_WIRE_VERSION
+	 * and TPARAMS_FEATURES; tests may change them before an init). */
+	uint8_t wire_min, wire_max;
+	uint32_t features;
+	/* After KS_ERR_UNSUPPORTED: the server's refusal. */
+	struct handshake_refusal refusal;
 };
 
 /* handshake_client_init configures c for server public key spub, user u
@@ -100,9 +147,12 @@ KS_MUST_CHECK ssize_t handshake_client_write_init(struct handshake_client *c,
                                                   uint64_t now_unix_ms, uint8_t *out, size_t cap);
 
 /* handshake_client_read_response accepts the server's answer to the last
- * init and fills *res. State becomes DONE and the ephemeral is wiped.
- * Errors (c unchanged, res untouched): KS_ERR_STATE (not SENT), KS_ERR_PROTO
- * (length, session id field not 0, bad payload), KS_ERR_AUTH (mac2 or AEAD). */
+ * init and fills *res (res->params.wire and .features: the agreed version
+ * and features; 1 and 0 from a server without the version extension).
+ * State becomes DONE and the ephemeral is wiped. Errors (res untouched):
+ * KS_ERR_STATE (not SENT), KS_ERR_PROTO (length, session id field not 0,
+ * bad payload), KS_ERR_AUTH (mac2 or AEAD), KS_ERR_UNSUPPORTED (an
+ * authenticated refusal: c->refusal says why; state stays SENT). */
 KS_MUST_CHECK int handshake_client_read_response(struct handshake_client *c, const uint8_t *d,
                                                  size_t len, struct handshake_result *res);
 
@@ -113,6 +163,24 @@ void handshake_client_wipe(struct handshake_client *c);
 struct handshake_counters {
 	uint64_t bad_len, bad_mac1, replay, bad_dh, bad_user, bad_auth, bad_payload, stale,
 	        accepted;
+	uint64_t known_bad; /* re-sent bytes of an init refused before: no X25519 */
+	uint64_t budget;    /* over the X25519 budget (per source or in total) */
+	uint64_t refused;   /* authenticated, refused with a reply (4.6) */
+	uint64_t legacy;    /* accepted from a wire version 1 client */
+};
+
+/* 4.4: one accepted init, in a ring in arrival order, chained by hash. */
+struct handshake_seen {
+	uint8_t e[16]; /* ephemeral prefix */
+	uint64_t ts;
+	uint32_t user;
+	uint32_t next; /* next in its hash chain, HANDSHAKE_REPLAY_CACHE: none */
+};
+
+/* A token bucket as a theoretical arrival time (GCRA), in microseconds. */
+struct handshake_bucket {
+	uint64_t tag; /* source: keyed hash of the host; 0 empty */
+	uint64_t tat;
 };
 
 struct handshake_server {
@@ -121,20 +189,35 @@ struct handshake_server {
 	const struct keys_user *users; /* borrowed array of n_users */
 	size_t n_users;
 	struct transport_params min, max, def; /* tparams_clamp bounds */
-	/* Replay cache of accepted inits (4.4): a ring in arrival order. */
-	uint8_t cache_e[HANDSHAKE_REPLAY_CACHE][16]; /* ephemeral prefixes */
-	uint64_t cache_ts[HANDSHAKE_REPLAY_CACHE];   /* their timestamps */
-	size_t cache_len, cache_next;
-	uint64_t floor_ts; /* inits stamped at or before this are refused */
+	/* Nothing stamped before this unix time (ms) is taken: the process
+	 * start, so a restart does not reopen the window (0: no floor). */
+	uint64_t start_ms;
+	/* Replay cache of accepted inits (4.4). */
+	struct handshake_seen seen[HANDSHAKE_REPLAY_CACHE];
+	uint32_t seen_head[HANDSHAKE_REPLAY_CACHE];
+	size_t seen_len, seen_next;
+	/* Per user: inits stamped at or before this are refused (raised when
+	 * the user's entry leaves the cache). */
+	uint64_t floor_ts[HANDSHAKE_MAX_USERS];
+	/* mac1 of inits refused after public-key work. */
+	uint8_t refused[HANDSHAKE_REFUSED_CACHE][HANDSHAKE_MAC_LEN];
+	/* X25519 budgets. */
+	uint8_t src_key[16];
+	struct handshake_bucket total, reserve, src[HANDSHAKE_SRC_SLOTS];
+	struct handshake_refusal last_refusal; /* the latest refusal sent */
 	struct handshake_counters n;
 };
 
 /* An init that passed every check, waiting for a session id. */
 struct handshake_pending {
 	uint32_t user;
-	struct transport_params proposal;
+	struct transport_params proposal; /* .wire, .features: what is agreed */
 	uint8_t e_c[KEYS_LEN];
 	uint8_t ck[KEYS_LEN], h[KEYS_LEN];
+	uint16_t init_len; /* the response is never longer */
+	bool ext;          /* the init had a version extension */
+	uint8_t refuse;    /* enum handshake_refuse_reason */
+	uint8_t peer_min, peer_max;
 };
 
 /* handshake_server_init sets up s for key k (borrowed) and n_users users
@@ -148,22 +231,46 @@ KS_MUST_CHECK int handshake_server_init(struct handshake_server *s, const struct
                                         const struct transport_params *def);
 
 /* handshake_server_read_init checks init d at unix time now_unix_ms. Cheap
- * checks first: length and session id 0, mac1, the (obfuscated) timestamp,
- * replay-cache lookup; then one X25519 and at most two AEAD verifications,
- * the second of which covers the timestamp again. On
- * success the init is recorded in the replay cache, *p is filled and 0
- * returned. Errors (only a counter changes, *p untouched): KS_ERR_PROTO
- * (length, session id, payload), KS_ERR_AUTH (mac1, DH, unknown user,
- * AEAD), KS_ERR_REPLAY, KS_ERR_STALE (timestamp outside +-
- * HANDSHAKE_CLOCK_SKEW_MS, or older than the replay-cache floor). */
+ * checks first: length and session id 0, mac1, the refused set, the
+ * (obfuscated) timestamp, replay-cache lookup, the X25519 budgets; then one
+ * X25519 and at most two AEAD verifications, the second of which covers
+ * the timestamp again, and the user's replay floor. On success the init is
+ * recorded in the replay cache, *p is filled and 0 returned. Errors (only
+ * counters and caches change, *p untouched): KS_ERR_PROTO (length, session
+ * id, payload), KS_ERR_AUTH (mac1, DH, unknown user, AEAD, or bytes refused
+ * before), KS_ERR_REPLAY, KS_ERR_STALE (timestamp more than
+ * HANDSHAKE_CLOCK_SKEW_MS old or HANDSHAKE_FUTURE_MS ahead, before start_ms,
+ * or at or below the user's floor), KS_ERR_LIMIT (over the X25519 budget).
+ * KS_ERR_UNSUPPORTED: the init authenticated but no wire version fits; *p
+ * is filled for handshake_server_write_refusal, the init is recorded. */
 KS_MUST_CHECK int handshake_server_read_init(struct handshake_server *s, const uint8_t *d,
                                              size_t len, uint64_t now_unix_ms,
                                              struct handshake_pending *p);
 
+/* handshake_server_read_init_from is read_init with the sender's address
+ * (src_len bytes, a struct sockaddr_in or sockaddr_in6) for the per-source
+ * budget, which counts per host: the IPv4 address, or the IPv6 /64 (the
+ * whole address within ::/64, e.g. IPv4-mapped); the port and flow label
+ * are ignored. src NULL: the total budget only. */
+KS_MUST_CHECK int handshake_server_read_init_from(struct handshake_server *s, const uint8_t *d,
+                                                  size_t len, uint64_t now_unix_ms,
+                                                  const uint8_t *src, size_t src_len,
+                                                  struct handshake_pending *p);
+
+/* handshake_server_write_refusal answers pending init p (from a
+ * KS_ERR_UNSUPPORTED read) with an authenticated refusal, at most as long
+ * as the init; p is wiped. Returns the length, or KS_ERR_FULL, KS_ERR_INVAL
+ * as handshake_server_write_response. s->last_refusal says what was sent. */
+KS_MUST_CHECK ssize_t handshake_server_write_refusal(struct handshake_server *s,
+                                                     struct handshake_pending *p,
+                                                     const struct rng_source *rng, uint8_t *out,
+                                                     size_t cap);
+
 /* handshake_server_write_response answers pending init p with session id
  * sid (non-zero, unique, chosen by the caller), writes the response into
  * out and fills *res; p is wiped. Returns the response length (at most
- * HANDSHAKE_RESP_MAX), or KS_ERR_FULL (cap < HANDSHAKE_RESP_MIN),
+ * HANDSHAKE_RESP_MAX, and never more than the init's), or KS_ERR_FULL
+ * (cap < HANDSHAKE_RESP_MIN),
  * KS_ERR_INVAL (sid 0, or the rng gave an unusable key); p is kept then. */
 KS_MUST_CHECK ssize_t handshake_server_write_response(struct handshake_server *s,
                                                       struct handshake_pending *p,

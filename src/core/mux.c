@@ -296,13 +296,15 @@ void mux_config_default(struct mux_config *c)
 		                  .budget = MUX_BUDGET_DEFAULT };
 }
 
-static bool config_ok(const struct mux_config *c)
+int mux_config_check(const struct mux_config *c)
 {
-	return c->window >= MUX_WINDOW_MIN && c->window <= MUX_WINDOW_MAX &&
-	       c->send_buffer >= MUX_SNDBUF_MIN && c->send_buffer <= MUX_SNDBUF_MAX &&
-	       c->max_streams >= 1 && c->max_streams <= MUX_STREAMS_MAX &&
-	       c->quantum >= MUX_QUANTUM_MIN && c->quantum <= MUX_FRAME_PAYLOAD_MAX &&
-	       c->budget >= MUX_BUDGET_MIN && c->budget <= MUX_BUDGET_MAX;
+	bool ok = c->window >= MUX_WINDOW_MIN && c->window <= MUX_WINDOW_MAX &&
+	          c->send_buffer >= MUX_SNDBUF_MIN && c->send_buffer <= MUX_SNDBUF_MAX &&
+	          c->max_streams >= 1 && c->max_streams <= MUX_STREAMS_MAX &&
+	          c->quantum >= MUX_QUANTUM_MIN && c->quantum <= MUX_FRAME_PAYLOAD_MAX &&
+	          c->budget >= MUX_BUDGET_MIN && c->budget <= MUX_BUDGET_MAX;
+
+	return ok ? 0 : KS_ERR_INVAL;
 }
 
 int mux_new(struct mux **out, enum mux_role role, const struct mux_config *cfg)
@@ -314,7 +316,7 @@ int mux_new(struct mux **out, enum mux_role role, const struct mux_config *cfg)
 		c = *cfg;
 	else
 		mux_config_default(&c);
-	if (!config_ok(&c) || (role != MUX_CLIENT && role != MUX_SERVER))
+	if (mux_config_check(&c) != 0 || (role != MUX_CLIENT && role != MUX_SERVER))
 		return KS_ERR_INVAL;
 	m = calloc(1, sizeof *m);
 	if (!m)

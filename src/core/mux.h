@@ -118,8 +118,13 @@ struct mux_config {
 	uint32_t budget;      /* receive windows all streams may hold together (4.5) */
 };
 
-/* mux_config_default fills c with the defaults from limits.h. */
+/* mux_config_default fills c with the defaults from limits.h (the same
+ * names the built-in profile `default` uses: transport.h). */
 void mux_config_default(struct mux_config *c);
+
+/* mux_config_check returns 0 if every field of c is inside its bounds
+ * (limits.h MUX_*), else KS_ERR_INVAL. mux_new accepts exactly these. */
+KS_MUST_CHECK int mux_config_check(const struct mux_config *c);
 
 struct mux;
 

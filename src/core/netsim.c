@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/heap.h"
 #include "base/rng.h"
 
 /* Buffers come in power-of-two size classes from 256 bytes to 64 KiB, so a
@@ -42,8 +43,8 @@ struct netsim_link {
 	uint64_t free_ns;  /* limiter clock: when the last accepted datagram is serialized */
 	uint64_t free_rem; /* remainder of the last serialization time, in 1/rate ns */
 	uint64_t seq;
-	struct entry *heap; /* owned, cap entries */
-	size_t n, cap;
+	struct heap q; /* q.a: owned array of cap struct entry; q.n held */
+	size_t cap;
 	struct slot *pool[NCLASS]; /* owned free lists, one per class */
 	size_t pooled_bytes;       /* capacity of the pooled buffers */
 	struct netsim_stats st;
@@ -184,79 +185,42 @@ static void pool_trim(struct netsim_link *l)
 
 /* --- heap ---------------------------------------------------------------- */
 
-static bool before(const struct entry *a, const struct entry *b)
+static bool before(const void *x, const void *y, void *ctx)
 {
+	const struct entry *a = x, *b = y;
+
+	(void)ctx;
 	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
 }
 
-static void sift_up(struct entry *h, size_t i)
-{
-	struct entry e = h[i];
+static const struct heap_ops by_time = { sizeof(struct entry), before, NULL };
 
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!before(&e, &h[p]))
-			break;
-		h[i] = h[p];
-		i = p;
-	}
-	h[i] = e;
-}
-
-static void sift_down(struct entry *h, size_t n, size_t i)
-{
-	struct entry e = h[i];
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= n)
-			break;
-		if (c + 1 < n && before(&h[c + 1], &h[c]))
-			c++;
-		if (!before(&h[c], &e))
-			break;
-		h[i] = h[c];
-		i = c;
-	}
-	h[i] = e;
-}
+static struct entry *entries(const struct netsim_link *l) { return l->q.a; }
 
 /* Room for `more` entries. The hold limit keeps n <= limit_datagrams, so
  * the array never exceeds twice that (or HEAP_INITIAL). */
 static int heap_reserve(struct netsim_link *l, size_t more)
 {
-	size_t want = l->n + more, cap = l->cap ? l->cap : HEAP_INITIAL;
+	size_t want = l->q.n + more, cap = l->cap ? l->cap : HEAP_INITIAL;
 	struct entry *h;
 
 	if (want <= l->cap)
 		return 0;
 	while (cap < want)
 		cap *= 2;
-	h = realloc(l->heap, cap * sizeof *h);
+	h = realloc(l->q.a, cap * sizeof *h);
 	if (!h)
 		return KS_ERR_NOMEM;
-	l->heap = h;
+	l->q.a = h;
 	l->cap = cap;
 	return 0;
 }
 
-static void heap_push(struct netsim_link *l, uint64_t at, struct slot *s)
+static void heap_push_slot(struct netsim_link *l, uint64_t at, struct slot *s)
 {
-	l->heap[l->n] = (struct entry){ at, l->seq++, s };
-	sift_up(l->heap, l->n);
-	l->n++;
-}
+	struct entry e = { at, l->seq++, s };
 
-static struct slot *heap_pop(struct netsim_link *l)
-{
-	struct slot *s = l->heap[0].s;
-
-	l->n--;
-	if (l->n) {
-		l->heap[0] = l->heap[l->n];
-		sift_down(l->heap, l->n, 0);
-	}
-	return s;
+	heap_push(&l->q, &by_time, NULL, &e);
 }
 
 /* --- the model ----------------------------------------------------------- */
@@ -287,6 +251,40 @@ static bool lose(const struct netsim_link *l, struct fate *f)
 	return false;
 }
 
+/* a * b as a 128-bit (hi, lo) pair in plain C: 32-bit targets have no
+ * unsigned __int128. */
+struct wide {
+	uint64_t hi, lo;
+};
+
+static struct wide mul_wide(uint64_t a, uint64_t b)
+{
+	uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
+	uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+	uint64_t mid = (p00 >> 32) + (uint32_t)p01 + (uint32_t)p10;
+
+	return (struct wide){ p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32),
+		              (mid << 32) | (uint32_t)p00 };
+}
+
+/* True if `len` more bytes overflow the queue that holds the bytes still
+ * to serialize in `ahead_ns` at `rate`: floor(ahead_ns * rate / 1e9) + len >
+ * queue. With room = queue - len that is ahead_ns * rate >= (room + 1) * 1e9,
+ * i.e. ahead_ns * rate > room * 1e9 + 1e9 - 1, exact in 128 bits. */
+static bool queue_full(uint64_t ahead_ns, uint64_t rate, size_t len, size_t queue)
+{
+	struct wide have, limit;
+
+	if (len > queue)
+		return true;
+	have = mul_wide(ahead_ns, rate);
+	limit = mul_wide(queue - len, NS_PER_S);
+	limit.lo += NS_PER_S - 1;
+	if (limit.lo < NS_PER_S - 1)
+		limit.hi++;
+	return have.hi > limit.hi || (have.hi == limit.hi && have.lo > limit.lo);
+}
+
 /* Step 4: serialize at cfg.rate on the limiter clock (ns since epoch, an
  * integer remainder carried so long runs give the exact rate). Returns the
  * departure time in ms, or UINT64_MAX when the queue is full. */
@@ -298,9 +296,7 @@ static uint64_t serialize(const struct netsim_link *l, struct fate *f, size_t le
 	if (!c->rate)
 		return now;
 	if (f->free_ns > now_ns) {
-		unsigned __int128 backlog =
-		        (unsigned __int128)(f->free_ns - now_ns) * c->rate / NS_PER_S;
-		if (backlog + len > c->queue_bytes)
+		if (queue_full(f->free_ns - now_ns, c->rate, len, c->queue_bytes))
 			return UINT64_MAX;
 		start = f->free_ns;
 		rem = f->free_rem;
@@ -411,7 +407,7 @@ static void commit(struct netsim_link *l, const struct fate *f, struct slot *s[2
 		s[i]->len = (uint32_t)len;
 		if (len)
 			memcpy(s[i]->data, buf, len);
-		heap_push(l, f->at[i], s[i]);
+		heap_push_slot(l, f->at[i], s[i]);
 		l->st.reordered += f->reordered[i];
 		l->st.held_bytes += len;
 		l->st.held_datagrams++;
@@ -449,13 +445,13 @@ ssize_t netsim_link_recv(struct netsim_link *l, uint64_t now, void *buf, size_t 
 	struct slot *s;
 	size_t len;
 
-	if (!l->n || l->heap[0].at > now)
+	if (!l->q.n || entries(l)[0].at > now)
 		return KS_ERR_AGAIN;
-	s = l->heap[0].s;
+	s = entries(l)[0].s;
 	len = s->len;
 	if (cap < len)
 		return KS_ERR_TOOBIG;
-	heap_pop(l);
+	heap_remove(&l->q, &by_time, NULL, 0, NULL);
 	if (len)
 		memcpy(buf, s->data, len);
 	slot_put(l, s);
@@ -468,7 +464,7 @@ ssize_t netsim_link_recv(struct netsim_link *l, uint64_t now, void *buf, size_t 
 
 uint64_t netsim_link_next_deadline(const struct netsim_link *l)
 {
-	return l->n ? l->heap[0].at : UINT64_MAX;
+	return l->q.n ? entries(l)[0].at : UINT64_MAX;
 }
 
 /* The invariants, for tests and debug builds: a heap ordered by (at, seq)
@@ -477,12 +473,11 @@ bool netsim_link_check(const struct netsim_link *l)
 {
 	uint64_t bytes = 0;
 
-	for (size_t i = 0; i < l->n; i++) {
-		if (i && before(&l->heap[i], &l->heap[(i - 1) / 2]))
-			return false;
-		bytes += l->heap[i].s->len;
-	}
-	return l->n <= l->cap && l->n == l->st.held_datagrams && bytes == l->st.held_bytes &&
+	if (!heap_ordered(&l->q, &by_time, NULL))
+		return false;
+	for (size_t i = 0; i < l->q.n; i++)
+		bytes += entries(l)[i].s->len;
+	return l->q.n <= l->cap && l->q.n == l->st.held_datagrams && bytes == l->st.held_bytes &&
 	       l->pooled_bytes <= l->cfg.limit_bytes && l->st.held_bytes <= l->st.max_held_bytes;
 }
 
@@ -492,8 +487,8 @@ void netsim_link_free(struct netsim_link *l)
 {
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->n; i++)
-		free(l->heap[i].s);
+	for (size_t i = 0; i < l->q.n; i++)
+		free(entries(l)[i].s);
 	for (unsigned c = 0; c < NCLASS; c++) {
 		while (l->pool[c]) {
 			struct slot *s = l->pool[c];
@@ -501,6 +496,6 @@ void netsim_link_free(struct netsim_link *l)
 			free(s);
 		}
 	}
-	free(l->heap);
+	free(l->q.a);
 	free(l);
 }

@@ -15,7 +15,7 @@ static const struct profile profiles[] = {
 	        .summary = "balanced: ordinary broadband and Wi-Fi, some loss, shared links",
 	        .mtu = 1350,
 	        .pad_bucket = 32,
-	        .pad_max = 32,
+	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 25000,
 	        .idle_timeout_ms = 120000,
 	        .nodelay = 1,
@@ -26,18 +26,18 @@ static const struct profile profiles[] = {
 	        .rcv_wnd = 2048,
 	        .min_rto_ms = 50,
 	        .dead_link = 20,
-	        .stream_window = 4096 * KB,
-	        .session_window = 32768 * KB,
-	        .max_streams = 256,
+	        .stream_window = MUX_WINDOW_DEFAULT, /* the one default set: mux.h */
+	        .session_window = MUX_BUDGET_DEFAULT,
+	        .max_streams = MUX_STREAMS_DEFAULT,
 	        .fast_open = false,
-	        .dup_thin = false,
+	        .dup_thin = true,
 	},
 	{
 	        .name = "fast",
 	        .summary = "low latency on good links (wired, low loss, short RTT)",
 	        .mtu = 1350,
 	        .pad_bucket = 16,
-	        .pad_max = 0,
+	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 25000,
 	        .idle_timeout_ms = 120000,
 	        .nodelay = 1,
@@ -59,7 +59,7 @@ static const struct profile profiles[] = {
 	        .summary = "links losing 5-20% of datagrams to noise, not to congestion",
 	        .mtu = 1350,
 	        .pad_bucket = 32,
-	        .pad_max = 32,
+	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 20000,
 	        .idle_timeout_ms = 120000,
 	        .nodelay = 2,
@@ -81,7 +81,7 @@ static const struct profile profiles[] = {
 	        .summary = "cellular: small MTU, frequent keepalive for carrier NAT, radio loss",
 	        .mtu = 1200,
 	        .pad_bucket = 32,
-	        .pad_max = 32,
+	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 15000,
 	        .idle_timeout_ms = 120000,
 	        .nodelay = 1,
@@ -103,7 +103,7 @@ static const struct profile profiles[] = {
 	        .summary = "routers and small boxes: small windows, few streams, fewer wakeups",
 	        .mtu = 1350,
 	        .pad_bucket = 16,
-	        .pad_max = 0,
+	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 25000,
 	        .idle_timeout_ms = 120000,
 	        .nodelay = 0,
@@ -132,41 +132,42 @@ static const struct profile profiles[] = {
 		 .max = hi }
 
 static const struct profile_field fields[PROFILE_F_COUNT] = {
-	FIELD(PROFILE_F_MTU, "mtu", "bytes", mtu, false, PROFILE_MTU_MIN, PROFILE_MTU_MAX,
+	FIELD(PROFILE_F_MTU, "mtu", "bytes", mtu, false, TPARAMS_MTU_MIN, TPARAMS_MTU_MAX,
 	      "UDP payload per datagram, envelope and padding included"),
-	FIELD(PROFILE_F_PAD_BUCKET, "pad_bucket", "bytes", pad_bucket, false, 0,
-	      PROFILE_PAD_BUCKET_MAX,
-	      "pad each datagram to a multiple of this (0: off, else >= 16)"),
-	FIELD(PROFILE_F_PAD_MAX, "pad_max", "bytes", pad_max, false, 0, PROFILE_PAD_MAX_MAX,
-	      "then add 0..pad_max random bytes, never past mtu"),
-	FIELD(PROFILE_F_KEEPALIVE, "keepalive_ms", "ms", keepalive_ms, false, PROFILE_KEEPALIVE_MIN,
-	      PROFILE_KEEPALIVE_MAX, "send a probe after this long without traffic"),
+	FIELD(PROFILE_F_PAD_BUCKET, "pad_bucket", "bytes", pad_bucket, false, 0, TPARAMS_PAD_MAX,
+	      "pad each datagram to a multiple of this (0: off, else >= 16; then pad_max is "
+	      "unused)"),
+	FIELD(PROFILE_F_PAD_MAX, "pad_max", "bytes", pad_max, false, 0, TPARAMS_PAD_MAX,
+	      "with pad_bucket 0: add 0..pad_max random bytes, never past mtu"),
+	FIELD(PROFILE_F_KEEPALIVE, "keepalive_ms", "ms", keepalive_ms, false,
+	      TPARAMS_KEEPALIVE_MIN_MS, TPARAMS_KEEPALIVE_MAX_MS,
+	      "send a probe after this long without traffic"),
 	FIELD(PROFILE_F_IDLE_TIMEOUT, "idle_timeout_ms", "ms", idle_timeout_ms, false,
-	      PROFILE_IDLE_MIN, PROFILE_IDLE_MAX,
+	      TPARAMS_IDLE_MIN_MS, TPARAMS_IDLE_MAX_MS,
 	      "drop the session after this long without a datagram (>= 2 x keepalive_ms)"),
-	FIELD(PROFILE_F_NODELAY, "nodelay", "", nodelay, false, 0, PROFILE_NODELAY_MAX,
+	FIELD(PROFILE_F_NODELAY, "nodelay", "", nodelay, false, 0, TPARAMS_NODELAY_MAX,
 	      "KCP nodelay: 0 off, 1 on, 2 on with a slower RTO backoff"),
-	FIELD(PROFILE_F_INTERVAL, "interval_ms", "ms", interval_ms, false, PROFILE_INTERVAL_MIN,
-	      PROFILE_INTERVAL_MAX, "KCP flush interval"),
-	FIELD(PROFILE_F_RESEND, "resend", "", resend, false, 0, PROFILE_RESEND_MAX,
+	FIELD(PROFILE_F_INTERVAL, "interval_ms", "ms", interval_ms, false, TPARAMS_INTERVAL_MIN,
+	      TPARAMS_INTERVAL_MAX, "KCP flush interval"),
+	FIELD(PROFILE_F_RESEND, "resend", "", resend, false, 0, TPARAMS_RESEND_MAX,
 	      "KCP fast resend after this many later ACKs (0: off)"),
 	FIELD(PROFILE_F_NC, "nc", "bool", nc, true, 0, 1,
 	      "KCP without congestion window: loss does not shrink the send rate"),
-	FIELD(PROFILE_F_SND_WND, "snd_wnd", "segments", snd_wnd, false, PROFILE_WND_MIN,
-	      PROFILE_WND_MAX, "KCP send window"),
-	FIELD(PROFILE_F_RCV_WND, "rcv_wnd", "segments", rcv_wnd, false, PROFILE_WND_MIN,
-	      PROFILE_WND_MAX, "KCP receive window"),
+	FIELD(PROFILE_F_SND_WND, "snd_wnd", "segments", snd_wnd, false, TPARAMS_WND_MIN,
+	      TPARAMS_WND_MAX, "KCP send window"),
+	FIELD(PROFILE_F_RCV_WND, "rcv_wnd", "segments", rcv_wnd, false, TPARAMS_WND_MIN,
+	      TPARAMS_WND_MAX, "KCP receive window"),
 	FIELD(PROFILE_F_MIN_RTO, "min_rto_ms", "ms", min_rto_ms, false, PROFILE_MIN_RTO_MIN,
 	      PROFILE_MIN_RTO_MAX, "KCP lower bound on the retransmission timeout"),
 	FIELD(PROFILE_F_DEAD_LINK, "dead_link", "", dead_link, false, PROFILE_DEAD_LINK_MIN,
 	      PROFILE_DEAD_LINK_MAX, "KCP: retransmissions of one segment before the link is dead"),
 	FIELD(PROFILE_F_STREAM_WINDOW, "stream_window", "bytes", stream_window, false,
-	      PROFILE_STREAM_WINDOW_MIN, PROFILE_STREAM_WINDOW_MAX, "mux credit per stream"),
+	      MUX_WINDOW_MIN, MUX_WINDOW_MAX, "mux credit per stream"),
 	FIELD(PROFILE_F_SESSION_WINDOW, "session_window", "bytes", session_window, false,
-	      PROFILE_SESSION_WINDOW_MIN, PROFILE_SESSION_WINDOW_MAX,
+	      MUX_BUDGET_MIN, MUX_BUDGET_MAX,
 	      "mux credit all streams of a session share; later streams get less (local)"),
-	FIELD(PROFILE_F_MAX_STREAMS, "max_streams", "", max_streams, false, PROFILE_STREAMS_MIN,
-	      PROFILE_STREAMS_MAX, "mux streams open at once per session"),
+	FIELD(PROFILE_F_MAX_STREAMS, "max_streams", "", max_streams, false, 1, MUX_STREAMS_MAX,
+	      "mux streams open at once per session"),
 	FIELD(PROFILE_F_FAST_OPEN, "fast_open", "bool", fast_open, true, 0, 1,
 	      "client: answer CONNECT at once, send first bytes with the open (failure: reset)"),
 	FIELD(PROFILE_F_DUP_THIN, "dup_thin", "bool", dup_thin, true, 0, 1,
@@ -250,6 +251,13 @@ int profile_validate(const struct profile *p, char *err, size_t errlen)
 	if (p->pad_bucket != 0 && p->pad_bucket < TPARAMS_BUCKET_MIN) {
 		snprintf(err, errlen, "pad_bucket: %u must be 0 or at least %d", p->pad_bucket,
 		         TPARAMS_BUCKET_MIN);
+		return KS_ERR_INVAL;
+	}
+	/* The handshake carries one padding mode: a bucket or random bytes. */
+	if (p->pad_bucket != 0 && p->pad_max != 0) {
+		snprintf(err, errlen,
+		         "pad_max: %u needs pad_bucket = 0 (one padding mode: %u is set)",
+		         p->pad_max, p->pad_bucket);
 		return KS_ERR_INVAL;
 	}
 	/* One probe may be lost; the idle window must hold at least two. */

@@ -11,8 +11,9 @@
  *     setting, used by the config parser, profile_validate, --help and
  *     docs/CONFIG.md.
  *
- * The structs are plain data; the daemons map them onto the kcp, envelope,
- * handshake and mux configurations. Pure: no allocation, no I/O.
+ * The structs are plain data; core/transport.h is the one mapping from a
+ * profile onto the handshake, KCP and mux configurations (profile `default`
+ * is the one default set). Pure: no allocation, no I/O.
  */
 #ifndef KCPSOCKS_PROFILE_H
 #define KCPSOCKS_PROFILE_H
@@ -28,7 +29,7 @@ struct profile {
 	const char *summary;      /* static string: one line for --help and docs */
 	uint32_t mtu;             /* bytes of UDP payload per datagram, padding included */
 	uint32_t pad_bucket;      /* pad each datagram to a multiple of this; 0 = off */
-	uint32_t pad_max;         /* then add 0..pad_max random bytes (never past mtu) */
+	uint32_t pad_max;         /* pad_bucket 0: add 0..pad_max random bytes (never past mtu) */
 	uint32_t keepalive_ms;    /* probe interval while idle */
 	uint32_t idle_timeout_ms; /* session dropped after this long with no datagram */
 	uint32_t nodelay;         /* KCP nodelay: 0 normal, 1 fast RTO, 2 gentle backoff */
@@ -37,8 +38,8 @@ struct profile {
 	bool nc;                  /* KCP: no congestion window (loss does not shrink it) */
 	uint32_t snd_wnd;         /* KCP send window, segments */
 	uint32_t rcv_wnd;         /* KCP receive window, segments */
-	uint32_t min_rto_ms;      /* KCP lower bound on the retransmission timeout */
-	uint32_t dead_link;       /* KCP: retransmissions of one segment before dead */
+	uint32_t min_rto_ms;      /* KCP lower bound on the retransmission timeout (local) */
+	uint32_t dead_link;       /* KCP: retransmissions of one segment before dead (local) */
 	uint32_t stream_window;   /* mux credit per stream, bytes */
 	uint32_t session_window;  /* mux credit all streams share, bytes (local only) */
 	uint32_t max_streams;     /* mux concurrent streams per session */
@@ -105,7 +106,8 @@ KS_MUST_CHECK int profile_set(struct profile *p, const struct profile_field *f, 
 /* profile_validate checks every field against its range and the rules that
  * tie fields together (idle_timeout_ms >= 2 * keepalive_ms, so that one lost
  * probe does not end a session; pad_bucket 0 or >= TPARAMS_BUCKET_MIN, the
- * smallest bucket the handshake carries). Returns 0, or KS_ERR_INVAL with a message in
+ * smallest bucket the handshake carries; pad_max 0 when pad_bucket is set,
+ * since the handshake carries one padding mode). Returns 0, or KS_ERR_INVAL with a message in
  * err (NUL-terminated, truncated to errlen) naming the field and the value,
  * e.g. "mtu: 70000 is out of range 576..1500". err may be NULL. */
 KS_MUST_CHECK int profile_validate(const struct profile *p, char *err, size_t errlen);

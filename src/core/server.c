@@ -28,6 +28,7 @@ struct server {
 	struct sessions *table; /* owned */
 	struct mux_config mux;
 	bool mux_set;
+	struct transport_local local; /* every session's KCP policy */
 	const struct rng_source *rng; /* borrowed */
 	session_output_fn output;
 	void *output_user; /* borrowed */
@@ -169,17 +170,12 @@ static void on_changed(void *ctx, struct session *s)
 int server_new(struct server **out, const struct server_config *cfg)
 {
 	struct server *srv;
-	struct mux *probe = NULL;
 	int rc;
 
 	if (!cfg->rng || !cfg->output)
 		return KS_ERR_INVAL;
-	if (cfg->mux) {
-		rc = mux_new(&probe, MUX_SERVER, cfg->mux); /* the bounds live there */
-		mux_free(probe);
-		if (rc != 0)
-			return rc;
-	}
+	if (cfg->mux && (rc = mux_config_check(cfg->mux)) != 0)
+		return rc;
 	srv = calloc(1, sizeof *srv);
 	if (!srv)
 		return KS_ERR_NOMEM;
@@ -196,6 +192,7 @@ int server_new(struct server **out, const struct server_config *cfg)
 		srv->mux = *cfg->mux;
 		srv->mux_set = true;
 	}
+	srv->local = cfg->local;
 	srv->rng = cfg->rng;
 	srv->output = cfg->output;
 	srv->output_user = cfg->output_user;
@@ -263,6 +260,7 @@ static int make_entry(struct server *srv, uint64_t sid, uint64_t now, struct ent
 		.table = srv->table,
 		.sid = sid,
 		.mux = srv->mux_set ? &srv->mux : NULL,
+		.local = srv->local,
 		.rng = srv->rng,
 		.scratch = &srv->scratch,
 		.output = srv->output,
@@ -317,6 +315,18 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 	return 0;
 }
 
+/* S4, secure 6.2: a new address spoke for a session; ask it to prove it
+ * receives, within the table's anti-amplification budget. */
+static void challenge(struct server *srv, uint64_t sid, uint64_t now)
+{
+	const struct sessions_addr *to;
+	ssize_t n = sessions_seal_challenge(srv->table, sid, srv->rng, now, srv->scratch.seal,
+	                                    sizeof srv->scratch.seal, &to);
+
+	if (n > 0 && srv->output(srv->output_user, srv->scratch.seal, (size_t)n, to) < 0)
+		srv->dropped++;
+}
+
 int server_on_datagram(struct server *srv, const struct sessions_addr *from, const uint8_t *d,
                        size_t len, uint64_t now, uint64_t now_unix_ms)
 {
@@ -333,6 +343,12 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 	}
 	if (ev.kind == SESSIONS_EV_NEW)
 		return on_new(srv, &ev, from, now);
+	if (ev.kind == SESSIONS_EV_REFUSED) {
+		/* The sender proved its PSK: it hears why (handshake 4.6). */
+		if (srv->output(srv->output_user, srv->scratch.open, ev.len, from) < 0)
+			srv->dropped++;
+		return KS_ERR_UNSUPPORTED;
+	}
 	/* S4: the payload of an established session. */
 	e = lookup(srv, ev.sid);
 	if (!e)
@@ -341,8 +357,11 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 		e->supersede = false;
 		close_user_others(srv, e);
 	}
-	(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);
+	if (ev.len)
+		(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);
 	touched(srv, e);
+	if (ev.challenge && !e->closed)
+		challenge(srv, ev.sid, now);
 	return 0;
 }
 

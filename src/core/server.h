@@ -33,6 +33,9 @@
 struct server_config {
 	struct sessions_config table; /* copied; its key and users stay borrowed */
 	const struct mux_config *mux; /* NULL: defaults; copied */
+	struct transport_local local; /* this server's own KCP policy for every
+	                                 session (transport_local_of of its
+	                                 profile); zero: engine defaults */
 	const struct rng_source *rng; /* borrowed, outlives the server */
 	session_output_fn output;     /* required */
 	void *output_user;            /* borrowed */
@@ -75,8 +78,9 @@ void server_free(struct server *srv);
  * authenticates makes a new session (SESSION_EV_ESTABLISHED) and sends its
  * response; a datagram of a session is given to it. Returns 0, or the
  * table's refusal code (sessions_on_datagram: nothing was sent), or
- * KS_ERR_NOMEM (a new session could not be made; the handshake is dropped
- * unanswered and the client retries). */
+ * KS_ERR_UNSUPPORTED (an authenticated init was refused with a reply, see
+ * server_table()->hs.last_refusal), or KS_ERR_NOMEM (a new session could not be made; the handshake
+ * is dropped unanswered and the client retries). */
 int server_on_datagram(struct server *srv, const struct sessions_addr *from, const uint8_t *d,
                        size_t len, uint64_t now, uint64_t now_unix_ms);
 

@@ -13,7 +13,7 @@
 
 #include "core/envelope.h"
 #include "core/handshake.h"
-#include "core/profile.h"
+#include "core/transport.h"
 
 /* Restart detection (L3): silent server -> a new handshake goes out while
  * the old session stays -> the answer is held while the old session gets a
@@ -31,6 +31,7 @@ struct session {
 	session_output_fn output;
 	void *output_user;               /* borrowed */
 	struct mux_config mux_cfg;       /* copied */
+	struct transport_local local;    /* this end's KCP policy, copied */
 	struct session_scratch *scratch; /* owned (client) or borrowed (server) */
 	uint64_t now;                    /* of the current entry point */
 	uint64_t deadline;
@@ -43,7 +44,6 @@ struct session {
 	struct handshake_client hs;
 	struct envelope env; /* established: keys of this session */
 	uint32_t silent_ms, hs_timeout_ms;
-	bool dup_thin; /* K11 for this side's sends */
 	uint64_t hs_start, hs_next, retry_at;
 	uint32_t hs_rto, retry_delay;
 
@@ -119,44 +119,6 @@ static int kcp_out(const uint8_t *dgram, size_t len, void *user)
 
 /* --- establishing ---------------------------------------------------------- */
 
-/* E1: the KCP engine from the agreed parameters. The windows are named from
- * the client's side; the server mirrors them, so the client's receive
- * window is the server's send window. */
-static void kcp_config_from(struct kcp_config *c, const struct transport_params *p,
-                            const struct session *s)
-{
-	enum session_role role = s->role;
-	const struct profile *pr = profile_at(p->profile);
-
-	uint32_t snd = role == SESSION_CLIENT ? p->snd_wnd : p->rcv_wnd;
-	uint32_t rcv = role == SESSION_CLIENT ? p->rcv_wnd : p->snd_wnd;
-
-	kcp_config_default(c);
-	c->nodelay = p->nodelay;
-	c->interval = p->interval;
-	c->resend = p->resend;
-	c->nc = p->nc != 0;
-	c->snd_wnd = snd;
-	c->rcv_wnd = rcv < KCP_RCV_WND_MIN ? KCP_RCV_WND_MIN : rcv;
-	/* What waits below the mux stays small, so the mux's fair scheduler
-	 * decides the order; the pump refills it after every input. */
-	c->snd_queue = snd < SESSION_KCP_QUEUE ? snd : SESSION_KCP_QUEUE;
-	c->mtu = (uint32_t)p->mtu - ENVELOPE_OVERHEAD;
-	c->stream = true;
-	/* E6: the session flushes KCP once per batch (the pump after the
-	 * daemon's writes, or session_flush), so the ACKs of a batch of
-	 * received datagrams and the data answering them share datagrams. */
-	c->flush_on_send = false;
-	c->ack_immediate = false;
-	/* K10: what one batch of ACKs opens leaves spread over the RTT, not as
-	 * one burst into the receiver's socket buffer. */
-	c->pace = true;
-	/* K11 is local (nothing to negotiate). The client's own setting
-	 * decides for its requests; a server session has no profile of its
-	 * own, so the profile the client proposed decides for the replies. */
-	c->dup_thin = role == SESSION_CLIENT ? s->dup_thin : pr && pr->dup_thin;
-}
-
 /* E1-E2: build KCP and mux; nothing changes on failure. */
 static int establish(struct session *s, uint64_t sid, uint32_t conv,
                      const struct transport_params *p, uint64_t now)
@@ -166,7 +128,8 @@ static int establish(struct session *s, uint64_t sid, uint32_t conv,
 	struct mux *m = NULL;
 	int rc;
 
-	kcp_config_from(&kc, p, s);
+	/* E1: agreed parameters plus this end's own policy (transport.h). */
+	transport_kcp(&kc, p, &s->local, s->role == SESSION_SERVER);
 	rc = kcp_new(&k, conv, &kc, now, kcp_out, s);
 	if (rc == 0)
 		rc = mux_new(&m, s->role == SESSION_CLIENT ? MUX_CLIENT : MUX_SERVER, &s->mux_cfg);
@@ -525,16 +488,13 @@ static int client_config_check(const struct session_client_config *cfg)
 
 static int mux_config_set(struct mux_config *dst, const struct mux_config *src)
 {
-	struct mux *probe = NULL;
 	int rc;
 
 	if (!src) {
 		mux_config_default(dst);
 		return 0;
 	}
-	/* mux_new is the one place that knows the bounds. */
-	rc = mux_new(&probe, MUX_CLIENT, src);
-	mux_free(probe);
+	rc = mux_config_check(src);
 	if (rc == 0)
 		*dst = *src;
 	return rc;
@@ -556,7 +516,7 @@ static void client_fill(struct session *s, const struct session_client_config *c
 	s->proposal = cfg->proposal;
 	s->silent_ms = cfg->silent_ms ? cfg->silent_ms : SESSION_SILENT_MS_DEFAULT;
 	s->hs_timeout_ms = cfg->hs_timeout_ms ? cfg->hs_timeout_ms : SESSION_HS_TIMEOUT_MS;
-	s->dup_thin = cfg->dup_thin;
+	s->local = cfg->local;
 	s->now = now;
 	start_attempt(s, now);
 	finish(s, now);
@@ -601,6 +561,7 @@ int session_server_new(struct session **out, const struct session_server_config 
 		return KS_ERR_NOMEM;
 	rc = mux_config_set(&s->mux_cfg, cfg->mux);
 	s->role = SESSION_SERVER;
+	s->local = cfg->local;
 	s->rng = cfg->rng;
 	s->scratch = cfg->scratch;
 	s->output = cfg->output;
@@ -644,10 +605,27 @@ void session_end(struct session *s, enum session_lost_reason reason)
 
 /* --- public: entry points ---------------------------------------------------- */
 
+/* secure 6.2: echo a PATH_CHALLENGE's token at once, in an envelope of
+ * its own (it must come from the address the challenge reached). */
+static void path_response(struct session *s, const uint8_t *token)
+{
+	uint8_t frame[SESSIONS_PATH_LEN];
+	ssize_t n;
+
+	sessions_path_write(frame, s->conv, SESSIONS_PATH_RESPONSE, token);
+	n = envelope_seal(&s->env, s->rng, frame, sizeof frame, s->scratch->seal,
+	                  sizeof s->scratch->seal);
+	if (n < 0)
+		s->st.output_drops++;
+	else
+		emit(s, s->scratch->seal, (size_t)n, NULL);
+}
+
 /* The client's dispatch (secure.md 6.4): session id 0 is a handshake
  * response, our own id goes to the envelope, anything else is dropped. */
 static int client_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now)
 {
+	uint8_t token[SESSIONS_TOKEN_LEN];
 	struct envelope_rx rx;
 	uint64_t sid;
 	ssize_t n;
@@ -672,6 +650,12 @@ static int client_datagram(struct session *s, const uint8_t *d, size_t len, uint
 	if (s->probe != PROBE_NONE) {
 		s->probe = PROBE_NONE;
 		sodium_memzero(&s->pending, sizeof s->pending);
+	}
+	/* secure 6.2: the server asks whether we receive at this address. */
+	if (sessions_path_read(s->scratch->open, (size_t)n, s->conv, token) ==
+	    SESSIONS_PATH_CHALLENGE) {
+		path_response(s, token);
+		return 0;
 	}
 	/* An authenticated datagram that KCP finds malformed is counted by
 	 * KCP; the peer is alive all the same. */

@@ -54,6 +54,7 @@
 #include "core/mux.h"
 #include "core/sessions.h"
 #include "core/tparams.h"
+#include "core/transport.h"
 
 /* session_next_deadline's answer when nothing is scheduled. */
 #define SESSION_NEVER UINT64_MAX
@@ -120,9 +121,8 @@ struct session_client_config {
 	void *output_user;                /* borrowed, passed to output */
 	uint32_t silent_ms;               /* restart detection, 0: SESSION_SILENT_MS_DEFAULT */
 	uint32_t hs_timeout_ms;           /* one handshake attempt, 0: SESSION_HS_TIMEOUT_MS */
-	bool dup_thin;                    /* KCP K11 for what the client sends; a
-	                                     server session follows the built-in
-	                                     profile the client proposed */
+	struct transport_local local;     /* this end's KCP policy (transport.h);
+	                                     zero: engine defaults */
 };
 
 struct session_stats {
@@ -245,6 +245,9 @@ struct session_server_config {
 	struct sessions *table;          /* borrowed: seals for sid, gives addresses */
 	uint64_t sid;                    /* a live session of table */
 	const struct mux_config *mux;    /* NULL: defaults; copied */
+	struct transport_local local;    /* the server's own KCP policy (its
+	                                    profile, never the client's); zero:
+	                                    engine defaults */
 	const struct rng_source *rng;    /* borrowed */
 	struct session_scratch *scratch; /* borrowed */
 	session_output_fn output;

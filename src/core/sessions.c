@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rd.h"
+#include "base/wr.h"
+
 /* The slot index lives in the low 16 bits of a session id, the rest is
  * random: lookup is one array access, ids are not reused in practice. */
 enum { SLOT_BITS = 16, SLOT_MASK = (1 << SLOT_BITS) - 1 };
@@ -23,6 +26,7 @@ int sessions_new(struct sessions **out, const struct sessions_config *cfg)
 	                           &cfg->def);
 	if (rc != 0)
 		goto err;
+	t->hs.start_ms = cfg->start_unix_ms;
 	rc = KS_ERR_NOMEM;
 	t->slots = calloc(cfg->capacity, sizeof *t->slots);
 	t->free_ids = calloc(cfg->capacity, sizeof *t->free_ids);
@@ -146,7 +150,18 @@ static int on_init(struct sessions *t, const struct sessions_addr *from, const u
 
 	if (cap < HANDSHAKE_RESP_MAX)
 		return KS_ERR_FULL;
-	rc = handshake_server_read_init(&t->hs, d, len, now_unix_ms, &p);
+	rc = handshake_server_read_init_from(&t->hs, d, len, now_unix_ms, from->bytes, from->len,
+	                                     &p);
+	if (rc == KS_ERR_UNSUPPORTED) {
+		/* Authenticated, but no wire version fits: a refusal is sent. */
+		n = handshake_server_write_refusal(&t->hs, &p, rng, out, cap);
+		sodium_memzero(&p, sizeof p);
+		t->n.init_refused++;
+		if (n < 0)
+			return (int)n;
+		*ev = (struct sessions_event){ SESSIONS_EV_REFUSED, 0, (size_t)n, false, 0 };
+		return 0;
+	}
 	if (rc != 0) {
 		t->n.init_refused++;
 		return rc;
@@ -169,7 +184,9 @@ static int on_init(struct sessions *t, const struct sessions_addr *from, const u
 		t->n_free--;
 	}
 	fill(t, &t->slots[slot], &res, from, now);
-	*ev = (struct sessions_event){ SESSIONS_EV_NEW, res.sid, (size_t)n, false, superseded };
+	*ev = (struct sessions_event){
+		.kind = SESSIONS_EV_NEW, .sid = res.sid, .len = (size_t)n, .superseded = superseded
+	};
 	sodium_memzero(&res, sizeof res);
 	t->n.created++;
 	return 0;
@@ -180,15 +197,106 @@ static bool addr_eq(const struct sessions_addr *a, const struct sessions_addr *b
 	return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
 }
 
+/* --- 6.2: roaming with path validation ----------------------------------- */
+
+int sessions_path_read(const uint8_t *p, size_t len, uint32_t conv,
+                       uint8_t token[static SESSIONS_TOKEN_LEN])
+{
+	struct rd r = rd_init(p, len);
+	uint32_t c = 0, zero = 0;
+	uint8_t type = 0;
+
+	if (len != SESSIONS_PATH_LEN || !rd_u32le(&r, &c) || !rd_u8(&r, &type) || c != conv)
+		return 0;
+	if (type != SESSIONS_PATH_CHALLENGE && type != SESSIONS_PATH_RESPONSE)
+		return 0;
+	/* three reserved zero bytes */
+	for (int i = 0; i < 3; i++) {
+		uint8_t b = 0;
+		(void)rd_u8(&r, &b);
+		zero |= b;
+	}
+	if (zero != 0 || !rd_bytes(&r, token, SESSIONS_TOKEN_LEN))
+		return 0;
+	return type;
+}
+
+void sessions_path_write(uint8_t out[static SESSIONS_PATH_LEN], uint32_t conv, uint8_t type,
+                         const uint8_t token[static SESSIONS_TOKEN_LEN])
+{
+	struct wr w = wr_init(out, SESSIONS_PATH_LEN);
+
+	(void)wr_u32le(&w, conv);
+	(void)wr_u8(&w, type);
+	(void)wr_u8(&w, 0);
+	(void)wr_u16le(&w, 0);
+	(void)wr_bytes(&w, token, SESSIONS_TOKEN_LEN);
+}
+
+/* An address other than the proven one sent an authenticated datagram of
+ * len bytes. The newest counter makes it the candidate (a late datagram
+ * from an old address does not); bytes from the candidate grow its budget,
+ * and a challenge is due when none went out for a gap. */
+static bool on_other_path(struct sessions_slot *s, const struct sessions_addr *from, size_t len,
+                          bool newest, uint64_t now, const struct rng_source *rng)
+{
+	struct sessions_path *c = &s->cand;
+
+	if (!c->active || !addr_eq(&c->addr, from)) {
+		if (!newest)
+			return false;
+		if (!addr_eq(&c->addr, from)) {
+			/* A new address: a new token and a budget from zero. */
+			memset(c, 0, sizeof *c);
+			c->addr = *from;
+			rng_fill(rng, c->token, sizeof c->token);
+		}
+		c->active = true;
+	}
+	c->rx_bytes += len;
+	return c->challenged_ms == 0 || now >= c->challenged_ms + SESSIONS_CHALLENGE_GAP_MS;
+}
+
+/* A PATH_RESPONSE: the candidate proved it receives when the token sent to
+ * it comes back from it. Returns true when the peer moved. */
+static bool on_response(struct sessions *t, struct sessions_slot *s,
+                        const struct sessions_addr *from, const uint8_t *token)
+{
+	struct sessions_path *c = &s->cand;
+
+	if (!c->active || !addr_eq(&c->addr, from) ||
+	    sodium_memcmp(token, c->token, SESSIONS_TOKEN_LEN) != 0)
+		return false;
+	s->peer = *from;
+	sodium_memzero(c, sizeof *c);
+	t->n.moved++;
+	return true;
+}
+
+/* A datagram the window refused: if it is a genuine copy from the proven
+ * path while a candidate is pending, the proven path spoke (a racer's
+ * copy took the counter first) and wins back at once. */
+static void on_replay(struct sessions *t, struct sessions_slot *s, const struct sessions_addr *from,
+                      const uint8_t *d, size_t len)
+{
+	if (!s->cand.active || !addr_eq(&s->peer, from))
+		return;
+	if (envelope_verify(&s->env, d, len) == 0) {
+		s->cand.active = false;
+		t->n.path_kept++;
+	}
+}
+
 /* 6.1 step 6 and the roaming rule 6.2. */
 static int on_data(struct sessions *t, const struct sessions_addr *from, uint64_t sid,
-                   const uint8_t *d, size_t len, uint64_t now, uint8_t *out, size_t cap,
-                   struct sessions_event *ev)
+                   const uint8_t *d, size_t len, uint64_t now, const struct rng_source *rng,
+                   uint8_t *out, size_t cap, struct sessions_event *ev)
 {
 	struct sessions_slot *s = find(t, sid);
+	uint8_t token[SESSIONS_TOKEN_LEN];
 	struct envelope_rx rx;
+	bool moved = false, challenge = false;
 	ssize_t n;
-	bool moved;
 
 	if (!s) {
 		t->n.no_session++;
@@ -196,16 +304,27 @@ static int on_data(struct sessions *t, const struct sessions_addr *from, uint64_
 	}
 	n = envelope_open(&s->env, d, len, now, out, cap, &rx);
 	if (n < 0) {
+		if (n == KS_ERR_REPLAY)
+			on_replay(t, s, from, d, len);
 		t->n.refused++;
 		return (int)n;
 	}
-	moved = rx.newest && !addr_eq(&s->peer, from);
-	if (moved) {
-		s->peer = *from;
-		t->n.moved++;
-	}
 	t->n.opened++;
-	*ev = (struct sessions_event){ SESSIONS_EV_DATA, sid, (size_t)n, moved, 0 };
+	if (sessions_path_read(out, (size_t)n, s->conv, token) == SESSIONS_PATH_RESPONSE) {
+		moved = on_response(t, s, from, token);
+		n = 0; /* nothing for KCP */
+	} else if (addr_eq(&s->peer, from)) {
+		if (s->cand.active)
+			t->n.path_kept++;
+		s->cand.active = false; /* the proven path wins back at once */
+	} else {
+		challenge = on_other_path(s, from, len, rx.newest, now, rng);
+	}
+	*ev = (struct sessions_event){ .kind = SESSIONS_EV_DATA,
+		                       .sid = sid,
+		                       .len = (size_t)n,
+		                       .moved = moved,
+		                       .challenge = challenge };
 	return 0;
 }
 
@@ -226,7 +345,7 @@ int sessions_on_datagram(struct sessions *t, const struct sessions_addr *from, c
 	}
 	if (sid == 0)
 		return on_init(t, from, d, len, now, now_unix_ms, rng, out, cap, ev);
-	return on_data(t, from, sid, d, len, now, out, cap, ev);
+	return on_data(t, from, sid, d, len, now, rng, out, cap, ev);
 }
 
 ssize_t sessions_seal(struct sessions *t, uint64_t sid, const struct rng_source *rng,
@@ -244,32 +363,30 @@ ssize_t sessions_seal(struct sessions *t, uint64_t sid, const struct rng_source 
 	return n;
 }
 
-static uint64_t idle_deadline(const struct sessions_slot *s)
+ssize_t sessions_seal_challenge(struct sessions *t, uint64_t sid, const struct rng_source *rng,
+                                uint64_t now, uint8_t *out, size_t cap,
+                                const struct sessions_addr **to)
 {
-	return s->env.last_rx_ms + s->params.idle_timeout_ms;
-}
+	struct sessions_slot *s = find(t, sid);
+	uint8_t frame[SESSIONS_PATH_LEN];
+	ssize_t n;
 
-int sessions_expire(struct sessions *t, uint64_t now, uint64_t *sid)
-{
-	for (size_t i = 0; i < t->cap; i++) {
-		struct sessions_slot *s = &t->slots[i];
-
-		if (s->used && idle_deadline(s) <= now) {
-			*sid = s->env.sid;
-			release(t, s);
-			t->n.expired++;
-			return 0;
-		}
+	if (!s)
+		return KS_ERR_CLOSED;
+	if (!s->cand.active)
+		return KS_ERR_STATE;
+	sessions_path_write(frame, s->conv, SESSIONS_PATH_CHALLENGE, s->cand.token);
+	n = envelope_seal(&s->env, rng, frame, sizeof frame, out, cap);
+	if (n < 0)
+		return n;
+	/* The budget is checked on the real length (padding included). */
+	if (s->cand.tx_bytes + (uint64_t)n > SESSIONS_AMPLIFY * s->cand.rx_bytes) {
+		t->n.path_refused++;
+		return KS_ERR_LIMIT;
 	}
-	return KS_ERR_AGAIN;
-}
-
-uint64_t sessions_deadline(const struct sessions *t)
-{
-	uint64_t best = UINT64_MAX;
-
-	for (size_t i = 0; i < t->cap; i++)
-		if (t->slots[i].used && idle_deadline(&t->slots[i]) < best)
-			best = idle_deadline(&t->slots[i]);
-	return best;
+	s->cand.tx_bytes += (uint64_t)n;
+	s->cand.challenged_ms = now ? now : 1;
+	t->n.path_challenges++;
+	*to = &s->cand.addr;
+	return n;
 }

@@ -5,10 +5,15 @@
  * never from its source address. Session id 0 is a handshake init: it is
  * checked by the handshake and, once it authenticates, gets a slot and a
  * response. Anything else that does not open is dropped without output;
- * only a counter moves. Roaming rule (6.2): the peer address of a session
- * moves to a datagram's source only if the datagram opened (authenticated),
- * passed the replay window and carries the newest counter seen so far, so
- * a replayed datagram from a third address never moves it.
+ * only a counter moves. Roaming with path validation (6.2): the peer
+ * address of a session (the proven path: every datagram of the session
+ * goes there) moves only to an address that proved it receives: an
+ * authenticated, newest datagram from another address makes that address
+ * the candidate; the table asks for a PATH_CHALLENGE to it (sent within an
+ * anti-amplification budget of 3x the bytes received from it), and the
+ * peer moves there when the client's PATH_RESPONSE with the challenge's
+ * token comes back from it. An authenticated datagram from the proven path
+ * (a raced copy's original included) drops the candidate at once.
  *
  * Memory: sessions_new allocates the whole table (capacity slots); nothing
  * is allocated per datagram or per session afterwards. Not thread-safe.
@@ -33,12 +38,37 @@ struct sessions_addr {
 	uint8_t bytes[SESSIONS_ADDR_MAX];
 };
 
+/* 6.2: a path frame is a whole envelope payload in place of a KCP
+ * datagram: u32le conv || u8 type || 3 zero bytes || 16-byte token. Its
+ * type byte sits where a KCP segment has its command (0x51..0x54), so it
+ * never reads as KCP, and a peer that does not know it drops it as a
+ * malformed KCP datagram. */
+enum {
+	SESSIONS_PATH_LEN = 24,
+	SESSIONS_TOKEN_LEN = 16,
+	SESSIONS_PATH_CHALLENGE = 0x58, /* server -> client, to the candidate */
+	SESSIONS_PATH_RESPONSE = 0x59,  /* client -> server, the same token */
+	SESSIONS_AMPLIFY = 3,           /* bytes to a candidate <= 3x bytes from it */
+	SESSIONS_CHALLENGE_GAP_MS = 20, /* at most one challenge per candidate per gap */
+};
+
+/* A candidate path: an address that sent an authenticated datagram but has
+ * not proved it receives. */
+struct sessions_path {
+	bool active;
+	struct sessions_addr addr;
+	uint8_t token[SESSIONS_TOKEN_LEN]; /* kept while addr stays the same */
+	uint64_t rx_bytes, tx_bytes;       /* authenticated bytes from / all bytes to addr */
+	uint64_t challenged_ms;            /* last challenge sent; 0: none yet */
+};
+
 struct sessions_slot {
 	bool used;
 	uint32_t user; /* index into the configured users */
 	uint32_t conv; /* KCP conv agreed in the handshake */
 	struct transport_params params;
-	struct sessions_addr peer; /* where replies go; moves by the roaming rule */
+	struct sessions_addr peer; /* the proven path: where replies go (6.2) */
+	struct sessions_path cand; /* a path being validated */
 	uint64_t created_ms;
 	struct envelope env;
 };
@@ -49,6 +79,9 @@ struct sessions_config {
 	size_t n_users;
 	struct transport_params min, max, def; /* what the server accepts */
 	size_t capacity;                       /* 1..SESSIONS_MAX slots */
+	/* Unix time (ms) the server started: inits stamped earlier are
+	 * refused, so a restart does not reopen the replay window (0: none). */
+	uint64_t start_unix_ms;
 };
 
 struct sessions_counters {
@@ -57,7 +90,10 @@ struct sessions_counters {
 	uint64_t refused;      /* did not open: auth, replay, malformed */
 	uint64_t init_refused; /* session id 0 that the handshake refused */
 	uint64_t full;         /* authenticated init, no free slot */
-	uint64_t created, superseded, expired, closed, moved, opened;
+	uint64_t created, superseded, closed, moved, opened;
+	uint64_t path_challenges; /* PATH_CHALLENGEs sealed */
+	uint64_t path_refused;    /* challenges not sent: over the 3x budget */
+	uint64_t path_kept;       /* candidates dropped: the proven path spoke */
 };
 
 struct sessions {
@@ -70,15 +106,18 @@ struct sessions {
 
 enum sessions_event_kind {
 	SESSIONS_EV_NONE = 0,
-	SESSIONS_EV_DATA, /* out holds len payload bytes of session sid */
-	SESSIONS_EV_NEW,  /* new session sid; out holds the len-byte response for from */
+	SESSIONS_EV_DATA,    /* out holds len payload bytes of session sid */
+	SESSIONS_EV_NEW,     /* new session sid; out holds the len-byte response for from */
+	SESSIONS_EV_REFUSED, /* an authenticated init was refused (handshake 4.6);
+	                        out holds the len-byte refusal for from */
 };
 
 struct sessions_event {
 	enum sessions_event_kind kind;
 	uint64_t sid;
 	size_t len;
-	bool moved;          /* DATA: the peer address moved to from */
+	bool moved;          /* DATA: the peer address moved to from (validated) */
+	bool challenge;      /* DATA: send sessions_seal_challenge for sid now */
 	uint64_t superseded; /* NEW: sid of an older session of the same user that
 	                        was closed to make room (0: none) */
 };
@@ -93,7 +132,7 @@ void sessions_free(struct sessions *t);
 /* sessions_on_datagram handles one received datagram d from address from
  * at time now (ms, monotonic) and unix time now_unix_ms. out (cap bytes,
  * ENVELOPE_MAX_DATAGRAM suffices) receives the payload or the handshake
- * response, see ev. Returns 0 with ev->kind DATA or NEW, or a negative
+ * response, see ev. Returns 0 with ev->kind DATA, NEW or REFUSED, or a negative
  * code with ev->kind NONE and nothing to send: KS_ERR_PROTO, KS_ERR_AUTH,
  * KS_ERR_REPLAY, KS_ERR_STALE, KS_ERR_LIMIT (see envelope_open and
  * handshake_server_read_init), KS_ERR_FULL (no free slot, or cap too small),
@@ -112,6 +151,26 @@ KS_MUST_CHECK ssize_t sessions_seal(struct sessions *t, uint64_t sid, const stru
                                     const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
                                     const struct sessions_addr **to);
 
+/* sessions_seal_challenge seals a PATH_CHALLENGE for session sid's
+ * candidate address (*to) if the anti-amplification budget allows it: all
+ * bytes sent to the candidate stay <= SESSIONS_AMPLIFY x the authenticated
+ * bytes received from it. Returns the datagram length, KS_ERR_CLOSED (no
+ * such session), KS_ERR_STATE (no candidate), KS_ERR_LIMIT (over budget:
+ * nothing to send), or envelope_seal's errors. */
+KS_MUST_CHECK ssize_t sessions_seal_challenge(struct sessions *t, uint64_t sid,
+                                              const struct rng_source *rng, uint64_t now,
+                                              uint8_t *out, size_t cap,
+                                              const struct sessions_addr **to);
+
+/* sessions_path_read: is payload p (len bytes) a path frame of conv? Returns
+ * its type (SESSIONS_PATH_CHALLENGE or _RESPONSE) and copies its token, or
+ * 0 (not a path frame: a KCP datagram). sessions_path_write writes one
+ * (SESSIONS_PATH_LEN bytes). */
+int sessions_path_read(const uint8_t *p, size_t len, uint32_t conv,
+                       uint8_t token[static SESSIONS_TOKEN_LEN]);
+void sessions_path_write(uint8_t out[static SESSIONS_PATH_LEN], uint32_t conv, uint8_t type,
+                         const uint8_t token[static SESSIONS_TOKEN_LEN]);
+
 /* sessions_get returns the live session sid, or NULL (view valid until the
  * next call that changes t). */
 const struct sessions_slot *sessions_get(const struct sessions *t, uint64_t sid);
@@ -119,15 +178,6 @@ const struct sessions_slot *sessions_get(const struct sessions *t, uint64_t sid)
 /* sessions_close ends session sid and wipes its keys. Returns 0 or
  * KS_ERR_CLOSED. */
 int sessions_close(struct sessions *t, uint64_t sid);
-
-/* sessions_expire closes one session idle (no datagram opened) for its
- * idle_timeout_ms at now, stores its id in *sid and returns 0; returns
- * KS_ERR_AGAIN when none is idle. O(capacity). */
-KS_MUST_CHECK int sessions_expire(struct sessions *t, uint64_t now, uint64_t *sid);
-
-/* sessions_deadline returns when sessions_expire next has work, or
- * UINT64_MAX with no session. O(capacity). */
-uint64_t sessions_deadline(const struct sessions *t);
 
 /* sessions_live returns the number of live sessions. */
 size_t sessions_live(const struct sessions *t);

@@ -512,34 +512,11 @@ static ssize_t written(const struct wr *w, bool ok)
 	return ok ? (ssize_t)wr_len(w) : KS_ERR_FULL;
 }
 
-ssize_t socks5_encode_greeting(uint8_t *out, size_t cap, const uint8_t *methods, size_t n)
-{
-	struct wr w = wr_init(out, cap);
-
-	if (n == 0 || n > SOCKS5_METHODS_MAX)
-		return KS_ERR_INVAL;
-	return written(&w, wr_u8(&w, SOCKS5_VERSION) && wr_u8(&w, (uint8_t)n) &&
-	                           wr_bytes(&w, methods, n));
-}
-
 ssize_t socks5_encode_method_reply(uint8_t *out, size_t cap, uint8_t method)
 {
 	struct wr w = wr_init(out, cap);
 
 	return written(&w, wr_u8(&w, SOCKS5_VERSION) && wr_u8(&w, method));
-}
-
-ssize_t socks5_encode_auth_request(uint8_t *out, size_t cap, const uint8_t *user, size_t user_len,
-                                   const uint8_t *pass, size_t pass_len)
-{
-	struct wr w = wr_init(out, cap);
-
-	if (user_len == 0 || user_len > SOCKS5_CRED_MAX || pass_len == 0 ||
-	    pass_len > SOCKS5_CRED_MAX)
-		return KS_ERR_INVAL;
-	return written(&w, wr_u8(&w, SOCKS5_AUTH_VERSION) && wr_u8(&w, (uint8_t)user_len) &&
-	                           wr_bytes(&w, user, user_len) && wr_u8(&w, (uint8_t)pass_len) &&
-	                           wr_bytes(&w, pass, pass_len));
 }
 
 ssize_t socks5_encode_auth_reply(uint8_t *out, size_t cap, uint8_t status)
@@ -549,7 +526,8 @@ ssize_t socks5_encode_auth_reply(uint8_t *out, size_t cap, uint8_t status)
 	return written(&w, wr_u8(&w, SOCKS5_AUTH_VERSION) && wr_u8(&w, status));
 }
 
-/* encode_cmd writes VER CODE RSV ATYP ADDR PORT, the shape of S4 and S5. */
+/* encode_cmd writes VER CODE RSV ATYP ADDR PORT, the shape of S4 and S5
+ * (tests/lib/socks5_client.c writes S4 through socks5_encode_reply). */
 static ssize_t encode_cmd(uint8_t *out, size_t cap, uint8_t code, const struct socks5_addr *a)
 {
 	struct wr w = wr_init(out, cap);
@@ -558,13 +536,6 @@ static ssize_t encode_cmd(uint8_t *out, size_t cap, uint8_t code, const struct s
 		return KS_ERR_INVAL;
 	return written(&w, wr_u8(&w, SOCKS5_VERSION) && wr_u8(&w, code) && wr_u8(&w, 0) &&
 	                           write_addr(&w, a));
-}
-
-ssize_t socks5_encode_request(uint8_t *out, size_t cap, uint8_t cmd, const struct socks5_addr *dst)
-{
-	if (cmd < SOCKS5_CMD_CONNECT || cmd > SOCKS5_CMD_UDP_ASSOCIATE)
-		return KS_ERR_INVAL;
-	return encode_cmd(out, cap, cmd, dst);
 }
 
 ssize_t socks5_encode_reply(uint8_t *out, size_t cap, uint8_t rep, const struct socks5_addr *bnd)

@@ -1,8 +1,10 @@
 /* tparams.c - encode, decode, validate and clamp transport parameters. */
 #include "core/tparams.h"
 
+#include "base/minmax.h"
 #include "base/rd.h"
 #include "base/wr.h"
+#include "core/transport.h"
 
 static bool in(uint32_t v, uint32_t lo, uint32_t hi) { return v >= lo && v <= hi; }
 
@@ -76,57 +78,40 @@ ssize_t tparams_decode(struct transport_params *p, const uint8_t *in_, size_t le
 	return TPARAMS_WIRE_LEN;
 }
 
-static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
 void tparams_clamp(struct transport_params *out, const struct transport_params *pr,
                    const struct transport_params *min, const struct transport_params *max,
                    const struct transport_params *def)
 {
 	struct transport_params t;
 
-	t.mtu = (uint16_t)clamp(pr->mtu, min->mtu, max->mtu);
+	t.mtu = (uint16_t)clamp_u32(pr->mtu, min->mtu, max->mtu);
 	if (pr->pad_mode > max->pad_mode ||
 	    (pr->pad_mode == TPARAMS_PAD_NONE && min->pad_mode != TPARAMS_PAD_NONE)) {
 		t.pad_mode = def->pad_mode;
 		t.pad_max = def->pad_max;
 	} else {
 		t.pad_mode = pr->pad_mode;
-		t.pad_max = (uint16_t)clamp(pr->pad_max, min->pad_max, max->pad_max);
+		t.pad_max = (uint16_t)clamp_u32(pr->pad_max, min->pad_max, max->pad_max);
 	}
 	if (t.pad_mode == TPARAMS_PAD_BUCKET && t.pad_max < TPARAMS_BUCKET_MIN)
 		t.pad_max = TPARAMS_BUCKET_MIN;
-	t.interval = (uint16_t)clamp(pr->interval, min->interval, max->interval);
-	t.nodelay = (uint8_t)clamp(pr->nodelay, min->nodelay, max->nodelay);
-	t.resend = (uint8_t)clamp(pr->resend, min->resend, max->resend);
-	t.nc = (uint8_t)clamp(pr->nc, min->nc, max->nc);
-	t.snd_wnd = (uint16_t)clamp(pr->snd_wnd, min->snd_wnd, max->snd_wnd);
-	t.rcv_wnd = (uint16_t)clamp(pr->rcv_wnd, min->rcv_wnd, max->rcv_wnd);
-	t.keepalive_ms = clamp(pr->keepalive_ms, min->keepalive_ms, max->keepalive_ms);
-	t.idle_timeout_ms = clamp(pr->idle_timeout_ms, min->idle_timeout_ms, max->idle_timeout_ms);
+	t.interval = (uint16_t)clamp_u32(pr->interval, min->interval, max->interval);
+	t.nodelay = (uint8_t)clamp_u32(pr->nodelay, min->nodelay, max->nodelay);
+	t.resend = (uint8_t)clamp_u32(pr->resend, min->resend, max->resend);
+	t.nc = (uint8_t)clamp_u32(pr->nc, min->nc, max->nc);
+	t.snd_wnd = (uint16_t)clamp_u32(pr->snd_wnd, min->snd_wnd, max->snd_wnd);
+	t.rcv_wnd = (uint16_t)clamp_u32(pr->rcv_wnd, min->rcv_wnd, max->rcv_wnd);
+	t.keepalive_ms = clamp_u32(pr->keepalive_ms, min->keepalive_ms, max->keepalive_ms);
+	t.idle_timeout_ms =
+	        clamp_u32(pr->idle_timeout_ms, min->idle_timeout_ms, max->idle_timeout_ms);
 	t.profile = pr->profile;
+	t.wire = 0;
+	t.features = 0;
 	*out = t;
 }
 
-void tparams_default(struct transport_params *p)
-{
-	*p = (struct transport_params){
-		.mtu = 1350,
-		.pad_mode = TPARAMS_PAD_RANDOM,
-		.pad_max = 64,
-		.interval = 20,
-		.nodelay = 1,
-		.resend = 2,
-		.nc = 1,
-		.snd_wnd = 512,
-		.rcv_wnd = 512,
-		.keepalive_ms = 10000,
-		.idle_timeout_ms = 120000,
-		.profile = 0,
-	};
-}
+/* The one default set is the built-in profile `default` (transport.h). */
+void tparams_default(struct transport_params *p) { transport_proposal(profile_default(), p); }
 
 bool tparams_equal(const struct transport_params *a, const struct transport_params *b)
 {

@@ -44,6 +44,23 @@ struct transport_params {
 	uint32_t keepalive_ms;    /* keepalive interval */
 	uint32_t idle_timeout_ms; /* session closes after this long without input */
 	uint8_t profile;          /* profile id, opaque here, echoed by the server */
+	/* Agreed in the handshake's version extension (handshake.h), not in
+	 * this fixed encoding: encode, decode and tparams_equal ignore them,
+	 * tparams_clamp and decode set them to 0. */
+	uint8_t wire;      /* wire version the session speaks; 1: a legacy peer */
+	uint32_t features; /* TPARAMS_FEAT_* both sides support */
+};
+
+/* Feature bits of the handshake's version extension (docs/PROTOCOL.md
+ * (secure layer) 4.6). A session uses a feature only when it is in the
+ * agreed set, the intersection of what both sides advertise. */
+enum tparams_feature {
+	TPARAMS_FEAT_FAST_OPEN = 1u << 0,   /* OPEN with early data before REPLY (mux 4.4) */
+	TPARAMS_FEAT_CLEAN_CLOSE = 1u << 1, /* reserved: session close frame */
+	TPARAMS_FEAT_DATAGRAM = 1u << 2,    /* reserved: UDP datagrams */
+	TPARAMS_FEAT_INSTANCE_ID = 1u << 3, /* reserved: server instance id */
+	/* What this build speaks. */
+	TPARAMS_FEATURES = TPARAMS_FEAT_FAST_OPEN,
 };
 
 /* tparams_valid says whether every field is inside the hard range of
@@ -71,7 +88,8 @@ void tparams_clamp(struct transport_params *out, const struct transport_params *
 /* tparams_equal compares field by field (never the struct's padding). */
 bool tparams_equal(const struct transport_params *a, const struct transport_params *b);
 
-/* tparams_default fills p with the built-in defaults (valid). */
+/* tparams_default fills p with the proposal of the built-in profile
+ * `default` (transport_proposal; valid). */
 void tparams_default(struct transport_params *p);
 
 #endif

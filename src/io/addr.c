@@ -58,7 +58,9 @@ static bool parse_v6(char *host, struct sockaddr_in6 *sin6)
 	if (pct) {
 		*pct++ = '\0';
 		if (all_digits(pct) && strlen(pct) <= 10) {
-			unsigned long v = strtoul(pct, NULL, 10);
+			/* unsigned long is 32 bits on 32-bit targets: strtoul
+			 * would clamp 4294967296 to UINT32_MAX, not reject it */
+			unsigned long long v = strtoull(pct, NULL, 10);
 			if (v > UINT32_MAX)
 				return false;
 			scope = (uint32_t)v;

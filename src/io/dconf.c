@@ -10,6 +10,7 @@
 
 #include <ev.h>
 
+#include "core/configdoc.h"
 #include "io/addr.h"
 #include "io/daemon.h"
 #include "io/log.h"
@@ -371,56 +372,6 @@ void dconf_log_open(const char *ident, const struct config *cfg)
 
 	log_open(ident, lv[cfg->log_level],
 	         cfg->log_target == CONFIG_LOG_SYSLOG ? LOG_SINK_SYSLOG : LOG_SINK_STDERR);
-}
-
-uint8_t dconf_profile_id(const char *name)
-{
-	for (size_t i = 0; i < profile_count(); i++)
-		if (name && !strcmp(profile_at(i)->name, name))
-			return (uint8_t)i;
-	return 0;
-}
-
-static uint32_t clamp(uint32_t v, uint32_t lo, uint32_t hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
-void dconf_tparams(const struct profile *p, struct transport_params *out)
-{
-	tparams_default(out);
-	out->mtu = (uint16_t)clamp(p->mtu, TPARAMS_MTU_MIN, TPARAMS_MTU_MAX);
-	if (p->pad_bucket) {
-		out->pad_mode = TPARAMS_PAD_BUCKET;
-		out->pad_max =
-		        (uint16_t)clamp(p->pad_bucket, 16, TPARAMS_PAD_MAX); /* bucket floor */
-	} else if (p->pad_max) {
-		out->pad_mode = TPARAMS_PAD_RANDOM;
-		out->pad_max = (uint16_t)clamp(p->pad_max, 1, TPARAMS_PAD_MAX);
-	} else {
-		out->pad_mode = TPARAMS_PAD_NONE;
-		out->pad_max = 0;
-	}
-	out->interval = (uint16_t)clamp(p->interval_ms, TPARAMS_INTERVAL_MIN, TPARAMS_INTERVAL_MAX);
-	out->nodelay = p->nodelay ? 1 : 0;
-	out->resend = (uint8_t)clamp(p->resend, 0, TPARAMS_RESEND_MAX);
-	out->nc = p->nc ? 1 : 0;
-	out->snd_wnd = (uint16_t)clamp(p->snd_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX);
-	out->rcv_wnd = (uint16_t)clamp(p->rcv_wnd, TPARAMS_WND_MIN, TPARAMS_WND_MAX);
-	out->keepalive_ms =
-	        clamp(p->keepalive_ms, TPARAMS_KEEPALIVE_MIN_MS, TPARAMS_KEEPALIVE_MAX_MS);
-	out->idle_timeout_ms = clamp(p->idle_timeout_ms, TPARAMS_IDLE_MIN_MS, TPARAMS_IDLE_MAX_MS);
-	out->profile = dconf_profile_id(p->name);
-}
-
-void dconf_mux(const struct profile *p, uint32_t cap, struct mux_config *out)
-{
-	mux_config_default(out);
-	out->window = clamp(p->stream_window, MUX_WINDOW_MIN, MUX_WINDOW_MAX);
-	out->budget = clamp(p->session_window, MUX_BUDGET_MIN, MUX_BUDGET_MAX);
-	out->max_streams = clamp(p->max_streams, 1, MUX_STREAMS_MAX);
-	if (cap && out->max_streams > cap)
-		out->max_streams = cap;
 }
 
 int dconf_endpoint_addr(const struct config_endpoint *e, struct sockaddr_storage *out, char *err,

@@ -1,6 +1,6 @@
 /* dconf.h - what both daemons do with their command line and config:
- * options to a finished struct config, --help/--version, logging set-up,
- * and the mapping of a profile onto the cores' parameter structs.
+ * options to a finished struct config, --help/--version, logging set-up.
+ * (What a profile becomes in the cores is core/transport.h's.)
  *
  * Command line: `--config FILE` (or `-c FILE`), `--check-config`, `--help`,
  * `--version`, and every config key as `--key value` or `--key=value`
@@ -22,9 +22,6 @@
 struct ev_loop;
 
 #include "core/config.h"
-#include "core/mux.h"
-#include "core/profile.h"
-#include "core/tparams.h"
 
 #define KCPSOCKS_VERSION "0.1.0"
 
@@ -76,19 +73,6 @@ struct dconf_service {
  * until stopped, free. Errors are logged. Returns EXIT_SUCCESS after a
  * stop, EXIT_FAILURE when a step failed. */
 int dconf_serve(const struct config *cfg, const struct dconf_service *svc);
-
-/* dconf_profile_id returns the index of the built-in profile named name
- * (profile_at), or 0 when there is none. */
-uint8_t dconf_profile_id(const char *name);
-
-/* dconf_tparams maps a profile onto the handshake's transport parameters
- * (clamped into the wire's hard ranges: nodelay 2 is sent as 1, padding
- * picks bucket when pad_bucket is set, else random when pad_max is). */
-void dconf_tparams(const struct profile *p, struct transport_params *out);
-
-/* dconf_mux maps a profile onto the mux settings; max_streams is capped
- * by cap (0: no cap). */
-void dconf_mux(const struct profile *p, uint32_t cap, struct mux_config *out);
 
 /* dconf_endpoint_addr turns a numeric config endpoint into a sockaddr.
  * Returns 0 or KS_ERR_INVAL ("HOST is not a numeric address"). */

@@ -1,4 +1,12 @@
 /* log.c - the process-wide logger of the io layer. */
+/* 64-bit time_t on 32-bit glibc targets as well (a no-op on 64-bit ones and
+ * on musl, where it is always 64 bits), so the wall clock does not overflow
+ * in 2038. Safe here: these calls go to libc only, no time_t crosses into a
+ * library built with another setting (c-ares' struct timeval does, so the
+ * tree as a whole keeps the platform default). Before any header. */
+#define _FILE_OFFSET_BITS 64
+#define _TIME_BITS        64
+
 #include "io/log.h"
 
 #include <errno.h>

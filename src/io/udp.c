@@ -278,6 +278,12 @@ static void drop_head(struct udp_tx *tx, size_t n)
 {
 	tx->head = (tx->head + n) % tx->cap;
 	tx->count -= n;
+	/* Empty: start again at slot 0. A queue that drains at each flush then
+	 * reuses its first few slots instead of walking the whole ring, which
+	 * made every page of it resident (capacity x 2 KiB: 2.2 MiB by default)
+	 * after one long transfer: the footprint of a router. */
+	if (tx->count == 0)
+		tx->head = 0;
 }
 
 /* One sendmmsg call being built: each message carries one datagram, or,

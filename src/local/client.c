@@ -22,6 +22,7 @@
 
 #include "core/session.h"
 #include "core/socks5.h"
+#include "core/transport.h"
 #include "io/addr.h"
 #include "io/clock.h"
 #include "io/dconf.h"
@@ -209,6 +210,15 @@ static void fast_start(struct lconn *lc)
 	relay_start(&lc->relay, lc->tcp); /* may end lc at once */
 }
 
+/* Fast open only when the server advertised it in the handshake (an
+ * older server would end the session on early data). */
+static bool fast_open_agreed(const struct client *cl)
+{
+	const struct transport_params *p = session_params(cl->sess);
+
+	return p && (p->features & TPARAMS_FEAT_FAST_OPEN);
+}
+
 static void lconn_open(struct lconn *lc)
 {
 	struct client *cl = lc->cl;
@@ -228,7 +238,7 @@ static void lconn_open(struct lconn *lc)
 	}
 	cl->host.dirty = true;
 	cl->streams_opened++;
-	if (cl->cfg->profile.fast_open)
+	if (cl->cfg->profile.fast_open && fast_open_agreed(cl))
 		fast_start(lc);
 	else
 		lc->phase = LC_OPENING;
@@ -586,7 +596,15 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		cl->sid = session_sid(cl->sess);
 		cl->probe_gap = LOCAL_PROBE_MIN_MS;
 		relay_host_init(&cl->host, host_mux, cl);
-		log_info("session %016llx established", (unsigned long long)session_sid(cl->sess));
+		log_info("session %016llx established (wire version %u%s%s)",
+		         (unsigned long long)session_sid(cl->sess),
+		         (unsigned)session_params(cl->sess)->wire,
+		         session_params(cl->sess)->wire < HANDSHAKE_WIRE_VERSION
+		                 ? ", an older server"
+		                 : "",
+		         cl->cfg->profile.fast_open && !fast_open_agreed(cl)
+		                 ? "; fast open off: the server does not offer it"
+		                 : "");
 		wait_flush(cl, true);
 		break;
 	case SESSION_EV_HANDSHAKE_FAILED:
@@ -622,8 +640,16 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 {
 	struct client *cl = arg;
 
-	if (session_on_datagram(cl->sess, d->data, d->len, now, clock_wall_ms()) == 0)
+	int rc = session_on_datagram(cl->sess, d->data, d->len, now, clock_wall_ms());
+
+	if (rc == 0)
 		cl->last_rx = now;
+	else if (rc == KS_ERR_UNSUPPORTED) /* authenticated: the server said so */
+		log_limited(LOG_LEVEL_ERROR,
+		            "handshake with %s:%u refused by the server: no wire version in common "
+		            "(this build speaks %d..%d); upgrade one side",
+		            cl->cfg->server.host, (unsigned)cl->cfg->server.port,
+		            HANDSHAKE_WIRE_MIN, HANDSHAKE_WIRE_VERSION);
 }
 
 /* Stall probes. The server can only reach us at the address our last
@@ -820,12 +846,12 @@ static int make_session(struct client *cl, char *err, size_t errlen)
 		snprintf(err, errlen, "user '%s': not a valid user name", cl->cfg->user);
 		return KS_ERR_INVAL;
 	}
-	dconf_tparams(&cl->cfg->profile, &sc.proposal);
-	dconf_mux(&cl->cfg->profile, 0, &mc);
+	transport_proposal(&cl->cfg->profile, &sc.proposal);
+	transport_local_of(&cl->cfg->profile, &sc.local);
+	transport_mux(&cl->cfg->profile, 0, &mc);
 	sc.server_pub = cl->cfg->server_public_key;
 	sc.user = &user;
 	sc.mux = &mc;
-	sc.dup_thin = cl->cfg->profile.dup_thin;
 	sc.rng = &cl->rng;
 	sc.output = on_output;
 	sc.output_user = cl;

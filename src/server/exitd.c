@@ -19,9 +19,11 @@
 
 #include "core/server.h"
 #include "core/socks5.h"
+#include "core/transport.h"
 #include "io/addr.h"
 #include "io/clock.h"
 #include "io/dconf.h"
+#include "io/ifaddrs.h"
 #include "io/log.h"
 #include "io/metrics.h"
 #include "io/peer.h"
@@ -65,6 +67,7 @@ struct exitd {
 	struct tunnel *tunnels[EXITD_TUNNEL_BUCKETS];
 	size_t ntunnels, nstreams;
 	struct estream *zombies;
+	struct ifaddrs_cache self; /* own addresses for the policy's `self` rule */
 	bool draining;
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
@@ -206,10 +209,12 @@ static void on_connected(void *arg, const struct tcp_connect_result *res)
 	relay_start(&es->relay, c);
 }
 
-/* Keeps the addresses the policy allows, in order. */
-static size_t allowed(const struct config *cfg, const struct sockaddr_storage *in, size_t n,
+/* Keeps the addresses the policy allows, in order. The host's own
+ * addresses are re-read when the copy is over a second old. */
+static size_t allowed(struct exitd *x, const struct sockaddr_storage *in, size_t n,
                       struct sockaddr_storage *out)
 {
+	const struct config_self *self = ifaddrs_current(&x->self, clock_mono_ms());
 	size_t k = 0;
 
 	for (size_t i = 0; i < n && k < TCP_CONNECT_ADDRS_MAX; i++) {
@@ -224,7 +229,7 @@ static size_t allowed(const struct config *cfg, const struct sockaddr_storage *i
 			fam = 6;
 		} else
 			continue;
-		if (config_dest_allowed(cfg, fam, a, addr_port(&in[i])))
+		if (config_dest_allowed_with(x->cfg, self, fam, a, addr_port(&in[i])))
 			out[k++] = in[i];
 	}
 	return k;
@@ -234,7 +239,7 @@ static void connect_to(struct estream *es, const struct sockaddr_storage *addrs,
 {
 	struct sockaddr_storage ok[TCP_CONNECT_ADDRS_MAX];
 	struct tcp_connect_cb cb = { on_connected, es };
-	size_t k = allowed(es->x->cfg, addrs, n, ok);
+	size_t k = allowed(es->x, addrs, n, ok);
 
 	if (k == 0) {
 		estream_fail(es, SOCKS5_REP_NOT_ALLOWED, "destination policy");
@@ -399,7 +404,13 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	*pp = t;
 	x->ntunnels++;
 	x->handshakes_ok++;
-	log_info("session %016llx of user %s established", (unsigned long long)sid, t->user);
+	/* Rate-limited: one user's flood of inits must not flood the log. */
+	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s established (wire version %u%s)",
+	            (unsigned long long)sid, t->user,
+	            session_params(s) ? session_params(s)->wire : 0,
+	            session_params(s) && session_params(s)->wire < HANDSHAKE_WIRE_VERSION
+	                    ? ", an older client: no fast open offered"
+	                    : "");
 	profile_check(x, s, sid);
 }
 
@@ -422,8 +433,8 @@ static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reas
 		return;
 	*pp = t->next;
 	x->ntunnels--;
-	log_info("session %016llx of user %s ended: %s", (unsigned long long)sid, t->user,
-	         lost_names[reason]);
+	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s ended: %s", (unsigned long long)sid,
+	            t->user, lost_names[reason]);
 	x->relay_up += t->host.bytes_up;
 	x->relay_down += t->host.bytes_down;
 	relay_host_lost(&t->host, pending_lost, x);
@@ -523,17 +534,27 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 	struct exitd *x = arg;
 	struct sessions_addr from;
 	socklen_t l = addr_len(d->from);
+	char a[ADDR_TEXT_MAX];
+	int rc;
 
 	if (l == 0 || l > sizeof from.bytes)
 		return;
 	from.len = (uint8_t)l;
 	memcpy(from.bytes, d->from, l);
-	if (server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms()) ==
-	    KS_ERR_FULL) {
-		char a[ADDR_TEXT_MAX];
-
+	rc = server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms());
+	if (rc == KS_ERR_FULL) {
 		log_limited(LOG_LEVEL_WARN, "handshake from %s refused: max_sessions (%u) reached",
 		            addr_format(d->from, a), (unsigned)x->cfg->max_sessions);
+	} else if (rc == KS_ERR_UNSUPPORTED) {
+		const struct handshake_refusal *r = &server_table(x->core)->hs.last_refusal;
+
+		log_limited(LOG_LEVEL_WARN,
+		            "handshake from %s (user %s) refused: it speaks wire versions %u..%u, "
+		            "this server %u..%u; the client was told",
+		            addr_format(d->from, a),
+		            r->user < x->cfg->n_users ? x->cfg->users[r->user].name : "?",
+		            (unsigned)r->client_min, (unsigned)r->client_max,
+		            (unsigned)r->server_min, (unsigned)r->server_max);
 	}
 }
 
@@ -575,6 +596,41 @@ static void drop_sample(struct metrics_buf *b, const char *reason, uint64_t v)
 	metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, v);
 }
 
+/* Why handshake inits were refused (docs/PROTOCOL.md security): the
+ * cost-control counters show a flood and what it cost. */
+static void write_handshake(struct metrics_buf *b, const struct handshake_counters *n)
+{
+	static const char name[] = "kcpsocks_handshake_inits_total";
+	const struct {
+		const char *result;
+		uint64_t v;
+	} r[] = {
+		{ "accepted", n->accepted },
+		{ "bad_length", n->bad_len },
+		{ "bad_mac1", n->bad_mac1 },
+		{ "known_bad", n->known_bad },
+		{ "stale", n->stale },
+		{ "replay", n->replay },
+		{ "over_budget", n->budget },
+		{ "bad_dh", n->bad_dh },
+		{ "unknown_user", n->bad_user },
+		{ "bad_psk", n->bad_auth },
+		{ "bad_payload", n->bad_payload },
+		{ "version_refused", n->refused },
+	};
+
+	metrics_family(b, name, METRICS_COUNTER,
+	               "handshake inits by outcome (bad_dh, unknown_user, bad_psk and bad_payload "
+	               "cost an X25519 each; the others did not)");
+	for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+		struct metrics_label l = { "result", r[i].result };
+
+		metrics_sample_u64(b, name, &l, 1, r[i].v);
+	}
+	metrics_counter(b, "kcpsocks_handshake_legacy_clients_total",
+	                "handshakes accepted from wire version 1 clients", n->legacy);
+}
+
 static void write_metrics(struct metrics_buf *b, void *arg)
 {
 	struct exitd *x = arg;
@@ -601,6 +657,15 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	                "sessions replaced by a newer one of the same user", st.table.superseded);
 	metrics_counter(b, "kcpsocks_sessions_roamed_total",
 	                "times a session's peer address moved (NAT rebinding)", st.table.moved);
+	metrics_counter(b, "kcpsocks_path_challenges_total",
+	                "PATH_CHALLENGEs sent to a session's new address",
+	                st.table.path_challenges);
+	metrics_counter(b, "kcpsocks_path_challenges_refused_total",
+	                "PATH_CHALLENGEs not sent: over the 3x anti-amplification budget",
+	                st.table.path_refused);
+	metrics_counter(b, "kcpsocks_path_kept_total",
+	                "candidate addresses dropped because the proven path spoke",
+	                st.table.path_kept);
 	metrics_family(b, "kcpsocks_sessions_lost_total", METRICS_COUNTER,
 	               "sessions that ended, by reason");
 	for (int i = 0; i < SESSION_LOST_REASONS; i++) {
@@ -636,48 +701,28 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	drop_sample(b, "truncated", ps.rx->truncated);
 	drop_sample(b, "send_queue_full", ps.tx->full_drops);
 	drop_sample(b, "send_error", ps.tx->errors);
+	write_handshake(b, &server_table(x->core)->hs.n);
 	write_sessions(x, b);
 }
 
 /* --- set-up ---------------------------------------------------------------------------- */
 
-/* Transport parameter ranges: those of the accepted profiles and of our
- * own (with overrides). Timing (keepalive, idle) is the client's to pick
- * within the wire's hard range: it costs the server one slot either way. */
-static void param_ranges(const struct config *cfg, struct transport_params *min,
-                         struct transport_params *max, struct transport_params *def)
+/* A client holds its session slot for its idle timeout:
+ * max_idle_timeout_ms bounds what it may ask for, and the keepalive with
+ * it (two fit in the window). */
+static void idle_cap(const struct config *cfg, struct transport_params *min,
+                     struct transport_params *max, struct transport_params *def)
 {
-	dconf_tparams(&cfg->profile, def);
-	*min = *max = *def;
-	for (size_t i = 0; i < profile_count(); i++) {
-		struct transport_params p;
-
-		if (!(cfg->accepted_profiles & (1u << i)))
-			continue;
-		dconf_tparams(profile_at(i), &p);
-#define FOLD(f)                                                                                    \
-	do {                                                                                       \
-		if (p.f < min->f)                                                                  \
-			min->f = p.f;                                                              \
-		if (p.f > max->f)                                                                  \
-			max->f = p.f;                                                              \
-	} while (0)
-		FOLD(mtu);
-		FOLD(pad_mode);
-		FOLD(pad_max);
-		FOLD(interval);
-		FOLD(nodelay);
-		FOLD(resend);
-		FOLD(nc);
-		FOLD(snd_wnd);
-		FOLD(rcv_wnd);
-		FOLD(profile);
-#undef FOLD
-	}
-	min->keepalive_ms = TPARAMS_KEEPALIVE_MIN_MS;
-	max->keepalive_ms = TPARAMS_KEEPALIVE_MAX_MS;
-	min->idle_timeout_ms = TPARAMS_IDLE_MIN_MS;
-	max->idle_timeout_ms = TPARAMS_IDLE_MAX_MS;
+	if (max->idle_timeout_ms > cfg->max_idle_timeout_ms)
+		max->idle_timeout_ms = cfg->max_idle_timeout_ms;
+	if (max->keepalive_ms > max->idle_timeout_ms / 2)
+		max->keepalive_ms = max->idle_timeout_ms / 2;
+	if (min->keepalive_ms > max->keepalive_ms)
+		min->keepalive_ms = max->keepalive_ms;
+	if (def->idle_timeout_ms > max->idle_timeout_ms)
+		def->idle_timeout_ms = max->idle_timeout_ms;
+	if (def->keepalive_ms > max->keepalive_ms)
+		def->keepalive_ms = max->keepalive_ms;
 }
 
 static int make_core(struct exitd *x, const struct keys_server *key, char *err, size_t errlen)
@@ -701,8 +746,17 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.table.users = x->users;
 	sc.table.n_users = x->cfg->n_users;
 	sc.table.capacity = x->cfg->max_sessions;
-	param_ranges(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
-	dconf_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
+	/* Inits stamped before this process started are refused: a restart
+	 * does not reopen the replay window (docs/PROTOCOL.md security). */
+	sc.table.start_unix_ms = clock_wall_ms();
+	/* The server's own policy: the ranges a proposal is clamped into, the
+	 * mux and every session's KCP settings come from its configured
+	 * profile (and the accepted list), never from the client's. */
+	transport_ranges(&x->cfg->profile, x->cfg->accepted_profiles, &sc.table.min, &sc.table.max,
+	                 &sc.table.def);
+	idle_cap(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
+	transport_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
+	transport_local_of(&x->cfg->profile, &sc.local);
 	sc.mux = &mc;
 	sc.rng = &x->rng;
 	sc.output = on_output;
@@ -763,6 +817,12 @@ struct exitd *exitd_new(struct ev_loop *loop, const struct config *cfg,
 		exitd_free(x);
 		return NULL;
 	}
+	(void)ifaddrs_current(&x->self, clock_mono_ms());
+	if (x->self.last_errno)
+		log_warn("getifaddrs: %s: the policy's 'self' rule matches nothing until it works",
+		         strerror(x->self.last_errno));
+	else
+		log_debug("policy: %zu own interface address(es) for 'self'", x->self.self.n);
 	return x;
 }
 

@@ -8,6 +8,12 @@
  *               so KCP and the mux see arbitrary authenticated bytes
  *   mode bit 2: (sealed) wrap each record in one KCP PUSH segment of the
  *               session's conv, sn = record index, so the mux sees them
+ *   mode bit 3: (sealed, not PUSH) path frames (secure 6.2): the record
+ *               becomes a path frame of the session's conv, its type from
+ *               bit 0 of the first byte, its token from the bytes after;
+ *               into the server, bit 1 of the first byte sends it from a
+ *               second address, so candidates, challenges and responses
+ *               meet arbitrary tokens
  * Between sealed records the clock moves (by the record's first byte, in
  * 10 ms units) and due timers run; the applications answer OPENs, read
  * everything and pump. Invariants: raw input never produces output;
@@ -70,6 +76,22 @@ static int out(void *user, const uint8_t *d, size_t len, const struct sessions_a
 }
 
 static const struct sessions_addr peer = { .len = 4, .bytes = { 127, 0, 0, 2 } };
+static const struct sessions_addr other = { .len = 4, .bytes = { 127, 0, 0, 3 } };
+
+/* Mode bit 3: a path frame of conv from record p. */
+static size_t wrap_path(uint8_t out[static SESSIONS_PATH_LEN], uint32_t conv, const uint8_t *p,
+                        size_t len)
+{
+	uint8_t token[SESSIONS_TOKEN_LEN] = { 0 };
+	size_t n = len > 1 ? len - 1 : 0;
+
+	if (n)
+		memcpy(token, p + 1, n < sizeof token ? n : sizeof token);
+	sessions_path_write(out, conv,
+	                    len && (p[0] & 1) ? SESSIONS_PATH_RESPONSE : SESSIONS_PATH_CHALLENGE,
+	                    token);
+	return SESSIONS_PATH_LEN;
+}
 
 static int setup_keys(struct world *w)
 {
@@ -211,7 +233,8 @@ static void run_timers(struct world *w, bool to_client)
 
 static void feed(struct world *w, int mode, const uint8_t *p, size_t len, uint32_t idx)
 {
-	bool to_client = mode & 1, sealed = mode & 2, push = mode & 4;
+	bool to_client = mode & 1, sealed = mode & 2, push = mode & 4, path = mode & 8;
+	const struct sessions_addr *from = path && len && (p[0] & 2) ? &other : &peer;
 	uint8_t seg[ENVELOPE_MAX_DATAGRAM], dg[ENVELOPE_MAX_DATAGRAM];
 	const struct sessions_addr *to;
 	uint64_t before = w->outputs;
@@ -232,6 +255,10 @@ static void feed(struct world *w, int mode, const uint8_t *p, size_t len, uint32
 		                to_client ? sessions_get(w->table, w->tsid)->conv : w->cconv, idx,
 		                (uint32_t)w->now, p, len);
 		p = seg;
+	} else if (path) {
+		len = wrap_path(seg, to_client ? sessions_get(w->table, w->tsid)->conv : w->cconv,
+		                p, len);
+		p = seg;
 	}
 	if (to_client) {
 		n = sessions_seal(w->table, w->tsid, &w->rng, p, len, dg, sizeof dg, &to);
@@ -241,7 +268,7 @@ static void feed(struct world *w, int mode, const uint8_t *p, size_t len, uint32
 	} else {
 		n = envelope_seal(&w->cenv, &w->rng, p, len, dg, sizeof dg);
 		if (n > 0)
-			(void)server_on_datagram(w->srv, &peer, dg, (size_t)n, w->now,
+			(void)server_on_datagram(w->srv, from, dg, (size_t)n, w->now,
 			                         UNIX0 + w->now);
 		server_app(w);
 	}
@@ -263,7 +290,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w = calloc(1, sizeof *w);
 	if (!w)
 		return 0;
-	mode = data[0] & 7;
+	mode = data[0] & 15;
 	if (setup_keys(w) != 0 || (mode & 1 ? setup_client(w) : setup_server(w)) != 0)
 		abort();
 	data++, size--;

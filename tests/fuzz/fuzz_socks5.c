@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/socks5.h"
+#include "lib/socks5_client.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

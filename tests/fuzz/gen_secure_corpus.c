@@ -45,6 +45,28 @@ static void envelope_seeds(struct fixture *f)
 	put("envelope_open", "init", f->init, f->init_len);
 }
 
+/* A client of a wire version the server does not speak (4.6): its init,
+ * and the server's authenticated refusal. (init-v1 and response-v1 are
+ * the fixture's messages from the release before wire version 2.) */
+static void wire3_seeds(struct fixture *f, struct handshake_server *s)
+{
+	struct handshake_client c = f->sent;
+	struct handshake_pending p;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	ssize_t n, m;
+
+	c.wire_min = c.wire_max = 3;
+	n = handshake_client_write_init(&c, &f->rng, FIX_NOW_UNIX + 1, init, sizeof init);
+	if (n < 0 ||
+	    handshake_server_read_init(s, init, (size_t)n, FIX_NOW_UNIX, &p) != KS_ERR_UNSUPPORTED)
+		exit(1);
+	m = handshake_server_write_refusal(s, &p, &f->rng, out, sizeof out);
+	if (m < 0)
+		exit(1);
+	put("handshake", "init-wire3", init, (size_t)n);
+	put("handshake", "refusal", out, (size_t)m);
+}
+
 static void handshake_seeds(struct fixture *f)
 {
 	struct handshake_server *s = calloc(1, sizeof *s);
@@ -65,6 +87,7 @@ static void handshake_seeds(struct fixture *f)
 	put("handshake", "tparams", tp, sizeof tp);
 	prng_fill(&f->g, out, 200);
 	put("handshake", "random-200", out, 200);
+	wire3_seeds(f, s);
 	free(s);
 }
 

@@ -17,7 +17,7 @@ REP = bytes([5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
 OUT = "tests/fuzz/corpus/session"
 
 TO_SERVER, TO_CLIENT = 0, 1
-RAW, SEALED, PUSH = 0, 2, 6
+RAW, SEALED, PUSH, PATH = 0, 2, 6, 10
 
 
 def frame(ftype, sid, payload=b""):
@@ -53,6 +53,14 @@ def main():
             frame(PING, 0, struct.pack(">Q", 1)),
             frame(REPLY, 1, struct.pack(">I", 65536) + REP),
             frame(DATA, 1, b"data"),
+        ]),
+        # path frames (mode bit 3): from the second address (bit 1 of the
+        # first byte) a challenge-provoking frame, then responses with tokens
+        "path_server": records(PATH | TO_SERVER, [
+            b"\x02" + bytes(16), b"\x03" + bytes(range(16)), b"\x01" + bytes(16), b"\x02",
+        ]),
+        "path_client": records(PATH | TO_CLIENT, [
+            b"\x00" + bytes(range(16)), b"\x01" + bytes(16), b"\x00",
         ]),
         "push_bad_frame_server": records(PUSH | TO_SERVER, [
             frame(DATA, 9, b"no such stream") + b"\xff\xff",

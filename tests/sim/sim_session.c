@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "base/limits.h"
+#include "base/minmax.h"
 #include "base/rng.h"
 #include "core/keys.h"
 #include "core/mux.h"
@@ -28,7 +29,7 @@
 #include "core/server.h"
 #include "core/session.h"
 #include "core/sessions.h"
-#include "io/dconf.h"
+#include "core/transport.h"
 
 enum { MAXF = 64, BUF = 65536, GREEDY_ROUNDS = 1000 };
 #define UNIX0 1764000000000ULL
@@ -61,8 +62,12 @@ struct world {
 	struct sessions_addr caddr;   /* where the server sees the client's datagrams from */
 	struct sessions_addr last_to; /* where the server last sent */
 	bool c_mute;                  /* the client's datagrams are dropped at the source */
-	uint64_t c_timers, s_timers;  /* wakeups: the clock reached a deadline */
-	uint64_t c_dgrams, s_dgrams;  /* datagrams handed to the links */
+	int race;                     /* 1: a racer copies every client datagram from
+	                                 `evil` ahead of it; 2: and drops the original */
+	struct sessions_addr evil;
+	uint64_t evil_in, evil_out;  /* bytes the racer sent / the server sent it */
+	uint64_t c_timers, s_timers; /* wakeups: the clock reached a deadline */
+	uint64_t c_dgrams, s_dgrams; /* datagrams handed to the links */
 	uint64_t c_est, c_lost, s_est, s_lost, c_failed;
 	enum session_lost_reason c_lost_reason, s_lost_reason;
 	uint64_t s_lost_sid;
@@ -109,6 +114,10 @@ static int s_out(void *user, const uint8_t *d, size_t len, const struct sessions
 	struct world *w = user;
 
 	assert_non_null(to);
+	if (w->race && memcmp(to, &w->evil, sizeof *to) == 0) {
+		w->evil_out += len; /* the racer only listens */
+		return 0;
+	}
 	w->last_to = *to;
 	w->s_dgrams++;
 	return netsim_link_send(w->s2c, d, len, w->now);
@@ -125,6 +134,7 @@ struct setup {
 	const struct transport_params *tp; /* both ends' parameters; NULL: defaults */
 	const struct netsim_config *link;  /* both links; NULL: loss, delay_ms, 2 ms jitter */
 	uint32_t window;                   /* mux stream window both ends; 0: default */
+	struct transport_local local;      /* both ends' KCP policy; zero: engine defaults */
 };
 
 static void server_start(struct world *w) { assert_int_equal(server_new(&w->srv, &w->scfg), 0); }
@@ -172,6 +182,7 @@ static struct world *world_new(const struct setup *su)
 	w->scfg.output = s_out;
 	w->scfg.output_user = w;
 	w->scfg.one_session_per_user = su->one_per_user;
+	w->scfg.local = su->local;
 	mux_config_default(&w->mcfg);
 	if (su->window)
 		w->mcfg.window = su->window;
@@ -187,6 +198,7 @@ static struct world *world_new(const struct setup *su)
 	if (su->idle_ms)
 		w->ccfg.proposal.idle_timeout_ms = su->idle_ms;
 	w->ccfg.silent_ms = su->silent_ms;
+	w->ccfg.local = su->local;
 	w->ccfg.rng = &w->rc;
 	w->ccfg.output = c_out;
 	w->ccfg.output_user = w;
@@ -446,15 +458,13 @@ static void apps_write(struct world *w)
 
 /* --- the clock -------------------------------------------------------------------- */
 
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-
 /* The client's next wakeup: when its stall ends (asleep) or its deadline. */
 static uint64_t c_deadline(const struct world *w)
 {
 	uint64_t t = session_next_deadline(w->cli);
 
 	if (!c_asleep(w))
-		return min64(t, netsim_link_next_deadline(w->s2c));
+		return min_u64(t, netsim_link_next_deadline(w->s2c));
 	return w->now - w->now % w->stall_every + w->stall_ms;
 }
 
@@ -465,8 +475,15 @@ static void deliver(struct world *w)
 	while ((n = netsim_link_recv(w->c2s, w->now, w->buf, BUF)) >= 0) {
 		memcpy(w->last_c2s, w->buf, (size_t)n);
 		w->last_c2s_len = (size_t)n;
-		(void)server_on_datagram(w->srv, &w->caddr, w->buf, (size_t)n, w->now,
-		                         UNIX0 + w->now);
+		if (w->race) {
+			w->evil_in += (uint64_t)n;
+			(void)server_on_datagram(w->srv, &w->evil, w->buf, (size_t)n, w->now,
+			                         UNIX0 + w->now);
+			server_events(w);
+		}
+		if (w->race != 2)
+			(void)server_on_datagram(w->srv, &w->caddr, w->buf, (size_t)n, w->now,
+			                         UNIX0 + w->now);
 		server_events(w);
 	}
 	while (!c_asleep(w) && (n = netsim_link_recv(w->s2c, w->now, w->buf, BUF)) >= 0) {
@@ -486,9 +503,9 @@ static void step(struct world *w, uint64_t until)
 	server_events(w);
 	client_open_flows(w);
 	apps_write(w);
-	t = min64(c_deadline(w), server_next_deadline(w->srv));
-	t = min64(t, netsim_link_next_deadline(w->c2s));
-	t = min64(t, until);
+	t = min_u64(c_deadline(w), server_next_deadline(w->srv));
+	t = min_u64(t, netsim_link_next_deadline(w->c2s));
+	t = min_u64(t, until);
 	if (t > w->now)
 		w->now = t;
 	/* A wakeup: the clock reached a deadline (every batch was flushed at
@@ -758,7 +775,7 @@ static void test_roaming(void **state)
 	const struct sessions_slot *slot;
 	uint8_t replay[ENVELOPE_MAX_DATAGRAM];
 	size_t rlen;
-	uint64_t sid;
+	uint64_t sid, t0;
 
 	(void)state;
 	establish(w);
@@ -770,6 +787,16 @@ static void test_roaming(void **state)
 	memcpy(replay, w->last_c2s, w->last_c2s_len);
 	rlen = w->last_c2s_len;
 	w->caddr = moved;
+	/* Path validation (secure 6.2): the new address is proven about one
+	 * round trip (30 ms here) after it first speaks. */
+	t0 = w->now;
+	while (memcmp(&sessions_get(server_table(w->srv), sid)->peer, &moved, sizeof moved) != 0) {
+		assert_true(w->now - t0 < 1000);
+		step(w, w->now + 1000);
+	}
+	printf("roaming: new address proven %llu ms after the move\n",
+	       (unsigned long long)(w->now - t0));
+	assert_true(w->now - t0 <= 200);
 	run_flows(w, 600000);
 	slot = sessions_get(server_table(w->srv), sid);
 	assert_non_null(slot);
@@ -784,6 +811,42 @@ static void test_roaming(void **state)
 	add_flow(w, 1000, 1000);
 	run_flows(w, 10000);
 	assert_memory_equal(&w->last_to, &moved, sizeof moved);
+	world_free(w);
+}
+
+/* Racing (secure 6.2, issue 14 attack 4): a man-on-the-side sends a copy
+ * of every client datagram from his own address ahead of it, then also
+ * drops the originals. The transfers complete on the one session, which
+ * stays on the client's address; the racer gets challenges only, at most
+ * 3x what it sent. */
+static void test_racer(void **state)
+{
+	struct setup su = { .loss = 0.01, .delay_ms = 15, .seed = 16 };
+	struct world *w = world_new(&su);
+	struct sessions_addr home;
+	const struct sessions_slot *slot;
+	uint64_t sid;
+
+	(void)state;
+	establish(w);
+	sid = session_sid(w->cli);
+	home = w->caddr;
+	w->evil = addr_of(66);
+	for (int race = 1; race <= 2; race++) {
+		w->race = race;
+		for (int i = 0; i < 4; i++)
+			add_flow(w, 200000, 400000);
+		run_flows(w, 600000);
+		slot = sessions_get(server_table(w->srv), sid);
+		assert_non_null(slot);
+		assert_memory_equal(&slot->peer, &home, sizeof home);
+		assert_memory_equal(&w->last_to, &home, sizeof home);
+		assert_true(w->evil_out <= 3 * w->evil_in);
+	}
+	assert_true(w->evil_in > 0 && w->evil_out > 0); /* it raced, it was challenged */
+	assert_int_equal(w->c_est, 1);
+	assert_int_equal(w->s_est, 1);
+	assert_int_equal(server_table(w->srv)->n.moved, 0);
 	world_free(w);
 }
 
@@ -964,7 +1027,8 @@ struct bulk {
 
 /* bulk downloads `bytes` on one stream between two ends configured from
  * the built-in profile `name` exactly as the daemons configure themselves
- * (dconf_tparams, dconf_mux), over `link` both ways. The applications are
+ * (transport_proposal, transport_local_of, transport_mux), over `link`
+ * both ways. The applications are
  * greedy, as a daemon's relay is: they write while the stream takes data. */
 static struct bulk bulk_run(const char *name, const struct netsim_config *link, uint64_t bytes,
                             uint64_t seed)
@@ -979,8 +1043,9 @@ static struct bulk bulk_run(const char *name, const struct netsim_config *link, 
 	uint64_t took;
 
 	assert_non_null(pr);
-	dconf_tparams(pr, &tp);
-	dconf_mux(pr, 0, &mc);
+	transport_proposal(pr, &tp);
+	transport_local_of(pr, &su.local);
+	transport_mux(pr, 0, &mc);
 	su.window = mc.window;
 	w = world_new(&su);
 	w->greedy = true;
@@ -1063,10 +1128,10 @@ static void test_bulk_bottleneck(void **state)
 }
 
 /* The bench's loss5 path (5% loss, jitter, reordering): the lossy profile
- * is the one for it, at more than twice the rate of the default one. (It
- * was ten times until K12: the default profile's window collapsed on
- * timeouts of the whole flight and grew back one segment per RTT.) The
- * default session survives and completes. */
+ * is the one for it and is at least as fast as the default one. The
+ * default profile sends thin flights twice (dup_thin), so a loss early in
+ * slow start no longer cuts its window to a crawl (0.59 MB/s without, 4.7
+ * with, seed 36); it survives and completes either way. */
 static void test_bulk_loss5(void **state)
 {
 	static const struct netsim_config loss5 = LOSS5;
@@ -1077,7 +1142,7 @@ static void test_bulk_loss5(void **state)
 	l = bulk_run("lossy", &loss5, 8 << 20, 37);
 	assert_true(d.mbps >= 2);
 	assert_true(l.mbps >= 7);
-	assert_true(l.mbps >= 2 * d.mbps);
+	assert_true(l.mbps >= d.mbps);
 }
 
 /* --- many streams (issue 19) ------------------------------------------------------ */
@@ -1125,8 +1190,9 @@ static struct conc conc_run(const char *name, const struct netsim_config *link, 
 	uint64_t t0;
 
 	assert_non_null(pr);
-	dconf_tparams(pr, &tp);
-	dconf_mux(pr, 0, &mc);
+	transport_proposal(pr, &tp);
+	transport_local_of(pr, &su.local);
+	transport_mux(pr, 0, &mc);
 	su.window = mc.window;
 	w = world_new(&su);
 	w->greedy = true;
@@ -1192,6 +1258,95 @@ static void test_conc_stalled_receiver(void **state)
 	assert_true(clean.jain >= 0.95);
 }
 
+/* What the profile keys that are not carried by the handshake do in a
+ * session (issue: every profile key reaches the engine). Both ends run the
+ * same local policy; the client proposes `proposal` with nodelay. A small
+ * request and reply first (the server's RTO and thin-flight copies), then a
+ * download whose path goes dark: the server's engine gives up after
+ * dead_link transmissions of a segment, backing off by nodelay. */
+struct local_run {
+	uint32_t rto;      /* the server's RTO after the exchange, ms */
+	uint64_t dup_thin; /* the server's thin-flight copies */
+	uint64_t dead_ms;  /* dark path until the server's session is lost (dead) */
+};
+
+static struct local_run local_run(uint8_t nodelay, uint8_t profile_id,
+                                  const struct transport_local *local)
+{
+	struct transport_params tp;
+	struct setup su = { .delay_ms = 5,
+		            .keepalive_ms = 3000,
+		            .idle_ms = 120000,
+		            .silent_ms = 120000,
+		            .seed = 61,
+		            .tp = &tp,
+		            .local = *local };
+	struct session_stats st;
+	struct local_run r;
+	struct world *w;
+	uint64_t t0;
+
+	tparams_default(&tp);
+	tp.nodelay = nodelay;
+	tp.profile = profile_id;
+	w = world_new(&su);
+	establish(w);
+	add_flow(w, 300, 2000);
+	run_flows(w, 10000);
+	session_stats(server_session(w->srv, session_sid(w->cli)), &st);
+	r.rto = st.kcp.rto;
+	r.dup_thin = st.kcp.seg_dup_thin;
+	add_flow(w, 100, 1u << 30); /* still running when the path goes */
+	run_until(w, w->now + 50);
+	assert_true(w->f[1].down_rcvd > 0);
+	netsim_link_set_blackhole(w->c2s, true);
+	netsim_link_set_blackhole(w->s2c, true);
+	t0 = w->now;
+	while (!w->s_lost && w->now < t0 + 100000)
+		step(w, t0 + 100000);
+	assert_int_equal(w->s_lost, 1);
+	assert_int_equal(w->s_lost_reason, SESSION_LOST_DEAD);
+	r.dead_ms = w->now - t0;
+	print_message("nodelay %u, min_rto %u, dead_link %u, dup_thin %d: rto %u ms, %llu "
+	              "thin copies, dead after %llu ms\n",
+	              nodelay, local->min_rto_ms, local->dead_link, local->dup_thin, r.rto,
+	              (unsigned long long)r.dup_thin, (unsigned long long)r.dead_ms);
+	world_free(w);
+	return r;
+}
+
+static void test_local_keys_reach_kcp(void **state)
+{
+	const struct transport_local base = { .min_rto_ms = 50, .dead_link = 6 };
+	struct transport_local v;
+	struct local_run a, b;
+
+	(void)state;
+	a = local_run(1, 0, &base);
+	/* min_rto_ms: on a 10 ms path the RTO sits at its floor. */
+	v = base, v.min_rto_ms = 200;
+	b = local_run(1, 0, &v);
+	assert_int_equal(a.rto, base.min_rto_ms);
+	assert_int_equal(b.rto, v.min_rto_ms);
+	assert_true(b.dead_ms > a.dead_ms);
+	/* dead_link: more transmissions before the link is dead. */
+	v = base, v.dead_link = 9;
+	b = local_run(1, 0, &v);
+	assert_true(b.dead_ms > a.dead_ms);
+	/* nodelay 2 (lossy's, once collapsed to 1): a gentler backoff. */
+	b = local_run(2, 0, &base);
+	assert_true(b.dead_ms < a.dead_ms);
+	/* dup_thin: the server copies its thin reply flight... */
+	assert_int_equal(a.dup_thin, 0);
+	v = base, v.dup_thin = true;
+	b = local_run(1, 0, &v);
+	assert_true(b.dup_thin > 0);
+	/* ...by its own policy only: a client proposing lossy (dup_thin on)
+	 * does not turn it on at a server whose policy has it off. */
+	b = local_run(1, transport_profile_id("lossy"), &base);
+	assert_int_equal(b.dup_thin, 0);
+}
+
 /* Determinism: the same seed gives the same run, datagram for datagram. */
 static void test_deterministic(void **state)
 {
@@ -1225,10 +1380,12 @@ int main(void)
 		cmocka_unit_test(test_idle_expiry),
 		cmocka_unit_test(test_outage_survives),
 		cmocka_unit_test(test_roaming),
+		cmocka_unit_test(test_racer),
 		cmocka_unit_test(test_server_restart),
 		cmocka_unit_test(test_client_restart),
 		cmocka_unit_test(test_stalled_reader),
 		cmocka_unit_test(test_deterministic),
+		cmocka_unit_test(test_local_keys_reach_kcp),
 		cmocka_unit_test(test_bulk_loss1),
 		cmocka_unit_test(test_bulk_loss_keeps_window),
 		cmocka_unit_test(test_bulk_bottleneck),

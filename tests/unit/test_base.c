@@ -1,4 +1,5 @@
-/* test_base.c - the bounded reader and writer, sequence arithmetic, prng. */
+/* test_base.c - the bounded reader and writer, sequence arithmetic, prng,
+ * min/max/clamp. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <cmocka.h>
 
 #include "base/err.h"
+#include "base/minmax.h"
 #include "base/rd.h"
 #include "base/rng.h"
 #include "base/seq.h"
@@ -182,6 +184,24 @@ static void empty_views_may_be_null(void **state)
 	assert_true(wr_bytes(&w, NULL, 0));
 }
 
+static void minmax_at_the_edges(void **state)
+{
+	(void)state;
+	assert_int_equal(min_u32(3, UINT32_MAX), 3);
+	assert_int_equal(max_u32(3, UINT32_MAX), UINT32_MAX);
+	assert_true(min_u64(UINT64_MAX, (uint64_t)1 << 40) == (uint64_t)1 << 40);
+	assert_true(max_u64(UINT64_MAX, 0) == UINT64_MAX);
+	assert_int_equal(min_size(SIZE_MAX, 7), 7);
+	assert_true(max_size(SIZE_MAX, 7) == SIZE_MAX);
+	assert_int_equal(min_u32(5, 5), 5);
+	assert_int_equal(clamp_u32(0, 576, 1500), 576);
+	assert_int_equal(clamp_u32(576, 576, 1500), 576);
+	assert_int_equal(clamp_u32(1000, 576, 1500), 1000);
+	assert_int_equal(clamp_u32(1500, 576, 1500), 1500);
+	assert_int_equal(clamp_u32(UINT32_MAX, 576, 1500), 1500);
+	assert_int_equal(clamp_u32(9, 9, 9), 9);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +212,7 @@ int main(void)
 		cmocka_unit_test(prng_is_reproducible_and_in_range),
 		cmocka_unit_test(strerror_names_every_code),
 		cmocka_unit_test(empty_views_may_be_null),
+		cmocka_unit_test(minmax_at_the_edges),
 	};
 	return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

@@ -158,6 +158,44 @@ static void replays_are_refused(void **state)
 	                 KS_ERR_REPLAY);
 }
 
+/* envelope_verify: a genuine copy verifies, without touching the window;
+ * every flipped byte, a truncation and another session's datagram do not,
+ * and a failure counts as a forgery. */
+static void verify_checks_a_copy_without_the_window(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	struct replay win;
+	uint64_t forged;
+	ssize_t n;
+
+	pair_init(&p, 40, TPARAMS_PAD_RANDOM, 64);
+	n = seal(&p, "copy", 4, d);
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), 4);
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx),
+	                 KS_ERR_REPLAY);
+	win = p.srv.rx_win;
+	assert_int_equal(envelope_verify(&p.srv, d, (size_t)n), 0);
+	assert_int_equal(envelope_verify(&p.srv, d, (size_t)n), 0);
+	assert_memory_equal(&win, &p.srv.rx_win, sizeof win);
+	for (ssize_t i = 0; i < n; i++) {
+		forged = p.srv.forgeries;
+		d[i] ^= 0x20;
+		assert_true(envelope_verify(&p.srv, d, (size_t)n) != 0);
+		d[i] ^= 0x20;
+		assert_true(p.srv.forgeries >= forged);
+	}
+	assert_int_equal(envelope_verify(&p.srv, d, ENVELOPE_MIN_LEN - 1), KS_ERR_PROTO);
+	assert_true(envelope_verify(&p.srv, d, (size_t)n - 1) != 0);
+	assert_memory_equal(&win, &p.srv.rx_win, sizeof win);
+	/* A fresh datagram verifies too, and still opens afterwards. */
+	n = seal(&p, "next", 4, d);
+	assert_int_equal(envelope_verify(&p.srv, d, (size_t)n), 0);
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 2, out, sizeof out, &rx), 4);
+}
+
 static void counter_limit_refuses_to_seal(void **state)
 {
 	(void)state;
@@ -400,6 +438,7 @@ int main(void)
 		cmocka_unit_test(every_flipped_bit_is_refused),
 		cmocka_unit_test(truncation_and_extension_are_refused),
 		cmocka_unit_test(replays_are_refused),
+		cmocka_unit_test(verify_checks_a_copy_without_the_window),
 		cmocka_unit_test(counter_limit_refuses_to_seal),
 		cmocka_unit_test(forgery_limit_stops_opening),
 		cmocka_unit_test(status_reports_silence_and_rekey),

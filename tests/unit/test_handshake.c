@@ -28,7 +28,18 @@ struct world {
 static void tp_bounds(struct transport_params *min, struct transport_params *max,
                       struct transport_params *def)
 {
-	tparams_default(def);
+	/* Fixed values, not tparams_default: the transcript below is pinned. */
+	*def = (struct transport_params){ .mtu = 1350,
+		                          .pad_mode = TPARAMS_PAD_RANDOM,
+		                          .pad_max = 64,
+		                          .interval = 20,
+		                          .nodelay = 1,
+		                          .resend = 2,
+		                          .nc = 1,
+		                          .snd_wnd = 512,
+		                          .rcv_wnd = 512,
+		                          .keepalive_ms = 10000,
+		                          .idle_timeout_ms = 120000 };
 	*min = *def;
 	*max = *def;
 	min->mtu = 1200;
@@ -132,6 +143,23 @@ static void hex(char *out, const uint8_t *b, size_t n) { sodium_bin2hex(out, 2 *
 	"58225302d7b317a319ad1b82bc76e8f0ae3b4fa4072259653b12ca554324d40c"                         \
 	"d5ebf17ce30c3228e9379a5c88629aa7df03ab741b244527933dc817255a1fde"                         \
 	"eecf7a710de5102aae6584a669847b98b61ee05186bb9f4a9ecb96eb1e193c11"                         \
+	"6470d19779865ffeddf3e1a9230eba13617106ce22f22aa48aba4e6265cff2ee"                         \
+	"698290bc7be5f143819428f7ac17f9fdacb6911f67046bbc2ef501fbf53c3f63"                         \
+	"749b7de476eba075d7ad89b80abdb548f3647b"
+#define KAT_RESP                                                                                   \
+	"0e0b405c70092518b844c01500e503cafad33b4f4f1493a2450ddf6c3a2cc92c"                         \
+	"078853b28342a9295e3c1755bb838e0139da58ad10fdf374ee846cf7405030f8"                         \
+	"04c5722eae60e1964ec31816c9b5f502fd71e1c2c4c5529434de319f5bbd8af1"                         \
+	"2e1aadab0f11bc2fb65c7ca37a368e3be04905d49274ffde1a541dcf179d55c2"                         \
+	"95190e6505ded4d43a0b50e5fc8c468ad78446f69fe9e313e8d06da25b814f30"                         \
+	"897b5e721337e473893b1f9d717093ef9f9317a3e00e2bf388ea0dd5089dc8a5"
+/* The init of the release before wire version 2 (ab6fdf8) for the same
+ * seed: no extension in its padding. A server must still take it. */
+#define KAT_INIT_V1                                                                                \
+	"b371cec00ec46dc5d998bb9d53adc5172bdea5ab5a70d42df96e6d15a1e15e02"                         \
+	"58225302d7b317a319ad1b82bc76e8f0ae3b4fa4072259653b12ca554324d40c"                         \
+	"d5ebf17ce30c3228e9379a5c88629aa7df03ab741b244527933dc817255a1fde"                         \
+	"eecf7a710de5102aae6584a669847b98b61ee05186bb9f4a9ecb96eb1e193c11"                         \
 	"6470d19779865ffeddf3e1a9230eba13617106ce23f428a58bba4e6265cff2ee"                         \
 	"698290bc7be5f143819428f7ac17f9fdacab91148f7d357784d611ed8e8e5cb8"                         \
 	"692882d321a9bf23da3d0279d8cbdf7786423f368a29d5f10bb74c3e0c22cde6"                         \
@@ -140,18 +168,6 @@ static void hex(char *out, const uint8_t *b, size_t n) { sodium_bin2hex(out, 2 *
 	"f0e6d2dfb45ca37e76bc2037b3382aa5636bff4fc5ddcc6d0a35ff19ecb7b29b"                         \
 	"fddb8ab496079631cb4bba690e2c088c0bfd54e0db0989ac5370a8e14b5e3bed"                         \
 	"3e1c86c9d7d17e272f90e67df3f31d92c2b21b"
-#define KAT_RESP                                                                                   \
-	"0e0b405c70092518b844c01500e503cafad33b4f4f1493a2450ddf6c3a2cc92c"                         \
-	"078853b28342a9295e3c1755bb838e0139da58ad10fdf374ee846cf7405030f8"                         \
-	"04c5722eae60e1964ec31816c9b5f502fd71e1c2c4c5529434de319f5abb88f3"                         \
-	"2f1aadab0f11bc2fb65c7ca37a368e3be04905d49274ffde1a541dcf179d55c2"                         \
-	"95190e6505ded4d43a0b50e5fc8c468ad78446f69fe9e313e8d06da25b810d30"                         \
-	"a0b216e542f6ee56d75e6876715875cfbb1bc4b933cf0ff95800dcea4ed69673"                         \
-	"bc37337aa3d69e744ba42a9f0a7806262a69ecb1070f949fa9442135d2dd3700"                         \
-	"76f529f32d7b469a8eda18af125968b5bc74434ad816d00b8a7927780a1cb25b"                         \
-	"4b27098b906fb0b3ee6380e68963095704d81774c7c3ca5a8d6af7a7c6650c56"                         \
-	"57c67e4a2236f5cf56e88c6193f73818fb31ae9af26157bdfd302d0f64182694"                         \
-	"0750327231f634ba645682c63dc499f8b765560b8fa7c360"
 #define KAT_C2S_KEY "117e0a109873eb33df96300d07f1d55d9aaa6cb2bc54c7998bb3746c8f393042"
 #define KAT_S2C_KEY "d3efdb38abf04256bc2bd461fcd9b5efe5a5184ad917a8dded19bbff5190bb8c"
 #define KAT_C2S_HP  "5950654eeb7013805c115f44d8685724ee667bda79a4f676db840d8d022c24d0"
@@ -248,7 +264,7 @@ static void stale_inits_are_refused(void **state)
 	assert_int_equal(w->srv->n.stale, 2);
 	/* Refused before any public-key work. */
 	assert_int_equal(w->srv->n.bad_dh + w->srv->n.bad_user + w->srv->n.bad_auth, 0);
-	assert_int_equal(w->srv->cache_len, 1);
+	assert_int_equal(w->srv->seen_len, 1);
 	world_free(w);
 }
 
@@ -267,7 +283,7 @@ static void rewritten_timestamp_is_refused(void **state)
 	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW, &p),
 	                 KS_ERR_PROTO);
 	assert_int_equal(w->srv->n.bad_payload, 1);
-	assert_int_equal(w->srv->cache_len, 0);
+	assert_int_equal(w->srv->seen_len, 0);
 	world_free(w);
 }
 
@@ -301,12 +317,17 @@ static void evicted_init_stays_refused(void **state)
 	ssize_t n0 = write_init(w, NOW, first), n;
 
 	assert_int_equal(handshake_server_read_init(w->srv, first, (size_t)n0, NOW, &p), 0);
+	/* One per ms: well inside the X25519 budget. */
 	for (size_t i = 0; i < HANDSHAKE_REPLAY_CACHE; i++) {
 		n = write_init(w, NOW + 1 + i / 64, init);
-		assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW, &p), 0);
+		assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW + i, &p),
+		                 0);
 	}
-	assert_true(w->srv->floor_ts == NOW);
-	assert_int_equal(handshake_server_read_init(w->srv, first, (size_t)n0, NOW, &p),
+	/* Only this user's floor moved. */
+	assert_true(w->srv->floor_ts[1] == NOW);
+	assert_true(w->srv->floor_ts[0] == 0 && w->srv->floor_ts[2] == 0);
+	assert_int_equal(handshake_server_read_init(w->srv, first, (size_t)n0,
+	                                            NOW + HANDSHAKE_REPLAY_CACHE, &p),
 	                 KS_ERR_STALE);
 	world_free(w);
 }
@@ -350,7 +371,7 @@ static void wrong_psk_and_unknown_user_are_refused(void **state)
 	n = write_init(w, NOW, init);
 	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW, &p), KS_ERR_AUTH);
 	assert_int_equal(w->srv->n.bad_user, 1);
-	assert_int_equal(w->srv->cache_len, 0);
+	assert_int_equal(w->srv->seen_len, 0);
 	world_free(w);
 }
 
@@ -519,6 +540,394 @@ static void bad_configuration_is_refused(void **state)
 	world_free(w);
 }
 
+/* --- 4.6: versions and features ------------------------------------------ */
+
+static void unhex(uint8_t *out, const char *h, size_t *n)
+{
+	assert_int_equal(sodium_hex2bin(out, ENVELOPE_MAX_DATAGRAM, h, strlen(h), NULL, n, NULL),
+	                 0);
+}
+
+static void versions_and_features_agree(void **state)
+{
+	(void)state;
+	struct world *w = world_new(20);
+	struct handshake_result c, s;
+
+	full(w, &c, &s);
+	assert_int_equal(c.params.wire, HANDSHAKE_WIRE_VERSION);
+	assert_int_equal(s.params.wire, HANDSHAKE_WIRE_VERSION);
+	assert_int_equal(c.params.features, TPARAMS_FEATURES);
+	assert_int_equal(s.params.features, TPARAMS_FEATURES);
+	assert_int_equal(w->srv->n.legacy, 0);
+	world_free(w);
+}
+
+/* The features agreed are the intersection: a client without fast open
+ * does not get it, unknown bits of a newer client are dropped. */
+static void features_are_the_intersection(void **state)
+{
+	(void)state;
+	struct world *w = world_new(21);
+	struct handshake_result c, s;
+
+	w->cli.features = TPARAMS_FEAT_DATAGRAM | (1u << 30);
+	full(w, &c, &s);
+	assert_int_equal(c.params.features, 0);
+	assert_int_equal(s.params.features, 0);
+	world_free(w);
+	/* A newer client (versions 2..9) gets version 2. */
+	w = world_new(22);
+	w->cli.wire_max = 9;
+	w->cli.wire_min = 2;
+	full(w, &c, &s);
+	assert_int_equal(c.params.wire, 2);
+	assert_int_equal(s.params.wire, 2);
+	world_free(w);
+}
+
+/* A wire version 1 client (the previous release's pinned init): taken as
+ * version 1 with no features, and answered without an extension. */
+static void legacy_client_is_accepted(void **state)
+{
+	(void)state;
+	struct world *w = world_new(42);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], resp[ENVELOPE_MAX_DATAGRAM];
+	struct handshake_pending p;
+	struct handshake_result s;
+	size_t n = 0;
+	ssize_t m;
+
+	unhex(init, KAT_INIT_V1, &n);
+	assert_int_equal(handshake_server_read_init(w->srv, init, n, NOW, &p), 0);
+	assert_false(p.ext);
+	assert_int_equal(p.proposal.wire, 1);
+	assert_int_equal(p.proposal.features, 0);
+	m = handshake_server_write_response(w->srv, &p, &w->rng, 5ULL << 16, resp, sizeof resp, &s);
+	assert_true(m >= HANDSHAKE_RESP_MIN && (size_t)m <= n);
+	assert_int_equal(s.params.wire, 1);
+	assert_int_equal(s.params.features, 0);
+	assert_int_equal(w->srv->n.legacy, 1);
+	world_free(w);
+}
+
+/* A wire version 1 server answers without an extension: the client takes
+ * version 1 and no features (so it never uses fast open there). */
+static void legacy_server_gives_no_features(void **state)
+{
+	(void)state;
+	struct world *w = world_new(23);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], resp[ENVELOPE_MAX_DATAGRAM];
+	struct handshake_pending p;
+	struct handshake_result c, s;
+	ssize_t n = write_init(w, NOW, init), m;
+
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW, &p), 0);
+	p.ext = false; /* what the previous release does: zero padding */
+	m = handshake_server_write_response(w->srv, &p, &w->rng, 6ULL << 16, resp, sizeof resp, &s);
+	assert_true(m > 0);
+	assert_int_equal(handshake_client_read_response(&w->cli, resp, (size_t)m, &c), 0);
+	assert_int_equal(c.params.wire, 1);
+	assert_int_equal(c.params.features, 0);
+	world_free(w);
+}
+
+/* No common version: an authenticated refusal, once, no longer than the
+ * init; the client learns the server's range; a replay gets nothing. */
+static void version_mismatch_is_refused_with_a_reply(void **state)
+{
+	(void)state;
+	struct world *w = world_new(24);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], resp[ENVELOPE_MAX_DATAGRAM];
+	struct handshake_pending p;
+	struct handshake_result c, s;
+	ssize_t n, m;
+
+	w->cli.wire_min = w->cli.wire_max = 3;
+	n = write_init(w, NOW, init);
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW, &p),
+	                 KS_ERR_UNSUPPORTED);
+	assert_int_equal(p.refuse, HANDSHAKE_REFUSE_VERSION);
+	/* Not a session: write_response refuses to make one from it. */
+	assert_int_equal(handshake_server_write_response(w->srv, &p, &w->rng, 1ULL << 16, resp,
+	                                                 sizeof resp, &s),
+	                 KS_ERR_INVAL);
+	m = handshake_server_write_refusal(w->srv, &p, &w->rng, resp, sizeof resp);
+	assert_true(m >= HANDSHAKE_RESP_MIN && m <= n);
+	assert_int_equal(w->srv->last_refusal.user, 1);
+	assert_int_equal(w->srv->last_refusal.client_min, 3);
+	assert_int_equal(w->srv->n.refused, 1);
+	assert_int_equal(w->srv->n.accepted, 0);
+	assert_int_equal(handshake_client_read_response(&w->cli, resp, (size_t)m, &c),
+	                 KS_ERR_UNSUPPORTED);
+	assert_int_equal(w->cli.refusal.reason, HANDSHAKE_REFUSE_VERSION);
+	assert_int_equal(w->cli.refusal.server_min, HANDSHAKE_WIRE_MIN);
+	assert_int_equal(w->cli.refusal.server_max, HANDSHAKE_WIRE_VERSION);
+	assert_int_equal(w->cli.state, HANDSHAKE_CLIENT_SENT);
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW + 1, &p),
+	                 KS_ERR_REPLAY);
+	world_free(w);
+}
+
+/* A refusal for a client that did not prove its PSK is never made: the
+ * version check comes after the AEAD. */
+static void refusal_needs_the_psk(void **state)
+{
+	(void)state;
+	struct world *w = world_new(25);
+	struct keys_user u = w->users[1];
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	struct handshake_pending p;
+	ssize_t n;
+
+	u.psk[3] ^= 4;
+	assert_int_equal(handshake_client_init(&w->cli, w->key.pub, &u, &w->def), 0);
+	w->cli.wire_min = w->cli.wire_max = 3;
+	n = write_init(w, NOW, init);
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW, &p), KS_ERR_AUTH);
+	assert_int_equal(w->srv->n.refused, 0);
+	world_free(w);
+}
+
+/* --- 4.4: hostile peers -------------------------------------------------- */
+
+/* Issue 14, attack 1: one user floods inits stamped as far ahead as the
+ * server takes; another user's fresh init is still taken, and the
+ * flooder's own inits beyond the bound are stale. */
+static void future_flood_does_not_lock_out_others(void **state)
+{
+	(void)state;
+	struct world *w = world_new(26);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	struct handshake_pending p;
+	uint64_t now = NOW;
+	ssize_t n;
+
+	assert_int_equal(handshake_client_init(&w->cli, w->key.pub, &w->users[0], &w->def), 0);
+	n = write_init(w, now + HANDSHAKE_FUTURE_MS + 1, init);
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, now, &p),
+	                 KS_ERR_STALE);
+	for (size_t i = 0; i < HANDSHAKE_REPLAY_CACHE + 600; i++, now++) {
+		n = write_init(w, now + HANDSHAKE_FUTURE_MS, init);
+		assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, now, &p), 0);
+	}
+	assert_true(w->srv->floor_ts[0] > now);
+	assert_int_equal(w->srv->floor_ts[1], 0);
+	assert_int_equal(handshake_client_init(&w->cli, w->key.pub, &w->users[1], &w->def), 0);
+	n = write_init(w, now, init);
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, now, &p), 0);
+	/* Even a client whose clock is 100 s behind. */
+	n = write_init(w, now - 100000, init);
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, now, &p), 0);
+	world_free(w);
+}
+
+/* Issue 14, attack 3: a server that started at start_ms takes nothing
+ * stamped before it, so an init recorded before a restart stays dead. */
+static void inits_before_start_are_refused(void **state)
+{
+	(void)state;
+	struct world *w = world_new(27);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	struct handshake_pending p;
+	ssize_t n = write_init(w, NOW, init);
+
+	/* The first server process takes it... */
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW + 1, &p), 0);
+	/* ...the restarted one, with an empty cache, does not. */
+	assert_int_equal(
+	        handshake_server_init(w->srv, &w->key, w->users, 3, &w->min, &w->max, &w->def), 0);
+	w->srv->start_ms = NOW + 20000;
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW + 21000, &p),
+	                 KS_ERR_STALE);
+	assert_int_equal(w->srv->n.bad_dh + w->srv->n.bad_user + w->srv->n.bad_auth, 0);
+	n = write_init(w, NOW + 20000, init);
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW + 21000, &p), 0);
+	world_free(w);
+}
+
+/* Issue 14, attack 2: a refused init re-sent costs no X25519; an altered
+ * copy of a good init cannot get the original refused. */
+static void refused_inits_are_remembered(void **state)
+{
+	(void)state;
+	struct world *w = world_new(28);
+	struct keys_user nobody;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], bad[ENVELOPE_MAX_DATAGRAM];
+	struct handshake_pending p;
+	ssize_t n;
+
+	assert_int_equal(keys_user_set(&nobody, "mallory", w->users[0].psk), 0);
+	assert_int_equal(handshake_client_init(&w->cli, w->key.pub, &nobody, &w->def), 0);
+	n = write_init(w, NOW, init);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW + i, &p),
+		                 KS_ERR_AUTH);
+	assert_int_equal(w->srv->n.bad_user, 1);
+	assert_int_equal(w->srv->n.known_bad, 99);
+	/* A good init, altered in its sealed part and re-MACed: refused; the
+	 * original still gets in. */
+	assert_int_equal(handshake_client_init(&w->cli, w->key.pub, &w->users[2], &w->def), 0);
+	n = write_init(w, NOW, init);
+	memcpy(bad, init, (size_t)n);
+	bad[n - HANDSHAKE_MAC_LEN - 1] ^= 1;
+	mac(bad + n - HANDSHAKE_MAC_LEN, w->srv->pub.mac1, bad, (size_t)n - HANDSHAKE_MAC_LEN);
+	assert_int_equal(handshake_server_read_init(w->srv, bad, (size_t)n, NOW, &p), KS_ERR_AUTH);
+	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW, &p), 0);
+	world_free(w);
+}
+
+/* Issue 14, attack 2: X25519 work per source host and in total is
+ * bounded; another host still gets in while one is over its budget, and
+ * the port does not make a new host. */
+static void dh_budget_per_source_and_total(void **state)
+{
+	(void)state;
+	struct world *w = world_new(29);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	uint8_t a[16] = { 2, 0, 0x10, 0x01, 192, 0, 2, 1 },
+	        b[16] = { 2, 0, 0x10, 0x01, 192, 0, 2, 2 };
+	struct keys_user nobody;
+	struct handshake_pending p;
+	ssize_t n;
+	int rc, i;
+
+	assert_int_equal(keys_user_set(&nobody, "mallory", w->users[0].psk), 0);
+	assert_int_equal(handshake_client_init(&w->cli, w->key.pub, &nobody, &w->def), 0);
+	for (i = 0; i < HANDSHAKE_SRC_DH_BURST; i++) {
+		n = write_init(w, NOW, init);
+		a[3] = (uint8_t)i; /* another port, same host */
+		rc = handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, a, sizeof a, &p);
+		assert_int_equal(rc, KS_ERR_AUTH);
+	}
+	n = write_init(w, NOW, init);
+	assert_int_equal(
+	        handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, a, sizeof a, &p),
+	        KS_ERR_LIMIT);
+	assert_int_equal(w->srv->n.budget, 1);
+	assert_int_equal(w->srv->n.bad_user, HANDSHAKE_SRC_DH_BURST);
+	/* Another host with a real user gets in at the same instant. */
+	assert_int_equal(handshake_client_init(&w->cli, w->key.pub, &w->users[1], &w->def), 0);
+	n = write_init(w, NOW, init);
+	assert_int_equal(
+	        handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, b, sizeof b, &p), 0);
+	/* 1 / rate later the first host has one token again. */
+	n = write_init(w, NOW, init);
+	assert_int_equal(handshake_server_read_init_from(w->srv, init, (size_t)n,
+	                                                 NOW + 1000 / HANDSHAKE_SRC_DH_RATE, a,
+	                                                 sizeof a, &p),
+	                 0);
+	/* The total: spend it from hosts that each send 90 at once. */
+	for (i = 0; i < 2 * HANDSHAKE_DH_BURST; i++) {
+		b[4] = (uint8_t)(i / 90);
+		n = write_init(w, NOW, init);
+		rc = handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, b, sizeof b, &p);
+		if (rc == KS_ERR_LIMIT)
+			break;
+		assert_int_equal(rc, 0);
+	}
+	assert_int_equal(rc, KS_ERR_LIMIT);
+	assert_true(i > HANDSHAKE_DH_BURST - HANDSHAKE_SRC_DH_BURST - 10 && i < HANDSHAKE_DH_BURST);
+	/* A host that spent its own bucket gets nothing more... */
+	n = write_init(w, NOW, init);
+	assert_int_equal(
+	        handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, a, sizeof a, &p),
+	        KS_ERR_LIMIT);
+	/* ...a new host still gets in, from the reserve, until that is spent. */
+	for (i = 0; i < HANDSHAKE_DH_RESERVE_BURST; i++) {
+		b[4] = 0xee;
+		b[5] = (uint8_t)i;
+		n = write_init(w, NOW, init);
+		assert_int_equal(handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, b,
+		                                                 sizeof b, &p),
+		                 0);
+	}
+	b[5] = 0xff;
+	n = write_init(w, NOW, init);
+	assert_int_equal(
+	        handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, b, sizeof b, &p),
+	        KS_ERR_LIMIT);
+	world_free(w);
+}
+
+/* Issue 14: a response (or refusal) is never longer than its init, even
+ * for the shortest init a client can send. */
+static void response_never_longer_than_init(void **state)
+{
+	(void)state;
+	struct world *w = world_new(30);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], resp[ENVELOPE_MAX_DATAGRAM];
+	struct handshake_pending p;
+	struct handshake_result s;
+	uint64_t now = NOW;
+
+	for (int i = 0; i < 300; i++, now += 10) {
+		size_t cap = i % 2 ? HANDSHAKE_INIT_OWN_MIN : ENVELOPE_MAX_DATAGRAM;
+		ssize_t n = handshake_client_write_init(&w->cli, &w->rng, now, init, cap), m;
+
+		assert_true(n > 0);
+		assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, now, &p), 0);
+		m = handshake_server_write_response(w->srv, &p, &w->rng, 9ULL << 16, resp,
+		                                    sizeof resp, &s);
+		assert_true(m >= HANDSHAKE_RESP_MIN && m <= n);
+	}
+	world_free(w);
+}
+
+/* The per-source budget counts an IPv6 /64 as one host (one host holds a
+ * whole /64), an IPv4-mapped address as its IPv4 host, and recovers when
+ * the wall clock steps back. */
+static void dh_budget_hosts_and_clock_steps(void **state)
+{
+	(void)state;
+	struct world *w = world_new(31);
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	uint8_t v6[28] = { 10, 0, 0, 1, 0, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1 };
+	uint8_t m1[28] = { 10, 0, 0, 1 }, m2[28] = { 10, 0, 0, 1 };
+	struct keys_user nobody;
+	struct handshake_pending p;
+	ssize_t n;
+	int i;
+
+	assert_int_equal(keys_user_set(&nobody, "mallory", w->users[0].psk), 0);
+	assert_int_equal(handshake_client_init(&w->cli, w->key.pub, &nobody, &w->def), 0);
+	for (i = 0; i < HANDSHAKE_SRC_DH_BURST; i++) {
+		v6[23] = (uint8_t)i; /* another address in the same /64 */
+		v6[5] = (uint8_t)i;  /* and another flow label */
+		n = write_init(w, NOW, init);
+		assert_int_equal(handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, v6,
+		                                                 sizeof v6, &p),
+		                 KS_ERR_AUTH);
+	}
+	v6[20] = 2; /* still the same /64 */
+	n = write_init(w, NOW, init);
+	assert_int_equal(
+	        handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, v6, sizeof v6, &p),
+	        KS_ERR_LIMIT);
+	/* ::ffff:192.0.2.1 and ::ffff:192.0.2.2 are two hosts. */
+	m1[18] = m1[19] = m2[18] = m2[19] = 0xff;
+	m1[20] = m2[20] = 192;
+	m1[22] = m2[22] = 2;
+	m1[23] = 1;
+	m2[23] = 2;
+	for (i = 0; i < HANDSHAKE_SRC_DH_BURST; i++) {
+		n = write_init(w, NOW, init);
+		assert_int_equal(handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, m1,
+		                                                 sizeof m1, &p),
+		                 KS_ERR_AUTH);
+	}
+	n = write_init(w, NOW, init);
+	assert_int_equal(
+	        handshake_server_read_init_from(w->srv, init, (size_t)n, NOW, m2, sizeof m2, &p),
+	        KS_ERR_AUTH);
+	/* The wall clock steps back an hour: the budget is not stuck. */
+	n = write_init(w, NOW - 3600000, init);
+	assert_int_equal(handshake_server_read_init_from(w->srv, init, (size_t)n, NOW - 3600000, m1,
+	                                                 sizeof m1, &p),
+	                 KS_ERR_AUTH);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -538,6 +947,18 @@ int main(void)
 		cmocka_unit_test(init_lengths_vary),
 		cmocka_unit_test(inits_look_uniform),
 		cmocka_unit_test(bad_configuration_is_refused),
+		cmocka_unit_test(versions_and_features_agree),
+		cmocka_unit_test(features_are_the_intersection),
+		cmocka_unit_test(legacy_client_is_accepted),
+		cmocka_unit_test(legacy_server_gives_no_features),
+		cmocka_unit_test(version_mismatch_is_refused_with_a_reply),
+		cmocka_unit_test(refusal_needs_the_psk),
+		cmocka_unit_test(future_flood_does_not_lock_out_others),
+		cmocka_unit_test(inits_before_start_are_refused),
+		cmocka_unit_test(refused_inits_are_remembered),
+		cmocka_unit_test(dh_budget_per_source_and_total),
+		cmocka_unit_test(response_never_longer_than_init),
+		cmocka_unit_test(dh_budget_hosts_and_clock_steps),
 	};
 	if (sodium_init() < 0)
 		return 1;

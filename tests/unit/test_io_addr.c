@@ -62,6 +62,8 @@ static const struct bad bads[] = {
 	{ "[]:80", NULL, "missing host" },
 	{ "[::1]:", NULL, "port must be" },
 	{ "[fe80::1%nosuchif0]:7", NULL, "not a numeric IPv6" },
+	/* one past UINT32_MAX: refused on 32-bit targets too (unsigned long) */
+	{ "[fe80::1%4294967296]:7", NULL, "not a numeric IPv6" },
 	{ "1080", NULL, "missing host" },
 	{ "99999", "127.0.0.1", "port must be" },
 	{ "80", "localhost", "not a numeric IPv4" },

@@ -1,7 +1,6 @@
-/* test_io_dconf.c - the daemons' command line and the profile mapping:
- * every built-in profile maps to valid transport parameters and mux
- * settings, options override in order, bad input gives a message that
- * names it. */
+/* test_io_dconf.c - the daemons' command line: options override in order,
+ * bad input gives a message that names it. (The profile mapping is
+ * core/transport's: test_transport.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,59 +16,6 @@
 #include <unistd.h>
 
 #include "io/dconf.h"
-
-static void every_profile_maps_to_valid_params(void **state)
-{
-	(void)state;
-	for (size_t i = 0; i < profile_count(); i++) {
-		const struct profile *p = profile_at(i);
-		struct transport_params t;
-		struct mux_config m;
-		struct mux *probe = NULL;
-
-		dconf_tparams(p, &t);
-		assert_true(tparams_valid(&t));
-		assert_int_equal(t.profile, i);
-		assert_int_equal(t.mtu, p->mtu);
-		assert_int_equal(t.nodelay, p->nodelay ? 1 : 0);
-		assert_int_equal(t.keepalive_ms, p->keepalive_ms);
-		dconf_mux(p, 0, &m);
-		assert_int_equal(m.window, p->stream_window);
-		assert_int_equal(m.budget, p->session_window);
-		assert_int_equal(m.max_streams, p->max_streams);
-		assert_int_equal(mux_new(&probe, MUX_SERVER, &m), 0);
-		mux_free(probe);
-		dconf_mux(p, 7, &m);
-		assert_int_equal(m.max_streams, 7);
-	}
-}
-
-static void padding_modes(void **state)
-{
-	struct profile p = *profile_default();
-	struct transport_params t;
-
-	(void)state;
-	p.pad_bucket = 32;
-	dconf_tparams(&p, &t);
-	assert_int_equal(t.pad_mode, TPARAMS_PAD_BUCKET);
-	assert_int_equal(t.pad_max, 32);
-	p.pad_bucket = 4; /* below the wire's bucket floor */
-	dconf_tparams(&p, &t);
-	assert_true(tparams_valid(&t));
-	p.pad_bucket = 0;
-	p.pad_max = 20;
-	dconf_tparams(&p, &t);
-	assert_int_equal(t.pad_mode, TPARAMS_PAD_RANDOM);
-	assert_int_equal(t.pad_max, 20);
-	p.pad_max = 0;
-	p.interval_ms = 1; /* below the wire's minimum: clamped */
-	dconf_tparams(&p, &t);
-	assert_int_equal(t.pad_mode, TPARAMS_PAD_NONE);
-	assert_true(tparams_valid(&t));
-	assert_int_equal(dconf_profile_id("lossy"), dconf_profile_id("lossy"));
-	assert_int_equal(dconf_profile_id("no-such"), 0);
-}
 
 /* A connection string with fixed keys. */
 static void make_url(char *url, size_t cap)
@@ -302,14 +248,9 @@ static void published_keys_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(every_profile_maps_to_valid_params),
-		cmocka_unit_test(padding_modes),
-		cmocka_unit_test(options_apply_in_order),
-		cmocka_unit_test(bad_command_lines),
-		cmocka_unit_test(config_file_and_options),
-		cmocka_unit_test(read_file_bounds),
-		cmocka_unit_test(secrets_from_files),
-		cmocka_unit_test(published_keys_refused),
+		cmocka_unit_test(options_apply_in_order),  cmocka_unit_test(bad_command_lines),
+		cmocka_unit_test(config_file_and_options), cmocka_unit_test(read_file_bounds),
+		cmocka_unit_test(secrets_from_files),      cmocka_unit_test(published_keys_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

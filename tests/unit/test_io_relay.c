@@ -92,13 +92,17 @@ static int setup(void **state)
 	struct tcp_conn_cb cb = { on_tcp, f };
 	struct mux_event ev;
 	struct tcp_conn *c;
+	struct mux_config mc;
 	int sv[2];
 
 	memset(f, 0, sizeof *f);
 	f->loop = ev_loop_new(EVFLAG_AUTO);
 	assert_non_null(f->loop);
-	assert_int_equal(mux_new(&f->cli, MUX_CLIENT, NULL), 0);
-	assert_int_equal(mux_new(&f->srv, MUX_SERVER, NULL), 0);
+	/* A window smaller than what the backpressure test writes. */
+	mux_config_default(&mc);
+	mc.window = 256 * 1024;
+	assert_int_equal(mux_new(&f->cli, MUX_CLIENT, &mc), 0);
+	assert_int_equal(mux_new(&f->srv, MUX_SERVER, &mc), 0);
 	relay_host_init(&f->host, srv_mux, f);
 	assert_int_equal(mux_open_stream(f->cli, req, sizeof req, &f->cid), 0);
 	exchange(f);

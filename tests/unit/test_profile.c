@@ -10,6 +10,7 @@
 #include "base/limits.h"
 #include "core/profile.h"
 #include "core/tparams.h"
+#include "core/transport.h"
 
 static void every_builtin_validates(void **state)
 {
@@ -103,10 +104,10 @@ static void field_table_is_consistent(void **state)
 	}
 	assert_null(profile_field_at(PROFILE_F_COUNT));
 	assert_null(profile_field_find("mtuu"));
-	assert_int_equal(profile_field_find("mtu")->min, PROFILE_MTU_MIN);
-	assert_int_equal(profile_field_find("mtu")->max, PROFILE_MTU_MAX);
-	assert_int_equal(profile_field_find("snd_wnd")->min, PROFILE_WND_MIN);
-	assert_int_equal(profile_field_find("snd_wnd")->max, PROFILE_WND_MAX);
+	assert_int_equal(profile_field_find("mtu")->min, TPARAMS_MTU_MIN);
+	assert_int_equal(profile_field_find("mtu")->max, TPARAMS_MTU_MAX);
+	assert_int_equal(profile_field_find("snd_wnd")->min, TPARAMS_WND_MIN);
+	assert_int_equal(profile_field_find("snd_wnd")->max, TPARAMS_WND_MAX);
 	assert_int_equal(profile_field_find("interval_ms")->min, TPARAMS_INTERVAL_MIN);
 	assert_int_equal(profile_field_find("interval_ms")->max, 1000);
 }
@@ -174,6 +175,14 @@ static void validate_names_the_field(void **state)
 	p.interval_ms = 0;
 	assert_int_equal(profile_validate(&p, err, sizeof err), KS_ERR_INVAL);
 	assert_string_equal(err, "interval_ms: 0 is out of range 5..1000");
+	/* The handshake carries one padding mode: a key that could not reach
+	 * the envelope is refused, not ignored. */
+	p = *profile_default();
+	p.pad_max = 64;
+	assert_int_equal(profile_validate(&p, err, sizeof err), KS_ERR_INVAL);
+	assert_string_equal(err, "pad_max: 64 needs pad_bucket = 0 (one padding mode: 32 is set)");
+	p.pad_bucket = 0;
+	assert_int_equal(profile_validate(&p, err, sizeof err), 0);
 }
 
 static void validate_ties_idle_to_keepalive(void **state)
@@ -195,39 +204,33 @@ static void validate_ties_idle_to_keepalive(void **state)
 	assert_string_equal(small, "idle_ti");
 }
 
-/* carry is the plain mapping of the handshake-carried fields of a profile
- * onto transport parameters (padding: the bucket if set, else random). */
-static void carry(const struct profile *p, struct transport_params *t)
+/* Every carried field of p arrives in t as configured (nothing clamped). */
+static bool carried_as_is(const struct profile *p, const struct transport_params *t)
 {
-	tparams_default(t);
-	t->mtu = (uint16_t)p->mtu;
-	t->pad_mode = p->pad_bucket ? TPARAMS_PAD_BUCKET
-	              : p->pad_max  ? TPARAMS_PAD_RANDOM
-	                            : TPARAMS_PAD_NONE;
-	t->pad_max = (uint16_t)(p->pad_bucket ? p->pad_bucket : p->pad_max);
-	t->interval = (uint16_t)p->interval_ms;
-	t->nodelay = (uint8_t)p->nodelay;
-	t->resend = (uint8_t)p->resend;
-	t->nc = p->nc;
-	t->snd_wnd = (uint16_t)p->snd_wnd;
-	t->rcv_wnd = (uint16_t)p->rcv_wnd;
-	t->keepalive_ms = p->keepalive_ms;
-	t->idle_timeout_ms = p->idle_timeout_ms;
+	uint32_t pad = p->pad_bucket ? p->pad_bucket : p->pad_max;
+
+	return tparams_valid(t) && t->mtu == p->mtu && t->pad_max == pad &&
+	       t->interval == p->interval_ms && t->nodelay == p->nodelay &&
+	       t->resend == p->resend && t->nc == p->nc && t->snd_wnd == p->snd_wnd &&
+	       t->rcv_wnd == p->rcv_wnd && t->keepalive_ms == p->keepalive_ms &&
+	       t->idle_timeout_ms == p->idle_timeout_ms;
 }
 
 /* Regression: every profile that validates must be one the handshake can
  * carry. The built-in `lossy` (nodelay 2) and overrides such as
  * interval_ms = 1, idle_timeout_ms above an hour or pad_bucket = 8 passed
  * profile_validate but were refused by tparams_valid, so the client could
- * not even start a handshake with them. */
+ * not even start a handshake with them. This calls the production mapping
+ * (transport_proposal), which clamps nothing a valid profile holds: every
+ * carried field arrives as configured. */
 static void profiles_fit_the_transport_parameters(void **state)
 {
 	(void)state;
 	struct transport_params t;
 
 	for (size_t i = 0; i < profile_count(); i++) {
-		carry(profile_at(i), &t);
-		if (!tparams_valid(&t))
+		transport_proposal(profile_at(i), &t);
+		if (!carried_as_is(profile_at(i), &t))
 			fail_msg("built-in profile '%s' cannot be carried", profile_at(i)->name);
 	}
 	for (size_t i = 0; i < PROFILE_F_COUNT; i++) {
@@ -244,8 +247,8 @@ static void profiles_fit_the_transport_parameters(void **state)
 				p.idle_timeout_ms = 2 * probe[j];
 			if (profile_validate(&p, NULL, 0) != 0)
 				continue;
-			carry(&p, &t);
-			if (!tparams_valid(&t))
+			transport_proposal(&p, &t);
+			if (!carried_as_is(&p, &t))
 				fail_msg("%s = %u validates but cannot be carried", f->key,
 				         probe[j]);
 		}

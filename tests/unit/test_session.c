@@ -529,8 +529,8 @@ static void test_probe_switch(void **state)
 	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED);
 	assert_int_equal(server_new(&fresh, &f->scfg), 0);
 	now = run_silent(f, c, 0, 2);
-	/* keepalive (10 s) + silent_ms (3 s) */
-	assert_int_equal(now, 10000 + SESSION_SILENT_MS_DEFAULT);
+	/* keepalive + silent_ms (3 s) */
+	assert_int_equal(now, f->ccfg.proposal.keepalive_ms + SESSION_SILENT_MS_DEFAULT);
 	assert_int_equal(c->probe, PROBE_HANDSHAKE);
 	assert_int_equal(f->c2s.n, 1);
 	exchange(f, c, fresh, &a, now + 20);

@@ -183,50 +183,168 @@ static void data_flows_both_ways(void **state)
 	sessions_free(s.t);
 }
 
-/* 6.2: only an authenticated, fresh, newest datagram moves the peer. */
-static void roaming_moves_only_on_newest(void **state)
+/* The client's side of 6.2: open a PATH_CHALLENGE (its token into token),
+ * and seal a PATH_RESPONSE carrying a token into r. */
+static void client_open_challenge(struct client *c, uint32_t conv, const uint8_t *d, size_t n,
+                                  uint8_t token[static SESSIONS_TOKEN_LEN])
+{
+	uint8_t pt[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t m = envelope_open(&c->env, d, n, 0, pt, sizeof pt, &rx);
+
+	assert_int_equal(m, SESSIONS_PATH_LEN);
+	assert_int_equal(sessions_path_read(pt, (size_t)m, conv, token), SESSIONS_PATH_CHALLENGE);
+}
+
+static ssize_t client_respond(struct client *c, uint32_t conv, const uint8_t *token, uint8_t *r)
+{
+	uint8_t frame[SESSIONS_PATH_LEN];
+	ssize_t m;
+
+	sessions_path_write(frame, conv, SESSIONS_PATH_RESPONSE, token);
+	m = envelope_seal(&c->env, &c->rng, frame, sizeof frame, r, ENVELOPE_MAX_DATAGRAM);
+	assert_true(m > 0);
+	return m;
+}
+
+/* 6.2: a new address gets a challenge, and the peer moves only when the
+ * challenge's token comes back from that address. */
+static void roaming_needs_path_validation(void **state)
 {
 	(void)state;
 	struct server s;
 	struct client c;
 	uint8_t d0[ENVELOPE_MAX_DATAGRAM], d1[ENVELOPE_MAX_DATAGRAM], d2[ENVELOPE_MAX_DATAGRAM];
-	uint8_t out[ENVELOPE_MAX_DATAGRAM];
-	struct sessions_addr b = addr_of(200), third = addr_of(66);
+	uint8_t out[ENVELOPE_MAX_DATAGRAM], ch[ENVELOPE_MAX_DATAGRAM], r[ENVELOPE_MAX_DATAGRAM];
+	uint8_t token[SESSIONS_TOKEN_LEN], wrong[SESSIONS_TOKEN_LEN];
+	struct sessions_addr a, b = addr_of(200), third = addr_of(66);
 	const struct sessions_addr *to;
 	struct sessions_event ev;
-	ssize_t n0, n1, n2;
+	ssize_t n0, n1, n2, nc, nr;
 	uint64_t sid;
+	uint32_t conv;
 
 	server_start(&s, 2, 16);
 	client_init(&c, &s, 0, 101);
+	a = c.addr;
 	sid = client_connect(&c, &s, 0);
+	conv = sessions_get(s.t, sid)->conv;
 	n0 = client_seal(&c, "zero", d0);
 	n1 = client_seal(&c, "one", d1);
 	n2 = client_seal(&c, "two", d2);
-	assert_int_equal(deliver(&s, &c.addr, d0, (size_t)n0, 1, &ev, out), 0);
-	/* The client's NAT rebinds: its next datagram comes from b. */
+	assert_int_equal(deliver(&s, &a, d0, (size_t)n0, 1, &ev, out), 0);
+	assert_false(ev.challenge);
+	assert_int_equal(sessions_seal_challenge(s.t, sid, &s.rng, 1, ch, sizeof ch, &to),
+	                 KS_ERR_STATE);
+	/* The client's NAT rebinds: its next datagram comes from b. It is
+	 * delivered, but the peer stays until b proves it receives. */
 	assert_int_equal(deliver(&s, &b, d2, (size_t)n2, 2, &ev, out), 0);
-	assert_true(ev.moved);
-	assert_memory_equal(&sessions_get(s.t, sid)->peer, &b, sizeof b);
+	assert_int_equal(ev.len, 3);
+	assert_false(ev.moved);
+	assert_true(ev.challenge);
+	assert_memory_equal(&sessions_get(s.t, sid)->peer, &a, sizeof a);
+	nc = sessions_seal_challenge(s.t, sid, &s.rng, 2, ch, sizeof ch, &to);
+	assert_true(nc > 0);
+	assert_memory_equal(to, &b, sizeof b);
+	assert_true((uint64_t)nc <= SESSIONS_AMPLIFY * (uint64_t)n2);
+	client_open_challenge(&c, conv, ch, (size_t)nc, token);
+	/* Data still goes to the proven address. */
+	assert_true(sessions_seal(s.t, sid, &s.rng, (const uint8_t *)"x", 1, out, sizeof out, &to) >
+	            0);
+	assert_memory_equal(to, &a, sizeof a);
 	/* A replay from a third address: refused, nothing moves. */
 	assert_int_equal(deliver(&s, &third, d2, (size_t)n2, 3, &ev, out), KS_ERR_REPLAY);
 	assert_int_equal(deliver(&s, &third, d0, (size_t)n0, 3, &ev, out), KS_ERR_REPLAY);
 	assert_int_equal(ev.kind, SESSIONS_EV_NONE);
-	/* A late (older, unseen) datagram opens but does not move the peer. */
+	/* A late (older, unseen) datagram opens but does not make its source
+	 * the candidate. */
 	assert_int_equal(deliver(&s, &third, d1, (size_t)n1, 4, &ev, out), 0);
 	assert_false(ev.moved);
-	assert_memory_equal(&sessions_get(s.t, sid)->peer, &b, sizeof b);
-	/* A forged datagram from the third address does not either. */
-	n0 = client_seal(&c, "three", d0);
-	d0[n0 - 1] ^= 1;
-	assert_int_equal(deliver(&s, &third, d0, (size_t)n0, 5, &ev, out), KS_ERR_AUTH);
-	d0[n0 - 1] ^= 1;
-	/* And the session carries on from b, replies going to b. */
-	assert_int_equal(deliver(&s, &b, d0, (size_t)n0, 6, &ev, out), 0);
+	assert_false(ev.challenge);
+	/* The response from another address does not validate b... */
+	nr = client_respond(&c, conv, token, r);
+	assert_int_equal(deliver(&s, &third, r, (size_t)nr, 5, &ev, out), 0);
 	assert_false(ev.moved);
-	assert_true(sessions_seal(s.t, sid, &s.rng, out, 3, d1, sizeof d1, &to) > 0);
+	assert_int_equal(ev.len, 0);
+	/* ...nor a wrong token from b, nor a forged datagram. */
+	memcpy(wrong, token, sizeof wrong);
+	wrong[0] ^= 1;
+	nr = client_respond(&c, conv, wrong, r);
+	assert_int_equal(deliver(&s, &b, r, (size_t)nr, 5, &ev, out), 0);
+	assert_false(ev.moved);
+	nr = client_respond(&c, conv, token, r);
+	r[nr - 1] ^= 1;
+	assert_int_equal(deliver(&s, &b, r, (size_t)nr, 5, &ev, out), KS_ERR_AUTH);
+	r[nr - 1] ^= 1;
+	assert_memory_equal(&sessions_get(s.t, sid)->peer, &a, sizeof a);
+	/* The right token from b moves the peer; replies go to b. */
+	assert_int_equal(deliver(&s, &b, r, (size_t)nr, 6, &ev, out), 0);
+	assert_true(ev.moved);
+	assert_int_equal(ev.len, 0);
+	assert_memory_equal(&sessions_get(s.t, sid)->peer, &b, sizeof b);
+	assert_true(sessions_seal(s.t, sid, &s.rng, (const uint8_t *)"x", 1, out, sizeof out, &to) >
+	            0);
 	assert_memory_equal(to, &b, sizeof b);
 	assert_int_equal(s.t->n.moved, 1);
+	sessions_free(s.t);
+}
+
+/* 6.2 against a racer: copies of the client's datagrams from the
+ * attacker's address arrive first. The session stays on the proven path,
+ * the attacker's address gets challenges only, never more than 3x what it
+ * sent, and the originals (duplicates now) keep dropping the candidate. */
+static void racer_gets_at_most_three_times(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM], ch[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_addr evil = addr_of(99);
+	const struct sessions_addr *to;
+	struct sessions_event ev;
+	uint64_t sid, sent = 0, got = 0, delivered = 0;
+	ssize_t n;
+
+	server_start(&s, 3, 16);
+	client_init(&c, &s, 1, 102);
+	sid = client_connect(&c, &s, 0);
+	for (uint64_t i = 0; i < 200; i++) {
+		uint64_t now = 10 + i * 7;
+
+		n = client_seal(&c, i % 3 ? "a small ack" : "a longer datagram with stream data",
+		                d);
+		/* The copy first, from the attacker. */
+		assert_int_equal(deliver(&s, &evil, d, (size_t)n, now, &ev, out), 0);
+		sent += (uint64_t)n;
+		delivered += ev.len > 0;
+		if (ev.challenge) {
+			ssize_t m =
+			        sessions_seal_challenge(s.t, sid, &s.rng, now, ch, sizeof ch, &to);
+
+			if (m > 0) {
+				assert_memory_equal(to, &evil, sizeof evil);
+				got += (uint64_t)m;
+			} else {
+				assert_int_equal(m, KS_ERR_LIMIT);
+			}
+		}
+		assert_true(got <= 3 * sent);
+		/* Then the original: a genuine duplicate from the proven path. */
+		assert_int_equal(deliver(&s, &c.addr, d, (size_t)n, now + 1, &ev, out),
+		                 KS_ERR_REPLAY);
+		assert_false(sessions_get(s.t, sid)->cand.active);
+		assert_memory_equal(&sessions_get(s.t, sid)->peer, &c.addr, sizeof c.addr);
+	}
+	assert_int_equal(delivered, 200); /* nothing lost: the copies carried it */
+	assert_int_equal(s.t->n.moved, 0);
+	assert_true(s.t->n.path_kept >= 200);
+	assert_true(got > 0);
+	/* A forged duplicate from the proven path does not count. */
+	n = client_seal(&c, "x", d);
+	assert_int_equal(deliver(&s, &evil, d, (size_t)n, 5000, &ev, out), 0);
+	d[n - 1] ^= 1;
+	assert_int_equal(deliver(&s, &c.addr, d, (size_t)n, 5001, &ev, out), KS_ERR_REPLAY);
+	assert_true(sessions_get(s.t, sid)->cand.active);
 	sessions_free(s.t);
 }
 
@@ -390,36 +508,6 @@ static void user_sessions_are_capped(void **state)
 	sessions_free(s.t);
 }
 
-static void idle_sessions_expire(void **state)
-{
-	(void)state;
-	struct server s;
-	struct client a, b;
-	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
-	struct sessions_event ev;
-	uint64_t sa, sb, gone;
-	uint32_t idle;
-	ssize_t n;
-
-	server_start(&s, 6, 4);
-	assert_true(sessions_deadline(s.t) == UINT64_MAX);
-	client_init(&a, &s, 0, 400);
-	client_init(&b, &s, 1, 401);
-	sa = client_connect(&a, &s, 0);
-	sb = client_connect(&b, &s, 0);
-	idle = sessions_get(s.t, sa)->params.idle_timeout_ms;
-	n = client_seal(&b, "alive", d);
-	assert_int_equal(deliver(&s, &b.addr, d, (size_t)n, 1000, &ev, out), 0);
-	assert_true(sessions_deadline(s.t) == idle);
-	assert_int_equal(sessions_expire(s.t, idle - 1, &gone), KS_ERR_AGAIN);
-	assert_int_equal(sessions_expire(s.t, idle, &gone), 0);
-	assert_true(gone == sa);
-	assert_int_equal(sessions_expire(s.t, idle, &gone), KS_ERR_AGAIN);
-	assert_true(sessions_deadline(s.t) == 1000 + (uint64_t)idle);
-	assert_non_null(sessions_get(s.t, sb));
-	sessions_free(s.t);
-}
-
 static void full_table_answers_nothing(void **state)
 {
 	(void)state;
@@ -518,18 +606,76 @@ static void bad_configuration_is_refused(void **state)
 	assert_true(n_frees > frees);
 }
 
+/* handshake 4.6 through the table: an authenticated init of a wire version
+ * the server does not speak gets a REFUSED event with the refusal, no
+ * slot; the client reads it as a refusal. */
+static void version_mismatch_gets_a_refusal_and_no_slot(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	struct handshake_result res;
+	ssize_t n;
+
+	server_start(&s, 40, 4);
+	client_init(&c, &s, 1, 140);
+	c.hc.wire_min = c.hc.wire_max = 7;
+	n = handshake_client_write_init(&c.hc, &c.rng, NOW_UNIX, init, sizeof init);
+	assert_true(n > 0);
+	assert_int_equal(deliver(&s, &c.addr, init, (size_t)n, 0, &ev, out), 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_REFUSED);
+	assert_true(ev.len > 0 && ev.len <= (size_t)n);
+	assert_int_equal(sessions_live(s.t), 0);
+	assert_int_equal(s.t->n.init_refused, 1);
+	assert_int_equal(handshake_client_read_response(&c.hc, out, ev.len, &res),
+	                 KS_ERR_UNSUPPORTED);
+	assert_int_equal(c.hc.refusal.server_max, HANDSHAKE_WIRE_VERSION);
+	sessions_free(s.t);
+}
+
+/* Issue 14, attack 3 through the table: a table started at start_unix_ms
+ * answers no init stamped before it, so a capture from before a restart
+ * gets nothing; a fresh init gets in. */
+static void restart_does_not_reopen_the_replay_window(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	ssize_t n;
+
+	server_start(&s, 41, 4);
+	client_init(&c, &s, 2, 141);
+	n = handshake_client_write_init(&c.hc, &c.rng, NOW_UNIX, init, sizeof init);
+	assert_int_equal(deliver(&s, &c.addr, init, (size_t)n, 0, &ev, out), 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_NEW);
+	s.cfg.start_unix_ms = NOW_UNIX + 21000;
+	server_restart(&s);
+	assert_int_equal(deliver(&s, &c.addr, init, (size_t)n, 21000, &ev, out), KS_ERR_STALE);
+	assert_int_equal(ev.kind, SESSIONS_EV_NONE);
+	assert_int_equal(sessions_live(s.t), 0);
+	client_connect(&c, &s, 21001);
+	assert_int_equal(sessions_live(s.t), 1);
+	sessions_free(s.t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(data_flows_both_ways),
-		cmocka_unit_test(roaming_moves_only_on_newest),
+		cmocka_unit_test(roaming_needs_path_validation),
+		cmocka_unit_test(racer_gets_at_most_three_times),
 		cmocka_unit_test(probes_get_no_answer),
 		cmocka_unit_test(restart_is_noticed_and_healed),
 		cmocka_unit_test(user_sessions_are_capped),
-		cmocka_unit_test(idle_sessions_expire),
 		cmocka_unit_test(full_table_answers_nothing),
 		cmocka_unit_test(bad_inits_get_no_answer),
 		cmocka_unit_test(bad_configuration_is_refused),
+		cmocka_unit_test(version_mismatch_gets_a_refusal_and_no_slot),
+		cmocka_unit_test(restart_does_not_reopen_the_replay_window),
 	};
 	if (sodium_init() < 0)
 		return 1;

@@ -15,6 +15,7 @@
 
 #include "base/rng.h"
 #include "core/socks5.h"
+#include "lib/socks5_client.h"
 
 /* S("...") is a byte string literal and its length without the final NUL.
  * Hex escapes are closed by string concatenation before any letter. */

@@ -18,7 +18,18 @@ static void round_trip_and_layout(void **state)
 		0x02, 0x10, 0x27, 0x00, 0x00, 0xc0, 0xd4, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	};
 
-	tparams_default(&p);
+	/* Fixed values (the defaults may change; the layout may not). */
+	p = (struct transport_params){ .mtu = 1350,
+		                       .pad_mode = TPARAMS_PAD_RANDOM,
+		                       .pad_max = 64,
+		                       .interval = 20,
+		                       .nodelay = 1,
+		                       .resend = 2,
+		                       .nc = 1,
+		                       .snd_wnd = 512,
+		                       .rcv_wnd = 512,
+		                       .keepalive_ms = 10000,
+		                       .idle_timeout_ms = 120000 };
 	assert_true(tparams_valid(&p));
 	assert_int_equal(tparams_encode(&p, b, sizeof b), TPARAMS_WIRE_LEN);
 	assert_memory_equal(b, want, TPARAMS_WIRE_LEN);
@@ -69,6 +80,7 @@ static void clamp_follows_the_rule(void **state)
 	struct transport_params def, min, max, pr, out;
 
 	tparams_default(&def);
+	def.pad_mode = TPARAMS_PAD_RANDOM, def.pad_max = 64; /* inside min..max below */
 	min = max = def;
 	min.mtu = 1000, max.mtu = 1400;
 	min.nodelay = 0, max.nodelay = 0;
@@ -99,12 +111,29 @@ static void clamp_follows_the_rule(void **state)
 	assert_int_equal(out.pad_mode, def.pad_mode);
 }
 
+/* One default set: the defaults are the proposal of profile `default`. */
+static void default_is_the_default_profile(void **state)
+{
+	(void)state;
+	struct transport_params d, p;
+
+	tparams_default(&d);
+	transport_proposal(profile_default(), &p);
+	assert_true(tparams_valid(&d));
+	assert_true(tparams_equal(&d, &p));
+	assert_int_equal(d.mtu, profile_default()->mtu);
+	assert_int_equal(d.keepalive_ms, profile_default()->keepalive_ms);
+	assert_int_equal(d.snd_wnd, profile_default()->snd_wnd);
+	assert_int_equal(d.profile, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(round_trip_and_layout),
 		cmocka_unit_test(decode_is_strict),
 		cmocka_unit_test(clamp_follows_the_rule),
+		cmocka_unit_test(default_is_the_default_profile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
