@@ -51,6 +51,8 @@ enum {
 	KCP_REORDER_MAX = 32,       /* learned reordering added to resend, max */
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
+	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
+	KCP_IDLE_BUFS = 32,         /* segment buffers an idle engine may keep (more: freed) */
 };
 
 /* --- envelope, replay, handshake --- */
@@ -260,11 +262,12 @@ enum {
 	RESOLVER_ARES_TRIES = 2,       /* c-ares tries per server within one lookup */
 	RESOLVER_ARES_TRY_MIN_MS = 50, /* shortest first c-ares try */
 
-	METRICS_REQUEST_MAX = 2048,        /* request line + headers; more is refused (431) */
-	METRICS_BODY_DEFAULT = 256 * 1024, /* /metrics output bound */
+	METRICS_REQUEST_MAX = 2048,       /* request line + headers; more is refused (431) */
+	METRICS_GROW_INITIAL = 64 * 1024, /* first allocation of an unbounded /metrics body */
 	METRICS_BODY_MAX = 16 << 20,
-	METRICS_CLIENTS_MAX = 16,  /* scrapes served at once */
-	METRICS_TIMEOUT_MS = 5000, /* whole exchange of one client */
+	METRICS_SESSION_SERIES_MAX = 64, /* sessions with per-session series in /metrics */
+	METRICS_CLIENTS_MAX = 16,        /* scrapes served at once */
+	METRICS_TIMEOUT_MS = 5000,       /* whole exchange of one client */
 	METRICS_TIMEOUT_MAX_MS = 600000,
 	METRICS_HEAD_MAX = 256, /* status line and headers of a response */
 

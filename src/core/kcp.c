@@ -43,6 +43,7 @@ struct sseg {          /* send window slot, index sn & smask */
 	bool pend; /* a pend entry with this fence exists */
 	bool fast; /* the last retransmission was a fast one */
 	bool spur; /* ...or an isolated RTO: an older echo shows it spurious */
+	bool held; /* K12: its RTO waits for the answer to a silent probe */
 };
 
 struct rseg {          /* receive window slot, index sn & rmask */
@@ -107,6 +108,8 @@ struct kcp {
 	bool ep_cut;                       /* the episode has reduced cwnd */
 	uint32_t flush_lost;               /* originals found lost in this flush */
 	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
+	uint32_t silent_sn;                /* K12: the one segment resent into a silent path */
+	bool silent;                       /* ...silent_sn is set */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
@@ -226,7 +229,8 @@ static uint32_t qmax(const struct kcp *k)
  * application has not read yet (K6). */
 static uint32_t wnd_free(const struct kcp *k) { return k->cfg.rcv_wnd - (k->rcv_nxt - k->rd_sn); }
 
-/* ensure_buf gives *slot an mss-byte buffer; a slot keeps it for life. */
+/* ensure_buf gives *slot an mss-byte buffer; a slot keeps it until the
+ * engine goes idle after a burst (trim_idle). */
 static int ensure_buf(struct kcp *k, uint8_t **slot)
 {
 	if (*slot)
@@ -938,42 +942,139 @@ static bool path_alive(const struct kcp *k, const struct sseg *g)
 	       (k->echo_at != KCP_NEVER && seq_gt((uint32_t)k->echo_at, g->ts));
 }
 
-/* retx_timeouts resends the segments whose RTO expired (K4, K7). An expiry
- * while the path is alive is an isolated loss: resent without backoff and
+/* silent_now: no ACK has arrived for a quarter RTT (at least
+ * KCP_QUIET_MIN ms, at most half the RTO) while segments are out: the peer
+ * is not answering at the moment, whatever it did while the segments now
+ * expiring were out (K12). */
+static bool silent_now(const struct kcp *k, uint64_t now)
+{
+	uint64_t quiet = min32(max32(k->srtt / 4, KCP_QUIET_MIN), max32(k->rto / 2, 1));
+
+	return k->echo_at == KCP_NEVER || now >= k->echo_at + quiet;
+}
+
+/* silent_probe: the segment resent into the silent path (K12), while it is
+ * unacknowledged and nothing has answered since; NULL otherwise. */
+static struct sseg *silent_probe(const struct kcp *k)
+{
+	struct sseg *p = sslot(k, k->silent_sn);
+
+	if (!k->silent || !p->live || p->sn != k->silent_sn || path_alive(k, p))
+		return NULL;
+	return p;
+}
+
+/* silent_release: once the probe is answered (acknowledged, or an echo of
+ * a transmission as late as it), the segments held behind it are due at
+ * once: the path works, and what it has not acknowledged by now was lost
+ * (the ACKs of a stalled receiver's backlog came before the probe's; any
+ * still arriving defer them again, see queued). Once per silent episode,
+ * O(flight). */
+static void silent_release(struct kcp *k, uint64_t now)
+{
+	const struct sseg *p = sslot(k, k->silent_sn);
+
+	if (!k->silent || (p->live && p->sn == k->silent_sn && seq_lt(k->echo_hi, p->ts)))
+		return;
+	k->silent = false;
+	for (uint32_t sn = k->snd_una; sn != k->snd_nxt; sn++) {
+		struct sseg *g = sslot(k, sn);
+
+		if (!g->live || !g->held)
+			continue;
+		g->held = false;
+		if (g->resendts > now) {
+			g->resendts = now;
+			heap_up(k, g->heap);
+		}
+	}
+}
+
+/* resend_timeout resends g, whose RTO expired (K4, K7). An expiry while
+ * the path is alive is an isolated loss: resent without backoff and
  * reported in *isolated. Only an expiry with the path silent since g went
  * out (the whole flight after it is unanswered) backs off and is reported
- * in *flight. */
+ * in *flight. Returns false when g has used up its transmissions: the
+ * link is dead. */
+static bool resend_timeout(struct kcp *k, struct sseg *g, uint64_t now, bool *isolated,
+                           bool *flight)
+{
+	bool alive = path_alive(k, g);
+
+	if (g->xmit >= k->cfg.dead_link) {
+		/* K7: its last allowed transmission went unanswered for a
+		 * whole RTO. */
+		k->dead = true;
+		return false;
+	}
+	/* Skipped often enough for the configured threshold but not for the
+	 * learned one: the learned one is too high. */
+	if (g->fq && k->reo_extra && k->ack_events - g->fbase >= k->cfg.resend)
+		k->reo_extra--;
+	g->rto = alive ? k->rto : backoff(k, g->rto);
+	g->resendts = now + g->rto;
+	g->fast = g->held = false;
+	/* An echo of the original shows either kind spurious (K12: a silent
+	 * path may be a stalled receiver, not a lost flight). */
+	g->spur = true;
+	heap_down(k, g->heap);
+	heap_up(k, g->heap);
+	fence_mark(k, g, now);
+	k->st.seg_retx_timeout++;
+	k->st.seg_retx_isolated += alive;
+	k->st.data_bytes_retx += g->len;
+	loss_seen(k, g, alive ? isolated : flight);
+	transmit(k, g, now);
+	return true;
+}
+
+/* K12: while the path is silent, one segment probes it and the others wait
+ * on its timer. A receiver that stops reading for longer than the RTO (a
+ * descheduled or busy daemon: on a 1 ms path the RTO is a few tens of ms)
+ * would otherwise get the whole flight again at once, hundreds of
+ * segments, right when it is slowest, and nearly every copy is spurious.
+ * The probe is the oldest unacknowledged segment, the one the receiver
+ * can always take (a later one may be beyond its window, behind the hole).
+ * If it is answered, what is still unacknowledged resends (silent_release);
+ * if not, it backs off alone. Returns true when g was held. */
+static bool silent_hold(struct kcp *k, struct sseg *g, uint64_t now, bool *isolated, bool *flight)
+{
+	struct sseg *p;
+
+	if (!silent_now(k, now))
+		return false;
+	p = silent_probe(k);
+	if (!p) {
+		p = sslot(k, k->snd_una);
+		if (!p->live || p->sn != k->snd_una)
+			p = g;
+		k->silent = true;
+		k->silent_sn = p->sn;
+		if (p == g || !resend_timeout(k, p, now, isolated, flight))
+			return false; /* g is the probe (or the link is dead) */
+	}
+	if (p == g)
+		return false;
+	g->rto = max32(g->rto, p->rto);
+	g->resendts = max64(g->resendts, p->resendts + 1);
+	g->held = true;
+	heap_down(k, g->heap);
+	return true;
+}
+
 static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *flight)
 {
 	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
 		struct sseg *g = sslot(k, k->heap[0]);
-		bool alive = path_alive(k, g);
 		if (queued(k, g, now)) {
 			g->resendts = k->echo_at + max32(k->srtt / 4, 1);
 			heap_down(k, 0);
 			continue;
 		}
-		if (g->xmit >= k->cfg.dead_link) {
-			/* K7: its last allowed transmission went unanswered
-			 * for a whole RTO. */
-			k->dead = true;
-			break;
-		}
-		/* Skipped often enough for the configured threshold but not
-		 * for the learned one: the learned one is too high. */
-		if (g->fq && k->reo_extra && k->ack_events - g->fbase >= k->cfg.resend)
-			k->reo_extra--;
-		g->rto = alive ? k->rto : backoff(k, g->rto);
-		g->resendts = now + g->rto;
-		g->fast = false;
-		g->spur = alive;
-		heap_down(k, 0);
-		fence_mark(k, g, now);
-		k->st.seg_retx_timeout++;
-		k->st.seg_retx_isolated += alive;
-		k->st.data_bytes_retx += g->len;
-		loss_seen(k, g, alive ? isolated : flight);
-		transmit(k, g, now);
+		if (silent_hold(k, g, now, isolated, flight))
+			continue;
+		if (!k->dead)
+			(void)resend_timeout(k, g, now, isolated, flight);
 	}
 }
 
@@ -992,6 +1093,7 @@ static void retx_fast(struct kcp *k, uint64_t now, bool *isolated)
 			continue; /* leave it to the RTO */
 		g->resendts = now + g->rto;
 		g->fast = g->spur = true;
+		g->held = false;
 		heap_down(k, g->heap);
 		heap_up(k, g->heap);
 		fence_mark(k, g, now);
@@ -1201,6 +1303,34 @@ ssize_t kcp_peek_size(const struct kcp *k)
 	return (ssize_t)size;
 }
 
+static void drop_buf(struct kcp *k, uint8_t **slot)
+{
+	if (!*slot)
+		return;
+	free(*slot);
+	*slot = NULL;
+	k->nbufs--;
+}
+
+/* trim_idle gives the segment buffers back once nothing is queued, in
+ * flight or unread, if a burst left more than KCP_IDLE_BUFS of them: an
+ * idle session holds its rings and no data (issue 19). Small exchanges
+ * stay below the threshold and never allocate again; O(windows), once per
+ * burst. Out-of-order segments still held keep their buffers. */
+static void trim_idle(struct kcp *k)
+{
+	if (k->nbufs <= KCP_IDLE_BUFS || k->inflight || k->qcount || k->rcv_bytes)
+		return;
+	for (uint32_t i = 0; i <= k->smask; i++)
+		if (!k->s[i].live)
+			drop_buf(k, &k->s[i].data);
+	for (uint32_t i = 0; i <= k->qmask; i++)
+		drop_buf(k, &k->q[i].data);
+	for (uint32_t i = 0; i <= k->rmask; i++)
+		if (!k->r[i].present)
+			drop_buf(k, &k->r[i].data);
+}
+
 static void consume(struct kcp *k)
 {
 	k->rcv_bytes -= rslot(k, k->rd_sn)->len - k->rd_off;
@@ -1276,6 +1406,7 @@ ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap)
 		else
 			arm(k, k->last_now);
 	}
+	trim_idle(k);
 	return (ssize_t)got;
 }
 
@@ -1535,6 +1666,8 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	}
 	cwnd_grow(k, a.acked);
 	fifo_prune(k, &k->fq, fq_valid);
+	silent_release(k, now);
+	trim_idle(k);
 }
 
 int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)

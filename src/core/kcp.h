@@ -101,8 +101,8 @@ struct kcp_stats {
 	uint64_t bytes_in;                  /* datagram bytes accepted */
 	uint64_t data_bytes_sent;           /* payload bytes, first transmissions */
 	uint64_t data_bytes_retx;           /* payload bytes, retransmissions */
-	uint64_t seg_retx_spurious;         /* fast or isolated-RTO retransmissions
-	                                       an older echo proved unnecessary */
+	uint64_t seg_retx_spurious;         /* fast or RTO retransmissions an
+	                                       older echo proved unnecessary */
 	uint64_t output_errors;             /* output callback returned < 0 */
 	uint64_t seg_retx_isolated;         /* of seg_retx_timeout: while later
 	                                       data was acknowledged (no backoff) */

@@ -181,6 +181,18 @@ static void ring_get(struct ring *r, uint8_t *out, size_t n)
 	r->len -= n;
 }
 
+static void ring_release(struct mux *m, struct ring *r);
+
+/* ring_take is ring_get, and a ring it empties gives its memory back: an
+ * idle stream holds no buffer, whatever its last burst needed (issue 19);
+ * the next bytes allocate again from MUX_RING_INITIAL. */
+static void ring_take(struct mux *m, struct ring *r, uint8_t *out, size_t n)
+{
+	ring_get(r, out, n);
+	if (r->len == 0)
+		ring_release(m, r);
+}
+
 static void ring_release(struct mux *m, struct ring *r)
 {
 	m->mem -= r->cap;
@@ -494,6 +506,35 @@ static void fin_check(struct mux *m, struct stream *s)
 {
 	if (s->fin_req && !s->fin_sent && s->tx.len == 0)
 		ctl_set(m, s, CTL_FIN);
+}
+
+/* rebalance moves a stream's window towards the fair share of the budget,
+ * budget / streams held (never below the floor nor above the configured
+ * window), as its application reads (step 4.5.3). The windows chosen at
+ * announce time shrink geometrically (4.5.1): with 32 bulk streams the
+ * first few held 4 MiB and the rest 64 KiB, and the rest ran at 64 KiB
+ * per RTT (issue 19: Jain's index 0.88). A window above the share shrinks,
+ * but never below what is already granted and unread, so the buffer bound
+ * always covers what the peer may send; one below grows by what the budget
+ * has left, so the streams together still never hold more than the budget.
+ * Local only: the peer just sees smaller or larger WINDOW increments. */
+static void rebalance(struct mux *m, struct stream *s)
+{
+	uint64_t share = m->cfg.budget / (m->ntab ? m->ntab : 1), out, want;
+
+	if (!s->hello_sent || s->fin_rcvd || m->role != MUX_CLIENT)
+		return;
+	share = share < MUX_WINDOW_FLOOR ? MUX_WINDOW_FLOOR : share;
+	share = share < m->cfg.window ? share : m->cfg.window;
+	out = s->rx_limit > s->rx_read ? s->rx_limit - s->rx_read : 0;
+	if (s->win > share) {
+		want = out > share ? out : share;
+		if (want < s->win)
+			win_set(m, s, (uint32_t)want);
+	} else if (s->win < share && m->committed < m->cfg.budget) {
+		want = s->win + (m->cfg.budget - m->committed);
+		win_set(m, s, (uint32_t)(want < share ? want : share));
+	}
 }
 
 /* grant_check queues a WINDOW once the application has read half a window
@@ -899,7 +940,7 @@ static bool emit_data_one(struct mux *m, struct wr *w)
 	if (n < want && n < MUX_SPLIT_MIN)
 		return false;
 	put_hdr(w, MUX_DATA, s->id, n); /* the payload is copied from the ring */
-	ring_get(&s->tx, w->p, n);
+	ring_take(m, &s->tx, w->p, n);
 	w->p += n;
 	s->tx_off += n;
 	s->deficit -= (uint32_t)n;
@@ -1040,8 +1081,9 @@ ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap)
 		return 0;
 	}
 	n = min_sz(cap, s->rx.len);
-	ring_get(&s->rx, buf, n);
+	ring_take(m, &s->rx, buf, n);
 	s->rx_read += n;
+	rebalance(m, s);
 	grant_check(m, s);
 	return (ssize_t)n;
 }

@@ -22,14 +22,48 @@
 
 void metrics_buf_init(struct metrics_buf *b, char *mem, size_t cap)
 {
-	*b = (struct metrics_buf){ mem, 0, cap, false, false };
+	*b = (struct metrics_buf){ mem, 0, cap, false, false, false };
+}
+
+void metrics_buf_init_grow(struct metrics_buf *b)
+{
+	*b = (struct metrics_buf){ NULL, 0, 0, false, false, true };
+}
+
+void metrics_buf_free(struct metrics_buf *b)
+{
+	if (b->grow)
+		free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* reserve makes room for n more bytes: a borrowed buffer has what it has;
+ * an owned one doubles (from METRICS_GROW_INITIAL) until it fits. */
+static bool reserve(struct metrics_buf *b, size_t n)
+{
+	size_t cap = b->cap ? b->cap : METRICS_GROW_INITIAL;
+	char *p;
+
+	if (b->cap - b->len >= n)
+		return true;
+	if (!b->grow || n > SIZE_MAX / 2 - b->len)
+		return false;
+	while (cap - b->len < n)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return false;
+	b->p = p;
+	b->cap = cap;
+	return true;
 }
 
 bool metrics_buf_ok(const struct metrics_buf *b) { return !b->overflow && !b->invalid; }
 
 static bool put(struct metrics_buf *b, const char *s, size_t n)
 {
-	if (b->cap - b->len < n)
+	if (!reserve(b, n))
 		return false;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
@@ -87,6 +121,7 @@ static const char *type_name(enum metrics_type t)
 	case METRICS_COUNTER: return "counter";
 	case METRICS_GAUGE: return "gauge";
 	case METRICS_UNTYPED: return "untyped";
+	case METRICS_HISTOGRAM: return "histogram";
 	}
 	return "untyped";
 }
@@ -319,21 +354,29 @@ static void serve_metrics(struct client *c, bool head_only)
 {
 	struct metrics_server *s = c->s;
 	struct metrics_buf b;
-	char *mem = malloc(s->body_max);
+	char *mem = NULL;
 
-	if (!mem) {
-		respond_text(c, 500, "out of memory\n", head_only);
-		return;
+	if (s->body_max) {
+		mem = malloc(s->body_max);
+		if (!mem) {
+			respond_text(c, 500, "out of memory\n", head_only);
+			return;
+		}
+		metrics_buf_init(&b, mem, s->body_max);
+	} else {
+		metrics_buf_init_grow(&b);
 	}
-	metrics_buf_init(&b, mem, s->body_max);
 	s->h.write(&b, s->h.arg);
 	if (!metrics_buf_ok(&b)) {
 		log_limited(LOG_LEVEL_WARN, "metrics: %s",
-		            b.overflow ? "output too large" : "bad metric or label name");
+		            b.invalid ? "bad metric or label name"
+		            : b.grow  ? "out of memory"
+		                      : "output too large");
 		respond_text(c, 500, "metrics unavailable\n", head_only);
 	} else {
-		respond(c, 200, EXPOSITION, mem, b.len, head_only);
+		respond(c, 200, EXPOSITION, b.p, b.len, head_only);
 	}
+	metrics_buf_free(&b);
 	free(mem);
 }
 
@@ -559,7 +602,7 @@ struct metrics_server *metrics_server_new(struct ev_loop *loop, const struct soc
 		return NULL;
 	s->loop = loop;
 	s->h = *h;
-	s->body_max = o.body_max ? o.body_max : METRICS_BODY_DEFAULT;
+	s->body_max = o.body_max;
 	s->timeout_ms = o.timeout_ms ? o.timeout_ms : METRICS_TIMEOUT_MS;
 	s->l = tcp_listener_new(loop, addr, &lo, &(struct tcp_listener_cb){ on_accept, s }, why,
 	                        sizeof why);

@@ -2,6 +2,9 @@
 #include "io/smetrics.h"
 
 #include <stdint.h>
+#include <stdio.h>
+
+#include "base/limits.h"
 
 struct family {
 	const char *name;
@@ -49,7 +52,7 @@ static const struct family fams[] = {
 	{ "kcpsocks_session_retransmits_fast_total", METRICS_COUNTER,
 	  "KCP segments retransmitted by fast retransmit", g_retx_fast },
 	{ "kcpsocks_session_retransmits_spurious_total", METRICS_COUNTER,
-	  "fast retransmissions found unnecessary (reordering)", g_retx_spurious },
+	  "retransmissions found unnecessary (the original arrived)", g_retx_spurious },
 	{ "kcpsocks_session_duplicate_segments_total", METRICS_COUNTER,
 	  "KCP data segments received more than once", g_dup },
 	{ "kcpsocks_session_segments_sent_total", METRICS_COUNTER,
@@ -73,11 +76,57 @@ static const struct family fams[] = {
 	  g_ping_rtt },
 };
 
+/* Upper bounds (seconds) of the RTT histogram's buckets; +Inf follows. */
+static const double rtt_le[] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
+};
+
+/* rtt_histogram: every session's KCP srtt (those with a sample), in
+ * seconds, as one histogram: the RTT picture of a busy server in 15 lines
+ * whatever the number of sessions. */
+static void rtt_histogram(struct metrics_buf *b, const struct smetrics_session *v, size_t n)
+{
+	static const char name[] = "kcpsocks_session_rtt_seconds";
+	uint64_t counts[sizeof rtt_le / sizeof rtt_le[0]] = { 0 }, total = 0;
+	double sum = 0;
+	char le[16];
+
+	for (size_t i = 0; i < n; i++) {
+		double rtt = v[i].st.kcp.srtt / 1000.0;
+
+		if (!v[i].st.kcp.srtt)
+			continue;
+		total++;
+		sum += rtt;
+		for (size_t k = 0; k < sizeof rtt_le / sizeof rtt_le[0]; k++)
+			counts[k] += rtt <= rtt_le[k];
+	}
+	metrics_family(b, name, METRICS_HISTOGRAM,
+	               "KCP smoothed round-trip time of the sessions up, in seconds");
+	for (size_t k = 0; k < sizeof rtt_le / sizeof rtt_le[0]; k++) {
+		struct metrics_label l = { "le", le };
+
+		snprintf(le, sizeof le, "%g", rtt_le[k]);
+		metrics_sample_u64(b, "kcpsocks_session_rtt_seconds_bucket", &l, 1, counts[k]);
+	}
+	metrics_sample_u64(b, "kcpsocks_session_rtt_seconds_bucket",
+	                   &(struct metrics_label){ "le", "+Inf" }, 1, total);
+	metrics_sample_f64(b, "kcpsocks_session_rtt_seconds_sum", NULL, 0, sum);
+	metrics_sample_u64(b, "kcpsocks_session_rtt_seconds_count", NULL, 0, total);
+}
+
 void smetrics_sessions(struct metrics_buf *b, const struct smetrics_session *v, size_t n)
 {
+	size_t shown = n < METRICS_SESSION_SERIES_MAX ? n : METRICS_SESSION_SERIES_MAX;
+
+	rtt_histogram(b, v, n);
+	metrics_gauge(b, "kcpsocks_session_series_omitted",
+	              "sessions up whose per-session series are not shown (bound "
+	              "METRICS_SESSION_SERIES_MAX)",
+	              (double)(n - shown));
 	for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
 		metrics_family(b, fams[f].name, fams[f].type, fams[f].help);
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i < shown; i++) {
 			struct metrics_label l[2] = { { "sid", v[i].sid },
 				                      { "user", v[i].user ? v[i].user : "" } };
 

@@ -1,8 +1,12 @@
 /* smetrics.h - Prometheus families for sessions, shared by both daemons.
  *
- * smetrics_sessions writes one family per session gauge or counter
- * (docs/METRICS.md, "Daemons"), with a sample per session labelled sid
- * (16 hex digits) and user. The caller gathers the stats first.
+ * smetrics_sessions writes, over all n sessions, the histogram of their
+ * RTTs (kcpsocks_session_rtt_seconds) and how many sessions' series are
+ * omitted; then one family per session gauge or counter (docs/METRICS.md,
+ * "Daemons"), with a sample per session labelled sid (16 hex digits) and
+ * user, for the first METRICS_SESSION_SERIES_MAX sessions of v only, so
+ * the output grows with the number of sessions only up to that bound. The
+ * caller gathers the stats first.
  * smetrics_udp writes the UDP socket's counters (datagrams, batching, GSO,
  * timer wakeups), the same in both daemons.
  */

@@ -24,7 +24,7 @@
 #include "io/log.h"
 #include "io/metrics.h"
 
-enum { GUARD_MS = 3000, RESP_MAX = 64 * 1024 };
+enum { GUARD_MS = 3000, RESP_MAX = 4 << 20 };
 
 /* ---- writer ---- */
 
@@ -350,6 +350,47 @@ static void body_too_large_is_500(void **state)
 	assert_int_equal(metrics_server_stats(f->s)->errors, 1);
 }
 
+/* Issue 19: no body_max means no cap; the writer's memory grows. Far more
+ * than the old 256 KiB bound goes out whole, with its length announced. */
+static void large_body_by_default(void **state)
+{
+	struct fix *f = *state;
+	static struct fetch x;
+	const char *body;
+	char want[64];
+
+	start(f, NULL);
+	f->fill = 100000; /* about 1.5 MB */
+	get(f, "GET /metrics HTTP/1.0\r\n\r\n", &x);
+	assert_non_null(strstr(x.resp, "HTTP/1.0 200 OK\r\n"));
+	body = strstr(x.resp, "\r\n\r\n");
+	assert_non_null(body);
+	body += 4;
+	assert_true(strlen(body) > 1000000);
+	snprintf(want, sizeof want, "Content-Length: %zu\r\n", strlen(body));
+	assert_non_null(strstr(x.resp, want));
+	assert_non_null(strstr(body, "\nks_fill 99999\n"));
+	assert_int_equal(metrics_server_stats(f->s)->errors, 0);
+}
+
+/* The growing writer: the same lines as a bounded one, any amount. */
+static void writer_grows(void **state)
+{
+	struct metrics_buf b;
+
+	(void)state;
+	metrics_buf_init_grow(&b);
+	for (uint64_t i = 0; i < 200000; i++)
+		metrics_sample_u64(&b, "ks_fill", NULL, 0, i);
+	assert_true(metrics_buf_ok(&b));
+	assert_true(b.len > 2000000);
+	assert_memory_equal(b.p, "ks_fill 0\nks_fill 1\n", 20);
+	assert_memory_equal(b.p + b.len - 15, "ks_fill 199999\n", 15);
+	metrics_buf_free(&b);
+	assert_null(b.p);
+	metrics_buf_free(&b); /* twice is harmless */
+}
+
 static void silent_client_times_out(void **state)
 {
 	struct fix *f = *state;
@@ -452,6 +493,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(not_found_and_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_request_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(body_too_large_is_500, setup, teardown),
+		cmocka_unit_test_setup_teardown(large_body_by_default, setup, teardown),
+		cmocka_unit_test(writer_grows),
 		cmocka_unit_test_setup_teardown(silent_client_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(refuses_remote_and_busy_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(random_requests_get_an_answer, setup, teardown),
