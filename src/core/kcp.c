@@ -1,4 +1,4 @@
-/* kcp.c - the KCP engine. Step numbers (K1..K10) refer to docs/PROTOCOL.md (KCP).
+/* kcp.c - the KCP engine. Step numbers (K1..K12) refer to docs/PROTOCOL.md (KCP).
  *
  * Storage is indexed by sequence number: the send window and the receive
  * window are rings of power-of-two capacity indexed by sn & mask, so an ACK,
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/minmax.h"
 #include "base/rd.h"
 #include "base/seq.h"
 #include "base/wr.h"
@@ -207,11 +208,6 @@ static uint32_t pow2_at_least(uint32_t n)
 		c <<= 1;
 	return c;
 }
-
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
-static uint32_t min32(uint32_t a, uint32_t b) { return a < b ? a : b; }
-static uint32_t max32(uint32_t a, uint32_t b) { return a > b ? a : b; }
 
 static struct sseg *sslot(const struct kcp *k, uint32_t sn) { return &k->s[sn & k->smask]; }
 static struct rseg *rslot(const struct kcp *k, uint32_t sn) { return &k->r[sn & k->rmask]; }
@@ -455,8 +451,8 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	}
 	k->minrto = cfg->min_rto ? cfg->min_rto
 	                         : (cfg->nodelay ? KCP_RTO_MIN_NODELAY : KCP_RTO_MIN_NORMAL);
-	k->rto = max32(KCP_RTO_INIT, k->minrto);
-	k->cwnd = min32(KCP_CWND_INIT, cfg->snd_wnd);
+	k->rto = max_u32(KCP_RTO_INIT, k->minrto);
+	k->cwnd = min_u32(KCP_CWND_INIT, cfg->snd_wnd);
 	k->ssthresh = cfg->snd_wnd;
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
 	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
@@ -524,7 +520,7 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
 	wr_u32le(&w, k->conv);
 	wr_u8(&w, cmd);
 	wr_u8(&w, frg);
-	k->adv_wnd = min32(wnd_free(k), 0xffff);
+	k->adv_wnd = min_u32(wnd_free(k), 0xffff);
 	wr_u16le(&w, (uint16_t)k->adv_wnd);
 	wr_u32le(&w, ts);
 	wr_u32le(&w, sn);
@@ -597,18 +593,18 @@ static void rtt_sample(struct kcp *k, uint32_t rtt)
 	uint32_t g = k->cfg.ack_immediate ? 1 : k->cfg.interval;
 	uint64_t rto;
 
-	if (k->min_rtt == 0 || max32(rtt, 1) < k->min_rtt)
-		k->min_rtt = max32(rtt, 1);
+	if (k->min_rtt == 0 || max_u32(rtt, 1) < k->min_rtt)
+		k->min_rtt = max_u32(rtt, 1);
 	if (k->srtt == 0) {
-		k->srtt = max32(rtt, 1);
+		k->srtt = max_u32(rtt, 1);
 		k->rttvar = rtt / 2;
 	} else {
 		uint32_t delta = rtt > k->srtt ? rtt - k->srtt : k->srtt - rtt;
 		k->rttvar = (3 * k->rttvar + delta) / 4;
-		k->srtt = max32((7 * k->srtt + rtt) / 8, 1);
+		k->srtt = max_u32((7 * k->srtt + rtt) / 8, 1);
 	}
-	rto = (uint64_t)k->srtt + max32(g, 4 * k->rttvar);
-	k->rto = (uint32_t)(rto < k->minrto ? k->minrto : min64(rto, KCP_RTO_MAX));
+	rto = (uint64_t)k->srtt + max_u32(g, 4 * k->rttvar);
+	k->rto = (uint32_t)(rto < k->minrto ? k->minrto : min_u64(rto, KCP_RTO_MAX));
 }
 
 /* queue_delay: how long our data waits in a queue, by the RTT: srtt above
@@ -653,7 +649,7 @@ static uint32_t grow_step(const struct kcp *k, bool queue)
 
 static void cwnd_grow(struct kcp *k, uint32_t acked)
 {
-	uint32_t cap = min32(k->cfg.snd_wnd, max32(k->rmt_wnd, 1));
+	uint32_t cap = min_u32(k->cfg.snd_wnd, max_u32(k->rmt_wnd, 1));
 	bool queue;
 
 	if (k->cfg.nc)
@@ -696,15 +692,15 @@ static void cwnd_cut(struct kcp *k, bool flight)
 	 * does: only the former may refill (cwnd_grow). */
 	k->wmax = flight ? k->cwnd : 0;
 	if (flight) {
-		k->ssthresh = max32(k->cwnd / 2, KCP_SSTHRESH_MIN);
+		k->ssthresh = max_u32(k->cwnd / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = 1;
 	} else {
 		uint32_t inflight = k->snd_nxt - k->snd_una;
-		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
+		k->ssthresh = max_u32(inflight / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = k->ssthresh + k->cfg.resend;
 	}
 	k->ca_acc = 0;
-	k->cwnd = min32(max32(k->cwnd, 1), k->cfg.snd_wnd);
+	k->cwnd = min_u32(max_u32(k->cwnd, 1), k->cfg.snd_wnd);
 	k->recover = k->snd_nxt;
 	k->ep_cut = true;
 }
@@ -722,7 +718,7 @@ static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
 			cwnd_cut(k, false);
 		return;
 	}
-	k->ep_size = max32(k->snd_nxt - k->snd_una, 1);
+	k->ep_size = max_u32(k->snd_nxt - k->snd_una, 1);
 	k->ep_lost = k->flush_lost;
 	k->ep_cut = false;
 	if (!flight && !queueing(k) && !heavy(k)) {
@@ -740,8 +736,8 @@ static void cwnd_undo(struct kcp *k, uint32_t sn)
 {
 	if (!k->undo_cwnd || sn != k->undo_sn)
 		return;
-	k->cwnd = max32(k->cwnd, k->undo_cwnd);
-	k->ssthresh = max32(k->ssthresh, k->undo_ssthresh);
+	k->cwnd = max_u32(k->cwnd, k->undo_cwnd);
+	k->ssthresh = max_u32(k->ssthresh, k->undo_ssthresh);
 	k->undo_cwnd = 0;
 	k->st.cwnd_undo++;
 }
@@ -751,8 +747,8 @@ static void cwnd_undo(struct kcp *k, uint32_t sn)
 
 static uint32_t send_limit(const struct kcp *k)
 {
-	uint32_t lim = min32(k->cfg.snd_wnd, k->rmt_wnd);
-	return k->cfg.nc ? lim : min32(lim, k->cwnd);
+	uint32_t lim = min_u32(k->cfg.snd_wnd, k->rmt_wnd);
+	return k->cfg.nc ? lim : min_u32(lim, k->cwnd);
 }
 
 /* K10 pacing: new data leaves at about send_limit / srtt (x KCP_PACE_GAIN
@@ -769,12 +765,12 @@ static uint64_t pace_rate(const struct kcp *k)
 
 	if (!k->cfg.pace || !k->srtt)
 		return 0;
-	return max64((uint64_t)send_limit(k) * KCP_PACE_ONE * gain / 4 / k->srtt, 1);
+	return max_u64((uint64_t)send_limit(k) * KCP_PACE_ONE * gain / 4 / k->srtt, 1);
 }
 
 static uint64_t pace_cap(uint64_t rate)
 {
-	return max64(rate * KCP_PACE_BURST_MS, (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE);
+	return max_u64(rate * KCP_PACE_BURST_MS, (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE);
 }
 
 /* pace_avail: tokens at time t (>= pace_t), without changing anything. The
@@ -782,9 +778,9 @@ static uint64_t pace_cap(uint64_t rate)
  * cannot overflow. */
 static uint64_t pace_avail(const struct kcp *k, uint64_t rate, uint64_t t)
 {
-	uint64_t dt = t > k->pace_t ? min64(t - k->pace_t, KCP_RTO_MAX) : 0;
+	uint64_t dt = t > k->pace_t ? min_u64(t - k->pace_t, KCP_RTO_MAX) : 0;
 
-	return min64(k->pace_tok + dt * rate, pace_cap(rate));
+	return min_u64(k->pace_tok + dt * rate, pace_cap(rate));
 }
 
 static void pace_refill(struct kcp *k, uint64_t now)
@@ -830,7 +826,7 @@ static uint64_t pace_deadline(const struct kcp *k, uint64_t now)
 	have = pace_avail(k, rate, now);
 	if (have >= KCP_PACE_ONE)
 		return now;
-	return now + max64((KCP_PACE_ONE - have + rate - 1) / rate, 1);
+	return now + max_u64((KCP_PACE_ONE - have + rate - 1) / rate, 1);
 }
 
 static void transmit(struct kcp *k, struct sseg *g, uint64_t now)
@@ -892,12 +888,12 @@ static uint32_t backoff(const struct kcp *k, uint32_t rto)
 {
 	uint64_t r = rto;
 	if (k->cfg.nodelay == 0)
-		r += max32(rto, k->rto);
+		r += max_u32(rto, k->rto);
 	else if (k->cfg.nodelay == 1)
 		r += rto / 2;
 	else
 		r += k->rto / 2;
-	return (uint32_t)min64(r, KCP_RTO_MAX);
+	return (uint32_t)min_u64(r, KCP_RTO_MAX);
 }
 
 /* loss_seen notes that g is about to be resent: the first one of a new
@@ -927,7 +923,8 @@ static bool passed(const struct kcp *k, const struct sseg *g)
  * spuriously, until ACKs pass it or stop coming (K4). */
 static bool queued(const struct kcp *k, const struct sseg *g, uint64_t now)
 {
-	return !passed(k, g) && k->echo_at != KCP_NEVER && now < k->echo_at + max32(k->srtt / 4, 1);
+	return !passed(k, g) && k->echo_at != KCP_NEVER &&
+	       now < k->echo_at + max_u32(k->srtt / 4, 1);
 }
 
 /* path_alive: the path answered while g was out. Either an ACK has echoed a
@@ -948,7 +945,7 @@ static bool path_alive(const struct kcp *k, const struct sseg *g)
  * expiring were out (K12). */
 static bool silent_now(const struct kcp *k, uint64_t now)
 {
-	uint64_t quiet = min32(max32(k->srtt / 4, KCP_QUIET_MIN), max32(k->rto / 2, 1));
+	uint64_t quiet = min_u32(max_u32(k->srtt / 4, KCP_QUIET_MIN), max_u32(k->rto / 2, 1));
 
 	return k->echo_at == KCP_NEVER || now >= k->echo_at + quiet;
 }
@@ -1055,8 +1052,8 @@ static bool silent_hold(struct kcp *k, struct sseg *g, uint64_t now, bool *isola
 	}
 	if (p == g)
 		return false;
-	g->rto = max32(g->rto, p->rto);
-	g->resendts = max64(g->resendts, p->resendts + 1);
+	g->rto = max_u32(g->rto, p->rto);
+	g->resendts = max_u64(g->resendts, p->resendts + 1);
 	g->held = true;
 	heap_down(k, g->heap);
 	return true;
@@ -1067,7 +1064,7 @@ static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *fli
 	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
 		struct sseg *g = sslot(k, k->heap[0]);
 		if (queued(k, g, now)) {
-			g->resendts = k->echo_at + max32(k->srtt / 4, 1);
+			g->resendts = k->echo_at + max_u32(k->srtt / 4, 1);
 			heap_down(k, 0);
 			continue;
 		}
@@ -1125,7 +1122,7 @@ static void probe_step(struct kcp *k, uint64_t now)
 		return;
 	put_seg(k, KCP_CMD_WASK, 0, 0, 0, NULL, 0);
 	k->st.probe_sent++;
-	k->probe_wait = min32(k->probe_wait + k->probe_wait / 2, KCP_PROBE_MAX);
+	k->probe_wait = min_u32(k->probe_wait + k->probe_wait / 2, KCP_PROBE_MAX);
 	k->probe_at = now + k->probe_wait;
 }
 
@@ -1188,9 +1185,9 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now)
 	if (wanted(k))
 		d = k->flush_at == KCP_NEVER ? now : k->flush_at;
 	if (k->nheap)
-		d = min64(d, sslot(k, k->heap[0])->resendts);
-	d = min64(d, k->probe_at);
-	d = min64(d, pace_deadline(k, now));
+		d = min_u64(d, sslot(k, k->heap[0])->resendts);
+	d = min_u64(d, k->probe_at);
+	d = min_u64(d, pace_deadline(k, now));
 	return d == KCP_NEVER ? d : (d < now ? now : d);
 }
 
@@ -1212,7 +1209,7 @@ size_t kcp_send_room(const struct kcp *k)
 		return 0;
 	if (k->cfg.stream)
 		return (size_t)free_segs * k->mss + tail_room(k);
-	return (size_t)min32(free_segs, KCP_MAX_FRAGMENTS) * k->mss;
+	return (size_t)min_u32(free_segs, KCP_MAX_FRAGMENTS) * k->mss;
 }
 
 /* fill_queue appends len bytes as nseg new segments (buffers already there). */
@@ -1240,7 +1237,7 @@ static ssize_t enqueue(struct kcp *k, const uint8_t *p, size_t len)
 		take = len < kcp_send_room(k) ? len : kcp_send_room(k);
 		if (take == 0)
 			return KS_ERR_FULL;
-		nseg = (uint32_t)((take - min64(take, tail) + k->mss - 1) / k->mss);
+		nseg = (uint32_t)((take - min_u64(take, tail) + k->mss - 1) / k->mss);
 	} else {
 		nseg = len ? (uint32_t)((len + k->mss - 1) / k->mss) : 1;
 		if (len > (size_t)KCP_MAX_FRAGMENTS * k->mss)
@@ -1399,7 +1396,7 @@ ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap)
 	 * receive window since we last advertised it: tell the peer rather than
 	 * leave it waiting for its next probe or for our next ACK. */
 	if (!k->dead && ((before == 0 && wnd_free(k) > 0) ||
-	                 wnd_free(k) - min32(k->adv_wnd, wnd_free(k)) >= k->cfg.rcv_wnd / 2)) {
+	                 wnd_free(k) - min_u32(k->adv_wnd, wnd_free(k)) >= k->cfg.rcv_wnd / 2)) {
 		k->tell = true;
 		if (k->cfg.ack_immediate)
 			k->flush_at = k->last_now;

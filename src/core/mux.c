@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/limits.h"
+#include "base/minmax.h"
 #include "base/rd.h"
 #include "base/wr.h"
 
@@ -134,8 +135,6 @@ static void list_del(struct link *l)
 
 /* --- rings ----------------------------------------------------------------- */
 
-static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
-
 /* ring_reserve makes room for n more bytes without passing max. */
 static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 {
@@ -148,7 +147,7 @@ static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 		return KS_ERR_FULL;
 	while (cap < want)
 		cap *= 2;
-	cap = min_sz(cap, max);
+	cap = min_size(cap, max);
 	nb = malloc(cap);
 	if (!nb)
 		return KS_ERR_NOMEM;
@@ -164,7 +163,7 @@ static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 
 static void ring_put(struct ring *r, const uint8_t *p, size_t n)
 {
-	size_t tail = (r->head + r->len) % r->cap, first = min_sz(n, r->cap - tail);
+	size_t tail = (r->head + r->len) % r->cap, first = min_size(n, r->cap - tail);
 
 	memcpy(r->buf + tail, p, first);
 	memcpy(r->buf, p + first, n - first);
@@ -173,7 +172,7 @@ static void ring_put(struct ring *r, const uint8_t *p, size_t n)
 
 static void ring_get(struct ring *r, uint8_t *out, size_t n)
 {
-	size_t first = min_sz(n, r->cap - r->head);
+	size_t first = min_size(n, r->cap - r->head);
 
 	memcpy(out, r->buf + r->head, first);
 	memcpy(out + first, r->buf, n - first);
@@ -753,7 +752,7 @@ static int assemble(struct mux *m, const uint8_t **data, size_t *len, uint64_t n
 
 	if (m->asm_len >= MUX_HDR_LEN)
 		need += (size_t)m->asm_buf[2] << 8 | m->asm_buf[3];
-	take = min_sz(need - m->asm_len, *len);
+	take = min_size(need - m->asm_len, *len);
 	memcpy(m->asm_buf + m->asm_len, *data, take);
 	m->asm_len += take;
 	*data += take;
@@ -933,10 +932,10 @@ static bool emit_data_one(struct mux *m, struct wr *w)
 
 	if (s->deficit == 0)
 		s->deficit = m->cfg.quantum;
-	want = min_sz(min_sz(s->tx.len, (size_t)credit(s)), s->deficit);
+	want = min_size(min_size(s->tx.len, (size_t)credit(s)), s->deficit);
 	if (wr_room(w) <= MUX_HDR_LEN)
 		return false;
-	n = min_sz(want, wr_room(w) - MUX_HDR_LEN);
+	n = min_size(want, wr_room(w) - MUX_HDR_LEN);
 	if (n < want && n < MUX_SPLIT_MIN)
 		return false;
 	put_hdr(w, MUX_DATA, s->id, n); /* the payload is copied from the ring */
@@ -1049,7 +1048,7 @@ ssize_t mux_stream_write(struct mux *m, uint32_t id, const void *buf, size_t len
 		return KS_ERR_STATE;
 	if (len == 0)
 		return KS_ERR_INVAL;
-	n = min_sz(len, tx_room(m, s));
+	n = min_size(len, tx_room(m, s));
 	if (n == 0) {
 		s->want_write = true;
 		return KS_ERR_FULL;
@@ -1080,7 +1079,7 @@ ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap)
 		done_check(m, s);
 		return 0;
 	}
-	n = min_sz(cap, s->rx.len);
+	n = min_size(cap, s->rx.len);
 	ring_take(m, &s->rx, buf, n);
 	s->rx_read += n;
 	rebalance(m, s);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/minmax.h"
 #include "base/rd.h"
 #include "base/wr.h"
 #include "core/envelope.h"
@@ -86,9 +87,6 @@ struct session {
 
 	struct session_stats st; /* counters; gauges filled by session_stats */
 };
-
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
 /* Saturating a + b for deadlines. */
 static uint64_t after(uint64_t a, uint64_t b)
@@ -239,14 +237,14 @@ static uint64_t keepalive_at(const struct session *s)
 {
 	uint32_t ka = s->params.keepalive_ms, cap = s->params.idle_timeout_ms / 3;
 
-	return after(max64(s->last_tx, s->last_ka), ka < cap ? ka : cap);
+	return after(max_u64(s->last_tx, s->last_ka), ka < cap ? ka : cap);
 }
 
 static uint64_t silent_at(const struct session *s)
 {
 	if (s->outstanding_since == SESSION_NEVER)
 		return SESSION_NEVER;
-	return after(max64(s->last_rx, s->outstanding_since), s->silent_ms);
+	return after(max_u64(s->last_rx, s->outstanding_since), s->silent_ms);
 }
 
 /* L6: something unanswered (KCP data, which includes PINGs and stall
@@ -256,7 +254,7 @@ static uint64_t dead_at(const struct session *s)
 {
 	if (s->inflight_since == SESSION_NEVER || s->probe == PROBE_CONFIRM)
 		return SESSION_NEVER;
-	return after(max64(s->last_rx, s->inflight_since), s->dead_path_ms);
+	return after(max_u64(s->last_rx, s->inflight_since), s->dead_path_ms);
 }
 
 /* L6: one more handshake init SESSION_LAST_CALL_MS before dead_at, unless
@@ -280,12 +278,12 @@ static uint64_t stall_at(const struct session *s)
 {
 	if (mux_stream_count(s->mux) == 0)
 		return SESSION_NEVER;
-	return after(max64(s->last_rx, s->last_stall), s->stall_gap);
+	return after(max_u64(s->last_rx, s->last_stall), s->stall_gap);
 }
 
 static uint64_t handshake_deadline(const struct session *s)
 {
-	return min64(s->hs_next, after(s->hs_start, s->hs_timeout_ms));
+	return min_u64(s->hs_next, after(s->hs_start, s->hs_timeout_ms));
 }
 
 static uint64_t probe_deadline(const struct session *s)
@@ -308,11 +306,11 @@ static uint64_t established_deadline(const struct session *s, uint64_t now)
 	if (s->flush_owed)
 		return now;
 
-	d = min64(d, after(s->last_rx, s->params.idle_timeout_ms));
+	d = min_u64(d, after(s->last_rx, s->params.idle_timeout_ms));
 	if (s->role == SESSION_CLIENT) {
-		d = min64(d, min64(keepalive_at(s), probe_deadline(s)));
-		d = min64(d, min64(dead_at(s), stall_at(s)));
-		d = min64(d, last_call_at(s));
+		d = min_u64(d, min_u64(keepalive_at(s), probe_deadline(s)));
+		d = min_u64(d, min_u64(dead_at(s), stall_at(s)));
+		d = min_u64(d, last_call_at(s));
 	}
 	return d;
 }

@@ -1555,7 +1555,7 @@ static void feed_zeros(struct mux *m, uint32_t id, uint64_t len)
 	static const uint8_t zero[MUX_FRAME_PAYLOAD_MAX];
 
 	while (len > 0) {
-		size_t k = min_sz((size_t)len, sizeof zero);
+		size_t k = min_size((size_t)len, sizeof zero);
 		assert_int_equal(mux_input(m, in, frame(in, sizeof in, MUX_DATA, id, zero, k), 0),
 		                 0);
 		len -= k;

@@ -850,7 +850,7 @@ static void test_stall_probe_backoff(void **state)
 	session_pump(c, 0);
 	exchange(f, c, srv, &a, 0);
 	while (now < 120000) {
-		now = min64(session_next_deadline(c), server_next_deadline(srv));
+		now = min_u64(session_next_deadline(c), server_next_deadline(srv));
 		session_on_timer(c, now, UNIX0 + now);
 		server_on_timer(srv, now);
 		exchange(f, c, srv, &a, now);
