@@ -229,7 +229,7 @@ static size_t allowed(struct exitd *x, const struct sockaddr_storage *in, size_t
 			fam = 6;
 		} else
 			continue;
-		if (config_dest_allowed_with(x->cfg, self, fam, a, addr_port(&in[i])))
+		if (config_dest_allowed_with(&x->cfg->policy, self, fam, a, addr_port(&in[i])))
 			out[k++] = in[i];
 	}
 	return k;
