@@ -1,8 +1,11 @@
 /* smetrics.h - Prometheus families for sessions, shared by both daemons.
  *
  * smetrics_sessions writes one family per session gauge or counter
- * (docs/METRICS.md, "Daemons"), with a sample per session labelled sid
- * (16 hex digits) and user. The caller gathers the stats first.
+ * (docs/METRICS.md, "Daemons"), with one sample per user (label user):
+ * never a session id, so a reconnect continues the same series. A user's
+ * sessions add up (counters, windows, streams, memory); times are the
+ * largest of them, in seconds. The caller gathers the stats first; v is
+ * sorted by user in place.
  * smetrics_udp writes the UDP socket's counters (datagrams, batching, GSO,
  * timer wakeups), the same in both daemons.
  */
@@ -16,12 +19,12 @@
 #include "io/peer.h"
 
 struct smetrics_session {
-	char sid[17];
-	const char *user; /* borrowed */
+	char sid[17];     /* for the caller's own use; not exported */
+	const char *user; /* borrowed; NULL is written as "" */
 	struct session_stats st;
 };
 
-void smetrics_sessions(struct metrics_buf *b, const struct smetrics_session *v, size_t n);
+void smetrics_sessions(struct metrics_buf *b, struct smetrics_session *v, size_t n);
 
 void smetrics_udp(struct metrics_buf *b, const struct peer_stats *ps);
 
