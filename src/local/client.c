@@ -802,8 +802,8 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_counter(b, "kcpsocks_local_socks_failed_total",
 	                "SOCKS5 negotiations refused (bad message, method or password)",
 	                cl->socks_failed);
-	metrics_counter(b, "kcpsocks_local_streams_opened_total", "mux streams opened",
-	                cl->streams_opened);
+	metrics_counter(b, "kcpsocks_local_streams_opened_total",
+	                "streams opened through the tunnel (one per CONNECT)", cl->streams_opened);
 	metrics_family(b, "kcpsocks_local_replies_total", METRICS_COUNTER,
 	               "SOCKS5 replies given to applications, by REP code");
 	for (int i = 0; i <= SOCKS5_REP_LAST; i++) {
@@ -831,9 +831,11 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_counter(b, "kcpsocks_sessions_lost_total", "sessions that ended", cl->lost);
 	metrics_gauge(b, "kcpsocks_sessions", "sessions established now",
 	              session_state(cl->sess) == SESSION_ESTABLISHED ? 1 : 0);
-	metrics_counter(b, "kcpsocks_relay_up_bytes_total", "bytes from applications into streams",
+	metrics_counter(b, "kcpsocks_relay_up_bytes_total",
+	                "bytes relayed up: from applications towards their destinations",
 	                cl->relay_up + cl->host.bytes_up);
-	metrics_counter(b, "kcpsocks_relay_down_bytes_total", "bytes from streams to applications",
+	metrics_counter(b, "kcpsocks_relay_down_bytes_total",
+	                "bytes relayed down: from destinations back to applications",
 	                cl->relay_down + cl->host.bytes_down);
 	peer_stats(cl->peer, &ps);
 	smetrics_udp(b, &ps);

@@ -813,11 +813,12 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_counter(b, "kcpsocks_sessions_roamed_total",
 	                "times a session's peer address moved (NAT rebinding)", st.table.moved);
 	metrics_counter(b, "kcpsocks_path_challenges_total",
-	                "PATH_CHALLENGEs sent to a session's new address",
+	                "address checks (PATH_CHALLENGE) sent to a session's new address",
 	                st.table.path_challenges);
-	metrics_counter(b, "kcpsocks_path_challenges_refused_total",
-	                "PATH_CHALLENGEs not sent: over the 3x anti-amplification budget",
-	                st.table.path_refused);
+	metrics_counter(
+	        b, "kcpsocks_path_challenges_refused_total",
+	        "address checks not sent: the new address would get over 3x the bytes it sent",
+	        st.table.path_refused);
 	metrics_counter(b, "kcpsocks_path_kept_total",
 	                "candidate addresses dropped because the proven path spoke",
 	                st.table.path_kept);
@@ -840,9 +841,9 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 		metrics_sample_u64(b, "kcpsocks_server_replies_total", &l, 1, x->replies[i]);
 	}
 	metrics_counter(b, "kcpsocks_relay_up_bytes_total",
-	                "bytes relayed from clients to destinations", up);
+	                "bytes relayed up: from applications towards their destinations", up);
 	metrics_counter(b, "kcpsocks_relay_down_bytes_total",
-	                "bytes relayed from destinations back to clients", down);
+	                "bytes relayed down: from destinations back to applications", down);
 	smetrics_udp(b, &ps);
 	metrics_gauge(b, "kcpsocks_resolver_pending", "name lookups in flight",
 	              (double)resolver_pending(x->res));
