@@ -7,7 +7,7 @@
 # stream on both daemons (user, client address, destination, result, bytes
 # each way, duration); refusals are logged with their reason (destination
 # policy, SOCKS5 login, a wrong psk); a client whose handshakes go
-# unanswered lists the likely causes once.
+# unanswered lists the likely causes once; `status` shows both daemons.
 set -euo pipefail
 KS_LOG_LEVEL=info
 # 127.0.0.2 is not allowed: a destination the policy refuses.
@@ -79,6 +79,22 @@ usess=$(grep '^kcpsocks_user_sessions_total{user="alice"}' "$T/server.prom" | cu
 grep -qE '^kcpsocks_session_srtt_seconds\{user="alice"\} [0-9.e-]+$' "$T/server.prom" ||
 	die "no srtt in seconds keyed by user"
 ok "per-user accounting on the server: $udown bytes down, 2 streams, 1 session"
+
+# 3. status: the live view from the daemons' own metrics endpoints.
+"$KS_SERVER" status --config "$SERVER_CONF" --metrics_listen "127.0.0.1:$SERVER_METRICS" \
+	>"$T/status.server" 2>&1 || die "server status: $(cat "$T/status.server")"
+grep -q '^sessions   1 established' "$T/status.server" &&
+	grep -qE '^alice +[0-9.]+ +[0-9.]+ +[0-9.]+% +0 .* 2 +1$' "$T/status.server" ||
+	die "server status: $(cat "$T/status.server")"
+"$KS_LOCAL" status --connect "$(local_connstr "$SERVER_PORT")" \
+	--metrics_listen "127.0.0.1:$LOCAL_METRICS" >"$T/status.local" 2>&1 ||
+	die "local status: $(cat "$T/status.local")"
+grep -q '^sessions   1 established' "$T/status.local" && grep -q '^alice ' "$T/status.local" ||
+	die "local status: $(cat "$T/status.local")"
+"$KS_LOCAL" status --connect "$(local_connstr "$SERVER_PORT")" >"$T/status.none" 2>&1 &&
+	die "status without metrics_listen succeeded"
+grep -q 'metrics_listen is not set' "$T/status.none" || die "status without metrics_listen: $(cat "$T/status.none")"
+ok "status: both daemons' live view ($(grep -c . "$T/status.server") lines on the server)"
 
 # 3. a wrong psk: the server says why, the client lists the likely causes.
 bad=$(local_connstr "$SERVER_PORT")
