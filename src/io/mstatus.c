@@ -253,22 +253,34 @@ struct table {
 	size_t n;
 };
 
+/* The kcpsocks samples of the scrape, in a table that grows as needed (up
+ * to MSTATUS_SAMPLES_MAX; the rest is left out). */
 static int table_fill(struct table *t, const char *body, size_t len)
 {
 	const char *p = body, *end = body + len;
+	size_t cap = 0;
+	struct mstatus_sample s;
 
-	t->s = calloc(MSTATUS_SAMPLES_MAX, sizeof *t->s);
+	t->s = NULL;
 	t->n = 0;
-	if (!t->s)
-		return KS_ERR_NOMEM;
 	while (p < end && t->n < MSTATUS_SAMPLES_MAX) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		const char *line = p;
 
-		if (mstatus_parse_line(p, l, &t->s[t->n]) == 1 &&
-		    strncmp(t->s[t->n].name, "kcpsocks_", 9) == 0)
-			t->n++;
 		p += l + 1;
+		if (mstatus_parse_line(line, l, &s) != 1 || strncmp(s.name, "kcpsocks_", 9) != 0)
+			continue;
+		if (t->n == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			struct mstatus_sample *ns = realloc(t->s, ncap * sizeof *ns);
+
+			if (!ns)
+				return KS_ERR_NOMEM;
+			t->s = ns;
+			cap = ncap;
+		}
+		t->s[t->n++] = s;
 	}
 	return t->n ? 0 : KS_ERR_PROTO;
 }
