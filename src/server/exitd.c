@@ -623,12 +623,20 @@ static int on_output(void *user, const uint8_t *d, size_t len, const struct sess
  * them is the counters' business): found by what the datagram added to
  * the handshake counters. */
 static void refusal_log(const struct exitd *x, const struct handshake_counters *was,
-                        const struct sockaddr_storage *from)
+                        uint64_t was_no_session, const struct sockaddr_storage *from)
 {
 	const struct handshake_counters *n = &server_table(x->core)->hs.n;
 	const char *why = NULL;
 	char a[ADDR_TEXT_MAX];
 
+	if (server_table(x->core)->n.no_session != was_no_session) {
+		log_limited(
+		        LOG_LEVEL_INFO,
+		        "datagram from %s matches no session: a client of this server before a "
+		        "restart (it handshakes again), or one with another server's public key",
+		        addr_format(from, a));
+		return;
+	}
 	if (n->bad_mac1 != was->bad_mac1)
 		why = "not for this server's key (the client's server_public_key is wrong, or it "
 		      "is not a kcpsocks client)";
@@ -651,6 +659,7 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 	socklen_t l = addr_len(d->from);
 	char a[ADDR_TEXT_MAX];
 	struct handshake_counters was = server_table(x->core)->hs.n;
+	uint64_t was_no_session = server_table(x->core)->n.no_session;
 	int rc;
 
 	if (l == 0 || l > sizeof from.bytes)
@@ -658,7 +667,7 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 	from.len = (uint8_t)l;
 	memcpy(from.bytes, d->from, l);
 	rc = server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms());
-	refusal_log(x, &was, d->from);
+	refusal_log(x, &was, was_no_session, d->from);
 	if (rc == KS_ERR_FULL) {
 		log_limited(LOG_LEVEL_WARN, "handshake from %s refused: max_sessions (%u) reached",
 		            addr_format(d->from, a), (unsigned)x->cfg->max_sessions);

@@ -16,7 +16,7 @@ SERVER_ALLOW=127.0.0.1/32
 lib_init fast_metrics
 require_daemons
 command -v promtool >/dev/null || die "promtool missing: run scripts/deps.sh metrics"
-pick_ports SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS HTTP_PORT
+pick_ports SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS HTTP_PORT BAD1_PORT BAD2_PORT
 
 make_keys alice
 start_http
@@ -102,11 +102,20 @@ first=$(printf '%s' "$bad" | sed -E 's#^kcpsocks://[^:]*:(.).*#\1#')
 [ "$first" = A ] && sub=B || sub=A
 bad=$(printf '%s' "$bad" | sed -E "s#^(kcpsocks://[^:]*:).#\\1$sub#")
 bad_log=$T/local-badpsk.log
-"$KS_LOCAL" --connect "$bad" --listen "127.0.0.1:$(free_port)" --log_level info >"$bad_log" 2>&1 &
+"$KS_LOCAL" --connect "$bad" --listen "127.0.0.1:$BAD1_PORT" --log_level info >"$bad_log" 2>&1 &
 lib_track $! kcpsocks-local-badpsk "$bad_log"
+# and one with another server's key (the last character of ?key= changed)
+badkey=$(local_connstr "$SERVER_PORT" | sed -E 's#(key=[^&]*)(.)(&|$)#\1\2\3#')
+last=$(printf '%s' "$badkey" | sed -E 's#.*key=([^&]*).*#\1#' | cut -c43)
+[ "$last" = A ] && sub=E || sub=A
+badkey=$(printf '%s' "$badkey" | sed -E "s#(key=[^&]{42}).#\1$sub#")
+"$KS_LOCAL" --connect "$badkey" --listen "127.0.0.1:$BAD2_PORT" --log_level info \
+	>"$T/local-badkey.log" 2>&1 &
+lib_track $! kcpsocks-local-badkey "$T/local-badkey.log"
 wait_until "the server's refusal line" 20 grep -q "refused: wrong psk for the user" "$SERVER_LOG"
 wait_until "the client's likely causes" 30 grep -q "does not answer. Likely causes" "$bad_log"
 wait_until "a second unanswered handshake" 30 \
 	sh -c "[ \$(grep -c 'no answer; retrying' '$bad_log') -ge 2 ]"
 [ "$(grep -c 'Likely causes' "$bad_log")" = 1 ] || die "the likely causes were printed more than once"
-ok "wrong psk: the server logs the reason, the client the likely causes (once)"
+wait_until "the server's wrong-key line" 10 grep -q "matches no session: .* another server's public key" "$SERVER_LOG"
+ok "wrong psk, wrong key: the server logs the reason, the client the likely causes (once)"
