@@ -51,6 +51,8 @@ enum {
 	KCP_REORDER_MAX = 32,       /* learned reordering added to resend, max */
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
+	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
+	KCP_IDLE_BUFS = 32,         /* segment buffers an idle engine may keep (more: freed) */
 };
 
 /* --- envelope, replay, handshake --- */
@@ -260,13 +262,16 @@ enum {
 	RESOLVER_ARES_TRIES = 2,       /* c-ares tries per server within one lookup */
 	RESOLVER_ARES_TRY_MIN_MS = 50, /* shortest first c-ares try */
 
-	METRICS_REQUEST_MAX = 2048,        /* request line + headers; more is refused (431) */
-	METRICS_BODY_DEFAULT = 256 * 1024, /* /metrics output bound */
+	METRICS_REQUEST_MAX = 2048,       /* request line + headers; more is refused (431) */
+	METRICS_GROW_INITIAL = 64 * 1024, /* first allocation of an unbounded /metrics body */
 	METRICS_BODY_MAX = 16 << 20,
-	METRICS_CLIENTS_MAX = 16,  /* scrapes served at once */
-	METRICS_TIMEOUT_MS = 5000, /* whole exchange of one client */
+	METRICS_SESSION_SERIES_MAX = 64, /* users with session series in /metrics */
+	METRICS_CLIENTS_MAX = 16,        /* scrapes served at once */
+	METRICS_TIMEOUT_MS = 5000,       /* whole exchange of one client */
 	METRICS_TIMEOUT_MAX_MS = 600000,
 	METRICS_HEAD_MAX = 256, /* status line and headers of a response */
+
+	METRICS_HEALTH_REASON_MAX = 200, /* /healthz: bytes of the 503 reason line */
 
 	DAEMON_DRAIN_DEFAULT_MS = 10000, /* graceful stop budget after SIGTERM/SIGINT */
 	DAEMON_DRAIN_MAX_MS = 600000,
@@ -290,6 +295,16 @@ enum {
 	SESSION_SWITCH_GRACE_MS = 200,    /* extra wait for a silent session's answer */
 	SESSION_PUMP_CHUNK = 16384,       /* bytes moved mux <-> KCP per step */
 	SESSION_KCP_QUEUE = 64,           /* KCP segments queued below the mux, max */
+};
+
+/* Liveness (docs/PROTOCOL.md (session) L6-L7): a session with data sent and
+ * unanswered, and nothing authenticated for dead_path_ms, is down. */
+enum {
+	SESSION_DEAD_PATH_MS_DEFAULT = 10000, /* `mobile` profile: 20000 */
+	SESSION_DEAD_PATH_MS_MIN = 1000,      /* smallest configurable dead_path_ms */
+	SESSION_DEAD_PATH_MS_MAX = 600000,
+	SESSION_STALL_MIN_MS = 1000, /* L7: first stall probe of open streams */
+	SESSION_LAST_CALL_MS = 1000, /* L6: a probe init this long before the end */
 };
 
 /* --- daemons --- */
@@ -330,7 +345,7 @@ enum {
  * io/relay, io/peer) --- */
 enum {
 	LOCAL_NEGOTIATE_TIMEOUT_MS = 10000, /* SOCKS5 greeting..request from a client */
-	LOCAL_PROBE_MIN_MS = 1000,          /* first stall probe of open streams (client.c) */
+	LOCAL_SESSION_WAIT_MS = 5000,       /* a SOCKS5 request waits this long for a session */
 	RELAY_CHUNK = 16384,                /* bytes moved mux -> TCP per read */
 	RELAY_BUCKETS = 256,                /* stream-id hash buckets per session */
 	EXITD_TUNNEL_BUCKETS = 1024,        /* session-id hash buckets (server) */

@@ -88,6 +88,10 @@ const struct config_key config_keys[] = {
 	  "profiles a client may ask for (comma-separated)" },
 	{ SEC_SERVER, "max_sessions", T_U32, OFF(max_sessions), NO_FLAG, 1, SESSIONS_MAX, NULL, "N",
 	  "1024", "client sessions at once" },
+	{ SEC_SERVER, "sessions_per_user", T_U32, OFF(sessions_per_user), NO_FLAG, 1,
+	  SESSIONS_PER_USER_MAX, NULL, "N", "8",
+	  "sessions one user may hold at once (devices); beyond, the idlest goes; 1: a new "
+	  "session replaces the old one at once" },
 	{ SEC_SERVER, "max_streams_per_session", T_U32, OFF(max_streams_per_session), NO_FLAG, 1,
 	  MUX_STREAMS_MAX, NULL, "N", "1024", "cap on any profile's max_streams" },
 	{ SEC_SERVER, "max_idle_timeout_ms", T_U32, OFF(max_idle_timeout_ms), NO_FLAG,

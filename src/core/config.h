@@ -119,6 +119,7 @@ struct config {
 	size_t n_deny;
 	uint32_t accepted_profiles; /* bit i: profile_at(i) is accepted */
 	uint32_t max_sessions;
+	uint32_t sessions_per_user;       /* 1: a new session replaces the user's old one */
 	uint32_t max_streams_per_session; /* a client gets min(this, profile max_streams) */
 	uint32_t connect_timeout_ms;
 	uint32_t max_idle_timeout_ms; /* clamp on the idle timeout a client asks for */

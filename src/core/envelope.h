@@ -13,7 +13,7 @@
  * message (handshake.h), which shares the same first-8-byte masking.
  *
  * Receiving, a client tells datagrams apart the same way the server does
- * (secure.md 6.4): envelope_peek_sid with the server header key; 0 is a
+ * (docs/PROTOCOL.md, secure layer 6.4): envelope_peek_sid with the server header key; 0 is a
  * handshake response (handshake_client_read_response), its own session id
  * goes to envelope_open, anything else is dropped.
  *

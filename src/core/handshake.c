@@ -1,4 +1,4 @@
-/* handshake.c - the Noise-style NK + PSK handshake of secure.md section 4.
+/* handshake.c - the Noise-style NK + PSK handshake of docs/PROTOCOL.md (secure layer) section 4.
  * Step numbers (4.x.y) refer to that section. */
 #include "core/handshake.h"
 

@@ -55,7 +55,7 @@
 #include "core/keys.h"
 #include "core/tparams.h"
 
-/* Message sizes (secure.md 4.2, 4.3). */
+/* Message sizes (docs/PROTOCOL.md, secure layer 4.2, 4.3). */
 enum {
 	HANDSHAKE_RAND_LEN = 16,
 	HANDSHAKE_MAC_LEN = 16,

@@ -1,4 +1,4 @@
-/* kcp.c - the KCP engine. Step numbers (K1..K10) refer to docs/PROTOCOL.md (KCP).
+/* kcp.c - the KCP engine. Step numbers (K1..K12) refer to docs/PROTOCOL.md (KCP).
  *
  * Storage is indexed by sequence number: the send window and the receive
  * window are rings of power-of-two capacity indexed by sn & mask, so an ACK,
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/minmax.h"
 #include "base/rd.h"
 #include "base/seq.h"
 #include "base/wr.h"
@@ -43,6 +44,7 @@ struct sseg {          /* send window slot, index sn & smask */
 	bool pend; /* a pend entry with this fence exists */
 	bool fast; /* the last retransmission was a fast one */
 	bool spur; /* ...or an isolated RTO: an older echo shows it spurious */
+	bool held; /* K12: its RTO waits for the answer to a silent probe */
 };
 
 struct rseg {          /* receive window slot, index sn & rmask */
@@ -107,6 +109,8 @@ struct kcp {
 	bool ep_cut;                       /* the episode has reduced cwnd */
 	uint32_t flush_lost;               /* originals found lost in this flush */
 	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
+	uint32_t silent_sn;                /* K12: the one segment resent into a silent path */
+	bool silent;                       /* ...silent_sn is set */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
@@ -205,11 +209,6 @@ static uint32_t pow2_at_least(uint32_t n)
 	return c;
 }
 
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
-static uint32_t min32(uint32_t a, uint32_t b) { return a < b ? a : b; }
-static uint32_t max32(uint32_t a, uint32_t b) { return a > b ? a : b; }
-
 static struct sseg *sslot(const struct kcp *k, uint32_t sn) { return &k->s[sn & k->smask]; }
 static struct rseg *rslot(const struct kcp *k, uint32_t sn) { return &k->r[sn & k->rmask]; }
 static struct qseg *qslot(const struct kcp *k, uint32_t i)
@@ -226,7 +225,8 @@ static uint32_t qmax(const struct kcp *k)
  * application has not read yet (K6). */
 static uint32_t wnd_free(const struct kcp *k) { return k->cfg.rcv_wnd - (k->rcv_nxt - k->rd_sn); }
 
-/* ensure_buf gives *slot an mss-byte buffer; a slot keeps it for life. */
+/* ensure_buf gives *slot an mss-byte buffer; a slot keeps it until the
+ * engine goes idle after a burst (trim_idle). */
 static int ensure_buf(struct kcp *k, uint8_t **slot)
 {
 	if (*slot)
@@ -451,8 +451,8 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	}
 	k->minrto = cfg->min_rto ? cfg->min_rto
 	                         : (cfg->nodelay ? KCP_RTO_MIN_NODELAY : KCP_RTO_MIN_NORMAL);
-	k->rto = max32(KCP_RTO_INIT, k->minrto);
-	k->cwnd = min32(KCP_CWND_INIT, cfg->snd_wnd);
+	k->rto = max_u32(KCP_RTO_INIT, k->minrto);
+	k->cwnd = min_u32(KCP_CWND_INIT, cfg->snd_wnd);
 	k->ssthresh = cfg->snd_wnd;
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
 	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
@@ -520,7 +520,7 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
 	wr_u32le(&w, k->conv);
 	wr_u8(&w, cmd);
 	wr_u8(&w, frg);
-	k->adv_wnd = min32(wnd_free(k), 0xffff);
+	k->adv_wnd = min_u32(wnd_free(k), 0xffff);
 	wr_u16le(&w, (uint16_t)k->adv_wnd);
 	wr_u32le(&w, ts);
 	wr_u32le(&w, sn);
@@ -593,18 +593,18 @@ static void rtt_sample(struct kcp *k, uint32_t rtt)
 	uint32_t g = k->cfg.ack_immediate ? 1 : k->cfg.interval;
 	uint64_t rto;
 
-	if (k->min_rtt == 0 || max32(rtt, 1) < k->min_rtt)
-		k->min_rtt = max32(rtt, 1);
+	if (k->min_rtt == 0 || max_u32(rtt, 1) < k->min_rtt)
+		k->min_rtt = max_u32(rtt, 1);
 	if (k->srtt == 0) {
-		k->srtt = max32(rtt, 1);
+		k->srtt = max_u32(rtt, 1);
 		k->rttvar = rtt / 2;
 	} else {
 		uint32_t delta = rtt > k->srtt ? rtt - k->srtt : k->srtt - rtt;
 		k->rttvar = (3 * k->rttvar + delta) / 4;
-		k->srtt = max32((7 * k->srtt + rtt) / 8, 1);
+		k->srtt = max_u32((7 * k->srtt + rtt) / 8, 1);
 	}
-	rto = (uint64_t)k->srtt + max32(g, 4 * k->rttvar);
-	k->rto = (uint32_t)(rto < k->minrto ? k->minrto : min64(rto, KCP_RTO_MAX));
+	rto = (uint64_t)k->srtt + max_u32(g, 4 * k->rttvar);
+	k->rto = (uint32_t)(rto < k->minrto ? k->minrto : min_u64(rto, KCP_RTO_MAX));
 }
 
 /* queue_delay: how long our data waits in a queue, by the RTT: srtt above
@@ -649,7 +649,7 @@ static uint32_t grow_step(const struct kcp *k, bool queue)
 
 static void cwnd_grow(struct kcp *k, uint32_t acked)
 {
-	uint32_t cap = min32(k->cfg.snd_wnd, max32(k->rmt_wnd, 1));
+	uint32_t cap = min_u32(k->cfg.snd_wnd, max_u32(k->rmt_wnd, 1));
 	bool queue;
 
 	if (k->cfg.nc)
@@ -692,15 +692,15 @@ static void cwnd_cut(struct kcp *k, bool flight)
 	 * does: only the former may refill (cwnd_grow). */
 	k->wmax = flight ? k->cwnd : 0;
 	if (flight) {
-		k->ssthresh = max32(k->cwnd / 2, KCP_SSTHRESH_MIN);
+		k->ssthresh = max_u32(k->cwnd / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = 1;
 	} else {
 		uint32_t inflight = k->snd_nxt - k->snd_una;
-		k->ssthresh = max32(inflight / 2, KCP_SSTHRESH_MIN);
+		k->ssthresh = max_u32(inflight / 2, KCP_SSTHRESH_MIN);
 		k->cwnd = k->ssthresh + k->cfg.resend;
 	}
 	k->ca_acc = 0;
-	k->cwnd = min32(max32(k->cwnd, 1), k->cfg.snd_wnd);
+	k->cwnd = min_u32(max_u32(k->cwnd, 1), k->cfg.snd_wnd);
 	k->recover = k->snd_nxt;
 	k->ep_cut = true;
 }
@@ -718,7 +718,7 @@ static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
 			cwnd_cut(k, false);
 		return;
 	}
-	k->ep_size = max32(k->snd_nxt - k->snd_una, 1);
+	k->ep_size = max_u32(k->snd_nxt - k->snd_una, 1);
 	k->ep_lost = k->flush_lost;
 	k->ep_cut = false;
 	if (!flight && !queueing(k) && !heavy(k)) {
@@ -736,8 +736,8 @@ static void cwnd_undo(struct kcp *k, uint32_t sn)
 {
 	if (!k->undo_cwnd || sn != k->undo_sn)
 		return;
-	k->cwnd = max32(k->cwnd, k->undo_cwnd);
-	k->ssthresh = max32(k->ssthresh, k->undo_ssthresh);
+	k->cwnd = max_u32(k->cwnd, k->undo_cwnd);
+	k->ssthresh = max_u32(k->ssthresh, k->undo_ssthresh);
 	k->undo_cwnd = 0;
 	k->st.cwnd_undo++;
 }
@@ -747,8 +747,8 @@ static void cwnd_undo(struct kcp *k, uint32_t sn)
 
 static uint32_t send_limit(const struct kcp *k)
 {
-	uint32_t lim = min32(k->cfg.snd_wnd, k->rmt_wnd);
-	return k->cfg.nc ? lim : min32(lim, k->cwnd);
+	uint32_t lim = min_u32(k->cfg.snd_wnd, k->rmt_wnd);
+	return k->cfg.nc ? lim : min_u32(lim, k->cwnd);
 }
 
 /* K10 pacing: new data leaves at about send_limit / srtt (x KCP_PACE_GAIN
@@ -765,12 +765,12 @@ static uint64_t pace_rate(const struct kcp *k)
 
 	if (!k->cfg.pace || !k->srtt)
 		return 0;
-	return max64((uint64_t)send_limit(k) * KCP_PACE_ONE * gain / 4 / k->srtt, 1);
+	return max_u64((uint64_t)send_limit(k) * KCP_PACE_ONE * gain / 4 / k->srtt, 1);
 }
 
 static uint64_t pace_cap(uint64_t rate)
 {
-	return max64(rate * KCP_PACE_BURST_MS, (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE);
+	return max_u64(rate * KCP_PACE_BURST_MS, (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE);
 }
 
 /* pace_avail: tokens at time t (>= pace_t), without changing anything. The
@@ -778,9 +778,9 @@ static uint64_t pace_cap(uint64_t rate)
  * cannot overflow. */
 static uint64_t pace_avail(const struct kcp *k, uint64_t rate, uint64_t t)
 {
-	uint64_t dt = t > k->pace_t ? min64(t - k->pace_t, KCP_RTO_MAX) : 0;
+	uint64_t dt = t > k->pace_t ? min_u64(t - k->pace_t, KCP_RTO_MAX) : 0;
 
-	return min64(k->pace_tok + dt * rate, pace_cap(rate));
+	return min_u64(k->pace_tok + dt * rate, pace_cap(rate));
 }
 
 static void pace_refill(struct kcp *k, uint64_t now)
@@ -826,7 +826,7 @@ static uint64_t pace_deadline(const struct kcp *k, uint64_t now)
 	have = pace_avail(k, rate, now);
 	if (have >= KCP_PACE_ONE)
 		return now;
-	return now + max64((KCP_PACE_ONE - have + rate - 1) / rate, 1);
+	return now + max_u64((KCP_PACE_ONE - have + rate - 1) / rate, 1);
 }
 
 static void transmit(struct kcp *k, struct sseg *g, uint64_t now)
@@ -888,12 +888,12 @@ static uint32_t backoff(const struct kcp *k, uint32_t rto)
 {
 	uint64_t r = rto;
 	if (k->cfg.nodelay == 0)
-		r += max32(rto, k->rto);
+		r += max_u32(rto, k->rto);
 	else if (k->cfg.nodelay == 1)
 		r += rto / 2;
 	else
 		r += k->rto / 2;
-	return (uint32_t)min64(r, KCP_RTO_MAX);
+	return (uint32_t)min_u64(r, KCP_RTO_MAX);
 }
 
 /* loss_seen notes that g is about to be resent: the first one of a new
@@ -923,7 +923,8 @@ static bool passed(const struct kcp *k, const struct sseg *g)
  * spuriously, until ACKs pass it or stop coming (K4). */
 static bool queued(const struct kcp *k, const struct sseg *g, uint64_t now)
 {
-	return !passed(k, g) && k->echo_at != KCP_NEVER && now < k->echo_at + max32(k->srtt / 4, 1);
+	return !passed(k, g) && k->echo_at != KCP_NEVER &&
+	       now < k->echo_at + max_u32(k->srtt / 4, 1);
 }
 
 /* path_alive: the path answered while g was out. Either an ACK has echoed a
@@ -938,42 +939,139 @@ static bool path_alive(const struct kcp *k, const struct sseg *g)
 	       (k->echo_at != KCP_NEVER && seq_gt((uint32_t)k->echo_at, g->ts));
 }
 
-/* retx_timeouts resends the segments whose RTO expired (K4, K7). An expiry
- * while the path is alive is an isolated loss: resent without backoff and
+/* silent_now: no ACK has arrived for a quarter RTT (at least
+ * KCP_QUIET_MIN ms, at most half the RTO) while segments are out: the peer
+ * is not answering at the moment, whatever it did while the segments now
+ * expiring were out (K12). */
+static bool silent_now(const struct kcp *k, uint64_t now)
+{
+	uint64_t quiet = min_u32(max_u32(k->srtt / 4, KCP_QUIET_MIN), max_u32(k->rto / 2, 1));
+
+	return k->echo_at == KCP_NEVER || now >= k->echo_at + quiet;
+}
+
+/* silent_probe: the segment resent into the silent path (K12), while it is
+ * unacknowledged and nothing has answered since; NULL otherwise. */
+static struct sseg *silent_probe(const struct kcp *k)
+{
+	struct sseg *p = sslot(k, k->silent_sn);
+
+	if (!k->silent || !p->live || p->sn != k->silent_sn || path_alive(k, p))
+		return NULL;
+	return p;
+}
+
+/* silent_release: once the probe is answered (acknowledged, or an echo of
+ * a transmission as late as it), the segments held behind it are due at
+ * once: the path works, and what it has not acknowledged by now was lost
+ * (the ACKs of a stalled receiver's backlog came before the probe's; any
+ * still arriving defer them again, see queued). Once per silent episode,
+ * O(flight). */
+static void silent_release(struct kcp *k, uint64_t now)
+{
+	const struct sseg *p = sslot(k, k->silent_sn);
+
+	if (!k->silent || (p->live && p->sn == k->silent_sn && seq_lt(k->echo_hi, p->ts)))
+		return;
+	k->silent = false;
+	for (uint32_t sn = k->snd_una; sn != k->snd_nxt; sn++) {
+		struct sseg *g = sslot(k, sn);
+
+		if (!g->live || !g->held)
+			continue;
+		g->held = false;
+		if (g->resendts > now) {
+			g->resendts = now;
+			heap_up(k, g->heap);
+		}
+	}
+}
+
+/* resend_timeout resends g, whose RTO expired (K4, K7). An expiry while
+ * the path is alive is an isolated loss: resent without backoff and
  * reported in *isolated. Only an expiry with the path silent since g went
  * out (the whole flight after it is unanswered) backs off and is reported
- * in *flight. */
+ * in *flight. Returns false when g has used up its transmissions: the
+ * link is dead. */
+static bool resend_timeout(struct kcp *k, struct sseg *g, uint64_t now, bool *isolated,
+                           bool *flight)
+{
+	bool alive = path_alive(k, g);
+
+	if (g->xmit >= k->cfg.dead_link) {
+		/* K7: its last allowed transmission went unanswered for a
+		 * whole RTO. */
+		k->dead = true;
+		return false;
+	}
+	/* Skipped often enough for the configured threshold but not for the
+	 * learned one: the learned one is too high. */
+	if (g->fq && k->reo_extra && k->ack_events - g->fbase >= k->cfg.resend)
+		k->reo_extra--;
+	g->rto = alive ? k->rto : backoff(k, g->rto);
+	g->resendts = now + g->rto;
+	g->fast = g->held = false;
+	/* An echo of the original shows either kind spurious (K12: a silent
+	 * path may be a stalled receiver, not a lost flight). */
+	g->spur = true;
+	heap_down(k, g->heap);
+	heap_up(k, g->heap);
+	fence_mark(k, g, now);
+	k->st.seg_retx_timeout++;
+	k->st.seg_retx_isolated += alive;
+	k->st.data_bytes_retx += g->len;
+	loss_seen(k, g, alive ? isolated : flight);
+	transmit(k, g, now);
+	return true;
+}
+
+/* K12: while the path is silent, one segment probes it and the others wait
+ * on its timer. A receiver that stops reading for longer than the RTO (a
+ * descheduled or busy daemon: on a 1 ms path the RTO is a few tens of ms)
+ * would otherwise get the whole flight again at once, hundreds of
+ * segments, right when it is slowest, and nearly every copy is spurious.
+ * The probe is the oldest unacknowledged segment, the one the receiver
+ * can always take (a later one may be beyond its window, behind the hole).
+ * If it is answered, what is still unacknowledged resends (silent_release);
+ * if not, it backs off alone. Returns true when g was held. */
+static bool silent_hold(struct kcp *k, struct sseg *g, uint64_t now, bool *isolated, bool *flight)
+{
+	struct sseg *p;
+
+	if (!silent_now(k, now))
+		return false;
+	p = silent_probe(k);
+	if (!p) {
+		p = sslot(k, k->snd_una);
+		if (!p->live || p->sn != k->snd_una)
+			p = g;
+		k->silent = true;
+		k->silent_sn = p->sn;
+		if (p == g || !resend_timeout(k, p, now, isolated, flight))
+			return false; /* g is the probe (or the link is dead) */
+	}
+	if (p == g)
+		return false;
+	g->rto = max_u32(g->rto, p->rto);
+	g->resendts = max_u64(g->resendts, p->resendts + 1);
+	g->held = true;
+	heap_down(k, g->heap);
+	return true;
+}
+
 static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *flight)
 {
 	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
 		struct sseg *g = sslot(k, k->heap[0]);
-		bool alive = path_alive(k, g);
 		if (queued(k, g, now)) {
-			g->resendts = k->echo_at + max32(k->srtt / 4, 1);
+			g->resendts = k->echo_at + max_u32(k->srtt / 4, 1);
 			heap_down(k, 0);
 			continue;
 		}
-		if (g->xmit >= k->cfg.dead_link) {
-			/* K7: its last allowed transmission went unanswered
-			 * for a whole RTO. */
-			k->dead = true;
-			break;
-		}
-		/* Skipped often enough for the configured threshold but not
-		 * for the learned one: the learned one is too high. */
-		if (g->fq && k->reo_extra && k->ack_events - g->fbase >= k->cfg.resend)
-			k->reo_extra--;
-		g->rto = alive ? k->rto : backoff(k, g->rto);
-		g->resendts = now + g->rto;
-		g->fast = false;
-		g->spur = alive;
-		heap_down(k, 0);
-		fence_mark(k, g, now);
-		k->st.seg_retx_timeout++;
-		k->st.seg_retx_isolated += alive;
-		k->st.data_bytes_retx += g->len;
-		loss_seen(k, g, alive ? isolated : flight);
-		transmit(k, g, now);
+		if (silent_hold(k, g, now, isolated, flight))
+			continue;
+		if (!k->dead)
+			(void)resend_timeout(k, g, now, isolated, flight);
 	}
 }
 
@@ -992,6 +1090,7 @@ static void retx_fast(struct kcp *k, uint64_t now, bool *isolated)
 			continue; /* leave it to the RTO */
 		g->resendts = now + g->rto;
 		g->fast = g->spur = true;
+		g->held = false;
 		heap_down(k, g->heap);
 		heap_up(k, g->heap);
 		fence_mark(k, g, now);
@@ -1023,7 +1122,7 @@ static void probe_step(struct kcp *k, uint64_t now)
 		return;
 	put_seg(k, KCP_CMD_WASK, 0, 0, 0, NULL, 0);
 	k->st.probe_sent++;
-	k->probe_wait = min32(k->probe_wait + k->probe_wait / 2, KCP_PROBE_MAX);
+	k->probe_wait = min_u32(k->probe_wait + k->probe_wait / 2, KCP_PROBE_MAX);
 	k->probe_at = now + k->probe_wait;
 }
 
@@ -1086,9 +1185,9 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now)
 	if (wanted(k))
 		d = k->flush_at == KCP_NEVER ? now : k->flush_at;
 	if (k->nheap)
-		d = min64(d, sslot(k, k->heap[0])->resendts);
-	d = min64(d, k->probe_at);
-	d = min64(d, pace_deadline(k, now));
+		d = min_u64(d, sslot(k, k->heap[0])->resendts);
+	d = min_u64(d, k->probe_at);
+	d = min_u64(d, pace_deadline(k, now));
 	return d == KCP_NEVER ? d : (d < now ? now : d);
 }
 
@@ -1110,7 +1209,7 @@ size_t kcp_send_room(const struct kcp *k)
 		return 0;
 	if (k->cfg.stream)
 		return (size_t)free_segs * k->mss + tail_room(k);
-	return (size_t)min32(free_segs, KCP_MAX_FRAGMENTS) * k->mss;
+	return (size_t)min_u32(free_segs, KCP_MAX_FRAGMENTS) * k->mss;
 }
 
 /* fill_queue appends len bytes as nseg new segments (buffers already there). */
@@ -1138,7 +1237,7 @@ static ssize_t enqueue(struct kcp *k, const uint8_t *p, size_t len)
 		take = len < kcp_send_room(k) ? len : kcp_send_room(k);
 		if (take == 0)
 			return KS_ERR_FULL;
-		nseg = (uint32_t)((take - min64(take, tail) + k->mss - 1) / k->mss);
+		nseg = (uint32_t)((take - min_u64(take, tail) + k->mss - 1) / k->mss);
 	} else {
 		nseg = len ? (uint32_t)((len + k->mss - 1) / k->mss) : 1;
 		if (len > (size_t)KCP_MAX_FRAGMENTS * k->mss)
@@ -1199,6 +1298,34 @@ ssize_t kcp_peek_size(const struct kcp *k)
 	for (uint32_t i = 0; i < n; i++)
 		size += rslot(k, k->rd_sn + i)->len;
 	return (ssize_t)size;
+}
+
+static void drop_buf(struct kcp *k, uint8_t **slot)
+{
+	if (!*slot)
+		return;
+	free(*slot);
+	*slot = NULL;
+	k->nbufs--;
+}
+
+/* trim_idle gives the segment buffers back once nothing is queued, in
+ * flight or unread, if a burst left more than KCP_IDLE_BUFS of them: an
+ * idle session holds its rings and no data (issue 19). Small exchanges
+ * stay below the threshold and never allocate again; O(windows), once per
+ * burst. Out-of-order segments still held keep their buffers. */
+static void trim_idle(struct kcp *k)
+{
+	if (k->nbufs <= KCP_IDLE_BUFS || k->inflight || k->qcount || k->rcv_bytes)
+		return;
+	for (uint32_t i = 0; i <= k->smask; i++)
+		if (!k->s[i].live)
+			drop_buf(k, &k->s[i].data);
+	for (uint32_t i = 0; i <= k->qmask; i++)
+		drop_buf(k, &k->q[i].data);
+	for (uint32_t i = 0; i <= k->rmask; i++)
+		if (!k->r[i].present)
+			drop_buf(k, &k->r[i].data);
 }
 
 static void consume(struct kcp *k)
@@ -1269,13 +1396,14 @@ ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap)
 	 * receive window since we last advertised it: tell the peer rather than
 	 * leave it waiting for its next probe or for our next ACK. */
 	if (!k->dead && ((before == 0 && wnd_free(k) > 0) ||
-	                 wnd_free(k) - min32(k->adv_wnd, wnd_free(k)) >= k->cfg.rcv_wnd / 2)) {
+	                 wnd_free(k) - min_u32(k->adv_wnd, wnd_free(k)) >= k->cfg.rcv_wnd / 2)) {
 		k->tell = true;
 		if (k->cfg.ack_immediate)
 			k->flush_at = k->last_now;
 		else
 			arm(k, k->last_now);
 	}
+	trim_idle(k);
 	return (ssize_t)got;
 }
 
@@ -1535,6 +1663,8 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	}
 	cwnd_grow(k, a.acked);
 	fifo_prune(k, &k->fq, fq_valid);
+	silent_release(k, now);
+	trim_idle(k);
 }
 
 int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
@@ -1565,6 +1695,8 @@ int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 /* state queries                                                      */
 
 uint32_t kcp_waitsnd(const struct kcp *k) { return k->qcount + k->inflight; }
+
+uint32_t kcp_inflight(const struct kcp *k) { return k->inflight; }
 
 bool kcp_is_dead(const struct kcp *k) { return k->dead; }
 

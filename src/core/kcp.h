@@ -101,8 +101,8 @@ struct kcp_stats {
 	uint64_t bytes_in;                  /* datagram bytes accepted */
 	uint64_t data_bytes_sent;           /* payload bytes, first transmissions */
 	uint64_t data_bytes_retx;           /* payload bytes, retransmissions */
-	uint64_t seg_retx_spurious;         /* fast or isolated-RTO retransmissions
-	                                       an older echo proved unnecessary */
+	uint64_t seg_retx_spurious;         /* fast or RTO retransmissions an
+	                                       older echo proved unnecessary */
 	uint64_t output_errors;             /* output callback returned < 0 */
 	uint64_t seg_retx_isolated;         /* of seg_retx_timeout: while later
 	                                       data was acknowledged (no backoff) */
@@ -205,6 +205,9 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now);
 
 /* kcp_waitsnd returns segments queued plus in flight (unacknowledged). */
 uint32_t kcp_waitsnd(const struct kcp *k);
+
+/* kcp_inflight returns segments sent and not yet acknowledged. */
+uint32_t kcp_inflight(const struct kcp *k);
 
 /* kcp_is_dead: a segment reached dead_link transmissions. Terminal: sends
  * and inputs are refused, no more deadlines; received data stays readable. */

@@ -23,7 +23,7 @@ struct keys_server {
 	uint8_t sec[KEYS_LEN];
 };
 
-/* Keys every holder of the server public key can compute (secure.md 3.1):
+/* Keys every holder of the server public key can compute (docs/PROTOCOL.md, secure layer 3.1):
  * hdr masks the session-id field of every datagram, obf hides handshake
  * ephemerals, mac1 keys the cheap pre-check of an init. */
 struct keys_public {
@@ -66,7 +66,7 @@ KS_MUST_CHECK int keys_user_set(struct keys_user *u, const char *name,
 /* keys_derive_public computes the keys of struct keys_public from spub. */
 void keys_derive_public(struct keys_public *kp, const uint8_t spub[static KEYS_LEN]);
 
-/* --- key schedule primitives (secure.md 3) --- */
+/* --- key schedule primitives (PROTOCOL.md (secure layer) 3) --- */
 
 /* keys_hash: out = BLAKE2b-256(a || b); b may be NULL when blen is 0. */
 void keys_hash(uint8_t out[static KEYS_LEN], const uint8_t *a, size_t alen, const uint8_t *b,

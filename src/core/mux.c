@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/limits.h"
+#include "base/minmax.h"
 #include "base/rd.h"
 #include "base/wr.h"
 
@@ -134,8 +135,6 @@ static void list_del(struct link *l)
 
 /* --- rings ----------------------------------------------------------------- */
 
-static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
-
 /* ring_reserve makes room for n more bytes without passing max. */
 static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 {
@@ -148,7 +147,7 @@ static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 		return KS_ERR_FULL;
 	while (cap < want)
 		cap *= 2;
-	cap = min_sz(cap, max);
+	cap = min_size(cap, max);
 	nb = malloc(cap);
 	if (!nb)
 		return KS_ERR_NOMEM;
@@ -164,7 +163,7 @@ static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 
 static void ring_put(struct ring *r, const uint8_t *p, size_t n)
 {
-	size_t tail = (r->head + r->len) % r->cap, first = min_sz(n, r->cap - tail);
+	size_t tail = (r->head + r->len) % r->cap, first = min_size(n, r->cap - tail);
 
 	memcpy(r->buf + tail, p, first);
 	memcpy(r->buf, p + first, n - first);
@@ -173,12 +172,24 @@ static void ring_put(struct ring *r, const uint8_t *p, size_t n)
 
 static void ring_get(struct ring *r, uint8_t *out, size_t n)
 {
-	size_t first = min_sz(n, r->cap - r->head);
+	size_t first = min_size(n, r->cap - r->head);
 
 	memcpy(out, r->buf + r->head, first);
 	memcpy(out + first, r->buf, n - first);
 	r->head = (r->head + n) % r->cap;
 	r->len -= n;
+}
+
+static void ring_release(struct mux *m, struct ring *r);
+
+/* ring_take is ring_get, and a ring it empties gives its memory back: an
+ * idle stream holds no buffer, whatever its last burst needed (issue 19);
+ * the next bytes allocate again from MUX_RING_INITIAL. */
+static void ring_take(struct mux *m, struct ring *r, uint8_t *out, size_t n)
+{
+	ring_get(r, out, n);
+	if (r->len == 0)
+		ring_release(m, r);
 }
 
 static void ring_release(struct mux *m, struct ring *r)
@@ -496,6 +507,35 @@ static void fin_check(struct mux *m, struct stream *s)
 		ctl_set(m, s, CTL_FIN);
 }
 
+/* rebalance moves a stream's window towards the fair share of the budget,
+ * budget / streams held (never below the floor nor above the configured
+ * window), as its application reads (step 4.5.3). The windows chosen at
+ * announce time shrink geometrically (4.5.1): with 32 bulk streams the
+ * first few held 4 MiB and the rest 64 KiB, and the rest ran at 64 KiB
+ * per RTT (issue 19: Jain's index 0.88). A window above the share shrinks,
+ * but never below what is already granted and unread, so the buffer bound
+ * always covers what the peer may send; one below grows by what the budget
+ * has left, so the streams together still never hold more than the budget.
+ * Local only: the peer just sees smaller or larger WINDOW increments. */
+static void rebalance(struct mux *m, struct stream *s)
+{
+	uint64_t share = m->cfg.budget / (m->ntab ? m->ntab : 1), out, want;
+
+	if (!s->hello_sent || s->fin_rcvd || m->role != MUX_CLIENT)
+		return;
+	share = share < MUX_WINDOW_FLOOR ? MUX_WINDOW_FLOOR : share;
+	share = share < m->cfg.window ? share : m->cfg.window;
+	out = s->rx_limit > s->rx_read ? s->rx_limit - s->rx_read : 0;
+	if (s->win > share) {
+		want = out > share ? out : share;
+		if (want < s->win)
+			win_set(m, s, (uint32_t)want);
+	} else if (s->win < share && m->committed < m->cfg.budget) {
+		want = s->win + (m->cfg.budget - m->committed);
+		win_set(m, s, (uint32_t)(want < share ? want : share));
+	}
+}
+
 /* grant_check queues a WINDOW once the application has read half a window
  * beyond what we last granted (step 4.3), never before our OPEN or REPLY
  * (step 4.4.4). The first grant may exceed read + window (step 4.4.3), so
@@ -712,7 +752,7 @@ static int assemble(struct mux *m, const uint8_t **data, size_t *len, uint64_t n
 
 	if (m->asm_len >= MUX_HDR_LEN)
 		need += (size_t)m->asm_buf[2] << 8 | m->asm_buf[3];
-	take = min_sz(need - m->asm_len, *len);
+	take = min_size(need - m->asm_len, *len);
 	memcpy(m->asm_buf + m->asm_len, *data, take);
 	m->asm_len += take;
 	*data += take;
@@ -892,14 +932,14 @@ static bool emit_data_one(struct mux *m, struct wr *w)
 
 	if (s->deficit == 0)
 		s->deficit = m->cfg.quantum;
-	want = min_sz(min_sz(s->tx.len, (size_t)credit(s)), s->deficit);
+	want = min_size(min_size(s->tx.len, (size_t)credit(s)), s->deficit);
 	if (wr_room(w) <= MUX_HDR_LEN)
 		return false;
-	n = min_sz(want, wr_room(w) - MUX_HDR_LEN);
+	n = min_size(want, wr_room(w) - MUX_HDR_LEN);
 	if (n < want && n < MUX_SPLIT_MIN)
 		return false;
 	put_hdr(w, MUX_DATA, s->id, n); /* the payload is copied from the ring */
-	ring_get(&s->tx, w->p, n);
+	ring_take(m, &s->tx, w->p, n);
 	w->p += n;
 	s->tx_off += n;
 	s->deficit -= (uint32_t)n;
@@ -1008,7 +1048,7 @@ ssize_t mux_stream_write(struct mux *m, uint32_t id, const void *buf, size_t len
 		return KS_ERR_STATE;
 	if (len == 0)
 		return KS_ERR_INVAL;
-	n = min_sz(len, tx_room(m, s));
+	n = min_size(len, tx_room(m, s));
 	if (n == 0) {
 		s->want_write = true;
 		return KS_ERR_FULL;
@@ -1039,9 +1079,10 @@ ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap)
 		done_check(m, s);
 		return 0;
 	}
-	n = min_sz(cap, s->rx.len);
-	ring_get(&s->rx, buf, n);
+	n = min_size(cap, s->rx.len);
+	ring_take(m, &s->rx, buf, n);
 	s->rx_read += n;
+	rebalance(m, s);
 	grant_check(m, s);
 	return (ssize_t)n;
 }

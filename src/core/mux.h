@@ -30,7 +30,10 @@
  * it is announced, from the session's budget (step 4.5):
  * min(window, max(MUX_WINDOW_FLOOR, (budget - committed) / MUX_BUDGET_SHARE))
  * where committed is what the other live streams hold; it comes back when
- * a stream is freed. So all receive buffers together hold at most
+ * a stream is freed. As a client's application reads, the window moves
+ * towards the fair share min(window, max(floor, budget / streams held)),
+ * never below the credit already granted and never growing past the
+ * budget left (step 4.5.3). So all receive buffers together hold at most
  * min(max_streams x max(window, floor), budget + max_streams x
  * MUX_WINDOW_FLOOR): with the default profile 32 MiB + 256 x 64 KiB =
  * 48 MiB instead of 256 x 4 MiB = 1 GiB. mux_input() never needs to refuse

@@ -18,6 +18,7 @@ static const struct profile profiles[] = {
 	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 25000,
 	        .idle_timeout_ms = 120000,
+	        .dead_path_ms = 10000,
 	        .nodelay = 1,
 	        .interval_ms = 20,
 	        .resend = 2,
@@ -40,6 +41,7 @@ static const struct profile profiles[] = {
 	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 25000,
 	        .idle_timeout_ms = 120000,
+	        .dead_path_ms = 10000,
 	        .nodelay = 1,
 	        .interval_ms = 10,
 	        .resend = 2,
@@ -62,6 +64,7 @@ static const struct profile profiles[] = {
 	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 20000,
 	        .idle_timeout_ms = 120000,
+	        .dead_path_ms = 10000,
 	        .nodelay = 2,
 	        .interval_ms = 10,
 	        .resend = 1,
@@ -84,6 +87,7 @@ static const struct profile profiles[] = {
 	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 15000,
 	        .idle_timeout_ms = 120000,
+	        .dead_path_ms = 20000,
 	        .nodelay = 1,
 	        .interval_ms = 20,
 	        .resend = 2,
@@ -106,6 +110,7 @@ static const struct profile profiles[] = {
 	        .pad_max = 0, /* the bucket is the padding (one mode) */
 	        .keepalive_ms = 25000,
 	        .idle_timeout_ms = 120000,
+	        .dead_path_ms = 10000,
 	        .nodelay = 0,
 	        .interval_ms = 40,
 	        .resend = 2,
@@ -172,6 +177,9 @@ static const struct profile_field fields[PROFILE_F_COUNT] = {
 	      "client: answer CONNECT at once, send first bytes with the open (failure: reset)"),
 	FIELD(PROFILE_F_DUP_THIN, "dup_thin", "bool", dup_thin, true, 0, 1,
 	      "KCP: send small flights twice, a lost request or reply costs no timeout"),
+	FIELD(PROFILE_F_DEAD_PATH, "dead_path_ms", "ms", dead_path_ms, false,
+	      SESSION_DEAD_PATH_MS_MIN, SESSION_DEAD_PATH_MS_MAX,
+	      "client: session down after this long unanswered; streams reset (local)"),
 };
 
 size_t profile_count(void) { return sizeof profiles / sizeof profiles[0]; }

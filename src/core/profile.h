@@ -32,6 +32,7 @@ struct profile {
 	uint32_t pad_max;         /* pad_bucket 0: add 0..pad_max random bytes (never past mtu) */
 	uint32_t keepalive_ms;    /* probe interval while idle */
 	uint32_t idle_timeout_ms; /* session dropped after this long with no datagram */
+	uint32_t dead_path_ms;    /* client: down after this long with data unanswered */
 	uint32_t nodelay;         /* KCP nodelay: 0 normal, 1 fast RTO, 2 gentle backoff */
 	uint32_t interval_ms;     /* KCP flush interval */
 	uint32_t resend;          /* KCP fast resend after this many skips; 0 = off */
@@ -67,6 +68,7 @@ enum profile_field_id {
 	PROFILE_F_MAX_STREAMS,
 	PROFILE_F_FAST_OPEN,
 	PROFILE_F_DUP_THIN,
+	PROFILE_F_DEAD_PATH,
 	PROFILE_F_COUNT
 };
 

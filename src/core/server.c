@@ -9,6 +9,8 @@
  */
 #include "core/server.h"
 
+#include "base/heap.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,8 +36,9 @@ struct server {
 	void *output_user; /* borrowed */
 	bool one_per_user;
 	struct entry **slots; /* owned array of cap; entries owned */
-	struct entry **heap;  /* owned array of cap; views of slots[] entries */
-	size_t cap, nheap;
+	struct entry **due;   /* owned array of cap: the deadline heap's storage */
+	struct heap heap;     /* over due[]: views of slots[] entries, earliest first */
+	size_t cap;
 	struct entry *ev_head, *ev_tail; /* event queue, FIFO */
 	uint64_t dropped, created, lost[SESSION_LOST_REASONS];
 	struct session_scratch scratch; /* shared by every session, one call at a time */
@@ -45,65 +48,30 @@ enum { SLOT_MASK = 0xFFFF }; /* sessions.h: the slot is the sid's low 16 bits */
 
 /* --- the deadline heap ------------------------------------------------------ */
 
-static uint64_t key(const struct server *srv, size_t i)
+static bool due_before(const void *x, const void *y, void *ctx)
 {
-	return session_next_deadline(srv->heap[i]->s);
+	(void)ctx;
+	return session_next_deadline((*(struct entry *const *)x)->s) <
+	       session_next_deadline((*(struct entry *const *)y)->s);
 }
 
-static void put(struct server *srv, size_t i, struct entry *e)
+static void due_moved(void *elem, size_t i, void *ctx)
 {
-	srv->heap[i] = e;
-	e->heap_idx = i;
+	(void)ctx;
+	(*(struct entry **)elem)->heap_idx = i;
 }
 
-static void sift_up(struct server *srv, size_t i)
-{
-	struct entry *e = srv->heap[i];
-	uint64_t k = session_next_deadline(e->s);
-
-	while (i > 0 && key(srv, (i - 1) / 2) > k) {
-		put(srv, i, srv->heap[(i - 1) / 2]);
-		i = (i - 1) / 2;
-	}
-	put(srv, i, e);
-}
-
-static void sift_down(struct server *srv, size_t i)
-{
-	struct entry *e = srv->heap[i];
-	uint64_t k = session_next_deadline(e->s);
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= srv->nheap)
-			break;
-		if (c + 1 < srv->nheap && key(srv, c + 1) < key(srv, c))
-			c++;
-		if (key(srv, c) >= k)
-			break;
-		put(srv, i, srv->heap[c]);
-		i = c;
-	}
-	put(srv, i, e);
-}
+static const struct heap_ops due_ops = { sizeof(struct entry *), due_before, due_moved };
 
 /* refile restores heap order after e's deadline changed. */
 static void refile(struct server *srv, struct entry *e)
 {
-	sift_up(srv, e->heap_idx);
-	sift_down(srv, e->heap_idx);
+	heap_fix(&srv->heap, &due_ops, NULL, e->heap_idx);
 }
 
-static void heap_remove(struct server *srv, struct entry *e)
+static void unfile(struct server *srv, struct entry *e)
 {
-	size_t i = e->heap_idx;
-	struct entry *last = srv->heap[--srv->nheap];
-
-	if (last == e)
-		return;
-	put(srv, i, last);
-	refile(srv, last);
+	heap_remove(&srv->heap, &due_ops, NULL, e->heap_idx, NULL);
 }
 
 /* --- entries ---------------------------------------------------------------- */
@@ -136,7 +104,7 @@ static void close_entry(struct server *srv, struct entry *e, enum session_lost_r
 		return;
 	session_end(e->s, reason);
 	(void)sessions_close(srv->table, e->sid); /* already gone if superseded */
-	heap_remove(srv, e);
+	unfile(srv, e);
 	srv->slots[e->sid & SLOT_MASK] = NULL;
 	e->closed = true;
 	srv->lost[reason]++;
@@ -185,9 +153,10 @@ int server_new(struct server **out, const struct server_config *cfg)
 	rc = KS_ERR_NOMEM;
 	srv->cap = cfg->table.capacity;
 	srv->slots = calloc(srv->cap, sizeof *srv->slots);
-	srv->heap = calloc(srv->cap, sizeof *srv->heap);
-	if (!srv->slots || !srv->heap)
+	srv->due = calloc(srv->cap, sizeof *srv->due);
+	if (!srv->slots || !srv->due)
 		goto err;
+	srv->heap.a = srv->due;
 	if (cfg->mux) {
 		srv->mux = *cfg->mux;
 		srv->mux_set = true;
@@ -201,7 +170,7 @@ int server_new(struct server **out, const struct server_config *cfg)
 	return 0;
 err:
 	free(srv->slots);
-	free(srv->heap);
+	free(srv->due);
 	sessions_free(srv->table);
 	free(srv);
 	return rc;
@@ -225,7 +194,7 @@ void server_free(struct server *srv)
 		}
 	}
 	free(srv->slots);
-	free(srv->heap);
+	free(srv->due);
 	sessions_free(srv->table);
 	free(srv);
 }
@@ -241,8 +210,8 @@ static void close_user_others(struct server *srv, struct entry *keep)
 	 * most SESSIONS_PER_USER_MAX sessions. */
 	while (again) {
 		again = false;
-		for (size_t i = 0; i < srv->nheap; i++) {
-			struct entry *e = srv->heap[i];
+		for (size_t i = 0; i < srv->heap.n; i++) {
+			struct entry *e = srv->due[i];
 
 			if (e != keep && e->user == keep->user) {
 				close_entry(srv, e, SESSION_LOST_SUPERSEDED);
@@ -301,13 +270,12 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 		return rc;
 	}
 	srv->slots[ev->sid & SLOT_MASK] = e;
-	put(srv, srv->nheap++, e);
-	sift_up(srv, e->heap_idx);
+	heap_push(&srv->heap, &due_ops, NULL, &e);
 	enqueue(srv, e);
 	srv->created++;
 	/* One session per user: the older ones close when this one carries
 	 * its first payload, not now. A client that merely probed during an
-	 * outage (session.md, restart detection) keeps using its old session,
+	 * outage (docs/PROTOCOL.md, session L3) keeps using its old session,
 	 * and this one idles out; a restarted client sends at once. */
 	e->supersede = srv->one_per_user;
 	if (srv->output(srv->output_user, srv->scratch.open, ev->len, from) < 0)
@@ -368,8 +336,8 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 void server_on_timer(struct server *srv, uint64_t now)
 {
 	/* Each live session is run at most once per call. */
-	for (size_t n = srv->nheap; n > 0 && srv->nheap > 0; n--) {
-		struct entry *e = srv->heap[0];
+	for (size_t n = srv->heap.n; n > 0 && srv->heap.n > 0; n--) {
+		struct entry *e = srv->due[0];
 
 		if (session_next_deadline(e->s) > now)
 			break;
@@ -385,7 +353,7 @@ void server_flush(struct server *srv, uint64_t now) { server_on_timer(srv, now);
 
 uint64_t server_next_deadline(const struct server *srv)
 {
-	return srv->nheap ? session_next_deadline(srv->heap[0]->s) : SESSION_NEVER;
+	return srv->heap.n ? session_next_deadline(srv->due[0]->s) : SESSION_NEVER;
 }
 
 /* --- events and access ---------------------------------------------------------- */
@@ -438,15 +406,15 @@ void server_stats(const struct server *srv, struct server_stats *st)
 	st->dropped = srv->dropped;
 	st->created = srv->created;
 	memcpy(st->lost, srv->lost, sizeof st->lost);
-	st->live = srv->nheap;
+	st->live = srv->heap.n;
 }
 
 size_t server_mem_bytes(const struct server *srv)
 {
 	size_t n = sizeof *srv + srv->cap * 2 * sizeof(struct entry *);
 
-	for (size_t i = 0; i < srv->nheap; i++)
-		n += sizeof(struct entry) + session_mem_bytes(srv->heap[i]->s);
+	for (size_t i = 0; i < srv->heap.n; i++)
+		n += sizeof(struct entry) + session_mem_bytes(srv->due[i]->s);
 	return n;
 }
 
@@ -456,21 +424,22 @@ static bool entry_ok(const struct server *srv, const struct entry *e, size_t i)
 
 	return !e->closed && e->heap_idx == i && slot < srv->cap && srv->slots[slot] == e &&
 	       sessions_get(srv->table, e->sid) != NULL &&
-	       session_state(e->s) == SESSION_ESTABLISHED && session_check(e->s) &&
-	       (i == 0 || key(srv, (i - 1) / 2) <= key(srv, i));
+	       session_state(e->s) == SESSION_ESTABLISHED && session_check(e->s);
 }
 
 bool server_check(const struct server *srv)
 {
 	size_t in_slots = 0;
 
-	for (size_t i = 0; i < srv->nheap; i++)
-		if (!entry_ok(srv, srv->heap[i], i))
+	if (!heap_ordered(&srv->heap, &due_ops, NULL))
+		return false;
+	for (size_t i = 0; i < srv->heap.n; i++)
+		if (!entry_ok(srv, srv->due[i], i))
 			return false;
 	for (size_t i = 0; i < srv->cap; i++)
 		in_slots += srv->slots[i] != NULL;
 	for (const struct entry *e = srv->ev_head; e; e = e->next_ev)
 		if (!e->queued || (e->closed && session_state(e->s) != SESSION_CLOSED))
 			return false;
-	return in_slots == srv->nheap && sessions_live(srv->table) == srv->nheap;
+	return in_slots == srv->heap.n && sessions_live(srv->table) == srv->heap.n;
 }

@@ -85,7 +85,7 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
                        size_t len, uint64_t now, uint64_t now_unix_ms);
 
 /* server_on_timer runs every session whose deadline is at or before now.
- * A session that took datagrams owes their ACKs (session.md E6) and is due
+ * A session that took datagrams owes their ACKs (docs/PROTOCOL.md, session E6) and is due
  * at once until a session_pump or session_flush sends them: a daemon ends
  * its batch with server_flush below, in the same loop iteration. */
 void server_on_timer(struct server *srv, uint64_t now);

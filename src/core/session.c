@@ -11,9 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/minmax.h"
+#include "base/rd.h"
+#include "base/wr.h"
 #include "core/envelope.h"
 #include "core/handshake.h"
 #include "core/transport.h"
+
+/* L8: a close is one KCP-shaped control segment with this command, alone
+ * in its datagram. Reference KCP and our kcp.c before L8 drop a segment
+ * with an unknown command (KCP_DROP_CMD) and the datagram with it, so an
+ * old peer ignores a close. */
+enum { SESSION_CLOSE_CMD = 85 };
 
 /* Restart detection (L3): silent server -> a new handshake goes out while
  * the old session stays -> the answer is held while the old session gets a
@@ -43,7 +52,7 @@ struct session {
 	struct transport_params proposal;
 	struct handshake_client hs;
 	struct envelope env; /* established: keys of this session */
-	uint32_t silent_ms, hs_timeout_ms;
+	uint32_t silent_ms, hs_timeout_ms, dead_path_ms;
 	uint64_t hs_start, hs_next, retry_at;
 	uint32_t hs_rto, retry_delay;
 
@@ -59,11 +68,17 @@ struct session {
 	struct kcp *kcp; /* owned */
 	struct mux *mux; /* owned */
 	uint64_t last_rx, last_tx, last_ka;
+	uint64_t last_stall;             /* client: the last stall probe (L7) */
+	uint32_t stall_gap;              /* ms from max(last_rx, last_stall) to the next */
+	uint64_t rx_stream, stall_rx;    /* bytes KCP delivered: all, at the last probe */
 	uint64_t outstanding_since;      /* SESSION_NEVER: nothing unacknowledged */
+	uint64_t inflight_since;         /* L6: SESSION_NEVER: nothing sent unacknowledged */
 	bool flush_owed;                 /* E6: KCP holds ACKs or data for this batch */
 	enum probe probe;                /* client: restart detection phase (L3) */
 	uint64_t switch_at;              /* PROBE_CONFIRM: adopt `pending` at this time */
 	uint64_t last_init_at;           /* when the last handshake init went out */
+	uint64_t hint_at;                /* the last probe an ICMP hint started */
+	bool hinted;                     /* hint_at is set */
 	struct handshake_result pending; /* PROBE_CONFIRM: the new session (secret) */
 
 	/* undelivered session-level events */
@@ -72,9 +87,6 @@ struct session {
 
 	struct session_stats st; /* counters; gauges filled by session_stats */
 };
-
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
 /* Saturating a + b for deadlines. */
 static uint64_t after(uint64_t a, uint64_t b)
@@ -143,7 +155,9 @@ static int establish(struct session *s, uint64_t sid, uint32_t conv,
 	s->conv = conv;
 	s->params = *p;
 	s->last_rx = s->last_tx = s->last_ka = now;
-	s->outstanding_since = SESSION_NEVER;
+	s->last_stall = 0;
+	s->stall_gap = SESSION_STALL_MIN_MS;
+	s->outstanding_since = s->inflight_since = SESSION_NEVER;
 	s->state = SESSION_ESTABLISHED;
 	s->ev_established = true;
 	return 0;
@@ -209,6 +223,12 @@ static void track_outstanding(struct session *s, uint64_t now)
 		s->outstanding_since = SESSION_NEVER;
 	else if (s->outstanding_since == SESSION_NEVER)
 		s->outstanding_since = now;
+	/* L6 counts only what went out: data queued behind a closed peer
+	 * window is not unanswered (the peer's window tells answer). */
+	if (kcp_inflight(s->kcp) == 0)
+		s->inflight_since = SESSION_NEVER;
+	else if (s->inflight_since == SESSION_NEVER)
+		s->inflight_since = now;
 }
 
 /* L2: a keepalive interval not below the idle window would let the server
@@ -217,19 +237,53 @@ static uint64_t keepalive_at(const struct session *s)
 {
 	uint32_t ka = s->params.keepalive_ms, cap = s->params.idle_timeout_ms / 3;
 
-	return after(max64(s->last_tx, s->last_ka), ka < cap ? ka : cap);
+	return after(max_u64(s->last_tx, s->last_ka), ka < cap ? ka : cap);
 }
 
 static uint64_t silent_at(const struct session *s)
 {
 	if (s->outstanding_since == SESSION_NEVER)
 		return SESSION_NEVER;
-	return after(max64(s->last_rx, s->outstanding_since), s->silent_ms);
+	return after(max_u64(s->last_rx, s->outstanding_since), s->silent_ms);
+}
+
+/* L6: something unanswered (KCP data, which includes PINGs and stall
+ * probes) and nothing authenticated since for dead_path_ms. A held probe
+ * answer (PROBE_CONFIRM) proves the path, so it stops the clock. */
+static uint64_t dead_at(const struct session *s)
+{
+	if (s->inflight_since == SESSION_NEVER || s->probe == PROBE_CONFIRM)
+		return SESSION_NEVER;
+	return after(max_u64(s->last_rx, s->inflight_since), s->dead_path_ms);
+}
+
+/* L6: one more handshake init SESSION_LAST_CALL_MS before dead_at, unless
+ * one went out since. Probe inits back off (C2) and so do KCP's
+ * retransmissions, so without it a path that came back a few seconds
+ * before dead_at might not have been asked again in time. */
+static uint64_t last_call_at(const struct session *s)
+{
+	uint64_t d = dead_at(s), lc;
+
+	if (d == SESSION_NEVER)
+		return SESSION_NEVER;
+	lc = d > SESSION_LAST_CALL_MS ? d - SESSION_LAST_CALL_MS : 0;
+	return s->last_init_at >= lc ? SESSION_NEVER : lc;
+}
+
+/* L7: streams are open and nothing came for stall_gap: a PING (a download
+ * sends only ACKs, which KCP does not retransmit, so without it a dead
+ * path under a download would leave nothing unanswered). */
+static uint64_t stall_at(const struct session *s)
+{
+	if (mux_stream_count(s->mux) == 0)
+		return SESSION_NEVER;
+	return after(max_u64(s->last_rx, s->last_stall), s->stall_gap);
 }
 
 static uint64_t handshake_deadline(const struct session *s)
 {
-	return min64(s->hs_next, after(s->hs_start, s->hs_timeout_ms));
+	return min_u64(s->hs_next, after(s->hs_start, s->hs_timeout_ms));
 }
 
 static uint64_t probe_deadline(const struct session *s)
@@ -252,9 +306,12 @@ static uint64_t established_deadline(const struct session *s, uint64_t now)
 	if (s->flush_owed)
 		return now;
 
-	d = min64(d, after(s->last_rx, s->params.idle_timeout_ms));
-	if (s->role == SESSION_CLIENT)
-		d = min64(d, min64(keepalive_at(s), probe_deadline(s)));
+	d = min_u64(d, after(s->last_rx, s->params.idle_timeout_ms));
+	if (s->role == SESSION_CLIENT) {
+		d = min_u64(d, min_u64(keepalive_at(s), probe_deadline(s)));
+		d = min_u64(d, min_u64(dead_at(s), stall_at(s)));
+		d = min_u64(d, last_call_at(s));
+	}
 	return d;
 }
 
@@ -336,9 +393,33 @@ static void drain(struct session *s, uint64_t now)
 	       (n = kcp_recv(s->kcp, buf, SESSION_PUMP_CHUNK)) > 0) {
 		int rc = mux_input(s->mux, buf, (size_t)n, now);
 
+		s->rx_stream += (uint64_t)n;
+
 		if (rc != 0)
 			lose(s, rc == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_PROTO);
 	}
+}
+
+/* L8: the segment a close is made of: conv, SESSION_CLOSE_CMD, every
+ * other header field zero. */
+static void close_segment(const struct session *s, uint8_t out[KCP_HEADER_LEN])
+{
+	struct wr w = wr_init(out, KCP_HEADER_LEN);
+
+	memset(out, 0, KCP_HEADER_LEN);
+	wr_u32le(&w, s->conv);
+	wr_u8(&w, SESSION_CLOSE_CMD);
+}
+
+/* L8: an authenticated payload that is exactly this session's close. */
+static bool is_close(const struct session *s, const uint8_t *p, size_t len)
+{
+	uint8_t want[KCP_HEADER_LEN];
+
+	if (len != KCP_HEADER_LEN)
+		return false;
+	close_segment(s, want);
+	return memcmp(p, want, KCP_HEADER_LEN) == 0;
 }
 
 /* L4: envelope limits. A due rekey waits until no stream would be cut. */
@@ -361,6 +442,10 @@ static int input(struct session *s, const uint8_t *p, size_t len, uint64_t now)
 	s->last_rx = now;
 	s->st.dgram_in++;
 	s->st.bytes_in += len;
+	if (is_close(s, p, len)) {
+		lose(s, SESSION_LOST_PEER_CLOSED);
+		return 0;
+	}
 	rc = kcp_input(s->kcp, p, len, now);
 	if (rc == KS_ERR_NOMEM) {
 		lose(s, SESSION_LOST_NOMEM);
@@ -481,6 +566,9 @@ static int client_config_check(const struct session_client_config *cfg)
 		return KS_ERR_INVAL;
 	if (cfg->hs_timeout_ms && cfg->hs_timeout_ms < SESSION_HS_TIMEOUT_MIN_MS)
 		return KS_ERR_INVAL;
+	if (cfg->dead_path_ms && (cfg->dead_path_ms < SESSION_DEAD_PATH_MS_MIN ||
+	                          cfg->dead_path_ms > SESSION_DEAD_PATH_MS_MAX))
+		return KS_ERR_INVAL;
 	rc = handshake_client_init(&hs, cfg->server_pub, cfg->user, &cfg->proposal);
 	handshake_client_wipe(&hs);
 	return rc;
@@ -516,6 +604,7 @@ static void client_fill(struct session *s, const struct session_client_config *c
 	s->proposal = cfg->proposal;
 	s->silent_ms = cfg->silent_ms ? cfg->silent_ms : SESSION_SILENT_MS_DEFAULT;
 	s->hs_timeout_ms = cfg->hs_timeout_ms ? cfg->hs_timeout_ms : SESSION_HS_TIMEOUT_MS;
+	s->dead_path_ms = cfg->dead_path_ms ? cfg->dead_path_ms : SESSION_DEAD_PATH_MS_DEFAULT;
 	s->local = cfg->local;
 	s->now = now;
 	start_attempt(s, now);
@@ -621,7 +710,7 @@ static void path_response(struct session *s, const uint8_t *token)
 		emit(s, s->scratch->seal, (size_t)n, NULL);
 }
 
-/* The client's dispatch (secure.md 6.4): session id 0 is a handshake
+/* The client's dispatch (docs/PROTOCOL.md, secure layer 6.4): session id 0 is a handshake
  * response, our own id goes to the envelope, anything else is dropped. */
 static int client_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now)
 {
@@ -697,7 +786,9 @@ static void probe(struct session *s, uint64_t now, uint64_t now_unix_ms)
 {
 	struct handshake_result res;
 
-	if (s->probe == PROBE_NONE && now >= silent_at(s)) {
+	uint64_t lc = last_call_at(s);
+
+	if (s->probe == PROBE_NONE && (now >= silent_at(s) || now >= lc)) {
 		s->probe = PROBE_HANDSHAKE;
 		arm_handshake(s, now);
 	}
@@ -713,11 +804,35 @@ static void probe(struct session *s, uint64_t now, uint64_t now_unix_ms)
 		s->st.hs_failed++;
 		arm_handshake(s, now);
 	}
-	if (now >= s->hs_next)
+	if (now >= s->hs_next || now >= lc)
 		send_init(s, now, now_unix_ms);
 }
 
-/* L1-L3 for an established session. */
+/* L7: a PING for open streams that heard nothing for stall_gap. Its
+ * datagram also moves the session's address on the server when a NAT
+ * gave us a new source port while we only received. The gap starts at
+ * SESSION_STALL_MIN_MS and doubles, up to the keepalive interval, while
+ * no more than the last probe's PONG arrived in between, so a quiet but
+ * healthy stream costs few probes. */
+static void stall_probe(struct session *s, uint64_t now)
+{
+	uint32_t cap = s->params.keepalive_ms, pong = MUX_HDR_LEN + 8;
+
+	if (s->state != SESSION_ESTABLISHED || now < stall_at(s))
+		return;
+	if (s->last_stall == 0 || s->rx_stream - s->stall_rx > pong)
+		s->stall_gap = SESSION_STALL_MIN_MS;
+	else
+		s->stall_gap = s->stall_gap * 2 < cap ? s->stall_gap * 2 : cap;
+	if (s->stall_gap < SESSION_STALL_MIN_MS)
+		s->stall_gap = SESSION_STALL_MIN_MS;
+	s->stall_rx = s->rx_stream;
+	s->last_stall = now;
+	if (mux_ping(s->mux) == 0)
+		s->st.stall_probes++;
+}
+
+/* L1-L3, L6-L7 for an established session. */
 static void established_timer(struct session *s, uint64_t now, uint64_t now_unix_ms)
 {
 	if (now >= after(s->last_rx, s->params.idle_timeout_ms)) {
@@ -729,8 +844,14 @@ static void established_timer(struct session *s, uint64_t now, uint64_t now_unix
 		lose(s, SESSION_LOST_DEAD);
 		return;
 	}
-	if (s->role == SESSION_CLIENT)
+	if (s->role == SESSION_CLIENT && now >= dead_at(s)) {
+		lose(s, SESSION_LOST_NO_ANSWER);
+		return;
+	}
+	if (s->role == SESSION_CLIENT) {
 		probe(s, now, now_unix_ms);
+		stall_probe(s, now);
+	}
 	if (s->state != SESSION_ESTABLISHED)
 		return;
 	/* L2: nothing sent for a keepalive interval: PING. While one is still
@@ -767,6 +888,60 @@ void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms)
 }
 
 uint64_t session_next_deadline(const struct session *s) { return s->deadline; }
+
+void session_on_unreachable(struct session *s, uint64_t now)
+{
+	if (s->role != SESSION_CLIENT)
+		return;
+	s->now = now;
+	/* At most one hinted probe per silent_ms: forged ICMP must not buy a
+	 * handshake per packet. */
+	if (s->state == SESSION_ESTABLISHED && s->probe == PROBE_NONE &&
+	    (!s->hinted || now >= after(s->hint_at, s->silent_ms))) {
+		s->hinted = true;
+		s->hint_at = now;
+		s->probe = PROBE_HANDSHAKE;
+		arm_handshake(s, now);
+	}
+	finish(s, now);
+}
+
+void session_on_demand(struct session *s, uint64_t now)
+{
+	if (s->role != SESSION_CLIENT)
+		return;
+	s->now = now;
+	if (s->state == SESSION_BACKOFF)
+		start_attempt(s, now);
+	else if (s->state == SESSION_HANDSHAKING &&
+	         now >= after(s->last_init_at, SESSION_HS_RTO_MS))
+		s->hs_next = now; /* the next init now, not at its backed-off time */
+	finish(s, now);
+}
+
+/* L8: one close datagram, sealed like any KCP output (kcp_out), then the
+ * session ends. It is sent once: a lost close costs the peer its idle or
+ * dead-path window, as before L8. */
+void session_close(struct session *s, uint64_t now)
+{
+	uint8_t seg[KCP_HEADER_LEN];
+
+	s->now = now;
+	if (s->state == SESSION_ESTABLISHED) {
+		flush(s, now);
+		close_segment(s, seg);
+		if (kcp_out(seg, sizeof seg, s) == 0)
+			s->st.closes_sent++;
+		lose(s, SESSION_LOST_CLOSED);
+		if (s->role == SESSION_CLIENT) {
+			s->state = SESSION_BACKOFF;
+			s->retry_at = SESSION_NEVER;
+		}
+	}
+	finish(s, now);
+	if (s->changed)
+		s->changed(s->changed_ctx, s);
+}
 
 void session_pump(struct session *s, uint64_t now)
 {

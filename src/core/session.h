@@ -70,17 +70,20 @@ enum session_state {
 
 /* Why a session ended (SESSION_EV_LOST). */
 enum session_lost_reason {
-	SESSION_LOST_IDLE,       /* nothing authenticated for idle_timeout_ms */
-	SESSION_LOST_SILENT,     /* client: the server went silent with data
-	                            outstanding and answered a new handshake
-	                            while the old session stayed silent (it
-	                            restarted); the new session follows at once */
-	SESSION_LOST_DEAD,       /* KCP dead link: a segment sent dead_link times */
-	SESSION_LOST_PROTO,      /* the peer broke the KCP stream or mux protocol */
-	SESSION_LOST_NOMEM,      /* an allocation failed */
-	SESSION_LOST_REKEY,      /* client: envelope limits reached, new handshake */
-	SESSION_LOST_SUPERSEDED, /* server: a newer session of the user replaced it */
-	SESSION_LOST_CLOSED,     /* server: closed by server_close */
+	SESSION_LOST_IDLE,        /* nothing authenticated for idle_timeout_ms */
+	SESSION_LOST_SILENT,      /* client: the server went silent with data
+	                             outstanding and answered a new handshake
+	                             while the old session stayed silent (it
+	                             restarted); the new session follows at once */
+	SESSION_LOST_DEAD,        /* KCP dead link: a segment sent dead_link times */
+	SESSION_LOST_PROTO,       /* the peer broke the KCP stream or mux protocol */
+	SESSION_LOST_NOMEM,       /* an allocation failed */
+	SESSION_LOST_REKEY,       /* client: envelope limits reached, new handshake */
+	SESSION_LOST_SUPERSEDED,  /* server: a newer session of the user replaced it */
+	SESSION_LOST_CLOSED,      /* server: closed by server_close */
+	SESSION_LOST_NO_ANSWER,   /* client: dead path (L6): something unanswered
+	                             and nothing authenticated for dead_path_ms */
+	SESSION_LOST_PEER_CLOSED, /* the peer sent an authenticated close (L8) */
 	SESSION_LOST_REASONS
 };
 
@@ -121,6 +124,7 @@ struct session_client_config {
 	void *output_user;                /* borrowed, passed to output */
 	uint32_t silent_ms;               /* restart detection, 0: SESSION_SILENT_MS_DEFAULT */
 	uint32_t hs_timeout_ms;           /* one handshake attempt, 0: SESSION_HS_TIMEOUT_MS */
+	uint32_t dead_path_ms;            /* L6, 0: SESSION_DEAD_PATH_MS_DEFAULT */
 	struct transport_local local;     /* this end's KCP policy (transport.h);
 	                                     zero: engine defaults */
 };
@@ -136,6 +140,8 @@ struct session_stats {
 	uint64_t hs_ok;        /* client: handshakes completed */
 	uint64_t hs_failed;    /* client: attempts that timed out */
 	uint64_t keepalives;   /* PINGs sent for keepalive */
+	uint64_t stall_probes; /* client: PINGs sent because open streams heard nothing (L7) */
+	uint64_t closes_sent;  /* close datagrams sent (L8) */
 	uint64_t lost[SESSION_LOST_REASONS];
 	uint64_t rtt_ms;  /* last PING round trip, 0 before the first */
 	size_t streams;   /* streams the mux holds now */
@@ -173,6 +179,30 @@ int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_
  * SESSION_EV_LOST and a client handshakes again. Calling it early is
  * harmless. */
 void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms);
+
+/* session_on_unreachable (client): the network said the server's address
+ * refused a datagram (ICMP port unreachable, ECONNREFUSED). Such a notice
+ * is not authenticated (anyone on the path can forge one), so it kills
+ * nothing: an established session starts its restart probe (L3) now
+ * instead of after silent_ms, which brings a restarted server back
+ * sooner; at most one such probe per silent_ms. Dead-path detection (L6)
+ * still needs dead_path_ms of silence. */
+void session_on_unreachable(struct session *s, uint64_t now);
+
+/* session_on_demand (client): a stream is wanted. A client backing off
+ * after failed attempts starts the next attempt now (C4); one handshaking
+ * sends its next init now when the last one is at least SESSION_HS_RTO_MS
+ * old. So a server that came back is found when an application asks, not
+ * at the end of a backoff of up to SESSION_RETRY_MAX_MS. No-op when
+ * established. */
+void session_on_demand(struct session *s, uint64_t now);
+
+/* session_close (either role) ends an established session on purpose: one
+ * close datagram (L8: authenticated, replay-protected, never answered) is
+ * output, then the session is torn down like a loss (SESSION_LOST_CLOSED;
+ * a server session goes to CLOSED, a client to BACKOFF with no retry
+ * scheduled before session_on_demand). No-op when not established. */
+void session_close(struct session *s, uint64_t now);
 
 /* session_next_deadline returns when session_on_timer must run next, as of
  * the last call into the session (SESSION_NEVER: not before the next

@@ -17,7 +17,8 @@ int sessions_new(struct sessions **out, const struct sessions_config *cfg)
 	struct sessions *t;
 	int rc;
 
-	if (cfg->capacity == 0 || cfg->capacity > SESSIONS_MAX)
+	if (cfg->capacity == 0 || cfg->capacity > SESSIONS_MAX ||
+	    cfg->per_user > SESSIONS_PER_USER_MAX)
 		return KS_ERR_INVAL;
 	t = calloc(1, sizeof *t);
 	if (!t)
@@ -33,6 +34,7 @@ int sessions_new(struct sessions **out, const struct sessions_config *cfg)
 	if (!t->slots || !t->free_ids)
 		goto err;
 	t->cap = cfg->capacity;
+	t->per_user = cfg->per_user ? cfg->per_user : SESSIONS_PER_USER_MAX;
 	/* Pop order: slot 0 first. */
 	for (size_t i = 0; i < t->cap; i++)
 		t->free_ids[i] = (uint32_t)(t->cap - 1 - i);
@@ -90,7 +92,7 @@ int sessions_close(struct sessions *t, uint64_t sid)
 	return 0;
 }
 
-/* 6.3: a user holds at most SESSIONS_PER_USER_MAX sessions; a new one
+/* 6.3: a user holds at most per_user sessions; a new one
  * supersedes the one of that user that was quiet the longest. Returns that
  * victim, or NULL while the user has room. */
 static struct sessions_slot *victim_of(struct sessions *t, uint32_t user)
@@ -107,7 +109,7 @@ static struct sessions_slot *victim_of(struct sessions *t, uint32_t user)
 		if (!idlest || s->env.last_rx_ms < idlest->env.last_rx_ms)
 			idlest = s;
 	}
-	return n < SESSIONS_PER_USER_MAX ? NULL : idlest;
+	return n < t->per_user ? NULL : idlest;
 }
 
 static uint64_t new_sid(const struct rng_source *rng, uint32_t slot)

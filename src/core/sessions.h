@@ -79,6 +79,8 @@ struct sessions_config {
 	size_t n_users;
 	struct transport_params min, max, def; /* what the server accepts */
 	size_t capacity;                       /* 1..SESSIONS_MAX slots */
+	uint32_t per_user; /* sessions one user may hold, 1..SESSIONS_PER_USER_MAX;
+	                      0: SESSIONS_PER_USER_MAX */
 	/* Unix time (ms) the server started: inits stamped earlier are
 	 * refused, so a restart does not reopen the replay window (0: none). */
 	uint64_t start_unix_ms;
@@ -101,6 +103,7 @@ struct sessions {
 	struct sessions_slot *slots; /* owned, capacity entries */
 	uint32_t *free_ids;          /* owned, stack of free slot indices */
 	size_t cap, n_free;
+	uint32_t per_user; /* 6.3 cap */
 	struct sessions_counters n;
 };
 

@@ -3,7 +3,7 @@
  * The client proposes a struct transport_params in its init; the server
  * answers with what it accepts: tparams_clamp() moves every numeric field
  * into the server's [min, max] range and replaces a padding mode the server
- * does not allow with its own (secure.md 5). Both sides then use the
+ * does not allow with its own (PROTOCOL.md (secure layer) 5). Both sides then use the
  * answer. The encoding is versioned (first byte TPARAMS_VERSION), fixed
  * length, little-endian, written with wr.h and read with rd.h.
  */

@@ -24,7 +24,8 @@
  *     the client its configured one, the server its configured one, never
  *     the profile the client proposed;
  *   - local mux limits: stream_window, session_window, max_streams (each
- *     end its own), and fast_open (the client daemon alone reads it).
+ *     end its own), and fast_open and dead_path_ms (the client daemon alone
+ *     reads them; dead_path_ms goes into its session's configuration).
  *
  * Pure: no allocation, no I/O.
  */

@@ -22,14 +22,48 @@
 
 void metrics_buf_init(struct metrics_buf *b, char *mem, size_t cap)
 {
-	*b = (struct metrics_buf){ mem, 0, cap, false, false };
+	*b = (struct metrics_buf){ mem, 0, cap, false, false, false };
+}
+
+void metrics_buf_init_grow(struct metrics_buf *b)
+{
+	*b = (struct metrics_buf){ NULL, 0, 0, false, false, true };
+}
+
+void metrics_buf_free(struct metrics_buf *b)
+{
+	if (b->grow)
+		free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* reserve makes room for n more bytes: a borrowed buffer has what it has;
+ * an owned one doubles (from METRICS_GROW_INITIAL) until it fits. */
+static bool reserve(struct metrics_buf *b, size_t n)
+{
+	size_t cap = b->cap ? b->cap : METRICS_GROW_INITIAL;
+	char *p;
+
+	if (b->cap - b->len >= n)
+		return true;
+	if (!b->grow || n > SIZE_MAX / 2 - b->len)
+		return false;
+	while (cap - b->len < n)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return false;
+	b->p = p;
+	b->cap = cap;
+	return true;
 }
 
 bool metrics_buf_ok(const struct metrics_buf *b) { return !b->overflow && !b->invalid; }
 
 static bool put(struct metrics_buf *b, const char *s, size_t n)
 {
-	if (b->cap - b->len < n)
+	if (!reserve(b, n))
 		return false;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
@@ -87,6 +121,7 @@ static const char *type_name(enum metrics_type t)
 	case METRICS_COUNTER: return "counter";
 	case METRICS_GAUGE: return "gauge";
 	case METRICS_UNTYPED: return "untyped";
+	case METRICS_HISTOGRAM: return "histogram";
 	}
 	return "untyped";
 }
@@ -323,21 +358,29 @@ static void serve_metrics(struct client *c, bool head_only)
 {
 	struct metrics_server *s = c->s;
 	struct metrics_buf b;
-	char *mem = malloc(s->body_max);
+	char *mem = NULL;
 
-	if (!mem) {
-		respond_text(c, 500, "out of memory\n", head_only);
-		return;
+	if (s->body_max) {
+		mem = malloc(s->body_max);
+		if (!mem) {
+			respond_text(c, 500, "out of memory\n", head_only);
+			return;
+		}
+		metrics_buf_init(&b, mem, s->body_max);
+	} else {
+		metrics_buf_init_grow(&b);
 	}
-	metrics_buf_init(&b, mem, s->body_max);
 	s->h.write(&b, s->h.arg);
 	if (!metrics_buf_ok(&b)) {
 		log_limited(LOG_LEVEL_WARN, "metrics: %s",
-		            b.overflow ? "output too large" : "bad metric or label name");
+		            b.invalid ? "bad metric or label name"
+		            : b.grow  ? "out of memory"
+		                      : "output too large");
 		respond_text(c, 500, "metrics unavailable\n", head_only);
 	} else {
-		respond(c, 200, EXPOSITION, mem, b.len, head_only);
+		respond(c, 200, EXPOSITION, b.p, b.len, head_only);
 	}
+	metrics_buf_free(&b);
 	free(mem);
 }
 
@@ -397,19 +440,36 @@ enum metrics_route metrics_route(const char *req, size_t n, bool *head)
 	return METRICS_ROUTE_NOT_FOUND;
 }
 
+/* /healthz: 200 "ok", or 503 with the handler's reason. */
+static void serve_healthz(struct client *c, bool head)
+{
+	char why[METRICS_HEALTH_REASON_MAX], body[METRICS_HEALTH_REASON_MAX + 16];
+	bool ok;
+
+	why[0] = '\0';
+	ok = !c->s->h.healthy || c->s->h.healthy(c->s->h.arg, why, sizeof why);
+	if (ok) {
+		respond_text(c, 200, "ok\n", head);
+		return;
+	}
+	why[sizeof why - 1] = '\0';
+	for (char *p = why; *p; p++)
+		if (*p == '\r' || *p == '\n')
+			*p = ' ';
+	snprintf(body, sizeof body, why[0] ? "unhealthy: %s\n" : "unhealthy\n", why);
+	respond_text(c, 503, body, head);
+}
+
 /* handle answers one complete request head. */
 static void handle(struct client *c)
 {
-	bool head, ok;
+	bool head;
 
 	switch (metrics_route(c->req, c->rlen, &head)) {
 	case METRICS_ROUTE_BAD_REQUEST: respond_text(c, 400, "bad request\n", false); break;
 	case METRICS_ROUTE_BAD_METHOD: respond_text(c, 405, "method not allowed\n", false); break;
 	case METRICS_ROUTE_METRICS: serve_metrics(c, head); break;
-	case METRICS_ROUTE_HEALTHZ:
-		ok = !c->s->h.healthy || c->s->h.healthy(c->s->h.arg);
-		respond_text(c, ok ? 200 : 503, ok ? "ok\n" : "unhealthy\n", head);
-		break;
+	case METRICS_ROUTE_HEALTHZ: serve_healthz(c, head); break;
 	case METRICS_ROUTE_NOT_FOUND: respond_text(c, 404, "not found\n", head); break;
 	}
 }
@@ -546,7 +606,7 @@ struct metrics_server *metrics_server_new(struct ev_loop *loop, const struct soc
 		return NULL;
 	s->loop = loop;
 	s->h = *h;
-	s->body_max = o.body_max ? o.body_max : METRICS_BODY_DEFAULT;
+	s->body_max = o.body_max;
 	s->timeout_ms = o.timeout_ms ? o.timeout_ms : METRICS_TIMEOUT_MS;
 	s->l = tcp_listener_new(loop, addr, &lo, &(struct tcp_listener_cb){ on_accept, s }, why,
 	                        sizeof why);

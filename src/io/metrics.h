@@ -2,9 +2,10 @@
  *
  * Two parts:
  *   - a writer (struct metrics_buf) that formats families and samples of
- *     the text exposition format 0.0.4 into a bounded buffer, escaping
- *     label values and help text as the format requires; it never grows:
- *     once something does not fit, the buffer is marked overflowed;
+ *     the text exposition format 0.0.4, escaping label values and help
+ *     text as the format requires, either into a caller's bounded buffer
+ *     (once something does not fit, the buffer is marked overflowed) or
+ *     into memory it owns and grows as needed (no size cap);
  *   - struct metrics_server, one listening socket (loopback unless told
  *     otherwise) answering GET/HEAD /metrics (the caller's writer callback)
  *     and /healthz, 404 for anything else, one request per connection, on
@@ -29,6 +30,7 @@ enum metrics_type {
 	METRICS_COUNTER = 0,
 	METRICS_GAUGE,
 	METRICS_UNTYPED,
+	METRICS_HISTOGRAM, /* samples name_bucket{le=...}, name_sum, name_count */
 };
 
 struct metrics_label {
@@ -39,15 +41,25 @@ struct metrics_label {
 /* The writer's state. Fields are the module's; read them through the
  * functions below. */
 struct metrics_buf {
-	char *p;       /* borrowed from metrics_buf_init's caller */
+	char *p;       /* borrowed from metrics_buf_init's caller, or owned (grow) */
 	size_t len;    /* bytes written */
 	size_t cap;    /* bytes available */
 	bool overflow; /* something did not fit; output is incomplete */
 	bool invalid;  /* a bad metric or label name was refused */
+	bool grow;     /* p is owned and grows as needed (metrics_buf_init_grow) */
 };
 
 /* metrics_buf_init starts writing into mem[0..cap). */
 void metrics_buf_init(struct metrics_buf *b, char *mem, size_t cap);
+
+/* metrics_buf_init_grow starts writing into memory the writer owns and
+ * doubles as needed: no size cap; only a failed allocation sets overflow.
+ * Release it with metrics_buf_free. */
+void metrics_buf_init_grow(struct metrics_buf *b);
+
+/* metrics_buf_free releases what metrics_buf_init_grow allocated (a
+ * borrowed buffer is left alone) and empties b. */
+void metrics_buf_free(struct metrics_buf *b);
 
 /* metrics_family writes "# HELP name help" (help may be NULL: no HELP line)
  * and "# TYPE name type". Write a family once, before its samples. */
@@ -78,14 +90,16 @@ struct metrics_handlers {
 	/* Writes the /metrics body. Called from the loop for each scrape;
 	 * must not block. Required. */
 	void (*write)(struct metrics_buf *b, void *arg);
-	/* /healthz: true gives 200 "ok\n", false 503 "unhealthy\n". NULL means
-	 * always healthy. */
-	bool (*healthy)(void *arg);
+	/* /healthz: true gives 200 "ok\n", false 503 "unhealthy\n", or
+	 * "unhealthy: <why>\n" when it wrote a reason into why (a
+	 * NUL-terminated line of at most whylen bytes, empty on entry). NULL
+	 * means always healthy. */
+	bool (*healthy)(void *arg, char *why, size_t whylen);
 	void *arg;
 };
 
 struct metrics_server_opts {
-	size_t body_max;     /* /metrics bound; 0 means METRICS_BODY_DEFAULT */
+	size_t body_max;     /* /metrics bound; 0 means none (the body grows) */
 	uint32_t timeout_ms; /* whole exchange per client; 0 means METRICS_TIMEOUT_MS */
 	bool allow_remote;   /* allow a non-loopback bind address */
 };
@@ -95,7 +109,7 @@ struct metrics_server_stats {
 	uint64_t ok;        /* 200 answers */
 	uint64_t not_found; /* 404 */
 	uint64_t refused;   /* 400, 405, 431: malformed, other methods, too large */
-	uint64_t errors;    /* 500 (body too large or bad name), 503 */
+	uint64_t errors;    /* 500 (over body_max, out of memory, bad name), 503 */
 	uint64_t timeouts;  /* clients dropped by the timer */
 };
 

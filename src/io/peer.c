@@ -156,6 +156,12 @@ int peer_connect(struct peer *p, const struct sockaddr_storage *to, char *err, s
 	return 0;
 }
 
+void peer_flush(struct peer *p)
+{
+	if (p)
+		(void)udp_tx_flush(p->tx);
+}
+
 void peer_stats(const struct peer *p, struct peer_stats *st)
 {
 	st->rx = udp_rx_stats(p->rx);

@@ -61,6 +61,11 @@ KS_MUST_CHECK int peer_send(struct peer *p, const uint8_t *d, size_t len,
 KS_MUST_CHECK int peer_connect(struct peer *p, const struct sockaddr_storage *to, char *err,
                                size_t errlen);
 
+/* peer_flush sends what is queued now, as far as the socket takes it
+ * without blocking (what does not fit is dropped). For the last datagrams
+ * of a daemon that stops: call before peer_free. */
+void peer_flush(struct peer *p);
+
 struct peer_stats {
 	const struct udp_rx_stats *rx;
 	const struct udp_tx_stats *tx;

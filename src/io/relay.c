@@ -72,14 +72,18 @@ void relay_remove(struct relay *r)
 }
 
 /* finish_how: unreachable (table, socket: closed, or reset if abort),
- * then tell the owner. Last call. */
+ * then tell the owner. Last call. A relay whose stream did not end (its
+ * FIN was never read: the stream was reset, the session was lost, the
+ * daemon stops) always resets its TCP side: an orderly close would tell
+ * the application that the far end finished, and a truncated body would
+ * look complete. */
 static void finish_how(struct relay *r, bool abort)
 {
 	if (r->phase == RELAY_DONE)
 		return;
 	unlink_relay(r);
 	r->phase = RELAY_DONE;
-	if (abort)
+	if (abort || !r->down_end)
 		tcp_conn_abort(r->conn);
 	else
 		tcp_conn_close(r->conn);

@@ -20,10 +20,13 @@
  * Half-close is carried both ways: a TCP EOF becomes mux_stream_shutdown
  * after the buffered bytes, the stream's end becomes tcp_conn_shutdown.
  * The relay is done when both directions are closed, or at once on a TCP
- * error (the stream is reset) or a stream reset (the TCP socket is
- * closed). When done it leaves the host's table, closes its tcp_conn and
- * calls ops->done exactly once, as the last thing it does; the owner frees
- * the embedding object later, outside the callback (two-step teardown).
+ * error (the stream is reset) or a stream reset. A relay that ends before
+ * the stream's end (its FIN) was read closes its TCP socket with a reset
+ * (SO_LINGER 0), never a FIN: a stream reset, a lost session and a
+ * stopping daemon all look to the application like ECONNRESET, so a
+ * truncated transfer never looks complete. When done it leaves the host's table, closes its
+ * tcp_conn and calls ops->done exactly once, as the last thing it does; the owner frees the
+ * embedding object later, outside the callback (two-step teardown).
  *
  * Nothing here calls session_pump: mux calls only mark the host dirty, and
  * the daemon pumps once per loop iteration. Single-threaded, libev loop.

@@ -3,8 +3,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/limits.h"
 
 enum combine { SUM, MAX };
 
@@ -61,8 +64,7 @@ static const struct family fams[] = {
 	  "packets sent again early because later ones were acknowledged (likely lost)",
 	  g_retx_fast },
 	{ "kcpsocks_session_retransmits_spurious_total", METRICS_COUNTER, SUM, false,
-	  "early resends that turned out unnecessary (the packet was only reordered)",
-	  g_retx_spurious },
+	  "resends that turned out unnecessary (the original arrived)", g_retx_spurious },
 	{ "kcpsocks_session_duplicate_segments_total", METRICS_COUNTER, SUM, false,
 	  "data packets received more than once", g_dup },
 	{ "kcpsocks_session_segments_sent_total", METRICS_COUNTER, SUM, false,
@@ -123,15 +125,72 @@ static void user_sample(struct metrics_buf *b, const struct family *f,
 		metrics_sample_u64(b, f->name, &l, 1, acc);
 }
 
+/* Upper bounds (seconds) of the RTT histogram's buckets; +Inf follows. */
+static const double rtt_le[] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
+};
+
+/* rtt_histogram: every session's KCP srtt (those with a sample), in
+ * seconds, as one histogram: the RTT picture of a busy server in 15 lines
+ * whatever the number of sessions. */
+static void rtt_histogram(struct metrics_buf *b, const struct smetrics_session *v, size_t n)
+{
+	static const char name[] = "kcpsocks_session_rtt_seconds";
+	uint64_t counts[sizeof rtt_le / sizeof rtt_le[0]] = { 0 }, total = 0;
+	double sum = 0;
+	char le[16];
+
+	for (size_t i = 0; i < n; i++) {
+		double rtt = v[i].st.kcp.srtt / 1000.0;
+
+		if (!v[i].st.kcp.srtt)
+			continue;
+		total++;
+		sum += rtt;
+		for (size_t k = 0; k < sizeof rtt_le / sizeof rtt_le[0]; k++)
+			counts[k] += rtt <= rtt_le[k];
+	}
+	metrics_family(b, name, METRICS_HISTOGRAM,
+	               "smoothed round-trip time of every session up, in seconds");
+	for (size_t k = 0; k < sizeof rtt_le / sizeof rtt_le[0]; k++) {
+		struct metrics_label l = { "le", le };
+
+		snprintf(le, sizeof le, "%g", rtt_le[k]);
+		metrics_sample_u64(b, "kcpsocks_session_rtt_seconds_bucket", &l, 1, counts[k]);
+	}
+	metrics_sample_u64(b, "kcpsocks_session_rtt_seconds_bucket",
+	                   &(struct metrics_label){ "le", "+Inf" }, 1, total);
+	metrics_sample_f64(b, "kcpsocks_session_rtt_seconds_sum", NULL, 0, sum);
+	metrics_sample_u64(b, "kcpsocks_session_rtt_seconds_count", NULL, 0, total);
+}
+
+/* The end of the run of v[i]'s user in the sorted v[0..n). */
+static size_t run_end(const struct smetrics_session *v, size_t n, size_t i)
+{
+	size_t j = i + 1;
+
+	while (j < n && same_user(&v[i], &v[j]))
+		j++;
+	return j;
+}
+
 void smetrics_sessions(struct metrics_buf *b, struct smetrics_session *v, size_t n)
 {
+	size_t users = 0, shown;
+
 	if (n > 1)
 		qsort(v, n, sizeof *v, by_user);
+	for (size_t i = 0; i < n; i = run_end(v, n, i))
+		users++;
+	shown = users < METRICS_SESSION_SERIES_MAX ? users : METRICS_SESSION_SERIES_MAX;
+	rtt_histogram(b, v, n);
+	metrics_gauge(b, "kcpsocks_session_series_omitted",
+	              "users with a session up whose series below are left out (too many to show)",
+	              (double)(users - shown));
 	for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
 		metrics_family(b, fams[f].name, fams[f].type, fams[f].help);
-		for (size_t i = 0, j; i < n; i = j) {
-			for (j = i + 1; j < n && same_user(&v[i], &v[j]); j++)
-				;
+		for (size_t i = 0, u = 0, j; i < n && u < shown; i = j, u++) {
+			j = run_end(v, n, i);
 			user_sample(b, &fams[f], &v[i], j - i);
 		}
 	}

@@ -1,11 +1,14 @@
 /* smetrics.h - Prometheus families for sessions, shared by both daemons.
  *
- * smetrics_sessions writes one family per session gauge or counter
- * (docs/METRICS.md, "Daemons"), with one sample per user (label user):
- * never a session id, so a reconnect continues the same series. A user's
- * sessions add up (counters, windows, streams, memory); times are the
- * largest of them, in seconds. The caller gathers the stats first; v is
- * sorted by user in place.
+ * smetrics_sessions writes, over all n sessions, the histogram of their
+ * RTTs (kcpsocks_session_rtt_seconds) and how many users' series are
+ * omitted; then one family per session gauge or counter (docs/METRICS.md,
+ * "Daemons"), with one sample per user (label user): never a session id,
+ * so a reconnect continues the same series. A user's sessions add up
+ * (counters, windows, streams, memory); times are the largest of them, in
+ * seconds. Only the first METRICS_SESSION_SERIES_MAX users (by name) get
+ * series, so the output is bounded. The caller gathers the stats first; v
+ * is sorted by user in place.
  * smetrics_udp writes the UDP socket's counters (datagrams, batching, GSO,
  * timer wakeups), the same in both daemons.
  */

@@ -458,9 +458,11 @@ struct tcp_conn {
 	bool shut_done;   /* shutdown(SHUT_WR) done */
 	bool failed;      /* an error was reported */
 	bool closing;     /* tcp_conn_close was called */
-	uint8_t *rbuf;    /* owned (same allocation as c): [rstart, rend) buffered */
+	uint8_t *rbuf;    /* owned, rcap bytes while it holds data, else NULL:
+	                     [rstart, rend) buffered */
 	size_t rcap, rstart, rend;
-	uint8_t *wbuf; /* owned (same allocation as c): [wstart, wend) unsent */
+	uint8_t *wbuf; /* owned, wcap bytes while it holds data, else NULL:
+	                  [wstart, wend) unsent */
 	size_t wcap, wstart, wend;
 	struct tcp_conn_stats st;
 };
@@ -524,8 +526,18 @@ static bool read_once(struct tcp_conn *c)
 		c->rend -= c->rstart;
 		c->rstart = 0;
 	}
+	/* Issue 19: buffers exist only while they hold data, so an idle
+	 * connection costs its struct and its kernel socket alone. */
+	if (!c->rbuf && !(c->rbuf = malloc(c->rcap))) {
+		conn_fail(c, ENOMEM);
+		return false;
+	}
 	want = c->rcap - c->rend;
 	n = recv(c->fd, c->rbuf + c->rend, want, 0);
+	if (n <= 0 && c->rend == c->rstart) {
+		free(c->rbuf);
+		c->rbuf = NULL;
+	}
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			conn_fail(c, errno);
@@ -592,8 +604,11 @@ static bool write_once(struct tcp_conn *c)
 		return false;
 	}
 	c->wstart += (size_t)n;
-	if (c->wstart == c->wend)
+	if (c->wstart == c->wend) {
 		c->wstart = c->wend = 0;
+		free(c->wbuf);
+		c->wbuf = NULL;
+	}
 	c->st.bytes_out += (uint64_t)n;
 	conn_check(c);
 	conn_emit(c, TCP_CONN_SENT, 0, (size_t)n);
@@ -621,6 +636,8 @@ static void conn_on_reap(struct ev_loop *loop, ev_check *w, int revents)
 	(void)revents;
 	ev_check_stop(loop, &c->reap);
 	log_debug("tcp#%llu freed", (unsigned long long)c->id);
+	free(c->rbuf);
+	free(c->wbuf);
 	free(c);
 }
 
@@ -639,7 +656,7 @@ struct tcp_conn *tcp_conn_new(struct ev_loop *loop, int fd, const struct tcp_con
 
 	if (fd < 0 || !cb || !cb->on_event || !conn_opts_ok(rcap, wcap))
 		return NULL;
-	c = calloc(1, sizeof *c + rcap + wcap);
+	c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
 	if (fdio_set_nonblock(fd, NULL) < 0) {
@@ -653,9 +670,7 @@ struct tcp_conn *tcp_conn_new(struct ev_loop *loop, int fd, const struct tcp_con
 	c->fd = fd;
 	c->id = conn_next_id++;
 	c->cb = *cb;
-	c->rbuf = (uint8_t *)(c + 1);
 	c->rcap = rcap;
-	c->wbuf = c->rbuf + rcap;
 	c->wcap = wcap;
 	ev_io_init(&c->rio, conn_on_read, fd, EV_READ);
 	ev_io_init(&c->wio, conn_on_write, fd, EV_WRITE);
@@ -702,6 +717,10 @@ void tcp_conn_read_stop(struct tcp_conn *c)
 
 size_t tcp_conn_peek(const struct tcp_conn *c, const uint8_t **data)
 {
+	if (!c->rbuf) {
+		*data = NULL;
+		return 0;
+	}
 	*data = c->rbuf + c->rstart;
 	return c->rend - c->rstart;
 }
@@ -711,8 +730,11 @@ void tcp_conn_consume(struct tcp_conn *c, size_t n)
 	size_t have = c->rend - c->rstart;
 
 	c->rstart += n < have ? n : have;
-	if (c->rstart == c->rend)
+	if (c->rstart == c->rend) {
 		c->rstart = c->rend = 0;
+		free(c->rbuf);
+		c->rbuf = NULL;
+	}
 	conn_check(c);
 	conn_update_read(c);
 }
@@ -721,7 +743,8 @@ void tcp_conn_consume_wipe(struct tcp_conn *c, size_t n)
 {
 	size_t have = c->rend - c->rstart;
 
-	sodium_memzero(c->rbuf + c->rstart, n < have ? n : have);
+	if (c->rbuf)
+		sodium_memzero(c->rbuf + c->rstart, n < have ? n : have);
 	tcp_conn_consume(c, n);
 }
 
@@ -737,6 +760,8 @@ ssize_t tcp_conn_write(struct tcp_conn *c, const void *data, size_t len)
 		return KS_ERR_FULL;
 	if (take > len)
 		take = len;
+	if (!c->wbuf && !(c->wbuf = malloc(c->wcap)))
+		return KS_ERR_NOMEM;
 	if (c->wcap - c->wend < take) {
 		memmove(c->wbuf, c->wbuf + c->wstart, c->wend - c->wstart);
 		c->wend -= c->wstart;

@@ -15,7 +15,9 @@
  * with tcp_conn_peek/tcp_conn_consume. tcp_conn_write copies at most the
  * free space of the write buffer; TCP_CONN_SENT events say how many bytes
  * left for the kernel, which is when the caller may take more (return
- * stream credit). Nothing here grows a buffer.
+ * stream credit). Nothing here grows a buffer. A buffer is allocated
+ * (at its full size) when bytes arrive or are written and freed when it
+ * drains, so an idle connection holds no buffer.
  */
 #ifndef KCPSOCKS_TCP_H
 #define KCPSOCKS_TCP_H
@@ -162,7 +164,7 @@ struct tcp_conn_opts {
 };
 
 /* tcp_conn_new takes ownership of a connected socket fd (made non-blocking
- * here, TCP_NODELAY set) and allocates its buffers. Reading is stopped
+ * here, TCP_NODELAY set); its buffers come with the data. Reading is stopped
  * until tcp_conn_read_start. opts may be NULL. Returns the connection, or
  * NULL with fd left open for the caller (bad opts, no memory). */
 struct tcp_conn *tcp_conn_new(struct ev_loop *loop, int fd, const struct tcp_conn_opts *opts,
@@ -207,7 +209,8 @@ void tcp_conn_consume_wipe(struct tcp_conn *c, size_t n);
 /* tcp_conn_write copies up to the write buffer's free space and returns the
  * bytes taken (0 <= r <= len); the loop sends them when the socket is
  * writable. Returns KS_ERR_FULL when len > 0 and nothing fitted,
- * KS_ERR_CLOSED after tcp_conn_shutdown, an error or close. */
+ * KS_ERR_CLOSED after tcp_conn_shutdown, an error or close, KS_ERR_NOMEM
+ * when the write buffer could not be allocated. */
 KS_MUST_CHECK ssize_t tcp_conn_write(struct tcp_conn *c, const void *data, size_t len);
 
 /* tcp_conn_write_space returns the free bytes of the write buffer (0 once

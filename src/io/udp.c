@@ -148,6 +148,10 @@ ssize_t udp_rx_read(struct udp_rx *rx, int fd)
 			return 0;
 		if (fd_unusable(errno))
 			return KS_ERR_IO;
+		if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH) {
+			rx->stats.refused++;
+			return 0;
+		}
 		rx->stats.errors++;
 		log_limited(LOG_LEVEL_WARN, "recvmmsg: %s", strerror(errno));
 		return 0;

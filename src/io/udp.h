@@ -74,7 +74,10 @@ struct udp_rx_stats {
 	uint64_t datagrams; /* datagrams handed out */
 	uint64_t bytes;
 	uint64_t truncated; /* dropped: longer than UDP_DATAGRAM_MAX */
-	uint64_t errors;    /* recvmmsg failures other than EAGAIN */
+	uint64_t errors;    /* recvmmsg failures other than EAGAIN and refused */
+	uint64_t refused;   /* ICMP errors of the path reported on a read
+	                       (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH): counted,
+	                       not logged; the daemon decides what they mean */
 };
 
 struct udp_rx;

@@ -56,7 +56,7 @@ struct lconn {
 	struct relay relay;             /* in the session's table from OPENING on */
 	struct lconn *prev, *next;      /* all live lconns */
 	struct lconn *next_wait;        /* LC_WAIT queue, or the zombie list */
-	ev_timer negotiate_timer;       /* runs while LC_NEGOTIATE */
+	ev_timer negotiate_timer;       /* runs while LC_NEGOTIATE, then while LC_WAIT */
 	uint64_t id;
 	bool fast_pending;        /* fast open: SUCCEEDED given, the server's reply not yet */
 	char from[ADDR_TEXT_MAX]; /* the application's address, for the access log */
@@ -89,10 +89,14 @@ struct client {
 	uint64_t accepted, socks_failed, streams_opened, replies[SOCKS5_REP_LAST + 1];
 	uint64_t established, hs_failed, lost;
 	uint64_t relay_up, relay_down; /* of sessions already gone */
-	/* stall probes (probe_due): */
-	uint64_t last_rx, last_probe, probe_down; /* ms, ms, bytes_down at the last probe */
-	uint32_t probe_gap;                       /* ms until the next probe */
-	uint64_t probes, replayed;
+	uint64_t replayed;
+	/* outages: from a session loss or a failed first handshake to the
+	 * next ESTABLISHED */
+	bool in_outage, refused_logged;
+	uint64_t outage_since, outages, outage_ms, wait_failed;
+	uint64_t refused_seen; /* peer rx.refused at the last look */
+	enum session_lost_reason last_lost;
+	bool ever_lost;
 	uint64_t fast_opened, fast_failed[SOCKS5_REP_LAST + 1]; /* fast open */
 	bool silent_hinted; /* the likely causes of a silent server were logged */
 };
@@ -168,7 +172,8 @@ static void lconn_kill(struct lconn *lc)
 	cl->nconns--;
 	lc->next_wait = cl->zombies;
 	cl->zombies = lc;
-	tcp_listener_release(cl->listener);
+	if (cl->listener)
+		tcp_listener_release(cl->listener);
 	log_debug("conn#%llu closed", (unsigned long long)lc->id);
 }
 
@@ -297,6 +302,7 @@ static void wait_flush(struct client *cl, bool open)
 		if (!cl->wait_head)
 			cl->wait_tail = NULL;
 		lc->phase = LC_NEGOTIATE; /* off the queue */
+		ev_timer_stop(cl->loop, &lc->negotiate_timer);
 		if (open)
 			lconn_open(lc);
 		else
@@ -320,12 +326,16 @@ static void on_request(struct lconn *lc, const struct socks5_request *rq)
 	lc->req_len = rq->raw_len;
 	/* Bytes after the request wait in the read buffer for the relay. */
 	tcp_conn_read_stop(lc->tcp);
-	if (relay_host_mux(&cl->host))
+	if (relay_host_mux(&cl->host)) {
 		lconn_open(lc);
-	else if (session_state(cl->sess) == SESSION_BACKOFF)
-		lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE); /* unreachable: fail fast */
-	else
-		wait_push(cl, lc); /* handshaking, or its ESTABLISHED is not taken yet */
+		return;
+	}
+	/* No session: wait for one, at most LOCAL_SESSION_WAIT_MS. A client
+	 * backing off starts its next attempt now (the server may be back). */
+	session_on_demand(cl->sess, clock_mono_ms());
+	wait_push(cl, lc);
+	ev_timer_set(&lc->negotiate_timer, LOCAL_SESSION_WAIT_MS / 1000.0, 0.0);
+	ev_timer_start(cl->loop, &lc->negotiate_timer);
 }
 
 /* --- SOCKS5 negotiation ---------------------------------------------------------- */
@@ -421,12 +431,36 @@ static void on_tcp(struct tcp_conn *c, const struct tcp_conn_event *ev, void *ar
 	}
 }
 
+/* A request that waited LOCAL_SESSION_WAIT_MS with no session: REP 01. */
+static void wait_timeout(struct lconn *lc)
+{
+	struct client *cl = lc->cl;
+	struct lconn **pp = &cl->wait_head;
+
+	while (*pp && *pp != lc)
+		pp = &(*pp)->next_wait;
+	if (*pp)
+		*pp = lc->next_wait;
+	cl->wait_tail = NULL;
+	for (struct lconn *w = cl->wait_head; w; w = w->next_wait)
+		cl->wait_tail = w;
+	lc->phase = LC_NEGOTIATE; /* off the queue */
+	cl->wait_failed++;
+	log_debug("conn#%llu %s: no session within %d ms", (unsigned long long)lc->id, lc->dst,
+	          LOCAL_SESSION_WAIT_MS);
+	lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE);
+}
+
 /* A client that does not finish SOCKS5 in time loses its slot. */
 static void on_negotiate_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct lconn *lc = w->data;
 
 	(void)loop, (void)revents;
+	if (lc->phase == LC_WAIT) {
+		wait_timeout(lc);
+		return;
+	}
 	log_debug("conn#%llu: no SOCKS5 request within %d ms", (unsigned long long)lc->id,
 	          LOCAL_NEGOTIATE_TIMEOUT_MS);
 	lc->cl->socks_failed++;
@@ -445,7 +479,8 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
 		log_limited(LOG_LEVEL_WARN, "accept %s: out of memory", addr_format(peer, a));
 		free(lc);
 		close(fd);
-		tcp_listener_release(cl->listener);
+		if (cl->listener)
+			tcp_listener_release(cl->listener);
 		return;
 	}
 	lc->cl = cl;
@@ -626,6 +661,8 @@ static const char *const lost_names[SESSION_LOST_REASONS] = {
 	[SESSION_LOST_REKEY] = "rekey",
 	[SESSION_LOST_SUPERSEDED] = "superseded",
 	[SESSION_LOST_CLOSED] = "closed",
+	[SESSION_LOST_NO_ANSWER] = "no answer from the server",
+	[SESSION_LOST_PEER_CLOSED] = "closed by the server",
 };
 
 /* A server that never answers looks the same whatever the cause (it drops
@@ -644,6 +681,28 @@ static void silent_hint(struct client *cl)
 	         (unsigned)cl->cfg->server.port);
 }
 
+/* An outage starts at a loss that leaves no session behind (every reason
+ * but a restart switch, which brings its new session along) or at a
+ * failed handshake; it ends at the next ESTABLISHED. */
+static void outage_begin(struct client *cl, uint64_t now)
+{
+	if (cl->in_outage)
+		return;
+	cl->in_outage = true;
+	cl->outage_since = now;
+	cl->outages++;
+}
+
+static void outage_end(struct client *cl, uint64_t now)
+{
+	if (!cl->in_outage)
+		return;
+	cl->in_outage = false;
+	cl->outage_ms += now - cl->outage_since;
+	log_info("server reachable again after %llu ms",
+	         (unsigned long long)(now - cl->outage_since));
+}
+
 static void on_session_event(struct client *cl, const struct session_event *ev)
 {
 	switch (ev->type) {
@@ -651,7 +710,8 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		cl->established++;
 		cl->silent_hinted = false;
 		cl->sid = session_sid(cl->sess);
-		cl->probe_gap = LOCAL_PROBE_MIN_MS;
+		outage_end(cl, clock_mono_ms());
+		cl->refused_logged = false; /* heard the server: log the next refusal */
 		relay_host_init(&cl->host, host_mux, cl);
 		log_info("session %016llx established (wire version %u%s%s)",
 		         (unsigned long long)session_sid(cl->sess),
@@ -669,10 +729,15 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		log_limited(LOG_LEVEL_WARN, "handshake with %s:%u: no answer; retrying",
 		            cl->cfg->server.host, (unsigned)cl->cfg->server.port);
 		silent_hint(cl);
+		outage_begin(cl, clock_mono_ms());
 		wait_flush(cl, false);
 		break;
 	case SESSION_EV_LOST:
 		cl->lost++;
+		cl->last_lost = ev->reason;
+		cl->ever_lost = true;
+		if (ev->reason != SESSION_LOST_SILENT && ev->reason != SESSION_LOST_REKEY)
+			outage_begin(cl, clock_mono_ms());
 		log_info("session lost: %s; handshaking again", lost_names[ev->reason]);
 		fast_lost(cl);
 		relay_host_lost(&cl->host,
@@ -700,9 +765,7 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 
 	int rc = session_on_datagram(cl->sess, d->data, d->len, now, clock_wall_ms());
 
-	if (rc == 0)
-		cl->last_rx = now;
-	else if (rc == KS_ERR_UNSUPPORTED) /* authenticated: the server said so */
+	if (rc == KS_ERR_UNSUPPORTED) /* authenticated: the server said so */
 		log_limited(LOG_LEVEL_ERROR,
 		            "handshake with %s:%u refused by the server: no wire version in common "
 		            "(this build speaks %d..%d); upgrade one side",
@@ -710,41 +773,23 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 		            HANDSHAKE_WIRE_MIN, HANDSHAKE_WIRE_VERSION);
 }
 
-/* Stall probes. The server can only reach us at the address our last
- * datagram came from; when a NAT moves our source port while we only
- * receive, its data goes to the old port and we, hearing nothing, send
- * nothing. So while streams are open and nothing came for probe_gap, a
- * PING goes out (its datagram moves the session's address on the server).
- * The gap starts at LOCAL_PROBE_MIN_MS and doubles up to the keepalive
- * interval while no stream byte arrives between probes, so a quiet but
- * healthy connection costs few probes. */
-static uint64_t probe_due(const struct client *cl)
+/* The kernel reported that the server's address refused our datagrams
+ * (ICMP port unreachable: ECONNREFUSED on the connected socket). Not
+ * authenticated, so only a hint to the session (session_on_unreachable);
+ * logged once until a session is established again. */
+static void check_refused(struct client *cl, uint64_t now)
 {
-	uint64_t base = cl->last_rx > cl->last_probe ? cl->last_rx : cl->last_probe;
+	struct peer_stats ps;
 
-	if (cl->host.count == 0 || !relay_host_mux(&cl->host))
-		return PEER_NEVER;
-	return base + cl->probe_gap;
-}
-
-static void probe(struct client *cl, uint64_t now)
-{
-	struct mux *m = relay_host_mux(&cl->host);
-	uint32_t cap = cl->cfg->profile.keepalive_ms;
-
-	if (!m || now < probe_due(cl))
+	peer_stats(cl->peer, &ps);
+	if (ps.rx->refused == cl->refused_seen)
 		return;
-	if (cl->host.bytes_down != cl->probe_down || cl->probe_gap == 0)
-		cl->probe_gap = LOCAL_PROBE_MIN_MS;
-	else
-		cl->probe_gap = cl->probe_gap * 2 < cap ? cl->probe_gap * 2 : cap;
-	cl->probe_down = cl->host.bytes_down;
-	cl->last_probe = now;
-	log_debug("no datagram for %llu ms with %zu stream(s) open: probing",
-	          (unsigned long long)(now - cl->last_rx), cl->host.count);
-	if (mux_ping(m) == 0) {
-		cl->probes++;
-		cl->host.dirty = true;
+	cl->refused_seen = ps.rx->refused;
+	session_on_unreachable(cl->sess, now);
+	if (!cl->refused_logged) {
+		cl->refused_logged = true;
+		log_warn("server %s:%u refuses datagrams (ICMP port unreachable): is it running?",
+		         cl->cfg->server.host, (unsigned)cl->cfg->server.port);
 	}
 }
 
@@ -753,7 +798,6 @@ static void on_timer(void *arg, uint64_t now)
 	struct client *cl = arg;
 
 	session_on_timer(cl->sess, now, clock_wall_ms());
-	probe(cl, now);
 }
 
 /* Before the loop sleeps: events, one pump per round, reaping. */
@@ -763,6 +807,7 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 	struct session_event ev;
 	bool any = true;
 
+	check_refused(cl, now);
 	for (int round = 0; round < DAEMON_EVENT_ROUNDS && any; round++) {
 		any = false;
 
@@ -782,11 +827,46 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 	/* Work left after the last round: come back at once. */
 	if (any)
 		return now;
-	return session_next_deadline(cl->sess) < probe_due(cl) ? session_next_deadline(cl->sess)
-	                                                       : probe_due(cl);
+	return session_next_deadline(cl->sess);
 }
 
 /* --- metrics ---------------------------------------------------------------------- */
+
+/* Outages and the session's liveness (docs/METRICS.md, "Outages"). */
+static void write_outage_metrics(struct metrics_buf *b, struct client *cl,
+                                 const struct peer_stats *ps)
+{
+	struct session_stats st;
+	uint64_t ms = cl->outage_ms;
+
+	session_stats(cl->sess, &st);
+	if (cl->in_outage)
+		ms += clock_mono_ms() - cl->outage_since;
+	metrics_gauge(b, "kcpsocks_local_session_up",
+	              "1 while a session to the server is established, else 0",
+	              session_state(cl->sess) == SESSION_ESTABLISHED ? 1 : 0);
+	metrics_counter(b, "kcpsocks_local_outages_total",
+	                "times the session was lost with no new one at hand, or a first "
+	                "handshake failed",
+	                cl->outages);
+	metrics_family(b, "kcpsocks_local_outage_seconds_total", METRICS_COUNTER,
+	               "time spent in outages, the current one included");
+	metrics_sample_f64(b, "kcpsocks_local_outage_seconds_total", NULL, 0, (double)ms / 1000.0);
+	metrics_counter(b, "kcpsocks_local_sessions_dead_path_total",
+	                "sessions declared down: data went unanswered for dead_path_ms",
+	                st.lost[SESSION_LOST_NO_ANSWER]);
+	metrics_counter(b, "kcpsocks_local_sessions_closed_by_server_total",
+	                "sessions the server closed with a close datagram",
+	                st.lost[SESSION_LOST_PEER_CLOSED]);
+	metrics_counter(b, "kcpsocks_local_requests_wait_failed_total",
+	                "SOCKS5 requests failed (REP 1) after waiting for a session",
+	                cl->wait_failed);
+	metrics_counter(b, "kcpsocks_local_server_refused_total",
+	                "receive errors from the server's address (ICMP unreachable)",
+	                ps->rx->refused);
+	metrics_counter(b, "kcpsocks_local_stall_probes_total",
+	                "PINGs sent because open streams heard nothing", st.stall_probes);
+}
 
 static void write_metrics(struct metrics_buf *b, void *arg)
 {
@@ -839,8 +919,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	                cl->relay_down + cl->host.bytes_down);
 	peer_stats(cl->peer, &ps);
 	smetrics_udp(b, &ps);
-	metrics_counter(b, "kcpsocks_local_stall_probes_total",
-	                "PINGs sent because open streams heard nothing", cl->probes);
+	write_outage_metrics(b, cl, &ps);
 	metrics_counter(b, "kcpsocks_local_requests_replayed_total",
 	                "requests sent again on a new session after a server restart",
 	                cl->replayed);
@@ -865,11 +944,27 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	smetrics_sessions(b, &s, session_state(cl->sess) == SESSION_ESTABLISHED ? 1 : 0);
 }
 
-static bool healthy(void *arg)
+/* /healthz: 200 only while a session is up; else 503 and why. */
+static bool healthy(void *arg, char *why, size_t whylen)
 {
 	struct client *cl = arg;
+	uint64_t now = clock_mono_ms();
 
-	return session_state(cl->sess) == SESSION_ESTABLISHED;
+	switch (session_state(cl->sess)) {
+	case SESSION_ESTABLISHED: return true;
+	case SESSION_HANDSHAKING:
+	case SESSION_BACKOFF:
+	case SESSION_CLOSED: break;
+	}
+	if (cl->in_outage)
+		snprintf(why, whylen, "no session to %s:%u for %llu ms (%s)", cl->cfg->server.host,
+		         (unsigned)cl->cfg->server.port,
+		         (unsigned long long)(now - cl->outage_since),
+		         cl->ever_lost ? lost_names[cl->last_lost] : "handshake got no answer");
+	else
+		snprintf(why, whylen, "handshaking with %s:%u", cl->cfg->server.host,
+		         (unsigned)cl->cfg->server.port);
+	return false;
 }
 
 /* --- set-up ------------------------------------------------------------------------ */
@@ -912,6 +1007,7 @@ static int make_session(struct client *cl, char *err, size_t errlen)
 	sc.server_pub = cl->cfg->server_public_key;
 	sc.user = &user;
 	sc.mux = &mc;
+	sc.dead_path_ms = cl->cfg->profile.dead_path_ms;
 	sc.rng = &cl->rng;
 	sc.output = on_output;
 	sc.output_user = cl;
@@ -983,7 +1079,12 @@ struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *
 void client_drain(struct client *cl, void (*on_empty)(void *arg), void *arg)
 {
 	cl->draining = true;
-	tcp_listener_pause(cl->listener);
+	/* Closed, not paused: a new instance can bind the port at once, and
+	 * a new connection is refused instead of waiting in the backlog. */
+	tcp_listener_free(cl->listener);
+	cl->listener = NULL;
+	metrics_server_free(cl->metrics);
+	cl->metrics = NULL;
 	cl->on_empty = on_empty;
 	cl->on_empty_arg = arg;
 	log_info("draining: %zu connection(s) open", cl->nconns);
@@ -1004,6 +1105,11 @@ void client_free(struct client *cl)
 	}
 	cl->on_empty = NULL;
 	reap(cl);
+	/* L8: tell the server, so it frees the session and its streams now. */
+	if (cl->sess && cl->peer && session_state(cl->sess) == SESSION_ESTABLISHED) {
+		session_close(cl->sess, clock_mono_ms());
+		peer_flush(cl->peer);
+	}
 	metrics_server_free(cl->metrics);
 	tcp_listener_free(cl->listener);
 	peer_free(cl->peer);

@@ -495,6 +495,8 @@ static const char *const lost_names[SESSION_LOST_REASONS] = {
 	[SESSION_LOST_REKEY] = "rekey",
 	[SESSION_LOST_SUPERSEDED] = "superseded",
 	[SESSION_LOST_CLOSED] = "closed",
+	[SESSION_LOST_NO_ANSWER] = "no answer",
+	[SESSION_LOST_PEER_CLOSED] = "closed by the client",
 };
 
 /* The same reasons as metric label values: no spaces. */
@@ -507,6 +509,8 @@ static const char *const lost_labels[SESSION_LOST_REASONS] = {
 	[SESSION_LOST_REKEY] = "rekey",
 	[SESSION_LOST_SUPERSEDED] = "superseded",
 	[SESSION_LOST_CLOSED] = "closed",
+	[SESSION_LOST_NO_ANSWER] = "no_answer",
+	[SESSION_LOST_PEER_CLOSED] = "closed_by_client",
 };
 
 static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reason)
@@ -928,9 +932,11 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.rng = &x->rng;
 	sc.output = on_output;
 	sc.output_user = x;
-	/* Each user is one client (adduser makes one per client): a restarted
-	 * client's new session frees the old one's streams at once. */
-	sc.one_session_per_user = true;
+	/* Several devices of one user coexist up to sessions_per_user (the
+	 * idlest is superseded beyond it). With 1, a user is one client: a
+	 * restarted client's new session frees the old one's streams at once. */
+	sc.table.per_user = x->cfg->sessions_per_user;
+	sc.one_session_per_user = x->cfg->sessions_per_user == 1;
 	rc = server_new(&x->core, &sc);
 	if (rc != 0)
 		snprintf(err, errlen, "server: %s", ks_strerror(rc));
@@ -996,16 +1002,45 @@ struct exitd *exitd_new(struct ev_loop *loop, const struct config *cfg,
 void exitd_drain(struct exitd *x, void (*on_empty)(void *arg), void *arg)
 {
 	x->draining = true;
+	/* The metrics port is free for a new instance at once; the UDP
+	 * socket stays: the streams being drained need it. */
+	metrics_server_free(x->metrics);
+	x->metrics = NULL;
 	x->on_empty = on_empty;
 	x->on_empty_arg = arg;
 	log_info("draining: %zu stream(s) open", x->nstreams);
 	reap(x);
 }
 
+/* L8: a close for every established session, so each client resets its
+ * streams and looks for a server now instead of after its dead-path
+ * window. Flushed in batches: the send queue is bounded. */
+static void close_sessions(struct exitd *x)
+{
+	uint64_t now = clock_mono_ms();
+	size_t n = 0;
+
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
+		for (struct tunnel *t = x->tunnels[i]; t; t = t->next) {
+			struct session *s = server_session(x->core, t->sid);
+
+			if (!s || session_state(s) != SESSION_ESTABLISHED)
+				continue;
+			session_close(s, now);
+			if (++n % 32 == 0)
+				peer_flush(x->peer);
+		}
+	peer_flush(x->peer);
+	if (n)
+		log_info("sent a close to %zu session(s)", n);
+}
+
 void exitd_free(struct exitd *x)
 {
 	if (!x)
 		return;
+	if (x->core && x->peer)
+		close_sessions(x);
 	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
 		while (x->tunnels[i])
 			on_lost(x, x->tunnels[i]->sid, SESSION_LOST_CLOSED);

@@ -14,6 +14,10 @@
  *               into the server, bit 1 of the first byte sends it from a
  *               second address, so candidates, challenges and responses
  *               meet arbitrary tokens
+ *   mode bit 4: (sealed, not PUSH, not path) the record's first 4 bytes
+ *               become the session's conv, so KCP-shaped records (and the
+ *               close of docs/PROTOCOL.md (session) L8) get past the conv
+ *               check
  * Between sealed records the clock moves (by the record's first byte, in
  * 10 ms units) and due timers run; the applications answer OPENs, read
  * everything and pump. Invariants: raw input never produces output;
@@ -234,6 +238,7 @@ static void run_timers(struct world *w, bool to_client)
 static void feed(struct world *w, int mode, const uint8_t *p, size_t len, uint32_t idx)
 {
 	bool to_client = mode & 1, sealed = mode & 2, push = mode & 4, path = mode & 8;
+	bool conv = mode & 16;
 	const struct sessions_addr *from = path && len && (p[0] & 2) ? &other : &peer;
 	uint8_t seg[ENVELOPE_MAX_DATAGRAM], dg[ENVELOPE_MAX_DATAGRAM];
 	const struct sessions_addr *to;
@@ -258,6 +263,14 @@ static void feed(struct world *w, int mode, const uint8_t *p, size_t len, uint32
 	} else if (path) {
 		len = wrap_path(seg, to_client ? sessions_get(w->table, w->tsid)->conv : w->cconv,
 		                p, len);
+		p = seg;
+	} else if (conv && len >= 4 && len <= sizeof seg) {
+		const struct sessions_slot *slot = sessions_get(w->table, w->tsid);
+		uint32_t c = to_client ? (slot ? slot->conv : 0) : w->cconv;
+		struct wr cw = wr_init(seg, 4);
+
+		memcpy(seg, p, len);
+		(void)wr_u32le(&cw, c);
 		p = seg;
 	}
 	if (to_client) {

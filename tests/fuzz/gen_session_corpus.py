@@ -17,7 +17,8 @@ REP = bytes([5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
 OUT = "tests/fuzz/corpus/session"
 
 TO_SERVER, TO_CLIENT = 0, 1
-RAW, SEALED, PUSH, PATH = 0, 2, 6, 10
+RAW, SEALED, PUSH, PATH, CONV = 0, 2, 6, 10, 18
+KCP_CLOSE = 85  # docs/PROTOCOL.md (session) L8
 
 
 def frame(ftype, sid, payload=b""):
@@ -53,6 +54,16 @@ def main():
             frame(PING, 0, struct.pack(">Q", 1)),
             frame(REPLY, 1, struct.pack(">I", 65536) + REP),
             frame(DATA, 1, b"data"),
+        ]),
+        # A close (conv patched in by the harness), then traffic after it.
+        "close_server": records(CONV | TO_SERVER, [
+            struct.pack("<IBBHIIII", 0, KCP_CLOSE, 0, 0, 0, 0, 0, 0),
+            struct.pack("<IBBHIIII", 0, 81, 0, 128, 0, 0, 0, 0),
+        ]),
+        "close_client": records(CONV | TO_CLIENT, [
+            struct.pack("<IBBHIIII", 0, 81, 0, 128, 0, 0, 0, 0),
+            struct.pack("<IBBHIIII", 0, KCP_CLOSE, 0, 0, 0, 0, 0, 0),
+            struct.pack("<IBBHIIII", 0, KCP_CLOSE, 0, 0, 0, 0, 0, 0),
         ]),
         # path frames (mode bit 3): from the second address (bit 1 of the
         # first byte) a challenge-provoking frame, then responses with tokens

@@ -2,8 +2,10 @@
 # fast_restart.sh - restarts on either side of the tunnel:
 #   server restarted mid-session: the client notices (restart detection),
 #   handshakes again, and new connections succeed within 5 s;
-#   client restarted (killed hard): the server replaces the user's old
-#   session with the new one (superseded), and traffic flows.
+#   client restarted (killed hard): with sessions_per_user = 1 the server
+#   replaces the user's old session with the new one (superseded), and
+#   traffic flows. (With the default, 8, both stay until the old one
+#   idles out: several devices of one user coexist.)
 set -euo pipefail
 KS_LOG_LEVEL=debug
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +16,7 @@ pick_ports SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS HTTP_PORT
 make_keys
 start_http
 head -c 300000 /dev/urandom >"$HTTP_DIR/f.bin"
-start_server
+start_server --sessions_per_user 1
 start_local "$SERVER_PORT"
 wait_session
 
@@ -25,7 +27,7 @@ ok "tunnel up"
 
 # 1. server restart
 stop_daemon "$SERVER_PID"
-start_server
+start_server --sessions_per_user 1
 t0=$(date +%s%N)
 until fetch; do
 	elapsed=$((($(date +%s%N) - t0) / 1000000))

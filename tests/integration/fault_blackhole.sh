@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# fault_blackhole.sh - the path goes silent for BLACKHOLE_S (10 s) in the
+# fault_blackhole.sh - the path goes silent for BLACKHOLE_S (7 s) in the
 # middle of a download, in both directions, then comes back: the download
 # must complete intact, within BLACKHOLE_RECOVER_S (90 s) of the link's
-# return, and a new request must work afterwards.
+# return, and a new request must work afterwards. 7 s stays clear of the
+# dead-path window (dead_path_ms, 10 s, whose last probe goes out 1 s
+# before its end): a longer silence is a dead path, and the client resets
+# its streams (fault_deadpath.sh).
 #
 # kcpsocks-local -> impair (--rate BLACKHOLE_RATE bytes/s, 10 ms each way)
 # -> kcpsocks-server -> nginx. The relay's rate makes the 16 MiB download
@@ -12,7 +15,7 @@
 lib_init fault_blackhole
 require_daemons
 
-BLACKHOLE_S=${BLACKHOLE_S:-10}
+BLACKHOLE_S=${BLACKHOLE_S:-7}
 BLACKHOLE_RECOVER_S=${BLACKHOLE_RECOVER_S:-90}
 BLACKHOLE_RATE=${BLACKHOLE_RATE:-2000000}
 

@@ -24,7 +24,14 @@ export LOAD_MIX="1K 16K 64K 1M 4M"
 LOAD_STALL_S=${LOAD_STALL_S:-10}
 
 start_nginx 1K 16K 64K 1M 4M
-start_stack default --delay 5
+# sessions_per_user 1: the restarted kcpsocks-local's session replaces the
+# killed one's at once, streams and all. With the default (8) the killed
+# client's streams stay on the server until its idle timeout, and the final
+# SIGTERM would wait its whole drain time for them (docs/OPERATIONS.md).
+make_keys
+start_server --sessions_per_user 1
+start_impair "$SERVER_PORT" --delay 5
+start_local "$IMPAIR_PORT" default
 fetch_verify 1K >/dev/null || die "first fetch through the tunnel failed"
 
 load_start "$FAULT_CLIENTS" 600 "$T/load" # until load_stop below
@@ -35,7 +42,7 @@ fault1=$(now_ms)
 kill_hard "$SERVER_PID"
 note "server killed (SIGKILL) under load"
 sleep "$FAULT_DOWN_S"
-start_server
+start_server --sessions_per_user 1
 restart1=$(now_ms)
 ms=$(time_to_fetch "$FAULT_RECOVER_S" 1K)
 recovered1=$(now_ms)

@@ -333,7 +333,7 @@ static void sealed_datagram_is_pinned(void **state)
 }
 
 /* The same datagram taken apart with libsodium calls only, following
- * secure.md 2 by hand: the layout is what the document says. */
+ * PROTOCOL.md (secure layer) 2 by hand: the layout is what the document says. */
 static void datagram_opens_by_hand(void **state)
 {
 	(void)state;

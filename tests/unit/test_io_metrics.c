@@ -24,7 +24,7 @@
 #include "io/log.h"
 #include "io/metrics.h"
 
-enum { GUARD_MS = 3000, RESP_MAX = 64 * 1024 };
+enum { GUARD_MS = 3000, RESP_MAX = 4 << 20 };
 
 /* ---- writer ---- */
 
@@ -110,6 +110,7 @@ struct fix {
 	struct metrics_server *s;
 	struct sockaddr_storage addr;
 	bool healthy;
+	const char *why;
 	int scrapes;
 	size_t fill; /* extra bytes the writer tries to add */
 };
@@ -134,7 +135,16 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 		metrics_sample_u64(b, "ks_fill", NULL, 0, i);
 }
 
-static bool healthy(void *arg) { return ((struct fix *)arg)->healthy; }
+/* Unhealthy with a reason when f->why is set (a CR LF in it must not
+ * reach the response as a line break). */
+static bool healthy(void *arg, char *why, size_t whylen)
+{
+	struct fix *f = arg;
+
+	if (!f->healthy && f->why)
+		snprintf(why, whylen, "%s", f->why);
+	return f->healthy;
+}
 
 static void start(struct fix *f, const struct metrics_server_opts *o)
 {
@@ -271,6 +281,11 @@ static void healthz(void **state)
 	get(f, "GET /healthz HTTP/1.0\r\n\r\n", &x);
 	assert_non_null(strstr(x.resp, "HTTP/1.0 503 Service Unavailable\r\n"));
 	assert_string_equal(strstr(x.resp, "\r\n\r\n") + 4, "unhealthy\n");
+	f->why = "no session for 12 ms\r\nX: y";
+	get(f, "GET /healthz HTTP/1.0\r\n\r\n", &x);
+	assert_non_null(strstr(x.resp, "HTTP/1.0 503 Service Unavailable\r\n"));
+	assert_string_equal(strstr(x.resp, "\r\n\r\n") + 4,
+	                    "unhealthy: no session for 12 ms  X: y\n");
 	assert_int_equal(f->scrapes, 0);
 }
 
@@ -333,6 +348,47 @@ static void body_too_large_is_500(void **state)
 	get(f, "GET /metrics HTTP/1.0\r\n\r\n", &x);
 	assert_non_null(strstr(x.resp, "HTTP/1.0 500 Internal Server Error\r\n"));
 	assert_int_equal(metrics_server_stats(f->s)->errors, 1);
+}
+
+/* Issue 19: no body_max means no cap; the writer's memory grows. Far more
+ * than the old 256 KiB bound goes out whole, with its length announced. */
+static void large_body_by_default(void **state)
+{
+	struct fix *f = *state;
+	static struct fetch x;
+	const char *body;
+	char want[64];
+
+	start(f, NULL);
+	f->fill = 100000; /* about 1.5 MB */
+	get(f, "GET /metrics HTTP/1.0\r\n\r\n", &x);
+	assert_non_null(strstr(x.resp, "HTTP/1.0 200 OK\r\n"));
+	body = strstr(x.resp, "\r\n\r\n");
+	assert_non_null(body);
+	body += 4;
+	assert_true(strlen(body) > 1000000);
+	snprintf(want, sizeof want, "Content-Length: %zu\r\n", strlen(body));
+	assert_non_null(strstr(x.resp, want));
+	assert_non_null(strstr(body, "\nks_fill 99999\n"));
+	assert_int_equal(metrics_server_stats(f->s)->errors, 0);
+}
+
+/* The growing writer: the same lines as a bounded one, any amount. */
+static void writer_grows(void **state)
+{
+	struct metrics_buf b;
+
+	(void)state;
+	metrics_buf_init_grow(&b);
+	for (uint64_t i = 0; i < 200000; i++)
+		metrics_sample_u64(&b, "ks_fill", NULL, 0, i);
+	assert_true(metrics_buf_ok(&b));
+	assert_true(b.len > 2000000);
+	assert_memory_equal(b.p, "ks_fill 0\nks_fill 1\n", 20);
+	assert_memory_equal(b.p + b.len - 15, "ks_fill 199999\n", 15);
+	metrics_buf_free(&b);
+	assert_null(b.p);
+	metrics_buf_free(&b); /* twice is harmless */
 }
 
 static void silent_client_times_out(void **state)
@@ -437,6 +493,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(not_found_and_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_request_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(body_too_large_is_500, setup, teardown),
+		cmocka_unit_test_setup_teardown(large_body_by_default, setup, teardown),
+		cmocka_unit_test(writer_grows),
 		cmocka_unit_test_setup_teardown(silent_client_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(refuses_remote_and_busy_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(random_requests_get_an_answer, setup, teardown),

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "io/smetrics.h"
@@ -81,11 +82,53 @@ static void no_session_and_overflow(void **state)
 	assert_true(b.len <= sizeof small);
 }
 
+/* Issue 19: a scrape of a server with 1,000 sessions of 1,000 users up (a
+ * fake of their stats): the output is complete (no cap), the RTT histogram
+ * counts every session, and the per-user series stop at
+ * METRICS_SESSION_SERIES_MAX users. */
+static void thousand_sessions(void **state)
+{
+	enum { N = 1000 };
+	static struct smetrics_session v[N];
+	static char users[N][8];
+	struct metrics_buf b;
+	char *text;
+
+	(void)state;
+	memset(v, 0, sizeof v);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(v[i].sid, sizeof v[i].sid, "%016zx", i + 1);
+		snprintf(users[i], sizeof users[i], "u%03zu", i);
+		v[i].user = users[i];
+		v[i].st.kcp.srtt = (uint32_t)i; /* ms; session 0 has no sample yet */
+	}
+	metrics_buf_init_grow(&b);
+	smetrics_sessions(&b, v, N);
+	assert_true(metrics_buf_ok(&b));
+	text = malloc(b.len + 1);
+	assert_non_null(text);
+	memcpy(text, b.p, b.len);
+	text[b.len] = '\0';
+	metrics_buf_free(&b);
+	assert_non_null(strstr(text, "# TYPE kcpsocks_session_rtt_seconds histogram\n"));
+	assert_non_null(strstr(text, "kcpsocks_session_rtt_seconds_bucket{le=\"0.001\"} 1\n"));
+	assert_non_null(strstr(text, "kcpsocks_session_rtt_seconds_bucket{le=\"0.01\"} 10\n"));
+	assert_non_null(strstr(text, "kcpsocks_session_rtt_seconds_bucket{le=\"0.5\"} 500\n"));
+	assert_non_null(strstr(text, "kcpsocks_session_rtt_seconds_bucket{le=\"+Inf\"} 999\n"));
+	assert_non_null(strstr(text, "kcpsocks_session_rtt_seconds_count 999\n"));
+	assert_non_null(strstr(text, "kcpsocks_session_series_omitted 936\n"));
+	assert_int_equal(count(text, "kcpsocks_session_srtt_seconds{"), METRICS_SESSION_SERIES_MAX);
+	assert_int_equal(count(text, "sid="), 0);
+	assert_int_equal(count(text, "# TYPE "), count(text, "# HELP "));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(two_users),
 		cmocka_unit_test(no_session_and_overflow),
+		cmocka_unit_test(thousand_sessions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

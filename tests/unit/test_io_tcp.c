@@ -469,8 +469,9 @@ static void conn_consume_wipe(void **state)
 	assert_memory_equal(p, "\0\0\0\0\0\0GET", 9);
 	assert_int_equal(tcp_conn_peek(srv.c, &q), 3);
 	assert_memory_equal(q, "GET", 3);
+	/* Consuming the rest wipes it, then the drained buffer is freed
+	 * (p dangles from here on; ASan would catch a read). */
 	tcp_conn_consume_wipe(srv.c, SIZE_MAX);
-	assert_memory_equal(p, "\0\0\0\0\0\0\0\0\0", 9);
 	assert_int_equal(tcp_conn_peek(srv.c, &q), 0);
 	tcp_conn_close(cli.c);
 	tcp_conn_close(srv.c);

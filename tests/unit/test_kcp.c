@@ -708,7 +708,9 @@ static void spurious_retransmit_undone(void **state)
 }
 
 /* K4: the tail of a burst whose head is being acknowledged right now is
- * still queued: its RTO is deferred, then fires once ACKs stop. */
+ * still queued: its RTO is deferred, then fires once ACKs stop. K12: the
+ * ACKs have stopped, so the oldest segment alone probes the path; once its
+ * answer comes, the other two (really lost) go at once, as isolated. */
 static void burst_tail_rto_deferred(void **state)
 {
 	(void)state;
@@ -733,8 +735,17 @@ static void burst_tail_rto_deferred(void **state)
 	assert_true(p.now <= 199 + 199 / 4); /* a quarter RTT after the ACK */
 	kcp_update(p.a, p.now);
 	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 1);
+	assert_int_equal(st.seg_retx_isolated, 1); /* sn 0, same flush, arrived */
+	assert_int_equal(p.ab->n, 1);
+	p.now++;
+	deliver_one(&p, p.ab, p.b); /* the probe (sn 1) and its ACK */
+	deliver_one(&p, p.ba, p.a);
+	assert_int_equal(kcp_next_deadline(p.a, p.now), p.now); /* released */
+	kcp_update(p.a, p.now);
+	kcp_stats(p.a, &st);
 	assert_int_equal(st.seg_retx_timeout, 3);
-	assert_int_equal(st.seg_retx_isolated, 3); /* sn 0, same flush, arrived */
+	assert_int_equal(st.seg_retx_isolated, 3);
 	pair_free(&p);
 }
 
@@ -778,11 +789,96 @@ static void isolated_timeout_vs_flight(void **state)
 	t = kcp_next_deadline(p.a, p.now);
 	kcp_update(p.a, t);
 	kcp_stats(p.a, &st);
-	assert_int_equal(st.seg_retx_timeout, 3);
+	assert_int_equal(st.seg_retx_timeout, 2); /* K12: one probe, one held */
 	assert_int_equal(st.seg_retx_isolated, 1);
 	assert_int_equal(st.cwnd, 1);
 	/* backed off: the next expiry is at least 2 RTOs away (nodelay 0) */
 	assert_true(kcp_next_deadline(p.a, t) >= t + 2 * (uint64_t)st.rto);
+	pair_free(&p);
+}
+
+/* K12: a receiver that stops reading (everything arrives, nothing is
+ * answered) past the RTO gets one probe, the oldest segment, not the whole
+ * flight again; when it reads again its ACKs retire everything, the held
+ * segments are never sent twice, and the probe shows itself spurious. */
+static void silent_receiver_one_probe(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+	uint64_t t;
+
+	cfg_fast(&c);
+	pair_init(&p, &c, &c, 0, 9);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	assert_int_equal(p.ab->n, 8);
+	t = kcp_next_deadline(p.a, 0);
+	kcp_update(p.a, t);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 1);
+	assert_int_equal(p.ab->n, 9);
+	/* Still silent at the next expiry: the probe backs off alone. */
+	t = kcp_next_deadline(p.a, t);
+	kcp_update(p.a, t);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 2);
+	assert_int_equal(p.ab->n, 10);
+	p.now = t + 1;
+	while (p.ab->n)
+		deliver_one(&p, p.ab, p.b);
+	while (p.ba->n)
+		deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.seg_retx_spurious, 1);
+	assert_int_equal(kcp_next_deadline(p.a, p.now), KCP_NEVER);
+	pair_free(&p);
+}
+
+/* Issue 19: a burst's segment buffers go back once the engine is idle
+ * (nothing queued, in flight or unread); an engine that never needed more
+ * than KCP_IDLE_BUFS keeps them. */
+static void idle_engine_returns_buffers(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct pair p;
+	static uint8_t msg[1000], out[2000];
+	size_t a0, b0, mss;
+	int sent = 0, got = 0;
+
+	cfg_fast(&c);
+	mss = c.mtu - KCP_HEADER_LEN;
+	pair_init(&p, &c, &c, 0, 10);
+	a0 = kcp_mem_bytes(p.a);
+	b0 = kcp_mem_bytes(p.b);
+	for (int round = 0; got < 300; round++) {
+		assert_true(round < 1000);
+		while (sent < 300 && kcp_send(p.a, msg, sizeof msg, p.now) > 0)
+			sent++;
+		assert_true(kcp_mem_bytes(p.a) <= a0 + (size_t)(2 * c.snd_wnd) * mss);
+		p.now++;
+		while (p.ab->n)
+			deliver_one(&p, p.ab, p.b);
+		while (kcp_recv(p.b, out, sizeof out) > 0)
+			got++;
+		kcp_flush(p.b, p.now);
+		while (p.ba->n)
+			deliver_one(&p, p.ba, p.a);
+		kcp_flush(p.a, p.now);
+	}
+	assert_int_equal(kcp_waitsnd(p.a), 0);
+	assert_true(kcp_check(p.a) && kcp_check(p.b));
+	assert_int_equal(kcp_mem_bytes(p.a), a0); /* a burst of 64 buffers: all back */
+	assert_true(kcp_mem_bytes(p.b) <= b0 + KCP_IDLE_BUFS * mss);
+	/* And it still works afterwards. */
+	assert_true(kcp_send(p.a, msg, sizeof msg, p.now) > 0);
+	p.now++;
+	deliver_one(&p, p.ab, p.b);
+	assert_int_equal(kcp_recv(p.b, out, sizeof out), (ssize_t)sizeof msg);
 	pair_free(&p);
 }
 
@@ -1276,6 +1372,8 @@ int main(void)
 		cmocka_unit_test(spurious_retransmit_undone),
 		cmocka_unit_test(paced_window),
 		cmocka_unit_test(burst_tail_rto_deferred),
+		cmocka_unit_test(silent_receiver_one_probe),
+		cmocka_unit_test(idle_engine_returns_buffers),
 		cmocka_unit_test(isolated_timeout_vs_flight),
 		cmocka_unit_test(pair_zero_window_probe),
 		cmocka_unit_test(dead_link_after_n_transmissions),

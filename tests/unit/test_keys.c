@@ -146,7 +146,7 @@ static void schedule_known_answers(void **state)
 }
 
 /* The same steps with libsodium's crypto_generichash called directly, as
- * secure.md 3 describes them. */
+ * PROTOCOL.md (secure layer) 3 describes them. */
 static void schedule_matches_libsodium(void **state)
 {
 	(void)state;

@@ -924,6 +924,45 @@ static void writer_stops_at_window_and_resumes(void **state)
 	pair_free(&p);
 }
 
+/* Issue 19: a stream's buffers are allocated as data arrives and released
+ * once drained, so 100 streams that each moved 48 KiB both ways and went
+ * idle cost what 100 streams that never moved a byte cost: a few hundred
+ * bytes of state each, no buffer. */
+static void idle_streams_hold_no_buffers(void **state)
+{
+	(void)state;
+	enum { N = 100, BURST = 48 * 1024 };
+	static struct pair p;
+	static uint8_t buf[BURST];
+	uint32_t id[N];
+	size_t c0, s0, c1, s1;
+
+	pair_init(&p, NULL, NULL);
+	c0 = mux_mem_bytes(p.c);
+	s0 = mux_mem_bytes(p.s);
+	for (size_t i = 0; i < N; i++)
+		id[i] = open_ok(&p);
+	c1 = mux_mem_bytes(p.c);
+	s1 = mux_mem_bytes(p.s);
+	print_message("idle stream, never used: client %zu bytes, server %zu bytes\n",
+	              (c1 - c0) / N, (s1 - s0) / N);
+	assert_true((c1 - c0) / N <= 512 && (s1 - s0) / N <= 512);
+	for (size_t i = 0; i < N; i++) {
+		assert_int_equal(mux_stream_write(p.c, id[i], buf, BURST), BURST);
+		assert_int_equal(mux_stream_write(p.s, id[i], buf, BURST), BURST);
+	}
+	assert_true(mux_mem_bytes(p.c) > c1 + N * BURST); /* held while queued */
+	pump(&p);
+	for (size_t i = 0; i < N; i++) {
+		assert_int_equal(mux_stream_read(p.c, id[i], buf, sizeof buf), BURST);
+		assert_int_equal(mux_stream_read(p.s, id[i], buf, sizeof buf), BURST);
+	}
+	pump(&p); /* the grants */
+	assert_int_equal(mux_mem_bytes(p.c), c1);
+	assert_int_equal(mux_mem_bytes(p.s), s1);
+	pair_free(&p);
+}
+
 static void send_buffer_bounds_the_writer(void **state)
 {
 	(void)state;
@@ -1516,7 +1555,7 @@ static void feed_zeros(struct mux *m, uint32_t id, uint64_t len)
 	static const uint8_t zero[MUX_FRAME_PAYLOAD_MAX];
 
 	while (len > 0) {
-		size_t k = min_sz((size_t)len, sizeof zero);
+		size_t k = min_size((size_t)len, sizeof zero);
 		assert_int_equal(mux_input(m, in, frame(in, sizeof in, MUX_DATA, id, zero, k), 0),
 		                 0);
 		len -= k;
@@ -1686,6 +1725,7 @@ int main(void)
 		cmocka_unit_test(early_data_split_invariance),
 		cmocka_unit_test(writer_stops_at_window_and_resumes),
 		cmocka_unit_test(send_buffer_bounds_the_writer),
+		cmocka_unit_test(idle_streams_hold_no_buffers),
 		cmocka_unit_test(small_message_is_not_stuck_behind_bulk),
 		cmocka_unit_test(streams_share_bytes_evenly),
 		cmocka_unit_test(newly_active_stream_goes_first_then_takes_turns),

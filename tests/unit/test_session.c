@@ -466,15 +466,17 @@ static void test_lost_order(void **state)
 	connect_pair(f, &c, &srv, 0);
 	idle = session_params(c)->idle_timeout_ms;
 	/* Nothing comes back: the path is gone. Restart detection probes with
-	 * handshakes (no answer), and the idle window ends the session. */
+	 * handshakes (no answer), and the dead-path window (L6) after the
+	 * keepalive PING ends the session, long before the idle window. */
 	for (uint64_t now = 0; session_state(c) == SESSION_ESTABLISHED;) {
 		now = session_next_deadline(c);
-		assert_true(now <= idle);
+		assert_true(now <= session_params(c)->keepalive_ms + SESSION_DEAD_PATH_MS_DEFAULT);
+		assert_true(now < idle);
 		session_on_timer(c, now, UNIX0 + now);
 	}
 	assert_int_equal(session_next_event(c, &ev), 0);
 	assert_int_equal(ev.type, SESSION_EV_LOST);
-	assert_int_equal(ev.reason, SESSION_LOST_IDLE);
+	assert_int_equal(ev.reason, SESSION_LOST_NO_ANSWER);
 	assert_int_equal(next_type(c), -1);
 	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
 	assert_null(session_mux(c));
@@ -769,6 +771,281 @@ static void test_server_new_checks(void **state)
 	free(f);
 }
 
+/* --- L6-L8: dead path, stall probes, hints, close ------------------------------ */
+
+/* Run the client's timers with nothing delivered until it is no longer
+ * established or now passes limit; returns the time it ended. */
+static uint64_t run_dark(struct fix *f, struct session *c, uint64_t now, uint64_t limit)
+{
+	while (session_state(c) == SESSION_ESTABLISHED) {
+		now = session_next_deadline(c);
+		assert_true(now <= limit);
+		session_on_timer(c, now, UNIX0 + now);
+		assert_true(session_check(c));
+		f->c2s.n = 0;
+	}
+	return now;
+}
+
+/* A download (a stream open, the client only receives) over a path that
+ * goes dark: the client has nothing of its own unanswered, so a stall
+ * probe (L7) goes out after SESSION_STALL_MIN_MS of silence, and the
+ * session is declared down dead_path_ms after it (L6). */
+static void test_dead_path_download(void **state)
+{
+	struct fix *f = fix_new(31);
+	struct session *c;
+	struct server *srv;
+	struct session_event ev;
+	struct session_stats st;
+	uint32_t id;
+	uint64_t end;
+
+	(void)state;
+	f->ccfg.dead_path_ms = 4000;
+	connect_pair(f, &c, &srv, 0);
+	assert_int_equal(
+	        mux_open_stream(session_mux(c),
+	                        (const uint8_t *)"\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x50", 10,
+	                        &id),
+	        0);
+	session_pump(c, 0);
+	exchange(f, c, srv, &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } }, 10);
+	/* Everything is acknowledged: nothing of the client's is unanswered. */
+	assert_int_equal(kcp_inflight(c->kcp), 0);
+	end = run_dark(f, c, 10, 10 + SESSION_STALL_MIN_MS + 4000);
+	assert_int_equal(end, 10 + SESSION_STALL_MIN_MS + 4000);
+	session_stats(c, &st);
+	assert_int_equal(st.stall_probes, 1);
+	assert_int_equal(st.lost[SESSION_LOST_NO_ANSWER], 1);
+	while (session_next_event(c, &ev) == 0 && ev.type != SESSION_EV_LOST)
+		;
+	assert_int_equal(ev.type, SESSION_EV_LOST);
+	assert_int_equal(ev.reason, SESSION_LOST_NO_ANSWER);
+	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* A quiet but healthy stream: every stall probe is answered, the gap
+ * doubles up to the keepalive interval, and the session never ends. */
+static void test_stall_probe_backoff(void **state)
+{
+	struct fix *f = fix_new(32);
+	struct session *c;
+	struct server *srv;
+	struct sessions_addr a = addr_of(9);
+	struct session_stats st;
+	uint32_t id;
+	uint64_t now = 0;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	assert_int_equal(
+	        mux_open_stream(session_mux(c),
+	                        (const uint8_t *)"\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x50", 10,
+	                        &id),
+	        0);
+	session_pump(c, 0);
+	exchange(f, c, srv, &a, 0);
+	while (now < 120000) {
+		now = min_u64(session_next_deadline(c), server_next_deadline(srv));
+		session_on_timer(c, now, UNIX0 + now);
+		server_on_timer(srv, now);
+		exchange(f, c, srv, &a, now);
+		assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	}
+	session_stats(c, &st);
+	/* 1 + 2 + 4 + 8 + 10 (keepalive cap) ..: about 15 in 120 s, not 120. */
+	assert_true(st.stall_probes >= 5 && st.stall_probes <= 20);
+	assert_int_equal(st.lost[SESSION_LOST_NO_ANSWER], 0);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* An ICMP refusal is a hint: the restart probe starts at once, but the
+ * session stays up and a live server's answer keeps it. */
+static void test_unreachable_hint(void **state)
+{
+	struct fix *f = fix_new(33);
+	struct session *c;
+	struct server *srv;
+	struct session_stats st;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED);
+	session_stats(c, &st);
+	assert_int_equal(st.hs_inits, 1);
+	session_on_unreachable(c, 100);
+	assert_int_equal(c->probe, PROBE_HANDSHAKE);
+	assert_int_equal(session_next_deadline(c), 100);
+	session_on_timer(c, 100, UNIX0 + 100);
+	session_stats(c, &st);
+	assert_int_equal(st.hs_inits, 2);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	assert_int_equal(next_type(c), -1);
+	/* A second hint while probing changes nothing. */
+	session_on_unreachable(c, 150);
+	assert_int_equal(c->probe, PROBE_HANDSHAKE);
+	assert_true(session_check(c));
+	/* The old session spoke: the probe ended. A hint within silent_ms of
+	 * the last hinted probe starts none (forged ICMP buys little). */
+	f->c2s.n = 0;
+	c->probe = PROBE_NONE; /* as if the old session had answered */
+	session_on_unreachable(c, 100 + SESSION_SILENT_MS_DEFAULT - 1);
+	assert_int_equal(c->probe, PROBE_NONE);
+	session_on_unreachable(c, 100 + SESSION_SILENT_MS_DEFAULT);
+	assert_int_equal(c->probe, PROBE_HANDSHAKE);
+	assert_true(session_check(c));
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* A client backing off starts its next attempt when a stream is wanted. */
+static void test_on_demand(void **state)
+{
+	struct fix *f = fix_new(34);
+	struct session *c;
+	uint64_t now = 0;
+
+	(void)state;
+	assert_int_equal(session_client_new(&c, &f->ccfg, 0), 0);
+	for (;;) {
+		session_on_timer(c, now, UNIX0 + now);
+		f->c2s.n = 0;
+		if (session_state(c) == SESSION_BACKOFF)
+			break;
+		now = session_next_deadline(c);
+	}
+	assert_true(session_next_deadline(c) > now + 500);
+	session_on_demand(c, now + 1);
+	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
+	assert_int_equal(session_next_deadline(c), now + 1);
+	session_on_timer(c, now + 1, UNIX0 + now + 1); /* the init */
+	assert_int_equal(session_next_deadline(c), now + 1 + SESSION_HS_RTO_MS);
+	session_on_demand(c, now + 2); /* the last init is too recent */
+	assert_int_equal(session_next_deadline(c), now + 1 + SESSION_HS_RTO_MS);
+	session_on_timer(c, now + 1 + SESSION_HS_RTO_MS, UNIX0); /* the second, 2 s to the third */
+	assert_int_equal(session_next_deadline(c), now + 1 + 3 * SESSION_HS_RTO_MS);
+	session_on_demand(c, now + 1 + 2 * SESSION_HS_RTO_MS); /* a request: sooner */
+	assert_int_equal(session_next_deadline(c), now + 1 + 2 * SESSION_HS_RTO_MS);
+	assert_true(session_check(c));
+	session_free(c);
+	free(f);
+}
+
+/* L8: a client's close reaches the server, which drops the session at
+ * once (LOST PEER_CLOSED); a replay of it is refused; the client does not
+ * handshake again by itself. */
+static void test_close_client(void **state)
+{
+	struct fix *f = fix_new(35);
+	struct session *c;
+	struct server *srv;
+	struct server_event sev;
+	struct sessions_addr a = addr_of(9);
+	uint8_t copy[ENVELOPE_MAX_DATAGRAM];
+	size_t copy_len;
+	uint64_t sid;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	sid = session_sid(c);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	f->c2s.n = 0;
+	session_close(c, 50);
+	assert_int_equal(f->c2s.n, 1);
+	memcpy(copy, f->c2s.d[0], f->c2s.len[0]);
+	copy_len = f->c2s.len[0];
+	assert_int_equal(next_type(c), SESSION_EV_LOST); /* it clears the ESTABLISHED */
+	assert_int_equal(next_type(c), -1);
+	assert_int_equal(session_state(c), SESSION_BACKOFF);
+	assert_int_equal(session_next_deadline(c), SESSION_NEVER);
+	assert_true(session_check(c));
+	assert_int_equal(server_on_datagram(srv, &a, copy, copy_len, 60, UNIX0 + 60), 0);
+	server_flush(srv, 60);
+	assert_null(server_session(srv, sid));
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_LOST);
+	assert_int_equal(sev.ev.reason, SESSION_LOST_PEER_CLOSED);
+	assert_int_equal(sessions_live(server_table(srv)), 0);
+	assert_int_equal(f->s2c.n, 0); /* never answered */
+	/* The same datagram again: no session, nothing happens. */
+	assert_int_not_equal(server_on_datagram(srv, &a, copy, copy_len, 70, UNIX0 + 70), 0);
+	assert_int_equal(f->s2c.n, 0);
+	/* A stream wanted later brings a new session. */
+	session_on_demand(c, 100);
+	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
+	assert_true(server_check(srv));
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* L8 the other way: the server closes its sessions (a stopping daemon);
+ * the client resets everything at once and handshakes again. A replayed
+ * close on the new session is dropped by the envelope. */
+static void test_close_server(void **state)
+{
+	struct fix *f = fix_new(36);
+	struct session *c, *ss;
+	struct server *srv;
+	struct server_event sev;
+	struct session_event ev;
+	uint64_t sid;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	sid = session_sid(c);
+	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	ss = server_session(srv, sid);
+	assert_non_null(ss);
+	f->s2c.n = 0;
+	session_close(ss, 40);
+	assert_int_equal(f->s2c.n, 1);
+	assert_null(server_session(srv, sid));
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_LOST);
+	assert_int_equal(sev.ev.reason, SESSION_LOST_CLOSED);
+	assert_int_equal(session_on_datagram(c, f->s2c.d[0], f->s2c.len[0], 50, UNIX0 + 50), 0);
+	assert_int_equal(session_next_event(c, &ev), 0);
+	assert_int_equal(ev.type, SESSION_EV_LOST);
+	assert_int_equal(ev.reason, SESSION_LOST_PEER_CLOSED);
+	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
+	assert_true(session_check(c));
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* An old peer (kcp.c knows no close command) drops a close as a malformed
+ * KCP datagram: counted, nothing else changes. */
+static void test_close_old_peer(void **state)
+{
+	struct fix *f = fix_new(37);
+	struct session *c;
+	struct server *srv;
+	struct kcp_stats ks;
+	uint8_t seg[KCP_HEADER_LEN];
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	close_segment(c, seg);
+	assert_int_equal(kcp_input(c->kcp, seg, sizeof seg, 10), KS_ERR_PROTO);
+	kcp_stats(c->kcp, &ks);
+	assert_int_equal(ks.dropped[KCP_DROP_CMD], 1);
+	assert_true(kcp_check(c->kcp));
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -787,6 +1064,13 @@ int main(void)
 		cmocka_unit_test(test_server_close),
 		cmocka_unit_test(test_server_table_supersede),
 		cmocka_unit_test(test_server_new_checks),
+		cmocka_unit_test(test_dead_path_download),
+		cmocka_unit_test(test_stall_probe_backoff),
+		cmocka_unit_test(test_unreachable_hint),
+		cmocka_unit_test(test_on_demand),
+		cmocka_unit_test(test_close_client),
+		cmocka_unit_test(test_close_server),
+		cmocka_unit_test(test_close_old_peer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

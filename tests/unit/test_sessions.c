@@ -436,7 +436,7 @@ static void probes_get_no_answer(void **state)
 	sessions_free(s.t);
 }
 
-/* secure.md 7: after a server restart the client's data gets no answer;
+/* PROTOCOL.md (secure layer) 7: after a server restart the client's data gets no answer;
  * the client notices within ENVELOPE_PEER_SILENT_MS of outstanding data
  * and handshakes again. */
 static void restart_is_noticed_and_healed(void **state)
@@ -505,6 +505,42 @@ static void user_sessions_are_capped(void **state)
 	client_init(&c[0], &s, 1, 301);
 	client_connect(&c[0], &s, 300);
 	assert_int_equal(sessions_live(s.t), SESSIONS_PER_USER_MAX + 1);
+	sessions_free(s.t);
+}
+
+/* A configured cap of 2 (sessions_per_user): two devices coexist, a third
+ * session supersedes the quieter of them; a cap above the maximum is
+ * refused. */
+static void user_cap_is_configurable(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c[3];
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	struct sessions *bad = NULL;
+	uint64_t sid[3];
+	ssize_t n;
+
+	server_start(&s, 6, 64);
+	sessions_free(s.t);
+	s.cfg.per_user = SESSIONS_PER_USER_MAX + 1;
+	assert_int_equal(sessions_new(&bad, &s.cfg), KS_ERR_INVAL);
+	s.cfg.per_user = 2;
+	assert_int_equal(sessions_new(&s.t, &s.cfg), 0);
+	for (int i = 0; i < 2; i++) {
+		client_init(&c[i], &s, 0, 400 + (uint64_t)i);
+		sid[i] = client_connect(&c[i], &s, 10 + (uint64_t)i);
+	}
+	assert_int_equal(sessions_live(s.t), 2);
+	n = client_seal(&c[0], "x", d); /* device 1 is the quieter one */
+	assert_int_equal(deliver(&s, &c[0].addr, d, (size_t)n, 100, &ev, out), 0);
+	client_init(&c[2], &s, 0, 402);
+	sid[2] = client_connect(&c[2], &s, 200);
+	assert_int_not_equal(sid[2], 0);
+	assert_null(sessions_get(s.t, sid[1]));
+	assert_non_null(sessions_get(s.t, sid[0]));
+	assert_int_equal(sessions_live(s.t), 2);
 	sessions_free(s.t);
 }
 
@@ -671,6 +707,7 @@ int main(void)
 		cmocka_unit_test(probes_get_no_answer),
 		cmocka_unit_test(restart_is_noticed_and_healed),
 		cmocka_unit_test(user_sessions_are_capped),
+		cmocka_unit_test(user_cap_is_configurable),
 		cmocka_unit_test(full_table_answers_nothing),
 		cmocka_unit_test(bad_inits_get_no_answer),
 		cmocka_unit_test(bad_configuration_is_refused),

@@ -162,6 +162,10 @@ static const struct {
 	 * engine: tests/integration/fast_fastopen.sh shows what it changes. */
 	{ "fast_open", 0 },
 	{ "dup_thin", TO_KCP },
+	/* dead_path_ms goes from the client daemon into its session's
+	 * configuration (docs/PROTOCOL.md (session) L6), not into an engine:
+	 * sim test_dead_path and fault_deadpath.sh show what it changes. */
+	{ "dead_path_ms", 0 },
 };
 
 /* A valid value of f other than p's, or false if none fits. */

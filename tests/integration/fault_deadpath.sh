@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# fault_deadpath.sh - the server is SIGKILLed and left down, then started
+# again (issue 15, docs/OPERATIONS.md "When the server goes away").
+#
+# kcpsocks-local talks straight to kcpsocks-server on loopback (no relay,
+# so the kernel's "port unreachable" reaches the client, as on a real
+# host). A rate-limited download of a large file is running when the
+# server is killed. Then, with the server down:
+#   - the download fails (curl exit code non-zero: the connection is
+#     reset, never closed as if complete) within DEAD_DOWNLOAD_S (20 s);
+#   - a new request fails within DEAD_REQUEST_S (10 s): SOCKS5 REP 1;
+#   - the local /healthz is not 200 and says why; the metrics show the
+#     session down and one outage;
+# and once the server is started again, a new request succeeds within
+# DEAD_RECOVER_S (3 s). Each bound is a documented product timeout
+# (dead_path_ms, LOCAL_SESSION_WAIT_MS), checked by polling.
+. "$(dirname "$0")/lib.sh"
+lib_init fault_deadpath
+require_daemons
+
+DEAD_DOWNLOAD_S=${DEAD_DOWNLOAD_S:-20}
+DEAD_REQUEST_S=${DEAD_REQUEST_S:-10}
+DEAD_RECOVER_S=${DEAD_RECOVER_S:-3}
+
+start_nginx 1K
+truncate -s 1G "$WWW/f_1G" # sparse: costs no disk, contents unchecked
+make_keys
+start_server
+start_local "$SERVER_PORT" default
+wait_session
+fetch_verify 1K >/dev/null || die "first fetch through the tunnel failed"
+
+# The download: slow enough to be running for minutes, bounded by -m.
+dl_out=$T/dl.out
+curl -sS -m 120 --limit-rate 3M --socks5-hostname "127.0.0.1:$LOCAL_PORT" \
+	-o "$dl_out" "$(url 1G)" 2>"$T/dl.err" &
+dl_pid=$!
+lib_track "$dl_pid" download
+got_bytes() { [ -s "$dl_out" ] && [ "$(stat -c %s "$dl_out")" -gt 100000 ]; }
+wait_until "the download to start" 10 got_bytes
+
+t0=$(now_ms)
+kill_hard "$SERVER_PID"
+note "server killed (SIGKILL) with a download open"
+
+# 1. the open download fails, with an error, in time
+wait_until "the open download to end" "$DEAD_DOWNLOAD_S" not_alive "$dl_pid"
+t_dl=$(($(now_ms) - t0))
+dl_rc=0
+reap "$dl_pid" || dl_rc=$?
+note "download ended ${t_dl} ms after the kill: curl exit $dl_rc ($(head -c 200 "$T/dl.err"))," \
+	"$(stat -c %s "$dl_out") bytes"
+[ "$dl_rc" -ne 0 ] || die "the download of a killed server ended as if complete (curl exit 0)"
+
+# 2. a new request fails in time (SOCKS5 REP 1: curl exit 97)
+t1=$(now_ms)
+rc=0
+curl -sS -m 60 --socks5-hostname "127.0.0.1:$LOCAL_PORT" -o /dev/null "$(url 1K)" \
+	2>"$T/req.err" || rc=$?
+t_req=$(($(now_ms) - t1))
+note "new request during the outage: curl exit $rc after ${t_req} ms ($(head -c 200 "$T/req.err"))"
+[ "$rc" -ne 0 ] || die "a request succeeded with the server down"
+[ "$t_req" -le $((DEAD_REQUEST_S * 1000)) ] ||
+	die "a new request took ${t_req} ms to fail (bound ${DEAD_REQUEST_S} s)"
+
+# 3. health and metrics tell the truth
+hz=$(curl -sS --max-time 2 -w ' %{http_code}' "http://127.0.0.1:$LOCAL_METRICS/healthz" || true)
+note "healthz during the outage: $hz"
+case "$hz" in *" 200") die "/healthz answers 200 with the server down" ;; esac
+case "$hz" in *unhealthy:*) ;; *) die "/healthz gives no reason: $hz" ;; esac
+up=$(metric "$LOCAL_METRICS" kcpsocks_local_session_up)
+outages=$(metric "$LOCAL_METRICS" kcpsocks_local_outages_total)
+[ "$up" = 0 ] || die "kcpsocks_local_session_up is '$up' with the server down"
+[ "${outages:-0}" -ge 1 ] || die "kcpsocks_local_outages_total is '$outages'"
+refusals=$(grep -c 'refuses datagrams' "$LOCAL_LOG" || true)
+note "log: $refusals 'refuses datagrams' line(s), $(grep -c 'recvmmsg' "$LOCAL_LOG" || true) recvmmsg line(s)"
+[ "$refusals" -le 1 ] || die "the refusal was logged $refusals times in one outage"
+
+# 4. the server comes back: a new request works within DEAD_RECOVER_S
+start_server
+ms=$(FETCH_TRY_S=${FETCH_TRY_S:-2} time_to_fetch "$DEAD_RECOVER_S" 1K)
+note "server back: a new request succeeded ${ms} ms after the restart"
+healthz "$LOCAL_METRICS" || die "/healthz is not 200 after the recovery"
+
+note "summary: download failed after ${t_dl} ms (curl $dl_rc), new request failed after" \
+	"${t_req} ms (curl $rc), recovered in ${ms} ms"
+stop_pid "$LOCAL_PID" 10 || die "kcpsocks-local did not stop cleanly on SIGTERM"
+stop_pid "$SERVER_PID" 10 || die "kcpsocks-server did not stop cleanly on SIGTERM"
+note ok
