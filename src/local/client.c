@@ -136,6 +136,20 @@ static void access_log(const struct lconn *lc)
 		log_limited(LOG_LEVEL_INFO, "%s", line);
 }
 
+/* wait_unlink takes lc off the queue of requests waiting for a session. */
+static void wait_unlink(struct client *cl, struct lconn *lc)
+{
+	struct lconn **pp = &cl->wait_head;
+
+	while (*pp && *pp != lc)
+		pp = &(*pp)->next_wait;
+	if (*pp)
+		*pp = lc->next_wait;
+	cl->wait_tail = NULL;
+	for (struct lconn *w = cl->wait_head; w; w = w->next_wait)
+		cl->wait_tail = w;
+}
+
 static void lconn_kill(struct lconn *lc)
 {
 	struct client *cl = lc->cl;
@@ -144,17 +158,8 @@ static void lconn_kill(struct lconn *lc)
 		return;
 	access_log(lc);
 	ev_timer_stop(cl->loop, &lc->negotiate_timer);
-	if (lc->phase == LC_WAIT) {
-		struct lconn **pp = &cl->wait_head;
-
-		while (*pp && *pp != lc)
-			pp = &(*pp)->next_wait;
-		if (*pp)
-			*pp = lc->next_wait;
-		cl->wait_tail = NULL;
-		for (struct lconn *w = cl->wait_head; w; w = w->next_wait)
-			cl->wait_tail = w;
-	}
+	if (lc->phase == LC_WAIT)
+		wait_unlink(cl, lc);
 	if (lc->relay.phase == RELAY_PENDING && lc->relay.host)
 		relay_remove(&lc->relay);
 	if (lc->phase == LC_NEGOTIATE)
@@ -435,15 +440,8 @@ static void on_tcp(struct tcp_conn *c, const struct tcp_conn_event *ev, void *ar
 static void wait_timeout(struct lconn *lc)
 {
 	struct client *cl = lc->cl;
-	struct lconn **pp = &cl->wait_head;
 
-	while (*pp && *pp != lc)
-		pp = &(*pp)->next_wait;
-	if (*pp)
-		*pp = lc->next_wait;
-	cl->wait_tail = NULL;
-	for (struct lconn *w = cl->wait_head; w; w = w->next_wait)
-		cl->wait_tail = w;
+	wait_unlink(cl, lc);
 	lc->phase = LC_NEGOTIATE; /* off the queue */
 	cl->wait_failed++;
 	log_debug("conn#%llu %s: no session within %d ms", (unsigned long long)lc->id, lc->dst,
