@@ -272,7 +272,7 @@ static int decrypt_with(const struct envelope_dir *dir, const uint8_t *d, size_t
  * counter and verifies d (8.1): the current phase goes to the current keys;
  * the other phase is the previous epoch when its counter is below the first
  * one seen in this epoch (or the peer has not been heard in it yet) and the
- * next epoch when above. At most two AEAD verifications, the second only
+ * next epoch otherwise (0 in epoch 0, where there is no previous one). At most two AEAD verifications, the second only
  * while the previous keys are kept and the peer has not been heard under
  * the current ones. On success *which says which keys, and for WHICH_NEXT
  * *next holds them (the caller wipes or adopts them). */
@@ -291,7 +291,7 @@ static int authenticate(const struct envelope *e, const uint8_t *d, size_t len, 
 		if (decrypt_with(&e->prev, d, len, sid, field, ctr, out) == 0)
 			return 0;
 	}
-	if ((!e->confirmed || ctr > e->epoch_first_ctr) && e->epoch < UINT32_MAX) {
+	if ((!e->confirmed || ctr >= e->epoch_first_ctr) && e->epoch < UINT32_MAX) {
 		*which = WHICH_NEXT;
 		ratchet(next, &e->rx, e->epoch + 1);
 		if (decrypt_with(next, d, len, sid, field, ctr, out) == 0)

@@ -77,7 +77,7 @@ struct envelope {
 	uint32_t epoch;           /* key epoch: 0 after the handshake, +1 per rekey */
 	struct envelope_dir prev; /* rx keys of epoch - 1 (hp unused) */
 	uint64_t prev_until_ms;   /* confirmed && have_prev: prev wiped from then */
-	uint64_t epoch_first_ctr; /* lowest counter opened under the current rx keys */
+	uint64_t epoch_first_ctr; /* lowest counter opened under the current rx keys (0 in epoch 0) */
 	uint64_t epoch_start_ms;  /* when this side entered the current epoch */
 	uint64_t epoch_sealed;    /* bytes sealed under the current tx keys */
 	uint64_t rekey_bytes;     /* N, ENVELOPE_REKEY_BYTES (tests lower it) */
