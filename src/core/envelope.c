@@ -255,27 +255,27 @@ enum which { WHICH_CUR, WHICH_PREV, WHICH_NEXT };
 /* decrypt_with: one AEAD verification of d under dir; the header field
  * (phase bit included) is the associated data, the counter alone goes into
  * the nonce. out is zeroed by libsodium on failure. */
-static int decrypt_with(const struct envelope_dir *dir, const uint8_t *d, size_t len,
-                        uint64_t sid, uint64_t field, uint64_t ctr, uint8_t *out)
+static int decrypt_with(const struct envelope_dir *dir, const uint8_t *d, size_t len, uint64_t sid,
+                        uint64_t field, uint64_t ctr, uint8_t *out)
 {
 	uint8_t h[ENVELOPE_HDR_LEN], n[ENVELOPE_IV_LEN];
 	size_t ptlen = len - ENVELOPE_HDR_LEN - ENVELOPE_TAG_LEN;
 
 	header_of(h, sid, field);
 	nonce_of(n, dir->iv, ctr);
-	return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-	        out, NULL, d + ENVELOPE_HDR_LEN, ptlen, d + len - ENVELOPE_TAG_LEN, h, sizeof h, n,
-	        dir->key);
+	return crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, d + ENVELOPE_HDR_LEN,
+	                                                          ptlen, d + len - ENVELOPE_TAG_LEN,
+	                                                          h, sizeof h, n, dir->key);
 }
 
 /* authenticate picks the receive keys by the datagram's phase bit and
  * counter and verifies d (8.1): the current phase goes to the current keys;
  * the other phase is the previous epoch when its counter is below the first
  * one seen in this epoch (or the peer has not been heard in it yet) and the
- * next epoch otherwise (0 in epoch 0, where there is no previous one). At most two AEAD verifications, the second only
- * while the previous keys are kept and the peer has not been heard under
- * the current ones. On success *which says which keys, and for WHICH_NEXT
- * *next holds them (the caller wipes or adopts them). */
+ * next epoch otherwise (0 in epoch 0, where there is no previous one). At most two AEAD
+ * verifications, the second only while the previous keys are kept and the peer has not been heard
+ * under the current ones. On success *which says which keys, and for WHICH_NEXT *next holds them
+ * (the caller wipes or adopts them). */
 static int authenticate(const struct envelope *e, const uint8_t *d, size_t len, uint64_t sid,
                         uint64_t field, uint64_t ctr, uint8_t *out, enum which *which,
                         struct envelope_dir *next)

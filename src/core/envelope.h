@@ -42,11 +42,11 @@ enum { ENVELOPE_IV_LEN = 12 };
  * session agreed TPARAMS_FEAT_REKEY. The top bit of the 48-bit counter field
  * is then the key phase (the parity of the key epoch) and counters stop one
  * short of 2^47; without the feature the field is the plain counter. */
-#define ENVELOPE_PHASE_BIT         (1ULL << 47)
-#define ENVELOPE_CTR_LIMIT_PHASED  ((1ULL << 47) - 1)
-#define ENVELOPE_REKEY_BYTES       (1ULL << 30)           /* N: bytes sealed per epoch */
-#define ENVELOPE_REKEY_MS          (15ULL * 60 * 1000)    /* M: age of an epoch */
-#define ENVELOPE_REKEY_GRACE_MS    3000ULL                /* previous rx keys kept */
+#define ENVELOPE_PHASE_BIT        (1ULL << 47)
+#define ENVELOPE_CTR_LIMIT_PHASED ((1ULL << 47) - 1)
+#define ENVELOPE_REKEY_BYTES      (1ULL << 30)        /* N: bytes sealed per epoch */
+#define ENVELOPE_REKEY_MS         (15ULL * 60 * 1000) /* M: age of an epoch */
+#define ENVELOPE_REKEY_GRACE_MS   3000ULL             /* previous rx keys kept */
 
 /* The keys of one direction, from the handshake's key schedule. */
 struct envelope_dir {
@@ -77,7 +77,8 @@ struct envelope {
 	uint32_t epoch;           /* key epoch: 0 after the handshake, +1 per rekey */
 	struct envelope_dir prev; /* rx keys of epoch - 1 (hp unused) */
 	uint64_t prev_until_ms;   /* confirmed && have_prev: prev wiped from then */
-	uint64_t epoch_first_ctr; /* lowest counter opened under the current rx keys (0 in epoch 0) */
+	uint64_t epoch_first_ctr; /* lowest counter opened under the current rx keys (0 in epoch 0)
+	                           */
 	uint64_t epoch_start_ms;  /* when this side entered the current epoch */
 	uint64_t epoch_sealed;    /* bytes sealed under the current tx keys */
 	uint64_t rekey_bytes;     /* N, ENVELOPE_REKEY_BYTES (tests lower it) */

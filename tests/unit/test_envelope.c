@@ -382,7 +382,6 @@ static double chi2(const uint64_t *count, size_t bins, uint64_t total)
 #define CHI2_255_P001 330.52
 #define CHI2_64_P001  104.72
 
-
 /* --- in-band rekeying (PROTOCOL.md secure layer 8.1) ------------------- */
 
 /* A pair that agreed TPARAMS_FEAT_REKEY; the epoch-0 keys are kept in
@@ -522,9 +521,9 @@ static void rekey_by_bytes_and_by_age(void **state)
 	assert_int_equal(p.srv.epoch, 6);
 	assert_int_equal(p.cli.epoch, 6);
 	assert_int_equal(p.srv.rekeys_started, 1);
-	assert_int_equal(envelope_status(&p.srv, now + 48ULL * 3600 * 1000,
-	                                 ENVELOPE_NOTHING_UNACKED),
-	                 ENVELOPE_OK);
+	assert_int_equal(
+	        envelope_status(&p.srv, now + 48ULL * 3600 * 1000, ENVELOPE_NOTHING_UNACKED),
+	        ENVELOPE_OK);
 }
 
 /* Datagrams sealed under the old keys but delivered after the first one
@@ -544,7 +543,8 @@ static void rekey_reordering_and_grace(void **state)
 	rk_init(&p, 63);
 	memcpy(k0, p.srv.rx.key, KEYS_LEN);
 	for (int k = 0; k < 4; k++)
-		n[k] = envelope_seal(&p.cli, &p.rng, (const uint8_t *)"old", 3, old[k], sizeof old[k]);
+		n[k] = envelope_seal(&p.cli, &p.rng, (const uint8_t *)"old", 3, old[k],
+		                     sizeof old[k]);
 	assert_int_equal(envelope_rekey(&p.cli, now), 0);
 	rk_send(&p, &p.cli, &p.srv, 7, now); /* the server follows */
 	assert_true(p.srv.have_prev);
@@ -557,8 +557,8 @@ static void rekey_reordering_and_grace(void **state)
 	                 KS_ERR_REPLAY);
 	/* A verify of an old-epoch copy works without changing anything. */
 	assert_int_equal(envelope_verify(&p.srv, old[0], (size_t)n[0]), 0);
-	assert_int_equal(envelope_open(&p.srv, old[1], (size_t)n[1], now + ENVELOPE_REKEY_GRACE_MS - 1,
-	                               out, sizeof out, &rx),
+	assert_int_equal(envelope_open(&p.srv, old[1], (size_t)n[1],
+	                               now + ENVELOPE_REKEY_GRACE_MS - 1, out, sizeof out, &rx),
 	                 3);
 	/* Grace over: the old keys are wiped and an old datagram never seen
 	 * before is refused, as is an opened one. */
@@ -582,8 +582,8 @@ static void rekey_reordering_and_grace(void **state)
 	rk_send(&p, &p.cli, &p.srv, 8, now);
 	rk_send(&p, &p.srv, &p.cli, 9, now + 10);
 	assert_true(p.cli.confirmed && p.cli.have_prev);
-	assert_int_equal(envelope_open(&p.cli, old[3], (size_t)n[3], now + 20, out, sizeof out, &rx),
-	                 4);
+	assert_int_equal(
+	        envelope_open(&p.cli, old[3], (size_t)n[3], now + 20, out, sizeof out, &rx), 4);
 	envelope_tick(&p.cli, now + 10 + ENVELOPE_REKEY_GRACE_MS);
 	assert_false(p.cli.have_prev);
 }
@@ -605,7 +605,8 @@ static void rekey_follows_two_ahead(void **state)
 	rk_send(&p, &p.cli, &p.srv, 1, now);
 	/* The server's epoch-1 datagrams are all lost. */
 	for (int k = 0; k < 3; k++)
-		assert_true(envelope_seal(&p.srv, &p.rng, (const uint8_t *)"x", 1, d, sizeof d) > 0);
+		assert_true(envelope_seal(&p.srv, &p.rng, (const uint8_t *)"x", 1, d, sizeof d) >
+		            0);
 	now += ENVELOPE_REKEY_GRACE_MS;
 	assert_int_equal(envelope_rekey(&p.srv, now), 0);
 	n = envelope_seal(&p.srv, &p.rng, (const uint8_t *)"two", 3, d, sizeof d);
