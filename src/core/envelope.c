@@ -152,6 +152,8 @@ static bool may_start(const struct envelope *e)
  * as prev until the peer has been heard under the new ones plus grace. */
 static void start_epoch(struct envelope *e)
 {
+	sodium_memzero(&e->next_rx, sizeof e->next_rx);
+	e->have_next = false;
 	e->prev = e->rx;
 	e->have_prev = true;
 	e->epoch++;
@@ -274,11 +276,10 @@ static int decrypt_with(const struct envelope_dir *dir, const uint8_t *d, size_t
  * one seen in this epoch (or the peer has not been heard in it yet) and the
  * next epoch otherwise (0 in epoch 0, where there is no previous one). At most two AEAD
  * verifications, the second only while the previous keys are kept and the peer has not been heard
- * under the current ones. On success *which says which keys, and for WHICH_NEXT *next holds them
- * (the caller wipes or adopts them). */
-static int authenticate(const struct envelope *e, const uint8_t *d, size_t len, uint64_t sid,
-                        uint64_t field, uint64_t ctr, uint8_t *out, enum which *which,
-                        struct envelope_dir *next)
+ * under the current ones. On success *which says which keys (WHICH_NEXT: e->next_rx, derived once
+ * per epoch so that forgeries cost no KDF, which only envelope_open adopts). */
+static int authenticate(struct envelope *e, const uint8_t *d, size_t len, uint64_t sid,
+                        uint64_t field, uint64_t ctr, uint8_t *out, enum which *which)
 {
 	bool phase = e->rekey && (field & ENVELOPE_PHASE_BIT);
 
@@ -293,10 +294,12 @@ static int authenticate(const struct envelope *e, const uint8_t *d, size_t len, 
 	}
 	if ((!e->confirmed || ctr >= e->epoch_first_ctr) && e->epoch < UINT32_MAX) {
 		*which = WHICH_NEXT;
-		ratchet(next, &e->rx, e->epoch + 1);
-		if (decrypt_with(next, d, len, sid, field, ctr, out) == 0)
+		if (!e->have_next) { /* derived once per epoch, not per forgery */
+			ratchet(&e->next_rx, &e->rx, e->epoch + 1);
+			e->have_next = true;
+		}
+		if (decrypt_with(&e->next_rx, d, len, sid, field, ctr, out) == 0)
 			return 0;
-		sodium_memzero(next, sizeof *next);
 	}
 	return -1;
 }
@@ -304,12 +307,13 @@ static int authenticate(const struct envelope *e, const uint8_t *d, size_t len, 
 /* follow: the peer started the next epoch and d opened under its keys; this
  * side moves too (its sending keys as well) and keeps the current receive
  * keys for the grace period. */
-static void follow(struct envelope *e, struct envelope_dir *next, uint64_t ctr, uint64_t now)
+static void follow(struct envelope *e, uint64_t ctr, uint64_t now)
 {
 	e->prev = e->rx;
 	e->have_prev = true;
-	e->rx = *next;
-	sodium_memzero(next, sizeof *next);
+	e->rx = e->next_rx;
+	sodium_memzero(&e->next_rx, sizeof e->next_rx);
+	e->have_next = false;
 	e->epoch++;
 	ratchet(&e->tx, &e->tx, e->epoch);
 	e->confirmed = true;
@@ -346,7 +350,6 @@ static void unmask_header(const struct envelope *e, const uint8_t *d, uint64_t *
 ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t now, uint8_t *out,
                       size_t cap, struct envelope_rx *rx)
 {
-	struct envelope_dir next;
 	enum which which = WHICH_CUR;
 	uint64_t sid, field, ctr;
 	size_t ctlen, ptlen;
@@ -372,7 +375,7 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 		return refuse(e, KS_ERR_REPLAY);
 	/* Step 5: AEAD verification (8.1: under the keys the phase names);
 	 * libsodium zeroes out on failure. */
-	if (authenticate(e, d, len, sid, field, ctr, out, &which, &next) != 0) {
+	if (authenticate(e, d, len, sid, field, ctr, out, &which) != 0) {
 		e->forgeries++;
 		return refuse(e, KS_ERR_AUTH);
 	}
@@ -381,13 +384,11 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 	rd_u16le(&r, &pad);
 	if (pad > ptlen - ENVELOPE_PADLEN_LEN) {
 		sodium_memzero(out, ptlen);
-		if (which == WHICH_NEXT)
-			sodium_memzero(&next, sizeof next);
 		return refuse(e, KS_ERR_PROTO);
 	}
 	/* Step 7: commit; 8.1: a new epoch, or the first word in this one. */
 	if (which == WHICH_NEXT) {
-		follow(e, &next, ctr, now);
+		follow(e, ctr, now);
 	} else if (which == WHICH_CUR && e->rekey) {
 		if (!e->confirmed) {
 			e->confirmed = true;
@@ -407,7 +408,6 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 int envelope_verify(struct envelope *e, const uint8_t *d, size_t len)
 {
 	uint8_t pt[ENVELOPE_MAX_DATAGRAM];
-	struct envelope_dir next;
 	enum which which = WHICH_CUR;
 	uint64_t sid, field, ctr;
 	size_t ptlen;
@@ -421,17 +421,15 @@ int envelope_verify(struct envelope *e, const uint8_t *d, size_t len)
 	if (sid != e->sid)
 		return (int)refuse(e, KS_ERR_AUTH);
 	/* 2.5 step 5 without the window (steps 4 and 7); the plaintext is
-	 * not wanted and is wiped, and so are next-epoch keys: only
+	 * not wanted and is wiped; only
 	 * envelope_open moves the epoch. */
 	ptlen = len - ENVELOPE_HDR_LEN - ENVELOPE_TAG_LEN;
-	rc = authenticate(e, d, len, sid, field, ctr, pt, &which, &next);
+	rc = authenticate(e, d, len, sid, field, ctr, pt, &which);
 	sodium_memzero(pt, ptlen);
 	if (rc != 0) {
 		e->forgeries++;
 		return (int)refuse(e, KS_ERR_AUTH);
 	}
-	if (which == WHICH_NEXT)
-		sodium_memzero(&next, sizeof next);
 	return 0;
 }
 

@@ -3,7 +3,8 @@
  * Every kcpsocks datagram is an envelope (docs/PROTOCOL.md (secure layer) 2):
  *
  *   0   8  session id, masked with the server header key (keys_public.hdr)
- *   8   6  48-bit packet counter, masked with the session's hp key
+ *   8   6  48-bit packet counter, masked with the session's hp key (with
+ *          TPARAMS_FEAT_REKEY: top bit = key phase, 47-bit counter)
  *  14   n  ChaCha20-Poly1305 (IETF) of payload || zero padding || u16le pad
  *          length, tag last; the unmasked 14 header bytes are the AD
  *
@@ -71,12 +72,15 @@ struct envelope {
 	uint64_t opened;     /* datagrams accepted */
 	uint64_t dropped;    /* datagrams refused, any reason */
 	/* In-band rekeying (8.1), only when rekey is set. */
-	bool rekey;               /* TPARAMS_FEAT_REKEY agreed */
-	bool confirmed;           /* a datagram opened under the current rx keys */
-	bool have_prev;           /* prev holds the previous epoch's rx keys */
-	uint32_t epoch;           /* key epoch: 0 after the handshake, +1 per rekey */
-	struct envelope_dir prev; /* rx keys of epoch - 1 (hp unused) */
-	uint64_t prev_until_ms;   /* confirmed && have_prev: prev wiped from then */
+	bool rekey;                  /* TPARAMS_FEAT_REKEY agreed */
+	bool confirmed;              /* a datagram opened under the current rx keys */
+	bool have_prev;              /* prev holds the previous epoch's rx keys */
+	uint32_t epoch;              /* key epoch: 0 after the handshake, +1 per rekey */
+	struct envelope_dir prev;    /* rx keys of epoch - 1 (hp unused) */
+	uint64_t prev_until_ms;      /* confirmed && have_prev: prev wiped from then */
+	bool have_next;              /* next_rx is derived (on the first datagram of
+	                              * the other phase that needed it) */
+	struct envelope_dir next_rx; /* rx keys of epoch + 1, derivable from rx */
 	uint64_t epoch_first_ctr; /* lowest counter opened under the current rx keys (0 in epoch 0)
 	                           */
 	uint64_t epoch_start_ms;  /* when this side entered the current epoch */
@@ -153,7 +157,8 @@ KS_MUST_CHECK ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t
 
 /* envelope_verify authenticates d like envelope_open but ignores and keeps
  * the replay window, writes no payload out and changes nothing but the
- * counters (dropped, forgeries). For a datagram envelope_open refused as
+ * counters (dropped, forgeries) and the cached next-epoch keys (it never
+ * moves the epoch). For a datagram envelope_open refused as
  * KS_ERR_REPLAY: is it a genuine copy? (The session table uses it to see
  * the proven path speak while a raced copy took the counter first,
  * PROTOCOL.md (secure) 6.2.) Returns 0 (genuine), KS_ERR_PROTO,
