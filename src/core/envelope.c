@@ -63,6 +63,13 @@ void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint6
 	e->created_ms = now;
 	e->last_rx_ms = now;
 	e->silent_ms = ENVELOPE_PEER_SILENT_MS;
+	e->rekey = (p->features & TPARAMS_FEAT_REKEY) != 0;
+	e->confirmed = true; /* the handshake confirmed epoch 0 */
+	e->epoch_start_ms = now;
+	e->rekey_bytes = ENVELOPE_REKEY_BYTES;
+	e->rekey_ms = ENVELOPE_REKEY_MS;
+	e->grace_ms = ENVELOPE_REKEY_GRACE_MS;
+	e->now_ms = now;
 }
 
 void envelope_wipe(struct envelope *e) { sodium_memzero(e, sizeof *e); }
@@ -85,6 +92,93 @@ static void header_of(uint8_t h[static ENVELOPE_HDR_LEN], uint64_t sid, uint64_t
 	wr_u64le(&w, sid);
 	wr_u32le(&w, (uint32_t)ctr);
 	wr_u16le(&w, (uint16_t)(ctr >> 32));
+}
+
+/* --- in-band rekeying (8.1) --- */
+
+/* ratchet sets out to the keys of epoch `epoch` of one direction from d,
+ * the keys of the epoch before: (key, iv) = KDF(ck = d.key, "kcpsocks v1
+ * rekey" || u32le(epoch)), o1 the key, the first 12 bytes of o2 the IV. The
+ * header-protection key is the session's and does not change. out may be d. */
+static void ratchet(struct envelope_dir *out, const struct envelope_dir *d, uint32_t epoch)
+{
+	static const char label[] = "kcpsocks v1 rekey";
+	uint8_t ikm[sizeof label - 1 + 4], k[KEYS_LEN], iv[KEYS_LEN];
+	uint8_t *o[2] = { k, iv };
+	struct wr w = wr_init(ikm, sizeof ikm);
+
+	wr_bytes(&w, label, sizeof label - 1);
+	wr_u32le(&w, epoch);
+	keys_kdf(o, 2, d->key, ikm, sizeof ikm);
+	if (out != d)
+		memcpy(out->hp, d->hp, KEYS_LEN);
+	memcpy(out->key, k, KEYS_LEN);
+	memcpy(out->iv, iv, ENVELOPE_IV_LEN);
+	sodium_memzero(k, sizeof k);
+	sodium_memzero(iv, sizeof iv);
+}
+
+static uint64_t ctr_limit(const struct envelope *e)
+{
+	return e->rekey ? ENVELOPE_CTR_LIMIT_PHASED : ENVELOPE_CTR_LIMIT;
+}
+
+/* expire wipes the previous epoch's receive keys once the peer has been
+ * heard under the current ones for the grace period. */
+static void expire(struct envelope *e, uint64_t now)
+{
+	if (e->have_prev && e->confirmed && now >= e->prev_until_ms) {
+		sodium_memzero(&e->prev, sizeof e->prev);
+		e->have_prev = false;
+	}
+}
+
+void envelope_tick(struct envelope *e, uint64_t now)
+{
+	if (now > e->now_ms)
+		e->now_ms = now;
+	expire(e, e->now_ms);
+}
+
+/* A side may start epoch + 1 only when the peer has been heard in the
+ * current epoch and the keys of the one before are gone: at most three
+ * receive key sets (previous, current, next) are ever candidates. */
+static bool may_start(const struct envelope *e)
+{
+	return e->rekey && e->confirmed && !e->have_prev && e->epoch < UINT32_MAX;
+}
+
+/* start_epoch: this side moves to epoch + 1; the current receive keys stay
+ * as prev until the peer has been heard under the new ones plus grace. */
+static void start_epoch(struct envelope *e)
+{
+	sodium_memzero(&e->next_rx, sizeof e->next_rx);
+	e->have_next = false;
+	e->prev = e->rx;
+	e->have_prev = true;
+	e->epoch++;
+	ratchet(&e->tx, &e->tx, e->epoch);
+	ratchet(&e->rx, &e->rx, e->epoch);
+	e->confirmed = false;
+	e->epoch_start_ms = e->now_ms;
+	e->epoch_sealed = 0;
+	e->rekeys_started++;
+}
+
+int envelope_rekey(struct envelope *e, uint64_t now)
+{
+	if (!e->rekey)
+		return KS_ERR_UNSUPPORTED;
+	envelope_tick(e, now);
+	if (!may_start(e))
+		return KS_ERR_AGAIN;
+	start_epoch(e);
+	return 0;
+}
+
+static bool rekey_due(const struct envelope *e)
+{
+	return e->epoch_sealed >= e->rekey_bytes || e->now_ms - e->epoch_start_ms >= e->rekey_ms;
 }
 
 /* pad_len picks the padding of one datagram whose unpadded size is need,
@@ -114,10 +208,20 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 	uint8_t *pt = out + ENVELOPE_HDR_LEN;
 	struct wr w;
 
-	if (e->send_ctr >= ENVELOPE_CTR_LIMIT)
+	uint64_t field;
+
+	if (e->send_ctr >= ctr_limit(e))
 		return KS_ERR_LIMIT;
 	if (len > ENVELOPE_MAX_DATAGRAM || need > room)
 		return KS_ERR_TOOBIG;
+	if (e->rekey) {
+		expire(e, e->now_ms);
+		if (may_start(e) && rekey_due(e))
+			start_epoch(e);
+	}
+	field = e->send_ctr;
+	if (e->rekey && (e->epoch & 1))
+		field |= ENVELOPE_PHASE_BIT;
 	pad = pad_len(e, rng, need, room);
 	/* 2.1: payload || zeros || u16le pad length, encrypted in place. */
 	if (len && payload != pt)
@@ -127,7 +231,7 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 	w.p += pad;
 	wr_u16le(&w, (uint16_t)pad);
 	ptlen = len + pad + ENVELOPE_PADLEN_LEN;
-	header_of(h, e->sid, e->send_ctr);
+	header_of(h, e->sid, field);
 	nonce_of(n, e->tx.iv, e->send_ctr);
 	crypto_aead_chacha20poly1305_ietf_encrypt(pt, NULL, pt, ptlen, h, sizeof h, NULL, n,
 	                                          e->tx.key);
@@ -137,11 +241,94 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 	for (size_t i = 0; i < ENVELOPE_HDR_LEN; i++)
 		out[i] = h[i] ^ m[i];
 	e->send_ctr++;
+	e->epoch_sealed += need + pad;
 	return (ssize_t)(need + pad);
 }
 
-/* unmask_header recovers sid and counter of d (2.5 steps 2 and 3). */
-static void unmask_header(const struct envelope *e, const uint8_t *d, uint64_t *sid, uint64_t *ctr)
+static ssize_t refuse(struct envelope *e, int err)
+{
+	e->dropped++;
+	return err;
+}
+
+/* Which receive keys opened a datagram (8.1). */
+enum which { WHICH_CUR, WHICH_PREV, WHICH_NEXT };
+
+/* decrypt_with: one AEAD verification of d under dir; the header field
+ * (phase bit included) is the associated data, the counter alone goes into
+ * the nonce. out is zeroed by libsodium on failure. */
+static int decrypt_with(const struct envelope_dir *dir, const uint8_t *d, size_t len, uint64_t sid,
+                        uint64_t field, uint64_t ctr, uint8_t *out)
+{
+	uint8_t h[ENVELOPE_HDR_LEN], n[ENVELOPE_IV_LEN];
+	size_t ptlen = len - ENVELOPE_HDR_LEN - ENVELOPE_TAG_LEN;
+
+	header_of(h, sid, field);
+	nonce_of(n, dir->iv, ctr);
+	return crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, d + ENVELOPE_HDR_LEN,
+	                                                          ptlen, d + len - ENVELOPE_TAG_LEN,
+	                                                          h, sizeof h, n, dir->key);
+}
+
+/* authenticate picks the receive keys by the datagram's phase bit and
+ * counter and verifies d (8.1): the current phase goes to the current keys;
+ * the other phase is the previous epoch when its counter is below the first
+ * one seen in this epoch (or the peer has not been heard in it yet) and the
+ * next epoch otherwise (0 in epoch 0, where there is no previous one). At most two AEAD
+ * verifications, the second only while the previous keys are kept and the peer has not been heard
+ * under the current ones. On success *which says which keys (WHICH_NEXT: e->next_rx, derived once
+ * per epoch so that forgeries cost no KDF, which only envelope_open adopts). */
+static int authenticate(struct envelope *e, const uint8_t *d, size_t len, uint64_t sid,
+                        uint64_t field, uint64_t ctr, uint8_t *out, enum which *which)
+{
+	bool phase = e->rekey && (field & ENVELOPE_PHASE_BIT);
+
+	if (phase == (e->rekey && (e->epoch & 1))) {
+		*which = WHICH_CUR;
+		return decrypt_with(&e->rx, d, len, sid, field, ctr, out);
+	}
+	if (e->have_prev && (!e->confirmed || ctr < e->epoch_first_ctr)) {
+		*which = WHICH_PREV;
+		if (decrypt_with(&e->prev, d, len, sid, field, ctr, out) == 0)
+			return 0;
+	}
+	if ((!e->confirmed || ctr >= e->epoch_first_ctr) && e->epoch < UINT32_MAX) {
+		*which = WHICH_NEXT;
+		if (!e->have_next) { /* derived once per epoch, not per forgery */
+			ratchet(&e->next_rx, &e->rx, e->epoch + 1);
+			e->have_next = true;
+		}
+		if (decrypt_with(&e->next_rx, d, len, sid, field, ctr, out) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* follow: the peer started the next epoch and d opened under its keys; this
+ * side moves too (its sending keys as well) and keeps the current receive
+ * keys for the grace period. */
+static void follow(struct envelope *e, uint64_t ctr, uint64_t now)
+{
+	e->prev = e->rx;
+	e->have_prev = true;
+	e->rx = e->next_rx;
+	sodium_memzero(&e->next_rx, sizeof e->next_rx);
+	e->have_next = false;
+	e->epoch++;
+	ratchet(&e->tx, &e->tx, e->epoch);
+	e->confirmed = true;
+	e->epoch_first_ctr = ctr;
+	e->prev_until_ms = now + e->grace_ms;
+	e->epoch_start_ms = now;
+	e->epoch_sealed = 0;
+	e->rekeys_followed++;
+}
+
+/* unmask_header recovers sid, the counter field and the counter of d (2.5
+ * steps 2 and 3); with rekeying the field's top bit is the phase, not part
+ * of the counter. */
+static void unmask_header(const struct envelope *e, const uint8_t *d, uint64_t *sid,
+                          uint64_t *field, uint64_t *ctr)
 {
 	uint8_t m[ENVELOPE_HDR_LEN], h[ENVELOPE_HDR_LEN];
 	uint32_t lo = 0;
@@ -156,20 +343,15 @@ static void unmask_header(const struct envelope *e, const uint8_t *d, uint64_t *
 	rd_u64le(&r, sid);
 	rd_u32le(&r, &lo);
 	rd_u16le(&r, &hi);
-	*ctr = (uint64_t)hi << 32 | lo;
-}
-
-static ssize_t refuse(struct envelope *e, int err)
-{
-	e->dropped++;
-	return err;
+	*field = (uint64_t)hi << 32 | lo;
+	*ctr = e->rekey ? *field & ~ENVELOPE_PHASE_BIT : *field;
 }
 
 ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t now, uint8_t *out,
                       size_t cap, struct envelope_rx *rx)
 {
-	uint8_t h[ENVELOPE_HDR_LEN], n[ENVELOPE_IV_LEN];
-	uint64_t sid, ctr;
+	enum which which = WHICH_CUR;
+	uint64_t sid, field, ctr;
 	size_t ctlen, ptlen;
 	uint16_t pad = 0;
 	struct rd r;
@@ -183,18 +365,17 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 		return refuse(e, KS_ERR_FULL);
 	if (e->forgeries >= ENVELOPE_FORGERY_LIMIT)
 		return refuse(e, KS_ERR_LIMIT);
+	if (e->rekey)
+		envelope_tick(e, now);
 	/* Steps 2-4: session id and counter, then the replay window. */
-	unmask_header(e, d, &sid, &ctr);
+	unmask_header(e, d, &sid, &field, &ctr);
 	if (sid != e->sid)
 		return refuse(e, KS_ERR_AUTH);
 	if (replay_check(&e->rx_win, ctr) != 0)
 		return refuse(e, KS_ERR_REPLAY);
-	/* Step 5: one AEAD verification; libsodium zeroes out on failure. */
-	header_of(h, sid, ctr);
-	nonce_of(n, e->rx.iv, ctr);
-	if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, d + ENVELOPE_HDR_LEN,
-	                                                       ptlen, d + len - ENVELOPE_TAG_LEN, h,
-	                                                       sizeof h, n, e->rx.key) != 0) {
+	/* Step 5: AEAD verification (8.1: under the keys the phase names);
+	 * libsodium zeroes out on failure. */
+	if (authenticate(e, d, len, sid, field, ctr, out, &which) != 0) {
 		e->forgeries++;
 		return refuse(e, KS_ERR_AUTH);
 	}
@@ -205,7 +386,18 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 		sodium_memzero(out, ptlen);
 		return refuse(e, KS_ERR_PROTO);
 	}
-	/* Step 7: commit. */
+	/* Step 7: commit; 8.1: a new epoch, or the first word in this one. */
+	if (which == WHICH_NEXT) {
+		follow(e, ctr, now);
+	} else if (which == WHICH_CUR && e->rekey) {
+		if (!e->confirmed) {
+			e->confirmed = true;
+			e->epoch_first_ctr = ctr;
+			e->prev_until_ms = now + e->grace_ms;
+		} else if (ctr < e->epoch_first_ctr) {
+			e->epoch_first_ctr = ctr;
+		}
+	}
 	rx->ctr = ctr;
 	rx->newest = replay_update(&e->rx_win, ctr);
 	e->last_rx_ms = now;
@@ -215,8 +407,9 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 
 int envelope_verify(struct envelope *e, const uint8_t *d, size_t len)
 {
-	uint8_t h[ENVELOPE_HDR_LEN], n[ENVELOPE_IV_LEN], pt[ENVELOPE_MAX_DATAGRAM];
-	uint64_t sid, ctr;
+	uint8_t pt[ENVELOPE_MAX_DATAGRAM];
+	enum which which = WHICH_CUR;
+	uint64_t sid, field, ctr;
 	size_t ptlen;
 	int rc;
 
@@ -224,17 +417,14 @@ int envelope_verify(struct envelope *e, const uint8_t *d, size_t len)
 		return (int)refuse(e, KS_ERR_PROTO);
 	if (e->forgeries >= ENVELOPE_FORGERY_LIMIT)
 		return (int)refuse(e, KS_ERR_LIMIT);
-	unmask_header(e, d, &sid, &ctr);
+	unmask_header(e, d, &sid, &field, &ctr);
 	if (sid != e->sid)
 		return (int)refuse(e, KS_ERR_AUTH);
 	/* 2.5 step 5 without the window (steps 4 and 7); the plaintext is
-	 * not wanted and is wiped. */
-	header_of(h, sid, ctr);
-	nonce_of(n, e->rx.iv, ctr);
+	 * not wanted and is wiped; only
+	 * envelope_open moves the epoch. */
 	ptlen = len - ENVELOPE_HDR_LEN - ENVELOPE_TAG_LEN;
-	rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(pt, NULL, d + ENVELOPE_HDR_LEN,
-	                                                        ptlen, d + len - ENVELOPE_TAG_LEN,
-	                                                        h, sizeof h, n, e->rx.key);
+	rc = authenticate(e, d, len, sid, field, ctr, pt, &which);
 	sodium_memzero(pt, ptlen);
 	if (rc != 0) {
 		e->forgeries++;
@@ -245,11 +435,13 @@ int envelope_verify(struct envelope *e, const uint8_t *d, size_t len)
 
 enum envelope_status envelope_status(const struct envelope *e, uint64_t now, uint64_t unacked_since)
 {
-	if (e->send_ctr >= ENVELOPE_CTR_LIMIT || e->forgeries >= ENVELOPE_FORGERY_LIMIT)
+	if (e->send_ctr >= ctr_limit(e) || e->forgeries >= ENVELOPE_FORGERY_LIMIT)
 		return ENVELOPE_EXHAUSTED;
 	if (unacked_since != ENVELOPE_NOTHING_UNACKED && now >= unacked_since + e->silent_ms &&
 	    now >= e->last_rx_ms + e->silent_ms)
 		return ENVELOPE_PEER_SILENT;
+	if (e->rekey) /* 8.1: the envelope rekeys by itself */
+		return ENVELOPE_OK;
 	if (e->send_ctr >= ENVELOPE_REKEY_AFTER_PACKETS ||
 	    now >= e->created_ms + ENVELOPE_REKEY_AFTER_MS)
 		return ENVELOPE_REKEY_DUE;

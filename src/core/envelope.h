@@ -3,7 +3,8 @@
  * Every kcpsocks datagram is an envelope (docs/PROTOCOL.md (secure layer) 2):
  *
  *   0   8  session id, masked with the server header key (keys_public.hdr)
- *   8   6  48-bit packet counter, masked with the session's hp key
+ *   8   6  48-bit packet counter, masked with the session's hp key (with
+ *          TPARAMS_FEAT_REKEY: top bit = key phase, 47-bit counter)
  *  14   n  ChaCha20-Poly1305 (IETF) of payload || zero padding || u16le pad
  *          length, tag last; the unmasked 14 header bytes are the AD
  *
@@ -38,6 +39,16 @@
 
 enum { ENVELOPE_IV_LEN = 12 };
 
+/* In-band rekeying (docs/PROTOCOL.md (secure layer) 8.1), used only when the
+ * session agreed TPARAMS_FEAT_REKEY. The top bit of the 48-bit counter field
+ * is then the key phase (the parity of the key epoch) and counters stop one
+ * short of 2^47; without the feature the field is the plain counter. */
+#define ENVELOPE_PHASE_BIT        (1ULL << 47)
+#define ENVELOPE_CTR_LIMIT_PHASED ((1ULL << 47) - 1)
+#define ENVELOPE_REKEY_BYTES      (1ULL << 30)        /* N: bytes sealed per epoch */
+#define ENVELOPE_REKEY_MS         (15ULL * 60 * 1000) /* M: age of an epoch */
+#define ENVELOPE_REKEY_GRACE_MS   3000ULL             /* previous rx keys kept */
+
 /* The keys of one direction, from the handshake's key schedule. */
 struct envelope_dir {
 	uint8_t key[KEYS_LEN];       /* AEAD key */
@@ -60,6 +71,26 @@ struct envelope {
 	uint64_t forgeries;  /* datagrams for this sid that failed the AEAD */
 	uint64_t opened;     /* datagrams accepted */
 	uint64_t dropped;    /* datagrams refused, any reason */
+	/* In-band rekeying (8.1), only when rekey is set. */
+	bool rekey;                  /* TPARAMS_FEAT_REKEY agreed */
+	bool confirmed;              /* a datagram opened under the current rx keys */
+	bool have_prev;              /* prev holds the previous epoch's rx keys */
+	uint32_t epoch;              /* key epoch: 0 after the handshake, +1 per rekey */
+	struct envelope_dir prev;    /* rx keys of epoch - 1 (hp unused) */
+	uint64_t prev_until_ms;      /* confirmed && have_prev: prev wiped from then */
+	bool have_next;              /* next_rx is derived (on the first datagram of
+	                              * the other phase that needed it) */
+	struct envelope_dir next_rx; /* rx keys of epoch + 1, derivable from rx */
+	uint64_t epoch_first_ctr; /* lowest counter opened under the current rx keys (0 in epoch 0)
+	                           */
+	uint64_t epoch_start_ms;  /* when this side entered the current epoch */
+	uint64_t epoch_sealed;    /* bytes sealed under the current tx keys */
+	uint64_t rekey_bytes;     /* N, ENVELOPE_REKEY_BYTES (tests lower it) */
+	uint64_t rekey_ms;        /* M, ENVELOPE_REKEY_MS */
+	uint64_t grace_ms;        /* ENVELOPE_REKEY_GRACE_MS */
+	uint64_t now_ms;          /* latest now seen (open, tick) */
+	uint64_t rekeys_started;  /* epochs this side started */
+	uint64_t rekeys_followed; /* epochs the peer started */
 };
 
 /* What envelope_open learnt besides the payload. */
@@ -70,7 +101,8 @@ struct envelope_rx {
 
 enum envelope_status {
 	ENVELOPE_OK = 0,
-	ENVELOPE_REKEY_DUE,   /* soft limit passed: handshake again soon */
+	ENVELOPE_REKEY_DUE,   /* soft limit passed: handshake again soon (never with
+	                       * TPARAMS_FEAT_REKEY: the envelope rekeys in band) */
 	ENVELOPE_PEER_SILENT, /* data outstanding, no reply: handshake again now */
 	ENVELOPE_EXHAUSTED,   /* hard limit: seal/open refuse; handshake again */
 };
@@ -125,7 +157,8 @@ KS_MUST_CHECK ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t
 
 /* envelope_verify authenticates d like envelope_open but ignores and keeps
  * the replay window, writes no payload out and changes nothing but the
- * counters (dropped, forgeries). For a datagram envelope_open refused as
+ * counters (dropped, forgeries) and the cached next-epoch keys (it never
+ * moves the epoch). For a datagram envelope_open refused as
  * KS_ERR_REPLAY: is it a genuine copy? (The session table uses it to see
  * the proven path speak while a raced copy took the counter first,
  * PROTOCOL.md (secure) 6.2.) Returns 0 (genuine), KS_ERR_PROTO,
@@ -139,5 +172,17 @@ KS_MUST_CHECK int envelope_verify(struct envelope *e, const uint8_t *d, size_t l
  * (the server restarted, or the path is gone). */
 enum envelope_status envelope_status(const struct envelope *e, uint64_t now,
                                      uint64_t unacked_since);
+
+/* envelope_tick tells e the time: the previous epoch's receive keys are
+ * wiped once their grace period is over, and a rekey due by age (M) starts
+ * at the next seal. envelope_open does the same with its now. */
+void envelope_tick(struct envelope *e, uint64_t now);
+
+/* envelope_rekey starts the next key epoch now (8.1), as a seal past N
+ * bytes or M ms does by itself: from the next seal on, datagrams go out
+ * under the next keys. Returns 0, KS_ERR_UNSUPPORTED without the feature,
+ * or KS_ERR_AGAIN while the current epoch is not yet confirmed by the peer
+ * or the previous receive keys are still kept. */
+KS_MUST_CHECK int envelope_rekey(struct envelope *e, uint64_t now);
 
 #endif

@@ -422,13 +422,16 @@ static bool is_close(const struct session *s, const uint8_t *p, size_t len)
 	return memcmp(p, want, KCP_HEADER_LEN) == 0;
 }
 
-/* L4: envelope limits. A due rekey waits until no stream would be cut. */
+/* L4: envelope limits. With TPARAMS_FEAT_REKEY the envelope rekeys in
+ * band (it learns the time here); otherwise a due rekey waits until no
+ * stream would be cut. */
 static void check_rekey(struct session *s, uint64_t now)
 {
 	enum envelope_status es;
 
 	if (s->role != SESSION_CLIENT || s->state != SESSION_ESTABLISHED)
 		return;
+	envelope_tick(&s->env, now);
 	es = envelope_status(&s->env, now, ENVELOPE_NOTHING_UNACKED);
 	if (es == ENVELOPE_EXHAUSTED || (es == ENVELOPE_REKEY_DUE && mux_stream_count(s->mux) == 0))
 		lose(s, SESSION_LOST_REKEY);
@@ -965,6 +968,11 @@ void session_flush(struct session *s, uint64_t now)
 struct mux *session_mux(struct session *s)
 {
 	return s->state == SESSION_ESTABLISHED ? s->mux : NULL;
+}
+
+struct envelope *session_envelope(struct session *s)
+{
+	return s->role == SESSION_CLIENT && s->state == SESSION_ESTABLISHED ? &s->env : NULL;
 }
 
 int session_next_event(struct session *s, struct session_event *ev)

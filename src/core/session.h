@@ -232,6 +232,11 @@ void session_flush(struct session *s, uint64_t now);
  * mux_produce or mux_next_event (the session does those). */
 struct mux *session_mux(struct session *s);
 
+/* session_envelope returns a client session's envelope while established
+ * (its epoch and rekey counters; tests lower its rekey thresholds), else
+ * NULL. A server session's envelope is its slot's in the session table. */
+struct envelope *session_envelope(struct session *s);
+
 /* session_next_event takes the next event: first ended/established
  * notices, then stream events of the current mux (MUX_EV_PONG is consumed
  * here for the RTT). A LOST is delivered before the ESTABLISHED of the

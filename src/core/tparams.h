@@ -59,8 +59,9 @@ enum tparams_feature {
 	TPARAMS_FEAT_CLEAN_CLOSE = 1u << 1, /* reserved: session close frame */
 	TPARAMS_FEAT_DATAGRAM = 1u << 2,    /* reserved: UDP datagrams */
 	TPARAMS_FEAT_INSTANCE_ID = 1u << 3, /* reserved: server instance id */
+	TPARAMS_FEAT_REKEY = 1u << 4,       /* in-band rekeying (secure layer 8.1) */
 	/* What this build speaks. */
-	TPARAMS_FEATURES = TPARAMS_FEAT_FAST_OPEN,
+	TPARAMS_FEATURES = TPARAMS_FEAT_FAST_OPEN | TPARAMS_FEAT_REKEY,
 };
 
 /* tparams_valid says whether every field is inside the hard range of

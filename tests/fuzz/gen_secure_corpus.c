@@ -39,6 +39,23 @@ static void envelope_seeds(struct fixture *f)
 		snprintf(name, sizeof name, "data-%zu", sizes[i]);
 		put("envelope_open", name, d, (size_t)n);
 	}
+	/* 8.1: the next epoch (phase bit set), which the server follows. */
+	{
+		struct envelope c = f->cli, s = f->srv;
+		struct envelope_rx rx;
+		uint8_t out[ENVELOPE_MAX_DATAGRAM];
+		ssize_t n;
+
+		if (envelope_rekey(&c, 0) != 0)
+			exit(1);
+		n = envelope_seal(&c, &f->rng, pl, 100, d, sizeof d);
+		if (n < 0 || envelope_open(&s, d, (size_t)n, 1, out, sizeof out, &rx) != 100 ||
+		    s.epoch != 1)
+			exit(1);
+		envelope_wipe(&s);
+		put("envelope_open", "epoch1-100", d, (size_t)n);
+		envelope_wipe(&c);
+	}
 	prng_fill(&f->g, d, 64);
 	put("envelope_open", "random-64", d, 64);
 	put("envelope_open", "short-31", d, 31);

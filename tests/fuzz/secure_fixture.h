@@ -39,6 +39,8 @@ static inline int fixture_setup(struct fixture *f)
 	struct keys_public kp;
 	ssize_t n;
 
+	struct transport_params etp;
+
 	if (sodium_init() < 0)
 		return -1;
 	memset(f, 0, sizeof *f);
@@ -63,8 +65,13 @@ static inline int fixture_setup(struct fixture *f)
 	memcpy(hdr, kp.hdr, KEYS_LEN);
 	rng_fill(&f->rng, &a, sizeof a);
 	rng_fill(&f->rng, &b, sizeof b);
-	envelope_init(&f->cli, hdr, 0x5eed000000000001ULL, &a, &b, &f->tp, 0);
-	envelope_init(&f->srv, hdr, 0x5eed000000000001ULL, &b, &a, &f->tp, 0);
+	/* The envelopes agreed in-band rekeying (secure layer 8.1), so the
+	 * phase bit and the next-epoch keys are reachable; epoch 0 is the
+	 * wire of a session without it. */
+	etp = f->tp;
+	etp.features = TPARAMS_FEAT_REKEY;
+	envelope_init(&f->cli, hdr, 0x5eed000000000001ULL, &a, &b, &etp, 0);
+	envelope_init(&f->srv, hdr, 0x5eed000000000001ULL, &b, &a, &etp, 0);
 	return 0;
 }
 

@@ -383,6 +383,270 @@ static double chi2(const uint64_t *count, size_t bins, uint64_t total)
 #define CHI2_255_P001 330.52
 #define CHI2_64_P001  104.72
 
+/* --- in-band rekeying (PROTOCOL.md secure layer 8.1) ------------------- */
+
+/* A pair that agreed TPARAMS_FEAT_REKEY; the epoch-0 keys are kept in
+ * k0 (client tx, server tx) to check they are wiped later. */
+static void rk_init(struct pair *p, uint64_t seed)
+{
+	pair_init(p, seed, TPARAMS_PAD_RANDOM, 32);
+	p->cli.rekey = p->srv.rekey = true;
+}
+
+/* One datagram from a to b carrying "<tag><i>", opened at now. */
+static void rk_send(struct pair *p, struct envelope *a, struct envelope *b, uint32_t i,
+                    uint64_t now)
+{
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
+
+	n = envelope_seal(a, &p->rng, (const uint8_t *)&i, sizeof i, d, sizeof d);
+	assert_true(n > 0);
+	assert_int_equal(envelope_open(b, d, (size_t)n, now, out, sizeof out, &rx), sizeof i);
+	assert_memory_equal(out, &i, sizeof i);
+}
+
+static bool contains(const void *hay, size_t n, const uint8_t key[static KEYS_LEN])
+{
+	const uint8_t *h = hay;
+
+	for (size_t i = 0; i + KEYS_LEN <= n; i++)
+		if (memcmp(h + i, key, KEYS_LEN) == 0)
+			return true;
+	return false;
+}
+
+/* The feature is negotiated: without it envelope_rekey refuses, the phase
+ * bit never appears and the old 48-bit counter limit holds. */
+static void rekey_needs_the_feature(void **state)
+{
+	(void)state;
+	struct pair p;
+	struct transport_params tp;
+
+	pair_init(&p, 60, TPARAMS_PAD_NONE, 0);
+	assert_false(p.cli.rekey);
+	assert_int_equal(envelope_rekey(&p.cli, 1), KS_ERR_UNSUPPORTED);
+	p.cli.epoch_sealed = UINT64_MAX; /* never starts one by itself */
+	rk_send(&p, &p.cli, &p.srv, 1, 1);
+	assert_int_equal(p.cli.epoch, 0);
+	assert_int_equal(ctr_limit(&p.cli), ENVELOPE_CTR_LIMIT);
+	tparams_default(&tp);
+	tp.features = TPARAMS_FEAT_REKEY;
+	envelope_init(&p.cli, p.cli.hdr, 1, &p.cli.tx, &p.cli.rx, &tp, 0);
+	assert_true(p.cli.rekey);
+	assert_int_equal(ctr_limit(&p.cli), ENVELOPE_CTR_LIMIT_PHASED);
+	assert_true(TPARAMS_FEATURES & TPARAMS_FEAT_REKEY);
+}
+
+/* Either side starts an epoch; data flows both ways across each switch,
+ * every payload intact; the starter confirms on the first reply; both
+ * sides starting at once converge on the same epoch. */
+static void rekey_started_by_either_side(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t k0[KEYS_LEN];
+	uint32_t i = 0;
+	uint64_t now = 10;
+
+	rk_init(&p, 61);
+	memcpy(k0, p.cli.tx.key, KEYS_LEN);
+	for (int round = 0; round < 6; round++) {
+		struct envelope *a = round % 2 ? &p.srv : &p.cli;
+		struct envelope *b = round % 2 ? &p.cli : &p.srv;
+
+		rk_send(&p, a, b, i++, now);
+		rk_send(&p, b, a, i++, now);
+		/* The previous keys go after the grace period. */
+		now += ENVELOPE_REKEY_GRACE_MS;
+		envelope_tick(a, now);
+		envelope_tick(b, now);
+		assert_int_equal(envelope_rekey(a, now), 0);
+		assert_int_equal(a->epoch, (uint32_t)round + 1);
+		assert_false(a->confirmed);
+		/* Not twice before the peer is heard in the new epoch. */
+		assert_int_equal(envelope_rekey(a, now), KS_ERR_AGAIN);
+		rk_send(&p, a, b, i++, now);
+		assert_int_equal(b->epoch, (uint32_t)round + 1);
+		assert_true(b->confirmed && b->have_prev);
+		rk_send(&p, b, a, i++, now);
+		assert_true(a->confirmed);
+		assert_memory_equal(a->tx.key, b->rx.key, KEYS_LEN);
+		assert_memory_equal(a->rx.key, b->tx.key, KEYS_LEN);
+		for (int k = 0; k < 20; k++)
+			rk_send(&p, k % 3 ? a : b, k % 3 ? b : a, i++, now);
+	}
+	assert_int_equal(p.cli.rekeys_started, 3);
+	assert_int_equal(p.srv.rekeys_started, 3);
+	assert_int_equal(p.cli.rekeys_followed, 3);
+	assert_false(contains(&p.cli, sizeof p.cli, k0));
+	assert_false(contains(&p.srv, sizeof p.srv, k0));
+	/* Both at once. */
+	now += ENVELOPE_REKEY_GRACE_MS;
+	assert_int_equal(envelope_rekey(&p.cli, now), 0);
+	assert_int_equal(envelope_rekey(&p.srv, now), 0);
+	rk_send(&p, &p.cli, &p.srv, i++, now);
+	rk_send(&p, &p.srv, &p.cli, i++, now);
+	assert_int_equal(p.cli.epoch, 7);
+	assert_int_equal(p.srv.epoch, 7);
+	assert_true(p.cli.confirmed && p.srv.confirmed);
+	assert_int_equal(p.srv.forgeries + p.cli.forgeries, 0);
+}
+
+/* N: the sealer starts the next epoch by itself once N bytes went out
+ * under one key, M: once the epoch is M ms old. */
+static void rekey_by_bytes_and_by_age(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint32_t i = 0;
+	uint64_t now = 0;
+
+	rk_init(&p, 62);
+	p.cli.rekey_bytes = 4000;
+	while (p.srv.epoch < 5) {
+		rk_send(&p, &p.cli, &p.srv, i++, now);
+		rk_send(&p, &p.srv, &p.cli, i++, now);
+		now += 100;
+		assert_true(i < 100000);
+	}
+	assert_int_equal(p.cli.rekeys_started, 5);
+	assert_int_equal(p.srv.rekeys_started, 0);
+	/* Age: the server's epoch grows old; its next seal moves on. */
+	p.cli.rekey_bytes = UINT64_MAX;
+	now += ENVELOPE_REKEY_MS;
+	envelope_tick(&p.srv, now);
+	rk_send(&p, &p.srv, &p.cli, i++, now);
+	assert_int_equal(p.srv.epoch, 6);
+	assert_int_equal(p.cli.epoch, 6);
+	assert_int_equal(p.srv.rekeys_started, 1);
+	assert_int_equal(
+	        envelope_status(&p.srv, now + 48ULL * 3600 * 1000, ENVELOPE_NOTHING_UNACKED),
+	        ENVELOPE_OK);
+}
+
+/* Datagrams sealed under the old keys but delivered after the first one
+ * under the new keys still open within the grace period, in both
+ * directions; after it they are refused (the keys are gone: no AEAD
+ * opens them) and a replay of an opened one is refused too. */
+static void rekey_reordering_and_grace(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t old[4][ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	uint8_t zero[sizeof p.srv.prev] = { 0 }, k0[KEYS_LEN];
+	ssize_t n[4];
+	struct envelope_rx rx;
+	uint64_t now = 100;
+
+	rk_init(&p, 63);
+	memcpy(k0, p.srv.rx.key, KEYS_LEN);
+	for (int k = 0; k < 4; k++)
+		n[k] = envelope_seal(&p.cli, &p.rng, (const uint8_t *)"old", 3, old[k],
+		                     sizeof old[k]);
+	assert_int_equal(envelope_rekey(&p.cli, now), 0);
+	rk_send(&p, &p.cli, &p.srv, 7, now); /* the server follows */
+	assert_true(p.srv.have_prev);
+	/* Reordered old-epoch datagram within the grace period: accepted. */
+	assert_int_equal(envelope_open(&p.srv, old[0], (size_t)n[0], now + 1, out, sizeof out, &rx),
+	                 3);
+	assert_memory_equal(out, "old", 3);
+	/* Its copy: a replay. */
+	assert_int_equal(envelope_open(&p.srv, old[0], (size_t)n[0], now + 2, out, sizeof out, &rx),
+	                 KS_ERR_REPLAY);
+	/* A verify of an old-epoch copy works without changing anything. */
+	assert_int_equal(envelope_verify(&p.srv, old[0], (size_t)n[0]), 0);
+	assert_int_equal(envelope_open(&p.srv, old[1], (size_t)n[1],
+	                               now + ENVELOPE_REKEY_GRACE_MS - 1, out, sizeof out, &rx),
+	                 3);
+	/* Grace over: the old keys are wiped and an old datagram never seen
+	 * before is refused, as is an opened one. */
+	envelope_tick(&p.srv, now + ENVELOPE_REKEY_GRACE_MS);
+	assert_false(p.srv.have_prev);
+	assert_memory_equal(&p.srv.prev, zero, sizeof zero);
+	assert_false(contains(&p.srv, sizeof p.srv, k0));
+	assert_int_equal(envelope_open(&p.srv, old[2], (size_t)n[2], now + ENVELOPE_REKEY_GRACE_MS,
+	                               out, sizeof out, &rx),
+	                 KS_ERR_AUTH);
+	assert_int_equal(envelope_open(&p.srv, old[0], (size_t)n[0], now + ENVELOPE_REKEY_GRACE_MS,
+	                               out, sizeof out, &rx),
+	                 KS_ERR_REPLAY);
+	assert_int_equal(p.srv.epoch, 1);
+	/* The starter keeps its old receive keys until it hears the new
+	 * epoch: the server's old datagram, sealed before it followed, is
+	 * delivered late. */
+	rk_init(&p, 64);
+	n[3] = envelope_seal(&p.srv, &p.rng, (const uint8_t *)"late", 4, old[3], sizeof old[3]);
+	assert_int_equal(envelope_rekey(&p.cli, now), 0);
+	rk_send(&p, &p.cli, &p.srv, 8, now);
+	rk_send(&p, &p.srv, &p.cli, 9, now + 10);
+	assert_true(p.cli.confirmed && p.cli.have_prev);
+	assert_int_equal(
+	        envelope_open(&p.cli, old[3], (size_t)n[3], now + 20, out, sizeof out, &rx), 4);
+	envelope_tick(&p.cli, now + 10 + ENVELOPE_REKEY_GRACE_MS);
+	assert_false(p.cli.have_prev);
+}
+
+/* The starter hears nothing in its new epoch (all lost) while the peer,
+ * confirmed, already starts the one after: the starter still follows. A
+ * next-epoch datagram that envelope_verify checks moves nothing. */
+static void rekey_follows_two_ahead(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
+	uint64_t now = 5;
+
+	rk_init(&p, 65);
+	assert_int_equal(envelope_rekey(&p.cli, now), 0);
+	rk_send(&p, &p.cli, &p.srv, 1, now);
+	/* The server's epoch-1 datagrams are all lost. */
+	for (int k = 0; k < 3; k++)
+		assert_true(envelope_seal(&p.srv, &p.rng, (const uint8_t *)"x", 1, d, sizeof d) >
+		            0);
+	now += ENVELOPE_REKEY_GRACE_MS;
+	assert_int_equal(envelope_rekey(&p.srv, now), 0);
+	n = envelope_seal(&p.srv, &p.rng, (const uint8_t *)"two", 3, d, sizeof d);
+	assert_int_equal(envelope_verify(&p.cli, d, (size_t)n), 0);
+	assert_int_equal(p.cli.epoch, 1);
+	assert_int_equal(envelope_open(&p.cli, d, (size_t)n, now, out, sizeof out, &rx), 3);
+	assert_int_equal(p.cli.epoch, 2);
+	rk_send(&p, &p.cli, &p.srv, 2, now);
+	assert_true(p.srv.confirmed);
+	assert_int_equal(p.cli.forgeries, 0);
+}
+
+/* A forged datagram with either phase bit costs at most two AEADs and
+ * moves no epoch; the phase bit is authenticated. */
+static void rekey_phase_bit_is_authenticated(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM], m[ENVELOPE_HDR_LEN];
+	struct envelope_rx rx;
+	ssize_t n;
+
+	rk_init(&p, 66);
+	n = envelope_seal(&p.cli, &p.rng, (const uint8_t *)"p", 1, d, sizeof d);
+	/* Flip the phase bit under the mask (bit 7 of byte 13). */
+	mask(m + ENVELOPE_SID_LEN, ENVELOPE_CTR_LEN, p.cli.tx.hp, d + ENVELOPE_HDR_LEN);
+	d[13] ^= 0x80;
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), KS_ERR_AUTH);
+	assert_int_equal(p.srv.epoch, 0);
+	assert_int_equal(p.srv.forgeries, 1);
+	d[13] ^= 0x80;
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), 1);
+	/* In epoch 1 the field's top bit is set on the wire (under the mask). */
+	assert_int_equal(envelope_rekey(&p.cli, 1), 0);
+	n = envelope_seal(&p.cli, &p.rng, (const uint8_t *)"q", 1, d, sizeof d);
+	mask(m, ENVELOPE_HDR_LEN - ENVELOPE_SID_LEN, p.cli.tx.hp, d + ENVELOPE_HDR_LEN);
+	assert_int_equal((d[13] ^ m[5]) & 0x80, 0x80);
+}
+
 static void sealed_bytes_look_uniform(void **state)
 {
 	(void)state;
@@ -449,6 +713,12 @@ int main(void)
 		cmocka_unit_test(sealed_datagram_is_pinned),
 		cmocka_unit_test(datagram_opens_by_hand),
 		cmocka_unit_test(sealed_bytes_look_uniform),
+		cmocka_unit_test(rekey_needs_the_feature),
+		cmocka_unit_test(rekey_started_by_either_side),
+		cmocka_unit_test(rekey_by_bytes_and_by_age),
+		cmocka_unit_test(rekey_reordering_and_grace),
+		cmocka_unit_test(rekey_follows_two_ahead),
+		cmocka_unit_test(rekey_phase_bit_is_authenticated),
 	};
 	if (sodium_init() < 0)
 		return 1;

@@ -425,6 +425,85 @@ static void test_ack_rides_with_data(void **state)
 	free(f);
 }
 
+/* L4 with the rekey feature (secure layer 8.1): epochs started in turn by
+ * the client and by the server while a stream is open; the bytes written
+ * both ways across every switch arrive intact, in one session. */
+static void test_rekey_streams(void **state)
+{
+	static const uint8_t req[] = { 5, 1, 0, 1, 127, 0, 0, 1, 0, 80 };
+	static const uint8_t rep[] = { 5, 0, 0, 1, 0, 0, 0, 0, 0, 0 };
+	struct fix *f = fix_new(21);
+	struct session *c, *ss;
+	struct server *srv;
+	struct envelope *se;
+	struct session_event ev;
+	uint8_t buf[256];
+	uint32_t cid, sid = 0, up = 0, down = 0, got_up = 0, got_down = 0;
+	uint64_t now = 1000;
+	ssize_t n;
+
+	(void)state;
+	connect_pair(f, &c, &srv, now);
+	while (next_type(c) != -1)
+		;
+	assert_int_equal(mux_open_stream(session_mux(c), req, sizeof req, &cid), 0);
+	session_pump(c, now);
+	exchange(f, c, srv, &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } }, now);
+	ss = take_open(srv, &sid);
+	assert_int_equal(mux_stream_reply(session_mux(ss), sid, rep, sizeof rep), 0);
+	/* The test owns the server: its table holds the session's envelope. */
+	se = (struct envelope *)&sessions_get(server_table(srv), session_sid(c))->env;
+	assert_true(c->env.rekey && se->rekey);
+	for (int round = 0; round < 8; round++) {
+		struct envelope *starter = round % 2 ? se : &c->env;
+
+		now += ENVELOPE_REKEY_GRACE_MS + 100;
+		session_on_timer(c, now, UNIX0 + now);
+		server_on_timer(srv, now);
+		envelope_tick(se, now);
+		assert_int_equal(envelope_rekey(starter, now), 0);
+		for (int k = 0; k < 4; k++) {
+			uint8_t a[40], b[40];
+
+			for (size_t i = 0; i < sizeof a; i++) {
+				a[i] = (uint8_t)(up + i);
+				b[i] = (uint8_t)(down + i * 3);
+			}
+			assert_int_equal(mux_stream_write(session_mux(c), cid, a, sizeof a), 40);
+			assert_int_equal(mux_stream_write(session_mux(ss), sid, b, sizeof b), 40);
+			up += 40;
+			down += 40;
+			session_pump(c, now);
+			session_pump(ss, now);
+			server_flush(srv, now);
+			exchange(f, c, srv,
+			         &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } },
+			         now);
+			now += 10;
+		}
+		while ((n = mux_stream_read(session_mux(ss), sid, buf, sizeof buf)) > 0)
+			for (ssize_t i = 0; i < n; i++, got_up++)
+				assert_int_equal(buf[i], (uint8_t)(got_up / 40 * 40 + got_up % 40));
+		while ((n = mux_stream_read(session_mux(c), cid, buf, sizeof buf)) > 0)
+			for (ssize_t i = 0; i < n; i++, got_down++)
+				assert_int_equal(buf[i], (uint8_t)(got_down / 40 * 40 +
+				                                   (got_down % 40) * 3));
+		assert_int_equal(c->env.epoch, (uint32_t)round + 1);
+		assert_int_equal(se->epoch, (uint32_t)round + 1);
+		assert_true(c->env.confirmed && se->confirmed);
+	}
+	assert_int_equal(got_up, up);
+	assert_int_equal(got_down, down);
+	assert_int_equal(c->env.rekeys_started, 4);
+	assert_int_equal(se->rekeys_started, 4);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	while (session_next_event(c, &ev) == 0)
+		assert_true(ev.type != SESSION_EV_LOST);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
 /* A response that arrives after its attempt timed out is still taken. */
 static void test_late_response(void **state)
 {
@@ -1056,6 +1135,7 @@ int main(void)
 		cmocka_unit_test(test_client_config_checks),
 		cmocka_unit_test(test_established_deadline),
 		cmocka_unit_test(test_ack_rides_with_data),
+		cmocka_unit_test(test_rekey_streams),
 		cmocka_unit_test(test_late_response),
 		cmocka_unit_test(test_lost_order),
 		cmocka_unit_test(test_probe_switch),
