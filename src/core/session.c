@@ -1041,6 +1041,17 @@ void session_stats(const struct session *s, struct session_stats *st)
 		kcp_stats(s->kcp, &st->kcp);
 	st->streams = s->mux ? mux_stream_count(s->mux) : 0;
 	st->mem_bytes = session_mem_bytes(s);
+	st->rekeys = 0;
+	if (s->state == SESSION_ESTABLISHED) {
+		const struct sessions_slot *sl =
+		        s->role == SESSION_SERVER ? sessions_get(s->table, s->sid) : NULL;
+		const struct envelope *env = s->role == SESSION_CLIENT ? &s->env
+		                             : sl                      ? &sl->env
+		                                                       : NULL;
+
+		if (env)
+			st->rekeys = env->rekeys_started + env->rekeys_followed;
+	}
 }
 
 bool session_check(const struct session *s)

@@ -140,6 +140,7 @@ struct session_stats {
 	uint64_t hs_ok;        /* client: handshakes completed */
 	uint64_t hs_failed;    /* client: attempts that timed out */
 	uint64_t keepalives;   /* PINGs sent for keepalive */
+	uint64_t rekeys;       /* key epochs of the current envelope, either side's (8.1) */
 	uint64_t stall_probes; /* client: PINGs sent because open streams heard nothing (L7) */
 	uint64_t closes_sent;  /* close datagrams sent (L8) */
 	uint64_t lost[SESSION_LOST_REASONS];

@@ -42,6 +42,7 @@ GET(g_dropped, st->dropped)
 GET(g_streams, st->streams)
 GET(g_mem, st->mem_bytes)
 GET(g_keepalives, st->keepalives)
+GET(g_rekeys, st->rekeys)
 GET(g_ping_rtt, st->rtt_ms)
 #undef GET
 
@@ -88,6 +89,8 @@ static const struct family fams[] = {
 	  g_mem },
 	{ "kcpsocks_session_keepalives_total", METRICS_COUNTER, SUM, false, "keepalive pings sent",
 	  g_keepalives },
+	{ "kcpsocks_session_rekeys_total", METRICS_COUNTER, SUM, false,
+	  "times the tunnel's keys were replaced in place (either side started it)", g_rekeys },
 	{ "kcpsocks_session_ping_rtt_seconds", METRICS_GAUGE, MAX, true,
 	  "round trip of the last ping, queueing included", g_ping_rtt },
 };

@@ -437,6 +437,7 @@ static void test_rekey_streams(void **state)
 	struct server *srv;
 	struct envelope *se;
 	struct session_event ev;
+	struct session_stats st;
 	uint8_t buf[256];
 	uint32_t cid, sid = 0, up = 0, down = 0, got_up = 0, got_down = 0;
 	uint64_t now = 1000;
@@ -496,6 +497,11 @@ static void test_rekey_streams(void **state)
 	assert_int_equal(got_down, down);
 	assert_int_equal(c->env.rekeys_started, 4);
 	assert_int_equal(se->rekeys_started, 4);
+	/* What the metrics export: epochs either side started, on both ends. */
+	session_stats(c, &st);
+	assert_int_equal(st.rekeys, 8);
+	session_stats(ss, &st);
+	assert_int_equal(st.rekeys, 8);
 	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
 	while (session_next_event(c, &ev) == 0)
 		assert_true(ev.type != SESSION_EV_LOST);
