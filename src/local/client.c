@@ -65,6 +65,9 @@ struct client {
 	struct ev_loop *loop;     /* borrowed */
 	const struct config *cfg; /* borrowed */
 	struct rng_source rng;
+	/* Random per process: the server replaces only this process's own
+	 * older session with a new one (docs/PROTOCOL.md, secure 6.3). */
+	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
 	struct peer *peer;              /* owned */
 	struct session *sess;           /* owned */
 	struct relay_host host;         /* the session's streams */
@@ -950,6 +953,7 @@ static int make_session(struct client *cl, char *err, size_t errlen)
 	sc.rng = &cl->rng;
 	sc.output = on_output;
 	sc.output_user = cl;
+	sc.instance = cl->instance;
 	rc = session_client_new(&cl->sess, &sc, clock_mono_ms());
 	socks5_wipe(&user, sizeof user);
 	if (rc != 0)
@@ -997,6 +1001,7 @@ struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *
 	cl->loop = loop;
 	cl->cfg = cfg;
 	cl->rng = sysrng_source();
+	rng_fill(&cl->rng, cl->instance, sizeof cl->instance);
 	cl->s5cfg.method = SOCKS5_METHOD_NONE;
 	if (cfg->socks_user[0]) {
 		cl->cred = (struct socks5_cred){ (const uint8_t *)cfg->socks_user,

@@ -182,8 +182,11 @@ static void transcript_is_pinned(void **state)
 	char h[2 * ENVELOPE_MAX_DATAGRAM + 1];
 	struct handshake_pending p;
 	struct handshake_result c, s;
-	ssize_t n = write_init(w, NOW, init), m;
+	ssize_t n, m;
 
+	/* The features of the pinned vector, whatever this build adds. */
+	w->cli.features = TPARAMS_FEAT_FAST_OPEN;
+	n = write_init(w, NOW, init);
 	assert_int_equal(handshake_server_read_init(w->srv, init, (size_t)n, NOW, &p), 0);
 	m = handshake_server_write_response(w->srv, &p, &w->rng, 0xabcdef0000000007ULL, resp,
 	                                    sizeof resp, &s);
@@ -586,6 +589,44 @@ static void features_are_the_intersection(void **state)
 	world_free(w);
 }
 
+/* 4.6, secure 6.3: a client's instance id reaches the server's result
+ * when the feature is agreed; without it (not set, or the feature not
+ * advertised) the result has none; the response never carries it. */
+static void instance_id_travels_in_the_init(void **state)
+{
+	(void)state;
+	static const uint8_t id[HANDSHAKE_INSTANCE_LEN] = { 9, 8, 7, 6, 5, 4, 3, 2 };
+	struct world *w = world_new(23);
+	struct handshake_result c, s;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+
+	full(w, &c, &s);
+	assert_false(s.has_instance);
+	world_free(w);
+	w = world_new(24);
+	handshake_client_set_instance(&w->cli, id);
+	/* Every init carries it, and needs the room: at least 10 more bytes. */
+	for (int i = 0; i < 50; i++)
+		assert_true(write_init(w, NOW, init) >=
+		            HANDSHAKE_INIT_OWN_MIN + HANDSHAKE_EXT_INSTANCE_LEN);
+	assert_int_equal(
+	        handshake_client_write_init(&w->cli, &w->rng, NOW, init, HANDSHAKE_INIT_OWN_MIN),
+	        KS_ERR_FULL);
+	full(w, &c, &s);
+	assert_true(s.has_instance);
+	assert_memory_equal(s.instance, id, HANDSHAKE_INSTANCE_LEN);
+	assert_false(c.has_instance);
+	assert_true(c.params.features & TPARAMS_FEAT_INSTANCE_ID);
+	world_free(w);
+	/* Not advertised: not sent, not taken. */
+	w = world_new(25);
+	handshake_client_set_instance(&w->cli, id);
+	w->cli.features = TPARAMS_FEAT_FAST_OPEN;
+	full(w, &c, &s);
+	assert_false(s.has_instance);
+	world_free(w);
+}
+
 /* A wire version 1 client (the previous release's pinned init): taken as
  * version 1 with no features, and answered without an extension. */
 static void legacy_client_is_accepted(void **state)
@@ -949,6 +990,7 @@ int main(void)
 		cmocka_unit_test(bad_configuration_is_refused),
 		cmocka_unit_test(versions_and_features_agree),
 		cmocka_unit_test(features_are_the_intersection),
+		cmocka_unit_test(instance_id_travels_in_the_init),
 		cmocka_unit_test(legacy_client_is_accepted),
 		cmocka_unit_test(legacy_server_gives_no_features),
 		cmocka_unit_test(version_mismatch_is_refused_with_a_reply),
