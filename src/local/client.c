@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/minmax.h"
 #include "core/session.h"
 #include "core/socks5.h"
 #include "core/transport.h"
@@ -30,6 +31,7 @@
 #include "io/metrics.h"
 #include "io/peer.h"
 #include "io/relay.h"
+#include "io/resolver.h"
 #include "io/smetrics.h"
 #include "io/sysrng.h"
 #include "io/tcp.h"
@@ -68,8 +70,19 @@ struct client {
 	/* Random per process: the server replaces only this process's own
 	 * older session with a new one (docs/PROTOCOL.md, secure 6.3). */
 	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
-	struct peer *peer;              /* owned */
-	struct session *sess;           /* owned */
+	struct peer *peer;    /* owned */
+	struct session *sess; /* owned */
+	/* Servers (docs/OPERATIONS.md "Several servers"): cfg->servers.e[cur]
+	 * is the one the socket points at, looked up again with c-ares at
+	 * every new handshake. */
+	struct resolver *res;      /* owned */
+	struct resolver_query *rq; /* the lookup in flight, or NULL */
+	size_t cur;
+	int peer_fam; /* of the socket */
+	bool have_addr, returning;
+	struct sockaddr_storage addr; /* cur's address, when have_addr */
+	uint64_t fallback_since;      /* established on a server other than the first */
+	uint64_t failovers, lookups_failed;
 	struct relay_host host;         /* the session's streams */
 	uint64_t sid;                   /* of the session host belongs to */
 	struct tcp_listener *listener;  /* owned */
@@ -650,12 +663,158 @@ static void outage_end(struct client *cl, uint64_t now)
 	         (unsigned long long)(now - cl->outage_since));
 }
 
+/* --- servers: the list, lookups, failover ------------------------------------- */
+
+static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now);
+static void on_timer(void *arg, uint64_t now);
+static uint64_t before_sleep(void *arg, uint64_t now);
+
+static const struct config_endpoint *target(const struct client *cl)
+{
+	return &cl->cfg->servers.e[cl->cur];
+}
+
+/* A UDP socket of family fam, unconnected: it drives the session's timer
+ * until the server's address is known. */
+static int new_peer(struct client *cl, int fam, char *err, size_t errlen)
+{
+	struct sockaddr_storage any;
+	struct peer_cb pcb = { on_datagram, on_timer, before_sleep, cl };
+	struct peer *p;
+
+	memset(&any, 0, sizeof any);
+	any.ss_family = (sa_family_t)fam;
+	p = peer_new(cl->loop, &any, &pcb, err, errlen);
+	if (!p)
+		return KS_ERR_IO;
+	peer_free(cl->peer);
+	cl->peer = p;
+	cl->peer_fam = fam;
+	cl->refused_seen = 0;
+	return 0;
+}
+
+/* Point the socket at a (a new socket if the family changed). */
+static void point_peer(struct client *cl, const struct sockaddr_storage *a)
+{
+	char err[160], was[ADDR_TEXT_MAX], now_text[ADDR_TEXT_MAX];
+	const struct config_endpoint *e = target(cl);
+
+	if (cl->have_addr && addr_equal(&cl->addr, a))
+		return;
+	addr_format(a, now_text);
+	if (cl->peer_fam != a->ss_family && new_peer(cl, a->ss_family, err, sizeof err) != 0) {
+		log_warn("server %s:%u (%s): %s", e->host, (unsigned)e->port, now_text, err);
+		return;
+	}
+	if (peer_connect(cl->peer, a, err, sizeof err) != 0) {
+		log_warn("server %s:%u (%s): %s", e->host, (unsigned)e->port, now_text, err);
+		return;
+	}
+	if (cl->have_addr) {
+		addr_format(&cl->addr, was);
+		log_info("server %s:%u is now %s (was %s)", e->host, (unsigned)e->port, now_text,
+		         was);
+	} else {
+		log_info("server %s:%u is %s", e->host, (unsigned)e->port, now_text);
+	}
+	cl->addr = *a;
+	cl->have_addr = true;
+}
+
+static void on_server_resolved(void *arg, const struct resolver_result *res)
+{
+	struct client *cl = arg;
+	const struct config_endpoint *e = target(cl);
+
+	cl->rq = NULL;
+	if (res->status != RESOLVER_OK || res->n == 0) {
+		cl->lookups_failed++;
+		log_limited(LOG_LEVEL_WARN, "server %s:%u: lookup %s; keeping %s", e->host,
+		            (unsigned)e->port, resolver_status_name(res->status),
+		            cl->have_addr ? "the last address" : "no address");
+		return;
+	}
+	point_peer(cl, &res->addrs[0]);
+	/* A handshake waiting for this address goes now, not at its next
+	 * retransmission or the end of a backoff. */
+	if (session_state(cl->sess) != SESSION_ESTABLISHED)
+		session_on_demand(cl->sess, clock_mono_ms());
+}
+
+/* Look server cur up again (c-ares, never blocking); the socket follows
+ * the answer. At start and before every new handshake, so DNS changes
+ * are followed. */
+static void resolve_target(struct client *cl)
+{
+	struct resolver_cb cb = { on_server_resolved, cl };
+	const struct config_endpoint *e = target(cl);
+	int rc;
+
+	resolver_cancel(cl->rq);
+	cl->rq = NULL;
+	rc = resolver_resolve(cl->res, e->host, e->port, RESOLVER_ANY, &cb, &cl->rq);
+	if (rc != 0)
+		log_limited(LOG_LEVEL_WARN, "server %s:%u: lookup not started: %s", e->host,
+		            (unsigned)e->port, ks_strerror(rc));
+}
+
+/* Go to server i of the list (the same one: look it up again). */
+static void go_to(struct client *cl, size_t i, const char *why)
+{
+	if (i != cl->cur) {
+		const struct config_endpoint *from = target(cl);
+
+		cl->failovers++;
+		cl->cur = i;
+		cl->have_addr = false;
+		log_info("server %s:%u: %s; trying %s:%u (%zu of %zu)", from->host,
+		         (unsigned)from->port, why, target(cl)->host, (unsigned)target(cl)->port,
+		         i + 1, cl->cfg->servers.n);
+	}
+	resolve_target(cl);
+}
+
+/* The session went down or a handshake got no answer: the next server of
+ * the list (after the last: the first again). */
+static void fail_over(struct client *cl, const char *why)
+{
+	go_to(cl, (cl->cur + 1) % cl->cfg->servers.n, why);
+}
+
+/* On a fallback for server_return_ms and no stream open: close the
+ * fallback's session and handshake with the first server again. */
+static void maybe_return(struct client *cl, uint64_t now)
+{
+	uint32_t ms = cl->cfg->server_return_ms;
+
+	if (cl->cur == 0 || ms == 0 || cl->draining ||
+	    session_state(cl->sess) != SESSION_ESTABLISHED || now < cl->fallback_since + ms ||
+	    cl->nconns != 0)
+		return;
+	log_info("on fallback server %s:%u for %llu ms with no stream open: back to %s:%u",
+	         target(cl)->host, (unsigned)target(cl)->port,
+	         (unsigned long long)(now - cl->fallback_since), cl->cfg->servers.e[0].host,
+	         (unsigned)cl->cfg->servers.e[0].port);
+	cl->returning = true;
+	session_close(cl->sess, now);
+}
+
+static uint64_t return_deadline(const struct client *cl)
+{
+	if (cl->cur == 0 || cl->cfg->server_return_ms == 0 ||
+	    session_state(cl->sess) != SESSION_ESTABLISHED)
+		return UINT64_MAX;
+	return cl->fallback_since + cl->cfg->server_return_ms;
+}
+
 static void on_session_event(struct client *cl, const struct session_event *ev)
 {
 	switch (ev->type) {
 	case SESSION_EV_ESTABLISHED:
 		cl->established++;
 		cl->sid = session_sid(cl->sess);
+		cl->fallback_since = clock_mono_ms();
 		outage_end(cl, clock_mono_ms());
 		cl->refused_logged = false; /* heard the server: log the next refusal */
 		relay_host_init(&cl->host, host_mux, cl);
@@ -673,9 +832,10 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 	case SESSION_EV_HANDSHAKE_FAILED:
 		cl->hs_failed++;
 		log_limited(LOG_LEVEL_WARN, "handshake with %s:%u: no answer; retrying",
-		            cl->cfg->server.host, (unsigned)cl->cfg->server.port);
+		            target(cl)->host, (unsigned)target(cl)->port);
 		outage_begin(cl, clock_mono_ms());
 		wait_flush(cl, false);
+		fail_over(cl, "no answer");
 		break;
 	case SESSION_EV_LOST:
 		cl->lost++;
@@ -691,6 +851,14 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		cl->relay_up += cl->host.bytes_up;
 		cl->relay_down += cl->host.bytes_down;
 		cl->host.bytes_up = cl->host.bytes_down = 0;
+		if (cl->returning && ev->reason == SESSION_LOST_CLOSED) {
+			cl->returning = false;
+			go_to(cl, 0, "returning to the first server");
+		} else if (ev->reason == SESSION_LOST_REKEY) {
+			resolve_target(cl); /* the same server: follow its name */
+		} else if (ev->reason != SESSION_LOST_SILENT && ev->reason != SESSION_LOST_CLOSED) {
+			fail_over(cl, lost_names[ev->reason]);
+		}
 		break;
 	case SESSION_EV_STREAM: on_stream_event(cl, &ev->stream); break;
 	}
@@ -714,8 +882,8 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 		log_limited(LOG_LEVEL_ERROR,
 		            "handshake with %s:%u refused by the server: no wire version in common "
 		            "(this build speaks %d..%d); upgrade one side",
-		            cl->cfg->server.host, (unsigned)cl->cfg->server.port,
-		            HANDSHAKE_WIRE_MIN, HANDSHAKE_WIRE_VERSION);
+		            target(cl)->host, (unsigned)target(cl)->port, HANDSHAKE_WIRE_MIN,
+		            HANDSHAKE_WIRE_VERSION);
 }
 
 /* The kernel reported that the server's address refused our datagrams
@@ -734,7 +902,7 @@ static void check_refused(struct client *cl, uint64_t now)
 	if (!cl->refused_logged) {
 		cl->refused_logged = true;
 		log_warn("server %s:%u refuses datagrams (ICMP port unreachable): is it running?",
-		         cl->cfg->server.host, (unsigned)cl->cfg->server.port);
+		         target(cl)->host, (unsigned)target(cl)->port);
 	}
 }
 
@@ -769,10 +937,11 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 		session_flush(cl->sess, now);
 	}
 	reap(cl);
+	maybe_return(cl, now);
 	/* Work left after the last round: come back at once. */
 	if (any)
 		return now;
-	return session_next_deadline(cl->sess);
+	return min_u64(session_next_deadline(cl->sess), return_deadline(cl));
 }
 
 /* --- metrics ---------------------------------------------------------------------- */
@@ -899,38 +1068,16 @@ static bool healthy(void *arg, char *why, size_t whylen)
 	case SESSION_CLOSED: break;
 	}
 	if (cl->in_outage)
-		snprintf(why, whylen, "no session to %s:%u for %llu ms (%s)", cl->cfg->server.host,
-		         (unsigned)cl->cfg->server.port,
-		         (unsigned long long)(now - cl->outage_since),
+		snprintf(why, whylen, "no session to %s:%u for %llu ms (%s)", target(cl)->host,
+		         (unsigned)target(cl)->port, (unsigned long long)(now - cl->outage_since),
 		         cl->ever_lost ? lost_names[cl->last_lost] : "handshake got no answer");
 	else
-		snprintf(why, whylen, "handshaking with %s:%u", cl->cfg->server.host,
-		         (unsigned)cl->cfg->server.port);
+		snprintf(why, whylen, "handshaking with %s:%u", target(cl)->host,
+		         (unsigned)target(cl)->port);
 	return false;
 }
 
 /* --- set-up ------------------------------------------------------------------------ */
-
-static int resolve_server(const struct config_endpoint *e, struct sockaddr_storage *out, char *err,
-                          size_t errlen)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
-	char port[8];
-	int rc;
-
-	/* Once, before the loop runs: the only blocking lookup we make. */
-	snprintf(port, sizeof port, "%u", (unsigned)e->port);
-	rc = getaddrinfo(e->host, port, &hints, &res);
-	if (rc != 0 || !res) {
-		snprintf(err, errlen, "server %s:%u: %s", e->host, (unsigned)e->port,
-		         rc ? gai_strerror(rc) : "no address");
-		return KS_ERR_INVAL;
-	}
-	memset(out, 0, sizeof *out);
-	memcpy(out, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return 0;
-}
 
 static int make_session(struct client *cl, char *err, size_t errlen)
 {
@@ -963,18 +1110,24 @@ static int make_session(struct client *cl, char *err, size_t errlen)
 
 static int open_sockets(struct client *cl, char *err, size_t errlen)
 {
-	struct sockaddr_storage srv, any, la;
-	struct peer_cb pcb = { on_datagram, on_timer, before_sleep, cl };
+	struct sockaddr_storage la;
 	struct tcp_listener_cb lcb = { on_accept, cl };
 	struct metrics_handlers mh = { write_metrics, healthy, cl };
+	struct resolver_opts ro = { 0 };
+	static const char *const lookups[] = { [CONFIG_LOOKUPS_FB] = "fb",
+		                               [CONFIG_LOOKUPS_FILES] = "files",
+		                               [CONFIG_LOOKUPS_B] = "b" };
 
-	if (resolve_server(&cl->cfg->server, &srv, err, errlen) != 0)
+	ro.servers = cl->cfg->resolver_servers;
+	ro.lookups = lookups[cl->cfg->resolver_lookups];
+	cl->res = resolver_new(cl->loop, &ro, err, errlen);
+	if (!cl->res)
 		return KS_ERR_INVAL;
-	memset(&any, 0, sizeof any);
-	any.ss_family = srv.ss_family;
-	cl->peer = peer_new(cl->loop, &any, &pcb, err, errlen);
-	if (!cl->peer || peer_connect(cl->peer, &srv, err, errlen) != 0)
+	/* The server's address comes from c-ares (resolve_target); until then
+	 * an IPv4 socket drives the session's timer and sends nothing. */
+	if (new_peer(cl, AF_INET, err, errlen) != 0)
 		return KS_ERR_IO;
+	resolve_target(cl);
 	if (dconf_endpoint_addr(&cl->cfg->local_listen, &la, err, errlen) != 0)
 		return KS_ERR_INVAL;
 	cl->listener = tcp_listener_new(cl->loop, &la, NULL, &lcb, err, errlen);
@@ -1056,6 +1209,7 @@ void client_free(struct client *cl)
 	}
 	metrics_server_free(cl->metrics);
 	tcp_listener_free(cl->listener);
+	resolver_free(cl->res);
 	peer_free(cl->peer);
 	session_free(cl->sess);
 	free(cl);
