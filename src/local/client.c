@@ -921,6 +921,7 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 	bool any = true;
 
 	check_refused(cl, now);
+	maybe_return(cl, now); /* before the rounds: its LOST is handled in them */
 	for (int round = 0; round < DAEMON_EVENT_ROUNDS && any; round++) {
 		any = false;
 
@@ -937,7 +938,6 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 		session_flush(cl->sess, now);
 	}
 	reap(cl);
-	maybe_return(cl, now);
 	/* Work left after the last round: come back at once. */
 	if (any)
 		return now;
