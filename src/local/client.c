@@ -979,6 +979,13 @@ static void write_outage_metrics(struct metrics_buf *b, struct client *cl,
 	                ps->rx->refused);
 	metrics_counter(b, "kcpsocks_local_stall_probes_total",
 	                "PINGs sent because open streams heard nothing", st.stall_probes);
+	metrics_gauge(b, "kcpsocks_local_server_index",
+	              "which server of the list the client uses, 0: the first", cl->cur);
+	metrics_counter(b, "kcpsocks_local_server_failovers_total",
+	                "moves to another server of the list (returns to the first included)",
+	                cl->failovers);
+	metrics_counter(b, "kcpsocks_local_server_lookups_failed_total",
+	                "lookups of a server name that found no address", cl->lookups_failed);
 }
 
 static void write_metrics(struct metrics_buf *b, void *arg)
