@@ -56,8 +56,8 @@ const struct config_key config_keys[] = {
 	  "the next on failure (docs/OPERATIONS.md)" },
 	{ SEC_LOCAL, "server_return_ms", T_U32, OFF(server_return_ms), NO_FLAG, 0, 86400000, NULL,
 	  "MS", "60000",
-	  "on a fallback server: go back to the first server after this long, at a moment no "
-	  "stream is open (0: stay)" },
+	  "on a fallback server: every MS, one handshake with the first server; once it "
+	  "answers, go back to it at a moment no stream is open (0: stay)" },
 	{ SEC_LOCAL, "resolver_lookups", T_ENUM, OFF(resolver_lookups), NO_FLAG, 0, 0, lookups,
 	  "ORDER", "fb",
 	  "how server names are looked up: fb (hosts file, then DNS), files or b (DNS only)" },

@@ -82,6 +82,14 @@ struct client {
 	bool have_addr, returning;
 	struct sockaddr_storage addr; /* cur's address, when have_addr */
 	uint64_t fallback_since;      /* established on a server other than the first */
+	/* On a fallback: a handshake with the first server, on a socket and
+	 * session of its own, proves it answers before the client goes back. */
+	struct peer *probe_peer; /* owned, may be NULL */
+	struct session *probe;   /* owned, may be NULL */
+	struct resolver_query *probe_q;
+	uint64_t probe_at;         /* the next probe */
+	bool probe_done, probe_ok; /* the probe ended (answered); free it */
+	bool first_ok;             /* the first server answered a probe */
 	uint64_t failovers, lookups_failed;
 	struct relay_host host;         /* the session's streams */
 	uint64_t sid;                   /* of the session host belongs to */
@@ -669,6 +677,9 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now);
 static void on_timer(void *arg, uint64_t now);
 static uint64_t before_sleep(void *arg, uint64_t now);
 
+static int new_session(struct client *cl, struct session **out, session_output_fn output, char *err,
+                       size_t errlen);
+
 static const struct config_endpoint *target(const struct client *cl)
 {
 	return &cl->cfg->servers.e[cl->cur];
@@ -782,30 +793,129 @@ static void fail_over(struct client *cl, const char *why)
 	go_to(cl, (cl->cur + 1) % cl->cfg->servers.n, why);
 }
 
-/* On a fallback for server_return_ms and no stream open: close the
- * fallback's session and handshake with the first server again. */
+/* --- the return to the first server ------------------------------------------ */
+
+static void free_probe(struct client *cl)
+{
+	resolver_cancel(cl->probe_q);
+	cl->probe_q = NULL;
+	if (cl->probe_peer)
+		peer_flush(cl->probe_peer); /* the probe session's close */
+	session_free(cl->probe);
+	peer_free(cl->probe_peer);
+	cl->probe = NULL;
+	cl->probe_peer = NULL;
+	cl->probe_done = cl->probe_ok = false;
+}
+
+static int on_probe_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+{
+	struct client *cl = user;
+
+	(void)to;
+	return cl->probe_peer ? peer_send(cl->probe_peer, d, len, NULL) : -1;
+}
+
+static void on_probe_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
+{
+	struct client *cl = arg;
+
+	if (cl->probe && !cl->probe_done)
+		(void)session_on_datagram(cl->probe, d->data, d->len, now, clock_wall_ms());
+}
+
+static void on_probe_timer(void *arg, uint64_t now)
+{
+	struct client *cl = arg;
+
+	if (cl->probe && !cl->probe_done)
+		session_on_timer(cl->probe, now, clock_wall_ms());
+}
+
+/* The probe's events: an answer proves the first server; the probe's
+ * session is closed at once (the server frees it). No answer within one
+ * handshake attempt: try again server_return_ms later. */
+static uint64_t probe_before_sleep(void *arg, uint64_t now)
+{
+	struct client *cl = arg;
+	struct session_event ev;
+
+	while (cl->probe && !cl->probe_done && session_next_event(cl->probe, &ev) == 0) {
+		if (ev.type == SESSION_EV_ESTABLISHED) {
+			cl->probe_ok = cl->probe_done = true;
+			session_close(cl->probe, now);
+		} else if (ev.type == SESSION_EV_HANDSHAKE_FAILED) {
+			cl->probe_done = true;
+		}
+	}
+	if (!cl->probe)
+		return UINT64_MAX;
+	if (cl->probe_done)
+		return now; /* the client's own before_sleep frees it next */
+	session_flush(cl->probe, now);
+	return session_next_deadline(cl->probe);
+}
+
+static void on_probe_resolved(void *arg, const struct resolver_result *res)
+{
+	struct client *cl = arg;
+	struct sockaddr_storage any;
+	struct peer_cb pcb = { on_probe_datagram, on_probe_timer, probe_before_sleep, cl };
+	char err[160];
+
+	cl->probe_q = NULL;
+	memset(&any, 0, sizeof any);
+	if (res->status == RESOLVER_OK && res->n > 0) {
+		any.ss_family = res->addrs[0].ss_family;
+		cl->probe_peer = peer_new(cl->loop, &any, &pcb, err, sizeof err);
+	}
+	if (!cl->probe_peer || peer_connect(cl->probe_peer, &res->addrs[0], err, sizeof err) != 0 ||
+	    new_session(cl, &cl->probe, on_probe_output, err, sizeof err) != 0)
+		cl->probe_done = true; /* freed in before_sleep; again later */
+}
+
+/* On a fallback: every server_return_ms, one handshake with the first
+ * server (probe); once it answered, go back at a moment no stream is
+ * open: close the fallback's session and handshake with the first. */
 static void maybe_return(struct client *cl, uint64_t now)
 {
-	uint32_t ms = cl->cfg->server_return_ms;
+	struct resolver_cb cb = { on_probe_resolved, cl };
+	const struct config_endpoint *first = &cl->cfg->servers.e[0];
+	bool on_fallback = cl->cur != 0 && cl->cfg->server_return_ms != 0 && !cl->draining &&
+	                   session_state(cl->sess) == SESSION_ESTABLISHED;
 
-	if (cl->cur == 0 || ms == 0 || cl->draining ||
-	    session_state(cl->sess) != SESSION_ESTABLISHED || now < cl->fallback_since + ms ||
-	    cl->nconns != 0)
+	bool probing = cl->probe || cl->probe_q || cl->probe_peer || cl->probe_done;
+
+	if (probing && (cl->probe_done || !on_fallback)) {
+		cl->first_ok = on_fallback && cl->probe_ok;
+		if (cl->probe_done && !cl->probe_ok)
+			cl->probe_at = now + cl->cfg->server_return_ms;
+		free_probe(cl);
+	}
+	if (!on_fallback)
 		return;
-	log_info("on fallback server %s:%u for %llu ms with no stream open: back to %s:%u",
+	if (!cl->first_ok && !cl->probe && !cl->probe_q && !cl->probe_peer && now >= cl->probe_at &&
+	    resolver_resolve(cl->res, first->host, first->port, RESOLVER_ANY, &cb, &cl->probe_q) !=
+	            0)
+		cl->probe_at = now + cl->cfg->server_return_ms;
+	if (!cl->first_ok || cl->nconns != 0)
+		return;
+	log_info("on fallback server %s:%u for %llu ms, %s:%u answers again and no stream is "
+	         "open: going back to it",
 	         target(cl)->host, (unsigned)target(cl)->port,
-	         (unsigned long long)(now - cl->fallback_since), cl->cfg->servers.e[0].host,
-	         (unsigned)cl->cfg->servers.e[0].port);
+	         (unsigned long long)(now - cl->fallback_since), first->host,
+	         (unsigned)first->port);
+	cl->first_ok = false;
 	cl->returning = true;
 	session_close(cl->sess, now);
 }
 
 static uint64_t return_deadline(const struct client *cl)
 {
-	if (cl->cur == 0 || cl->cfg->server_return_ms == 0 ||
+	if (cl->cur == 0 || cl->cfg->server_return_ms == 0 || cl->probe || cl->probe_q ||
 	    session_state(cl->sess) != SESSION_ESTABLISHED)
 		return UINT64_MAX;
-	return cl->fallback_since + cl->cfg->server_return_ms;
+	return cl->probe_at;
 }
 
 static void on_session_event(struct client *cl, const struct session_event *ev)
@@ -815,6 +925,8 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		cl->established++;
 		cl->sid = session_sid(cl->sess);
 		cl->fallback_since = clock_mono_ms();
+		cl->probe_at = cl->fallback_since + cl->cfg->server_return_ms;
+		cl->first_ok = false;
 		outage_end(cl, clock_mono_ms());
 		cl->refused_logged = false; /* heard the server: log the next refusal */
 		relay_host_init(&cl->host, host_mux, cl);
@@ -1086,7 +1198,8 @@ static bool healthy(void *arg, char *why, size_t whylen)
 
 /* --- set-up ------------------------------------------------------------------------ */
 
-static int make_session(struct client *cl, char *err, size_t errlen)
+static int new_session(struct client *cl, struct session **out, session_output_fn output, char *err,
+                       size_t errlen)
 {
 	struct session_client_config sc = { 0 };
 	struct keys_user user;
@@ -1105,14 +1218,19 @@ static int make_session(struct client *cl, char *err, size_t errlen)
 	sc.mux = &mc;
 	sc.dead_path_ms = cl->cfg->profile.dead_path_ms;
 	sc.rng = &cl->rng;
-	sc.output = on_output;
+	sc.output = output;
 	sc.output_user = cl;
 	sc.instance = cl->instance;
-	rc = session_client_new(&cl->sess, &sc, clock_mono_ms());
+	rc = session_client_new(out, &sc, clock_mono_ms());
 	socks5_wipe(&user, sizeof user);
 	if (rc != 0)
 		snprintf(err, errlen, "session: %s", ks_strerror(rc));
 	return rc;
+}
+
+static int make_session(struct client *cl, char *err, size_t errlen)
+{
+	return new_session(cl, &cl->sess, on_output, err, errlen);
 }
 
 static int open_sockets(struct client *cl, char *err, size_t errlen)
@@ -1216,6 +1334,7 @@ void client_free(struct client *cl)
 	}
 	metrics_server_free(cl->metrics);
 	tcp_listener_free(cl->listener);
+	free_probe(cl);
 	resolver_free(cl->res);
 	peer_free(cl->peer);
 	session_free(cl->sess);

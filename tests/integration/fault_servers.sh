@@ -9,9 +9,11 @@
 #   1. It starts on S1 (the first that answers).
 #   2. S1 is SIGKILLed: new connections go through S2 within SRV_FAILOVER_S
 #      (10 s) of the kill (dead path, then one handshake with S2).
-#   3. S1 comes back: within SRV_RETURN_S (15 s) the client is on S1 again
-#      (no stream open, server_return_ms passed): S1 lists its session, S2
-#      none (the client closed it), and requests work.
+#   3. While S1 stays down past server_return_ms, the client stays on S2
+#      and every request works (the return probe costs no outage).
+#   4. S1 comes back: within SRV_RETURN_S (15 s) the client is on S1 again
+#      (its probe answered, no stream open): S1 lists its session, S2 none
+#      (the client closed it), and requests work.
 . "$(dirname "$0")/lib.sh"
 lib_init fault_servers
 require_daemons
@@ -57,12 +59,22 @@ note "S1 killed: requests through S2 again $(($(now_ms) - t0)) ms after the kill
 sessions_on "$M2" 1 || die "the request did not go through S2"
 grep -q "trying 127.0.0.1:$P2" "$LOCAL_LOG" || die "the client did not log its failover"
 
-# 3. S1 back: the client returns to it
+# 2b. S1 still down past server_return_ms: the probe finds nothing, the
+# client stays on S2 and keeps serving (no outage)
+until_ms=$(($(now_ms) + SRV_RETURN_MS + 2000))
+while [ "$(now_ms)" -lt "$until_ms" ]; do
+	fetch_try 1K || die "a request failed on S2 while S1 was down (the return probe must cost no outage)"
+done
+sessions_on "$M2" 1 || die "the client left S2 while S1 was down"
+
+# 3. S1 back: the client probes it, then returns to it
 start_server
 t0=$(now_ms)
 wait_until "the client back on S1" "$SRV_RETURN_S" sessions_on "$M1" 1
 note "S1 restarted: the client was back on it $(($(now_ms) - t0)) ms later"
 wait_until "S2's session closed" 5 sessions_on "$M2" 0
+grep -q "answers again and no stream is open: going back" "$LOCAL_LOG" ||
+	die "the client did not log its return"
 time_to_fetch 5 1K >/dev/null
 sessions_on "$M1" 1 || die "the request after the return did not go through S1"
 alive "$S2_PID" || die "S2 died"
