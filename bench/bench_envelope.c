@@ -11,6 +11,7 @@
 
 #include "core/envelope.h"
 #include "core/handshake.h"
+#include "core/transport.h"
 
 enum { DGRAM = 1350, BATCH = 2048, ROUNDS = 60, HANDSHAKES = 2000 };
 

@@ -27,7 +27,7 @@ counters() {
 	local f=$T/m.txt
 	scrape "$SERVER_METRICS" >"$f"
 	for n in retransmits_timeout_total retransmits_fast_total retransmits_spurious_total \
-		srtt_ms segments_sent_total; do
+		srtt_seconds segments_sent_total; do
 		printf '%s=%s ' "${n%_total}" "$(metric_from "$f" sum "kcpsocks_session_$n")"
 	done
 }

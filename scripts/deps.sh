@@ -5,6 +5,9 @@
 # package (make test-package: build, lint and install the Debian package;
 # systemd for systemd-analyze and systemd-sysusers, man-db for its man check,
 # strace for the system calls the daemons make),
+# metrics (prometheus, for its promtool: the fast integration suite checks
+# both daemons' /metrics with `promtool check metrics`; the server is not
+# started, see policy-rc.d below),
 # cross (Debian's cross compilers, the multiarch -dev libraries for arm64,
 # armhf and mipsel, and qemu-user to run what they build: make cross,
 # make test-cross).
@@ -14,6 +17,7 @@ set -euo pipefail
 
 pkgs_build="gcc make python3 curl iproute2 procps clang libclang-rt-14-dev pkg-config libsodium-dev libev-dev libc-ares-dev libcmocka-dev libinih-dev clang-format"
 pkgs_realistic="curl nginx-light gnuplot-nox iproute2 procps"
+pkgs_metrics="prometheus"
 pkgs_package="build-essential debhelper dpkg-dev lintian systemd man-db strace"
 pkgs_bench="curl nginx-light gnuplot-nox kcptun microsocks shadowsocks-libev v2ray valgrind"
 cross_arches="arm64 armhf mipsel"
@@ -33,7 +37,7 @@ want=()
 for set in "$@"; do
 	var="pkgs_$set"
 	if [ -z "${!var:-}" ]; then
-		echo "deps.sh: unknown set '$set' (build, realistic, bench, package, cross)" >&2
+		echo "deps.sh: unknown set '$set' (build, realistic, bench, package, metrics, cross)" >&2
 		exit 2
 	fi
 	want+=(${!var})
@@ -72,7 +76,8 @@ for a in "${new_arches[@]}"; do
 done
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-# nginx must not start a system instance: the tests start their own.
+# nginx (and prometheus) must not start a system instance: the tests start
+# their own.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 	chmod +x /usr/sbin/policy-rc.d

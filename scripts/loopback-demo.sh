@@ -132,7 +132,7 @@ read -r size ttfb total < <(curl -s --socks5-hostname "127.0.0.1:$socks_port" -o
 	die "curl through the tunnel failed"
 got=$(sha256sum <"$tmp/got.bin" | cut -d' ' -f1)
 srtt=$(curl -s "http://127.0.0.1:$smetrics_port/metrics" |
-	sed -n 's/^kcpsocks_session_srtt_ms{.*} \([0-9]*\)$/\1/p' | head -n 1)
+	awk '/^kcpsocks_session_srtt_seconds\{/ { printf "%d\n", $2 * 1000; exit }')
 [ "$got" = "$want" ] || die "sha256 mismatch: got $got, want $want"
 cat <<EOF
 kcpsocks loopback demo ($web on 127.0.0.1:$http_port)

@@ -33,6 +33,7 @@
 
 #include "core/handshake.h"
 #include "core/keys.h"
+#include "core/transport.h"
 #include "io/clock.h"
 #include "io/sysrng.h"
 

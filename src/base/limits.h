@@ -265,7 +265,7 @@ enum {
 	METRICS_REQUEST_MAX = 2048,       /* request line + headers; more is refused (431) */
 	METRICS_GROW_INITIAL = 64 * 1024, /* first allocation of an unbounded /metrics body */
 	METRICS_BODY_MAX = 16 << 20,
-	METRICS_SESSION_SERIES_MAX = 64, /* sessions with per-session series in /metrics */
+	METRICS_SESSION_SERIES_MAX = 64, /* users with session series in /metrics */
 	METRICS_CLIENTS_MAX = 16,        /* scrapes served at once */
 	METRICS_TIMEOUT_MS = 5000,       /* whole exchange of one client */
 	METRICS_TIMEOUT_MAX_MS = 600000,

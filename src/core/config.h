@@ -115,11 +115,8 @@ struct config {
 	uint8_t private_key[CONFIG_KEY_LEN]; /* secret */
 	bool has_private_key;
 	char private_key_file[CONFIG_PATH_MAX + 1];
-	struct config_rule allow[CONFIG_RULES_MAX];
-	size_t n_allow;
-	struct config_rule deny[CONFIG_RULES_MAX];
-	size_t n_deny;
-	uint32_t accepted_profiles; /* bit i: profile_at(i) is accepted */
+	struct config_policy policy; /* allow, deny */
+	uint32_t accepted_profiles;  /* bit i: profile_at(i) is accepted */
 	uint32_t max_sessions;
 	uint32_t sessions_per_user;       /* 1: a new session replaces the user's old one */
 	uint32_t max_streams_per_session; /* a client gets min(this, profile max_streams) */

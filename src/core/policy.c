@@ -8,7 +8,6 @@
 
 #include "base/rd.h"
 #include "core/cfgtext.h"
-#include "core/config.h"
 
 static void mask_addr(uint8_t addr[static 16], unsigned prefix)
 {
@@ -158,8 +157,8 @@ static bool mapped_v4(const uint8_t addr[static 16], uint8_t v4[static 16])
 /* The destination is judged in each form it can be reached by: an
  * IPv4-mapped address meets both the IPv6 and the IPv4 rules. An address
  * family the rules do not know is refused (fail closed). */
-bool config_dest_allowed_with(const struct config *cfg, const struct config_self *self, int family,
-                              const uint8_t *addr, uint16_t port)
+bool config_dest_allowed_with(const struct config_policy *pol, const struct config_self *self,
+                              int family, const uint8_t *addr, uint16_t port)
 {
 	uint8_t v4[16];
 	bool mapped;
@@ -167,14 +166,15 @@ bool config_dest_allowed_with(const struct config *cfg, const struct config_self
 	if (family != 4 && family != 6)
 		return false;
 	mapped = family == 6 && mapped_v4(addr, v4);
-	if (any_match(cfg->allow, cfg->n_allow, self, family, addr, port) ||
-	    (mapped && any_match(cfg->allow, cfg->n_allow, self, 4, v4, port)))
+	if (any_match(pol->allow, pol->n_allow, self, family, addr, port) ||
+	    (mapped && any_match(pol->allow, pol->n_allow, self, 4, v4, port)))
 		return true;
-	return !any_match(cfg->deny, cfg->n_deny, self, family, addr, port) &&
-	       !(mapped && any_match(cfg->deny, cfg->n_deny, self, 4, v4, port));
+	return !any_match(pol->deny, pol->n_deny, self, family, addr, port) &&
+	       !(mapped && any_match(pol->deny, pol->n_deny, self, 4, v4, port));
 }
 
-bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr, uint16_t port)
+bool config_dest_allowed(const struct config_policy *pol, int family, const uint8_t *addr,
+                         uint16_t port)
 {
-	return config_dest_allowed_with(cfg, NULL, family, addr, port);
+	return config_dest_allowed_with(pol, NULL, family, addr, port);
 }

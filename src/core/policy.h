@@ -1,8 +1,9 @@
 /* policy.h - the server's destination policy: allow/deny rules, the host's
  * own addresses (`self`), and the verdict on one address and port.
  *
- * The rules are read by config.c (the allow and deny keys) into struct
- * config; the exit daemon asks config_dest_allowed_with before it connects.
+ * The rules are read by config.c (the allow and deny keys) into the
+ * struct config_policy of struct config; the exit daemon asks
+ * config_dest_allowed_with before it connects.
  * Pure: the I/O layer (src/io/ifaddrs.c) reads the own addresses.
  */
 #ifndef KCPSOCKS_POLICY_H
@@ -15,8 +16,6 @@
 #include "base/err.h"
 #include "base/limits.h"
 
-struct config;
-
 /* One destination rule: an address block and a port range. */
 struct config_rule {
 	uint8_t family;   /* 0: any address (written `*`), 4 or 6, or
@@ -28,6 +27,14 @@ struct config_rule {
 };
 
 enum { CONFIG_RULE_SELF = 1 };
+
+/* The rules of [server] allow and deny, in the order written. */
+struct config_policy {
+	struct config_rule allow[CONFIG_RULES_MAX];
+	size_t n_allow;
+	struct config_rule deny[CONFIG_RULES_MAX];
+	size_t n_deny;
+};
 
 /* The exit host's own interface addresses as the I/O layer last read them
  * (src/io/ifaddrs.c): the data a `self` rule matches. IPv4 in the first 4
@@ -62,14 +69,14 @@ struct config_self {
  * (borrowed; NULL: none known). The default deny list holds `self`,
  * loopback, private, link-local and the other IANA special-purpose blocks
  * (CONFIG_DEFAULT_DENY; docs/CONFIG.md lists them); setting deny replaces it. */
-KS_MUST_CHECK bool config_dest_allowed_with(const struct config *cfg,
+KS_MUST_CHECK bool config_dest_allowed_with(const struct config_policy *pol,
                                             const struct config_self *self, int family,
                                             const uint8_t *addr, uint16_t port);
 
 /* config_dest_allowed is config_dest_allowed_with without own addresses
  * (a `self` rule matches nothing). */
-KS_MUST_CHECK bool config_dest_allowed(const struct config *cfg, int family, const uint8_t *addr,
-                                       uint16_t port);
+KS_MUST_CHECK bool config_dest_allowed(const struct config_policy *pol, int family,
+                                       const uint8_t *addr, uint16_t port);
 
 /* config_self_has: is (family, addr) one of self's addresses? NULL: no. */
 KS_MUST_CHECK bool config_self_has(const struct config_self *self, int family, const uint8_t *addr);

@@ -4,7 +4,6 @@
 #include "base/minmax.h"
 #include "base/rd.h"
 #include "base/wr.h"
-#include "core/transport.h"
 
 static bool in(uint32_t v, uint32_t lo, uint32_t hi) { return v >= lo && v <= hi; }
 
@@ -109,9 +108,6 @@ void tparams_clamp(struct transport_params *out, const struct transport_params *
 	t.features = 0;
 	*out = t;
 }
-
-/* The one default set is the built-in profile `default` (transport.h). */
-void tparams_default(struct transport_params *p) { transport_proposal(profile_default(), p); }
 
 bool tparams_equal(const struct transport_params *a, const struct transport_params *b)
 {

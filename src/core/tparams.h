@@ -88,8 +88,4 @@ void tparams_clamp(struct transport_params *out, const struct transport_params *
 /* tparams_equal compares field by field (never the struct's padding). */
 bool tparams_equal(const struct transport_params *a, const struct transport_params *b);
 
-/* tparams_default fills p with the proposal of the built-in profile
- * `default` (transport_proposal; valid). */
-void tparams_default(struct transport_params *p);
-
 #endif

@@ -148,3 +148,6 @@ void transport_mux(const struct profile *p, uint32_t cap, struct mux_config *out
 	if (cap && out->max_streams > cap)
 		out->max_streams = cap;
 }
+
+/* The one default set is the built-in profile `default`. */
+void tparams_default(struct transport_params *p) { transport_proposal(profile_default(), p); }

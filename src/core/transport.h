@@ -65,6 +65,10 @@ uint8_t transport_profile_id(const char *name);
  * while pad_bucket is 0). */
 void transport_proposal(const struct profile *p, struct transport_params *out);
 
+/* tparams_default fills p with the proposal of the built-in profile
+ * `default`: the one default set of transport parameters (valid). */
+void tparams_default(struct transport_params *p);
+
 /* transport_local_of takes p's local KCP policy (min_rto_ms, dead_link,
  * dup_thin). */
 void transport_local_of(const struct profile *p, struct transport_local *out);

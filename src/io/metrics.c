@@ -190,8 +190,12 @@ void metrics_sample_f64(struct metrics_buf *b, const char *name, const struct me
 		strcpy(v, "NaN");
 	else if (isinf(value))
 		strcpy(v, value > 0 ? "+Inf" : "-Inf");
-	else
-		snprintf(v, sizeof v, "%.17g", value);
+	else /* the shortest form that reads back exactly: 0.009, not 0.0089999999999999993 */
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(v, sizeof v, "%.*g", prec, value);
+			if (strtod(v, NULL) == value)
+				break;
+		}
 	sample(b, name, labels, nlabels, v);
 }
 

@@ -147,6 +147,7 @@ static void push_up(struct relay *r)
 		}
 		tcp_conn_consume(r->conn, (size_t)w);
 		r->host->bytes_up += (uint64_t)w;
+		r->bytes_up += (uint64_t)w;
 		r->host->dirty = true;
 	}
 	if (tcp_conn_eof(r->conn) && !r->up_done) {
@@ -193,6 +194,7 @@ static void push_down(struct relay *r)
 			return;
 		}
 		r->host->bytes_down += (uint64_t)n;
+		r->bytes_down += (uint64_t)n;
 	}
 }
 

@@ -76,7 +76,8 @@ enum relay_phase {
 	RELAY_DONE,        /* finished; out of the table */
 };
 
-/* The fields are the module's; the owner reads only id and phase. */
+/* The fields are the module's; the owner reads only id, phase and the
+ * byte counts (for its access log line). */
 struct relay {
 	struct relay_host *host; /* borrowed */
 	struct relay *next;      /* hash chain */
@@ -84,9 +85,10 @@ struct relay {
 	enum relay_phase phase;
 	struct tcp_conn *conn; /* owned while RUNNING */
 	struct relay_ops ops;
-	bool up_done;   /* TCP EOF passed on as mux_stream_shutdown */
-	bool down_end;  /* the stream's end was read; tcp_conn_shutdown asked */
-	bool down_done; /* our FIN left (TCP_CONN_SHUTDOWN) */
+	bool up_done;                  /* TCP EOF passed on as mux_stream_shutdown */
+	bool down_end;                 /* the stream's end was read; tcp_conn_shutdown asked */
+	bool down_done;                /* our FIN left (TCP_CONN_SHUTDOWN) */
+	uint64_t bytes_up, bytes_down; /* this stream's TCP->mux and mux->TCP */
 };
 
 /* relay_host_init readies an empty host for one session. */

@@ -1,14 +1,21 @@
-/* smetrics.c - per-session Prometheus families (see smetrics.h). */
+/* smetrics.c - per-user session families and the UDP counters (see smetrics.h). */
 #include "io/smetrics.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "base/limits.h"
+
+enum combine { SUM, MAX };
 
 struct family {
 	const char *name;
 	enum metrics_type type;
+	enum combine combine; /* how one user's sessions add up */
+	bool ms;              /* the value is milliseconds: written as seconds */
 	const char *help;
 	uint64_t (*get)(const struct session_stats *st);
 };
@@ -39,42 +46,84 @@ GET(g_ping_rtt, st->rtt_ms)
 #undef GET
 
 static const struct family fams[] = {
-	{ "kcpsocks_session_srtt_ms", METRICS_GAUGE, "KCP smoothed round-trip time", g_srtt },
-	{ "kcpsocks_session_rttvar_ms", METRICS_GAUGE, "KCP round-trip time variation", g_rttvar },
-	{ "kcpsocks_session_rto_ms", METRICS_GAUGE, "KCP retransmission timeout", g_rto },
-	{ "kcpsocks_session_cwnd_segments", METRICS_GAUGE, "KCP congestion window", g_cwnd },
-	{ "kcpsocks_session_inflight_segments", METRICS_GAUGE,
-	  "KCP segments sent, not acknowledged", g_inflight },
-	{ "kcpsocks_session_waitsnd_segments", METRICS_GAUGE, "KCP segments queued or in flight",
-	  g_waitsnd },
-	{ "kcpsocks_session_retransmits_timeout_total", METRICS_COUNTER,
-	  "KCP segments retransmitted after an RTO", g_retx_timeout },
-	{ "kcpsocks_session_retransmits_fast_total", METRICS_COUNTER,
-	  "KCP segments retransmitted by fast retransmit", g_retx_fast },
-	{ "kcpsocks_session_retransmits_spurious_total", METRICS_COUNTER,
-	  "retransmissions found unnecessary (the original arrived)", g_retx_spurious },
-	{ "kcpsocks_session_duplicate_segments_total", METRICS_COUNTER,
-	  "KCP data segments received more than once", g_dup },
-	{ "kcpsocks_session_segments_sent_total", METRICS_COUNTER,
-	  "KCP data segments sent (first transmissions)", g_seg_sent },
-	{ "kcpsocks_session_thin_copies_total", METRICS_COUNTER,
-	  "KCP second copies of thin-flight segments (K11)", g_dup_thin },
-	{ "kcpsocks_session_received_bytes_total", METRICS_COUNTER,
+	{ "kcpsocks_session_srtt_seconds", METRICS_GAUGE, MAX, true,
+	  "smoothed round-trip time of the tunnel (the largest of the user's sessions)", g_srtt },
+	{ "kcpsocks_session_rttvar_seconds", METRICS_GAUGE, MAX, true,
+	  "variation of the tunnel's round-trip time", g_rttvar },
+	{ "kcpsocks_session_rto_seconds", METRICS_GAUGE, MAX, true,
+	  "retransmission timeout: how long a lost packet waits before it is sent again", g_rto },
+	{ "kcpsocks_session_cwnd_segments", METRICS_GAUGE, SUM, false,
+	  "congestion window: packets allowed in flight", g_cwnd },
+	{ "kcpsocks_session_inflight_segments", METRICS_GAUGE, SUM, false,
+	  "packets sent and not yet acknowledged", g_inflight },
+	{ "kcpsocks_session_waitsnd_segments", METRICS_GAUGE, SUM, false,
+	  "packets queued or in flight", g_waitsnd },
+	{ "kcpsocks_session_retransmits_timeout_total", METRICS_COUNTER, SUM, false,
+	  "packets sent again because no acknowledgement came in time", g_retx_timeout },
+	{ "kcpsocks_session_retransmits_fast_total", METRICS_COUNTER, SUM, false,
+	  "packets sent again early because later ones were acknowledged (likely lost)",
+	  g_retx_fast },
+	{ "kcpsocks_session_retransmits_spurious_total", METRICS_COUNTER, SUM, false,
+	  "resends that turned out unnecessary (the original arrived)", g_retx_spurious },
+	{ "kcpsocks_session_duplicate_segments_total", METRICS_COUNTER, SUM, false,
+	  "data packets received more than once", g_dup },
+	{ "kcpsocks_session_segments_sent_total", METRICS_COUNTER, SUM, false,
+	  "data packets sent for the first time", g_seg_sent },
+	{ "kcpsocks_session_thin_copies_total", METRICS_COUNTER, SUM, false,
+	  "extra copies of packets sent while little data was in flight (profile lossy)",
+	  g_dup_thin },
+	{ "kcpsocks_session_received_bytes_total", METRICS_COUNTER, SUM, false,
 	  "bytes of authenticated datagrams received", g_bytes_in },
-	{ "kcpsocks_session_sent_bytes_total", METRICS_COUNTER, "bytes of datagrams sent",
-	  g_bytes_out },
-	{ "kcpsocks_session_received_datagrams_total", METRICS_COUNTER,
+	{ "kcpsocks_session_sent_bytes_total", METRICS_COUNTER, SUM, false,
+	  "bytes of datagrams sent", g_bytes_out },
+	{ "kcpsocks_session_received_datagrams_total", METRICS_COUNTER, SUM, false,
 	  "authenticated datagrams received", g_dgram_in },
-	{ "kcpsocks_session_sent_datagrams_total", METRICS_COUNTER, "datagrams sent", g_dgram_out },
-	{ "kcpsocks_session_dropped_datagrams_total", METRICS_COUNTER,
-	  "datagrams of this session that did not open", g_dropped },
-	{ "kcpsocks_session_streams", METRICS_GAUGE, "mux streams held", g_streams },
-	{ "kcpsocks_session_memory_bytes", METRICS_GAUGE, "heap bytes held by the session", g_mem },
-	{ "kcpsocks_session_keepalives_total", METRICS_COUNTER, "keepalive PINGs sent",
+	{ "kcpsocks_session_sent_datagrams_total", METRICS_COUNTER, SUM, false, "datagrams sent",
+	  g_dgram_out },
+	{ "kcpsocks_session_dropped_datagrams_total", METRICS_COUNTER, SUM, false,
+	  "datagrams of the session that did not decrypt", g_dropped },
+	{ "kcpsocks_session_streams", METRICS_GAUGE, SUM, false, "connections carried now",
+	  g_streams },
+	{ "kcpsocks_session_memory_bytes", METRICS_GAUGE, SUM, false, "memory held by the sessions",
+	  g_mem },
+	{ "kcpsocks_session_keepalives_total", METRICS_COUNTER, SUM, false, "keepalive pings sent",
 	  g_keepalives },
-	{ "kcpsocks_session_ping_rtt_ms", METRICS_GAUGE, "last PING round trip through every queue",
-	  g_ping_rtt },
+	{ "kcpsocks_session_ping_rtt_seconds", METRICS_GAUGE, MAX, true,
+	  "round trip of the last ping, queueing included", g_ping_rtt },
 };
+
+static int by_user(const void *a, const void *b)
+{
+	const struct smetrics_session *x = a, *y = b;
+
+	return strcmp(x->user ? x->user : "", y->user ? y->user : "");
+}
+
+static bool same_user(const struct smetrics_session *x, const struct smetrics_session *y)
+{
+	return by_user(x, y) == 0;
+}
+
+/* One sample for the user whose sessions are v[0..n). */
+static void user_sample(struct metrics_buf *b, const struct family *f,
+                        const struct smetrics_session *v, size_t n)
+{
+	struct metrics_label l = { "user", v[0].user ? v[0].user : "" };
+	uint64_t acc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t x = f->get(&v[i].st);
+
+		if (f->combine == MAX)
+			acc = x > acc ? x : acc;
+		else
+			acc += x;
+	}
+	if (f->ms)
+		metrics_sample_f64(b, f->name, &l, 1, (double)acc / 1000.0);
+	else
+		metrics_sample_u64(b, f->name, &l, 1, acc);
+}
 
 /* Upper bounds (seconds) of the RTT histogram's buckets; +Inf follows. */
 static const double rtt_le[] = {
@@ -102,7 +151,7 @@ static void rtt_histogram(struct metrics_buf *b, const struct smetrics_session *
 			counts[k] += rtt <= rtt_le[k];
 	}
 	metrics_family(b, name, METRICS_HISTOGRAM,
-	               "KCP smoothed round-trip time of the sessions up, in seconds");
+	               "smoothed round-trip time of every session up, in seconds");
 	for (size_t k = 0; k < sizeof rtt_le / sizeof rtt_le[0]; k++) {
 		struct metrics_label l = { "le", le };
 
@@ -115,36 +164,53 @@ static void rtt_histogram(struct metrics_buf *b, const struct smetrics_session *
 	metrics_sample_u64(b, "kcpsocks_session_rtt_seconds_count", NULL, 0, total);
 }
 
-void smetrics_sessions(struct metrics_buf *b, const struct smetrics_session *v, size_t n)
+/* The end of the run of v[i]'s user in the sorted v[0..n). */
+static size_t run_end(const struct smetrics_session *v, size_t n, size_t i)
 {
-	size_t shown = n < METRICS_SESSION_SERIES_MAX ? n : METRICS_SESSION_SERIES_MAX;
+	size_t j = i + 1;
 
+	while (j < n && same_user(&v[i], &v[j]))
+		j++;
+	return j;
+}
+
+void smetrics_sessions(struct metrics_buf *b, struct smetrics_session *v, size_t n)
+{
+	size_t users = 0, shown;
+
+	if (n > 1)
+		qsort(v, n, sizeof *v, by_user);
+	for (size_t i = 0; i < n; i = run_end(v, n, i))
+		users++;
+	shown = users < METRICS_SESSION_SERIES_MAX ? users : METRICS_SESSION_SERIES_MAX;
 	rtt_histogram(b, v, n);
 	metrics_gauge(b, "kcpsocks_session_series_omitted",
-	              "sessions up whose per-session series are not shown (bound "
-	              "METRICS_SESSION_SERIES_MAX)",
-	              (double)(n - shown));
+	              "users with a session up whose series below are left out (too many to show)",
+	              (double)(users - shown));
 	for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
 		metrics_family(b, fams[f].name, fams[f].type, fams[f].help);
-		for (size_t i = 0; i < shown; i++) {
-			struct metrics_label l[2] = { { "sid", v[i].sid },
-				                      { "user", v[i].user ? v[i].user : "" } };
-
-			metrics_sample_u64(b, fams[f].name, l, 2, fams[f].get(&v[i].st));
+		for (size_t i = 0, u = 0, j; i < n && u < shown; i = j, u++) {
+			j = run_end(v, n, i);
+			user_sample(b, &fams[f], &v[i], j - i);
 		}
 	}
 }
 
 void smetrics_udp(struct metrics_buf *b, const struct peer_stats *ps)
 {
-	metrics_counter(b, "kcpsocks_udp_received_datagrams_total", "datagrams received",
-	                ps->rx->datagrams);
-	metrics_counter(b, "kcpsocks_udp_sent_datagrams_total", "datagrams sent", ps->tx->sent);
-	metrics_counter(b, "kcpsocks_udp_sendmmsg_calls_total", "sendmmsg calls", ps->tx->calls);
+	metrics_counter(b, "kcpsocks_udp_received_datagrams_total",
+	                "datagrams received on the UDP socket", ps->rx->datagrams);
+	metrics_counter(b, "kcpsocks_udp_sent_datagrams_total", "datagrams sent on the UDP socket",
+	                ps->tx->sent);
+	metrics_counter(b, "kcpsocks_udp_sendmmsg_calls_total",
+	                "batched send calls (datagrams per call = sent datagrams / calls)",
+	                ps->tx->calls);
 	metrics_counter(b, "kcpsocks_udp_gso_messages_total",
-	                "sendmmsg messages that carried several datagrams (UDP GSO)",
+	                "sends that handed the kernel several datagrams at once (UDP GSO)",
 	                ps->tx->gso_messages);
-	metrics_counter(b, "kcpsocks_udp_recvmmsg_calls_total", "recvmmsg calls", ps->rx->calls);
-	metrics_counter(b, "kcpsocks_timer_wakeups_total", "session timer expiries",
+	metrics_counter(b, "kcpsocks_udp_recvmmsg_calls_total", "batched receive calls",
+	                ps->rx->calls);
+	metrics_counter(b, "kcpsocks_timer_wakeups_total",
+	                "wake-ups of the session timer (an idle daemon adds almost none)",
 	                ps->timer_fires);
 }

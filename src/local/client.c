@@ -60,7 +60,10 @@ struct lconn {
 	struct lconn *next_wait;        /* LC_WAIT queue, or the zombie list */
 	ev_timer negotiate_timer;       /* runs while LC_NEGOTIATE, then while LC_WAIT */
 	uint64_t id;
-	bool fast_pending; /* fast open: SUCCEEDED given, the server's reply not yet */
+	bool fast_pending;        /* fast open: SUCCEEDED given, the server's reply not yet */
+	char from[ADDR_TEXT_MAX]; /* the application's address, for the access log */
+	uint64_t start_ms;        /* monotonic, at accept */
+	int rep;                  /* the SOCKS5 REP given to the application, -1 before */
 };
 
 struct client {
@@ -119,6 +122,7 @@ struct client {
 	enum session_lost_reason last_lost;
 	bool ever_lost;
 	uint64_t fast_opened, fast_failed[SOCKS5_REP_LAST + 1]; /* fast open */
+	bool silent_hinted; /* the likely causes of a silent server were logged */
 };
 
 /* The host's mux: the session's, as long as it is the same session. */
@@ -131,24 +135,55 @@ static struct mux *host_mux(void *ctx)
 
 /* --- lconn life cycle ------------------------------------------------------- */
 
+/* The access log: one line per request (up is application -> server).
+ * Failures are rate-limited, so a refused flood cannot flood the log. */
+static void access_log(const struct lconn *lc)
+{
+	uint64_t ms = clock_mono_ms() - lc->start_ms;
+	char line[LOG_LINE_MAX];
+
+	if (!lc->dst[0] || !log_enabled(LOG_LEVEL_INFO))
+		return;
+	/* A longer line (a long host name) is cut, like any log line. */
+	if (snprintf(line, sizeof line,
+	             "stream user=%s client=%s dest=%s result=\"%s\" up=%llu down=%llu "
+	             "duration=%llu.%03llus",
+	             lc->cl->cfg->user, lc->from, lc->dst,
+	             lc->rep < 0 ? "no reply" : socks5_rep_name((uint8_t)lc->rep),
+	             (unsigned long long)lc->relay.bytes_up,
+	             (unsigned long long)lc->relay.bytes_down, (unsigned long long)(ms / 1000),
+	             (unsigned long long)(ms % 1000)) < 0)
+		return;
+	if (lc->rep == SOCKS5_REP_SUCCEEDED)
+		log_info("%s", line);
+	else
+		log_limited(LOG_LEVEL_INFO, "%s", line);
+}
+
+/* wait_unlink takes lc off the queue of requests waiting for a session. */
+static void wait_unlink(struct client *cl, struct lconn *lc)
+{
+	struct lconn **pp = &cl->wait_head;
+
+	while (*pp && *pp != lc)
+		pp = &(*pp)->next_wait;
+	if (*pp)
+		*pp = lc->next_wait;
+	cl->wait_tail = NULL;
+	for (struct lconn *w = cl->wait_head; w; w = w->next_wait)
+		cl->wait_tail = w;
+}
+
 static void lconn_kill(struct lconn *lc)
 {
 	struct client *cl = lc->cl;
 
 	if (lc->phase == LC_ZOMBIE)
 		return;
+	access_log(lc);
 	ev_timer_stop(cl->loop, &lc->negotiate_timer);
-	if (lc->phase == LC_WAIT) {
-		struct lconn **pp = &cl->wait_head;
-
-		while (*pp && *pp != lc)
-			pp = &(*pp)->next_wait;
-		if (*pp)
-			*pp = lc->next_wait;
-		cl->wait_tail = NULL;
-		for (struct lconn *w = cl->wait_head; w; w = w->next_wait)
-			cl->wait_tail = w;
-	}
+	if (lc->phase == LC_WAIT)
+		wait_unlink(cl, lc);
 	if (lc->relay.phase == RELAY_PENDING && lc->relay.host)
 		relay_remove(&lc->relay);
 	if (lc->phase == LC_NEGOTIATE)
@@ -195,6 +230,7 @@ static void lconn_fail(struct lconn *lc, uint8_t rep)
 	ssize_t n = socks5_encode_reply(out, sizeof out, rep, NULL);
 
 	lc->cl->replies[rep <= SOCKS5_REP_LAST ? rep : SOCKS5_REP_GENERAL_FAILURE]++;
+	lc->rep = rep;
 	log_debug("conn#%llu %s: %s", (unsigned long long)lc->id, lc->dst, socks5_rep_name(rep));
 	if (n < 0 || tcp_conn_write(lc->tcp, out, (size_t)n) != n || tcp_conn_shutdown(lc->tcp)) {
 		lconn_kill(lc);
@@ -233,6 +269,7 @@ static void fast_start(struct lconn *lc)
 	}
 	cl->fast_opened++;
 	cl->replies[SOCKS5_REP_SUCCEEDED]++;
+	lc->rep = SOCKS5_REP_SUCCEEDED;
 	log_debug("conn#%llu %s: fast open", (unsigned long long)lc->id, lc->dst);
 	lc->fast_pending = true;
 	lc->phase = LC_RELAY;
@@ -342,6 +379,9 @@ static void negotiate_failed(struct lconn *lc, int rc, const struct socks5_step 
 	cl->socks_failed++;
 	if (st->rep >= 0 && st->rep <= SOCKS5_REP_LAST)
 		cl->replies[st->rep]++;
+	log_limited(LOG_LEVEL_INFO, "socks5 client=%s refused: %s", lc->from,
+	            st->fault == SOCKS5_FAULT_AUTH ? "wrong username or password"
+	                                           : socks5_fault_name(st->fault));
 	log_debug("conn#%llu socks5: %s (%s)", (unsigned long long)lc->id, ks_strerror(rc),
 	          socks5_fault_name(st->fault));
 	/* A refused RFC 1929 request may still sit in the read buffer. */
@@ -424,15 +464,8 @@ static void on_tcp(struct tcp_conn *c, const struct tcp_conn_event *ev, void *ar
 static void wait_timeout(struct lconn *lc)
 {
 	struct client *cl = lc->cl;
-	struct lconn **pp = &cl->wait_head;
 
-	while (*pp && *pp != lc)
-		pp = &(*pp)->next_wait;
-	if (*pp)
-		*pp = lc->next_wait;
-	cl->wait_tail = NULL;
-	for (struct lconn *w = cl->wait_head; w; w = w->next_wait)
-		cl->wait_tail = w;
+	wait_unlink(cl, lc);
 	lc->phase = LC_NEGOTIATE; /* off the queue */
 	cl->wait_failed++;
 	log_debug("conn#%llu %s: no session within %d ms", (unsigned long long)lc->id, lc->dst,
@@ -474,6 +507,9 @@ static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
 	}
 	lc->cl = cl;
 	lc->id = ++cl->next_id;
+	lc->rep = -1;
+	lc->start_ms = clock_mono_ms();
+	addr_format(peer, lc->from);
 	lc->phase = LC_NEGOTIATE;
 	lc->next = cl->conns;
 	if (cl->conns)
@@ -512,6 +548,7 @@ static void on_reply(struct lconn *lc, const struct mux_event *ev)
 		return;
 	}
 	cl->replies[rep.rep]++;
+	lc->rep = rep.rep;
 	log_debug("conn#%llu %s: %s", (unsigned long long)lc->id, lc->dst,
 	          socks5_rep_name(rep.rep));
 	if (tcp_conn_write(lc->tcp, ev->data, ev->len) != (ssize_t)ev->len) {
@@ -558,6 +595,7 @@ static void on_fast_answer(struct lconn *lc, const struct mux_event *ev)
 	if (code == SOCKS5_REP_SUCCEEDED)
 		return;
 	cl->fast_failed[code <= SOCKS5_REP_LAST ? code : SOCKS5_REP_GENERAL_FAILURE]++;
+	lc->rep = code; /* the application saw a reset, not this code */
 	log_debug("conn#%llu %s: %s after fast open: connection reset", (unsigned long long)lc->id,
 	          lc->dst, socks5_rep_name(code));
 	relay_reset(&lc->relay); /* done() kills lc */
@@ -648,6 +686,23 @@ static const char *const lost_names[SESSION_LOST_REASONS] = {
 	[SESSION_LOST_NO_ANSWER] = "no answer from the server",
 	[SESSION_LOST_PEER_CLOSED] = "closed by the server",
 };
+
+/* A server that never answers looks the same whatever the cause (it drops
+ * a handshake it cannot authenticate without a word), so the likely
+ * causes are listed, once until a session is established. */
+static void silent_hint(struct client *cl)
+{
+	const struct config_endpoint *e = &cl->cfg->servers.e[cl->cur];
+
+	if (cl->silent_hinted)
+		return;
+	cl->silent_hinted = true;
+	log_warn("the server %s:%u does not answer. Likely causes: server_public_key or this "
+	         "user's psk does not match the server's (it drops such handshakes silently; "
+	         "its log shows them at info), UDP to port %u is blocked on the way, or the "
+	         "server is not running",
+	         e->host, (unsigned)e->port, (unsigned)e->port);
+}
 
 /* An outage starts at a loss that leaves no session behind (every reason
  * but a restart switch, which brings its new session along) or at a
@@ -923,6 +978,7 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 	switch (ev->type) {
 	case SESSION_EV_ESTABLISHED:
 		cl->established++;
+		cl->silent_hinted = false;
 		cl->sid = session_sid(cl->sess);
 		cl->fallback_since = clock_mono_ms();
 		cl->probe_at = cl->fallback_since + cl->cfg->server_return_ms;
@@ -945,6 +1001,7 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		cl->hs_failed++;
 		log_limited(LOG_LEVEL_WARN, "handshake with %s:%u: no answer; retrying",
 		            target(cl)->host, (unsigned)target(cl)->port);
+		silent_hint(cl);
 		outage_begin(cl, clock_mono_ms());
 		wait_flush(cl, false);
 		fail_over(cl, "no answer");
@@ -1075,10 +1132,11 @@ static void write_outage_metrics(struct metrics_buf *b, struct client *cl,
 	                "times the session was lost with no new one at hand, or a first "
 	                "handshake failed",
 	                cl->outages);
-	metrics_counter(b, "kcpsocks_local_outage_milliseconds_total",
-	                "time spent in outages, the current one included", ms);
+	metrics_family(b, "kcpsocks_local_outage_seconds_total", METRICS_COUNTER,
+	               "time spent in outages, the current one included");
+	metrics_sample_f64(b, "kcpsocks_local_outage_seconds_total", NULL, 0, (double)ms / 1000.0);
 	metrics_counter(b, "kcpsocks_local_sessions_dead_path_total",
-	                "sessions declared down: data unanswered for dead_path_ms",
+	                "sessions declared down: data went unanswered for dead_path_ms",
 	                st.lost[SESSION_LOST_NO_ANSWER]);
 	metrics_counter(b, "kcpsocks_local_sessions_closed_by_server_total",
 	                "sessions the server closed with a close datagram",
@@ -1114,8 +1172,8 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_counter(b, "kcpsocks_local_socks_failed_total",
 	                "SOCKS5 negotiations refused (bad message, method or password)",
 	                cl->socks_failed);
-	metrics_counter(b, "kcpsocks_local_streams_opened_total", "mux streams opened",
-	                cl->streams_opened);
+	metrics_counter(b, "kcpsocks_local_streams_opened_total",
+	                "streams opened through the tunnel (one per CONNECT)", cl->streams_opened);
 	metrics_family(b, "kcpsocks_local_replies_total", METRICS_COUNTER,
 	               "SOCKS5 replies given to applications, by REP code");
 	for (int i = 0; i <= SOCKS5_REP_LAST; i++) {
@@ -1143,9 +1201,11 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_counter(b, "kcpsocks_sessions_lost_total", "sessions that ended", cl->lost);
 	metrics_gauge(b, "kcpsocks_sessions", "sessions established now",
 	              session_state(cl->sess) == SESSION_ESTABLISHED ? 1 : 0);
-	metrics_counter(b, "kcpsocks_relay_up_bytes_total", "bytes from applications into streams",
+	metrics_counter(b, "kcpsocks_relay_up_bytes_total",
+	                "bytes relayed up: from applications towards their destinations",
 	                cl->relay_up + cl->host.bytes_up);
-	metrics_counter(b, "kcpsocks_relay_down_bytes_total", "bytes from streams to applications",
+	metrics_counter(b, "kcpsocks_relay_down_bytes_total",
+	                "bytes relayed down: from destinations back to applications",
 	                cl->relay_down + cl->host.bytes_down);
 	peer_stats(cl->peer, &ps);
 	smetrics_udp(b, &ps);

@@ -1,15 +1,19 @@
-/* main.c - kcpsocks-local: options -> config -> the client on one loop. */
+/* main.c - kcpsocks-local: `status`, or options -> config -> the client on one loop. */
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/config.h"
 #include "io/dconf.h"
 #include "io/log.h"
+#include "io/mstatus.h"
 #include "io/sysrng.h"
 #include "local/client.h"
 
-#define USAGE "usage: kcpsocks-local [-c|--config FILE] [--check-config] [--KEY VALUE]..."
+#define USAGE                                                                                      \
+	"usage: kcpsocks-local [-c|--config FILE] [--check-config] [--KEY VALUE]...\n"             \
+	"       kcpsocks-local status [-c|--config FILE] [--KEY VALUE]..."
 
 static void *start(struct ev_loop *loop, const struct config *cfg, void *arg, char *err,
                    size_t errlen)
@@ -43,6 +47,8 @@ int main(int argc, char **argv)
 		log_error("libsodium: no usable random source");
 		return EXIT_FAILURE;
 	}
+	if (argc > 1 && !strcmp(argv[1], "status"))
+		return mstatus_main(argc, argv, 2, CONFIG_ROLE_LOCAL, USAGE);
 	if (dconf_parse(argc, argv, 1, CONFIG_ROLE_LOCAL, USAGE, &cfg, &act, err, sizeof err) !=
 	    0) {
 		log_error("%s", err);

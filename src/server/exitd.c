@@ -39,6 +39,7 @@ struct tunnel {
 	struct exitd *x; /* borrowed */
 	uint64_t sid;
 	const char *user; /* borrowed from the config */
+	size_t ui;        /* index of user in the config, or cfg->n_users if unknown */
 	struct relay_host host;
 	struct tunnel *next; /* hash chain */
 };
@@ -52,7 +53,19 @@ struct estream {
 	struct tcp_connect *tc;   /* owned while CONNECT */
 	struct socks5_addr dst;
 	char dst_text[SOCKS5_ADDR_TEXT_MAX];
+	const char *user;         /* borrowed from the config */
+	char from[ADDR_TEXT_MAX]; /* the client's address when the stream opened */
+	uint64_t start_ms;        /* monotonic */
+	uint8_t rep;              /* the SOCKS5 reply given */
+	const char *why;          /* why it failed, or NULL */
 	struct estream *next_zombie;
+};
+
+/* Per-user accounting (the metrics' user label): kept for the process's
+ * life, so the counters never go back when a session ends. Up is from the
+ * client towards the destination, down the other way. */
+struct user_acct {
+	uint64_t up, down, streams, sessions;
 };
 
 struct exitd {
@@ -74,6 +87,7 @@ struct exitd {
 	/* counters for /metrics */
 	uint64_t streams_total, replies[SOCKS5_REP_LAST + 1], handshakes_ok;
 	uint64_t relay_up, relay_down; /* of tunnels already gone */
+	struct user_acct *acct;        /* owned, cfg->n_users */
 };
 
 static void reply_count(struct exitd *x, uint8_t rep)
@@ -105,12 +119,39 @@ static struct mux *tunnel_mux(void *ctx)
 
 /* --- streams --------------------------------------------------------------------- */
 
+/* The access log: one line per stream. Up is client -> destination
+ * (mux -> TCP here), down the other way. Failures are rate-limited, so a
+ * client hammering a refused destination cannot flood the log. */
+static void access_log(const struct estream *es)
+{
+	uint64_t ms = clock_mono_ms() - es->start_ms;
+	char line[LOG_LINE_MAX];
+
+	if (!log_enabled(LOG_LEVEL_INFO))
+		return;
+	/* A longer line (a long host name) is cut, like any log line. */
+	if (snprintf(line, sizeof line,
+	             "stream user=%s client=%s dest=%s result=\"%s\"%s%s%s up=%llu down=%llu "
+	             "duration=%llu.%03llus",
+	             es->user, es->from, es->dst_text, socks5_rep_name(es->rep),
+	             es->why ? " reason=\"" : "", es->why ? es->why : "", es->why ? "\"" : "",
+	             (unsigned long long)es->relay.bytes_down,
+	             (unsigned long long)es->relay.bytes_up, (unsigned long long)(ms / 1000),
+	             (unsigned long long)(ms % 1000)) < 0)
+		return;
+	if (es->rep == SOCKS5_REP_SUCCEEDED && !es->why)
+		log_info("%s", line);
+	else
+		log_limited(LOG_LEVEL_INFO, "%s", line);
+}
+
 static void estream_kill(struct estream *es)
 {
 	struct exitd *x = es->x;
 
 	if (es->phase == ES_ZOMBIE)
 		return;
+	access_log(es);
 	resolver_cancel(es->q);
 	tcp_connect_cancel(es->tc);
 	es->q = NULL;
@@ -143,8 +184,8 @@ static void stream_reply(struct exitd *x, struct relay_host *h, uint32_t id, uin
 
 static void estream_fail(struct estream *es, uint8_t rep, const char *why)
 {
-	log_debug("stream %u to %s: %s (%s)", es->relay.id, es->dst_text, socks5_rep_name(rep),
-	          why);
+	es->rep = rep;
+	es->why = why;
 	if (es->t)
 		stream_reply(es->x, &es->t->host, es->relay.id, rep, NULL);
 	else
@@ -203,6 +244,7 @@ static void on_connected(void *arg, const struct tcp_connect_result *res)
 		return;
 	}
 	bound_addr(res->local, &bnd);
+	es->rep = SOCKS5_REP_SUCCEEDED;
 	stream_reply(es->x, &es->t->host, es->relay.id, SOCKS5_REP_SUCCEEDED, &bnd);
 	log_debug("stream %u to %s: connected", es->relay.id, es->dst_text);
 	es->phase = ES_RELAY;
@@ -229,7 +271,7 @@ static size_t allowed(struct exitd *x, const struct sockaddr_storage *in, size_t
 			fam = 6;
 		} else
 			continue;
-		if (config_dest_allowed_with(x->cfg, self, fam, a, addr_port(&in[i])))
+		if (config_dest_allowed_with(&x->cfg->policy, self, fam, a, addr_port(&in[i])))
 			out[k++] = in[i];
 	}
 	return k;
@@ -299,6 +341,20 @@ static void start_stream(struct estream *es)
 		estream_fail(es, SOCKS5_REP_GENERAL_FAILURE, ks_strerror(rc));
 }
 
+/* The client's address now (it may move: NAT rebinding), as text. */
+static void tunnel_peer(struct exitd *x, const struct tunnel *t, char out[static ADDR_TEXT_MAX])
+{
+	const struct sessions_slot *slot = sessions_get(server_table(x->core), t->sid);
+	struct sockaddr_storage ss;
+
+	snprintf(out, ADDR_TEXT_MAX, "?");
+	if (!slot || slot->peer.len == 0 || slot->peer.len > sizeof ss)
+		return;
+	memset(&ss, 0, sizeof ss);
+	memcpy(&ss, slot->peer.bytes, slot->peer.len);
+	addr_format(&ss, out);
+}
+
 /* MUX_EV_OPEN: the client's SOCKS5 request, verbatim. */
 static void on_open(struct exitd *x, struct tunnel *t, const struct mux_event *ev)
 {
@@ -310,12 +366,18 @@ static void on_open(struct exitd *x, struct tunnel *t, const struct mux_event *e
 	uint8_t rep = SOCKS5_REP_GENERAL_FAILURE;
 
 	x->streams_total++;
+	if (t->ui < x->cfg->n_users)
+		x->acct[t->ui].streams++;
 	if (n < 0 || (size_t)n != ev->len) {
 		(void)socks5_fault_reply(fault, &rep);
+		log_limited(LOG_LEVEL_INFO, "stream user=%s refused: bad SOCKS5 request (%s)",
+		            t->user, socks5_fault_name(fault));
 		stream_reply(x, &t->host, ev->id, rep, NULL);
 		return;
 	}
 	if (rq.cmd != SOCKS5_CMD_CONNECT || x->draining) {
+		log_limited(LOG_LEVEL_INFO, "stream user=%s refused: %s", t->user,
+		            x->draining ? "the server is shutting down" : "not a CONNECT request");
 		stream_reply(x, &t->host, ev->id,
 		             x->draining ? SOCKS5_REP_GENERAL_FAILURE : SOCKS5_REP_CMD_UNSUPPORTED,
 		             NULL);
@@ -332,6 +394,10 @@ static void on_open(struct exitd *x, struct tunnel *t, const struct mux_event *e
 	es->t = t;
 	es->dst = rq.dst;
 	es->phase = ES_RESOLVE;
+	es->user = t->user;
+	es->start_ms = clock_mono_ms();
+	es->rep = SOCKS5_REP_GENERAL_FAILURE;
+	tunnel_peer(x, t, es->from);
 	if (socks5_addr_format(&rq.dst, es->dst_text, sizeof es->dst_text) < 0)
 		snprintf(es->dst_text, sizeof es->dst_text, "?");
 	x->nstreams++;
@@ -360,8 +426,10 @@ static void on_stream_event(struct exitd *x, struct tunnel *t, const struct mux_
 	}
 	if (r->phase == RELAY_RUNNING)
 		relay_on_mux_event(r, ev);
-	else if (ev->type == MUX_EV_RESET)
-		estream_kill(of_relay(r)); /* the client gave up before our reply */
+	else if (ev->type == MUX_EV_RESET) {
+		of_relay(r)->why = "the client gave up before the reply";
+		estream_kill(of_relay(r));
+	}
 }
 
 static void pending_lost(struct relay *r, void *arg)
@@ -370,6 +438,7 @@ static void pending_lost(struct relay *r, void *arg)
 
 	(void)arg;
 	es->t = NULL;
+	es->why = "the session ended";
 	estream_kill(es);
 }
 
@@ -399,7 +468,10 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	}
 	t->x = x;
 	t->sid = sid;
-	t->user = slot && slot->user < x->cfg->n_users ? x->cfg->users[slot->user].name : "?";
+	t->ui = slot && slot->user < x->cfg->n_users ? slot->user : x->cfg->n_users;
+	t->user = t->ui < x->cfg->n_users ? x->cfg->users[t->ui].name : "?";
+	if (t->ui < x->cfg->n_users)
+		x->acct[t->ui].sessions++;
 	relay_host_init(&t->host, tunnel_mux, t);
 	*pp = t;
 	x->ntunnels++;
@@ -427,6 +499,20 @@ static const char *const lost_names[SESSION_LOST_REASONS] = {
 	[SESSION_LOST_PEER_CLOSED] = "closed by the client",
 };
 
+/* The same reasons as metric label values: no spaces. */
+static const char *const lost_labels[SESSION_LOST_REASONS] = {
+	[SESSION_LOST_IDLE] = "idle",
+	[SESSION_LOST_SILENT] = "silent",
+	[SESSION_LOST_DEAD] = "dead_link",
+	[SESSION_LOST_PROTO] = "protocol_error",
+	[SESSION_LOST_NOMEM] = "out_of_memory",
+	[SESSION_LOST_REKEY] = "rekey",
+	[SESSION_LOST_SUPERSEDED] = "superseded",
+	[SESSION_LOST_CLOSED] = "closed",
+	[SESSION_LOST_NO_ANSWER] = "no_answer",
+	[SESSION_LOST_PEER_CLOSED] = "closed_by_client",
+};
+
 static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reason)
 {
 	struct tunnel **pp = tunnel_slot(x, sid), *t = *pp;
@@ -437,9 +523,15 @@ static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reas
 	x->ntunnels--;
 	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s ended: %s", (unsigned long long)sid,
 	            t->user, lost_names[reason]);
-	x->relay_up += t->host.bytes_up;
-	x->relay_down += t->host.bytes_down;
 	relay_host_lost(&t->host, pending_lost, x);
+	/* After relay_host_lost: the bytes of the streams it closed count.
+	 * The host's up (TCP -> mux) is towards the client: our down. */
+	x->relay_up += t->host.bytes_down;
+	x->relay_down += t->host.bytes_up;
+	if (t->ui < x->cfg->n_users) {
+		x->acct[t->ui].up += t->host.bytes_down;
+		x->acct[t->ui].down += t->host.bytes_up;
+	}
 	free(t);
 }
 
@@ -531,12 +623,47 @@ static int on_output(void *user, const uint8_t *d, size_t len, const struct sess
 	return peer_send(x->peer, d, len, &ss);
 }
 
+/* Handshake refusals a user can fix, at info, rate-limited (a flood of
+ * them is the counters' business): found by what the datagram added to
+ * the handshake counters. */
+static void refusal_log(const struct exitd *x, const struct handshake_counters *was,
+                        uint64_t was_no_session, const struct sockaddr_storage *from)
+{
+	const struct handshake_counters *n = &server_table(x->core)->hs.n;
+	const char *why = NULL;
+	char a[ADDR_TEXT_MAX];
+
+	if (server_table(x->core)->n.no_session != was_no_session) {
+		log_limited(
+		        LOG_LEVEL_INFO,
+		        "datagram from %s matches no session: a client of this server before a "
+		        "restart (it handshakes again), or one with another server's public key",
+		        addr_format(from, a));
+		return;
+	}
+	if (n->bad_mac1 != was->bad_mac1)
+		why = "not for this server's key (the client's server_public_key is wrong, or it "
+		      "is not a kcpsocks client)";
+	else if (n->bad_user != was->bad_user)
+		why = "unknown user";
+	else if (n->bad_auth != was->bad_auth)
+		why = "wrong psk for the user";
+	else if (n->stale != was->stale)
+		why = "stale timestamp (the client's clock is off, or the init was replayed "
+		      "from before this server started)";
+	else
+		return;
+	log_limited(LOG_LEVEL_INFO, "handshake from %s refused: %s", addr_format(from, a), why);
+}
+
 static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 {
 	struct exitd *x = arg;
 	struct sessions_addr from;
 	socklen_t l = addr_len(d->from);
 	char a[ADDR_TEXT_MAX];
+	struct handshake_counters was = server_table(x->core)->hs.n;
+	uint64_t was_no_session = server_table(x->core)->n.no_session;
 	int rc;
 
 	if (l == 0 || l > sizeof from.bytes)
@@ -544,6 +671,7 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 	from.len = (uint8_t)l;
 	memcpy(from.bytes, d->from, l);
 	rc = server_on_datagram(x->core, &from, d->data, d->len, now, clock_wall_ms());
+	refusal_log(x, &was, was_no_session, d->from);
 	if (rc == KS_ERR_FULL) {
 		log_limited(LOG_LEVEL_WARN, "handshake from %s refused: max_sessions (%u) reached",
 		            addr_format(d->from, a), (unsigned)x->cfg->max_sessions);
@@ -633,6 +761,44 @@ static void write_handshake(struct metrics_buf *b, const struct handshake_counte
 	                "handshakes accepted from wire version 1 clients", n->legacy);
 }
 
+/* Per-user accounting: one sample per configured user, live sessions'
+ * bytes included. */
+static void write_users(struct exitd *x, struct metrics_buf *b)
+{
+	static const struct {
+		const char *name, *help;
+	} fam[] = {
+		{ "kcpsocks_user_up_bytes_total", "bytes the user's clients sent to destinations" },
+		{ "kcpsocks_user_down_bytes_total",
+		  "bytes destinations sent back to the user's clients" },
+		{ "kcpsocks_user_streams_total", "connections the user's clients asked for" },
+		{ "kcpsocks_user_sessions_total", "sessions the user's clients established" },
+	};
+	size_t n = x->cfg->n_users;
+	struct user_acct *now = calloc(n ? n : 1, sizeof *now);
+
+	if (!now)
+		return;
+	memcpy(now, x->acct, n * sizeof *now);
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
+		for (struct tunnel *t = x->tunnels[i]; t; t = t->next)
+			if (t->ui < n) {
+				now[t->ui].up += t->host.bytes_down;
+				now[t->ui].down += t->host.bytes_up;
+			}
+	for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+		metrics_family(b, fam[f].name, METRICS_COUNTER, fam[f].help);
+		for (size_t u = 0; u < n; u++) {
+			const uint64_t v[] = { now[u].up, now[u].down, now[u].streams,
+				               now[u].sessions };
+			struct metrics_label l = { "user", x->cfg->users[u].name };
+
+			metrics_sample_u64(b, fam[f].name, &l, 1, v[f]);
+		}
+	}
+	free(now);
+}
+
 static void write_metrics(struct metrics_buf *b, void *arg)
 {
 	struct exitd *x = arg;
@@ -645,8 +811,8 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	peer_stats(x->peer, &ps);
 	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
 		for (struct tunnel *t = x->tunnels[i]; t; t = t->next) {
-			up += t->host.bytes_up;
-			down += t->host.bytes_down;
+			up += t->host.bytes_down;
+			down += t->host.bytes_up;
 		}
 	metrics_gauge(b, "kcpsocks_sessions", "sessions established now", (double)st.live);
 	metrics_counter(b, "kcpsocks_handshakes_ok_total", "handshakes accepted (sessions made)",
@@ -660,18 +826,19 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_counter(b, "kcpsocks_sessions_roamed_total",
 	                "times a session's peer address moved (NAT rebinding)", st.table.moved);
 	metrics_counter(b, "kcpsocks_path_challenges_total",
-	                "PATH_CHALLENGEs sent to a session's new address",
+	                "address checks (PATH_CHALLENGE) sent to a session's new address",
 	                st.table.path_challenges);
-	metrics_counter(b, "kcpsocks_path_challenges_refused_total",
-	                "PATH_CHALLENGEs not sent: over the 3x anti-amplification budget",
-	                st.table.path_refused);
+	metrics_counter(
+	        b, "kcpsocks_path_challenges_refused_total",
+	        "address checks not sent: the new address would get over 3x the bytes it sent",
+	        st.table.path_refused);
 	metrics_counter(b, "kcpsocks_path_kept_total",
 	                "candidate addresses dropped because the proven path spoke",
 	                st.table.path_kept);
 	metrics_family(b, "kcpsocks_sessions_lost_total", METRICS_COUNTER,
 	               "sessions that ended, by reason");
 	for (int i = 0; i < SESSION_LOST_REASONS; i++) {
-		struct metrics_label l = { "reason", lost_names[i] };
+		struct metrics_label l = { "reason", lost_labels[i] };
 
 		metrics_sample_u64(b, "kcpsocks_sessions_lost_total", &l, 1, st.lost[i]);
 	}
@@ -686,10 +853,10 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 		snprintf(rep, sizeof rep, "%d", i);
 		metrics_sample_u64(b, "kcpsocks_server_replies_total", &l, 1, x->replies[i]);
 	}
-	metrics_counter(b, "kcpsocks_relay_up_bytes_total", "bytes from destinations into streams",
-	                up);
-	metrics_counter(b, "kcpsocks_relay_down_bytes_total", "bytes from streams to destinations",
-	                down);
+	metrics_counter(b, "kcpsocks_relay_up_bytes_total",
+	                "bytes relayed up: from applications towards their destinations", up);
+	metrics_counter(b, "kcpsocks_relay_down_bytes_total",
+	                "bytes relayed down: from destinations back to applications", down);
 	smetrics_udp(b, &ps);
 	metrics_gauge(b, "kcpsocks_resolver_pending", "name lookups in flight",
 	              (double)resolver_pending(x->res));
@@ -704,6 +871,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	drop_sample(b, "send_queue_full", ps.tx->full_drops);
 	drop_sample(b, "send_error", ps.tx->errors);
 	write_handshake(b, &server_table(x->core)->hs.n);
+	write_users(x, b);
 	write_sessions(x, b);
 }
 
@@ -734,7 +902,8 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	int rc;
 
 	x->users = calloc(x->cfg->n_users ? x->cfg->n_users : 1, sizeof *x->users);
-	if (!x->users) {
+	x->acct = calloc(x->cfg->n_users ? x->cfg->n_users : 1, sizeof *x->acct);
+	if (!x->users || !x->acct) {
 		snprintf(err, errlen, "out of memory");
 		return KS_ERR_NOMEM;
 	}
@@ -885,5 +1054,6 @@ void exitd_free(struct exitd *x)
 		sodium_memzero(x->users,
 		               (x->cfg->n_users ? x->cfg->n_users : 1) * sizeof *x->users);
 	free(x->users);
+	free(x->acct);
 	free(x);
 }

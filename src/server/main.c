@@ -1,4 +1,4 @@
-/* main.c - kcpsocks-server: `keygen`, `adduser`, or options -> config ->
+/* main.c - kcpsocks-server: `keygen`, `adduser`, `status`, or options -> config ->
  * the exit daemon on one loop. */
 #include <errno.h>
 #include <ev.h>
@@ -13,13 +13,16 @@
 #include "core/keys.h"
 #include "io/dconf.h"
 #include "io/log.h"
+#include "io/mstatus.h"
 #include "io/sysrng.h"
 #include "server/exitd.h"
 
 #define USAGE                                                                                      \
 	"usage: kcpsocks-server [-c|--config FILE] [--check-config] [--KEY VALUE]...\n"            \
 	"       kcpsocks-server keygen [--out FILE]\n"                                             \
-	"       kcpsocks-server adduser NAME -c|--config FILE [--host HOST] [--client-config OUT]"
+	"       kcpsocks-server adduser NAME -c|--config FILE [--host HOST] [--client-config "     \
+	"OUT]\n"                                                                                   \
+	"       kcpsocks-server status [-c|--config FILE] [--KEY VALUE]..."
 
 /* --- keys --------------------------------------------------------------------------- */
 
@@ -345,6 +348,8 @@ int main(int argc, char **argv)
 		return cmd_keygen(argc, argv);
 	if (argc > 1 && !strcmp(argv[1], "adduser"))
 		return cmd_adduser(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "status"))
+		return mstatus_main(argc, argv, 2, CONFIG_ROLE_SERVER, USAGE);
 	if (dconf_parse(argc, argv, 1, CONFIG_ROLE_SERVER, USAGE, &cfg, &act, err, sizeof err) !=
 	    0) {
 		log_error("%s", err);

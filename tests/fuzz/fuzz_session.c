@@ -40,6 +40,7 @@
 #include "core/session.h"
 #include "core/sessions.h"
 #include "core/tparams.h"
+#include "core/transport.h"
 
 #define UNIX0 1764000000000ULL
 

@@ -15,6 +15,7 @@
 #include "core/handshake.h"
 #include "core/keys.h"
 #include "core/tparams.h"
+#include "core/transport.h"
 
 #define FIX_NOW_UNIX 1764000000000ULL
 

@@ -42,13 +42,13 @@ SERVER_ALLOW=${SERVER_ALLOW:-127.0.0.0/8, ::1}
 LOG_LINES=${LOG_LINES:-60}
 
 # Metric names of the daemons' /metrics (src/io/smetrics.c, the server's
-# exitd.c; each may be a space-separated list, summed). RTT is a gauge per session:
-# the largest sample is taken. When none of the names is exported,
+# exitd.c; each may be a space-separated list, summed). RTT is a gauge per user,
+# in seconds: the largest sample is taken (the sampler's CSV shows it in ms). When none of the names is exported,
 # metric_value falls back to the first family matching METRIC_*_GUESS (an
 # extended regex) and says so once on stderr; the handshake count has no
 # fallback, a test that needs it fails and lists the candidates.
-METRIC_RTT=${METRIC_RTT:-kcpsocks_session_srtt_ms}
-METRIC_RTT_GUESS=${METRIC_RTT_GUESS:-'s?rtt(_ms)?$'}
+METRIC_RTT=${METRIC_RTT:-kcpsocks_session_srtt_seconds}
+METRIC_RTT_GUESS=${METRIC_RTT_GUESS:-'s?rtt(_ms|_seconds)?$'}
 METRIC_RETRANS=${METRIC_RETRANS:-kcpsocks_session_retransmits_timeout_total kcpsocks_session_retransmits_fast_total}
 METRIC_RETRANS_GUESS=${METRIC_RETRANS_GUESS:-'retx|retrans|resen'}
 METRIC_HANDSHAKES=${METRIC_HANDSHAKES:-kcpsocks_handshakes_ok_total}
@@ -885,7 +885,8 @@ sample_metrics() {
 		{ f = (FILENAME == ARGV[1]) ? 1 : 2 }
 		/^#/ { next }
 		{ n = $1; sub(/\{.*/, "", n); v = $NF + 0
-		  add(f, "rtt", n, v, rttg, "max"); add(f, "retx", n, v, retxg, "sum") }
+		  add(f, "rtt", n, n ~ /_seconds$/ ? v * 1000 : v, rttg, "max")
+		  add(f, "retx", n, v, retxg, "sum") }
 		function add(f, k, n, v, g, agg) {
 			if ((k, n) in W) { put(f, k, "x", v, agg); return }
 			if (n ~ g && n !~ /var|min|max/) put(f, k, "g", v, agg)

@@ -58,10 +58,11 @@ def metrics_server(addr):
             if self.path == "/healthz":
                 body = b"ok\n"
             elif self.path == "/metrics":
-                body = ("# TYPE kcpsocks_session_srtt_ms gauge\nkcpsocks_session_srtt_ms %d\n"
+                body = ("# TYPE kcpsocks_session_srtt_seconds gauge\n"
+                        "kcpsocks_session_srtt_seconds %.3f\n"
                         "kcpsocks_session_retransmits_fast_total %d\nkcpsocks_handshakes_ok_total 1\n"
                         "kcpsocks_datagrams_in_total %d\n"
-                        % (random.randint(10, 40), Stats.conns * 3, Stats.dgrams)).encode()
+                        % (random.randint(10, 40) / 1000.0, Stats.conns * 3, Stats.dgrams)).encode()
             else:
                 self.send_error(404)
                 return

@@ -54,15 +54,15 @@ note "impair relay: 20/20 echoes, counters read back"
 
 # metrics parsing
 cat >"$T/m.txt" <<'EOF'
-# HELP kcpsocks_session_srtt_ms smoothed RTT
-# TYPE kcpsocks_session_srtt_ms gauge
-kcpsocks_session_srtt_ms{session="1"} 12
-kcpsocks_session_srtt_ms{session="2"} 31
+# HELP kcpsocks_session_srtt_seconds smoothed RTT
+# TYPE kcpsocks_session_srtt_seconds gauge
+kcpsocks_session_srtt_seconds{user="a"} 12
+kcpsocks_session_srtt_seconds{user="b"} 31
 kcpsocks_session_retransmits_fast_total{session="1"} 5
 kcpsocks_session_retransmits_timeout_total 7
 kcpsocks_handshakes_ok_total 1
 EOF
-[ "$(metric_from "$T/m.txt" max kcpsocks_session_srtt_ms)" = 31 ] || die "metric max"
+[ "$(metric_from "$T/m.txt" max kcpsocks_session_srtt_seconds)" = 31 ] || die "metric max"
 # shellcheck disable=SC2086  # METRIC_RETRANS is a list of names
 [ "$(metric_from "$T/m.txt" sum $METRIC_RETRANS)" = 12 ] || die "metric sum"
 [ -z "$(metric_from "$T/m.txt" sum nope_total)" ] || die "absent metric not empty"

@@ -293,9 +293,9 @@ static void defaults_come_from_the_table(void **state)
 	assert_int_equal(cfg->connect_timeout_ms, 10000);
 	assert_int_equal(cfg->max_idle_timeout_ms, 600000);
 	assert_int_equal(cfg->accepted_profiles, (1u << profile_count()) - 1);
-	assert_int_equal(cfg->n_allow, 0);
-	assert_true(cfg->n_deny >= 10);
-	assert_false(config_dest_allowed(cfg, 4, a, 80));
+	assert_int_equal(cfg->policy.n_allow, 0);
+	assert_true(cfg->policy.n_deny >= 10);
+	assert_false(config_dest_allowed(&cfg->policy, 4, a, 80));
 	assert_int_equal(cfg->profile.mtu, profile_default()->mtu);
 	/* Every default in the table passes its own setter (config_new would
 	 * fail otherwise), and every key with a range has its default in it. */
@@ -333,8 +333,8 @@ static void server_file_and_users(void **state)
 	assert_string_equal(cfg->server_listen.host, "127.0.0.1");
 	assert_int_equal(cfg->server_listen.port, 9443);
 	assert_string_equal(cfg->private_key_file, "/etc/kcpsocks/server.key");
-	assert_int_equal(cfg->n_allow, 2);
-	assert_int_equal(cfg->n_deny, 1); /* the file's deny replaced the default */
+	assert_int_equal(cfg->policy.n_allow, 2);
+	assert_int_equal(cfg->policy.n_deny, 1); /* the file's deny replaced the default */
 	assert_int_equal(cfg->accepted_profiles, 1u << 0 | 1u << 2);
 	assert_int_equal(cfg->max_streams_per_session, 64);
 	assert_int_equal(cfg->n_users, 2);
@@ -345,11 +345,11 @@ static void server_file_and_users(void **state)
 	assert_int_equal(config_find_user(cfg, "bob")->line, 12);
 
 	uint8_t lo[16] = { 127, 0, 0, 1 }, pub[16] = { 8, 8, 8, 8 }, six[16] = { [15] = 1 };
-	assert_true(config_dest_allowed(cfg, 4, lo, 80));
-	assert_true(config_dest_allowed(cfg, 4, lo, 25)); /* allow wins over deny */
-	assert_true(config_dest_allowed(cfg, 4, pub, 443));
-	assert_false(config_dest_allowed(cfg, 4, pub, 25));
-	assert_true(config_dest_allowed(cfg, 6, six, 25));
+	assert_true(config_dest_allowed(&cfg->policy, 4, lo, 80));
+	assert_true(config_dest_allowed(&cfg->policy, 4, lo, 25)); /* allow wins over deny */
+	assert_true(config_dest_allowed(&cfg->policy, 4, pub, 443));
+	assert_false(config_dest_allowed(&cfg->policy, 4, pub, 25));
+	assert_true(config_dest_allowed(&cfg->policy, 6, six, 25));
 	config_free(cfg);
 }
 
@@ -483,10 +483,12 @@ static void same_config(const struct config *a, const struct config *b)
 	assert_memory_equal(&a->server_listen, &b->server_listen, sizeof a->server_listen);
 	assert_memory_equal(a->private_key, b->private_key, 32);
 	assert_string_equal(a->private_key_file, b->private_key_file);
-	assert_int_equal(a->n_allow, b->n_allow);
-	assert_memory_equal(a->allow, b->allow, a->n_allow * sizeof a->allow[0]);
-	assert_int_equal(a->n_deny, b->n_deny);
-	assert_memory_equal(a->deny, b->deny, a->n_deny * sizeof a->deny[0]);
+	assert_int_equal(a->policy.n_allow, b->policy.n_allow);
+	assert_memory_equal(a->policy.allow, b->policy.allow,
+	                    a->policy.n_allow * sizeof a->policy.allow[0]);
+	assert_int_equal(a->policy.n_deny, b->policy.n_deny);
+	assert_memory_equal(a->policy.deny, b->policy.deny,
+	                    a->policy.n_deny * sizeof a->policy.deny[0]);
 	assert_int_equal(a->accepted_profiles, b->accepted_profiles);
 	assert_int_equal(a->max_sessions, b->max_sessions);
 	assert_int_equal(a->max_streams_per_session, b->max_streams_per_session);
@@ -555,14 +557,14 @@ static void options_replace_file_values(void **state)
 	                      "127.0.0.1:1\n",
 	                      &cfg, err),
 	                 0);
-	assert_int_equal(cfg->n_allow, 2);
+	assert_int_equal(cfg->policy.n_allow, 2);
 	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "allow", "2.0.0.0/8", err, sizeof err),
 	                 0);
 	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "allow", "4.0.0.0/8", err, sizeof err),
 	                 0);
-	assert_int_equal(cfg->n_allow, 2);
-	assert_int_equal(cfg->allow[0].addr[0], 2);
-	assert_int_equal(cfg->allow[1].addr[0], 4);
+	assert_int_equal(cfg->policy.n_allow, 2);
+	assert_int_equal(cfg->policy.allow[0].addr[0], 2);
+	assert_int_equal(cfg->policy.allow[1].addr[0], 4);
 	assert_int_equal(
 	        config_set(cfg, CONFIG_ROLE_SERVER, "listen", "127.0.0.1:2", err, sizeof err), 0);
 	assert_int_equal(cfg->server_listen.port, 2);
@@ -632,7 +634,7 @@ static void options_are_scoped_by_role(void **state)
 	assert_int_equal(
 	        config_set(cfg, CONFIG_ROLE_SERVER, "allow", "1.0.0.0/8, bad", err, sizeof err),
 	        KS_ERR_INVAL);
-	assert_int_equal(cfg->n_allow, 0);
+	assert_int_equal(cfg->policy.n_allow, 0);
 	config_free(cfg);
 
 	/* Option names are unique across the sections one binary reads. */
@@ -741,8 +743,9 @@ static void examples_hold_placeholders(void **state)
 	    config_finish(cfg, CONFIG_ROLE_SERVER, err, sizeof err) != 0)
 		fail_msg("%s", err);
 	/* The example spells out the default deny list, plus *:25. */
-	assert_int_equal(cfg->n_deny, fresh->n_deny + 1);
-	assert_memory_equal(cfg->deny, fresh->deny, fresh->n_deny * sizeof fresh->deny[0]);
+	assert_int_equal(cfg->policy.n_deny, fresh->policy.n_deny + 1);
+	assert_memory_equal(cfg->policy.deny, fresh->policy.deny,
+	                    fresh->policy.n_deny * sizeof fresh->policy.deny[0]);
 	assert_non_null(config_find_user(cfg, "alice"));
 	config_free(cfg);
 	config_free(fresh);

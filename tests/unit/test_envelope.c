@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "core/envelope.c"
+#include "core/transport.h"
 
 struct pair {
 	struct prng g;

@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "core/handshake.c"
+#include "core/transport.h"
 
 #define NOW 1764000000000ULL /* a fixed unix time in ms */
 

@@ -161,14 +161,14 @@ static void default_deny_list(void **state)
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		memset(a, 0, sizeof a);
 		assert_int_equal(inet_pton(t[i].family == 4 ? AF_INET : AF_INET6, t[i].addr, a), 1);
-		if (config_dest_allowed(cfg, t[i].family, a, 443) != t[i].allowed)
+		if (config_dest_allowed(&cfg->policy, t[i].family, a, 443) != t[i].allowed)
 			fail_msg("%s: want %s", t[i].addr, t[i].allowed ? "allowed" : "denied");
 	}
 	/* An empty deny removes the defaults. */
 	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "deny", "", err, sizeof err), 0);
-	assert_int_equal(cfg->n_deny, 0);
+	assert_int_equal(cfg->policy.n_deny, 0);
 	assert_int_equal(inet_pton(AF_INET, "127.0.0.1", a), 1);
-	assert_true(config_dest_allowed(cfg, 4, a, 22));
+	assert_true(config_dest_allowed(&cfg->policy, 4, a, 22));
 	config_free(cfg);
 }
 
@@ -232,7 +232,7 @@ static void special_purpose_blocks(void **state)
 		int fam = strchr(t[i].addr, ':') ? 6 : 4;
 		memset(a, 0, sizeof a);
 		assert_int_equal(inet_pton(fam == 4 ? AF_INET : AF_INET6, t[i].addr, a), 1);
-		if (config_dest_allowed(cfg, fam, a, 443) != t[i].allowed)
+		if (config_dest_allowed(&cfg->policy, fam, a, 443) != t[i].allowed)
 			fail_msg("%s: want %s", t[i].addr, t[i].allowed ? "allowed" : "denied");
 	}
 	config_free(cfg);
@@ -274,12 +274,12 @@ static void self_rule(void **state)
 	assert_false(config_rule_match(&r, 4, mine4, 80)); /* needs the set */
 
 	/* The default deny holds self: own addresses refused, in every form. */
-	assert_false(config_dest_allowed_with(cfg, &self, 4, mine4, 443));
-	assert_false(config_dest_allowed_with(cfg, &self, 6, mine6, 443));
-	assert_false(config_dest_allowed_with(cfg, &self, 6, mapped, 443));
-	assert_true(config_dest_allowed_with(cfg, &self, 4, other, 443));
-	assert_true(config_dest_allowed_with(cfg, NULL, 4, mine4, 443));
-	assert_true(config_dest_allowed(cfg, 4, mine4, 443));
+	assert_false(config_dest_allowed_with(&cfg->policy, &self, 4, mine4, 443));
+	assert_false(config_dest_allowed_with(&cfg->policy, &self, 6, mine6, 443));
+	assert_false(config_dest_allowed_with(&cfg->policy, &self, 6, mapped, 443));
+	assert_true(config_dest_allowed_with(&cfg->policy, &self, 4, other, 443));
+	assert_true(config_dest_allowed_with(&cfg->policy, NULL, 4, mine4, 443));
+	assert_true(config_dest_allowed(&cfg->policy, 4, mine4, 443));
 	assert_true(config_self_has(&self, 4, mine4));
 	assert_false(config_self_has(&self, 6, mine4));
 	assert_false(config_self_has(NULL, 4, mine4));
@@ -287,13 +287,13 @@ static void self_rule(void **state)
 	/* allow wins, port by port. */
 	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "allow", "self:8080", err, sizeof err),
 	                 0);
-	assert_true(config_dest_allowed_with(cfg, &self, 4, mine4, 8080));
-	assert_false(config_dest_allowed_with(cfg, &self, 4, mine4, 8081));
+	assert_true(config_dest_allowed_with(&cfg->policy, &self, 4, mine4, 8080));
+	assert_false(config_dest_allowed_with(&cfg->policy, &self, 4, mine4, 8081));
 
 	/* A deny that leaves self out no longer refuses them. */
 	assert_int_equal(config_set(cfg, CONFIG_ROLE_SERVER, "deny", "10.0.0.0/8", err, sizeof err),
 	                 0);
-	assert_true(config_dest_allowed_with(cfg, &self, 4, mine4, 443));
+	assert_true(config_dest_allowed_with(&cfg->policy, &self, 4, mine4, 443));
 	config_free(cfg);
 }
 
@@ -314,22 +314,22 @@ static void mapped_ipv4_meets_the_ipv4_rules(void **state)
 	char err[CONFIG_ERR_MAX];
 
 	assert_int_equal(load(text, &cfg, err), 0);
-	assert_false(config_dest_allowed(cfg, 4, v4, 80));
-	assert_false(config_dest_allowed(cfg, 6, m, 80));
+	assert_false(config_dest_allowed(&cfg->policy, 4, v4, 80));
+	assert_false(config_dest_allowed(&cfg->policy, 6, m, 80));
 	m[12] = 192;
 	m[13] = 168;
-	assert_false(config_dest_allowed(cfg, 6, m, 22));
-	assert_true(config_dest_allowed(cfg, 6, m, 80));
+	assert_false(config_dest_allowed(&cfg->policy, 6, m, 22));
+	assert_true(config_dest_allowed(&cfg->policy, 6, m, 80));
 	m[12] = 10; /* allow, through the mapped form too */
 	m[13] = 9;
-	assert_true(config_dest_allowed(cfg, 6, m, 80));
+	assert_true(config_dest_allowed(&cfg->policy, 6, m, 80));
 	memset(m + 12, 8, 4);
-	assert_true(config_dest_allowed(cfg, 6, m, 80));
+	assert_true(config_dest_allowed(&cfg->policy, 6, m, 80));
 	/* The default deny list still refuses every mapped address. */
 	config_free(cfg);
 	cfg = config_new();
 	assert_non_null(cfg);
-	assert_false(config_dest_allowed(cfg, 6, m, 80));
+	assert_false(config_dest_allowed(&cfg->policy, 6, m, 80));
 	config_free(cfg);
 }
 
@@ -343,9 +343,9 @@ static void unknown_family_is_refused(void **state)
 	uint8_t lo6[16] = { [15] = 1 }, lo4[16] = { 127, 0, 0, 1 };
 
 	assert_non_null(cfg);
-	assert_false(config_dest_allowed(cfg, 10, lo6, 80));
-	assert_false(config_dest_allowed(cfg, 2, lo4, 80));
-	assert_false(config_dest_allowed(cfg, 0, lo4, 80));
+	assert_false(config_dest_allowed(&cfg->policy, 10, lo6, 80));
+	assert_false(config_dest_allowed(&cfg->policy, 2, lo4, 80));
+	assert_false(config_dest_allowed(&cfg->policy, 0, lo4, 80));
 	config_free(cfg);
 }
 

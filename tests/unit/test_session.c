@@ -16,6 +16,7 @@
 #include "core/session.c"
 
 #include "core/server.h"
+#include "core/transport.h"
 
 #define UNIX0 1764000000000ULL
 

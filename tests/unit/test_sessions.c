@@ -28,6 +28,7 @@ static void counting_free(void *p)
 #define calloc counting_calloc
 #define free   counting_free
 #include "core/sessions.c"
+#include "core/transport.h"
 #undef calloc
 #undef free
 

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "core/tparams.c"
+#include "core/transport.h"
 
 static void round_trip_and_layout(void **state)
 {
