@@ -26,6 +26,14 @@ struct config_endpoint {
 	uint16_t port;
 };
 
+/* The servers a client may use, in order of preference (docs/CONFIG.md
+ * `server`: a comma list). */
+enum { CONFIG_SERVERS_MAX = 4 };
+struct config_servers {
+	size_t n;
+	struct config_endpoint e[CONFIG_SERVERS_MAX];
+};
+
 /* A message buffer: cores cannot print, they format into the caller's.
  * p may be NULL (no message wanted). */
 struct cfgtext_msg {

@@ -49,8 +49,21 @@ const struct config_key config_keys[] = {
 
 	{ SEC_LOCAL, "listen", T_ENDPOINT, OFF(local_listen), NO_FLAG, 0, 0, NULL, "HOST:PORT",
 	  "127.0.0.1:1080", "SOCKS5 listen address (TCP)" },
-	{ SEC_LOCAL, "server", T_ENDPOINT, OFF(server), NO_FLAG, 0, 0, NULL, "HOST:PORT", NULL,
-	  "the kcpsocks-server to tunnel to (UDP); required unless connect is set" },
+	{ SEC_LOCAL, "server", T_ENDPOINTS, OFF(servers), NO_FLAG, 0, 0, NULL, "HOST:PORT,...",
+	  NULL,
+	  "the kcpsocks-server to tunnel to (UDP); required unless connect is set. Several, "
+	  "comma-separated (at most 4, one key): the first that completes a handshake is used, "
+	  "the next on failure (docs/OPERATIONS.md)" },
+	{ SEC_LOCAL, "server_return_ms", T_U32, OFF(server_return_ms), NO_FLAG, 0, 86400000, NULL,
+	  "MS", "60000",
+	  "on a fallback server: every MS, one handshake with the first server; once it "
+	  "answers, go back to it at a moment no stream is open (0: stay)" },
+	{ SEC_LOCAL, "resolver_lookups", T_ENUM, OFF(resolver_lookups), NO_FLAG, 0, 0, lookups,
+	  "ORDER", "fb",
+	  "how server names are looked up: fb (hosts file, then DNS), files or b (DNS only)" },
+	{ SEC_LOCAL, "resolver_servers", T_STR, OFF(resolver_servers), NO_FLAG, 0,
+	  STRMAX(resolver_servers), NULL, "IP[:PORT],...", NULL,
+	  "DNS servers for the server names instead of /etc/resolv.conf's (at most 8)" },
 	{ SEC_LOCAL, "server_public_key", T_KEY, OFF(server_public_key), OFF(has_server_public_key),
 	  0, 0, NULL, "KEY", NULL, "the server's public key, base64url (43 characters); required" },
 	{ SEC_LOCAL, "user", T_NAME, OFF(user), NO_FLAG, 0, CONFIG_NAME_MAX, NULL, "NAME", NULL,
@@ -215,6 +228,42 @@ static int set_endpoint(void *dst, const struct config_key *k, const char *v, si
 	return 0;
 }
 
+/* HOST:PORT[,HOST:PORT...] into a struct config_servers; the first also
+ * into cfg->server. */
+static int set_endpoints(struct config *cfg, void *dst, const char *v, size_t n,
+                         struct cfgtext_msg m)
+{
+	struct config_servers l = { 0 };
+	const char *s = v, *end = v + n;
+
+	for (;;) {
+		const char *comma = memchr(s, ',', (size_t)(end - s));
+		size_t len = comma ? (size_t)(comma - s) : (size_t)(end - s);
+
+		while (len && *s == ' ')
+			s++, len--;
+		while (len && s[len - 1] == ' ')
+			len--;
+		if (l.n == CONFIG_SERVERS_MAX) {
+			cfgtext_say(m, "more than %d servers", CONFIG_SERVERS_MAX);
+			return KS_ERR_INVAL;
+		}
+		if (!cfgtext_parse_endpoint(s, len, &l.e[l.n])) {
+			cfgtext_say(m,
+			            "'%.*s' is not HOST:PORT (IPv6 as [ADDR]:PORT, port 1..65535)",
+			            cfgtext_shown(s, len), s);
+			return KS_ERR_INVAL;
+		}
+		l.n++;
+		if (!comma)
+			break;
+		s = comma + 1;
+	}
+	memcpy(dst, &l, sizeof l);
+	cfg->server = l.e[0];
+	return 0;
+}
+
 static int set_str(void *dst, const struct config_key *k, const char *v, size_t n,
                    struct cfgtext_msg m)
 {
@@ -340,6 +389,7 @@ static int set_connect(struct config *cfg, const char *v, struct cfgtext_msg m)
 	if (config_connstr_parse(v, &c, m.p, m.n) != 0)
 		return KS_ERR_INVAL;
 	cfg->server = c.server;
+	cfg->servers = c.servers;
 	memcpy(cfg->user, c.user, sizeof cfg->user);
 	memcpy(cfg->psk, c.psk, sizeof cfg->psk);
 	cfg->has_psk = true;
@@ -369,6 +419,7 @@ static int set_value(struct config *cfg, const struct config_key *k, void *base,
 	case T_ENUM: return set_enum(dst, k, v, m);
 	case T_ENDPOINT:
 	case T_LOOPBACK: return set_endpoint(dst, k, v, n, m);
+	case T_ENDPOINTS: return set_endpoints(cfg, dst, v, n, m);
 	case T_NAME:
 	case T_STR:
 	case T_SECRET_STR: return set_str(dst, k, v, n, m);

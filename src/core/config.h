@@ -95,7 +95,9 @@ struct config {
 
 	/* [local] */
 	struct config_endpoint local_listen;
-	struct config_endpoint server;
+	struct config_endpoint server; /* servers.e[0] */
+	struct config_servers servers; /* in order of preference, n >= 1 */
+	uint32_t server_return_ms;     /* on a fallback: back to the first after this */
 	uint8_t server_public_key[CONFIG_KEY_LEN];
 	bool has_server_public_key;
 	char user[CONFIG_NAME_MAX + 1];
@@ -120,7 +122,7 @@ struct config {
 	uint32_t max_streams_per_session; /* a client gets min(this, profile max_streams) */
 	uint32_t connect_timeout_ms;
 	uint32_t max_idle_timeout_ms; /* clamp on the idle timeout a client asks for */
-	enum config_resolver_lookups resolver_lookups;
+	enum config_resolver_lookups resolver_lookups;  /* [local] too: the server's name */
 	char resolver_servers[CONFIG_DNS_TEXT_MAX + 1]; /* "": resolv.conf's */
 
 	/* [user NAME] */

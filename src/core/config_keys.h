@@ -19,6 +19,7 @@ enum ktype {
 	T_U32,          /* decimal in [min, max] */
 	T_ENUM,         /* one of values[], stored as int */
 	T_ENDPOINT,     /* HOST:PORT */
+	T_ENDPOINTS,    /* HOST:PORT[,HOST:PORT...]: a struct config_servers */
 	T_LOOPBACK,     /* off, or HOST:PORT on a loopback address */
 	T_NAME,         /* 1..CONFIG_NAME_MAX of [A-Za-z0-9._-] */
 	T_STR,          /* 1..max printable bytes */

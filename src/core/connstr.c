@@ -112,6 +112,29 @@ static int connstr_server(const char *s, size_t n, struct config_endpoint *e, st
 	return KS_ERR_INVAL;
 }
 
+/* HOST:PORT[,HOST:PORT...]: at most CONFIG_SERVERS_MAX. */
+static int connstr_servers(const char *s, size_t n, struct config_servers *l, struct cfgtext_msg m)
+{
+	const char *end = s + n;
+
+	l->n = 0;
+	for (;;) {
+		const char *comma = memchr(s, ',', (size_t)(end - s));
+		size_t len = comma ? (size_t)(comma - s) : (size_t)(end - s);
+
+		if (l->n == CONFIG_SERVERS_MAX) {
+			cfgtext_say(m, "more than %d servers", CONFIG_SERVERS_MAX);
+			return KS_ERR_INVAL;
+		}
+		if (connstr_server(s, len, &l->e[l->n], m) != 0)
+			return KS_ERR_INVAL;
+		l->n++;
+		if (!comma)
+			return 0;
+		s = comma + 1;
+	}
+}
+
 int config_connstr_parse(const char *s, struct config_connstr *out, char *err, size_t errlen)
 {
 	struct cfgtext_msg m = { err, errlen };
@@ -142,8 +165,9 @@ int config_connstr_parse(const char *s, struct config_connstr *out, char *err, s
 	if (connstr_userinfo(v, n, &c, m) != 0)
 		goto out;
 	query = cfgtext_take_until(&r, '?', &v, &n);
-	if (connstr_server(v, n, &c.server, m) != 0)
+	if (connstr_servers(v, n, &c.servers, m) != 0)
 		goto out;
+	c.server = c.servers.e[0];
 	if (!query) {
 		cfgtext_say(m, "missing ?key=SERVERPUB (the server's public key) after HOST:PORT");
 		goto out;
@@ -175,21 +199,36 @@ static bool wr_key(struct wr *w, const uint8_t key[static CONFIG_KEY_LEN])
 	return ok;
 }
 
+/* HOST:PORT, an IPv6 host in brackets. */
+static bool wr_endpoint(struct wr *w, const struct config_endpoint *e)
+{
+	bool v6 = strchr(e->host, ':') != NULL;
+	char port[8];
+
+	snprintf(port, sizeof port, "%u", e->port);
+	return (!v6 || wr_u8(w, '[')) && wr_str(w, e->host) && (!v6 || wr_u8(w, ']')) &&
+	       wr_u8(w, ':') && wr_str(w, port);
+}
+
 ssize_t config_connstr_format(const struct config_connstr *c, char *buf, size_t len)
 {
 	struct wr w = wr_init(buf, len);
-	bool v6 = strchr(c->server.host, ':') != NULL;
-	char port[8];
+	/* servers, or server alone when the list is empty */
+	const struct config_endpoint *e = c->servers.n ? c->servers.e : &c->server;
+	size_t n = c->servers.n ? c->servers.n : 1;
 	bool ok;
 
-	if (!cfgtext_valid_name(c->user, strnlen(c->user, sizeof c->user)) || !c->server.host[0] ||
-	    c->server.port == 0 || (c->profile[0] && !profile_find(c->profile)))
+	if (!cfgtext_valid_name(c->user, strnlen(c->user, sizeof c->user)) ||
+	    n > CONFIG_SERVERS_MAX || (c->profile[0] && !profile_find(c->profile)))
 		return KS_ERR_INVAL;
-	snprintf(port, sizeof port, "%u", c->server.port);
+	for (size_t i = 0; i < n; i++)
+		if (!e[i].host[0] || e[i].port == 0)
+			return KS_ERR_INVAL;
 	ok = wr_str(&w, scheme) && wr_str(&w, c->user) && wr_u8(&w, ':') && wr_key(&w, c->psk) &&
-	     wr_u8(&w, '@') && (!v6 || wr_u8(&w, '[')) && wr_str(&w, c->server.host) &&
-	     (!v6 || wr_u8(&w, ']')) && wr_u8(&w, ':') && wr_str(&w, port) && wr_str(&w, "?key=") &&
-	     wr_key(&w, c->server_key) &&
+	     wr_u8(&w, '@');
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (i == 0 || wr_u8(&w, ',')) && wr_endpoint(&w, &e[i]);
+	ok = ok && wr_str(&w, "?key=") && wr_key(&w, c->server_key) &&
 	     (!c->profile[0] || (wr_str(&w, "&profile=") && wr_str(&w, c->profile))) &&
 	     wr_u8(&w, '\0');
 	if (!ok) {

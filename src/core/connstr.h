@@ -1,10 +1,10 @@
 /* connstr.h - kcpsocks:// connection strings: parse and format.
  *
- *   kcpsocks://USER:PSK@HOST:PORT?key=SERVERPUB[&profile=NAME]
+ *   kcpsocks://USER:PSK@HOST:PORT[,HOST:PORT...]?key=SERVERPUB[&profile=NAME]
  *
- * One string carries what a local daemon needs to reach a server (the
- * config's `connect` key; `kcpsocks-server adduser` prints one). Pure: no
- * I/O, no globals.
+ * (several servers: in order of preference, one key: one deployment). One string carries what a
+ * local daemon needs to reach a server (the config's `connect` key; `kcpsocks-server adduser`
+ * prints one). Pure: no I/O, no globals.
  */
 #ifndef KCPSOCKS_CONNSTR_H
 #define KCPSOCKS_CONNSTR_H
@@ -21,8 +21,9 @@
 /* A kcpsocks:// connection string, parsed. */
 struct config_connstr {
 	char user[CONFIG_NAME_MAX + 1];
-	uint8_t psk[CONFIG_KEY_LEN]; /* secret */
-	struct config_endpoint server;
+	uint8_t psk[CONFIG_KEY_LEN];   /* secret */
+	struct config_endpoint server; /* servers.e[0] */
+	struct config_servers servers; /* HOST:PORT[,HOST:PORT...] */
 	uint8_t server_key[CONFIG_KEY_LEN];
 	char profile[PROFILE_NAME_MAX + 1]; /* "" if the string names none */
 };

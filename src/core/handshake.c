@@ -116,14 +116,15 @@ struct ext {
 	bool version;     /* a version extension was there */
 	uint8_t max, min; /* its wire versions */
 	uint32_t features;
-	uint8_t refuse; /* HANDSHAKE_EXT_REFUSE's reason, 0: none */
+	uint8_t refuse;    /* HANDSHAKE_EXT_REFUSE's reason, 0: none */
+	bool has_instance; /* HANDSHAKE_EXT_INSTANCE was there */
+	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
 };
 
 /* The extensions of a message, written at the start of its padding. */
-static size_t write_ext(uint8_t out[static HANDSHAKE_EXT_VERSION_LEN + HANDSHAKE_EXT_REFUSE_LEN],
-                        const struct ext *x)
+static size_t write_ext(uint8_t out[static HANDSHAKE_EXT_MAX], const struct ext *x)
 {
-	struct wr w = wr_init(out, HANDSHAKE_EXT_VERSION_LEN + HANDSHAKE_EXT_REFUSE_LEN);
+	struct wr w = wr_init(out, HANDSHAKE_EXT_MAX);
 
 	wr_u8(&w, HANDSHAKE_EXT_VERSION);
 	wr_u8(&w, HANDSHAKE_EXT_VERSION_LEN - 2);
@@ -134,6 +135,11 @@ static size_t write_ext(uint8_t out[static HANDSHAKE_EXT_VERSION_LEN + HANDSHAKE
 		wr_u8(&w, HANDSHAKE_EXT_REFUSE);
 		wr_u8(&w, HANDSHAKE_EXT_REFUSE_LEN - 2);
 		wr_u8(&w, x->refuse);
+	}
+	if (x->has_instance) {
+		wr_u8(&w, HANDSHAKE_EXT_INSTANCE);
+		wr_u8(&w, HANDSHAKE_INSTANCE_LEN);
+		wr_bytes(&w, x->instance, HANDSHAKE_INSTANCE_LEN);
 	}
 	return wr_len(&w);
 }
@@ -163,6 +169,11 @@ static int read_ext(const uint8_t *b, size_t n, struct ext *x)
 			if (l < 1 || v[0] == 0)
 				return KS_ERR_PROTO;
 			x->refuse = v[0];
+		} else if (type == HANDSHAKE_EXT_INSTANCE) {
+			if (l != HANDSHAKE_INSTANCE_LEN)
+				return KS_ERR_PROTO;
+			memcpy(x->instance, v, HANDSHAKE_INSTANCE_LEN);
+			x->has_instance = true;
 		}
 	}
 	return 0;
@@ -256,15 +267,35 @@ int handshake_client_init(struct handshake_client *c, const uint8_t spub[static 
 
 void handshake_client_wipe(struct handshake_client *c) { sodium_memzero(c, sizeof *c); }
 
+void handshake_client_set_instance(struct handshake_client *c,
+                                   const uint8_t id[static HANDSHAKE_INSTANCE_LEN])
+{
+	memcpy(c->instance, id, HANDSHAKE_INSTANCE_LEN);
+	c->has_instance = true;
+}
+
+/* 4.6: what this client's init says: its versions, features, instance. */
+static size_t client_ext(const struct handshake_client *c, uint8_t out[static HANDSHAKE_EXT_MAX])
+{
+	struct ext x = { .version = true,
+		         .max = c->wire_max,
+		         .min = c->wire_min,
+		         .features = c->features,
+		         .has_instance =
+		                 c->has_instance && (c->features & TPARAMS_FEAT_INSTANCE_ID) != 0 };
+
+	memcpy(x.instance, c->instance, HANDSHAKE_INSTANCE_LEN);
+	return write_ext(out, &x);
+}
+
 /* 4.2: the init, built in out; returns its length. */
 static size_t build_init(struct handshake_client *c, struct sym *s,
                          const uint8_t e_pub[static KEYS_LEN], const uint8_t dh[static KEYS_LEN],
                          uint64_t now_unix_ms, size_t pad, uint8_t *out)
 {
 	uint8_t k[KEYS_LEN], pt[HANDSHAKE_PAYLOAD_MIN + HANDSHAKE_PAD_MAX];
-	uint8_t ext[HANDSHAKE_EXT_VERSION_LEN + HANDSHAKE_EXT_REFUSE_LEN];
-	struct ext x = { true, c->wire_max, c->wire_min, c->features, 0 };
-	size_t extlen = write_ext(ext, &x);
+	uint8_t ext[HANDSHAKE_EXT_MAX];
+	size_t extlen = client_ext(c, ext);
 	uint8_t *id = out + HANDSHAKE_INIT_BODY_OFF;
 	uint8_t *body = id + KEYS_NAME_MAX + ENVELOPE_TAG_LEN;
 	size_t ptlen, len;
@@ -292,13 +323,15 @@ ssize_t handshake_client_write_init(struct handshake_client *c, const struct rng
 {
 	uint8_t e_sec[KEYS_LEN], e_pub[KEYS_LEN], dh[KEYS_LEN], et[KEYS_LEN + 8];
 	struct wr w = wr_init(et, sizeof et);
+	uint8_t ext[HANDSHAKE_EXT_MAX];
+	size_t extlen = client_ext(c, ext);
 	struct sym s;
 	size_t len;
 	ssize_t rc = KS_ERR_INVAL;
 
 	if (c->state == HANDSHAKE_CLIENT_DONE)
 		return KS_ERR_STATE;
-	if (cap < HANDSHAKE_INIT_OWN_MIN)
+	if (cap < HANDSHAKE_INIT_MIN + extlen)
 		return KS_ERR_FULL;
 	rng_fill(rng, e_sec, sizeof e_sec);
 	if (crypto_scalarmult_base(e_pub, e_sec) != 0 ||
@@ -310,7 +343,7 @@ ssize_t handshake_client_write_init(struct handshake_client *c, const struct rng
 	obfuscate(out + HANDSHAKE_EPH_OFF, et, sizeof et, out + ENVELOPE_SID_LEN, c->pub.obf);
 	sym_start(&s, c->pub.spub);
 	len = build_init(c, &s, e_pub, dh, now_unix_ms,
-	                 hs_pad(rng, HANDSHAKE_EXT_VERSION_LEN, cap - HANDSHAKE_INIT_MIN), out);
+	                 hs_pad(rng, extlen, cap - HANDSHAKE_INIT_MIN), out);
 	/* Commit: this init's ephemeral and Noise state replace any older. */
 	memcpy(c->e_sec, e_sec, KEYS_LEN);
 	memcpy(c->e_pub, e_pub, KEYS_LEN);
@@ -365,6 +398,7 @@ static int read_response(struct handshake_client *c, const uint8_t *d, size_t le
 		goto out;
 	split(res, s->ck, true);
 	res->user = 0;
+	res->has_instance = false;
 	rc = 0;
 out:
 	sodium_memzero(dh, sizeof dh);
@@ -633,6 +667,10 @@ static void negotiate(struct handshake_pending *p, const struct ext *x)
 	p->proposal.wire =
 	        p->peer_max < HANDSHAKE_WIRE_VERSION ? p->peer_max : HANDSHAKE_WIRE_VERSION;
 	p->proposal.features = x->version ? x->features & TPARAMS_FEATURES : 0;
+	/* An instance id counts only with the feature agreed. */
+	p->has_instance = x->has_instance && (p->proposal.features & TPARAMS_FEAT_INSTANCE_ID);
+	if (p->has_instance)
+		memcpy(p->instance, x->instance, HANDSHAKE_INSTANCE_LEN);
 }
 
 /* 4.4 steps 6-8, after the cheap checks: DH, identity, PSK, payload, whose
@@ -799,8 +837,8 @@ static size_t build_response(struct handshake_server *s, struct sym *y,
                              uint8_t *out, size_t cap)
 {
 	uint8_t k[KEYS_LEN], mk[KEYS_LEN], pt[HANDSHAKE_PAYLOAD_MIN + HANDSHAKE_PAD_MAX];
-	uint8_t ext[HANDSHAKE_EXT_VERSION_LEN + HANDSHAKE_EXT_REFUSE_LEN];
-	struct ext x = { true, acc->wire, acc->wire, acc->features, p->refuse };
+	uint8_t ext[HANDSHAKE_EXT_MAX];
+	struct ext x = { true, acc->wire, acc->wire, acc->features, p->refuse, false, { 0 } };
 	uint8_t *body = out + HANDSHAKE_BODY_OFF;
 	size_t extlen = 0, ptlen, len, spare;
 
@@ -878,6 +916,8 @@ ssize_t handshake_server_write_response(struct handshake_server *s, struct hands
 	res->sid = sid;
 	res->params = acc;
 	res->user = p->user;
+	res->has_instance = p->has_instance;
+	memcpy(res->instance, p->instance, HANDSHAKE_INSTANCE_LEN);
 	sodium_memzero(p, sizeof *p);
 	rc = (ssize_t)len;
 out:

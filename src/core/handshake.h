@@ -71,10 +71,16 @@ enum {
 	HANDSHAKE_INIT_MAX = HANDSHAKE_INIT_MIN + HANDSHAKE_PAD_MAX,
 	HANDSHAKE_RESP_MAX = HANDSHAKE_RESP_MIN + HANDSHAKE_PAD_MAX,
 	/* 4.6: extensions, type || length || value, at the start of the pad. */
-	HANDSHAKE_EXT_VERSION = 1, /* u8 max || u8 min || u32le features */
-	HANDSHAKE_EXT_REFUSE = 2,  /* u8 reason (response with session id 0) */
+	HANDSHAKE_EXT_VERSION = 1,  /* u8 max || u8 min || u32le features */
+	HANDSHAKE_EXT_REFUSE = 2,   /* u8 reason (response with session id 0) */
+	HANDSHAKE_EXT_INSTANCE = 3, /* init: the client process's instance id */
+	HANDSHAKE_INSTANCE_LEN = 8,
 	HANDSHAKE_EXT_VERSION_LEN = 2 + 6,
 	HANDSHAKE_EXT_REFUSE_LEN = 2 + 1,
+	HANDSHAKE_EXT_INSTANCE_LEN = 2 + HANDSHAKE_INSTANCE_LEN,
+	/* Room for every extension one message may carry. */
+	HANDSHAKE_EXT_MAX =
+	        HANDSHAKE_EXT_VERSION_LEN + HANDSHAKE_EXT_REFUSE_LEN + HANDSHAKE_EXT_INSTANCE_LEN,
 	/* Wire versions: 1 is the release without extensions. */
 	HANDSHAKE_WIRE_MIN = 1,
 	HANDSHAKE_WIRE_VERSION = 2, /* this build */
@@ -103,6 +109,10 @@ struct handshake_result {
 	struct transport_params params; /* what the server accepted */
 	struct envelope_dir tx, rx;     /* this side's send and receive keys */
 	uint32_t user;                  /* server: index into its users; client: 0 */
+	/* Server: the client's instance id (4.6), when it sent one and both
+	 * sides agreed TPARAMS_FEAT_INSTANCE_ID; client: false. */
+	bool has_instance;
+	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
 };
 
 enum handshake_client_state {
@@ -125,6 +135,9 @@ struct handshake_client {
 	 * and TPARAMS_FEATURES; tests may change them before an init). */
 	uint8_t wire_min, wire_max;
 	uint32_t features;
+	/* 4.6: the instance id this client sends (handshake_client_set_instance). */
+	bool has_instance;
+	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
 	/* After KS_ERR_UNSUPPORTED: the server's refusal. */
 	struct handshake_refusal refusal;
 };
@@ -135,6 +148,13 @@ KS_MUST_CHECK int handshake_client_init(struct handshake_client *c,
                                         const uint8_t spub[static KEYS_LEN],
                                         const struct keys_user *u,
                                         const struct transport_params *proposal);
+
+/* handshake_client_set_instance makes every later init of c carry the
+ * instance id id (HANDSHAKE_INSTANCE_LEN bytes, 4.6): a server that agrees
+ * TPARAMS_FEAT_INSTANCE_ID replaces the older session of the same user and
+ * instance with the new one. Call it after handshake_client_init. */
+void handshake_client_set_instance(struct handshake_client *c,
+                                   const uint8_t id[static HANDSHAKE_INSTANCE_LEN]);
 
 /* handshake_client_write_init writes a fresh init (new ephemeral, random
  * padding) for the unix time now_unix_ms into out and returns its length
@@ -218,6 +238,8 @@ struct handshake_pending {
 	bool ext;          /* the init had a version extension */
 	uint8_t refuse;    /* enum handshake_refuse_reason */
 	uint8_t peer_min, peer_max;
+	bool has_instance; /* the init carried an instance id, feature agreed */
+	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
 };
 
 /* handshake_server_init sets up s for key k (borrowed) and n_users users

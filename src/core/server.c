@@ -22,7 +22,8 @@ struct entry {
 	size_t heap_idx; /* position in srv->heap while live */
 	bool closed;     /* out of slots[] and the heap; waiting for LOST */
 	bool queued;     /* on the event queue */
-	bool supersede;  /* one_per_user: close the user's others on first payload */
+	bool supersede;  /* on first payload: close the user's others (one_per_user)
+	                    or those of its client instance (6.3) */
 	struct entry *next_ev;
 };
 
@@ -213,7 +214,9 @@ static void close_user_others(struct server *srv, struct entry *keep)
 		for (size_t i = 0; i < srv->heap.n; i++) {
 			struct entry *e = srv->due[i];
 
-			if (e != keep && e->user == keep->user) {
+			if (e != keep && e->user == keep->user &&
+			    (srv->one_per_user ||
+			     sessions_same_instance(srv->table, e->sid, keep->sid))) {
 				close_entry(srv, e, SESSION_LOST_SUPERSEDED);
 				again = true;
 				break;
@@ -273,11 +276,12 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 	heap_push(&srv->heap, &due_ops, NULL, &e);
 	enqueue(srv, e);
 	srv->created++;
-	/* One session per user: the older ones close when this one carries
-	 * its first payload, not now. A client that merely probed during an
+	/* One session per user, or per client instance (docs/PROTOCOL.md,
+	 * secure 6.3): the older ones close when this one carries its first
+	 * payload, not now. A client that merely probed during an
 	 * outage (docs/PROTOCOL.md, session L3) keeps using its old session,
 	 * and this one idles out; a restarted client sends at once. */
-	e->supersede = srv->one_per_user;
+	e->supersede = srv->one_per_user || sessions_get(srv->table, ev->sid)->has_instance;
 	if (srv->output(srv->output_user, srv->scratch.open, ev->len, from) < 0)
 		srv->dropped++; /* the client retries its init */
 	return 0;

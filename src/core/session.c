@@ -47,6 +47,8 @@ struct session {
 
 	/* client: what a handshake needs, kept for the next one */
 	uint8_t spub[KEYS_LEN];
+	bool has_instance; /* every init carries instance (secure 6.3) */
+	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
 	uint8_t hdr[KEYS_LEN]; /* the server's session-id mask key */
 	struct keys_user user; /* secret: wiped on free */
 	struct transport_params proposal;
@@ -173,6 +175,8 @@ static void arm_handshake(struct session *s, uint64_t now)
 	 * did, no init would go out and the attempt would time out. */
 	if (handshake_client_init(&s->hs, s->spub, &s->user, &s->proposal) != 0)
 		s->hs_next = SESSION_NEVER;
+	else if (s->has_instance)
+		handshake_client_set_instance(&s->hs, s->instance);
 }
 
 static void start_attempt(struct session *s, uint64_t now)
@@ -609,6 +613,9 @@ static void client_fill(struct session *s, const struct session_client_config *c
 	s->hs_timeout_ms = cfg->hs_timeout_ms ? cfg->hs_timeout_ms : SESSION_HS_TIMEOUT_MS;
 	s->dead_path_ms = cfg->dead_path_ms ? cfg->dead_path_ms : SESSION_DEAD_PATH_MS_DEFAULT;
 	s->local = cfg->local;
+	s->has_instance = cfg->instance != NULL;
+	if (cfg->instance)
+		memcpy(s->instance, cfg->instance, HANDSHAKE_INSTANCE_LEN);
 	s->now = now;
 	start_attempt(s, now);
 	finish(s, now);

@@ -127,6 +127,8 @@ struct session_client_config {
 	uint32_t dead_path_ms;            /* L6, 0: SESSION_DEAD_PATH_MS_DEFAULT */
 	struct transport_local local;     /* this end's KCP policy (transport.h);
 	                                     zero: engine defaults */
+	const uint8_t *instance;          /* HANDSHAKE_INSTANCE_LEN bytes, copied: this client
+	                                     process's id in every init (secure 6.3); NULL: none */
 };
 
 struct session_stats {

@@ -73,6 +73,14 @@ const struct sessions_slot *sessions_get(const struct sessions *t, uint64_t sid)
 	return find(t, sid);
 }
 
+bool sessions_same_instance(const struct sessions *t, uint64_t a, uint64_t b)
+{
+	const struct sessions_slot *x = sessions_get(t, a), *y = sessions_get(t, b);
+
+	return x && y && x->user == y->user && x->has_instance && y->has_instance &&
+	       memcmp(x->instance, y->instance, HANDSHAKE_INSTANCE_LEN) == 0;
+}
+
 size_t sessions_live(const struct sessions *t) { return t->cap - t->n_free; }
 
 static void release(struct sessions *t, struct sessions_slot *s)
@@ -92,24 +100,35 @@ int sessions_close(struct sessions *t, uint64_t sid)
 	return 0;
 }
 
-/* 6.3: a user holds at most per_user sessions; a new one
- * supersedes the one of that user that was quiet the longest. Returns that
- * victim, or NULL while the user has room. */
-static struct sessions_slot *victim_of(struct sessions *t, uint32_t user)
+static bool same_instance(const struct sessions_slot *s, const struct handshake_pending *p)
 {
-	struct sessions_slot *idlest = NULL;
+	return s->has_instance && p->has_instance &&
+	       memcmp(s->instance, p->instance, HANDSHAKE_INSTANCE_LEN) == 0;
+}
+
+/* 6.3: a user holds at most per_user sessions; a new one beyond that
+ * supersedes the one of the same client instance if there is one, else
+ * the one of that user that was quiet the longest. Returns that victim,
+ * or NULL while the user has room. */
+static struct sessions_slot *victim_of(struct sessions *t, const struct handshake_pending *p)
+{
+	struct sessions_slot *idlest = NULL, *own = NULL;
 	size_t n = 0;
 
 	for (size_t i = 0; i < t->cap; i++) {
 		struct sessions_slot *s = &t->slots[i];
 
-		if (!s->used || s->user != user)
+		if (!s->used || s->user != p->user)
 			continue;
 		n++;
+		if (!own && same_instance(s, p))
+			own = s;
 		if (!idlest || s->env.last_rx_ms < idlest->env.last_rx_ms)
 			idlest = s;
 	}
-	return n < t->per_user ? NULL : idlest;
+	if (n < t->per_user)
+		return NULL;
+	return own ? own : idlest;
 }
 
 static uint64_t new_sid(const struct rng_source *rng, uint32_t slot)
@@ -134,6 +153,8 @@ static void fill(struct sessions *t, struct sessions_slot *s, const struct hands
 	s->params = res->params;
 	s->peer = *from;
 	s->created_ms = now;
+	s->has_instance = res->has_instance;
+	memcpy(s->instance, res->instance, HANDSHAKE_INSTANCE_LEN);
 	envelope_init(&s->env, t->hs.pub.hdr, res->sid, &res->tx, &res->rx, &res->params, now);
 }
 
@@ -168,7 +189,7 @@ static int on_init(struct sessions *t, const struct sessions_addr *from, const u
 		t->n.init_refused++;
 		return rc;
 	}
-	victim = victim_of(t, p.user);
+	victim = victim_of(t, &p);
 	if (!victim && t->n_free == 0) {
 		sodium_memzero(&p, sizeof p);
 		t->n.full++;

@@ -70,6 +70,8 @@ struct sessions_slot {
 	struct sessions_addr peer; /* the proven path: where replies go (6.2) */
 	struct sessions_path cand; /* a path being validated */
 	uint64_t created_ms;
+	bool has_instance; /* the client sent an instance id (PROTOCOL.md 6.3) */
+	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
 	struct envelope env;
 };
 
@@ -181,6 +183,10 @@ const struct sessions_slot *sessions_get(const struct sessions *t, uint64_t sid)
 /* sessions_close ends session sid and wipes its keys. Returns 0 or
  * KS_ERR_CLOSED. */
 int sessions_close(struct sessions *t, uint64_t sid);
+
+/* sessions_same_instance: are sessions a and b live, of one user, and
+ * made by one client instance (both carried the same instance id, 6.3)? */
+bool sessions_same_instance(const struct sessions *t, uint64_t a, uint64_t b);
 
 /* sessions_live returns the number of live sessions. */
 size_t sessions_live(const struct sessions *t);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/minmax.h"
 #include "core/session.h"
 #include "core/socks5.h"
 #include "core/transport.h"
@@ -30,6 +31,7 @@
 #include "io/metrics.h"
 #include "io/peer.h"
 #include "io/relay.h"
+#include "io/resolver.h"
 #include "io/smetrics.h"
 #include "io/sysrng.h"
 #include "io/tcp.h"
@@ -68,8 +70,30 @@ struct client {
 	struct ev_loop *loop;     /* borrowed */
 	const struct config *cfg; /* borrowed */
 	struct rng_source rng;
-	struct peer *peer;              /* owned */
-	struct session *sess;           /* owned */
+	/* Random per process: the server replaces only this process's own
+	 * older session with a new one (docs/PROTOCOL.md, secure 6.3). */
+	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
+	struct peer *peer;    /* owned */
+	struct session *sess; /* owned */
+	/* Servers (docs/OPERATIONS.md "Several servers"): cfg->servers.e[cur]
+	 * is the one the socket points at, looked up again with c-ares at
+	 * every new handshake. */
+	struct resolver *res;      /* owned */
+	struct resolver_query *rq; /* the lookup in flight, or NULL */
+	size_t cur;
+	int peer_fam; /* of the socket */
+	bool have_addr, returning;
+	struct sockaddr_storage addr; /* cur's address, when have_addr */
+	uint64_t fallback_since;      /* established on a server other than the first */
+	/* On a fallback: a handshake with the first server, on a socket and
+	 * session of its own, proves it answers before the client goes back. */
+	struct peer *probe_peer; /* owned, may be NULL */
+	struct session *probe;   /* owned, may be NULL */
+	struct resolver_query *probe_q;
+	uint64_t probe_at;         /* the next probe */
+	bool probe_done, probe_ok; /* the probe ended (answered); free it */
+	bool first_ok;             /* the first server answered a probe */
+	uint64_t failovers, lookups_failed;
 	struct relay_host host;         /* the session's streams */
 	uint64_t sid;                   /* of the session host belongs to */
 	struct tcp_listener *listener;  /* owned */
@@ -668,6 +692,8 @@ static const char *const lost_names[SESSION_LOST_REASONS] = {
  * causes are listed, once until a session is established. */
 static void silent_hint(struct client *cl)
 {
+	const struct config_endpoint *e = &cl->cfg->servers.e[cl->cur];
+
 	if (cl->silent_hinted)
 		return;
 	cl->silent_hinted = true;
@@ -675,8 +701,7 @@ static void silent_hint(struct client *cl)
 	         "user's psk does not match the server's (it drops such handshakes silently; "
 	         "its log shows them at info), UDP to port %u is blocked on the way, or the "
 	         "server is not running",
-	         cl->cfg->server.host, (unsigned)cl->cfg->server.port,
-	         (unsigned)cl->cfg->server.port);
+	         e->host, (unsigned)e->port, (unsigned)e->port);
 }
 
 /* An outage starts at a loss that leaves no session behind (every reason
@@ -701,6 +726,253 @@ static void outage_end(struct client *cl, uint64_t now)
 	         (unsigned long long)(now - cl->outage_since));
 }
 
+/* --- servers: the list, lookups, failover ------------------------------------- */
+
+static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now);
+static void on_timer(void *arg, uint64_t now);
+static uint64_t before_sleep(void *arg, uint64_t now);
+
+static int new_session(struct client *cl, struct session **out, session_output_fn output, char *err,
+                       size_t errlen);
+
+static const struct config_endpoint *target(const struct client *cl)
+{
+	return &cl->cfg->servers.e[cl->cur];
+}
+
+/* A UDP socket of family fam, unconnected: it drives the session's timer
+ * until the server's address is known. */
+static int new_peer(struct client *cl, int fam, char *err, size_t errlen)
+{
+	struct sockaddr_storage any;
+	struct peer_cb pcb = { on_datagram, on_timer, before_sleep, cl };
+	struct peer *p;
+
+	memset(&any, 0, sizeof any);
+	any.ss_family = (sa_family_t)fam;
+	p = peer_new(cl->loop, &any, &pcb, err, errlen);
+	if (!p)
+		return KS_ERR_IO;
+	peer_free(cl->peer);
+	cl->peer = p;
+	cl->peer_fam = fam;
+	cl->refused_seen = 0;
+	return 0;
+}
+
+/* Point the socket at a (a new socket if the family changed). */
+static void point_peer(struct client *cl, const struct sockaddr_storage *a)
+{
+	char err[160], was[ADDR_TEXT_MAX], now_text[ADDR_TEXT_MAX];
+	const struct config_endpoint *e = target(cl);
+
+	if (cl->have_addr && addr_equal(&cl->addr, a))
+		return;
+	addr_format(a, now_text);
+	if (cl->peer_fam != a->ss_family && new_peer(cl, a->ss_family, err, sizeof err) != 0) {
+		log_warn("server %s:%u (%s): %s", e->host, (unsigned)e->port, now_text, err);
+		return;
+	}
+	if (peer_connect(cl->peer, a, err, sizeof err) != 0) {
+		log_warn("server %s:%u (%s): %s", e->host, (unsigned)e->port, now_text, err);
+		return;
+	}
+	if (cl->have_addr) {
+		addr_format(&cl->addr, was);
+		log_info("server %s:%u is now %s (was %s)", e->host, (unsigned)e->port, now_text,
+		         was);
+	} else {
+		log_info("server %s:%u is %s", e->host, (unsigned)e->port, now_text);
+	}
+	cl->addr = *a;
+	cl->have_addr = true;
+}
+
+static void on_server_resolved(void *arg, const struct resolver_result *res)
+{
+	struct client *cl = arg;
+	const struct config_endpoint *e = target(cl);
+
+	cl->rq = NULL;
+	if (res->status != RESOLVER_OK || res->n == 0) {
+		cl->lookups_failed++;
+		log_limited(LOG_LEVEL_WARN, "server %s:%u: lookup %s; keeping %s", e->host,
+		            (unsigned)e->port, resolver_status_name(res->status),
+		            cl->have_addr ? "the last address" : "no address");
+		return;
+	}
+	point_peer(cl, &res->addrs[0]);
+	/* A handshake waiting for this address goes now, not at its next
+	 * retransmission or the end of a backoff. */
+	if (session_state(cl->sess) != SESSION_ESTABLISHED)
+		session_on_demand(cl->sess, clock_mono_ms());
+}
+
+/* Look server cur up again (c-ares, never blocking); the socket follows
+ * the answer. At start and before every new handshake, so DNS changes
+ * are followed. */
+static void resolve_target(struct client *cl)
+{
+	struct resolver_cb cb = { on_server_resolved, cl };
+	const struct config_endpoint *e = target(cl);
+	int rc;
+
+	resolver_cancel(cl->rq);
+	cl->rq = NULL;
+	rc = resolver_resolve(cl->res, e->host, e->port, RESOLVER_ANY, &cb, &cl->rq);
+	if (rc != 0)
+		log_limited(LOG_LEVEL_WARN, "server %s:%u: lookup not started: %s", e->host,
+		            (unsigned)e->port, ks_strerror(rc));
+}
+
+/* Go to server i of the list (the same one: look it up again). */
+static void go_to(struct client *cl, size_t i, const char *why)
+{
+	if (i != cl->cur) {
+		const struct config_endpoint *from = target(cl);
+
+		cl->failovers++;
+		cl->cur = i;
+		cl->have_addr = false;
+		log_info("server %s:%u: %s; trying %s:%u (%zu of %zu)", from->host,
+		         (unsigned)from->port, why, target(cl)->host, (unsigned)target(cl)->port,
+		         i + 1, cl->cfg->servers.n);
+	}
+	resolve_target(cl);
+}
+
+/* The session went down or a handshake got no answer: the next server of
+ * the list (after the last: the first again). */
+static void fail_over(struct client *cl, const char *why)
+{
+	go_to(cl, (cl->cur + 1) % cl->cfg->servers.n, why);
+}
+
+/* --- the return to the first server ------------------------------------------ */
+
+static void free_probe(struct client *cl)
+{
+	resolver_cancel(cl->probe_q);
+	cl->probe_q = NULL;
+	if (cl->probe_peer)
+		peer_flush(cl->probe_peer); /* the probe session's close */
+	session_free(cl->probe);
+	peer_free(cl->probe_peer);
+	cl->probe = NULL;
+	cl->probe_peer = NULL;
+	cl->probe_done = cl->probe_ok = false;
+}
+
+static int on_probe_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+{
+	struct client *cl = user;
+
+	(void)to;
+	return cl->probe_peer ? peer_send(cl->probe_peer, d, len, NULL) : -1;
+}
+
+static void on_probe_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
+{
+	struct client *cl = arg;
+
+	if (cl->probe && !cl->probe_done)
+		(void)session_on_datagram(cl->probe, d->data, d->len, now, clock_wall_ms());
+}
+
+static void on_probe_timer(void *arg, uint64_t now)
+{
+	struct client *cl = arg;
+
+	if (cl->probe && !cl->probe_done)
+		session_on_timer(cl->probe, now, clock_wall_ms());
+}
+
+/* The probe's events: an answer proves the first server; the probe's
+ * session is closed at once (the server frees it). No answer within one
+ * handshake attempt: try again server_return_ms later. */
+static uint64_t probe_before_sleep(void *arg, uint64_t now)
+{
+	struct client *cl = arg;
+	struct session_event ev;
+
+	while (cl->probe && !cl->probe_done && session_next_event(cl->probe, &ev) == 0) {
+		if (ev.type == SESSION_EV_ESTABLISHED) {
+			cl->probe_ok = cl->probe_done = true;
+			session_close(cl->probe, now);
+		} else if (ev.type == SESSION_EV_HANDSHAKE_FAILED) {
+			cl->probe_done = true;
+		}
+	}
+	if (!cl->probe)
+		return UINT64_MAX;
+	if (cl->probe_done)
+		return now; /* the client's own before_sleep frees it next */
+	session_flush(cl->probe, now);
+	return session_next_deadline(cl->probe);
+}
+
+static void on_probe_resolved(void *arg, const struct resolver_result *res)
+{
+	struct client *cl = arg;
+	struct sockaddr_storage any;
+	struct peer_cb pcb = { on_probe_datagram, on_probe_timer, probe_before_sleep, cl };
+	char err[160];
+
+	cl->probe_q = NULL;
+	memset(&any, 0, sizeof any);
+	if (res->status == RESOLVER_OK && res->n > 0) {
+		any.ss_family = res->addrs[0].ss_family;
+		cl->probe_peer = peer_new(cl->loop, &any, &pcb, err, sizeof err);
+	}
+	if (!cl->probe_peer || peer_connect(cl->probe_peer, &res->addrs[0], err, sizeof err) != 0 ||
+	    new_session(cl, &cl->probe, on_probe_output, err, sizeof err) != 0)
+		cl->probe_done = true; /* freed in before_sleep; again later */
+}
+
+/* On a fallback: every server_return_ms, one handshake with the first
+ * server (probe); once it answered, go back at a moment no stream is
+ * open: close the fallback's session and handshake with the first. */
+static void maybe_return(struct client *cl, uint64_t now)
+{
+	struct resolver_cb cb = { on_probe_resolved, cl };
+	const struct config_endpoint *first = &cl->cfg->servers.e[0];
+	bool on_fallback = cl->cur != 0 && cl->cfg->server_return_ms != 0 && !cl->draining &&
+	                   session_state(cl->sess) == SESSION_ESTABLISHED;
+
+	bool probing = cl->probe || cl->probe_q || cl->probe_peer || cl->probe_done;
+
+	if (probing && (cl->probe_done || !on_fallback)) {
+		cl->first_ok = on_fallback && cl->probe_ok;
+		if (cl->probe_done && !cl->probe_ok)
+			cl->probe_at = now + cl->cfg->server_return_ms;
+		free_probe(cl);
+	}
+	if (!on_fallback)
+		return;
+	if (!cl->first_ok && !cl->probe && !cl->probe_q && !cl->probe_peer && now >= cl->probe_at &&
+	    resolver_resolve(cl->res, first->host, first->port, RESOLVER_ANY, &cb, &cl->probe_q) !=
+	            0)
+		cl->probe_at = now + cl->cfg->server_return_ms;
+	if (!cl->first_ok || cl->nconns != 0)
+		return;
+	log_info("on fallback server %s:%u for %llu ms, %s:%u answers again and no stream is "
+	         "open: going back to it",
+	         target(cl)->host, (unsigned)target(cl)->port,
+	         (unsigned long long)(now - cl->fallback_since), first->host,
+	         (unsigned)first->port);
+	cl->first_ok = false;
+	cl->returning = true;
+	session_close(cl->sess, now);
+}
+
+static uint64_t return_deadline(const struct client *cl)
+{
+	if (cl->cur == 0 || cl->cfg->server_return_ms == 0 || cl->probe || cl->probe_q ||
+	    session_state(cl->sess) != SESSION_ESTABLISHED)
+		return UINT64_MAX;
+	return cl->probe_at;
+}
+
 static void on_session_event(struct client *cl, const struct session_event *ev)
 {
 	switch (ev->type) {
@@ -708,6 +980,9 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		cl->established++;
 		cl->silent_hinted = false;
 		cl->sid = session_sid(cl->sess);
+		cl->fallback_since = clock_mono_ms();
+		cl->probe_at = cl->fallback_since + cl->cfg->server_return_ms;
+		cl->first_ok = false;
 		outage_end(cl, clock_mono_ms());
 		cl->refused_logged = false; /* heard the server: log the next refusal */
 		relay_host_init(&cl->host, host_mux, cl);
@@ -725,10 +1000,11 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 	case SESSION_EV_HANDSHAKE_FAILED:
 		cl->hs_failed++;
 		log_limited(LOG_LEVEL_WARN, "handshake with %s:%u: no answer; retrying",
-		            cl->cfg->server.host, (unsigned)cl->cfg->server.port);
+		            target(cl)->host, (unsigned)target(cl)->port);
 		silent_hint(cl);
 		outage_begin(cl, clock_mono_ms());
 		wait_flush(cl, false);
+		fail_over(cl, "no answer");
 		break;
 	case SESSION_EV_LOST:
 		cl->lost++;
@@ -744,6 +1020,14 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		cl->relay_up += cl->host.bytes_up;
 		cl->relay_down += cl->host.bytes_down;
 		cl->host.bytes_up = cl->host.bytes_down = 0;
+		if (cl->returning && ev->reason == SESSION_LOST_CLOSED) {
+			cl->returning = false;
+			go_to(cl, 0, "returning to the first server");
+		} else if (ev->reason == SESSION_LOST_REKEY) {
+			resolve_target(cl); /* the same server: follow its name */
+		} else if (ev->reason != SESSION_LOST_SILENT && ev->reason != SESSION_LOST_CLOSED) {
+			fail_over(cl, lost_names[ev->reason]);
+		}
 		break;
 	case SESSION_EV_STREAM: on_stream_event(cl, &ev->stream); break;
 	}
@@ -767,8 +1051,8 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 		log_limited(LOG_LEVEL_ERROR,
 		            "handshake with %s:%u refused by the server: no wire version in common "
 		            "(this build speaks %d..%d); upgrade one side",
-		            cl->cfg->server.host, (unsigned)cl->cfg->server.port,
-		            HANDSHAKE_WIRE_MIN, HANDSHAKE_WIRE_VERSION);
+		            target(cl)->host, (unsigned)target(cl)->port, HANDSHAKE_WIRE_MIN,
+		            HANDSHAKE_WIRE_VERSION);
 }
 
 /* The kernel reported that the server's address refused our datagrams
@@ -787,7 +1071,7 @@ static void check_refused(struct client *cl, uint64_t now)
 	if (!cl->refused_logged) {
 		cl->refused_logged = true;
 		log_warn("server %s:%u refuses datagrams (ICMP port unreachable): is it running?",
-		         cl->cfg->server.host, (unsigned)cl->cfg->server.port);
+		         target(cl)->host, (unsigned)target(cl)->port);
 	}
 }
 
@@ -806,6 +1090,7 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 	bool any = true;
 
 	check_refused(cl, now);
+	maybe_return(cl, now); /* before the rounds: its LOST is handled in them */
 	for (int round = 0; round < DAEMON_EVENT_ROUNDS && any; round++) {
 		any = false;
 
@@ -825,7 +1110,7 @@ static uint64_t before_sleep(void *arg, uint64_t now)
 	/* Work left after the last round: come back at once. */
 	if (any)
 		return now;
-	return session_next_deadline(cl->sess);
+	return min_u64(session_next_deadline(cl->sess), return_deadline(cl));
 }
 
 /* --- metrics ---------------------------------------------------------------------- */
@@ -864,6 +1149,13 @@ static void write_outage_metrics(struct metrics_buf *b, struct client *cl,
 	                ps->rx->refused);
 	metrics_counter(b, "kcpsocks_local_stall_probes_total",
 	                "PINGs sent because open streams heard nothing", st.stall_probes);
+	metrics_gauge(b, "kcpsocks_local_server_index",
+	              "which server of the list the client uses, 0: the first", cl->cur);
+	metrics_counter(b, "kcpsocks_local_server_failovers_total",
+	                "moves to another server of the list (returns to the first included)",
+	                cl->failovers);
+	metrics_counter(b, "kcpsocks_local_server_lookups_failed_total",
+	                "lookups of a server name that found no address", cl->lookups_failed);
 }
 
 static void write_metrics(struct metrics_buf *b, void *arg)
@@ -955,40 +1247,19 @@ static bool healthy(void *arg, char *why, size_t whylen)
 	case SESSION_CLOSED: break;
 	}
 	if (cl->in_outage)
-		snprintf(why, whylen, "no session to %s:%u for %llu ms (%s)", cl->cfg->server.host,
-		         (unsigned)cl->cfg->server.port,
-		         (unsigned long long)(now - cl->outage_since),
+		snprintf(why, whylen, "no session to %s:%u for %llu ms (%s)", target(cl)->host,
+		         (unsigned)target(cl)->port, (unsigned long long)(now - cl->outage_since),
 		         cl->ever_lost ? lost_names[cl->last_lost] : "handshake got no answer");
 	else
-		snprintf(why, whylen, "handshaking with %s:%u", cl->cfg->server.host,
-		         (unsigned)cl->cfg->server.port);
+		snprintf(why, whylen, "handshaking with %s:%u", target(cl)->host,
+		         (unsigned)target(cl)->port);
 	return false;
 }
 
 /* --- set-up ------------------------------------------------------------------------ */
 
-static int resolve_server(const struct config_endpoint *e, struct sockaddr_storage *out, char *err,
-                          size_t errlen)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
-	char port[8];
-	int rc;
-
-	/* Once, before the loop runs: the only blocking lookup we make. */
-	snprintf(port, sizeof port, "%u", (unsigned)e->port);
-	rc = getaddrinfo(e->host, port, &hints, &res);
-	if (rc != 0 || !res) {
-		snprintf(err, errlen, "server %s:%u: %s", e->host, (unsigned)e->port,
-		         rc ? gai_strerror(rc) : "no address");
-		return KS_ERR_INVAL;
-	}
-	memset(out, 0, sizeof *out);
-	memcpy(out, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return 0;
-}
-
-static int make_session(struct client *cl, char *err, size_t errlen)
+static int new_session(struct client *cl, struct session **out, session_output_fn output, char *err,
+                       size_t errlen)
 {
 	struct session_client_config sc = { 0 };
 	struct keys_user user;
@@ -1007,29 +1278,41 @@ static int make_session(struct client *cl, char *err, size_t errlen)
 	sc.mux = &mc;
 	sc.dead_path_ms = cl->cfg->profile.dead_path_ms;
 	sc.rng = &cl->rng;
-	sc.output = on_output;
+	sc.output = output;
 	sc.output_user = cl;
-	rc = session_client_new(&cl->sess, &sc, clock_mono_ms());
+	sc.instance = cl->instance;
+	rc = session_client_new(out, &sc, clock_mono_ms());
 	socks5_wipe(&user, sizeof user);
 	if (rc != 0)
 		snprintf(err, errlen, "session: %s", ks_strerror(rc));
 	return rc;
 }
 
+static int make_session(struct client *cl, char *err, size_t errlen)
+{
+	return new_session(cl, &cl->sess, on_output, err, errlen);
+}
+
 static int open_sockets(struct client *cl, char *err, size_t errlen)
 {
-	struct sockaddr_storage srv, any, la;
-	struct peer_cb pcb = { on_datagram, on_timer, before_sleep, cl };
+	struct sockaddr_storage la;
 	struct tcp_listener_cb lcb = { on_accept, cl };
 	struct metrics_handlers mh = { write_metrics, healthy, cl };
+	struct resolver_opts ro = { 0 };
+	static const char *const lookups[] = { [CONFIG_LOOKUPS_FB] = "fb",
+		                               [CONFIG_LOOKUPS_FILES] = "files",
+		                               [CONFIG_LOOKUPS_B] = "b" };
 
-	if (resolve_server(&cl->cfg->server, &srv, err, errlen) != 0)
+	ro.servers = cl->cfg->resolver_servers;
+	ro.lookups = lookups[cl->cfg->resolver_lookups];
+	cl->res = resolver_new(cl->loop, &ro, err, errlen);
+	if (!cl->res)
 		return KS_ERR_INVAL;
-	memset(&any, 0, sizeof any);
-	any.ss_family = srv.ss_family;
-	cl->peer = peer_new(cl->loop, &any, &pcb, err, errlen);
-	if (!cl->peer || peer_connect(cl->peer, &srv, err, errlen) != 0)
+	/* The server's address comes from c-ares (resolve_target); until then
+	 * an IPv4 socket drives the session's timer and sends nothing. */
+	if (new_peer(cl, AF_INET, err, errlen) != 0)
 		return KS_ERR_IO;
+	resolve_target(cl);
 	if (dconf_endpoint_addr(&cl->cfg->local_listen, &la, err, errlen) != 0)
 		return KS_ERR_INVAL;
 	cl->listener = tcp_listener_new(cl->loop, &la, NULL, &lcb, err, errlen);
@@ -1056,6 +1339,7 @@ struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *
 	cl->loop = loop;
 	cl->cfg = cfg;
 	cl->rng = sysrng_source();
+	rng_fill(&cl->rng, cl->instance, sizeof cl->instance);
 	cl->s5cfg.method = SOCKS5_METHOD_NONE;
 	if (cfg->socks_user[0]) {
 		cl->cred = (struct socks5_cred){ (const uint8_t *)cfg->socks_user,
@@ -1110,6 +1394,8 @@ void client_free(struct client *cl)
 	}
 	metrics_server_free(cl->metrics);
 	tcp_listener_free(cl->listener);
+	free_probe(cl);
+	resolver_free(cl->res);
 	peer_free(cl->peer);
 	session_free(cl->sess);
 	free(cl);

@@ -22,9 +22,10 @@ static void *start(struct ev_loop *loop, const struct config *cfg, void *arg, ch
 
 	(void)arg;
 	if (cl)
-		log_info("kcpsocks-local %s: SOCKS5 on %s:%u, server %s:%u, profile %s",
+		log_info("kcpsocks-local %s: SOCKS5 on %s:%u, server %s:%u%s, profile %s",
 		         KCPSOCKS_VERSION, cfg->local_listen.host, (unsigned)cfg->local_listen.port,
-		         cfg->server.host, (unsigned)cfg->server.port, cfg->profile.name);
+		         cfg->server.host, (unsigned)cfg->server.port,
+		         cfg->servers.n > 1 ? " (and fallbacks)" : "", cfg->profile.name);
 	return cl;
 }
 

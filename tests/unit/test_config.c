@@ -417,6 +417,49 @@ static void connect_fills_local_keys(void **state)
 	config_free(cfg);
 }
 
+/* Several servers: a comma list in server (file, option) or in the
+ * connection string; the first is also cfg->server. */
+static void server_lists(void **state)
+{
+	(void)state;
+	struct config *cfg;
+	char err[CONFIG_ERR_MAX];
+
+	assert_int_equal(load("[local]\nserver = a.example:1, [::1]:2 ,127.0.0.1:3\n"
+	                      "server_public_key = " K2 "\nuser = u\npsk = " K1 "\n",
+	                      &cfg, err),
+	                 0);
+	assert_int_equal(config_finish(cfg, CONFIG_ROLE_LOCAL, err, sizeof err), 0);
+	assert_int_equal(cfg->servers.n, 3);
+	assert_string_equal(cfg->server.host, "a.example");
+	assert_string_equal(cfg->servers.e[1].host, "::1");
+	assert_int_equal(cfg->servers.e[2].port, 3);
+	assert_int_equal(cfg->server_return_ms, 60000);
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_LOCAL, "server", "b:9", err, sizeof err), 0);
+	assert_int_equal(cfg->servers.n, 1);
+	assert_string_equal(cfg->server.host, "b");
+	assert_int_not_equal(config_set(cfg, CONFIG_ROLE_LOCAL, "server", "a:1,b:2,c:3,d:4,e:5",
+	                                err, sizeof err),
+	                     0);
+	assert_string_equal(err, "--server: more than 4 servers");
+	assert_int_not_equal(
+	        config_set(cfg, CONFIG_ROLE_LOCAL, "server", "a:1,,b:2", err, sizeof err), 0);
+	assert_int_equal(cfg->servers.n, 1); /* unchanged by a refused value */
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_LOCAL, "connect",
+	                            "kcpsocks://alice:" K1 "@h1:1,h2:2?key=" K2, err, sizeof err),
+	                 0);
+	assert_int_equal(cfg->servers.n, 2);
+	assert_string_equal(cfg->servers.e[1].host, "h2");
+	assert_string_equal(cfg->server.host, "h1");
+	assert_int_equal(config_set(cfg, CONFIG_ROLE_LOCAL, "resolver_servers", "127.0.0.1:5353",
+	                            err, sizeof err),
+	                 0);
+	assert_int_equal(
+	        config_set(cfg, CONFIG_ROLE_LOCAL, "resolver_lookups", "b", err, sizeof err), 0);
+	assert_int_equal(cfg->resolver_lookups, CONFIG_LOOKUPS_B);
+	config_free(cfg);
+}
+
 /* ---- the command line goes through the same setters ------------------- */
 
 static void same_config(const struct config *a, const struct config *b)
@@ -552,10 +595,9 @@ static void resolver_keys(void **state)
 	        config_set(cfg, CONFIG_ROLE_SERVER, "resolver_servers", long_list, err, sizeof err),
 	        KS_ERR_INVAL);
 	assert_string_equal(cfg->resolver_servers, "127.0.0.53, [::1]:5353");
-	/* Server-only keys. */
+	/* [local] has its own pair, for the server's name. */
 	assert_int_equal(
-	        config_set(cfg, CONFIG_ROLE_LOCAL, "resolver_lookups", "b", err, sizeof err),
-	        KS_ERR_INVAL);
+	        config_set(cfg, CONFIG_ROLE_LOCAL, "resolver_lookups", "b", err, sizeof err), 0);
 	config_free(cfg);
 
 	cfg = config_new();
@@ -725,6 +767,7 @@ int main(void)
 		cmocka_unit_test(many_users_grow_the_array),
 		cmocka_unit_test(overrides_apply_over_the_profile_in_any_order),
 		cmocka_unit_test(connect_fills_local_keys),
+		cmocka_unit_test(server_lists),
 		cmocka_unit_test(flag_path_equals_file_path),
 		cmocka_unit_test(options_replace_file_values),
 		cmocka_unit_test(options_are_scoped_by_role),

@@ -30,6 +30,7 @@ static void connstr_round_trip(void **state)
 		CS "&profile=low-memory",
 		"kcpsocks://bob.b-2:" K2 "@[2001:db8::1]:443?key=" K1,
 		"kcpsocks://x:" K1 "@vpn.example.org:1?profile=fast&key=" K2,
+		"kcpsocks://x:" K1 "@a.example:1,[::1]:2,127.0.0.1:3,b:4?key=" K2,
 	};
 	struct config_connstr c, d;
 	char buf[CONFIG_CONNSTR_MAX], again[CONFIG_CONNSTR_MAX], err[CONFIG_ERR_MAX];
@@ -56,6 +57,10 @@ static void connstr_round_trip(void **state)
 		assert_int_equal(config_connstr_format(&c, buf, len), KS_ERR_FULL);
 	assert_int_equal(config_connstr_format(&c, buf, strlen(good[1]) + 1),
 	                 (ssize_t)strlen(good[1]));
+	c.servers.e[0].port = 0;
+	assert_int_equal(config_connstr_format(&c, buf, sizeof buf), KS_ERR_INVAL);
+	c.servers.n = 0; /* server alone, as kcpsocks-server adduser fills it */
+	assert_int_equal(config_connstr_format(&c, buf, sizeof buf), (ssize_t)strlen(good[1]));
 	c.server.port = 0;
 	assert_int_equal(config_connstr_format(&c, buf, sizeof buf), KS_ERR_INVAL);
 }
@@ -67,6 +72,10 @@ static void connstr_bad(void **state)
 		{ "http://alice:" K1 "@h:1?key=" K2,
 		  "does not start with kcpsocks:// (kcpsocks://USER:PSK@HOST:PORT?key=KEY)" },
 		{ "kcpsocks://", "missing '@' between USER:PSK and HOST:PORT" },
+		{ "kcpsocks://alice:" K1 "@a:1,b:2,c:3,d:4,e:5?key=" K2, "more than 4 servers" },
+		{ "kcpsocks://alice:" K1 "@a:1,?key=" K2, "missing HOST:PORT after '@'" },
+		{ "kcpsocks://alice:" K1 "@a:1,b?key=" K2,
+		  "missing :PORT after the server address 'b'" },
 		{ "kcpsocks://alice:" K1 "h:1?key=" K2,
 		  "missing '@' between USER:PSK and HOST:PORT" },
 		{ "kcpsocks://:" K1 "@h:1?key=" K2, "missing user name (kcpsocks://USER:PSK@...)" },

@@ -837,6 +837,53 @@ static void test_server_table_supersede(void **state)
 	free(f);
 }
 
+/* Secure 6.3: a second session of one client instance replaces the
+ * instance's first when it carries its first payload, not before (an L3
+ * probe's answer may be dropped); another instance of the same user stays. */
+static void test_server_instance_replace(void **state)
+{
+	static const uint8_t ida[HANDSHAKE_INSTANCE_LEN] = { 'a' },
+	                     idb[HANDSHAKE_INSTANCE_LEN] = { 'b' };
+	struct fix *f = fix_new(15);
+	struct server *srv;
+	struct session *c[3];
+	struct server_event sev;
+	struct sessions_addr a[3] = { addr_of(60), addr_of(61), addr_of(62) };
+	const uint8_t *ids[3] = { ida, idb, ida };
+
+	(void)state;
+	assert_int_equal(server_new(&srv, &f->scfg), 0);
+	for (int i = 0; i < 3; i++) {
+		uint64_t now = (uint64_t)i * 100;
+
+		f->ccfg.instance = ids[i];
+		assert_int_equal(session_client_new(&c[i], &f->ccfg, now), 0);
+		session_on_timer(c[i], now, UNIX0 + now);
+		exchange(f, c[i], srv, &a[i], now);
+		assert_int_equal(session_state(c[i]), SESSION_ESTABLISHED);
+		assert_int_equal(server_next_event(srv, &sev), 0);
+		assert_int_equal(sev.ev.type, SESSION_EV_ESTABLISHED);
+	}
+	assert_int_equal(sessions_live(server_table(srv)), 3);
+	assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
+	/* The new session of instance a carries a PING: a's old one goes. */
+	assert_int_equal(mux_ping(session_mux(c[2])), 0);
+	session_pump(c[2], 300);
+	exchange(f, c[2], srv, &a[2], 300);
+	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_int_equal(sev.ev.type, SESSION_EV_LOST);
+	assert_int_equal(sev.ev.reason, SESSION_LOST_SUPERSEDED);
+	assert_true(sev.sid == session_sid(c[0]));
+	assert_null(server_session(srv, session_sid(c[0])));
+	assert_non_null(server_session(srv, session_sid(c[1])));
+	assert_int_equal(sessions_live(server_table(srv)), 2);
+	assert_true(server_check(srv));
+	for (int i = 0; i < 3; i++)
+		session_free(c[i]);
+	server_free(srv);
+	free(f);
+}
+
 static void test_server_new_checks(void **state)
 {
 	struct fix *f = fix_new(11);
@@ -1150,6 +1197,7 @@ int main(void)
 		cmocka_unit_test(test_server_heap),
 		cmocka_unit_test(test_server_close),
 		cmocka_unit_test(test_server_table_supersede),
+		cmocka_unit_test(test_server_instance_replace),
 		cmocka_unit_test(test_server_new_checks),
 		cmocka_unit_test(test_dead_path_download),
 		cmocka_unit_test(test_stall_probe_backoff),

@@ -107,9 +107,14 @@ static void client_rearm(struct client *c)
 {
 	struct transport_params tp;
 
+	struct handshake_client old = c->hc;
+
 	tparams_default(&tp);
-	if (c->hc.state == HANDSHAKE_CLIENT_DONE)
+	if (c->hc.state == HANDSHAKE_CLIENT_DONE) {
 		assert_int_equal(handshake_client_init(&c->hc, c->spub, c->user, &tp), 0);
+		if (old.has_instance) /* the same process: the same instance id */
+			handshake_client_set_instance(&c->hc, old.instance);
+	}
 }
 
 /* Run a handshake through the table; returns the new session id. */
@@ -545,6 +550,63 @@ static void user_cap_is_configurable(void **state)
 	sessions_free(s.t);
 }
 
+/* 6.3: a new session of the same client instance replaces that
+ * instance's older one, and only that one: at the cap it is the victim even
+ * when another device was quieter; below the cap the table reports the pair
+ * (the server closes the old one on the new one's first payload). A client
+ * without an instance id (an older release) keeps the idlest rule. */
+static void instance_replaces_only_its_own(void **state)
+{
+	(void)state;
+	static const uint8_t ida[HANDSHAKE_INSTANCE_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	static const uint8_t idb[HANDSHAKE_INSTANCE_LEN] = { 8, 7, 6, 5, 4, 3, 2, 1 };
+	struct server s;
+	struct client a, b, old;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	uint64_t a1, a2, a3, b1, o1;
+	ssize_t n;
+
+	server_start(&s, 9, 64);
+	sessions_free(s.t);
+	s.cfg.per_user = 2;
+	assert_int_equal(sessions_new(&s.t, &s.cfg), 0);
+	client_init(&a, &s, 0, 700);
+	client_init(&b, &s, 0, 701);
+	handshake_client_set_instance(&a.hc, ida);
+	handshake_client_set_instance(&b.hc, idb);
+	a1 = client_connect(&a, &s, 10);
+	b1 = client_connect(&b, &s, 11);
+	assert_true(sessions_get(s.t, a1)->has_instance);
+	assert_memory_equal(sessions_get(s.t, a1)->instance, ida, HANDSHAKE_INSTANCE_LEN);
+	assert_false(sessions_same_instance(s.t, a1, b1));
+	n = client_seal(&a, "x", d); /* b is now the quieter device */
+	assert_int_equal(deliver(&s, &a.addr, d, (size_t)n, 100, &ev, out), 0);
+	a2 = client_connect(&a, &s, 200);
+	assert_null(sessions_get(s.t, a1)); /* its own old session went */
+	assert_non_null(sessions_get(s.t, b1));
+	assert_int_equal(sessions_live(s.t), 2);
+	/* Below the cap both stay; the table names them one instance. */
+	server_restart(&s);
+	s.cfg.per_user = 0;
+	server_restart(&s);
+	a2 = client_connect(&a, &s, 300);
+	b1 = client_connect(&b, &s, 301);
+	a3 = client_connect(&a, &s, 302);
+	assert_int_equal(sessions_live(s.t), 3);
+	assert_true(sessions_same_instance(s.t, a2, a3));
+	assert_false(sessions_same_instance(s.t, a3, b1));
+	/* No instance id: never "the same instance", even as itself. */
+	client_init(&old, &s, 0, 702);
+	old.hc.features &= ~(uint32_t)TPARAMS_FEAT_INSTANCE_ID;
+	handshake_client_set_instance(&old.hc, ida); /* not sent without the feature */
+	o1 = client_connect(&old, &s, 303);
+	assert_false(sessions_get(s.t, o1)->has_instance);
+	assert_false(sessions_same_instance(s.t, o1, a3));
+	assert_false(sessions_same_instance(s.t, o1, o1));
+	sessions_free(s.t);
+}
+
 static void full_table_answers_nothing(void **state)
 {
 	(void)state;
@@ -709,6 +771,7 @@ int main(void)
 		cmocka_unit_test(restart_is_noticed_and_healed),
 		cmocka_unit_test(user_sessions_are_capped),
 		cmocka_unit_test(user_cap_is_configurable),
+		cmocka_unit_test(instance_replaces_only_its_own),
 		cmocka_unit_test(full_table_answers_nothing),
 		cmocka_unit_test(bad_inits_get_no_answer),
 		cmocka_unit_test(bad_configuration_is_refused),
