@@ -41,7 +41,7 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 ok "8 valid inits answered, response <= init each time: $(tr '\n' ',' <"$T/sizes")"
 [ "$(field "$line" wire)" = 2 ] || die "wire version not 2: $line"
-[ "$(field "$line" features)" = 1 ] || die "fast open not offered: $line"
+(( $(field "$line" features) & 1 )) || die "fast open not offered: $line"
 ok "wire version 2, features 1 (fast open)"
 
 # A client asking for an idle timeout of an hour gets max_idle_timeout_ms.
