@@ -104,9 +104,13 @@ struct mux {
 	struct link act;   /* the round-robin ring of the other sending streams */
 	struct link evq;   /* streams with undelivered events */
 
-	size_t asm_len; /* bytes of a partial frame in asm_buf */
-	uint8_t asm_buf[MUX_HDR_LEN + MUX_FRAME_PAYLOAD_MAX];
+	size_t asm_len;   /* bytes of a partial frame in asm_buf */
+	uint8_t *asm_buf; /* owned: MUX_ASM_LEN bytes while a frame is split, else NULL */
 };
+
+/* A frame split across inputs is put together in a buffer allocated for
+ * it and freed when it is whole: an idle mux holds none (issue 19). */
+#define MUX_ASM_LEN (MUX_HDR_LEN + MUX_FRAME_PAYLOAD_MAX)
 
 #define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -359,6 +363,7 @@ void mux_free(struct mux *m)
 		stream_destroy(m, m->tab[i]);
 	free(m->tab);
 	free(m->rstq);
+	free(m->asm_buf);
 	free(m);
 }
 
@@ -749,7 +754,13 @@ static int assemble(struct mux *m, const uint8_t **data, size_t *len, uint64_t n
 	struct mux_frame f;
 	size_t need = MUX_HDR_LEN, take;
 	ssize_t n;
+	int rc;
 
+	if (!m->asm_buf) {
+		if (!(m->asm_buf = malloc(MUX_ASM_LEN)))
+			return KS_ERR_NOMEM;
+		m->mem += MUX_ASM_LEN;
+	}
 	if (m->asm_len >= MUX_HDR_LEN)
 		need += (size_t)m->asm_buf[2] << 8 | m->asm_buf[3];
 	take = min_size(need - m->asm_len, *len);
@@ -763,7 +774,12 @@ static int assemble(struct mux *m, const uint8_t **data, size_t *len, uint64_t n
 	if (n < 0)
 		return (int)n;
 	m->asm_len = 0; /* we never take more than one frame's bytes */
-	return dispatch(m, &f, now);
+	rc = dispatch(m, &f, now);
+	/* f's views point into asm_buf: free it only after dispatch. */
+	free(m->asm_buf);
+	m->asm_buf = NULL;
+	m->mem -= MUX_ASM_LEN;
+	return rc;
 }
 
 int mux_input(struct mux *m, const uint8_t *data, size_t len, uint64_t now)
