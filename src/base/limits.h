@@ -53,7 +53,7 @@ enum {
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
 	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
 	KCP_IDLE_BUFS = 32,         /* segment buffers an idle engine may keep (more: freed) */
-	KCP_RING_INITIAL = 16,      /* ring slots at first (power of two); they grow to the window */
+	KCP_RING_INITIAL = 8,       /* ring slots at first (power of two); they grow to the window */
 };
 
 /* --- envelope, replay, handshake --- */
@@ -165,6 +165,7 @@ enum {
 	MUX_STREAMS_MAX = 4096,        /* cap on the configurable stream count */
 	MUX_QUANTUM_MIN = 512,         /* smallest scheduler quantum */
 	MUX_QUANTUM_DEFAULT = 4096,    /* bytes a stream may send per round */
+	MUX_TAB_INITIAL = 8,           /* stream table entries at first; doubles with use */
 	MUX_REFUSE_MAX = 64,           /* refusals (RST limit) waiting to be sent */
 	MUX_SPLIT_MIN = 256,           /* smallest DATA cut made only to fit room */
 	MUX_WRITABLE_MIN = 4096,       /* room that makes a blocked stream writable */

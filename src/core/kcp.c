@@ -123,7 +123,9 @@ struct kcp {
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
 	uint32_t rpresent; /* receive slots holding a segment */
-	struct rackent rep[KCP_ACK_REPEAT_SLOTS]; /* ring, K3 repeats */
+	struct rackent *rep; /* owned ring of KCP_ACK_REPEAT_SLOTS, K3 repeats;
+	                      * NULL until an out-of-order arrival, and again
+	                      * once idle (trim_idle) */
 	uint32_t rep_head;
 	uint64_t flush_gen; /* ACK flushes so far */
 	bool tell;          /* send WINS at the next flush */
@@ -133,7 +135,7 @@ struct kcp {
 	uint32_t probe_wait;
 	uint64_t last_now; /* latest now seen, for kcp_recv's window tell */
 
-	uint8_t *obuf; /* owned: datagram being built, mtu bytes */
+	uint8_t *obuf; /* owned: datagram being built, mtu bytes; NULL when idle */
 	size_t olen;
 	size_t nbufs; /* segment buffers allocated */
 	struct kcp_stats st;
@@ -531,8 +533,7 @@ static int alloc_rings(struct kcp *k)
 	k->pend.e = calloc(k->pend.cap, sizeof *k->pend.e);
 	k->r = calloc(rcap, sizeof *k->r);
 	k->acks = calloc(k->ackcap, sizeof *k->acks);
-	k->obuf = malloc(k->cfg.mtu);
-	if (!k->q || !k->s || !k->heap || !k->fq.e || !k->pend.e || !k->r || !k->acks || !k->obuf)
+	if (!k->q || !k->s || !k->heap || !k->fq.e || !k->pend.e || !k->r || !k->acks)
 		return KS_ERR_NOMEM;
 	return 0;
 }
@@ -597,6 +598,7 @@ void kcp_free(struct kcp *k)
 	free(k->r);
 	free(k->acks);
 	free(k->obuf);
+	free(k->rep);
 	free(k);
 }
 
@@ -614,6 +616,17 @@ static void emit(struct kcp *k)
 	k->olen = 0;
 }
 
+/* release_obuf frees the datagram buffer when nothing is being built,
+ * queued, in flight or owed an ACK: an idle engine holds none; the next
+ * segment allocates it again (put_seg). */
+static void release_obuf(struct kcp *k)
+{
+	if (k->obuf && !k->olen && !k->inflight && !k->qcount && !k->nacks && !k->tell) {
+		free(k->obuf);
+		k->obuf = NULL;
+	}
+}
+
 /* put_seg appends one segment; wnd and una are always the current ones. */
 static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32_t sn,
                     const uint8_t *data, uint32_t len)
@@ -622,6 +635,10 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
 
 	if (k->olen + KCP_HEADER_LEN + len > k->cfg.mtu)
 		emit(k);
+	if (!k->obuf && !(k->obuf = malloc(k->cfg.mtu))) {
+		k->st.output_errors++; /* as if the datagram were lost */
+		return;
+	}
 	w = wr_init(k->obuf + k->olen, k->cfg.mtu - k->olen);
 	/* Cannot fail: len <= mss and the buffer was emptied if needed. */
 	wr_u32le(&w, k->conv);
@@ -644,7 +661,7 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
  * idle receiver sends nothing more. */
 static void repeat_acks(struct kcp *k)
 {
-	for (uint32_t i = 0; i < KCP_ACK_REPEAT_SLOTS; i++) {
+	for (uint32_t i = 0; k->rep && i < KCP_ACK_REPEAT_SLOTS; i++) {
 		struct rackent *e = &k->rep[i];
 		if (!e->left || e->gen == k->flush_gen)
 			continue;
@@ -673,10 +690,13 @@ static void flush_acks(struct kcp *k)
 /* remember_ooo notes an out-of-order arrival for repeat_acks. */
 static void remember_ooo(struct kcp *k, uint32_t sn, uint32_t ts)
 {
-	struct rackent *e = &k->rep[k->rep_head];
+	struct rackent *e;
 
 	if (KCP_ACK_REPEAT == 0)
 		return;
+	if (!k->rep && !(k->rep = calloc(KCP_ACK_REPEAT_SLOTS, sizeof *k->rep)))
+		return; /* a repeat is a hint: none without memory */
+	e = &k->rep[k->rep_head];
 	*e = (struct rackent){ sn, ts, KCP_ACK_REPEAT, k->flush_gen };
 	k->rep_head = (k->rep_head + 1) % KCP_ACK_REPEAT_SLOTS;
 }
@@ -1287,6 +1307,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	dup_thin(k, first);
 	fifo_prune(k, &k->fq, fq_valid);
 	k->flush_at = KCP_NEVER;
+	release_obuf(k);
 }
 
 void kcp_update(struct kcp *k, uint64_t now)
@@ -1501,7 +1522,17 @@ static void trim_idle(struct kcp *k)
 	             k->rmask + 1 > ring_start(k->cfg.rcv_wnd) ||
 	             k->qmask + 1 > ring_start(qmax(k));
 
-	if ((k->nbufs <= KCP_IDLE_BUFS && !grown) || k->inflight || k->qcount || k->rcv_bytes)
+	release_obuf(k);
+	if (k->inflight || k->qcount || k->rcv_bytes)
+		return;
+	if (k->rep && !k->rpresent) {
+		/* Every remembered arrival was read, so it is below rcv_nxt:
+		 * no repeat is left to send. */
+		free(k->rep);
+		k->rep = NULL;
+		k->rep_head = 0;
+	}
+	if (k->nbufs <= KCP_IDLE_BUFS && !grown)
 		return;
 	if (grown && !k->rpresent) {
 		for (uint32_t i = 0; i <= k->smask; i++)
@@ -1927,7 +1958,9 @@ size_t kcp_mem_bytes(const struct kcp *k)
 	n += (size_t)(k->fq.cap + k->pend.cap) * sizeof *k->fq.e;
 	n += (size_t)(k->rmask + 1) * sizeof *k->r;
 	n += (size_t)k->ackcap * sizeof *k->acks;
-	return n + k->cfg.mtu + k->nbufs * k->mss;
+	n += k->rep ? KCP_ACK_REPEAT_SLOTS * sizeof *k->rep : 0;
+	n += k->obuf ? k->cfg.mtu : 0;
+	return n + k->nbufs * k->mss;
 }
 
 /* ------------------------------------------------------------------ */

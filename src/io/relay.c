@@ -1,6 +1,7 @@
 /* relay.c - mux stream <-> tcp_conn glue (see relay.h). */
 #include "io/relay.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/mux.h"
@@ -31,6 +32,10 @@ int relay_add(struct relay_host *h, struct relay *r, uint32_t id, const struct r
 
 	if (relay_find(h, id))
 		return KS_ERR_STATE;
+	/* The buckets exist while the host holds a relay: an idle session
+	 * costs no table (issue 19). */
+	if (!h->bucket && !(h->bucket = calloc(RELAY_BUCKETS, sizeof *h->bucket)))
+		return KS_ERR_NOMEM;
 	memset(r, 0, sizeof *r);
 	r->host = h;
 	r->id = id;
@@ -44,7 +49,7 @@ int relay_add(struct relay_host *h, struct relay *r, uint32_t id, const struct r
 
 struct relay *relay_find(const struct relay_host *h, uint32_t id)
 {
-	struct relay *r = h->bucket[slot_of(id)];
+	struct relay *r = h->bucket ? h->bucket[slot_of(id)] : NULL;
 
 	while (r && r->id != id)
 		r = r->next;
@@ -53,15 +58,23 @@ struct relay *relay_find(const struct relay_host *h, uint32_t id)
 
 static void unlink_relay(struct relay *r)
 {
-	struct relay **pp = &r->host->bucket[slot_of(r->id)];
+	struct relay_host *h = r->host;
+	struct relay **pp;
 
+	r->next = NULL;
+	if (!h->bucket)
+		return;
+	pp = &h->bucket[slot_of(r->id)];
 	while (*pp && *pp != r)
 		pp = &(*pp)->next;
 	if (*pp) {
 		*pp = r->next;
-		r->host->count--;
+		h->count--;
 	}
-	r->next = NULL;
+	if (h->count == 0 && !h->walking) {
+		free(h->bucket);
+		h->bucket = NULL;
+	}
 }
 
 void relay_remove(struct relay *r)
@@ -245,7 +258,8 @@ void relay_host_lost(struct relay_host *h, void (*pending_lost)(struct relay *r,
                      void *arg)
 {
 	h->gone = true;
-	for (size_t i = 0; i < RELAY_BUCKETS; i++) {
+	h->walking = true; /* the buckets stay until the walk ends */
+	for (size_t i = 0; h->bucket && i < RELAY_BUCKETS; i++) {
 		struct relay *r;
 
 		/* Each call takes r out of the chain, so restart at the head. */
@@ -258,6 +272,11 @@ void relay_host_lost(struct relay_host *h, void (*pending_lost)(struct relay *r,
 				finish(r);
 			}
 		}
+	}
+	h->walking = false;
+	if (h->count == 0) {
+		free(h->bucket);
+		h->bucket = NULL;
 	}
 }
 

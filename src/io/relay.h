@@ -59,7 +59,8 @@ struct relay_host {
 	bool gone;     /* relay_host_lost ran */
 	bool dirty;    /* a mux call happened: session_pump before sleeping */
 	size_t count;  /* relays in the table */
-	struct relay *bucket[RELAY_BUCKETS];
+	bool walking;  /* relay_host_lost is walking the buckets */
+	struct relay **bucket; /* owned: RELAY_BUCKETS chains while count > 0, else NULL */
 	uint64_t bytes_up, bytes_down; /* TCP->mux and mux->TCP, all streams */
 };
 
