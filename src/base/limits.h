@@ -53,7 +53,7 @@ enum {
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
 	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
 	KCP_IDLE_BUFS = 32,         /* segment buffers an idle engine may keep (more: freed) */
-	KCP_RING_INITIAL = 8,       /* ring slots at first (power of two); they grow to the window */
+	KCP_RING_INITIAL = 8, /* ring slots at first (power of two); they grow to the window */
 };
 
 /* --- envelope, replay, handshake --- */

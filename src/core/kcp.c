@@ -122,7 +122,7 @@ struct kcp {
 	size_t rcv_bytes;    /* in-order bytes not yet read */
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
-	uint32_t rpresent; /* receive slots holding a segment */
+	uint32_t rpresent;   /* receive slots holding a segment */
 	struct rackent *rep; /* owned ring of KCP_ACK_REPEAT_SLOTS, K3 repeats;
 	                      * NULL until an out-of-order arrival, and again
 	                      * once idle (trim_idle) */
@@ -1715,7 +1715,8 @@ static int validate(struct kcp *k, const uint8_t *dgram, size_t len)
 			return KS_ERR_PROTO;
 		}
 		if (h.cmd == KCP_CMD_PUSH && seq_ge(h.sn, k->rcv_nxt) &&
-		    seq_lt(h.sn, k->rd_sn + k->cfg.rcv_wnd) && grow_recv(k, h.sn - k->rd_sn + 1) != 0)
+		    seq_lt(h.sn, k->rd_sn + k->cfg.rcv_wnd) &&
+		    grow_recv(k, h.sn - k->rd_sn + 1) != 0)
 			return KS_ERR_NOMEM;
 		if (h.cmd == KCP_CMD_PUSH && will_store(k, h.sn) &&
 		    ensure_buf(k, &rslot(k, h.sn)->data) != 0)

@@ -55,12 +55,12 @@ typedef struct mux *(*relay_mux_fn)(void *ctx);
 
 struct relay_host {
 	relay_mux_fn mux_of;
-	void *mux_ctx; /* borrowed, passed to mux_of */
-	bool gone;     /* relay_host_lost ran */
-	bool dirty;    /* a mux call happened: session_pump before sleeping */
-	size_t count;  /* relays in the table */
-	bool walking;  /* relay_host_lost is walking the buckets */
-	struct relay **bucket; /* owned: RELAY_BUCKETS chains while count > 0, else NULL */
+	void *mux_ctx;                 /* borrowed, passed to mux_of */
+	bool gone;                     /* relay_host_lost ran */
+	bool dirty;                    /* a mux call happened: session_pump before sleeping */
+	size_t count;                  /* relays in the table */
+	bool walking;                  /* relay_host_lost is walking the buckets */
+	struct relay **bucket;         /* owned: RELAY_BUCKETS chains while count > 0, else NULL */
 	uint64_t bytes_up, bytes_down; /* TCP->mux and mux->TCP, all streams */
 };
 
