@@ -70,6 +70,7 @@ struct sessions_slot {
 	struct sessions_addr peer; /* the proven path: where replies go (6.2) */
 	struct sessions_path cand; /* a path being validated */
 	uint64_t created_ms;
+	uint32_t next_of_user; /* the user's next session: slot index + 1, 0: none */
 	struct envelope env;
 };
 
@@ -102,6 +103,8 @@ struct sessions {
 	struct handshake_server hs;
 	struct sessions_slot *slots; /* owned, capacity entries */
 	uint32_t *free_ids;          /* owned, stack of free slot indices */
+	uint32_t *user_head;         /* owned, per user: first slot + 1 (0: none), so
+	                                6.3 looks at the user's sessions only */
 	size_t cap, n_free;
 	uint32_t per_user; /* 6.3 cap */
 	struct sessions_counters n;

@@ -21,6 +21,41 @@ void relay_host_init(struct relay_host *h, relay_mux_fn mux_of, void *ctx)
 	h->mux_ctx = ctx;
 }
 
+void relay_host_mark(struct relay_host *h)
+{
+	if (h->dirty)
+		return;
+	h->dirty = true;
+	if (!h->dirty_list)
+		return;
+	h->next_dirty = *h->dirty_list;
+	if (h->next_dirty)
+		h->next_dirty->pprev_dirty = &h->next_dirty;
+	h->pprev_dirty = h->dirty_list;
+	*h->dirty_list = h;
+}
+
+void relay_host_unmark(struct relay_host *h)
+{
+	h->dirty = false;
+	if (!h->pprev_dirty)
+		return;
+	*h->pprev_dirty = h->next_dirty;
+	if (h->next_dirty)
+		h->next_dirty->pprev_dirty = h->pprev_dirty;
+	h->next_dirty = NULL;
+	h->pprev_dirty = NULL;
+}
+
+struct relay_host *relay_host_take_dirty(struct relay_host **list)
+{
+	struct relay_host *h = *list;
+
+	if (h)
+		relay_host_unmark(h);
+	return h;
+}
+
 struct mux *relay_host_mux(const struct relay_host *h)
 {
 	return h->gone || !h->mux_of ? NULL : h->mux_of(h->mux_ctx);
@@ -114,7 +149,7 @@ void relay_abort(struct relay *r, bool reset)
 		return;
 	if (reset && m) {
 		(void)mux_stream_reset(m, r->id, MUX_RST_CANCEL);
-		r->host->dirty = true;
+		relay_host_mark(r->host);
 	}
 	finish(r);
 }
@@ -127,7 +162,7 @@ void relay_reset(struct relay *r)
 		return;
 	if (m) {
 		(void)mux_stream_reset(m, r->id, MUX_RST_CANCEL);
-		r->host->dirty = true;
+		relay_host_mark(r->host);
 	}
 	finish_how(r, true);
 }
@@ -160,7 +195,7 @@ static void push_up(struct relay *r)
 		}
 		tcp_conn_consume(r->conn, (size_t)w);
 		r->host->bytes_up += (uint64_t)w;
-		r->host->dirty = true;
+		relay_host_mark(r->host);
 	}
 	if (tcp_conn_eof(r->conn) && !r->up_done) {
 		if (mux_stream_shutdown(m, r->id) != 0) {
@@ -168,7 +203,7 @@ static void push_up(struct relay *r)
 			return;
 		}
 		r->up_done = true;
-		r->host->dirty = true;
+		relay_host_mark(r->host);
 		check_done(r);
 	}
 }
@@ -193,7 +228,7 @@ static void push_down(struct relay *r)
 			relay_abort(r, false);
 			return;
 		}
-		r->host->dirty = true; /* credit goes back to the peer */
+		relay_host_mark(r->host); /* credit goes back to the peer */
 		if (n == 0) {
 			r->down_end = true;
 			if (tcp_conn_shutdown(r->conn) != 0)
@@ -288,5 +323,5 @@ void relay_host_drain_orphan(struct relay_host *h, const struct mux_event *ev)
 	if (!m || (ev->type != MUX_EV_READABLE && ev->type != MUX_EV_FIN))
 		return;
 	while ((n = mux_stream_read(m, ev->id, chunk, sizeof chunk)) > 0)
-		h->dirty = true;
+		relay_host_mark(h);
 }

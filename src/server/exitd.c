@@ -65,6 +65,7 @@ struct exitd {
 	struct resolver *res;           /* owned */
 	struct metrics_server *metrics; /* owned, may be NULL */
 	struct tunnel *tunnels[EXITD_TUNNEL_BUCKETS];
+	struct relay_host *dirty_hosts; /* tunnels with mux calls to pump (relay_host_mark) */
 	size_t ntunnels, nstreams;
 	struct estream *zombies;
 	struct ifaddrs_cache self; /* own addresses for the policy's `self` rule */
@@ -138,7 +139,7 @@ static void stream_reply(struct exitd *x, struct relay_host *h, uint32_t id, uin
 		(void)mux_stream_reset(m, id, MUX_RST_CONNECT);
 	else if (rep != SOCKS5_REP_SUCCEEDED && mux_stream_shutdown(m, id) != 0)
 		(void)mux_stream_reset(m, id, MUX_RST_CONNECT);
-	h->dirty = true;
+	relay_host_mark(h);
 }
 
 static void estream_fail(struct estream *es, uint8_t rep, const char *why)
@@ -401,6 +402,7 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	t->sid = sid;
 	t->user = slot && slot->user < x->cfg->n_users ? x->cfg->users[slot->user].name : "?";
 	relay_host_init(&t->host, tunnel_mux, t);
+	t->host.dirty_list = &x->dirty_hosts;
 	*pp = t;
 	x->ntunnels++;
 	x->handshakes_ok++;
@@ -440,6 +442,7 @@ static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reas
 	x->relay_up += t->host.bytes_up;
 	x->relay_down += t->host.bytes_down;
 	relay_host_lost(&t->host, pending_lost, x);
+	relay_host_unmark(&t->host);
 	free(t);
 }
 
@@ -479,20 +482,19 @@ static void reap(struct exitd *x)
 static bool pump_dirty(struct exitd *x, uint64_t now)
 {
 	bool any = false;
+	struct relay_host *h;
 
-	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
-		for (struct tunnel *t = x->tunnels[i]; t; t = t->next) {
-			struct session *s;
+	/* Only the dirty ones: no walk over every session per loop turn. */
+	while ((h = relay_host_take_dirty(&x->dirty_hosts)) != NULL) {
+		struct tunnel *t =
+		        (struct tunnel *)(void *)((char *)h - offsetof(struct tunnel, host));
+		struct session *s = server_session(x->core, t->sid);
 
-			if (!t->host.dirty)
-				continue;
-			t->host.dirty = false;
-			s = server_session(x->core, t->sid);
-			if (s) {
-				session_pump(s, now);
-				any = true;
-			}
+		if (s) {
+			session_pump(s, now);
+			any = true;
 		}
+	}
 	return any;
 }
 
