@@ -351,6 +351,7 @@ enum {
 	RELAY_CHUNK = 16384,                /* bytes moved mux -> TCP per read */
 	RELAY_BUCKETS = 256,                /* stream-id hash buckets per session */
 	EXITD_TUNNEL_BUCKETS = 1024,        /* session-id hash buckets (server) */
+	EXITD_TRIM_SESSIONS = 256,          /* sessions ended since the last malloc_trim */
 	DAEMON_EVENT_ROUNDS = 8,            /* event/pump rounds per loop iteration */
 	KEYFILE_MAX = 256,                  /* bytes of a private key file */
 };
