@@ -438,7 +438,8 @@ static void on_phase(struct ev_loop *loop, ev_timer *w, int revents)
 		g->stage = 1;
 		g->t_start = now; /* hold from here */
 	}
-	if (fetches_done(g) && now - g->t_start >= (uint64_t)(g->o.hold * 1000))
+	/* Stage 0 waited for the fetches, up to --timeout: now only the hold. */
+	if (now - g->t_start >= (uint64_t)(g->o.hold * 1000))
 		finish(g);
 }
 
