@@ -52,7 +52,8 @@ enum {
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
 	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
-	KCP_IDLE_BUFS = 32,         /* segment buffers an idle engine may keep (more: freed) */
+	KCP_IDLE_BUFS = 0,          /* segment buffers an idle engine keeps (more: freed); 0:
+	                             * keepalives held ~5 KiB a session (issue 19) */
 	KCP_RING_INITIAL = 8, /* ring slots at first (power of two); they grow to the window */
 };
 
