@@ -52,7 +52,9 @@ enum {
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
 	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
-	KCP_IDLE_BUFS = 32,         /* segment buffers an idle engine may keep (more: freed) */
+	KCP_IDLE_BUFS = 0,          /* segment buffers an idle engine keeps (more: freed); 0:
+	                             * keepalives held ~5 KiB a session (issue 19) */
+	KCP_RING_INITIAL = 8, /* ring slots at first (power of two); they grow to the window */
 };
 
 /* --- envelope, replay, handshake --- */
@@ -164,6 +166,7 @@ enum {
 	MUX_STREAMS_MAX = 4096,        /* cap on the configurable stream count */
 	MUX_QUANTUM_MIN = 512,         /* smallest scheduler quantum */
 	MUX_QUANTUM_DEFAULT = 4096,    /* bytes a stream may send per round */
+	MUX_TAB_INITIAL = 8,           /* stream table entries at first; doubles with use */
 	MUX_REFUSE_MAX = 64,           /* refusals (RST limit) waiting to be sent */
 	MUX_SPLIT_MIN = 256,           /* smallest DATA cut made only to fit room */
 	MUX_WRITABLE_MIN = 4096,       /* room that makes a blocked stream writable */
@@ -349,6 +352,7 @@ enum {
 	RELAY_CHUNK = 16384,                /* bytes moved mux -> TCP per read */
 	RELAY_BUCKETS = 256,                /* stream-id hash buckets per session */
 	EXITD_TUNNEL_BUCKETS = 1024,        /* session-id hash buckets (server) */
+	EXITD_TRIM_SESSIONS = 256,          /* sessions ended since the last malloc_trim */
 	DAEMON_EVENT_ROUNDS = 8,            /* event/pump rounds per loop iteration */
 	KEYFILE_MAX = 256,                  /* bytes of a private key file */
 };

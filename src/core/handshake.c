@@ -438,6 +438,18 @@ int handshake_client_read_response(struct handshake_client *c, const uint8_t *d,
 /* --- server ------------------------------------------------------------- */
 
 enum { SEEN_NONE = HANDSHAKE_REPLAY_CACHE };
+enum { NAME_IX_LEN = 2 * HANDSHAKE_MAX_USERS }; /* at most half full */
+
+/* FNV-1a over the zero-padded name field: the names come from the
+ * configuration, not from peers, so the hash needs no key. */
+static uint32_t name_hash(const uint8_t field[static KEYS_NAME_MAX])
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < KEYS_NAME_MAX; i++)
+		h = (h ^ field[i]) * 16777619u;
+	return h;
+}
 
 int handshake_server_init(struct handshake_server *s, const struct keys_server *k,
                           const struct keys_user *users, size_t n_users,
@@ -454,6 +466,15 @@ int handshake_server_init(struct handshake_server *s, const struct keys_server *
 	keys_derive_public(&s->pub, k->pub);
 	s->users = users;
 	s->n_users = n_users;
+	for (size_t i = 0; i < n_users; i++) {
+		uint8_t f[KEYS_NAME_MAX] = { 0 };
+		uint32_t h;
+
+		memcpy(f, users[i].name, strnlen(users[i].name, KEYS_NAME_MAX));
+		for (h = name_hash(f); s->name_ix[h % NAME_IX_LEN]; h++)
+			;
+		s->name_ix[h % NAME_IX_LEN] = (uint16_t)(i + 1);
+	}
 	s->min = *min;
 	s->max = *max;
 	s->def = *def;
@@ -645,13 +666,15 @@ static bool name_eq(const uint8_t field[static KEYS_NAME_MAX], const struct keys
 static int find_user(const struct handshake_server *s, const uint8_t name[static KEYS_NAME_MAX],
                      uint32_t *idx)
 {
-	for (size_t i = 0; i < s->n_users; i++) {
-		if (name_eq(name, &s->users[i])) {
-			*idx = (uint32_t)i;
+	for (uint32_t h = name_hash(name);; h++) {
+		uint16_t v = s->name_ix[h % NAME_IX_LEN];
+		if (v == 0)
+			return KS_ERR_AUTH;
+		if (name_eq(name, &s->users[v - 1])) {
+			*idx = (uint32_t)(v - 1);
 			return 0;
 		}
 	}
-	return KS_ERR_AUTH;
 }
 
 /* 4.6: the version the server answers, the features it grants, or why it

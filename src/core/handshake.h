@@ -208,6 +208,9 @@ struct handshake_server {
 	struct keys_public pub;
 	const struct keys_user *users; /* borrowed array of n_users */
 	size_t n_users;
+	/* Users by name: open addressing over the padded name, index + 1
+	 * (0: empty), so an init finds its user in O(1), not O(users). */
+	uint16_t name_ix[2 * HANDSHAKE_MAX_USERS];
 	struct transport_params min, max, def; /* tparams_clamp bounds */
 	/* Nothing stamped before this unix time (ms) is taken: the process
 	 * start, so a restart does not reopen the window (0: no floor). */

@@ -9,6 +9,11 @@
  * one segment buffer, allocated on first use and kept; moving a segment from
  * the send queue into the send window swaps buffer pointers, so steady state
  * allocates nothing and memory is bounded by the ring sizes.
+ *
+ * The rings start at KCP_RING_INITIAL slots and double when a burst needs
+ * more, up to the window's power of two; once the engine is idle again they
+ * shrink back (trim_idle). So an idle engine holds a few KiB, not rings for
+ * its whole window (issue 19: 2048-segment windows cost ~270 KiB a session).
  */
 #include "core/kcp.h"
 
@@ -117,7 +122,10 @@ struct kcp {
 	size_t rcv_bytes;    /* in-order bytes not yet read */
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
-	struct rackent rep[KCP_ACK_REPEAT_SLOTS]; /* ring, K3 repeats */
+	uint32_t rpresent;   /* receive slots holding a segment */
+	struct rackent *rep; /* owned ring of KCP_ACK_REPEAT_SLOTS, K3 repeats;
+	                      * NULL until an out-of-order arrival, and again
+	                      * once idle (trim_idle) */
 	uint32_t rep_head;
 	uint64_t flush_gen; /* ACK flushes so far */
 	bool tell;          /* send WINS at the next flush */
@@ -127,7 +135,7 @@ struct kcp {
 	uint32_t probe_wait;
 	uint64_t last_now; /* latest now seen, for kcp_recv's window tell */
 
-	uint8_t *obuf; /* owned: datagram being built, mtu bytes */
+	uint8_t *obuf; /* owned: datagram being built, mtu bytes; NULL when idle */
 	size_t olen;
 	size_t nbufs; /* segment buffers allocated */
 	struct kcp_stats st;
@@ -390,6 +398,107 @@ static void fence_mark(struct kcp *k, struct sseg *g, uint64_t now)
 	fifo_push(k, &k->pend, (struct fentry){ g->sn, g->mgen, t }, pend_valid);
 }
 
+/* ------------------------------------------------------------------ */
+/* ring growth                                                        */
+/*                                                                    */
+/* A ring of capacity c holds the slots of sn base .. base + c - 1    */
+/* (base: snd_una, rd_sn). Doubling re-places each of them at         */
+/* sn & newmask: c consecutive sns land in distinct new slots, with   */
+/* their buffers and state; the rest of the new ring is empty. The    */
+/* heap holds sns and each slot its heap index, so it only gets room; */
+/* the FIFOs are copied in order.                                     */
+
+static uint32_t ring_full(uint32_t wnd) { return pow2_at_least(wnd); }
+static uint32_t ring_start(uint32_t wnd) { return min_u32(ring_full(wnd), KCP_RING_INITIAL); }
+
+static uint32_t cap_for(uint32_t cap, uint32_t need)
+{
+	while (cap < need)
+		cap <<= 1;
+	return cap;
+}
+
+static void fifo_move(struct fifo *f, struct fentry *e, uint32_t cap)
+{
+	for (uint32_t i = 0; i < f->count; i++)
+		e[i] = *fifo_at(f, i);
+	free(f->e);
+	f->e = e;
+	f->cap = cap;
+	f->head = 0;
+}
+
+/* grow_send makes room for need slots from snd_una (need <= snd_wnd). */
+static int grow_send(struct kcp *k, uint32_t need)
+{
+	uint32_t ocap = k->smask + 1, ncap = cap_for(ocap, need);
+	struct sseg *s;
+	uint32_t *heap;
+	struct fentry *fq, *pend;
+
+	if (ncap == ocap)
+		return 0;
+	s = calloc(ncap, sizeof *s);
+	heap = malloc(ncap * sizeof *heap);
+	fq = calloc(2 * (size_t)ncap, sizeof *fq);
+	pend = calloc(2 * (size_t)ncap, sizeof *pend);
+	if (!s || !heap || !fq || !pend) {
+		free(s);
+		free(heap);
+		free(fq);
+		free(pend);
+		return KS_ERR_NOMEM;
+	}
+	for (uint32_t i = 0; i < ocap; i++)
+		s[(k->snd_una + i) & (ncap - 1)] = *sslot(k, k->snd_una + i);
+	memcpy(heap, k->heap, k->nheap * sizeof *heap);
+	fifo_move(&k->fq, fq, 2 * ncap);
+	fifo_move(&k->pend, pend, 2 * ncap);
+	free(k->s);
+	free(k->heap);
+	k->s = s;
+	k->heap = heap;
+	k->smask = ncap - 1;
+	return 0;
+}
+
+/* grow_recv makes room for need slots from rd_sn (need <= rcv_wnd). */
+static int grow_recv(struct kcp *k, uint32_t need)
+{
+	uint32_t ocap = k->rmask + 1, ncap = cap_for(ocap, need);
+	struct rseg *r;
+
+	if (ncap == ocap)
+		return 0;
+	if (!(r = calloc(ncap, sizeof *r)))
+		return KS_ERR_NOMEM;
+	for (uint32_t i = 0; i < ocap; i++)
+		r[(k->rd_sn + i) & (ncap - 1)] = *rslot(k, k->rd_sn + i);
+	free(k->r);
+	k->r = r;
+	k->rmask = ncap - 1;
+	return 0;
+}
+
+/* grow_queue makes room for need queued segments (need <= qmax). */
+static int grow_queue(struct kcp *k, uint32_t need)
+{
+	uint32_t ocap = k->qmask + 1, ncap = cap_for(ocap, need);
+	struct qseg *q;
+
+	if (ncap == ocap)
+		return 0;
+	if (!(q = calloc(ncap, sizeof *q)))
+		return KS_ERR_NOMEM;
+	for (uint32_t i = 0; i < ocap; i++)
+		q[i] = *qslot(k, i);
+	free(k->q);
+	k->q = q;
+	k->qhead = 0;
+	k->qmask = ncap - 1;
+	return 0;
+}
+
 /* resend_at: skips that make a segment lost. cfg.resend, raised by one
  * each time a fast retransmission proves spurious (K5). */
 static uint32_t resend_at(const struct kcp *k) { return k->cfg.resend + k->reo_extra; }
@@ -409,14 +518,14 @@ static bool fast_due(const struct kcp *k)
 
 static int alloc_rings(struct kcp *k)
 {
-	uint32_t qcap = pow2_at_least(qmax(k)), scap = pow2_at_least(k->cfg.snd_wnd);
-	uint32_t rcap = pow2_at_least(k->cfg.rcv_wnd);
+	uint32_t qcap = ring_start(qmax(k)), scap = ring_start(k->cfg.snd_wnd);
+	uint32_t rcap = ring_start(k->cfg.rcv_wnd);
 
 	k->qmask = qcap - 1;
 	k->smask = scap - 1;
 	k->rmask = rcap - 1;
 	k->fq.cap = k->pend.cap = 2 * scap;
-	k->ackcap = rcap;
+	k->ackcap = rcap; /* grows to ring_full(rcv_wnd) (queue_ack) */
 	k->q = calloc(qcap, sizeof *k->q);
 	k->s = calloc(scap, sizeof *k->s);
 	k->heap = calloc(scap, sizeof *k->heap);
@@ -424,8 +533,7 @@ static int alloc_rings(struct kcp *k)
 	k->pend.e = calloc(k->pend.cap, sizeof *k->pend.e);
 	k->r = calloc(rcap, sizeof *k->r);
 	k->acks = calloc(k->ackcap, sizeof *k->acks);
-	k->obuf = malloc(k->cfg.mtu);
-	if (!k->q || !k->s || !k->heap || !k->fq.e || !k->pend.e || !k->r || !k->acks || !k->obuf)
+	if (!k->q || !k->s || !k->heap || !k->fq.e || !k->pend.e || !k->r || !k->acks)
 		return KS_ERR_NOMEM;
 	return 0;
 }
@@ -490,6 +598,7 @@ void kcp_free(struct kcp *k)
 	free(k->r);
 	free(k->acks);
 	free(k->obuf);
+	free(k->rep);
 	free(k);
 }
 
@@ -507,6 +616,17 @@ static void emit(struct kcp *k)
 	k->olen = 0;
 }
 
+/* release_obuf frees the datagram buffer when nothing is being built,
+ * queued, in flight or owed an ACK: an idle engine holds none; the next
+ * segment allocates it again (put_seg). */
+static void release_obuf(struct kcp *k)
+{
+	if (k->obuf && !k->olen && !k->inflight && !k->qcount && !k->nacks && !k->tell) {
+		free(k->obuf);
+		k->obuf = NULL;
+	}
+}
+
 /* put_seg appends one segment; wnd and una are always the current ones. */
 static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32_t sn,
                     const uint8_t *data, uint32_t len)
@@ -515,6 +635,10 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
 
 	if (k->olen + KCP_HEADER_LEN + len > k->cfg.mtu)
 		emit(k);
+	if (!k->obuf && !(k->obuf = malloc(k->cfg.mtu))) {
+		k->st.output_errors++; /* as if the datagram were lost */
+		return;
+	}
 	w = wr_init(k->obuf + k->olen, k->cfg.mtu - k->olen);
 	/* Cannot fail: len <= mss and the buffer was emptied if needed. */
 	wr_u32le(&w, k->conv);
@@ -537,7 +661,7 @@ static void put_seg(struct kcp *k, uint8_t cmd, uint8_t frg, uint32_t ts, uint32
  * idle receiver sends nothing more. */
 static void repeat_acks(struct kcp *k)
 {
-	for (uint32_t i = 0; i < KCP_ACK_REPEAT_SLOTS; i++) {
+	for (uint32_t i = 0; k->rep && i < KCP_ACK_REPEAT_SLOTS; i++) {
 		struct rackent *e = &k->rep[i];
 		if (!e->left || e->gen == k->flush_gen)
 			continue;
@@ -566,19 +690,30 @@ static void flush_acks(struct kcp *k)
 /* remember_ooo notes an out-of-order arrival for repeat_acks. */
 static void remember_ooo(struct kcp *k, uint32_t sn, uint32_t ts)
 {
-	struct rackent *e = &k->rep[k->rep_head];
+	struct rackent *e;
 
 	if (KCP_ACK_REPEAT == 0)
 		return;
+	if (!k->rep && !(k->rep = calloc(KCP_ACK_REPEAT_SLOTS, sizeof *k->rep)))
+		return; /* a repeat is a hint: none without memory */
+	e = &k->rep[k->rep_head];
 	*e = (struct rackent){ sn, ts, KCP_ACK_REPEAT, k->flush_gen };
 	k->rep_head = (k->rep_head + 1) % KCP_ACK_REPEAT_SLOTS;
 }
 
 static void queue_ack(struct kcp *k, uint32_t sn, uint32_t ts)
 {
+	if (k->nacks == k->ackcap && k->ackcap < ring_full(k->cfg.rcv_wnd)) {
+		struct ackent *a = realloc(k->acks, 2 * (size_t)k->ackcap * sizeof *a);
+		if (a) {
+			k->acks = a;
+			k->ackcap *= 2;
+		}
+	}
 	if (k->nacks == k->ackcap) {
-		/* More ACKs than the list holds (a huge datagram): send what
-		 * we have now rather than forget any. */
+		/* More ACKs than the list holds (a huge datagram, or no
+		 * memory to grow it): send what we have now rather than
+		 * forget any. */
 		flush_acks(k);
 		emit(k);
 	}
@@ -842,9 +977,15 @@ static void transmit(struct kcp *k, struct sseg *g, uint64_t now)
 static void send_new(struct kcp *k, uint64_t now)
 {
 	while (!k->dead && window_open(k) && pace_take(k)) {
-		struct qseg *qs = qslot(k, 0);
-		struct sseg *g = sslot(k, k->snd_nxt);
-		uint8_t *spare = g->data;
+		struct qseg *qs;
+		struct sseg *g;
+		uint8_t *spare;
+
+		if (grow_send(k, k->snd_nxt - k->snd_una + 1) != 0)
+			break; /* no memory now: the segment waits in the queue */
+		qs = qslot(k, 0);
+		g = sslot(k, k->snd_nxt);
+		spare = g->data;
 
 		*g = (struct sseg){ .data = qs->data, .len = qs->len, .frg = qs->frg };
 		qs->data = spare;
@@ -1166,6 +1307,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	dup_thin(k, first);
 	fifo_prune(k, &k->fq, fq_valid);
 	k->flush_at = KCP_NEVER;
+	release_obuf(k);
 }
 
 void kcp_update(struct kcp *k, uint64_t now)
@@ -1245,6 +1387,8 @@ static ssize_t enqueue(struct kcp *k, const uint8_t *p, size_t len)
 		if (nseg > qmax(k) - k->qcount)
 			return KS_ERR_FULL;
 	}
+	if (grow_queue(k, k->qcount + nseg) != 0)
+		return KS_ERR_NOMEM;
 	for (uint32_t i = 0; i < nseg; i++)
 		if (ensure_buf(k, &qslot(k, k->qcount + i)->data) != 0)
 			return KS_ERR_NOMEM;
@@ -1309,14 +1453,99 @@ static void drop_buf(struct kcp *k, uint8_t **slot)
 	k->nbufs--;
 }
 
+/* shrink_rings puts the rings back at their starting size when nothing is
+ * queued, in flight or held (buffers included); on no memory it keeps the
+ * big ones. All FIFO entries are stale once nothing is in flight. */
+static void shrink_rings(struct kcp *k)
+{
+	uint32_t scap = ring_start(k->cfg.snd_wnd), rcap = ring_start(k->cfg.rcv_wnd);
+	uint32_t qcap = ring_start(qmax(k));
+	struct sseg *s;
+	struct rseg *r;
+	struct qseg *q;
+	uint32_t *heap;
+	struct fentry *fq, *pend;
+	struct ackent *acks;
+
+	if (k->smask + 1 == scap && k->rmask + 1 == rcap && k->qmask + 1 == qcap &&
+	    k->ackcap == rcap)
+		return;
+	s = calloc(scap, sizeof *s);
+	r = calloc(rcap, sizeof *r);
+	q = calloc(qcap, sizeof *q);
+	heap = calloc(scap, sizeof *heap);
+	fq = calloc(2 * (size_t)scap, sizeof *fq);
+	pend = calloc(2 * (size_t)scap, sizeof *pend);
+	acks = k->nacks <= rcap ? calloc(rcap, sizeof *acks) : NULL;
+	if (!s || !r || !q || !heap || !fq || !pend || !acks) {
+		free(s);
+		free(r);
+		free(q);
+		free(heap);
+		free(fq);
+		free(pend);
+		free(acks);
+		return;
+	}
+	memcpy(acks, k->acks, k->nacks * sizeof *acks);
+	free(k->s);
+	free(k->r);
+	free(k->q);
+	free(k->heap);
+	free(k->fq.e);
+	free(k->pend.e);
+	free(k->acks);
+	k->s = s;
+	k->r = r;
+	k->q = q;
+	k->heap = heap;
+	k->acks = acks;
+	k->smask = scap - 1;
+	k->rmask = rcap - 1;
+	k->qmask = qcap - 1;
+	k->qhead = 0;
+	k->ackcap = rcap;
+	k->fq = (struct fifo){ .e = fq, .cap = 2 * scap };
+	k->pend = (struct fifo){ .e = pend, .cap = 2 * scap };
+}
+
 /* trim_idle gives the segment buffers back once nothing is queued, in
- * flight or unread, if a burst left more than KCP_IDLE_BUFS of them: an
- * idle session holds its rings and no data (issue 19). Small exchanges
- * stay below the threshold and never allocate again; O(windows), once per
- * burst. Out-of-order segments still held keep their buffers. */
+ * flight or unread (more than KCP_IDLE_BUFS of them, 0 by default), and
+ * puts grown rings back at their starting size when no out-of-order
+ * segment is held either: an idle session holds a few KiB (issue 19).
+ * With KCP_IDLE_BUFS 0 a keepalive's few buffers are allocated again the
+ * next time (a malloc each, cheap next to the AEAD): 10,000 idle sessions
+ * held ~5 KiB each otherwise. O(windows), once per burst. Out-of-order
+ * segments still held keep their buffers. */
 static void trim_idle(struct kcp *k)
 {
-	if (k->nbufs <= KCP_IDLE_BUFS || k->inflight || k->qcount || k->rcv_bytes)
+	bool grown = k->smask + 1 > ring_start(k->cfg.snd_wnd) ||
+	             k->rmask + 1 > ring_start(k->cfg.rcv_wnd) ||
+	             k->qmask + 1 > ring_start(qmax(k));
+
+	release_obuf(k);
+	if (k->inflight || k->qcount || k->rcv_bytes)
+		return;
+	if (k->rep && !k->rpresent) {
+		/* Every remembered arrival was read, so it is below rcv_nxt:
+		 * no repeat is left to send. */
+		free(k->rep);
+		k->rep = NULL;
+		k->rep_head = 0;
+	}
+	if (k->nbufs <= KCP_IDLE_BUFS && !grown)
+		return;
+	if (grown && !k->rpresent) {
+		for (uint32_t i = 0; i <= k->smask; i++)
+			drop_buf(k, &k->s[i].data);
+		for (uint32_t i = 0; i <= k->qmask; i++)
+			drop_buf(k, &k->q[i].data);
+		for (uint32_t i = 0; i <= k->rmask; i++)
+			drop_buf(k, &k->r[i].data);
+		shrink_rings(k);
+		return;
+	}
+	if (k->nbufs <= KCP_IDLE_BUFS)
 		return;
 	for (uint32_t i = 0; i <= k->smask; i++)
 		if (!k->s[i].live)
@@ -1332,6 +1561,7 @@ static void consume(struct kcp *k)
 {
 	k->rcv_bytes -= rslot(k, k->rd_sn)->len - k->rd_off;
 	rslot(k, k->rd_sn)->present = false;
+	k->rpresent--;
 	k->rd_sn++;
 	k->rd_off = 0;
 }
@@ -1485,6 +1715,10 @@ static int validate(struct kcp *k, const uint8_t *dgram, size_t len)
 			k->st.dropped[why]++;
 			return KS_ERR_PROTO;
 		}
+		if (h.cmd == KCP_CMD_PUSH && seq_ge(h.sn, k->rcv_nxt) &&
+		    seq_lt(h.sn, k->rd_sn + k->cfg.rcv_wnd) &&
+		    grow_recv(k, h.sn - k->rd_sn + 1) != 0)
+			return KS_ERR_NOMEM;
 		if (h.cmd == KCP_CMD_PUSH && will_store(k, h.sn) &&
 		    ensure_buf(k, &rslot(k, h.sn)->data) != 0)
 			return KS_ERR_NOMEM;
@@ -1544,10 +1778,12 @@ static void apply_push(struct kcp *k, const struct hdr *h)
 	r->len = h->len;
 	r->frg = h->frg;
 	r->present = true;
+	k->rpresent++;
 	k->st.seg_recv++;
 	if (h->sn != k->rcv_nxt)
 		remember_ooo(k, h->sn, h->ts);
-	while (seq_lt(k->rcv_nxt, k->rd_sn + k->cfg.rcv_wnd) && rslot(k, k->rcv_nxt)->present)
+	while (seq_lt(k->rcv_nxt, k->rd_sn + k->cfg.rcv_wnd) && k->rcv_nxt - k->rd_sn <= k->rmask &&
+	       rslot(k, k->rcv_nxt)->present)
 		k->rcv_bytes += rslot(k, k->rcv_nxt++)->len;
 }
 
@@ -1724,7 +1960,9 @@ size_t kcp_mem_bytes(const struct kcp *k)
 	n += (size_t)(k->fq.cap + k->pend.cap) * sizeof *k->fq.e;
 	n += (size_t)(k->rmask + 1) * sizeof *k->r;
 	n += (size_t)k->ackcap * sizeof *k->acks;
-	return n + k->cfg.mtu + k->nbufs * k->mss;
+	n += k->rep ? KCP_ACK_REPEAT_SLOTS * sizeof *k->rep : 0;
+	n += k->obuf ? k->cfg.mtu : 0;
+	return n + k->nbufs * k->mss;
 }
 
 /* ------------------------------------------------------------------ */

@@ -87,12 +87,14 @@ struct mux {
 	size_t mem;
 	uint64_t committed; /* rx_max of every stream held, summed (step 4.5) */
 
-	struct stream **tab; /* owned array of owned streams, sorted by id */
-	size_t ntab;
+	struct stream **tab; /* owned array of owned streams, sorted by id;
+	                      * grows with use (tab_reserve), NULL at first */
+	size_t ntab, tab_cap;
 	uint32_t next_id;     /* client: next id to open */
 	uint32_t peer_max_id; /* server: highest id the client opened */
 
-	struct rst_entry *rstq; /* owned ring of RSTs to send */
+	struct rst_entry *rstq; /* owned ring of RSTs to send: rst_cap entries
+	                         * from the first RST on (rst_reserve), NULL before */
 	size_t rst_head, rst_len, rst_cap;
 	size_t n_rst_local, n_rst_refuse;
 
@@ -104,9 +106,13 @@ struct mux {
 	struct link act;   /* the round-robin ring of the other sending streams */
 	struct link evq;   /* streams with undelivered events */
 
-	size_t asm_len; /* bytes of a partial frame in asm_buf */
-	uint8_t asm_buf[MUX_HDR_LEN + MUX_FRAME_PAYLOAD_MAX];
+	size_t asm_len;   /* bytes of a partial frame in asm_buf */
+	uint8_t *asm_buf; /* owned: MUX_ASM_LEN bytes while a frame is split, else NULL */
 };
+
+/* A frame split across inputs is put together in a buffer allocated for
+ * it and freed when it is whole: an idle mux holds none (issue 19). */
+#define MUX_ASM_LEN (MUX_HDR_LEN + MUX_FRAME_PAYLOAD_MAX)
 
 #define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
@@ -320,19 +326,13 @@ int mux_new(struct mux **out, enum mux_role role, const struct mux_config *cfg)
 	m = calloc(1, sizeof *m);
 	if (!m)
 		return KS_ERR_NOMEM;
-	m->tab = calloc(c.max_streams, sizeof *m->tab);
+	/* The stream table and the RST ring are allocated when first needed:
+	 * an idle session holds neither (issue 19). */
 	m->rst_cap = (size_t)c.max_streams + MUX_REFUSE_MAX;
-	m->rstq = calloc(m->rst_cap, sizeof *m->rstq);
-	if (!m->tab || !m->rstq) {
-		free(m->tab);
-		free(m->rstq);
-		free(m);
-		return KS_ERR_NOMEM;
-	}
 	m->role = role;
 	m->cfg = c;
 	m->next_id = 1;
-	m->mem = sizeof *m + c.max_streams * sizeof *m->tab + m->rst_cap * sizeof *m->rstq;
+	m->mem = sizeof *m;
 	list_init(&m->ctl);
 	list_init(&m->fresh);
 	list_init(&m->act);
@@ -359,6 +359,7 @@ void mux_free(struct mux *m)
 		stream_destroy(m, m->tab[i]);
 	free(m->tab);
 	free(m->rstq);
+	free(m->asm_buf);
 	free(m);
 }
 
@@ -385,6 +386,37 @@ static struct stream *tab_get(const struct mux *m, uint32_t id)
 	return i < m->ntab && m->tab[i]->id == id ? m->tab[i] : NULL;
 }
 
+/* tab_reserve makes room in the table for one more stream (doubling, at
+ * most max_streams entries). */
+static int tab_reserve(struct mux *m)
+{
+	size_t cap = m->tab_cap ? 2 * m->tab_cap : MUX_TAB_INITIAL;
+	struct stream **t;
+
+	if (m->ntab < m->tab_cap)
+		return 0;
+	if (cap > m->cfg.max_streams)
+		cap = m->cfg.max_streams;
+	if (cap <= m->ntab || !(t = realloc(m->tab, cap * sizeof *t)))
+		return KS_ERR_NOMEM;
+	m->mem += (cap - m->tab_cap) * sizeof *t;
+	m->tab = t;
+	m->tab_cap = cap;
+	return 0;
+}
+
+/* rst_reserve allocates the RST ring, whole, for a first RST waiting to be
+ * sent; it is freed once they are all sent (emit_session). */
+static int rst_reserve(struct mux *m)
+{
+	if (m->rstq)
+		return 0;
+	if (!(m->rstq = calloc(m->rst_cap, sizeof *m->rstq)))
+		return KS_ERR_NOMEM;
+	m->mem += m->rst_cap * sizeof *m->rstq;
+	return 0;
+}
+
 static void tab_insert(struct mux *m, struct stream *s)
 {
 	size_t i = tab_pos(m, s->id);
@@ -401,6 +433,12 @@ static void stream_free(struct mux *m, struct stream *s)
 
 	memmove(&m->tab[i], &m->tab[i + 1], (m->ntab - i - 1) * sizeof *m->tab);
 	m->ntab--;
+	if (m->ntab == 0) { /* the last one: an idle mux holds no table */
+		free(m->tab);
+		m->tab = NULL;
+		m->mem -= m->tab_cap * sizeof *m->tab;
+		m->tab_cap = 0;
+	}
 	list_del(&s->ctl_l);
 	list_del(&s->act_l);
 	list_del(&s->ev_l);
@@ -569,6 +607,8 @@ static int rst_push(struct mux *m, uint32_t id, uint8_t reason, bool refusal)
 {
 	if (refusal && m->n_rst_refuse >= MUX_REFUSE_MAX)
 		return KS_ERR_PROTO;
+	if (rst_reserve(m) != 0)
+		return KS_ERR_NOMEM;
 	m->rstq[(m->rst_head + m->rst_len) % m->rst_cap] =
 	        (struct rst_entry){ .id = id, .reason = reason, .refusal = refusal };
 	m->rst_len++;
@@ -594,7 +634,7 @@ static int on_open(struct mux *m, const struct mux_frame *f)
 	m->peer_max_id = f->id;
 	if (slots_used(m) >= m->cfg.max_streams)
 		return rst_push(m, f->id, MUX_RST_LIMIT, true);
-	s = stream_alloc(m, f->id, r.p, rd_left(&r));
+	s = tab_reserve(m) == 0 ? stream_alloc(m, f->id, r.p, rd_left(&r)) : NULL;
 	if (!s)
 		return rst_push(m, f->id, MUX_RST_RESOURCE, true);
 	s->tx_limit = window;
@@ -749,7 +789,13 @@ static int assemble(struct mux *m, const uint8_t **data, size_t *len, uint64_t n
 	struct mux_frame f;
 	size_t need = MUX_HDR_LEN, take;
 	ssize_t n;
+	int rc;
 
+	if (!m->asm_buf) {
+		if (!(m->asm_buf = malloc(MUX_ASM_LEN)))
+			return KS_ERR_NOMEM;
+		m->mem += MUX_ASM_LEN;
+	}
 	if (m->asm_len >= MUX_HDR_LEN)
 		need += (size_t)m->asm_buf[2] << 8 | m->asm_buf[3];
 	take = min_size(need - m->asm_len, *len);
@@ -763,7 +809,12 @@ static int assemble(struct mux *m, const uint8_t **data, size_t *len, uint64_t n
 	if (n < 0)
 		return (int)n;
 	m->asm_len = 0; /* we never take more than one frame's bytes */
-	return dispatch(m, &f, now);
+	rc = dispatch(m, &f, now);
+	/* f's views point into asm_buf: free it only after dispatch. */
+	free(m->asm_buf);
+	m->asm_buf = NULL;
+	m->mem -= MUX_ASM_LEN;
+	return rc;
 }
 
 int mux_input(struct mux *m, const uint8_t *data, size_t len, uint64_t now)
@@ -855,6 +906,12 @@ static bool emit_session(struct mux *m, struct wr *w, uint64_t now)
 			m->n_rst_local--;
 		m->rst_head = (m->rst_head + 1) % m->rst_cap;
 		m->rst_len--;
+	}
+	if (m->rstq) { /* all sent: the ring goes until the next RST */
+		free(m->rstq);
+		m->rstq = NULL;
+		m->rst_head = 0;
+		m->mem -= m->rst_cap * sizeof *m->rstq;
 	}
 	return true;
 }
@@ -998,7 +1055,7 @@ int mux_open_stream(struct mux *m, const uint8_t *req, size_t len, uint32_t *id)
 		return KS_ERR_INVAL;
 	if (slots_used(m) >= m->cfg.max_streams || m->next_id == UINT32_MAX)
 		return KS_ERR_LIMIT;
-	s = stream_alloc(m, m->next_id, req, len);
+	s = tab_reserve(m) == 0 ? stream_alloc(m, m->next_id, req, len) : NULL;
 	if (!s)
 		return KS_ERR_NOMEM;
 	m->next_id++;
@@ -1112,8 +1169,10 @@ int mux_stream_reset(struct mux *m, uint32_t id, uint8_t reason)
 	 * RST for a stream it reset itself. */
 	peer_knows = !s->dead && !(s->ctl & CTL_OPEN);
 	stream_free(m, s);
-	if (peer_knows)
-		(void)rst_push(m, id, reason, false); /* the freed slot holds it */
+	/* The freed slot holds the RST; without memory for the ring the
+	 * session cannot keep its promise to the peer: a session error. */
+	if (peer_knows && rst_push(m, id, reason, false) != 0 && !m->err)
+		m->err = KS_ERR_NOMEM;
 	return 0;
 }
 

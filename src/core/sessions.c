@@ -31,7 +31,8 @@ int sessions_new(struct sessions **out, const struct sessions_config *cfg)
 	rc = KS_ERR_NOMEM;
 	t->slots = calloc(cfg->capacity, sizeof *t->slots);
 	t->free_ids = calloc(cfg->capacity, sizeof *t->free_ids);
-	if (!t->slots || !t->free_ids)
+	t->user_head = calloc(cfg->n_users, sizeof *t->user_head);
+	if (!t->slots || !t->free_ids || !t->user_head)
 		goto err;
 	t->cap = cfg->capacity;
 	t->per_user = cfg->per_user ? cfg->per_user : SESSIONS_PER_USER_MAX;
@@ -44,6 +45,7 @@ int sessions_new(struct sessions **out, const struct sessions_config *cfg)
 err:
 	free(t->slots);
 	free(t->free_ids);
+	free(t->user_head);
 	free(t);
 	return rc;
 }
@@ -55,6 +57,7 @@ void sessions_free(struct sessions *t)
 	sodium_memzero(t->slots, t->cap * sizeof *t->slots);
 	free(t->slots);
 	free(t->free_ids);
+	free(t->user_head);
 	sodium_memzero(t, sizeof *t);
 	free(t);
 }
@@ -83,8 +86,20 @@ bool sessions_same_instance(const struct sessions *t, uint64_t a, uint64_t b)
 
 size_t sessions_live(const struct sessions *t) { return t->cap - t->n_free; }
 
+/* unlink takes a used slot off its user's list (at most per_user long). */
+static void unlink_user(struct sessions *t, struct sessions_slot *s)
+{
+	uint32_t *pp = &t->user_head[s->user], me = (uint32_t)(s - t->slots) + 1;
+
+	while (*pp && *pp != me)
+		pp = &t->slots[*pp - 1].next_of_user;
+	if (*pp)
+		*pp = s->next_of_user;
+}
+
 static void release(struct sessions *t, struct sessions_slot *s)
 {
+	unlink_user(t, s);
 	sodium_memzero(s, sizeof *s);
 	t->free_ids[t->n_free++] = (uint32_t)(s - t->slots);
 }
@@ -115,11 +130,9 @@ static struct sessions_slot *victim_of(struct sessions *t, const struct handshak
 	struct sessions_slot *idlest = NULL, *own = NULL;
 	size_t n = 0;
 
-	for (size_t i = 0; i < t->cap; i++) {
-		struct sessions_slot *s = &t->slots[i];
+	for (uint32_t i = t->user_head[p->user]; i; i = t->slots[i - 1].next_of_user) {
+		struct sessions_slot *s = &t->slots[i - 1];
 
-		if (!s->used || s->user != p->user)
-			continue;
 		n++;
 		if (!own && same_instance(s, p))
 			own = s;
@@ -146,9 +159,13 @@ static uint64_t new_sid(const struct rng_source *rng, uint32_t slot)
 static void fill(struct sessions *t, struct sessions_slot *s, const struct handshake_result *res,
                  const struct sessions_addr *from, uint64_t now)
 {
+	if (s->used) /* a superseded session of the same user */
+		unlink_user(t, s);
 	memset(s, 0, sizeof *s);
 	s->used = true;
 	s->user = res->user;
+	s->next_of_user = t->user_head[s->user];
+	t->user_head[s->user] = (uint32_t)(s - t->slots) + 1;
 	s->conv = res->conv;
 	s->params = res->params;
 	s->peer = *from;

@@ -72,6 +72,7 @@ struct sessions_slot {
 	uint64_t created_ms;
 	bool has_instance; /* the client sent an instance id (PROTOCOL.md 6.3) */
 	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
+	uint32_t next_of_user; /* the user's next session: slot index + 1, 0: none */
 	struct envelope env;
 };
 
@@ -104,6 +105,8 @@ struct sessions {
 	struct handshake_server hs;
 	struct sessions_slot *slots; /* owned, capacity entries */
 	uint32_t *free_ids;          /* owned, stack of free slot indices */
+	uint32_t *user_head;         /* owned, per user: first slot + 1 (0: none), so
+	                                6.3 looks at the user's sessions only */
 	size_t cap, n_free;
 	uint32_t per_user; /* 6.3 cap */
 	struct sessions_counters n;

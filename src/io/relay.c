@@ -1,6 +1,7 @@
 /* relay.c - mux stream <-> tcp_conn glue (see relay.h). */
 #include "io/relay.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/mux.h"
@@ -20,6 +21,41 @@ void relay_host_init(struct relay_host *h, relay_mux_fn mux_of, void *ctx)
 	h->mux_ctx = ctx;
 }
 
+void relay_host_mark(struct relay_host *h)
+{
+	if (h->dirty)
+		return;
+	h->dirty = true;
+	if (!h->dirty_list)
+		return;
+	h->next_dirty = *h->dirty_list;
+	if (h->next_dirty)
+		h->next_dirty->pprev_dirty = &h->next_dirty;
+	h->pprev_dirty = h->dirty_list;
+	*h->dirty_list = h;
+}
+
+void relay_host_unmark(struct relay_host *h)
+{
+	h->dirty = false;
+	if (!h->pprev_dirty)
+		return;
+	*h->pprev_dirty = h->next_dirty;
+	if (h->next_dirty)
+		h->next_dirty->pprev_dirty = h->pprev_dirty;
+	h->next_dirty = NULL;
+	h->pprev_dirty = NULL;
+}
+
+struct relay_host *relay_host_take_dirty(struct relay_host **list)
+{
+	struct relay_host *h = *list;
+
+	if (h)
+		relay_host_unmark(h);
+	return h;
+}
+
 struct mux *relay_host_mux(const struct relay_host *h)
 {
 	return h->gone || !h->mux_of ? NULL : h->mux_of(h->mux_ctx);
@@ -31,6 +67,10 @@ int relay_add(struct relay_host *h, struct relay *r, uint32_t id, const struct r
 
 	if (relay_find(h, id))
 		return KS_ERR_STATE;
+	/* The buckets exist while the host holds a relay: an idle session
+	 * costs no table (issue 19). */
+	if (!h->bucket && !(h->bucket = calloc(RELAY_BUCKETS, sizeof *h->bucket)))
+		return KS_ERR_NOMEM;
 	memset(r, 0, sizeof *r);
 	r->host = h;
 	r->id = id;
@@ -44,7 +84,7 @@ int relay_add(struct relay_host *h, struct relay *r, uint32_t id, const struct r
 
 struct relay *relay_find(const struct relay_host *h, uint32_t id)
 {
-	struct relay *r = h->bucket[slot_of(id)];
+	struct relay *r = h->bucket ? h->bucket[slot_of(id)] : NULL;
 
 	while (r && r->id != id)
 		r = r->next;
@@ -53,15 +93,23 @@ struct relay *relay_find(const struct relay_host *h, uint32_t id)
 
 static void unlink_relay(struct relay *r)
 {
-	struct relay **pp = &r->host->bucket[slot_of(r->id)];
+	struct relay_host *h = r->host;
+	struct relay **pp;
 
+	r->next = NULL;
+	if (!h->bucket)
+		return;
+	pp = &h->bucket[slot_of(r->id)];
 	while (*pp && *pp != r)
 		pp = &(*pp)->next;
 	if (*pp) {
 		*pp = r->next;
-		r->host->count--;
+		h->count--;
 	}
-	r->next = NULL;
+	if (h->count == 0 && !h->walking) {
+		free(h->bucket);
+		h->bucket = NULL;
+	}
 }
 
 void relay_remove(struct relay *r)
@@ -101,7 +149,7 @@ void relay_abort(struct relay *r, bool reset)
 		return;
 	if (reset && m) {
 		(void)mux_stream_reset(m, r->id, MUX_RST_CANCEL);
-		r->host->dirty = true;
+		relay_host_mark(r->host);
 	}
 	finish(r);
 }
@@ -114,7 +162,7 @@ void relay_reset(struct relay *r)
 		return;
 	if (m) {
 		(void)mux_stream_reset(m, r->id, MUX_RST_CANCEL);
-		r->host->dirty = true;
+		relay_host_mark(r->host);
 	}
 	finish_how(r, true);
 }
@@ -148,7 +196,7 @@ static void push_up(struct relay *r)
 		tcp_conn_consume(r->conn, (size_t)w);
 		r->host->bytes_up += (uint64_t)w;
 		r->bytes_up += (uint64_t)w;
-		r->host->dirty = true;
+		relay_host_mark(r->host);
 	}
 	if (tcp_conn_eof(r->conn) && !r->up_done) {
 		if (mux_stream_shutdown(m, r->id) != 0) {
@@ -156,7 +204,7 @@ static void push_up(struct relay *r)
 			return;
 		}
 		r->up_done = true;
-		r->host->dirty = true;
+		relay_host_mark(r->host);
 		check_done(r);
 	}
 }
@@ -181,7 +229,7 @@ static void push_down(struct relay *r)
 			relay_abort(r, false);
 			return;
 		}
-		r->host->dirty = true; /* credit goes back to the peer */
+		relay_host_mark(r->host); /* credit goes back to the peer */
 		if (n == 0) {
 			r->down_end = true;
 			if (tcp_conn_shutdown(r->conn) != 0)
@@ -247,7 +295,8 @@ void relay_host_lost(struct relay_host *h, void (*pending_lost)(struct relay *r,
                      void *arg)
 {
 	h->gone = true;
-	for (size_t i = 0; i < RELAY_BUCKETS; i++) {
+	h->walking = true; /* the buckets stay until the walk ends */
+	for (size_t i = 0; h->bucket && i < RELAY_BUCKETS; i++) {
 		struct relay *r;
 
 		/* Each call takes r out of the chain, so restart at the head. */
@@ -261,6 +310,11 @@ void relay_host_lost(struct relay_host *h, void (*pending_lost)(struct relay *r,
 			}
 		}
 	}
+	h->walking = false;
+	if (h->count == 0) {
+		free(h->bucket);
+		h->bucket = NULL;
+	}
 }
 
 void relay_host_drain_orphan(struct relay_host *h, const struct mux_event *ev)
@@ -271,5 +325,5 @@ void relay_host_drain_orphan(struct relay_host *h, const struct mux_event *ev)
 	if (!m || (ev->type != MUX_EV_READABLE && ev->type != MUX_EV_FIN))
 		return;
 	while ((n = mux_stream_read(m, ev->id, chunk, sizeof chunk)) > 0)
-		h->dirty = true;
+		relay_host_mark(h);
 }

@@ -58,8 +58,13 @@ struct relay_host {
 	void *mux_ctx; /* borrowed, passed to mux_of */
 	bool gone;     /* relay_host_lost ran */
 	bool dirty;    /* a mux call happened: session_pump before sleeping */
-	size_t count;  /* relays in the table */
-	struct relay *bucket[RELAY_BUCKETS];
+	/* Optional (server): while dirty, the host is on *dirty_list, so the
+	 * daemon pumps the dirty hosts, not every host (relay_host_mark). */
+	struct relay_host **dirty_list;
+	struct relay_host *next_dirty, **pprev_dirty;
+	size_t count;                  /* relays in the table */
+	bool walking;                  /* relay_host_lost is walking the buckets */
+	struct relay **bucket;         /* owned: RELAY_BUCKETS chains while count > 0, else NULL */
 	uint64_t bytes_up, bytes_down; /* TCP->mux and mux->TCP, all streams */
 };
 
@@ -93,6 +98,14 @@ struct relay {
 
 /* relay_host_init readies an empty host for one session. */
 void relay_host_init(struct relay_host *h, relay_mux_fn mux_of, void *ctx);
+
+/* relay_host_mark marks h dirty (a mux call happened) and, if it has a
+ * dirty_list, puts it on that list once. relay_host_unmark takes it off
+ * (before the host is freed); relay_host_take_dirty pops one dirty host of
+ * a list and clears its mark, NULL when none is left. */
+void relay_host_mark(struct relay_host *h);
+void relay_host_unmark(struct relay_host *h);
+struct relay_host *relay_host_take_dirty(struct relay_host **list);
 
 /* relay_host_mux returns the session's mux, or NULL when it is gone. */
 struct mux *relay_host_mux(const struct relay_host *h);

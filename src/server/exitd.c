@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <ev.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -78,7 +79,9 @@ struct exitd {
 	struct resolver *res;           /* owned */
 	struct metrics_server *metrics; /* owned, may be NULL */
 	struct tunnel *tunnels[EXITD_TUNNEL_BUCKETS];
+	struct relay_host *dirty_hosts; /* tunnels with mux calls to pump (relay_host_mark) */
 	size_t ntunnels, nstreams;
+	size_t tunnels_peak; /* most tunnels since the last trim (trim_after_burst) */
 	struct estream *zombies;
 	struct ifaddrs_cache self; /* own addresses for the policy's `self` rule */
 	bool draining;
@@ -179,7 +182,7 @@ static void stream_reply(struct exitd *x, struct relay_host *h, uint32_t id, uin
 		(void)mux_stream_reset(m, id, MUX_RST_CONNECT);
 	else if (rep != SOCKS5_REP_SUCCEEDED && mux_stream_shutdown(m, id) != 0)
 		(void)mux_stream_reset(m, id, MUX_RST_CONNECT);
-	h->dirty = true;
+	relay_host_mark(h);
 }
 
 static void estream_fail(struct estream *es, uint8_t rep, const char *why)
@@ -473,8 +476,11 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	if (t->ui < x->cfg->n_users)
 		x->acct[t->ui].sessions++;
 	relay_host_init(&t->host, tunnel_mux, t);
+	t->host.dirty_list = &x->dirty_hosts;
 	*pp = t;
 	x->ntunnels++;
+	if (x->ntunnels > x->tunnels_peak)
+		x->tunnels_peak = x->ntunnels;
 	x->handshakes_ok++;
 	/* Rate-limited: one user's flood of inits must not flood the log. */
 	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s established (wire version %u%s)",
@@ -532,6 +538,7 @@ static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reas
 		x->acct[t->ui].up += t->host.bytes_down;
 		x->acct[t->ui].down += t->host.bytes_up;
 	}
+	relay_host_unmark(&t->host);
 	free(t);
 }
 
@@ -551,8 +558,21 @@ static void on_event(struct exitd *x, const struct server_event *ev)
 	}
 }
 
+/* trim_after_burst gives freed heap back to the system once many sessions
+ * ended since the last time (glibc keeps it otherwise: issue 19 saw 1 GB
+ * stay after 10,000 sessions expired). O(heap), so only after a drop of
+ * EXITD_TRIM_SESSIONS sessions, not per session. */
+static void trim_after_burst(struct exitd *x)
+{
+	if (x->tunnels_peak < x->ntunnels + EXITD_TRIM_SESSIONS)
+		return;
+	malloc_trim(0);
+	x->tunnels_peak = x->ntunnels;
+}
+
 static void reap(struct exitd *x)
 {
+	trim_after_burst(x);
 	while (x->zombies) {
 		struct estream *es = x->zombies;
 
@@ -571,20 +591,19 @@ static void reap(struct exitd *x)
 static bool pump_dirty(struct exitd *x, uint64_t now)
 {
 	bool any = false;
+	struct relay_host *h;
 
-	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
-		for (struct tunnel *t = x->tunnels[i]; t; t = t->next) {
-			struct session *s;
+	/* Only the dirty ones: no walk over every session per loop turn. */
+	while ((h = relay_host_take_dirty(&x->dirty_hosts)) != NULL) {
+		struct tunnel *t =
+		        (struct tunnel *)(void *)((char *)h - offsetof(struct tunnel, host));
+		struct session *s = server_session(x->core, t->sid);
 
-			if (!t->host.dirty)
-				continue;
-			t->host.dirty = false;
-			s = server_session(x->core, t->sid);
-			if (s) {
-				session_pump(s, now);
-				any = true;
-			}
+		if (s) {
+			session_pump(s, now);
+			any = true;
 		}
+	}
 	return any;
 }
 

@@ -1068,7 +1068,7 @@ static void test_stalled_reader(void **state)
 	              c_mem, session_mem_bytes(w->cli), s_mem, session_mem_bytes(ss),
 	              (unsigned long long)stalled->down_sent, (unsigned long long)stalled->down);
 	/* An idle engine gave its buffers back and may take up to
-	 * KCP_IDLE_BUFS again for keepalives, window tells and the stall
+	 * KCP_IDLE_BUFS (0) again for keepalives, window tells and the stall
 	 * probes (L7) of the silent stream: no more. */
 	assert_true(session_mem_bytes(w->cli) <= c_mem + KCP_IDLE_BUFS * KCP_MTU_DEFAULT);
 	assert_true(session_mem_bytes(ss) <= s_mem + KCP_IDLE_BUFS * KCP_MTU_DEFAULT);

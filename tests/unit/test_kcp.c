@@ -859,7 +859,9 @@ static void idle_engine_returns_buffers(void **state)
 		assert_true(round < 1000);
 		while (sent < 300 && kcp_send(p.a, msg, sizeof msg, p.now) > 0)
 			sent++;
-		assert_true(kcp_mem_bytes(p.a) <= a0 + (size_t)(2 * c.snd_wnd) * mss);
+		/* Buffers, and ring slots grown for the burst (a few
+		 * hundred bytes of bookkeeping a slot, all rings). */
+		assert_true(kcp_mem_bytes(p.a) <= a0 + (size_t)(2 * c.snd_wnd) * (mss + 256));
 		p.now++;
 		while (p.ab->n)
 			deliver_one(&p, p.ab, p.b);
@@ -875,6 +877,55 @@ static void idle_engine_returns_buffers(void **state)
 	assert_int_equal(kcp_mem_bytes(p.a), a0); /* a burst of 64 buffers: all back */
 	assert_true(kcp_mem_bytes(p.b) <= b0 + KCP_IDLE_BUFS * mss);
 	/* And it still works afterwards. */
+	assert_true(kcp_send(p.a, msg, sizeof msg, p.now) > 0);
+	p.now++;
+	deliver_one(&p, p.ab, p.b);
+	assert_int_equal(kcp_recv(p.b, out, sizeof out), (ssize_t)sizeof msg);
+	pair_free(&p);
+}
+
+/* Rings start small and grow with use (issue 19): an engine with 2048-
+ * segment windows costs a few KiB until a burst, grows for it, and is back
+ * at its first size once the burst is acknowledged and read. */
+static void rings_grow_with_use_and_shrink(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct pair p;
+	static uint8_t msg[1000], out[2000];
+	size_t a0, b0;
+	int sent = 0, got = 0;
+	size_t peak = 0;
+
+	cfg_fast(&c);
+	c.snd_wnd = c.rcv_wnd = 2048;
+	pair_init(&p, &c, &c, 0, 10);
+	a0 = kcp_mem_bytes(p.a);
+	b0 = kcp_mem_bytes(p.b);
+	assert_true(a0 <= 16 * 1024);
+	assert_true(b0 <= 16 * 1024);
+	for (int round = 0; got < 3000; round++) {
+		assert_true(round < 5000);
+		while (sent < 3000 && kcp_send(p.a, msg, sizeof msg, p.now) > 0)
+			sent++;
+		peak = kcp_mem_bytes(p.a) > peak ? kcp_mem_bytes(p.a) : peak;
+		assert_true(kcp_check(p.a));
+		p.now++;
+		while (p.ab->n)
+			deliver_one(&p, p.ab, p.b);
+		while (kcp_recv(p.b, out, sizeof out) > 0)
+			got++;
+		assert_true(kcp_check(p.b));
+		kcp_flush(p.b, p.now);
+		while (p.ba->n)
+			deliver_one(&p, p.ba, p.a);
+		kcp_flush(p.a, p.now);
+	}
+	assert_true(peak > a0 + 64 * 1024); /* it did grow */
+	assert_int_equal(kcp_waitsnd(p.a), 0);
+	assert_true(kcp_check(p.a) && kcp_check(p.b));
+	assert_int_equal(kcp_mem_bytes(p.a), a0);
+	assert_int_equal(kcp_mem_bytes(p.b), b0);
 	assert_true(kcp_send(p.a, msg, sizeof msg, p.now) > 0);
 	p.now++;
 	deliver_one(&p, p.ab, p.b);
@@ -1374,6 +1425,7 @@ int main(void)
 		cmocka_unit_test(burst_tail_rto_deferred),
 		cmocka_unit_test(silent_receiver_one_probe),
 		cmocka_unit_test(idle_engine_returns_buffers),
+		cmocka_unit_test(rings_grow_with_use_and_shrink),
 		cmocka_unit_test(isolated_timeout_vs_flight),
 		cmocka_unit_test(pair_zero_window_probe),
 		cmocka_unit_test(dead_link_after_n_transmissions),

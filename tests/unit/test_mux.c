@@ -793,8 +793,10 @@ static void reset_discards_early_data(void **state)
 	assert_int_equal(mux_input(p.s, p.buf, 20000, 0), 0);
 	assert_int_equal(next_ev(p.s).type, MUX_EV_OPEN);
 	assert_int_equal(mux_stream_reset(p.s, id, MUX_RST_CONNECT), 0);
-	assert_int_equal(mux_mem_bytes(p.s), s0);
+	/* Only the RST waiting to be sent (its ring) is left. */
+	assert_true(mux_mem_bytes(p.s) > s0);
 	pump(&p); /* the rest of the early bytes arrive after the RST: dropped */
+	assert_int_equal(mux_mem_bytes(p.s), s0);
 	ev = next_ev(p.c);
 	assert_int_equal(ev.type, MUX_EV_RESET);
 	assert_int_equal(ev.reason, MUX_RST_CONNECT);
@@ -1200,9 +1202,10 @@ static void reset_mid_transfer_frees_everything(void **state)
 	pump(&p);
 	assert_true(mux_mem_bytes(p.s) > s0 + sizeof big);
 	assert_int_equal(mux_stream_reset(p.c, id, MUX_RST_CANCEL), 0);
-	assert_int_equal(mux_mem_bytes(p.c), c0);
+	assert_true(mux_mem_bytes(p.c) > c0); /* the RST waiting to be sent */
 	assert_int_equal(mux_stream_write(p.c, id, big, 1), KS_ERR_CLOSED);
 	pump(&p);
+	assert_int_equal(mux_mem_bytes(p.c), c0);
 	while ((ev = next_ev(p.s)).type != MUX_EV_RESET)
 		;
 	assert_int_equal(ev.id, id);
