@@ -1017,6 +1017,33 @@ int session_next_event(struct session *s, struct session_event *ev)
 
 /* --- public: accessors --------------------------------------------------------- */
 
+static const struct {
+	const char *label, *text;
+} lost_reasons[SESSION_LOST_REASONS] = {
+	[SESSION_LOST_IDLE] = { "idle", "idle" },
+	[SESSION_LOST_SILENT] = { "silent", "server silent" },
+	[SESSION_LOST_DEAD] = { "dead_link", "dead link" },
+	[SESSION_LOST_PROTO] = { "protocol_error", "protocol error" },
+	[SESSION_LOST_NOMEM] = { "out_of_memory", "out of memory" },
+	[SESSION_LOST_REKEY] = { "rekey", "rekey" },
+	[SESSION_LOST_SUPERSEDED] = { "superseded", "superseded" },
+	[SESSION_LOST_CLOSED] = { "closed", "closed" },
+	[SESSION_LOST_NO_ANSWER] = { "no_answer", "no answer from the server" },
+	[SESSION_LOST_PEER_CLOSED] = { "peer_closed", NULL }, /* by role */
+};
+
+const char *session_lost_label(enum session_lost_reason r)
+{
+	return (unsigned)r < SESSION_LOST_REASONS ? lost_reasons[r].label : "unknown";
+}
+
+const char *session_lost_text(enum session_lost_reason r, enum session_role role)
+{
+	if (r == SESSION_LOST_PEER_CLOSED)
+		return role == SESSION_CLIENT ? "closed by the server" : "closed by the client";
+	return (unsigned)r < SESSION_LOST_REASONS ? lost_reasons[r].text : "unknown";
+}
+
 enum session_role session_role(const struct session *s) { return s->role; }
 enum session_state session_state(const struct session *s) { return s->state; }
 uint64_t session_sid(const struct session *s) { return s->sid; }

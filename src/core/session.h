@@ -247,6 +247,13 @@ struct envelope *session_envelope(struct session *s);
  * ends. Returns 0 with *ev set, or KS_ERR_AGAIN when there is none. */
 KS_MUST_CHECK int session_next_event(struct session *s, struct session_event *ev);
 
+/* session_lost_label names a reason as a metric label value (lower case,
+ * no spaces: "dead_link"); session_lost_text says it in words for a log
+ * line, as seen from role ("closed by the server" on a client). Both are
+ * static strings; a reason out of range gives "unknown". */
+const char *session_lost_label(enum session_lost_reason r);
+const char *session_lost_text(enum session_lost_reason r, enum session_role role);
+
 /* Accessors. session_params returns the agreed parameters (NULL while not
  * established). session_sid returns the session id (0 while not
  * established). */

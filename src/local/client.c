@@ -674,19 +674,6 @@ static void pending_replay(struct relay *r, void *arg)
 	wait_push(cl, lc);
 }
 
-static const char *const lost_names[SESSION_LOST_REASONS] = {
-	[SESSION_LOST_IDLE] = "idle",
-	[SESSION_LOST_SILENT] = "server silent",
-	[SESSION_LOST_DEAD] = "dead link",
-	[SESSION_LOST_PROTO] = "protocol error",
-	[SESSION_LOST_NOMEM] = "out of memory",
-	[SESSION_LOST_REKEY] = "rekey",
-	[SESSION_LOST_SUPERSEDED] = "superseded",
-	[SESSION_LOST_CLOSED] = "closed",
-	[SESSION_LOST_NO_ANSWER] = "no answer from the server",
-	[SESSION_LOST_PEER_CLOSED] = "closed by the server",
-};
-
 /* A server that never answers looks the same whatever the cause (it drops
  * a handshake it cannot authenticate without a word), so the likely
  * causes are listed, once until a session is established. */
@@ -1012,7 +999,8 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		cl->ever_lost = true;
 		if (ev->reason != SESSION_LOST_SILENT && ev->reason != SESSION_LOST_REKEY)
 			outage_begin(cl, clock_mono_ms());
-		log_info("session lost: %s; handshaking again", lost_names[ev->reason]);
+		log_info("session lost: %s; handshaking again",
+		         session_lost_text(ev->reason, SESSION_CLIENT));
 		fast_lost(cl);
 		relay_host_lost(&cl->host,
 		                ev->reason == SESSION_LOST_SILENT ? pending_replay : pending_lost,
@@ -1026,7 +1014,7 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		} else if (ev->reason == SESSION_LOST_REKEY) {
 			resolve_target(cl); /* the same server: follow its name */
 		} else if (ev->reason != SESSION_LOST_SILENT && ev->reason != SESSION_LOST_CLOSED) {
-			fail_over(cl, lost_names[ev->reason]);
+			fail_over(cl, session_lost_text(ev->reason, SESSION_CLIENT));
 		}
 		break;
 	case SESSION_EV_STREAM: on_stream_event(cl, &ev->stream); break;
@@ -1249,7 +1237,8 @@ static bool healthy(void *arg, char *why, size_t whylen)
 	if (cl->in_outage)
 		snprintf(why, whylen, "no session to %s:%u for %llu ms (%s)", target(cl)->host,
 		         (unsigned)target(cl)->port, (unsigned long long)(now - cl->outage_since),
-		         cl->ever_lost ? lost_names[cl->last_lost] : "handshake got no answer");
+		         cl->ever_lost ? session_lost_text(cl->last_lost, SESSION_CLIENT)
+		                       : "handshake got no answer");
 	else
 		snprintf(why, whylen, "handshaking with %s:%u", target(cl)->host,
 		         (unsigned)target(cl)->port);

@@ -492,33 +492,6 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	profile_check(x, s, sid);
 }
 
-static const char *const lost_names[SESSION_LOST_REASONS] = {
-	[SESSION_LOST_IDLE] = "idle",
-	[SESSION_LOST_SILENT] = "silent",
-	[SESSION_LOST_DEAD] = "dead link",
-	[SESSION_LOST_PROTO] = "protocol error",
-	[SESSION_LOST_NOMEM] = "out of memory",
-	[SESSION_LOST_REKEY] = "rekey",
-	[SESSION_LOST_SUPERSEDED] = "superseded",
-	[SESSION_LOST_CLOSED] = "closed",
-	[SESSION_LOST_NO_ANSWER] = "no answer",
-	[SESSION_LOST_PEER_CLOSED] = "closed by the client",
-};
-
-/* The same reasons as metric label values: no spaces. */
-static const char *const lost_labels[SESSION_LOST_REASONS] = {
-	[SESSION_LOST_IDLE] = "idle",
-	[SESSION_LOST_SILENT] = "silent",
-	[SESSION_LOST_DEAD] = "dead_link",
-	[SESSION_LOST_PROTO] = "protocol_error",
-	[SESSION_LOST_NOMEM] = "out_of_memory",
-	[SESSION_LOST_REKEY] = "rekey",
-	[SESSION_LOST_SUPERSEDED] = "superseded",
-	[SESSION_LOST_CLOSED] = "closed",
-	[SESSION_LOST_NO_ANSWER] = "no_answer",
-	[SESSION_LOST_PEER_CLOSED] = "closed_by_client",
-};
-
 static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reason)
 {
 	struct tunnel **pp = tunnel_slot(x, sid), *t = *pp;
@@ -528,7 +501,7 @@ static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reas
 	*pp = t->next;
 	x->ntunnels--;
 	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s ended: %s", (unsigned long long)sid,
-	            t->user, lost_names[reason]);
+	            t->user, session_lost_text(reason, SESSION_SERVER));
 	relay_host_lost(&t->host, pending_lost, x);
 	/* After relay_host_lost: the bytes of the streams it closed count.
 	 * The host's up (TCP -> mux) is towards the client: our down. */
@@ -857,7 +830,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_family(b, "kcpsocks_sessions_lost_total", METRICS_COUNTER,
 	               "sessions that ended, by reason");
 	for (int i = 0; i < SESSION_LOST_REASONS; i++) {
-		struct metrics_label l = { "reason", lost_labels[i] };
+		struct metrics_label l = { "reason", session_lost_label(i) };
 
 		metrics_sample_u64(b, "kcpsocks_sessions_lost_total", &l, 1, st.lost[i]);
 	}

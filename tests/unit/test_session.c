@@ -1156,6 +1156,29 @@ static void test_close_server(void **state)
 	free(f);
 }
 
+/* Every reason has a metric label (no spaces, no capitals) and words for
+ * a log line; the peer's close reads from each side; out of range is
+ * "unknown", never NULL. */
+static void test_lost_reason_names(void **state)
+{
+	(void)state;
+	for (int r = 0; r < SESSION_LOST_REASONS; r++) {
+		const char *l = session_lost_label((enum session_lost_reason)r);
+
+		assert_non_null(l);
+		assert_true(l[0] != '\0');
+		for (const char *c = l; *c; c++)
+			assert_true((*c >= 'a' && *c <= 'z') || *c == '_');
+		assert_non_null(session_lost_text((enum session_lost_reason)r, SESSION_CLIENT));
+		assert_non_null(session_lost_text((enum session_lost_reason)r, SESSION_SERVER));
+	}
+	assert_string_equal(session_lost_text(SESSION_LOST_PEER_CLOSED, SESSION_CLIENT),
+	                    "closed by the server");
+	assert_string_equal(session_lost_text(SESSION_LOST_PEER_CLOSED, SESSION_SERVER),
+	                    "closed by the client");
+	assert_string_equal(session_lost_label(SESSION_LOST_REASONS), "unknown");
+}
+
 /* An old peer (kcp.c knows no close command) drops a close as a malformed
  * KCP datagram: counted, nothing else changes. */
 static void test_close_old_peer(void **state)
@@ -1206,6 +1229,7 @@ int main(void)
 		cmocka_unit_test(test_close_client),
 		cmocka_unit_test(test_close_server),
 		cmocka_unit_test(test_close_old_peer),
+		cmocka_unit_test(test_lost_reason_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
