@@ -485,8 +485,8 @@ int handshake_server_set_users(struct handshake_server *s, const struct keys_use
 		if (map[i] != HANDSHAKE_USER_NONE)
 			floor[map[i]] = s->floor_ts[i];
 	for (size_t i = 0; i < s->seen_len; i++)
-		s->seen[i].user = s->seen[i].user < s->n_users ? map[s->seen[i].user]
-		                                                : HANDSHAKE_USER_NONE;
+		s->seen[i].user =
+		        s->seen[i].user < s->n_users ? map[s->seen[i].user] : HANDSHAKE_USER_NONE;
 	memcpy(s->floor_ts, floor, sizeof floor);
 	index_users(s, users, n_users);
 	return 0;

@@ -123,7 +123,8 @@ int sessions_set_users(struct sessions *t, const struct keys_user *users, size_t
 	int rc;
 
 	for (size_t i = 0; i < t->cap; i++)
-		if (t->slots[i].used && (t->slots[i].user >= old || map[t->slots[i].user] >= n_users))
+		if (t->slots[i].used &&
+		    (t->slots[i].user >= old || map[t->slots[i].user] >= n_users))
 			return KS_ERR_INVAL; /* a removed user's session is live */
 	head = calloc(n_users ? n_users : 1, sizeof *head);
 	if (!head)
