@@ -464,9 +464,10 @@ static void served_reload(void *arg)
 	}
 	if (diff)
 		log_warn("reload: %s changed: that needs a restart (running on the old one)", diff);
-	log_set_level(log_levels[ncfg->log_level]);
+	/* Said before the level changes, so a reload to warn still logs it. */
 	log_info("reloaded: %s%slog level %s", summary, summary[0] ? ", " : "",
-	         log_level_name(log_get_level()));
+	         log_level_name(log_levels[ncfg->log_level]));
+	log_set_level(log_levels[ncfg->log_level]);
 	config_free(s->live);
 	s->live = ncfg;
 }

@@ -62,7 +62,7 @@ r=$(rep "$P2")
 [ "$r" = 05 ] || die "before the reload 127.0.0.1:$P2 (nothing listening) got REP $r, not 05"
 
 hs_before=$(server_metric kcpsocks_handshakes_ok_total)
-FETCH_TIMEOUT=60 fetch_verify 8M 127.0.0.1 --limit-rate 2M >"$T/a.out" 2>"$T/a.err" &
+FETCH_TIMEOUT=60 fetch_verify 8M 127.0.0.1 --limit-rate 1M >"$T/a.out" 2>"$T/a.err" &
 a_pid=$!
 lib_track "$a_pid" fetch-alice
 # Wait for the download to be under way before the reload.
@@ -76,6 +76,7 @@ printf '%s\n' "$GOOD_CONF" |
 cat "$T/carol.section" >>"$SERVER_CONF.new"
 mv "$SERVER_CONF.new" "$SERVER_CONF"
 kill -HUP "$SERVER_PID"
+alive "$a_pid" || die "alice's download ended before the reload: $(cat "$T/a.out")"
 wait_until "the reload" 10 grep -q 'reloaded: ' "$SERVER_LOG"
 line=$(grep 'reloaded: ' "$SERVER_LOG" | tail -n 1)
 note "server: ${line#*reloaded: }"
@@ -91,6 +92,11 @@ wait_until "one session on the server" 10 sessions_are 1
 reap "$a_pid" || die "alice's download failed across the reload: $(cat "$T/a.err")"
 note "alice: $(cat "$T/a.out")"
 [ "$(grep -c 'session .* established' "$A_LOG")" = 1 ] || die "alice handshook again"
+# Its stream ended after the reload (the access log line comes at the end).
+n_reload=$(grep -n 'reloaded: ' "$SERVER_LOG" | head -n 1 | cut -d: -f1)
+n_stream=$(grep -n "stream user=alice .*dest=127.0.0.1:$NGINX_PORT " "$SERVER_LOG" | head -n 1 | cut -d: -f1)
+[ -n "$n_stream" ] && [ "$n_stream" -gt "$n_reload" ] ||
+	die "alice's download did not span the reload (log lines $n_stream, $n_reload)"
 
 # the newly denied destination
 r=$(rep "$P2")
@@ -117,4 +123,10 @@ LOCAL_PORT=$A_PORT fetch_verify 1K >/dev/null || die "alice lost service after a
 LOCAL_PORT=$C_PORT fetch_verify 1K >/dev/null || die "carol lost service after a broken reload"
 [ "$(rep "$P2")" = 02 ] || die "the policy changed on a broken reload"
 sessions_are 2 || die "the server lists $(server_metric kcpsocks_sessions) sessions, not 2"
+
+# The local daemon reloads too (its log level; its session stays).
+kill -HUP "$(cat "$T/local.pid")"
+wait_until "the local reload" 10 grep -q 'reloaded: log level info' "$LOCAL_LOG"
+LOCAL_PORT=$C_PORT fetch_verify 1K >/dev/null || die "carol lost service after the local's reload"
+[ "$(grep -c 'session .* established' "$LOCAL_LOG")" = 1 ] || die "carol's daemon handshook again"
 note ok
