@@ -12,7 +12,8 @@
 #   - carol connects;
 #   - the second port gets SOCKS5 REP 02 (it got 05, refused, before);
 #   - the log says "reloaded: 2 users (+1 -1), policy ..."
-# Then a broken config and SIGHUP: the error is logged, nothing changes.
+# Then a broken config and SIGHUP: the error is logged, nothing changes;
+# a restart-only change (max_sessions) is logged as needing a restart.
 . "$(dirname "$0")/lib.sh"
 lib_init fault_reload
 require_daemons
@@ -123,6 +124,18 @@ LOCAL_PORT=$A_PORT fetch_verify 1K >/dev/null || die "alice lost service after a
 LOCAL_PORT=$C_PORT fetch_verify 1K >/dev/null || die "carol lost service after a broken reload"
 [ "$(rep "$P2")" = 02 ] || die "the policy changed on a broken reload"
 sessions_are 2 || die "the server lists $(server_metric kcpsocks_sessions) sessions, not 2"
+
+# A restart-only change is logged as such; the reload still applies.
+sed -i -e '/^no_such_key/d' -e 's/^\[server\]$/[server]\nmax_sessions = 77/' "$SERVER_CONF"
+n_before=$(grep -c 'reloaded: ' "$SERVER_LOG")
+kill -HUP "$SERVER_PID"
+reloads_are() { [ "$(grep -c 'reloaded: ' "$SERVER_LOG")" = "$1" ]; }
+wait_until "the second reload" 10 reloads_are "$((n_before + 1))"
+grep -q 'reload: session limits changed: that needs a restart' "$SERVER_LOG" ||
+	die "no 'needs a restart' warning for a changed max_sessions"
+grep 'reloaded: ' "$SERVER_LOG" | tail -n 1 | grep -q 'reloaded: 2 users (+0 -0)' ||
+	die "the second reload: $(grep 'reloaded: ' "$SERVER_LOG" | tail -n 1)"
+sessions_are 2 || die "a reload without user changes closed sessions"
 
 # The local daemon reloads too (its log level; its session stays).
 kill -HUP "$(cat "$T/local.pid")"
