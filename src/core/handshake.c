@@ -469,18 +469,22 @@ static void index_users(struct handshake_server *s, const struct keys_user *user
 }
 
 int handshake_server_set_users(struct handshake_server *s, const struct keys_user *users,
-                               size_t n_users, const uint32_t *map)
+                               size_t n_users, const uint32_t *map, uint64_t now_unix_ms)
 {
-	uint64_t floor[HANDSHAKE_MAX_USERS] = { 0 };
+	uint64_t floor[HANDSHAKE_MAX_USERS];
 
 	if (n_users == 0 || n_users > HANDSHAKE_MAX_USERS)
 		return KS_ERR_INVAL;
 	for (size_t i = 0; i < s->n_users; i++)
 		if (map[i] != HANDSHAKE_USER_NONE && map[i] >= n_users)
 			return KS_ERR_INVAL;
-	/* A remaining user keeps its replay floor; the cache's entries keep
+	/* A new user takes nothing stamped before now (an init of a user
+	 * removed earlier cannot come back through a re-add); a remaining
+	 * user keeps its replay floor; the cache's entries keep
 	 * their bytes (a removed user's init stays a replay) and follow the
 	 * user's new index, or none. */
+	for (size_t i = 0; i < n_users; i++)
+		floor[i] = now_unix_ms;
 	for (size_t i = 0; i < s->n_users; i++)
 		if (map[i] != HANDSHAKE_USER_NONE)
 			floor[map[i]] = s->floor_ts[i];

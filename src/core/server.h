@@ -132,6 +132,6 @@ const struct sessions *server_table(const struct server *srv);
 /* server_set_users swaps in users on a reload (sessions_set_users): close
  * the sessions of removed users first (server_close). */
 KS_MUST_CHECK int server_set_users(struct server *srv, const struct keys_user *users,
-                                   size_t n_users, const uint32_t *map);
+                                   size_t n_users, const uint32_t *map, uint64_t now_unix_ms);
 
 #endif

@@ -116,7 +116,7 @@ int sessions_close(struct sessions *t, uint64_t sid)
 }
 
 int sessions_set_users(struct sessions *t, const struct keys_user *users, size_t n_users,
-                       const uint32_t *map)
+                       const uint32_t *map, uint64_t now_unix_ms)
 {
 	uint32_t *head;
 	size_t old = t->hs.n_users;
@@ -129,7 +129,7 @@ int sessions_set_users(struct sessions *t, const struct keys_user *users, size_t
 	head = calloc(n_users ? n_users : 1, sizeof *head);
 	if (!head)
 		return KS_ERR_NOMEM;
-	rc = handshake_server_set_users(&t->hs, users, n_users, map);
+	rc = handshake_server_set_users(&t->hs, users, n_users, map, now_unix_ms);
 	if (rc != 0) {
 		free(head);
 		return rc;

@@ -194,7 +194,7 @@ int sessions_close(struct sessions *t, uint64_t sid);
  * KS_ERR_INVAL (a live session of a removed user, a bad map) or
  * KS_ERR_NOMEM; t is unchanged on error. */
 KS_MUST_CHECK int sessions_set_users(struct sessions *t, const struct keys_user *users,
-                                     size_t n_users, const uint32_t *map);
+                                     size_t n_users, const uint32_t *map, uint64_t now_unix_ms);
 
 /* sessions_same_instance: are sessions a and b live, of one user, and
  * made by one client instance (both carried the same instance id, 6.3)? */

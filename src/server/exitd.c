@@ -1116,7 +1116,7 @@ int exitd_reload(struct exitd *x, const struct config *ncfg, struct exitd_reload
 	for (size_t i = 0; i < n; i++)
 		st->added += !kept[i];
 	st->closed = close_removed(x, map);
-	rc = server_set_users(x->core, users, n, map);
+	rc = server_set_users(x->core, users, n, map, clock_wall_ms());
 	if (rc != 0) {
 		/* Only a removed user's sessions are gone; the rest runs on. */
 		snprintf(err, errlen, "users: %s", ks_strerror(rc));

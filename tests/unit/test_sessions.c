@@ -789,19 +789,24 @@ static void reload_keeps_remaining_users_sessions(void **state)
 	memset(psk, 'z', sizeof psk);
 	assert_int_equal(keys_user_set(&nu[1], "u4", psk), 0);
 	/* u0 still has a session: refused, nothing changed. */
-	assert_int_equal(sessions_set_users(s.t, nu, 2, map), KS_ERR_INVAL);
+	assert_int_equal(sessions_set_users(s.t, nu, 2, map, NOW_UNIX + 15), KS_ERR_INVAL);
 	assert_int_equal(sessions_close(s.t, sid0), 0);
-	assert_int_equal(sessions_set_users(s.t, nu, 2, bad), KS_ERR_INVAL);
+	assert_int_equal(sessions_set_users(s.t, nu, 2, bad, NOW_UNIX + 15), KS_ERR_INVAL);
 	assert_int_equal(sessions_get(s.t, sid2)->user, 2);
-	assert_int_equal(sessions_set_users(s.t, nu, 2, map), 0);
+	assert_int_equal(sessions_set_users(s.t, nu, 2, map, NOW_UNIX + 15), 0);
 	assert_int_equal(sessions_get(s.t, sid2)->user, 0);
 	n = client_seal(&c2, "still", d);
 	assert_int_equal(deliver(&s, &c2.addr, d, (size_t)n, 20, &ev, out), 0);
 	assert_int_equal(ev.kind, SESSIONS_EV_DATA);
 	assert_true(ev.sid == sid2);
-	/* The new user connects under index 1. */
+	/* The new user connects under index 1; an init it stamped before the
+	 * reload is stale. */
 	s.users[3] = nu[1]; /* client_init takes the user from s.users */
 	client_init(&c4, &s, 3, 402);
+	n = handshake_client_write_init(&c4.hc, &c4.rng, NOW_UNIX + 14, init, sizeof init);
+	assert_true(n > 0);
+	assert_int_equal(deliver(&s, &c4.addr, init, (size_t)n, 25, &ev, out), KS_ERR_STALE);
+	client_init(&c4, &s, 3, 405);
 	assert_int_equal(sessions_get(s.t, client_connect(&c4, &s, 30))->user, 1);
 	/* The remaining user's next session joins its list at the new index. */
 	client_init(&again, &s, 2, 403);
