@@ -451,6 +451,51 @@ static uint32_t name_hash(const uint8_t field[static KEYS_NAME_MAX])
 	return h;
 }
 
+/* index_users points s at users and rebuilds the name index. */
+static void index_users(struct handshake_server *s, const struct keys_user *users, size_t n_users)
+{
+	s->users = users;
+	s->n_users = n_users;
+	memset(s->name_ix, 0, sizeof s->name_ix);
+	for (size_t i = 0; i < n_users; i++) {
+		uint8_t f[KEYS_NAME_MAX] = { 0 };
+		uint32_t h;
+
+		memcpy(f, users[i].name, strnlen(users[i].name, KEYS_NAME_MAX));
+		for (h = name_hash(f); s->name_ix[h % NAME_IX_LEN]; h++)
+			;
+		s->name_ix[h % NAME_IX_LEN] = (uint16_t)(i + 1);
+	}
+}
+
+int handshake_server_set_users(struct handshake_server *s, const struct keys_user *users,
+                               size_t n_users, const uint32_t *map, uint64_t now_unix_ms)
+{
+	uint64_t floor[HANDSHAKE_MAX_USERS];
+
+	if (n_users == 0 || n_users > HANDSHAKE_MAX_USERS)
+		return KS_ERR_INVAL;
+	for (size_t i = 0; i < s->n_users; i++)
+		if (map[i] != HANDSHAKE_USER_NONE && map[i] >= n_users)
+			return KS_ERR_INVAL;
+	/* A new user takes nothing stamped before now (an init of a user
+	 * removed earlier cannot come back through a re-add); a remaining
+	 * user keeps its replay floor; the cache's entries keep
+	 * their bytes (a removed user's init stays a replay) and follow the
+	 * user's new index, or none. */
+	for (size_t i = 0; i < n_users; i++)
+		floor[i] = now_unix_ms;
+	for (size_t i = 0; i < s->n_users; i++)
+		if (map[i] != HANDSHAKE_USER_NONE)
+			floor[map[i]] = s->floor_ts[i];
+	for (size_t i = 0; i < s->seen_len; i++)
+		s->seen[i].user =
+		        s->seen[i].user < s->n_users ? map[s->seen[i].user] : HANDSHAKE_USER_NONE;
+	memcpy(s->floor_ts, floor, sizeof floor);
+	index_users(s, users, n_users);
+	return 0;
+}
+
 int handshake_server_init(struct handshake_server *s, const struct keys_server *k,
                           const struct keys_user *users, size_t n_users,
                           const struct transport_params *min, const struct transport_params *max,
@@ -464,17 +509,7 @@ int handshake_server_init(struct handshake_server *s, const struct keys_server *
 	memset(s, 0, sizeof *s);
 	s->key = k;
 	keys_derive_public(&s->pub, k->pub);
-	s->users = users;
-	s->n_users = n_users;
-	for (size_t i = 0; i < n_users; i++) {
-		uint8_t f[KEYS_NAME_MAX] = { 0 };
-		uint32_t h;
-
-		memcpy(f, users[i].name, strnlen(users[i].name, KEYS_NAME_MAX));
-		for (h = name_hash(f); s->name_ix[h % NAME_IX_LEN]; h++)
-			;
-		s->name_ix[h % NAME_IX_LEN] = (uint16_t)(i + 1);
-	}
+	index_users(s, users, n_users);
 	s->min = *min;
 	s->max = *max;
 	s->def = *def;
@@ -528,7 +563,7 @@ static void seen_add(struct handshake_server *s, const uint8_t e[static KEYS_LEN
 	struct handshake_seen *x = &s->seen[i];
 
 	if (s->seen_len == HANDSHAKE_REPLAY_CACHE) {
-		if (x->ts > s->floor_ts[x->user])
+		if (x->user < s->n_users && x->ts > s->floor_ts[x->user])
 			s->floor_ts[x->user] = x->ts;
 		seen_unlink(s, i);
 	} else {

@@ -255,6 +255,20 @@ KS_MUST_CHECK int handshake_server_init(struct handshake_server *s, const struct
                                         const struct transport_params *max,
                                         const struct transport_params *def);
 
+/* HANDSHAKE_USER_NONE: in a map of handshake_server_set_users, a user
+ * that is gone. */
+#define HANDSHAKE_USER_NONE UINT32_MAX
+
+/* handshake_server_set_users swaps in users (borrowed, 1..HANDSHAKE_MAX_USERS,
+ * names unique; a reload). map has one entry per old user: its index in
+ * users, or HANDSHAKE_USER_NONE if it is gone. Replay floors follow their
+ * users; a new user's floor is now_unix_ms (unix ms: an init it stamped
+ * before the reload is refused as stale). Returns 0 or
+ * KS_ERR_INVAL (s unchanged). */
+KS_MUST_CHECK int handshake_server_set_users(struct handshake_server *s,
+                                             const struct keys_user *users, size_t n_users,
+                                             const uint32_t *map, uint64_t now_unix_ms);
+
 /* handshake_server_read_init checks init d at unix time now_unix_ms. Cheap
  * checks first: length and session id 0, mac1, the refused set, the
  * (obfuscated) timestamp, replay-cache lookup, the X25519 budgets; then one

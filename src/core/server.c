@@ -403,6 +403,12 @@ int server_close(struct server *srv, uint64_t sid)
 
 const struct sessions *server_table(const struct server *srv) { return srv->table; }
 
+int server_set_users(struct server *srv, const struct keys_user *users, size_t n_users,
+                     const uint32_t *map, uint64_t now_unix_ms)
+{
+	return sessions_set_users(srv->table, users, n_users, map, now_unix_ms);
+}
+
 void server_stats(const struct server *srv, struct server_stats *st)
 {
 	memset(st, 0, sizeof *st);

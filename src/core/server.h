@@ -129,4 +129,9 @@ bool server_check(const struct server *srv);
 /* server_table gives read access to the session table (addresses, users). */
 const struct sessions *server_table(const struct server *srv);
 
+/* server_set_users swaps in users on a reload (sessions_set_users): close
+ * the sessions of removed users first (server_close). */
+KS_MUST_CHECK int server_set_users(struct server *srv, const struct keys_user *users,
+                                   size_t n_users, const uint32_t *map, uint64_t now_unix_ms);
+
 #endif

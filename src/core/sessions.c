@@ -115,6 +115,40 @@ int sessions_close(struct sessions *t, uint64_t sid)
 	return 0;
 }
 
+int sessions_set_users(struct sessions *t, const struct keys_user *users, size_t n_users,
+                       const uint32_t *map, uint64_t now_unix_ms)
+{
+	uint32_t *head;
+	size_t old = t->hs.n_users;
+	int rc;
+
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->slots[i].used &&
+		    (t->slots[i].user >= old || map[t->slots[i].user] >= n_users))
+			return KS_ERR_INVAL; /* a removed user's session is live */
+	head = calloc(n_users ? n_users : 1, sizeof *head);
+	if (!head)
+		return KS_ERR_NOMEM;
+	rc = handshake_server_set_users(&t->hs, users, n_users, map, now_unix_ms);
+	if (rc != 0) {
+		free(head);
+		return rc;
+	}
+	/* Relink every live session under its user's new index. */
+	for (size_t i = 0; i < t->cap; i++) {
+		struct sessions_slot *s = &t->slots[i];
+
+		if (!s->used)
+			continue;
+		s->user = map[s->user];
+		s->next_of_user = head[s->user];
+		head[s->user] = (uint32_t)i + 1;
+	}
+	free(t->user_head);
+	t->user_head = head;
+	return 0;
+}
+
 static bool same_instance(const struct sessions_slot *s, const struct handshake_pending *p)
 {
 	return s->has_instance && p->has_instance &&

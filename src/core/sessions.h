@@ -187,6 +187,15 @@ const struct sessions_slot *sessions_get(const struct sessions *t, uint64_t sid)
  * KS_ERR_CLOSED. */
 int sessions_close(struct sessions *t, uint64_t sid);
 
+/* sessions_set_users swaps in users (borrowed; a reload): map gives each
+ * old user's new index or HANDSHAKE_USER_NONE (handshake_server_set_users).
+ * Every live session must belong to a user that remains (close the others
+ * first); it keeps its keys and follows its user's new index. Returns 0,
+ * KS_ERR_INVAL (a live session of a removed user, a bad map) or
+ * KS_ERR_NOMEM; t is unchanged on error. */
+KS_MUST_CHECK int sessions_set_users(struct sessions *t, const struct keys_user *users,
+                                     size_t n_users, const uint32_t *map, uint64_t now_unix_ms);
+
 /* sessions_same_instance: are sessions a and b live, of one user, and
  * made by one client instance (both carried the same instance id, 6.3)? */
 bool sessions_same_instance(const struct sessions *t, uint64_t a, uint64_t b);

@@ -162,7 +162,7 @@ int daemon_drop_privileges(const char *user, char *err, size_t errlen)
 
 struct daemon_signals {
 	struct ev_loop *loop; /* borrowed */
-	ev_signal term, intr;
+	ev_signal term, intr, hup;
 	ev_timer drain;
 	uint32_t drain_ms;
 	struct daemon_stop_cb cb;
@@ -200,6 +200,24 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 }
 
+static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon_signals *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (d->state != DAEMON_RUNNING) {
+		log_info("received SIGHUP while stopping: no reload");
+		return;
+	}
+	if (!d->cb.on_reload) {
+		log_info("received SIGHUP: nothing to reload");
+		return;
+	}
+	log_info("received SIGHUP: reloading the config");
+	d->cb.on_reload(d->cb.arg);
+}
+
 static void on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct daemon_signals *d = w->data;
@@ -226,10 +244,12 @@ struct daemon_signals *daemon_signals_new(struct ev_loop *loop, uint32_t drain_m
 		d->cb = *cb;
 	ev_signal_init(&d->term, on_signal, SIGTERM);
 	ev_signal_init(&d->intr, on_signal, SIGINT);
+	ev_signal_init(&d->hup, on_hup, SIGHUP);
 	ev_timer_init(&d->drain, on_drain_timeout, 0., 0.);
-	d->term.data = d->intr.data = d->drain.data = d;
+	d->term.data = d->intr.data = d->hup.data = d->drain.data = d;
 	ev_signal_start(loop, &d->term);
 	ev_signal_start(loop, &d->intr);
+	ev_signal_start(loop, &d->hup);
 	return d;
 }
 
@@ -239,6 +259,7 @@ void daemon_signals_free(struct daemon_signals *d)
 		return;
 	ev_signal_stop(d->loop, &d->term);
 	ev_signal_stop(d->loop, &d->intr);
+	ev_signal_stop(d->loop, &d->hup);
 	ev_timer_stop(d->loop, &d->drain);
 	free(d);
 }

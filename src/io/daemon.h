@@ -76,12 +76,15 @@ struct daemon_stop_cb {
 	 * and call daemon_drained once nothing is left (it may do so at once,
 	 * from inside on_drain). Called once, from the loop. */
 	void (*on_drain)(void *arg);
+	/* on_reload: SIGHUP while running (re-read the config); NULL: SIGHUP
+	 * is logged and ignored. Not called while draining. */
+	void (*on_reload)(void *arg);
 	void *arg;
 };
 
 struct daemon_signals;
 
-/* daemon_signals_new watches SIGTERM and SIGINT on loop (borrowed; libev
+/* daemon_signals_new watches SIGTERM, SIGINT and SIGHUP on loop (borrowed; libev
  * lets one loop at a time watch a signal). On the first signal it logs,
  * calls on_drain and allows drain_ms (0 means DAEMON_DRAIN_DEFAULT_MS, at
  * most DAEMON_DRAIN_MAX_MS) before stopping the loop anyway; a second

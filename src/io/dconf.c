@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <sodium.h>
 
 #include "core/configdoc.h"
+#include "core/profile.h"
 #include "io/addr.h"
 #include "io/daemon.h"
 #include "io/log.h"
@@ -361,16 +363,16 @@ int dconf_parse(int argc, char **argv, int first, enum config_role role, const c
 	return 0;
 }
 
+static const enum log_level log_levels[] = {
+	[CONFIG_LOG_ERROR] = LOG_LEVEL_ERROR,
+	[CONFIG_LOG_WARN] = LOG_LEVEL_WARN,
+	[CONFIG_LOG_INFO] = LOG_LEVEL_INFO,
+	[CONFIG_LOG_DEBUG] = LOG_LEVEL_DEBUG,
+};
+
 void dconf_log_open(const char *ident, const struct config *cfg)
 {
-	static const enum log_level lv[] = {
-		[CONFIG_LOG_ERROR] = LOG_LEVEL_ERROR,
-		[CONFIG_LOG_WARN] = LOG_LEVEL_WARN,
-		[CONFIG_LOG_INFO] = LOG_LEVEL_INFO,
-		[CONFIG_LOG_DEBUG] = LOG_LEVEL_DEBUG,
-	};
-
-	log_open(ident, lv[cfg->log_level],
+	log_open(ident, log_levels[cfg->log_level],
 	         cfg->log_target == CONFIG_LOG_SYSLOG ? LOG_SINK_SYSLOG : LOG_SINK_STDERR);
 }
 
@@ -383,12 +385,92 @@ int dconf_endpoint_addr(const struct config_endpoint *e, struct sockaddr_storage
 	return addr_parse_host_port(e->host, port, out, err, errlen);
 }
 
+static bool same_endpoint(const struct config_endpoint *a, const struct config_endpoint *b)
+{
+	return a->set == b->set && a->port == b->port && !strcmp(a->host, b->host);
+}
+
+static bool same_profile(const struct profile *a, const struct profile *b)
+{
+	for (size_t i = 0; profile_field_at(i); i++)
+		if (profile_get(a, profile_field_at(i)) != profile_get(b, profile_field_at(i)))
+			return false;
+	return true;
+}
+
+const char *dconf_restart_only(const struct config *a, const struct config *b)
+{
+	if (strcmp(a->profile_name, b->profile_name) || !same_profile(&a->profile, &b->profile))
+		return "profile";
+	if (a->accepted_profiles != b->accepted_profiles)
+		return "accepted profiles";
+	if (!same_endpoint(&a->server_listen, &b->server_listen))
+		return "the server's listen address";
+	if (a->has_private_key != b->has_private_key ||
+	    sodium_memcmp(a->private_key, b->private_key, sizeof a->private_key) != 0 ||
+	    strcmp(a->private_key_file, b->private_key_file))
+		return "the private key";
+	if (!same_endpoint(&a->local_listen, &b->local_listen))
+		return "the local listen address";
+	if (!same_endpoint(&a->server, &b->server) || a->servers.n != b->servers.n ||
+	    strcmp(a->user, b->user) || sodium_memcmp(a->psk, b->psk, sizeof a->psk) != 0 ||
+	    sodium_memcmp(a->server_public_key, b->server_public_key,
+	                  sizeof a->server_public_key) != 0)
+		return "the server, user or keys";
+	if (!same_endpoint(&a->metrics_listen, &b->metrics_listen))
+		return "metrics_listen";
+	if (a->log_target != b->log_target)
+		return "log_target";
+	if (strcmp(a->run_as, b->run_as))
+		return "run_as";
+	if (a->max_sessions != b->max_sessions || a->sessions_per_user != b->sessions_per_user ||
+	    a->max_streams_per_session != b->max_streams_per_session)
+		return "session limits";
+	return NULL;
+}
+
 /* dconf_serve's state: the daemon object and its signal watchers. */
 struct served {
 	const struct dconf_service *svc;
+	const struct config *cfg; /* the one started with */
+	struct config *live;      /* the latest reloaded one, owned; NULL: none */
 	void *obj;
 	struct daemon_signals *sig;
 };
+
+/* served_reload: SIGHUP. A config that does not load changes nothing. */
+static void served_reload(void *arg)
+{
+	struct served *s = arg;
+	const struct dconf_service *svc = s->svc;
+	struct config *ncfg = NULL;
+	enum dconf_action act;
+	char err[CONFIG_ERR_MAX + 64], summary[256] = "";
+	const char *diff;
+
+	if (dconf_parse(svc->argc, svc->argv, svc->first, svc->role, "", &ncfg, &act, err,
+	                sizeof err) != 0) {
+		log_error("reload: %s: keeping the running config", err);
+		return;
+	}
+	if (!ncfg) /* --help or --version: not a daemon's command line */
+		return;
+	diff = dconf_restart_only(s->cfg, ncfg);
+	if (svc->reload &&
+	    svc->reload(s->obj, ncfg, summary, sizeof summary, err, sizeof err) != 0) {
+		log_error("reload: %s: keeping the running config", err);
+		config_free(ncfg);
+		return;
+	}
+	if (diff)
+		log_warn("reload: %s changed: that needs a restart (running on the old one)", diff);
+	/* Said before the level changes, so a reload to warn still logs it. */
+	log_info("reloaded: %s%slog level %s", summary, summary[0] ? ", " : "",
+	         log_level_name(log_levels[ncfg->log_level]));
+	log_set_level(log_levels[ncfg->log_level]);
+	config_free(s->live);
+	s->live = ncfg;
+}
 
 static void served_empty(void *arg)
 {
@@ -407,8 +489,8 @@ static void served_drain(void *arg)
 int dconf_serve(const struct config *cfg, const struct dconf_service *svc)
 {
 	struct ev_loop *loop = ev_default_loop(0);
-	struct served s = { .svc = svc };
-	struct daemon_stop_cb stop = { served_drain, &s };
+	struct served s = { .svc = svc, .cfg = cfg };
+	struct daemon_stop_cb stop = { served_drain, svc->argv ? served_reload : NULL, &s };
 	char err[512];
 	int rc = EXIT_FAILURE;
 
@@ -443,6 +525,7 @@ int dconf_serve(const struct config *cfg, const struct dconf_service *svc)
 out:
 	svc->stop(s.obj);
 	daemon_signals_free(s.sig);
+	config_free(s.live);
 	ev_run(loop, EVRUN_NOWAIT); /* reap closed connections */
 	return rc;
 }

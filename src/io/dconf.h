@@ -65,7 +65,25 @@ struct dconf_service {
 	void (*drain)(void *obj, void (*on_empty)(void *arg), void *arg);
 	void (*stop)(void *obj);
 	void *arg; /* passed to start */
+	/* SIGHUP: dconf_serve re-reads the config the way it was read at the
+	 * start (argv[first..argc) for role: the same file, the same
+	 * options), validates all of it, and on success calls reload (NULL:
+	 * only the log level changes), which takes what it can from ncfg and
+	 * writes a summary for the log line. reload returns 0 with ncfg kept
+	 * by the daemon until the next reload or the end (dconf_serve frees
+	 * it), or an error with the reason in err (nothing changed). */
+	int (*reload)(void *obj, const struct config *ncfg, char *summary, size_t sumlen, char *err,
+	              size_t errlen);
+	int argc;
+	char **argv;
+	int first;
+	enum config_role role;
 };
+
+/* dconf_restart_only names the first setting that differs between a and
+ * b and that only a restart applies (listen addresses, keys, profile, ...),
+ * or returns NULL. */
+const char *dconf_restart_only(const struct config *a, const struct config *b);
 
 /* dconf_serve runs a daemon on the default loop, the same way for both
  * binaries: ignore SIGPIPE, raise RLIMIT_NOFILE to max_fds, start, drop

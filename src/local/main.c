@@ -62,7 +62,9 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 	dconf_log_open("kcpsocks-local", cfg);
-	rc = dconf_serve(cfg, &(struct dconf_service){ start, drain, stop, NULL });
+	/* SIGHUP re-reads the same command line: the log level changes. */
+	rc = dconf_serve(cfg, &(struct dconf_service){ start, drain, stop, NULL, NULL, argc, argv,
+	                                               1, CONFIG_ROLE_LOCAL });
 	config_free(cfg);
 	return rc;
 }

@@ -39,8 +39,8 @@ enum estream_phase { ES_RESOLVE, ES_CONNECT, ES_RELAY, ES_ZOMBIE };
 struct tunnel {
 	struct exitd *x; /* borrowed */
 	uint64_t sid;
-	const char *user; /* borrowed from the config */
-	size_t ui;        /* index of user in the config, or cfg->n_users if unknown */
+	char user[KEYS_NAME_MAX + 1]; /* a copy: a reload frees the config's */
+	size_t ui;                    /* index of user in x->cu, or x->n_users if unknown */
 	struct relay_host host;
 	struct tunnel *next; /* hash chain */
 };
@@ -54,11 +54,11 @@ struct estream {
 	struct tcp_connect *tc;   /* owned while CONNECT */
 	struct socks5_addr dst;
 	char dst_text[SOCKS5_ADDR_TEXT_MAX];
-	const char *user;         /* borrowed from the config */
-	char from[ADDR_TEXT_MAX]; /* the client's address when the stream opened */
-	uint64_t start_ms;        /* monotonic */
-	uint8_t rep;              /* the SOCKS5 reply given */
-	const char *why;          /* why it failed, or NULL */
+	char user[KEYS_NAME_MAX + 1]; /* a copy: it may outlive a reload */
+	char from[ADDR_TEXT_MAX];     /* the client's address when the stream opened */
+	uint64_t start_ms;            /* monotonic */
+	uint8_t rep;                  /* the SOCKS5 reply given */
+	const char *why;              /* why it failed, or NULL */
 	struct estream *next_zombie;
 };
 
@@ -72,8 +72,13 @@ struct user_acct {
 struct exitd {
 	struct ev_loop *loop;     /* borrowed */
 	const struct config *cfg; /* borrowed */
+	/* What a reload swaps (exitd_reload): the users and the policy of
+	 * the latest config, borrowed from it. */
+	const struct config_user *cu;
+	size_t n_users;
+	const struct config_policy *policy;
 	struct rng_source rng;
-	struct keys_user *users;        /* owned, cfg->n_users */
+	struct keys_user *users;        /* owned, n_users */
 	struct server *core;            /* owned */
 	struct peer *peer;              /* owned */
 	struct resolver *res;           /* owned */
@@ -90,7 +95,7 @@ struct exitd {
 	/* counters for /metrics */
 	uint64_t streams_total, replies[SOCKS5_REP_LAST + 1], handshakes_ok;
 	uint64_t relay_up, relay_down; /* of tunnels already gone */
-	struct user_acct *acct;        /* owned, cfg->n_users */
+	struct user_acct *acct;        /* owned, n_users */
 };
 
 static void reply_count(struct exitd *x, uint8_t rep)
@@ -274,7 +279,7 @@ static size_t allowed(struct exitd *x, const struct sockaddr_storage *in, size_t
 			fam = 6;
 		} else
 			continue;
-		if (config_dest_allowed_with(&x->cfg->policy, self, fam, a, addr_port(&in[i])))
+		if (config_dest_allowed_with(x->policy, self, fam, a, addr_port(&in[i])))
 			out[k++] = in[i];
 	}
 	return k;
@@ -369,7 +374,7 @@ static void on_open(struct exitd *x, struct tunnel *t, const struct mux_event *e
 	uint8_t rep = SOCKS5_REP_GENERAL_FAILURE;
 
 	x->streams_total++;
-	if (t->ui < x->cfg->n_users)
+	if (t->ui < x->n_users)
 		x->acct[t->ui].streams++;
 	if (n < 0 || (size_t)n != ev->len) {
 		(void)socks5_fault_reply(fault, &rep);
@@ -397,7 +402,7 @@ static void on_open(struct exitd *x, struct tunnel *t, const struct mux_event *e
 	es->t = t;
 	es->dst = rq.dst;
 	es->phase = ES_RESOLVE;
-	es->user = t->user;
+	memcpy(es->user, t->user, sizeof es->user);
 	es->start_ms = clock_mono_ms();
 	es->rep = SOCKS5_REP_GENERAL_FAILURE;
 	tunnel_peer(x, t, es->from);
@@ -471,9 +476,9 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	}
 	t->x = x;
 	t->sid = sid;
-	t->ui = slot && slot->user < x->cfg->n_users ? slot->user : x->cfg->n_users;
-	t->user = t->ui < x->cfg->n_users ? x->cfg->users[t->ui].name : "?";
-	if (t->ui < x->cfg->n_users)
+	t->ui = slot && slot->user < x->n_users ? slot->user : x->n_users;
+	snprintf(t->user, sizeof t->user, "%s", t->ui < x->n_users ? x->cu[t->ui].name : "?");
+	if (t->ui < x->n_users)
 		x->acct[t->ui].sessions++;
 	relay_host_init(&t->host, tunnel_mux, t);
 	t->host.dirty_list = &x->dirty_hosts;
@@ -507,7 +512,7 @@ static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reas
 	 * The host's up (TCP -> mux) is towards the client: our down. */
 	x->relay_up += t->host.bytes_down;
 	x->relay_down += t->host.bytes_up;
-	if (t->ui < x->cfg->n_users) {
+	if (t->ui < x->n_users) {
 		x->acct[t->ui].up += t->host.bytes_down;
 		x->acct[t->ui].down += t->host.bytes_up;
 	}
@@ -674,7 +679,7 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 		            "handshake from %s (user %s) refused: it speaks wire versions %u..%u, "
 		            "this server %u..%u; the client was told",
 		            addr_format(d->from, a),
-		            r->user < x->cfg->n_users ? x->cfg->users[r->user].name : "?",
+		            r->user < x->n_users ? x->cu[r->user].name : "?",
 		            (unsigned)r->client_min, (unsigned)r->client_max,
 		            (unsigned)r->server_min, (unsigned)r->server_max);
 	}
@@ -766,7 +771,7 @@ static void write_users(struct exitd *x, struct metrics_buf *b)
 		{ "kcpsocks_user_streams_total", "connections the user's clients asked for" },
 		{ "kcpsocks_user_sessions_total", "sessions the user's clients established" },
 	};
-	size_t n = x->cfg->n_users;
+	size_t n = x->n_users;
 	struct user_acct *now = calloc(n ? n : 1, sizeof *now);
 
 	if (!now)
@@ -783,7 +788,7 @@ static void write_users(struct exitd *x, struct metrics_buf *b)
 		for (size_t u = 0; u < n; u++) {
 			const uint64_t v[] = { now[u].up, now[u].down, now[u].streams,
 				               now[u].sessions };
-			struct metrics_label l = { "user", x->cfg->users[u].name };
+			struct metrics_label l = { "user", x->cu[u].name };
 
 			metrics_sample_u64(b, fam[f].name, &l, 1, v[f]);
 		}
@@ -893,21 +898,20 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	struct mux_config mc;
 	int rc;
 
-	x->users = calloc(x->cfg->n_users ? x->cfg->n_users : 1, sizeof *x->users);
-	x->acct = calloc(x->cfg->n_users ? x->cfg->n_users : 1, sizeof *x->acct);
+	x->users = calloc(x->n_users ? x->n_users : 1, sizeof *x->users);
+	x->acct = calloc(x->n_users ? x->n_users : 1, sizeof *x->acct);
 	if (!x->users || !x->acct) {
 		snprintf(err, errlen, "out of memory");
 		return KS_ERR_NOMEM;
 	}
-	for (size_t i = 0; i < x->cfg->n_users; i++)
-		if (keys_user_set(&x->users[i], x->cfg->users[i].name, x->cfg->users[i].psk) != 0) {
-			snprintf(err, errlen, "[user %s]: not a valid user name",
-			         x->cfg->users[i].name);
+	for (size_t i = 0; i < x->n_users; i++)
+		if (keys_user_set(&x->users[i], x->cu[i].name, x->cu[i].psk) != 0) {
+			snprintf(err, errlen, "[user %s]: not a valid user name", x->cu[i].name);
 			return KS_ERR_INVAL;
 		}
 	sc.table.key = key;
 	sc.table.users = x->users;
-	sc.table.n_users = x->cfg->n_users;
+	sc.table.n_users = x->n_users;
 	sc.table.capacity = x->cfg->max_sessions;
 	/* Inits stamped before this process started are refused: a restart
 	 * does not reopen the replay window (docs/PROTOCOL.md security). */
@@ -977,6 +981,9 @@ struct exitd *exitd_new(struct ev_loop *loop, const struct config *cfg,
 	}
 	x->loop = loop;
 	x->cfg = cfg;
+	x->cu = cfg->users;
+	x->n_users = cfg->n_users;
+	x->policy = &cfg->policy;
 	x->rng = sysrng_source();
 	if (make_core(x, key, err, errlen) != 0 || open_sockets(x, err, errlen) != 0) {
 		exitd_free(x);
@@ -1027,6 +1034,124 @@ static void close_sessions(struct exitd *x)
 		log_info("sent a close to %zu session(s)", n);
 }
 
+/* --- reload (SIGHUP) --------------------------------------------------------------- */
+
+/* user_map gives each current user its index among ncfg's users, or
+ * HANDSHAKE_USER_NONE when it is gone or its psk changed (a new psk is a
+ * new user: the old one's sessions close). */
+static void user_map(const struct exitd *x, const struct config *ncfg, uint32_t *map)
+{
+	for (size_t i = 0; i < x->n_users; i++) {
+		const struct config_user *u = config_find_user(ncfg, x->cu[i].name);
+
+		map[i] = HANDSHAKE_USER_NONE;
+		if (u && sodium_memcmp(u->psk, x->cu[i].psk, sizeof u->psk) == 0)
+			map[i] = (uint32_t)(u - ncfg->users);
+	}
+}
+
+/* close_removed ends the sessions of users map drops: a close to each
+ * client (so it gives up now), then out of the table; their tunnels go
+ * through on_lost at once, so every tunnel left belongs to a user that
+ * remains. Returns how many. */
+static size_t close_removed(struct exitd *x, const uint32_t *map)
+{
+	const struct sessions *tab = server_table(x->core);
+	uint64_t now = clock_mono_ms(), *sids;
+	struct server_event ev;
+	size_t n = 0;
+
+	sids = calloc(tab->cap, sizeof *sids);
+	if (!sids)
+		return 0;
+	for (size_t i = 0; i < tab->cap; i++) {
+		const struct sessions_slot *sl = &tab->slots[i];
+		struct session *s;
+
+		if (!sl->used || sl->user >= x->n_users || map[sl->user] != HANDSHAKE_USER_NONE)
+			continue;
+		sids[n++] = sl->env.sid;
+		s = server_session(x->core, sl->env.sid);
+		if (s && session_state(s) == SESSION_ESTABLISHED)
+			session_close(s, now);
+	}
+	server_flush(x->core, now);
+	peer_flush(x->peer);
+	for (size_t i = 0; i < n; i++)
+		(void)server_close(x->core, sids[i]); /* the flush may have ended it */
+	while (server_next_event(x->core, &ev) == 0)
+		on_event(x, &ev);
+	free(sids);
+	return n;
+}
+
+int exitd_reload(struct exitd *x, const struct config *ncfg, struct exitd_reload_stats *st,
+                 char *err, size_t errlen)
+{
+	size_t n = ncfg->n_users;
+	struct keys_user *users = calloc(n ? n : 1, sizeof *users);
+	struct user_acct *acct = calloc(n ? n : 1, sizeof *acct);
+	uint32_t *map = calloc(x->n_users ? x->n_users : 1, sizeof *map);
+	bool *kept = calloc(n ? n : 1, sizeof *kept);
+	int rc = KS_ERR_NOMEM;
+
+	memset(st, 0, sizeof *st);
+	if (!users || !acct || !map || !kept) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = KS_ERR_INVAL;
+	for (size_t i = 0; i < n; i++)
+		if (keys_user_set(&users[i], ncfg->users[i].name, ncfg->users[i].psk) != 0) {
+			snprintf(err, errlen, "[user %s]: not a valid user name",
+			         ncfg->users[i].name);
+			goto out;
+		}
+	user_map(x, ncfg, map);
+	for (size_t i = 0; i < x->n_users; i++)
+		if (map[i] == HANDSHAKE_USER_NONE)
+			st->removed++;
+		else
+			kept[map[i]] = true;
+	for (size_t i = 0; i < n; i++)
+		st->added += !kept[i];
+	st->closed = close_removed(x, map);
+	rc = server_set_users(x->core, users, n, map, clock_wall_ms());
+	if (rc != 0) {
+		/* Only a removed user's sessions are gone; the rest runs on. */
+		snprintf(err, errlen, "users: %s", ks_strerror(rc));
+		goto out;
+	}
+	/* Accounting and tunnels follow their users; a psk change starts
+	 * the user's counters anew. */
+	for (size_t i = 0; i < x->n_users; i++)
+		if (map[i] != HANDSHAKE_USER_NONE)
+			acct[map[i]] = x->acct[i];
+	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
+		for (struct tunnel *t = x->tunnels[i]; t; t = t->next)
+			t->ui = t->ui < x->n_users && map[t->ui] != HANDSHAKE_USER_NONE ? map[t->ui]
+			                                                                : n;
+	sodium_memzero(x->users, (x->n_users ? x->n_users : 1) * sizeof *x->users);
+	free(x->users);
+	free(x->acct);
+	x->users = users;
+	x->acct = acct;
+	users = NULL;
+	acct = NULL;
+	x->cu = ncfg->users;
+	x->n_users = n;
+	x->policy = &ncfg->policy;
+	rc = 0;
+out:
+	if (users)
+		sodium_memzero(users, (n ? n : 1) * sizeof *users);
+	free(users);
+	free(acct);
+	free(map);
+	free(kept);
+	return rc;
+}
+
 void exitd_free(struct exitd *x)
 {
 	if (!x)
@@ -1043,8 +1168,7 @@ void exitd_free(struct exitd *x)
 	resolver_free(x->res);
 	server_free(x->core);
 	if (x->users)
-		sodium_memzero(x->users,
-		               (x->cfg->n_users ? x->cfg->n_users : 1) * sizeof *x->users);
+		sodium_memzero(x->users, (x->n_users ? x->n_users : 1) * sizeof *x->users);
 	free(x->users);
 	free(x->acct);
 	free(x);

@@ -30,6 +30,22 @@ struct exitd *exitd_new(struct ev_loop *loop, const struct config *cfg,
  * on_empty once no stream is left (maybe at once). */
 void exitd_drain(struct exitd *x, void (*on_empty)(void *arg), void *arg);
 
+/* What a reload did. */
+struct exitd_reload_stats {
+	size_t added, removed; /* users (a changed psk counts as both) */
+	size_t closed;         /* sessions of removed users closed */
+};
+
+/* exitd_reload swaps in ncfg's users and destination policy (SIGHUP): the
+ * sessions of users that remain with the same psk go on untouched; those
+ * of removed users (or of a changed psk) get a close and end. ncfg is
+ * borrowed from now on (the previous reload's config is no longer used);
+ * nothing else of it is read. Returns 0, or an error with the reason in
+ * err: then the users and policy stay as they were (a removed user's
+ * sessions may have been closed already). */
+int exitd_reload(struct exitd *x, const struct config *ncfg, struct exitd_reload_stats *st,
+                 char *err, size_t errlen);
+
 /* exitd_free closes everything. NULL is a no-op. */
 void exitd_free(struct exitd *x);
 

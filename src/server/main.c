@@ -317,8 +317,24 @@ static void drain(void *obj, void (*on_empty)(void *), void *arg)
 
 static void stop(void *obj) { exitd_free(obj); }
 
+/* reload: SIGHUP with a config that loaded (dconf_serve): users and the
+ * destination policy. */
+static int reload(void *obj, const struct config *ncfg, char *summary, size_t sumlen, char *err,
+                  size_t errlen)
+{
+	struct exitd_reload_stats st;
+
+	if (exitd_reload(obj, ncfg, &st, err, errlen) != 0)
+		return KS_ERR_INVAL;
+	if (st.closed)
+		log_info("reload: closed %zu session(s) of removed users", st.closed);
+	snprintf(summary, sumlen, "%zu users (+%zu -%zu), policy %zu rules", ncfg->n_users,
+	         st.added, st.removed, ncfg->policy.n_allow + ncfg->policy.n_deny);
+	return 0;
+}
+
 /* run loads the server key, serves, and wipes the key. */
-static int run(const struct config *cfg)
+static int run(const struct config *cfg, int argc, char **argv)
 {
 	struct keys_server key;
 	char err[512];
@@ -328,7 +344,8 @@ static int run(const struct config *cfg)
 		log_error("%s", err);
 		return EXIT_FAILURE;
 	}
-	rc = dconf_serve(cfg, &(struct dconf_service){ start, drain, stop, &key });
+	rc = dconf_serve(cfg, &(struct dconf_service){ start, drain, stop, &key, reload, argc, argv,
+	                                               1, CONFIG_ROLE_SERVER });
 	sodium_memzero(&key, sizeof key);
 	return rc;
 }
@@ -371,7 +388,7 @@ int main(int argc, char **argv)
 		return rc ? 2 : EXIT_SUCCESS;
 	}
 	dconf_log_open("kcpsocks-server", cfg);
-	rc = run(cfg);
+	rc = run(cfg, argc, argv);
 	config_free(cfg);
 	return rc;
 }

@@ -129,6 +129,7 @@ struct fix {
 	int drains;
 	bool drain_at_once;
 	int second; /* signal to raise while draining, 0 for none */
+	int reloads;
 };
 
 static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
@@ -159,6 +160,17 @@ static void on_drain(void *arg)
 	}
 }
 
+/* A SIGHUP: count it, then stop with SIGTERM (drained at once). */
+static void on_reload(void *arg)
+{
+	struct fix *f = arg;
+
+	f->reloads++;
+	assert_int_equal(daemon_state(f->d), DAEMON_RUNNING);
+	f->drain_at_once = true;
+	assert_int_equal(raise(SIGTERM), 0);
+}
+
 static int setup(void **state)
 {
 	static struct fix f;
@@ -184,7 +196,7 @@ static int teardown(void **state)
 
 static void run(struct fix *f, uint32_t drain_ms, int first)
 {
-	struct daemon_stop_cb cb = { on_drain, f };
+	struct daemon_stop_cb cb = { .on_drain = on_drain, .on_reload = on_reload, .arg = f };
 
 	f->d = daemon_signals_new(f->loop, drain_ms, &cb);
 	assert_non_null(f->d);
@@ -226,6 +238,26 @@ static void second_signal_forces(void **state)
 	assert_int_equal(daemon_state(f->d), DAEMON_STOPPED_FORCED);
 }
 
+/* SIGHUP reloads and the daemon runs on; the reload callback then stops
+ * it with SIGTERM (drained at once). */
+static void hup_reloads(void **state)
+{
+	struct fix *f = *state;
+	struct daemon_stop_cb cb = { .on_drain = on_drain, .on_reload = on_reload, .arg = f };
+
+	f->d = daemon_signals_new(f->loop, 2000, &cb);
+	assert_non_null(f->d);
+	ev_timer_start(f->loop, &f->guard);
+	assert_int_equal(raise(SIGHUP), 0);
+	ev_run(f->loop, 0);
+	ev_timer_stop(f->loop, &f->guard);
+	assert_false(f->expired);
+	assert_int_equal(f->reloads, 1);
+	assert_int_equal(f->drains, 1);
+	assert_int_equal(daemon_stop_signal(f->d), SIGTERM);
+	assert_int_equal(daemon_state(f->d), DAEMON_STOPPED_DRAINED);
+}
+
 static void bad_drain_time(void **state)
 {
 	struct fix *f = *state;
@@ -243,6 +275,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(term_then_drained, setup, teardown),
 		cmocka_unit_test_setup_teardown(int_then_drain_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(second_signal_forces, setup, teardown),
+		cmocka_unit_test_setup_teardown(hup_reloads, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_drain_time, setup, teardown),
 	};
 	log_set_level(LOG_LEVEL_ERROR);

@@ -761,6 +761,66 @@ static void restart_does_not_reopen_the_replay_window(void **state)
 	sessions_free(s.t);
 }
 
+/* A reload (sessions_set_users): a live session of a removed user blocks
+ * the swap and nothing changes; once it is closed, the remaining user's
+ * session keeps its keys under the user's new index, a new user can
+ * connect, and a removed user's init is refused. */
+static void reload_keeps_remaining_users_sessions(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c0, c2, c4, again;
+	struct keys_user nu[2];
+	uint8_t psk[KEYS_LEN], d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	uint8_t init[ENVELOPE_MAX_DATAGRAM];
+	const uint32_t map[4] = { HANDSHAKE_USER_NONE, HANDSHAKE_USER_NONE, 0,
+		                  HANDSHAKE_USER_NONE };
+	const uint32_t bad[4] = { 5, HANDSHAKE_USER_NONE, 0, HANDSHAKE_USER_NONE };
+	struct sessions_event ev;
+	uint64_t sid0, sid2;
+	ssize_t n;
+
+	server_start(&s, 21, 16);
+	client_init(&c0, &s, 0, 400);
+	client_init(&c2, &s, 2, 401);
+	sid0 = client_connect(&c0, &s, 10);
+	sid2 = client_connect(&c2, &s, 11);
+	nu[0] = s.users[2];
+	memset(psk, 'z', sizeof psk);
+	assert_int_equal(keys_user_set(&nu[1], "u4", psk), 0);
+	/* u0 still has a session: refused, nothing changed. */
+	assert_int_equal(sessions_set_users(s.t, nu, 2, map, NOW_UNIX + 15), KS_ERR_INVAL);
+	assert_int_equal(sessions_close(s.t, sid0), 0);
+	assert_int_equal(sessions_set_users(s.t, nu, 2, bad, NOW_UNIX + 15), KS_ERR_INVAL);
+	assert_int_equal(sessions_get(s.t, sid2)->user, 2);
+	assert_int_equal(sessions_set_users(s.t, nu, 2, map, NOW_UNIX + 15), 0);
+	assert_int_equal(sessions_get(s.t, sid2)->user, 0);
+	n = client_seal(&c2, "still", d);
+	assert_int_equal(deliver(&s, &c2.addr, d, (size_t)n, 20, &ev, out), 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_DATA);
+	assert_true(ev.sid == sid2);
+	/* The new user connects under index 1; an init it stamped before the
+	 * reload is stale. */
+	s.users[3] = nu[1]; /* client_init takes the user from s.users */
+	client_init(&c4, &s, 3, 402);
+	n = handshake_client_write_init(&c4.hc, &c4.rng, NOW_UNIX + 14, init, sizeof init);
+	assert_true(n > 0);
+	assert_int_equal(deliver(&s, &c4.addr, init, (size_t)n, 25, &ev, out), KS_ERR_STALE);
+	client_init(&c4, &s, 3, 405);
+	assert_int_equal(sessions_get(s.t, client_connect(&c4, &s, 30))->user, 1);
+	/* The remaining user's next session joins its list at the new index. */
+	client_init(&again, &s, 2, 403);
+	assert_int_equal(sessions_get(s.t, client_connect(&again, &s, 40))->user, 0);
+	assert_int_equal(sessions_live(s.t), 3);
+	/* The removed user's init authenticates no more. */
+	client_init(&c0, &s, 0, 404);
+	n = handshake_client_write_init(&c0.hc, &c0.rng, NOW_UNIX + 50, init, sizeof init);
+	assert_true(n > 0);
+	assert_true(deliver(&s, &c0.addr, init, (size_t)n, 50, &ev, out) < 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_NONE);
+	sessions_free(s.t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -777,6 +837,7 @@ int main(void)
 		cmocka_unit_test(bad_configuration_is_refused),
 		cmocka_unit_test(version_mismatch_gets_a_refusal_and_no_slot),
 		cmocka_unit_test(restart_does_not_reopen_the_replay_window),
+		cmocka_unit_test(reload_keeps_remaining_users_sessions),
 	};
 	if (sodium_init() < 0)
 		return 1;
