@@ -32,7 +32,8 @@ SOAK_FD_MARGIN=${SOAK_FD_MARGIN:-4}
 SOAK_RSS_PCT=${SOAK_RSS_PCT:-20}
 SOAK_RSS_KB=${SOAK_RSS_KB:-4096}
 SOAK_PROFILE=${SOAK_PROFILE:-lossy}
-SOAK_LOAD_SESSIONS=${SOAK_LOAD_SESSIONS:-300}
+# Not with the stand-in daemons (KS_MOCK=1): they speak no KCP.
+SOAK_LOAD_SESSIONS=${SOAK_LOAD_SESSIONS:-$([ "${KS_MOCK:-0}" = 1 ] && echo 0 || echo 300)}
 SOAK_LOAD_RSS_KB=${SOAK_LOAD_RSS_KB:-8192}
 SEED=${SEED:-20261125} # fixed by default so a failure reproduces; SEED=... to vary
 REPORT=$(report_dir soak)
