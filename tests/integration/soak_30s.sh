@@ -15,7 +15,7 @@
 # idle stream to nginx, from 127.0.0.1..127.0.0.250 (the server's per-host
 # handshake budget), for the soak's duration. Also required: every load
 # session and stream came up and none was lost, and after they closed the
-# server's RSS falls back: to within SOAK_LOAD_RSS_KB (8 MiB) of its value
+# server's RSS falls back: to within SOAK_LOAD_RSS_KB (16 MiB) of its value
 # before they came up and at least 1 MiB below its value while they were
 # held (SOAK_LOAD_SESSIONS=0 leaves the load out).
 # Every second the RTT and retransmission metrics of both daemons and their
@@ -34,7 +34,7 @@ SOAK_RSS_KB=${SOAK_RSS_KB:-4096}
 SOAK_PROFILE=${SOAK_PROFILE:-lossy}
 # Not with the stand-in daemons (KS_MOCK=1): they speak no KCP.
 SOAK_LOAD_SESSIONS=${SOAK_LOAD_SESSIONS:-$([ "${KS_MOCK:-0}" = 1 ] && echo 0 || echo 300)}
-SOAK_LOAD_RSS_KB=${SOAK_LOAD_RSS_KB:-8192}
+SOAK_LOAD_RSS_KB=${SOAK_LOAD_RSS_KB:-16384}
 SEED=${SEED:-20261125} # fixed by default so a failure reproduces; SEED=... to vary
 REPORT=$(report_dir soak)
 KS_LOAD=${KS_LOAD:-$BUILD/kcpsocks-load}
