@@ -220,6 +220,22 @@ static void lose(struct session *s, enum session_lost_reason reason)
 
 /* --- the deadline ---------------------------------------------------------- */
 
+/* L6: data goes out on a session that already heard nothing for a while
+ * (a request made during an outage not yet detected): the silence before
+ * it counts, up to half of dead_path_ms. The session is then declared down
+ * once nothing came for dead_path_ms and the data went unanswered for at
+ * least dead_path_ms / 2 (a healthy path answers an OPEN or a PING much
+ * sooner), so a request fails at most dead_path_ms after it was made
+ * rather than dead_path_ms after its answer was first missed. */
+static uint64_t inflight_start(const struct session *s, uint64_t now)
+{
+	uint64_t half = s->dead_path_ms / 2;
+
+	if (s->last_rx >= now)
+		return now;
+	return now - s->last_rx <= half ? s->last_rx : now - half;
+}
+
 /* L3: restart detection needs to know since when something is unanswered. */
 static void track_outstanding(struct session *s, uint64_t now)
 {
@@ -232,7 +248,7 @@ static void track_outstanding(struct session *s, uint64_t now)
 	if (kcp_inflight(s->kcp) == 0)
 		s->inflight_since = SESSION_NEVER;
 	else if (s->inflight_since == SESSION_NEVER)
-		s->inflight_since = now;
+		s->inflight_since = inflight_start(s, now);
 }
 
 /* L2: a keepalive interval not below the idle window would let the server
@@ -926,6 +942,23 @@ void session_on_demand(struct session *s, uint64_t now)
 	else if (s->state == SESSION_HANDSHAKING &&
 	         now >= after(s->last_init_at, SESSION_HS_RTO_MS))
 		s->hs_next = now; /* the next init now, not at its backed-off time */
+	finish(s, now);
+}
+
+/* C5: the server's address changed (a lookup answered, or a failover
+ * re-pointed the socket): an init of the attempt in flight went to the
+ * old address, so a fresh attempt starts and its first init goes out now
+ * instead of at the next retransmission. The caller bounds how often
+ * (once per lookup). No-op when established. */
+void session_handshake_now(struct session *s, uint64_t now, uint64_t now_unix_ms)
+{
+	if (s->role != SESSION_CLIENT)
+		return;
+	s->now = now;
+	if (s->state == SESSION_HANDSHAKING || s->state == SESSION_BACKOFF) {
+		start_attempt(s, now);
+		send_init(s, now, now_unix_ms);
+	}
 	finish(s, now);
 }
 

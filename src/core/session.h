@@ -200,6 +200,15 @@ void session_on_unreachable(struct session *s, uint64_t now);
  * established. */
 void session_on_demand(struct session *s, uint64_t now);
 
+/* session_handshake_now (client): the server's address changed (a lookup
+ * answered, a failover re-pointed the socket), so the init in flight went
+ * to the old address. A client handshaking or backing off starts a fresh
+ * attempt (new timeout, first retransmission interval) and outputs its
+ * init within this call, not at the next retransmission (up to
+ * SESSION_HS_RTO_MAX_MS later). Call it once per address change. No-op
+ * when established. */
+void session_handshake_now(struct session *s, uint64_t now, uint64_t now_unix_ms);
+
 /* session_close (either role) ends an established session on purpose: one
  * close datagram (L8: authenticated, replay-protected, never answered) is
  * output, then the session is torn down like a loss (SESSION_LOST_CLOSED;

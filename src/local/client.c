@@ -747,22 +747,23 @@ static int new_peer(struct client *cl, int fam, char *err, size_t errlen)
 	return 0;
 }
 
-/* Point the socket at a (a new socket if the family changed). */
-static void point_peer(struct client *cl, const struct sockaddr_storage *a)
+/* Point the socket at a (a new socket if the family changed). Returns
+ * true when the address changed. */
+static bool point_peer(struct client *cl, const struct sockaddr_storage *a)
 {
 	char err[160], was[ADDR_TEXT_MAX], now_text[ADDR_TEXT_MAX];
 	const struct config_endpoint *e = target(cl);
 
 	if (cl->have_addr && addr_equal(&cl->addr, a))
-		return;
+		return false;
 	addr_format(a, now_text);
 	if (cl->peer_fam != a->ss_family && new_peer(cl, a->ss_family, err, sizeof err) != 0) {
 		log_warn("server %s:%u (%s): %s", e->host, (unsigned)e->port, now_text, err);
-		return;
+		return false;
 	}
 	if (peer_connect(cl->peer, a, err, sizeof err) != 0) {
 		log_warn("server %s:%u (%s): %s", e->host, (unsigned)e->port, now_text, err);
-		return;
+		return false;
 	}
 	if (cl->have_addr) {
 		addr_format(&cl->addr, was);
@@ -773,6 +774,7 @@ static void point_peer(struct client *cl, const struct sockaddr_storage *a)
 	}
 	cl->addr = *a;
 	cl->have_addr = true;
+	return true;
 }
 
 static void on_server_resolved(void *arg, const struct resolver_result *res)
@@ -788,10 +790,12 @@ static void on_server_resolved(void *arg, const struct resolver_result *res)
 		            cl->have_addr ? "the last address" : "no address");
 		return;
 	}
-	point_peer(cl, &res->addrs[0]);
 	/* A handshake waiting for this address goes now, not at its next
-	 * retransmission or the end of a backoff. */
-	if (session_state(cl->sess) != SESSION_ESTABLISHED)
+	 * retransmission or the end of a backoff: after a failover the init
+	 * in flight went to the old server (session_handshake_now). */
+	if (point_peer(cl, &res->addrs[0]))
+		session_handshake_now(cl->sess, clock_mono_ms(), clock_wall_ms());
+	else if (session_state(cl->sess) != SESSION_ESTABLISHED)
 		session_on_demand(cl->sess, clock_mono_ms());
 }
 

@@ -12,7 +12,9 @@
 #   - the local /healthz is not 200 and says why; the metrics show the
 #     session down and one outage;
 # and once the server is started again, a new request succeeds within
-# DEAD_RECOVER_S (3 s). Each bound is a documented product timeout
+# DEAD_RECOVER_S (3 s). Finally the server is killed again while the
+# session is idle, and a request made DEAD_LATE_S (2 s) later, before the
+# outage is detected, fails within DEAD_REQUEST_S of the request. Each bound is a documented product timeout
 # (dead_path_ms, LOCAL_SESSION_WAIT_MS), checked by polling.
 . "$(dirname "$0")/lib.sh"
 lib_init fault_deadpath
@@ -21,6 +23,7 @@ require_daemons
 DEAD_DOWNLOAD_S=${DEAD_DOWNLOAD_S:-20}
 DEAD_REQUEST_S=${DEAD_REQUEST_S:-10}
 DEAD_RECOVER_S=${DEAD_RECOVER_S:-3}
+DEAD_LATE_S=${DEAD_LATE_S:-2}
 
 start_nginx 1K
 truncate -s 1G "$WWW/f_1G" # sparse: costs no disk, contents unchecked
@@ -82,8 +85,31 @@ ms=$(FETCH_TRY_S=${FETCH_TRY_S:-2} time_to_fetch "$DEAD_RECOVER_S" 1K)
 note "server back: a new request succeeded ${ms} ms after the restart"
 healthz "$LOCAL_METRICS" || die "/healthz is not 200 after the recovery"
 
+# 5. an outage not yet detected: the server is killed while the session
+# is idle, and a request comes DEAD_LATE_S (2 s) later, while the client
+# still counts the session as up. It must fail within DEAD_REQUEST_S of
+# the request, not dead_path_ms after it (L6 counts the silence before).
+fetch_verify 1K >/dev/null || die "a fetch after the recovery failed"
+tk=$(now_ms)
+kill_hard "$SERVER_PID"
+since_kill() { [ $(($(now_ms) - tk)) -ge $((DEAD_LATE_S * 1000)) ]; }
+wait_until "${DEAD_LATE_S} s since the second kill" $((DEAD_LATE_S + 5)) since_kill
+up=$(metric "$LOCAL_METRICS" kcpsocks_local_session_up)
+[ "$up" = 1 ] || note "warning: the session was already down ${DEAD_LATE_S} s after the kill"
+t2=$(now_ms)
+rc2=0
+curl -sS -m 60 --socks5-hostname "127.0.0.1:$LOCAL_PORT" -o /dev/null "$(url 1K)" \
+	2>"$T/req2.err" || rc2=$?
+t_req2=$(($(now_ms) - t2))
+note "request $((t2 - tk)) ms after the kill (outage not yet detected): curl exit $rc2 after" \
+	"${t_req2} ms, $(($(now_ms) - tk)) ms after the kill ($(head -c 200 "$T/req2.err"))"
+[ "$rc2" -ne 0 ] || die "a request succeeded with the server down"
+[ "$t_req2" -le $((DEAD_REQUEST_S * 1000)) ] ||
+	die "a request made during an undetected outage took ${t_req2} ms to fail" \
+		"(bound ${DEAD_REQUEST_S} s)"
+
 note "summary: download failed after ${t_dl} ms (curl $dl_rc), new request failed after" \
-	"${t_req} ms (curl $rc), recovered in ${ms} ms"
+	"${t_req} ms (curl $rc), recovered in ${ms} ms; a request ${DEAD_LATE_S} s after a" \
+	"kill failed after ${t_req2} ms"
 stop_pid "$LOCAL_PID" 10 || die "kcpsocks-local did not stop cleanly on SIGTERM"
-stop_pid "$SERVER_PID" 10 || die "kcpsocks-server did not stop cleanly on SIGTERM"
 note ok

@@ -946,8 +946,10 @@ static void test_dead_path_download(void **state)
 	exchange(f, c, srv, &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } }, 10);
 	/* Everything is acknowledged: nothing of the client's is unanswered. */
 	assert_int_equal(kcp_inflight(c->kcp), 0);
-	end = run_dark(f, c, 10, 10 + SESSION_STALL_MIN_MS + 4000);
-	assert_int_equal(end, 10 + SESSION_STALL_MIN_MS + 4000);
+	/* The probe went out 1 s into the silence (under half of dead_path_ms),
+	 * so that second counts: down dead_path_ms after the last datagram. */
+	end = run_dark(f, c, 10, 10 + 4000);
+	assert_int_equal(end, 10 + 4000);
 	session_stats(c, &st);
 	assert_int_equal(st.stall_probes, 1);
 	assert_int_equal(st.lost[SESSION_LOST_NO_ANSWER], 1);
@@ -957,6 +959,148 @@ static void test_dead_path_download(void **state)
 	assert_int_equal(ev.reason, SESSION_LOST_NO_ANSWER);
 	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
 	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+static const uint8_t req10[] = "\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x50";
+
+/* L6: a request made during an outage not yet detected (the path went
+ * dark at 0, the stream opens at 2 s): the silence before it counts, so
+ * the session is down dead_path_ms after the last datagram, 8 s after the
+ * request, not 10 s after it. */
+static void test_dead_path_request(void **state)
+{
+	struct fix *f = fix_new(36);
+	struct session *c;
+	struct server *srv;
+	struct session_stats st;
+	uint32_t id;
+	uint64_t end;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	f->c2s.n = f->s2c.n = 0;
+	session_on_timer(c, 2000, UNIX0 + 2000);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	assert_int_equal(mux_open_stream(session_mux(c), req10, 10, &id), 0);
+	session_pump(c, 2000);
+	assert_true(f->c2s.n > 0); /* the OPEN went out */
+	f->c2s.n = 0;
+	end = run_dark(f, c, 2000, 2000 + SESSION_DEAD_PATH_MS_DEFAULT);
+	assert_int_equal(end, SESSION_DEAD_PATH_MS_DEFAULT);
+	session_stats(c, &st);
+	assert_int_equal(st.lost[SESSION_LOST_NO_ANSWER], 1);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* L6 stays safe: a request after a long silence still gets half of
+ * dead_path_ms to be answered, and an answer 1 ms before that keeps the
+ * session; unanswered, it ends exactly then. */
+static void test_dead_path_request_late(void **state)
+{
+	struct fix *f = fix_new(37);
+	struct session *c;
+	struct server *srv;
+	uint32_t id;
+	uint64_t half = SESSION_DEAD_PATH_MS_DEFAULT / 2, t0 = 9000, now;
+
+	(void)state;
+	f->ccfg.proposal.keepalive_ms = 60000;
+	f->ccfg.proposal.idle_timeout_ms = 240000;
+	connect_pair(f, &c, &srv, 0);
+	f->c2s.n = f->s2c.n = 0;
+	assert_int_equal(mux_open_stream(session_mux(c), req10, 10, &id), 0);
+	session_pump(c, t0);
+	assert_true(f->c2s.n > 0);
+	/* Retransmissions and probes go unanswered until t0 + half - 1. */
+	for (now = t0; session_next_deadline(c) < t0 + half - 1;) {
+		now = session_next_deadline(c);
+		session_on_timer(c, now, UNIX0 + now);
+		assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	}
+	session_on_timer(c, t0 + half - 1, UNIX0 + t0 + half - 1);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	exchange(f, c, srv, &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } },
+	         t0 + half - 1);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	assert_int_equal(kcp_inflight(c->kcp), 0);
+	server_free(srv);
+	session_free(c);
+	free(f);
+
+	/* The same without the answer: down at t0 + half. */
+	f = fix_new(37);
+	f->ccfg.proposal.keepalive_ms = 60000;
+	f->ccfg.proposal.idle_timeout_ms = 240000;
+	connect_pair(f, &c, &srv, 0);
+	f->c2s.n = f->s2c.n = 0;
+	assert_int_equal(mux_open_stream(session_mux(c), req10, 10, &id), 0);
+	session_pump(c, t0);
+	assert_int_equal(run_dark(f, c, t0, t0 + half), t0 + half);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* C5: after a lost session the first init of the new attempt went to the
+ * old address; when the address changes, session_handshake_now sends a
+ * fresh init at once instead of at the next retransmission (1 s later),
+ * from HANDSHAKING and from BACKOFF. No-op while established. */
+static void test_handshake_now(void **state)
+{
+	struct fix *f = fix_new(38);
+	struct session *c;
+	struct server *srv;
+	struct session_stats st;
+	uint64_t end, inits;
+
+	(void)state;
+	connect_pair(f, &c, &srv, 0);
+	f->c2s.n = f->s2c.n = 0;
+	session_handshake_now(c, 5, UNIX0 + 5); /* established: nothing */
+	assert_int_equal(f->c2s.n, 0);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	/* The path goes dark under a request: lost, and the new attempt's
+	 * first init goes out at once (to the old address). */
+	assert_int_equal(mux_open_stream(session_mux(c), req10, 10, &(uint32_t){ 0 }), 0);
+	session_pump(c, 10);
+	end = run_dark(f, c, 10, 10 + SESSION_DEAD_PATH_MS_DEFAULT);
+	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
+	assert_int_equal(session_next_deadline(c), end + SESSION_HS_RTO_MS);
+	session_stats(c, &st);
+	inits = st.hs_inits;
+	/* The lookup of the next server answers 20 ms later: an init now. */
+	f->c2s.n = 0;
+	session_handshake_now(c, end + 20, UNIX0 + end + 20);
+	assert_int_equal(f->c2s.n, 1);
+	session_stats(c, &st);
+	assert_int_equal(st.hs_inits, inits + 1);
+	assert_int_equal(session_next_deadline(c), end + 20 + SESSION_HS_RTO_MS);
+	assert_true(session_check(c));
+	/* That init reaches a server: established. */
+	exchange(f, c, srv, &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } },
+	         end + 30);
+	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
+	server_free(srv);
+	session_free(c);
+	free(f);
+
+	/* From BACKOFF: the attempt restarts and its init goes now. */
+	f = fix_new(39);
+	assert_int_equal(session_client_new(&c, &f->ccfg, 0), 0);
+	for (end = 0; session_state(c) != SESSION_BACKOFF;) {
+		session_on_timer(c, end, UNIX0 + end);
+		end = session_next_deadline(c);
+	}
+	f->c2s.n = 0;
+	session_handshake_now(c, end + 1, UNIX0 + end + 1);
+	assert_int_equal(session_state(c), SESSION_HANDSHAKING);
+	assert_int_equal(f->c2s.n, 1);
+	assert_int_equal(session_next_deadline(c), end + 1 + SESSION_HS_RTO_MS);
+	assert_true(session_check(c));
 	session_free(c);
 	free(f);
 }
@@ -1223,6 +1367,9 @@ int main(void)
 		cmocka_unit_test(test_server_instance_replace),
 		cmocka_unit_test(test_server_new_checks),
 		cmocka_unit_test(test_dead_path_download),
+		cmocka_unit_test(test_dead_path_request),
+		cmocka_unit_test(test_dead_path_request_late),
+		cmocka_unit_test(test_handshake_now),
 		cmocka_unit_test(test_stall_probe_backoff),
 		cmocka_unit_test(test_unreachable_hint),
 		cmocka_unit_test(test_on_demand),
