@@ -33,14 +33,8 @@ start_local "$SERVER_PORT" default
 wait_session
 fetch_verify 1K >/dev/null || die "first fetch through the tunnel failed"
 
-# The download: slow enough to be running for minutes, bounded by -m.
-dl_out=$T/dl.out
-curl -sS -m 120 --limit-rate 3M --socks5-hostname "127.0.0.1:$LOCAL_PORT" \
-	-o "$dl_out" "$(url 1G)" 2>"$T/dl.err" &
-dl_pid=$!
-lib_track "$dl_pid" download
-got_bytes() { [ -s "$dl_out" ] && [ "$(stat -c %s "$dl_out")" -gt 100000 ]; }
-wait_until "the download to start" 10 got_bytes
+start_long_download
+dl_out=$DL_OUT dl_pid=$DL_PID
 
 t0=$(now_ms)
 kill_hard "$SERVER_PID"

@@ -22,15 +22,7 @@ NUSERS=$(((LOAD_SESSIONS + PER_USER - 1) / PER_USER))
 
 start_nginx 1K 64K 1M
 make_keys alice "max_sessions = $((LOAD_SESSIONS + 64))" "sessions_per_user = $PER_USER"
-# The load's users: NAME PSK lines for kcpsocks-load, [user] sections for the server.
-python3 - "$NUSERS" "$T/users.txt" >>"$SERVER_CONF" <<'PY'
-import base64, os, sys
-with open(sys.argv[2], "w") as f:
-    for i in range(int(sys.argv[1])):
-        psk = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
-        f.write("load%d %s\n" % (i, psk))
-        print("[user load%d]\npsk = %s" % (i, psk))
-PY
+add_load_users "$NUSERS" "$T/users.txt"
 start_server
 start_local "$SERVER_PORT"
 fetch_verify 1K >/dev/null || die "first fetch failed"

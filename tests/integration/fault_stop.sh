@@ -57,13 +57,8 @@ time_to_fetch 5 1K >/dev/null
 # 3. restart kcpsocks-local under a download
 old_pid=$LOCAL_PID
 old_log=$LOCAL_LOG
-dl_out=$T/dl.out
-curl -sS -m 120 --limit-rate 3M --socks5-hostname "127.0.0.1:$LOCAL_PORT" \
-	-o "$dl_out" "$(url 1G)" 2>"$T/dl.err" &
-dl_pid=$!
-lib_track "$dl_pid" download
-got_bytes() { [ -s "$dl_out" ] && [ "$(stat -c %s "$dl_out")" -gt 100000 ]; }
-wait_until "the download to start" 10 got_bytes
+start_long_download
+dl_out=$DL_OUT dl_pid=$DL_PID
 t0=$(now_ms)
 kill -TERM "$old_pid"
 port_free() { ! tcp_listening "$LOCAL_PORT" && ! tcp_listening "$LOCAL_METRICS"; }

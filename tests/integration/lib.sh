@@ -577,6 +577,33 @@ make_keys() {
 	fi
 }
 
+# start_long_download: a 1 GiB fetch through the tunnel, rate-limited so it
+# runs for minutes (bounded by -m 120), into $T/dl.out; sets DL_OUT and
+# DL_PID (tracked) and returns once 100 kB have arrived.
+start_long_download() {
+	DL_OUT=$T/dl.out
+	curl -sS -m 120 --limit-rate 3M --socks5-hostname "127.0.0.1:$LOCAL_PORT" \
+		-o "$DL_OUT" "$(url 1G)" 2>"$T/dl.err" &
+	DL_PID=$!
+	lib_track "$DL_PID" download
+	wait_until "the download to start" 10 long_download_started
+}
+long_download_started() { [ -s "$DL_OUT" ] && [ "$(stat -c %s "$DL_OUT")" -gt 100000 ]; }
+
+# add_load_users N FILE: N users load0..load(N-1) with fresh PSKs for
+# kcpsocks-load: "NAME PSK" lines into FILE (its --users) and a [user]
+# section each appended to $SERVER_CONF (after make_keys).
+add_load_users() {
+	python3 - "$1" "$2" >>"$SERVER_CONF" <<'PY'
+import base64, os, sys
+with open(sys.argv[2], "w") as f:
+    for i in range(int(sys.argv[1])):
+        psk = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+        f.write("load%d %s\n" % (i, psk))
+        print("[user load%d]\npsk = %s" % (i, psk))
+PY
+}
+
 # start_server [EXTRA_ARGS...]: kcpsocks-server on 127.0.0.1:$SERVER_PORT
 # (UDP; chosen on the first call and kept, so a restart uses the same
 # port), metrics on 127.0.0.1:$SERVER_METRICS. Sets SERVER_PID, SERVER_LOG.

@@ -45,15 +45,7 @@ NUSERS=$(((SOAK_LOAD_SESSIONS + PER_USER - 1) / PER_USER))
 
 start_nginx 1K 4K 16K 64K 256K 1M 4M 8M
 make_keys alice "max_sessions = $((SOAK_LOAD_SESSIONS + 64))" "sessions_per_user = $PER_USER"
-# The load's users: NAME PSK lines for kcpsocks-load, [user] sections for the server.
-python3 - "$NUSERS" "$T/users.txt" >>"$SERVER_CONF" <<'PY'
-import base64, os, sys
-with open(sys.argv[2], "w") as f:
-    for i in range(int(sys.argv[1])):
-        psk = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
-        f.write("load%d %s\n" % (i, psk))
-        print("[user load%d]\npsk = %s" % (i, psk))
-PY
+add_load_users "$NUSERS" "$T/users.txt"
 start_server
 start_impair "$SERVER_PORT" --seed "$SEED" --loss 0.02 --delay 10 --jitter 5 --reorder 0.02,15
 start_local "$IMPAIR_PORT" "$SOAK_PROFILE"
