@@ -170,7 +170,7 @@ test-replay: $(REPLAYS)
 	@scripts/replay-corpus.sh $(REPLAYS)
 
 test-integration: all
-	@scripts/deps.sh metrics
+	@scripts/deps.sh metrics udp
 	@scripts/run-integration.sh fast $(BUILD)
 
 test-socks5-realistic: all

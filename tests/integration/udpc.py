@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""udpc.py - a small SOCKS5 UDP ASSOCIATE client (RFC 1928 sections 4-7),
+written for fast_udp.sh; independent of kcpsocks' code.
+
+  udpc.py echo SOCKS_PORT ECHO_PORT N SEED   10,000-datagram echo run; prints
+                                             "sent=N received=R dup=D corrupt=C"
+  udpc.py hold SOCKS_PORT ECHO_PORT DIR      associate, one echo, touch DIR/ready,
+                                             wait for DIR/release, close the TCP
+                                             connection, then check the relay
+                                             port answers nothing; prints "ok"
+  udpc.py bad SOCKS_PORT ECHO_PORT DENIED_PORT
+                                             bad input and a denied destination:
+                                             no answer to any; a name (localhost)
+                                             is resolved by the server; prints "ok"
+Every wait is bounded."""
+import os
+import random
+import socket
+import struct
+import sys
+import time
+
+
+def associate(port, want=("0.0.0.0", 0)):
+    t = socket.create_connection(("127.0.0.1", port), timeout=10)
+    t.sendall(b"\x05\x01\x00")
+    if t.recv(2) != b"\x05\x00":
+        sys.exit("no method")
+    t.sendall(b"\x05\x03\x00\x01" + socket.inet_aton(want[0]) + struct.pack(">H", want[1]))
+    r = b""
+    while len(r) < 10:
+        c = t.recv(10 - len(r))
+        if not c:
+            sys.exit("control connection closed before the reply")
+        r += c
+    if r[1] != 0 or r[3] != 1:
+        sys.exit("UDP ASSOCIATE refused: REP %d" % r[1])
+    return t, (socket.inet_ntoa(r[4:8]), struct.unpack(">H", r[8:10])[0])
+
+
+def hdr4(ip, port, frag=0):
+    return b"\x00\x00" + bytes([frag]) + b"\x01" + socket.inet_aton(ip) + struct.pack(">H", port)
+
+
+def hdr_name(name, port):
+    n = name.encode()
+    return b"\x00\x00\x00\x03" + bytes([len(n)]) + n + struct.pack(">H", port)
+
+
+def payload(seed, i):
+    r = random.Random(seed * 1000003 + i)
+    return struct.pack(">I", i) + bytes(r.getrandbits(8) for _ in range(32 + i % 200))
+
+
+def quiet(u, secs):
+    """True when nothing arrives on u within secs."""
+    u.settimeout(secs)
+    try:
+        u.recvfrom(65535)
+        return False
+    except (socket.timeout, ConnectionRefusedError):
+        return True
+
+
+def echo(port, echo_port, n, seed):
+    t, relay = associate(port)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    u.bind(("127.0.0.1", 0))
+    u.setblocking(False)
+    h = hdr4("127.0.0.1", echo_port)
+    seen, dup, corrupt = set(), 0, 0
+
+    def drain():
+        nonlocal dup, corrupt
+        while True:
+            try:
+                d, _ = u.recvfrom(65535)
+            except BlockingIOError:
+                return
+            if not d.startswith(h):
+                corrupt += 1
+                continue
+            body = d[len(h):]
+            i = struct.unpack(">I", body[:4])[0] if len(body) >= 4 else -1
+            if i < 0 or i >= n or body != payload(seed, i):
+                corrupt += 1
+            elif i in seen:
+                dup += 1
+            else:
+                seen.add(i)
+
+    # 50 datagrams every 10 ms: 5,000 per second, paced so the loopback
+    # socket buffers never overflow (a loss must be the link's).
+    start = time.monotonic()
+    for i in range(n):
+        u.sendto(h + payload(seed, i), relay)
+        if i % 50 == 49:
+            drain()
+            delay = start + (i + 1) / 5000.0 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    end = time.monotonic() + 3
+    while time.monotonic() < end and len(seen) + dup < n:
+        drain()
+        time.sleep(0.01)
+    drain()
+    t.close()
+    print("sent=%d received=%d dup=%d corrupt=%d" % (n, len(seen), dup, corrupt))
+
+
+def hold(port, echo_port, d):
+    t, relay = associate(port)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.settimeout(5)
+    h = hdr4("127.0.0.1", echo_port)
+    u.sendto(h + b"hello", relay)
+    got, _ = u.recvfrom(65535)
+    if got != h + b"hello":
+        sys.exit("echo differs: %r" % got)
+    open(os.path.join(d, "ready"), "w").close()
+    end = time.monotonic() + 20
+    while not os.path.exists(os.path.join(d, "release")):
+        if time.monotonic() > end:
+            sys.exit("no release within 20 s")
+        time.sleep(0.02)
+    t.close()
+    # The relay socket goes with the control connection: poll until a
+    # datagram to it gets no echo (bounded).
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            u.sendto(h + b"after", relay)
+        except ConnectionRefusedError:
+            pass
+        if quiet(u, 0.3):
+            print("ok")
+            return
+    sys.exit("the relay still answers after the control connection closed")
+
+
+def bad(port, echo_port, denied_port):
+    t, relay = associate(port)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    h = hdr4("127.0.0.1", echo_port)
+    # The first datagram fixes the client's port.
+    u.sendto(h + b"first", relay)
+    u.settimeout(5)
+    if u.recvfrom(65535)[0] != h + b"first":
+        sys.exit("no echo")
+    # A stranger (another port of the same host) gets nothing back.
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.sendto(h + b"stranger", relay)
+    for d in (hdr4("127.0.0.1", echo_port, frag=1) + b"frag",  # FRAG != 0
+              h[:7],                                           # truncated
+              b"\x00\x00\x00\x05" + h[4:] + b"atyp",           # bad ATYP
+              hdr4("127.0.0.1", denied_port) + b"denied"):     # policy
+        u.sendto(d, relay)
+    if not quiet(s, 0.5):
+        sys.exit("the stranger got an answer")
+    if not quiet(u, 0.5):
+        sys.exit("bad input got an answer")
+    # A name: the server looks it up; the reply names the source address.
+    u.sendto(hdr_name("localhost", echo_port) + b"byname", relay)
+    u.settimeout(5)
+    got = u.recvfrom(65535)[0]
+    if got != h + b"byname":
+        sys.exit("by name: %r" % got)
+    t.close()
+    print("ok")
+
+
+if __name__ == "__main__":
+    cmd, a = sys.argv[1], sys.argv[2:]
+    if cmd == "echo":
+        echo(int(a[0]), int(a[1]), int(a[2]), int(a[3]))
+    elif cmd == "hold":
+        hold(int(a[0]), int(a[1]), a[2])
+    elif cmd == "bad":
+        bad(int(a[0]), int(a[1]), int(a[2]))
+    else:
+        sys.exit(__doc__)
