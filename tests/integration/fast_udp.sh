@@ -9,9 +9,10 @@
 #     link's (the server relayed exactly the datagrams the up link let
 #     through: nothing retransmitted).
 #  3. The association ends when its TCP control connection closes, at
-#     both daemons, and its relay port answers nothing after.
+#     both daemons, and its relay port answers nothing after; an idle
+#     association ends at the server and its control connection closes.
 #  4. Bad input (a stranger's datagram, FRAG != 0, a truncated header, a
-#     bad ATYP) and a destination the policy denies get no answer and are
+#     bad ATYP, an oversize datagram) and a destination the policy denies get no answer and are
 #     counted; the same destination over TCP gets REP 02; a name is
 #     resolved by the server.
 set -euo pipefail
@@ -43,7 +44,7 @@ wait_for_udp_port "$DNS_PORT" 10 "$DNS_PID"
 # so DENIED_PORT stays denied (UDP and TCP alike).
 SERVER_ALLOW="127.0.0.1:$DNS_PORT, 127.0.0.1:$ECHO_PORT"
 make_keys alice
-start_server --udp_rate 20000
+start_server --udp_rate 20000 --udp_idle_timeout_ms 3000
 start_impair "$SERVER_PORT" --loss 0.01 --seed 7
 start_local "$IMPAIR_PORT" "" --udp_rate 20000
 wait_session
@@ -100,10 +101,13 @@ gone() { [ "$(metric "$1" kcpsocks_udp_assoc_active)" = 0 ]; }
 wait_until "the local association to end" 5 gone "$LOCAL_METRICS"
 wait_until "the server association to end" 5 gone "$SERVER_METRICS"
 ok "closing the TCP control connection ends the association at both daemons"
+res=$(python3 "$HERE/udpc.py" idle "$LOCAL_PORT" "$ECHO_PORT" 10 2>&1) || die "idle: $res"
+wait_until "the local association to end" 5 gone "$LOCAL_METRICS"
+ok "an association idle for udp_idle_timeout_ms (3 s) ends; its control connection $res"
 
 # 4. bad input, the policy, a name
 res=$(python3 "$HERE/udpc.py" bad "$LOCAL_PORT" "$ECHO_PORT" "$DENIED_PORT" 2>&1) || die "bad: $res"
-for r in stranger fragment truncated bad_atyp; do
+for r in stranger fragment truncated bad_atyp oversize; do
 	[ "$(metric "$LOCAL_METRICS" kcpsocks_udp_assoc_dropped_total "reason=\"$r\"")" = 1 ] ||
 		die "local: no $r drop counted"
 done
@@ -111,7 +115,7 @@ done
 	die "server: the denied datagram was not counted"
 out=$(tcurl -o /dev/null "http://127.0.0.1:$DENIED_PORT/" 2>&1) && die "TCP to the denied port worked"
 case $out in *"(2)"*) ;; *) die "TCP to the denied port: want REP 2, curl said: $out" ;; esac
-ok "stranger, FRAG, truncated, bad ATYP: dropped, counted, unanswered; denied port: UDP dropped (policy), TCP REP 02; localhost resolved by the server"
+ok "stranger, FRAG, truncated, bad ATYP, oversize: dropped, counted, unanswered; denied port: UDP dropped (policy), TCP REP 02; localhost resolved by the server"
 stop_daemon "$LOCAL_PID" || die "local did not stop cleanly"
 stop_daemon "$SERVER_PID" || die "server did not stop cleanly"
 ok "both daemons stopped cleanly"

@@ -8,6 +8,8 @@ written for fast_udp.sh; independent of kcpsocks' code.
                                              wait for DIR/release, close the TCP
                                              connection, then check the relay
                                              port answers nothing; prints "ok"
+  udpc.py idle SOCKS_PORT ECHO_PORT SECS  one echo, then the control connection
+                                             must close within SECS (server idle)
   udpc.py bad SOCKS_PORT ECHO_PORT DENIED_PORT
                                              bad input and a denied destination:
                                              no answer to any; a name (localhost)
@@ -157,6 +159,7 @@ def bad(port, echo_port, denied_port):
     for d in (hdr4("127.0.0.1", echo_port, frag=1) + b"frag",  # FRAG != 0
               h[:7],                                           # truncated
               b"\x00\x00\x00\x05" + h[4:] + b"atyp",           # bad ATYP
+              h + b"x" * 1400,                                 # oversize
               hdr4("127.0.0.1", denied_port) + b"denied"):     # policy
         u.sendto(d, relay)
     if not quiet(s, 0.5):
@@ -173,12 +176,36 @@ def bad(port, echo_port, denied_port):
     print("ok")
 
 
+def idle(port, echo_port, secs):
+    """The server ends an idle association: the control connection closes."""
+    t, relay = associate(port)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.settimeout(5)
+    h = hdr4("127.0.0.1", echo_port)
+    u.sendto(h + b"once", relay)
+    if u.recvfrom(65535)[0] != h + b"once":
+        sys.exit("no echo")
+    t0 = time.monotonic()
+    t.settimeout(secs)
+    try:
+        if t.recv(1) != b"":
+            sys.exit("data on the control connection")
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        sys.exit("the control connection stayed open %.0f s" % secs)
+    print("closed after %.1f s idle" % (time.monotonic() - t0))
+
+
 if __name__ == "__main__":
     cmd, a = sys.argv[1], sys.argv[2:]
     if cmd == "echo":
         echo(int(a[0]), int(a[1]), int(a[2]), int(a[3]))
     elif cmd == "hold":
         hold(int(a[0]), int(a[1]), a[2])
+    elif cmd == "idle":
+        idle(int(a[0]), int(a[1]), float(a[2]))
     elif cmd == "bad":
         bad(int(a[0]), int(a[1]), int(a[2]))
     else:
