@@ -349,6 +349,7 @@ enum {
 	UDP_IDLE_MS_MIN = 1000,
 	UDP_IDLE_MS_MAX = 86400000,
 	UDP_SERVER_LOOKUPS_MAX = 8,        /* name lookups in flight per association */
+	UDP_ASSOC_RCVBUF = 1 << 20,        /* receive buffer asked for each association socket */
 	CONFIG_CONNECT_TIMEOUT_MIN = 1000, /* ms */
 	CONFIG_CONNECT_TIMEOUT_MAX = TCP_CONNECT_TIMEOUT_MAX_MS, /* ms */
 };

@@ -17,10 +17,10 @@ void udp_metrics_write(struct metrics_buf *b, const struct udpassoc_counters *c)
 	                "UDP datagrams relayed towards destinations", c->up);
 	metrics_counter(b, "kcpsocks_udp_assoc_down_datagrams_total",
 	                "UDP datagrams relayed back towards clients", c->down);
-	metrics_counter(b, "kcpsocks_udp_assoc_up_bytes_total", "their data bytes, towards destinations",
-	                c->bytes_up);
-	metrics_counter(b, "kcpsocks_udp_assoc_down_bytes_total", "their data bytes, towards clients",
-	                c->bytes_down);
+	metrics_counter(b, "kcpsocks_udp_assoc_up_bytes_total",
+	                "their data bytes, towards destinations", c->bytes_up);
+	metrics_counter(b, "kcpsocks_udp_assoc_down_bytes_total",
+	                "their data bytes, towards clients", c->bytes_down);
 	metrics_family(b, drops, METRICS_COUNTER,
 	               "UDP datagrams dropped without an answer, by reason");
 	for (int r = 0; r < UDPASSOC_DROP_REASONS; r++) {

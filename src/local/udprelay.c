@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/limits.h"
 #include "io/addr.h"
 #include "io/clock.h"
 
@@ -198,6 +199,8 @@ static int open_socket(struct udprelay *r, const struct sockaddr_storage *ctl_lo
 		         strerror(errno));
 		return -1;
 	}
+	/* Bursts wait in the kernel (best effort: capped by rmem_max). */
+	(void)setsockopt(r->fd, SOL_SOCKET, SO_RCVBUF, &(int){ UDP_ASSOC_RCVBUF }, sizeof(int));
 	host_of(&sa, &h);
 	if (h.v4)
 		socks5_addr_ipv4(bnd, h.a, h.port);

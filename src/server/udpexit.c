@@ -332,6 +332,9 @@ static int sock_for(struct uassoc *a, int family)
 		log_limited(LOG_LEVEL_WARN, "udp association socket: %s", strerror(errno));
 		return -1;
 	}
+	/* Bursts wait in the kernel, not lost there (best effort: capped
+	 * by net.core.rmem_max). */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ UDP_ASSOC_RCVBUF }, sizeof(int));
 	a->fd[f] = fd;
 	ev_io_init(&a->io[f], on_readable, fd, EV_READ);
 	a->io[f].data = a;

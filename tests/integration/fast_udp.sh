@@ -77,9 +77,11 @@ down=$(metric "$SERVER_METRICS" kcpsocks_udp_assoc_down_datagrams_total)
 ldown=$(metric "$LOCAL_METRICS" kcpsocks_udp_assoc_down_datagrams_total)
 note "server: $up relayed up, $down back; local: $ldown to the application; drops: $(scrape "$LOCAL_METRICS" | grep -E '^kcpsocks_udp_assoc_dropped_total' | grep -v ' 0$' | tr '\n' ' ')$(scrape "$SERVER_METRICS" | grep -E '^kcpsocks_udp_assoc_dropped_total' | grep -v ' 0$' | tr '\n' ' ')"
 stop_impair
-note "impair: $(sed -n 's/^\(up\|down\) .*\(lost_random=[0-9]*\).*/\1 \2/p' "$IMPAIR_STATS" | tr '\n' ' ')"
+note "impair: $(sed -n 's/^\(up\|down\) \(rx=[0-9]*\) .*\(lost_random=[0-9]*\).*/\1 \2 \3/p' "$IMPAIR_STATS" | tr '\n' ' ')"
 lost_up=$(impair_counter up lost_random)
-[ "$lost_up" -ge $((sent - up)) ] ||
+# Every datagram the server missed was dropped by the link; a kernel
+# socket buffer may overflow on a loaded machine, so allow 1 % more.
+[ $((sent - up)) -le $((lost_up + sent / 100)) ] ||
 	die "the server missed $((sent - up)) datagrams, the up link dropped only $lost_up"
 ok "10,000 echoes at 1 % loss: $received intact, 0 duplicated, $lost lost ($((lost * 1000 / sent))/1000); server relayed $up (up link dropped $lost_up datagrams of all kinds)"
 start_impair "$SERVER_PORT"
