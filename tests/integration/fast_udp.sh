@@ -65,7 +65,7 @@ ok "DNS (dnsmasq) through the tunnel with PySocks: A, AAAA, A; each equals the d
 up0=$(metric "$SERVER_METRICS" kcpsocks_udp_assoc_up_datagrams_total)
 res=$(python3 "$HERE/udpc.py" echo "$LOCAL_PORT" "$ECHO_PORT" 10000 16) || die "echo: $res"
 note "echo: $res"
-read -r sent received dup corrupt < <(echo "$res" | sed 's/[a-z]*=//g')
+read -r sent received dup corrupt _ < <(echo "$res" | sed 's/[a-z]*=//g')
 [ "$dup" = 0 ] || die "$dup duplicated datagrams"
 [ "$corrupt" = 0 ] || die "$corrupt corrupted datagrams"
 up=$(($(metric "$SERVER_METRICS" kcpsocks_udp_assoc_up_datagrams_total) - up0))

@@ -8,6 +8,8 @@ written for fast_udp.sh; independent of kcpsocks' code.
                                              wait for DIR/release, close the TCP
                                              connection, then check the relay
                                              port answers nothing; prints "ok"
+  udpc.py dnstime SOCKS_PORT DNS_PORT N      N DNS queries in a row (SOCKS_PORT 0:
+                                             direct); prints p50 and p99 in ms
   udpc.py idle SOCKS_PORT ECHO_PORT SECS  one echo, then the control connection
                                              must close within SECS (server idle)
   udpc.py bad SOCKS_PORT ECHO_PORT DENIED_PORT
@@ -109,7 +111,9 @@ def echo(port, echo_port, n, seed):
         time.sleep(0.01)
     drain()
     t.close()
-    print("sent=%d received=%d dup=%d corrupt=%d" % (n, len(seen), dup, corrupt))
+    print("sent=%d received=%d dup=%d corrupt=%d secs=%.2f bytes=%d" %
+          (n, len(seen), dup, corrupt, time.monotonic() - start,
+           sum(len(payload(seed, i)) for i in seen)))
 
 
 def hold(port, echo_port, d):
@@ -199,12 +203,56 @@ def idle(port, echo_port, secs):
     print("closed after %.1f s idle" % (time.monotonic() - t0))
 
 
+def dns_query(ident, name):
+    q = struct.pack(">HHHHHH", ident, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
+    return q + struct.pack(">HH", 1, 1)
+
+
+def dnstime(port, dns_port, n):
+    """n DNS queries one after another (port 0: direct); prints
+    "n=N answered=A p50=MS p99=MS" (a query unanswered in 1 s counts)."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    t = None
+    if port:
+        t, relay = associate(port)
+        h = hdr4("127.0.0.1", dns_port)
+    times = []
+    for i in range(n):
+        q = dns_query(i & 0xFFFF, "kcps.test")
+        t0 = time.monotonic()
+        if port:
+            u.sendto(h + q, relay)
+        else:
+            u.sendto(q, ("127.0.0.1", dns_port))
+        u.settimeout(1)
+        try:
+            while True:
+                d = u.recvfrom(65535)[0]
+                if port:
+                    d = d[len(h):]
+                if d[:2] == q[:2]:
+                    break
+            times.append((time.monotonic() - t0) * 1000)
+        except socket.timeout:
+            pass
+        time.sleep(0.005)
+    times.sort()
+    pct = lambda p: times[min(len(times) - 1, int(len(times) * p))] if times else -1
+    print("n=%d answered=%d p50=%.2f p99=%.2f" % (n, len(times), pct(0.5), pct(0.99)))
+    if t:
+        t.close()
+
+
 if __name__ == "__main__":
     cmd, a = sys.argv[1], sys.argv[2:]
     if cmd == "echo":
         echo(int(a[0]), int(a[1]), int(a[2]), int(a[3]))
     elif cmd == "hold":
         hold(int(a[0]), int(a[1]), a[2])
+    elif cmd == "dnstime":
+        dnstime(int(a[0]), int(a[1]), int(a[2]))
     elif cmd == "idle":
         idle(int(a[0]), int(a[1]), float(a[2]))
     elif cmd == "bad":
