@@ -56,23 +56,38 @@ start_local "$IMPAIR_PORT" "" --udp_rate 0 >&2
 wait_session >&2
 idle=$(python3 "$UDPC" dnstime "$LOCAL_PORT" "$DNS_PORT" "$N")
 row "tunnel, idle" "$idle"
-curl -sS -m 300 --socks5-hostname "127.0.0.1:$LOCAL_PORT" -o /dev/null \
-	"http://127.0.0.1:$HTTP_PORT/big.bin" 2>"$T/dl.err" &
-DL=$!
-lib_track "$DL" download
-dl_going() { [ "$(metric "$LOCAL_METRICS" kcpsocks_relay_down_bytes_total)" -gt 50000000 ]; }
-wait_until "the download to reach 50 MB" 30 dl_going
-t0=$(metric "$LOCAL_METRICS" kcpsocks_relay_down_bytes_total)
-s0=$(now_ms)
-bulk=$(python3 "$UDPC" dnstime "$LOCAL_PORT" "$DNS_PORT" "$N")
-rate=$(( ($(metric "$LOCAL_METRICS" kcpsocks_relay_down_bytes_total) - t0) * 8 / 1000 / ($(now_ms) - s0 + 1) ))
-row "tunnel, during a bulk download ($rate Mbit/s)" "$bulk"
-kill "$DL" 2>/dev/null || true
-reap "$DL" 2>/dev/null || true
+# under_bulk [CURL_ARGS...]: the DNS row during a download through the
+# tunnel; sets BULK (the dnstime result) and RATE (Mbit/s meanwhile).
+under_bulk() {
+	local dl t0 s0 b0
+	curl -sS -m 300 --socks5-hostname "127.0.0.1:$LOCAL_PORT" -o /dev/null "$@" \
+		"http://127.0.0.1:$HTTP_PORT/big.bin" 2>"$T/dl.err" &
+	dl=$!
+	lib_track "$dl" download
+	b0=$(metric "$LOCAL_METRICS" kcpsocks_relay_down_bytes_total)
+	dl_going() { [ "$(metric "$LOCAL_METRICS" kcpsocks_relay_down_bytes_total)" -gt $((b0 + 5000000)) ]; }
+	wait_until "the download to move 5 MB" 30 dl_going
+	t0=$(metric "$LOCAL_METRICS" kcpsocks_relay_down_bytes_total)
+	s0=$(now_ms)
+	BULK=$(python3 "$UDPC" dnstime "$LOCAL_PORT" "$DNS_PORT" "$N")
+	RATE=$(( ($(metric "$LOCAL_METRICS" kcpsocks_relay_down_bytes_total) - t0) * 8 / 1000 / ($(now_ms) - s0 + 1) ))
+	kill "$dl" 2>/dev/null || true
+	reap "$dl" 2>/dev/null || true
+}
+under_bulk --limit-rate 2500K
+row "tunnel, during a download limited to 20 Mbit/s (moved $RATE Mbit/s)" "$BULK"
+p99l=$(echo "$BULK" | sed -n 's/.*p99=\([0-9.]*\).*/\1/p')
+under_bulk
+bulk=$BULK
+row "tunnel, during an unlimited bulk download ($RATE Mbit/s: the relay saturated)" "$bulk"
 p99i=$(echo "$idle" | sed -n 's/.*p99=\([0-9.]*\).*/\1/p')
 p99b=$(echo "$bulk" | sed -n 's/.*p99=\([0-9.]*\).*/\1/p')
 echo
-echo "Target p99 during bulk <= p99 idle + 1 RTT: $p99b <= $p99i + 20 ms: $(awk -v b="$p99b" -v i="$p99i" 'BEGIN { print (b <= i + 20) ? "met" : "not met" }')"
+echo "Target p99 during bulk <= p99 idle + 1 RTT (20 ms): limited download $p99l ms, $(awk -v b="$p99l" -v i="$p99i" 'BEGIN { print (b <= i + 20) ? "met" : "not met" }'); unlimited download $p99b ms, $(awk -v b="$p99b" -v i="$p99i" 'BEGIN { print (b <= i + 20) ? "met" : "not met" }') (p99 idle $p99i ms)."
+echo "A datagram frame is sealed and sent the moment it arrives; during an"
+echo "unlimited download it still waits behind the bulk datagrams already queued on"
+echo "the way (the server's UDP send queue, the relay's and the kernel's socket"
+echo "buffers), as any UDP sharing a saturated path does."
 stop_daemon "$LOCAL_PID" >&2
 stop_impair >&2
 
