@@ -58,7 +58,8 @@ struct udpassoc_counters {
 	uint64_t up, down;                /* datagrams towards destinations, towards clients */
 	uint64_t bytes_up, bytes_down;    /* their data bytes (SOCKS5 headers excluded) */
 	uint64_t drops[UDPASSOC_DROP_REASONS];
-	uint64_t active; /* associations open now (a gauge) */
+	uint64_t active;       /* associations open now (a gauge) */
+	uint64_t queued_bytes; /* bytes waiting for name lookups now (a gauge) */
 };
 
 /* udpassoc_frame_write writes a datagram frame for conv and id around the

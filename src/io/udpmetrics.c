@@ -13,6 +13,9 @@ void udp_metrics_write(struct metrics_buf *b, const struct udpassoc_counters *c)
 	                c->refused);
 	metrics_gauge(b, "kcpsocks_udp_assoc_active", "UDP associations open now",
 	              (double)c->active);
+	metrics_gauge(b, "kcpsocks_udp_assoc_queued_bytes",
+	              "bytes of UDP datagrams waiting for a name lookup now",
+	              (double)c->queued_bytes);
 	metrics_counter(b, "kcpsocks_udp_assoc_up_datagrams_total",
 	                "UDP datagrams relayed towards destinations", c->up);
 	metrics_counter(b, "kcpsocks_udp_assoc_down_datagrams_total",

@@ -167,6 +167,7 @@ static void assoc_free(struct udpexit *u, struct uassoc *a)
 		a->wq = w->next;
 		free(w);
 	}
+	u->c.queued_bytes -= a->wq_bytes;
 	u->c.closed++;
 	u->c.active--;
 	log_debug("udp association %016llx/%u closed", (unsigned long long)a->sid, a->id);
@@ -399,6 +400,7 @@ static void flush_waiting(struct uassoc *a, const char *name, const struct socka
 		}
 		*pp = w->next;
 		a->wq_bytes -= w->len;
+		a->u->c.queued_bytes -= w->len;
 		if (addr) {
 			struct sockaddr_storage to = *addr;
 
@@ -489,6 +491,7 @@ static void wait_for_name(struct uassoc *a, const struct socks5_udp_header *h, c
 	*a->wq_tail = w;
 	a->wq_tail = &w->next;
 	a->wq_bytes += n;
+	u->c.queued_bytes += n;
 }
 
 void udpexit_on_frame(struct udpexit *u, uint64_t sid, uint32_t id, const uint8_t *p, size_t n,
