@@ -379,7 +379,7 @@ static bool udp_request(struct lconn *lc, const struct socks5_request *rq)
 	struct udprelay_ops ops = { cl->loop, udp_send, cl, &cl->udp, cl->cfg->udp_rate };
 	struct sockaddr_storage local;
 	socklen_t ll = sizeof local;
-	char err[256];
+	char err[256] = "getsockname failed";
 
 	if (cl->cfg->udp_associations == 0) {
 		cl->udp.refused++;
