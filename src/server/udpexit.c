@@ -415,6 +415,20 @@ static void flush_waiting(struct uassoc *a, const char *name, const struct socka
 		a->wq_tail = &w->next;
 }
 
+/* The destination port of the first datagram waiting for name. */
+static uint16_t first_port(const struct uassoc *a, const char *name)
+{
+	for (const struct waiting *w = a->wq; w; w = w->next) {
+		struct socks5_udp_header h;
+		enum udpassoc_drop why;
+
+		if (udpassoc_check(w->body, w->len, &h, &why) == 0 &&
+		    strcmp(h.dst.domain, name) == 0)
+			return h.dst.port;
+	}
+	return 0;
+}
+
 static void on_resolved(void *arg, const struct resolver_result *res)
 {
 	struct lookup *l = arg;
@@ -426,11 +440,14 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 
 	l->q = NULL;
 	memcpy(name, l->name, sizeof name);
-	/* The first address the policy allows (the port is checked per
-	 * datagram again in send_to). */
+	/* The first address the policy allows for the port of the first
+	 * datagram waiting (send_to checks each datagram's own port again). */
+	uint16_t port = first_port(a, name);
+
 	for (size_t i = 0; res->status == RESOLVER_OK && i < res->n && !pick; i++) {
 		struct sockaddr_storage t = res->addrs[i];
 
+		with_port(&t, port);
 		if (u->ops.allowed(u->ops.ctx, &t))
 			pick = &res->addrs[i];
 	}

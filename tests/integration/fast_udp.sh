@@ -14,7 +14,8 @@
 #  4. Bad input (a stranger's datagram, FRAG != 0, a truncated header, a
 #     bad ATYP, an oversize datagram) and a destination the policy denies get no answer and are
 #     counted; the same destination over TCP gets REP 02; a name is
-#     resolved by the server.
+#     resolved by the server; an IPv6 destination ([::1]) answers with an
+#     IPv6 header.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 lib_init fast_udp
@@ -30,6 +31,10 @@ ECHO_PID=$!
 lib_track "$ECHO_PID" udpecho "$T/echo.log"
 wait_until "the echo server" 10 test -s "$T/echo.port"
 ECHO_PORT=$(cat "$T/echo.port")
+python3 "$HERE/udpecho.py" "$T/echo6.port" ::1 2>"$T/echo6.log" &
+lib_track "$!" udpecho6 "$T/echo6.log"
+wait_until "the IPv6 echo server" 10 test -s "$T/echo6.port"
+ECHO6_PORT=$(cat "$T/echo6.port")
 
 dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
 	--listen-address=127.0.0.1 --bind-interfaces --port="$DNS_PORT" --user="$(id -un)" \
@@ -42,7 +47,7 @@ wait_for_udp_port "$DNS_PORT" 10 "$DNS_PID"
 
 # Loopback is denied by default: allow exactly the DNS and echo ports,
 # so DENIED_PORT stays denied (UDP and TCP alike).
-SERVER_ALLOW="127.0.0.1:$DNS_PORT, 127.0.0.1:$ECHO_PORT"
+SERVER_ALLOW="127.0.0.1:$DNS_PORT, 127.0.0.1:$ECHO_PORT, [::1]:$ECHO6_PORT"
 make_keys alice
 start_server --udp_rate 20000 --udp_idle_timeout_ms 3000
 start_impair "$SERVER_PORT" --loss 0.01 --seed 7
@@ -108,7 +113,8 @@ wait_until "the local association to end" 5 gone "$LOCAL_METRICS"
 ok "an association idle for udp_idle_timeout_ms (3 s) ends; its control connection $res"
 
 # 4. bad input, the policy, a name
-res=$(python3 "$HERE/udpc.py" bad "$LOCAL_PORT" "$ECHO_PORT" "$DENIED_PORT" 2>&1) || die "bad: $res"
+res=$(python3 "$HERE/udpc.py" bad "$LOCAL_PORT" "$ECHO_PORT" "$DENIED_PORT" "$ECHO6_PORT" 2>&1) ||
+	die "bad: $res"
 for r in stranger fragment truncated bad_atyp oversize; do
 	[ "$(metric "$LOCAL_METRICS" kcpsocks_udp_assoc_dropped_total "reason=\"$r\"")" = 1 ] ||
 		die "local: no $r drop counted"
@@ -117,7 +123,7 @@ done
 	die "server: the denied datagram was not counted"
 out=$(tcurl -o /dev/null "http://127.0.0.1:$DENIED_PORT/" 2>&1) && die "TCP to the denied port worked"
 case $out in *"(2)"*) ;; *) die "TCP to the denied port: want REP 2, curl said: $out" ;; esac
-ok "stranger, FRAG, truncated, bad ATYP, oversize: dropped, counted, unanswered; denied port: UDP dropped (policy), TCP REP 02; localhost resolved by the server"
+ok "stranger, FRAG, truncated, bad ATYP, oversize: dropped, counted, unanswered; denied port: UDP dropped (policy), TCP REP 02; localhost resolved by the server; [::1] echoed with an IPv6 header"
 stop_daemon "$LOCAL_PID" || die "local did not stop cleanly"
 stop_daemon "$SERVER_PID" || die "server did not stop cleanly"
 ok "both daemons stopped cleanly"

@@ -12,10 +12,11 @@ written for fast_udp.sh; independent of kcpsocks' code.
                                              direct); prints p50 and p99 in ms
   udpc.py idle SOCKS_PORT ECHO_PORT SECS  one echo, then the control connection
                                              must close within SECS (server idle)
-  udpc.py bad SOCKS_PORT ECHO_PORT DENIED_PORT
+  udpc.py bad SOCKS_PORT ECHO_PORT DENIED_PORT ECHO6_PORT
                                              bad input and a denied destination:
                                              no answer to any; a name (localhost)
-                                             is resolved by the server; prints "ok"
+                                             is resolved by the server; [::1] is
+                                             reached; prints "ok"
 Every wait is bounded."""
 import os
 import random
@@ -44,6 +45,10 @@ def associate(port, want=("0.0.0.0", 0)):
 
 def hdr4(ip, port, frag=0):
     return b"\x00\x00" + bytes([frag]) + b"\x01" + socket.inet_aton(ip) + struct.pack(">H", port)
+
+
+def hdr6(ip, port):
+    return b"\x00\x00\x00\x04" + socket.inet_pton(socket.AF_INET6, ip) + struct.pack(">H", port)
 
 
 def hdr_name(name, port):
@@ -150,7 +155,7 @@ def hold(port, echo_port, d):
     sys.exit("the relay still answers after the control connection closed")
 
 
-def bad(port, echo_port, denied_port):
+def bad(port, echo_port, denied_port, echo6_port):
     t, relay = associate(port)
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind(("127.0.0.1", 0))
@@ -180,6 +185,12 @@ def bad(port, echo_port, denied_port):
     got = u.recvfrom(65535)[0]
     if got != h + b"byname":
         sys.exit("by name: %r" % got)
+    # IPv6: the reply carries ATYP 4 and the source [::1]:port.
+    h6 = hdr6("::1", echo6_port)
+    u.sendto(h6 + b"six", relay)
+    got = u.recvfrom(65535)[0]
+    if got != h6 + b"six":
+        sys.exit("IPv6: %r" % got)
     t.close()
     print("ok")
 
@@ -259,6 +270,6 @@ if __name__ == "__main__":
     elif cmd == "idle":
         idle(int(a[0]), int(a[1]), float(a[2]))
     elif cmd == "bad":
-        bad(int(a[0]), int(a[1]), int(a[2]))
+        bad(int(a[0]), int(a[1]), int(a[2]), int(a[3]))
     else:
         sys.exit(__doc__)

@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""udpecho.py PORTFILE - a UDP echo server for tests on 127.0.0.1 only.
+"""udpecho.py PORTFILE [ADDRESS] - a UDP echo server for tests on a loopback
+address (127.0.0.1 by default, or ::1).
 
-Binds 127.0.0.1:0, writes the port to PORTFILE and sends every datagram
+Binds ADDRESS port 0, writes the port to PORTFILE and sends every datagram
 back to where it came from, unchanged, until killed. Counts what it
 echoed into PORTFILE.count when it gets SIGTERM."""
 import signal
 import socket
 import sys
 
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+addr = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+if addr not in ("127.0.0.1", "::1"):
+    sys.exit("loopback only")
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-s.bind(("127.0.0.1", 0))
+s.bind((addr, 0))
 n = 0
 
 
