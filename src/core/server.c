@@ -35,6 +35,8 @@ struct server {
 	const struct rng_source *rng; /* borrowed */
 	session_output_fn output;
 	void *output_user; /* borrowed */
+	session_datagram_fn datagram;
+	void *datagram_user; /* borrowed */
 	bool one_per_user;
 	struct entry **slots; /* owned array of cap; entries owned */
 	struct entry **due;   /* owned array of cap: the deadline heap's storage */
@@ -166,6 +168,8 @@ int server_new(struct server **out, const struct server_config *cfg)
 	srv->rng = cfg->rng;
 	srv->output = cfg->output;
 	srv->output_user = cfg->output_user;
+	srv->datagram = cfg->datagram;
+	srv->datagram_user = cfg->datagram_user;
 	srv->one_per_user = cfg->one_session_per_user;
 	*out = srv;
 	return 0;
@@ -239,6 +243,8 @@ static int make_entry(struct server *srv, uint64_t sid, uint64_t now, struct ent
 		.output_user = srv->output_user,
 		.changed = on_changed,
 		.changed_ctx = e,
+		.datagram = srv->datagram,
+		.datagram_user = srv->datagram_user,
 	};
 	int rc;
 
