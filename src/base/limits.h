@@ -300,6 +300,20 @@ enum {
 	SESSION_KCP_QUEUE = 64,           /* KCP segments queued below the mux, max */
 };
 
+/* The feed (core/feed.h): what the session lets KCP hold, by the delivery
+ * rate, so bulk data leaves only a short queue on the path (issue 19). */
+enum {
+	FEED_QUEUE_MS = 2,       /* queue allowed beyond the base RTT, ms */
+	FEED_WINDOW_MS = 1000,   /* the rate is the largest sample this recent ... */
+	FEED_WINDOW_RTTS = 10,   /* ... or of this many srtt, whichever is longer */
+	FEED_SAMPLE_MIN_MS = 4,  /* a rate sample spans at least this, and an srtt */
+	FEED_CAP_MIN = 65536,    /* the cap never binds below this many bytes */
+	FEED_STARTUP_ROUNDS = 3, /* samples without growth that end startup */
+	FEED_STARTUP_GAIN = 3,   /* base RTTs of the rate KCP may hold in startup */
+	FEED_ENGAGE_Q = 3,       /* a queue of this x FEED_QUEUE_MS engages the cap */
+	FEED_GIVEUP_MS = 1000,   /* a queue that does not drain for this long is not ours */
+};
+
 /* Liveness (docs/PROTOCOL.md (session) L6-L7): a session with data sent and
  * unanswered, and nothing authenticated for dead_path_ms, is down. */
 enum {

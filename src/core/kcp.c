@@ -1936,6 +1936,12 @@ uint32_t kcp_inflight(const struct kcp *k) { return k->inflight; }
 
 bool kcp_is_dead(const struct kcp *k) { return k->dead; }
 
+void kcp_rtt(const struct kcp *k, uint32_t *srtt, uint32_t *min_rtt)
+{
+	*srtt = k->srtt;
+	*min_rtt = k->min_rtt;
+}
+
 void kcp_stats(const struct kcp *k, struct kcp_stats *st)
 {
 	*st = k->st;

@@ -209,6 +209,10 @@ uint32_t kcp_waitsnd(const struct kcp *k);
 /* kcp_inflight returns segments sent and not yet acknowledged. */
 uint32_t kcp_inflight(const struct kcp *k);
 
+/* kcp_rtt sets *srtt (smoothed) and *min_rtt (smallest sample seen), in
+ * ms; both 0 before the first RTT sample. */
+void kcp_rtt(const struct kcp *k, uint32_t *srtt, uint32_t *min_rtt);
+
 /* kcp_is_dead: a segment reached dead_link transmissions. Terminal: sends
  * and inputs are refused, no more deadlines; received data stays readable. */
 bool kcp_is_dead(const struct kcp *k);

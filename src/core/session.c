@@ -15,6 +15,7 @@
 #include "base/rd.h"
 #include "base/wr.h"
 #include "core/envelope.h"
+#include "core/feed.h"
 #include "core/handshake.h"
 #include "core/transport.h"
 #include "core/udpassoc.h"
@@ -72,8 +73,10 @@ struct session {
 	uint64_t sid;
 	uint32_t conv;
 	struct transport_params params;
-	struct kcp *kcp; /* owned */
-	struct mux *mux; /* owned */
+	struct kcp *kcp;  /* owned */
+	struct mux *mux;  /* owned */
+	struct feed feed; /* E5: what KCP may hold (issue 19) */
+	uint32_t mss;     /* KCP payload bytes per segment */
 	uint64_t last_rx, last_tx, last_ka;
 	uint64_t last_stall;             /* client: the last stall probe (L7) */
 	uint32_t stall_gap;              /* ms from max(last_rx, last_stall) to the next */
@@ -158,6 +161,8 @@ static int establish(struct session *s, uint64_t sid, uint32_t conv,
 	}
 	s->kcp = k;
 	s->mux = m;
+	feed_init(&s->feed, now);
+	s->mss = kc.mtu - KCP_HEADER_LEN;
 	s->sid = sid;
 	s->conv = conv;
 	s->params = *p;
@@ -368,15 +373,32 @@ static void flush(struct session *s, uint64_t now)
 	s->flush_owed = false;
 }
 
+/* E5: how many more bytes KCP may hold by the feed (feed.h): its queue and
+ * flight stay about one base RTT of the delivery rate plus FEED_QUEUE_MS,
+ * so bulk data does not build a standing queue that new streams wait
+ * behind. Held bytes are counted in whole segments (an estimate). */
+static size_t feed_room(struct session *s, uint64_t now)
+{
+	uint64_t held = (uint64_t)kcp_waitsnd(s->kcp) * s->mss, cap;
+	uint32_t srtt, min_rtt;
+
+	kcp_rtt(s->kcp, &srtt, &min_rtt);
+	cap = feed_cap(&s->feed, held, srtt, min_rtt, now);
+	if (cap <= held)
+		return 0;
+	return cap - held > SIZE_MAX ? SIZE_MAX : (size_t)(cap - held);
+}
+
 /* E5: mux output into KCP, never more than KCP takes now (so nothing piles
- * up below the mux). The flush is left to the caller (E6). */
+ * up below the mux) nor more than the feed allows. The flush is left to
+ * the caller (E6). */
 static void fill(struct session *s, uint64_t now)
 {
 	uint8_t *buf = s->scratch->pump;
 	bool queued = false;
 
 	while (s->state == SESSION_ESTABLISHED && mux_want_produce(s->mux)) {
-		size_t room = kcp_send_room(s->kcp);
+		size_t room = min_size(kcp_send_room(s->kcp), feed_room(s, now));
 		ssize_t n, w;
 
 		if (room == 0)
@@ -395,6 +417,7 @@ static void fill(struct session *s, uint64_t now)
 			lose(s, w == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_DEAD);
 			break;
 		}
+		feed_sent(&s->feed, (uint64_t)n);
 		queued = true;
 	}
 	if (queued && s->state == SESSION_ESTABLISHED)
