@@ -2,8 +2,9 @@
  * one event queue. Steps S1.. refer to docs/PROTOCOL.md (session) section 5.
  *
  * Each live session has an entry: in slots[] at its table slot (the low 16
- * bits of its sid, limits.h), in the deadline heap, and on the event queue
- * while it may have events. Ending a session is two steps: it leaves
+ * bits of its sid, limits.h), in the deadline heap, on the event queue
+ * while it may have events, and on the flush list (owed[]) from a
+ * datagram's payload to the end of the batch. Ending a session is two steps: it leaves
  * slots[] and the heap at once (unreachable for datagrams and timers), and
  * its memory goes only after its LOST event was taken.
  */
@@ -22,6 +23,7 @@ struct entry {
 	size_t heap_idx; /* position in srv->heap while live */
 	bool closed;     /* out of slots[] and the heap; waiting for LOST */
 	bool queued;     /* on the event queue */
+	bool owed;       /* its sid is on owed[]: took a payload this batch */
 	bool supersede;  /* on first payload: close the user's others (one_per_user)
 	                    or those of its client instance (6.3) */
 	struct entry *next_ev;
@@ -39,6 +41,8 @@ struct server {
 	struct entry **slots; /* owned array of cap; entries owned */
 	struct entry **due;   /* owned array of cap: the deadline heap's storage */
 	struct heap heap;     /* over due[]: views of slots[] entries, earliest first */
+	uint64_t *owed;       /* owned array of cap: sids that owe a flush (E6) */
+	size_t n_owed;
 	size_t cap;
 	struct entry *ev_head, *ev_tail; /* event queue, FIFO */
 	uint64_t dropped, created, lost[SESSION_LOST_REASONS];
@@ -155,7 +159,8 @@ int server_new(struct server **out, const struct server_config *cfg)
 	srv->cap = cfg->table.capacity;
 	srv->slots = calloc(srv->cap, sizeof *srv->slots);
 	srv->due = calloc(srv->cap, sizeof *srv->due);
-	if (!srv->slots || !srv->due)
+	srv->owed = calloc(srv->cap, sizeof *srv->owed);
+	if (!srv->slots || !srv->due || !srv->owed)
 		goto err;
 	srv->heap.a = srv->due;
 	if (cfg->mux) {
@@ -172,6 +177,7 @@ int server_new(struct server **out, const struct server_config *cfg)
 err:
 	free(srv->slots);
 	free(srv->due);
+	free(srv->owed);
 	sessions_free(srv->table);
 	free(srv);
 	return rc;
@@ -196,6 +202,7 @@ void server_free(struct server *srv)
 	}
 	free(srv->slots);
 	free(srv->due);
+	free(srv->owed);
 	sessions_free(srv->table);
 	free(srv);
 }
@@ -329,8 +336,17 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 		e->supersede = false;
 		close_user_others(srv, e);
 	}
-	if (ev.len)
+	if (ev.len) {
 		(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);
+		/* E6: its ACKs leave in server_flush, with the batch's others.
+		 * By sid, not pointer: a session that ends before the flush
+		 * drops off by itself (lookup fails). A full list leaves it to
+		 * the timer: its deadline is now while it owes (E6). */
+		if (!e->owed && srv->n_owed < srv->cap) {
+			e->owed = true;
+			srv->owed[srv->n_owed++] = e->sid;
+		}
+	}
 	touched(srv, e);
 	if (ev.challenge && !e->closed)
 		challenge(srv, ev.sid, now);
@@ -350,10 +366,24 @@ void server_on_timer(struct server *srv, uint64_t now)
 	}
 }
 
-/* A session owing a flush is due now (its deadline is its last now), so
- * the due sessions are exactly the ones to flush; running their timers
- * early is harmless, and each runs at most once. */
-void server_flush(struct server *srv, uint64_t now) { server_on_timer(srv, now); }
+/* Only the sessions that took a payload since the last flush: the batch's
+ * ACKs (and what they let out) leave; timers stay the timer's business. A
+ * session on the list that was pumped since owes nothing, and its flush is
+ * a no-op. */
+void server_flush(struct server *srv, uint64_t now)
+{
+	size_t n = srv->n_owed;
+
+	srv->n_owed = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e = lookup(srv, srv->owed[i]);
+
+		if (!e || !e->owed)
+			continue;
+		e->owed = false;
+		session_flush(e->s, now); /* re-files it (on_changed) */
+	}
+}
 
 uint64_t server_next_deadline(const struct server *srv)
 {
@@ -421,7 +451,7 @@ void server_stats(const struct server *srv, struct server_stats *st)
 
 size_t server_mem_bytes(const struct server *srv)
 {
-	size_t n = sizeof *srv + srv->cap * 2 * sizeof(struct entry *);
+	size_t n = sizeof *srv + srv->cap * (2 * sizeof(struct entry *) + sizeof(uint64_t));
 
 	for (size_t i = 0; i < srv->heap.n; i++)
 		n += sizeof(struct entry) + session_mem_bytes(srv->due[i]->s);

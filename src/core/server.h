@@ -90,10 +90,12 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
  * its batch with server_flush below, in the same loop iteration. */
 void server_on_timer(struct server *srv, uint64_t now);
 
-/* server_flush ends a batch: every session that owes a flush (ACKs of
- * the datagrams it took since its last pump) sends it now, and every
- * other session already due runs as in server_on_timer. Call it before
- * the loop sleeps, after the pumps. */
+/* server_flush ends a batch: every session that took a payload since the
+ * last server_flush (kept on a list, O(those sessions)) sends what it
+ * owes now (session_flush: the ACKs, and what they let out); no other
+ * session runs. Call it before the loop sleeps, after the pumps; then arm
+ * the timer at server_next_deadline (sessions whose KCP timers are due
+ * run in server_on_timer). */
 void server_flush(struct server *srv, uint64_t now);
 
 /* server_next_deadline: when server_on_timer must run next (SESSION_NEVER:
