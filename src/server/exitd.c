@@ -4,7 +4,7 @@
  * session: its streams by id, found by session id) and struct estream
  * (one stream: RESOLVE -> CONNECT -> RELAY). Teardown is two steps: an
  * estream leaves its tunnel's table and cancels its lookup/connect at
- * once (zombie) and is freed before the loop sleeps.
+ * once (zombie) and is freed in the loop's deferred frees (io/loop.h).
  */
 #include "server/exitd.h"
 
@@ -26,6 +26,7 @@
 #include "io/dconf.h"
 #include "io/ifaddrs.h"
 #include "io/log.h"
+#include "io/loop.h"
 #include "io/metrics.h"
 #include "io/peer.h"
 #include "io/relay.h"
@@ -59,7 +60,7 @@ struct estream {
 	uint64_t start_ms;            /* monotonic */
 	uint8_t rep;                  /* the SOCKS5 reply given */
 	const char *why;              /* why it failed, or NULL */
-	struct estream *next_zombie;
+	struct loop_deferred dead;    /* the free after ES_ZOMBIE */
 };
 
 /* Per-user accounting (the metrics' user label): kept for the process's
@@ -80,14 +81,14 @@ struct exitd {
 	struct rng_source rng;
 	struct keys_user *users;        /* owned, n_users */
 	struct server *core;            /* owned */
+	struct loop *ioloop;            /* owned: the rounds, the timer, deferred frees */
 	struct peer *peer;              /* owned */
 	struct resolver *res;           /* owned */
 	struct metrics_server *metrics; /* owned, may be NULL */
 	struct tunnel *tunnels[EXITD_TUNNEL_BUCKETS];
 	struct relay_host *dirty_hosts; /* tunnels with mux calls to pump (relay_host_mark) */
 	size_t ntunnels, nstreams;
-	size_t tunnels_peak; /* most tunnels since the last trim (trim_after_burst) */
-	struct estream *zombies;
+	size_t tunnels_peak;       /* most tunnels since the last trim (trim_after_burst) */
 	struct ifaddrs_cache self; /* own addresses for the policy's `self` rule */
 	bool draining;
 	void (*on_empty)(void *arg);
@@ -153,6 +154,11 @@ static void access_log(const struct estream *es)
 		log_limited(LOG_LEVEL_INFO, "%s", line);
 }
 
+static void estream_free(struct loop_deferred *d)
+{
+	free((char *)d - offsetof(struct estream, dead));
+}
+
 static void estream_kill(struct estream *es)
 {
 	struct exitd *x = es->x;
@@ -168,8 +174,7 @@ static void estream_kill(struct estream *es)
 		relay_remove(&es->relay);
 	es->phase = ES_ZOMBIE;
 	x->nstreams--;
-	es->next_zombie = x->zombies;
-	x->zombies = es;
+	loop_defer(x->ioloop, &es->dead, estream_free);
 }
 
 /* The SOCKS5 reply on the stream; a failure also ends our direction. */
@@ -548,15 +553,9 @@ static void trim_after_burst(struct exitd *x)
 	x->tunnels_peak = x->ntunnels;
 }
 
-static void reap(struct exitd *x)
+/* While draining: the last stream gone ends the drain. */
+static void drain_check(struct exitd *x)
 {
-	trim_after_burst(x);
-	while (x->zombies) {
-		struct estream *es = x->zombies;
-
-		x->zombies = es->next_zombie;
-		free(es);
-	}
 	if (x->draining && x->nstreams == 0 && x->on_empty) {
 		void (*f)(void *) = x->on_empty;
 
@@ -585,25 +584,47 @@ static bool pump_dirty(struct exitd *x, uint64_t now)
 	return any;
 }
 
-static uint64_t before_sleep(void *arg, uint64_t now)
+/* --- the loop's turn (io/loop.h) ---------------------------------------------- */
+
+/* One round: events, the dirty sessions' pumps, one flush. */
+static bool round_once(uint64_t now, void *arg)
 {
 	struct exitd *x = arg;
 	struct server_event ev;
-	bool any = true;
+	bool any = false;
 
-	for (int round = 0; round < DAEMON_EVENT_ROUNDS && any; round++) {
-		any = false;
-		while (server_next_event(x->core, &ev) == 0) {
-			on_event(x, &ev);
-			any = true;
-		}
-		any = pump_dirty(x, now) || any;
-		/* One flush per batch: ACKs of what was read ride with the answers;
-		 * events it raises are taken in the next round. */
-		server_flush(x->core, now);
+	while (server_next_event(x->core, &ev) == 0) {
+		on_event(x, &ev);
+		any = true;
 	}
-	reap(x);
-	return any ? now : server_next_deadline(x->core);
+	any = pump_dirty(x, now) || any;
+	/* One flush per batch: ACKs of what was read ride with the answers;
+	 * events it raises are taken in the next round. */
+	server_flush(x->core, now);
+	return any;
+}
+
+static void after(uint64_t now, void *arg)
+{
+	struct exitd *x = arg;
+
+	(void)now;
+	trim_after_burst(x);
+	drain_check(x);
+}
+
+static uint64_t deadline(void *arg)
+{
+	const struct exitd *x = arg;
+
+	return server_next_deadline(x->core);
+}
+
+static void on_timer(uint64_t now, void *arg)
+{
+	struct exitd *x = arg;
+
+	server_on_timer(x->core, now);
 }
 
 /* --- datagrams ------------------------------------------------------------------------ */
@@ -653,7 +674,7 @@ static void refusal_log(const struct exitd *x, const struct handshake_counters *
 	log_limited(LOG_LEVEL_INFO, "handshake from %s refused: %s", addr_format(from, a), why);
 }
 
-static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
+static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
 {
 	struct exitd *x = arg;
 	struct sessions_addr from;
@@ -683,13 +704,6 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 		            (unsigned)r->client_min, (unsigned)r->client_max,
 		            (unsigned)r->server_min, (unsigned)r->server_max);
 	}
-}
-
-static void on_timer(void *arg, uint64_t now)
-{
-	struct exitd *x = arg;
-
-	server_on_timer(x->core, now);
 }
 
 /* --- metrics ------------------------------------------------------------------------- */
@@ -854,7 +868,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	                "bytes relayed up: from applications towards their destinations", up);
 	metrics_counter(b, "kcpsocks_relay_down_bytes_total",
 	                "bytes relayed down: from destinations back to applications", down);
-	smetrics_udp(b, &ps);
+	smetrics_udp(b, &ps, loop_timer_fires(x->ioloop));
 	metrics_gauge(b, "kcpsocks_resolver_pending", "name lookups in flight",
 	              (double)resolver_pending(x->res));
 	metrics_family(b, "kcpsocks_dropped_datagrams_total", METRICS_COUNTER,
@@ -942,7 +956,7 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 static int open_sockets(struct exitd *x, char *err, size_t errlen)
 {
 	struct sockaddr_storage sa;
-	struct peer_cb pcb = { on_datagram, on_timer, before_sleep, x };
+	const struct loop_cb lcb = { NULL, round_once, after, deadline, on_timer, x };
 	struct metrics_handlers mh = { write_metrics, NULL, x };
 	struct resolver_opts ro = { 0 };
 
@@ -957,9 +971,18 @@ static int open_sockets(struct exitd *x, char *err, size_t errlen)
 		return KS_ERR_INVAL;
 	if (dconf_endpoint_addr(&x->cfg->server_listen, &sa, err, errlen) != 0)
 		return KS_ERR_INVAL;
-	x->peer = peer_new(x->loop, &sa, &pcb, err, errlen);
+	x->ioloop = loop_new(x->loop, &lcb);
+	if (!x->ioloop) {
+		snprintf(err, errlen, "out of memory");
+		return KS_ERR_NOMEM;
+	}
+	x->peer = peer_new(&sa, err, errlen);
 	if (!x->peer)
 		return KS_ERR_IO;
+	if (loop_attach(x->ioloop, x->peer, on_datagram, x) != 0) {
+		snprintf(err, errlen, "udp: too many sockets on the loop");
+		return KS_ERR_FULL;
+	}
 	if (x->cfg->metrics_listen.set) {
 		if (dconf_endpoint_addr(&x->cfg->metrics_listen, &sa, err, errlen) != 0)
 			return KS_ERR_INVAL;
@@ -1008,7 +1031,7 @@ void exitd_drain(struct exitd *x, void (*on_empty)(void *arg), void *arg)
 	x->on_empty = on_empty;
 	x->on_empty_arg = arg;
 	log_info("draining: %zu stream(s) open", x->nstreams);
-	reap(x);
+	drain_check(x);
 }
 
 /* L8: a close for every established session, so each client resets its
@@ -1027,9 +1050,9 @@ static void close_sessions(struct exitd *x)
 				continue;
 			session_close(s, now);
 			if (++n % 32 == 0)
-				peer_flush(x->peer);
+				(void)peer_flush(x->peer);
 		}
-	peer_flush(x->peer);
+	(void)peer_flush(x->peer);
 	if (n)
 		log_info("sent a close to %zu session(s)", n);
 }
@@ -1076,7 +1099,7 @@ static size_t close_removed(struct exitd *x, const uint32_t *map)
 			session_close(s, now);
 	}
 	server_flush(x->core, now);
-	peer_flush(x->peer);
+	(void)peer_flush(x->peer);
 	for (size_t i = 0; i < n; i++)
 		(void)server_close(x->core, sids[i]); /* the flush may have ended it */
 	while (server_next_event(x->core, &ev) == 0)
@@ -1162,7 +1185,8 @@ void exitd_free(struct exitd *x)
 		while (x->tunnels[i])
 			on_lost(x, x->tunnels[i]->sid, SESSION_LOST_CLOSED);
 	x->on_empty = NULL;
-	reap(x);
+	loop_detach(x->ioloop, x->peer);
+	loop_free(x->ioloop); /* the deferred frees run here */
 	metrics_server_free(x->metrics);
 	peer_free(x->peer);
 	resolver_free(x->res);
