@@ -215,7 +215,7 @@ static void rearm(struct lsess *l)
 	double after;
 
 	ev_timer_stop(l->g->loop, &l->tm);
-	if (dl == SESSION_NEVER)
+	if (dl == KS_NEVER)
 		return;
 	after = dl > now ? (double)(dl - now) / 1000.0 : 0.0;
 	ev_timer_set(&l->tm, after, 0.0);

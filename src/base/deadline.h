@@ -5,8 +5,7 @@
  * nothing is scheduled. The cores, the loop and the daemons compare and
  * combine these values directly (min_u64 of two deadlines is the earlier,
  * and KS_NEVER is the largest value, so it never wins), so there is one
- * sentinel for all of them; KCP_NEVER and SESSION_NEVER are its names in
- * those headers, kept equal to it.
+ * sentinel for all of them (no module defines a "never" of its own).
  */
 #ifndef KCPSOCKS_DEADLINE_H
 #define KCPSOCKS_DEADLINE_H

@@ -387,7 +387,7 @@ void server_flush(struct server *srv, uint64_t now)
 
 uint64_t server_next_deadline(const struct server *srv)
 {
-	return srv->heap.n ? session_next_deadline(srv->due[0]->s) : SESSION_NEVER;
+	return srv->heap.n ? session_next_deadline(srv->due[0]->s) : KS_NEVER;
 }
 
 /* --- events and access ---------------------------------------------------------- */

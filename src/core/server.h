@@ -98,7 +98,7 @@ void server_on_timer(struct server *srv, uint64_t now);
  * run in server_on_timer). */
 void server_flush(struct server *srv, uint64_t now);
 
-/* server_next_deadline: when server_on_timer must run next (SESSION_NEVER:
+/* server_next_deadline: when server_on_timer must run next (KS_NEVER:
  * no session has anything scheduled). O(1). */
 uint64_t server_next_deadline(const struct server *srv);
 

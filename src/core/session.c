@@ -73,8 +73,8 @@ struct session {
 	uint64_t last_stall;             /* client: the last stall probe (L7) */
 	uint32_t stall_gap;              /* ms from max(last_rx, last_stall) to the next */
 	uint64_t rx_stream, stall_rx;    /* bytes KCP delivered: all, at the last probe */
-	uint64_t outstanding_since;      /* SESSION_NEVER: nothing unacknowledged */
-	uint64_t inflight_since;         /* L6: SESSION_NEVER: nothing sent unacknowledged */
+	uint64_t outstanding_since;      /* KS_NEVER: nothing unacknowledged */
+	uint64_t inflight_since;         /* L6: KS_NEVER: nothing sent unacknowledged */
 	bool flush_owed;                 /* E6: KCP holds ACKs or data for this batch */
 	enum probe probe;                /* client: restart detection phase (L3) */
 	uint64_t switch_at;              /* PROBE_CONFIRM: adopt `pending` at this time */
@@ -91,10 +91,7 @@ struct session {
 };
 
 /* Saturating a + b for deadlines. */
-static uint64_t after(uint64_t a, uint64_t b)
-{
-	return a > SESSION_NEVER - b ? SESSION_NEVER : a + b;
-}
+static uint64_t after(uint64_t a, uint64_t b) { return a > KS_NEVER - b ? KS_NEVER : a + b; }
 
 /* --- output ---------------------------------------------------------------- */
 
@@ -159,7 +156,7 @@ static int establish(struct session *s, uint64_t sid, uint32_t conv,
 	s->last_rx = s->last_tx = s->last_ka = now;
 	s->last_stall = 0;
 	s->stall_gap = SESSION_STALL_MIN_MS;
-	s->outstanding_since = s->inflight_since = SESSION_NEVER;
+	s->outstanding_since = s->inflight_since = KS_NEVER;
 	s->state = SESSION_ESTABLISHED;
 	s->ev_established = true;
 	return 0;
@@ -174,7 +171,7 @@ static void arm_handshake(struct session *s, uint64_t now)
 	/* The same values passed at creation, so this does not fail; if it
 	 * did, no init would go out and the attempt would time out. */
 	if (handshake_client_init(&s->hs, s->spub, &s->user, &s->proposal) != 0)
-		s->hs_next = SESSION_NEVER;
+		s->hs_next = KS_NEVER;
 	else if (s->has_instance)
 		handshake_client_set_instance(&s->hs, s->instance);
 }
@@ -240,14 +237,14 @@ static uint64_t inflight_start(const struct session *s, uint64_t now)
 static void track_outstanding(struct session *s, uint64_t now)
 {
 	if (kcp_waitsnd(s->kcp) == 0)
-		s->outstanding_since = SESSION_NEVER;
-	else if (s->outstanding_since == SESSION_NEVER)
+		s->outstanding_since = KS_NEVER;
+	else if (s->outstanding_since == KS_NEVER)
 		s->outstanding_since = now;
 	/* L6 counts only what went out: data queued behind a closed peer
 	 * window is not unanswered (the peer's window tells answer). */
 	if (kcp_inflight(s->kcp) == 0)
-		s->inflight_since = SESSION_NEVER;
-	else if (s->inflight_since == SESSION_NEVER)
+		s->inflight_since = KS_NEVER;
+	else if (s->inflight_since == KS_NEVER)
 		s->inflight_since = inflight_start(s, now);
 }
 
@@ -262,8 +259,8 @@ static uint64_t keepalive_at(const struct session *s)
 
 static uint64_t silent_at(const struct session *s)
 {
-	if (s->outstanding_since == SESSION_NEVER)
-		return SESSION_NEVER;
+	if (s->outstanding_since == KS_NEVER)
+		return KS_NEVER;
 	return after(max_u64(s->last_rx, s->outstanding_since), s->silent_ms);
 }
 
@@ -272,8 +269,8 @@ static uint64_t silent_at(const struct session *s)
  * answer (PROBE_CONFIRM) proves the path, so it stops the clock. */
 static uint64_t dead_at(const struct session *s)
 {
-	if (s->inflight_since == SESSION_NEVER || s->probe == PROBE_CONFIRM)
-		return SESSION_NEVER;
+	if (s->inflight_since == KS_NEVER || s->probe == PROBE_CONFIRM)
+		return KS_NEVER;
 	return after(max_u64(s->last_rx, s->inflight_since), s->dead_path_ms);
 }
 
@@ -285,10 +282,10 @@ static uint64_t last_call_at(const struct session *s)
 {
 	uint64_t d = dead_at(s), lc;
 
-	if (d == SESSION_NEVER)
-		return SESSION_NEVER;
+	if (d == KS_NEVER)
+		return KS_NEVER;
 	lc = d > SESSION_LAST_CALL_MS ? d - SESSION_LAST_CALL_MS : 0;
-	return s->last_init_at >= lc ? SESSION_NEVER : lc;
+	return s->last_init_at >= lc ? KS_NEVER : lc;
 }
 
 /* L7: streams are open and nothing came for stall_gap: a PING (a download
@@ -297,7 +294,7 @@ static uint64_t last_call_at(const struct session *s)
 static uint64_t stall_at(const struct session *s)
 {
 	if (mux_stream_count(s->mux) == 0)
-		return SESSION_NEVER;
+		return KS_NEVER;
 	return after(max_u64(s->last_rx, s->last_stall), s->stall_gap);
 }
 
@@ -343,7 +340,7 @@ static uint64_t deadline_of(const struct session *s, uint64_t now)
 	case SESSION_ESTABLISHED: return established_deadline(s, now);
 	case SESSION_CLOSED: break;
 	}
-	return SESSION_NEVER;
+	return KS_NEVER;
 }
 
 static void finish(struct session *s, uint64_t now)
@@ -550,7 +547,7 @@ static void hold(struct session *s, const struct handshake_result *res, uint64_t
 
 	s->pending = *res;
 	s->probe = PROBE_CONFIRM;
-	s->switch_at = after(retx == KCP_NEVER ? now : retx, 2 * rtt + SESSION_SWITCH_GRACE_MS);
+	s->switch_at = after(retx == KS_NEVER ? now : retx, 2 * rtt + SESSION_SWITCH_GRACE_MS);
 	if (mux_ping(s->mux) == 0)
 		pump(s, now);
 }
@@ -978,7 +975,7 @@ void session_close(struct session *s, uint64_t now)
 		lose(s, SESSION_LOST_CLOSED);
 		if (s->role == SESSION_CLIENT) {
 			s->state = SESSION_BACKOFF;
-			s->retry_at = SESSION_NEVER;
+			s->retry_at = KS_NEVER;
 		}
 	}
 	finish(s, now);

@@ -46,6 +46,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/deadline.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/rng.h"
@@ -55,9 +56,6 @@
 #include "core/sessions.h"
 #include "core/tparams.h"
 #include "core/transport.h"
-
-/* session_next_deadline's answer when nothing is scheduled. */
-#define SESSION_NEVER UINT64_MAX
 
 enum session_role { SESSION_CLIENT, SESSION_SERVER };
 
@@ -217,7 +215,7 @@ void session_handshake_now(struct session *s, uint64_t now, uint64_t now_unix_ms
 void session_close(struct session *s, uint64_t now);
 
 /* session_next_deadline returns when session_on_timer must run next, as of
- * the last call into the session (SESSION_NEVER: not before the next
+ * the last call into the session (KS_NEVER: not before the next
  * datagram). Recomputed by every entry point; O(1). */
 uint64_t session_next_deadline(const struct session *s);
 

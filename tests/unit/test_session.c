@@ -696,7 +696,7 @@ static void test_server_garbage(void **state)
 
 	(void)state;
 	assert_int_equal(server_new(&srv, &f->scfg), 0);
-	assert_int_equal(server_next_deadline(srv), SESSION_NEVER);
+	assert_int_equal(server_next_deadline(srv), KS_NEVER);
 	for (size_t len = 0; len <= sizeof junk; len += 29) {
 		prng_fill(&f->gc, junk, len);
 		assert_true(server_on_datagram(srv, &a, junk, len, 5, UNIX0) < 0);
@@ -755,7 +755,7 @@ static void test_server_heap(void **state)
 		assert_null(server_session(srv, sid[order[k]]));
 		assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
 	}
-	assert_int_equal(server_next_deadline(srv), SESSION_NEVER);
+	assert_int_equal(server_next_deadline(srv), KS_NEVER);
 	assert_int_equal(sessions_live(server_table(srv)), 0);
 	for (int i = 0; i < 3; i++)
 		session_free(c[i]);
@@ -1241,7 +1241,7 @@ static void test_close_client(void **state)
 	assert_int_equal(next_type(c), SESSION_EV_LOST); /* it clears the ESTABLISHED */
 	assert_int_equal(next_type(c), -1);
 	assert_int_equal(session_state(c), SESSION_BACKOFF);
-	assert_int_equal(session_next_deadline(c), SESSION_NEVER);
+	assert_int_equal(session_next_deadline(c), KS_NEVER);
 	assert_true(session_check(c));
 	assert_int_equal(server_on_datagram(srv, &a, copy, copy_len, 60, UNIX0 + 60), 0);
 	server_flush(srv, 60);
