@@ -442,7 +442,7 @@ int server_set_users(struct server *srv, const struct keys_user *users, size_t n
 void server_stats(const struct server *srv, struct server_stats *st)
 {
 	memset(st, 0, sizeof *st);
-	st->table = srv->table->n;
+	st->table = *sessions_counters(srv->table);
 	st->dropped = srv->dropped;
 	st->created = srv->created;
 	memcpy(st->lost, srv->lost, sizeof st->lost);

@@ -8,6 +8,17 @@
 #include "base/rd.h"
 #include "base/wr.h"
 
+struct sessions {
+	struct handshake_server hs;
+	struct sessions_slot *slots; /* owned, capacity entries */
+	uint32_t *free_ids;          /* owned, stack of free slot indices */
+	uint32_t *user_head;         /* owned, per user: first slot + 1 (0: none), so
+	                                6.3 looks at the user's sessions only */
+	size_t cap, n_free;
+	uint32_t per_user; /* 6.3 cap */
+	struct sessions_counters n;
+};
+
 /* The slot index lives in the low 16 bits of a session id, the rest is
  * random: lookup is one array access, ids are not reused in practice. */
 enum { SLOT_BITS = 16, SLOT_MASK = (1 << SLOT_BITS) - 1 };
@@ -463,4 +474,21 @@ ssize_t sessions_seal_challenge(struct sessions *t, uint64_t sid, const struct r
 	t->n.path_challenges++;
 	*to = &s->cand.addr;
 	return n;
+}
+
+const struct sessions_counters *sessions_counters(const struct sessions *t) { return &t->n; }
+
+const struct handshake_counters *sessions_hs_counters(const struct sessions *t) { return &t->hs.n; }
+
+const struct handshake_refusal *sessions_last_refusal(const struct sessions *t)
+{
+	return &t->hs.last_refusal;
+}
+
+const struct sessions_slot *sessions_next(const struct sessions *t, size_t *i)
+{
+	for (; *i < t->cap; (*i)++)
+		if (t->slots[*i].used)
+			return &t->slots[(*i)++];
+	return NULL;
 }

@@ -647,11 +647,11 @@ static int on_output(void *user, const uint8_t *d, size_t len, const struct sess
 static void refusal_log(const struct exitd *x, const struct handshake_counters *was,
                         uint64_t was_no_session, const struct sockaddr_storage *from)
 {
-	const struct handshake_counters *n = &server_table(x->core)->hs.n;
+	const struct handshake_counters *n = sessions_hs_counters(server_table(x->core));
 	const char *why = NULL;
 	char a[ADDR_TEXT_MAX];
 
-	if (server_table(x->core)->n.no_session != was_no_session) {
+	if (sessions_counters(server_table(x->core))->no_session != was_no_session) {
 		log_limited(
 		        LOG_LEVEL_INFO,
 		        "datagram from %s matches no session: a client of this server before a "
@@ -680,8 +680,8 @@ static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
 	struct sessions_addr from;
 	socklen_t l = addr_len(d->from);
 	char a[ADDR_TEXT_MAX];
-	struct handshake_counters was = server_table(x->core)->hs.n;
-	uint64_t was_no_session = server_table(x->core)->n.no_session;
+	struct handshake_counters was = *sessions_hs_counters(server_table(x->core));
+	uint64_t was_no_session = sessions_counters(server_table(x->core))->no_session;
 	int rc;
 
 	if (l == 0 || l > sizeof from.bytes)
@@ -694,7 +694,7 @@ static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
 		log_limited(LOG_LEVEL_WARN, "handshake from %s refused: max_sessions (%u) reached",
 		            addr_format(d->from, a), (unsigned)x->cfg->max_sessions);
 	} else if (rc == KS_ERR_UNSUPPORTED) {
-		const struct handshake_refusal *r = &server_table(x->core)->hs.last_refusal;
+		const struct handshake_refusal *r = sessions_last_refusal(server_table(x->core));
 
 		log_limited(LOG_LEVEL_WARN,
 		            "handshake from %s (user %s) refused: it speaks wire versions %u..%u, "
@@ -881,7 +881,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	drop_sample(b, "truncated", ps.rx->truncated);
 	drop_sample(b, "send_queue_full", ps.tx->full_drops);
 	drop_sample(b, "send_error", ps.tx->errors);
-	write_handshake(b, &server_table(x->core)->hs.n);
+	write_handshake(b, sessions_hs_counters(server_table(x->core)));
 	write_users(x, b);
 	write_sessions(x, b);
 }
@@ -1080,18 +1080,18 @@ static void user_map(const struct exitd *x, const struct config *ncfg, uint32_t 
 static size_t close_removed(struct exitd *x, const uint32_t *map)
 {
 	const struct sessions *tab = server_table(x->core);
+	const struct sessions_slot *sl;
 	uint64_t now = clock_mono_ms(), *sids;
 	struct server_event ev;
-	size_t n = 0;
+	size_t n = 0, live = sessions_live(tab), at = 0;
 
-	sids = calloc(tab->cap, sizeof *sids);
+	sids = calloc(live ? live : 1, sizeof *sids);
 	if (!sids)
 		return 0;
-	for (size_t i = 0; i < tab->cap; i++) {
-		const struct sessions_slot *sl = &tab->slots[i];
+	while (n < live && (sl = sessions_next(tab, &at)) != NULL) {
 		struct session *s;
 
-		if (!sl->used || sl->user >= x->n_users || map[sl->user] != HANDSHAKE_USER_NONE)
+		if (sl->user >= x->n_users || map[sl->user] != HANDSHAKE_USER_NONE)
 			continue;
 		sids[n++] = sl->env.sid;
 		s = server_session(x->core, sl->env.sid);

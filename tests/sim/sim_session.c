@@ -931,7 +931,7 @@ static void test_racer(void **state)
 	assert_true(w->evil_in > 0 && w->evil_out > 0); /* it raced, it was challenged */
 	assert_int_equal(w->c_est, 1);
 	assert_int_equal(w->s_est, 1);
-	assert_int_equal(server_table(w->srv)->n.moved, 0);
+	assert_int_equal(sessions_counters(server_table(w->srv))->moved, 0);
 	world_free(w);
 }
 
