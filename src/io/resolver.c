@@ -470,13 +470,17 @@ static int channel_init(struct resolver *r, const struct resolver_opts *o, const
                         char *err, size_t errlen)
 {
 	struct ares_options ao;
+	char lk[4]; /* "fb", "f", "b" */
 	int mask = ARES_OPT_FLAGS | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS |
 	           ARES_OPT_TRIES | ARES_OPT_DOMAINS;
 	int st;
 
 	memset(&ao, 0, sizeof ao);
 	ao.flags = ARES_FLAG_NOSEARCH;
-	ao.lookups = (char *)lookups;
+	/* c-ares takes a char * and copies it: give it our own copy, not a
+	 * cast of a const. */
+	snprintf(lk, sizeof lk, "%s", lookups);
+	ao.lookups = lk;
 	ao.sock_state_cb = on_sock_state;
 	ao.sock_state_cb_data = r;
 	/* c-ares retries within our deadline: two tries of half each (it
