@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/errbuf.h"
 #include "base/rd.h"
 #include "io/addr.h"
 #include "io/log.h"
@@ -592,13 +593,13 @@ struct metrics_server *metrics_server_new(struct ev_loop *loop, const struct soc
 	if (!h || !h->write || o.body_max > METRICS_BODY_MAX ||
 	    o.timeout_ms > METRICS_TIMEOUT_MAX_MS) {
 		if (err && errlen)
-			snprintf(err, errlen, "metrics: invalid options");
+			errbuf_set(err, errlen, "metrics: invalid options");
 		return NULL;
 	}
 	if (!o.allow_remote && !is_loopback(addr)) {
 		if (err && errlen)
-			snprintf(err, errlen, "metrics %s: not a loopback address",
-			         addr_format(addr, text));
+			errbuf_set(err, errlen, "metrics %s: not a loopback address",
+			           addr_format(addr, text));
 		return NULL;
 	}
 	s = calloc(1, sizeof *s);
@@ -612,7 +613,7 @@ struct metrics_server *metrics_server_new(struct ev_loop *loop, const struct soc
 	                        sizeof why);
 	if (!s->l) {
 		if (err && errlen)
-			snprintf(err, errlen, "metrics: %s", why);
+			errbuf_set(err, errlen, "metrics: %s", why);
 		free(s);
 		return NULL;
 	}

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/errbuf.h"
 #include "io/addr.h"
 
 struct peer {
@@ -21,7 +22,7 @@ struct peer *peer_new(const struct sockaddr_storage *bind_addr, char *err, size_
 	struct peer *p = calloc(1, sizeof *p);
 
 	if (!p) {
-		snprintf(err, errlen, "udp: out of memory");
+		errbuf_set(err, errlen, "udp: out of memory");
 		return NULL;
 	}
 	p->fd = udp_open(bind_addr, &uo, NULL, err, errlen);
@@ -32,7 +33,7 @@ struct peer *peer_new(const struct sockaddr_storage *bind_addr, char *err, size_
 	p->rx = udp_rx_new();
 	p->tx = udp_tx_new(p->fd, 0);
 	if (!p->rx || !p->tx) {
-		snprintf(err, errlen, "udp: out of memory");
+		errbuf_set(err, errlen, "udp: out of memory");
 		peer_free(p);
 		return NULL;
 	}
@@ -70,7 +71,7 @@ int peer_connect(struct peer *p, const struct sockaddr_storage *to, char *err, s
 	char a[ADDR_TEXT_MAX];
 
 	if (connect(p->fd, (const struct sockaddr *)to, addr_len(to)) != 0) {
-		snprintf(err, errlen, "connect udp %s: %s", addr_format(to, a), strerror(errno));
+		errbuf_set(err, errlen, "connect udp %s: %s", addr_format(to, a), strerror(errno));
 		return KS_ERR_IO;
 	}
 	return 0;

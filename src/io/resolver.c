@@ -1,7 +1,7 @@
 /* resolver.c - c-ares on libev: socket watchers, one timeout timer, and
  * per-lookup handles that outlive their user when cancelled or timed out. */
 #include "io/resolver.h"
-#include "io/errbuf.h"
+#include "base/errbuf.h"
 
 #include <ares.h>
 #include <arpa/inet.h>

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/errbuf.h"
 #include "io/addr.h"
 #include "io/fdio.h"
 #include "io/log.h"
@@ -22,7 +23,7 @@ static void set_err(char *err, size_t errlen, const char *op, const struct socka
 	char text[ADDR_TEXT_MAX];
 
 	if (err && errlen)
-		snprintf(err, errlen, "%s %s: %s", op, addr_format(a, text), why);
+		errbuf_set(err, errlen, "%s %s: %s", op, addr_format(a, text), why);
 }
 
 /* ======================================================================

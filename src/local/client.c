@@ -12,6 +12,7 @@
  * callback can still hold it.
  */
 #include "local/client.h"
+#include "base/errbuf.h"
 
 #include <ev.h>
 #include <netdb.h>
@@ -743,7 +744,7 @@ static int new_peer(struct client *cl, int fam, char *err, size_t errlen)
 		return KS_ERR_IO;
 	loop_detach(cl->ioloop, cl->peer);
 	if (loop_attach(cl->ioloop, p, on_datagram, cl) != 0) {
-		snprintf(err, errlen, "udp: too many sockets on the loop");
+		errbuf_set(err, errlen, "udp: too many sockets on the loop");
 		peer_free(p);
 		return KS_ERR_FULL;
 	}
@@ -1287,7 +1288,7 @@ static int new_session(struct client *cl, struct session **out, session_output_f
 	int rc;
 
 	if (keys_user_set(&user, cl->cfg->user, cl->cfg->psk) != 0) {
-		snprintf(err, errlen, "user '%s': not a valid user name", cl->cfg->user);
+		errbuf_set(err, errlen, "user '%s': not a valid user name", cl->cfg->user);
 		return KS_ERR_INVAL;
 	}
 	transport_proposal(&cl->cfg->profile, &sc.proposal);
@@ -1304,7 +1305,7 @@ static int new_session(struct client *cl, struct session **out, session_output_f
 	rc = session_client_new(out, &sc, clock_mono_ms());
 	socks5_wipe(&user, sizeof user);
 	if (rc != 0)
-		snprintf(err, errlen, "session: %s", ks_strerror(rc));
+		errbuf_set(err, errlen, "session: %s", ks_strerror(rc));
 	return rc;
 }
 
@@ -1354,7 +1355,7 @@ struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *
 	const struct loop_cb lcb = { before, round_once, after, deadline, on_timer, cl };
 
 	if (!cl) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	cl->loop = loop;
@@ -1375,7 +1376,7 @@ struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *
 	if (make_session(cl, err, errlen) == 0) {
 		cl->ioloop = loop_new(loop, &lcb);
 		if (!cl->ioloop)
-			snprintf(err, errlen, "out of memory");
+			errbuf_set(err, errlen, "out of memory");
 	}
 	if (!cl->ioloop || open_sockets(cl, err, errlen) != 0) {
 		client_free(cl);

@@ -7,6 +7,7 @@
  * once (zombie) and is freed in the loop's deferred frees (io/loop.h).
  */
 #include "server/exitd.h"
+#include "base/errbuf.h"
 
 #include <arpa/inet.h>
 #include <ev.h>
@@ -915,12 +916,12 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	x->users = calloc(x->n_users ? x->n_users : 1, sizeof *x->users);
 	x->acct = calloc(x->n_users ? x->n_users : 1, sizeof *x->acct);
 	if (!x->users || !x->acct) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return KS_ERR_NOMEM;
 	}
 	for (size_t i = 0; i < x->n_users; i++)
 		if (keys_user_set(&x->users[i], x->cu[i].name, x->cu[i].psk) != 0) {
-			snprintf(err, errlen, "[user %s]: not a valid user name", x->cu[i].name);
+			errbuf_set(err, errlen, "[user %s]: not a valid user name", x->cu[i].name);
 			return KS_ERR_INVAL;
 		}
 	sc.table.key = key;
@@ -949,7 +950,7 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.one_session_per_user = x->cfg->sessions_per_user == 1;
 	rc = server_new(&x->core, &sc);
 	if (rc != 0)
-		snprintf(err, errlen, "server: %s", ks_strerror(rc));
+		errbuf_set(err, errlen, "server: %s", ks_strerror(rc));
 	return rc;
 }
 
@@ -973,14 +974,14 @@ static int open_sockets(struct exitd *x, char *err, size_t errlen)
 		return KS_ERR_INVAL;
 	x->ioloop = loop_new(x->loop, &lcb);
 	if (!x->ioloop) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return KS_ERR_NOMEM;
 	}
 	x->peer = peer_new(&sa, err, errlen);
 	if (!x->peer)
 		return KS_ERR_IO;
 	if (loop_attach(x->ioloop, x->peer, on_datagram, x) != 0) {
-		snprintf(err, errlen, "udp: too many sockets on the loop");
+		errbuf_set(err, errlen, "udp: too many sockets on the loop");
 		return KS_ERR_FULL;
 	}
 	if (x->cfg->metrics_listen.set) {
@@ -999,7 +1000,7 @@ struct exitd *exitd_new(struct ev_loop *loop, const struct config *cfg,
 	struct exitd *x = calloc(1, sizeof *x);
 
 	if (!x) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	x->loop = loop;
@@ -1120,14 +1121,14 @@ int exitd_reload(struct exitd *x, const struct config *ncfg, struct exitd_reload
 
 	memset(st, 0, sizeof *st);
 	if (!users || !acct || !map || !kept) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	rc = KS_ERR_INVAL;
 	for (size_t i = 0; i < n; i++)
 		if (keys_user_set(&users[i], ncfg->users[i].name, ncfg->users[i].psk) != 0) {
-			snprintf(err, errlen, "[user %s]: not a valid user name",
-			         ncfg->users[i].name);
+			errbuf_set(err, errlen, "[user %s]: not a valid user name",
+			           ncfg->users[i].name);
 			goto out;
 		}
 	user_map(x, ncfg, map);
@@ -1142,7 +1143,7 @@ int exitd_reload(struct exitd *x, const struct config *ncfg, struct exitd_reload
 	rc = server_set_users(x->core, users, n, map, clock_wall_ms());
 	if (rc != 0) {
 		/* Only a removed user's sessions are gone; the rest runs on. */
-		snprintf(err, errlen, "users: %s", ks_strerror(rc));
+		errbuf_set(err, errlen, "users: %s", ks_strerror(rc));
 		goto out;
 	}
 	/* Accounting and tunnels follow their users; a psk change starts
