@@ -448,7 +448,7 @@ static void serve_healthz(struct client *c, bool head)
 	bool ok;
 
 	why[0] = '\0';
-	ok = !c->s->h.healthy || c->s->h.healthy(c->s->h.arg, why, sizeof why);
+	ok = !c->s->h.healthy || c->s->h.healthy(why, sizeof why, c->s->h.arg);
 	if (ok) {
 		respond_text(c, 200, "ok\n", head);
 		return;
@@ -540,7 +540,7 @@ static void on_client_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	client_close(c);
 }
 
-static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
+static void on_accept(int fd, const struct sockaddr_storage *peer, void *arg)
 {
 	struct metrics_server *s = arg;
 	struct client *c = malloc(sizeof *c);

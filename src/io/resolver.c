@@ -264,7 +264,7 @@ static void on_query_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	log_debug("dns#%llu %s, %zu addresses", (unsigned long long)q->id,
 	          resolver_status_name(q->status), q->n);
 	q->user_done = true;
-	q->cb.on_done(q->cb.arg, &res);
+	q->cb.on_done(&res, q->cb.arg);
 	if (q->ares_done)
 		query_free(q);
 }

@@ -494,7 +494,7 @@ static void on_negotiate_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	lconn_kill(lc);
 }
 
-static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
+static void on_accept(int fd, const struct sockaddr_storage *peer, void *arg)
 {
 	struct client *cl = arg;
 	struct lconn *lc = calloc(1, sizeof *lc);
@@ -785,7 +785,7 @@ static bool point_peer(struct client *cl, const struct sockaddr_storage *a)
 	return true;
 }
 
-static void on_server_resolved(void *arg, const struct resolver_result *res)
+static void on_server_resolved(const struct resolver_result *res, void *arg)
 {
 	struct client *cl = arg;
 	const struct config_endpoint *e = target(cl);
@@ -910,7 +910,7 @@ static uint64_t probe_deadline(const struct client *cl)
 	return cl->probe ? session_next_deadline(cl->probe) : KS_NEVER;
 }
 
-static void on_probe_resolved(void *arg, const struct resolver_result *res)
+static void on_probe_resolved(const struct resolver_result *res, void *arg)
 {
 	struct client *cl = arg;
 	struct sockaddr_storage any;
@@ -1255,7 +1255,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 }
 
 /* /healthz: 200 only while a session is up; else 503 and why. */
-static bool healthy(void *arg, char *why, size_t whylen)
+static bool healthy(char *why, size_t whylen, void *arg)
 {
 	struct client *cl = arg;
 	uint64_t now = clock_mono_ms();

@@ -239,7 +239,7 @@ static void bound_addr(const struct sockaddr_storage *ss, struct socks5_addr *ou
 	}
 }
 
-static void on_connected(void *arg, const struct tcp_connect_result *res)
+static void on_connected(const struct tcp_connect_result *res, void *arg)
 {
 	struct estream *es = arg;
 	struct tcp_conn_cb cb = { on_tcp, es };
@@ -309,7 +309,7 @@ static void connect_to(struct estream *es, const struct sockaddr_storage *addrs,
 	es->phase = ES_CONNECT;
 }
 
-static void on_resolved(void *arg, const struct resolver_result *res)
+static void on_resolved(const struct resolver_result *res, void *arg)
 {
 	struct estream *es = arg;
 
