@@ -201,7 +201,7 @@ static double self_cpu(void)
 	       ru.ru_stime.tv_usec / 1e6;
 }
 
-static int on_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int on_output(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct lsess *l = user;
 

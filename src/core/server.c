@@ -130,7 +130,7 @@ static void touched(struct server *srv, struct entry *e)
 	enqueue(srv, e);
 }
 
-static void on_changed(void *ctx, struct session *s)
+static void on_changed(struct session *s, void *ctx)
 {
 	struct entry *e = ctx;
 
@@ -289,7 +289,7 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 	 * outage (docs/PROTOCOL.md, session L3) keeps using its old session,
 	 * and this one idles out; a restarted client sends at once. */
 	e->supersede = srv->one_per_user || sessions_get(srv->table, ev->sid)->has_instance;
-	if (srv->output(srv->output_user, srv->scratch.open, ev->len, from) < 0)
+	if (srv->output(srv->scratch.open, ev->len, from, srv->output_user) < 0)
 		srv->dropped++; /* the client retries its init */
 	return 0;
 }
@@ -302,7 +302,7 @@ static void challenge(struct server *srv, uint64_t sid, uint64_t now)
 	ssize_t n = sessions_seal_challenge(srv->table, sid, srv->rng, now, srv->scratch.seal,
 	                                    sizeof srv->scratch.seal, &to);
 
-	if (n > 0 && srv->output(srv->output_user, srv->scratch.seal, (size_t)n, to) < 0)
+	if (n > 0 && srv->output(srv->scratch.seal, (size_t)n, to, srv->output_user) < 0)
 		srv->dropped++;
 }
 
@@ -324,7 +324,7 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 		return on_new(srv, &ev, from, now);
 	if (ev.kind == SESSIONS_EV_REFUSED) {
 		/* The sender proved its PSK: it hears why (handshake 4.6). */
-		if (srv->output(srv->output_user, srv->scratch.open, ev.len, from) < 0)
+		if (srv->output(srv->scratch.open, ev.len, from, srv->output_user) < 0)
 			srv->dropped++;
 		return KS_ERR_UNSUPPORTED;
 	}

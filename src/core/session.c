@@ -97,7 +97,7 @@ static uint64_t after(uint64_t a, uint64_t b) { return a > KS_NEVER - b ? KS_NEV
 
 static void emit(struct session *s, const uint8_t *d, size_t len, const struct sessions_addr *to)
 {
-	if (s->output(s->output_user, d, len, to) < 0) {
+	if (s->output(d, len, to, s->output_user) < 0) {
 		s->st.output_drops++;
 		return;
 	}
@@ -980,7 +980,7 @@ void session_close(struct session *s, uint64_t now)
 	}
 	finish(s, now);
 	if (s->changed)
-		s->changed(s->changed_ctx, s);
+		s->changed(s, s->changed_ctx);
 }
 
 void session_pump(struct session *s, uint64_t now)
@@ -990,7 +990,7 @@ void session_pump(struct session *s, uint64_t now)
 	check_rekey(s, now);
 	finish(s, now);
 	if (s->changed)
-		s->changed(s->changed_ctx, s);
+		s->changed(s, s->changed_ctx);
 }
 
 void session_flush(struct session *s, uint64_t now)
@@ -999,7 +999,7 @@ void session_flush(struct session *s, uint64_t now)
 	flush(s, now);
 	finish(s, now);
 	if (s->changed)
-		s->changed(s->changed_ctx, s);
+		s->changed(s, s->changed_ctx);
 }
 
 struct mux *session_mux(struct session *s)

@@ -109,8 +109,8 @@ struct session_event {
  * for a server session (a view valid during the call). Return 0, or a
  * negative code when the datagram was dropped (counted; KCP retransmits).
  * Must not call back into the session. */
-typedef int (*session_output_fn)(void *user, const uint8_t *d, size_t len,
-                                 const struct sessions_addr *to);
+typedef int (*session_output_fn)(const uint8_t *d, size_t len, const struct sessions_addr *to,
+                                 void *user);
 
 struct session_client_config {
 	const uint8_t *server_pub;        /* KEYS_LEN bytes, copied */
@@ -291,7 +291,7 @@ struct session_scratch {
 
 /* Called at the end of session_pump on a server session so its server
  * can re-file its deadline and poll its events. */
-typedef void (*session_changed_fn)(void *ctx, struct session *s);
+typedef void (*session_changed_fn)(struct session *s, void *ctx);
 
 struct session_server_config {
 	struct sessions *table;          /* borrowed: seals for sid, gives addresses */

@@ -863,7 +863,7 @@ static void free_probe(struct client *cl)
 	cl->probe_done = cl->probe_ok = false;
 }
 
-static int on_probe_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int on_probe_output(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct client *cl = user;
 
@@ -1037,7 +1037,7 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 	}
 }
 
-static int on_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int on_output(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct client *cl = user;
 

@@ -630,7 +630,7 @@ static void on_timer(uint64_t now, void *arg)
 
 /* --- datagrams ------------------------------------------------------------------------ */
 
-static int on_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int on_output(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct exitd *x = user;
 	struct sockaddr_storage ss;

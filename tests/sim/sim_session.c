@@ -98,7 +98,7 @@ static struct sessions_addr addr_of(uint8_t last)
 	return a;
 }
 
-static int c_out(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int c_out(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct world *w = user;
 
@@ -109,7 +109,7 @@ static int c_out(void *user, const uint8_t *d, size_t len, const struct sessions
 	return netsim_link_send(w->c2s, d, len, w->now);
 }
 
-static int s_out(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int s_out(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct world *w = user;
 

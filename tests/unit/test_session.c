@@ -39,7 +39,7 @@ struct fix {
 	struct queue c2s, s2c;
 };
 
-static int q_out(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int q_out(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct queue *q = user;
 
