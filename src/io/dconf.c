@@ -102,7 +102,7 @@ char *dconf_read_secret_file(const char *path, size_t max, size_t *len, char *er
 	return text;
 }
 
-static void help_out(void *ctx, const char *text, size_t len) { fwrite(text, 1, len, ctx); }
+static void help_out(const char *text, size_t len, void *ctx) { fwrite(text, 1, len, ctx); }
 
 static void print_help(enum config_role role, const char *usage)
 {
