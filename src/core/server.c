@@ -2,11 +2,12 @@
  * one event queue. Steps S1.. refer to docs/PROTOCOL.md (session) section 5.
  *
  * Each live session has an entry: in slots[] at its table slot (the low 16
- * bits of its sid, limits.h), in the deadline heap, on the event queue
- * while it may have events, and on the flush list (owed[]) from a
- * datagram's payload to the end of the batch. Ending a session is two steps: it leaves
- * slots[] and the heap at once (unreachable for datagrams and timers), and
- * its memory goes only after its LOST event was taken.
+ * bits of its sid, limits.h; for calls by sid), as the table slot's user
+ * pointer (so a datagram costs the table's one lookup and no other), in
+ * the deadline heap, on the event queue while it may have events, and on
+ * the flush list from a datagram's payload to the end of the batch. Ending a session is two steps:
+ * it leaves slots[] and the heap at once (unreachable for datagrams and timers), and its memory
+ * goes only after its LOST event was taken.
  */
 #include "core/server.h"
 
@@ -23,10 +24,12 @@ struct entry {
 	size_t heap_idx; /* position in srv->heap while live */
 	bool closed;     /* out of slots[] and the heap; waiting for LOST */
 	bool queued;     /* on the event queue */
-	bool owed;       /* its sid is on owed[]: took a payload this batch */
+	bool owed;       /* on the flush list: took a payload this batch */
 	bool supersede;  /* on first payload: close the user's others (one_per_user)
 	                    or those of its client instance (6.3) */
 	struct entry *next_ev;
+	struct entry *owed_prev, *owed_next; /* the flush list, while owed */
+	void *owner;                         /* borrowed: the daemon's (server_set_owner) */
 };
 
 struct server {
@@ -41,8 +44,7 @@ struct server {
 	struct entry **slots; /* owned array of cap; entries owned */
 	struct entry **due;   /* owned array of cap: the deadline heap's storage */
 	struct heap heap;     /* over due[]: views of slots[] entries, earliest first */
-	uint64_t *owed;       /* owned array of cap: sids that owe a flush (E6) */
-	size_t n_owed;
+	struct entry *owed;   /* the flush list (E6): sessions that took a payload */
 	size_t cap;
 	struct entry *ev_head, *ev_tail; /* event queue, FIFO */
 	uint64_t dropped, created, lost[SESSION_LOST_REASONS];
@@ -102,6 +104,33 @@ static struct entry *lookup(const struct server *srv, uint64_t sid)
 	return e && e->sid == sid ? e : NULL;
 }
 
+/* The flush list: O(1) in and out, so a session that ends leaves it at
+ * once and the flush never meets a freed entry. */
+static void owe(struct server *srv, struct entry *e)
+{
+	if (e->owed)
+		return;
+	e->owed = true;
+	e->owed_prev = NULL;
+	e->owed_next = srv->owed;
+	if (srv->owed)
+		srv->owed->owed_prev = e;
+	srv->owed = e;
+}
+
+static void unowe(struct server *srv, struct entry *e)
+{
+	if (!e->owed)
+		return;
+	e->owed = false;
+	if (e->owed_prev)
+		e->owed_prev->owed_next = e->owed_next;
+	else
+		srv->owed = e->owed_next;
+	if (e->owed_next)
+		e->owed_next->owed_prev = e->owed_prev;
+}
+
 /* S5: unreachable now, freed when its LOST has been taken. */
 static void close_entry(struct server *srv, struct entry *e, enum session_lost_reason reason)
 {
@@ -110,6 +139,7 @@ static void close_entry(struct server *srv, struct entry *e, enum session_lost_r
 	session_end(e->s, reason);
 	(void)sessions_close(srv->table, e->sid); /* already gone if superseded */
 	unfile(srv, e);
+	unowe(srv, e);
 	srv->slots[e->sid & SLOT_MASK] = NULL;
 	e->closed = true;
 	srv->lost[reason]++;
@@ -159,8 +189,7 @@ int server_new(struct server **out, const struct server_config *cfg)
 	srv->cap = cfg->table.capacity;
 	srv->slots = calloc(srv->cap, sizeof *srv->slots);
 	srv->due = calloc(srv->cap, sizeof *srv->due);
-	srv->owed = calloc(srv->cap, sizeof *srv->owed);
-	if (!srv->slots || !srv->due || !srv->owed)
+	if (!srv->slots || !srv->due)
 		goto err;
 	srv->heap.a = srv->due;
 	if (cfg->mux) {
@@ -177,7 +206,6 @@ int server_new(struct server **out, const struct server_config *cfg)
 err:
 	free(srv->slots);
 	free(srv->due);
-	free(srv->owed);
 	sessions_free(srv->table);
 	free(srv);
 	return rc;
@@ -202,7 +230,6 @@ void server_free(struct server *srv)
 	}
 	free(srv->slots);
 	free(srv->due);
-	free(srv->owed);
 	sessions_free(srv->table);
 	free(srv);
 }
@@ -280,6 +307,7 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 		return rc;
 	}
 	srv->slots[ev->sid & SLOT_MASK] = e;
+	(void)sessions_set_owner(srv->table, ev->sid, e); /* live: it was just made */
 	heap_push(&srv->heap, &due_ops, NULL, &e);
 	enqueue(srv, e);
 	srv->created++;
@@ -328,9 +356,10 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 			srv->dropped++;
 		return KS_ERR_UNSUPPORTED;
 	}
-	/* S4: the payload of an established session. */
-	e = lookup(srv, ev.sid);
-	if (!e)
+	/* S4: the payload of an established session: its entry came with it
+	 * (the table slot's owner pointer), no second lookup. */
+	e = ev.owner;
+	if (!e || e->sid != ev.sid)
 		return KS_ERR_CLOSED;
 	if (e->supersede) {
 		e->supersede = false;
@@ -338,14 +367,7 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 	}
 	if (ev.len) {
 		(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);
-		/* E6: its ACKs leave in server_flush, with the batch's others.
-		 * By sid, not pointer: a session that ends before the flush
-		 * drops off by itself (lookup fails). A full list leaves it to
-		 * the timer: its deadline is now while it owes (E6). */
-		if (!e->owed && srv->n_owed < srv->cap) {
-			e->owed = true;
-			srv->owed[srv->n_owed++] = e->sid;
-		}
+		owe(srv, e); /* E6: its ACKs leave in server_flush, with the batch's */
 	}
 	touched(srv, e);
 	if (ev.challenge && !e->closed)
@@ -372,15 +394,10 @@ void server_on_timer(struct server *srv, uint64_t now)
  * a no-op. */
 void server_flush(struct server *srv, uint64_t now)
 {
-	size_t n = srv->n_owed;
+	struct entry *e;
 
-	srv->n_owed = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct entry *e = lookup(srv, srv->owed[i]);
-
-		if (!e || !e->owed)
-			continue;
-		e->owed = false;
+	while ((e = srv->owed) != NULL) {
+		unowe(srv, e);
 		session_flush(e->s, now); /* re-files it (on_changed) */
 	}
 }
@@ -400,6 +417,7 @@ int server_next_event(struct server *srv, struct server_event *ev)
 		if (session_next_event(e->s, &ev->ev) == 0) {
 			ev->sid = e->sid;
 			ev->session = e->closed ? NULL : e->s;
+			ev->owner = e->owner;
 			return 0;
 		}
 		srv->ev_head = e->next_ev;
@@ -433,6 +451,16 @@ int server_close(struct server *srv, uint64_t sid)
 
 const struct sessions *server_table(const struct server *srv) { return srv->table; }
 
+int server_set_owner(struct server *srv, uint64_t sid, void *owner)
+{
+	struct entry *e = lookup(srv, sid);
+
+	if (!e)
+		return KS_ERR_CLOSED;
+	e->owner = owner;
+	return 0;
+}
+
 int server_set_users(struct server *srv, const struct keys_user *users, size_t n_users,
                      const uint32_t *map, uint64_t now_unix_ms)
 {
@@ -451,7 +479,7 @@ void server_stats(const struct server *srv, struct server_stats *st)
 
 size_t server_mem_bytes(const struct server *srv)
 {
-	size_t n = sizeof *srv + srv->cap * (2 * sizeof(struct entry *) + sizeof(uint64_t));
+	size_t n = sizeof *srv + srv->cap * 2 * sizeof(struct entry *);
 
 	for (size_t i = 0; i < srv->heap.n; i++)
 		n += sizeof(struct entry) + session_mem_bytes(srv->due[i]->s);
@@ -480,6 +508,9 @@ bool server_check(const struct server *srv)
 		in_slots += srv->slots[i] != NULL;
 	for (const struct entry *e = srv->ev_head; e; e = e->next_ev)
 		if (!e->queued || (e->closed && session_state(e->s) != SESSION_CLOSED))
+			return false;
+	for (const struct entry *e = srv->owed; e; e = e->owed_next)
+		if (!e->owed || e->closed || (e->owed_next && e->owed_next->owed_prev != e))
 			return false;
 	return in_slots == srv->heap.n && sessions_live(srv->table) == srv->heap.n;
 }

@@ -52,6 +52,7 @@ struct server_config {
 struct server_event {
 	uint64_t sid;
 	struct session *session; /* borrowed; NULL for SESSION_EV_LOST */
+	void *owner;             /* the daemon's pointer (server_set_owner), LOST included */
 	struct session_event ev;
 };
 
@@ -113,6 +114,11 @@ KS_MUST_CHECK int server_next_event(struct server *srv, struct server_event *ev)
  * NULL. Use session_mux and session_pump on it; session_pump re-files its
  * deadline here. */
 struct session *server_session(struct server *srv, uint64_t sid);
+
+/* server_set_owner hangs the daemon's object on session sid: every later
+ * event of it carries it (server_event.owner), so the daemon needs no
+ * table of its own. Returns 0 or KS_ERR_CLOSED. */
+int server_set_owner(struct server *srv, uint64_t sid, void *owner);
 
 /* server_close ends session sid now (SESSION_LOST_CLOSED; streams reset,
  * no datagram sent). Returns 0 or KS_ERR_CLOSED. */

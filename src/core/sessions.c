@@ -115,6 +115,16 @@ static void release(struct sessions *t, struct sessions_slot *s)
 	t->free_ids[t->n_free++] = (uint32_t)(s - t->slots);
 }
 
+int sessions_set_owner(struct sessions *t, uint64_t sid, void *owner)
+{
+	struct sessions_slot *s = find(t, sid);
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	s->owner = owner;
+	return 0;
+}
+
 int sessions_close(struct sessions *t, uint64_t sid)
 {
 	struct sessions_slot *s = find(t, sid);
@@ -409,7 +419,8 @@ static int on_data(struct sessions *t, const struct sessions_addr *from, uint64_
 		                       .sid = sid,
 		                       .len = (size_t)n,
 		                       .moved = moved,
-		                       .challenge = challenge };
+		                       .challenge = challenge,
+		                       .owner = s->owner };
 	return 0;
 }
 

@@ -74,6 +74,8 @@ struct sessions_slot {
 	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
 	uint32_t next_of_user; /* the user's next session: slot index + 1, 0: none */
 	struct envelope env;
+	void *owner; /* borrowed: the owner's object for this session
+	               (sessions_set_owner), NULL until set */
 };
 
 struct sessions_config {
@@ -119,6 +121,8 @@ struct sessions_event {
 	bool challenge;      /* DATA: send sessions_seal_challenge for sid now */
 	uint64_t superseded; /* NEW: sid of an older session of the same user that
 	                        was closed to make room (0: none) */
+	void *owner;         /* DATA: the session's owner pointer (sessions_set_owner),
+	                        so the owner needs no lookup of its own */
 };
 
 /* sessions_new allocates a table. Returns 0 and sets *out, or KS_ERR_INVAL
@@ -173,6 +177,10 @@ void sessions_path_write(uint8_t out[static SESSIONS_PATH_LEN], uint32_t conv, u
 /* sessions_get returns the live session sid, or NULL (view valid until the
  * next call that changes t). */
 const struct sessions_slot *sessions_get(const struct sessions *t, uint64_t sid);
+
+/* sessions_set_owner hangs the owner's object on live session sid; DATA
+ * events of it carry it. Returns 0 or KS_ERR_CLOSED. */
+int sessions_set_owner(struct sessions *t, uint64_t sid, void *owner);
 
 /* sessions_close ends session sid and wipes its keys. Returns 0 or
  * KS_ERR_CLOSED. */

@@ -381,6 +381,7 @@ static void test_ack_rides_with_data(void **state)
 	deliver_c2s(f, srv, 1030);
 	assert_int_equal(f->s2c.sent, sent);
 	assert_int_equal(server_next_deadline(srv), 1030);
+	assert_true(server_check(srv)); /* the session is on the flush list */
 	/* The application answers: reply and data, then one pump. */
 	ss = take_open(srv, &sid);
 	assert_int_equal(mux_stream_reply(session_mux(ss), sid, rep, sizeof rep), 0);
@@ -772,17 +773,24 @@ static void test_server_close(void **state)
 	struct server_event sev;
 	struct server_stats st;
 	uint64_t sid, sent;
+	int owner;
 
 	(void)state;
 	connect_pair(f, &c, &srv, 0);
 	sid = session_sid(c);
 	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_null(sev.owner);
+	/* The daemon's pointer rides on every later event, LOST included. */
+	assert_int_equal(server_set_owner(srv, sid, &owner), 0);
+	assert_int_equal(server_set_owner(srv, sid + 1, &owner), KS_ERR_CLOSED);
 	sent = f->s2c.sent;
 	assert_int_equal(server_close(srv, sid), 0);
 	assert_int_equal(server_close(srv, sid), KS_ERR_CLOSED);
+	assert_int_equal(server_set_owner(srv, sid, NULL), KS_ERR_CLOSED);
 	assert_int_equal(server_next_event(srv, &sev), 0);
 	assert_int_equal(sev.ev.type, SESSION_EV_LOST);
 	assert_int_equal(sev.ev.reason, SESSION_LOST_CLOSED);
+	assert_ptr_equal(sev.owner, &owner);
 	assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
 	assert_int_equal(f->s2c.sent, sent);
 	server_stats(srv, &st);
