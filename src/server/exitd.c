@@ -39,7 +39,8 @@
 enum estream_phase { ES_RESOLVE, ES_CONNECT, ES_RELAY, ES_ZOMBIE };
 
 struct tunnel {
-	struct exitd *x; /* borrowed */
+	struct exitd *x;   /* borrowed */
+	struct session *s; /* borrowed from the server: valid until its LOST is handled */
 	uint64_t sid;
 	char user[KEYS_NAME_MAX + 1]; /* a copy: a reload frees the config's */
 	size_t ui;                    /* index of user in x->cu, or x->n_users if unknown */
@@ -116,15 +117,12 @@ static struct tunnel **tunnel_slot(struct exitd *x, uint64_t sid)
 	return pp;
 }
 
-static struct tunnel *tunnel_find(struct exitd *x, uint64_t sid) { return *tunnel_slot(x, sid); }
-
-/* The mux of a tunnel, fresh from the core (NULL once it ended). */
+/* The mux of a tunnel (NULL once its session ended). */
 static struct mux *tunnel_mux(void *ctx)
 {
-	struct tunnel *t = ctx;
-	struct session *s = server_session(t->x->core, t->sid);
+	const struct tunnel *t = ctx;
 
-	return s ? session_mux(s) : NULL;
+	return session_mux(t->s);
 }
 
 /* --- streams --------------------------------------------------------------------- */
@@ -481,7 +479,10 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 		return;
 	}
 	t->x = x;
+	t->s = s;
 	t->sid = sid;
+	/* Its events carry t from now on: no lookup of ours per datagram. */
+	(void)server_set_owner(x->core, sid, t);
 	t->ui = slot && slot->user < x->n_users ? slot->user : x->n_users;
 	snprintf(t->user, sizeof t->user, "%s", t->ui < x->n_users ? x->cu[t->ui].name : "?");
 	if (t->ui < x->n_users)
@@ -535,7 +536,7 @@ static void on_event(struct exitd *x, const struct server_event *ev)
 	case SESSION_EV_LOST: on_lost(x, ev->sid, ev->ev.reason); break;
 	case SESSION_EV_HANDSHAKE_FAILED: break;
 	case SESSION_EV_STREAM:
-		t = tunnel_find(x, ev->sid);
+		t = ev->owner;
 		if (t && ev->session)
 			on_stream_event(x, t, &ev->ev.stream);
 		break;
@@ -575,10 +576,9 @@ static bool pump_dirty(struct exitd *x, uint64_t now)
 	while ((h = relay_host_take_dirty(&x->dirty_hosts)) != NULL) {
 		struct tunnel *t =
 		        (struct tunnel *)(void *)((char *)h - offsetof(struct tunnel, host));
-		struct session *s = server_session(x->core, t->sid);
-
-		if (s) {
-			session_pump(s, now);
+		/* t->s is valid while t is: a closed one waits for its LOST. */
+		if (session_state(t->s) == SESSION_ESTABLISHED) {
+			session_pump(t->s, now);
 			any = true;
 		}
 	}
