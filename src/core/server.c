@@ -40,6 +40,7 @@ struct server {
 	const struct rng_source *rng; /* borrowed */
 	session_output_fn output;
 	void *output_user; /* borrowed */
+	session_slot_fn slot;
 	bool one_per_user;
 	struct entry **slots; /* owned array of cap; entries owned */
 	struct entry **due;   /* owned array of cap: the deadline heap's storage */
@@ -200,6 +201,7 @@ int server_new(struct server **out, const struct server_config *cfg)
 	srv->rng = cfg->rng;
 	srv->output = cfg->output;
 	srv->output_user = cfg->output_user;
+	srv->slot = cfg->slot;
 	srv->one_per_user = cfg->one_session_per_user;
 	*out = srv;
 	return 0;
@@ -271,6 +273,7 @@ static int make_entry(struct server *srv, uint64_t sid, uint64_t now, struct ent
 		.scratch = &srv->scratch,
 		.output = srv->output,
 		.output_user = srv->output_user,
+		.slot = srv->slot,
 		.changed = on_changed,
 		.changed_ctx = e,
 	};

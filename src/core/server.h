@@ -39,6 +39,7 @@ struct server_config {
 	const struct rng_source *rng; /* borrowed, outlives the server */
 	session_output_fn output;     /* required */
 	void *output_user;            /* borrowed */
+	session_slot_fn slot;         /* optional, for every session (session.h) */
 	/* true: a user's new session closes every older session of that user
 	 * (a restarted client frees its old streams at once). false: only the
 	 * table's cap of SESSIONS_PER_USER_MAX supersedes, and a restarted

@@ -39,6 +39,7 @@ struct session {
 	const struct rng_source *rng; /* borrowed */
 	session_output_fn output;
 	void *output_user;               /* borrowed */
+	session_slot_fn slot;            /* may be NULL */
 	struct mux_config mux_cfg;       /* copied */
 	struct transport_local local;    /* this end's KCP policy, copied */
 	struct session_scratch *scratch; /* owned (client) or borrowed (server) */
@@ -113,13 +114,23 @@ static int kcp_out(const uint8_t *dgram, size_t len, void *user)
 	struct session *s = user;
 	const struct sessions_addr *to = NULL;
 	uint8_t *out = s->scratch->seal;
+	size_t cap = sizeof s->scratch->seal;
 	ssize_t n;
 
+	/* Straight into the caller's send slot when it lends one. */
+	if (s->slot) {
+		size_t slot_cap = 0;
+		uint8_t *slot = s->slot(&slot_cap, s->output_user);
+
+		if (slot && slot_cap >= ENVELOPE_MAX_DATAGRAM) {
+			out = slot;
+			cap = slot_cap;
+		}
+	}
 	if (s->role == SESSION_CLIENT)
-		n = envelope_seal(&s->env, s->rng, dgram, len, out, sizeof s->scratch->seal);
+		n = envelope_seal(&s->env, s->rng, dgram, len, out, cap);
 	else
-		n = sessions_seal(s->table, s->sid, s->rng, dgram, len, out,
-		                  sizeof s->scratch->seal, &to);
+		n = sessions_seal(s->table, s->sid, s->rng, dgram, len, out, cap, &to);
 	if (n < 0) {
 		s->st.output_drops++;
 		return (int)n;
@@ -617,6 +628,7 @@ static void client_fill(struct session *s, const struct session_client_config *c
 	s->rng = cfg->rng;
 	s->output = cfg->output;
 	s->output_user = cfg->output_user;
+	s->slot = cfg->slot;
 	memcpy(s->spub, cfg->server_pub, KEYS_LEN);
 	keys_derive_public(&kp, s->spub);
 	memcpy(s->hdr, kp.hdr, KEYS_LEN);
@@ -678,6 +690,7 @@ int session_server_new(struct session **out, const struct session_server_config 
 	s->scratch = cfg->scratch;
 	s->output = cfg->output;
 	s->output_user = cfg->output_user;
+	s->slot = cfg->slot;
 	s->table = cfg->table;
 	s->changed = cfg->changed;
 	s->changed_ctx = cfg->changed_ctx;

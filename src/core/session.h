@@ -112,6 +112,15 @@ struct session_event {
 typedef int (*session_output_fn)(const uint8_t *d, size_t len, const struct sessions_addr *to,
                                  void *user);
 
+/* slot (optional) lends the buffer the next KCP datagram is sealed into,
+ * so the seal lands where the datagram leaves from (a UDP send slot) and
+ * is not copied again: *cap is set to its size. The next output call
+ * hands that same pointer back as d; a seal that fails leaves it unused.
+ * NULL (or a buffer smaller than ENVELOPE_MAX_DATAGRAM): the seal goes to
+ * the session's scratch and output copies it. Must not call back into the
+ * session. */
+typedef uint8_t *(*session_slot_fn)(size_t *cap, void *user);
+
 struct session_client_config {
 	const uint8_t *server_pub;        /* KEYS_LEN bytes, copied */
 	const struct keys_user *user;     /* name and PSK, copied */
@@ -119,7 +128,8 @@ struct session_client_config {
 	const struct mux_config *mux;     /* NULL: defaults; copied */
 	const struct rng_source *rng;     /* borrowed, outlives the session */
 	session_output_fn output;         /* required */
-	void *output_user;                /* borrowed, passed to output */
+	void *output_user;                /* borrowed, passed to output and slot */
+	session_slot_fn slot;             /* NULL: seal into the scratch, output copies */
 	uint32_t silent_ms;               /* restart detection, 0: SESSION_SILENT_MS_DEFAULT */
 	uint32_t hs_timeout_ms;           /* one handshake attempt, 0: SESSION_HS_TIMEOUT_MS */
 	uint32_t dead_path_ms;            /* L6, 0: SESSION_DEAD_PATH_MS_DEFAULT */
@@ -304,6 +314,7 @@ struct session_server_config {
 	struct session_scratch *scratch; /* borrowed */
 	session_output_fn output;
 	void *output_user;
+	session_slot_fn slot; /* NULL: seal into the scratch, output copies */
 	session_changed_fn changed;
 	void *changed_ctx;
 };

@@ -61,8 +61,19 @@ ssize_t peer_read(struct peer *p)
 
 const struct udp_dgram *peer_dgram(const struct peer *p, size_t i) { return udp_rx_get(p->rx, i); }
 
+uint8_t *peer_slot(struct peer *p, size_t *cap)
+{
+	uint8_t *slot = udp_tx_slot(p->tx);
+
+	*cap = slot ? UDP_DATAGRAM_MAX : 0;
+	return slot;
+}
+
 int peer_send(struct peer *p, const uint8_t *d, size_t len, const struct sockaddr_storage *to)
 {
+	/* Sealed in place (peer_slot): no copy. */
+	if (d && d == udp_tx_slot(p->tx))
+		return udp_tx_commit(p->tx, len, to);
 	return udp_tx_queue(p->tx, d, len, to);
 }
 

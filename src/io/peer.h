@@ -39,8 +39,14 @@ int peer_fd(const struct peer *p);
 KS_MUST_CHECK ssize_t peer_read(struct peer *p);
 const struct udp_dgram *peer_dgram(const struct peer *p, size_t i);
 
+/* peer_slot lends the send queue's next free buffer (*cap bytes) for a
+ * datagram to be written in place, or returns NULL when the queue is full
+ * (after one flush attempt). Valid until the next call on p. */
+uint8_t *peer_slot(struct peer *p, size_t *cap);
+
 /* peer_send queues one datagram for to (NULL: the socket's connected
- * peer). Returns 0, or KS_ERR_FULL / KS_ERR_TOOBIG (dropped, counted). */
+ * peer): copied, or, when d is the buffer peer_slot lent, committed where
+ * it is. Returns 0, or KS_ERR_FULL / KS_ERR_TOOBIG (dropped, counted). */
 KS_MUST_CHECK int peer_send(struct peer *p, const uint8_t *d, size_t len,
                             const struct sockaddr_storage *to);
 

@@ -722,8 +722,8 @@ static void outage_end(struct client *cl, uint64_t now)
 
 static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg);
 
-static int new_session(struct client *cl, struct session **out, session_output_fn output, char *err,
-                       size_t errlen);
+static int new_session(struct client *cl, struct session **out, session_output_fn output,
+                       session_slot_fn slot, char *err, size_t errlen);
 
 static const struct config_endpoint *target(const struct client *cl)
 {
@@ -928,7 +928,7 @@ static void on_probe_resolved(const struct resolver_result *res, void *arg)
 		}
 	}
 	if (!cl->probe_peer || peer_connect(cl->probe_peer, &res->addrs[0], err, sizeof err) != 0 ||
-	    new_session(cl, &cl->probe, on_probe_output, err, sizeof err) != 0)
+	    new_session(cl, &cl->probe, on_probe_output, NULL, err, sizeof err) != 0)
 		cl->probe_done = true; /* freed by maybe_return; again later */
 }
 
@@ -1043,6 +1043,14 @@ static int on_output(const uint8_t *d, size_t len, const struct sessions_addr *t
 
 	(void)to;
 	return peer_send(cl->peer, d, len, NULL);
+}
+
+/* The seal goes straight into the socket's send queue (peer_slot). */
+static uint8_t *on_slot(size_t *cap, void *user)
+{
+	struct client *cl = user;
+
+	return cl->peer ? peer_slot(cl->peer, cap) : NULL;
 }
 
 static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
@@ -1279,8 +1287,8 @@ static bool healthy(char *why, size_t whylen, void *arg)
 
 /* --- set-up ------------------------------------------------------------------------ */
 
-static int new_session(struct client *cl, struct session **out, session_output_fn output, char *err,
-                       size_t errlen)
+static int new_session(struct client *cl, struct session **out, session_output_fn output,
+                       session_slot_fn slot, char *err, size_t errlen)
 {
 	struct session_client_config sc = { 0 };
 	struct keys_user user;
@@ -1301,6 +1309,7 @@ static int new_session(struct client *cl, struct session **out, session_output_f
 	sc.rng = &cl->rng;
 	sc.output = output;
 	sc.output_user = cl;
+	sc.slot = slot;
 	sc.instance = cl->instance;
 	rc = session_client_new(out, &sc, clock_mono_ms());
 	socks5_wipe(&user, sizeof user);
@@ -1311,7 +1320,7 @@ static int new_session(struct client *cl, struct session **out, session_output_f
 
 static int make_session(struct client *cl, char *err, size_t errlen)
 {
-	return new_session(cl, &cl->sess, on_output, err, errlen);
+	return new_session(cl, &cl->sess, on_output, on_slot, err, errlen);
 }
 
 static int open_sockets(struct client *cl, char *err, size_t errlen)

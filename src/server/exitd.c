@@ -642,6 +642,14 @@ static int on_output(const uint8_t *d, size_t len, const struct sessions_addr *t
 	return peer_send(x->peer, d, len, &ss);
 }
 
+/* The seal goes straight into the socket's send queue (peer_slot). */
+static uint8_t *on_slot(size_t *cap, void *user)
+{
+	struct exitd *x = user;
+
+	return x->peer ? peer_slot(x->peer, cap) : NULL;
+}
+
 /* Handshake refusals a user can fix, at info, rate-limited (a flood of
  * them is the counters' business): found by what the datagram added to
  * the handshake counters. */
@@ -943,6 +951,7 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.rng = &x->rng;
 	sc.output = on_output;
 	sc.output_user = x;
+	sc.slot = on_slot;
 	/* Several devices of one user coexist up to sessions_per_user (the
 	 * idlest is superseded beyond it). With 1, a user is one client: a
 	 * restarted client's new session frees the old one's streams at once. */

@@ -72,6 +72,21 @@ static void datagrams_batch_and_arrive(void **state)
 	assert_int_equal(st.rx->datagrams, 100);
 	assert_true(st.rx->calls < 100);
 	assert_int_equal(peer_send(a, d, 0, &baddr), KS_ERR_TOOBIG);
+	/* Written in place in a lent slot: committed, not copied. */
+	{
+		size_t cap = 0;
+		uint8_t *slot = peer_slot(a, &cap);
+
+		assert_non_null(slot);
+		assert_int_equal(cap, UDP_DATAGRAM_MAX);
+		memset(slot, 0xab, 50);
+		assert_int_equal(peer_send(a, slot, 50, &baddr), 0);
+		assert_int_equal(peer_pending(a), 1);
+		assert_int_equal(peer_flush(a), 0);
+		assert_int_equal(read_all(b, 1, &last0, &last_len), 1);
+		assert_int_equal(last_len, 50);
+		assert_int_equal(last0, 0xab);
+	}
 	assert_int_equal(peer_flush(NULL), 0);
 	peer_free(a);
 	peer_free(b);
