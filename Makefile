@@ -57,7 +57,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
-        test-socks5-realistic test-soak test-fault test-adversarial test-integration-full bench-envelope bench-mux bench-peers bench-handshake asan fuzz fuzz-run check check-format check-layering format \
+        test-socks5-realistic test-soak test-fault test-adversarial test-integration-full bench-envelope bench-mux bench-peers bench-handshake bench-udp asan fuzz fuzz-run check check-format check-layering format \
         bench bench-kcp clean run profile cross test-cross test-cross-replay test-cross-e2e test-cross-all bench-cross
 
 all: $(BINS) $(TOOLS)
@@ -75,6 +75,7 @@ help:
 	@echo 'make bench-kcp|bench-envelope|bench-mux  one core benchmark (simulated, no network)'
 	@echo 'make bench-handshake       the server under handshake floods (real daemons, loopback)'
 	@echo 'make bench-cross           sizes, libraries and 32-bit RSS of the cross-built daemons (docs/bench/cross.md)'
+	@echo 'make bench-udp             UDP ASSOCIATE: DNS latency idle/under bulk, echo at 1 % loss vs ss-local -u'
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
 	@echo 'make profile               where the CPU goes on the bulk path (perf, callgrind): build/profile/report.md'
 	@echo 'make cross ARCH=A          the daemons for A = arm64, armhf or mipsel into build/cross-A/ (Debian cross gcc; STATIC=1: -static)'
@@ -170,7 +171,7 @@ test-replay: $(REPLAYS)
 	@scripts/replay-corpus.sh $(REPLAYS)
 
 test-integration: all
-	@scripts/deps.sh metrics
+	@scripts/deps.sh metrics udp
 	@scripts/run-integration.sh fast $(BUILD)
 
 test-socks5-realistic: all
@@ -344,7 +345,7 @@ check-layering: $(CORE_OBJ) $(SIMLIB_OBJ)
 
 # --- benchmarks ------------------------------------------------------------
 
-bench: bench-kcp bench-envelope bench-mux bench-handshake bench-peers bench-cross
+bench: bench-kcp bench-envelope bench-mux bench-handshake bench-peers bench-udp bench-cross
 
 bench-kcp bench-envelope bench-mux: bench-%: $(BENCHES)
 	@scripts/bench.sh $* $(BUILD)
@@ -359,6 +360,10 @@ bench-cross: all
 
 bench-peers: all
 	@scripts/bench.sh peers $(BUILD)
+
+# UDP ASSOCIATE: DNS p50/p99 idle and under bulk, echo at 1 % loss vs ss-local -u.
+bench-udp: all
+	@scripts/bench.sh udp $(BUILD)
 
 # Handshakes/s, the CPU of a refused init, a session during a flood.
 bench-handshake: all

@@ -12,6 +12,10 @@
 # bench.sh handshake BUILD - the daemons under handshake floods
 # (bench/run-handshake.sh): docs/bench/handshake.md.
 #
+# bench.sh udp BUILD - UDP ASSOCIATE: DNS latency through the tunnel idle
+# and during a bulk download, and a UDP echo at 1 % loss beside
+# shadowsocks-libev's ss-local -u (bench/run-udp.sh): docs/bench/udp.md.
+#
 # bench.sh cross BUILD - the footprint of the cross-built daemons
 # (scripts/cross-footprint.sh; make bench-cross builds them first).
 set -euo pipefail
@@ -27,6 +31,19 @@ if [ "$name" = handshake ]; then
 		echo "Command: \`make bench-handshake\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo none))"
 		echo
 		bench/run-handshake.sh "$build"
+	} >"$tmp"
+	mv "$tmp" "$out"
+	cat "$out"
+elif [ "$name" = udp ]; then
+	# UDP ASSOCIATE: DNS latency idle and under bulk, echo at 1 % loss
+	# beside ss-local -u (bench/run-udp.sh).
+	scripts/deps.sh udp || true
+	tmp=$(mktemp)
+	trap 'rm -f "$tmp"' EXIT
+	{
+		echo "## udp"
+		echo
+		bench/run-udp.sh "$build"
 	} >"$tmp"
 	mv "$tmp" "$out"
 	cat "$out"

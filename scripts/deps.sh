@@ -5,6 +5,8 @@
 # package (make test-package: build, lint and install the Debian package;
 # systemd for systemd-analyze and systemd-sysusers, man-db for its man check,
 # strace for the system calls the daemons make),
+# udp (dnsmasq-base: the DNS server fast_udp.sh starts; python3-socks: PySocks,
+# its independent SOCKS5 UDP client; bind9-dnsutils: dig for the direct query),
 # metrics (prometheus, for its promtool: the fast integration suite checks
 # both daemons' /metrics with `promtool check metrics`; the server is not
 # started, see policy-rc.d below),
@@ -18,6 +20,7 @@ set -euo pipefail
 pkgs_build="gcc make python3 curl iproute2 procps clang libclang-rt-14-dev pkg-config libsodium-dev libev-dev libc-ares-dev libcmocka-dev libinih-dev clang-format"
 pkgs_realistic="curl nginx-light gnuplot-nox iproute2 procps"
 pkgs_metrics="prometheus"
+pkgs_udp="dnsmasq-base python3-socks bind9-dnsutils"
 pkgs_package="build-essential debhelper dpkg-dev lintian systemd man-db strace"
 pkgs_bench="curl nginx-light gnuplot-nox kcptun microsocks shadowsocks-libev v2ray valgrind"
 cross_arches="arm64 armhf mipsel"
@@ -37,7 +40,7 @@ want=()
 for set in "$@"; do
 	var="pkgs_$set"
 	if [ -z "${!var:-}" ]; then
-		echo "deps.sh: unknown set '$set' (build, realistic, bench, package, metrics, cross)" >&2
+		echo "deps.sh: unknown set '$set' (build, realistic, bench, package, metrics, udp, cross)" >&2
 		exit 2
 	fi
 	want+=(${!var})

@@ -341,7 +341,16 @@ enum {
 	CONFIG_RULES_MAX = 256,                 /* entries of allow, and of deny */
 	CONFIG_SELF_MAX = 256,                  /* own interface addresses a `self` rule knows */
 	CONFIG_MAX_FDS_MAX = 1048576,
-	CONFIG_CONNECT_TIMEOUT_MIN = 1000,                       /* ms */
+	/* UDP ASSOCIATE (docs/PROTOCOL.md (UDP) U7) */
+	UDP_ASSOCIATIONS_MAX = 1024,    /* per session */
+	UDP_RATE_MAX = 1000000,         /* datagrams per second per association */
+	UDP_QUEUE_BYTES_MIN = 2048,     /* one largest datagram fits */
+	UDP_QUEUE_BYTES_MAX = 16777216, /* per association */
+	UDP_IDLE_MS_MIN = 1000,
+	UDP_IDLE_MS_MAX = 86400000,
+	UDP_SERVER_LOOKUPS_MAX = 8,        /* name lookups in flight per association */
+	UDP_ASSOC_RCVBUF = 1 << 20,        /* receive buffer asked for each association socket */
+	CONFIG_CONNECT_TIMEOUT_MIN = 1000, /* ms */
 	CONFIG_CONNECT_TIMEOUT_MAX = TCP_CONNECT_TIMEOUT_MAX_MS, /* ms */
 };
 /* --- daemons: kcpsocks-local, kcpsocks-server (src/local, src/server,

@@ -46,6 +46,21 @@ const struct config_key config_keys[] = {
 	  NULL, "drop privileges to this user after binding" },
 	{ SEC_COMMON, "max_fds", T_U32, OFF(max_fds), NO_FLAG, 0, CONFIG_MAX_FDS_MAX, NULL, "N",
 	  "0", "raise the open-file limit to N at start (0: keep the inherited limit)" },
+	{ SEC_COMMON, "udp_associations", T_U32, OFF(udp_associations), NO_FLAG, 0,
+	  UDP_ASSOCIATIONS_MAX, NULL, "N", "16",
+	  "UDP ASSOCIATE: associations one session may hold at once (beyond: REP 01); 0: "
+	  "UDP ASSOCIATE refused (REP 07 from the local daemon, REP 02 from the server)" },
+	{ SEC_COMMON, "udp_rate", T_U32, OFF(udp_rate), NO_FLAG, 0, UDP_RATE_MAX, NULL, "N", "2000",
+	  "datagrams per second per UDP association and direction, burst 1 s worth; beyond: "
+	  "dropped, counted (0: unlimited)" },
+	{ SEC_COMMON, "udp_queue_bytes", T_U32, OFF(udp_queue_bytes), NO_FLAG, UDP_QUEUE_BYTES_MIN,
+	  UDP_QUEUE_BYTES_MAX, NULL, "BYTES", "65536",
+	  "datagram bytes per UDP association waiting for a name lookup (server); beyond: "
+	  "dropped, counted" },
+	{ SEC_COMMON, "udp_idle_timeout_ms", T_U32, OFF(udp_idle_timeout_ms), NO_FLAG,
+	  UDP_IDLE_MS_MIN, UDP_IDLE_MS_MAX, NULL, "MS", "120000",
+	  "a UDP association with no datagram either way for this long ends (and its TCP control "
+	  "connection is closed)" },
 
 	{ SEC_LOCAL, "listen", T_ENDPOINT, OFF(local_listen), NO_FLAG, 0, 0, NULL, "HOST:PORT",
 	  "127.0.0.1:1080", "SOCKS5 listen address (TCP)" },

@@ -3,7 +3,8 @@
  *
  * kcpsocks-local and kcpsocks-server read the same INI format:
  *
- *   [common]        profile, log_level, log_target, metrics_listen, run_as, max_fds
+ *   [common]        profile, log_level, log_target, metrics_listen, run_as, max_fds,
+ *                   udp_associations, udp_rate, udp_queue_bytes, udp_idle_timeout_ms
  *                   (keys before any section belong here too)
  *   [local]         listen, server, server_public_key, user, psk, psk_file,
  *                   socks_user, socks_password, connect, connect_file
@@ -92,6 +93,10 @@ struct config {
 	struct config_endpoint metrics_listen; /* loopback only; set == false: off */
 	char run_as[CONFIG_NAME_MAX + 1];      /* drop privileges to this user */
 	uint32_t max_fds;                      /* RLIMIT_NOFILE; 0 = keep */
+	uint32_t udp_associations;             /* per session; 0: UDP ASSOCIATE refused */
+	uint32_t udp_rate;                     /* datagrams/s per association; 0: unlimited */
+	uint32_t udp_queue_bytes;              /* per association, waiting for a lookup */
+	uint32_t udp_idle_timeout_ms;          /* an association silent this long ends */
 
 	/* [local] */
 	struct config_endpoint local_listen;

@@ -41,6 +41,8 @@ struct server {
 	session_output_fn output;
 	void *output_user; /* borrowed */
 	session_slot_fn slot;
+	session_datagram_fn datagram;
+	void *datagram_user; /* borrowed */
 	bool one_per_user;
 	struct entry **slots; /* owned array of cap; entries owned */
 	struct entry **due;   /* owned array of cap: the deadline heap's storage */
@@ -202,6 +204,8 @@ int server_new(struct server **out, const struct server_config *cfg)
 	srv->output = cfg->output;
 	srv->output_user = cfg->output_user;
 	srv->slot = cfg->slot;
+	srv->datagram = cfg->datagram;
+	srv->datagram_user = cfg->datagram_user;
 	srv->one_per_user = cfg->one_session_per_user;
 	*out = srv;
 	return 0;
@@ -276,6 +280,8 @@ static int make_entry(struct server *srv, uint64_t sid, uint64_t now, struct ent
 		.slot = srv->slot,
 		.changed = on_changed,
 		.changed_ctx = e,
+		.datagram = srv->datagram,
+		.datagram_user = srv->datagram_user,
 	};
 	int rc;
 

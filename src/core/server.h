@@ -40,6 +40,8 @@ struct server_config {
 	session_output_fn output;     /* required */
 	void *output_user;            /* borrowed */
 	session_slot_fn slot;         /* optional, for every session (session.h) */
+	session_datagram_fn datagram; /* UDP datagram frames of every session; NULL: dropped */
+	void *datagram_user;          /* borrowed */
 	/* true: a user's new session closes every older session of that user
 	 * (a restarted client frees its old streams at once). false: only the
 	 * table's cap of SESSIONS_PER_USER_MAX supersedes, and a restarted

@@ -17,6 +17,7 @@
 #include "core/envelope.h"
 #include "core/handshake.h"
 #include "core/transport.h"
+#include "core/udpassoc.h"
 
 /* L8: a close is one KCP-shaped control segment with this command, alone
  * in its datagram. Reference KCP and our kcp.c before L8 drop a segment
@@ -63,6 +64,10 @@ struct session {
 	struct sessions *table; /* borrowed */
 	session_changed_fn changed;
 	void *changed_ctx; /* borrowed */
+
+	/* either role: UDP datagram frames (UDP U3) */
+	session_datagram_fn datagram;
+	void *datagram_user; /* borrowed */
 
 	/* established */
 	uint64_t sid;
@@ -465,6 +470,22 @@ static void check_rekey(struct session *s, uint64_t now)
 		lose(s, SESSION_LOST_REKEY);
 }
 
+/* UDP U3: a datagram frame goes up at once, never through KCP. */
+static void datagram_in(struct session *s, const uint8_t *p, size_t len)
+{
+	const uint8_t *body;
+	size_t body_len;
+	uint32_t id;
+
+	if (!(s->params.features & TPARAMS_FEAT_DATAGRAM) || !s->datagram ||
+	    udpassoc_frame_read(p, len, s->conv, &id, &body, &body_len) != 0) {
+		s->st.udp_dropped++;
+		return;
+	}
+	s->st.udp_in++;
+	s->datagram(s->sid, id, body, body_len, s->datagram_user);
+}
+
 /* E3: an authenticated payload. */
 static int input(struct session *s, const uint8_t *p, size_t len, uint64_t now)
 {
@@ -473,6 +494,10 @@ static int input(struct session *s, const uint8_t *p, size_t len, uint64_t now)
 	s->last_rx = now;
 	s->st.dgram_in++;
 	s->st.bytes_in += len;
+	if (udpassoc_is_frame(p, len)) {
+		datagram_in(s, p, len);
+		return 0;
+	}
 	if (is_close(s, p, len)) {
 		lose(s, SESSION_LOST_PEER_CLOSED);
 		return 0;
@@ -637,6 +662,8 @@ static void client_fill(struct session *s, const struct session_client_config *c
 	s->silent_ms = cfg->silent_ms ? cfg->silent_ms : SESSION_SILENT_MS_DEFAULT;
 	s->hs_timeout_ms = cfg->hs_timeout_ms ? cfg->hs_timeout_ms : SESSION_HS_TIMEOUT_MS;
 	s->dead_path_ms = cfg->dead_path_ms ? cfg->dead_path_ms : SESSION_DEAD_PATH_MS_DEFAULT;
+	s->datagram = cfg->datagram;
+	s->datagram_user = cfg->datagram_user;
 	s->local = cfg->local;
 	s->has_instance = cfg->instance != NULL;
 	if (cfg->instance)
@@ -694,6 +721,8 @@ int session_server_new(struct session **out, const struct session_server_config 
 	s->table = cfg->table;
 	s->changed = cfg->changed;
 	s->changed_ctx = cfg->changed_ctx;
+	s->datagram = cfg->datagram;
+	s->datagram_user = cfg->datagram_user;
 	s->now = now;
 	if (rc == 0)
 		rc = establish(s, cfg->sid, slot->conv, &slot->params, now);
@@ -921,6 +950,35 @@ void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms)
 			send_init(s, now, now_unix_ms);
 	}
 	finish(s, now);
+}
+
+int session_send_datagram(struct session *s, uint32_t id, const uint8_t *p, size_t n, uint64_t now)
+{
+	uint8_t frame[ENVELOPE_MAX_DATAGRAM];
+	ssize_t len;
+	uint64_t drops;
+
+	if (s->state != SESSION_ESTABLISHED)
+		return KS_ERR_STATE;
+	if (!(s->params.features & TPARAMS_FEAT_DATAGRAM))
+		return KS_ERR_UNSUPPORTED;
+	if (n > udpassoc_max_frame(s->params.mtu))
+		return KS_ERR_TOOBIG;
+	len = udpassoc_frame_write(frame, sizeof frame, s->conv, id, p, n);
+	if (len < 0)
+		return (int)len;
+	s->now = now;
+	drops = s->st.output_drops;
+	/* U2: sealed like any datagram (kcp_out is only the seal-and-emit
+	 * path; KCP never sees the frame). */
+	(void)kcp_out(frame, (size_t)len, s);
+	if (s->st.output_drops != drops)
+		return KS_ERR_AGAIN;
+	s->st.udp_out++;
+	finish(s, now);
+	if (s->role == SESSION_SERVER && s->changed)
+		s->changed(s, s->changed_ctx);
+	return 0;
 }
 
 uint64_t session_next_deadline(const struct session *s) { return s->deadline; }

@@ -121,6 +121,15 @@ typedef int (*session_output_fn)(const uint8_t *d, size_t len, const struct sess
  * session. */
 typedef uint8_t *(*session_slot_fn)(size_t *cap, void *user);
 
+/* datagram gets the body of each UDP datagram frame the peer sent
+ * (docs/PROTOCOL.md (UDP) U3): the session's id, the association id and
+ * the SOCKS5 UDP header with its data, unchecked (a view valid during
+ * the call). Only with TPARAMS_FEAT_DATAGRAM agreed; without a callback
+ * frames are dropped and counted. Must not call back into the session
+ * except session_send_datagram of another session. */
+typedef void (*session_datagram_fn)(uint64_t sid, uint32_t id, const uint8_t *p, size_t len,
+                                    void *user);
+
 struct session_client_config {
 	const uint8_t *server_pub;        /* KEYS_LEN bytes, copied */
 	const struct keys_user *user;     /* name and PSK, copied */
@@ -137,6 +146,8 @@ struct session_client_config {
 	                                     zero: engine defaults */
 	const uint8_t *instance;          /* HANDSHAKE_INSTANCE_LEN bytes, copied: this client
 	                                     process's id in every init (secure 6.3); NULL: none */
+	session_datagram_fn datagram;     /* NULL: datagram frames are dropped */
+	void *datagram_user;              /* borrowed, passed to datagram */
 };
 
 struct session_stats {
@@ -153,6 +164,9 @@ struct session_stats {
 	uint64_t rekeys;       /* key epochs of the current envelope, either side's (8.1) */
 	uint64_t stall_probes; /* client: PINGs sent because open streams heard nothing (L7) */
 	uint64_t closes_sent;  /* close datagrams sent (L8) */
+	uint64_t udp_in;       /* UDP datagram frames received and handed up (U3) */
+	uint64_t udp_out;      /* UDP datagram frames sent (U2) */
+	uint64_t udp_dropped;  /* frames received but malformed, not agreed or unhandled */
 	uint64_t lost[SESSION_LOST_REASONS];
 	uint64_t rtt_ms;  /* last PING round trip, 0 before the first */
 	size_t streams;   /* streams the mux holds now */
@@ -223,6 +237,17 @@ void session_handshake_now(struct session *s, uint64_t now, uint64_t now_unix_ms
  * a server session goes to CLOSED, a client to BACKOFF with no retry
  * scheduled before session_on_demand). No-op when not established. */
 void session_close(struct session *s, uint64_t now);
+
+/* session_send_datagram (either role) sends one UDP datagram frame
+ * (docs/PROTOCOL.md (UDP) U2) for association id at once, in an envelope
+ * of its own, beside KCP: never retransmitted, never queued behind stream
+ * data. p holds the SOCKS5 UDP header and data (n bytes, checked by the
+ * caller). Returns 0 when it went to output, KS_ERR_STATE (not
+ * established), KS_ERR_UNSUPPORTED (TPARAMS_FEAT_DATAGRAM not agreed),
+ * KS_ERR_TOOBIG (n above udpassoc_max_frame of the session's mtu), or the
+ * sealer's or output's error (counted in output_drops). */
+KS_MUST_CHECK int session_send_datagram(struct session *s, uint32_t id, const uint8_t *p, size_t n,
+                                        uint64_t now);
 
 /* session_next_deadline returns when session_on_timer must run next, as of
  * the last call into the session (KS_NEVER: not before the next
@@ -317,6 +342,8 @@ struct session_server_config {
 	session_slot_fn slot; /* NULL: seal into the scratch, output copies */
 	session_changed_fn changed;
 	void *changed_ctx;
+	session_datagram_fn datagram; /* NULL: datagram frames are dropped */
+	void *datagram_user;
 };
 
 /* session_server_new makes the server end of table session sid (agreed

@@ -57,11 +57,12 @@ struct transport_params {
 enum tparams_feature {
 	TPARAMS_FEAT_FAST_OPEN = 1u << 0,   /* OPEN with early data before REPLY (mux 4.4) */
 	TPARAMS_FEAT_CLEAN_CLOSE = 1u << 1, /* reserved: session close frame */
-	TPARAMS_FEAT_DATAGRAM = 1u << 2,    /* reserved: UDP datagrams */
+	TPARAMS_FEAT_DATAGRAM = 1u << 2,    /* UDP datagram frames (UDP U1) */
 	TPARAMS_FEAT_INSTANCE_ID = 1u << 3, /* client instance id: replace own session */
 	TPARAMS_FEAT_REKEY = 1u << 4,       /* in-band rekeying (secure layer 8.1) */
 	/* What this build speaks. */
-	TPARAMS_FEATURES = TPARAMS_FEAT_FAST_OPEN | TPARAMS_FEAT_INSTANCE_ID | TPARAMS_FEAT_REKEY,
+	TPARAMS_FEATURES = TPARAMS_FEAT_FAST_OPEN | TPARAMS_FEAT_DATAGRAM |
+	                   TPARAMS_FEAT_INSTANCE_ID | TPARAMS_FEAT_REKEY,
 };
 
 /* tparams_valid says whether every field is inside the hard range of

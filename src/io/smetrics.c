@@ -44,6 +44,9 @@ GET(g_mem, st->mem_bytes)
 GET(g_keepalives, st->keepalives)
 GET(g_rekeys, st->rekeys)
 GET(g_ping_rtt, st->rtt_ms)
+GET(g_udp_in, st->udp_in)
+GET(g_udp_out, st->udp_out)
+GET(g_udp_dropped, st->udp_dropped)
 #undef GET
 
 static const struct family fams[] = {
@@ -93,6 +96,12 @@ static const struct family fams[] = {
 	  "times the tunnel's keys were replaced in place (either side started it)", g_rekeys },
 	{ "kcpsocks_session_ping_rtt_seconds", METRICS_GAUGE, MAX, true,
 	  "round trip of the last ping, queueing included", g_ping_rtt },
+	{ "kcpsocks_session_udp_frames_received_total", METRICS_COUNTER, SUM, false,
+	  "UDP datagram frames received beside KCP (UDP ASSOCIATE)", g_udp_in },
+	{ "kcpsocks_session_udp_frames_sent_total", METRICS_COUNTER, SUM, false,
+	  "UDP datagram frames sent beside KCP, never retransmitted", g_udp_out },
+	{ "kcpsocks_session_udp_frames_dropped_total", METRICS_COUNTER, SUM, false,
+	  "UDP datagram frames received malformed or not agreed", g_udp_dropped },
 };
 
 static int by_user(const void *a, const void *b)

@@ -38,6 +38,8 @@
 #include "io/smetrics.h"
 #include "io/sysrng.h"
 #include "io/tcp.h"
+#include "io/udpmetrics.h"
+#include "local/udprelay.h"
 
 enum lconn_phase {
 	LC_NEGOTIATE, /* SOCKS5 greeting, auth, request */
@@ -64,10 +66,13 @@ struct lconn {
 	struct loop_deferred dead;      /* the free after LC_ZOMBIE */
 	ev_timer negotiate_timer;       /* runs while LC_NEGOTIATE, then while LC_WAIT */
 	uint64_t id;
-	bool fast_pending;        /* fast open: SUCCEEDED given, the server's reply not yet */
-	char from[ADDR_TEXT_MAX]; /* the application's address, for the access log */
-	uint64_t start_ms;        /* monotonic, at accept */
-	int rep;                  /* the SOCKS5 REP given to the application, -1 before */
+	bool fast_pending;            /* fast open: SUCCEEDED given, the server's reply not yet */
+	char from[ADDR_TEXT_MAX];     /* the application's address, for the access log */
+	uint64_t start_ms;            /* monotonic, at accept */
+	int rep;                      /* the SOCKS5 REP given to the application, -1 before */
+	struct sockaddr_storage peer; /* the application's address */
+	struct udprelay *udp;         /* owned: UDP ASSOCIATE's relay socket, or NULL */
+	struct socks5_addr udp_bnd;   /* its address, for the reply */
 };
 
 struct client {
@@ -126,7 +131,8 @@ struct client {
 	enum session_lost_reason last_lost;
 	bool ever_lost;
 	uint64_t fast_opened, fast_failed[SOCKS5_REP_LAST + 1]; /* fast open */
-	bool silent_hinted; /* the likely causes of a silent server were logged */
+	bool silent_hinted;           /* the likely causes of a silent server were logged */
+	struct udpassoc_counters udp; /* UDP ASSOCIATE (docs/PROTOCOL.md (UDP) U5) */
 };
 
 /* The host's mux: the session's, as long as it is the same session. */
@@ -203,6 +209,8 @@ static void lconn_kill(struct lconn *lc)
 	if (lc->phase != LC_RELAY)
 		tcp_conn_close(lc->tcp);
 	lc->tcp = NULL;
+	udprelay_free(lc->udp);
+	lc->udp = NULL;
 	lc->phase = LC_ZOMBIE;
 	if (lc->prev)
 		lc->prev->next = lc->next;
@@ -290,13 +298,28 @@ static bool fast_open_agreed(const struct client *cl)
 	return p && (p->features & TPARAMS_FEAT_FAST_OPEN);
 }
 
+static bool datagram_agreed(const struct client *cl)
+{
+	const struct transport_params *p = session_params(cl->sess);
+
+	return p && (p->features & TPARAMS_FEAT_DATAGRAM);
+}
+
 static void lconn_open(struct lconn *lc)
 {
 	struct client *cl = lc->cl;
 	struct relay_ops ops = { .done = relay_done, .arg = lc };
 	uint32_t id;
-	int rc = mux_open_stream(relay_host_mux(&cl->host), lc->req, lc->req_len, &id);
+	int rc;
 
+	/* UDP U1: a server that did not agree datagrams gets no request. */
+	if (lc->udp && !datagram_agreed(cl)) {
+		log_limited(LOG_LEVEL_INFO, "UDP ASSOCIATE from %s: the server does not carry UDP",
+		            lc->from);
+		lconn_fail(lc, SOCKS5_REP_CMD_UNSUPPORTED);
+		return;
+	}
+	rc = mux_open_stream(relay_host_mux(&cl->host), lc->req, lc->req_len, &id);
 	if (rc != 0) {
 		log_limited(LOG_LEVEL_WARN, "open stream to %s: %s", lc->dst, ks_strerror(rc));
 		lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE);
@@ -309,7 +332,7 @@ static void lconn_open(struct lconn *lc)
 	}
 	cl->host.dirty = true;
 	cl->streams_opened++;
-	if (cl->cfg->profile.fast_open && fast_open_agreed(cl))
+	if (cl->cfg->profile.fast_open && fast_open_agreed(cl) && !lc->udp)
 		fast_start(lc);
 	else
 		lc->phase = LC_OPENING;
@@ -344,7 +367,77 @@ static void wait_flush(struct client *cl, bool open)
 	}
 }
 
-/* The request is complete: CONNECT goes to the server, the rest is 07. */
+/* --- UDP ASSOCIATE (docs/PROTOCOL.md (UDP) U4, U5; local/udprelay.c) --- */
+
+static int udp_send(uint32_t id, const uint8_t *p, size_t n, void *ctx)
+{
+	struct client *cl = ctx;
+
+	return session_send_datagram(cl->sess, id, p, n, clock_mono_ms());
+}
+
+/* U4 step 1: the relay socket is opened before the request goes out, so
+ * the reply can name it. false: the request was answered (refused). */
+static bool udp_request(struct lconn *lc, const struct socks5_request *rq)
+{
+	struct client *cl = lc->cl;
+	struct udprelay_ops ops = { cl->loop, udp_send, cl, &cl->udp, cl->cfg->udp_rate };
+	struct sockaddr_storage local;
+	socklen_t ll = sizeof local;
+	char err[256] = "getsockname failed";
+
+	if (cl->cfg->udp_associations == 0) {
+		cl->udp.refused++;
+		lconn_fail(lc, SOCKS5_REP_CMD_UNSUPPORTED);
+		return false;
+	}
+	if (cl->udp.active >= cl->cfg->udp_associations) {
+		cl->udp.refused++;
+		log_limited(LOG_LEVEL_WARN,
+		            "UDP ASSOCIATE from %s refused: udp_associations (%u) "
+		            "reached",
+		            lc->from, (unsigned)cl->cfg->udp_associations);
+		lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE);
+		return false;
+	}
+	if (getsockname(tcp_conn_fd(lc->tcp), (struct sockaddr *)&local, &ll) != 0 ||
+	    !(lc->udp = udprelay_new(&ops, &local, &lc->peer, rq->dst.port, &lc->udp_bnd, err,
+	                             sizeof err))) {
+		cl->udp.refused++;
+		log_limited(LOG_LEVEL_WARN, "UDP ASSOCIATE from %s: %s", lc->from, err);
+		lconn_fail(lc, SOCKS5_REP_GENERAL_FAILURE);
+		return false;
+	}
+	return true;
+}
+
+/* U4 step 2: the server made the association; the application gets our
+ * relay socket as BND. */
+static bool udp_reply(struct lconn *lc, uint32_t id)
+{
+	uint8_t out[SOCKS5_REPLY_MAX];
+	ssize_t n = socks5_encode_reply(out, sizeof out, SOCKS5_REP_SUCCEEDED, &lc->udp_bnd);
+
+	udprelay_start(lc->udp, id);
+	return n > 0 && tcp_conn_write(lc->tcp, out, (size_t)n) == n;
+}
+
+/* U3: a frame of the current session for association id. */
+static void on_udp_frame(uint64_t sid, uint32_t id, const uint8_t *p, size_t len, void *user)
+{
+	struct client *cl = user;
+	struct relay *r = sid == cl->sid ? relay_find(&cl->host, id) : NULL;
+	struct lconn *lc = r ? (struct lconn *)((char *)r - offsetof(struct lconn, relay)) : NULL;
+
+	if (!lc || !lc->udp || lc->phase != LC_RELAY) {
+		cl->udp.drops[UDPASSOC_DROP_NO_ASSOC]++;
+		return;
+	}
+	udprelay_on_frame(lc->udp, p, len);
+}
+
+/* The request is complete: CONNECT and UDP ASSOCIATE go to the server,
+ * the rest is 07. */
 static void on_request(struct lconn *lc, const struct socks5_request *rq)
 {
 	struct client *cl = lc->cl;
@@ -352,7 +445,10 @@ static void on_request(struct lconn *lc, const struct socks5_request *rq)
 	ev_timer_stop(cl->loop, &lc->negotiate_timer);
 	if (socks5_addr_format(&rq->dst, lc->dst, sizeof lc->dst) < 0)
 		snprintf(lc->dst, sizeof lc->dst, "?");
-	if (rq->cmd != SOCKS5_CMD_CONNECT) {
+	if (rq->cmd == SOCKS5_CMD_UDP_ASSOCIATE) {
+		if (!udp_request(lc, rq))
+			return;
+	} else if (rq->cmd != SOCKS5_CMD_CONNECT) {
 		lconn_fail(lc, SOCKS5_REP_CMD_UNSUPPORTED);
 		return;
 	}
@@ -514,6 +610,7 @@ static void on_accept(int fd, const struct sockaddr_storage *peer, void *arg)
 	lc->id = ++cl->next_id;
 	lc->rep = -1;
 	lc->start_ms = clock_mono_ms();
+	lc->peer = *peer;
 	addr_format(peer, lc->from);
 	lc->phase = LC_NEGOTIATE;
 	lc->next = cl->conns;
@@ -556,7 +653,12 @@ static void on_reply(struct lconn *lc, const struct mux_event *ev)
 	lc->rep = rep.rep;
 	log_debug("conn#%llu %s: %s", (unsigned long long)lc->id, lc->dst,
 	          socks5_rep_name(rep.rep));
-	if (tcp_conn_write(lc->tcp, ev->data, ev->len) != (ssize_t)ev->len) {
+	if (lc->udp && rep.rep == SOCKS5_REP_SUCCEEDED) {
+		if (!udp_reply(lc, ev->id)) {
+			relay_abort(&lc->relay, true);
+			return;
+		}
+	} else if (tcp_conn_write(lc->tcp, ev->data, ev->len) != (ssize_t)ev->len) {
 		relay_abort(&lc->relay, true); /* done() kills lc */
 		return;
 	}
@@ -1238,6 +1340,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	peer_stats(cl->peer, &ps);
 	smetrics_udp(b, &ps, loop_timer_fires(cl->ioloop));
 	write_outage_metrics(b, cl, &ps);
+	udp_metrics_write(b, &cl->udp);
 	metrics_counter(b, "kcpsocks_local_requests_replayed_total",
 	                "requests sent again on a new session after a server restart",
 	                cl->replayed);
@@ -1311,6 +1414,8 @@ static int new_session(struct client *cl, struct session **out, session_output_f
 	sc.output_user = cl;
 	sc.slot = slot;
 	sc.instance = cl->instance;
+	sc.datagram = on_udp_frame;
+	sc.datagram_user = cl;
 	rc = session_client_new(out, &sc, clock_mono_ms());
 	socks5_wipe(&user, sizeof user);
 	if (rc != 0)

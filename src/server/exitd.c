@@ -35,6 +35,8 @@
 #include "io/smetrics.h"
 #include "io/sysrng.h"
 #include "io/tcp.h"
+#include "io/udpmetrics.h"
+#include "server/udpexit.h"
 
 enum estream_phase { ES_RESOLVE, ES_CONNECT, ES_RELAY, ES_ZOMBIE };
 
@@ -86,6 +88,7 @@ struct exitd {
 	struct loop *ioloop;            /* owned: the rounds, the timer, deferred frees */
 	struct peer *peer;              /* owned */
 	struct resolver *res;           /* owned */
+	struct udpexit *udp;            /* owned: UDP associations */
 	struct metrics_server *metrics; /* owned, may be NULL */
 	struct tunnel *tunnels[EXITD_TUNNEL_BUCKETS];
 	struct relay_host *dirty_hosts; /* tunnels with mux calls to pump (relay_host_mark) */
@@ -116,6 +119,8 @@ static struct tunnel **tunnel_slot(struct exitd *x, uint64_t sid)
 		pp = &(*pp)->next;
 	return pp;
 }
+
+static struct tunnel *tunnel_find(struct exitd *x, uint64_t sid) { return *tunnel_slot(x, sid); }
 
 /* The mux of a tunnel (NULL once its session ended). */
 static struct mux *tunnel_mux(void *ctx)
@@ -367,6 +372,113 @@ static void tunnel_peer(struct exitd *x, const struct tunnel *t, char out[static
 	addr_format(&ss, out);
 }
 
+/* --- UDP ASSOCIATE (docs/PROTOCOL.md (UDP) U4, U6; server/udpexit.c) ------- */
+
+/* The OPEN of a UDP ASSOCIATE: the association is the stream; it lives
+ * until the stream ends either way. */
+static void udp_assoc_open(struct exitd *x, struct tunnel *t, const struct mux_event *ev)
+{
+	struct session *s = server_session(x->core, t->sid);
+	const struct transport_params *p = s ? session_params(s) : NULL;
+	int rc = KS_ERR_UNSUPPORTED;
+
+	if (p && (p->features & TPARAMS_FEAT_DATAGRAM))
+		rc = udpexit_open(x->udp, t->sid, ev->id, clock_mono_ms());
+	if (rc != 0) {
+		log_limited(LOG_LEVEL_INFO, "udp association user=%s refused: %s", t->user,
+		            !p || !(p->features & TPARAMS_FEAT_DATAGRAM) ? "datagrams not agreed"
+		            : rc == KS_ERR_UNSUPPORTED                   ? "udp_associations is 0"
+		            : rc == KS_ERR_LIMIT ? "udp_associations reached"
+		                                 : ks_strerror(rc));
+		stream_reply(x, &t->host, ev->id,
+		             !p || !(p->features & TPARAMS_FEAT_DATAGRAM)
+		                     ? SOCKS5_REP_CMD_UNSUPPORTED
+		             : rc == KS_ERR_UNSUPPORTED ? SOCKS5_REP_NOT_ALLOWED
+		                                        : SOCKS5_REP_GENERAL_FAILURE,
+		             NULL);
+		return;
+	}
+	log_limited(LOG_LEVEL_INFO, "udp association user=%s stream %u opened", t->user, ev->id);
+	stream_reply(x, &t->host, ev->id, SOCKS5_REP_SUCCEEDED, NULL);
+}
+
+/* The association's stream carries nothing; its end ends the association
+ * (a FIN is answered with ours, so the mux frees the stream). */
+static void udp_stream_event(struct exitd *x, struct tunnel *t, const struct mux_event *ev)
+{
+	struct mux *m = relay_host_mux(&t->host);
+	uint8_t buf[1024];
+	ssize_t n;
+
+	if (ev->type == MUX_EV_RESET || !m) {
+		udpexit_close(x->udp, t->sid, ev->id);
+		return;
+	}
+	if (ev->type != MUX_EV_READABLE && ev->type != MUX_EV_FIN)
+		return;
+	while ((n = mux_stream_read(m, ev->id, buf, sizeof buf)) > 0)
+		;
+	relay_host_mark(&t->host);
+	if (n == 0) {
+		udpexit_close(x->udp, t->sid, ev->id);
+		if (mux_stream_shutdown(m, ev->id) != 0)
+			(void)mux_stream_reset(m, ev->id, MUX_RST_CANCEL);
+	}
+}
+
+static int udp_send(uint64_t sid, uint32_t id, const uint8_t *p, size_t n, void *ctx)
+{
+	struct exitd *x = ctx;
+	struct session *s = server_session(x->core, sid);
+
+	return s ? session_send_datagram(s, id, p, n, clock_mono_ms()) : KS_ERR_CLOSED;
+}
+
+static size_t allowed(struct exitd *x, const struct sockaddr_storage *in, size_t n,
+                      struct sockaddr_storage *out);
+
+static bool udp_allowed(const struct sockaddr_storage *a, void *ctx)
+{
+	struct sockaddr_storage ok;
+
+	return allowed(ctx, a, 1, &ok) == 1;
+}
+
+/* An association idled out: reset its stream, the client's control
+ * connection closes. */
+static void udp_ended(uint64_t sid, uint32_t id, void *ctx)
+{
+	struct exitd *x = ctx;
+	struct tunnel *t = tunnel_find(x, sid);
+	struct mux *m = t ? relay_host_mux(&t->host) : NULL;
+
+	if (m) {
+		(void)mux_stream_reset(m, id, MUX_RST_CANCEL);
+		relay_host_mark(&t->host);
+	}
+}
+
+static void on_udp_frame(uint64_t sid, uint32_t id, const uint8_t *p, size_t len, void *user)
+{
+	struct exitd *x = user;
+
+	udpexit_on_frame(x->udp, sid, id, p, len, clock_mono_ms());
+}
+
+static int make_udp(struct exitd *x, char *err, size_t errlen)
+{
+	struct udpexit_ops ops = { x->loop, x->res, udp_send, udp_allowed, udp_ended, x };
+	struct udpexit_limits lim = { x->cfg->udp_associations, x->cfg->udp_rate,
+		                      x->cfg->udp_queue_bytes, x->cfg->udp_idle_timeout_ms };
+
+	x->udp = udpexit_new(&ops, &lim);
+	if (!x->udp) {
+		errbuf_set(err, errlen, "out of memory");
+		return KS_ERR_NOMEM;
+	}
+	return 0;
+}
+
 /* MUX_EV_OPEN: the client's SOCKS5 request, verbatim. */
 static void on_open(struct exitd *x, struct tunnel *t, const struct mux_event *ev)
 {
@@ -385,6 +497,10 @@ static void on_open(struct exitd *x, struct tunnel *t, const struct mux_event *e
 		log_limited(LOG_LEVEL_INFO, "stream user=%s refused: bad SOCKS5 request (%s)",
 		            t->user, socks5_fault_name(fault));
 		stream_reply(x, &t->host, ev->id, rep, NULL);
+		return;
+	}
+	if (rq.cmd == SOCKS5_CMD_UDP_ASSOCIATE && !x->draining) {
+		udp_assoc_open(x, t, ev);
 		return;
 	}
 	if (rq.cmd != SOCKS5_CMD_CONNECT || x->draining) {
@@ -429,6 +545,10 @@ static void on_stream_event(struct exitd *x, struct tunnel *t, const struct mux_
 
 	if (ev->type == MUX_EV_OPEN) {
 		on_open(x, t, ev);
+		return;
+	}
+	if (udpexit_has(x->udp, t->sid, ev->id)) {
+		udp_stream_event(x, t, ev);
 		return;
 	}
 	r = relay_find(&t->host, ev->id);
@@ -515,6 +635,7 @@ static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reas
 	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s ended: %s", (unsigned long long)sid,
 	            t->user, session_lost_text(reason, SESSION_SERVER));
 	relay_host_lost(&t->host, pending_lost, x);
+	udpexit_close_session(x->udp, sid);
 	/* After relay_host_lost: the bytes of the streams it closed count.
 	 * The host's up (TCP -> mux) is towards the client: our down. */
 	x->relay_up += t->host.bytes_down;
@@ -891,6 +1012,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	drop_sample(b, "send_queue_full", ps.tx->full_drops);
 	drop_sample(b, "send_error", ps.tx->errors);
 	write_handshake(b, sessions_hs_counters(server_table(x->core)));
+	udp_metrics_write(b, udpexit_counters(x->udp));
 	write_users(x, b);
 	write_sessions(x, b);
 }
@@ -952,6 +1074,8 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.output = on_output;
 	sc.output_user = x;
 	sc.slot = on_slot;
+	sc.datagram = on_udp_frame;
+	sc.datagram_user = x;
 	/* Several devices of one user coexist up to sessions_per_user (the
 	 * idlest is superseded beyond it). With 1, a user is one client: a
 	 * restarted client's new session frees the old one's streams at once. */
@@ -1018,7 +1142,8 @@ struct exitd *exitd_new(struct ev_loop *loop, const struct config *cfg,
 	x->n_users = cfg->n_users;
 	x->policy = &cfg->policy;
 	x->rng = sysrng_source();
-	if (make_core(x, key, err, errlen) != 0 || open_sockets(x, err, errlen) != 0) {
+	if (make_core(x, key, err, errlen) != 0 || open_sockets(x, err, errlen) != 0 ||
+	    make_udp(x, err, errlen) != 0) {
 		exitd_free(x);
 		return NULL;
 	}
@@ -1195,6 +1320,7 @@ void exitd_free(struct exitd *x)
 		while (x->tunnels[i])
 			on_lost(x, x->tunnels[i]->sid, SESSION_LOST_CLOSED);
 	x->on_empty = NULL;
+	udpexit_free(x->udp);
 	loop_detach(x->ioloop, x->peer);
 	loop_free(x->ioloop); /* the deferred frees run here */
 	metrics_server_free(x->metrics);

@@ -575,10 +575,17 @@ static void features_are_the_intersection(void **state)
 	struct world *w = world_new(21);
 	struct handshake_result c, s;
 
-	w->cli.features = TPARAMS_FEAT_DATAGRAM | (1u << 30);
+	w->cli.features = TPARAMS_FEAT_CLEAN_CLOSE | (1u << 30);
 	full(w, &c, &s);
 	assert_int_equal(c.params.features, 0);
 	assert_int_equal(s.params.features, 0);
+	world_free(w);
+	/* Datagrams only when both speak them. */
+	w = world_new(24);
+	w->cli.features = TPARAMS_FEAT_DATAGRAM;
+	full(w, &c, &s);
+	assert_int_equal(c.params.features, TPARAMS_FEAT_DATAGRAM);
+	assert_int_equal(s.params.features, TPARAMS_FEAT_DATAGRAM);
 	world_free(w);
 	/* A newer client (versions 2..9) gets version 2. */
 	w = world_new(22);

@@ -1395,6 +1395,124 @@ static void test_close_old_peer(void **state)
 	free(f);
 }
 
+/* UDP U2/U3: datagram frames go both ways beside KCP, one envelope each,
+ * with nothing retransmitted; without the feature or a callback they are
+ * dropped and counted; too big is refused before sealing. */
+struct dg_seen {
+	uint64_t sid;
+	uint32_t id;
+	uint8_t body[ENVELOPE_MAX_DATAGRAM];
+	size_t len, n;
+};
+
+static void dg_up(uint64_t sid, uint32_t id, const uint8_t *p, size_t len, void *user)
+{
+	struct dg_seen *d = user;
+
+	d->sid = sid;
+	d->id = id;
+	memcpy(d->body, p, len);
+	d->len = len;
+	d->n++;
+}
+
+static void test_datagram_frames(void **state)
+{
+	struct fix *f = fix_new(41);
+	struct dg_seen up = { 0 }, down = { 0 };
+	static const uint8_t msg[] = "\x00\x00\x00\x01\x7f\x00\x00\x01\x00\x35hello";
+	uint8_t big[ENVELOPE_MAX_DATAGRAM];
+	struct session *c, *ss;
+	struct server *srv;
+	struct session_stats st;
+	uint64_t sid;
+	size_t sent;
+
+	(void)state;
+	f->scfg.datagram = dg_up;
+	f->scfg.datagram_user = &up;
+	f->ccfg.datagram = dg_up;
+	f->ccfg.datagram_user = &down;
+	connect_pair(f, &c, &srv, 1000);
+	assert_true(session_params(c)->features & TPARAMS_FEAT_DATAGRAM);
+	sid = session_sid(c);
+	ss = server_session(srv, sid);
+	assert_non_null(ss);
+	sent = f->c2s.sent;
+	assert_int_equal(session_send_datagram(c, 7, msg, sizeof msg - 1, 1010), 0);
+	assert_int_equal(f->c2s.sent, sent + 1); /* at once, one envelope */
+	deliver_c2s(f, srv, 1011);
+	assert_int_equal(up.n, 1);
+	assert_int_equal(up.sid, sid);
+	assert_int_equal(up.id, 7);
+	assert_int_equal(up.len, sizeof msg - 1);
+	assert_memory_equal(up.body, msg, sizeof msg - 1);
+	assert_int_equal(session_send_datagram(ss, 7, msg, 4, 1012), 0);
+	assert_int_equal(f->s2c.n, 1);
+	assert_int_equal(session_on_datagram(c, f->s2c.d[0], f->s2c.len[0], 1013, UNIX0), 0);
+	f->s2c.n = 0;
+	assert_int_equal(down.n, 1);
+	assert_int_equal(down.id, 7);
+	assert_int_equal(down.len, 4);
+	/* A frame lost on the way is gone: nothing is sent again. */
+	assert_int_equal(session_send_datagram(c, 7, msg, sizeof msg - 1, 1020), 0);
+	f->c2s.n = 0;
+	session_on_timer(c, 5000, UNIX0 + 5000);
+	exchange(f, c, srv, &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } }, 5000);
+	assert_int_equal(up.n, 1);
+	/* Too big for one envelope of this mtu. */
+	memset(big, 0, sizeof big);
+	assert_int_equal(session_send_datagram(
+	                         c, 7, big, udpassoc_max_frame(session_params(c)->mtu) + 1, 5001),
+	                 KS_ERR_TOOBIG);
+	assert_int_equal(
+	        session_send_datagram(c, 7, big, udpassoc_max_frame(session_params(c)->mtu), 5001),
+	        0);
+	deliver_c2s(f, srv, 5002);
+	assert_int_equal(up.n, 2);
+	session_stats(c, &st);
+	assert_int_equal(st.udp_out, 3);
+	assert_int_equal(st.udp_in, 1);
+	assert_true(session_check(c));
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
+/* Without the feature bit agreed (an older peer), nothing is sent and a
+ * frame that arrives anyway is dropped, counted. */
+static void test_datagram_not_agreed(void **state)
+{
+	struct fix *f = fix_new(42);
+	struct dg_seen up = { 0 };
+	static const uint8_t msg[] = "\x00\x00\x00\x01\x7f\x00\x00\x01\x00\x35";
+	struct session *c;
+	struct server *srv;
+	struct session_stats st;
+
+	(void)state;
+	f->scfg.datagram = dg_up;
+	f->scfg.datagram_user = &up;
+	connect_pair(f, &c, &srv, 1000);
+	/* The client lost the bit (as if it came from an older server). */
+	c->params.features &= ~(uint32_t)TPARAMS_FEAT_DATAGRAM;
+	assert_int_equal(session_send_datagram(c, 1, msg, sizeof msg - 1, 1001),
+	                 KS_ERR_UNSUPPORTED);
+	session_stats(c, &st);
+	assert_int_equal(st.udp_out, 0);
+	/* No callback on the client: a frame from the server is dropped. */
+	assert_int_equal(session_send_datagram(server_session(srv, session_sid(c)), 1, msg,
+	                                       sizeof msg - 1, 1002),
+	                 0);
+	assert_int_equal(session_on_datagram(c, f->s2c.d[0], f->s2c.len[0], 1003, UNIX0), 0);
+	session_stats(c, &st);
+	assert_int_equal(st.udp_in, 0);
+	assert_int_equal(st.udp_dropped, 1);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1427,6 +1545,8 @@ int main(void)
 		cmocka_unit_test(test_close_server),
 		cmocka_unit_test(test_close_old_peer),
 		cmocka_unit_test(test_lost_reason_names),
+		cmocka_unit_test(test_datagram_frames),
+		cmocka_unit_test(test_datagram_not_agreed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
