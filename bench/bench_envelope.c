@@ -15,7 +15,7 @@
 
 enum { DGRAM = 1350, BATCH = 2048, ROUNDS = 60, HANDSHAKES = 2000 };
 
-static void sodium_fill(void *ctx, void *buf, size_t len)
+static void sodium_fill(void *buf, size_t len, void *ctx)
 {
 	(void)ctx;
 	randombytes_buf(buf, len);

@@ -82,7 +82,7 @@ static void drain(struct sim *s, struct netsim_link *l, struct kcp *k)
 /* advance moves the clock to the next event, or to `limit` if that comes
  * first, and processes what is due then; the caller's application code runs
  * at that same instant. Returns false when nothing is scheduled before
- * limit (UINT64_MAX: at all). */
+ * limit (KS_NEVER: at all). */
 static bool advance(struct sim *s, uint64_t limit)
 {
 	uint64_t t = min_u64(
@@ -90,7 +90,7 @@ static bool advance(struct sim *s, uint64_t limit)
 	        min_u64(netsim_link_next_deadline(s->a.tx), netsim_link_next_deadline(s->b.tx)));
 
 	t = min_u64(t, limit);
-	if (t == UINT64_MAX)
+	if (t == KS_NEVER)
 		return false;
 	if (t > s->now)
 		s->now = t;
@@ -173,7 +173,7 @@ static void latency_one(const struct kcp_config *kc, uint64_t seed, struct lat *
 		got += collect(&s, sum, &out->max);
 		if (got == MESSAGES)
 			break;
-		if (!advance(&s, sent < MESSAGES ? next_send : UINT64_MAX))
+		if (!advance(&s, sent < MESSAGES ? next_send : KS_NEVER))
 			die("latency run stalled");
 		if (kcp_is_dead(s.a.k) || kcp_is_dead(s.b.k))
 			die("link died");
@@ -311,7 +311,7 @@ static void bulk_row(const char *preset, double loss, uint32_t wnd)
 		bulk_read(&s, &got);
 		if (got == BULK_BYTES)
 			break;
-		if (!advance(&s, UINT64_MAX))
+		if (!advance(&s, KS_NEVER))
 			die("bulk run stalled");
 	}
 	cpu = cpu_seconds() - t0;

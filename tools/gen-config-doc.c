@@ -20,7 +20,7 @@ struct text {
 	size_t n, cap;
 };
 
-static void collect(void *ctx, const char *s, size_t n)
+static void collect(const char *s, size_t n, void *ctx)
 {
 	struct text *t = ctx;
 
@@ -50,7 +50,7 @@ static int slurp(const char *path, struct text *t)
 		return -1;
 	}
 	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		collect(t, buf, n);
+		collect(buf, n, t);
 	fclose(f);
 	return 0;
 }

@@ -427,7 +427,7 @@ struct relay {
 	int lfd, ufd;         /* listen and current upstream socket, owned */
 	ev_io lio, uio;
 	ev_timer deliver; /* armed for the earliest link deadline */
-	uint64_t armed;   /* the deadline it is armed for, UINT64_MAX if idle */
+	uint64_t armed;   /* the deadline it is armed for, KS_NEVER if idle */
 	ev_timer rebind_timer, bh_timer;
 	ev_signal sig[4];
 	struct sockaddr_storage client;
@@ -587,7 +587,7 @@ static void rearm(struct relay *r, uint64_t now)
 		return;
 	ev_timer_stop(r->loop, &r->deliver);
 	r->armed = next;
-	if (next == UINT64_MAX)
+	if (next == KS_NEVER)
 		return;
 	ev_timer_set(&r->deliver, next > now ? (double)(next - now) / 1e3 : 0.0, 0.0);
 	ev_timer_start(r->loop, &r->deliver);
@@ -675,7 +675,7 @@ static void on_deliver(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	r->armed = UINT64_MAX; /* a one-shot timer stops itself */
+	r->armed = KS_NEVER; /* a one-shot timer stops itself */
 	flush(r);
 }
 
@@ -867,7 +867,7 @@ static void start_watchers(struct relay *r)
 
 static int run(const struct opts *o)
 {
-	struct relay r = { .o = o, .lfd = -1, .ufd = -1, .armed = UINT64_MAX };
+	struct relay r = { .o = o, .lfd = -1, .ufd = -1, .armed = KS_NEVER };
 	int err = KS_ERR_NOMEM;
 
 	r.up.name = "up";

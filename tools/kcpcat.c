@@ -347,7 +347,7 @@ struct app {
 	ev_prepare prep;
 	ev_timer timer;
 	ev_signal sig_int, sig_term;
-	uint64_t timer_at; /* absolute ms the timer is armed for; KCP_NEVER: stopped */
+	uint64_t timer_at; /* absolute ms the timer is armed for; KS_NEVER: stopped */
 
 	enum phase phase;
 	int exit_code;
@@ -641,11 +641,11 @@ static void arm_timer(struct app *a, uint64_t now)
 {
 	uint64_t at = next_deadline(a, now);
 
-	if (at == a->timer_at && (ev_is_active(&a->timer) || at == KCP_NEVER))
+	if (at == a->timer_at && (ev_is_active(&a->timer) || at == KS_NEVER))
 		return;
 	ev_timer_stop(a->loop, &a->timer);
 	a->timer_at = at;
-	if (at == KCP_NEVER)
+	if (at == KS_NEVER)
 		return;
 	ev_timer_set(&a->timer, (double)(at - now) / 1000.0, 0.0);
 	ev_timer_start(a->loop, &a->timer);
@@ -658,7 +658,7 @@ static void on_timer(EV_P_ ev_timer *w, int revents)
 
 	(void)loop, (void)revents;
 	a->timer_fires++;
-	a->timer_at = KCP_NEVER;
+	a->timer_at = KS_NEVER;
 	check_idle(a, now);
 	kcp_update(a->kcp, now);
 }
@@ -726,7 +726,7 @@ static int setup(struct app *a, const struct kcp_config *cfg, char *err, size_t 
 	int r;
 
 	a->fd = -1;
-	a->timer_at = KCP_NEVER;
+	a->timer_at = KS_NEVER;
 	a->start_ms = a->last_rx_ms = clock_mono_ms();
 	if ((r = open_socket(a, err, errlen)) != 0)
 		return r;

@@ -201,7 +201,7 @@ static double self_cpu(void)
 	       ru.ru_stime.tv_usec / 1e6;
 }
 
-static int on_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int on_output(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct lsess *l = user;
 
@@ -215,7 +215,7 @@ static void rearm(struct lsess *l)
 	double after;
 
 	ev_timer_stop(l->g->loop, &l->tm);
-	if (dl == SESSION_NEVER)
+	if (dl == KS_NEVER)
 		return;
 	after = dl > now ? (double)(dl - now) / 1000.0 : 0.0;
 	ev_timer_set(&l->tm, after, 0.0);

@@ -368,7 +368,7 @@ enum {
 	CONFIG_CONNECT_TIMEOUT_MAX = TCP_CONNECT_TIMEOUT_MAX_MS, /* ms */
 };
 /* --- daemons: kcpsocks-local, kcpsocks-server (src/local, src/server,
- * io/relay, io/peer) --- */
+ * io/relay, io/peer, io/loop) --- */
 enum {
 	LOCAL_NEGOTIATE_TIMEOUT_MS = 10000, /* SOCKS5 greeting..request from a client */
 	LOCAL_SESSION_WAIT_MS = 5000,       /* a SOCKS5 request waits this long for a session */
@@ -377,6 +377,7 @@ enum {
 	EXITD_TUNNEL_BUCKETS = 1024,        /* session-id hash buckets (server) */
 	EXITD_TRIM_SESSIONS = 256,          /* sessions ended since the last malloc_trim */
 	DAEMON_EVENT_ROUNDS = 8,            /* event/pump rounds per loop iteration */
+	LOOP_PEERS_MAX = 4,                 /* UDP sockets one loop watches (io/loop) */
 	KEYFILE_MAX = 256,                  /* bytes of a private key file */
 };
 

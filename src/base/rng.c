@@ -43,9 +43,8 @@ uint32_t prng_below(struct prng *g, uint32_t n)
 
 double prng_unit(struct prng *g) { return (double)(prng_next(g) >> 11) * 0x1.0p-53; }
 
-void prng_fill(void *ctx, void *buf, size_t len)
+void prng_fill(struct prng *g, void *buf, size_t len)
 {
-	struct prng *g = ctx;
 	uint8_t *p = buf;
 
 	while (len >= 8) {
@@ -60,4 +59,7 @@ void prng_fill(void *ctx, void *buf, size_t len)
 	}
 }
 
-struct rng_source prng_source(struct prng *g) { return (struct rng_source){ prng_fill, g }; }
+/* The rng_source face of a prng: its context comes last. */
+static void source_fill(void *buf, size_t len, void *ctx) { prng_fill(ctx, buf, len); }
+
+struct rng_source prng_source(struct prng *g) { return (struct rng_source){ source_fill, g }; }

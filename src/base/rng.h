@@ -14,13 +14,13 @@
 #include <stdint.h>
 
 struct rng_source {
-	void (*fill)(void *ctx, void *buf, size_t len);
+	void (*fill)(void *buf, size_t len, void *ctx);
 	void *ctx; /* borrowed: passed to fill */
 };
 
 static inline void rng_fill(const struct rng_source *r, void *buf, size_t len)
 {
-	r->fill(r->ctx, buf, len);
+	r->fill(buf, len, r->ctx);
 }
 
 struct prng {
@@ -33,8 +33,8 @@ uint64_t prng_next(struct prng *g);
 uint32_t prng_below(struct prng *g, uint32_t n);
 /* prng_unit returns a uniform double in [0, 1). */
 double prng_unit(struct prng *g);
-/* prng_fill matches rng_source.fill with ctx a struct prng *. */
-void prng_fill(void *ctx, void *buf, size_t len);
+/* prng_fill fills buf with len bytes of g's stream. */
+void prng_fill(struct prng *g, void *buf, size_t len);
 /* prng_source wraps g as an rng_source; g must outlive the result. */
 struct rng_source prng_source(struct prng *g);
 

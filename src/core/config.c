@@ -535,12 +535,21 @@ static bool parse_section(const char *s, enum section *sec, const char **uname, 
 	return true;
 }
 
+/* user_index is the index of [user NAME], or n_users. */
+static size_t user_index(const struct config *cfg, const char *name)
+{
+	size_t i = 0;
+
+	while (i < cfg->n_users && strcmp(cfg->users[i].name, name) != 0)
+		i++;
+	return i;
+}
+
 const struct config_user *config_find_user(const struct config *cfg, const char *name)
 {
-	for (size_t i = 0; i < cfg->n_users; i++)
-		if (strcmp(cfg->users[i].name, name) == 0)
-			return &cfg->users[i];
-	return NULL;
+	size_t i = user_index(cfg, name);
+
+	return i < cfg->n_users ? &cfg->users[i] : NULL;
 }
 
 /* add_user appends an empty user. The array grows by copying and wiping,
@@ -644,12 +653,14 @@ static int file_user(struct load *ld, const char *uname, size_t un, const char *
 	char nm[CONFIG_NAME_MAX + 1] = { 0 };
 	struct config_user tmp = { 0 }, *u;
 	char why[CONFIG_ERR_MAX];
+	size_t i;
 	int rc;
 
 	memcpy(nm, uname, un);
 	if (!k)
 		return load_fail(ld, ld->line, "unknown key '%.64s' in [user %s]", name, nm);
-	u = (struct config_user *)config_find_user(cfg, nm);
+	i = user_index(cfg, nm);
+	u = i < cfg->n_users ? &cfg->users[i] : NULL;
 	if (u && u->has_psk)
 		return load_fail(ld, ld->line, "duplicate key '%s' in [user %s] (first on line %u)",
 		                 name, nm, u->line);

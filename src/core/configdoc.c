@@ -21,7 +21,7 @@ __attribute__((format(printf, 3, 4))) static void out(config_writer w, void *ctx
 	n = vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		w(ctx, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+		w(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, ctx);
 }
 
 static void field_value(const struct profile_field *f, uint32_t v, char *buf, size_t n)

@@ -11,7 +11,7 @@
 #include "core/config.h"
 
 /* A sink for generated text: called with pieces of the output in order. */
-typedef void (*config_writer)(void *ctx, const char *text, size_t len);
+typedef void (*config_writer)(const char *text, size_t len, void *ctx);
 
 /* config_write_help writes the options of role (one line each: option,
  * argument, help, default or range), then the profiles, for --help. */

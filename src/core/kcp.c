@@ -565,12 +565,12 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
 	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
-	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
+	k->flush_at = k->probe_at = k->ack_event_at = KS_NEVER;
 	k->pace_t = now;
 	k->pace_tok = (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE;
 	k->echo_hi = (uint32_t)now;
 	k->echo_sn = cfg->initial_sn - 1;
-	k->echo_at = KCP_NEVER;
+	k->echo_at = KS_NEVER;
 	k->last_now = now;
 	k->adv_wnd = cfg->rcv_wnd;
 	*out = k;
@@ -951,13 +951,13 @@ static bool sendable(const struct kcp *k)
 }
 
 /* pace_deadline: when the bucket holds a segment again, if the window is
- * open but the pace holds the data back; KCP_NEVER otherwise. */
+ * open but the pace holds the data back; KS_NEVER otherwise. */
 static uint64_t pace_deadline(const struct kcp *k, uint64_t now)
 {
 	uint64_t rate = pace_rate(k), have;
 
 	if (!rate || !window_open(k))
-		return KCP_NEVER;
+		return KS_NEVER;
 	have = pace_avail(k, rate, now);
 	if (have >= KCP_PACE_ONE)
 		return now;
@@ -1064,7 +1064,7 @@ static bool passed(const struct kcp *k, const struct sseg *g)
  * spuriously, until ACKs pass it or stop coming (K4). */
 static bool queued(const struct kcp *k, const struct sseg *g, uint64_t now)
 {
-	return !passed(k, g) && k->echo_at != KCP_NEVER &&
+	return !passed(k, g) && k->echo_at != KS_NEVER &&
 	       now < k->echo_at + max_u32(k->srtt / 4, 1);
 }
 
@@ -1077,7 +1077,7 @@ static bool queued(const struct kcp *k, const struct sseg *g, uint64_t now)
 static bool path_alive(const struct kcp *k, const struct sseg *g)
 {
 	return seq_ge(k->echo_hi, g->ts) ||
-	       (k->echo_at != KCP_NEVER && seq_gt((uint32_t)k->echo_at, g->ts));
+	       (k->echo_at != KS_NEVER && seq_gt((uint32_t)k->echo_at, g->ts));
 }
 
 /* silent_now: no ACK has arrived for a quarter RTT (at least
@@ -1088,7 +1088,7 @@ static bool silent_now(const struct kcp *k, uint64_t now)
 {
 	uint64_t quiet = min_u32(max_u32(k->srtt / 4, KCP_QUIET_MIN), max_u32(k->rto / 2, 1));
 
-	return k->echo_at == KCP_NEVER || now >= k->echo_at + quiet;
+	return k->echo_at == KS_NEVER || now >= k->echo_at + quiet;
 }
 
 /* silent_probe: the segment resent into the silent path (K12), while it is
@@ -1247,12 +1247,12 @@ static void retx_fast(struct kcp *k, uint64_t now, bool *isolated)
 static void probe_update(struct kcp *k, uint64_t now)
 {
 	if (k->rmt_wnd == 0 && k->qcount) {
-		if (k->probe_at == KCP_NEVER) {
+		if (k->probe_at == KS_NEVER) {
 			k->probe_wait = KCP_PROBE_INIT;
 			k->probe_at = now + k->probe_wait;
 		}
 	} else {
-		k->probe_at = KCP_NEVER;
+		k->probe_at = KS_NEVER;
 		k->probe_wait = 0;
 	}
 }
@@ -1274,7 +1274,7 @@ static bool wanted(const struct kcp *k)
 
 static void arm(struct kcp *k, uint64_t now)
 {
-	if (wanted(k) && k->flush_at == KCP_NEVER)
+	if (wanted(k) && k->flush_at == KS_NEVER)
 		k->flush_at = now + k->cfg.interval;
 }
 
@@ -1306,7 +1306,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	emit(k);
 	dup_thin(k, first);
 	fifo_prune(k, &k->fq, fq_valid);
-	k->flush_at = KCP_NEVER;
+	k->flush_at = KS_NEVER;
 	release_obuf(k);
 }
 
@@ -1320,17 +1320,17 @@ void kcp_update(struct kcp *k, uint64_t now)
 
 uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now)
 {
-	uint64_t d = KCP_NEVER;
+	uint64_t d = KS_NEVER;
 
 	if (k->dead)
-		return KCP_NEVER;
+		return KS_NEVER;
 	if (wanted(k))
-		d = k->flush_at == KCP_NEVER ? now : k->flush_at;
+		d = k->flush_at == KS_NEVER ? now : k->flush_at;
 	if (k->nheap)
 		d = min_u64(d, sslot(k, k->heap[0])->resendts);
 	d = min_u64(d, k->probe_at);
 	d = min_u64(d, pace_deadline(k, now));
-	return d == KCP_NEVER ? d : (d < now ? now : d);
+	return d == KS_NEVER ? d : (d < now ? now : d);
 }
 
 /* ------------------------------------------------------------------ */

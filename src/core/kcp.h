@@ -20,11 +20,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/deadline.h"
 #include "base/err.h"
 #include "base/limits.h"
-
-/* kcp_next_deadline's answer when nothing is scheduled (an idle session). */
-#define KCP_NEVER UINT64_MAX
 
 enum {
 	KCP_HEADER_LEN = 24, /* bytes of one segment header on the wire */
@@ -200,7 +198,7 @@ void kcp_flush(struct kcp *k, uint64_t now);
 
 /* kcp_next_deadline returns the exact time kcp_update must next be called:
  * the earliest of the pending flush, RTO expiry and probe time, never less
- * than now; KCP_NEVER when nothing is scheduled (idle, or dead). */
+ * than now; KS_NEVER when nothing is scheduled (idle, or dead). */
 uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now);
 
 /* kcp_waitsnd returns segments queued plus in flight (unacknowledged). */

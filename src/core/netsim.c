@@ -464,7 +464,7 @@ ssize_t netsim_link_recv(struct netsim_link *l, uint64_t now, void *buf, size_t 
 
 uint64_t netsim_link_next_deadline(const struct netsim_link *l)
 {
-	return l->q.n ? entries(l)[0].at : UINT64_MAX;
+	return l->q.n ? entries(l)[0].at : KS_NEVER;
 }
 
 /* The invariants, for tests and debug builds: a heap ordered by (at, seq)

@@ -48,6 +48,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/deadline.h"
 #include "base/err.h"
 #include "base/limits.h"
 
@@ -142,7 +143,7 @@ KS_MUST_CHECK int netsim_link_send(struct netsim_link *l, const void *buf, size_
 KS_MUST_CHECK ssize_t netsim_link_recv(struct netsim_link *l, uint64_t now, void *buf, size_t cap);
 
 /* netsim_link_next_deadline returns the delivery time of the next datagram,
- * UINT64_MAX if the link holds none. */
+ * KS_NEVER if the link holds none. */
 uint64_t netsim_link_next_deadline(const struct netsim_link *l);
 
 /* netsim_link_stats copies the counters into *st. */

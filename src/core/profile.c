@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/errbuf.h"
 #include "base/limits.h"
 
 #define KB 1024u
@@ -250,29 +251,29 @@ int profile_validate(const struct profile *p, char *err, size_t errlen)
 		uint32_t v = profile_get(p, f);
 
 		if (v < f->min || v > f->max) {
-			snprintf(err, errlen, "%s: %u is out of range %u..%u", f->key, v, f->min,
-			         f->max);
+			errbuf_set(err, errlen, "%s: %u is out of range %u..%u", f->key, v, f->min,
+			           f->max);
 			return KS_ERR_INVAL;
 		}
 	}
 	/* The handshake carries a bucket only from TPARAMS_BUCKET_MIN up. */
 	if (p->pad_bucket != 0 && p->pad_bucket < TPARAMS_BUCKET_MIN) {
-		snprintf(err, errlen, "pad_bucket: %u must be 0 or at least %d", p->pad_bucket,
-		         TPARAMS_BUCKET_MIN);
+		errbuf_set(err, errlen, "pad_bucket: %u must be 0 or at least %d", p->pad_bucket,
+		           TPARAMS_BUCKET_MIN);
 		return KS_ERR_INVAL;
 	}
 	/* The handshake carries one padding mode: a bucket or random bytes. */
 	if (p->pad_bucket != 0 && p->pad_max != 0) {
-		snprintf(err, errlen,
-		         "pad_max: %u needs pad_bucket = 0 (one padding mode: %u is set)",
-		         p->pad_max, p->pad_bucket);
+		errbuf_set(err, errlen,
+		           "pad_max: %u needs pad_bucket = 0 (one padding mode: %u is set)",
+		           p->pad_max, p->pad_bucket);
 		return KS_ERR_INVAL;
 	}
 	/* One probe may be lost; the idle window must hold at least two. */
 	if (p->idle_timeout_ms / 2 < p->keepalive_ms) {
-		snprintf(err, errlen,
-		         "idle_timeout_ms: %u must be at least twice keepalive_ms (%u)",
-		         p->idle_timeout_ms, p->keepalive_ms);
+		errbuf_set(err, errlen,
+		           "idle_timeout_ms: %u must be at least twice keepalive_ms (%u)",
+		           p->idle_timeout_ms, p->keepalive_ms);
 		return KS_ERR_INVAL;
 	}
 	return 0;

@@ -2,10 +2,12 @@
  * one event queue. Steps S1.. refer to docs/PROTOCOL.md (session) section 5.
  *
  * Each live session has an entry: in slots[] at its table slot (the low 16
- * bits of its sid, limits.h), in the deadline heap, and on the event queue
- * while it may have events. Ending a session is two steps: it leaves
- * slots[] and the heap at once (unreachable for datagrams and timers), and
- * its memory goes only after its LOST event was taken.
+ * bits of its sid, limits.h; for calls by sid), as the table slot's user
+ * pointer (so a datagram costs the table's one lookup and no other), in
+ * the deadline heap, on the event queue while it may have events, and on
+ * the flush list from a datagram's payload to the end of the batch. Ending a session is two steps:
+ * it leaves slots[] and the heap at once (unreachable for datagrams and timers), and its memory
+ * goes only after its LOST event was taken.
  */
 #include "core/server.h"
 
@@ -22,9 +24,12 @@ struct entry {
 	size_t heap_idx; /* position in srv->heap while live */
 	bool closed;     /* out of slots[] and the heap; waiting for LOST */
 	bool queued;     /* on the event queue */
+	bool owed;       /* on the flush list: took a payload this batch */
 	bool supersede;  /* on first payload: close the user's others (one_per_user)
 	                    or those of its client instance (6.3) */
 	struct entry *next_ev;
+	struct entry *owed_prev, *owed_next; /* the flush list, while owed */
+	void *owner;                         /* borrowed: the daemon's (server_set_owner) */
 };
 
 struct server {
@@ -35,12 +40,14 @@ struct server {
 	const struct rng_source *rng; /* borrowed */
 	session_output_fn output;
 	void *output_user; /* borrowed */
+	session_slot_fn slot;
 	session_datagram_fn datagram;
 	void *datagram_user; /* borrowed */
 	bool one_per_user;
 	struct entry **slots; /* owned array of cap; entries owned */
 	struct entry **due;   /* owned array of cap: the deadline heap's storage */
 	struct heap heap;     /* over due[]: views of slots[] entries, earliest first */
+	struct entry *owed;   /* the flush list (E6): sessions that took a payload */
 	size_t cap;
 	struct entry *ev_head, *ev_tail; /* event queue, FIFO */
 	uint64_t dropped, created, lost[SESSION_LOST_REASONS];
@@ -100,6 +107,33 @@ static struct entry *lookup(const struct server *srv, uint64_t sid)
 	return e && e->sid == sid ? e : NULL;
 }
 
+/* The flush list: O(1) in and out, so a session that ends leaves it at
+ * once and the flush never meets a freed entry. */
+static void owe(struct server *srv, struct entry *e)
+{
+	if (e->owed)
+		return;
+	e->owed = true;
+	e->owed_prev = NULL;
+	e->owed_next = srv->owed;
+	if (srv->owed)
+		srv->owed->owed_prev = e;
+	srv->owed = e;
+}
+
+static void unowe(struct server *srv, struct entry *e)
+{
+	if (!e->owed)
+		return;
+	e->owed = false;
+	if (e->owed_prev)
+		e->owed_prev->owed_next = e->owed_next;
+	else
+		srv->owed = e->owed_next;
+	if (e->owed_next)
+		e->owed_next->owed_prev = e->owed_prev;
+}
+
 /* S5: unreachable now, freed when its LOST has been taken. */
 static void close_entry(struct server *srv, struct entry *e, enum session_lost_reason reason)
 {
@@ -108,6 +142,7 @@ static void close_entry(struct server *srv, struct entry *e, enum session_lost_r
 	session_end(e->s, reason);
 	(void)sessions_close(srv->table, e->sid); /* already gone if superseded */
 	unfile(srv, e);
+	unowe(srv, e);
 	srv->slots[e->sid & SLOT_MASK] = NULL;
 	e->closed = true;
 	srv->lost[reason]++;
@@ -128,7 +163,7 @@ static void touched(struct server *srv, struct entry *e)
 	enqueue(srv, e);
 }
 
-static void on_changed(void *ctx, struct session *s)
+static void on_changed(struct session *s, void *ctx)
 {
 	struct entry *e = ctx;
 
@@ -168,6 +203,7 @@ int server_new(struct server **out, const struct server_config *cfg)
 	srv->rng = cfg->rng;
 	srv->output = cfg->output;
 	srv->output_user = cfg->output_user;
+	srv->slot = cfg->slot;
 	srv->datagram = cfg->datagram;
 	srv->datagram_user = cfg->datagram_user;
 	srv->one_per_user = cfg->one_session_per_user;
@@ -241,6 +277,7 @@ static int make_entry(struct server *srv, uint64_t sid, uint64_t now, struct ent
 		.scratch = &srv->scratch,
 		.output = srv->output,
 		.output_user = srv->output_user,
+		.slot = srv->slot,
 		.changed = on_changed,
 		.changed_ctx = e,
 		.datagram = srv->datagram,
@@ -279,6 +316,7 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 		return rc;
 	}
 	srv->slots[ev->sid & SLOT_MASK] = e;
+	(void)sessions_set_owner(srv->table, ev->sid, e); /* live: it was just made */
 	heap_push(&srv->heap, &due_ops, NULL, &e);
 	enqueue(srv, e);
 	srv->created++;
@@ -288,7 +326,7 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 	 * outage (docs/PROTOCOL.md, session L3) keeps using its old session,
 	 * and this one idles out; a restarted client sends at once. */
 	e->supersede = srv->one_per_user || sessions_get(srv->table, ev->sid)->has_instance;
-	if (srv->output(srv->output_user, srv->scratch.open, ev->len, from) < 0)
+	if (srv->output(srv->scratch.open, ev->len, from, srv->output_user) < 0)
 		srv->dropped++; /* the client retries its init */
 	return 0;
 }
@@ -301,7 +339,7 @@ static void challenge(struct server *srv, uint64_t sid, uint64_t now)
 	ssize_t n = sessions_seal_challenge(srv->table, sid, srv->rng, now, srv->scratch.seal,
 	                                    sizeof srv->scratch.seal, &to);
 
-	if (n > 0 && srv->output(srv->output_user, srv->scratch.seal, (size_t)n, to) < 0)
+	if (n > 0 && srv->output(srv->scratch.seal, (size_t)n, to, srv->output_user) < 0)
 		srv->dropped++;
 }
 
@@ -323,20 +361,23 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 		return on_new(srv, &ev, from, now);
 	if (ev.kind == SESSIONS_EV_REFUSED) {
 		/* The sender proved its PSK: it hears why (handshake 4.6). */
-		if (srv->output(srv->output_user, srv->scratch.open, ev.len, from) < 0)
+		if (srv->output(srv->scratch.open, ev.len, from, srv->output_user) < 0)
 			srv->dropped++;
 		return KS_ERR_UNSUPPORTED;
 	}
-	/* S4: the payload of an established session. */
-	e = lookup(srv, ev.sid);
-	if (!e)
+	/* S4: the payload of an established session: its entry came with it
+	 * (the table slot's owner pointer), no second lookup. */
+	e = ev.owner;
+	if (!e || e->sid != ev.sid)
 		return KS_ERR_CLOSED;
 	if (e->supersede) {
 		e->supersede = false;
 		close_user_others(srv, e);
 	}
-	if (ev.len)
+	if (ev.len) {
 		(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);
+		owe(srv, e); /* E6: its ACKs leave in server_flush, with the batch's */
+	}
 	touched(srv, e);
 	if (ev.challenge && !e->closed)
 		challenge(srv, ev.sid, now);
@@ -356,14 +397,23 @@ void server_on_timer(struct server *srv, uint64_t now)
 	}
 }
 
-/* A session owing a flush is due now (its deadline is its last now), so
- * the due sessions are exactly the ones to flush; running their timers
- * early is harmless, and each runs at most once. */
-void server_flush(struct server *srv, uint64_t now) { server_on_timer(srv, now); }
+/* Only the sessions that took a payload since the last flush: the batch's
+ * ACKs (and what they let out) leave; timers stay the timer's business. A
+ * session on the list that was pumped since owes nothing, and its flush is
+ * a no-op. */
+void server_flush(struct server *srv, uint64_t now)
+{
+	struct entry *e;
+
+	while ((e = srv->owed) != NULL) {
+		unowe(srv, e);
+		session_flush(e->s, now); /* re-files it (on_changed) */
+	}
+}
 
 uint64_t server_next_deadline(const struct server *srv)
 {
-	return srv->heap.n ? session_next_deadline(srv->due[0]->s) : SESSION_NEVER;
+	return srv->heap.n ? session_next_deadline(srv->due[0]->s) : KS_NEVER;
 }
 
 /* --- events and access ---------------------------------------------------------- */
@@ -376,6 +426,7 @@ int server_next_event(struct server *srv, struct server_event *ev)
 		if (session_next_event(e->s, &ev->ev) == 0) {
 			ev->sid = e->sid;
 			ev->session = e->closed ? NULL : e->s;
+			ev->owner = e->owner;
 			return 0;
 		}
 		srv->ev_head = e->next_ev;
@@ -409,6 +460,16 @@ int server_close(struct server *srv, uint64_t sid)
 
 const struct sessions *server_table(const struct server *srv) { return srv->table; }
 
+int server_set_owner(struct server *srv, uint64_t sid, void *owner)
+{
+	struct entry *e = lookup(srv, sid);
+
+	if (!e)
+		return KS_ERR_CLOSED;
+	e->owner = owner;
+	return 0;
+}
+
 int server_set_users(struct server *srv, const struct keys_user *users, size_t n_users,
                      const uint32_t *map, uint64_t now_unix_ms)
 {
@@ -418,7 +479,7 @@ int server_set_users(struct server *srv, const struct keys_user *users, size_t n
 void server_stats(const struct server *srv, struct server_stats *st)
 {
 	memset(st, 0, sizeof *st);
-	st->table = srv->table->n;
+	st->table = *sessions_counters(srv->table);
 	st->dropped = srv->dropped;
 	st->created = srv->created;
 	memcpy(st->lost, srv->lost, sizeof st->lost);
@@ -456,6 +517,9 @@ bool server_check(const struct server *srv)
 		in_slots += srv->slots[i] != NULL;
 	for (const struct entry *e = srv->ev_head; e; e = e->next_ev)
 		if (!e->queued || (e->closed && session_state(e->s) != SESSION_CLOSED))
+			return false;
+	for (const struct entry *e = srv->owed; e; e = e->owed_next)
+		if (!e->owed || e->closed || (e->owed_next && e->owed_next->owed_prev != e))
 			return false;
 	return in_slots == srv->heap.n && sessions_live(srv->table) == srv->heap.n;
 }

@@ -39,6 +39,7 @@ struct server_config {
 	const struct rng_source *rng; /* borrowed, outlives the server */
 	session_output_fn output;     /* required */
 	void *output_user;            /* borrowed */
+	session_slot_fn slot;         /* optional, for every session (session.h) */
 	session_datagram_fn datagram; /* UDP datagram frames of every session; NULL: dropped */
 	void *datagram_user;          /* borrowed */
 	/* true: a user's new session closes every older session of that user
@@ -54,6 +55,7 @@ struct server_config {
 struct server_event {
 	uint64_t sid;
 	struct session *session; /* borrowed; NULL for SESSION_EV_LOST */
+	void *owner;             /* the daemon's pointer (server_set_owner), LOST included */
 	struct session_event ev;
 };
 
@@ -92,13 +94,15 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
  * its batch with server_flush below, in the same loop iteration. */
 void server_on_timer(struct server *srv, uint64_t now);
 
-/* server_flush ends a batch: every session that owes a flush (ACKs of
- * the datagrams it took since its last pump) sends it now, and every
- * other session already due runs as in server_on_timer. Call it before
- * the loop sleeps, after the pumps. */
+/* server_flush ends a batch: every session that took a payload since the
+ * last server_flush (kept on a list, O(those sessions)) sends what it
+ * owes now (session_flush: the ACKs, and what they let out); no other
+ * session runs. Call it before the loop sleeps, after the pumps; then arm
+ * the timer at server_next_deadline (sessions whose KCP timers are due
+ * run in server_on_timer). */
 void server_flush(struct server *srv, uint64_t now);
 
-/* server_next_deadline: when server_on_timer must run next (SESSION_NEVER:
+/* server_next_deadline: when server_on_timer must run next (KS_NEVER:
  * no session has anything scheduled). O(1). */
 uint64_t server_next_deadline(const struct server *srv);
 
@@ -113,6 +117,11 @@ KS_MUST_CHECK int server_next_event(struct server *srv, struct server_event *ev)
  * NULL. Use session_mux and session_pump on it; session_pump re-files its
  * deadline here. */
 struct session *server_session(struct server *srv, uint64_t sid);
+
+/* server_set_owner hangs the daemon's object on session sid: every later
+ * event of it carries it (server_event.owner), so the daemon needs no
+ * table of its own. Returns 0 or KS_ERR_CLOSED. */
+int server_set_owner(struct server *srv, uint64_t sid, void *owner);
 
 /* server_close ends session sid now (SESSION_LOST_CLOSED; streams reset,
  * no datagram sent). Returns 0 or KS_ERR_CLOSED. */

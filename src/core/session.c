@@ -41,6 +41,7 @@ struct session {
 	const struct rng_source *rng; /* borrowed */
 	session_output_fn output;
 	void *output_user;               /* borrowed */
+	session_slot_fn slot;            /* may be NULL */
 	struct mux_config mux_cfg;       /* copied */
 	struct transport_local local;    /* this end's KCP policy, copied */
 	struct session_scratch *scratch; /* owned (client) or borrowed (server) */
@@ -81,8 +82,8 @@ struct session {
 	uint64_t last_stall;             /* client: the last stall probe (L7) */
 	uint32_t stall_gap;              /* ms from max(last_rx, last_stall) to the next */
 	uint64_t rx_stream, stall_rx;    /* bytes KCP delivered: all, at the last probe */
-	uint64_t outstanding_since;      /* SESSION_NEVER: nothing unacknowledged */
-	uint64_t inflight_since;         /* L6: SESSION_NEVER: nothing sent unacknowledged */
+	uint64_t outstanding_since;      /* KS_NEVER: nothing unacknowledged */
+	uint64_t inflight_since;         /* L6: KS_NEVER: nothing sent unacknowledged */
 	bool flush_owed;                 /* E6: KCP holds ACKs or data for this batch */
 	enum probe probe;                /* client: restart detection phase (L3) */
 	uint64_t switch_at;              /* PROBE_CONFIRM: adopt `pending` at this time */
@@ -99,16 +100,13 @@ struct session {
 };
 
 /* Saturating a + b for deadlines. */
-static uint64_t after(uint64_t a, uint64_t b)
-{
-	return a > SESSION_NEVER - b ? SESSION_NEVER : a + b;
-}
+static uint64_t after(uint64_t a, uint64_t b) { return a > KS_NEVER - b ? KS_NEVER : a + b; }
 
 /* --- output ---------------------------------------------------------------- */
 
 static void emit(struct session *s, const uint8_t *d, size_t len, const struct sessions_addr *to)
 {
-	if (s->output(s->output_user, d, len, to) < 0) {
+	if (s->output(d, len, to, s->output_user) < 0) {
 		s->st.output_drops++;
 		return;
 	}
@@ -124,13 +122,23 @@ static int kcp_out(const uint8_t *dgram, size_t len, void *user)
 	struct session *s = user;
 	const struct sessions_addr *to = NULL;
 	uint8_t *out = s->scratch->seal;
+	size_t cap = sizeof s->scratch->seal;
 	ssize_t n;
 
+	/* Straight into the caller's send slot when it lends one. */
+	if (s->slot) {
+		size_t slot_cap = 0;
+		uint8_t *slot = s->slot(&slot_cap, s->output_user);
+
+		if (slot && slot_cap >= ENVELOPE_MAX_DATAGRAM) {
+			out = slot;
+			cap = slot_cap;
+		}
+	}
 	if (s->role == SESSION_CLIENT)
-		n = envelope_seal(&s->env, s->rng, dgram, len, out, sizeof s->scratch->seal);
+		n = envelope_seal(&s->env, s->rng, dgram, len, out, cap);
 	else
-		n = sessions_seal(s->table, s->sid, s->rng, dgram, len, out,
-		                  sizeof s->scratch->seal, &to);
+		n = sessions_seal(s->table, s->sid, s->rng, dgram, len, out, cap, &to);
 	if (n < 0) {
 		s->st.output_drops++;
 		return (int)n;
@@ -169,7 +177,7 @@ static int establish(struct session *s, uint64_t sid, uint32_t conv,
 	s->last_rx = s->last_tx = s->last_ka = now;
 	s->last_stall = 0;
 	s->stall_gap = SESSION_STALL_MIN_MS;
-	s->outstanding_since = s->inflight_since = SESSION_NEVER;
+	s->outstanding_since = s->inflight_since = KS_NEVER;
 	s->state = SESSION_ESTABLISHED;
 	s->ev_established = true;
 	return 0;
@@ -184,7 +192,7 @@ static void arm_handshake(struct session *s, uint64_t now)
 	/* The same values passed at creation, so this does not fail; if it
 	 * did, no init would go out and the attempt would time out. */
 	if (handshake_client_init(&s->hs, s->spub, &s->user, &s->proposal) != 0)
-		s->hs_next = SESSION_NEVER;
+		s->hs_next = KS_NEVER;
 	else if (s->has_instance)
 		handshake_client_set_instance(&s->hs, s->instance);
 }
@@ -250,14 +258,14 @@ static uint64_t inflight_start(const struct session *s, uint64_t now)
 static void track_outstanding(struct session *s, uint64_t now)
 {
 	if (kcp_waitsnd(s->kcp) == 0)
-		s->outstanding_since = SESSION_NEVER;
-	else if (s->outstanding_since == SESSION_NEVER)
+		s->outstanding_since = KS_NEVER;
+	else if (s->outstanding_since == KS_NEVER)
 		s->outstanding_since = now;
 	/* L6 counts only what went out: data queued behind a closed peer
 	 * window is not unanswered (the peer's window tells answer). */
 	if (kcp_inflight(s->kcp) == 0)
-		s->inflight_since = SESSION_NEVER;
-	else if (s->inflight_since == SESSION_NEVER)
+		s->inflight_since = KS_NEVER;
+	else if (s->inflight_since == KS_NEVER)
 		s->inflight_since = inflight_start(s, now);
 }
 
@@ -272,8 +280,8 @@ static uint64_t keepalive_at(const struct session *s)
 
 static uint64_t silent_at(const struct session *s)
 {
-	if (s->outstanding_since == SESSION_NEVER)
-		return SESSION_NEVER;
+	if (s->outstanding_since == KS_NEVER)
+		return KS_NEVER;
 	return after(max_u64(s->last_rx, s->outstanding_since), s->silent_ms);
 }
 
@@ -282,8 +290,8 @@ static uint64_t silent_at(const struct session *s)
  * answer (PROBE_CONFIRM) proves the path, so it stops the clock. */
 static uint64_t dead_at(const struct session *s)
 {
-	if (s->inflight_since == SESSION_NEVER || s->probe == PROBE_CONFIRM)
-		return SESSION_NEVER;
+	if (s->inflight_since == KS_NEVER || s->probe == PROBE_CONFIRM)
+		return KS_NEVER;
 	return after(max_u64(s->last_rx, s->inflight_since), s->dead_path_ms);
 }
 
@@ -295,10 +303,10 @@ static uint64_t last_call_at(const struct session *s)
 {
 	uint64_t d = dead_at(s), lc;
 
-	if (d == SESSION_NEVER)
-		return SESSION_NEVER;
+	if (d == KS_NEVER)
+		return KS_NEVER;
 	lc = d > SESSION_LAST_CALL_MS ? d - SESSION_LAST_CALL_MS : 0;
-	return s->last_init_at >= lc ? SESSION_NEVER : lc;
+	return s->last_init_at >= lc ? KS_NEVER : lc;
 }
 
 /* L7: streams are open and nothing came for stall_gap: a PING (a download
@@ -307,7 +315,7 @@ static uint64_t last_call_at(const struct session *s)
 static uint64_t stall_at(const struct session *s)
 {
 	if (mux_stream_count(s->mux) == 0)
-		return SESSION_NEVER;
+		return KS_NEVER;
 	return after(max_u64(s->last_rx, s->last_stall), s->stall_gap);
 }
 
@@ -353,7 +361,7 @@ static uint64_t deadline_of(const struct session *s, uint64_t now)
 	case SESSION_ESTABLISHED: return established_deadline(s, now);
 	case SESSION_CLOSED: break;
 	}
-	return SESSION_NEVER;
+	return KS_NEVER;
 }
 
 static void finish(struct session *s, uint64_t now)
@@ -498,7 +506,7 @@ static void datagram_in(struct session *s, const uint8_t *p, size_t len)
 		return;
 	}
 	s->st.udp_in++;
-	s->datagram(s->datagram_user, s->sid, id, body, body_len);
+	s->datagram(s->sid, id, body, body_len, s->datagram_user);
 }
 
 /* E3: an authenticated payload. */
@@ -598,7 +606,7 @@ static void hold(struct session *s, const struct handshake_result *res, uint64_t
 
 	s->pending = *res;
 	s->probe = PROBE_CONFIRM;
-	s->switch_at = after(retx == KCP_NEVER ? now : retx, 2 * rtt + SESSION_SWITCH_GRACE_MS);
+	s->switch_at = after(retx == KS_NEVER ? now : retx, 2 * rtt + SESSION_SWITCH_GRACE_MS);
 	if (mux_ping(s->mux) == 0)
 		pump(s, now);
 }
@@ -668,6 +676,7 @@ static void client_fill(struct session *s, const struct session_client_config *c
 	s->rng = cfg->rng;
 	s->output = cfg->output;
 	s->output_user = cfg->output_user;
+	s->slot = cfg->slot;
 	memcpy(s->spub, cfg->server_pub, KEYS_LEN);
 	keys_derive_public(&kp, s->spub);
 	memcpy(s->hdr, kp.hdr, KEYS_LEN);
@@ -731,6 +740,7 @@ int session_server_new(struct session **out, const struct session_server_config 
 	s->scratch = cfg->scratch;
 	s->output = cfg->output;
 	s->output_user = cfg->output_user;
+	s->slot = cfg->slot;
 	s->table = cfg->table;
 	s->changed = cfg->changed;
 	s->changed_ctx = cfg->changed_ctx;
@@ -990,7 +1000,7 @@ int session_send_datagram(struct session *s, uint32_t id, const uint8_t *p, size
 	s->st.udp_out++;
 	finish(s, now);
 	if (s->role == SESSION_SERVER && s->changed)
-		s->changed(s->changed_ctx, s);
+		s->changed(s, s->changed_ctx);
 	return 0;
 }
 
@@ -1059,12 +1069,12 @@ void session_close(struct session *s, uint64_t now)
 		lose(s, SESSION_LOST_CLOSED);
 		if (s->role == SESSION_CLIENT) {
 			s->state = SESSION_BACKOFF;
-			s->retry_at = SESSION_NEVER;
+			s->retry_at = KS_NEVER;
 		}
 	}
 	finish(s, now);
 	if (s->changed)
-		s->changed(s->changed_ctx, s);
+		s->changed(s, s->changed_ctx);
 }
 
 void session_pump(struct session *s, uint64_t now)
@@ -1074,7 +1084,7 @@ void session_pump(struct session *s, uint64_t now)
 	check_rekey(s, now);
 	finish(s, now);
 	if (s->changed)
-		s->changed(s->changed_ctx, s);
+		s->changed(s, s->changed_ctx);
 }
 
 void session_flush(struct session *s, uint64_t now)
@@ -1083,7 +1093,7 @@ void session_flush(struct session *s, uint64_t now)
 	flush(s, now);
 	finish(s, now);
 	if (s->changed)
-		s->changed(s->changed_ctx, s);
+		s->changed(s, s->changed_ctx);
 }
 
 struct mux *session_mux(struct session *s)

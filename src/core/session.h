@@ -46,6 +46,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/deadline.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/rng.h"
@@ -55,9 +56,6 @@
 #include "core/sessions.h"
 #include "core/tparams.h"
 #include "core/transport.h"
-
-/* session_next_deadline's answer when nothing is scheduled. */
-#define SESSION_NEVER UINT64_MAX
 
 enum session_role { SESSION_CLIENT, SESSION_SERVER };
 
@@ -111,8 +109,17 @@ struct session_event {
  * for a server session (a view valid during the call). Return 0, or a
  * negative code when the datagram was dropped (counted; KCP retransmits).
  * Must not call back into the session. */
-typedef int (*session_output_fn)(void *user, const uint8_t *d, size_t len,
-                                 const struct sessions_addr *to);
+typedef int (*session_output_fn)(const uint8_t *d, size_t len, const struct sessions_addr *to,
+                                 void *user);
+
+/* slot (optional) lends the buffer the next KCP datagram is sealed into,
+ * so the seal lands where the datagram leaves from (a UDP send slot) and
+ * is not copied again: *cap is set to its size. The next output call
+ * hands that same pointer back as d; a seal that fails leaves it unused.
+ * NULL (or a buffer smaller than ENVELOPE_MAX_DATAGRAM): the seal goes to
+ * the session's scratch and output copies it. Must not call back into the
+ * session. */
+typedef uint8_t *(*session_slot_fn)(size_t *cap, void *user);
 
 /* datagram gets the body of each UDP datagram frame the peer sent
  * (docs/PROTOCOL.md (UDP) U3): the session's id, the association id and
@@ -120,8 +127,8 @@ typedef int (*session_output_fn)(void *user, const uint8_t *d, size_t len,
  * the call). Only with TPARAMS_FEAT_DATAGRAM agreed; without a callback
  * frames are dropped and counted. Must not call back into the session
  * except session_send_datagram of another session. */
-typedef void (*session_datagram_fn)(void *user, uint64_t sid, uint32_t id, const uint8_t *p,
-                                    size_t len);
+typedef void (*session_datagram_fn)(uint64_t sid, uint32_t id, const uint8_t *p, size_t len,
+                                    void *user);
 
 struct session_client_config {
 	const uint8_t *server_pub;        /* KEYS_LEN bytes, copied */
@@ -130,7 +137,8 @@ struct session_client_config {
 	const struct mux_config *mux;     /* NULL: defaults; copied */
 	const struct rng_source *rng;     /* borrowed, outlives the session */
 	session_output_fn output;         /* required */
-	void *output_user;                /* borrowed, passed to output */
+	void *output_user;                /* borrowed, passed to output and slot */
+	session_slot_fn slot;             /* NULL: seal into the scratch, output copies */
 	uint32_t silent_ms;               /* restart detection, 0: SESSION_SILENT_MS_DEFAULT */
 	uint32_t hs_timeout_ms;           /* one handshake attempt, 0: SESSION_HS_TIMEOUT_MS */
 	uint32_t dead_path_ms;            /* L6, 0: SESSION_DEAD_PATH_MS_DEFAULT */
@@ -242,7 +250,7 @@ KS_MUST_CHECK int session_send_datagram(struct session *s, uint32_t id, const ui
                                         uint64_t now);
 
 /* session_next_deadline returns when session_on_timer must run next, as of
- * the last call into the session (SESSION_NEVER: not before the next
+ * the last call into the session (KS_NEVER: not before the next
  * datagram). Recomputed by every entry point; O(1). */
 uint64_t session_next_deadline(const struct session *s);
 
@@ -318,7 +326,7 @@ struct session_scratch {
 
 /* Called at the end of session_pump on a server session so its server
  * can re-file its deadline and poll its events. */
-typedef void (*session_changed_fn)(void *ctx, struct session *s);
+typedef void (*session_changed_fn)(struct session *s, void *ctx);
 
 struct session_server_config {
 	struct sessions *table;          /* borrowed: seals for sid, gives addresses */
@@ -331,6 +339,7 @@ struct session_server_config {
 	struct session_scratch *scratch; /* borrowed */
 	session_output_fn output;
 	void *output_user;
+	session_slot_fn slot; /* NULL: seal into the scratch, output copies */
 	session_changed_fn changed;
 	void *changed_ctx;
 	session_datagram_fn datagram; /* NULL: datagram frames are dropped */

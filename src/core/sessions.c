@@ -8,6 +8,17 @@
 #include "base/rd.h"
 #include "base/wr.h"
 
+struct sessions {
+	struct handshake_server hs;
+	struct sessions_slot *slots; /* owned, capacity entries */
+	uint32_t *free_ids;          /* owned, stack of free slot indices */
+	uint32_t *user_head;         /* owned, per user: first slot + 1 (0: none), so
+	                                6.3 looks at the user's sessions only */
+	size_t cap, n_free;
+	uint32_t per_user; /* 6.3 cap */
+	struct sessions_counters n;
+};
+
 /* The slot index lives in the low 16 bits of a session id, the rest is
  * random: lookup is one array access, ids are not reused in practice. */
 enum { SLOT_BITS = 16, SLOT_MASK = (1 << SLOT_BITS) - 1 };
@@ -102,6 +113,16 @@ static void release(struct sessions *t, struct sessions_slot *s)
 	unlink_user(t, s);
 	sodium_memzero(s, sizeof *s);
 	t->free_ids[t->n_free++] = (uint32_t)(s - t->slots);
+}
+
+int sessions_set_owner(struct sessions *t, uint64_t sid, void *owner)
+{
+	struct sessions_slot *s = find(t, sid);
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	s->owner = owner;
+	return 0;
 }
 
 int sessions_close(struct sessions *t, uint64_t sid)
@@ -398,7 +419,8 @@ static int on_data(struct sessions *t, const struct sessions_addr *from, uint64_
 		                       .sid = sid,
 		                       .len = (size_t)n,
 		                       .moved = moved,
-		                       .challenge = challenge };
+		                       .challenge = challenge,
+		                       .owner = s->owner };
 	return 0;
 }
 
@@ -463,4 +485,21 @@ ssize_t sessions_seal_challenge(struct sessions *t, uint64_t sid, const struct r
 	t->n.path_challenges++;
 	*to = &s->cand.addr;
 	return n;
+}
+
+const struct sessions_counters *sessions_counters(const struct sessions *t) { return &t->n; }
+
+const struct handshake_counters *sessions_hs_counters(const struct sessions *t) { return &t->hs.n; }
+
+const struct handshake_refusal *sessions_last_refusal(const struct sessions *t)
+{
+	return &t->hs.last_refusal;
+}
+
+const struct sessions_slot *sessions_next(const struct sessions *t, size_t *i)
+{
+	for (; *i < t->cap; (*i)++)
+		if (t->slots[*i].used)
+			return &t->slots[(*i)++];
+	return NULL;
 }

@@ -74,6 +74,8 @@ struct sessions_slot {
 	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
 	uint32_t next_of_user; /* the user's next session: slot index + 1, 0: none */
 	struct envelope env;
+	void *owner; /* borrowed: the owner's object for this session
+	               (sessions_set_owner), NULL until set */
 };
 
 struct sessions_config {
@@ -101,16 +103,7 @@ struct sessions_counters {
 	uint64_t path_kept;       /* candidates dropped: the proven path spoke */
 };
 
-struct sessions {
-	struct handshake_server hs;
-	struct sessions_slot *slots; /* owned, capacity entries */
-	uint32_t *free_ids;          /* owned, stack of free slot indices */
-	uint32_t *user_head;         /* owned, per user: first slot + 1 (0: none), so
-	                                6.3 looks at the user's sessions only */
-	size_t cap, n_free;
-	uint32_t per_user; /* 6.3 cap */
-	struct sessions_counters n;
-};
+struct sessions;
 
 enum sessions_event_kind {
 	SESSIONS_EV_NONE = 0,
@@ -128,6 +121,8 @@ struct sessions_event {
 	bool challenge;      /* DATA: send sessions_seal_challenge for sid now */
 	uint64_t superseded; /* NEW: sid of an older session of the same user that
 	                        was closed to make room (0: none) */
+	void *owner;         /* DATA: the session's owner pointer (sessions_set_owner),
+	                        so the owner needs no lookup of its own */
 };
 
 /* sessions_new allocates a table. Returns 0 and sets *out, or KS_ERR_INVAL
@@ -183,6 +178,10 @@ void sessions_path_write(uint8_t out[static SESSIONS_PATH_LEN], uint32_t conv, u
  * next call that changes t). */
 const struct sessions_slot *sessions_get(const struct sessions *t, uint64_t sid);
 
+/* sessions_set_owner hangs the owner's object on live session sid; DATA
+ * events of it carry it. Returns 0 or KS_ERR_CLOSED. */
+int sessions_set_owner(struct sessions *t, uint64_t sid, void *owner);
+
 /* sessions_close ends session sid and wipes its keys. Returns 0 or
  * KS_ERR_CLOSED. */
 int sessions_close(struct sessions *t, uint64_t sid);
@@ -202,5 +201,19 @@ bool sessions_same_instance(const struct sessions *t, uint64_t a, uint64_t b);
 
 /* sessions_live returns the number of live sessions. */
 size_t sessions_live(const struct sessions *t);
+
+/* The table's counters, and its handshake's (views valid while t lives). */
+const struct sessions_counters *sessions_counters(const struct sessions *t);
+const struct handshake_counters *sessions_hs_counters(const struct sessions *t);
+
+/* sessions_last_refusal: what the last authenticated init refused with a
+ * reply (KS_ERR_UNSUPPORTED from sessions_on_datagram) offered. */
+const struct handshake_refusal *sessions_last_refusal(const struct sessions *t);
+
+/* sessions_next walks the live sessions: *i starts at 0; returns the next
+ * live slot at or after *i and moves *i past it, or NULL at the end. The
+ * slot's session id is slot->env.sid. Closing sessions while walking is
+ * fine. */
+const struct sessions_slot *sessions_next(const struct sessions *t, size_t *i);
 
 #endif

@@ -585,8 +585,8 @@ bool socks5_secret_equal(const uint8_t *a, size_t a_len, const uint8_t *b, size_
 	return diff == 0;
 }
 
-bool socks5_cred_table_verify(void *arg, const uint8_t *user, size_t user_len, const uint8_t *pass,
-                              size_t pass_len)
+bool socks5_cred_table_verify(const uint8_t *user, size_t user_len, const uint8_t *pass,
+                              size_t pass_len, void *arg)
 {
 	const struct socks5_cred_table *t = arg;
 	unsigned ok = 0;
@@ -678,7 +678,7 @@ static ssize_t on_auth(const struct socks5_server *s, uint8_t *in, size_t len,
 			return rc;
 		return n;
 	}
-	ok = s->cfg.verify(s->cfg.verify_arg, a.user, a.user_len, a.pass, a.pass_len);
+	ok = s->cfg.verify(a.user, a.user_len, a.pass, a.pass_len, s->cfg.verify_arg);
 	socks5_wipe(in, (size_t)n);
 	if ((rc = put_pair(st, SOCKS5_AUTH_VERSION, ok ? SOCKS5_AUTH_OK : SOCKS5_AUTH_FAIL)) < 0)
 		return rc;

@@ -263,8 +263,8 @@ struct socks5_cred_table {
  * arg a const struct socks5_cred_table *. It checks every entry, user and
  * password, without stopping at a match, so its time depends on the table
  * size and not on which entry (if any) matched. */
-KS_MUST_CHECK bool socks5_cred_table_verify(void *arg, const uint8_t *user, size_t user_len,
-                                            const uint8_t *pass, size_t pass_len);
+KS_MUST_CHECK bool socks5_cred_table_verify(const uint8_t *user, size_t user_len,
+                                            const uint8_t *pass, size_t pass_len, void *arg);
 
 /* socks5_wipe zeroes n bytes in a way the compiler keeps (sodium_memzero). */
 void socks5_wipe(void *p, size_t n);
@@ -283,8 +283,8 @@ struct socks5_server_config {
 	uint8_t method; /* SOCKS5_METHOD_NONE or SOCKS5_METHOD_USERPASS */
 	/* USERPASS only: true if the credentials are good. Called from inside
 	 * socks5_server_feed; must not call back into it. */
-	bool (*verify)(void *arg, const uint8_t *user, size_t user_len, const uint8_t *pass,
-	               size_t pass_len);
+	bool (*verify)(const uint8_t *user, size_t user_len, const uint8_t *pass, size_t pass_len,
+	               void *arg);
 	void *verify_arg; /* borrowed: passed to verify */
 };
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/errbuf.h"
+
 enum {
 	HOST_TEXT_MAX = 64, /* longest host part we copy out of the input */
 	PORT_DIGITS_MAX = 5,
@@ -16,7 +18,7 @@ enum {
 static int fail(char *err, size_t errlen, const char *input, const char *why)
 {
 	if (err && errlen)
-		snprintf(err, errlen, "bad address '%s': %s", input, why);
+		errbuf_set(err, errlen, "bad address '%s': %s", input, why);
 	return KS_ERR_INVAL;
 }
 
@@ -162,8 +164,8 @@ int addr_parse_host_port(const char *host, const char *port, struct sockaddr_sto
 
 	if (!parse_port(port, strlen(port), &p)) {
 		if (err && errlen)
-			snprintf(err, errlen, "bad port '%s': must be a number from 0 to 65535",
-			         port);
+			errbuf_set(err, errlen, "bad port '%s': must be a number from 0 to 65535",
+			           port);
 		return KS_ERR_INVAL;
 	}
 	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')

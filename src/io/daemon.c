@@ -1,6 +1,6 @@
 /* daemon.c - signals, graceful stop, privilege drop, open-files limit. */
 #include "io/daemon.h"
-#include "io/errbuf.h"
+#include "base/errbuf.h"
 
 #include <errno.h>
 #include <ev.h>

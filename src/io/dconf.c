@@ -11,6 +11,7 @@
 #include <ev.h>
 #include <sodium.h>
 
+#include "base/errbuf.h"
 #include "core/configdoc.h"
 #include "core/profile.h"
 #include "io/addr.h"
@@ -21,7 +22,7 @@
 static void say(char *err, size_t errlen, const char *a, const char *b)
 {
 	if (err && errlen)
-		snprintf(err, errlen, "%s: %s", a, b);
+		errbuf_set(err, errlen, "%s: %s", a, b);
 }
 
 /* read_text reads a whole small file ("-": standard input) and reports its
@@ -101,7 +102,7 @@ char *dconf_read_secret_file(const char *path, size_t max, size_t *len, char *er
 	return text;
 }
 
-static void help_out(void *ctx, const char *text, size_t len) { fwrite(text, 1, len, ctx); }
+static void help_out(const char *text, size_t len, void *ctx) { fwrite(text, 1, len, ctx); }
 
 static void print_help(enum config_role role, const char *usage)
 {
@@ -170,8 +171,8 @@ static int set_from_text(struct config *cfg, enum config_role role, const char *
 		p++;
 	rc = config_set(cfg, role, key, p, sub, sizeof sub);
 	if (rc != 0)
-		snprintf(err, errlen, "%s: %s", src,
-		         strlen(sub) > skip && !strncmp(sub, "--", 2) ? sub + skip : sub);
+		errbuf_set(err, errlen, "%s: %s", src,
+		           strlen(sub) > skip && !strncmp(sub, "--", 2) ? sub + skip : sub);
 	explicit_bzero(sub, sizeof sub);
 	return rc;
 }
@@ -308,7 +309,7 @@ static int apply_options(struct config *cfg, enum config_role role, int argc, ch
 		}
 		i = option_at(argc, argv, i, key, sizeof key, &value);
 		if (!value) {
-			snprintf(err, errlen, "--%s: needs a value", key);
+			errbuf_set(err, errlen, "--%s: needs a value", key);
 			return KS_ERR_INVAL;
 		}
 		if (role == CONFIG_ROLE_LOCAL && !strcmp(key, "connect") && !strcmp(value, "-"))

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/errbuf.h"
 #include "base/rd.h"
 #include "io/addr.h"
 #include "io/log.h"
@@ -447,7 +448,7 @@ static void serve_healthz(struct client *c, bool head)
 	bool ok;
 
 	why[0] = '\0';
-	ok = !c->s->h.healthy || c->s->h.healthy(c->s->h.arg, why, sizeof why);
+	ok = !c->s->h.healthy || c->s->h.healthy(why, sizeof why, c->s->h.arg);
 	if (ok) {
 		respond_text(c, 200, "ok\n", head);
 		return;
@@ -539,7 +540,7 @@ static void on_client_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	client_close(c);
 }
 
-static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
+static void on_accept(int fd, const struct sockaddr_storage *peer, void *arg)
 {
 	struct metrics_server *s = arg;
 	struct client *c = malloc(sizeof *c);
@@ -592,13 +593,13 @@ struct metrics_server *metrics_server_new(struct ev_loop *loop, const struct soc
 	if (!h || !h->write || o.body_max > METRICS_BODY_MAX ||
 	    o.timeout_ms > METRICS_TIMEOUT_MAX_MS) {
 		if (err && errlen)
-			snprintf(err, errlen, "metrics: invalid options");
+			errbuf_set(err, errlen, "metrics: invalid options");
 		return NULL;
 	}
 	if (!o.allow_remote && !is_loopback(addr)) {
 		if (err && errlen)
-			snprintf(err, errlen, "metrics %s: not a loopback address",
-			         addr_format(addr, text));
+			errbuf_set(err, errlen, "metrics %s: not a loopback address",
+			           addr_format(addr, text));
 		return NULL;
 	}
 	s = calloc(1, sizeof *s);
@@ -612,7 +613,7 @@ struct metrics_server *metrics_server_new(struct ev_loop *loop, const struct soc
 	                        sizeof why);
 	if (!s->l) {
 		if (err && errlen)
-			snprintf(err, errlen, "metrics: %s", why);
+			errbuf_set(err, errlen, "metrics: %s", why);
 		free(s);
 		return NULL;
 	}

@@ -94,7 +94,7 @@ struct metrics_handlers {
 	 * "unhealthy: <why>\n" when it wrote a reason into why (a
 	 * NUL-terminated line of at most whylen bytes, empty on entry). NULL
 	 * means always healthy. */
-	bool (*healthy)(void *arg, char *why, size_t whylen);
+	bool (*healthy)(char *why, size_t whylen, void *arg);
 	void *arg;
 };
 

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "base/errbuf.h"
 #include "base/rd.h"
 #include "io/addr.h"
 #include "io/dconf.h"
@@ -145,7 +146,7 @@ int mstatus_parse_line(const char *line, size_t n, struct mstatus_sample *out)
 
 static int fail(char *err, size_t errlen, int rc, const char *what, const char *where)
 {
-	snprintf(err, errlen, "metrics %s: %s", where, what);
+	errbuf_set(err, errlen, "metrics %s: %s", where, what);
 	return rc;
 }
 

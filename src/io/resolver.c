@@ -1,7 +1,7 @@
 /* resolver.c - c-ares on libev: socket watchers, one timeout timer, and
  * per-lookup handles that outlive their user when cancelled or timed out. */
 #include "io/resolver.h"
-#include "io/errbuf.h"
+#include "base/errbuf.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -264,7 +264,7 @@ static void on_query_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	log_debug("dns#%llu %s, %zu addresses", (unsigned long long)q->id,
 	          resolver_status_name(q->status), q->n);
 	q->user_done = true;
-	q->cb.on_done(q->cb.arg, &res);
+	q->cb.on_done(&res, q->cb.arg);
 	if (q->ares_done)
 		query_free(q);
 }
@@ -470,13 +470,17 @@ static int channel_init(struct resolver *r, const struct resolver_opts *o, const
                         char *err, size_t errlen)
 {
 	struct ares_options ao;
+	char lk[4]; /* "fb", "f", "b" */
 	int mask = ARES_OPT_FLAGS | ARES_OPT_LOOKUPS | ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS |
 	           ARES_OPT_TRIES | ARES_OPT_DOMAINS;
 	int st;
 
 	memset(&ao, 0, sizeof ao);
 	ao.flags = ARES_FLAG_NOSEARCH;
-	ao.lookups = (char *)lookups;
+	/* c-ares takes a char * and copies it: give it our own copy, not a
+	 * cast of a const. */
+	snprintf(lk, sizeof lk, "%s", lookups);
+	ao.lookups = lk;
 	ao.sock_state_cb = on_sock_state;
 	ao.sock_state_cb_data = r;
 	/* c-ares retries within our deadline: two tries of half each (it

@@ -76,7 +76,7 @@ struct resolver_result {
 };
 
 struct resolver_cb {
-	void (*on_done)(void *arg, const struct resolver_result *res);
+	void (*on_done)(const struct resolver_result *res, void *arg);
 	void *arg;
 };
 

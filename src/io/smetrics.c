@@ -208,7 +208,7 @@ void smetrics_sessions(struct metrics_buf *b, struct smetrics_session *v, size_t
 	}
 }
 
-void smetrics_udp(struct metrics_buf *b, const struct peer_stats *ps)
+void smetrics_udp(struct metrics_buf *b, const struct peer_stats *ps, uint64_t timer_fires)
 {
 	metrics_counter(b, "kcpsocks_udp_received_datagrams_total",
 	                "datagrams received on the UDP socket", ps->rx->datagrams);
@@ -224,5 +224,5 @@ void smetrics_udp(struct metrics_buf *b, const struct peer_stats *ps)
 	                ps->rx->calls);
 	metrics_counter(b, "kcpsocks_timer_wakeups_total",
 	                "wake-ups of the session timer (an idle daemon adds almost none)",
-	                ps->timer_fires);
+	                timer_fires);
 }

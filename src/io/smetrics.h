@@ -29,6 +29,8 @@ struct smetrics_session {
 
 void smetrics_sessions(struct metrics_buf *b, struct smetrics_session *v, size_t n);
 
-void smetrics_udp(struct metrics_buf *b, const struct peer_stats *ps);
+/* smetrics_udp writes the socket's counters and the loop's timer
+ * wake-ups (loop_timer_fires). */
+void smetrics_udp(struct metrics_buf *b, const struct peer_stats *ps, uint64_t timer_fires);
 
 #endif

@@ -9,7 +9,7 @@ int sysrng_init(void)
 	return sodium_init() < 0 ? KS_ERR_UNSUPPORTED : 0;
 }
 
-static void fill(void *ctx, void *buf, size_t len)
+static void fill(void *buf, size_t len, void *ctx)
 {
 	(void)ctx;
 	randombytes_buf(buf, len);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/errbuf.h"
 #include "io/addr.h"
 #include "io/fdio.h"
 #include "io/log.h"
@@ -22,7 +23,7 @@ static void set_err(char *err, size_t errlen, const char *op, const struct socka
 	char text[ADDR_TEXT_MAX];
 
 	if (err && errlen)
-		snprintf(err, errlen, "%s %s: %s", op, addr_format(a, text), why);
+		errbuf_set(err, errlen, "%s %s: %s", op, addr_format(a, text), why);
 }
 
 /* ======================================================================
@@ -98,7 +99,7 @@ static bool accept_one(struct tcp_listener *l)
 	l->st.accepted++;
 	l->st.active++;
 	l->in_cb = true;
-	l->cb.on_accept(l->cb.arg, fd, &peer);
+	l->cb.on_accept(fd, &peer, l->cb.arg);
 	l->in_cb = false;
 	return !l->freed;
 }
@@ -293,7 +294,7 @@ static void connect_report(struct tcp_connect *c)
 		c->fd = -1; /* the callee owns it now */
 	}
 	c->in_cb = true;
-	c->cb.on_done(c->cb.arg, &res);
+	c->cb.on_done(&res, c->cb.arg);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c);

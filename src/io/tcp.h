@@ -47,7 +47,7 @@ struct tcp_listener_opts {
  * once for it (also when it refuses it at once). peer is a view valid
  * during the call. */
 struct tcp_listener_cb {
-	void (*on_accept)(void *arg, int fd, const struct sockaddr_storage *peer);
+	void (*on_accept)(int fd, const struct sockaddr_storage *peer, void *arg);
 	void *arg;
 };
 
@@ -105,7 +105,7 @@ struct tcp_connect_result {
 };
 
 struct tcp_connect_cb {
-	void (*on_done)(void *arg, const struct tcp_connect_result *res);
+	void (*on_done)(const struct tcp_connect_result *res, void *arg);
 	void *arg;
 };
 

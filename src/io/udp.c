@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "base/errbuf.h"
 #include "io/addr.h"
 #include "io/log.h"
 
@@ -49,7 +50,7 @@ static int fail_io(int fd, const char *op, const struct sockaddr_storage *a, cha
 	int saved = errno;
 
 	if (err && errlen)
-		snprintf(err, errlen, "%s %s: %s", op, addr_format(a, text), strerror(saved));
+		errbuf_set(err, errlen, "%s %s: %s", op, addr_format(a, text), strerror(saved));
 	if (fd >= 0)
 		close(fd);
 	errno = saved;
@@ -73,8 +74,8 @@ int udp_open(const struct sockaddr_storage *bind_addr, const struct udp_opts *op
 		opts = &def;
 	if (len == 0 || !opts_valid(opts)) {
 		if (err && errlen)
-			snprintf(err, errlen, "udp socket: %s",
-			         len ? "buffer size out of range" : "not an IPv4/IPv6 address");
+			errbuf_set(err, errlen, "udp socket: %s",
+			           len ? "buffer size out of range" : "not an IPv4/IPv6 address");
 		return KS_ERR_INVAL;
 	}
 	fd = socket(bind_addr->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -8,9 +8,11 @@
  * the OPEN straight to RELAY (fast_start) and takes the server's reply
  * there (on_fast_answer). Teardown is two steps: an
  * lconn leaves every list and its socket is closed at once (zombie), and
- * its memory goes in before_sleep, when no callback can still hold it.
+ * its memory goes in the loop's deferred frees (io/loop.h), when no
+ * callback can still hold it.
  */
 #include "local/client.h"
+#include "base/errbuf.h"
 
 #include <ev.h>
 #include <netdb.h>
@@ -28,6 +30,7 @@
 #include "io/clock.h"
 #include "io/dconf.h"
 #include "io/log.h"
+#include "io/loop.h"
 #include "io/metrics.h"
 #include "io/peer.h"
 #include "io/relay.h"
@@ -59,7 +62,8 @@ struct lconn {
 	char dst[SOCKS5_ADDR_TEXT_MAX]; /* for log lines */
 	struct relay relay;             /* in the session's table from OPENING on */
 	struct lconn *prev, *next;      /* all live lconns */
-	struct lconn *next_wait;        /* LC_WAIT queue, or the zombie list */
+	struct lconn *next_wait;        /* LC_WAIT queue */
+	struct loop_deferred dead;      /* the free after LC_ZOMBIE */
 	ev_timer negotiate_timer;       /* runs while LC_NEGOTIATE, then while LC_WAIT */
 	uint64_t id;
 	bool fast_pending;            /* fast open: SUCCEEDED given, the server's reply not yet */
@@ -78,6 +82,7 @@ struct client {
 	/* Random per process: the server replaces only this process's own
 	 * older session with a new one (docs/PROTOCOL.md, secure 6.3). */
 	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
+	struct loop *ioloop;  /* owned: the rounds, the timer, deferred frees */
 	struct peer *peer;    /* owned */
 	struct session *sess; /* owned */
 	/* Servers (docs/OPERATIONS.md "Several servers"): cfg->servers.e[cur]
@@ -108,7 +113,6 @@ struct client {
 	struct socks5_server_config s5cfg;
 	struct lconn *conns;                 /* live, doubly linked */
 	struct lconn *wait_head, *wait_tail; /* LC_WAIT, FIFO */
-	struct lconn *zombies;
 	size_t nconns;
 	uint64_t next_id;
 	bool draining;
@@ -180,6 +184,14 @@ static void wait_unlink(struct client *cl, struct lconn *lc)
 		cl->wait_tail = w;
 }
 
+static void lconn_free(struct loop_deferred *d)
+{
+	struct lconn *lc = (struct lconn *)(void *)((char *)d - offsetof(struct lconn, dead));
+
+	socks5_wipe(lc->req, sizeof lc->req);
+	free(lc);
+}
+
 static void lconn_kill(struct lconn *lc)
 {
 	struct client *cl = lc->cl;
@@ -207,22 +219,15 @@ static void lconn_kill(struct lconn *lc)
 	if (lc->next)
 		lc->next->prev = lc->prev;
 	cl->nconns--;
-	lc->next_wait = cl->zombies;
-	cl->zombies = lc;
+	loop_defer(cl->ioloop, &lc->dead, lconn_free);
 	if (cl->listener)
 		tcp_listener_release(cl->listener);
 	log_debug("conn#%llu closed", (unsigned long long)lc->id);
 }
 
-static void reap(struct client *cl)
+/* While draining: the last connection gone ends the drain. */
+static void drain_check(struct client *cl)
 {
-	while (cl->zombies) {
-		struct lconn *lc = cl->zombies;
-
-		cl->zombies = lc->next_wait;
-		socks5_wipe(lc->req, sizeof lc->req);
-		free(lc);
-	}
 	if (cl->draining && cl->nconns == 0 && cl->on_empty) {
 		void (*f)(void *) = cl->on_empty;
 
@@ -364,7 +369,7 @@ static void wait_flush(struct client *cl, bool open)
 
 /* --- UDP ASSOCIATE (docs/PROTOCOL.md (UDP) U4, U5; local/udprelay.c) --- */
 
-static int udp_send(void *ctx, uint32_t id, const uint8_t *p, size_t n)
+static int udp_send(uint32_t id, const uint8_t *p, size_t n, void *ctx)
 {
 	struct client *cl = ctx;
 
@@ -418,7 +423,7 @@ static bool udp_reply(struct lconn *lc, uint32_t id)
 }
 
 /* U3: a frame of the current session for association id. */
-static void on_udp_frame(void *user, uint64_t sid, uint32_t id, const uint8_t *p, size_t len)
+static void on_udp_frame(uint64_t sid, uint32_t id, const uint8_t *p, size_t len, void *user)
 {
 	struct client *cl = user;
 	struct relay *r = sid == cl->sid ? relay_find(&cl->host, id) : NULL;
@@ -585,7 +590,7 @@ static void on_negotiate_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	lconn_kill(lc);
 }
 
-static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
+static void on_accept(int fd, const struct sockaddr_storage *peer, void *arg)
 {
 	struct client *cl = arg;
 	struct lconn *lc = calloc(1, sizeof *lc);
@@ -817,31 +822,34 @@ static void outage_end(struct client *cl, uint64_t now)
 
 /* --- servers: the list, lookups, failover ------------------------------------- */
 
-static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now);
-static void on_timer(void *arg, uint64_t now);
-static uint64_t before_sleep(void *arg, uint64_t now);
+static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg);
 
-static int new_session(struct client *cl, struct session **out, session_output_fn output, char *err,
-                       size_t errlen);
+static int new_session(struct client *cl, struct session **out, session_output_fn output,
+                       session_slot_fn slot, char *err, size_t errlen);
 
 static const struct config_endpoint *target(const struct client *cl)
 {
 	return &cl->cfg->servers.e[cl->cur];
 }
 
-/* A UDP socket of family fam, unconnected: it drives the session's timer
- * until the server's address is known. */
+/* A UDP socket of family fam, unconnected until the server's address is
+ * known (what the session sends before that goes nowhere). */
 static int new_peer(struct client *cl, int fam, char *err, size_t errlen)
 {
 	struct sockaddr_storage any;
-	struct peer_cb pcb = { on_datagram, on_timer, before_sleep, cl };
 	struct peer *p;
 
 	memset(&any, 0, sizeof any);
 	any.ss_family = (sa_family_t)fam;
-	p = peer_new(cl->loop, &any, &pcb, err, errlen);
+	p = peer_new(&any, err, errlen);
 	if (!p)
 		return KS_ERR_IO;
+	loop_detach(cl->ioloop, cl->peer);
+	if (loop_attach(cl->ioloop, p, on_datagram, cl) != 0) {
+		errbuf_set(err, errlen, "udp: too many sockets on the loop");
+		peer_free(p);
+		return KS_ERR_FULL;
+	}
 	peer_free(cl->peer);
 	cl->peer = p;
 	cl->peer_fam = fam;
@@ -879,7 +887,7 @@ static bool point_peer(struct client *cl, const struct sockaddr_storage *a)
 	return true;
 }
 
-static void on_server_resolved(void *arg, const struct resolver_result *res)
+static void on_server_resolved(const struct resolver_result *res, void *arg)
 {
 	struct client *cl = arg;
 	const struct config_endpoint *e = target(cl);
@@ -948,15 +956,16 @@ static void free_probe(struct client *cl)
 	resolver_cancel(cl->probe_q);
 	cl->probe_q = NULL;
 	if (cl->probe_peer)
-		peer_flush(cl->probe_peer); /* the probe session's close */
+		(void)peer_flush(cl->probe_peer); /* the probe session's close */
 	session_free(cl->probe);
+	loop_detach(cl->ioloop, cl->probe_peer);
 	peer_free(cl->probe_peer);
 	cl->probe = NULL;
 	cl->probe_peer = NULL;
 	cl->probe_done = cl->probe_ok = false;
 }
 
-static int on_probe_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int on_probe_output(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct client *cl = user;
 
@@ -964,7 +973,7 @@ static int on_probe_output(void *user, const uint8_t *d, size_t len, const struc
 	return cl->probe_peer ? peer_send(cl->probe_peer, d, len, NULL) : -1;
 }
 
-static void on_probe_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
+static void on_probe_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
 {
 	struct client *cl = arg;
 
@@ -972,23 +981,17 @@ static void on_probe_datagram(void *arg, const struct udp_dgram *d, uint64_t now
 		(void)session_on_datagram(cl->probe, d->data, d->len, now, clock_wall_ms());
 }
 
-static void on_probe_timer(void *arg, uint64_t now)
+/* The probe's events, in each round: an answer proves the first server;
+ * the probe's session is closed at once (the server frees it). No answer
+ * within one handshake attempt: try again server_return_ms later (freed
+ * by maybe_return in the next turn). Returns true when it did work. */
+static bool probe_round(struct client *cl, uint64_t now)
 {
-	struct client *cl = arg;
-
-	if (cl->probe && !cl->probe_done)
-		session_on_timer(cl->probe, now, clock_wall_ms());
-}
-
-/* The probe's events: an answer proves the first server; the probe's
- * session is closed at once (the server frees it). No answer within one
- * handshake attempt: try again server_return_ms later. */
-static uint64_t probe_before_sleep(void *arg, uint64_t now)
-{
-	struct client *cl = arg;
 	struct session_event ev;
+	bool any = false;
 
 	while (cl->probe && !cl->probe_done && session_next_event(cl->probe, &ev) == 0) {
+		any = true;
 		if (ev.type == SESSION_EV_ESTABLISHED) {
 			cl->probe_ok = cl->probe_done = true;
 			session_close(cl->probe, now);
@@ -996,30 +999,39 @@ static uint64_t probe_before_sleep(void *arg, uint64_t now)
 			cl->probe_done = true;
 		}
 	}
-	if (!cl->probe)
-		return UINT64_MAX;
-	if (cl->probe_done)
-		return now; /* the client's own before_sleep frees it next */
-	session_flush(cl->probe, now);
-	return session_next_deadline(cl->probe);
+	if (cl->probe)
+		session_flush(cl->probe, now);
+	return any;
 }
 
-static void on_probe_resolved(void *arg, const struct resolver_result *res)
+/* The probe's next deadline: at once when it ended (to free it). */
+static uint64_t probe_deadline(const struct client *cl)
+{
+	if (cl->probe_done)
+		return 0;
+	return cl->probe ? session_next_deadline(cl->probe) : KS_NEVER;
+}
+
+static void on_probe_resolved(const struct resolver_result *res, void *arg)
 {
 	struct client *cl = arg;
 	struct sockaddr_storage any;
-	struct peer_cb pcb = { on_probe_datagram, on_probe_timer, probe_before_sleep, cl };
 	char err[160];
 
 	cl->probe_q = NULL;
 	memset(&any, 0, sizeof any);
 	if (res->status == RESOLVER_OK && res->n > 0) {
 		any.ss_family = res->addrs[0].ss_family;
-		cl->probe_peer = peer_new(cl->loop, &any, &pcb, err, sizeof err);
+		cl->probe_peer = peer_new(&any, err, sizeof err);
+		if (cl->probe_peer &&
+		    loop_attach(cl->ioloop, cl->probe_peer, on_probe_datagram, cl) != 0) {
+			peer_free(cl->probe_peer);
+			cl->probe_peer = NULL;
+		}
 	}
 	if (!cl->probe_peer || peer_connect(cl->probe_peer, &res->addrs[0], err, sizeof err) != 0 ||
-	    new_session(cl, &cl->probe, on_probe_output, err, sizeof err) != 0)
-		cl->probe_done = true; /* freed in before_sleep; again later */
+	    new_session(cl, &cl->probe, on_probe_output, NULL, err, sizeof err) != 0)
+		cl->probe_done = true; /* freed by maybe_return; again later */
 }
 
 /* On a fallback: every server_return_ms, one handshake with the first
@@ -1062,7 +1074,7 @@ static uint64_t return_deadline(const struct client *cl)
 {
 	if (cl->cur == 0 || cl->cfg->server_return_ms == 0 || cl->probe || cl->probe_q ||
 	    session_state(cl->sess) != SESSION_ESTABLISHED)
-		return UINT64_MAX;
+		return KS_NEVER;
 	return cl->probe_at;
 }
 
@@ -1127,7 +1139,7 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 	}
 }
 
-static int on_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int on_output(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct client *cl = user;
 
@@ -1135,7 +1147,15 @@ static int on_output(void *user, const uint8_t *d, size_t len, const struct sess
 	return peer_send(cl->peer, d, len, NULL);
 }
 
-static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
+/* The seal goes straight into the socket's send queue (peer_slot). */
+static uint8_t *on_slot(size_t *cap, void *user)
+{
+	struct client *cl = user;
+
+	return cl->peer ? peer_slot(cl->peer, cap) : NULL;
+}
+
+static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
 {
 	struct client *cl = arg;
 
@@ -1169,42 +1189,58 @@ static void check_refused(struct client *cl, uint64_t now)
 	}
 }
 
-static void on_timer(void *arg, uint64_t now)
+/* --- the loop's turn (io/loop.h) ---------------------------------------------- */
+
+static void on_timer(uint64_t now, void *arg)
 {
 	struct client *cl = arg;
 
 	session_on_timer(cl->sess, now, clock_wall_ms());
+	if (cl->probe && !cl->probe_done)
+		session_on_timer(cl->probe, now, clock_wall_ms());
 }
 
-/* Before the loop sleeps: events, one pump per round, reaping. */
-static uint64_t before_sleep(void *arg, uint64_t now)
+static void before(uint64_t now, void *arg)
 {
 	struct client *cl = arg;
-	struct session_event ev;
-	bool any = true;
 
 	check_refused(cl, now);
 	maybe_return(cl, now); /* before the rounds: its LOST is handled in them */
-	for (int round = 0; round < DAEMON_EVENT_ROUNDS && any; round++) {
-		any = false;
+}
 
-		while (session_next_event(cl->sess, &ev) == 0) {
-			on_session_event(cl, &ev);
-			any = true;
-		}
-		if (cl->host.dirty) {
-			cl->host.dirty = false;
-			session_pump(cl->sess, now);
-			any = true;
-		}
-		/* One flush per batch: ACKs of what was read ride with the answers. */
-		session_flush(cl->sess, now);
+/* One round: events, one pump, one flush. */
+static bool round_once(uint64_t now, void *arg)
+{
+	struct client *cl = arg;
+	struct session_event ev;
+	bool any = probe_round(cl, now);
+
+	while (session_next_event(cl->sess, &ev) == 0) {
+		on_session_event(cl, &ev);
+		any = true;
 	}
-	reap(cl);
-	/* Work left after the last round: come back at once. */
-	if (any)
-		return now;
-	return min_u64(session_next_deadline(cl->sess), return_deadline(cl));
+	if (cl->host.dirty) {
+		cl->host.dirty = false;
+		session_pump(cl->sess, now);
+		any = true;
+	}
+	/* One flush per batch: ACKs of what was read ride with the answers. */
+	session_flush(cl->sess, now);
+	return any;
+}
+
+static void after(uint64_t now, void *arg)
+{
+	(void)now;
+	drain_check(arg);
+}
+
+static uint64_t deadline(void *arg)
+{
+	const struct client *cl = arg;
+
+	return min_u64(min_u64(session_next_deadline(cl->sess), return_deadline(cl)),
+	               probe_deadline(cl));
 }
 
 /* --- metrics ---------------------------------------------------------------------- */
@@ -1302,7 +1338,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	                "bytes relayed down: from destinations back to applications",
 	                cl->relay_down + cl->host.bytes_down);
 	peer_stats(cl->peer, &ps);
-	smetrics_udp(b, &ps);
+	smetrics_udp(b, &ps, loop_timer_fires(cl->ioloop));
 	write_outage_metrics(b, cl, &ps);
 	udp_metrics_write(b, &cl->udp);
 	metrics_counter(b, "kcpsocks_local_requests_replayed_total",
@@ -1330,7 +1366,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 }
 
 /* /healthz: 200 only while a session is up; else 503 and why. */
-static bool healthy(void *arg, char *why, size_t whylen)
+static bool healthy(char *why, size_t whylen, void *arg)
 {
 	struct client *cl = arg;
 	uint64_t now = clock_mono_ms();
@@ -1354,8 +1390,8 @@ static bool healthy(void *arg, char *why, size_t whylen)
 
 /* --- set-up ------------------------------------------------------------------------ */
 
-static int new_session(struct client *cl, struct session **out, session_output_fn output, char *err,
-                       size_t errlen)
+static int new_session(struct client *cl, struct session **out, session_output_fn output,
+                       session_slot_fn slot, char *err, size_t errlen)
 {
 	struct session_client_config sc = { 0 };
 	struct keys_user user;
@@ -1363,7 +1399,7 @@ static int new_session(struct client *cl, struct session **out, session_output_f
 	int rc;
 
 	if (keys_user_set(&user, cl->cfg->user, cl->cfg->psk) != 0) {
-		snprintf(err, errlen, "user '%s': not a valid user name", cl->cfg->user);
+		errbuf_set(err, errlen, "user '%s': not a valid user name", cl->cfg->user);
 		return KS_ERR_INVAL;
 	}
 	transport_proposal(&cl->cfg->profile, &sc.proposal);
@@ -1376,19 +1412,20 @@ static int new_session(struct client *cl, struct session **out, session_output_f
 	sc.rng = &cl->rng;
 	sc.output = output;
 	sc.output_user = cl;
+	sc.slot = slot;
 	sc.instance = cl->instance;
 	sc.datagram = on_udp_frame;
 	sc.datagram_user = cl;
 	rc = session_client_new(out, &sc, clock_mono_ms());
 	socks5_wipe(&user, sizeof user);
 	if (rc != 0)
-		snprintf(err, errlen, "session: %s", ks_strerror(rc));
+		errbuf_set(err, errlen, "session: %s", ks_strerror(rc));
 	return rc;
 }
 
 static int make_session(struct client *cl, char *err, size_t errlen)
 {
-	return new_session(cl, &cl->sess, on_output, err, errlen);
+	return new_session(cl, &cl->sess, on_output, on_slot, err, errlen);
 }
 
 static int open_sockets(struct client *cl, char *err, size_t errlen)
@@ -1429,9 +1466,10 @@ static int open_sockets(struct client *cl, char *err, size_t errlen)
 struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *err, size_t errlen)
 {
 	struct client *cl = calloc(1, sizeof *cl);
+	const struct loop_cb lcb = { before, round_once, after, deadline, on_timer, cl };
 
 	if (!cl) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	cl->loop = loop;
@@ -1449,7 +1487,12 @@ struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *
 			                                   socks5_cred_table_verify, &cl->creds };
 	}
 	relay_host_init(&cl->host, host_mux, cl);
-	if (make_session(cl, err, errlen) != 0 || open_sockets(cl, err, errlen) != 0) {
+	if (make_session(cl, err, errlen) == 0) {
+		cl->ioloop = loop_new(loop, &lcb);
+		if (!cl->ioloop)
+			errbuf_set(err, errlen, "out of memory");
+	}
+	if (!cl->ioloop || open_sockets(cl, err, errlen) != 0) {
 		client_free(cl);
 		return NULL;
 	}
@@ -1468,7 +1511,7 @@ void client_drain(struct client *cl, void (*on_empty)(void *arg), void *arg)
 	cl->on_empty = on_empty;
 	cl->on_empty_arg = arg;
 	log_info("draining: %zu connection(s) open", cl->nconns);
-	reap(cl);
+	drain_check(cl);
 }
 
 void client_free(struct client *cl)
@@ -1484,16 +1527,20 @@ void client_free(struct client *cl)
 			lconn_kill(lc);
 	}
 	cl->on_empty = NULL;
-	reap(cl);
+	if (cl->ioloop)
+		loop_reap(cl->ioloop);
 	/* L8: tell the server, so it frees the session and its streams now. */
 	if (cl->sess && cl->peer && session_state(cl->sess) == SESSION_ESTABLISHED) {
 		session_close(cl->sess, clock_mono_ms());
-		peer_flush(cl->peer);
+		(void)peer_flush(cl->peer);
 	}
 	metrics_server_free(cl->metrics);
 	tcp_listener_free(cl->listener);
 	free_probe(cl);
 	resolver_free(cl->res);
+	if (cl->ioloop)
+		loop_detach(cl->ioloop, cl->peer);
+	loop_free(cl->ioloop);
 	peer_free(cl->peer);
 	session_free(cl->sess);
 	free(cl);

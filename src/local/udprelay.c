@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/errbuf.h"
 #include "base/limits.h"
 #include "io/addr.h"
 #include "io/clock.h"
@@ -116,7 +117,7 @@ static void from_app(struct udprelay *r, const struct sockaddr_storage *from, si
 		r->client.port = src.port;
 		r->client_sa = *from;
 	}
-	rc = r->ops.send(r->ops.ctx, r->id, r->buf, n);
+	rc = r->ops.send(r->id, r->buf, n, r->ops.ctx);
 	if (rc != 0) {
 		drop(r, rc == KS_ERR_TOOBIG ? UDPASSOC_DROP_OVERSIZE : UDPASSOC_DROP_SEND);
 		return;
@@ -195,8 +196,8 @@ static int open_socket(struct udprelay *r, const struct sockaddr_storage *ctl_lo
 	r->fd = socket(sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (r->fd < 0 || bind(r->fd, (struct sockaddr *)&sa, addr_len(&sa)) != 0 ||
 	    getsockname(r->fd, (struct sockaddr *)&sa, &sl) != 0) {
-		snprintf(err, errlen, "udp relay socket on %s: %s", addr_format(&sa, text),
-		         strerror(errno));
+		errbuf_set(err, errlen, "udp relay socket on %s: %s", addr_format(&sa, text),
+		           strerror(errno));
 		return -1;
 	}
 	/* Bursts wait in the kernel (best effort: capped by rmem_max). */
@@ -217,7 +218,7 @@ struct udprelay *udprelay_new(const struct udprelay_ops *ops,
 	struct udprelay *r = calloc(1, sizeof *r);
 
 	if (!r) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	r->ops = *ops;

@@ -22,7 +22,7 @@ struct udprelay_ops {
 	struct ev_loop *loop; /* borrowed */
 	/* send: one frame body into the session for association id; 0 or a
 	 * KS_ERR_* (KS_ERR_TOOBIG: oversize; anything else: send). */
-	int (*send)(void *ctx, uint32_t id, const uint8_t *p, size_t n);
+	int (*send)(uint32_t id, const uint8_t *p, size_t n, void *ctx);
 	void *ctx;
 	struct udpassoc_counters *c; /* borrowed: the daemon's counters */
 	uint32_t rate;               /* datagrams/s, 0: unlimited */

@@ -4,9 +4,10 @@
  * session: its streams by id, found by session id) and struct estream
  * (one stream: RESOLVE -> CONNECT -> RELAY). Teardown is two steps: an
  * estream leaves its tunnel's table and cancels its lookup/connect at
- * once (zombie) and is freed before the loop sleeps.
+ * once (zombie) and is freed in the loop's deferred frees (io/loop.h).
  */
 #include "server/exitd.h"
+#include "base/errbuf.h"
 
 #include <arpa/inet.h>
 #include <ev.h>
@@ -26,6 +27,7 @@
 #include "io/dconf.h"
 #include "io/ifaddrs.h"
 #include "io/log.h"
+#include "io/loop.h"
 #include "io/metrics.h"
 #include "io/peer.h"
 #include "io/relay.h"
@@ -39,7 +41,8 @@
 enum estream_phase { ES_RESOLVE, ES_CONNECT, ES_RELAY, ES_ZOMBIE };
 
 struct tunnel {
-	struct exitd *x; /* borrowed */
+	struct exitd *x;   /* borrowed */
+	struct session *s; /* borrowed from the server: valid until its LOST is handled */
 	uint64_t sid;
 	char user[KEYS_NAME_MAX + 1]; /* a copy: a reload frees the config's */
 	size_t ui;                    /* index of user in x->cu, or x->n_users if unknown */
@@ -61,7 +64,7 @@ struct estream {
 	uint64_t start_ms;            /* monotonic */
 	uint8_t rep;                  /* the SOCKS5 reply given */
 	const char *why;              /* why it failed, or NULL */
-	struct estream *next_zombie;
+	struct loop_deferred dead;    /* the free after ES_ZOMBIE */
 };
 
 /* Per-user accounting (the metrics' user label): kept for the process's
@@ -82,6 +85,7 @@ struct exitd {
 	struct rng_source rng;
 	struct keys_user *users;        /* owned, n_users */
 	struct server *core;            /* owned */
+	struct loop *ioloop;            /* owned: the rounds, the timer, deferred frees */
 	struct peer *peer;              /* owned */
 	struct resolver *res;           /* owned */
 	struct udpexit *udp;            /* owned: UDP associations */
@@ -89,8 +93,7 @@ struct exitd {
 	struct tunnel *tunnels[EXITD_TUNNEL_BUCKETS];
 	struct relay_host *dirty_hosts; /* tunnels with mux calls to pump (relay_host_mark) */
 	size_t ntunnels, nstreams;
-	size_t tunnels_peak; /* most tunnels since the last trim (trim_after_burst) */
-	struct estream *zombies;
+	size_t tunnels_peak;       /* most tunnels since the last trim (trim_after_burst) */
 	struct ifaddrs_cache self; /* own addresses for the policy's `self` rule */
 	bool draining;
 	void (*on_empty)(void *arg);
@@ -119,13 +122,12 @@ static struct tunnel **tunnel_slot(struct exitd *x, uint64_t sid)
 
 static struct tunnel *tunnel_find(struct exitd *x, uint64_t sid) { return *tunnel_slot(x, sid); }
 
-/* The mux of a tunnel, fresh from the core (NULL once it ended). */
+/* The mux of a tunnel (NULL once its session ended). */
 static struct mux *tunnel_mux(void *ctx)
 {
-	struct tunnel *t = ctx;
-	struct session *s = server_session(t->x->core, t->sid);
+	const struct tunnel *t = ctx;
 
-	return s ? session_mux(s) : NULL;
+	return session_mux(t->s);
 }
 
 /* --- streams --------------------------------------------------------------------- */
@@ -156,6 +158,11 @@ static void access_log(const struct estream *es)
 		log_limited(LOG_LEVEL_INFO, "%s", line);
 }
 
+static void estream_free(struct loop_deferred *d)
+{
+	free((char *)d - offsetof(struct estream, dead));
+}
+
 static void estream_kill(struct estream *es)
 {
 	struct exitd *x = es->x;
@@ -171,8 +178,7 @@ static void estream_kill(struct estream *es)
 		relay_remove(&es->relay);
 	es->phase = ES_ZOMBIE;
 	x->nstreams--;
-	es->next_zombie = x->zombies;
-	x->zombies = es;
+	loop_defer(x->ioloop, &es->dead, estream_free);
 }
 
 /* The SOCKS5 reply on the stream; a failure also ends our direction. */
@@ -236,7 +242,7 @@ static void bound_addr(const struct sockaddr_storage *ss, struct socks5_addr *ou
 	}
 }
 
-static void on_connected(void *arg, const struct tcp_connect_result *res)
+static void on_connected(const struct tcp_connect_result *res, void *arg)
 {
 	struct estream *es = arg;
 	struct tcp_conn_cb cb = { on_tcp, es };
@@ -306,7 +312,7 @@ static void connect_to(struct estream *es, const struct sockaddr_storage *addrs,
 	es->phase = ES_CONNECT;
 }
 
-static void on_resolved(void *arg, const struct resolver_result *res)
+static void on_resolved(const struct resolver_result *res, void *arg)
 {
 	struct estream *es = arg;
 
@@ -420,7 +426,7 @@ static void udp_stream_event(struct exitd *x, struct tunnel *t, const struct mux
 	}
 }
 
-static int udp_send(void *ctx, uint64_t sid, uint32_t id, const uint8_t *p, size_t n)
+static int udp_send(uint64_t sid, uint32_t id, const uint8_t *p, size_t n, void *ctx)
 {
 	struct exitd *x = ctx;
 	struct session *s = server_session(x->core, sid);
@@ -431,7 +437,7 @@ static int udp_send(void *ctx, uint64_t sid, uint32_t id, const uint8_t *p, size
 static size_t allowed(struct exitd *x, const struct sockaddr_storage *in, size_t n,
                       struct sockaddr_storage *out);
 
-static bool udp_allowed(void *ctx, const struct sockaddr_storage *a)
+static bool udp_allowed(const struct sockaddr_storage *a, void *ctx)
 {
 	struct sockaddr_storage ok;
 
@@ -440,7 +446,7 @@ static bool udp_allowed(void *ctx, const struct sockaddr_storage *a)
 
 /* An association idled out: reset its stream, the client's control
  * connection closes. */
-static void udp_ended(void *ctx, uint64_t sid, uint32_t id)
+static void udp_ended(uint64_t sid, uint32_t id, void *ctx)
 {
 	struct exitd *x = ctx;
 	struct tunnel *t = tunnel_find(x, sid);
@@ -452,7 +458,7 @@ static void udp_ended(void *ctx, uint64_t sid, uint32_t id)
 	}
 }
 
-static void on_udp_frame(void *user, uint64_t sid, uint32_t id, const uint8_t *p, size_t len)
+static void on_udp_frame(uint64_t sid, uint32_t id, const uint8_t *p, size_t len, void *user)
 {
 	struct exitd *x = user;
 
@@ -467,7 +473,7 @@ static int make_udp(struct exitd *x, char *err, size_t errlen)
 
 	x->udp = udpexit_new(&ops, &lim);
 	if (!x->udp) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return KS_ERR_NOMEM;
 	}
 	return 0;
@@ -593,7 +599,10 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 		return;
 	}
 	t->x = x;
+	t->s = s;
 	t->sid = sid;
+	/* Its events carry t from now on: no lookup of ours per datagram. */
+	(void)server_set_owner(x->core, sid, t);
 	t->ui = slot && slot->user < x->n_users ? slot->user : x->n_users;
 	snprintf(t->user, sizeof t->user, "%s", t->ui < x->n_users ? x->cu[t->ui].name : "?");
 	if (t->ui < x->n_users)
@@ -648,7 +657,7 @@ static void on_event(struct exitd *x, const struct server_event *ev)
 	case SESSION_EV_LOST: on_lost(x, ev->sid, ev->ev.reason); break;
 	case SESSION_EV_HANDSHAKE_FAILED: break;
 	case SESSION_EV_STREAM:
-		t = tunnel_find(x, ev->sid);
+		t = ev->owner;
 		if (t && ev->session)
 			on_stream_event(x, t, &ev->ev.stream);
 		break;
@@ -667,15 +676,9 @@ static void trim_after_burst(struct exitd *x)
 	x->tunnels_peak = x->ntunnels;
 }
 
-static void reap(struct exitd *x)
+/* While draining: the last stream gone ends the drain. */
+static void drain_check(struct exitd *x)
 {
-	trim_after_burst(x);
-	while (x->zombies) {
-		struct estream *es = x->zombies;
-
-		x->zombies = es->next_zombie;
-		free(es);
-	}
 	if (x->draining && x->nstreams == 0 && x->on_empty) {
 		void (*f)(void *) = x->on_empty;
 
@@ -694,40 +697,61 @@ static bool pump_dirty(struct exitd *x, uint64_t now)
 	while ((h = relay_host_take_dirty(&x->dirty_hosts)) != NULL) {
 		struct tunnel *t =
 		        (struct tunnel *)(void *)((char *)h - offsetof(struct tunnel, host));
-		struct session *s = server_session(x->core, t->sid);
-
-		if (s) {
-			session_pump(s, now);
+		/* t->s is valid while t is: a closed one waits for its LOST. */
+		if (session_state(t->s) == SESSION_ESTABLISHED) {
+			session_pump(t->s, now);
 			any = true;
 		}
 	}
 	return any;
 }
 
-static uint64_t before_sleep(void *arg, uint64_t now)
+/* --- the loop's turn (io/loop.h) ---------------------------------------------- */
+
+/* One round: events, the dirty sessions' pumps, one flush. */
+static bool round_once(uint64_t now, void *arg)
 {
 	struct exitd *x = arg;
 	struct server_event ev;
-	bool any = true;
+	bool any = false;
 
-	for (int round = 0; round < DAEMON_EVENT_ROUNDS && any; round++) {
-		any = false;
-		while (server_next_event(x->core, &ev) == 0) {
-			on_event(x, &ev);
-			any = true;
-		}
-		any = pump_dirty(x, now) || any;
-		/* One flush per batch: ACKs of what was read ride with the answers;
-		 * events it raises are taken in the next round. */
-		server_flush(x->core, now);
+	while (server_next_event(x->core, &ev) == 0) {
+		on_event(x, &ev);
+		any = true;
 	}
-	reap(x);
-	return any ? now : server_next_deadline(x->core);
+	any = pump_dirty(x, now) || any;
+	/* One flush per batch: ACKs of what was read ride with the answers;
+	 * events it raises are taken in the next round. */
+	server_flush(x->core, now);
+	return any;
+}
+
+static void after(uint64_t now, void *arg)
+{
+	struct exitd *x = arg;
+
+	(void)now;
+	trim_after_burst(x);
+	drain_check(x);
+}
+
+static uint64_t deadline(void *arg)
+{
+	const struct exitd *x = arg;
+
+	return server_next_deadline(x->core);
+}
+
+static void on_timer(uint64_t now, void *arg)
+{
+	struct exitd *x = arg;
+
+	server_on_timer(x->core, now);
 }
 
 /* --- datagrams ------------------------------------------------------------------------ */
 
-static int on_output(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int on_output(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct exitd *x = user;
 	struct sockaddr_storage ss;
@@ -739,17 +763,25 @@ static int on_output(void *user, const uint8_t *d, size_t len, const struct sess
 	return peer_send(x->peer, d, len, &ss);
 }
 
+/* The seal goes straight into the socket's send queue (peer_slot). */
+static uint8_t *on_slot(size_t *cap, void *user)
+{
+	struct exitd *x = user;
+
+	return x->peer ? peer_slot(x->peer, cap) : NULL;
+}
+
 /* Handshake refusals a user can fix, at info, rate-limited (a flood of
  * them is the counters' business): found by what the datagram added to
  * the handshake counters. */
 static void refusal_log(const struct exitd *x, const struct handshake_counters *was,
                         uint64_t was_no_session, const struct sockaddr_storage *from)
 {
-	const struct handshake_counters *n = &server_table(x->core)->hs.n;
+	const struct handshake_counters *n = sessions_hs_counters(server_table(x->core));
 	const char *why = NULL;
 	char a[ADDR_TEXT_MAX];
 
-	if (server_table(x->core)->n.no_session != was_no_session) {
+	if (sessions_counters(server_table(x->core))->no_session != was_no_session) {
 		log_limited(
 		        LOG_LEVEL_INFO,
 		        "datagram from %s matches no session: a client of this server before a "
@@ -772,14 +804,14 @@ static void refusal_log(const struct exitd *x, const struct handshake_counters *
 	log_limited(LOG_LEVEL_INFO, "handshake from %s refused: %s", addr_format(from, a), why);
 }
 
-static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
+static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
 {
 	struct exitd *x = arg;
 	struct sessions_addr from;
 	socklen_t l = addr_len(d->from);
 	char a[ADDR_TEXT_MAX];
-	struct handshake_counters was = server_table(x->core)->hs.n;
-	uint64_t was_no_session = server_table(x->core)->n.no_session;
+	struct handshake_counters was = *sessions_hs_counters(server_table(x->core));
+	uint64_t was_no_session = sessions_counters(server_table(x->core))->no_session;
 	int rc;
 
 	if (l == 0 || l > sizeof from.bytes)
@@ -792,7 +824,7 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 		log_limited(LOG_LEVEL_WARN, "handshake from %s refused: max_sessions (%u) reached",
 		            addr_format(d->from, a), (unsigned)x->cfg->max_sessions);
 	} else if (rc == KS_ERR_UNSUPPORTED) {
-		const struct handshake_refusal *r = &server_table(x->core)->hs.last_refusal;
+		const struct handshake_refusal *r = sessions_last_refusal(server_table(x->core));
 
 		log_limited(LOG_LEVEL_WARN,
 		            "handshake from %s (user %s) refused: it speaks wire versions %u..%u, "
@@ -802,13 +834,6 @@ static void on_datagram(void *arg, const struct udp_dgram *d, uint64_t now)
 		            (unsigned)r->client_min, (unsigned)r->client_max,
 		            (unsigned)r->server_min, (unsigned)r->server_max);
 	}
-}
-
-static void on_timer(void *arg, uint64_t now)
-{
-	struct exitd *x = arg;
-
-	server_on_timer(x->core, now);
 }
 
 /* --- metrics ------------------------------------------------------------------------- */
@@ -973,7 +998,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	                "bytes relayed up: from applications towards their destinations", up);
 	metrics_counter(b, "kcpsocks_relay_down_bytes_total",
 	                "bytes relayed down: from destinations back to applications", down);
-	smetrics_udp(b, &ps);
+	smetrics_udp(b, &ps, loop_timer_fires(x->ioloop));
 	metrics_gauge(b, "kcpsocks_resolver_pending", "name lookups in flight",
 	              (double)resolver_pending(x->res));
 	metrics_family(b, "kcpsocks_dropped_datagrams_total", METRICS_COUNTER,
@@ -986,7 +1011,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	drop_sample(b, "truncated", ps.rx->truncated);
 	drop_sample(b, "send_queue_full", ps.tx->full_drops);
 	drop_sample(b, "send_error", ps.tx->errors);
-	write_handshake(b, &server_table(x->core)->hs.n);
+	write_handshake(b, sessions_hs_counters(server_table(x->core)));
 	udp_metrics_write(b, udpexit_counters(x->udp));
 	write_users(x, b);
 	write_sessions(x, b);
@@ -1021,12 +1046,12 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	x->users = calloc(x->n_users ? x->n_users : 1, sizeof *x->users);
 	x->acct = calloc(x->n_users ? x->n_users : 1, sizeof *x->acct);
 	if (!x->users || !x->acct) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return KS_ERR_NOMEM;
 	}
 	for (size_t i = 0; i < x->n_users; i++)
 		if (keys_user_set(&x->users[i], x->cu[i].name, x->cu[i].psk) != 0) {
-			snprintf(err, errlen, "[user %s]: not a valid user name", x->cu[i].name);
+			errbuf_set(err, errlen, "[user %s]: not a valid user name", x->cu[i].name);
 			return KS_ERR_INVAL;
 		}
 	sc.table.key = key;
@@ -1048,6 +1073,7 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.rng = &x->rng;
 	sc.output = on_output;
 	sc.output_user = x;
+	sc.slot = on_slot;
 	sc.datagram = on_udp_frame;
 	sc.datagram_user = x;
 	/* Several devices of one user coexist up to sessions_per_user (the
@@ -1057,14 +1083,14 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	sc.one_session_per_user = x->cfg->sessions_per_user == 1;
 	rc = server_new(&x->core, &sc);
 	if (rc != 0)
-		snprintf(err, errlen, "server: %s", ks_strerror(rc));
+		errbuf_set(err, errlen, "server: %s", ks_strerror(rc));
 	return rc;
 }
 
 static int open_sockets(struct exitd *x, char *err, size_t errlen)
 {
 	struct sockaddr_storage sa;
-	struct peer_cb pcb = { on_datagram, on_timer, before_sleep, x };
+	const struct loop_cb lcb = { NULL, round_once, after, deadline, on_timer, x };
 	struct metrics_handlers mh = { write_metrics, NULL, x };
 	struct resolver_opts ro = { 0 };
 
@@ -1079,9 +1105,18 @@ static int open_sockets(struct exitd *x, char *err, size_t errlen)
 		return KS_ERR_INVAL;
 	if (dconf_endpoint_addr(&x->cfg->server_listen, &sa, err, errlen) != 0)
 		return KS_ERR_INVAL;
-	x->peer = peer_new(x->loop, &sa, &pcb, err, errlen);
+	x->ioloop = loop_new(x->loop, &lcb);
+	if (!x->ioloop) {
+		errbuf_set(err, errlen, "out of memory");
+		return KS_ERR_NOMEM;
+	}
+	x->peer = peer_new(&sa, err, errlen);
 	if (!x->peer)
 		return KS_ERR_IO;
+	if (loop_attach(x->ioloop, x->peer, on_datagram, x) != 0) {
+		errbuf_set(err, errlen, "udp: too many sockets on the loop");
+		return KS_ERR_FULL;
+	}
 	if (x->cfg->metrics_listen.set) {
 		if (dconf_endpoint_addr(&x->cfg->metrics_listen, &sa, err, errlen) != 0)
 			return KS_ERR_INVAL;
@@ -1098,7 +1133,7 @@ struct exitd *exitd_new(struct ev_loop *loop, const struct config *cfg,
 	struct exitd *x = calloc(1, sizeof *x);
 
 	if (!x) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return NULL;
 	}
 	x->loop = loop;
@@ -1131,7 +1166,7 @@ void exitd_drain(struct exitd *x, void (*on_empty)(void *arg), void *arg)
 	x->on_empty = on_empty;
 	x->on_empty_arg = arg;
 	log_info("draining: %zu stream(s) open", x->nstreams);
-	reap(x);
+	drain_check(x);
 }
 
 /* L8: a close for every established session, so each client resets its
@@ -1150,9 +1185,9 @@ static void close_sessions(struct exitd *x)
 				continue;
 			session_close(s, now);
 			if (++n % 32 == 0)
-				peer_flush(x->peer);
+				(void)peer_flush(x->peer);
 		}
-	peer_flush(x->peer);
+	(void)peer_flush(x->peer);
 	if (n)
 		log_info("sent a close to %zu session(s)", n);
 }
@@ -1180,18 +1215,18 @@ static void user_map(const struct exitd *x, const struct config *ncfg, uint32_t 
 static size_t close_removed(struct exitd *x, const uint32_t *map)
 {
 	const struct sessions *tab = server_table(x->core);
+	const struct sessions_slot *sl;
 	uint64_t now = clock_mono_ms(), *sids;
 	struct server_event ev;
-	size_t n = 0;
+	size_t n = 0, live = sessions_live(tab), at = 0;
 
-	sids = calloc(tab->cap, sizeof *sids);
+	sids = calloc(live ? live : 1, sizeof *sids);
 	if (!sids)
 		return 0;
-	for (size_t i = 0; i < tab->cap; i++) {
-		const struct sessions_slot *sl = &tab->slots[i];
+	while (n < live && (sl = sessions_next(tab, &at)) != NULL) {
 		struct session *s;
 
-		if (!sl->used || sl->user >= x->n_users || map[sl->user] != HANDSHAKE_USER_NONE)
+		if (sl->user >= x->n_users || map[sl->user] != HANDSHAKE_USER_NONE)
 			continue;
 		sids[n++] = sl->env.sid;
 		s = server_session(x->core, sl->env.sid);
@@ -1199,7 +1234,7 @@ static size_t close_removed(struct exitd *x, const uint32_t *map)
 			session_close(s, now);
 	}
 	server_flush(x->core, now);
-	peer_flush(x->peer);
+	(void)peer_flush(x->peer);
 	for (size_t i = 0; i < n; i++)
 		(void)server_close(x->core, sids[i]); /* the flush may have ended it */
 	while (server_next_event(x->core, &ev) == 0)
@@ -1220,14 +1255,14 @@ int exitd_reload(struct exitd *x, const struct config *ncfg, struct exitd_reload
 
 	memset(st, 0, sizeof *st);
 	if (!users || !acct || !map || !kept) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 	rc = KS_ERR_INVAL;
 	for (size_t i = 0; i < n; i++)
 		if (keys_user_set(&users[i], ncfg->users[i].name, ncfg->users[i].psk) != 0) {
-			snprintf(err, errlen, "[user %s]: not a valid user name",
-			         ncfg->users[i].name);
+			errbuf_set(err, errlen, "[user %s]: not a valid user name",
+			           ncfg->users[i].name);
 			goto out;
 		}
 	user_map(x, ncfg, map);
@@ -1242,7 +1277,7 @@ int exitd_reload(struct exitd *x, const struct config *ncfg, struct exitd_reload
 	rc = server_set_users(x->core, users, n, map, clock_wall_ms());
 	if (rc != 0) {
 		/* Only a removed user's sessions are gone; the rest runs on. */
-		snprintf(err, errlen, "users: %s", ks_strerror(rc));
+		errbuf_set(err, errlen, "users: %s", ks_strerror(rc));
 		goto out;
 	}
 	/* Accounting and tunnels follow their users; a psk change starts
@@ -1285,8 +1320,9 @@ void exitd_free(struct exitd *x)
 		while (x->tunnels[i])
 			on_lost(x, x->tunnels[i]->sid, SESSION_LOST_CLOSED);
 	x->on_empty = NULL;
-	reap(x);
 	udpexit_free(x->udp);
+	loop_detach(x->ioloop, x->peer);
+	loop_free(x->ioloop); /* the deferred frees run here */
 	metrics_server_free(x->metrics);
 	peer_free(x->peer);
 	resolver_free(x->res);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/errbuf.h"
 #include "core/config.h"
 #include "core/keys.h"
 #include "io/dconf.h"
@@ -44,15 +45,15 @@ static int load_key(const struct config *cfg, struct keys_server *k, char *err, 
 		                   text[len - 1] == ' ' || text[len - 1] == '\t'))
 			len--;
 		if (keys_decode(k->sec, text, len) != 0) {
-			snprintf(err, errlen, "%s: not a base64url key of 43 characters",
-			         cfg->private_key_file);
+			errbuf_set(err, errlen, "%s: not a base64url key of 43 characters",
+			           cfg->private_key_file);
 			rc = KS_ERR_INVAL;
 		}
 		sodium_memzero(text, len);
 		free(text);
 	}
 	if (rc == 0 && crypto_scalarmult_base(k->pub, k->sec) != 0) {
-		snprintf(err, errlen, "private key: unusable (X25519)");
+		errbuf_set(err, errlen, "private key: unusable (X25519)");
 		rc = KS_ERR_INVAL;
 	}
 	return rc;
@@ -64,11 +65,11 @@ static int write_secret_file(const char *path, const char *text, char *err, size
 	size_t len = strlen(text);
 
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		return KS_ERR_IO;
 	}
 	if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		close(fd);
 		unlink(path);
 		return KS_ERR_IO;
@@ -159,7 +160,8 @@ static int client_config(const struct config_connstr *cs, char *buf, size_t len,
 	int n, rc = KS_ERR_INVAL;
 
 	if (config_connstr_format(cs, url, sizeof url) < 0) {
-		snprintf(err, errlen, "host '%s': not usable in a client config", cs->server.host);
+		errbuf_set(err, errlen, "host '%s': not usable in a client config",
+		           cs->server.host);
 		goto out;
 	}
 	if (config_connstr_parse(url, &back, err, errlen) != 0)
@@ -181,7 +183,7 @@ static int client_config(const struct config_connstr *cs, char *buf, size_t len,
 	             (unsigned)cs->server.port, pub, cs->user, psk);
 	rc = n > 0 && (size_t)n < len ? 0 : KS_ERR_FULL;
 	if (rc)
-		snprintf(err, errlen, "client config: too long");
+		errbuf_set(err, errlen, "client config: too long");
 out:
 	sodium_memzero(url, sizeof url);
 	sodium_memzero(psk, sizeof psk);
@@ -201,7 +203,7 @@ static struct config *adduser_load(const char *path, struct keys_server *k, char
 
 	if (!text) {
 		if (!cfg)
-			snprintf(err, errlen, "out of memory");
+			errbuf_set(err, errlen, "out of memory");
 		config_free(cfg);
 		return NULL;
 	}

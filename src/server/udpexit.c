@@ -236,7 +236,7 @@ static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
 	log_debug("udp association %016llx/%u: idle for %u ms", (unsigned long long)sid, id,
 	          u->lim.idle_ms);
 	udpexit_close(u, sid, id);
-	u->ops.ended(u->ops.ctx, sid, id);
+	u->ops.ended(sid, id, u->ops.ctx);
 }
 
 /* --- replies: destination -> client ----------------------------------------------- */
@@ -270,7 +270,7 @@ static void reply(struct uassoc *a, const struct sockaddr_storage *from, size_t 
 	ssize_t h;
 	int rc;
 
-	if (!u->ops.allowed(u->ops.ctx, from)) {
+	if (!u->ops.allowed(from, u->ops.ctx)) {
 		drop(u, UDPASSOC_DROP_POLICY);
 		return;
 	}
@@ -286,7 +286,7 @@ static void reply(struct uassoc *a, const struct sockaddr_storage *from, size_t 
 	}
 	/* The header goes right in front of the data: one contiguous body. */
 	memcpy(data - h, hdr, (size_t)h);
-	rc = u->ops.send(u->ops.ctx, a->sid, a->id, data - h, (size_t)h + n);
+	rc = u->ops.send(a->sid, a->id, data - h, (size_t)h + n, u->ops.ctx);
 	if (rc != 0) {
 		drop(u, rc == KS_ERR_TOOBIG ? UDPASSOC_DROP_OVERSIZE : UDPASSOC_DROP_SEND);
 		return;
@@ -349,7 +349,7 @@ static void send_to(struct uassoc *a, struct sockaddr_storage *to, const uint8_t
 	struct udpexit *u = a->u;
 	int fd;
 
-	if (!u->ops.allowed(u->ops.ctx, to)) {
+	if (!u->ops.allowed(to, u->ops.ctx)) {
 		drop(u, UDPASSOC_DROP_POLICY);
 		return;
 	}
@@ -429,7 +429,7 @@ static uint16_t first_port(const struct uassoc *a, const char *name)
 	return 0;
 }
 
-static void on_resolved(void *arg, const struct resolver_result *res)
+static void on_resolved(const struct resolver_result *res, void *arg)
 {
 	struct lookup *l = arg;
 	struct uassoc *a = l->a;
@@ -448,7 +448,7 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 		struct sockaddr_storage t = res->addrs[i];
 
 		with_port(&t, port);
-		if (u->ops.allowed(u->ops.ctx, &t))
+		if (u->ops.allowed(&t, u->ops.ctx))
 			pick = &res->addrs[i];
 	}
 	if (res->status == RESOLVER_OK && !pick && res->n > 0)

@@ -32,12 +32,12 @@ struct udpexit_ops {
 	struct resolver *res; /* borrowed, the server's */
 	/* send: one frame body (SOCKS5 UDP header + data) back into session
 	 * sid for association id; 0 or a KS_ERR_* (counted as a drop). */
-	int (*send)(void *ctx, uint64_t sid, uint32_t id, const uint8_t *p, size_t n);
+	int (*send)(uint64_t sid, uint32_t id, const uint8_t *p, size_t n, void *ctx);
 	/* allowed: the destination policy for one address (port set). */
-	bool (*allowed)(void *ctx, const struct sockaddr_storage *a);
+	bool (*allowed)(const struct sockaddr_storage *a, void *ctx);
 	/* ended: the association idled out; reset its stream. Must not call
 	 * udpexit_* for it. */
-	void (*ended)(void *ctx, uint64_t sid, uint32_t id);
+	void (*ended)(uint64_t sid, uint32_t id, void *ctx);
 	void *ctx;
 };
 

@@ -10,7 +10,7 @@
 #include "core/config.h"
 #include "core/configdoc.h"
 
-static void sink(void *ctx, const char *text, size_t len)
+static void sink(const char *text, size_t len, void *ctx)
 {
 	size_t *total = ctx;
 

@@ -190,7 +190,7 @@ static void heal(struct session *s)
 		t = kcp_next_deadline(s->a, s->now);
 		tb = kcp_next_deadline(s->b, s->now);
 		t = tb < t ? tb : t;
-		if (t == KCP_NEVER)
+		if (t == KS_NEVER)
 			abort(); /* data outstanding but nobody will act */
 		tick(s, t - s->now + 1);
 	}

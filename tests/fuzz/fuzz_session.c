@@ -69,7 +69,7 @@ struct world {
 	uint64_t tsid;
 };
 
-static int out(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int out(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct world *w = user;
 

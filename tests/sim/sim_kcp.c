@@ -94,7 +94,7 @@ static void drain(struct sim *s, struct netsim_link *l, struct kcp *k)
  * nothing at all is scheduled. */
 static bool sim_advance(struct sim *s)
 {
-	uint64_t t = KCP_NEVER, d;
+	uint64_t t = KS_NEVER, d;
 
 	d = kcp_next_deadline(s->a.k, s->now);
 	t = d < t ? d : t;
@@ -106,7 +106,7 @@ static bool sim_advance(struct sim *s)
 	t = d < t ? d : t;
 	if (++s->steps > MAX_STEPS)
 		fail_msg("simulation did not finish in %d steps", MAX_STEPS);
-	if (t == KCP_NEVER)
+	if (t == KS_NEVER)
 		return false;
 	if (t > s->now)
 		s->now = t;
@@ -340,8 +340,8 @@ static void idle_after_transfer(void **state)
 		assert_true(++steps < 100000);
 	assert_int_equal(kcp_recv(s.b.k, out, sizeof out), 5);
 	assert_int_equal(kcp_waitsnd(s.a.k), 0);
-	assert_int_equal(kcp_next_deadline(s.a.k, s.now), KCP_NEVER);
-	assert_int_equal(kcp_next_deadline(s.b.k, s.now), KCP_NEVER);
+	assert_int_equal(kcp_next_deadline(s.a.k, s.now), KS_NEVER);
+	assert_int_equal(kcp_next_deadline(s.b.k, s.now), KS_NEVER);
 	sim_free(&s);
 }
 

@@ -99,7 +99,7 @@ static struct sessions_addr addr_of(uint8_t last)
 	return a;
 }
 
-static int c_out(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int c_out(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct world *w = user;
 
@@ -110,7 +110,7 @@ static int c_out(void *user, const uint8_t *d, size_t len, const struct sessions
 	return netsim_link_send(w->c2s, d, len, w->now);
 }
 
-static int s_out(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int s_out(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct world *w = user;
 
@@ -935,7 +935,7 @@ static void test_racer(void **state)
 	assert_true(w->evil_in > 0 && w->evil_out > 0); /* it raced, it was challenged */
 	assert_int_equal(w->c_est, 1);
 	assert_int_equal(w->s_est, 1);
-	assert_int_equal(server_table(w->srv)->n.moved, 0);
+	assert_int_equal(sessions_counters(server_table(w->srv))->moved, 0);
 	world_free(w);
 }
 

@@ -20,7 +20,7 @@ struct text {
 	size_t n, cap;
 };
 
-static void collect(void *ctx, const char *s, size_t n)
+static void collect(const char *s, size_t n, void *ctx)
 {
 	struct text *t = ctx;
 

@@ -137,7 +137,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 
 /* Unhealthy with a reason when f->why is set (a CR LF in it must not
  * reach the response as a line break). */
-static bool healthy(void *arg, char *why, size_t whylen)
+static bool healthy(char *why, size_t whylen, void *arg)
 {
 	struct fix *f = arg;
 

@@ -1,8 +1,7 @@
-/* test_io_peer.c - the UDP side of the daemons on loopback: datagrams
- * queued anywhere leave in the before-sleep flush (batched: fewer sendmmsg
- * calls than datagrams), arrive through on_datagram, and the one timer
- * fires at the deadline before_sleep returns, once, and not at all when
- * there is none. Every wait is a loop run bounded by a guard timer. */
+/* test_io_peer.c - one UDP socket on loopback, no event loop: datagrams
+ * queued with peer_send leave in peer_flush (batched: fewer sendmmsg calls
+ * than datagrams) and come back from peer_read in batches. Every wait is a
+ * poll(2) with a bounded timeout. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,152 +9,112 @@
 
 #include <cmocka.h>
 
-#include <ev.h>
+#include <poll.h>
 #include <string.h>
 
 #include "io/addr.h"
-#include "io/clock.h"
 #include "io/peer.h"
 
-struct side {
-	struct peer *p;
-	uint64_t deadline; /* what before_sleep answers */
-	int rx, timers, prepares;
-	uint8_t last[64];
-	size_t last_len;
-};
-
-static void on_dgram(void *arg, const struct udp_dgram *d, uint64_t now)
+/* read_all reads from p until want datagrams came or 3 s of silence. */
+static int read_all(struct peer *p, int want, uint8_t *last0, size_t *last_len)
 {
-	struct side *s = arg;
+	int got = 0;
 
-	(void)now;
-	s->rx++;
-	s->last_len = d->len < sizeof s->last ? d->len : sizeof s->last;
-	memcpy(s->last, d->data, s->last_len);
-}
+	while (got < want) {
+		struct pollfd pfd = { peer_fd(p), POLLIN, 0 };
+		ssize_t n;
 
-static void on_timer(void *arg, uint64_t now)
-{
-	struct side *s = arg;
+		if (poll(&pfd, 1, 3000) != 1)
+			break;
+		n = peer_read(p);
+		assert_true(n >= 0);
+		for (ssize_t i = 0; i < n; i++) {
+			const struct udp_dgram *d = peer_dgram(p, (size_t)i);
 
-	(void)now;
-	s->timers++;
-	s->deadline = PEER_NEVER;
-}
-
-static uint64_t before_sleep(void *arg, uint64_t now)
-{
-	struct side *s = arg;
-
-	(void)now;
-	s->prepares++;
-	return s->deadline;
-}
-
-static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)w, (void)revents;
-	ev_break(loop, EVBREAK_ALL);
-}
-
-/* run_until runs the loop until *flag >= want or ms pass. */
-static void run_until(struct ev_loop *loop, const int *flag, int want, double ms)
-{
-	ev_timer guard;
-
-	ev_timer_init(&guard, on_guard, ms / 1000.0, 0.0);
-	ev_timer_start(loop, &guard);
-	while (*flag < want && ev_is_active(&guard))
-		ev_run(loop, EVRUN_ONCE);
-	ev_timer_stop(loop, &guard);
-}
-
-struct fix {
-	struct ev_loop *loop;
-	struct side a, b;
-	struct sockaddr_storage baddr;
-};
-
-static int setup(void **state)
-{
-	static struct fix fx;
-	struct fix *f = &fx;
-	struct sockaddr_storage any;
-	struct peer_cb ca = { on_dgram, on_timer, before_sleep, &f->a };
-	struct peer_cb cb = { on_dgram, on_timer, before_sleep, &f->b };
-	char err[128];
-
-	memset(f, 0, sizeof *f);
-	f->loop = ev_loop_new(EVFLAG_AUTO);
-	assert_int_equal(addr_parse("127.0.0.1:0", NULL, &any, err, sizeof err), 0);
-	f->a.deadline = f->b.deadline = PEER_NEVER;
-	f->a.p = peer_new(f->loop, &any, &ca, err, sizeof err);
-	f->b.p = peer_new(f->loop, &any, &cb, err, sizeof err);
-	assert_non_null(f->a.p);
-	assert_non_null(f->b.p);
-	assert_int_equal(peer_local_addr(f->b.p, &f->baddr), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fix *f = *state;
-
-	peer_free(f->a.p);
-	peer_free(f->b.p);
-	ev_loop_destroy(f->loop);
-	return 0;
+			*last0 = d->data[0];
+			*last_len = d->len;
+		}
+		got += (int)n;
+	}
+	return got;
 }
 
 static void datagrams_batch_and_arrive(void **state)
 {
-	struct fix *f = *state;
+	struct sockaddr_storage any, baddr;
+	struct peer *a, *b;
 	struct peer_stats st;
-	uint8_t d[100];
+	uint8_t d[100], last0 = 0;
+	size_t last_len = 0;
+	char err[128];
 
+	(void)state;
+	assert_int_equal(addr_parse("127.0.0.1:0", NULL, &any, err, sizeof err), 0);
+	a = peer_new(&any, err, sizeof err);
+	b = peer_new(&any, err, sizeof err);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(peer_local_addr(b, &baddr), 0);
 	for (int i = 0; i < 100; i++) {
 		memset(d, i, sizeof d);
-		assert_int_equal(peer_send(f->a.p, d, (size_t)i + 1, &f->baddr), 0);
+		assert_int_equal(peer_send(a, d, (size_t)i + 1, &baddr), 0);
 	}
-	run_until(f->loop, &f->b.rx, 100, 3000);
-	assert_int_equal(f->b.rx, 100);
-	assert_int_equal(f->b.last_len, 64); /* capped copy of the 100-byte one */
-	assert_int_equal(f->b.last[0], 99);
-	peer_stats(f->a.p, &st);
+	assert_int_equal(peer_pending(a), 100);
+	assert_int_equal(peer_flush(a), 0);
+	assert_int_equal(peer_pending(a), 0);
+	assert_int_equal(read_all(b, 100, &last0, &last_len), 100);
+	assert_int_equal(last_len, 100);
+	assert_int_equal(last0, 99);
+	peer_stats(a, &st);
 	assert_int_equal(st.tx->sent, 100);
 	assert_true(st.tx->calls < 100); /* sendmmsg took several per call */
-	peer_stats(f->b.p, &st);
+	peer_stats(b, &st);
 	assert_int_equal(st.rx->datagrams, 100);
 	assert_true(st.rx->calls < 100);
-	assert_int_equal(peer_send(f->a.p, d, 0, &f->baddr), KS_ERR_TOOBIG);
+	assert_int_equal(peer_send(a, d, 0, &baddr), KS_ERR_TOOBIG);
+	/* Written in place in a lent slot: committed, not copied. */
+	{
+		size_t cap = 0;
+		uint8_t *slot = peer_slot(a, &cap);
+
+		assert_non_null(slot);
+		assert_int_equal(cap, UDP_DATAGRAM_MAX);
+		memset(slot, 0xab, 50);
+		assert_int_equal(peer_send(a, slot, 50, &baddr), 0);
+		assert_int_equal(peer_pending(a), 1);
+		assert_int_equal(peer_flush(a), 0);
+		assert_int_equal(read_all(b, 1, &last0, &last_len), 1);
+		assert_int_equal(last_len, 50);
+		assert_int_equal(last0, 0xab);
+	}
+	assert_int_equal(peer_flush(NULL), 0);
+	peer_free(a);
+	peer_free(b);
+	peer_free(NULL);
 }
 
-static void one_timer_at_the_deadline(void **state)
+static void bind_error_names_the_address(void **state)
 {
-	struct fix *f = *state;
-	struct peer_stats st;
-	uint64_t t0 = clock_mono_ms();
+	struct sockaddr_storage any, bound;
+	struct peer *a, *b;
+	char err[128];
 
-	f->b.deadline = t0 + 30;
-	run_until(f->loop, &f->b.timers, 1, 3000);
-	assert_int_equal(f->b.timers, 1);
-	assert_true(clock_mono_ms() >= t0 + 29);
-	/* No deadline now: nothing fires while the loop idles. */
-	run_until(f->loop, &f->b.timers, 2, 150);
-	assert_int_equal(f->b.timers, 1);
-	assert_int_equal(f->a.timers, 0);
-	peer_stats(f->b.p, &st);
-	assert_int_equal(st.timer_fires, 1);
-	assert_true(f->b.prepares > 0);
+	(void)state;
+	assert_int_equal(addr_parse("127.0.0.1:0", NULL, &any, err, sizeof err), 0);
+	a = peer_new(&any, err, sizeof err);
+	assert_non_null(a);
+	assert_int_equal(peer_local_addr(a, &bound), 0);
+	b = peer_new(&bound, err, sizeof err);
+	assert_null(b);
+	assert_non_null(strstr(err, "127.0.0.1:"));
+	peer_free(a);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(datagrams_batch_and_arrive, setup, teardown),
-		cmocka_unit_test_setup_teardown(one_timer_at_the_deadline, setup, teardown),
+		cmocka_unit_test(datagrams_batch_and_arrive),
+		cmocka_unit_test(bind_error_names_the_address),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,7 +60,7 @@ struct got {
 	struct sockaddr_storage addrs[RESOLVER_ADDRS_MAX];
 };
 
-static void on_done(void *arg, const struct resolver_result *res)
+static void on_done(const struct resolver_result *res, void *arg)
 {
 	struct got *g = arg;
 	g->calls++;

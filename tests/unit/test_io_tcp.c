@@ -57,7 +57,7 @@ static void run_until(struct fix *f, const bool *flag)
 		fail_msg("guard timer expired");
 }
 
-static void on_accept(void *arg, int fd, const struct sockaddr_storage *peer)
+static void on_accept(int fd, const struct sockaddr_storage *peer, void *arg)
 {
 	struct fix *f = arg;
 	assert_true(peer->ss_family == AF_INET || peer->ss_family == AF_INET6);
@@ -156,7 +156,7 @@ struct cres {
 	struct tcp_connect **handle; /* cancel from inside on_done: must be a no-op */
 };
 
-static void on_done(void *arg, const struct tcp_connect_result *r)
+static void on_done(const struct tcp_connect_result *r, void *arg)
 {
 	struct cres *c = arg;
 	c->done = true;

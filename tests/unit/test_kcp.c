@@ -124,7 +124,7 @@ static bool pair_step(struct pair *p)
 	t = kcp_next_deadline(p->a, p->now);
 	if (kcp_next_deadline(p->b, p->now) < t)
 		t = kcp_next_deadline(p->b, p->now);
-	if (t == KCP_NEVER)
+	if (t == KS_NEVER)
 		return false;
 	assert_true(t >= p->now);
 	p->now = t + (t == p->now); /* a deadline at now is served, then time moves */
@@ -263,7 +263,7 @@ static void golden_packed_ack_and_push(void **state)
 	assert_int_equal(st.rto, 180); /* srtt + 4 rttvar, above the 100 ms floor */
 	assert_int_equal(kcp_recv(k, out, sizeof out), 1);
 	assert_int_equal(out[0], 'z');
-	assert_int_equal(kcp_next_deadline(k, 1060), KCP_NEVER);
+	assert_int_equal(kcp_next_deadline(k, 1060), KS_NEVER);
 	kcp_free(k);
 	free(w);
 }
@@ -834,7 +834,7 @@ static void silent_receiver_one_probe(void **state)
 	kcp_stats(p.a, &st);
 	assert_int_equal(st.inflight, 0);
 	assert_int_equal(st.seg_retx_spurious, 1);
-	assert_int_equal(kcp_next_deadline(p.a, p.now), KCP_NEVER);
+	assert_int_equal(kcp_next_deadline(p.a, p.now), KS_NEVER);
 	pair_free(&p);
 }
 
@@ -994,7 +994,7 @@ static void dead_link_after_n_transmissions(void **state)
 	assert_int_equal(kcp_send(k, "x", 1, 0), 1);
 	while (!kcp_is_dead(k) && steps++ < 100) {
 		now = kcp_next_deadline(k, now);
-		assert_true(now != KCP_NEVER);
+		assert_true(now != KS_NEVER);
 		kcp_update(k, now);
 	}
 	assert_true(kcp_is_dead(k));
@@ -1002,7 +1002,7 @@ static void dead_link_after_n_transmissions(void **state)
 	assert_int_equal(st.seg_sent, 1);
 	assert_int_equal(st.seg_retx_timeout, 4); /* 5 transmissions in all */
 	assert_int_equal(w->total, 5);
-	assert_int_equal(kcp_next_deadline(k, now), KCP_NEVER);
+	assert_int_equal(kcp_next_deadline(k, now), KS_NEVER);
 	assert_int_equal(kcp_send(k, "y", 1, now), KS_ERR_DEAD);
 	assert_int_equal(kcp_send_room(k), 0);
 	kcp_free(k);
@@ -1022,8 +1022,8 @@ static void deadline_exact(void **state)
 	c.ack_immediate = false;
 	c.interval = 40;
 	pair_init(&p, &c, &c, 1000, 5);
-	assert_int_equal(kcp_next_deadline(p.a, 1000), KCP_NEVER);
-	assert_int_equal(kcp_next_deadline(p.b, 1000), KCP_NEVER);
+	assert_int_equal(kcp_next_deadline(p.a, 1000), KS_NEVER);
+	assert_int_equal(kcp_next_deadline(p.b, 1000), KS_NEVER);
 	assert_int_equal(kcp_send(p.a, "abc", 3, 1010), 3);
 	assert_int_equal(p.ab->n, 0);
 	assert_int_equal(kcp_next_deadline(p.a, 1010), 1050); /* interval flush */
@@ -1039,8 +1039,8 @@ static void deadline_exact(void **state)
 	kcp_update(p.b, 1100);
 	len = wire_take(p.ba, 0, buf);
 	assert_int_equal(kcp_input(p.a, buf, len, 1110), 0);
-	assert_int_equal(kcp_next_deadline(p.a, 1110), KCP_NEVER); /* idle again */
-	assert_int_equal(kcp_next_deadline(p.b, 1110), KCP_NEVER);
+	assert_int_equal(kcp_next_deadline(p.a, 1110), KS_NEVER); /* idle again */
+	assert_int_equal(kcp_next_deadline(p.b, 1110), KS_NEVER);
 	pair_free(&p);
 
 	/* nodelay: no extra rto/8, and flush_on_send sends at once */

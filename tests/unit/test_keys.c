@@ -27,7 +27,7 @@ static void hexeq(const uint8_t *b, size_t n, const char *want)
 
 /* RFC 7748 section 6.1: Alice's key pair, through keys_server_generate
  * with an rng that returns the secret. */
-static void fixed_fill(void *ctx, void *buf, size_t len) { memcpy(buf, ctx, len); }
+static void fixed_fill(void *buf, size_t len, void *ctx) { memcpy(buf, ctx, len); }
 
 static void server_key_is_x25519(void **state)
 {

@@ -82,7 +82,7 @@ static void drain(struct netsim_link *l, struct arrival *a, size_t *n, size_t ma
 {
 	uint64_t t;
 
-	for (size_t guard = 0; (t = netsim_link_next_deadline(l)) != UINT64_MAX; guard++) {
+	for (size_t guard = 0; (t = netsim_link_next_deadline(l)) != KS_NEVER; guard++) {
 		assert_true(guard < max + 1);
 		recv_due(l, t, a, n, max);
 	}
@@ -149,7 +149,7 @@ static void perfect_link_delivers_in_order_at_once(void **state)
 	struct netsim_link *l = mk(&c, SEED);
 	uint8_t b[NETSIM_MAX_DATAGRAM], out[NETSIM_MAX_DATAGRAM];
 
-	assert_int_equal(netsim_link_next_deadline(l), UINT64_MAX);
+	assert_int_equal(netsim_link_next_deadline(l), KS_NEVER);
 	assert_int_equal(netsim_link_recv(l, 100, out, sizeof out), KS_ERR_AGAIN);
 	for (size_t len = 0; len <= NETSIM_MAX_DATAGRAM; len += len < 300 ? 1 : 997) {
 		for (size_t i = 0; i < len; i++)
@@ -164,7 +164,7 @@ static void perfect_link_delivers_in_order_at_once(void **state)
 		for (size_t i = 0; i < len; i++)
 			assert_int_equal(out[i], (uint8_t)(i * 7 + len));
 	}
-	assert_int_equal(netsim_link_next_deadline(l), UINT64_MAX);
+	assert_int_equal(netsim_link_next_deadline(l), KS_NEVER);
 	assert_int_equal(stats(l).held_bytes, 0);
 	assert_int_equal(stats(l).bytes_in, stats(l).bytes_out);
 	assert_conserved(l);
@@ -422,7 +422,7 @@ static void rate_is_exact_over_long_runs_with_odd_sizes(void **state)
 	for (uint64_t i = 0; i < n; i++)
 		assert_int_equal(netsim_link_send(l, b, sizeof b, 0), 0);
 	uint64_t last = 0;
-	while (netsim_link_next_deadline(l) != UINT64_MAX) {
+	while (netsim_link_next_deadline(l) != KS_NEVER) {
 		last = netsim_link_next_deadline(l);
 		assert_int_equal(netsim_link_recv(l, last, b, sizeof b), 1333);
 	}
@@ -503,7 +503,7 @@ static void blackhole_drops_everything_sent_while_on(void **state)
 	c.blackhole = true; /* the same through the config */
 	assert_int_equal(netsim_link_set_config(l, &c), 0);
 	assert_int_equal(netsim_link_send(l, b, sizeof b, 2000), 0);
-	assert_int_equal(netsim_link_next_deadline(l), UINT64_MAX);
+	assert_int_equal(netsim_link_next_deadline(l), KS_NEVER);
 	assert_int_equal(stats(l).lost_blackhole, 1000);
 	assert_conserved(l);
 	netsim_link_free(l);

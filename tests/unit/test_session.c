@@ -26,7 +26,9 @@ struct queue {
 	uint8_t d[QMAX][ENVELOPE_MAX_DATAGRAM];
 	size_t len[QMAX];
 	struct sessions_addr to[QMAX];
-	size_t n, sent; /* queued now; handed to output ever */
+	size_t n, sent;                      /* queued now; handed to output ever */
+	uint8_t slot[ENVELOPE_MAX_DATAGRAM]; /* lent by q_slot */
+	size_t lends, in_place;              /* slot calls; outputs of the lent slot */
 };
 
 struct fix {
@@ -39,11 +41,12 @@ struct fix {
 	struct queue c2s, s2c;
 };
 
-static int q_out(void *user, const uint8_t *d, size_t len, const struct sessions_addr *to)
+static int q_out(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct queue *q = user;
 
 	q->sent++;
+	q->in_place += d == q->slot;
 	if (q->n == QMAX)
 		return KS_ERR_FULL;
 	memcpy(q->d[q->n], d, len);
@@ -52,6 +55,15 @@ static int q_out(void *user, const uint8_t *d, size_t len, const struct sessions
 		q->to[q->n] = *to;
 	q->n++;
 	return 0;
+}
+
+static uint8_t *q_slot(size_t *cap, void *user)
+{
+	struct queue *q = user;
+
+	q->lends++;
+	*cap = sizeof q->slot;
+	return q->slot;
 }
 
 static struct sessions_addr addr_of(uint8_t last)
@@ -325,6 +337,35 @@ static void test_established_deadline(void **state)
 	free(f);
 }
 
+/* A lent slot: every KCP datagram is sealed straight into it, both
+ * roles, and it still opens at the other end; the handshake's datagrams
+ * go through the scratch. */
+static void test_seal_into_slot(void **state)
+{
+	struct fix *f = fix_new(6);
+	struct session *c;
+	struct server *srv;
+	const struct transport_params *p;
+
+	(void)state;
+	f->ccfg.slot = q_slot;
+	f->scfg.slot = q_slot;
+	connect_pair(f, &c, &srv, 1000);
+	assert_int_equal(f->c2s.in_place, 0); /* the init */
+	p = session_params(c);
+	session_on_timer(c, 1000 + p->keepalive_ms, UNIX0); /* a PING: KCP */
+	assert_int_equal(f->c2s.in_place, 1);
+	assert_true(f->c2s.lends >= 1);
+	exchange(f, c, srv, &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } },
+	         1000 + p->keepalive_ms + 20);
+	assert_true(f->s2c.in_place >= 1); /* the PONG and ACK, sealed in place */
+	/* The answer opened: nothing is left in flight at the client. */
+	assert_int_equal(session_next_deadline(c), 1000 + 2 * p->keepalive_ms + 20);
+	server_free(srv);
+	session_free(c);
+	free(f);
+}
+
 /* Deliver what the client queued to the server as one batch, without
  * ending it. */
 static void deliver_c2s(struct fix *f, struct server *srv, uint64_t now)
@@ -381,6 +422,7 @@ static void test_ack_rides_with_data(void **state)
 	deliver_c2s(f, srv, 1030);
 	assert_int_equal(f->s2c.sent, sent);
 	assert_int_equal(server_next_deadline(srv), 1030);
+	assert_true(server_check(srv)); /* the session is on the flush list */
 	/* The application answers: reply and data, then one pump. */
 	ss = take_open(srv, &sid);
 	assert_int_equal(mux_stream_reply(session_mux(ss), sid, rep, sizeof rep), 0);
@@ -696,7 +738,7 @@ static void test_server_garbage(void **state)
 
 	(void)state;
 	assert_int_equal(server_new(&srv, &f->scfg), 0);
-	assert_int_equal(server_next_deadline(srv), SESSION_NEVER);
+	assert_int_equal(server_next_deadline(srv), KS_NEVER);
 	for (size_t len = 0; len <= sizeof junk; len += 29) {
 		prng_fill(&f->gc, junk, len);
 		assert_true(server_on_datagram(srv, &a, junk, len, 5, UNIX0) < 0);
@@ -755,7 +797,7 @@ static void test_server_heap(void **state)
 		assert_null(server_session(srv, sid[order[k]]));
 		assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
 	}
-	assert_int_equal(server_next_deadline(srv), SESSION_NEVER);
+	assert_int_equal(server_next_deadline(srv), KS_NEVER);
 	assert_int_equal(sessions_live(server_table(srv)), 0);
 	for (int i = 0; i < 3; i++)
 		session_free(c[i]);
@@ -772,17 +814,24 @@ static void test_server_close(void **state)
 	struct server_event sev;
 	struct server_stats st;
 	uint64_t sid, sent;
+	int owner;
 
 	(void)state;
 	connect_pair(f, &c, &srv, 0);
 	sid = session_sid(c);
 	assert_int_equal(server_next_event(srv, &sev), 0);
+	assert_null(sev.owner);
+	/* The daemon's pointer rides on every later event, LOST included. */
+	assert_int_equal(server_set_owner(srv, sid, &owner), 0);
+	assert_int_equal(server_set_owner(srv, sid + 1, &owner), KS_ERR_CLOSED);
 	sent = f->s2c.sent;
 	assert_int_equal(server_close(srv, sid), 0);
 	assert_int_equal(server_close(srv, sid), KS_ERR_CLOSED);
+	assert_int_equal(server_set_owner(srv, sid, NULL), KS_ERR_CLOSED);
 	assert_int_equal(server_next_event(srv, &sev), 0);
 	assert_int_equal(sev.ev.type, SESSION_EV_LOST);
 	assert_int_equal(sev.ev.reason, SESSION_LOST_CLOSED);
+	assert_ptr_equal(sev.owner, &owner);
 	assert_int_equal(server_next_event(srv, &sev), KS_ERR_AGAIN);
 	assert_int_equal(f->s2c.sent, sent);
 	server_stats(srv, &st);
@@ -1241,7 +1290,7 @@ static void test_close_client(void **state)
 	assert_int_equal(next_type(c), SESSION_EV_LOST); /* it clears the ESTABLISHED */
 	assert_int_equal(next_type(c), -1);
 	assert_int_equal(session_state(c), SESSION_BACKOFF);
-	assert_int_equal(session_next_deadline(c), SESSION_NEVER);
+	assert_int_equal(session_next_deadline(c), KS_NEVER);
 	assert_true(session_check(c));
 	assert_int_equal(server_on_datagram(srv, &a, copy, copy_len, 60, UNIX0 + 60), 0);
 	server_flush(srv, 60);
@@ -1356,7 +1405,7 @@ struct dg_seen {
 	size_t len, n;
 };
 
-static void dg_up(void *user, uint64_t sid, uint32_t id, const uint8_t *p, size_t len)
+static void dg_up(uint64_t sid, uint32_t id, const uint8_t *p, size_t len, void *user)
 {
 	struct dg_seen *d = user;
 
@@ -1472,6 +1521,7 @@ int main(void)
 		cmocka_unit_test(test_client_ignores_garbage),
 		cmocka_unit_test(test_client_config_checks),
 		cmocka_unit_test(test_established_deadline),
+		cmocka_unit_test(test_seal_into_slot),
 		cmocka_unit_test(test_ack_rides_with_data),
 		cmocka_unit_test(test_rekey_streams),
 		cmocka_unit_test(test_late_response),

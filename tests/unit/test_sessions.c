@@ -511,6 +511,19 @@ static void user_sessions_are_capped(void **state)
 	client_init(&c[0], &s, 1, 301);
 	client_connect(&c[0], &s, 300);
 	assert_int_equal(sessions_live(s.t), SESSIONS_PER_USER_MAX + 1);
+	/* sessions_next walks exactly the live ones, the superseded one not. */
+	{
+		const struct sessions_slot *sl;
+		size_t at = 0, walked = 0;
+
+		while ((sl = sessions_next(s.t, &at)) != NULL) {
+			assert_ptr_equal(sessions_get(s.t, sl->env.sid), sl);
+			assert_true(sl->env.sid != sid[3]);
+			walked++;
+		}
+		assert_int_equal(walked, SESSIONS_PER_USER_MAX + 1);
+		assert_null(sessions_next(s.t, &at));
+	}
 	sessions_free(s.t);
 }
 

@@ -756,12 +756,12 @@ static void cred_table_checks_user_and_password_together(void **state)
 	void *t = (void *)&table;
 	struct socks5_cred_table empty = { NULL, 0 };
 
-	assert_true(socks5_cred_table_verify(t, S("alice"), S("wonderland")));
-	assert_true(socks5_cred_table_verify(t, S("bob"), S("builder")));
-	assert_false(socks5_cred_table_verify(t, S("bob"), S("wonderland")));
-	assert_false(socks5_cred_table_verify(t, S("alice"), S("wonderlan")));
-	assert_false(socks5_cred_table_verify(t, S("carol"), S("builder")));
-	assert_false(socks5_cred_table_verify(&empty, S("bob"), S("builder")));
+	assert_true(socks5_cred_table_verify(S("alice"), S("wonderland"), t));
+	assert_true(socks5_cred_table_verify(S("bob"), S("builder"), t));
+	assert_false(socks5_cred_table_verify(S("bob"), S("wonderland"), t));
+	assert_false(socks5_cred_table_verify(S("alice"), S("wonderlan"), t));
+	assert_false(socks5_cred_table_verify(S("carol"), S("builder"), t));
+	assert_false(socks5_cred_table_verify(S("bob"), S("builder"), &empty));
 }
 
 /* --- server state machine -------------------------------------------------- */

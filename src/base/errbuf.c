@@ -1,5 +1,5 @@
 /* errbuf.c - formatting of caller-visible error messages. */
-#include "io/errbuf.h"
+#include "base/errbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

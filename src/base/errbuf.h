@@ -1,4 +1,4 @@
-/* errbuf.h - the one way io functions hand a message back to their caller.
+/* errbuf.h - the one way a function hands a message back to its caller.
  *
  * Functions that can fail for reasons a user must read (bind, listen,
  * resolver setup, privilege drop) take `char *err, size_t errlen` and write
