@@ -44,12 +44,13 @@ struct sseg {          /* send window slot, index sn & smask */
 	uint32_t fence;    /* skips count after an echo of a ts > fence */
 	uint32_t mgen;     /* bumped per fq/pend entry pushed */
 	uint8_t frg;
-	bool live; /* sent and not yet acknowledged */
-	bool fq;   /* an fq entry with base fbase exists */
-	bool pend; /* a pend entry with this fence exists */
-	bool fast; /* the last retransmission was a fast one */
-	bool spur; /* ...or an isolated RTO: an older echo shows it spurious */
-	bool held; /* K12: its RTO waits for the answer to a silent probe */
+	uint8_t copies; /* K13 copies since the last transmission */
+	bool live;      /* sent and not yet acknowledged */
+	bool fq;        /* an fq entry with base fbase exists */
+	bool pend;      /* a pend entry with this fence exists */
+	bool fast;      /* the last retransmission was a fast one */
+	bool spur;      /* ...or an isolated RTO: an older echo shows it spurious */
+	bool held;      /* K12: its RTO waits for the answer to a silent probe */
 };
 
 struct rseg {          /* receive window slot, index sn & rmask */
@@ -105,6 +106,9 @@ struct kcp {
 	uint32_t reo_extra;    /* learned reordering, added to cfg.resend */
 
 	uint32_t srtt, rttvar, rto, min_rtt;
+	uint32_t rtt_hi[2];  /* K4: largest sample, this window and the last */
+	uint64_t rtt_win_at; /* when the current max window ends */
+	uint32_t late;       /* K4: how long a segment may be late, not lost */
 	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
 	uint32_t recover;                  /* losses below it belong to the last reduction */
 	uint32_t undo_sn;                  /* segment whose resend opened the episode */
@@ -122,6 +126,7 @@ struct kcp {
 	size_t rcv_bytes;    /* in-order bytes not yet read */
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
+	uint32_t acks_new;   /* bytes of the new segments among them (ack_lazy) */
 	uint32_t rpresent;   /* receive slots holding a segment */
 	struct rackent *rep; /* owned ring of KCP_ACK_REPEAT_SLOTS, K3 repeats;
 	                      * NULL until an out-of-order arrival, and again
@@ -162,6 +167,8 @@ void kcp_config_default(struct kcp_config *cfg)
 		.ack_immediate = true,
 		.pace = false,
 		.dup_thin = false,
+		.bundle = false,
+		.ack_lazy = false,
 		.initial_sn = 0,
 	};
 }
@@ -169,12 +176,12 @@ void kcp_config_default(struct kcp_config *cfg)
 static const struct {
 	const char *name;
 	uint32_t nodelay, interval, resend;
-	bool nc;
+	bool nc, thin; /* thin: delayed ACKs and K13 bundling */
 } presets[] = {
-	{ "normal", 0, 40, 0, false },
-	{ "fast", 0, 30, 2, true },
-	{ "fast2", 1, 20, 2, true },
-	{ "fast3", 1, 10, 2, true },
+	{ "normal", 0, 40, 0, false, false },
+	{ "fast", 0, 30, 2, true, true },
+	{ "fast2", 1, 20, 2, true, true },
+	{ "fast3", 1, 10, 2, true, true },
 };
 
 int kcp_config_preset(struct kcp_config *cfg, const char *name)
@@ -185,6 +192,12 @@ int kcp_config_preset(struct kcp_config *cfg, const char *name)
 			cfg->interval = presets[i].interval;
 			cfg->resend = presets[i].resend;
 			cfg->nc = presets[i].nc;
+			/* A lone in-order segment's ACK waits for data going the
+			 * other way (at most the interval) instead of taking a
+			 * datagram of its own, and new data carries copies of a
+			 * thin flight (K13). */
+			cfg->ack_lazy = presets[i].thin;
+			cfg->bundle = presets[i].thin;
 			return 0;
 		}
 	}
@@ -683,6 +696,7 @@ static void flush_acks(struct kcp *k)
 		put_seg(k, KCP_CMD_ACK, 0, k->acks[i].ts, k->acks[i].sn, NULL, 0);
 	k->st.ack_sent += k->nacks;
 	k->nacks = 0;
+	k->acks_new = 0;
 	repeat_acks(k);
 	k->flush_gen++;
 }
@@ -723,10 +737,26 @@ static void queue_ack(struct kcp *k, uint32_t sn, uint32_t ts)
 /* ------------------------------------------------------------------ */
 /* RTO and congestion window (K4, K7)                                 */
 
-static void rtt_sample(struct kcp *k, uint32_t rtt)
+/* rtt_top: the largest RTT sample of the current and the previous window
+ * (each at least KCP_RTT_WINDOW_MIN ms and KCP_RTT_WINDOWS srtts long). */
+static uint32_t rtt_top(struct kcp *k, uint32_t rtt, uint64_t now)
 {
-	uint32_t g = k->cfg.ack_immediate ? 1 : k->cfg.interval;
-	uint64_t rto;
+	if (k->rtt_win_at == 0 || now >= k->rtt_win_at) {
+		k->rtt_hi[1] = k->rtt_win_at && now < k->rtt_win_at + KCP_RTT_WINDOW_MIN
+		                       ? k->rtt_hi[0]
+		                       : 0;
+		k->rtt_hi[0] = 0;
+		k->rtt_win_at =
+		        now + max_u64((uint64_t)k->srtt * KCP_RTT_WINDOWS, KCP_RTT_WINDOW_MIN);
+	}
+	k->rtt_hi[0] = max_u32(k->rtt_hi[0], rtt);
+	return max_u32(k->rtt_hi[0], k->rtt_hi[1]);
+}
+
+static void rtt_sample(struct kcp *k, uint32_t rtt, uint64_t now)
+{
+	uint32_t g = k->cfg.ack_immediate && !k->cfg.ack_lazy ? 1 : k->cfg.interval;
+	uint64_t rto, top;
 
 	if (k->min_rtt == 0 || max_u32(rtt, 1) < k->min_rtt)
 		k->min_rtt = max_u32(rtt, 1);
@@ -740,6 +770,12 @@ static void rtt_sample(struct kcp *k, uint32_t rtt)
 	}
 	rto = (uint64_t)k->srtt + max_u32(g, 4 * k->rttvar);
 	k->rto = (uint32_t)(rto < k->minrto ? k->minrto : min_u64(rto, KCP_RTO_MAX));
+	/* K4: the largest recent sample, plus the granularity and a margin:
+	 * the smoothed variance shrinks in a quiet spell, and on a path whose
+	 * delay varies widely (jitter; a FIFO where a slow datagram holds back
+	 * the next) the RTO then expires for segments that are merely late. */
+	top = rtt_top(k, rtt, now);
+	k->late = (uint32_t)min_u64(top + g + top / KCP_RTT_TOP_MARGIN, KCP_RTO_MAX);
 }
 
 /* queue_delay: how long our data waits in a queue, by the RTT: srtt above
@@ -968,6 +1004,7 @@ static void transmit(struct kcp *k, struct sseg *g, uint64_t now)
 {
 	g->ts = (uint32_t)now;
 	g->xmit++;
+	g->copies = 0;
 	/* Retransmissions are not held back, but they use the pace too. */
 	if (g->xmit > 1)
 		k->pace_tok = k->pace_tok > KCP_PACE_ONE ? k->pace_tok - KCP_PACE_ONE : 0;
@@ -1023,6 +1060,32 @@ static void dup_thin(struct kcp *k, uint32_t first)
 		k->st.seg_dup_thin++;
 	}
 	emit(k);
+}
+
+/* bundle appends copies of older unacknowledged segments to the datagram
+ * that carries this flush's new data, in the room it has left, when the
+ * flight is thin (K13). A lost datagram of a thin flow (messages, keystrokes,
+ * requests) is then repaired by the next one, one send interval later,
+ * instead of by fast retransmit (which needs later ACKs: an RTT or more)
+ * or an RTO, and no datagram is added. As in K11 the copy repeats the
+ * segment's last ts and is not a retransmission. Oldest first: the oldest
+ * hole is the one that holds delivery back. Bulk data never qualifies: its
+ * flight is large and its datagrams are full. */
+static void bundle(struct kcp *k, uint32_t first, uint64_t now)
+{
+	if (!k->cfg.bundle || first == k->snd_nxt || !k->olen || k->inflight > KCP_BUNDLE_FLIGHT)
+		return;
+	for (uint32_t sn = k->snd_una; sn != first; sn++) {
+		struct sseg *g = sslot(k, sn);
+
+		if (!g->live || g->ts == (uint32_t)now || g->copies >= KCP_BUNDLE_COPIES)
+			continue; /* acknowledged, sent in this flush, copied enough */
+		if (k->olen + KCP_HEADER_LEN + g->len > k->cfg.mtu)
+			break;
+		put_seg(k, KCP_CMD_PUSH, g->frg, g->ts, g->sn, g->data, g->len);
+		g->copies++;
+		k->st.seg_bundled++;
+	}
 }
 
 static uint32_t backoff(const struct kcp *k, uint32_t rto)
@@ -1200,12 +1263,31 @@ static bool silent_hold(struct kcp *k, struct sseg *g, uint64_t now, bool *isola
 	return true;
 }
 
+/* maybe_late: g's RTO expired in a thin flight (at most KCP_LATE_FLIGHT
+ * segments), but no ACK has echoed a transmission made after g's, and g
+ * has been out for less than the largest RTT sample seen lately (k->late):
+ * g is as likely late as lost. Its expiry waits until then, or until an
+ * echo passes it (then fast retransmit or this RTO sends it). On a FIFO
+ * path nothing sent after g can be echoed before g is, so a thin flow
+ * never resends a segment that may still arrive (K4). A large flight is
+ * left alone: there an expiry without a later echo is mostly the tail of
+ * a burst dropped at a queue, whose queueing delay inflates the samples. */
+static bool maybe_late(const struct kcp *k, const struct sseg *g, uint64_t now)
+{
+	return k->inflight <= KCP_LATE_FLIGHT && !passed(k, g) && (uint32_t)now - g->ts < k->late;
+}
+
 static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *flight)
 {
 	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
 		struct sseg *g = sslot(k, k->heap[0]);
 		if (queued(k, g, now)) {
 			g->resendts = k->echo_at + max_u32(k->srtt / 4, 1);
+			heap_down(k, 0);
+			continue;
+		}
+		if (maybe_late(k, g, now)) {
+			g->resendts = now + (k->late - (uint32_t)(now - g->ts));
 			heap_down(k, 0);
 			continue;
 		}
@@ -1303,6 +1385,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	cwnd_on_loss(k, isolated, flight);
 	first = k->snd_nxt;
 	send_new(k, now);
+	bundle(k, first, now);
 	emit(k);
 	dup_thin(k, first);
 	fifo_prune(k, &k->fq, fq_valid);
@@ -1779,6 +1862,7 @@ static void apply_push(struct kcp *k, const struct hdr *h)
 	r->frg = h->frg;
 	r->present = true;
 	k->rpresent++;
+	k->acks_new += h->len;
 	k->st.seg_recv++;
 	if (h->sn != k->rcv_nxt)
 		remember_ooo(k, h->sn, h->ts);
@@ -1884,7 +1968,7 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 		if (h.cmd == KCP_CMD_ACK)
 			ack_echo(k, &h, now, &rtt);
 	if (rtt >= 0)
-		rtt_sample(k, (uint32_t)rtt);
+		rtt_sample(k, (uint32_t)rtt, now);
 	r = rd_init(dgram, len);
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
 		apply_seg(k, &h, &a);
@@ -1903,6 +1987,19 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	trim_idle(k);
 }
 
+/* ack_may_wait: with ack_lazy, the ACKs owed may wait (up to the interval)
+ * for data going back, as TCP's delayed ACK (RFC 1122 4.2.3.2): the new
+ * data unacknowledged is less than two full segments, it arrived in order
+ * (nothing is held above a hole: a hole needs its skips counted at once,
+ * K5), and no window tell is due.
+ * Old duplicates (a K11/K13 copy, a spurious resend) do not hurry it:
+ * every segment we send carries una, which covers them. */
+static bool ack_may_wait(const struct kcp *k)
+{
+	return k->cfg.ack_lazy && !k->tell && k->acks_new < 2 * k->mss &&
+	       k->rpresent == k->rcv_nxt - k->rd_sn;
+}
+
 int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 {
 	int rc;
@@ -1919,7 +2016,7 @@ int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	k->st.bytes_in += len;
 	apply(k, dgram, len, now);
 	probe_update(k, now);
-	if ((k->cfg.ack_immediate && (k->nacks || k->tell)) ||
+	if ((k->cfg.ack_immediate && (k->nacks || k->tell) && !ack_may_wait(k)) ||
 	    (k->cfg.flush_on_send && (sendable(k) || fast_due(k))))
 		kcp_flush(k, now);
 	else
