@@ -24,6 +24,7 @@
 #include "base/rd.h"
 #include "base/seq.h"
 #include "base/wr.h"
+#include "core/kcp_cc.h"
 
 struct qseg {          /* queued by kcp_send, no sn yet */
 	uint8_t *data; /* owned: mss bytes, NULL until first use */
@@ -109,17 +110,10 @@ struct kcp {
 	uint32_t rtt_hi[2];  /* K4: largest sample, this window and the last */
 	uint64_t rtt_win_at; /* when the current max window ends */
 	uint32_t late;       /* K4: how long a segment may be late, not lost */
-	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
-	uint32_t recover;                  /* losses below it belong to the last reduction */
-	uint32_t undo_sn;                  /* segment whose resend opened the episode */
-	uint32_t undo_cwnd, undo_ssthresh; /* before it; undo_cwnd 0: none */
-	uint32_t wmax;                     /* cwnd before a timeout collapse; 0: none */
-	uint32_t ep_size, ep_lost;         /* episode: flight at its start, originals lost */
-	bool ep_cut;                       /* the episode has reduced cwnd */
-	uint32_t flush_lost;               /* originals found lost in this flush */
-	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
-	uint32_t silent_sn;                /* K12: the one segment resent into a silent path */
-	bool silent;                       /* ...silent_sn is set */
+	uint32_t rmt_wnd;
+	struct kcp_cc cc;   /* K7, K10: congestion window and pacing */
+	uint32_t silent_sn; /* K12: the one segment resent into a silent path */
+	bool silent;        /* ...silent_sn is set */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
@@ -573,14 +567,11 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->minrto = cfg->min_rto ? cfg->min_rto
 	                         : (cfg->nodelay ? KCP_RTO_MIN_NODELAY : KCP_RTO_MIN_NORMAL);
 	k->rto = max_u32(KCP_RTO_INIT, k->minrto);
-	k->cwnd = min_u32(KCP_CWND_INIT, cfg->snd_wnd);
-	k->ssthresh = cfg->snd_wnd;
+	kcp_cc_init(&k->cc, cfg->snd_wnd, cfg->initial_sn, now);
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
-	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
+	k->snd_una = k->snd_nxt = k->ack_hi = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
 	k->flush_at = k->probe_at = k->ack_event_at = KCP_NEVER;
-	k->pace_t = now;
-	k->pace_tok = (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE;
 	k->echo_hi = (uint32_t)now;
 	k->echo_sn = cfg->initial_sn - 1;
 	k->echo_at = KCP_NEVER;
@@ -755,7 +746,10 @@ static uint32_t rtt_top(struct kcp *k, uint32_t rtt, uint64_t now)
 
 static void rtt_sample(struct kcp *k, uint32_t rtt, uint64_t now)
 {
-	uint32_t g = k->cfg.ack_immediate && !k->cfg.ack_lazy ? 1 : k->cfg.interval;
+	/* G: how long an ACK may wait at the peer (K4); a lazy ACK (K13)
+	 * waits only for a thin flow's data, which the late rule covers. */
+	uint32_t g = k->cfg.ack_immediate ? 1 : k->cfg.interval;
+	uint32_t lazy = k->cfg.ack_lazy ? k->cfg.interval : g;
 	uint64_t rto, top;
 
 	if (k->min_rtt == 0 || max_u32(rtt, 1) < k->min_rtt)
@@ -775,226 +769,53 @@ static void rtt_sample(struct kcp *k, uint32_t rtt, uint64_t now)
 	 * delay varies widely (jitter; a FIFO where a slow datagram holds back
 	 * the next) the RTO then expires for segments that are merely late. */
 	top = rtt_top(k, rtt, now);
-	k->late = (uint32_t)min_u64(top + g + top / KCP_RTT_TOP_MARGIN, KCP_RTO_MAX);
-}
-
-/* queue_delay: how long our data waits in a queue, by the RTT: srtt above
- * the smallest sample seen; 0 before there are samples. */
-static uint32_t queue_delay(const struct kcp *k)
-{
-	if (!k->srtt || !k->min_rtt || k->srtt <= k->min_rtt)
-		return 0;
-	return k->srtt - k->min_rtt;
-}
-
-/* queueing: does the RTT show that our own data waits in a queue? The
- * backlog estimate is cwnd * (srtt - min_rtt) / srtt segments (the Veno
- * rule). Below KCP_BACKLOG_CONGESTED segments, a loss is taken as random
- * (a lossy link, not a full queue) and does not reduce the window: halving
- * once per RTT on every random loss drives the window to a few segments at
- * a few percent loss, whatever the capacity (K7). */
-static bool queueing(const struct kcp *k)
-{
-	uint32_t q = queue_delay(k);
-
-	/* With a large window, a few ms of path jitter alone look like a
-	 * backlog of many segments: the queueing delay must also be a real
-	 * part of the path's RTT (K7). */
-	if (q == 0 || q < k->min_rtt / KCP_QUEUE_FRACTION)
-		return false;
-	return (uint64_t)k->cwnd * q >= (uint64_t)KCP_BACKLOG_CONGESTED * k->srtt;
-}
-
-/* grow_step: acknowledged segments per +1 of cwnd (K7). Slow start: 1.
- * Below the window held before a timeout collapsed it, while the RTT shows
- * no queue: 1 as well; a timeout says nothing about the capacity, and one
- * must not cost hundreds of RTTs of linear growth on a long fat path.
- * Otherwise Reno, one per window: regrowing fast after a cut for
- * congestion floods a shallow queue again at once. */
-static uint32_t grow_step(const struct kcp *k, bool queue)
-{
-	if (k->cwnd < k->ssthresh || (k->cwnd < k->wmax && !queue))
-		return 1;
-	return k->cwnd;
-}
-
-static void cwnd_grow(struct kcp *k, uint32_t acked)
-{
-	uint32_t cap = min_u32(k->cfg.snd_wnd, max_u32(k->rmt_wnd, 1));
-	bool queue;
-
-	if (k->cfg.nc)
-		return;
-	/* K7: a queue of a fraction of the base RTT is enough: hold the
-	 * window, so it stays below what overflows a receiver's socket buffer
-	 * (or any bottleneck queue) instead of growing until loss says so.
-	 * Slow start ends as soon as a queue shows. */
-	queue = queueing(k);
-	if (queue && queue_delay(k) >= k->min_rtt / KCP_QUEUE_HOLD)
-		return;
-	if (queue && k->cwnd < k->ssthresh)
-		k->ssthresh = k->cwnd;
-	while (acked-- && k->cwnd < cap) {
-		if (++k->ca_acc >= grow_step(k, queue)) {
-			k->ca_acc = 0;
-			k->cwnd++;
-		}
-	}
-}
-
-/* heavy: the current episode has lost a large share of the flight it
- * began with. Tail drop at a shallow bottleneck queue shows almost no
- * queueing delay but loses many segments at once; random loss of a few
- * percent does not (K7). */
-static bool heavy(const struct kcp *k)
-{
-	return k->ep_lost >= KCP_BACKLOG_CONGESTED &&
-	       (uint64_t)k->ep_lost * 100 >= (uint64_t)k->ep_size * KCP_LOSS_HEAVY_PCT;
-}
-
-/* cwnd_cut: only a timeout with the whole flight unanswered collapses cwnd
- * to 1; congestion seen otherwise halves it. The values before the
- * reduction are kept for cwnd_undo. */
-static void cwnd_cut(struct kcp *k, bool flight)
-{
-	k->undo_cwnd = k->cwnd;
-	k->undo_ssthresh = k->ssthresh;
-	/* A timeout says nothing about the capacity, a queue or a heavy loss
-	 * does: only the former may refill (cwnd_grow). */
-	k->wmax = flight ? k->cwnd : 0;
-	if (flight) {
-		k->ssthresh = max_u32(k->cwnd / 2, KCP_SSTHRESH_MIN);
-		k->cwnd = 1;
-	} else {
-		uint32_t inflight = k->snd_nxt - k->snd_una;
-		k->ssthresh = max_u32(inflight / 2, KCP_SSTHRESH_MIN);
-		k->cwnd = k->ssthresh + k->cfg.resend;
-	}
-	k->ca_acc = 0;
-	k->cwnd = min_u32(max_u32(k->cwnd, 1), k->cfg.snd_wnd);
-	k->recover = k->snd_nxt;
-	k->ep_cut = true;
-}
-
-/* cwnd_on_loss reacts once per loss episode: losses of segments sent
- * before the last reduction (sn < recover) are part of the same episode.
- * A new episode cuts cwnd when the whole flight went unanswered, when the
- * RTT shows a queue, or when it is heavy already; otherwise it is random
- * loss and the window is kept, unless the episode turns heavy later. */
-static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
-{
-	if (!isolated && !flight) {
-		k->ep_lost += k->flush_lost;
-		if (!k->ep_cut && heavy(k))
-			cwnd_cut(k, false);
-		return;
-	}
-	k->ep_size = max_u32(k->snd_nxt - k->snd_una, 1);
-	k->ep_lost = k->flush_lost;
-	k->ep_cut = false;
-	if (!flight && !queueing(k) && !heavy(k)) {
-		k->st.loss_random++;
-		k->recover = k->snd_nxt;
-		return;
-	}
-	cwnd_cut(k, flight);
-}
-
-/* cwnd_undo: the retransmission that opened the current loss episode was
- * spurious (the original arrived, its ACK was late or lost): restore the
- * window as it was before the reduction (K7). */
-static void cwnd_undo(struct kcp *k, uint32_t sn)
-{
-	if (!k->undo_cwnd || sn != k->undo_sn)
-		return;
-	k->cwnd = max_u32(k->cwnd, k->undo_cwnd);
-	k->ssthresh = max_u32(k->ssthresh, k->undo_ssthresh);
-	k->undo_cwnd = 0;
-	k->st.cwnd_undo++;
+	k->late = (uint32_t)min_u64(top + lazy + top / KCP_RTT_TOP_MARGIN, KCP_RTO_MAX);
 }
 
 /* ------------------------------------------------------------------ */
 /* sending (K3, K5, K8)                                               */
 
-static uint32_t send_limit(const struct kcp *k)
+/* cc_path: what the congestion controller needs to know of the path. */
+static struct kcp_cc_path cc_path(const struct kcp *k)
 {
-	uint32_t lim = min_u32(k->cfg.snd_wnd, k->rmt_wnd);
-	return k->cfg.nc ? lim : min_u32(lim, k->cwnd);
-}
-
-/* K10 pacing: new data leaves at about send_limit / srtt (x KCP_PACE_GAIN
- * / 4; x KCP_PACE_GAIN_SS / 4 in slow start), from a token bucket that
- * holds at most KCP_PACE_BURST_MS of that rate (at least
- * KCP_PACE_BURST_MIN segments). A window opening all at once (una jumping
- * over a repaired hole, slow start doubling) would otherwise leave as one
- * burst and overflow a shallow queue or the receiver's socket buffer: the
- * queue sees the rate, not the window. pace_rate is in 1/KCP_PACE_ONE
- * segments per ms; 0 means not paced (off, or no RTT sample yet). */
-static uint64_t pace_rate(const struct kcp *k)
-{
-	uint64_t gain = !k->cfg.nc && k->cwnd < k->ssthresh ? KCP_PACE_GAIN_SS : KCP_PACE_GAIN;
-
-	if (!k->cfg.pace || !k->srtt)
-		return 0;
-	return max_u64((uint64_t)send_limit(k) * KCP_PACE_ONE * gain / 4 / k->srtt, 1);
-}
-
-static uint64_t pace_cap(uint64_t rate)
-{
-	return max_u64(rate * KCP_PACE_BURST_MS, (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE);
-}
-
-/* pace_avail: tokens at time t (>= pace_t), without changing anything. The
- * bucket's cap bounds the sum; dt is bounded first only so that the product
- * cannot overflow. */
-static uint64_t pace_avail(const struct kcp *k, uint64_t rate, uint64_t t)
-{
-	uint64_t dt = t > k->pace_t ? min_u64(t - k->pace_t, KCP_RTO_MAX) : 0;
-
-	return min_u64(k->pace_tok + dt * rate, pace_cap(rate));
-}
-
-static void pace_refill(struct kcp *k, uint64_t now)
-{
-	uint64_t rate = pace_rate(k);
-
-	k->pace_tok = rate ? pace_avail(k, rate, now) : 0;
-	k->pace_t = now;
-}
-
-/* pace_take spends one segment's tokens; false when there are none. */
-static bool pace_take(struct kcp *k)
-{
-	if (!pace_rate(k))
-		return true;
-	if (k->pace_tok < KCP_PACE_ONE)
-		return false;
-	k->pace_tok -= KCP_PACE_ONE;
-	return true;
+	return (struct kcp_cc_path){ .srtt = k->srtt,
+		                     .min_rtt = k->min_rtt,
+		                     .snd_una = k->snd_una,
+		                     .snd_nxt = k->snd_nxt,
+		                     .snd_wnd = k->cfg.snd_wnd,
+		                     .rmt_wnd = k->rmt_wnd,
+		                     .resend = k->cfg.resend,
+		                     .nc = k->cfg.nc,
+		                     .pace = k->cfg.pace };
 }
 
 /* window_open: queued data that the window would let out now. */
 static bool window_open(const struct kcp *k)
 {
-	return k->qcount && seq_lt(k->snd_nxt, k->snd_una + send_limit(k));
+	struct kcp_cc_path pp = cc_path(k);
+
+	return k->qcount && seq_lt(k->snd_nxt, k->snd_una + kcp_cc_send_limit(&k->cc, &pp));
 }
 
 static bool sendable(const struct kcp *k)
 {
-	uint64_t rate = pace_rate(k);
+	struct kcp_cc_path pp = cc_path(k);
+	uint64_t rate = kcp_cc_pace_rate(&k->cc, &pp);
 
-	return window_open(k) && (!rate || pace_avail(k, rate, k->last_now) >= KCP_PACE_ONE);
+	return window_open(k) &&
+	       (!rate || kcp_cc_pace_avail(&k->cc, rate, k->last_now) >= KCP_PACE_ONE);
 }
 
 /* pace_deadline: when the bucket holds a segment again, if the window is
  * open but the pace holds the data back; KCP_NEVER otherwise. */
 static uint64_t pace_deadline(const struct kcp *k, uint64_t now)
 {
-	uint64_t rate = pace_rate(k), have;
+	struct kcp_cc_path pp = cc_path(k);
+	uint64_t rate = kcp_cc_pace_rate(&k->cc, &pp), have;
 
 	if (!rate || !window_open(k))
 		return KCP_NEVER;
-	have = pace_avail(k, rate, now);
+	have = kcp_cc_pace_avail(&k->cc, rate, now);
 	if (have >= KCP_PACE_ONE)
 		return now;
 	return now + max_u64((KCP_PACE_ONE - have + rate - 1) / rate, 1);
@@ -1007,13 +828,20 @@ static void transmit(struct kcp *k, struct sseg *g, uint64_t now)
 	g->copies = 0;
 	/* Retransmissions are not held back, but they use the pace too. */
 	if (g->xmit > 1)
-		k->pace_tok = k->pace_tok > KCP_PACE_ONE ? k->pace_tok - KCP_PACE_ONE : 0;
+		kcp_cc_pace_spend(&k->cc);
 	put_seg(k, KCP_CMD_PUSH, g->frg, g->ts, g->sn, g->data, g->len);
+}
+
+static bool take_pace(struct kcp *k)
+{
+	struct kcp_cc_path pp = cc_path(k);
+
+	return kcp_cc_pace_take(&k->cc, &pp);
 }
 
 static void send_new(struct kcp *k, uint64_t now)
 {
-	while (!k->dead && window_open(k) && pace_take(k)) {
+	while (!k->dead && window_open(k) && take_pace(k)) {
 		struct qseg *qs;
 		struct sseg *g;
 		uint8_t *spare;
@@ -1104,12 +932,7 @@ static uint32_t backoff(const struct kcp *k, uint32_t rto)
  * loss episode (sn >= recover) names the episode for a later undo (K7). */
 static void loss_seen(struct kcp *k, const struct sseg *g, bool *episode)
 {
-	if (g->xmit == 1)
-		k->flush_lost++;
-	if (!seq_ge(g->sn, k->recover) || *episode)
-		return;
-	*episode = true;
-	k->undo_sn = g->sn;
+	kcp_cc_on_resend(&k->cc, g->sn, g->xmit == 1, episode);
 }
 
 /* passed: an ACK has echoed a transmission made after g's last one (a
@@ -1362,14 +1185,15 @@ static void arm(struct kcp *k, uint64_t now)
 
 void kcp_flush(struct kcp *k, uint64_t now)
 {
+	struct kcp_cc_path pp;
 	bool isolated = false, flight = false;
 	uint32_t first;
 
 	if (k->dead)
 		return;
 	k->last_now = now;
-	k->flush_lost = 0;
-	pace_refill(k, now);
+	pp = cc_path(k);
+	kcp_cc_flush_begin(&k->cc, &pp, now);
 	flush_acks(k);
 	probe_update(k, now);
 	probe_step(k, now);
@@ -1382,7 +1206,8 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	retx_fast(k, now, &isolated);
 	/* React to loss before sending new data, so that what the new window
 	 * allows goes out now and nothing is left wanting a flush. */
-	cwnd_on_loss(k, isolated, flight);
+	pp = cc_path(k);
+	k->st.loss_random += kcp_cc_on_loss(&k->cc, &pp, isolated, flight);
 	first = k->snd_nxt;
 	send_new(k, now);
 	bundle(k, first, now);
@@ -1930,7 +1755,7 @@ static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now, int32_t *
 		if (g->fast && k->reo_extra < KCP_REORDER_MAX)
 			k->reo_extra++;
 		g->fast = false;
-		cwnd_undo(k, g->sn);
+		k->st.cwnd_undo += kcp_cc_undo(&k->cc, g->sn);
 	}
 }
 
@@ -1955,6 +1780,7 @@ static void apply_seg(struct kcp *k, const struct hdr *h, struct apply_result *a
 
 static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 {
+	struct kcp_cc_path pp;
 	struct rd r = rd_init(dgram, len);
 	struct apply_result a = { 0 };
 	struct hdr h;
@@ -1981,22 +1807,25 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 			k->ack_event_at = now;
 		}
 	}
-	cwnd_grow(k, a.acked);
+	pp = cc_path(k);
+	kcp_cc_on_ack(&k->cc, &pp, a.acked);
 	fifo_prune(k, &k->fq, fq_valid);
 	silent_release(k, now);
 	trim_idle(k);
 }
 
 /* ack_may_wait: with ack_lazy, the ACKs owed may wait (up to the interval)
- * for data going back, as TCP's delayed ACK (RFC 1122 4.2.3.2): the new
- * data unacknowledged is less than two full segments, it arrived in order
+ * for data going back, as TCP's delayed ACK (RFC 1122 4.2.3.2), but only
+ * for a thin flow: the new data unacknowledged is less than one full
+ * segment (bulk data, in full segments, is acknowledged at once, so fast
+ * retransmit and the RTO see no delay), it arrived in order
  * (nothing is held above a hole: a hole needs its skips counted at once,
  * K5), and no window tell is due.
  * Old duplicates (a K11/K13 copy, a spurious resend) do not hurry it:
  * every segment we send carries una, which covers them. */
 static bool ack_may_wait(const struct kcp *k)
 {
-	return k->cfg.ack_lazy && !k->tell && k->acks_new < 2 * k->mss &&
+	return k->cfg.ack_lazy && !k->tell && k->acks_new < k->mss &&
 	       k->rpresent == k->rcv_nxt - k->rd_sn;
 }
 
@@ -2039,8 +1868,8 @@ void kcp_stats(const struct kcp *k, struct kcp_stats *st)
 	st->srtt = k->srtt;
 	st->rttvar = k->rttvar;
 	st->rto = k->rto;
-	st->cwnd = k->cwnd;
-	st->ssthresh = k->ssthresh;
+	st->cwnd = k->cc.cwnd;
+	st->ssthresh = k->cc.ssthresh;
 	st->rmt_wnd = k->rmt_wnd;
 	st->rcv_free = wnd_free(k);
 	st->inflight = k->inflight;
@@ -2131,7 +1960,7 @@ bool kcp_check(const struct kcp *k)
 
 	if (!check_send(k) || !check_recv(k) || k->nbufs > maxbufs)
 		return false;
-	if (k->rto < k->minrto || k->rto > KCP_RTO_MAX || k->cwnd < 1)
+	if (k->rto < k->minrto || k->rto > KCP_RTO_MAX || k->cc.cwnd < 1)
 		return false;
 	return true;
 }

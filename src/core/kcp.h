@@ -63,9 +63,10 @@ struct kcp_config {
 	bool ack_immediate;  /* [true] ACKs (and window tells) go out at the end
 	                        of kcp_input instead of waiting up to interval */
 	bool ack_lazy;       /* [false] with ack_immediate: ACKs of in-order data
-	                        wait for data going back, at most interval
-	                        (TCP's delayed ACK); two full segments' worth,
-	                        a hole or a window tell send at once */
+	                        less than a full segment wait for data going
+	                        back, at most interval (TCP's delayed ACK, for
+	                        thin flows); a full segment's worth, a hole or
+	                        a window tell send at once */
 	bool pace;           /* [false] spread new data over the RTT instead of
 	                        sending what the window allows at once (K10);
 	                        kcp_next_deadline then asks for calls between
