@@ -1,10 +1,11 @@
-/* kcp.c - the KCP engine. Step numbers (K1..K12) refer to docs/PROTOCOL.md (KCP).
+/* kcp.c - the KCP engine. Step numbers (K1..K13) refer to docs/PROTOCOL.md (KCP).
+ * Congestion control and pacing (K7, K10) are in kcp_cc.c.
  *
  * Storage is indexed by sequence number: the send window and the receive
  * window are rings of power-of-two capacity indexed by sn & mask, so an ACK,
  * a una or a received segment costs O(1) (amortized over the segments it
  * covers), never a scan of the window. RTO expiries live in a binary heap
- * keyed by resend time; fast-retransmit candidates in a FIFO ordered by the
+ * (base/heap.h) keyed by resend time; fast-retransmit candidates in a FIFO ordered by the
  * ACK event from which their skips are counted. Each ring slot owns at most
  * one segment buffer, allocated on first use and kept; moving a segment from
  * the send queue into the send window swaps buffer pointers, so steady state
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/heap.h"
 #include "base/minmax.h"
 #include "base/rd.h"
 #include "base/seq.h"
@@ -94,12 +96,11 @@ struct kcp {
 
 	struct sseg *s; /* owned: send window ring */
 	uint32_t smask, snd_una, snd_nxt, inflight;
-	uint32_t ack_hi;  /* segments below it were skipped by some ACK */
-	uint32_t echo_hi; /* latest transmission ts an ACK has echoed */
-	uint32_t echo_sn; /* highest sn echoed with ts echo_hi */
-	uint64_t echo_at; /* now when an ACK last echoed a transmission */
-	uint32_t *heap;   /* owned: sn of live segments, min resendts first */
-	uint32_t nheap;
+	uint32_t ack_hi;       /* segments below it were skipped by some ACK */
+	uint32_t echo_hi;      /* latest transmission ts an ACK has echoed */
+	uint32_t echo_sn;      /* highest sn echoed with ts echo_hi */
+	uint64_t echo_at;      /* now when an ACK last echoed a transmission */
+	struct heap rtoq;      /* rtoq.a owned: sn of live segments, min resendts first */
 	struct fifo fq;        /* fast retransmit candidates, by fbase */
 	struct fifo pend;      /* retransmitted, waiting for their fence */
 	uint64_t ack_events;   /* input datagrams that carried an ACK */
@@ -256,62 +257,29 @@ static int ensure_buf(struct kcp *k, uint8_t **slot)
 /* ------------------------------------------------------------------ */
 /* RTO heap: min-heap of live sn keyed by resendts                    */
 
-static bool heap_less(const struct kcp *k, uint32_t i, uint32_t j)
+static bool rto_before(const void *x, const void *y, void *ctx)
 {
-	return sslot(k, k->heap[i])->resendts < sslot(k, k->heap[j])->resendts;
+	const struct kcp *k = ctx;
+
+	return sslot(k, *(const uint32_t *)x)->resendts < sslot(k, *(const uint32_t *)y)->resendts;
 }
 
-static void heap_put(struct kcp *k, uint32_t i, uint32_t sn)
+static void rto_moved(void *e, size_t i, void *ctx)
 {
-	k->heap[i] = sn;
-	sslot(k, sn)->heap = i;
+	sslot(ctx, *(const uint32_t *)e)->heap = (uint32_t)i;
 }
 
-static void heap_up(struct kcp *k, uint32_t i)
-{
-	uint32_t sn = k->heap[i];
-	while (i > 0) {
-		uint32_t p = (i - 1) / 2;
-		if (sslot(k, k->heap[p])->resendts <= sslot(k, sn)->resendts)
-			break;
-		heap_put(k, i, k->heap[p]);
-		i = p;
-	}
-	heap_put(k, i, sn);
-}
+static const struct heap_ops rto_ops = { sizeof(uint32_t), rto_before, rto_moved };
 
-static void heap_down(struct kcp *k, uint32_t i)
-{
-	for (;;) {
-		uint32_t l = 2 * i + 1, m = i;
-		if (l < k->nheap && heap_less(k, l, m))
-			m = l;
-		if (l + 1 < k->nheap && heap_less(k, l + 1, m))
-			m = l + 1;
-		if (m == i)
-			return;
-		uint32_t t = k->heap[i];
-		heap_put(k, i, k->heap[m]);
-		heap_put(k, m, t);
-		i = m;
-	}
-}
+/* rto_sn: the sn at index i of the heap (0: the earliest resendts). */
+static uint32_t rto_sn(const struct kcp *k, uint32_t i) { return ((const uint32_t *)k->rtoq.a)[i]; }
 
-static void heap_push(struct kcp *k, uint32_t sn)
-{
-	heap_put(k, k->nheap++, sn);
-	heap_up(k, k->nheap - 1);
-}
+static void rto_push(struct kcp *k, uint32_t sn) { heap_push(&k->rtoq, &rto_ops, k, &sn); }
 
-static void heap_remove(struct kcp *k, uint32_t i)
-{
-	uint32_t last = k->heap[--k->nheap];
-	if (i == k->nheap)
-		return;
-	heap_put(k, i, last);
-	heap_up(k, i);
-	heap_down(k, sslot(k, last)->heap);
-}
+/* rto_fix re-files the segment at index i after its resendts changed. */
+static void rto_fix(struct kcp *k, uint32_t i) { heap_fix(&k->rtoq, &rto_ops, k, i); }
+
+static void rto_remove(struct kcp *k, uint32_t i) { heap_remove(&k->rtoq, &rto_ops, k, i, NULL); }
 
 /* ------------------------------------------------------------------ */
 /* fast retransmit bookkeeping (K5)                                   */
@@ -458,13 +426,13 @@ static int grow_send(struct kcp *k, uint32_t need)
 	}
 	for (uint32_t i = 0; i < ocap; i++)
 		s[(k->snd_una + i) & (ncap - 1)] = *sslot(k, k->snd_una + i);
-	memcpy(heap, k->heap, k->nheap * sizeof *heap);
+	memcpy(heap, k->rtoq.a, k->rtoq.n * sizeof *heap);
 	fifo_move(&k->fq, fq, 2 * ncap);
 	fifo_move(&k->pend, pend, 2 * ncap);
 	free(k->s);
-	free(k->heap);
+	free(k->rtoq.a);
 	k->s = s;
-	k->heap = heap;
+	k->rtoq.a = heap;
 	k->smask = ncap - 1;
 	return 0;
 }
@@ -535,12 +503,12 @@ static int alloc_rings(struct kcp *k)
 	k->ackcap = rcap; /* grows to ring_full(rcv_wnd) (queue_ack) */
 	k->q = calloc(qcap, sizeof *k->q);
 	k->s = calloc(scap, sizeof *k->s);
-	k->heap = calloc(scap, sizeof *k->heap);
+	k->rtoq.a = calloc(scap, sizeof(uint32_t));
 	k->fq.e = calloc(k->fq.cap, sizeof *k->fq.e);
 	k->pend.e = calloc(k->pend.cap, sizeof *k->pend.e);
 	k->r = calloc(rcap, sizeof *k->r);
 	k->acks = calloc(k->ackcap, sizeof *k->acks);
-	if (!k->q || !k->s || !k->heap || !k->fq.e || !k->pend.e || !k->r || !k->acks)
+	if (!k->q || !k->s || !k->rtoq.a || !k->fq.e || !k->pend.e || !k->r || !k->acks)
 		return KS_ERR_NOMEM;
 	return 0;
 }
@@ -596,7 +564,7 @@ void kcp_free(struct kcp *k)
 			free(k->r[i].data);
 	free(k->q);
 	free(k->s);
-	free(k->heap);
+	free(k->rtoq.a);
 	free(k->fq.e);
 	free(k->pend.e);
 	free(k->r);
@@ -861,7 +829,7 @@ static void send_new(struct kcp *k, uint64_t now)
 		g->resendts = now + k->rto + (k->cfg.nodelay ? 0 : k->rto / 8);
 		g->live = true;
 		k->inflight++;
-		heap_push(k, g->sn);
+		rto_push(k, g->sn);
 		k->st.seg_sent++;
 		k->st.data_bytes_sent += g->len;
 		transmit(k, g, now);
@@ -1009,7 +977,7 @@ static void silent_release(struct kcp *k, uint64_t now)
 		g->held = false;
 		if (g->resendts > now) {
 			g->resendts = now;
-			heap_up(k, g->heap);
+			rto_fix(k, g->heap);
 		}
 	}
 }
@@ -1041,8 +1009,7 @@ static bool resend_timeout(struct kcp *k, struct sseg *g, uint64_t now, bool *is
 	/* An echo of the original shows either kind spurious (K12: a silent
 	 * path may be a stalled receiver, not a lost flight). */
 	g->spur = true;
-	heap_down(k, g->heap);
-	heap_up(k, g->heap);
+	rto_fix(k, g->heap);
 	fence_mark(k, g, now);
 	k->st.seg_retx_timeout++;
 	k->st.seg_retx_isolated += alive;
@@ -1082,7 +1049,7 @@ static bool silent_hold(struct kcp *k, struct sseg *g, uint64_t now, bool *isola
 	g->rto = max_u32(g->rto, p->rto);
 	g->resendts = max_u64(g->resendts, p->resendts + 1);
 	g->held = true;
-	heap_down(k, g->heap);
+	rto_fix(k, g->heap);
 	return true;
 }
 
@@ -1102,16 +1069,16 @@ static bool maybe_late(const struct kcp *k, const struct sseg *g, uint64_t now)
 
 static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *flight)
 {
-	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
-		struct sseg *g = sslot(k, k->heap[0]);
+	while (!k->dead && k->rtoq.n && sslot(k, rto_sn(k, 0))->resendts <= now) {
+		struct sseg *g = sslot(k, rto_sn(k, 0));
 		if (queued(k, g, now)) {
 			g->resendts = k->echo_at + max_u32(k->srtt / 4, 1);
-			heap_down(k, 0);
+			rto_fix(k, 0);
 			continue;
 		}
 		if (maybe_late(k, g, now)) {
 			g->resendts = now + (k->late - (uint32_t)(now - g->ts));
-			heap_down(k, 0);
+			rto_fix(k, 0);
 			continue;
 		}
 		if (silent_hold(k, g, now, isolated, flight))
@@ -1137,8 +1104,7 @@ static void retx_fast(struct kcp *k, uint64_t now, bool *isolated)
 		g->resendts = now + g->rto;
 		g->fast = g->spur = true;
 		g->held = false;
-		heap_down(k, g->heap);
-		heap_up(k, g->heap);
+		rto_fix(k, g->heap);
 		fence_mark(k, g, now);
 		k->st.seg_retx_fast++;
 		k->st.data_bytes_retx += g->len;
@@ -1234,8 +1200,8 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now)
 		return KCP_NEVER;
 	if (wanted(k))
 		d = k->flush_at == KCP_NEVER ? now : k->flush_at;
-	if (k->nheap)
-		d = min_u64(d, sslot(k, k->heap[0])->resendts);
+	if (k->rtoq.n)
+		d = min_u64(d, sslot(k, rto_sn(k, 0))->resendts);
 	d = min_u64(d, k->probe_at);
 	d = min_u64(d, pace_deadline(k, now));
 	return d == KCP_NEVER ? d : (d < now ? now : d);
@@ -1399,14 +1365,14 @@ static void shrink_rings(struct kcp *k)
 	free(k->s);
 	free(k->r);
 	free(k->q);
-	free(k->heap);
+	free(k->rtoq.a);
 	free(k->fq.e);
 	free(k->pend.e);
 	free(k->acks);
 	k->s = s;
 	k->r = r;
 	k->q = q;
-	k->heap = heap;
+	k->rtoq.a = heap;
 	k->acks = acks;
 	k->smask = scap - 1;
 	k->rmask = rcap - 1;
@@ -1643,7 +1609,7 @@ static uint32_t ack_sn(struct kcp *k, uint32_t sn)
 		return 0;
 	g->live = false;
 	g->fq = false;
-	heap_remove(k, g->heap);
+	rto_remove(k, g->heap);
 	k->inflight--;
 	return 1;
 }
@@ -1882,7 +1848,7 @@ size_t kcp_mem_bytes(const struct kcp *k)
 	size_t n = sizeof *k;
 
 	n += (size_t)(k->qmask + 1) * sizeof *k->q;
-	n += (size_t)(k->smask + 1) * (sizeof *k->s + sizeof *k->heap);
+	n += (size_t)(k->smask + 1) * (sizeof *k->s + sizeof(uint32_t));
 	n += (size_t)(k->fq.cap + k->pend.cap) * sizeof *k->fq.e;
 	n += (size_t)(k->rmask + 1) * sizeof *k->r;
 	n += (size_t)k->ackcap * sizeof *k->acks;
@@ -1917,16 +1883,15 @@ static bool check_send(const struct kcp *k)
 		if (!g->live)
 			continue;
 		live++;
-		if (g->sn != sn || g->heap >= k->nheap || k->heap[g->heap] != sn ||
+		if (g->sn != sn || g->heap >= k->rtoq.n || rto_sn(k, g->heap) != sn ||
 		    g->len > k->mss || g->xmit == 0)
 			return false;
 	}
-	for (uint32_t i = 1; i < k->nheap; i++)
-		if (heap_less(k, i, (i - 1) / 2))
-			return false;
+	if (!heap_ordered(&k->rtoq, &rto_ops, (void *)k))
+		return false;
 	if (count_valid(k, &k->fq, fq_valid) + count_valid(k, &k->pend, pend_valid) > live)
 		return false;
-	return live == k->inflight && k->nheap == k->inflight && k->qcount <= qmax(k) &&
+	return live == k->inflight && k->rtoq.n == k->inflight && k->qcount <= qmax(k) &&
 	       k->fq.count <= k->fq.cap && k->pend.count <= k->pend.cap;
 }
 
