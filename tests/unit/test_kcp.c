@@ -1130,6 +1130,8 @@ static void random_config(struct prng *g, bool stream, struct kcp_config *c)
 	c->interval = 1 + prng_below(g, 60);
 	c->initial_sn = (uint32_t)prng_next(g);
 	c->dead_link = 1000;
+	c->bundle = prng_below(g, 2); /* K13 */
+	c->ack_lazy = prng_below(g, 2);
 }
 
 static void model_send(struct pair *p, struct prng *g, struct fifo_model *m, size_t max)
