@@ -35,6 +35,12 @@ enum {
 	KCP_FASTACK_LIMIT = 5,      /* no fast retransmit after this many sends */
 	KCP_PROBE_INIT = 7000,      /* ms, first window probe after a zero window */
 	KCP_PROBE_MAX = 120000,     /* ms, probe backoff cap */
+	KCP_RTT_WINDOWS = 8,        /* K4: a segment not passed by an echo is late, */
+	KCP_RTT_WINDOW_MIN = 1000,  /* not lost, within the largest RTT sample of the
+	                               last one or two windows of this many srtts
+	                               (at least this many ms) */
+	KCP_RTT_TOP_MARGIN = 8,     /* ...plus 1/this of it */
+	KCP_LATE_FLIGHT = 16,       /* K4: segments in flight, max, for that rule */
 	KCP_CWND_INIT = 2,          /* segments */
 	KCP_SSTHRESH_MIN = 2,       /* segments */
 	KCP_ACK_REPEAT = 2,         /* extra copies of an out-of-order ACK */
@@ -50,6 +56,8 @@ enum {
 	KCP_PACE_BURST_MIN = 16,    /* ... and at least this many segments */
 	KCP_REORDER_MAX = 32,       /* learned reordering added to resend, max */
 	KCP_SEQ_SLACK = 65536,      /* sn this far outside the windows is malformed */
+	KCP_BUNDLE_FLIGHT = 16,     /* K13: segments in flight, max, to bundle copies */
+	KCP_BUNDLE_COPIES = 2,      /* K13: copies of one transmission, max */
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
 	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
 	KCP_IDLE_BUFS = 0,          /* segment buffers an idle engine keeps (more: freed); 0:
@@ -384,6 +392,7 @@ enum {
 /* --- netsim / impair --- */
 enum {
 	NETSIM_MAX_DATAGRAM = 65535,             /* largest datagram a link carries */
+	NETSIM_MAX_LOSS_BLOCK = 1 << 20,         /* cap on loss_block */
 	NETSIM_MAX_DELAY_MS = 600000,            /* cap on delay_ms, jitter_ms, reorder_ms each */
 	NETSIM_DEFAULT_QUEUE_BYTES = 128 * 1024, /* rate limiter queue when 0 is given */
 	NETSIM_MAX_QUEUE_BYTES = 1 << 30,        /* cap on queue_bytes */

@@ -1,10 +1,11 @@
-/* kcp.c - the KCP engine. Step numbers (K1..K12) refer to docs/PROTOCOL.md (KCP).
+/* kcp.c - the KCP engine. Step numbers (K1..K13) refer to docs/PROTOCOL.md (KCP).
+ * Congestion control and pacing (K7, K10) are in kcp_cc.c.
  *
  * Storage is indexed by sequence number: the send window and the receive
  * window are rings of power-of-two capacity indexed by sn & mask, so an ACK,
  * a una or a received segment costs O(1) (amortized over the segments it
  * covers), never a scan of the window. RTO expiries live in a binary heap
- * keyed by resend time; fast-retransmit candidates in a FIFO ordered by the
+ * (base/heap.h) keyed by resend time; fast-retransmit candidates in a FIFO ordered by the
  * ACK event from which their skips are counted. Each ring slot owns at most
  * one segment buffer, allocated on first use and kept; moving a segment from
  * the send queue into the send window swaps buffer pointers, so steady state
@@ -20,10 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/heap.h"
 #include "base/minmax.h"
 #include "base/rd.h"
 #include "base/seq.h"
 #include "base/wr.h"
+#include "core/kcp_cc.h"
 
 struct qseg {          /* queued by kcp_send, no sn yet */
 	uint8_t *data; /* owned: mss bytes, NULL until first use */
@@ -44,12 +47,13 @@ struct sseg {          /* send window slot, index sn & smask */
 	uint32_t fence;    /* skips count after an echo of a ts > fence */
 	uint32_t mgen;     /* bumped per fq/pend entry pushed */
 	uint8_t frg;
-	bool live; /* sent and not yet acknowledged */
-	bool fq;   /* an fq entry with base fbase exists */
-	bool pend; /* a pend entry with this fence exists */
-	bool fast; /* the last retransmission was a fast one */
-	bool spur; /* ...or an isolated RTO: an older echo shows it spurious */
-	bool held; /* K12: its RTO waits for the answer to a silent probe */
+	uint8_t copies; /* K13 copies since the last transmission */
+	bool live;      /* sent and not yet acknowledged */
+	bool fq;        /* an fq entry with base fbase exists */
+	bool pend;      /* a pend entry with this fence exists */
+	bool fast;      /* the last retransmission was a fast one */
+	bool spur;      /* ...or an isolated RTO: an older echo shows it spurious */
+	bool held;      /* K12: its RTO waits for the answer to a silent probe */
 };
 
 struct rseg {          /* receive window slot, index sn & rmask */
@@ -92,12 +96,11 @@ struct kcp {
 
 	struct sseg *s; /* owned: send window ring */
 	uint32_t smask, snd_una, snd_nxt, inflight;
-	uint32_t ack_hi;  /* segments below it were skipped by some ACK */
-	uint32_t echo_hi; /* latest transmission ts an ACK has echoed */
-	uint32_t echo_sn; /* highest sn echoed with ts echo_hi */
-	uint64_t echo_at; /* now when an ACK last echoed a transmission */
-	uint32_t *heap;   /* owned: sn of live segments, min resendts first */
-	uint32_t nheap;
+	uint32_t ack_hi;       /* segments below it were skipped by some ACK */
+	uint32_t echo_hi;      /* latest transmission ts an ACK has echoed */
+	uint32_t echo_sn;      /* highest sn echoed with ts echo_hi */
+	uint64_t echo_at;      /* now when an ACK last echoed a transmission */
+	struct heap rtoq;      /* rtoq.a owned: sn of live segments, min resendts first */
 	struct fifo fq;        /* fast retransmit candidates, by fbase */
 	struct fifo pend;      /* retransmitted, waiting for their fence */
 	uint64_t ack_events;   /* input datagrams that carried an ACK */
@@ -105,23 +108,20 @@ struct kcp {
 	uint32_t reo_extra;    /* learned reordering, added to cfg.resend */
 
 	uint32_t srtt, rttvar, rto, min_rtt;
-	uint32_t cwnd, ssthresh, ca_acc, rmt_wnd;
-	uint32_t recover;                  /* losses below it belong to the last reduction */
-	uint32_t undo_sn;                  /* segment whose resend opened the episode */
-	uint32_t undo_cwnd, undo_ssthresh; /* before it; undo_cwnd 0: none */
-	uint32_t wmax;                     /* cwnd before a timeout collapse; 0: none */
-	uint32_t ep_size, ep_lost;         /* episode: flight at its start, originals lost */
-	bool ep_cut;                       /* the episode has reduced cwnd */
-	uint32_t flush_lost;               /* originals found lost in this flush */
-	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
-	uint32_t silent_sn;                /* K12: the one segment resent into a silent path */
-	bool silent;                       /* ...silent_sn is set */
+	uint32_t rtt_hi[2];  /* K4: largest sample, this window and the last */
+	uint64_t rtt_win_at; /* when the current max window ends */
+	uint32_t late;       /* K4: how long a segment may be late, not lost */
+	uint32_t rmt_wnd;
+	struct kcp_cc cc;   /* K7, K10: congestion window and pacing */
+	uint32_t silent_sn; /* K12: the one segment resent into a silent path */
+	bool silent;        /* ...silent_sn is set */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
 	size_t rcv_bytes;    /* in-order bytes not yet read */
 	struct ackent *acks; /* owned: ACKs to send */
 	uint32_t nacks, ackcap;
+	uint32_t acks_new;   /* bytes of the new segments among them (ack_lazy) */
 	uint32_t rpresent;   /* receive slots holding a segment */
 	struct rackent *rep; /* owned ring of KCP_ACK_REPEAT_SLOTS, K3 repeats;
 	                      * NULL until an out-of-order arrival, and again
@@ -162,6 +162,8 @@ void kcp_config_default(struct kcp_config *cfg)
 		.ack_immediate = true,
 		.pace = false,
 		.dup_thin = false,
+		.bundle = false,
+		.ack_lazy = false,
 		.initial_sn = 0,
 	};
 }
@@ -169,12 +171,12 @@ void kcp_config_default(struct kcp_config *cfg)
 static const struct {
 	const char *name;
 	uint32_t nodelay, interval, resend;
-	bool nc;
+	bool nc, thin; /* thin: delayed ACKs and K13 bundling */
 } presets[] = {
-	{ "normal", 0, 40, 0, false },
-	{ "fast", 0, 30, 2, true },
-	{ "fast2", 1, 20, 2, true },
-	{ "fast3", 1, 10, 2, true },
+	{ "normal", 0, 40, 0, false, false },
+	{ "fast", 0, 30, 2, true, true },
+	{ "fast2", 1, 20, 2, true, true },
+	{ "fast3", 1, 10, 2, true, true },
 };
 
 int kcp_config_preset(struct kcp_config *cfg, const char *name)
@@ -185,6 +187,12 @@ int kcp_config_preset(struct kcp_config *cfg, const char *name)
 			cfg->interval = presets[i].interval;
 			cfg->resend = presets[i].resend;
 			cfg->nc = presets[i].nc;
+			/* A lone in-order segment's ACK waits for data going the
+			 * other way (at most the interval) instead of taking a
+			 * datagram of its own, and new data carries copies of a
+			 * thin flight (K13). */
+			cfg->ack_lazy = presets[i].thin;
+			cfg->bundle = presets[i].thin;
 			return 0;
 		}
 	}
@@ -249,62 +257,29 @@ static int ensure_buf(struct kcp *k, uint8_t **slot)
 /* ------------------------------------------------------------------ */
 /* RTO heap: min-heap of live sn keyed by resendts                    */
 
-static bool heap_less(const struct kcp *k, uint32_t i, uint32_t j)
+static bool rto_before(const void *x, const void *y, void *ctx)
 {
-	return sslot(k, k->heap[i])->resendts < sslot(k, k->heap[j])->resendts;
+	const struct kcp *k = ctx;
+
+	return sslot(k, *(const uint32_t *)x)->resendts < sslot(k, *(const uint32_t *)y)->resendts;
 }
 
-static void heap_put(struct kcp *k, uint32_t i, uint32_t sn)
+static void rto_moved(void *e, size_t i, void *ctx)
 {
-	k->heap[i] = sn;
-	sslot(k, sn)->heap = i;
+	sslot(ctx, *(const uint32_t *)e)->heap = (uint32_t)i;
 }
 
-static void heap_up(struct kcp *k, uint32_t i)
-{
-	uint32_t sn = k->heap[i];
-	while (i > 0) {
-		uint32_t p = (i - 1) / 2;
-		if (sslot(k, k->heap[p])->resendts <= sslot(k, sn)->resendts)
-			break;
-		heap_put(k, i, k->heap[p]);
-		i = p;
-	}
-	heap_put(k, i, sn);
-}
+static const struct heap_ops rto_ops = { sizeof(uint32_t), rto_before, rto_moved };
 
-static void heap_down(struct kcp *k, uint32_t i)
-{
-	for (;;) {
-		uint32_t l = 2 * i + 1, m = i;
-		if (l < k->nheap && heap_less(k, l, m))
-			m = l;
-		if (l + 1 < k->nheap && heap_less(k, l + 1, m))
-			m = l + 1;
-		if (m == i)
-			return;
-		uint32_t t = k->heap[i];
-		heap_put(k, i, k->heap[m]);
-		heap_put(k, m, t);
-		i = m;
-	}
-}
+/* rto_sn: the sn at index i of the heap (0: the earliest resendts). */
+static uint32_t rto_sn(const struct kcp *k, uint32_t i) { return ((const uint32_t *)k->rtoq.a)[i]; }
 
-static void heap_push(struct kcp *k, uint32_t sn)
-{
-	heap_put(k, k->nheap++, sn);
-	heap_up(k, k->nheap - 1);
-}
+static void rto_push(struct kcp *k, uint32_t sn) { heap_push(&k->rtoq, &rto_ops, k, &sn); }
 
-static void heap_remove(struct kcp *k, uint32_t i)
-{
-	uint32_t last = k->heap[--k->nheap];
-	if (i == k->nheap)
-		return;
-	heap_put(k, i, last);
-	heap_up(k, i);
-	heap_down(k, sslot(k, last)->heap);
-}
+/* rto_fix re-files the segment at index i after its resendts changed. */
+static void rto_fix(struct kcp *k, uint32_t i) { heap_fix(&k->rtoq, &rto_ops, k, i); }
+
+static void rto_remove(struct kcp *k, uint32_t i) { heap_remove(&k->rtoq, &rto_ops, k, i, NULL); }
 
 /* ------------------------------------------------------------------ */
 /* fast retransmit bookkeeping (K5)                                   */
@@ -451,13 +426,13 @@ static int grow_send(struct kcp *k, uint32_t need)
 	}
 	for (uint32_t i = 0; i < ocap; i++)
 		s[(k->snd_una + i) & (ncap - 1)] = *sslot(k, k->snd_una + i);
-	memcpy(heap, k->heap, k->nheap * sizeof *heap);
+	memcpy(heap, k->rtoq.a, k->rtoq.n * sizeof *heap);
 	fifo_move(&k->fq, fq, 2 * ncap);
 	fifo_move(&k->pend, pend, 2 * ncap);
 	free(k->s);
-	free(k->heap);
+	free(k->rtoq.a);
 	k->s = s;
-	k->heap = heap;
+	k->rtoq.a = heap;
 	k->smask = ncap - 1;
 	return 0;
 }
@@ -528,12 +503,12 @@ static int alloc_rings(struct kcp *k)
 	k->ackcap = rcap; /* grows to ring_full(rcv_wnd) (queue_ack) */
 	k->q = calloc(qcap, sizeof *k->q);
 	k->s = calloc(scap, sizeof *k->s);
-	k->heap = calloc(scap, sizeof *k->heap);
+	k->rtoq.a = calloc(scap, sizeof(uint32_t));
 	k->fq.e = calloc(k->fq.cap, sizeof *k->fq.e);
 	k->pend.e = calloc(k->pend.cap, sizeof *k->pend.e);
 	k->r = calloc(rcap, sizeof *k->r);
 	k->acks = calloc(k->ackcap, sizeof *k->acks);
-	if (!k->q || !k->s || !k->heap || !k->fq.e || !k->pend.e || !k->r || !k->acks)
+	if (!k->q || !k->s || !k->rtoq.a || !k->fq.e || !k->pend.e || !k->r || !k->acks)
 		return KS_ERR_NOMEM;
 	return 0;
 }
@@ -560,14 +535,11 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->minrto = cfg->min_rto ? cfg->min_rto
 	                         : (cfg->nodelay ? KCP_RTO_MIN_NODELAY : KCP_RTO_MIN_NORMAL);
 	k->rto = max_u32(KCP_RTO_INIT, k->minrto);
-	k->cwnd = min_u32(KCP_CWND_INIT, cfg->snd_wnd);
-	k->ssthresh = cfg->snd_wnd;
+	kcp_cc_init(&k->cc, cfg->snd_wnd, cfg->initial_sn, now);
 	k->rmt_wnd = KCP_RCV_WND_DEFAULT;
-	k->snd_una = k->snd_nxt = k->ack_hi = k->recover = cfg->initial_sn;
+	k->snd_una = k->snd_nxt = k->ack_hi = cfg->initial_sn;
 	k->rd_sn = k->rcv_nxt = cfg->initial_sn;
 	k->flush_at = k->probe_at = k->ack_event_at = KS_NEVER;
-	k->pace_t = now;
-	k->pace_tok = (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE;
 	k->echo_hi = (uint32_t)now;
 	k->echo_sn = cfg->initial_sn - 1;
 	k->echo_at = KS_NEVER;
@@ -592,7 +564,7 @@ void kcp_free(struct kcp *k)
 			free(k->r[i].data);
 	free(k->q);
 	free(k->s);
-	free(k->heap);
+	free(k->rtoq.a);
 	free(k->fq.e);
 	free(k->pend.e);
 	free(k->r);
@@ -683,6 +655,7 @@ static void flush_acks(struct kcp *k)
 		put_seg(k, KCP_CMD_ACK, 0, k->acks[i].ts, k->acks[i].sn, NULL, 0);
 	k->st.ack_sent += k->nacks;
 	k->nacks = 0;
+	k->acks_new = 0;
 	repeat_acks(k);
 	k->flush_gen++;
 }
@@ -723,10 +696,29 @@ static void queue_ack(struct kcp *k, uint32_t sn, uint32_t ts)
 /* ------------------------------------------------------------------ */
 /* RTO and congestion window (K4, K7)                                 */
 
-static void rtt_sample(struct kcp *k, uint32_t rtt)
+/* rtt_top: the largest RTT sample of the current and the previous window
+ * (each at least KCP_RTT_WINDOW_MIN ms and KCP_RTT_WINDOWS srtts long). */
+static uint32_t rtt_top(struct kcp *k, uint32_t rtt, uint64_t now)
 {
+	if (k->rtt_win_at == 0 || now >= k->rtt_win_at) {
+		k->rtt_hi[1] = k->rtt_win_at && now < k->rtt_win_at + KCP_RTT_WINDOW_MIN
+		                       ? k->rtt_hi[0]
+		                       : 0;
+		k->rtt_hi[0] = 0;
+		k->rtt_win_at =
+		        now + max_u64((uint64_t)k->srtt * KCP_RTT_WINDOWS, KCP_RTT_WINDOW_MIN);
+	}
+	k->rtt_hi[0] = max_u32(k->rtt_hi[0], rtt);
+	return max_u32(k->rtt_hi[0], k->rtt_hi[1]);
+}
+
+static void rtt_sample(struct kcp *k, uint32_t rtt, uint64_t now)
+{
+	/* G: how long an ACK may wait at the peer (K4); a lazy ACK (K13)
+	 * waits only for a thin flow's data, which the late rule covers. */
 	uint32_t g = k->cfg.ack_immediate ? 1 : k->cfg.interval;
-	uint64_t rto;
+	uint32_t lazy = k->cfg.ack_lazy ? k->cfg.interval : g;
+	uint64_t rto, top;
 
 	if (k->min_rtt == 0 || max_u32(rtt, 1) < k->min_rtt)
 		k->min_rtt = max_u32(rtt, 1);
@@ -740,225 +732,58 @@ static void rtt_sample(struct kcp *k, uint32_t rtt)
 	}
 	rto = (uint64_t)k->srtt + max_u32(g, 4 * k->rttvar);
 	k->rto = (uint32_t)(rto < k->minrto ? k->minrto : min_u64(rto, KCP_RTO_MAX));
-}
-
-/* queue_delay: how long our data waits in a queue, by the RTT: srtt above
- * the smallest sample seen; 0 before there are samples. */
-static uint32_t queue_delay(const struct kcp *k)
-{
-	if (!k->srtt || !k->min_rtt || k->srtt <= k->min_rtt)
-		return 0;
-	return k->srtt - k->min_rtt;
-}
-
-/* queueing: does the RTT show that our own data waits in a queue? The
- * backlog estimate is cwnd * (srtt - min_rtt) / srtt segments (the Veno
- * rule). Below KCP_BACKLOG_CONGESTED segments, a loss is taken as random
- * (a lossy link, not a full queue) and does not reduce the window: halving
- * once per RTT on every random loss drives the window to a few segments at
- * a few percent loss, whatever the capacity (K7). */
-static bool queueing(const struct kcp *k)
-{
-	uint32_t q = queue_delay(k);
-
-	/* With a large window, a few ms of path jitter alone look like a
-	 * backlog of many segments: the queueing delay must also be a real
-	 * part of the path's RTT (K7). */
-	if (q == 0 || q < k->min_rtt / KCP_QUEUE_FRACTION)
-		return false;
-	return (uint64_t)k->cwnd * q >= (uint64_t)KCP_BACKLOG_CONGESTED * k->srtt;
-}
-
-/* grow_step: acknowledged segments per +1 of cwnd (K7). Slow start: 1.
- * Below the window held before a timeout collapsed it, while the RTT shows
- * no queue: 1 as well; a timeout says nothing about the capacity, and one
- * must not cost hundreds of RTTs of linear growth on a long fat path.
- * Otherwise Reno, one per window: regrowing fast after a cut for
- * congestion floods a shallow queue again at once. */
-static uint32_t grow_step(const struct kcp *k, bool queue)
-{
-	if (k->cwnd < k->ssthresh || (k->cwnd < k->wmax && !queue))
-		return 1;
-	return k->cwnd;
-}
-
-static void cwnd_grow(struct kcp *k, uint32_t acked)
-{
-	uint32_t cap = min_u32(k->cfg.snd_wnd, max_u32(k->rmt_wnd, 1));
-	bool queue;
-
-	if (k->cfg.nc)
-		return;
-	/* K7: a queue of a fraction of the base RTT is enough: hold the
-	 * window, so it stays below what overflows a receiver's socket buffer
-	 * (or any bottleneck queue) instead of growing until loss says so.
-	 * Slow start ends as soon as a queue shows. */
-	queue = queueing(k);
-	if (queue && queue_delay(k) >= k->min_rtt / KCP_QUEUE_HOLD)
-		return;
-	if (queue && k->cwnd < k->ssthresh)
-		k->ssthresh = k->cwnd;
-	while (acked-- && k->cwnd < cap) {
-		if (++k->ca_acc >= grow_step(k, queue)) {
-			k->ca_acc = 0;
-			k->cwnd++;
-		}
-	}
-}
-
-/* heavy: the current episode has lost a large share of the flight it
- * began with. Tail drop at a shallow bottleneck queue shows almost no
- * queueing delay but loses many segments at once; random loss of a few
- * percent does not (K7). */
-static bool heavy(const struct kcp *k)
-{
-	return k->ep_lost >= KCP_BACKLOG_CONGESTED &&
-	       (uint64_t)k->ep_lost * 100 >= (uint64_t)k->ep_size * KCP_LOSS_HEAVY_PCT;
-}
-
-/* cwnd_cut: only a timeout with the whole flight unanswered collapses cwnd
- * to 1; congestion seen otherwise halves it. The values before the
- * reduction are kept for cwnd_undo. */
-static void cwnd_cut(struct kcp *k, bool flight)
-{
-	k->undo_cwnd = k->cwnd;
-	k->undo_ssthresh = k->ssthresh;
-	/* A timeout says nothing about the capacity, a queue or a heavy loss
-	 * does: only the former may refill (cwnd_grow). */
-	k->wmax = flight ? k->cwnd : 0;
-	if (flight) {
-		k->ssthresh = max_u32(k->cwnd / 2, KCP_SSTHRESH_MIN);
-		k->cwnd = 1;
-	} else {
-		uint32_t inflight = k->snd_nxt - k->snd_una;
-		k->ssthresh = max_u32(inflight / 2, KCP_SSTHRESH_MIN);
-		k->cwnd = k->ssthresh + k->cfg.resend;
-	}
-	k->ca_acc = 0;
-	k->cwnd = min_u32(max_u32(k->cwnd, 1), k->cfg.snd_wnd);
-	k->recover = k->snd_nxt;
-	k->ep_cut = true;
-}
-
-/* cwnd_on_loss reacts once per loss episode: losses of segments sent
- * before the last reduction (sn < recover) are part of the same episode.
- * A new episode cuts cwnd when the whole flight went unanswered, when the
- * RTT shows a queue, or when it is heavy already; otherwise it is random
- * loss and the window is kept, unless the episode turns heavy later. */
-static void cwnd_on_loss(struct kcp *k, bool isolated, bool flight)
-{
-	if (!isolated && !flight) {
-		k->ep_lost += k->flush_lost;
-		if (!k->ep_cut && heavy(k))
-			cwnd_cut(k, false);
-		return;
-	}
-	k->ep_size = max_u32(k->snd_nxt - k->snd_una, 1);
-	k->ep_lost = k->flush_lost;
-	k->ep_cut = false;
-	if (!flight && !queueing(k) && !heavy(k)) {
-		k->st.loss_random++;
-		k->recover = k->snd_nxt;
-		return;
-	}
-	cwnd_cut(k, flight);
-}
-
-/* cwnd_undo: the retransmission that opened the current loss episode was
- * spurious (the original arrived, its ACK was late or lost): restore the
- * window as it was before the reduction (K7). */
-static void cwnd_undo(struct kcp *k, uint32_t sn)
-{
-	if (!k->undo_cwnd || sn != k->undo_sn)
-		return;
-	k->cwnd = max_u32(k->cwnd, k->undo_cwnd);
-	k->ssthresh = max_u32(k->ssthresh, k->undo_ssthresh);
-	k->undo_cwnd = 0;
-	k->st.cwnd_undo++;
+	/* K4: the largest recent sample, plus the granularity and a margin:
+	 * the smoothed variance shrinks in a quiet spell, and on a path whose
+	 * delay varies widely (jitter; a FIFO where a slow datagram holds back
+	 * the next) the RTO then expires for segments that are merely late. */
+	top = rtt_top(k, rtt, now);
+	k->late = (uint32_t)min_u64(top + lazy + top / KCP_RTT_TOP_MARGIN, KCP_RTO_MAX);
 }
 
 /* ------------------------------------------------------------------ */
 /* sending (K3, K5, K8)                                               */
 
-static uint32_t send_limit(const struct kcp *k)
+/* cc_path: what the congestion controller needs to know of the path. */
+static struct kcp_cc_path cc_path(const struct kcp *k)
 {
-	uint32_t lim = min_u32(k->cfg.snd_wnd, k->rmt_wnd);
-	return k->cfg.nc ? lim : min_u32(lim, k->cwnd);
-}
-
-/* K10 pacing: new data leaves at about send_limit / srtt (x KCP_PACE_GAIN
- * / 4; x KCP_PACE_GAIN_SS / 4 in slow start), from a token bucket that
- * holds at most KCP_PACE_BURST_MS of that rate (at least
- * KCP_PACE_BURST_MIN segments). A window opening all at once (una jumping
- * over a repaired hole, slow start doubling) would otherwise leave as one
- * burst and overflow a shallow queue or the receiver's socket buffer: the
- * queue sees the rate, not the window. pace_rate is in 1/KCP_PACE_ONE
- * segments per ms; 0 means not paced (off, or no RTT sample yet). */
-static uint64_t pace_rate(const struct kcp *k)
-{
-	uint64_t gain = !k->cfg.nc && k->cwnd < k->ssthresh ? KCP_PACE_GAIN_SS : KCP_PACE_GAIN;
-
-	if (!k->cfg.pace || !k->srtt)
-		return 0;
-	return max_u64((uint64_t)send_limit(k) * KCP_PACE_ONE * gain / 4 / k->srtt, 1);
-}
-
-static uint64_t pace_cap(uint64_t rate)
-{
-	return max_u64(rate * KCP_PACE_BURST_MS, (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE);
-}
-
-/* pace_avail: tokens at time t (>= pace_t), without changing anything. The
- * bucket's cap bounds the sum; dt is bounded first only so that the product
- * cannot overflow. */
-static uint64_t pace_avail(const struct kcp *k, uint64_t rate, uint64_t t)
-{
-	uint64_t dt = t > k->pace_t ? min_u64(t - k->pace_t, KCP_RTO_MAX) : 0;
-
-	return min_u64(k->pace_tok + dt * rate, pace_cap(rate));
-}
-
-static void pace_refill(struct kcp *k, uint64_t now)
-{
-	uint64_t rate = pace_rate(k);
-
-	k->pace_tok = rate ? pace_avail(k, rate, now) : 0;
-	k->pace_t = now;
-}
-
-/* pace_take spends one segment's tokens; false when there are none. */
-static bool pace_take(struct kcp *k)
-{
-	if (!pace_rate(k))
-		return true;
-	if (k->pace_tok < KCP_PACE_ONE)
-		return false;
-	k->pace_tok -= KCP_PACE_ONE;
-	return true;
+	return (struct kcp_cc_path){ .srtt = k->srtt,
+		                     .min_rtt = k->min_rtt,
+		                     .snd_una = k->snd_una,
+		                     .snd_nxt = k->snd_nxt,
+		                     .snd_wnd = k->cfg.snd_wnd,
+		                     .rmt_wnd = k->rmt_wnd,
+		                     .resend = k->cfg.resend,
+		                     .nc = k->cfg.nc,
+		                     .pace = k->cfg.pace };
 }
 
 /* window_open: queued data that the window would let out now. */
 static bool window_open(const struct kcp *k)
 {
-	return k->qcount && seq_lt(k->snd_nxt, k->snd_una + send_limit(k));
+	struct kcp_cc_path pp = cc_path(k);
+
+	return k->qcount && seq_lt(k->snd_nxt, k->snd_una + kcp_cc_send_limit(&k->cc, &pp));
 }
 
 static bool sendable(const struct kcp *k)
 {
-	uint64_t rate = pace_rate(k);
+	struct kcp_cc_path pp = cc_path(k);
+	uint64_t rate = kcp_cc_pace_rate(&k->cc, &pp);
 
-	return window_open(k) && (!rate || pace_avail(k, rate, k->last_now) >= KCP_PACE_ONE);
+	return window_open(k) &&
+	       (!rate || kcp_cc_pace_avail(&k->cc, rate, k->last_now) >= KCP_PACE_ONE);
 }
 
 /* pace_deadline: when the bucket holds a segment again, if the window is
  * open but the pace holds the data back; KS_NEVER otherwise. */
 static uint64_t pace_deadline(const struct kcp *k, uint64_t now)
 {
-	uint64_t rate = pace_rate(k), have;
+	struct kcp_cc_path pp = cc_path(k);
+	uint64_t rate = kcp_cc_pace_rate(&k->cc, &pp), have;
 
 	if (!rate || !window_open(k))
 		return KS_NEVER;
-	have = pace_avail(k, rate, now);
+	have = kcp_cc_pace_avail(&k->cc, rate, now);
 	if (have >= KCP_PACE_ONE)
 		return now;
 	return now + max_u64((KCP_PACE_ONE - have + rate - 1) / rate, 1);
@@ -968,15 +793,23 @@ static void transmit(struct kcp *k, struct sseg *g, uint64_t now)
 {
 	g->ts = (uint32_t)now;
 	g->xmit++;
+	g->copies = 0;
 	/* Retransmissions are not held back, but they use the pace too. */
 	if (g->xmit > 1)
-		k->pace_tok = k->pace_tok > KCP_PACE_ONE ? k->pace_tok - KCP_PACE_ONE : 0;
+		kcp_cc_pace_spend(&k->cc);
 	put_seg(k, KCP_CMD_PUSH, g->frg, g->ts, g->sn, g->data, g->len);
+}
+
+static bool take_pace(struct kcp *k)
+{
+	struct kcp_cc_path pp = cc_path(k);
+
+	return kcp_cc_pace_take(&k->cc, &pp);
 }
 
 static void send_new(struct kcp *k, uint64_t now)
 {
-	while (!k->dead && window_open(k) && pace_take(k)) {
+	while (!k->dead && window_open(k) && take_pace(k)) {
 		struct qseg *qs;
 		struct sseg *g;
 		uint8_t *spare;
@@ -996,7 +829,7 @@ static void send_new(struct kcp *k, uint64_t now)
 		g->resendts = now + k->rto + (k->cfg.nodelay ? 0 : k->rto / 8);
 		g->live = true;
 		k->inflight++;
-		heap_push(k, g->sn);
+		rto_push(k, g->sn);
 		k->st.seg_sent++;
 		k->st.data_bytes_sent += g->len;
 		transmit(k, g, now);
@@ -1025,6 +858,32 @@ static void dup_thin(struct kcp *k, uint32_t first)
 	emit(k);
 }
 
+/* bundle appends copies of older unacknowledged segments to the datagram
+ * that carries this flush's new data, in the room it has left, when the
+ * flight is thin (K13). A lost datagram of a thin flow (messages, keystrokes,
+ * requests) is then repaired by the next one, one send interval later,
+ * instead of by fast retransmit (which needs later ACKs: an RTT or more)
+ * or an RTO, and no datagram is added. As in K11 the copy repeats the
+ * segment's last ts and is not a retransmission. Oldest first: the oldest
+ * hole is the one that holds delivery back. Bulk data never qualifies: its
+ * flight is large and its datagrams are full. */
+static void bundle(struct kcp *k, uint32_t first, uint64_t now)
+{
+	if (!k->cfg.bundle || first == k->snd_nxt || !k->olen || k->inflight > KCP_BUNDLE_FLIGHT)
+		return;
+	for (uint32_t sn = k->snd_una; sn != first; sn++) {
+		struct sseg *g = sslot(k, sn);
+
+		if (!g->live || g->ts == (uint32_t)now || g->copies >= KCP_BUNDLE_COPIES)
+			continue; /* acknowledged, sent in this flush, copied enough */
+		if (k->olen + KCP_HEADER_LEN + g->len > k->cfg.mtu)
+			break;
+		put_seg(k, KCP_CMD_PUSH, g->frg, g->ts, g->sn, g->data, g->len);
+		g->copies++;
+		k->st.seg_bundled++;
+	}
+}
+
 static uint32_t backoff(const struct kcp *k, uint32_t rto)
 {
 	uint64_t r = rto;
@@ -1041,12 +900,7 @@ static uint32_t backoff(const struct kcp *k, uint32_t rto)
  * loss episode (sn >= recover) names the episode for a later undo (K7). */
 static void loss_seen(struct kcp *k, const struct sseg *g, bool *episode)
 {
-	if (g->xmit == 1)
-		k->flush_lost++;
-	if (!seq_ge(g->sn, k->recover) || *episode)
-		return;
-	*episode = true;
-	k->undo_sn = g->sn;
+	kcp_cc_on_resend(&k->cc, g->sn, g->xmit == 1, episode);
 }
 
 /* passed: an ACK has echoed a transmission made after g's last one (a
@@ -1123,7 +977,7 @@ static void silent_release(struct kcp *k, uint64_t now)
 		g->held = false;
 		if (g->resendts > now) {
 			g->resendts = now;
-			heap_up(k, g->heap);
+			rto_fix(k, g->heap);
 		}
 	}
 }
@@ -1155,8 +1009,7 @@ static bool resend_timeout(struct kcp *k, struct sseg *g, uint64_t now, bool *is
 	/* An echo of the original shows either kind spurious (K12: a silent
 	 * path may be a stalled receiver, not a lost flight). */
 	g->spur = true;
-	heap_down(k, g->heap);
-	heap_up(k, g->heap);
+	rto_fix(k, g->heap);
 	fence_mark(k, g, now);
 	k->st.seg_retx_timeout++;
 	k->st.seg_retx_isolated += alive;
@@ -1196,17 +1049,36 @@ static bool silent_hold(struct kcp *k, struct sseg *g, uint64_t now, bool *isola
 	g->rto = max_u32(g->rto, p->rto);
 	g->resendts = max_u64(g->resendts, p->resendts + 1);
 	g->held = true;
-	heap_down(k, g->heap);
+	rto_fix(k, g->heap);
 	return true;
+}
+
+/* maybe_late: g's RTO expired in a thin flight (at most KCP_LATE_FLIGHT
+ * segments), but no ACK has echoed a transmission made after g's, and g
+ * has been out for less than the largest RTT sample seen lately (k->late):
+ * g is as likely late as lost. Its expiry waits until then, or until an
+ * echo passes it (then fast retransmit or this RTO sends it). On a FIFO
+ * path nothing sent after g can be echoed before g is, so a thin flow
+ * never resends a segment that may still arrive (K4). A large flight is
+ * left alone: there an expiry without a later echo is mostly the tail of
+ * a burst dropped at a queue, whose queueing delay inflates the samples. */
+static bool maybe_late(const struct kcp *k, const struct sseg *g, uint64_t now)
+{
+	return k->inflight <= KCP_LATE_FLIGHT && !passed(k, g) && (uint32_t)now - g->ts < k->late;
 }
 
 static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *flight)
 {
-	while (!k->dead && k->nheap && sslot(k, k->heap[0])->resendts <= now) {
-		struct sseg *g = sslot(k, k->heap[0]);
+	while (!k->dead && k->rtoq.n && sslot(k, rto_sn(k, 0))->resendts <= now) {
+		struct sseg *g = sslot(k, rto_sn(k, 0));
 		if (queued(k, g, now)) {
 			g->resendts = k->echo_at + max_u32(k->srtt / 4, 1);
-			heap_down(k, 0);
+			rto_fix(k, 0);
+			continue;
+		}
+		if (maybe_late(k, g, now)) {
+			g->resendts = now + (k->late - (uint32_t)(now - g->ts));
+			rto_fix(k, 0);
 			continue;
 		}
 		if (silent_hold(k, g, now, isolated, flight))
@@ -1232,8 +1104,7 @@ static void retx_fast(struct kcp *k, uint64_t now, bool *isolated)
 		g->resendts = now + g->rto;
 		g->fast = g->spur = true;
 		g->held = false;
-		heap_down(k, g->heap);
-		heap_up(k, g->heap);
+		rto_fix(k, g->heap);
 		fence_mark(k, g, now);
 		k->st.seg_retx_fast++;
 		k->st.data_bytes_retx += g->len;
@@ -1280,14 +1151,15 @@ static void arm(struct kcp *k, uint64_t now)
 
 void kcp_flush(struct kcp *k, uint64_t now)
 {
+	struct kcp_cc_path pp;
 	bool isolated = false, flight = false;
 	uint32_t first;
 
 	if (k->dead)
 		return;
 	k->last_now = now;
-	k->flush_lost = 0;
-	pace_refill(k, now);
+	pp = cc_path(k);
+	kcp_cc_flush_begin(&k->cc, &pp, now);
 	flush_acks(k);
 	probe_update(k, now);
 	probe_step(k, now);
@@ -1300,9 +1172,11 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	retx_fast(k, now, &isolated);
 	/* React to loss before sending new data, so that what the new window
 	 * allows goes out now and nothing is left wanting a flush. */
-	cwnd_on_loss(k, isolated, flight);
+	pp = cc_path(k);
+	k->st.loss_random += kcp_cc_on_loss(&k->cc, &pp, isolated, flight);
 	first = k->snd_nxt;
 	send_new(k, now);
+	bundle(k, first, now);
 	emit(k);
 	dup_thin(k, first);
 	fifo_prune(k, &k->fq, fq_valid);
@@ -1326,8 +1200,8 @@ uint64_t kcp_next_deadline(const struct kcp *k, uint64_t now)
 		return KS_NEVER;
 	if (wanted(k))
 		d = k->flush_at == KS_NEVER ? now : k->flush_at;
-	if (k->nheap)
-		d = min_u64(d, sslot(k, k->heap[0])->resendts);
+	if (k->rtoq.n)
+		d = min_u64(d, sslot(k, rto_sn(k, 0))->resendts);
 	d = min_u64(d, k->probe_at);
 	d = min_u64(d, pace_deadline(k, now));
 	return d == KS_NEVER ? d : (d < now ? now : d);
@@ -1491,14 +1365,14 @@ static void shrink_rings(struct kcp *k)
 	free(k->s);
 	free(k->r);
 	free(k->q);
-	free(k->heap);
+	free(k->rtoq.a);
 	free(k->fq.e);
 	free(k->pend.e);
 	free(k->acks);
 	k->s = s;
 	k->r = r;
 	k->q = q;
-	k->heap = heap;
+	k->rtoq.a = heap;
 	k->acks = acks;
 	k->smask = scap - 1;
 	k->rmask = rcap - 1;
@@ -1735,7 +1609,7 @@ static uint32_t ack_sn(struct kcp *k, uint32_t sn)
 		return 0;
 	g->live = false;
 	g->fq = false;
-	heap_remove(k, g->heap);
+	rto_remove(k, g->heap);
 	k->inflight--;
 	return 1;
 }
@@ -1779,6 +1653,7 @@ static void apply_push(struct kcp *k, const struct hdr *h)
 	r->frg = h->frg;
 	r->present = true;
 	k->rpresent++;
+	k->acks_new += h->len;
 	k->st.seg_recv++;
 	if (h->sn != k->rcv_nxt)
 		remember_ooo(k, h->sn, h->ts);
@@ -1846,7 +1721,7 @@ static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now, int32_t *
 		if (g->fast && k->reo_extra < KCP_REORDER_MAX)
 			k->reo_extra++;
 		g->fast = false;
-		cwnd_undo(k, g->sn);
+		k->st.cwnd_undo += kcp_cc_undo(&k->cc, g->sn);
 	}
 }
 
@@ -1871,6 +1746,7 @@ static void apply_seg(struct kcp *k, const struct hdr *h, struct apply_result *a
 
 static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 {
+	struct kcp_cc_path pp;
 	struct rd r = rd_init(dgram, len);
 	struct apply_result a = { 0 };
 	struct hdr h;
@@ -1884,7 +1760,7 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 		if (h.cmd == KCP_CMD_ACK)
 			ack_echo(k, &h, now, &rtt);
 	if (rtt >= 0)
-		rtt_sample(k, (uint32_t)rtt);
+		rtt_sample(k, (uint32_t)rtt, now);
 	r = rd_init(dgram, len);
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
 		apply_seg(k, &h, &a);
@@ -1897,10 +1773,26 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 			k->ack_event_at = now;
 		}
 	}
-	cwnd_grow(k, a.acked);
+	pp = cc_path(k);
+	kcp_cc_on_ack(&k->cc, &pp, a.acked);
 	fifo_prune(k, &k->fq, fq_valid);
 	silent_release(k, now);
 	trim_idle(k);
+}
+
+/* ack_may_wait: with ack_lazy, the ACKs owed may wait (up to the interval)
+ * for data going back, as TCP's delayed ACK (RFC 1122 4.2.3.2), but only
+ * for a thin flow: the new data unacknowledged is less than one full
+ * segment (bulk data, in full segments, is acknowledged at once, so fast
+ * retransmit and the RTO see no delay), it arrived in order
+ * (nothing is held above a hole: a hole needs its skips counted at once,
+ * K5), and no window tell is due.
+ * Old duplicates (a K11/K13 copy, a spurious resend) do not hurry it:
+ * every segment we send carries una, which covers them. */
+static bool ack_may_wait(const struct kcp *k)
+{
+	return k->cfg.ack_lazy && !k->tell && k->acks_new < k->mss &&
+	       k->rpresent == k->rcv_nxt - k->rd_sn;
 }
 
 int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
@@ -1919,7 +1811,7 @@ int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	k->st.bytes_in += len;
 	apply(k, dgram, len, now);
 	probe_update(k, now);
-	if ((k->cfg.ack_immediate && (k->nacks || k->tell)) ||
+	if ((k->cfg.ack_immediate && (k->nacks || k->tell) && !ack_may_wait(k)) ||
 	    (k->cfg.flush_on_send && (sendable(k) || fast_due(k))))
 		kcp_flush(k, now);
 	else
@@ -1948,8 +1840,8 @@ void kcp_stats(const struct kcp *k, struct kcp_stats *st)
 	st->srtt = k->srtt;
 	st->rttvar = k->rttvar;
 	st->rto = k->rto;
-	st->cwnd = k->cwnd;
-	st->ssthresh = k->ssthresh;
+	st->cwnd = k->cc.cwnd;
+	st->ssthresh = k->cc.ssthresh;
 	st->rmt_wnd = k->rmt_wnd;
 	st->rcv_free = wnd_free(k);
 	st->inflight = k->inflight;
@@ -1962,7 +1854,7 @@ size_t kcp_mem_bytes(const struct kcp *k)
 	size_t n = sizeof *k;
 
 	n += (size_t)(k->qmask + 1) * sizeof *k->q;
-	n += (size_t)(k->smask + 1) * (sizeof *k->s + sizeof *k->heap);
+	n += (size_t)(k->smask + 1) * (sizeof *k->s + sizeof(uint32_t));
 	n += (size_t)(k->fq.cap + k->pend.cap) * sizeof *k->fq.e;
 	n += (size_t)(k->rmask + 1) * sizeof *k->r;
 	n += (size_t)k->ackcap * sizeof *k->acks;
@@ -1997,16 +1889,15 @@ static bool check_send(const struct kcp *k)
 		if (!g->live)
 			continue;
 		live++;
-		if (g->sn != sn || g->heap >= k->nheap || k->heap[g->heap] != sn ||
+		if (g->sn != sn || g->heap >= k->rtoq.n || rto_sn(k, g->heap) != sn ||
 		    g->len > k->mss || g->xmit == 0)
 			return false;
 	}
-	for (uint32_t i = 1; i < k->nheap; i++)
-		if (heap_less(k, i, (i - 1) / 2))
-			return false;
+	if (!heap_ordered(&k->rtoq, &rto_ops, (void *)k))
+		return false;
 	if (count_valid(k, &k->fq, fq_valid) + count_valid(k, &k->pend, pend_valid) > live)
 		return false;
-	return live == k->inflight && k->nheap == k->inflight && k->qcount <= qmax(k) &&
+	return live == k->inflight && k->rtoq.n == k->inflight && k->qcount <= qmax(k) &&
 	       k->fq.count <= k->fq.cap && k->pend.count <= k->pend.cap;
 }
 
@@ -2040,7 +1931,7 @@ bool kcp_check(const struct kcp *k)
 
 	if (!check_send(k) || !check_recv(k) || k->nbufs > maxbufs)
 		return false;
-	if (k->rto < k->minrto || k->rto > KCP_RTO_MAX || k->cwnd < 1)
+	if (k->rto < k->minrto || k->rto > KCP_RTO_MAX || k->cc.cwnd < 1)
 		return false;
 	return true;
 }

@@ -60,6 +60,11 @@ struct kcp_config {
 	                        once instead of waiting up to interval */
 	bool ack_immediate;  /* [true] ACKs (and window tells) go out at the end
 	                        of kcp_input instead of waiting up to interval */
+	bool ack_lazy;       /* [false] with ack_immediate: ACKs of in-order data
+	                        less than a full segment wait for data going
+	                        back, at most interval (TCP's delayed ACK, for
+	                        thin flows); a full segment's worth, a hole or
+	                        a window tell send at once */
 	bool pace;           /* [false] spread new data over the RTT instead of
 	                        sending what the window allows at once (K10);
 	                        kcp_next_deadline then asks for calls between
@@ -68,6 +73,10 @@ struct kcp_config {
 	                        datagrams, when the flight is thin (at most
 	                        KCP_THIN_FLIGHT segments) and nothing is queued
 	                        behind it; local, the peer needs no support */
+	bool bundle;         /* [false] K13: a datagram carrying new data also
+	                        carries copies of older unacknowledged segments
+	                        in its spare room, when the flight is thin (at
+	                        most KCP_BUNDLE_FLIGHT segments); local */
 	uint32_t initial_sn; /* [0] first sn sent and expected (both peers) */
 };
 
@@ -110,6 +119,8 @@ struct kcp_stats {
 	                                       delay: window kept (K7) */
 	uint64_t seg_dup_thin;              /* K11 copies of thin-flight data
 	                                       (not retransmissions) */
+	uint64_t seg_bundled;               /* K13 copies bundled with new data
+	                                       (not retransmissions) */
 	uint64_t dropped[KCP_DROP_REASONS]; /* whole datagrams, by reason */
 	/* gauges */
 	uint32_t srtt, rttvar, rto; /* ms */
@@ -132,10 +143,11 @@ struct kcp;
 /* kcp_config_default fills cfg with the defaults listed above. */
 void kcp_config_default(struct kcp_config *cfg);
 
-/* kcp_config_preset sets nodelay, interval, resend and nc from a named
- * preset, leaving the other fields as they are:
+/* kcp_config_preset sets nodelay, interval, resend, nc, ack_lazy and
+ * bundle from a named preset, leaving the other fields as they are:
  *   "normal" (0, 40, 0, 0)   "fast" (0, 30, 2, 1)
  *   "fast2"  (1, 20, 2, 1)   "fast3" (1, 10, 2, 1)
+ * "normal" clears ack_lazy and bundle, the fast ones set both.
  * Returns 0, or KS_ERR_INVAL for an unknown name (cfg unchanged). */
 KS_MUST_CHECK int kcp_config_preset(struct kcp_config *cfg, const char *name);
 

@@ -37,9 +37,11 @@ struct netsim_link {
 	struct netsim_config cfg; /* defaults resolved */
 	struct prng rng;
 	bool ge_bad;
-	bool started;      /* epoch is set */
-	uint64_t epoch;    /* first `now` seen; the limiter clock counts from it */
-	uint64_t last_now; /* largest `now` seen */
+	uint32_t blk_left, blk_lost; /* loss_block: datagrams, losses left in the block */
+	uint64_t fifo_at;            /* fifo: delivery time of the last accepted one */
+	bool started;                /* epoch is set */
+	uint64_t epoch;              /* first `now` seen; the limiter clock counts from it */
+	uint64_t last_now;           /* largest `now` seen */
 	uint64_t free_ns;  /* limiter clock: when the last accepted datagram is serialized */
 	uint64_t free_rem; /* remainder of the last serialization time, in 1/rate ns */
 	uint64_t seq;
@@ -58,6 +60,8 @@ enum drop { KEEP, DROP_BLACKHOLE, DROP_BURST, DROP_RANDOM, DROP_QUEUE, DROP_LIMI
 struct fate {
 	struct prng rng;
 	bool ge_bad;
+	uint32_t blk_left, blk_lost;
+	uint64_t fifo_at;
 	uint64_t free_ns, free_rem;
 	enum drop drop;
 	int copies; /* 1, or 2 with a duplicate */
@@ -80,6 +84,8 @@ static bool config_ok(const struct netsim_config *c)
 	    c->reorder_ms > NETSIM_MAX_DELAY_MS)
 		return false;
 	if (c->reorder > 0.0 && c->reorder_ms == 0)
+		return false;
+	if (c->loss_block > NETSIM_MAX_LOSS_BLOCK)
 		return false;
 	return c->rate <= NETSIM_MAX_RATE && c->queue_bytes <= NETSIM_MAX_QUEUE_BYTES &&
 	       c->limit_bytes <= NETSIM_MAX_LIMIT_BYTES &&
@@ -232,6 +238,22 @@ static bool chance(struct prng *g, double p)
 	return p > 0.0 && prng_unit(g) < p;
 }
 
+/* Step 3 with loss_block: a fresh block holds round(loss * N) losses; each
+ * datagram takes one of the block's remaining positions at random. */
+static bool quota_lose(const struct netsim_config *c, struct fate *f)
+{
+	bool lost;
+
+	if (!f->blk_left) {
+		f->blk_left = c->loss_block;
+		f->blk_lost = (uint32_t)(c->loss * c->loss_block + 0.5);
+	}
+	lost = prng_below(&f->rng, f->blk_left) < f->blk_lost;
+	f->blk_left--;
+	f->blk_lost -= lost;
+	return lost;
+}
+
 /* Step 2 and 3 of the header: true if the datagram is lost. */
 static bool lose(const struct netsim_link *l, struct fate *f)
 {
@@ -244,7 +266,7 @@ static bool lose(const struct netsim_link *l, struct fate *f)
 			return true;
 		}
 	}
-	if (chance(&f->rng, c->loss)) {
+	if (c->loss_block ? quota_lose(c, f) : chance(&f->rng, c->loss)) {
 		f->drop = DROP_RANDOM;
 		return true;
 	}
@@ -322,6 +344,9 @@ static void schedule(const struct netsim_link *l, struct fate *f, int i, uint64_
 	f->reordered[i] = chance(&f->rng, c->reorder);
 	if (f->reordered[i])
 		at += c->reorder_ms;
+	if (c->fifo && at < f->fifo_at)
+		at = f->fifo_at;
+	f->fifo_at = at;
 	f->at[i] = at;
 }
 
@@ -335,9 +360,13 @@ static void decide(const struct netsim_link *l, struct fate *f, size_t len, uint
 {
 	uint64_t depart;
 
-	*f = (struct fate){
-		.rng = l->rng, .ge_bad = l->ge_bad, .free_ns = l->free_ns, .free_rem = l->free_rem
-	};
+	*f = (struct fate){ .rng = l->rng,
+		            .ge_bad = l->ge_bad,
+		            .blk_left = l->blk_left,
+		            .blk_lost = l->blk_lost,
+		            .fifo_at = l->fifo_at,
+		            .free_ns = l->free_ns,
+		            .free_rem = l->free_rem };
 	if (l->cfg.blackhole) {
 		f->drop = DROP_BLACKHOLE;
 		return;
@@ -398,6 +427,9 @@ static void commit(struct netsim_link *l, const struct fate *f, struct slot *s[2
 {
 	l->rng = f->rng;
 	l->ge_bad = f->ge_bad;
+	l->blk_left = f->blk_left;
+	l->blk_lost = f->blk_lost;
+	l->fifo_at = f->fifo_at;
 	l->free_ns = f->free_ns;
 	l->free_rem = f->free_rem;
 	l->st.sent++;

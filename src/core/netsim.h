@@ -14,7 +14,10 @@
  *   2. Gilbert-Elliott: the two-state chain takes one step (good->bad with
  *      probability ge_p, bad->good with ge_r); in the bad state the datagram
  *      is lost with probability ge_loss (lost_burst).
- *   3. independent loss with probability `loss` (lost_random).
+ *   3. loss with probability `loss` (lost_random): independent per
+ *      datagram, or with loss_block N > 0 an exact quota of round(loss * N)
+ *      datagrams lost in each block of N consecutive ones, at positions
+ *      drawn without replacement (the reference KCP test's model).
  *   4. rate limiter (rate > 0): the datagram is serialized at `rate`
  *      bytes/s after the ones before it; if the bytes still waiting to be
  *      serialized plus this one exceed queue_bytes it is tail-dropped
@@ -25,7 +28,9 @@
  *   6. it is delivered at: end of serialization (or `now` without a rate
  *      limit), rounded up to a millisecond, + delay_ms + a uniform draw in
  *      [0, jitter_ms] + reorder_ms with probability `reorder` (reordered).
- *      Jitter alone can reorder datagrams, as on a real path.
+ *      Jitter alone can reorder datagrams, as on a real path. With fifo
+ *      the time is raised to the previous datagram's: the link never
+ *      reorders, a slow datagram holds back the ones behind it.
  *   7. with probability `dup` a copy is made (dup) with its own jitter and
  *      reorder draw; it does not pass the rate limiter again but does count
  *      against the hold limit (a copy that does not fit is not made).
@@ -56,7 +61,10 @@
  * a perfect link (no loss, no delay, unlimited rate, default hold limits).
  * Probabilities are in [0, 1]; anything else (or NaN) is KS_ERR_INVAL. */
 struct netsim_config {
-	double loss; /* independent loss probability */
+	double loss;         /* loss probability (see loss_block) */
+	uint32_t loss_block; /* 0: independent; N: exactly round(loss * N) lost
+	                        in each block of N datagrams */
+	bool fifo;           /* deliver in the order accepted (no reordering) */
 
 	/* Gilbert-Elliott burst loss; ge_p == 0 disables it. The mean stay in
 	 * the bad state is 1/ge_r datagrams, so ge_r must be > 0 when ge_p is. */

@@ -215,6 +215,8 @@ static int setup(struct session *s, uint8_t flags, uint32_t isn)
 	c.initial_sn = isn;
 	c.pace = isn & 1;     /* K10: the flags byte is full; the sn's parity is free */
 	c.dup_thin = isn & 2; /* K11: the next bit of the sn */
+	c.bundle = isn & 4;   /* K13: and the next two */
+	c.ack_lazy = isn & 8;
 	s->now = 0xfffff000u;
 	if (kcp_new(&s->a, 9, &c, s->now, out_queue, &s->ab) != 0 ||
 	    kcp_new(&s->b, 9, &c, s->now, out_queue, &s->ba) != 0)

@@ -462,6 +462,152 @@ static void rr_burst(void **state)
 	rr_compare("burst, 10 ms", &nc, 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* the reference scenario (bench_kcp (a); docs/bench/kcp.md)          */
+/*                                                                    */
+/* skywind3000/kcp test.cpp's loop on virtual time: per direction 5 of */
+/* every 100 datagrams lost, one-way delay 30..61 ms, in-order          */
+/* delivery; once per ms update A and B, A sends an 8-byte message     */
+/* every 20 ms, B echoes. Only what must hold is asserted: every echo  */
+/* arrives, in order; without loss nothing is retransmitted.           */
+
+enum { REF_MESSAGES = 1001 };
+
+struct ref_end {
+	struct kcp *k;
+	struct netsim_link *tx;
+	uint64_t now;
+};
+
+static int ref_out(const uint8_t *d, size_t len, void *user)
+{
+	struct ref_end *e = user;
+	return netsim_link_send(e->tx, d, len, e->now);
+}
+
+static void ref_deliver(struct netsim_link *l, struct kcp *k, uint64_t now)
+{
+	static uint8_t buf[NETSIM_MAX_DATAGRAM];
+	ssize_t n;
+
+	while ((n = netsim_link_recv(l, now, buf, sizeof buf)) >= 0)
+		assert_int_equal(kcp_input(k, buf, (size_t)n, now), 0);
+}
+
+static void ref_run(const struct kcp_config cfg[2], double loss, uint64_t seed,
+                    struct kcp_stats st[2])
+{
+	struct netsim_config nc = { .loss = loss,
+		                    .loss_block = 100,
+		                    .delay_ms = 30,
+		                    .jitter_ms = 31,
+		                    .fifo = true,
+		                    .limit_datagrams = 1000 };
+	struct ref_end e[2] = { 0 };
+	uint64_t t = 1000, slap = 1020;
+	uint32_t index = 0, next = 0;
+
+	for (int i = 0; i < 2; i++) {
+		e[i].now = t;
+		assert_int_equal(netsim_link_new(&e[i].tx, &nc, seed * 2 + (uint64_t)i + 1), 0);
+		assert_int_equal(kcp_new(&e[i].k, 0x11223344, &cfg[i], t, ref_out, &e[i]), 0);
+	}
+	while (next < REF_MESSAGES) {
+		uint8_t m[16];
+		ssize_t r;
+
+		assert_true(t < 1000 + 600000);
+		e[0].now = e[1].now = ++t;
+		kcp_update(e[0].k, t);
+		kcp_update(e[1].k, t);
+		for (; t >= slap; slap += 20) {
+			memcpy(m, &index, 4);
+			index++;
+			memcpy(m + 4, &t, 4);
+			assert_int_equal(kcp_send(e[0].k, m, 8, t), 8);
+		}
+		ref_deliver(e[0].tx, e[1].k, t);
+		ref_deliver(e[1].tx, e[0].k, t);
+		while ((r = kcp_recv(e[1].k, m, 10)) >= 0)
+			assert_int_equal(kcp_send(e[1].k, m, (size_t)r, t), r);
+		while ((r = kcp_recv(e[0].k, m, 10)) >= 0) {
+			uint32_t sn;
+			assert_int_equal(r, 8);
+			memcpy(&sn, m, 4);
+			assert_int_equal(sn, next);
+			next++;
+		}
+		assert_false(kcp_is_dead(e[0].k) || kcp_is_dead(e[1].k));
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_true(kcp_check(e[i].k));
+		kcp_stats(e[i].k, &st[i]);
+		kcp_free(e[i].k);
+		netsim_link_free(e[i].tx);
+	}
+}
+
+/* test.cpp's fast mode in our configuration (its defaults otherwise), or
+ * a preset on both ends; windows 128, queue unbounded as in test.cpp. */
+static void ref_config(struct kcp_config cfg[2], const char *preset)
+{
+	for (int i = 0; i < 2; i++) {
+		kcp_config_default(&cfg[i]);
+		assert_int_equal(kcp_config_preset(&cfg[i], preset ? preset : "fast3"), 0);
+		if (!preset) {
+			cfg[i].ack_lazy = false;
+			cfg[i].bundle = false;
+			cfg[i].resend = i ? 2 : 1;
+			cfg[i].min_rto = i ? 0 : 10;
+		}
+		cfg[i].snd_wnd = cfg[i].rcv_wnd = 128;
+		cfg[i].snd_queue = 4096;
+	}
+}
+
+static void ref_scenario_clean_retransmits_nothing(void **state)
+{
+	(void)state;
+	const char *presets[] = { NULL, "fast3", "fast" };
+
+	for (size_t p = 0; p < 3; p++) {
+		for (uint64_t seed = 1; seed <= 3; seed++) {
+			struct kcp_config cfg[2];
+			struct kcp_stats st[2];
+
+			ref_config(cfg, presets[p]);
+			ref_run(cfg, 0.0, seed, st);
+			for (int i = 0; i < 2; i++) {
+				assert_int_equal(st[i].seg_retx_timeout + st[i].seg_retx_fast, 0);
+				assert_true(st[i].seg_sent >= REF_MESSAGES);
+			}
+		}
+	}
+}
+
+static void ref_scenario_lossy_delivers_everything(void **state)
+{
+	(void)state;
+
+	for (uint64_t seed = 1; seed <= 3; seed++) {
+		struct kcp_config cfg[2];
+		struct kcp_stats st[2];
+
+		ref_config(cfg, "fast3");
+		ref_run(cfg, 0.05, seed, st);
+		for (int i = 0; i < 2; i++) {
+			/* K13: a copy per later datagram, at most twice per send */
+			assert_true(st[i].seg_bundled > 0);
+			assert_true(st[i].seg_bundled <=
+			            KCP_BUNDLE_COPIES * (st[i].seg_sent + st[i].seg_retx_timeout +
+			                                 st[i].seg_retx_fast));
+		}
+		ref_config(cfg, NULL);
+		ref_run(cfg, 0.05, seed, st);
+		assert_int_equal(st[0].seg_bundled + st[1].seg_bundled, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +620,8 @@ int main(void)
 		cmocka_unit_test(rr_loss_1),
 		cmocka_unit_test(rr_loss_5),
 		cmocka_unit_test(rr_burst),
+		cmocka_unit_test(ref_scenario_clean_retransmits_nothing),
+		cmocka_unit_test(ref_scenario_lossy_delivers_everything),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

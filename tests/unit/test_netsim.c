@@ -321,6 +321,73 @@ static void reorder_reorders_and_plain_delay_does_not(void **state)
 	netsim_link_free(l);
 }
 
+/* loss_block: exactly round(loss * N) of every N datagrams, at positions
+ * that differ from block to block; fifo: never an inversion, and a slow
+ * datagram holds back the ones behind it (the reference KCP test's model). */
+static void loss_block_is_an_exact_quota(void **state)
+{
+	(void)state;
+	struct netsim_config c = { .loss = 0.05, .loss_block = 100 };
+	enum { N = 10000 };
+	static struct arrival a[N];
+	static bool got[N];
+	size_t n = 0;
+	bool differ = false;
+
+	struct netsim_link *l = mk(&c, SEED);
+	for (uint32_t i = 0; i < N; i++)
+		send_id(l, i, 12, i);
+	drain(l, a, &n, N);
+	assert_int_equal(n, N - N / 20);
+	assert_int_equal(stats(l).lost_random, N / 20);
+	for (size_t i = 0; i < n; i++)
+		got[a[i].id] = true;
+	for (uint32_t blk = 0; blk < N / 100; blk++) {
+		uint32_t lost = 0;
+		for (uint32_t i = 0; i < 100; i++) {
+			lost += !got[blk * 100 + i];
+			differ |= blk && got[blk * 100 + i] != got[i];
+		}
+		assert_int_equal(lost, 5);
+	}
+	assert_true(differ);
+	netsim_link_free(l);
+	c.loss = 0.0;
+	l = mk(&c, SEED);
+	n = 0;
+	for (uint32_t i = 0; i < 1000; i++)
+		send_id(l, i, 12, i);
+	drain(l, a, &n, N);
+	assert_int_equal(n, 1000);
+	netsim_link_free(l);
+}
+
+static void fifo_never_reorders(void **state)
+{
+	(void)state;
+	struct netsim_config c = { .delay_ms = 30, .jitter_ms = 31, .fifo = true };
+	enum { N = 10000 };
+	static struct arrival a[N];
+	size_t n = 0;
+	uint64_t held_back = 0;
+
+	struct netsim_link *l = mk(&c, SEED);
+	for (uint32_t i = 0; i < N; i++)
+		send_id(l, i, 12, i);
+	drain(l, a, &n, N);
+	assert_int_equal(n, N);
+	assert_int_equal(inversions(a, n), 0);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t d = a[i].at - a[i].sent;
+		assert_true(d >= 30 && d <= 61);
+		held_back += i && a[i].at == a[i - 1].at;
+	}
+	assert_true(held_back > N / 10); /* jitter alone would reorder these */
+	netsim_link_free(l);
+	c.loss_block = NETSIM_MAX_LOSS_BLOCK + 1;
+	assert_int_equal(netsim_link_new(&l, &c, 1), KS_ERR_INVAL);
+}
+
 static void dup_duplicates(void **state)
 {
 	(void)state;
@@ -642,6 +709,8 @@ int main(void)
 		cmocka_unit_test(gilbert_elliott_makes_bursts),
 		cmocka_unit_test(delay_and_jitter_stay_in_bounds),
 		cmocka_unit_test(reorder_reorders_and_plain_delay_does_not),
+		cmocka_unit_test(loss_block_is_an_exact_quota),
+		cmocka_unit_test(fifo_never_reorders),
 		cmocka_unit_test(dup_duplicates),
 		cmocka_unit_test(rate_limit_serializes),
 		cmocka_unit_test(rate_limit_gives_the_throughput_and_the_queue_drops),

@@ -1,0 +1,230 @@
+/* kcp_cc.c - congestion control and pacing of the KCP engine (see
+ * kcp_cc.h; K7 and K10 in docs/PROTOCOL.md). What it borrows, in short:
+ * Reno's window (slow start, one segment per window), Veno's backlog
+ * estimate to tell random loss from a queue (cwnd * (srtt - min_rtt) /
+ * srtt), a Vegas/LEDBAT-like hold of the window once the queueing delay
+ * reaches a share of the base RTT, Eifel-style undo of a reduction a
+ * spurious resend caused, and a token bucket pacing new data at the
+ * window per RTT. */
+#include "core/kcp_cc.h"
+
+#include "base/limits.h"
+#include "base/minmax.h"
+#include "base/seq.h"
+
+void kcp_cc_init(struct kcp_cc *cc, uint32_t snd_wnd, uint32_t initial_sn, uint64_t now)
+{
+	*cc = (struct kcp_cc){ .cwnd = min_u32(KCP_CWND_INIT, snd_wnd),
+		               .ssthresh = snd_wnd,
+		               .recover = initial_sn,
+		               .pace_t = now,
+		               .pace_tok = (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE };
+}
+
+/* queue_delay: how long our data waits in a queue, by the RTT: srtt above
+ * the smallest sample seen; 0 before there are samples. */
+static uint32_t queue_delay(const struct kcp_cc_path *p)
+{
+	if (!p->srtt || !p->min_rtt || p->srtt <= p->min_rtt)
+		return 0;
+	return p->srtt - p->min_rtt;
+}
+
+/* queueing: does the RTT show that our own data waits in a queue? The
+ * backlog estimate is cwnd * (srtt - min_rtt) / srtt segments (the Veno
+ * rule). Below KCP_BACKLOG_CONGESTED segments, a loss is taken as random
+ * (a lossy link, not a full queue) and does not reduce the window: halving
+ * once per RTT on every random loss drives the window to a few segments at
+ * a few percent loss, whatever the capacity (K7). */
+static bool queueing(const struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	uint32_t q = queue_delay(p);
+
+	/* With a large window, a few ms of path jitter alone look like a
+	 * backlog of many segments: the queueing delay must also be a real
+	 * part of the path's RTT (K7). */
+	if (q == 0 || q < p->min_rtt / KCP_QUEUE_FRACTION)
+		return false;
+	return (uint64_t)cc->cwnd * q >= (uint64_t)KCP_BACKLOG_CONGESTED * p->srtt;
+}
+
+/* grow_step: acknowledged segments per +1 of cwnd (K7). Slow start: 1.
+ * Below the window held before a timeout collapsed it, while the RTT shows
+ * no queue: 1 as well; a timeout says nothing about the capacity, and one
+ * must not cost hundreds of RTTs of linear growth on a long fat path.
+ * Otherwise Reno, one per window: regrowing fast after a cut for
+ * congestion floods a shallow queue again at once. */
+static uint32_t grow_step(const struct kcp_cc *cc, bool queue)
+{
+	if (cc->cwnd < cc->ssthresh || (cc->cwnd < cc->wmax && !queue))
+		return 1;
+	return cc->cwnd;
+}
+
+void kcp_cc_on_ack(struct kcp_cc *cc, const struct kcp_cc_path *p, uint32_t acked)
+{
+	uint32_t cap = min_u32(p->snd_wnd, max_u32(p->rmt_wnd, 1));
+	bool queue;
+
+	if (p->nc)
+		return;
+	/* K7: a queue of a fraction of the base RTT is enough: hold the
+	 * window, so it stays below what overflows a receiver's socket buffer
+	 * (or any bottleneck queue) instead of growing until loss says so.
+	 * Slow start ends as soon as a queue shows. */
+	queue = queueing(cc, p);
+	if (queue && queue_delay(p) >= p->min_rtt / KCP_QUEUE_HOLD)
+		return;
+	if (queue && cc->cwnd < cc->ssthresh)
+		cc->ssthresh = cc->cwnd;
+	while (acked-- && cc->cwnd < cap) {
+		if (++cc->ca_acc >= grow_step(cc, queue)) {
+			cc->ca_acc = 0;
+			cc->cwnd++;
+		}
+	}
+}
+
+/* heavy: the current episode has lost a large share of the flight it
+ * began with. Tail drop at a shallow bottleneck queue shows almost no
+ * queueing delay but loses many segments at once; random loss of a few
+ * percent does not (K7). */
+static bool heavy(const struct kcp_cc *cc)
+{
+	return cc->ep_lost >= KCP_BACKLOG_CONGESTED &&
+	       (uint64_t)cc->ep_lost * 100 >= (uint64_t)cc->ep_size * KCP_LOSS_HEAVY_PCT;
+}
+
+/* cwnd_cut: only a timeout with the whole flight unanswered collapses cwnd
+ * to 1; congestion seen otherwise halves it. The values before the
+ * reduction are kept for kcp_cc_undo. */
+static void cwnd_cut(struct kcp_cc *cc, const struct kcp_cc_path *p, bool flight)
+{
+	cc->undo_cwnd = cc->cwnd;
+	cc->undo_ssthresh = cc->ssthresh;
+	/* A timeout says nothing about the capacity, a queue or a heavy loss
+	 * does: only the former may refill (kcp_cc_on_ack). */
+	cc->wmax = flight ? cc->cwnd : 0;
+	if (flight) {
+		cc->ssthresh = max_u32(cc->cwnd / 2, KCP_SSTHRESH_MIN);
+		cc->cwnd = 1;
+	} else {
+		uint32_t inflight = p->snd_nxt - p->snd_una;
+		cc->ssthresh = max_u32(inflight / 2, KCP_SSTHRESH_MIN);
+		cc->cwnd = cc->ssthresh + p->resend;
+	}
+	cc->ca_acc = 0;
+	cc->cwnd = min_u32(max_u32(cc->cwnd, 1), p->snd_wnd);
+	cc->recover = p->snd_nxt;
+	cc->ep_cut = true;
+}
+
+/* kcp_cc_on_loss reacts once per loss episode: losses of segments sent
+ * before the last reduction (sn < recover) are part of the same episode.
+ * A new episode cuts cwnd when the whole flight went unanswered, when the
+ * RTT shows a queue, or when it is heavy already; otherwise it is random
+ * loss and the window is kept, unless the episode turns heavy later. */
+bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolated, bool flight)
+{
+	if (!isolated && !flight) {
+		cc->ep_lost += cc->flush_lost;
+		if (!cc->ep_cut && heavy(cc))
+			cwnd_cut(cc, p, false);
+		return false;
+	}
+	cc->ep_size = max_u32(p->snd_nxt - p->snd_una, 1);
+	cc->ep_lost = cc->flush_lost;
+	cc->ep_cut = false;
+	if (!flight && !queueing(cc, p) && !heavy(cc)) {
+		cc->recover = p->snd_nxt;
+		return true;
+	}
+	cwnd_cut(cc, p, flight);
+	return false;
+}
+
+/* kcp_cc_undo: the retransmission that opened the current loss episode was
+ * spurious (the original arrived, its ACK was late or lost): restore the
+ * window as it was before the reduction (K7). */
+bool kcp_cc_undo(struct kcp_cc *cc, uint32_t sn)
+{
+	if (!cc->undo_cwnd || sn != cc->undo_sn)
+		return false;
+	cc->cwnd = max_u32(cc->cwnd, cc->undo_cwnd);
+	cc->ssthresh = max_u32(cc->ssthresh, cc->undo_ssthresh);
+	cc->undo_cwnd = 0;
+	return true;
+}
+
+uint32_t kcp_cc_send_limit(const struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	uint32_t lim = min_u32(p->snd_wnd, p->rmt_wnd);
+	return p->nc ? lim : min_u32(lim, cc->cwnd);
+}
+
+/* K10 pacing: new data leaves at about send_limit / srtt (x KCP_PACE_GAIN
+ * / 4; x KCP_PACE_GAIN_SS / 4 in slow start), from a token bucket that
+ * holds at most KCP_PACE_BURST_MS of that rate (at least
+ * KCP_PACE_BURST_MIN segments). A window opening all at once (una jumping
+ * over a repaired hole, slow start doubling) would otherwise leave as one
+ * burst and overflow a shallow queue or the receiver's socket buffer: the
+ * queue sees the rate, not the window. pace_rate is in 1/KCP_PACE_ONE
+ * segments per ms; 0 means not paced (off, or no RTT sample yet). */
+uint64_t kcp_cc_pace_rate(const struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	uint64_t gain = !p->nc && cc->cwnd < cc->ssthresh ? KCP_PACE_GAIN_SS : KCP_PACE_GAIN;
+
+	if (!p->pace || !p->srtt)
+		return 0;
+	return max_u64((uint64_t)kcp_cc_send_limit(cc, p) * KCP_PACE_ONE * gain / 4 / p->srtt, 1);
+}
+
+static uint64_t pace_cap(uint64_t rate)
+{
+	return max_u64(rate * KCP_PACE_BURST_MS, (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE);
+}
+
+/* kcp_cc_pace_avail: tokens at time t (>= pace_t), without changing anything. The
+ * bucket's cap bounds the sum; dt is bounded first only so that the product
+ * cannot overflow. */
+uint64_t kcp_cc_pace_avail(const struct kcp_cc *cc, uint64_t rate, uint64_t t)
+{
+	uint64_t dt = t > cc->pace_t ? min_u64(t - cc->pace_t, KCP_RTO_MAX) : 0;
+
+	return min_u64(cc->pace_tok + dt * rate, pace_cap(rate));
+}
+
+void kcp_cc_flush_begin(struct kcp_cc *cc, const struct kcp_cc_path *p, uint64_t now)
+{
+	uint64_t rate = kcp_cc_pace_rate(cc, p);
+
+	cc->flush_lost = 0;
+	cc->pace_tok = rate ? kcp_cc_pace_avail(cc, rate, now) : 0;
+	cc->pace_t = now;
+}
+
+/* kcp_cc_pace_take spends one segment's tokens; false when there are none. */
+bool kcp_cc_pace_take(struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	if (!kcp_cc_pace_rate(cc, p))
+		return true;
+	if (cc->pace_tok < KCP_PACE_ONE)
+		return false;
+	cc->pace_tok -= KCP_PACE_ONE;
+	return true;
+}
+
+void kcp_cc_pace_spend(struct kcp_cc *cc)
+{
+	cc->pace_tok = cc->pace_tok > KCP_PACE_ONE ? cc->pace_tok - KCP_PACE_ONE : 0;
+}
+
+void kcp_cc_on_resend(struct kcp_cc *cc, uint32_t sn, bool first, bool *episode)
+{
+	if (first)
+		cc->flush_lost++;
+	if (!seq_ge(sn, cc->recover) || *episode)
+		return;
+	*episode = true;
+	cc->undo_sn = sn;
+}
