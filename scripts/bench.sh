@@ -6,7 +6,9 @@
 # bench.sh peers BUILD - kcpsocks against kcptun, shadowsocks-libev and v2ray
 # mKCP on loopback (bench/run-peers.sh; docs/benchmarking.md): installs the
 # peers (scripts/deps.sh bench) when it can, writes docs/bench/peers.md and
-# the docs/bench/peers-*.png plots, then rebuilds docs/BENCHMARKS.md.
+# the docs/bench/peers-*.png plots, and docs/bench/matrix.md (every profile
+# x every path, page loads, the bottleneck, concurrency; bench/matrix_report.py),
+# then rebuilds docs/BENCHMARKS.md.
 # BENCH_QUICK=1 makes it a short smoke run.
 #
 # bench.sh handshake BUILD - the daemons under handshake floods
@@ -35,7 +37,9 @@ elif [ "$name" = peers ]; then
 	export BENCH_OUT=${BENCH_OUT:-$build/bench-peers}
 	bench/run-peers.sh "$build"
 	python3 bench/peers_report.py "$BENCH_OUT" docs/bench
-	cat "$out"
+	# the matrix, page loads, bottleneck and concurrency (issues 20, 19)
+	python3 bench/matrix_report.py "$BENCH_OUT" docs/bench
+	cat "$out" docs/bench/matrix.md
 elif [ "$name" = cross ]; then
 	# the cross-built daemons' sizes, libraries and RSS under qemu-user
 	scripts/cross-footprint.sh "$build" >"$out.tmp" && mv "$out.tmp" "$out"
