@@ -264,7 +264,7 @@ start_kcptun-fast3/ss() { kcptun "$1" ss "${FAST3[@]}"; }
 # kcptun fast3 held to the low-memory profile's ceiling: windows of 64
 # segments, a 1 MiB socket and mux buffer (low-memory's session window).
 W64=(--mode fast3 --nocomp --datashard 0 --parityshard 0 --sndwnd 64 --rcvwnd 64
-	--sockbuf 1048576 --smuxbuf 1048576)
+	--sockbuf 1048576 --smuxbuf 1048576 --streambuf 65536)
 start_kcptun-w64/microsocks() { kcptun "$1" microsocks "${W64[@]}"; }
 
 # kcptun_retx SNMP_CSV: "RetransSegs OutSegs" of kcptun-server (the sender

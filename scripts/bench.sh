@@ -36,6 +36,8 @@ elif [ "$name" = peers ]; then
 	scripts/deps.sh bench || echo "bench.sh: some peers are missing; they will be skipped" >&2
 	export BENCH_OUT=${BENCH_OUT:-$build/bench-peers}
 	bench/run-peers.sh "$build"
+	# idle sessions and streams, handshakes (issue 19); BENCH_FOOTPRINT=0 skips
+	[ "${BENCH_FOOTPRINT:-1}" = 0 ] || bench/run-footprint.sh "$build" "$BENCH_OUT"
 	python3 bench/peers_report.py "$BENCH_OUT" docs/bench
 	# the matrix, page loads, bottleneck and concurrency (issues 20, 19)
 	python3 bench/matrix_report.py "$BENCH_OUT" docs/bench
