@@ -14,9 +14,10 @@ set -euo pipefail
 BUILD=${1:-${BUILD:-build}}
 OUT=${2:?usage: run-footprint.sh BUILD OUT}
 export BUILD
-KS_LOG_LEVEL=warn
-SERVER_ALLOW=127.0.0.0/8
-. "$(dirname "$0")/../tests/integration/lib.sh"
+export KS_LOG_LEVEL=warn SERVER_ALLOW=127.0.0.0/8
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tests/integration/lib.sh
+. "$ROOT/tests/integration/lib.sh"
 lib_init bench-footprint
 require_daemons
 KS_LOAD=${KS_LOAD:-$BUILD/kcpsocks-load}

@@ -104,7 +104,7 @@ declare -A SCEN_ARGS=(
 	[burst]="--burst 0.005,0.25 --delay 10"
 	[delay10]="--delay 10"
 	[long]="--loss 0.01 --delay 75"
-	[bottleneck]="--rate $BOTTLENECK_RATE --queue $((BOTTLENECK_RATE / 1000 * BOTTLENECK_QUEUE_MS)) --delay 10"
+	[bottleneck]="--rate $BOTTLENECK_RATE --queue $((BOTTLENECK_RATE * BOTTLENECK_QUEUE_MS / 1000)) --delay 10"
 )
 declare -A SCEN_PROFILE=([clean]=fast [loss1]=lossy [loss5]=lossy [burst]=lossy
 	[delay10]=fast [long]=lossy [bottleneck]=default)
@@ -688,7 +688,10 @@ pair() {
 	m3=$(now_ms)
 	ka "$d/ka"
 	m4=$(now_ms)
-	page "$d/page"
+	# page loads: the matrix contenders and the TCP ceilings (PAGE_ALL=1: every pair)
+	if [ "${PAGE_ALL:-0}" = 1 ] || [[ "$MATRIX_CONTENDERS ss-tcp direct " == *" $c "* ]]; then
+		page "$d/page"
+	fi
 	[ "$s" = bottleneck ] && loaded "$d/loaded"
 	m6=$(now_ms)
 	if [[ " $CONC_SCENARIOS " == *" $s "* ]] && [[ $c =~ $CONC_ONLY ]]; then conc "$d"; fi
