@@ -31,7 +31,7 @@
 # turns them into docs/bench/peers.md and docs/bench/*.png.
 #
 # Knobs (docs/benchmarking.md): the sizes and counts above,
-# BENCH_QUICK=1 (smoke: small sizes, one run), BENCH_ONLY and
+# BENCH_QUICK=1 (smoke: small sizes, one run), BENCH_ONLY, BENCH_SKIP and
 # BENCH_SCENARIOS (extended regexes on contender / scenario names),
 # BENCH_KEEP=1 (keep earlier results, e.g. to rerun one contender),
 # BENCH_OUT (default BUILD/bench-peers), KEEP_TMP=1.
@@ -83,6 +83,7 @@ SMALL=1K
 BENCH_OUT=${BENCH_OUT:-$BUILD/bench-peers}
 RES=$BENCH_OUT/results
 ONLY=${BENCH_ONLY:-.}
+SKIP=${BENCH_SKIP:-} # contenders left out (an extended regex), after BENCH_ONLY
 SCEN_ONLY=${BENCH_SCENARIOS:-.}
 SS_METHOD=chacha20-ietf-poly1305
 SS_PASS=bench-$RANDOM$RANDOM
@@ -800,6 +801,7 @@ main() {
 		[[ $s =~ $SCEN_ONLY ]] || continue
 		for c in "${CONTENDERS[@]}"; do
 			[[ $c =~ $ONLY ]] || continue
+			[ -n "$SKIP" ] && [[ $c =~ $SKIP ]] && continue
 			runs_in "$c" "$s" || continue
 			why=$(missing_note "$c")
 			if [ -n "$why" ]; then
