@@ -366,6 +366,7 @@ def main():
     md += bottleneck(pairs, meta)
     md += concurrency(pairs, meta)
     md += footprint_section(out)
+    md += pr.time_section(pairs, meta)
     with open(os.path.join(docdir, "matrix.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
