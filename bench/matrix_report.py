@@ -440,7 +440,8 @@ def page_matrix(pairs, paths, prow, kt, meta):
           "%s, each load one curl (`--parallel --parallel-immediate --parallel-max "
           "6`) on new connections; wall time of the curl, its start included "
           "(direct on the clean path shows that floor). Failed loads (not every "
-          "object with 200 within the cap) in brackets. Last column: the best "
+          "object with 200 within the cap) in square brackets; in round brackets each "
+          "profile's median over the best peer's. Last column: the best "
           "profile's median over the best peer's.\n" % meta.get("page", "?")]
     cols = prow + [c for c in kt + [KCPTUN_LOWMEM] + MKCP + ["ss-tcp", "direct"]
                    if any((s, c) in pairs for s in paths)]
@@ -448,6 +449,7 @@ def page_matrix(pairs, paths, prow, kt, meta):
     rows = []
     for s in paths:
         cells = [s]
+        pv, _ = best_of(pairs, s, peers_for(pairs, s, kt), page_median, True)
         for c in cols:
             p = ok(pairs, s, c)
             if not p:
@@ -457,9 +459,10 @@ def page_matrix(pairs, paths, prow, kt, meta):
             cell = "%s / %s" % (pr.fmt(pr.median(xs)), pr.fmt(pr.pct(xs, 90))) if xs else "n/a"
             if fails:
                 cell += " [%d]" % fails
+            if c in prow and page_median(p) is not None and pv:
+                cell += " (%s)" % fmt_ratio(page_median(p) / pv)
             cells.append(cell)
         bv, _ = best_of(pairs, s, prow, page_median, True)
-        pv, _ = best_of(pairs, s, peers_for(pairs, s, kt), page_median, True)
         cells.append(fmt_ratio(bv / pv) if bv is not None and pv else "n/a")
         rows.append(cells)
     md.append(pr.table(head, rows))
