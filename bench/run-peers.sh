@@ -66,7 +66,7 @@ else
 fi
 PAGE_OBJECTS=30 PAGE_TOTAL=1600000 PAGE_MIN=2048 PAGE_MAX=262144 PAGE_PARALLEL=6
 PAGE_MAX_S=${PAGE_MAX_S:-60}          # one page load, at most
-PAGE_BUDGET_S=${PAGE_BUDGET_S:-120}   # a pair's page loads: no further load past it
+PAGE_BUDGET_S=${PAGE_BUDGET_S:-60}    # a pair's page loads: no further load past it
 LOADED_RAMP_S=${LOADED_RAMP_S:-2}     # bulk running before the loaded probes start
 CONC_SCENARIOS=${CONC_SCENARIOS:-clean loss1}
 CONC_ONLY=${CONC_ONLY:-^(ss-tcp|kcpsocks-default|kcptun-fast3/microsocks|mkcp-tuned)$}
