@@ -623,15 +623,18 @@ conc() {
 }
 
 # conc_probes OUT [PID...]: CONC_PROBES 1 KiB fetches (a new curl and
-# connection each) one after another; with PIDs, only while one of them
-# lives, and each line says whether one still did when the probe ended.
+# connection each, TTFB_MAX_S at most) one after another; with PIDs, only
+# while one of them lives, and each line says whether one still did when
+# the probe ended. A contender that fails CONC_PROBE_FAILS probes in a row
+# (one wedged by the rounds before) gets no more: the rest are not run.
+CONC_PROBE_FAILS=${CONC_PROBE_FAILS:-3}
 conc_probes() {
-	local out=$1 k t p state
+	local out=$1 k t p state fails=0
 	shift
 	: >"$out"
 	for ((k = 0; k < CONC_PROBES; k++)); do
-		t=$(curl -s --fail --max-time 30 "${PROXY[@]}" -o /dev/null -w '%{time_total}' \
-			"$(url $SMALL)" 2>/dev/null) || t=fail
+		t=$(curl -s --fail --max-time "$TTFB_MAX_S" "${PROXY[@]}" -o /dev/null \
+			-w '%{time_total}' "$(url $SMALL)" 2>/dev/null) || t=fail
 		state=idle
 		if [ $# -gt 0 ]; then
 			state=after
@@ -639,6 +642,8 @@ conc_probes() {
 		fi
 		echo "$t $state" >>"$out"
 		[ "$state" = after ] && break
+		if [ "$t" = fail ]; then fails=$((fails + 1)); else fails=0; fi
+		[ "$fails" -ge "$CONC_PROBE_FAILS" ] && break
 	done
 	return 0
 }
