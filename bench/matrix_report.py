@@ -222,6 +222,12 @@ def footprint(out, name):
     return d
 
 
+def rss_top(d):
+    """The server's RSS with the load up: the larger of the samples once up
+    and at the end of the hold."""
+    return max(d.get("server_rss_kb_up", 0), d.get("server_rss_kb_held", 0))
+
+
 def footprint_section(out):
     fs, ft = footprint(out, "sessions"), footprint(out, "streams")
     if not fs and not ft:
@@ -229,21 +235,23 @@ def footprint_section(out):
     md = ["### Idle cost and handshakes (issue 19)\n",
           "bench/run-footprint.sh: tools/kcpsocks-load opens real sessions "
           "(handshakes) against a fresh kcpsocks-server, holds them idle, closes "
-          "them, and samples the server's RSS and CPU (/proc).\n"]
+          "them, and samples the server's RSS and CPU (/proc). Above idle: the larger "
+          "of the up and held samples less the one before.\n"]
     rows = []
     for name, d in (("sessions", fs), ("streams", ft)):
         if not d:
             continue
         n_s = d.get("established", 0)
         n_t = d.get("streams_ok", 0)
-        up = d.get("server_rss_kb_up", 0) - d.get("server_rss_kb_before", 0)
+        up = rss_top(d) - d.get("server_rss_kb_before", 0)
         per = "%.1f KiB per %s" % (up / float(n_t or n_s or 1), "stream" if n_t else "session")
         rows.append([name, "%d (of %d)" % (n_s, d.get("sessions", 0)), str(n_t),
                      "%s / %s / %s / %s" % tuple("%.1f" % (d.get(k, 0) / 1024.0) for k in (
                          "server_rss_kb_before", "server_rss_kb_up", "server_rss_kb_held",
                          "server_rss_kb_after")),
                      per, "%.1f" % d.get("hs_per_s", 0),
-                     "%.3f" % (1000.0 * d.get("server_cpu_s_hs", 0) / n_s) if n_s else "n/a",
+                     "%.3f" % (1000.0 * d.get("server_cpu_s_hs", 0) / n_s)
+                     if n_s >= 100 else "n/a (too few)",
                      "%.2f s over %s s" % (d.get("server_cpu_s_hold", 0), d.get("hold_s", "?"))])
     md.append(pr.table(["part", "sessions up", "idle streams", "server RSS MiB: before / up / "
                         "held / after close", "above idle", "handshakes/s",
@@ -324,11 +332,15 @@ def main():
     kt = kcptun_rows(pairs)
     md = ["## matrix", ""]
     quick = meta.get("quick") == "1"
-    md.append("Command: `make bench-peers`%s (%s, commit %s); the same run as the "
-              "peers section. Written by bench/matrix_report.py from the run's own "
-              "numbers; how it works: docs/benchmarking.md, \"The matrix\"."
-              % (" with BENCH_QUICK=1 (smoke run)" if quick else "",
+    md.append("Command: `%s`%s (%s, commit %s). Written by bench/matrix_report.py "
+              "from the run's own numbers; how it works: docs/benchmarking.md, "
+              "\"The matrix\"."
+              % (os.environ.get("BENCH_COMMAND", "make bench-peers"),
+                 " with BENCH_QUICK=1 (smoke run)" if quick else "",
                  meta.get("date", "?"), meta.get("commit", "?")))
+    if os.environ.get("BENCH_NOTE"):
+        md.append("")
+        md.append(os.environ["BENCH_NOTE"])
     md.append("")
     knobs = ["bulk %s (%s on the long path)" % (meta.get("bulk_size", "?"),
                                                 meta.get("bulk_size_slow", "?")),
@@ -646,7 +658,7 @@ def issue19(v, pairs, meta):
     fs, ft = footprint(out_dir(pairs), "sessions"), footprint(out_dir(pairs), "streams")
     if ft and ft.get("streams_ok"):
         n = ft["streams_ok"]
-        mib = (ft["server_rss_kb_up"] - ft["server_rss_kb_before"]) / 1024.0 * 1000.0 / n
+        mib = (rss_top(ft) - ft["server_rss_kb_before"]) / 1024.0 * 1000.0 / n
         v.absolute("19", "1,000 idle streams: server RSS above idle%s" % (
             "" if n == 1000 else " (scaled from %d)" % n), (mib, "server"),
             "%d streams measured" % n, 16, "MiB")
@@ -654,7 +666,7 @@ def issue19(v, pairs, meta):
         v.none("19", "1,000 idle streams <= 16 MiB", "no footprint run (bench/run-footprint.sh)")
     if fs and fs.get("established"):
         n = fs["established"]
-        mib = (fs["server_rss_kb_up"] - fs["server_rss_kb_before"]) / 1024.0 * 10000.0 / n
+        mib = (rss_top(fs) - fs["server_rss_kb_before"]) / 1024.0 * 10000.0 / n
         v.absolute("19", "10,000 idle sessions: server RSS above idle%s" % (
             "" if n == 10000 else " (scaled from %d)" % n), (mib, "server"),
             "%d sessions measured" % n, 64, "MiB")

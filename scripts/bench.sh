@@ -54,7 +54,7 @@ elif [ "$name" = matrix ]; then
 	export BENCH_SKIP=${BENCH_SKIP:-^kcpsocks-(profile|fastopen)$}
 	bench/run-peers.sh "$build"
 	[ "${BENCH_FOOTPRINT:-1}" = 0 ] || bench/run-footprint.sh "$build" "$BENCH_OUT"
-	python3 bench/matrix_report.py "$BENCH_OUT" docs/bench
+	BENCH_COMMAND="make bench-matrix" python3 bench/matrix_report.py "$BENCH_OUT" docs/bench
 	out=docs/bench/matrix.md
 	cat "$out"
 elif [ "$name" = cross ]; then
