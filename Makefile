@@ -57,7 +57,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 DEPS_STAMP := $(BUILD)/.deps-build
 
 .PHONY: all help deps test test-unit test-sim test-replay test-integration test-all \
-        test-socks5-realistic test-soak test-fault test-adversarial test-integration-full bench-envelope bench-mux bench-peers bench-handshake bench-udp asan fuzz fuzz-run check check-format check-layering format \
+        test-socks5-realistic test-soak test-fault test-adversarial test-integration-full bench-envelope bench-mux bench-peers bench-matrix bench-handshake bench-udp asan fuzz fuzz-run check check-format check-layering format \
         bench bench-kcp clean run profile cross test-cross test-cross-replay test-cross-e2e test-cross-all bench-cross
 
 all: $(BINS) $(TOOLS)
@@ -77,6 +77,7 @@ help:
 	@echo 'make bench-cross           sizes, libraries and 32-bit RSS of the cross-built daemons (docs/bench/cross.md)'
 	@echo 'make bench-udp             UDP ASSOCIATE: DNS latency idle/under bulk, echo at 1 % loss vs ss-local -u'
 	@echo 'make bench-peers           kcpsocks vs kcptun, shadowsocks-libev, v2ray mKCP on loopback (BENCH_QUICK=1: smoke run)'
+	@echo 'make bench-matrix          every profile x every path, page loads, bottleneck, concurrency (docs/bench/matrix.md)'
 	@echo 'make profile               where the CPU goes on the bulk path (perf, callgrind): build/profile/report.md'
 	@echo 'make cross ARCH=A          the daemons for A = arm64, armhf or mipsel into build/cross-A/ (Debian cross gcc; STATIC=1: -static)'
 	@echo 'make test-cross [ARCH=A]   the unit tests and corpus replay cross-built for A (default armhf), run under qemu-user'
@@ -364,6 +365,11 @@ bench-peers: all
 # UDP ASSOCIATE: DNS p50/p99 idle and under bulk, echo at 1 % loss vs ss-local -u.
 bench-udp: all
 	@scripts/bench.sh udp $(BUILD)
+
+# The matrix alone: every profile x every path, page loads, the bottleneck,
+# concurrency, idle cost (docs/bench/matrix.md; bench-peers writes it too).
+bench-matrix: all
+	@scripts/bench.sh matrix $(BUILD)
 
 # Handshakes/s, the CPU of a refused init, a session during a flood.
 bench-handshake: all

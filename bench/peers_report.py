@@ -632,9 +632,11 @@ def time_section(pairs, meta):
             wall += " (the last invocation: %s)" % " ".join(el[1:])
     md = ["### Run time\n",
           "Wall time %s. %d pairs; seconds summed over them (start, first request, "
-          "bulk, TTFB, keep-alive, stop and counters): %s.\n"
+          "bulk, TTFB, keep-alive, page loads and loaded latency, concurrency, stop "
+          "and counters): %s.\n"
           % (wall, n, ", ".join("%s %.0f" % (k, tot[k]) for k in
-                                ("start", "warm", "bulk", "ttfb", "ka", "stop", "total")
+                                ("start", "warm", "bulk", "ttfb", "ka", "page", "conc",
+                                 "stop", "total")
                                 if k in tot))]
     return md
 

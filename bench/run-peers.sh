@@ -31,7 +31,7 @@
 # turns them into docs/bench/peers.md and docs/bench/*.png.
 #
 # Knobs (docs/benchmarking.md): the sizes and counts above,
-# BENCH_QUICK=1 (smoke: small sizes, one run), BENCH_ONLY and
+# BENCH_QUICK=1 (smoke: small sizes, one run), BENCH_ONLY, BENCH_SKIP and
 # BENCH_SCENARIOS (extended regexes on contender / scenario names),
 # BENCH_KEEP=1 (keep earlier results, e.g. to rerun one contender),
 # BENCH_OUT (default BUILD/bench-peers), KEEP_TMP=1.
@@ -55,6 +55,23 @@ else
 	BULK_CAP_S=${BULK_CAP_S:-60} BULK_BUDGET_S=${BULK_BUDGET_S:-60}
 	TTFB_N=${TTFB_N:-100} KA_N=${KA_N:-100}
 fi
+# The matrix (issue 20) and the concurrency section (issue 19):
+# docs/benchmarking.md, "The matrix".
+if [ "$QUICK" = 1 ]; then
+	BULK_SIZE_SLOW=${BULK_SIZE_SLOW:-4M} PAGE_N=${PAGE_N:-5} LOADED_N=${LOADED_N:-20}
+	CONC_SIZE=${CONC_SIZE:-1M} CONC_CAP_S=${CONC_CAP_S:-30} CONC_PROBES=${CONC_PROBES:-10}
+else
+	BULK_SIZE_SLOW=${BULK_SIZE_SLOW:-64M} PAGE_N=${PAGE_N:-20} LOADED_N=${LOADED_N:-50}
+	CONC_SIZE=${CONC_SIZE:-4M} CONC_CAP_S=${CONC_CAP_S:-60} CONC_PROBES=${CONC_PROBES:-50}
+fi
+PAGE_OBJECTS=30 PAGE_TOTAL=1600000 PAGE_MIN=2048 PAGE_MAX=262144 PAGE_PARALLEL=6
+PAGE_MAX_S=${PAGE_MAX_S:-60}          # one page load, at most
+PAGE_BUDGET_S=${PAGE_BUDGET_S:-60}    # a pair's page loads: no further load past it
+LOADED_RAMP_S=${LOADED_RAMP_S:-2}     # bulk running before the loaded probes start
+CONC_SCENARIOS=${CONC_SCENARIOS:-clean loss1}
+CONC_ONLY=${CONC_ONLY:-^(ss-tcp|kcpsocks-default|kcptun-fast3/microsocks|mkcp-tuned)$}
+CONC_NS=${CONC_NS:-1 8 32 128}
+CONC_PROBE_STREAMS=32 CONC_PROBE_REPEAT=${CONC_PROBE_REPEAT:-8}
 BULK_RUNS_FASTOPEN=${BULK_RUNS_FASTOPEN:-1} BULK_RUNS_FASTOPEN_LOSSY=${BULK_RUNS_FASTOPEN_LOSSY:-0}
 BULK_FLOOR_S=${BULK_FLOOR_S:-15}
 TTFB_MAX_S=10
@@ -66,6 +83,7 @@ SMALL=1K
 BENCH_OUT=${BENCH_OUT:-$BUILD/bench-peers}
 RES=$BENCH_OUT/results
 ONLY=${BENCH_ONLY:-.}
+SKIP=${BENCH_SKIP:-} # contenders left out (an extended regex), after BENCH_ONLY
 SCEN_ONLY=${BENCH_SCENARIOS:-.}
 SS_METHOD=chacha20-ietf-poly1305
 SS_PASS=bench-$RANDOM$RANDOM
@@ -74,19 +92,58 @@ V2_UUID=$(python3 -c 'import uuid; print(uuid.uuid4())')
 READY_S=20
 
 # Scenarios: name, impair arguments, the kcpsocks profile suited to it.
-SCENARIOS=(clean loss1 loss5 burst)
+# The first four are issue 8's; delay10, long and bottleneck are the paths
+# issue 20 adds (the matrix). The bottleneck is a rate cap with a queue of
+# BOTTLENECK_QUEUE_MS at that rate, in bytes (the relay's --queue).
+BOTTLENECK_RATE=${BOTTLENECK_RATE:-20000000}
+BOTTLENECK_QUEUE_MS=${BOTTLENECK_QUEUE_MS:-50}
+SCENARIOS=(clean loss1 loss5 burst delay10 long bottleneck)
 declare -A SCEN_ARGS=(
 	[clean]=""
 	[loss1]="--loss 0.01 --delay 10"
 	[loss5]="--loss 0.05 --delay 30 --jitter 5 --reorder 0.01"
 	[burst]="--burst 0.005,0.25 --delay 10"
+	[delay10]="--delay 10"
+	[long]="--loss 0.01 --delay 75"
+	[bottleneck]="--rate $BOTTLENECK_RATE --queue $((BOTTLENECK_RATE * BOTTLENECK_QUEUE_MS / 1000)) --delay 10"
 )
-declare -A SCEN_PROFILE=([clean]=fast [loss1]=lossy [loss5]=lossy [burst]=lossy)
+declare -A SCEN_PROFILE=([clean]=fast [loss1]=lossy [loss5]=lossy [burst]=lossy
+	[delay10]=fast [long]=lossy [bottleneck]=default)
+# The bulk file per scenario: the long path (150 ms RTT, 1% loss) moves a
+# smaller one (BULK_SIZE_SLOW) so a slow contender still finishes a run.
+declare -A SCEN_BULK=([long]=$BULK_SIZE_SLOW)
+
+# Every profile the build ships (its --help lists them), each as shipped on
+# both ends: kcpsocks-NAME (kcpsocks-default is the default profile).
+ks_profiles() {
+	"$KS_LOCAL" --help 2>/dev/null | sed -n '/^Profiles (/,$p' |
+		awk '/^  [a-z][a-z0-9-]* / { print $1 }'
+}
+mapfile -t PROFILES < <(ks_profiles 2>/dev/null || true)
+[ "${#PROFILES[@]}" -gt 0 ] || PROFILES=(default fast lossy mobile low-memory)
+PROFILE_ROWS=()
+for p in "${PROFILES[@]}"; do
+	[ "$p" = default ] && continue
+	PROFILE_ROWS+=("kcpsocks-$p")
+	eval "start_kcpsocks-$p() { kcpsocks \"\$1\" $p; }"
+done
 
 # Contenders: name -> kind (tcp: clean path only; udp: through impair).
 CONTENDERS=(direct ss-tcp kcpsocks-default kcpsocks-profile kcpsocks-fastopen
+	"${PROFILE_ROWS[@]}"
 	kcptun/microsocks kcptun/ss kcptun-fast3/microsocks kcptun-fast3/ss
-	mkcp-default mkcp-tuned)
+	kcptun-w64/microsocks mkcp-default mkcp-tuned)
+# The matrix-only paths run the profile rows beside kcptun fast3 (its best
+# set-up in every earlier run), kcptun with low-memory's window and mKCP
+# tuned: the rows the issue-20 targets read.
+MATRIX_SCENARIOS=" delay10 long bottleneck "
+MATRIX_CONTENDERS=" kcpsocks-default ${PROFILE_ROWS[*]} kcptun-fast3/microsocks kcptun-fast3/ss kcptun-w64/microsocks mkcp-tuned "
+# runs_in CONTENDER SCENARIO: whether the pair is part of the run.
+runs_in() {
+	case $1 in direct | ss-tcp) [ "$2" = clean ] || return 1 ;; esac
+	case $MATRIX_SCENARIOS in *" $2 "*) [[ $MATRIX_CONTENDERS == *" $1 "* ]] || return 1 ;; esac
+	return 0
+}
 
 # ---- bookkeeping ----------------------------------------------------------
 
@@ -205,6 +262,11 @@ start_kcptun/microsocks() { kcptun "$1" microsocks; }
 start_kcptun/ss() { kcptun "$1" ss; }
 start_kcptun-fast3/microsocks() { kcptun "$1" microsocks "${FAST3[@]}"; }
 start_kcptun-fast3/ss() { kcptun "$1" ss "${FAST3[@]}"; }
+# kcptun fast3 held to the low-memory profile's ceiling: windows of 64
+# segments, a 1 MiB socket and mux buffer (low-memory's session window).
+W64=(--mode fast3 --nocomp --datashard 0 --parityshard 0 --sndwnd 64 --rcvwnd 64
+	--sockbuf 1048576 --smuxbuf 1048576 --streambuf 65536)
+start_kcptun-w64/microsocks() { kcptun "$1" microsocks "${W64[@]}"; }
 
 # kcptun_retx SNMP_CSV: "RetransSegs OutSegs" of kcptun-server (the sender
 # of the downloads), from the last row of its snmp log (one row of
@@ -380,14 +442,14 @@ warm() {
 # transfers.
 bulk() {
 	local i w rc want secs used=0 floor=()
-	want=$(size_bytes "$BULK_SIZE")
+	want=$(size_bytes "$PAIR_BULK")
 	: >>"$1"
 	[ "$BULK_FLOOR_S" -gt 0 ] &&
 		floor=(--speed-limit $((want / BULK_CAP_S)) --speed-time "$BULK_FLOOR_S")
 	for ((i = 0; i < $2; i++)); do
 		rc=0
 		w=$(curl -sS --fail --max-time "$BULK_CAP_S" "${floor[@]}" "${PROXY[@]}" -o /dev/null \
-			-w '%{size_download} %{time_total}' "$(url "$BULK_SIZE")" 2>>"$PEER_DIR/curl.err") || rc=$?
+			-w '%{size_download} %{time_total}' "$(url "$PAIR_BULK")" 2>>"$PEER_DIR/curl.err") || rc=$?
 		secs=${w#* }
 		used=$(awk -v u="$used" -v s="${secs:-0}" 'BEGIN { print u + s }')
 		if [ "$rc" = 0 ] && [ "${w% *}" = "$want" ]; then
@@ -438,9 +500,157 @@ ka() {
 		"${args[@]}" | tail -n +2 >"$1" || true
 }
 
+# ---- the matrix and concurrency phases (issues 20 and 19) --------------------
+
+# page_files: the page: PAGE_OBJECTS objects of fixed sizes (seeded, between
+# PAGE_MIN and PAGE_MAX bytes, PAGE_TOTAL in all) under $WWW/page/; their
+# sizes in $BENCH_OUT/page_sizes. PAGE_ARGS: curl's arguments to fetch them.
+PAGE_ARGS=()
+page_files() {
+	local i sz
+	mkdir -p "$WWW/page"
+	python3 - "$PAGE_OBJECTS" "$PAGE_TOTAL" "$PAGE_MIN" "$PAGE_MAX" >"$BENCH_OUT/page_sizes" <<-'PY'
+		import random, sys
+		n, total, lo, hi = (int(x) for x in sys.argv[1:])
+		rng = random.Random(20)  # fixed: every run fetches the same page
+		w = [rng.lognormvariate(0, 1.5) for _ in range(n)]
+		# scale to the total, clamp to [lo, hi], repeat until the sum holds
+		for _ in range(50):
+		    s = sum(w)
+		    w = [min(hi, max(lo, x * total / s)) for x in w]
+		sizes = [int(x) for x in w]
+		sizes[sizes.index(max(s for s in sizes if s < hi))] += total - sum(sizes)
+		print("\n".join(str(s) for s in sizes))
+	PY
+	i=0
+	PAGE_ARGS=()
+	while read -r sz; do
+		head -c "$sz" /dev/urandom >"$WWW/page/o_$i"
+		PAGE_ARGS+=(-o /dev/null "http://127.0.0.1:$NGINX_PORT/page/o_$i")
+		i=$((i + 1))
+	done <"$BENCH_OUT/page_sizes"
+}
+
+# page OUT: PAGE_N loads of the page, each one curl fetching the
+# PAGE_OBJECTS objects over at most PAGE_PARALLEL parallel connections, new
+# for each load (as a browser opening a site); lines "ok MS" (wall time of
+# the load, curl's start included) or "fail MS OBJECTS_OK". Loads stop
+# once the pair's loads have taken PAGE_BUDGET_S.
+page() {
+	local i t0 t1 n used=0
+	: >"$1"
+	for ((i = 0; i < PAGE_N; i++)); do
+		t0=$(now_ms)
+		n=$(timeout "$PAGE_MAX_S" curl -s --parallel --parallel-immediate \
+			--parallel-max "$PAGE_PARALLEL" --max-time "$PAGE_MAX_S" "${PROXY[@]}" \
+			-w '%{http_code}\n' "${PAGE_ARGS[@]}" 2>/dev/null | grep -c '^200$') || true
+		t1=$(now_ms)
+		if [ "${n:-0}" = "$PAGE_OBJECTS" ]; then
+			echo "ok $((t1 - t0))"
+		else
+			echo "fail $((t1 - t0)) ${n:-0}"
+		fi >>"$1"
+		used=$((used + t1 - t0))
+		[ "$used" -ge $((PAGE_BUDGET_S * 1000)) ] && break
+	done
+	return 0
+}
+
+# loaded OUT: a small request's latency while a bulk download runs (the
+# bottleneck path): the bulk curl fetches the pair's bulk file
+# CONC_PROBE_REPEAT times on one connection; after LOADED_RAMP_S one curl
+# makes LOADED_N+1 1 KiB requests on one keep-alive connection (the first,
+# which opens it, dropped). Lines "SECONDS CONNECTS"; OUT.state says
+# whether the bulk was still running when the last request ended.
+loaded() {
+	local bpid args=() i
+	for ((i = 0; i < CONC_PROBE_REPEAT; i++)); do args+=(-o /dev/null "$(url "$PAIR_BULK")"); done
+	curl -s --max-time "$BULK_CAP_S" "${PROXY[@]}" "${args[@]}" >/dev/null 2>&1 &
+	bpid=$!
+	lib_track "$bpid" "loaded bulk"
+	sleep "$LOADED_RAMP_S"
+	args=()
+	for ((i = 0; i <= LOADED_N; i++)); do args+=(-o /dev/null "$(url $SMALL)"); done
+	stdbuf -oL timeout "$PHASE_MAX_S" curl -s --max-time 30 "${PROXY[@]}" \
+		-w '%{time_total} %{num_connects}\n' "${args[@]}" | tail -n +2 >"$1" || true
+	if alive "$bpid"; then echo during >"$1.state"; else echo "bulk ended first" >"$1.state"; fi
+	kill -TERM "$bpid" 2>/dev/null || true
+	stop_pid "$bpid" 5 >/dev/null 2>&1 || true
+	lib_untrack "$bpid"
+}
+
+# conc DIR: issue 19's concurrency rounds. For each N of CONC_NS, N
+# parallel downloads of CONC_SIZE (new curl and connection each, capped at
+# CONC_CAP_S): DIR/conc.N holds "wall_ms" then one "BYTES SECONDS" line per
+# stream. Then CONC_PROBE_STREAMS bulk downloads (each the file
+# CONC_PROBE_REPEAT times) and, after a 1 s ramp, up to CONC_PROBES 1 KiB
+# fetches one after another, each a new curl and connection, while the
+# bulk runs: DIR/conc.probe, lines "SECONDS during|after" (after: the bulk
+# had ended, not counted); DIR/conc.idle the same probes with no load.
+conc() {
+	local d=$1 n i t0 pids=() args=() w k
+	for n in $CONC_NS; do
+		pids=()
+		t0=$(now_ms)
+		for ((i = 0; i < n; i++)); do
+			curl -s --max-time "$CONC_CAP_S" "${PROXY[@]}" -o /dev/null \
+				-w '%{size_download} %{time_total}\n' "$(url "$CONC_SIZE")" \
+				>"$PEER_DIR/conc.$n.$i" 2>/dev/null &
+			pids+=("$!")
+			lib_track "$!" "conc curl"
+		done
+		for i in "${pids[@]}"; do wait "$i" 2>/dev/null || true; done
+		lib_untrack "${pids[@]}"
+		{
+			echo "$(($(now_ms) - t0))"
+			cat "$PEER_DIR"/conc."$n".* 2>/dev/null || true
+		} >"$d/conc.$n"
+		rm -f "$PEER_DIR"/conc."$n".*
+	done
+	conc_probes "$d/conc.idle"
+	pids=() args=()
+	for ((i = 0; i < CONC_PROBE_REPEAT; i++)); do args+=(-o /dev/null "$(url "$CONC_SIZE")"); done
+	for ((i = 0; i < CONC_PROBE_STREAMS; i++)); do
+		curl -s --max-time "$CONC_CAP_S" "${PROXY[@]}" "${args[@]}" >/dev/null 2>&1 &
+		pids+=("$!")
+		lib_track "$!" "conc bulk"
+	done
+	sleep 1
+	conc_probes "$d/conc.probe" "${pids[@]}"
+	for i in "${pids[@]}"; do kill -TERM "$i" 2>/dev/null || true; done
+	for i in "${pids[@]}"; do wait "$i" 2>/dev/null || true; done
+	lib_untrack "${pids[@]}"
+}
+
+# conc_probes OUT [PID...]: CONC_PROBES 1 KiB fetches (a new curl and
+# connection each, TTFB_MAX_S at most) one after another; with PIDs, only
+# while one of them lives, and each line says whether one still did when
+# the probe ended. A contender that fails CONC_PROBE_FAILS probes in a row
+# (one wedged by the rounds before) gets no more: the rest are not run.
+CONC_PROBE_FAILS=${CONC_PROBE_FAILS:-3}
+conc_probes() {
+	local out=$1 k t p state fails=0
+	shift
+	: >"$out"
+	for ((k = 0; k < CONC_PROBES; k++)); do
+		t=$(curl -s --fail --max-time "$TTFB_MAX_S" "${PROXY[@]}" -o /dev/null \
+			-w '%{time_total}' "$(url $SMALL)" 2>/dev/null) || t=fail
+		state=idle
+		if [ $# -gt 0 ]; then
+			state=after
+			for p in "$@"; do alive "$p" && state=during && break; done
+		fi
+		echo "$t $state" >>"$out"
+		[ "$state" = after ] && break
+		if [ "$t" = fail ]; then fails=$((fails + 1)); else fails=0; fi
+		[ "$fails" -ge "$CONC_PROBE_FAILS" ] && break
+	done
+	return 0
+}
+
 # pair CONTENDER SCENARIO: start, measure, stop; raw results in $RES/SCEN.NAME/.
 pair() {
-	local c=$1 s=$2 d t0 t1 u0 u1 retx runs budget m0 mw m1 m2 m3 m4 m5
+	local c=$1 s=$2 d t0 t1 u0 u1 retx runs budget m0 mw m1 m2 m3 m4 m5 m6 m7
 	m0=$(now_ms) mw=$m0
 	d=$RES/$s.${c//\//+}
 	rm -rf "$d"
@@ -472,6 +682,8 @@ pair() {
 	# kcpsocks' own rows are what the targets measure: no budget cut
 	case $c in kcpsocks-default | kcpsocks-profile) budget=$((runs * BULK_CAP_S)) ;; esac
 	echo "$runs" >"$d/bulk_planned"
+	PAIR_BULK=${SCEN_BULK[$s]:-$BULK_SIZE}
+	echo "$PAIR_BULK" >"$d/bulk_size"
 	m1=$(now_ms)
 	u0=$(udp_snmp) t0=$(cpu_ticks)
 	bulk "$d/bulk" "$runs" "$budget"
@@ -482,6 +694,14 @@ pair() {
 	m3=$(now_ms)
 	ka "$d/ka"
 	m4=$(now_ms)
+	# page loads: the matrix contenders and the TCP ceilings (PAGE_ALL=1: every pair)
+	if [ "${PAGE_ALL:-0}" = 1 ] || [[ "$MATRIX_CONTENDERS ss-tcp direct " == *" $c "* ]]; then
+		page "$d/page"
+	fi
+	[ "$s" = bottleneck ] && loaded "$d/loaded"
+	m6=$(now_ms)
+	if [[ " $CONC_SCENARIOS " == *" $s "* ]] && [[ $c =~ $CONC_ONLY ]]; then conc "$d"; fi
+	m7=$(now_ms)
 	u1=$(udp_snmp)
 	hwm_kb >"$d/rss_kb"
 	sock_drops >"$d/sockdrops"
@@ -494,13 +714,15 @@ pair() {
 	note "$s / $c: bulk $(tr '\n' ' ' <"$d/bulk")"
 	peer_stop
 	relay_delivered >"$d/delivered"
+	[ -n "$RELAY_STATS" ] && [ -s "$RELAY_STATS" ] && cp "$RELAY_STATS" "$d/relay_stats"
 	m5=$(now_ms)
-	# seconds spent: start, first request, bulk, ttfb, ka, the rest (stop,
-	# counters)
-	awk -v a="$m0" -v w="$mw" -v b="$m1" -v c="$m2" -v d="$m3" -v e="$m4" -v f="$m5" 'BEGIN {
-		printf "start %.1f warm %.1f bulk %.1f ttfb %.1f ka %.1f stop %.1f total %.1f\n",
+	# seconds spent: start, first request, bulk, ttfb, ka, page (and
+	# loaded), concurrency, the rest (stop, counters)
+	awk -v a="$m0" -v w="$mw" -v b="$m1" -v c="$m2" -v d="$m3" -v e="$m4" -v f="$m5" \
+		-v g="$m6" -v h="$m7" 'BEGIN {
+		printf "start %.1f warm %.1f bulk %.1f ttfb %.1f ka %.1f page %.1f conc %.1f stop %.1f total %.1f\n",
 			(w - a) / 1e3, (b - w) / 1e3, (c - b) / 1e3, (d - c) / 1e3, (e - d) / 1e3,
-			(f - e) / 1e3, (f - a) / 1e3 }' >"$d/timing"
+			(g - e) / 1e3, (h - g) / 1e3, (f - h) / 1e3, (f - a) / 1e3 }' >"$d/timing"
 }
 
 # metrics_snapshot DIR: kcpsocks' /metrics of both ends at the end of the
@@ -543,6 +765,16 @@ write_meta() {
 	echo "bulk_runs_fastopen_lossy $BULK_RUNS_FASTOPEN_LOSSY"
 	echo "ttfb_n $TTFB_N"
 	echo "ka_n $KA_N"
+	echo "bulk_size_slow $BULK_SIZE_SLOW"
+	echo "page_n $PAGE_N"
+	echo "page $PAGE_OBJECTS objects, $PAGE_TOTAL bytes, $PAGE_MIN-$PAGE_MAX each, $PAGE_PARALLEL parallel"
+	echo "loaded_n $LOADED_N"
+	echo "conc_size $CONC_SIZE"
+	echo "conc_ns $CONC_NS"
+	echo "conc_probes $CONC_PROBES"
+	echo "conc_scenarios $CONC_SCENARIOS"
+	echo "bottleneck_rate $BOTTLENECK_RATE"
+	echo "bottleneck_queue_ms $BOTTLENECK_QUEUE_MS"
 	echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
 	for s in "${SCENARIOS[@]}"; do echo "scen_$s ${SCEN_ARGS[$s]:-none}"; done
@@ -560,7 +792,9 @@ main() {
 	[ -x "$IMPAIR" ] || die "$IMPAIR not built (make $IMPAIR)"
 	[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$RES"
 	mkdir -p "$RES"
-	start_nginx "$SMALL" "$BULK_SIZE"
+	# shellcheck disable=SC2046 # a list of sizes
+	start_nginx $(printf '%s\n' "$SMALL" "$BULK_SIZE" "$BULK_SIZE_SLOW" "$CONC_SIZE" | sort -u)
+	page_files
 	if [ "${BENCH_KEEP:-0}" = 1 ] && [ -s "$BENCH_OUT/meta" ]; then
 		echo "rerun $(date -u '+%Y-%m-%d %H:%M UTC'), commit" \
 			"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none):" \
@@ -572,7 +806,8 @@ main() {
 		[[ $s =~ $SCEN_ONLY ]] || continue
 		for c in "${CONTENDERS[@]}"; do
 			[[ $c =~ $ONLY ]] || continue
-			case $c in direct | ss-tcp) [ "$s" = clean ] || continue ;; esac
+			[ -n "$SKIP" ] && [[ $c =~ $SKIP ]] && continue
+			runs_in "$c" "$s" || continue
 			why=$(missing_note "$c")
 			if [ -n "$why" ]; then
 				mkdir -p "$RES/$s.${c//\//+}"

@@ -6,8 +6,15 @@
 # bench.sh peers BUILD - kcpsocks against kcptun, shadowsocks-libev and v2ray
 # mKCP on loopback (bench/run-peers.sh; docs/benchmarking.md): installs the
 # peers (scripts/deps.sh bench) when it can, writes docs/bench/peers.md and
-# the docs/bench/peers-*.png plots, then rebuilds docs/BENCHMARKS.md.
+# the docs/bench/peers-*.png plots, and docs/bench/matrix.md (every profile
+# x every path, page loads, the bottleneck, concurrency; bench/matrix_report.py),
+# then rebuilds docs/BENCHMARKS.md.
 # BENCH_QUICK=1 makes it a short smoke run.
+#
+# bench.sh matrix BUILD - the matrix alone (the same runner and report,
+# without peers.md): BENCH_ONLY defaults to the matrix contenders and the
+# TCP ceilings, so the issue-8/9 rows (kcpsocks-profile, -fastopen, kcptun's
+# FEC modes, mkcp-default) are not run; writes docs/bench/matrix.md.
 #
 # bench.sh handshake BUILD - the daemons under handshake floods
 # (bench/run-handshake.sh): docs/bench/handshake.md.
@@ -51,7 +58,21 @@ elif [ "$name" = peers ]; then
 	scripts/deps.sh bench || echo "bench.sh: some peers are missing; they will be skipped" >&2
 	export BENCH_OUT=${BENCH_OUT:-$build/bench-peers}
 	bench/run-peers.sh "$build"
+	# idle sessions and streams, handshakes (issue 19); BENCH_FOOTPRINT=0 skips
+	[ "${BENCH_FOOTPRINT:-1}" = 0 ] || bench/run-footprint.sh "$build" "$BENCH_OUT"
 	python3 bench/peers_report.py "$BENCH_OUT" docs/bench
+	# the matrix, page loads, bottleneck and concurrency (issues 20, 19)
+	python3 bench/matrix_report.py "$BENCH_OUT" docs/bench
+	cat "$out" docs/bench/matrix.md
+elif [ "$name" = matrix ]; then
+	scripts/deps.sh bench || echo "bench.sh: some peers are missing; they will be skipped" >&2
+	export BENCH_OUT=${BENCH_OUT:-$build/bench-matrix}
+	export BENCH_ONLY=${BENCH_ONLY:-^(direct|ss-tcp|kcpsocks-[a-z-]+|kcptun-fast3/.*|kcptun-w64/.*|mkcp-tuned)$}
+	export BENCH_SKIP=${BENCH_SKIP:-^kcpsocks-(profile|fastopen)$}
+	bench/run-peers.sh "$build"
+	[ "${BENCH_FOOTPRINT:-1}" = 0 ] || bench/run-footprint.sh "$build" "$BENCH_OUT"
+	BENCH_COMMAND="make bench-matrix" python3 bench/matrix_report.py "$BENCH_OUT" docs/bench
+	out=docs/bench/matrix.md
 	cat "$out"
 elif [ "$name" = cross ]; then
 	# the cross-built daemons' sizes, libraries and RSS under qemu-user
