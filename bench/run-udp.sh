@@ -12,7 +12,8 @@
 #     (ss-local -u / ss-server -u through the same relay) and v2ray's
 #     socks UDP over mKCP (VMess + mux, as bench/run-peers.sh) when
 #     installed.
-# BENCH_UDP_QUERIES (default 300) queries per DNS row.
+# BENCH_UDP_QUERIES (default 300) queries per DNS row; BENCH_NOTE, when
+# set, is printed with the machine's core count and load average.
 set -euo pipefail
 BUILD=${1:-build}
 export BUILD
@@ -47,6 +48,8 @@ row() { # NAME RESULT
 }
 
 echo "Command: \`make bench-udp\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo none))"
+echo
+echo "Machine: $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg) at the start.${BENCH_NOTE:+ $BENCH_NOTE}"
 echo
 echo "### DNS through the tunnel (link: 10 ms each way, RTT 20 ms)"
 echo
@@ -86,10 +89,14 @@ p99i=$(echo "$idle" | sed -n 's/.*p99=\([0-9.]*\).*/\1/p')
 p99b=$(echo "$bulk" | sed -n 's/.*p99=\([0-9.]*\).*/\1/p')
 echo
 echo "Target p99 during bulk <= p99 idle + 1 RTT (20 ms): limited download $p99l ms, $(awk -v b="$p99l" -v i="$p99i" 'BEGIN { print (b <= i + 20) ? "met" : "not met" }'); unlimited download $p99b ms, $(awk -v b="$p99b" -v i="$p99i" 'BEGIN { print (b <= i + 20) ? "met" : "not met" }') (p99 idle $p99i ms)."
-echo "A datagram frame is sealed and sent the moment it arrives; during an"
-echo "unlimited download it still waits behind the bulk datagrams already queued on"
-echo "the way (the server's UDP send queue, the relay's and the kernel's socket"
-echo "buffers), as any UDP sharing a saturated path does."
+echo "A datagram frame is sealed the moment it arrives and leaves in the UDP"
+echo "socket's urgent lane, ahead of the bulk datagrams queued in the daemon"
+echo "(docs/PROTOCOL.md (UDP) U2). During an unlimited download it still waits"
+echo "behind the bulk datagrams already queued past the daemon, first come, first"
+echo "served, as any UDP sharing a saturated path does: on loopback that is the"
+echo "receiving socket buffers (kcpsocks-local's and the relay's), not the sender's"
+echo "(a loopback send buffer never holds a datagram)."
+echo "Load at the end: $(cut -d' ' -f1 /proc/loadavg)."
 stop_daemon "$LOCAL_PID" >&2
 stop_impair >&2
 
