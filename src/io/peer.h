@@ -39,6 +39,20 @@ int peer_fd(const struct peer *p);
 KS_MUST_CHECK ssize_t peer_read(struct peer *p);
 const struct udp_dgram *peer_dgram(const struct peer *p, size_t i);
 
+/* Two send lanes. Datagrams queued in the urgent lane (UDP datagram
+ * frames: DNS, games, voice) leave at the next flush ahead of everything
+ * in the bulk lane (KCP), so they do not wait behind a flush's worth of
+ * bulk. The urgent queue holds PEER_URGENT_MAX datagrams: that is all
+ * that can go ahead of the bulk lane per flush, so it cannot starve the
+ * streams; past it, urgent datagrams queue in the bulk lane. */
+enum peer_lane { PEER_LANE_BULK, PEER_LANE_URGENT };
+enum { PEER_URGENT_MAX = 16 };
+
+/* peer_lane picks the lane of the datagrams peer_slot / peer_send queue
+ * from now on (a peer starts in PEER_LANE_BULK). Set it around one
+ * session_send_datagram and back. */
+void peer_lane(struct peer *p, enum peer_lane lane);
+
 /* peer_slot lends the send queue's next free buffer (*cap bytes) for a
  * datagram to be written in place, or returns NULL when the queue is full
  * (after one flush attempt). Valid until the next call on p. */
@@ -56,7 +70,7 @@ KS_MUST_CHECK int peer_send(struct peer *p, const uint8_t *d, size_t len,
 KS_MUST_CHECK int peer_connect(struct peer *p, const struct sockaddr_storage *to, char *err,
                                size_t errlen);
 
-/* peer_flush sends what is queued, as far as the socket takes it without
+/* peer_flush sends what is queued, the urgent lane first, as far as the socket takes it without
  * blocking. Returns 0 (the queue is empty) or KS_ERR_AGAIN (the kernel
  * refused the rest; it stays queued for the next flush). NULL: 0. */
 int peer_flush(struct peer *p);
@@ -66,7 +80,9 @@ size_t peer_pending(const struct peer *p);
 
 struct peer_stats {
 	const struct udp_rx_stats *rx;
-	const struct udp_tx_stats *tx;
+	const struct udp_tx_stats *tx; /* both lanes added up (points at tx_sum) */
+	struct udp_tx_stats tx_sum;
+	uint64_t urgent_sent; /* datagrams the kernel took from the urgent lane */
 };
 void peer_stats(const struct peer *p, struct peer_stats *st);
 

@@ -372,8 +372,15 @@ static void wait_flush(struct client *cl, bool open)
 static int udp_send(uint32_t id, const uint8_t *p, size_t n, void *ctx)
 {
 	struct client *cl = ctx;
+	int rc;
 
-	return session_send_datagram(cl->sess, id, p, n, clock_mono_ms());
+	/* The frame goes out ahead of queued bulk datagrams (io/peer.h). */
+	if (cl->peer)
+		peer_lane(cl->peer, PEER_LANE_URGENT);
+	rc = session_send_datagram(cl->sess, id, p, n, clock_mono_ms());
+	if (cl->peer)
+		peer_lane(cl->peer, PEER_LANE_BULK);
+	return rc;
 }
 
 /* U4 step 1: the relay socket is opened before the request goes out, so

@@ -430,8 +430,17 @@ static int udp_send(uint64_t sid, uint32_t id, const uint8_t *p, size_t n, void 
 {
 	struct exitd *x = ctx;
 	struct session *s = server_session(x->core, sid);
+	int rc;
 
-	return s ? session_send_datagram(s, id, p, n, clock_mono_ms()) : KS_ERR_CLOSED;
+	if (!s)
+		return KS_ERR_CLOSED;
+	/* The frame goes out ahead of queued bulk datagrams (io/peer.h). */
+	if (x->peer)
+		peer_lane(x->peer, PEER_LANE_URGENT);
+	rc = session_send_datagram(s, id, p, n, clock_mono_ms());
+	if (x->peer)
+		peer_lane(x->peer, PEER_LANE_BULK);
+	return rc;
 }
 
 static size_t allowed(struct exitd *x, const struct sockaddr_storage *in, size_t n,
