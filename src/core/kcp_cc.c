@@ -53,6 +53,15 @@ static bool queueing(const struct kcp_cc *cc, const struct kcp_cc_path *p)
 	return (uint64_t)cc->cwnd * q >= (uint64_t)KCP_BACKLOG_CONGESTED * p->srtt;
 }
 
+/* loss_queue: is a loss at this queue congestion? The queue test, and a
+ * queueing delay of at least KCP_QUEUE_LOSS_MIN ms: a loaded machine's
+ * scheduling and a relay's clock raise even the RTT floor by a few ms,
+ * and a quarter of a 20 ms base RTT is no more than that (K7). */
+static bool loss_queue(const struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	return queueing(cc, p) && queue_delay(p) >= KCP_QUEUE_LOSS_MIN;
+}
+
 /* grow_step: acknowledged segments per +1 of cwnd (K7). Slow start: 1.
  * Below the window held before a timeout collapsed it, while the RTT shows
  * no queue: 1 as well; a timeout says nothing about the capacity, and one
@@ -124,7 +133,7 @@ static void cwnd_cut(struct kcp_cc *cc, const struct kcp_cc_path *p, bool flight
 		 * receiver) then costs a fifth of the window, not half of it
 		 * and hundreds of RTTs of linear regrowth (K7). A heavy loss
 		 * without a queue (tail drop at a shallow one) still halves. */
-		if (!heavy(cc) && queueing(cc, p))
+		if (!heavy(cc) && loss_queue(cc, p))
 			keep = max_u32(keep, (uint32_t)((uint64_t)inflight * p->min_rtt /
 			                                (p->min_rtt + queue_delay(p))));
 		cc->ssthresh = max_u32(keep, KCP_SSTHRESH_MIN);
@@ -152,7 +161,7 @@ bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolate
 	cc->ep_size = max_u32(p->snd_nxt - p->snd_una, 1);
 	cc->ep_lost = cc->flush_lost;
 	cc->ep_cut = false;
-	if (!flight && !queueing(cc, p) && !heavy(cc)) {
+	if (!flight && !loss_queue(cc, p) && !heavy(cc)) {
 		cc->recover = p->snd_nxt;
 		return true;
 	}
