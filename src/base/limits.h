@@ -49,6 +49,8 @@ enum {
 	KCP_LOSS_HEAVY_PCT = 25,    /* or this share of a flight lost at once */
 	KCP_QUEUE_FRACTION = 4,     /* ...and queueing delay >= min RTT / this */
 	KCP_QUEUE_HOLD = 2,         /* queueing delay >= min RTT / this: no growth */
+	KCP_RTT_FLOOR_MIN = 10,     /* K7: the recent RTT floor's windows, ms, min */
+	KCP_QUEUE_LOSS_MIN = 10,    /* K7: ms of queue, at least, for a loss to cut */
 	KCP_PACE_ONE = 1024,        /* pacing tokens per segment (fixed point) */
 	KCP_PACE_GAIN = 5,          /* pace at send limit / srtt x this / 4 ... */
 	KCP_PACE_GAIN_SS = 8,       /* ... and x this / 4 in slow start */

@@ -110,6 +110,8 @@ struct kcp {
 	uint32_t srtt, rttvar, rto, min_rtt;
 	uint32_t rtt_hi[2];  /* K4: largest sample, this window and the last */
 	uint64_t rtt_win_at; /* when the current max window ends */
+	uint32_t rtt_lo[2];  /* K7: smallest sample, this srtt and the last (0: none) */
+	uint64_t rtt_lo_at;  /* when the current min window ends */
 	uint32_t late;       /* K4: how long a segment may be late, not lost */
 	uint32_t rmt_wnd;
 	struct kcp_cc cc;   /* K7, K10: congestion window and pacing */
@@ -712,6 +714,31 @@ static uint32_t rtt_top(struct kcp *k, uint32_t rtt, uint64_t now)
 	return max_u32(k->rtt_hi[0], k->rtt_hi[1]);
 }
 
+/* rtt_floor_add files a sample into the recent floor (K7): the smallest
+ * sample of the current and the previous window, each one srtt (at least
+ * KCP_RTT_FLOOR_MIN ms) long. Jitter raises srtt but not the floor (some
+ * samples in every srtt still meet no delay); a queue raises both. */
+static void rtt_floor_add(struct kcp *k, uint32_t rtt, uint64_t now)
+{
+	uint64_t span = max_u64(k->srtt, KCP_RTT_FLOOR_MIN);
+
+	if (k->rtt_lo_at == 0 || now >= k->rtt_lo_at) {
+		k->rtt_lo[1] = k->rtt_lo_at && now < k->rtt_lo_at + span ? k->rtt_lo[0] : 0;
+		k->rtt_lo[0] = 0;
+		k->rtt_lo_at = now + span;
+	}
+	rtt = max_u32(rtt, 1);
+	k->rtt_lo[0] = k->rtt_lo[0] ? min_u32(k->rtt_lo[0], rtt) : rtt;
+}
+
+/* rtt_floor: the recent floor, 0 before any sample. */
+static uint32_t rtt_floor(const struct kcp *k)
+{
+	if (!k->rtt_lo[1])
+		return k->rtt_lo[0];
+	return k->rtt_lo[0] ? min_u32(k->rtt_lo[0], k->rtt_lo[1]) : k->rtt_lo[1];
+}
+
 static void rtt_sample(struct kcp *k, uint32_t rtt, uint64_t now)
 {
 	/* G: how long an ACK may wait at the peer (K4); a lazy ACK (K13)
@@ -722,6 +749,7 @@ static void rtt_sample(struct kcp *k, uint32_t rtt, uint64_t now)
 
 	if (k->min_rtt == 0 || max_u32(rtt, 1) < k->min_rtt)
 		k->min_rtt = max_u32(rtt, 1);
+	rtt_floor_add(k, rtt, now);
 	if (k->srtt == 0) {
 		k->srtt = max_u32(rtt, 1);
 		k->rttvar = rtt / 2;
@@ -748,6 +776,7 @@ static struct kcp_cc_path cc_path(const struct kcp *k)
 {
 	return (struct kcp_cc_path){ .srtt = k->srtt,
 		                     .min_rtt = k->min_rtt,
+		                     .rtt_floor = rtt_floor(k),
 		                     .snd_una = k->snd_una,
 		                     .snd_nxt = k->snd_nxt,
 		                     .snd_wnd = k->cfg.snd_wnd,

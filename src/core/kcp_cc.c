@@ -21,13 +21,18 @@ void kcp_cc_init(struct kcp_cc *cc, uint32_t snd_wnd, uint32_t initial_sn, uint6
 		               .pace_tok = (uint64_t)KCP_PACE_BURST_MIN * KCP_PACE_ONE };
 }
 
-/* queue_delay: how long our data waits in a queue, by the RTT: srtt above
- * the smallest sample seen; 0 before there are samples. */
+/* queue_delay: how long our data waits in a queue, by the RTT: the recent
+ * RTT (srtt, or the recent floor when lower) above the smallest sample
+ * seen; 0 before there are samples. A queue delays every datagram and
+ * raises the floor; jitter (a loaded machine's scheduling, a radio link)
+ * raises srtt only, and is not a queue (K7). */
 static uint32_t queue_delay(const struct kcp_cc_path *p)
 {
-	if (!p->srtt || !p->min_rtt || p->srtt <= p->min_rtt)
+	uint32_t rtt = p->rtt_floor ? min_u32(p->srtt, p->rtt_floor) : p->srtt;
+
+	if (!rtt || !p->min_rtt || rtt <= p->min_rtt)
 		return 0;
-	return p->srtt - p->min_rtt;
+	return rtt - p->min_rtt;
 }
 
 /* queueing: does the RTT show that our own data waits in a queue? The
@@ -46,6 +51,15 @@ static bool queueing(const struct kcp_cc *cc, const struct kcp_cc_path *p)
 	if (q == 0 || q < p->min_rtt / KCP_QUEUE_FRACTION)
 		return false;
 	return (uint64_t)cc->cwnd * q >= (uint64_t)KCP_BACKLOG_CONGESTED * p->srtt;
+}
+
+/* loss_queue: is a loss at this queue congestion? The queue test, and a
+ * queueing delay of at least KCP_QUEUE_LOSS_MIN ms: a loaded machine's
+ * scheduling and a relay's clock raise even the RTT floor by a few ms,
+ * and a quarter of a 20 ms base RTT is no more than that (K7). */
+static bool loss_queue(const struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	return queueing(cc, p) && queue_delay(p) >= KCP_QUEUE_LOSS_MIN;
 }
 
 /* grow_step: acknowledged segments per +1 of cwnd (K7). Slow start: 1.
@@ -110,7 +124,19 @@ static void cwnd_cut(struct kcp_cc *cc, const struct kcp_cc_path *p, bool flight
 		cc->cwnd = 1;
 	} else {
 		uint32_t inflight = p->snd_nxt - p->snd_una;
-		cc->ssthresh = max_u32(inflight / 2, KCP_SSTHRESH_MIN);
+		uint32_t keep = inflight / 2;
+
+		/* A cut for a queue the RTT shows keeps what the path delivers
+		 * without that queue, inflight x min_rtt / recent RTT (as
+		 * Westwood sets ssthresh to rate x min RTT), and at least half
+		 * of it: a queue of a quarter of the base RTT (a busy
+		 * receiver) then costs a fifth of the window, not half of it
+		 * and hundreds of RTTs of linear regrowth (K7). A heavy loss
+		 * without a queue (tail drop at a shallow one) still halves. */
+		if (!heavy(cc) && loss_queue(cc, p))
+			keep = max_u32(keep, (uint32_t)((uint64_t)inflight * p->min_rtt /
+			                                (p->min_rtt + queue_delay(p))));
+		cc->ssthresh = max_u32(keep, KCP_SSTHRESH_MIN);
 		cc->cwnd = cc->ssthresh + p->resend;
 	}
 	cc->ca_acc = 0;
@@ -135,7 +161,7 @@ bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolate
 	cc->ep_size = max_u32(p->snd_nxt - p->snd_una, 1);
 	cc->ep_lost = cc->flush_lost;
 	cc->ep_cut = false;
-	if (!flight && !queueing(cc, p) && !heavy(cc)) {
+	if (!flight && !loss_queue(cc, p) && !heavy(cc)) {
 		cc->recover = p->snd_nxt;
 		return true;
 	}

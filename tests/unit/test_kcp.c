@@ -689,7 +689,7 @@ static void spurious_retransmit_undone(void **state)
 		assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
 	assert_int_equal(p.ab->n, 8);
 	held_len = wire_take(p.ab, 0, held); /* the first segment is late */
-	p.now++;
+	p.now += 40; /* the queue is still there: the RTT floor shows it (K7) */
 	for (int i = 0; i < 7; i++)
 		deliver_one(&p, p.ab, p.b);
 	assert_int_equal(p.ba->n, 7);
