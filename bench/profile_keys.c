@@ -16,22 +16,13 @@
 
 static void run2(const char *name, const struct netsim_config *link, uint64_t bytes, uint64_t seed)
 {
-	const struct profile *pr = profile_find(name);
 	struct transport_params tp;
-	struct mux_config mc;
-	struct setup su = { .link = link, .seed = seed, .tp = &tp };
 	struct session_stats st;
 	struct world *w;
 	struct bulk b;
 	uint64_t took;
 
-	transport_proposal(pr, &tp);
-	transport_local_of(pr, &su.local);
-	transport_mux(pr, 0, &mc);
-	su.window = mc.window;
-	w = world_new(&su);
-	w->greedy = true;
-	establish(w);
+	w = profile_world(name, link, seed, &tp);
 	add_flow(w, 100, bytes);
 	uint64_t t0 = w->now;
 	int dnf = 0;

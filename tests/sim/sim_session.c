@@ -1115,6 +1115,31 @@ struct bulk {
 	struct kcp_stats kcp; /* the sender's (the server's) engine at the end */
 };
 
+/* profile_world starts a world whose two ends are configured from the
+ * built-in profile `name` exactly as the daemons configure themselves
+ * (transport_proposal, transport_local_of, transport_mux), over `link` both
+ * ways, with greedy applications (they write while a stream takes data, as
+ * a daemon's relay does), and establishes its session. *tp is the
+ * parameters' storage: it must outlive the world. */
+static struct world *profile_world(const char *name, const struct netsim_config *link,
+                                   uint64_t seed, struct transport_params *tp)
+{
+	const struct profile *pr = profile_find(name);
+	struct mux_config mc;
+	struct setup su = { .link = link, .seed = seed, .tp = tp };
+	struct world *w;
+
+	assert_non_null(pr);
+	transport_proposal(pr, tp);
+	transport_local_of(pr, &su.local);
+	transport_mux(pr, 0, &mc);
+	su.window = mc.window;
+	w = world_new(&su);
+	w->greedy = true;
+	establish(w);
+	return w;
+}
+
 /* bulk downloads `bytes` on one stream between two ends configured from
  * the built-in profile `name` exactly as the daemons configure themselves
  * (transport_proposal, transport_local_of, transport_mux), over `link`
@@ -1123,23 +1148,13 @@ struct bulk {
 static struct bulk bulk_run(const char *name, const struct netsim_config *link, uint64_t bytes,
                             uint64_t seed)
 {
-	const struct profile *pr = profile_find(name);
 	struct transport_params tp;
-	struct mux_config mc;
-	struct setup su = { .link = link, .seed = seed, .tp = &tp };
 	struct session_stats st;
 	struct world *w;
 	struct bulk b;
 	uint64_t took;
 
-	assert_non_null(pr);
-	transport_proposal(pr, &tp);
-	transport_local_of(pr, &su.local);
-	transport_mux(pr, 0, &mc);
-	su.window = mc.window;
-	w = world_new(&su);
-	w->greedy = true;
-	establish(w);
+	w = profile_world(name, link, seed, &tp);
 	add_flow(w, 100, bytes);
 	took = run_flows(w, 600000);
 	session_stats(server_session(w->srv, session_sid(w->cli)), &st);
@@ -1299,23 +1314,13 @@ static double jain(const struct world *w)
 static struct conc conc_run(const char *name, const struct netsim_config *link, uint64_t bytes,
                             size_t n, uint32_t stall_every, uint32_t stall_ms, uint64_t seed)
 {
-	const struct profile *pr = profile_find(name);
 	struct transport_params tp;
-	struct mux_config mc;
-	struct setup su = { .link = link, .seed = seed, .tp = &tp };
 	struct session_stats st;
 	struct world *w;
 	struct conc c = { .jain = -1 };
 	uint64_t t0;
 
-	assert_non_null(pr);
-	transport_proposal(pr, &tp);
-	transport_local_of(pr, &su.local);
-	transport_mux(pr, 0, &mc);
-	su.window = mc.window;
-	w = world_new(&su);
-	w->greedy = true;
-	establish(w);
+	w = profile_world(name, link, seed, &tp);
 	w->stall_every = stall_every;
 	w->stall_ms = stall_ms;
 	for (size_t i = 0; i < n; i++)
@@ -1409,24 +1414,14 @@ static uint64_t down_rcvd(const struct world *w, size_t n)
 static struct probes probe_run(const char *name, const struct netsim_config *link, size_t nbulk,
                                size_t nprobe, uint32_t warm, uint32_t gap, uint64_t seed)
 {
-	const struct profile *pr = profile_find(name);
 	struct transport_params tp;
-	struct mux_config mc;
-	struct setup su = { .link = link, .seed = seed, .tp = &tp };
 	struct session_stats st;
 	struct probes r = { 0 };
 	uint64_t lat[MAXF], t0, b0;
 	struct world *w;
 
-	assert_non_null(pr);
 	assert_true(nbulk + nprobe <= MAXF);
-	transport_proposal(pr, &tp);
-	transport_local_of(pr, &su.local);
-	transport_mux(pr, 0, &mc);
-	su.window = mc.window;
-	w = world_new(&su);
-	w->greedy = true;
-	establish(w);
+	w = profile_world(name, link, seed, &tp);
 	for (size_t i = 0; i < nbulk; i++)
 		add_flow(w, 100, 1ull << 40);
 	run_until(w, w->now + warm);
