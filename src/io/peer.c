@@ -133,7 +133,7 @@ size_t peer_pending(const struct peer *p) { return udp_tx_pending(p->tx) + udp_t
 void peer_stats(const struct peer *p, struct peer_stats *st)
 {
 	const struct udp_tx_stats *b = udp_tx_stats(p->tx), *u = udp_tx_stats(p->urg);
-	struct udp_tx_stats *sum = &st->tx_sum;
+	struct udp_tx_stats *sum = &st->tx;
 
 	sum->queued = b->queued + u->queued;
 	sum->sent = b->sent + u->sent;
@@ -144,7 +144,6 @@ void peer_stats(const struct peer *p, struct peer_stats *st)
 	sum->errors = b->errors + u->errors;
 	sum->blocked = b->blocked + u->blocked;
 	st->rx = udp_rx_stats(p->rx);
-	st->tx = sum;
 	st->urgent_sent = u->sent;
 }
 

@@ -80,9 +80,8 @@ size_t peer_pending(const struct peer *p);
 
 struct peer_stats {
 	const struct udp_rx_stats *rx;
-	const struct udp_tx_stats *tx; /* both lanes added up (points at tx_sum) */
-	struct udp_tx_stats tx_sum;
-	uint64_t urgent_sent; /* datagrams the kernel took from the urgent lane */
+	struct udp_tx_stats tx; /* both lanes added up */
+	uint64_t urgent_sent;   /* datagrams the kernel took from the urgent lane */
 };
 void peer_stats(const struct peer *p, struct peer_stats *st);
 

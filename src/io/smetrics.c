@@ -213,13 +213,13 @@ void smetrics_udp(struct metrics_buf *b, const struct peer_stats *ps, uint64_t t
 	metrics_counter(b, "kcpsocks_udp_received_datagrams_total",
 	                "datagrams received on the UDP socket", ps->rx->datagrams);
 	metrics_counter(b, "kcpsocks_udp_sent_datagrams_total", "datagrams sent on the UDP socket",
-	                ps->tx->sent);
+	                ps->tx.sent);
 	metrics_counter(b, "kcpsocks_udp_sendmmsg_calls_total",
 	                "batched send calls (datagrams per call = sent datagrams / calls)",
-	                ps->tx->calls);
+	                ps->tx.calls);
 	metrics_counter(b, "kcpsocks_udp_gso_messages_total",
 	                "sends that handed the kernel several datagrams at once (UDP GSO)",
-	                ps->tx->gso_messages);
+	                ps->tx.gso_messages);
 	metrics_counter(b, "kcpsocks_udp_recvmmsg_calls_total", "batched receive calls",
 	                ps->rx->calls);
 	metrics_counter(b, "kcpsocks_timer_wakeups_total",

@@ -1361,9 +1361,9 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 		l.value = "truncated";
 		metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, ps.rx->truncated);
 		l.value = "send_queue_full";
-		metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, ps.tx->full_drops);
+		metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, ps.tx.full_drops);
 		l.value = "send_error";
-		metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, ps.tx->errors);
+		metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, ps.tx.errors);
 		l.value = "not_authentic";
 		metrics_sample_u64(b, "kcpsocks_dropped_datagrams_total", &l, 1, st.dropped);
 		s.st = st;

@@ -1018,8 +1018,8 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	drop_sample(b, "handshake_refused", st.table.init_refused);
 	drop_sample(b, "table_full", st.table.full);
 	drop_sample(b, "truncated", ps.rx->truncated);
-	drop_sample(b, "send_queue_full", ps.tx->full_drops);
-	drop_sample(b, "send_error", ps.tx->errors);
+	drop_sample(b, "send_queue_full", ps.tx.full_drops);
+	drop_sample(b, "send_error", ps.tx.errors);
 	write_handshake(b, sessions_hs_counters(server_table(x->core)));
 	udp_metrics_write(b, udpexit_counters(x->udp));
 	write_users(x, b);

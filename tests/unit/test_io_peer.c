@@ -66,8 +66,8 @@ static void datagrams_batch_and_arrive(void **state)
 	assert_int_equal(last_len, 100);
 	assert_int_equal(last0, 99);
 	peer_stats(a, &st);
-	assert_int_equal(st.tx->sent, 100);
-	assert_true(st.tx->calls < 100); /* sendmmsg took several per call */
+	assert_int_equal(st.tx.sent, 100);
+	assert_true(st.tx.calls < 100); /* sendmmsg took several per call */
 	peer_stats(b, &st);
 	assert_int_equal(st.rx->datagrams, 100);
 	assert_true(st.rx->calls < 100);
@@ -184,8 +184,8 @@ static void urgent_lane_goes_first_bounded(void **state)
 	assert_int_equal(seen[k][0], 'B');
 	assert_int_equal(seen[k][1], BULK);
 	peer_stats(a, &st);
-	assert_int_equal(st.tx->sent, ALL);
-	assert_int_equal(st.tx->queued, ALL);
+	assert_int_equal(st.tx.sent, ALL);
+	assert_int_equal(st.tx.queued, ALL);
 	assert_int_equal(st.urgent_sent, PEER_URGENT_MAX);
 	peer_free(a);
 	peer_free(b);
