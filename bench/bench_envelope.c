@@ -57,7 +57,7 @@ static void pair(struct envelope *cli, struct envelope *srv, const struct rng_so
 }
 
 /* Seal and open rounds x BATCH datagrams of exactly dgram bytes (MB/s of
- * whole datagrams) under the AEAD features select (PROTOCOL.md secure 2.6). */
+ * whole datagrams) under the AEAD features select (PROTOCOL.md secure 2.7). */
 static int throughput_of(const struct rng_source *rng, uint32_t features, size_t dgram, int rounds,
                          double *seal_mbs, double *open_mbs)
 {
@@ -130,7 +130,7 @@ static void print_ciphers(double mbs[][2][2])
 	size_t n = sizeof cipher_sizes / sizeof cipher_sizes[0];
 	bool aes = crypto_aead_aes256gcm_is_available();
 
-	printf("\n### Per cipher (docs/PROTOCOL.md secure layer 2.6)\n\n");
+	printf("\n### Per cipher (docs/PROTOCOL.md secure layer 2.7)\n\n");
 	if (!aes)
 		printf("This CPU has no AES-256-GCM (AES-NI and PCLMUL): only ChaCha20-Poly1305 "
 		       "measured; sessions here never agree AES.\n\n");

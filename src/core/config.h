@@ -68,7 +68,7 @@ enum config_log_target {
 	CONFIG_LOG_SYSLOG,
 };
 
-/* Which envelope AEAD a daemon offers (docs/PROTOCOL.md secure layer 2.6). */
+/* Which envelope AEAD a daemon offers (docs/PROTOCOL.md secure layer 2.7). */
 enum config_cipher {
 	CONFIG_CIPHER_AUTO,     /* AES-256-GCM where both ends have it, else ChaCha20 */
 	CONFIG_CIPHER_CHACHA20, /* ChaCha20-Poly1305 only: never offer AES-256-GCM */

@@ -1,6 +1,6 @@
 /* envelope.c - AEAD, header protection and padding of one datagram.
  * Step numbers refer to docs/PROTOCOL.md (secure layer) section 2; the
- * AEAD is ChaCha20-Poly1305 or, when agreed, AES-256-GCM (2.6). */
+ * AEAD is ChaCha20-Poly1305 or, when agreed, AES-256-GCM (2.7). */
 #include "core/envelope.h"
 
 #include <sodium.h>
@@ -48,7 +48,7 @@ int envelope_peek_sid(const uint8_t hdr[static KEYS_LEN], const uint8_t *d, size
 	return 0;
 }
 
-/* 2.6: with AES-256-GCM, expand the current keys once per epoch (the
+/* 2.7: with AES-256-GCM, expand the current keys once per epoch (the
  * precomputed state is the fast path; libsodium's one-shot calls expand the
  * key on every datagram). */
 static void expand(struct envelope *e)

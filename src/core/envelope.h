@@ -8,7 +8,7 @@
  *  14   n  AEAD of payload || zero padding || u16le pad length, tag last;
  *          the unmasked 14 header bytes are the AD. The AEAD is
  *          ChaCha20-Poly1305 (IETF), or AES-256-GCM when the session agreed
- *          it (tparams_aes_gcm, secure layer 2.6): same keys, same 96-bit
+ *          it (tparams_aes_gcm, secure layer 2.7): same keys, same 96-bit
  *          nonce (IV XOR counter), same 16-byte tag, same layout
  *
  * Both masks come from ChaCha20 keyed by the mask key with the 16 bytes at
@@ -95,7 +95,7 @@ struct envelope {
 	uint64_t now_ms;          /* latest now seen (open, tick) */
 	uint64_t rekeys_started;  /* epochs this side started */
 	uint64_t rekeys_followed; /* epochs the peer started */
-	/* AES-256-GCM (2.6), only when aes is set. */
+	/* AES-256-GCM (2.7), only when aes is set. */
 	bool aes;    /* tparams_aes_gcm(agreed features) */
 	bool aes_ok; /* aes and this CPU runs it; aes && !aes_ok: seal and
 	              * open refuse with KS_ERR_UNSUPPORTED (never reached

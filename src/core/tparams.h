@@ -60,7 +60,7 @@ enum tparams_feature {
 	TPARAMS_FEAT_DATAGRAM = 1u << 2,    /* UDP datagram frames (UDP U1) */
 	TPARAMS_FEAT_INSTANCE_ID = 1u << 3, /* client instance id: replace own session */
 	TPARAMS_FEAT_REKEY = 1u << 4,       /* in-band rekeying (secure layer 8.1) */
-	TPARAMS_FEAT_AES_GCM = 1u << 6,     /* envelope AEAD AES-256-GCM (secure layer 2.6) */
+	TPARAMS_FEAT_AES_GCM = 1u << 6,     /* envelope AEAD AES-256-GCM (secure layer 2.7) */
 	/* What this build speaks on every machine. */
 	TPARAMS_FEATURES = TPARAMS_FEAT_FAST_OPEN | TPARAMS_FEAT_DATAGRAM |
 	                   TPARAMS_FEAT_INSTANCE_ID | TPARAMS_FEAT_REKEY,
@@ -73,7 +73,7 @@ enum tparams_feature {
 /* tparams_aes_gcm says whether a session that agreed features seals its
  * datagrams with AES-256-GCM: TPARAMS_FEAT_AES_GCM and TPARAMS_FEAT_REKEY
  * both agreed (in-band rekeying keeps each key's data far below GCM's
- * limits, secure layer 2.6); otherwise ChaCha20-Poly1305. */
+ * limits, secure layer 2.7); otherwise ChaCha20-Poly1305. */
 bool tparams_aes_gcm(uint32_t features);
 
 /* tparams_cipher_name names that AEAD: "aes-256-gcm" or

@@ -44,7 +44,7 @@ void cipher_metrics(struct metrics_buf *b, const struct cipher_counts *n)
 
 	metrics_family(b, name, METRICS_COUNTER,
 	               "sessions established, by the AEAD their datagrams use (docs/PROTOCOL.md "
-	               "secure layer 2.6)");
+	               "secure layer 2.7)");
 	l.value = tparams_cipher_name(TPARAMS_FEAT_AES_GCM | TPARAMS_FEAT_REKEY);
 	metrics_sample_u64(b, name, &l, 1, n->aes_gcm);
 	l.value = tparams_cipher_name(0);

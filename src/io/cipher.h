@@ -1,7 +1,7 @@
 /* cipher.h - which envelope AEADs this process offers the handshake, and
  * the per-cipher session counts of the metrics page.
  *
- * AES-256-GCM (docs/PROTOCOL.md secure layer 2.6) is a fact of the machine
+ * AES-256-GCM (docs/PROTOCOL.md secure layer 2.7) is a fact of the machine
  * (the CPU's AES and carry-less multiply instructions, as libsodium sees
  * them) and of the config (cipher = auto | chacha20): both are known here,
  * at start-up, and reach the sans-I/O handshake as the optional feature

@@ -1,6 +1,6 @@
 /* fuzz_envelope_open.c - envelope_peek_sid and envelope_open on arbitrary
  * bytes, against a fixed session (secure_fixture.h) and, where the CPU runs
- * AES-256-GCM, against a fixed session that agreed it (secure layer 2.6);
+ * AES-256-GCM, against a fixed session that agreed it (secure layer 2.7);
  * a datagram that opens once must then be refused as a replay. Public API
  * only. */
 #include <stddef.h>

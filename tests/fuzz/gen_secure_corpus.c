@@ -108,7 +108,7 @@ static void handshake_seeds(struct fixture *f)
 	free(s);
 }
 
-/* 2.6: datagrams of the AES-256-GCM session, in epoch 0 and epoch 1
+/* 2.7: datagrams of the AES-256-GCM session, in epoch 0 and epoch 1
  * (written last, so the seeds above do not change). */
 static void aes_seeds(struct fixture *f)
 {

@@ -29,7 +29,7 @@ struct fixture {
 	uint8_t init[ENVELOPE_MAX_DATAGRAM];
 	size_t init_len;
 	struct envelope cli, srv; /* the two ends of one data session */
-	/* The same with AES-256-GCM agreed (secure layer 2.6), keys from their
+	/* The same with AES-256-GCM agreed (secure layer 2.7), keys from their
 	 * own prng so the ChaCha20 seeds above stay as they are; only where
 	 * the CPU runs it (aes false: not set up). */
 	bool aes;

@@ -137,7 +137,7 @@ struct setup {
 	const struct netsim_config *link;  /* both links; NULL: loss, delay_ms, 2 ms jitter */
 	uint32_t window;                   /* mux stream window both ends; 0: default */
 	struct transport_local local;      /* both ends' KCP policy; zero: engine defaults */
-	bool cli_aes, srv_aes;             /* the end offers AES-256-GCM (secure layer 2.6) */
+	bool cli_aes, srv_aes;             /* the end offers AES-256-GCM (secure layer 2.7) */
 };
 
 static void server_start(struct world *w) { assert_int_equal(server_new(&w->srv, &w->scfg), 0); }
@@ -686,7 +686,7 @@ static void test_rekey_under_loss(void **state)
 	rekey_under_loss(false);
 }
 
-/* Secure layer 2.6: both ends offer AES-256-GCM, the session agrees it
+/* Secure layer 2.7: both ends offer AES-256-GCM, the session agrees it
  * and carries 8 streams both ways under 5 % loss through many key epochs
  * with every byte intact (the rekey run above, under AES-GCM). */
 static void test_aes_gcm_session(void **state)

@@ -701,7 +701,7 @@ static void sealed_bytes_look_uniform(void **state)
 		assert_true(lens[i] > 0);
 }
 
-/* --- AES-256-GCM (PROTOCOL.md secure layer 2.6) ------------------------- */
+/* --- AES-256-GCM (PROTOCOL.md secure layer 2.7) ------------------------- */
 
 /* Runs the test with AES-256-GCM agreed, or skips it on a CPU without it. */
 static int aes_setup(void **state)
@@ -749,7 +749,7 @@ AES_RUN(rekey_reordering_and_grace)
 AES_RUN(rekey_follows_two_ahead)
 AES_RUN(rekey_phase_bit_is_authenticated)
 
-/* The cipher is the agreed set's: AES-256-GCM needs both bits (2.6). */
+/* The cipher is the agreed set's: AES-256-GCM needs both bits (2.7). */
 static void aes_needs_both_features(void **state)
 {
 	(void)state;

@@ -636,7 +636,7 @@ static void envelopes_talk(const struct handshake_result *c, const struct handsh
 	envelope_wipe(&se);
 }
 
-/* 4.6, secure 2.6: AES-256-GCM is agreed only when both sides opt in; a
+/* 4.6, secure 2.7: AES-256-GCM is agreed only when both sides opt in; a
  * side whose CPU lacks it (or whose config says chacha20) does not, and
  * the session falls back to ChaCha20-Poly1305 on both ends. The
  * handshake messages are the same either way. */
