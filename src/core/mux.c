@@ -21,10 +21,15 @@ struct link {
 };
 
 /* A byte ring that grows by doubling up to a cap and never shrinks while
- * the stream lives: no allocation per frame in steady state. */
+ * it holds bytes: no allocation per frame in steady state. Emptied, it is
+ * given back, and the next bytes allocate it again at the size its last
+ * fill needed (hint), so a flow whose reader drains every burst does not
+ * regrow, and recopy, from MUX_RING_INITIAL each time (issue 13). */
 struct ring {
 	uint8_t *buf; /* owned */
 	size_t cap, head, len;
+	size_t peak; /* most bytes held since buf was allocated */
+	size_t hint; /* the last buffer's peak */
 };
 
 /* Control frames a stream has due (step 5.1). */
@@ -161,7 +166,7 @@ static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 		return 0;
 	if (want > max)
 		return KS_ERR_FULL;
-	while (cap < want)
+	while (cap < (r->cap ? want : max_size(want, r->hint)))
 		cap *= 2;
 	cap = min_size(cap, max);
 	nb = malloc(cap);
@@ -190,6 +195,7 @@ static void ring_put(struct ring *r, const uint8_t *p, size_t n)
 	memcpy(r->buf + tail, p, first);
 	memcpy(r->buf, p + first, n - first);
 	r->len += n;
+	r->peak = max_size(r->peak, r->len);
 }
 
 static void ring_get(struct ring *r, uint8_t *out, size_t n)
@@ -227,7 +233,7 @@ static void ring_release(struct mux *m, struct ring *r)
 {
 	m->mem -= r->cap;
 	free(r->buf);
-	*r = (struct ring){ 0 };
+	*r = (struct ring){ .hint = r->peak };
 }
 
 /* --- frames (step 1) ------------------------------------------------------- */

@@ -1548,6 +1548,38 @@ static void peek_shows_both_spans_of_a_wrapped_ring(void **state)
 	pair_free(&p);
 }
 
+/* A ring drained and given back comes again at the size its last fill
+ * needed (no regrowing and recopying from MUX_RING_INITIAL each burst),
+ * and a small fill brings the next one back down. */
+static void drained_ring_comes_back_at_its_last_size(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t data[20000];
+	uint32_t id;
+	size_t mem;
+
+	pair_init(&p, NULL, NULL);
+	id = open_ok(&p);
+	memset(data, 'x', sizeof data);
+	assert_int_equal(mux_stream_write(p.s, id, data, sizeof data), sizeof data);
+	pump(&p);
+	assert_int_equal(tab_get(p.c, id)->rx.cap, 32768);
+	mem = mux_mem_bytes(p.c);
+	assert_int_equal(mux_stream_consume(p.c, id, sizeof data), 0);
+	assert_null(tab_get(p.c, id)->rx.buf);
+	assert_int_equal(mux_mem_bytes(p.c), mem - 32768); /* idle: nothing held */
+	assert_int_equal(mux_stream_write(p.s, id, data, 100), 100);
+	pump(&p);
+	assert_int_equal(tab_get(p.c, id)->rx.cap, 32768);
+	assert_int_equal(mux_stream_consume(p.c, id, 100), 0);
+	assert_int_equal(mux_stream_write(p.s, id, data, 100), 100);
+	pump(&p);
+	assert_int_equal(tab_get(p.c, id)->rx.cap, MUX_RING_INITIAL);
+	assert_int_equal(mux_mem_bytes(p.c), mem - 32768 + MUX_RING_INITIAL);
+	pair_free(&p);
+}
+
 /* What peek and consume refuse, and how they see the end: a peek at the
  * end changes nothing, the consume of 0 takes it like a read of 0. */
 static void consume_checks_its_size_and_takes_the_end(void **state)
@@ -1969,6 +2001,7 @@ int main(void)
 		cmocka_unit_test(budgeted_streams_complete),
 		cmocka_unit_test(peek_shows_both_spans_of_a_wrapped_ring),
 		cmocka_unit_test(consume_checks_its_size_and_takes_the_end),
+		cmocka_unit_test(drained_ring_comes_back_at_its_last_size),
 		cmocka_unit_test(consume_returns_the_same_credit_as_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
