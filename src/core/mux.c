@@ -23,8 +23,10 @@ struct link {
 /* A byte ring that grows by doubling up to a cap and never shrinks while
  * it holds bytes: no allocation per frame in steady state. Emptied, it is
  * given back, and the next bytes allocate it again at the size its last
- * fill needed (hint), so a flow whose reader drains every burst does not
- * regrow, and recopy, from MUX_RING_INITIAL each time (issue 13). */
+ * fill needed (hint), at most MUX_RING_AGAIN_MAX, so a flow whose reader
+ * drains every burst does not regrow, and recopy, from MUX_RING_INITIAL
+ * each time (issue 13), and a stream that once held megabytes does not
+ * take them again for a trickle. */
 struct ring {
 	uint8_t *buf; /* owned */
 	size_t cap, head, len;
@@ -233,7 +235,7 @@ static void ring_release(struct mux *m, struct ring *r)
 {
 	m->mem -= r->cap;
 	free(r->buf);
-	*r = (struct ring){ .hint = r->peak };
+	*r = (struct ring){ .hint = min_size(r->peak, MUX_RING_AGAIN_MAX) };
 }
 
 /* --- frames (step 1) ------------------------------------------------------- */

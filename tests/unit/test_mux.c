@@ -1550,7 +1550,8 @@ static void peek_shows_both_spans_of_a_wrapped_ring(void **state)
 
 /* A ring drained and given back comes again at the size its last fill
  * needed (no regrowing and recopying from MUX_RING_INITIAL each burst),
- * and a small fill brings the next one back down. */
+ * at most MUX_RING_AGAIN_MAX, and a small fill brings the next one back
+ * down. */
 static void drained_ring_comes_back_at_its_last_size(void **state)
 {
 	(void)state;
@@ -1577,6 +1578,19 @@ static void drained_ring_comes_back_at_its_last_size(void **state)
 	pump(&p);
 	assert_int_equal(tab_get(p.c, id)->rx.cap, MUX_RING_INITIAL);
 	assert_int_equal(mux_mem_bytes(p.c), mem - 32768 + MUX_RING_INITIAL);
+	assert_int_equal(mux_stream_consume(p.c, id, 100), 0);
+	/* A fill of a megabyte comes back at MUX_RING_AGAIN_MAX, no more. */
+	for (size_t sent = 0; sent < 1 << 20; sent += sizeof data) {
+		size_t n = min_size(sizeof data, (1 << 20) - sent);
+
+		assert_int_equal(mux_stream_write(p.s, id, data, n), n);
+		pump(&p);
+	}
+	assert_int_equal(tab_get(p.c, id)->rx.cap, 1 << 20);
+	assert_int_equal(mux_stream_consume(p.c, id, 1 << 20), 0);
+	assert_int_equal(mux_stream_write(p.s, id, data, 100), 100);
+	pump(&p);
+	assert_int_equal(tab_get(p.c, id)->rx.cap, MUX_RING_AGAIN_MAX);
 	pair_free(&p);
 }
 
