@@ -46,7 +46,7 @@ USE_RELAY=${PROFILE_RELAY:-1}
 OUT=${PROFILE_OUT:-$BUILD/profile}
 REAL_SERVER=$KS_SERVER
 REAL_LOCAL=$KS_LOCAL
-SYSCALLS=(recvmmsg sendmmsg recvfrom sendto read write epoll_wait epoll_pwait epoll_ctl)
+SYSCALLS=(recvmmsg sendmmsg recvfrom sendto sendmsg read write epoll_wait epoll_pwait epoll_ctl)
 
 # stack [SERVER_BIN LOCAL_BIN]: server, relay (PROFILE_RELAY=1), local; one
 # warm-up fetch. Sets AUX (the relay; SERVER_PID and LOCAL_PID come from lib.sh).

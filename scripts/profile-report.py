@@ -82,7 +82,7 @@ USER_RULES = [
     ("I/O glue (peer/udp/tcp/relay/daemon)", r"^src/(io|local|server)/"),
     ("libev", r"libev|^ev_|epoll_wait"),
     ("allocator", r"^_*(malloc|free|calloc|realloc|_int_malloc|_int_free|cfree)"),
-    ("syscall wrappers (libc)", r"^_*(libc_)?(recvmmsg|sendmmsg|recv|send|recvfrom|sendto|read|write|epoll_ctl|epoll_pwait|syscall)$"),
+    ("syscall wrappers (libc)", r"^_*(libc_)?(recvmmsg|sendmmsg|recv|send|recvfrom|sendto|sendmsg|read|write|epoll_ctl|epoll_pwait|syscall)$"),
 ]
 # Kernel leaf symbols that copy between user and kernel memory.
 KERNEL_COPY = r"copy_user|copy_to_user|copy_from_user|_copy_to_iter|_copy_from_iter|copyin|copyout|rep_movs|memcpy|memmove|csum_partial_copy"
@@ -161,7 +161,7 @@ def section_syscalls(md):
         return
     md.append("### System calls per datagram (stat pass, perf syscall tracepoints, the "
               "download under perf)\n")
-    kinds = ["all", "recvmmsg", "sendmmsg", "recvfrom", "sendto", "read", "write",
+    kinds = ["all", "recvmmsg", "sendmmsg", "recvfrom", "sendto", "sendmsg", "read", "write",
              "epoll_wait", "epoll_pwait", "epoll_ctl"]
     rows = []
     for d in DAEMONS:
@@ -196,7 +196,7 @@ KERNEL_CONTEXT = [
     ("kernel: preemption (reschedule IPI)", r"^asm_sysvec_reschedule_ipi"),
     ("kernel: sendmmsg (UDP output)", r"^__x64_sys_sendmmsg"),
     ("kernel: recvmmsg (UDP input)", r"^__x64_sys_recvmmsg"),
-    ("kernel: TCP send/recv", r"^__x64_sys_(sendto|recvfrom|read|write)$"),
+    ("kernel: TCP send/recv", r"^__x64_sys_(sendto|recvfrom|sendmsg|read|write)$"),
     ("kernel: epoll", r"^__x64_sys_epoll"),
     ("kernel: other syscalls", r"^__x64_sys_"),
     ("kernel: syscall entry/exit", r"^(do_syscall_64|entry_SYSCALL)"),

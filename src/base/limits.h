@@ -181,6 +181,7 @@ enum {
 	MUX_SPLIT_MIN = 256,           /* smallest DATA cut made only to fit room */
 	MUX_WRITABLE_MIN = 4096,       /* room that makes a blocked stream writable */
 	MUX_RING_INITIAL = 4096,       /* first allocation of a stream buffer */
+	MUX_RING_AGAIN_MAX = 262144,   /* most a drained buffer comes back at */
 	MUX_EARLY_DATA_MAX = 65536,    /* DATA a client may send before REPLY (step 4.4) */
 	/* Session receive budget (step 4.5): the windows a session end's live
 	 * streams announced, summed, stay below budget + streams x floor. */
@@ -257,6 +258,7 @@ enum {
 	TCP_ACCEPT_PAUSE_MAX_MS = 60000,
 	TCP_BUF_DEFAULT = 32 * 1024, /* read and write buffer of one connection */
 	TCP_IO_ROUNDS = 4,           /* recv (send) calls per wakeup of one connection */
+	TCP_IOV_MAX = 4,             /* spans one tcp_conn_writev takes */
 	TCP_BUF_MIN = 512,           /* smallest buffer one may ask for */
 	TCP_BUF_MAX = 4 << 20,       /* largest buffer one may ask for */
 	TCP_CONNECT_ADDRS_MAX = 16,  /* addresses one connect tries in order */
@@ -382,7 +384,6 @@ enum {
 enum {
 	LOCAL_NEGOTIATE_TIMEOUT_MS = 10000, /* SOCKS5 greeting..request from a client */
 	LOCAL_SESSION_WAIT_MS = 5000,       /* a SOCKS5 request waits this long for a session */
-	RELAY_CHUNK = 16384,                /* bytes moved mux -> TCP per read */
 	RELAY_BUCKETS = 256,                /* stream-id hash buckets per session */
 	EXITD_TUNNEL_BUCKETS = 1024,        /* session-id hash buckets (server) */
 	EXITD_TRIM_SESSIONS = 256,          /* sessions ended since the last malloc_trim */

@@ -21,10 +21,17 @@ struct link {
 };
 
 /* A byte ring that grows by doubling up to a cap and never shrinks while
- * the stream lives: no allocation per frame in steady state. */
+ * it holds bytes: no allocation per frame in steady state. Emptied, it is
+ * given back, and the next bytes allocate it again at the size its last
+ * fill needed (hint), at most MUX_RING_AGAIN_MAX, so a flow whose reader
+ * drains every burst does not regrow, and recopy, from MUX_RING_INITIAL
+ * each time (issue 13), and a stream that once held megabytes does not
+ * take them again for a trickle. */
 struct ring {
 	uint8_t *buf; /* owned */
 	size_t cap, head, len;
+	size_t peak; /* most bytes held since buf was allocated */
+	size_t hint; /* the last buffer's peak */
 };
 
 /* Control frames a stream has due (step 5.1). */
@@ -141,6 +148,16 @@ static void list_del(struct link *l)
 
 /* --- rings ----------------------------------------------------------------- */
 
+/* ring_peek sets v to the ring's bytes in order: the span from head to
+ * the end of the buffer, then the wrapped part (empty when none). */
+static void ring_peek(const struct ring *r, struct iovec v[2])
+{
+	size_t first = min_size(r->len, r->cap - r->head);
+
+	v[0] = (struct iovec){ .iov_base = r->buf ? r->buf + r->head : NULL, .iov_len = first };
+	v[1] = (struct iovec){ .iov_base = r->buf, .iov_len = r->len - first };
+}
+
 /* ring_reserve makes room for n more bytes without passing max. */
 static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 {
@@ -151,14 +168,20 @@ static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 		return 0;
 	if (want > max)
 		return KS_ERR_FULL;
-	while (cap < want)
+	while (cap < (r->cap ? want : max_size(want, r->hint)))
 		cap *= 2;
 	cap = min_size(cap, max);
 	nb = malloc(cap);
 	if (!nb)
 		return KS_ERR_NOMEM;
-	for (size_t i = 0; i < r->len; i++)
-		nb[i] = r->buf[(r->head + i) % r->cap];
+	if (r->len > 0) { /* the bytes move as the ring's one or two spans */
+		struct iovec v[2];
+
+		ring_peek(r, v);
+		memcpy(nb, v[0].iov_base, v[0].iov_len);
+		if (v[1].iov_len)
+			memcpy(nb + v[0].iov_len, v[1].iov_base, v[1].iov_len);
+	}
 	free(r->buf);
 	m->mem = m->mem - r->cap + cap;
 	r->buf = nb;
@@ -174,6 +197,7 @@ static void ring_put(struct ring *r, const uint8_t *p, size_t n)
 	memcpy(r->buf + tail, p, first);
 	memcpy(r->buf, p + first, n - first);
 	r->len += n;
+	r->peak = max_size(r->peak, r->len);
 }
 
 static void ring_get(struct ring *r, uint8_t *out, size_t n)
@@ -198,11 +222,20 @@ static void ring_take(struct mux *m, struct ring *r, uint8_t *out, size_t n)
 		ring_release(m, r);
 }
 
+/* ring_drop is ring_take without the copy: the first n bytes are gone. */
+static void ring_drop(struct mux *m, struct ring *r, size_t n)
+{
+	r->head = (r->head + n) % r->cap;
+	r->len -= n;
+	if (r->len == 0)
+		ring_release(m, r);
+}
+
 static void ring_release(struct mux *m, struct ring *r)
 {
 	m->mem -= r->cap;
 	free(r->buf);
-	*r = (struct ring){ 0 };
+	*r = (struct ring){ .hint = min_size(r->peak, MUX_RING_AGAIN_MAX) };
 }
 
 /* --- frames (step 1) ------------------------------------------------------- */
@@ -1120,6 +1153,26 @@ ssize_t mux_stream_write(struct mux *m, uint32_t id, const void *buf, size_t len
 	return (ssize_t)n;
 }
 
+/* rx_end is a read that finds nothing buffered: 0 and the end seen once
+ * the peer's FIN came (the stream may be freed here), else KS_ERR_AGAIN. */
+static ssize_t rx_end(struct mux *m, struct stream *s)
+{
+	if (!s->fin_rcvd)
+		return KS_ERR_AGAIN;
+	s->eof_seen = true;
+	done_check(m, s);
+	return 0;
+}
+
+/* rx_taken accounts n bytes the application took (read or consumed): the
+ * window moves and credit goes back (steps 4.3, 4.5.3). */
+static void rx_taken(struct mux *m, struct stream *s, size_t n)
+{
+	s->rx_read += n;
+	rebalance(m, s);
+	grant_check(m, s);
+}
+
 ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap)
 {
 	struct stream *s = live(m, id);
@@ -1129,19 +1182,39 @@ ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap)
 		return KS_ERR_CLOSED;
 	if (cap == 0)
 		return KS_ERR_INVAL;
-	if (s->rx.len == 0) {
-		if (!s->fin_rcvd)
-			return KS_ERR_AGAIN;
-		s->eof_seen = true;
-		done_check(m, s);
-		return 0;
-	}
+	if (s->rx.len == 0)
+		return rx_end(m, s);
 	n = min_size(cap, s->rx.len);
 	ring_take(m, &s->rx, buf, n);
-	s->rx_read += n;
-	rebalance(m, s);
-	grant_check(m, s);
+	rx_taken(m, s, n);
 	return (ssize_t)n;
+}
+
+ssize_t mux_stream_peek(const struct mux *m, uint32_t id, struct iovec iov[2])
+{
+	const struct stream *s = live(m, id);
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	if (s->rx.len == 0)
+		return s->fin_rcvd ? 0 : KS_ERR_AGAIN;
+	ring_peek(&s->rx, iov);
+	return (ssize_t)s->rx.len;
+}
+
+int mux_stream_consume(struct mux *m, uint32_t id, size_t n)
+{
+	struct stream *s = live(m, id);
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	if (n > s->rx.len || (n == 0 && (s->rx.len > 0 || !s->fin_rcvd)))
+		return KS_ERR_INVAL;
+	if (n == 0)
+		return (int)rx_end(m, s);
+	ring_drop(m, &s->rx, n);
+	rx_taken(m, s, n);
+	return 0;
 }
 
 int mux_stream_shutdown(struct mux *m, uint32_t id)

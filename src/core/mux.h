@@ -52,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "base/err.h"
 
@@ -183,6 +184,25 @@ KS_MUST_CHECK ssize_t mux_stream_write(struct mux *m, uint32_t id, const void *b
  * KS_ERR_AGAIN when nothing is buffered yet; KS_ERR_CLOSED (no such stream,
  * or reset); KS_ERR_INVAL for cap 0. Reading returns credit to the peer. */
 KS_MUST_CHECK ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap);
+
+/* mux_stream_peek is mux_stream_read without the copy: it sets iov[0] and
+ * iov[1] to the received bytes not yet read, in order (the receive ring's
+ * one or two contiguous spans; iov[1] has length 0 when the bytes do not
+ * wrap), and returns their total (> 0). The views are valid until the next
+ * call into m that is not a peek or an accessor. Nothing is taken: credit
+ * moves only with mux_stream_consume. Returns 0 at the end of the stream
+ * (the peer's FIN, all read: call mux_stream_consume(m, id, 0) to take the
+ * end), KS_ERR_AGAIN when nothing is buffered yet, KS_ERR_CLOSED (no such
+ * stream, or reset). */
+KS_MUST_CHECK ssize_t mux_stream_peek(const struct mux *m, uint32_t id, struct iovec iov[2]);
+
+/* mux_stream_consume takes the first n peeked bytes as mux_stream_read
+ * would have (the same credit goes back to the peer for the same sizes);
+ * n == 0 after a peek returned 0 takes the end, like a read returning 0
+ * (the stream may be freed: the id is then invalid). Returns 0,
+ * KS_ERR_INVAL (n more than is buffered, or 0 before the end),
+ * KS_ERR_CLOSED. */
+KS_MUST_CHECK int mux_stream_consume(struct mux *m, uint32_t id, size_t n);
 
 /* mux_stream_shutdown half-closes the sending direction: FIN follows the
  * buffered data. Returns 0, KS_ERR_STATE (already shut down, or a server

@@ -8,10 +8,6 @@
 #include "io/log.h"
 #include "io/tcp.h"
 
-/* One copy buffer for every relay: the loop runs one callback at a time
- * and no relay keeps bytes in it across calls. */
-static uint8_t chunk[RELAY_CHUNK];
-
 static size_t slot_of(uint32_t id) { return id % RELAY_BUCKETS; }
 
 void relay_host_init(struct relay_host *h, relay_mux_fn mux_of, void *ctx)
@@ -209,19 +205,21 @@ static void push_up(struct relay *r)
 	}
 }
 
-/* mux -> TCP: as much as the write buffer has room for. */
+/* mux -> TCP, from the stream's receive ring itself (issue 13): the
+ * kernel takes what it can straight from the ring's spans, the write
+ * buffer the rest as far as it has room; what was taken is consumed,
+ * which returns credit exactly as a read of the same size would. */
 static void push_down(struct relay *r)
 {
 	struct mux *m = relay_host_mux(r->host);
-	size_t room;
+	struct iovec v[2];
 
 	if (!m) {
 		relay_abort(r, false);
 		return;
 	}
-	while (!r->down_end && (room = tcp_conn_write_space(r->conn)) > 0) {
-		ssize_t n =
-		        mux_stream_read(m, r->id, chunk, room < sizeof chunk ? room : sizeof chunk);
+	while (!r->down_end) {
+		ssize_t n = mux_stream_peek(m, r->id, v), w;
 
 		if (n == KS_ERR_AGAIN)
 			return;
@@ -229,20 +227,31 @@ static void push_down(struct relay *r)
 			relay_abort(r, false);
 			return;
 		}
-		relay_host_mark(r->host); /* credit goes back to the peer */
 		if (n == 0) {
+			if (tcp_conn_write_space(r->conn) == 0)
+				return; /* as before: the end after the bytes ahead of it */
+			if (mux_stream_consume(m, r->id, 0) != 0) { /* the end is read */
+				relay_abort(r, false);
+				return;
+			}
+			relay_host_mark(r->host);
 			r->down_end = true;
 			if (tcp_conn_shutdown(r->conn) != 0)
 				relay_abort(r, false);
 			return;
 		}
-		/* room >= n, so the write takes everything. */
-		if (tcp_conn_write(r->conn, chunk, (size_t)n) != n) {
+		w = tcp_conn_writev(r->conn, v, v[1].iov_len ? 2 : 1);
+		if (w == KS_ERR_FULL)
+			return; /* TCP_CONN_SENT (or ERROR) resumes */
+		if (w < 0 || mux_stream_consume(m, r->id, (size_t)w) != 0) {
 			relay_abort(r, true);
 			return;
 		}
-		r->host->bytes_down += (uint64_t)n;
-		r->bytes_down += (uint64_t)n;
+		relay_host_mark(r->host); /* credit goes back to the peer */
+		r->host->bytes_down += (uint64_t)w;
+		r->bytes_down += (uint64_t)w;
+		if (w < n)
+			return; /* the write buffer is full */
 	}
 }
 
@@ -320,10 +329,16 @@ void relay_host_lost(struct relay_host *h, void (*pending_lost)(struct relay *r,
 void relay_host_drain_orphan(struct relay_host *h, const struct mux_event *ev)
 {
 	struct mux *m = relay_host_mux(h);
+	struct iovec v[2];
 	ssize_t n;
 
 	if (!m || (ev->type != MUX_EV_READABLE && ev->type != MUX_EV_FIN))
 		return;
-	while ((n = mux_stream_read(m, ev->id, chunk, sizeof chunk)) > 0)
+	/* Dropped where they lie (consuming returns the credit), up to and
+	 * including the end, which frees the stream. */
+	while ((n = mux_stream_peek(m, ev->id, v)) >= 0) {
+		if (mux_stream_consume(m, ev->id, (size_t)n) != 0 || n == 0)
+			return;
 		relay_host_mark(h);
+	}
 }

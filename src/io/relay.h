@@ -14,9 +14,12 @@
  *               stream has no credit the bytes stay in the tcp_conn read
  *               buffer, which stops reading once full (backpressure to the
  *               TCP sender); MUX_EV_WRITABLE resumes.
- *   mux -> TCP: mux_stream_read as much as the tcp_conn write buffer has
- *               room for; TCP_CONN_SENT resumes. Unread bytes hold back the
- *               stream's credit, which stops the peer.
+ *   mux -> TCP: mux_stream_peek, tcp_conn_writev, mux_stream_consume:
+ *               the bytes go from the stream's receive ring straight to
+ *               the kernel (what it does not take is copied into the
+ *               tcp_conn write buffer as far as it has room); TCP_CONN_SENT
+ *               resumes. Unread bytes hold back the stream's credit, which
+ *               stops the peer.
  * Half-close is carried both ways: a TCP EOF becomes mux_stream_shutdown
  * after the buffered bytes, the stream's end becomes tcp_conn_shutdown.
  * The relay is done when both directions are closed, or at once on a TCP

@@ -465,6 +465,7 @@ struct tcp_conn {
 	uint8_t *wbuf; /* owned, wcap bytes while it holds data, else NULL:
 	                  [wstart, wend) unsent */
 	size_t wcap, wstart, wend;
+	int werr; /* a direct send's error, reported from the write callback */
 	struct tcp_conn_stats st;
 };
 
@@ -624,6 +625,10 @@ static void conn_on_write(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (c->werr && conn_live(c)) {
+		conn_fail(c, c->werr);
+		return;
+	}
 	for (int i = 0; i < TCP_IO_ROUNDS && write_once(c); i++)
 		;
 	if (conn_live(c) && c->wend == c->wstart)
@@ -775,9 +780,69 @@ ssize_t tcp_conn_write(struct tcp_conn *c, const void *data, size_t len)
 	return (ssize_t)take;
 }
 
+/* direct_send: nothing is buffered, so the kernel may take bytes straight
+ * from the caller's spans (no copy). Returns what it took; an error other
+ * than a full socket is kept for the write callback, which reports it:
+ * no callback from inside a tcp_* call. */
+static size_t direct_send(struct tcp_conn *c, const struct iovec *iov, size_t cnt)
+{
+	struct iovec v[TCP_IOV_MAX];
+	struct msghdr mh = { .msg_iov = v, .msg_iovlen = cnt };
+	ssize_t n;
+
+	memcpy(v, iov, cnt * sizeof *v); /* msghdr wants them non-const */
+	n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			c->werr = errno;
+			ev_io_start(c->loop, &c->wio);
+		}
+		return 0;
+	}
+	c->st.bytes_out += (uint64_t)n;
+	return (size_t)n;
+}
+
+ssize_t tcp_conn_writev(struct tcp_conn *c, const struct iovec *iov, size_t cnt)
+{
+	size_t total = 0, sent = 0, taken;
+
+	if (!conn_live(c) || c->shut_wanted)
+		return KS_ERR_CLOSED;
+	if (cnt > TCP_IOV_MAX)
+		return KS_ERR_INVAL;
+	for (size_t i = 0; i < cnt; i++)
+		total += iov[i].iov_len;
+	if (total == 0)
+		return 0;
+	if (tcp_conn_write_space(c) == 0)
+		return KS_ERR_FULL;
+	if (c->wend == c->wstart)
+		sent = direct_send(c, iov, cnt);
+	taken = sent;
+	/* The rest is copied into the write buffer, as far as it has room. */
+	for (size_t i = 0, off = 0; i < cnt && taken < total; off += iov[i].iov_len, i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t end = off + iov[i].iov_len;
+		ssize_t w;
+
+		if (taken >= end)
+			continue;
+		w = tcp_conn_write(c, p + (taken - off), end - taken);
+		if (w == KS_ERR_FULL)
+			break;
+		if (w < 0)
+			return taken > 0 ? (ssize_t)taken : w;
+		taken += (size_t)w;
+		if (taken < end)
+			break; /* the buffer is full */
+	}
+	return taken > 0 ? (ssize_t)taken : KS_ERR_FULL;
+}
+
 size_t tcp_conn_write_space(const struct tcp_conn *c)
 {
-	if (!conn_live(c) || c->shut_wanted)
+	if (!conn_live(c) || c->shut_wanted || c->werr)
 		return 0;
 	return c->wcap - (c->wend - c->wstart);
 }

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "base/err.h"
 #include "base/limits.h"
@@ -212,6 +213,17 @@ void tcp_conn_consume_wipe(struct tcp_conn *c, size_t n);
  * KS_ERR_CLOSED after tcp_conn_shutdown, an error or close, KS_ERR_NOMEM
  * when the write buffer could not be allocated. */
 KS_MUST_CHECK ssize_t tcp_conn_write(struct tcp_conn *c, const void *data, size_t len);
+
+/* tcp_conn_writev is tcp_conn_write from cnt (<= TCP_IOV_MAX) spans, in
+ * order, with one copy fewer where it can: while nothing is buffered, the
+ * kernel takes what it will straight from the spans (one sendmsg, no copy
+ * and no TCP_CONN_SENT for those bytes); the rest is copied into the write
+ * buffer up to its free space. Returns the bytes taken from the front of
+ * the spans (0 when they are empty), KS_ERR_FULL when nothing was taken
+ * (a TCP_CONN_SENT, or TCP_CONN_ERROR, follows), KS_ERR_CLOSED,
+ * KS_ERR_NOMEM, KS_ERR_INVAL for cnt > TCP_IOV_MAX. A send error is
+ * reported as a TCP_CONN_ERROR from the loop, never from inside the call. */
+KS_MUST_CHECK ssize_t tcp_conn_writev(struct tcp_conn *c, const struct iovec *iov, size_t cnt);
 
 /* tcp_conn_write_space returns the free bytes of the write buffer (0 once
  * shut down, failed or closed). */

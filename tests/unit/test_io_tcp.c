@@ -685,6 +685,128 @@ static void conn_write_after_reset_is_an_error(void **state)
 	tcp_conn_close(cli.c);
 }
 
+/* writev_two offers src[off..len) as two spans cut at an odd place, as a
+ * wrapped ring would; returns what tcp_conn_writev returned. */
+static ssize_t writev_two(struct tcp_conn *c, uint8_t *src, size_t off, size_t len)
+{
+	size_t cut = off + (len - off) / 3;
+	struct iovec v[2] = { { src + off, cut - off }, { src + cut, len - cut } };
+
+	return tcp_conn_writev(c, v, 2);
+}
+
+/* tcp_conn_writev on an idle connection hands the spans to the kernel
+ * directly (nothing buffered, no SENT event); once the kernel is full it
+ * copies the rest into the write buffer up to its size, refuses with FULL
+ * when that is full, appends behind buffered bytes (never ahead of them),
+ * and every byte arrives once, in order. */
+static void conn_writev_direct_then_buffered(void **state)
+{
+	struct fix *f = *state;
+	static struct side cli, srv;
+	static uint8_t src[200 * 1024];
+	struct tcp_conn_opts o = { .rbuf = 1024, .wbuf = 1024 };
+	struct iovec none[TCP_IOV_MAX + 1] = { { 0 } };
+	size_t off = 0;
+	ssize_t n;
+	int rounds = 0;
+
+	memset(&cli, 0, sizeof cli);
+	memset(&srv, 0, sizeof srv);
+	for (size_t i = 0; i < sizeof src; i++)
+		src[i] = pattern(i);
+	pair(f, &cli, &srv, &o);
+	small_kernel_buffers(tcp_conn_fd(cli.c));
+	small_kernel_buffers(tcp_conn_fd(srv.c));
+	assert_int_equal(tcp_conn_writev(cli.c, none, TCP_IOV_MAX + 1), KS_ERR_INVAL);
+	assert_int_equal(tcp_conn_writev(cli.c, none, 2), 0);
+
+	/* Idle: straight to the kernel. */
+	n = writev_two(cli.c, src, 0, 100);
+	assert_int_equal(n, 100);
+	off = 100;
+	assert_int_equal(tcp_conn_write_pending(cli.c), 0);
+	assert_int_equal(tcp_conn_stats(cli.c)->bytes_out, 100);
+	assert_int_equal(cli.sent, 0);
+
+	/* Nobody reads: the kernel fills, then the buffer, then FULL. */
+	while ((n = writev_two(cli.c, src, off, sizeof src)) > 0) {
+		off += (size_t)n;
+		assert_true(off < sizeof src);
+		assert_true(++rounds < 10000);
+	}
+	assert_int_equal(n, KS_ERR_FULL);
+	assert_int_equal(tcp_conn_write_pending(cli.c), o.wbuf);
+	assert_int_equal(tcp_conn_write_space(cli.c), 0);
+
+	/* Reading drains it all, in order; each writev behind buffered bytes
+	 * only appends to them. */
+	srv.consume = true;
+	tcp_conn_read_start(srv.c);
+	f->expired = false;
+	ev_timer_set(&f->guard, GUARD_MS / 1000.0, 0.);
+	ev_timer_start(f->loop, &f->guard);
+	rounds = 0;
+	while (srv.ngot < sizeof src && !f->expired && rounds++ < 100000) {
+		if (off < sizeof src) {
+			size_t pending = tcp_conn_write_pending(cli.c);
+			uint64_t out = tcp_conn_stats(cli.c)->bytes_out;
+
+			n = writev_two(cli.c, src, off, sizeof src);
+			assert_true(n > 0 || n == KS_ERR_FULL);
+			if (n > 0 && pending > 0) { /* behind buffered bytes: copied */
+				assert_int_equal(tcp_conn_stats(cli.c)->bytes_out, out);
+				assert_int_equal(tcp_conn_write_pending(cli.c),
+				                 pending + (size_t)n);
+			}
+			if (n > 0)
+				off += (size_t)n;
+		}
+		ev_run(f->loop, EVRUN_ONCE);
+	}
+	ev_timer_stop(f->loop, &f->guard);
+	assert_int_equal(srv.ngot, sizeof src);
+	assert_memory_equal(srv.got, src, sizeof src);
+	assert_int_equal(tcp_conn_stats(cli.c)->bytes_out, sizeof src);
+	assert_true(cli.sent < sizeof src); /* some bytes never passed the buffer */
+	assert_int_equal(tcp_conn_shutdown(cli.c), 0);
+	assert_int_equal(writev_two(cli.c, src, 0, 10), KS_ERR_CLOSED);
+	tcp_conn_close(cli.c);
+	tcp_conn_close(srv.c);
+}
+
+/* A direct send into a reset connection is an error event from the loop,
+ * never a callback from inside tcp_conn_writev, never a SIGPIPE. */
+static void conn_writev_error_comes_from_the_loop(void **state)
+{
+	struct fix *f = *state;
+	static struct side cli, srv;
+	static uint8_t junk[4096];
+	struct linger lg = { 1, 0 };
+
+	memset(&cli, 0, sizeof cli);
+	memset(&srv, 0, sizeof srv);
+	pair(f, &cli, &srv, NULL);
+	assert_int_equal(setsockopt(tcp_conn_fd(srv.c), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	tcp_conn_close(srv.c);
+	f->expired = false;
+	ev_timer_set(&f->guard, GUARD_MS / 1000.0, 0.);
+	ev_timer_start(f->loop, &f->guard);
+	while (!cli.error && !f->expired) {
+		ssize_t n = writev_two(cli.c, junk, 0, sizeof junk);
+
+		assert_false(cli.error); /* not from inside the call */
+		assert_true(n > 0 || n == KS_ERR_FULL);
+		ev_run(f->loop, EVRUN_ONCE);
+	}
+	ev_timer_stop(f->loop, &f->guard);
+	assert_true(cli.error);
+	assert_true(cli.err == EPIPE || cli.err == ECONNRESET);
+	assert_int_equal(tcp_conn_write_space(cli.c), 0);
+	assert_int_equal(writev_two(cli.c, junk, 0, sizeof junk), KS_ERR_CLOSED);
+	tcp_conn_close(cli.c);
+}
+
 /* The same over IPv6 loopback: listener, connect, local address. */
 static void ipv6_loopback(void **state)
 {
@@ -856,6 +978,9 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(conn_reset_is_an_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(conn_write_after_reset_is_an_error, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(conn_writev_direct_then_buffered, setup, teardown),
+		cmocka_unit_test_setup_teardown(conn_writev_error_comes_from_the_loop, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(ipv6_loopback, setup, teardown),
 		cmocka_unit_test_setup_teardown(conn_bad_options, setup, teardown),

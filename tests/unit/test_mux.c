@@ -1460,6 +1460,278 @@ static void random_operations_match_model(void **state)
 	}
 }
 
+/* --- reading in place: peek and consume (issue 13) -------------------------- */
+
+/* take_in_place takes up to cap bytes of stream id on m by peek and
+ * consume, appending them to out; returns what mux_stream_read would. */
+static ssize_t take_in_place(struct mux *m, uint32_t id, uint8_t *out, size_t cap)
+{
+	struct iovec v[2];
+	ssize_t n = mux_stream_peek(m, id, v);
+	size_t k, first;
+
+	if (n == 0)
+		assert_int_equal(mux_stream_consume(m, id, 0), 0);
+	if (n <= 0)
+		return n;
+	assert_int_equal(v[0].iov_len + v[1].iov_len, (size_t)n);
+	assert_true(v[0].iov_len > 0);
+	k = min_size(cap, (size_t)n);
+	first = min_size(k, v[0].iov_len);
+	memcpy(out, v[0].iov_base, first);
+	memcpy(out + first, v[1].iov_base, k - first);
+	assert_int_equal(mux_stream_consume(m, id, k), 0);
+	return (ssize_t)k;
+}
+
+/* The receive ring wraps: a peek shows its two spans in order, a partial
+ * consume across the seam leaves the rest, and a ring that grows while
+ * wrapped keeps its bytes in order. */
+static void peek_shows_both_spans_of_a_wrapped_ring(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t data[16384];
+	struct iovec v[2];
+	uint32_t id;
+	size_t off = 0; /* stream offset of the first unread byte */
+
+	pair_init(&p, NULL, NULL);
+	id = open_ok(&p);
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = pattern(id, 1, i);
+	/* 3000 in, 2000 taken: the ring (MUX_RING_INITIAL) starts at 2000. */
+	assert_int_equal(mux_stream_write(p.s, id, data, 3000), 3000);
+	pump(&p);
+	assert_int_equal(mux_stream_peek(p.c, id, v), 3000);
+	assert_int_equal(v[0].iov_len, 3000);
+	assert_int_equal(v[1].iov_len, 0);
+	assert_memory_equal(v[0].iov_base, data, 3000);
+	assert_int_equal(mux_stream_peek(p.c, id, v), 3000); /* a peek takes nothing */
+	assert_int_equal(mux_stream_consume(p.c, id, 2000), 0);
+	off = 2000;
+	/* 2000 more: 1000 + 2000 bytes from 2000 wrap past MUX_RING_INITIAL. */
+	assert_int_equal(mux_stream_write(p.s, id, data + 3000, 2000), 2000);
+	pump(&p);
+	assert_int_equal(mux_stream_peek(p.c, id, v), 3000);
+	assert_int_equal(v[0].iov_len, MUX_RING_INITIAL - 2000);
+	assert_int_equal(v[1].iov_len, 3000 - (MUX_RING_INITIAL - 2000));
+	assert_memory_equal(v[0].iov_base, data + off, v[0].iov_len);
+	assert_memory_equal(v[1].iov_base, data + off + v[0].iov_len, v[1].iov_len);
+	/* 2000 more while wrapped: the ring grows (to 8192), in order. */
+	assert_int_equal(mux_stream_write(p.s, id, data + 5000, 2000), 2000);
+	pump(&p);
+	assert_int_equal(mux_stream_peek(p.c, id, v), 5000);
+	assert_int_equal(v[0].iov_len, 5000);
+	assert_memory_equal(v[0].iov_base, data + off, 5000);
+	/* 4000 taken, 4000 more: the grown ring wraps at 8192. */
+	assert_int_equal(mux_stream_consume(p.c, id, 4000), 0);
+	off += 4000;
+	assert_int_equal(mux_stream_write(p.s, id, data + 7000, 4000), 4000);
+	pump(&p);
+	assert_int_equal(mux_stream_peek(p.c, id, v), 5000);
+	assert_int_equal(v[0].iov_len, 8192 - 4000);
+	assert_int_equal(v[1].iov_len, 5000 - (8192 - 4000));
+	assert_memory_equal(v[0].iov_base, data + off, v[0].iov_len);
+	assert_memory_equal(v[1].iov_base, data + off + v[0].iov_len, v[1].iov_len);
+	/* A partial consume across the seam leaves one span. */
+	assert_int_equal(mux_stream_consume(p.c, id, v[0].iov_len + 100), 0);
+	off += v[0].iov_len + 100;
+	assert_int_equal(mux_stream_peek(p.c, id, v), 11000 - off);
+	assert_int_equal(v[0].iov_len, 11000 - off);
+	assert_int_equal(v[1].iov_len, 0);
+	assert_memory_equal(v[0].iov_base, data + off, 11000 - off);
+	/* Everything consumed: the ring is given back (issue 19). */
+	assert_int_equal(mux_stream_consume(p.c, id, 11000 - off), 0);
+	assert_int_equal(mux_stream_peek(p.c, id, v), KS_ERR_AGAIN);
+	assert_null(tab_get(p.c, id)->rx.buf);
+	pair_free(&p);
+}
+
+/* A ring drained and given back comes again at the size its last fill
+ * needed (no regrowing and recopying from MUX_RING_INITIAL each burst),
+ * at most MUX_RING_AGAIN_MAX, and a small fill brings the next one back
+ * down. */
+static void drained_ring_comes_back_at_its_last_size(void **state)
+{
+	(void)state;
+	static struct pair p;
+	static uint8_t data[20000];
+	uint32_t id;
+	size_t mem;
+
+	pair_init(&p, NULL, NULL);
+	id = open_ok(&p);
+	memset(data, 'x', sizeof data);
+	assert_int_equal(mux_stream_write(p.s, id, data, sizeof data), sizeof data);
+	pump(&p);
+	assert_int_equal(tab_get(p.c, id)->rx.cap, 32768);
+	mem = mux_mem_bytes(p.c);
+	assert_int_equal(mux_stream_consume(p.c, id, sizeof data), 0);
+	assert_null(tab_get(p.c, id)->rx.buf);
+	assert_int_equal(mux_mem_bytes(p.c), mem - 32768); /* idle: nothing held */
+	assert_int_equal(mux_stream_write(p.s, id, data, 100), 100);
+	pump(&p);
+	assert_int_equal(tab_get(p.c, id)->rx.cap, 32768);
+	assert_int_equal(mux_stream_consume(p.c, id, 100), 0);
+	assert_int_equal(mux_stream_write(p.s, id, data, 100), 100);
+	pump(&p);
+	assert_int_equal(tab_get(p.c, id)->rx.cap, MUX_RING_INITIAL);
+	assert_int_equal(mux_mem_bytes(p.c), mem - 32768 + MUX_RING_INITIAL);
+	assert_int_equal(mux_stream_consume(p.c, id, 100), 0);
+	/* A fill of a megabyte comes back at MUX_RING_AGAIN_MAX, no more. */
+	for (size_t sent = 0; sent < 1 << 20; sent += sizeof data) {
+		size_t n = min_size(sizeof data, (1 << 20) - sent);
+
+		assert_int_equal(mux_stream_write(p.s, id, data, n), n);
+		pump(&p);
+	}
+	assert_int_equal(tab_get(p.c, id)->rx.cap, 1 << 20);
+	assert_int_equal(mux_stream_consume(p.c, id, 1 << 20), 0);
+	assert_int_equal(mux_stream_write(p.s, id, data, 100), 100);
+	pump(&p);
+	assert_int_equal(tab_get(p.c, id)->rx.cap, MUX_RING_AGAIN_MAX);
+	pair_free(&p);
+}
+
+/* What peek and consume refuse, and how they see the end: a peek at the
+ * end changes nothing, the consume of 0 takes it like a read of 0. */
+static void consume_checks_its_size_and_takes_the_end(void **state)
+{
+	(void)state;
+	static struct pair p;
+	struct iovec v[2];
+	uint8_t got[8];
+	uint32_t id;
+
+	pair_init(&p, NULL, NULL);
+	id = open_ok(&p);
+	assert_int_equal(mux_stream_peek(p.c, id, v), KS_ERR_AGAIN);
+	assert_int_equal(mux_stream_consume(p.c, id, 0), KS_ERR_INVAL);
+	assert_int_equal(mux_stream_consume(p.c, id, 1), KS_ERR_INVAL);
+	assert_int_equal(mux_stream_peek(p.c, id + 1, v), KS_ERR_CLOSED);
+	assert_int_equal(mux_stream_consume(p.c, id + 1, 1), KS_ERR_CLOSED);
+	assert_int_equal(mux_stream_write(p.s, id, "abcdef", 6), 6);
+	assert_int_equal(mux_stream_shutdown(p.s, id), 0);
+	assert_int_equal(mux_stream_shutdown(p.c, id), 0);
+	pump(&p);
+	assert_int_equal(mux_stream_peek(p.c, id, v), 6);
+	assert_int_equal(mux_stream_consume(p.c, id, 7), KS_ERR_INVAL);
+	assert_int_equal(mux_stream_consume(p.c, id, 0), KS_ERR_INVAL); /* bytes first */
+	assert_int_equal(mux_stream_consume(p.c, id, 2), 0);
+	assert_int_equal(mux_stream_read(p.c, id, got, 2), 2); /* the two mix */
+	assert_memory_equal(got, "cd", 2);
+	assert_int_equal(mux_stream_peek(p.c, id, v), 2);
+	assert_memory_equal(v[0].iov_base, "ef", 2);
+	assert_int_equal(mux_stream_consume(p.c, id, 2), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mux_stream_peek(p.c, id, v), 0);
+		assert_int_equal(mux_stream_count(p.c), 1);
+	}
+	assert_int_equal(mux_stream_consume(p.c, id, 0), 0); /* the end: freed */
+	assert_int_equal(mux_stream_count(p.c), 0);
+	assert_int_equal(mux_stream_peek(p.c, id, v), KS_ERR_CLOSED);
+	pair_free(&p);
+}
+
+/* step_out produces what m has, checks a twin produces the same bytes,
+ * and feeds both to their peers. */
+static void step_out(struct mux *m, struct mux *twin, struct mux *to, struct mux *twin_to,
+                     uint8_t *a, uint8_t *b)
+{
+	ssize_t n, k;
+
+	for (;;) {
+		n = mux_produce(m, a, 4096, 0);
+		k = mux_produce(twin, b, 4096, 0);
+		assert_int_equal(n, k);
+		if (n <= 0)
+			break;
+		assert_memory_equal(a, b, (size_t)n);
+		assert_int_equal(mux_input(to, a, (size_t)n, 0), 0);
+		assert_int_equal(mux_input(twin_to, b, (size_t)n, 0), 0);
+	}
+	assert_int_equal(n, 0);
+}
+
+/* Two sessions take the same random sequence, one reading by copy and one
+ * by peek and consume, on several streams whose windows the budget cuts
+ * (so credit, rebalancing and windows all move): every WINDOW the
+ * readers send, and so every byte both sessions produce, is identical, as
+ * are the bytes read and the end. */
+static void consume_returns_the_same_credit_as_read(void **state)
+{
+	(void)state;
+	enum { NS = 3, TOTAL = 600000 };
+	static struct pair a, b;
+	static uint8_t src[TOTAL], got_a[NS][TOTAL], got_b[NS][TOTAL], ba[8192], bb[8192];
+	struct mux_config cc;
+	size_t sent[NS] = { 0 }, rcvd[NS] = { 0 };
+	uint32_t id[NS];
+	struct prng g;
+	bool end[NS] = { false };
+	int ended = 0;
+
+	mux_config_default(&cc);
+	cc.window = 512 * 1024; /* announced: 256K, 192K, 144K; share: 341K */
+	cc.budget = 1024 * 1024;
+	pair_init(&a, &cc, NULL);
+	pair_init(&b, &cc, NULL);
+	for (int i = 0; i < NS; i++) {
+		id[i] = open_ok(&a);
+		assert_int_equal(open_ok(&b), id[i]);
+	}
+	for (size_t i = 0; i < TOTAL; i++)
+		src[i] = pattern(7, 1, i);
+	prng_seed(&g, 13);
+	for (int round = 0; ended < NS; round++) {
+		int i = (int)prng_below(&g, NS);
+		size_t w = 1 + prng_below(&g, 20000), cap = 1 + prng_below(&g, 12000);
+		ssize_t ra, rb;
+
+		assert_true(round < 100000);
+		if (sent[i] < TOTAL) {
+			ssize_t wa = mux_stream_write(a.s, id[i], src + sent[i],
+			                              min_size(w, TOTAL - sent[i]));
+			ssize_t wb = mux_stream_write(b.s, id[i], src + sent[i],
+			                              min_size(w, TOTAL - sent[i]));
+			assert_int_equal(wa, wb);
+			if (wa > 0)
+				sent[i] += (size_t)wa;
+			if (sent[i] == TOTAL) {
+				assert_int_equal(mux_stream_shutdown(a.s, id[i]), 0);
+				assert_int_equal(mux_stream_shutdown(b.s, id[i]), 0);
+			}
+		}
+		step_out(a.s, b.s, a.c, b.c, ba, bb);
+		if (!end[i]) {
+			ra = mux_stream_read(a.c, id[i], got_a[i] + rcvd[i], cap);
+			rb = take_in_place(b.c, id[i], got_b[i] + rcvd[i], cap);
+			assert_int_equal(ra, rb);
+			if (ra > 0)
+				rcvd[i] += (size_t)ra;
+			if (ra == 0) {
+				end[i] = true;
+				ended++;
+				assert_int_equal(mux_stream_shutdown(a.c, id[i]), 0);
+				assert_int_equal(mux_stream_shutdown(b.c, id[i]), 0);
+			}
+		}
+		step_out(a.c, b.c, a.s, b.s, ba, bb); /* the WINDOWs: the same */
+		assert_int_equal(mux_mem_bytes(a.c), mux_mem_bytes(b.c));
+	}
+	step_out(a.s, b.s, a.c, b.c, ba, bb);
+	for (int i = 0; i < NS; i++) {
+		assert_int_equal(rcvd[i], TOTAL);
+		assert_memory_equal(got_a[i], src, TOTAL);
+		assert_memory_equal(got_b[i], src, TOTAL);
+	}
+	assert_int_equal(mux_stream_count(a.c), 0);
+	assert_int_equal(mux_stream_count(b.c), 0);
+	pair_free(&a);
+	pair_free(&b);
+}
+
 /* --- the session budget (step 4.5) ------------------------------------------ */
 
 enum { BW = 1 << 20, BB = 4 << 20, BN = 48 };
@@ -1741,6 +2013,10 @@ int main(void)
 		cmocka_unit_test(filling_every_window_is_bounded),
 		cmocka_unit_test(early_data_fits_an_exhausted_budget),
 		cmocka_unit_test(budgeted_streams_complete),
+		cmocka_unit_test(peek_shows_both_spans_of_a_wrapped_ring),
+		cmocka_unit_test(consume_checks_its_size_and_takes_the_end),
+		cmocka_unit_test(drained_ring_comes_back_at_its_last_size),
+		cmocka_unit_test(consume_returns_the_same_credit_as_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
