@@ -1237,8 +1237,8 @@ static size_t close_removed(struct exitd *x, const uint32_t *map)
 
 		if (sl->user >= x->n_users || map[sl->user] != HANDSHAKE_USER_NONE)
 			continue;
-		sids[n++] = sl->env.sid;
-		s = server_session(x->core, sl->env.sid);
+		sids[n++] = sl->sid;
+		s = server_session(x->core, sl->sid);
 		if (s && session_state(s) == SESSION_ESTABLISHED)
 			session_close(s, now);
 	}

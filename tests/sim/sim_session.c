@@ -640,7 +640,7 @@ static void test_rekey_under_loss(void **state)
 	ce = session_envelope(w->cli);
 	assert_non_null(ce);
 	/* The sim owns the server: it reaches into the table to lower N. */
-	se = (struct envelope *)&sessions_get(server_table(w->srv), session_sid(w->cli))->env;
+	se = session_envelope(server_session(w->srv, session_sid(w->cli)));
 	assert_true(ce->rekey && se->rekey);
 	ce->rekey_bytes = 64 * 1024;
 	se->rekey_bytes = 96 * 1024;
