@@ -11,6 +11,7 @@
 #include "core/server.h"
 
 #include "base/heap.h"
+#include "base/list.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +24,11 @@ struct entry {
 	size_t heap_idx; /* position in srv->heap while live */
 	bool closed;     /* out of the table and the heap; waiting for LOST */
 	bool queued;     /* on the event queue */
-	bool owed;       /* on the flush list: took a payload this batch */
 	bool supersede;  /* on first payload: close the user's others (one_per_user)
 	                    or those of its client instance (6.3) */
 	struct entry *next_ev;
-	struct entry *owed_prev, *owed_next; /* the flush list, while owed */
-	void *owner;                         /* borrowed: the daemon's (server_set_owner) */
+	struct list_node owed; /* on srv->owed: took a payload this batch */
+	void *owner;           /* borrowed: the daemon's (server_set_owner) */
 };
 
 struct server {
@@ -46,7 +46,7 @@ struct server {
 	struct entry **due; /* owned array of cap: the deadline heap's storage; its
 	                       entries (the live sessions) are owned */
 	struct heap heap;   /* over due[], earliest first */
-	struct entry *owed; /* the flush list (E6): sessions that took a payload */
+	struct list owed;   /* the flush list (E6): sessions that took a payload */
 	size_t cap;
 	struct entry *ev_head, *ev_tail; /* event queue, FIFO */
 	uint64_t dropped, created, lost[SESSION_LOST_REASONS];
@@ -109,27 +109,14 @@ static struct entry *lookup(const struct server *srv, uint64_t sid)
  * once and the flush never meets a freed entry. */
 static void owe(struct server *srv, struct entry *e)
 {
-	if (e->owed)
-		return;
-	e->owed = true;
-	e->owed_prev = NULL;
-	e->owed_next = srv->owed;
-	if (srv->owed)
-		srv->owed->owed_prev = e;
-	srv->owed = e;
+	if (!list_linked(&srv->owed, &e->owed))
+		list_push(&srv->owed, &e->owed);
 }
 
 static void unowe(struct server *srv, struct entry *e)
 {
-	if (!e->owed)
-		return;
-	e->owed = false;
-	if (e->owed_prev)
-		e->owed_prev->owed_next = e->owed_next;
-	else
-		srv->owed = e->owed_next;
-	if (e->owed_next)
-		e->owed_next->owed_prev = e->owed_prev;
+	if (list_linked(&srv->owed, &e->owed))
+		list_remove(&srv->owed, &e->owed);
 }
 
 /* S5: unreachable now, freed when its LOST has been taken. */
@@ -398,7 +385,7 @@ void server_flush(struct server *srv, uint64_t now)
 {
 	struct entry *e;
 
-	while ((e = srv->owed) != NULL) {
+	while ((e = list_first(&srv->owed, struct entry, owed)) != NULL) {
 		unowe(srv, e);
 		session_flush(e->s, now); /* re-files it (on_changed) */
 	}
@@ -506,8 +493,9 @@ bool server_check(const struct server *srv)
 	for (const struct entry *e = srv->ev_head; e; e = e->next_ev)
 		if (!e->queued || (e->closed && session_state(e->s) != SESSION_CLOSED))
 			return false;
-	for (const struct entry *e = srv->owed; e; e = e->owed_next)
-		if (!e->owed || e->closed || (e->owed_next && e->owed_next->owed_prev != e))
+	for (struct entry *e = list_first(&srv->owed, struct entry, owed); e;
+	     e = list_next(e, struct entry, owed))
+		if (e->closed || (e->owed.next && e->owed.next->prev != &e->owed))
 			return false;
 	return sessions_live(srv->table) == srv->heap.n;
 }

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/list.h"
 #include "base/minmax.h"
 #include "core/session.h"
 #include "core/socks5.h"
@@ -61,7 +62,7 @@ struct lconn {
 	size_t req_len;
 	char dst[SOCKS5_ADDR_TEXT_MAX]; /* for log lines */
 	struct relay relay;             /* in the session's table from OPENING on */
-	struct lconn *prev, *next;      /* all live lconns */
+	struct list_node link;          /* on cl->conns: all live lconns */
 	struct lconn *next_wait;        /* LC_WAIT queue */
 	struct loop_deferred dead;      /* the free after LC_ZOMBIE */
 	ev_timer negotiate_timer;       /* runs while LC_NEGOTIATE, then while LC_WAIT */
@@ -111,7 +112,7 @@ struct client {
 	struct socks5_cred cred;
 	struct socks5_cred_table creds;
 	struct socks5_server_config s5cfg;
-	struct lconn *conns;                 /* live, doubly linked */
+	struct list conns;                   /* live struct lconn */
 	struct lconn *wait_head, *wait_tail; /* LC_WAIT, FIFO */
 	size_t nconns;
 	uint64_t next_id;
@@ -212,12 +213,7 @@ static void lconn_kill(struct lconn *lc)
 	udprelay_free(lc->udp);
 	lc->udp = NULL;
 	lc->phase = LC_ZOMBIE;
-	if (lc->prev)
-		lc->prev->next = lc->next;
-	else
-		cl->conns = lc->next;
-	if (lc->next)
-		lc->next->prev = lc->prev;
+	list_remove(&cl->conns, &lc->link);
 	cl->nconns--;
 	loop_defer(cl->ioloop, &lc->dead, lconn_free);
 	if (cl->listener)
@@ -620,10 +616,7 @@ static void on_accept(int fd, const struct sockaddr_storage *peer, void *arg)
 	lc->peer = *peer;
 	addr_format(peer, lc->from);
 	lc->phase = LC_NEGOTIATE;
-	lc->next = cl->conns;
-	if (cl->conns)
-		cl->conns->prev = lc;
-	cl->conns = lc;
+	list_push(&cl->conns, &lc->link);
 	cl->nconns++;
 	cl->accepted++;
 	log_debug("conn#%llu from %s", (unsigned long long)lc->id, addr_format(peer, a));
@@ -720,10 +713,10 @@ static void on_fast_answer(struct lconn *lc, const struct mux_event *ev)
  * not with an orderly EOF. Before relay_host_lost, which closes the rest. */
 static void fast_lost(struct client *cl)
 {
-	struct lconn *lc = cl->conns, *next;
+	struct lconn *lc = list_first(&cl->conns, struct lconn, link), *next;
 
 	for (; lc; lc = next) {
-		next = lc->next;
+		next = list_next(lc, struct lconn, link);
 		if (lc->phase == LC_RELAY && lc->fast_pending) {
 			lc->fast_pending = false;
 			cl->fast_failed[SOCKS5_REP_GENERAL_FAILURE]++;
@@ -1525,8 +1518,8 @@ void client_free(struct client *cl)
 {
 	if (!cl)
 		return;
-	while (cl->conns) {
-		struct lconn *lc = cl->conns;
+	while (!list_empty(&cl->conns)) {
+		struct lconn *lc = list_first(&cl->conns, struct lconn, link);
 
 		if (lc->phase == LC_RELAY)
 			relay_abort(&lc->relay, false);
