@@ -450,6 +450,13 @@ int server_set_owner(struct server *srv, uint64_t sid, void *owner)
 	return 0;
 }
 
+void *server_owner(const struct server *srv, uint64_t sid)
+{
+	const struct entry *e = lookup(srv, sid);
+
+	return e ? e->owner : NULL;
+}
+
 int server_set_users(struct server *srv, const struct keys_user *users, size_t n_users,
                      const uint32_t *map, uint64_t now_unix_ms)
 {

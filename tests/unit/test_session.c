@@ -823,10 +823,14 @@ static void test_server_close(void **state)
 	assert_int_equal(server_next_event(srv, &sev), 0);
 	assert_null(sev.owner);
 	/* The daemon's pointer rides on every later event, LOST included. */
+	assert_null(server_owner(srv, sid));
 	assert_int_equal(server_set_owner(srv, sid, &owner), 0);
 	assert_int_equal(server_set_owner(srv, sid + 1, &owner), KS_ERR_CLOSED);
+	assert_ptr_equal(server_owner(srv, sid), &owner);
+	assert_null(server_owner(srv, sid + 1));
 	sent = f->s2c.sent;
 	assert_int_equal(server_close(srv, sid), 0);
+	assert_null(server_owner(srv, sid)); /* closed: out of the table */
 	assert_int_equal(server_close(srv, sid), KS_ERR_CLOSED);
 	assert_int_equal(server_set_owner(srv, sid, NULL), KS_ERR_CLOSED);
 	assert_int_equal(server_next_event(srv, &sev), 0);
