@@ -385,7 +385,6 @@ enum {
 	LOCAL_NEGOTIATE_TIMEOUT_MS = 10000, /* SOCKS5 greeting..request from a client */
 	LOCAL_SESSION_WAIT_MS = 5000,       /* a SOCKS5 request waits this long for a session */
 	RELAY_BUCKETS = 256,                /* stream-id hash buckets per session */
-	EXITD_TUNNEL_BUCKETS = 1024,        /* session-id hash buckets (server) */
 	EXITD_TRIM_SESSIONS = 256,          /* sessions ended since the last malloc_trim */
 	DAEMON_EVENT_ROUNDS = 8,            /* event/pump rounds per loop iteration */
 	LOOP_PEERS_MAX = 4,                 /* UDP sockets one loop watches (io/loop) */

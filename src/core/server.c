@@ -1,17 +1,17 @@
 /* server.c - the server's sessions: table, per-sid sessions, one deadline,
  * one event queue. Steps S1.. refer to docs/PROTOCOL.md (session) section 5.
  *
- * Each live session has an entry: in slots[] at its table slot (the low 16
- * bits of its sid, limits.h; for calls by sid), as the table slot's user
- * pointer (so a datagram costs the table's one lookup and no other), in
- * the deadline heap, on the event queue while it may have events, and on
+ * Each live session has an entry: as its table slot's owner pointer (so
+ * a datagram, and a call by sid, costs the table's one lookup and no
+ * other), in the deadline heap, on the event queue while it may have events, and on
  * the flush list from a datagram's payload to the end of the batch. Ending a session is two steps:
- * it leaves slots[] and the heap at once (unreachable for datagrams and timers), and its memory
+ * it leaves the table and the heap at once (unreachable for datagrams and timers), and its memory
  * goes only after its LOST event was taken.
  */
 #include "core/server.h"
 
 #include "base/heap.h"
+#include "base/list.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +22,13 @@ struct entry {
 	uint64_t sid;
 	uint32_t user;
 	size_t heap_idx; /* position in srv->heap while live */
-	bool closed;     /* out of slots[] and the heap; waiting for LOST */
+	bool closed;     /* out of the table and the heap; waiting for LOST */
 	bool queued;     /* on the event queue */
-	bool owed;       /* on the flush list: took a payload this batch */
 	bool supersede;  /* on first payload: close the user's others (one_per_user)
 	                    or those of its client instance (6.3) */
 	struct entry *next_ev;
-	struct entry *owed_prev, *owed_next; /* the flush list, while owed */
-	void *owner;                         /* borrowed: the daemon's (server_set_owner) */
+	struct list_node owed; /* on srv->owed: took a payload this batch */
+	void *owner;           /* borrowed: the daemon's (server_set_owner) */
 };
 
 struct server {
@@ -44,17 +43,15 @@ struct server {
 	session_datagram_fn datagram;
 	void *datagram_user; /* borrowed */
 	bool one_per_user;
-	struct entry **slots; /* owned array of cap; entries owned */
-	struct entry **due;   /* owned array of cap: the deadline heap's storage */
-	struct heap heap;     /* over due[]: views of slots[] entries, earliest first */
-	struct entry *owed;   /* the flush list (E6): sessions that took a payload */
+	struct entry **due; /* owned array of cap: the deadline heap's storage; its
+	                       entries (the live sessions) are owned */
+	struct heap heap;   /* over due[], earliest first */
+	struct list owed;   /* the flush list (E6): sessions that took a payload */
 	size_t cap;
 	struct entry *ev_head, *ev_tail; /* event queue, FIFO */
 	uint64_t dropped, created, lost[SESSION_LOST_REASONS];
 	struct session_scratch scratch; /* shared by every session, one call at a time */
 };
-
-enum { SLOT_MASK = 0xFFFF }; /* sessions.h: the slot is the sid's low 16 bits */
 
 /* --- the deadline heap ------------------------------------------------------ */
 
@@ -99,39 +96,27 @@ static void enqueue(struct server *srv, struct entry *e)
 	srv->ev_tail = e;
 }
 
+/* The live session sid: the table's one lookup, its slot's owner. */
 static struct entry *lookup(const struct server *srv, uint64_t sid)
 {
-	size_t i = (size_t)(sid & SLOT_MASK);
-	struct entry *e = i < srv->cap ? srv->slots[i] : NULL;
+	const struct sessions_slot *sl = sessions_get(srv->table, sid);
+	struct entry *e = sl ? sl->owner : NULL;
 
-	return e && e->sid == sid ? e : NULL;
+	return e && e->sid == sid && !e->closed ? e : NULL;
 }
 
 /* The flush list: O(1) in and out, so a session that ends leaves it at
  * once and the flush never meets a freed entry. */
 static void owe(struct server *srv, struct entry *e)
 {
-	if (e->owed)
-		return;
-	e->owed = true;
-	e->owed_prev = NULL;
-	e->owed_next = srv->owed;
-	if (srv->owed)
-		srv->owed->owed_prev = e;
-	srv->owed = e;
+	if (!list_linked(&srv->owed, &e->owed))
+		list_push(&srv->owed, &e->owed);
 }
 
 static void unowe(struct server *srv, struct entry *e)
 {
-	if (!e->owed)
-		return;
-	e->owed = false;
-	if (e->owed_prev)
-		e->owed_prev->owed_next = e->owed_next;
-	else
-		srv->owed = e->owed_next;
-	if (e->owed_next)
-		e->owed_next->owed_prev = e->owed_prev;
+	if (list_linked(&srv->owed, &e->owed))
+		list_remove(&srv->owed, &e->owed);
 }
 
 /* S5: unreachable now, freed when its LOST has been taken. */
@@ -143,7 +128,6 @@ static void close_entry(struct server *srv, struct entry *e, enum session_lost_r
 	(void)sessions_close(srv->table, e->sid); /* already gone if superseded */
 	unfile(srv, e);
 	unowe(srv, e);
-	srv->slots[e->sid & SLOT_MASK] = NULL;
 	e->closed = true;
 	srv->lost[reason]++;
 	enqueue(srv, e);
@@ -190,9 +174,8 @@ int server_new(struct server **out, const struct server_config *cfg)
 		goto err;
 	rc = KS_ERR_NOMEM;
 	srv->cap = cfg->table.capacity;
-	srv->slots = calloc(srv->cap, sizeof *srv->slots);
 	srv->due = calloc(srv->cap, sizeof *srv->due);
-	if (!srv->slots || !srv->due)
+	if (!srv->due)
 		goto err;
 	srv->heap.a = srv->due;
 	if (cfg->mux) {
@@ -210,7 +193,6 @@ int server_new(struct server **out, const struct server_config *cfg)
 	*out = srv;
 	return 0;
 err:
-	free(srv->slots);
 	free(srv->due);
 	sessions_free(srv->table);
 	free(srv);
@@ -228,13 +210,10 @@ void server_free(struct server *srv)
 			free(e);
 		}
 	}
-	for (size_t i = 0; i < srv->cap; i++) {
-		if (srv->slots[i]) {
-			session_free(srv->slots[i]->s);
-			free(srv->slots[i]);
-		}
+	for (size_t i = 0; i < srv->heap.n; i++) {
+		session_free(srv->due[i]->s);
+		free(srv->due[i]);
 	}
-	free(srv->slots);
 	free(srv->due);
 	sessions_free(srv->table);
 	free(srv);
@@ -271,6 +250,7 @@ static int make_entry(struct server *srv, uint64_t sid, uint64_t now, struct ent
 	struct session_server_config sc = {
 		.table = srv->table,
 		.sid = sid,
+		.owner = e,
 		.mux = srv->mux_set ? &srv->mux : NULL,
 		.local = srv->local,
 		.rng = srv->rng,
@@ -304,7 +284,9 @@ static int make_entry(struct server *srv, uint64_t sid, uint64_t now, struct ent
 static int on_new(struct server *srv, const struct sessions_event *ev,
                   const struct sessions_addr *from, uint64_t now)
 {
-	struct entry *e, *old = ev->superseded ? lookup(srv, ev->superseded) : NULL;
+	/* The superseded session's slot is the new one's now: its entry
+	 * comes with the event. */
+	struct entry *e, *old = ev->superseded ? ev->owner : NULL;
 	int rc;
 
 	if (old)
@@ -315,8 +297,6 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 		srv->dropped++;
 		return rc;
 	}
-	srv->slots[ev->sid & SLOT_MASK] = e;
-	(void)sessions_set_owner(srv->table, ev->sid, e); /* live: it was just made */
 	heap_push(&srv->heap, &due_ops, NULL, &e);
 	enqueue(srv, e);
 	srv->created++;
@@ -405,7 +385,7 @@ void server_flush(struct server *srv, uint64_t now)
 {
 	struct entry *e;
 
-	while ((e = srv->owed) != NULL) {
+	while ((e = list_first(&srv->owed, struct entry, owed)) != NULL) {
 		unowe(srv, e);
 		session_flush(e->s, now); /* re-files it (on_changed) */
 	}
@@ -470,6 +450,13 @@ int server_set_owner(struct server *srv, uint64_t sid, void *owner)
 	return 0;
 }
 
+void *server_owner(const struct server *srv, uint64_t sid)
+{
+	const struct entry *e = lookup(srv, sid);
+
+	return e ? e->owner : NULL;
+}
+
 int server_set_users(struct server *srv, const struct keys_user *users, size_t n_users,
                      const uint32_t *map, uint64_t now_unix_ms)
 {
@@ -488,7 +475,7 @@ void server_stats(const struct server *srv, struct server_stats *st)
 
 size_t server_mem_bytes(const struct server *srv)
 {
-	size_t n = sizeof *srv + srv->cap * 2 * sizeof(struct entry *);
+	size_t n = sizeof *srv + srv->cap * sizeof(struct entry *);
 
 	for (size_t i = 0; i < srv->heap.n; i++)
 		n += sizeof(struct entry) + session_mem_bytes(srv->due[i]->s);
@@ -497,29 +484,25 @@ size_t server_mem_bytes(const struct server *srv)
 
 static bool entry_ok(const struct server *srv, const struct entry *e, size_t i)
 {
-	size_t slot = (size_t)(e->sid & SLOT_MASK);
+	const struct sessions_slot *sl = sessions_get(srv->table, e->sid);
 
-	return !e->closed && e->heap_idx == i && slot < srv->cap && srv->slots[slot] == e &&
-	       sessions_get(srv->table, e->sid) != NULL &&
+	return !e->closed && e->heap_idx == i && sl && sl->owner == e &&
 	       session_state(e->s) == SESSION_ESTABLISHED && session_check(e->s);
 }
 
 bool server_check(const struct server *srv)
 {
-	size_t in_slots = 0;
-
 	if (!heap_ordered(&srv->heap, &due_ops, NULL))
 		return false;
 	for (size_t i = 0; i < srv->heap.n; i++)
 		if (!entry_ok(srv, srv->due[i], i))
 			return false;
-	for (size_t i = 0; i < srv->cap; i++)
-		in_slots += srv->slots[i] != NULL;
 	for (const struct entry *e = srv->ev_head; e; e = e->next_ev)
 		if (!e->queued || (e->closed && session_state(e->s) != SESSION_CLOSED))
 			return false;
-	for (const struct entry *e = srv->owed; e; e = e->owed_next)
-		if (!e->owed || e->closed || (e->owed_next && e->owed_next->owed_prev != e))
+	for (struct entry *e = list_first(&srv->owed, struct entry, owed); e;
+	     e = list_next(e, struct entry, owed))
+		if (e->closed || (e->owed.next && e->owed.next->prev != &e->owed))
 			return false;
-	return in_slots == srv->heap.n && sessions_live(srv->table) == srv->heap.n;
+	return sessions_live(srv->table) == srv->heap.n;
 }

@@ -123,6 +123,10 @@ struct session *server_session(struct server *srv, uint64_t sid);
  * table of its own. Returns 0 or KS_ERR_CLOSED. */
 int server_set_owner(struct server *srv, uint64_t sid, void *owner);
 
+/* server_owner returns what server_set_owner hung on live session sid, or
+ * NULL (no such session, or none set): the table's one lookup. */
+void *server_owner(const struct server *srv, uint64_t sid);
+
 /* server_close ends session sid now (SESSION_LOST_CLOSED; streams reset,
  * no datagram sent). Returns 0 or KS_ERR_CLOSED. */
 int server_close(struct server *srv, uint64_t sid);

@@ -2,15 +2,17 @@
  * deadline (docs/PROTOCOL.md (session); "step N" comments in session.c refer
  * to its numbered steps).
  *
- * A struct session is either end of one KCP session:
- *   - client role (kcpsocks-local, one per server): created with the server
- *     public key, a user and a transport parameter proposal. It runs the
- *     handshake itself (init, retransmit with backoff, timeout), then builds
- *     the KCP engine and the mux from the agreed parameters, keeps the path
- *     alive with PINGs, notices a dead or restarted server, and handshakes
- *     again on its own (with backoff) after a loss.
+ * A struct session is either end of one KCP session, the same object in
+ * both roles: it owns its envelope (keys), KCP engine and mux, and seals
+ * its own output.
+ *   - client role (kcpsocks-local, one per server): made by
+ *     session_client_new (dial.h), which adds the client's own behaviour:
+ *     the handshake with retries and backoff, keepalive, restart probing
+ *     and dead-path detection.
  *   - server role: made by struct server (server.h) when the session table
- *     accepts a handshake; the table opens and seals its datagrams.
+ *     accepts a handshake; the session takes its keys from the table, and
+ *     the table borrows them back to open the session's datagrams (one
+ *     lookup per datagram, by session id).
  *
  * Sans-I/O: bytes and `now` (uint64_t ms, monotonic, never decreasing) in;
  * sealed datagrams out through the output callback; events out through
@@ -130,26 +132,6 @@ typedef uint8_t *(*session_slot_fn)(size_t *cap, void *user);
 typedef void (*session_datagram_fn)(uint64_t sid, uint32_t id, const uint8_t *p, size_t len,
                                     void *user);
 
-struct session_client_config {
-	const uint8_t *server_pub;        /* KEYS_LEN bytes, copied */
-	const struct keys_user *user;     /* name and PSK, copied */
-	struct transport_params proposal; /* from the profile; must be valid */
-	const struct mux_config *mux;     /* NULL: defaults; copied */
-	const struct rng_source *rng;     /* borrowed, outlives the session */
-	session_output_fn output;         /* required */
-	void *output_user;                /* borrowed, passed to output and slot */
-	session_slot_fn slot;             /* NULL: seal into the scratch, output copies */
-	uint32_t silent_ms;               /* restart detection, 0: SESSION_SILENT_MS_DEFAULT */
-	uint32_t hs_timeout_ms;           /* one handshake attempt, 0: SESSION_HS_TIMEOUT_MS */
-	uint32_t dead_path_ms;            /* L6, 0: SESSION_DEAD_PATH_MS_DEFAULT */
-	struct transport_local local;     /* this end's KCP policy (transport.h);
-	                                     zero: engine defaults */
-	const uint8_t *instance;          /* HANDSHAKE_INSTANCE_LEN bytes, copied: this client
-	                                     process's id in every init (secure 6.3); NULL: none */
-	session_datagram_fn datagram;     /* NULL: datagram frames are dropped */
-	void *datagram_user;              /* borrowed, passed to datagram */
-};
-
 struct session_stats {
 	struct kcp_stats kcp; /* the current KCP engine (zero before the first) */
 	uint64_t dgram_in;    /* datagrams that authenticated */
@@ -175,27 +157,9 @@ struct session_stats {
 
 struct session;
 
-/* session_client_new makes a client session at now. It sends nothing yet:
- * its deadline is now, and the first session_on_timer sends the init.
- * Returns 0 with *out set (release with session_free), KS_ERR_INVAL (bad
- * config: proposal not valid, bad user, missing output), KS_ERR_NOMEM. */
-KS_MUST_CHECK int session_client_new(struct session **out, const struct session_client_config *cfg,
-                                     uint64_t now);
-
 /* session_free releases the session, its KCP engine, mux and streams, and
  * wipes its keys. No event or output is produced. NULL is a no-op. */
 void session_free(struct session *s);
-
-/* session_on_datagram (client) handles one datagram received from the
- * server: a handshake response while handshaking, else an envelope that
- * is opened, fed to KCP, and whose stream bytes go to the mux; its ACK
- * waits for the batch's flush (session_pump / session_flush). Returns 0
- * when it authenticated; otherwise nothing changed but a counter, nothing
- * is sent, and the code says why: KS_ERR_AUTH, KS_ERR_PROTO, KS_ERR_REPLAY,
- * KS_ERR_LIMIT (envelope_open / handshake_client_read_response), KS_ERR_STATE
- * (server role: use server_on_datagram). now_unix_ms is wall-clock ms. */
-int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_t now,
-                        uint64_t now_unix_ms);
 
 /* session_on_timer does what is due at now: handshake (re)transmission
  * and timeout, KCP retransmissions and flushes, keepalive PING, idle
@@ -204,32 +168,6 @@ int session_on_datagram(struct session *s, const uint8_t *d, size_t len, uint64_
  * SESSION_EV_LOST and a client handshakes again. Calling it early is
  * harmless. */
 void session_on_timer(struct session *s, uint64_t now, uint64_t now_unix_ms);
-
-/* session_on_unreachable (client): the network said the server's address
- * refused a datagram (ICMP port unreachable, ECONNREFUSED). Such a notice
- * is not authenticated (anyone on the path can forge one), so it kills
- * nothing: an established session starts its restart probe (L3) now
- * instead of after silent_ms, which brings a restarted server back
- * sooner; at most one such probe per silent_ms. Dead-path detection (L6)
- * still needs dead_path_ms of silence. */
-void session_on_unreachable(struct session *s, uint64_t now);
-
-/* session_on_demand (client): a stream is wanted. A client backing off
- * after failed attempts starts the next attempt now (C4); one handshaking
- * sends its next init now when the last one is at least SESSION_HS_RTO_MS
- * old. So a server that came back is found when an application asks, not
- * at the end of a backoff of up to SESSION_RETRY_MAX_MS. No-op when
- * established. */
-void session_on_demand(struct session *s, uint64_t now);
-
-/* session_handshake_now (client): the server's address changed (a lookup
- * answered, a failover re-pointed the socket), so the init in flight went
- * to the old address. A client handshaking or backing off starts a fresh
- * attempt (new timeout, first retransmission interval) and outputs its
- * init within this call, not at the next retransmission (up to
- * SESSION_HS_RTO_MAX_MS later). Call it once per address change. No-op
- * when established. */
-void session_handshake_now(struct session *s, uint64_t now, uint64_t now_unix_ms);
 
 /* session_close (either role) ends an established session on purpose: one
  * close datagram (L8: authenticated, replay-protected, never answered) is
@@ -277,9 +215,9 @@ void session_flush(struct session *s, uint64_t now);
  * mux_produce or mux_next_event (the session does those). */
 struct mux *session_mux(struct session *s);
 
-/* session_envelope returns a client session's envelope while established
- * (its epoch and rekey counters; tests lower its rekey thresholds), else
- * NULL. A server session's envelope is its slot's in the session table. */
+/* session_envelope returns the session's envelope while established (its
+ * epoch and rekey counters; tests lower its rekey thresholds), else NULL.
+ * Either role owns its envelope. */
 struct envelope *session_envelope(struct session *s);
 
 /* session_next_event takes the next event: first ended/established
@@ -329,8 +267,9 @@ struct session_scratch {
 typedef void (*session_changed_fn)(struct session *s, void *ctx);
 
 struct session_server_config {
-	struct sessions *table;          /* borrowed: seals for sid, gives addresses */
-	uint64_t sid;                    /* a live session of table */
+	struct sessions *table;          /* borrowed: gives the keys and the address */
+	uint64_t sid;                    /* a live session of table, just made (NEW) */
+	void *owner;                     /* hung on the table slot (sessions_attach) */
 	const struct mux_config *mux;    /* NULL: defaults; copied */
 	struct transport_local local;    /* the server's own KCP policy (its
 	                                    profile, never the client's); zero:
@@ -348,8 +287,12 @@ struct session_server_config {
 
 /* session_server_new makes the server end of table session sid (agreed
  * parameters and conv from sessions_get), established at now, with an
- * undelivered SESSION_EV_ESTABLISHED. Returns 0, KS_ERR_CLOSED (no such
- * sid), KS_ERR_INVAL, KS_ERR_NOMEM. */
+ * undelivered SESSION_EV_ESTABLISHED. It takes the session's envelope
+ * from the table (sessions_attach: the keys live in the session from
+ * then on, the table borrows them to open datagrams) and sends to the
+ * slot's peer address. Returns 0, KS_ERR_CLOSED (no such sid),
+ * KS_ERR_STATE (sid's envelope is not the one staged), KS_ERR_INVAL,
+ * KS_ERR_NOMEM. */
 KS_MUST_CHECK int session_server_new(struct session **out, const struct session_server_config *cfg,
                                      uint64_t now);
 
@@ -359,13 +302,17 @@ KS_MUST_CHECK int session_server_new(struct session **out, const struct session_
  * (the payload was dropped, counted). */
 int session_on_payload(struct session *s, const uint8_t *p, size_t len, uint64_t now);
 
-/* session_end (server) ends an established session for reason: its KCP
- * engine, mux and streams are freed, state becomes CLOSED and a
- * SESSION_EV_LOST is queued. No-op when already closed. */
+/* session_end ends an established session for reason, like a loss: its
+ * KCP engine, mux and streams are freed, its keys wiped, a
+ * SESSION_EV_LOST is queued, and the role goes on (a server session
+ * becomes CLOSED). No-op when not established. */
 void session_end(struct session *s, enum session_lost_reason reason);
 
 /* session_last_lost returns the reason the session last ended (meaningful
  * once it has ended at least once). */
 enum session_lost_reason session_last_lost(const struct session *s);
+
+/* The client's own entry points (handshake, restart probing, backoff). */
+#include "core/dial.h"
 
 #endif

@@ -17,6 +17,8 @@ struct sessions {
 	size_t cap, n_free;
 	uint32_t per_user; /* 6.3 cap */
 	struct sessions_counters n;
+	struct envelope fresh; /* the newest session's keys until sessions_attach */
+	uint64_t fresh_sid;    /* 0: nothing staged */
 };
 
 /* The slot index lives in the low 16 bits of a session id, the rest is
@@ -66,6 +68,7 @@ void sessions_free(struct sessions *t)
 	if (!t)
 		return;
 	sodium_memzero(t->slots, t->cap * sizeof *t->slots);
+	envelope_wipe(&t->fresh);
 	free(t->slots);
 	free(t->free_ids);
 	free(t->user_head);
@@ -77,7 +80,7 @@ static struct sessions_slot *find(const struct sessions *t, uint64_t sid)
 {
 	size_t i = (size_t)(sid & SLOT_MASK);
 
-	if (sid == 0 || i >= t->cap || !t->slots[i].used || t->slots[i].env.sid != sid)
+	if (sid == 0 || i >= t->cap || !t->slots[i].used || t->slots[i].sid != sid)
 		return NULL;
 	return &t->slots[i];
 }
@@ -115,6 +118,22 @@ static void release(struct sessions *t, struct sessions_slot *s)
 	t->free_ids[t->n_free++] = (uint32_t)(s - t->slots);
 }
 
+int sessions_attach(struct sessions *t, uint64_t sid, struct envelope *env, void *owner)
+{
+	struct sessions_slot *s = find(t, sid);
+
+	if (!s)
+		return KS_ERR_CLOSED;
+	if (s->env || t->fresh_sid != sid)
+		return KS_ERR_STATE;
+	*env = t->fresh;
+	envelope_wipe(&t->fresh);
+	t->fresh_sid = 0;
+	s->env = env;
+	s->owner = owner;
+	return 0;
+}
+
 int sessions_set_owner(struct sessions *t, uint64_t sid, void *owner)
 {
 	struct sessions_slot *s = find(t, sid);
@@ -131,6 +150,10 @@ int sessions_close(struct sessions *t, uint64_t sid)
 
 	if (!s)
 		return KS_ERR_CLOSED;
+	if (t->fresh_sid == sid) { /* never attached */
+		envelope_wipe(&t->fresh);
+		t->fresh_sid = 0;
+	}
 	release(t, s);
 	t->n.closed++;
 	return 0;
@@ -176,6 +199,12 @@ static bool same_instance(const struct sessions_slot *s, const struct handshake_
 	       memcmp(s->instance, p->instance, HANDSHAKE_INSTANCE_LEN) == 0;
 }
 
+/* When the session last heard from its peer (its creation until attached). */
+static uint64_t last_rx(const struct sessions_slot *s)
+{
+	return s->env ? s->env->last_rx_ms : s->created_ms;
+}
+
 /* 6.3: a user holds at most per_user sessions; a new one beyond that
  * supersedes the one of the same client instance if there is one, else
  * the one of that user that was quiet the longest. Returns that victim,
@@ -191,7 +220,7 @@ static struct sessions_slot *victim_of(struct sessions *t, const struct handshak
 		n++;
 		if (!own && same_instance(s, p))
 			own = s;
-		if (!idlest || s->env.last_rx_ms < idlest->env.last_rx_ms)
+		if (!idlest || last_rx(s) < last_rx(idlest))
 			idlest = s;
 	}
 	if (n < t->per_user)
@@ -227,7 +256,11 @@ static void fill(struct sessions *t, struct sessions_slot *s, const struct hands
 	s->created_ms = now;
 	s->has_instance = res->has_instance;
 	memcpy(s->instance, res->instance, HANDSHAKE_INSTANCE_LEN);
-	envelope_init(&s->env, t->hs.pub.hdr, res->sid, &res->tx, &res->rx, &res->params, now);
+	s->sid = res->sid;
+	/* Staged for the owner (sessions_attach); one never taken is wiped. */
+	envelope_wipe(&t->fresh);
+	envelope_init(&t->fresh, t->hs.pub.hdr, res->sid, &res->tx, &res->rx, &res->params, now);
+	t->fresh_sid = res->sid;
 }
 
 /* 6.1 steps 3-5: an init. Nothing changes until the response is written. */
@@ -239,6 +272,7 @@ static int on_init(struct sessions *t, const struct sessions_addr *from, const u
 	struct handshake_result res;
 	struct sessions_slot *victim;
 	uint64_t superseded = 0;
+	void *owner = NULL;
 	uint32_t slot;
 	ssize_t n;
 	int rc;
@@ -273,14 +307,19 @@ static int on_init(struct sessions *t, const struct sessions_addr *from, const u
 	if (n < 0)
 		return (int)n;
 	if (victim) {
-		superseded = victim->env.sid;
+		superseded = victim->sid;
+		owner = victim->owner;
 		t->n.superseded++;
 	} else {
 		t->n_free--;
 	}
 	fill(t, &t->slots[slot], &res, from, now);
 	*ev = (struct sessions_event){
-		.kind = SESSIONS_EV_NEW, .sid = res.sid, .len = (size_t)n, .superseded = superseded
+		.kind = SESSIONS_EV_NEW,
+		.sid = res.sid,
+		.len = (size_t)n,
+		.superseded = superseded,
+		.owner = owner,
 	};
 	sodium_memzero(&res, sizeof res);
 	t->n.created++;
@@ -376,7 +415,7 @@ static void on_replay(struct sessions *t, struct sessions_slot *s, const struct 
 {
 	if (!s->cand.active || !addr_eq(&s->peer, from))
 		return;
-	if (envelope_verify(&s->env, d, len) == 0) {
+	if (envelope_verify(s->env, d, len) == 0) {
 		s->cand.active = false;
 		t->n.path_kept++;
 	}
@@ -393,11 +432,13 @@ static int on_data(struct sessions *t, const struct sessions_addr *from, uint64_
 	bool moved = false, challenge = false;
 	ssize_t n;
 
-	if (!s) {
+	/* A session whose owner has not taken (or has wiped) its envelope
+	 * opens nothing. */
+	if (!s || !s->env || s->env->sid != sid) {
 		t->n.no_session++;
 		return KS_ERR_AUTH;
 	}
-	n = envelope_open(&s->env, d, len, now, out, cap, &rx);
+	n = envelope_open(s->env, d, len, now, out, cap, &rx);
 	if (n < 0) {
 		if (n == KS_ERR_REPLAY)
 			on_replay(t, s, from, d, len);
@@ -444,21 +485,6 @@ int sessions_on_datagram(struct sessions *t, const struct sessions_addr *from, c
 	return on_data(t, from, sid, d, len, now, rng, out, cap, ev);
 }
 
-ssize_t sessions_seal(struct sessions *t, uint64_t sid, const struct rng_source *rng,
-                      const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
-                      const struct sessions_addr **to)
-{
-	struct sessions_slot *s = find(t, sid);
-	ssize_t n;
-
-	if (!s)
-		return KS_ERR_CLOSED;
-	n = envelope_seal(&s->env, rng, payload, len, out, cap);
-	if (n >= 0)
-		*to = &s->peer;
-	return n;
-}
-
 ssize_t sessions_seal_challenge(struct sessions *t, uint64_t sid, const struct rng_source *rng,
                                 uint64_t now, uint8_t *out, size_t cap,
                                 const struct sessions_addr **to)
@@ -469,10 +495,10 @@ ssize_t sessions_seal_challenge(struct sessions *t, uint64_t sid, const struct r
 
 	if (!s)
 		return KS_ERR_CLOSED;
-	if (!s->cand.active)
+	if (!s->cand.active || !s->env)
 		return KS_ERR_STATE;
 	sessions_path_write(frame, s->conv, SESSIONS_PATH_CHALLENGE, s->cand.token);
-	n = envelope_seal(&s->env, rng, frame, sizeof frame, out, cap);
+	n = envelope_seal(s->env, rng, frame, sizeof frame, out, cap);
 	if (n < 0)
 		return n;
 	/* The budget is checked on the real length (padding included). */

@@ -15,6 +15,13 @@
  * token comes back from it. An authenticated datagram from the proven path
  * (a raced copy's original included) drops the candidate at once.
  *
+ * The table does not own a session's keys: an accepted init's envelope is
+ * staged in the table until its owner takes it into its own struct
+ * (sessions_attach, before the next datagram); the slot then borrows it
+ * to open the session's datagrams and seal path challenges. The owner
+ * seals its own output (envelope_seal) and sends it to the slot's peer
+ * address (a view that stays valid while the session is live).
+ *
  * Memory: sessions_new allocates the whole table (capacity slots); nothing
  * is allocated per datagram or per session afterwards. Not thread-safe.
  */
@@ -73,9 +80,12 @@ struct sessions_slot {
 	bool has_instance; /* the client sent an instance id (PROTOCOL.md 6.3) */
 	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
 	uint32_t next_of_user; /* the user's next session: slot index + 1, 0: none */
-	struct envelope env;
-	void *owner; /* borrowed: the owner's object for this session
-	               (sessions_set_owner), NULL until set */
+	uint64_t sid;          /* the session id (its low bits are the slot) */
+	struct envelope *env;  /* borrowed: the session's own envelope, which the
+	                          table opens with (sessions_attach); NULL until
+	                          attached: datagrams of sid are refused */
+	void *owner;           /* borrowed: the owner's object for this session
+	                          (sessions_attach), NULL until set */
 };
 
 struct sessions_config {
@@ -121,8 +131,9 @@ struct sessions_event {
 	bool challenge;      /* DATA: send sessions_seal_challenge for sid now */
 	uint64_t superseded; /* NEW: sid of an older session of the same user that
 	                        was closed to make room (0: none) */
-	void *owner;         /* DATA: the session's owner pointer (sessions_set_owner),
-	                        so the owner needs no lookup of its own */
+	void *owner;         /* DATA: the session's owner pointer (sessions_attach),
+	                        so the owner needs no lookup of its own; NEW: the
+	                        superseded session's (its slot is the new one's) */
 };
 
 /* sessions_new allocates a table. Returns 0 and sets *out, or KS_ERR_INVAL
@@ -146,13 +157,16 @@ KS_MUST_CHECK int sessions_on_datagram(struct sessions *t, const struct sessions
                                        uint64_t now_unix_ms, const struct rng_source *rng,
                                        uint8_t *out, size_t cap, struct sessions_event *ev);
 
-/* sessions_seal seals payload for session sid (envelope_seal) and sets *to
- * to its current peer address (valid until the next call on t). Returns
- * the datagram length, KS_ERR_CLOSED (no such session), or envelope_seal's
- * errors. */
-KS_MUST_CHECK ssize_t sessions_seal(struct sessions *t, uint64_t sid, const struct rng_source *rng,
-                                    const uint8_t *payload, size_t len, uint8_t *out, size_t cap,
-                                    const struct sessions_addr **to);
+/* sessions_attach hands the envelope of new session sid (staged by the
+ * SESSIONS_EV_NEW that made it) to its owner: the keys move into *env
+ * (the staged copy is wiped), the slot borrows env from then on, and
+ * owner is hung on the slot like sessions_set_owner. env must stay valid
+ * until sessions_close(sid) or the session is superseded; the owner wipes
+ * it. Returns 0, KS_ERR_CLOSED (no such session) or KS_ERR_STATE (sid's
+ * envelope is not the staged one: already attached, or another NEW came
+ * in between). */
+KS_MUST_CHECK int sessions_attach(struct sessions *t, uint64_t sid, struct envelope *env,
+                                  void *owner);
 
 /* sessions_seal_challenge seals a PATH_CHALLENGE for session sid's
  * candidate address (*to) if the anti-amplification budget allows it: all
@@ -212,7 +226,7 @@ const struct handshake_refusal *sessions_last_refusal(const struct sessions *t);
 
 /* sessions_next walks the live sessions: *i starts at 0; returns the next
  * live slot at or after *i and moves *i past it, or NULL at the end. The
- * slot's session id is slot->env.sid. Closing sessions while walking is
+ * slot's session id is slot->sid. Closing sessions while walking is
  * fine. */
 const struct sessions_slot *sessions_next(const struct sessions *t, size_t *i);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/errbuf.h"
+#include "base/list.h"
 #include "base/rd.h"
 #include "io/addr.h"
 #include "io/log.h"
@@ -226,8 +227,8 @@ enum client_state {
 
 struct client {
 	struct metrics_server *s; /* borrowed */
-	struct client *prev, *next;
-	int fd; /* owned */
+	struct list_node link;    /* on s->clients */
+	int fd;                   /* owned */
 	ev_io io;
 	ev_timer timer;
 	enum client_state state;
@@ -243,7 +244,7 @@ struct metrics_server {
 	struct metrics_handlers h;
 	size_t body_max;
 	uint32_t timeout_ms;
-	struct client *clients; /* owned */
+	struct list clients; /* owned struct client */
 	struct metrics_server_stats st;
 };
 
@@ -254,12 +255,7 @@ static void client_close(struct client *c)
 	ev_io_stop(s->loop, &c->io);
 	ev_timer_stop(s->loop, &c->timer);
 	close(c->fd);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	list_remove(&s->clients, &c->link);
 	free(c->resp);
 	free(c);
 	tcp_listener_release(s->l);
@@ -559,10 +555,7 @@ static void on_accept(int fd, const struct sockaddr_storage *peer, void *arg)
 	c->io.data = c->timer.data = c;
 	ev_io_start(s->loop, &c->io);
 	ev_timer_start(s->loop, &c->timer);
-	c->next = s->clients;
-	if (c->next)
-		c->next->prev = c;
-	s->clients = c;
+	list_push(&s->clients, &c->link);
 }
 
 static bool is_loopback(const struct sockaddr_storage *a)
@@ -624,8 +617,8 @@ void metrics_server_free(struct metrics_server *s)
 {
 	if (!s)
 		return;
-	while (s->clients)
-		client_close(s->clients);
+	while (!list_empty(&s->clients))
+		client_close(list_first(&s->clients, struct client, link));
 	tcp_listener_free(s->l);
 	free(s);
 }

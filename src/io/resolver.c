@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/list.h"
 #include "io/addr.h"
 #include "io/log.h"
 
@@ -22,10 +23,10 @@
  * both are done, so a cancelled or timed-out lookup lingers until c-ares
  * lets go of it; it still counts against max_pending. */
 struct resolver_query {
-	struct resolver *r; /* borrowed */
-	uint64_t id;        /* for debug lines: "dns#ID" */
-	struct resolver_query *prev, *next;
-	ev_timer timer; /* the lookup deadline, or 0 s to deliver a result */
+	struct resolver *r;    /* borrowed */
+	uint64_t id;           /* for debug lines: "dns#ID" */
+	struct list_node link; /* on r->queries */
+	ev_timer timer;        /* the lookup deadline, or 0 s to deliver a result */
 	struct resolver_cb cb;
 	uint16_t port;
 	enum resolver_family family;
@@ -49,8 +50,8 @@ struct resolver {
 	uint32_t timeout_ms;
 	size_t max_pending, pending;
 	bool destroying;
-	bool files_only;                /* lookups "files": DNS is never asked */
-	struct resolver_query *queries; /* owned: every live lookup */
+	bool files_only;     /* lookups "files": DNS is never asked */
+	struct list queries; /* owned: every live lookup */
 	struct resolver_sock socks[RESOLVER_SOCKETS_MAX];
 };
 
@@ -131,12 +132,7 @@ static void query_free(struct resolver_query *q)
 	struct resolver *r = q->r;
 
 	ev_timer_stop(r->loop, &q->timer);
-	if (q->prev)
-		q->prev->next = q->next;
-	else
-		r->queries = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
+	list_remove(&r->queries, &q->link);
 	r->pending--;
 	log_debug("dns#%llu freed", (unsigned long long)q->id);
 	free(q);
@@ -323,10 +319,7 @@ static struct resolver_query *query_new(struct resolver *r, uint16_t port,
 	q->family = family;
 	ev_timer_init(&q->timer, on_query_timer, r->timeout_ms / 1000.0, 0.);
 	q->timer.data = q;
-	q->next = r->queries;
-	if (q->next)
-		q->next->prev = q;
-	r->queries = q;
+	list_push(&r->queries, &q->link);
 	r->pending++;
 	return q;
 }
@@ -559,8 +552,8 @@ void resolver_free(struct resolver *r)
 	/* Calls on_ares_done with ARES_EDESTRUCTION for every lookup in
 	 * flight; those only mark themselves done. */
 	ares_destroy(r->channel);
-	while (r->queries)
-		query_free(r->queries);
+	while (!list_empty(&r->queries))
+		query_free(list_first(&r->queries, struct resolver_query, link));
 	for (size_t i = 0; i < RESOLVER_SOCKETS_MAX; i++)
 		ev_io_stop(r->loop, &r->socks[i].io);
 	ev_timer_stop(r->loop, &r->timer);

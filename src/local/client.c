@@ -1,7 +1,9 @@
 /* client.c - kcpsocks-local (see client.h).
  *
  * Objects: struct client (the process: listener, UDP peer, session,
- * metrics) and struct lconn (one accepted SOCKS5 connection). An lconn
+ * metrics; defined in client_int.h, which failover.c shares for the
+ * server list, failover and the return to the first server) and struct
+ * lconn (one accepted SOCKS5 connection). An lconn
  * goes NEGOTIATE -> WAIT (for the session) -> OPENING (OPEN sent) ->
  * RELAY (io/relay.c moves the bytes), or to CLOSING (a SOCKS5 failure
  * reply is being flushed) from any of them. With fast open it goes from
@@ -13,6 +15,7 @@
  */
 #include "local/client.h"
 #include "base/errbuf.h"
+#include "local/client_int.h"
 
 #include <ev.h>
 #include <netdb.h>
@@ -22,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/list.h"
 #include "base/minmax.h"
 #include "core/session.h"
 #include "core/socks5.h"
@@ -40,6 +44,7 @@
 #include "io/sysrng.h"
 #include "io/tcp.h"
 #include "io/udpmetrics.h"
+#include "local/failover.h"
 #include "local/udprelay.h"
 
 enum lconn_phase {
@@ -62,7 +67,7 @@ struct lconn {
 	size_t req_len;
 	char dst[SOCKS5_ADDR_TEXT_MAX]; /* for log lines */
 	struct relay relay;             /* in the session's table from OPENING on */
-	struct lconn *prev, *next;      /* all live lconns */
+	struct list_node link;          /* on cl->conns: all live lconns */
 	struct lconn *next_wait;        /* LC_WAIT queue */
 	struct loop_deferred dead;      /* the free after LC_ZOMBIE */
 	ev_timer negotiate_timer;       /* runs while LC_NEGOTIATE, then while LC_WAIT */
@@ -74,68 +79,6 @@ struct lconn {
 	struct sockaddr_storage peer; /* the application's address */
 	struct udprelay *udp;         /* owned: UDP ASSOCIATE's relay socket, or NULL */
 	struct socks5_addr udp_bnd;   /* its address, for the reply */
-};
-
-struct client {
-	struct ev_loop *loop;     /* borrowed */
-	const struct config *cfg; /* borrowed */
-	struct rng_source rng;
-	uint32_t cipher_offer;        /* optional features offered (io/cipher.h) */
-	struct cipher_counts ciphers; /* sessions established, by AEAD */
-	/* Random per process: the server replaces only this process's own
-	 * older session with a new one (docs/PROTOCOL.md, secure 6.3). */
-	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
-	struct loop *ioloop;  /* owned: the rounds, the timer, deferred frees */
-	struct peer *peer;    /* owned */
-	struct session *sess; /* owned */
-	/* Servers (docs/OPERATIONS.md "Several servers"): cfg->servers.e[cur]
-	 * is the one the socket points at, looked up again with c-ares at
-	 * every new handshake. */
-	struct resolver *res;      /* owned */
-	struct resolver_query *rq; /* the lookup in flight, or NULL */
-	size_t cur;
-	int peer_fam; /* of the socket */
-	bool have_addr, returning;
-	struct sockaddr_storage addr; /* cur's address, when have_addr */
-	uint64_t fallback_since;      /* established on a server other than the first */
-	/* On a fallback: a handshake with the first server, on a socket and
-	 * session of its own, proves it answers before the client goes back. */
-	struct peer *probe_peer; /* owned, may be NULL */
-	struct session *probe;   /* owned, may be NULL */
-	struct resolver_query *probe_q;
-	uint64_t probe_at;         /* the next probe */
-	bool probe_done, probe_ok; /* the probe ended (answered); free it */
-	bool first_ok;             /* the first server answered a probe */
-	uint64_t failovers, lookups_failed;
-	struct relay_host host;         /* the session's streams */
-	uint64_t sid;                   /* of the session host belongs to */
-	struct tcp_listener *listener;  /* owned */
-	struct metrics_server *metrics; /* owned, may be NULL */
-	struct socks5_cred cred;
-	struct socks5_cred_table creds;
-	struct socks5_server_config s5cfg;
-	struct lconn *conns;                 /* live, doubly linked */
-	struct lconn *wait_head, *wait_tail; /* LC_WAIT, FIFO */
-	size_t nconns;
-	uint64_t next_id;
-	bool draining;
-	void (*on_empty)(void *arg);
-	void *on_empty_arg;
-	/* counters for /metrics */
-	uint64_t accepted, socks_failed, streams_opened, replies[SOCKS5_REP_LAST + 1];
-	uint64_t established, hs_failed, lost;
-	uint64_t relay_up, relay_down; /* of sessions already gone */
-	uint64_t replayed;
-	/* outages: from a session loss or a failed first handshake to the
-	 * next ESTABLISHED */
-	bool in_outage, refused_logged;
-	uint64_t outage_since, outages, outage_ms, wait_failed;
-	uint64_t refused_seen; /* peer rx.refused at the last look */
-	enum session_lost_reason last_lost;
-	bool ever_lost;
-	uint64_t fast_opened, fast_failed[SOCKS5_REP_LAST + 1]; /* fast open */
-	bool silent_hinted;           /* the likely causes of a silent server were logged */
-	struct udpassoc_counters udp; /* UDP ASSOCIATE (docs/PROTOCOL.md (UDP) U5) */
 };
 
 /* The host's mux: the session's, as long as it is the same session. */
@@ -215,12 +158,7 @@ static void lconn_kill(struct lconn *lc)
 	udprelay_free(lc->udp);
 	lc->udp = NULL;
 	lc->phase = LC_ZOMBIE;
-	if (lc->prev)
-		lc->prev->next = lc->next;
-	else
-		cl->conns = lc->next;
-	if (lc->next)
-		lc->next->prev = lc->prev;
+	list_remove(&cl->conns, &lc->link);
 	cl->nconns--;
 	loop_defer(cl->ioloop, &lc->dead, lconn_free);
 	if (cl->listener)
@@ -623,10 +561,7 @@ static void on_accept(int fd, const struct sockaddr_storage *peer, void *arg)
 	lc->peer = *peer;
 	addr_format(peer, lc->from);
 	lc->phase = LC_NEGOTIATE;
-	lc->next = cl->conns;
-	if (cl->conns)
-		cl->conns->prev = lc;
-	cl->conns = lc;
+	list_push(&cl->conns, &lc->link);
 	cl->nconns++;
 	cl->accepted++;
 	log_debug("conn#%llu from %s", (unsigned long long)lc->id, addr_format(peer, a));
@@ -723,10 +658,10 @@ static void on_fast_answer(struct lconn *lc, const struct mux_event *ev)
  * not with an orderly EOF. Before relay_host_lost, which closes the rest. */
 static void fast_lost(struct client *cl)
 {
-	struct lconn *lc = cl->conns, *next;
+	struct lconn *lc = list_first(&cl->conns, struct lconn, link), *next;
 
 	for (; lc; lc = next) {
-		next = lc->next;
+		next = list_next(lc, struct lconn, link);
 		if (lc->phase == LC_RELAY && lc->fast_pending) {
 			lc->fast_pending = false;
 			cl->fast_failed[SOCKS5_REP_GENERAL_FAILURE]++;
@@ -830,264 +765,6 @@ static void outage_end(struct client *cl, uint64_t now)
 	         (unsigned long long)(now - cl->outage_since));
 }
 
-/* --- servers: the list, lookups, failover ------------------------------------- */
-
-static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg);
-
-static int new_session(struct client *cl, struct session **out, session_output_fn output,
-                       session_slot_fn slot, char *err, size_t errlen);
-
-static const struct config_endpoint *target(const struct client *cl)
-{
-	return &cl->cfg->servers.e[cl->cur];
-}
-
-/* A UDP socket of family fam, unconnected until the server's address is
- * known (what the session sends before that goes nowhere). */
-static int new_peer(struct client *cl, int fam, char *err, size_t errlen)
-{
-	struct sockaddr_storage any;
-	struct peer *p;
-
-	memset(&any, 0, sizeof any);
-	any.ss_family = (sa_family_t)fam;
-	p = peer_new(&any, err, errlen);
-	if (!p)
-		return KS_ERR_IO;
-	loop_detach(cl->ioloop, cl->peer);
-	if (loop_attach(cl->ioloop, p, on_datagram, cl) != 0) {
-		errbuf_set(err, errlen, "udp: too many sockets on the loop");
-		peer_free(p);
-		return KS_ERR_FULL;
-	}
-	peer_free(cl->peer);
-	cl->peer = p;
-	cl->peer_fam = fam;
-	cl->refused_seen = 0;
-	return 0;
-}
-
-/* Point the socket at a (a new socket if the family changed). Returns
- * true when the address changed. */
-static bool point_peer(struct client *cl, const struct sockaddr_storage *a)
-{
-	char err[160], was[ADDR_TEXT_MAX], now_text[ADDR_TEXT_MAX];
-	const struct config_endpoint *e = target(cl);
-
-	if (cl->have_addr && addr_equal(&cl->addr, a))
-		return false;
-	addr_format(a, now_text);
-	if (cl->peer_fam != a->ss_family && new_peer(cl, a->ss_family, err, sizeof err) != 0) {
-		log_warn("server %s:%u (%s): %s", e->host, (unsigned)e->port, now_text, err);
-		return false;
-	}
-	if (peer_connect(cl->peer, a, err, sizeof err) != 0) {
-		log_warn("server %s:%u (%s): %s", e->host, (unsigned)e->port, now_text, err);
-		return false;
-	}
-	if (cl->have_addr) {
-		addr_format(&cl->addr, was);
-		log_info("server %s:%u is now %s (was %s)", e->host, (unsigned)e->port, now_text,
-		         was);
-	} else {
-		log_info("server %s:%u is %s", e->host, (unsigned)e->port, now_text);
-	}
-	cl->addr = *a;
-	cl->have_addr = true;
-	return true;
-}
-
-static void on_server_resolved(const struct resolver_result *res, void *arg)
-{
-	struct client *cl = arg;
-	const struct config_endpoint *e = target(cl);
-
-	cl->rq = NULL;
-	if (res->status != RESOLVER_OK || res->n == 0) {
-		cl->lookups_failed++;
-		log_limited(LOG_LEVEL_WARN, "server %s:%u: lookup %s; keeping %s", e->host,
-		            (unsigned)e->port, resolver_status_name(res->status),
-		            cl->have_addr ? "the last address" : "no address");
-		return;
-	}
-	/* A handshake waiting for this address goes now, not at its next
-	 * retransmission or the end of a backoff: after a failover the init
-	 * in flight went to the old server (session_handshake_now). */
-	if (point_peer(cl, &res->addrs[0]))
-		session_handshake_now(cl->sess, clock_mono_ms(), clock_wall_ms());
-	else if (session_state(cl->sess) != SESSION_ESTABLISHED)
-		session_on_demand(cl->sess, clock_mono_ms());
-}
-
-/* Look server cur up again (c-ares, never blocking); the socket follows
- * the answer. At start and before every new handshake, so DNS changes
- * are followed. */
-static void resolve_target(struct client *cl)
-{
-	struct resolver_cb cb = { on_server_resolved, cl };
-	const struct config_endpoint *e = target(cl);
-	int rc;
-
-	resolver_cancel(cl->rq);
-	cl->rq = NULL;
-	rc = resolver_resolve(cl->res, e->host, e->port, RESOLVER_ANY, &cb, &cl->rq);
-	if (rc != 0)
-		log_limited(LOG_LEVEL_WARN, "server %s:%u: lookup not started: %s", e->host,
-		            (unsigned)e->port, ks_strerror(rc));
-}
-
-/* Go to server i of the list (the same one: look it up again). */
-static void go_to(struct client *cl, size_t i, const char *why)
-{
-	if (i != cl->cur) {
-		const struct config_endpoint *from = target(cl);
-
-		cl->failovers++;
-		cl->cur = i;
-		cl->have_addr = false;
-		log_info("server %s:%u: %s; trying %s:%u (%zu of %zu)", from->host,
-		         (unsigned)from->port, why, target(cl)->host, (unsigned)target(cl)->port,
-		         i + 1, cl->cfg->servers.n);
-	}
-	resolve_target(cl);
-}
-
-/* The session went down or a handshake got no answer: the next server of
- * the list (after the last: the first again). */
-static void fail_over(struct client *cl, const char *why)
-{
-	go_to(cl, (cl->cur + 1) % cl->cfg->servers.n, why);
-}
-
-/* --- the return to the first server ------------------------------------------ */
-
-static void free_probe(struct client *cl)
-{
-	resolver_cancel(cl->probe_q);
-	cl->probe_q = NULL;
-	if (cl->probe_peer)
-		(void)peer_flush(cl->probe_peer); /* the probe session's close */
-	session_free(cl->probe);
-	loop_detach(cl->ioloop, cl->probe_peer);
-	peer_free(cl->probe_peer);
-	cl->probe = NULL;
-	cl->probe_peer = NULL;
-	cl->probe_done = cl->probe_ok = false;
-}
-
-static int on_probe_output(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
-{
-	struct client *cl = user;
-
-	(void)to;
-	return cl->probe_peer ? peer_send(cl->probe_peer, d, len, NULL) : -1;
-}
-
-static void on_probe_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
-{
-	struct client *cl = arg;
-
-	if (cl->probe && !cl->probe_done)
-		(void)session_on_datagram(cl->probe, d->data, d->len, now, clock_wall_ms());
-}
-
-/* The probe's events, in each round: an answer proves the first server;
- * the probe's session is closed at once (the server frees it). No answer
- * within one handshake attempt: try again server_return_ms later (freed
- * by maybe_return in the next turn). Returns true when it did work. */
-static bool probe_round(struct client *cl, uint64_t now)
-{
-	struct session_event ev;
-	bool any = false;
-
-	while (cl->probe && !cl->probe_done && session_next_event(cl->probe, &ev) == 0) {
-		any = true;
-		if (ev.type == SESSION_EV_ESTABLISHED) {
-			cl->probe_ok = cl->probe_done = true;
-			session_close(cl->probe, now);
-		} else if (ev.type == SESSION_EV_HANDSHAKE_FAILED) {
-			cl->probe_done = true;
-		}
-	}
-	if (cl->probe)
-		session_flush(cl->probe, now);
-	return any;
-}
-
-/* The probe's next deadline: at once when it ended (to free it). */
-static uint64_t probe_deadline(const struct client *cl)
-{
-	if (cl->probe_done)
-		return 0;
-	return cl->probe ? session_next_deadline(cl->probe) : KS_NEVER;
-}
-
-static void on_probe_resolved(const struct resolver_result *res, void *arg)
-{
-	struct client *cl = arg;
-	struct sockaddr_storage any;
-	char err[160];
-
-	cl->probe_q = NULL;
-	memset(&any, 0, sizeof any);
-	if (res->status == RESOLVER_OK && res->n > 0) {
-		any.ss_family = res->addrs[0].ss_family;
-		cl->probe_peer = peer_new(&any, err, sizeof err);
-		if (cl->probe_peer &&
-		    loop_attach(cl->ioloop, cl->probe_peer, on_probe_datagram, cl) != 0) {
-			peer_free(cl->probe_peer);
-			cl->probe_peer = NULL;
-		}
-	}
-	if (!cl->probe_peer || peer_connect(cl->probe_peer, &res->addrs[0], err, sizeof err) != 0 ||
-	    new_session(cl, &cl->probe, on_probe_output, NULL, err, sizeof err) != 0)
-		cl->probe_done = true; /* freed by maybe_return; again later */
-}
-
-/* On a fallback: every server_return_ms, one handshake with the first
- * server (probe); once it answered, go back at a moment no stream is
- * open: close the fallback's session and handshake with the first. */
-static void maybe_return(struct client *cl, uint64_t now)
-{
-	struct resolver_cb cb = { on_probe_resolved, cl };
-	const struct config_endpoint *first = &cl->cfg->servers.e[0];
-	bool on_fallback = cl->cur != 0 && cl->cfg->server_return_ms != 0 && !cl->draining &&
-	                   session_state(cl->sess) == SESSION_ESTABLISHED;
-
-	bool probing = cl->probe || cl->probe_q || cl->probe_peer || cl->probe_done;
-
-	if (probing && (cl->probe_done || !on_fallback)) {
-		cl->first_ok = on_fallback && cl->probe_ok;
-		if (cl->probe_done && !cl->probe_ok)
-			cl->probe_at = now + cl->cfg->server_return_ms;
-		free_probe(cl);
-	}
-	if (!on_fallback)
-		return;
-	if (!cl->first_ok && !cl->probe && !cl->probe_q && !cl->probe_peer && now >= cl->probe_at &&
-	    resolver_resolve(cl->res, first->host, first->port, RESOLVER_ANY, &cb, &cl->probe_q) !=
-	            0)
-		cl->probe_at = now + cl->cfg->server_return_ms;
-	if (!cl->first_ok || cl->nconns != 0)
-		return;
-	log_info("on fallback server %s:%u for %llu ms, %s:%u answers again and no stream is "
-	         "open: going back to it",
-	         target(cl)->host, (unsigned)target(cl)->port,
-	         (unsigned long long)(now - cl->fallback_since), first->host,
-	         (unsigned)first->port);
-	cl->first_ok = false;
-	cl->returning = true;
-	session_close(cl->sess, now);
-}
-
-static uint64_t return_deadline(const struct client *cl)
-{
-	if (cl->cur == 0 || cl->cfg->server_return_ms == 0 || cl->probe || cl->probe_q ||
-	    session_state(cl->sess) != SESSION_ESTABLISHED)
-		return KS_NEVER;
-	return cl->probe_at;
-}
-
 static void on_session_event(struct client *cl, const struct session_event *ev)
 {
 	switch (ev->type) {
@@ -1117,11 +794,11 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 	case SESSION_EV_HANDSHAKE_FAILED:
 		cl->hs_failed++;
 		log_limited(LOG_LEVEL_WARN, "handshake with %s:%u: no answer; retrying",
-		            target(cl)->host, (unsigned)target(cl)->port);
+		            failover_target(cl)->host, (unsigned)failover_target(cl)->port);
 		silent_hint(cl);
 		outage_begin(cl, clock_mono_ms());
 		wait_flush(cl, false);
-		fail_over(cl, "no answer");
+		failover_next(cl, "no answer");
 		break;
 	case SESSION_EV_LOST:
 		cl->lost++;
@@ -1140,11 +817,11 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		cl->host.bytes_up = cl->host.bytes_down = 0;
 		if (cl->returning && ev->reason == SESSION_LOST_CLOSED) {
 			cl->returning = false;
-			go_to(cl, 0, "returning to the first server");
+			failover_go_to(cl, 0, "returning to the first server");
 		} else if (ev->reason == SESSION_LOST_REKEY) {
-			resolve_target(cl); /* the same server: follow its name */
+			failover_resolve(cl); /* the same server: follow its name */
 		} else if (ev->reason != SESSION_LOST_SILENT && ev->reason != SESSION_LOST_CLOSED) {
-			fail_over(cl, session_lost_text(ev->reason, SESSION_CLIENT));
+			failover_next(cl, session_lost_text(ev->reason, SESSION_CLIENT));
 		}
 		break;
 	case SESSION_EV_STREAM: on_stream_event(cl, &ev->stream); break;
@@ -1167,7 +844,7 @@ static uint8_t *on_slot(size_t *cap, void *user)
 	return cl->peer ? peer_slot(cl->peer, cap) : NULL;
 }
 
-static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
+void client_on_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
 {
 	struct client *cl = arg;
 
@@ -1177,8 +854,8 @@ static void on_datagram(const struct udp_dgram *d, uint64_t now, void *arg)
 		log_limited(LOG_LEVEL_ERROR,
 		            "handshake with %s:%u refused by the server: no wire version in common "
 		            "(this build speaks %d..%d); upgrade one side",
-		            target(cl)->host, (unsigned)target(cl)->port, HANDSHAKE_WIRE_MIN,
-		            HANDSHAKE_WIRE_VERSION);
+		            failover_target(cl)->host, (unsigned)failover_target(cl)->port,
+		            HANDSHAKE_WIRE_MIN, HANDSHAKE_WIRE_VERSION);
 }
 
 /* The kernel reported that the server's address refused our datagrams
@@ -1197,7 +874,7 @@ static void check_refused(struct client *cl, uint64_t now)
 	if (!cl->refused_logged) {
 		cl->refused_logged = true;
 		log_warn("server %s:%u refuses datagrams (ICMP port unreachable): is it running?",
-		         target(cl)->host, (unsigned)target(cl)->port);
+		         failover_target(cl)->host, (unsigned)failover_target(cl)->port);
 	}
 }
 
@@ -1217,7 +894,7 @@ static void before(uint64_t now, void *arg)
 	struct client *cl = arg;
 
 	check_refused(cl, now);
-	maybe_return(cl, now); /* before the rounds: its LOST is handled in them */
+	failover_maybe_return(cl, now); /* before the rounds: its LOST is handled in them */
 }
 
 /* One round: events, one pump, one flush. */
@@ -1225,7 +902,7 @@ static bool round_once(uint64_t now, void *arg)
 {
 	struct client *cl = arg;
 	struct session_event ev;
-	bool any = probe_round(cl, now);
+	bool any = failover_probe_round(cl, now);
 
 	while (session_next_event(cl->sess, &ev) == 0) {
 		on_session_event(cl, &ev);
@@ -1251,8 +928,8 @@ static uint64_t deadline(void *arg)
 {
 	const struct client *cl = arg;
 
-	return min_u64(min_u64(session_next_deadline(cl->sess), return_deadline(cl)),
-	               probe_deadline(cl));
+	return min_u64(min_u64(session_next_deadline(cl->sess), failover_return_deadline(cl)),
+	               failover_probe_deadline(cl));
 }
 
 /* --- metrics ---------------------------------------------------------------------- */
@@ -1391,19 +1068,20 @@ static bool healthy(char *why, size_t whylen, void *arg)
 	case SESSION_CLOSED: break;
 	}
 	if (cl->in_outage)
-		snprintf(why, whylen, "no session to %s:%u for %llu ms (%s)", target(cl)->host,
-		         (unsigned)target(cl)->port, (unsigned long long)(now - cl->outage_since),
+		snprintf(why, whylen, "no session to %s:%u for %llu ms (%s)",
+		         failover_target(cl)->host, (unsigned)failover_target(cl)->port,
+		         (unsigned long long)(now - cl->outage_since),
 		         cl->ever_lost ? session_lost_text(cl->last_lost, SESSION_CLIENT)
 		                       : "handshake got no answer");
 	else
-		snprintf(why, whylen, "handshaking with %s:%u", target(cl)->host,
-		         (unsigned)target(cl)->port);
+		snprintf(why, whylen, "handshaking with %s:%u", failover_target(cl)->host,
+		         (unsigned)failover_target(cl)->port);
 	return false;
 }
 
 /* --- set-up ------------------------------------------------------------------------ */
 
-static int new_session(struct client *cl, struct session **out, session_output_fn output,
+int client_new_session(struct client *cl, struct session **out, session_output_fn output,
                        session_slot_fn slot, char *err, size_t errlen)
 {
 	struct session_client_config sc = { 0 };
@@ -1439,7 +1117,7 @@ static int new_session(struct client *cl, struct session **out, session_output_f
 
 static int make_session(struct client *cl, char *err, size_t errlen)
 {
-	return new_session(cl, &cl->sess, on_output, on_slot, err, errlen);
+	return client_new_session(cl, &cl->sess, on_output, on_slot, err, errlen);
 }
 
 static int open_sockets(struct client *cl, char *err, size_t errlen)
@@ -1459,9 +1137,9 @@ static int open_sockets(struct client *cl, char *err, size_t errlen)
 		return KS_ERR_INVAL;
 	/* The server's address comes from c-ares (resolve_target); until then
 	 * an IPv4 socket drives the session's timer and sends nothing. */
-	if (new_peer(cl, AF_INET, err, errlen) != 0)
+	if (failover_new_peer(cl, AF_INET, err, errlen) != 0)
 		return KS_ERR_IO;
-	resolve_target(cl);
+	failover_resolve(cl);
 	if (dconf_endpoint_addr(&cl->cfg->local_listen, &la, err, errlen) != 0)
 		return KS_ERR_INVAL;
 	cl->listener = tcp_listener_new(cl->loop, &la, NULL, &lcb, err, errlen);
@@ -1533,8 +1211,8 @@ void client_free(struct client *cl)
 {
 	if (!cl)
 		return;
-	while (cl->conns) {
-		struct lconn *lc = cl->conns;
+	while (!list_empty(&cl->conns)) {
+		struct lconn *lc = list_first(&cl->conns, struct lconn, link);
 
 		if (lc->phase == LC_RELAY)
 			relay_abort(&lc->relay, false);
@@ -1551,7 +1229,7 @@ void client_free(struct client *cl)
 	}
 	metrics_server_free(cl->metrics);
 	tcp_listener_free(cl->listener);
-	free_probe(cl);
+	failover_free_probe(cl);
 	resolver_free(cl->res);
 	if (cl->ioloop)
 		loop_detach(cl->ioloop, cl->peer);

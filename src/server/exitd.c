@@ -8,6 +8,7 @@
  */
 #include "server/exitd.h"
 #include "base/errbuf.h"
+#include "base/list.h"
 
 #include <arpa/inet.h>
 #include <ev.h>
@@ -48,7 +49,7 @@ struct tunnel {
 	char user[KEYS_NAME_MAX + 1]; /* a copy: a reload frees the config's */
 	size_t ui;                    /* index of user in x->cu, or x->n_users if unknown */
 	struct relay_host host;
-	struct tunnel *next; /* hash chain */
+	struct list_node link; /* on x->tunnels */
 };
 
 struct estream {
@@ -91,7 +92,8 @@ struct exitd {
 	struct resolver *res;           /* owned */
 	struct udpexit *udp;            /* owned: UDP associations */
 	struct metrics_server *metrics; /* owned, may be NULL */
-	struct tunnel *tunnels[EXITD_TUNNEL_BUCKETS];
+	struct list tunnels;            /* owned: one per established session, each hung on
+	                                   its session (server_set_owner): no table of ours */
 	struct relay_host *dirty_hosts; /* tunnels with mux calls to pump (relay_host_mark) */
 	size_t ntunnels, nstreams;
 	size_t tunnels_peak;       /* most tunnels since the last trim (trim_after_burst) */
@@ -113,16 +115,18 @@ static void reply_count(struct exitd *x, uint8_t rep)
 
 /* --- tunnels ---------------------------------------------------------------------- */
 
-static struct tunnel **tunnel_slot(struct exitd *x, uint64_t sid)
+/* The tunnel of live session sid: the server table's one lookup. */
+static struct tunnel *tunnel_find(struct exitd *x, uint64_t sid)
 {
-	struct tunnel **pp = &x->tunnels[(sid ^ sid >> 16) % EXITD_TUNNEL_BUCKETS];
-
-	while (*pp && (*pp)->sid != sid)
-		pp = &(*pp)->next;
-	return pp;
+	return server_owner(x->core, sid);
 }
 
-static struct tunnel *tunnel_find(struct exitd *x, uint64_t sid) { return *tunnel_slot(x, sid); }
+static struct tunnel *first_tunnel(struct exitd *x)
+{
+	return list_first(&x->tunnels, struct tunnel, link);
+}
+
+static struct tunnel *next_tunnel(struct tunnel *t) { return list_next(t, struct tunnel, link); }
 
 /* The mux of a tunnel (NULL once its session ended). */
 static struct mux *tunnel_mux(void *ctx)
@@ -598,10 +602,10 @@ static void profile_check(struct exitd *x, struct session *s, uint64_t sid)
 
 static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 {
-	struct tunnel **pp = tunnel_slot(x, sid), *t;
 	const struct sessions_slot *slot = sessions_get(server_table(x->core), sid);
+	struct tunnel *t;
 
-	if (*pp)
+	if (tunnel_find(x, sid))
 		return;
 	t = calloc(1, sizeof *t);
 	if (!t) {
@@ -620,7 +624,7 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 		x->acct[t->ui].sessions++;
 	relay_host_init(&t->host, tunnel_mux, t);
 	t->host.dirty_list = &x->dirty_hosts;
-	*pp = t;
+	list_push(&x->tunnels, &t->link);
 	x->ntunnels++;
 	if (x->ntunnels > x->tunnels_peak)
 		x->tunnels_peak = x->ntunnels;
@@ -637,13 +641,13 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	profile_check(x, s, sid);
 }
 
-static void on_lost(struct exitd *x, uint64_t sid, enum session_lost_reason reason)
+/* t: the LOST event's owner (NULL: the session never got a tunnel). */
+static void on_lost(struct exitd *x, struct tunnel *t, uint64_t sid,
+                    enum session_lost_reason reason)
 {
-	struct tunnel **pp = tunnel_slot(x, sid), *t = *pp;
-
 	if (!t)
 		return;
-	*pp = t->next;
+	list_remove(&x->tunnels, &t->link);
 	x->ntunnels--;
 	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s ended: %s", (unsigned long long)sid,
 	            t->user, session_lost_text(reason, SESSION_SERVER));
@@ -667,7 +671,7 @@ static void on_event(struct exitd *x, const struct server_event *ev)
 
 	switch (ev->ev.type) {
 	case SESSION_EV_ESTABLISHED: on_established(x, ev->sid, ev->session); break;
-	case SESSION_EV_LOST: on_lost(x, ev->sid, ev->ev.reason); break;
+	case SESSION_EV_LOST: on_lost(x, ev->owner, ev->sid, ev->ev.reason); break;
 	case SESSION_EV_HANDSHAKE_FAILED: break;
 	case SESSION_EV_STREAM:
 		t = ev->owner;
@@ -858,17 +862,16 @@ static void write_sessions(struct exitd *x, struct metrics_buf *b)
 
 	if (!v)
 		return;
-	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
-		for (struct tunnel *t = x->tunnels[i]; t && n < x->ntunnels; t = t->next) {
-			struct session *s = server_session(x->core, t->sid);
+	for (struct tunnel *t = first_tunnel(x); t && n < x->ntunnels; t = next_tunnel(t)) {
+		struct session *s = server_session(x->core, t->sid);
 
-			if (!s)
-				continue;
-			snprintf(v[n].sid, sizeof v[n].sid, "%016llx", (unsigned long long)t->sid);
-			v[n].user = t->user;
-			session_stats(s, &v[n].st);
-			n++;
-		}
+		if (!s)
+			continue;
+		snprintf(v[n].sid, sizeof v[n].sid, "%016llx", (unsigned long long)t->sid);
+		v[n].user = t->user;
+		session_stats(s, &v[n].st);
+		n++;
+	}
 	smetrics_sessions(b, v, n);
 	free(v);
 }
@@ -934,12 +937,11 @@ static void write_users(struct exitd *x, struct metrics_buf *b)
 	if (!now)
 		return;
 	memcpy(now, x->acct, n * sizeof *now);
-	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
-		for (struct tunnel *t = x->tunnels[i]; t; t = t->next)
-			if (t->ui < n) {
-				now[t->ui].up += t->host.bytes_down;
-				now[t->ui].down += t->host.bytes_up;
-			}
+	for (struct tunnel *t = first_tunnel(x); t; t = next_tunnel(t))
+		if (t->ui < n) {
+			now[t->ui].up += t->host.bytes_down;
+			now[t->ui].down += t->host.bytes_up;
+		}
 	for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
 		metrics_family(b, fam[f].name, METRICS_COUNTER, fam[f].help);
 		for (size_t u = 0; u < n; u++) {
@@ -963,11 +965,10 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 
 	server_stats(x->core, &st);
 	peer_stats(x->peer, &ps);
-	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
-		for (struct tunnel *t = x->tunnels[i]; t; t = t->next) {
-			up += t->host.bytes_down;
-			down += t->host.bytes_up;
-		}
+	for (struct tunnel *t = first_tunnel(x); t; t = next_tunnel(t)) {
+		up += t->host.bytes_down;
+		down += t->host.bytes_up;
+	}
 	metrics_gauge(b, "kcpsocks_sessions", "sessions established now", (double)st.live);
 	metrics_counter(b, "kcpsocks_handshakes_ok_total", "handshakes accepted (sessions made)",
 	                st.created);
@@ -1193,16 +1194,15 @@ static void close_sessions(struct exitd *x)
 	uint64_t now = clock_mono_ms();
 	size_t n = 0;
 
-	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
-		for (struct tunnel *t = x->tunnels[i]; t; t = t->next) {
-			struct session *s = server_session(x->core, t->sid);
+	for (struct tunnel *t = first_tunnel(x); t; t = next_tunnel(t)) {
+		struct session *s = server_session(x->core, t->sid);
 
-			if (!s || session_state(s) != SESSION_ESTABLISHED)
-				continue;
-			session_close(s, now);
-			if (++n % 32 == 0)
-				(void)peer_flush(x->peer);
-		}
+		if (!s || session_state(s) != SESSION_ESTABLISHED)
+			continue;
+		session_close(s, now);
+		if (++n % 32 == 0)
+			(void)peer_flush(x->peer);
+	}
 	(void)peer_flush(x->peer);
 	if (n)
 		log_info("sent a close to %zu session(s)", n);
@@ -1244,8 +1244,8 @@ static size_t close_removed(struct exitd *x, const uint32_t *map)
 
 		if (sl->user >= x->n_users || map[sl->user] != HANDSHAKE_USER_NONE)
 			continue;
-		sids[n++] = sl->env.sid;
-		s = server_session(x->core, sl->env.sid);
+		sids[n++] = sl->sid;
+		s = server_session(x->core, sl->sid);
 		if (s && session_state(s) == SESSION_ESTABLISHED)
 			session_close(s, now);
 	}
@@ -1301,10 +1301,8 @@ int exitd_reload(struct exitd *x, const struct config *ncfg, struct exitd_reload
 	for (size_t i = 0; i < x->n_users; i++)
 		if (map[i] != HANDSHAKE_USER_NONE)
 			acct[map[i]] = x->acct[i];
-	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
-		for (struct tunnel *t = x->tunnels[i]; t; t = t->next)
-			t->ui = t->ui < x->n_users && map[t->ui] != HANDSHAKE_USER_NONE ? map[t->ui]
-			                                                                : n;
+	for (struct tunnel *t = first_tunnel(x); t; t = next_tunnel(t))
+		t->ui = t->ui < x->n_users && map[t->ui] != HANDSHAKE_USER_NONE ? map[t->ui] : n;
 	sodium_memzero(x->users, (x->n_users ? x->n_users : 1) * sizeof *x->users);
 	free(x->users);
 	free(x->acct);
@@ -1332,9 +1330,11 @@ void exitd_free(struct exitd *x)
 		return;
 	if (x->core && x->peer)
 		close_sessions(x);
-	for (size_t i = 0; i < EXITD_TUNNEL_BUCKETS; i++)
-		while (x->tunnels[i])
-			on_lost(x, x->tunnels[i]->sid, SESSION_LOST_CLOSED);
+	while (!list_empty(&x->tunnels)) {
+		struct tunnel *t = list_first(&x->tunnels, struct tunnel, link);
+
+		on_lost(x, t, t->sid, SESSION_LOST_CLOSED);
+	}
 	x->on_empty = NULL;
 	udpexit_free(x->udp);
 	loop_detach(x->ioloop, x->peer);

@@ -645,7 +645,7 @@ static void rekey_under_loss(bool aes)
 	ce = session_envelope(w->cli);
 	assert_non_null(ce);
 	/* The sim owns the server: it reaches into the table to lower N. */
-	se = (struct envelope *)&sessions_get(server_table(w->srv), session_sid(w->cli))->env;
+	se = session_envelope(server_session(w->srv, session_sid(w->cli)));
 	assert_true(ce->rekey && se->rekey);
 	assert_int_equal(ce->aes, aes);
 	assert_int_equal(se->aes, aes);

@@ -494,8 +494,8 @@ static void test_rekey_streams(void **state)
 	exchange(f, c, srv, &(struct sessions_addr){ .len = 4, .bytes = { 127, 0, 0, 9 } }, now);
 	ss = take_open(srv, &sid);
 	assert_int_equal(mux_stream_reply(session_mux(ss), sid, rep, sizeof rep), 0);
-	/* The test owns the server: its table holds the session's envelope. */
-	se = (struct envelope *)&sessions_get(server_table(srv), session_sid(c))->env;
+	/* Either end owns its envelope. */
+	se = session_envelope(server_session(srv, session_sid(c)));
 	assert_true(c->env.rekey && se->rekey);
 	for (int round = 0; round < 8; round++) {
 		struct envelope *starter = round % 2 ? se : &c->env;
@@ -630,7 +630,8 @@ static uint64_t run_silent(struct fix *f, struct session *c, uint64_t now, uint6
 		for (size_t k = 0; k < f->c2s.n; k++) {
 			uint64_t sid;
 
-			if (envelope_peek_sid(c->hdr, f->c2s.d[k], f->c2s.len[k], &sid) == 0 &&
+			if (envelope_peek_sid(c->dial->hdr, f->c2s.d[k], f->c2s.len[k], &sid) ==
+			            0 &&
 			    sid == 0) {
 				memmove(f->c2s.d[keep], f->c2s.d[k], f->c2s.len[k]);
 				f->c2s.len[keep++] = f->c2s.len[k];
@@ -661,17 +662,17 @@ static void test_probe_switch(void **state)
 	now = run_silent(f, c, 0, 2);
 	/* keepalive + silent_ms (3 s) */
 	assert_int_equal(now, f->ccfg.proposal.keepalive_ms + SESSION_SILENT_MS_DEFAULT);
-	assert_int_equal(c->probe, PROBE_HANDSHAKE);
+	assert_int_equal(c->dial->probe, PROBE_HANDSHAKE);
 	assert_int_equal(f->c2s.n, 1);
 	exchange(f, c, fresh, &a, now + 20);
-	assert_int_equal(c->probe, PROBE_CONFIRM);
+	assert_int_equal(c->dial->probe, PROBE_CONFIRM);
 	assert_int_equal(session_state(c), SESSION_ESTABLISHED);
 	assert_int_equal(session_sid(c), sid);
-	assert_true(c->switch_at > now + 20);
-	assert_int_equal(session_next_deadline(c) <= c->switch_at, true);
+	assert_true(c->dial->switch_at > now + 20);
+	assert_int_equal(session_next_deadline(c) <= c->dial->switch_at, true);
 	while (session_sid(c) == sid) {
 		now = session_next_deadline(c);
-		assert_true(now <= c->switch_at);
+		assert_true(now <= c->dial->switch_at);
 		session_on_timer(c, now, UNIX0 + now);
 		f->c2s.n = 0;
 	}
@@ -703,15 +704,15 @@ static void test_probe_old_alive(void **state)
 	sid = session_sid(c);
 	now = run_silent(f, c, 0, 2);
 	exchange(f, c, srv, &a, now + 20); /* only the init: answered */
-	assert_int_equal(c->probe, PROBE_CONFIRM);
+	assert_int_equal(c->dial->probe, PROBE_CONFIRM);
 	/* The old session's retransmission now gets through. */
-	while (c->probe == PROBE_CONFIRM) {
+	while (c->dial->probe == PROBE_CONFIRM) {
 		now = session_next_deadline(c);
-		assert_true(now < c->switch_at);
+		assert_true(now < c->dial->switch_at);
 		session_on_timer(c, now, UNIX0 + now);
 		exchange(f, c, srv, &a, now + 20);
 	}
-	assert_int_equal(c->probe, PROBE_NONE);
+	assert_int_equal(c->dial->probe, PROBE_NONE);
 	assert_int_equal(session_sid(c), sid);
 	assert_int_equal(next_type(c), SESSION_EV_ESTABLISHED); /* the first one */
 	assert_int_equal(next_type(c), -1);
@@ -822,10 +823,14 @@ static void test_server_close(void **state)
 	assert_int_equal(server_next_event(srv, &sev), 0);
 	assert_null(sev.owner);
 	/* The daemon's pointer rides on every later event, LOST included. */
+	assert_null(server_owner(srv, sid));
 	assert_int_equal(server_set_owner(srv, sid, &owner), 0);
 	assert_int_equal(server_set_owner(srv, sid + 1, &owner), KS_ERR_CLOSED);
+	assert_ptr_equal(server_owner(srv, sid), &owner);
+	assert_null(server_owner(srv, sid + 1));
 	sent = f->s2c.sent;
 	assert_int_equal(server_close(srv, sid), 0);
+	assert_null(server_owner(srv, sid)); /* closed: out of the table */
 	assert_int_equal(server_close(srv, sid), KS_ERR_CLOSED);
 	assert_int_equal(server_set_owner(srv, sid, NULL), KS_ERR_CLOSED);
 	assert_int_equal(server_next_event(srv, &sev), 0);
@@ -1206,7 +1211,7 @@ static void test_unreachable_hint(void **state)
 	session_stats(c, &st);
 	assert_int_equal(st.hs_inits, 1);
 	session_on_unreachable(c, 100);
-	assert_int_equal(c->probe, PROBE_HANDSHAKE);
+	assert_int_equal(c->dial->probe, PROBE_HANDSHAKE);
 	assert_int_equal(session_next_deadline(c), 100);
 	session_on_timer(c, 100, UNIX0 + 100);
 	session_stats(c, &st);
@@ -1215,16 +1220,16 @@ static void test_unreachable_hint(void **state)
 	assert_int_equal(next_type(c), -1);
 	/* A second hint while probing changes nothing. */
 	session_on_unreachable(c, 150);
-	assert_int_equal(c->probe, PROBE_HANDSHAKE);
+	assert_int_equal(c->dial->probe, PROBE_HANDSHAKE);
 	assert_true(session_check(c));
 	/* The old session spoke: the probe ended. A hint within silent_ms of
 	 * the last hinted probe starts none (forged ICMP buys little). */
 	f->c2s.n = 0;
-	c->probe = PROBE_NONE; /* as if the old session had answered */
+	c->dial->probe = PROBE_NONE; /* as if the old session had answered */
 	session_on_unreachable(c, 100 + SESSION_SILENT_MS_DEFAULT - 1);
-	assert_int_equal(c->probe, PROBE_NONE);
+	assert_int_equal(c->dial->probe, PROBE_NONE);
 	session_on_unreachable(c, 100 + SESSION_SILENT_MS_DEFAULT);
-	assert_int_equal(c->probe, PROBE_HANDSHAKE);
+	assert_int_equal(c->dial->probe, PROBE_HANDSHAKE);
 	assert_true(session_check(c));
 	server_free(srv);
 	session_free(c);

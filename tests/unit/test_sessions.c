@@ -41,6 +41,7 @@ struct server {
 	struct keys_user users[4];
 	struct sessions_config cfg;
 	struct sessions *t;
+	struct envelope envs[64]; /* the sessions' own envelopes, by slot (sessions_attach) */
 };
 
 struct client {
@@ -117,6 +118,32 @@ static void client_rearm(struct client *c)
 	}
 }
 
+/* One datagram into the table; a new session's owner (here: the test)
+ * takes its envelope at once, as struct server does. */
+static int deliver(struct server *s, const struct sessions_addr *from, const uint8_t *d, size_t n,
+                   uint64_t now, struct sessions_event *ev, uint8_t *out)
+{
+	int rc = sessions_on_datagram(s->t, from, d, n, now, NOW_UNIX + now, &s->rng, out,
+	                              ENVELOPE_MAX_DATAGRAM, ev);
+
+	if (rc == 0 && ev->kind == SESSIONS_EV_NEW)
+		assert_int_equal(
+		        sessions_attach(s->t, ev->sid, &s->envs[ev->sid & SLOT_MASK], NULL), 0);
+	return rc;
+}
+
+/* The owner's side of a send: its own envelope seals, to the slot's peer. */
+static ssize_t table_seal(struct server *s, uint64_t sid, const uint8_t *p, size_t len,
+                          uint8_t *out, size_t cap, const struct sessions_addr **to)
+{
+	const struct sessions_slot *sl = sessions_get(s->t, sid);
+
+	if (!sl)
+		return KS_ERR_CLOSED;
+	*to = &sl->peer;
+	return envelope_seal(sl->env, &s->rng, p, len, out, cap);
+}
+
 /* Run a handshake through the table; returns the new session id. */
 static uint64_t client_connect(struct client *c, struct server *s, uint64_t now)
 {
@@ -128,9 +155,7 @@ static uint64_t client_connect(struct client *c, struct server *s, uint64_t now)
 	client_rearm(c);
 	n = handshake_client_write_init(&c->hc, &c->rng, NOW_UNIX + now, init, sizeof init);
 	assert_true(n > 0);
-	assert_int_equal(sessions_on_datagram(s->t, &c->addr, init, (size_t)n, now, NOW_UNIX + now,
-	                                      &s->rng, out, sizeof out, &ev),
-	                 0);
+	assert_int_equal(deliver(s, &c->addr, init, (size_t)n, now, &ev, out), 0);
 	assert_int_equal(ev.kind, SESSIONS_EV_NEW);
 	assert_int_equal(handshake_client_read_response(&c->hc, out, ev.len, &res), 0);
 	envelope_init(&c->env, c->hc.pub.hdr, res.sid, &res.tx, &res.rx, &res.params, now);
@@ -146,13 +171,6 @@ static ssize_t client_seal(struct client *c, const char *msg, uint8_t *d)
 
 	assert_true(n > 0);
 	return n;
-}
-
-static int deliver(struct server *s, const struct sessions_addr *from, const uint8_t *d, size_t n,
-                   uint64_t now, struct sessions_event *ev, uint8_t *out)
-{
-	return sessions_on_datagram(s->t, from, d, n, now, NOW_UNIX + now, &s->rng, out,
-	                            ENVELOPE_MAX_DATAGRAM, ev);
 }
 
 static void data_flows_both_ways(void **state)
@@ -178,14 +196,69 @@ static void data_flows_both_ways(void **state)
 	assert_true(ev.sid == sid && !ev.moved);
 	assert_int_equal(ev.len, 5);
 	assert_memory_equal(out, "hello", 5);
-	n = sessions_seal(s.t, sid, &s.rng, (const uint8_t *)"world", 5, d, sizeof d, &to);
+	n = table_seal(&s, sid, (const uint8_t *)"world", 5, d, sizeof d, &to);
 	assert_true(n > 0);
 	assert_memory_equal(to, &c.addr, sizeof c.addr);
 	assert_int_equal(envelope_open(&c.env, d, (size_t)n, 1002, out, sizeof out, &rx), 5);
 	assert_memory_equal(out, "world", 5);
 	assert_int_equal(sessions_close(s.t, sid), 0);
 	assert_int_equal(sessions_close(s.t, sid), KS_ERR_CLOSED);
-	assert_int_equal(sessions_seal(s.t, sid, &s.rng, out, 1, d, sizeof d, &to), KS_ERR_CLOSED);
+	assert_int_equal(table_seal(&s, sid, out, 1, d, sizeof d, &to), KS_ERR_CLOSED);
+	sessions_free(s.t);
+}
+
+/* The table borrows the owner's envelope: nothing opens before the owner
+ * took it, it is taken once, and a superseding NEW names the owner of the
+ * session it replaced. */
+static void owner_takes_the_envelope(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c, c2;
+	uint8_t init[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM], d[ENVELOPE_MAX_DATAGRAM];
+	struct sessions_event ev;
+	struct envelope env, other;
+	struct handshake_result res;
+	int mine = 1;
+	ssize_t n;
+
+	server_start(&s, 31, 1);
+	s.cfg.per_user = 1;
+	server_restart(&s);
+	client_init(&c, &s, 1, 131);
+	n = handshake_client_write_init(&c.hc, &c.rng, NOW_UNIX, init, sizeof init);
+	assert_int_equal(sessions_on_datagram(s.t, &c.addr, init, (size_t)n, 0, NOW_UNIX, &s.rng,
+	                                      out, sizeof out, &ev),
+	                 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_NEW);
+	assert_int_equal(handshake_client_read_response(&c.hc, out, ev.len, &res), 0);
+	envelope_init(&c.env, c.hc.pub.hdr, res.sid, &res.tx, &res.rx, &res.params, 0);
+	/* Not attached yet: the session's datagrams do not open. */
+	n = client_seal(&c, "early", d);
+	assert_int_equal(sessions_on_datagram(s.t, &c.addr, d, (size_t)n, 1, NOW_UNIX, &s.rng, out,
+	                                      sizeof out, &ev),
+	                 KS_ERR_AUTH);
+	assert_int_equal(sessions_attach(s.t, res.sid + 1, &env, &mine), KS_ERR_CLOSED);
+	assert_int_equal(sessions_attach(s.t, res.sid, &env, &mine), 0);
+	assert_int_equal(sessions_attach(s.t, res.sid, &other, &mine), KS_ERR_STATE);
+	assert_ptr_equal(sessions_get(s.t, res.sid)->env, &env);
+	assert_true(env.sid == res.sid);
+	n = client_seal(&c, "hello", d);
+	assert_int_equal(sessions_on_datagram(s.t, &c.addr, d, (size_t)n, 2, NOW_UNIX, &s.rng, out,
+	                                      sizeof out, &ev),
+	                 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_DATA);
+	assert_ptr_equal(ev.owner, &mine);
+	/* A second session of the user in a full table replaces this one. */
+	client_init(&c2, &s, 1, 132);
+	n = handshake_client_write_init(&c2.hc, &c2.rng, NOW_UNIX + 3, init, sizeof init);
+	assert_int_equal(sessions_on_datagram(s.t, &c2.addr, init, (size_t)n, 3, NOW_UNIX + 3,
+	                                      &s.rng, out, sizeof out, &ev),
+	                 0);
+	assert_int_equal(ev.kind, SESSIONS_EV_NEW);
+	assert_true(ev.superseded == res.sid);
+	assert_ptr_equal(ev.owner, &mine);
+	envelope_wipe(&env);
 	sessions_free(s.t);
 }
 
@@ -255,8 +328,7 @@ static void roaming_needs_path_validation(void **state)
 	assert_true((uint64_t)nc <= SESSIONS_AMPLIFY * (uint64_t)n2);
 	client_open_challenge(&c, conv, ch, (size_t)nc, token);
 	/* Data still goes to the proven address. */
-	assert_true(sessions_seal(s.t, sid, &s.rng, (const uint8_t *)"x", 1, out, sizeof out, &to) >
-	            0);
+	assert_true(table_seal(&s, sid, (const uint8_t *)"x", 1, out, sizeof out, &to) > 0);
 	assert_memory_equal(to, &a, sizeof a);
 	/* A replay from a third address: refused, nothing moves. */
 	assert_int_equal(deliver(&s, &third, d2, (size_t)n2, 3, &ev, out), KS_ERR_REPLAY);
@@ -288,8 +360,7 @@ static void roaming_needs_path_validation(void **state)
 	assert_true(ev.moved);
 	assert_int_equal(ev.len, 0);
 	assert_memory_equal(&sessions_get(s.t, sid)->peer, &b, sizeof b);
-	assert_true(sessions_seal(s.t, sid, &s.rng, (const uint8_t *)"x", 1, out, sizeof out, &to) >
-	            0);
+	assert_true(table_seal(&s, sid, (const uint8_t *)"x", 1, out, sizeof out, &to) > 0);
 	assert_memory_equal(to, &b, sizeof b);
 	assert_int_equal(s.t->n.moved, 1);
 	sessions_free(s.t);
@@ -517,8 +588,8 @@ static void user_sessions_are_capped(void **state)
 		size_t at = 0, walked = 0;
 
 		while ((sl = sessions_next(s.t, &at)) != NULL) {
-			assert_ptr_equal(sessions_get(s.t, sl->env.sid), sl);
-			assert_true(sl->env.sid != sid[3]);
+			assert_ptr_equal(sessions_get(s.t, sl->sid), sl);
+			assert_true(sl->sid != sid[3]);
 			walked++;
 		}
 		assert_int_equal(walked, SESSIONS_PER_USER_MAX + 1);
@@ -838,6 +909,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(data_flows_both_ways),
+		cmocka_unit_test(owner_takes_the_envelope),
 		cmocka_unit_test(roaming_needs_path_validation),
 		cmocka_unit_test(racer_gets_at_most_three_times),
 		cmocka_unit_test(probes_get_no_answer),
