@@ -62,6 +62,8 @@ enum {
 	KCP_BUNDLE_COPIES = 2,      /* K13: copies of one transmission, max */
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
 	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
+	KCP_STALL_LATE = 5,         /* K4: called this many ms after the deadline: a stall */
+	KCP_STALL_GRACE = 5,        /* ...RTO expiries then wait this many ms for the ACKs */
 	KCP_IDLE_BUFS = 0,          /* segment buffers an idle engine keeps (more: freed); 0:
 	                             * keepalives held ~5 KiB a session (issue 19) */
 	KCP_RING_INITIAL = 8, /* ring slots at first (power of two); they grow to the window */
