@@ -552,6 +552,16 @@ static void bulk_row(const char *preset, bool paced, double loss, uint32_t wnd, 
 	}
 	cpu = cpu_seconds() - t0;
 	kcp_stats(s.a.k, &sa);
+	if (getenv("BENCH_DEBUG"))
+		fprintf(stderr,
+		        "%s %u %.2f: retx timeout %llu (isolated %llu) fast %llu spurious %llu "
+		        "random-loss %llu undo %llu cwnd %u ssthresh %u srtt %u rto %u\n",
+		        preset, wnd, loss, (unsigned long long)sa.seg_retx_timeout,
+		        (unsigned long long)sa.seg_retx_isolated,
+		        (unsigned long long)sa.seg_retx_fast,
+		        (unsigned long long)sa.seg_retx_spurious,
+		        (unsigned long long)sa.loss_random, (unsigned long long)sa.cwnd_undo,
+		        sa.cwnd, sa.ssthresh, sa.srtt, sa.rto);
 	printf("| %s | %u | %.0f%% | %.0f | %.1f | %.1f%% | %.0f |\n", preset, wnd, loss * 100,
 	       cpu * 1e9 / (BULK_BYTES / 1048576.0),
 	       (double)BULK_BYTES / 1048576.0 / ((double)(s.now - 1) / 1000),

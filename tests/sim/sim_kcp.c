@@ -745,6 +745,107 @@ static void stall_with_loss_repairs(void **state)
 	assert_true(r.a.seg_retx_timeout + r.a.seg_retx_fast > 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* slow start on a long path (K7)                                     */
+
+/* The bench's long path: 75 ms each way (150 ms RTT), loopback's 100 MB/s
+ * and 4 MiB of queue, the tunnel's engine configuration with the default
+ * profile's windows (2048 segments): the path rate is the window's, 2048
+ * segments per RTT. How long until the receiver gets 90 % of it (over a
+ * 150 ms span), and what the queue drops. */
+enum { RAMP_WND = 2048, RAMP_BYTES = 40 << 20, RAMP_TICK = 10, RAMP_SPAN = 15 };
+#define RAMP_MSS (KCP_MTU_DEFAULT - KCP_HEADER_LEN)
+
+struct ramp_result {
+	uint64_t ramp_ms, ms;
+	double drop; /* share of the datagrams the bottleneck queue dropped */
+	struct kcp_stats a;
+};
+
+static void ramp_run(double loss, uint64_t seed, struct ramp_result *r)
+{
+	struct netsim_config nc = {
+		.loss = loss, .delay_ms = 75, .rate = 100000000, .queue_bytes = 4 << 20
+	};
+	static uint64_t hist[4096];
+	uint64_t sent = 0, got = 0, t0;
+	struct netsim_stats ns;
+	struct kcp_config kc;
+	struct sim s;
+	size_t n = 0;
+
+	kcp_config_default(&kc);
+	kc.nodelay = 1;
+	kc.interval = 20;
+	kc.resend = 2;
+	kc.snd_wnd = kc.rcv_wnd = RAMP_WND;
+	kc.min_rto = 50;
+	kc.stream = true;
+	kc.flush_on_send = kc.ack_immediate = false;
+	kc.pace = true;
+	kc.snd_queue = 64;
+	sim_init(&s, &kc, &nc, seed);
+	t0 = s.now;
+	r->ramp_ms = 0;
+	write_all_n(&s, seed, &sent, RAMP_BYTES);
+	while (got < RAMP_BYTES) {
+		uint64_t t =
+		        min_u64(kcp_next_deadline(s.a.k, s.now), kcp_next_deadline(s.b.k, s.now));
+
+		t = min_u64(t, min_u64(netsim_link_next_deadline(s.a.tx),
+		                       netsim_link_next_deadline(s.b.tx)));
+		t = min_u64(t, t0 + (n + 1) * RAMP_TICK);
+		assert_true(++s.steps < MAX_STEPS);
+		s.now = max_u64(s.now, t);
+		drain(&s, s.a.tx, s.b.k);
+		read_all(&s, seed, &got);
+		kcp_flush(s.b.k, s.now);
+		drain(&s, s.b.tx, s.a.k);
+		write_all_n(&s, seed, &sent, RAMP_BYTES);
+		kcp_flush(s.a.k, s.now);
+		write_all_n(&s, seed, &sent, RAMP_BYTES);
+		while (s.now >= t0 + (n + 1) * RAMP_TICK && n < 4096) {
+			hist[n++] = got;
+			if (!r->ramp_ms && n > RAMP_SPAN &&
+			    (hist[n - 1] - hist[n - 1 - RAMP_SPAN]) * 10 >=
+			            (uint64_t)RAMP_WND * RAMP_MSS * 9)
+				r->ramp_ms = n * RAMP_TICK;
+		}
+	}
+	assert_true(kcp_check(s.a.k));
+	kcp_stats(s.a.k, &r->a);
+	netsim_link_stats(s.a.tx, &ns);
+	r->ms = s.now - t0;
+	r->drop = (double)ns.queue_dropped / (double)ns.sent;
+	sim_free(&s);
+}
+
+/* The ramp is reported (docs/bench/kcp.md); the test asserts that the
+ * rate is reached and the queue not flooded (at most 1 % of the datagrams
+ * dropped there). */
+static void long_path_ramp(void **state)
+{
+	(void)state;
+
+	for (int i = 0; i < 2; i++) {
+		struct ramp_result r;
+		double loss = i ? 0.01 : 0.0;
+
+		ramp_run(loss, 11 + (uint64_t)i, &r);
+		printf("# long path (150 ms RTT, window 2048), loss %.0f%%: 90%% of the window's "
+		       "rate "
+		       "after %llu ms, %.1f MB/s over the run, queue drops %.2f%%, retx %llu "
+		       "timeout "
+		       "+ %llu fast, cwnd %u ssthresh %u srtt %u\n",
+		       loss * 100, (unsigned long long)r.ramp_ms,
+		       (double)RAMP_BYTES / 1e3 / (double)r.ms, r.drop * 100,
+		       (unsigned long long)r.a.seg_retx_timeout,
+		       (unsigned long long)r.a.seg_retx_fast, r.a.cwnd, r.a.ssthresh, r.a.srtt);
+		assert_true(r.ramp_ms > 0);
+		assert_true(r.drop <= 0.01);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -761,6 +862,7 @@ int main(void)
 		cmocka_unit_test(ref_scenario_lossy_delivers_everything),
 		cmocka_unit_test(stall_sends_nothing_twice),
 		cmocka_unit_test(stall_with_loss_repairs),
+		cmocka_unit_test(long_path_ramp),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
