@@ -41,7 +41,7 @@ enum {
 	                               (at least this many ms) */
 	KCP_RTT_TOP_MARGIN = 8,     /* ...plus 1/this of it */
 	KCP_LATE_FLIGHT = 16,       /* K4: segments in flight, max, for that rule */
-	KCP_CWND_INIT = 2,          /* segments */
+	KCP_CWND_INIT = 4,          /* segments (RFC 3390; = KCP_THIN_FLIGHT) */
 	KCP_SSTHRESH_MIN = 2,       /* segments */
 	KCP_ACK_REPEAT = 2,         /* extra copies of an out-of-order ACK */
 	KCP_ACK_REPEAT_SLOTS = 128, /* recent out-of-order arrivals remembered */
