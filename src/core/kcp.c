@@ -1872,11 +1872,11 @@ int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 		return KS_ERR_DEAD;
 	if (!dgram && len)
 		return KS_ERR_INVAL;
+	k->last_now = now;
 	rc = validate(k, dgram, len);
 	if (rc != 0)
 		return rc;
 	stall_check(k, now);
-	k->last_now = now;
 	k->st.dgram_in++;
 	k->st.bytes_in += len;
 	apply(k, dgram, len, now);
