@@ -41,7 +41,7 @@ enum {
 	                               (at least this many ms) */
 	KCP_RTT_TOP_MARGIN = 8,     /* ...plus 1/this of it */
 	KCP_LATE_FLIGHT = 16,       /* K4: segments in flight, max, for that rule */
-	KCP_CWND_INIT = 2,          /* segments */
+	KCP_CWND_INIT = 4,          /* segments (RFC 3390; = KCP_THIN_FLIGHT) */
 	KCP_SSTHRESH_MIN = 2,       /* segments */
 	KCP_ACK_REPEAT = 2,         /* extra copies of an out-of-order ACK */
 	KCP_ACK_REPEAT_SLOTS = 128, /* recent out-of-order arrivals remembered */
@@ -62,6 +62,8 @@ enum {
 	KCP_BUNDLE_COPIES = 2,      /* K13: copies of one transmission, max */
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
 	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
+	KCP_STALL_LATE = 5,         /* K4: called this many ms after the deadline: a stall */
+	KCP_STALL_GRACE = 5,        /* ...RTO expiries then wait this many ms for the ACKs */
 	KCP_IDLE_BUFS = 0,          /* segment buffers an idle engine keeps (more: freed); 0:
 	                             * keepalives held ~5 KiB a session (issue 19) */
 	KCP_RING_INITIAL = 8, /* ring slots at first (power of two); they grow to the window */

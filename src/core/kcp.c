@@ -135,7 +135,10 @@ struct kcp {
 
 	uint64_t flush_at, probe_at;
 	uint32_t probe_wait;
-	uint64_t last_now; /* latest now seen, for kcp_recv's window tell */
+	uint64_t last_now;    /* latest now seen, for kcp_recv's window tell */
+	uint64_t due_at;      /* K4: the deadline when the caller last left */
+	uint64_t stall_at;    /* K4: when the caller came back from a stall */
+	uint64_t stall_until; /* ...expiries and old RTT samples wait until then */
 
 	uint8_t *obuf; /* owned: datagram being built, mtu bytes; NULL when idle */
 	size_t olen;
@@ -546,6 +549,7 @@ int kcp_new(struct kcp **out, uint32_t conv, const struct kcp_config *cfg, uint6
 	k->echo_sn = cfg->initial_sn - 1;
 	k->echo_at = KS_NEVER;
 	k->last_now = now;
+	k->due_at = KS_NEVER;
 	k->adv_wnd = cfg->rcv_wnd;
 	*out = k;
 	return 0;
@@ -1100,6 +1104,13 @@ static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *fli
 {
 	while (!k->dead && k->rtoq.n && sslot(k, rto_sn(k, 0))->resendts <= now) {
 		struct sseg *g = sslot(k, rto_sn(k, 0));
+		if (now < k->stall_until) {
+			/* K4: back from a stall, the ACKs may be unread yet. */
+			g->resendts = k->stall_until;
+			rto_fix(k, 0);
+			k->st.rto_stall_deferred++;
+			continue;
+		}
 		if (queued(k, g, now)) {
 			g->resendts = k->echo_at + max_u32(k->srtt / 4, 1);
 			rto_fix(k, 0);
@@ -1178,6 +1189,32 @@ static void arm(struct kcp *k, uint64_t now)
 		k->flush_at = now + k->cfg.interval;
 }
 
+/* stall_check: the caller comes back KCP_STALL_LATE ms or more after the
+ * deadline it was given, with data in flight: its process did not run (a
+ * descheduled daemon, a loop busy elsewhere), and the peer's ACKs of that
+ * time may be waiting unread in its socket. An event loop may well run an
+ * expired timer before it reads the socket (libev does), so for
+ * KCP_STALL_GRACE ms RTO expiries wait, and RTT samples of segments sent
+ * before the stall are not taken: they measure the stall, not the path
+ * (K4). */
+static void stall_check(struct kcp *k, uint64_t now)
+{
+	if (k->due_at == KS_NEVER || now < k->due_at + KCP_STALL_LATE || !k->inflight)
+		return;
+	k->stall_at = now;
+	k->stall_until = now + KCP_STALL_GRACE;
+}
+
+/* note_due: the caller leaves; remember the deadline it leaves with. */
+static void note_due(struct kcp *k, uint64_t now) { k->due_at = kcp_next_deadline(k, now); }
+
+/* stalled_sample: an RTT sample, read right after a stall, of a segment
+ * sent before it: its ACK may have waited in our socket (K4). */
+static bool stalled_sample(const struct kcp *k, uint32_t rtt, uint64_t now)
+{
+	return now < k->stall_until && now - rtt < k->stall_at;
+}
+
 void kcp_flush(struct kcp *k, uint64_t now)
 {
 	struct kcp_cc_path pp;
@@ -1186,6 +1223,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 
 	if (k->dead)
 		return;
+	stall_check(k, now);
 	k->last_now = now;
 	pp = cc_path(k);
 	kcp_cc_flush_begin(&k->cc, &pp, now);
@@ -1211,6 +1249,7 @@ void kcp_flush(struct kcp *k, uint64_t now)
 	fifo_prune(k, &k->fq, fq_valid);
 	k->flush_at = KS_NEVER;
 	release_obuf(k);
+	note_due(k, now);
 }
 
 void kcp_update(struct kcp *k, uint64_t now)
@@ -1324,6 +1363,7 @@ ssize_t kcp_send(struct kcp *k, const void *buf, size_t len, uint64_t now)
 		kcp_flush(k, now);
 	else
 		arm(k, now);
+	note_due(k, now);
 	return n;
 }
 
@@ -1788,7 +1828,7 @@ static void apply(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
 		if (h.cmd == KCP_CMD_ACK)
 			ack_echo(k, &h, now, &rtt);
-	if (rtt >= 0)
+	if (rtt >= 0 && !stalled_sample(k, (uint32_t)rtt, now))
 		rtt_sample(k, (uint32_t)rtt, now);
 	r = rd_init(dgram, len);
 	while (rd_left(&r) && read_hdr(&r, &h) && rd_view(&r, &h.data, h.len))
@@ -1836,6 +1876,7 @@ int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	rc = validate(k, dgram, len);
 	if (rc != 0)
 		return rc;
+	stall_check(k, now);
 	k->st.dgram_in++;
 	k->st.bytes_in += len;
 	apply(k, dgram, len, now);
@@ -1845,6 +1886,7 @@ int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 		kcp_flush(k, now);
 	else
 		arm(k, now);
+	note_due(k, now);
 	return 0;
 }
 

@@ -121,6 +121,9 @@ struct kcp_stats {
 	                                       (not retransmissions) */
 	uint64_t seg_bundled;               /* K13 copies bundled with new data
 	                                       (not retransmissions) */
+	uint64_t rto_stall_deferred;        /* RTO expiries deferred because the
+	                                       caller had not run for a while:
+	                                       their ACKs may wait unread (K4) */
 	uint64_t dropped[KCP_DROP_REASONS]; /* whole datagrams, by reason */
 	/* gauges */
 	uint32_t srtt, rttvar, rto; /* ms */

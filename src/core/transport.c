@@ -125,6 +125,12 @@ void transport_kcp(struct kcp_config *c, const struct transport_params *p,
 	if (local && local->dead_link)
 		c->dead_link = local->dead_link;
 	c->dup_thin = local && local->dup_thin;
+	/* K13: a datagram carrying new data of a thin flight also carries
+	 * copies of its older unacknowledged segments in its spare room: a
+	 * lost one is repaired by the next send, not by fast retransmit or an
+	 * RTO, and no datagram is added. Local (the copies are ordinary PUSH
+	 * segments a receiver takes as duplicates), so every tunnel has it. */
+	c->bundle = true;
 	/* What waits below the mux stays small, so the mux's fair scheduler
 	 * decides the order; the session's pump refills it after every input. */
 	c->snd_queue = snd < SESSION_KCP_QUEUE ? snd : SESSION_KCP_QUEUE;

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "base/minmax.h"
 #include "base/rng.h"
 #include "core/kcp.h"
 #include "core/netsim.h"
@@ -163,6 +164,23 @@ static void write_all(struct sim *s, uint64_t seed, uint64_t *sent)
 			n = sizeof chunk;
 		if (n > STREAM_BYTES - *sent)
 			n = (size_t)(STREAM_BYTES - *sent);
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = byte_at(seed, *sent + i);
+		assert_int_equal(kcp_send(s->a.k, chunk, n, s->now), (ssize_t)n);
+		*sent += n;
+	}
+}
+
+/* write_all_n: write_all up to `total` bytes. */
+static void write_all_n(struct sim *s, uint64_t seed, uint64_t *sent, uint64_t total)
+{
+	static uint8_t chunk[1 << 16];
+
+	while (*sent < total && kcp_send_room(s->a.k) > 0) {
+		size_t n = kcp_send_room(s->a.k);
+
+		n = n > sizeof chunk ? sizeof chunk : n;
+		n = n > total - *sent ? (size_t)(total - *sent) : n;
 		for (size_t i = 0; i < n; i++)
 			chunk[i] = byte_at(seed, *sent + i);
 		assert_int_equal(kcp_send(s->a.k, chunk, n, s->now), (ssize_t)n);
@@ -608,6 +626,226 @@ static void ref_scenario_lossy_delivers_everything(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* scheduling stalls at the sender (K4)                               */
+
+/* A bulk transfer A -> B as the tunnel runs the engine (cc and pacing on,
+ * ACKs and data flushed once per batch), 10 ms each way and no loss, while
+ * A's process is descheduled for stall_ms of every STALL_EVERY ms: nothing
+ * of A runs meanwhile, and B's ACKs wait in A's socket. When A runs again,
+ * its timer fires before its socket is read, as libev invokes them (the
+ * expired timer is queued after the readable socket, and the pending queue
+ * runs last in, first out). Every retransmission there is spurious. */
+enum { STALL_EVERY = 300, STALL_BYTES = 32 << 20 };
+
+struct stall_result {
+	struct kcp_stats a;
+	uint64_t ms; /* virtual time the transfer took */
+};
+
+static bool stall_asleep(uint64_t now, uint32_t stall_ms)
+{
+	return stall_ms && now % STALL_EVERY < stall_ms;
+}
+
+static void stall_run(uint32_t stall_ms, double loss, uint64_t seed, struct stall_result *r)
+{
+	struct netsim_config nc = { .loss = loss, .delay_ms = 10, .fifo = true };
+	uint64_t sent = 0, got = 0, t0;
+	bool was_asleep = false;
+	struct kcp_config kc;
+	struct sim s;
+
+	kcp_config_default(&kc);
+	kc.nodelay = 1;
+	kc.interval = 20;
+	kc.resend = 2;
+	kc.snd_wnd = kc.rcv_wnd = 2048;
+	kc.min_rto = 50;
+	kc.stream = true;
+	kc.flush_on_send = kc.ack_immediate = false;
+	kc.pace = true;
+	kc.snd_queue = 64;
+	sim_init(&s, &kc, &nc, seed);
+	t0 = s.now;
+	write_all_n(&s, seed, &sent, STALL_BYTES);
+	while (got < STALL_BYTES) {
+		bool asleep = stall_asleep(s.now, stall_ms);
+		uint64_t t = kcp_next_deadline(s.b.k, s.now), d;
+
+		if (asleep)
+			d = s.now - s.now % STALL_EVERY + stall_ms;
+		else
+			d = min_u64(kcp_next_deadline(s.a.k, s.now),
+			            netsim_link_next_deadline(s.b.tx));
+		t = min_u64(min_u64(t, d), netsim_link_next_deadline(s.a.tx));
+		assert_true(t != KS_NEVER);
+		assert_true(++s.steps < MAX_STEPS);
+		s.now = max_u64(s.now, t);
+		asleep = stall_asleep(s.now, stall_ms);
+		drain(&s, s.a.tx, s.b.k);
+		read_all(&s, seed, &got);
+		kcp_flush(s.b.k, s.now);
+		if (!asleep) {
+			if (was_asleep) /* libev: the timer before the socket */
+				kcp_update(s.a.k, s.now);
+			drain(&s, s.b.tx, s.a.k);
+			write_all_n(&s, seed, &sent, STALL_BYTES);
+			kcp_flush(s.a.k, s.now);
+			write_all_n(&s, seed, &sent, STALL_BYTES);
+		}
+		was_asleep = asleep;
+	}
+	assert_true(kcp_check(s.a.k));
+	kcp_stats(s.a.k, &r->a);
+	r->ms = s.now - t0;
+	sim_free(&s);
+}
+
+static void stall_report(const char *name, uint32_t stall_ms, const struct stall_result *r)
+{
+	printf("# stall %s %u ms of %u: %.1f MB/s virtual, retx %llu timeout (%llu isolated) + "
+	       "%llu fast, %llu spurious, %llu undone, rto deferred %llu, srtt %u rto %u cwnd %u "
+	       "ssthresh %u\n",
+	       name, stall_ms, STALL_EVERY, (double)STALL_BYTES / 1e3 / (double)r->ms,
+	       (unsigned long long)r->a.seg_retx_timeout,
+	       (unsigned long long)r->a.seg_retx_isolated, (unsigned long long)r->a.seg_retx_fast,
+	       (unsigned long long)r->a.seg_retx_spurious, (unsigned long long)r->a.cwnd_undo,
+	       (unsigned long long)r->a.rto_stall_deferred, r->a.srtt, r->a.rto, r->a.cwnd,
+	       r->a.ssthresh);
+}
+
+/* A stall longer than the RTO fires no retransmission at a clean path: the
+ * expiries wait until the ACKs waiting in the socket have been read (K4). */
+static void stall_sends_nothing_twice(void **state)
+{
+	(void)state;
+
+	for (uint32_t stall_ms = 60; stall_ms <= 180; stall_ms += 60) {
+		struct stall_result r;
+
+		stall_run(stall_ms, 0.0, 7, &r);
+		stall_report("clean", stall_ms, &r);
+		assert_true(r.a.rto_stall_deferred > 0);
+		assert_int_equal(r.a.seg_retx_timeout + r.a.seg_retx_fast, 0);
+		/* the RTT measured is the path's, not the stall's */
+		assert_true(r.a.srtt <= 25 && r.a.cwnd == 2048);
+	}
+}
+
+/* With loss as well, stalls still deliver everything, and the loss is
+ * repaired: the guard defers expiries, it does not lose them. */
+static void stall_with_loss_repairs(void **state)
+{
+	struct stall_result r;
+
+	(void)state;
+	stall_run(120, 0.01, 8, &r);
+	stall_report("loss 1%", 120, &r);
+	assert_true(r.a.seg_retx_timeout + r.a.seg_retx_fast > 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* slow start on a long path (K7)                                     */
+
+/* The bench's long path: 75 ms each way (150 ms RTT), loopback's 100 MB/s
+ * and 4 MiB of queue, the tunnel's engine configuration with the default
+ * profile's windows (2048 segments): the path rate is the window's, 2048
+ * segments per RTT. How long until the receiver gets 90 % of it (over a
+ * 150 ms span), and what the queue drops. */
+enum { RAMP_WND = 2048, RAMP_BYTES = 40 << 20, RAMP_TICK = 10, RAMP_SPAN = 15 };
+#define RAMP_MSS (KCP_MTU_DEFAULT - KCP_HEADER_LEN)
+
+struct ramp_result {
+	uint64_t ramp_ms, ms;
+	double drop; /* share of the datagrams the bottleneck queue dropped */
+	struct kcp_stats a;
+};
+
+static void ramp_run(double loss, uint64_t seed, struct ramp_result *r)
+{
+	struct netsim_config nc = {
+		.loss = loss, .delay_ms = 75, .rate = 100000000, .queue_bytes = 4 << 20
+	};
+	static uint64_t hist[4096];
+	uint64_t sent = 0, got = 0, t0;
+	struct netsim_stats ns;
+	struct kcp_config kc;
+	struct sim s;
+	size_t n = 0;
+
+	kcp_config_default(&kc);
+	kc.nodelay = 1;
+	kc.interval = 20;
+	kc.resend = 2;
+	kc.snd_wnd = kc.rcv_wnd = RAMP_WND;
+	kc.min_rto = 50;
+	kc.stream = true;
+	kc.flush_on_send = kc.ack_immediate = false;
+	kc.pace = true;
+	kc.snd_queue = 64;
+	sim_init(&s, &kc, &nc, seed);
+	t0 = s.now;
+	r->ramp_ms = 0;
+	write_all_n(&s, seed, &sent, RAMP_BYTES);
+	while (got < RAMP_BYTES) {
+		uint64_t t =
+		        min_u64(kcp_next_deadline(s.a.k, s.now), kcp_next_deadline(s.b.k, s.now));
+
+		t = min_u64(t, min_u64(netsim_link_next_deadline(s.a.tx),
+		                       netsim_link_next_deadline(s.b.tx)));
+		t = min_u64(t, t0 + (n + 1) * RAMP_TICK);
+		assert_true(++s.steps < MAX_STEPS);
+		s.now = max_u64(s.now, t);
+		drain(&s, s.a.tx, s.b.k);
+		read_all(&s, seed, &got);
+		kcp_flush(s.b.k, s.now);
+		drain(&s, s.b.tx, s.a.k);
+		write_all_n(&s, seed, &sent, RAMP_BYTES);
+		kcp_flush(s.a.k, s.now);
+		write_all_n(&s, seed, &sent, RAMP_BYTES);
+		while (s.now >= t0 + (n + 1) * RAMP_TICK && n < 4096) {
+			hist[n++] = got;
+			if (!r->ramp_ms && n > RAMP_SPAN &&
+			    (hist[n - 1] - hist[n - 1 - RAMP_SPAN]) * 10 >=
+			            (uint64_t)RAMP_WND * RAMP_MSS * 9)
+				r->ramp_ms = n * RAMP_TICK;
+		}
+	}
+	assert_true(kcp_check(s.a.k));
+	kcp_stats(s.a.k, &r->a);
+	netsim_link_stats(s.a.tx, &ns);
+	r->ms = s.now - t0;
+	r->drop = (double)ns.queue_dropped / (double)ns.sent;
+	sim_free(&s);
+}
+
+/* The ramp is reported (docs/bench/kcp.md); the test asserts that the
+ * rate is reached and the queue not flooded (at most 1 % of the datagrams
+ * dropped there). */
+static void long_path_ramp(void **state)
+{
+	(void)state;
+
+	for (int i = 0; i < 2; i++) {
+		struct ramp_result r;
+		double loss = i ? 0.01 : 0.0;
+
+		ramp_run(loss, 11 + (uint64_t)i, &r);
+		printf("# long path (150 ms RTT, window 2048), loss %.0f%%: 90%% of the window's "
+		       "rate "
+		       "after %llu ms, %.1f MB/s over the run, queue drops %.2f%%, retx %llu "
+		       "timeout "
+		       "+ %llu fast, cwnd %u ssthresh %u srtt %u\n",
+		       loss * 100, (unsigned long long)r.ramp_ms,
+		       (double)RAMP_BYTES / 1e3 / (double)r.ms, r.drop * 100,
+		       (unsigned long long)r.a.seg_retx_timeout,
+		       (unsigned long long)r.a.seg_retx_fast, r.a.cwnd, r.a.ssthresh, r.a.srtt);
+		assert_true(r.ramp_ms > 0);
+		assert_true(r.drop <= 0.01);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +860,9 @@ int main(void)
 		cmocka_unit_test(rr_burst),
 		cmocka_unit_test(ref_scenario_clean_retransmits_nothing),
 		cmocka_unit_test(ref_scenario_lossy_delivers_everything),
+		cmocka_unit_test(stall_sends_nothing_twice),
+		cmocka_unit_test(stall_with_loss_repairs),
+		cmocka_unit_test(long_path_ramp),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1051,7 +1051,7 @@ static void client_restart(bool one_per_user)
 	uint64_t old_sid;
 
 	establish(w);
-	add_flow(w, 1000, 10000000); /* stays open */
+	add_flow(w, 1000, 100000000); /* stays open */
 	run_until(w, w->now + 500);
 	assert_true(w->f[0].opened_s);
 	old_sid = w->f[0].ssid;

@@ -242,6 +242,7 @@ static void server_applies_its_own_policy(void **state)
 	transport_local_of(own, &local);
 	transport_kcp(&kc, &agreed, &local, true);
 	assert_false(kc.dup_thin);
+	assert_true(kc.bundle); /* K13 is local and always on in the tunnel */
 	assert_int_equal(kc.min_rto, own->min_rto_ms);
 	assert_int_equal(kc.dead_link, own->dead_link);
 	/* Accepting lossy widens the ranges so its proposal stands. */
