@@ -1661,6 +1661,7 @@ void kcp_early_done(struct kcp *k, bool taken)
 	r = rslot(k, k->eq[k->eq_head]);
 	if (taken && offerable(k, k->eq[k->eq_head])) {
 		r->early = true;
+		k->st.seg_early++;
 		r->len = 0; /* it counts nothing when it comes into order */
 		drop_buf(k, &r->data);
 	}

@@ -125,6 +125,7 @@ struct kcp_stats {
 	                                       (not retransmissions) */
 	uint64_t seg_bundled;               /* K13 copies bundled with new data
 	                                       (not retransmissions) */
+	uint64_t seg_early;                 /* K14 messages taken early */
 	uint64_t dropped[KCP_DROP_REASONS]; /* whole datagrams, by reason */
 	/* gauges */
 	uint32_t srtt, rttvar, rto; /* ms */

@@ -45,7 +45,7 @@ enum ev_flag {
 	EVF_RESET = 32,
 };
 
-/* A byte range [start, end) of a stream received above a gap (step 8). */
+/* A byte range [start, end) of a stream received above a gap (step 10). */
 struct ival {
 	uint64_t start, end;
 };
@@ -72,7 +72,7 @@ struct stream {
 	uint64_t rx_read;   /* DATA bytes read by the application */
 	uint64_t rx_limit;  /* our grant as sent, as an absolute offset */
 	struct ival *ooo;   /* owned: MUX_OOO_MAX ranges above rx_off, sorted,
-	                     * apart; NULL while none (step 8) */
+	                     * apart; NULL while none (step 10) */
 	uint8_t nooo;
 	uint32_t win;      /* our receive window, chosen when announced (4.5);
 	                    * 0 on a server stream not yet replied */
@@ -92,7 +92,7 @@ struct mux {
 	enum mux_role role;
 	struct mux_config cfg;
 	int err; /* sticky session error, 0 while healthy */
-	bool sd; /* per-stream delivery: DATA_AT, early input (step 8) */
+	bool sd; /* per-stream delivery: DATA_AT, early input (step 10) */
 	size_t mem;
 	uint64_t committed; /* rx_max of every stream held, summed (step 4.5) */
 
@@ -152,7 +152,7 @@ static void list_del(struct link *l)
 
 /* ring_grow makes the ring hold want bytes from its head without passing
  * max, keeping the first keep of them (keep >= len: bytes placed above a
- * gap, step 8). */
+ * gap, step 10). */
 static int ring_grow(struct mux *m, struct ring *r, size_t keep, size_t want, size_t max)
 {
 	size_t cap = r->cap ? r->cap : MUX_RING_INITIAL;
@@ -726,7 +726,7 @@ static int on_data(struct mux *m, struct stream *s, const struct mux_frame *f)
 	return 0;
 }
 
-/* --- per-stream delivery (step 8) ---------------------------------------- */
+/* --- per-stream delivery (step 10) ---------------------------------------- */
 
 /* ooo_add records [off, end) above rx_off, merged with a neighbour it
  * touches; the caller checked that it overlaps none. */
@@ -774,7 +774,7 @@ static void ooo_advance(struct mux *m, struct stream *s)
 		ooo_release(m, s);
 }
 
-/* data_at_check: step 8.2. Bytes inside our grant, never received before;
+/* data_at_check: step 10.2. Bytes inside our grant, never received before;
  * in order (mux_input) they continue the stream exactly. */
 static int data_at_check(const struct stream *s, uint64_t off, size_t n, bool early)
 {
@@ -788,7 +788,7 @@ static int data_at_check(const struct stream *s, uint64_t off, size_t n, bool ea
 	return 0;
 }
 
-/* on_data_at: step 8.2; the bytes go into the receive ring at their
+/* on_data_at: step 10.2; the bytes go into the receive ring at their
  * offset, which the grant bounds as it bounds DATA. */
 static int on_data_at(struct mux *m, struct stream *s, const struct mux_frame *f, bool early)
 {
@@ -978,7 +978,7 @@ int mux_input(struct mux *m, const uint8_t *data, size_t len, uint64_t now)
 
 void mux_stream_delivery(struct mux *m) { m->sd = true; }
 
-/* early_ok: step 8.3, a frame that may be applied before the frames sent
+/* early_ok: step 10.3, a frame that may be applied before the frames sent
  * ahead of it: DATA_AT or WINDOW of a stream that is here and past its
  * REPLY (client), with room for the ranges nframes more DATA_AT add. */
 static bool early_ok(const struct mux *m, const struct mux_frame *f, size_t nframes)
@@ -1327,7 +1327,7 @@ ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap)
 	n = min_size(cap, s->rx.len);
 	ring_get(&s->rx, buf, n);
 	if (s->rx.len == 0 && !s->nooo)
-		ring_release(m, &s->rx); /* bytes above a gap stay (step 8) */
+		ring_release(m, &s->rx); /* bytes above a gap stay (step 10) */
 	s->rx_read += n;
 	rebalance(m, s);
 	grant_check(m, s);

@@ -73,7 +73,7 @@ enum mux_frame_type {
 	MUX_WINDOW = 6,  /* u32be credit increment, > 0 */
 	MUX_PING = 7,    /* stream id 0; u64be opaque value */
 	MUX_PONG = 8,    /* stream id 0; echoes a PING's value */
-	MUX_DATA_AT = 9, /* per-stream delivery (step 8): u64be stream offset,
+	MUX_DATA_AT = 9, /* per-stream delivery (step 10): u64be stream offset,
 	                  * then 1.. stream bytes; replaces DATA */
 };
 
@@ -156,7 +156,7 @@ KS_MUST_CHECK ssize_t mux_produce(struct mux *m, uint8_t *out, size_t room, uint
 /* mux_want_produce says whether mux_produce has anything to write. */
 bool mux_want_produce(const struct mux *m);
 
-/* --- per-stream delivery (step 8) ------------------------------------------ */
+/* --- per-stream delivery (step 10) ------------------------------------------ */
 
 /* mux_stream_delivery switches m to per-stream delivery, when both peers
  * agreed to it (TPARAMS_FEAT_STREAM_DELIVERY), before any input or output:

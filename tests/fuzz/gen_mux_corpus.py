@@ -10,7 +10,7 @@ import os
 import struct
 
 OPEN, REPLY, DATA, FIN, RST, WINDOW, PING, PONG, DATA_AT = range(1, 10)
-SD = 16  # byte 0: per-stream delivery (step 8)
+SD = 16  # byte 0: per-stream delivery (step 10)
 REQ = bytes([5, 1, 0, 1, 10, 0, 0, 1, 0, 80])
 REP = bytes([5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
 OUT = "tests/fuzz/corpus/mux_frames"

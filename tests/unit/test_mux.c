@@ -1706,7 +1706,7 @@ static void budgeted_streams_complete(void **state)
 	pair_free(&p);
 }
 
-/* --- per-stream delivery (step 8) ------------------------------------------ */
+/* --- per-stream delivery (step 10) ------------------------------------------ */
 
 static void sd_pair(struct pair *p)
 {
