@@ -74,6 +74,8 @@ struct stream {
 	struct ival *ooo;   /* owned: MUX_OOO_MAX ranges above rx_off, sorted,
 	                     * apart; NULL while none (step 10) */
 	uint8_t nooo;
+	bool fin_at_rcvd; /* FIN_AT arrived: the stream ends at fin_at */
+	uint64_t fin_at;
 	uint32_t win;      /* our receive window, chosen when announced (4.5);
 	                    * 0 on a server stream not yet replied */
 	uint32_t deficit;  /* round-robin budget left this turn */
@@ -248,6 +250,7 @@ static const struct frame_rule rules[] = {
 	[MUX_PING] = { 8, 8, true },
 	[MUX_PONG] = { 8, 8, true },
 	[MUX_DATA_AT] = { MUX_OFFSET_LEN + 1, MUX_FRAME_PAYLOAD_MAX, false },
+	[MUX_FIN_AT] = { MUX_OFFSET_LEN, MUX_OFFSET_LEN, false },
 };
 
 int mux_frame_encode(struct wr *w, const struct mux_frame *f)
@@ -267,7 +270,7 @@ static int hdr_check(const struct mux_frame *f)
 {
 	const struct frame_rule *r;
 
-	if (f->type < MUX_OPEN || f->type > MUX_DATA_AT || f->flags != 0)
+	if (f->type < MUX_OPEN || f->type > MUX_FIN_AT || f->flags != 0)
 		return KS_ERR_PROTO;
 	r = &rules[f->type];
 	if (f->len < r->min || f->len > r->max)
@@ -780,6 +783,8 @@ static int data_at_check(const struct stream *s, uint64_t off, size_t n, bool ea
 {
 	if (s->fin_rcvd || off < s->rx_off || off > s->rx_limit || n > s->rx_limit - off)
 		return KS_ERR_PROTO;
+	if (s->fin_at_rcvd && off + n > s->fin_at)
+		return KS_ERR_PROTO;
 	if (!early && off != s->rx_off)
 		return KS_ERR_PROTO;
 	for (uint8_t i = 0; i < s->nooo; i++)
@@ -787,6 +792,8 @@ static int data_at_check(const struct stream *s, uint64_t off, size_t n, bool ea
 			return KS_ERR_PROTO;
 	return 0;
 }
+
+static int on_fin(struct mux *m, struct stream *s);
 
 /* on_data_at: step 10.2; the bytes go into the receive ring at their
  * offset, which the grant bounds as it bounds DATA. */
@@ -814,7 +821,24 @@ static int on_data_at(struct mux *m, struct stream *s, const struct mux_frame *f
 	ooo_advance(m, s);
 	s->rx.len = (size_t)(s->rx_off - s->rx_read);
 	event_raise(m, s, EVF_READABLE);
+	if (s->fin_at_rcvd && s->rx_off == s->fin_at)
+		return on_fin(m, s);
 	return 0;
+}
+
+/* on_fin_at: step 10.2, the end of the stream at its final offset; the
+ * FIN takes effect once every byte before it is here. */
+static int on_fin_at(struct mux *m, struct stream *s, const struct mux_frame *f)
+{
+	struct rd r = rd_init(f->payload, f->len);
+	uint64_t end = 0, hi = s->nooo ? s->ooo[s->nooo - 1].end : s->rx_off;
+
+	rd_u64be(&r, &end);
+	if (s->fin_rcvd || s->fin_at_rcvd || end < hi || end > s->rx_limit)
+		return KS_ERR_PROTO;
+	s->fin_at_rcvd = true;
+	s->fin_at = end;
+	return s->rx_off == end ? on_fin(m, s) : 0;
 }
 
 static int on_fin(struct mux *m, struct stream *s)
@@ -906,7 +930,8 @@ static int dispatch(struct mux *m, const struct mux_frame *f, uint64_t now)
 	case MUX_REPLY: return on_reply(m, s, f);
 	case MUX_DATA: return m->sd ? KS_ERR_PROTO : on_data(m, s, f);
 	case MUX_DATA_AT: return m->sd ? on_data_at(m, s, f, false) : KS_ERR_PROTO;
-	case MUX_FIN: return on_fin(m, s);
+	case MUX_FIN: return m->sd ? KS_ERR_PROTO : on_fin(m, s);
+	case MUX_FIN_AT: return m->sd ? on_fin_at(m, s, f) : KS_ERR_PROTO;
 	case MUX_RST: on_rst(m, s, f); return 0;
 	case MUX_WINDOW: return on_window(m, s, f);
 	}
@@ -979,18 +1004,37 @@ int mux_input(struct mux *m, const uint8_t *data, size_t len, uint64_t now)
 void mux_stream_delivery(struct mux *m) { m->sd = true; }
 
 /* early_ok: step 10.3, a frame that may be applied before the frames sent
- * ahead of it: DATA_AT or WINDOW of a stream that is here and past its
- * REPLY (client), with room for the ranges nframes more DATA_AT add. */
-static bool early_ok(const struct mux *m, const struct mux_frame *f, size_t nframes)
+ * ahead of it: DATA_AT, FIN_AT or WINDOW of a stream that is here and past
+ * its REPLY (client; `replied` says the message's earlier frames had it),
+ * with room for the ranges nframes more DATA_AT add; or (client) the REPLY
+ * of a stream whose OPEN went out. */
+static bool early_ok(const struct mux *m, const struct mux_frame *f, size_t nframes, bool replied)
 {
 	const struct stream *s;
 
-	if ((f->type != MUX_DATA_AT && f->type != MUX_WINDOW) || !known_id(m, f->id))
+	if (f->type != MUX_DATA_AT && f->type != MUX_FIN_AT && f->type != MUX_WINDOW &&
+	    f->type != MUX_REPLY)
 		return false;
-	s = tab_get(m, f->id);
-	if (!s || s->dead || (m->role == MUX_CLIENT && !s->replied))
+	if (!known_id(m, f->id) || !(s = tab_get(m, f->id)) || s->dead)
+		return false;
+	if (f->type == MUX_REPLY)
+		return m->role == MUX_CLIENT && !s->replied && !replied && !(s->ctl & CTL_OPEN);
+	if (m->role == MUX_CLIENT && !s->replied && !replied)
 		return false;
 	return f->type != MUX_DATA_AT || s->nooo + nframes <= MUX_OOO_MAX;
+}
+
+/* early_replied says whether a REPLY for id is among the n frames at data. */
+static bool early_replied(const uint8_t *data, size_t n, uint32_t id)
+{
+	struct mux_frame f;
+	ssize_t k;
+
+	for (size_t off = 0; off < n; off += (size_t)k)
+		if ((k = mux_frame_decode(data + off, n - off, &f)) > 0 && f.type == MUX_REPLY &&
+		    f.id == id)
+			return true;
+	return false;
 }
 
 int mux_input_early(struct mux *m, const uint8_t *data, size_t len, uint64_t now)
@@ -1009,7 +1053,7 @@ int mux_input_early(struct mux *m, const uint8_t *data, size_t len, uint64_t now
 			return 0;
 	for (off = 0; off < len; off += (size_t)n) {
 		n = mux_frame_decode(data + off, len - off, &f);
-		if (!early_ok(m, &f, nframes))
+		if (!early_ok(m, &f, nframes, early_replied(data, off, f.id)))
 			return 0;
 	}
 	for (off = 0; off < len && rc == 0; off += (size_t)n) {
@@ -1017,7 +1061,14 @@ int mux_input_early(struct mux *m, const uint8_t *data, size_t len, uint64_t now
 
 		n = mux_frame_decode(data + off, len - off, &f);
 		s = tab_get(m, f.id);
-		rc = f.type == MUX_DATA_AT ? on_data_at(m, s, &f, true) : on_window(m, s, &f);
+		if (f.type == MUX_DATA_AT)
+			rc = on_data_at(m, s, &f, true);
+		else if (f.type == MUX_FIN_AT)
+			rc = on_fin_at(m, s, &f);
+		else if (f.type == MUX_REPLY)
+			rc = on_reply(m, s, &f);
+		else
+			rc = on_window(m, s, &f);
 	}
 	if (rc < 0)
 		return m->err = rc;
@@ -1137,7 +1188,11 @@ static bool emit_stream_ctl(struct mux *m, struct stream *s, struct wr *w)
 		s->rx_limit += inc;
 	}
 	if (s->ctl & CTL_FIN) {
-		if (!put_frame(w, MUX_FIN, s->id, NULL, 0))
+		uint8_t b[MUX_OFFSET_LEN];
+		struct wr bw = wr_init(b, sizeof b);
+
+		wr_u64be(&bw, s->tx_off); /* step 10.2: FIN_AT, the final offset */
+		if (!put_frame(w, m->sd ? MUX_FIN_AT : MUX_FIN, s->id, b, m->sd ? sizeof b : 0))
 			return false;
 		s->ctl &= (uint8_t)~CTL_FIN;
 		s->fin_sent = true;

@@ -75,6 +75,7 @@ enum mux_frame_type {
 	MUX_PONG = 8,    /* stream id 0; echoes a PING's value */
 	MUX_DATA_AT = 9, /* per-stream delivery (step 10): u64be stream offset,
 	                  * then 1.. stream bytes; replaces DATA */
+	MUX_FIN_AT = 10, /* per-stream delivery: u64be final offset; replaces FIN */
 };
 
 enum { MUX_OFFSET_LEN = 8 }; /* the offset field of DATA_AT */
@@ -167,13 +168,13 @@ void mux_stream_delivery(struct mux *m);
 
 /* mux_input_early offers the frames of one message that arrived before an
  * earlier one (a KCP message above a hole; borrowed for the call). If every
- * frame in it is DATA_AT or WINDOW of a stream this end already has in a
- * state to take it, all are applied at once, each DATA_AT at its offset,
- * and 1 is returned: the caller must not feed this message to mux_input
- * again. Otherwise nothing changes and 0 is returned: the message goes
- * through mux_input in order, as it would without per-stream delivery.
- * Returns the sticky session error for a frame that breaks the protocol
- * (offsets outside the grant, overlapping bytes). Not switched on: 0. */
+ * frame in it is DATA_AT, FIN_AT or WINDOW of a stream this end already has
+ * in a state to take it, or (client) the REPLY of a stream it opened, all
+ * are applied at once, each DATA_AT at its offset, and 1 is returned: the caller must not feed this
+ * message to mux_input again. Otherwise nothing changes and 0 is returned: the message goes through
+ * mux_input in order, as it would without per-stream delivery. Returns the sticky session error for
+ * a frame that breaks the protocol (offsets outside the grant, overlapping bytes). Not switched on:
+ * 0. */
 KS_MUST_CHECK int mux_input_early(struct mux *m, const uint8_t *data, size_t len, uint64_t now);
 
 /* --- streams -------------------------------------------------------------- */

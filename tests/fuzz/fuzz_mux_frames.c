@@ -2,7 +2,7 @@
  * an application drives it; public API only.
  *
  * Input: byte 0 picks the role (bit 0), the configuration (bits 1-3) and
- * per-stream delivery (bit 4, step 10); the rest is a list of operations,
+ * per-stream delivery (bit 4, step 10: DATA_AT, FIN_AT); the rest is a list of operations,
  * each an op byte and its arguments:
  *   0 n bytes...  feed the next n+1 bytes to mux_input (op bit 3 set: to
  *                 mux_input_early, as a message above a KCP hole)

@@ -9,7 +9,7 @@ Run from the repository root: tests/fuzz/gen_mux_corpus.py
 import os
 import struct
 
-OPEN, REPLY, DATA, FIN, RST, WINDOW, PING, PONG, DATA_AT = range(1, 10)
+OPEN, REPLY, DATA, FIN, RST, WINDOW, PING, PONG, DATA_AT, FIN_AT = range(1, 11)
 SD = 16  # byte 0: per-stream delivery (step 10)
 REQ = bytes([5, 1, 0, 1, 10, 0, 0, 1, 0, 80])
 REP = bytes([5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
@@ -93,21 +93,23 @@ def bad_seed():
 
 def sd_server_seed():
     """Per-stream delivery, server: DATA_AT above a gap, then the gap
-    in order, a WINDOW early, FIN in order."""
+    in order, a WINDOW early, FIN_AT early before the last bytes."""
     s = bytes([1 | SD])
     s += feed(frame(OPEN, 1, struct.pack(">I", 65536) + REQ)) + EVENTS + produce()
     s += early(data_at(1, 100, b"b" * 100)) + early(data_at(1, 300, b"d" * 50))
     s += early(frame(WINDOW, 1, struct.pack(">I", 4096)) + data_at(1, 200, b"c" * 100))
     s += feed(data_at(1, 0, b"a" * 100)) + EVENTS + feed(data_at(1, 350, b"e" * 10))
-    s += feed(frame(FIN, 1)) + EVENTS + bytes([3, 0, 4]) + produce() + bytes([4, 0]) + produce()
+    s += early(frame(FIN_AT, 1, struct.pack(">Q", 400))) + feed(data_at(1, 360, b"f" * 40))
+    s += EVENTS + bytes([3, 0, 4]) + produce() + bytes([4, 0]) + produce()
     return s
 
 
 def sd_client_seed():
     """Per-stream delivery, client: early frames before the REPLY are
-    left, after it taken; an overlap is a session error."""
+    left, the REPLY and what follows it taken; an overlap is a session
+    error."""
     s = bytes([SD, 6]) + produce() + early(data_at(1, 10, b"x" * 10))
-    s += feed(frame(REPLY, 1, struct.pack(">I", 65536) + REP)) + EVENTS
+    s += early(frame(REPLY, 1, struct.pack(">I", 65536) + REP)) + EVENTS
     s += early(data_at(1, 10, b"x" * 10)) + feed(data_at(1, 0, b"w" * 10)) + EVENTS
     s += bytes([3, 0, 10]) + produce() + early(data_at(1, 40, b"z" * 10))
     return s + early(data_at(1, 45, b"z" * 10)) + EVENTS + produce()

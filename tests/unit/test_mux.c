@@ -1969,6 +1969,67 @@ static void out_of_order_messages_deliver_every_stream(void **state)
 	}
 }
 
+static void fin_at_and_reply_come_early(void **state)
+{
+	struct pair p;
+	uint8_t f[4096], b[8];
+	struct wr w = wr_init(b, sizeof b);
+	uint64_t at = 0;
+	uint32_t id;
+	size_t n;
+
+	(void)state;
+	sd_pair(&p);
+	id = open_ok(&p);
+	/* the end, then the last bytes, above a gap: no FIN before the gap fills */
+	wr_u64be(&w, 300);
+	n = frame(f, sizeof f, MUX_FIN_AT, id, b, sizeof b);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+	n = data_at(f, id, 200, 100);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+	no_ev(p.c);
+	n = data_at(f, id, 0, 200);
+	assert_int_equal(mux_input(p.c, f, n, 0), 0);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_READABLE);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_FIN);
+	read_expect(p.c, id, &at, 300);
+	assert_int_equal(mux_stream_read(p.c, id, f, sizeof f), 0);
+	pair_free(&p);
+
+	/* bytes past the final offset are a session error */
+	sd_pair(&p);
+	id = open_ok(&p);
+	n = frame(f, sizeof f, MUX_FIN_AT, id, b, sizeof b);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+	n = data_at(f, id, 250, 100);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), KS_ERR_PROTO);
+	pair_free(&p);
+
+	/* a REPLY with its first bytes, above a gap: taken; a second REPLY is not */
+	sd_pair(&p);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &id), 0);
+	pump(&p);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_OPEN);
+	n = data_at(f, id, 0, 10);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 0); /* before its REPLY: left */
+	{
+		uint8_t pl[4 + sizeof rep5];
+		memcpy(pl, "\x00\x01\x00\x00", 4);
+		memcpy(pl + 4, rep5, sizeof rep5);
+		n = frame(f, sizeof f, MUX_REPLY, id, pl, sizeof pl);
+		n += data_at(f + n, id, 10, 10);
+		assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+		assert_int_equal(next_ev(p.c).type, MUX_EV_REPLY);
+		n = frame(f, sizeof f, MUX_REPLY, id, pl, sizeof pl);
+		assert_int_equal(mux_input_early(p.c, f, n, 0), 0);
+	}
+	n = data_at(f, id, 0, 10);
+	assert_int_equal(mux_input(p.c, f, n, 0), 0);
+	at = 0;
+	read_expect(p.c, id, &at, 20);
+	pair_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2007,6 +2068,7 @@ int main(void)
 		cmocka_unit_test(ranges_merge_and_deliver_in_order),
 		cmocka_unit_test(data_at_rules_are_session_errors),
 		cmocka_unit_test(out_of_order_messages_deliver_every_stream),
+		cmocka_unit_test(fin_at_and_reply_come_early),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
