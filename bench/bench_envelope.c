@@ -1,7 +1,10 @@
 /* bench_envelope.c - cost of the secure layer: per-datagram overhead, seal
- * and open throughput for 1350-byte datagrams, and the CPU time of one full
- * handshake (client init, server check and response, client finish).
- * Prints Markdown. CPU time from clock_gettime(CLOCK_PROCESS_CPUTIME_ID). */
+ * and open throughput for 1350-byte datagrams, the same for each AEAD
+ * (ChaCha20-Poly1305, AES-256-GCM where the CPU has it) at several datagram
+ * sizes, and the CPU time of one full handshake (client init, server check
+ * and response, client finish). Prints Markdown. CPU time from
+ * clock_gettime(CLOCK_PROCESS_CPUTIME_ID). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,11 @@
 #include "core/transport.h"
 
 enum { DGRAM = 1350, BATCH = 2048, ROUNDS = 60, HANDSHAKES = 2000 };
+
+/* The cipher table: datagram sizes (a KCP ACK-only datagram, a small
+ * request, a 576-byte path, the default full datagram) and bytes per cell. */
+static const size_t cipher_sizes[] = { 64, 256, 576, DGRAM };
+enum { CIPHER_BYTES = 96 << 20 };
 
 static void sodium_fill(void *buf, size_t len, void *ctx)
 {
@@ -30,7 +38,7 @@ static double cpu_s(void)
 }
 
 static void pair(struct envelope *cli, struct envelope *srv, const struct rng_source *rng,
-                 uint8_t pad_mode, uint16_t pad_max)
+                 uint8_t pad_mode, uint16_t pad_max, uint32_t features)
 {
 	uint8_t hdr[KEYS_LEN];
 	struct envelope_dir a, b;
@@ -43,41 +51,104 @@ static void pair(struct envelope *cli, struct envelope *srv, const struct rng_so
 	tp.mtu = DGRAM;
 	tp.pad_mode = pad_mode;
 	tp.pad_max = pad_max;
+	tp.features = features;
 	envelope_init(cli, hdr, 42, &a, &b, &tp, 0);
 	envelope_init(srv, hdr, 42, &b, &a, &tp, 0);
 }
 
-/* Seal and open BATCH * ROUNDS datagrams of exactly DGRAM bytes. */
-static int throughput(const struct rng_source *rng, double *seal_mbs, double *open_mbs)
+/* Seal and open rounds x BATCH datagrams of exactly dgram bytes (MB/s of
+ * whole datagrams) under the AEAD features select (PROTOCOL.md secure 2.7). */
+static int throughput_of(const struct rng_source *rng, uint32_t features, size_t dgram, int rounds,
+                         double *seal_mbs, double *open_mbs)
 {
 	static struct envelope cli, srv;
-	uint8_t *buf = malloc((size_t)BATCH * DGRAM), pl[DGRAM], out[DGRAM];
-	size_t len = DGRAM - ENVELOPE_OVERHEAD;
+	uint8_t *buf = malloc((size_t)BATCH * dgram), pl[DGRAM], out[DGRAM];
+	size_t len = dgram - ENVELOPE_OVERHEAD;
 	double ts = 0, to = 0, t;
 	struct envelope_rx rx;
+	int rc = -1;
 
 	if (!buf)
 		return -1;
-	pair(&cli, &srv, rng, TPARAMS_PAD_NONE, 0);
+	pair(&cli, &srv, rng, TPARAMS_PAD_NONE, 0, features);
+	cli.mtu = srv.mtu = (uint16_t)dgram;
 	rng_fill(rng, pl, sizeof pl);
-	for (int r = 0; r < ROUNDS; r++) {
+	for (int r = 0; r < rounds; r++) {
 		t = cpu_s();
 		for (int i = 0; i < BATCH; i++)
-			if (envelope_seal(&cli, rng, pl, len, buf + (size_t)i * DGRAM, DGRAM) !=
-			    DGRAM)
-				return -1;
+			if (envelope_seal(&cli, rng, pl, len, buf + (size_t)i * dgram, dgram) !=
+			    (ssize_t)dgram)
+				goto out;
 		ts += cpu_s() - t;
 		t = cpu_s();
 		for (int i = 0; i < BATCH; i++)
-			if (envelope_open(&srv, buf + (size_t)i * DGRAM, DGRAM, 1, out, sizeof out,
+			if (envelope_open(&srv, buf + (size_t)i * dgram, dgram, 1, out, sizeof out,
 			                  &rx) != (ssize_t)len)
-				return -1;
+				goto out;
 		to += cpu_s() - t;
 	}
+	*seal_mbs = (double)BATCH * rounds * (double)dgram / ts / 1e6;
+	*open_mbs = (double)BATCH * rounds * (double)dgram / to / 1e6;
+	rc = 0;
+out:
 	free(buf);
-	*seal_mbs = (double)BATCH * ROUNDS * DGRAM / ts / 1e6;
-	*open_mbs = (double)BATCH * ROUNDS * DGRAM / to / 1e6;
+	envelope_wipe(&cli);
+	envelope_wipe(&srv);
+	return rc;
+}
+
+static int throughput(const struct rng_source *rng, double *seal_mbs, double *open_mbs)
+{
+	return throughput_of(rng, TPARAMS_FEAT_REKEY, DGRAM, ROUNDS, seal_mbs, open_mbs);
+}
+
+/* mbs[size][cipher][seal, open], cipher 0 ChaCha20-Poly1305, 1 AES-256-GCM
+ * (left 0 without AES-NI). Both with rekeying agreed, as a session has. */
+static int ciphers(const struct rng_source *rng, double mbs[][2][2])
+{
+	static const uint32_t feat[2] = { TPARAMS_FEAT_REKEY,
+		                          TPARAMS_FEAT_REKEY | TPARAMS_FEAT_AES_GCM };
+	size_t n = sizeof cipher_sizes / sizeof cipher_sizes[0];
+
+	for (size_t i = 0; i < n; i++) {
+		int rounds = (int)(CIPHER_BYTES / (cipher_sizes[i] * BATCH)) + 1;
+
+		for (int c = 0; c < 2; c++) {
+			mbs[i][c][0] = mbs[i][c][1] = 0;
+			if (c == 1 && !crypto_aead_aes256gcm_is_available())
+				continue;
+			if (throughput_of(rng, feat[c], cipher_sizes[i], rounds, &mbs[i][c][0],
+			                  &mbs[i][c][1]) != 0)
+				return -1;
+		}
+	}
 	return 0;
+}
+
+static void print_ciphers(double mbs[][2][2])
+{
+	size_t n = sizeof cipher_sizes / sizeof cipher_sizes[0];
+	bool aes = crypto_aead_aes256gcm_is_available();
+
+	printf("\n### Per cipher (docs/PROTOCOL.md secure layer 2.7)\n\n");
+	if (!aes)
+		printf("This CPU has no AES-256-GCM (AES-NI and PCLMUL): only ChaCha20-Poly1305 "
+		       "measured; sessions here never agree AES.\n\n");
+	printf("| datagram | ChaCha20-Poly1305 seal | open | AES-256-GCM seal | open | AES / "
+	       "ChaCha seal | open |\n|---|---|---|---|---|---|---|\n");
+	for (size_t i = 0; i < n; i++) {
+		printf("| %zu B | %.0f MB/s | %.0f MB/s |", cipher_sizes[i], mbs[i][0][0],
+		       mbs[i][0][1]);
+		if (aes)
+			printf(" %.0f MB/s | %.0f MB/s | %.2fx | %.2fx |\n", mbs[i][1][0],
+			       mbs[i][1][1], mbs[i][1][0] / mbs[i][0][0],
+			       mbs[i][1][1] / mbs[i][0][1]);
+		else
+			printf(" - | - | - | - |\n");
+	}
+	printf("\nWhole datagrams (header, AEAD, header protection, replay window), %d MiB "
+	       "sealed and opened per cell, CPU time.\n",
+	       CIPHER_BYTES >> 20);
 }
 
 /* Cost of rejecting a datagram of a live session that fails the AEAD, and
@@ -91,7 +162,7 @@ static int rejection(const struct rng_source *rng, double *bad_us, double *nosid
 	double t;
 	int n = 200000, miss = 0;
 
-	pair(&cli, &srv, rng, TPARAMS_PAD_NONE, 0);
+	pair(&cli, &srv, rng, TPARAMS_PAD_NONE, 0, 0);
 	if (envelope_seal(&cli, rng, pl, DGRAM - ENVELOPE_OVERHEAD, d, sizeof d) != DGRAM)
 		return -1;
 	d[DGRAM - 1] ^= 1;
@@ -254,11 +325,13 @@ int main(void)
 {
 	struct rng_source rng = { sodium_fill, NULL };
 	double seal_mbs, open_mbs, hs_us[6], bad_us, nosid_us;
+	static double cmbs[sizeof cipher_sizes / sizeof cipher_sizes[0]][2][2];
 
 	if (sodium_init() < 0)
 		return 1;
 	if (throughput(&rng, &seal_mbs, &open_mbs) != 0 ||
-	    rejection(&rng, &bad_us, &nosid_us) != 0 || handshakes(&rng, hs_us) != 0) {
+	    rejection(&rng, &bad_us, &nosid_us) != 0 || handshakes(&rng, hs_us) != 0 ||
+	    ciphers(&rng, cmbs) != 0) {
 		fprintf(stderr, "bench_envelope: a sealed datagram or handshake failed\n");
 		return 1;
 	}
@@ -287,5 +360,6 @@ int main(void)
 	printf("\nCPU time (CLOCK_PROCESS_CPUTIME_ID), %d x %d datagrams, %d handshakes, one "
 	       "core, libsodium %s.\n",
 	       ROUNDS, BATCH, HANDSHAKES, sodium_version_string());
+	print_ciphers(cmbs);
 	return 0;
 }

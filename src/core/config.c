@@ -27,6 +27,7 @@ const char *const config_section_names[SEC_COUNT] = { "common", "local", "server
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_targets[] = { "stderr", "syslog", NULL };
 static const char *const lookups[] = { "fb", "files", "b", NULL }; /* config_resolver_lookups */
+static const char *const ciphers[] = { "auto", "chacha20", NULL }; /* enum config_cipher */
 
 #define OFF(f)    offsetof(struct config, f)
 #define UOFF(f)   offsetof(struct config_user, f)
@@ -61,6 +62,11 @@ const struct config_key config_keys[] = {
 	  UDP_IDLE_MS_MIN, UDP_IDLE_MS_MAX, NULL, "MS", "120000",
 	  "a UDP association with no datagram either way for this long ends (and its TCP control "
 	  "connection is closed)" },
+	{ SEC_COMMON, "cipher", T_ENUM, OFF(cipher), NO_FLAG, 0, 0, ciphers, "CIPHER", "auto",
+	  "datagram encryption after the handshake. auto: AES-256-GCM when this CPU has AES "
+	  "instructions (AES-NI) and the peer offers it too, else ChaCha20-Poly1305; chacha20: "
+	  "ChaCha20-Poly1305 always (AES-256-GCM never offered). The handshake itself is "
+	  "ChaCha20-Poly1305 either way" },
 
 	{ SEC_LOCAL, "listen", T_ENDPOINT, OFF(local_listen), NO_FLAG, 0, 0, NULL, "HOST:PORT",
 	  "127.0.0.1:1080", "SOCKS5 listen address (TCP)" },
@@ -216,7 +222,19 @@ static int set_enum(void *dst, const struct config_key *k, const char *v, struct
 			return 0;
 		}
 	}
-	cfgtext_say(m, "'%.32s' is not one of: %s", v, k->help);
+	/* The names, "a, b or c", from the table rather than the help text. */
+	char names[128] = "";
+	size_t used = 0;
+
+	for (int i = 0; k->values[i] && used < sizeof names; i++) {
+		const char *sep = i == 0 ? "" : k->values[i + 1] ? ", " : " or ";
+		int w = snprintf(names + used, sizeof names - used, "%s%s", sep, k->values[i]);
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	cfgtext_say(m, "'%.32s' is not one of: %s", v, names);
 	return KS_ERR_INVAL;
 }
 

@@ -68,6 +68,12 @@ enum config_log_target {
 	CONFIG_LOG_SYSLOG,
 };
 
+/* Which envelope AEAD a daemon offers (docs/PROTOCOL.md secure layer 2.7). */
+enum config_cipher {
+	CONFIG_CIPHER_AUTO,     /* AES-256-GCM where both ends have it, else ChaCha20 */
+	CONFIG_CIPHER_CHACHA20, /* ChaCha20-Poly1305 only: never offer AES-256-GCM */
+};
+
 /* Where the server looks names up (c-ares lookup orders). */
 enum config_resolver_lookups {
 	CONFIG_LOOKUPS_FB,    /* "fb": the hosts file, then DNS */
@@ -97,6 +103,7 @@ struct config {
 	uint32_t udp_rate;                     /* datagrams/s per association; 0: unlimited */
 	uint32_t udp_queue_bytes;              /* per association, waiting for a lookup */
 	uint32_t udp_idle_timeout_ms;          /* an association silent this long ends */
+	enum config_cipher cipher;             /* envelope AEAD offered */
 
 	/* [local] */
 	struct config_endpoint local_listen;

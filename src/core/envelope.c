@@ -1,5 +1,6 @@
 /* envelope.c - AEAD, header protection and padding of one datagram.
- * Step numbers refer to docs/PROTOCOL.md (secure layer) section 2. */
+ * Step numbers refer to docs/PROTOCOL.md (secure layer) section 2; the
+ * AEAD is ChaCha20-Poly1305 or, when agreed, AES-256-GCM (2.7). */
 #include "core/envelope.h"
 
 #include <sodium.h>
@@ -47,6 +48,17 @@ int envelope_peek_sid(const uint8_t hdr[static KEYS_LEN], const uint8_t *d, size
 	return 0;
 }
 
+/* 2.7: with AES-256-GCM, expand the current keys once per epoch (the
+ * precomputed state is the fast path; libsodium's one-shot calls expand the
+ * key on every datagram). */
+static void expand(struct envelope *e)
+{
+	if (!e->aes_ok)
+		return;
+	(void)crypto_aead_aes256gcm_beforenm(&e->gcm_tx, e->tx.key);
+	(void)crypto_aead_aes256gcm_beforenm(&e->gcm_rx, e->rx.key);
+}
+
 void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint64_t sid,
                    const struct envelope_dir *tx, const struct envelope_dir *rx,
                    const struct transport_params *p, uint64_t now)
@@ -70,6 +82,12 @@ void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint6
 	e->rekey_ms = ENVELOPE_REKEY_MS;
 	e->grace_ms = ENVELOPE_REKEY_GRACE_MS;
 	e->now_ms = now;
+	e->aes = tparams_aes_gcm(p->features);
+	/* A CPU property, not I/O: the handshake only agrees AES-256-GCM where
+	 * the caller saw it available; this guard keeps a misconfigured caller
+	 * from reaching an instruction the CPU lacks. */
+	e->aes_ok = e->aes && crypto_aead_aes256gcm_is_available();
+	expand(e);
 }
 
 void envelope_wipe(struct envelope *e) { sodium_memzero(e, sizeof *e); }
@@ -163,6 +181,7 @@ static void start_epoch(struct envelope *e)
 	e->epoch_start_ms = e->now_ms;
 	e->epoch_sealed = 0;
 	e->rekeys_started++;
+	expand(e);
 }
 
 int envelope_rekey(struct envelope *e, uint64_t now)
@@ -210,6 +229,8 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 
 	uint64_t field;
 
+	if (e->aes && !e->aes_ok)
+		return KS_ERR_UNSUPPORTED;
 	if (e->send_ctr >= ctr_limit(e))
 		return KS_ERR_LIMIT;
 	if (len > ENVELOPE_MAX_DATAGRAM || need > room)
@@ -233,8 +254,12 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 	ptlen = len + pad + ENVELOPE_PADLEN_LEN;
 	header_of(h, e->sid, field);
 	nonce_of(n, e->tx.iv, e->send_ctr);
-	crypto_aead_chacha20poly1305_ietf_encrypt(pt, NULL, pt, ptlen, h, sizeof h, NULL, n,
-	                                          e->tx.key);
+	if (e->aes)
+		crypto_aead_aes256gcm_encrypt_afternm(pt, NULL, pt, ptlen, h, sizeof h, NULL, n,
+		                                      &e->gcm_tx);
+	else
+		crypto_aead_chacha20poly1305_ietf_encrypt(pt, NULL, pt, ptlen, h, sizeof h, NULL, n,
+		                                          e->tx.key);
 	/* 2.3: header protection from the ciphertext sample. */
 	mask(m, ENVELOPE_SID_LEN, e->hdr, pt);
 	mask(m + ENVELOPE_SID_LEN, ENVELOPE_CTR_LEN, e->tx.hp, pt);
@@ -256,18 +281,32 @@ enum which { WHICH_CUR, WHICH_PREV, WHICH_NEXT };
 
 /* decrypt_with: one AEAD verification of d under dir; the header field
  * (phase bit included) is the associated data, the counter alone goes into
- * the nonce. out is zeroed by libsodium on failure. */
-static int decrypt_with(const struct envelope_dir *dir, const uint8_t *d, size_t len, uint64_t sid,
-                        uint64_t field, uint64_t ctr, uint8_t *out)
+ * the nonce. With AES-256-GCM, gcm is dir's expanded key (NULL: expand it
+ * for this one call, the previous or next epoch's rare datagrams). out is
+ * zeroed on failure. */
+static int decrypt_with(const struct envelope *e, const struct envelope_dir *dir,
+                        const crypto_aead_aes256gcm_state *gcm, const uint8_t *d, size_t len,
+                        uint64_t sid, uint64_t field, uint64_t ctr, uint8_t *out)
 {
 	uint8_t h[ENVELOPE_HDR_LEN], n[ENVELOPE_IV_LEN];
 	size_t ptlen = len - ENVELOPE_HDR_LEN - ENVELOPE_TAG_LEN;
+	const uint8_t *c = d + ENVELOPE_HDR_LEN, *tag = d + len - ENVELOPE_TAG_LEN;
+	int rc;
 
 	header_of(h, sid, field);
 	nonce_of(n, dir->iv, ctr);
-	return crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, d + ENVELOPE_HDR_LEN,
-	                                                          ptlen, d + len - ENVELOPE_TAG_LEN,
-	                                                          h, sizeof h, n, dir->key);
+	if (!e->aes)
+		return crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, c, ptlen, tag,
+		                                                          h, sizeof h, n, dir->key);
+	if (gcm)
+		rc = crypto_aead_aes256gcm_decrypt_detached_afternm(out, NULL, c, ptlen, tag, h,
+		                                                    sizeof h, n, gcm);
+	else
+		rc = crypto_aead_aes256gcm_decrypt_detached(out, NULL, c, ptlen, tag, h, sizeof h,
+		                                            n, dir->key);
+	if (rc != 0)
+		sodium_memzero(out, ptlen);
+	return rc;
 }
 
 /* authenticate picks the receive keys by the datagram's phase bit and
@@ -285,11 +324,11 @@ static int authenticate(struct envelope *e, const uint8_t *d, size_t len, uint64
 
 	if (phase == (e->rekey && (e->epoch & 1))) {
 		*which = WHICH_CUR;
-		return decrypt_with(&e->rx, d, len, sid, field, ctr, out);
+		return decrypt_with(e, &e->rx, &e->gcm_rx, d, len, sid, field, ctr, out);
 	}
 	if (e->have_prev && (!e->confirmed || ctr < e->epoch_first_ctr)) {
 		*which = WHICH_PREV;
-		if (decrypt_with(&e->prev, d, len, sid, field, ctr, out) == 0)
+		if (decrypt_with(e, &e->prev, NULL, d, len, sid, field, ctr, out) == 0)
 			return 0;
 	}
 	if ((!e->confirmed || ctr >= e->epoch_first_ctr) && e->epoch < UINT32_MAX) {
@@ -298,7 +337,7 @@ static int authenticate(struct envelope *e, const uint8_t *d, size_t len, uint64
 			ratchet(&e->next_rx, &e->rx, e->epoch + 1);
 			e->have_next = true;
 		}
-		if (decrypt_with(&e->next_rx, d, len, sid, field, ctr, out) == 0)
+		if (decrypt_with(e, &e->next_rx, NULL, d, len, sid, field, ctr, out) == 0)
 			return 0;
 	}
 	return -1;
@@ -322,6 +361,7 @@ static void follow(struct envelope *e, uint64_t ctr, uint64_t now)
 	e->epoch_start_ms = now;
 	e->epoch_sealed = 0;
 	e->rekeys_followed++;
+	expand(e);
 }
 
 /* unmask_header recovers sid, the counter field and the counter of d (2.5
@@ -363,6 +403,8 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 	ptlen = ctlen - ENVELOPE_TAG_LEN;
 	if (cap < ptlen)
 		return refuse(e, KS_ERR_FULL);
+	if (e->aes && !e->aes_ok)
+		return refuse(e, KS_ERR_UNSUPPORTED);
 	if (e->forgeries >= ENVELOPE_FORGERY_LIMIT)
 		return refuse(e, KS_ERR_LIMIT);
 	if (e->rekey)
@@ -415,6 +457,8 @@ int envelope_verify(struct envelope *e, const uint8_t *d, size_t len)
 
 	if (len < ENVELOPE_MIN_LEN || len > ENVELOPE_MAX_DATAGRAM)
 		return (int)refuse(e, KS_ERR_PROTO);
+	if (e->aes && !e->aes_ok)
+		return (int)refuse(e, KS_ERR_UNSUPPORTED);
 	if (e->forgeries >= ENVELOPE_FORGERY_LIMIT)
 		return (int)refuse(e, KS_ERR_LIMIT);
 	unmask_header(e, d, &sid, &field, &ctr);

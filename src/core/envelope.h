@@ -5,8 +5,11 @@
  *   0   8  session id, masked with the server header key (keys_public.hdr)
  *   8   6  48-bit packet counter, masked with the session's hp key (with
  *          TPARAMS_FEAT_REKEY: top bit = key phase, 47-bit counter)
- *  14   n  ChaCha20-Poly1305 (IETF) of payload || zero padding || u16le pad
- *          length, tag last; the unmasked 14 header bytes are the AD
+ *  14   n  AEAD of payload || zero padding || u16le pad length, tag last;
+ *          the unmasked 14 header bytes are the AD. The AEAD is
+ *          ChaCha20-Poly1305 (IETF), or AES-256-GCM when the session agreed
+ *          it (tparams_aes_gcm, secure layer 2.7): same keys, same 96-bit
+ *          nonce (IV XOR counter), same 16-byte tag, same layout
  *
  * Both masks come from ChaCha20 keyed by the mask key with the 16 bytes at
  * offset 14 (the start of the ciphertext) as counter and nonce, as QUIC
@@ -25,6 +28,7 @@
 #ifndef KCPSOCKS_ENVELOPE_H
 #define KCPSOCKS_ENVELOPE_H
 
+#include <sodium.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,6 +95,12 @@ struct envelope {
 	uint64_t now_ms;          /* latest now seen (open, tick) */
 	uint64_t rekeys_started;  /* epochs this side started */
 	uint64_t rekeys_followed; /* epochs the peer started */
+	/* AES-256-GCM (2.7), only when aes is set. */
+	bool aes;    /* tparams_aes_gcm(agreed features) */
+	bool aes_ok; /* aes and this CPU runs it; aes && !aes_ok: seal and
+	              * open refuse with KS_ERR_UNSUPPORTED (never reached
+	              * through the handshake, which advertises only what runs) */
+	crypto_aead_aes256gcm_state gcm_tx, gcm_rx; /* expanded tx.key, rx.key */
 };
 
 /* What envelope_open learnt besides the payload. */
@@ -137,7 +147,8 @@ void envelope_mask_sid(const uint8_t hdr[static KEYS_LEN], uint8_t *d, size_t le
  * payload may be out + ENVELOPE_HDR_LEN (in place); otherwise the buffers
  * must not overlap. rng draws the padding length. Errors (e unchanged, out
  * undefined): KS_ERR_TOOBIG when ENVELOPE_OVERHEAD + len does not fit;
- * KS_ERR_LIMIT when the counter is spent (rehandshake). */
+ * KS_ERR_LIMIT when the counter is spent (rehandshake); KS_ERR_UNSUPPORTED
+ * when the session agreed AES-256-GCM and this CPU cannot run it. */
 KS_MUST_CHECK ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng,
                                     const uint8_t *payload, size_t len, uint8_t *out, size_t cap);
 
@@ -162,7 +173,7 @@ KS_MUST_CHECK ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t
  * KS_ERR_REPLAY: is it a genuine copy? (The session table uses it to see
  * the proven path speak while a raced copy took the counter first,
  * PROTOCOL.md (secure) 6.2.) Returns 0 (genuine), KS_ERR_PROTO,
- * KS_ERR_AUTH, KS_ERR_LIMIT. */
+ * KS_ERR_AUTH, KS_ERR_LIMIT, KS_ERR_UNSUPPORTED. */
 KS_MUST_CHECK int envelope_verify(struct envelope *e, const uint8_t *d, size_t len);
 
 /* envelope_status tells the caller whether to handshake again. unacked_since

@@ -260,7 +260,7 @@ int handshake_client_init(struct handshake_client *c, const uint8_t spub[static 
 	c->proposal = *proposal;
 	c->wire_min = HANDSHAKE_WIRE_MIN;
 	c->wire_max = HANDSHAKE_WIRE_VERSION;
-	c->features = TPARAMS_FEATURES;
+	c->features = TPARAMS_FEATURES | (proposal->features & TPARAMS_FEATURES_OPTIONAL);
 	c->state = HANDSHAKE_CLIENT_IDLE;
 	return 0;
 }
@@ -513,6 +513,7 @@ int handshake_server_init(struct handshake_server *s, const struct keys_server *
 	s->min = *min;
 	s->max = *max;
 	s->def = *def;
+	s->features = TPARAMS_FEATURES | (def->features & TPARAMS_FEATURES_OPTIONAL);
 	for (size_t i = 0; i < HANDSHAKE_REPLAY_CACHE; i++)
 		s->seen_head[i] = SEEN_NONE;
 	/* The source hash is keyed by a secret, so nobody can aim a flood at
@@ -714,7 +715,8 @@ static int find_user(const struct handshake_server *s, const uint8_t name[static
 
 /* 4.6: the version the server answers, the features it grants, or why it
  * refuses. No extension: a version 1 client with no features. */
-static void negotiate(struct handshake_pending *p, const struct ext *x)
+static void negotiate(const struct handshake_server *s, struct handshake_pending *p,
+                      const struct ext *x)
 {
 	p->ext = x->version;
 	p->peer_min = x->version ? x->min : HANDSHAKE_WIRE_MIN;
@@ -724,7 +726,7 @@ static void negotiate(struct handshake_pending *p, const struct ext *x)
 		p->refuse = HANDSHAKE_REFUSE_VERSION;
 	p->proposal.wire =
 	        p->peer_max < HANDSHAKE_WIRE_VERSION ? p->peer_max : HANDSHAKE_WIRE_VERSION;
-	p->proposal.features = x->version ? x->features & TPARAMS_FEATURES : 0;
+	p->proposal.features = x->version ? x->features & s->features : 0;
 	/* An instance id counts only with the feature agreed. */
 	p->has_instance = x->has_instance && (p->proposal.features & TPARAMS_FEAT_INSTANCE_ID);
 	if (p->has_instance)
@@ -779,7 +781,7 @@ static int open_init(struct handshake_server *s, const uint8_t *d, size_t len,
 		rc = KS_ERR_STALE;
 		goto out;
 	}
-	negotiate(p, &x);
+	negotiate(s, p, &x);
 	p->init_len = (uint16_t)len;
 out:
 	sodium_memzero(dh, sizeof dh);
@@ -903,7 +905,7 @@ static size_t build_response(struct handshake_server *s, struct sym *y,
 	if (p->refuse) {
 		x.max = HANDSHAKE_WIRE_VERSION;
 		x.min = HANDSHAKE_WIRE_MIN;
-		x.features = TPARAMS_FEATURES;
+		x.features = s->features;
 	}
 	if (p->ext || p->refuse)
 		extlen = write_ext(ext, &x);

@@ -132,7 +132,8 @@ struct handshake_client {
 	uint8_t mac2[KEYS_LEN];                   /* SENT: key of the response MAC */
 	/* 4.6: the wire versions and features this client advertises (set by
 	 * handshake_client_init to HANDSHAKE_WIRE_MIN..HANDSHAKE_WIRE_VERSION
-	 * and TPARAMS_FEATURES; tests may change them before an init). */
+	 * and TPARAMS_FEATURES plus the optional features the proposal asks
+	 * for; tests may change them before an init). */
 	uint8_t wire_min, wire_max;
 	uint32_t features;
 	/* 4.6: the instance id this client sends (handshake_client_set_instance). */
@@ -143,7 +144,10 @@ struct handshake_client {
 };
 
 /* handshake_client_init configures c for server public key spub, user u
- * and a proposal (valid). Returns 0 or KS_ERR_INVAL. */
+ * and a proposal (valid). proposal->features opts in to the optional
+ * features (TPARAMS_FEATURES_OPTIONAL: AES-256-GCM), which the caller sets
+ * only where this machine runs them; its other bits are ignored, every
+ * TPARAMS_FEATURES bit is always advertised. Returns 0 or KS_ERR_INVAL. */
 KS_MUST_CHECK int handshake_client_init(struct handshake_client *c,
                                         const uint8_t spub[static KEYS_LEN],
                                         const struct keys_user *u,
@@ -212,6 +216,8 @@ struct handshake_server {
 	 * (0: empty), so an init finds its user in O(1), not O(users). */
 	uint16_t name_ix[2 * HANDSHAKE_MAX_USERS];
 	struct transport_params min, max, def; /* tparams_clamp bounds */
+	uint32_t features;                     /* 4.6: what this server grants: TPARAMS_FEATURES and
+	                                        * the optional ones def->features opted in to */
 	/* Nothing stamped before this unix time (ms) is taken: the process
 	 * start, so a restart does not reopen the window (0: no floor). */
 	uint64_t start_ms;
@@ -247,8 +253,10 @@ struct handshake_pending {
 
 /* handshake_server_init sets up s for key k (borrowed) and n_users users
  * (borrowed, 1..HANDSHAKE_MAX_USERS, names unique). min, max and def bound
- * the parameters the server accepts (valid, min <= def <= max). Returns 0
- * or KS_ERR_INVAL. */
+ * the parameters the server accepts (valid, min <= def <= max).
+ * def->features opts in to the optional features as in
+ * handshake_client_init (s->features: what is granted). Returns 0 or
+ * KS_ERR_INVAL. */
 KS_MUST_CHECK int handshake_server_init(struct handshake_server *s, const struct keys_server *k,
                                         const struct keys_user *users, size_t n_users,
                                         const struct transport_params *min,

@@ -117,3 +117,15 @@ bool tparams_equal(const struct transport_params *a, const struct transport_para
 	       a->keepalive_ms == b->keepalive_ms && a->idle_timeout_ms == b->idle_timeout_ms &&
 	       a->profile == b->profile;
 }
+
+bool tparams_aes_gcm(uint32_t features)
+{
+	const uint32_t both = TPARAMS_FEAT_AES_GCM | TPARAMS_FEAT_REKEY;
+
+	return (features & both) == both;
+}
+
+const char *tparams_cipher_name(uint32_t features)
+{
+	return tparams_aes_gcm(features) ? "aes-256-gcm" : "chacha20-poly1305";
+}

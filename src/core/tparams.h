@@ -61,11 +61,26 @@ enum tparams_feature {
 	TPARAMS_FEAT_INSTANCE_ID = 1u << 3,     /* client instance id: replace own session */
 	TPARAMS_FEAT_REKEY = 1u << 4,           /* in-band rekeying (secure layer 8.1) */
 	TPARAMS_FEAT_STREAM_DELIVERY = 1u << 5, /* per-stream delivery (mux step 10) */
-	/* What this build speaks. */
+	TPARAMS_FEAT_AES_GCM = 1u << 6,         /* envelope AEAD AES-256-GCM (secure layer 2.7) */
+	/* What this build speaks on every machine. */
 	TPARAMS_FEATURES = TPARAMS_FEAT_FAST_OPEN | TPARAMS_FEAT_DATAGRAM |
 	                   TPARAMS_FEAT_INSTANCE_ID | TPARAMS_FEAT_REKEY |
 	                   TPARAMS_FEAT_STREAM_DELIVERY,
+	/* What this build speaks only where the machine can: advertised when
+	 * the caller opts in (the I/O layer knows the CPU and the config),
+	 * never by default (handshake.h). */
+	TPARAMS_FEATURES_OPTIONAL = TPARAMS_FEAT_AES_GCM,
 };
+
+/* tparams_aes_gcm says whether a session that agreed features seals its
+ * datagrams with AES-256-GCM: TPARAMS_FEAT_AES_GCM and TPARAMS_FEAT_REKEY
+ * both agreed (in-band rekeying keeps each key's data far below GCM's
+ * limits, secure layer 2.7); otherwise ChaCha20-Poly1305. */
+bool tparams_aes_gcm(uint32_t features);
+
+/* tparams_cipher_name names that AEAD: "aes-256-gcm" or
+ * "chacha20-poly1305" (log lines, metrics). */
+const char *tparams_cipher_name(uint32_t features);
 
 /* tparams_valid says whether every field is inside the hard range of
  * limits.h (TPARAMS_*), nc is 0/1 and pad_mode is known. */

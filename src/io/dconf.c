@@ -427,6 +427,8 @@ const char *dconf_restart_only(const struct config *a, const struct config *b)
 	if (a->max_sessions != b->max_sessions || a->sessions_per_user != b->sessions_per_user ||
 	    a->max_streams_per_session != b->max_streams_per_session)
 		return "session limits";
+	if (a->cipher != b->cipher)
+		return "cipher";
 	return NULL;
 }
 

@@ -27,6 +27,7 @@
 #include "core/socks5.h"
 #include "core/transport.h"
 #include "io/addr.h"
+#include "io/cipher.h"
 #include "io/clock.h"
 #include "io/dconf.h"
 #include "io/log.h"
@@ -79,6 +80,8 @@ struct client {
 	struct ev_loop *loop;     /* borrowed */
 	const struct config *cfg; /* borrowed */
 	struct rng_source rng;
+	uint32_t cipher_offer;        /* optional features offered (io/cipher.h) */
+	struct cipher_counts ciphers; /* sessions established, by AEAD */
 	/* Random per process: the server replaces only this process's own
 	 * older session with a new one (docs/PROTOCOL.md, secure 6.3). */
 	uint8_t instance[HANDSHAKE_INSTANCE_LEN];
@@ -1098,9 +1101,11 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		outage_end(cl, clock_mono_ms());
 		cl->refused_logged = false; /* heard the server: log the next refusal */
 		relay_host_init(&cl->host, host_mux, cl);
-		log_info("session %016llx established (wire version %u%s%s)",
+		cipher_count(&cl->ciphers, session_params(cl->sess)->features);
+		log_info("session %016llx established (wire version %u, %s%s%s)",
 		         (unsigned long long)session_sid(cl->sess),
 		         (unsigned)session_params(cl->sess)->wire,
+		         tparams_cipher_name(session_params(cl->sess)->features),
 		         session_params(cl->sess)->wire < HANDSHAKE_WIRE_VERSION
 		                 ? ", an older server"
 		                 : "",
@@ -1336,6 +1341,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_counter(b, "kcpsocks_handshakes_failed_total", "handshake attempts that timed out",
 	                cl->hs_failed);
 	metrics_counter(b, "kcpsocks_sessions_lost_total", "sessions that ended", cl->lost);
+	cipher_metrics(b, &cl->ciphers);
 	metrics_gauge(b, "kcpsocks_sessions", "sessions established now",
 	              session_state(cl->sess) == SESSION_ESTABLISHED ? 1 : 0);
 	metrics_counter(b, "kcpsocks_relay_up_bytes_total",
@@ -1410,6 +1416,7 @@ static int new_session(struct client *cl, struct session **out, session_output_f
 		return KS_ERR_INVAL;
 	}
 	transport_proposal(&cl->cfg->profile, &sc.proposal);
+	sc.proposal.features = cl->cipher_offer; /* AES-256-GCM, where this CPU has it */
 	transport_local_of(&cl->cfg->profile, &sc.local);
 	transport_mux(&cl->cfg->profile, 0, &mc);
 	sc.server_pub = cl->cfg->server_public_key;
@@ -1482,6 +1489,7 @@ struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *
 	cl->loop = loop;
 	cl->cfg = cfg;
 	cl->rng = sysrng_source();
+	cl->cipher_offer = cipher_offer(cfg->cipher, "local");
 	rng_fill(&cl->rng, cl->instance, sizeof cl->instance);
 	cl->s5cfg.method = SOCKS5_METHOD_NONE;
 	if (cfg->socks_user[0]) {

@@ -23,6 +23,7 @@
 #include "core/socks5.h"
 #include "core/transport.h"
 #include "io/addr.h"
+#include "io/cipher.h"
 #include "io/clock.h"
 #include "io/dconf.h"
 #include "io/ifaddrs.h"
@@ -100,6 +101,7 @@ struct exitd {
 	void *on_empty_arg;
 	/* counters for /metrics */
 	uint64_t streams_total, replies[SOCKS5_REP_LAST + 1], handshakes_ok;
+	struct cipher_counts ciphers;  /* sessions established, by AEAD */
 	uint64_t relay_up, relay_down; /* of tunnels already gone */
 	struct user_acct *acct;        /* owned, n_users */
 };
@@ -623,13 +625,15 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	if (x->ntunnels > x->tunnels_peak)
 		x->tunnels_peak = x->ntunnels;
 	x->handshakes_ok++;
+	cipher_count(&x->ciphers, session_params(s) ? session_params(s)->features : 0);
 	/* Rate-limited: one user's flood of inits must not flood the log. */
-	log_limited(LOG_LEVEL_INFO, "session %016llx of user %s established (wire version %u%s)",
-	            (unsigned long long)sid, t->user,
-	            session_params(s) ? session_params(s)->wire : 0,
-	            session_params(s) && session_params(s)->wire < HANDSHAKE_WIRE_VERSION
-	                    ? ", an older client: no fast open offered"
-	                    : "");
+	log_limited(
+	        LOG_LEVEL_INFO, "session %016llx of user %s established (wire version %u, %s%s)",
+	        (unsigned long long)sid, t->user, session_params(s) ? session_params(s)->wire : 0,
+	        tparams_cipher_name(session_params(s) ? session_params(s)->features : 0),
+	        session_params(s) && session_params(s)->wire < HANDSHAKE_WIRE_VERSION
+	                ? ", an older client: no fast open offered"
+	                : "");
 	profile_check(x, s, sid);
 }
 
@@ -967,6 +971,7 @@ static void write_metrics(struct metrics_buf *b, void *arg)
 	metrics_gauge(b, "kcpsocks_sessions", "sessions established now", (double)st.live);
 	metrics_counter(b, "kcpsocks_handshakes_ok_total", "handshakes accepted (sessions made)",
 	                st.created);
+	cipher_metrics(b, &x->ciphers);
 	metrics_counter(b, "kcpsocks_handshakes_failed_total",
 	                "handshake inits refused (bad, replayed, stale)", st.table.init_refused);
 	metrics_counter(b, "kcpsocks_sessions_full_total",
@@ -1076,6 +1081,8 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	transport_ranges(&x->cfg->profile, x->cfg->accepted_profiles, &sc.table.min, &sc.table.max,
 	                 &sc.table.def);
 	idle_cap(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
+	/* AES-256-GCM is granted where this CPU has it (io/cipher.h). */
+	sc.table.def.features = cipher_offer(x->cfg->cipher, "server");
 	transport_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
 	transport_local_of(&x->cfg->profile, &sc.local);
 	sc.mux = &mc;

@@ -108,6 +108,40 @@ static void handshake_seeds(struct fixture *f)
 	free(s);
 }
 
+/* 2.7: datagrams of the AES-256-GCM session, in epoch 0 and epoch 1
+ * (written last, so the seeds above do not change). */
+static void aes_seeds(struct fixture *f)
+{
+	static const size_t sizes[] = { 1, 100, 1300 };
+	uint8_t pl[ENVELOPE_MAX_DATAGRAM] = { 0 }, d[ENVELOPE_MAX_DATAGRAM];
+	uint8_t out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope c = f->acli, s = f->asrv;
+	struct envelope_rx rx;
+	char name[64];
+	ssize_t n;
+
+	if (!f->aes) {
+		fprintf(stderr, "no AES-256-GCM on this CPU: aes-* seeds not written\n");
+		return;
+	}
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		n = envelope_seal(&c, &f->rng, pl, sizes[i], d, sizeof d);
+		if (n < 0)
+			exit(1);
+		snprintf(name, sizeof name, "aes-data-%zu", sizes[i]);
+		put("envelope_open", name, d, (size_t)n);
+	}
+	if (envelope_rekey(&c, 0) != 0)
+		exit(1);
+	n = envelope_seal(&c, &f->rng, pl, 100, d, sizeof d);
+	if (n < 0 || envelope_open(&s, d, (size_t)n, 1, out, sizeof out, &rx) != 100 ||
+	    s.epoch != 1)
+		exit(1);
+	put("envelope_open", "aes-epoch1-100", d, (size_t)n);
+	envelope_wipe(&c);
+	envelope_wipe(&s);
+}
+
 int main(void)
 {
 	static struct fixture f;
@@ -116,5 +150,6 @@ int main(void)
 		return 1;
 	envelope_seeds(&f);
 	handshake_seeds(&f);
+	aes_seeds(&f);
 	return 0;
 }

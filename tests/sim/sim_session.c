@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "base/limits.h"
 #include "base/minmax.h"
@@ -136,6 +137,7 @@ struct setup {
 	const struct netsim_config *link;  /* both links; NULL: loss, delay_ms, 2 ms jitter */
 	uint32_t window;                   /* mux stream window both ends; 0: default */
 	struct transport_local local;      /* both ends' KCP policy; zero: engine defaults */
+	bool cli_aes, srv_aes;             /* the end offers AES-256-GCM (secure layer 2.7) */
 };
 
 static void server_start(struct world *w) { assert_int_equal(server_new(&w->srv, &w->scfg), 0); }
@@ -174,6 +176,7 @@ static struct world *world_new(const struct setup *su)
 	tparams_default(def);
 	if (su->tp)
 		*def = *su->tp;
+	def->features = su->srv_aes ? TPARAMS_FEAT_AES_GCM : 0;
 	*min = *max = *def;
 	min->keepalive_ms = TPARAMS_KEEPALIVE_MIN_MS;
 	min->idle_timeout_ms = TPARAMS_IDLE_MIN_MS;
@@ -194,6 +197,7 @@ static struct world *world_new(const struct setup *su)
 	w->ccfg.server_pub = w->key.pub;
 	w->ccfg.user = &w->users[0];
 	w->ccfg.proposal = *def;
+	w->ccfg.proposal.features = su->cli_aes ? TPARAMS_FEAT_AES_GCM : 0;
 	if (su->keepalive_ms)
 		w->ccfg.proposal.keepalive_ms = su->keepalive_ms;
 	if (su->idle_ms)
@@ -627,21 +631,24 @@ static void transfer(double loss, uint64_t seed)
  * that each side starts epochs, under 5 % loss: a long transfer over 8
  * streams finishes with every byte intact, in one session (no new
  * handshake, no stream reset), through many epochs. */
-static void test_rekey_under_loss(void **state)
+static void rekey_under_loss(bool aes)
 {
-	struct setup su = { .loss = 0.05, .delay_ms = 20, .seed = 31 };
+	struct setup su = {
+		.loss = 0.05, .delay_ms = 20, .seed = 31, .cli_aes = aes, .srv_aes = aes
+	};
 	struct world *w = world_new(&su);
 	struct envelope *ce, *se;
 	struct session_stats st;
 	uint64_t took;
 
-	(void)state;
 	establish(w);
 	ce = session_envelope(w->cli);
 	assert_non_null(ce);
 	/* The sim owns the server: it reaches into the table to lower N. */
 	se = (struct envelope *)&sessions_get(server_table(w->srv), session_sid(w->cli))->env;
 	assert_true(ce->rekey && se->rekey);
+	assert_int_equal(ce->aes, aes);
+	assert_int_equal(se->aes, aes);
 	ce->rekey_bytes = 64 * 1024;
 	se->rekey_bytes = 96 * 1024;
 	/* A short grace (the link reorders by at most its 2 ms jitter) lets
@@ -652,13 +659,14 @@ static void test_rekey_under_loss(void **state)
 		add_flow(w, 1000000 + 50000 * (uint64_t)i, 1500000 + 70000 * (uint64_t)i);
 	took = run_flows(w, 600000);
 	session_stats(w->cli, &st);
-	print_message("rekey, loss 5%%: %llu ms virtual, client epoch %u (started %llu, followed "
-	              "%llu), server started %llu followed %llu, forgeries %llu/%llu\n",
-	              (unsigned long long)took, ce->epoch, (unsigned long long)ce->rekeys_started,
-	              (unsigned long long)ce->rekeys_followed,
-	              (unsigned long long)se->rekeys_started,
-	              (unsigned long long)se->rekeys_followed, (unsigned long long)ce->forgeries,
-	              (unsigned long long)se->forgeries);
+	print_message(
+	        "rekey, loss 5%%, %s: %llu ms virtual, client epoch %u (started %llu, followed "
+	        "%llu), server started %llu followed %llu, forgeries %llu/%llu\n",
+	        tparams_cipher_name(session_params(w->cli)->features), (unsigned long long)took,
+	        ce->epoch, (unsigned long long)ce->rekeys_started,
+	        (unsigned long long)ce->rekeys_followed, (unsigned long long)se->rekeys_started,
+	        (unsigned long long)se->rekeys_followed, (unsigned long long)ce->forgeries,
+	        (unsigned long long)se->forgeries);
 	assert_int_equal(w->c_lost, 0);
 	assert_int_equal(w->s_lost, 0);
 	assert_int_equal(st.hs_ok, 1);
@@ -670,6 +678,51 @@ static void test_rekey_under_loss(void **state)
 	assert_true(ce->rekeys_started > 0 && se->rekeys_started > 0);
 	assert_int_equal(ce->forgeries + se->forgeries, 0);
 	world_free(w);
+}
+
+static void test_rekey_under_loss(void **state)
+{
+	(void)state;
+	rekey_under_loss(false);
+}
+
+/* Secure layer 2.7: both ends offer AES-256-GCM, the session agrees it
+ * and carries 8 streams both ways under 5 % loss through many key epochs
+ * with every byte intact (the rekey run above, under AES-GCM). */
+static void test_aes_gcm_session(void **state)
+{
+	(void)state;
+	if (!crypto_aead_aes256gcm_is_available()) {
+		print_message("# skipped: this CPU has no AES-256-GCM (no AES-NI/PCLMUL)\n");
+		skip();
+	}
+	rekey_under_loss(true);
+}
+
+/* Only one end offers AES-256-GCM (the other's CPU lacks it, or it says
+ * cipher = chacha20): both ends use ChaCha20-Poly1305 and data flows. */
+static void test_aes_gcm_one_side(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		struct setup su = {
+			.delay_ms = 10, .seed = 33, .cli_aes = i == 0, .srv_aes = i == 1
+		};
+		struct world *w = world_new(&su);
+		struct envelope *ce, *se;
+
+		establish(w);
+		ce = session_envelope(w->cli);
+		se = (struct envelope *)&sessions_get(server_table(w->srv), session_sid(w->cli))
+		             ->env;
+		assert_false(ce->aes || se->aes);
+		assert_false(session_params(w->cli)->features & TPARAMS_FEAT_AES_GCM);
+		add_flow(w, 20000, 50000);
+		run_flows(w, 60000);
+		assert_true(flow_done(&w->f[0]));
+		assert_int_equal(w->c_lost + w->s_lost, 0);
+		world_free(w);
+	}
 }
 
 static void test_transfer_clean(void **state)
@@ -1665,6 +1718,8 @@ int main(void)
 		cmocka_unit_test(test_transfer_clean),
 		cmocka_unit_test(test_transfer_loss5),
 		cmocka_unit_test(test_rekey_under_loss),
+		cmocka_unit_test(test_aes_gcm_session),
+		cmocka_unit_test(test_aes_gcm_one_side),
 		cmocka_unit_test(test_keepalive),
 		cmocka_unit_test(test_idle_expiry),
 		cmocka_unit_test(test_dead_path),
@@ -1683,6 +1738,8 @@ int main(void)
 		cmocka_unit_test(test_bulk_jitter_loss1),
 	};
 
+	if (sodium_init() < 0) /* probes the CPU for AES-256-GCM */
+		return 1;
 	if (getenv("SIM_FILTER")) /* one test alone: SIM_FILTER=test_conc_* */
 		cmocka_set_test_filter(getenv("SIM_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -63,6 +63,7 @@ static const struct bad bad_files[] = {
 	{ "[local]\nmtuu = 1\njunk\n", "t.conf:2: unknown key 'mtuu' in [local]" },
 	{ "log_level = loud\n",
 	  "t.conf:1: log_level: 'loud' is not one of: error, warn, info or debug" },
+	{ "cipher = aes\n", "t.conf:1: cipher: 'aes' is not one of: auto or chacha20" },
 	{ "[common]\nlog_target = file\n",
 	  "t.conf:2: log_target: 'file' is not one of: stderr or syslog" },
 	{ "max_fds = -1\n", "t.conf:1: max_fds: '-1' is not a number" },
@@ -289,6 +290,7 @@ static void defaults_come_from_the_table(void **state)
 	assert_false(cfg->metrics_listen.set);
 	assert_int_equal(cfg->log_level, CONFIG_LOG_INFO);
 	assert_int_equal(cfg->log_target, CONFIG_LOG_STDERR);
+	assert_int_equal(cfg->cipher, CONFIG_CIPHER_AUTO);
 	assert_int_equal(cfg->max_sessions, 1024);
 	assert_int_equal(cfg->connect_timeout_ms, 10000);
 	assert_int_equal(cfg->max_idle_timeout_ms, 600000);
@@ -470,6 +472,7 @@ static void same_config(const struct config *a, const struct config *b)
 		                 profile_get(&b->profile, profile_field_at(i)));
 	assert_int_equal(a->log_level, b->log_level);
 	assert_int_equal(a->log_target, b->log_target);
+	assert_int_equal(a->cipher, b->cipher);
 	assert_memory_equal(&a->metrics_listen, &b->metrics_listen, sizeof a->metrics_listen);
 	assert_string_equal(a->run_as, b->run_as);
 	assert_int_equal(a->max_fds, b->max_fds);
@@ -505,6 +508,7 @@ static void flag_path_equals_file_path(void **state)
 	} t[] = {
 		{ CONFIG_ROLE_LOCAL, "common", "profile", "lossy" },
 		{ CONFIG_ROLE_LOCAL, "common", "log_level", "warn" },
+		{ CONFIG_ROLE_SERVER, "common", "cipher", "chacha20" },
 		{ CONFIG_ROLE_SERVER, "common", "metrics_listen", "[::1]:9100" },
 		{ CONFIG_ROLE_LOCAL, "common", "max_fds", "100" },
 		{ CONFIG_ROLE_LOCAL, "local", "listen", "127.0.0.2:1" },

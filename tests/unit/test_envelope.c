@@ -21,6 +21,10 @@ struct pair {
 	struct envelope cli, srv;
 };
 
+/* Features pair_init agrees: 0, or AES-256-GCM for the aes_* runs of the
+ * same tests (set by aes_setup, cleared by aes_teardown). */
+static uint32_t pair_features;
+
 /* Two ends of one session with keys drawn from a seeded prng. */
 static void pair_init(struct pair *p, uint64_t seed, uint8_t pad_mode, uint16_t pad_max)
 {
@@ -37,6 +41,7 @@ static void pair_init(struct pair *p, uint64_t seed, uint8_t pad_mode, uint16_t 
 	tp.mtu = 1400;
 	tp.pad_mode = pad_mode;
 	tp.pad_max = pad_max;
+	tp.features = pair_features;
 	envelope_init(&p->cli, hdr, 0x0102030405060708ULL, &a, &b, &tp, 0);
 	envelope_init(&p->srv, hdr, 0x0102030405060708ULL, &b, &a, &tp, 0);
 }
@@ -696,6 +701,194 @@ static void sealed_bytes_look_uniform(void **state)
 		assert_true(lens[i] > 0);
 }
 
+/* --- AES-256-GCM (PROTOCOL.md secure layer 2.7) ------------------------- */
+
+/* Runs the test with AES-256-GCM agreed, or skips it on a CPU without it. */
+static int aes_setup(void **state)
+{
+	(void)state;
+	pair_features = TPARAMS_FEAT_AES_GCM | TPARAMS_FEAT_REKEY;
+	return 0;
+}
+
+static int aes_teardown(void **state)
+{
+	(void)state;
+	pair_features = 0;
+	return 0;
+}
+
+static bool aes_skip(void)
+{
+	if (crypto_aead_aes256gcm_is_available())
+		return false;
+	print_message("# skipped: this CPU has no AES-256-GCM (no AES-NI/PCLMUL)\n");
+	return true;
+}
+
+#define AES_RUN(t)                                                                                 \
+	static void aes_##t(void **state)                                                          \
+	{                                                                                          \
+		if (aes_skip())                                                                    \
+			skip();                                                                    \
+		assert_true(pair_features &TPARAMS_FEAT_AES_GCM);                                  \
+		t(state);                                                                          \
+	}
+AES_RUN(round_trip_and_overhead)
+AES_RUN(every_flipped_bit_is_refused)
+AES_RUN(truncation_and_extension_are_refused)
+AES_RUN(replays_are_refused)
+AES_RUN(verify_checks_a_copy_without_the_window)
+AES_RUN(forgery_limit_stops_opening)
+AES_RUN(failed_open_changes_no_window)
+AES_RUN(bucket_padding_rounds_up)
+AES_RUN(sealed_bytes_look_uniform)
+AES_RUN(rekey_started_by_either_side)
+AES_RUN(rekey_by_bytes_and_by_age)
+AES_RUN(rekey_reordering_and_grace)
+AES_RUN(rekey_follows_two_ahead)
+AES_RUN(rekey_phase_bit_is_authenticated)
+
+/* The cipher is the agreed set's: AES-256-GCM needs both bits (2.7). */
+static void aes_needs_both_features(void **state)
+{
+	(void)state;
+	struct pair p;
+
+	pair_features = TPARAMS_FEAT_AES_GCM;
+	pair_init(&p, 70, TPARAMS_PAD_NONE, 0);
+	assert_false(p.cli.aes);
+	pair_features = TPARAMS_FEAT_REKEY;
+	pair_init(&p, 70, TPARAMS_PAD_NONE, 0);
+	assert_false(p.cli.aes);
+	pair_features = 0;
+	assert_string_equal(tparams_cipher_name(0), "chacha20-poly1305");
+	assert_string_equal(tparams_cipher_name(TPARAMS_FEAT_AES_GCM), "chacha20-poly1305");
+	assert_string_equal(tparams_cipher_name(TPARAMS_FEAT_AES_GCM | TPARAMS_FEAT_REKEY),
+	                    "aes-256-gcm");
+	assert_true(TPARAMS_FEAT_AES_GCM == 1u << 6);
+	assert_false(TPARAMS_FEATURES & TPARAMS_FEAT_AES_GCM); /* opt-in only */
+}
+
+/* The same layout as 2.1-2.3 with AES-256-GCM as the AEAD, taken apart by
+ * hand with libsodium's one-shot call: same AD, same nonce (IV XOR counter),
+ * so the envelope really runs GCM with the documented nonce. */
+static void aes_datagram_opens_by_hand(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], m[14], zero[14] = { 0 }, ad[14], nonce[12], pt[64];
+	unsigned long long ptlen;
+	uint32_t ic;
+	ssize_t n;
+
+	if (aes_skip())
+		skip();
+	pair_init(&p, 11, TPARAMS_PAD_RANDOM, 16);
+	assert_true(p.cli.aes && p.cli.aes_ok);
+	p.cli.send_ctr = 0x0000123456789aULL;
+	n = seal(&p, "kcpsocks", 8, d);
+	memcpy(&ic, d + 14, 4); /* little-endian host assumed by this test */
+	crypto_stream_chacha20_ietf_xor_ic(m, zero, 8, d + 18, ic, p.srv.hdr);
+	crypto_stream_chacha20_ietf_xor_ic(m + 8, zero, 6, d + 18, ic, p.srv.rx.hp);
+	for (int i = 0; i < 14; i++)
+		ad[i] = d[i] ^ m[i];
+	/* Epoch 0: phase bit clear, the field is the counter. */
+	assert_memory_equal(ad, "\x08\x07\x06\x05\x04\x03\x02\x01\x9a\x78\x56\x34\x12\x00", 14);
+	memcpy(nonce, p.srv.rx.iv, 12);
+	for (int i = 0; i < 6; i++)
+		nonce[4 + i] ^= ad[8 + i];
+	assert_int_equal(crypto_aead_chacha20poly1305_ietf_decrypt(pt, &ptlen, NULL, d + 14,
+	                                                           (unsigned long long)n - 14, ad,
+	                                                           14, nonce, p.srv.rx.key),
+	                 -1);
+	assert_int_equal(crypto_aead_aes256gcm_decrypt(pt, &ptlen, NULL, d + 14,
+	                                               (unsigned long long)n - 14, ad, 14, nonce,
+	                                               p.srv.rx.key),
+	                 0);
+	assert_int_equal(ptlen, (unsigned long long)n - 30);
+	assert_memory_equal(pt, "kcpsocks", 8);
+	assert_int_equal(pt[ptlen - 2] | pt[ptlen - 1] << 8, ptlen - 10);
+}
+
+/* Ends that disagree on the cipher cannot talk: nothing opens, and the
+ * refusals count as forgeries (the handshake never lets this happen). */
+static void aes_and_chacha_do_not_mix(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	struct transport_params tp;
+	struct envelope old;
+	ssize_t n;
+
+	if (aes_skip())
+		skip();
+	pair_init(&p, 71, TPARAMS_PAD_NONE, 0);
+	tparams_default(&tp);
+	tp.features = TPARAMS_FEAT_REKEY; /* the server without AES */
+	old = p.srv;                      /* envelope_init clears e before it reads the keys */
+	envelope_init(&p.srv, old.hdr, old.sid, &old.tx, &old.rx, &tp, 0);
+	assert_false(p.srv.aes);
+	n = seal(&p, "x", 1, d);
+	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), KS_ERR_AUTH);
+	n = envelope_seal(&p.srv, &p.rng, (const uint8_t *)"y", 1, d, sizeof d);
+	assert_true(n > 0);
+	assert_int_equal(envelope_open(&p.cli, d, (size_t)n, 1, out, sizeof out, &rx), KS_ERR_AUTH);
+	assert_int_equal(p.cli.forgeries, 1);
+}
+
+/* A session that agreed AES-256-GCM on a CPU without it (a caller that
+ * skipped the availability check) refuses to seal or open, never faults. */
+static void aes_unavailable_refuses(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+
+	pair_init(&p, 72, TPARAMS_PAD_NONE, 0);
+	assert_true(p.cli.aes);
+	p.cli.aes_ok = p.srv.aes_ok = false; /* as on a CPU without AES-NI */
+	assert_int_equal(envelope_seal(&p.cli, &p.rng, (const uint8_t *)"x", 1, d, sizeof d),
+	                 KS_ERR_UNSUPPORTED);
+	assert_int_equal(p.cli.send_ctr, 0);
+	memset(d, 0, ENVELOPE_MIN_LEN);
+	assert_int_equal(envelope_open(&p.srv, d, ENVELOPE_MIN_LEN, 1, out, sizeof out, &rx),
+	                 KS_ERR_UNSUPPORTED);
+	assert_int_equal(envelope_verify(&p.srv, d, ENVELOPE_MIN_LEN), KS_ERR_UNSUPPORTED);
+	assert_int_equal(p.srv.dropped, 2);
+}
+
+/* Key phases under AES-256-GCM: each epoch's keys are expanded again, so a
+ * datagram of epoch k opens only under epoch k's keys, and the nonce of a
+ * counter never repeats under one key (the counter keeps running across
+ * epochs; the key changes). */
+static void aes_rekey_expands_each_epoch(void **state)
+{
+	(void)state;
+	struct pair p;
+	crypto_aead_aes256gcm_state before;
+
+	if (aes_skip())
+		skip();
+	rk_init(&p, 73);
+	memcpy(&before, &p.cli.gcm_tx, sizeof before);
+	for (uint32_t i = 0; i < 4; i++)
+		rk_send(&p, &p.cli, &p.srv, i, 1);
+	assert_int_equal(envelope_rekey(&p.cli, 2), 0);
+	assert_memory_not_equal(&before, &p.cli.gcm_tx, sizeof before);
+	for (uint32_t i = 0; i < 4; i++) {
+		rk_send(&p, &p.cli, &p.srv, 100 + i, 3);
+		rk_send(&p, &p.srv, &p.cli, 200 + i, 3);
+	}
+	assert_int_equal(p.srv.epoch, 1);
+	assert_memory_equal(&p.cli.gcm_tx, &p.srv.gcm_rx, sizeof before);
+	assert_memory_equal(&p.srv.gcm_tx, &p.cli.gcm_rx, sizeof before);
+	assert_int_equal(p.cli.send_ctr, 8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -719,6 +912,26 @@ int main(void)
 		cmocka_unit_test(rekey_reordering_and_grace),
 		cmocka_unit_test(rekey_follows_two_ahead),
 		cmocka_unit_test(rekey_phase_bit_is_authenticated),
+#define AES_TEST(t) cmocka_unit_test_setup_teardown(aes_##t, aes_setup, aes_teardown)
+		AES_TEST(round_trip_and_overhead),
+		AES_TEST(every_flipped_bit_is_refused),
+		AES_TEST(truncation_and_extension_are_refused),
+		AES_TEST(replays_are_refused),
+		AES_TEST(verify_checks_a_copy_without_the_window),
+		AES_TEST(forgery_limit_stops_opening),
+		AES_TEST(failed_open_changes_no_window),
+		AES_TEST(bucket_padding_rounds_up),
+		AES_TEST(sealed_bytes_look_uniform),
+		AES_TEST(rekey_started_by_either_side),
+		AES_TEST(rekey_by_bytes_and_by_age),
+		AES_TEST(rekey_reordering_and_grace),
+		AES_TEST(rekey_follows_two_ahead),
+		AES_TEST(rekey_phase_bit_is_authenticated),
+		AES_TEST(needs_both_features),
+		AES_TEST(datagram_opens_by_hand),
+		AES_TEST(and_chacha_do_not_mix),
+		AES_TEST(unavailable_refuses),
+		AES_TEST(rekey_expands_each_epoch),
 	};
 	if (sodium_init() < 0)
 		return 1;

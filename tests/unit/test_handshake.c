@@ -597,6 +597,95 @@ static void features_are_the_intersection(void **state)
 	world_free(w);
 }
 
+/* A world whose client and server opt in to AES-256-GCM (the I/O layer
+ * does that where the CPU has it and cipher = auto) or not. */
+static struct world *aes_world(uint64_t seed, bool cli_aes, bool srv_aes)
+{
+	struct world *w = world_new(seed);
+	struct transport_params prop = w->def;
+
+	w->def.features = srv_aes ? TPARAMS_FEAT_AES_GCM : 0;
+	assert_int_equal(
+	        handshake_server_init(w->srv, &w->key, w->users, 3, &w->min, &w->max, &w->def), 0);
+	/* Bits other than the optional ones are ignored in a proposal. */
+	prop.features = (cli_aes ? TPARAMS_FEAT_AES_GCM : 0) | TPARAMS_FEAT_CLEAN_CLOSE;
+	assert_int_equal(handshake_client_init(&w->cli, w->key.pub, &w->users[1], &prop), 0);
+	return w;
+}
+
+/* One datagram each way through envelopes built from both results. */
+static void envelopes_talk(const struct handshake_result *c, const struct handshake_result *s,
+                           const struct world *w, bool aes)
+{
+	struct envelope ce, se;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
+
+	envelope_init(&ce, w->srv->pub.hdr, c->sid, &c->tx, &c->rx, &c->params, 0);
+	envelope_init(&se, w->srv->pub.hdr, s->sid, &s->tx, &s->rx, &s->params, 0);
+	assert_int_equal(ce.aes, aes);
+	assert_int_equal(se.aes, aes);
+	n = envelope_seal(&ce, &w->rng, (const uint8_t *)"ping", 4, d, sizeof d);
+	assert_int_equal(envelope_open(&se, d, (size_t)n, 1, out, sizeof out, &rx), 4);
+	assert_memory_equal(out, "ping", 4);
+	n = envelope_seal(&se, &w->rng, (const uint8_t *)"pong", 4, d, sizeof d);
+	assert_int_equal(envelope_open(&ce, d, (size_t)n, 1, out, sizeof out, &rx), 4);
+	assert_memory_equal(out, "pong", 4);
+	envelope_wipe(&ce);
+	envelope_wipe(&se);
+}
+
+/* 4.6, secure 2.7: AES-256-GCM is agreed only when both sides opt in; a
+ * side whose CPU lacks it (or whose config says chacha20) does not, and
+ * the session falls back to ChaCha20-Poly1305 on both ends. The
+ * handshake messages are the same either way. */
+static void aes_gcm_is_negotiated(void **state)
+{
+	(void)state;
+	static const bool cases[4][2] = {
+		{ true, true }, { true, false }, { false, true }, { false, false }
+	};
+	struct handshake_result c, s;
+
+	assert_false(TPARAMS_FEATURES & TPARAMS_FEAT_AES_GCM); /* never by default */
+	for (int i = 0; i < 4; i++) {
+		struct world *w = aes_world(40 + (uint64_t)i, cases[i][0], cases[i][1]);
+		bool both = cases[i][0] && cases[i][1];
+
+		assert_int_equal((w->cli.features & TPARAMS_FEAT_AES_GCM) != 0, cases[i][0]);
+		assert_false(w->cli.features & TPARAMS_FEAT_CLEAN_CLOSE);
+		assert_int_equal((w->srv->features & TPARAMS_FEAT_AES_GCM) != 0, cases[i][1]);
+		full(w, &c, &s);
+		assert_int_equal(c.params.features, s.params.features);
+		assert_int_equal((c.params.features & TPARAMS_FEAT_AES_GCM) != 0, both);
+		assert_int_equal(tparams_aes_gcm(c.params.features), both);
+		assert_true(c.params.features & TPARAMS_FEAT_REKEY);
+		assert_string_equal(tparams_cipher_name(s.params.features),
+		                    both ? "aes-256-gcm" : "chacha20-poly1305");
+		if (!both || crypto_aead_aes256gcm_is_available())
+			envelopes_talk(&c, &s, w, both);
+		else
+			print_message("# skipped the AES envelope: no AES-NI on this CPU\n");
+		world_free(w);
+	}
+	/* A server that grants AES to a client that did not ask: the client
+	 * keeps only what it advertised. */
+	struct world *w = aes_world(44, false, true);
+	w->cli.features |= TPARAMS_FEAT_AES_GCM; /* as a newer client would */
+	full(w, &c, &s);
+	assert_true(s.params.features & TPARAMS_FEAT_AES_GCM);
+	assert_true(c.params.features & TPARAMS_FEAT_AES_GCM);
+	world_free(w);
+	/* Unknown bits and bit 6 from a client the server did not opt in for:
+	 * dropped. */
+	w = aes_world(45, true, false);
+	w->cli.features |= 1u << 29;
+	full(w, &c, &s);
+	assert_int_equal(c.params.features, TPARAMS_FEATURES);
+	world_free(w);
+}
+
 /* 4.6, secure 6.3: a client's instance id reaches the server's result
  * when the feature is agreed; without it (not set, or the feature not
  * advertised) the result has none; the response never carries it. */
@@ -998,6 +1087,7 @@ int main(void)
 		cmocka_unit_test(bad_configuration_is_refused),
 		cmocka_unit_test(versions_and_features_agree),
 		cmocka_unit_test(features_are_the_intersection),
+		cmocka_unit_test(aes_gcm_is_negotiated),
 		cmocka_unit_test(instance_id_travels_in_the_init),
 		cmocka_unit_test(legacy_client_is_accepted),
 		cmocka_unit_test(legacy_server_gives_no_features),
