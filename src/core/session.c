@@ -262,7 +262,8 @@ static void drain(struct session *s, uint64_t now)
 		if (rc == 1)
 			s->rx_stream += len;
 		if (rc < 0)
-			session_lose(s, rc == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_PROTO);
+			session_lose(s,
+			             rc == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_PROTO);
 	}
 }
 
