@@ -4,6 +4,7 @@
 #include "core/envelope.h"
 
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/rd.h"
@@ -50,13 +51,31 @@ int envelope_peek_sid(const uint8_t hdr[static KEYS_LEN], const uint8_t *d, size
 
 /* 2.7: with AES-256-GCM, expand the current keys once per epoch (the
  * precomputed state is the fast path; libsodium's one-shot calls expand the
- * key on every datagram). */
+ * key on every datagram). Without the block (out of memory at init) the
+ * one-shot calls are the only path. */
 static void expand(struct envelope *e)
 {
+	if (!e->gcm_tx)
+		return;
+	(void)crypto_aead_aes256gcm_beforenm(e->gcm_tx, e->tx.key);
+	(void)crypto_aead_aes256gcm_beforenm(e->gcm_rx, e->rx.key);
+}
+
+/* gcm_alloc: the block for the expanded keys, only for a session that
+ * agreed AES-256-GCM on a CPU that runs it, so a ChaCha20 session costs
+ * no heap (issue 19: idle sessions). libsodium wants each state 16-byte
+ * aligned; the stride keeps the second one aligned too. */
+static void gcm_alloc(struct envelope *e)
+{
+	uint8_t *b;
+
 	if (!e->aes_ok)
 		return;
-	(void)crypto_aead_aes256gcm_beforenm(&e->gcm_tx, e->tx.key);
-	(void)crypto_aead_aes256gcm_beforenm(&e->gcm_rx, e->rx.key);
+	b = aligned_alloc(ENVELOPE_GCM_ALIGN, ENVELOPE_GCM_BYTES);
+	if (!b)
+		return;
+	e->gcm_tx = (void *)b;
+	e->gcm_rx = (void *)(b + ENVELOPE_GCM_STRIDE);
 }
 
 void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint64_t sid,
@@ -87,10 +106,20 @@ void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint6
 	 * the caller saw it available; this guard keeps a misconfigured caller
 	 * from reaching an instruction the CPU lacks. */
 	e->aes_ok = e->aes && crypto_aead_aes256gcm_is_available();
+	gcm_alloc(e);
 	expand(e);
 }
 
-void envelope_wipe(struct envelope *e) { sodium_memzero(e, sizeof *e); }
+void envelope_wipe(struct envelope *e)
+{
+	if (e->gcm_tx) {
+		sodium_memzero(e->gcm_tx, ENVELOPE_GCM_BYTES);
+		free(e->gcm_tx);
+	}
+	sodium_memzero(e, sizeof *e);
+}
+
+size_t envelope_heap_bytes(const struct envelope *e) { return e->gcm_tx ? ENVELOPE_GCM_BYTES : 0; }
 
 /* The AEAD nonce: the direction's IV with the counter XORed into its last
  * eight bytes, little-endian (2.2). */
@@ -254,9 +283,11 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 	ptlen = len + pad + ENVELOPE_PADLEN_LEN;
 	header_of(h, e->sid, field);
 	nonce_of(n, e->tx.iv, e->send_ctr);
-	if (e->aes)
+	if (e->aes && e->gcm_tx)
 		crypto_aead_aes256gcm_encrypt_afternm(pt, NULL, pt, ptlen, h, sizeof h, NULL, n,
-		                                      &e->gcm_tx);
+		                                      e->gcm_tx);
+	else if (e->aes)
+		crypto_aead_aes256gcm_encrypt(pt, NULL, pt, ptlen, h, sizeof h, NULL, n, e->tx.key);
 	else
 		crypto_aead_chacha20poly1305_ietf_encrypt(pt, NULL, pt, ptlen, h, sizeof h, NULL, n,
 		                                          e->tx.key);
@@ -324,7 +355,7 @@ static int authenticate(struct envelope *e, const uint8_t *d, size_t len, uint64
 
 	if (phase == (e->rekey && (e->epoch & 1))) {
 		*which = WHICH_CUR;
-		return decrypt_with(e, &e->rx, &e->gcm_rx, d, len, sid, field, ctr, out);
+		return decrypt_with(e, &e->rx, e->gcm_rx, d, len, sid, field, ctr, out);
 	}
 	if (e->have_prev && (!e->confirmed || ctr < e->epoch_first_ctr)) {
 		*which = WHICH_PREV;

@@ -22,8 +22,15 @@
  * goes to envelope_open, anything else is dropped.
  *
  * Overhead is ENVELOPE_OVERHEAD (32) bytes plus the padding the session's
- * transport parameters ask for. Nothing here allocates. Not thread-safe:
- * one struct envelope belongs to one caller.
+ * transport parameters ask for. Not thread-safe: one struct envelope belongs
+ * to one caller.
+ *
+ * Memory: only a session that agreed AES-256-GCM allocates, once per
+ * session (envelope_init): its two expanded keys, ENVELOPE_GCM_BYTES; a
+ * ChaCha20-Poly1305 envelope owns no heap memory. So every envelope that
+ * was initialised ends with envelope_wipe, which frees that block, and a
+ * struct envelope is never copied by assignment (the copy would share, and
+ * its wipe free, the original's block). Seal and open never allocate.
  */
 #ifndef KCPSOCKS_ENVELOPE_H
 #define KCPSOCKS_ENVELOPE_H
@@ -42,6 +49,15 @@
 #include "core/tparams.h"
 
 enum { ENVELOPE_IV_LEN = 12 };
+
+/* The heap block of an AES-256-GCM envelope: the expanded tx and rx keys,
+ * crypto_aead_aes256gcm_statebytes() each rounded up to libsodium's 16-byte
+ * alignment (1024 bytes with libsodium 1.0.18). */
+#define ENVELOPE_GCM_ALIGN 16
+#define ENVELOPE_GCM_STRIDE                                                                        \
+	((crypto_aead_aes256gcm_statebytes() + ENVELOPE_GCM_ALIGN - 1) &                           \
+	 ~(size_t)(ENVELOPE_GCM_ALIGN - 1))
+#define ENVELOPE_GCM_BYTES (2 * ENVELOPE_GCM_STRIDE)
 
 /* In-band rekeying (docs/PROTOCOL.md (secure layer) 8.1), used only when the
  * session agreed TPARAMS_FEAT_REKEY. The top bit of the 48-bit counter field
@@ -100,7 +116,11 @@ struct envelope {
 	bool aes_ok; /* aes and this CPU runs it; aes && !aes_ok: seal and
 	              * open refuse with KS_ERR_UNSUPPORTED (never reached
 	              * through the handshake, which advertises only what runs) */
-	crypto_aead_aes256gcm_state gcm_tx, gcm_rx; /* expanded tx.key, rx.key */
+	/* tx.key and rx.key expanded once per epoch: one owned block of
+	 * ENVELOPE_GCM_BYTES (gcm_tx its start, gcm_rx a view into it); NULL
+	 * unless aes_ok. Also NULL when the allocation failed: every datagram
+	 * then expands its key itself (slower, same bytes on the wire). */
+	crypto_aead_aes256gcm_state *gcm_tx, *gcm_rx;
 };
 
 /* What envelope_open learnt besides the payload. */
@@ -121,13 +141,22 @@ enum envelope_status {
 
 /* envelope_init sets up e for session sid (non-zero) with the direction
  * keys from the handshake, the header key of the server (keys_public.hdr)
- * and the agreed parameters p (valid). now is the current time in ms. */
+ * and the agreed parameters p (valid). now is the current time in ms. e is
+ * new memory or was wiped (envelope_wipe): init does not free what e held.
+ * With AES-256-GCM agreed (and run by this CPU) it allocates the expanded
+ * keys (ENVELOPE_GCM_BYTES); out of memory is not an error: the envelope
+ * then expands keys per datagram (envelope_heap_bytes tells which). */
 void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint64_t sid,
                    const struct envelope_dir *tx, const struct envelope_dir *rx,
                    const struct transport_params *p, uint64_t now);
 
-/* envelope_wipe zeroes e, keys included. */
+/* envelope_wipe zeroes e, keys included, and frees what it owns. A
+ * wiped (or zeroed) envelope may be wiped again. */
 void envelope_wipe(struct envelope *e);
+
+/* envelope_heap_bytes is the heap memory e owns besides sizeof *e:
+ * ENVELOPE_GCM_BYTES for an AES-256-GCM session, 0 otherwise. */
+size_t envelope_heap_bytes(const struct envelope *e);
 
 /* envelope_peek_sid removes the session-id mask of datagram d with the
  * server header key and stores the session id (0: a handshake message) in

@@ -765,6 +765,7 @@ void session_free(struct session *s)
 	mux_free(s->mux);
 	kcp_free(s->kcp);
 	if (s->role == SESSION_CLIENT) {
+		envelope_wipe(&s->env); /* frees an AES session's keys */
 		sodium_memzero(s->scratch, sizeof *s->scratch);
 		free(s->scratch);
 	}

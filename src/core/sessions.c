@@ -65,6 +65,9 @@ void sessions_free(struct sessions *t)
 {
 	if (!t)
 		return;
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->slots[i].used)
+			envelope_wipe(&t->slots[i].env); /* frees an AES session's keys */
 	sodium_memzero(t->slots, t->cap * sizeof *t->slots);
 	free(t->slots);
 	free(t->free_ids);
@@ -111,6 +114,7 @@ static void unlink_user(struct sessions *t, struct sessions_slot *s)
 static void release(struct sessions *t, struct sessions_slot *s)
 {
 	unlink_user(t, s);
+	envelope_wipe(&s->env);
 	sodium_memzero(s, sizeof *s);
 	t->free_ids[t->n_free++] = (uint32_t)(s - t->slots);
 }
@@ -214,8 +218,10 @@ static uint64_t new_sid(const struct rng_source *rng, uint32_t slot)
 static void fill(struct sessions *t, struct sessions_slot *s, const struct handshake_result *res,
                  const struct sessions_addr *from, uint64_t now)
 {
-	if (s->used) /* a superseded session of the same user */
+	if (s->used) { /* a superseded session of the same user */
 		unlink_user(t, s);
+		envelope_wipe(&s->env);
+	}
 	memset(s, 0, sizeof *s);
 	s->used = true;
 	s->user = res->user;
