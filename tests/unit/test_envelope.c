@@ -44,6 +44,9 @@ static void pair_init(struct pair *p, uint64_t seed, uint8_t pad_mode, uint16_t 
 	tp.features = pair_features;
 	envelope_init(&p->cli, hdr, 0x0102030405060708ULL, &a, &b, &tp, 0);
 	envelope_init(&p->srv, hdr, 0x0102030405060708ULL, &b, &a, &tp, 0);
+	/* AES-256-GCM: the first two datagrams of an epoch take the one-shot
+	 * path, the rest the expanded keys, so every test crosses both */
+	p->cli.gcm_after = p->srv.gcm_after = 2;
 }
 
 /* Every pair ends here: an AES-256-GCM envelope owns its expanded keys. */
@@ -901,7 +904,7 @@ static void aes_unavailable_refuses(void **state)
 /* Key phases under AES-256-GCM: each epoch's keys are expanded again, so a
  * datagram of epoch k opens only under epoch k's keys, and the nonce of a
  * counter never repeats under one key (the counter keeps running across
- * epochs; the key changes). */
+ * epochs; the key changes). The old epoch's block goes with it. */
 static void aes_rekey_expands_each_epoch(void **state)
 {
 	(void)state;
@@ -911,16 +914,22 @@ static void aes_rekey_expands_each_epoch(void **state)
 	if (aes_skip())
 		skip();
 	rk_init(&p, 73);
-	memcpy(&before, p.cli.gcm_tx, sizeof before);
 	for (uint32_t i = 0; i < 4; i++)
 		rk_send(&p, &p.cli, &p.srv, i, 1);
+	assert_non_null(p.cli.gcm_tx);
+	assert_non_null(p.srv.gcm_rx);
+	assert_memory_equal(p.cli.gcm_tx, p.srv.gcm_rx, sizeof before);
+	memcpy(&before, p.cli.gcm_tx, sizeof before);
 	assert_int_equal(envelope_rekey(&p.cli, 2), 0);
-	assert_memory_not_equal(&before, p.cli.gcm_tx, sizeof before);
+	assert_null(p.cli.gcm_tx);
 	for (uint32_t i = 0; i < 4; i++) {
 		rk_send(&p, &p.cli, &p.srv, 100 + i, 3);
 		rk_send(&p, &p.srv, &p.cli, 200 + i, 3);
 	}
 	assert_int_equal(p.srv.epoch, 1);
+	assert_non_null(p.cli.gcm_tx);
+	assert_non_null(p.srv.gcm_tx);
+	assert_memory_not_equal(&before, p.cli.gcm_tx, sizeof before);
 	assert_memory_equal(p.cli.gcm_tx, p.srv.gcm_rx, sizeof before);
 	assert_memory_equal(p.srv.gcm_tx, p.cli.gcm_rx, sizeof before);
 	assert_int_equal(p.cli.send_ctr, 8);
@@ -928,12 +937,17 @@ static void aes_rekey_expands_each_epoch(void **state)
 }
 
 /* Issue 19 (idle sessions): the expanded AES keys are not part of struct
- * envelope; a ChaCha20-Poly1305 envelope owns no heap at all, an AES one
- * one aligned block, which envelope_wipe frees (twice is harmless). */
-static void aes_keys_only_where_agreed(void **state)
+ * envelope. A ChaCha20-Poly1305 envelope owns no heap at all; an AES one
+ * gets one aligned block only once ENVELOPE_GCM_AFTER datagrams went
+ * through one epoch's keys (forgeries do not count), gives it up at the
+ * next epoch, and envelope_wipe frees it (twice is harmless). */
+static void aes_keys_only_while_busy(void **state)
 {
 	(void)state;
 	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
 
 	/* no state inline: the window and the four key sets leave less room
 	 * than one expanded key would need */
@@ -944,9 +958,12 @@ static void aes_keys_only_where_agreed(void **state)
 	assert_true(ENVELOPE_GCM_STRIDE >= sizeof(crypto_aead_aes256gcm_state));
 	pair_features = TPARAMS_FEAT_REKEY;
 	pair_init(&p, 74, TPARAMS_PAD_NONE, 0);
+	for (uint32_t i = 0; i < 2 * ENVELOPE_GCM_AFTER; i++) {
+		rk_send(&p, &p.cli, &p.srv, i, 1);
+		rk_send(&p, &p.srv, &p.cli, i, 1);
+	}
 	assert_false(p.cli.aes);
 	assert_null(p.cli.gcm_tx);
-	assert_null(p.srv.gcm_rx);
 	assert_int_equal(envelope_heap_bytes(&p.cli), 0);
 	assert_int_equal(envelope_heap_bytes(&p.srv), 0);
 	pair_wipe(&p);
@@ -954,29 +971,43 @@ static void aes_keys_only_where_agreed(void **state)
 		return;
 	pair_features = TPARAMS_FEAT_AES_GCM | TPARAMS_FEAT_REKEY;
 	pair_init(&p, 74, TPARAMS_PAD_NONE, 0);
+	p.cli.gcm_after = p.srv.gcm_after = ENVELOPE_GCM_AFTER;
 	assert_true(p.cli.aes);
-	assert_non_null(p.cli.gcm_tx);
+	assert_int_equal(envelope_heap_bytes(&p.cli), 0); /* init allocates nothing */
+	n = seal(&p, "forged", 6, d);
+	d[n - 1] ^= 1;
+	for (int i = 0; i < 2 * ENVELOPE_GCM_AFTER; i++)
+		assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx),
+		                 KS_ERR_AUTH);
+	assert_int_equal(envelope_heap_bytes(&p.srv), 0);
+	for (uint32_t i = 1; i < ENVELOPE_GCM_AFTER; i++) /* one seal above */
+		rk_send(&p, &p.cli, &p.srv, i, 1);
+	assert_int_equal(envelope_heap_bytes(&p.cli), 0);
+	assert_int_equal(envelope_heap_bytes(&p.srv), 0);
+	rk_send(&p, &p.cli, &p.srv, 0, 1);
 	assert_int_equal(envelope_heap_bytes(&p.cli), ENVELOPE_GCM_BYTES);
+	assert_int_equal(envelope_heap_bytes(&p.srv), 0); /* the forged one did not open */
+	rk_send(&p, &p.cli, &p.srv, 0, 1);
+	assert_int_equal(envelope_heap_bytes(&p.srv), ENVELOPE_GCM_BYTES);
 	assert_int_equal((uintptr_t)p.cli.gcm_tx % ENVELOPE_GCM_ALIGN, 0);
 	assert_int_equal((uintptr_t)p.cli.gcm_rx % ENVELOPE_GCM_ALIGN, 0);
 	assert_ptr_equal((uint8_t *)p.cli.gcm_rx, (uint8_t *)p.cli.gcm_tx + ENVELOPE_GCM_STRIDE);
+	/* the next epoch drops the block on both sides */
+	assert_int_equal(envelope_rekey(&p.cli, 2), 0);
+	assert_int_equal(envelope_heap_bytes(&p.cli), 0);
+	rk_send(&p, &p.cli, &p.srv, 0, 2);
+	assert_int_equal(p.srv.epoch, 1);
+	assert_int_equal(envelope_heap_bytes(&p.srv), 0);
 	pair_wipe(&p);
 	assert_null(p.cli.gcm_tx);
 	assert_int_equal(envelope_heap_bytes(&p.cli), 0);
 	pair_wipe(&p);
 }
 
-/* drop_block: as if envelope_init's allocation had failed. */
-static void drop_block(struct envelope *e)
-{
-	free(e->gcm_tx);
-	e->gcm_tx = e->gcm_rx = NULL;
-}
-
-/* Out of memory at init is not an error: an envelope without the block
- * expands its key per datagram and seals the very same bytes, across an
- * epoch too, and talks with one that has the block. */
-static void aes_without_the_block_is_the_same_bytes(void **state)
+/* With or without the block (the one-shot calls: before gcm_after, or
+ * when the allocation failed) an envelope seals the very same bytes,
+ * across an epoch too, and each opens the other's. */
+static void aes_block_or_not_the_same_bytes(void **state)
 {
 	(void)state;
 	struct pair p, q;
@@ -989,9 +1020,8 @@ static void aes_without_the_block_is_the_same_bytes(void **state)
 		skip();
 	rk_init(&p, 75);
 	rk_init(&q, 75);
-	drop_block(&q.cli);
-	drop_block(&q.srv);
-	assert_int_equal(envelope_heap_bytes(&q.cli), 0);
+	p.cli.gcm_after = p.srv.gcm_after = 0;
+	q.cli.gcm_after = q.srv.gcm_after = UINT32_MAX;
 	for (uint32_t i = 0; i < 6; i++) {
 		if (i == 3) {
 			assert_int_equal(envelope_rekey(&p.cli, 5), 0);
@@ -1002,7 +1032,6 @@ static void aes_without_the_block_is_the_same_bytes(void **state)
 		assert_true(n > 0);
 		assert_int_equal(n, m);
 		assert_memory_equal(dp, dq, (size_t)n);
-		/* each side opens the other's: block and no block agree */
 		assert_int_equal(envelope_open(&q.srv, dp, (size_t)n, 10, out, sizeof out, &rx),
 		                 sizeof i);
 		assert_int_equal(envelope_open(&p.srv, dq, (size_t)m, 10, out, sizeof out, &rx),
@@ -1011,6 +1040,8 @@ static void aes_without_the_block_is_the_same_bytes(void **state)
 		rk_send(&p, &p.srv, &p.cli, 100 + i, 10);
 	}
 	assert_int_equal(q.srv.epoch, 1);
+	assert_int_equal(envelope_heap_bytes(&p.cli), ENVELOPE_GCM_BYTES);
+	assert_int_equal(envelope_heap_bytes(&q.cli), 0);
 	assert_int_equal(q.cli.forgeries + q.srv.forgeries, 0);
 	pair_wipe(&p);
 	pair_wipe(&q);
@@ -1059,8 +1090,8 @@ int main(void)
 		AES_TEST(and_chacha_do_not_mix),
 		AES_TEST(unavailable_refuses),
 		AES_TEST(rekey_expands_each_epoch),
-		cmocka_unit_test_teardown(aes_keys_only_where_agreed, aes_teardown),
-		AES_TEST(without_the_block_is_the_same_bytes),
+		cmocka_unit_test_teardown(aes_keys_only_while_busy, aes_teardown),
+		AES_TEST(block_or_not_the_same_bytes),
 	};
 	if (sodium_init() < 0)
 		return 1;
