@@ -25,7 +25,8 @@
 #
 # Knobs: PROFILE_SIZE (256M), PROFILE_RUNS (3), PROFILE_CG_SIZE (16M),
 # PROFILE_PASSES ("stat callgrind"), PROFILE_KCP_PROFILE (fast),
-# PROFILE_RELAY (1: through build/impair like the bench; 0: direct).
+# PROFILE_RELAY (1: through build/impair like the bench; 0: direct),
+# PROFILE_CIPHER (auto: AES-256-GCM where both ends run it; chacha20).
 # Needs perf (tracepoints and cpu-clock: run as root or with
 # perf_event_paranoid <= 1) and valgrind; a missing one skips its pass.
 set -euo pipefail
@@ -43,6 +44,7 @@ CG_SIZE=${PROFILE_CG_SIZE:-16M}
 PASSES=${PROFILE_PASSES:-stat callgrind}
 KPROF=${PROFILE_KCP_PROFILE:-fast}
 USE_RELAY=${PROFILE_RELAY:-1}
+CIPHER=${PROFILE_CIPHER:-auto}
 OUT=${PROFILE_OUT:-$BUILD/profile}
 REAL_SERVER=$KS_SERVER
 REAL_LOCAL=$KS_LOCAL
@@ -58,11 +60,12 @@ stack() {
 	if [ "$USE_RELAY" = 1 ]; then
 		start_impair "$SERVER_PORT"
 		AUX=("$IMPAIR_PID")
-		start_local "$IMPAIR_PORT" "$KPROF"
+		start_local "$IMPAIR_PORT" "$KPROF" --cipher "$CIPHER"
 	else
-		start_local "$SERVER_PORT" "$KPROF"
+		start_local "$SERVER_PORT" "$KPROF" --cipher "$CIPHER"
 	fi
 	poll "${DAEMON_START_S:-20}" fetch_try 1K || die "no first fetch through the tunnel"
+	note "cipher $CIPHER: $(scrape "$LOCAL_METRICS" | grep '^kcpsocks_sessions_by_cipher' | tr '\n' ' ')"
 }
 
 stack_stop() {
@@ -207,6 +210,7 @@ main() {
 		echo "cg_size $CG_SIZE"
 		echo "kcp_profile $KPROF"
 		echo "relay $USE_RELAY"
+		echo "cipher $CIPHER"
 		echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
 		echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
 	} >"$OUT/meta"

@@ -12,7 +12,8 @@
  *   sessions established hs_failed lost hs_secs hs_per_s streams_ok
  *   streams_failed fetched fetch_bytes fetch_p50_ms fetch_p99_ms
  *   self_cpu_s and, with --server-pid, server_rss_kb_{before,up,held,after}
- *   and server_cpu_s_{hs,hold} (from /proc).
+ *   and server_cpu_s_{hs,hold} (from /proc); with --aes, aes_sessions (those
+ *   that agreed AES-256-GCM).
  *
  * The server budgets X25519 per source host (HANDSHAKE_SRC_DH_RATE per
  * second, burst HANDSHAKE_SRC_DH_BURST; src/base/limits.h), so the sockets
@@ -44,6 +45,7 @@
 #include "core/profile.h"
 #include "core/session.h"
 #include "core/transport.h"
+#include "io/cipher.h"
 #include "io/clock.h"
 #include "io/sysrng.h"
 
@@ -65,6 +67,7 @@ struct opts {
 	uint32_t sessions, streams, inflight, sources, rate;
 	double hold, timeout;
 	int server_pid;
+	bool aes; /* offer AES-256-GCM where the CPU runs it (cipher = auto) */
 };
 
 struct gen;
@@ -97,6 +100,7 @@ struct gen {
 	struct profile prof;
 	struct lsess *ls;
 	uint32_t started, established, handshaking, hs_failed, lost;
+	uint32_t aes_sessions; /* established with AES-256-GCM (--aes) */
 	uint32_t streams_ok, streams_failed, fetched;
 	uint64_t fetch_bytes, t_start, t_up;
 	uint32_t *fetch_ms;
@@ -132,6 +136,8 @@ static void usage(FILE *f)
 	        "                     budget from limiting the generator.\n"
 	        "  --profile NAME     transport profile to propose (default: the default)\n"
 	        "  --server-pid PID   sample the server's RSS and CPU from /proc/PID\n"
+	        "  --aes              offer AES-256-GCM where this CPU runs it, as the\n"
+	        "                     daemons' cipher = auto does (default: ChaCha20 only)\n"
 	        "  --users FILE       lines 'NAME PSK'; sessions use them round robin (the\n"
 	        "                     server's sessions_per_user must allow N / users)\n"
 	        "Prints one line of key=value pairs. Loopback (127.0.0.0/8) servers only.\n",
@@ -280,6 +286,8 @@ static void drain(struct lsess *l)
 				l->ever_up = true;
 				g->established++;
 				g->handshaking--;
+				if (tparams_aes_gcm(session_params(l->s)->features))
+					g->aes_sessions++;
 				if (g->established == g->o.sessions)
 					g->t_up = now_ms();
 			}
@@ -361,6 +369,8 @@ static int start_one(struct gen *g)
 	    connect(l->fd, (struct sockaddr *)&g->srv, sizeof g->srv) != 0)
 		return -1;
 	transport_proposal(&g->prof, &sc.proposal);
+	if (g->o.aes)
+		sc.proposal.features |= cipher_features(CONFIG_CIPHER_AUTO, cipher_aes_available());
 	transport_local_of(&g->prof, &sc.local);
 	transport_mux(&g->prof, 0, &mc);
 	sc.server_pub = g->spub;
@@ -528,12 +538,16 @@ static int setup(struct gen *g)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{ "server", 1, 0, 's' },     { "key", 1, 0, 'k' },     { "user", 1, 0, 'u' },
-		{ "psk", 1, 0, 'p' },        { "users", 1, 0, 'U' },   { "sessions", 1, 0, 'n' },
-		{ "streams", 1, 0, 'm' },    { "target", 1, 0, 't' },  { "fetch", 1, 0, 'f' },
-		{ "hold", 1, 0, 'H' },       { "timeout", 1, 0, 'T' }, { "inflight", 1, 0, 'i' },
-		{ "rate", 1, 0, 'r' },       { "sources", 1, 0, 'S' }, { "profile", 1, 0, 'P' },
-		{ "server-pid", 1, 0, 'x' }, { "help", 0, 0, 'h' },    { 0, 0, 0, 0 },
+		{ "server", 1, 0, 's' },  { "key", 1, 0, 'k' },
+		{ "user", 1, 0, 'u' },    { "psk", 1, 0, 'p' },
+		{ "users", 1, 0, 'U' },   { "sessions", 1, 0, 'n' },
+		{ "streams", 1, 0, 'm' }, { "target", 1, 0, 't' },
+		{ "fetch", 1, 0, 'f' },   { "hold", 1, 0, 'H' },
+		{ "timeout", 1, 0, 'T' }, { "inflight", 1, 0, 'i' },
+		{ "rate", 1, 0, 'r' },    { "sources", 1, 0, 'S' },
+		{ "profile", 1, 0, 'P' }, { "server-pid", 1, 0, 'x' },
+		{ "aes", 0, 0, 'a' },     { "help", 0, 0, 'h' },
+		{ 0, 0, 0, 0 },
 	};
 	int c;
 
@@ -558,6 +572,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'S': o->sources = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'P': o->profile = optarg; break;
 		case 'x': o->server_pid = atoi(optarg); break;
+		case 'a': o->aes = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
@@ -637,6 +652,8 @@ int main(int argc, char **argv)
 		printf(" server_rss_kb_before=%ld server_rss_kb_up=%ld server_rss_kb_held=%ld "
 		       "server_rss_kb_after=%ld server_cpu_s_hs=%.2f server_cpu_s_hold=%.2f",
 		       rss[0], rss[1], rss[2], rss[3], cpu[1] - cpu[0], cpu[2] - cpu[1]);
+	if (g.o.aes)
+		printf(" aes_sessions=%u", g.aes_sessions);
 	printf("\n");
 	return g.established == g.o.sessions && fetches_done(&g) ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 #include "core/envelope.h"
 
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/rd.h"
@@ -48,15 +49,44 @@ int envelope_peek_sid(const uint8_t hdr[static KEYS_LEN], const uint8_t *d, size
 	return 0;
 }
 
-/* 2.7: with AES-256-GCM, expand the current keys once per epoch (the
- * precomputed state is the fast path; libsodium's one-shot calls expand the
- * key on every datagram). */
-static void expand(struct envelope *e)
+/* --- AES-256-GCM's expanded keys (2.7) --- */
+
+/* gcm_use counts one AES-256-GCM datagram under the current keys; the
+ * gcm_after-th expands both keys into a block (libsodium's precomputed
+ * state, the fast path: its one-shot calls expand the key on every
+ * datagram). Only a busy AES session pays the block (issue 19: ChaCha20
+ * and idle sessions hold none). libsodium wants each state 16-byte
+ * aligned; the stride keeps the second one aligned too. Out of memory:
+ * the one-shot calls go on, and the next epoch tries again. */
+static void gcm_use(struct envelope *e)
 {
-	if (!e->aes_ok)
+	uint8_t *b;
+
+	if (e->gcm_tx || !e->aes_ok)
 		return;
-	(void)crypto_aead_aes256gcm_beforenm(&e->gcm_tx, e->tx.key);
-	(void)crypto_aead_aes256gcm_beforenm(&e->gcm_rx, e->rx.key);
+	if (e->epoch_dgrams < e->gcm_after) {
+		e->epoch_dgrams++;
+		return;
+	}
+	b = aligned_alloc(ENVELOPE_GCM_ALIGN, ENVELOPE_GCM_BYTES);
+	if (!b)
+		return;
+	e->gcm_tx = (void *)b;
+	e->gcm_rx = (void *)(b + ENVELOPE_GCM_STRIDE);
+	(void)crypto_aead_aes256gcm_beforenm(e->gcm_tx, e->tx.key);
+	(void)crypto_aead_aes256gcm_beforenm(e->gcm_rx, e->rx.key);
+}
+
+/* gcm_drop wipes and frees the block: the keys it holds are gone (a new
+ * epoch, or the envelope's end); the count starts again. */
+static void gcm_drop(struct envelope *e)
+{
+	if (e->gcm_tx) {
+		sodium_memzero(e->gcm_tx, ENVELOPE_GCM_BYTES);
+		free(e->gcm_tx);
+	}
+	e->gcm_tx = e->gcm_rx = NULL;
+	e->epoch_dgrams = 0;
 }
 
 void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint64_t sid,
@@ -87,10 +117,23 @@ void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint6
 	 * the caller saw it available; this guard keeps a misconfigured caller
 	 * from reaching an instruction the CPU lacks. */
 	e->aes_ok = e->aes && crypto_aead_aes256gcm_is_available();
-	expand(e);
+	e->gcm_after = ENVELOPE_GCM_AFTER;
 }
 
-void envelope_wipe(struct envelope *e) { sodium_memzero(e, sizeof *e); }
+void envelope_wipe(struct envelope *e)
+{
+	gcm_drop(e);
+	sodium_memzero(e, sizeof *e);
+}
+
+void envelope_move(struct envelope *dst, struct envelope *src)
+{
+	*dst = *src;
+	src->gcm_tx = src->gcm_rx = NULL; /* dst owns the block now */
+	envelope_wipe(src);
+}
+
+size_t envelope_heap_bytes(const struct envelope *e) { return e->gcm_tx ? ENVELOPE_GCM_BYTES : 0; }
 
 /* The AEAD nonce: the direction's IV with the counter XORed into its last
  * eight bytes, little-endian (2.2). */
@@ -181,7 +224,7 @@ static void start_epoch(struct envelope *e)
 	e->epoch_start_ms = e->now_ms;
 	e->epoch_sealed = 0;
 	e->rekeys_started++;
-	expand(e);
+	gcm_drop(e); /* the next busy stretch expands the new keys */
 }
 
 int envelope_rekey(struct envelope *e, uint64_t now)
@@ -255,8 +298,12 @@ ssize_t envelope_seal(struct envelope *e, const struct rng_source *rng, const ui
 	header_of(h, e->sid, field);
 	nonce_of(n, e->tx.iv, e->send_ctr);
 	if (e->aes)
+		gcm_use(e);
+	if (e->aes && e->gcm_tx)
 		crypto_aead_aes256gcm_encrypt_afternm(pt, NULL, pt, ptlen, h, sizeof h, NULL, n,
-		                                      &e->gcm_tx);
+		                                      e->gcm_tx);
+	else if (e->aes)
+		crypto_aead_aes256gcm_encrypt(pt, NULL, pt, ptlen, h, sizeof h, NULL, n, e->tx.key);
 	else
 		crypto_aead_chacha20poly1305_ietf_encrypt(pt, NULL, pt, ptlen, h, sizeof h, NULL, n,
 		                                          e->tx.key);
@@ -324,7 +371,7 @@ static int authenticate(struct envelope *e, const uint8_t *d, size_t len, uint64
 
 	if (phase == (e->rekey && (e->epoch & 1))) {
 		*which = WHICH_CUR;
-		return decrypt_with(e, &e->rx, &e->gcm_rx, d, len, sid, field, ctr, out);
+		return decrypt_with(e, &e->rx, e->gcm_rx, d, len, sid, field, ctr, out);
 	}
 	if (e->have_prev && (!e->confirmed || ctr < e->epoch_first_ctr)) {
 		*which = WHICH_PREV;
@@ -361,7 +408,25 @@ static void follow(struct envelope *e, uint64_t ctr, uint64_t now)
 	e->epoch_start_ms = now;
 	e->epoch_sealed = 0;
 	e->rekeys_followed++;
-	expand(e);
+	gcm_drop(e); /* the next busy stretch expands the new keys */
+}
+
+/* heard_current: d opened under the current receive keys. 8.1: the first
+ * word of the peer in this epoch confirms it; 2.7: one more datagram
+ * towards expanding the AES keys. */
+static void heard_current(struct envelope *e, uint64_t ctr, uint64_t now)
+{
+	if (e->aes)
+		gcm_use(e);
+	if (!e->rekey)
+		return;
+	if (!e->confirmed) {
+		e->confirmed = true;
+		e->epoch_first_ctr = ctr;
+		e->prev_until_ms = now + e->grace_ms;
+	} else if (ctr < e->epoch_first_ctr) {
+		e->epoch_first_ctr = ctr;
+	}
 }
 
 /* unmask_header recovers sid, the counter field and the counter of d (2.5
@@ -429,17 +494,10 @@ ssize_t envelope_open(struct envelope *e, const uint8_t *d, size_t len, uint64_t
 		return refuse(e, KS_ERR_PROTO);
 	}
 	/* Step 7: commit; 8.1: a new epoch, or the first word in this one. */
-	if (which == WHICH_NEXT) {
+	if (which == WHICH_NEXT)
 		follow(e, ctr, now);
-	} else if (which == WHICH_CUR && e->rekey) {
-		if (!e->confirmed) {
-			e->confirmed = true;
-			e->epoch_first_ctr = ctr;
-			e->prev_until_ms = now + e->grace_ms;
-		} else if (ctr < e->epoch_first_ctr) {
-			e->epoch_first_ctr = ctr;
-		}
-	}
+	else if (which == WHICH_CUR)
+		heard_current(e, ctr, now);
 	rx->ctr = ctr;
 	rx->newest = replay_update(&e->rx_win, ctr);
 	e->last_rx_ms = now;

@@ -22,8 +22,19 @@
  * goes to envelope_open, anything else is dropped.
  *
  * Overhead is ENVELOPE_OVERHEAD (32) bytes plus the padding the session's
- * transport parameters ask for. Nothing here allocates. Not thread-safe:
- * one struct envelope belongs to one caller.
+ * transport parameters ask for. Not thread-safe: one struct envelope belongs
+ * to one caller.
+ *
+ * Memory: a ChaCha20-Poly1305 envelope owns no heap memory. An
+ * AES-256-GCM one expands its current keys into a block of
+ * ENVELOPE_GCM_BYTES once it is busy: after ENVELOPE_GCM_AFTER datagrams
+ * under one epoch's keys (until then, and for an idle session that only
+ * sends keepalives, libsodium expands the key per datagram). The block goes
+ * at the next key epoch (at most ENVELOPE_REKEY_MS later while datagrams
+ * flow) and with envelope_wipe. So seal and open allocate at most once per
+ * key epoch, every envelope that was initialised ends with envelope_wipe,
+ * and an AES-256-GCM envelope is never copied by assignment (the copy would
+ * share, and its wipe free, the original's block).
  */
 #ifndef KCPSOCKS_ENVELOPE_H
 #define KCPSOCKS_ENVELOPE_H
@@ -42,6 +53,19 @@
 #include "core/tparams.h"
 
 enum { ENVELOPE_IV_LEN = 12 };
+
+/* The heap block of an AES-256-GCM envelope: the expanded tx and rx keys,
+ * crypto_aead_aes256gcm_statebytes() each rounded up to libsodium's 16-byte
+ * alignment (1024 bytes with libsodium 1.0.18). */
+#define ENVELOPE_GCM_ALIGN 16
+#define ENVELOPE_GCM_STRIDE                                                                        \
+	((crypto_aead_aes256gcm_statebytes() + ENVELOPE_GCM_ALIGN - 1) &                           \
+	 ~(size_t)(ENVELOPE_GCM_ALIGN - 1))
+#define ENVELOPE_GCM_BYTES (2 * ENVELOPE_GCM_STRIDE)
+/* Datagrams sealed or opened under one epoch's keys before they are
+ * expanded: more than an idle session's keepalives in ENVELOPE_REKEY_MS,
+ * a few hundred kilobytes of a transfer. */
+#define ENVELOPE_GCM_AFTER 64
 
 /* In-band rekeying (docs/PROTOCOL.md (secure layer) 8.1), used only when the
  * session agreed TPARAMS_FEAT_REKEY. The top bit of the 48-bit counter field
@@ -100,7 +124,13 @@ struct envelope {
 	bool aes_ok; /* aes and this CPU runs it; aes && !aes_ok: seal and
 	              * open refuse with KS_ERR_UNSUPPORTED (never reached
 	              * through the handshake, which advertises only what runs) */
-	crypto_aead_aes256gcm_state gcm_tx, gcm_rx; /* expanded tx.key, rx.key */
+	/* tx.key and rx.key expanded once the epoch is busy: one owned block
+	 * of ENVELOPE_GCM_BYTES (gcm_tx its start, gcm_rx a view into it);
+	 * NULL until then, unless aes_ok, or when the allocation failed: every
+	 * datagram then expands its key itself (same bytes on the wire). */
+	crypto_aead_aes256gcm_state *gcm_tx, *gcm_rx;
+	uint32_t epoch_dgrams; /* sealed + opened under the current keys, up to gcm_after */
+	uint32_t gcm_after;    /* ENVELOPE_GCM_AFTER (tests change it) */
 };
 
 /* What envelope_open learnt besides the payload. */
@@ -121,13 +151,28 @@ enum envelope_status {
 
 /* envelope_init sets up e for session sid (non-zero) with the direction
  * keys from the handshake, the header key of the server (keys_public.hdr)
- * and the agreed parameters p (valid). now is the current time in ms. */
+ * and the agreed parameters p (valid). now is the current time in ms. e is
+ * new memory or was wiped (envelope_wipe): init does not free what e held.
+ * It allocates nothing; see "Memory" above for AES-256-GCM's block, whose
+ * allocation failing is not an error (the key is then expanded per
+ * datagram). */
 void envelope_init(struct envelope *e, const uint8_t hdr[static KEYS_LEN], uint64_t sid,
                    const struct envelope_dir *tx, const struct envelope_dir *rx,
                    const struct transport_params *p, uint64_t now);
 
-/* envelope_wipe zeroes e, keys included. */
+/* envelope_wipe zeroes e, keys included, and frees what it owns. A
+ * wiped (or zeroed) envelope may be wiped again. */
 void envelope_wipe(struct envelope *e);
+
+/* envelope_move makes dst the envelope src was (what it owns goes with
+ * it) and wipes src. An envelope is never copied with `=`: two copies
+ * would share one heap block. */
+void envelope_move(struct envelope *dst, struct envelope *src);
+
+/* envelope_heap_bytes is the heap memory e owns besides sizeof *e:
+ * ENVELOPE_GCM_BYTES while an AES-256-GCM session holds its expanded keys,
+ * 0 otherwise (always 0 for ChaCha20-Poly1305). */
+size_t envelope_heap_bytes(const struct envelope *e);
 
 /* envelope_peek_sid removes the session-id mask of datagram d with the
  * server header key and stores the session id (0: a handshake message) in

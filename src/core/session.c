@@ -432,6 +432,7 @@ void session_free(struct session *s)
 		return;
 	mux_free(s->mux);
 	kcp_free(s->kcp);
+	envelope_wipe(&s->env); /* either role owns it: frees an AES session's keys */
 	if (s->ops->release)
 		s->ops->release(s);
 	sodium_memzero(s, sizeof *s);

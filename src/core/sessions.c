@@ -113,7 +113,7 @@ static void unlink_user(struct sessions *t, struct sessions_slot *s)
 
 static void release(struct sessions *t, struct sessions_slot *s)
 {
-	unlink_user(t, s);
+	unlink_user(t, s); /* s->env is its session's: the session wipes it */
 	sodium_memzero(s, sizeof *s);
 	t->free_ids[t->n_free++] = (uint32_t)(s - t->slots);
 }
@@ -126,8 +126,7 @@ int sessions_attach(struct sessions *t, uint64_t sid, struct envelope *env, void
 		return KS_ERR_CLOSED;
 	if (s->env || t->fresh_sid != sid)
 		return KS_ERR_STATE;
-	*env = t->fresh;
-	envelope_wipe(&t->fresh);
+	envelope_move(env, &t->fresh);
 	t->fresh_sid = 0;
 	s->env = env;
 	s->owner = owner;
@@ -243,7 +242,7 @@ static uint64_t new_sid(const struct rng_source *rng, uint32_t slot)
 static void fill(struct sessions *t, struct sessions_slot *s, const struct handshake_result *res,
                  const struct sessions_addr *from, uint64_t now)
 {
-	if (s->used) /* a superseded session of the same user */
+	if (s->used) /* a superseded session of the same user (its envelope is its own) */
 		unlink_user(t, s);
 	memset(s, 0, sizeof *s);
 	s->used = true;

@@ -44,6 +44,16 @@ static void pair_init(struct pair *p, uint64_t seed, uint8_t pad_mode, uint16_t 
 	tp.features = pair_features;
 	envelope_init(&p->cli, hdr, 0x0102030405060708ULL, &a, &b, &tp, 0);
 	envelope_init(&p->srv, hdr, 0x0102030405060708ULL, &b, &a, &tp, 0);
+	/* AES-256-GCM: the first two datagrams of an epoch take the one-shot
+	 * path, the rest the expanded keys, so every test crosses both */
+	p->cli.gcm_after = p->srv.gcm_after = 2;
+}
+
+/* Every pair ends here: an AES-256-GCM envelope owns its expanded keys. */
+static void pair_wipe(struct pair *p)
+{
+	envelope_wipe(&p->cli);
+	envelope_wipe(&p->srv);
 }
 
 static ssize_t seal(struct pair *p, const void *pl, size_t len, uint8_t *out)
@@ -85,6 +95,7 @@ static void round_trip_and_overhead(void **state)
 	n = envelope_seal(&p.srv, &p.rng, (const uint8_t *)msg, sizeof msg, d, sizeof d);
 	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 7, out, sizeof out, &rx), KS_ERR_AUTH);
 	assert_int_equal(envelope_open(&p.cli, d, (size_t)n, 7, out, sizeof out, &rx), sizeof msg);
+	pair_wipe(&p);
 }
 
 static void every_flipped_bit_is_refused(void **state)
@@ -108,6 +119,7 @@ static void every_flipped_bit_is_refused(void **state)
 	assert_int_equal(p.srv.opened, 0);
 	assert_int_equal(p.srv.rx_win.next, 0);
 	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), 7);
+	pair_wipe(&p);
 }
 
 static void truncation_and_extension_are_refused(void **state)
@@ -131,6 +143,7 @@ static void truncation_and_extension_are_refused(void **state)
 	        envelope_open(&p.srv, d, ENVELOPE_MAX_DATAGRAM + 1, 1, out, sizeof out, &rx),
 	        KS_ERR_PROTO);
 	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), 6);
+	pair_wipe(&p);
 }
 
 static void replays_are_refused(void **state)
@@ -162,6 +175,7 @@ static void replays_are_refused(void **state)
 	}
 	assert_int_equal(envelope_open(&p.srv, d[1], (size_t)n[1], 1, out, sizeof out, &rx),
 	                 KS_ERR_REPLAY);
+	pair_wipe(&p);
 }
 
 /* envelope_verify: a genuine copy verifies, without touching the window;
@@ -200,6 +214,7 @@ static void verify_checks_a_copy_without_the_window(void **state)
 	n = seal(&p, "next", 4, d);
 	assert_int_equal(envelope_verify(&p.srv, d, (size_t)n), 0);
 	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 2, out, sizeof out, &rx), 4);
+	pair_wipe(&p);
 }
 
 static void counter_limit_refuses_to_seal(void **state)
@@ -219,6 +234,7 @@ static void counter_limit_refuses_to_seal(void **state)
 	                 KS_ERR_LIMIT);
 	assert_true(p.cli.send_ctr == ENVELOPE_CTR_LIMIT);
 	assert_int_equal(envelope_status(&p.cli, 1, ENVELOPE_NOTHING_UNACKED), ENVELOPE_EXHAUSTED);
+	pair_wipe(&p);
 }
 
 static void forgery_limit_stops_opening(void **state)
@@ -235,6 +251,7 @@ static void forgery_limit_stops_opening(void **state)
 	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx),
 	                 KS_ERR_LIMIT);
 	assert_int_equal(envelope_status(&p.srv, 1, ENVELOPE_NOTHING_UNACKED), ENVELOPE_EXHAUSTED);
+	pair_wipe(&p);
 }
 
 static void status_reports_silence_and_rekey(void **state)
@@ -261,6 +278,7 @@ static void status_reports_silence_and_rekey(void **state)
 	p.cli.send_ctr = ENVELOPE_REKEY_AFTER_PACKETS;
 	assert_int_equal(envelope_status(&p.cli, 105000, ENVELOPE_NOTHING_UNACKED),
 	                 ENVELOPE_REKEY_DUE);
+	pair_wipe(&p);
 }
 
 static void too_big_is_refused(void **state)
@@ -276,6 +294,7 @@ static void too_big_is_refused(void **state)
 	assert_int_equal(envelope_seal(&p.cli, &p.rng, pl, 10, d, 41), KS_ERR_TOOBIG);
 	assert_int_equal(envelope_seal(&p.cli, &p.rng, pl, 10, d, 42), 42);
 	assert_int_equal(p.cli.send_ctr, 2);
+	pair_wipe(&p);
 }
 
 static void failed_open_changes_no_window(void **state)
@@ -295,6 +314,7 @@ static void failed_open_changes_no_window(void **state)
 	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, 3, &rx), KS_ERR_FULL);
 	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), 4);
 	assert_int_equal(p.srv.dropped, 2);
+	pair_wipe(&p);
 }
 
 static void bucket_padding_rounds_up(void **state)
@@ -314,6 +334,7 @@ static void bucket_padding_rounds_up(void **state)
 		assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx),
 		                 (ssize_t)len);
 	}
+	pair_wipe(&p);
 }
 
 /* One sealed datagram under fixed keys and prng, pinned byte for byte. */
@@ -336,6 +357,7 @@ static void sealed_datagram_is_pinned(void **state)
 	if (getenv("KAT_PRINT"))
 		printf("KAT_DGRAM %s\n", h);
 	assert_string_equal(h, KAT_DGRAM);
+	pair_wipe(&p);
 }
 
 /* The same datagram taken apart with libsodium calls only, following
@@ -368,6 +390,7 @@ static void datagram_opens_by_hand(void **state)
 	assert_int_equal(ptlen, (unsigned long long)n - 30);
 	assert_memory_equal(pt, "kcpsocks", 8);
 	assert_int_equal(pt[ptlen - 2] | pt[ptlen - 1] << 8, ptlen - 10);
+	pair_wipe(&p);
 }
 
 /* --- statistics over 10,000 datagrams ----------------------------------- */
@@ -443,6 +466,7 @@ static void rekey_needs_the_feature(void **state)
 	assert_true(p.cli.rekey);
 	assert_int_equal(ctr_limit(&p.cli), ENVELOPE_CTR_LIMIT_PHASED);
 	assert_true(TPARAMS_FEATURES & TPARAMS_FEAT_REKEY);
+	pair_wipe(&p);
 }
 
 /* Either side starts an epoch; data flows both ways across each switch,
@@ -498,6 +522,7 @@ static void rekey_started_by_either_side(void **state)
 	assert_int_equal(p.srv.epoch, 7);
 	assert_true(p.cli.confirmed && p.srv.confirmed);
 	assert_int_equal(p.srv.forgeries + p.cli.forgeries, 0);
+	pair_wipe(&p);
 }
 
 /* N: the sealer starts the next epoch by itself once N bytes went out
@@ -530,6 +555,7 @@ static void rekey_by_bytes_and_by_age(void **state)
 	assert_int_equal(
 	        envelope_status(&p.srv, now + 48ULL * 3600 * 1000, ENVELOPE_NOTHING_UNACKED),
 	        ENVELOPE_OK);
+	pair_wipe(&p);
 }
 
 /* Datagrams sealed under the old keys but delivered after the first one
@@ -572,6 +598,8 @@ static void rekey_reordering_and_grace(void **state)
 	assert_false(p.srv.have_prev);
 	assert_memory_equal(&p.srv.prev, zero, sizeof zero);
 	assert_false(contains(&p.srv, sizeof p.srv, k0));
+	if (p.srv.gcm_tx) /* AES: the block holds the current epoch's keys only */
+		assert_false(contains(p.srv.gcm_tx, envelope_heap_bytes(&p.srv), k0));
 	assert_int_equal(envelope_open(&p.srv, old[2], (size_t)n[2], now + ENVELOPE_REKEY_GRACE_MS,
 	                               out, sizeof out, &rx),
 	                 KS_ERR_AUTH);
@@ -582,6 +610,7 @@ static void rekey_reordering_and_grace(void **state)
 	/* The starter keeps its old receive keys until it hears the new
 	 * epoch: the server's old datagram, sealed before it followed, is
 	 * delivered late. */
+	pair_wipe(&p);
 	rk_init(&p, 64);
 	n[3] = envelope_seal(&p.srv, &p.rng, (const uint8_t *)"late", 4, old[3], sizeof old[3]);
 	assert_int_equal(envelope_rekey(&p.cli, now), 0);
@@ -592,6 +621,7 @@ static void rekey_reordering_and_grace(void **state)
 	        envelope_open(&p.cli, old[3], (size_t)n[3], now + 20, out, sizeof out, &rx), 4);
 	envelope_tick(&p.cli, now + 10 + ENVELOPE_REKEY_GRACE_MS);
 	assert_false(p.cli.have_prev);
+	pair_wipe(&p);
 }
 
 /* The starter hears nothing in its new epoch (all lost) while the peer,
@@ -623,6 +653,7 @@ static void rekey_follows_two_ahead(void **state)
 	rk_send(&p, &p.cli, &p.srv, 2, now);
 	assert_true(p.srv.confirmed);
 	assert_int_equal(p.cli.forgeries, 0);
+	pair_wipe(&p);
 }
 
 /* A forged datagram with either phase bit costs at most two AEADs and
@@ -650,6 +681,7 @@ static void rekey_phase_bit_is_authenticated(void **state)
 	n = envelope_seal(&p.cli, &p.rng, (const uint8_t *)"q", 1, d, sizeof d);
 	mask(m, ENVELOPE_HDR_LEN - ENVELOPE_SID_LEN, p.cli.tx.hp, d + ENVELOPE_HDR_LEN);
 	assert_int_equal((d[13] ^ m[5]) & 0x80, 0x80);
+	pair_wipe(&p);
 }
 
 static void sealed_bytes_look_uniform(void **state)
@@ -699,6 +731,7 @@ static void sealed_bytes_look_uniform(void **state)
 	assert_true(x_len < CHI2_64_P001);
 	for (int i = 0; i <= 64; i++)
 		assert_true(lens[i] > 0);
+	pair_wipe(&p);
 }
 
 /* --- AES-256-GCM (PROTOCOL.md secure layer 2.7) ------------------------- */
@@ -758,6 +791,7 @@ static void aes_needs_both_features(void **state)
 	pair_features = TPARAMS_FEAT_AES_GCM;
 	pair_init(&p, 70, TPARAMS_PAD_NONE, 0);
 	assert_false(p.cli.aes);
+	pair_wipe(&p);
 	pair_features = TPARAMS_FEAT_REKEY;
 	pair_init(&p, 70, TPARAMS_PAD_NONE, 0);
 	assert_false(p.cli.aes);
@@ -768,6 +802,7 @@ static void aes_needs_both_features(void **state)
 	                    "aes-256-gcm");
 	assert_true(TPARAMS_FEAT_AES_GCM == 1u << 6);
 	assert_false(TPARAMS_FEATURES & TPARAMS_FEAT_AES_GCM); /* opt-in only */
+	pair_wipe(&p);
 }
 
 /* The same layout as 2.1-2.3 with AES-256-GCM as the AEAD, taken apart by
@@ -809,6 +844,7 @@ static void aes_datagram_opens_by_hand(void **state)
 	assert_int_equal(ptlen, (unsigned long long)n - 30);
 	assert_memory_equal(pt, "kcpsocks", 8);
 	assert_int_equal(pt[ptlen - 2] | pt[ptlen - 1] << 8, ptlen - 10);
+	pair_wipe(&p);
 }
 
 /* Ends that disagree on the cipher cannot talk: nothing opens, and the
@@ -830,13 +866,16 @@ static void aes_and_chacha_do_not_mix(void **state)
 	tp.features = TPARAMS_FEAT_REKEY; /* the server without AES */
 	old = p.srv;                      /* envelope_init clears e before it reads the keys */
 	envelope_init(&p.srv, old.hdr, old.sid, &old.tx, &old.rx, &tp, 0);
+	envelope_wipe(&old); /* the copy holds the AES block: freed once, here */
 	assert_false(p.srv.aes);
+	assert_int_equal(envelope_heap_bytes(&p.srv), 0);
 	n = seal(&p, "x", 1, d);
 	assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx), KS_ERR_AUTH);
 	n = envelope_seal(&p.srv, &p.rng, (const uint8_t *)"y", 1, d, sizeof d);
 	assert_true(n > 0);
 	assert_int_equal(envelope_open(&p.cli, d, (size_t)n, 1, out, sizeof out, &rx), KS_ERR_AUTH);
 	assert_int_equal(p.cli.forgeries, 1);
+	pair_wipe(&p);
 }
 
 /* A session that agreed AES-256-GCM on a CPU without it (a caller that
@@ -859,12 +898,13 @@ static void aes_unavailable_refuses(void **state)
 	                 KS_ERR_UNSUPPORTED);
 	assert_int_equal(envelope_verify(&p.srv, d, ENVELOPE_MIN_LEN), KS_ERR_UNSUPPORTED);
 	assert_int_equal(p.srv.dropped, 2);
+	pair_wipe(&p);
 }
 
 /* Key phases under AES-256-GCM: each epoch's keys are expanded again, so a
  * datagram of epoch k opens only under epoch k's keys, and the nonce of a
  * counter never repeats under one key (the counter keeps running across
- * epochs; the key changes). */
+ * epochs; the key changes). The old epoch's block goes with it. */
 static void aes_rekey_expands_each_epoch(void **state)
 {
 	(void)state;
@@ -874,19 +914,137 @@ static void aes_rekey_expands_each_epoch(void **state)
 	if (aes_skip())
 		skip();
 	rk_init(&p, 73);
-	memcpy(&before, &p.cli.gcm_tx, sizeof before);
 	for (uint32_t i = 0; i < 4; i++)
 		rk_send(&p, &p.cli, &p.srv, i, 1);
+	assert_non_null(p.cli.gcm_tx);
+	assert_non_null(p.srv.gcm_rx);
+	assert_memory_equal(p.cli.gcm_tx, p.srv.gcm_rx, sizeof before);
+	memcpy(&before, p.cli.gcm_tx, sizeof before);
 	assert_int_equal(envelope_rekey(&p.cli, 2), 0);
-	assert_memory_not_equal(&before, &p.cli.gcm_tx, sizeof before);
+	assert_null(p.cli.gcm_tx);
 	for (uint32_t i = 0; i < 4; i++) {
 		rk_send(&p, &p.cli, &p.srv, 100 + i, 3);
 		rk_send(&p, &p.srv, &p.cli, 200 + i, 3);
 	}
 	assert_int_equal(p.srv.epoch, 1);
-	assert_memory_equal(&p.cli.gcm_tx, &p.srv.gcm_rx, sizeof before);
-	assert_memory_equal(&p.srv.gcm_tx, &p.cli.gcm_rx, sizeof before);
+	assert_non_null(p.cli.gcm_tx);
+	assert_non_null(p.srv.gcm_tx);
+	assert_memory_not_equal(&before, p.cli.gcm_tx, sizeof before);
+	assert_memory_equal(p.cli.gcm_tx, p.srv.gcm_rx, sizeof before);
+	assert_memory_equal(p.srv.gcm_tx, p.cli.gcm_rx, sizeof before);
 	assert_int_equal(p.cli.send_ctr, 8);
+	pair_wipe(&p);
+}
+
+/* Issue 19 (idle sessions): the expanded AES keys are not part of struct
+ * envelope. A ChaCha20-Poly1305 envelope owns no heap at all; an AES one
+ * gets one aligned block only once ENVELOPE_GCM_AFTER datagrams went
+ * through one epoch's keys (forgeries do not count), gives it up at the
+ * next epoch, and envelope_wipe frees it (twice is harmless). */
+static void aes_keys_only_while_busy(void **state)
+{
+	(void)state;
+	struct pair p;
+	uint8_t d[ENVELOPE_MAX_DATAGRAM], out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n;
+
+	/* no state inline: the window and the four key sets leave less room
+	 * than one expanded key would need */
+	assert_true(sizeof(struct envelope) < sizeof(struct replay) +
+	                                              4 * sizeof(struct envelope_dir) +
+	                                              crypto_aead_aes256gcm_statebytes());
+	assert_int_equal(ENVELOPE_GCM_BYTES % ENVELOPE_GCM_ALIGN, 0);
+	assert_true(ENVELOPE_GCM_STRIDE >= sizeof(crypto_aead_aes256gcm_state));
+	pair_features = TPARAMS_FEAT_REKEY;
+	pair_init(&p, 74, TPARAMS_PAD_NONE, 0);
+	for (uint32_t i = 0; i < 2 * ENVELOPE_GCM_AFTER; i++) {
+		rk_send(&p, &p.cli, &p.srv, i, 1);
+		rk_send(&p, &p.srv, &p.cli, i, 1);
+	}
+	assert_false(p.cli.aes);
+	assert_null(p.cli.gcm_tx);
+	assert_int_equal(envelope_heap_bytes(&p.cli), 0);
+	assert_int_equal(envelope_heap_bytes(&p.srv), 0);
+	pair_wipe(&p);
+	if (aes_skip())
+		return;
+	pair_features = TPARAMS_FEAT_AES_GCM | TPARAMS_FEAT_REKEY;
+	pair_init(&p, 74, TPARAMS_PAD_NONE, 0);
+	p.cli.gcm_after = p.srv.gcm_after = ENVELOPE_GCM_AFTER;
+	assert_true(p.cli.aes);
+	assert_int_equal(envelope_heap_bytes(&p.cli), 0); /* init allocates nothing */
+	n = seal(&p, "forged", 6, d);
+	d[n - 1] ^= 1;
+	for (int i = 0; i < 2 * ENVELOPE_GCM_AFTER; i++)
+		assert_int_equal(envelope_open(&p.srv, d, (size_t)n, 1, out, sizeof out, &rx),
+		                 KS_ERR_AUTH);
+	assert_int_equal(envelope_heap_bytes(&p.srv), 0);
+	for (uint32_t i = 1; i < ENVELOPE_GCM_AFTER; i++) /* one seal above */
+		rk_send(&p, &p.cli, &p.srv, i, 1);
+	assert_int_equal(envelope_heap_bytes(&p.cli), 0);
+	assert_int_equal(envelope_heap_bytes(&p.srv), 0);
+	rk_send(&p, &p.cli, &p.srv, 0, 1);
+	assert_int_equal(envelope_heap_bytes(&p.cli), ENVELOPE_GCM_BYTES);
+	assert_int_equal(envelope_heap_bytes(&p.srv), 0); /* the forged one did not open */
+	rk_send(&p, &p.cli, &p.srv, 0, 1);
+	assert_int_equal(envelope_heap_bytes(&p.srv), ENVELOPE_GCM_BYTES);
+	assert_int_equal((uintptr_t)p.cli.gcm_tx % ENVELOPE_GCM_ALIGN, 0);
+	assert_int_equal((uintptr_t)p.cli.gcm_rx % ENVELOPE_GCM_ALIGN, 0);
+	assert_ptr_equal((uint8_t *)p.cli.gcm_rx, (uint8_t *)p.cli.gcm_tx + ENVELOPE_GCM_STRIDE);
+	/* the next epoch drops the block on both sides */
+	assert_int_equal(envelope_rekey(&p.cli, 2), 0);
+	assert_int_equal(envelope_heap_bytes(&p.cli), 0);
+	rk_send(&p, &p.cli, &p.srv, 0, 2);
+	assert_int_equal(p.srv.epoch, 1);
+	assert_int_equal(envelope_heap_bytes(&p.srv), 0);
+	pair_wipe(&p);
+	assert_null(p.cli.gcm_tx);
+	assert_int_equal(envelope_heap_bytes(&p.cli), 0);
+	pair_wipe(&p);
+}
+
+/* With or without the block (the one-shot calls: before gcm_after, or
+ * when the allocation failed) an envelope seals the very same bytes,
+ * across an epoch too, and each opens the other's. */
+static void aes_block_or_not_the_same_bytes(void **state)
+{
+	(void)state;
+	struct pair p, q;
+	uint8_t dp[ENVELOPE_MAX_DATAGRAM], dq[ENVELOPE_MAX_DATAGRAM];
+	uint8_t out[ENVELOPE_MAX_DATAGRAM];
+	struct envelope_rx rx;
+	ssize_t n, m;
+
+	if (aes_skip())
+		skip();
+	rk_init(&p, 75);
+	rk_init(&q, 75);
+	p.cli.gcm_after = p.srv.gcm_after = 0;
+	q.cli.gcm_after = q.srv.gcm_after = UINT32_MAX;
+	for (uint32_t i = 0; i < 6; i++) {
+		if (i == 3) {
+			assert_int_equal(envelope_rekey(&p.cli, 5), 0);
+			assert_int_equal(envelope_rekey(&q.cli, 5), 0);
+		}
+		n = envelope_seal(&p.cli, &p.rng, (const uint8_t *)&i, sizeof i, dp, sizeof dp);
+		m = envelope_seal(&q.cli, &q.rng, (const uint8_t *)&i, sizeof i, dq, sizeof dq);
+		assert_true(n > 0);
+		assert_int_equal(n, m);
+		assert_memory_equal(dp, dq, (size_t)n);
+		assert_int_equal(envelope_open(&q.srv, dp, (size_t)n, 10, out, sizeof out, &rx),
+		                 sizeof i);
+		assert_int_equal(envelope_open(&p.srv, dq, (size_t)m, 10, out, sizeof out, &rx),
+		                 sizeof i);
+		rk_send(&q, &q.srv, &q.cli, 100 + i, 10);
+		rk_send(&p, &p.srv, &p.cli, 100 + i, 10);
+	}
+	assert_int_equal(q.srv.epoch, 1);
+	assert_int_equal(envelope_heap_bytes(&p.cli), ENVELOPE_GCM_BYTES);
+	assert_int_equal(envelope_heap_bytes(&q.cli), 0);
+	assert_int_equal(q.cli.forgeries + q.srv.forgeries, 0);
+	pair_wipe(&p);
+	pair_wipe(&q);
 }
 
 int main(void)
@@ -932,6 +1090,8 @@ int main(void)
 		AES_TEST(and_chacha_do_not_mix),
 		AES_TEST(unavailable_refuses),
 		AES_TEST(rekey_expands_each_epoch),
+		cmocka_unit_test_teardown(aes_keys_only_while_busy, aes_teardown),
+		AES_TEST(block_or_not_the_same_bytes),
 	};
 	if (sodium_init() < 0)
 		return 1;
