@@ -64,12 +64,12 @@ enum tparams_feature {
 	TPARAMS_FEAT_AES_GCM = 1u << 6,         /* envelope AEAD AES-256-GCM (secure layer 2.7) */
 	/* What this build speaks on every machine. */
 	TPARAMS_FEATURES = TPARAMS_FEAT_FAST_OPEN | TPARAMS_FEAT_DATAGRAM |
-	                   TPARAMS_FEAT_INSTANCE_ID | TPARAMS_FEAT_REKEY |
-	                   TPARAMS_FEAT_STREAM_DELIVERY,
-	/* What this build speaks only where the machine can: advertised when
-	 * the caller opts in (the I/O layer knows the CPU and the config),
-	 * never by default (handshake.h). */
-	TPARAMS_FEATURES_OPTIONAL = TPARAMS_FEAT_AES_GCM,
+	                   TPARAMS_FEAT_INSTANCE_ID | TPARAMS_FEAT_REKEY,
+	/* What this build speaks only where the machine can or the config
+	 * asks: advertised when the caller opts in (the I/O layer knows the
+	 * CPU and the config: cipher, stream_delivery), never by default
+	 * (handshake.h). */
+	TPARAMS_FEATURES_OPTIONAL = TPARAMS_FEAT_AES_GCM | TPARAMS_FEAT_STREAM_DELIVERY,
 };
 
 /* tparams_aes_gcm says whether a session that agreed features seals its

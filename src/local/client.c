@@ -1095,6 +1095,8 @@ int client_new_session(struct client *cl, struct session **out, session_output_f
 	}
 	transport_proposal(&cl->cfg->profile, &sc.proposal);
 	sc.proposal.features = cl->cipher_offer; /* AES-256-GCM, where this CPU has it */
+	if (cl->cfg->stream_delivery == CONFIG_STREAM_DELIVERY_ON)
+		sc.proposal.features |= TPARAMS_FEAT_STREAM_DELIVERY; /* offered (mux step 10) */
 	transport_local_of(&cl->cfg->profile, &sc.local);
 	transport_mux(&cl->cfg->profile, 0, &mc);
 	sc.server_pub = cl->cfg->server_public_key;

@@ -1084,6 +1084,8 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	idle_cap(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
 	/* AES-256-GCM is granted where this CPU has it (io/cipher.h). */
 	sc.table.def.features = cipher_offer(x->cfg->cipher, "server");
+	if (x->cfg->stream_delivery == CONFIG_STREAM_DELIVERY_ON)
+		sc.table.def.features |= TPARAMS_FEAT_STREAM_DELIVERY; /* accepted (mux step 10) */
 	transport_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
 	transport_local_of(&x->cfg->profile, &sc.local);
 	sc.mux = &mc;

@@ -138,6 +138,7 @@ struct setup {
 	uint32_t window;                   /* mux stream window both ends; 0: default */
 	struct transport_local local;      /* both ends' KCP policy; zero: engine defaults */
 	bool cli_aes, srv_aes;             /* the end offers AES-256-GCM (secure layer 2.7) */
+	bool sd; /* both ends offer per-stream delivery (stream_delivery = on) */
 };
 
 static void server_start(struct world *w) { assert_int_equal(server_new(&w->srv, &w->scfg), 0); }
@@ -177,6 +178,7 @@ static struct world *world_new(const struct setup *su)
 	if (su->tp)
 		*def = *su->tp;
 	def->features = su->srv_aes ? TPARAMS_FEAT_AES_GCM : 0;
+	def->features |= su->sd ? TPARAMS_FEAT_STREAM_DELIVERY : 0;
 	*min = *max = *def;
 	min->keepalive_ms = TPARAMS_KEEPALIVE_MIN_MS;
 	min->idle_timeout_ms = TPARAMS_IDLE_MIN_MS;
@@ -198,6 +200,7 @@ static struct world *world_new(const struct setup *su)
 	w->ccfg.user = &w->users[0];
 	w->ccfg.proposal = *def;
 	w->ccfg.proposal.features = su->cli_aes ? TPARAMS_FEAT_AES_GCM : 0;
+	w->ccfg.proposal.features |= su->sd ? TPARAMS_FEAT_STREAM_DELIVERY : 0;
 	if (su->keepalive_ms)
 		w->ccfg.proposal.keepalive_ms = su->keepalive_ms;
 	if (su->idle_ms)
@@ -1175,6 +1178,7 @@ struct bulk {
  * a daemon's relay does), and establishes its session. *tp is the
  * parameters' storage: it must outlive the world. */
 static bool old_client; /* profile_world: a client without per-stream delivery */
+static bool sd_on;      /* profile_world: both ends set stream_delivery = on */
 
 static struct world *profile_world(const char *name, const struct netsim_config *link,
                                    uint64_t seed, struct transport_params *tp)
@@ -1187,8 +1191,11 @@ static struct world *profile_world(const char *name, const struct netsim_config 
 	assert_non_null(pr);
 	transport_proposal(pr, tp);
 	transport_local_of(pr, &su.local);
-	/* SIM_NO_SD set: measure without per-stream delivery (docs/bench). */
-	su.local.no_stream_delivery = old_client || getenv("SIM_NO_SD");
+	/* Per-stream delivery is opt-in (stream_delivery = on): the tests that
+	 * measure it set sd_on; SIM_SD set: every run with it, SIM_NO_SD set:
+	 * none (docs/bench/concurrency.md). */
+	su.sd = (sd_on || getenv("SIM_SD")) && !getenv("SIM_NO_SD");
+	su.local.no_stream_delivery = old_client;
 	transport_mux(pr, 0, &mc);
 	su.window = mc.window;
 	w = world_new(&su);
@@ -1516,14 +1523,18 @@ static struct probes probe_run(const char *name, const struct netsim_config *lin
 	r.p50 = lat[nprobe / 2];
 	r.p99 = lat[(nprobe * 99) / 100];
 	r.max = lat[nprobe - 1];
-	print_message("%s, %zu bulk, loss %.0f%%, %u ms one way: %zu probes p50 %llu p99 %llu max "
-	              "%llu ms; bulk %.2f MB/s, fairness %.3f, cwnd %u, srtt %u, min rto %u, "
-	              "retx %llu timeout %llu fast\n",
-	              name, nbulk, link->loss * 100, link->delay_ms, nprobe,
-	              (unsigned long long)r.p50, (unsigned long long)r.p99,
-	              (unsigned long long)r.max, r.mbps, r.jain, st.kcp.cwnd, st.kcp.srtt,
-	              st.kcp.rto, (unsigned long long)st.kcp.seg_retx_timeout,
-	              (unsigned long long)st.kcp.seg_retx_fast);
+	print_message(
+	        "%s%s, %zu bulk, loss %.0f%%, %u ms one way: %zu probes p50 %llu p99 %llu max "
+	        "%llu ms; bulk %.2f MB/s, fairness %.3f, cwnd %u, srtt %u, min rto %u, "
+	        "retx %llu timeout %llu fast\n",
+	        name,
+	        session_params(w->cli)->features & TPARAMS_FEAT_STREAM_DELIVERY
+	                ? " (stream delivery)"
+	                : "",
+	        nbulk, link->loss * 100, link->delay_ms, nprobe, (unsigned long long)r.p50,
+	        (unsigned long long)r.p99, (unsigned long long)r.max, r.mbps, r.jain, st.kcp.cwnd,
+	        st.kcp.srtt, st.kcp.rto, (unsigned long long)st.kcp.seg_retx_timeout,
+	        (unsigned long long)st.kcp.seg_retx_fast);
 	world_free(w);
 	return r;
 }
@@ -1545,14 +1556,18 @@ static void test_conc_small_request(void **state)
 	struct probes p;
 
 	(void)state;
-	p = probe_run("default", &lo, 32, 16, 200, 15, 70);
-	assert_true(p.p99 <= rtt + FEED_QUEUE_MS + 3);
-	assert_true(p.jain >= 0.95);
-	assert_true(p.mbps >= 80);
-	if (getenv("SIM_LOSSY")) {
-		static const struct netsim_config l1 = LOOPBACK(0.01);
-		p = probe_run("default", &l1, 32, 32, 300, 30, 71);
-		p = probe_run("default", &l1, 0, 32, 300, 30, 72);
+	sd_on = true; /* with per-stream delivery, as with the default off */
+	for (int on = 1; on >= 0; on--) {
+		p = probe_run("default", &lo, 32, 16, 200, 15, 70);
+		assert_true(p.p99 <= rtt + FEED_QUEUE_MS + 3);
+		assert_true(p.jain >= 0.95);
+		assert_true(p.mbps >= 80);
+		if (getenv("SIM_LOSSY")) {
+			static const struct netsim_config l1 = LOOPBACK(0.01);
+			p = probe_run("default", &l1, 32, 32, 300, 30, 71);
+			p = probe_run("default", &l1, 0, 32, 300, 30, 72);
+		}
+		sd_on = false;
 	}
 }
 
@@ -1573,8 +1588,9 @@ static void test_stream_delivery_mixed_pair(void **state)
 		struct world *w;
 
 		old_client = old;
+		sd_on = true; /* both ends configured with stream_delivery = on */
 		w = profile_world("default", &l1, 80 + (uint64_t)old, &tp);
-		old_client = false;
+		old_client = sd_on = false;
 		cp = session_params(w->cli);
 		sp = session_params(server_session(w->srv, session_sid(w->cli)));
 		assert_non_null(cp);
