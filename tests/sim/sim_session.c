@@ -1305,10 +1305,12 @@ static void test_bulk_bottleneck(void **state)
  * is the one for it and is at least as fast as the default one. The
  * default profile sends thin flights twice (dup_thin), so a loss early in
  * slow start no longer cuts its window to a crawl (0.59 MB/s without, 4.7
- * with, seed 36); it survives and completes either way. With per-stream
- * delivery (one KCP message per segment, mux step 10) seed 36 meets such a
- * crawl again (0.49 MB/s; seeds 30-35: 5.1-5.8 MB/s on, 5.2-5.5 off), so
- * the run uses seed 30; the crawl is K7's, not the delivery's. */
+ * with, seed 36); it survives and completes either way. The run uses seed
+ * 30: before tune's defaults, per-stream delivery (then on by default)
+ * met such a crawl on seed 36 (0.49 MB/s). With those defaults seed 36
+ * no longer collapses with it (4.30 MB/s on, 5.54 off), but seed 34 crawls
+ * either way (0.53 MB/s): the send side's, not the delivery's
+ * (docs/bench/concurrency.md). */
 static void test_bulk_loss5(void **state)
 {
 	static const struct netsim_config loss5 = LOSS5;
@@ -1548,7 +1550,9 @@ static struct probes probe_run(const char *name, const struct netsim_config *lin
  * queue (KCP's window, held after slow start overshot). The bulk streams
  * keep the link's rate and share it fairly (Jain's index). With
  * SIM_LOSSY set (not in CI: 17 s) the same at 1% loss and 10 ms each way,
- * with and without bulk, for docs/bench/concurrency.md. */
+ * with and without bulk, for docs/bench/concurrency.md. Each with
+ * per-stream delivery (stream_delivery = on at both ends), then without
+ * (the default). */
 static void test_conc_small_request(void **state)
 {
 	static const struct netsim_config lo = LOOPBACK1;
