@@ -632,9 +632,12 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	cipher_count(&x->ciphers, session_params(s) ? session_params(s)->features : 0);
 	/* Rate-limited: one user's flood of inits must not flood the log. */
 	log_limited(
-	        LOG_LEVEL_INFO, "session %016llx of user %s established (wire version %u, %s%s)",
+	        LOG_LEVEL_INFO, "session %016llx of user %s established (wire version %u, %s%s%s)",
 	        (unsigned long long)sid, t->user, session_params(s) ? session_params(s)->wire : 0,
 	        tparams_cipher_name(session_params(s) ? session_params(s)->features : 0),
+	        session_params(s) && session_params(s)->features & TPARAMS_FEAT_STREAM_DELIVERY
+	                ? ", per-stream delivery"
+	                : "",
 	        session_params(s) && session_params(s)->wire < HANDSHAKE_WIRE_VERSION
 	                ? ", an older client: no fast open offered"
 	                : "");
