@@ -28,6 +28,7 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 static const char *const log_targets[] = { "stderr", "syslog", NULL };
 static const char *const lookups[] = { "fb", "files", "b", NULL }; /* config_resolver_lookups */
 static const char *const ciphers[] = { "auto", "chacha20", NULL }; /* enum config_cipher */
+static const char *const onoff[] = { "off", "on", NULL };          /* enum config_stream_delivery */
 
 #define OFF(f)    offsetof(struct config, f)
 #define UOFF(f)   offsetof(struct config_user, f)
@@ -67,6 +68,14 @@ const struct config_key config_keys[] = {
 	  "instructions (AES-NI) and the peer offers it too, else ChaCha20-Poly1305; chacha20: "
 	  "ChaCha20-Poly1305 always (AES-256-GCM never offered). The handshake itself is "
 	  "ChaCha20-Poly1305 either way" },
+	{ SEC_COMMON, "stream_delivery", T_ENUM, OFF(stream_delivery), NO_FLAG, 0, 0, onoff, "MODE",
+	  "off",
+	  "on or off. on: per-stream delivery: a lost datagram stalls only the streams whose data "
+	  "it carried, "
+	  "not every stream behind it. Used only when both ends set it on (the local daemon "
+	  "offers it, the server accepts it); off: one ordered byte stream, as before. Off by "
+	  "default: it shortens small requests under bulk at loss, but costs bulk throughput "
+	  "behind a congested bottleneck (docs/bench/concurrency.md)" },
 
 	{ SEC_LOCAL, "listen", T_ENDPOINT, OFF(local_listen), NO_FLAG, 0, 0, NULL, "HOST:PORT",
 	  "127.0.0.1:1080", "SOCKS5 listen address (TCP)" },

@@ -74,6 +74,13 @@ enum config_cipher {
 	CONFIG_CIPHER_CHACHA20, /* ChaCha20-Poly1305 only: never offer AES-256-GCM */
 };
 
+/* Per-stream delivery (docs/PROTOCOL.md mux step 10, K14): offered by a
+ * client, accepted by a server, only when on. */
+enum config_stream_delivery {
+	CONFIG_STREAM_DELIVERY_OFF, /* ordered byte stream (the default) */
+	CONFIG_STREAM_DELIVERY_ON,  /* offer / accept TPARAMS_FEAT_STREAM_DELIVERY */
+};
+
 /* Where the server looks names up (c-ares lookup orders). */
 enum config_resolver_lookups {
 	CONFIG_LOOKUPS_FB,    /* "fb": the hosts file, then DNS */
@@ -104,6 +111,8 @@ struct config {
 	uint32_t udp_queue_bytes;              /* per association, waiting for a lookup */
 	uint32_t udp_idle_timeout_ms;          /* an association silent this long ends */
 	enum config_cipher cipher;             /* envelope AEAD offered */
+	/* mux step 10: offered (local) / accepted (server) when on */
+	enum config_stream_delivery stream_delivery;
 
 	/* [local] */
 	struct config_endpoint local_listen;

@@ -140,23 +140,29 @@ static uint64_t dial_deadline(const struct session *s, uint64_t now, uint64_t d)
 /* --- the handshake ------------------------------------------------------------ */
 
 /* C1: arm a handshake attempt; its first init is due now. */
-static void arm_handshake(struct dial *c, uint64_t now)
+static void arm_handshake(struct session *s, uint64_t now)
 {
+	struct dial *c = s->dial;
+
 	c->hs_start = now;
 	c->hs_next = now;
 	c->hs_rto = SESSION_HS_RTO_MS;
 	/* The same values passed at creation, so this does not fail; if it
 	 * did, no init would go out and the attempt would time out. */
-	if (handshake_client_init(&c->hs, c->spub, &c->user, &c->proposal) != 0)
+	if (handshake_client_init(&c->hs, c->spub, &c->user, &c->proposal) != 0) {
 		c->hs_next = KS_NEVER;
-	else if (c->has_instance)
+		return;
+	}
+	if (s->local.no_stream_delivery)
+		c->hs.features &= ~(uint32_t)TPARAMS_FEAT_STREAM_DELIVERY;
+	if (c->has_instance)
 		handshake_client_set_instance(&c->hs, c->instance);
 }
 
 static void start_attempt(struct session *s, uint64_t now)
 {
 	s->state = SESSION_HANDSHAKING;
-	arm_handshake(s->dial, now);
+	arm_handshake(s, now);
 }
 
 /* C2: send a fresh init (a server never accepts the same one twice) and
@@ -293,7 +299,7 @@ static void probe(struct session *s, uint64_t now, uint64_t now_unix_ms)
 
 	if (c->probe == PROBE_NONE && (now >= silent_at(s) || now >= lc)) {
 		c->probe = PROBE_HANDSHAKE;
-		arm_handshake(c, now);
+		arm_handshake(s, now);
 	}
 	if (c->probe == PROBE_CONFIRM && now >= c->switch_at) {
 		res = c->pending;
@@ -307,7 +313,7 @@ static void probe(struct session *s, uint64_t now, uint64_t now_unix_ms)
 		return;
 	if (now >= after(c->hs_start, c->hs_timeout_ms)) {
 		s->st.hs_failed++;
-		arm_handshake(c, now);
+		arm_handshake(s, now);
 	}
 	if (now >= c->hs_next || now >= lc)
 		send_init(s, now, now_unix_ms);
@@ -583,7 +589,7 @@ void session_on_unreachable(struct session *s, uint64_t now)
 		c->hinted = true;
 		c->hint_at = now;
 		c->probe = PROBE_HANDSHAKE;
-		arm_handshake(c, now);
+		arm_handshake(s, now);
 	}
 	session_finish(s, now);
 }

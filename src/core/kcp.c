@@ -61,6 +61,7 @@ struct rseg {          /* receive window slot, index sn & rmask */
 	uint32_t len;
 	uint8_t frg;
 	bool present;
+	bool early; /* K14: handed up early; the ordered path skips it */
 };
 
 struct fentry {
@@ -129,6 +130,9 @@ struct kcp {
 	                      * NULL until an out-of-order arrival, and again
 	                      * once idle (trim_idle) */
 	uint32_t rep_head;
+	uint32_t *eq; /* owned ring of sn offered early (K14), eq_cap
+	               * long; NULL until an arrival above a hole */
+	uint32_t eq_head, eq_len, eq_cap;
 	uint64_t flush_gen; /* ACK flushes so far */
 	bool tell;          /* send WINS at the next flush */
 	uint32_t adv_wnd;   /* window in the last segment we sent */
@@ -215,6 +219,8 @@ int kcp_config_check(const struct kcp_config *c)
 	if (c->mtu < KCP_MTU_MIN || c->mtu > KCP_MTU_MAX || c->min_rto > KCP_RTO_MAX)
 		return KS_ERR_INVAL;
 	if (c->dead_link < 1 || c->dead_link > KCP_DEAD_LINK_MAX || c->resend > 0xffff)
+		return KS_ERR_INVAL;
+	if (c->early && c->stream)
 		return KS_ERR_INVAL;
 	return 0;
 }
@@ -577,6 +583,7 @@ void kcp_free(struct kcp *k)
 	free(k->acks);
 	free(k->obuf);
 	free(k->rep);
+	free(k->eq);
 	free(k);
 }
 
@@ -1476,6 +1483,11 @@ static void trim_idle(struct kcp *k)
 		k->rep = NULL;
 		k->rep_head = 0;
 	}
+	if (k->eq && !k->rpresent) {
+		free(k->eq); /* every offer is stale once nothing is held */
+		k->eq = NULL;
+		k->eq_head = k->eq_len = k->eq_cap = 0;
+	}
 	if (k->nbufs <= KCP_IDLE_BUFS && !grown)
 		return;
 	if (grown && !k->rpresent) {
@@ -1504,9 +1516,19 @@ static void consume(struct kcp *k)
 {
 	k->rcv_bytes -= rslot(k, k->rd_sn)->len - k->rd_off;
 	rslot(k, k->rd_sn)->present = false;
+	rslot(k, k->rd_sn)->early = false;
 	k->rpresent--;
 	k->rd_sn++;
 	k->rd_off = 0;
+}
+
+/* skip_early consumes the messages at the read point that were handed up
+ * early (K14), so the next ordered read starts at one that was not. Every
+ * change of rd_sn or rcv_nxt ends with it: rd_sn never rests on one. */
+static void skip_early(struct kcp *k)
+{
+	while (k->rd_sn != k->rcv_nxt && rslot(k, k->rd_sn)->early)
+		consume(k);
 }
 
 static size_t read_stream(struct kcp *k, uint8_t *out, size_t cap)
@@ -1564,6 +1586,7 @@ ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap)
 		if ((size_t)size > cap)
 			return KS_ERR_TOOBIG;
 		got = read_message(k, buf);
+		skip_early(k);
 	}
 	/* K8: a window that was closed has opened, or has grown by half the
 	 * receive window since we last advertised it: tell the peer rather than
@@ -1627,6 +1650,79 @@ static int check_seg(const struct kcp *k, const struct hdr *h)
 	return -1;
 }
 
+/* K14: early delivery. */
+
+/* offerable: sn is held above a hole as a whole message, not yet taken. */
+static bool offerable(const struct kcp *k, uint32_t sn)
+{
+	const struct rseg *r = rslot(k, sn);
+
+	return seq_gt(sn, k->rcv_nxt) && seq_lt(sn, k->rd_sn + k->cfg.rcv_wnd) && r->present &&
+	       !r->early && r->frg == 0;
+}
+
+/* eq_push remembers an arrival above a hole; a full ring forgets its
+ * oldest offer (that message is then delivered in order). */
+static void eq_push(struct kcp *k, uint32_t sn)
+{
+	if (!k->eq)
+		return;
+	if (k->eq_len == k->eq_cap) {
+		k->eq_head = (k->eq_head + 1) & (k->eq_cap - 1);
+		k->eq_len--;
+	}
+	k->eq[(k->eq_head + k->eq_len++) & (k->eq_cap - 1)] = sn;
+}
+
+static void eq_pop(struct kcp *k)
+{
+	k->eq_head = (k->eq_head + 1) & (k->eq_cap - 1);
+	k->eq_len--;
+}
+
+int kcp_early_peek(struct kcp *k, uint32_t *sn, const uint8_t **data, size_t *len)
+{
+	while (k->eq_len && !offerable(k, k->eq[k->eq_head]))
+		eq_pop(k);
+	if (!k->eq_len)
+		return KS_ERR_AGAIN;
+	*sn = k->eq[k->eq_head];
+	*data = rslot(k, *sn)->data;
+	*len = rslot(k, *sn)->len;
+	return 0;
+}
+
+void kcp_early_done(struct kcp *k, bool taken)
+{
+	struct rseg *r;
+
+	if (!k->eq_len)
+		return;
+	r = rslot(k, k->eq[k->eq_head]);
+	if (taken && offerable(k, k->eq[k->eq_head])) {
+		r->early = true;
+		k->st.seg_early++;
+		r->len = 0; /* it counts nothing when it comes into order */
+		drop_buf(k, &r->data);
+	}
+	eq_pop(k);
+}
+
+/* eq_ensure gives an early engine its offer ring before the first arrival
+ * above a hole; failing, nothing has changed. */
+static int eq_ensure(struct kcp *k)
+{
+	uint32_t cap = ring_full(k->cfg.rcv_wnd);
+
+	if (!k->cfg.early || k->eq)
+		return 0;
+	k->eq = malloc((size_t)cap * sizeof *k->eq);
+	if (!k->eq)
+		return KS_ERR_NOMEM;
+	k->eq_cap = cap;
+	return 0;
+}
+
 /* will_store: a PUSH with this sn is new and inside the receive window. */
 static bool will_store(const struct kcp *k, uint32_t sn)
 {
@@ -1664,6 +1760,9 @@ static int validate(struct kcp *k, const uint8_t *dgram, size_t len)
 			return KS_ERR_NOMEM;
 		if (h.cmd == KCP_CMD_PUSH && will_store(k, h.sn) &&
 		    ensure_buf(k, &rslot(k, h.sn)->data) != 0)
+			return KS_ERR_NOMEM;
+		if (h.cmd == KCP_CMD_PUSH && h.sn != k->rcv_nxt && will_store(k, h.sn) &&
+		    eq_ensure(k) != 0)
 			return KS_ERR_NOMEM;
 	}
 	return 0;
@@ -1724,11 +1823,16 @@ static void apply_push(struct kcp *k, const struct hdr *h)
 	k->rpresent++;
 	k->acks_new += h->len;
 	k->st.seg_recv++;
-	if (h->sn != k->rcv_nxt)
+	r->early = false;
+	if (h->sn != k->rcv_nxt) {
 		remember_ooo(k, h->sn, h->ts);
+		if (h->frg == 0)
+			eq_push(k, h->sn);
+	}
 	while (seq_lt(k->rcv_nxt, k->rd_sn + k->cfg.rcv_wnd) && k->rcv_nxt - k->rd_sn <= k->rmask &&
 	       rslot(k, k->rcv_nxt)->present)
 		k->rcv_bytes += rslot(k, k->rcv_nxt++)->len;
+	skip_early(k);
 }
 
 /* cross marks the live segments that an ACK for maxack skipped for the
@@ -1930,6 +2034,7 @@ size_t kcp_mem_bytes(const struct kcp *k)
 	n += (size_t)(k->rmask + 1) * sizeof *k->r;
 	n += (size_t)k->ackcap * sizeof *k->acks;
 	n += k->rep ? KCP_ACK_REPEAT_SLOTS * sizeof *k->rep : 0;
+	n += (size_t)k->eq_cap * sizeof *k->eq;
 	n += k->obuf ? k->cfg.mtu : 0;
 	return n + k->nbufs * k->mss;
 }
@@ -1987,6 +2092,8 @@ static bool check_recv(const struct kcp *k)
 		uint32_t sn = k->rd_sn + i;
 		const struct rseg *r = rslot(k, sn);
 		if (i < used && (!r->present || r->len > k->mss))
+			return false;
+		if (r->early && (!r->present || r->len || (i == 0 && used)))
 			return false;
 		if ((i == used || i >= k->cfg.rcv_wnd) && r->present)
 			return false;

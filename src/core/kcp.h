@@ -77,6 +77,10 @@ struct kcp_config {
 	                        carries copies of older unacknowledged segments
 	                        in its spare room, when the flight is thin (at
 	                        most KCP_BUNDLE_FLIGHT segments); local */
+	bool early;          /* [false] message mode only: a one-segment
+	                        message that arrives above a hole is also
+	                        offered at once (kcp_early_peek); nothing on
+	                        the wire changes (per-stream delivery, K14) */
 	uint32_t initial_sn; /* [0] first sn sent and expected (both peers) */
 };
 
@@ -124,6 +128,7 @@ struct kcp_stats {
 	uint64_t rto_stall_deferred;        /* RTO expiries deferred because the
 	                                       caller had not run for a while:
 	                                       their ACKs may wait unread (K4) */
+	uint64_t seg_early;                 /* K14 messages taken early */
 	uint64_t dropped[KCP_DROP_REASONS]; /* whole datagrams, by reason */
 	/* gauges */
 	uint32_t srtt, rttvar, rto; /* ms */
@@ -193,6 +198,24 @@ KS_MUST_CHECK ssize_t kcp_recv(struct kcp *k, void *buf, size_t cap);
 /* kcp_peek_size returns the size of the next whole message (message mode) or
  * the bytes readable now (stream mode), or KS_ERR_AGAIN. */
 ssize_t kcp_peek_size(const struct kcp *k);
+
+/* Early delivery (K14, cfg.early). A message of one segment (frg 0) that
+ * arrives while an earlier sn is still missing is offered through
+ * kcp_early_peek, oldest arrival first. The caller either takes it
+ * (kcp_early_done(k, true): the engine forgets the payload and the ordered
+ * path skips that message when the hole fills) or leaves it
+ * (kcp_early_done(k, false): kcp_recv returns it in order, as without the
+ * option). ACKs, una, the window and the receive memory bound are exactly
+ * as without the option; only the moment data is handed up changes.
+ *
+ * kcp_early_peek sets *sn, and *data and *len to a view of the payload valid
+ * until the next call on the engine, and returns 0; KS_ERR_AGAIN when
+ * nothing is offered (always, without cfg.early). */
+KS_MUST_CHECK int kcp_early_peek(struct kcp *k, uint32_t *sn, const uint8_t **data, size_t *len);
+
+/* kcp_early_done answers the offer kcp_early_peek made last (no-op if
+ * none): taken or left for the ordered path. */
+void kcp_early_done(struct kcp *k, bool taken);
 
 /* kcp_input hands the engine one received datagram (borrowed for the call).
  * The whole datagram is validated first; if any segment is malformed

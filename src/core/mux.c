@@ -52,6 +52,11 @@ enum ev_flag {
 	EVF_RESET = 32,
 };
 
+/* A byte range [start, end) of a stream received above a gap (step 10). */
+struct ival {
+	uint64_t start, end;
+};
+
 struct stream {
 	uint32_t id;
 	uint8_t ctl;        /* CTL_* due */
@@ -73,12 +78,17 @@ struct stream {
 	uint64_t rx_off;    /* DATA bytes received */
 	uint64_t rx_read;   /* DATA bytes read by the application */
 	uint64_t rx_limit;  /* our grant as sent, as an absolute offset */
-	uint32_t win;       /* our receive window, chosen when announced (4.5);
-	                     * 0 on a server stream not yet replied */
-	uint32_t deficit;   /* round-robin budget left this turn */
-	struct link ctl_l;  /* on mux.ctl while ctl != 0 */
-	struct link act_l;  /* on mux.fresh or mux.act while it has DATA and credit */
-	struct link ev_l;   /* on mux.evq while ev != 0 */
+	struct ival *ooo;   /* owned: MUX_OOO_MAX ranges above rx_off, sorted,
+	                     * apart; NULL while none (step 10) */
+	uint8_t nooo;
+	bool fin_at_rcvd; /* FIN_AT arrived: the stream ends at fin_at */
+	uint64_t fin_at;
+	uint32_t win;      /* our receive window, chosen when announced (4.5);
+	                    * 0 on a server stream not yet replied */
+	uint32_t deficit;  /* round-robin budget left this turn */
+	struct link ctl_l; /* on mux.ctl while ctl != 0 */
+	struct link act_l; /* on mux.fresh or mux.act while it has DATA and credit */
+	struct link ev_l;  /* on mux.evq while ev != 0 */
 };
 
 struct rst_entry {
@@ -91,6 +101,7 @@ struct mux {
 	enum mux_role role;
 	struct mux_config cfg;
 	int err; /* sticky session error, 0 while healthy */
+	bool sd; /* per-stream delivery: DATA_AT, early input (step 10) */
 	size_t mem;
 	uint64_t committed; /* rx_max of every stream held, summed (step 4.5) */
 
@@ -158,10 +169,12 @@ static void ring_peek(const struct ring *r, struct iovec v[2])
 	v[1] = (struct iovec){ .iov_base = r->buf, .iov_len = r->len - first };
 }
 
-/* ring_reserve makes room for n more bytes without passing max. */
-static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
+/* ring_grow makes the ring hold want bytes from its head without passing
+ * max, keeping the first keep of them (keep >= len: bytes placed above a
+ * gap, step 10). */
+static int ring_grow(struct mux *m, struct ring *r, size_t keep, size_t want, size_t max)
 {
-	size_t want = r->len + n, cap = r->cap ? r->cap : MUX_RING_INITIAL;
+	size_t cap = r->cap ? r->cap : MUX_RING_INITIAL;
 	uint8_t *nb;
 
 	if (want <= r->cap)
@@ -174,13 +187,11 @@ static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 	nb = malloc(cap);
 	if (!nb)
 		return KS_ERR_NOMEM;
-	if (r->len > 0) { /* the bytes move as the ring's one or two spans */
-		struct iovec v[2];
+	if (keep > 0) { /* the kept bytes move as one or two spans */
+		size_t first = min_size(keep, r->cap - r->head);
 
-		ring_peek(r, v);
-		memcpy(nb, v[0].iov_base, v[0].iov_len);
-		if (v[1].iov_len)
-			memcpy(nb + v[0].iov_len, v[1].iov_base, v[1].iov_len);
+		memcpy(nb, r->buf + r->head, first);
+		memcpy(nb + first, r->buf, keep - first);
 	}
 	free(r->buf);
 	m->mem = m->mem - r->cap + cap;
@@ -188,6 +199,21 @@ static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
 	r->cap = cap;
 	r->head = 0;
 	return 0;
+}
+
+/* ring_reserve makes room for n more bytes without passing max. */
+static int ring_reserve(struct mux *m, struct ring *r, size_t n, size_t max)
+{
+	return ring_grow(m, r, r->len, r->len + n, max);
+}
+
+/* ring_put_at writes n bytes pos bytes after the head; len is unchanged. */
+static void ring_put_at(struct ring *r, size_t pos, const uint8_t *p, size_t n)
+{
+	size_t at = (r->head + pos) % r->cap, first = min_size(n, r->cap - at);
+
+	memcpy(r->buf + at, p, first);
+	memcpy(r->buf, p + first, n - first);
 }
 
 static void ring_put(struct ring *r, const uint8_t *p, size_t n)
@@ -222,13 +248,13 @@ static void ring_take(struct mux *m, struct ring *r, uint8_t *out, size_t n)
 		ring_release(m, r);
 }
 
-/* ring_drop is ring_take without the copy: the first n bytes are gone. */
-static void ring_drop(struct mux *m, struct ring *r, size_t n)
+/* ring_skip is ring_get without the copy: the first n bytes are gone. The
+ * caller decides whether an empty ring goes (a receive ring may still hold
+ * bytes above a gap, step 10). */
+static void ring_skip(struct ring *r, size_t n)
 {
 	r->head = (r->head + n) % r->cap;
 	r->len -= n;
-	if (r->len == 0)
-		ring_release(m, r);
 }
 
 static void ring_release(struct mux *m, struct ring *r)
@@ -254,6 +280,8 @@ static const struct frame_rule rules[] = {
 	[MUX_WINDOW] = { 4, 4, false },
 	[MUX_PING] = { 8, 8, true },
 	[MUX_PONG] = { 8, 8, true },
+	[MUX_DATA_AT] = { MUX_OFFSET_LEN + 1, MUX_FRAME_PAYLOAD_MAX, false },
+	[MUX_FIN_AT] = { MUX_OFFSET_LEN, MUX_OFFSET_LEN, false },
 };
 
 int mux_frame_encode(struct wr *w, const struct mux_frame *f)
@@ -273,7 +301,7 @@ static int hdr_check(const struct mux_frame *f)
 {
 	const struct frame_rule *r;
 
-	if (f->type < MUX_OPEN || f->type > MUX_PONG || f->flags != 0)
+	if (f->type < MUX_OPEN || f->type > MUX_FIN_AT || f->flags != 0)
 		return KS_ERR_PROTO;
 	r = &rules[f->type];
 	if (f->len < r->min || f->len > r->max)
@@ -374,10 +402,21 @@ int mux_new(struct mux **out, enum mux_role role, const struct mux_config *cfg)
 	return 0;
 }
 
+static void ooo_release(struct mux *m, struct stream *s)
+{
+	if (!s->ooo)
+		return;
+	free(s->ooo);
+	s->ooo = NULL;
+	s->nooo = 0;
+	m->mem -= MUX_OOO_MAX * sizeof(struct ival);
+}
+
 static void stream_destroy(struct mux *m, struct stream *s)
 {
 	ring_release(m, &s->tx);
 	ring_release(m, &s->rx);
+	ooo_release(m, s);
 	m->committed -= rx_max(m, s); /* step 4.5: the budget comes back */
 	m->mem -= s->hello_len + sizeof *s;
 	free(s->hello);
@@ -721,9 +760,122 @@ static int on_data(struct mux *m, struct stream *s, const struct mux_frame *f)
 	return 0;
 }
 
+/* --- per-stream delivery (step 10) ---------------------------------------- */
+
+/* ooo_add records [off, end) above rx_off, merged with a neighbour it
+ * touches; the caller checked that it overlaps none. */
+static int ooo_add(struct mux *m, struct stream *s, uint64_t off, uint64_t end)
+{
+	uint8_t i = 0;
+
+	if (!s->ooo) {
+		if (!(s->ooo = malloc(MUX_OOO_MAX * sizeof *s->ooo)))
+			return KS_ERR_NOMEM;
+		m->mem += MUX_OOO_MAX * sizeof *s->ooo;
+	}
+	while (i < s->nooo && s->ooo[i].end < off)
+		i++;
+	if (i < s->nooo && s->ooo[i].end == off) {
+		s->ooo[i].end = end;
+		if (i + 1 < s->nooo && s->ooo[i + 1].start == end) {
+			s->ooo[i].end = s->ooo[i + 1].end;
+			s->nooo--;
+			memmove(&s->ooo[i + 1], &s->ooo[i + 2], (s->nooo - i - 1) * sizeof *s->ooo);
+		}
+		return 0;
+	}
+	if (i < s->nooo && s->ooo[i].start == end) {
+		s->ooo[i].start = off;
+		return 0;
+	}
+	if (s->nooo == MUX_OOO_MAX)
+		return KS_ERR_PROTO; /* mux_input_early made sure of room */
+	memmove(&s->ooo[i + 1], &s->ooo[i], (s->nooo - i) * sizeof *s->ooo);
+	s->ooo[i] = (struct ival){ off, end };
+	s->nooo++;
+	return 0;
+}
+
+/* ooo_advance moves rx_off over the ranges that now continue it. */
+static void ooo_advance(struct mux *m, struct stream *s)
+{
+	while (s->nooo && s->ooo[0].start == s->rx_off) {
+		s->rx_off = s->ooo[0].end;
+		s->nooo--;
+		memmove(&s->ooo[0], &s->ooo[1], s->nooo * sizeof *s->ooo);
+	}
+	if (!s->nooo)
+		ooo_release(m, s);
+}
+
+/* data_at_check: step 10.2. Bytes inside our grant, never received before;
+ * in order (mux_input) they continue the stream exactly. */
+static int data_at_check(const struct stream *s, uint64_t off, size_t n, bool early)
+{
+	if (s->fin_rcvd || off < s->rx_off || off > s->rx_limit || n > s->rx_limit - off)
+		return KS_ERR_PROTO;
+	if (s->fin_at_rcvd && off + n > s->fin_at)
+		return KS_ERR_PROTO;
+	if (!early && off != s->rx_off)
+		return KS_ERR_PROTO;
+	for (uint8_t i = 0; i < s->nooo; i++)
+		if (off < s->ooo[i].end && s->ooo[i].start < off + n)
+			return KS_ERR_PROTO;
+	return 0;
+}
+
+static int on_fin(struct mux *m, struct stream *s);
+
+/* on_data_at: step 10.2; the bytes go into the receive ring at their
+ * offset, which the grant bounds as it bounds DATA. */
+static int on_data_at(struct mux *m, struct stream *s, const struct mux_frame *f, bool early)
+{
+	struct rd r = rd_init(f->payload, f->len);
+	uint64_t off = 0, hi;
+	size_t n;
+	int rc;
+
+	rd_u64be(&r, &off);
+	n = rd_left(&r);
+	rc = data_at_check(s, off, n, early);
+	if (rc < 0)
+		return rc;
+	hi = s->nooo ? s->ooo[s->nooo - 1].end : s->rx_off;
+	rc = ring_grow(m, &s->rx, (size_t)(hi - s->rx_read),
+	               (size_t)((off + n > hi ? off + n : hi) - s->rx_read), rx_max(m, s));
+	if (rc < 0)
+		return rc == KS_ERR_FULL ? KS_ERR_PROTO : rc;
+	ring_put_at(&s->rx, (size_t)(off - s->rx_read), r.p, n);
+	if (off != s->rx_off)
+		return ooo_add(m, s, off, off + n);
+	s->rx_off += n;
+	ooo_advance(m, s);
+	s->rx.len = (size_t)(s->rx_off - s->rx_read);
+	event_raise(m, s, EVF_READABLE);
+	if (s->fin_at_rcvd && s->rx_off == s->fin_at)
+		return on_fin(m, s);
+	return 0;
+}
+
+/* on_fin_at: step 10.2, the end of the stream at its final offset; the
+ * FIN takes effect once every byte before it is here. */
+static int on_fin_at(struct mux *m, struct stream *s, const struct mux_frame *f)
+{
+	struct rd r = rd_init(f->payload, f->len);
+	uint64_t end = 0, hi = s->nooo ? s->ooo[s->nooo - 1].end : s->rx_off;
+
+	rd_u64be(&r, &end);
+	if (s->fin_rcvd || s->fin_at_rcvd || end < hi || end > s->rx_limit)
+		return KS_ERR_PROTO;
+	s->fin_at_rcvd = true;
+	s->fin_at = end;
+	return s->rx_off == end ? on_fin(m, s) : 0;
+}
+
 static int on_fin(struct mux *m, struct stream *s)
 {
-	if (s->fin_rcvd)
+	/* Step 8: FIN is ordered, so every byte before it has arrived. */
+	if (s->fin_rcvd || s->nooo)
 		return KS_ERR_PROTO;
 	s->fin_rcvd = true;
 	s->ctl &= (uint8_t)~CTL_WINDOW; /* no more DATA will come */
@@ -739,6 +891,7 @@ static void on_rst(struct mux *m, struct stream *s, const struct mux_frame *f)
 	rd_u8(&r, &s->reason);
 	ring_release(m, &s->tx);
 	ring_release(m, &s->rx);
+	ooo_release(m, s);
 	list_del(&s->ctl_l);
 	list_del(&s->act_l);
 	s->ctl = 0;
@@ -806,8 +959,10 @@ static int dispatch(struct mux *m, const struct mux_frame *f, uint64_t now)
 		return KS_ERR_PROTO;
 	switch (f->type) {
 	case MUX_REPLY: return on_reply(m, s, f);
-	case MUX_DATA: return on_data(m, s, f);
-	case MUX_FIN: return on_fin(m, s);
+	case MUX_DATA: return m->sd ? KS_ERR_PROTO : on_data(m, s, f);
+	case MUX_DATA_AT: return m->sd ? on_data_at(m, s, f, false) : KS_ERR_PROTO;
+	case MUX_FIN: return m->sd ? KS_ERR_PROTO : on_fin(m, s);
+	case MUX_FIN_AT: return m->sd ? on_fin_at(m, s, f) : KS_ERR_PROTO;
 	case MUX_RST: on_rst(m, s, f); return 0;
 	case MUX_WINDOW: return on_window(m, s, f);
 	}
@@ -875,6 +1030,80 @@ int mux_input(struct mux *m, const uint8_t *data, size_t len, uint64_t now)
 			m->err = rc;
 	}
 	return m->err;
+}
+
+void mux_stream_delivery(struct mux *m) { m->sd = true; }
+
+/* early_ok: step 10.3, a frame that may be applied before the frames sent
+ * ahead of it: DATA_AT, FIN_AT or WINDOW of a stream that is here and past
+ * its REPLY (client; `replied` says the message's earlier frames had it),
+ * with room for the ranges nframes more DATA_AT add; or (client) the REPLY
+ * of a stream whose OPEN went out. */
+static bool early_ok(const struct mux *m, const struct mux_frame *f, size_t nframes, bool replied)
+{
+	const struct stream *s;
+
+	if (f->type != MUX_DATA_AT && f->type != MUX_FIN_AT && f->type != MUX_WINDOW &&
+	    f->type != MUX_REPLY)
+		return false;
+	if (!known_id(m, f->id) || !(s = tab_get(m, f->id)) || s->dead)
+		return false;
+	if (f->type == MUX_REPLY)
+		return m->role == MUX_CLIENT && !s->replied && !replied && !(s->ctl & CTL_OPEN);
+	if (m->role == MUX_CLIENT && !s->replied && !replied)
+		return false;
+	return f->type != MUX_DATA_AT || s->nooo + nframes <= MUX_OOO_MAX;
+}
+
+/* early_replied says whether a REPLY for id is among the n frames at data. */
+static bool early_replied(const uint8_t *data, size_t n, uint32_t id)
+{
+	struct mux_frame f;
+	ssize_t k;
+
+	for (size_t off = 0; off < n; off += (size_t)k)
+		if ((k = mux_frame_decode(data + off, n - off, &f)) > 0 && f.type == MUX_REPLY &&
+		    f.id == id)
+			return true;
+	return false;
+}
+
+int mux_input_early(struct mux *m, const uint8_t *data, size_t len, uint64_t now)
+{
+	struct mux_frame f;
+	size_t off, nframes = 0;
+	ssize_t n;
+	int rc = 0;
+
+	(void)now;
+	if (m->err || !m->sd || m->asm_len || len == 0)
+		return m->err;
+	/* Whole frames only, every one of them takeable, or none is taken. */
+	for (off = 0; off < len; off += (size_t)n, nframes++)
+		if ((n = mux_frame_decode(data + off, len - off, &f)) < 0)
+			return 0;
+	for (off = 0; off < len; off += (size_t)n) {
+		n = mux_frame_decode(data + off, len - off, &f);
+		if (!early_ok(m, &f, nframes, early_replied(data, off, f.id)))
+			return 0;
+	}
+	for (off = 0; off < len && rc == 0; off += (size_t)n) {
+		struct stream *s;
+
+		n = mux_frame_decode(data + off, len - off, &f);
+		s = tab_get(m, f.id);
+		if (f.type == MUX_DATA_AT)
+			rc = on_data_at(m, s, &f, true);
+		else if (f.type == MUX_FIN_AT)
+			rc = on_fin_at(m, s, &f);
+		else if (f.type == MUX_REPLY)
+			rc = on_reply(m, s, &f);
+		else
+			rc = on_window(m, s, &f);
+	}
+	if (rc < 0)
+		return m->err = rc;
+	return 1;
 }
 
 /* --- output (step 5) ------------------------------------------------------- */
@@ -990,7 +1219,11 @@ static bool emit_stream_ctl(struct mux *m, struct stream *s, struct wr *w)
 		s->rx_limit += inc;
 	}
 	if (s->ctl & CTL_FIN) {
-		if (!put_frame(w, MUX_FIN, s->id, NULL, 0))
+		uint8_t b[MUX_OFFSET_LEN];
+		struct wr bw = wr_init(b, sizeof b);
+
+		wr_u64be(&bw, s->tx_off); /* step 10.2: FIN_AT, the final offset */
+		if (!put_frame(w, m->sd ? MUX_FIN_AT : MUX_FIN, s->id, b, m->sd ? sizeof b : 0))
 			return false;
 		s->ctl &= (uint8_t)~CTL_FIN;
 		s->fin_sent = true;
@@ -1018,17 +1251,25 @@ static bool emit_data_one(struct mux *m, struct wr *w)
 {
 	struct link *head = list_empty(&m->fresh) ? m->act.next : m->fresh.next;
 	struct stream *s = CONTAINER(head, struct stream, act_l);
-	size_t want, n;
+	size_t want, n, hdr = MUX_HDR_LEN + (m->sd ? MUX_OFFSET_LEN : 0);
 
 	if (s->deficit == 0)
 		s->deficit = m->cfg.quantum;
+
 	want = min_size(min_size(s->tx.len, (size_t)credit(s)), s->deficit);
-	if (wr_room(w) <= MUX_HDR_LEN)
+	want = min_size(want, MUX_FRAME_PAYLOAD_MAX + MUX_HDR_LEN - hdr);
+	if (wr_room(w) <= hdr)
 		return false;
-	n = min_size(want, wr_room(w) - MUX_HDR_LEN);
+	n = min_size(want, wr_room(w) - hdr);
 	if (n < want && n < MUX_SPLIT_MIN)
 		return false;
-	put_hdr(w, MUX_DATA, s->id, n); /* the payload is copied from the ring */
+	/* the payload is copied from the ring */
+	if (m->sd) {
+		put_hdr(w, MUX_DATA_AT, s->id, MUX_OFFSET_LEN + n);
+		wr_u64be(w, s->tx_off);
+	} else {
+		put_hdr(w, MUX_DATA, s->id, n);
+	}
 	ring_take(m, &s->tx, w->p, n);
 	w->p += n;
 	s->tx_off += n;
@@ -1168,6 +1409,8 @@ static ssize_t rx_end(struct mux *m, struct stream *s)
  * window moves and credit goes back (steps 4.3, 4.5.3). */
 static void rx_taken(struct mux *m, struct stream *s, size_t n)
 {
+	if (s->rx.len == 0 && !s->nooo)
+		ring_release(m, &s->rx); /* bytes above a gap stay (step 10) */
 	s->rx_read += n;
 	rebalance(m, s);
 	grant_check(m, s);
@@ -1185,7 +1428,7 @@ ssize_t mux_stream_read(struct mux *m, uint32_t id, void *buf, size_t cap)
 	if (s->rx.len == 0)
 		return rx_end(m, s);
 	n = min_size(cap, s->rx.len);
-	ring_take(m, &s->rx, buf, n);
+	ring_get(&s->rx, buf, n);
 	rx_taken(m, s, n);
 	return (ssize_t)n;
 }
@@ -1212,7 +1455,7 @@ int mux_stream_consume(struct mux *m, uint32_t id, size_t n)
 		return KS_ERR_INVAL;
 	if (n == 0)
 		return (int)rx_end(m, s);
-	ring_drop(m, &s->rx, n);
+	ring_skip(&s->rx, n);
 	rx_taken(m, s, n);
 	return 0;
 }

@@ -66,15 +66,20 @@ enum {
 };
 
 enum mux_frame_type {
-	MUX_OPEN = 1,   /* client -> server: u32be window, SOCKS5 request */
-	MUX_REPLY = 2,  /* server -> client: u32be window, SOCKS5 reply */
-	MUX_DATA = 3,   /* stream bytes, 1..MUX_FRAME_PAYLOAD_MAX */
-	MUX_FIN = 4,    /* no more DATA in this direction; empty */
-	MUX_RST = 5,    /* abort the stream; u8 reason */
-	MUX_WINDOW = 6, /* u32be credit increment, > 0 */
-	MUX_PING = 7,   /* stream id 0; u64be opaque value */
-	MUX_PONG = 8,   /* stream id 0; echoes a PING's value */
+	MUX_OPEN = 1,    /* client -> server: u32be window, SOCKS5 request */
+	MUX_REPLY = 2,   /* server -> client: u32be window, SOCKS5 reply */
+	MUX_DATA = 3,    /* stream bytes, 1..MUX_FRAME_PAYLOAD_MAX */
+	MUX_FIN = 4,     /* no more DATA in this direction; empty */
+	MUX_RST = 5,     /* abort the stream; u8 reason */
+	MUX_WINDOW = 6,  /* u32be credit increment, > 0 */
+	MUX_PING = 7,    /* stream id 0; u64be opaque value */
+	MUX_PONG = 8,    /* stream id 0; echoes a PING's value */
+	MUX_DATA_AT = 9, /* per-stream delivery (step 10): u64be stream offset,
+	                  * then 1.. stream bytes; replaces DATA */
+	MUX_FIN_AT = 10, /* per-stream delivery: u64be final offset; replaces FIN */
 };
+
+enum { MUX_OFFSET_LEN = 8 }; /* the offset field of DATA_AT */
 
 /* RST reasons. Other values are passed through to the application. */
 enum mux_rst_reason {
@@ -152,6 +157,26 @@ KS_MUST_CHECK ssize_t mux_produce(struct mux *m, uint8_t *out, size_t room, uint
 
 /* mux_want_produce says whether mux_produce has anything to write. */
 bool mux_want_produce(const struct mux *m);
+
+/* --- per-stream delivery (step 10) ------------------------------------------ */
+
+/* mux_stream_delivery switches m to per-stream delivery, when both peers
+ * agreed to it (TPARAMS_FEAT_STREAM_DELIVERY), before any input or output:
+ * DATA_AT replaces DATA both ways, and mux_input_early is accepted. The
+ * caller then hands mux_input whole frames in the order they were sent
+ * (one KCP message at a time) and mux_produce at most one message's room. */
+void mux_stream_delivery(struct mux *m);
+
+/* mux_input_early offers the frames of one message that arrived before an
+ * earlier one (a KCP message above a hole; borrowed for the call). If every
+ * frame in it is DATA_AT, FIN_AT or WINDOW of a stream this end already has
+ * in a state to take it, or (client) the REPLY of a stream it opened, all
+ * are applied at once, each DATA_AT at its offset, and 1 is returned: the caller must not feed this
+ * message to mux_input again. Otherwise nothing changes and 0 is returned: the message goes through
+ * mux_input in order, as it would without per-stream delivery. Returns the sticky session error for
+ * a frame that breaks the protocol (offsets outside the grant, overlapping bytes). Not switched on:
+ * 0. */
+KS_MUST_CHECK int mux_input_early(struct mux *m, const uint8_t *data, size_t len, uint64_t now);
 
 /* --- streams -------------------------------------------------------------- */
 

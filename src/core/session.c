@@ -98,6 +98,8 @@ int session_establish(struct session *s, uint64_t sid, uint32_t conv,
 	}
 	s->kcp = k;
 	s->mux = m;
+	if (kc.early)
+		mux_stream_delivery(m); /* mux step 10, agreed (transport_kcp) */
 	feed_init(&s->feed, now);
 	s->mss = kc.mtu - KCP_HEADER_LEN;
 	s->sid = sid;
@@ -199,6 +201,8 @@ static void fill(struct session *s, uint64_t now)
 		size_t room = min_size(kcp_send_room(s->kcp), feed_room(s, now));
 		ssize_t n, w;
 
+		if (s->params.features & TPARAMS_FEAT_STREAM_DELIVERY)
+			room = min_size(room, s->mss); /* mux step 10: one segment */
 		if (room == 0)
 			break;
 		n = mux_produce(s->mux, buf, room < SESSION_PUMP_CHUNK ? room : SESSION_PUMP_CHUNK,
@@ -209,7 +213,8 @@ static void fill(struct session *s, uint64_t now)
 				                                  : SESSION_LOST_PROTO);
 			break;
 		}
-		/* room >= n, and a stream-mode engine takes all it has room for. */
+		/* room >= n, and the engine takes all it has room for (a
+		 * message-mode one: the whole message). */
 		w = kcp_send(s->kcp, buf, (size_t)n, now);
 		if (w != n) {
 			session_lose(s, w == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_DEAD);
@@ -229,19 +234,34 @@ void session_do_pump(struct session *s, uint64_t now)
 	flush(s, now);
 }
 
-/* E3: stream bytes KCP delivered, in order, into the mux. */
+/* E3: stream bytes KCP delivered, in order, into the mux; then (mux step
+ * 8) the messages that arrived above a hole, each applied at once if the
+ * mux can, else left to come in order. */
 static void drain(struct session *s, uint64_t now)
 {
 	uint8_t *buf = s->scratch->pump;
-	ssize_t n;
+	const uint8_t *early;
+	size_t len;
+	uint32_t sn;
+	ssize_t n = 0;
+	int rc;
 
 	while (s->state == SESSION_ESTABLISHED &&
-	       (n = kcp_recv(s->kcp, buf, SESSION_PUMP_CHUNK)) > 0) {
-		int rc = mux_input(s->mux, buf, (size_t)n, now);
-
+	       (n = kcp_recv(s->kcp, buf, SESSION_PUMP_CHUNK)) >= 0) {
+		rc = n ? mux_input(s->mux, buf, (size_t)n, now) : 0;
 		s->rx_stream += (uint64_t)n;
-
 		if (rc != 0)
+			session_lose(s,
+			             rc == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_PROTO);
+	}
+	if (n == KS_ERR_TOOBIG) /* message mode: more than a message may be */
+		session_lose(s, SESSION_LOST_PROTO);
+	while (s->state == SESSION_ESTABLISHED && kcp_early_peek(s->kcp, &sn, &early, &len) == 0) {
+		rc = mux_input_early(s->mux, early, len, now);
+		kcp_early_done(s->kcp, rc == 1);
+		if (rc == 1)
+			s->rx_stream += len;
+		if (rc < 0)
 			session_lose(s,
 			             rc == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_PROTO);
 	}

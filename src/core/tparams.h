@@ -55,19 +55,21 @@ struct transport_params {
  * (secure layer) 4.6). A session uses a feature only when it is in the
  * agreed set, the intersection of what both sides advertise. */
 enum tparams_feature {
-	TPARAMS_FEAT_FAST_OPEN = 1u << 0,   /* OPEN with early data before REPLY (mux 4.4) */
-	TPARAMS_FEAT_CLEAN_CLOSE = 1u << 1, /* reserved: session close frame */
-	TPARAMS_FEAT_DATAGRAM = 1u << 2,    /* UDP datagram frames (UDP U1) */
-	TPARAMS_FEAT_INSTANCE_ID = 1u << 3, /* client instance id: replace own session */
-	TPARAMS_FEAT_REKEY = 1u << 4,       /* in-band rekeying (secure layer 8.1) */
-	TPARAMS_FEAT_AES_GCM = 1u << 6,     /* envelope AEAD AES-256-GCM (secure layer 2.7) */
+	TPARAMS_FEAT_FAST_OPEN = 1u << 0,       /* OPEN with early data before REPLY (mux 4.4) */
+	TPARAMS_FEAT_CLEAN_CLOSE = 1u << 1,     /* reserved: session close frame */
+	TPARAMS_FEAT_DATAGRAM = 1u << 2,        /* UDP datagram frames (UDP U1) */
+	TPARAMS_FEAT_INSTANCE_ID = 1u << 3,     /* client instance id: replace own session */
+	TPARAMS_FEAT_REKEY = 1u << 4,           /* in-band rekeying (secure layer 8.1) */
+	TPARAMS_FEAT_STREAM_DELIVERY = 1u << 5, /* per-stream delivery (mux step 10) */
+	TPARAMS_FEAT_AES_GCM = 1u << 6,         /* envelope AEAD AES-256-GCM (secure layer 2.7) */
 	/* What this build speaks on every machine. */
 	TPARAMS_FEATURES = TPARAMS_FEAT_FAST_OPEN | TPARAMS_FEAT_DATAGRAM |
 	                   TPARAMS_FEAT_INSTANCE_ID | TPARAMS_FEAT_REKEY,
-	/* What this build speaks only where the machine can: advertised when
-	 * the caller opts in (the I/O layer knows the CPU and the config),
-	 * never by default (handshake.h). */
-	TPARAMS_FEATURES_OPTIONAL = TPARAMS_FEAT_AES_GCM,
+	/* What this build speaks only where the machine can or the config
+	 * asks: advertised when the caller opts in (the I/O layer knows the
+	 * CPU and the config: cipher, stream_delivery), never by default
+	 * (handshake.h). */
+	TPARAMS_FEATURES_OPTIONAL = TPARAMS_FEAT_AES_GCM | TPARAMS_FEAT_STREAM_DELIVERY,
 };
 
 /* tparams_aes_gcm says whether a session that agreed features seals its

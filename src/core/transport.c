@@ -134,7 +134,11 @@ void transport_kcp(struct kcp_config *c, const struct transport_params *p,
 	/* What waits below the mux stays small, so the mux's fair scheduler
 	 * decides the order; the session's pump refills it after every input. */
 	c->snd_queue = snd < SESSION_KCP_QUEUE ? snd : SESSION_KCP_QUEUE;
-	c->stream = true;
+	/* Mux step 10: with per-stream delivery agreed, one KCP message per
+	 * mux message (whole frames, at most one segment), and messages above
+	 * a hole offered at once (K14). */
+	c->stream = !(p->features & TPARAMS_FEAT_STREAM_DELIVERY);
+	c->early = !c->stream;
 	/* E6: the session flushes KCP once per batch (the pump after the
 	 * daemon's writes, or session_flush), so the ACKs of a batch of
 	 * received datagrams and the data answering them share datagrams. */

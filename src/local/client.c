@@ -779,10 +779,13 @@ static void on_session_event(struct client *cl, const struct session_event *ev)
 		cl->refused_logged = false; /* heard the server: log the next refusal */
 		relay_host_init(&cl->host, host_mux, cl);
 		cipher_count(&cl->ciphers, session_params(cl->sess)->features);
-		log_info("session %016llx established (wire version %u, %s%s%s)",
+		log_info("session %016llx established (wire version %u, %s%s%s%s)",
 		         (unsigned long long)session_sid(cl->sess),
 		         (unsigned)session_params(cl->sess)->wire,
 		         tparams_cipher_name(session_params(cl->sess)->features),
+		         session_params(cl->sess)->features & TPARAMS_FEAT_STREAM_DELIVERY
+		                 ? ", per-stream delivery"
+		                 : "",
 		         session_params(cl->sess)->wire < HANDSHAKE_WIRE_VERSION
 		                 ? ", an older server"
 		                 : "",
@@ -1095,6 +1098,8 @@ int client_new_session(struct client *cl, struct session **out, session_output_f
 	}
 	transport_proposal(&cl->cfg->profile, &sc.proposal);
 	sc.proposal.features = cl->cipher_offer; /* AES-256-GCM, where this CPU has it */
+	if (cl->cfg->stream_delivery == CONFIG_STREAM_DELIVERY_ON)
+		sc.proposal.features |= TPARAMS_FEAT_STREAM_DELIVERY; /* offered (mux step 10) */
 	transport_local_of(&cl->cfg->profile, &sc.local);
 	transport_mux(&cl->cfg->profile, 0, &mc);
 	sc.server_pub = cl->cfg->server_public_key;

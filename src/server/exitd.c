@@ -632,9 +632,12 @@ static void on_established(struct exitd *x, uint64_t sid, struct session *s)
 	cipher_count(&x->ciphers, session_params(s) ? session_params(s)->features : 0);
 	/* Rate-limited: one user's flood of inits must not flood the log. */
 	log_limited(
-	        LOG_LEVEL_INFO, "session %016llx of user %s established (wire version %u, %s%s)",
+	        LOG_LEVEL_INFO, "session %016llx of user %s established (wire version %u, %s%s%s)",
 	        (unsigned long long)sid, t->user, session_params(s) ? session_params(s)->wire : 0,
 	        tparams_cipher_name(session_params(s) ? session_params(s)->features : 0),
+	        session_params(s) && session_params(s)->features & TPARAMS_FEAT_STREAM_DELIVERY
+	                ? ", per-stream delivery"
+	                : "",
 	        session_params(s) && session_params(s)->wire < HANDSHAKE_WIRE_VERSION
 	                ? ", an older client: no fast open offered"
 	                : "");
@@ -1084,6 +1087,8 @@ static int make_core(struct exitd *x, const struct keys_server *key, char *err, 
 	idle_cap(x->cfg, &sc.table.min, &sc.table.max, &sc.table.def);
 	/* AES-256-GCM is granted where this CPU has it (io/cipher.h). */
 	sc.table.def.features = cipher_offer(x->cfg->cipher, "server");
+	if (x->cfg->stream_delivery == CONFIG_STREAM_DELIVERY_ON)
+		sc.table.def.features |= TPARAMS_FEAT_STREAM_DELIVERY; /* accepted (mux step 10) */
 	transport_mux(&x->cfg->profile, x->cfg->max_streams_per_session, &mc);
 	transport_local_of(&x->cfg->profile, &sc.local);
 	sc.mux = &mc;

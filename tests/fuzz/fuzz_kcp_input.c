@@ -5,7 +5,9 @@
  * [len bytes]. Checked after every datagram: the engine's invariants
  * (kcp_check); a rejected datagram leaves every observable thing exactly as
  * it was (validate-then-apply); every datagram the engine outputs parses as
- * well-formed segments of our conv within the MTU.
+ * well-formed segments of our conv within the MTU. In message mode the
+ * engine offers what arrives above a hole early (K14); some offers are
+ * taken, some left for the ordered path.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -101,6 +103,7 @@ static struct kcp *setup(uint8_t flags, uint64_t now)
 	c.nodelay = (flags >> 4) % 3;
 	c.resend = (flags >> 6);
 	c.dup_thin = flags & 0x40; /* K11: shares the byte's last free bit with resend */
+	c.early = !c.stream;       /* K14: message mode offers what is above a hole */
 	c.snd_wnd = 16;
 	if (kcp_new(&k, CONV, &c, now, check_output, NULL) != 0)
 		abort();
@@ -122,6 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint16_t len;
 	const uint8_t *d;
 	size_t n;
+	uint32_t sn;
 	struct kcp *k;
 
 	rd_u8(&r, &flags);
@@ -145,6 +149,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!kcp_check(k))
 			abort();
 		kcp_update(k, now);
+		for (int i = 0; kcp_early_peek(k, &sn, &d, &n) == 0; i++) {
+			if (n > MTU - KCP_HEADER_LEN || (n && !d))
+				abort();
+			kcp_early_done(k, (sn ^ (uint32_t)i) & 1); /* take some, leave some */
+			if (!kcp_check(k))
+				abort();
+		}
 		while (kcp_recv(k, out, sizeof out) >= 0)
 			;
 		if (!kcp_check(k))

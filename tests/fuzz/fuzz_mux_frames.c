@@ -1,9 +1,11 @@
 /* fuzz_mux_frames.c - a mux fed arbitrary peer bytes, split anywhere, while
  * an application drives it; public API only.
  *
- * Input: byte 0 picks the role (bit 0) and the configuration (bits 1-3);
- * the rest is a list of operations, each an op byte and its arguments:
- *   0 n bytes...  feed the next n+1 bytes to mux_input
+ * Input: byte 0 picks the role (bit 0), the configuration (bits 1-3) and
+ * per-stream delivery (bit 4, step 10: DATA_AT, FIN_AT); the rest is a list of operations,
+ * each an op byte and its arguments:
+ *   0 n bytes...  feed the next n+1 bytes to mux_input (op bit 3 set: to
+ *                 mux_input_early, as a message above a KCP hole)
  *   1 r           mux_produce into 16*r+8 bytes of room
  *   2             take every event: reply to OPENs, read what is readable
  *   3 s l         write 32*l+1 bytes to stream s
@@ -117,10 +119,11 @@ static size_t op(struct fz *z, const uint8_t *d, size_t n)
 		len = n > 2 ? n - 2 : 0; /* what is left after the length byte */
 		len = (size_t)a + 1 < len ? (size_t)a + 1 : len;
 		if (len) {
-			int rc = mux_input(z->m, d + 2, len, 0);
-			if (z->err && rc != z->err)
+			int rc = d[0] & 8 ? mux_input_early(z->m, d + 2, len, 0)
+			                  : mux_input(z->m, d + 2, len, 0);
+			if (rc > 1 || (rc == 1 && !(d[0] & 8)) || (z->err && rc != z->err))
 				abort();
-			z->err = rc;
+			z->err = rc < 0 ? rc : 0;
 		}
 		return 1 + len;
 	case 1: produce(z, (size_t)a * 16 + 8); return 1;
@@ -170,6 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	z.role = data[0] & 1 ? MUX_SERVER : MUX_CLIENT;
 	if (mux_new(&z.m, z.role, &z.cfg) != 0)
 		return 0;
+	if (data[0] & 16)
+		mux_stream_delivery(z.m);
 	while (off < size) {
 		size_t used = op(&z, data + off, size - off);
 		off += 1 + used;

@@ -9,7 +9,8 @@ Run from the repository root: tests/fuzz/gen_mux_corpus.py
 import os
 import struct
 
-OPEN, REPLY, DATA, FIN, RST, WINDOW, PING, PONG = range(1, 9)
+OPEN, REPLY, DATA, FIN, RST, WINDOW, PING, PONG, DATA_AT, FIN_AT = range(1, 11)
+SD = 16  # byte 0: per-stream delivery (step 10)
 REQ = bytes([5, 1, 0, 1, 10, 0, 0, 1, 0, 80])
 REP = bytes([5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
 OUT = "tests/fuzz/corpus/mux_frames"
@@ -25,6 +26,15 @@ def feed(data, chunk=256):
         part = data[i:i + chunk]
         out += bytes([0, len(part) - 1]) + part
     return out
+
+
+def early(data):
+    """One message above a KCP hole, to mux_input_early (<= 256 bytes)."""
+    return bytes([8, len(data) - 1]) + data
+
+
+def data_at(sid, off, payload):
+    return frame(DATA_AT, sid, struct.pack(">Q", off) + payload)
 
 
 def produce(room=255):
@@ -78,7 +88,31 @@ def early_client_seed():
 
 
 def bad_seed():
-    return bytes([1]) + feed(frame(OPEN, 1, struct.pack(">I", 4096) + REQ) + frame(9, 1, b"?"))
+    return bytes([1]) + feed(frame(OPEN, 1, struct.pack(">I", 4096) + REQ) + frame(10, 1, b"?"))
+
+
+def sd_server_seed():
+    """Per-stream delivery, server: DATA_AT above a gap, then the gap
+    in order, a WINDOW early, FIN_AT early before the last bytes."""
+    s = bytes([1 | SD])
+    s += feed(frame(OPEN, 1, struct.pack(">I", 65536) + REQ)) + EVENTS + produce()
+    s += early(data_at(1, 100, b"b" * 100)) + early(data_at(1, 300, b"d" * 50))
+    s += early(frame(WINDOW, 1, struct.pack(">I", 4096)) + data_at(1, 200, b"c" * 100))
+    s += feed(data_at(1, 0, b"a" * 100)) + EVENTS + feed(data_at(1, 350, b"e" * 10))
+    s += early(frame(FIN_AT, 1, struct.pack(">Q", 400))) + feed(data_at(1, 360, b"f" * 40))
+    s += EVENTS + bytes([3, 0, 4]) + produce() + bytes([4, 0]) + produce()
+    return s
+
+
+def sd_client_seed():
+    """Per-stream delivery, client: early frames before the REPLY are
+    left, the REPLY and what follows it taken; an overlap is a session
+    error."""
+    s = bytes([SD, 6]) + produce() + early(data_at(1, 10, b"x" * 10))
+    s += early(frame(REPLY, 1, struct.pack(">I", 65536) + REP)) + EVENTS
+    s += early(data_at(1, 10, b"x" * 10)) + feed(data_at(1, 0, b"w" * 10)) + EVENTS
+    s += bytes([3, 0, 10]) + produce() + early(data_at(1, 40, b"z" * 10))
+    return s + early(data_at(1, 45, b"z" * 10)) + EVENTS + produce()
 
 
 def limit_seed():
@@ -112,6 +146,8 @@ def main():
         "early": early_seed(),
         "early_client": early_client_seed(),
         "budget": budget_seed(),
+        "sd_server": sd_server_seed(),
+        "sd_client": sd_client_seed(),
     }
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:

@@ -49,7 +49,7 @@ start_server
 KS_LOCAL=$OLD_LOCAL start_local "$SERVER_PORT" fast
 wait_session
 poll 10 fetch || die "old local -> this server: no fetch"
-grep -q 'established (wire version 1, an older client' "$SERVER_LOG" ||
+grep -qE 'established \(wire version 1, [a-z0-9-]+, an older client' "$SERVER_LOG" ||
 	die "this server did not log the old client's wire version"
 legacy=$(metric "$SERVER_METRICS" kcpsocks_handshake_legacy_clients_total)
 [ "$legacy" -ge 1 ] || die "legacy clients counted: $legacy"
@@ -61,7 +61,7 @@ stop_daemon "$SERVER_PID"
 KS_SERVER=$OLD_SERVER start_server
 KS_LOCAL=$NEW_LOCAL start_local "$SERVER_PORT" fast
 wait_session
-grep -q 'established (wire version 1, an older server; fast open off' "$LOCAL_LOG" ||
+grep -qE 'established \(wire version 1, [a-z0-9-]+, an older server; fast open off' "$LOCAL_LOG" ||
 	die "this local did not log the old server's wire version / fast open off: $(grep established "$LOCAL_LOG")"
 for i in 1 2 3; do
 	poll 10 fetch || die "this local -> old server: fetch $i failed"
@@ -80,5 +80,5 @@ wait_session
 poll 10 fetch || die "this local -> this server: no fetch"
 fo=$(metric "$LOCAL_METRICS" kcpsocks_local_fast_open_streams_total)
 [ "$fo" -ge 1 ] || die "fast open not used between two current daemons"
-grep -q 'established (wire version 2)' "$LOCAL_LOG" || die "wire version 2 not logged"
+grep -qE 'established \(wire version 2, [a-z0-9-]+\)' "$LOCAL_LOG" || die "wire version 2 not logged"
 ok "control: this local -> this server: wire version 2, $fo fast-open stream(s)"

@@ -50,6 +50,8 @@ struct flow {
 struct end {
 	struct kcp *k;
 	struct mux *m;
+	bool sd;                 /* per-stream delivery (mux step 10) */
+	size_t mss;              /* with sd: the largest message */
 	struct netsim_link *out; /* borrowed: the link towards the peer */
 	uint64_t *now;           /* borrowed: the world's clock */
 };
@@ -58,11 +60,24 @@ struct end {
  * and when, and the byte stream it delivered, for an offline comparison
  * with per-stream delivery. */
 enum { HOL_SEGS = 1 << 16, HOL_BYTES = 64 << 20 };
+struct hol_frame { /* per-stream delivery: a DATA_AT frame's first arrival */
+	uint32_t id, len;
+	uint64_t off, at;
+};
+
+struct hol_read { /* per-stream delivery: the client read stream id up to end */
+	uint32_t id;
+	uint64_t end, at;
+};
+
 struct hol {
 	uint64_t arrive[HOL_SEGS]; /* first arrival of PUSH sn, ms; UINT64_MAX: not yet */
 	uint32_t len[HOL_SEGS];    /* its payload bytes */
 	uint8_t *log;              /* owned: the KCP byte stream as delivered */
 	size_t log_len;
+	struct hol_frame fr[HOL_SEGS * 2]; /* per-stream delivery: frames arrived */
+	struct hol_read rd[HOL_SEGS * 2];  /* ... and the client's reads */
+	size_t nfr, nrd;
 };
 
 struct world {
@@ -101,6 +116,7 @@ struct setup {
 	uint32_t c_streams, s_streams;
 	uint64_t seed;
 	bool tunnel; /* KCP and mux as the daemons run them (profile default) */
+	bool sd;     /* ... with per-stream delivery agreed (feature 5) */
 };
 
 /* Stream window of both ends: sized for this small path (KCP window 32),
@@ -111,7 +127,8 @@ enum { SIM_WINDOW = 256 * 1024 };
  * `default` (transport_kcp, transport_mux), except that KCP sends and
  * acknowledges at once: this world steps a millisecond at a time and has
  * no batch to flush at its end (session E6). */
-static void tunnel_init(struct world *w, struct end *e, enum mux_role role, struct netsim_link *out)
+static void tunnel_init(struct world *w, struct end *e, enum mux_role role, struct netsim_link *out,
+                        bool sd)
 {
 	struct transport_params tp;
 	struct transport_local lo;
@@ -119,6 +136,8 @@ static void tunnel_init(struct world *w, struct end *e, enum mux_role role, stru
 	struct mux_config mc;
 
 	transport_proposal(profile_default(), &tp);
+	if (sd)
+		tp.features |= TPARAMS_FEAT_STREAM_DELIVERY;
 	transport_local_of(profile_default(), &lo);
 	transport_kcp(&kc, &tp, &lo, role == MUX_SERVER);
 	kc.flush_on_send = true;
@@ -128,6 +147,10 @@ static void tunnel_init(struct world *w, struct end *e, enum mux_role role, stru
 	e->now = &w->now;
 	assert_int_equal(kcp_new(&e->k, 1, &kc, 0, out_cb, e), 0);
 	assert_int_equal(mux_new(&e->m, role, &mc), 0);
+	e->sd = sd;
+	e->mss = kc.mtu - KCP_HEADER_LEN;
+	if (sd)
+		mux_stream_delivery(e->m);
 }
 
 static void end_init(struct world *w, struct end *e, enum mux_role role, uint32_t streams,
@@ -164,8 +187,8 @@ static struct world *world_new(const struct setup *su)
 	assert_int_equal(netsim_link_new(&w->c2s, &nc, su->seed * 2 + 1), 0);
 	assert_int_equal(netsim_link_new(&w->s2c, &nc, su->seed * 2 + 2), 0);
 	if (su->tunnel) {
-		tunnel_init(w, &w->c, MUX_CLIENT, w->c2s);
-		tunnel_init(w, &w->s, MUX_SERVER, w->s2c);
+		tunnel_init(w, &w->c, MUX_CLIENT, w->c2s, su->sd);
+		tunnel_init(w, &w->s, MUX_SERVER, w->s2c, su->sd);
 	} else {
 		end_init(w, &w->c, MUX_CLIENT, su->c_streams, w->c2s);
 		end_init(w, &w->s, MUX_SERVER, su->s_streams, w->s2c);
@@ -228,6 +251,10 @@ static void drain(struct world *w, struct mux *m, struct flow *f, bool client)
 				         (unsigned long long)(*got + (uint64_t)i));
 		*got += (uint64_t)n;
 		assert_true(*got <= want);
+		if (client && w->hol && w->c.sd) {
+			assert_true(w->hol->nrd < HOL_SEGS * 2);
+			w->hol->rd[w->hol->nrd++] = (struct hol_read){ f->id, *got, w->now };
+		}
 	}
 	if (n == 0) {
 		assert_int_equal(*got, want);
@@ -335,6 +362,28 @@ static void server_app(struct world *w)
 
 /* --- the clock ------------------------------------------------------------- */
 
+/* hol_frames_of notes the DATA_AT frames of a message's first arrival. */
+static void hol_frames_of(struct world *w, const uint8_t *p, size_t len)
+{
+	struct mux_frame f;
+	ssize_t k;
+
+	for (size_t off = 0; off < len; off += (size_t)k) {
+		struct rd r;
+		uint64_t at = 0;
+
+		k = mux_frame_decode(p + off, len - off, &f);
+		assert_true(k > 0);
+		if (f.type != MUX_DATA_AT)
+			continue;
+		r = rd_init(f.payload, f.len);
+		assert_true(rd_u64be(&r, &at));
+		assert_true(w->hol->nfr < HOL_SEGS * 2);
+		w->hol->fr[w->hol->nfr++] =
+		        (struct hol_frame){ f.id, (uint32_t)rd_left(&r), at, w->now };
+	}
+}
+
 /* hol_arrivals notes the first arrival of each PUSH segment in d. */
 static void hol_arrivals(struct world *w, const uint8_t *d, size_t n)
 {
@@ -352,6 +401,8 @@ static void hol_arrivals(struct world *w, const uint8_t *d, size_t n)
 		if (w->hol->arrive[sn] == UINT64_MAX) {
 			w->hol->arrive[sn] = w->now;
 			w->hol->len[sn] = len;
+			if (w->c.sd)
+				hol_frames_of(w, r.p - len, len);
 		}
 	}
 }
@@ -376,12 +427,23 @@ static void pull(struct world *w, struct end *e)
 	ssize_t n;
 
 	while ((n = kcp_recv(e->k, w->buf, sizeof w->buf)) > 0) {
-		if (w->hol && e == &w->c) {
+		if (w->hol && e == &w->c && !e->sd) {
 			assert_true(w->hol->log_len + (size_t)n <= HOL_BYTES);
 			memcpy(w->hol->log + w->hol->log_len, w->buf, (size_t)n);
 			w->hol->log_len += (size_t)n;
 		}
 		assert_int_equal(mux_input(e->m, w->buf, (size_t)n, w->now), 0);
+	}
+	if (e->sd) { /* mux step 10: what arrived above a hole, as the session does */
+		const uint8_t *p;
+		size_t len;
+		uint32_t sn;
+
+		while (kcp_early_peek(e->k, &sn, &p, &len) == 0) {
+			int rc = mux_input_early(e->m, p, len, w->now);
+			assert_true(rc == 0 || rc == 1);
+			kcp_early_done(e->k, rc == 1);
+		}
 	}
 }
 
@@ -413,6 +475,7 @@ static void feed(struct world *w, struct end *e)
 		ssize_t n;
 
 		room = room < sizeof w->buf ? room : sizeof w->buf;
+		room = e->sd && room > e->mss ? e->mss : room;
 		n = mux_produce(e->m, w->buf, room, w->now);
 		assert_true(n >= 0);
 		if (n == 0)
@@ -828,13 +891,14 @@ static size_t hol_frames(const struct hol *h, const uint64_t *start, uint32_t ns
 	return nrec;
 }
 
+static void hol_figures(struct hol_rec *rec, size_t nrec, struct hol_fig *fg);
+
 static void hol_analyse(const struct hol *h, struct hol_fig *fg)
 {
 	uint32_t nseg = 0;
-	uint64_t *start, *inorder, total = 0, acc = 0, late = 0;
+	uint64_t *start, *inorder;
 	struct hol_rec *rec;
 	size_t nrec;
-	double sum = 0;
 
 	while (nseg < HOL_SEGS && h->arrive[nseg] != UINT64_MAX)
 		nseg++;
@@ -850,6 +914,18 @@ static void hol_analyse(const struct hol *h, struct hol_fig *fg)
 	}
 	assert_true(start[nseg] >= h->log_len);
 	nrec = hol_frames(h, start, nseg, inorder, rec);
+	hol_figures(rec, nrec, fg);
+	free(start);
+	free(inorder);
+	free(rec);
+}
+
+/* hol_figures: the delay by byte of nrec records (sorted here). */
+static void hol_figures(struct hol_rec *rec, size_t nrec, struct hol_fig *fg)
+{
+	uint64_t total = 0, acc = 0, late = 0;
+	double sum = 0;
+
 	qsort(rec, nrec, sizeof *rec, cmp_rec);
 	for (size_t i = 0; i < nrec; i++) {
 		total += rec[i].bytes;
@@ -871,8 +947,50 @@ static void hol_analyse(const struct hol *h, struct hol_fig *fg)
 	fg->max = nrec ? rec[nrec - 1].extra : 0;
 	fg->mean = total ? sum / (double)total : 0;
 	fg->delayed = total ? (double)late / (double)total : 0;
-	free(start);
-	free(inorder);
+}
+
+static int cmp_frame(const void *a, const void *b)
+{
+	const struct hol_frame *x = a, *y = b;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int cmp_read(const void *a, const void *b)
+{
+	const struct hol_read *x = a, *y = b;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* hol_analyse_sd: with per-stream delivery, from the real mux: a DATA_AT
+ * frame was delivered when the client read its last byte; it could have
+ * been when it and every earlier frame of its stream had arrived. */
+static void hol_analyse_sd(struct hol *h, struct hol_fig *fg)
+{
+	struct hol_rec *rec = malloc((h->nfr + 1) * sizeof *rec);
+	uint64_t ideal = 0;
+	size_t j = 0;
+
+	assert_non_null(rec);
+	qsort(h->fr, h->nfr, sizeof *h->fr, cmp_frame);
+	qsort(h->rd, h->nrd, sizeof *h->rd, cmp_read);
+	for (size_t i = 0; i < h->nfr; i++) {
+		const struct hol_frame *f = &h->fr[i];
+
+		if (i == 0 || h->fr[i - 1].id != f->id)
+			ideal = 0;
+		ideal = ideal > f->at ? ideal : f->at;
+		while (j < h->nrd && (h->rd[j].id < f->id ||
+		                      (h->rd[j].id == f->id && h->rd[j].end < f->off + f->len)))
+			j++;
+		assert_true(j < h->nrd && h->rd[j].id == f->id);
+		assert_true(h->rd[j].at >= ideal);
+		rec[i] = (struct hol_rec){ h->rd[j].at - ideal, f->len };
+	}
+	hol_figures(rec, h->nfr, fg);
 	free(rec);
 }
 
@@ -880,10 +998,12 @@ static void hol_analyse(const struct hol *h, struct hol_fig *fg)
  * the daemons configure them, over a path of delay_ms each way and `loss`
  * both ways (no rate limit: what is measured is the ordering, not a
  * queue), recording what reached the client. */
-static void hol_run(double loss, uint32_t delay_ms, size_t n, uint64_t each, uint64_t seed,
+static void hol_run(double loss, uint32_t delay_ms, size_t n, uint64_t each, uint64_t seed, bool sd,
                     struct hol_fig *fg)
 {
-	struct setup su = { .loss = loss, .delay_ms = delay_ms, .tunnel = true, .seed = seed };
+	struct setup su = {
+		.loss = loss, .delay_ms = delay_ms, .tunnel = true, .seed = seed, .sd = sd
+	};
 	struct world *w = world_new(&su);
 	struct netsim_stats ns;
 
@@ -896,14 +1016,17 @@ static void hol_run(double loss, uint32_t delay_ms, size_t n, uint64_t each, uin
 	for (size_t i = 0; i < n; i++)
 		assert_true(open_flow(w, add_flow(w, 0, each)));
 	run_until_done(w, 120000);
-	hol_analyse(w->hol, fg);
+	if (sd)
+		hol_analyse_sd(w->hol, fg);
+	else
+		hol_analyse(w->hol, fg);
 	netsim_link_stats(w->s2c, &ns);
 	fg->lost = ns.lost_random;
-	printf("# %zu streams x %llu KiB, loss %.0f%%, %u ms each way: %llu datagrams lost; "
+	printf("# %s%zu streams x %llu KiB, loss %.0f%%, %u ms each way: %llu datagrams lost; "
 	       "head-of-line delay by byte: p50 %llu p90 %llu p99 %llu max %llu ms, mean %.1f "
 	       "ms, %.0f%% of the bytes waited; done at %llu ms\n",
-	       n, (unsigned long long)(each >> 10), loss * 100, delay_ms,
-	       (unsigned long long)fg->lost, (unsigned long long)fg->p50,
+	       sd ? "per-stream delivery: " : "", n, (unsigned long long)(each >> 10), loss * 100,
+	       delay_ms, (unsigned long long)fg->lost, (unsigned long long)fg->p50,
 	       (unsigned long long)fg->p90, (unsigned long long)fg->p99,
 	       (unsigned long long)fg->max, fg->mean, fg->delayed * 100,
 	       (unsigned long long)w->now);
@@ -913,17 +1036,22 @@ static void hol_run(double loss, uint32_t delay_ms, size_t n, uint64_t each, uin
 /* Issue 19: how long a lost datagram holds back data of other streams,
  * which KCP's single ordered stream makes wait behind the hole; measured
  * against per-stream delivery of the same arrivals (docs/bench/
- * concurrency.md). Clean: nothing waits. */
+ * concurrency.md). Clean: nothing waits. With per-stream delivery agreed
+ * (mux step 10, measured from the real mux: when the client read each
+ * DATA_AT frame's last byte) nothing waits for another stream's hole. */
 static void hol_under_loss(void **state)
 {
-	struct hol_fig clean, lossy;
+	struct hol_fig clean, lossy, sd;
 
 	(void)state;
-	hol_run(0, 10, 32, 512 << 10, 81, &clean);
+	hol_run(0, 10, 32, 512 << 10, 81, false, &clean);
 	assert_int_equal(clean.max, 0);
-	hol_run(0.01, 10, 32, 512 << 10, 82, &lossy);
+	hol_run(0.01, 10, 32, 512 << 10, 82, false, &lossy);
 	assert_true(lossy.lost > 0);
 	assert_true(lossy.max > 0);
+	hol_run(0.01, 10, 32, 512 << 10, 82, true, &sd);
+	assert_true(sd.lost > 0);
+	assert_int_equal(sd.max, 0);
 }
 
 int main(void)

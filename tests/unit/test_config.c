@@ -64,6 +64,7 @@ static const struct bad bad_files[] = {
 	{ "log_level = loud\n",
 	  "t.conf:1: log_level: 'loud' is not one of: error, warn, info or debug" },
 	{ "cipher = aes\n", "t.conf:1: cipher: 'aes' is not one of: auto or chacha20" },
+	{ "stream_delivery = yes\n", "t.conf:1: stream_delivery: 'yes' is not one of: off or on" },
 	{ "[common]\nlog_target = file\n",
 	  "t.conf:2: log_target: 'file' is not one of: stderr or syslog" },
 	{ "max_fds = -1\n", "t.conf:1: max_fds: '-1' is not a number" },
@@ -275,6 +276,22 @@ static void good_local_file(void **state)
 	config_free(cfg);
 }
 
+/* stream_delivery (mux step 10) is off unless set; on or off, nothing else. */
+static void stream_delivery_key(void **state)
+{
+	char err[CONFIG_ERR_MAX];
+	struct config *cfg;
+
+	(void)state;
+	assert_int_equal(load("stream_delivery = on\n", &cfg, err), 0);
+	assert_int_equal(cfg->stream_delivery, CONFIG_STREAM_DELIVERY_ON);
+	config_free(cfg);
+	assert_int_equal(load("[common]\nstream_delivery = off\n", &cfg, err), 0);
+	assert_int_equal(cfg->stream_delivery, CONFIG_STREAM_DELIVERY_OFF);
+	config_free(cfg);
+	assert_int_not_equal(load("[local]\nstream_delivery = on\n", NULL, err), 0);
+}
+
 static void defaults_come_from_the_table(void **state)
 {
 	(void)state;
@@ -291,6 +308,7 @@ static void defaults_come_from_the_table(void **state)
 	assert_int_equal(cfg->log_level, CONFIG_LOG_INFO);
 	assert_int_equal(cfg->log_target, CONFIG_LOG_STDERR);
 	assert_int_equal(cfg->cipher, CONFIG_CIPHER_AUTO);
+	assert_int_equal(cfg->stream_delivery, CONFIG_STREAM_DELIVERY_OFF);
 	assert_int_equal(cfg->max_sessions, 1024);
 	assert_int_equal(cfg->connect_timeout_ms, 10000);
 	assert_int_equal(cfg->max_idle_timeout_ms, 600000);
@@ -473,6 +491,7 @@ static void same_config(const struct config *a, const struct config *b)
 	assert_int_equal(a->log_level, b->log_level);
 	assert_int_equal(a->log_target, b->log_target);
 	assert_int_equal(a->cipher, b->cipher);
+	assert_int_equal(a->stream_delivery, b->stream_delivery);
 	assert_memory_equal(&a->metrics_listen, &b->metrics_listen, sizeof a->metrics_listen);
 	assert_string_equal(a->run_as, b->run_as);
 	assert_int_equal(a->max_fds, b->max_fds);
@@ -509,6 +528,8 @@ static void flag_path_equals_file_path(void **state)
 		{ CONFIG_ROLE_LOCAL, "common", "profile", "lossy" },
 		{ CONFIG_ROLE_LOCAL, "common", "log_level", "warn" },
 		{ CONFIG_ROLE_SERVER, "common", "cipher", "chacha20" },
+		{ CONFIG_ROLE_LOCAL, "common", "stream_delivery", "on" },
+		{ CONFIG_ROLE_SERVER, "common", "stream_delivery", "on" },
 		{ CONFIG_ROLE_SERVER, "common", "metrics_listen", "[::1]:9100" },
 		{ CONFIG_ROLE_LOCAL, "common", "max_fds", "100" },
 		{ CONFIG_ROLE_LOCAL, "local", "listen", "127.0.0.2:1" },
@@ -767,6 +788,7 @@ int main(void)
 		cmocka_unit_test(finish_errors),
 		cmocka_unit_test(good_local_file),
 		cmocka_unit_test(defaults_come_from_the_table),
+		cmocka_unit_test(stream_delivery_key),
 		cmocka_unit_test(server_file_and_users),
 		cmocka_unit_test(many_users_grow_the_array),
 		cmocka_unit_test(overrides_apply_over_the_profile_in_any_order),

@@ -1416,6 +1416,154 @@ static void dup_thin_receiver_and_congestion(void **state)
 	pair_free(&p);
 }
 
+/* ------------------------------------------------------------------ */
+/* K14: early delivery                                                */
+
+static struct kcp *mk_early(struct wire *w, bool early)
+{
+	struct kcp_config c;
+
+	cfg_fast(&c);
+	c.stream = false;
+	c.early = early;
+	return mk(7, &c, 0, w);
+}
+
+static void input_seg(struct kcp *k, uint8_t frg, uint32_t sn, uint32_t len)
+{
+	uint8_t d[WIRE_MTU];
+
+	assert_int_equal(kcp_input(k, d, seg(d, KCP_CMD_PUSH, frg, sn, 0, len), 0), 0);
+	assert_true(kcp_check(k));
+}
+
+static void early_taken_skipped_left_in_order(void **state)
+{
+	struct wire *w = calloc(1, sizeof *w), *w2 = calloc(1, sizeof *w2);
+	struct kcp *k = mk_early(w, true), *plain = mk_early(w2, false);
+	struct kcp_stats st, st2;
+	const uint8_t *data;
+	uint8_t buf[4096];
+	size_t len;
+	uint32_t sn;
+
+	(void)state;
+	struct kcp_config bad;
+	kcp_config_default(&bad);
+	bad.early = true; /* stream mode by default: refused */
+	bad.stream = true;
+	assert_int_equal(kcp_config_check(&bad), KS_ERR_INVAL);
+	assert_int_equal(kcp_early_peek(k, &sn, &data, &len), KS_ERR_AGAIN);
+	for (int e = 0; e < 2; e++) {
+		struct kcp *x = e ? k : plain;
+		input_seg(x, 0, 1, 11); /* above the hole at 0 */
+		input_seg(x, 0, 2, 12);
+		input_seg(x, 1, 3, 13); /* a fragment: never offered */
+	}
+	assert_int_equal(kcp_early_peek(plain, &sn, &data, &len), KS_ERR_AGAIN);
+	assert_int_equal(kcp_recv(k, buf, sizeof buf), KS_ERR_AGAIN);
+	assert_int_equal(kcp_early_peek(k, &sn, &data, &len), 0);
+	assert_int_equal(sn, 1);
+	assert_int_equal(len, 11);
+	assert_int_equal(data[0], 'd');
+	kcp_early_done(k, true);
+	assert_int_equal(kcp_early_peek(k, &sn, &data, &len), 0);
+	assert_int_equal(sn, 2);
+	kcp_early_done(k, false); /* left for the ordered path */
+	assert_int_equal(kcp_early_peek(k, &sn, &data, &len), KS_ERR_AGAIN);
+	/* a copy of a taken one is a duplicate, not offered again */
+	input_seg(k, 0, 1, 11);
+	assert_int_equal(kcp_early_peek(k, &sn, &data, &len), KS_ERR_AGAIN);
+	input_seg(plain, 0, 1, 11);
+	/* the window is the same as without the option */
+	kcp_stats(k, &st);
+	kcp_stats(plain, &st2);
+	assert_int_equal(st.rcv_free, st2.rcv_free);
+	assert_int_equal(st.seg_dup, 1);
+	/* the hole fills: 0, then 2 (1 was taken), then 3+4 once 4 is there */
+	for (int e = 0; e < 2; e++)
+		input_seg(e ? k : plain, 0, 0, 10);
+	assert_int_equal(kcp_recv(k, buf, sizeof buf), 10);
+	assert_int_equal(kcp_recv(k, buf, sizeof buf), 12);
+	assert_int_equal(kcp_recv(k, buf, sizeof buf), KS_ERR_AGAIN);
+	assert_int_equal(kcp_recv(plain, buf, sizeof buf), 10);
+	assert_int_equal(kcp_recv(plain, buf, sizeof buf), 11);
+	assert_int_equal(kcp_recv(plain, buf, sizeof buf), 12);
+	for (int e = 0; e < 2; e++)
+		input_seg(e ? k : plain, 0, 4, 14); /* in order now: not offered */
+	assert_int_equal(kcp_early_peek(k, &sn, &data, &len), KS_ERR_AGAIN);
+	assert_int_equal(kcp_recv(k, buf, sizeof buf), 27);
+	assert_int_equal(kcp_recv(plain, buf, sizeof buf), 27);
+	kcp_stats(k, &st);
+	kcp_stats(plain, &st2);
+	assert_int_equal(st.rcv_free, st2.rcv_free);
+	assert_int_equal(st.ack_sent, st2.ack_sent);
+	assert_true(kcp_check(k));
+	kcp_free(k);
+	kcp_free(plain);
+	free(w);
+	free(w2);
+}
+
+/* Over a lossy, reordering path every message is delivered exactly once,
+ * early or in order, and the ordered ones keep their order. */
+static void early_pair_exactly_once(void **state)
+{
+	struct kcp_config c;
+	struct pair p;
+	uint8_t seen[600] = { 0 }, buf[2048];
+	uint32_t next = 0, last = 0, early = 0;
+	const uint8_t *data;
+	size_t len;
+	uint32_t sn;
+	bool have_last = false;
+
+	(void)state;
+	cfg_fast(&c);
+	c.stream = false;
+	c.early = true;
+	pair_init(&p, &c, &c, 0, 99);
+	p.loss_pct = 10;
+	p.reorder = true;
+	for (int steps = 0; steps < 200000; steps++) {
+		ssize_t n;
+
+		while (next < sizeof seen && kcp_send_room(p.a) >= 200) {
+			uint8_t msg[200];
+			uint32_t l = 4 + next % 190;
+			memset(msg, (int)next, l);
+			msg[0] = (uint8_t)(next >> 8);
+			msg[1] = (uint8_t)next;
+			assert_int_equal(kcp_send(p.a, msg, l, p.now), l);
+			next++;
+		}
+		while (kcp_early_peek(p.b, &sn, &data, &len) == 0) {
+			uint32_t id = (uint32_t)data[0] << 8 | data[1];
+			assert_true(id < sizeof seen && !seen[id]);
+			assert_int_equal(len, 4 + id % 190);
+			seen[id] = 1;
+			early++;
+			kcp_early_done(p.b, true);
+		}
+		while ((n = kcp_recv(p.b, buf, sizeof buf)) > 0) {
+			uint32_t id = (uint32_t)buf[0] << 8 | buf[1];
+			assert_true(id < sizeof seen && !seen[id]);
+			assert_int_equal(n, 4 + id % 190);
+			assert_true(!have_last || id > last);
+			have_last = true;
+			last = id;
+			seen[id] = 1;
+		}
+		assert_true(kcp_check(p.b));
+		if (!pair_step(&p))
+			break;
+	}
+	for (size_t i = 0; i < sizeof seen; i++)
+		assert_int_equal(seen[i], 1);
+	assert_true(early > 0);
+	pair_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1446,6 +1594,8 @@ int main(void)
 		cmocka_unit_test(dup_thin_sends_two_datagrams),
 		cmocka_unit_test(dup_thin_not_for_bulk),
 		cmocka_unit_test(dup_thin_receiver_and_congestion),
+		cmocka_unit_test(early_taken_skipped_left_in_order),
+		cmocka_unit_test(early_pair_exactly_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1978,6 +1978,330 @@ static void budgeted_streams_complete(void **state)
 	pair_free(&p);
 }
 
+/* --- per-stream delivery (step 10) ------------------------------------------ */
+
+static void sd_pair(struct pair *p)
+{
+	pair_init(p, NULL, NULL);
+	mux_stream_delivery(p->c);
+	mux_stream_delivery(p->s);
+}
+
+/* data_at builds a DATA_AT frame of n pattern bytes at off. */
+static size_t data_at(uint8_t *out, uint32_t id, uint64_t off, size_t n)
+{
+	uint8_t pl[MUX_OFFSET_LEN + 2048];
+	struct wr w = wr_init(pl, sizeof pl);
+
+	assert_true(n <= 2048);
+	wr_u64be(&w, off);
+	for (size_t i = 0; i < n; i++)
+		wr_u8(&w, pattern(id, 1, off + i));
+	return frame(out, MUX_HDR_LEN + sizeof pl, MUX_DATA_AT, id, pl, wr_len(&w));
+}
+
+static void read_expect(struct mux *m, uint32_t id, uint64_t *at, size_t want)
+{
+	uint8_t buf[8192];
+	ssize_t n = mux_stream_read(m, id, buf, sizeof buf);
+
+	if (want == 0) {
+		assert_int_equal(n, KS_ERR_AGAIN);
+		return;
+	}
+	assert_int_equal(n, (ssize_t)want);
+	for (size_t i = 0; i < want; i++)
+		assert_int_equal(buf[i], pattern(id, 1, *at + i));
+	*at += want;
+}
+
+static void ranges_merge_and_deliver_in_order(void **state)
+{
+	struct pair p;
+	uint8_t f[4096], g[4096];
+	uint64_t at = 0;
+	uint32_t id;
+	size_t n;
+
+	(void)state;
+	sd_pair(&p);
+	id = open_ok(&p);
+	/* 100..200, 300..400, 200..300: held, merged into one range */
+	n = data_at(f, id, 100, 100);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+	n = data_at(f, id, 300, 100);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+	n = data_at(f, id, 200, 100);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+	no_ev(p.c);
+	read_expect(p.c, id, &at, 0);
+	assert_int_equal(tab_get(p.c, id)->nooo, 1);
+	/* the gap fills in order: all 400 bytes at once */
+	n = data_at(f, id, 0, 100);
+	assert_int_equal(mux_input(p.c, f, n, 0), 0);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_READABLE);
+	read_expect(p.c, id, &at, 400);
+	assert_null(tab_get(p.c, id)->ooo);
+	/* sixteen ranges apart are held; one more is left for the ordered path */
+	for (uint64_t i = 0; i < MUX_OOO_MAX; i++) {
+		n = data_at(f, id, 500 + 20 * i, 10);
+		assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+	}
+	n = data_at(f, id, 500 + 20 * MUX_OOO_MAX, 10);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 0);
+	/* a message with anything but DATA_AT and WINDOW is left too */
+	n = data_at(f, id, 1000, 10);
+	n += frame(f + n, sizeof f - n, MUX_PING, 0, "12345678", 8);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 0);
+	/* an unknown stream: left */
+	n = data_at(f, id + 1, 0, 10);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 0);
+	/* fill everything in order: 400..500, then each gap */
+	for (uint64_t i = 0; i <= MUX_OOO_MAX; i++) {
+		uint64_t off = i == 0 ? 400 : 500 + 20 * i - 10;
+		size_t len = i == 0 ? 100 : 10;
+		n = data_at(f, id, off, len);
+		if (i == MUX_OOO_MAX) /* the one left above, then its gap's end */
+			n += data_at(f + n, id, off + 10, 0 + 10);
+		assert_int_equal(mux_input(p.c, f, n, 0), 0);
+	}
+	read_expect(p.c, id, &at, 500 + 20 * MUX_OOO_MAX + 10 - 400);
+	assert_null(tab_get(p.c, id)->ooo);
+	(void)g;
+	pair_free(&p);
+}
+
+static void data_at_rules_are_session_errors(void **state)
+{
+	struct pair p;
+	uint8_t f[4096];
+	uint32_t id;
+	size_t n;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 6; i++) {
+		sd_pair(&p);
+		id = open_ok(&p);
+		n = data_at(f, id, 100, 100);
+		assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+		switch (i) {
+		case 0: /* overlaps what is held */
+			n = data_at(f, id, 150, 100);
+			assert_int_equal(mux_input_early(p.c, f, n, 0), KS_ERR_PROTO);
+			break;
+		case 1: /* in order, but not where the stream continues */
+			n = data_at(f, id, 50, 10);
+			assert_int_equal(mux_input(p.c, f, n, 0), KS_ERR_PROTO);
+			break;
+		case 2: /* beyond the grant */
+			n = data_at(f, id, MUX_WINDOW_DEFAULT, 10);
+			assert_int_equal(mux_input_early(p.c, f, n, 0), KS_ERR_PROTO);
+			break;
+		case 3: /* FIN while bytes before it are missing */
+			n = frame(f, sizeof f, MUX_FIN, id, NULL, 0);
+			assert_int_equal(mux_input(p.c, f, n, 0), KS_ERR_PROTO);
+			break;
+		case 4: /* plain DATA under per-stream delivery */
+			n = frame(f, sizeof f, MUX_DATA, id, "x", 1);
+			assert_int_equal(mux_input(p.c, f, n, 0), KS_ERR_PROTO);
+			break;
+		case 5: /* the error is sticky on both paths */
+			n = data_at(f, id, 150, 100);
+			assert_int_equal(mux_input_early(p.c, f, n, 0), KS_ERR_PROTO);
+			n = data_at(f, id, 0, 100);
+			assert_int_equal(mux_input(p.c, f, n, 0), KS_ERR_PROTO);
+			assert_int_equal(mux_input_early(p.c, f, n, 0), KS_ERR_PROTO);
+			break;
+		}
+		pair_free(&p);
+	}
+	/* DATA_AT without per-stream delivery; early input is never taken */
+	pair_init(&p, NULL, NULL);
+	id = open_ok(&p);
+	n = data_at(f, id, 0, 10);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 0);
+	assert_int_equal(mux_input(p.c, f, n, 0), KS_ERR_PROTO);
+	pair_free(&p);
+}
+
+/* One side's output cut into messages of at most `room` bytes, delivered
+ * as KCP with early delivery would: in a random order, each message above
+ * a gap offered to mux_input_early, the rest fed to mux_input in order.
+ * Whatever the order, every stream reads exactly its bytes. */
+enum { OOO_MSGS = 4096, OOO_STREAMS = 5, OOO_BYTES = 40000 };
+
+struct msgs {
+	uint8_t (*d)[1400];
+	size_t len[OOO_MSGS], n;
+};
+
+static void deliver_shuffled(struct mux *to, struct msgs *ms, struct prng *g, size_t *taken,
+                             size_t *early_readable, const uint32_t *ids)
+{
+	uint8_t *arrived = calloc(ms->n, 1), *took = calloc(ms->n, 1);
+	size_t *order = calloc(ms->n, sizeof *order), nxt = 0;
+	struct mux_event ev;
+
+	for (size_t i = 0; i < ms->n; i++)
+		order[i] = i;
+	/* mostly in order, with lost-and-repaired messages moved later */
+	for (size_t i = 0; i < ms->n; i++) {
+		if (prng_below(g, 100) < 8) {
+			size_t j = i + prng_below(g, 40);
+			size_t t;
+			if (j >= ms->n)
+				j = ms->n - 1;
+			t = order[i];
+			memmove(&order[i], &order[i + 1], (j - i) * sizeof *order);
+			order[j] = t;
+		}
+	}
+	for (size_t k = 0; k < ms->n; k++) {
+		size_t sn = order[k];
+		arrived[sn] = 1;
+		if (sn != nxt) {
+			int rc = mux_input_early(to, ms->d[sn], ms->len[sn], 0);
+			assert_true(rc == 0 || rc == 1);
+			took[sn] = (uint8_t)rc;
+			*taken += (size_t)rc;
+			while (mux_next_event(to, &ev) == 0)
+				if (ev.type == MUX_EV_READABLE)
+					(*early_readable)++;
+			continue;
+		}
+		while (nxt < ms->n && arrived[nxt]) {
+			if (!took[nxt])
+				assert_int_equal(mux_input(to, ms->d[nxt], ms->len[nxt], 0), 0);
+			nxt++;
+		}
+	}
+	assert_int_equal(nxt, ms->n);
+	(void)ids;
+	free(arrived);
+	free(took);
+	free(order);
+}
+
+static void out_of_order_messages_deliver_every_stream(void **state)
+{
+	(void)state;
+	for (uint64_t seed = 1; seed <= 6; seed++) {
+		struct pair p;
+		struct msgs ms = { .d = calloc(OOO_MSGS, 1400) };
+		uint32_t ids[OOO_STREAMS];
+		uint64_t at[OOO_STREAMS] = { 0 };
+		size_t taken = 0, early_readable = 0, room = 300 + (size_t)seed * 150;
+		uint8_t buf[OOO_BYTES];
+		struct prng g;
+		ssize_t n;
+
+		prng_seed(&g, seed);
+		sd_pair(&p);
+		for (int i = 0; i < OOO_STREAMS; i++)
+			ids[i] = open_ok(&p);
+		for (int i = 0; i < OOO_STREAMS; i++) {
+			for (size_t b = 0; b < OOO_BYTES; b++)
+				buf[b] = pattern(ids[i], 1, b);
+			for (size_t off = 0; off < OOO_BYTES;) {
+				n = mux_stream_write(p.s, ids[i], buf + off, OOO_BYTES - off);
+				if (n == KS_ERR_FULL)
+					break;
+				assert_true(n > 0);
+				off += (size_t)n;
+			}
+			assert_int_equal(mux_stream_shutdown(p.s, ids[i]), 0);
+		}
+		/* the server's output, cut into messages, until it is all out */
+		for (int round = 0; round < 200 && mux_want_produce(p.s); round++) {
+			ms.n = 0;
+			while (ms.n < OOO_MSGS && (n = mux_produce(p.s, ms.d[ms.n], room, 0)) > 0)
+				ms.len[ms.n++] = (size_t)n;
+			deliver_shuffled(p.c, &ms, &g, &taken, &early_readable, ids);
+			for (int i = 0; i < OOO_STREAMS; i++) {
+				uint8_t rb[OOO_BYTES];
+				while ((n = mux_stream_read(p.c, ids[i], rb, sizeof rb)) > 0) {
+					for (ssize_t b = 0; b < n; b++)
+						assert_int_equal(
+						        rb[b],
+						        pattern(ids[i], 1, at[i] + (uint64_t)b));
+					at[i] += (uint64_t)n;
+				}
+			}
+			move(p.c, p.s, p.buf, PIPE_CAP, 0); /* WINDOWs back, in order */
+		}
+		for (int i = 0; i < OOO_STREAMS; i++) {
+			assert_int_equal(at[i], OOO_BYTES);
+			assert_int_equal(mux_stream_read(p.c, ids[i], buf, sizeof buf), 0);
+		}
+		assert_true(taken > 0);
+		assert_true(early_readable > 0);
+		free(ms.d);
+		pair_free(&p);
+	}
+}
+
+static void fin_at_and_reply_come_early(void **state)
+{
+	struct pair p;
+	uint8_t f[4096], b[8];
+	struct wr w = wr_init(b, sizeof b);
+	uint64_t at = 0;
+	uint32_t id;
+	size_t n;
+
+	(void)state;
+	sd_pair(&p);
+	id = open_ok(&p);
+	/* the end, then the last bytes, above a gap: no FIN before the gap fills */
+	wr_u64be(&w, 300);
+	n = frame(f, sizeof f, MUX_FIN_AT, id, b, sizeof b);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+	n = data_at(f, id, 200, 100);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+	no_ev(p.c);
+	n = data_at(f, id, 0, 200);
+	assert_int_equal(mux_input(p.c, f, n, 0), 0);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_READABLE);
+	assert_int_equal(next_ev(p.c).type, MUX_EV_FIN);
+	read_expect(p.c, id, &at, 300);
+	assert_int_equal(mux_stream_read(p.c, id, f, sizeof f), 0);
+	pair_free(&p);
+
+	/* bytes past the final offset are a session error */
+	sd_pair(&p);
+	id = open_ok(&p);
+	n = frame(f, sizeof f, MUX_FIN_AT, id, b, sizeof b);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+	n = data_at(f, id, 250, 100);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), KS_ERR_PROTO);
+	pair_free(&p);
+
+	/* a REPLY with its first bytes, above a gap: taken; a second REPLY is not */
+	sd_pair(&p);
+	assert_int_equal(mux_open_stream(p.c, req5, sizeof req5, &id), 0);
+	pump(&p);
+	assert_int_equal(next_ev(p.s).type, MUX_EV_OPEN);
+	n = data_at(f, id, 0, 10);
+	assert_int_equal(mux_input_early(p.c, f, n, 0), 0); /* before its REPLY: left */
+	{
+		uint8_t pl[4 + sizeof rep5];
+		memcpy(pl, "\x00\x01\x00\x00", 4);
+		memcpy(pl + 4, rep5, sizeof rep5);
+		n = frame(f, sizeof f, MUX_REPLY, id, pl, sizeof pl);
+		n += data_at(f + n, id, 10, 10);
+		assert_int_equal(mux_input_early(p.c, f, n, 0), 1);
+		assert_int_equal(next_ev(p.c).type, MUX_EV_REPLY);
+		n = frame(f, sizeof f, MUX_REPLY, id, pl, sizeof pl);
+		assert_int_equal(mux_input_early(p.c, f, n, 0), 0);
+	}
+	n = data_at(f, id, 0, 10);
+	assert_int_equal(mux_input(p.c, f, n, 0), 0);
+	at = 0;
+	read_expect(p.c, id, &at, 20);
+	pair_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2017,6 +2341,10 @@ int main(void)
 		cmocka_unit_test(consume_checks_its_size_and_takes_the_end),
 		cmocka_unit_test(drained_ring_comes_back_at_its_last_size),
 		cmocka_unit_test(consume_returns_the_same_credit_as_read),
+		cmocka_unit_test(ranges_merge_and_deliver_in_order),
+		cmocka_unit_test(data_at_rules_are_session_errors),
+		cmocka_unit_test(out_of_order_messages_deliver_every_stream),
+		cmocka_unit_test(fin_at_and_reply_come_early),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
