@@ -94,6 +94,8 @@ struct kcp {
 
 	struct qseg *q; /* owned: send queue ring */
 	uint32_t qmask, qhead, qcount;
+	uint8_t *resv; /* view of the buffer of slot qcount handed out by
+	                * kcp_send_reserve, until commit or kcp_send */
 
 	struct sseg *s; /* owned: send window ring */
 	uint32_t smask, snd_una, snd_nxt, inflight;
@@ -1353,10 +1355,22 @@ static ssize_t enqueue(struct kcp *k, const uint8_t *p, size_t len)
 	return (ssize_t)take;
 }
 
+/* enqueued: what follows new data in the queue, at now. */
+static void enqueued(struct kcp *k, uint64_t now)
+{
+	probe_update(k, now);
+	if (k->cfg.flush_on_send && sendable(k))
+		kcp_flush(k, now);
+	else
+		arm(k, now);
+	note_due(k, now);
+}
+
 ssize_t kcp_send(struct kcp *k, const void *buf, size_t len, uint64_t now)
 {
 	ssize_t n;
 
+	k->resv = NULL; /* the reserved slot may be filled now */
 	if ((!buf && len) || (k->cfg.stream && len == 0))
 		return KS_ERR_INVAL;
 	if (k->dead)
@@ -1365,13 +1379,55 @@ ssize_t kcp_send(struct kcp *k, const void *buf, size_t len, uint64_t now)
 	n = enqueue(k, buf, len);
 	if (n < 0)
 		return n;
-	probe_update(k, now);
-	if (k->cfg.flush_on_send && sendable(k))
-		kcp_flush(k, now);
-	else
-		arm(k, now);
-	note_due(k, now);
+	enqueued(k, now);
 	return n;
+}
+
+/* The reservation is the buffer of queue slot qcount, the one the next
+ * message would take. kcp_send clears it; trim_idle or shrink_rings may
+ * free that buffer (the slot then holds NULL, never the same pointer
+ * again before a reserve or an enqueue), so commit checks the slot still
+ * holds it. */
+ssize_t kcp_send_reserve(struct kcp *k, uint8_t **buf)
+{
+	struct qseg *qs;
+
+	k->resv = NULL;
+	if (!buf)
+		return KS_ERR_INVAL;
+	*buf = NULL;
+	if (k->cfg.stream)
+		return KS_ERR_INVAL;
+	if (k->dead)
+		return KS_ERR_DEAD;
+	if (k->qcount >= qmax(k))
+		return KS_ERR_FULL;
+	if (grow_queue(k, k->qcount + 1) != 0)
+		return KS_ERR_NOMEM;
+	qs = qslot(k, k->qcount);
+	if (ensure_buf(k, &qs->data) != 0)
+		return KS_ERR_NOMEM;
+	k->resv = qs->data;
+	*buf = qs->data;
+	return (ssize_t)k->mss;
+}
+
+ssize_t kcp_send_commit(struct kcp *k, size_t len, uint64_t now)
+{
+	struct qseg *qs = k->qcount <= k->qmask ? qslot(k, k->qcount) : NULL;
+	bool held = k->resv && qs && qs->data == k->resv;
+
+	k->resv = NULL;
+	if (!held || len > k->mss)
+		return KS_ERR_INVAL;
+	if (k->dead)
+		return KS_ERR_DEAD;
+	k->last_now = now;
+	qs->len = (uint32_t)len;
+	qs->frg = 0;
+	k->qcount++;
+	enqueued(k, now);
+	return (ssize_t)len;
 }
 
 /* ------------------------------------------------------------------ */

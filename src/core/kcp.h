@@ -182,6 +182,27 @@ void kcp_free(struct kcp *k);
  * With flush_on_send, datagrams may be output before it returns. */
 KS_MUST_CHECK ssize_t kcp_send(struct kcp *k, const void *buf, size_t len, uint64_t now);
 
+/* Zero-copy send, message mode only: a one-segment message written in
+ * place. kcp_send_reserve sets *buf to the payload buffer of the next
+ * queued segment (owned by the engine) and returns its size, the MSS; the
+ * caller writes up to that many bytes and then either commits them with
+ * kcp_send_commit or walks away (nothing is queued; the next reserve or
+ * kcp_send reuses the buffer). The reservation, and *buf, last until the
+ * commit or the next kcp_send or kcp_send_reserve; any other call in
+ * between may end it, and the commit then fails with KS_ERR_INVAL.
+ * kcp_send_reserve returns the MSS, or KS_ERR_FULL (no room for a message:
+ * as kcp_send's), KS_ERR_INVAL (stream mode, buf NULL), KS_ERR_DEAD,
+ * KS_ERR_NOMEM; *buf is NULL on error. */
+KS_MUST_CHECK ssize_t kcp_send_reserve(struct kcp *k, uint8_t **buf);
+
+/* kcp_send_commit queues the first len bytes of the reserved buffer as one
+ * message: on the wire and in every count exactly what kcp_send of those
+ * bytes would have made (len 0: an empty message). Returns len, or
+ * KS_ERR_INVAL (no live reservation, or len > MSS; nothing queued),
+ * KS_ERR_DEAD. Ends the reservation either way. With flush_on_send,
+ * datagrams may be output before it returns. */
+KS_MUST_CHECK ssize_t kcp_send_commit(struct kcp *k, size_t len, uint64_t now);
+
 /* kcp_send_room returns how many bytes kcp_send would accept now (message
  * mode: the largest message it would accept now); 0 when dead. */
 size_t kcp_send_room(const struct kcp *k);

@@ -189,37 +189,79 @@ static size_t feed_room(struct session *s, uint64_t now)
 	return cap - held > SIZE_MAX ? SIZE_MAX : (size_t)(cap - held);
 }
 
+/* KCP runs in message mode exactly when per-stream delivery was agreed
+ * (transport_kcp). */
+static bool message_mode(const struct session *s)
+{
+	return s->params.features & TPARAMS_FEAT_STREAM_DELIVERY;
+}
+
+/* E5: a mux error (n < 0) or nothing to write (0); the session is lost on
+ * an error. */
+static ssize_t produced_none(struct session *s, ssize_t n)
+{
+	if (n < 0)
+		session_lose(s, n == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_PROTO);
+	return n;
+}
+
+/* E5: KCP refused what it said it had room for; the session is lost. */
+static ssize_t refused(struct session *s, ssize_t w)
+{
+	session_lose(s, w == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_DEAD);
+	return w < 0 ? w : KS_ERR_DEAD;
+}
+
+/* E5, message mode (mux step 10): the mux writes one message straight into
+ * KCP's next segment, no copy in between. Returns the bytes queued, 0 when
+ * the mux had nothing (the reservation is dropped), < 0 when the session
+ * was lost. */
+static ssize_t produce_in_place(struct session *s, size_t room, uint64_t now)
+{
+	uint8_t *seg;
+	ssize_t cap = kcp_send_reserve(s->kcp, &seg), n, w;
+
+	if (cap < 0)
+		return refused(s, cap);
+	n = mux_produce(s->mux, seg, min_size(room, (size_t)cap), now);
+	if (n <= 0)
+		return produced_none(s, n);
+	w = kcp_send_commit(s->kcp, (size_t)n, now);
+	return w == n ? n : refused(s, w);
+}
+
+/* E5, stream mode: the mux writes into the scratch buffer, KCP copies it
+ * into its segments. Returns as produce_in_place. */
+static ssize_t produce_copied(struct session *s, size_t room, uint64_t now)
+{
+	uint8_t *buf = s->scratch->pump;
+	ssize_t n = mux_produce(s->mux, buf, min_size(room, SESSION_PUMP_CHUNK), now), w;
+
+	if (n <= 0)
+		return produced_none(s, n);
+	/* room >= n, and the engine takes all it has room for. */
+	w = kcp_send(s->kcp, buf, (size_t)n, now);
+	return w == n ? n : refused(s, w);
+}
+
 /* E5: mux output into KCP, never more than KCP takes now (so nothing piles
  * up below the mux) nor more than the feed allows. The flush is left to
  * the caller (E6). */
 static void fill(struct session *s, uint64_t now)
 {
-	uint8_t *buf = s->scratch->pump;
 	bool queued = false;
 
 	while (s->state == SESSION_ESTABLISHED && mux_want_produce(s->mux)) {
 		size_t room = min_size(kcp_send_room(s->kcp), feed_room(s, now));
-		ssize_t n, w;
+		ssize_t n;
 
 		if (s->params.features & TPARAMS_FEAT_STREAM_DELIVERY)
 			room = min_size(room, s->mss); /* mux step 10: one segment */
 		if (room == 0)
 			break;
-		n = mux_produce(s->mux, buf, room < SESSION_PUMP_CHUNK ? room : SESSION_PUMP_CHUNK,
-		                now);
-		if (n <= 0) {
-			if (n < 0)
-				session_lose(s, n == KS_ERR_NOMEM ? SESSION_LOST_NOMEM
-				                                  : SESSION_LOST_PROTO);
+		n = message_mode(s) ? produce_in_place(s, room, now) : produce_copied(s, room, now);
+		if (n <= 0)
 			break;
-		}
-		/* room >= n, and the engine takes all it has room for (a
-		 * message-mode one: the whole message). */
-		w = kcp_send(s->kcp, buf, (size_t)n, now);
-		if (w != n) {
-			session_lose(s, w == KS_ERR_NOMEM ? SESSION_LOST_NOMEM : SESSION_LOST_DEAD);
-			break;
-		}
 		feed_sent(&s->feed, (uint64_t)n);
 		queued = true;
 	}

@@ -1564,6 +1564,210 @@ static void early_pair_exactly_once(void **state)
 	pair_free(&p);
 }
 
+/* ------------------------------------------------------------------ */
+/* zero-copy send: kcp_send_reserve / kcp_send_commit                 */
+
+static void wires_equal(const struct wire *x, const struct wire *y)
+{
+	assert_int_equal(x->n, y->n);
+	assert_int_equal(x->total, y->total);
+	for (size_t i = 0; i < x->n; i++) {
+		assert_int_equal(x->len[i], y->len[i]);
+		assert_memory_equal(x->d[i], y->d[i], x->len[i]);
+	}
+}
+
+/* send_reserved: the message written in place, then committed. */
+static ssize_t send_reserved(struct kcp *k, const uint8_t *msg, size_t len, uint64_t now)
+{
+	uint8_t *buf = NULL;
+	ssize_t cap = kcp_send_reserve(k, &buf);
+
+	if (cap < 0) {
+		assert_null(buf);
+		return cap;
+	}
+	assert_non_null(buf);
+	assert_true(len <= (size_t)cap);
+	memcpy(buf, msg, len);
+	return kcp_send_commit(k, len, now);
+}
+
+/* Both pairs' receivers hand up the same messages. */
+static void recv_same(struct pair *p, struct pair *q)
+{
+	static uint8_t x[WIRE_MTU], y[WIRE_MTU];
+	ssize_t a, b;
+
+	do {
+		a = kcp_recv(p->b, x, sizeof x);
+		b = kcp_recv(q->b, y, sizeof y);
+		assert_int_equal(a, b);
+		if (a > 0)
+			assert_memory_equal(x, y, (size_t)a);
+	} while (a >= 0);
+}
+
+/* A message committed in place is, on the wire and in every count, what
+ * kcp_send of the same bytes makes: two pairs on the same lossy path, one
+ * sending by copy and one in place, random sizes (0 and a full MSS
+ * included), a queue small enough to refuse some. */
+static void reserve_commit_same_wire(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats sa, sb;
+	struct pair p, q;
+	struct prng g;
+	uint8_t msg[WIRE_MTU];
+	size_t mss;
+	int full = 0;
+
+	cfg_fast(&c);
+	c.snd_wnd = 16;
+	c.snd_queue = 8;
+	mss = c.mtu - KCP_HEADER_LEN;
+	pair_init(&p, &c, &c, 1000, 21);
+	pair_init(&q, &c, &c, 1000, 21);
+	p.loss_pct = q.loss_pct = 10;
+	prng_seed(&g, 77);
+	for (int i = 0; i < 400; i++) {
+		size_t len = i == 0 ? 0 : i == 1 ? mss : prng_below(&g, (uint32_t)mss + 1);
+		ssize_t a, b;
+
+		for (size_t j = 0; j < len; j++)
+			msg[j] = (uint8_t)prng_below(&g, 256);
+		a = kcp_send(p.a, msg, len, p.now);
+		b = send_reserved(q.a, msg, len, q.now);
+		assert_int_equal(a, b);
+		assert_true(a == (ssize_t)len || a == KS_ERR_FULL);
+		full += a == KS_ERR_FULL;
+		assert_true(kcp_check(q.a));
+		wires_equal(p.ab, q.ab);
+		assert_int_equal(kcp_next_deadline(p.a, p.now), kcp_next_deadline(q.a, q.now));
+		if (prng_below(&g, 2) == 0) {
+			assert_int_equal(pair_step(&p), pair_step(&q));
+			assert_true(p.now == q.now);
+			recv_same(&p, &q);
+		}
+	}
+	while (pair_step(&p)) {
+		assert_true(pair_step(&q));
+		wires_equal(p.ab, q.ab);
+		wires_equal(p.ba, q.ba);
+		recv_same(&p, &q);
+	}
+	assert_false(pair_step(&q));
+	assert_true(full > 0);
+	kcp_stats(p.a, &sa);
+	kcp_stats(q.a, &sb);
+	assert_int_equal(sa.seg_sent, sb.seg_sent);
+	assert_int_equal(sa.data_bytes_sent, sb.data_bytes_sent);
+	assert_int_equal(sa.seg_retx_timeout + sa.seg_retx_fast,
+	                 sb.seg_retx_timeout + sb.seg_retx_fast);
+	assert_int_equal(sa.bytes_out, sb.bytes_out);
+	assert_int_equal(kcp_waitsnd(q.a), 0);
+	pair_free(&p);
+	pair_free(&q);
+}
+
+/* No room: a full queue refuses a reservation as kcp_send would. Stream
+ * mode, a NULL buf and a dead engine refuse it too. */
+static void reserve_refused(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp *k;
+	uint8_t *buf = (uint8_t *)"x";
+
+	kcp_config_default(&c);
+	c.snd_wnd = 4; /* the window holds 4; the queue 2 more */
+	c.snd_queue = 2;
+	k = mk(1, &c, 0, w);
+	assert_int_equal(kcp_send_reserve(k, NULL), KS_ERR_INVAL);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(send_reserved(k, (const uint8_t *)"m", 1, 0), 1);
+	assert_int_equal(kcp_send_room(k), 0);
+	assert_int_equal(kcp_send_reserve(k, &buf), KS_ERR_FULL);
+	assert_null(buf);
+	assert_int_equal(kcp_send_commit(k, 1, 0), KS_ERR_INVAL);
+	assert_int_equal(kcp_waitsnd(k), 6);
+	assert_true(kcp_check(k));
+	kcp_free(k);
+
+	c.snd_wnd = KCP_SND_WND_DEFAULT;
+	c.snd_queue = 0;
+	c.dead_link = 1;
+	w->blackhole = true;
+	k = mk(1, &c, 0, w);
+	assert_int_equal(kcp_send(k, "x", 1, 0), 1);
+	kcp_update(k, kcp_next_deadline(k, 0)); /* the one transmission times out */
+	assert_true(kcp_is_dead(k));
+	assert_int_equal(kcp_send_reserve(k, &buf), KS_ERR_DEAD);
+	kcp_free(k);
+
+	c.stream = true;
+	k = mk(1, &c, 0, w);
+	assert_int_equal(kcp_send_reserve(k, &buf), KS_ERR_INVAL);
+	assert_null(buf);
+	kcp_free(k);
+	free(w);
+}
+
+/* A reservation left uncommitted queues nothing and sends nothing; the
+ * next kcp_send or reserve reuses the buffer and ends it; a commit needs a
+ * live reservation and at most an MSS. */
+static void reserve_abandoned(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp *k;
+	uint8_t *buf, *again;
+	ssize_t cap;
+
+	kcp_config_default(&c);
+	k = mk(1, &c, 0, w);
+	assert_int_equal(kcp_send_commit(k, 0, 0), KS_ERR_INVAL); /* none yet */
+	cap = kcp_send_reserve(k, &buf);
+	assert_int_equal(cap, c.mtu - KCP_HEADER_LEN);
+	memset(buf, 'z', (size_t)cap);
+	assert_int_equal(kcp_waitsnd(k), 0);
+	assert_int_equal(w->total, 0);
+	assert_int_equal(kcp_next_deadline(k, 0), KS_NEVER);
+	assert_true(kcp_check(k));
+
+	/* a second reserve hands out the same slot; one commit, one message */
+	assert_int_equal(kcp_send_reserve(k, &again), cap);
+	assert_ptr_equal(again, buf);
+	memcpy(again, "hi", 2);
+	assert_int_equal(kcp_send_commit(k, 2, 0), 2);
+	assert_int_equal(kcp_send_commit(k, 2, 0), KS_ERR_INVAL); /* ended */
+	assert_int_equal(w->n, 1);
+	assert_int_equal(w->len[0], KCP_HEADER_LEN + 2);
+	assert_memory_equal(w->d[0] + KCP_HEADER_LEN, "hi", 2);
+
+	/* abandoned, then kcp_send: its bytes, not the abandoned ones */
+	assert_int_equal(kcp_send_reserve(k, &buf), cap);
+	memset(buf, 'z', (size_t)cap);
+	assert_int_equal(kcp_send(k, "abc", 3, 0), 3);
+	assert_int_equal(kcp_send_commit(k, 3, 0), KS_ERR_INVAL);
+	assert_int_equal(w->n, 2);
+	assert_int_equal(w->len[1], KCP_HEADER_LEN + 3);
+	assert_memory_equal(w->d[1] + KCP_HEADER_LEN, "abc", 3);
+
+	/* too long: refused, and the reservation is over */
+	assert_int_equal(kcp_send_reserve(k, &buf), cap);
+	assert_int_equal(kcp_send_commit(k, (size_t)cap + 1, 0), KS_ERR_INVAL);
+	assert_int_equal(kcp_send_commit(k, 1, 0), KS_ERR_INVAL);
+	assert_int_equal(kcp_waitsnd(k), 2);
+	assert_int_equal(w->n, 2);
+	assert_true(kcp_check(k));
+	kcp_free(k); /* the abandoned buffer is the engine's: no leak (ASan) */
+	free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1596,6 +1800,9 @@ int main(void)
 		cmocka_unit_test(dup_thin_receiver_and_congestion),
 		cmocka_unit_test(early_taken_skipped_left_in_order),
 		cmocka_unit_test(early_pair_exactly_once),
+		cmocka_unit_test(reserve_commit_same_wire),
+		cmocka_unit_test(reserve_refused),
+		cmocka_unit_test(reserve_abandoned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
