@@ -340,7 +340,12 @@ static void stall_probe(struct session *s, uint64_t now)
 		c->stall_gap = SESSION_STALL_MIN_MS;
 	c->stall_rx = s->rx_stream;
 	c->last_stall = now;
-	if (mux_ping(s->mux) == 0)
+	/* Something of ours in flight is retransmitted by KCP, which speaks
+	 * from our current address. With nothing in flight a PING goes out
+	 * even while the last one's PONG is owed (mux_ping supersedes it):
+	 * that PONG may wait behind data the server sends to an address a
+	 * NAT took from us, and only a datagram of ours moves it. */
+	if (kcp_inflight(s->kcp) == 0 && mux_ping(s->mux) == 0)
 		s->st.stall_probes++;
 }
 

@@ -2057,6 +2057,23 @@ uint32_t kcp_waitsnd(const struct kcp *k) { return k->qcount + k->inflight; }
 
 uint32_t kcp_inflight(const struct kcp *k) { return k->inflight; }
 
+void kcp_path_changed(struct kcp *k, uint64_t now)
+{
+	k->silent = false;
+	for (uint32_t sn = k->snd_una; sn != k->snd_nxt; sn++) {
+		struct sseg *g = sslot(k, sn);
+
+		if (!g->live)
+			continue;
+		g->held = false;
+		g->rto = k->rto;
+		if (g->resendts > now) {
+			g->resendts = now;
+			rto_fix(k, g->heap);
+		}
+	}
+}
+
 bool kcp_is_dead(const struct kcp *k) { return k->dead; }
 
 void kcp_rtt(const struct kcp *k, uint32_t *srtt, uint32_t *min_rtt)

@@ -266,6 +266,13 @@ uint32_t kcp_waitsnd(const struct kcp *k);
 /* kcp_inflight returns segments sent and not yet acknowledged. */
 uint32_t kcp_inflight(const struct kcp *k);
 
+/* kcp_path_changed: the peer was proven at a new address (a NAT moved
+ * it), so what is in flight went to the old one and the old path's
+ * silence says nothing about the new one. Every unacknowledged segment is
+ * due at now, its RTO back at the engine's without backoff, and a silent
+ * episode (K12) ends. */
+void kcp_path_changed(struct kcp *k, uint64_t now);
+
 /* kcp_rtt sets *srtt (smoothed) and *min_rtt (smallest sample seen), in
  * ms; both 0 before the first RTT sample. */
 void kcp_rtt(const struct kcp *k, uint32_t *srtt, uint32_t *min_rtt);

@@ -1505,8 +1505,13 @@ int mux_ping(struct mux *m)
 {
 	if (m->err)
 		return m->err;
-	if (m->ping_due || m->ping_out)
+	/* A PING that went out and is still unanswered is superseded: its
+	 * PONG may wait behind data for a path the peer no longer has (a NAT
+	 * moved us), and only a new datagram from us tells the peer where we
+	 * are now. Its late PONG is stale (on_pong). */
+	if (m->ping_due)
 		return KS_ERR_AGAIN;
+	m->ping_out = false;
 	m->ping_val++;
 	m->ping_due = true;
 	return 0;

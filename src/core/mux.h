@@ -247,7 +247,9 @@ size_t mux_stream_room(const struct mux *m, uint32_t id);
 
 /* mux_ping queues a PING; its PONG produces a MUX_EV_PONG with the RTT
  * between the mux_produce that sent it and the mux_input that got the
- * answer. Returns 0, or KS_ERR_AGAIN while a PING is outstanding. */
+ * answer. A PING already sent and still unanswered is superseded (its PONG
+ * will be ignored as stale). Returns 0, or KS_ERR_AGAIN while a PING is
+ * queued but not yet produced. */
 KS_MUST_CHECK int mux_ping(struct mux *m);
 
 /* --- events --------------------------------------------------------------- */

@@ -358,6 +358,8 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 		(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);
 		owe(srv, e); /* E6: its ACKs leave in server_flush, with the batch's */
 	}
+	if (ev.moved) /* secure 6.2: resend what went to the old address */
+		session_on_peer_moved(e->s, now);
 	touched(srv, e);
 	if (ev.challenge && !e->closed)
 		challenge(srv, ev.sid, now);

@@ -500,6 +500,14 @@ int session_on_payload(struct session *s, const uint8_t *p, size_t len, uint64_t
 	return rc;
 }
 
+void session_on_peer_moved(struct session *s, uint64_t now)
+{
+	s->now = now;
+	if (s->state == SESSION_ESTABLISHED)
+		kcp_path_changed(s->kcp, now);
+	session_finish(s, now);
+}
+
 /* L1, L5 for an established session; the role's own timers run between
  * KCP's update and the pump (dial.c: keepalive, probes, dead path). */
 static void established_timer(struct session *s, uint64_t now, uint64_t now_unix_ms)

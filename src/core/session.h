@@ -302,6 +302,11 @@ KS_MUST_CHECK int session_server_new(struct session **out, const struct session_
  * (the payload was dropped, counted). */
 int session_on_payload(struct session *s, const uint8_t *p, size_t len, uint64_t now);
 
+/* session_on_peer_moved (server): the table proved the peer at a new
+ * address (secure 6.2). What KCP has in flight went to the old one: it is
+ * resent now, without the old path's backoff (kcp_path_changed). */
+void session_on_peer_moved(struct session *s, uint64_t now);
+
 /* session_end ends an established session for reason, like a loss: its
  * KCP engine, mux and streams are freed, its keys wiped, a
  * SESSION_EV_LOST is queued, and the role goes on (a server session

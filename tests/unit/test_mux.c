@@ -1216,6 +1216,39 @@ static void reset_mid_transfer_frees_everything(void **state)
 	pair_free(&p);
 }
 
+/* A PING that went out unanswered is superseded by the next one: the
+ * old PONG is stale, the new one measures from its own PING. */
+static void ping_supersedes_unanswered(void **state)
+{
+	(void)state;
+	static struct pair p;
+	uint8_t old_pong[64];
+	struct mux_event ev;
+	ssize_t n, old_n;
+
+	pair_init(&p, NULL, NULL);
+	assert_int_equal(mux_ping(p.c), 0);
+	n = mux_produce(p.c, p.buf, PIPE_CAP, 1000);
+	assert_int_equal(n, MUX_HDR_LEN + 8);
+	assert_int_equal(mux_input(p.s, p.buf, (size_t)n, 1010), 0);
+	old_n = mux_produce(p.s, old_pong, sizeof old_pong, 1010);
+	assert_int_equal(old_n, MUX_HDR_LEN + 8);
+	/* Sent, unanswered: a new PING is taken (one queued is not). */
+	assert_int_equal(mux_ping(p.c), 0);
+	assert_int_equal(mux_ping(p.c), KS_ERR_AGAIN);
+	n = mux_produce(p.c, p.buf, PIPE_CAP, 2000);
+	assert_int_equal(n, MUX_HDR_LEN + 8);
+	assert_int_equal(mux_input(p.c, old_pong, (size_t)old_n, 2005), 0);
+	no_ev(p.c);
+	assert_int_equal(mux_input(p.s, p.buf, (size_t)n, 2010), 0);
+	n = mux_produce(p.s, p.buf, PIPE_CAP, 2010);
+	assert_int_equal(mux_input(p.c, p.buf, (size_t)n, 2030), 0);
+	ev = next_ev(p.c);
+	assert_int_equal(ev.type, MUX_EV_PONG);
+	assert_int_equal(ev.rtt_ms, 30);
+	pair_free(&p);
+}
+
 static void ping_measures_rtt(void **state)
 {
 	(void)state;
@@ -2332,6 +2365,7 @@ int main(void)
 		cmocka_unit_test(half_close_each_direction),
 		cmocka_unit_test(reset_mid_transfer_frees_everything),
 		cmocka_unit_test(ping_measures_rtt),
+		cmocka_unit_test(ping_supersedes_unanswered),
 		cmocka_unit_test(random_operations_match_model),
 		cmocka_unit_test(budget_shrinks_windows_and_comes_back),
 		cmocka_unit_test(filling_every_window_is_bounded),
