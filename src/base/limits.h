@@ -183,9 +183,12 @@ enum {
 	MUX_SPLIT_MIN = 256,           /* smallest DATA cut made only to fit room */
 	MUX_WRITABLE_MIN = 4096,       /* room that makes a blocked stream writable */
 	MUX_RING_INITIAL = 4096,       /* first allocation of a stream buffer */
-	MUX_RING_AGAIN_MAX = 262144,   /* most a drained buffer comes back at */
-	MUX_EARLY_DATA_MAX = 65536,    /* DATA a client may send before REPLY (step 4.4) */
-	MUX_OOO_MAX = 16,              /* byte ranges a stream holds above a gap (step 10) */
+	MUX_RING_AGAIN_MAX = 262144,
+	DAEMON_MMAP_THRESHOLD = 131072,
+	/* allocations this large get their own mapping (io/daemon.c) */ /* most a drained buffer
+	                                                                    comes back at */
+	MUX_EARLY_DATA_MAX = 65536, /* DATA a client may send before REPLY (step 4.4) */
+	MUX_OOO_MAX = 16,           /* byte ranges a stream holds above a gap (step 10) */
 	/* Session receive budget (step 4.5): the windows a session end's live
 	 * streams announced, summed, stay below budget + streams x floor. */
 	MUX_WINDOW_FLOOR = 65536,      /* a stream's window while the budget is short */

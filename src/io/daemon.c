@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <ev.h>
 #include <grp.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,6 +27,16 @@ int daemon_ignore_sigpipe(void)
 	sa.sa_handler = SIG_IGN;
 	sigemptyset(&sa.sa_mask);
 	return sigaction(SIGPIPE, &sa, NULL) < 0 ? KS_ERR_IO : 0;
+}
+
+void daemon_malloc_policy(void)
+{
+#ifdef __GLIBC__
+	/* A fixed threshold also turns off glibc's sliding one, which rises to
+	 * 32 MiB after the first large free and then keeps freed stream
+	 * buffers in the heap. */
+	(void)mallopt(M_MMAP_THRESHOLD, DAEMON_MMAP_THRESHOLD);
+#endif
 }
 
 /* ---- open files ---- */

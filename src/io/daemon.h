@@ -27,6 +27,12 @@ struct ev_loop;
  * KS_ERR_IO (errno set). */
 KS_MUST_CHECK int daemon_ignore_sigpipe(void);
 
+/* daemon_malloc_policy makes every allocation of DAEMON_MMAP_THRESHOLD
+ * bytes or more a mapping of its own, so a stream buffer that grew for a
+ * burst (up to its credit window) goes back to the system when it is
+ * freed, instead of staying in the heap (glibc only; elsewhere a no-op). */
+void daemon_malloc_policy(void);
+
 /* ---- open files ---- */
 
 struct daemon_nofile {

@@ -504,6 +504,7 @@ int dconf_serve(const struct config *cfg, const struct dconf_service *svc)
 		log_error("SIGPIPE cannot be ignored");
 		return EXIT_FAILURE;
 	}
+	daemon_malloc_policy();
 	if (cfg->max_fds && daemon_raise_nofile(cfg->max_fds, NULL, err, sizeof err) != 0) {
 		log_error("%s", err);
 		return EXIT_FAILURE;

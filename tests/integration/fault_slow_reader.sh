@@ -6,9 +6,13 @@
 # ask nginx for a 256 MiB file: one reads 64 KiB and then nothing for
 # SLOW_HOLD_S (20 s; kstool.py slowread, small receive buffer), one is
 # curl --limit-rate 2k. While they sit there:
-#   - each daemon's RSS stays within SLOW_RSS_KB (16 MiB) of its value
-#     before they started (a daemon that buffered the file would grow by
-#     hundreds of MiB: nginx sends as fast as loopback allows);
+#   - each daemon's RSS stays within SLOW_RSS_KB of its value before they
+#     started: what the two stalled streams' credit lets the local hold
+#     (2 x the default profile's stream_window, 8 MiB: docs/CONFIG.md) plus
+#     4 MiB (a daemon that buffered the file would grow by hundreds of MiB:
+#     nginx sends as fast as loopback allows). The local returns a grown
+#     stream buffer to the system when it frees it (daemon_malloc_policy);
+#     without that, glibc kept the freed halves and the local grew ~23 MiB;
 #   - small requests on other streams still complete, each within
 #     SLOW_PROMPT_MS (2000 ms);
 # and after the slow streams are gone, both daemons still serve.
@@ -17,7 +21,7 @@ lib_init fault_slow_reader
 require_daemons
 
 SLOW_HOLD_S=${SLOW_HOLD_S:-20}
-SLOW_RSS_KB=${SLOW_RSS_KB:-16384}
+SLOW_RSS_KB=${SLOW_RSS_KB:-$((2 * 8192 + 4096))}
 SLOW_PROMPT_MS=${SLOW_PROMPT_MS:-2000}
 
 start_nginx 1K 64K 1M
