@@ -46,7 +46,10 @@ enum {
 	KCP_ACK_REPEAT = 2,         /* extra copies of an out-of-order ACK */
 	KCP_ACK_REPEAT_SLOTS = 128, /* recent out-of-order arrivals remembered */
 	KCP_BACKLOG_CONGESTED = 3,  /* segments queued: a loss is congestion */
+	KCP_LOSS_HEAVY_MIN = 8,     /* K7: segments lost, at least, for these */
 	KCP_LOSS_HEAVY_PCT = 25,    /* or this share of a flight lost at once */
+	KCP_LOSS_QUEUE_PCT = 15,    /* or this share, the RTT peak showing a queue */
+	KCP_QUEUE_KEEP_PCT = 70,    /* of the flight, kept after such an overflow */
 	KCP_QUEUE_FRACTION = 4,     /* ...and queueing delay >= min RTT / this */
 	KCP_QUEUE_HOLD = 2,         /* queueing delay >= min RTT / this: no growth */
 	KCP_RTT_FLOOR_MIN = 10,     /* K7: the recent RTT floor's windows, ms, min */

@@ -790,6 +790,7 @@ static struct kcp_cc_path cc_path(const struct kcp *k)
 	return (struct kcp_cc_path){ .srtt = k->srtt,
 		                     .min_rtt = k->min_rtt,
 		                     .rtt_floor = rtt_floor(k),
+		                     .rtt_peak = max_u32(k->rtt_hi[0], k->rtt_hi[1]),
 		                     .snd_una = k->snd_una,
 		                     .snd_nxt = k->snd_nxt,
 		                     .snd_wnd = k->cfg.snd_wnd,
@@ -807,14 +808,19 @@ static bool window_open(const struct kcp *k)
 	return k->qcount && seq_lt(k->snd_nxt, k->snd_una + kcp_cc_send_limit(&k->cc, &pp));
 }
 
-static bool sendable(const struct kcp *k)
+/* paced_now: the bucket holds a segment at the last time seen. */
+static bool paced_now(const struct kcp *k)
 {
 	struct kcp_cc_path pp = cc_path(k);
 	uint64_t rate = kcp_cc_pace_rate(&k->cc, &pp);
 
-	return window_open(k) &&
-	       (!rate || kcp_cc_pace_avail(&k->cc, rate, k->last_now) >= KCP_PACE_ONE);
+	return !rate || kcp_cc_pace_avail(&k->cc, rate, k->last_now) >= KCP_PACE_ONE;
 }
+
+static bool sendable(const struct kcp *k) { return window_open(k) && paced_now(k); }
+
+/* fast_ready: a fast retransmit is due and the pace lets it out (K5). */
+static bool fast_ready(const struct kcp *k) { return fast_due(k) && paced_now(k); }
 
 /* pace_deadline: when the bucket holds a segment again, if the window is
  * open but the pace holds the data back; KS_NEVER otherwise. */
@@ -823,7 +829,7 @@ static uint64_t pace_deadline(const struct kcp *k, uint64_t now)
 	struct kcp_cc_path pp = cc_path(k);
 	uint64_t rate = kcp_cc_pace_rate(&k->cc, &pp), have;
 
-	if (!rate || !window_open(k))
+	if (!rate || (!window_open(k) && !fast_due(k)))
 		return KS_NEVER;
 	have = kcp_cc_pace_avail(&k->cc, rate, now);
 	if (have >= KCP_PACE_ONE)
@@ -1137,12 +1143,25 @@ static void retx_timeouts(struct kcp *k, uint64_t now, bool *isolated, bool *fli
 	}
 }
 
+/* pace_left: the flush's bucket still holds a segment (or nothing is paced). */
+static bool pace_left(const struct kcp *k)
+{
+	struct kcp_cc_path pp = cc_path(k);
+
+	return !kcp_cc_pace_rate(&k->cc, &pp) || k->cc.pace_tok >= KCP_PACE_ONE;
+}
+
 static void retx_fast(struct kcp *k, uint64_t now, bool *isolated)
 {
 	while (!k->dead && k->fq.count) {
 		struct fentry e = *fifo_at(&k->fq, 0);
 		struct sseg *g = sslot(k, e.sn);
 		if (fq_valid(k, &e) && k->ack_events - e.base < resend_at(k))
+			break;
+		/* K5/K10: fast retransmits leave at the pace too, the rest on a
+		 * later flush: a burst of them into the queue whose overflow
+		 * they repair is lost again and repaired again. */
+		if (fq_valid(k, &e) && !pace_left(k))
 			break;
 		fifo_pop(&k->fq);
 		if (!fq_valid(k, &e))
@@ -1189,7 +1208,7 @@ static void probe_step(struct kcp *k, uint64_t now)
 
 static bool wanted(const struct kcp *k)
 {
-	return k->nacks || k->tell || sendable(k) || fast_due(k);
+	return k->nacks || k->tell || sendable(k) || fast_ready(k);
 }
 
 static void arm(struct kcp *k, uint64_t now)
@@ -2042,7 +2061,7 @@ int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	apply(k, dgram, len, now);
 	probe_update(k, now);
 	if ((k->cfg.ack_immediate && (k->nacks || k->tell) && !ack_may_wait(k)) ||
-	    (k->cfg.flush_on_send && (sendable(k) || fast_due(k))))
+	    (k->cfg.flush_on_send && (sendable(k) || fast_ready(k))))
 		kcp_flush(k, now);
 	else
 		arm(k, now);

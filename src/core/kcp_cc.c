@@ -28,7 +28,7 @@ void kcp_cc_init(struct kcp_cc *cc, uint32_t snd_wnd, uint32_t initial_sn, uint6
  * raises srtt only, and is not a queue (K7). */
 static uint32_t queue_delay(const struct kcp_cc_path *p)
 {
-	uint32_t rtt = p->rtt_floor ? min_u32(p->srtt, p->rtt_floor) : p->srtt;
+	uint32_t rtt = p->rtt_floor ? p->rtt_floor : p->srtt;
 
 	if (!rtt || !p->min_rtt || rtt <= p->min_rtt)
 		return 0;
@@ -102,11 +102,25 @@ void kcp_cc_on_ack(struct kcp_cc *cc, const struct kcp_cc_path *p, uint32_t acke
 /* heavy: the current episode has lost a large share of the flight it
  * began with. Tail drop at a shallow bottleneck queue shows almost no
  * queueing delay but loses many segments at once; random loss of a few
- * percent does not (K7). */
-static bool heavy(const struct kcp_cc *cc)
+ * percent does not (K7). A smaller share is enough when the largest recent
+ * RTT sample shows that a queue of ours filled (by a quarter of the base
+ * RTT at least): the queue of a shallow bottleneck fills and drains within
+ * an RTT, so its floor stays low while it overflows every round. */
+static bool severe(const struct kcp_cc *cc)
 {
-	return cc->ep_lost >= KCP_BACKLOG_CONGESTED &&
+	return cc->ep_lost >= KCP_LOSS_HEAVY_MIN &&
 	       (uint64_t)cc->ep_lost * 100 >= (uint64_t)cc->ep_size * KCP_LOSS_HEAVY_PCT;
+}
+
+static bool heavy(const struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	uint64_t lost = (uint64_t)cc->ep_lost * 100, flight = cc->ep_size;
+	bool peaked = p->rtt_peak && p->min_rtt &&
+	              p->rtt_peak >= p->min_rtt + max_u32(p->min_rtt / KCP_QUEUE_FRACTION, 1);
+
+	if (cc->ep_lost < KCP_LOSS_HEAVY_MIN)
+		return false;
+	return severe(cc) || (peaked && lost >= flight * KCP_LOSS_QUEUE_PCT);
 }
 
 /* cwnd_cut: only a timeout with the whole flight unanswered collapses cwnd
@@ -133,9 +147,15 @@ static void cwnd_cut(struct kcp_cc *cc, const struct kcp_cc_path *p, bool flight
 		 * receiver) then costs a fifth of the window, not half of it
 		 * and hundreds of RTTs of linear regrowth (K7). A heavy loss
 		 * without a queue (tail drop at a shallow one) still halves. */
-		if (!heavy(cc) && loss_queue(cc, p))
+		if (!heavy(cc, p) && loss_queue(cc, p))
 			keep = max_u32(keep, (uint32_t)((uint64_t)inflight * p->min_rtt /
 			                                (p->min_rtt + queue_delay(p))));
+		/* Overflow of a queue the RTT peak showed: the flight was the
+		 * path plus a full queue, and keeping KCP_QUEUE_KEEP_PCT of it
+		 * (CUBIC's beta) drains the queue without idling the link. */
+		else if (!severe(cc))
+			keep = max_u32(keep,
+			               (uint32_t)((uint64_t)inflight * KCP_QUEUE_KEEP_PCT / 100));
 		cc->ssthresh = max_u32(keep, KCP_SSTHRESH_MIN);
 		cc->cwnd = cc->ssthresh + p->resend;
 	}
@@ -154,14 +174,14 @@ bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolate
 {
 	if (!isolated && !flight) {
 		cc->ep_lost += cc->flush_lost;
-		if (!cc->ep_cut && heavy(cc))
+		if (!cc->ep_cut && heavy(cc, p))
 			cwnd_cut(cc, p, false);
 		return false;
 	}
 	cc->ep_size = max_u32(p->snd_nxt - p->snd_una, 1);
 	cc->ep_lost = cc->flush_lost;
 	cc->ep_cut = false;
-	if (!flight && !loss_queue(cc, p) && !heavy(cc)) {
+	if (!flight && !loss_queue(cc, p) && !heavy(cc, p)) {
 		cc->recover = p->snd_nxt;
 		return true;
 	}

@@ -30,6 +30,7 @@ struct kcp_cc {
 struct kcp_cc_path {
 	uint32_t srtt, min_rtt;    /* ms; 0 before the first sample */
 	uint32_t rtt_floor;        /* ms: smallest sample of the last one or two srtt */
+	uint32_t rtt_peak;         /* ms: largest sample of the last window or two (K4) */
 	uint32_t snd_una, snd_nxt; /* the send window's edges */
 	uint32_t snd_wnd, rmt_wnd; /* configured; the peer's last advertised */
 	uint32_t resend;           /* fast retransmit threshold (cfg) */
