@@ -77,8 +77,8 @@ enum config_cipher {
 /* Per-stream delivery (docs/PROTOCOL.md mux step 10, K14): offered by a
  * client, accepted by a server, only when on. */
 enum config_stream_delivery {
-	CONFIG_STREAM_DELIVERY_OFF, /* ordered byte stream (the default) */
-	CONFIG_STREAM_DELIVERY_ON,  /* offer / accept TPARAMS_FEAT_STREAM_DELIVERY */
+	CONFIG_STREAM_DELIVERY_OFF, /* ordered byte stream */
+	CONFIG_STREAM_DELIVERY_ON,  /* offer / accept TPARAMS_FEAT_STREAM_DELIVERY (the default) */
 };
 
 /* Where the server looks names up (c-ares lookup orders). */

@@ -67,8 +67,8 @@ enum tparams_feature {
 	                   TPARAMS_FEAT_INSTANCE_ID | TPARAMS_FEAT_REKEY,
 	/* What this build speaks only where the machine can or the config
 	 * asks: advertised when the caller opts in (the I/O layer knows the
-	 * CPU and the config: cipher, stream_delivery), never by default
-	 * (handshake.h). */
+	 * CPU and the config: cipher, stream_delivery, on by default in
+	 * the config), never by the handshake itself (handshake.h). */
 	TPARAMS_FEATURES_OPTIONAL = TPARAMS_FEAT_AES_GCM | TPARAMS_FEAT_STREAM_DELIVERY,
 };
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # fast_stream_delivery.sh - per-stream delivery (docs/PROTOCOL.md mux
-# section 10, feature bit 5) between real daemons: off by default; with
-# stream_delivery = on at both ends the session agrees it (both logs say
-# so) and carries parallel downloads through 2% loss intact; a client that
-# asks for it from a server left at the default gets the ordered stream,
-# intact too.
+# section 10, feature bit 5) between real daemons: on by default, so two
+# daemons left at the default agree it (both logs say so) and carry
+# parallel downloads through 2% loss intact; a client that asks for it from
+# a server set stream_delivery = off gets the ordered stream, intact too;
+# a client set off is not given it by a server at the default.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 lib_init fast_stream_delivery
@@ -30,32 +30,32 @@ fetch_all() {
 	done
 }
 
-# The default: not agreed.
+# Client off, server at the default (on): not agreed.
 start_server
-start_local "$SERVER_PORT"
+start_local "$SERVER_PORT" "" --stream_delivery off
 wait_session
 grep 'session .* established' "$LOCAL_LOG" | grep -q 'per-stream delivery' &&
-	die "per-stream delivery agreed although neither end set it"
+	die "per-stream delivery agreed although the client set it off"
 stop_daemon "$LOCAL_PID"
 stop_daemon "$SERVER_PID"
 
-# Both on, through 2% loss each way.
-start_server --stream_delivery on
+# Both at the default (on), through 2% loss each way.
+start_server
 start_impair "$SERVER_PORT" --loss 0.02 --seed 7
-start_local "$IMPAIR_PORT" "" --stream_delivery on
+start_local "$IMPAIR_PORT"
 wait_session
 grep -q 'session [0-9a-f]* established (wire version [0-9]*, [a-z0-9-]*, per-stream delivery' \
 	"$LOCAL_LOG" || die "the local log does not name per-stream delivery"
 fetch_all on
 grep -q 'session [0-9a-f]* of user alice established (wire version [0-9]*, [a-z0-9-]*, per-stream delivery' \
 	"$SERVER_LOG" || die "the server log does not name per-stream delivery"
-ok "stream_delivery = on at both ends: agreed, 4 x 400 kB at 2% loss intact"
+ok "the default (on at both ends): agreed, 4 x 400 kB at 2% loss intact"
 
-# Client on, server at the default: the ordered stream.
+# Client at the default (on), server off: the ordered stream.
 stop_daemon "$LOCAL_PID"
 stop_daemon "$SERVER_PID"
-start_server
-start_local "$IMPAIR_PORT" "" --stream_delivery on
+start_server --stream_delivery off
+start_local "$IMPAIR_PORT"
 wait_session
 grep 'session .* established' "$LOCAL_LOG" | grep -q 'per-stream delivery' &&
 	die "per-stream delivery agreed with a server that does not accept it"

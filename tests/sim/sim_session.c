@@ -1280,7 +1280,9 @@ struct bulk {
  * a daemon's relay does), and establishes its session. *tp is the
  * parameters' storage: it must outlive the world. */
 static bool old_client; /* profile_world: a client without per-stream delivery */
-static bool sd_on;      /* profile_world: both ends set stream_delivery = on */
+/* profile_world: per-stream delivery as the config gives it (on by
+ * default), or set on or off at both ends by the test. */
+static enum { SD_CONFIG, SD_ON, SD_OFF } sd_set;
 
 static struct world *profile_world(const char *name, const struct netsim_config *link,
                                    uint64_t seed, struct transport_params *tp)
@@ -1293,10 +1295,11 @@ static struct world *profile_world(const char *name, const struct netsim_config 
 	assert_non_null(pr);
 	transport_proposal(pr, tp);
 	transport_local_of(pr, &su.local);
-	/* Per-stream delivery is opt-in (stream_delivery = on): the tests that
-	 * measure it set sd_on; SIM_SD set: every run with it, SIM_NO_SD set:
-	 * none (docs/bench/concurrency.md). */
-	su.sd = (sd_on || getenv("SIM_SD")) && !getenv("SIM_NO_SD");
+	/* Per-stream delivery is on by default (stream_delivery = on), as in
+	 * the daemons. SIM_NO_SD set: the runs that do not set it are without
+	 * it, SIM_SD set: with it (docs/bench/concurrency.md compares both). */
+	su.sd = sd_set == SD_ON ||
+	        (sd_set == SD_CONFIG && (getenv("SIM_SD") || !getenv("SIM_NO_SD")));
 	su.local.no_stream_delivery = old_client;
 	transport_mux(pr, 0, &mc);
 	su.window = mc.window;
@@ -1412,9 +1415,9 @@ static void test_bulk_bottleneck(void **state)
  * default profile sends thin flights twice (dup_thin), so a loss early in
  * slow start no longer cuts its window to a crawl (0.59 MB/s without, 4.7
  * with, seed 36); it survives and completes either way. Seed 30: before
- * tune's defaults, per-stream delivery (then on by default) met such a
- * crawl on seed 36 (0.49 MB/s); with those defaults seed 36 no longer
- * collapses with it (4.30 MB/s on, 5.54 off) (docs/bench/concurrency.md).
+ * tune's defaults, per-stream delivery met such a crawl on seed 36 (0.49
+ * MB/s); since K7's fixes, over seeds 30-40 it is on a par with the ordered
+ * stream (6.61 MB/s on, 6.47 off, docs/bench/concurrency.md).
  *
  * K7, no crawl after an early loss: over seeds 1-40, 7 runs of the default
  * profile crawled at 0.53-0.65 MB/s against 5-7 for the others: 3 random
@@ -1666,8 +1669,8 @@ static struct probes probe_run(const char *name, const struct netsim_config *lin
  * keep the link's rate and share it fairly (Jain's index). With
  * SIM_LOSSY set (not in CI: 17 s) the same at 1% loss and 10 ms each way,
  * with and without bulk, for docs/bench/concurrency.md. Each with
- * per-stream delivery (stream_delivery = on at both ends), then without
- * (the default). */
+ * per-stream delivery (stream_delivery = on at both ends, the default),
+ * then without (off at both ends). */
 static void test_conc_small_request(void **state)
 {
 	static const struct netsim_config lo = LOOPBACK1;
@@ -1675,7 +1678,7 @@ static void test_conc_small_request(void **state)
 	struct probes p;
 
 	(void)state;
-	sd_on = true; /* with per-stream delivery, as with the default off */
+	sd_set = SD_ON; /* with per-stream delivery, as without it */
 	for (int on = 1; on >= 0; on--) {
 		p = probe_run("default", &lo, 32, 16, 200, 15, 70);
 		assert_true(p.p99 <= rtt + FEED_QUEUE_MS + 3);
@@ -1686,8 +1689,9 @@ static void test_conc_small_request(void **state)
 			p = probe_run("default", &l1, 32, 32, 300, 30, 71);
 			p = probe_run("default", &l1, 0, 32, 300, 30, 72);
 		}
-		sd_on = false;
+		sd_set = SD_OFF;
 	}
+	sd_set = SD_CONFIG;
 }
 
 /* Per-stream delivery (mux step 10, TPARAMS_FEAT_STREAM_DELIVERY) is used
@@ -1707,9 +1711,10 @@ static void test_stream_delivery_mixed_pair(void **state)
 		struct world *w;
 
 		old_client = old;
-		sd_on = true; /* both ends configured with stream_delivery = on */
+		sd_set = SD_ON; /* both ends configured with stream_delivery = on */
 		w = profile_world("default", &l1, 80 + (uint64_t)old, &tp);
-		old_client = sd_on = false;
+		old_client = false;
+		sd_set = SD_CONFIG;
 		cp = session_params(w->cli);
 		sp = session_params(server_session(w->srv, session_sid(w->cli)));
 		assert_non_null(cp);

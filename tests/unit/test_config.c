@@ -276,7 +276,7 @@ static void good_local_file(void **state)
 	config_free(cfg);
 }
 
-/* stream_delivery (mux step 10) is off unless set; on or off, nothing else. */
+/* stream_delivery (mux step 10) is on unless set off; on or off, nothing else. */
 static void stream_delivery_key(void **state)
 {
 	char err[CONFIG_ERR_MAX];
@@ -308,7 +308,7 @@ static void defaults_come_from_the_table(void **state)
 	assert_int_equal(cfg->log_level, CONFIG_LOG_INFO);
 	assert_int_equal(cfg->log_target, CONFIG_LOG_STDERR);
 	assert_int_equal(cfg->cipher, CONFIG_CIPHER_AUTO);
-	assert_int_equal(cfg->stream_delivery, CONFIG_STREAM_DELIVERY_OFF);
+	assert_int_equal(cfg->stream_delivery, CONFIG_STREAM_DELIVERY_ON);
 	assert_int_equal(cfg->max_sessions, 1024);
 	assert_int_equal(cfg->connect_timeout_ms, 10000);
 	assert_int_equal(cfg->max_idle_timeout_ms, 600000);
@@ -528,8 +528,8 @@ static void flag_path_equals_file_path(void **state)
 		{ CONFIG_ROLE_LOCAL, "common", "profile", "lossy" },
 		{ CONFIG_ROLE_LOCAL, "common", "log_level", "warn" },
 		{ CONFIG_ROLE_SERVER, "common", "cipher", "chacha20" },
-		{ CONFIG_ROLE_LOCAL, "common", "stream_delivery", "on" },
-		{ CONFIG_ROLE_SERVER, "common", "stream_delivery", "on" },
+		{ CONFIG_ROLE_LOCAL, "common", "stream_delivery", "off" },
+		{ CONFIG_ROLE_SERVER, "common", "stream_delivery", "off" },
 		{ CONFIG_ROLE_SERVER, "common", "metrics_listen", "[::1]:9100" },
 		{ CONFIG_ROLE_LOCAL, "common", "max_fds", "100" },
 		{ CONFIG_ROLE_LOCAL, "local", "listen", "127.0.0.2:1" },
