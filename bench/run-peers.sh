@@ -69,7 +69,7 @@ PAGE_MAX_S=${PAGE_MAX_S:-60}          # one page load, at most
 PAGE_BUDGET_S=${PAGE_BUDGET_S:-60}    # a pair's page loads: no further load past it
 LOADED_RAMP_S=${LOADED_RAMP_S:-2}     # bulk running before the loaded probes start
 CONC_SCENARIOS=${CONC_SCENARIOS:-clean loss1}
-CONC_ONLY=${CONC_ONLY:-^(ss-tcp|kcpsocks-default|kcptun-fast3/microsocks|mkcp-tuned)$}
+CONC_ONLY=${CONC_ONLY:-^(ss-tcp|kcpsocks-default|kcpsocks-default-sd|kcptun-fast3/microsocks|mkcp-tuned)$}
 CONC_NS=${CONC_NS:-1 8 32 128}
 CONC_PROBE_STREAMS=32 CONC_PROBE_REPEAT=${CONC_PROBE_REPEAT:-8}
 BULK_RUNS_FASTOPEN=${BULK_RUNS_FASTOPEN:-1} BULK_RUNS_FASTOPEN_LOSSY=${BULK_RUNS_FASTOPEN_LOSSY:-0}
@@ -129,15 +129,15 @@ for p in "${PROFILES[@]}"; do
 done
 
 # Contenders: name -> kind (tcp: clean path only; udp: through impair).
-CONTENDERS=(direct ss-tcp kcpsocks-default kcpsocks-profile kcpsocks-fastopen
-	"${PROFILE_ROWS[@]}"
+CONTENDERS=(direct ss-tcp kcpsocks-default kcpsocks-default-sd kcpsocks-profile
+	kcpsocks-fastopen "${PROFILE_ROWS[@]}"
 	kcptun/microsocks kcptun/ss kcptun-fast3/microsocks kcptun-fast3/ss
 	kcptun-w64/microsocks mkcp-default mkcp-tuned)
 # The matrix-only paths run the profile rows beside kcptun fast3 (its best
 # set-up in every earlier run), kcptun with low-memory's window and mKCP
 # tuned: the rows the issue-20 targets read.
 MATRIX_SCENARIOS=" delay10 long bottleneck "
-MATRIX_CONTENDERS=" kcpsocks-default ${PROFILE_ROWS[*]} kcptun-fast3/microsocks kcptun-fast3/ss kcptun-w64/microsocks mkcp-tuned "
+MATRIX_CONTENDERS=" kcpsocks-default kcpsocks-default-sd ${PROFILE_ROWS[*]} kcptun-fast3/microsocks kcptun-fast3/ss kcptun-w64/microsocks mkcp-tuned "
 # runs_in CONTENDER SCENARIO: whether the pair is part of the run.
 runs_in() {
 	case $1 in direct | ss-tcp) [ "$2" = clean ] || return 1 ;; esac
@@ -324,11 +324,14 @@ start_mkcp-tuned() {
 # dead_link, dup_thin, mux limits), not the one the client proposes. FAST_OPEN (true or
 # false) goes into the [transport] section of a local config file, which
 # overrides the profile's own setting; without it the profile decides.
+# KS_STREAM_DELIVERY (on or off), when set, goes to both daemons as
+# --stream_delivery (per-stream delivery is used only when both ends say on).
 kcpsocks() {
-	local scen=$1 profile=$2 fo=${3:-} conf=()
+	local scen=$1 profile=$2 fo=${3:-} conf=() sd=()
+	[ -z "${KS_STREAM_DELIVERY:-}" ] || sd=(--stream_delivery "$KS_STREAM_DELIVERY")
 	[ -n "${CONNSTR:-}" ] || make_keys bench
 	unset SERVER_PORT SERVER_METRICS LOCAL_PORT LOCAL_METRICS
-	start_server --profile "$profile"
+	start_server --profile "$profile" "${sd[@]}"
 	PEER_PIDS+=("$SERVER_PID")
 	mv "$SERVER_LOG" "$PEER_DIR/kcpsocks-server.log"
 	relay "$SERVER_PORT" "$scen"
@@ -337,7 +340,7 @@ kcpsocks() {
 		conf=(--config "$PEER_DIR/kcpsocks-local.conf")
 		PEER_FASTOPEN=$fo
 	fi
-	start_local "$RELAY_PORT" "$profile" "${conf[@]}"
+	start_local "$RELAY_PORT" "$profile" "${conf[@]}" "${sd[@]}"
 	PEER_PIDS+=("$LOCAL_PID")
 	mv "$LOCAL_LOG" "$PEER_DIR/kcpsocks-local.log"
 	PEER_SOCKS=$LOCAL_PORT
@@ -346,6 +349,8 @@ kcpsocks() {
 	PEER_METRICS="$SERVER_METRICS $LOCAL_METRICS"
 }
 start_kcpsocks-default() { kcpsocks "$1" default; }
+# the default profile with per-stream delivery on at both ends (issue 19)
+start_kcpsocks-default-sd() { KS_STREAM_DELIVERY=on kcpsocks "$1" default; }
 start_kcpsocks-profile() { kcpsocks "$1" "${SCEN_PROFILE[$1]}" false; }
 start_kcpsocks-fastopen() { kcpsocks "$1" "${SCEN_PROFILE[$1]}" true; }
 
@@ -680,7 +685,7 @@ pair() {
 		[ "$s" = clean ] || runs=$BULK_RUNS_FASTOPEN_LOSSY
 	fi
 	# kcpsocks' own rows are what the targets measure: no budget cut
-	case $c in kcpsocks-default | kcpsocks-profile) budget=$((runs * BULK_CAP_S)) ;; esac
+	case $c in kcpsocks-default | kcpsocks-default-sd | kcpsocks-profile) budget=$((runs * BULK_CAP_S)) ;; esac
 	echo "$runs" >"$d/bulk_planned"
 	PAIR_BULK=${SCEN_BULK[$s]:-$BULK_SIZE}
 	echo "$PAIR_BULK" >"$d/bulk_size"
@@ -711,6 +716,8 @@ pair() {
 		[ -n "$retx" ] && echo "$retx" >"$d/retx"
 	fi
 	metrics_snapshot "$d"
+	# what the kcpsocks session agreed (", per-stream delivery" when it is on)
+	grep -h 'session .* established' "$PEER_DIR"/kcpsocks-*.log >"$d/session" 2>/dev/null || true
 	note "$s / $c: bulk $(tr '\n' ' ' <"$d/bulk")"
 	peer_stop
 	relay_delivered >"$d/delivered"
