@@ -359,9 +359,9 @@ def main():
     md.append("")
 
     v = Verdicts()
-    # issue 20's targets read the shipped profiles: kcpsocks-default-sd (the
-    # default with per-stream delivery on) is a column of the tables only
-    shipped = [c for c in prow if c != "kcpsocks-default-sd"]
+    # issue 20's targets read the shipped profiles: kcpsocks-default-nosd (the
+    # default with per-stream delivery off) is a column of the tables only
+    shipped = [c for c in prow if c != "kcpsocks-default-nosd"]
     issue20(v, pairs, meta, paths, [c[len("kcpsocks-"):] for c in shipped], shipped, kt)
     issue19(v, pairs, meta)
     md.append("### Targets (issues 20 and 19)\n")

@@ -69,7 +69,7 @@ PAGE_MAX_S=${PAGE_MAX_S:-60}          # one page load, at most
 PAGE_BUDGET_S=${PAGE_BUDGET_S:-60}    # a pair's page loads: no further load past it
 LOADED_RAMP_S=${LOADED_RAMP_S:-2}     # bulk running before the loaded probes start
 CONC_SCENARIOS=${CONC_SCENARIOS:-clean loss1}
-CONC_ONLY=${CONC_ONLY:-^(ss-tcp|kcpsocks-default|kcpsocks-default-sd|kcptun-fast3/microsocks|mkcp-tuned)$}
+CONC_ONLY=${CONC_ONLY:-^(ss-tcp|kcpsocks-default|kcpsocks-default-nosd|kcptun-fast3/microsocks|mkcp-tuned)$}
 CONC_NS=${CONC_NS:-1 8 32 128}
 CONC_PROBE_STREAMS=32 CONC_PROBE_REPEAT=${CONC_PROBE_REPEAT:-8}
 BULK_RUNS_FASTOPEN=${BULK_RUNS_FASTOPEN:-1} BULK_RUNS_FASTOPEN_LOSSY=${BULK_RUNS_FASTOPEN_LOSSY:-0}
@@ -129,7 +129,7 @@ for p in "${PROFILES[@]}"; do
 done
 
 # Contenders: name -> kind (tcp: clean path only; udp: through impair).
-CONTENDERS=(direct ss-tcp kcpsocks-default kcpsocks-default-sd kcpsocks-profile
+CONTENDERS=(direct ss-tcp kcpsocks-default kcpsocks-default-nosd kcpsocks-profile
 	kcpsocks-fastopen "${PROFILE_ROWS[@]}"
 	kcptun/microsocks kcptun/ss kcptun-fast3/microsocks kcptun-fast3/ss
 	kcptun-w64/microsocks mkcp-default mkcp-tuned)
@@ -137,7 +137,7 @@ CONTENDERS=(direct ss-tcp kcpsocks-default kcpsocks-default-sd kcpsocks-profile
 # set-up in every earlier run), kcptun with low-memory's window and mKCP
 # tuned: the rows the issue-20 targets read.
 MATRIX_SCENARIOS=" delay10 long bottleneck "
-MATRIX_CONTENDERS=" kcpsocks-default kcpsocks-default-sd ${PROFILE_ROWS[*]} kcptun-fast3/microsocks kcptun-fast3/ss kcptun-w64/microsocks mkcp-tuned "
+MATRIX_CONTENDERS=" kcpsocks-default kcpsocks-default-nosd ${PROFILE_ROWS[*]} kcptun-fast3/microsocks kcptun-fast3/ss kcptun-w64/microsocks mkcp-tuned "
 # runs_in CONTENDER SCENARIO: whether the pair is part of the run.
 runs_in() {
 	case $1 in direct | ss-tcp) [ "$2" = clean ] || return 1 ;; esac
@@ -350,7 +350,7 @@ kcpsocks() {
 }
 start_kcpsocks-default() { kcpsocks "$1" default; }
 # the default profile with per-stream delivery on at both ends (issue 19)
-start_kcpsocks-default-sd() { KS_STREAM_DELIVERY=on kcpsocks "$1" default; }
+start_kcpsocks-default-nosd() { KS_STREAM_DELIVERY=off kcpsocks "$1" default; }
 start_kcpsocks-profile() { kcpsocks "$1" "${SCEN_PROFILE[$1]}" false; }
 start_kcpsocks-fastopen() { kcpsocks "$1" "${SCEN_PROFILE[$1]}" true; }
 
@@ -685,7 +685,7 @@ pair() {
 		[ "$s" = clean ] || runs=$BULK_RUNS_FASTOPEN_LOSSY
 	fi
 	# kcpsocks' own rows are what the targets measure: no budget cut
-	case $c in kcpsocks-default | kcpsocks-default-sd | kcpsocks-profile) budget=$((runs * BULK_CAP_S)) ;; esac
+	case $c in kcpsocks-default | kcpsocks-default-nosd | kcpsocks-profile) budget=$((runs * BULK_CAP_S)) ;; esac
 	echo "$runs" >"$d/bulk_planned"
 	PAIR_BULK=${SCEN_BULK[$s]:-$BULK_SIZE}
 	echo "$PAIR_BULK" >"$d/bulk_size"
