@@ -80,5 +80,5 @@ wait_session
 poll 10 fetch || die "this local -> this server: no fetch"
 fo=$(metric "$LOCAL_METRICS" kcpsocks_local_fast_open_streams_total)
 [ "$fo" -ge 1 ] || die "fast open not used between two current daemons"
-grep -qE 'established \(wire version 2, [a-z0-9-]+\)' "$LOCAL_LOG" || die "wire version 2 not logged"
+grep -qE 'established \(wire version 2, [a-z0-9-]+(, per-stream delivery)?\)' "$LOCAL_LOG" || die "wire version 2 not logged"
 ok "control: this local -> this server: wire version 2, $fo fast-open stream(s)"
