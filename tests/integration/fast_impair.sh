@@ -226,8 +226,11 @@ stop_relay
 # ...and a short one, checked after it ended.
 start_relay --blackhole 0,0.2 --rebind-every 0.3
 wait_file "$IMPAIR_LOG" 'blackhole off'
-read -r got _ _ < <(pings 3 2)
-[ "$got" = 3 ] || die "--blackhole 0,0.2: $got/3 replies after it ended"
+# The relay also moves its upstream port every 0.3 s, and a reply in flight
+# to the old port at a move is lost (as behind a NAT): on a loaded machine
+# a round trip can straddle a move, so at least 3 of 6 must come back.
+read -r got _ _ < <(pings 6 2)
+[ "$got" -ge 3 ] || die "--blackhole 0,0.2: $got/6 replies after it ended"
 for _ in $(seq 200); do
 	[ "$(grep -c ' from 127' "$IMPAIR_LOG")" -ge 4 ] && break
 	sleep 0.05
