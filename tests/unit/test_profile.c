@@ -77,6 +77,13 @@ static void profiles_keep_their_promises(void **state)
 	assert_true((uint64_t)d->snd_wnd * (d->mtu - ENVELOPE_OVERHEAD - KCP_HEADER_LEN) <=
 	            d->stream_window);
 	assert_int_equal(m->mtu, 1200);
+	/* mobile's memory ceiling stays below default's, but its stream
+	 * credit holds a whole send window: with less, the credit and not the
+	 * path is the flight (issue 20: 256 KiB per RTT). */
+	assert_true(m->snd_wnd < d->snd_wnd && m->stream_window < d->stream_window);
+	assert_true(m->snd_wnd > s->snd_wnd && m->stream_window > s->stream_window);
+	assert_true((uint64_t)m->snd_wnd * (m->mtu - ENVELOPE_OVERHEAD - KCP_HEADER_LEN) <=
+	            m->stream_window);
 	assert_true(m->keepalive_ms <= 15000);
 	assert_true(s->snd_wnd < d->snd_wnd && s->max_streams < d->max_streams);
 	assert_true(s->stream_window < d->stream_window);
