@@ -111,9 +111,10 @@ $(LIBSIM): $(SIMLIB_OBJ)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
-# tests/lib: helpers the unit tests and fuzz targets share (included as
-# "lib/NAME.h"; no cmocka, so fuzzers can link them too).
+# tests/lib: helpers the unit tests, sims, benches and fuzz targets share
+# (included as "lib/NAME.h"; no cmocka, so fuzzers can link them too).
 $(BUILD)/obj/tests/%.o: CPPFLAGS += -Itests
+$(BUILD)/obj/bench/%.o: CPPFLAGS += -Itests
 $(LIBTEST): $(call obj,$(TESTLIB_SRC))
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
@@ -133,11 +134,11 @@ $(UNITS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBTEST) $(LIBSIM) $(L
 	@mkdir -p $(@D)
 	$(LINK) $^ $(LDLIBS_TEST) $(LDLIBS_IO)
 
-$(SIMS): $(BUILD)/tests/sim_%: $(BUILD)/obj/tests/sim/sim_%.o $(LIBSIM) $(LIBIO) $(LIBCORE)
+$(SIMS): $(BUILD)/tests/sim_%: $(BUILD)/obj/tests/sim/sim_%.o $(LIBTEST) $(LIBSIM) $(LIBIO) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(LDLIBS_TEST) $(LDLIBS_IO)
 
-$(BENCHES): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBSIM) $(LIBIO) $(LIBCORE)
+$(BENCHES): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBTEST) $(LIBSIM) $(LIBIO) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(LINK) $^ $(LDLIBS_IO)
 

@@ -30,23 +30,7 @@
 #include "base/minmax.h"
 #include "core/kcp.h"
 #include "core/netsim.h"
-
-struct end {
-	struct kcp *k;
-	struct netsim_link *tx;
-	const uint64_t *now;
-};
-
-struct sim {
-	uint64_t now;
-	struct end a, b;
-};
-
-static int out_cb(const uint8_t *d, size_t len, void *user)
-{
-	struct end *e = user;
-	return netsim_link_send(e->tx, d, len, *e->now);
-}
+#include "lib/kcpsim.h"
 
 static void die(const char *what)
 {
@@ -54,57 +38,29 @@ static void die(const char *what)
 	exit(1);
 }
 
-static void sim_init(struct sim *s, const struct kcp_config *kc, const struct netsim_config *nc,
+/* The harness is tests/lib/kcpsim (the one sim_kcp runs); these wrappers
+ * exit where it reports errors. Start at 1 ms. */
+static void sim_init(struct kcpsim *s, const struct kcp_config *kc, const struct netsim_config *nc,
                      uint64_t seed)
 {
-	memset(s, 0, sizeof *s);
-	s->now = 1;
-	s->a.now = s->b.now = &s->now;
-	if (netsim_link_new(&s->a.tx, nc, seed * 2 + 1) != 0 ||
-	    netsim_link_new(&s->b.tx, nc, seed * 2 + 2) != 0 ||
-	    kcp_new(&s->a.k, 1, kc, s->now, out_cb, &s->a) != 0 ||
-	    kcp_new(&s->b.k, 1, kc, s->now, out_cb, &s->b) != 0)
+	if (kcpsim_init(s, kc, nc, seed, 1, 1) != 0)
 		die("setup failed");
 }
 
-static void sim_free(struct sim *s)
+static void drain(struct kcpsim *s, struct netsim_link *l, struct kcp *k)
 {
-	kcp_free(s->a.k);
-	kcp_free(s->b.k);
-	netsim_link_free(s->a.tx);
-	netsim_link_free(s->b.tx);
+	if (kcpsim_drain(s, l, k) != 0)
+		die("input rejected");
 }
 
-static void drain(struct sim *s, struct netsim_link *l, struct kcp *k)
+/* advance: kcpsim_advance; false when nothing is scheduled before limit. */
+static bool advance(struct kcpsim *s, uint64_t limit)
 {
-	static uint8_t buf[NETSIM_MAX_DATAGRAM];
-	ssize_t n;
+	int rc = kcpsim_advance(s, limit);
 
-	while ((n = netsim_link_recv(l, s->now, buf, sizeof buf)) >= 0)
-		if (kcp_input(k, buf, (size_t)n, s->now) != 0)
-			die("input rejected");
-}
-
-/* advance moves the clock to the next event, or to `limit` if that comes
- * first, and processes what is due then; the caller's application code runs
- * at that same instant. Returns false when nothing is scheduled before
- * limit (KS_NEVER: at all). */
-static bool advance(struct sim *s, uint64_t limit)
-{
-	uint64_t t = min_u64(
-	        min_u64(kcp_next_deadline(s->a.k, s->now), kcp_next_deadline(s->b.k, s->now)),
-	        min_u64(netsim_link_next_deadline(s->a.tx), netsim_link_next_deadline(s->b.tx)));
-
-	t = min_u64(t, limit);
-	if (t == KS_NEVER)
-		return false;
-	if (t > s->now)
-		s->now = t;
-	drain(s, s->a.tx, s->b.k);
-	drain(s, s->b.tx, s->a.k);
-	kcp_update(s->a.k, s->now);
-	kcp_update(s->b.k, s->now);
-	return true;
+	if (rc < 0)
+		die("input rejected");
+	return rc > 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -498,19 +454,7 @@ static double cpu_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void bulk_write(struct sim *s, uint64_t *sent)
-{
-	while (*sent < BULK_BYTES && kcp_send_room(s->a.k) > 0) {
-		size_t n = kcp_send_room(s->a.k);
-		n = n > CHUNK ? CHUNK : n;
-		n = n > BULK_BYTES - *sent ? (size_t)(BULK_BYTES - *sent) : n;
-		if (kcp_send(s->a.k, pattern + *sent % PERIOD, n, s->now) != (ssize_t)n)
-			die("send refused");
-		*sent += n;
-	}
-}
-
-static void bulk_read(struct sim *s, uint64_t *got)
+static void bulk_read(struct kcpsim *s, uint64_t *got)
 {
 	static uint8_t chunk[CHUNK];
 	ssize_t r;
@@ -522,7 +466,7 @@ static void bulk_read(struct sim *s, uint64_t *got)
 	}
 }
 
-static void tune_write(struct sim *s, uint64_t *sent, uint64_t total)
+static void tune_write(struct kcpsim *s, uint64_t *sent, uint64_t total)
 {
 	while (*sent < total && kcp_send_room(s->a.k) > 0) {
 		size_t n = kcp_send_room(s->a.k);
@@ -534,6 +478,8 @@ static void tune_write(struct sim *s, uint64_t *sent, uint64_t total)
 	}
 }
 
+static void bulk_write(struct kcpsim *s, uint64_t *sent) { tune_write(s, sent, BULK_BYTES); }
+
 /* bulk_row: the tunnel's engine settings when paced (transport_kcp: cc on,
  * paced), else the preset as it is. */
 static void bulk_row(const char *preset, bool paced, double loss, uint32_t wnd, uint32_t delay,
@@ -544,7 +490,7 @@ static void bulk_row(const char *preset, bool paced, double loss, uint32_t wnd, 
 	};
 	struct kcp_config kc;
 	struct kcp_stats sa;
-	struct sim s;
+	struct kcpsim s;
 	uint64_t sent = 0, got = 0;
 	double t0, cpu;
 
@@ -583,7 +529,7 @@ static void bulk_row(const char *preset, bool paced, double loss, uint32_t wnd, 
 	       (double)BULK_BYTES / 1048576.0 / ((double)(s.now - 1) / 1000),
 	       100.0 * (double)sa.data_bytes_retx / (double)sa.data_bytes_sent,
 	       (double)kcp_mem_bytes(s.a.k) / 1024);
-	sim_free(&s);
+	kcpsim_free(&s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -601,21 +547,12 @@ static uint64_t tune_run(const struct netsim_config *nc, uint32_t wnd, uint64_t 
                          uint32_t stall_ms, uint64_t *ramp_ms, struct kcp_stats *st)
 {
 	struct kcp_config kc;
-	struct sim s;
+	struct kcpsim s;
 	uint64_t sent = 0, got = 0, t0, tick = 0, hist[TUNE_SPAN] = { 0 };
 	bool was_asleep = false;
 	double target;
 
-	kcp_config_default(&kc);
-	kc.nodelay = 1;
-	kc.interval = 20;
-	kc.resend = 2;
-	kc.snd_wnd = kc.rcv_wnd = wnd;
-	kc.min_rto = 50;
-	kc.stream = true;
-	kc.flush_on_send = kc.ack_immediate = false;
-	kc.pace = kc.bundle = true;
-	kc.snd_queue = 64;
+	kcpsim_tunnel_config(&kc, wnd, true);
 	sim_init(&s, &kc, nc, 5);
 	target = 0.9 * wnd * (kc.mtu - KCP_HEADER_LEN);
 	t0 = s.now;
@@ -653,7 +590,7 @@ static uint64_t tune_run(const struct netsim_config *nc, uint32_t wnd, uint64_t 
 		}
 	}
 	kcp_stats(s.a.k, st);
-	sim_free(&s);
+	kcpsim_free(&s);
 	return s.now - t0;
 }
 

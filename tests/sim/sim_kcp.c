@@ -20,6 +20,7 @@
 #include "base/rng.h"
 #include "core/kcp.h"
 #include "core/netsim.h"
+#include "lib/kcpsim.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SIM_ASAN 1
@@ -40,81 +41,34 @@ enum { MAX_STEPS = 50000000 };
 /* ------------------------------------------------------------------ */
 /* harness                                                            */
 
-struct end {
-	struct kcp *k;          /* owned */
-	struct netsim_link *tx; /* owned: what this end outputs goes here */
-	const uint64_t *now;    /* borrowed: the simulation clock */
-};
-
-struct sim {
-	uint64_t now;
-	struct end a, b;
-	uint64_t steps;
-};
-
-static int sim_output(const uint8_t *dgram, size_t len, void *user)
-{
-	struct end *e = user;
-	return netsim_link_send(e->tx, dgram, len, *e->now);
-}
-
-static void sim_init(struct sim *s, const struct kcp_config *kc, const struct netsim_config *nc,
+/* The harness is tests/lib/kcpsim: A at a, B at b, the clock at now;
+ * these wrappers assert where it reports errors. Start at 1000 ms. */
+static void sim_init(struct kcpsim *s, const struct kcp_config *kc, const struct netsim_config *nc,
                      uint64_t seed)
 {
-	memset(s, 0, sizeof *s);
-	s->now = 1000;
-	s->a.now = s->b.now = &s->now;
-	assert_int_equal(netsim_link_new(&s->a.tx, nc, seed * 2 + 1), 0);
-	assert_int_equal(netsim_link_new(&s->b.tx, nc, seed * 2 + 2), 0);
-	assert_int_equal(kcp_new(&s->a.k, 0x5eed, kc, s->now, sim_output, &s->a), 0);
-	assert_int_equal(kcp_new(&s->b.k, 0x5eed, kc, s->now, sim_output, &s->b), 0);
-}
-
-static void sim_free(struct sim *s)
-{
-	kcp_free(s->a.k);
-	kcp_free(s->b.k);
-	netsim_link_free(s->a.tx);
-	netsim_link_free(s->b.tx);
+	assert_int_equal(kcpsim_init(s, kc, nc, seed, 1000, 0x5eed), 0);
 }
 
 /* drain moves every datagram due on link l into engine k. */
-static void drain(struct sim *s, struct netsim_link *l, struct kcp *k)
+static void drain(struct kcpsim *s, struct netsim_link *l, struct kcp *k)
 {
-	static uint8_t buf[NETSIM_MAX_DATAGRAM];
-	ssize_t n;
-
-	while ((n = netsim_link_recv(l, s->now, buf, sizeof buf)) >= 0)
-		assert_int_equal(kcp_input(k, buf, (size_t)n, s->now), 0);
-	assert_int_equal(n, KS_ERR_AGAIN);
+	assert_int_equal(kcpsim_drain(s, l, k), 0);
 }
 
 /* sim_advance moves the clock to the next event (engine deadline or
  * datagram arrival) and processes everything due then; the caller's
  * application code then runs at that same instant. Returns false when
  * nothing at all is scheduled. */
-static bool sim_advance(struct sim *s)
+static bool sim_advance(struct kcpsim *s)
 {
-	uint64_t t = KS_NEVER, d;
+	int rc;
 
-	d = kcp_next_deadline(s->a.k, s->now);
-	t = d < t ? d : t;
-	d = kcp_next_deadline(s->b.k, s->now);
-	t = d < t ? d : t;
-	d = netsim_link_next_deadline(s->a.tx);
-	t = d < t ? d : t;
-	d = netsim_link_next_deadline(s->b.tx);
-	t = d < t ? d : t;
 	if (++s->steps > MAX_STEPS)
 		fail_msg("simulation did not finish in %d steps", MAX_STEPS);
-	if (t == KS_NEVER)
+	rc = kcpsim_advance(s, KS_NEVER);
+	assert_true(rc >= 0);
+	if (rc == 0)
 		return false;
-	if (t > s->now)
-		s->now = t;
-	drain(s, s->a.tx, s->b.k);
-	drain(s, s->b.tx, s->a.k);
-	kcp_update(s->a.k, s->now);
-	kcp_update(s->b.k, s->now);
 	assert_true(kcp_next_deadline(s->a.k, s->now) > s->now);
 	assert_true(kcp_next_deadline(s->b.k, s->now) > s->now);
 	return true;
@@ -153,26 +107,8 @@ static void link_cfg(struct netsim_config *n, double loss)
 /* ------------------------------------------------------------------ */
 /* stream: exact in-order delivery                                    */
 
-/* write_all fills A's send queue with the next bytes of the stream. */
-static void write_all(struct sim *s, uint64_t seed, uint64_t *sent)
-{
-	static uint8_t chunk[1 << 16];
-
-	while (*sent < STREAM_BYTES && kcp_send_room(s->a.k) > 0) {
-		size_t n = kcp_send_room(s->a.k);
-		if (n > sizeof chunk)
-			n = sizeof chunk;
-		if (n > STREAM_BYTES - *sent)
-			n = (size_t)(STREAM_BYTES - *sent);
-		for (size_t i = 0; i < n; i++)
-			chunk[i] = byte_at(seed, *sent + i);
-		assert_int_equal(kcp_send(s->a.k, chunk, n, s->now), (ssize_t)n);
-		*sent += n;
-	}
-}
-
 /* write_all_n: write_all up to `total` bytes. */
-static void write_all_n(struct sim *s, uint64_t seed, uint64_t *sent, uint64_t total)
+static void write_all_n(struct kcpsim *s, uint64_t seed, uint64_t *sent, uint64_t total)
 {
 	static uint8_t chunk[1 << 16];
 
@@ -188,8 +124,14 @@ static void write_all_n(struct sim *s, uint64_t seed, uint64_t *sent, uint64_t t
 	}
 }
 
+/* write_all fills A's send queue with the next bytes of the stream. */
+static void write_all(struct kcpsim *s, uint64_t seed, uint64_t *sent)
+{
+	write_all_n(s, seed, sent, STREAM_BYTES);
+}
+
 /* read_all takes everything B has in order and checks every byte. */
-static void read_all(struct sim *s, uint64_t seed, uint64_t *got)
+static void read_all(struct kcpsim *s, uint64_t seed, uint64_t *got)
 {
 	static uint8_t chunk[1 << 16];
 	ssize_t r;
@@ -204,7 +146,7 @@ static void read_all(struct sim *s, uint64_t seed, uint64_t *got)
 	}
 }
 
-static void report(const struct sim *s, double loss, uint64_t got)
+static void report(const struct kcpsim *s, double loss, uint64_t got)
 {
 	struct kcp_stats sa, sb;
 	struct netsim_stats ns;
@@ -230,7 +172,7 @@ static void stream_run(double loss, uint64_t seed)
 	uint64_t sent = 0, got = 0;
 	struct kcp_config kc;
 	struct netsim_config nc;
-	struct sim s;
+	struct kcpsim s;
 
 	cfg_sim(&kc, true);
 	link_cfg(&nc, loss);
@@ -247,7 +189,7 @@ static void stream_run(double loss, uint64_t seed)
 	assert_true(kcp_check(s.a.k));
 	assert_true(kcp_check(s.b.k));
 	report(&s, loss, got);
-	sim_free(&s);
+	kcpsim_free(&s);
 }
 
 static void stream_loss_0(void **state)
@@ -296,7 +238,7 @@ static void messages_keep_boundaries(void **state)
 	struct prng gs, gr;
 	struct kcp_config kc;
 	struct netsim_config nc;
-	struct sim s;
+	struct kcpsim s;
 	uint32_t nsent = 0, nrecv = 0;
 	size_t pending = SIZE_MAX; /* size of the next message to send */
 
@@ -336,7 +278,7 @@ static void messages_keep_boundaries(void **state)
 	assert_int_equal(kcp_recv(s.b.k, buf, sizeof buf), KS_ERR_AGAIN);
 	assert_true(kcp_check(s.a.k));
 	assert_true(kcp_check(s.b.k));
-	sim_free(&s);
+	kcpsim_free(&s);
 }
 
 /* After the transfer both sides go quiet: no deadlines once everything is
@@ -346,7 +288,7 @@ static void idle_after_transfer(void **state)
 	(void)state;
 	struct kcp_config kc;
 	struct netsim_config nc;
-	struct sim s;
+	struct kcpsim s;
 	char out[64];
 	int steps = 0;
 
@@ -360,7 +302,7 @@ static void idle_after_transfer(void **state)
 	assert_int_equal(kcp_waitsnd(s.a.k), 0);
 	assert_int_equal(kcp_next_deadline(s.a.k, s.now), KS_NEVER);
 	assert_int_equal(kcp_next_deadline(s.b.k, s.now), KS_NEVER);
-	sim_free(&s);
+	kcpsim_free(&s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -377,7 +319,7 @@ struct rr_result {
 
 /* exchange sends one request from A; B answers it when it has all of it;
  * returns the ms until A has the whole response. */
-static uint64_t exchange(struct sim *s)
+static uint64_t exchange(struct kcpsim *s)
 {
 	static uint8_t buf[RESP_LEN];
 	uint64_t t0 = s->now;
@@ -407,7 +349,7 @@ static void rr_run(const struct netsim_config *nc, bool dup, uint64_t seed, stru
 	uint32_t rtt = 2 * nc->delay_ms + nc->jitter_ms;
 	struct kcp_config kc;
 	struct kcp_stats sa, sb;
-	struct sim s;
+	struct kcpsim s;
 
 	cfg_sim(&kc, true);
 	kc.dup_thin = dup;
@@ -428,7 +370,7 @@ static void rr_run(const struct netsim_config *nc, bool dup, uint64_t seed, stru
 	assert_int_equal(sb.seg_recv, sa.seg_sent); /* each segment accepted once */
 	assert_int_equal(sa.seg_recv, sb.seg_sent);
 	assert_true(kcp_check(s.a.k) && kcp_check(s.b.k));
-	sim_free(&s);
+	kcpsim_free(&s);
 }
 
 /* The same seeded links with and without K11: the exchanges that wait for
@@ -654,18 +596,9 @@ static void stall_run(uint32_t stall_ms, double loss, uint64_t seed, struct stal
 	uint64_t sent = 0, got = 0, t0;
 	bool was_asleep = false;
 	struct kcp_config kc;
-	struct sim s;
+	struct kcpsim s;
 
-	kcp_config_default(&kc);
-	kc.nodelay = 1;
-	kc.interval = 20;
-	kc.resend = 2;
-	kc.snd_wnd = kc.rcv_wnd = 2048;
-	kc.min_rto = 50;
-	kc.stream = true;
-	kc.flush_on_send = kc.ack_immediate = false;
-	kc.pace = true;
-	kc.snd_queue = 64;
+	kcpsim_tunnel_config(&kc, 2048, false);
 	sim_init(&s, &kc, &nc, seed);
 	t0 = s.now;
 	write_all_n(&s, seed, &sent, STALL_BYTES);
@@ -699,7 +632,7 @@ static void stall_run(uint32_t stall_ms, double loss, uint64_t seed, struct stal
 	assert_true(kcp_check(s.a.k));
 	kcp_stats(s.a.k, &r->a);
 	r->ms = s.now - t0;
-	sim_free(&s);
+	kcpsim_free(&s);
 }
 
 static void stall_report(const char *name, uint32_t stall_ms, const struct stall_result *r)
@@ -771,19 +704,10 @@ static void ramp_run(double loss, uint64_t seed, struct ramp_result *r)
 	uint64_t sent = 0, got = 0, t0;
 	struct netsim_stats ns;
 	struct kcp_config kc;
-	struct sim s;
+	struct kcpsim s;
 	size_t n = 0;
 
-	kcp_config_default(&kc);
-	kc.nodelay = 1;
-	kc.interval = 20;
-	kc.resend = 2;
-	kc.snd_wnd = kc.rcv_wnd = RAMP_WND;
-	kc.min_rto = 50;
-	kc.stream = true;
-	kc.flush_on_send = kc.ack_immediate = false;
-	kc.pace = true;
-	kc.snd_queue = 64;
+	kcpsim_tunnel_config(&kc, RAMP_WND, false);
 	sim_init(&s, &kc, &nc, seed);
 	t0 = s.now;
 	r->ramp_ms = 0;
@@ -817,7 +741,7 @@ static void ramp_run(double loss, uint64_t seed, struct ramp_result *r)
 	netsim_link_stats(s.a.tx, &ns);
 	r->ms = s.now - t0;
 	r->drop = (double)ns.queue_dropped / (double)ns.sent;
-	sim_free(&s);
+	kcpsim_free(&s);
 }
 
 /* The ramp is reported (docs/bench/kcp.md); the test asserts that the
