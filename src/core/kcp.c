@@ -1220,8 +1220,8 @@ static void arm(struct kcp *k, uint64_t now)
 /* stall_check: the caller comes back KCP_STALL_LATE ms or more after the
  * deadline it was given, with data in flight: its process did not run (a
  * descheduled daemon, a loop busy elsewhere), and the peer's ACKs of that
- * time may be waiting unread in its socket. An event loop may well run an
- * expired timer before it reads the socket (libev does), so for
+ * time may be waiting unread in its input. A caller's loop may well run
+ * an expired timer before it reads its input (the daemons' does), so for
  * KCP_STALL_GRACE ms RTO expiries wait, and RTT samples of segments sent
  * before the stall are not taken: they measure the stall, not the path
  * (K4). */
@@ -1237,7 +1237,7 @@ static void stall_check(struct kcp *k, uint64_t now)
 static void note_due(struct kcp *k, uint64_t now) { k->due_at = kcp_next_deadline(k, now); }
 
 /* stalled_sample: an RTT sample, read right after a stall, of a segment
- * sent before it: its ACK may have waited in our socket (K4). */
+ * sent before it: its ACK may have waited unread in our input (K4). */
 static bool stalled_sample(const struct kcp *k, uint32_t rtt, uint64_t now)
 {
 	return now < k->stall_until && now - rtt < k->stall_at;
