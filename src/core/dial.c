@@ -153,8 +153,6 @@ static void arm_handshake(struct session *s, uint64_t now)
 		c->hs_next = KS_NEVER;
 		return;
 	}
-	if (s->local.no_stream_delivery)
-		c->hs.features &= ~(uint32_t)TPARAMS_FEAT_STREAM_DELIVERY;
 	if (c->has_instance)
 		handshake_client_set_instance(&c->hs, c->instance);
 }

@@ -45,12 +45,9 @@
  * nodelay (KCP_RTO_MIN_NORMAL / KCP_RTO_MIN_NODELAY), dead_link
  * KCP_DEAD_LINK_DEFAULT, no thin-flight copies. */
 struct transport_local {
-	uint32_t min_rto_ms;     /* KCP lower bound on the RTO; 0: by nodelay */
-	uint32_t dead_link;      /* transmissions of one segment before dead; 0: default */
-	bool dup_thin;           /* K11: send thin flights twice (this end's sends) */
-	bool no_stream_delivery; /* client: do not advertise
-	                            TPARAMS_FEAT_STREAM_DELIVERY (as a
-	                            release without it would not) */
+	uint32_t min_rto_ms; /* KCP lower bound on the RTO; 0: by nodelay */
+	uint32_t dead_link;  /* transmissions of one segment before dead; 0: default */
+	bool dup_thin;       /* K11: send thin flights twice (this end's sends) */
 };
 
 /* transport_profile_id returns the index of the built-in profile named

@@ -161,7 +161,8 @@ struct setup {
 	uint32_t window;                   /* mux stream window both ends; 0: default */
 	struct transport_local local;      /* both ends' KCP policy; zero: engine defaults */
 	bool cli_aes, srv_aes;             /* the end offers AES-256-GCM (secure layer 2.7) */
-	bool sd; /* both ends offer per-stream delivery (stream_delivery = on) */
+	bool sd;         /* both ends offer per-stream delivery (stream_delivery = on) */
+	bool old_client; /* the client does not (as a release without it) */
 };
 
 static void server_start(struct world *w) { assert_int_equal(server_new(&w->srv, &w->scfg), 0); }
@@ -223,7 +224,7 @@ static struct world *world_new(const struct setup *su)
 	w->ccfg.user = &w->users[0];
 	w->ccfg.proposal = *def;
 	w->ccfg.proposal.features = su->cli_aes ? TPARAMS_FEAT_AES_GCM : 0;
-	w->ccfg.proposal.features |= su->sd ? TPARAMS_FEAT_STREAM_DELIVERY : 0;
+	w->ccfg.proposal.features |= su->sd && !su->old_client ? TPARAMS_FEAT_STREAM_DELIVERY : 0;
 	if (su->keepalive_ms)
 		w->ccfg.proposal.keepalive_ms = su->keepalive_ms;
 	if (su->idle_ms)
@@ -1314,7 +1315,7 @@ static struct world *profile_world(const char *name, const struct netsim_config 
 	 * it, SIM_SD set: with it (docs/bench/concurrency.md compares both). */
 	su.sd = sd_set == SD_ON ||
 	        (sd_set == SD_CONFIG && (getenv("SIM_SD") || !getenv("SIM_NO_SD")));
-	su.local.no_stream_delivery = old_client;
+	su.old_client = old_client;
 	transport_mux(pr, 0, &mc);
 	su.window = mc.window;
 	w = world_new(&su);
