@@ -264,6 +264,9 @@ start_kcptun-fast3/microsocks() { kcptun "$1" microsocks "${FAST3[@]}"; }
 start_kcptun-fast3/ss() { kcptun "$1" ss "${FAST3[@]}"; }
 # kcptun fast3 held to the low-memory profile's ceiling: windows of 64
 # segments, a 1 MiB socket and mux buffer (low-memory's session window).
+# --streambuf acts with --smuxver 2 only: under the default smux v1 one
+# stream may fill the 1 MiB mux buffer, so the 64-segment window is its
+# flight (as low-memory's 128 KiB stream credit leaves it to its window).
 W64=(--mode fast3 --nocomp --datashard 0 --parityshard 0 --sndwnd 64 --rcvwnd 64
 	--sockbuf 1048576 --smuxbuf 1048576 --streambuf 65536)
 start_kcptun-w64/microsocks() { kcptun "$1" microsocks "${W64[@]}"; }
