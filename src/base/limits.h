@@ -64,6 +64,7 @@ enum {
 	KCP_BUNDLE_FLIGHT = 16,     /* K13: segments in flight, max, to bundle copies */
 	KCP_BUNDLE_COPIES = 2,      /* K13: copies of one transmission, max */
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
+	KCP_RETX_COPIES = 3,        /* K15: copies of one timeout retransmission, max */
 	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
 	KCP_STALL_LATE = 5,         /* K4: called this many ms after the deadline: a stall */
 	KCP_STALL_GRACE = 5,        /* ...RTO expiries then wait this many ms for the ACKs */
