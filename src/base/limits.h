@@ -84,6 +84,15 @@ enum {
 	REPLAY_WINDOW = REPLAY_BITMAP_BITS - 64, /* 4032 >= 2048 */
 };
 
+/* Destinations reached lately (dstseen.h, the client's fast_open_known):
+ * a direct-mapped table of hashes, each entry good for DSTSEEN_TTL_MS
+ * after the server last connected to it. */
+enum {
+	DSTSEEN_SLOTS = 256,     /* power of two; 16 bytes each */
+	DSTSEEN_TTL_MS = 600000, /* 10 minutes */
+	DSTSEEN_KEY_LEN = 16,    /* SipHash key */
+};
+
 /* Envelope: 8-byte session id + 6-byte counter (both masked) in front, a
  * 2-byte padding length and the 16-byte AEAD tag inside the ciphertext. */
 enum {
