@@ -64,6 +64,7 @@ enum {
 	KCP_BUNDLE_FLIGHT = 16,     /* K13: segments in flight, max, to bundle copies */
 	KCP_BUNDLE_COPIES = 2,      /* K13: copies of one transmission, max */
 	KCP_THIN_FLIGHT = 4,        /* K11: segments in flight, max, to send twice */
+	KCP_RETX_COPIES = 3,        /* K15: copies of one timeout retransmission, max */
 	KCP_QUIET_MIN = 2,          /* K12: ms without an ACK, at least, before a path is silent */
 	KCP_STALL_LATE = 5,         /* K4: called this many ms after the deadline: a stall */
 	KCP_STALL_GRACE = 5,        /* ...RTO expiries then wait this many ms for the ACKs */
@@ -81,6 +82,15 @@ enum {
 	REPLAY_BITMAP_WORDS = 64,
 	REPLAY_BITMAP_BITS = REPLAY_BITMAP_WORDS * 64,
 	REPLAY_WINDOW = REPLAY_BITMAP_BITS - 64, /* 4032 >= 2048 */
+};
+
+/* Destinations reached lately (dstseen.h, the client's fast_open_known):
+ * a direct-mapped table of hashes, each entry good for DSTSEEN_TTL_MS
+ * after the server last connected to it. */
+enum {
+	DSTSEEN_SLOTS = 256,     /* power of two; 16 bytes each */
+	DSTSEEN_TTL_MS = 600000, /* 10 minutes */
+	DSTSEEN_KEY_LEN = 16,    /* SipHash key */
 };
 
 /* Envelope: 8-byte session id + 6-byte counter (both masked) in front, a

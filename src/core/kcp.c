@@ -1030,6 +1030,30 @@ static void silent_release(struct kcp *k, uint64_t now)
 	}
 }
 
+/* retx_copies puts a timeout retransmission of a thin flight (K11's rule:
+ * at most KCP_THIN_FLIGHT segments out, nothing queued) out again, in
+ * datagrams of its own: one copy at the second transmission, one more
+ * at each later one, at most KCP_RETX_COPIES (K15). Losses that come in
+ * runs of datagrams (a burst, a fading radio) take the one datagram an
+ * RTO sends nearly as often as the one before it, so each backed-off RTO
+ * would cost the exchange more; the copies get through the run in fewer
+ * RTOs. As K11's, a copy repeats the transmission (same ts) and is not
+ * one: xmit, the RTO, the pace and cwnd are left alone, seg_dup_thin
+ * counts it. */
+static void retx_copies(struct kcp *k, const struct sseg *g)
+{
+	uint32_t n = min_u32(g->xmit - 1, KCP_RETX_COPIES);
+
+	if (!k->cfg.dup_thin || k->qcount || k->inflight > KCP_THIN_FLIGHT)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		emit(k);
+		put_seg(k, KCP_CMD_PUSH, g->frg, g->ts, g->sn, g->data, g->len);
+		k->st.seg_dup_thin++;
+	}
+	emit(k);
+}
+
 /* resend_timeout resends g, whose RTO expired (K4, K7). An expiry while
  * the path is alive is an isolated loss: resent without backoff and
  * reported in *isolated. Only an expiry with the path silent since g went
@@ -1064,6 +1088,7 @@ static bool resend_timeout(struct kcp *k, struct sseg *g, uint64_t now, bool *is
 	k->st.data_bytes_retx += g->len;
 	loss_seen(k, g, alive ? isolated : flight);
 	transmit(k, g, now);
+	retx_copies(k, g);
 	return true;
 }
 

@@ -32,6 +32,7 @@ static const struct profile profiles[] = {
 	        .session_window = MUX_BUDGET_DEFAULT,
 	        .max_streams = MUX_STREAMS_DEFAULT,
 	        .fast_open = false,
+	        .fast_open_known = true, /* issue 20: one round trip to known destinations */
 	        .dup_thin = true,
 	},
 	{
@@ -181,6 +182,9 @@ static const struct profile_field fields[PROFILE_F_COUNT] = {
 	FIELD(PROFILE_F_DEAD_PATH, "dead_path_ms", "ms", dead_path_ms, false,
 	      SESSION_DEAD_PATH_MS_MIN, SESSION_DEAD_PATH_MS_MAX,
 	      "client: session down after this long unanswered; streams reset (local)"),
+	FIELD(PROFILE_F_FAST_OPEN_KNOWN, "fast_open_known", "bool", fast_open_known, true, 0, 1,
+	      "client: fast open to destinations reached in the last 10 min only, others wait "
+	      "for the real reply"),
 };
 
 size_t profile_count(void) { return sizeof profiles / sizeof profiles[0]; }

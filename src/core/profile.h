@@ -45,6 +45,7 @@ struct profile {
 	uint32_t session_window;  /* mux credit all streams share, bytes (local only) */
 	uint32_t max_streams;     /* mux concurrent streams per session */
 	bool fast_open;           /* client: SUCCEEDED at once, early data (mux 4.4) */
+	bool fast_open_known;     /* client: the same, to destinations reached lately */
 	bool dup_thin;            /* KCP K11: send thin flights twice (local) */
 };
 
@@ -69,6 +70,7 @@ enum profile_field_id {
 	PROFILE_F_FAST_OPEN,
 	PROFILE_F_DUP_THIN,
 	PROFILE_F_DEAD_PATH,
+	PROFILE_F_FAST_OPEN_KNOWN,
 	PROFILE_F_COUNT
 };
 

@@ -246,6 +246,29 @@ static bool datagram_agreed(const struct client *cl)
 	return p && (p->features & TPARAMS_FEAT_DATAGRAM);
 }
 
+/* Fast open for this connection: fast_open, or fast_open_known and the
+ * server reached this destination lately (dstseen.h), so a first contact
+ * and a destination that failed still get the server's real reply. Only
+ * where the server agreed it, never for UDP. */
+static bool fast_open_wanted(struct lconn *lc)
+{
+	struct client *cl = lc->cl;
+	const struct profile *p = &cl->cfg->profile;
+
+	if (lc->udp || !fast_open_agreed(cl))
+		return false;
+	return p->fast_open || (p->fast_open_known &&
+	                        dstseen_known(&cl->seen, lc->req, lc->req_len, clock_mono_ms()));
+}
+
+/* What the server answered for lc's destination (fast_open_known). */
+static void seen_note(struct lconn *lc, uint8_t rep)
+{
+	if (!lc->udp)
+		dstseen_note(&lc->cl->seen, lc->req, lc->req_len, rep == SOCKS5_REP_SUCCEEDED,
+		             clock_mono_ms());
+}
+
 static void lconn_open(struct lconn *lc)
 {
 	struct client *cl = lc->cl;
@@ -273,7 +296,7 @@ static void lconn_open(struct lconn *lc)
 	}
 	cl->host.dirty = true;
 	cl->streams_opened++;
-	if (cl->cfg->profile.fast_open && fast_open_agreed(cl) && !lc->udp)
+	if (fast_open_wanted(lc))
 		fast_start(lc);
 	else
 		lc->phase = LC_OPENING;
@@ -596,6 +619,7 @@ static void on_reply(struct lconn *lc, const struct mux_event *ev)
 	}
 	cl->replies[rep.rep]++;
 	lc->rep = rep.rep;
+	seen_note(lc, rep.rep);
 	log_debug("conn#%llu %s: %s", (unsigned long long)lc->id, lc->dst,
 	          socks5_rep_name(rep.rep));
 	if (lc->udp && rep.rep == SOCKS5_REP_SUCCEEDED) {
@@ -644,6 +668,7 @@ static void on_fast_answer(struct lconn *lc, const struct mux_event *ev)
 		log_limited(LOG_LEVEL_WARN, "stream to %s refused by the server: %s", lc->dst,
 		            ev->reason == MUX_RST_LIMIT ? "max_streams reached" : "out of memory");
 	}
+	seen_note(lc, code);
 	if (code == SOCKS5_REP_SUCCEEDED)
 		return;
 	cl->fast_failed[code <= SOCKS5_REP_LAST ? code : SOCKS5_REP_GENERAL_FAILURE]++;
@@ -1174,6 +1199,12 @@ struct client *client_new(struct ev_loop *loop, const struct config *cfg, char *
 	cl->rng = sysrng_source();
 	cl->cipher_offer = cipher_offer(cfg->cipher, "local");
 	rng_fill(&cl->rng, cl->instance, sizeof cl->instance);
+	{
+		uint8_t key[DSTSEEN_KEY_LEN];
+
+		rng_fill(&cl->rng, key, sizeof key);
+		dstseen_init(&cl->seen, key);
+	}
 	cl->s5cfg.method = SOCKS5_METHOD_NONE;
 	if (cfg->socks_user[0]) {
 		cl->cred = (struct socks5_cred){ (const uint8_t *)cfg->socks_user,

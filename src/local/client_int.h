@@ -14,6 +14,7 @@
 #include "base/list.h"
 #include "base/rng.h"
 #include "core/config.h"
+#include "core/dstseen.h"
 #include "core/handshake.h"
 #include "core/session.h"
 #include "core/socks5.h"
@@ -88,6 +89,7 @@ struct client {
 	enum session_lost_reason last_lost;
 	bool ever_lost;
 	uint64_t fast_opened, fast_failed[SOCKS5_REP_LAST + 1]; /* fast open */
+	struct dstseen seen;          /* destinations reached lately (fast_open_known) */
 	bool silent_hinted;           /* the likely causes of a silent server were logged */
 	struct udpassoc_counters udp; /* UDP ASSOCIATE (docs/PROTOCOL.md (UDP) U5) */
 };

@@ -115,3 +115,36 @@ done
 ok "early data sent with the request and right behind the reply came back intact (200 KB)"
 [ "$(metric "$SERVER_METRICS" kcpsocks_handshakes_ok_total)" = 1 ] || die "the session was replaced"
 ok "one session throughout (no protocol error)"
+
+# 4. fast_open_known (on in profile default, fast_open off): a destination
+# gets fast open only once the server reached it; one that went away is
+# reset once (fast open), then forgotten: the next CONNECT gets REP 5.
+stop_daemon "$LOCAL_PID"
+LOCAL_PORT=$(free_port) LOCAL_METRICS=$(free_port)
+start_local "$SERVER_PORT" default
+wait_session
+tcurl -o "$T/got2.txt" "http://127.0.0.1:$HTTP_PORT/small.txt" || die "curl small.txt (default)"
+[ "$(metric "$LOCAL_METRICS" kcpsocks_local_fast_open_streams_total)" = 0 ] ||
+	die "fast open to a destination not reached before"
+tcurl -o "$T/got3.txt" "http://127.0.0.1:$HTTP_PORT/small.txt" || die "curl small.txt again"
+cmp -s "$T/got3.txt" "$HTTP_DIR/small.txt" || die "small.txt differs (known destination)"
+[ "$(metric "$LOCAL_METRICS" kcpsocks_local_fast_open_streams_total)" = 1 ] ||
+	die "no fast open to a destination reached before"
+ok "default: the first CONNECT waits for the reply, the second to the same destination is fast"
+gone=$(free_port)
+python3 "$T/echo.py" "$gone" "$T/echo2.ready" >"$T/echo2.log" 2>&1 &
+echo2=$!
+lib_track "$echo2" echo2 "$T/echo2.log"
+wait_until "the second echo server" 10 test -e "$T/echo2.ready"
+[ "$(timeout 30 python3 "$T/early.py" "$LOCAL_PORT" "$gone" after)" = ok ] ||
+	die "echo through the default profile"
+stop_pid "$echo2" || true
+for i in 1 2; do
+	curl -sS -m 15 --socks5-hostname "127.0.0.1:$LOCAL_PORT" -o /dev/null \
+		"http://127.0.0.1:$gone/" >/dev/null 2>&1 && die "curl to a port gone ($i) succeeded"
+done
+wait_until "the reset, then the real reply" 5 bash -c \
+	"m=\$(curl -s http://127.0.0.1:$LOCAL_METRICS/metrics) &&
+	 grep -q '^kcpsocks_local_fast_open_failed_total{rep=\"5\"} 1\$' <<<\"\$m\" &&
+	 grep -q '^kcpsocks_local_replies_total{rep=\"5\"} 1\$' <<<\"\$m\""
+ok "a known destination that went away: one reset, then REP 5 (forgotten)"

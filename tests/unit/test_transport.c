@@ -166,6 +166,9 @@ static const struct {
 	 * configuration (docs/PROTOCOL.md (session) L6), not into an engine:
 	 * sim test_dead_path and fault_deadpath.sh show what it changes. */
 	{ "dead_path_ms", 0 },
+	/* fast_open_known, as fast_open: the client daemon's (client.c);
+	 * fast_fastopen.sh shows it. */
+	{ "fast_open_known", 0 },
 };
 
 /* A valid value of f other than p's, or false if none fits. */
