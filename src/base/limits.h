@@ -204,7 +204,9 @@ enum {
 	MUX_OOO_MAX = 16,           /* byte ranges a stream holds above a gap (step 10) */
 	/* Session receive budget (step 4.5): the windows a session end's live
 	 * streams announced, summed, stay below budget + streams x floor. */
-	MUX_WINDOW_FLOOR = 65536,      /* a stream's window while the budget is short */
+	MUX_WINDOW_FLOOR = 65536,      /* a stream's window while the budget is short ... */
+	MUX_FLOOR_SHARE = 128,         /* ... or 1/this of the budget, if more, */
+	MUX_WINDOW_FLOOR_MAX = 262144, /* ... but at most this */
 	MUX_BUDGET_SHARE = 4,          /* a new stream takes 1/this of the budget left */
 	MUX_BUDGET_MIN = 65536,        /* smallest session receive budget */
 	MUX_BUDGET_DEFAULT = 33554432, /* 32 MiB (profile default) */

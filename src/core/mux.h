@@ -28,15 +28,16 @@
  * MUX_EARLY_DATA_MAX) plus its send buffer, at most
  * max_streams streams, plus a fixed part. A stream's window is chosen when
  * it is announced, from the session's budget (step 4.5):
- * min(window, max(MUX_WINDOW_FLOOR, (budget - committed) / MUX_BUDGET_SHARE))
- * where committed is what the other live streams hold; it comes back when
- * a stream is freed. As a client's application reads, the window moves
- * towards the fair share min(window, max(floor, budget / streams held)),
- * never below the credit already granted and never growing past the
- * budget left (step 4.5.3). So all receive buffers together hold at most
- * min(max_streams x max(window, floor), budget + max_streams x
- * MUX_WINDOW_FLOOR): with the default profile 32 MiB + 256 x 64 KiB =
- * 48 MiB instead of 256 x 4 MiB = 1 GiB. mux_input() never needs to refuse
+ * min(window, max(floor, (budget - committed) / MUX_BUDGET_SHARE))
+ * where committed is what the other live streams hold and the floor is
+ * budget / MUX_FLOOR_SHARE between MUX_WINDOW_FLOOR and
+ * MUX_WINDOW_FLOOR_MAX; it comes back when a stream is freed. As a
+ * client's application reads, the window moves towards the fair share
+ * min(window, max(floor, budget / streams held)), never below the credit
+ * already granted and never growing past the budget left (step 4.5.3). So
+ * all receive buffers together hold at most min(max_streams x max(window,
+ * floor), budget + max_streams x floor): with the default profile 32 MiB +
+ * 256 x 256 KiB = 96 MiB instead of 256 x 8 MiB = 2 GiB. mux_input() never needs to refuse
  * bytes: everything a well-behaved peer may send fits these bounds, and
  * anything else is a protocol error.
  *

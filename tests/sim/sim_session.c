@@ -1674,6 +1674,34 @@ static void test_conc_stalled_receiver(void **state)
 	assert_true(clean.jain >= 0.95);
 }
 
+/* Issue 20: the real-path matrix showed 32 downloads at 1% loss and 20 ms
+ * RTT at 0.18x of one bulk download. On the same path with the same bytes,
+ * 32 streams opened together move as fast as one and share fairly (Jain's
+ * index of their progress when the first one ends, issue 19's >= 0.95),
+ * with per-stream delivery and without. Before the floor grew with the
+ * budget (mux win_floor) the last streams ran at 64 KiB per round trip:
+ * Jain 0.936 with per-stream delivery, 0.761 without. The real path's gap
+ * is the comparison, not the streams: the matrix's bulk figure is a fresh
+ * session's first 64 MiB, mostly slow start, while the 32 streams run
+ * later in the session at the congestion window's steady state
+ * (docs/bench/concurrency.md, "32 streams at 1% loss"). */
+static void test_conc_loss1_many_as_one(void **state)
+{
+	static const struct netsim_config l1 = LOOPBACK(0.01);
+	struct conc one, many;
+
+	(void)state;
+	sd_set = SD_ON;
+	one = conc_run("default", &l1, 32 << 20, 1, 0, 0, 81);
+	for (int on = 1; on >= 0; on--) {
+		many = conc_run("default", &l1, 32 << 20, 32, 0, 0, 81);
+		assert_true(many.mbps >= 0.9 * one.mbps);
+		assert_true(many.jain >= 0.95);
+		sd_set = SD_OFF;
+	}
+	sd_set = SD_CONFIG;
+}
+
 /* Small requests under bulk load (issue 19). */
 struct probes {
 	uint64_t p50, p99, max; /* ms from the OPEN to the end of the answer */
@@ -2053,6 +2081,7 @@ int main(void)
 		cmocka_unit_test(test_conc_stalled_receiver),
 		cmocka_unit_test(test_conc_small_request),
 		cmocka_unit_test(test_ttfb),
+		cmocka_unit_test(test_conc_loss1_many_as_one),
 		cmocka_unit_test(test_stream_delivery_mixed_pair),
 		cmocka_unit_test(test_transfer_clean),
 		cmocka_unit_test(test_transfer_loss5),

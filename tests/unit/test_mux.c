@@ -1809,6 +1809,43 @@ static uint64_t committed_sum(const struct mux *m)
 	return sum;
 }
 
+/* floor_of opens n streams on a client with budget b (window 8 MiB) and
+ * returns the window the last one announced. */
+static uint32_t floor_of(uint32_t b, size_t n)
+{
+	static uint8_t buf[PIPE_CAP];
+	static uint32_t win[MAXID];
+	struct mux_config c;
+	struct mux *m;
+	uint32_t id = 0;
+
+	mux_config_default(&c);
+	c.window = 8 << 20;
+	c.budget = b;
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0)
+			m = mk(MUX_CLIENT, &c);
+		assert_int_equal(mux_open_stream(m, req5, sizeof req5, &id), 0);
+		assert_int_equal(announced(m, buf, win), 1);
+	}
+	assert_true(committed_sum(m) <= b + (uint64_t)n * MUX_WINDOW_FLOOR_MAX);
+	mux_free(m);
+	return win[id];
+}
+
+/* Issue 20: the floor grows with the budget (budget / MUX_FLOOR_SHARE,
+ * from MUX_WINDOW_FLOOR to MUX_WINDOW_FLOOR_MAX): with the default 32 MiB
+ * the last of 64 streams opened together gets 256 KiB, not 64 KiB, and
+ * keeps up on a 20 ms path (sim_session test_conc_loss1_many_as_one); a
+ * small budget (mobile's 8 MiB) keeps 64 KiB. */
+static void floor_grows_with_the_budget(void **state)
+{
+	(void)state;
+	assert_int_equal(floor_of(32 << 20, 64), MUX_WINDOW_FLOOR_MAX);
+	assert_int_equal(floor_of(16 << 20, 64), (16 << 20) / MUX_FLOOR_SHARE);
+	assert_int_equal(floor_of(8 << 20, 64), MUX_WINDOW_FLOOR);
+}
+
 static void budget_shrinks_windows_and_comes_back(void **state)
 {
 	(void)state;
@@ -2368,6 +2405,7 @@ int main(void)
 		cmocka_unit_test(ping_supersedes_unanswered),
 		cmocka_unit_test(random_operations_match_model),
 		cmocka_unit_test(budget_shrinks_windows_and_comes_back),
+		cmocka_unit_test(floor_grows_with_the_budget),
 		cmocka_unit_test(filling_every_window_is_bounded),
 		cmocka_unit_test(early_data_fits_an_exhausted_budget),
 		cmocka_unit_test(budgeted_streams_complete),
