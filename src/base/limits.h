@@ -27,6 +27,7 @@ enum {
 	KCP_INTERVAL_MIN = 1,       /* ms */
 	KCP_INTERVAL_MAX = 5000,    /* ms */
 	KCP_RTO_INIT = 200,         /* ms, before the first RTT sample */
+	KCP_SEED_MAX = 1000,        /* ms: kcp_seed_rtt's sample and RTO at most (K4) */
 	KCP_RTO_MIN_NORMAL = 100,   /* ms, nodelay 0 */
 	KCP_RTO_MIN_NODELAY = 30,   /* ms, nodelay 1 and 2 */
 	KCP_RTO_MAX = 60000,        /* ms */

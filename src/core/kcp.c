@@ -760,6 +760,8 @@ static void rtt_sample(struct kcp *k, uint32_t rtt, uint64_t now)
 	uint32_t lazy = k->cfg.ack_lazy ? k->cfg.interval : g;
 	uint64_t rto, top;
 
+	if (k->min_rtt == 0)
+		k->srtt = 0; /* a seed (kcp_seed_rtt) gives way to the first sample */
 	if (k->min_rtt == 0 || max_u32(rtt, 1) < k->min_rtt)
 		k->min_rtt = max_u32(rtt, 1);
 	rtt_floor_add(k, rtt, now);
@@ -779,6 +781,23 @@ static void rtt_sample(struct kcp *k, uint32_t rtt, uint64_t now)
 	 * the next) the RTO then expires for segments that are merely late. */
 	top = rtt_top(k, rtt, now);
 	k->late = (uint32_t)min_u64(top + lazy + top / KCP_RTT_TOP_MARGIN, KCP_RTO_MAX);
+}
+
+/* K4: the handshake's round trip as the first sample (kcp.h); rtt_sample
+ * starts over at the engine's own first one (min_rtt still 0). */
+void kcp_seed_rtt(struct kcp *k, uint64_t rtt, bool bound)
+{
+	uint32_t g = k->cfg.ack_immediate ? 1 : k->cfg.interval;
+	uint32_t r = (uint32_t)min_u64(rtt, KCP_SEED_MAX);
+	uint32_t rto =
+	        (uint32_t)min_u64((uint64_t)max_u32(r, 1) + max_u32(g, 4 * (r / 2)), KCP_SEED_MAX);
+
+	rto = max_u32(rto, k->minrto);
+	if (k->min_rtt || (bound && rto >= k->rto)) /* min_rtt: KCP sampled itself */
+		return;
+	k->srtt = max_u32(r, 1);
+	k->rttvar = r / 2;
+	k->rto = rto;
 }
 
 /* ------------------------------------------------------------------ */

@@ -1571,6 +1571,87 @@ static void test_handshake_retry_supersedes(void **state)
 	world_free(w);
 }
 
+/* E1, K4 (issue 20): a fresh session's KCP starts from the handshake's
+ * round trip, not from the 200 ms initial RTO. On a 20 ms path that loses
+ * the first request (and whatever leaves with it), the client resends it
+ * after the seeded RTO (srtt + 4 rttvar, RFC 6298's first sample: about
+ * three round trips) and the server hears it well within 200 ms. Before
+ * the seed: at about 200 ms, and 300 and 450 ms when a resend was lost
+ * too. */
+static void test_seeded_rto_first_request(void **state)
+{
+	static const struct netsim_config lo = LOOPBACK(0);
+	static const char *const names[] = { "default", "mobile" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		struct transport_params tp;
+		struct session_stats st;
+		struct world *w = profile_world(names[i], &lo, 53, &tp);
+		struct flow *f;
+		uint64_t t0;
+
+		session_stats(w->cli, &st);
+		assert_in_range(st.kcp.srtt, 2 * lo.delay_ms, 2 * lo.delay_ms + 2);
+		assert_true(st.kcp.rto < KCP_RTO_INIT);
+		w->c_mute = true; /* the request is lost, and what leaves with it */
+		f = add_flow(w, 100, 1000);
+		t0 = w->now;
+		run_until(w, t0 + 2);
+		w->c_mute = false;
+		for (int j = 0; !f->opened_s; j++) {
+			assert_true(j < 100000 && w->now - t0 < 5000);
+			step(w, w->now + 5000);
+		}
+		print_message("%s: rto %u ms, the server heard the request after %llu ms\n",
+		              names[i], st.kcp.rto, (unsigned long long)(w->now - t0));
+		assert_true(w->now - t0 <= st.kcp.rto + lo.delay_ms + 5);
+		assert_true(w->now - t0 < KCP_RTO_INIT / 2);
+		run_flows(w, 60000);
+		world_free(w);
+	}
+}
+
+/* E1: the server seeds from its response to the client's first datagram,
+ * an upper bound of the round trip (an idle client sends nothing for a
+ * while), taken only when it lowers the RTO: a client that has a request
+ * waiting sends it at once, and the server's answer starts from about the
+ * path's RTO; one that idled past the initial RTO's worth leaves the
+ * server at KCP_RTO_INIT. */
+static void test_seeded_rto_server(void **state)
+{
+	static const struct netsim_config lo = LOOPBACK(0);
+	struct setup su = { .link = &lo, .seed = 53 };
+
+	(void)state;
+	for (int idle = 0; idle < 2; idle++) {
+		struct world *w = world_new(&su);
+		struct session_stats st;
+		struct flow *f;
+
+		if (idle)
+			establish(w); /* ... and 100 ms more */
+		f = add_flow(w, 100, 1000);
+		for (int j = 0; !f->opened_s; j++) {
+			assert_true(j < 100000 && w->now < 5000);
+			step(w, w->now + 5000);
+		}
+		/* The server answered in this step; no ACK of its own yet. */
+		session_stats(server_session(w->srv, session_sid(w->cli)), &st);
+		print_message("%s client: server srtt %u, rto %u ms\n", idle ? "idle" : "eager",
+		              st.kcp.srtt, st.kcp.rto);
+		if (idle) {
+			assert_int_equal(st.kcp.srtt, 0);
+			assert_int_equal(st.kcp.rto, KCP_RTO_INIT);
+		} else {
+			assert_in_range(st.kcp.srtt, 2 * lo.delay_ms, 2 * lo.delay_ms + 2);
+			assert_true(st.kcp.rto < KCP_RTO_INIT / 2);
+		}
+		run_flows(w, 60000);
+		world_free(w);
+	}
+}
+
 /* --- many streams (issue 19) ------------------------------------------------------ */
 
 /* Loopback as the daemons meet it: 1 ms each way, 100 MB/s, their 4 MiB
@@ -2108,6 +2189,8 @@ int main(void)
 		cmocka_unit_test(test_bulk_loss5),
 		cmocka_unit_test(test_bulk_jitter_loss1),
 		cmocka_unit_test(test_handshake_retry_supersedes),
+		cmocka_unit_test(test_seeded_rto_first_request),
+		cmocka_unit_test(test_seeded_rto_server),
 	};
 
 	if (sodium_init() < 0) /* probes the CPU for AES-256-GCM */

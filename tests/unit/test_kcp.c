@@ -804,6 +804,62 @@ static void isolated_timeout_vs_flight(void **state)
 	pair_free(&p);
 }
 
+/* K4, E1: the handshake's round trip seeds the estimator as RFC 6298's
+ * first sample, capped; an upper bound is taken only when it lowers the
+ * RTO; the engine's own first sample starts the estimator over, and a seed
+ * after it changes nothing. */
+static void seeded_rtt(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+
+	cfg_fast(&c); /* interval 10, min_rto 30 */
+	pair_init(&p, &c, &c, 1000, 3);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.rto, KCP_RTO_INIT);
+	kcp_seed_rtt(p.a, 400, true); /* a bound giving rto 1000: not taken */
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, 0);
+	assert_int_equal(st.rto, KCP_RTO_INIT);
+	kcp_seed_rtt(p.a, 20, false); /* 20 + max(10, 4 x 10) */
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, 20);
+	assert_int_equal(st.rttvar, 10);
+	assert_int_equal(st.rto, 60);
+	kcp_seed_rtt(p.a, 2, true); /* a lower bound's rto: min_rto */
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, 2);
+	assert_int_equal(st.rto, 30);
+	kcp_seed_rtt(p.a, 30000, false); /* silly: capped */
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, KCP_SEED_MAX);
+	assert_int_equal(st.rto, KCP_SEED_MAX);
+	kcp_seed_rtt(p.a, 20, false);
+	/* the first transmission expires after the seeded rto (nodelay) */
+	assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	p.ab->n = 0; /* lost */
+	assert_int_equal(kcp_next_deadline(p.a, p.now), p.now + 60);
+	p.now += 60;
+	kcp_update(p.a, p.now);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 1);
+	/* the resend's ACK, 4 ms later: the engine's own first sample */
+	p.now += 4;
+	deliver_one(&p, p.ab, p.b);
+	deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.srtt, 4);
+	assert_int_equal(st.rttvar, 2);
+	kcp_seed_rtt(p.a, 500, false); /* too late: no-op */
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, 4);
+	pair_free(&p);
+}
+
 /* K12: a receiver that stops reading (everything arrives, nothing is
  * answered) past the RTO gets one probe, the oldest segment, not the whole
  * flight again; when it reads again its ACKs retire everything, the held
@@ -1803,6 +1859,7 @@ int main(void)
 		cmocka_unit_test(reserve_commit_same_wire),
 		cmocka_unit_test(reserve_refused),
 		cmocka_unit_test(reserve_abandoned),
+		cmocka_unit_test(seeded_rtt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
