@@ -99,6 +99,13 @@ void kcp_cc_on_ack(struct kcp_cc *cc, const struct kcp_cc_path *p, uint32_t acke
 	}
 }
 
+/* lost_net: the episode's lost originals, less those proved delivered
+ * since (their ACKs were lost, not they: kcp_cc_delivered). */
+static uint32_t lost_net(const struct kcp_cc *cc)
+{
+	return cc->ep_lost - min_u32(cc->ep_spur, cc->ep_lost);
+}
+
 /* heavy: the current episode has lost a large share of the flight it
  * began with. Tail drop at a shallow bottleneck queue shows almost no
  * queueing delay but loses many segments at once; random loss of a few
@@ -108,17 +115,17 @@ void kcp_cc_on_ack(struct kcp_cc *cc, const struct kcp_cc_path *p, uint32_t acke
  * an RTT, so its floor stays low while it overflows every round. */
 static bool severe(const struct kcp_cc *cc)
 {
-	return cc->ep_lost >= KCP_LOSS_HEAVY_MIN &&
-	       (uint64_t)cc->ep_lost * 100 >= (uint64_t)cc->ep_size * KCP_LOSS_HEAVY_PCT;
+	return lost_net(cc) >= KCP_LOSS_HEAVY_MIN &&
+	       (uint64_t)lost_net(cc) * 100 >= (uint64_t)cc->ep_size * KCP_LOSS_HEAVY_PCT;
 }
 
 static bool heavy(const struct kcp_cc *cc, const struct kcp_cc_path *p)
 {
-	uint64_t lost = (uint64_t)cc->ep_lost * 100, flight = cc->ep_size;
+	uint64_t lost = (uint64_t)lost_net(cc) * 100, flight = cc->ep_size;
 	bool peaked = p->rtt_peak && p->min_rtt &&
 	              p->rtt_peak >= p->min_rtt + max_u32(p->min_rtt / KCP_QUEUE_FRACTION, 1);
 
-	if (cc->ep_lost < KCP_LOSS_HEAVY_MIN)
+	if (lost_net(cc) < KCP_LOSS_HEAVY_MIN)
 		return false;
 	return severe(cc) || (peaked && lost >= flight * KCP_LOSS_QUEUE_PCT);
 }
@@ -133,6 +140,7 @@ static void cwnd_cut(struct kcp_cc *cc, const struct kcp_cc_path *p, bool flight
 	/* A timeout says nothing about the capacity, a queue or a heavy loss
 	 * does: only the former may refill (kcp_cc_on_ack). */
 	cc->wmax = flight ? cc->cwnd : 0;
+	cc->ep_heavy = !flight && !loss_queue(cc, p);
 	if (flight) {
 		cc->ssthresh = max_u32(cc->cwnd / 2, KCP_SSTHRESH_MIN);
 		cc->cwnd = 1;
@@ -180,7 +188,9 @@ bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolate
 	}
 	cc->ep_size = max_u32(p->snd_nxt - p->snd_una, 1);
 	cc->ep_lost = cc->flush_lost;
-	cc->ep_cut = false;
+	cc->ep_base = p->snd_una;
+	cc->ep_spur = 0;
+	cc->ep_cut = cc->ep_heavy = false;
 	if (!flight && !loss_queue(cc, p) && !heavy(cc, p)) {
 		cc->recover = p->snd_nxt;
 		return true;
@@ -199,6 +209,27 @@ bool kcp_cc_undo(struct kcp_cc *cc, uint32_t sn)
 	cc->cwnd = max_u32(cc->cwnd, cc->undo_cwnd);
 	cc->ssthresh = max_u32(cc->ssthresh, cc->undo_ssthresh);
 	cc->undo_cwnd = 0;
+	return true;
+}
+
+/* kcp_cc_delivered: the receiver echoed the ts of sn's original for the
+ * copy we resent: the original arrived and only its ACK was lost (one lost
+ * ACK datagram, carrying the ACKs of a whole read batch above a hole, makes
+ * dozens of delivered segments look lost). It no longer counts towards the
+ * episode's share of losses, and a cut made for that share alone (no queue
+ * in the RTT, no silent flight) is undone once the share falls below the
+ * heavy rules: the DSACK-based undo of TCP (RFC 3708), in KCP's words. */
+bool kcp_cc_delivered(struct kcp_cc *cc, const struct kcp_cc_path *p, uint32_t sn)
+{
+	if (!seq_ge(sn, cc->ep_base) || !seq_lt(sn, cc->recover))
+		return false;
+	cc->ep_spur++;
+	if (!cc->ep_cut || !cc->ep_heavy || !cc->undo_cwnd || heavy(cc, p))
+		return false;
+	cc->cwnd = max_u32(cc->cwnd, cc->undo_cwnd);
+	cc->ssthresh = max_u32(cc->ssthresh, cc->undo_ssthresh);
+	cc->undo_cwnd = 0;
+	cc->ep_cut = cc->ep_heavy = false;
 	return true;
 }
 
