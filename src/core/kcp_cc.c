@@ -113,6 +113,12 @@ static uint32_t lost_net(const struct kcp_cc *cc)
  * RTT sample shows that a queue of ours filled (by a quarter of the base
  * RTT at least): the queue of a shallow bottleneck fills and drains within
  * an RTT, so its floor stays low while it overflows every round. */
+static bool peaked(const struct kcp_cc_path *p)
+{
+	return p->rtt_peak && p->min_rtt &&
+	       p->rtt_peak >= p->min_rtt + max_u32(p->min_rtt / KCP_QUEUE_FRACTION, 1);
+}
+
 static bool severe(const struct kcp_cc *cc)
 {
 	return lost_net(cc) >= KCP_LOSS_HEAVY_MIN &&
@@ -122,12 +128,10 @@ static bool severe(const struct kcp_cc *cc)
 static bool heavy(const struct kcp_cc *cc, const struct kcp_cc_path *p)
 {
 	uint64_t lost = (uint64_t)lost_net(cc) * 100, flight = cc->ep_size;
-	bool peaked = p->rtt_peak && p->min_rtt &&
-	              p->rtt_peak >= p->min_rtt + max_u32(p->min_rtt / KCP_QUEUE_FRACTION, 1);
 
 	if (lost_net(cc) < KCP_LOSS_HEAVY_MIN)
 		return false;
-	return severe(cc) || (peaked && lost >= flight * KCP_LOSS_QUEUE_PCT);
+	return severe(cc) || (peaked(p) && lost >= flight * KCP_LOSS_QUEUE_PCT);
 }
 
 /* cwnd_cut: only a timeout with the whole flight unanswered collapses cwnd
@@ -173,25 +177,50 @@ static void cwnd_cut(struct kcp_cc *cc, const struct kcp_cc_path *p, bool flight
 	cc->ep_cut = true;
 }
 
+/* forgive: a heavy loss that shows no queue at all (no RTT rise, not even
+ * in the peak) and came in at most KCP_LOSS_BURST_RUNS runs of consecutive
+ * segments is a burst on the link (a fade, a bad spell of a bursty
+ * channel), not a queue overflowing: a full queue drops what arrives above
+ * its rate, so its losses alternate with deliveries. Such an episode is
+ * kept as random loss, once: if the next flight's episode is heavy too, it
+ * is cut (a queue too shallow to show in the RTT still overflows every
+ * round). Without this a burst of 19 datagrams early in slow start halved
+ * a window of 91 segments three times over, and Reno's linear growth left
+ * the transfer at a tenth of its rate (K7). */
+static bool forgive(struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	if (cc->ep_forgiven)
+		return true;
+	if (peaked(p) || loss_queue(cc, p) || cc->ep_runs > KCP_LOSS_BURST_RUNS ||
+	    (cc->strike && seq_lt(cc->ep_base, cc->strike_until)))
+		return false;
+	cc->ep_forgiven = cc->strike = true;
+	cc->strike_until = p->snd_nxt + (p->snd_nxt - p->snd_una);
+	return true;
+}
+
 /* kcp_cc_on_loss reacts once per loss episode: losses of segments sent
  * before the last reduction (sn < recover) are part of the same episode.
  * A new episode cuts cwnd when the whole flight went unanswered, when the
- * RTT shows a queue, or when it is heavy already; otherwise it is random
- * loss and the window is kept, unless the episode turns heavy later. */
+ * RTT shows a queue, or when it is heavy already (and not forgiven as a
+ * burst); otherwise it is random loss and the window is kept, unless the
+ * episode turns heavy later. */
 bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolated, bool flight)
 {
 	if (!isolated && !flight) {
 		cc->ep_lost += cc->flush_lost;
-		if (!cc->ep_cut && heavy(cc, p))
+		cc->ep_runs += cc->flush_runs;
+		if (!cc->ep_cut && heavy(cc, p) && !forgive(cc, p))
 			cwnd_cut(cc, p, false);
 		return false;
 	}
 	cc->ep_size = max_u32(p->snd_nxt - p->snd_una, 1);
 	cc->ep_lost = cc->flush_lost;
+	cc->ep_runs = cc->flush_runs;
 	cc->ep_base = p->snd_una;
 	cc->ep_spur = 0;
-	cc->ep_cut = cc->ep_heavy = false;
-	if (!flight && !loss_queue(cc, p) && !heavy(cc, p)) {
+	cc->ep_cut = cc->ep_heavy = cc->ep_forgiven = false;
+	if (!flight && !loss_queue(cc, p) && (!heavy(cc, p) || forgive(cc, p))) {
 		cc->recover = p->snd_nxt;
 		return true;
 	}
@@ -275,7 +304,7 @@ void kcp_cc_flush_begin(struct kcp_cc *cc, const struct kcp_cc_path *p, uint64_t
 {
 	uint64_t rate = kcp_cc_pace_rate(cc, p);
 
-	cc->flush_lost = 0;
+	cc->flush_lost = cc->flush_runs = 0;
 	cc->pace_tok = rate ? kcp_cc_pace_avail(cc, rate, now) : 0;
 	cc->pace_t = now;
 }
@@ -298,8 +327,11 @@ void kcp_cc_pace_spend(struct kcp_cc *cc)
 
 void kcp_cc_on_resend(struct kcp_cc *cc, uint32_t sn, bool first, bool *episode)
 {
-	if (first)
+	if (first) {
 		cc->flush_lost++;
+		cc->flush_runs += sn != cc->lost_next;
+		cc->lost_next = sn + 1;
+	}
 	if (!seq_ge(sn, cc->recover) || *episode)
 		return;
 	*episode = true;

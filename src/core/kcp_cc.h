@@ -25,7 +25,13 @@ struct kcp_cc {
 	uint32_t ep_spur;                  /* of ep_lost: originals proved delivered */
 	bool ep_cut;                       /* the episode has reduced cwnd */
 	bool ep_heavy;                     /* ...for its share of losses alone */
+	bool ep_forgiven;                  /* heavy, no RTT rise: not cut (K7) */
+	bool strike;                       /* an episode was forgiven... */
+	uint32_t strike_until;             /* ...and the next one beginning below
+	                                      this sn is not */
 	uint32_t flush_lost;               /* originals found lost in this flush */
+	uint32_t flush_runs, ep_runs;      /* ...in runs of consecutive sn */
+	uint32_t lost_next;                /* sn after the last original found lost */
 	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
 };
 
