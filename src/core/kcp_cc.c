@@ -175,6 +175,7 @@ static void cwnd_cut(struct kcp_cc *cc, const struct kcp_cc_path *p, bool flight
 	cc->cwnd = min_u32(max_u32(cc->cwnd, 1), p->snd_wnd);
 	cc->recover = p->snd_nxt;
 	cc->ep_cut = true;
+	cc->re_sent = cc->re_lost = 0;
 }
 
 /* forgive: a heavy loss that shows no queue at all (no RTT rise, not even
@@ -189,14 +190,30 @@ static void cwnd_cut(struct kcp_cc *cc, const struct kcp_cc_path *p, bool flight
  * the transfer at a tenth of its rate (K7). */
 static bool forgive(struct kcp_cc *cc, const struct kcp_cc_path *p)
 {
-	if (cc->ep_forgiven)
-		return true;
-	if (peaked(p) || loss_queue(cc, p) || cc->ep_runs > KCP_LOSS_BURST_RUNS ||
-	    (cc->strike && seq_lt(cc->ep_base, cc->strike_until)))
+	bool burst = cc->ep_runs <= KCP_LOSS_BURST_RUNS && lost_net(cc) <= KCP_LOSS_BURST_MAX;
+
+	if (cc->ep_forgiven || !burst)
+		return cc->ep_forgiven && burst;
+	if (peaked(p) || loss_queue(cc, p) || (cc->strike && seq_lt(cc->ep_base, cc->strike_until)))
 		return false;
 	cc->ep_forgiven = cc->strike = true;
 	cc->strike_until = p->snd_nxt + (p->snd_nxt - p->snd_una);
 	return true;
+}
+
+/* relost: our resends themselves are lost, KCP_LOSS_HEAVY_PCT of them or
+ * more (at least KCP_LOSS_HEAVY_MIN) since the last cut or the start of
+ * the episode. Random loss takes a resend as rarely as any datagram; a
+ * queue that the flight still overflows takes most of them. Once cut, an
+ * episode does not cut again for its own losses, and while the window
+ * waits for its holes nothing new is sent to start another: without this
+ * a flight twice too large for a shallow queue (50 kB at 10 MB/s, 1% loss)
+ * lost its repairs there for ever (K7; the lost-retransmission rule of
+ * TCP's recovery). */
+static bool relost(const struct kcp_cc *cc)
+{
+	return cc->re_lost >= KCP_LOSS_HEAVY_MIN &&
+	       (uint64_t)cc->re_lost * 100 >= (uint64_t)cc->re_sent * KCP_LOSS_HEAVY_PCT;
 }
 
 /* kcp_cc_on_loss reacts once per loss episode: losses of segments sent
@@ -207,10 +224,12 @@ static bool forgive(struct kcp_cc *cc, const struct kcp_cc_path *p)
  * episode turns heavy later. */
 bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolated, bool flight)
 {
+	cc->re_sent += cc->flush_resent;
+	cc->re_lost += cc->flush_relost;
 	if (!isolated && !flight) {
 		cc->ep_lost += cc->flush_lost;
 		cc->ep_runs += cc->flush_runs;
-		if (!cc->ep_cut && heavy(cc, p) && !forgive(cc, p))
+		if ((!cc->ep_cut && heavy(cc, p) && !forgive(cc, p)) || relost(cc))
 			cwnd_cut(cc, p, false);
 		return false;
 	}
@@ -220,6 +239,8 @@ bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolate
 	cc->ep_base = p->snd_una;
 	cc->ep_spur = 0;
 	cc->ep_cut = cc->ep_heavy = cc->ep_forgiven = false;
+	cc->re_sent = cc->flush_resent;
+	cc->re_lost = cc->flush_relost;
 	if (!flight && !loss_queue(cc, p) && (!heavy(cc, p) || forgive(cc, p))) {
 		cc->recover = p->snd_nxt;
 		return true;
@@ -304,7 +325,7 @@ void kcp_cc_flush_begin(struct kcp_cc *cc, const struct kcp_cc_path *p, uint64_t
 {
 	uint64_t rate = kcp_cc_pace_rate(cc, p);
 
-	cc->flush_lost = cc->flush_runs = 0;
+	cc->flush_lost = cc->flush_runs = cc->flush_resent = cc->flush_relost = 0;
 	cc->pace_tok = rate ? kcp_cc_pace_avail(cc, rate, now) : 0;
 	cc->pace_t = now;
 }
@@ -327,6 +348,8 @@ void kcp_cc_pace_spend(struct kcp_cc *cc)
 
 void kcp_cc_on_resend(struct kcp_cc *cc, uint32_t sn, bool first, bool *episode)
 {
+	cc->flush_resent++;
+	cc->flush_relost += !first;
 	if (first) {
 		cc->flush_lost++;
 		cc->flush_runs += sn != cc->lost_next;

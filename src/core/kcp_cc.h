@@ -32,6 +32,9 @@ struct kcp_cc {
 	uint32_t flush_lost;               /* originals found lost in this flush */
 	uint32_t flush_runs, ep_runs;      /* ...in runs of consecutive sn */
 	uint32_t lost_next;                /* sn after the last original found lost */
+	uint32_t flush_resent;             /* resends of this flush */
+	uint32_t flush_relost;             /* ...of segments resent before */
+	uint32_t re_sent, re_lost;         /* the same, since the last cut or episode */
 	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
 };
 
