@@ -216,6 +216,21 @@ static bool relost(const struct kcp_cc *cc)
 	       (uint64_t)cc->re_lost * 100 >= (uint64_t)cc->re_sent * KCP_LOSS_HEAVY_PCT;
 }
 
+/* relost_cut cuts for lost resends, never raising the window: after a
+ * timeout collapse (cwnd 1) the probes of a silent path are resends of
+ * resends too, and half the flight would be more than the collapse left. */
+static void relost_cut(struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	uint32_t was = cc->cwnd, ss = cc->ssthresh;
+
+	cc->re_sent = cc->re_lost = 0;
+	if ((p->snd_nxt - p->snd_una) / 2 >= was)
+		return;
+	cwnd_cut(cc, p, false);
+	cc->cwnd = min_u32(cc->cwnd, was);
+	cc->ssthresh = min_u32(cc->ssthresh, ss);
+}
+
 /* kcp_cc_on_loss reacts once per loss episode: losses of segments sent
  * before the last reduction (sn < recover) are part of the same episode.
  * A new episode cuts cwnd when the whole flight went unanswered, when the
@@ -229,8 +244,10 @@ bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolate
 	if (!isolated && !flight) {
 		cc->ep_lost += cc->flush_lost;
 		cc->ep_runs += cc->flush_runs;
-		if ((!cc->ep_cut && heavy(cc, p) && !forgive(cc, p)) || relost(cc))
+		if (!cc->ep_cut && heavy(cc, p) && !forgive(cc, p))
 			cwnd_cut(cc, p, false);
+		else if (relost(cc))
+			relost_cut(cc, p);
 		return false;
 	}
 	cc->ep_size = max_u32(p->snd_nxt - p->snd_una, 1);
