@@ -212,7 +212,7 @@ static bool forgive(struct kcp_cc *cc, const struct kcp_cc_path *p)
  * TCP's recovery). */
 static bool relost(const struct kcp_cc *cc)
 {
-	return cc->re_lost >= KCP_LOSS_HEAVY_MIN &&
+	return cc->re_lost >= max_u32(KCP_LOSS_HEAVY_MIN, cc->cwnd / KCP_RELOST_FRACTION) &&
 	       (uint64_t)cc->re_lost * 100 >= (uint64_t)cc->re_sent * KCP_LOSS_HEAVY_PCT;
 }
 
@@ -256,8 +256,6 @@ bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolate
 	cc->ep_base = p->snd_una;
 	cc->ep_spur = 0;
 	cc->ep_cut = cc->ep_heavy = cc->ep_forgiven = false;
-	cc->re_sent = cc->flush_resent;
-	cc->re_lost = cc->flush_relost;
 	if (!flight && !loss_queue(cc, p) && (!heavy(cc, p) || forgive(cc, p))) {
 		cc->recover = p->snd_nxt;
 		return true;

@@ -1472,8 +1472,8 @@ static void test_bulk_bottleneck(void **state)
 	 * the repairs overflowed the queue and were lost again, for ever (the
 	 * transfer did not end in 600 s). Lost repairs now cut again. */
 	s = bulk_run("default", &shallow1, 8 << 20, 35);
-	assert_true(s.mbps >= 4);
-	assert_true(s.retx <= 0.20);
+	assert_true(s.mbps >= 3);
+	assert_true(s.retx <= 0.25);
 }
 
 /* The bench's loss5 path (5% loss, jitter, reordering): the lossy profile
