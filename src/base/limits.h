@@ -52,8 +52,8 @@ enum {
 	KCP_LOSS_BURST_RUNS = 3,    /* K7: a heavy loss in at most this many runs
 	                               of consecutive sn, no RTT rise: a burst */
 	KCP_LOSS_BURST_MAX = 64,    /* ...of at most this many segments */
-	KCP_RELOST_FRACTION = 16,    /* K7: resends lost again, at least cwnd / this,
-	                               for a further cut */
+	KCP_RELOST_FRACTION = 16,   /* K7: resends lost again, at least cwnd / this,
+	                              for a further cut */
 	KCP_QUEUE_KEEP_PCT = 70,    /* of the flight, kept after such an overflow */
 	KCP_QUEUE_FRACTION = 4,     /* ...and queueing delay >= min RTT / this */
 	KCP_QUEUE_HOLD = 2,         /* queueing delay >= min RTT / this: no growth */
