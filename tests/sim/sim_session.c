@@ -1281,12 +1281,11 @@ static void test_stalled_reader(void **state)
 		.rate = 100000000, .queue_bytes = 4 << 20                                          \
 	}
 
-/* bench/run-peers.sh's burst scenario: Gilbert-Elliott loss (good -> bad
- * 0.005, bad -> good 0.25, all lost while bad: about 2 % of datagrams, in
- * runs of 4 on average), 10 ms each way, on the loopback rate and queue. */
+/* bench/run-peers.sh's burst scenario: Gilbert-Elliott loss (good to bad
+ * 0.5% per datagram, bad to good 25%, all lost while bad) on that path. */
 #define BURST                                                                                      \
 	{                                                                                          \
-		.ge_p = 0.005, .ge_r = 0.25, .ge_loss = 1, .delay_ms = 10, .rate = 100000000,      \
+		.ge_p = 0.005, .ge_r = 0.25, .ge_loss = 1.0, .delay_ms = 10, .rate = 100000000,    \
 		.queue_bytes = 4 << 20                                                             \
 	}
 
