@@ -50,6 +50,11 @@ enum {
 	KCP_LOSS_HEAVY_MIN = 8,     /* K7: segments lost, at least, for these */
 	KCP_LOSS_HEAVY_PCT = 25,    /* or this share of a flight lost at once */
 	KCP_LOSS_QUEUE_PCT = 15,    /* or this share, the RTT peak showing a queue */
+	KCP_LOSS_BURST_RUNS = 3,    /* K7: a heavy loss in at most this many runs
+	                               of consecutive sn, no RTT rise: a burst */
+	KCP_LOSS_BURST_MAX = 64,    /* ...of at most this many segments */
+	KCP_RELOST_FRACTION = 16,   /* K7: resends lost again, at least cwnd / this,
+	                              for a further cut */
 	KCP_QUEUE_KEEP_PCT = 70,    /* of the flight, kept after such an overflow */
 	KCP_QUEUE_FRACTION = 4,     /* ...and queueing delay >= min RTT / this */
 	KCP_QUEUE_HOLD = 2,         /* queueing delay >= min RTT / this: no growth */

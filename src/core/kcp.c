@@ -59,6 +59,8 @@ struct sseg {          /* send window slot, index sn & smask */
 struct rseg {          /* receive window slot, index sn & rmask */
 	uint8_t *data; /* owned: mss bytes, NULL until first use */
 	uint32_t len;
+	uint32_t ts;    /* the first copy's: a duplicate's ACK echoes it (K3) */
+	uint32_t ts_sn; /* ...if this slot's last segment is ts_sn - 1 (0: none) */
 	uint8_t frg;
 	bool present;
 	bool early; /* K14: handed up early; the ordered path skips it */
@@ -1928,12 +1930,18 @@ static void apply_push(struct kcp *k, const struct hdr *h)
 
 	if (!seq_lt(h->sn, k->rd_sn + k->cfg.rcv_wnd))
 		return; /* beyond our window: no room, no ACK; it comes again */
-	queue_ack(k, h->sn, h->ts);
-	if (!seq_ge(h->sn, k->rcv_nxt) || rslot(k, h->sn)->present) {
+	r = rslot(k, h->sn);
+	if (!seq_ge(h->sn, k->rcv_nxt) || r->present) {
+		/* K3: a copy of a segment we still know is acknowledged with
+		 * the ts of the first copy: the sender learns that it resent
+		 * for a lost ACK, not for lost data (K7). */
+		queue_ack(k, h->sn, r->ts_sn == h->sn + 1 ? r->ts : h->ts);
 		k->st.seg_dup++;
 		return;
 	}
-	r = rslot(k, h->sn);
+	queue_ack(k, h->sn, h->ts);
+	r->ts = h->ts;
+	r->ts_sn = h->sn + 1;
 	if (h->len)
 		memcpy(r->data, h->data, h->len);
 	r->len = h->len;
@@ -1993,6 +2001,7 @@ static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now, int32_t *
 {
 	struct sseg *g = sslot(k, h->sn);
 	int32_t rtt = seq_diff((uint32_t)now, h->ts);
+	bool dup;
 
 	/* Any echo of a past transmission (never of a future one) moves the
 	 * fence line of K5 forward. */
@@ -2003,17 +2012,39 @@ static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now, int32_t *
 			k->echo_hi = h->ts;
 		k->echo_at = now;
 	}
-	if (!g->live || g->sn != h->sn || seq_gt(h->ts, g->ts))
+	if (g->sn != h->sn || seq_gt(h->ts, g->ts))
 		return;
-	if (rtt >= 0 && (*best < 0 || rtt < *best))
+	if (!g->live) {
+		/* Retired already (the repair of a hole below it moved una
+		 * past it first), but its slot still tells what we sent: an
+		 * echo older than its resend proves the original arrived. */
+		if (g->spur && g->xmit == 2 && seq_lt(h->ts, g->ts)) {
+			struct kcp_cc_path pp = cc_path(k);
+
+			g->spur = false;
+			k->st.seg_retx_spurious++;
+			k->st.cwnd_undo += kcp_cc_delivered(&k->cc, &pp, g->sn);
+		}
+		return;
+	}
+	/* An echo of an older transmission a whole RTT after the resend:
+	 * the receiver had the original and acknowledged the copy with its
+	 * ts (K3), so the original's ACK was lost. Not a sample (it holds
+	 * the resend's round trip), and not reordering. */
+	dup = seq_lt(h->ts, g->ts) && seq_diff((uint32_t)now, g->ts) >= (int32_t)k->min_rtt;
+	if (rtt >= 0 && !dup && (*best < 0 || rtt < *best))
 		*best = rtt;
 	if (g->spur && seq_lt(h->ts, g->ts)) {
+		struct kcp_cc_path pp = cc_path(k);
+
 		g->spur = false;
 		k->st.seg_retx_spurious++;
-		if (g->fast && k->reo_extra < KCP_REORDER_MAX)
+		if (g->fast && !dup && k->reo_extra < KCP_REORDER_MAX)
 			k->reo_extra++;
 		g->fast = false;
 		k->st.cwnd_undo += kcp_cc_undo(&k->cc, g->sn);
+		if (g->xmit == 2)
+			k->st.cwnd_undo += kcp_cc_delivered(&k->cc, &pp, g->sn);
 	}
 }
 

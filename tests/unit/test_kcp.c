@@ -298,6 +298,49 @@ static size_t seg(uint8_t *p, uint8_t cmd, uint8_t frg, uint32_t sn, uint32_t un
 	return 24 + len;
 }
 
+/* K3: a copy of a segment the receiver still knows (held above a hole, or
+ * delivered since and not yet overwritten) is acknowledged with the ts of
+ * the first copy, so the sender can tell a resend for a lost ACK from one
+ * for lost data (K7). */
+static void duplicate_echoes_first_ts(void **state)
+{
+	static const uint32_t ts[] = { 0x100, 0x200, 0x300, 0x400 }, sns[] = { 1, 1, 0, 1 };
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp *k;
+	uint8_t d[64];
+	unsigned acks = 0;
+
+	(void)state;
+	assert_non_null(w);
+	kcp_config_default(&c);
+	k = mk(7, &c, 1000, w);
+	for (size_t i = 0; i < 4; i++) {
+		size_t n = seg(d, 81, 0, sns[i], 0, 1);
+
+		put32(d + 8, ts[i]);
+		assert_int_equal(kcp_input(k, d, n, 1000 + i), 0);
+	}
+	kcp_flush(k, 1010);
+	for (size_t i = 0; i < w->n; i++) {
+		for (size_t off = 0; off + 24 <= w->len[i];) {
+			const uint8_t *h = w->d[i] + off;
+			uint32_t e = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
+			             (uint32_t)h[11] << 24;
+			uint32_t len = (uint32_t)h[20] | (uint32_t)h[21] << 8;
+
+			if (h[4] == 82) {
+				assert_int_equal(e, h[12] == 0 ? 0x300 : 0x100);
+				acks++;
+			}
+			off += 24 + len;
+		}
+	}
+	assert_true(acks >= 4);
+	kcp_free(k);
+	free(w);
+}
+
 struct bad_case {
 	const char *name;
 	enum kcp_drop why;
@@ -1831,6 +1874,7 @@ int main(void)
 		cmocka_unit_test(golden_fragments_count_down),
 		cmocka_unit_test(golden_push_decoding_and_ack),
 		cmocka_unit_test(golden_packed_ack_and_push),
+		cmocka_unit_test(duplicate_echoes_first_ts),
 		cmocka_unit_test(malformed_dropped_whole_state_unchanged),
 		cmocka_unit_test(pair_delivers_messages_with_boundaries),
 		cmocka_unit_test(pair_stream_large_writes),
