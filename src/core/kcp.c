@@ -2120,6 +2120,24 @@ void kcp_path_changed(struct kcp *k, uint64_t now)
 
 bool kcp_is_dead(const struct kcp *k) { return k->dead; }
 
+bool kcp_nudge(struct kcp *k, uint64_t now)
+{
+	struct sseg *g;
+
+	if (k->dead || !k->inflight)
+		return false;
+	g = sslot(k, k->snd_una);
+	if (!g->live || g->sn != k->snd_una || !g->xmit)
+		return false;
+	/* Stamped now: its echo shows the path answered (echo_at, echo_hi)
+	 * but gives no RTT sample of g's own transmissions (ack_echo). */
+	emit(k);
+	put_seg(k, KCP_CMD_PUSH, g->frg, (uint32_t)now, g->sn, g->data, g->len);
+	emit(k);
+	k->st.seg_dup_thin++;
+	return true;
+}
+
 void kcp_rtt(const struct kcp *k, uint32_t *srtt, uint32_t *min_rtt)
 {
 	*srtt = k->srtt;

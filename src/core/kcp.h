@@ -281,6 +281,13 @@ void kcp_rtt(const struct kcp *k, uint32_t *srtt, uint32_t *min_rtt);
  * and inputs are refused, no more deadlines; received data stays readable. */
 bool kcp_is_dead(const struct kcp *k);
 
+/* kcp_nudge sends a copy of the oldest unacknowledged segment at once, in
+ * a datagram of its own, whatever the window and the pace: the peer's
+ * ACK shows the path answers (the client's probe of a silent path,
+ * docs/PROTOCOL.md (session) L7). xmit, the RTO and cwnd are left alone;
+ * seg_dup_thin counts it. Returns false when nothing is in flight. */
+bool kcp_nudge(struct kcp *k, uint64_t now);
+
 /* kcp_stats copies the counters and current gauges into *st. */
 void kcp_stats(const struct kcp *k, struct kcp_stats *st);
 

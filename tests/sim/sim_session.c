@@ -71,8 +71,15 @@ struct world {
 	bool nat;                     /* a NAT: what the server sends to an address other
 	                                 than caddr (a mapping that is gone) is lost */
 	uint64_t nat_lost;            /* datagrams the server sent to a gone mapping */
-	int race;                     /* 1: a racer copies every client datagram from
-	                                 `evil` ahead of it; 2: and drops the original */
+	/* A loss run on the server's side that ends per datagram, as the bench
+	 * relay's Gilbert-Elliott chain does: everything the server sends is
+	 * lost until s_dark_until, then s_run more datagrams, whatever their
+	 * spacing (w->s_dark). */
+	bool s_dark;
+	uint64_t s_dark_until, s_dark_lost;
+	uint32_t s_run;
+	int race; /* 1: a racer copies every client datagram from
+	             `evil` ahead of it; 2: and drops the original */
 	struct sessions_addr evil;
 	uint64_t evil_in, evil_out;  /* bytes the racer sent / the server sent it */
 	uint64_t c_timers, s_timers; /* wakeups: the clock reached a deadline */
@@ -145,6 +152,13 @@ static int s_out(const uint8_t *d, size_t len, const struct sessions_addr *to, v
 		w->evil_out += len; /* the racer only listens */
 		return 0;
 	}
+	if (w->s_dark && (w->now < w->s_dark_until || w->s_run > 0)) {
+		if (w->now >= w->s_dark_until)
+			w->s_run--;
+		w->s_dark_lost++;
+		return 0;
+	}
+	w->s_dark = false;
 	w->last_to = *to;
 	w->s_dgrams++;
 	if (w->nat)
@@ -1392,6 +1406,57 @@ static void test_bulk_mobile_impaired(void **state)
 	}
 }
 
+/* Issue 20, the bench's burst path: its relay's Gilbert-Elliott chain
+ * steps per datagram, so a bad state that takes a download's flight lasts
+ * for the next datagrams whatever their spacing, and once the flow is thin
+ * (the server's one backed-off probe, the answers to the client's PINGs)
+ * a run of 20-40 datagrams spans seconds. Here everything the server sends
+ * is lost for 300 ms (the flight), then `run` more datagrams. The session
+ * must survive that (nothing declared dead, nothing replaced, no stream
+ * reset): the client asks often enough while the path is silent (L7)
+ * that the run ends well within dead_path_ms. */
+static void test_burst_run_survives(void **state)
+{
+	static const uint32_t runs[] = { 20, 30, 40 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+		struct setup su = { .delay_ms = 10, .seed = 90 + i };
+		struct world *w = world_new(&su);
+		struct session_stats st;
+		uint64_t t0, healed;
+
+		establish(w);
+		add_flow(w, 100, 64 << 20);
+		while (w->f[0].down_rcvd < (4 << 20) && w->now < 60000)
+			run_until(w, w->now + 5);
+		assert_false(flow_done(&w->f[0]));
+		t0 = w->now;
+		w->s_dark = true;
+		w->s_dark_until = t0 + 300;
+		w->s_run = runs[i];
+		while (w->s_dark && w->c_lost == 0 && w->now < t0 + 60000)
+			run_until(w, w->now + 10);
+		healed = w->now;
+		session_stats(w->cli, &st);
+		print_message(
+		        "burst run of %u datagrams after 300 ms dark: the path answered after "
+		        "%llu ms (%llu lost), client lost %llu (reason %d), stall probes "
+		        "%llu, probe inits %llu\n",
+		        runs[i], (unsigned long long)(healed - t0),
+		        (unsigned long long)w->s_dark_lost, (unsigned long long)w->c_lost,
+		        (int)w->c_lost_reason, (unsigned long long)st.stall_probes,
+		        (unsigned long long)st.hs_inits - 1);
+		assert_int_equal(w->c_lost + w->s_lost, 0);
+		run_flows(w, 600000);
+		assert_int_equal(w->c_lost + w->s_lost, 0);
+		assert_int_equal(w->c_est, 1);
+		assert_true(flow_done(&w->f[0]));
+		assert_false(w->f[0].reset_c || w->f[0].reset_s);
+		world_free(w);
+	}
+}
+
 /* Issue 20: `low-memory` on the bench's burst path (Gilbert-Elliott loss:
  * a lost datagram is followed by about three more). The relay's state
  * moves per datagram, so a path gone bad stays bad while only one probe
@@ -2092,6 +2157,7 @@ int main(void)
 		cmocka_unit_test(test_idle_expiry),
 		cmocka_unit_test(test_dead_path),
 		cmocka_unit_test(test_outage_survives),
+		cmocka_unit_test(test_burst_run_survives),
 		cmocka_unit_test(test_roaming),
 		cmocka_unit_test(test_rebind_download),
 		cmocka_unit_test(test_racer),
