@@ -27,6 +27,7 @@ enum {
 	KCP_INTERVAL_MIN = 1,       /* ms */
 	KCP_INTERVAL_MAX = 5000,    /* ms */
 	KCP_RTO_INIT = 200,         /* ms, before the first RTT sample */
+	KCP_SEED_MAX = 1000,        /* ms: kcp_seed_rtt's sample and RTO at most (K4) */
 	KCP_RTO_MIN_NORMAL = 100,   /* ms, nodelay 0 */
 	KCP_RTO_MIN_NODELAY = 30,   /* ms, nodelay 1 and 2 */
 	KCP_RTO_MAX = 60000,        /* ms */
@@ -49,6 +50,11 @@ enum {
 	KCP_LOSS_HEAVY_MIN = 8,     /* K7: segments lost, at least, for these */
 	KCP_LOSS_HEAVY_PCT = 25,    /* or this share of a flight lost at once */
 	KCP_LOSS_QUEUE_PCT = 15,    /* or this share, the RTT peak showing a queue */
+	KCP_LOSS_BURST_RUNS = 3,    /* K7: a heavy loss in at most this many runs
+	                               of consecutive sn, no RTT rise: a burst */
+	KCP_LOSS_BURST_MAX = 64,    /* ...of at most this many segments */
+	KCP_RELOST_FRACTION = 16,   /* K7: resends lost again, at least cwnd / this,
+	                              for a further cut */
 	KCP_QUEUE_KEEP_PCT = 70,    /* of the flight, kept after such an overflow */
 	KCP_QUEUE_FRACTION = 4,     /* ...and queueing delay >= min RTT / this */
 	KCP_QUEUE_HOLD = 2,         /* queueing delay >= min RTT / this: no growth */

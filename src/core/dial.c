@@ -214,6 +214,7 @@ static int adopt(struct session *s, struct handshake_result *res, uint64_t now)
 		attempt_failed(s, now);
 		return rc;
 	}
+	session_seed_rtt(s, c->hs_rtt, false); /* E1: before the first send */
 	s->st.hs_ok++;
 	c->retry_delay = 0;
 	return 0;
@@ -248,6 +249,9 @@ static int on_response(struct session *s, const uint8_t *d, size_t len, uint64_t
 	}
 	s->st.dgram_in++;
 	s->st.bytes_in += len;
+	/* E1: only the last init's response authenticates (its ephemeral),
+	 * so this round trip is unambiguous even after retries (Karn). */
+	s->dial->hs_rtt = now - s->dial->last_init_at;
 	if (s->state == SESSION_ESTABLISHED) {
 		hold(s, &res, now);
 		sodium_memzero(&res, sizeof res);

@@ -59,6 +59,8 @@ struct sseg {          /* send window slot, index sn & smask */
 struct rseg {          /* receive window slot, index sn & rmask */
 	uint8_t *data; /* owned: mss bytes, NULL until first use */
 	uint32_t len;
+	uint32_t ts;    /* the first copy's: a duplicate's ACK echoes it (K3) */
+	uint32_t ts_sn; /* ...if this slot's last segment is ts_sn - 1 (0: none) */
 	uint8_t frg;
 	bool present;
 	bool early; /* K14: handed up early; the ordered path skips it */
@@ -760,6 +762,8 @@ static void rtt_sample(struct kcp *k, uint32_t rtt, uint64_t now)
 	uint32_t lazy = k->cfg.ack_lazy ? k->cfg.interval : g;
 	uint64_t rto, top;
 
+	if (k->min_rtt == 0)
+		k->srtt = 0; /* a seed (kcp_seed_rtt) gives way to the first sample */
 	if (k->min_rtt == 0 || max_u32(rtt, 1) < k->min_rtt)
 		k->min_rtt = max_u32(rtt, 1);
 	rtt_floor_add(k, rtt, now);
@@ -779,6 +783,23 @@ static void rtt_sample(struct kcp *k, uint32_t rtt, uint64_t now)
 	 * the next) the RTO then expires for segments that are merely late. */
 	top = rtt_top(k, rtt, now);
 	k->late = (uint32_t)min_u64(top + lazy + top / KCP_RTT_TOP_MARGIN, KCP_RTO_MAX);
+}
+
+/* K4: the handshake's round trip as the first sample (kcp.h); rtt_sample
+ * starts over at the engine's own first one (min_rtt still 0). */
+void kcp_seed_rtt(struct kcp *k, uint64_t rtt, bool bound)
+{
+	uint32_t g = k->cfg.ack_immediate ? 1 : k->cfg.interval;
+	uint32_t r = (uint32_t)min_u64(rtt, KCP_SEED_MAX);
+	uint32_t rto =
+	        (uint32_t)min_u64((uint64_t)max_u32(r, 1) + max_u32(g, 4 * (r / 2)), KCP_SEED_MAX);
+
+	rto = max_u32(rto, k->minrto);
+	if (k->min_rtt || (bound && rto >= k->rto)) /* min_rtt: KCP sampled itself */
+		return;
+	k->srtt = max_u32(r, 1);
+	k->rttvar = r / 2;
+	k->rto = rto;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1909,12 +1930,18 @@ static void apply_push(struct kcp *k, const struct hdr *h)
 
 	if (!seq_lt(h->sn, k->rd_sn + k->cfg.rcv_wnd))
 		return; /* beyond our window: no room, no ACK; it comes again */
-	queue_ack(k, h->sn, h->ts);
-	if (!seq_ge(h->sn, k->rcv_nxt) || rslot(k, h->sn)->present) {
+	r = rslot(k, h->sn);
+	if (!seq_ge(h->sn, k->rcv_nxt) || r->present) {
+		/* K3: a copy of a segment we still know is acknowledged with
+		 * the ts of the first copy: the sender learns that it resent
+		 * for a lost ACK, not for lost data (K7). */
+		queue_ack(k, h->sn, r->ts_sn == h->sn + 1 ? r->ts : h->ts);
 		k->st.seg_dup++;
 		return;
 	}
-	r = rslot(k, h->sn);
+	queue_ack(k, h->sn, h->ts);
+	r->ts = h->ts;
+	r->ts_sn = h->sn + 1;
 	if (h->len)
 		memcpy(r->data, h->data, h->len);
 	r->len = h->len;
@@ -1974,6 +2001,7 @@ static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now, int32_t *
 {
 	struct sseg *g = sslot(k, h->sn);
 	int32_t rtt = seq_diff((uint32_t)now, h->ts);
+	bool dup;
 
 	/* Any echo of a past transmission (never of a future one) moves the
 	 * fence line of K5 forward. */
@@ -1984,17 +2012,39 @@ static void ack_echo(struct kcp *k, const struct hdr *h, uint64_t now, int32_t *
 			k->echo_hi = h->ts;
 		k->echo_at = now;
 	}
-	if (!g->live || g->sn != h->sn || seq_gt(h->ts, g->ts))
+	if (g->sn != h->sn || seq_gt(h->ts, g->ts))
 		return;
-	if (rtt >= 0 && (*best < 0 || rtt < *best))
+	if (!g->live) {
+		/* Retired already (the repair of a hole below it moved una
+		 * past it first), but its slot still tells what we sent: an
+		 * echo older than its resend proves the original arrived. */
+		if (g->spur && g->xmit == 2 && seq_lt(h->ts, g->ts)) {
+			struct kcp_cc_path pp = cc_path(k);
+
+			g->spur = false;
+			k->st.seg_retx_spurious++;
+			k->st.cwnd_undo += kcp_cc_delivered(&k->cc, &pp, g->sn);
+		}
+		return;
+	}
+	/* An echo of an older transmission a whole RTT after the resend:
+	 * the receiver had the original and acknowledged the copy with its
+	 * ts (K3), so the original's ACK was lost. Not a sample (it holds
+	 * the resend's round trip), and not reordering. */
+	dup = seq_lt(h->ts, g->ts) && seq_diff((uint32_t)now, g->ts) >= (int32_t)k->min_rtt;
+	if (rtt >= 0 && !dup && (*best < 0 || rtt < *best))
 		*best = rtt;
 	if (g->spur && seq_lt(h->ts, g->ts)) {
+		struct kcp_cc_path pp = cc_path(k);
+
 		g->spur = false;
 		k->st.seg_retx_spurious++;
-		if (g->fast && k->reo_extra < KCP_REORDER_MAX)
+		if (g->fast && !dup && k->reo_extra < KCP_REORDER_MAX)
 			k->reo_extra++;
 		g->fast = false;
 		k->st.cwnd_undo += kcp_cc_undo(&k->cc, g->sn);
+		if (g->xmit == 2)
+			k->st.cwnd_undo += kcp_cc_delivered(&k->cc, &pp, g->sn);
 	}
 }
 

@@ -273,6 +273,16 @@ uint32_t kcp_inflight(const struct kcp *k);
  * episode (K12) ends. */
 void kcp_path_changed(struct kcp *k, uint64_t now);
 
+/* kcp_seed_rtt takes rtt (ms, the handshake's round trip, measured
+ * unambiguously) as the estimator's first sample before KCP has one of its
+ * own (K4): srtt, rttvar and rto as RFC 6298 2.2 sets them, the sample and
+ * the rto at most KCP_SEED_MAX, the rto at least min_rto. bound: rtt is
+ * only an upper bound of the round trip (the peer may have waited before
+ * it answered), taken only when it lowers the rto. KCP's first sample of
+ * its own then starts the estimator over. Call it before the first
+ * kcp_send; a no-op once KCP has a sample. */
+void kcp_seed_rtt(struct kcp *k, uint64_t rtt, bool bound);
+
 /* kcp_rtt sets *srtt (smoothed) and *min_rtt (smallest sample seen), in
  * ms; both 0 before the first RTT sample. */
 void kcp_rtt(const struct kcp *k, uint32_t *srtt, uint32_t *min_rtt);

@@ -99,6 +99,13 @@ void kcp_cc_on_ack(struct kcp_cc *cc, const struct kcp_cc_path *p, uint32_t acke
 	}
 }
 
+/* lost_net: the episode's lost originals, less those proved delivered
+ * since (their ACKs were lost, not they: kcp_cc_delivered). */
+static uint32_t lost_net(const struct kcp_cc *cc)
+{
+	return cc->ep_lost - min_u32(cc->ep_spur, cc->ep_lost);
+}
+
 /* heavy: the current episode has lost a large share of the flight it
  * began with. Tail drop at a shallow bottleneck queue shows almost no
  * queueing delay but loses many segments at once; random loss of a few
@@ -106,21 +113,25 @@ void kcp_cc_on_ack(struct kcp_cc *cc, const struct kcp_cc_path *p, uint32_t acke
  * RTT sample shows that a queue of ours filled (by a quarter of the base
  * RTT at least): the queue of a shallow bottleneck fills and drains within
  * an RTT, so its floor stays low while it overflows every round. */
+static bool peaked(const struct kcp_cc_path *p)
+{
+	return p->rtt_peak && p->min_rtt &&
+	       p->rtt_peak >= p->min_rtt + max_u32(p->min_rtt / KCP_QUEUE_FRACTION, 1);
+}
+
 static bool severe(const struct kcp_cc *cc)
 {
-	return cc->ep_lost >= KCP_LOSS_HEAVY_MIN &&
-	       (uint64_t)cc->ep_lost * 100 >= (uint64_t)cc->ep_size * KCP_LOSS_HEAVY_PCT;
+	return lost_net(cc) >= KCP_LOSS_HEAVY_MIN &&
+	       (uint64_t)lost_net(cc) * 100 >= (uint64_t)cc->ep_size * KCP_LOSS_HEAVY_PCT;
 }
 
 static bool heavy(const struct kcp_cc *cc, const struct kcp_cc_path *p)
 {
-	uint64_t lost = (uint64_t)cc->ep_lost * 100, flight = cc->ep_size;
-	bool peaked = p->rtt_peak && p->min_rtt &&
-	              p->rtt_peak >= p->min_rtt + max_u32(p->min_rtt / KCP_QUEUE_FRACTION, 1);
+	uint64_t lost = (uint64_t)lost_net(cc) * 100, flight = cc->ep_size;
 
-	if (cc->ep_lost < KCP_LOSS_HEAVY_MIN)
+	if (lost_net(cc) < KCP_LOSS_HEAVY_MIN)
 		return false;
-	return severe(cc) || (peaked && lost >= flight * KCP_LOSS_QUEUE_PCT);
+	return severe(cc) || (peaked(p) && lost >= flight * KCP_LOSS_QUEUE_PCT);
 }
 
 /* cwnd_cut: only a timeout with the whole flight unanswered collapses cwnd
@@ -133,6 +144,7 @@ static void cwnd_cut(struct kcp_cc *cc, const struct kcp_cc_path *p, bool flight
 	/* A timeout says nothing about the capacity, a queue or a heavy loss
 	 * does: only the former may refill (kcp_cc_on_ack). */
 	cc->wmax = flight ? cc->cwnd : 0;
+	cc->ep_heavy = !flight && !loss_queue(cc, p);
 	if (flight) {
 		cc->ssthresh = max_u32(cc->cwnd / 2, KCP_SSTHRESH_MIN);
 		cc->cwnd = 1;
@@ -163,25 +175,88 @@ static void cwnd_cut(struct kcp_cc *cc, const struct kcp_cc_path *p, bool flight
 	cc->cwnd = min_u32(max_u32(cc->cwnd, 1), p->snd_wnd);
 	cc->recover = p->snd_nxt;
 	cc->ep_cut = true;
+	cc->re_sent = cc->re_lost = 0;
+}
+
+/* forgive: a heavy loss that shows no queue at all (no RTT rise, not even
+ * in the peak) and came in at most KCP_LOSS_BURST_RUNS runs of consecutive
+ * segments is a burst on the link (a fade, a bad spell of a bursty
+ * channel), not a queue overflowing: a full queue drops what arrives above
+ * its rate, so its losses alternate with deliveries. Such an episode is
+ * kept as random loss, once: if the next flight's episode is heavy too, it
+ * is cut (a queue too shallow to show in the RTT still overflows every
+ * round). Without this a burst of 19 datagrams early in slow start halved
+ * a window of 91 segments three times over, and Reno's linear growth left
+ * the transfer at a tenth of its rate (K7). */
+static bool forgive(struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	bool burst = cc->ep_runs <= KCP_LOSS_BURST_RUNS && lost_net(cc) <= KCP_LOSS_BURST_MAX;
+
+	if (cc->ep_forgiven || !burst)
+		return cc->ep_forgiven && burst;
+	if (peaked(p) || loss_queue(cc, p) || (cc->strike && seq_lt(cc->ep_base, cc->strike_until)))
+		return false;
+	cc->ep_forgiven = cc->strike = true;
+	cc->strike_until = p->snd_nxt + (p->snd_nxt - p->snd_una);
+	return true;
+}
+
+/* relost: our resends themselves are lost, KCP_LOSS_HEAVY_PCT of them or
+ * more (at least KCP_LOSS_HEAVY_MIN) since the last cut or the start of
+ * the episode. Random loss takes a resend as rarely as any datagram; a
+ * queue that the flight still overflows takes most of them. Once cut, an
+ * episode does not cut again for its own losses, and while the window
+ * waits for its holes nothing new is sent to start another: without this
+ * a flight twice too large for a shallow queue (50 kB at 10 MB/s, 1% loss)
+ * lost its repairs there for ever (K7; the lost-retransmission rule of
+ * TCP's recovery). */
+static bool relost(const struct kcp_cc *cc)
+{
+	return cc->re_lost >= max_u32(KCP_LOSS_HEAVY_MIN, cc->cwnd / KCP_RELOST_FRACTION) &&
+	       (uint64_t)cc->re_lost * 100 >= (uint64_t)cc->re_sent * KCP_LOSS_HEAVY_PCT;
+}
+
+/* relost_cut cuts for lost resends, never raising the window: after a
+ * timeout collapse (cwnd 1) the probes of a silent path are resends of
+ * resends too, and half the flight would be more than the collapse left. */
+static void relost_cut(struct kcp_cc *cc, const struct kcp_cc_path *p)
+{
+	uint32_t was = cc->cwnd, ss = cc->ssthresh;
+
+	cc->re_sent = cc->re_lost = 0;
+	if ((p->snd_nxt - p->snd_una) / 2 >= was)
+		return;
+	cwnd_cut(cc, p, false);
+	cc->cwnd = min_u32(cc->cwnd, was);
+	cc->ssthresh = min_u32(cc->ssthresh, ss);
 }
 
 /* kcp_cc_on_loss reacts once per loss episode: losses of segments sent
  * before the last reduction (sn < recover) are part of the same episode.
  * A new episode cuts cwnd when the whole flight went unanswered, when the
- * RTT shows a queue, or when it is heavy already; otherwise it is random
- * loss and the window is kept, unless the episode turns heavy later. */
+ * RTT shows a queue, or when it is heavy already (and not forgiven as a
+ * burst); otherwise it is random loss and the window is kept, unless the
+ * episode turns heavy later. */
 bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolated, bool flight)
 {
+	cc->re_sent += cc->flush_resent;
+	cc->re_lost += cc->flush_relost;
 	if (!isolated && !flight) {
 		cc->ep_lost += cc->flush_lost;
-		if (!cc->ep_cut && heavy(cc, p))
+		cc->ep_runs += cc->flush_runs;
+		if (!cc->ep_cut && heavy(cc, p) && !forgive(cc, p))
 			cwnd_cut(cc, p, false);
+		else if (relost(cc))
+			relost_cut(cc, p);
 		return false;
 	}
 	cc->ep_size = max_u32(p->snd_nxt - p->snd_una, 1);
 	cc->ep_lost = cc->flush_lost;
-	cc->ep_cut = false;
-	if (!flight && !loss_queue(cc, p) && !heavy(cc, p)) {
+	cc->ep_runs = cc->flush_runs;
+	cc->ep_base = p->snd_una;
+	cc->ep_spur = 0;
+	cc->ep_cut = cc->ep_heavy = cc->ep_forgiven = false;
+	if (!flight && !loss_queue(cc, p) && (!heavy(cc, p) || forgive(cc, p))) {
 		cc->recover = p->snd_nxt;
 		return true;
 	}
@@ -199,6 +274,27 @@ bool kcp_cc_undo(struct kcp_cc *cc, uint32_t sn)
 	cc->cwnd = max_u32(cc->cwnd, cc->undo_cwnd);
 	cc->ssthresh = max_u32(cc->ssthresh, cc->undo_ssthresh);
 	cc->undo_cwnd = 0;
+	return true;
+}
+
+/* kcp_cc_delivered: the receiver echoed the ts of sn's original for the
+ * copy we resent: the original arrived and only its ACK was lost (one lost
+ * ACK datagram, carrying the ACKs of a whole read batch above a hole, makes
+ * dozens of delivered segments look lost). It no longer counts towards the
+ * episode's share of losses, and a cut made for that share alone (no queue
+ * in the RTT, no silent flight) is undone once the share falls below the
+ * heavy rules: the DSACK-based undo of TCP (RFC 3708), in KCP's words. */
+bool kcp_cc_delivered(struct kcp_cc *cc, const struct kcp_cc_path *p, uint32_t sn)
+{
+	if (!seq_ge(sn, cc->ep_base) || !seq_lt(sn, cc->recover))
+		return false;
+	cc->ep_spur++;
+	if (!cc->ep_cut || !cc->ep_heavy || !cc->undo_cwnd || heavy(cc, p))
+		return false;
+	cc->cwnd = max_u32(cc->cwnd, cc->undo_cwnd);
+	cc->ssthresh = max_u32(cc->ssthresh, cc->undo_ssthresh);
+	cc->undo_cwnd = 0;
+	cc->ep_cut = cc->ep_heavy = false;
 	return true;
 }
 
@@ -244,7 +340,7 @@ void kcp_cc_flush_begin(struct kcp_cc *cc, const struct kcp_cc_path *p, uint64_t
 {
 	uint64_t rate = kcp_cc_pace_rate(cc, p);
 
-	cc->flush_lost = 0;
+	cc->flush_lost = cc->flush_runs = cc->flush_resent = cc->flush_relost = 0;
 	cc->pace_tok = rate ? kcp_cc_pace_avail(cc, rate, now) : 0;
 	cc->pace_t = now;
 }
@@ -267,8 +363,13 @@ void kcp_cc_pace_spend(struct kcp_cc *cc)
 
 void kcp_cc_on_resend(struct kcp_cc *cc, uint32_t sn, bool first, bool *episode)
 {
-	if (first)
+	cc->flush_resent++;
+	cc->flush_relost += !first;
+	if (first) {
 		cc->flush_lost++;
+		cc->flush_runs += sn != cc->lost_next;
+		cc->lost_next = sn + 1;
+	}
 	if (!seq_ge(sn, cc->recover) || *episode)
 		return;
 	*episode = true;

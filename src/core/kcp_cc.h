@@ -21,8 +21,20 @@ struct kcp_cc {
 	uint32_t undo_cwnd, undo_ssthresh; /* before it; undo_cwnd 0: none */
 	uint32_t wmax;                     /* cwnd before a timeout collapse; 0: none */
 	uint32_t ep_size, ep_lost;         /* episode: flight at its start, originals lost */
+	uint32_t ep_base;                  /* snd_una when the episode began */
+	uint32_t ep_spur;                  /* of ep_lost: originals proved delivered */
 	bool ep_cut;                       /* the episode has reduced cwnd */
+	bool ep_heavy;                     /* ...for its share of losses alone */
+	bool ep_forgiven;                  /* heavy, no RTT rise: not cut (K7) */
+	bool strike;                       /* an episode was forgiven... */
+	uint32_t strike_until;             /* ...and the next one beginning below
+	                                      this sn is not */
 	uint32_t flush_lost;               /* originals found lost in this flush */
+	uint32_t flush_runs, ep_runs;      /* ...in runs of consecutive sn */
+	uint32_t lost_next;                /* sn after the last original found lost */
+	uint32_t flush_resent;             /* resends of this flush */
+	uint32_t flush_relost;             /* ...of segments resent before */
+	uint32_t re_sent, re_lost;         /* the same, since the last cut or episode */
 	uint64_t pace_tok, pace_t;         /* K10: tokens (1/KCP_PACE_ONE segment), as of */
 };
 
@@ -61,6 +73,12 @@ void kcp_cc_on_resend(struct kcp_cc *cc, uint32_t sn, bool first, bool *episode)
  * (the path answers) and/or a whole flight unanswered. Returns true when
  * a new episode was taken as random loss and the window kept. */
 bool kcp_cc_on_loss(struct kcp_cc *cc, const struct kcp_cc_path *p, bool isolated, bool flight);
+
+/* kcp_cc_delivered: the original of sn, resent once as lost, proved to
+ * have arrived (the receiver echoed its ts for the copy: the ACK, not the
+ * data, was lost). Returns true when that undid a cut made for the share
+ * of losses the episode no longer has. */
+bool kcp_cc_delivered(struct kcp_cc *cc, const struct kcp_cc_path *p, uint32_t sn);
 
 /* kcp_cc_undo: the resend of sn proved spurious. Returns true when that
  * undid the window reduction of the episode sn opened. */

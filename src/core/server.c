@@ -29,6 +29,7 @@ struct entry {
 	struct entry *next_ev;
 	struct list_node owed; /* on srv->owed: took a payload this batch */
 	void *owner;           /* borrowed: the daemon's (server_set_owner) */
+	uint64_t resp_at;      /* E1: when the response left; KS_NEVER once confirmed */
 };
 
 struct server {
@@ -306,6 +307,7 @@ static int on_new(struct server *srv, const struct sessions_event *ev,
 	 * outage (docs/PROTOCOL.md, session L3) keeps using its old session,
 	 * and this one idles out; a restarted client sends at once. */
 	e->supersede = srv->one_per_user || sessions_get(srv->table, ev->sid)->has_instance;
+	e->resp_at = now;
 	if (srv->output(srv->scratch.open, ev->len, from, srv->output_user) < 0)
 		srv->dropped++; /* the client retries its init */
 	return 0;
@@ -353,6 +355,10 @@ int server_on_datagram(struct server *srv, const struct sessions_addr *from, con
 	if (e->supersede) {
 		e->supersede = false;
 		close_user_others(srv, e);
+	}
+	if (e->resp_at != KS_NEVER) { /* E1: the first datagram confirms the response */
+		session_seed_rtt(e->s, now - e->resp_at, true);
+		e->resp_at = KS_NEVER;
 	}
 	if (ev.len) {
 		(void)session_on_payload(e->s, srv->scratch.open, ev.len, now);

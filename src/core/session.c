@@ -508,6 +508,12 @@ void session_on_peer_moved(struct session *s, uint64_t now)
 	session_finish(s, now);
 }
 
+void session_seed_rtt(struct session *s, uint64_t rtt, bool bound)
+{
+	if (s->state == SESSION_ESTABLISHED)
+		kcp_seed_rtt(s->kcp, rtt, bound);
+}
+
 /* L1, L5 for an established session; the role's own timers run between
  * KCP's update and the pump (dial.c: keepalive, probes, dead path). */
 static void established_timer(struct session *s, uint64_t now, uint64_t now_unix_ms)

@@ -307,6 +307,13 @@ int session_on_payload(struct session *s, const uint8_t *p, size_t len, uint64_t
  * resent now, without the old path's backoff (kcp_path_changed). */
 void session_on_peer_moved(struct session *s, uint64_t now);
 
+/* session_seed_rtt gives an established session's KCP the handshake's
+ * round trip rtt (ms) as its first RTT estimate (kcp_seed_rtt, E1): the
+ * client's init to response (exact), or (server) the response to the
+ * first datagram that confirms it (bound: the client may send nothing
+ * for a while). Before anything is sent; no-op when not established. */
+void session_seed_rtt(struct session *s, uint64_t rtt, bool bound);
+
 /* session_end ends an established session for reason, like a loss: its
  * KCP engine, mux and streams are freed, its keys wiped, a
  * SESSION_EV_LOST is queued, and the role goes on (a server session

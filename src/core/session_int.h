@@ -51,6 +51,7 @@ struct dial {
 	enum probe probe;                /* restart detection phase (L3) */
 	uint64_t switch_at;              /* PROBE_CONFIRM: adopt `pending` at this time */
 	uint64_t last_init_at;           /* when the last handshake init went out */
+	uint64_t hs_rtt;                 /* C3: last_init_at to its response (E1) */
 	uint64_t hint_at;                /* the last probe an ICMP hint started */
 	bool hinted;                     /* hint_at is set */
 	struct handshake_result pending; /* PROBE_CONFIRM: the new session (secret) */

@@ -298,6 +298,49 @@ static size_t seg(uint8_t *p, uint8_t cmd, uint8_t frg, uint32_t sn, uint32_t un
 	return 24 + len;
 }
 
+/* K3: a copy of a segment the receiver still knows (held above a hole, or
+ * delivered since and not yet overwritten) is acknowledged with the ts of
+ * the first copy, so the sender can tell a resend for a lost ACK from one
+ * for lost data (K7). */
+static void duplicate_echoes_first_ts(void **state)
+{
+	static const uint32_t ts[] = { 0x100, 0x200, 0x300, 0x400 }, sns[] = { 1, 1, 0, 1 };
+	struct kcp_config c;
+	struct wire *w = calloc(1, sizeof *w);
+	struct kcp *k;
+	uint8_t d[64];
+	unsigned acks = 0;
+
+	(void)state;
+	assert_non_null(w);
+	kcp_config_default(&c);
+	k = mk(7, &c, 1000, w);
+	for (size_t i = 0; i < 4; i++) {
+		size_t n = seg(d, 81, 0, sns[i], 0, 1);
+
+		put32(d + 8, ts[i]);
+		assert_int_equal(kcp_input(k, d, n, 1000 + i), 0);
+	}
+	kcp_flush(k, 1010);
+	for (size_t i = 0; i < w->n; i++) {
+		for (size_t off = 0; off + 24 <= w->len[i];) {
+			const uint8_t *h = w->d[i] + off;
+			uint32_t e = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
+			             (uint32_t)h[11] << 24;
+			uint32_t len = (uint32_t)h[20] | (uint32_t)h[21] << 8;
+
+			if (h[4] == 82) {
+				assert_int_equal(e, h[12] == 0 ? 0x300 : 0x100);
+				acks++;
+			}
+			off += 24 + len;
+		}
+	}
+	assert_true(acks >= 4);
+	kcp_free(k);
+	free(w);
+}
+
 struct bad_case {
 	const char *name;
 	enum kcp_drop why;
@@ -801,6 +844,62 @@ static void isolated_timeout_vs_flight(void **state)
 	assert_int_equal(st.cwnd, 1);
 	/* backed off: the next expiry is at least 2 RTOs away (nodelay 0) */
 	assert_true(kcp_next_deadline(p.a, t) >= t + 2 * (uint64_t)st.rto);
+	pair_free(&p);
+}
+
+/* K4, E1: the handshake's round trip seeds the estimator as RFC 6298's
+ * first sample, capped; an upper bound is taken only when it lowers the
+ * RTO; the engine's own first sample starts the estimator over, and a seed
+ * after it changes nothing. */
+static void seeded_rtt(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+
+	cfg_fast(&c); /* interval 10, min_rto 30 */
+	pair_init(&p, &c, &c, 1000, 3);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.rto, KCP_RTO_INIT);
+	kcp_seed_rtt(p.a, 400, true); /* a bound giving rto 1000: not taken */
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, 0);
+	assert_int_equal(st.rto, KCP_RTO_INIT);
+	kcp_seed_rtt(p.a, 20, false); /* 20 + max(10, 4 x 10) */
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, 20);
+	assert_int_equal(st.rttvar, 10);
+	assert_int_equal(st.rto, 60);
+	kcp_seed_rtt(p.a, 2, true); /* a lower bound's rto: min_rto */
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, 2);
+	assert_int_equal(st.rto, 30);
+	kcp_seed_rtt(p.a, 30000, false); /* silly: capped */
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, KCP_SEED_MAX);
+	assert_int_equal(st.rto, KCP_SEED_MAX);
+	kcp_seed_rtt(p.a, 20, false);
+	/* the first transmission expires after the seeded rto (nodelay) */
+	assert_int_equal(kcp_send(p.a, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	p.ab->n = 0; /* lost */
+	assert_int_equal(kcp_next_deadline(p.a, p.now), p.now + 60);
+	p.now += 60;
+	kcp_update(p.a, p.now);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_retx_timeout, 1);
+	/* the resend's ACK, 4 ms later: the engine's own first sample */
+	p.now += 4;
+	deliver_one(&p, p.ab, p.b);
+	deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.srtt, 4);
+	assert_int_equal(st.rttvar, 2);
+	kcp_seed_rtt(p.a, 500, false); /* too late: no-op */
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.srtt, 4);
 	pair_free(&p);
 }
 
@@ -1775,6 +1874,7 @@ int main(void)
 		cmocka_unit_test(golden_fragments_count_down),
 		cmocka_unit_test(golden_push_decoding_and_ack),
 		cmocka_unit_test(golden_packed_ack_and_push),
+		cmocka_unit_test(duplicate_echoes_first_ts),
 		cmocka_unit_test(malformed_dropped_whole_state_unchanged),
 		cmocka_unit_test(pair_delivers_messages_with_boundaries),
 		cmocka_unit_test(pair_stream_large_writes),
@@ -1803,6 +1903,7 @@ int main(void)
 		cmocka_unit_test(reserve_commit_same_wire),
 		cmocka_unit_test(reserve_refused),
 		cmocka_unit_test(reserve_abandoned),
+		cmocka_unit_test(seeded_rtt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
