@@ -1457,6 +1457,67 @@ static void test_burst_run_survives(void **state)
 	}
 }
 
+/* Issue 20, the server half of test_burst_run_survives: a silent spell
+ * backs the server's sender off (K12: one probe, its RTO growing per
+ * expiry) while the client's L7 probes (kcp_nudge copies, every 100 ms)
+ * keep arriving and end the loss run. The session is kept, but the
+ * download must also resume soon after the path is back, not at the
+ * server's next backed-off RTO. Here everything the server sends is lost
+ * for `dark_ms`, then `run` more datagrams (a 20 ms RTT). Returns the ms
+ * from the first datagram through to 1 MiB more delivered. */
+static uint64_t dark_resume(uint32_t dark_ms, uint32_t run, uint64_t seed)
+{
+	struct setup su = { .delay_ms = 10, .seed = seed };
+	struct world *w = world_new(&su);
+	struct session_stats st;
+	uint64_t t0, healed, rcvd, took;
+
+	establish(w);
+	add_flow(w, 100, 64 << 20);
+	while (w->f[0].down_rcvd < (4 << 20) && w->now < 60000)
+		run_until(w, w->now + 5);
+	assert_false(flow_done(&w->f[0]));
+	t0 = w->now;
+	w->s_dark = true;
+	w->s_dark_until = t0 + dark_ms;
+	w->s_run = run;
+	while (w->s_dark && w->c_lost == 0 && w->now < t0 + 60000)
+		run_until(w, w->now + 1);
+	healed = w->now;
+	rcvd = w->f[0].down_rcvd;
+	while (w->f[0].down_rcvd < rcvd + (1 << 20) && w->c_lost + w->s_lost == 0 &&
+	       w->now < healed + 60000)
+		run_until(w, w->now + 1);
+	took = w->now - healed;
+	session_stats(server_session(w->srv, session_sid(w->cli)), &st);
+	print_message("dark %u ms + %u datagrams: the path is back after %llu ms, 1 MiB more "
+	              "after %llu ms; server wake copies %llu, timeout retx %llu; lost %llu\n",
+	              dark_ms, run, (unsigned long long)(healed - t0), (unsigned long long)took,
+	              (unsigned long long)st.kcp.seg_wake,
+	              (unsigned long long)st.kcp.seg_retx_timeout,
+	              (unsigned long long)(w->c_lost + w->s_lost));
+	assert_int_equal(w->c_lost + w->s_lost, 0);
+	assert_int_equal(w->c_est, 1);
+	world_free(w);
+	return took;
+}
+
+/* Before the server's wake copy (K12, silent_wake) the download resumed
+ * 0.5-2.2 s after the path was back (the server's probe backed off to
+ * its next RTO), or the 3 s + 80 run cost the session; with it, within
+ * 160 ms (a client probe interval, SESSION_STALL_SILENT_MS, plus a few
+ * RTTs). */
+static void test_burst_run_resumes(void **state)
+{
+	static const uint32_t darks[] = { 300, 1000, 3000 };
+	static const uint32_t runs[] = { 40, 80 };
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++)
+		for (size_t j = 0; j < 2; j++)
+			assert_true(dark_resume(darks[i], runs[j], 95 + i) <= 400);
+}
+
 /* Issue 20: `low-memory` on the bench's burst path (Gilbert-Elliott loss:
  * a lost datagram is followed by about three more). The relay's state
  * moves per datagram, so a path gone bad stays bad while only one probe
@@ -2294,6 +2355,7 @@ int main(void)
 		cmocka_unit_test(test_dead_path),
 		cmocka_unit_test(test_outage_survives),
 		cmocka_unit_test(test_burst_run_survives),
+		cmocka_unit_test(test_burst_run_resumes),
 		cmocka_unit_test(test_roaming),
 		cmocka_unit_test(test_rebind_download),
 		cmocka_unit_test(test_racer),
