@@ -1055,14 +1055,12 @@ static void silent_release(struct kcp *k, uint64_t now)
 /* copy_now puts a copy of g out at once in a datagram of its own, past
  * cwnd and the pace, stamped now: its echo shows the path answered
  * (echo_at, echo_hi) but is no RTT sample of g's own transmissions
- * (ack_echo). xmit, the RTO and cwnd are left alone; seg_dup_thin counts
- * it. */
+ * (ack_echo). xmit, the RTO and cwnd are left alone. */
 static void copy_now(struct kcp *k, const struct sseg *g, uint64_t now)
 {
 	emit(k);
 	put_seg(k, KCP_CMD_PUSH, g->frg, (uint32_t)now, g->sn, g->data, g->len);
 	emit(k);
-	k->st.seg_dup_thin++;
 }
 
 /* silent_wake (K12): a datagram from the peer arrived while our flight is
@@ -2222,6 +2220,7 @@ bool kcp_nudge(struct kcp *k, uint64_t now)
 	if (!g->live || g->sn != k->snd_una || !g->xmit)
 		return false;
 	copy_now(k, g, now);
+	k->st.seg_dup_thin++;
 	return true;
 }
 

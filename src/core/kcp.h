@@ -124,8 +124,7 @@ struct kcp_stats {
 	uint64_t seg_dup_thin;              /* K11 copies of thin-flight data
 	                                       (not retransmissions) */
 	uint64_t seg_wake;                  /* K12 wake copies: the peer heard
-	                                       while our probe was backed off
-	                                       (also in seg_dup_thin) */
+	                                       while our probe was backed off */
 	uint64_t seg_bundled;               /* K13 copies bundled with new data
 	                                       (not retransmissions) */
 	uint64_t rto_stall_deferred;        /* RTO expiries deferred because the
