@@ -326,7 +326,9 @@ static void probe(struct session *s, uint64_t now, uint64_t now_unix_ms)
  * gave us a new source port while we only received. The gap starts at
  * SESSION_STALL_MIN_MS and doubles, up to the keepalive interval, while
  * no more than the last probe's PONG arrived in between, so a quiet but
- * healthy stream costs few probes. Once a probe heard nothing at all, the
+ * healthy stream costs few probes. Once a probe heard no stream bytes at
+ * all (not even its PONG; datagrams that carry none, such as the server's
+ * resends of data we hold, whose ACKs are being lost, do not count), the
  * path is silent: a PING every SESSION_STALL_SILENT_MS, at a steady pace
  * whatever is in flight, until something arrives or L6 ends the session.
  * KCP's retransmissions back off, and on a path whose losses come in runs
@@ -342,7 +344,7 @@ static void stall_probe(struct session *s, uint64_t now)
 
 	if (s->state != SESSION_ESTABLISHED || now < stall_at(s))
 		return;
-	silent = c->last_stall != 0 && s->last_rx < c->last_stall;
+	silent = c->last_stall != 0 && s->rx_stream == c->stall_rx;
 	if (silent)
 		c->stall_gap = SESSION_STALL_SILENT_MS;
 	else if (c->last_stall == 0 || s->rx_stream - c->stall_rx > pong)
