@@ -359,8 +359,9 @@ enum {
 	SESSION_DEAD_PATH_MS_DEFAULT = 10000, /* `mobile` profile: 20000 */
 	SESSION_DEAD_PATH_MS_MIN = 1000,      /* smallest configurable dead_path_ms */
 	SESSION_DEAD_PATH_MS_MAX = 600000,
-	SESSION_STALL_MIN_MS = 1000, /* L7: first stall probe of open streams */
-	SESSION_LAST_CALL_MS = 1000, /* L6: a probe init this long before the end */
+	SESSION_STALL_MIN_MS = 1000,   /* L7: first stall probe of open streams */
+	SESSION_STALL_SILENT_MS = 100, /* L7: the probes' pace once one went unanswered */
+	SESSION_LAST_CALL_MS = 1000,   /* L6: a probe init this long before the end */
 };
 
 /* --- daemons --- */

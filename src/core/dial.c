@@ -326,19 +326,32 @@ static void probe(struct session *s, uint64_t now, uint64_t now_unix_ms)
  * gave us a new source port while we only received. The gap starts at
  * SESSION_STALL_MIN_MS and doubles, up to the keepalive interval, while
  * no more than the last probe's PONG arrived in between, so a quiet but
- * healthy stream costs few probes. */
+ * healthy stream costs few probes. Once a probe heard no stream bytes at
+ * all (not even its PONG; datagrams that carry none, such as the server's
+ * resends of data we hold, whose ACKs are being lost, do not count), the
+ * path is silent: a PING every SESSION_STALL_SILENT_MS, at a steady pace
+ * whatever is in flight, until something arrives or L6 ends the session.
+ * KCP's retransmissions back off, and on a path whose losses come in runs
+ * of datagrams (a bad state that ends per datagram, not per second: the
+ * bench relay's Gilbert-Elliott chain) a run of 20-40 datagrams would
+ * otherwise outlast dead_path_ms; each PING draws an answer that moves
+ * the run on. */
 static void stall_probe(struct session *s, uint64_t now)
 {
 	struct dial *c = s->dial;
 	uint32_t cap = s->params.keepalive_ms, pong = MUX_HDR_LEN + 8;
+	bool silent;
 
 	if (s->state != SESSION_ESTABLISHED || now < stall_at(s))
 		return;
-	if (c->last_stall == 0 || s->rx_stream - c->stall_rx > pong)
+	silent = c->last_stall != 0 && s->rx_stream == c->stall_rx;
+	if (silent)
+		c->stall_gap = SESSION_STALL_SILENT_MS;
+	else if (c->last_stall == 0 || s->rx_stream - c->stall_rx > pong)
 		c->stall_gap = SESSION_STALL_MIN_MS;
 	else
 		c->stall_gap = c->stall_gap * 2 < cap ? c->stall_gap * 2 : cap;
-	if (c->stall_gap < SESSION_STALL_MIN_MS)
+	if (!silent && c->stall_gap < SESSION_STALL_MIN_MS)
 		c->stall_gap = SESSION_STALL_MIN_MS;
 	c->stall_rx = s->rx_stream;
 	c->last_stall = now;
@@ -346,8 +359,13 @@ static void stall_probe(struct session *s, uint64_t now)
 	 * from our current address. With nothing in flight a PING goes out
 	 * even while the last one's PONG is owed (mux_ping supersedes it):
 	 * that PONG may wait behind data the server sends to an address a
-	 * NAT took from us, and only a datagram of ours moves it. */
-	if (kcp_inflight(s->kcp) == 0 && mux_ping(s->mux) == 0)
+	 * NAT took from us, and only a datagram of ours moves it. On a
+	 * silent path a datagram goes out whatever is in flight (above): a
+	 * copy of the oldest segment out (the congestion window holds new
+	 * data back by now), or a PING when nothing is out. */
+	if (silent && kcp_nudge(s->kcp, now))
+		s->st.stall_probes++;
+	else if (kcp_inflight(s->kcp) == 0 && mux_ping(s->mux) == 0)
 		s->st.stall_probes++;
 }
 

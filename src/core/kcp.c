@@ -122,6 +122,7 @@ struct kcp {
 	struct kcp_cc cc;   /* K7, K10: congestion window and pacing */
 	uint32_t silent_sn; /* K12: the one segment resent into a silent path */
 	bool silent;        /* ...silent_sn is set */
+	uint64_t wake_at;   /* K12: the last wake copy (silent_wake) */
 
 	struct rseg *r; /* owned: receive window ring */
 	uint32_t rmask, rd_sn, rd_off, rcv_nxt;
@@ -1049,6 +1050,44 @@ static void silent_release(struct kcp *k, uint64_t now)
 			rto_fix(k, g->heap);
 		}
 	}
+}
+
+/* copy_now puts a copy of g out at once in a datagram of its own, past
+ * cwnd and the pace, stamped now: its echo shows the path answered
+ * (echo_at, echo_hi) but is no RTT sample of g's own transmissions
+ * (ack_echo). xmit, the RTO and cwnd are left alone. */
+static void copy_now(struct kcp *k, const struct sseg *g, uint64_t now)
+{
+	emit(k);
+	put_seg(k, KCP_CMD_PUSH, g->frg, (uint32_t)now, g->sn, g->data, g->len);
+	emit(k);
+}
+
+/* silent_wake (K12): a datagram from the peer arrived while our flight is
+ * held on a silent path with its probe backed off (no ACK for a quarter
+ * RTT, none since the oldest unacknowledged segment last went out, its
+ * RTO grown past the base one). The peer is evidently there again, yet
+ * the backed-off RTO may be seconds away: where losses run per datagram
+ * (the bench relay's Gilbert-Elliott chain) the path is back long before
+ * it, and the transfer would wait for it, its session kept alive by the
+ * peer's own probes (L7). So the oldest segment goes out again at once, a
+ * copy stamped now (copy_now), as TCP restarts its RTO when the path is
+ * heard from: its ACK releases the held flight (silent_release), which
+ * resends at the base RTO (path_alive). At most one per base RTO, so a
+ * peer that keeps sending draws a copy per RTO, not per datagram. The
+ * copy is not a transmission: dead_link still counts the timer's, and
+ * a peer never heard adds nothing (a dead path's bound is unchanged). */
+static void silent_wake(struct kcp *k, uint64_t now)
+{
+	struct sseg *g = sslot(k, k->snd_una);
+
+	if (!k->inflight || !g->live || g->sn != k->snd_una || !g->xmit || g->rto <= k->rto ||
+	    !silent_now(k, now) || path_alive(k, g) || (uint32_t)now - g->ts < k->rto ||
+	    now < k->wake_at + k->rto)
+		return;
+	k->wake_at = now;
+	k->st.seg_wake++;
+	copy_now(k, g, now);
 }
 
 /* retx_copies puts a timeout retransmission of a thin flight (K11's rule:
@@ -2134,6 +2173,7 @@ int kcp_input(struct kcp *k, const uint8_t *dgram, size_t len, uint64_t now)
 	k->st.dgram_in++;
 	k->st.bytes_in += len;
 	apply(k, dgram, len, now);
+	silent_wake(k, now);
 	probe_update(k, now);
 	if ((k->cfg.ack_immediate && (k->nacks || k->tell) && !ack_may_wait(k)) ||
 	    (k->cfg.flush_on_send && (sendable(k) || fast_ready(k))))
@@ -2169,6 +2209,20 @@ void kcp_path_changed(struct kcp *k, uint64_t now)
 }
 
 bool kcp_is_dead(const struct kcp *k) { return k->dead; }
+
+bool kcp_nudge(struct kcp *k, uint64_t now)
+{
+	struct sseg *g;
+
+	if (k->dead || !k->inflight)
+		return false;
+	g = sslot(k, k->snd_una);
+	if (!g->live || g->sn != k->snd_una || !g->xmit)
+		return false;
+	copy_now(k, g, now);
+	k->st.seg_dup_thin++;
+	return true;
+}
 
 void kcp_rtt(const struct kcp *k, uint32_t *srtt, uint32_t *min_rtt)
 {

@@ -123,6 +123,8 @@ struct kcp_stats {
 	                                       delay: window kept (K7) */
 	uint64_t seg_dup_thin;              /* K11 copies of thin-flight data
 	                                       (not retransmissions) */
+	uint64_t seg_wake;                  /* K12 wake copies: the peer heard
+	                                       while our probe was backed off */
 	uint64_t seg_bundled;               /* K13 copies bundled with new data
 	                                       (not retransmissions) */
 	uint64_t rto_stall_deferred;        /* RTO expiries deferred because the
@@ -290,6 +292,13 @@ void kcp_rtt(const struct kcp *k, uint32_t *srtt, uint32_t *min_rtt);
 /* kcp_is_dead: a segment reached dead_link transmissions. Terminal: sends
  * and inputs are refused, no more deadlines; received data stays readable. */
 bool kcp_is_dead(const struct kcp *k);
+
+/* kcp_nudge sends a copy of the oldest unacknowledged segment at once, in
+ * a datagram of its own, whatever the window and the pace: the peer's
+ * ACK shows the path answers (the client's probe of a silent path,
+ * docs/PROTOCOL.md (session) L7). xmit, the RTO and cwnd are left alone;
+ * seg_dup_thin counts it. Returns false when nothing is in flight. */
+bool kcp_nudge(struct kcp *k, uint64_t now);
 
 /* kcp_stats copies the counters and current gauges into *st. */
 void kcp_stats(const struct kcp *k, struct kcp_stats *st);

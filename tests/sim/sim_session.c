@@ -71,8 +71,19 @@ struct world {
 	bool nat;                     /* a NAT: what the server sends to an address other
 	                                 than caddr (a mapping that is gone) is lost */
 	uint64_t nat_lost;            /* datagrams the server sent to a gone mapping */
-	int race;                     /* 1: a racer copies every client datagram from
-	                                 `evil` ahead of it; 2: and drops the original */
+	/* A loss run on the server's side that ends per datagram, as the bench
+	 * relay's Gilbert-Elliott chain does: everything the server sends is
+	 * lost until s_dark_until, then s_run more datagrams, whatever their
+	 * spacing (w->s_dark). */
+	bool s_dark;
+	uint64_t s_dark_until, s_dark_lost;
+	uint32_t s_run;
+	/* The same on the client's side (its ACKs lost): w->c_dark. */
+	bool c_dark;
+	uint64_t c_dark_until;
+	uint32_t c_run;
+	int race; /* 1: a racer copies every client datagram from
+	             `evil` ahead of it; 2: and drops the original */
 	struct sessions_addr evil;
 	uint64_t evil_in, evil_out;  /* bytes the racer sent / the server sent it */
 	uint64_t c_timers, s_timers; /* wakeups: the clock reached a deadline */
@@ -130,6 +141,12 @@ static int c_out(const uint8_t *d, size_t len, const struct sessions_addr *to, v
 	assert_null(to);
 	if (w->c_mute)
 		return 0;
+	if (w->c_dark && (w->now < w->c_dark_until || w->c_run > 0)) {
+		if (w->now >= w->c_dark_until)
+			w->c_run--;
+		return 0;
+	}
+	w->c_dark = false;
 	w->c_dgrams++;
 	if (w->nat)
 		return nat_send(w, w->c2s, w->caddr.bytes[7], d, len);
@@ -145,6 +162,13 @@ static int s_out(const uint8_t *d, size_t len, const struct sessions_addr *to, v
 		w->evil_out += len; /* the racer only listens */
 		return 0;
 	}
+	if (w->s_dark && (w->now < w->s_dark_until || w->s_run > 0)) {
+		if (w->now >= w->s_dark_until)
+			w->s_run--;
+		w->s_dark_lost++;
+		return 0;
+	}
+	w->s_dark = false;
 	w->last_to = *to;
 	w->s_dgrams++;
 	if (w->nat)
@@ -1392,6 +1416,170 @@ static void test_bulk_mobile_impaired(void **state)
 	}
 }
 
+/* Issue 20, the bench's burst path: its relay's Gilbert-Elliott chain
+ * steps per datagram, so a bad state that takes a download's flight lasts
+ * for the next datagrams whatever their spacing, and once the flow is thin
+ * (the server's one backed-off probe, the answers to the client's PINGs)
+ * a run of 20-40 datagrams spans seconds. Here everything the server sends
+ * is lost for 300 ms (the flight), then `run` more datagrams. The session
+ * must survive that (nothing declared dead, nothing replaced, no stream
+ * reset): the client asks often enough while the path is silent (L7)
+ * that the run ends well within dead_path_ms. */
+static void test_burst_run_survives(void **state)
+{
+	static const uint32_t runs[] = { 20, 30, 40 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+		struct setup su = { .delay_ms = 10, .seed = 90 + i };
+		struct world *w = world_new(&su);
+		struct session_stats st;
+		uint64_t t0, healed;
+
+		establish(w);
+		add_flow(w, 100, 64 << 20);
+		while (w->f[0].down_rcvd < (4 << 20) && w->now < 60000)
+			run_until(w, w->now + 5);
+		assert_false(flow_done(&w->f[0]));
+		t0 = w->now;
+		w->s_dark = true;
+		w->s_dark_until = t0 + 300;
+		w->s_run = runs[i];
+		while (w->s_dark && w->c_lost == 0 && w->now < t0 + 60000)
+			run_until(w, w->now + 10);
+		healed = w->now;
+		session_stats(w->cli, &st);
+		print_message(
+		        "burst run of %u datagrams after 300 ms dark: the path answered after "
+		        "%llu ms (%llu lost), client lost %llu (reason %d), stall probes "
+		        "%llu, probe inits %llu\n",
+		        runs[i], (unsigned long long)(healed - t0),
+		        (unsigned long long)w->s_dark_lost, (unsigned long long)w->c_lost,
+		        (int)w->c_lost_reason, (unsigned long long)st.stall_probes,
+		        (unsigned long long)st.hs_inits - 1);
+		assert_int_equal(w->c_lost + w->s_lost, 0);
+		run_flows(w, 600000);
+		assert_int_equal(w->c_lost + w->s_lost, 0);
+		assert_int_equal(w->c_est, 1);
+		assert_true(flow_done(&w->f[0]));
+		assert_false(w->f[0].reset_c || w->f[0].reset_s);
+		world_free(w);
+	}
+}
+
+/* Issue 20, the server half of test_burst_run_survives: a silent spell
+ * backs the server's sender off (K12: one probe, its RTO growing per
+ * expiry) while the client's L7 probes (kcp_nudge copies, every 100 ms)
+ * keep arriving and end the loss run. The session is kept, but the
+ * download must also resume soon after the path is back, not at the
+ * server's next backed-off RTO. Here everything the server sends is lost
+ * for `dark_ms`, then `run` more datagrams (a 20 ms RTT). Returns the ms
+ * from the first datagram through to 1 MiB more delivered. */
+static uint64_t dark_resume(uint32_t dark_ms, uint32_t run, uint64_t seed)
+{
+	struct setup su = { .delay_ms = 10, .seed = seed };
+	struct world *w = world_new(&su);
+	struct session_stats st;
+	uint64_t t0, healed, rcvd, took;
+
+	establish(w);
+	add_flow(w, 100, 64 << 20);
+	while (w->f[0].down_rcvd < (4 << 20) && w->now < 60000)
+		run_until(w, w->now + 5);
+	assert_false(flow_done(&w->f[0]));
+	t0 = w->now;
+	w->s_dark = true;
+	w->s_dark_until = t0 + dark_ms;
+	w->s_run = run;
+	while (w->s_dark && w->c_lost == 0 && w->now < t0 + 60000)
+		run_until(w, w->now + 1);
+	healed = w->now;
+	rcvd = w->f[0].down_rcvd;
+	while (w->f[0].down_rcvd < rcvd + (1 << 20) && w->c_lost + w->s_lost == 0 &&
+	       w->now < healed + 60000)
+		run_until(w, w->now + 1);
+	took = w->now - healed;
+	session_stats(server_session(w->srv, session_sid(w->cli)), &st);
+	print_message("dark %u ms + %u datagrams: the path is back after %llu ms, 1 MiB more "
+	              "after %llu ms; server wake copies %llu, timeout retx %llu; lost %llu\n",
+	              dark_ms, run, (unsigned long long)(healed - t0), (unsigned long long)took,
+	              (unsigned long long)st.kcp.seg_wake,
+	              (unsigned long long)st.kcp.seg_retx_timeout,
+	              (unsigned long long)(w->c_lost + w->s_lost));
+	assert_int_equal(w->c_lost + w->s_lost, 0);
+	assert_int_equal(w->c_est, 1);
+	world_free(w);
+	return took;
+}
+
+/* Issue 20, the mirror case: the client's datagrams (its ACKs, during a
+ * download) are lost for 300 ms, then `run` more. The client holds all it
+ * was sent and has nothing in flight; the server hears nothing, so its
+ * probe backs off, and each probe drew one ACK datagram from the client:
+ * the run moved one datagram per backed-off probe. L7 now counts as
+ * silent a probe that heard no stream bytes (not even its PONG), even
+ * while the server's resends arrive, and probes every 100 ms. Returns the
+ * ms from the loss to 1 MiB more delivered. Before: 10.4 s with a run of
+ * 20, and a run of 40 cost the session (33 s); after: 4.7, 6.7 and 8.0 s
+ * for runs of 20, 40 and 60 (about one run datagram per 100 ms probe). */
+static uint64_t ack_dark_resume(uint32_t run, uint64_t seed)
+{
+	struct setup su = { .delay_ms = 10, .seed = seed };
+	struct world *w = world_new(&su);
+	uint64_t t0, healed, rcvd, took;
+
+	establish(w);
+	add_flow(w, 100, 64 << 20);
+	while (w->f[0].down_rcvd < (4 << 20) && w->now < 60000)
+		run_until(w, w->now + 5);
+	assert_false(flow_done(&w->f[0]));
+	t0 = w->now;
+	w->c_dark = true;
+	w->c_dark_until = t0 + 300;
+	w->c_run = run;
+	while (w->c_dark && w->c_lost + w->s_lost == 0 && w->now < t0 + 60000)
+		run_until(w, w->now + 1);
+	healed = w->now;
+	rcvd = w->f[0].down_rcvd;
+	while (w->f[0].down_rcvd < rcvd + (1 << 20) && w->c_lost + w->s_lost == 0 &&
+	       w->now < t0 + 60000)
+		run_until(w, w->now + 1);
+	took = w->now - t0;
+	print_message("client dark 300 ms + %u datagrams: the run ended after %llu ms, 1 MiB more "
+	              "after %llu ms; lost %llu\n",
+	              run, (unsigned long long)(healed - t0), (unsigned long long)took,
+	              (unsigned long long)(w->c_lost + w->s_lost));
+	assert_int_equal(w->c_lost + w->s_lost, 0);
+	assert_int_equal(w->c_est, 1);
+	world_free(w);
+	return took;
+}
+
+static void test_ack_run_resumes(void **state)
+{
+	static const uint32_t runs[] = { 20, 40, 60 };
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++)
+		assert_true(ack_dark_resume(runs[i], 98 + i) <= 9000);
+}
+
+/* Before the server's wake copy (K12, silent_wake) the download resumed
+ * 0.5-2.2 s after the path was back (the server's probe backed off to
+ * its next RTO), or the 3 s + 80 run cost the session; with it, within
+ * 160 ms (a client probe interval, SESSION_STALL_SILENT_MS, plus a few
+ * RTTs). */
+static void test_burst_run_resumes(void **state)
+{
+	static const uint32_t darks[] = { 300, 1000, 3000 };
+	static const uint32_t runs[] = { 40, 80 };
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++)
+		for (size_t j = 0; j < 2; j++)
+			assert_true(dark_resume(darks[i], runs[j], 95 + i) <= 400);
+}
+
 /* Issue 20: `low-memory` on the bench's burst path (Gilbert-Elliott loss:
  * a lost datagram is followed by about three more). The relay's state
  * moves per datagram, so a path gone bad stays bad while only one probe
@@ -2228,6 +2416,9 @@ int main(void)
 		cmocka_unit_test(test_idle_expiry),
 		cmocka_unit_test(test_dead_path),
 		cmocka_unit_test(test_outage_survives),
+		cmocka_unit_test(test_burst_run_survives),
+		cmocka_unit_test(test_burst_run_resumes),
+		cmocka_unit_test(test_ack_run_resumes),
 		cmocka_unit_test(test_roaming),
 		cmocka_unit_test(test_rebind_download),
 		cmocka_unit_test(test_racer),

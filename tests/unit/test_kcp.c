@@ -944,6 +944,66 @@ static void silent_receiver_one_probe(void **state)
 	pair_free(&p);
 }
 
+/* K12 wake: the flight is lost and its probe has backed off; then the peer
+ * is heard (its own data, no ACK of ours). A copy of the oldest segment
+ * goes out at once, stamped now, not a transmission (xmit and the timeout
+ * count unchanged), at most once per base RTO however often the peer is
+ * heard; its ACK releases the held flight at once. A peer never heard
+ * draws no copy. */
+static void silent_wake_on_peer_heard(void **state)
+{
+	(void)state;
+	struct kcp_config c;
+	struct kcp_stats st;
+	struct pair p;
+	uint8_t msg[10] = { 0 };
+	uint64_t t = 0;
+
+	cfg_fast(&c);
+	pair_init(&p, &c, &c, 0, 9);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(kcp_send(p.a, msg, sizeof msg, 0), (ssize_t)sizeof msg);
+	kcp_stats(p.a, &st);
+	while (st.seg_retx_timeout < 3) { /* the flight, then its probes: lost */
+		p.ab->n = 0;
+		t = kcp_next_deadline(p.a, t);
+		kcp_update(p.a, t);
+		kcp_stats(p.a, &st);
+	}
+	p.ab->n = 0;
+	assert_int_equal(st.seg_wake, 0);
+	/* the peer speaks, one base RTO after the last probe */
+	p.now = t + st.rto;
+	assert_int_equal(kcp_send(p.b, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	kcp_flush(p.b, p.now);
+	assert_int_equal(p.ba->n, 1);
+	deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_wake, 1);
+	assert_int_equal(st.seg_retx_timeout, 3);
+	assert_true(p.ab->n >= 1);
+	/* heard again at once: no second copy */
+	assert_int_equal(kcp_send(p.b, msg, sizeof msg, p.now), (ssize_t)sizeof msg);
+	kcp_flush(p.b, p.now);
+	while (p.ba->n)
+		deliver_one(&p, p.ba, p.a);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.seg_wake, 1);
+	/* the copy's ACK releases the held flight now, not at the probe's RTO */
+	p.now++;
+	while (p.ab->n)
+		deliver_one(&p, p.ab, p.b);
+	kcp_flush(p.b, p.now);
+	while (p.ba->n)
+		deliver_one(&p, p.ba, p.a);
+	assert_true(kcp_next_deadline(p.a, p.now) <= p.now);
+	run_until_idle(&p, 1000);
+	kcp_stats(p.a, &st);
+	assert_int_equal(st.inflight, 0);
+	assert_int_equal(st.seg_wake, 1);
+	pair_free(&p);
+}
+
 /* Issue 19: a burst's segment buffers go back once the engine is idle
  * (nothing queued, in flight or unread); an engine that never needed more
  * than KCP_IDLE_BUFS keeps them. */
@@ -1885,6 +1945,7 @@ int main(void)
 		cmocka_unit_test(paced_window),
 		cmocka_unit_test(burst_tail_rto_deferred),
 		cmocka_unit_test(silent_receiver_one_probe),
+		cmocka_unit_test(silent_wake_on_peer_heard),
 		cmocka_unit_test(idle_engine_returns_buffers),
 		cmocka_unit_test(rings_grow_with_use_and_shrink),
 		cmocka_unit_test(isolated_timeout_vs_flight),
