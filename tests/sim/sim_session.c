@@ -53,6 +53,15 @@ struct flow {
 	uint64_t t_open, t_done; /* client: opened; read the end of the download */
 };
 
+/* A loss run that ends per datagram: while `on`, everything one side sends
+ * is lost until `until`, then `run` more datagrams, whatever their spacing
+ * (dark_drops). */
+struct dark {
+	bool on;
+	uint64_t until, lost;
+	uint32_t run;
+};
+
 struct world {
 	uint64_t now;
 	struct prng gc, gs, gapp;
@@ -71,17 +80,10 @@ struct world {
 	bool nat;                     /* a NAT: what the server sends to an address other
 	                                 than caddr (a mapping that is gone) is lost */
 	uint64_t nat_lost;            /* datagrams the server sent to a gone mapping */
-	/* A loss run on the server's side that ends per datagram, as the bench
-	 * relay's Gilbert-Elliott chain does: everything the server sends is
-	 * lost until s_dark_until, then s_run more datagrams, whatever their
-	 * spacing (w->s_dark). */
-	bool s_dark;
-	uint64_t s_dark_until, s_dark_lost;
-	uint32_t s_run;
-	/* The same on the client's side (its ACKs lost): w->c_dark. */
-	bool c_dark;
-	uint64_t c_dark_until;
-	uint32_t c_run;
+	/* Loss runs that end per datagram, as the bench relay's
+	 * Gilbert-Elliott chain does, on the server's side (s_dark) and the
+	 * client's (c_dark, its ACKs lost): struct dark. */
+	struct dark s_dark, c_dark;
 	int race; /* 1: a racer copies every client datagram from
 	             `evil` ahead of it; 2: and drops the original */
 	struct sessions_addr evil;
@@ -134,6 +136,19 @@ static int nat_send(struct world *w, struct netsim_link *l, uint8_t tag, const u
 	return netsim_link_send(l, b, len + 1, w->now);
 }
 
+/* dark_drops: the datagram a side sends now is lost to its loss run d. */
+static bool dark_drops(const struct world *w, struct dark *d)
+{
+	if (d->on && (w->now < d->until || d->run > 0)) {
+		if (w->now >= d->until)
+			d->run--;
+		d->lost++;
+		return true;
+	}
+	d->on = false;
+	return false;
+}
+
 static int c_out(const uint8_t *d, size_t len, const struct sessions_addr *to, void *user)
 {
 	struct world *w = user;
@@ -141,12 +156,8 @@ static int c_out(const uint8_t *d, size_t len, const struct sessions_addr *to, v
 	assert_null(to);
 	if (w->c_mute)
 		return 0;
-	if (w->c_dark && (w->now < w->c_dark_until || w->c_run > 0)) {
-		if (w->now >= w->c_dark_until)
-			w->c_run--;
+	if (dark_drops(w, &w->c_dark))
 		return 0;
-	}
-	w->c_dark = false;
 	w->c_dgrams++;
 	if (w->nat)
 		return nat_send(w, w->c2s, w->caddr.bytes[7], d, len);
@@ -162,13 +173,8 @@ static int s_out(const uint8_t *d, size_t len, const struct sessions_addr *to, v
 		w->evil_out += len; /* the racer only listens */
 		return 0;
 	}
-	if (w->s_dark && (w->now < w->s_dark_until || w->s_run > 0)) {
-		if (w->now >= w->s_dark_until)
-			w->s_run--;
-		w->s_dark_lost++;
+	if (dark_drops(w, &w->s_dark))
 		return 0;
-	}
-	w->s_dark = false;
 	w->last_to = *to;
 	w->s_dgrams++;
 	if (w->nat)
@@ -1416,6 +1422,20 @@ static void test_bulk_mobile_impaired(void **state)
 	}
 }
 
+/* dark_start: a 64 MiB download from the server under way (4 MiB in),
+ * then the loss run d on one side: everything lost for dark_ms, then `run`
+ * more datagrams. Returns when the run began. */
+static uint64_t dark_start(struct world *w, struct dark *d, uint32_t dark_ms, uint32_t run)
+{
+	establish(w);
+	add_flow(w, 100, 64 << 20);
+	while (w->f[0].down_rcvd < (4 << 20) && w->now < 60000)
+		run_until(w, w->now + 5);
+	assert_false(flow_done(&w->f[0]));
+	*d = (struct dark){ .on = true, .until = w->now + dark_ms, .run = run };
+	return w->now;
+}
+
 /* Issue 20, the bench's burst path: its relay's Gilbert-Elliott chain
  * steps per datagram, so a bad state that takes a download's flight lasts
  * for the next datagrams whatever their spacing, and once the flow is thin
@@ -1434,18 +1454,9 @@ static void test_burst_run_survives(void **state)
 		struct setup su = { .delay_ms = 10, .seed = 90 + i };
 		struct world *w = world_new(&su);
 		struct session_stats st;
-		uint64_t t0, healed;
+		uint64_t t0 = dark_start(w, &w->s_dark, 300, runs[i]), healed;
 
-		establish(w);
-		add_flow(w, 100, 64 << 20);
-		while (w->f[0].down_rcvd < (4 << 20) && w->now < 60000)
-			run_until(w, w->now + 5);
-		assert_false(flow_done(&w->f[0]));
-		t0 = w->now;
-		w->s_dark = true;
-		w->s_dark_until = t0 + 300;
-		w->s_run = runs[i];
-		while (w->s_dark && w->c_lost == 0 && w->now < t0 + 60000)
+		while (w->s_dark.on && w->c_lost == 0 && w->now < t0 + 60000)
 			run_until(w, w->now + 10);
 		healed = w->now;
 		session_stats(w->cli, &st);
@@ -1454,7 +1465,7 @@ static void test_burst_run_survives(void **state)
 		        "%llu ms (%llu lost), client lost %llu (reason %d), stall probes "
 		        "%llu, probe inits %llu\n",
 		        runs[i], (unsigned long long)(healed - t0),
-		        (unsigned long long)w->s_dark_lost, (unsigned long long)w->c_lost,
+		        (unsigned long long)w->s_dark.lost, (unsigned long long)w->c_lost,
 		        (int)w->c_lost_reason, (unsigned long long)st.stall_probes,
 		        (unsigned long long)st.hs_inits - 1);
 		assert_int_equal(w->c_lost + w->s_lost, 0);
@@ -1467,91 +1478,56 @@ static void test_burst_run_survives(void **state)
 	}
 }
 
-/* Issue 20, the server half of test_burst_run_survives: a silent spell
- * backs the server's sender off (K12: one probe, its RTO growing per
- * expiry) while the client's L7 probes (kcp_nudge copies, every 100 ms)
- * keep arriving and end the loss run. The session is kept, but the
- * download must also resume soon after the path is back, not at the
- * server's next backed-off RTO. Here everything the server sends is lost
- * for `dark_ms`, then `run` more datagrams (a 20 ms RTT). Returns the ms
- * from the first datagram through to 1 MiB more delivered. */
-static uint64_t dark_resume(uint32_t dark_ms, uint32_t run, uint64_t seed)
+/* dark_resume runs a loss run on one side during a download (dark_start;
+ * `client`: the client's datagrams, i.e. its ACKs, else the server's) and
+ * measures the ms from its start to 1 MiB more delivered, in *heal the
+ * ms until the run ended. The session must be kept throughout.
+ *
+ * Issue 20, the server half of test_burst_run_survives (the server's side
+ * dark): a silent spell backs the server's sender off (K12: one probe,
+ * its RTO growing per expiry) while the client's L7 probes (kcp_nudge
+ * copies, every 100 ms) keep arriving and end the loss run. The download
+ * must also resume soon after the path is back, not at the server's next
+ * backed-off RTO.
+ *
+ * The mirror case (the client's side dark): the client holds all it was
+ * sent and has nothing in flight; the server hears nothing, so its probe
+ * backs off, and each probe drew one ACK datagram from the client: the
+ * run moved one datagram per backed-off probe. L7 now counts as silent a
+ * probe that heard no stream bytes (not even its PONG), even while the
+ * server's resends arrive, and probes every 100 ms. Before: 10.4 s with a
+ * run of 20, and a run of 40 cost the session (33 s); after: 4.7, 6.7 and
+ * 8.0 s for runs of 20, 40 and 60 (about one run datagram per 100 ms
+ * probe). */
+static uint64_t dark_resume(bool client, uint32_t dark_ms, uint32_t run, uint64_t seed,
+                            uint64_t *heal)
 {
 	struct setup su = { .delay_ms = 10, .seed = seed };
 	struct world *w = world_new(&su);
+	struct dark *d = client ? &w->c_dark : &w->s_dark;
 	struct session_stats st;
-	uint64_t t0, healed, rcvd, took;
+	uint64_t t0 = dark_start(w, d, dark_ms, run), healed, rcvd, took;
 
-	establish(w);
-	add_flow(w, 100, 64 << 20);
-	while (w->f[0].down_rcvd < (4 << 20) && w->now < 60000)
-		run_until(w, w->now + 5);
-	assert_false(flow_done(&w->f[0]));
-	t0 = w->now;
-	w->s_dark = true;
-	w->s_dark_until = t0 + dark_ms;
-	w->s_run = run;
-	while (w->s_dark && w->c_lost == 0 && w->now < t0 + 60000)
+	while (d->on && w->c_lost + w->s_lost == 0 && w->now < t0 + 60000)
 		run_until(w, w->now + 1);
 	healed = w->now;
 	rcvd = w->f[0].down_rcvd;
 	while (w->f[0].down_rcvd < rcvd + (1 << 20) && w->c_lost + w->s_lost == 0 &&
 	       w->now < healed + 60000)
 		run_until(w, w->now + 1);
-	took = w->now - healed;
+	took = w->now - t0;
 	session_stats(server_session(w->srv, session_sid(w->cli)), &st);
-	print_message("dark %u ms + %u datagrams: the path is back after %llu ms, 1 MiB more "
+	print_message("%s dark %u ms + %u datagrams: the path is back after %llu ms, 1 MiB more "
 	              "after %llu ms; server wake copies %llu, timeout retx %llu; lost %llu\n",
-	              dark_ms, run, (unsigned long long)(healed - t0), (unsigned long long)took,
+	              client ? "client" : "server", dark_ms, run, (unsigned long long)(healed - t0),
+	              (unsigned long long)(took - (healed - t0)),
 	              (unsigned long long)st.kcp.seg_wake,
 	              (unsigned long long)st.kcp.seg_retx_timeout,
 	              (unsigned long long)(w->c_lost + w->s_lost));
 	assert_int_equal(w->c_lost + w->s_lost, 0);
 	assert_int_equal(w->c_est, 1);
 	world_free(w);
-	return took;
-}
-
-/* Issue 20, the mirror case: the client's datagrams (its ACKs, during a
- * download) are lost for 300 ms, then `run` more. The client holds all it
- * was sent and has nothing in flight; the server hears nothing, so its
- * probe backs off, and each probe drew one ACK datagram from the client:
- * the run moved one datagram per backed-off probe. L7 now counts as
- * silent a probe that heard no stream bytes (not even its PONG), even
- * while the server's resends arrive, and probes every 100 ms. Returns the
- * ms from the loss to 1 MiB more delivered. Before: 10.4 s with a run of
- * 20, and a run of 40 cost the session (33 s); after: 4.7, 6.7 and 8.0 s
- * for runs of 20, 40 and 60 (about one run datagram per 100 ms probe). */
-static uint64_t ack_dark_resume(uint32_t run, uint64_t seed)
-{
-	struct setup su = { .delay_ms = 10, .seed = seed };
-	struct world *w = world_new(&su);
-	uint64_t t0, healed, rcvd, took;
-
-	establish(w);
-	add_flow(w, 100, 64 << 20);
-	while (w->f[0].down_rcvd < (4 << 20) && w->now < 60000)
-		run_until(w, w->now + 5);
-	assert_false(flow_done(&w->f[0]));
-	t0 = w->now;
-	w->c_dark = true;
-	w->c_dark_until = t0 + 300;
-	w->c_run = run;
-	while (w->c_dark && w->c_lost + w->s_lost == 0 && w->now < t0 + 60000)
-		run_until(w, w->now + 1);
-	healed = w->now;
-	rcvd = w->f[0].down_rcvd;
-	while (w->f[0].down_rcvd < rcvd + (1 << 20) && w->c_lost + w->s_lost == 0 &&
-	       w->now < t0 + 60000)
-		run_until(w, w->now + 1);
-	took = w->now - t0;
-	print_message("client dark 300 ms + %u datagrams: the run ended after %llu ms, 1 MiB more "
-	              "after %llu ms; lost %llu\n",
-	              run, (unsigned long long)(healed - t0), (unsigned long long)took,
-	              (unsigned long long)(w->c_lost + w->s_lost));
-	assert_int_equal(w->c_lost + w->s_lost, 0);
-	assert_int_equal(w->c_est, 1);
-	world_free(w);
+	*heal = healed - t0;
 	return took;
 }
 
@@ -1559,9 +1535,11 @@ static void test_ack_run_resumes(void **state)
 {
 	static const uint32_t runs[] = { 20, 40, 60 };
 
+	uint64_t heal;
+
 	(void)state;
 	for (size_t i = 0; i < 3; i++)
-		assert_true(ack_dark_resume(runs[i], 98 + i) <= 9000);
+		assert_true(dark_resume(true, 300, runs[i], 98 + i, &heal) <= 9000);
 }
 
 /* Before the server's wake copy (K12, silent_wake) the download resumed
@@ -1574,10 +1552,14 @@ static void test_burst_run_resumes(void **state)
 	static const uint32_t darks[] = { 300, 1000, 3000 };
 	static const uint32_t runs[] = { 40, 80 };
 
+	uint64_t heal, took;
+
 	(void)state;
 	for (size_t i = 0; i < 3; i++)
-		for (size_t j = 0; j < 2; j++)
-			assert_true(dark_resume(darks[i], runs[j], 95 + i) <= 400);
+		for (size_t j = 0; j < 2; j++) {
+			took = dark_resume(false, darks[i], runs[j], 95 + i, &heal);
+			assert_true(took - heal <= 400);
+		}
 }
 
 /* Issue 20: `low-memory` on the bench's burst path (Gilbert-Elliott loss:
