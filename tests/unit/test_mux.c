@@ -1822,9 +1822,8 @@ static uint32_t floor_of(uint32_t b, size_t n)
 	mux_config_default(&c);
 	c.window = 8 << 20;
 	c.budget = b;
+	m = mk(MUX_CLIENT, &c);
 	for (size_t i = 0; i < n; i++) {
-		if (i == 0)
-			m = mk(MUX_CLIENT, &c);
 		assert_int_equal(mux_open_stream(m, req5, sizeof req5, &id), 0);
 		assert_int_equal(announced(m, buf, win), 1);
 	}
